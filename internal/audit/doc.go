@@ -1,0 +1,7 @@
+// Package audit is cairn's domain: the CloudTrail record (Event), the indexed
+// form in which cairn stores it (Record), lookups (Query, Page), the Store
+// port every storage backend implements, and the errors the domain speaks.
+//
+// It depends on the standard library only. AWS wire names (NextToken,
+// LookupAttributes) stay at the edges; the domain uses its own words.
+package audit

@@ -1,0 +1,216 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// MaxRecordSize is the largest record cairn accepts, in bytes. CloudTrail
+// caps records at 256 KB; Lake's large events reach 1 MB.
+const MaxRecordSize = 1 << 20
+
+// extractView is the part of a record Extract reads. Members whose type varies
+// in the wild are kept raw and read leniently.
+type extractView struct {
+	EventTime          string          `json:"eventTime"`
+	EventSource        string          `json:"eventSource"`
+	EventName          string          `json:"eventName"`
+	AWSRegion          string          `json:"awsRegion"`
+	EventID            string          `json:"eventID"`
+	EventType          string          `json:"eventType"`
+	EventCategory      string          `json:"eventCategory"`
+	RecipientAccountID string          `json:"recipientAccountId"`
+	ReadOnly           json.RawMessage `json:"readOnly"`
+	ManagementEvent    json.RawMessage `json:"managementEvent"`
+	UserIdentity       json.RawMessage `json:"userIdentity"`
+	Resources          json.RawMessage `json:"resources"`
+	InsightDetails     *struct {
+		EventSource string `json:"eventSource"`
+		EventName   string `json:"eventName"`
+	} `json:"insightDetails"`
+}
+
+type identityView struct {
+	Type        string `json:"type"`
+	PrincipalID string `json:"principalId"`
+	ARN         string `json:"arn"`
+	AccountID   string `json:"accountId"`
+	AccessKeyID string `json:"accessKeyId"`
+	UserName    string `json:"userName"`
+	OnBehalfOf  *struct {
+		UserID string `json:"userId"`
+	} `json:"onBehalfOf"`
+}
+
+type resourceView struct {
+	ARN       string `json:"ARN"`
+	ARNPrefix string `json:"ARNPrefix"`
+	Type      string `json:"type"`
+}
+
+// Extract indexes one CloudTrail record. raw is kept as Record.Raw, not
+// copied; the caller must not modify it afterwards. It returns an error
+// wrapping ErrInvalidRecord when raw is not a JSON object or lacks what every
+// record has (eventID, eventTime, awsRegion, an account). Members of
+// unexpected types that cairn does not need are ignored, never rewritten.
+func Extract(raw []byte) (Record, error) {
+	if len(raw) > MaxRecordSize {
+		return Record{}, fmt.Errorf("%w: %d bytes, larger than %d", ErrInvalidRecord, len(raw), MaxRecordSize)
+	}
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Record{}, fmt.Errorf("%w: not a JSON object", ErrInvalidRecord)
+	}
+	var v extractView
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return Record{}, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	}
+	var id identityView
+	if len(v.UserIdentity) > 0 && v.UserIdentity[0] == '{' {
+		// A userIdentity of odd shape leaves the identity fields empty.
+		_ = json.Unmarshal(v.UserIdentity, &id)
+	}
+	r := Record{
+		Raw:         raw,
+		Account:     v.RecipientAccountID,
+		Region:      v.AWSRegion,
+		EventID:     v.EventID,
+		EventName:   v.EventName,
+		EventSource: v.EventSource,
+		AccessKeyID: id.AccessKeyID,
+		Username:    Username(id.Type, id.UserName, id.ARN, id.PrincipalID, onBehalf(id)),
+		ReadOnly:    rawBool(v.ReadOnly),
+		Category:    category(&v),
+	}
+	if r.Account == "" {
+		r.Account = id.AccountID
+	}
+	if v.InsightDetails != nil && r.EventName == "" {
+		r.EventName = v.InsightDetails.EventName
+		r.EventSource = v.InsightDetails.EventSource
+	}
+	switch {
+	case r.EventID == "":
+		return Record{}, fmt.Errorf("%w: no eventID", ErrInvalidRecord)
+	case len(r.EventID) > 256:
+		return Record{}, fmt.Errorf("%w: eventID longer than 256 bytes", ErrInvalidRecord)
+	case r.Region == "":
+		return Record{}, fmt.Errorf("%w: no awsRegion", ErrInvalidRecord)
+	case r.Account == "":
+		return Record{}, fmt.Errorf("%w: no recipientAccountId or userIdentity.accountId", ErrInvalidRecord)
+	}
+	t, err := time.Parse(time.RFC3339, v.EventTime)
+	if err != nil {
+		return Record{}, fmt.Errorf("%w: eventTime %q is not an ISO-8601 time", ErrInvalidRecord, v.EventTime)
+	}
+	r.Time = t.UTC()
+	if len(v.Resources) > 0 && v.Resources[0] == '[' {
+		var rs []resourceView
+		if json.Unmarshal(v.Resources, &rs) == nil {
+			for _, x := range rs {
+				arn := x.ARN
+				if arn == "" {
+					arn = x.ARNPrefix
+				}
+				if arn == "" && x.Type == "" {
+					continue
+				}
+				r.Resources = append(r.Resources, Resource{Type: x.Type, Name: ResourceName(arn), ARN: arn})
+			}
+		}
+	}
+	return r, nil
+}
+
+func onBehalf(id identityView) string {
+	if id.OnBehalfOf != nil {
+		return id.OnBehalfOf.UserID
+	}
+	return ""
+}
+
+func rawBool(b json.RawMessage) Tri {
+	switch string(b) {
+	case "true", `"true"`:
+		return True
+	case "false", `"false"`:
+		return False
+	}
+	return Unset
+}
+
+func category(v *extractView) Category {
+	if v.EventCategory != "" {
+		return ParseCategory(v.EventCategory)
+	}
+	switch {
+	case v.EventType == "AwsCloudTrailInsight":
+		return CategoryInsight
+	case v.EventType == "AwsVpceEvents":
+		return CategoryNetworkActivity
+	case rawBool(v.ManagementEvent) == False:
+		return CategoryData
+	}
+	return CategoryManagement
+}
+
+// Username derives the Username that Event History shows for a caller
+// (cairn's rule; AWS does not publish one): IAMUser and others with a
+// userName → userName; Root → "root" unless a userName (alias) is given;
+// AssumedRole and Role → the role session name, the last part of the ARN;
+// FederatedUser → the federated user name; IdentityCenterUser → userName,
+// else onBehalfOf.userId; otherwise empty.
+func Username(typ, userName, arn, principalID, onBehalfOf string) string {
+	switch typ {
+	case "AssumedRole", "Role":
+		if i := strings.LastIndexByte(arn, '/'); i >= 0 && i+1 < len(arn) {
+			return arn[i+1:]
+		}
+		if i := strings.LastIndexByte(principalID, ':'); i >= 0 && i+1 < len(principalID) {
+			return principalID[i+1:]
+		}
+		return userName
+	case "FederatedUser":
+		if i := strings.LastIndexByte(arn, '/'); i >= 0 && i+1 < len(arn) {
+			return arn[i+1:]
+		}
+		return userName
+	case "Root":
+		if userName != "" {
+			return userName
+		}
+		return "root"
+	}
+	if userName != "" {
+		return userName
+	}
+	return onBehalfOf
+}
+
+// ResourceName derives the user-visible name of a resource from its ARN:
+// for S3 (arn:aws:s3:::bucket/key) the whole resource part; otherwise the part
+// after the last '/' or, without one, after the last ':'. A value that is not
+// an ARN is returned unchanged.
+func ResourceName(arn string) string {
+	if !strings.HasPrefix(arn, "arn:") {
+		return arn
+	}
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 {
+		return arn
+	}
+	res := parts[5]
+	if parts[2] == "s3" {
+		return res
+	}
+	if i := strings.LastIndexByte(res, '/'); i >= 0 && i+1 < len(res) {
+		return res[i+1:]
+	}
+	if i := strings.LastIndexByte(res, ':'); i >= 0 && i+1 < len(res) {
+		return res[i+1:]
+	}
+	return res
+}

@@ -1,0 +1,40 @@
+package audit
+
+import (
+	"context"
+	"time"
+)
+
+// AppendResult counts what an Append did.
+type AppendResult struct {
+	// Inserted records were new.
+	Inserted int
+	// Duplicates were already stored (same Account and EventID) and were
+	// left as they were.
+	Duplicates int
+}
+
+// Store keeps records durably and answers lookups. Implementations must pass
+// the conformance suite in internal/store/storetest. All methods are safe for
+// concurrent use.
+type Store interface {
+	// Append stores records. It is idempotent: a record whose (Account,
+	// EventID) is already stored, or repeats within the batch, is counted as
+	// a duplicate and not stored again. When Append returns nil every record
+	// is durable: it survives a crash of the process. On error none of the
+	// batch may be assumed stored (a retry is safe because of idempotency).
+	Append(ctx context.Context, records []Record) (AppendResult, error)
+
+	// Lookup returns up to q.Limit records matching q, newest first (by Time,
+	// then EventID descending), starting after q.After. Page.Next is set
+	// when more records may follow.
+	Lookup(ctx context.Context, q Query) (Page, error)
+
+	// DeleteBefore removes every record whose Time is before t and returns
+	// how many it removed.
+	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+
+	// Close releases the store; pending writes have been made durable by
+	// the Append calls that returned.
+	Close() error
+}
