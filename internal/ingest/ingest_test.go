@@ -1,0 +1,186 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// fakeStore records the batches it is given. Appends block while gate is
+// non-nil and open, and fail while failures > 0.
+type fakeStore struct {
+	mu       sync.Mutex
+	batches  [][]audit.Record
+	failures int
+	gate     chan struct{}
+}
+
+func (f *fakeStore) Append(ctx context.Context, rs []audit.Record) (audit.AppendResult, error) {
+	if f.gate != nil {
+		<-f.gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures > 0 {
+		f.failures--
+		return audit.AppendResult{}, errors.New("disk on fire")
+	}
+	f.batches = append(f.batches, append([]audit.Record(nil), rs...))
+	return audit.AppendResult{Inserted: len(rs)}, nil
+}
+
+func (f *fakeStore) count() (batches, records int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.batches {
+		records += len(b)
+	}
+	return len(f.batches), records
+}
+
+func recs(n int) []audit.Record {
+	out := make([]audit.Record, n)
+	for i := range out {
+		out[i] = audit.Record{Account: "111111111111", EventID: fmt.Sprint(i)}
+	}
+	return out
+}
+
+func TestSubmitIsAcknowledgedAfterTheWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{}
+		p := New(Config{Store: st, MaxDelay: 10 * time.Millisecond})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+
+		res, err := p.Submit(t.Context(), recs(3)...)
+		if err != nil {
+			t.Fatalf("Submit = %v", err)
+		}
+		if res.Inserted != 3 {
+			t.Errorf("Inserted = %d; want 3", res.Inserted)
+		}
+		if b, r := st.count(); b != 1 || r != 3 {
+			t.Errorf("store has %d batches, %d records; want 1, 3", b, r)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+}
+
+func TestBatchesFlushOnSizeAndDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{}
+		p := New(Config{Store: st, MaxBatch: 10, MaxDelay: time.Second})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Run(ctx)
+
+		var wg sync.WaitGroup
+		for range 5 {
+			wg.Go(func() {
+				if _, err := p.Submit(t.Context(), recs(2)...); err != nil {
+					t.Errorf("Submit = %v", err)
+				}
+			})
+		}
+		wg.Wait() // 5×2 = MaxBatch: flushed on size, long before the deadline
+		if b, r := st.count(); r != 10 {
+			t.Errorf("after size flush: %d batches, %d records; want 10 records", b, r)
+		}
+		start := time.Now()
+		if _, err := p.Submit(t.Context(), recs(1)...); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != time.Second {
+			t.Errorf("a lone record waited %v; want the 1s deadline", waited)
+		}
+	})
+}
+
+func TestFullQueuePushesBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{gate: make(chan struct{})}
+		p := New(Config{Store: st, MaxBatch: 1, QueueSize: 2})
+		ctx, cancel := context.WithCancel(t.Context())
+		go p.Run(ctx)
+
+		for range 3 { // one taken by the blocked writer, two queued
+			go p.Submit(t.Context(), recs(1)...)
+		}
+		synctest.Wait()
+		if !p.Saturated() {
+			t.Fatal("Saturated() = false with a full queue")
+		}
+		short, stop := context.WithTimeout(t.Context(), time.Second)
+		defer stop()
+		if _, err := p.Submit(short, recs(1)...); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Submit on a full queue = %v; want it to block until the deadline", err)
+		}
+		close(st.gate)
+		synctest.Wait()
+		if _, r := st.count(); r != 3 {
+			t.Errorf("store has %d records; want the 3 queued ones, none dropped", r)
+		}
+		cancel()
+	})
+}
+
+func TestRetriesThenFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{failures: 2}
+		p := New(Config{Store: st, MaxAttempts: 3})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Run(ctx)
+		if _, err := p.Submit(t.Context(), recs(1)...); err != nil {
+			t.Errorf("Submit after 2 transient failures = %v; want success on the 3rd attempt", err)
+		}
+		st.mu.Lock()
+		st.failures = 3
+		st.mu.Unlock()
+		if _, err := p.Submit(t.Context(), recs(1)...); err == nil {
+			t.Error("Submit with the store failing every attempt = nil; want the error")
+		}
+	})
+}
+
+func TestShutdownDrainsAndRefuses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{gate: make(chan struct{})}
+		p := New(Config{Store: st, MaxBatch: 1})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() { _, err := p.Submit(t.Context(), recs(1)...); errs <- err }()
+		}
+		synctest.Wait()
+		cancel()
+		close(st.gate)
+		if err := <-done; err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Errorf("queued Submit = %v; want it written during the drain", err)
+			}
+		}
+		if _, r := st.count(); r != 4 {
+			t.Errorf("store has %d records; want 4", r)
+		}
+		if _, err := p.Submit(t.Context(), recs(1)...); !errors.Is(err, ErrClosed) {
+			t.Errorf("Submit after stop = %v; want ErrClosed", err)
+		}
+	})
+}
