@@ -183,6 +183,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		timer.Stop()
 	}
 	add := func(s submission) {
+		if len(s.records) > 1 {
+			// A bulk submission is written alone, so that its
+			// duplicate count is exact; single records are batched.
+			flush()
+			batch, n = append(batch, s), len(s.records)
+			flush()
+			return
+		}
 		batch = append(batch, s)
 		n += len(s.records)
 		if !pending {
@@ -247,15 +255,21 @@ func (p *Pipeline) write(batch []submission, n int) {
 		p.batches.Inc()
 		p.records.Add(float64(n))
 	}
-	// Split the counts back by submission: the store reports totals, so a
-	// single submission gets the batch's figures only when it is alone.
+	// The store reports totals. A bulk submission is always alone in its
+	// batch; a batch of single records splits the totals record by record,
+	// which is exact only in sum (single records are almost never
+	// duplicates: they are cairn's own, with fresh IDs).
+	dups := res.Duplicates
 	for _, s := range batch {
 		r := result{err: err}
 		if err == nil {
-			if len(batch) == 1 {
+			switch {
+			case len(batch) == 1:
 				r.res = res
-			} else {
-				r.res = audit.AppendResult{Inserted: len(s.records)}
+			case dups > 0:
+				r.res.Duplicates, dups = 1, dups-1
+			default:
+				r.res.Inserted = len(s.records)
 			}
 		}
 		s.done <- r
