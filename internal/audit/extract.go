@@ -106,7 +106,9 @@ func Extract(raw []byte) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: eventTime %q is not an ISO-8601 time", ErrInvalidRecord, v.EventTime)
 	}
-	r.Time = t.UTC()
+	// CloudTrail times have whole seconds; the index keeps seconds so that
+	// cursors are exact even for records written with fractions.
+	r.Time = t.UTC().Truncate(time.Second)
 	if len(v.Resources) > 0 && v.Resources[0] == '[' {
 		var rs []resourceView
 		if json.Unmarshal(v.Resources, &rs) == nil {

@@ -1,0 +1,104 @@
+// Package audittest provides test doubles for the audit domain: an
+// in-memory Store that implements the reference semantics of audit.Query.
+package audittest
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// MemStore is an in-memory audit.Store. It is slow (every lookup scans and
+// sorts) and exact: it defines what the real stores must answer.
+type MemStore struct {
+	mu      sync.Mutex
+	records []audit.Record
+	keys    map[string]bool
+	closed  bool
+}
+
+// NewMemStore returns an empty MemStore.
+func NewMemStore() *MemStore { return &MemStore{keys: map[string]bool{}} }
+
+// Append stores the records not seen before (by Account and EventID).
+func (m *MemStore) Append(_ context.Context, rs []audit.Record) (audit.AppendResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var res audit.AppendResult
+	for _, r := range rs {
+		k := r.Account + "\x00" + r.EventID
+		if m.keys[k] {
+			res.Duplicates++
+			continue
+		}
+		m.keys[k] = true
+		r.Raw = slices.Clone(r.Raw)
+		m.records = append(m.records, r)
+		res.Inserted++
+	}
+	return res, nil
+}
+
+// Lookup scans every record.
+func (m *MemStore) Lookup(_ context.Context, q audit.Query) (audit.Page, error) {
+	m.mu.Lock()
+	var hits []audit.Record
+	for i := range m.records {
+		r := &m.records[i]
+		if q.Matches(r) && (q.After == nil || q.After.Before(r)) {
+			hits = append(hits, *r)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(hits, func(a, b audit.Record) int {
+		if c := b.Time.Compare(a.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(b.EventID, a.EventID)
+	})
+	var p audit.Page
+	if len(hits) > q.Limit {
+		hits = hits[:q.Limit]
+		last := hits[len(hits)-1]
+		p.Next = &audit.Cursor{Time: last.Time, EventID: last.EventID}
+	}
+	p.Records = hits
+	return p, nil
+}
+
+// DeleteBefore removes records older than t.
+func (m *MemStore) DeleteBefore(_ context.Context, t time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	kept := m.records[:0]
+	for _, r := range m.records {
+		if r.Time.Before(t) {
+			delete(m.keys, r.Account+"\x00"+r.EventID)
+			n++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	m.records = kept
+	return n, nil
+}
+
+// Len returns the number of stored records.
+func (m *MemStore) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.records)
+}
+
+// Close marks the store closed.
+func (m *MemStore) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	return nil
+}
