@@ -1,0 +1,239 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsjson"
+)
+
+// Lookup limits. CloudTrail allows one attribute; cairn allows several.
+const (
+	defaultMaxResults = 50
+	maxMaxResults     = 50
+	maxAttributes     = 8
+	maxAttrValueLen   = 2000
+)
+
+type lookupAttribute struct {
+	AttributeKey   *string
+	AttributeValue *string
+}
+
+type lookupEventsInput struct {
+	LookupAttributes []lookupAttribute
+	StartTime        *awsjson.Timestamp
+	EndTime          *awsjson.Timestamp
+	EventCategory    *string
+	MaxResults       *int64
+	NextToken        *string
+}
+
+type resourceOut struct {
+	ResourceType string `json:"ResourceType,omitempty"`
+	ResourceName string `json:"ResourceName,omitempty"`
+}
+
+type eventOut struct {
+	EventID         string            `json:"EventId"`
+	EventName       string            `json:"EventName,omitempty"`
+	ReadOnly        string            `json:"ReadOnly,omitempty"`
+	AccessKeyID     string            `json:"AccessKeyId,omitempty"`
+	EventTime       awsjson.Timestamp `json:"EventTime"`
+	EventSource     string            `json:"EventSource,omitempty"`
+	Username        string            `json:"Username,omitempty"`
+	Resources       []resourceOut     `json:"Resources"`
+	CloudTrailEvent string            `json:"CloudTrailEvent"`
+}
+
+type lookupEventsOutput struct {
+	Events    []eventOut `json:"Events"`
+	NextToken string     `json:"NextToken,omitempty"`
+}
+
+// insightKeys are the attributes valid with EventCategory=insight.
+var insightKeys = map[audit.AttributeKey]bool{
+	audit.AttrEventID: true, audit.AttrEventName: true, audit.AttrEventSource: true,
+}
+
+func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
+	var in lookupEventsInput
+	if err := awsjson.Decode(c.body, &in); err != nil {
+		return nil, err
+	}
+	q := audit.Query{
+		Account:  c.caller.AccountID,
+		Region:   c.caller.Region,
+		Category: audit.CategoryManagement,
+		Limit:    defaultMaxResults,
+	}
+	if in.EventCategory != nil {
+		if *in.EventCategory != "insight" {
+			return nil, audit.Errorf(audit.CodeInvalidEventCategory, "EventCategory %q is not valid. The only valid value is insight.", clip(*in.EventCategory))
+		}
+		q.Category = audit.CategoryInsight
+	}
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > maxMaxResults {
+			return nil, audit.Errorf(audit.CodeInvalidMaxResults, "MaxResults must be between 1 and %d.", maxMaxResults)
+		}
+		q.Limit = int(*in.MaxResults)
+	}
+	if len(in.LookupAttributes) > maxAttributes {
+		return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "At most %d lookup attributes are allowed.", maxAttributes)
+	}
+	for _, a := range in.LookupAttributes {
+		if a.AttributeKey == nil || a.AttributeValue == nil {
+			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "Each lookup attribute needs an AttributeKey and an AttributeValue.")
+		}
+		k, v := audit.AttributeKey(*a.AttributeKey), *a.AttributeValue
+		if !k.Valid() {
+			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %q is not valid. Valid keys: EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId.", clip(string(k)))
+		}
+		if q.Category == audit.CategoryInsight && !insightKeys[k] {
+			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %s is not valid with EventCategory insight. Valid keys: EventId, EventName, EventSource.", k)
+		}
+		if n := utf8.RuneCountInString(v); n < 1 || n > maxAttrValueLen {
+			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for %s must be 1 to %d characters long.", k, maxAttrValueLen)
+		}
+		if k == audit.AttrReadOnly && v != "true" && v != "false" {
+			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for ReadOnly must be true or false.")
+		}
+		q.Attributes = append(q.Attributes, audit.Attribute{Key: k, Value: v})
+	}
+	var start, end *time.Time
+	if in.StartTime != nil {
+		t := in.StartTime.Time()
+		start = &t
+	}
+	if in.EndTime != nil {
+		t := in.EndTime.Time()
+		end = &t
+	}
+	if start != nil && end != nil && start.After(*end) {
+		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "Start time must be earlier than or equal to end time.")
+	}
+	fp := fingerprint(&q, start, end)
+	if in.NextToken != nil {
+		cur, err := s.tokens.decode(fp, *in.NextToken)
+		if err != nil {
+			return nil, audit.Errorf(audit.CodeInvalidNextToken, "Invalid NextToken: it is malformed, or was issued for other parameters.")
+		}
+		q.After = cur
+	}
+	now := s.cfg.Now()
+	q.End = now
+	if end != nil && end.Before(now) {
+		q.End = *end
+	}
+	if start != nil {
+		q.Start = *start
+	}
+	if s.cfg.Retention > 0 {
+		// Expired records are never returned, whether or not the janitor
+		// has removed them yet.
+		if floor := now.Add(-s.cfg.Retention); q.Start.Before(floor) {
+			q.Start = floor
+		}
+	}
+	out := lookupEventsOutput{Events: []eventOut{}}
+	if q.Start.After(q.End) {
+		return out, nil
+	}
+	page, err := s.cfg.History.Lookup(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for i := range page.Records {
+		out.Events = append(out.Events, eventFor(&page.Records[i]))
+	}
+	if page.Next != nil {
+		out.NextToken = s.tokens.encode(fp, page.Next)
+	}
+	return out, nil
+}
+
+func eventFor(r *audit.Record) eventOut {
+	e := eventOut{
+		EventID:         r.EventID,
+		EventName:       r.EventName,
+		ReadOnly:        r.ReadOnly.String(),
+		AccessKeyID:     r.AccessKeyID,
+		EventTime:       awsjson.NewTimestamp(r.Time),
+		EventSource:     r.EventSource,
+		Username:        r.Username,
+		Resources:       []resourceOut{},
+		CloudTrailEvent: string(r.Raw),
+	}
+	for _, res := range r.Resources {
+		e.Resources = append(e.Resources, resourceOut{ResourceType: res.Type, ResourceName: res.Name})
+	}
+	return e
+}
+
+// clip shortens client input echoed in messages.
+func clip(s string) string { return truncate(s, 128) }
+
+type importRecordsInput struct {
+	Records []string
+}
+
+type importFailure struct {
+	Index        int    `json:"Index"`
+	ErrorCode    string `json:"ErrorCode"`
+	ErrorMessage string `json:"ErrorMessage"`
+}
+
+type importRecordsOutput struct {
+	Inserted   int             `json:"Inserted"`
+	Duplicates int             `json:"Duplicates"`
+	Failed     []importFailure `json:"Failed"`
+}
+
+const maxImportRecords = 1000
+
+// importRecords is cairn's extension operation behind `cairn import
+// --endpoint-url`: it stores records the caller sends, byte for byte. A
+// caller imports into its own account only.
+func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
+	var in importRecordsInput
+	if err := awsjson.Decode(c.body, &in); err != nil {
+		return nil, err
+	}
+	if len(in.Records) > maxImportRecords {
+		return nil, audit.Errorf(audit.CodeInvalidParameter, "At most %d records per call.", maxImportRecords)
+	}
+	out := importRecordsOutput{Failed: []importFailure{}}
+	var floor time.Time
+	if s.cfg.Retention > 0 {
+		floor = s.cfg.Now().Add(-s.cfg.Retention)
+	}
+	recs := make([]audit.Record, 0, len(in.Records))
+	for i, raw := range in.Records {
+		rec, err := audit.Extract([]byte(raw))
+		switch {
+		case err != nil:
+			out.Failed = append(out.Failed, importFailure{i, "InvalidRecord", err.Error()})
+		case rec.Account != c.caller.AccountID:
+			out.Failed = append(out.Failed, importFailure{i, "AccountMismatch",
+				"The record belongs to account " + rec.Account + "; a caller imports into its own account only."})
+		case !floor.IsZero() && rec.Time.Before(floor):
+			out.Failed = append(out.Failed, importFailure{i, "RecordExpired",
+				"The record is older than the Event History retention (event_history.retention_days)."})
+		default:
+			recs = append(recs, rec)
+		}
+	}
+	res, err := s.cfg.Recorder.Submit(ctx, recs...)
+	if err != nil {
+		return nil, err
+	}
+	out.Inserted, out.Duplicates = res.Inserted, res.Duplicates
+	c.responseElements, _ = json.Marshal(map[string]int{"inserted": res.Inserted, "duplicates": res.Duplicates, "failed": len(out.Failed)})
+	// Record only the count: the records themselves are not parameters.
+	c.body, _ = json.Marshal(map[string]int{"Records": len(in.Records)})
+	return out, nil
+}

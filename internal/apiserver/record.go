@@ -1,0 +1,144 @@
+package apiserver
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// maxParams is the size above which CloudTrail leaves requestParameters out
+// of a record (it writes null).
+const maxParams = 100 << 10
+
+// requestParameters returns the call's input as CloudTrail records it for
+// JSON services: the request members with the first letter of every member
+// name lower-cased (MaxResults → maxResults), in request order. An empty,
+// member-less or unparsable body gives null.
+func requestParameters(body []byte) json.RawMessage {
+	if len(bytes.TrimSpace(body)) == 0 || len(body) > maxParams {
+		return nil
+	}
+	out, err := lowerMembers(body)
+	if err != nil || string(out) == "{}" || len(out) > maxParams {
+		return nil
+	}
+	return out
+}
+
+// lowerMembers rewrites one JSON value, lower-casing the first letter of
+// every object key. It keeps member order and values exactly (numbers are
+// not reformatted).
+func lowerMembers(in []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(in))
+	dec.UseNumber()
+	var out bytes.Buffer
+	if err := copyValue(dec, &out, 0); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data")
+	}
+	return out.Bytes(), nil
+}
+
+const maxDepth = 64
+
+func copyValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
+	if depth > maxDepth {
+		return errors.New("nested too deeply")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		switch v {
+		case '{':
+			out.WriteByte('{')
+			for first := true; dec.More(); first = false {
+				if !first {
+					out.WriteByte(',')
+				}
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				k, _ := kt.(string)
+				writeJSON(out, lowerFirst(k))
+				out.WriteByte(':')
+				if err := copyValue(dec, out, depth+1); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return err
+			}
+			out.WriteByte('}')
+		case '[':
+			out.WriteByte('[')
+			for first := true; dec.More(); first = false {
+				if !first {
+					out.WriteByte(',')
+				}
+				if err := copyValue(dec, out, depth+1); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return err
+			}
+			out.WriteByte(']')
+		}
+	case json.Number:
+		out.WriteString(v.String())
+	default:
+		writeJSON(out, v)
+	}
+	return nil
+}
+
+func writeJSON(out *bytes.Buffer, v any) {
+	b, _ := json.Marshal(v)
+	out.Write(b)
+}
+
+func lowerFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 || !unicode.IsUpper(r) {
+		return s
+	}
+	return string(unicode.ToLower(r)) + s[n:]
+}
+
+// tlsDetails describes the client's TLS connection as CloudTrail does.
+func tlsDetails(r *http.Request) *audit.TLSDetails {
+	st := r.TLS
+	d := &audit.TLSDetails{
+		TLSVersion:               tlsVersionName(st.Version),
+		CipherSuite:              tls.CipherSuiteName(st.CipherSuite),
+		ClientProvidedHostHeader: r.Host,
+	}
+	return d
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS10:
+		return "TLSv1"
+	}
+	return tls.VersionName(v)
+}

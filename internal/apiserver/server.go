@@ -1,0 +1,326 @@
+// Package apiserver serves cairn's CloudTrail API: AWS JSON 1.1 over HTTP,
+// every request SigV4-verified, every authenticated call recorded as a
+// CloudTrail management event in the caller's account and region.
+//
+// Operations of the CloudTrail model that cairn does not implement yet
+// answer UnsupportedOperationException naming the operation; targets outside
+// the model answer UnknownOperationException.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/cairn-audit/cairn/internal/cloudtrailmodel"
+)
+
+// Target prefixes the server answers.
+const (
+	cloudTrailPrefix = "CloudTrail_20131101"
+	// importPrefix is cairn's extension for sending records to a running
+	// server (cairn import --endpoint-url).
+	importPrefix = "CairnImport_20251101"
+)
+
+// Body limits.
+const (
+	maxBody       = 1 << 20
+	maxImportBody = 8 << 20
+)
+
+// Caller is the verified identity behind a request.
+type Caller struct {
+	AccountID   string
+	UserName    string
+	ARN         string
+	PrincipalID string
+	AccessKeyID string
+	// Region is the region of the request's SigV4 credential scope.
+	Region string
+}
+
+// Authenticator verifies a request's SigV4 signature over body and names the
+// caller. Its errors are *awsjson.Error values (the AWS error to answer).
+type Authenticator interface {
+	Authenticate(r *http.Request, body []byte) (Caller, error)
+}
+
+// History answers Event History lookups.
+type History interface {
+	Lookup(ctx context.Context, q audit.Query) (audit.Page, error)
+}
+
+// Recorder durably stores records. Submit blocks until they are durable or
+// ctx ends; Saturated reports a full pipeline.
+type Recorder interface {
+	Submit(ctx context.Context, records ...audit.Record) (audit.AppendResult, error)
+	Saturated() bool
+}
+
+// Config configures a Server. Auth, History and Recorder are required.
+type Config struct {
+	Auth     Authenticator
+	History  History
+	Recorder Recorder
+	// Retention hides records older than now-Retention from lookups; 0
+	// keeps everything.
+	Retention time.Duration
+	// TokenKey signs NextTokens; at least 32 bytes, kept across restarts.
+	TokenKey   []byte
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// NewID returns event and request IDs (default: random UUIDs).
+	NewID func() string
+}
+
+// Server is the CloudTrail API handler.
+type Server struct {
+	cfg      Config
+	tokens   tokenCodec
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = awsjson.NewRequestID
+	}
+	s := &Server{
+		cfg:    cfg,
+		tokens: tokenCodec{key: cfg.TokenKey},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_api_requests_total", Help: "CloudTrail API requests by operation and error code (\"\" = success).",
+		}, []string{"operation", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cairn_api_request_duration_seconds", Help: "CloudTrail API request duration, recording included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"operation"}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.requests, s.duration)
+	}
+	return s
+}
+
+// call is one request in flight.
+type call struct {
+	r         *http.Request
+	requestID string
+	start     time.Time
+	caller    Caller
+	op        string
+	readOnly  bool
+	body      []byte
+	// responseElements is recorded for write calls.
+	responseElements []byte
+}
+
+// ServeHTTP answers one API request, then records it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now()}
+	resp, err := s.serve(c)
+	opLabel := c.op
+	if opLabel == "" || !c.known() {
+		opLabel = "unknown"
+	}
+	code := ""
+	if err != nil {
+		aerr := s.wireError(c, err)
+		code = aerr.Code
+		awsjson.WriteError(w, c.requestID, aerr)
+		err = aerr
+	} else {
+		awsjson.WriteJSON(w, c.requestID, http.StatusOK, resp)
+	}
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	// The response is complete; the record is stored before the handler
+	// returns, so a graceful shutdown never loses it.
+	if c.caller.AccountID != "" {
+		s.record(c, err)
+	}
+	s.requests.WithLabelValues(opLabel, code).Inc()
+	s.duration.WithLabelValues(opLabel).Observe(s.cfg.Now().Sub(c.start).Seconds())
+}
+
+func (c *call) known() bool {
+	_, ok := cloudtrailmodel.Operation(c.op)
+	return ok || c.op == "ImportRecords"
+}
+
+// serve authenticates and dispatches; the returned error is what the client
+// gets (mapped by wireError).
+func (s *Server) serve(c *call) (any, error) {
+	r := c.r
+	prefix, op, ok := awsjson.ParseTarget(r.Header.Get("X-Amz-Target"))
+	limit := int64(maxBody)
+	if prefix == importPrefix {
+		limit = maxImportBody
+	}
+	body, err := awsjson.ReadBody(r, limit)
+	if err != nil {
+		return nil, err
+	}
+	c.body = body
+	caller, err := s.cfg.Auth.Authenticate(r, body)
+	if err != nil {
+		return nil, err
+	}
+	c.caller = caller
+	if r.Method != http.MethodPost || !ok {
+		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Missing or malformed X-Amz-Target header.", Status: http.StatusBadRequest}
+	}
+	if len(op) > 128 {
+		op = op[:128]
+	}
+	c.op = op
+	switch {
+	case prefix == cloudTrailPrefix:
+		mop, known := cloudtrailmodel.Operation(op)
+		if !known {
+			return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + op + ".", Status: http.StatusBadRequest}
+		}
+		c.readOnly = mop.ReadOnly
+	case prefix == importPrefix && op == "ImportRecords":
+		c.readOnly = false
+	default:
+		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + prefix + "." + op + ".", Status: http.StatusBadRequest}
+	}
+	if s.cfg.Recorder.Saturated() {
+		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	}
+	ctx := r.Context()
+	switch op {
+	case "LookupEvents":
+		return s.lookupEvents(ctx, c)
+	case "ImportRecords":
+		if prefix == importPrefix {
+			return s.importRecords(ctx, c)
+		}
+	}
+	return nil, audit.Errorf("UnsupportedOperation", "cairn does not implement %s yet.", op)
+}
+
+// wireError maps any error to the AWS error the client gets; causes that are
+// not the client's business are logged and answered InternalFailure.
+func (s *Server) wireError(c *call, err error) *awsjson.Error {
+	var we *awsjson.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	var de *audit.Error
+	if errors.As(err, &de) {
+		code := de.Code + "Exception"
+		return &awsjson.Error{Code: code, Message: de.Message, Status: awsjson.StatusFor(code)}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &awsjson.Error{Code: "RequestCanceled", Message: "The request was canceled.", Status: 499}
+	}
+	s.cfg.Logger.Error("api: internal error", "request_id", c.requestID, "operation", c.op, "err", err)
+	return &awsjson.Error{Code: "InternalFailure", Message: "The request processing has failed because of an unknown error, exception or failure.", Status: http.StatusInternalServerError}
+}
+
+// record stores the CloudTrail event of call c. errResp is what the client
+// got (nil on success).
+func (s *Server) record(c *call, errResp error) {
+	ev := s.event(c, errResp)
+	raw, err := ev.Marshal()
+	if err == nil {
+		var rec audit.Record
+		rec, err = audit.Extract(raw)
+		if err == nil {
+			// A canceled request still gets its record; only shutdown
+			// (ErrClosed) or a broken store can stop it.
+			ctx := context.WithoutCancel(c.r.Context())
+			_, err = s.cfg.Recorder.Submit(ctx, rec)
+		}
+	}
+	if err != nil {
+		s.cfg.Logger.Error("api: recording the call failed", "request_id", c.requestID, "operation", c.op, "err", err)
+	}
+}
+
+// event builds the record AWS would write for c.
+func (s *Server) event(c *call, errResp error) *audit.Event {
+	t := true
+	ev := &audit.Event{
+		EventVersion: audit.EventVersion,
+		UserIdentity: &audit.UserIdentity{
+			Type:        "IAMUser",
+			PrincipalID: c.caller.PrincipalID,
+			ARN:         c.caller.ARN,
+			AccountID:   c.caller.AccountID,
+			AccessKeyID: c.caller.AccessKeyID,
+			UserName:    c.caller.UserName,
+		},
+		EventTime:          audit.FormatTime(s.cfg.Now()),
+		EventSource:        "cloudtrail.amazonaws.com",
+		EventName:          c.op,
+		AWSRegion:          c.caller.Region,
+		SourceIPAddress:    sourceIP(c.r),
+		UserAgent:          truncate(c.r.UserAgent(), 1024),
+		RequestParameters:  requestParameters(c.body),
+		RequestID:          c.requestID,
+		EventID:            s.cfg.NewID(),
+		ReadOnly:           &c.readOnly,
+		EventType:          "AwsApiCall",
+		ManagementEvent:    &t,
+		RecipientAccountID: c.caller.AccountID,
+		EventCategory:      "Management",
+	}
+	if ev.EventName == "" {
+		ev.EventName = "UnknownOperation"
+	}
+	var we *awsjson.Error
+	if errors.As(errResp, &we) {
+		ev.ErrorCode = truncate(we.Code, 1024)
+		ev.ErrorMessage = truncate(we.Message, 1024)
+	}
+	if !c.readOnly && errResp == nil {
+		ev.ResponseElements = c.responseElements
+	}
+	if c.r.TLS != nil {
+		ev.TLSDetails = tlsDetails(c.r)
+	}
+	return ev
+}
+
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	// Do not cut a UTF-8 sequence in half.
+	for len(s) > 0 && !utf8Start(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+func utf8Start(b byte) bool { return b < 0x80 || b >= 0xC0 }
