@@ -1,71 +1,32 @@
-package audit
+package audit_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
-	"io"
-	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
 )
 
-// realRecords returns every record under shared/testdata/real as raw bytes.
-func realRecords(t testing.TB) [][]byte {
-	t.Helper()
-	root := filepath.Join("..", "..", "..", "shared", "testdata", "real")
-	if _, err := os.Stat(root); err != nil {
-		t.Skipf("real test data not found at %s", root)
-	}
-	var out [][]byte
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".json") || strings.HasSuffix(p, ".json.gz")) {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if strings.HasSuffix(p, ".gz") {
-			zr, err := gzip.NewReader(bytes.NewReader(b))
-			if err != nil {
-				return err
-			}
-			if b, err = io.ReadAll(zr); err != nil {
-				return err
-			}
-		}
-		var f struct{ Records []json.RawMessage }
-		if err := json.Unmarshal(b, &f); err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		for _, r := range f.Records {
-			out = append(out, r)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func TestExtractRealRecords(t *testing.T) {
-	recs := realRecords(t)
+	recs := audittest.RealRecords(t)
 	if len(recs) < 4000 {
 		t.Fatalf("found %d real records; want the 4,373 of PROVENANCE.md", len(recs))
 	}
 	cats := map[Category]int{}
-	for i, raw := range recs {
+	for _, rr := range recs {
+		raw, i := rr.Raw, rr.File+"#"+strconv.Itoa(rr.Index)
 		r, err := Extract(raw)
 		if err != nil {
-			t.Errorf("record %d: Extract = %v", i, err)
+			t.Errorf("record %s: Extract = %v", i, err)
 			continue
 		}
 		if !bytes.Equal(r.Raw, raw) {
-			t.Errorf("record %d: Raw changed", i)
+			t.Errorf("record %s: Raw changed", i)
 		}
 		// Cross-check the index against a generic decoding.
 		var m map[string]any
@@ -73,27 +34,27 @@ func TestExtractRealRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		if r.EventID != m["eventID"] || r.Region != m["awsRegion"] {
-			t.Errorf("record %d: EventID/Region = %q/%q; want %v/%v", i, r.EventID, r.Region, m["eventID"], m["awsRegion"])
+			t.Errorf("record %s: EventID/Region = %q/%q; want %v/%v", i, r.EventID, r.Region, m["eventID"], m["awsRegion"])
 		}
 		if want, _ := time.Parse(time.RFC3339, m["eventTime"].(string)); !r.Time.Equal(want) {
-			t.Errorf("record %d: Time = %v; want %v", i, r.Time, want)
+			t.Errorf("record %s: Time = %v; want %v", i, r.Time, want)
 		}
 		if ro, ok := m["readOnly"].(bool); ok && r.ReadOnly != TriOf(ro) {
-			t.Errorf("record %d: ReadOnly = %v; want %v", i, r.ReadOnly, ro)
+			t.Errorf("record %s: ReadOnly = %v; want %v", i, r.ReadOnly, ro)
 		}
 		if ui, ok := m["userIdentity"].(map[string]any); ok {
 			if ak, _ := ui["accessKeyId"].(string); r.AccessKeyID != ak {
-				t.Errorf("record %d: AccessKeyID = %q; want %q", i, r.AccessKeyID, ak)
+				t.Errorf("record %s: AccessKeyID = %q; want %q", i, r.AccessKeyID, ak)
 			}
 			if ui["type"] == "IAMUser" && r.Username != ui["userName"] {
-				t.Errorf("record %d: Username = %q; want userName %q", i, r.Username, ui["userName"])
+				t.Errorf("record %s: Username = %q; want userName %q", i, r.Username, ui["userName"])
 			}
 		}
 		if acct, _ := m["recipientAccountId"].(string); acct != "" && r.Account != acct {
-			t.Errorf("record %d: Account = %q; want %q", i, r.Account, acct)
+			t.Errorf("record %s: Account = %q; want %q", i, r.Account, acct)
 		}
 		if rs, ok := m["resources"].([]any); ok && len(r.Resources) == 0 && len(rs) > 0 {
-			t.Errorf("record %d: no Resources from %d resources", i, len(rs))
+			t.Errorf("record %s: no Resources from %d resources", i, len(rs))
 		}
 		cats[r.Category]++
 	}
