@@ -34,7 +34,7 @@ type model struct {
 			Method     string `json:"method"`
 			RequestURI string `json:"requestUri"`
 		} `json:"http"`
-		Input  *struct{ Shape string } `json:"input"`
+		Input  *struct{ Shape string }  `json:"input"`
 		Errors []struct{ Shape string } `json:"errors"`
 	} `json:"operations"`
 	Shapes map[string]shape `json:"shapes"`
