@@ -60,9 +60,11 @@ type History interface {
 }
 
 // Recorder durably stores records. Submit blocks until they are durable or
-// ctx ends; Saturated reports a full pipeline.
+// ctx ends; Enqueue only until they are queued (the writer's drain at
+// shutdown stores them); Saturated reports a full pipeline.
 type Recorder interface {
 	Submit(ctx context.Context, records ...audit.Record) (audit.AppendResult, error)
+	Enqueue(ctx context.Context, records ...audit.Record) error
 	Saturated() bool
 }
 
@@ -152,8 +154,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	// The response is complete; the record is stored before the handler
-	// returns, so a graceful shutdown never loses it.
+	// The response is complete; the record is queued before the handler
+	// returns, and a graceful shutdown drains the queue after the last
+	// handler, so no record of an answered call is lost. Waiting for the
+	// write itself would hold the connection for the batch deadline.
 	if c.caller.AccountID != "" {
 		s.record(c, err)
 	}
@@ -248,9 +252,9 @@ func (s *Server) record(c *call, errResp error) {
 		rec, err = audit.Extract(raw)
 		if err == nil {
 			// A canceled request still gets its record; only shutdown
-			// (ErrClosed) or a broken store can stop it.
+			// (ErrClosed) can stop it.
 			ctx := context.WithoutCancel(c.r.Context())
-			_, err = s.cfg.Recorder.Submit(ctx, rec)
+			err = s.cfg.Recorder.Enqueue(ctx, rec)
 		}
 	}
 	if err != nil {

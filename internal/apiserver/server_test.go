@@ -33,6 +33,10 @@ type syncRecorder struct{ st *audittest.MemStore }
 func (s syncRecorder) Submit(ctx context.Context, rs ...audit.Record) (audit.AppendResult, error) {
 	return s.st.Append(ctx, rs)
 }
+func (s syncRecorder) Enqueue(ctx context.Context, rs ...audit.Record) error {
+	_, err := s.st.Append(ctx, rs)
+	return err
+}
 func (syncRecorder) Saturated() bool { return false }
 
 func newTestServer(t testing.TB, now time.Time, retention time.Duration) (*Server, *audittest.MemStore) {

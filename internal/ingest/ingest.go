@@ -158,6 +158,29 @@ func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.A
 	}
 }
 
+// Enqueue hands records to the writer without waiting for the write. It
+// blocks only while the queue is full (backpressure). Records enqueued
+// before Run stops are written by Run's final drain.
+func (p *Pipeline) Enqueue(ctx context.Context, records ...audit.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	s := submission{records: records, done: make(chan result, 1)}
+	select {
+	case <-p.stopped:
+		return ErrClosed
+	default:
+	}
+	select {
+	case p.queue <- s:
+		return nil
+	case <-p.stopped:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Append makes a Pipeline usable where an audit.Store's Append is expected.
 func (p *Pipeline) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	return p.Submit(ctx, records...)

@@ -303,8 +303,19 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if lo > hi {
 		return audit.Page{}, nil
 	}
+	// Start the windows at the newest record in range, not at the end of
+	// the range: imported history may be years old.
+	var newest sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(event_time) FROM events
+		WHERE account = ? AND region = ? AND category = ? AND event_time BETWEEN ? AND ?`,
+		q.Account, q.Region, uint8(q.Category), lo, hi).Scan(&newest); err != nil {
+		return audit.Page{}, fmt.Errorf("duckdb: lookup: %w", err)
+	}
+	if !newest.Valid {
+		return audit.Page{}, nil
+	}
 	var recs []audit.Record
-	upper := hi
+	upper := newest.Int64
 	for i := 0; ; i++ {
 		from := lo
 		if i < len(windows) {

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cairn-audit/cairn/internal/apiserver"
+	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/ingest"
+	"github.com/cairn-audit/cairn/internal/retention"
+	"github.com/cairn-audit/cairn/internal/sigv4"
+	"github.com/cairn-audit/cairn/internal/store/duckdb"
+)
+
+// Defaults shared by the commands.
+const (
+	defaultListen  = "127.0.0.1:4579"
+	defaultDataDir = "cairn-data"
+	storeFile      = "events.duckdb"
+	tokenKeyFile   = "token.key"
+	serverFile     = "server.json"
+	awsCredsFile   = "aws-credentials"
+)
+
+type serveFlags struct {
+	listen, dataDir, config, logFormat, logLevel string
+}
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := flag.NewFlagSet("cairn serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.listen, "listen", defaultListen, "address to serve the CloudTrail API and /metrics on")
+	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir, "directory holding the event store and keys")
+	fs.StringVar(&f.config, "config", "", "config file (YAML); without one cairn generates an account and a key")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return serve(ctx, ln, f, log, stderr)
+}
+
+// serve runs the server on ln until ctx ends, then shuts down in order:
+// HTTP (waiting for in-flight calls and their records), the ingest drain,
+// the janitor, the store.
+func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger, stderr io.Writer) error {
+	defer ln.Close()
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	cfg, err := loadConfig(f.config, f.dataDir, log, stderr)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(f.dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	key, err := loadOrCreateKey(filepath.Join(f.dataDir, tokenKeyFile))
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pipe := ingest.New(ingest.Config{Store: store, Logger: log, Registerer: reg})
+	api := apiserver.New(apiserver.Config{
+		Auth:       authenticator{cfg: cfg, v: &sigv4.Verifier{Secret: cfg.Secret}},
+		History:    store,
+		Recorder:   pipe,
+		Retention:  cfg.Retention(),
+		TokenKey:   key,
+		Logger:     log,
+		Registerer: reg,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("/", api)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	pipeCtx, stopPipe := context.WithCancel(context.Background())
+	pipeDone := make(chan error, 1)
+	go func() { pipeDone <- pipe.Run(pipeCtx) }()
+	janCtx, stopJanitor := context.WithCancel(context.Background())
+	janDone := make(chan error, 1)
+	jan := &retention.Janitor{Store: store, Retention: cfg.Retention(), Logger: log}
+	go func() { janDone <- jan.Run(janCtx) }()
+
+	addr := "http://" + ln.Addr().String()
+	if err := writeServerFile(f.dataDir, addr); err != nil {
+		log.Warn("could not write the server file", "err", err)
+	}
+	defer os.Remove(filepath.Join(f.dataDir, serverFile))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("cairn serving the CloudTrail API", "endpoint", addr, "data_dir", f.dataDir,
+		"retention_days", int(cfg.Retention()/(24*time.Hour)), "version", version)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serve: %w", err)
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Error("http shutdown", "err", err)
+	}
+	stopPipe()
+	if err := <-pipeDone; err != nil {
+		log.Error("ingest drain", "err", err)
+	}
+	stopJanitor()
+	<-janDone
+	return runErr
+}
+
+// loadConfig reads the config file, or without one the generated account
+// and key of the data dir, announcing a newly generated key once.
+func loadConfig(path, dataDir string, log *slog.Logger, stderr io.Writer) (*config.Config, error) {
+	if path != "" {
+		return config.Load(path)
+	}
+	cfg, gen, err := config.Generate(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	credsPath := filepath.Join(dataDir, awsCredsFile)
+	if err := writeAWSCredentials(credsPath, cfg); err != nil {
+		return nil, err
+	}
+	if gen.Created {
+		abs, _ := filepath.Abs(credsPath)
+		fmt.Fprintf(stderr, "cairn: no --config given, so cairn created account %s with user %q and an access key.\n"+
+			"cairn: the key is in %s (cairn's format) and %s (the AWS CLI's); to use it:\n"+
+			"    export AWS_SHARED_CREDENTIALS_FILE=%s AWS_DEFAULT_REGION=us-east-1\n",
+			gen.AccountID, gen.UserName, gen.Path, abs, abs)
+	} else {
+		log.Info("using the generated account and key", "path", gen.Path)
+	}
+	return cfg, nil
+}
+
+// writeAWSCredentials writes the first key of cfg as an AWS CLI shared
+// credentials file, so the quick start needs no copying of secrets.
+func writeAWSCredentials(path string, cfg *config.Config) error {
+	id, secret, ok := cfg.FirstKey()
+	if !ok {
+		return errors.New("config has no access key")
+	}
+	body := fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", id, secret)
+	if b, err := os.ReadFile(path); err == nil && string(b) == body {
+		return nil
+	}
+	return os.WriteFile(path, []byte(body), 0o600)
+}
+
+func openStore(dataDir string, log *slog.Logger) (*duckdb.Store, error) {
+	path := filepath.Join(dataDir, storeFile)
+	st, err := duckdb.Open(path, duckdb.Options{Logger: log})
+	if err != nil {
+		if held := serverHolding(dataDir); held != "" {
+			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s; send records through it with --endpoint-url %s", dataDir, held, held)
+		}
+		if strings.Contains(err.Error(), "lock") {
+			return nil, fmt.Errorf("the data dir %s is in use by another cairn process: %w", dataDir, err)
+		}
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return st, nil
+}
+
+// loadOrCreateKey returns the NextToken signing key, creating it once.
+func loadOrCreateKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	return key, nil
+}
+
+type serverInfo struct {
+	PID      int    `json:"pid"`
+	Endpoint string `json:"endpoint"`
+}
+
+func writeServerFile(dataDir, endpoint string) error {
+	b, _ := json.Marshal(serverInfo{PID: os.Getpid(), Endpoint: endpoint})
+	return os.WriteFile(filepath.Join(dataDir, serverFile), b, 0o600)
+}
+
+// serverHolding returns the endpoint of a live server holding dataDir, or "".
+func serverHolding(dataDir string) string {
+	b, err := os.ReadFile(filepath.Join(dataDir, serverFile))
+	if err != nil {
+		return ""
+	}
+	var si serverInfo
+	if json.Unmarshal(b, &si) != nil || si.PID <= 0 {
+		return ""
+	}
+	if p, err := os.FindProcess(si.PID); err != nil || p.Signal(syscall0) != nil {
+		return ""
+	}
+	return si.Endpoint
+}
+
+// authenticator verifies SigV4 against the configured keys.
+type authenticator struct {
+	cfg *config.Config
+	v   *sigv4.Verifier
+}
+
+func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Caller, error) {
+	res, err := a.v.Verify(r, body)
+	if err != nil {
+		var se *sigv4.Error
+		if errors.As(err, &se) {
+			return apiserver.Caller{}, &awsjson.Error{Code: se.Code, Message: se.Message, Status: se.Status}
+		}
+		return apiserver.Caller{}, err
+	}
+	if res.Service != "cloudtrail" {
+		return apiserver.Caller{}, &awsjson.Error{Code: "InvalidSignatureException", Status: http.StatusForbidden,
+			Message: "Credential should be scoped to correct service: 'cloudtrail'. "}
+	}
+	p, ok := a.cfg.Principal(res.AccessKeyID)
+	if !ok {
+		return apiserver.Caller{}, &awsjson.Error{Code: "UnrecognizedClientException", Status: http.StatusForbidden,
+			Message: "The security token included in the request is invalid."}
+	}
+	return apiserver.Caller{
+		AccountID:   p.AccountID,
+		UserName:    p.UserName,
+		ARN:         p.ARN,
+		PrincipalID: p.PrincipalID,
+		AccessKeyID: res.AccessKeyID,
+		Region:      res.Region,
+	}, nil
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/smithy-go"
+)
+
+// testServer is a cairn server running in this process on a loopback port.
+type testServer struct {
+	endpoint string
+	dataDir  string
+	config   string
+	stop     func()
+}
+
+const twoAccounts = `event_history:
+  retention_days: %d
+accounts:
+  - id: "111111111111"
+    users:
+      - name: alice
+        access_keys:
+          - id: AKIAALICE00000000001
+            secret: alice-secret-key
+  - id: "222222222222"
+    users:
+      - name: bob
+        access_keys:
+          - id: AKIABOB0000000000001
+            secret: bob-secret-key
+`
+
+// startServer runs serve on 127.0.0.1:0 with cfgYAML in dataDir (a new
+// temp dir when empty) until the test ends or stop is called.
+func startServer(t *testing.T, cfgYAML, dataDir string) *testServer {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	cfgPath := filepath.Join(dataDir, "cairn.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() {
+		done <- serve(ctx, ln, serveFlags{dataDir: dataDir, config: cfgPath}, log, io.Discard)
+	}()
+	ts := &testServer{endpoint: "http://" + ln.Addr().String(), dataDir: dataDir, config: cfgPath}
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve = %v", err)
+			}
+		})
+	}
+	t.Cleanup(ts.stop)
+	for i := 0; ; i++ {
+		resp, err := http.Get(ts.endpoint + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if i > 500 {
+			t.Fatal("server did not come up")
+		}
+	}
+	return ts
+}
+
+func (ts *testServer) client(akid, secret, region string) *cloudtrail.Client {
+	return cloudtrail.New(cloudtrail.Options{
+		Region:           region,
+		BaseEndpoint:     aws.String(ts.endpoint),
+		Credentials:      credentials.NewStaticCredentialsProvider(akid, secret, ""),
+		RetryMaxAttempts: 1,
+	})
+}
+
+func alice(ts *testServer) *cloudtrail.Client {
+	return ts.client("AKIAALICE00000000001", "alice-secret-key", "us-east-1")
+}
+
+func errCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// lookupAll follows NextToken to the end.
+func lookupAll(t *testing.T, c *cloudtrail.Client, in *cloudtrail.LookupEventsInput) []types.Event {
+	t.Helper()
+	var all []types.Event
+	p := cloudtrail.NewLookupEventsPaginator(c, in)
+	for p.HasMorePages() {
+		out, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatalf("LookupEvents: %v", err)
+		}
+		all = append(all, out.Events...)
+	}
+	return all
+}
+
+func attr(k types.LookupAttributeKey, v string) []types.LookupAttribute {
+	return []types.LookupAttribute{{AttributeKey: k, AttributeValue: aws.String(v)}}
+}
+
+func TestServeRecordsItsOwnCalls(t *testing.T) {
+	ts := startServer(t, fmt.Sprintf(twoAccounts, 90), "")
+	c := alice(ts)
+	ctx := context.Background()
+
+	out, err := c.LookupEvents(ctx, &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(5)})
+	if err != nil {
+		t.Fatalf("first LookupEvents: %v", err)
+	}
+	if len(out.Events) != 0 {
+		t.Errorf("a new account has %d events; want 0", len(out.Events))
+	}
+	_, err = c.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("t1"), S3BucketName: aws.String("b")})
+	if errCode(err) != "UnsupportedOperationException" || !strings.Contains(err.Error(), "CreateTrail") {
+		t.Errorf("CreateTrail = %v; want UnsupportedOperationException naming it", err)
+	}
+
+	// Both calls are visible within a second of their responses.
+	deadline := time.Now().Add(time.Second)
+	var evs []types.Event
+	for {
+		evs = lookupAll(t, c, &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventSource, "cloudtrail.amazonaws.com")})
+		if len(evs) >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	names := map[string]types.Event{}
+	for _, e := range evs {
+		names[aws.ToString(e.EventName)] = e
+	}
+	look, ok := names["LookupEvents"]
+	if !ok {
+		t.Fatalf("LookupEvents not recorded; got %v", names)
+	}
+	if aws.ToString(look.ReadOnly) != "true" || aws.ToString(look.Username) != "alice" ||
+		aws.ToString(look.AccessKeyId) != "AKIAALICE00000000001" {
+		t.Errorf("LookupEvents event = %+v", look)
+	}
+	ct := aws.ToString(look.CloudTrailEvent)
+	for _, want := range []string{`"eventSource":"cloudtrail.amazonaws.com"`, `"eventName":"LookupEvents"`,
+		`"awsRegion":"us-east-1"`, `"requestParameters":{"maxResults":5}`, `"responseElements":null`,
+		`"readOnly":true`, `"eventType":"AwsApiCall"`, `"managementEvent":true`, `"recipientAccountId":"111111111111"`,
+		`"eventCategory":"Management"`, `"type":"IAMUser"`, `"arn":"arn:aws:iam::111111111111:user/alice"`,
+		`"sourceIPAddress":"127.0.0.1"`} {
+		if !strings.Contains(ct, want) {
+			t.Errorf("CloudTrailEvent lacks %s:\n%s", want, ct)
+		}
+	}
+	create, ok := names["CreateTrail"]
+	if !ok {
+		t.Fatalf("failed CreateTrail not recorded")
+	}
+	ct = aws.ToString(create.CloudTrailEvent)
+	for _, want := range []string{`"errorCode":"UnsupportedOperationException"`, `"readOnly":false`,
+		`"requestParameters":{"name":"t1","s3BucketName":"b"}`} {
+		if !strings.Contains(ct, want) {
+			t.Errorf("CreateTrail record lacks %s:\n%s", want, ct)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
