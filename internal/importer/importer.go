@@ -350,7 +350,9 @@ type brokenAt struct {
 	err  error
 }
 
-func (e *brokenAt) Error() string { return fmt.Sprintf("malformed JSON, the rest of the file is skipped: %v", e.err) }
+func (e *brokenAt) Error() string {
+	return fmt.Sprintf("malformed JSON, the rest of the file is skipped: %v", e.err)
+}
 
 func recordOf(err error, num int) int {
 	var b *brokenAt
