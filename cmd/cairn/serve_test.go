@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
@@ -151,6 +152,7 @@ func TestServeRecordsItsOwnCalls(t *testing.T) {
 	if len(out.Events) != 0 {
 		t.Errorf("a new account has %d events; want 0", len(out.Events))
 	}
+	reqID, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
 	_, err = c.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("t1"), S3BucketName: aws.String("b")})
 	if errCode(err) != "UnsupportedOperationException" || !strings.Contains(err.Error(), "CreateTrail") {
 		t.Errorf("CreateTrail = %v; want UnsupportedOperationException naming it", err)
@@ -166,9 +168,14 @@ func TestServeRecordsItsOwnCalls(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The events of the two calls above (the polling is recorded too): the
+	// first LookupEvents is the one whose requestID its response carried.
 	names := map[string]types.Event{}
 	for _, e := range evs {
-		names[aws.ToString(e.EventName)] = e
+		ct := aws.ToString(e.CloudTrailEvent)
+		if strings.Contains(ct, `"requestID":"`+reqID+`"`) || aws.ToString(e.EventName) == "CreateTrail" {
+			names[aws.ToString(e.EventName)] = e
+		}
 	}
 	look, ok := names["LookupEvents"]
 	if !ok {
@@ -183,7 +190,7 @@ func TestServeRecordsItsOwnCalls(t *testing.T) {
 		`"awsRegion":"us-east-1"`, `"requestParameters":{"maxResults":5}`, `"responseElements":null`,
 		`"readOnly":true`, `"eventType":"AwsApiCall"`, `"managementEvent":true`, `"recipientAccountId":"111111111111"`,
 		`"eventCategory":"Management"`, `"type":"IAMUser"`, `"arn":"arn:aws:iam::111111111111:user/alice"`,
-		`"sourceIPAddress":"127.0.0.1"`} {
+		`"sourceIPAddress":"127.0.0.1"`, `"requestID":"` + reqID + `"`} {
 		if !strings.Contains(ct, want) {
 			t.Errorf("CloudTrailEvent lacks %s:\n%s", want, ct)
 		}
