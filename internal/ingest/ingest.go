@@ -47,6 +47,9 @@ var ErrClosed = errors.New("ingest: pipeline closed")
 type submission struct {
 	records []audit.Record
 	done    chan result
+	// exact submissions (Submit) are written alone so that their counts
+	// are exact; queued ones (Enqueue) share batches.
+	exact bool
 }
 
 type result struct {
@@ -129,7 +132,7 @@ func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.A
 	if len(records) == 0 {
 		return audit.AppendResult{}, nil
 	}
-	s := submission{records: records, done: make(chan result, 1)}
+	s := submission{records: records, done: make(chan result, 1), exact: true}
 	select {
 	case <-p.stopped:
 		return audit.AppendResult{}, ErrClosed
@@ -206,9 +209,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		timer.Stop()
 	}
 	add := func(s submission) {
-		if len(s.records) > 1 {
-			// A bulk submission is written alone, so that its
-			// duplicate count is exact; single records are batched.
+		if s.exact {
+			// A submission waiting for its counts is written alone,
+			// so that they are exact; queued records share batches.
 			flush()
 			batch, n = append(batch, s), len(s.records)
 			flush()
@@ -278,22 +281,12 @@ func (p *Pipeline) write(batch []submission, n int) {
 		p.batches.Inc()
 		p.records.Add(float64(n))
 	}
-	// The store reports totals. A bulk submission is always alone in its
-	// batch; a batch of single records splits the totals record by record,
-	// which is exact only in sum (single records are almost never
-	// duplicates: they are cairn's own, with fresh IDs).
-	dups := res.Duplicates
+	// The store reports totals: exact for a submission alone in its batch
+	// (every Submit); queued submissions (Enqueue) read no counts.
 	for _, s := range batch {
 		r := result{err: err}
-		if err == nil {
-			switch {
-			case len(batch) == 1:
-				r.res = res
-			case dups > 0:
-				r.res.Duplicates, dups = 1, dups-1
-			default:
-				r.res.Inserted = len(s.records)
-			}
+		if err == nil && len(batch) == 1 {
+			r.res = res
 		}
 		s.done <- r
 	}

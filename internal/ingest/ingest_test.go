@@ -77,7 +77,7 @@ func TestSubmitIsAcknowledgedAfterTheWrite(t *testing.T) {
 	})
 }
 
-func TestBatchesFlushOnSizeAndDeadline(t *testing.T) {
+func TestQueuedRecordsFlushOnSizeAndDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &fakeStore{}
 		p := New(Config{Store: st, MaxBatch: 10, MaxDelay: time.Second})
@@ -85,26 +85,57 @@ func TestBatchesFlushOnSizeAndDeadline(t *testing.T) {
 		defer cancel()
 		go p.Run(ctx)
 
-		var wg sync.WaitGroup
 		for range 5 {
-			wg.Go(func() {
-				if _, err := p.Submit(t.Context(), recs(2)...); err != nil {
-					t.Errorf("Submit = %v", err)
-				}
-			})
+			if err := p.Enqueue(t.Context(), recs(2)...); err != nil {
+				t.Fatal(err)
+			}
 		}
-		wg.Wait() // 5×2 = MaxBatch: flushed on size, long before the deadline
-		if b, r := st.count(); r != 10 {
-			t.Errorf("after size flush: %d batches, %d records; want 10 records", b, r)
+		synctest.Wait() // 5×2 = MaxBatch: flushed on size, before the deadline
+		if b, r := st.count(); b != 1 || r != 10 {
+			t.Errorf("after the size flush: %d batches, %d records; want 1, 10", b, r)
 		}
-		start := time.Now()
-		if _, err := p.Submit(t.Context(), recs(1)...); err != nil {
-			t.Fatal(err)
+		p.Enqueue(t.Context(), recs(1)...)
+		time.Sleep(999 * time.Millisecond)
+		synctest.Wait()
+		if _, r := st.count(); r != 10 {
+			t.Errorf("a lone record was written after %d records; want it to wait for the deadline", r)
 		}
-		if waited := time.Since(start); waited != time.Second {
-			t.Errorf("a lone record waited %v; want the 1s deadline", waited)
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if _, r := st.count(); r != 11 {
+			t.Errorf("after the deadline %d records; want 11", r)
 		}
 	})
+}
+
+func TestSubmitCountsAreExactBesideQueuedRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &dupStore{}
+		p := New(Config{Store: st, MaxDelay: time.Second})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Run(ctx)
+		p.Enqueue(t.Context(), recs(1)...)
+		res, err := p.Submit(t.Context(), audit.Record{EventID: "dup"})
+		if err != nil || res.Duplicates != 1 || res.Inserted != 0 {
+			t.Errorf("Submit of a duplicate = %+v, %v; want 1 duplicate", res, err)
+		}
+	})
+}
+
+// dupStore reports every record with EventID "dup" as a duplicate.
+type dupStore struct{}
+
+func (dupStore) Append(_ context.Context, rs []audit.Record) (audit.AppendResult, error) {
+	var res audit.AppendResult
+	for _, r := range rs {
+		if r.EventID == "dup" {
+			res.Duplicates++
+		} else {
+			res.Inserted++
+		}
+	}
+	return res, nil
 }
 
 func TestFullQueuePushesBack(t *testing.T) {
