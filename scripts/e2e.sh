@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 work=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 fail() { echo "e2e: FAIL: $*" >&2; [ -f "$work/serve.log" ] && tail -20 "$work/serve.log" >&2; exit 1; }
 pass=0
 ok() { pass=$((pass+1)); echo "e2e: ok: $*"; }
@@ -86,8 +87,9 @@ got=$(jq -r '.Events[].CloudTrailEvent' stop.json | jq -c . | sort)
 [ "$expected" = "$got" ] || fail "CloudTrailEvent is not the original record"
 ok "lookup by EventName returns the original records byte for byte"
 
+# JSON output aggregates every page the CLI fetched (text output prints per page).
 n=$(aws cloudtrail lookup-events --endpoint-url "$endpoint" --lookup-attributes AttributeKey=ReadOnly,AttributeValue=false \
-  --query 'length(Events)' --output text)
+  --output json | jq '.Events | length')
 want=$(zcat "$data"/*.gz | jq '[.Records[] | select(.readOnly==false)] | length')
 [ "$n" -ge "$want" ] || fail "ReadOnly=false: $n; want at least $want (CLI pagination)"
 ok "ReadOnly=false hunt over all pages ($n events)"
@@ -99,7 +101,7 @@ ok "--output table"
 # 5. Durability: restart and the events are still there.
 stop
 start --config cairn.yaml --data-dir data2
-n=$(aws cloudtrail lookup-events --endpoint-url "$endpoint" --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging --query 'length(Events)' --output text)
+n=$(aws cloudtrail lookup-events --endpoint-url "$endpoint" --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging --output json | jq '.Events | length')
 [ "$n" -eq 3 ] || fail "after restart StopLogging events: $n"
 ok "events survive a restart"
 
