@@ -90,7 +90,7 @@ ok "lookup by EventName returns the original records byte for byte"
 # JSON output aggregates every page the CLI fetched (text output prints per page).
 n=$(aws cloudtrail lookup-events --endpoint-url "$endpoint" --lookup-attributes AttributeKey=ReadOnly,AttributeValue=false \
   --output json | jq '.Events | length')
-want=$(zcat "$data"/*.gz | jq '[.Records[] | select(.readOnly==false)] | length')
+want=$(zcat "$data"/*.gz | jq -n '[inputs.Records[] | select(.readOnly==false)] | length')
 [ "$n" -ge "$want" ] || fail "ReadOnly=false: $n; want at least $want (CLI pagination)"
 ok "ReadOnly=false hunt over all pages ($n events)"
 
