@@ -1,99 +1,314 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"gopkg.in/yaml.v3"
 )
 
-var update = flag.Bool("update", false, "rewrite the .err golden files")
+var update = flag.Bool("update", false, "rewrite the testdata/*.bad.err golden files")
 
-func TestBadConfigs(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.bad.yaml")
-	if len(files) < 10 {
-		t.Fatalf("found %d bad configs", len(files))
+// TestBadFiles loads every testdata/*.bad.yaml and compares the error with
+// the sibling .bad.err file.
+func TestBadFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.bad.yaml")
+	if err != nil || len(files) < 30 {
+		t.Fatalf("found %d bad files (%v); want at least 30", len(files), err)
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			_, err := Load(f)
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".bad.yaml"), func(t *testing.T) {
+			c, err := Load(f)
 			if err == nil {
-				t.Fatalf("Load(%s) = nil; want an error", f)
+				t.Fatalf("Load(%s) = %+v, nil; want an error", f, c)
 			}
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) == 0 {
+				t.Fatalf("Load(%s) error is %T; want a non-empty ErrorList", f, err)
+			}
+			for _, e := range list {
+				if e.File != f {
+					t.Errorf("error %q names file %q; want %q", e, e.File, f)
+				}
+			}
+			got := err.Error() + "\n"
 			golden := strings.TrimSuffix(f, ".yaml") + ".err"
 			if *update {
-				os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644)
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
-			want, rerr := os.ReadFile(golden)
-			if rerr != nil {
-				t.Fatalf("no golden file (run with -update): %v", rerr)
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("no golden file (go test -run TestBadFiles -update): %v", err)
 			}
-			if got := err.Error() + "\n"; got != string(want) {
-				t.Errorf("Load(%s) =\n%s\nwant\n%s", f, got, want)
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("Load(%s) error mismatch (-want +got):\n%s", f, diff)
 			}
 		})
 	}
 }
 
-func TestGoodConfig(t *testing.T) {
-	c, err := Load("testdata/good.yaml")
+// TestErrorsNeverShowSecrets checks that no message quotes a secret back.
+func TestErrorsNeverShowSecrets(t *testing.T) {
+	const secret = "s3cr3t-VALUE-do-not-log"
+	for _, yaml := range []string{
+		"accounts:\n  - id: \"1\"\n    users:\n      - name: a\n        access_keys:\n          - id: AKIAAAAAAAAAAAAAAAAA\n            secret: " + secret + "\n",
+		"accounts:\n  - id: \"111111111111\"\n    users:\n      - name: \"a b\"\n        access_keys:\n          - id: x\n            secret: " + secret + "\n            extra: 1\n",
+	} {
+		_, err := Parse("c.yaml", []byte(yaml))
+		if err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("Parse error = %v; want an error without the secret", err)
+		}
+	}
+}
+
+func TestGoodFiles(t *testing.T) {
+	tests := []struct {
+		file string
+		want Config
+	}{
+		{"testdata/readme.yaml", Config{
+			EventHistory: EventHistory{RetentionDays: 90},
+			Accounts: []Account{{ID: "111111111111", Users: []User{{Name: "alice",
+				AccessKeys: []AccessKey{{ID: "AKIAALICE00000000001", Secret: "alice-secret-key"}}}}}},
+		}},
+		{"testdata/good.yaml", Config{
+			EventHistory: EventHistory{RetentionDays: 0},
+			Accounts: []Account{{ID: "111111111111", Users: []User{
+				{Name: "alice", AccessKeys: []AccessKey{{ID: "AKIAALICE00000000001", Secret: "alice-secret-key"}}},
+				{Name: "bob", AccessKeys: []AccessKey{}},
+			}}},
+		}},
+		{"testdata/several.yaml", Config{
+			EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
+			Accounts: []Account{
+				{ID: "111111111111", Users: []User{
+					{Name: "alice", AccessKeys: []AccessKey{
+						{ID: "AKIAALICE00000000001", Secret: "alice-secret-key"},
+						{ID: "AKIAALICE00000000002", Secret: "alice's second key"},
+					}},
+					{Name: "ci+deploy=prod,eu.1@example-team_x"},
+				}},
+				{ID: "222222222222", Users: []User{
+					{Name: "alice", AccessKeys: []AccessKey{{ID: "AKIA2ALICE0000000001", Secret: "other-alice"}}},
+				}},
+			},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			got, err := Load(tt.file)
+			if err != nil {
+				t.Fatalf("Load(%s): %v", tt.file, err)
+			}
+			if diff := cmp.Diff(&tt.want, got, cmpopts.IgnoreUnexported(Config{}), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Load(%s) mismatch (-want +got):\n%s", tt.file, diff)
+			}
+		})
+	}
+}
+
+func TestParseSmallCases(t *testing.T) {
+	const key = "\n    users:\n      - name: a\n        access_keys:\n          - id: AKIAAAAAAAAAAAAAAAAA\n            secret: s\n"
+	tests := []struct {
+		name, yaml string
+		retention  time.Duration
+	}{
+		{"default retention", "accounts:\n  - id: \"111111111111\"" + key, 90 * 24 * time.Hour},
+		{"empty event_history", "event_history:\naccounts:\n  - id: \"111111111111\"" + key, 90 * 24 * time.Hour},
+		{"forever", "event_history: {retention_days: 0}\naccounts:\n  - id: \"111111111111\"" + key, 0},
+		{"max", "event_history: {retention_days: 36500}\naccounts:\n  - id: \"111111111111\"" + key, 36500 * 24 * time.Hour},
+		{"yaml int forms", "event_history: {retention_days: 0x10}\naccounts:\n  - id: \"111111111111\"" + key, 16 * 24 * time.Hour},
+		{"flow style", `{"accounts": [{"id": "111111111111", "users": [{"name": "a", "access_keys": [{"id": "AKIAAAAAAAAAAAAAAAAA", "secret": "s"}]}]}]}`, 90 * 24 * time.Hour},
+		{"leading-zero account, unquoted", "accounts:\n  - id: 011111111111" + key, 90 * 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("c.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got := c.Retention(); got != tt.retention {
+				t.Errorf("Retention() = %v; want %v", got, tt.retention)
+			}
+			if _, ok := c.Principal("AKIAAAAAAAAAAAAAAAAA"); !ok {
+				t.Errorf("Principal(AKIAAAAAAAAAAAAAAAAA) not found")
+			}
+		})
+	}
+}
+
+func TestPrincipal(t *testing.T) {
+	c, err := Load("testdata/several.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Retention() != 0 {
-		t.Errorf("Retention = %v; want 0 (forever)", c.Retention())
+	tests := []struct {
+		key  string
+		want Principal
+		ok   bool
+	}{
+		{"AKIAALICE00000000002", Principal{
+			AccessKeyID: "AKIAALICE00000000002", Secret: "alice's second key", AccountID: "111111111111", UserName: "alice",
+			ARN: "arn:aws:iam::111111111111:user/alice", PrincipalID: principalID("111111111111", "alice"),
+		}, true},
+		{"AKIA2ALICE0000000001", Principal{
+			AccessKeyID: "AKIA2ALICE0000000001", Secret: "other-alice", AccountID: "222222222222", UserName: "alice",
+			ARN: "arn:aws:iam::222222222222:user/alice", PrincipalID: principalID("222222222222", "alice"),
+		}, true},
+		{"AKIANOBODY0000000000", Principal{}, false},
+		{"", Principal{}, false},
+		{"akiaalice00000000001", Principal{}, false},
 	}
-	p, ok := c.Principal("AKIAALICE00000000001")
-	if !ok || p.AccountID != "111111111111" || p.UserName != "alice" || p.ARN != "arn:aws:iam::111111111111:user/alice" ||
-		p.Secret != "alice-secret-key" || len(p.PrincipalID) != 21 || !strings.HasPrefix(p.PrincipalID, "AIDA") {
-		t.Errorf("Principal = %+v, %v", p, ok)
+	for _, tt := range tests {
+		got, ok := c.Principal(tt.key)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("Principal(%q) = %+v, %v; want %+v, %v", tt.key, got, ok, tt.want, tt.ok)
+		}
+		secret, ok := c.Secret(tt.key)
+		if ok != tt.ok || secret != tt.want.Secret {
+			t.Errorf("Secret(%q) = %q, %v; want %q, %v", tt.key, secret, ok, tt.want.Secret, tt.ok)
+		}
 	}
-	if _, ok := c.Principal("AKIANOBODY0000000000"); ok {
-		t.Error("unknown key found")
+	if id, secret, ok := c.FirstKey(); id != "AKIAALICE00000000001" || secret != "alice-secret-key" || !ok {
+		t.Errorf("FirstKey() = %q, %q, %v; want the file's first key", id, secret, ok)
 	}
-	def, _ := Parse("x", []byte("accounts:\n  - id: \"111111111111\"\n    users:\n      - name: a\n        access_keys:\n          - id: AKIAAAAAAAAAAAAAAAAA\n            secret: s\n"))
-	if def.Retention() != 90*24*time.Hour {
-		t.Errorf("default Retention = %v; want 90 days", def.Retention())
+	var zero Config
+	if _, ok := zero.Principal("AKIAALICE00000000001"); ok {
+		t.Error("zero Config found a key")
 	}
-}
-
-func TestGenerateCreatesOnceThenReuses(t *testing.T) {
-	dir := t.TempDir()
-	c1, g1, err := Generate(dir)
-	if err != nil || !g1.Created {
-		t.Fatalf("Generate = %+v, %v; want created", g1, err)
-	}
-	st, _ := os.Stat(g1.Path)
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v; want 0600", st.Mode().Perm())
-	}
-	id, secret, _ := c1.FirstKey()
-	if !strings.HasPrefix(id, "AKIA") || len(id) != 20 || len(secret) != 40 || len(g1.AccountID) != 12 {
-		t.Errorf("generated key %q / secret of %d chars / account %q", id, len(secret), g1.AccountID)
-	}
-	c2, g2, err := Generate(dir)
-	if err != nil || g2.Created {
-		t.Fatalf("second Generate = %+v, %v; want reuse", g2, err)
-	}
-	id2, secret2, _ := c2.FirstKey()
-	if id2 != id || secret2 != secret || g2.AccountID != g1.AccountID {
-		t.Error("second Generate made a new key")
+	if _, _, ok := zero.FirstKey(); ok {
+		t.Error("zero Config has a first key")
 	}
 }
 
+// TestPrincipalIDIsStable pins the derivation: records already stored
+// carry these IDs, so a change would split one user's history in two.
+func TestPrincipalIDIsStable(t *testing.T) {
+	shape := regexp.MustCompile(`^AIDA[A-Z2-7]{17}$`)
+	tests := []struct{ account, user, want string }{
+		{"111111111111", "alice", "AIDAS5ZLXKDCMDPIKSAUR"},
+		{"222222222222", "alice", "AIDAGQJYE45TTZL7RJWDZ"},
+		{"111111111111", "bob", "AIDANUUFGIM4ZL2XAP4NN"},
+	}
+	for _, tt := range tests {
+		got := principalID(tt.account, tt.user)
+		if got != tt.want || !shape.MatchString(got) {
+			t.Errorf("principalID(%q, %q) = %q; want %q", tt.account, tt.user, got, tt.want)
+		}
+	}
+}
+
+func TestErrorList(t *testing.T) {
+	_, err := Load("testdata/many-mistakes.bad.yaml")
+	var first *Error
+	if !errors.As(err, &first) {
+		t.Fatalf("errors.As(%v, *Error) = false", err)
+	}
+	if first.Line != 2 || first.Path != "accounts[0].id" {
+		t.Errorf("first error = %+v; want line 2, accounts[0].id", first)
+	}
+	var list ErrorList
+	if errors.As(err, &list); len(list) != maxErrors+1 {
+		t.Errorf("got %d errors; want %d and a count of the rest", len(list), maxErrors+1)
+	}
+	_, err = Load("testdata/no-such-file.yaml")
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing file) = %v; want os.ErrNotExist", err)
+	}
+}
+
+func TestUnknownKeySuggestions(t *testing.T) {
+	fields := []field{{name: "retention_days"}, {name: "access_keys"}, {name: "id"}, {name: "users"}}
+	tests := []struct{ key, want string }{
+		{"retention_dayz", "did you mean retention_days?"},
+		{"RetentionDays", "did you mean retention_days?"},
+		{"accessKeys", "did you mean access_keys?"},
+		{"access-key", "did you mean access_keys?"},
+		{"user", "did you mean users?"},
+		{"ID", "did you mean id?"},
+		{"xy", "x has: retention_days, access_keys, id, users"},
+		{"secret_access_key", "x has: retention_days, access_keys, id, users"},
+		{strings.Repeat("a", 10000), "x has:"},
+	}
+	for _, tt := range tests {
+		k := mustKey(t, tt.key)
+		if got := unknownKey(k, "x", fields); !strings.Contains(got, tt.want) {
+			t.Errorf("unknownKey(%.20q) = %q; want it to contain %q", tt.key, got, tt.want)
+		}
+	}
+}
+
+func TestDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"abc", "", 3}, {"", "abc", 3}, {"kitten", "sitting", 3}, {"users", "user", 1}, {"ab", "ba", 2},
+	}
+	for _, tt := range tests {
+		if got := distance(tt.a, tt.b); got != tt.want {
+			t.Errorf("distance(%q, %q) = %d; want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// FuzzParse checks that Parse never panics, that every error names the
+// file, and that an accepted config is consistent with its lookups.
 func FuzzParse(f *testing.F) {
-	for _, p := range []string{"testdata/good.yaml", "testdata/duplicate-key.bad.yaml"} {
-		b, _ := os.ReadFile(p)
+	files, _ := filepath.Glob("testdata/*.yaml")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
 		f.Add(b)
 	}
+	f.Add([]byte("a: &a [*a]"))
+	f.Add([]byte("{accounts: [{id: '111111111111', users: [{name: a, access_keys: [{id: AKIAAAAAAAAAAAAAAAAA, secret: s}]}]}]}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse("fuzz.yaml", b)
-		if err == nil {
-			if _, _, ok := c.FirstKey(); !ok {
-				t.Error("accepted a config without a key")
+		if err != nil {
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) == 0 || len(list) > maxErrors+1 {
+				t.Fatalf("Parse error %T with %d entries; want an ErrorList of 1 to %d", err, len(list), maxErrors+1)
+			}
+			for _, e := range list {
+				if e.File != "fuzz.yaml" || e.Msg == "" || e.Line < 0 {
+					t.Fatalf("malformed error %+v", e)
+				}
+			}
+			return
+		}
+		if r := c.Retention(); r < 0 || r > MaxRetentionDays*24*time.Hour {
+			t.Errorf("Retention() = %v; out of range", r)
+		}
+		if _, _, ok := c.FirstKey(); !ok {
+			t.Error("accepted a config without an access key")
+		}
+		for _, a := range c.Accounts {
+			for _, u := range a.Users {
+				for _, k := range u.AccessKeys {
+					p, ok := c.Principal(k.ID)
+					if !ok || p.AccountID != a.ID || p.UserName != u.Name || p.Secret != k.Secret || k.Secret == "" {
+						t.Errorf("Principal(%q) = %+v, %v; want account %q user %q", k.ID, p, ok, a.ID, u.Name)
+					}
+				}
 			}
 		}
 	})
+}
+
+func mustKey(t *testing.T, s string) *yaml.Node {
+	t.Helper()
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
 }
