@@ -52,7 +52,7 @@ accounts:
 
 // startServer runs serve on 127.0.0.1:0 with cfgYAML in dataDir (a new
 // temp dir when empty) until the test ends or stop is called.
-func startServer(t *testing.T, cfgYAML, dataDir string) *testServer {
+func startServer(t testing.TB, cfgYAML, dataDir string) *testServer {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
