@@ -87,9 +87,10 @@ type decoder struct {
 	accountIDs   map[string]int // account ID -> line, for duplicates
 	keyIDs       map[string]int // access key ID -> line, for duplicates
 	keys         int            // access key entries seen, valid or not
-	accountsLine int
+	accountsLine int            // line of the accounts value, for the no-key message
 }
 
+// decode decodes and validates one file, returning the config or its mistakes.
 func decode(name string, data []byte) (*Config, ErrorList) {
 	d := &decoder{file: name, accountIDs: map[string]int{}, keyIDs: map[string]int{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
