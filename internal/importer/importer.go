@@ -1,82 +1,110 @@
 // Package importer reads CloudTrail log files into cairn: trail log files
-// (.json or .json.gz holding {"Records":[...]}), one record per line, bare
-// JSON arrays, and the output of `aws cloudtrail lookup-events`, in folders
-// of any depth (the S3 layout included). Records are never altered: each
-// keeps the exact bytes it had in the file.
+// (.json or .json.gz holding {"Records":[...]}), one record per line, JSON
+// arrays of records, and the output of `aws cloudtrail lookup-events`, in
+// folders of any depth (the S3 layout included). Gzip is recognised by its
+// magic bytes. Digest files are skipped.
+//
+// Records are never altered: each reaches the Sink with the exact bytes it
+// had in the file (for lookup-events output, the decoded CloudTrailEvent
+// string). Files are read and parsed concurrently; one goroutine appends
+// batches to the Sink, which decides what is new (stores deduplicate on
+// account and eventID, so importing twice adds nothing).
 package importer
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"regexp"
 	"runtime"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
-// Sink receives batches of records (a Store, or a running server).
+// Sink receives batches of records: a Store, or a running server.
 type Sink interface {
+	// Append stores records and counts what was new. An error means the
+	// batch may not be stored; it stops the import.
 	Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error)
 }
 
-// Failure is a record a sink refused.
-type Failure struct {
-	Index   int // in the batch given to the sink
-	Message string
-}
-
-// ReportingSink is a Sink that can also refuse single records (a server
-// refuses records of other accounts).
+// ReportingSink is a Sink that can refuse single records (a server refuses
+// records of other accounts). Run uses AppendReport when a Sink has it.
 type ReportingSink interface {
+	// AppendReport is Append that also returns the records refused; they
+	// are counted neither as Inserted nor as Duplicates.
 	AppendReport(ctx context.Context, records []audit.Record) (audit.AppendResult, []Failure, error)
 }
 
-// Options configures Run. Sink is required.
+// Failure is a record a ReportingSink refused.
+type Failure struct {
+	// Index is the record's position in the batch given to the sink.
+	Index int
+	// Code names the reason (InvalidRecord, AccountMismatch, ...).
+	Code string
+	// Message explains it.
+	Message string
+}
+
+// Options configures Run. Only Sink is required.
 type Options struct {
+	// Sink receives the records. Required.
 	Sink Sink
-	// BatchSize is the number of records per Append (default 5000).
+	// BatchSize is the most records per Append (default 5000). Batches
+	// mix files; a partial batch is appended after FlushInterval.
 	BatchSize int
-	// MinTime: records older are counted Expired and not sent.
+	// FlushInterval bounds how long read records wait for a full batch
+	// (default 1s).
+	FlushInterval time.Duration
+	// MinTime: records whose eventTime is before it are counted Expired
+	// and not sent. Zero keeps every record.
 	MinTime time.Time
-	// Progress receives a progress bar (a terminal) or a line every few
-	// seconds (anything else); nil shows nothing.
+	// Progress receives a redrawn progress bar when it is a terminal, else
+	// a line every few seconds; nil shows nothing.
 	Progress io.Writer
-	Logger   *slog.Logger
-	// Workers reading files at once (default GOMAXPROCS).
+	// Logger logs the errors beyond MaxErrors (never record contents).
+	// Nil logs nothing.
+	Logger *slog.Logger
+	// Workers is the number of files read at once (default GOMAXPROCS).
 	Workers int
-	// MaxErrors bounds the errors kept in the Report (default 100).
+	// MaxErrors bounds the errors kept in Report.Errors (default 100).
 	MaxErrors int
 }
 
-// Report counts what an import did.
+// Report counts what an import did. When the Sink did not fail,
+// Records = Imported + Duplicates + Rejected + Expired.
 type Report struct {
-	Files, Skipped                                   int64
+	// Files read as log files; Skipped files were not read (digests,
+	// other extensions, hidden files).
+	Files, Skipped int64
+	// FileErrors counts files that could not be read to their end
+	// (missing, unreadable, malformed); their errors are in Errors.
+	FileErrors int64
+	// Records read; of them Imported were new to the Sink, Duplicates
+	// were already there, Rejected are invalid or were refused, Expired
+	// are older than Options.MinTime.
 	Records, Imported, Duplicates, Rejected, Expired int64
-	// Bytes read from the files (compressed size for .gz).
+	// Bytes read from the files (compressed bytes for gzip files).
 	Bytes   int64
 	Elapsed time.Duration
-	// Errors are the first MaxErrors problems; ErrorsOmitted counts the rest.
+	// Errors are the first MaxErrors problems, in no particular order;
+	// ErrorsOmitted counts the rest.
 	Errors        []RecordError
 	ErrorsOmitted int64
 }
 
-// RecordError is a problem with one record (Record ≥ 1) or a whole file
-// (Record 0).
+// RecordError is a problem with a file. Record is the 1-based position of
+// the record concerned, 0 when it is about the file as a whole. A malformed
+// file names the record where reading stopped; the records before it were
+// imported.
 type RecordError struct {
 	File   string
 	Record int
@@ -90,32 +118,47 @@ func (e RecordError) Error() string {
 	return fmt.Sprintf("%s: record %d: %v", e.File, e.Record, e.Err)
 }
 
-// batch is records of one file on their way to the sink.
-type batch struct {
+// Unwrap returns the cause.
+func (e RecordError) Unwrap() error { return e.Err }
+
+// chunk is consecutive records of one file on their way to the sink.
+type chunk struct {
 	file string
 	recs []audit.Record
-	nums []int // record numbers in the file
+	nums []int // positions in the file
 }
+
+// maxChunk is the most records a reader hands over at once.
+const maxChunk = 1000
 
 type run struct {
-	opts     Options
-	rep      Report
-	records  atomic.Int64
-	bytes    atomic.Int64
-	imported atomic.Int64
-	files    atomic.Int64
-	mu       sync.Mutex // guards rep.Errors, rep.ErrorsOmitted, rep.Rejected, rep.Expired
+	opts  Options
+	chunk int
+
+	files, skipped, fileErrors  atomic.Int64
+	records, rejected, expired  atomic.Int64
+	imported, duplicates, bytes atomic.Int64
+	done                        atomic.Int64 // files finished, for progress
+
+	mu      sync.Mutex // guards errs and omitted
+	errs    []RecordError
+	omitted int64
 }
 
-// Run imports every file under paths into opts.Sink. Problems with single
-// files or records are reported and do not stop the rest; a Sink error
-// stops the import and is returned.
+// Run imports every file named in paths, and every file in the folders
+// named there (recursively), into opts.Sink. Problems with files or records
+// are reported in the Report and do not stop the rest. A Sink error stops
+// the import and is returned with the Report so far; so is ctx's error.
 func Run(ctx context.Context, paths []string, opts Options) (Report, error) {
+	start := time.Now()
 	if opts.Sink == nil {
 		return Report{}, errors.New("importer: no sink")
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 5000
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = time.Second
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -126,27 +169,22 @@ func Run(ctx context.Context, paths []string, opts Options) (Report, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	start := time.Now()
-	r := &run{opts: opts}
-	files, err := r.collect(paths)
-	if err != nil {
-		return r.rep, err
-	}
+	r := &run{opts: opts, chunk: min(opts.BatchSize, maxChunk)}
+	files := r.collect(paths)
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	batches := make(chan batch, opts.Workers)
 	work := make(chan string)
+	chunks := make(chan chunk, opts.Workers)
 	var readers sync.WaitGroup
 	for range opts.Workers {
 		readers.Go(func() {
 			for f := range work {
-				r.readFile(ctx, f, batches)
-				r.files.Add(1)
+				r.readFile(ctx, f, chunks)
 			}
 		})
 	}
-	go func() {
+	readers.Go(func() {
 		defer close(work)
 		for _, f := range files {
 			select {
@@ -155,311 +193,263 @@ func Run(ctx context.Context, paths []string, opts Options) (Report, error) {
 				return
 			}
 		}
-	}()
-	go func() { readers.Wait(); close(batches) }()
+	})
+	go func() { readers.Wait(); close(chunks) }()
 
 	stopProgress := r.progress(len(files), start)
-	var sinkErr error
-	for b := range batches {
-		if sinkErr != nil {
-			continue // drain
-		}
-		if err := r.send(ctx, b); err != nil {
-			sinkErr = err
-			cancel()
-		}
+	sinkErr := r.sink(ctx, chunks)
+	if sinkErr != nil {
+		cancel()
+	}
+	for range chunks { // drain after an error, until every reader is done
 	}
 	stopProgress()
-	r.rep.Files = int64(len(files))
-	r.rep.Records = r.records.Load()
-	r.rep.Imported = r.imported.Load()
-	r.rep.Bytes = r.bytes.Load()
-	r.rep.Elapsed = time.Since(start)
+
+	rep := r.report()
+	rep.Elapsed = time.Since(start)
 	if sinkErr != nil {
-		return r.rep, fmt.Errorf("importer: %w", sinkErr)
+		return rep, fmt.Errorf("importer: %w", sinkErr)
 	}
-	return r.rep, ctx.Err()
+	return rep, ctx.Err()
 }
 
-// collect lists the files to read, sorted, skipping digest files.
-func (r *run) collect(paths []string) ([]string, error) {
-	var files []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("importer: %w", err)
-		}
-		if !st.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				r.fail(path, 0, err)
-				return nil
-			}
-			if d.IsDir() || !d.Type().IsRegular() {
-				return nil
-			}
-			name := d.Name()
-			switch {
-			case strings.Contains(path, "CloudTrail-Digest"), strings.HasPrefix(name, "."):
-				r.rep.Skipped++
-			case strings.HasSuffix(name, ".json"), strings.HasSuffix(name, ".json.gz"), strings.HasSuffix(name, ".gz"),
-				strings.HasSuffix(name, ".jsonl"), strings.HasSuffix(name, ".ndjson"):
-				files = append(files, path)
-			default:
-				r.rep.Skipped++
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	sort.Strings(files)
-	return files, nil
-}
-
-func (r *run) fail(file string, rec int, err error) {
+func (r *run) report() Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rec > 0 {
-		r.rep.Rejected++
-	}
-	if len(r.rep.Errors) < r.opts.MaxErrors {
-		r.rep.Errors = append(r.rep.Errors, RecordError{File: file, Record: rec, Err: err})
-	} else {
-		r.rep.ErrorsOmitted++
+	return Report{
+		Files: r.files.Load(), Skipped: r.skipped.Load(), FileErrors: r.fileErrors.Load(),
+		Records: r.records.Load(), Imported: r.imported.Load(), Duplicates: r.duplicates.Load(),
+		Rejected: r.rejected.Load(), Expired: r.expired.Load(), Bytes: r.bytes.Load(),
+		Errors: r.errs, ErrorsOmitted: r.omitted,
 	}
 }
 
-// send appends one batch.
-func (r *run) send(ctx context.Context, b batch) error {
+// fail keeps the error of a record, which counts as Rejected.
+func (r *run) fail(file string, rec int, err error) {
+	r.rejected.Add(1)
+	r.keep(RecordError{File: file, Record: rec, Err: err})
+}
+
+// failFile keeps the error that stopped the reading of a file. rec is the
+// record being read then, or 0.
+func (r *run) failFile(file string, rec int, err error) {
+	r.fileErrors.Add(1)
+	r.keep(RecordError{File: file, Record: rec, Err: err})
+}
+
+// keep adds e to the Report's errors, or counts and logs it beyond the cap.
+func (r *run) keep(e RecordError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errs) < r.opts.MaxErrors {
+		r.errs = append(r.errs, e)
+		return
+	}
+	r.omitted++
+	r.opts.Logger.Warn("import error", "file", e.File, "record", e.Record, "err", e.Err)
+}
+
+// sink appends chunks to the Sink in batches of at most BatchSize records,
+// flushing a partial batch after FlushInterval. It returns the Sink's error.
+func (r *run) sink(ctx context.Context, chunks <-chan chunk) error {
+	var (
+		b     []audit.Record
+		from  []origin
+		timer = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	defer timer.Stop()
+	flush := func() error {
+		if len(b) == 0 {
+			return nil
+		}
+		timer.Stop()
+		err := r.append(ctx, b, from)
+		b, from = make([]audit.Record, 0, r.opts.BatchSize), from[:0]
+		return err
+	}
+	for {
+		select {
+		case c, ok := <-chunks:
+			if !ok {
+				return flush()
+			}
+			if len(b)+len(c.recs) > r.opts.BatchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if len(b) == 0 {
+				timer.Reset(r.opts.FlushInterval)
+			}
+			b = append(b, c.recs...)
+			for _, n := range c.nums {
+				from = append(from, origin{c.file, n})
+			}
+			if len(b) >= r.opts.BatchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		case <-timer.C:
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return nil // Run returns ctx.Err()
+		}
+	}
+}
+
+// origin is where a record of a batch came from.
+type origin struct {
+	file string
+	num  int
+}
+
+// append gives one batch to the Sink and counts the outcome.
+func (r *run) append(ctx context.Context, b []audit.Record, from []origin) error {
 	var (
 		res   audit.AppendResult
 		fails []Failure
 		err   error
 	)
 	if rs, ok := r.opts.Sink.(ReportingSink); ok {
-		res, fails, err = rs.AppendReport(ctx, b.recs)
+		res, fails, err = rs.AppendReport(ctx, b)
 	} else {
-		res, err = r.opts.Sink.Append(ctx, b.recs)
+		res, err = r.opts.Sink.Append(ctx, b)
 	}
 	if err != nil {
 		return err
 	}
 	r.imported.Add(int64(res.Inserted))
-	r.mu.Lock()
-	r.rep.Duplicates += int64(res.Duplicates)
-	r.mu.Unlock()
+	r.duplicates.Add(int64(res.Duplicates))
 	for _, f := range fails {
-		num := 0
-		if f.Index >= 0 && f.Index < len(b.nums) {
-			num = b.nums[f.Index]
+		o := origin{}
+		if f.Index >= 0 && f.Index < len(from) {
+			o = from[f.Index]
 		}
-		r.fail(b.file, num, errors.New(f.Message))
+		msg := f.Message
+		if f.Code != "" {
+			msg = f.Code + ": " + msg
+		}
+		r.fail(o.file, o.num, fmt.Errorf("refused: %s", msg))
+	}
+	if missing := len(b) - res.Inserted - res.Duplicates - len(fails); missing > 0 {
+		// The sink broke its contract; keep the counts adding up.
+		r.rejected.Add(int64(missing))
+		r.opts.Logger.Warn("import: sink did not account for every record", "records", len(b), "missing", missing)
 	}
 	return nil
 }
 
-var containerRE = regexp.MustCompile(`^\s*\{\s*"(Records|Events)"\s*:\s*\[`)
-
-// readFile parses one file and sends its records in batches.
-func (r *run) readFile(ctx context.Context, path string, out chan<- batch) {
+// readFile reads one file and hands its records to the sink goroutine.
+func (r *run) readFile(ctx context.Context, path string, out chan<- chunk) {
+	defer r.done.Add(1)
 	f, err := os.Open(path)
 	if err != nil {
-		r.fail(path, 0, err)
+		r.failFile(path, 0, err)
 		return
 	}
 	defer f.Close()
-	counted := &countingReader{r: f, n: &r.bytes}
-	br := bufio.NewReaderSize(counted, 256<<10)
-	var src io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			r.fail(path, 0, fmt.Errorf("not a valid gzip file: %w", err))
-			return
-		}
-		defer zr.Close()
-		src = bufio.NewReaderSize(zr, 256<<10)
+	src, err := decompress(&countingReader{r: f, n: &r.bytes})
+	if err != nil {
+		r.files.Add(1)
+		r.failFile(path, 0, err)
+		return
 	}
-	in := src.(*bufio.Reader)
-	head, _ := in.Peek(4096)
-	b := batch{file: path}
-	num := 0
-	emit := func(raw []byte) bool {
-		num++
+	c := chunk{file: path}
+	var slab []byte
+	err = parse(src, func(num int, raw []byte, err error) bool {
 		r.records.Add(1)
-		rec, err := audit.Extract(raw)
 		if err != nil {
 			r.fail(path, num, err)
 			return true
 		}
-		if !r.opts.MinTime.IsZero() && rec.Time.Before(r.opts.MinTime) {
-			r.mu.Lock()
-			r.rep.Expired++
-			r.mu.Unlock()
+		// Copy the record out of the reader's buffer, into a slab shared
+		// by the records around it (fewer allocations than one each).
+		if len(raw) > cap(slab)-len(slab) {
+			slab = make([]byte, 0, max(256<<10, len(raw)))
+		}
+		slab = append(slab, raw...)
+		raw = slab[len(slab)-len(raw) : len(slab) : len(slab)]
+		rec, err := extract(raw)
+		if err != nil {
+			r.fail(path, num, err)
 			return true
 		}
-		b.recs = append(b.recs, rec)
-		b.nums = append(b.nums, num)
-		if len(b.recs) >= r.opts.BatchSize {
-			select {
-			case out <- b:
-			case <-ctx.Done():
-				return false
-			}
-			b = batch{file: path}
+		if rec.Time.Before(r.opts.MinTime) {
+			r.expired.Add(1)
+			return true
 		}
-		return true
-	}
-	trimmed := bytes.TrimLeft(head, " \t\r\n")
-	switch {
-	case len(trimmed) == 0:
-		r.fail(path, 0, errors.New("the file is empty"))
-	case containerRE.Match(head):
-		err = readContainer(in, emit)
-	case trimmed[0] == '[':
-		err = readArray(json.NewDecoder(in), emit, false)
-	case trimmed[0] == '{':
-		err = readLines(in, emit)
-	default:
-		err = errors.New("not CloudTrail JSON: want {\"Records\":[...]}, one record per line, or lookup-events output")
-	}
-	if err != nil {
-		if errors.Is(err, errStop) {
-			return
+		c.recs = append(c.recs, rec)
+		c.nums = append(c.nums, num)
+		if len(c.recs) < r.chunk {
+			return true
 		}
-		r.fail(path, recordOf(err, num), err)
-	}
-	if len(b.recs) > 0 {
 		select {
-		case out <- b:
+		case out <- c:
+		case <-ctx.Done():
+			return false
+		}
+		c = chunk{file: path, recs: make([]audit.Record, 0, r.chunk), nums: make([]int, 0, r.chunk)}
+		return true
+	})
+	if errors.Is(err, errDigest) {
+		r.skipped.Add(1)
+		return
+	}
+	r.files.Add(1)
+	switch {
+	case errors.Is(err, errStop):
+		return
+	case err != nil:
+		var pe *parseError
+		if errors.As(err, &pe) {
+			r.failFile(path, pe.Record, pe.Err)
+		} else {
+			r.failFile(path, 0, err)
+		}
+	}
+	if len(c.recs) > 0 {
+		select {
+		case out <- c:
 		case <-ctx.Done():
 		}
 	}
 }
 
-var errStop = errors.New("stopped")
-
-// brokenAt marks a syntax error that ends a file at the record after num.
-type brokenAt struct {
-	next int
-	err  error
-}
-
-func (e *brokenAt) Error() string {
-	return fmt.Sprintf("malformed JSON, the rest of the file is skipped: %v", e.err)
-}
-
-func recordOf(err error, num int) int {
-	var b *brokenAt
-	if errors.As(err, &b) {
-		return num + 1
-	}
-	return 0
-}
-
-// readContainer reads {"Records":[...]} or {"Events":[{"CloudTrailEvent":"..."}]}.
-func readContainer(in io.Reader, emit func([]byte) bool) error {
-	dec := json.NewDecoder(in)
-	if _, err := dec.Token(); err != nil { // {
-		return err
-	}
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return &brokenAt{err: err}
-		}
-		key, _ := kt.(string)
-		if key != "Records" && key != "Events" {
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return &brokenAt{err: err}
-			}
-			continue
-		}
-		if err := readArray(dec, emit, key == "Events"); err != nil {
-			return err
+// extract indexes a record. A line of lookup-events output saved one event
+// per line ({"CloudTrailEvent":"..."} and more) gives its CloudTrailEvent.
+func extract(raw []byte) (audit.Record, error) {
+	rec, err := audit.Extract(raw)
+	if err != nil && bytes.Contains(raw, []byte(`"CloudTrailEvent"`)) {
+		if inner, uerr := unwrapEvent(raw); uerr == nil {
+			return audit.Extract(inner)
 		}
 	}
-	return nil
+	return rec, err
 }
 
-// readArray reads a JSON array of records (or of lookup-events Events).
-func readArray(dec *json.Decoder, emit func([]byte) bool, events bool) error {
-	t, err := dec.Token()
+// decompress returns the content of a file, gunzipped when it starts with
+// the gzip magic bytes.
+func decompress(f io.Reader) (io.Reader, error) {
+	var magic [2]byte
+	n, err := io.ReadFull(f, magic[:])
+	head := io.MultiReader(bytes.NewReader(magic[:n]), f)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return bytes.NewReader(magic[:n]), nil
+	case err != nil:
+		return nil, err
+	case magic != [2]byte{0x1f, 0x8b}:
+		return head, nil
+	}
+	zr, err := gzip.NewReader(head)
 	if err != nil {
-		return &brokenAt{err: err}
+		return nil, fmt.Errorf("not a valid gzip file: %w", err)
 	}
-	if d, ok := t.(json.Delim); !ok || d != '[' {
-		return errors.New("expected a JSON array of records")
-	}
-	for dec.More() {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return &brokenAt{err: err}
-		}
-		rec := []byte(raw)
-		if events {
-			var e struct{ CloudTrailEvent *string }
-			if err := json.Unmarshal(raw, &e); err != nil || e.CloudTrailEvent == nil {
-				rec = []byte("lookup-events entry without CloudTrailEvent")
-			} else {
-				rec = []byte(*e.CloudTrailEvent)
-			}
-		}
-		if !emit(rec) {
-			return errStop
-		}
-	}
-	if _, err := dec.Token(); err != nil { // ]
-		return &brokenAt{err: err}
-	}
-	return nil
-}
-
-// readLines reads one record per line; blank lines are skipped.
-func readLines(in *bufio.Reader, emit func([]byte) bool) error {
-	for {
-		line, tooLong, err := readLine(in, audit.MaxRecordSize)
-		if len(bytes.TrimSpace(line)) > 0 || tooLong {
-			if tooLong {
-				line = []byte("{") // reported as a record that is not valid JSON
-			}
-			if !emit(bytes.TrimRight(line, "\r\n")) {
-				return errStop
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// readLine returns the next line without its newline. A line longer than
-// limit is consumed and reported tooLong.
-func readLine(in *bufio.Reader, limit int) (line []byte, tooLong bool, err error) {
-	for {
-		chunk, err := in.ReadSlice('\n')
-		if len(line)+len(chunk) > limit {
-			tooLong = true
-		} else {
-			line = append(line, chunk...)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if tooLong {
-			line = nil
-		}
-		return bytes.TrimSuffix(line, []byte("\n")), tooLong, err
-	}
+	return zr, nil
 }
 
 type countingReader struct {
@@ -471,59 +461,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-// progress shows progress until the returned func is called.
-func (r *run) progress(total int, start time.Time) func() {
-	w := r.opts.Progress
-	if w == nil {
-		return func() {}
-	}
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	every := 5 * time.Second
-	if tty {
-		every = 200 * time.Millisecond
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	line := func() string {
-		el := time.Since(start).Seconds()
-		n := r.records.Load()
-		return fmt.Sprintf("files %d/%d  records %d  imported %d  %.0f records/s  %.1f MB",
-			r.files.Load(), total, n, r.imported.Load(), float64(n)/max(el, 1e-9), float64(r.bytes.Load())/1e6)
-	}
-	wg.Go(func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				if tty {
-					fmt.Fprintf(w, "\r%s\n", bar(int(r.files.Load()), total)+" "+line())
-				}
-				return
-			case <-t.C:
-				if tty {
-					fmt.Fprintf(w, "\r%s\x1b[K", bar(int(r.files.Load()), total)+" "+line())
-				} else {
-					fmt.Fprintln(w, "import:", line())
-				}
-			}
-		}
-	})
-	return func() { close(done); wg.Wait() }
-}
-
-func bar(done, total int) string {
-	const width = 24
-	n := width
-	if total > 0 {
-		n = done * width / total
-	}
-	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
 }

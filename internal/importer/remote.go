@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -19,45 +21,83 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
-// ImportTarget is the X-Amz-Target of cairn's ImportRecords operation.
+// ImportTarget is the X-Amz-Target of cairn's ImportRecords operation, the
+// extension a running server offers for `cairn import --endpoint-url`.
 const ImportTarget = "CairnImport_20251101.ImportRecords"
 
-// Per-call limits of ImportRecords.
+// Limits of one ImportRecords call.
 const (
 	maxCallRecords = 1000
-	maxCallBytes   = 7 << 20
+	maxCallBody    = 8 << 20
+	maxResponse    = 16 << 20
 )
 
 // RemoteConfig configures a RemoteSink.
 type RemoteConfig struct {
-	Endpoint    string
-	Region      string
+	// Endpoint is the server's URL (http://localhost:8080).
+	Endpoint string
+	// Region signs the requests (the server's region).
+	Region string
+	// Credentials sign the requests; the records must belong to their
+	// account.
 	Credentials aws.CredentialsProvider
-	HTTPClient  *http.Client
-	// MaxAttempts per call for throttling and server errors (default 6).
+	// HTTPClient sends the requests (default: a client with a 2-minute
+	// timeout).
+	HTTPClient *http.Client
+	// MaxAttempts bounds the tries of a call that is throttled or meets a
+	// server error (default 8), with capped exponential backoff between.
 	MaxAttempts int
 }
 
-// RemoteSink sends records to a running cairn server (cairn import
-// --endpoint-url), SigV4-signed like any AWS call.
+// RemoteSink is a Sink that sends records to a running cairn server with
+// the ImportRecords extension, SigV4-signed for the service "cloudtrail".
+// The server stores them byte for byte and deduplicates like a store.
 type RemoteSink struct {
 	cfg    RemoteConfig
 	signer *v4.Signer
+	now    func() time.Time
+	sleep  func(context.Context, time.Duration) error
 }
 
-// NewRemoteSink returns a RemoteSink.
+// RemoteError is an AWS JSON error the server answered with.
+type RemoteError struct {
+	Status  int    // HTTP status
+	Code    string // __type, without a namespace
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("ImportRecords: HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("ImportRecords: %s: %s", e.Code, e.Message)
+}
+
+// NewRemoteSink returns a RemoteSink for cfg.
 func NewRemoteSink(cfg RemoteConfig) *RemoteSink {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Minute}
 	}
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 6
+		cfg.MaxAttempts = 8
 	}
 	cfg.Endpoint = strings.TrimRight(cfg.Endpoint, "/")
-	return &RemoteSink{cfg: cfg, signer: v4.NewSigner()}
+	return &RemoteSink{cfg: cfg, signer: v4.NewSigner(), now: time.Now, sleep: sleepCtx}
 }
 
-// Append sends records; refused records are not counted.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Append sends records; records the server refuses are counted neither as
+// Inserted nor as Duplicates (use AppendReport to learn which).
 func (s *RemoteSink) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	res, _, err := s.AppendReport(ctx, records)
 	return res, err
@@ -73,88 +113,176 @@ type importOutput struct {
 	}
 }
 
-// AppendReport sends records in calls of at most 1000 records and 7 MiB,
-// and reports the records the server refused.
+// AppendReport sends records in calls of at most 1000 records and 8 MiB
+// and returns the records refused: by the server (other accounts, expired,
+// invalid), or here when a record is not valid UTF-8 (a JSON string cannot
+// carry it unchanged). An error stops at the failing call; the calls before
+// it are stored.
 func (s *RemoteSink) AppendReport(ctx context.Context, records []audit.Record) (audit.AppendResult, []Failure, error) {
 	var (
 		total audit.AppendResult
 		fails []Failure
+		body  = make([]byte, 0, 1<<20)
+		index []int // batch index of each record in body
+		enc   []byte
 	)
-	for start := 0; start < len(records); {
-		end, size := start, 0
-		for end < len(records) && end-start < maxCallRecords && (end == start || size+len(records[end].Raw) < maxCallBytes) {
-			size += len(records[end].Raw) + 8
-			end++
+	send := func() error {
+		if len(index) == 0 {
+			return nil
 		}
-		raws := make([]string, 0, end-start)
-		for _, r := range records[start:end] {
-			raws = append(raws, string(r.Raw))
-		}
-		body, _ := json.Marshal(map[string][]string{"Records": raws})
+		body = append(body, "]}"...)
 		out, err := s.call(ctx, body)
 		if err != nil {
-			return total, fails, err
+			return err
 		}
 		total.Inserted += out.Inserted
 		total.Duplicates += out.Duplicates
 		for _, f := range out.Failed {
-			fails = append(fails, Failure{Index: start + f.Index, Message: f.ErrorCode + ": " + f.ErrorMessage})
+			i := -1
+			if f.Index >= 0 && f.Index < len(index) {
+				i = index[f.Index]
+			}
+			fails = append(fails, Failure{Index: i, Code: f.ErrorCode, Message: f.ErrorMessage})
 		}
-		start = end
+		body, index = body[:0], index[:0]
+		return nil
+	}
+	for i, rec := range records {
+		if !utf8.Valid(rec.Raw) {
+			fails = append(fails, Failure{Index: i, Code: "InvalidRecord",
+				Message: "the record is not valid UTF-8, which a JSON string cannot carry unchanged"})
+			continue
+		}
+		enc = appendJSONString(enc[:0], rec.Raw)
+		if len(index) == maxCallRecords || len(body)+1+len(enc)+2 > maxCallBody {
+			if err := send(); err != nil {
+				return total, fails, err
+			}
+		}
+		if len(index) == 0 {
+			body = append(body, `{"Records":[`...)
+		} else {
+			body = append(body, ',')
+		}
+		body = append(body, enc...)
+		index = append(index, i)
+	}
+	if err := send(); err != nil {
+		return total, fails, err
 	}
 	return total, fails, nil
 }
 
+// appendJSONString appends s as a JSON string that decodes to exactly s
+// (valid UTF-8): only the quote, the backslash and control bytes are
+// escaped.
+func appendJSONString(dst, s []byte) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i, c := range s {
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
 // call sends one ImportRecords call, retrying throttling and server errors
-// with capped exponential backoff and jitter.
+// with capped exponential backoff and full jitter.
 func (s *RemoteSink) call(ctx context.Context, body []byte) (*importOutput, error) {
+	if s.cfg.Credentials == nil {
+		return nil, errors.New("ImportRecords: no credentials")
+	}
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
-	backoff := 100 * time.Millisecond
+	const base, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	for attempt := 1; ; attempt++ {
-		creds, err := s.cfg.Credentials.Retrieve(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("credentials: %w", err)
+		out, err := s.try(ctx, body, hash)
+		if err == nil {
+			return out, nil
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.Endpoint+"/", bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-		req.Header.Set("X-Amz-Target", ImportTarget)
-		if err := s.signer.SignHTTP(ctx, creds, req, hash, "cloudtrail", s.cfg.Region, time.Now()); err != nil {
-			return nil, err
-		}
-		resp, err := s.cfg.HTTPClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			var out importOutput
-			if err := json.Unmarshal(b, &out); err != nil {
-				return nil, fmt.Errorf("ImportRecords: bad response: %w", err)
-			}
-			return &out, nil
-		}
-		var e struct {
-			Type    string `json:"__type"`
-			Message string `json:"message"`
-		}
-		json.Unmarshal(b, &e)
-		retry := e.Type == "ThrottlingException" || resp.StatusCode >= 500
+		var re *RemoteError
+		retry := errors.As(err, &re) && (re.Code == "ThrottlingException" || re.Status >= 500)
 		if !retry || attempt >= s.cfg.MaxAttempts {
-			if e.Type == "" {
-				return nil, fmt.Errorf("ImportRecords: HTTP %d", resp.StatusCode)
-			}
-			return nil, fmt.Errorf("ImportRecords: %s: %s", e.Type, e.Message)
+			return nil, err
 		}
-		select {
-		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		backoff := min(base<<(attempt-1), maxBackoff)
+		if err := s.sleep(ctx, rand.N(backoff)+1); err != nil {
+			return nil, err
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// try sends one signed request.
+func (s *RemoteSink) try(ctx context.Context, body []byte, hash string) (*importOutput, error) {
+	creds, err := s.cfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.Endpoint+"/", bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("ImportRecords: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", ImportTarget)
+	if err := s.signer.SignHTTP(ctx, creds, req, hash, "cloudtrail", s.cfg.Region, s.now()); err != nil {
+		return nil, fmt.Errorf("ImportRecords: signing: %w", err)
+	}
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ImportRecords: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, fmt.Errorf("ImportRecords: reading the response: %w", err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		var out importOutput
+		if err := json.Unmarshal(b, &out); err != nil {
+			return nil, fmt.Errorf("ImportRecords: malformed response: %w", err)
+		}
+		return &out, nil
+	}
+	var e struct {
+		Type     string `json:"__type"`
+		Message  string `json:"message"`
+		Message2 string `json:"Message"`
+	}
+	_ = json.Unmarshal(b, &e) // a body that is not an AWS error leaves the code empty
+	code := e.Type
+	if i := strings.LastIndexByte(code, '#'); i >= 0 {
+		code = code[i+1:]
+	}
+	if e.Message == "" {
+		e.Message = e.Message2
+	}
+	if code == "" && resp.StatusCode == http.StatusTooManyRequests {
+		code = "ThrottlingException"
+	}
+	return nil, &RemoteError{Status: resp.StatusCode, Code: code, Message: truncate(e.Message, 1024)}
+}
+
+// truncate shortens s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }

@@ -1,0 +1,96 @@
+// Package importertest provides test doubles for the importer: a Sink
+// that keeps every record it is given, and one that discards them.
+package importertest
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/importer"
+)
+
+// Sink is an in-memory importer.ReportingSink. It deduplicates on account
+// and eventID like a store, keeps a copy of every record it stores, and can
+// be told to refuse records or to fail.
+type Sink struct {
+	// Refuse, when set, names why a record is refused ("" accepts it).
+	Refuse func(audit.Record) string
+	// FailAfter, when positive, makes the Append calls after that many
+	// fail with Err.
+	FailAfter int
+	// Err is the error of failing calls.
+	Err error
+
+	mu      sync.Mutex
+	calls   int
+	sizes   []int
+	records []audit.Record
+	keys    map[string]bool
+}
+
+// Append stores the records not seen before.
+func (s *Sink) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
+	res, _, err := s.AppendReport(ctx, records)
+	return res, err
+}
+
+// AppendReport stores the records not seen before and not refused.
+func (s *Sink) AppendReport(_ context.Context, records []audit.Record) (audit.AppendResult, []importer.Failure, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.FailAfter > 0 && s.calls > s.FailAfter {
+		return audit.AppendResult{}, nil, s.Err
+	}
+	s.sizes = append(s.sizes, len(records))
+	if s.keys == nil {
+		s.keys = map[string]bool{}
+	}
+	var (
+		res   audit.AppendResult
+		fails []importer.Failure
+	)
+	for i, r := range records {
+		if s.Refuse != nil {
+			if why := s.Refuse(r); why != "" {
+				fails = append(fails, importer.Failure{Index: i, Code: "Refused", Message: why})
+				continue
+			}
+		}
+		k := r.Account + "\x00" + r.EventID
+		if s.keys[k] {
+			res.Duplicates++
+			continue
+		}
+		s.keys[k] = true
+		r.Raw = slices.Clone(r.Raw)
+		s.records = append(s.records, r)
+		res.Inserted++
+	}
+	return res, fails, nil
+}
+
+// Records returns the records stored, in the order they came.
+func (s *Sink) Records() []audit.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.records)
+}
+
+// BatchSizes returns the size of every batch received.
+func (s *Sink) BatchSizes() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sizes)
+}
+
+// Discard is a Sink that counts every record as inserted and keeps none,
+// for benchmarks.
+type Discard struct{}
+
+// Append counts records as inserted.
+func (Discard) Append(_ context.Context, records []audit.Record) (audit.AppendResult, error) {
+	return audit.AppendResult{Inserted: len(records)}, nil
+}
