@@ -1,12 +1,17 @@
 // Package duckdb is cairn's embedded event store: an audit.Store on DuckDB,
 // through the official driver github.com/duckdb/duckdb-go/v2.
 //
-// One table holds the records: the attribute columns LookupEvents filters
-// on, eventTime as epoch seconds, and the original record compressed with
-// zstd. Lookups walk time windows newest first and stop when the page is
-// full, so a page costs the row groups of its window, not the whole table.
-// Appends go through DuckDB's Appender in one transaction per batch; a
-// commit is durable (DuckDB syncs its write-ahead log on commit).
+// One table, events, holds the records: the columns LookupEvents filters
+// on, eventTime as Unix seconds, and the original record as a zstd frame
+// made with an embedded dictionary. Rows arrive roughly in time order, so
+// DuckDB's zone maps on event_time let a query read only the row groups of
+// its time range. A day index (a record count and a Bloom filter of the
+// attribute values of every day of every account, region and category,
+// kept in memory and in the day_index table) tells a lookup which days can
+// hold a match: lookups walk those days newest first and stop when the page
+// is full, so a rare value costs the days that hold it, not the whole table.
+// Appends go through DuckDB's Appender, one transaction per batch; DuckDB
+// syncs its write-ahead log on commit, so a returned Append is durable.
 // See docs/store.md for the design and the measurements.
 package duckdb
 
@@ -23,29 +28,30 @@ import (
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // Options configures a Store. The zero value works.
 type Options struct {
+	// Logger receives warnings; nil discards them.
 	Logger *slog.Logger
 	// Threads caps DuckDB's worker threads (default: DuckDB's own, the
 	// number of cores).
 	Threads int
 }
 
-// Store is the DuckDB audit.Store.
+// Store is the DuckDB audit.Store. It is safe for concurrent use: appends
+// and deletes are serialised on one connection, lookups run on a pool.
 type Store struct {
 	db        *sql.DB
 	connector *duckdb.Connector
 	log       *slog.Logger
-	enc       *zstd.Encoder
-	dec       *zstd.Decoder
+	codec     *codec
+	index     *dayIndex
 
 	writeMu sync.Mutex // one writer
-	wconn   *sql.Conn
+	wconn   *sql.Conn  // nil once closed
 }
 
 const schema = `
@@ -66,6 +72,14 @@ CREATE TABLE IF NOT EXISTS events (
 	resource_arns  VARCHAR[],
 	raw            BLOB     NOT NULL
 );
+CREATE TABLE IF NOT EXISTS day_index (
+	account  VARCHAR  NOT NULL,
+	region   VARCHAR  NOT NULL,
+	category UTINYINT NOT NULL,
+	day      BIGINT   NOT NULL,
+	n        BIGINT   NOT NULL,
+	bloom    BLOB     NOT NULL
+);
 `
 
 // Open opens (creating if needed) the store at path.
@@ -83,10 +97,9 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
 	}
 	db := sql.OpenDB(connector)
-	s := &Store{db: db, connector: connector, log: log}
+	s := &Store{db: db, connector: connector, log: log, index: newDayIndex()}
 	if err := s.init(); err != nil {
-		db.Close()
-		connector.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -97,17 +110,181 @@ func (s *Store) init() error {
 	if _, err := s.db.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("duckdb: schema: %w", err)
 	}
-	var err2 error
-	if s.enc, err2 = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1)); err2 != nil {
-		return err2
+	c, err := newCodec()
+	if err != nil {
+		return err
 	}
-	if s.dec, err2 = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0)); err2 != nil {
-		return err2
+	s.codec = c
+	if s.wconn, err = s.db.Conn(ctx); err != nil {
+		return fmt.Errorf("duckdb: writer connection: %w", err)
 	}
-	s.wconn, err2 = s.db.Conn(ctx)
-	if err2 != nil {
-		return fmt.Errorf("duckdb: writer connection: %w", err2)
+	return s.loadIndex(ctx)
+}
+
+// loadIndex reads day_index, or rebuilds it from events when it does not
+// count the same records (a store written before day_index existed).
+func (s *Store) loadIndex(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT account, region, category, day, n, bloom FROM day_index`)
+	if err != nil {
+		return fmt.Errorf("duckdb: read day index: %w", err)
 	}
+	defer rows.Close()
+	var indexed int64
+	for rows.Next() {
+		var (
+			k    partKey
+			cat  uint8
+			d, n int64
+			b    []byte
+		)
+		if err := rows.Scan(&k.account, &k.region, &cat, &d, &n, &b); err != nil {
+			return fmt.Errorf("duckdb: read day index: %w", err)
+		}
+		k.category = audit.Category(cat)
+		sum := s.index.day(k, d)
+		sum.n, sum.bloom = n, unmarshalBloom(b)
+		indexed += n
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("duckdb: read day index: %w", err)
+	}
+	var stored int64
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&stored); err != nil {
+		return fmt.Errorf("duckdb: count events: %w", err)
+	}
+	if stored == indexed {
+		return nil
+	}
+	s.log.Warn("duckdb: rebuilding the day index", "events", stored, "indexed", indexed)
+	s.index = newDayIndex()
+	if err := s.rebuildDays(ctx, s.wconn, "", nil); err != nil {
+		return err
+	}
+	return s.writeDays(ctx, s.wconn, true)
+}
+
+// rebuildDays recomputes the summaries of the days the rows matching where
+// (a condition on events, with args) fall in, from the stored rows.
+func (s *Store) rebuildDays(ctx context.Context, conn *sql.Conn, where string, args []any) error {
+	q := `SELECT account, region, category, event_time // 86400 AS day, count(*) FROM events`
+	if where != "" {
+		q += " WHERE " + where
+	}
+	counts, err := conn.QueryContext(ctx, q+" GROUP BY ALL", args...)
+	if err != nil {
+		return fmt.Errorf("duckdb: rebuild day index: %w", err)
+	}
+	fresh := map[partKey]map[int64]*daySum{}
+	for counts.Next() {
+		var (
+			k    partKey
+			cat  uint8
+			d, n int64
+		)
+		if err := counts.Scan(&k.account, &k.region, &cat, &d, &n); err != nil {
+			counts.Close()
+			return fmt.Errorf("duckdb: rebuild day index: %w", err)
+		}
+		k.category = audit.Category(cat)
+		if fresh[k] == nil {
+			fresh[k] = map[int64]*daySum{}
+		}
+		// Distinct tokens: every eventID, and room for the other values.
+		fresh[k][d] = &daySum{n: n, bloom: newBloom(2 * n), dirty: true}
+	}
+	counts.Close()
+	if err := counts.Err(); err != nil {
+		return fmt.Errorf("duckdb: rebuild day index: %w", err)
+	}
+	q = `SELECT account, region, category, event_time, event_id, event_name, event_source, username,
+		access_key_id, resource_types, resource_names, resource_arns FROM events`
+	if where != "" {
+		q += " WHERE " + where
+	}
+	rows, err := conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("duckdb: rebuild day index: %w", err)
+	}
+	defer rows.Close()
+	var toks []uint64
+	for rows.Next() {
+		var (
+			r                  audit.Record
+			cat                uint8
+			t                  int64
+			n, src, u, key     sql.NullString
+			types, names, arns duckdb.Composite[[]*string]
+		)
+		if err := rows.Scan(&r.Account, &r.Region, &cat, &t, &r.EventID, &n, &src, &u, &key, &types, &names, &arns); err != nil {
+			return fmt.Errorf("duckdb: rebuild day index: %w", err)
+		}
+		r.EventName, r.EventSource, r.Username, r.AccessKeyID = n.String, src.String, u.String, key.String
+		r.Resources = resources(types.Get(), names.Get(), arns.Get())
+		sum := fresh[partKey{r.Account, r.Region, audit.Category(cat)}][dayOf(t)]
+		if sum == nil {
+			continue // appended between the two queries: impossible under writeMu
+		}
+		toks = recordTokens(toks[:0], &r)
+		for _, tok := range toks {
+			sum.bloom.add(tok)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("duckdb: rebuild day index: %w", err)
+	}
+	s.index.mu.Lock()
+	for k, days := range fresh {
+		for d, sum := range days {
+			s.index.day(k, d)
+			s.index.parts[k][d] = sum
+		}
+	}
+	s.index.mu.Unlock()
+	return nil
+}
+
+// writeDays writes the dirty summaries (all of them with all) to day_index.
+func (s *Store) writeDays(ctx context.Context, conn *sql.Conn, all bool) error {
+	if all {
+		if _, err := conn.ExecContext(ctx, `DELETE FROM day_index`); err != nil {
+			return fmt.Errorf("duckdb: write day index: %w", err)
+		}
+	}
+	s.index.mu.RLock()
+	type row struct {
+		k   partKey
+		d   int64
+		sum *daySum
+	}
+	var dirty []row
+	for k, days := range s.index.parts {
+		for d, sum := range days {
+			if sum.dirty || all {
+				dirty = append(dirty, row{k, d, sum})
+			}
+		}
+	}
+	s.index.mu.RUnlock()
+	for _, r := range dirty {
+		s.index.mu.RLock()
+		n, b := r.sum.n, r.sum.bloom.marshal()
+		s.index.mu.RUnlock()
+		if !all {
+			if _, err := conn.ExecContext(ctx, `DELETE FROM day_index WHERE account = ? AND region = ? AND category = ? AND day = ?`,
+				r.k.account, r.k.region, uint8(r.k.category), r.d); err != nil {
+				return fmt.Errorf("duckdb: write day index: %w", err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO day_index VALUES (?, ?, ?, ?, ?, ?)`,
+			r.k.account, r.k.region, uint8(r.k.category), r.d, n, b); err != nil {
+			return fmt.Errorf("duckdb: write day index: %w", err)
+		}
+	}
+	s.index.mu.Lock()
+	for _, r := range dirty {
+		r.sum.dirty = false
+	}
+	s.index.mu.Unlock()
 	return nil
 }
 
@@ -127,26 +304,29 @@ func keyHash(account, eventID string) uint64 {
 	return h
 }
 
-// Close closes the store.
+// Close closes the store. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.db == nil {
+		return nil
+	}
 	var errs []error
 	if s.wconn != nil {
 		errs = append(errs, s.wconn.Close())
 		s.wconn = nil
 	}
 	errs = append(errs, s.db.Close(), s.connector.Close())
-	if s.enc != nil {
-		s.enc.Close()
-	}
-	if s.dec != nil {
-		s.dec.Close()
+	s.db = nil
+	if s.codec != nil {
+		s.codec.close()
 	}
 	return errors.Join(errs...)
 }
 
-// Append stores records not stored before, in one transaction.
+var errClosed = errors.New("duckdb: store closed")
+
+// Append stores the records not stored before, in one transaction.
 func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	var res audit.AppendResult
 	if len(records) == 0 {
@@ -155,9 +335,9 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.wconn == nil {
-		return res, errors.New("duckdb: store closed")
+		return res, errClosed
 	}
-	// Duplicates within the batch.
+	// Duplicates within the batch: the first copy wins.
 	type key struct{ a, e string }
 	seen := make(map[key]bool, len(records))
 	fresh := make([]*audit.Record, 0, len(records))
@@ -179,10 +359,9 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		return audit.AppendResult{}, err
 	}
 	if len(stored) > 0 {
-		kept := fresh[:0]
-		keptH := hashes[:0]
+		kept, keptH := fresh[:0], hashes[:0]
 		for i, r := range fresh {
-			if stored[r.Account+"\x00"+r.EventID] {
+			if stored[key{r.Account, r.EventID}] {
 				res.Duplicates++
 				continue
 			}
@@ -200,29 +379,16 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	committed := false
 	defer func() {
 		if !committed {
-			s.wconn.ExecContext(context.Background(), "ROLLBACK")
-		}
-	}()
-	err = s.wconn.Raw(func(dc any) error {
-		app, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "events")
-		if err != nil {
-			return err
-		}
-		var buf []byte
-		for i, r := range fresh {
-			buf = s.enc.EncodeAll(r.Raw, buf[:0])
-			types, names, arns := resourceLists(r.Resources)
-			if err := app.AppendRow(r.Account, r.Region, uint8(r.Category), r.Time.Unix(), r.EventID, hashes[i],
-				nullable(r.EventName), nullable(r.EventSource), uint8(r.ReadOnly), nullable(r.Username),
-				nullable(r.AccessKeyID), types, names, arns, append([]byte(nil), buf...)); err != nil {
-				app.Close()
-				return err
+			if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				s.log.Warn("duckdb: rollback", "err", err)
 			}
 		}
-		return app.Close()
-	})
-	if err != nil {
+	}()
+	if err := s.appendRows(fresh, hashes); err != nil {
 		return audit.AppendResult{}, fmt.Errorf("duckdb: append: %w", err)
+	}
+	if err := s.indexRecords(ctx, fresh); err != nil {
+		return audit.AppendResult{}, err
 	}
 	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
 		return audit.AppendResult{}, fmt.Errorf("duckdb: commit: %w", err)
@@ -230,6 +396,66 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	committed = true
 	res.Inserted = len(fresh)
 	return res, nil
+}
+
+// appendRows writes the rows through DuckDB's Appender.
+func (s *Store) appendRows(recs []*audit.Record, hashes []uint64) error {
+	return s.wconn.Raw(func(dc any) error {
+		conn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		app, err := duckdb.NewAppenderFromConn(conn, "", "events")
+		if err != nil {
+			return err
+		}
+		for i, r := range recs {
+			types, names, arns := resourceLists(r.Resources)
+			if err := app.AppendRow(r.Account, r.Region, uint8(r.Category), r.Time.Unix(), r.EventID, hashes[i],
+				nullable(r.EventName), nullable(r.EventSource), uint8(r.ReadOnly), nullable(r.Username),
+				nullable(r.AccessKeyID), types, names, arns, s.codec.compress(nil, r.Raw)); err != nil {
+				return errors.Join(err, app.Close())
+			}
+		}
+		return app.Close()
+	})
+}
+
+// indexRecords adds recs to the day index, in memory first (a lookup that
+// sees a day's filter before the commit finds nothing extra), then to the
+// day_index rows of the open transaction. A filter that outgrew its size
+// is rebuilt from the stored rows, which include recs.
+func (s *Store) indexRecords(ctx context.Context, recs []*audit.Record) error {
+	type dk struct {
+		k partKey
+		d int64
+	}
+	grow := map[dk]bool{}
+	var toks []uint64
+	s.index.mu.Lock()
+	for _, r := range recs {
+		k := partKey{r.Account, r.Region, r.Category}
+		d := dayOf(r.Time.Unix())
+		sum := s.index.day(k, d)
+		sum.n++
+		sum.dirty = true
+		toks = recordTokens(toks[:0], r)
+		for _, t := range toks {
+			sum.bloom.add(t)
+		}
+		if sum.bloom.full() {
+			grow[dk{k, d}] = true
+		}
+	}
+	s.index.mu.Unlock()
+	for g := range grow {
+		lo := g.d * daySeconds
+		if err := s.rebuildDays(ctx, s.wconn, `account = ? AND region = ? AND category = ? AND event_time BETWEEN ? AND ?`,
+			[]any{g.k.account, g.k.region, uint8(g.k.category), lo, lo + daySeconds - 1}); err != nil {
+			return err
+		}
+	}
+	return s.writeDays(ctx, s.wconn, false)
 }
 
 func nullable(s string) any {
@@ -250,9 +476,24 @@ func resourceLists(rs []audit.Resource) (types, names, arns []any) {
 	return types, names, arns
 }
 
-// storedKeys returns the "account\x00eventID" keys already stored among
-// the candidates whose hash matches.
-func (s *Store) storedKeys(ctx context.Context, hashes []uint64) (map[string]bool, error) {
+func resources(types, names, arns []*string) []audit.Resource {
+	var out []audit.Resource
+	for i := range types {
+		out = append(out, audit.Resource{Type: deref(types, i), Name: deref(names, i), ARN: deref(arns, i)})
+	}
+	return out
+}
+
+func deref(s []*string, i int) string {
+	if i < len(s) && s[i] != nil {
+		return *s[i]
+	}
+	return ""
+}
+
+// storedKeys returns the keys already stored among the candidates whose
+// hash matches.
+func (s *Store) storedKeys(ctx context.Context, hashes []uint64) (map[struct{ a, e string }]bool, error) {
 	if len(hashes) == 0 {
 		return nil, nil
 	}
@@ -266,68 +507,94 @@ func (s *Store) storedKeys(ctx context.Context, hashes []uint64) (map[string]boo
 		return nil, fmt.Errorf("duckdb: duplicate check: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]bool{}
+	out := map[struct{ a, e string }]bool{}
 	for rows.Next() {
 		var a, e string
 		if err := rows.Scan(&a, &e); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("duckdb: duplicate check: %w", err)
 		}
-		out[a+"\x00"+e] = true
+		out[struct{ a, e string }{a, e}] = true
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb: duplicate check: %w", err)
+	}
+	return out, nil
 }
 
-// windows are the widths of the time windows a lookup probes, newest first;
-// the last probe covers the rest of the range.
-var windows = []time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour, 365 * 24 * time.Hour}
+const (
+	minTime = -62135596800 // year 1
+	maxTime = 253402300799 // year 9999
+	// maxSpanRows caps the records one probe of consecutive candidate
+	// days may cover.
+	maxSpanRows = 400_000
+)
 
 // Lookup returns a page of records matching q, newest first.
 func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if q.Limit < 1 {
 		return audit.Page{}, errors.New("duckdb: lookup limit must be at least 1")
 	}
+	var tokens []uint64
+	for _, a := range q.Attributes {
+		switch a.Key {
+		case audit.AttrReadOnly:
+			if a.Value != "true" && a.Value != "false" {
+				return audit.Page{}, nil
+			}
+		case audit.AttrEventID, audit.AttrEventName, audit.AttrEventSource, audit.AttrUsername,
+			audit.AttrAccessKeyID, audit.AttrResourceType, audit.AttrResourceName:
+			if a.Value == "" {
+				return audit.Page{}, nil // empty values are never stored
+			}
+			tokens = append(tokens, token(a.Key, a.Value))
+		default:
+			return audit.Page{}, nil // no record has an unknown attribute
+		}
+	}
 	lo, hi := int64(minTime), int64(maxTime)
 	if !q.Start.IsZero() {
-		lo = q.Start.Unix()
+		lo = max(lo, q.Start.Unix())
 	}
 	if !q.End.IsZero() {
-		hi = q.End.Unix()
+		hi = min(hi, q.End.Unix())
 	}
-	if q.After != nil && q.After.Time.Unix() < hi {
-		hi = q.After.Time.Unix()
+	if q.After != nil {
+		hi = min(hi, q.After.Time.Unix())
 	}
 	if lo > hi {
 		return audit.Page{}, nil
 	}
-	// Start the windows at the newest record in range, not at the end of
-	// the range: imported history may be years old.
-	var newest sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT max(event_time) FROM events
-		WHERE account = ? AND region = ? AND category = ? AND event_time BETWEEN ? AND ?`,
-		q.Account, q.Region, uint8(q.Category), lo, hi).Scan(&newest); err != nil {
-		return audit.Page{}, fmt.Errorf("duckdb: lookup: %w", err)
-	}
-	if !newest.Valid {
-		return audit.Page{}, nil
-	}
+	spans := s.index.candidates(partKey{q.Account, q.Region, q.Category}, dayOf(lo), dayOf(hi), tokens, maxSpanRows)
+	need := q.Limit + 1
 	var recs []audit.Record
-	upper := newest.Int64
-	for i := 0; ; i++ {
-		from := lo
-		if i < len(windows) {
-			if w := upper - int64(windows[i]/time.Second); w > lo {
-				from = w
+	for _, sp := range spans {
+		from, to := max(lo, sp.last*daySeconds), min(hi, sp.first*daySeconds+daySeconds-1)
+		// Without a selective value, matches are dense: start with a
+		// window expected to hold a few pages rather than whole days.
+		if len(tokens) == 0 && sp.n > 0 {
+			days := sp.first - sp.last + 1
+			w := max(60, days*daySeconds*int64(4*need)/sp.n)
+			for to-w > from && len(recs) < need {
+				got, err := s.lookupRange(ctx, &q, to-w+1, to, need-len(recs))
+				if err != nil {
+					return audit.Page{}, err
+				}
+				recs = append(recs, got...)
+				to -= w
+				w *= 4
 			}
 		}
-		got, err := s.lookupRange(ctx, &q, from, upper, q.Limit+1-len(recs))
+		if len(recs) >= need {
+			break
+		}
+		got, err := s.lookupRange(ctx, &q, from, to, need-len(recs))
 		if err != nil {
 			return audit.Page{}, err
 		}
 		recs = append(recs, got...)
-		if len(recs) > q.Limit || from <= lo {
+		if len(recs) >= need {
 			break
 		}
-		upper = from - 1
 	}
 	var p audit.Page
 	if len(recs) > q.Limit {
@@ -339,12 +606,8 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	return p, nil
 }
 
-const (
-	minTime = -62135596800 // year 1
-	maxTime = 253402300799 // year 9999
-)
-
-// lookupRange returns up to limit matching records with from <= time <= to.
+// lookupRange returns up to limit matching records with from <= time <= to,
+// newest first.
 func (s *Store) lookupRange(ctx context.Context, q *audit.Query, from, to int64, limit int) ([]audit.Record, error) {
 	var sb strings.Builder
 	args := []any{q.Account, q.Region, uint8(q.Category), from, to}
@@ -373,8 +636,6 @@ func (s *Store) lookupRange(ctx context.Context, q *audit.Query, from, to int64,
 			v := audit.False
 			if a.Value == "true" {
 				v = audit.True
-			} else if a.Value != "false" {
-				return nil, nil
 			}
 			args = append(args, uint8(v))
 			continue
@@ -383,8 +644,6 @@ func (s *Store) lookupRange(ctx context.Context, q *audit.Query, from, to int64,
 		case audit.AttrResourceName:
 			sb.WriteString(` AND (list_contains(resource_names, ?) OR list_contains(resource_arns, ?))`)
 			args = append(args, a.Value)
-		default:
-			return nil, fmt.Errorf("duckdb: unknown attribute %q", a.Key)
 		}
 		args = append(args, a.Value)
 	}
@@ -402,53 +661,113 @@ func (s *Store) lookupRange(ctx context.Context, q *audit.Query, from, to int64,
 			name, src, user, key sql.NullString
 			ro                   uint8
 			types, names, arns   duckdb.Composite[[]*string]
-			raw                  []byte
+			frame                []byte
 		)
-		if err := rows.Scan(&t, &id, &name, &src, &ro, &user, &key, &types, &names, &arns, &raw); err != nil {
+		if err := rows.Scan(&t, &id, &name, &src, &ro, &user, &key, &types, &names, &arns, &frame); err != nil {
 			return nil, fmt.Errorf("duckdb: lookup scan: %w", err)
 		}
-		plain, err := s.dec.DecodeAll(raw, nil)
+		raw, err := s.codec.decompress(frame)
 		if err != nil {
-			return nil, fmt.Errorf("duckdb: record %s: %w", id, err)
+			return nil, fmt.Errorf("duckdb: record %q: %w", id, err)
 		}
-		r := audit.Record{
-			Raw: plain, Account: q.Account, Region: q.Region, Category: q.Category,
+		out = append(out, audit.Record{
+			Raw: raw, Account: q.Account, Region: q.Region, Category: q.Category,
 			EventID: id, Time: time.Unix(t, 0).UTC(), EventName: name.String, EventSource: src.String,
 			ReadOnly: audit.Tri(ro), Username: user.String, AccessKeyID: key.String,
-		}
-		ts, ns, as := types.Get(), names.Get(), arns.Get()
-		for i := range ts {
-			r.Resources = append(r.Resources, audit.Resource{Type: deref(ts, i), Name: deref(ns, i), ARN: deref(as, i)})
-		}
-		out = append(out, r)
+			Resources: resources(types.Get(), names.Get(), arns.Get()),
+		})
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb: lookup: %w", err)
+	}
+	return out, nil
 }
 
-func deref(s []*string, i int) string {
-	if i < len(s) && s[i] != nil {
-		return *s[i]
-	}
-	return ""
-}
-
-// DeleteBefore removes records older than t.
+// DeleteBefore removes the records whose time is before t, with the day
+// summaries of the days it empties, in one transaction, then checkpoints
+// to give the space back.
 func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.wconn == nil {
-		return 0, errors.New("duckdb: store closed")
+		return 0, errClosed
 	}
-	res, err := s.wconn.ExecContext(ctx, `DELETE FROM events WHERE event_time < ?`, t.Unix())
+	cut := t.Unix()
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return 0, fmt.Errorf("duckdb: begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				s.log.Warn("duckdb: rollback", "err", err)
+			}
+		}
+	}()
+	res, err := s.wconn.ExecContext(ctx, `DELETE FROM events WHERE event_time < ?`, cut)
 	if err != nil {
 		return 0, fmt.Errorf("duckdb: delete: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	if n > 0 {
-		// Reclaim the space of the deleted rows.
-		if _, err := s.wconn.ExecContext(ctx, `CHECKPOINT`); err != nil {
-			s.log.Warn("duckdb: checkpoint after delete", "err", err)
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("duckdb: delete: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	// Whole days before the cut go; the day of the cut is recounted (its
+	// filter keeps the deleted values: false positives only).
+	cutDay := dayOf(cut)
+	if _, err := s.wconn.ExecContext(ctx, `DELETE FROM day_index WHERE day < ?`, cutDay); err != nil {
+		return 0, fmt.Errorf("duckdb: delete day index: %w", err)
+	}
+	counts := map[partKey]int64{}
+	rows, err := s.wconn.QueryContext(ctx, `SELECT account, region, category, count(*) FROM events
+		WHERE event_time BETWEEN ? AND ? GROUP BY ALL`, cutDay*daySeconds, cutDay*daySeconds+daySeconds-1)
+	if err != nil {
+		return 0, fmt.Errorf("duckdb: recount day: %w", err)
+	}
+	for rows.Next() {
+		var (
+			k   partKey
+			cat uint8
+			c   int64
+		)
+		if err := rows.Scan(&k.account, &k.region, &cat, &c); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("duckdb: recount day: %w", err)
 		}
+		k.category = audit.Category(cat)
+		counts[k] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("duckdb: recount day: %w", err)
+	}
+	s.index.mu.Lock()
+	for k, days := range s.index.parts {
+		for d, sum := range days {
+			switch {
+			case d < cutDay:
+				delete(days, d)
+			case d == cutDay && sum.n != counts[k]:
+				sum.n, sum.dirty = counts[k], true
+			}
+		}
+		if len(days) == 0 {
+			delete(s.index.parts, k)
+		}
+	}
+	s.index.mu.Unlock()
+	if err := s.writeDays(ctx, s.wconn, false); err != nil {
+		return 0, err
+	}
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		return 0, fmt.Errorf("duckdb: commit: %w", err)
+	}
+	committed = true
+	if _, err := s.wconn.ExecContext(ctx, `CHECKPOINT`); err != nil {
+		s.log.Warn("duckdb: checkpoint after delete", "err", err)
 	}
 	return n, nil
 }

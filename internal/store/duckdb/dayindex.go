@@ -1,0 +1,225 @@
+package duckdb
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"slices"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// daySeconds is the width of a day of the day index.
+const daySeconds = 86400
+
+// dayOf returns the day number of a Unix time (floor division).
+func dayOf(t int64) int64 {
+	d := t / daySeconds
+	if t < 0 && t%daySeconds != 0 {
+		d--
+	}
+	return d
+}
+
+// partKey names one Event History: the records a lookup can ever see.
+type partKey struct {
+	account, region string
+	category        audit.Category
+}
+
+// daySum summarises one day of one partKey: how many records it holds and
+// a Bloom filter of their attribute values. A lookup with attributes reads
+// only the days whose filter may hold every value; the filter has no false
+// negatives, so a day it skips has no match.
+type daySum struct {
+	n     int64
+	bloom bloom
+	dirty bool // changed since it was last written to day_index
+}
+
+// dayIndex holds the daySums of every partKey, in memory; Append keeps it
+// and the day_index table in step.
+type dayIndex struct {
+	mu    sync.RWMutex
+	parts map[partKey]map[int64]*daySum
+}
+
+func newDayIndex() *dayIndex { return &dayIndex{parts: map[partKey]map[int64]*daySum{}} }
+
+// day returns the summary of (k, d), creating it.
+func (x *dayIndex) day(k partKey, d int64) *daySum {
+	days := x.parts[k]
+	if days == nil {
+		days = map[int64]*daySum{}
+		x.parts[k] = days
+	}
+	s := days[d]
+	if s == nil {
+		s = &daySum{bloom: newBloom(0)}
+		days[d] = s
+	}
+	return s
+}
+
+// span is a range of days of a partKey and the records they hold.
+type span struct {
+	first, last int64 // days, first >= last (newest first)
+	n           int64
+}
+
+// candidates returns, newest first, the days of k within [lo, hi] (days)
+// whose filters may hold every token. Consecutive days are merged into
+// spans of at most maxRows records.
+func (x *dayIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows int64) []span {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var days []int64
+	for d, s := range x.parts[k] {
+		if d < lo || d > hi || s.n == 0 {
+			continue
+		}
+		ok := true
+		for _, t := range tokens {
+			if !s.bloom.has(t) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			days = append(days, d)
+		}
+	}
+	slices.Sort(days)
+	slices.Reverse(days)
+	var out []span
+	for _, d := range days {
+		n := x.parts[k][d].n
+		if m := len(out); m > 0 && out[m-1].last == d+1 && out[m-1].n+n <= maxRows {
+			out[m-1].last = d
+			out[m-1].n += n
+			continue
+		}
+		out = append(out, span{first: d, last: d, n: n})
+	}
+	return out
+}
+
+// Tokens: one 64-bit hash per (attribute, value). ReadOnly has two values
+// and is never selective, so it has no token.
+func token(k audit.AttributeKey, v string) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString(string(k))
+	d.Write([]byte{0})
+	d.WriteString(v)
+	return d.Sum64()
+}
+
+// recordTokens returns the tokens of r, appended to dst.
+func recordTokens(dst []uint64, r *audit.Record) []uint64 {
+	add := func(k audit.AttributeKey, v string) {
+		if v != "" {
+			dst = append(dst, token(k, v))
+		}
+	}
+	add(audit.AttrEventID, r.EventID)
+	add(audit.AttrEventName, r.EventName)
+	add(audit.AttrEventSource, r.EventSource)
+	add(audit.AttrUsername, r.Username)
+	add(audit.AttrAccessKeyID, r.AccessKeyID)
+	for _, res := range r.Resources {
+		add(audit.AttrResourceType, res.Type)
+		add(audit.AttrResourceName, res.Name)
+		add(audit.AttrResourceName, res.ARN)
+	}
+	return dst
+}
+
+// bloom is a Bloom filter of 64-bit tokens with bloomK probes, sized in
+// powers of two. It counts the insertions that set a new bit, a fair
+// estimate of distinct tokens, and reports when it is over capacity.
+type bloom struct {
+	bits  []uint64
+	added int64
+}
+
+const (
+	bloomK       = 5
+	bitsPerToken = 10 // with bloomK=5: about 1% false positives at capacity
+	minBloomBits = 1 << 12
+	maxBloomBits = 1 << 26 // 8 MB: a day of tens of millions of records
+)
+
+func newBloom(tokens int64) bloom {
+	n := max(uint64(tokens*bitsPerToken), minBloomBits)
+	n = min(uint64(1)<<bits.Len64(n-1), maxBloomBits)
+	return bloom{bits: make([]uint64, n/64)}
+}
+
+func (b *bloom) mask() uint64 { return uint64(len(b.bits))*64 - 1 }
+
+func (b *bloom) add(t uint64) {
+	if len(b.bits) == 0 {
+		return // a damaged filter matches everything
+	}
+	h1, h2 := t, t>>32|t<<32|1
+	fresh := false
+	for i := range uint64(bloomK) {
+		p := (h1 + i*h2) & b.mask()
+		w, bit := p/64, uint64(1)<<(p%64)
+		if b.bits[w]&bit == 0 {
+			fresh = true
+			b.bits[w] |= bit
+		}
+	}
+	if fresh {
+		b.added++
+	}
+}
+
+func (b *bloom) has(t uint64) bool {
+	if len(b.bits) == 0 {
+		return true
+	}
+	h1, h2 := t, t>>32|t<<32|1
+	for i := range uint64(bloomK) {
+		p := (h1 + i*h2) & b.mask()
+		if b.bits[p/64]&(uint64(1)<<(p%64)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// full reports whether the filter holds more tokens than it was sized for
+// and can still grow.
+func (b *bloom) full() bool {
+	return b.added*bitsPerToken > int64(len(b.bits))*64 && len(b.bits)*64 < maxBloomBits
+}
+
+// marshal encodes the filter: added, then the words, little endian.
+func (b *bloom) marshal() []byte {
+	out := make([]byte, 8+8*len(b.bits))
+	binary.LittleEndian.PutUint64(out, uint64(b.added))
+	for i, w := range b.bits {
+		binary.LittleEndian.PutUint64(out[8+8*i:], w)
+	}
+	return out
+}
+
+// unmarshalBloom decodes a filter; a malformed one becomes an empty filter
+// that matches everything (has on no bits is true), so a damaged index
+// costs speed, never results.
+func unmarshalBloom(p []byte) bloom {
+	n := (len(p) - 8) / 8
+	if len(p) < 8 || (len(p)-8)%8 != 0 || n == 0 || n&(n-1) != 0 || n*64 > maxBloomBits {
+		return bloom{}
+	}
+	b := bloom{bits: make([]uint64, n), added: int64(binary.LittleEndian.Uint64(p))}
+	for i := range b.bits {
+		b.bits[i] = binary.LittleEndian.Uint64(p[8+8*i:])
+	}
+	return b
+}
