@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -21,7 +23,11 @@ import (
 // closing it, to check durability.
 type Opener func(t *testing.T, dir string) audit.Store
 
-// Gen makes deterministic, realistic records.
+// Gen makes deterministic, realistic records: each is an audit.Event of
+// one of a few common shapes (an IAM user reading S3, an assumed role
+// decrypting with KMS, a console sign-in without readOnly, a service event
+// without a caller, an Insight), marshalled and indexed with audit.Extract,
+// so Raw and the index always agree.
 type Gen struct {
 	rng  *rand.Rand
 	base time.Time
@@ -34,9 +40,13 @@ func NewGen(seed uint64, base time.Time) *Gen {
 }
 
 var (
-	names   = []string{"GetObject", "PutObject", "ListBuckets", "AssumeRole", "DescribeInstances", "CreateUser", "Decrypt", "GetSecretValue", "StopLogging", "ConsoleLogin"}
-	sources = []string{"s3.amazonaws.com", "sts.amazonaws.com", "ec2.amazonaws.com", "iam.amazonaws.com", "kms.amazonaws.com"}
-	users   = []string{"alice", "bob", "carol", "dave"}
+	names = []string{"GetObject", "PutObject", "ListBuckets", "AssumeRole", "DescribeInstances", "CreateUser",
+		"Decrypt", "GetSecretValue", "StopLogging", "ConsoleLogin"}
+	sources = map[string]string{"GetObject": "s3.amazonaws.com", "PutObject": "s3.amazonaws.com",
+		"ListBuckets": "s3.amazonaws.com", "AssumeRole": "sts.amazonaws.com", "DescribeInstances": "ec2.amazonaws.com",
+		"CreateUser": "iam.amazonaws.com", "Decrypt": "kms.amazonaws.com", "GetSecretValue": "secretsmanager.amazonaws.com",
+		"StopLogging": "cloudtrail.amazonaws.com", "ConsoleLogin": "signin.amazonaws.com"}
+	users = []string{"alice", "bob", "carol", "dave"}
 )
 
 // Spec fixes some fields of a generated record; zero fields are random.
@@ -44,8 +54,13 @@ type Spec struct {
 	Account, Region, EventID, EventName string
 	Time                                time.Time
 	Category                            audit.Category
-	NoReadOnly                          bool
-	Extra                               string // appended raw members, e.g. `,"x":"y"`
+	// NoReadOnly leaves readOnly out of the record.
+	NoReadOnly bool
+	// Service makes an AwsServiceEvent without a caller: no Username and
+	// no AccessKeyId.
+	Service bool
+	// AccessKeyID and Bucket replace the random caller key and bucket.
+	AccessKeyID, Bucket string
 }
 
 // Record returns one record. Raw and the index agree (built with Extract).
@@ -66,25 +81,74 @@ func (g *Gen) Record(s Spec) audit.Record {
 	if s.Time.IsZero() {
 		s.Time = g.base.Add(time.Duration(g.n)*time.Second + time.Duration(g.rng.IntN(3))*time.Second)
 	}
-	cat := "Management"
-	mgmt := "true"
-	switch s.Category {
-	case audit.CategoryData:
-		cat, mgmt = "Data", "false"
-	case audit.CategoryInsight:
-		cat = "Insight"
+	if s.Bucket == "" {
+		s.Bucket = fmt.Sprintf("bucket-%d", g.rng.IntN(20))
 	}
 	user := users[g.rng.IntN(len(users))]
-	ro := ""
-	if !s.NoReadOnly {
-		ro = fmt.Sprintf(`,"readOnly":%v`, strings.HasPrefix(s.EventName, "Get") || strings.HasPrefix(s.EventName, "List") || strings.HasPrefix(s.EventName, "Describe"))
+	if s.AccessKeyID == "" {
+		s.AccessKeyID = fmt.Sprintf("AKIA%s%04d", strings.ToUpper(user), g.rng.IntN(3))
 	}
-	bucket := fmt.Sprintf("bucket-%d", g.rng.IntN(20))
-	raw := fmt.Sprintf(`{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AIDA%s","arn":"arn:aws:iam::%s:user/%s","accountId":"%s","accessKeyId":"AKIA%s%04d","userName":"%s"},"eventTime":"%s","eventSource":"%s","eventName":"%s","awsRegion":"%s","sourceIPAddress":"203.0.113.%d","userAgent":"aws-cli/2.15.0 Python/3.11","requestParameters":{"bucketName":"%s","Host":"%s.s3.amazonaws.com"},"responseElements":null,"requestID":"%016X","eventID":"%s"%s,"resources":[{"accountId":"%s","type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::%s"}],"eventType":"AwsApiCall","managementEvent":%s,"recipientAccountId":"%s","eventCategory":"%s"%s}`,
-		strings.ToUpper(user), s.Account, user, s.Account, strings.ToUpper(user), g.rng.IntN(3), user,
-		audit.FormatTime(s.Time), sources[g.rng.IntN(len(sources))], s.EventName, s.Region, g.rng.IntN(255),
-		bucket, bucket, g.rng.Uint64(), s.EventID, ro, s.Account, bucket, mgmt, s.Account, cat, s.Extra)
-	r, err := audit.Extract([]byte(raw))
+	src := sources[s.EventName]
+	if src == "" {
+		src = "example.amazonaws.com"
+	}
+	e := audit.Event{
+		EventVersion: "1.08",
+		EventTime:    audit.FormatTime(s.Time),
+		EventSource:  src,
+		EventName:    s.EventName,
+		AWSRegion:    s.Region,
+		RequestID:    fmt.Sprintf("%016X", g.rng.Uint64()),
+		EventID:      s.EventID,
+		EventType:    "AwsApiCall",
+		// Odd but valid bytes: escapes and non-ASCII survive the store.
+		UserAgent:          fmt.Sprintf("aws-cli/2.15.%d Python/3.11 \u00e9 ✓", g.rng.IntN(30)),
+		SourceIPAddress:    fmt.Sprintf("203.0.113.%d", g.rng.IntN(255)),
+		RequestParameters:  json.RawMessage(fmt.Sprintf(`{"bucketName":%q,"Host":"%s.s3.amazonaws.com"}`, s.Bucket, s.Bucket)),
+		ResponseElements:   json.RawMessage("null"),
+		RecipientAccountID: s.Account,
+		EventCategory:      "Management",
+		Resources: []audit.EventResource{
+			{AccountID: s.Account, Type: "AWS::S3::Bucket", ARN: "arn:aws:s3:::" + s.Bucket},
+		},
+	}
+	switch {
+	case s.Service:
+		e.EventType = "AwsServiceEvent"
+		e.UserIdentity = &audit.UserIdentity{AccountID: s.Account, InvokedBy: src}
+	case g.rng.IntN(4) == 0:
+		role := []string{"deployer", "reader"}[g.rng.IntN(2)]
+		e.UserIdentity = &audit.UserIdentity{Type: "AssumedRole", PrincipalID: "AROAEXAMPLE:" + user,
+			ARN: fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", s.Account, role, user), AccountID: s.Account,
+			AccessKeyID: "ASIA" + s.AccessKeyID[4:]}
+		e.Resources = append(e.Resources, audit.EventResource{AccountID: s.Account, Type: "AWS::KMS::Key",
+			ARN: fmt.Sprintf("arn:aws:kms:%s:%s:key/%04d", s.Region, s.Account, g.rng.IntN(5))})
+	default:
+		e.UserIdentity = &audit.UserIdentity{Type: "IAMUser", PrincipalID: "AIDA" + strings.ToUpper(user),
+			ARN: fmt.Sprintf("arn:aws:iam::%s:user/%s", s.Account, user), AccountID: s.Account,
+			AccessKeyID: s.AccessKeyID, UserName: user}
+	}
+	if !s.NoReadOnly && s.EventName != "ConsoleLogin" {
+		ro := strings.HasPrefix(s.EventName, "Get") || strings.HasPrefix(s.EventName, "List") || strings.HasPrefix(s.EventName, "Describe")
+		e.ReadOnly = &ro
+	}
+	mgmt := true
+	switch s.Category {
+	case audit.CategoryData:
+		mgmt = false
+		e.EventCategory = "Data"
+	case audit.CategoryInsight:
+		e.EventType = "AwsCloudTrailInsight"
+		e.EventCategory = "Insight"
+		e.InsightDetails = &audit.InsightDetails{State: "Start", EventSource: src, EventName: s.EventName, InsightType: "ApiCallRateInsight"}
+		e.UserIdentity, e.Resources, e.ReadOnly = nil, nil, nil
+	}
+	e.ManagementEvent = &mgmt
+	raw, err := e.Marshal()
+	if err != nil {
+		panic(fmt.Sprintf("storetest: marshal a generated event: %v", err))
+	}
+	r, err := audit.Extract(raw)
 	if err != nil {
 		panic(fmt.Sprintf("storetest: generated an invalid record: %v\n%s", err, raw))
 	}
@@ -122,7 +186,7 @@ func Run(t *testing.T, open Opener) {
 		}
 		mustAppend(t, st, recs)
 		want := reference(recs, query("111111111111", 1000))
-		for _, limit := range []int{1, 7, 50} {
+		for _, limit := range []int{1, 3, 5, 7, 50} {
 			got := pageAll(t, st, query("111111111111", limit))
 			if diff := cmp.Diff(ids(want), ids(got)); diff != "" {
 				t.Errorf("limit %d: paging differs from the reference order (-want +got):\n%s", limit, diff)
@@ -138,7 +202,8 @@ func Run(t *testing.T, open Opener) {
 		defer st.Close()
 		g := NewGen(2, base)
 		recs := g.Records(300)
-		recs = append(recs, g.Record(Spec{NoReadOnly: true, EventName: "GetObject"}))
+		recs = append(recs, g.Record(Spec{NoReadOnly: true, EventName: "GetObject"}),
+			g.Record(Spec{Service: true, EventName: "GetObject"}), g.Record(Spec{Service: true, NoReadOnly: true}))
 		mustAppend(t, st, recs)
 		r0 := recs[17]
 		cases := [][]audit.Attribute{
@@ -157,12 +222,25 @@ func Run(t *testing.T, open Opener) {
 			{{Key: audit.AttrEventName, Value: "getobject"}},
 			{{Key: audit.AttrUsername, Value: ""}},
 			{{Key: audit.AttrAccessKeyID, Value: ""}},
+			{{Key: audit.AttrResourceType, Value: ""}},
+			{{Key: audit.AttrResourceName, Value: ""}},
+			{{Key: audit.AttrReadOnly, Value: ""}},
+			{{Key: audit.AttrReadOnly, Value: "TRUE"}},
+			{{Key: audit.AttrEventName, Value: "' OR '1'='1"}},
+			{{Key: audit.AttrEventName, Value: "GetObject\x00"}},
+			{{Key: "NoSuchKey", Value: "GetObject"}},
+			{{Key: audit.AttrResourceType, Value: "AWS::KMS::Key"}, {Key: audit.AttrUsername, Value: "alice"}},
+			{{Key: audit.AttrResourceName, Value: "arn:aws:kms:us-east-1:111111111111:key/0003"}},
+			{{Key: audit.AttrResourceName, Value: "0003"}},
 		}
-		for _, attrs := range cases {
-			q := query("111111111111", 50)
+		for i, attrs := range cases {
+			q := query("111111111111", 7)
 			q.Attributes = attrs
 			want, got := reference(recs, q), pageAll(t, st, q)
-			if diff := cmp.Diff(want, got); diff != "" {
+			if i < 11 && len(want) == 0 {
+				t.Fatalf("%v: the generator made no matching record; the case tests nothing", attrs)
+			}
+			if diff := diffRecords(want, got); diff != "" {
 				t.Errorf("%v: (-want +got):\n%s", attrs, diff)
 			}
 		}
@@ -191,7 +269,7 @@ func Run(t *testing.T, open Opener) {
 					q := query(acct, 13)
 					q.Region, q.Category = region, cat
 					q.Start, q.End = recs[40].Time, recs[160].Time // inclusive bounds
-					if diff := cmp.Diff(reference(recs, q), pageAll(t, st, q)); diff != "" {
+					if diff := diffRecords(reference(recs, q), pageAll(t, st, q)); diff != "" {
 						t.Errorf("%s/%s/%v: (-want +got):\n%s", acct, region, cat, diff)
 					}
 				}
@@ -212,6 +290,13 @@ func Run(t *testing.T, open Opener) {
 		res, err = st.Append(context.Background(), recs[:20])
 		if err != nil || res.Inserted != 0 || res.Duplicates != 20 {
 			t.Errorf("Append again = %+v, %v; want 20 duplicates", res, err)
+		}
+		// New and stored records mixed; the same eventID in another account
+		// is another record, in the same batch too.
+		other := g.Record(Spec{Account: "222222222222", EventID: recs[5].EventID})
+		res, err = st.Append(context.Background(), []audit.Record{recs[5], g.Record(Spec{}), other, other, recs[6]})
+		if err != nil || res.Inserted != 2 || res.Duplicates != 3 {
+			t.Errorf("Append mixed = %+v, %v; want 2 inserted, 3 duplicates", res, err)
 		}
 		q := query("111111111111", 50)
 		q.Attributes = []audit.Attribute{{Key: audit.AttrEventID, Value: dup.EventID}}
@@ -256,9 +341,21 @@ func Run(t *testing.T, open Opener) {
 		if err != nil || n != int64(want) {
 			t.Errorf("DeleteBefore = %d, %v; want %d", n, err, want)
 		}
-		got := pageAll(t, st, query("111111111111", 50))
-		if len(got) != 100-want {
-			t.Errorf("%d records left; want %d", len(got), 100-want)
+		var kept []audit.Record
+		for _, r := range recs {
+			if !r.Time.Before(recs[60].Time) {
+				kept = append(kept, r)
+			}
+		}
+		if diff := diffRecords(reference(kept, query("111111111111", 50)), pageAll(t, st, query("111111111111", 50))); diff != "" {
+			t.Errorf("after DeleteBefore (-want +got):\n%s", diff)
+		}
+		if n, err := st.DeleteBefore(context.Background(), recs[60].Time); err != nil || n != 0 {
+			t.Errorf("DeleteBefore again = %d, %v; want 0", n, err)
+		}
+		// Deleted records may be appended again.
+		if res, err := st.Append(context.Background(), recs[:3]); err != nil || res.Inserted != 3 {
+			t.Errorf("re-appending deleted records = %+v, %v; want 3 inserted", res, err)
 		}
 	})
 	t.Run("Durable", func(t *testing.T) {
@@ -272,7 +369,7 @@ func Run(t *testing.T, open Opener) {
 		st = open(t, dir)
 		defer st.Close()
 		q := query("111111111111", 50)
-		if diff := cmp.Diff(reference(recs, q), pageAll(t, st, q)); diff != "" {
+		if diff := diffRecords(reference(recs, q), pageAll(t, st, q)); diff != "" {
 			t.Errorf("after reopening (-want +got):\n%s", diff)
 		}
 		if res, _ := st.Append(context.Background(), recs[:10]); res.Duplicates != 10 {
@@ -303,6 +400,101 @@ func Run(t *testing.T, open Opener) {
 		wg.Wait()
 		if got := pageAll(t, st, query("111111111111", 50)); len(got) != 400 {
 			t.Errorf("%d records after concurrent appends; want 400", len(got))
+		}
+	})
+	t.Run("RoundTrip", func(t *testing.T) {
+		st := open(t, t.TempDir())
+		defer st.Close()
+		g := NewGen(8, base)
+		var recs []audit.Record
+		for i := range 60 {
+			recs = append(recs, g.Record(Spec{Service: i%7 == 0, NoReadOnly: i%5 == 0}))
+		}
+		mustAppend(t, st, recs)
+		got := pageAll(t, st, query("111111111111", 50))
+		if diff := diffRecords(reference(recs, query("111111111111", 50)), got); diff != "" {
+			t.Errorf("records changed on the way through the store (-want +got):\n%s", diff)
+		}
+		for _, r := range got {
+			if r.Time.Location() != time.UTC || r.Time.Nanosecond() != 0 {
+				t.Errorf("%s: Time = %v; want UTC whole seconds", r.EventID, r.Time)
+			}
+		}
+	})
+	t.Run("ManyDays", func(t *testing.T) {
+		st := open(t, t.TempDir())
+		defer st.Close()
+		g := NewGen(9, base)
+		var recs []audit.Record
+		for i := range 400 {
+			s := Spec{Time: base.Add(time.Duration(i) * 151 * time.Minute)} // about 42 days
+			if i%97 == 5 {
+				s.AccessKeyID, s.Bucket = "AKIARARE", "rare-bucket"
+			}
+			recs = append(recs, g.Record(s))
+		}
+		// Appended in several batches, out of time order.
+		for _, part := range [][]audit.Record{recs[200:], recs[:100], recs[100:200]} {
+			mustAppend(t, st, part)
+		}
+		queries := []audit.Query{query("111111111111", 9)}
+		for _, a := range []audit.Attribute{
+			{Key: audit.AttrAccessKeyID, Value: "AKIARARE"},
+			{Key: audit.AttrResourceName, Value: "rare-bucket"},
+			{Key: audit.AttrEventID, Value: recs[3].EventID},
+			{Key: audit.AttrEventID, Value: recs[399].EventID},
+			{Key: audit.AttrEventName, Value: "StopLogging"},
+			{Key: audit.AttrReadOnly, Value: "false"},
+		} {
+			q := query("111111111111", 2)
+			q.Attributes = []audit.Attribute{a}
+			queries = append(queries, q)
+		}
+		bounded := query("111111111111", 4)
+		bounded.Start, bounded.End = recs[33].Time, recs[301].Time
+		bounded.Attributes = []audit.Attribute{{Key: audit.AttrAccessKeyID, Value: "AKIARARE"}}
+		queries = append(queries, bounded)
+		for _, q := range queries {
+			want := reference(recs, q)
+			if len(want) == 0 {
+				t.Fatalf("%v: no record matches; the case tests nothing", q.Attributes)
+			}
+			if diff := diffRecords(want, pageAll(t, st, q)); diff != "" {
+				t.Errorf("%v: (-want +got):\n%s", q.Attributes, diff)
+			}
+		}
+		// A cursor taken from the middle resumes exactly there.
+		q := query("111111111111", 50)
+		q.After = &audit.Cursor{Time: recs[250].Time, EventID: recs[250].EventID}
+		var want []audit.Record
+		for _, r := range reference(recs, query("111111111111", 50)) {
+			if q.After.Before(&r) {
+				want = append(want, r)
+			}
+		}
+		if diff := diffRecords(want, pageAll(t, st, q)); diff != "" {
+			t.Errorf("after a cursor: (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("EmptyQueries", func(t *testing.T) {
+		st := open(t, t.TempDir())
+		defer st.Close()
+		recs := NewGen(10, base).Records(30)
+		mustAppend(t, st, recs)
+		for name, q := range map[string]audit.Query{
+			"other account":        query("999999999999", 5),
+			"start after end":      {Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 5, Start: recs[20].Time, End: recs[10].Time},
+			"before every record":  {Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 5, End: base.Add(-time.Hour)},
+			"cursor at the oldest": {Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 5, After: &audit.Cursor{Time: base.Add(-time.Second)}},
+			"no such event":        {Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 5, Attributes: []audit.Attribute{{Key: audit.AttrEventID, Value: "nope"}}},
+		} {
+			p, err := st.Lookup(context.Background(), q)
+			if err != nil || len(p.Records) != 0 || p.Next != nil {
+				t.Errorf("%s: Lookup = %d records, next %v, %v; want none", name, len(p.Records), p.Next, err)
+			}
+		}
+		if res, err := st.Append(context.Background(), nil); err != nil || res != (audit.AppendResult{}) {
+			t.Errorf("Append(nil) = %+v, %v", res, err)
 		}
 	})
 }
@@ -345,6 +537,12 @@ func reference(recs []audit.Record, q audit.Query) []audit.Record {
 	return out
 }
 
+// diffRecords compares whole records; a nil and an empty Resources are
+// the same.
+func diffRecords(want, got []audit.Record) string {
+	return cmp.Diff(want, got, cmpopts.EquateEmpty())
+}
+
 func pageAll(t *testing.T, st audit.Store, q audit.Query) []audit.Record {
 	t.Helper()
 	var all []audit.Record
@@ -359,6 +557,12 @@ func pageAll(t *testing.T, st audit.Store, q audit.Query) []audit.Record {
 		all = append(all, p.Records...)
 		if p.Next == nil {
 			return all
+		}
+		if len(p.Records) == 0 {
+			t.Fatalf("Lookup returned an empty page with Next = %v", p.Next)
+		}
+		if last := p.Records[len(p.Records)-1]; !p.Next.Time.Equal(last.Time) || p.Next.EventID != last.EventID {
+			t.Fatalf("Next = %v; want the last record's position (%v, %s)", p.Next, last.Time, last.EventID)
 		}
 		if i > 10000 {
 			t.Fatal("paging does not end")
