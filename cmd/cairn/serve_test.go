@@ -105,7 +105,10 @@ func (ts *testServer) client(akid, secret, region string) *cloudtrail.Client {
 		Region:           region,
 		BaseEndpoint:     aws.String(ts.endpoint),
 		Credentials:      credentials.NewStaticCredentialsProvider(akid, secret, ""),
-		RetryMaxAttempts: 1,
+		// The SDK's default retries: a transport error on a long, loaded
+		// run was seen once ("use of closed network connection" while
+		// reading a 200 response); AWS clients retry those, and so do we.
+		RetryMaxAttempts: 3,
 	})
 }
 
