@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -186,7 +187,7 @@ func errorsOf(rep importer.Report, dir string) []string {
 		rel, _ := filepath.Rel(dir, e.File)
 		out = append(out, fmt.Sprintf("%s#%d", rel, e.Record))
 	}
-	slicesSort(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -346,7 +347,7 @@ func lookupEvents(t *testing.T, raws [][]byte, indent bool) []byte {
 	t.Helper()
 	type event struct {
 		EventId, EventName, CloudTrailEvent string
-		Resources                          []any
+		Resources                           []any
 	}
 	var out struct {
 		Events    []event
@@ -432,7 +433,7 @@ func TestMinTime(t *testing.T) {
 		rec, _ := audit.Extract(r)
 		times = append(times, rec.Time)
 	}
-	slicesSortTimes(times)
+	slices.SortFunc(times, time.Time.Compare)
 	cut = times[10]
 	var newer [][]byte
 	for _, r := range raws {

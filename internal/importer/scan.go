@@ -25,7 +25,7 @@ const (
 )
 
 func newReader(src io.Reader, max int) *reader {
-	return &reader{src: src, buf: make([]byte, 2*readChunk), max: max}
+	return &reader{src: src, buf: make([]byte, 2*readChunk), max: max + 2*readChunk}
 }
 
 // fill reads more bytes, keeping buf[r:w]. It returns false when no more
@@ -34,18 +34,26 @@ func (rd *reader) fill() bool {
 	if rd.err != nil {
 		return false
 	}
-	if rd.r > 0 && (rd.r == rd.w || len(rd.buf)-rd.w < readChunk) {
-		n := copy(rd.buf, rd.buf[rd.r:rd.w])
-		rd.r, rd.w = 0, n
+	if rd.r == rd.w {
+		rd.r, rd.w = 0, 0
 	}
 	if len(rd.buf)-rd.w < readChunk {
-		if len(rd.buf) >= rd.max+2*readChunk {
+		// Move the unread bytes to the front when that costs no more than
+		// what was consumed (linear overall), or when the buffer is at its
+		// maximum; else grow.
+		if rd.r > 0 && (rd.r >= rd.w-rd.r || len(rd.buf) >= rd.max) {
+			n := copy(rd.buf, rd.buf[rd.r:rd.w])
+			rd.r, rd.w = 0, n
+		}
+	}
+	if len(rd.buf)-rd.w < readChunk {
+		if len(rd.buf) >= rd.max {
 			// Callers discard what they scanned beyond their limit, which
 			// is below max; reaching this is a bug, reported, not a panic.
 			rd.err = errors.New("importer: read buffer limit reached")
 			return false
 		}
-		nb := make([]byte, max(2*len(rd.buf), rd.w+readChunk))
+		nb := make([]byte, min(max(2*len(rd.buf), rd.w+readChunk), rd.max))
 		copy(nb, rd.buf[:rd.w])
 		rd.buf = nb
 	}
