@@ -3,6 +3,8 @@ package duckdb
 import (
 	_ "embed"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -33,8 +35,10 @@ type codec struct {
 func newCodec() (*codec, error) {
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderDict(dictV1),
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithEncoderConcurrency(1),
+		// With a dictionary, SpeedFastest compresses real records 6.0x at
+		// about 3x the speed of SpeedDefault (6.1x): see docs/store.md.
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithEncoderCRC(false), // DuckDB checksums its blocks
 		zstd.WithZeroFrames(true),
 	)
@@ -56,6 +60,22 @@ func newCodec() (*codec, error) {
 
 // compress appends the frame of raw to dst.
 func (c *codec) compress(dst, raw []byte) []byte { return c.enc.EncodeAll(raw, dst) }
+
+// compressAll returns the frames of raws, compressed on every core.
+func (c *codec) compressAll(raws [][]byte) [][]byte {
+	out := make([][]byte, len(raws))
+	workers := min(runtime.GOMAXPROCS(0), len(raws)/64+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(raws); i += workers {
+				out[i] = c.enc.EncodeAll(raws[i], nil)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
 
 // decompress returns the record a frame holds.
 func (c *codec) decompress(frame []byte) ([]byte, error) {

@@ -52,6 +52,9 @@ type Store struct {
 
 	writeMu sync.Mutex // one writer
 	wconn   *sql.Conn  // nil once closed
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // lookup statements by SQL text
 }
 
 const schema = `
@@ -312,6 +315,12 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
 	if s.wconn != nil {
 		errs = append(errs, s.wconn.Close())
 		s.wconn = nil
@@ -405,6 +414,11 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64) error {
 		if !ok {
 			return fmt.Errorf("unexpected driver connection %T", dc)
 		}
+		raws := make([][]byte, len(recs))
+		for i, r := range recs {
+			raws[i] = r.Raw
+		}
+		frames := s.codec.compressAll(raws)
 		app, err := duckdb.NewAppenderFromConn(conn, "", "events")
 		if err != nil {
 			return err
@@ -413,7 +427,7 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64) error {
 			types, names, arns := resourceLists(r.Resources)
 			if err := app.AppendRow(r.Account, r.Region, uint8(r.Category), r.Time.Unix(), r.EventID, hashes[i],
 				nullable(r.EventName), nullable(r.EventSource), uint8(r.ReadOnly), nullable(r.Username),
-				nullable(r.AccessKeyID), types, names, arns, s.codec.compress(nil, r.Raw)); err != nil {
+				nullable(r.AccessKeyID), types, names, arns, frames[i]); err != nil {
 				return errors.Join(err, app.Close())
 			}
 		}
@@ -647,8 +661,13 @@ func (s *Store) lookupRange(ctx context.Context, q *audit.Query, from, to int64,
 		}
 		args = append(args, a.Value)
 	}
-	sb.WriteString(` ORDER BY event_time DESC, event_id DESC LIMIT ` + strconv.Itoa(limit))
-	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
+	sb.WriteString(` ORDER BY event_time DESC, event_id DESC LIMIT ?`)
+	args = append(args, limit)
+	stmt, err := s.stmt(ctx, sb.String())
+	if err != nil {
+		return nil, err
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: lookup: %w", err)
 	}
@@ -681,6 +700,32 @@ func (s *Store) lookupRange(ctx context.Context, q *audit.Query, from, to int64,
 		return nil, fmt.Errorf("duckdb: lookup: %w", err)
 	}
 	return out, nil
+}
+
+// stmt returns the prepared statement of query. There are few shapes (one
+// per set of attribute keys), and planning costs DuckDB more than a
+// lookup's scan, so statements are prepared once and kept.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st := s.stmts[query]; st != nil {
+		return st, nil
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	if len(s.stmts) > 1000 { // repeated keys make endless shapes
+		for q, st := range s.stmts {
+			st.Close()
+			delete(s.stmts, q)
+		}
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: prepare lookup: %w", err)
+	}
+	s.stmts[query] = st
+	return st, nil
 }
 
 // DeleteBefore removes the records whose time is before t, with the day

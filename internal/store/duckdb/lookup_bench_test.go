@@ -24,78 +24,145 @@ func benchEvents() int {
 	return 20000
 }
 
-// loadStore fills a store with n events spread over 90 days, newest last,
-// for one account and region, appended in batches of 10,000.
-func loadStore(b *testing.B, n int) (*duckdb.Store, []audit.Record) {
+const (
+	benchAccount = "123456789012"
+	benchRegion  = "us-east-1"
+	benchBatch   = 10000
+)
+
+// benchSet is a loaded store and the values its lookups ask for.
+type benchSet struct {
+	st     *duckdb.Store
+	sample []audit.Record // about 100 records spread over the time range
+}
+
+// needles are three records with values nothing else has, at 10%, 50% and
+// 90% of the time range: the worst case for a lookup, which must look
+// through all of history to be sure no fourth exists.
+var needle = storetest.Spec{EventName: "NeedleEvent", AccessKeyID: "AKIANEEDLE0000000001", Bucket: "needle-bucket"}
+
+// loadStore fills a store with n real-shaped events of one account and
+// region over 90 days, oldest first, in batches of 10,000, closes it,
+// reports the load rate and the bytes on disk per event, and opens it
+// again.
+func loadStore(b *testing.B, n int) benchSet {
 	b.Helper()
 	dir := b.TempDir()
-	if d := os.Getenv("CAIRN_BENCH_DIR"); d != "" {
-		dir = d
-	}
-	st, err := duckdb.Open(filepath.Join(dir, "events.duckdb"), duckdb.Options{})
+	path := filepath.Join(dir, "events.duckdb")
+	st, err := duckdb.Open(path, duckdb.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { st.Close() })
 	end := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	span := 90 * 24 * time.Hour
-	g := storetest.NewGen(42, end.Add(-span))
+	start := end.Add(-span)
+	shapes := storetest.NewShapes(b, 42)
+	gen := storetest.NewGen(43, start)
 	var sample []audit.Record
-	start := time.Now()
-	const batch = 10000
-	recs := make([]audit.Record, 0, batch)
-	for i := 0; i < n; i++ {
-		t := end.Add(-span + time.Duration(int64(span)/int64(n)*int64(i)))
-		r := g.Record(storetest.Spec{Time: t})
-		if i%(n/100+1) == 0 {
-			sample = append(sample, r)
-		}
-		recs = append(recs, r)
-		if len(recs) == batch || i == n-1 {
-			if _, err := st.Append(context.Background(), recs); err != nil {
-				b.Fatal(err)
+	var appendTime time.Duration
+	var rawBytes int64
+	for i := 0; i < n; i += benchBatch {
+		m := min(benchBatch, n-i)
+		first := start.Add(time.Duration(int64(span) / int64(n) * int64(i)))
+		last := start.Add(time.Duration(int64(span) / int64(n) * int64(i+m)))
+		recs := shapes.Records(m, first, last, benchAccount, benchRegion)
+		for _, frac := range []int{10, 50, 90} {
+			if at := n * frac / 100; at >= i && at < i+m {
+				s := needle
+				s.Account, s.Region, s.Time = benchAccount, benchRegion, recs[at-i].Time
+				recs = append(recs, gen.Record(s))
 			}
-			recs = recs[:0]
+		}
+		if i%(n/100+1) < m {
+			sample = append(sample, recs[len(recs)/2])
+			// and one with a resource, for ResourceName lookups
+			for _, r := range recs[len(recs)/2:] {
+				if len(r.Resources) > 0 && r.Resources[0].Name != "" && r.EventName != needle.EventName {
+					sample = append(sample, r)
+					break
+				}
+			}
+		}
+		for _, r := range recs {
+			rawBytes += int64(len(r.Raw))
+		}
+		t0 := time.Now()
+		if _, err := st.Append(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+		appendTime += time.Since(t0)
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	var disk int64
+	for _, f := range []string{path, path + ".wal"} {
+		if fi, err := os.Stat(f); err == nil {
+			disk += fi.Size()
 		}
 	}
-	el := time.Since(start)
-	b.Logf("loaded %d events in %v (%.0f events/s, generation included)", n, el.Round(time.Millisecond), float64(n)/el.Seconds())
-	return st, sample
+	t0 := time.Now()
+	if st, err = duckdb.Open(path, duckdb.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	b.Logf("LOAD events=%d append_rate=%.0f/s disk_bytes_per_event=%.0f raw_bytes_per_event=%.0f reopen=%v",
+		n, float64(n)/appendTime.Seconds(), float64(disk)/float64(n), float64(rawBytes)/float64(n), time.Since(t0).Round(time.Millisecond))
+	return benchSet{st: st, sample: sample}
 }
 
-// BenchmarkLookup measures Store.Lookup latency for the lookups
-// LookupEvents makes, reporting p50 and p99.
+// BenchmarkLookup measures Store.Lookup for the lookups LookupEvents makes,
+// reporting p50 and p99 latency.
 func BenchmarkLookup(b *testing.B) {
 	n := benchEvents()
-	st, sample := loadStore(b, n)
-	mid := sample[len(sample)/2]
-	rare := sample[len(sample)/3]
-	base := audit.Query{Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 50}
+	set := loadStore(b, n)
+	mid := set.sample[len(set.sample)/2]
+	common := set.sample[len(set.sample)-1]
+	base := audit.Query{Account: benchAccount, Region: benchRegion, Category: audit.CategoryManagement, Limit: 50}
 	with := func(attrs ...audit.Attribute) audit.Query { q := base; q.Attributes = attrs; return q }
 	deep := base
 	deep.After = &audit.Cursor{Time: mid.Time, EventID: mid.EventID}
+	resName := "none"
+	for _, r := range set.sample {
+		if len(r.Resources) > 0 && r.Resources[0].Name != "" {
+			resName = r.Resources[0].Name
+		}
+	}
 	cases := []struct {
 		name string
-		q    audit.Query
+		qs   []audit.Query // cycled through
 	}{
-		{"TimePageNewest", base},
-		{"TimePageDeep", deep},
-		{"EventIdRare", with(audit.Attribute{Key: audit.AttrEventID, Value: rare.EventID})},
-		{"EventNameCommon", with(audit.Attribute{Key: audit.AttrEventName, Value: "GetObject"})},
-		{"AccessKeyId", with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: rare.AccessKeyID})},
-		{"ResourceName", with(audit.Attribute{Key: audit.AttrResourceName, Value: rare.Resources[0].Name})},
-		{"ReadOnlyFalseAndUser", with(audit.Attribute{Key: audit.AttrReadOnly, Value: "false"}, audit.Attribute{Key: audit.AttrUsername, Value: "bob"})},
-		{"NoMatch", with(audit.Attribute{Key: audit.AttrEventName, Value: "NoSuchEvent"})},
+		{"TimePageNewest", []audit.Query{base}},
+		{"TimePageDeep", []audit.Query{deep}},
+		{"EventIdRare", nil},
+		{"EventNameCommon", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: common.EventName})}},
+		{"EventNameRare", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: needle.EventName})}},
+		{"AccessKeyIdPool", []audit.Query{with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: "ASIAQ000000000000042"})}},
+		{"AccessKeyIdRare", []audit.Query{with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: needle.AccessKeyID})}},
+		{"ResourceNameCommon", []audit.Query{with(audit.Attribute{Key: audit.AttrResourceName, Value: resName})}},
+		{"ResourceNameRare", []audit.Query{with(audit.Attribute{Key: audit.AttrResourceName, Value: needle.Bucket})}},
+		{"ReadOnlyFalseAndEventSource", []audit.Query{with(audit.Attribute{Key: audit.AttrReadOnly, Value: "false"},
+			audit.Attribute{Key: audit.AttrEventSource, Value: common.EventSource})}},
+		{"NoMatch", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: "NoSuchEvent"})}},
+	}
+	for _, r := range set.sample {
+		cases[2].qs = append(cases[2].qs, with(audit.Attribute{Key: audit.AttrEventID, Value: r.EventID}))
 	}
 	for _, c := range cases {
 		b.Run(fmt.Sprintf("%s/events=%d", c.name, n), func(b *testing.B) {
 			var lat []time.Duration
+			i := 0
 			for b.Loop() {
 				t0 := time.Now()
-				if _, err := st.Lookup(context.Background(), c.q); err != nil {
+				p, err := set.st.Lookup(context.Background(), c.qs[i%len(c.qs)])
+				if err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(t0))
+				if c.name == "EventIdRare" && len(p.Records) != 1 {
+					b.Fatalf("EventId lookup found %d records; want 1", len(p.Records))
+				}
+				i++
 			}
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
@@ -104,18 +171,22 @@ func BenchmarkLookup(b *testing.B) {
 	}
 }
 
-// BenchmarkAppend measures appending batches of 5,000 new records.
+// BenchmarkAppend measures appending batches of 5,000 new real-shaped
+// records to a store that grows as it runs.
 func BenchmarkAppend(b *testing.B) {
 	st, err := duckdb.Open(filepath.Join(b.TempDir(), "events.duckdb"), duckdb.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	g := storetest.NewGen(7, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	shapes := storetest.NewShapes(b, 7)
+	t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	const batch = 5000
 	var bytes int64
 	for b.Loop() {
 		b.StopTimer()
-		recs := g.Records(5000)
+		recs := shapes.Records(batch, t, t.Add(time.Hour), benchAccount, benchRegion)
+		t = t.Add(time.Hour)
 		for _, r := range recs {
 			bytes += int64(len(r.Raw))
 		}
@@ -124,6 +195,6 @@ func BenchmarkAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N*5000)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
 	b.SetBytes(bytes / int64(b.N))
 }
