@@ -102,9 +102,9 @@ func startServer(t testing.TB, cfgYAML, dataDir string) *testServer {
 
 func (ts *testServer) client(akid, secret, region string) *cloudtrail.Client {
 	return cloudtrail.New(cloudtrail.Options{
-		Region:           region,
-		BaseEndpoint:     aws.String(ts.endpoint),
-		Credentials:      credentials.NewStaticCredentialsProvider(akid, secret, ""),
+		Region:       region,
+		BaseEndpoint: aws.String(ts.endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(akid, secret, ""),
 		// The SDK's default retries: a transport error on a long, loaded
 		// run was seen once ("use of closed network connection" while
 		// reading a 200 response); AWS clients retry those, and so do we.
