@@ -129,11 +129,14 @@ func TestParseMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("file %d: encoding/json rejects a real file", i)
 		}
 		for name, r := range readers(data) {
+			if name == "one-byte" && len(data) > 64<<10 {
+				continue // slow, and the small files cross the same boundaries
+			}
 			got, recErrs, err := collectAll(r)
 			if err != nil || recErrs != nil {
 				t.Errorf("file %d, %s: errors %v %v", i, name, err, recErrs)
 			}
-			if !cmp.Equal(got, want) {
+			if !sameRaws(got, want) {
 				t.Errorf("file %d, %s: %d records differ from encoding/json's %d", i, name, len(got), len(want))
 			}
 		}
@@ -223,14 +226,14 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, _, err := collectAll(bytes.NewReader(data))
 		got1, _, err1 := collectAll(iotest.OneByteReader(bytes.NewReader(data)))
-		if !cmp.Equal(got, got1) || (err == nil) != (err1 == nil) {
+		if !sameRaws(got, got1) || (err == nil) != (err1 == nil) {
 			t.Fatalf("one-byte reads differ: %d records (%v) vs %d (%v)", len(got), err, len(got1), err1)
 		}
 		if want, ok := oracle(data); ok && firstKey(data) == "Records" {
 			if err != nil {
 				t.Fatalf("encoding/json accepts the input; parse: %v", err)
 			}
-			if !cmp.Equal(got, want) {
+			if !sameRaws(got, want) {
 				t.Fatalf("records %q; encoding/json reads %q", got, want)
 			}
 		}
