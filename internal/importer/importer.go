@@ -12,6 +12,7 @@
 package importer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -179,8 +180,9 @@ func Run(ctx context.Context, paths []string, opts Options) (Report, error) {
 	var readers sync.WaitGroup
 	for range opts.Workers {
 		readers.Go(func() {
+			var fr fileReader
 			for f := range work {
-				r.readFile(ctx, f, chunks)
+				r.readFile(ctx, &fr, f, chunks)
 			}
 		})
 	}
@@ -343,8 +345,53 @@ func (r *run) append(ctx context.Context, b []audit.Record, from []origin) error
 	return nil
 }
 
+// fileReader is what a worker reuses from one file to the next.
+type fileReader struct {
+	rd *reader
+	br *bufio.Reader // gives gzip a ByteReader, so it reads no further than it needs
+	zr *gzip.Reader
+}
+
+// open returns a parse reader for a file's content, gunzipped when it
+// starts with the gzip magic bytes.
+func (fr *fileReader) open(f io.Reader) (*reader, error) {
+	var magic [2]byte
+	n, err := io.ReadFull(f, magic[:])
+	var src io.Reader
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		src = bytes.NewReader(magic[:n])
+	case err != nil:
+		return nil, err
+	case magic != [2]byte{0x1f, 0x8b}:
+		src = io.MultiReader(bytes.NewReader(magic[:]), f)
+	default:
+		head := io.MultiReader(bytes.NewReader(magic[:]), f)
+		if fr.br == nil {
+			fr.br = bufio.NewReaderSize(head, readChunk)
+		} else {
+			fr.br.Reset(head)
+		}
+		if fr.zr == nil {
+			fr.zr, err = gzip.NewReader(fr.br)
+		} else {
+			err = fr.zr.Reset(fr.br)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("not a valid gzip file: %w", err)
+		}
+		src = fr.zr
+	}
+	if fr.rd == nil {
+		fr.rd = newReader(src, maxBuffer)
+	} else {
+		fr.rd.reset(src)
+	}
+	return fr.rd, nil
+}
+
 // readFile reads one file and hands its records to the sink goroutine.
-func (r *run) readFile(ctx context.Context, path string, out chan<- chunk) {
+func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out chan<- chunk) {
 	defer r.done.Add(1)
 	f, err := os.Open(path)
 	if err != nil {
@@ -352,7 +399,7 @@ func (r *run) readFile(ctx context.Context, path string, out chan<- chunk) {
 		return
 	}
 	defer f.Close()
-	src, err := decompress(&countingReader{r: f, n: &r.bytes})
+	rd, err := fr.open(&countingReader{r: f, n: &r.bytes})
 	if err != nil {
 		r.files.Add(1)
 		r.failFile(path, 0, err)
@@ -360,7 +407,8 @@ func (r *run) readFile(ctx context.Context, path string, out chan<- chunk) {
 	}
 	c := chunk{file: path}
 	var slab []byte
-	err = parse(src, func(num int, raw []byte, err error) bool {
+	slabSize := 16 << 10
+	err = parseWith(rd, func(num int, raw []byte, err error) bool {
 		r.records.Add(1)
 		if err != nil {
 			r.fail(path, num, err)
@@ -369,7 +417,8 @@ func (r *run) readFile(ctx context.Context, path string, out chan<- chunk) {
 		// Copy the record out of the reader's buffer, into a slab shared
 		// by the records around it (fewer allocations than one each).
 		if len(raw) > cap(slab)-len(slab) {
-			slab = make([]byte, 0, max(256<<10, len(raw)))
+			slab = make([]byte, 0, max(slabSize, len(raw)))
+			slabSize = min(2*slabSize, 256<<10)
 		}
 		slab = append(slab, raw...)
 		raw = slab[len(slab)-len(raw) : len(slab) : len(slab)]
@@ -429,27 +478,6 @@ func extract(raw []byte) (audit.Record, error) {
 		}
 	}
 	return rec, err
-}
-
-// decompress returns the content of a file, gunzipped when it starts with
-// the gzip magic bytes.
-func decompress(f io.Reader) (io.Reader, error) {
-	var magic [2]byte
-	n, err := io.ReadFull(f, magic[:])
-	head := io.MultiReader(bytes.NewReader(magic[:n]), f)
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		return bytes.NewReader(magic[:n]), nil
-	case err != nil:
-		return nil, err
-	case magic != [2]byte{0x1f, 0x8b}:
-		return head, nil
-	}
-	zr, err := gzip.NewReader(head)
-	if err != nil {
-		return nil, fmt.Errorf("not a valid gzip file: %w", err)
-	}
-	return zr, nil
 }
 
 type countingReader struct {

@@ -60,7 +60,12 @@ func (e *parseError) Unwrap() error { return e.Err }
 // printed over several lines one after the other. It returns nil, errStop,
 // errDigest, errEmpty, errNotCloudTrail, or a *parseError.
 func parse(src io.Reader, yield yieldFunc) error {
-	p := &parser{rd: newReader(src, maxBuffer), yield: yield}
+	return parseWith(newReader(src, maxBuffer), yield)
+}
+
+// parseWith is parse reading through rd, whose buffer it reuses.
+func parseWith(rd *reader, yield yieldFunc) error {
+	p := &parser{rd: rd, yield: yield}
 	c, err := p.rd.peek()
 	switch {
 	case err == io.EOF:

@@ -28,6 +28,15 @@ func newReader(src io.Reader, max int) *reader {
 	return &reader{src: src, buf: make([]byte, 2*readChunk), max: max + 2*readChunk}
 }
 
+// reset makes rd read src, keeping its buffer (shrunk back to its first
+// size if a large value grew it).
+func (rd *reader) reset(src io.Reader) {
+	if len(rd.buf) > 4*readChunk {
+		rd.buf = make([]byte, 2*readChunk)
+	}
+	rd.src, rd.r, rd.w, rd.err = src, 0, 0, nil
+}
+
 // fill reads more bytes, keeping buf[r:w]. It returns false when no more
 // can be read (rd.err says why) or the buffer is at its maximum and full.
 func (rd *reader) fill() bool {
