@@ -1,36 +1,71 @@
 #!/usr/bin/env bash
-# Import benchmark: cairn import (into a fresh data dir, DuckDB store) beside
-# DuckDB's read_json and jq over the same .json.gz files, in the same run.
-# Usage: bench/import.sh [RECORDS]   (default 1000000)
+# Import benchmark. Over the same generated CloudTrail .json.gz files, in
+# one run (so the figures share the machine's load):
+#   - gunzip alone (zcat, as many processes as cores): the floor,
+#   - cairn's importer into a sink that discards the records (gunzip, split
+#     into records, audit.Extract): bench/cmd/importparse,
+#   - DuckDB's read_json through the Go driver: bench/duckread,
+#   - jq -c '.Records[]',
+#   - and `cairn import` into a fresh data dir (DuckDB store) when CAIRN_BIN
+#     names a cairn binary.
+# The data set repeats the real records of shared/testdata/real with fresh
+# eventIDs, 2,000 records per gzipped file in the S3 layout (bench/gen).
+#
+# Usage: bench/import.sh [RECORDS]      (default 1000000)
+#   DATA=dir   keep the generated files in dir and reuse them next time
+#   CAIRN_BIN=path/to/cairn   also time a full import into a store
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/cairn" ./cmd/cairn
-go run ./bench/gen -n "$n" -out "$work/data" -src ../shared/testdata/real
-gz_mb=$(du -sm "$work/data" | cut -f1)
-printf 'accounts:\n  - id: "123456789012"\n    users:\n      - name: b\n        access_keys:\n          - id: AKIABENCH00000000001\n            secret: s\nevent_history:\n  retention_days: 0\n' >"$work/cairn.yaml"
+data=${DATA:-$work/data}
+if [ ! -f "$data/.records-$n" ]; then
+	rm -rf "$data"
+	go run ./bench/gen -n "$n" -out "$data" -src ../shared/testdata/real >&2
+	touch "$data/.records-$n"
+fi
+go build -o "$work/importparse" ./bench/cmd/importparse
+go build -o "$work/duckread" ./bench/duckread
+gz_bytes=$(find "$data" -name '*.json.gz' -printf '%s\n' | awk '{s+=$1} END {print s}')
+cores=$(nproc)
 
-t0=$(date +%s.%N)
-"$work/cairn" import --data-dir "$work/dd" --config "$work/cairn.yaml" --no-progress --output json "$work/data" >"$work/report.json"
-t1=$(date +%s.%N)
-cairn_s=$(echo "$t1 - $t0" | bc)
-imported=$(jq .Imported "$work/report.json")
+now() { date +%s.%N; }
+rows=()
+row() { # name records seconds
+	rows+=("$(awk -v name="$1" -v n="$2" -v s="$3" -v b="$gz_bytes" \
+		'BEGIN {printf "%-34s %10d %8.2f %12.0f %10.1f", name, n, s, n/s, b/1e6/s}')")
+}
 
-go run ./bench/duckread "$work/data/**/*.json.gz" | tee "$work/duck.txt"
-duck_rate=$(grep -o '[0-9]* records/s' "$work/duck.txt" | cut -d' ' -f1)
+t0=$(now)
+find "$data" -name '*.json.gz' -print0 | xargs -0 -P "$cores" -n 50 zcat >/dev/null
+row "gunzip only (zcat x$cores)" "$n" "$(echo "$(now) - $t0" | bc)"
 
-t0=$(date +%s.%N)
-jq_n=$(find "$work/data" -name '*.json.gz' -print0 | xargs -0 zcat | jq -c '.Records[]' | wc -l)
-t1=$(date +%s.%N)
-jq_s=$(echo "$t1 - $t0" | bc)
+out=$("$work/importparse" "$data" 2>/dev/null)
+rec=$(sed 's/.*records=\([0-9]*\).*/\1/' <<<"$out")
+sec=$(sed 's/.*seconds=\([0-9.]*\).*/\1/' <<<"$out")
+row "cairn importer (discard sink)" "$rec" "$sec"
 
-store_mb=$(du -sm "$work/dd/events.duckdb" | cut -f1)
+# "duckdb read_json: N records in S.SSs: R records/s" (its own clock, like importparse's)
+duck=$("$work/duckread" "$data/**/*.json.gz")
+row "duckdb read_json (unnest Records)" "$(awk '{print $3}' <<<"$duck")" "$(awk '{sub(/s:$/, "", $6); print $6}' <<<"$duck")"
+
+t0=$(now)
+jq_n=$(find "$data" -name '*.json.gz' -print0 | xargs -0 zcat | jq -c '.Records[]' | wc -l)
+row "jq -c '.Records[]' (1 process)" "$jq_n" "$(echo "$(now) - $t0" | bc)"
+
+if [ -n "${CAIRN_BIN:-}" ]; then
+	printf 'accounts:\n  - id: "123456789012"\n    users:\n      - name: b\n        access_keys:\n          - id: AKIABENCH00000000001\n            secret: s\nevent_history:\n  retention_days: 0\n' >"$work/cairn.yaml"
+	t0=$(now)
+	"$CAIRN_BIN" import --data-dir "$work/dd" --config "$work/cairn.yaml" --no-progress --output json "$data" >"$work/report.json"
+	row "cairn import (into the store)" "$(jq .Imported "$work/report.json")" "$(echo "$(now) - $t0" | bc)"
+	store_mb=$(du -sm "$work/dd" | cut -f1)
+fi
+
 echo
-echo "records: $n  (.json.gz: ${gz_mb} MB)"
-printf '%-28s %12s %10s\n' tool records/s MB/s
-printf '%-28s %12.0f %10.1f\n' "cairn import (into store)" "$(echo "$imported / $cairn_s" | bc -l)" "$(echo "$gz_mb / $cairn_s" | bc -l)"
-printf '%-28s %12.0f\n' "duckdb read_json (count)" "$duck_rate"
-printf '%-28s %12.0f %10.1f\n' "jq -c '.Records[]'" "$(echo "$jq_n / $jq_s" | bc -l)" "$(echo "$gz_mb / $jq_s" | bc -l)"
-echo "cairn store: ${store_mb} MB on disk ($(echo "scale=2; $store_mb / $gz_mb" | bc)x the .json.gz)"
+echo "$n records in $(find "$data" -name '*.json.gz' | wc -l) files, $(awk -v b="$gz_bytes" 'BEGIN {printf "%.1f", b/1e6}') MB of .json.gz; $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-34s %10s %8s %12s %10s\n' tool records seconds records/s "MB/s (gz)"
+printf '%s\n' "${rows[@]}"
+if [ -n "${store_mb:-}" ]; then
+	echo "cairn data dir: ${store_mb} MB on disk"
+fi

@@ -112,6 +112,7 @@ type RecordError struct {
 	Err    error
 }
 
+// Error names the file and, when there is one, the record.
 func (e RecordError) Error() string {
 	if e.Record == 0 {
 		return fmt.Sprintf("%s: %v", e.File, e.Err)

@@ -220,6 +220,7 @@ func TestMalformed(t *testing.T) {
 		{"blank.json", []byte(" \n\t\n"), nil, 0, 1, []string{"blank.json#0"}},
 		{"empty.json.gz", gz(t, nil), nil, 0, 1, []string{"empty.json.gz#0"}},
 		{"no-records.json", []byte(`{"Records":[]}`), nil, 0, 0, nil},
+		{"bom.json", append([]byte("\xef\xbb\xbf"), records(raws[:2])...), []int{0, 1}, 0, 0, nil},
 		{"huge-record.json", records([][]byte{raws[0], huge, raws[1]}), []int{0, 1}, 1, 0, []string{"huge-record.json#2"}},
 		{"huge-line.jsonl", []byte(string(raws[0]) + "\n" + strings.Repeat("x", 5<<20) + "\n" + string(raws[1]) + "\n"), []int{0, 1}, 1, 0, []string{"huge-line.jsonl#2"}},
 		{"nested-junk.json", []byte(`{"Records":[` + string(raws[0]) + `,[[[{"a":[]}]]],` + deep + `,"str",12,null,{},` + string(raws[1]) + `]}`), []int{0, 1}, 6, 0, []string{"nested-junk.json#2", "nested-junk.json#3", "nested-junk.json#4", "nested-junk.json#5", "nested-junk.json#6", "nested-junk.json#7"}},

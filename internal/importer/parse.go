@@ -66,6 +66,9 @@ func parse(src io.Reader, yield yieldFunc) error {
 // parseWith is parse reading through rd, whose buffer it reuses.
 func parseWith(rd *reader, yield yieldFunc) error {
 	p := &parser{rd: rd, yield: yield}
+	if bytes.HasPrefix(rd.head(3), []byte("\xef\xbb\xbf")) {
+		rd.r += 3 // a UTF-8 byte order mark, as some Windows tools write
+	}
 	c, err := p.rd.peek()
 	switch {
 	case err == io.EOF:

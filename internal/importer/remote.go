@@ -66,6 +66,7 @@ type RemoteError struct {
 	Message string
 }
 
+// Error returns the AWS error code and message.
 func (e *RemoteError) Error() string {
 	if e.Code == "" {
 		return fmt.Sprintf("ImportRecords: HTTP %d", e.Status)
