@@ -22,10 +22,10 @@ go test -run '^$' -bench '^BenchmarkLookup$' -benchtime="${iter}x" -timeout 6h -
 echo
 grep -o 'LOAD .*' "$out" | tr ' ' '\n' | sed -n 's/=/: /p'
 echo
-printf '%-30s %9s %9s\n' lookup p50-ms p99-ms
+printf "%-30s %9s %9s %11s\n" lookup p50-ms p99-ms cpu-ms/op
 awk '/^BenchmarkLookup\/.*p50-ms/ {
-	split($1, n, "/"); p50 = ""; p99 = ""
-	for (i = 1; i <= NF; i++) { if ($i == "p50-ms") p50 = $(i-1); if ($i == "p99-ms") p99 = $(i-1) }
-	printf "%-30s %9s %9s\n", n[2], p50, p99
+	split($1, n, "/"); p50 = ""; p99 = ""; cpu = ""
+	for (i = 1; i <= NF; i++) { if ($i == "p50-ms") p50 = $(i-1); if ($i == "p99-ms") p99 = $(i-1); if ($i == "cpu-ms/op") cpu = $(i-1) }
+	printf "%-30s %9s %9s %11s\n", n[2], p50, p99, cpu
 }' "$out"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

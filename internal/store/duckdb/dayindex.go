@@ -1,6 +1,7 @@
 package duckdb
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math/bits"
 	"slices"
@@ -69,39 +70,51 @@ type span struct {
 	n           int64
 }
 
-// candidates returns, newest first, the days of k within [lo, hi] (days)
-// whose filters may hold every token. Consecutive days are merged into
-// spans of at most maxRows records.
+// candidates returns, newest first, spans of the days of k within
+// [lo, hi] (days) whose filters may hold every token. A span runs from a
+// candidate day through older days, candidates or not, while it holds at
+// most maxRows records: DuckDB reads whole row groups anyway, and one query
+// over a few days costs less than one query per day.
 func (x *dayIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows int64) []span {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	var days []int64
+	type day struct {
+		d    int64
+		n    int64
+		cand bool
+	}
+	var days []day
 	for d, s := range x.parts[k] {
 		if d < lo || d > hi || s.n == 0 {
 			continue
 		}
-		ok := true
+		cand := true
 		for _, t := range tokens {
 			if !s.bloom.has(t) {
-				ok = false
+				cand = false
 				break
 			}
 		}
-		if ok {
-			days = append(days, d)
-		}
+		days = append(days, day{d, s.n, cand})
 	}
-	slices.Sort(days)
-	slices.Reverse(days)
+	slices.SortFunc(days, func(a, b day) int { return cmp.Compare(b.d, a.d) })
 	var out []span
+	open := false // whether out's last span may still grow
+	var pending int64
 	for _, d := range days {
-		n := x.parts[k][d].n
-		if m := len(out); m > 0 && out[m-1].last == d+1 && out[m-1].n+n <= maxRows {
-			out[m-1].last = d
-			out[m-1].n += n
+		if open && out[len(out)-1].n+pending+d.n <= maxRows {
+			pending += d.n
+			if d.cand {
+				sp := &out[len(out)-1]
+				sp.last, sp.n, pending = d.d, sp.n+pending, 0
+			}
 			continue
 		}
-		out = append(out, span{first: d, last: d, n: n})
+		open, pending = false, 0
+		if d.cand {
+			out = append(out, span{first: d.d, last: d.d, n: d.n})
+			open = true
+		}
 	}
 	return out
 }

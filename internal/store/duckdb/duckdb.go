@@ -540,7 +540,9 @@ const (
 	maxTime = 253402300799 // year 9999
 	// maxSpanRows caps the records one probe of consecutive candidate
 	// days may cover.
-	maxSpanRows = 400_000
+	maxSpanRows = 130_000
+	// maxLimit caps a page (CloudTrail's is 50).
+	maxLimit = 1 << 20
 )
 
 // Lookup returns a page of records matching q, newest first.
@@ -548,6 +550,7 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if q.Limit < 1 {
 		return audit.Page{}, errors.New("duckdb: lookup limit must be at least 1")
 	}
+	q.Limit = min(q.Limit, maxLimit)
 	var tokens []uint64
 	for _, a := range q.Attributes {
 		switch a.Key {
@@ -581,11 +584,15 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	spans := s.index.candidates(partKey{q.Account, q.Region, q.Category}, dayOf(lo), dayOf(hi), tokens, maxSpanRows)
 	need := q.Limit + 1
 	var recs []audit.Record
-	for _, sp := range spans {
+	for i, sp := range spans {
 		from, to := max(lo, sp.last*daySeconds), min(hi, sp.first*daySeconds+daySeconds-1)
-		// Without a selective value, matches are dense: start with a
-		// window expected to hold a few pages rather than whole days.
-		if len(tokens) == 0 && sp.n > 0 {
+		// Start with a window expected to hold four pages if every record
+		// matched: a common value fills the page there, and DuckDB
+		// materialises the matches of the window only, not of whole days.
+		// Without a selective value matches are dense everywhere, so the
+		// window grows 4x per probe; with one, after the first probe the
+		// rest goes in one query (the value may be rare: one query a day).
+		if sp.n > 0 && (i == 0 || len(tokens) == 0) {
 			days := sp.first - sp.last + 1
 			w := max(60, days*daySeconds*int64(4*need)/sp.n)
 			for to-w > from && len(recs) < need {
@@ -595,6 +602,9 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 				}
 				recs = append(recs, got...)
 				to -= w
+				if len(tokens) > 0 {
+					break
+				}
 				w *= 4
 			}
 		}
