@@ -1,0 +1,103 @@
+package duckdb
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+func TestDayOf(t *testing.T) {
+	for _, c := range []struct{ t, want int64 }{
+		{0, 0}, {86399, 0}, {86400, 1}, {-1, -1}, {-86400, -1}, {-86401, -2},
+	} {
+		if got := dayOf(c.t); got != c.want {
+			t.Errorf("dayOf(%d) = %d; want %d", c.t, got, c.want)
+		}
+	}
+}
+
+func TestBloom(t *testing.T) {
+	b := newBloom(1000)
+	for i := range uint64(1000) {
+		b.add(token(audit.AttrEventID, string(rune('a'+i%26))+string(rune(i))))
+	}
+	for i := range uint64(1000) {
+		if !b.has(token(audit.AttrEventID, string(rune('a'+i%26))+string(rune(i)))) {
+			t.Fatalf("token %d lost", i)
+		}
+	}
+	fp := 0
+	for i := range 10000 {
+		if b.has(token(audit.AttrEventName, string(rune(i)))) {
+			fp++
+		}
+	}
+	t.Logf("false positives at capacity: %.2f%%", float64(fp)/100)
+	if fp > 500 {
+		t.Errorf("%d false positives in 10000; want about 1%%", fp)
+	}
+	c := unmarshalBloom(b.marshal())
+	if diff := cmp.Diff(b.bits, c.bits); diff != "" || c.added != b.added {
+		t.Errorf("marshal round trip differs")
+	}
+	for _, bad := range [][]byte{nil, {1, 2, 3}, make([]byte, 8), make([]byte, 8+8*3), make([]byte, 9)} {
+		d := unmarshalBloom(bad)
+		if !d.has(12345) {
+			t.Errorf("a filter decoded from %d bad bytes does not match everything", len(bad))
+		}
+		d.add(1) // must not panic
+		if d.full() {
+			t.Errorf("a damaged filter asks to grow")
+		}
+	}
+	small := newBloom(0)
+	for i := range uint64(500) {
+		small.add(i * 0x9e3779b97f4a7c15)
+	}
+	if !small.full() {
+		t.Error("a minimum filter with 500 tokens is not full")
+	}
+}
+
+func TestCandidates(t *testing.T) {
+	k := partKey{"a", "r", audit.CategoryManagement}
+	x := newDayIndex()
+	// days 10..1, 100 records each; the rare token on days 9, 8 and 3.
+	rare := token(audit.AttrAccessKeyID, "rare")
+	for d := int64(1); d <= 10; d++ {
+		s := x.day(k, d)
+		s.n = 100
+		s.bloom.add(token(audit.AttrEventName, "common"))
+		if d == 9 || d == 8 || d == 3 {
+			s.bloom.add(rare)
+		}
+	}
+	x.day(k, 11) // empty day: never a candidate
+	for _, c := range []struct {
+		name    string
+		lo, hi  int64
+		tokens  []uint64
+		maxRows int64
+		want    []span
+	}{
+		{"all, one day per span", 0, 20, nil, 100, []span{{10, 10, 100}, {9, 9, 100}, {8, 8, 100}, {7, 7, 100}, {6, 6, 100}, {5, 5, 100}, {4, 4, 100}, {3, 3, 100}, {2, 2, 100}, {1, 1, 100}}},
+		{"all, merged", 0, 20, nil, 450, []span{{10, 7, 400}, {6, 3, 400}, {2, 1, 200}}},
+		{"bounded", 4, 6, nil, 1000, []span{{6, 4, 300}}},
+		{"rare, merged through gaps", 0, 20, []uint64{rare}, 1000, []span{{9, 3, 700}}},
+		{"rare, gaps too long", 0, 20, []uint64{rare}, 300, []span{{9, 8, 200}, {3, 3, 100}}},
+		{"rare and common", 0, 20, []uint64{rare, token(audit.AttrEventName, "common")}, 100, []span{{9, 9, 100}, {8, 8, 100}, {3, 3, 100}}},
+		{"absent", 0, 20, []uint64{token(audit.AttrEventName, "absent")}, 1000, nil},
+		{"other partition", 0, 20, nil, 1000, nil},
+	} {
+		key := k
+		if c.name == "other partition" {
+			key.region = "other"
+		}
+		got := x.candidates(key, c.lo, c.hi, c.tokens, c.maxRows)
+		if diff := cmp.Diff(c.want, got, cmp.AllowUnexported(span{})); diff != "" {
+			t.Errorf("%s: (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
