@@ -57,27 +57,6 @@ const (
 	CodeInternalFailure = "InternalFailure"
 )
 
-// statuses holds every code whose HTTP status is not 400. The values follow
-// AWS's "Common Errors" pages for Coral (AWS JSON 1.0/1.1) services such as
-// CloudTrail: MissingAuthenticationToken and InvalidClientTokenId are 403,
-// InternalFailure 500, ServiceUnavailable 503. The signature errors that
-// CloudTrail's front end answers for a wrong or unknown key
-// (UnrecognizedClientException, InvalidSignatureException) are 403 too.
-var statuses = map[string]int{
-	"MissingAuthenticationToken":          http.StatusForbidden,
-	"MissingAuthenticationTokenException": http.StatusForbidden,
-	"UnrecognizedClientException":         http.StatusForbidden,
-	"InvalidSignatureException":           http.StatusForbidden,
-	"InvalidClientTokenId":                http.StatusForbidden,
-	"OptInRequired":                       http.StatusForbidden,
-	CodeRequestEntityTooLarge:             http.StatusRequestEntityTooLarge,
-	CodeInternalFailure:                   http.StatusInternalServerError,
-	"InternalFailureException":            http.StatusInternalServerError,
-	"InternalServerError":                 http.StatusInternalServerError,
-	"ServiceUnavailable":                  http.StatusServiceUnavailable,
-	"ServiceUnavailableException":         http.StatusServiceUnavailable,
-}
-
 // StatusFor returns the HTTP status AWS answers an error code with. It is
 // the one table from code to status:
 //
@@ -105,8 +84,20 @@ func StatusFor(code string) int {
 	if i := strings.IndexByte(code, ':'); i >= 0 {
 		code = code[:i]
 	}
-	if s, ok := statuses[code]; ok {
-		return s
+	// The values follow AWS's "Common Errors" pages for Coral (AWS JSON
+	// 1.0/1.1) services such as CloudTrail; the signature errors CloudTrail's
+	// front end answers for a wrong or unknown key are 403 too.
+	switch code {
+	case "MissingAuthenticationToken", "MissingAuthenticationTokenException",
+		"UnrecognizedClientException", "InvalidSignatureException",
+		"InvalidClientTokenId", "OptInRequired":
+		return http.StatusForbidden
+	case CodeRequestEntityTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeInternalFailure, "InternalFailureException", "InternalServerError":
+		return http.StatusInternalServerError
+	case "ServiceUnavailable", "ServiceUnavailableException":
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
 }
