@@ -142,3 +142,18 @@ func tlsVersionName(v uint16) string {
 	}
 	return tls.VersionName(v)
 }
+
+// ResponseElements returns an operation's output as CloudTrail records it in
+// responseElements: the output's JSON with the first letter of every member
+// name lower-cased (TrailARN → trailARN), or nil (null) for an empty output.
+func ResponseElements(output any) []byte {
+	b, err := json.Marshal(output)
+	if err != nil {
+		return nil
+	}
+	out, err := lowerMembers(b)
+	if err != nil || string(out) == "{}" || string(out) == "null" {
+		return nil
+	}
+	return out
+}

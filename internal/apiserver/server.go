@@ -68,11 +68,37 @@ type Recorder interface {
 	Saturated() bool
 }
 
+// Request is one verified call handed to an operation's Handler.
+type Request struct {
+	Caller Caller
+	// Operation is the operation's name (CreateTrail).
+	Operation string
+	// Body is the request's JSON, at most 1 MiB; decode it with awsjson.Decode.
+	Body      []byte
+	RequestID string
+	// Time is when the call arrived (Config.Now).
+	Time time.Time
+	// ResponseElements, set by a write operation's handler, is recorded as
+	// the event's responseElements (JSON; nil records null). It is recorded
+	// only when the call succeeds.
+	ResponseElements []byte
+}
+
+// Handler serves one operation: its output is marshalled as the response
+// body; an error is answered as AWS answers it (*audit.Error with the code
+// without "Exception", or *awsjson.Error). Handlers get requests only from
+// verified callers and must scope everything they touch to req.Caller's
+// account.
+type Handler func(ctx context.Context, req *Request) (any, error)
+
 // Config configures a Server. Auth, History and Recorder are required.
 type Config struct {
 	Auth     Authenticator
 	History  History
 	Recorder Recorder
+	// Handlers serve operations of the CloudTrail model by name, beside
+	// the ones the server implements itself (LookupEvents).
+	Handlers map[string]Handler
 	// Retention hides records older than now-Retention from lookups; 0
 	// keeps everything.
 	Retention time.Duration
@@ -219,6 +245,12 @@ func (s *Server) serve(c *call) (any, error) {
 		if prefix == importPrefix {
 			return s.importRecords(ctx, c)
 		}
+	}
+	if h := s.cfg.Handlers[op]; h != nil && prefix == cloudTrailPrefix {
+		req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start}
+		out, err := h(ctx, req)
+		c.responseElements = req.ResponseElements
+		return out, err
 	}
 	return nil, audit.Errorf("UnsupportedOperation", "cairn does not implement %s yet.", op)
 }

