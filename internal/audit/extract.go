@@ -17,14 +17,14 @@ const MaxRecordSize = 1 << 20
 // extractView is the part of a record Extract reads. Members whose type varies
 // in the wild are kept raw and read leniently.
 type extractView struct {
-	EventTime          string          `json:"eventTime"`
-	EventSource        string          `json:"eventSource"`
-	EventName          string          `json:"eventName"`
-	AWSRegion          string          `json:"awsRegion"`
-	EventID            string          `json:"eventID"`
-	EventType          string          `json:"eventType"`
-	EventCategory      string          `json:"eventCategory"`
-	RecipientAccountID string          `json:"recipientAccountId"`
+	EventTime          string         `json:"eventTime"`
+	EventSource        string         `json:"eventSource"`
+	EventName          string         `json:"eventName"`
+	AWSRegion          string         `json:"awsRegion"`
+	EventID            string         `json:"eventID"`
+	EventType          string         `json:"eventType"`
+	EventCategory      string         `json:"eventCategory"`
+	RecipientAccountID string         `json:"recipientAccountId"`
 	ReadOnly           jsontext.Value `json:"readOnly"`
 	ManagementEvent    jsontext.Value `json:"managementEvent"`
 	UserIdentity       jsontext.Value `json:"userIdentity"`
