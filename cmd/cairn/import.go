@@ -96,7 +96,10 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		for _, e := range rep.Errors {
 			fmt.Fprintln(stderr, "cairn:", e.Error())
 		}
-		return fmt.Errorf("%d records rejected", rep.Rejected)
+		if rep.ErrorsOmitted > 0 {
+			fmt.Fprintf(stderr, "cairn: ... and %d more errors not shown\n", rep.ErrorsOmitted)
+		}
+		return fmt.Errorf("%d records rejected, %d files could not be read to their end", rep.Rejected, rep.FileErrors)
 	}
 	return nil
 }
@@ -105,16 +108,20 @@ func printReport(w io.Writer, format string, rep importer.Report) {
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		errs := make([]map[string]any, 0, len(rep.Errors))
+		for _, e := range rep.Errors {
+			errs = append(errs, map[string]any{"File": e.File, "Record": e.Record, "Message": e.Err.Error()})
+		}
 		enc.Encode(map[string]any{
-			"Files": rep.Files, "Skipped": rep.Skipped, "Records": rep.Records, "Imported": rep.Imported,
-			"Duplicates": rep.Duplicates, "Rejected": rep.Rejected, "Expired": rep.Expired,
-			"Bytes": rep.Bytes, "Seconds": rep.Elapsed.Seconds(),
+			"Files": rep.Files, "Skipped": rep.Skipped, "FileErrors": rep.FileErrors, "Records": rep.Records,
+			"Imported": rep.Imported, "Duplicates": rep.Duplicates, "Rejected": rep.Rejected, "Expired": rep.Expired,
+			"Bytes": rep.Bytes, "Seconds": rep.Elapsed.Seconds(), "Errors": errs, "ErrorsOmitted": rep.ErrorsOmitted,
 		})
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "Files\tSkipped\tRecords\tImported\tDuplicates\tRejected\tExpired\tSeconds\t")
-	fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t\n", rep.Files, rep.Skipped, rep.Records, rep.Imported,
+	fmt.Fprintln(tw, "Files\tSkipped\tFileErrors\tRecords\tImported\tDuplicates\tRejected\tExpired\tSeconds\t")
+	fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t\n", rep.Files, rep.Skipped, rep.FileErrors, rep.Records, rep.Imported,
 		rep.Duplicates, rep.Rejected, rep.Expired, rep.Elapsed.Seconds())
 	tw.Flush()
 }

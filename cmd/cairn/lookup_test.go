@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -323,5 +325,42 @@ func waitForEvents(t *testing.T, c *cloudtrail.Client, n int) {
 			t.Fatalf("%d events after 5 s; want %d", len(out.Events), n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A malformed file and a bad record are reported by file and record number;
+// the rest is imported, and the command exits non-zero.
+func TestImportReportsBadFilesAndRecords(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(dir+"/logs", 0o755)
+	good := `{"eventVersion":"1.08","eventTime":"2024-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","eventID":"%s","recipientAccountId":"111111111111"}`
+	writeFile(t, dir+"/logs/a.json", `{"Records":[`+fmt.Sprintf(good, "e1")+`,{"eventID":"no-time"},`+fmt.Sprintf(good, "e2")+`]}`)
+	writeFile(t, dir+"/logs/b.json", `{"Records":[`+fmt.Sprintf(good, "e3")+`,{"eventID":`)
+	cfgPath := dir + "/cairn.yaml"
+	writeFile(t, cfgPath, "event_history:\n  retention_days: 0\naccounts:\n  - id: \"111111111111\"\n    users:\n      - name: a\n        access_keys:\n          - id: AKIAAAAAAAAAAAAAAAAA\n            secret: s\n")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"import", "--data-dir", dir + "/dd", "--config", cfgPath, "--no-progress",
+		"--output", "json", dir + "/logs"}, &stdout, &stderr)
+	if code == 0 {
+		t.Fatalf("import of bad files exited 0: %s", stdout.String())
+	}
+	var rep struct {
+		Files, FileErrors, Records, Imported, Rejected int
+		Errors                                         []struct {
+			File    string
+			Record  int
+			Message string
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report %q: %v", stdout.String(), err)
+	}
+	if rep.Files != 2 || rep.FileErrors != 1 || rep.Imported != 3 || rep.Rejected != 1 || len(rep.Errors) != 2 {
+		t.Fatalf("report = %+v", rep)
+	}
+	for _, want := range []string{"a.json: record 2:", "b.json: record 2:"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q does not name %q", stderr.String(), want)
+		}
 	}
 }
