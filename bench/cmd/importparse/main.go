@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime/pprof"
 
 	"github.com/cairn-audit/cairn/internal/importer"
 	"github.com/cairn-audit/cairn/internal/importer/importertest"
@@ -22,7 +23,16 @@ import (
 func main() {
 	workers := flag.Int("workers", 0, "files read at once (default GOMAXPROCS)")
 	batch := flag.Int("batch", 0, "records per Append (default the importer's)")
+	profile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if flag.NArg() == 0 {
 		log.Fatal("usage: importparse [-workers N] [-batch N] PATH...")
 	}
@@ -30,7 +40,8 @@ func main() {
 		Sink: importertest.Discard{}, Workers: *workers, BatchSize: *batch,
 	})
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	if rep.Rejected > 0 || len(rep.Errors) > 0 {
 		log.Printf("%d rejected, %d errors; first: %v", rep.Rejected, len(rep.Errors), rep.Errors)
