@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README: "Run the tests"). It checks formatting
 # and vet, runs every Go test with the race detector, runs every benchmark
-# once, then the end-to-end script that drives a real cairn with the AWS CLI.
+# once, fuzzes every fuzz target briefly (CAIRN_FUZZTIME, default 5s), then
+# the end-to-end script that drives a real cairn with the AWS CLI and boto3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,5 +20,14 @@ echo "== benchmarks, once"
 go test -run '^$' -bench . -benchtime 1x -timeout 20m ./... > /tmp/cairn-bench-once.txt || { cat /tmp/cairn-bench-once.txt; exit 1; }
 grep -E '^(Benchmark|ok|FAIL)' /tmp/cairn-bench-once.txt || true
 
-echo "== end to end (AWS CLI)"
+echo "== fuzz, ${CAIRN_FUZZTIME:=5s} per target"
+git grep -l '^func Fuzz' -- '*_test.go' | while read -r f; do
+	for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$f"); do
+		go test -run '^$' -fuzz "^$target\$" -fuzztime "$CAIRN_FUZZTIME" "./$(dirname "$f")" >/tmp/cairn-fuzz.txt 2>&1 ||
+			{ cat /tmp/cairn-fuzz.txt; echo "fuzz $target failed"; exit 1; }
+		echo "ok $target"
+	done
+done
+
+echo "== end to end (AWS CLI, boto3)"
 bash scripts/e2e.sh
