@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -74,10 +75,12 @@ func (t tokenCodec) encode(fp []byte, c *audit.Cursor) string {
 
 // decode checks token against fp and returns its cursor.
 func (t tokenCodec) decode(fp []byte, token string) (*audit.Cursor, error) {
-	if len(token) > maxTokenLen {
+	// The decoder skips CR and LF and, unless strict, ignores trailing
+	// bits; a token must be exactly what encode wrote.
+	if len(token) > maxTokenLen || strings.ContainsAny(token, "\r\n") {
 		return nil, errBadToken
 	}
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(b) < 1+8+fpLen+macLen || b[0] != tokenVersion {
 		return nil, errBadToken
 	}
