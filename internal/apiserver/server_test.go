@@ -194,7 +194,7 @@ func FuzzNextToken(f *testing.F) {
 	f.Add("")
 	good := c.encode(fp, &audit.Cursor{Time: time.Unix(1700000000, 0), EventID: "e"})
 	f.Add(good[:10] + "\n" + good[10:]) // the decoder alone skips newlines
-	f.Add(good[:len(good)-1] + "B")      // non-zero trailing bits
+	f.Add(good[:len(good)-1] + "B")     // non-zero trailing bits
 	f.Fuzz(func(t *testing.T, tok string) {
 		cur, err := c.decode(fp, tok)
 		if err == nil && c.encode(fp, cur) != tok {
