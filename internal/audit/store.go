@@ -14,6 +14,12 @@ type AppendResult struct {
 	Duplicates int
 }
 
+// Appended is a stored record with its place in the store's append order.
+type Appended struct {
+	Seq    int64
+	Record Record
+}
+
 // Store keeps records durably and answers lookups. Implementations must pass
 // the conformance suite in internal/store/storetest. All methods are safe for
 // concurrent use.
@@ -29,6 +35,16 @@ type Store interface {
 	// then EventID descending), starting after q.After. Page.Next is set
 	// when more records may follow.
 	Lookup(ctx context.Context, q Query) (Page, error)
+
+	// ReadAppended returns up to limit records appended after sequence
+	// number after (0: from the first), in the order they were appended,
+	// with their sequence numbers. Sequence numbers are positive, grow
+	// with every record stored (duplicates get none) and are never reused,
+	// not even after DeleteBefore or a restart; a record is readable here
+	// once the Append that stored it has returned. Removed records are
+	// skipped. Readers that deliver what a store holds (trails, Lake,
+	// Insights) keep the last number they handled as their position.
+	ReadAppended(ctx context.Context, after int64, limit int) ([]Appended, error)
 
 	// DeleteBefore removes every record whose Time is before t and returns
 	// how many it removed.

@@ -17,6 +17,8 @@ import (
 type MemStore struct {
 	mu      sync.Mutex
 	records []audit.Record
+	seqs    []int64 // seqs[i] is the sequence number of records[i]
+	lastSeq int64
 	keys    map[string]bool
 	closed  bool
 }
@@ -38,6 +40,8 @@ func (m *MemStore) Append(_ context.Context, rs []audit.Record) (audit.AppendRes
 		m.keys[k] = true
 		r.Raw = slices.Clone(r.Raw)
 		m.records = append(m.records, r)
+		m.lastSeq++
+		m.seqs = append(m.seqs, m.lastSeq)
 		res.Inserted++
 	}
 	return res, nil
@@ -75,17 +79,29 @@ func (m *MemStore) DeleteBefore(_ context.Context, t time.Time) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var n int64
-	kept := m.records[:0]
-	for _, r := range m.records {
+	kept, keptSeqs := m.records[:0], m.seqs[:0]
+	for i, r := range m.records {
 		if r.Time.Before(t) {
 			delete(m.keys, r.Account+"\x00"+r.EventID)
 			n++
 			continue
 		}
-		kept = append(kept, r)
+		kept, keptSeqs = append(kept, r), append(keptSeqs, m.seqs[i])
 	}
-	m.records = kept
+	m.records, m.seqs = kept, keptSeqs
 	return n, nil
+}
+
+// ReadAppended returns the records appended after seq after, in append order.
+func (m *MemStore) ReadAppended(_ context.Context, after int64, limit int) ([]audit.Appended, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i, _ := slices.BinarySearch(m.seqs, after+1)
+	var out []audit.Appended
+	for ; i < len(m.records) && len(out) < limit; i++ {
+		out = append(out, audit.Appended{Seq: m.seqs[i], Record: m.records[i]})
+	}
+	return out, nil
 }
 
 // Len returns the number of stored records.

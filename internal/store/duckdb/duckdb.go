@@ -52,6 +52,7 @@ type Store struct {
 
 	writeMu sync.Mutex // one writer
 	wconn   *sql.Conn  // nil once closed
+	lastSeq int64      // the last sequence number given; under writeMu
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // lookup statements by SQL text
@@ -73,7 +74,11 @@ CREATE TABLE IF NOT EXISTS events (
 	resource_types VARCHAR[],
 	resource_names VARCHAR[],
 	resource_arns  VARCHAR[],
-	raw            BLOB     NOT NULL
+	raw            BLOB     NOT NULL,
+	seq            BIGINT
+);
+CREATE TABLE IF NOT EXISTS store_meta (
+	last_seq BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS day_index (
 	account  VARCHAR  NOT NULL,
@@ -121,7 +126,35 @@ func (s *Store) init() error {
 	if s.wconn, err = s.db.Conn(ctx); err != nil {
 		return fmt.Errorf("duckdb: writer connection: %w", err)
 	}
+	if err := s.loadSeq(ctx); err != nil {
+		return err
+	}
 	return s.loadIndex(ctx)
+}
+
+// loadSeq finds the last sequence number given: the greatest stored, or
+// the one DeleteBefore saved when it removed the newest records. Rows of
+// a store from before sequence numbers get them in their stored order.
+func (s *Store) loadSeq(ctx context.Context) error {
+	if _, err := s.wconn.ExecContext(ctx, `ALTER TABLE events ADD COLUMN IF NOT EXISTS seq BIGINT`); err != nil {
+		return fmt.Errorf("duckdb: add seq: %w", err)
+	}
+	var unnumbered int64
+	if err := s.wconn.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE seq IS NULL`).Scan(&unnumbered); err != nil {
+		return fmt.Errorf("duckdb: read seq: %w", err)
+	}
+	if unnumbered > 0 {
+		s.log.Warn("duckdb: numbering records in stored order", "records", unnumbered)
+		if _, err := s.wconn.ExecContext(ctx, `UPDATE events SET seq = rowid + 1 + (SELECT coalesce(max(seq), 0) FROM events) WHERE seq IS NULL`); err != nil {
+			return fmt.Errorf("duckdb: number records: %w", err)
+		}
+	}
+	err := s.wconn.QueryRowContext(ctx, `SELECT greatest((SELECT coalesce(max(seq), 0) FROM events),
+		(SELECT coalesce(max(last_seq), 0) FROM store_meta))`).Scan(&s.lastSeq)
+	if err != nil {
+		return fmt.Errorf("duckdb: read seq: %w", err)
+	}
+	return nil
 }
 
 // loadIndex reads day_index, or rebuilds it from events when it does not
@@ -393,7 +426,7 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 			}
 		}
 	}()
-	if err := s.appendRows(fresh, hashes); err != nil {
+	if err := s.appendRows(fresh, hashes, s.lastSeq+1); err != nil {
 		return audit.AppendResult{}, fmt.Errorf("duckdb: append: %w", err)
 	}
 	if err := s.indexRecords(ctx, fresh); err != nil {
@@ -403,12 +436,14 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		return audit.AppendResult{}, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
+	s.lastSeq += int64(len(fresh))
 	res.Inserted = len(fresh)
 	return res, nil
 }
 
 // appendRows writes the rows through DuckDB's Appender.
-func (s *Store) appendRows(recs []*audit.Record, hashes []uint64) error {
+// The rows get sequence numbers from first on.
+func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, first int64) error {
 	return s.wconn.Raw(func(dc any) error {
 		conn, ok := dc.(driver.Conn)
 		if !ok {
@@ -427,7 +462,7 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64) error {
 			types, names, arns := resourceLists(r.Resources)
 			if err := app.AppendRow(r.Account, r.Region, uint8(r.Category), r.Time.Unix(), r.EventID, hashes[i],
 				nullable(r.EventName), nullable(r.EventSource), uint8(r.ReadOnly), nullable(r.Username),
-				nullable(r.AccessKeyID), types, names, arns, frames[i]); err != nil {
+				nullable(r.AccessKeyID), types, names, arns, frames[i], first+int64(i)); err != nil {
 				return errors.Join(err, app.Close())
 			}
 		}
@@ -635,8 +670,7 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 func (s *Store) lookupRange(ctx context.Context, q *audit.Query, from, to int64, limit int) ([]audit.Record, error) {
 	var sb strings.Builder
 	args := []any{q.Account, q.Region, uint8(q.Category), from, to}
-	sb.WriteString(`SELECT event_time, event_id, event_name, event_source, read_only, username, access_key_id,
-		resource_types, resource_names, resource_arns, raw
+	sb.WriteString(`SELECT ` + recordColumns + `
 		FROM events WHERE account = ? AND region = ? AND category = ? AND event_time BETWEEN ? AND ?`)
 	if q.After != nil {
 		sb.WriteString(` AND (event_time < ? OR (event_time = ? AND event_id < ?))`)
@@ -684,30 +718,90 @@ func (s *Store) lookupRange(ctx context.Context, q *audit.Query, from, to int64,
 	defer rows.Close()
 	var out []audit.Record
 	for rows.Next() {
-		var (
-			t                    int64
-			id                   string
-			name, src, user, key sql.NullString
-			ro                   uint8
-			types, names, arns   duckdb.Composite[[]*string]
-			frame                []byte
-		)
-		if err := rows.Scan(&t, &id, &name, &src, &ro, &user, &key, &types, &names, &arns, &frame); err != nil {
+		var row recordRow
+		if err := rows.Scan(row.targets()...); err != nil {
 			return nil, fmt.Errorf("duckdb: lookup scan: %w", err)
 		}
-		raw, err := s.codec.decompress(frame)
+		r, err := row.record(s.codec)
 		if err != nil {
-			return nil, fmt.Errorf("duckdb: record %q: %w", id, err)
+			return nil, err
 		}
-		out = append(out, audit.Record{
-			Raw: raw, Account: q.Account, Region: q.Region, Category: q.Category,
-			EventID: id, Time: time.Unix(t, 0).UTC(), EventName: name.String, EventSource: src.String,
-			ReadOnly: audit.Tri(ro), Username: user.String, AccessKeyID: key.String,
-			Resources: resources(types.Get(), names.Get(), arns.Get()),
-		})
+		r.Account, r.Region, r.Category = q.Account, q.Region, q.Category
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("duckdb: lookup: %w", err)
+	}
+	return out, nil
+}
+
+// recordColumns are the columns a recordRow scans.
+const recordColumns = `event_time, event_id, event_name, event_source, read_only, username, access_key_id,
+	resource_types, resource_names, resource_arns, raw`
+
+// recordRow holds the recordColumns of one row.
+type recordRow struct {
+	t                    int64
+	id                   string
+	name, src, user, key sql.NullString
+	ro                   uint8
+	types, names, arns   duckdb.Composite[[]*string]
+	frame                []byte
+}
+
+func (w *recordRow) targets() []any {
+	return []any{&w.t, &w.id, &w.name, &w.src, &w.ro, &w.user, &w.key, &w.types, &w.names, &w.arns, &w.frame}
+}
+
+// record returns the row's record, without Account, Region and Category.
+func (w *recordRow) record(c *codec) (audit.Record, error) {
+	raw, err := c.decompress(w.frame)
+	if err != nil {
+		return audit.Record{}, fmt.Errorf("duckdb: record %q: %w", w.id, err)
+	}
+	return audit.Record{
+		Raw: raw, EventID: w.id, Time: time.Unix(w.t, 0).UTC(), EventName: w.name.String,
+		EventSource: w.src.String, ReadOnly: audit.Tri(w.ro), Username: w.user.String, AccessKeyID: w.key.String,
+		Resources: resources(w.types.Get(), w.names.Get(), w.arns.Get()),
+	}, nil
+}
+
+// ReadAppended returns up to limit records appended after seq after, in
+// append order. Sequence numbers grow with the rows, so DuckDB's zone maps
+// on seq skip the row groups before after.
+func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	stmt, err := s.stmt(ctx, `SELECT seq, account, region, category, `+recordColumns+`
+		FROM events WHERE seq > ? ORDER BY seq LIMIT ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := stmt.QueryContext(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: read appended: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Appended
+	for rows.Next() {
+		var (
+			a   audit.Appended
+			row recordRow
+			cat uint8
+		)
+		var acct, region string
+		if err := rows.Scan(append([]any{&a.Seq, &acct, &region, &cat}, row.targets()...)...); err != nil {
+			return nil, fmt.Errorf("duckdb: read appended: %w", err)
+		}
+		if a.Record, err = row.record(s.codec); err != nil {
+			return nil, err
+		}
+		a.Record.Account, a.Record.Region, a.Record.Category = acct, region, audit.Category(cat)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb: read appended: %w", err)
 	}
 	return out, nil
 }
@@ -759,6 +853,13 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 			}
 		}
 	}()
+	// The newest records may go: keep their number so it is never given again.
+	if _, err := s.wconn.ExecContext(ctx, `DELETE FROM store_meta`); err != nil {
+		return 0, fmt.Errorf("duckdb: save seq: %w", err)
+	}
+	if _, err := s.wconn.ExecContext(ctx, `INSERT INTO store_meta VALUES (?)`, s.lastSeq); err != nil {
+		return 0, fmt.Errorf("duckdb: save seq: %w", err)
+	}
 	res, err := s.wconn.ExecContext(ctx, `DELETE FROM events WHERE event_time < ?`, cut)
 	if err != nil {
 		return 0, fmt.Errorf("duckdb: delete: %w", err)

@@ -164,3 +164,52 @@ func TestOddQueries(t *testing.T) {
 		t.Error("Append after Close succeeded")
 	}
 }
+
+// TestNumberingOldStore: a store from before sequence numbers gets them at
+// Open, in stored order, and appends continue after them.
+func TestNumberingOldStore(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := storetest.NewGen(13, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	first, second := g.Records(30), g.Records(20)
+	for _, b := range [][]audit.Record{first, second} {
+		if _, err := st.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.db.Exec(`ALTER TABLE events DROP COLUMN seq`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	third := g.Records(5)
+	if _, err := st.Append(ctx, third); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ReadAppended(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantIDs, gotIDs []string
+	for _, r := range slices.Concat(first, second, third) {
+		wantIDs = append(wantIDs, r.EventID)
+	}
+	for i, a := range got {
+		gotIDs = append(gotIDs, a.Record.EventID)
+		if i > 0 && a.Seq <= got[i-1].Seq {
+			t.Fatalf("seq %d after %d", a.Seq, got[i-1].Seq)
+		}
+	}
+	if diff := cmp.Diff(wantIDs, gotIDs); diff != "" {
+		t.Errorf("order after numbering (-want +got):\n%s", diff)
+	}
+}

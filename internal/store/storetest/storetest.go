@@ -376,6 +376,69 @@ func Run(t *testing.T, open Opener) {
 			t.Errorf("after reopening, re-appending gave %+v; want 10 duplicates", res)
 		}
 	})
+	t.Run("AppendOrder", func(t *testing.T) {
+		dir := t.TempDir()
+		st := open(t, dir)
+		ctx := context.Background()
+		g := NewGen(7, base)
+		// Batches out of time order, with repeats inside a batch and
+		// across batches, and other accounts and regions.
+		b1 := g.Records(40)
+		b2 := append(g.Records(30), b1[3], b1[5])
+		b2 = append(b2, b2[0])
+		slices.Reverse(b2)
+		b3 := []audit.Record{g.Record(Spec{Account: "222222222222"}), g.Record(Spec{Region: "eu-west-1"})}
+		var want []audit.Record
+		seen := map[string]bool{}
+		for _, b := range [][]audit.Record{b1, b2, b3} {
+			mustAppend(t, st, b)
+			for _, r := range b {
+				if k := r.Account + "/" + r.EventID; !seen[k] {
+					seen[k] = true
+					want = append(want, r)
+				}
+			}
+		}
+		all := readAll(t, st, 0, 1000)
+		if diff := diffRecords(want, records(all)); diff != "" {
+			t.Errorf("ReadAppended(0) is not the append order (-want +got):\n%s", diff)
+		}
+		for i, a := range all {
+			if a.Seq <= 0 || (i > 0 && a.Seq <= all[i-1].Seq) {
+				t.Fatalf("sequence numbers not positive and increasing at %d: %d after %d", i, a.Seq, all[max(i-1, 0)].Seq)
+			}
+		}
+		for _, limit := range []int{1, 3, 64} {
+			if diff := cmp.Diff(seqs(all), seqs(readAll(t, st, 0, limit))); diff != "" {
+				t.Errorf("paging by %d (-want +got):\n%s", limit, diff)
+			}
+		}
+		mid := all[len(all)/2].Seq
+		if got := readAll(t, st, mid, 1000); len(got) != len(all)-len(all)/2-1 || got[0].Seq <= mid {
+			t.Errorf("ReadAppended(%d) returned %d records starting at %d", mid, len(got), got[0].Seq)
+		}
+		if got, err := st.ReadAppended(ctx, all[len(all)-1].Seq, 10); err != nil || len(got) != 0 {
+			t.Errorf("ReadAppended(last) = %d records, %v; want none", len(got), err)
+		}
+		// Deleting everything and reopening never reuses a number.
+		last := all[len(all)-1].Seq
+		if _, err := st.DeleteBefore(ctx, base.Add(1000*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, st, 0, 1000); len(got) != 0 {
+			t.Errorf("after deleting everything ReadAppended(0) = %d records", len(got))
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st = open(t, dir)
+		defer st.Close()
+		mustAppend(t, st, b1[:2])
+		got := readAll(t, st, 0, 1000)
+		if len(got) != 2 || got[0].Seq <= last {
+			t.Errorf("after delete and reopen: %d records, first seq %d; want 2 after %d", len(got), got[0].Seq, last)
+		}
+	})
 	t.Run("Concurrent", func(t *testing.T) {
 		st := open(t, t.TempDir())
 		defer st.Close()
@@ -497,6 +560,42 @@ func Run(t *testing.T, open Opener) {
 			t.Errorf("Append(nil) = %+v, %v", res, err)
 		}
 	})
+}
+
+// readAll pages through ReadAppended after after, limit records at a time.
+func readAll(t *testing.T, st audit.Store, after int64, limit int) []audit.Appended {
+	t.Helper()
+	var out []audit.Appended
+	for {
+		page, err := st.ReadAppended(context.Background(), after, limit)
+		if err != nil {
+			t.Fatalf("ReadAppended(%d, %d): %v", after, limit, err)
+		}
+		if len(page) > limit {
+			t.Fatalf("ReadAppended(%d, %d) returned %d records", after, limit, len(page))
+		}
+		if len(page) == 0 {
+			return out
+		}
+		out = append(out, page...)
+		after = page[len(page)-1].Seq
+	}
+}
+
+func records(as []audit.Appended) []audit.Record {
+	out := make([]audit.Record, len(as))
+	for i, a := range as {
+		out[i] = a.Record
+	}
+	return out
+}
+
+func seqs(as []audit.Appended) []int64 {
+	out := make([]int64, len(as))
+	for i, a := range as {
+		out[i] = a.Seq
+	}
+	return out
 }
 
 func query(acct string, limit int) audit.Query {
