@@ -61,7 +61,8 @@ func FuzzParseTarget(f *testing.F) {
 }
 
 func FuzzTimestamp(f *testing.F) {
-	for _, s := range []string{`1441139757.497`, `"2015-09-01T20:35:57Z"`, `-1.5`, `1e400`, `"x"`, `true`} {
+	for _, s := range []string{`1441139757.497`, `"2015-09-01T20:35:57Z"`, `-1.5`, `1e400`, `"x"`, `true`,
+		`"0000-01-01T0:00Z"`, `"9999-12-31T23:59:59-01:00"`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -124,6 +124,11 @@ func parseISO(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	for _, l := range isoLayouts {
 		if t, err := time.Parse(l, s); err == nil {
+			// The same range as epoch seconds: year 0000, or 9999 with a
+			// negative offset, would not round-trip.
+			if u := t.Unix(); u < minEpoch || u > maxEpoch {
+				return time.Time{}, false
+			}
 			return t.UTC(), true
 		}
 	}
