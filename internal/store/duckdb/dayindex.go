@@ -72,10 +72,12 @@ type span struct {
 
 // candidates returns, newest first, spans of the days of k within
 // [lo, hi] (days) whose filters may hold every token. A span runs from a
-// candidate day through older days, candidates or not, while it holds at
-// most maxRows records: DuckDB reads whole row groups anyway, and one query
-// over a few days costs less than one query per day.
-func (x *dayIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows int64) []span {
+// candidate day through older candidate days while it holds at most
+// maxRows records, and through non-candidate days between them while
+// they hold at most maxGap records: a query's cost grows with the rows of
+// its time range, so a span reads no more than it must, but one query
+// over a few small days costs less than one query per day.
+func (x *dayIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows, maxGap int64) []span {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	type day struct {
@@ -102,7 +104,7 @@ func (x *dayIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows 
 	open := false // whether out's last span may still grow
 	var pending int64
 	for _, d := range days {
-		if open && out[len(out)-1].n+pending+d.n <= maxRows {
+		if open && out[len(out)-1].n+pending+d.n <= maxRows && (d.cand || pending+d.n <= maxGap) {
 			pending += d.n
 			if d.cand {
 				sp := &out[len(out)-1]

@@ -80,22 +80,24 @@ func TestCandidates(t *testing.T) {
 		lo, hi  int64
 		tokens  []uint64
 		maxRows int64
+		maxGap  int64
 		want    []span
 	}{
-		{"all, one day per span", 0, 20, nil, 100, []span{{10, 10, 100}, {9, 9, 100}, {8, 8, 100}, {7, 7, 100}, {6, 6, 100}, {5, 5, 100}, {4, 4, 100}, {3, 3, 100}, {2, 2, 100}, {1, 1, 100}}},
-		{"all, merged", 0, 20, nil, 450, []span{{10, 7, 400}, {6, 3, 400}, {2, 1, 200}}},
-		{"bounded", 4, 6, nil, 1000, []span{{6, 4, 300}}},
-		{"rare, merged through gaps", 0, 20, []uint64{rare}, 1000, []span{{9, 3, 700}}},
-		{"rare, gaps too long", 0, 20, []uint64{rare}, 300, []span{{9, 8, 200}, {3, 3, 100}}},
-		{"rare and common", 0, 20, []uint64{rare, token(audit.AttrEventName, "common")}, 100, []span{{9, 9, 100}, {8, 8, 100}, {3, 3, 100}}},
-		{"absent", 0, 20, []uint64{token(audit.AttrEventName, "absent")}, 1000, nil},
-		{"other partition", 0, 20, nil, 1000, nil},
+		{"all, one day per span", 0, 20, nil, 100, 0, []span{{10, 10, 100}, {9, 9, 100}, {8, 8, 100}, {7, 7, 100}, {6, 6, 100}, {5, 5, 100}, {4, 4, 100}, {3, 3, 100}, {2, 2, 100}, {1, 1, 100}}},
+		{"all, merged", 0, 20, nil, 450, 0, []span{{10, 7, 400}, {6, 3, 400}, {2, 1, 200}}},
+		{"bounded", 4, 6, nil, 1000, 0, []span{{6, 4, 300}}},
+		{"rare, merged through gaps", 0, 20, []uint64{rare}, 1000, 400, []span{{9, 3, 700}}},
+		{"rare, gap over maxGap", 0, 20, []uint64{rare}, 1000, 300, []span{{9, 8, 200}, {3, 3, 100}}},
+		{"rare, gaps too long", 0, 20, []uint64{rare}, 300, 1000, []span{{9, 8, 200}, {3, 3, 100}}},
+		{"rare and common", 0, 20, []uint64{rare, token(audit.AttrEventName, "common")}, 100, 0, []span{{9, 9, 100}, {8, 8, 100}, {3, 3, 100}}},
+		{"absent", 0, 20, []uint64{token(audit.AttrEventName, "absent")}, 1000, 1000, nil},
+		{"other partition", 0, 20, nil, 1000, 1000, nil},
 	} {
 		key := k
 		if c.name == "other partition" {
 			key.region = "other"
 		}
-		got := x.candidates(key, c.lo, c.hi, c.tokens, c.maxRows)
+		got := x.candidates(key, c.lo, c.hi, c.tokens, c.maxRows, c.maxGap)
 		if diff := cmp.Diff(c.want, got, cmp.AllowUnexported(span{})); diff != "" {
 			t.Errorf("%s: (-want +got):\n%s", c.name, diff)
 		}

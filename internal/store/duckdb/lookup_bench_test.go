@@ -25,6 +25,13 @@ func benchEvents() int {
 	return 20000
 }
 
+// benchRowGroup is CAIRN_BENCH_ROW_GROUP, for comparing row group sizes
+// (0: the store's default).
+func benchRowGroup() int {
+	n, _ := strconv.Atoi(os.Getenv("CAIRN_BENCH_ROW_GROUP"))
+	return n
+}
+
 const (
 	benchAccount = "123456789012"
 	benchRegion  = "us-east-1"
@@ -45,12 +52,28 @@ var needle = storetest.Spec{EventName: "NeedleEvent", AccessKeyID: "AKIANEEDLE00
 // loadStore fills a store with n real-shaped events of one account and
 // region over 90 days, oldest first, in batches of 10,000, closes it,
 // reports the load rate and the bytes on disk per event, and opens it
-// again.
+// again. With CAIRN_BENCH_KEEP=DIR the store is kept in DIR/events-N.duckdb
+// and reused by the next run (the records are generated again, not
+// appended), so lookup experiments do not pay for loading each time.
 func loadStore(b *testing.B, n int) benchSet {
 	b.Helper()
 	dir := b.TempDir()
+	reuse := false
+	if keep := os.Getenv("CAIRN_BENCH_KEEP"); keep != "" {
+		dir = filepath.Join(keep, fmt.Sprintf("events-%d-rg%d", n, benchRowGroup()))
+		_, err := os.Stat(filepath.Join(dir, "complete"))
+		reuse = err == nil
+		if !reuse {
+			if err := os.RemoveAll(dir); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	path := filepath.Join(dir, "events.duckdb")
-	st, err := duckdb.Open(path, duckdb.Options{})
+	st, err := duckdb.Open(path, duckdb.Options{RowGroupSize: benchRowGroup()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,6 +110,9 @@ func loadStore(b *testing.B, n int) benchSet {
 		for _, r := range recs {
 			rawBytes += int64(len(r.Raw))
 		}
+		if reuse {
+			continue
+		}
 		t0 := time.Now()
 		if _, err := st.Append(context.Background(), recs); err != nil {
 			b.Fatal(err)
@@ -96,6 +122,11 @@ func loadStore(b *testing.B, n int) benchSet {
 	if err := st.Close(); err != nil {
 		b.Fatal(err)
 	}
+	if !reuse && os.Getenv("CAIRN_BENCH_KEEP") != "" {
+		if err := os.WriteFile(filepath.Join(dir, "complete"), nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 	var disk int64
 	for _, f := range []string{path, path + ".wal"} {
 		if fi, err := os.Stat(f); err == nil {
@@ -104,7 +135,7 @@ func loadStore(b *testing.B, n int) benchSet {
 	}
 	t0 := time.Now()
 	threads, _ := strconv.Atoi(os.Getenv("CAIRN_BENCH_THREADS"))
-	if st, err = duckdb.Open(path, duckdb.Options{Threads: threads}); err != nil {
+	if st, err = duckdb.Open(path, duckdb.Options{Threads: threads, RowGroupSize: benchRowGroup()}); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })

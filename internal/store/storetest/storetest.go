@@ -376,6 +376,38 @@ func Run(t *testing.T, open Opener) {
 			t.Errorf("after reopening, re-appending gave %+v; want 10 duplicates", res)
 		}
 	})
+	t.Run("OddValues", func(t *testing.T) {
+		// Values that SQL text must carry exactly: quotes, backslashes,
+		// comment and statement syntax, non-ASCII, NUL, invalid UTF-8.
+		st := open(t, t.TempDir())
+		defer st.Close()
+		g := NewGen(8, base)
+		odd := []string{`O'Brien`, `a\'b`, `x'); DROP TABLE events; --`, "naïve 日本", "nul\x00inside", "bad\xffutf8", `''`, `\`}
+		var recs []audit.Record
+		for _, v := range odd {
+			recs = append(recs, g.Record(Spec{EventName: v}), g.Record(Spec{AccessKeyID: v}))
+		}
+		recs = append(recs, g.Records(20)...)
+		mustAppend(t, st, recs)
+		for _, r := range recs[:2*len(odd)] {
+			// The generator may turn a key into an assumed role's: ask for
+			// what the record holds.
+			for _, a := range []audit.Attribute{{Key: audit.AttrEventName, Value: r.EventName}, {Key: audit.AttrAccessKeyID, Value: r.AccessKeyID}} {
+				q := query("111111111111", 10)
+				q.Attributes = []audit.Attribute{a}
+				want, got := reference(recs, q), pageAll(t, st, q)
+				if len(want) == 0 {
+					t.Fatalf("%s=%q: the reference finds nothing; the test is broken", a.Key, a.Value)
+				}
+				if diff := diffRecords(want, got); diff != "" {
+					t.Errorf("%s=%q: (-want +got):\n%s", a.Key, a.Value, diff)
+				}
+			}
+		}
+		if p := pageAll(t, st, query("111111111111", 100)); len(p) != len(recs) {
+			t.Errorf("after odd lookups the store holds %d records; want %d", len(p), len(recs))
+		}
+	})
 	t.Run("AppendOrder", func(t *testing.T) {
 		dir := t.TempDir()
 		st := open(t, dir)
