@@ -69,14 +69,14 @@ func want(recs []audit.Record, q audit.Query) []audit.Record {
 	return out
 }
 
-// TestDayIndexRecovery checks that lookups stay right when day_index is
+// TestBucketIndexRecovery checks that lookups stay right when bucket_index_v1 is
 // missing (a store from before it: rebuilt at Open) or damaged (a filter
 // that does not decode matches everything).
-func TestDayIndexRecovery(t *testing.T) {
+func TestBucketIndexRecovery(t *testing.T) {
 	for name, damage := range map[string]string{
-		"missing": `DELETE FROM day_index`,
-		"damaged": `UPDATE day_index SET bloom = 'not a filter'::BLOB`,
-		"empty":   `UPDATE day_index SET bloom = ''::BLOB`,
+		"missing": `DELETE FROM bucket_index_v1`,
+		"damaged": `UPDATE bucket_index_v1 SET bloom = 'not a filter'::BLOB`,
+		"empty":   `UPDATE bucket_index_v1 SET bloom = ''::BLOB`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "events.duckdb")

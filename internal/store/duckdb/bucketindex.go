@@ -12,13 +12,16 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
-// daySeconds is the width of a day of the day index.
-const daySeconds = 86400
+// bucketSeconds is the width of a bucket of the index: an hour. A lookup
+// with a rare value reads the rows of the hours that may hold it; at 10M
+// events over 90 days an hour holds about 4,600 rows, a day 111,000, and
+// a lookup's cost grows with the rows of its time range (docs/store.md).
+const bucketSeconds = 3600
 
-// dayOf returns the day number of a Unix time (floor division).
-func dayOf(t int64) int64 {
-	d := t / daySeconds
-	if t < 0 && t%daySeconds != 0 {
+// bucketOf returns the bucket number of a Unix time (floor division).
+func bucketOf(t int64) int64 {
+	d := t / bucketSeconds
+	if t < 0 && t%bucketSeconds != 0 {
 		d--
 	}
 	return d
@@ -30,54 +33,64 @@ type partKey struct {
 	category        audit.Category
 }
 
-// daySum summarises one day of one partKey: how many records it holds and
-// a Bloom filter of their attribute values. A lookup with attributes reads
-// only the days whose filter may hold every value; the filter has no false
-// negatives, so a day it skips has no match.
-type daySum struct {
+// bucketSum summarises one bucket (hour) of one partKey: how many records it
+// holds and a Bloom filter of their attribute values. A lookup with
+// attributes reads only the buckets whose filter may hold every value; the
+// filter has no false negatives, so a bucket it skips has no match.
+type bucketSum struct {
 	n     int64
 	bloom bloom
-	dirty bool // changed since it was last written to day_index
+	dirty bool // changed since it was last written to bucket_index_v1
 }
 
-// dayIndex holds the daySums of every partKey, in memory; Append keeps it
-// and the day_index table in step.
-type dayIndex struct {
+// bucketIndex holds the daySums of every partKey, in memory; Append keeps it
+// and the bucket_index_v1 table in step.
+type bucketIndex struct {
 	mu    sync.RWMutex
-	parts map[partKey]map[int64]*daySum
+	parts map[partKey]map[int64]*bucketSum
 }
 
-func newDayIndex() *dayIndex { return &dayIndex{parts: map[partKey]map[int64]*daySum{}} }
+func newBucketIndex() *bucketIndex { return &bucketIndex{parts: map[partKey]map[int64]*bucketSum{}} }
 
 // day returns the summary of (k, d), creating it.
-func (x *dayIndex) day(k partKey, d int64) *daySum {
+func (x *bucketIndex) bucket(k partKey, d int64) *bucketSum {
 	days := x.parts[k]
 	if days == nil {
-		days = map[int64]*daySum{}
+		days = map[int64]*bucketSum{}
 		x.parts[k] = days
 	}
 	s := days[d]
 	if s == nil {
-		s = &daySum{bloom: newBloom(0)}
+		s = &bucketSum{bloom: newBloom(0)}
 		days[d] = s
 	}
 	return s
 }
 
-// span is a range of days of a partKey and the records they hold.
-type span struct {
-	first, last int64 // days, first >= last (newest first)
-	n           int64
+// sized creates the summary of (k, d) with a filter sized for tokens,
+// unless it exists.
+func (x *bucketIndex) sized(k partKey, d, tokens int64) {
+	if b := x.parts[k]; b != nil && b[d] != nil {
+		return
+	}
+	x.bucket(k, d).bloom = newBloom(tokens)
 }
 
-// candidates returns, newest first, spans of the days of k within
-// [lo, hi] (days) whose filters may hold every token. A span runs from a
-// candidate day through older candidate days while it holds at most
-// maxRows records, and through non-candidate days between them while
-// they hold at most maxGap records: a query's cost grows with the rows of
-// its time range, so a span reads no more than it must, but one query
-// over a few small days costs less than one query per day.
-func (x *dayIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows, maxGap int64) []span {
+// span is a range of buckets of a partKey and the records they hold.
+type span struct {
+	first, last int64 // buckets, first >= last (newest first)
+	n           int64
+	gap         int64 // records of the non-candidate buckets between it and the span before (newer)
+}
+
+// candidates returns, newest first, spans of the buckets of k within
+// [lo, hi] (bucket numbers) whose filters may hold every token. A span runs
+// from a candidate bucket through older candidate buckets while it holds
+// at most maxRows records, and through non-candidate buckets between them
+// while they hold at most maxGap records: a query's cost grows with the
+// rows of its time range, so a span reads no more than it must, but one
+// query over a few small buckets costs less than one query per bucket.
+func (x *bucketIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows, maxGap int64) []span {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	type day struct {
@@ -102,7 +115,7 @@ func (x *dayIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows,
 	slices.SortFunc(days, func(a, b day) int { return cmp.Compare(b.d, a.d) })
 	var out []span
 	open := false // whether out's last span may still grow
-	var pending int64
+	var pending, gap int64
 	for _, d := range days {
 		if open && out[len(out)-1].n+pending+d.n <= maxRows && (d.cand || pending+d.n <= maxGap) {
 			pending += d.n
@@ -112,10 +125,15 @@ func (x *dayIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows,
 			}
 			continue
 		}
-		open, pending = false, 0
+		if open {
+			gap, open = pending, false
+		}
+		pending = 0
 		if d.cand {
-			out = append(out, span{first: d.d, last: d.d, n: d.n})
-			open = true
+			out = append(out, span{first: d.d, last: d.d, n: d.n, gap: gap})
+			open, gap = true, 0
+		} else {
+			gap += d.n
 		}
 	}
 	return out
@@ -161,10 +179,16 @@ type bloom struct {
 }
 
 const (
-	bloomK       = 5
-	bitsPerToken = 10 // with bloomK=5: about 1% false positives at capacity
-	minBloomBits = 1 << 12
-	maxBloomBits = 1 << 26 // 8 MB: a day of tens of millions of records
+	// With 20 bits a token and 7 probes, under 0.1% false positives at
+	// capacity: a lookup over 90 days of hourly buckets (2,160) reads a
+	// bucket or two in vain. (10 bits and 5 probes, 1%, made 20 false
+	// buckets a lookup.) Changing these or the hashing changes the meaning
+	// of the stored filters: bump the version in the name of the
+	// bucket_index_v1 table with them (a new table is built at Open).
+	bloomK       = 7
+	bitsPerToken = 20
+	minBloomBits = 1 << 10 // 128 bytes: a sparse account keeps little
+	maxBloomBits = 1 << 26 // 8 MB: an hour of millions of records
 )
 
 func newBloom(tokens int64) bloom {

@@ -8,12 +8,12 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
-func TestDayOf(t *testing.T) {
+func TestBucketOf(t *testing.T) {
 	for _, c := range []struct{ t, want int64 }{
-		{0, 0}, {86399, 0}, {86400, 1}, {-1, -1}, {-86400, -1}, {-86401, -2},
+		{0, 0}, {3599, 0}, {3600, 1}, {86400, 24}, {-1, -1}, {-3600, -1}, {-3601, -2},
 	} {
-		if got := dayOf(c.t); got != c.want {
-			t.Errorf("dayOf(%d) = %d; want %d", c.t, got, c.want)
+		if got := bucketOf(c.t); got != c.want {
+			t.Errorf("bucketOf(%d) = %d; want %d", c.t, got, c.want)
 		}
 	}
 }
@@ -63,18 +63,18 @@ func TestBloom(t *testing.T) {
 
 func TestCandidates(t *testing.T) {
 	k := partKey{"a", "r", audit.CategoryManagement}
-	x := newDayIndex()
+	x := newBucketIndex()
 	// days 10..1, 100 records each; the rare token on days 9, 8 and 3.
 	rare := token(audit.AttrAccessKeyID, "rare")
 	for d := int64(1); d <= 10; d++ {
-		s := x.day(k, d)
+		s := x.bucket(k, d)
 		s.n = 100
 		s.bloom.add(token(audit.AttrEventName, "common"))
 		if d == 9 || d == 8 || d == 3 {
 			s.bloom.add(rare)
 		}
 	}
-	x.day(k, 11) // empty day: never a candidate
+	x.bucket(k, 11) // empty day: never a candidate
 	for _, c := range []struct {
 		name    string
 		lo, hi  int64
@@ -83,13 +83,13 @@ func TestCandidates(t *testing.T) {
 		maxGap  int64
 		want    []span
 	}{
-		{"all, one day per span", 0, 20, nil, 100, 0, []span{{10, 10, 100}, {9, 9, 100}, {8, 8, 100}, {7, 7, 100}, {6, 6, 100}, {5, 5, 100}, {4, 4, 100}, {3, 3, 100}, {2, 2, 100}, {1, 1, 100}}},
-		{"all, merged", 0, 20, nil, 450, 0, []span{{10, 7, 400}, {6, 3, 400}, {2, 1, 200}}},
-		{"bounded", 4, 6, nil, 1000, 0, []span{{6, 4, 300}}},
-		{"rare, merged through gaps", 0, 20, []uint64{rare}, 1000, 400, []span{{9, 3, 700}}},
-		{"rare, gap over maxGap", 0, 20, []uint64{rare}, 1000, 300, []span{{9, 8, 200}, {3, 3, 100}}},
-		{"rare, gaps too long", 0, 20, []uint64{rare}, 300, 1000, []span{{9, 8, 200}, {3, 3, 100}}},
-		{"rare and common", 0, 20, []uint64{rare, token(audit.AttrEventName, "common")}, 100, 0, []span{{9, 9, 100}, {8, 8, 100}, {3, 3, 100}}},
+		{"all, one day per span", 0, 20, nil, 100, 0, []span{{10, 10, 100, 0}, {9, 9, 100, 0}, {8, 8, 100, 0}, {7, 7, 100, 0}, {6, 6, 100, 0}, {5, 5, 100, 0}, {4, 4, 100, 0}, {3, 3, 100, 0}, {2, 2, 100, 0}, {1, 1, 100, 0}}},
+		{"all, merged", 0, 20, nil, 450, 0, []span{{10, 7, 400, 0}, {6, 3, 400, 0}, {2, 1, 200, 0}}},
+		{"bounded", 4, 6, nil, 1000, 0, []span{{6, 4, 300, 0}}},
+		{"rare, merged through gaps", 0, 20, []uint64{rare}, 1000, 400, []span{{9, 3, 700, 100}}},
+		{"rare, gap over maxGap", 0, 20, []uint64{rare}, 1000, 300, []span{{9, 8, 200, 100}, {3, 3, 100, 400}}},
+		{"rare, gaps too long", 0, 20, []uint64{rare}, 300, 1000, []span{{9, 8, 200, 100}, {3, 3, 100, 400}}},
+		{"rare and common", 0, 20, []uint64{rare, token(audit.AttrEventName, "common")}, 100, 0, []span{{9, 9, 100, 100}, {8, 8, 100, 0}, {3, 3, 100, 400}}},
 		{"absent", 0, 20, []uint64{token(audit.AttrEventName, "absent")}, 1000, 1000, nil},
 		{"other partition", 0, 20, nil, 1000, 1000, nil},
 	} {
