@@ -51,8 +51,6 @@ type Options struct {
 // make lookups cheaper; see docs/store.md for the measurements.
 const defaultRowGroupSize = 16384
 
-var xTrace bool    // TEMP
-var xInit []string // TEMP
 
 // Store is the DuckDB audit.Store. It is safe for concurrent use: appends
 // and deletes are serialised on one connection, lookups run on a pool.
@@ -668,12 +666,15 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	byEventID := slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return a.Key == audit.AttrEventID })
 	var recs []audit.Record
 	// Spans go in one query while they hold at most budget records, gaps
-	// included. The budget grows 4x after a query that found matches, so
-	// a value that is in every bucket but sparse needs a few queries, not
-	// one per span; after one that found none it stays, so the false
+	// included. After a query that found matches the budget grows to the
+	// rows that should hold the rest of the page at the density seen, and
+	// at least 4x, so a value that is in every bucket but sparse needs a
+	// few queries, not one per span; after one that found none it stays,
+	// so the false
 	// positives of a rare value are read one by one, not with the gaps
 	// between them.
 	budget := int64(maxSpanRows)
+	var scanned, matched int64
 	for i := 0; i < len(spans) && len(recs) < need; {
 		if byEventID && len(recs) > 0 {
 			break // (account, eventID) is unique
@@ -714,8 +715,12 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 			}
 			recs = append(recs, got...)
 		}
-		if len(recs) > found {
-			budget *= 4
+		if m := len(recs) - found; m > 0 {
+			// Enough rows for the rest of the page at the density seen
+			// so far, with a margin, and at least 4x.
+			scanned += rows
+			matched += int64(m)
+			budget = max(budget*4, (int64(need-len(recs))*scanned/matched)*3/2)
 		}
 		i = j + 1
 	}
