@@ -51,7 +51,6 @@ type Options struct {
 // make lookups cheaper; see docs/store.md for the measurements.
 const defaultRowGroupSize = 16384
 
-
 // Store is the DuckDB audit.Store. It is safe for concurrent use: appends
 // and deletes are serialised on one connection, lookups run on a pool.
 type Store struct {
