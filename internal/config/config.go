@@ -32,6 +32,10 @@ import (
 type Config struct {
 	EventHistory EventHistory `yaml:"event_history"`
 	Accounts     []Account    `yaml:"accounts"`
+	// Buckets, Delivery and Trails configure trails (trails.go).
+	Buckets  []Bucket `yaml:"buckets"`
+	Delivery Delivery `yaml:"delivery"`
+	Trails   Trails   `yaml:"trails"`
 
 	keys map[string]Principal // access key ID -> principal
 }

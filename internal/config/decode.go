@@ -88,6 +88,7 @@ type decoder struct {
 	keyIDs       map[string]int // access key ID -> line, for duplicates
 	keys         int            // access key entries seen, valid or not
 	accountsLine int            // line of the accounts value, for the no-key message
+	bucketNames  map[string]int // bucket name -> line, for duplicates
 }
 
 // decode decodes and validates one file, returning the config or its mistakes.
@@ -132,13 +133,19 @@ func decode(name string, data []byte) (*Config, ErrorList) {
 // config decodes the top level. A new section is a field of Config, a
 // method like eventHistory, and a line here.
 func (d *decoder) config(n *yaml.Node) *Config {
-	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays}}
+	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
+		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval},
+		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}}
+	d.bucketNames = map[string]int{}
 	d.mapping(n, "",
 		field{"event_history", false, func(v *yaml.Node, path string) { d.eventHistory(v, path, &c.EventHistory) }},
 		field{"accounts", false, func(v *yaml.Node, path string) {
 			d.accountsLine = v.Line
 			c.Accounts = list(d, v, path, d.account)
 		}},
+		field{"buckets", false, func(v *yaml.Node, path string) { c.Buckets = list(d, v, path, d.bucket) }},
+		field{"delivery", false, func(v *yaml.Node, path string) { d.delivery(v, path, &c.Delivery) }},
+		field{"trails", false, func(v *yaml.Node, path string) { d.trails(v, path, &c.Trails) }},
 	)
 	return c
 }

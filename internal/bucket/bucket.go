@@ -1,0 +1,179 @@
+// Package bucket is where trails deliver their files: an S3 bucket on any
+// S3-compatible endpoint (through aws-sdk-go-v2's S3 client) or a local
+// folder that holds objects under their S3 keys.
+package bucket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ErrNoSuchBucket reports a bucket that does not exist or cannot be reached.
+var ErrNoSuchBucket = errors.New("bucket: no such bucket")
+
+// ErrNoSuchKey reports an object that does not exist.
+var ErrNoSuchKey = errors.New("bucket: no such key")
+
+// Bucket is an S3 bucket or a local folder holding objects under S3 keys.
+// Implementations are safe for concurrent use.
+type Bucket interface {
+	// Name is the bucket's name as trails name it (S3BucketName).
+	Name() string
+	// Put writes an object. Metadata become x-amz-meta-* headers on S3,
+	// and a sidecar file KEY.metadata.json in a local folder.
+	Put(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string) error
+	// Get reads an object and its metadata (ErrNoSuchKey when absent).
+	Get(ctx context.Context, key string) (body []byte, metadata map[string]string, err error)
+	// List returns up to limit keys under prefix in lexical order, after
+	// startAfter ("" = from the first).
+	List(ctx context.Context, prefix, startAfter string, limit int) ([]string, error)
+	// Check reports ErrNoSuchBucket (wrapped) when the bucket does not
+	// exist or cannot be reached.
+	Check(ctx context.Context) error
+}
+
+// ValidKey reports whether key is an S3 key a local folder can hold: not
+// empty, at most 1,024 bytes, no empty, "." or ".." segment, no NUL or
+// backslash, not starting with "/".
+func ValidKey(key string) bool {
+	if key == "" || len(key) > 1024 || strings.ContainsAny(key, "\x00\\") || strings.HasPrefix(key, "/") {
+		return false
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// Local is a bucket kept in a folder: the object KEY is the file DIR/KEY.
+type Local struct {
+	name, dir string
+}
+
+// NewLocal returns the bucket name kept in dir, creating dir.
+func NewLocal(name, dir string) (*Local, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", name, err)
+	}
+	return &Local{name: name, dir: dir}, nil
+}
+
+const metaSuffix = ".metadata.json"
+
+// Name returns the bucket's name.
+func (l *Local) Name() string { return l.name }
+
+// Put writes the object through a temporary file and a rename, so a reader
+// never sees half an object, and syncs it.
+func (l *Local) Put(_ context.Context, key string, body []byte, _ string, metadata map[string]string) error {
+	if !ValidKey(key) || strings.HasSuffix(key, metaSuffix) {
+		return fmt.Errorf("bucket %s: invalid key %q", l.name, key)
+	}
+	path := filepath.Join(l.dir, filepath.FromSlash(key))
+	if len(metadata) > 0 {
+		b, err := marshalMeta(metadata)
+		if err != nil {
+			return err
+		}
+		if err := writeAtomic(path+metaSuffix, b); err != nil {
+			return fmt.Errorf("bucket %s: %w", l.name, err)
+		}
+	}
+	if err := writeAtomic(path, body); err != nil {
+		return fmt.Errorf("bucket %s: %w", l.name, err)
+	}
+	return nil
+}
+
+// Get reads the object and its metadata.
+func (l *Local) Get(_ context.Context, key string) ([]byte, map[string]string, error) {
+	if !ValidKey(key) {
+		return nil, nil, ErrNoSuchKey
+	}
+	path := filepath.Join(l.dir, filepath.FromSlash(key))
+	body, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("bucket %s: %s: %w", l.name, key, ErrNoSuchKey)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("bucket %s: %w", l.name, err)
+	}
+	var meta map[string]string
+	if b, err := os.ReadFile(path + metaSuffix); err == nil {
+		if meta, err = unmarshalMeta(b); err != nil {
+			return nil, nil, fmt.Errorf("bucket %s: metadata of %s: %w", l.name, key, err)
+		}
+	}
+	return body, meta, nil
+}
+
+// List walks the folder; it is meant for the modest number of files a
+// trail writes, not for millions.
+func (l *Local) List(_ context.Context, prefix, startAfter string, limit int) ([]string, error) {
+	var keys []string
+	err := filepath.WalkDir(l.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasSuffix(path, metaSuffix) || strings.Contains(d.Name(), ".tmp-") {
+			return nil
+		}
+		rel, err := filepath.Rel(l.dir, path)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if strings.HasPrefix(key, prefix) && key > startAfter {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", l.name, err)
+	}
+	sort.Strings(keys)
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	return keys, nil
+}
+
+// Check reports whether the folder exists.
+func (l *Local) Check(context.Context) error {
+	if fi, err := os.Stat(l.dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("bucket %s: %w", l.name, ErrNoSuchBucket)
+	}
+	return nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
