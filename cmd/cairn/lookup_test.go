@@ -191,7 +191,7 @@ func TestBadInputGetsAWSErrors(t *testing.T) {
 		{"wrong secret", target + "LookupEvents", `{}`, signAs("AKIAALICE00000000001", "wrong", "us-east-1"), 403, "InvalidSignatureException"},
 		{"unknown operation", target + "MakeCoffee", `{}`, good, 400, "UnknownOperationException"},
 		{"no target", "", `{}`, good, 400, "UnknownOperationException"},
-		{"not implemented", target + "StartLogging", `{"Name":"x"}`, good, 400, "UnsupportedOperationException"},
+		{"not implemented", target + "ListDashboards", `{}`, good, 400, "UnsupportedOperationException"},
 		{"malformed json", target + "LookupEvents", `{"MaxResults":`, good, 400, "SerializationException"},
 		{"wrong type", target + "LookupEvents", `{"MaxResults":"ten"}`, good, 400, "SerializationException"},
 		{"not an object", target + "LookupEvents", `[1,2]`, good, 400, "SerializationException"},

@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/retention"
 	"github.com/cairn-audit/cairn/internal/sigv4"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
+	"github.com/cairn-audit/cairn/internal/trail"
 )
 
 // Defaults shared by the commands.
@@ -91,6 +92,16 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 
+	bks, err := openBuckets(cfg, f.dataDir)
+	if err != nil {
+		return err
+	}
+	trails, err := trail.OpenRegistry(f.dataDir)
+	if err != nil {
+		return err
+	}
+	trailAPI := &trail.API{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pipe := ingest.New(ingest.Config{Store: store, Logger: log, Registerer: reg})
@@ -102,6 +113,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		TokenKey:   key,
 		Logger:     log,
 		Registerer: reg,
+		Handlers:   trailAPI.Handlers(),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -124,6 +136,10 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	janDone := make(chan error, 1)
 	jan := &retention.Janitor{Store: store, Retention: cfg.Retention(), Logger: log}
 	go func() { janDone <- jan.Run(janCtx) }()
+	delCtx, stopDelivery := context.WithCancel(context.Background())
+	delDone := make(chan struct{})
+	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.get, Interval: cfg.Delivery.Interval, Logger: log}
+	go func() { deliverer.Run(delCtx); close(delDone) }()
 
 	addr := "http://" + ln.Addr().String()
 	if err := writeServerFile(f.dataDir, addr); err != nil {
@@ -153,6 +169,10 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	stopJanitor()
 	<-janDone
+	// After the drain: the last records are stored, so the final delivery
+	// takes them too.
+	stopDelivery()
+	<-delDone
 	return runErr
 }
 

@@ -156,9 +156,12 @@ func TestServeRecordsItsOwnCalls(t *testing.T) {
 		t.Errorf("a new account has %d events; want 0", len(out.Events))
 	}
 	reqID, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-	_, err = c.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("t1"), S3BucketName: aws.String("b")})
-	if errCode(err) != "UnsupportedOperationException" || !strings.Contains(err.Error(), "CreateTrail") {
-		t.Errorf("CreateTrail = %v; want UnsupportedOperationException naming it", err)
+	_, err = c.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("trail1"), S3BucketName: aws.String("b")})
+	if errCode(err) != "S3BucketDoesNotExistException" {
+		t.Errorf("CreateTrail = %v; want S3BucketDoesNotExistException", err)
+	}
+	if _, err := c.ListDashboards(ctx, &cloudtrail.ListDashboardsInput{}); errCode(err) != "UnsupportedOperationException" || !strings.Contains(err.Error(), "ListDashboards") {
+		t.Errorf("ListDashboards = %v; want UnsupportedOperationException naming it", err)
 	}
 
 	// Both calls become visible (the 1 s target is measured by
@@ -204,8 +207,8 @@ func TestServeRecordsItsOwnCalls(t *testing.T) {
 		t.Fatalf("failed CreateTrail not recorded")
 	}
 	ct = aws.ToString(create.CloudTrailEvent)
-	for _, want := range []string{`"errorCode":"UnsupportedOperationException"`, `"readOnly":false`,
-		`"requestParameters":{"name":"t1","s3BucketName":"b"}`} {
+	for _, want := range []string{`"errorCode":"S3BucketDoesNotExistException"`, `"readOnly":false`,
+		`"requestParameters":{"name":"trail1","s3BucketName":"b"}`} {
 		if !strings.Contains(ct, want) {
 			t.Errorf("CreateTrail record lacks %s:\n%s", want, ct)
 		}

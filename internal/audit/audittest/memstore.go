@@ -92,6 +92,13 @@ func (m *MemStore) DeleteBefore(_ context.Context, t time.Time) (int64, error) {
 	return n, nil
 }
 
+// LastSeq returns the last sequence number given.
+func (m *MemStore) LastSeq(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastSeq, nil
+}
+
 // ReadAppended returns the records appended after seq after, in append order.
 func (m *MemStore) ReadAppended(_ context.Context, after int64, limit int) ([]audit.Appended, error) {
 	m.mu.Lock()

@@ -870,6 +870,16 @@ func (w *recordRow) record(c *codec) (audit.Record, error) {
 	}, nil
 }
 
+// LastSeq returns the last sequence number given (0 for none).
+func (s *Store) LastSeq(context.Context) (int64, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.wconn == nil {
+		return 0, errClosed
+	}
+	return s.lastSeq, nil
+}
+
 // ReadAppended returns up to limit records appended after seq after, in
 // append order. Sequence numbers grow with the rows, so DuckDB's zone maps
 // on seq skip the row groups before after.

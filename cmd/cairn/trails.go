@@ -1,0 +1,45 @@
+package main
+
+import (
+	"path/filepath"
+
+	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/config"
+)
+
+// defaultBucket is the bucket every cairn has without configuration: a
+// local folder in the data dir, with the layout of an S3 bucket.
+const defaultBucket = "cairn-logs"
+
+// buckets are the configured buckets by name, plus the default one.
+type buckets map[string]bucket.Bucket
+
+func (b buckets) get(name string) (bucket.Bucket, bool) {
+	x, ok := b[name]
+	return x, ok
+}
+
+// openBuckets opens the buckets of cfg. Local folders are created.
+func openBuckets(cfg *config.Config, dataDir string) (buckets, error) {
+	out := buckets{}
+	for _, c := range cfg.Buckets {
+		if c.S3 != nil {
+			out[c.Name] = bucket.NewS3(c.Name, bucket.S3Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region,
+				AccessKeyID: c.S3.AccessKeyID, SecretAccessKey: c.S3.SecretAccessKey, PathStyle: c.S3.PathStyle})
+			continue
+		}
+		l, err := bucket.NewLocal(c.Name, c.LocalDir)
+		if err != nil {
+			return nil, err
+		}
+		out[c.Name] = l
+	}
+	if out[defaultBucket] == nil {
+		l, err := bucket.NewLocal(defaultBucket, filepath.Join(dataDir, "buckets", defaultBucket))
+		if err != nil {
+			return nil, err
+		}
+		out[defaultBucket] = l
+	}
+	return out, nil
+}

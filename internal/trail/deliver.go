@@ -1,0 +1,294 @@
+package trail
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/bucket"
+)
+
+// Feed is the store's append-order feed.
+type Feed interface {
+	ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error)
+	// LastSeq returns the last sequence number given (0 for none).
+	LastSeq(ctx context.Context) (int64, error)
+}
+
+// Deliverer writes the records logging trails select to their buckets,
+// every Interval and once more when Run ends.
+type Deliverer struct {
+	Registry *Registry
+	Feed     Feed
+	Bucket   func(name string) (bucket.Bucket, bool)
+	Interval time.Duration
+	Now      func() time.Time
+	Logger   *slog.Logger
+	// Observer, when set, is told of every log file delivered (digests).
+	Observer Observer
+
+	mu      sync.Mutex // one delivery at a time
+	backoff map[string]backoff
+}
+
+// Observer learns of delivered log files.
+type Observer interface {
+	LogDelivered(ctx context.Context, t Trail, account, region, key string, raw []byte, oldest, newest time.Time)
+}
+
+type backoff struct {
+	next  time.Time
+	delay time.Duration
+}
+
+// Delivery limits: records read from the feed at a time, and the JSON
+// size at which a log file is cut (AWS caps files at 50 MB compressed).
+const (
+	feedBatch    = 20000
+	maxFileBytes = 64 << 20
+	maxBackoff   = 5 * time.Minute
+)
+
+// Run delivers every Interval until ctx ends, then delivers once more
+// (bounded by 30 s), so that a graceful shutdown leaves nothing behind.
+func (d *Deliverer) Run(ctx context.Context) {
+	tick := time.NewTicker(d.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			d.DeliverOnce(final)
+			cancel()
+			return
+		case <-tick.C:
+			d.DeliverOnce(ctx)
+		}
+	}
+}
+
+// DeliverOnce delivers what the logging trails have not delivered yet.
+// A trail's position moves only after every file of a batch was written;
+// a failed write leaves it where it was (the next round writes the batch
+// again: at least once) and backs the trail off, doubling up to 5 minutes.
+func (d *Deliverer) DeliverOnce(ctx context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	trails := d.Registry.snapshot(func(t *Trail) bool {
+		b, ok := d.backoff[t.ARN()]
+		return t.Logging && (!ok || !now.Before(b.next))
+	})
+	if len(trails) == 0 {
+		return
+	}
+	from := trails[0].Position
+	for _, t := range trails {
+		from = min(from, t.Position)
+	}
+	for {
+		batch, err := d.Feed.ReadAppended(ctx, from, feedBatch)
+		if err != nil {
+			d.log().Error("trail: read the store", "err", err)
+			return
+		}
+		if len(batch) == 0 {
+			return
+		}
+		last := batch[len(batch)-1].Seq
+		for i := range trails {
+			t := &trails[i]
+			if t.Position >= last {
+				continue
+			}
+			err := d.deliver(ctx, t, batch)
+			d.settle(t, last, err)
+			if err == nil {
+				t.Position = last
+			} else {
+				trails[i].Logging = false // not again this round
+			}
+		}
+		from = last
+		kept := trails[:0]
+		for _, t := range trails {
+			if t.Logging {
+				kept = append(kept, t)
+			}
+		}
+		trails = kept
+		if len(trails) == 0 || len(batch) < feedBatch {
+			return
+		}
+	}
+}
+
+type group struct{ account, region string }
+
+// deliver writes t's files for the records of batch after t.Position.
+func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appended) error {
+	groups := map[group][]*audit.Record{}
+	var order []group
+	for i := range batch {
+		a := &batch[i]
+		// A call's record is stored a few milliseconds after its answer,
+		// so records of calls made before StartLogging can follow its
+		// position: the trail also leaves out events from before the
+		// second logging started.
+		if a.Seq <= t.Position || a.Record.Time.Before(t.StartLoggingTime.Truncate(time.Second)) || !t.Selects(&a.Record) {
+			continue
+		}
+		g := group{a.Record.Account, a.Record.Region}
+		if groups[g] == nil {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], &a.Record)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	b, ok := d.Bucket(t.S3BucketName)
+	if !ok {
+		return fmt.Errorf("NoSuchBucket: bucket %s is not configured", t.S3BucketName)
+	}
+	for _, g := range order {
+		recs := groups[g]
+		for len(recs) > 0 {
+			n, body := logFile(recs)
+			raw := body
+			key := logKey(t, g.account, g.region, d.now())
+			gz, err := gzipped(body)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(ctx, key, gz, "application/json", nil); err != nil {
+				return err
+			}
+			if d.Observer != nil {
+				oldest, newest := span(recs[:n])
+				d.Observer.LogDelivered(ctx, *t, g.account, g.region, key, raw, oldest, newest)
+			}
+			recs = recs[n:]
+		}
+	}
+	return nil
+}
+
+// settle records the outcome of a delivery in the registry.
+func (d *Deliverer) settle(t *Trail, last int64, err error) {
+	now := d.now()
+	if d.backoff == nil {
+		d.backoff = map[string]backoff{}
+	}
+	if err != nil {
+		b := d.backoff[t.ARN()]
+		b.delay = min(max(2*b.delay, time.Second), maxBackoff)
+		b.next = now.Add(b.delay)
+		d.backoff[t.ARN()] = b
+		d.log().Warn("trail: delivery failed", "trail", t.ARN(), "err", err, "retry_in", b.delay)
+	} else {
+		delete(d.backoff, t.ARN())
+	}
+	uerr := d.Registry.update(func(trails map[string]*Trail) error {
+		cur := trails[t.ARN()]
+		if cur == nil {
+			return nil // deleted meanwhile
+		}
+		cur.LatestDeliveryAttemptTime = now
+		if err != nil {
+			cur.LatestDeliveryError = err.Error()
+			return nil
+		}
+		if last > cur.Position {
+			cur.Position = last
+		}
+		cur.LatestDeliveryError = ""
+		cur.LatestDeliveryTime = now
+		return nil
+	})
+	if uerr != nil {
+		d.log().Error("trail: saving the delivery position", "trail", t.ARN(), "err", uerr)
+	}
+}
+
+// logFile returns the JSON of a log file holding the first n records
+// (all of them, or as many as fit in maxFileBytes, at least one).
+func logFile(recs []*audit.Record) (int, []byte) {
+	var buf bytes.Buffer
+	buf.WriteString(`{"Records":[`)
+	n := 0
+	for _, r := range recs {
+		if n > 0 && buf.Len()+len(r.Raw) > maxFileBytes {
+			break
+		}
+		if n > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(r.Raw)
+		n++
+	}
+	buf.WriteString(`]}`)
+	return n, buf.Bytes()
+}
+
+func gzipped(b []byte) ([]byte, error) {
+	var out bytes.Buffer
+	w := gzip.NewWriter(&out)
+	if _, err := w.Write(b); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+func span(recs []*audit.Record) (oldest, newest time.Time) {
+	for i, r := range recs {
+		if i == 0 || r.Time.Before(oldest) {
+			oldest = r.Time
+		}
+		if r.Time.After(newest) {
+			newest = r.Time
+		}
+	}
+	return oldest, newest
+}
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// logKey is AWS's key of a log file delivered at t (facts §4.1).
+func logKey(tr *Trail, account, region string, t time.Time) string {
+	var b [16]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = alnum[int(b[i])%len(alnum)]
+	}
+	t = t.UTC()
+	prefix := ""
+	if tr.S3KeyPrefix != "" {
+		prefix = tr.S3KeyPrefix + "/"
+	}
+	return fmt.Sprintf("%sAWSLogs/%s/CloudTrail/%s/%s/%s_CloudTrail_%s_%s_%s.json.gz",
+		prefix, account, region, t.Format("2006/01/02"), account, region, t.Format("20060102T1504Z"), b[:])
+}
+
+func (d *Deliverer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Deliverer) log() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
