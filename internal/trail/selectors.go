@@ -167,14 +167,14 @@ var globalSources = map[string]bool{
 // Selects reports whether t delivers r. It does not look at logging or
 // delivery positions.
 func (t *Trail) Selects(r *audit.Record) bool {
-	if r.Account != t.Account || !t.Covers(r.Region) {
+	if !t.selectsAccount(r.Account) || !t.Covers(r.Region) {
 		return false
 	}
 	if globalSources[r.EventSource] && !t.IncludeGlobalServiceEvents {
 		return false
 	}
 	if r.Category == audit.CategoryInsight {
-		return false // Insights are delivered by trails with Insights enabled (not yet)
+		return t.selectsInsight(r)
 	}
 	if len(t.AdvancedEventSelectors) > 0 {
 		for i := range t.AdvancedEventSelectors {

@@ -32,12 +32,15 @@ type Trail struct {
 	IsMultiRegionTrail         bool   `json:"isMultiRegionTrail"`
 	LogFileValidationEnabled   bool   `json:"logFileValidationEnabled"`
 	IsOrganizationTrail        bool   `json:"isOrganizationTrail"`
+	// OrganizationID is the organization of an organization trail.
+	OrganizationID string `json:"organizationId,omitempty"`
 
 	// Selectors: exactly one kind is set (a new trail has the default
 	// basic selector).
 	EventSelectors         []EventSelector         `json:"eventSelectors,omitempty"`
 	AdvancedEventSelectors []AdvancedEventSelector `json:"advancedEventSelectors,omitempty"`
 	CustomSelectors        bool                    `json:"customSelectors,omitempty"`
+	InsightSelectors       []InsightSelector       `json:"insightSelectors,omitempty"`
 
 	Tags []Tag `json:"tags,omitempty"`
 
@@ -53,6 +56,14 @@ type Trail struct {
 	LatestDeliveryError       string    `json:"latestDeliveryError,omitempty"`
 	LatestDigestDeliveryTime  time.Time `json:"latestDigestDeliveryTime,omitzero"`
 	LatestDigestDeliveryError string    `json:"latestDigestDeliveryError,omitempty"`
+
+	// org is the organization of an organization trail (from the config).
+	org *Organization
+}
+
+// selectsAccount reports whether t delivers the events of account.
+func (t *Trail) selectsAccount(account string) bool {
+	return account == t.Account || t.org != nil && t.org.has(account)
 }
 
 // Tag is a trail's tag.
@@ -78,6 +89,7 @@ type Registry struct {
 
 	mu     sync.Mutex
 	trails map[string]*Trail // by ARN
+	org    *Organization
 }
 
 // registryFile is the registry's file in the data dir.

@@ -1,0 +1,135 @@
+package trail
+
+import (
+	"sort"
+	"time"
+)
+
+// Organization is the organization of the config's organization section:
+// its management account may create organization trails, which collect
+// the events of every member account too.
+type Organization struct {
+	ID                string
+	ManagementAccount string
+	Members           []string
+}
+
+// has reports whether account belongs to the organization (management
+// account included).
+func (o *Organization) has(account string) bool {
+	if o == nil {
+		return false
+	}
+	if account == o.ManagementAccount {
+		return true
+	}
+	for _, m := range o.Members {
+		if m == account {
+			return true
+		}
+	}
+	return false
+}
+
+// SetOrganization sets the organization (nil: none). Organization trails
+// created before keep their organization ID; their member accounts follow
+// the configuration.
+func (r *Registry) SetOrganization(o *Organization) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.org = o
+	for _, t := range r.trails {
+		r.attachLocked(t)
+	}
+}
+
+// attachLocked gives an organization trail the organization's accounts.
+func (r *Registry) attachLocked(t *Trail) {
+	t.org = nil
+	if t.IsOrganizationTrail && r.org != nil && r.org.ID == t.OrganizationID {
+		t.org = r.org
+	}
+}
+
+// Get returns a copy of the trail of an ARN (hook for digests).
+func (r *Registry) Get(arn string) (Trail, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trails[arn]
+	if !ok {
+		return Trail{}, false
+	}
+	return *t, true
+}
+
+// Accounts returns the accounts whose events t delivers: its own, and for
+// an organization trail every account of the organization.
+func (t *Trail) Accounts() []string {
+	if t.org == nil {
+		return []string{t.Account}
+	}
+	out := append([]string{t.org.ManagementAccount}, t.org.Members...)
+	sort.Strings(out)
+	return out
+}
+
+// SetDigestStatus records the outcome of a digest delivery, shown by
+// GetTrailStatus as LatestDigestDeliveryTime (on success) and
+// LatestDigestDeliveryError ("" clears it).
+func (r *Registry) SetDigestStatus(arn string, at time.Time, deliveryErr string) error {
+	return r.update(func(trails map[string]*Trail) error {
+		t := trails[arn]
+		if t == nil {
+			return nil
+		}
+		t.LatestDigestDeliveryError = deliveryErr
+		if deliveryErr == "" {
+			t.LatestDigestDeliveryTime = at
+		}
+		return nil
+	})
+}
+
+// InsightsEnabled returns the Insights types enabled on the logging trails
+// that deliver the events of account in region, sorted, without repeats.
+func (r *Registry) InsightsEnabled(account, region string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]bool{}
+	for _, t := range r.trails {
+		if !t.Logging || !t.selectsAccount(account) || !t.Covers(region) {
+			continue
+		}
+		for _, s := range t.InsightSelectors {
+			seen[s.InsightType] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Folder names of the bucket layout (facts §4.1).
+const (
+	FolderLogs     = "CloudTrail"
+	FolderInsights = "CloudTrail-Insight"
+	FolderDigests  = "CloudTrail-Digest"
+)
+
+// KeyPrefix returns the folder under which t writes account's files of
+// region in folder (FolderLogs, FolderInsights, FolderDigests), ending in
+// "/": [S3KeyPrefix/]AWSLogs/[org-id/]account/folder/region/.
+func (t *Trail) KeyPrefix(account, folder, region string) string {
+	p := ""
+	if t.S3KeyPrefix != "" {
+		p = t.S3KeyPrefix + "/"
+	}
+	p += "AWSLogs/"
+	if t.IsOrganizationTrail && t.OrganizationID != "" {
+		p += t.OrganizationID + "/"
+	}
+	return p + account + "/" + folder + "/" + region + "/"
+}
