@@ -1,0 +1,205 @@
+package insights
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// Feed is the store's append-order feed.
+type Feed interface {
+	ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error)
+}
+
+// Sink stores records durably; the ingest pipeline and the store satisfy it
+// through Submitter.
+type Sink interface {
+	Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error)
+}
+
+// Enabler says which Insight types trails enabled for an account and
+// region (the trails package implements it).
+type Enabler interface {
+	InsightsEnabled(account, region string) []string
+}
+
+// Runner runs the detector live over the store's append feed and stores the
+// Insights records of accounts and regions that enabled them.
+type Runner struct {
+	Feed    Feed
+	Sink    Sink
+	History Lookuper // for attributions; nil: none
+	// Enabled decides which Insights are stored; nil stores every type for
+	// every account and region when All is set, and none otherwise.
+	Enabled Enabler
+	All     bool
+	Params  Params
+	Logger  *slog.Logger
+	// Registerer receives the runner's metrics; nil: none.
+	Registerer prometheus.Registerer
+	// Poll is how long the runner waits when the feed has nothing new
+	// (default 1s); Now is the clock (default time.Now).
+	Poll time.Duration
+	Now  func() time.Time
+
+	det     *Detector
+	pending []Insight
+	metrics struct {
+		records, insights prometheus.Counter
+		late, future      prometheus.Counter
+		position, series  prometheus.Gauge
+	}
+	lastLate int64
+}
+
+// batchSize is how many feed records the runner reads at a time.
+const batchSize = 2000
+
+// Run reads the feed from its start until ctx is done. It rebuilds the
+// detector's state by replaying the store (derived event IDs make the
+// Insights it finds again duplicates), then follows new records. When the
+// feed is idle it judges the minutes older than now − Lateness, so that
+// Insights end even when calls stop altogether.
+func (r *Runner) Run(ctx context.Context) error {
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	if r.Poll <= 0 {
+		r.Poll = time.Second
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	det, err := NewDetector(r.Params, func(in Insight) { r.pending = append(r.pending, in) })
+	if err != nil {
+		return err
+	}
+	r.det = det
+	r.register()
+	var pos int64
+	for {
+		batch, err := r.Feed.ReadAppended(ctx, pos, batchSize)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.Logger.Warn("insights: reading the feed", "err", err)
+			batch = nil
+		}
+		now := r.Now()
+		for _, a := range batch {
+			pos = a.Seq
+			o, ok := Observe(a.Record)
+			if !ok {
+				continue
+			}
+			if o.Time.After(now.Add(5 * time.Minute)) {
+				if r.metrics.future != nil { // it would move its scope's clock ahead of every other record
+					r.metrics.future.Inc()
+				}
+				continue
+			}
+			r.det.Observe(o)
+			if r.metrics.records != nil {
+				r.metrics.records.Inc()
+			}
+		}
+		if r.metrics.position != nil {
+			st := r.det.Stats()
+			r.metrics.position.Set(float64(pos))
+			r.metrics.series.Set(float64(st.Series))
+			r.metrics.late.Add(float64(st.Late - r.lastLate))
+			r.lastLate = st.Late
+		}
+		if len(batch) < batchSize {
+			r.det.Flush(now.Add(-r.Params.Lateness))
+		}
+		if err := r.store(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.Logger.Warn("insights: storing Insights", "err", err)
+		}
+		if len(batch) < batchSize {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(r.Poll):
+			}
+		}
+	}
+}
+
+// store writes the pending Insights of enabled accounts and regions; on an
+// error they are kept and retried.
+func (r *Runner) store(ctx context.Context) error {
+	if len(r.pending) == 0 {
+		return nil
+	}
+	var recs []audit.Record
+	for _, in := range r.pending {
+		if !r.enabled(in) {
+			continue
+		}
+		attrs, err := Attributions(ctx, r.History, in)
+		if err != nil {
+			return err
+		}
+		rec, err := Record(in, attrs)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
+		r.Logger.Info("insight", "state", in.State, "type", in.InsightType, "account", in.Account, "region", in.Region,
+			"eventSource", in.EventSource, "eventName", in.EventName, "errorCode", in.ErrorCode, "start", in.Start)
+	}
+	if len(recs) > 0 {
+		if _, err := r.Sink.Append(ctx, recs); err != nil {
+			return err
+		}
+		if r.metrics.insights != nil {
+			r.metrics.insights.Add(float64(len(recs)))
+		}
+	}
+	r.pending = r.pending[:0]
+	return nil
+}
+
+func (r *Runner) enabled(in Insight) bool {
+	if r.Enabled == nil {
+		return r.All
+	}
+	for _, t := range r.Enabled.InsightsEnabled(in.Account, in.Region) {
+		if t == in.InsightType {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Runner) register() {
+	if r.Registerer == nil {
+		return
+	}
+	m := &r.metrics
+	m.records = prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_insights_records_total", Help: "Records the Insights detector analysed."})
+	m.insights = prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_insights_events_total", Help: "Insights records stored (Start and End)."})
+	m.late = prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_insights_late_records_total", Help: "Records older than their account and region's lateness allowance, not analysed."})
+	m.future = prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_insights_future_records_total", Help: "Records more than 5 minutes in the future, not analysed."})
+	m.position = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_insights_feed_position", Help: "Last feed sequence number the Insights runner read."})
+	m.series = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_insights_series", Help: "Series the Insights detector tracks."})
+	for _, c := range []prometheus.Collector{m.records, m.insights, m.late, m.future, m.position, m.series} {
+		if err := r.Registerer.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				r.Logger.Warn("insights: metrics", "err", fmt.Sprint(err))
+			}
+		}
+	}
+}

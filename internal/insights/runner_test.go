@@ -1,0 +1,334 @@
+package insights_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/insights"
+	"github.com/cairn-audit/cairn/internal/store/duckdb"
+)
+
+var t0 = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+
+const (
+	acct = "111111111111"
+	reg  = "eu-west-1"
+)
+
+// smallParams shorten the warm-up so that a few hours of records suffice.
+func smallParams() insights.Params {
+	p := insights.DefaultParams()
+	p.WarmUp = time.Hour
+	return p
+}
+
+// call is a stored record of one API call.
+func call(t testing.TB, at time.Time, n int, source, name string, readOnly bool, user, agent, errorCode string) audit.Record {
+	t.Helper()
+	ro := readOnly
+	mgmt := true
+	e := &audit.Event{
+		EventVersion: audit.EventVersion,
+		UserIdentity: &audit.UserIdentity{Type: "IAMUser", PrincipalID: "AIDA" + user, ARN: "arn:aws:iam::" + acct + ":user/" + user,
+			AccountID: acct, AccessKeyID: "AKIA" + user, UserName: user},
+		EventTime: audit.FormatTime(at), EventSource: source, EventName: name, AWSRegion: reg,
+		SourceIPAddress: "192.0.2.1", UserAgent: agent, ErrorCode: errorCode,
+		RequestID: fmt.Sprintf("req-%d-%d", at.Unix(), n), EventID: fmt.Sprintf("ev-%s-%d-%d", name, at.Unix(), n),
+		ReadOnly: &ro, EventType: "AwsApiCall", ManagementEvent: &mgmt, RecipientAccountID: acct, EventCategory: "Management",
+	}
+	raw, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := audit.Extract(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// burstHistory is 4 hours of 5 CreateBucket calls a minute by alice, with
+// 12 minutes of 60 a minute by mallory from 03:00, and 1 AccessDenied a
+// minute with 30 a minute in the same burst; shuffled as an import of files
+// in any order would be.
+func burstHistory(t testing.TB) []audit.Record {
+	var rs []audit.Record
+	r := rand.New(rand.NewPCG(5, 5))
+	for m := 0; m < 240; m++ {
+		at := t0.Add(time.Duration(m) * time.Minute)
+		burst := m >= 180 && m < 192
+		n := 5
+		if burst {
+			n = 60
+		}
+		for i := 0; i < n; i++ {
+			user, agent := "alice", "aws-cli/2.15"
+			if burst && i >= 5 {
+				user, agent = "mallory", "Boto3/1.34"
+			}
+			rs = append(rs, call(t, at.Add(time.Duration(i%60)*time.Second), i, "s3.amazonaws.com", "CreateBucket", false, user, agent, ""))
+		}
+		errs := 1
+		if burst {
+			errs = 30
+		}
+		for i := 0; i < errs; i++ {
+			rs = append(rs, call(t, at.Add(time.Duration(i%60)*time.Second), i, "iam.amazonaws.com", "ListUsers", true, "mallory", "Boto3/1.34", "AccessDenied"))
+		}
+		rs = append(rs, call(t, at, 0, "ec2.amazonaws.com", "DescribeInstances", true, "alice", "aws-cli/2.15", ""))
+	}
+	r.Shuffle(len(rs), func(i, j int) { rs[i], rs[j] = rs[j], rs[i] })
+	return rs
+}
+
+func openStore(t testing.TB) *duckdb.Store {
+	t.Helper()
+	s, err := duckdb.Open(filepath.Join(t.TempDir(), "events.duckdb"), duckdb.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func appendAll(t testing.TB, s interface {
+	Append(context.Context, []audit.Record) (audit.AppendResult, error)
+}, rs []audit.Record) {
+	t.Helper()
+	for i := 0; i < len(rs); i += 1000 {
+		if _, err := s.Append(context.Background(), rs[i:min(i+1000, len(rs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func insightRecords(t testing.TB, s insights.Lookuper) []audit.Record {
+	t.Helper()
+	p, err := s.Lookup(context.Background(), audit.Query{Account: acct, Region: reg, Category: audit.CategoryInsight, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Records
+}
+
+// TestRetro stores shuffled history in the DuckDB store, runs Retro, and
+// checks the Insights records: AWS's shape, paired, attributed, visible to
+// EventCategory=insight lookups, and stored once however often Retro runs.
+func TestRetro(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	appendAll(t, s, burstHistory(t))
+	res, err := insights.Retro(ctx, s, s, s, insights.RetroOptions{Account: acct, Params: smallParams()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Insights) != 4 || res.Stored != 4 || res.Late != 0 {
+		t.Fatalf("result %+v, want 4 Insights stored (2 types, Start and End)", res)
+	}
+	recs := insightRecords(t, s)
+	if len(recs) != 4 {
+		t.Fatalf("lookup found %d Insights records", len(recs))
+	}
+	shared := map[string][]string{}
+	for _, r := range recs {
+		var v map[string]any
+		if err := json.Unmarshal(r.Raw, &v); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"userIdentity", "eventName", "eventSource", "userAgent", "sourceIPAddress"} {
+			if _, ok := v[k]; ok {
+				t.Errorf("an Insights record has %s: %s", k, r.Raw)
+			}
+		}
+		if v["eventType"] != "AwsCloudTrailInsight" || v["eventCategory"] != "Insight" || v["recipientAccountId"] != acct || v["awsRegion"] != reg {
+			t.Errorf("record %s", r.Raw)
+		}
+		d := v["insightDetails"].(map[string]any)
+		shared[v["sharedEventID"].(string)] = append(shared[v["sharedEventID"].(string)], d["state"].(string))
+		stats := d["insightContext"].(map[string]any)["statistics"].(map[string]any)
+		if d["insightType"] == insights.CallRate {
+			if d["eventName"] != "CreateBucket" || d["eventSource"] != "s3.amazonaws.com" || d["errorCode"] != nil {
+				t.Errorf("call-rate details %v", d)
+			}
+			if b := stats["baseline"].(map[string]any)["average"].(float64); b < 4 || b > 8 {
+				t.Errorf("baseline average %v, want about 5", b)
+			}
+			attrs := d["insightContext"].(map[string]any)["attributions"].([]any)
+			first := attrs[0].(map[string]any)
+			top := first["insight"].([]any)[0].(map[string]any)
+			if first["attribute"] != "userIdentityArn" || top["value"] != "arn:aws:iam::"+acct+":user/mallory" {
+				t.Errorf("attributions %v", attrs)
+			}
+			if b := first["baseline"].([]any)[0].(map[string]any); b["value"] != "arn:aws:iam::"+acct+":user/alice" || b["average"].(float64) != 5 {
+				t.Errorf("baseline attribution %v", b)
+			}
+			if len(attrs) != 3 || attrs[2].(map[string]any)["attribute"] != "errorCode" {
+				t.Errorf("attributions %v", attrs)
+			}
+		} else if d["errorCode"] != "AccessDenied" || d["eventName"] != "ListUsers" {
+			t.Errorf("error-rate details %v", d)
+		}
+		if r.EventName == "" || r.Category != audit.CategoryInsight {
+			t.Errorf("indexed as %+v", r)
+		}
+	}
+	for id, states := range shared {
+		slices.Sort(states)
+		if fmt.Sprint(states) != "[End Start]" {
+			t.Errorf("sharedEventID %s pairs %v", id, states)
+		}
+	}
+	again, err := insights.Retro(ctx, s, s, s, insights.RetroOptions{Account: acct, Params: smallParams()})
+	if err != nil || again.Stored != 0 || again.Already != 4 {
+		t.Fatalf("second run: %+v, %v; want nothing new", again, err)
+	}
+	// A range that excludes the burst finds nothing; another account neither.
+	res, _ = insights.Retro(ctx, s, s, s, insights.RetroOptions{Start: t0.Add(200 * time.Minute), Params: smallParams(), DryRun: true})
+	if len(res.Insights) != 0 {
+		t.Errorf("after the burst: %+v", res.Insights)
+	}
+	res, _ = insights.Retro(ctx, s, s, s, insights.RetroOptions{Account: "222222222222", Params: smallParams(), DryRun: true})
+	if len(res.Insights) != 0 || res.Analysed != 0 {
+		t.Errorf("other account: %+v", res)
+	}
+}
+
+// TestRunnerLiveMatchesRetro feeds the same history live, in time order and
+// batch by batch, and checks the runner stores the same records as Retro.
+func TestRunnerLiveMatchesRetro(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hist := burstHistory(t)
+	ordered := slices.Clone(hist)
+	slices.SortStableFunc(ordered, func(a, b audit.Record) int { return a.Time.Compare(b.Time) })
+
+	ref := audittest.NewMemStore()
+	appendAll(t, ref, hist)
+	if _, err := insights.Retro(ctx, ref, ref, ref, insights.RetroOptions{Params: smallParams()}); err != nil {
+		t.Fatal(err)
+	}
+	want := ids(insightRecords(t, ref))
+
+	live := audittest.NewMemStore()
+	var now atomic.Int64 // the wall clock follows the records, a minute behind
+	now.Store(t0.Unix())
+	r := &insights.Runner{Feed: live, Sink: live, History: live, All: true, Params: smallParams(), Poll: time.Millisecond,
+		Now: func() time.Time { return time.Unix(now.Load(), 0) }}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for i := 0; i < len(ordered); {
+		j := i
+		for j < len(ordered) && ordered[j].Time.Before(ordered[i].Time.Add(time.Minute)) {
+			j++
+		}
+		now.Store(ordered[i].Time.Add(time.Minute).Unix())
+		appendAll(t, live, ordered[i:j])
+		i = j
+	}
+	now.Store(t0.Add(5 * time.Hour).Unix())
+	deadline := time.Now().Add(20 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		if got = ids(insightRecords(t, live)); len(got) >= len(want) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 4 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("live stored %v, retro %v", got, want)
+	}
+}
+
+// TestRunnerOnlyEnabled stores Insights only for what trails enabled.
+func TestRunnerOnlyEnabled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := audittest.NewMemStore()
+	hist := burstHistory(t)
+	slices.SortStableFunc(hist, func(a, b audit.Record) int { return a.Time.Compare(b.Time) })
+	appendAll(t, s, hist)
+	r := &insights.Runner{Feed: s, Sink: s, Enabled: enabler{insights.ErrorRate}, Params: smallParams(), Poll: 5 * time.Millisecond,
+		Now: func() time.Time { return t0.Add(5 * time.Hour) }}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && len(insightRecords(t, s)) < 2 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-done
+	recs := insightRecords(t, s)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want the error-rate Start and End", len(recs))
+	}
+	for _, rec := range recs {
+		if rec.EventName != "ListUsers" {
+			t.Errorf("stored %s", rec.Raw)
+		}
+	}
+}
+
+type enabler []string
+
+func (e enabler) InsightsEnabled(account, region string) []string {
+	if account == acct && region == reg {
+		return e
+	}
+	return nil
+}
+
+func ids(rs []audit.Record) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.EventID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestReplayReal runs Retro over every real record of ../shared/testdata/real
+// (stored in the DuckDB store) with no warm-up, so that short captures can
+// produce Insights: no error, every Insight stored as a valid record.
+func TestReplayReal(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	var rs []audit.Record
+	for _, rr := range audittest.RealRecords(t) {
+		r, err := audit.Extract(rr.Raw)
+		if err != nil {
+			t.Fatalf("%s[%d]: %v", rr.File, rr.Index, err)
+		}
+		rs = append(rs, r)
+	}
+	appendAll(t, s, rs)
+	p := insights.DefaultParams()
+	p.WarmUp = 0
+	p.MinCount = 5
+	res, err := insights.Retro(ctx, s, s, s, insights.RetroOptions{Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("real records: %d read, %d analysed, %d late, %d Insights stored", res.Records, res.Analysed, res.Late, res.Stored)
+	for _, in := range res.Insights {
+		t.Logf("  %s %s %s %s %s at %v", in.State, in.InsightType, in.EventSource, in.EventName, in.ErrorCode, in.Start)
+	}
+	if res.Analysed == 0 || res.Records != int64(len(rs)) {
+		t.Errorf("%+v", res)
+	}
+	if res.Stored != len(res.Insights) {
+		t.Errorf("stored %d of %d", res.Stored, len(res.Insights))
+	}
+}
