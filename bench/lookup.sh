@@ -7,6 +7,9 @@
 #
 # Usage: CAIRN_BENCH_EVENTS=1000000 bench/lookup.sh      (default 1,000,000)
 #        CAIRN_BENCH_EVENTS=10000000 CAIRN_BENCH_ITER=300 bench/lookup.sh
+#        CAIRN_BENCH_KEEP=DIR ... keeps the loaded store in DIR/events-N-rg0 and
+#        reuses it next time (10M events take about 9 minutes to load; the
+#        append rate is only measured when the store is loaded).
 # Needs shared/testdata/real beside the repository (the record shapes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
