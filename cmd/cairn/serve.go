@@ -100,7 +100,12 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
-	trailAPI := &trail.API{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion}
+	var org *trail.Organization
+	if o := cfg.Organization; o != nil {
+		org = &trail.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
+	}
+	trails.SetOrganization(org)
+	trailAPI := &trail.API{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -36,6 +36,8 @@ type Config struct {
 	Buckets  []Bucket `yaml:"buckets"`
 	Delivery Delivery `yaml:"delivery"`
 	Trails   Trails   `yaml:"trails"`
+	// Organization makes organization trails possible (trails.go).
+	Organization *Organization `yaml:"organization"`
 
 	keys map[string]Principal // access key ID -> principal
 }

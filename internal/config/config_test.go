@@ -325,6 +325,10 @@ delivery:
   digest_interval: 3s
 trails:
   max_per_region: 7
+organization:
+  id: o-a1b2c3d4e5
+  management_account: "111111111111"
+  member_accounts: ["222222222222"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -333,12 +337,19 @@ trails:
 		c.Delivery.Interval != time.Second || c.Delivery.DigestInterval != 3*time.Second || c.Trails.MaxPerRegion != 7 {
 		t.Errorf("decoded %+v %+v %+v", c.Buckets, c.Delivery, c.Trails)
 	}
+	if o := c.Organization; o == nil || o.ID != "o-a1b2c3d4e5" || o.ManagementAccount != "111111111111" || len(o.MemberAccounts) != 1 {
+		t.Errorf("organization: %+v", o)
+	}
 	d, err := Parse("c.yaml", []byte(head))
 	if err != nil || d.Delivery.Interval != DefaultDeliveryInterval || d.Trails.MaxPerRegion != DefaultMaxTrails {
 		t.Errorf("defaults: %+v %+v %v", d.Delivery, d.Trails, err)
 	}
 	for _, c := range []struct{ yaml, want string }{
 		{"buckets:\n  - name: Bad_Name\n    local_dir: x\n", "c.yaml:8: buckets[0].name: \"Bad_Name\" is not a valid S3 bucket name"},
+		{"organization:\n  id: org-1\n  management_account: \"111111111111\"\n", "c.yaml:8: organization.id: \"org-1\" is not an organization ID"},
+		{"organization:\n  id: o-abcdefghij\n", "c.yaml:8: organization.management_account: required, but missing"},
+		{"organization:\n  id: o-abcdefghij\n  management_account: \"111111111111\"\n  member_accounts: [\"111111111111\"]\n", "c.yaml:10: organization.member_accounts[0]: account 111111111111 is already in the organization (line 9)"},
+		{"organization:\n  id: o-abcdefghij\n  management_account: \"11\"\n", "c.yaml:9: organization.management_account: \"11\" is not a 12-digit account ID"},
 		{"buckets:\n  - name: b1b\n", "c.yaml:8: buckets[0]: a bucket needs exactly one of s3 and local_dir"},
 		{"buckets:\n  - {name: b1b, local_dir: x}\n  - {name: b1b, local_dir: y}\n", "bucket \"b1b\" is configured twice (first on line 8)"},
 		{"buckets:\n  - name: b1b\n    s3: {endpoint: \"ftp://x\"}\n", "c.yaml:9: buckets[0].s3.endpoint: \"ftp://x\" is not an http(s) URL"},

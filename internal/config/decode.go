@@ -146,6 +146,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"buckets", false, func(v *yaml.Node, path string) { c.Buckets = list(d, v, path, d.bucket) }},
 		field{"delivery", false, func(v *yaml.Node, path string) { d.delivery(v, path, &c.Delivery) }},
 		field{"trails", false, func(v *yaml.Node, path string) { d.trails(v, path, &c.Trails) }},
+		field{"organization", false, func(v *yaml.Node, path string) { c.Organization = d.organization(v, path) }},
 	)
 	return c
 }

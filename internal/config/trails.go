@@ -146,3 +146,50 @@ func (d *decoder) boolean(n *yaml.Node, path string) (bool, bool) {
 	}
 	return b, true
 }
+
+// Organization is an AWS Organizations organization as cairn knows it:
+// the management account may create organization trails, which collect
+// the events of every member account too.
+//
+//	organization:
+//	  id: o-a1b2c3d4e5
+//	  management_account: "111111111111"
+//	  member_accounts: ["222222222222", "333333333333"]
+type Organization struct {
+	ID                string   `yaml:"id"`
+	ManagementAccount string   `yaml:"management_account"`
+	MemberAccounts    []string `yaml:"member_accounts"`
+}
+
+var orgIDRE = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
+
+func (d *decoder) organization(n *yaml.Node, path string) *Organization {
+	o := &Organization{}
+	seen := map[string]int{}
+	acct := func(v *yaml.Node, path string) string {
+		s, ok := d.str(v, path)
+		switch first, dup := seen[s]; {
+		case !ok:
+		case !accountIDRE.MatchString(s):
+			d.failf(v, path, "%s is not a 12-digit account ID", quote(s))
+		case dup:
+			d.failf(v, path, "account %s is already in the organization (line %d)", s, first)
+		default:
+			seen[s] = v.Line
+		}
+		return s
+	}
+	d.mapping(n, path,
+		field{"id", true, func(v *yaml.Node, path string) {
+			if s, ok := d.str(v, path); ok {
+				if !orgIDRE.MatchString(s) {
+					d.failf(v, path, "%s is not an organization ID (o- and 10 to 32 characters a-z, 0-9)", quote(s))
+				}
+				o.ID = s
+			}
+		}},
+		field{"management_account", true, func(v *yaml.Node, path string) { o.ManagementAccount = acct(v, path) }},
+		field{"member_accounts", false, func(v *yaml.Node, path string) { o.MemberAccounts = list(d, v, path, acct) }},
+	)
+	return o
+}

@@ -24,6 +24,8 @@ type API struct {
 	Feed Feed
 	// MaxPerRegion caps an account's trails in a region.
 	MaxPerRegion int
+	// Organization is the configured organization (nil: none).
+	Organization *Organization
 }
 
 // Handlers returns the operations API serves, for apiserver.Config.Handlers.
@@ -40,6 +42,12 @@ func (a *API) Handlers() map[string]apiserver.Handler {
 		"StopLogging":       a.stopLogging,
 		"PutEventSelectors": a.putEventSelectors,
 		"GetEventSelectors": a.getEventSelectors,
+
+		"PutInsightSelectors": a.putInsightSelectors,
+		"GetInsightSelectors": a.getInsightSelectors,
+		"AddTags":             a.addTags,
+		"RemoveTags":          a.removeTags,
+		"ListTags":            a.listTags,
 	}
 }
 
@@ -64,6 +72,7 @@ func outTrail(t *Trail) trailOut {
 		IncludeGlobalServiceEvents: t.IncludeGlobalServiceEvents, IsMultiRegionTrail: t.IsMultiRegionTrail,
 		HomeRegion: t.HomeRegion, TrailARN: t.ARN(), LogFileValidationEnabled: t.LogFileValidationEnabled,
 		HasCustomEventSelectors: t.CustomSelectors, IsOrganizationTrail: t.IsOrganizationTrail,
+		HasInsightSelectors: len(t.InsightSelectors) > 0,
 	}
 }
 
@@ -112,8 +121,20 @@ func (in *trailInput) unsupported() error {
 			return audit.Errorf("UnsupportedOperation", "cairn does not support %s on trails yet.", name)
 		}
 	}
-	if in.IsOrganizationTrail != nil && *in.IsOrganizationTrail {
+	return nil
+}
+
+// organization checks IsOrganizationTrail for caller c: only the
+// organization's management account makes organization trails.
+func (a *API) organization(in *trailInput, c apiserver.Caller) error {
+	if in.IsOrganizationTrail == nil || !*in.IsOrganizationTrail {
+		return nil
+	}
+	switch {
+	case a.Organization == nil || !a.Organization.has(c.AccountID):
 		return audit.Errorf("OrganizationsNotInUse", "This account is not a member of an organization.")
+	case a.Organization.ManagementAccount != c.AccountID:
+		return audit.Errorf("NotOrganizationMasterAccount", "The request must be made from the management account of the organization.")
 	}
 	return nil
 }
@@ -143,6 +164,12 @@ func (a *API) apply(ctx context.Context, t *Trail, in *trailInput) error {
 	}
 	if in.EnableLogFileValidation != nil {
 		t.LogFileValidationEnabled = *in.EnableLogFileValidation
+	}
+	if in.IsOrganizationTrail != nil {
+		t.IsOrganizationTrail, t.OrganizationID, t.org = *in.IsOrganizationTrail, "", nil
+		if t.IsOrganizationTrail {
+			t.OrganizationID, t.org = a.Organization.ID, a.Organization
+		}
 	}
 	if t.IsMultiRegionTrail && !t.IncludeGlobalServiceEvents {
 		return audit.Errorf("InvalidParameterCombination", "Multi-Region trail must include global service events.")
@@ -213,8 +240,8 @@ func find(trails map[string]*Trail, c apiserver.Caller, nameOrARN *string, membe
 		if m == nil {
 			return nil, audit.Errorf("CloudTrailARNInvalid", "Invalid trail ARN: %s", clip(v))
 		}
-		if m[2] == c.AccountID {
-			t = trails[v]
+		if t = trails[v]; t != nil && !t.selectsAccount(c.AccountID) {
+			t = nil
 		}
 		if t != nil && !t.Covers(c.Region) {
 			t = nil
@@ -231,8 +258,12 @@ func find(trails map[string]*Trail, c apiserver.Caller, nameOrARN *string, membe
 	return t, nil
 }
 
-// home refuses to change a trail from outside its home region.
-func home(t *Trail, c apiserver.Caller) error {
+// owns refuses to change a trail from outside its home region or from a
+// member account of its organization.
+func owns(t *Trail, c apiserver.Caller) error {
+	if t.Account != c.AccountID {
+		return audit.Errorf("NotOrganizationMasterAccount", "Organization trail %s can only be changed by the organization's management account.", t.ARN())
+	}
 	if t.HomeRegion != c.Region {
 		return audit.Errorf("InvalidHomeRegion", "This operation must be called from the trail's home region, %s.", t.HomeRegion)
 	}
@@ -256,13 +287,14 @@ func (a *API) createTrail(ctx context.Context, req *apiserver.Request) (any, err
 	if err := in.unsupported(); err != nil {
 		return nil, err
 	}
-	if len(in.TagsList) > 50 {
-		return nil, audit.Errorf("TagsLimitExceeded", "A trail can have at most 50 tags.")
+	if err := a.organization(&in, req.Caller); err != nil {
+		return nil, err
 	}
-	for _, tg := range in.TagsList {
-		if tg.Key == "" || len(tg.Key) > 128 || len(tg.Value) > 256 {
-			return nil, audit.Errorf("InvalidTagParameter", "Tag keys must be 1 to 128 characters and values at most 256.")
-		}
+	if len(in.TagsList) > maxTags {
+		return nil, audit.Errorf("TagsLimitExceeded", "A trail can have at most %d tags.", maxTags)
+	}
+	if err := validTags(in.TagsList); err != nil {
+		return nil, err
 	}
 	t := &Trail{Name: *in.Name, Account: req.Caller.AccountID, HomeRegion: req.Caller.Region,
 		IncludeGlobalServiceEvents: true, EventSelectors: defaultSelectors(), Tags: in.TagsList}
@@ -301,6 +333,9 @@ func (a *API) updateTrail(ctx context.Context, req *apiserver.Request) (any, err
 	if err := in.unsupported(); err != nil {
 		return nil, err
 	}
+	if err := a.organization(&in, req.Caller); err != nil {
+		return nil, err
+	}
 	if in.TagsList != nil {
 		return nil, audit.Errorf("InvalidParameter", "UpdateTrail does not take TagsList; use AddTags.")
 	}
@@ -310,7 +345,7 @@ func (a *API) updateTrail(ctx context.Context, req *apiserver.Request) (any, err
 		if err != nil {
 			return err
 		}
-		if err := home(t, req.Caller); err != nil {
+		if err := owns(t, req.Caller); err != nil {
 			return err
 		}
 		if err := a.apply(ctx, t, &in); err != nil {
@@ -340,7 +375,7 @@ func (a *API) deleteTrail(_ context.Context, req *apiserver.Request) (any, error
 		if err != nil {
 			return err
 		}
-		if err := home(t, req.Caller); err != nil {
+		if err := owns(t, req.Caller); err != nil {
 			return err
 		}
 		delete(trails, t.ARN())
@@ -384,7 +419,7 @@ func (a *API) describeTrails(_ context.Context, req *apiserver.Request) (any, er
 	err := a.Registry.view(func(trails map[string]*Trail) error {
 		if len(in.TrailNameList) == 0 {
 			for _, t := range sortedTrails(trails) {
-				if t.Account == req.Caller.AccountID && (t.HomeRegion == req.Caller.Region || shadows && t.Covers(req.Caller.Region)) {
+				if t.selectsAccount(req.Caller.AccountID) && (t.HomeRegion == req.Caller.Region || shadows && t.Covers(req.Caller.Region)) {
 					out = append(out, outTrail(t))
 				}
 			}
@@ -423,7 +458,7 @@ func (a *API) listTrails(_ context.Context, req *apiserver.Request) (any, error)
 	out := []info{}
 	a.Registry.view(func(trails map[string]*Trail) error {
 		for _, t := range sortedTrails(trails) {
-			if t.Account == req.Caller.AccountID {
+			if t.selectsAccount(req.Caller.AccountID) {
 				out = append(out, info{t.ARN(), t.Name, t.HomeRegion})
 			}
 		}
@@ -509,7 +544,7 @@ func (a *API) startLogging(ctx context.Context, req *apiserver.Request) (any, er
 		if err != nil {
 			return err
 		}
-		if err := home(t, req.Caller); err != nil {
+		if err := owns(t, req.Caller); err != nil {
 			return err
 		}
 		if !t.Logging {
@@ -533,7 +568,7 @@ func (a *API) stopLogging(_ context.Context, req *apiserver.Request) (any, error
 		if err != nil {
 			return err
 		}
-		if err := home(t, req.Caller); err != nil {
+		if err := owns(t, req.Caller); err != nil {
 			return err
 		}
 		if t.Logging {
@@ -589,7 +624,7 @@ func (a *API) putEventSelectors(_ context.Context, req *apiserver.Request) (any,
 		if err != nil {
 			return err
 		}
-		if err := home(t, req.Caller); err != nil {
+		if err := owns(t, req.Caller); err != nil {
 			return err
 		}
 		// One kind replaces the other.

@@ -129,7 +129,7 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) {
 	}
 }
 
-type group struct{ account, region string }
+type group struct{ account, region, folder string }
 
 // deliver writes t's files for the records of batch after t.Position.
 func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appended) error {
@@ -144,7 +144,10 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		if a.Seq <= t.Position || a.Record.Time.Before(t.StartLoggingTime.Truncate(time.Second)) || !t.Selects(&a.Record) {
 			continue
 		}
-		g := group{a.Record.Account, a.Record.Region}
+		g := group{a.Record.Account, a.Record.Region, FolderLogs}
+		if a.Record.Category == audit.CategoryInsight {
+			g.folder = FolderInsights
+		}
 		if groups[g] == nil {
 			order = append(order, g)
 		}
@@ -162,7 +165,7 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		for len(recs) > 0 {
 			n, body := logFile(recs)
 			raw := body
-			key := logKey(t, g.account, g.region, d.now())
+			key := logKey(t, g, d.now())
 			gz, err := gzipped(body)
 			if err != nil {
 				return err
@@ -172,7 +175,9 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 			}
 			if d.Observer != nil {
 				oldest, newest := span(recs[:n])
-				d.Observer.LogDelivered(ctx, *t, g.account, g.region, key, raw, oldest, newest)
+				if g.folder == FolderLogs {
+					d.Observer.LogDelivered(ctx, *t, g.account, g.region, key, raw, oldest, newest)
+				}
 			}
 			recs = recs[n:]
 		}
@@ -263,20 +268,16 @@ func span(recs []*audit.Record) (oldest, newest time.Time) {
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-// logKey is AWS's key of a log file delivered at t (facts §4.1).
-func logKey(tr *Trail, account, region string, t time.Time) string {
+// logKey is AWS's key of a log or Insights file delivered at t (facts §4.1).
+func logKey(tr *Trail, g group, t time.Time) string {
 	var b [16]byte
 	rand.Read(b[:])
 	for i := range b {
 		b[i] = alnum[int(b[i])%len(alnum)]
 	}
 	t = t.UTC()
-	prefix := ""
-	if tr.S3KeyPrefix != "" {
-		prefix = tr.S3KeyPrefix + "/"
-	}
-	return fmt.Sprintf("%sAWSLogs/%s/CloudTrail/%s/%s/%s_CloudTrail_%s_%s_%s.json.gz",
-		prefix, account, region, t.Format("2006/01/02"), account, region, t.Format("20060102T1504Z"), b[:])
+	return fmt.Sprintf("%s%s/%s_%s_%s_%s_%s.json.gz", tr.KeyPrefix(g.account, g.folder, g.region),
+		t.Format("2006/01/02"), g.account, g.folder, g.region, t.Format("20060102T1504Z"), b[:])
 }
 
 func (d *Deliverer) now() time.Time {

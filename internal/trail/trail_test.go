@@ -1,0 +1,299 @@
+package trail
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/bucket"
+)
+
+var n int
+
+// rec builds a record of account and region; extra holds more JSON members.
+func rec(t testing.TB, account, region, source, name string, readOnly bool, extra string) audit.Record {
+	t.Helper()
+	n++
+	raw := fmt.Sprintf(`{"eventVersion":"1.11","userIdentity":{"type":"IAMUser","accountId":%q},"eventTime":"2026-11-25T08:00:00Z","eventSource":%q,"eventName":%q,"awsRegion":%q,"sourceIPAddress":"1.2.3.4","userAgent":"x","eventID":"e%d","readOnly":%v,"eventType":"AwsApiCall","recipientAccountId":%q%s}`,
+		account, source, name, region, n, readOnly, account, extra)
+	r, err := audit.Extract([]byte(raw))
+	if err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+	return r
+}
+
+const s3Data = `,"eventCategory":"Data","managementEvent":false,"resources":[{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::bkt/logs/a.txt"},{"type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::bkt"}]`
+
+func str(s string) *string { return &s }
+func bl(b bool) *bool      { return &b }
+
+func TestSelects(t *testing.T) {
+	const acct, other = "111111111111", "222222222222"
+	mgmtRead := rec(t, acct, "us-east-1", "ec2.amazonaws.com", "DescribeInstances", true, "")
+	mgmtWrite := rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, "")
+	kms := rec(t, acct, "us-east-1", "kms.amazonaws.com", "Decrypt", true, "")
+	iam := rec(t, acct, "us-east-1", "iam.amazonaws.com", "CreateUser", false, "")
+	west := rec(t, acct, "us-west-2", "ec2.amazonaws.com", "RunInstances", false, "")
+	foreign := rec(t, other, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, "")
+	data := rec(t, acct, "us-east-1", "s3.amazonaws.com", "GetObject", true, s3Data)
+	insight := rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, `,"eventType":"AwsCloudTrailInsight","eventCategory":"Insight","insightDetails":{"state":"Start","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","insightType":"ApiCallRateInsight"}`)
+	if insight.Category != audit.CategoryInsight || data.Category != audit.CategoryData {
+		t.Fatalf("categories: %v %v", insight.Category, data.Category)
+	}
+	all := []audit.Record{mgmtRead, mgmtWrite, kms, iam, west, foreign, data, insight}
+	base := Trail{Name: "t", Account: acct, HomeRegion: "us-east-1", IncludeGlobalServiceEvents: true}
+	with := func(f func(t *Trail)) Trail { c := base; f(&c); return c }
+	org := &Organization{ID: "o-abcdefghij", ManagementAccount: acct, Members: []string{other}}
+	cases := []struct {
+		name  string
+		trail Trail
+		want  []bool // per record of all
+	}{
+		{"default", base, []bool{true, true, true, true, false, false, false, false}},
+		{"multi-region", with(func(t *Trail) { t.IsMultiRegionTrail = true }), []bool{true, true, true, true, true, false, false, false}},
+		{"no global", with(func(t *Trail) { t.IncludeGlobalServiceEvents = false }), []bool{true, true, true, false, false, false, false, false}},
+		{"organization", with(func(t *Trail) { t.IsOrganizationTrail, t.OrganizationID, t.org = true, org.ID, org }), []bool{true, true, true, true, false, true, false, false}},
+		{"write only", with(func(t *Trail) { t.EventSelectors = []EventSelector{{ReadWriteType: str("WriteOnly")}} }), []bool{false, true, false, true, false, false, false, false}},
+		{"read only, no kms", with(func(t *Trail) {
+			t.EventSelectors = []EventSelector{{ReadWriteType: str("ReadOnly"), ExcludeManagementEventSources: []string{"kms.amazonaws.com"}}}
+		}), []bool{true, false, false, false, false, false, false, false}},
+		{"s3 data only", with(func(t *Trail) {
+			t.EventSelectors = []EventSelector{{IncludeManagementEvents: bl(false), DataResources: []DataResource{{Type: str("AWS::S3::Object"), Values: []string{"arn:aws:s3:::bkt/logs/"}}}}}
+		}), []bool{false, false, false, false, false, false, true, false}},
+		{"s3 data other prefix", with(func(t *Trail) {
+			t.EventSelectors = []EventSelector{{IncludeManagementEvents: bl(false), DataResources: []DataResource{{Type: str("AWS::S3::Object"), Values: []string{"arn:aws:s3:::bkt/other/"}}}}}
+		}), []bool{false, false, false, false, false, false, false, false}},
+		{"advanced: data on S3 objects by ARN", with(func(t *Trail) {
+			t.AdvancedEventSelectors = []AdvancedEventSelector{{FieldSelectors: []AdvancedFieldSelector{
+				{Field: str("eventCategory"), Equals: []string{"Data"}},
+				{Field: str("resources.type"), Equals: []string{"AWS::S3::Object"}},
+				{Field: str("resources.ARN"), StartsWith: []string{"arn:aws:s3:::bkt/"}, NotEndsWith: []string{".log"}},
+			}}}
+		}), []bool{false, false, false, false, false, false, true, false}},
+		{"advanced: management writes except iam", with(func(t *Trail) {
+			t.AdvancedEventSelectors = []AdvancedEventSelector{{FieldSelectors: []AdvancedFieldSelector{
+				{Field: str("eventCategory"), Equals: []string{"Management"}},
+				{Field: str("readOnly"), Equals: []string{"false"}},
+				{Field: str("eventSource"), NotEquals: []string{"iam.amazonaws.com"}},
+			}}}
+		}), []bool{false, true, false, false, false, false, false, false}},
+		{"insights on", with(func(t *Trail) { t.InsightSelectors = []InsightSelector{{InsightType: ApiCallRateInsight}} }), []bool{true, true, true, true, false, false, false, true}},
+		{"other insight type", with(func(t *Trail) { t.InsightSelectors = []InsightSelector{{InsightType: ApiErrorRateInsight}} }), []bool{true, true, true, true, false, false, false, false}},
+	}
+	for _, c := range cases {
+		for i := range all {
+			if got := c.trail.Selects(&all[i]); got != c.want[i] {
+				t.Errorf("%s: Selects(%s %s %s %s) = %v", c.name, all[i].Account, all[i].Region, all[i].EventName, all[i].Category, got)
+			}
+		}
+	}
+}
+
+func TestValidateSelectors(t *testing.T) {
+	bad := [][]EventSelector{
+		{{ReadWriteType: str("Sometimes")}},
+		{{DataResources: []DataResource{{Type: str("AWS::EC2::Instance"), Values: []string{"x"}}}}},
+		{{DataResources: []DataResource{{Type: str("AWS::S3::Object"), Values: []string{"arn:aws:lambda:x"}}}}},
+		{{ExcludeManagementEventSources: []string{"ec2.amazonaws.com"}}},
+		{{}, {}, {}, {}, {}, {}},
+	}
+	for _, b := range bad {
+		if err := validateBasic(b); audit.ErrorCode(err) != "InvalidEventSelectors" {
+			t.Errorf("validateBasic(%+v) = %v", b, err)
+		}
+	}
+	badAdv := [][]AdvancedEventSelector{
+		{{FieldSelectors: nil}},
+		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("eventName"), Equals: []string{"x"}}}}},
+		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("eventCategory")}}}},
+		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("eventCategory"), Equals: []string{""}}}}},
+		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("eventCategory"), Equals: []string{"Data"}}, {Field: str("userIdentity.arn"), Equals: []string{"x"}}}}},
+		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("event Category"), Equals: []string{"Data"}}}}},
+	}
+	for _, b := range badAdv {
+		if err := validateAdvanced(b); audit.ErrorCode(err) != "InvalidEventSelectors" {
+			t.Errorf("validateAdvanced(%+v) = %v", b, err)
+		}
+	}
+}
+
+// flaky is a local bucket that refuses writes while down is set.
+type flaky struct {
+	bucket.Bucket
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *flaky) Put(ctx context.Context, key string, body []byte, ct string, meta map[string]string) error {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return errors.New("AccessDenied: bucket refuses writes")
+	}
+	return f.Bucket.Put(ctx, key, body, ct, meta)
+}
+
+type seen struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (s *seen) LogDelivered(_ context.Context, _ Trail, _, _, key string, raw []byte, _, _ time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !bytes.HasPrefix(raw, []byte(`{"Records":[`)) {
+		panic("raw is not the uncompressed log file")
+	}
+	s.keys = append(s.keys, key)
+}
+
+// delivered reads every record of the log files in b.
+func delivered(t *testing.T, b bucket.Bucket, prefix string) (keys []string, names []string) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := b.List(ctx, prefix, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		gz, _, err := b.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(zr)
+		var f struct {
+			Records []struct{ EventName string }
+		}
+		if err := json.Unmarshal(body, &f); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range f.Records {
+			names = append(names, r.EventName)
+		}
+	}
+	return keys, names
+}
+
+func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	const acct, member = "111111111111", "222222222222"
+	dir := t.TempDir()
+	reg, err := OpenRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := &Organization{ID: "o-abcdefghij", ManagementAccount: acct, Members: []string{member}}
+	reg.SetOrganization(org)
+	local, err := bucket.NewLocal("logs", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &flaky{Bucket: local}
+	store := audittest.NewMemStore()
+	store.Append(ctx, []audit.Record{rec(t, acct, "us-east-1", "ec2.amazonaws.com", "BeforeLogging", false, "")})
+	head, _ := store.LastSeq(ctx)
+	start := time.Date(2026, 11, 25, 7, 0, 0, 0, time.UTC)
+	err = reg.update(func(trails map[string]*Trail) error {
+		tr := &Trail{Name: "org", Account: acct, HomeRegion: "us-east-1", S3BucketName: "logs", S3KeyPrefix: "p",
+			IncludeGlobalServiceEvents: true, IsOrganizationTrail: true, OrganizationID: org.ID, org: org,
+			Logging: true, StartLoggingTime: start, Position: head}
+		trails[tr.ARN()] = tr
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 8, 5, 0, 0, time.UTC)
+	obs := &seen{}
+	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(name string) (bucket.Bucket, bool) { return b, name == "logs" },
+		Interval: time.Second, Now: func() time.Time { return now }, Observer: obs}
+	store.Append(ctx, []audit.Record{
+		rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""),
+		rec(t, member, "us-east-1", "ec2.amazonaws.com", "StopInstances", false, ""),
+		rec(t, "333333333333", "us-east-1", "ec2.amazonaws.com", "Outsider", false, ""),
+	})
+	b.down = true
+	d.DeliverOnce(ctx)
+	arn := "arn:aws:cloudtrail:us-east-1:" + acct + ":trail/org"
+	tr, _ := reg.Get(arn)
+	if tr.LatestDeliveryError == "" || tr.Position != head {
+		t.Fatalf("after a refused write: error %q, position %d (want unchanged %d)", tr.LatestDeliveryError, tr.Position, head)
+	}
+	// Backing off: a second round right away does not try.
+	b.down = false
+	d.DeliverOnce(ctx)
+	if keys, _ := delivered(t, local, ""); len(keys) != 0 {
+		t.Fatalf("delivered during backoff: %v", keys)
+	}
+	now = now.Add(2 * time.Second)
+	d.DeliverOnce(ctx)
+	keys, names := delivered(t, local, "")
+	if strings.Join(names, ",") != "RunInstances,StopInstances" && strings.Join(names, ",") != "StopInstances,RunInstances" {
+		t.Errorf("delivered %v", names)
+	}
+	keyRE := regexp.MustCompile(`^p/AWSLogs/o-abcdefghij/(111111111111|222222222222)/CloudTrail/us-east-1/2026/11/25/(111111111111|222222222222)_CloudTrail_us-east-1_20261125T0805Z_[A-Za-z0-9]{16}\.json\.gz$`)
+	for _, k := range keys {
+		if m := keyRE.FindStringSubmatch(k); m == nil || m[1] != m[2] {
+			t.Errorf("key %s is not the organization layout", k)
+		}
+	}
+	if len(keys) != 2 || len(obs.keys) != 2 {
+		t.Errorf("one file per account: %v; observer saw %v", keys, obs.keys)
+	}
+	tr, _ = reg.Get(arn)
+	if tr.LatestDeliveryError != "" || !tr.LatestDeliveryTime.Equal(now) {
+		t.Errorf("status after success: %+v", tr)
+	}
+	// The position is durable: a reopened registry delivers nothing twice.
+	reg2, err := OpenRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg2.SetOrganization(org)
+	d2 := &Deliverer{Registry: reg2, Feed: store, Bucket: d.Bucket, Interval: time.Second, Now: d.Now}
+	d2.DeliverOnce(ctx)
+	if keys2, _ := delivered(t, local, ""); len(keys2) != 2 {
+		t.Errorf("redelivered after reopening: %v", keys2)
+	}
+	// Insights go to their own folder; the digest hook is for log files only.
+	reg2.update(func(trails map[string]*Trail) error {
+		trails[arn].InsightSelectors = []InsightSelector{{InsightType: ApiCallRateInsight}}
+		return nil
+	})
+	if got := reg2.InsightsEnabled(member, "us-east-1"); len(got) != 1 || got[0] != ApiCallRateInsight {
+		t.Errorf("InsightsEnabled(member) = %v", got)
+	}
+	if got := reg2.InsightsEnabled("333333333333", "us-east-1"); len(got) != 0 {
+		t.Errorf("InsightsEnabled(outsider) = %v", got)
+	}
+	store.Append(ctx, []audit.Record{rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false,
+		`,"eventType":"AwsCloudTrailInsight","eventCategory":"Insight","insightDetails":{"state":"Start","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","insightType":"ApiCallRateInsight"}`)})
+	d2.DeliverOnce(ctx)
+	if keys, _ := delivered(t, local, "p/AWSLogs/o-abcdefghij/111111111111/CloudTrail-Insight/us-east-1/"); len(keys) != 1 ||
+		!strings.Contains(keys[0], "/111111111111_CloudTrail-Insight_us-east-1_20261125T0805Z_") {
+		t.Errorf("insight files: %v", keys)
+	}
+	if err := reg2.SetDigestStatus(arn, now, ""); err != nil {
+		t.Fatal(err)
+	}
+	if tr, _ := reg2.Get(arn); !tr.LatestDigestDeliveryTime.Equal(now) {
+		t.Errorf("digest time not kept: %+v", tr)
+	}
+}
