@@ -2,6 +2,7 @@
 //
 //	cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
 //	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] PATH...
+//	cairn insights [--data-dir DIR] [--config FILE] [--account ID] [--region R] [--start T] [--end T]
 //	cairn version
 //
 // This is the only place where the concrete parts meet: configuration,
@@ -28,6 +29,7 @@ const usage = `cairn — a self-hosted audit trail compatible with AWS CloudTrai
 Usage:
   cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
   cairn import  [--data-dir DIR] [--config FILE] [--endpoint-url URL] PATH...
+  cairn insights [--data-dir DIR] [--config FILE] [--account ID] [--region R] [--start T] [--end T] [--dry-run]
   cairn version
 
 Run 'cairn COMMAND --help' for a command's flags.
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(ctx, args[1:], stdout, stderr)
 	case "import":
 		err = importCmd(ctx, args[1:], stdout, stderr)
+	case "insights":
+		err = insightsCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "cairn", version)
 	case "help", "-h", "--help":

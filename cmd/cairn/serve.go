@@ -145,6 +145,9 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	delDone := make(chan struct{})
 	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.get, Interval: cfg.Delivery.Interval, Logger: log}
 	go func() { deliverer.Run(delCtx); close(delDone) }()
+	insCtx, stopInsights := context.WithCancel(context.Background())
+	insDone := make(chan error, 1)
+	go func() { insDone <- runInsights(insCtx, cfg, store, store, pipe, trails, log, reg) }()
 
 	addr := "http://" + ln.Addr().String()
 	if err := writeServerFile(f.dataDir, addr); err != nil {
@@ -167,6 +170,10 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		log.Error("http shutdown", "err", err)
+	}
+	stopInsights() // before the drain: its last Insights go through the pipeline
+	if err := <-insDone; err != nil {
+		log.Error("insights", "err", err)
 	}
 	stopPipe()
 	if err := <-pipeDone; err != nil {

@@ -38,6 +38,8 @@ type Config struct {
 	Trails   Trails   `yaml:"trails"`
 	// Organization makes organization trails possible (trails.go).
 	Organization *Organization `yaml:"organization"`
+	// Insights configures the Insights detector (insights.go).
+	Insights Insights `yaml:"insights"`
 
 	keys map[string]Principal // access key ID -> principal
 }

@@ -135,7 +135,7 @@ func decode(name string, data []byte) (*Config, ErrorList) {
 func (d *decoder) config(n *yaml.Node) *Config {
 	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
 		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval},
-		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}}
+		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights()}
 	d.bucketNames = map[string]int{}
 	d.mapping(n, "",
 		field{"event_history", false, func(v *yaml.Node, path string) { d.eventHistory(v, path, &c.EventHistory) }},
@@ -147,6 +147,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"delivery", false, func(v *yaml.Node, path string) { d.delivery(v, path, &c.Delivery) }},
 		field{"trails", false, func(v *yaml.Node, path string) { d.trails(v, path, &c.Trails) }},
 		field{"organization", false, func(v *yaml.Node, path string) { c.Organization = d.organization(v, path) }},
+		field{"insights", false, func(v *yaml.Node, path string) { d.insights(v, path, &c.Insights) }},
 	)
 	return c
 }

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/insights"
+)
+
+// insightParams maps the config's insights section to detector parameters.
+func insightParams(c config.Insights) insights.Params {
+	p := insights.Params{
+		Lateness: c.Lateness, WarmUp: c.WarmUp, Ratio: c.Ratio, Z: c.Z, MinCount: c.MinCount,
+		StartMinutes: c.StartMinutes, EndMinutes: c.EndMinutes, MaxSeries: c.MaxSeries,
+		DecreaseWindow: c.Decreases.WindowMinutes, DecreaseRatio: c.Decreases.Ratio, DecreaseMinExpected: c.Decreases.MinExpected,
+	}
+	for _, m := range c.Decreases.Series {
+		p.Decreases = append(p.Decreases, insights.Match{EventSource: m.EventSource, EventName: m.EventName})
+	}
+	return p
+}
+
+// runInsights runs the live detector until ctx is done ("off": not at all).
+func runInsights(ctx context.Context, cfg *config.Config, feed insights.Feed, history insights.Lookuper, sink insights.Sink,
+	enabled insights.Enabler, log *slog.Logger, reg prometheus.Registerer) error {
+	if cfg.Insights.Live == "off" {
+		return nil
+	}
+	r := &insights.Runner{Feed: feed, Sink: sink, History: history, Params: insightParams(cfg.Insights), Logger: log, Registerer: reg}
+	if cfg.Insights.Live == "all" {
+		r.All = true
+	} else {
+		r.Enabled = enabled
+	}
+	return r.Run(ctx)
+}
+
+func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cairn insights", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", defaultDataDir, "data dir whose history is analysed (no server may hold it)")
+	cfgPath := fs.String("config", "", "config file (YAML); its insights section sets the detector's parameters")
+	account := fs.String("account", "", "analyse this account only (default: every account)")
+	region := fs.String("region", "", "analyse this region only (default: every region)")
+	start := fs.String("start", "", "report Insights starting at or after this time (RFC 3339 or YYYY-MM-DD); the 7 days before are the baseline")
+	end := fs.String("end", "", "report Insights starting before this time (RFC 3339 or YYYY-MM-DD)")
+	dryRun := fs.Bool("dry-run", false, "find and print Insights without storing them")
+	output := fs.String("output", "table", "output format: table or json")
+	noProgress := fs.Bool("no-progress", false, "do not show progress")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: cairn insights [flags]\n\nRuns the Insights detector over the history stored in a data dir (imported logs\nincluded) and stores the Insights events it finds, visible with\n  aws cloudtrail lookup-events --event-category insight\nRunning it twice stores nothing new.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("insights takes no arguments, got %q", fs.Arg(0))}
+	}
+	if *output != "table" && *output != "json" {
+		return usageError{fmt.Sprintf("--output %q: want table or json", *output)}
+	}
+	opts := insights.RetroOptions{Account: *account, Region: *region, DryRun: *dryRun}
+	var err error
+	if opts.Start, err = parseWhen("--start", *start); err != nil {
+		return err
+	}
+	if opts.End, err = parseWhen("--end", *end); err != nil {
+		return err
+	}
+	if !opts.Start.IsZero() && !opts.End.IsZero() && !opts.End.After(opts.Start) {
+		return usageError{"--end must be after --start"}
+	}
+	log, err := newLogger(stderr, *logFormat, "warn")
+	if err != nil {
+		return err
+	}
+	if held := serverHolding(*dataDir); held != "" {
+		return fmt.Errorf("the data dir %s is in use by the cairn server at %s: stop it and run cairn insights on the data dir, or set insights.live in its config", *dataDir, held)
+	}
+	if _, err := os.Stat(*dataDir); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	cfg, err := loadConfig(*cfgPath, *dataDir, log, stderr)
+	if err != nil {
+		return err
+	}
+	opts.Params = insightParams(cfg.Insights)
+	if err := opts.Params.Validate(); err != nil {
+		return fmt.Errorf("insights parameters: %w", err)
+	}
+	store, err := openStore(*dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	began := time.Now()
+	if !*noProgress {
+		opts.Progress = func(n int64) {
+			fmt.Fprintf(stderr, "\rcairn: read %d records (%.0fs)", n, time.Since(began).Seconds())
+		}
+	}
+	res, err := insights.Retro(ctx, store, store, store, opts)
+	if !*noProgress {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	printInsights(stdout, *output, res, time.Since(began))
+	return nil
+}
+
+// parseWhen reads an RFC 3339 time or a date (midnight UTC).
+func parseWhen(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, usageError{fmt.Sprintf("%s %q: want an RFC 3339 time (2024-05-01T12:00:00Z) or a date (2024-05-01)", flag, s)}
+}
+
+// insightRow is one Insight as `cairn insights` prints it: its Start and, if
+// it ended within the history, its End.
+type insightRow struct {
+	InsightType     string
+	EventSource     string
+	EventName       string
+	ErrorCode       string `json:",omitempty"`
+	Direction       string
+	Account         string
+	Region          string
+	StartTime       string
+	EndTime         string `json:",omitempty"`
+	BaselineAverage float64
+	InsightAverage  float64
+	SharedEventID   string
+}
+
+func printInsights(w io.Writer, format string, res insights.RetroResult, took time.Duration) {
+	var rows []insightRow
+	index := map[string]int{}
+	for _, in := range res.Insights {
+		ev := insights.Event(in, nil)
+		if i, ok := index[ev.SharedEventID]; ok && in.State == "End" {
+			rows[i].EndTime = audit.FormatTime(in.End)
+			rows[i].InsightAverage = round2(in.InsightAverage)
+			continue
+		}
+		dir := "increase"
+		if in.Decrease {
+			dir = "decrease"
+		}
+		index[ev.SharedEventID] = len(rows)
+		rows = append(rows, insightRow{InsightType: in.InsightType, EventSource: in.EventSource, EventName: in.EventName,
+			ErrorCode: in.ErrorCode, Direction: dir, Account: in.Account, Region: in.Region, StartTime: audit.FormatTime(in.Start),
+			BaselineAverage: round2(in.BaselineAverage), InsightAverage: round2(in.InsightAverage), SharedEventID: ev.SharedEventID})
+	}
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if rows == nil {
+			rows = []insightRow{}
+		}
+		enc.Encode(map[string]any{"Insights": rows, "RecordsRead": res.Records, "RecordsAnalysed": res.Analysed,
+			"LateRecords": res.Late, "Stored": res.Stored, "AlreadyStored": res.Already, "Seconds": took.Seconds()})
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "StartTime\tEndTime\tInsightType\tEventSource\tEventName\tErrorCode\tDirection\tBaseline/min\tInsight/min\tAccount\tRegion")
+	for _, r := range rows {
+		end := r.EndTime
+		if end == "" {
+			end = "(open)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\n", r.StartTime, end, r.InsightType, r.EventSource, r.EventName,
+			dash(r.ErrorCode), r.Direction, r.BaselineAverage, r.InsightAverage, r.Account, r.Region)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d Insights in %d records analysed (%d read, %d late); %d records stored, %d already stored; %.1fs\n",
+		len(rows), res.Analysed, res.Records, res.Late, res.Stored, res.Already, took.Seconds())
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
