@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/insights"
+)
+
+// burstLog is a CloudTrail log file of 4 hours of 5 CreateBucket calls a
+// minute with 12 minutes of 60 a minute from 03:00, as an incident's logs.
+func burstLog(t *testing.T) []byte {
+	t0 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	var recs []json.RawMessage
+	for m := 0; m < 240; m++ {
+		n := 5
+		if m >= 180 && m < 192 {
+			n = 60
+		}
+		for i := 0; i < n; i++ {
+			ro, mgmt := false, true
+			at := t0.Add(time.Duration(m)*time.Minute + time.Duration(i)*time.Second)
+			e := audit.Event{EventVersion: "1.08", UserIdentity: &audit.UserIdentity{Type: "IAMUser", ARN: "arn:aws:iam::111111111111:user/alice",
+				AccountID: "111111111111", UserName: "alice"}, EventTime: audit.FormatTime(at), EventSource: "s3.amazonaws.com",
+				EventName: "CreateBucket", AWSRegion: "us-east-1", UserAgent: "aws-cli/2", EventID: fmt.Sprintf("e-%d-%d", m, i),
+				ReadOnly: &ro, EventType: "AwsApiCall", ManagementEvent: &mgmt, RecipientAccountID: "111111111111", EventCategory: "Management"}
+			raw, err := e.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, raw)
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"Records": recs})
+	return b
+}
+
+// TestInsightsCommand imports an incident's logs, runs cairn insights on
+// them twice, and finds the Insights through LookupEvents with the SDK.
+func TestInsightsCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(twoAccounts, 0) + "insights:\n  warm_up: 1h\n"
+	cfgPath := filepath.Join(dir, "cairn.yaml")
+	writeFile(t, cfgPath, cfg)
+	logPath := filepath.Join(dir, "incident.json")
+	writeFile(t, logPath, string(burstLog(t)))
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"import", "--data-dir", dir, "--config", cfgPath, "--no-progress", logPath}, &stdout, &stderr); code != 0 {
+		t.Fatalf("import exited %d: %s", code, stderr.String())
+	}
+	ins := func(args ...string) (int, string, string) {
+		stdout.Reset()
+		stderr.Reset()
+		code := run(context.Background(), append([]string{"insights", "--data-dir", dir, "--config", cfgPath, "--no-progress"}, args...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	code, out, errOut := ins("--output", "json", "--account", "111111111111")
+	if code != 0 {
+		t.Fatalf("insights exited %d: %s", code, errOut)
+	}
+	var rep struct {
+		Insights []struct {
+			InsightType, EventName, StartTime, EndTime, Direction string
+			InsightAverage                                        float64
+		}
+		Stored, AlreadyStored int
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(rep.Insights) != 1 || rep.Stored != 2 || rep.Insights[0].StartTime != "2026-03-02T03:00:00Z" ||
+		rep.Insights[0].EndTime != "2026-03-02T03:12:00Z" || rep.Insights[0].Direction != "increase" || rep.Insights[0].InsightType != "ApiCallRateInsight" {
+		t.Fatalf("report %s", out)
+	}
+	code, out, _ = ins("--start", "2026-03-02T03:30:00Z")
+	if code != 0 || !strings.Contains(out, "0 Insights") {
+		t.Errorf("after the burst: %d %s", code, out)
+	}
+	code, out, _ = ins()
+	if code != 0 || !strings.Contains(out, "ApiCallRateInsight") || !strings.Contains(out, "0 records stored, 2 already stored") {
+		t.Errorf("second run: %d %s", code, out)
+	}
+	for _, bad := range [][]string{{"--start", "yesterday"}, {"--output", "yaml"}, {"--start", "2026-03-02", "--end", "2026-03-01"}, {"extra"}} {
+		if code, _, errOut := ins(bad...); code != 2 {
+			t.Errorf("%v: exit %d (%s), want 2", bad, code, errOut)
+		}
+	}
+
+	ts := startServer(t, cfg, dir)
+	evs := lookupAll(t, alice(ts), &cloudtrail.LookupEventsInput{EventCategory: types.EventCategoryInsight,
+		StartTime: aws.Time(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))})
+	if len(evs) != 2 {
+		t.Fatalf("LookupEvents --event-category insight: %d events", len(evs))
+	}
+	for _, e := range evs {
+		if aws.ToString(e.EventName) != "CreateBucket" || aws.ToString(e.EventSource) != "s3.amazonaws.com" ||
+			!strings.Contains(aws.ToString(e.CloudTrailEvent), `"eventType":"AwsCloudTrailInsight"`) {
+			t.Errorf("event %+v", e)
+		}
+	}
+	if n := len(lookupAll(t, alice(ts), &cloudtrail.LookupEventsInput{StartTime: aws.Time(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)),
+		LookupAttributes: attr(types.LookupAttributeKeyEventName, "CreateBucket")})); n != 5*228+60*12 {
+		t.Errorf("management lookup found %d CreateBucket calls", n)
+	}
+}
+
+// TestInsightDefaultsAgree keeps the config's defaults and the detector's
+// the same.
+func TestInsightDefaultsAgree(t *testing.T) {
+	got, want := insightParams(config.DefaultInsights()), insights.DefaultParams()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("config defaults %+v\ndetector defaults %+v", got, want)
+	}
+}
