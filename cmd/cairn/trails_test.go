@@ -328,3 +328,119 @@ delivery:
 		t.Errorf("delivered to S3: %v", names)
 	}
 }
+
+func TestTrailsInsightsTagsAndOrganization(t *testing.T) {
+	logs := t.TempDir()
+	cfg := fmt.Sprintf(twoAccounts, 90) + fmt.Sprintf(`buckets:
+  - name: local-logs
+    local_dir: %s
+delivery:
+  interval: 1s
+organization:
+  id: o-abcdefghij
+  management_account: "111111111111"
+  member_accounts: ["222222222222"]
+`, logs)
+	ts := startServer(t, cfg, "")
+	ctx := context.Background()
+	ct, bob := alice(ts), ts.client("AKIABOB0000000000001", "bob-secret-key", "us-east-1")
+	bobWest := ts.client("AKIABOB0000000000001", "bob-secret-key", "us-west-2")
+
+	// Organization trails: only the management account makes them.
+	if _, err := bob.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("mine"), S3BucketName: aws.String("local-logs"), IsOrganizationTrail: aws.Bool(true)}); errCode(err) != "NotOrganizationMasterAccountException" {
+		t.Errorf("member's CreateTrail(IsOrganizationTrail) = %v", err)
+	}
+	out, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("org"), S3BucketName: aws.String("local-logs"),
+		IsOrganizationTrail: aws.Bool(true), IsMultiRegionTrail: aws.Bool(true),
+		TagsList: []types.Tag{{Key: aws.String("team"), Value: aws.String("sec")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(out.TrailARN)
+	if !aws.ToBool(out.IsOrganizationTrail) || arn != "arn:aws:cloudtrail:us-east-1:111111111111:trail/org" {
+		t.Errorf("CreateTrail = %+v", out)
+	}
+	// Members see it (in every region for a multi-region trail), read it by ARN, and cannot change it.
+	for _, c := range []*cloudtrail.Client{bob, bobWest} {
+		d, err := c.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{})
+		if err != nil || len(d.TrailList) != 1 || aws.ToString(d.TrailList[0].TrailARN) != arn || !aws.ToBool(d.TrailList[0].IsOrganizationTrail) {
+			t.Errorf("member's DescribeTrails = %+v, %v", d, err)
+		}
+	}
+	if _, err := bob.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String(arn)}); err != nil {
+		t.Errorf("member's GetTrailStatus by ARN: %v", err)
+	}
+	if _, err := bob.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String("org")}); errCode(err) != "TrailNotFoundException" {
+		t.Errorf("member's GetTrail by name = %v", err)
+	}
+	for name, call := range map[string]func() error{
+		"StopLogging": func() error { _, err := bob.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String(arn)}); return err },
+		"DeleteTrail": func() error { _, err := bob.DeleteTrail(ctx, &cloudtrail.DeleteTrailInput{Name: aws.String(arn)}); return err },
+		"AddTags": func() error {
+			_, err := bob.AddTags(ctx, &cloudtrail.AddTagsInput{ResourceId: aws.String(arn), TagsList: []types.Tag{{Key: aws.String("k")}}})
+			return err
+		},
+	} {
+		if err := call(); errCode(err) != "NotOrganizationMasterAccountException" {
+			t.Errorf("member's %s = %v", name, err)
+		}
+	}
+
+	// Tags.
+	if _, err := ct.AddTags(ctx, &cloudtrail.AddTagsInput{ResourceId: aws.String(arn), TagsList: []types.Tag{{Key: aws.String("env"), Value: aws.String("prod")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.RemoveTags(ctx, &cloudtrail.RemoveTagsInput{ResourceId: aws.String(arn), TagsList: []types.Tag{{Key: aws.String("team")}}}); err != nil {
+		t.Fatal(err)
+	}
+	lt, err := ct.ListTags(ctx, &cloudtrail.ListTagsInput{ResourceIdList: []string{arn}})
+	if err != nil || len(lt.ResourceTagList) != 1 || len(lt.ResourceTagList[0].TagsList) != 1 || aws.ToString(lt.ResourceTagList[0].TagsList[0].Key) != "env" {
+		t.Errorf("ListTags = %+v, %v", lt, err)
+	}
+	if _, err := ct.ListTags(ctx, &cloudtrail.ListTagsInput{ResourceIdList: []string{"arn:aws:cloudtrail:us-east-1:111111111111:trail/nope"}}); errCode(err) != "ResourceNotFoundException" {
+		t.Errorf("ListTags(unknown) = %v", err)
+	}
+	if _, err := ct.AddTags(ctx, &cloudtrail.AddTagsInput{ResourceId: aws.String(arn), TagsList: []types.Tag{{Key: aws.String("aws:x")}}}); errCode(err) != "InvalidTagParameterException" {
+		t.Errorf("AddTags(aws:) = %v", err)
+	}
+
+	// Insights selectors.
+	if _, err := ct.GetInsightSelectors(ctx, &cloudtrail.GetInsightSelectorsInput{TrailName: aws.String("org")}); errCode(err) != "InsightNotEnabledException" {
+		t.Errorf("GetInsightSelectors before = %v", err)
+	}
+	if _, err := ct.PutInsightSelectors(ctx, &cloudtrail.PutInsightSelectorsInput{TrailName: aws.String("org"),
+		InsightSelectors: []types.InsightSelector{{InsightType: "ApiSomethingInsight"}}}); errCode(err) != "InvalidInsightSelectorsException" {
+		t.Errorf("PutInsightSelectors(bad type) = %v", err)
+	}
+	if _, err := ct.PutInsightSelectors(ctx, &cloudtrail.PutInsightSelectorsInput{TrailName: aws.String("org"),
+		InsightSelectors: []types.InsightSelector{{InsightType: types.InsightTypeApiErrorRateInsight}}}); err != nil {
+		t.Fatal(err)
+	}
+	gi, err := ct.GetInsightSelectors(ctx, &cloudtrail.GetInsightSelectorsInput{TrailName: aws.String(arn)})
+	if err != nil || len(gi.InsightSelectors) != 1 || gi.InsightSelectors[0].InsightType != types.InsightTypeApiErrorRateInsight {
+		t.Errorf("GetInsightSelectors = %+v, %v", gi, err)
+	}
+	if g, err := ct.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String("org")}); err != nil || !aws.ToBool(g.Trail.HasInsightSelectors) {
+		t.Errorf("GetTrail after insights = %+v, %v", g, err)
+	}
+
+	// Delivery: the member's calls land under the organization layout.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("org")}); err != nil {
+		t.Fatal(err)
+	}
+	bobWest.ListTrails(ctx, &cloudtrail.ListTrailsInput{})
+	want := regexp.MustCompile(`^AWSLogs/o-abcdefghij/222222222222/CloudTrail/us-west-2/\d{4}/\d{2}/\d{2}/222222222222_CloudTrail_us-west-2_\d{8}T\d{4}Z_[A-Za-z0-9]{16}\.json\.gz$`)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		found := false
+		for k := range localFiles(t, logs) {
+			found = found || want.MatchString(k)
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no member log file under the organization layout: %v", localFiles(t, logs))
+		}
+	}
+}

@@ -442,7 +442,9 @@ func (a *API) describeTrails(_ context.Context, req *apiserver.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	return struct{ TrailList []trailOut }{out}, nil
+	return struct {
+		TrailList []trailOut `json:"trailList"`
+	}{out}, nil
 }
 
 func (a *API) listTrails(_ context.Context, req *apiserver.Request) (any, error) {
