@@ -1,0 +1,216 @@
+// Package digest implements CloudTrail log file integrity validation:
+// per-region RSA key pairs kept in the data dir and rotated, digest files
+// (one per trail, account and region every digest interval, chained
+// through previousDigestSignature and signed with SHA256withRSA),
+// ListPublicKeys, and a validator that walks the chain as
+// `aws cloudtrail validate-logs` does (facts §5).
+package digest
+
+import (
+	"crypto"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// DefaultRotation is how long a key pair signs digests before a new one
+// replaces it (AWS's published keys show about 30-day windows).
+const DefaultRotation = 30 * 24 * time.Hour
+
+// Key is one region's RSA-2048 key pair and its validity window.
+type Key struct {
+	Region string
+	// Start and End bound the window in which the key signs digests; the
+	// public key stays listed for validation of what it signed.
+	Start, End time.Time
+	private    *rsa.PrivateKey
+	// DER is the PKCS#1 RSAPublicKey (what ListPublicKeys returns).
+	DER []byte
+	// Fingerprint is the lowercase hex MD5 of DER, as AWS computes it.
+	Fingerprint string
+}
+
+// Sign returns the SHA256withRSA (RSASSA-PKCS1-v1_5) signature of msg.
+func (k *Key) Sign(msg []byte) ([]byte, error) {
+	h := sha256.Sum256(msg)
+	return rsa.SignPKCS1v15(rand.Reader, k.private, crypto.SHA256, h[:])
+}
+
+// Fingerprint returns AWS's fingerprint of a PKCS#1 public key: the
+// lowercase hex MD5 of its DER bytes.
+func Fingerprint(der []byte) string {
+	h := md5.Sum(der)
+	return hex.EncodeToString(h[:])
+}
+
+// Keyring keeps the key pairs of every region in one file of the data dir
+// (mode 0600), creating a region's first key on demand and a new one when
+// the current key's window ends.
+type Keyring struct {
+	path     string
+	rotation time.Duration
+
+	mu   sync.Mutex
+	keys []*Key // sorted by region, then Start
+	// bits is the key size (2048; tests may not change it).
+	bits int
+}
+
+type storedKey struct {
+	Region  string    `json:"region"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Private []byte    `json:"privateKeyPKCS1"`
+}
+
+// keysFile is the keyring's file in the data dir.
+const keysFile = "digest-keys.json"
+
+// OpenKeyring reads the keyring kept in dir. rotation <= 0 means
+// DefaultRotation.
+func OpenKeyring(dir string, rotation time.Duration) (*Keyring, error) {
+	if rotation <= 0 {
+		rotation = DefaultRotation
+	}
+	kr := &Keyring{path: filepath.Join(dir, keysFile), rotation: rotation, bits: 2048}
+	b, err := os.ReadFile(kr.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return kr, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("digest: read %s: %w", kr.path, err)
+	}
+	var stored []storedKey
+	if err := json.Unmarshal(b, &stored); err != nil {
+		return nil, fmt.Errorf("digest: %s is damaged: %w", kr.path, err)
+	}
+	for _, s := range stored {
+		priv, err := x509.ParsePKCS1PrivateKey(s.Private)
+		if err != nil {
+			return nil, fmt.Errorf("digest: %s: key of %s from %s: %w", kr.path, s.Region, s.Start.Format(time.RFC3339), err)
+		}
+		kr.keys = append(kr.keys, newKey(s.Region, s.Start, s.End, priv))
+	}
+	kr.sortLocked()
+	return kr, nil
+}
+
+func newKey(region string, start, end time.Time, priv *rsa.PrivateKey) *Key {
+	der := x509.MarshalPKCS1PublicKey(&priv.PublicKey)
+	return &Key{Region: region, Start: start.UTC(), End: end.UTC(), private: priv, DER: der, Fingerprint: Fingerprint(der)}
+}
+
+func (kr *Keyring) sortLocked() {
+	sort.Slice(kr.keys, func(i, j int) bool {
+		a, b := kr.keys[i], kr.keys[j]
+		if a.Region != b.Region {
+			return a.Region < b.Region
+		}
+		return a.Start.Before(b.Start)
+	})
+}
+
+// Current returns the key that signs region's digests at now, creating
+// and saving a new key pair when the region has none valid at now.
+func (kr *Keyring) Current(region string, now time.Time) (*Key, error) {
+	now = now.UTC()
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	var cur *Key
+	for _, k := range kr.keys {
+		if k.Region == region && !now.Before(k.Start) && now.Before(k.End) {
+			cur = k // the latest one started wins
+		}
+	}
+	if cur != nil {
+		return cur, nil
+	}
+	priv, err := rsa.GenerateKey(rand.Reader, kr.bits)
+	if err != nil {
+		return nil, fmt.Errorf("digest: generate a key for %s: %w", region, err)
+	}
+	start := now.Truncate(time.Second)
+	k := newKey(region, start, start.Add(kr.rotation), priv)
+	kr.keys = append(kr.keys, k)
+	kr.sortLocked()
+	if err := kr.saveLocked(); err != nil {
+		kr.keys = remove(kr.keys, k)
+		return nil, err
+	}
+	return k, nil
+}
+
+func remove(keys []*Key, k *Key) []*Key {
+	out := keys[:0]
+	for _, x := range keys {
+		if x != k {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Public returns region's keys whose validity window overlaps
+// [start, end], oldest first.
+func (kr *Keyring) Public(region string, start, end time.Time) []Key {
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	var out []Key
+	for _, k := range kr.keys {
+		if k.Region == region && !k.End.Before(start) && !k.Start.After(end) {
+			out = append(out, Key{Region: k.Region, Start: k.Start, End: k.End, DER: k.DER, Fingerprint: k.Fingerprint})
+		}
+	}
+	return out
+}
+
+// saveLocked writes the keyring: a temporary file (0600), fsync, rename.
+func (kr *Keyring) saveLocked() error {
+	stored := make([]storedKey, len(kr.keys))
+	for i, k := range kr.keys {
+		stored[i] = storedKey{Region: k.Region, Start: k.Start, End: k.End, Private: x509.MarshalPKCS1PrivateKey(k.private)}
+	}
+	b, err := json.MarshalIndent(stored, "", "  ")
+	if err != nil {
+		return fmt.Errorf("digest: save keys: %w", err)
+	}
+	if err := writeFile(kr.path, b, 0o600); err != nil {
+		return fmt.Errorf("digest: save keys: %w", err)
+	}
+	return nil
+}
+
+// writeFile replaces path atomically with b.
+func writeFile(path string, b []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	if err = f.Chmod(mode); err == nil {
+		_, err = f.Write(b)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}

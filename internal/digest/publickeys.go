@@ -1,0 +1,71 @@
+package digest
+
+import (
+	"context"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/apiserver"
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsjson"
+)
+
+// API serves ListPublicKeys from a keyring.
+type API struct {
+	Keys *Keyring
+}
+
+// Handlers returns the operations API serves, for apiserver.Config.Handlers.
+func (a *API) Handlers() map[string]apiserver.Handler {
+	return map[string]apiserver.Handler{"ListPublicKeys": a.listPublicKeys}
+}
+
+type listPublicKeysInput struct {
+	StartTime *awsjson.Timestamp
+	EndTime   *awsjson.Timestamp
+	NextToken *string
+}
+
+type publicKeyOut struct {
+	Value             []byte
+	ValidityStartTime awsjson.Timestamp
+	ValidityEndTime   awsjson.Timestamp
+	Fingerprint       string
+}
+
+type listPublicKeysOutput struct {
+	PublicKeyList []publicKeyOut
+}
+
+// listPublicKeys returns the keys of the caller's region (its SigV4
+// scope) whose validity overlaps [StartTime, EndTime]; each defaults to
+// the time of the call, and EndTime may lie in the future (the AWS CLI
+// asks for end+2h). All keys fit one page: cairn never returns NextToken.
+func (a *API) listPublicKeys(_ context.Context, req *apiserver.Request) (any, error) {
+	var in listPublicKeysInput
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	if in.NextToken != nil && *in.NextToken != "" {
+		return nil, audit.Errorf("InvalidToken", "Reached end of keys.")
+	}
+	now := req.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	start, end := now, now
+	if in.StartTime != nil {
+		start = in.StartTime.Time()
+	}
+	if in.EndTime != nil {
+		end = in.EndTime.Time()
+	}
+	if start.After(end) {
+		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "Start time must be earlier than or equal to end time.")
+	}
+	out := listPublicKeysOutput{PublicKeyList: []publicKeyOut{}}
+	for _, k := range a.Keys.Public(req.Caller.Region, start, end) {
+		out.PublicKeyList = append(out.PublicKeyList, publicKeyOut{Value: k.DER, Fingerprint: k.Fingerprint,
+			ValidityStartTime: awsjson.NewTimestamp(k.Start), ValidityEndTime: awsjson.NewTimestamp(k.End)})
+	}
+	return out, nil
+}

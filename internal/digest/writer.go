@@ -1,0 +1,313 @@
+package digest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/trail"
+)
+
+// Trails is what the writer needs of the trail registry.
+type Trails interface {
+	Trails() []trail.Trail
+	SetDigestStatus(arn string, at time.Time, deliveryErr string) error
+}
+
+// Writer writes the digest files of trails with log file validation: it
+// learns of every delivered log file (trail.Observer) and, every Interval,
+// writes one digest per trail, account and region — also when no log file
+// was delivered, as AWS does. Its chains (previous digest, log files not
+// yet digested) are kept in the data dir, so a restart continues them.
+type Writer struct {
+	Trails   Trails
+	Bucket   func(name string) (bucket.Bucket, bool)
+	Keys     *Keyring
+	Interval time.Duration
+	Now      func() time.Time
+	Logger   *slog.Logger
+
+	path string
+	mu   sync.Mutex // guards chains and the state file
+	// write serializes WriteDue (a digest round).
+	write  sync.Mutex
+	chains map[string]*chain
+}
+
+// chain is the digest chain of one trail, account and region.
+type chain struct {
+	TrailARN string `json:"trailArn"`
+	Account  string `json:"account"`
+	Region   string `json:"region"`
+	// Logging is the trail's StartLoggingTime when the chain began: a
+	// restart of logging begins a new chain.
+	Logging time.Time `json:"logging"`
+	// Start is the start of the next digest.
+	Start time.Time `json:"start"`
+	// Previous digest (empty for a chain without a digest yet).
+	PrevBucket    string    `json:"prevBucket,omitempty"`
+	PrevKey       string    `json:"prevKey,omitempty"`
+	PrevHash      string    `json:"prevHash,omitempty"`
+	PrevSignature string    `json:"prevSignature,omitempty"`
+	PrevEnd       time.Time `json:"prevEnd,omitzero"`
+	Pending       []pending `json:"pending,omitempty"`
+}
+
+type pending struct {
+	LogFile
+	Oldest time.Time `json:"oldest"`
+	Newest time.Time `json:"newest"`
+}
+
+func chainID(arn, account, region string) string { return arn + "|" + account + "|" + region }
+
+// stateFile is the writer's file in the data dir.
+const stateFile = "digest-chains.json"
+
+// NewWriter returns a writer keeping its chains in dir.
+func NewWriter(dir string, trails Trails, buckets func(string) (bucket.Bucket, bool), keys *Keyring, interval time.Duration) (*Writer, error) {
+	w := &Writer{Trails: trails, Bucket: buckets, Keys: keys, Interval: interval,
+		path: filepath.Join(dir, stateFile), chains: map[string]*chain{}}
+	b, err := os.ReadFile(w.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return w, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("digest: read %s: %w", w.path, err)
+	}
+	var list []*chain
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, fmt.Errorf("digest: %s is damaged: %w", w.path, err)
+	}
+	for _, c := range list {
+		w.chains[chainID(c.TrailARN, c.Account, c.Region)] = c
+	}
+	return w, nil
+}
+
+func (w *Writer) saveLocked() error {
+	list := make([]*chain, 0, len(w.chains))
+	for _, c := range w.chains {
+		list = append(list, c)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		return chainID(list[i].TrailARN, list[i].Account, list[i].Region) < chainID(list[j].TrailARN, list[j].Account, list[j].Region)
+	})
+	b, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	return writeFile(w.path, b, 0o644)
+}
+
+// LogDelivered records a delivered log file for the next digest of its
+// trail, account and region (trail.Observer). raw is the uncompressed file.
+func (w *Writer) LogDelivered(_ context.Context, t trail.Trail, account, region, key string, raw []byte, oldest, newest time.Time) {
+	if !t.LogFileValidationEnabled {
+		return
+	}
+	p := pending{LogFile: LogFile{S3Bucket: t.S3BucketName, S3Object: key, HashValue: HashLog(raw), HashAlgorithm: HashAlgorithm,
+		NewestEventTime: FormatTime(newest), OldestEventTime: FormatTime(oldest)}, Oldest: oldest, Newest: newest}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.chainLocked(&t, account, region)
+	c.Pending = append(c.Pending, p)
+	if err := w.saveLocked(); err != nil {
+		w.log().Error("digest: saving the chains", "err", err)
+	}
+}
+
+// chainLocked returns the chain of t, account and region, beginning one
+// when there is none.
+func (w *Writer) chainLocked(t *trail.Trail, account, region string) *chain {
+	id := chainID(t.ARN(), account, region)
+	c := w.chains[id]
+	if c == nil {
+		// The chain starts when logging started, but covers at most one
+		// interval before now (validation may have been enabled later).
+		now := w.now()
+		start := now
+		if !t.StartLoggingTime.IsZero() && t.StartLoggingTime.Before(now) {
+			start = t.StartLoggingTime
+			if floor := now.Add(-w.Interval); start.Before(floor) {
+				start = floor
+			}
+		}
+		c = &chain{TrailARN: t.ARN(), Account: account, Region: region, Logging: t.StartLoggingTime, Start: start.UTC().Truncate(time.Second)}
+		w.chains[id] = c
+	}
+	return c
+}
+
+// Run writes the due digests every Interval until ctx ends.
+func (w *Writer) Run(ctx context.Context) {
+	tick := time.NewTicker(w.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			w.WriteDue(ctx)
+		}
+	}
+}
+
+// WriteDue writes a digest for every chain whose interval has passed: of
+// every logging trail with validation, in its home region and in every
+// region it delivered logs for, per account. A chain whose trail stopped
+// logging, lost validation, restarted logging or was deleted gets a final
+// digest and ends; its next digest will be a starting digest.
+func (w *Writer) WriteDue(ctx context.Context) {
+	w.write.Lock()
+	defer w.write.Unlock()
+	now := w.now().UTC().Truncate(time.Second)
+	trails := map[string]trail.Trail{}
+	for _, t := range w.Trails.Trails() {
+		trails[t.ARN()] = t
+	}
+	w.mu.Lock()
+	for _, t := range trails {
+		if t.Logging && t.LogFileValidationEnabled {
+			for _, acct := range t.Accounts() {
+				w.chainLocked(&t, acct, t.HomeRegion)
+			}
+		}
+	}
+	ids := make([]string, 0, len(w.chains))
+	for id := range w.chains {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	sort.Strings(ids)
+
+	for _, id := range ids {
+		w.mu.Lock()
+		c := w.chains[id]
+		var snap chain
+		if c != nil {
+			snap = *c
+			snap.Pending = append([]pending(nil), c.Pending...)
+		}
+		w.mu.Unlock()
+		if c == nil {
+			continue
+		}
+		t, ok := trails[snap.TrailARN]
+		active := ok && t.Logging && t.LogFileValidationEnabled && t.StartLoggingTime.Equal(snap.Logging)
+		if active && now.Sub(snap.Start) < w.Interval {
+			continue
+		}
+		if !ok {
+			// Deleted trail: its settings are gone; the chain's pending
+			// files cannot be digested into a bucket we no longer know.
+			w.mu.Lock()
+			delete(w.chains, id)
+			w.saveLocked()
+			w.mu.Unlock()
+			continue
+		}
+		if !now.After(snap.PrevEnd) || !now.After(snap.Start) {
+			continue // at most one digest per second
+		}
+		err := w.writeDigest(ctx, &t, &snap, now)
+		if err != nil {
+			w.log().Warn("digest: delivery failed", "trail", t.ARN(), "account", snap.Account, "region", snap.Region, "err", err)
+			if serr := w.Trails.SetDigestStatus(t.ARN(), now, err.Error()); serr != nil {
+				w.log().Error("digest: saving the digest status", "err", serr)
+			}
+			continue
+		}
+		w.mu.Lock()
+		if cur := w.chains[id]; cur != nil {
+			if active {
+				cur.PrevBucket, cur.PrevKey, cur.PrevHash, cur.PrevSignature, cur.PrevEnd =
+					snap.PrevBucket, snap.PrevKey, snap.PrevHash, snap.PrevSignature, snap.PrevEnd
+				cur.Start = now
+				cur.Pending = cur.Pending[len(snap.Pending):]
+			} else {
+				// Final digest: files delivered meanwhile (none, as the
+				// trail is not logging) begin the next chain.
+				rest := cur.Pending[len(snap.Pending):]
+				delete(w.chains, id)
+				if len(rest) > 0 {
+					n := w.chainLocked(&t, snap.Account, snap.Region)
+					n.Pending = rest
+				}
+			}
+			if err := w.saveLocked(); err != nil {
+				w.log().Error("digest: saving the chains", "err", err)
+			}
+		}
+		w.mu.Unlock()
+		if serr := w.Trails.SetDigestStatus(t.ARN(), now, ""); serr != nil {
+			w.log().Error("digest: saving the digest status", "err", serr)
+		}
+	}
+}
+
+// writeDigest writes c's digest ending at end and advances c (a copy) to
+// it.
+func (w *Writer) writeDigest(ctx context.Context, t *trail.Trail, c *chain, end time.Time) error {
+	b, ok := w.Bucket(t.S3BucketName)
+	if !ok {
+		return fmt.Errorf("NoSuchBucket: bucket %s is not configured", t.S3BucketName)
+	}
+	k, err := w.Keys.Current(c.Region, end)
+	if err != nil {
+		return err
+	}
+	key := ObjectKey(t.KeyPrefix(c.Account, trail.FolderDigests, c.Region), c.Account, c.Region, t.Name, t.HomeRegion, end)
+	f := File{AWSAccountID: c.Account, DigestStartTime: FormatTime(c.Start), DigestEndTime: FormatTime(end),
+		DigestS3Bucket: t.S3BucketName, DigestS3Object: key, LogFiles: []LogFile{}}
+	var oldest, newest time.Time
+	for i, p := range c.Pending {
+		f.LogFiles = append(f.LogFiles, p.LogFile)
+		if i == 0 || p.Oldest.Before(oldest) {
+			oldest = p.Oldest
+		}
+		if i == 0 || p.Newest.After(newest) {
+			newest = p.Newest
+		}
+	}
+	if len(c.Pending) > 0 {
+		o, n := FormatTime(oldest), FormatTime(newest)
+		f.OldestEventTime, f.NewestEventTime = &o, &n
+	}
+	if c.PrevKey != "" {
+		alg := HashAlgorithm
+		f.PreviousDigestS3Bucket, f.PreviousDigestS3Object = &c.PrevBucket, &c.PrevKey
+		f.PreviousDigestHashValue, f.PreviousDigestHashAlgorithm, f.PreviousDigestSignature = &c.PrevHash, &alg, &c.PrevSignature
+	}
+	s, err := Sign(&f, k)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(ctx, key, s.Gzip, "application/json", s.Metadata()); err != nil {
+		return err
+	}
+	c.PrevBucket, c.PrevKey, c.PrevHash, c.PrevSignature, c.PrevEnd = t.S3BucketName, key, s.Hash, s.Signature, end
+	return nil
+}
+
+func (w *Writer) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
+}
+
+func (w *Writer) log() *slog.Logger {
+	if w.Logger != nil {
+		return w.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
