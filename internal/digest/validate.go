@@ -460,4 +460,3 @@ func ratio(w io.Writer, valid, invalid int, name string) {
 		}
 	}
 }
-
