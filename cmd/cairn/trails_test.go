@@ -374,8 +374,14 @@ organization:
 		t.Errorf("member's GetTrail by name = %v", err)
 	}
 	for name, call := range map[string]func() error{
-		"StopLogging": func() error { _, err := bob.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String(arn)}); return err },
-		"DeleteTrail": func() error { _, err := bob.DeleteTrail(ctx, &cloudtrail.DeleteTrailInput{Name: aws.String(arn)}); return err },
+		"StopLogging": func() error {
+			_, err := bob.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String(arn)})
+			return err
+		},
+		"DeleteTrail": func() error {
+			_, err := bob.DeleteTrail(ctx, &cloudtrail.DeleteTrailInput{Name: aws.String(arn)})
+			return err
+		},
 		"AddTags": func() error {
 			_, err := bob.AddTags(ctx, &cloudtrail.AddTagsInput{ResourceId: aws.String(arn), TagsList: []types.Tag{{Key: aws.String("k")}}})
 			return err

@@ -2,7 +2,6 @@ package trail
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/klauspost/compress/gzip"
 )
 
 // Feed is the store's append-order feed.
@@ -225,7 +225,14 @@ func (d *Deliverer) settle(t *Trail, last int64, err error) {
 // logFile returns the JSON of a log file holding the first n records
 // (all of them, or as many as fit in maxFileBytes, at least one).
 func logFile(recs []*audit.Record) (int, []byte) {
+	size := 16
+	for _, r := range recs {
+		if size += len(r.Raw) + 1; size > maxFileBytes {
+			break
+		}
+	}
 	var buf bytes.Buffer
+	buf.Grow(size)
 	buf.WriteString(`{"Records":[`)
 	n := 0
 	for _, r := range recs {
@@ -244,6 +251,7 @@ func logFile(recs []*audit.Record) (int, []byte) {
 
 func gzipped(b []byte) ([]byte, error) {
 	var out bytes.Buffer
+	out.Grow(len(b)/8 + 64)
 	w := gzip.NewWriter(&out)
 	if _, err := w.Write(b); err != nil {
 		return nil, err

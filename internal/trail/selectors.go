@@ -160,8 +160,13 @@ func validateAdvanced(sels []AdvancedEventSelector) error {
 
 // globalSources are the services whose events are global service events,
 // recorded in us-east-1 (facts §4.3).
-var globalSources = map[string]bool{
-	"iam.amazonaws.com": true, "sts.amazonaws.com": true, "cloudfront.amazonaws.com": true, "signin.amazonaws.com": true,
+// (A switch, not a map: Selects runs per record and trail.)
+func isGlobal(source string) bool {
+	switch source {
+	case "iam.amazonaws.com", "sts.amazonaws.com", "cloudfront.amazonaws.com", "signin.amazonaws.com":
+		return true
+	}
+	return false
 }
 
 // Selects reports whether t delivers r. It does not look at logging or
@@ -170,7 +175,7 @@ func (t *Trail) Selects(r *audit.Record) bool {
 	if !t.selectsAccount(r.Account) || !t.Covers(r.Region) {
 		return false
 	}
-	if globalSources[r.EventSource] && !t.IncludeGlobalServiceEvents {
+	if !t.IncludeGlobalServiceEvents && isGlobal(r.EventSource) {
 		return false
 	}
 	if r.Category == audit.CategoryInsight {
