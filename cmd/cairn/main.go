@@ -3,6 +3,7 @@
 //	cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
 //	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] PATH...
 //	cairn insights [--data-dir DIR] [--config FILE] [--account ID] [--region R] [--start T] [--end T]
+//	cairn validate-logs --trail-arn ARN --start-time TIME [...]
 //	cairn version
 //
 // This is the only place where the concrete parts meet: configuration,
@@ -30,6 +31,8 @@ Usage:
   cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
   cairn import  [--data-dir DIR] [--config FILE] [--endpoint-url URL] PATH...
   cairn insights [--data-dir DIR] [--config FILE] [--account ID] [--region R] [--start T] [--end T] [--dry-run]
+  cairn validate-logs --trail-arn ARN --start-time TIME [--end-time TIME] [--verbose]
+                      [--endpoint-url URL | --data-dir DIR] [--s3-endpoint-url URL | --local-dir DIR]
   cairn version
 
 Run 'cairn COMMAND --help' for a command's flags.
@@ -53,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(ctx, args[1:], stdout, stderr)
 	case "import":
 		err = importCmd(ctx, args[1:], stdout, stderr)
+	case "validate-logs":
+		return validateLogsCmd(ctx, args[1:], stdout, stderr)
 	case "insights":
 		err = insightsCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/awsjson"
 	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/digest"
 	"github.com/cairn-audit/cairn/internal/ingest"
 	"github.com/cairn-audit/cairn/internal/retention"
 	"github.com/cairn-audit/cairn/internal/sigv4"
@@ -106,6 +108,17 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	trails.SetOrganization(org)
 	trailAPI := &trail.API{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
+	keyring, err := digest.OpenKeyring(f.dataDir, digest.DefaultRotation)
+	if err != nil {
+		return err
+	}
+	digests, err := digest.NewWriter(f.dataDir, trails, bks.get, keyring, cfg.Delivery.DigestInterval)
+	if err != nil {
+		return err
+	}
+	digests.Logger = log
+	handlers := trailAPI.Handlers()
+	maps.Copy(handlers, (&digest.API{Keys: keyring}).Handlers())
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -118,7 +131,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		TokenKey:   key,
 		Logger:     log,
 		Registerer: reg,
-		Handlers:   trailAPI.Handlers(),
+		Handlers:   handlers,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -143,8 +156,11 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	go func() { janDone <- jan.Run(janCtx) }()
 	delCtx, stopDelivery := context.WithCancel(context.Background())
 	delDone := make(chan struct{})
-	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.get, Interval: cfg.Delivery.Interval, Logger: log}
+	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.get, Interval: cfg.Delivery.Interval, Logger: log, Observer: digests}
 	go func() { deliverer.Run(delCtx); close(delDone) }()
+	digCtx, stopDigests := context.WithCancel(context.Background())
+	digDone := make(chan struct{})
+	go func() { digests.Run(digCtx); close(digDone) }()
 	insCtx, stopInsights := context.WithCancel(context.Background())
 	insDone := make(chan error, 1)
 	go func() { insDone <- runInsights(insCtx, cfg, store, store, pipe, trails, log, reg) }()
@@ -185,6 +201,8 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// takes them too.
 	stopDelivery()
 	<-delDone
+	stopDigests() // files delivered but not digested yet wait in the data dir
+	<-digDone
 	return runErr
 }
 

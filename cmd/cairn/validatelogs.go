@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+
+	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/digest"
+	"github.com/cairn-audit/cairn/internal/trail"
+)
+
+// validateLogsCmd is `aws cloudtrail validate-logs` for cairn: the same
+// arguments, output and exit status (0 all valid, 1 something invalid, 255
+// the validation could not run). Public keys and the trail come from a
+// running cairn (--endpoint-url: ListPublicKeys, DescribeTrails) or from
+// its data dir (--data-dir); the files from an S3 API (--s3-endpoint-url,
+// default $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL) or a local folder
+// holding the bucket (--local-dir).
+func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate-logs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	arn := fs.String("trail-arn", "", "ARN of the trail to validate (required)")
+	startS := fs.String("start-time", "", "validate files delivered on or after this UTC time, e.g. 2026-01-08T05:21:42Z (required)")
+	endS := fs.String("end-time", "", "validate files delivered on or before this UTC time (default: now)")
+	s3Bucket := fs.String("s3-bucket", "", "bucket of the digests (default: the trail's, from DescribeTrails)")
+	s3Prefix := fs.String("s3-prefix", "", "key prefix of the digests (default: the trail's)")
+	account := fs.String("account-id", "", "account whose files to validate (organization trails)")
+	orgID := fs.String("organization-id", "", "organization ID of an organization trail (cairn has no Organizations API)")
+	verbose := fs.Bool("verbose", false, "print every valid file too")
+	endpoint := fs.String("endpoint-url", "", "cairn's CloudTrail API (ListPublicKeys, DescribeTrails); AWS credential variables apply")
+	region := fs.String("region", "", "the region whose digests to validate (default: from the AWS environment, else the trail's)")
+	dataDir := fs.String("data-dir", "", "read keys and trails from this cairn data dir instead of --endpoint-url")
+	s3Endpoint := fs.String("s3-endpoint-url", "", "S3 API holding the bucket (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL)")
+	localDir := fs.String("local-dir", "", "read the bucket from this folder (cairn's local bucket layout) instead of S3")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 252
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "\n%v\n", err)
+		return 255
+	}
+	if *arn == "" || *startS == "" {
+		fmt.Fprintln(stderr, "cairn validate-logs: the following arguments are required: --trail-arn, --start-time")
+		return 252
+	}
+	start, err := parseCLITime(*startS)
+	if err != nil {
+		return fail(err)
+	}
+	end := time.Now().UTC()
+	if *endS != "" {
+		if end, err = parseCLITime(*endS); err != nil {
+			return fail(err)
+		}
+	}
+	if !digest.ARNPattern.MatchString(*arn) {
+		return fail(fmt.Errorf("Invalid trail ARN provided: %s", *arn))
+	}
+	if *endpoint == "" && *dataDir == "" {
+		*dataDir = defaultDataDir
+	}
+
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	srcRegion := *region
+	if srcRegion == "" {
+		srcRegion = awsCfg.Region
+	}
+	if srcRegion == "" {
+		srcRegion = strings.Split(*arn, ":")[3]
+	}
+
+	var src keySource
+	if *endpoint != "" {
+		c := cloudtrail.NewFromConfig(awsCfg, func(o *cloudtrail.Options) {
+			o.BaseEndpoint = aws.String(*endpoint)
+			o.Region = srcRegion
+		})
+		src = apiKeys{c}
+	} else {
+		src = dataDirKeys{dir: *dataDir, region: srcRegion}
+	}
+
+	v := &digest.Validation{TrailARN: *arn, Start: start, End: end, Bucket: *s3Bucket, Prefix: *s3Prefix,
+		Account: *account, SourceRegion: srcRegion, OrganizationID: *orgID, Verbose: *verbose,
+		Stdout: stdout, Stderr: stderr, PublicKeys: src.publicKeys}
+	if v.Bucket == "" {
+		t, err := src.trail(ctx, *arn)
+		if err != nil {
+			return fail(err)
+		}
+		v.Bucket, v.Prefix = t.S3BucketName, t.S3KeyPrefix
+		if t.IsOrganizationTrail {
+			if *account == "" {
+				return fail(errors.New("Missing required parameter for organization trail: '--account-id'"))
+			}
+			if v.OrganizationID == "" {
+				v.OrganizationID = t.OrganizationID
+			}
+			if v.OrganizationID == "" {
+				return fail(errors.New("Missing required parameter for organization trail with --endpoint-url: '--organization-id'"))
+			}
+		}
+	}
+
+	if *localDir != "" {
+		dir := *localDir
+		v.Objects = digest.BucketObjects(func(name string) (bucket.Bucket, bool) {
+			b, err := bucket.NewLocal(name, dir)
+			return b, err == nil
+		})
+	} else {
+		ep := *s3Endpoint
+		for _, env := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
+			if ep == "" {
+				ep = os.Getenv(env)
+			}
+		}
+		creds, err := awsCfg.Credentials.Retrieve(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		r := awsCfg.Region
+		if r == "" {
+			r = "us-east-1"
+		}
+		v.Objects = digest.BucketObjects(func(name string) (bucket.Bucket, bool) {
+			return bucket.NewS3(name, bucket.S3Options{Endpoint: ep, Region: r, AccessKeyID: creds.AccessKeyID,
+				SecretAccessKey: creds.SecretAccessKey, PathStyle: ep != ""}), true
+		})
+	}
+	ok, err := v.Run(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+// parseCLITime accepts the times the AWS CLI's date parser is given in
+// practice: ISO 8601 with or without zone or seconds, a date, epoch seconds.
+func parseCLITime(s string) (time.Time, error) {
+	for _, f := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z", "2006-01-02T15:04:05", "2006-01-02T15:04",
+		"2006-01-02 15:04:05", "2006-01-02", "20060102T150405Z"} {
+		if t, err := time.Parse(f, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	var sec int64
+	if _, err := fmt.Sscanf(s, "%d", &sec); err == nil && fmt.Sprint(sec) == s {
+		return time.Unix(sec, 0).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("Unable to parse date value: %s", s)
+}
+
+// keySource gives the validation the trail and the public keys.
+type keySource interface {
+	trail(ctx context.Context, arn string) (trail.Trail, error)
+	publicKeys(ctx context.Context, start, end time.Time) ([]digest.PublicKey, error)
+}
+
+type apiKeys struct{ c *cloudtrail.Client }
+
+func (a apiKeys) trail(ctx context.Context, arn string) (trail.Trail, error) {
+	out, err := a.c.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{})
+	if err != nil {
+		return trail.Trail{}, err
+	}
+	for _, t := range out.TrailList {
+		if aws.ToString(t.TrailARN) == arn {
+			return trail.Trail{S3BucketName: aws.ToString(t.S3BucketName), S3KeyPrefix: aws.ToString(t.S3KeyPrefix),
+				IsOrganizationTrail: aws.ToBool(t.IsOrganizationTrail)}, nil
+		}
+	}
+	return trail.Trail{}, fmt.Errorf("A trail could not be found for %s", arn)
+}
+
+func (a apiKeys) publicKeys(ctx context.Context, start, end time.Time) ([]digest.PublicKey, error) {
+	out, err := a.c.ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{StartTime: &start, EndTime: &end})
+	if err != nil {
+		return nil, err
+	}
+	var keys []digest.PublicKey
+	for _, k := range out.PublicKeyList {
+		keys = append(keys, digest.PublicKey{Fingerprint: aws.ToString(k.Fingerprint), DER: k.Value})
+	}
+	return keys, nil
+}
+
+// dataDirKeys reads a cairn data dir: the keyring and trails.json.
+type dataDirKeys struct{ dir, region string }
+
+func (d dataDirKeys) trail(_ context.Context, arn string) (trail.Trail, error) {
+	b, err := os.ReadFile(filepath.Join(d.dir, "trails.json"))
+	if err != nil {
+		return trail.Trail{}, err
+	}
+	var list []trail.Trail
+	if err := json.Unmarshal(b, &list); err != nil {
+		return trail.Trail{}, err
+	}
+	for _, t := range list {
+		if t.ARN() == arn {
+			return t, nil
+		}
+	}
+	return trail.Trail{}, fmt.Errorf("A trail could not be found for %s", arn)
+}
+
+func (d dataDirKeys) publicKeys(_ context.Context, start, end time.Time) ([]digest.PublicKey, error) {
+	kr, err := digest.OpenKeyring(d.dir, 0)
+	if err != nil {
+		return nil, err
+	}
+	var keys []digest.PublicKey
+	for _, k := range kr.Public(d.region, start, end) {
+		keys = append(keys, digest.PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
+	}
+	return keys, nil
+}
