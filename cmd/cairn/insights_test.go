@@ -124,3 +124,42 @@ func TestInsightDefaultsAgree(t *testing.T) {
 		t.Errorf("config defaults %+v\ndetector defaults %+v", got, want)
 	}
 }
+
+// TestServeFindsInsightsLive runs the server's live runner: a burst of
+// failing calls (TrailNotFound) becomes an ApiErrorRateInsight that
+// LookupEvents returns. It waits for the minute of the burst to end (up to
+// a minute), so -short skips it.
+func TestServeFindsInsightsLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits up to a minute for the burst's minute to end")
+	}
+	cfg := fmt.Sprintf(twoAccounts, 90) + "insights:\n  live: all\n  lateness: 0s\n  warm_up: 0s\n  min_count: 5\n  start_minutes: 1\n  end_minutes: 1\n"
+	ts := startServer(t, cfg, "")
+	c := alice(ts)
+	ctx := context.Background()
+	// Start right after a minute boundary so that the burst fits in one minute.
+	if s := time.Now().Second(); s > 45 {
+		time.Sleep(time.Duration(61-s) * time.Second)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := c.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String("no-such-trail")}); errCode(err) != "TrailNotFoundException" {
+			t.Fatalf("GetTrail: %v", err)
+		}
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		out, err := c.LookupEvents(ctx, &cloudtrail.LookupEventsInput{EventCategory: types.EventCategoryInsight})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range out.Events {
+			ev := aws.ToString(e.CloudTrailEvent)
+			if aws.ToString(e.EventName) == "GetTrail" && strings.Contains(ev, `"insightType":"ApiErrorRateInsight"`) &&
+				strings.Contains(ev, `"errorCode":"TrailNotFoundException"`) && strings.Contains(ev, `"state":"Start"`) {
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatal("no ApiErrorRateInsight for the burst of failing GetTrail calls")
+}
