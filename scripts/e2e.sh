@@ -52,8 +52,31 @@ if AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_ACCESS_KEY_ID=AKIAWRONG0000000000 A
 grep -q UnrecognizedClientException err.txt || fail "unknown key: $(cat err.txt)"
 ok "AWS-shaped errors (InvalidMaxResults, UnsupportedOperation, UnrecognizedClient)"
 
+# 3b. A trail on the default bucket (a local folder in the data dir). Nothing is delivered before
+# the interval (5 min) — the final delivery at shutdown writes the file (checked in 4).
+aws cloudtrail create-trail --endpoint-url "$endpoint" --name e2e-trail --s3-bucket-name cairn-logs >trail.json \
+  || fail "create-trail"
+jq -e '.TrailARN | test("^arn:aws:cloudtrail:us-east-1:[0-9]{12}:trail/e2e-trail$")' trail.json >/dev/null || fail "create-trail: $(cat trail.json)"
+if aws cloudtrail create-trail --endpoint-url "$endpoint" --name e2e-trail2 --s3-bucket-name no-such-bucket 2>err.txt; then fail "unknown bucket accepted"; fi
+grep -q S3BucketDoesNotExistException err.txt || fail "unknown bucket: $(cat err.txt)"
+aws cloudtrail start-logging --endpoint-url "$endpoint" --name e2e-trail || fail "start-logging"
+aws cloudtrail get-trail-status --endpoint-url "$endpoint" --name e2e-trail | jq -e '.IsLogging == true' >/dev/null \
+  || fail "get-trail-status after start-logging"
+aws cloudtrail describe-trails --endpoint-url "$endpoint" | jq -e '.trailList[0].Name == "e2e-trail"' >/dev/null || fail "describe-trails"
+aws cloudtrail list-trails --endpoint-url "$endpoint" --output json >/dev/null
+ok "create-trail, start-logging, get-trail-status, describe-trails, list-trails"
+
 # 4. Import real CloudTrail logs through the running server, then hunt.
 stop
+# The trail of 3b: the final delivery at shutdown wrote its log file.
+logfiles=$(cd cairn-data/buckets/cairn-logs && find . -name '*.json.gz' | sed 's#^\./##')
+[ -n "$logfiles" ] || fail "no log file delivered at shutdown"
+echo "$logfiles" | grep -Evq '^AWSLogs/([0-9]{12})/CloudTrail/us-east-1/[0-9]{4}/[0-9]{2}/[0-9]{2}/\1_CloudTrail_us-east-1_[0-9]{8}T[0-9]{4}Z_[A-Za-z0-9]{16}\.json\.gz$' \
+  && fail "log file keys not in AWS's layout: $logfiles"
+(cd cairn-data/buckets/cairn-logs && for f in $logfiles; do gzip -dc "$f" | jq -c '.Records[]'; done) >delivered.ndjson
+jq -se '([.[] | .eventName] | index("ListTrails")) and ([.[] | .eventName] | index("StartLogging")) and (map(select(.eventName == "LookupEvents" and .eventTime < "2020")) | length == 0)' \
+  delivered.ndjson >/dev/null || fail "delivered records: $(jq -c .eventName delivered.ndjson | sort | uniq -c)"
+ok "trail delivered $(wc -l <delivered.ndjson) records at shutdown as .json.gz under AWS's key"
 acct=123837392027   # the account of the invictus-ir records
 cat >cairn.yaml <<YAML
 event_history:
