@@ -11,10 +11,15 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/importer"
 	"github.com/cairn-audit/cairn/internal/insights"
 )
 
@@ -50,6 +55,7 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("cairn insights", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "data dir whose history is analysed (no server may hold it)")
+	endpoint := fs.String("endpoint-url", "", "analyse the history of the cairn server at this URL instead, through LookupEvents, for the caller's account and --region (AWS credential variables apply)")
 	cfgPath := fs.String("config", "", "config file (YAML); its insights section sets the detector's parameters")
 	account := fs.String("account", "", "analyse this account only (default: every account)")
 	region := fs.String("region", "", "analyse this region only (default: every region)")
@@ -87,8 +93,41 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	began := time.Now()
+	if !*noProgress {
+		opts.Progress = func(n int64) {
+			fmt.Fprintf(stderr, "\rcairn: read %d records (%.0fs)", n, time.Since(began).Seconds())
+		}
+	}
+	finish := func(res insights.RetroResult, err error) error {
+		if !*noProgress {
+			fmt.Fprintln(stderr)
+		}
+		if err != nil {
+			return err
+		}
+		printInsights(stdout, *output, res, time.Since(began))
+		return nil
+	}
+	if *endpoint != "" {
+		var cfg *config.Config
+		if *cfgPath != "" {
+			if cfg, err = config.Load(*cfgPath); err != nil {
+				return err
+			}
+			opts.Params = insightParams(cfg.Insights)
+		} else {
+			opts.Params = insights.DefaultParams()
+		}
+		h, sink, err := remoteHistory(ctx, *endpoint, *region, opts)
+		if err != nil {
+			return err
+		}
+		opts.Region = h.region
+		return finish(insights.Retro(ctx, h, h, sink, opts))
+	}
 	if held := serverHolding(*dataDir); held != "" {
-		return fmt.Errorf("the data dir %s is in use by the cairn server at %s: stop it and run cairn insights on the data dir, or set insights.live in its config", *dataDir, held)
+		return fmt.Errorf("the data dir %s is in use by the cairn server at %s; run the detector through it with:\n    cairn insights --endpoint-url %s --region REGION", *dataDir, held, held)
 	}
 	if _, err := os.Stat(*dataDir); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -106,21 +145,111 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer store.Close()
-	began := time.Now()
-	if !*noProgress {
-		opts.Progress = func(n int64) {
-			fmt.Fprintf(stderr, "\rcairn: read %d records (%.0fs)", n, time.Since(began).Seconds())
+	return finish(insights.Retro(ctx, store, store, store, opts))
+}
+
+// lookupHistory reads a cairn server's Event History through LookupEvents:
+// as the feed of a retro run (every management record of the caller's
+// account and region in the range, newest first; Retro sorts them) and for
+// attributions.
+type lookupHistory struct {
+	c          *cloudtrail.Client
+	region     string
+	start, end time.Time
+	next       *string
+	done       bool
+	seq        int64
+	bad        int
+}
+
+func remoteHistory(ctx context.Context, endpoint, region string, opts insights.RetroOptions) (*lookupHistory, *importer.RemoteSink, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("aws credentials: %w", err)
+	}
+	if region == "" {
+		region = awsCfg.Region
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	c := cloudtrail.NewFromConfig(awsCfg, func(o *cloudtrail.Options) {
+		o.Region = region
+		o.BaseEndpoint = aws.String(endpoint)
+	})
+	h := &lookupHistory{c: c, region: region, end: opts.End}
+	if !opts.Start.IsZero() {
+		h.start = opts.Start.Add(-7 * 24 * time.Hour) // the baseline
+	}
+	sink := importer.NewRemoteSink(importer.RemoteConfig{Endpoint: endpoint, Region: region, Credentials: awsCfg.Credentials})
+	return h, sink, nil
+}
+
+func (h *lookupHistory) input(start, end time.Time, attrs []audit.Attribute, next *string) *cloudtrail.LookupEventsInput {
+	in := &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50), NextToken: next}
+	if !start.IsZero() {
+		in.StartTime = aws.Time(start)
+	}
+	if !end.IsZero() {
+		in.EndTime = aws.Time(end)
+	}
+	for _, a := range attrs {
+		in.LookupAttributes = append(in.LookupAttributes, types.LookupAttribute{AttributeKey: types.LookupAttributeKey(a.Key), AttributeValue: aws.String(a.Value)})
+	}
+	return in
+}
+
+func (h *lookupHistory) page(ctx context.Context, in *cloudtrail.LookupEventsInput) ([]audit.Record, *string, error) {
+	out, err := h.c.LookupEvents(ctx, in)
+	if err != nil {
+		return nil, nil, fmt.Errorf("LookupEvents: %w", err)
+	}
+	recs := make([]audit.Record, 0, len(out.Events))
+	for _, e := range out.Events {
+		r, err := audit.Extract([]byte(aws.ToString(e.CloudTrailEvent)))
+		if err != nil {
+			h.bad++
+			continue
+		}
+		recs = append(recs, r)
+	}
+	return recs, out.NextToken, nil
+}
+
+// ReadAppended returns the next records of the range, up to limit; after is
+// ignored (one pass).
+func (h *lookupHistory) ReadAppended(ctx context.Context, _ int64, limit int) ([]audit.Appended, error) {
+	var out []audit.Appended
+	for !h.done && len(out) < limit {
+		recs, next, err := h.page(ctx, h.input(h.start, h.end, nil, h.next))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			h.seq++
+			out = append(out, audit.Appended{Seq: h.seq, Record: r})
+		}
+		h.next, h.done = next, next == nil
+	}
+	return out, nil
+}
+
+// Lookup returns every record of q (bounded by the caller's paging), as one
+// page.
+func (h *lookupHistory) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
+	var p audit.Page
+	var next *string
+	for len(p.Records) < 20000 {
+		recs, n, err := h.page(ctx, h.input(q.Start, q.End, q.Attributes, next))
+		if err != nil {
+			return p, err
+		}
+		p.Records = append(p.Records, recs...)
+		if next = n; next == nil {
+			break
 		}
 	}
-	res, err := insights.Retro(ctx, store, store, store, opts)
-	if !*noProgress {
-		fmt.Fprintln(stderr)
-	}
-	if err != nil {
-		return err
-	}
-	printInsights(stdout, *output, res, time.Since(began))
-	return nil
+	return p, nil
 }
 
 // parseWhen reads an RFC 3339 time or a date (midnight UTC).

@@ -110,6 +110,28 @@ func TestInsightsCommand(t *testing.T) {
 			t.Errorf("event %+v", e)
 		}
 	}
+	// The same through the server (its data dir is held now).
+	if code, _, errOut := ins(); code != 1 || !strings.Contains(errOut, "cairn insights --endpoint-url "+ts.endpoint) {
+		t.Errorf("on a held data dir: %d %s", code, errOut)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAALICE00000000001")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "alice-secret-key")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	stdout.Reset()
+	stderr.Reset()
+	code = run(context.Background(), []string{"insights", "--endpoint-url", ts.endpoint, "--region", "us-east-1", "--config", cfgPath,
+		"--no-progress", "--output", "json", "--start", "2026-03-02T02:00:00Z"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("insights --endpoint-url exited %d: %s", code, stderr.String())
+	}
+	rep.Insights, rep.Stored, rep.AlreadyStored = nil, 0, 0
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Insights) != 1 || rep.Insights[0].EndTime != "2026-03-02T03:12:00Z" || rep.Stored != 0 || rep.AlreadyStored != 2 {
+		t.Errorf("through the server: %s", stdout.String())
+	}
 	if n := len(lookupAll(t, alice(ts), &cloudtrail.LookupEventsInput{StartTime: aws.Time(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)),
 		LookupAttributes: attr(types.LookupAttributeKeyEventName, "CreateBucket")})); n != 5*228+60*12 {
 		t.Errorf("management lookup found %d CreateBucket calls", n)

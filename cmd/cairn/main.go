@@ -2,7 +2,7 @@
 //
 //	cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
 //	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] PATH...
-//	cairn insights [--data-dir DIR] [--config FILE] [--account ID] [--region R] [--start T] [--end T]
+//	cairn insights [--data-dir DIR --config FILE | --endpoint-url URL] [--account ID] [--region R] [--start T] [--end T]
 //	cairn validate-logs --trail-arn ARN --start-time TIME [...]
 //	cairn version
 //
@@ -30,7 +30,8 @@ const usage = `cairn — a self-hosted audit trail compatible with AWS CloudTrai
 Usage:
   cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
   cairn import  [--data-dir DIR] [--config FILE] [--endpoint-url URL] PATH...
-  cairn insights [--data-dir DIR] [--config FILE] [--account ID] [--region R] [--start T] [--end T] [--dry-run]
+  cairn insights [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--account ID] [--region R]
+                 [--start T] [--end T] [--dry-run]
   cairn validate-logs --trail-arn ARN --start-time TIME [--end-time TIME] [--verbose]
                       [--endpoint-url URL | --data-dir DIR] [--s3-endpoint-url URL | --local-dir DIR]
   cairn version
