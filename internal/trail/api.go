@@ -549,8 +549,17 @@ func (a *API) startLogging(ctx context.Context, req *apiserver.Request) (any, er
 		if err := owns(t, req.Caller); err != nil {
 			return err
 		}
-		if !t.Logging {
-			t.Logging, t.StartLoggingTime, t.Position = true, req.Time, head
+		switch {
+		case t.Logging:
+		case t.Draining:
+			// Records up to the stop are not all delivered yet: keep the
+			// position and the start, so nothing recorded is skipped.
+			if t.DeliverFrom.IsZero() {
+				t.DeliverFrom = t.StartLoggingTime
+			}
+			t.Logging, t.Draining, t.StartLoggingTime = true, false, req.Time
+		default:
+			t.Logging, t.StartLoggingTime, t.DeliverFrom, t.Position = true, req.Time, req.Time, head
 		}
 		return nil
 	})
@@ -574,7 +583,7 @@ func (a *API) stopLogging(_ context.Context, req *apiserver.Request) (any, error
 			return err
 		}
 		if t.Logging {
-			t.Logging, t.StopLoggingTime = false, req.Time
+			t.Logging, t.Draining, t.StopLoggingTime = false, true, req.Time
 		}
 		return nil
 	})

@@ -83,7 +83,7 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) {
 	now := d.now()
 	trails := d.Registry.snapshot(func(t *Trail) bool {
 		b, ok := d.backoff[t.ARN()]
-		return t.Logging && (!ok || !now.Before(b.next))
+		return (t.Logging || t.Draining) && (!ok || !now.Before(b.next))
 	})
 	if len(trails) == 0 {
 		return
@@ -112,13 +112,13 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) {
 			if err == nil {
 				t.Position = last
 			} else {
-				trails[i].Logging = false // not again this round
+				t.Position = -1 // failed: not again this round
 			}
 		}
 		from = last
 		kept := trails[:0]
 		for _, t := range trails {
-			if t.Logging {
+			if t.Position >= 0 {
 				kept = append(kept, t)
 			}
 		}
@@ -141,7 +141,7 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		// so records of calls made before StartLogging can follow its
 		// position: the trail also leaves out events from before the
 		// second logging started.
-		if a.Seq <= t.Position || a.Record.Time.Before(t.StartLoggingTime.Truncate(time.Second)) || !t.Selects(&a.Record) {
+		if a.Seq <= t.Position || !t.logged(a.Record.Time) || !t.Selects(&a.Record) {
 			continue
 		}
 		g := group{a.Record.Account, a.Record.Region, FolderLogs}
@@ -185,6 +185,25 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 	return nil
 }
 
+// drainWindow is how long after StopLogging a trail still delivers the
+// records of events up to StopLogging (they are stored milliseconds after
+// the calls answer).
+const drainWindow = time.Minute
+
+// logged reports whether an event at time at happened while t was logging:
+// from DeliverFrom (StartLogging) and, for a stopped trail, up to
+// StopLoggingTime. Record times are to the second.
+func (t *Trail) logged(at time.Time) bool {
+	from := t.DeliverFrom
+	if from.IsZero() {
+		from = t.StartLoggingTime
+	}
+	if at.Before(from.Truncate(time.Second)) {
+		return false
+	}
+	return t.Logging || !at.After(t.StopLoggingTime)
+}
+
 // settle records the outcome of a delivery in the registry.
 func (d *Deliverer) settle(t *Trail, last int64, err error) {
 	now := d.now()
@@ -212,6 +231,12 @@ func (d *Deliverer) settle(t *Trail, last int64, err error) {
 		}
 		if last > cur.Position {
 			cur.Position = last
+		}
+		// A stopped trail delivers what was recorded up to StopLogging
+		// (including the StopLogging call, stored just after it answered),
+		// for drainWindow after it.
+		if cur.Draining && now.After(cur.StopLoggingTime.Add(drainWindow)) {
+			cur.Draining = false
 		}
 		cur.LatestDeliveryError = ""
 		cur.LatestDeliveryTime = now

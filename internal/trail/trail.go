@@ -44,7 +44,15 @@ type Trail struct {
 
 	Tags []Tag `json:"tags,omitempty"`
 
-	Logging          bool      `json:"logging"`
+	Logging bool `json:"logging"`
+	// Draining is set by StopLogging: the trail still delivers the records
+	// of events up to StopLoggingTime (see drainWindow).
+	Draining bool `json:"draining,omitempty"`
+	// DeliverFrom is the time from which the trail delivers events: the
+	// StartLoggingTime, or an earlier one when logging restarted while the
+	// trail was still draining (then the stopped gap is delivered too:
+	// rather twice than never).
+	DeliverFrom      time.Time `json:"deliverFrom,omitzero"`
 	StartLoggingTime time.Time `json:"startLoggingTime,omitzero"`
 	StopLoggingTime  time.Time `json:"stopLoggingTime,omitzero"`
 

@@ -297,3 +297,51 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 		t.Errorf("digest time not kept: %+v", tr)
 	}
 }
+
+// at returns r with its time set.
+func at(r audit.Record, t time.Time) audit.Record { r.Time = t; return r }
+
+func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
+	ctx := context.Background()
+	const acct = "111111111111"
+	reg, err := OpenRegistry(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, _ := bucket.NewLocal("logs", t.TempDir())
+	store := audittest.NewMemStore()
+	start := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	stop := start.Add(10 * time.Minute)
+	arn := "arn:aws:cloudtrail:us-east-1:" + acct + ":trail/main"
+	reg.update(func(trails map[string]*Trail) error {
+		trails[arn] = &Trail{Name: "main", Account: acct, HomeRegion: "us-east-1", S3BucketName: "logs",
+			IncludeGlobalServiceEvents: true, Logging: false, Draining: true, StartLoggingTime: start, DeliverFrom: start, StopLoggingTime: stop}
+		return nil
+	})
+	now := stop.Add(5 * time.Second)
+	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (bucket.Bucket, bool) { return local, true },
+		Interval: time.Second, Now: func() time.Time { return now }}
+	// Stored after the stop: a call from while logging, the StopLogging
+	// call itself (same second), and a call after the stop.
+	store.Append(ctx, []audit.Record{
+		at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "WhileLogging", false, ""), stop.Add(-time.Minute)),
+		at(rec(t, acct, "us-east-1", "cloudtrail.amazonaws.com", "StopLogging", false, ""), stop.Truncate(time.Second)),
+		at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "AfterStop", false, ""), stop.Add(2*time.Second)),
+	})
+	d.DeliverOnce(ctx)
+	if _, names := delivered(t, local, ""); strings.Join(names, ",") != "WhileLogging,StopLogging" {
+		t.Errorf("a stopping trail delivered %v", names)
+	}
+	if tr, _ := reg.Get(arn); !tr.Draining {
+		t.Errorf("draining ended within the window")
+	}
+	now = stop.Add(2 * drainWindow)
+	store.Append(ctx, []audit.Record{at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "Later", false, ""), now)})
+	d.DeliverOnce(ctx)
+	if tr, _ := reg.Get(arn); tr.Draining || tr.Position != 4 {
+		t.Errorf("after the window: draining %v, position %d", tr.Draining, tr.Position)
+	}
+	if _, names := delivered(t, local, ""); len(names) != 2 {
+		t.Errorf("delivered after the stop: %v", names)
+	}
+}
