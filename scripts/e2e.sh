@@ -150,4 +150,46 @@ ok "events survive a restart"
 curl -fs "$endpoint/metrics" | grep -q cairn_api_requests_total || fail "/metrics"
 ok "/metrics"
 stop
+
+# 6. Retro Insights on an incident's logs: 5 CreateBucket calls a minute, 60 a minute for 12 minutes.
+cat >insights.yaml <<'YAML'
+event_history:
+  retention_days: 0
+accounts:
+  - id: "444455556666"
+    users:
+      - name: responder
+        access_keys:
+          - {id: AKIARESPONDER0000001, secret: responder-secret}
+insights:
+  warm_up: 1h
+YAML
+python3 - <<'PY'
+import json, datetime
+t0 = datetime.datetime(2026, 3, 2, tzinfo=datetime.timezone.utc)
+recs = []
+for m in range(240):
+    for i in range(60 if 180 <= m < 192 else 5):
+        t = t0 + datetime.timedelta(minutes=m, seconds=i)
+        recs.append({"eventVersion": "1.08", "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::444455556666:user/ci",
+            "accountId": "444455556666", "userName": "ci"}, "eventTime": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": "s3.amazonaws.com", "eventName": "CreateBucket", "awsRegion": "eu-west-1", "userAgent": "aws-cli/2",
+            "eventID": "e-%d-%d" % (m, i), "readOnly": False, "eventType": "AwsApiCall", "managementEvent": True,
+            "recipientAccountId": "444455556666", "eventCategory": "Management"})
+json.dump({"Records": recs}, open("incident.json", "w"))
+PY
+"$work/cairn" import --data-dir data3 --config insights.yaml --no-progress incident.json >/dev/null || fail "import of the incident"
+"$work/cairn" insights --data-dir data3 --config insights.yaml --no-progress --output json >insights.json || fail "cairn insights"
+[ "$(jq '.Insights | length' insights.json)" -eq 1 ] && [ "$(jq -r '.Insights[0].StartTime' insights.json)" = 2026-03-02T03:00:00Z ] &&
+  [ "$(jq '.Stored' insights.json)" -eq 2 ] || fail "cairn insights found: $(cat insights.json)"
+ok "cairn insights finds the burst in imported logs"
+start --config insights.yaml --data-dir data3
+AWS_ACCESS_KEY_ID=AKIARESPONDER0000001 AWS_SECRET_ACCESS_KEY=responder-secret AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+  aws cloudtrail lookup-events --endpoint-url "$endpoint" --region eu-west-1 --event-category insight \
+  --start-time 2026-03-01T00:00:00Z --output json >insight-events.json || fail "lookup-events --event-category insight"
+[ "$(jq '.Events | length' insight-events.json)" -eq 2 ] &&
+  [ "$(jq -r '[.Events[].CloudTrailEvent | fromjson | .insightDetails.state] | sort | join(",")' insight-events.json)" = End,Start ] ||
+  fail "insight events: $(cat insight-events.json)"
+ok "aws cloudtrail lookup-events --event-category insight returns the Start and End"
+stop
 echo "e2e: $pass passed, 0 failed"
