@@ -1,0 +1,241 @@
+package lake
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// row is one event bound for one store.
+type row struct {
+	eds string
+	raw []byte
+}
+
+// insert stores rows in one transaction and, when pos > 0, records pos as
+// the feed position in the same transaction: a restart neither loses nor
+// repeats what the feed delivered.
+func (l *Lake) insert(ctx context.Context, rows []row, pos int64) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if len(rows) > 0 {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO lake_staging VALUES (?, ?)`)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if _, err := stmt.ExecContext(ctx, r.eds, string(r.raw)); err != nil {
+				stmt.Close()
+				return fmt.Errorf("lake: stage: %w", err)
+			}
+		}
+		stmt.Close()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events `+projection()); err != nil {
+			return fmt.Errorf("lake: insert: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM lake_staging`); err != nil {
+			return err
+		}
+	}
+	if pos > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO lake_meta VALUES ('feed_position', ?)`, pos); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// position returns the last feed sequence number Lake handled.
+func (l *Lake) position(ctx context.Context) (int64, error) {
+	var p int64
+	err := l.db.QueryRowContext(ctx, `SELECT v FROM lake_meta WHERE k = 'feed_position'`).Scan(&p)
+	if err == sql.ErrNoRows {
+		return 0, nil
+	}
+	return p, err
+}
+
+// Sync reads the feed after Lake's position once, up to the end, storing
+// each record in the stores that select it. A store gets the events
+// appended while it ingests; the store's retention decides, by eventTime,
+// which are kept.
+func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
+	pos, err := l.position(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for {
+		batch, err := feed.ReadAppended(ctx, pos, 5000)
+		if err != nil {
+			return total, err
+		}
+		if len(batch) == 0 {
+			return total, nil
+		}
+		now := l.opts.Now()
+		l.mu.Lock()
+		var rows []row
+		for i := range batch {
+			r := &batch[i].Record
+			for _, s := range l.stores {
+				if s.selects(r) && !r.Time.Before(now.AddDate(0, 0, -s.RetentionPeriod)) {
+					rows = append(rows, row{eds: s.ID, raw: r.Raw})
+				}
+			}
+		}
+		l.mu.Unlock()
+		pos = batch[len(batch)-1].Seq
+		if err := l.insert(ctx, rows, pos); err != nil {
+			return total, err
+		}
+		total += len(rows)
+	}
+}
+
+// Run syncs from feed every interval until ctx ends, and removes events
+// past their store's retention (and stores past their pending deletion)
+// hourly.
+func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastSweep time.Time
+	for {
+		if _, err := l.Sync(ctx, feed); err != nil && ctx.Err() == nil {
+			l.log.Error("lake: ingest", "err", err)
+		}
+		if now := l.opts.Now(); now.Sub(lastSweep) >= time.Hour {
+			if err := l.Sweep(ctx); err != nil && ctx.Err() == nil {
+				l.log.Error("lake: retention", "err", err)
+			}
+			lastSweep = now
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep removes events older than their store's retention and the stores
+// whose pending deletion ended.
+func (l *Lake) Sweep(ctx context.Context) error {
+	now := l.opts.Now().UTC()
+	l.mu.Lock()
+	type cut struct {
+		id     string
+		before time.Time
+		gone   bool
+	}
+	var cuts []cut
+	for _, s := range l.stores {
+		gone := s.Status == StatusPendingDeletion && now.Sub(s.Deleted) >= pendingDeletion
+		cuts = append(cuts, cut{s.ID, now.AddDate(0, 0, -s.RetentionPeriod), gone})
+		if gone {
+			delete(l.stores, s.ID)
+		}
+	}
+	err := l.saveLocked()
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	for _, c := range cuts {
+		q := `DELETE FROM events WHERE eds_id = ? AND eventTime < ?`
+		args := []any{c.id, c.before}
+		if c.gone {
+			q, args = `DELETE FROM events WHERE eds_id = ?`, []any{c.id}
+		}
+		if _, err := l.db.ExecContext(ctx, q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Import stores records into the given stores (IDs or ARNs of account's
+// stores) regardless of their selectors; records already in a store
+// (same eventID) are skipped. It returns how many were stored.
+func (l *Lake) Import(ctx context.Context, account string, stores []string, recs []audit.Record) (int, error) {
+	var rows []row
+	n := 0
+	for _, ref := range stores {
+		l.mu.Lock()
+		s, err := l.findStoreLocked(callerOf(account), ref)
+		l.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		seen, err := l.eventIDs(ctx, s.ID)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range recs {
+			if seen[r.EventID] || r.Account != account {
+				continue
+			}
+			seen[r.EventID] = true
+			rows = append(rows, row{eds: s.ID, raw: r.Raw})
+			n++
+		}
+	}
+	return n, l.insert(ctx, rows, 0)
+}
+
+func (l *Lake) eventIDs(ctx context.Context, eds string) (map[string]bool, error) {
+	rs, err := l.db.QueryContext(ctx, `SELECT eventID FROM events WHERE eds_id = ? AND eventID IS NOT NULL`, eds)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	m := map[string]bool{}
+	for rs.Next() {
+		var id string
+		if err := rs.Scan(&id); err != nil {
+			return nil, err
+		}
+		m[id] = true
+	}
+	return m, rs.Err()
+}
+
+// page slices n items by a NextToken (an offset) and a MaxResults.
+func page(n int, token *string, max *int, def int) (start, end int, next *string, err error) {
+	if token != nil {
+		v, e := strconv.Atoi(*token)
+		if e != nil || v < 0 || v > n || strconv.Itoa(v) != *token {
+			return 0, 0, nil, audit.Errorf(audit.CodeInvalidNextToken, "The NextToken is not valid.")
+		}
+		start = v
+	}
+	lim := def
+	if max != nil {
+		lim = *max
+	}
+	end = min(n, start+lim)
+	if end < n {
+		s := strconv.Itoa(end)
+		next = &s
+	}
+	return start, end, next, nil
+}

@@ -1,0 +1,219 @@
+package lake
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/apiserver"
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// Files in the data dir.
+const (
+	DBFile       = "lake.duckdb"
+	registryFile = "lake.json"
+)
+
+// Options configures a Lake.
+type Options struct {
+	// MemoryLimit is DuckDB's memory_limit for Lake (default "1GB").
+	MemoryLimit string
+	// Threads caps DuckDB's threads (0: DuckDB's default).
+	Threads int
+	// QueryTimeout ends a query as TIMED_OUT (default 1 hour, as AWS).
+	QueryTimeout time.Duration
+	// MaxResultBytes fails a query whose results exceed it (default 256 MiB).
+	MaxResultBytes int
+	// MaxStores caps an account's event data stores per region (default 10).
+	MaxStores int
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Lake holds the event data stores, channels and queries of every account.
+type Lake struct {
+	opts Options
+	dir  string
+	db   *sql.DB
+	log  *slog.Logger
+
+	// wmu serializes writes to the events table.
+	wmu sync.Mutex
+
+	mu       sync.Mutex
+	stores   map[string]*EventDataStore // by ID
+	channels map[string]*Channel        // by ID
+	queries  map[string]*query          // by ID
+	// running counts non-terminal queries by account.
+	running map[string]int
+}
+
+// Open opens the Lake of data dir dir (dir "" keeps everything in memory).
+func Open(dir string, opts Options) (*Lake, error) {
+	if opts.MemoryLimit == "" {
+		opts.MemoryLimit = "1GB"
+	}
+	if opts.QueryTimeout <= 0 {
+		opts.QueryTimeout = time.Hour
+	}
+	if opts.MaxResultBytes <= 0 {
+		opts.MaxResultBytes = 256 << 20
+	}
+	if opts.MaxStores <= 0 {
+		opts.MaxStores = 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	path := ""
+	if dir != "" {
+		path = filepath.Join(dir, DBFile)
+	}
+	db, _, err := openDB(path, opts.MemoryLimit, opts.Threads)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lake{opts: opts, dir: dir, db: db, log: opts.Logger,
+		stores: map[string]*EventDataStore{}, channels: map[string]*Channel{},
+		queries: map[string]*query{}, running: map[string]int{}}
+	if err := l.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Close cancels running queries and closes the database.
+func (l *Lake) Close() error {
+	l.mu.Lock()
+	for _, q := range l.queries {
+		if q.cancel != nil {
+			q.cancel()
+		}
+	}
+	l.mu.Unlock()
+	return l.db.Close()
+}
+
+// Handlers returns the CloudTrail operations Lake serves.
+func (l *Lake) Handlers() map[string]apiserver.Handler {
+	return map[string]apiserver.Handler{
+		"CreateEventDataStore":         l.createEventDataStore,
+		"GetEventDataStore":            l.getEventDataStore,
+		"ListEventDataStores":          l.listEventDataStores,
+		"UpdateEventDataStore":         l.updateEventDataStore,
+		"DeleteEventDataStore":         l.deleteEventDataStore,
+		"RestoreEventDataStore":        l.restoreEventDataStore,
+		"StartEventDataStoreIngestion": l.startIngestion,
+		"StopEventDataStoreIngestion":  l.stopIngestion,
+		"StartQuery":                   l.startQuery,
+		"DescribeQuery":                l.describeQuery,
+		"GetQueryResults":              l.getQueryResults,
+		"CancelQuery":                  l.cancelQuery,
+		"ListQueries":                  l.listQueries,
+		"CreateChannel":                l.createChannel,
+		"GetChannel":                   l.getChannel,
+		"ListChannels":                 l.listChannels,
+		"UpdateChannel":                l.updateChannel,
+		"DeleteChannel":                l.deleteChannel,
+	}
+}
+
+// registry is what lake.json holds.
+type registry struct {
+	Stores   []*EventDataStore `json:"stores"`
+	Channels []*Channel        `json:"channels"`
+}
+
+func (l *Lake) load() error {
+	if l.dir == "" {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(l.dir, registryFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lake: %w", err)
+	}
+	var r registry
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("lake: %s: %w", registryFile, err)
+	}
+	for _, s := range r.Stores {
+		l.stores[s.ID] = s
+	}
+	for _, c := range r.Channels {
+		l.channels[c.ID] = c
+	}
+	return nil
+}
+
+// saveLocked writes the registry atomically; l.mu is held.
+func (l *Lake) saveLocked() error {
+	if l.dir == "" {
+		return nil
+	}
+	var r registry
+	for _, s := range l.stores {
+		r.Stores = append(r.Stores, s)
+	}
+	for _, c := range l.channels {
+		r.Channels = append(r.Channels, c)
+	}
+	sort.Slice(r.Stores, func(i, j int) bool { return r.Stores[i].ID < r.Stores[j].ID })
+	sort.Slice(r.Channels, func(i, j int) bool { return r.Channels[i].ID < r.Channels[j].ID })
+	b, err := json.MarshalIndent(r, "", " ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(l.dir, registryFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(l.dir, registryFile))
+}
+
+// newID returns a random UUID.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// Feed is the store's append-order feed (audit.Store.ReadAppended).
+type Feed interface {
+	ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error)
+}
+
+func invalidParam(format string, args ...any) error {
+	return audit.Errorf(audit.CodeInvalidParameter, format, args...)
+}

@@ -1,0 +1,709 @@
+package lake
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/cairn-audit/cairn/internal/apiserver"
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsjson"
+)
+
+// Query states (the model's QueryStatus).
+const (
+	QueryQueued    = "QUEUED"
+	QueryRunning   = "RUNNING"
+	QueryFinished  = "FINISHED"
+	QueryFailed    = "FAILED"
+	QueryCancelled = "CANCELLED"
+	QueryTimedOut  = "TIMED_OUT"
+)
+
+const (
+	maxConcurrentQueries = 10
+	queryKeep            = 7 * 24 * time.Hour
+	maxStatementLen      = 10000
+)
+
+func callerOf(account string) apiserver.Caller { return apiserver.Caller{AccountID: account} }
+
+type query struct {
+	ID, Account, SQL string
+	stores           []string
+	State            string
+	ErrorMessage     string
+	Created, Ended   time.Time
+	columns          []string
+	rows             [][]*string
+	scanned          int64
+	cancel           context.CancelFunc
+}
+
+// tableName is the name a store's ID becomes in the statement DuckDB runs.
+func tableName(id string) string { return "eds_" + strings.ReplaceAll(id, "-", "_") }
+
+// rewrite replaces each event data store reference after FROM or JOIN (an
+// ID, as Lake writes it unquoted, or an ARN) with the store's table name,
+// resolving it among account's stores. It returns the statement and the IDs
+// of the stores it names.
+func (l *Lake) rewrite(account, stmt string) (string, []string, error) {
+	var b strings.Builder
+	var ids []string
+	prevWord := ""
+	i := 0
+	for i < len(stmt) {
+		c := stmt[i]
+		switch {
+		case c == '\'' || c == '"':
+			j := i + 1
+			for j < len(stmt) {
+				if stmt[j] == c {
+					if j+1 < len(stmt) && stmt[j+1] == c {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			if j >= len(stmt) {
+				return "", nil, audit.Errorf("InvalidQueryStatement", "The query statement has an unterminated quote.")
+			}
+			b.WriteString(stmt[i : j+1])
+			prevWord = ""
+			i = j + 1
+		case c == '-' && i+1 < len(stmt) && stmt[i+1] == '-':
+			j := strings.IndexByte(stmt[i:], '\n')
+			if j < 0 {
+				j = len(stmt) - i
+			}
+			b.WriteByte(' ')
+			i += j
+		case c == '/' && i+1 < len(stmt) && stmt[i+1] == '*':
+			j := strings.Index(stmt[i+2:], "*/")
+			if j < 0 {
+				return "", nil, audit.Errorf("InvalidQueryStatement", "The query statement has an unterminated comment.")
+			}
+			b.WriteByte(' ')
+			i += j + 4
+		case isWord(c):
+			j := i
+			for j < len(stmt) && (isWord(stmt[j]) || (prevWord == "from" || prevWord == "join") && isRef(stmt[j])) {
+				j++
+			}
+			w := stmt[i:j]
+			if prevWord == "from" || prevWord == "join" {
+				if s := l.resolve(account, w); s != nil {
+					b.WriteString(`"` + tableName(s.ID) + `"`)
+					ids = append(ids, s.ID)
+					prevWord = ""
+					i = j
+					continue
+				}
+				if strings.ContainsAny(w, "-:/") {
+					return "", nil, audit.Errorf("EventDataStoreNotFound", "The event data store %s was not found.", clip(w))
+				}
+			}
+			b.WriteString(w)
+			prevWord = strings.ToLower(w)
+			i = j
+		default:
+			if !unicode.IsSpace(rune(c)) {
+				prevWord = ""
+			}
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String(), ids, nil
+}
+
+func isWord(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}
+
+func isRef(c byte) bool { return c == '-' || c == ':' || c == '/' }
+
+func clip(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "..."
+	}
+	return s
+}
+
+// resolve finds account's store by ID or ARN.
+func (l *Lake) resolve(account, ref string) *EventDataStore {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, err := l.findStoreLocked(callerOf(account), ref)
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
+// forbiddenFunctions reach outside the stores' data or the session.
+var forbiddenPrefixes = []string{"read_", "glob", "getenv", "current_setting", "duckdb_", "pragma_", "sniff_", "parquet_",
+	"query", "iceberg", "delta_", "sqlite_", "postgres_", "mysql_", "load_", "install_", "which_secret", "checkpoint", "export_", "import_"}
+
+// check parses stmt with DuckDB and accepts one SELECT (set operations and
+// CTEs included) whose base tables are only the given store tables or its
+// CTEs, without table functions or file-reaching functions.
+func (l *Lake) check(ctx context.Context, stmt string, tables map[string]bool) error {
+	var js string
+	if err := l.db.QueryRowContext(ctx, `SELECT json_serialize_sql(?::VARCHAR)::VARCHAR`, stmt).Scan(&js); err != nil {
+		return fmt.Errorf("lake: parse: %w", err)
+	}
+	var tree struct {
+		Error        bool
+		ErrorMessage string `json:"error_message"`
+		Statements   []map[string]any
+	}
+	if err := json.Unmarshal([]byte(js), &tree); err != nil {
+		return fmt.Errorf("lake: parse tree: %w", err)
+	}
+	if tree.Error {
+		msg := tree.ErrorMessage
+		if strings.Contains(msg, "Only SELECT") {
+			return audit.Errorf("InvalidQueryStatement", "Only SELECT statements are allowed.")
+		}
+		return audit.Errorf("InvalidQueryStatement", "The query statement is not valid: %s", clip(msg))
+	}
+	if len(tree.Statements) != 1 {
+		return audit.Errorf("InvalidQueryStatement", "A query has exactly one SELECT statement.")
+	}
+	ctes := map[string]bool{}
+	var walk func(v any) error
+	walk = func(v any) error {
+		switch n := v.(type) {
+		case map[string]any:
+			if m, ok := n["cte_map"].(map[string]any); ok {
+				if list, ok := m["map"].([]any); ok {
+					for _, e := range list {
+						if e, ok := e.(map[string]any); ok {
+							if k, ok := e["key"].(string); ok {
+								ctes[strings.ToLower(k)] = true
+							}
+						}
+					}
+				}
+			}
+			switch n["type"] {
+			case "TABLE_FUNCTION":
+				return audit.Errorf("InvalidQueryStatement", "Table functions are not allowed in queries; FROM names event data stores.")
+			case "BASE_TABLE":
+				name, _ := n["table_name"].(string)
+				schema, _ := n["schema_name"].(string)
+				catalog, _ := n["catalog_name"].(string)
+				if schema != "" || catalog != "" || !tables[name] && !ctes[strings.ToLower(name)] {
+					return audit.Errorf("InvalidQueryStatement", "FROM must name event data stores of your account; %s is not one.", clip(name))
+				}
+			}
+			if fn, ok := n["function_name"].(string); ok {
+				lf := strings.ToLower(fn)
+				for _, p := range forbiddenPrefixes {
+					if strings.HasPrefix(lf, p) {
+						return audit.Errorf("InvalidQueryStatement", "The function %s is not allowed in queries.", clip(fn))
+					}
+				}
+			}
+			for _, c := range n {
+				if err := walk(c); err != nil {
+					return err
+				}
+			}
+		case []any:
+			for _, c := range n {
+				if err := walk(c); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	node := tree.Statements[0]["node"]
+	if m, ok := node.(map[string]any); !ok || m["type"] != "SELECT_NODE" && m["type"] != "SET_OPERATION_NODE" {
+		return audit.Errorf("InvalidQueryStatement", "Only SELECT statements are allowed.")
+	}
+	// CTE names first, so references to them resolve wherever they sit.
+	_ = walk(map[string]any{"cte_map": nil})
+	collectCTEs(node, ctes)
+	return walk(node)
+}
+
+func collectCTEs(v any, ctes map[string]bool) {
+	switch n := v.(type) {
+	case map[string]any:
+		if m, ok := n["cte_map"].(map[string]any); ok {
+			if list, ok := m["map"].([]any); ok {
+				for _, e := range list {
+					if e, ok := e.(map[string]any); ok {
+						if k, ok := e["key"].(string); ok {
+							ctes[strings.ToLower(k)] = true
+						}
+					}
+				}
+			}
+		}
+		for _, c := range n {
+			collectCTEs(c, ctes)
+		}
+	case []any:
+		for _, c := range n {
+			collectCTEs(c, ctes)
+		}
+	}
+}
+
+// Prepare rewrites and checks a Lake statement of account, returning the
+// statement DuckDB runs and the stores it reads.
+func (l *Lake) Prepare(ctx context.Context, account, stmt string) (string, []string, error) {
+	if strings.TrimSpace(stmt) == "" || len(stmt) > maxStatementLen {
+		return "", nil, audit.Errorf("InvalidQueryStatement", "QueryStatement must be 1 to %d characters.", maxStatementLen)
+	}
+	out, ids, err := l.rewrite(account, stmt)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(ids) == 0 {
+		return "", nil, audit.Errorf("InvalidQueryStatement", "FROM must name an event data store by its ID.")
+	}
+	tables := map[string]bool{}
+	for _, id := range ids {
+		l.mu.Lock()
+		s := l.stores[id]
+		pending := s == nil || s.Status == StatusPendingDeletion
+		l.mu.Unlock()
+		if pending {
+			return "", nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", id)
+		}
+		tables[tableName(id)] = true
+	}
+	if err := l.check(ctx, out, tables); err != nil {
+		return "", nil, err
+	}
+	return out, ids, nil
+}
+
+// Result is a finished query's columns and rows (nil = NULL).
+type Result struct {
+	Columns []string
+	Rows    [][]*string
+}
+
+// run executes a prepared statement on its own connection, where each store
+// the statement names is a temporary view of its events.
+func (l *Lake) run(ctx context.Context, stmt string, ids []string, maxBytes int) (*Result, error) {
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	for _, id := range ids {
+		t := tableName(id)
+		if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP VIEW "`+t+`" AS SELECT * EXCLUDE (eds_id) FROM main.events WHERE eds_id = `+quote(id)); err != nil {
+			return nil, err
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `DROP VIEW IF EXISTS temp."`+t+`"`)
+	}
+	rs, err := conn.QueryContext(ctx, stmt)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	cols, err := rs.Columns()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Columns: cols}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	size := 0
+	for rs.Next() {
+		if err := rs.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		row := make([]*string, len(cols))
+		for i, v := range vals {
+			if v == nil {
+				continue
+			}
+			s := format(v)
+			size += len(s) + len(cols[i])
+			row[i] = &s
+		}
+		if size > maxBytes {
+			return nil, errTooLarge
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	return res, rs.Err()
+}
+
+var errTooLarge = errors.New("query results too large")
+
+// format renders a value as Lake's results do: timestamps as
+// 'YYYY-MM-DD HH:MM:SS.mmm', nested values as JSON.
+func format(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case time.Time:
+		return x.UTC().Format("2006-01-02 15:04:05.000")
+	case bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, int, float32, float64:
+		return fmt.Sprint(x)
+	case fmt.Stringer:
+		return x.String()
+	}
+	b, err := json.Marshal(normalize(v))
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// normalize turns DuckDB's MAP values (map[any]any) into JSON-able maps.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[fmt.Sprint(k)] = normalize(e)
+		}
+		return m
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = normalize(e)
+		}
+		return m
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalize(e)
+		}
+		return out
+	case time.Time:
+		return x.UTC().Format("2006-01-02 15:04:05.000")
+	}
+	return v
+}
+
+// Query runs a Lake statement of account synchronously (cairn query).
+func (l *Lake) Query(ctx context.Context, account, stmt string) (*Result, error) {
+	out, ids, err := l.Prepare(ctx, account, stmt)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.opts.QueryTimeout)
+	defer cancel()
+	res, err := l.run(ctx, out, ids, l.opts.MaxResultBytes)
+	if err != nil {
+		return nil, queryError(err)
+	}
+	return res, nil
+}
+
+func queryError(err error) error {
+	if errors.Is(err, errTooLarge) {
+		return audit.Errorf("InvalidQueryStatement", "The query results exceed cairn's limit; narrow the query or add a LIMIT.")
+	}
+	var ae *audit.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i > 0 {
+		msg = msg[:i]
+	}
+	return audit.Errorf("InvalidQueryStatement", "%s", clip(msg))
+}
+
+func (l *Lake) startQuery(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct {
+		QueryStatement               *string
+		DeliveryS3Uri                *string
+		QueryAlias                   *string
+		QueryParameters              []string
+		EventDataStoreOwnerAccountId *string
+	}
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	if in.QueryStatement == nil {
+		return nil, invalidParam("QueryStatement is required.")
+	}
+	if in.DeliveryS3Uri != nil {
+		return nil, invalidParam("cairn does not deliver query results to S3 yet; omit DeliveryS3Uri.")
+	}
+	if in.QueryAlias != nil || len(in.QueryParameters) > 0 {
+		return nil, invalidParam("cairn does not run saved queries (QueryAlias, QueryParameters).")
+	}
+	acct := req.Caller.AccountID
+	stmt, ids, err := l.Prepare(ctx, acct, *in.QueryStatement)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	if l.running[acct] >= maxConcurrentQueries {
+		l.mu.Unlock()
+		return nil, audit.Errorf("MaxConcurrentQueries", "You are already running the maximum number of concurrent queries (%d).", maxConcurrentQueries)
+	}
+	qctx, cancel := context.WithTimeout(context.Background(), l.opts.QueryTimeout)
+	q := &query{ID: newID(), Account: acct, SQL: *in.QueryStatement, stores: ids, State: QueryQueued,
+		Created: l.opts.Now().UTC(), cancel: cancel}
+	l.queries[q.ID] = q
+	l.running[acct]++
+	l.pruneLocked()
+	l.mu.Unlock()
+	go l.execute(qctx, cancel, q, stmt)
+	out := struct{ QueryId string }{q.ID}
+	req.ResponseElements = apiserver.ResponseElements(out)
+	return out, nil
+}
+
+// pruneLocked forgets queries that ended more than 7 days ago.
+func (l *Lake) pruneLocked() {
+	now := l.opts.Now()
+	for id, q := range l.queries {
+		if !q.Ended.IsZero() && now.Sub(q.Ended) > queryKeep {
+			delete(l.queries, id)
+		}
+	}
+}
+
+func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query, stmt string) {
+	defer cancel()
+	l.mu.Lock()
+	if q.State == QueryQueued {
+		q.State = QueryRunning
+	}
+	l.mu.Unlock()
+	res, err := l.run(ctx, stmt, q.stores, l.opts.MaxResultBytes)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.running[q.Account]--
+	q.Ended = l.opts.Now().UTC()
+	switch {
+	case q.State == QueryCancelled:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		q.State = QueryTimedOut
+		q.ErrorMessage = "The query ran longer than cairn's time limit."
+	case err != nil:
+		q.State = QueryFailed
+		var ae *audit.Error
+		if errors.As(queryError(err), &ae) {
+			q.ErrorMessage = ae.Message
+		}
+	default:
+		q.State = QueryFinished
+		q.columns, q.rows = res.Columns, res.Rows
+	}
+	if res != nil {
+		q.scanned = int64(len(res.Rows))
+	}
+}
+
+// findQuery returns account's query; l.mu is held.
+func (l *Lake) findQueryLocked(account string, id *string, eds *string) (*query, error) {
+	if id == nil || *id == "" {
+		return nil, invalidParam("QueryId is required.")
+	}
+	q := l.queries[*id]
+	if q == nil || q.Account != account {
+		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", clip(*id))
+	}
+	if eds != nil && *eds != "" {
+		s, err := l.findStoreLocked(callerOf(account), *eds)
+		if err != nil {
+			return nil, err
+		}
+		if s.Status == StatusPendingDeletion {
+			return nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
+		}
+	}
+	return q, nil
+}
+
+type queryStats struct {
+	EventsMatched         int64
+	EventsScanned         int64
+	BytesScanned          int64
+	ExecutionTimeInMillis int64
+	CreationTime          awsjson.Timestamp
+}
+
+func (l *Lake) describeQuery(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct{ EventDataStore, QueryId, QueryAlias, RefreshId, EventDataStoreOwnerAccountId *string }
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q, err := l.findQueryLocked(req.Caller.AccountID, in.QueryId, in.EventDataStore)
+	if err != nil {
+		return nil, err
+	}
+	end := q.Ended
+	if end.IsZero() {
+		end = l.opts.Now()
+	}
+	return struct {
+		QueryId         string
+		QueryString     string
+		QueryStatus     string
+		QueryStatistics queryStats
+		ErrorMessage    string `json:",omitempty"`
+	}{q.ID, q.SQL, q.State, queryStats{EventsMatched: int64(len(q.rows)), EventsScanned: q.scanned,
+		ExecutionTimeInMillis: end.Sub(q.Created).Milliseconds(), CreationTime: awsjson.NewTimestamp(q.Created)}, q.ErrorMessage}, nil
+}
+
+func (l *Lake) getQueryResults(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct {
+		EventDataStore, QueryId, NextToken *string
+		MaxQueryResults                    *int
+		EventDataStoreOwnerAccountId       *string
+	}
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	if in.MaxQueryResults != nil && (*in.MaxQueryResults < 1 || *in.MaxQueryResults > 1000) {
+		return nil, audit.Errorf("InvalidMaxResults", "MaxQueryResults must be between 1 and 1000.")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q, err := l.findQueryLocked(req.Caller.AccountID, in.QueryId, in.EventDataStore)
+	if err != nil {
+		return nil, err
+	}
+	start, end, next, err := page(len(q.rows), in.NextToken, in.MaxQueryResults, 1000)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([][]map[string]string, 0, end-start)
+	for _, r := range q.rows[start:end] {
+		cells := make([]map[string]string, 0, len(r))
+		for i, v := range r {
+			if v != nil {
+				cells = append(cells, map[string]string{q.columns[i]: *v})
+			}
+		}
+		rows = append(rows, cells)
+	}
+	return struct {
+		QueryStatus     string
+		QueryStatistics struct{ ResultsCount, TotalResultsCount, BytesScanned int64 }
+		QueryResultRows [][]map[string]string
+		NextToken       *string `json:",omitempty"`
+		ErrorMessage    string  `json:",omitempty"`
+	}{QueryStatus: q.State, QueryStatistics: struct{ ResultsCount, TotalResultsCount, BytesScanned int64 }{int64(end - start), int64(len(q.rows)), 0},
+		QueryResultRows: rows, NextToken: next, ErrorMessage: q.ErrorMessage}, nil
+}
+
+func (l *Lake) cancelQuery(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct{ EventDataStore, QueryId, EventDataStoreOwnerAccountId *string }
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q, err := l.findQueryLocked(req.Caller.AccountID, in.QueryId, in.EventDataStore)
+	if err != nil {
+		return nil, err
+	}
+	if q.State != QueryQueued && q.State != QueryRunning {
+		return nil, audit.Errorf("InactiveQuery", "The query %s is %s and cannot be cancelled.", q.ID, q.State)
+	}
+	q.State = QueryCancelled
+	q.cancel()
+	out := struct{ QueryId, QueryStatus string }{q.ID, q.State}
+	req.ResponseElements = apiserver.ResponseElements(out)
+	return out, nil
+}
+
+func (l *Lake) listQueries(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct {
+		EventDataStore, NextToken, QueryStatus *string
+		MaxResults                             *int
+		StartTime, EndTime                     *awsjson.Timestamp
+	}
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
+		return nil, audit.Errorf("InvalidMaxResults", "MaxResults must be between 1 and 1000.")
+	}
+	if in.StartTime != nil && in.EndTime != nil && in.EndTime.Time().Before(in.StartTime.Time()) {
+		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "EndTime is before StartTime.")
+	}
+	l.mu.Lock()
+	ref := ""
+	if in.EventDataStore != nil {
+		ref = *in.EventDataStore
+	}
+	s, err := l.findStoreLocked(req.Caller, ref)
+	if err != nil {
+		l.mu.Unlock()
+		return nil, err
+	}
+	if s.Status == StatusPendingDeletion {
+		l.mu.Unlock()
+		return nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
+	}
+	type item struct {
+		QueryId      string
+		QueryStatus  string
+		CreationTime awsjson.Timestamp
+	}
+	var list []*query
+	for _, q := range l.queries {
+		if q.Account != req.Caller.AccountID || !contains(q.stores, s.ID) {
+			continue
+		}
+		if in.QueryStatus != nil && q.State != *in.QueryStatus ||
+			in.StartTime != nil && q.Created.Before(in.StartTime.Time()) ||
+			in.EndTime != nil && q.Created.After(in.EndTime.Time()) {
+			continue
+		}
+		list = append(list, q)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		return list[i].Created.After(list[j].Created) || list[i].Created.Equal(list[j].Created) && list[i].ID < list[j].ID
+	})
+	items := make([]item, 0, len(list))
+	for _, q := range list {
+		items = append(items, item{q.ID, q.State, awsjson.NewTimestamp(q.Created)})
+	}
+	l.mu.Unlock()
+	start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Queries   []item
+		NextToken *string `json:",omitempty"`
+	}{items[start:end], next}, nil
+}
+
+func contains(l []string, s string) bool {
+	for _, e := range l {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+var _ = sql.ErrNoRows
