@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -46,6 +47,10 @@ type Caller struct {
 	AccessKeyID string
 	// Region is the region of the request's SigV4 credential scope.
 	Region string
+	// Service is the signing name of the credential scope: cloudtrail,
+	// or cloudtrail-data for the data plane (PutAuditEvents). Empty is
+	// taken as right for either.
+	Service string
 }
 
 // Authenticator verifies a request's SigV4 signature over body and names the
@@ -78,6 +83,8 @@ type Request struct {
 	RequestID string
 	// Time is when the call arrived (Config.Now).
 	Time time.Time
+	// Query is the URL query of a cloudtrail-data (REST-JSON) call.
+	Query url.Values
 	// ResponseElements, set by a write operation's handler, is recorded as
 	// the event's responseElements (JSON; nil records null). It is recorded
 	// only when the call succeeds.
@@ -99,6 +106,11 @@ type Config struct {
 	// Handlers serve operations of the CloudTrail model by name, beside
 	// the ones the server implements itself (LookupEvents).
 	Handlers map[string]Handler
+	// DataHandlers serve the cloudtrail-data service's REST-JSON
+	// operations by name (PutAuditEvents at POST /PutAuditEvents), signed
+	// for the service cloudtrail-data. Their calls are recorded as data
+	// events of eventSource cloudtrail-data.amazonaws.com.
+	DataHandlers map[string]Handler
 	// Retention hides records older than now-Retention from lookups; 0
 	// keeps everything.
 	Retention time.Duration
@@ -158,6 +170,8 @@ type call struct {
 	body      []byte
 	// responseElements is recorded for write calls.
 	responseElements []byte
+	// data marks a cloudtrail-data call.
+	data bool
 }
 
 // ServeHTTP answers one API request, then records it.
@@ -193,7 +207,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (c *call) known() bool {
 	_, ok := cloudtrailmodel.Operation(c.op)
-	return ok || c.op == "ImportRecords"
+	return ok || c.op == "ImportRecords" || c.data && c.op == "PutAuditEvents"
 }
 
 // serve authenticates and dispatches; the returned error is what the client
@@ -215,6 +229,13 @@ func (s *Server) serve(c *call) (any, error) {
 		return nil, err
 	}
 	c.caller = caller
+	if name := strings.TrimPrefix(r.URL.Path, "/"); r.Header.Get("X-Amz-Target") == "" && s.cfg.DataHandlers[name] != nil {
+		return s.serveData(c, name)
+	}
+	if caller.Service == "cloudtrail-data" {
+		return nil, &awsjson.Error{Code: "InvalidSignatureException", Status: http.StatusForbidden,
+			Message: "Credential should be scoped to correct service: 'cloudtrail'. "}
+	}
 	if r.Method != http.MethodPost || !ok {
 		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Missing or malformed X-Amz-Target header.", Status: http.StatusBadRequest}
 	}
@@ -253,6 +274,23 @@ func (s *Server) serve(c *call) (any, error) {
 		return out, err
 	}
 	return nil, audit.Errorf("UnsupportedOperation", "cairn does not implement %s yet.", op)
+}
+
+// serveData dispatches a cloudtrail-data (REST-JSON) call.
+func (s *Server) serveData(c *call, op string) (any, error) {
+	c.op, c.data = op, true
+	if c.caller.Service != "" && c.caller.Service != "cloudtrail-data" {
+		return nil, &awsjson.Error{Code: "InvalidSignatureException", Status: http.StatusForbidden,
+			Message: "Credential should be scoped to correct service: 'cloudtrail-data'. "}
+	}
+	if c.r.Method != http.MethodPost {
+		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + c.r.Method + " /" + op + ".", Status: http.StatusBadRequest}
+	}
+	if s.cfg.Recorder.Saturated() {
+		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	}
+	req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start, Query: c.r.URL.Query()}
+	return s.cfg.DataHandlers[op](c.r.Context(), req)
 }
 
 // wireError maps any error to the AWS error the client gets; causes that are
@@ -321,6 +359,10 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 		ManagementEvent:    &t,
 		RecipientAccountID: c.caller.AccountID,
 		EventCategory:      "Management",
+	}
+	if c.data {
+		f := false
+		ev.EventSource, ev.EventCategory, ev.ManagementEvent = "cloudtrail-data.amazonaws.com", "Data", &f
 	}
 	if ev.EventName == "" {
 		ev.EventName = "UnknownOperation"

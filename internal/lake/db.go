@@ -89,7 +89,7 @@ func openDB(path string, memoryLimit string, threads int) (*sql.DB, *duckdb.Conn
 	}
 	db := sql.OpenDB(connector)
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if _, err := db.ExecContext(ctx, schema+macros); err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("lake: schema: %w", err)
 	}

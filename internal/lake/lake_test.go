@@ -37,7 +37,7 @@ func (a auth) Authenticate(r *http.Request, body []byte) (apiserver.Caller, erro
 		return apiserver.Caller{}, err
 	}
 	acct := keys[res.AccessKeyID]
-	return apiserver.Caller{AccountID: acct, UserName: "u", ARN: "arn:aws:iam::" + acct + ":user/u", AccessKeyID: res.AccessKeyID, Region: res.Region}, nil
+	return apiserver.Caller{AccountID: acct, UserName: "u", ARN: "arn:aws:iam::" + acct + ":user/u", AccessKeyID: res.AccessKeyID, Region: res.Region, Service: res.Service}, nil
 }
 
 type recorder struct{ st *audittest.MemStore }
@@ -72,7 +72,7 @@ func newEnv(t *testing.T) *env {
 		return "", false
 	}
 	api := apiserver.New(apiserver.Config{Auth: auth{&sigv4.Verifier{Secret: secret}}, History: st, Recorder: recorder{st},
-		TokenKey: []byte("0123456789abcdef0123456789abcdef"), Handlers: l.Handlers()})
+		TokenKey: []byte("0123456789abcdef0123456789abcdef"), Handlers: l.Handlers(), DataHandlers: l.DataHandlers()})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &env{lake: l, store: st, url: srv.URL}
@@ -201,6 +201,7 @@ func TestStoresQueriesAndIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	all, _ := e.store.ReadAppended(ctx, 0, 1<<20)
 	t.Logf("%d real records, %d re-homed, %d into the store", len(recs), len(mine), n)
 
 	rows := runQuery(t, a, `SELECT COUNT(*) AS n FROM `+id)
@@ -218,7 +219,6 @@ func TestStoresQueriesAndIsolation(t *testing.T) {
 	}
 	// The group-by agrees with the raw JSON.
 	want := map[string]int{}
-	all, _ := e.store.ReadAppended(ctx, 0, 1<<20)
 	for _, ap := range all {
 		if r := ap.Record; r.Account == "111111111111" && r.Category == audit.CategoryManagement && r.Time.After(time.Now().AddDate(0, 0, -3653)) {
 			want[r.EventName]++

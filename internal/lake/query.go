@@ -111,6 +111,9 @@ func (l *Lake) rewrite(account, stmt string) (string, []string, error) {
 					return "", nil, audit.Errorf("EventDataStoreNotFound", "The event data store %s was not found.", clip(w))
 				}
 			}
+			if m, ok := prestoFunctions[strings.ToLower(w)]; ok && nextNonSpace(stmt, j) == '(' {
+				w = m
+			}
 			b.WriteString(w)
 			prevWord = strings.ToLower(w)
 			i = j
@@ -123,6 +126,32 @@ func (l *Lake) rewrite(account, stmt string) (string, []string, error) {
 		}
 	}
 	return b.String(), ids, nil
+}
+
+// prestoFunctions are Lake (Presto) functions whose DuckDB namesake differs
+// in meaning; statements call cairn's macros instead (see macros).
+var prestoFunctions = map[string]string{
+	"element_at":          "lake_element_at",
+	"json_extract_scalar": "lake_json_extract_scalar",
+	"json_parse":          "lake_json_parse",
+	"json_format":         "lake_json_format",
+}
+
+// macros define prestoFunctions' replacements.
+const macros = `
+CREATE OR REPLACE MACRO lake_element_at(m, k) AS m[k];
+CREATE OR REPLACE MACRO lake_json_extract_scalar(j, p) AS json_extract_string(j, p);
+CREATE OR REPLACE MACRO lake_json_parse(j) AS json(j);
+CREATE OR REPLACE MACRO lake_json_format(j) AS CAST(j AS VARCHAR);
+`
+
+func nextNonSpace(s string, i int) byte {
+	for ; i < len(s); i++ {
+		if !unicode.IsSpace(rune(s[i])) {
+			return s[i]
+		}
+	}
+	return 0
 }
 
 func isWord(c byte) bool {

@@ -1,0 +1,261 @@
+package lake
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/apiserver"
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsjson"
+)
+
+// DataHandlers returns the cloudtrail-data operations Lake serves, for
+// apiserver.Config.DataHandlers.
+func (l *Lake) DataHandlers() map[string]apiserver.Handler {
+	return map[string]apiserver.Handler{"PutAuditEvents": l.putAuditEvents}
+}
+
+var (
+	auditIDRE    = regexp.MustCompile(`^[-_A-Za-z0-9]{1,128}$`)
+	externalIDRE = regexp.MustCompile(`^[\w+=,.@:\/-]+$`)
+)
+
+func dataErr(code string, status int, msg string) error {
+	return &awsjson.Error{Code: code, Message: msg, Status: status}
+}
+
+type auditEvent struct {
+	ID                *string `json:"id"`
+	EventData         *string `json:"eventData"`
+	EventDataChecksum *string `json:"eventDataChecksum"`
+}
+
+type putResult struct {
+	Successful []successEntry `json:"successful"`
+	Failed     []failedEntry  `json:"failed"`
+}
+
+type successEntry struct {
+	ID      string `json:"id"`
+	EventID string `json:"eventID"`
+}
+
+type failedEntry struct {
+	ID           string `json:"id"`
+	ErrorCode    string `json:"errorCode"`
+	ErrorMessage string `json:"errorMessage"`
+}
+
+// putAuditEvents validates each event, stores the valid ones in the
+// channel's event data stores (durably, before answering) and reports
+// each event as successful or failed.
+func (l *Lake) putAuditEvents(ctx context.Context, req *apiserver.Request) (any, error) {
+	ref := req.Query.Get("channelArn")
+	if ref == "" {
+		return nil, dataErr("ValidationException", http.StatusBadRequest, "channelArn is required.")
+	}
+	if !strings.HasPrefix(ref, "arn:") || len(ref) > 256 {
+		return nil, dataErr("InvalidChannelARN", http.StatusBadRequest, "The specified channel ARN is not valid.")
+	}
+	if x, ok := req.Query["externalId"]; ok && (len(x) != 1 || !externalIDRE.MatchString(x[0]) || len(x[0]) < 2 || len(x[0]) > 1224) {
+		return nil, dataErr("ValidationException", http.StatusBadRequest, "externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-_.")
+	}
+	var in struct {
+		AuditEvents []auditEvent `json:"auditEvents"`
+	}
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	if len(in.AuditEvents) < 1 || len(in.AuditEvents) > 100 {
+		return nil, dataErr("ValidationException", http.StatusBadRequest, "auditEvents must have 1 to 100 items.")
+	}
+	seen := map[string]bool{}
+	for _, e := range in.AuditEvents {
+		if e.ID == nil || !auditIDRE.MatchString(*e.ID) {
+			return nil, dataErr("ValidationException", http.StatusBadRequest, "Each audit event needs an id of 1 to 128 letters, digits, '-' and '_'.")
+		}
+		if e.EventData == nil {
+			return nil, dataErr("ValidationException", http.StatusBadRequest, "Each audit event needs eventData.")
+		}
+		if seen[*e.ID] {
+			return nil, dataErr("DuplicatedAuditEventId", http.StatusBadRequest, "The audit event id "+*e.ID+" appears more than once.")
+		}
+		seen[*e.ID] = true
+	}
+	l.mu.Lock()
+	i := strings.LastIndex(ref, ":channel/")
+	if i < 0 {
+		l.mu.Unlock()
+		return nil, dataErr("InvalidChannelARN", http.StatusBadRequest, "The specified channel ARN is not valid.")
+	}
+	c := l.channels[ref[i+len(":channel/"):]]
+	if c == nil || c.ARN() != ref {
+		l.mu.Unlock()
+		return nil, dataErr("ChannelNotFound", http.StatusNotFound, "The specified channel was not found.")
+	}
+	if c.Account != req.Caller.AccountID {
+		l.mu.Unlock()
+		return nil, dataErr("ChannelInsufficientPermission", http.StatusForbidden, "The caller's account is not permitted to send events to this channel.")
+	}
+	var stores []string
+	for _, d := range c.Destinations {
+		if s, err := l.findStoreLocked(callerOf(c.Account), d.Location); err == nil && s.Status != StatusPendingDeletion {
+			stores = append(stores, s.ID)
+		}
+	}
+	channelARN, region, account := c.ARN(), c.Region, c.Account
+	l.mu.Unlock()
+
+	now := l.opts.Now().UTC()
+	out := putResult{Successful: []successEntry{}, Failed: []failedEntry{}}
+	var rows []row
+	var okIDs []successEntry
+	for _, e := range in.AuditEvents {
+		raw, eventID, code, msg := l.auditRecord(e, account, region, channelARN, now)
+		if code != "" {
+			out.Failed = append(out.Failed, failedEntry{*e.ID, code, msg})
+			continue
+		}
+		for _, s := range stores {
+			rows = append(rows, row{eds: s, raw: raw})
+		}
+		okIDs = append(okIDs, successEntry{*e.ID, eventID})
+	}
+	if len(rows) > 0 {
+		if err := l.insert(ctx, rows, 0); err != nil {
+			return nil, err
+		}
+	}
+	out.Successful = append(out.Successful, okIDs...)
+	l.mu.Lock()
+	if c := l.channels[channelARN[strings.LastIndex(channelARN, "/")+1:]]; c != nil {
+		c.LastAttempt = now
+		c.LastAttemptEvent = ""
+		if len(okIDs) > 0 {
+			c.LastSuccess, c.LastSuccessEvent = now, okIDs[len(okIDs)-1].EventID
+			c.LastAttemptEvent = c.LastSuccessEvent
+		}
+		c.LastErrorCode = ""
+		if len(out.Failed) > 0 {
+			c.LastErrorCode = out.Failed[len(out.Failed)-1].ErrorCode
+		}
+	}
+	l.mu.Unlock()
+	return out, nil
+}
+
+// Field limits of eventData (facts §8.5).
+var fieldLimits = []struct {
+	name     string
+	max      int
+	required bool
+}{
+	{"version", 256, true}, {"userAgent", 1024, false}, {"eventSource", 1024, true}, {"eventName", 1024, true},
+	{"eventTime", 64, true}, {"UID", 1024, true}, {"errorCode", 256, false}, {"errorMessage", 256, false},
+	{"sourceIPAddress", 64, false}, {"recipientAccountId", 12, true},
+}
+
+// auditRecord validates one event and builds the stored record, or returns
+// the per-event error code and message.
+func (l *Lake) auditRecord(e auditEvent, account, region, channelARN string, now time.Time) (raw []byte, eventID, code, msg string) {
+	data := []byte(*e.EventData)
+	if e.EventDataChecksum != nil {
+		sum := sha256.Sum256(data)
+		if base64.StdEncoding.EncodeToString(sum[:]) != *e.EventDataChecksum {
+			return nil, "", "InvalidChecksum", "The eventDataChecksum does not match the SHA-256 of eventData."
+		}
+	}
+	var ev map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&ev); err != nil || ev == nil || dec.More() {
+		return nil, "", "InvalidData", "eventData is not a JSON object."
+	}
+	for _, f := range fieldLimits {
+		v, ok := ev[f.name]
+		if !ok || string(v) == "null" {
+			if f.required {
+				return nil, "", "FieldNotFound", "eventData has no " + f.name + "."
+			}
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return nil, "", "InvalidData", f.name + " must be a string."
+		}
+		if len(s) > f.max {
+			return nil, "", "FieldTooLong", f.name + " is longer than its limit."
+		}
+	}
+	var ui struct {
+		Type        *string         `json:"type"`
+		PrincipalID *string         `json:"principalId"`
+		Details     json.RawMessage `json:"details"`
+	}
+	if v, ok := ev["userIdentity"]; !ok {
+		return nil, "", "FieldNotFound", "eventData has no userIdentity."
+	} else if json.Unmarshal(v, &ui) != nil {
+		return nil, "", "InvalidData", "userIdentity must be an object."
+	}
+	if ui.Type == nil || ui.PrincipalID == nil {
+		return nil, "", "FieldNotFound", "userIdentity needs type and principalId."
+	}
+	if len(*ui.Type) > 128 || len(*ui.PrincipalID) > 1024 {
+		return nil, "", "FieldTooLong", "userIdentity.type or principalId is longer than its limit."
+	}
+	for name, max := range map[string]int{"requestParameters": 100 << 10, "responseElements": 100 << 10, "additionalEventData": 28 << 10} {
+		if v, ok := ev[name]; ok && string(v) != "null" {
+			if len(v) > max {
+				return nil, "", "FieldTooLong", name + " is larger than its limit."
+			}
+			if v[0] != '{' {
+				return nil, "", "InvalidData", name + " must be a JSON object."
+			}
+		}
+	}
+	var str = func(name string) string { var s string; _ = json.Unmarshal(ev[name], &s); return s }
+	if str("recipientAccountId") != account {
+		return nil, "", "InvalidRecipient", "recipientAccountId must be the channel owner's account."
+	}
+	t, err := time.Parse("2006-01-02T15:04:05", strings.TrimSuffix(str("eventTime"), "Z"))
+	if err != nil {
+		return nil, "", "InvalidData", "eventTime must be yyyy-MM-ddTHH:mm:ss (UTC)."
+	}
+	if ip := str("sourceIPAddress"); ip != "" && net.ParseIP(ip) == nil {
+		return nil, "", "InvalidData", "sourceIPAddress must be an IPv4 or IPv6 address."
+	}
+	if str("eventSource") == "" || str("eventName") == "" {
+		return nil, "", "InvalidData", "eventSource and eventName must not be empty."
+	}
+	eventID = newID()
+	rec := struct {
+		EventVersion       string          `json:"eventVersion"`
+		EventCategory      string          `json:"eventCategory"`
+		EventType          string          `json:"eventType"`
+		EventID            string          `json:"eventID"`
+		EventTime          string          `json:"eventTime"`
+		AWSRegion          string          `json:"awsRegion"`
+		RecipientAccountID string          `json:"recipientAccountId"`
+		Metadata           any             `json:"metadata"`
+		EventData          json.RawMessage `json:"eventData"`
+	}{"1.0", "ActivityAuditLog", "ActivityLog", eventID, t.UTC().Format("2006-01-02T15:04:05Z"), region, account,
+		map[string]string{"ingestionTime": now.Format("2006-01-02T15:04:05Z"), "channelARN": channelARN}, json.RawMessage(data)}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, data); err != nil {
+		return nil, "", "InvalidData", "eventData is not valid JSON."
+	}
+	rec.EventData = buf.Bytes()
+	raw, err = json.Marshal(rec)
+	if err != nil {
+		return nil, "", "InvalidData", "eventData cannot be stored."
+	}
+	_ = audit.FormatTime
+	return raw, eventID, "", ""
+}
