@@ -108,7 +108,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	trails.SetOrganization(org)
 	trailAPI := &trail.API{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
-	keyring, err := digest.OpenKeyring(f.dataDir, digest.DefaultRotation)
+	keyring, err := digest.OpenKeyring(f.dataDir, cfg.Delivery.DigestKeyRotation)
 	if err != nil {
 		return err
 	}

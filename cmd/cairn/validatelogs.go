@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/bucket"
 	"github.com/cairn-audit/cairn/internal/digest"
+	"github.com/cairn-audit/cairn/internal/digest/chain"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -68,7 +69,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 			return fail(err)
 		}
 	}
-	if !digest.ARNPattern.MatchString(*arn) {
+	if !chain.ARNPattern.MatchString(*arn) {
 		return fail(fmt.Errorf("Invalid trail ARN provided: %s", *arn))
 	}
 	if *endpoint == "" && *dataDir == "" {
@@ -98,7 +99,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		src = dataDirKeys{dir: *dataDir, region: srcRegion}
 	}
 
-	v := &digest.Validation{TrailARN: *arn, Start: start, End: end, Bucket: *s3Bucket, Prefix: *s3Prefix,
+	v := &chain.Validation{TrailARN: *arn, Start: start, End: end, Bucket: *s3Bucket, Prefix: *s3Prefix,
 		Account: *account, SourceRegion: srcRegion, OrganizationID: *orgID, Verbose: *verbose,
 		Stdout: stdout, Stderr: stderr, PublicKeys: src.publicKeys}
 	if v.Bucket == "" {
@@ -175,7 +176,7 @@ func parseCLITime(s string) (time.Time, error) {
 // keySource gives the validation the trail and the public keys.
 type keySource interface {
 	trail(ctx context.Context, arn string) (trail.Trail, error)
-	publicKeys(ctx context.Context, start, end time.Time) ([]digest.PublicKey, error)
+	publicKeys(ctx context.Context, start, end time.Time) ([]chain.PublicKey, error)
 }
 
 type apiKeys struct{ c *cloudtrail.Client }
@@ -194,14 +195,14 @@ func (a apiKeys) trail(ctx context.Context, arn string) (trail.Trail, error) {
 	return trail.Trail{}, fmt.Errorf("A trail could not be found for %s", arn)
 }
 
-func (a apiKeys) publicKeys(ctx context.Context, start, end time.Time) ([]digest.PublicKey, error) {
+func (a apiKeys) publicKeys(ctx context.Context, start, end time.Time) ([]chain.PublicKey, error) {
 	out, err := a.c.ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{StartTime: &start, EndTime: &end})
 	if err != nil {
 		return nil, err
 	}
-	var keys []digest.PublicKey
+	var keys []chain.PublicKey
 	for _, k := range out.PublicKeyList {
-		keys = append(keys, digest.PublicKey{Fingerprint: aws.ToString(k.Fingerprint), DER: k.Value})
+		keys = append(keys, chain.PublicKey{Fingerprint: aws.ToString(k.Fingerprint), DER: k.Value})
 	}
 	return keys, nil
 }
@@ -226,14 +227,14 @@ func (d dataDirKeys) trail(_ context.Context, arn string) (trail.Trail, error) {
 	return trail.Trail{}, fmt.Errorf("A trail could not be found for %s", arn)
 }
 
-func (d dataDirKeys) publicKeys(_ context.Context, start, end time.Time) ([]digest.PublicKey, error) {
+func (d dataDirKeys) publicKeys(_ context.Context, start, end time.Time) ([]chain.PublicKey, error) {
 	kr, err := digest.OpenKeyring(d.dir, 0)
 	if err != nil {
 		return nil, err
 	}
-	var keys []digest.PublicKey
+	var keys []chain.PublicKey
 	for _, k := range kr.Public(d.region, start, end) {
-		keys = append(keys, digest.PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
+		keys = append(keys, chain.PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
 	}
 	return keys, nil
 }

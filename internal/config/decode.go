@@ -134,7 +134,7 @@ func decode(name string, data []byte) (*Config, ErrorList) {
 // method like eventHistory, and a line here.
 func (d *decoder) config(n *yaml.Node) *Config {
 	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
-		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval},
+		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval, DigestKeyRotation: DefaultDigestKeyRotation},
 		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights()}
 	d.bucketNames = map[string]int{}
 	d.mapping(n, "",

@@ -37,6 +37,9 @@ type Delivery struct {
 	Interval time.Duration `yaml:"interval"`
 	// DigestInterval is how often digest files are written (AWS: hourly).
 	DigestInterval time.Duration `yaml:"digest_interval"`
+	// DigestKeyRotation is how long a region's digest signing key is used
+	// before a new key pair replaces it (AWS's keys: about 30 days).
+	DigestKeyRotation time.Duration `yaml:"digest_key_rotation"`
 }
 
 // Trails limits trails.
@@ -48,9 +51,10 @@ type Trails struct {
 
 // Defaults of the trails sections.
 const (
-	DefaultDeliveryInterval = 5 * time.Minute
-	DefaultDigestInterval   = time.Hour
-	DefaultMaxTrails        = 5
+	DefaultDeliveryInterval  = 5 * time.Minute
+	DefaultDigestInterval    = time.Hour
+	DefaultDigestKeyRotation = 30 * 24 * time.Hour
+	DefaultMaxTrails         = 5
 )
 
 // bucketName is S3's rule for new bucket names: 3-63 characters of
@@ -108,6 +112,11 @@ func (d *decoder) delivery(n *yaml.Node, path string, dl *Delivery) {
 		field{"digest_interval", false, func(v *yaml.Node, path string) {
 			if t, ok := d.duration(v, path, time.Second, 24*time.Hour); ok {
 				dl.DigestInterval = t
+			}
+		}},
+		field{"digest_key_rotation", false, func(v *yaml.Node, path string) {
+			if t, ok := d.duration(v, path, time.Minute, 10*365*24*time.Hour); ok {
+				dl.DigestKeyRotation = t
 			}
 		}},
 	)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/digest/chain"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -108,12 +110,12 @@ func (f *fixture) validate(t *testing.T, start, end time.Time) (ok bool, stdout,
 	t.Helper()
 	var out, errb bytes.Buffer
 	tr := f.trails.trails[0]
-	v := &Validation{TrailARN: tr.ARN(), Start: start, End: end, Bucket: "audit-logs", Prefix: tr.S3KeyPrefix,
+	v := &chain.Validation{TrailARN: tr.ARN(), Start: start, End: end, Bucket: "audit-logs", Prefix: tr.S3KeyPrefix,
 		Objects: BucketObjects(func(n string) (bucket.Bucket, bool) { return f.bkt, n == "audit-logs" }),
-		PublicKeys: func(_ context.Context, s, e time.Time) ([]PublicKey, error) {
-			var out []PublicKey
+		PublicKeys: func(_ context.Context, s, e time.Time) ([]chain.PublicKey, error) {
+			var out []chain.PublicKey
 			for _, k := range f.keys.Public("us-east-1", s, e) {
-				out = append(out, PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
+				out = append(out, chain.PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
 			}
 			return out, nil
 		},
@@ -146,7 +148,7 @@ func readDigest(t *testing.T, b bucket.Bucket, key string) (map[string]any, map[
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := gunzip(body)
+	raw, err := gunzipBytes(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func TestDigestChain(t *testing.T) {
 	}
 	lfs := first["logFiles"].([]any)
 	if len(lfs) != 1 || lfs[0].(map[string]any)["s3Object"] != log1 ||
-		lfs[0].(map[string]any)["hashValue"] != HashLog([]byte(`{"Records":[{"eventVersion":"1.11"}]}`)) {
+		lfs[0].(map[string]any)["hashValue"] != chain.HashLog([]byte(`{"Records":[{"eventVersion":"1.11"}]}`)) {
 		t.Errorf("log files: %v", lfs)
 	}
 	if meta1[MetaSignatureAlgorithm] != "SHA256withRSA" || len(meta1[MetaSignature]) != 512 {
@@ -195,7 +197,7 @@ func TestDigestChain(t *testing.T) {
 	}
 	second, _, _ := readDigest(t, f.bkt, d[1])
 	if second["previousDigestSignature"] != meta1[MetaSignature] || second["previousDigestS3Object"] != d[0] ||
-		second["previousDigestHashValue"] != HashLog(raw1) || second["previousDigestHashAlgorithm"] != "SHA-256" ||
+		second["previousDigestHashValue"] != chain.HashLog(raw1) || second["previousDigestHashAlgorithm"] != "SHA-256" ||
 		second["digestStartTime"] != "2026-11-20T11:00:00Z" || second["newestEventTime"] != nil ||
 		len(second["logFiles"].([]any)) != 0 {
 		t.Errorf("second digest: %v", second)
@@ -405,4 +407,51 @@ print("valid")
 			t.Errorf("the CLI's validator accepted a changed digest: %s", out)
 		}
 	}
+}
+
+func TestValidationRefusesForgedDigest(t *testing.T) {
+	f := newFixture(t, "")
+	f.clk.t = f.t0.Add(time.Hour)
+	f.w.WriteDue(context.Background())
+	d := f.digests(t)
+	// A digest signed by a key cairn never published, put where the next
+	// one would be.
+	other, err := OpenKeyring(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := other.Current("us-east-1", f.clk.t)
+	key := strings.Replace(d[0], "T110000Z", "T120000Z", 1)
+	prev := "00"
+	s, err := Sign(&File{AWSAccountID: "111122223333", DigestStartTime: "2026-11-20T11:00:00Z", DigestEndTime: "2026-11-20T12:00:00Z",
+		DigestS3Bucket: "audit-logs", DigestS3Object: key, PreviousDigestSignature: &prev}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.bkt.Put(context.Background(), key, s.Gzip, "", s.Metadata())
+	ok, out, errs := f.validate(t, f.t0, f.t0.Add(2*time.Hour))
+	if ok || !strings.Contains(errs, "Digest file\ts3://audit-logs/"+key+"\tINVALID: public key not found in region us-east-1 for fingerprint "+k.Fingerprint) ||
+		!strings.Contains(out, "1/2 digest files valid, 1/2 digest files INVALID") {
+		t.Errorf("forged digest: ok=%v\n%s\n%q", ok, out, errs)
+	}
+	// Without its signature metadata.
+	f.bkt.Put(context.Background(), key, s.Gzip, "", map[string]string{"x": "y"})
+	_, _, errs = f.validate(t, f.t0, f.t0.Add(2*time.Hour))
+	if !strings.Contains(errs, key+"\tINVALID: signature verification failed") {
+		t.Errorf("unsigned digest: %q", errs)
+	}
+	// Not a digest at all.
+	f.bkt.Put(context.Background(), key, []byte("not gzip"), "", s.Metadata())
+	_, _, errs = f.validate(t, f.t0, f.t0.Add(2*time.Hour))
+	if !strings.Contains(errs, key+"\tINVALID: invalid format") {
+		t.Errorf("garbage digest: %q", errs)
+	}
+}
+
+func gunzipBytes(b []byte) ([]byte, error) {
+	r, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
 }

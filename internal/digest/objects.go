@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cairn-audit/cairn/internal/digest/chain"
 
 	"github.com/cairn-audit/cairn/internal/bucket"
 )
@@ -11,16 +12,16 @@ import (
 // BucketObjects reads through bucket.Bucket values found by name.
 type BucketObjects func(name string) (bucket.Bucket, bool)
 
-// Get reads an object; a missing object or bucket is ErrNotFound (the CLI
+// Get reads an object; a missing object or bucket is chain.ErrNotFound (the CLI
 // reports both as "not found").
 func (f BucketObjects) Get(ctx context.Context, name, key string) ([]byte, map[string]string, error) {
 	b, ok := f(name)
 	if !ok {
-		return nil, nil, fmt.Errorf("bucket %s: %w", name, ErrNotFound)
+		return nil, nil, fmt.Errorf("bucket %s: %w", name, chain.ErrNotFound)
 	}
 	body, meta, err := b.Get(ctx, key)
 	if errors.Is(err, bucket.ErrNoSuchKey) {
-		return nil, nil, fmt.Errorf("%w: %w", ErrNotFound, err)
+		return nil, nil, fmt.Errorf("%w: %w", chain.ErrNotFound, err)
 	}
 	return body, meta, err
 }

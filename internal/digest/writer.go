@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cairn-audit/cairn/internal/digest/chain"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -39,11 +40,11 @@ type Writer struct {
 	mu   sync.Mutex // guards chains and the state file
 	// write serializes WriteDue (a digest round).
 	write  sync.Mutex
-	chains map[string]*chain
+	chains map[string]*chainState
 }
 
-// chain is the digest chain of one trail, account and region.
-type chain struct {
+// chainState is the digest chain of one trail, account and region.
+type chainState struct {
 	TrailARN string `json:"trailArn"`
 	Account  string `json:"account"`
 	Region   string `json:"region"`
@@ -75,7 +76,7 @@ const stateFile = "digest-chains.json"
 // NewWriter returns a writer keeping its chains in dir.
 func NewWriter(dir string, trails Trails, buckets func(string) (bucket.Bucket, bool), keys *Keyring, interval time.Duration) (*Writer, error) {
 	w := &Writer{Trails: trails, Bucket: buckets, Keys: keys, Interval: interval,
-		path: filepath.Join(dir, stateFile), chains: map[string]*chain{}}
+		path: filepath.Join(dir, stateFile), chains: map[string]*chainState{}}
 	b, err := os.ReadFile(w.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return w, nil
@@ -83,7 +84,7 @@ func NewWriter(dir string, trails Trails, buckets func(string) (bucket.Bucket, b
 	if err != nil {
 		return nil, fmt.Errorf("digest: read %s: %w", w.path, err)
 	}
-	var list []*chain
+	var list []*chainState
 	if err := json.Unmarshal(b, &list); err != nil {
 		return nil, fmt.Errorf("digest: %s is damaged: %w", w.path, err)
 	}
@@ -94,7 +95,7 @@ func NewWriter(dir string, trails Trails, buckets func(string) (bucket.Bucket, b
 }
 
 func (w *Writer) saveLocked() error {
-	list := make([]*chain, 0, len(w.chains))
+	list := make([]*chainState, 0, len(w.chains))
 	for _, c := range w.chains {
 		list = append(list, c)
 	}
@@ -114,8 +115,8 @@ func (w *Writer) LogDelivered(_ context.Context, t trail.Trail, account, region,
 	if !t.LogFileValidationEnabled {
 		return
 	}
-	p := pending{LogFile: LogFile{S3Bucket: t.S3BucketName, S3Object: key, HashValue: HashLog(raw), HashAlgorithm: HashAlgorithm,
-		NewestEventTime: FormatTime(newest), OldestEventTime: FormatTime(oldest)}, Oldest: oldest, Newest: newest}
+	p := pending{LogFile: LogFile{S3Bucket: t.S3BucketName, S3Object: key, HashValue: chain.HashLog(raw), HashAlgorithm: HashAlgorithm,
+		NewestEventTime: chain.FormatTime(newest), OldestEventTime: chain.FormatTime(oldest)}, Oldest: oldest, Newest: newest}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c := w.chainLocked(&t, account, region)
@@ -127,7 +128,7 @@ func (w *Writer) LogDelivered(_ context.Context, t trail.Trail, account, region,
 
 // chainLocked returns the chain of t, account and region, beginning one
 // when there is none.
-func (w *Writer) chainLocked(t *trail.Trail, account, region string) *chain {
+func (w *Writer) chainLocked(t *trail.Trail, account, region string) *chainState {
 	id := chainID(t.ARN(), account, region)
 	c := w.chains[id]
 	if c == nil {
@@ -141,7 +142,7 @@ func (w *Writer) chainLocked(t *trail.Trail, account, region string) *chain {
 				start = floor
 			}
 		}
-		c = &chain{TrailARN: t.ARN(), Account: account, Region: region, Logging: t.StartLoggingTime, Start: start.UTC().Truncate(time.Second)}
+		c = &chainState{TrailARN: t.ARN(), Account: account, Region: region, Logging: t.StartLoggingTime, Start: start.UTC().Truncate(time.Second)}
 		w.chains[id] = c
 	}
 	return c
@@ -192,7 +193,7 @@ func (w *Writer) WriteDue(ctx context.Context) {
 	for _, id := range ids {
 		w.mu.Lock()
 		c := w.chains[id]
-		var snap chain
+		var snap chainState
 		if c != nil {
 			snap = *c
 			snap.Pending = append([]pending(nil), c.Pending...)
@@ -256,7 +257,7 @@ func (w *Writer) WriteDue(ctx context.Context) {
 
 // writeDigest writes c's digest ending at end and advances c (a copy) to
 // it.
-func (w *Writer) writeDigest(ctx context.Context, t *trail.Trail, c *chain, end time.Time) error {
+func (w *Writer) writeDigest(ctx context.Context, t *trail.Trail, c *chainState, end time.Time) error {
 	b, ok := w.Bucket(t.S3BucketName)
 	if !ok {
 		return fmt.Errorf("NoSuchBucket: bucket %s is not configured", t.S3BucketName)
@@ -265,8 +266,8 @@ func (w *Writer) writeDigest(ctx context.Context, t *trail.Trail, c *chain, end 
 	if err != nil {
 		return err
 	}
-	key := ObjectKey(t.KeyPrefix(c.Account, trail.FolderDigests, c.Region), c.Account, c.Region, t.Name, t.HomeRegion, end)
-	f := File{AWSAccountID: c.Account, DigestStartTime: FormatTime(c.Start), DigestEndTime: FormatTime(end),
+	key := chain.ObjectKey(t.KeyPrefix(c.Account, trail.FolderDigests, c.Region), c.Account, c.Region, t.Name, t.HomeRegion, end)
+	f := File{AWSAccountID: c.Account, DigestStartTime: chain.FormatTime(c.Start), DigestEndTime: chain.FormatTime(end),
 		DigestS3Bucket: t.S3BucketName, DigestS3Object: key, LogFiles: []LogFile{}}
 	var oldest, newest time.Time
 	for i, p := range c.Pending {
@@ -279,7 +280,7 @@ func (w *Writer) writeDigest(ctx context.Context, t *trail.Trail, c *chain, end 
 		}
 	}
 	if len(c.Pending) > 0 {
-		o, n := FormatTime(oldest), FormatTime(newest)
+		o, n := chain.FormatTime(oldest), chain.FormatTime(newest)
 		f.OldestEventTime, f.NewestEventTime = &o, &n
 	}
 	if c.PrevKey != "" {

@@ -1,4 +1,4 @@
-package digest
+package chain
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 )
 
 // ErrNotFound is what Objects.Get returns (wrapped) for a missing object.
-var ErrNotFound = errors.New("digest: object not found")
+var ErrNotFound = errors.New("chain: object not found")
 
 // Objects reads the buckets a validation walks through.
 type Objects interface {
@@ -53,6 +53,10 @@ type Validation struct {
 	Verbose    bool
 	Stdout     io.Writer
 	Stderr     io.Writer
+
+	// verify checks a signature (rsa.VerifyPKCS1v15; the fuzz test
+	// replaces it: RSA under the fuzzer's instrumentation is too slow).
+	verify func(pub *rsa.PublicKey, hash crypto.Hash, hashed, sig []byte) error
 
 	trailName, homeRegion                                string
 	validDigests, invalidDigests, validLogs, invalidLogs int
@@ -205,7 +209,12 @@ func (v *Validation) traverse(ctx context.Context) error {
 		byFP[k.Fingerprint] = k.DER
 	}
 	key, lastStart := lastDigest(&digests, "")
+	// seen guards against a chain that loops back (only the key's holder
+	// can sign one; the AWS CLI would walk it forever): a digest seen
+	// before ends the chain as a starting digest would.
+	seen := map[string]bool{}
 	for key != "" && !v.Start.After(lastStart) {
+		seen[bucket+"/"+key] = true
 		d, err := v.loadDigest(ctx, byFP, bucket, key)
 		var de *digestError
 		switch {
@@ -232,7 +241,7 @@ func (v *Validation) traverse(ctx context.Context) error {
 				return err
 			}
 		}
-		if d.prevBucket == nil || d.prevKey == nil {
+		if d.prevBucket == nil || d.prevKey == nil || seen[*d.prevBucket+"/"+*d.prevKey] {
 			next, nextEnd := lastDigest(&digests, key)
 			if next != "" {
 				v.status(fmt.Sprintf("No log files were delivered by CloudTrail between %s and %s",
@@ -315,7 +324,11 @@ func (v *Validation) loadDigest(ctx context.Context, keys map[string][]byte, buc
 		return nil, &digestError{loc + "INVALID: " + msg}
 	}
 	h := sha256.Sum256(sts)
-	if rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sigBytes) != nil {
+	verify := v.verify
+	if verify == nil {
+		verify = rsa.VerifyPKCS1v15
+	}
+	if verify(pub, crypto.SHA256, h[:], sigBytes) != nil {
 		return nil, &digestError{loc + "INVALID: signature verification failed"}
 	}
 	d := &loaded{bucket: bucket, key: key}
