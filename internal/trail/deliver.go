@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -35,6 +37,7 @@ type Deliverer struct {
 
 	mu      sync.Mutex // one delivery at a time
 	backoff map[string]backoff
+	files   map[string]logFileBody // bodies of the current batch, shared by trails
 }
 
 // Observer learns of delivered log files.
@@ -102,6 +105,7 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) {
 			return
 		}
 		last := batch[len(batch)-1].Seq
+		d.files = map[string]logFileBody{}
 		for i := range trails {
 			t := &trails[i]
 			if t.Position >= last {
@@ -123,6 +127,7 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) {
 			}
 		}
 		trails = kept
+		d.files = nil
 		if len(trails) == 0 || len(batch) < feedBatch {
 			return
 		}
@@ -133,7 +138,7 @@ type group struct{ account, region, folder string }
 
 // deliver writes t's files for the records of batch after t.Position.
 func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appended) error {
-	groups := map[group][]*audit.Record{}
+	groups := map[group][]int{}
 	var order []group
 	for i := range batch {
 		a := &batch[i]
@@ -151,7 +156,7 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		if groups[g] == nil {
 			order = append(order, g)
 		}
-		groups[g] = append(groups[g], &a.Record)
+		groups[g] = append(groups[g], i)
 	}
 	if len(order) == 0 {
 		return nil
@@ -161,15 +166,18 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		return fmt.Errorf("NoSuchBucket: bucket %s is not configured", t.S3BucketName)
 	}
 	for _, g := range order {
-		recs := groups[g]
+		idx := groups[g]
+		recs := make([]*audit.Record, len(idx))
+		for i, j := range idx {
+			recs[i] = &batch[j].Record
+		}
 		for len(recs) > 0 {
-			n, body := logFile(recs)
-			raw := body
-			key := logKey(t, g, d.now())
-			gz, err := gzipped(body)
+			f, err := d.file(g, idx, recs)
 			if err != nil {
 				return err
 			}
+			n, raw, gz := f.n, f.raw, f.gz
+			key := logKey(t, g, d.now())
 			if err := b.Put(ctx, key, gz, "application/json", nil); err != nil {
 				return err
 			}
@@ -179,10 +187,42 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 					d.Observer.LogDelivered(ctx, *t, g.account, g.region, key, raw, oldest, newest)
 				}
 			}
-			recs = recs[n:]
+			recs, idx = recs[n:], idx[n:]
 		}
 	}
 	return nil
+}
+
+// logFileBody is a log file's JSON and its gzip.
+type logFileBody struct {
+	n       int
+	raw, gz []byte
+}
+
+// file returns the log file of the first records of recs (batch indexes
+// idx). Trails that select the same records of a batch share the file's
+// body: it is built and compressed once per batch.
+func (d *Deliverer) file(g group, idx []int, recs []*audit.Record) (logFileBody, error) {
+	h := fnv.New64a()
+	var b [8]byte
+	for _, i := range idx {
+		binary.LittleEndian.PutUint64(b[:], uint64(i))
+		h.Write(b[:])
+	}
+	key := fmt.Sprintf("%s|%s|%s|%d|%x", g.account, g.region, g.folder, len(idx), h.Sum64())
+	if f, ok := d.files[key]; ok {
+		return f, nil
+	}
+	n, raw := logFile(recs)
+	gz, err := gzipped(raw)
+	if err != nil {
+		return logFileBody{}, err
+	}
+	f := logFileBody{n, raw, gz}
+	if n == len(recs) { // a cut file's rest has other indexes: not shared
+		d.files[key] = f
+	}
+	return f, nil
 }
 
 // drainWindow is how long after StopLogging a trail still delivers the
