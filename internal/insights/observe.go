@@ -2,6 +2,7 @@ package insights
 
 import (
 	"bytes"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -28,12 +29,66 @@ func Observe(r audit.Record) (o Observation, ok bool) {
 	o = Observation{Time: r.Time, Account: r.Account, Region: r.Region, EventSource: r.EventSource,
 		EventName: r.EventName, Write: r.ReadOnly == audit.False}
 	if hasErrorCode(r.Raw) {
-		var v obsView
-		if json.Unmarshal(r.Raw, &v, lenient) == nil {
-			o.ErrorCode = v.ErrorCode
-		}
+		o.ErrorCode = errorCode(r.Raw)
 	}
 	return o, o.Write || o.ErrorCode != ""
+}
+
+// errorCode returns the record's top-level errorCode: a scan that tracks
+// nesting and strings finds it without decoding the record, and the JSON
+// decoder reads it when the value is not a plain string (escapes, another
+// type) or the record is not well formed.
+func errorCode(raw []byte) string {
+	const key = `"errorCode"`
+	depth := 0
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case '"':
+			if depth == 1 && bytes.HasPrefix(raw[i:], []byte(key)) {
+				j := i + len(key)
+				for j < len(raw) && isSpace(raw[j]) {
+					j++
+				}
+				if j < len(raw) && raw[j] == ':' { // a member name, not a value
+					j++
+					for j < len(raw) && isSpace(raw[j]) {
+						j++
+					}
+					if j < len(raw) && raw[j] == '"' {
+						end := bytes.IndexByte(raw[j+1:], '"')
+						if end >= 0 {
+							v := raw[j+1 : j+1+end]
+							if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) && !bytes.Contains(raw[j+1+end+1:], []byte(key)) {
+								return string(v)
+							}
+						}
+					}
+					return slowErrorCode(raw)
+				}
+			}
+			// skip the string
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func slowErrorCode(raw []byte) string {
+	var v obsView
+	if json.Unmarshal(raw, &v, lenient) == nil {
+		return v.ErrorCode
+	}
+	return ""
 }
 
 // hasErrorCode is a cheap pre-check: most records have no errorCode and are
