@@ -40,6 +40,8 @@ type Config struct {
 	Organization *Organization `yaml:"organization"`
 	// Insights configures the Insights detector (insights.go).
 	Insights Insights `yaml:"insights"`
+	// Gateway configures the recording gateway (gateway.go); nil: none.
+	Gateway *Gateway `yaml:"gateway"`
 
 	keys map[string]Principal // access key ID -> principal
 }

@@ -148,6 +148,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"trails", false, func(v *yaml.Node, path string) { d.trails(v, path, &c.Trails) }},
 		field{"organization", false, func(v *yaml.Node, path string) { c.Organization = d.organization(v, path) }},
 		field{"insights", false, func(v *yaml.Node, path string) { d.insights(v, path, &c.Insights) }},
+		field{"gateway", false, func(v *yaml.Node, path string) { c.Gateway = d.gateway(v, path) }},
 	)
 	return c
 }

@@ -1,0 +1,108 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Gateway configures the recording gateway (docs/gateway.md). Without a
+// gateway section (nil) no gateway runs.
+//
+//	gateway:
+//	  listen: 127.0.0.1:4580
+//	  upstreams:
+//	    s3: http://127.0.0.1:5000
+//	    default: http://127.0.0.1:5000
+//	  trusted_proxies: []          # IPs or CIDRs whose X-Forwarded-For is believed
+//	  virtual_host_domains: []     # extra S3 domains: <bucket>.<domain>
+//	  exclude_event_sources: []    # e.g. [sqs.amazonaws.com]
+//	  exclude_event_names: []      # e.g. [GetBucketLocation, s3.amazonaws.com:HeadObject]
+//	  default_account: ""          # receives records of unknown callers (default: the first account)
+type Gateway struct {
+	Listen             string
+	Upstreams          map[string]*url.URL
+	TrustedProxies     []*net.IPNet
+	VirtualHostDomains []string
+	ExcludeSources     []string
+	ExcludeNames       []string
+	DefaultAccount     string
+}
+
+var serviceNameRE = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
+
+func (d *decoder) gateway(n *yaml.Node, path string) *Gateway {
+	g := &Gateway{Upstreams: map[string]*url.URL{}}
+	strs := func(v *yaml.Node, path string) []string {
+		return list(d, v, path, func(n *yaml.Node, path string) string { s, _ := d.str(n, path); return s })
+	}
+	d.mapping(n, path,
+		field{"listen", true, func(v *yaml.Node, path string) {
+			if s, ok := d.str(v, path); ok {
+				if _, _, err := net.SplitHostPort(s); err != nil {
+					d.failf(v, path, "want host:port, got %s", quote(s))
+				}
+				g.Listen = s
+			}
+		}},
+		field{"upstreams", true, func(v *yaml.Node, path string) {
+			if v.Kind != yaml.MappingNode {
+				d.wrongKind(v, path, "a mapping of service: URL")
+				return
+			}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				k, u := v.Content[i], v.Content[i+1]
+				kp := join(path, k.Value)
+				if !serviceNameRE.MatchString(k.Value) {
+					d.failf(k, kp, "want a SigV4 service name (s3, dynamodb...) or default, got %s", quote(k.Value))
+					continue
+				}
+				s, ok := d.str(u, kp)
+				if !ok {
+					continue
+				}
+				pu, err := url.Parse(s)
+				if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+					d.failf(u, kp, "want an http:// or https:// URL, got %s", quote(s))
+					continue
+				}
+				g.Upstreams[k.Value] = pu
+			}
+			if g.Upstreams["default"] == nil {
+				d.failf(v, join(path, "default"), "required, but missing")
+			}
+		}},
+		field{"trusted_proxies", false, func(v *yaml.Node, path string) {
+			for i, s := range strs(v, path) {
+				if !strings.Contains(s, "/") {
+					if ip := net.ParseIP(s); ip != nil && ip.To4() != nil {
+						s += "/32"
+					} else {
+						s += "/128"
+					}
+				}
+				_, n, err := net.ParseCIDR(s)
+				if err != nil {
+					d.failf(v.Content[i], path, "want an IP address or CIDR, got %s", quote(s))
+					continue
+				}
+				g.TrustedProxies = append(g.TrustedProxies, n)
+			}
+		}},
+		field{"virtual_host_domains", false, func(v *yaml.Node, path string) { g.VirtualHostDomains = strs(v, path) }},
+		field{"exclude_event_sources", false, func(v *yaml.Node, path string) { g.ExcludeSources = strs(v, path) }},
+		field{"exclude_event_names", false, func(v *yaml.Node, path string) { g.ExcludeNames = strs(v, path) }},
+		field{"default_account", false, func(v *yaml.Node, path string) {
+			if s, ok := d.str(v, path); ok {
+				if !regexp.MustCompile(`^[0-9]{12}$`).MatchString(s) {
+					d.failf(v, path, "%s is not a 12-digit account ID", quote(s))
+				}
+				g.DefaultAccount = s
+			}
+		}},
+	)
+	return g
+}

@@ -1,0 +1,29 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestGatewaySection(t *testing.T) {
+	const base = "accounts:\n  - id: \"111111111111\"\n    users:\n      - name: a\n        access_keys:\n          - {id: AKIAAAAAAAAAAAAAAAAA, secret: s}\n"
+	c, err := Parse("c.yaml", []byte(base+"gateway:\n  listen: 127.0.0.1:4580\n  upstreams:\n    s3: http://127.0.0.1:5000\n    default: http://127.0.0.1:5001\n  trusted_proxies: [10.0.0.0/8, 127.0.0.1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Gateway == nil || c.Gateway.Upstreams["s3"].Host != "127.0.0.1:5000" || len(c.Gateway.TrustedProxies) != 2 {
+		t.Fatalf("gateway = %+v", c.Gateway)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"gateway:\n  listen: nope\n  upstreams: {default: http://x}\n", "gateway.listen"},
+		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {s3: http://x}\n", "gateway.upstreams.default: required"},
+		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {default: ftp://x}\n", "http:// or https://"},
+		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {default: http://x}\n  trusted_proxies: [bogus]\n", "IP address or CIDR"},
+		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {default: http://x}\n  nope: 1\n", "nope"},
+	} {
+		_, err := Parse("c.yaml", []byte(base+bad.yaml))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: err = %v, want %q", bad.yaml, err, bad.want)
+		}
+	}
+}

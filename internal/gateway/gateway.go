@@ -1,0 +1,503 @@
+// Package gateway is cairn's recording gateway: a reverse proxy in front of
+// AWS-compatible services that forwards every request unchanged and records
+// it as the CloudTrail event AWS would have written (docs/gateway.md).
+//
+// Bodies stream through: object payloads are never read; JSON and query
+// request bodies up to MaxParamBody are read to build requestParameters and
+// then forwarded; response bodies are copied through, keeping only a
+// bounded prefix for error codes and responseElements.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/gateway/routes"
+)
+
+// MaxParamBody bounds the request bodies of JSON and query operations read
+// for requestParameters; a larger body is forwarded unread and recorded
+// without its body parameters.
+const MaxParamBody = 1 << 20
+
+// maxCapture bounds the response prefix kept for errors and responseElements.
+const maxCapture = 64 << 10
+
+// Recorder is where records go: ingest.Pipeline. Enqueue blocks while the
+// pipeline is full (backpressure) and the pipeline writes every enqueued
+// record before it stops.
+type Recorder interface {
+	Enqueue(ctx context.Context, records ...audit.Record) error
+}
+
+// Principals maps access keys to configured users (config.Config).
+type Principals interface {
+	Principal(accessKeyID string) (config.Principal, bool)
+}
+
+// Config configures a Gateway.
+type Config struct {
+	Upstreams          map[string]*url.URL // by signing name; "default" for the rest
+	TrustedProxies     []*net.IPNet
+	VirtualHostDomains []string // extra S3 virtual-host domains (<bucket>.<domain>)
+	ExcludeSources     []string // eventSources not recorded
+	ExcludeNames       []string // eventNames not recorded ("source:name" or "name")
+	DefaultAccount     string   // receives the records of callers cairn does not know
+	Principals         Principals
+	Recorder           Recorder
+	Logger             *slog.Logger
+	Registerer         prometheus.Registerer
+	Transport          http.RoundTripper
+	Now                func() time.Time
+}
+
+// Gateway is the recording reverse proxy. It is an http.Handler.
+type Gateway struct {
+	cfg      Config
+	proxy    *httputil.ReverseProxy
+	sessions sync.Map // temporary access key ID -> *session
+	exclude  map[string]bool
+	sens     map[string]map[string]bool
+
+	requests  *prometheus.CounterVec
+	unmatched prometheus.Counter
+	recErrors prometheus.Counter
+}
+
+// session is a set of temporary credentials STS issued through the gateway.
+type session struct {
+	issuer    config.Principal // the caller of AssumeRole, when known
+	roleARN   string           // arn:aws:iam::acct:role/name
+	assumedID string           // AROA...:session
+	arn       string           // arn:aws:sts::acct:assumed-role/name/session
+	created   string
+	account   string
+	federated bool
+}
+
+// New returns a Gateway.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Upstreams["default"] == nil {
+		return nil, fmt.Errorf("gateway: no default upstream")
+	}
+	if cfg.Recorder == nil {
+		return nil, fmt.Errorf("gateway: no recorder")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 256
+		t.DisableCompression = true
+		cfg.Transport = t
+	}
+	g := &Gateway{cfg: cfg, exclude: map[string]bool{}, sens: map[string]map[string]bool{}}
+	for _, s := range cfg.ExcludeSources {
+		g.exclude[s] = true
+	}
+	for _, n := range cfg.ExcludeNames {
+		g.exclude["name:"+n] = true
+	}
+	for _, n := range routes.Names() {
+		m := map[string]bool{}
+		for _, s := range routes.Lookup(n).Sensitive {
+			m[strings.ToLower(s)] = true
+		}
+		g.sens[n] = m
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:       g.rewrite,
+		Transport:     cfg.Transport,
+		FlushInterval: -1,
+		BufferPool:    bufPool{},
+		ErrorHandler:  g.proxyError,
+		ModifyResponse: func(resp *http.Response) error {
+			st := resp.Request.Context().Value(stateKey{}).(*state)
+			st.status = resp.StatusCode
+			st.respHeader = resp.Header
+			if st.wantBody(resp) {
+				resp.Body = &capture{ReadCloser: resp.Body, st: st}
+			}
+			return nil
+		},
+	}
+	g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_gateway_requests_total", Help: "Requests proxied by the gateway, by event source and category.",
+	}, []string{"event_source", "category"})
+	g.unmatched = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_gateway_unmatched_total", Help: "Requests whose operation the route tables do not know.",
+	})
+	g.recErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_gateway_record_errors_total", Help: "Records the gateway could not hand to the pipeline.",
+	})
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{g.requests, g.unmatched, g.recErrors} {
+			cfg.Registerer.MustRegister(c)
+		}
+	}
+	return g, nil
+}
+
+type stateKey struct{}
+
+// state is one request's recording state, shared with the proxy hooks.
+type state struct {
+	upstream   *url.URL
+	status     int
+	respHeader http.Header
+	captured   bytes.Buffer
+	keepBody   bool
+	proxyErr   error
+}
+
+func (st *state) wantBody(resp *http.Response) bool {
+	if !st.keepBody && resp.StatusCode < 300 {
+		return false
+	}
+	ct := resp.Header.Get("Content-Type")
+	return resp.StatusCode >= 300 || strings.Contains(ct, "json") || strings.Contains(ct, "xml") || ct == ""
+}
+
+// capture copies a bounded prefix of the response body as it streams.
+type capture struct {
+	io.ReadCloser
+	st *state
+}
+
+func (c *capture) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if room := maxCapture - c.st.captured.Len(); room > 0 && n > 0 {
+		c.st.captured.Write(p[:min(n, room)])
+	}
+	return n, err
+}
+
+type bufPool struct{}
+
+var pool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+func (bufPool) Get() []byte  { return *(pool.Get().(*[]byte)) }
+func (bufPool) Put(b []byte) { pool.Put(&b) }
+
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(stateKey{}).(*state)
+	pr.SetURL(st.upstream)
+	// Forward unchanged: the client signed the Host it sent.
+	pr.Out.Host = pr.In.Host
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+	// Keep the path as the client escaped it (SigV4 signs it).
+	pr.Out.URL.Path = singleJoin(st.upstream.Path, pr.In.URL.Path)
+	pr.Out.URL.RawPath = singleJoin(st.upstream.EscapedPath(), pr.In.URL.EscapedPath())
+	if pr.Out.URL.RawPath == pr.Out.URL.Path {
+		pr.Out.URL.RawPath = ""
+	}
+	pr.Out.Header.Del("X-Forwarded-For") // SetXForwarded is not called: headers stay as signed
+	if v, ok := pr.In.Header["X-Forwarded-For"]; ok {
+		pr.Out.Header["X-Forwarded-For"] = v
+	}
+}
+
+func singleJoin(a, b string) string {
+	a = strings.TrimSuffix(a, "/")
+	return a + b
+}
+
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st := r.Context().Value(stateKey{}).(*state)
+	st.proxyErr = err
+	st.status = http.StatusBadGateway
+	g.cfg.Logger.Warn("gateway: upstream failed", "upstream", st.upstream.String(), "err", err)
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusBadGateway)
+	msg := "The gateway could not reach the upstream service."
+	fmt.Fprintf(w, "<Error><Code>ServiceUnavailable</Code><Message>%s</Message></Error>", msg)
+	st.captured.WriteString("<Error><Code>ServiceUnavailable</Code><Message>" + msg + "</Message></Error>")
+}
+
+// ServeHTTP forwards r and records it once the response is complete.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := g.cfg.Now()
+	q := r.URL.Query()
+	sc := credentialScope(r, q)
+	up := g.cfg.Upstreams[sc.service]
+	if up == nil {
+		up = g.cfg.Upstreams["default"]
+	}
+	svc := routes.Lookup(sc.service)
+	// Bounded read of JSON/query bodies for requestParameters.
+	var body []byte
+	form := q
+	if r.Body != nil && r.Body != http.NoBody && (svc == nil || !strings.HasPrefix(svc.Protocol, "rest") || restJSONBody(svc, r)) {
+		ct := r.Header.Get("Content-Type")
+		if r.ContentLength >= 0 && r.ContentLength <= MaxParamBody && !strings.Contains(ct, "octet-stream") &&
+			r.Header.Get("Content-Encoding") != "aws-chunked" {
+			b, err := io.ReadAll(io.LimitReader(r.Body, MaxParamBody+1))
+			if err != nil {
+				http.Error(w, "reading the request body failed", http.StatusBadRequest)
+				return
+			}
+			if len(b) > MaxParamBody {
+				r.Body = readCloser{io.MultiReader(bytes.NewReader(b), r.Body), r.Body}
+			} else {
+				body = b
+				r.Body = io.NopCloser(bytes.NewReader(b))
+				r.ContentLength = int64(len(b))
+			}
+			if body != nil && strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+				if f, err := url.ParseQuery(string(body)); err == nil {
+					form = url.Values{}
+					for k, v := range q {
+						form[k] = v
+					}
+					for k, v := range f {
+						form[k] = v
+					}
+				}
+			}
+		}
+	}
+	c := g.classify(r, sc, q, form)
+	st := &state{upstream: up}
+	st.keepBody = c.name != "" && (!readOnly(svcName(c, sc), c.name) || (sc.service == "sts"))
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	g.proxy.ServeHTTP(w, r.WithContext(ctx))
+	// The response is complete: record it. Enqueue blocks while the
+	// pipeline is full, so a slow store slows the gateway down.
+	ev := g.event(r, sc, c, st, body, form, start)
+	if ev == nil {
+		return
+	}
+	raw, err := ev.Marshal()
+	if err == nil {
+		var rec audit.Record
+		if rec, err = audit.Extract(raw); err == nil {
+			err = g.cfg.Recorder.Enqueue(context.WithoutCancel(r.Context()), rec)
+		}
+	}
+	if err != nil {
+		g.recErrors.Inc()
+		g.cfg.Logger.Error("gateway: recording failed", "event_source", ev.EventSource, "event_name", ev.EventName, "err", err)
+	}
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+func restJSONBody(svc *routes.Service, r *http.Request) bool {
+	return svc.Protocol == "rest-json" && strings.Contains(r.Header.Get("Content-Type"), "json")
+}
+
+func svcName(c call, sc scope) string {
+	if c.svc != nil {
+		return c.svc.Name
+	}
+	return sc.service
+}
+
+// event builds the record of a completed call; nil when excluded.
+func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byte, form url.Values, start time.Time) *audit.Event {
+	service := svcName(c, sc)
+	if service == "" {
+		service = "unknown"
+	}
+	source := service + ".amazonaws.com"
+	name := c.name
+	uri := ""
+	if c.op != nil {
+		uri = c.op.URI
+	}
+	name = eventName(service, name, uri)
+	flagged := false
+	if name == "" {
+		name = r.Method
+		flagged = true
+	}
+	if c.op == nil {
+		g.unmatched.Inc()
+		flagged = true
+	}
+	if g.exclude[source] || g.exclude["name:"+name] || g.exclude["name:"+source+":"+name] {
+		return nil
+	}
+	ro := readOnly(service, c.name)
+	data := c.name != "" && dataEvent(service, c.name, c.key != "")
+	global := c.svc != nil && c.svc.Global
+	reg := region(global, sc.region)
+
+	ui, account := g.identity(sc)
+	sens := g.sens[service]
+	var params map[string]any
+	switch {
+	case c.svc != nil && strings.HasPrefix(c.svc.Protocol, "rest"):
+		params = restParams(&c, r, r.URL.Query(), sens)
+		if body != nil && c.op != nil && !c.op.PayloadBlob {
+			for k, v := range jsonParams(body, sens) {
+				params[k] = v
+			}
+		}
+	case r.Header.Get("X-Amz-Target") != "" && body != nil:
+		params = jsonParams(body, sens)
+	default:
+		params = formParams(form, sens)
+	}
+	ev := &audit.Event{
+		EventVersion:       audit.EventVersion,
+		UserIdentity:       ui,
+		EventTime:          audit.FormatTime(start),
+		EventSource:        source,
+		EventName:          name,
+		AWSRegion:          reg,
+		SourceIPAddress:    g.sourceIP(r),
+		UserAgent:          truncate(r.UserAgent(), 1024),
+		RequestID:          requestID(st.respHeader),
+		EventID:            newID(),
+		ReadOnly:           &ro,
+		EventType:          "AwsApiCall",
+		RecipientAccountID: account,
+		EventCategory:      "Management",
+	}
+	if len(params) > 0 {
+		ev.RequestParameters, _ = json.Marshal(params)
+	}
+	mgmt := !data
+	ev.ManagementEvent = &mgmt
+	if data {
+		ev.EventCategory = "Data"
+	}
+	if c.svc != nil {
+		ev.APIVersion = c.svc.APIVersion
+		ev.Resources = resources(&c, account, reg, params)
+	}
+	if flagged {
+		ev.AdditionalEventData, _ = json.Marshal(map[string]any{"cairnUnmatchedOperation": true, "httpMethod": r.Method, "path": truncate(r.URL.Path, 1024)})
+	}
+	if st.status >= 300 && !(st.status == 304) {
+		ev.ErrorCode, ev.ErrorMessage = parseError(st.status, st.respHeader, st.captured.Bytes())
+	} else if !ro && st.captured.Len() > 0 && st.captured.Len() < maxCapture {
+		ev.ResponseElements = responseElements(service, c, st, sens)
+	}
+	if service == "sts" && st.status == 200 {
+		g.learnSession(sc, c.name, st.captured.Bytes(), ev)
+	}
+	if r.TLS != nil {
+		ev.TLSDetails = &audit.TLSDetails{TLSVersion: tlsVersion(r.TLS.Version), CipherSuite: tls.CipherSuiteName(r.TLS.CipherSuite),
+			ClientProvidedHostHeader: r.Host}
+	}
+	return ev
+}
+
+func responseElements(service string, c call, st *state, sens map[string]bool) json.RawMessage {
+	b := bytes.TrimSpace(st.captured.Bytes())
+	if service == "s3" || len(b) == 0 {
+		return nil
+	}
+	if b[0] == '{' {
+		var v map[string]any
+		if json.Unmarshal(b, &v) != nil || len(v) == 0 {
+			return nil
+		}
+		out := map[string]any{}
+		for k, x := range v {
+			out[lowerFirst(k)] = x
+		}
+		redact(out, sens)
+		raw, _ := json.Marshal(out)
+		return raw
+	}
+	if b[0] == '<' {
+		return xmlToJSON(b, sens)
+	}
+	return nil
+}
+
+func requestID(h http.Header) string {
+	for _, k := range []string{"X-Amzn-Requestid", "X-Amz-Request-Id", "X-Amz-Requestid"} {
+		if v := h.Get(k); v != "" {
+			return truncate(v, 256)
+		}
+	}
+	return ""
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func tlsVersion(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	}
+	return tls.VersionName(v)
+}
+
+// sourceIP is the client's address; X-Forwarded-For is believed only from
+// trusted proxies.
+func (g *Gateway) sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || len(g.cfg.TrustedProxies) == 0 {
+		return host
+	}
+	trusted := false
+	for _, n := range g.cfg.TrustedProxies {
+		trusted = trusted || n.Contains(ip)
+	}
+	if !trusted {
+		return host
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	if len(xff) == 0 {
+		return host
+	}
+	parts := strings.Split(strings.Join(xff, ","), ",")
+	// The right-most address not itself a trusted proxy.
+	for i := len(parts) - 1; i >= 0; i-- {
+		a := net.ParseIP(strings.TrimSpace(parts[i]))
+		if a == nil {
+			break
+		}
+		t := false
+		for _, n := range g.cfg.TrustedProxies {
+			t = t || n.Contains(a)
+		}
+		if !t {
+			return a.String()
+		}
+	}
+	return host
+}

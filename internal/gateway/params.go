@@ -1,0 +1,332 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// hidden is what AWS writes in place of a secret.
+const hidden = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+// secretNames are member names redacted in every service, beside those the
+// model marks sensitive (compared in lower case).
+var secretNames = map[string]bool{
+	"password": true, "newpassword": true, "oldpassword": true, "secretaccesskey": true, "secretstring": true,
+	"secretbinary": true, "plaintext": true, "privatekey": true, "sessiontoken": true, "zipfile": true,
+	"userdata": true, "ciphertextblob": true,
+}
+
+func lowerFirst(s string) string {
+	if s == "" || !isUpper(s[0]) {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// redact replaces the values of secret members anywhere in v.
+func redact(v any, sensitive map[string]bool) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			lk := strings.ToLower(k)
+			if secretNames[lk] || sensitive[lk] {
+				t[k] = hidden
+				continue
+			}
+			t[k] = redact(x, sensitive)
+		}
+	case []any:
+		for i := range t {
+			t[i] = redact(t[i], sensitive)
+		}
+	}
+	return v
+}
+
+// jsonParams turns a JSON request body into requestParameters: the body's
+// members with lower-camel names at the top level, secrets redacted.
+func jsonParams(body []byte, sensitive map[string]bool) map[string]any {
+	var v map[string]any
+	if json.Unmarshal(body, &v) != nil || len(v) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(v))
+	for k, x := range v {
+		out[lowerFirst(k)] = x
+	}
+	redact(out, sensitive)
+	return out
+}
+
+// formParams turns query-protocol parameters into requestParameters:
+// Action, Version and signature parameters dropped, dotted names nested
+// (Tags.member.1.Key → tags: [{key: ...}]), names lower-camel.
+func formParams(form url.Values, sensitive map[string]bool) map[string]any {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		if k == "Action" || k == "Version" || strings.HasPrefix(k, "X-Amz-") || k == "AWSAccessKeyId" ||
+			k == "Signature" || k == "SignatureMethod" || k == "SignatureVersion" || k == "Timestamp" {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	sort.Strings(keys)
+	root := map[string]any{}
+	for _, k := range keys {
+		parts := strings.Split(k, ".")
+		var segs []string
+		for _, p := range parts {
+			if p == "member" || p == "entry" || p == "item" {
+				continue
+			}
+			segs = append(segs, p)
+		}
+		setPath(root, segs, form.Get(k))
+	}
+	out := listify(root).(map[string]any)
+	redact(out, sensitive)
+	return out
+}
+
+// setPath stores v at segs; numeric segments become map keys that listify
+// turns into arrays.
+func setPath(m map[string]any, segs []string, v string) {
+	for i, s := range segs {
+		if _, err := strconv.Atoi(s); err != nil {
+			s = lowerFirst(s)
+		}
+		if i == len(segs)-1 {
+			if _, exists := m[s]; !exists {
+				m[s] = v
+			}
+			return
+		}
+		next, ok := m[s].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[s] = next
+		}
+		m = next
+	}
+}
+
+func listify(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	numeric := len(m) > 0
+	for k, x := range m {
+		m[k] = listify(x)
+		if _, err := strconv.Atoi(k); err != nil {
+			numeric = false
+		}
+	}
+	if !numeric {
+		return m
+	}
+	idx := make([]int, 0, len(m))
+	for k := range m {
+		n, _ := strconv.Atoi(k)
+		idx = append(idx, n)
+	}
+	sort.Ints(idx)
+	out := make([]any, 0, len(idx))
+	for _, n := range idx {
+		out = append(out, m[strconv.Itoa(n)])
+	}
+	return out
+}
+
+// restParams gathers a REST operation's members bound to the URI, query
+// string and headers. S3 records them as AWS does: bucketName, key, Host,
+// header members under their header names and every query parameter (the
+// sub-resource included) under its own name.
+func restParams(c *call, r *http.Request, q url.Values, sensitive map[string]bool) map[string]any {
+	out := map[string]any{}
+	if c.svc.Name == "s3" {
+		if c.bucket != "" {
+			out["bucketName"] = c.bucket
+		}
+		if c.key != "" {
+			out["key"] = c.key
+		}
+		out["Host"] = r.Host
+		for k, vs := range q {
+			if strings.HasPrefix(k, "X-Amz-") || k == "x-id" || k == "AWSAccessKeyId" || k == "Signature" || k == "Expires" {
+				continue
+			}
+			out[k] = strings.Join(vs, ",")
+		}
+		if c.op != nil {
+			for _, m := range c.op.Members {
+				if m.Location == "header" {
+					if v := r.Header.Get(m.LocationName); v != "" && !strings.HasPrefix(strings.ToLower(m.LocationName), "x-amz-server-side-encryption-customer-key") {
+						out[m.LocationName] = v
+					}
+				}
+			}
+		}
+		redact(out, sensitive)
+		return out
+	}
+	if c.op != nil {
+		for _, m := range c.op.Members {
+			var v string
+			switch m.Location {
+			case "uri":
+				v = c.labels[m.Name]
+			case "querystring":
+				v = q.Get(m.LocationName)
+			case "header":
+				v = r.Header.Get(m.LocationName)
+			}
+			if v != "" {
+				out[lowerFirst(m.Name)] = v
+			}
+		}
+	}
+	redact(out, sensitive)
+	return out
+}
+
+// xmlToJSON converts a query service's XML response to responseElements:
+// the children of <XResult> (or of the root) as an object with lower-camel
+// names; <member> lists become arrays. Secrets are redacted.
+func xmlToJSON(body []byte, sensitive map[string]bool) json.RawMessage {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	type node struct {
+		name     string
+		kids     []*node
+		text     strings.Builder
+		hasChild bool
+	}
+	root := &node{}
+	stack := []*node{root}
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			break
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			n := &node{name: t.Name.Local}
+			p := stack[len(stack)-1]
+			p.kids = append(p.kids, n)
+			p.hasChild = true
+			stack = append(stack, n)
+		case xml.EndElement:
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+		case xml.CharData:
+			stack[len(stack)-1].text.Write(t)
+		}
+		if len(stack) > 64 {
+			return nil
+		}
+	}
+	var conv func(n *node) any
+	conv = func(n *node) any {
+		if !n.hasChild {
+			return strings.TrimSpace(n.text.String())
+		}
+		if len(n.kids) > 0 && (n.kids[0].name == "member" || n.kids[0].name == "item") {
+			arr := make([]any, 0, len(n.kids))
+			for _, k := range n.kids {
+				arr = append(arr, conv(k))
+			}
+			return arr
+		}
+		m := map[string]any{}
+		for _, k := range n.kids {
+			m[lowerFirst(k.name)] = conv(k)
+		}
+		return m
+	}
+	if len(root.kids) != 1 {
+		return nil
+	}
+	top := root.kids[0]
+	var res *node
+	for _, k := range top.kids {
+		if strings.HasSuffix(k.name, "Result") {
+			res = k
+		}
+	}
+	if res == nil {
+		res = top
+	}
+	if !res.hasChild {
+		return nil
+	}
+	v := conv(res)
+	if m, ok := v.(map[string]any); ok {
+		delete(m, "requestId")
+		delete(m, "responseMetadata")
+		if len(m) == 0 {
+			return nil
+		}
+	}
+	redact(v, sensitive)
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// resources lists the ARNs a call touched, as AWS records them for the
+// resource types it knows.
+func resources(c *call, account, region string, params map[string]any) []audit.EventResource {
+	var res []audit.EventResource
+	switch c.svc.Name {
+	case "s3":
+		if c.key != "" {
+			res = append(res, audit.EventResource{Type: "AWS::S3::Object", ARN: "arn:aws:s3:::" + c.bucket + "/" + c.key})
+		}
+		if c.bucket != "" {
+			res = append(res, audit.EventResource{AccountID: account, Type: "AWS::S3::Bucket", ARN: "arn:aws:s3:::" + c.bucket})
+		}
+	case "dynamodb":
+		if t := str(params["tableName"]); t != "" && account != "" {
+			res = append(res, audit.EventResource{AccountID: account, Type: "AWS::DynamoDB::Table",
+				ARN: "arn:aws:dynamodb:" + region + ":" + account + ":table/" + t})
+		}
+	case "lambda":
+		if f := str(params["functionName"]); f != "" && account != "" {
+			arn := f
+			if !strings.HasPrefix(f, "arn:") {
+				arn = "arn:aws:lambda:" + region + ":" + account + ":function:" + f
+			}
+			res = append(res, audit.EventResource{AccountID: account, Type: "AWS::Lambda::Function", ARN: arn})
+		}
+	case "kms":
+		if k := str(params["keyId"]); strings.HasPrefix(k, "arn:") {
+			res = append(res, audit.EventResource{AccountID: account, Type: "AWS::KMS::Key", ARN: k})
+		}
+	case "sns":
+		if t := str(params["topicArn"]); t != "" {
+			res = append(res, audit.EventResource{AccountID: account, Type: "AWS::SNS::Topic", ARN: t})
+		}
+	case "sqs":
+		if u := str(params["queueUrl"]); u != "" && account != "" {
+			if i := strings.LastIndexByte(u, '/'); i >= 0 {
+				res = append(res, audit.EventResource{AccountID: account, Type: "AWS::SQS::Queue",
+					ARN: "arn:aws:sqs:" + region + ":" + account + ":" + u[i+1:]})
+			}
+		}
+	}
+	return res
+}
