@@ -282,9 +282,32 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &state{upstream: up}
 	st.keepBody = c.name != "" && (!readOnly(svcName(c, sc), c.name) || (sc.service == "sts"))
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
-	g.proxy.ServeHTTP(w, r.WithContext(ctx))
-	// The response is complete: record it. Enqueue blocks while the
-	// pipeline is full, so a slow store slows the gateway down.
+	aborted := g.forward(w, r.WithContext(ctx))
+	// The response is complete (or the client went away): record it.
+	// Enqueue blocks while the pipeline is full, so a slow store slows the
+	// gateway down.
+	g.record(r, sc, c, st, body, form, start)
+	if aborted {
+		panic(http.ErrAbortHandler) // as ReverseProxy would: drop the connection
+	}
+}
+
+// forward proxies r, reporting whether the copy of the response was cut
+// short (ReverseProxy aborts the handler when the client goes away).
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) (aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	g.proxy.ServeHTTP(w, r)
+	return false
+}
+
+func (g *Gateway) record(r *http.Request, sc scope, c call, st *state, body []byte, form url.Values, start time.Time) {
 	ev := g.event(r, sc, c, st, body, form, start)
 	if ev == nil {
 		return
@@ -345,7 +368,9 @@ func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byt
 	}
 	ro := readOnly(service, c.name)
 	data := c.name != "" && dataEvent(service, c.name, c.key != "")
-	global := c.svc != nil && c.svc.Global
+	// S3 and STS records carry the region the client signed for, even on
+	// their global endpoints; IAM's always us-east-1.
+	global := c.svc != nil && c.svc.Global && service != "s3" && service != "sts"
 	reg := region(global, sc.region)
 
 	ui, account := g.identity(sc)

@@ -20,7 +20,7 @@ const hidden = "HIDDEN_DUE_TO_SECURITY_REASONS"
 // model marks sensitive (compared in lower case).
 var secretNames = map[string]bool{
 	"password": true, "newpassword": true, "oldpassword": true, "secretaccesskey": true, "secretstring": true,
-	"secretbinary": true, "plaintext": true, "privatekey": true, "sessiontoken": true, "zipfile": true,
+	"secretbinary": true, "plaintext": true, "privatekey": true, "zipfile": true,
 	"userdata": true, "ciphertextblob": true,
 }
 
@@ -94,7 +94,10 @@ func formParams(form url.Values, sensitive map[string]bool) map[string]any {
 		}
 		setPath(root, segs, form.Get(k))
 	}
-	out := listify(root).(map[string]any)
+	out, ok := listify(root).(map[string]any)
+	if !ok { // only numeric names: not a query request
+		return nil
+	}
 	redact(out, sensitive)
 	return out
 }
@@ -315,6 +318,14 @@ func resources(c *call, account, region string, params map[string]any) []audit.E
 	case "kms":
 		if k := str(params["keyId"]); strings.HasPrefix(k, "arn:") {
 			res = append(res, audit.EventResource{AccountID: account, Type: "AWS::KMS::Key", ARN: k})
+		}
+	case "sts":
+		if r := str(params["roleArn"]); r != "" {
+			acct := account
+			if p := strings.Split(r, ":"); len(p) == 6 {
+				acct = p[4]
+			}
+			res = append(res, audit.EventResource{AccountID: acct, Type: "AWS::IAM::Role", ARN: r})
 		}
 	case "sns":
 		if t := str(params["topicArn"]); t != "" {

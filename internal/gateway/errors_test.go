@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestParseError(t *testing.T) {
+	cases := []struct {
+		status   int
+		hdr      map[string]string
+		body     string
+		code     string
+		msgStart string
+	}{
+		{400, nil, `{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}`, "ResourceNotFoundException", "Requested"},
+		{400, nil, `{"__type":"ValidationException:http://internal.amazon.com/","Message":"bad"}`, "ValidationException", "bad"},
+		{404, nil, `<?xml version="1.0"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>`, "NoSuchKey", "The specified"},
+		{400, nil, `<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>user x</Message></Error></ErrorResponse>`, "NoSuchEntity", "user x"},
+		{404, nil, ``, "NotFound", ""},
+		{403, nil, `garbage`, "AccessDenied", ""},
+		{400, map[string]string{"X-Amzn-ErrorType": "ResourceConflictException:http://x"}, `{"message":"m"}`, "ResourceConflictException", "m"},
+		{500, nil, `{"__type": 5}`, "InternalError", ""},
+		{400, nil, `<Error><Code>A`, "A", ""},
+	}
+	for _, c := range cases {
+		h := http.Header{}
+		for k, v := range c.hdr {
+			h.Set(k, v)
+		}
+		code, msg := parseError(c.status, h, []byte(c.body))
+		if code != c.code || len(msg) < len(c.msgStart) || msg[:len(c.msgStart)] != c.msgStart {
+			t.Errorf("%s: got %q %q, want %q %q", c.body, code, msg, c.code, c.msgStart)
+		}
+	}
+}
+
+func FuzzParseError(f *testing.F) {
+	for _, s := range []string{`{"__type":"a#B","message":"m"}`, `<Error><Code>X</Code><Message>Y</Message></Error>`, ``, `<`, `{`} {
+		f.Add(400, s)
+	}
+	f.Fuzz(func(t *testing.T, status int, body string) {
+		code, msg := parseError(status, http.Header{}, []byte(body))
+		if code == "" && status >= 400 && status < 600 && http.StatusText(status) != "" {
+			t.Errorf("no code for status %d body %q", status, body)
+		}
+		if len(code) > 1024 || len(msg) > 1024 {
+			t.Error("unbounded code or message")
+		}
+	})
+}
+
+func FuzzXMLToJSON(f *testing.F) {
+	f.Add(`<CreateUserResponse><CreateUserResult><User><UserName>bob</UserName></User></CreateUserResult></CreateUserResponse>`)
+	f.Add(`<a><member>1</member><member>2</member></a>`)
+	f.Fuzz(func(t *testing.T, body string) {
+		xmlToJSON([]byte(body), nil)
+		formParams(map[string][]string{body: {body}}, nil)
+	})
+}
+
+func FuzzClassify(f *testing.F) {
+	f.Add("GET", "/bucket/key?acl", "AWS4-HMAC-SHA256 Credential=AK/20250101/us-east-1/s3/aws4_request, SignedHeaders=host", "")
+	f.Add("POST", "/", "AWS4-HMAC-SHA256 Credential=AK/20250101/us-east-1/dynamodb/aws4_request", "DynamoDB_20120810.PutItem")
+	f.Add("POST", "/", "AWS4-HMAC-SHA256 Credential=/////", "X.")
+	g := &Gateway{}
+	f.Fuzz(func(t *testing.T, method, target, auth, amzTarget string) {
+		r, err := http.NewRequest("GET", "http://h", nil)
+		if err != nil {
+			return
+		}
+		r.Method = method
+		if u, err := r.URL.Parse(target); err == nil {
+			r.URL = u
+		}
+		r.Header.Set("Authorization", auth)
+		r.Header.Set("X-Amz-Target", amzTarget)
+		q := r.URL.Query()
+		sc := credentialScope(r, q)
+		g.classify(r, sc, q, q)
+	})
+}
