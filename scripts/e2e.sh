@@ -147,7 +147,10 @@ n=$(aws cloudtrail lookup-events --endpoint-url "$endpoint" --lookup-attributes 
 [ "$n" -eq 3 ] || fail "after restart StopLogging events: $n"
 ok "events survive a restart"
 
-curl -fs "$endpoint/metrics" | grep -q cairn_api_requests_total || fail "/metrics"
+# To a file first: grep -q stops reading at its match, and with pipefail
+# curl's broken pipe would fail the check once /metrics is long enough.
+curl -fs "$endpoint/metrics" >metrics.txt || fail "/metrics: curl"
+grep -q cairn_api_requests_total metrics.txt || fail "/metrics"
 ok "/metrics"
 stop
 
