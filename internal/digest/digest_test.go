@@ -455,3 +455,29 @@ func gunzipBytes(b []byte) ([]byte, error) {
 	}
 	return io.ReadAll(r)
 }
+
+func TestDeletedTrailGetsFinalDigest(t *testing.T) {
+	f := newFixture(t, "pre")
+	f.clk.t = f.t0.Add(time.Hour)
+	f.w.WriteDue(context.Background())
+	f.clk.t = f.t0.Add(70 * time.Minute)
+	f.deliver(t, "us-east-1", `{"Records":[{"last":true}]}`)
+	tr := f.trails.trails[0]
+	f.trails.trails = nil // DeleteTrail
+	f.clk.t = f.t0.Add(80 * time.Minute)
+	f.w.WriteDue(context.Background())
+	f.clk.t = f.t0.Add(3 * time.Hour)
+	f.w.WriteDue(context.Background()) // nothing more: the chain ended
+	d := f.digests(t)
+	if len(d) != 2 {
+		t.Fatalf("digests %v", d)
+	}
+	final, _, _ := readDigest(t, f.bkt, d[1])
+	if final["previousDigestS3Object"] != d[0] || len(final["logFiles"].([]any)) != 1 || !strings.HasPrefix(d[1], "pre/AWSLogs/") {
+		t.Errorf("final digest of a deleted trail: %v", final)
+	}
+	f.trails.trails = []trail.Trail{tr} // for the validation's ARN
+	if ok, out, errs := f.validate(t, f.t0, f.t0.Add(3*time.Hour)); !ok || !strings.Contains(out, "2/2 digest files valid") {
+		t.Errorf("validation: %v\n%s\n%s", ok, out, errs)
+	}
+}

@@ -60,6 +60,29 @@ type chainState struct {
 	PrevSignature string    `json:"prevSignature,omitempty"`
 	PrevEnd       time.Time `json:"prevEnd,omitzero"`
 	Pending       []pending `json:"pending,omitempty"`
+	// Trail holds what the final digest of a deleted trail needs.
+	Trail *trailCopy `json:"trail,omitempty"`
+}
+
+// trailCopy is the part of a trail that places its digests.
+type trailCopy struct {
+	Name                string `json:"name"`
+	HomeRegion          string `json:"homeRegion"`
+	S3BucketName        string `json:"s3BucketName"`
+	S3KeyPrefix         string `json:"s3KeyPrefix,omitempty"`
+	IsOrganizationTrail bool   `json:"isOrganizationTrail,omitempty"`
+	OrganizationID      string `json:"organizationId,omitempty"`
+}
+
+func copyOf(t *trail.Trail) *trailCopy {
+	return &trailCopy{Name: t.Name, HomeRegion: t.HomeRegion, S3BucketName: t.S3BucketName, S3KeyPrefix: t.S3KeyPrefix,
+		IsOrganizationTrail: t.IsOrganizationTrail, OrganizationID: t.OrganizationID}
+}
+
+// trail returns the trail a copy was taken of, as far as digests need it.
+func (c *trailCopy) trail(account string) trail.Trail {
+	return trail.Trail{Name: c.Name, Account: account, HomeRegion: c.HomeRegion, S3BucketName: c.S3BucketName,
+		S3KeyPrefix: c.S3KeyPrefix, IsOrganizationTrail: c.IsOrganizationTrail, OrganizationID: c.OrganizationID}
 }
 
 type pending struct {
@@ -145,6 +168,7 @@ func (w *Writer) chainLocked(t *trail.Trail, account, region string) *chainState
 		c = &chainState{TrailARN: t.ARN(), Account: account, Region: region, Logging: t.StartLoggingTime, Start: start.UTC().Truncate(time.Second)}
 		w.chains[id] = c
 	}
+	c.Trail = copyOf(t)
 	return c
 }
 
@@ -208,13 +232,15 @@ func (w *Writer) WriteDue(ctx context.Context) {
 			continue
 		}
 		if !ok {
-			// Deleted trail: its settings are gone; the chain's pending
-			// files cannot be digested into a bucket we no longer know.
-			w.mu.Lock()
-			delete(w.chains, id)
-			w.saveLocked()
-			w.mu.Unlock()
-			continue
+			if snap.Trail == nil {
+				w.mu.Lock()
+				delete(w.chains, id)
+				w.saveLocked()
+				w.mu.Unlock()
+				continue
+			}
+			// Deleted trail: a final digest, with the settings it had.
+			t = snap.Trail.trail(snap.Account)
 		}
 		if !now.After(snap.PrevEnd) || !now.After(snap.Start) {
 			continue // at most one digest per second
@@ -230,6 +256,7 @@ func (w *Writer) WriteDue(ctx context.Context) {
 		w.mu.Lock()
 		if cur := w.chains[id]; cur != nil {
 			if active {
+				cur.Trail = copyOf(&t)
 				cur.PrevBucket, cur.PrevKey, cur.PrevHash, cur.PrevSignature, cur.PrevEnd =
 					snap.PrevBucket, snap.PrevKey, snap.PrevHash, snap.PrevSignature, snap.PrevEnd
 				cur.Start = now
