@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -147,22 +148,33 @@ func TestInsightDefaultsAgree(t *testing.T) {
 	}
 }
 
-// TestServeFindsInsightsLive runs the server's live runner: a burst of
-// failing calls (TrailNotFound) becomes an ApiErrorRateInsight that
-// LookupEvents returns. It waits for the minute of the burst to end (up to
-// a minute), so -short skips it.
+// TestServeFindsInsightsLive runs the server's live runner with a trail
+// that enabled ApiErrorRateInsight: a burst of failing calls (TrailNotFound)
+// becomes an Insight that LookupEvents returns and the trail delivers under
+// CloudTrail-Insight. It waits for a minute to begin and for the burst's
+// minute to end (up to two minutes), so -short skips it.
 func TestServeFindsInsightsLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits up to a minute for the burst's minute to end")
 	}
-	cfg := fmt.Sprintf(twoAccounts, 90) + "insights:\n  live: all\n  lateness: 0s\n  warm_up: 0s\n  min_count: 5\n  start_minutes: 1\n  end_minutes: 1\n"
+	cfg := fmt.Sprintf(twoAccounts, 90) + "insights:\n  lateness: 0s\n  warm_up: 0s\n  min_count: 5\n  start_minutes: 1\n  end_minutes: 1\n"
 	ts := startServer(t, cfg, "")
 	c := alice(ts)
 	ctx := context.Background()
-	// Start right after a minute boundary so that the burst fits in one minute.
-	if s := time.Now().Second(); s > 45 {
-		time.Sleep(time.Duration(61-s) * time.Second)
+	if _, err := c.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("insights-trail"), S3BucketName: aws.String(defaultBucket)}); err != nil {
+		t.Fatal(err)
 	}
+	if _, err := c.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("insights-trail")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutInsightSelectors(ctx, &cloudtrail.PutInsightSelectorsInput{TrailName: aws.String("insights-trail"),
+		InsightSelectors: []types.InsightSelector{{InsightType: types.InsightTypeApiErrorRateInsight}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Start right after the next minute boundary: the burst fits in one
+	// minute, and the Insight (its eventTime is that minute) is not from
+	// before the trail started logging.
+	time.Sleep(time.Until(time.Now().Truncate(time.Minute).Add(time.Minute + 200*time.Millisecond)))
 	for i := 0; i < 20; i++ {
 		if _, err := c.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String("no-such-trail")}); errCode(err) != "TrailNotFoundException" {
 			t.Fatalf("GetTrail: %v", err)
@@ -178,7 +190,25 @@ func TestServeFindsInsightsLive(t *testing.T) {
 			ev := aws.ToString(e.CloudTrailEvent)
 			if aws.ToString(e.EventName) == "GetTrail" && strings.Contains(ev, `"insightType":"ApiErrorRateInsight"`) &&
 				strings.Contains(ev, `"errorCode":"TrailNotFoundException"`) && strings.Contains(ev, `"state":"Start"`) {
-				return
+				ts.stop() // the final delivery writes the trail's files
+				for key, body := range localFiles(t, filepath.Join(ts.dataDir, "buckets", defaultBucket)) {
+					if strings.Contains(key, "/CloudTrail-Insight/") {
+						zr, err := gzip.NewReader(bytes.NewReader(body))
+						if err != nil {
+							t.Fatalf("%s: %v", key, err)
+						}
+						var f struct{ Records []json.RawMessage }
+						if err := json.NewDecoder(zr).Decode(&f); err != nil {
+							t.Fatalf("%s: %v", key, err)
+						}
+						for _, r := range f.Records {
+							if strings.Contains(string(r), `"eventID":"`+aws.ToString(e.EventId)+`"`) {
+								return
+							}
+						}
+					}
+				}
+				t.Fatal("the trail delivered no CloudTrail-Insight file with the Insight")
 			}
 		}
 		time.Sleep(time.Second)
