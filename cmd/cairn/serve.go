@@ -123,6 +123,11 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pipe := ingest.New(ingest.Config{Store: store, Logger: log, Registerer: reg})
+	// The gateway's records queue until the pipeline runs below.
+	stopGW, err := startGateway(cfg, pipe, log, reg)
+	if err != nil {
+		return err
+	}
 	api := apiserver.New(apiserver.Config{
 		Auth:       authenticator{cfg: cfg, v: &sigv4.Verifier{Secret: cfg.Secret}},
 		History:    store,
@@ -187,6 +192,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err := srv.Shutdown(shutCtx); err != nil {
 		log.Error("http shutdown", "err", err)
 	}
+	stopGW(shutCtx) // its last records go through the pipeline
 	stopInsights() // before the drain: its last Insights go through the pipeline
 	if err := <-insDone; err != nil {
 		log.Error("insights", "err", err)

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/gateway"
+)
+
+// startGateway runs the recording gateway on its own address when the
+// config has a gateway section. stop shuts it down (waiting for in-flight
+// calls and their records) and must run before the ingest drain.
+func startGateway(cfg *config.Config, rec gateway.Recorder, log *slog.Logger, reg prometheus.Registerer) (stop func(context.Context), err error) {
+	gc := cfg.Gateway
+	if gc == nil {
+		return func(context.Context) {}, nil
+	}
+	acct := gc.DefaultAccount
+	if acct == "" && len(cfg.Accounts) > 0 {
+		acct = cfg.Accounts[0].ID
+	}
+	gw, err := gateway.New(gateway.Config{
+		Upstreams: gc.Upstreams, TrustedProxies: gc.TrustedProxies, VirtualHostDomains: gc.VirtualHostDomains,
+		ExcludeSources: gc.ExcludeSources, ExcludeNames: gc.ExcludeNames, DefaultAccount: acct,
+		Principals: cfg, Recorder: rec, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", gc.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("gateway listen: %w", err)
+	}
+	// No read or write timeouts: multi-GB objects stream through.
+	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("gateway", "err", err)
+		}
+	}()
+	log.Info("cairn recording gateway", "listen", "http://"+ln.Addr().String(), "upstreams", len(gc.Upstreams))
+	return func(ctx context.Context) {
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Error("gateway shutdown", "err", err)
+		}
+		<-done
+	}, nil
+}

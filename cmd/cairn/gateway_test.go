@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// TestGatewayRecordsIntoEventHistory runs serve with a gateway in front of
+// moto_server: S3 calls through it are management events in LookupEvents
+// within a second, and data events (PutObject) are not.
+func TestGatewayRecordsIntoEventHistory(t *testing.T) {
+	moto := startMoto(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwAddr := ln.Addr().String()
+	ln.Close()
+	ts := startServer(t, fmt.Sprintf(twoAccounts, 90)+fmt.Sprintf("gateway:\n  listen: %s\n  upstreams:\n    default: %s\n", gwAddr, moto), "")
+	ctx := context.Background()
+	cli := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + gwAddr), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
+	var cerr error
+	for i := 0; i < 50; i++ { // the gateway listens once serve has started
+		if _, cerr = cli.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("gw-bucket")}); cerr == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	if _, err := cli.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("gw-bucket"), Key: aws.String("k"), Body: bytes.NewReader([]byte("hello"))}); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	ct := alice(ts)
+	var evs []types.Event
+	for time.Since(created) < time.Second {
+		evs = lookupAll(t, ct, &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventSource, "s3.amazonaws.com")})
+		if len(evs) > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(evs) != 1 || aws.ToString(evs[0].EventName) != "CreateBucket" || aws.ToString(evs[0].Username) != "alice" {
+		t.Fatalf("LookupEvents within 1s: %d events %+v", len(evs), evs)
+	}
+	if len(evs[0].Resources) == 0 || aws.ToString(evs[0].Resources[0].ResourceType) != "AWS::S3::Bucket" {
+		t.Errorf("resources: %+v", evs[0].Resources)
+	}
+	// bob's account sees none of alice's calls.
+	if got := lookupAll(t, ts.client("AKIABOB0000000000001", "bob-secret-key", "us-east-1"),
+		&cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventSource, "s3.amazonaws.com")}); len(got) != 0 {
+		t.Errorf("bob sees %d of alice's events", len(got))
+	}
+}
