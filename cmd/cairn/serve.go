@@ -193,7 +193,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		log.Error("http shutdown", "err", err)
 	}
 	stopGW(shutCtx) // its last records go through the pipeline
-	stopInsights() // before the drain: its last Insights go through the pipeline
+	stopInsights()  // before the drain: its last Insights go through the pipeline
 	if err := <-insDone; err != nil {
 		log.Error("insights", "err", err)
 	}
