@@ -25,6 +25,8 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	output := fs.String("output", "table", "report format: table or json")
 	noProgress := fs.Bool("no-progress", false, "do not show progress")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	into := fs.String("into", "", "import into this CloudTrail Lake event data store (ID or ARN) instead of Event History")
+	account := fs.String("account", "", "with --into and no server: the account owning the event data store (default: the config's first)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn import [flags] PATH...\n\nImports CloudTrail log files (.json, .json.gz, one record per line, lookup-events output)\nand folders of them, recursively. Importing twice adds nothing.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -45,6 +47,10 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opts := importer.Options{Logger: log}
 	if !*noProgress {
 		opts.Progress = stderr
+	}
+	if *into != "" {
+		r := remoteFlags{dataDir: *dataDir, config: *cfgPath, endpoint: *endpoint, region: *region, account: *account}
+		return importInto(ctx, r, *into, fs.Args(), opts, *output, stdout, stderr)
 	}
 	if *endpoint != "" {
 		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)

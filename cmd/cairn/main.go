@@ -1,7 +1,8 @@
 // Command cairn is a self-hosted audit trail compatible with AWS CloudTrail.
 //
 //	cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
-//	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] PATH...
+//	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] [--into EDS] PATH...
+//	cairn query   [--data-dir DIR --config FILE | --endpoint-url URL] [--output table|json|csv] "SQL"
 //	cairn insights [--data-dir DIR --config FILE | --endpoint-url URL] [--account ID] [--region R] [--start T] [--end T]
 //	cairn validate-logs --trail-arn ARN --start-time TIME [...]
 //	cairn version
@@ -29,7 +30,8 @@ const usage = `cairn — a self-hosted audit trail compatible with AWS CloudTrai
 
 Usage:
   cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
-  cairn import  [--data-dir DIR] [--config FILE] [--endpoint-url URL] PATH...
+  cairn import  [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--into EDS] PATH...
+  cairn query   [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--output table|json|csv] "SQL"
   cairn insights [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--account ID] [--region R]
                  [--start T] [--end T] [--dry-run]
   cairn validate-logs --trail-arn ARN --start-time TIME [--end-time TIME] [--verbose]
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return validateLogsCmd(ctx, args[1:], stdout, stderr)
 	case "insights":
 		err = insightsCmd(ctx, args[1:], stdout, stderr)
+	case "query":
+		err = queryCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "cairn", version)
 	case "help", "-h", "--help":

@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/digest"
 	"github.com/cairn-audit/cairn/internal/ingest"
+	"github.com/cairn-audit/cairn/internal/lake"
 	"github.com/cairn-audit/cairn/internal/retention"
 	"github.com/cairn-audit/cairn/internal/sigv4"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
@@ -119,6 +120,12 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	digests.Logger = log
 	handlers := trailAPI.Handlers()
 	maps.Copy(handlers, (&digest.API{Keys: keyring}).Handlers())
+	lk, err := openLake(f.dataDir, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer lk.Close()
+	maps.Copy(handlers, lk.Handlers())
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -129,14 +136,15 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	api := apiserver.New(apiserver.Config{
-		Auth:       authenticator{cfg: cfg, v: &sigv4.Verifier{Secret: cfg.Secret}},
-		History:    store,
-		Recorder:   pipe,
-		Retention:  cfg.Retention(),
-		TokenKey:   key,
-		Logger:     log,
-		Registerer: reg,
-		Handlers:   handlers,
+		Auth:         authenticator{cfg: cfg, v: &sigv4.Verifier{Secret: cfg.Secret}},
+		History:      store,
+		Recorder:     pipe,
+		Retention:    cfg.Retention(),
+		TokenKey:     key,
+		Logger:       log,
+		Registerer:   reg,
+		Handlers:     handlers,
+		DataHandlers: lk.DataHandlers(),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -169,6 +177,10 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	insCtx, stopInsights := context.WithCancel(context.Background())
 	insDone := make(chan error, 1)
 	go func() { insDone <- runInsights(insCtx, cfg, store, store, pipe, trails, log, reg) }()
+
+	lakeCtx, stopLake := context.WithCancel(context.Background())
+	lakeDone := make(chan struct{})
+	go func() { lk.Run(lakeCtx, store, cfg.Lake.IngestInterval); close(lakeDone) }()
 
 	addr := "http://" + ln.Addr().String()
 	if err := writeServerFile(f.dataDir, addr); err != nil {
@@ -207,6 +219,8 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// takes them too.
 	stopDelivery()
 	<-delDone
+	stopLake()
+	<-lakeDone
 	stopDigests() // files delivered but not digested yet wait in the data dir
 	<-digDone
 	return runErr
@@ -323,7 +337,7 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 		}
 		return apiserver.Caller{}, err
 	}
-	if res.Service != "cloudtrail" {
+	if res.Service != "cloudtrail" && res.Service != "cloudtrail-data" {
 		return apiserver.Caller{}, &awsjson.Error{Code: "InvalidSignatureException", Status: http.StatusForbidden,
 			Message: "Credential should be scoped to correct service: 'cloudtrail'. "}
 	}
@@ -339,5 +353,20 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 		PrincipalID: p.PrincipalID,
 		AccessKeyID: res.AccessKeyID,
 		Region:      res.Region,
+		Service:     res.Service,
 	}, nil
+}
+
+// openLake opens CloudTrail Lake's database in the data dir.
+func openLake(dataDir string, cfg *config.Config, log *slog.Logger) (*lake.Lake, error) {
+	lk, err := lake.Open(dataDir, lake.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: cfg.Lake.Threads,
+		QueryTimeout: cfg.Lake.QueryTimeout, MaxResultBytes: cfg.Lake.MaxResultMB << 20,
+		MaxStores: cfg.Lake.MaxEventDataStores, ImportRoots: cfg.Lake.ImportRoots, Logger: log})
+	if err != nil {
+		if held := serverHolding(dataDir); held != "" {
+			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s", dataDir, held)
+		}
+		return nil, err
+	}
+	return lk, nil
 }

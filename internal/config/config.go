@@ -42,6 +42,8 @@ type Config struct {
 	Insights Insights `yaml:"insights"`
 	// Gateway configures the recording gateway (gateway.go); nil: none.
 	Gateway *Gateway `yaml:"gateway"`
+	// Lake configures CloudTrail Lake (lake.go).
+	Lake Lake `yaml:"lake"`
 
 	keys map[string]Principal // access key ID -> principal
 }

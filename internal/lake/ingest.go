@@ -173,37 +173,85 @@ func (l *Lake) Sweep(ctx context.Context) error {
 	return nil
 }
 
-// Import stores records into the given stores (IDs or ARNs of account's
-// stores) regardless of their selectors; records already in a store
-// (same eventID) are skipped. It returns how many were stored.
-func (l *Lake) Import(ctx context.Context, account string, stores []string, recs []audit.Record) (int, error) {
-	var rows []row
-	n := 0
+// Sink is an importer sink that stores records in event data stores of
+// one account, regardless of their selectors (Lake imports take trail logs
+// of any account the owner holds). A record already in a store (same
+// eventID) is a duplicate and is not stored again.
+type Sink struct {
+	l      *Lake
+	stores []string
+	seen   map[string]map[string]bool
+}
+
+// NewSink returns a Sink into the stores (IDs or ARNs) of account.
+func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*Sink, error) {
+	if len(stores) == 0 {
+		return nil, invalidParam("Destinations must name at least one event data store.")
+	}
+	k := &Sink{l: l, seen: map[string]map[string]bool{}}
 	for _, ref := range stores {
 		l.mu.Lock()
 		s, err := l.findStoreLocked(callerOf(account), ref)
 		l.mu.Unlock()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		seen, err := l.eventIDs(ctx, s.ID)
+		if s.Status == StatusPendingDeletion {
+			return nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
+		}
+		if s.custom() {
+			return nil, audit.Errorf("InvalidEventDataStoreCategory", "Imports go into event data stores of CloudTrail events; %s holds ActivityAuditLog events.", s.ID)
+		}
+		if k.seen[s.ID] != nil {
+			continue
+		}
+		ids, err := l.eventIDs(ctx, s.ID)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		for _, r := range recs {
-			if seen[r.EventID] || r.Account != account {
+		k.stores = append(k.stores, s.ID)
+		k.seen[s.ID] = ids
+	}
+	return k, nil
+}
+
+// Append stores the records new to each store. Inserted and Duplicates
+// count records (a record new to any store is Inserted).
+func (k *Sink) Append(ctx context.Context, recs []audit.Record) (audit.AppendResult, error) {
+	var rows []row
+	var res audit.AppendResult
+	added := map[string][]string{}
+	for _, r := range recs {
+		isNew := false
+		for _, s := range k.stores {
+			key := r.Account + "/" + r.EventID
+			if k.seen[s][key] || k.seen[s][r.EventID] && r.Account == "" {
 				continue
 			}
-			seen[r.EventID] = true
-			rows = append(rows, row{eds: s.ID, raw: r.Raw})
-			n++
+			k.seen[s][key] = true
+			added[s] = append(added[s], key)
+			rows = append(rows, row{eds: s, raw: r.Raw})
+			isNew = true
+		}
+		if isNew {
+			res.Inserted++
+		} else {
+			res.Duplicates++
 		}
 	}
-	return n, l.insert(ctx, rows, 0)
+	if err := k.l.insert(ctx, rows, 0); err != nil {
+		for s, keys := range added {
+			for _, key := range keys {
+				delete(k.seen[s], key)
+			}
+		}
+		return audit.AppendResult{}, err
+	}
+	return res, nil
 }
 
 func (l *Lake) eventIDs(ctx context.Context, eds string) (map[string]bool, error) {
-	rs, err := l.db.QueryContext(ctx, `SELECT eventID FROM events WHERE eds_id = ? AND eventID IS NOT NULL`, eds)
+	rs, err := l.db.QueryContext(ctx, `SELECT coalesce(recipientAccountId, userIdentity.accountId, '') || '/' || eventID FROM events WHERE eds_id = ? AND eventID IS NOT NULL`, eds)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,9 @@ type Options struct {
 	QueryTimeout time.Duration
 	// MaxResultBytes fails a query whose results exceed it (default 256 MiB).
 	MaxResultBytes int
+	// ImportRoots are the directories StartImport may read (file:// or
+	// plain paths); without any, the API imports nothing.
+	ImportRoots []string
 	// MaxStores caps an account's event data stores per region (default 10).
 	MaxStores int
 	// Now is the clock (default time.Now).
@@ -55,6 +58,7 @@ type Lake struct {
 	stores   map[string]*EventDataStore // by ID
 	channels map[string]*Channel        // by ID
 	queries  map[string]*query          // by ID
+	imports  map[string]*lakeImport     // by ID
 	// running counts non-terminal queries by account.
 	running map[string]int
 }
@@ -89,7 +93,7 @@ func Open(dir string, opts Options) (*Lake, error) {
 	}
 	l := &Lake{opts: opts, dir: dir, db: db, log: opts.Logger,
 		stores: map[string]*EventDataStore{}, channels: map[string]*Channel{},
-		queries: map[string]*query{}, running: map[string]int{}}
+		queries: map[string]*query{}, imports: map[string]*lakeImport{}, running: map[string]int{}}
 	if err := l.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -104,6 +108,9 @@ func (l *Lake) Close() error {
 		if q.cancel != nil {
 			q.cancel()
 		}
+	}
+	for _, im := range l.imports {
+		im.cancel()
 	}
 	l.mu.Unlock()
 	return l.db.Close()
@@ -125,6 +132,11 @@ func (l *Lake) Handlers() map[string]apiserver.Handler {
 		"GetQueryResults":              l.getQueryResults,
 		"CancelQuery":                  l.cancelQuery,
 		"ListQueries":                  l.listQueries,
+		"StartImport":                  l.startImport,
+		"GetImport":                    l.getImport,
+		"StopImport":                   l.stopImport,
+		"ListImports":                  l.listImports,
+		"ListImportFailures":           l.listImportFailures,
 		"CreateChannel":                l.createChannel,
 		"GetChannel":                   l.getChannel,
 		"ListChannels":                 l.listChannels,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,9 +56,9 @@ type env struct {
 	url   string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, roots ...string) *env {
 	t.Helper()
-	l, err := Open(t.TempDir(), Options{Threads: 1})
+	l, err := Open(t.TempDir(), Options{Threads: 1, ImportRoots: roots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,5 +295,3 @@ func TestStoresQueriesAndIsolation(t *testing.T) {
 		t.Errorf("list: %v %+v", err, ls)
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/lake"
+)
+
+// remoteFlags are the flags of commands that can work through a server.
+type remoteFlags struct {
+	dataDir, config, endpoint, region, account string
+}
+
+func (r *remoteFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.dataDir, "data-dir", defaultDataDir, "data dir (when a server holds it, cairn goes through that server)")
+	fs.StringVar(&r.config, "config", "", "config file (YAML)")
+	fs.StringVar(&r.endpoint, "endpoint-url", "", "go through the cairn server at this URL (AWS credential variables apply)")
+	fs.StringVar(&r.region, "region", "", "region for signing with --endpoint-url (default: from the AWS environment, else us-east-1)")
+	fs.StringVar(&r.account, "account", "", "account whose event data stores are used without a server (default: the config's first)")
+}
+
+// client returns a CloudTrail client for the server at endpoint.
+func (r *remoteFlags) client(ctx context.Context, endpoint string) (*cloudtrail.Client, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("aws credentials: %w", err)
+	}
+	region := r.region
+	if region == "" {
+		region = awsCfg.Region
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	return cloudtrail.NewFromConfig(awsCfg, func(o *cloudtrail.Options) {
+		o.Region = region
+		o.BaseEndpoint = aws.String(endpoint)
+	}), nil
+}
+
+// local opens the data dir's Lake and names the account to act as.
+func (r *remoteFlags) local(stderr io.Writer) (*lake.Lake, string, error) {
+	log, _ := newLogger(stderr, "text", "warn")
+	cfg, err := loadConfig(r.config, r.dataDir, log, stderr)
+	if err != nil {
+		return nil, "", err
+	}
+	acct := r.account
+	if acct == "" && len(cfg.Accounts) > 0 {
+		acct = cfg.Accounts[0].ID
+	}
+	lk, err := openLake(r.dataDir, cfg, log)
+	return lk, acct, err
+}
+
+// endpointFor returns --endpoint-url, else the endpoint of a server holding
+// the data dir, else "".
+func (r *remoteFlags) endpointFor() string {
+	if r.endpoint != "" {
+		return r.endpoint
+	}
+	return serverHolding(r.dataDir)
+}
+
+func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cairn query", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var r remoteFlags
+	r.register(fs)
+	output := fs.String("output", "table", "output format: table, json or csv")
+	timeout := fs.Duration("timeout", time.Hour, "give up waiting for the query after this long")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: cairn query [flags] \"SELECT ... FROM <event data store ID> ...\"\n\nRuns a CloudTrail Lake SQL query (docs/lake.md).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"query needs exactly one SQL statement (quote it)"}
+	}
+	if *output != "table" && *output != "json" && *output != "csv" {
+		return usageError{fmt.Sprintf("--output %q: want table, json or csv", *output)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	stmt := fs.Arg(0)
+	var res *lake.Result
+	if ep := r.endpointFor(); ep != "" {
+		c, err := r.client(ctx, ep)
+		if err != nil {
+			return err
+		}
+		if res, err = remoteQuery(ctx, c, stmt); err != nil {
+			return err
+		}
+	} else {
+		if _, err := os.Stat(r.dataDir); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		lk, acct, err := r.local(stderr)
+		if err != nil {
+			return err
+		}
+		defer lk.Close()
+		if res, err = lk.Query(ctx, acct, stmt); err != nil {
+			var ae *audit.Error
+			if errors.As(err, &ae) {
+				return fmt.Errorf("%sException: %s", ae.Code, ae.Message)
+			}
+			return err
+		}
+	}
+	return printResult(stdout, *output, res)
+}
+
+// remoteQuery runs stmt through a server: StartQuery, then DescribeQuery
+// until it ends, then every page of GetQueryResults.
+func remoteQuery(ctx context.Context, c *cloudtrail.Client, stmt string) (*lake.Result, error) {
+	q, err := c.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: &stmt})
+	if err != nil {
+		return nil, err
+	}
+	for wait := 20 * time.Millisecond; ; wait = min(wait*2, time.Second) {
+		d, err := c.DescribeQuery(ctx, &cloudtrail.DescribeQueryInput{QueryId: q.QueryId})
+		if err != nil {
+			return nil, err
+		}
+		if d.QueryStatus == types.QueryStatusFinished {
+			break
+		}
+		if d.QueryStatus != types.QueryStatusQueued && d.QueryStatus != types.QueryStatusRunning {
+			return nil, fmt.Errorf("query %s: %s: %s", aws.ToString(q.QueryId), d.QueryStatus, aws.ToString(d.ErrorMessage))
+		}
+		select {
+		case <-ctx.Done():
+			c.CancelQuery(context.WithoutCancel(ctx), &cloudtrail.CancelQueryInput{QueryId: q.QueryId})
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	res := &lake.Result{}
+	index := map[string]int{}
+	var rows []map[string]string
+	var next *string
+	for {
+		p, err := c.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: q.QueryId, NextToken: next})
+		if err != nil {
+			return nil, err
+		}
+		for _, row := range p.QueryResultRows {
+			m := map[string]string{}
+			for _, cell := range row {
+				for k, v := range cell {
+					if _, ok := index[k]; !ok {
+						index[k] = len(res.Columns)
+						res.Columns = append(res.Columns, k)
+					}
+					m[k] = v
+				}
+			}
+			rows = append(rows, m)
+		}
+		if next = p.NextToken; next == nil {
+			break
+		}
+	}
+	for _, m := range rows {
+		row := make([]*string, len(res.Columns))
+		for k, v := range m {
+			row[index[k]] = &v
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	return res, nil
+}
+
+func printResult(w io.Writer, format string, res *lake.Result) error {
+	cell := func(v *string) string {
+		if v == nil {
+			return ""
+		}
+		return *v
+	}
+	switch format {
+	case "json":
+		out := make([]map[string]any, 0, len(res.Rows))
+		for _, r := range res.Rows {
+			m := map[string]any{}
+			for i, v := range r {
+				if v == nil {
+					m[res.Columns[i]] = nil
+				} else {
+					m[res.Columns[i]] = *v
+				}
+			}
+			out = append(out, m)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"Columns": res.Columns, "Rows": out})
+	case "csv":
+		cw := csv.NewWriter(w)
+		cw.Write(res.Columns)
+		for _, r := range res.Rows {
+			rec := make([]string, len(r))
+			for i, v := range r {
+				rec[i] = cell(v)
+			}
+			cw.Write(rec)
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(res.Columns, "\t"))
+	for _, r := range res.Rows {
+		rec := make([]string, len(r))
+		for i, v := range r {
+			rec[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(cell(v))
+		}
+		fmt.Fprintln(tw, strings.Join(rec, "\t"))
+	}
+	return tw.Flush()
+}
+
+// importInto imports PATHs into an event data store: through a server
+// (StartImport of each path, which must be under its lake.import_roots),
+// or straight into the data dir's Lake.
+func importInto(ctx context.Context, r remoteFlags, into string, paths []string, opts importer.Options, output string, stdout, stderr io.Writer) error {
+	if ep := r.endpointFor(); ep != "" {
+		c, err := r.client(ctx, ep)
+		if err != nil {
+			return err
+		}
+		failed := 0
+		for _, p := range paths {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return err
+			}
+			im, err := c.StartImport(ctx, &cloudtrail.StartImportInput{Destinations: []string{into},
+				ImportSource: &types.ImportSource{S3: &types.S3ImportSource{S3LocationUri: aws.String("file://" + abs),
+					S3BucketRegion: aws.String("local"), S3BucketAccessRoleArn: aws.String("none")}}})
+			if err != nil {
+				return err
+			}
+			var g *cloudtrail.GetImportOutput
+			for wait := 20 * time.Millisecond; ; wait = min(wait*2, time.Second) {
+				if g, err = c.GetImport(ctx, &cloudtrail.GetImportInput{ImportId: im.ImportId}); err != nil {
+					return err
+				}
+				if g.ImportStatus != types.ImportStatusInitializing && g.ImportStatus != types.ImportStatusInProgress {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					c.StopImport(context.WithoutCancel(ctx), &cloudtrail.StopImportInput{ImportId: im.ImportId})
+					return ctx.Err()
+				case <-time.After(wait):
+				}
+			}
+			st := g.ImportStatistics
+			fmt.Fprintf(stdout, "%s\t%s\t%s\tfiles %d\tevents %d\tfailed %d\n", aws.ToString(g.ImportId), g.ImportStatus, p,
+				aws.ToInt64(st.FilesCompleted), aws.ToInt64(st.EventsCompleted), aws.ToInt64(st.FailedEntries))
+			if g.ImportStatus != types.ImportStatusCompleted || aws.ToInt64(st.FailedEntries) > 0 {
+				failed++
+				f, err := c.ListImportFailures(ctx, &cloudtrail.ListImportFailuresInput{ImportId: im.ImportId})
+				if err == nil {
+					for _, x := range f.Failures {
+						fmt.Fprintf(stderr, "cairn: %s: %s\n", aws.ToString(x.Location), aws.ToString(x.ErrorMessage))
+					}
+				}
+			}
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d of %d imports had failures", failed, len(paths))
+		}
+		return nil
+	}
+	if _, err := os.Stat(r.dataDir); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	lk, acct, err := r.local(stderr)
+	if err != nil {
+		return err
+	}
+	defer lk.Close()
+	sink, err := lk.NewSink(ctx, acct, []string{into})
+	if err != nil {
+		var ae *audit.Error
+		if errors.As(err, &ae) {
+			return fmt.Errorf("%sException: %s", ae.Code, ae.Message)
+		}
+		return err
+	}
+	opts.Sink = sink
+	rep, err := importer.Run(ctx, paths, opts)
+	if err != nil {
+		return err
+	}
+	printReport(stdout, output, rep)
+	if rep.Rejected > 0 || len(rep.Errors) > 0 {
+		for _, e := range rep.Errors {
+			fmt.Fprintln(stderr, "cairn:", e.Error())
+		}
+		return fmt.Errorf("%d records rejected, %d files could not be read to their end", rep.Rejected, rep.FileErrors)
+	}
+	return nil
+}

@@ -1,0 +1,41 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLake(t *testing.T) {
+	const head = "accounts:\n  - id: \"111111111111\"\n    users:\n      - name: a\n        access_keys:\n          - {id: AKIAAAAAAAAAAAAAAAA1, secret: s}\n"
+	d, err := Parse("c.yaml", []byte(head))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(d.Lake, DefaultLake()) {
+		t.Errorf("defaults %+v", d.Lake)
+	}
+	c, err := Parse("c.yaml", []byte(head+"lake:\n  memory_limit: 512MB\n  threads: 2\n  query_timeout: 5m\n  max_result_mb: 64\n  max_event_data_stores: 20\n  ingest_interval: 200ms\n  import_roots: [/srv/logs]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Lake{MemoryLimit: "512MB", Threads: 2, QueryTimeout: 5 * time.Minute, MaxResultMB: 64, MaxEventDataStores: 20, IngestInterval: 200 * time.Millisecond, ImportRoots: []string{"/srv/logs"}}
+	if !reflect.DeepEqual(c.Lake, want) {
+		t.Errorf("decoded %+v", c.Lake)
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{"lake:\n  memory_limit: lots\n", "c.yaml:8: lake.memory_limit: want a size like 512MB or 2GB, got \"lots\""},
+		{"lake:\n  memory_limit: 1GB'; SET x='1\n", "lake.memory_limit: want a size"},
+		{"lake:\n  query_timeout: 0s\n", "c.yaml:8: lake.query_timeout"},
+		{"lake:\n  max_result_mb: 0\n", "c.yaml:8: lake.max_result_mb"},
+		{"lake:\n  max_event_data_stores: \"5\"\n", "lake.max_event_data_stores"},
+		{"lake:\n  import_roots: [logs]\n", "c.yaml:8: lake.import_roots[0]: want an absolute folder path"},
+		{"lake:\n  treads: 3\n", "c.yaml:8: lake.treads"},
+	} {
+		_, err := Parse("c.yaml", []byte(head+c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err = %v; want it to contain %q", c.yaml, err, c.want)
+		}
+	}
+}

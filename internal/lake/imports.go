@@ -1,0 +1,365 @@
+package lake
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/apiserver"
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/cairn-audit/cairn/internal/importer"
+)
+
+// Import states (the model's ImportStatus).
+const (
+	ImportInitializing = "INITIALIZING"
+	ImportInProgress   = "IN_PROGRESS"
+	ImportFailed       = "FAILED"
+	ImportStopped      = "STOPPED"
+	ImportCompleted    = "COMPLETED"
+)
+
+type lakeImport struct {
+	ID, Account  string
+	Destinations []string
+	Source       string
+	path         string
+	Start, End   *time.Time
+	Status       string
+	Created      time.Time
+	Updated      time.Time
+	report       importer.Report
+	cancel       context.CancelFunc
+}
+
+// importPath resolves a StartImport source (file:// URI or plain path)
+// inside one of the configured roots; the API never reads elsewhere.
+func (l *Lake) importPath(uri string) (string, error) {
+	p := uri
+	if strings.HasPrefix(uri, "file://") {
+		u, err := url.Parse(uri)
+		if err != nil || u.Host != "" && u.Host != "localhost" {
+			return "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid file:// URI.", clip(uri))
+		}
+		p = u.Path
+	} else if strings.Contains(uri, "://") {
+		return "", audit.Errorf("InvalidImportSource", "cairn imports from local paths (file:// or a plain path) under lake.import_roots; %s is not one.", clip(uri))
+	}
+	if !filepath.IsAbs(p) {
+		return "", audit.Errorf("InvalidImportSource", "The import path must be absolute.")
+	}
+	real, err := filepath.EvalSymlinks(filepath.Clean(p))
+	if err != nil {
+		return "", audit.Errorf("InvalidImportSource", "The import path %s cannot be read.", clip(p))
+	}
+	for _, root := range l.opts.ImportRoots {
+		r, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(r, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return real, nil
+		}
+	}
+	return "", audit.Errorf("InvalidImportSource", "The import path %s is not under a directory of lake.import_roots in cairn's config.", clip(p))
+}
+
+type importOut struct {
+	ImportId         string
+	Destinations     []string
+	ImportSource     importSource
+	StartEventTime   *awsjson.Timestamp `json:",omitempty"`
+	EndEventTime     *awsjson.Timestamp `json:",omitempty"`
+	ImportStatus     string
+	CreatedTimestamp awsjson.Timestamp
+	UpdatedTimestamp awsjson.Timestamp
+	ImportStatistics *importStats `json:",omitempty"`
+}
+
+type importSource struct {
+	S3 struct {
+		S3LocationUri, S3BucketRegion, S3BucketAccessRoleArn string
+	}
+}
+
+type importStats struct {
+	PrefixesFound, PrefixesCompleted, FilesCompleted, EventsCompleted, FailedEntries int64
+}
+
+func (l *Lake) outImport(im *lakeImport, stats bool) importOut {
+	o := importOut{ImportId: im.ID, Destinations: im.Destinations, ImportStatus: im.Status,
+		CreatedTimestamp: awsjson.NewTimestamp(im.Created), UpdatedTimestamp: awsjson.NewTimestamp(im.Updated)}
+	o.ImportSource.S3.S3LocationUri = im.Source
+	if im.Start != nil {
+		o.StartEventTime = ts(*im.Start)
+	}
+	if im.End != nil {
+		o.EndEventTime = ts(*im.End)
+	}
+	if stats {
+		r := im.report
+		o.ImportStatistics = &importStats{PrefixesFound: 1, FilesCompleted: r.Files, EventsCompleted: r.Imported + r.Duplicates,
+			FailedEntries: int64(len(r.Errors)) + r.ErrorsOmitted}
+		if im.Status == ImportCompleted {
+			o.ImportStatistics.PrefixesCompleted = 1
+		}
+	}
+	return o
+}
+
+// timeSink drops records outside [start, end].
+type timeSink struct {
+	importer.Sink
+	start, end *time.Time
+}
+
+func (t timeSink) Append(ctx context.Context, recs []audit.Record) (audit.AppendResult, error) {
+	keep := recs[:0:0]
+	for _, r := range recs {
+		if t.start != nil && r.Time.Before(*t.start) || t.end != nil && r.Time.After(*t.end) {
+			continue
+		}
+		keep = append(keep, r)
+	}
+	return t.Sink.Append(ctx, keep)
+}
+
+func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct {
+		Destinations []string
+		ImportSource *struct {
+			S3 *struct{ S3LocationUri, S3BucketRegion, S3BucketAccessRoleArn *string }
+		}
+		StartEventTime, EndEventTime *awsjson.Timestamp
+		ImportId                     *string
+	}
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	if in.ImportId != nil {
+		return nil, invalidParam("cairn does not restart imports; start a new one (imports are idempotent).")
+	}
+	if in.ImportSource == nil || in.ImportSource.S3 == nil || in.ImportSource.S3.S3LocationUri == nil {
+		return nil, invalidParam("ImportSource.S3.S3LocationUri is required.")
+	}
+	if len(in.Destinations) < 1 || len(in.Destinations) > 1 {
+		return nil, invalidParam("Destinations must name one event data store.")
+	}
+	var start, end *time.Time
+	if in.StartEventTime != nil {
+		t := in.StartEventTime.Time()
+		start = &t
+	}
+	if in.EndEventTime != nil {
+		t := in.EndEventTime.Time()
+		end = &t
+	}
+	if start != nil && end != nil && end.Before(*start) {
+		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "EndEventTime is before StartEventTime.")
+	}
+	path, err := l.importPath(*in.ImportSource.S3.S3LocationUri)
+	if err != nil {
+		return nil, err
+	}
+	sink, err := l.NewSink(ctx, req.Caller.AccountID, in.Destinations)
+	if err != nil {
+		return nil, err
+	}
+	now := l.opts.Now().UTC()
+	ictx, cancel := context.WithCancel(context.Background())
+	im := &lakeImport{ID: newID(), Account: req.Caller.AccountID, Source: *in.ImportSource.S3.S3LocationUri, path: path,
+		Start: start, End: end, Status: ImportInitializing, Created: now, Updated: now, cancel: cancel}
+	for _, id := range sink.stores {
+		im.Destinations = append(im.Destinations, l.stores[id].ARN())
+	}
+	l.mu.Lock()
+	for _, o := range l.imports {
+		if o.Account == im.Account && (o.Status == ImportInitializing || o.Status == ImportInProgress) {
+			l.mu.Unlock()
+			cancel()
+			return nil, audit.Errorf("AccountHasOngoingImport", "The account has an import in progress (%s).", o.ID)
+		}
+	}
+	l.imports[im.ID] = im
+	out := l.outImport(im, false)
+	l.mu.Unlock()
+	go func() {
+		defer cancel()
+		l.mu.Lock()
+		im.Status = ImportInProgress
+		l.mu.Unlock()
+		rep, err := importer.Run(ictx, []string{path}, importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log})
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		im.report, im.Updated = rep, l.opts.Now().UTC()
+		switch {
+		case im.Status == ImportStopped:
+		case err != nil:
+			im.Status = ImportFailed
+			im.report.Errors = append(im.report.Errors, importer.RecordError{File: path, Err: err})
+		default:
+			im.Status = ImportCompleted
+		}
+	}()
+	req.ResponseElements = apiserver.ResponseElements(out)
+	return out, nil
+}
+
+func (l *Lake) findImportLocked(account string, id *string) (*lakeImport, error) {
+	if id == nil || *id == "" {
+		return nil, invalidParam("ImportId is required.")
+	}
+	im := l.imports[*id]
+	if im == nil || im.Account != account {
+		return nil, audit.Errorf("ImportNotFound", "The import %s was not found.", clip(*id))
+	}
+	return im, nil
+}
+
+func (l *Lake) getImport(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct{ ImportId *string }
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	im, err := l.findImportLocked(req.Caller.AccountID, in.ImportId)
+	if err != nil {
+		return nil, err
+	}
+	return l.outImport(im, true), nil
+}
+
+func (l *Lake) stopImport(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct{ ImportId *string }
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	im, err := l.findImportLocked(req.Caller.AccountID, in.ImportId)
+	if err != nil {
+		return nil, err
+	}
+	if im.Status == ImportInitializing || im.Status == ImportInProgress {
+		im.Status, im.Updated = ImportStopped, l.opts.Now().UTC()
+		im.cancel()
+	}
+	out := l.outImport(im, true)
+	req.ResponseElements = apiserver.ResponseElements(out)
+	return out, nil
+}
+
+func (l *Lake) listImports(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct {
+		MaxResults                           *int
+		Destination, ImportStatus, NextToken *string
+	}
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
+		return nil, audit.Errorf("InvalidMaxResults", "MaxResults must be between 1 and 1000.")
+	}
+	type item struct {
+		ImportId         string
+		ImportStatus     string
+		Destinations     []string
+		CreatedTimestamp awsjson.Timestamp
+		UpdatedTimestamp awsjson.Timestamp
+	}
+	l.mu.Lock()
+	var list []*lakeImport
+	for _, im := range l.imports {
+		if im.Account != req.Caller.AccountID || in.ImportStatus != nil && im.Status != *in.ImportStatus {
+			continue
+		}
+		if in.Destination != nil {
+			s, err := l.findStoreLocked(req.Caller, *in.Destination)
+			if err != nil {
+				l.mu.Unlock()
+				return nil, err
+			}
+			if !contains(im.Destinations, s.ARN()) {
+				continue
+			}
+		}
+		list = append(list, im)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		return list[i].Created.After(list[j].Created) || list[i].Created.Equal(list[j].Created) && list[i].ID < list[j].ID
+	})
+	items := make([]item, 0, len(list))
+	for _, im := range list {
+		items = append(items, item{im.ID, im.Status, im.Destinations, awsjson.NewTimestamp(im.Created), awsjson.NewTimestamp(im.Updated)})
+	}
+	l.mu.Unlock()
+	start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Imports   []item
+		NextToken *string `json:",omitempty"`
+	}{items[start:end], next}, nil
+}
+
+func (l *Lake) listImportFailures(ctx context.Context, req *apiserver.Request) (any, error) {
+	var in struct {
+		ImportId, NextToken *string
+		MaxResults          *int
+	}
+	if err := awsjson.Decode(req.Body, &in); err != nil {
+		return nil, err
+	}
+	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
+		return nil, audit.Errorf("InvalidMaxResults", "MaxResults must be between 1 and 1000.")
+	}
+	type failure struct {
+		Location, Status, ErrorType, ErrorMessage string
+		LastUpdatedTime                           awsjson.Timestamp
+	}
+	l.mu.Lock()
+	im, err := l.findImportLocked(req.Caller.AccountID, in.ImportId)
+	if err != nil {
+		l.mu.Unlock()
+		return nil, err
+	}
+	var items []failure
+	for _, e := range im.report.Errors {
+		loc := e.File
+		if rel, err := filepath.Rel(im.path, e.File); err == nil && !strings.HasPrefix(rel, "..") {
+			loc = strings.TrimSuffix(im.Source, "/") + "/" + filepath.ToSlash(rel)
+			if rel == "." {
+				loc = im.Source
+			}
+		}
+		msg := e.Err.Error()
+		if e.Record > 0 {
+			msg = "record " + itoa(e.Record) + ": " + msg
+		}
+		items = append(items, failure{loc, "FAILED", "FILE_ERROR", clip(msg), awsjson.NewTimestamp(im.Updated)})
+	}
+	l.mu.Unlock()
+	start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+	if err != nil {
+		return nil, err
+	}
+	if items == nil {
+		items = []failure{}
+	}
+	return struct {
+		Failures  []failure
+		NextToken *string `json:",omitempty"`
+	}{items[start:end], next}, nil
+}
+
+var _ = os.Stat
+
+func itoa(n int) string { return strconv.Itoa(n) }
