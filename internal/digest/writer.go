@@ -60,6 +60,10 @@ type chainState struct {
 	PrevSignature string    `json:"prevSignature,omitempty"`
 	PrevEnd       time.Time `json:"prevEnd,omitzero"`
 	Pending       []pending `json:"pending,omitempty"`
+	// Ended is set by a final digest (logging stopped, validation off,
+	// trail deleted): the chain writes no more digests unless files
+	// delivered after it arrive, which get one more digest chained to it.
+	Ended bool `json:"ended,omitempty"`
 	// Trail holds what the final digest of a deleted trail needs.
 	Trail *trailCopy `json:"trail,omitempty"`
 }
@@ -154,6 +158,15 @@ func (w *Writer) LogDelivered(_ context.Context, t trail.Trail, account, region,
 func (w *Writer) chainLocked(t *trail.Trail, account, region string) *chainState {
 	id := chainID(t.ARN(), account, region)
 	c := w.chains[id]
+	if c != nil && c.Ended && !t.StartLoggingTime.Equal(c.Logging) {
+		// Logging restarted after a final digest: a new chain, keeping
+		// the files not digested yet.
+		pend := c.Pending
+		delete(w.chains, id)
+		c = w.chainLocked(t, account, region)
+		c.Pending = append(pend, c.Pending...)
+		return c
+	}
 	if c == nil {
 		// The chain starts when logging started, but covers at most one
 		// interval before now (validation may have been enabled later).
@@ -228,7 +241,23 @@ func (w *Writer) WriteDue(ctx context.Context) {
 		}
 		t, ok := trails[snap.TrailARN]
 		active := ok && t.Logging && t.LogFileValidationEnabled && t.StartLoggingTime.Equal(snap.Logging)
-		if active && now.Sub(snap.Start) < w.Interval {
+		if snap.Ended && len(snap.Pending) == 0 {
+			w.mu.Lock()
+			if cur := w.chains[id]; cur != nil && len(cur.Pending) == 0 {
+				switch {
+				case !ok:
+					delete(w.chains, id) // deleted trail: done
+				case active:
+					// Validation turned back on: a starting digest next.
+					cur.Ended, cur.PrevBucket, cur.PrevKey, cur.PrevHash, cur.PrevSignature = false, "", "", "", ""
+					cur.Start = now
+				}
+				w.saveLocked()
+			}
+			w.mu.Unlock()
+			continue
+		}
+		if active && !snap.Ended && now.Sub(snap.Start) < w.Interval {
 			continue
 		}
 		if !ok {
@@ -255,22 +284,14 @@ func (w *Writer) WriteDue(ctx context.Context) {
 		}
 		w.mu.Lock()
 		if cur := w.chains[id]; cur != nil {
-			if active {
+			if ok {
 				cur.Trail = copyOf(&t)
-				cur.PrevBucket, cur.PrevKey, cur.PrevHash, cur.PrevSignature, cur.PrevEnd =
-					snap.PrevBucket, snap.PrevKey, snap.PrevHash, snap.PrevSignature, snap.PrevEnd
-				cur.Start = now
-				cur.Pending = cur.Pending[len(snap.Pending):]
-			} else {
-				// Final digest: files delivered meanwhile (none, as the
-				// trail is not logging) begin the next chain.
-				rest := cur.Pending[len(snap.Pending):]
-				delete(w.chains, id)
-				if len(rest) > 0 {
-					n := w.chainLocked(&t, snap.Account, snap.Region)
-					n.Pending = rest
-				}
 			}
+			cur.PrevBucket, cur.PrevKey, cur.PrevHash, cur.PrevSignature, cur.PrevEnd =
+				snap.PrevBucket, snap.PrevKey, snap.PrevHash, snap.PrevSignature, snap.PrevEnd
+			cur.Start = now
+			cur.Pending = cur.Pending[len(snap.Pending):]
+			cur.Ended = !active
 			if err := w.saveLocked(); err != nil {
 				w.log().Error("digest: saving the chains", "err", err)
 			}
