@@ -41,11 +41,11 @@ const MaxParamBody = 1 << 20
 // maxCapture bounds the response prefix kept for errors and responseElements.
 const maxCapture = 64 << 10
 
-// Recorder is where records go: ingest.Pipeline. Enqueue blocks while the
-// pipeline is full (backpressure) and the pipeline writes every enqueued
-// record before it stops.
+// Recorder is where records go: ingest.Pipeline. Commit returns once the
+// records are durably stored (concurrent calls share one store commit); it
+// blocks while the pipeline is full, which is the gateway's backpressure.
 type Recorder interface {
-	Enqueue(ctx context.Context, records ...audit.Record) error
+	Commit(ctx context.Context, records ...audit.Record) error
 }
 
 // Principals maps access keys to configured users (config.Config).
@@ -282,13 +282,98 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &state{upstream: up}
 	st.keepBody = c.name != "" && (!readOnly(svcName(c, sc), c.name) || (sc.service == "sts"))
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
-	aborted := g.forward(w, r.WithContext(ctx))
-	// The response is complete (or the client went away): record it.
-	// Enqueue blocks while the pipeline is full, so a slow store slows the
-	// gateway down.
-	g.record(r, sc, c, st, body, form, start)
+	hw := &holdback{rw: w}
+	aborted := g.forward(hw, r.WithContext(ctx))
+	// The upstream's response has been copied but for its last byte (or
+	// its header, when it has no body), or the client went away: record
+	// the call and wait for the durable write. Commit blocks while the
+	// pipeline is full, so a slow store slows the gateway down.
+	stored := g.record(r, sc, c, st, body, form, start)
 	if aborted {
 		panic(http.ErrAbortHandler) // as ReverseProxy would: drop the connection
+	}
+	if !stored {
+		// Not recorded: the client must not see a complete response
+		// (it would take the call as done and recorded). Drop it.
+		panic(http.ErrAbortHandler)
+	}
+	// Stored: let the client see the end of the response.
+	hw.finish()
+}
+
+// holdback is the client's ResponseWriter less the end of the response: it
+// withholds the last byte written (and the header until a body byte
+// comes) so that the client cannot see the response complete before
+// finish, which runs once the call's record is durably stored.
+type holdback struct {
+	rw      http.ResponseWriter
+	code    int  // status held back; 0 when none or sent
+	sent    bool // header sent
+	last    [1]byte
+	holding bool // last holds a byte
+}
+
+func (h *holdback) Header() http.Header { return h.rw.Header() }
+
+func (h *holdback) WriteHeader(code int) {
+	if code < 200 { // 1xx informational responses pass at once
+		h.rw.WriteHeader(code)
+		return
+	}
+	if !h.sent && h.code == 0 {
+		h.code = code
+	}
+}
+
+func (h *holdback) sendHeader() {
+	if !h.sent {
+		h.sent = true
+		if h.code == 0 {
+			h.code = http.StatusOK
+		}
+		h.rw.WriteHeader(h.code)
+	}
+}
+
+func (h *holdback) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	h.sendHeader()
+	if h.holding {
+		if _, err := h.rw.Write(h.last[:]); err != nil {
+			return 0, err
+		}
+	}
+	n, err := h.rw.Write(p[:len(p)-1])
+	if err != nil {
+		h.holding = false
+		return n, err
+	}
+	h.last[0], h.holding = p[len(p)-1], true
+	return len(p), nil
+}
+
+// FlushError flushes what was written; a held header stays held.
+func (h *holdback) FlushError() error {
+	if !h.sent {
+		return nil
+	}
+	return http.NewResponseController(h.rw).Flush()
+}
+
+func (h *holdback) Flush() { _ = h.FlushError() }
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// hijacking for protocol upgrades).
+func (h *holdback) Unwrap() http.ResponseWriter { return h.rw }
+
+// finish sends what was held back.
+func (h *holdback) finish() {
+	h.sendHeader()
+	if h.holding {
+		h.holding = false
+		_, _ = h.rw.Write(h.last[:])
 	}
 }
 
@@ -307,22 +392,28 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) (aborted bool)
 	return false
 }
 
-func (g *Gateway) record(r *http.Request, sc scope, c call, st *state, body []byte, form url.Values, start time.Time) {
+// record builds the call's record and waits until it is durably stored,
+// reporting whether it was (an excluded call counts as stored).
+func (g *Gateway) record(r *http.Request, sc scope, c call, st *state, body []byte, form url.Values, start time.Time) bool {
 	ev := g.event(r, sc, c, st, body, form, start)
 	if ev == nil {
-		return
+		return true
 	}
 	raw, err := ev.Marshal()
 	if err == nil {
 		var rec audit.Record
 		if rec, err = audit.Extract(raw); err == nil {
-			err = g.cfg.Recorder.Enqueue(context.WithoutCancel(r.Context()), rec)
+			// Not cancelled with the client: a call whose client went
+			// away is recorded all the same.
+			err = g.cfg.Recorder.Commit(context.WithoutCancel(r.Context()), rec)
 		}
 	}
 	if err != nil {
 		g.recErrors.Inc()
 		g.cfg.Logger.Error("gateway: recording failed", "event_source", ev.EventSource, "event_name", ev.EventName, "err", err)
+		return false
 	}
+	return true
 }
 
 type readCloser struct {

@@ -70,7 +70,7 @@ type collector struct {
 	recs []audit.Record
 }
 
-func (c *collector) Enqueue(_ context.Context, recs ...audit.Record) error {
+func (c *collector) Commit(_ context.Context, recs ...audit.Record) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.recs = append(c.recs, recs...)

@@ -1,10 +1,15 @@
 // Package ingest batches records on their way into a Store and acknowledges
 // each submission only once the batch holding it is durably stored.
 //
-// Submissions wait in a bounded queue; a single writer takes them in batches
-// that flush on size or deadline. When the store falls behind, the queue
-// fills and Submit blocks (backpressure): nothing is ever dropped. Callers
-// that must not block ask Saturated first and answer ThrottlingException.
+// Submissions wait in a bounded queue; a single writer takes them in batches.
+// Queued records (Enqueue) flush on size or deadline; a waiting caller
+// (Commit) gets a group commit: the writer writes as soon as it is free,
+// taking every submission queued by then into the same store append, so
+// concurrent callers share one commit and a lone caller waits for one
+// append, not for a deadline. When the store falls behind, the queue fills
+// and Submit, Commit and Enqueue block (backpressure): nothing is ever
+// dropped. Callers that must not block ask Saturated first and answer
+// ThrottlingException.
 package ingest
 
 import (
@@ -48,8 +53,12 @@ type submission struct {
 	records []audit.Record
 	done    chan result
 	// exact submissions (Submit) are written alone so that their counts
-	// are exact; queued ones (Enqueue) share batches.
+	// are exact; queued ones (Enqueue) and waiting ones (Commit) share
+	// batches.
 	exact bool
+	// wait marks a caller waiting for the write (Commit): its batch is
+	// written as soon as the writer has taken what is queued.
+	wait bool
 }
 
 type result struct {
@@ -133,31 +142,51 @@ func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.A
 		return audit.AppendResult{}, nil
 	}
 	s := submission{records: records, done: make(chan result, 1), exact: true}
+	r := p.wait(ctx, s)
+	return r.res, r.err
+}
+
+// Commit hands records to the writer and waits until they are durably
+// stored, like Submit, but shares the store append with whatever else is
+// queued (group commit) and reports no counts. The writer appends as soon
+// as it is free: a lone call waits for one append, concurrent calls share
+// one. It blocks while the queue is full, returns ctx's error if ctx ends
+// first (the records may still be stored later) and ErrClosed once the
+// pipeline has stopped.
+func (p *Pipeline) Commit(ctx context.Context, records ...audit.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	return p.wait(ctx, submission{records: records, done: make(chan result, 1), wait: true}).err
+}
+
+// wait queues s and waits for its write.
+func (p *Pipeline) wait(ctx context.Context, s submission) result {
 	select {
 	case <-p.stopped:
-		return audit.AppendResult{}, ErrClosed
+		return result{err: ErrClosed}
 	default:
 	}
 	select {
 	case p.queue <- s:
 	case <-p.stopped:
-		return audit.AppendResult{}, ErrClosed
+		return result{err: ErrClosed}
 	case <-ctx.Done():
-		return audit.AppendResult{}, ctx.Err()
+		return result{err: ctx.Err()}
 	}
 	select {
 	case r := <-s.done:
-		return r.res, r.err
+		return r
 	case <-p.drained:
 		// Queued after the final drain: never written.
 		select {
 		case r := <-s.done:
-			return r.res, r.err
+			return r
 		default:
-			return audit.AppendResult{}, ErrClosed
+			return result{err: ErrClosed}
 		}
 	case <-ctx.Done():
-		return audit.AppendResult{}, ctx.Err()
+		return result{err: ctx.Err()}
 	}
 }
 
@@ -198,6 +227,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		n       int
 		timer   = time.NewTimer(time.Hour)
 		pending bool
+		waiting bool // a Commit caller is in the batch
 	)
 	timer.Stop()
 	flush := func() {
@@ -205,7 +235,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return
 		}
 		p.write(batch, n)
-		batch, n, pending = batch[:0], 0, false
+		batch, n, pending, waiting = batch[:0], 0, false, false
 		timer.Stop()
 	}
 	add := func(s submission) {
@@ -219,6 +249,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		batch = append(batch, s)
 		n += len(s.records)
+		waiting = waiting || s.wait
 		if !pending {
 			pending = true
 			timer.Reset(p.cfg.MaxDelay)
@@ -227,10 +258,28 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			flush()
 		}
 	}
+	// groupCommit writes a batch holding a waiting caller together with
+	// every submission queued by now (up to MaxBatch records): the group
+	// commit. Those arriving during the write form the next group.
+	groupCommit := func() {
+		for waiting && n < p.cfg.MaxBatch {
+			select {
+			case s := <-p.queue:
+				add(s)
+				continue
+			default:
+			}
+			break
+		}
+		if waiting {
+			flush()
+		}
+	}
 	for {
 		select {
 		case s := <-p.queue:
 			add(s)
+			groupCommit()
 		case <-timer.C:
 			pending = false
 			flush()

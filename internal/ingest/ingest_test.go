@@ -215,3 +215,76 @@ func TestShutdownDrainsAndRefuses(t *testing.T) {
 		}
 	})
 }
+
+func TestCommitWritesWithoutWaitingForTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{}
+		p := New(Config{Store: st, MaxDelay: time.Hour})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Run(ctx)
+		start := time.Now()
+		if err := p.Commit(t.Context(), recs(2)...); err != nil {
+			t.Fatalf("Commit = %v", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Commit took %v of (fake) time; want the write at once, not after MaxDelay", d)
+		}
+		if b, r := st.count(); b != 1 || r != 2 {
+			t.Errorf("store has %d batches, %d records; want 1, 2", b, r)
+		}
+	})
+}
+
+func TestConcurrentCommitsShareOneAppend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{gate: make(chan struct{})}
+		p := New(Config{Store: st, MaxDelay: time.Hour})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Run(ctx)
+		errs := make(chan error, 6)
+		go func() { errs <- p.Commit(t.Context(), recs(1)...) }()
+		synctest.Wait() // the writer is blocked in the first append
+		for range 5 {
+			go func() { errs <- p.Commit(t.Context(), recs(1)...) }()
+		}
+		if err := p.Enqueue(t.Context(), recs(1)...); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if b, _ := st.count(); b != 0 {
+			t.Fatalf("%d batches written while the store is blocked", b)
+		}
+		close(st.gate)
+		for range 6 {
+			if err := <-errs; err != nil {
+				t.Errorf("Commit = %v", err)
+			}
+		}
+		synctest.Wait()
+		st.mu.Lock()
+		sizes := []int{}
+		for _, b := range st.batches {
+			sizes = append(sizes, len(b))
+		}
+		st.mu.Unlock()
+		if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 6 {
+			t.Errorf("batch sizes %v; want [1 6]: the first commit alone, then the 5 waiting and the queued record in one append", sizes)
+		}
+	})
+}
+
+func TestCommitAfterStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := New(Config{Store: &fakeStore{}})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		cancel()
+		<-done
+		if err := p.Commit(t.Context(), recs(1)...); !errors.Is(err, ErrClosed) {
+			t.Errorf("Commit after stop = %v; want ErrClosed", err)
+		}
+	})
+}
