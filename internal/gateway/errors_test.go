@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
+
+	"github.com/cairn-audit/cairn/internal/gateway/routes"
 )
 
 func TestParseError(t *testing.T) {
@@ -56,6 +60,37 @@ func FuzzXMLToJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		xmlToJSON([]byte(body), nil)
 		formParams(map[string][]string{body: {body}}, nil)
+	})
+}
+
+// FuzzRequestBodies feeds hostile bodies to the requestParameters parsers:
+// S3 configuration XML, EC2 query forms and JSON bodies walked by shape.
+func FuzzRequestBodies(f *testing.F) {
+	f.Add(`<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet><Tag><Key>k</Key><Value>true</Value></Tag></TagSet></Tagging>`)
+	f.Add(`Filter.1.Name=x&Filter.1.Value.1=y&InstanceId.1=i&Tag.1.Key=a&A.1.B.2.C=3&TagSpecification.1.Tag.1.Key=k`)
+	f.Add(`{"TableName":"t","Key":{"a":{"M":{"b":{"L":[{"S":"x"}]}}}}}`)
+	ddb := routes.Lookup("dynamodb")
+	var getItem *routes.Operation
+	for i := range ddb.Operations {
+		if ddb.Operations[i].Name == "GetItem" {
+			getItem = &ddb.Operations[i]
+		}
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		params := map[string]any{}
+		s3BodyParams("PutBucketTagging", []byte(body), params)
+		s3BodyParams("PutBucketPolicy", []byte(body), params)
+		if _, err := json.Marshal(params); err != nil {
+			t.Errorf("S3 params do not marshal: %v", err)
+		}
+		if form, err := url.ParseQuery(body); err == nil {
+			if _, err := json.Marshal(ec2Params(form, "RunInstances", nil)); err != nil {
+				t.Errorf("EC2 params do not marshal: %v", err)
+			}
+		}
+		if _, err := json.Marshal(jsonParams([]byte(body), ddb, getItem, nil)); err != nil {
+			t.Errorf("JSON params do not marshal: %v", err)
+		}
 	})
 }
 

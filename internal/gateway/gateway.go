@@ -249,9 +249,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Bounded read of JSON/query bodies for requestParameters.
 	var body []byte
 	form := q
-	if r.Body != nil && r.Body != http.NoBody && (svc == nil || !strings.HasPrefix(svc.Protocol, "rest") || restJSONBody(svc, r)) {
+	s3Config := svc != nil && svc.Name == "s3" && s3ConfigBody(r, q)
+	if r.Body != nil && r.Body != http.NoBody && (svc == nil || !strings.HasPrefix(svc.Protocol, "rest") || restJSONBody(svc, r) || s3Config) {
 		ct := r.Header.Get("Content-Type")
-		if r.ContentLength >= 0 && r.ContentLength <= MaxParamBody && !strings.Contains(ct, "octet-stream") &&
+		if r.ContentLength >= 0 && r.ContentLength <= MaxParamBody && (!strings.Contains(ct, "octet-stream") || s3Config) &&
 			r.Header.Get("Content-Encoding") != "aws-chunked" {
 			b, err := io.ReadAll(io.LimitReader(r.Body, MaxParamBody+1))
 			if err != nil {
@@ -470,13 +471,17 @@ func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byt
 	switch {
 	case c.svc != nil && strings.HasPrefix(c.svc.Protocol, "rest"):
 		params = restParams(&c, r, r.URL.Query(), sens)
-		if body != nil && c.op != nil && !c.op.PayloadBlob {
-			for k, v := range jsonParams(body, sens) {
+		if service == "s3" && body != nil && c.op != nil {
+			s3BodyParams(c.name, body, params)
+		} else if body != nil && c.op != nil && !c.op.PayloadBlob {
+			for k, v := range jsonParams(body, c.svc, c.op, sens) {
 				params[k] = v
 			}
 		}
 	case r.Header.Get("X-Amz-Target") != "" && body != nil:
-		params = jsonParams(body, sens)
+		params = jsonParams(body, c.svc, c.op, sens)
+	case c.svc != nil && c.svc.Protocol == "ec2":
+		params = ec2Params(form, c.name, sens)
 	default:
 		params = formParams(form, sens)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/gateway/routes"
 )
 
 // hidden is what AWS writes in place of a secret.
@@ -51,19 +52,59 @@ func redact(v any, sensitive map[string]bool) any {
 	return v
 }
 
-// jsonParams turns a JSON request body into requestParameters: the body's
-// members with lower-camel names at the top level, secrets redacted.
-func jsonParams(body []byte, sensitive map[string]bool) map[string]any {
+// jsonParams turns a JSON request body into requestParameters as AWS
+// writes them: structure member names lower-camel at every depth
+// (provisionedThroughput.readCapacityUnits), the keys of maps as sent
+// (encryptionContext, tags maps, DynamoDB attribute names), secrets
+// redacted. The operation's input shape (routes.Service.Shapes) says where
+// the maps are; without one, every name is a member name.
+func jsonParams(body []byte, svc *routes.Service, op *routes.Operation, sensitive map[string]bool) map[string]any {
 	var v map[string]any
 	if json.Unmarshal(body, &v) != nil || len(v) == 0 {
 		return nil
 	}
-	out := make(map[string]any, len(v))
-	for k, x := range v {
-		out[lowerFirst(k)] = x
+	var shapes map[string]routes.Shape
+	input := ""
+	if svc != nil && op != nil {
+		shapes, input = svc.Shapes, op.Input
+	}
+	out, _ := camelJSON(v, input, shapes, 0).(map[string]any)
+	if svc != nil && svc.Name == "kms" {
+		// KMS's records leave the plaintext out rather than hide it.
+		delete(out, "plaintext")
 	}
 	redact(out, sensitive)
 	return out
+}
+
+// camelJSON lower-camel-cases the member names of v, a value of shape
+// (routes.Shape; "" when no map lies under it).
+func camelJSON(v any, shape string, shapes map[string]routes.Shape, depth int) any {
+	if depth > 64 {
+		return v
+	}
+	sh, known := shapes[shape]
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			switch {
+			case known && sh.Map:
+				out[k] = camelJSON(x, sh.Elem, shapes, depth+1)
+			case known:
+				out[lowerFirst(k)] = camelJSON(x, sh.Members[k], shapes, depth+1)
+			default:
+				out[lowerFirst(k)] = camelJSON(x, "", shapes, depth+1)
+			}
+		}
+		return out
+	case []any:
+		for i := range t {
+			t[i] = camelJSON(t[i], sh.Elem, shapes, depth+1)
+		}
+		return t
+	}
+	return v
 }
 
 // formParams turns query-protocol parameters into requestParameters:

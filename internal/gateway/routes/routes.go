@@ -17,6 +17,9 @@ type Service struct {
 	Global         bool // a global endpoint: records carry us-east-1
 	Operations     []Operation
 	Sensitive      []string // input member names (lower camel) the model marks sensitive
+	// Shapes of JSON services under which a map lies, by name: their
+	// keys are recorded as sent, not lower-camel-cased.
+	Shapes map[string]Shape
 
 	byName map[string]*Operation
 	rest   []*restRoute
@@ -28,6 +31,7 @@ type Operation struct {
 	Method      string
 	URI         string // request URI template: /{Bucket}/{Key+}?tagging
 	Members     []Member
+	Input       string // JSON services: the input shape, when a map lies under it (Service.Shapes)
 	Payload     string // the input member that is the body, if any
 	PayloadBlob bool   // the payload is object bytes: never read
 }
@@ -38,4 +42,14 @@ type Member struct {
 	Location     string // uri, querystring, header
 	LocationName string
 	Required     bool
+}
+
+// Shape is a JSON input shape under which a map lies: a map (its keys are
+// data, its values of shape Elem), a list (elements of shape Elem) or a
+// structure (Members: the members of such shapes, by model name). Shapes
+// under which no map lies are not listed ("").
+type Shape struct {
+	Map     bool
+	Elem    string
+	Members map[string]string
 }

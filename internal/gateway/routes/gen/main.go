@@ -95,6 +95,10 @@ func main() {
 		fmt.Fprintf(&buf, "%q: {Name: %q, Protocol: %q, EndpointPrefix: %q, TargetPrefix: %q, APIVersion: %q, Global: %v,\n",
 			name, name, md.Protocol, md.EndpointPrefix, md.TargetPrefix, ver, md.GlobalEndpoint != "")
 		sens := map[string]bool{}
+		// JSON bodies: the shapes under which a map lies (its keys are
+		// recorded as sent; structure member names are lower-camel).
+		jsonBody := md.Protocol == "json" || md.Protocol == "rest-json"
+		shapes := map[string]string{}
 		var names []string
 		for n := range m.Operations {
 			names = append(names, n)
@@ -104,6 +108,10 @@ func main() {
 		for _, n := range names {
 			op := m.Operations[n]
 			fmt.Fprintf(&buf, "{Name: %q, Method: %q, URI: %q", n, op.HTTP.Method, op.HTTP.RequestURI)
+			if op.Input != nil && jsonBody && m.mapBearing(op.Input.Shape, map[string]bool{}) {
+				fmt.Fprintf(&buf, ", Input: %q", op.Input.Shape)
+				m.collect(op.Input.Shape, shapes)
+			}
 			if op.Input != nil {
 				in := m.Shapes[op.Input.Shape]
 				seen := map[string]bool{}
@@ -150,7 +158,20 @@ func main() {
 			sl = append(sl, s)
 		}
 		sort.Strings(sl)
-		fmt.Fprintf(&buf, "Sensitive: %#v,\n},\n", sl)
+		fmt.Fprintf(&buf, "Sensitive: %#v,\n", sl)
+		if len(shapes) > 0 {
+			var sn []string
+			for k := range shapes {
+				sn = append(sn, k)
+			}
+			sort.Strings(sn)
+			buf.WriteString("Shapes: map[string]Shape{\n")
+			for _, k := range sn {
+				fmt.Fprintf(&buf, "%q: %s,\n", k, shapes[k])
+			}
+			buf.WriteString("},\n")
+		}
+		buf.WriteString("},\n")
 	}
 	buf.WriteString("}\n")
 	src, err := format.Source(buf.Bytes())
@@ -180,6 +201,61 @@ func (m *model) sensitive(s string, out, seen map[string]bool) {
 		if r != nil {
 			m.sensitive(r.Shape, out, seen)
 		}
+	}
+}
+
+// mapBearing reports whether a map lies anywhere under shape s.
+func (m *model) mapBearing(s string, seen map[string]bool) bool {
+	if seen[s] {
+		return false
+	}
+	seen[s] = true
+	sh := m.Shapes[s]
+	if sh.Type == "map" {
+		return true
+	}
+	for _, r := range sh.Members {
+		if m.mapBearing(r.Shape, seen) {
+			return true
+		}
+	}
+	return sh.Member != nil && m.mapBearing(sh.Member.Shape, seen)
+}
+
+// collect writes the Shape literal of s and of the map-bearing shapes
+// under it into out.
+func (m *model) collect(s string, out map[string]string) {
+	if _, ok := out[s]; ok || !m.mapBearing(s, map[string]bool{}) {
+		return
+	}
+	out[s] = "" // cycles
+	sh := m.Shapes[s]
+	elem := func(r *ref) string {
+		if r == nil || !m.mapBearing(r.Shape, map[string]bool{}) {
+			return ""
+		}
+		m.collect(r.Shape, out)
+		return r.Shape
+	}
+	switch sh.Type {
+	case "map":
+		out[s] = fmt.Sprintf("{Map: true, Elem: %q}", elem(sh.Value))
+	case "list":
+		out[s] = fmt.Sprintf("{Elem: %q}", elem(sh.Member))
+	default:
+		var mn []string
+		for n := range sh.Members {
+			mn = append(mn, n)
+		}
+		sort.Strings(mn)
+		var parts []string
+		for _, n := range mn {
+			r := sh.Members[n]
+			if e := elem(&r); e != "" {
+				parts = append(parts, fmt.Sprintf("%q: %q", n, e))
+			}
+		}
+		out[s] = fmt.Sprintf("{Members: map[string]string{%s}}", strings.Join(parts, ", "))
 	}
 }
 
