@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"reflect"
 	"testing"
@@ -83,6 +84,9 @@ func TestLocal(t *testing.T) {
 func TestS3(t *testing.T) {
 	path, err := exec.LookPath("moto_server")
 	if err != nil {
+		if os.Getenv("CAIRN_REQUIRE_MOTO") != "" {
+			t.Fatal("moto_server is not installed and CAIRN_REQUIRE_MOTO is set (scripts/check.sh)")
+		}
 		t.Skip("moto_server is not installed (CI installs it)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -185,10 +185,13 @@ func (w *Writer) chainLocked(t *trail.Trail, account, region string) *chainState
 	return c
 }
 
-// Run writes the due digests every Interval until ctx ends.
+// Run writes the due digests at once (a restart, after a crash too,
+// catches up on digests that came due while cairn was down instead of
+// waiting another interval), then every Interval until ctx ends.
 func (w *Writer) Run(ctx context.Context) {
 	tick := time.NewTicker(w.Interval)
 	defer tick.Stop()
+	w.WriteDue(ctx)
 	for {
 		select {
 		case <-ctx.Done():

@@ -66,8 +66,11 @@ func (d *Deliverer) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// The final round tries every trail, backing off or not: a
+			// round that shutdown interrupted (its writes cancelled) is
+			// done again here, not left for the next start.
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			d.DeliverOnce(final)
+			d.round(final, true)
 			cancel()
 			return
 		case <-tick.C:
@@ -80,13 +83,18 @@ func (d *Deliverer) Run(ctx context.Context) {
 // A trail's position moves only after every file of a batch was written;
 // a failed write leaves it where it was (the next round writes the batch
 // again: at least once) and backs the trail off, doubling up to 5 minutes.
-func (d *Deliverer) DeliverOnce(ctx context.Context) {
+func (d *Deliverer) DeliverOnce(ctx context.Context) { d.round(ctx, false) }
+
+// round is one delivery round; a final round ignores backoff. A write
+// that fails because ctx ended (shutdown) is no delivery error: it leaves
+// the trail's position, status and backoff as they were.
+func (d *Deliverer) round(ctx context.Context, final bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
 	trails := d.Registry.snapshot(func(t *Trail) bool {
 		b, ok := d.backoff[t.ARN()]
-		return (t.Logging || t.Draining) && (!ok || !now.Before(b.next))
+		return (t.Logging || t.Draining) && (final || !ok || !now.Before(b.next))
 	})
 	if len(trails) == 0 {
 		return
@@ -112,6 +120,11 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) {
 				continue
 			}
 			err := d.deliver(ctx, t, batch)
+			if err != nil && ctx.Err() != nil {
+				d.log().Info("trail: delivery interrupted", "trail", t.ARN(), "err", err)
+				d.files = nil
+				return
+			}
 			d.settle(t, last, err)
 			if err == nil {
 				t.Position = last

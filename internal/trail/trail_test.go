@@ -345,3 +345,62 @@ func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
 		t.Errorf("delivered after the stop: %v", names)
 	}
 }
+
+// stalling is a bucket whose first write waits for its context to end
+// (a slow S3 when shutdown begins).
+type stalling struct {
+	bucket.Bucket
+	started chan struct{}
+	once    sync.Once
+}
+
+func (s *stalling) Put(ctx context.Context, key string, body []byte, ct string, meta map[string]string) error {
+	first := false
+	s.once.Do(func() { first = true; close(s.started) })
+	if first {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.Bucket.Put(ctx, key, body, ct, meta)
+}
+
+// A round that shutdown interrupts is no delivery failure: the final
+// round at shutdown delivers the batch (it used to be skipped, the trail
+// backing off after the cancelled write) and LatestDeliveryError stays
+// empty.
+func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
+	ctx := context.Background()
+	const acct = "111111111111"
+	reg, err := OpenRegistry(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, _ := bucket.NewLocal("logs", t.TempDir())
+	b := &stalling{Bucket: local, started: make(chan struct{})}
+	store := audittest.NewMemStore()
+	arn := "arn:aws:cloudtrail:us-east-1:" + acct + ":trail/main"
+	start := time.Now().Add(-time.Minute)
+	reg.update(func(trails map[string]*Trail) error {
+		trails[arn] = &Trail{Name: "main", Account: acct, HomeRegion: "us-east-1", S3BucketName: "logs",
+			IncludeGlobalServiceEvents: true, Logging: true, StartLoggingTime: start}
+		return nil
+	})
+	store.Append(ctx, []audit.Record{at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""), time.Now())})
+	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (bucket.Bucket, bool) { return b, true }, Interval: 10 * time.Millisecond}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { d.Run(runCtx); close(done) }()
+	select {
+	case <-b.started:
+	case <-time.After(time.Minute):
+		t.Fatal("no delivery started within a minute")
+	}
+	cancel()
+	<-done
+	if _, names := delivered(t, local, ""); strings.Join(names, ",") != "RunInstances" {
+		t.Errorf("delivered at shutdown: %v", names)
+	}
+	if tr, _ := reg.Get(arn); tr.LatestDeliveryError != "" || tr.Position != 1 {
+		t.Errorf("after the shutdown: error %q, position %d", tr.LatestDeliveryError, tr.Position)
+	}
+}
