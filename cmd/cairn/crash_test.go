@@ -37,6 +37,9 @@ import (
 // test binary started with CAIRN_TEST_MAIN=1 is the cairn command (so a
 // test can kill -9 a real server process without building the binary).
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("CAIRN_TEST_DUMP_STORE"); dir != "" {
+		os.Exit(dumpStore(dir))
+	}
 	if os.Getenv("CAIRN_TEST_MAIN") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -44,6 +47,44 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
+}
+
+// dumpStore prints the account, region, category, time, readOnly and
+// eventID of every record of the store in data dir dir, one JSON object a
+// line, for a test reading the store in a separate process (opening the
+// events store in the test process upsets later Lake tests' DuckDB).
+func dumpStore(dir string) int {
+	ctx := context.Background()
+	st, err := duckdb.Open(filepath.Join(dir, storeFile), duckdb.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer st.Close()
+	enc := json.NewEncoder(os.Stdout)
+	for after := int64(0); ; {
+		batch, err := st.ReadAppended(ctx, after, 5000)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if len(batch) == 0 {
+			return 0
+		}
+		for _, a := range batch {
+			r := &a.Record
+			enc.Encode(storedRecord{r.Account, r.Region, r.Category, r.Time, r.ReadOnly, r.EventID})
+		}
+		after = batch[len(batch)-1].Seq
+	}
+}
+
+type storedRecord struct {
+	Account, Region string
+	Category        audit.Category
+	Time            time.Time
+	ReadOnly        audit.Tri
+	EventID         string
 }
 
 // serverProcess is `cairn serve` running as a child process.
@@ -471,31 +512,26 @@ delivery:
 		t.Errorf("cairn validate-logs after the crashes = %d\n%s%s", code, vo.String(), ve.String())
 	}
 	t.Logf("validate-logs: %s", strings.TrimSpace(vo.String()))
-	st, err := duckdb.Open(filepath.Join(dataDir, storeFile), duckdb.Options{})
-	if err != nil {
-		t.Fatal(err)
+	dump := exec.Command(os.Args[0])
+	dump.Env = append(os.Environ(), "CAIRN_TEST_DUMP_STORE="+dataDir)
+	var dumped, dumpErr bytes.Buffer
+	dump.Stdout, dump.Stderr = &dumped, &dumpErr
+	if err := dump.Run(); err != nil {
+		t.Fatalf("reading the store: %v\n%s", err, dumpErr.String())
 	}
-	defer st.Close()
 	all, writes = map[string]bool{}, map[string]bool{}
-	for after := int64(0); ; {
-		batch, err := st.ReadAppended(ctx, after, 5000)
-		if err != nil {
+	for dec := json.NewDecoder(&dumped); dec.More(); {
+		var r storedRecord
+		if err := dec.Decode(&r); err != nil {
 			t.Fatal(err)
 		}
-		if len(batch) == 0 {
-			break
+		if r.Account != "111111111111" || r.Region != "us-east-1" || r.Category != audit.CategoryManagement || r.Time.Before(from) {
+			continue
 		}
-		for _, a := range batch {
-			r := &a.Record
-			if r.Account != "111111111111" || r.Region != "us-east-1" || r.Category != audit.CategoryManagement || r.Time.Before(from) {
-				continue
-			}
-			all[r.EventID] = true
-			if r.ReadOnly == audit.False {
-				writes[r.EventID] = true
-			}
+		all[r.EventID] = true
+		if r.ReadOnly == audit.False {
+			writes[r.EventID] = true
 		}
-		after = batch[len(batch)-1].Seq
 	}
 	if ms := s3IDs.missing(all); len(ms) > 0 {
 		t.Errorf("the store has %d records of the S3 trail's selection that are not in its bucket: %v", len(ms), ms[:min(5, len(ms))])

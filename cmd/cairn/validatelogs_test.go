@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sort"
@@ -23,7 +25,13 @@ import (
 // `aws cloudtrail validate-logs` (keys through cairn's ListPublicKeys, S3
 // through AWS_ENDPOINT_URL_S3) and with `cairn validate-logs`: both must
 // accept the intact files and print the same lines and exit status after
-// a log file is modified and after a digest is deleted.
+// a log file is added (neither reports it: validate-logs checks the files
+// digests name), modified and deleted, and after a digest is deleted.
+//
+// It waits for conditions, never for time: the bucket is complete when
+// the StopLogging call is delivered, every log file is named by a digest
+// and a digest followed StopLogging; no call is made in StopLogging's
+// second, so nothing recorded later can be delivered.
 func TestValidateLogsMatchesTheAWSCLI(t *testing.T) {
 	moto := startMoto(t)
 	ctx := context.Background()
@@ -51,53 +59,92 @@ delivery:
 	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("main")}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 3; i++ {
-		ct.ListTrails(ctx, &cloudtrail.ListTrailsInput{})
-		time.Sleep(1500 * time.Millisecond)
-	}
-	time.Sleep(2 * time.Second)
-	if _, err := ct.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("main")}); err != nil {
-		t.Fatal(err)
-	}
-	stopped := time.Now()
-	// The final digest follows StopLogging within a digest interval.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(300 * time.Millisecond) {
-		st, err := ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("main")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.LatestDigestDeliveryTime != nil && st.LatestDigestDeliveryTime.After(stopped) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no digest after StopLogging: %+v", st)
-		}
-	}
 	keys := func(folder string) []string {
-		l, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("audit-logs"), Prefix: aws.String("team/AWSLogs/111111111111/" + folder + "/")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		t.Helper()
 		var out []string
-		for _, o := range l.Contents {
-			out = append(out, aws.ToString(o.Key))
+		p := s3.NewListObjectsV2Paginator(s3c, &s3.ListObjectsV2Input{Bucket: aws.String("audit-logs"), Prefix: aws.String("team/AWSLogs/111111111111/" + folder + "/")})
+		for p.HasMorePages() {
+			l, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range l.Contents {
+				out = append(out, aws.ToString(o.Key))
+			}
 		}
 		sort.Strings(out)
 		return out
 	}
-	// Files the last delivery wrote after StopLogging get one more digest:
-	// wait until the bucket is still for a few digest intervals.
-	digests, logs := keys("CloudTrail-Digest"), keys("CloudTrail")
-	for still, deadline := 0, time.Now().Add(40*time.Second); still < 5 && time.Now().Before(deadline); {
-		time.Sleep(time.Second)
-		d, l := keys("CloudTrail-Digest"), keys("CloudTrail")
-		if len(d) == len(digests) && len(l) == len(logs) {
-			still++
-		} else {
-			still, digests, logs = 0, d, l
+	get := func(key string) []byte {
+		t.Helper()
+		obj, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("audit-logs"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer obj.Body.Close()
+		zr, err := gzip.NewReader(obj.Body)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		b, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		return b
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); !cond(); time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waited 2 minutes for %s", what)
+			}
 		}
 	}
-	if len(digests) < 3 || len(logs) < 2 {
+	// Calls spread over three log files, and two digests at least.
+	for i := 0; i < 3; i++ {
+		n := len(keys("CloudTrail"))
+		if _, err := ct.ListTrails(ctx, &cloudtrail.ListTrailsInput{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("a log file", func() bool { return len(keys("CloudTrail")) > n })
+	}
+	waitFor("two digests", func() bool { return len(keys("CloudTrail-Digest")) >= 2 })
+	if _, err := ct.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("main")}); err != nil {
+		t.Fatal(err)
+	}
+	stopAt := time.Now()
+	// Records of calls after StopLogging's second are not delivered.
+	time.Sleep(time.Until(stopAt.Truncate(time.Second).Add(time.Second)))
+	var digests, logs []string
+	waitFor("the complete bucket", func() bool {
+		st, err := ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("main")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.LatestDigestDeliveryTime == nil || !st.LatestDigestDeliveryTime.After(stopAt) {
+			return false
+		}
+		digests, logs = keys("CloudTrail-Digest"), keys("CloudTrail")
+		named := map[string]bool{}
+		for _, d := range digests {
+			var f struct{ LogFiles []struct{ S3Object string } }
+			if err := json.Unmarshal(get(d), &f); err != nil {
+				t.Fatalf("%s: %v", d, err)
+			}
+			for _, l := range f.LogFiles {
+				named[l.S3Object] = true
+			}
+		}
+		stopDelivered := false
+		for _, l := range logs {
+			if !named[l] {
+				return false
+			}
+			stopDelivered = stopDelivered || bytes.Contains(get(l), []byte(`"eventName":"StopLogging"`))
+		}
+		return stopDelivered
+	})
+	if len(digests) < 3 || len(logs) < 4 {
 		t.Fatalf("digests %v\nlogs %v", digests, logs)
 	}
 	end := time.Now().UTC().Add(time.Second).Format(time.RFC3339)
@@ -155,18 +202,37 @@ delivery:
 	if haveCLI != nil {
 		t.Logf("checking cairn validate-logs only: %v", haveCLI)
 	}
-	compare("intact", 0, fmt.Sprintf("%d/%d digest files valid", len(digests), len(digests)))
+	intact := fmt.Sprintf("%d/%d digest files valid", len(digests), len(digests))
+	compare("intact", 0, intact)
 	compare("intact", 0, fmt.Sprintf("%d/%d log files valid", len(logs), len(logs)))
 	if _, _, e := ours(); e != "" {
 		t.Errorf("intact chain: problems reported:\n%s", e)
 	}
+	_, intactOut, _ := ours()
 
+	// An added log file, in the folder and named like cairn's: digests
+	// do not name it, so validate-logs does not look at it (AWS's
+	// semantics): the same report as the intact bucket.
+	added := logs[len(logs)-1][:len(logs[len(logs)-1])-len("AbCdEfGhIjKlMnOp.json.gz")] + "AddedByAnAttackr.json.gz"
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("audit-logs"), Key: aws.String(added),
+		Body: bytes.NewReader(gzipBytes(t, []byte(`{"Records":[]}`)))}); err != nil {
+		t.Fatal(err)
+	}
+	compare("added log", 0, intact)
+	if _, o, e := ours(); o != intactOut || e != "" || strings.Contains(o, added) {
+		t.Errorf("added log: the report changed:\n%s\n%s", o, e)
+	}
 	// A modified log file.
 	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("audit-logs"), Key: aws.String(logs[0]),
 		Body: bytes.NewReader(gzipBytes(t, []byte(`{"Records":[]}`)))}); err != nil {
 		t.Fatal(err)
 	}
 	compare("modified log", 1, "Log file\ts3://audit-logs/"+logs[0]+"\tINVALID: hash value doesn't match")
+	// A deleted log file.
+	if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("audit-logs"), Key: aws.String(logs[1])}); err != nil {
+		t.Fatal(err)
+	}
+	compare("deleted log", 1, "Log file\ts3://audit-logs/"+logs[1]+"\tINVALID: not found")
 	// A deleted digest.
 	if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("audit-logs"), Key: aws.String(digests[1])}); err != nil {
 		t.Fatal(err)
