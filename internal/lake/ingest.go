@@ -3,7 +3,6 @@ package lake
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -14,49 +13,6 @@ import (
 type row struct {
 	eds string
 	raw []byte
-}
-
-// insert stores rows in one transaction and, when pos > 0, records pos as
-// the feed position in the same transaction: a restart neither loses nor
-// repeats what the feed delivered.
-func (l *Lake) insert(ctx context.Context, rows []row, pos int64) error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	conn, err := l.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if len(rows) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO lake_staging VALUES (?, ?)`)
-		if err != nil {
-			return err
-		}
-		for _, r := range rows {
-			if _, err := stmt.ExecContext(ctx, r.eds, string(r.raw)); err != nil {
-				stmt.Close()
-				return fmt.Errorf("lake: stage: %w", err)
-			}
-		}
-		stmt.Close()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events `+projection()); err != nil {
-			return fmt.Errorf("lake: insert: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM lake_staging`); err != nil {
-			return err
-		}
-	}
-	if pos > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO lake_meta VALUES ('feed_position', ?)`, pos); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
 }
 
 // position returns the last feed sequence number Lake handled.

@@ -56,7 +56,7 @@ type env struct {
 	url   string
 }
 
-func newEnv(t *testing.T, roots ...string) *env {
+func newEnv(t testing.TB, roots ...string) *env {
 	t.Helper()
 	l, err := Open(t.TempDir(), Options{Threads: 1, ImportRoots: roots})
 	if err != nil {
