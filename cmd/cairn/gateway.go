@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,10 +16,16 @@ import (
 	"github.com/cairn-audit/cairn/internal/gateway"
 )
 
+// gatewaySessionsFile, in the data dir, keeps the STS credentials the
+// gateway learnt (access key IDs and identities, no secrets).
+const gatewaySessionsFile = "gateway-sessions.jsonl"
+
 // startGateway runs the recording gateway on its own address when the
 // config has a gateway section. stop shuts it down (waiting for in-flight
 // calls and their records) and must run before the ingest drain.
-func startGateway(cfg *config.Config, rec gateway.Recorder, log *slog.Logger, reg prometheus.Registerer) (stop func(context.Context), err error) {
+// With persist_sessions, the STS credentials it learns are kept in the
+// data dir (gatewaySessionsFile) across restarts.
+func startGateway(cfg *config.Config, dataDir string, rec gateway.Recorder, log *slog.Logger, reg prometheus.Registerer) (stop func(context.Context), err error) {
 	gc := cfg.Gateway
 	if gc == nil {
 		return func(context.Context) {}, nil
@@ -27,16 +34,22 @@ func startGateway(cfg *config.Config, rec gateway.Recorder, log *slog.Logger, re
 	if acct == "" && len(cfg.Accounts) > 0 {
 		acct = cfg.Accounts[0].ID
 	}
+	sessions := ""
+	if gc.PersistSessions {
+		sessions = filepath.Join(dataDir, gatewaySessionsFile)
+	}
 	gw, err := gateway.New(gateway.Config{
 		Upstreams: gc.Upstreams, TrustedProxies: gc.TrustedProxies, VirtualHostDomains: gc.VirtualHostDomains,
 		ExcludeSources: gc.ExcludeSources, ExcludeNames: gc.ExcludeNames, DefaultAccount: acct,
 		Principals: cfg, Recorder: rec, Logger: log, Registerer: reg,
+		MaxSessions: gc.MaxSessions, SessionFile: sessions,
 	})
 	if err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", gc.Listen)
 	if err != nil {
+		gw.Close()
 		return nil, fmt.Errorf("gateway listen: %w", err)
 	}
 	// No read or write timeouts: multi-GB objects stream through.
@@ -55,5 +68,8 @@ func startGateway(cfg *config.Config, rec gateway.Recorder, log *slog.Logger, re
 			log.Error("gateway shutdown", "err", err)
 		}
 		<-done
+		if err := gw.Close(); err != nil {
+			log.Error("gateway sessions", "err", err)
+		}
 	}, nil
 }

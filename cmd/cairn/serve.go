@@ -131,7 +131,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pipe := ingest.New(ingest.Config{Store: store, Logger: log, Registerer: reg})
 	// The gateway's records queue until the pipeline runs below.
-	stopGW, err := startGateway(cfg, pipe, log, reg)
+	stopGW, err := startGateway(cfg, f.dataDir, pipe, log, reg)
 	if err != nil {
 		return err
 	}

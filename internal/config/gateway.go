@@ -22,6 +22,8 @@ import (
 //	  exclude_event_sources: []    # e.g. [sqs.amazonaws.com]
 //	  exclude_event_names: []      # e.g. [GetBucketLocation, s3.amazonaws.com:HeadObject]
 //	  default_account: ""          # receives records of unknown callers (default: the first account)
+//	  max_sessions: 100000         # STS credentials remembered (least recently used dropped first)
+//	  persist_sessions: true       # keep them in the data dir across restarts
 type Gateway struct {
 	Listen             string
 	Upstreams          map[string]*url.URL
@@ -30,12 +32,17 @@ type Gateway struct {
 	ExcludeSources     []string
 	ExcludeNames       []string
 	DefaultAccount     string
+	MaxSessions        int  // default DefaultMaxSessions
+	PersistSessions    bool // default true
 }
+
+// DefaultMaxSessions bounds the STS credentials the gateway remembers.
+const DefaultMaxSessions = 100000
 
 var serviceNameRE = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 
 func (d *decoder) gateway(n *yaml.Node, path string) *Gateway {
-	g := &Gateway{Upstreams: map[string]*url.URL{}}
+	g := &Gateway{Upstreams: map[string]*url.URL{}, MaxSessions: DefaultMaxSessions, PersistSessions: true}
 	strs := func(v *yaml.Node, path string) []string {
 		return list(d, v, path, func(n *yaml.Node, path string) string { s, _ := d.str(n, path); return s })
 	}
@@ -95,6 +102,16 @@ func (d *decoder) gateway(n *yaml.Node, path string) *Gateway {
 		field{"virtual_host_domains", false, func(v *yaml.Node, path string) { g.VirtualHostDomains = strs(v, path) }},
 		field{"exclude_event_sources", false, func(v *yaml.Node, path string) { g.ExcludeSources = strs(v, path) }},
 		field{"exclude_event_names", false, func(v *yaml.Node, path string) { g.ExcludeNames = strs(v, path) }},
+		field{"max_sessions", false, func(v *yaml.Node, path string) {
+			if n, ok := d.integer(v, path, 1, 10000000, "sessions", "STS credentials remembered"); ok {
+				g.MaxSessions = n
+			}
+		}},
+		field{"persist_sessions", false, func(v *yaml.Node, path string) {
+			if b, ok := d.boolean(v, path); ok {
+				g.PersistSessions = b
+			}
+		}},
 		field{"default_account", false, func(v *yaml.Node, path string) {
 			if s, ok := d.str(v, path); ok {
 				if !regexp.MustCompile(`^[0-9]{12}$`).MatchString(s) {

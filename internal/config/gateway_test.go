@@ -14,12 +14,21 @@ func TestGatewaySection(t *testing.T) {
 	if c.Gateway == nil || c.Gateway.Upstreams["s3"].Host != "127.0.0.1:5000" || len(c.Gateway.TrustedProxies) != 2 {
 		t.Fatalf("gateway = %+v", c.Gateway)
 	}
+	if c.Gateway.MaxSessions != DefaultMaxSessions || !c.Gateway.PersistSessions {
+		t.Errorf("session defaults = %d, %v", c.Gateway.MaxSessions, c.Gateway.PersistSessions)
+	}
+	c, err = Parse("c.yaml", []byte(base+"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {default: http://x}\n  max_sessions: 10\n  persist_sessions: false\n"))
+	if err != nil || c.Gateway.MaxSessions != 10 || c.Gateway.PersistSessions {
+		t.Errorf("max_sessions/persist_sessions: %+v, %v", c.Gateway, err)
+	}
 	for _, bad := range []struct{ yaml, want string }{
 		{"gateway:\n  listen: nope\n  upstreams: {default: http://x}\n", "gateway.listen"},
 		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {s3: http://x}\n", "gateway.upstreams.default: required"},
 		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {default: ftp://x}\n", "http:// or https://"},
 		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {default: http://x}\n  trusted_proxies: [bogus]\n", "IP address or CIDR"},
 		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {default: http://x}\n  nope: 1\n", "nope"},
+		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {default: http://x}\n  max_sessions: 0\n", "gateway.max_sessions"},
+		{"gateway:\n  listen: 127.0.0.1:1\n  upstreams: {default: http://x}\n  persist_sessions: maybe\n", "gateway.persist_sessions"},
 	} {
 		_, err := Parse("c.yaml", []byte(base+bad.yaml))
 		if err == nil || !strings.Contains(err.Error(), bad.want) {

@@ -67,13 +67,18 @@ type Config struct {
 	Registerer         prometheus.Registerer
 	Transport          http.RoundTripper
 	Now                func() time.Time
+	// MaxSessions bounds the STS credentials remembered (default
+	// config.DefaultMaxSessions); SessionFile, when set, keeps them
+	// across restarts.
+	MaxSessions int
+	SessionFile string
 }
 
 // Gateway is the recording reverse proxy. It is an http.Handler.
 type Gateway struct {
 	cfg      Config
 	proxy    *httputil.ReverseProxy
-	sessions sync.Map // temporary access key ID -> *session
+	sessions *sessionCache // temporary access key ID -> *session
 	exclude  map[string]bool
 	sens     map[string]map[string]bool
 
@@ -91,6 +96,7 @@ type session struct {
 	created   string
 	account   string
 	federated bool
+	expires   time.Time // the credentials' Expiration
 }
 
 // New returns a Gateway.
@@ -114,6 +120,10 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Transport = t
 	}
 	g := &Gateway{cfg: cfg, exclude: map[string]bool{}, sens: map[string]map[string]bool{}}
+	var err error
+	if g.sessions, err = newSessionCache(cfg.MaxSessions, cfg.SessionFile, cfg.Now, cfg.Logger); err != nil {
+		return nil, err
+	}
 	for _, s := range cfg.ExcludeSources {
 		g.exclude[s] = true
 	}
@@ -152,8 +162,11 @@ func New(cfg Config) (*Gateway, error) {
 	g.recErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_gateway_record_errors_total", Help: "Records the gateway could not hand to the pipeline.",
 	})
+	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_gateway_sessions", Help: "STS credentials the gateway remembers (their calls are recorded as their session).",
+	}, func() float64 { return float64(g.sessions.len()) })
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{g.requests, g.unmatched, g.recErrors} {
+		for _, c := range []prometheus.Collector{g.requests, g.unmatched, g.recErrors, sessions} {
 			cfg.Registerer.MustRegister(c)
 		}
 	}
@@ -235,6 +248,9 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	fmt.Fprintf(w, "<Error><Code>ServiceUnavailable</Code><Message>%s</Message></Error>", msg)
 	st.captured.WriteString("<Error><Code>ServiceUnavailable</Code><Message>" + msg + "</Message></Error>")
 }
+
+// Close releases the sessions file. Call it once the server has stopped.
+func (g *Gateway) Close() error { return g.sessions.close() }
 
 // ServeHTTP forwards r and records it once the response is complete.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -144,29 +144,42 @@ const testConfig = `accounts:
 `
 
 type env struct {
-	gw  *Gateway
-	url string
-	rec *collector
-	cfg aws.Config
+	gw   *Gateway
+	url  string
+	rec  *collector
+	cfg  aws.Config
+	moto *url.URL
+	// sessions is the gateway's sessions file (kept across restart).
+	sessions string
 }
 
 func newEnv(t *testing.T) *env {
-	moto := startMoto(t)
+	e := &env{moto: startMoto(t), sessions: filepath.Join(t.TempDir(), "gateway-sessions.jsonl"), cfg: aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", ""),
+	}}
+	e.start(t)
+	return e
+}
+
+// start runs a new gateway (and collector) on the same upstream and
+// sessions file: a restart.
+func (e *env) start(t *testing.T) {
+	t.Helper()
 	c, err := config.Parse("t.yaml", []byte(testConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &collector{}
-	gw, err := New(Config{Upstreams: map[string]*url.URL{"default": moto}, Principals: c, Recorder: rec, DefaultAccount: "111111111111", Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	e.rec = &collector{}
+	e.gw, err = New(Config{Upstreams: map[string]*url.URL{"default": e.moto}, Principals: c, Recorder: e.rec, DefaultAccount: "111111111111",
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), SessionFile: e.sessions})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	return &env{gw: gw, url: srv.URL, rec: rec, cfg: aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", ""),
-	}}
+	srv := httptest.NewServer(e.gw)
+	gw := e.gw
+	t.Cleanup(func() { srv.Close(); gw.Close() })
+	e.url = srv.URL
 }
 
 // realRecord returns the first real CloudTrail record of source/name in
@@ -480,6 +493,18 @@ func TestAssumedRoleIdentity(t *testing.T) {
 		!strings.HasSuffix(ui.ARN, ":assumed-role/admin/s1") {
 		b, _ := json.Marshal(ui)
 		t.Errorf("identity after AssumeRole: %s", b)
+	}
+	// The session expires with the credentials (DurationSeconds 900).
+	if s, ok := e.gw.sessions.get(*out.Credentials.AccessKeyId); !ok || !s.expires.Equal(*out.Credentials.Expiration) {
+		t.Errorf("session expiry = %+v, %v; want the credentials' %v", s, ok, out.Credentials.Expiration)
+	}
+	// A restart keeps the identity (sessions file in the data dir).
+	e.start(t)
+	cli = s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(e.url); o.UsePathStyle = true })
+	_, _ = cli.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if ui := e.rec.last(t, "ListBuckets").UserIdentity; ui.Type != "AssumedRole" || !strings.HasSuffix(ui.ARN, ":assumed-role/admin/s1") {
+		b, _ := json.Marshal(ui)
+		t.Errorf("identity after a restart: %s", b)
 	}
 	// A key nobody knows.
 	cfg.Credentials = credentials.NewStaticCredentialsProvider("AKIAUNKNOWN000000000", "x", "")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"strings"
+	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
@@ -23,8 +24,7 @@ func (g *Gateway) identity(sc scope) (*audit.UserIdentity, string) {
 				AccessKeyID: p.AccessKeyID, UserName: p.UserName}, p.AccountID
 		}
 	}
-	if v, ok := g.sessions.Load(sc.accessKey); ok {
-		s := v.(*session)
+	if s, ok := g.sessions.get(sc.accessKey); ok {
 		attrs := &audit.SessionAttributes{CreationDate: s.created, MFAAuthenticated: "false"}
 		if s.roleARN == "" { // GetSessionToken: the user, with a session
 			return &audit.UserIdentity{Type: "IAMUser", PrincipalID: s.issuer.PrincipalID, ARN: s.issuer.ARN,
@@ -59,6 +59,7 @@ func (g *Gateway) learnSession(sc scope, op string, body []byte, ev *audit.Event
 		Result struct {
 			Credentials struct {
 				AccessKeyID string `xml:"AccessKeyId"`
+				Expiration  string `xml:"Expiration"`
 			} `xml:"Credentials"`
 			AssumedRoleUser struct {
 				AssumedRoleID string `xml:"AssumedRoleId"`
@@ -73,7 +74,10 @@ func (g *Gateway) learnSession(sc scope, op string, body []byte, ev *audit.Event
 	if xml.NewDecoder(bytes.NewReader(body)).Decode(&resp) != nil || resp.Result.Credentials.AccessKeyID == "" {
 		return
 	}
-	s := &session{created: ev.EventTime, account: ev.RecipientAccountID}
+	s := &session{created: ev.EventTime, account: ev.RecipientAccountID, expires: g.cfg.Now().Add(DefaultSessionLifetime)}
+	if t, err := time.Parse(time.RFC3339, strings.TrimSpace(resp.Result.Credentials.Expiration)); err == nil {
+		s.expires = t
+	}
 	if ev.UserIdentity != nil && ev.UserIdentity.Type == "IAMUser" {
 		s.issuer = config.Principal{PrincipalID: ev.UserIdentity.PrincipalID, ARN: ev.UserIdentity.ARN,
 			AccountID: ev.UserIdentity.AccountID, UserName: ev.UserIdentity.UserName}
@@ -99,5 +103,5 @@ func (g *Gateway) learnSession(sc scope, op string, body []byte, ev *audit.Event
 		s.roleARN = s.arn
 	}
 	_ = sc
-	g.sessions.Store(resp.Result.Credentials.AccessKeyID, s)
+	g.sessions.put(resp.Result.Credentials.AccessKeyID, s)
 }

@@ -1,0 +1,254 @@
+package gateway
+
+import (
+	"bufio"
+	"container/list"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/config"
+)
+
+// DefaultSessionLifetime is how long credentials whose STS response gave no
+// Expiration are remembered (GetSessionToken's default duration).
+const DefaultSessionLifetime = 12 * time.Hour
+
+// sessionCache remembers the temporary credentials STS issued through the
+// gateway, so that later calls with them are recorded as their session.
+// Entries expire at the credentials' Expiration; at most max are kept,
+// the least recently used dropped first. With a file, every session learnt
+// is appended to it (JSON lines) and the file is read back at start, so a
+// restart keeps identities; it is compacted at start and when it holds
+// twice as many lines as sessions.
+type sessionCache struct {
+	mu    sync.Mutex
+	max   int
+	ll    *list.List // of *sessionEntry, most recently used first
+	byKey map[string]*list.Element
+	path  string
+	file  *os.File
+	lines int
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+type sessionEntry struct {
+	key string
+	s   *session
+}
+
+// sessionLine is a session as the file keeps it (no secrets: STS's secret
+// keys and session tokens are never read).
+type sessionLine struct {
+	AccessKeyID string    `json:"accessKeyId"`
+	Expires     time.Time `json:"expires"`
+	Created     string    `json:"created"`
+	Account     string    `json:"account"`
+	RoleARN     string    `json:"roleArn,omitempty"`
+	AssumedID   string    `json:"assumedId,omitempty"`
+	ARN         string    `json:"arn,omitempty"`
+	Federated   bool      `json:"federated,omitempty"`
+	Issuer      *struct {
+		PrincipalID string `json:"principalId"`
+		ARN         string `json:"arn"`
+		AccountID   string `json:"accountId"`
+		UserName    string `json:"userName"`
+	} `json:"issuer,omitempty"`
+}
+
+func newSessionCache(max int, path string, now func() time.Time, log *slog.Logger) (*sessionCache, error) {
+	if max <= 0 {
+		max = config.DefaultMaxSessions
+	}
+	c := &sessionCache{max: max, ll: list.New(), byKey: map[string]*list.Element{}, path: path, now: now, log: log}
+	if path == "" {
+		return c, nil
+	}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	if err := c.compact(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// load reads the file: later lines win, expired sessions are skipped, a
+// damaged line (a crash mid-write) is skipped and logged.
+func (c *sessionCache) load() error {
+	f, err := os.Open(c.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("gateway sessions: %w", err)
+	}
+	defer f.Close()
+	now := c.now()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	bad := 0
+	for sc.Scan() {
+		var l sessionLine
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.AccessKeyID == "" {
+			bad++
+			continue
+		}
+		if !l.Expires.After(now) {
+			continue
+		}
+		c.putLocked(l.AccessKeyID, l.session())
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("gateway sessions: %s: %w", c.path, err)
+	}
+	if bad > 0 {
+		c.log.Warn("gateway sessions: damaged lines skipped", "file", c.path, "lines", bad)
+	}
+	return nil
+}
+
+// compact rewrites the file with the live sessions, least recent first,
+// and reopens it for appending.
+func (c *sessionCache) compact() error {
+	if c.file != nil {
+		c.file.Close()
+		c.file = nil
+	}
+	tmp := c.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("gateway sessions: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	n := 0
+	now := c.now()
+	for e := c.ll.Back(); e != nil; e = e.Prev() {
+		se := e.Value.(*sessionEntry)
+		if !se.s.expires.After(now) {
+			continue
+		}
+		b, _ := json.Marshal(lineOf(se.key, se.s))
+		w.Write(append(b, '\n'))
+		n++
+	}
+	err = errors.Join(w.Flush(), f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(tmp, c.path)
+	}
+	if err != nil {
+		return fmt.Errorf("gateway sessions: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(c.path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	c.file, err = os.OpenFile(c.path, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("gateway sessions: %w", err)
+	}
+	c.lines = n
+	return nil
+}
+
+// get returns the live session of key, marking it used.
+func (c *sessionCache) get(key string) (*session, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byKey[key]
+	if !ok {
+		return nil, false
+	}
+	se := e.Value.(*sessionEntry)
+	if !se.s.expires.After(c.now()) {
+		c.ll.Remove(e)
+		delete(c.byKey, key)
+		return nil, false
+	}
+	c.ll.MoveToFront(e)
+	return se.s, true
+}
+
+// put remembers a session (and appends it to the file).
+func (c *sessionCache) put(key string, s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(key, s)
+	if c.file == nil {
+		return
+	}
+	b, _ := json.Marshal(lineOf(key, s))
+	_, err := c.file.Write(append(b, '\n'))
+	if err == nil {
+		err = c.file.Sync()
+	}
+	c.lines++
+	if err == nil && c.lines > 2*c.ll.Len()+1024 {
+		err = c.compact()
+	}
+	if err != nil {
+		c.log.Error("gateway sessions: not persisted", "file", c.path, "err", err)
+	}
+}
+
+func (c *sessionCache) putLocked(key string, s *session) {
+	if e, ok := c.byKey[key]; ok {
+		e.Value.(*sessionEntry).s = s
+		c.ll.MoveToFront(e)
+		return
+	}
+	c.byKey[key] = c.ll.PushFront(&sessionEntry{key: key, s: s})
+	for c.ll.Len() > c.max {
+		old := c.ll.Back()
+		c.ll.Remove(old)
+		delete(c.byKey, old.Value.(*sessionEntry).key)
+	}
+}
+
+func (c *sessionCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len()
+}
+
+func (c *sessionCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.file == nil {
+		return nil
+	}
+	err := c.file.Close()
+	c.file = nil
+	return err
+}
+
+func lineOf(key string, s *session) sessionLine {
+	l := sessionLine{AccessKeyID: key, Expires: s.expires.UTC(), Created: s.created, Account: s.account,
+		RoleARN: s.roleARN, AssumedID: s.assumedID, ARN: s.arn, Federated: s.federated}
+	if s.issuer.ARN != "" {
+		l.Issuer = &struct {
+			PrincipalID string `json:"principalId"`
+			ARN         string `json:"arn"`
+			AccountID   string `json:"accountId"`
+			UserName    string `json:"userName"`
+		}{s.issuer.PrincipalID, s.issuer.ARN, s.issuer.AccountID, s.issuer.UserName}
+	}
+	return l
+}
+
+func (l sessionLine) session() *session {
+	s := &session{created: l.Created, account: l.Account, roleARN: l.RoleARN, assumedID: l.AssumedID,
+		arn: l.ARN, federated: l.Federated, expires: l.Expires}
+	if l.Issuer != nil {
+		s.issuer = config.Principal{PrincipalID: l.Issuer.PrincipalID, ARN: l.Issuer.ARN,
+			AccountID: l.Issuer.AccountID, UserName: l.Issuer.UserName}
+	}
+	return s
+}
