@@ -255,4 +255,62 @@ stop
 else
   echo "e2e: skip: moto_server not installed (gateway checks)"
 fi
+# 8. CloudTrail Lake with real clients: an ActivityAuditLog event data store and a channel made with the
+# AWS CLI, custom events sent with `aws cloudtrail-data put-audit-events` and boto3's cloudtrail-data
+# client (SigV4 for the cloudtrail-data service), then found by `aws cloudtrail start-query`.
+cat >lake.yaml <<'YAML'
+accounts:
+  - id: "333344445555"
+    users:
+      - name: app
+        access_keys:
+          - {id: AKIALAKEAPP000000001, secret: lake-secret}
+YAML
+start --config lake.yaml --data-dir data5
+export AWS_ACCESS_KEY_ID=AKIALAKEAPP000000001 AWS_SECRET_ACCESS_KEY=lake-secret AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_DEFAULT_REGION=us-east-1
+aws cloudtrail create-event-data-store --endpoint-url "$endpoint" --name e2e-custom --no-termination-protection-enabled \
+  --advanced-event-selectors '[{"Name":"custom","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]' \
+  --output json >eds.json || fail "create-event-data-store"
+eds_arn=$(jq -r .EventDataStoreArn eds.json)
+eds_id=${eds_arn##*/}
+aws cloudtrail create-channel --endpoint-url "$endpoint" --name e2e-channel --source Custom \
+  --destinations "Type=EVENT_DATA_STORE,Location=$eds_arn" --output json >channel.json || fail "create-channel"
+channel=$(jq -r .ChannelArn channel.json)
+ed() { # eventName UID
+  printf '{"version":"1.0","userIdentity":{"type":"CustomUser","principalId":"alice"},"eventSource":"e2e.example.com","eventName":"%s","eventTime":"2026-01-02T03:04:05Z","UID":"%s","recipientAccountId":"333344445555","sourceIPAddress":"10.1.2.3"}' "$1" "$2"
+}
+jq -n --arg a "$(ed CliOpen u-cli-1)" --arg b "$(ed CliBad u-cli-2 | sed 's/333344445555/999999999999/')" \
+  '[{id: "cli-1", eventData: $a}, {id: "cli-2", eventData: $b}]' >audit-events.json
+aws cloudtrail-data put-audit-events --endpoint-url "$endpoint" --channel-arn "$channel" \
+  --audit-events file://audit-events.json --output json >put.json || fail "aws cloudtrail-data put-audit-events"
+jq -e '(.successful | length) == 1 and .successful[0].id == "cli-1" and (.failed | length) == 1 and .failed[0].errorCode == "InvalidRecipient"' put.json >/dev/null ||
+  fail "put-audit-events answered: $(cat put.json)"
+python3 - "$endpoint" "$channel" "$(ed BotoOpen u-boto-1)" "$(ed BotoClose u-boto-2)" <<'PY' || fail "boto3 cloudtrail-data put_audit_events"
+import base64, hashlib, sys, boto3
+url, channel, a, b = sys.argv[1:]
+c = boto3.client("cloudtrail-data", endpoint_url=url, region_name="us-east-1")
+out = c.put_audit_events(channelArn=channel, auditEvents=[
+    {"id": "boto-1", "eventData": a, "eventDataChecksum": base64.b64encode(hashlib.sha256(a.encode()).digest()).decode()},
+    {"id": "boto-2", "eventData": b}])
+assert [e["id"] for e in out["successful"]] == ["boto-1", "boto-2"] and not out["failed"], out
+try:
+    c.put_audit_events(channelArn=channel.replace("channel/", "channel/0"), auditEvents=[{"id": "x", "eventData": a}])
+    raise SystemExit("unknown channel accepted")
+except c.exceptions.ChannelNotFound:
+    pass
+PY
+ok "aws cloudtrail-data put-audit-events and boto3's cloudtrail-data client: per-event success and failure"
+aws cloudtrail start-query --endpoint-url "$endpoint" --output json \
+  --query-statement "SELECT eventData.eventName AS name, eventData.UID AS uid, eventCategory FROM $eds_id ORDER BY name" >query.json || fail "start-query"
+qid=$(jq -r .QueryId query.json)
+for _ in $(seq 300); do
+  aws cloudtrail get-query-results --endpoint-url "$endpoint" --query-id "$qid" --output json >results.json || fail "get-query-results"
+  case $(jq -r .QueryStatus results.json) in QUEUED|RUNNING) sleep 0.2 ;; *) break ;; esac
+done
+[ "$(jq -r .QueryStatus results.json)" = FINISHED ] || fail "query: $(cat results.json)"
+got=$(jq -r '[.QueryResultRows[] | (map(to_entries[0]) | from_entries) | "\(.name)/\(.uid)/\(.eventCategory)"] | join(",")' results.json)
+[ "$got" = "BotoClose/u-boto-2/ActivityAuditLog,BotoOpen/u-boto-1/ActivityAuditLog,CliOpen/u-cli-1/ActivityAuditLog" ] || fail "query rows: $got"
+ok "aws cloudtrail start-query / get-query-results return the custom events at once"
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+stop
 echo "e2e: $pass passed, 0 failed"
