@@ -453,3 +453,49 @@ organization:
 		}
 	}
 }
+
+// ListTrails pages 50 trails at a time with a NextToken the SDK's
+// paginator follows to the end: every trail of the caller once, no other
+// account's; a garbage token is InvalidNextTokenException.
+func TestListTrailsPages(t *testing.T) {
+	ctx := context.Background()
+	ts := startServer(t, fmt.Sprintf(twoAccounts, 90)+"trails:\n  max_per_region: 60\n", "")
+	ct := alice(ts)
+	want := map[string]bool{}
+	for i := range 53 {
+		name := fmt.Sprintf("t-%02d", i)
+		if _, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String(name), S3BucketName: aws.String("cairn-logs")}); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = true
+	}
+	bob := ts.client("AKIABOB0000000000001", "bob-secret-key", "us-east-1")
+	if _, err := bob.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("bobs"), S3BucketName: aws.String("cairn-logs")}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	pages := 0
+	for p := cloudtrail.NewListTrailsPaginator(ct, &cloudtrail.ListTrailsInput{}); p.HasMorePages(); {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, tr := range out.Trails {
+			got[aws.ToString(tr.Name)]++
+		}
+	}
+	if pages != 2 || len(got) != len(want) {
+		t.Errorf("%d pages, %d trails; want 2 pages, %d trails", pages, len(got), len(want))
+	}
+	for name, n := range got {
+		if !want[name] || n != 1 {
+			t.Errorf("trail %s listed %d times (want: %v)", name, n, want[name])
+		}
+	}
+	for _, tok := range []string{"garbage!", "dHJhaWxzL3YxOg", strings.Repeat("A", 3000)} {
+		if _, err := ct.ListTrails(ctx, &cloudtrail.ListTrailsInput{NextToken: aws.String(tok)}); errCode(err) != "InvalidNextTokenException" {
+			t.Errorf("ListTrails(NextToken %.20q) = %v", tok, err)
+		}
+	}
+}

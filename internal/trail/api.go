@@ -2,6 +2,7 @@ package trail
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -26,6 +27,9 @@ type API struct {
 	MaxPerRegion int
 	// Organization is the configured organization (nil: none).
 	Organization *Organization
+	// ListTrailsPageSize is the most trails a ListTrails page holds
+	// (default 50; AWS does not document its own).
+	ListTrailsPageSize int
 }
 
 // Handlers returns the operations API serves, for apiserver.Config.Handlers.
@@ -452,21 +456,58 @@ func (a *API) listTrails(_ context.Context, req *apiserver.Request) (any, error)
 	if err := awsjson.Decode(req.Body, &in); err != nil {
 		return nil, err
 	}
+	after := ""
 	if in.NextToken != nil && *in.NextToken != "" {
-		// Trails are few: every page is the only page.
-		return nil, audit.Errorf("InvalidNextToken", "Invalid NextToken.")
+		var ok bool
+		if after, ok = parseListToken(*in.NextToken); !ok {
+			return nil, audit.Errorf("InvalidNextToken", "Invalid NextToken.")
+		}
+	}
+	size := a.ListTrailsPageSize
+	if size <= 0 {
+		size = defaultListTrailsPage
 	}
 	type info struct{ TrailARN, Name, HomeRegion string }
 	out := []info{}
+	next := ""
 	a.Registry.view(func(trails map[string]*Trail) error {
 		for _, t := range sortedTrails(trails) {
-			if t.selectsAccount(req.Caller.AccountID) {
-				out = append(out, info{t.ARN(), t.Name, t.HomeRegion})
+			if t.ARN() <= after || !t.selectsAccount(req.Caller.AccountID) {
+				continue
 			}
+			if len(out) == size {
+				next = listToken(out[len(out)-1].TrailARN)
+				break
+			}
+			out = append(out, info{t.ARN(), t.Name, t.HomeRegion})
 		}
 		return nil
 	})
-	return struct{ Trails []info }{out}, nil
+	return struct {
+		Trails    []info
+		NextToken string `json:",omitempty"`
+	}{out, next}, nil
+}
+
+// defaultListTrailsPage is ListTrails' page size.
+const defaultListTrailsPage = 50
+
+// listToken is ListTrails' NextToken: the last ARN of the page, in
+// base64. Trails are listed in ARN order; the next page starts after it,
+// so trails created or deleted between pages neither repeat nor shift
+// others out. It reveals nothing a caller has not seen (an ARN from the
+// page), and a forged one only moves where a caller's own listing starts.
+func listToken(lastARN string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("trails/v1:" + lastARN))
+}
+
+func parseListToken(tok string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(tok) > 2048 {
+		return "", false
+	}
+	arn, ok := strings.CutPrefix(string(b), "trails/v1:")
+	return arn, ok && arn != ""
 }
 
 // statusOut is GetTrailStatus's output. The string times are the
