@@ -174,6 +174,22 @@ func writeAtomic(path string, b []byte) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		return err
+	}
+	// The rename is durable once the folder is synced: only then may a
+	// trail's delivery position move past the object (power loss).
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir fsyncs a folder, making the renames in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }

@@ -211,6 +211,13 @@ func writeFile(path string, b []byte, mode os.FileMode) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		return err
 	}
-	return err
+	// Best effort: the rename is done; the folder's sync makes it durable
+	// across power loss.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }

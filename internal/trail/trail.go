@@ -156,6 +156,12 @@ func (r *Registry) saveLocked() error {
 		os.Remove(f.Name())
 		return fmt.Errorf("trail: save: %w", err)
 	}
+	// Best effort: the rename is done, so the change stands even if the
+	// folder's sync (durability across power loss) fails.
+	if d, err := os.Open(filepath.Dir(r.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
 	return nil
 }
 
