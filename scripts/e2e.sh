@@ -253,6 +253,7 @@ ok "a ${mb} MiB multipart upload streams through the gateway (peak RSS +${grow} 
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 stop
 else
+  [ "${CAIRN_REQUIRE_MOTO:-0}" = 1 ] && fail "moto_server is not installed and CAIRN_REQUIRE_MOTO=1 (gateway checks)"
   echo "e2e: skip: moto_server not installed (gateway checks)"
 fi
 # 8. CloudTrail Lake with real clients: an ActivityAuditLog event data store and a channel made with the
@@ -313,4 +314,130 @@ got=$(jq -r '[.QueryResultRows[] | (map(to_entries[0]) | from_entries) | "\(.nam
 ok "aws cloudtrail start-query / get-query-results return the custom events at once"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 stop
+# 9. Trails with log file validation on moto_server's S3, checked by the real `aws cloudtrail validate-logs`
+# (keys from cairn with --endpoint-url, files through AWS_ENDPOINT_URL_S3): every log and digest file valid;
+# after a log file is added, modified or deleted and a digest is removed it reports exactly that, with the
+# same lines and exit status as `cairn validate-logs`. Waits on conditions (files, digests), not on time.
+if command -v moto_server >/dev/null; then
+vport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$vport" >moto-trails.log 2>&1 &
+vmotopid=$!
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; kill ${motopid:-} ${vmotopid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+vmoto=http://127.0.0.1:$vport
+for _ in $(seq 100); do curl -fs "$vmoto/moto-api/" >/dev/null 2>&1 && break; sleep 0.1; done
+export AWS_ACCESS_KEY_ID=AKIAAUDITOR000000001 AWS_SECRET_ACCESS_KEY=auditor-secret AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_DEFAULT_REGION=us-east-1
+aws --endpoint-url "$vmoto" s3api create-bucket --bucket e2e-validated >/dev/null || fail "create the moto bucket"
+cat >trails.yaml <<YAML
+accounts:
+  - id: "135792468024"
+    users:
+      - name: auditor
+        access_keys:
+          - {id: AKIAAUDITOR000000001, secret: auditor-secret}
+buckets:
+  - name: e2e-validated
+    s3: {endpoint: "$vmoto", region: us-east-1, access_key_id: x, secret_access_key: y, path_style: true}
+delivery:
+  interval: 1s
+  digest_interval: 2s
+YAML
+start --config trails.yaml --data-dir data6
+# trailwait.py FOLDER-COUNT | MORE folder n | COMPLETE stop-epoch: the bucket's state, waited for up to 2 minutes.
+cat >trailwait.py <<'PY'
+import sys, time, gzip, json, boto3
+moto, cairn, what = sys.argv[1], sys.argv[2], sys.argv[3]
+s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1")
+ct = boto3.client("cloudtrail", endpoint_url=cairn, region_name="us-east-1")
+base = "AWSLogs/135792468024/"
+def keys(folder):
+    out = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="e2e-validated", Prefix=base + folder + "/"):
+        out += [o["Key"] for o in page.get("Contents", [])]
+    return sorted(out)
+def body(key):
+    return gzip.decompress(s3.get_object(Bucket="e2e-validated", Key=key)["Body"].read())
+def complete(stop):
+    st = ct.get_trail_status(Name="e2e-validated")
+    if "LatestDigestDeliveryTime" not in st or st["LatestDigestDeliveryTime"].timestamp() <= stop:
+        return False
+    named = {f["s3Object"] for d in keys("CloudTrail-Digest") for f in json.loads(body(d))["logFiles"]}
+    logs = keys("CloudTrail")
+    return all(l in named for l in logs) and any(b'"eventName":"StopLogging"' in body(l) for l in logs)
+deadline = time.time() + 120
+while True:
+    if what == "more" and len(keys(sys.argv[4])) > int(sys.argv[5]): break
+    if what == "complete" and complete(float(sys.argv[4])): break
+    if what == "count": print(len(keys(sys.argv[4]))); break
+    if time.time() > deadline: sys.exit("trailwait: waited 2 minutes for " + " ".join(sys.argv[3:]))
+    time.sleep(0.3)
+if what == "complete":
+    open("logs.txt", "w").write("\n".join(keys("CloudTrail")) + "\n")
+    open("digests.txt", "w").write("\n".join(keys("CloudTrail-Digest")) + "\n")
+PY
+tw() { python3 trailwait.py "$vmoto" "$endpoint" "$@"; }
+vstart=$(date -u -d '-1 min' +%Y-%m-%dT%H:%M:%SZ)
+arn=$(aws cloudtrail create-trail --endpoint-url "$endpoint" --name e2e-validated --s3-bucket-name e2e-validated \
+  --enable-log-file-validation --query TrailARN --output text) || fail "create-trail --enable-log-file-validation"
+aws cloudtrail start-logging --endpoint-url "$endpoint" --name e2e-validated || fail "start-logging"
+for _ in 1 2 3; do
+  n=$(tw count CloudTrail)
+  aws cloudtrail list-trails --endpoint-url "$endpoint" >/dev/null
+  tw more CloudTrail "$n" || fail "no log file delivered to moto's S3"
+done
+tw more CloudTrail-Digest 1 || fail "no second digest"
+aws cloudtrail stop-logging --endpoint-url "$endpoint" --name e2e-validated || fail "stop-logging"
+stopped=$(date +%s.%N)
+# No call in StopLogging's second: records of later calls are not delivered, so the bucket is complete
+# once StopLogging is delivered, every log file is in a digest and a digest followed the stop.
+sleep "$(python3 -c "import math; t=$stopped; print(math.floor(t) + 1 - t + 0.05)")"
+tw complete "$stopped" || fail "the bucket did not settle after stop-logging"
+nl=$(wc -l <logs.txt); nd=$(wc -l <digests.txt)
+[ "$nl" -ge 3 ] && [ "$nd" -ge 3 ] || fail "delivered $nl log files and $nd digests"
+vend=$(date -u -d '+1 sec' +%Y-%m-%dT%H:%M:%SZ)
+vargs=(--trail-arn "$arn" --start-time "$vstart" --end-time "$vend" --verbose --endpoint-url "$endpoint")
+# validate CASE WANT-EXIT: both validators, same exit status and output; their output in CASE.aws / CASE.cairn.
+validate() {
+  local code=0 ccode=0
+  AWS_ENDPOINT_URL_S3=$vmoto aws cloudtrail validate-logs "${vargs[@]}" >"$1.aws" 2>&1 || code=$?
+  AWS_ENDPOINT_URL_S3=$vmoto "$work/cairn" validate-logs "${vargs[@]}" >"$1.cairn" 2>&1 || ccode=$?
+  [ "$code" -eq "$2" ] || fail "$1: aws cloudtrail validate-logs exited $code, want $2: $(cat "$1.aws")"
+  [ "$ccode" -eq "$2" ] || fail "$1: cairn validate-logs exited $ccode, want $2: $(cat "$1.cairn")"
+  cmp -s "$1.aws" "$1.cairn" || fail "$1: the outputs differ: $(diff "$1.aws" "$1.cairn")"
+}
+validate intact 0
+grep -q "^$nd/$nd digest files valid$" intact.aws && grep -q "^$nl/$nl log files valid$" intact.aws ||
+  fail "intact: $(cat intact.aws)"
+ok "aws cloudtrail validate-logs: $nd/$nd digest files and $nl/$nl log files valid (cairn validate-logs: the same output)"
+s3obj() { aws --endpoint-url "$vmoto" s3api "$@" >/dev/null; }
+echo '{"Records":[]}' | gzip >fake.json.gz
+last=$(tail -1 logs.txt)
+added=${last%_*}_AddedByAnAttackr.json.gz
+s3obj put-object --bucket e2e-validated --key "$added" --body fake.json.gz || fail "put the added file"
+validate added 0
+cmp -s added.aws intact.aws || fail "added log file: the report changed: $(diff intact.aws added.aws)"
+ok "an added log file: not reported (validate-logs checks the files digests name), exit 0 as AWS's CLI"
+first=$(sed -n 1p logs.txt)
+s3obj put-object --bucket e2e-validated --key "$first" --body fake.json.gz || fail "modify a log file"
+validate modified 1
+grep -qF "$(printf 'Log file\ts3://e2e-validated/%s\tINVALID: hash value doesn'"'"'t match' "$first")" modified.aws || fail "modified: $(cat modified.aws)"
+grep -q "^$((nl-1))/$nl log files valid, 1/$nl log files INVALID$" modified.aws || fail "modified summary: $(cat modified.aws)"
+ok "a modified log file: INVALID: hash value doesn't match, exit 1"
+second=$(sed -n 2p logs.txt)
+s3obj delete-object --bucket e2e-validated --key "$second" || fail "delete a log file"
+validate deleted-log 1
+grep -qF "$(printf 'Log file\ts3://e2e-validated/%s\tINVALID: not found' "$second")" deleted-log.aws || fail "deleted log: $(cat deleted-log.aws)"
+grep -q "^$((nl-2))/$nl log files valid, 2/$nl log files INVALID$" deleted-log.aws || fail "deleted log summary: $(cat deleted-log.aws)"
+ok "a deleted log file: INVALID: not found, exit 1"
+dig=$(sed -n 2p digests.txt)
+s3obj delete-object --bucket e2e-validated --key "$dig" || fail "delete a digest"
+validate deleted-digest 1
+grep -qF "$(printf 'Digest file\ts3://e2e-validated/%s\tINVALID: not found' "$dig")" deleted-digest.aws || fail "deleted digest: $(cat deleted-digest.aws)"
+grep -q "^$((nd-1))/$nd digest files valid, 1/$nd digest files INVALID$" deleted-digest.aws || fail "deleted digest summary: $(cat deleted-digest.aws)"
+ok "a removed digest: Digest file INVALID: not found, exit 1; cairn validate-logs said the same every time"
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+stop
+else
+  [ "${CAIRN_REQUIRE_MOTO:-0}" = 1 ] && fail "moto_server is not installed and CAIRN_REQUIRE_MOTO=1 (trails and validate-logs checks)"
+  echo "e2e: skip: moto_server not installed (trails and validate-logs checks)"
+fi
 echo "e2e: $pass passed, 0 failed"
