@@ -48,7 +48,7 @@ truncate -s "${mb}M" "$work/big.bin"
 aws --endpoint-url "http://127.0.0.1:$gp" s3 mb s3://bench-gw >/dev/null
 hwm() { awk '/VmHWM/ {print $2}' /proc/$cpid/status; }
 before=$(hwm); t0=$(date +%s.%N)
-aws --endpoint-url "http://127.0.0.1:$gp" s3 cp "$work/big.bin" s3://bench-gw/big.bin --only-show-errors
+aws --endpoint-url "http://127.0.0.1:$gp" --cli-read-timeout 600 s3 cp "$work/big.bin" s3://bench-gw/big.bin --only-show-errors
 t1=$(date +%s.%N); after=$(hwm)
 echo "upload of ${mb} MiB through the gateway: $(python3 -c "print(round($t1-$t0,1))") s; cairn peak RSS ${before} kB -> ${after} kB"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -186,11 +186,9 @@ type state struct {
 }
 
 func (st *state) wantBody(resp *http.Response) bool {
-	if !st.keepBody && resp.StatusCode < 300 {
-		return false
-	}
-	ct := resp.Header.Get("Content-Type")
-	return resp.StatusCode >= 300 || strings.Contains(ct, "json") || strings.Contains(ct, "xml") || ct == ""
+	// Errors for errorCode; kept bodies whatever their Content-Type (moto
+	// answers JSON as text/html). At most maxCapture bytes either way.
+	return resp.StatusCode >= 300 || st.keepBody
 }
 
 // capture copies a bounded prefix of the response body as it streams.
@@ -297,7 +295,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := g.classify(r, sc, q, form)
 	st := &state{upstream: up}
-	st.keepBody = c.name != "" && (!readOnly(svcName(c, sc), c.name) || (sc.service == "sts"))
+	// Bodies kept: writes (responseElements), STS (credentials learnt),
+	// KMS (the key an alias named, for resources).
+	st.keepBody = c.name != "" && (!readOnly(svcName(c, sc), c.name) || sc.service == "sts" || sc.service == "kms")
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	hw := &holdback{rw: w}
 	aborted := g.forward(hw, r.WithContext(ctx))
@@ -527,7 +527,7 @@ func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byt
 	}
 	if c.svc != nil {
 		ev.APIVersion = c.svc.APIVersion
-		ev.Resources = resources(&c, account, reg, params)
+		ev.Resources = resources(&c, account, reg, params, st.captured.Bytes())
 	}
 	if flagged {
 		ev.AdditionalEventData, _ = json.Marshal(map[string]any{"cairnUnmatchedOperation": true, "httpMethod": r.Method, "path": truncate(r.URL.Path, 1024)})

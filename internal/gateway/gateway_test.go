@@ -450,6 +450,18 @@ func TestJSONAndQueryServices(t *testing.T) {
 	if !*enc.ReadOnly || strings.Contains(string(enc.RequestParameters), "dG9wIHNlY3JldA") || len(enc.Resources) != 1 {
 		t.Errorf("Encrypt: readOnly %v params %s resources %+v", *enc.ReadOnly, enc.RequestParameters, enc.Resources)
 	}
+	// By alias: the resource is the key the response names, as AWS records it.
+	if _, err := k.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/e2e"), TargetKeyId: key.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	mark := e.rec.mark()
+	if _, err := k.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String("alias/e2e"), Plaintext: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	// (moto answers the key's ID where AWS answers its ARN.)
+	if enc := e.rec.lastSince(t, "Encrypt", mark); len(enc.Resources) != 1 || !strings.HasSuffix(enc.Resources[0].ARN, ":key/"+*key.KeyMetadata.KeyId) {
+		t.Errorf("Encrypt by alias: resources %+v; want the key %s", enc.Resources, *key.KeyMetadata.KeyId)
+	}
 	compareReal(t, e.rec.last(t, "CreateKey"))
 
 	q := sqs.NewFromConfig(e.cfg, func(o *sqs.Options) { o.BaseEndpoint = ep(nil) })

@@ -332,8 +332,9 @@ func xmlToJSON(body []byte, sensitive map[string]bool) json.RawMessage {
 }
 
 // resources lists the ARNs a call touched, as AWS records them for the
-// resource types it knows.
-func resources(c *call, account, region string, params map[string]any) []audit.EventResource {
+// resource types it knows. resp is the captured response body (KMS: the
+// key an alias named).
+func resources(c *call, account, region string, params map[string]any, resp []byte) []audit.EventResource {
 	var res []audit.EventResource
 	switch c.svc.Name {
 	case "s3":
@@ -357,8 +358,55 @@ func resources(c *call, account, region string, params map[string]any) []audit.E
 			res = append(res, audit.EventResource{AccountID: account, Type: "AWS::Lambda::Function", ARN: arn})
 		}
 	case "kms":
-		if k := str(params["keyId"]); strings.HasPrefix(k, "arn:") {
+		k := str(params["keyId"])
+		if !strings.HasPrefix(k, "arn:") {
+			// An alias or key ID: the response names the key's ARN.
+			var out struct{ KeyId string }
+			if json.Unmarshal(resp, &out) == nil && out.KeyId != "" {
+				k = out.KeyId // AWS answers the key's ARN
+			}
+			if k != "" && !strings.HasPrefix(k, "arn:") && !strings.HasPrefix(k, "alias/") && account != "" {
+				k = "arn:aws:kms:" + region + ":" + account + ":key/" + k
+			}
+		}
+		if strings.HasPrefix(k, "arn:") && strings.Contains(k, ":key/") {
 			res = append(res, audit.EventResource{AccountID: account, Type: "AWS::KMS::Key", ARN: k})
+		}
+	case "ssm":
+		// As AWS's SSM records: ARNs without a type.
+		if account == "" {
+			break
+		}
+		arn := func(kind, id string) audit.EventResource {
+			return audit.EventResource{AccountID: account, ARN: "arn:aws:ssm:" + region + ":" + account + ":" + kind + id}
+		}
+		param := func(n string) {
+			switch {
+			case n == "":
+			case strings.HasPrefix(n, "arn:"):
+				res = append(res, audit.EventResource{AccountID: account, ARN: n})
+			case strings.HasPrefix(n, "/"):
+				res = append(res, arn("parameter", n))
+			default:
+				res = append(res, arn("parameter/", n))
+			}
+		}
+		if strings.Contains(c.name, "Parameter") {
+			param(str(params["name"]))
+			if ns, ok := params["names"].([]any); ok {
+				for _, n := range ns {
+					param(str(n))
+				}
+			}
+		}
+		if a := str(params["associationId"]); a != "" {
+			res = append(res, arn("association/", a))
+		}
+		if i := str(params["instanceId"]); i != "" {
+			res = append(res, audit.EventResource{AccountID: account, ARN: "arn:aws:ec2:" + region + ":" + account + ":instance/" + i})
+			if c.name == "PutInventory" {
+				res = append(res, arn("managed-instance-inventory/", i))
+			}
 		}
 	case "sts":
 		if r := str(params["roleArn"]); r != "" {

@@ -203,3 +203,40 @@ func TestS3ConfigurationBodies(t *testing.T) {
 		t.Errorf("DeleteObjects params: %v", del)
 	}
 }
+
+// The resources of real SSM records, derived from their requestParameters.
+func TestSSMResourcesMatchRealRecords(t *testing.T) {
+	svc := routes.Lookup("ssm")
+	n := 0
+	for _, name := range []string{"GetParameter", "GetParameters", "PutParameter", "DeleteParameter", "UpdateInstanceAssociationStatus", "PutInventory", "ListInstanceAssociations"} {
+		for _, r := range realRecords(t, "ssm.amazonaws.com", name) {
+			rs, _ := r["resources"].([]any)
+			params, _ := r["requestParameters"].(map[string]any)
+			if len(rs) == 0 || params == nil {
+				continue
+			}
+			var want []string
+			for _, x := range rs {
+				want = append(want, str(x.(map[string]any)["ARN"]))
+			}
+			acct := str(r["recipientAccountId"])
+			got := resources(&call{svc: svc, name: name}, acct, str(r["awsRegion"]), params, nil)
+			var arns []string
+			for _, g := range got {
+				arns = append(arns, g.ARN)
+				if g.Type != "" || g.AccountID != acct {
+					t.Errorf("%s: resource %+v; want no type and account %s, as AWS writes them", name, g, acct)
+				}
+			}
+			slices.Sort(want)
+			slices.Sort(arns)
+			if !slices.Equal(arns, want) {
+				t.Errorf("%s: resources %v; real %v", name, arns, want)
+			}
+			n++
+		}
+	}
+	if n < 50 {
+		t.Errorf("compared %d real SSM records; want the ~200 with resources", n)
+	}
+}
