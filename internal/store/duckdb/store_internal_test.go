@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -211,5 +212,128 @@ func TestNumberingOldStore(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantIDs, gotIDs); diff != "" {
 		t.Errorf("order after numbering (-want +got):\n%s", diff)
+	}
+}
+
+// TestOldStoreGetsHashColumns: a store from before the hash columns gets
+// them at Open, with the values Append writes, and keeps its row order.
+func TestOldStoreGetsHashColumns(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := storetest.NewGen(17, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	recs := g.Records(300)
+	if _, err := st.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	dump := func() []string {
+		t.Helper()
+		rows, err := st.db.QueryContext(ctx, `SELECT rowid, seq, event_id, coalesce(akid_hash::VARCHAR, '-'), coalesce(user_hash::VARCHAR, '-'), coalesce(res_hashes::VARCHAR, '-') FROM events ORDER BY rowid`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var (
+				rowid, seq          int64
+				id, akid, user, res string
+			)
+			if err := rows.Scan(&rowid, &seq, &id, &akid, &user, &res); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(rowid, seq, id, akid, user, res))
+		}
+		return out
+	}
+	want := dump()
+	var withHashes int
+	for _, r := range recs {
+		if r.AccessKeyID != "" && r.Username != "" && len(r.Resources) > 0 {
+			withHashes++
+		}
+	}
+	if withHashes == 0 {
+		t.Fatal("no generated record has an access key, a user name and resources")
+	}
+	if _, err := st.db.Exec(`ALTER TABLE events DROP COLUMN akid_hash; ALTER TABLE events DROP COLUMN user_hash; ALTER TABLE events DROP COLUMN res_hashes`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if diff := cmp.Diff(want, dump()); diff != "" {
+		t.Errorf("hash columns after the rewrite (-appended +rewritten):\n%s", diff)
+	}
+	r := recs[len(recs)/2]
+	for _, a := range []audit.Attribute{{Key: audit.AttrAccessKeyID, Value: r.AccessKeyID}, {Key: audit.AttrUsername, Value: r.Username}} {
+		p, err := st.Lookup(ctx, audit.Query{Account: r.Account, Region: r.Region, Category: r.Category, Limit: 1000, Attributes: []audit.Attribute{a}})
+		if err != nil || !slices.ContainsFunc(p.Records, func(x audit.Record) bool { return x.EventID == r.EventID }) {
+			t.Errorf("lookup %v after the rewrite: %d records, %v", a, len(p.Records), err)
+		}
+	}
+}
+
+// TestOldLayoutRewritten: a store whose raw column held the JSON alone,
+// without the hash columns, is rewritten at Open into this version's
+// layout, and reads back the same records.
+func TestOldLayoutRewritten(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := storetest.NewGen(19, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	if _, err := st.Append(ctx, g.Records(200)); err != nil {
+		t.Fatal(err)
+	}
+	want, err := st.ReadAppended(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The layout of before: raw = zstd(JSON), no record, no hash columns.
+	if _, err := st.db.Exec(`ALTER TABLE events ADD COLUMN raw BLOB`); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range want {
+		if _, err := st.db.Exec(`UPDATE events SET raw = ? WHERE event_id = ?`, st.codec.compress(nil, a.Record.Raw), a.Record.EventID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []string{"record", "akid_hash", "user_hash", "res_hashes"} {
+		if _, err := st.db.Exec(`ALTER TABLE events DROP COLUMN ` + c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.ReadAppended(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("records after the rewrite (-before +after):\n%s", diff)
+	}
+	var withResources int
+	for _, a := range got {
+		if len(a.Record.Resources) > 0 && a.Record.Username != "" {
+			withResources++
+		}
+	}
+	if withResources == 0 {
+		t.Error("no record with resources and a user name: the test shows nothing")
 	}
 }
