@@ -146,7 +146,10 @@ func conversion() string {
 	for _, c := range columns {
 		b.WriteString(", ")
 		if c.kind == kJSON {
-			fmt.Fprintf(&b, "from_json(%q, %s) AS %q", c.name, quote(c.shape), c.name)
+			// try: a value DuckDB's JSON reader refuses (a lone UTF-16
+			// surrogate escape, which Go's decoders accept) makes this
+			// column NULL (eventJson keeps it) instead of failing the batch.
+			fmt.Fprintf(&b, "try(from_json(%q, %s)) AS %q", c.name, quote(c.shape), c.name)
 		} else {
 			fmt.Fprintf(&b, "%q", c.name)
 		}

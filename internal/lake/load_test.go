@@ -82,6 +82,7 @@ func TestLoadOddShapes(t *testing.T) {
 		`{"eventID":"b","eventName":{"x":1},"readOnly":"yes","eventTime":20240101,"requestParameters":{"a":"b","n":{"x":[1]},"k":3},"tlsDetails":null}`,
 		`{"eventID":"c","eventName":"dup","eventName":"last","eventSource":"caf\u00e9 \ud83d\ude00","errorMessage":"bad ` + "\xff" + ` utf8"}`,
 		`[1,2,3]`,
+		`{"eventID":"e","eventName":"\ud800","requestParameters":{"k":"\ud800x"}}`,
 		`{"eventID":"d","userIdentity":{"type":"IAMUser","sessionContext":{"attributes":{"creationDate":"2024-01-01T00:00:00Z"}}}}`,
 	}
 	var rows []row
@@ -99,6 +100,7 @@ func TestLoadOddShapes(t *testing.T) {
 		"b": {`{"x":1}`, "", "", "", "", `{a=b, n='{"x":[1]}', k=3}`, ""},
 		"c": {"last", "", "", "", "", "", ""},
 		"d": {"", "", "", "", "IAMUser", "", ""},
+		"e": {"\ufffd", "", "", "", "", "", ""},
 	}
 	rs, err := l.db.QueryContext(ctx, `SELECT eventID, eventName, CAST(readOnly AS VARCHAR), CAST(managementEvent AS VARCHAR), strftime(eventTime, '%Y-%m-%d %H:%M:%S.%g'), userIdentity.type, CAST(requestParameters AS VARCHAR), CAST(resources AS VARCHAR) FROM events`)
 	if err != nil {

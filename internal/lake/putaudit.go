@@ -163,6 +163,10 @@ var fieldLimits = []struct {
 	{"sourceIPAddress", 64, false}, {"recipientAccountId", 12, true},
 }
 
+// eventTimeFormat is eventData.eventTime's form, yyyy-MM-ddTHH:mm:ss with
+// an optional Z (time.Parse alone would take one-digit hours).
+var eventTimeFormat = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z?$`)
+
 // auditRecord validates one event and builds the stored record, or returns
 // the per-event error code and message.
 func (l *Lake) auditRecord(e auditEvent, account, region, channelARN string, now time.Time) (raw []byte, eventID, code, msg string) {
@@ -194,21 +198,29 @@ func (l *Lake) auditRecord(e auditEvent, account, region, channelARN string, now
 			return nil, "", "FieldTooLong", f.name + " is longer than its limit."
 		}
 	}
-	var ui struct {
-		Type        *string         `json:"type"`
-		PrincipalID *string         `json:"principalId"`
-		Details     json.RawMessage `json:"details"`
-	}
-	if v, ok := ev["userIdentity"]; !ok {
+	// userIdentity's fields by their exact names (encoding/json would match
+	// a struct's fields case-insensitively, taking "TYPE" for "type").
+	var ui map[string]json.RawMessage
+	if v, ok := ev["userIdentity"]; !ok || string(v) == "null" {
 		return nil, "", "FieldNotFound", "eventData has no userIdentity."
 	} else if json.Unmarshal(v, &ui) != nil {
 		return nil, "", "InvalidData", "userIdentity must be an object."
 	}
-	if ui.Type == nil || ui.PrincipalID == nil {
-		return nil, "", "FieldNotFound", "userIdentity needs type and principalId."
-	}
-	if len(*ui.Type) > 128 || len(*ui.PrincipalID) > 1024 {
-		return nil, "", "FieldTooLong", "userIdentity.type or principalId is longer than its limit."
+	for _, f := range []struct {
+		name string
+		max  int
+	}{{"type", 128}, {"principalId", 1024}} {
+		v, ok := ui[f.name]
+		if !ok || string(v) == "null" {
+			return nil, "", "FieldNotFound", "userIdentity needs type and principalId."
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return nil, "", "InvalidData", "userIdentity." + f.name + " must be a string."
+		}
+		if len(s) > f.max {
+			return nil, "", "FieldTooLong", "userIdentity.type or principalId is longer than its limit."
+		}
 	}
 	for name, max := range map[string]int{"requestParameters": 100 << 10, "responseElements": 100 << 10, "additionalEventData": 28 << 10} {
 		if v, ok := ev[name]; ok && string(v) != "null" {
@@ -225,7 +237,7 @@ func (l *Lake) auditRecord(e auditEvent, account, region, channelARN string, now
 		return nil, "", "InvalidRecipient", "recipientAccountId must be the channel owner's account."
 	}
 	t, err := time.Parse("2006-01-02T15:04:05", strings.TrimSuffix(str("eventTime"), "Z"))
-	if err != nil {
+	if err != nil || !eventTimeFormat.MatchString(str("eventTime")) {
 		return nil, "", "InvalidData", "eventTime must be yyyy-MM-ddTHH:mm:ss (UTC)."
 	}
 	if ip := str("sourceIPAddress"); ip != "" && net.ParseIP(ip) == nil {
@@ -252,10 +264,15 @@ func (l *Lake) auditRecord(e auditEvent, account, region, channelARN string, now
 		return nil, "", "InvalidData", "eventData is not valid JSON."
 	}
 	rec.EventData = buf.Bytes()
-	raw, err = json.Marshal(rec)
-	if err != nil {
+	// Without HTML escaping: json.Marshal would rewrite eventData's &, <
+	// and > as \u0026, \u003c and \u003e.
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rec); err != nil {
 		return nil, "", "InvalidData", "eventData cannot be stored."
 	}
+	raw = bytes.TrimSuffix(out.Bytes(), []byte("\n"))
 	_ = audit.FormatTime
 	return raw, eventID, "", ""
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -188,7 +189,10 @@ var forbiddenPrefixes = []string{"read_", "glob", "getenv", "current_setting", "
 func (l *Lake) check(ctx context.Context, stmt string, tables map[string]bool) error {
 	var js string
 	if err := l.db.QueryRowContext(ctx, `SELECT json_serialize_sql(?::VARCHAR)::VARCHAR`, stmt).Scan(&js); err != nil {
-		return fmt.Errorf("lake: parse: %w", err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return audit.Errorf("InvalidQueryStatement", "%s", clip(firstLine(err.Error())))
 	}
 	var tree struct {
 		Error        bool
@@ -296,6 +300,9 @@ func collectCTEs(v any, ctes map[string]bool) {
 func (l *Lake) Prepare(ctx context.Context, account, stmt string) (string, []string, error) {
 	if strings.TrimSpace(stmt) == "" || len(stmt) > maxStatementLen {
 		return "", nil, audit.Errorf("InvalidQueryStatement", "QueryStatement must be 1 to %d characters.", maxStatementLen)
+	}
+	if !utf8.ValidString(stmt) {
+		return "", nil, audit.Errorf("InvalidQueryStatement", "QueryStatement is not valid UTF-8.")
 	}
 	out, ids, err := l.rewrite(account, stmt)
 	if err != nil {
@@ -443,6 +450,13 @@ func (l *Lake) Query(ctx context.Context, account, stmt string) (*Result, error)
 		return nil, queryError(err)
 	}
 	return res, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i > 0 {
+		return s[:i]
+	}
+	return s
 }
 
 func queryError(err error) error {
