@@ -239,6 +239,7 @@ func BenchmarkLake(b *testing.B) {
 			}
 		})
 	}
+
 }
 
 func deref(s *string) string {
