@@ -351,7 +351,7 @@ delivery:
   digest_interval: 2s
 YAML
 start --config trails.yaml --data-dir data6
-# trailwait.py FOLDER-COUNT | MORE folder n | COMPLETE stop-epoch: the bucket's state, waited for up to 2 minutes.
+# trailwait.py count FOLDER | more FOLDER N | complete CHAINS-FILE: the bucket's state, waited for up to 2 minutes.
 cat >trailwait.py <<'PY'
 import sys, time, gzip, json, boto3
 moto, cairn, what = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -365,9 +365,13 @@ def keys(folder):
     return sorted(out)
 def body(key):
     return gzip.decompress(s3.get_object(Bucket="e2e-validated", Key=key)["Body"].read())
-def complete(stop):
-    st = ct.get_trail_status(Name="e2e-validated")
-    if "LatestDigestDeliveryTime" not in st or st["LatestDigestDeliveryTime"].timestamp() <= stop:
+def complete(chains):
+    # The chain ended (final digest after the stop) with nothing waiting for a digest.
+    try:
+        c = json.load(open(chains))
+    except (OSError, ValueError):
+        return False
+    if len(c) != 1 or not c[0].get("ended") or c[0].get("pending"):
         return False
     named = {f["s3Object"] for d in keys("CloudTrail-Digest") for f in json.loads(body(d))["logFiles"]}
     logs = keys("CloudTrail")
@@ -375,7 +379,7 @@ def complete(stop):
 deadline = time.time() + 120
 while True:
     if what == "more" and len(keys(sys.argv[4])) > int(sys.argv[5]): break
-    if what == "complete" and complete(float(sys.argv[4])): break
+    if what == "complete" and complete(sys.argv[4]): break
     if what == "count": print(len(keys(sys.argv[4]))); break
     if time.time() > deadline: sys.exit("trailwait: waited 2 minutes for " + " ".join(sys.argv[3:]))
     time.sleep(0.3)
@@ -397,9 +401,10 @@ tw more CloudTrail-Digest 1 || fail "no second digest"
 aws cloudtrail stop-logging --endpoint-url "$endpoint" --name e2e-validated || fail "stop-logging"
 stopped=$(date +%s.%N)
 # No call in StopLogging's second: records of later calls are not delivered, so the bucket is complete
-# once StopLogging is delivered, every log file is in a digest and a digest followed the stop.
+# once StopLogging is delivered, every log file is in a digest and the digest chain has ended with
+# nothing pending (the data dir's digest-chains.json).
 sleep "$(python3 -c "import math; t=$stopped; print(math.floor(t) + 1 - t + 0.05)")"
-tw complete "$stopped" || fail "the bucket did not settle after stop-logging"
+tw complete data6/digest-chains.json || fail "the bucket did not settle after stop-logging"
 nl=$(wc -l <logs.txt); nd=$(wc -l <digests.txt)
 [ "$nl" -ge 3 ] && [ "$nd" -ge 3 ] || fail "delivered $nl log files and $nd digests"
 vend=$(date -u -d '+1 sec' +%Y-%m-%dT%H:%M:%SZ)
@@ -424,7 +429,11 @@ added=${last%_*}_AddedByAnAttackr.json.gz
 s3obj put-object --bucket e2e-validated --key "$added" --body fake.json.gz || fail "put the added file"
 validate added 0
 cmp -s added.aws intact.aws || fail "added log file: the report changed: $(diff intact.aws added.aws)"
-ok "an added log file: not reported (validate-logs checks the files digests name), exit 0 as AWS's CLI"
+code=0; AWS_ENDPOINT_URL_S3=$vmoto "$work/cairn" validate-logs "${vargs[@]}" --report-unlisted >unlisted.out 2>unlisted.err || code=$?
+[ "$code" -eq 1 ] && [ "$(grep -c 'INVALID' unlisted.err)" -eq 1 ] &&
+  grep -qF "$(printf 'Log file\ts3://e2e-validated/%s\tINVALID: not named by any digest' "$added")" unlisted.err ||
+  fail "cairn validate-logs --report-unlisted = $code: $(cat unlisted.out unlisted.err)"
+ok "an added log file: not reported (validate-logs checks the files digests name), exit 0 as AWS's CLI; cairn validate-logs --report-unlisted reports it"
 first=$(sed -n 1p logs.txt)
 s3obj put-object --bucket e2e-validated --key "$first" --body fake.json.gz || fail "modify a log file"
 validate modified 1

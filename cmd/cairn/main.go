@@ -36,6 +36,7 @@ Usage:
                  [--start T] [--end T] [--dry-run]
   cairn validate-logs --trail-arn ARN --start-time TIME [--end-time TIME] [--verbose]
                       [--endpoint-url URL | --data-dir DIR] [--s3-endpoint-url URL | --local-dir DIR]
+                      [--report-unlisted]
   cairn version
 
 Run 'cairn COMMAND --help' for a command's flags.

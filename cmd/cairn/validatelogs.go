@@ -45,6 +45,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	dataDir := fs.String("data-dir", "", "read keys and trails from this cairn data dir instead of --endpoint-url")
 	s3Endpoint := fs.String("s3-endpoint-url", "", "S3 API holding the bucket (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL)")
 	localDir := fs.String("local-dir", "", "read the bucket from this folder (cairn's local bucket layout) instead of S3")
+	unlisted := fs.Bool("report-unlisted", false, "also report log files in the trail's folder that no digest names, e.g. added ones (not in the AWS CLI)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -101,7 +102,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 
 	v := &chain.Validation{TrailARN: *arn, Start: start, End: end, Bucket: *s3Bucket, Prefix: *s3Prefix,
 		Account: *account, SourceRegion: srcRegion, OrganizationID: *orgID, Verbose: *verbose,
-		Stdout: stdout, Stderr: stderr, PublicKeys: src.publicKeys}
+		Stdout: stdout, Stderr: stderr, PublicKeys: src.publicKeys, ReportUnlisted: *unlisted}
 	if v.Bucket == "" {
 		t, err := src.trail(ctx, *arn)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -30,8 +31,9 @@ import (
 //
 // It waits for conditions, never for time: the bucket is complete when
 // the StopLogging call is delivered, every log file is named by a digest
-// and a digest followed StopLogging; no call is made in StopLogging's
-// second, so nothing recorded later can be delivered.
+// and the trail's digest chain has ended with nothing pending
+// (digest-chains.json); no call is made in StopLogging's second, so
+// nothing recorded later can be delivered.
 func TestValidateLogsMatchesTheAWSCLI(t *testing.T) {
 	moto := startMoto(t)
 	ctx := context.Background()
@@ -116,12 +118,31 @@ delivery:
 	// Records of calls after StopLogging's second are not delivered.
 	time.Sleep(time.Until(stopAt.Truncate(time.Second).Add(time.Second)))
 	var digests, logs []string
+	state := ""
+	defer func() {
+		if t.Failed() {
+			t.Logf("last state of the bucket: %s\ndigests %v\nlogs %v", state, digests, logs)
+		}
+	}()
 	waitFor("the complete bucket", func() bool {
 		st, err := ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("main")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.LatestDigestDeliveryTime == nil || !st.LatestDigestDeliveryTime.After(stopAt) {
+		state = fmt.Sprintf("status: digest %v (%s) delivery %v (%s); stopped %v", aws.ToTime(st.LatestDigestDeliveryTime), aws.ToString(st.LatestDigestDeliveryError),
+			aws.ToTime(st.LatestDeliveryTime), aws.ToString(st.LatestDeliveryError), stopAt)
+		// The chain has ended (its final digest written after the stop)
+		// with nothing waiting for a digest: digest-chains.json says so.
+		// (LatestDigestDeliveryTime cannot: it is to the second, and a
+		// digest written just after the stop may still be a regular one.)
+		var chains []struct {
+			TrailARN string            `json:"trailArn"`
+			Ended    bool              `json:"ended"`
+			Pending  []json.RawMessage `json:"pending"`
+		}
+		b, err := os.ReadFile(filepath.Join(ts.dataDir, "digest-chains.json"))
+		if err != nil || json.Unmarshal(b, &chains) != nil || len(chains) != 1 || chains[0].TrailARN != arn || !chains[0].Ended || len(chains[0].Pending) > 0 {
+			state += fmt.Sprintf("; chains %s", b)
 			return false
 		}
 		digests, logs = keys("CloudTrail-Digest"), keys("CloudTrail")
@@ -138,6 +159,7 @@ delivery:
 		stopDelivered := false
 		for _, l := range logs {
 			if !named[l] {
+				state += "; not in a digest: " + l
 				return false
 			}
 			stopDelivered = stopDelivered || bytes.Contains(get(l), []byte(`"eventName":"StopLogging"`))
@@ -153,14 +175,14 @@ delivery:
 		"AWS_DEFAULT_REGION=us-east-1", "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_S3="+moto, "AWS_CONFIG_FILE=/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE=/dev/null")
 
-	ours := func() (int, string, string) {
+	ours := func(extra ...string) (int, string, string) {
 		t.Helper()
 		for _, kv := range env[len(os.Environ()):] {
 			k, v, _ := strings.Cut(kv, "=")
 			t.Setenv(k, v)
 		}
 		var o, e bytes.Buffer
-		code := run(ctx, append([]string{"validate-logs"}, args...), &o, &e)
+		code := run(ctx, append(append([]string{"validate-logs"}, args...), extra...), &o, &e)
 		return code, o.String(), e.String()
 	}
 	haveCLI := awsCLIForValidation()
@@ -209,6 +231,9 @@ delivery:
 		t.Errorf("intact chain: problems reported:\n%s", e)
 	}
 	_, intactOut, _ := ours()
+	if code, o, e := ours("--report-unlisted"); code != 0 || e != "" || !strings.Contains(o, "\n0 log files not named by any digest\n") {
+		t.Errorf("intact, --report-unlisted = %d\n%s\n%s", code, o, e)
+	}
 
 	// An added log file, in the folder and named like cairn's: digests
 	// do not name it, so validate-logs does not look at it (AWS's
@@ -221,6 +246,11 @@ delivery:
 	compare("added log", 0, intact)
 	if _, o, e := ours(); o != intactOut || e != "" || strings.Contains(o, added) {
 		t.Errorf("added log: the report changed:\n%s\n%s", o, e)
+	}
+	// cairn's --report-unlisted finds it.
+	if code, o, e := ours("--report-unlisted"); code != 1 || strings.TrimSpace(e) != "Log file\ts3://audit-logs/"+added+"\tINVALID: not named by any digest" ||
+		!strings.Contains(o, "\n1 log files not named by any digest\n") {
+		t.Errorf("added log, --report-unlisted = %d\n%s\n%q", code, o, e)
 	}
 	// A modified log file.
 	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("audit-logs"), Key: aws.String(logs[0]),

@@ -108,6 +108,11 @@ func gz(t *testing.T, b []byte) []byte {
 
 func (f *fixture) validate(t *testing.T, start, end time.Time) (ok bool, stdout, stderr string) {
 	t.Helper()
+	return f.validateWith(t, start, end, false)
+}
+
+func (f *fixture) validateWith(t *testing.T, start, end time.Time, unlisted bool) (ok bool, stdout, stderr string) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	tr := f.trails.trails[0]
 	v := &chain.Validation{TrailARN: tr.ARN(), Start: start, End: end, Bucket: "audit-logs", Prefix: tr.S3KeyPrefix,
@@ -119,7 +124,7 @@ func (f *fixture) validate(t *testing.T, start, end time.Time) (ok bool, stdout,
 			}
 			return out, nil
 		},
-		Verbose: true, Stdout: &out, Stderr: &errb}
+		Verbose: true, Stdout: &out, Stderr: &errb, ReportUnlisted: unlisted}
 	ok, err := v.Run(context.Background())
 	if err != nil {
 		t.Fatalf("validation: %v", err)
@@ -479,5 +484,42 @@ func TestDeletedTrailGetsFinalDigest(t *testing.T) {
 	f.trails.trails = []trail.Trail{tr} // for the validation's ARN
 	if ok, out, errs := f.validate(t, f.t0, f.t0.Add(3*time.Hour)); !ok || !strings.Contains(out, "2/2 digest files valid") {
 		t.Errorf("validation: %v\n%s\n%s", ok, out, errs)
+	}
+}
+
+// ReportUnlisted (cairn's extension) reports log files no digest names
+// between the start and the newest digest's minute: an added file, one
+// with a name that is not a delivery's; not the files delivered after the
+// newest digest (waiting for the next), nor files before the start.
+func TestReportUnlisted(t *testing.T) {
+	f := newFixture(t, "p")
+	ctx := context.Background()
+	f.clk.t = f.t0.Add(5 * time.Minute)
+	log1 := f.deliver(t, "us-east-1", `{"Records":[{"a":1}]}`)
+	f.clk.t = f.t0.Add(time.Hour)
+	f.w.WriteDue(ctx)
+	f.clk.t = f.t0.Add(70 * time.Minute)
+	f.deliver(t, "us-east-1", `{"Records":[{"a":2}]}`) // pending: after the newest digest
+	folder := log1[:strings.LastIndex(log1, "/")+1]
+	if ok, out, errs := f.validateWith(t, f.t0, f.t0.Add(2*time.Hour), true); !ok || errs != "" || !strings.Contains(out, "\n0 log files not named by any digest\n") {
+		t.Errorf("intact: ok=%v\n%s\n%q", ok, out, errs)
+	}
+	added := folder + "111122223333_CloudTrail_us-east-1_20261120T1030Z_AddedByAnAttackr.json.gz"
+	odd := folder + "notes.txt"
+	before := "p/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/19/111122223333_CloudTrail_us-east-1_20261119T2300Z_OlderThanTheStart.json.gz"
+	for _, k := range []string{added, odd, before} {
+		if err := f.bkt.Put(ctx, k, gz(t, []byte(`{"Records":[]}`)), "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok, out, errs := f.validateWith(t, f.t0, f.t0.Add(2*time.Hour), true)
+	want := "\nLog file\ts3://audit-logs/" + added + "\tINVALID: not named by any digest\n\n" +
+		"Log file\ts3://audit-logs/" + odd + "\tINVALID: not named by any digest\n\n"
+	if ok || errs != want || !strings.Contains(out, "\n2 log files not named by any digest\n") {
+		t.Errorf("added: ok=%v\n%s\n%q\nwant %q", ok, out, errs, want)
+	}
+	// Without the option: AWS's report, the added files unseen.
+	if ok, out, errs := f.validate(t, f.t0, f.t0.Add(2*time.Hour)); !ok || errs != "" || strings.Contains(out, "not named") {
+		t.Errorf("without --report-unlisted: ok=%v\n%s\n%q", ok, out, errs)
 	}
 }

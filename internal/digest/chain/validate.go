@@ -53,6 +53,11 @@ type Validation struct {
 	Verbose    bool
 	Stdout     io.Writer
 	Stderr     io.Writer
+	// ReportUnlisted (cairn's extension, off by default as in the CLI)
+	// also lists the log folder and reports the log files delivered
+	// between Start and the newest valid digest that no digest names
+	// (e.g. a file added to the bucket), which makes the result invalid.
+	ReportUnlisted bool
 
 	// verify checks a signature (rsa.VerifyPKCS1v15; the fuzz test
 	// replaces it: RSA under the fuzzer's instrumentation is too slow).
@@ -62,6 +67,9 @@ type Validation struct {
 	validDigests, invalidDigests, validLogs, invalidLogs int
 	lastDoubleSpace                                      bool
 	foundStart, foundEnd                                 time.Time
+	named                                                map[string]bool // bucket/key of the log files valid digests name
+	horizon                                              time.Time       // the newest valid digest's end
+	unlisted                                             int
 }
 
 // ARNPattern is the CLI's check of a trail ARN.
@@ -93,11 +101,50 @@ func (v *Validation) Run(ctx context.Context) (bool, error) {
 	fmt.Fprintf(v.Stdout, "Validating log files for trail %s between %s and %s\n\n", v.TrailARN,
 		v.Start.Format(displayFormat), v.End.Format(displayFormat))
 
+	v.named = map[string]bool{}
 	if err := v.traverse(ctx); err != nil {
 		return false, err
 	}
+	if v.ReportUnlisted {
+		if err := v.checkUnlisted(ctx); err != nil {
+			return false, err
+		}
+	}
 	v.summary()
-	return v.invalidDigests == 0 && v.invalidLogs == 0, nil
+	return v.invalidDigests == 0 && v.invalidLogs == 0 && v.unlisted == 0, nil
+}
+
+// checkUnlisted reports the log files of the trail's log folder (for the
+// account and source region) delivered from Start's minute to the minute
+// of the newest valid digest's end that no valid digest names. Later
+// files may be waiting for their digest; so may a file delivered in that
+// last minute after the digest (key times are to the minute): it is
+// reported, and a run after the next digest tells. A name without a
+// delivery time is reported whatever its time.
+func (v *Validation) checkUnlisted(ctx context.Context) error {
+	if v.horizon.IsZero() {
+		return nil
+	}
+	folder := strings.TrimSuffix(v.digestFolder(), "CloudTrail-Digest/"+v.SourceRegion) + "CloudTrail/" + v.SourceRegion + "/"
+	keys, err := v.Objects.List(ctx, v.Bucket, folder, folder+v.Start.Format("2006/01/02"))
+	if err != nil {
+		return err
+	}
+	from, to := v.Start.Truncate(time.Minute), v.horizon.Truncate(time.Minute)
+	for _, k := range keys {
+		if v.named[v.Bucket+"/"+k] {
+			continue
+		}
+		// ..._<YYYYMMDDTHHmmZ>_<16 chars>.json.gz
+		if len(k) >= 39 && strings.HasSuffix(k, ".json.gz") {
+			if t, err := time.Parse("20060102T1504Z", k[len(k)-39:len(k)-25]); err == nil && (t.Before(from) || t.After(to)) {
+				continue
+			}
+		}
+		v.unlisted++
+		v.status(fmt.Sprintf("Log file\ts3://%s/%s\tINVALID: not named by any digest", v.Bucket, k), true)
+	}
+	return nil
 }
 
 func (v *Validation) digestFolder() string {
@@ -235,6 +282,12 @@ func (v *Validation) traverse(ctx context.Context) error {
 		lastStart = d.start
 		v.validDigests++
 		v.track(d.start, d.end)
+		if d.end.After(v.horizon) {
+			v.horizon = d.end
+		}
+		for _, lf := range d.logFiles {
+			v.named[text(lf["s3Bucket"])+"/"+text(lf["s3Object"])] = true
+		}
 		v.status(fmt.Sprintf("Digest file\ts3://%s/%s\tvalid", d.bucket, d.key), false)
 		for _, lf := range d.logFiles {
 			if err := v.checkLog(ctx, lf); err != nil {
@@ -461,6 +514,9 @@ func (v *Validation) summary() {
 	}
 	ratio(w, v.validDigests, v.invalidDigests, "digest")
 	ratio(w, v.validLogs, v.invalidLogs, "log")
+	if v.ReportUnlisted {
+		fmt.Fprintf(w, "\n%d log files not named by any digest", v.unlisted)
+	}
 	fmt.Fprint(w, "\n")
 }
 
