@@ -1,0 +1,220 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// A segment file starts with magic, then holds frames back to back:
+//
+//	length  uint32 little-endian: the payload's length
+//	crc     uint32 little-endian: CRC-32C of the length's 4 bytes and the payload
+//	payload length bytes: one record (encodeRecord)
+//
+// The CRC covers the length, so a torn or zeroed tail (length 0 and CRC 0)
+// is detected like a damaged payload.
+const (
+	magic     = "cairnj1\n"
+	headerLen = 8
+	// MaxFrame bounds a frame's payload: a length above it is damage, not
+	// a record (the store takes records of at most 1 MiB; a frame holds one
+	// with its extracted fields).
+	MaxFrame = 8 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrTorn reports a frame cut short or failing its CRC: the end of what
+// was durably written (a crash mid-write) or damage. Nothing after it in
+// the segment is read.
+var ErrTorn = errors.New("journal: torn or damaged frame")
+
+// appendFrame appends payload as one frame to b.
+func appendFrame(b, payload []byte) []byte {
+	var h [headerLen]byte
+	binary.LittleEndian.PutUint32(h[:4], uint32(len(payload)))
+	crc := crc32.Update(crc32.Checksum(h[:4], castagnoli), castagnoli, payload)
+	binary.LittleEndian.PutUint32(h[4:], crc)
+	b = append(b, h[:]...)
+	return append(b, payload...)
+}
+
+// Reader reads the frames of one segment.
+type Reader struct {
+	r   io.Reader
+	off int64 // offset of the next frame
+	buf []byte
+}
+
+// NewReader returns a Reader of the frames in r, which starts after the
+// segment's magic.
+func NewReader(r io.Reader) *Reader { return &Reader{r: r} }
+
+// Offset returns the offset (after the magic) of the frame Next reads next:
+// after an error, where the valid frames end.
+func (r *Reader) Offset() int64 { return r.off }
+
+// Next returns the next frame's payload, valid until the following call.
+// It returns io.EOF at a clean end (after a whole frame, or at the start)
+// and ErrTorn for a frame cut short, too long or failing its CRC.
+func (r *Reader) Next() ([]byte, error) {
+	var h [headerLen]byte
+	n, err := io.ReadFull(r.r, h[:])
+	if err == io.EOF {
+		return nil, io.EOF
+	}
+	if err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("%w: %d-byte header at offset %d", ErrTorn, n, r.off)
+		}
+		return nil, err
+	}
+	size := binary.LittleEndian.Uint32(h[:4])
+	if size > MaxFrame {
+		return nil, fmt.Errorf("%w: length %d at offset %d", ErrTorn, size, r.off)
+	}
+	if cap(r.buf) < int(size) {
+		r.buf = make([]byte, size)
+	}
+	p := r.buf[:size]
+	if _, err := io.ReadFull(r.r, p); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("%w: payload cut short at offset %d", ErrTorn, r.off)
+		}
+		return nil, err
+	}
+	crc := crc32.Update(crc32.Checksum(h[:4], castagnoli), castagnoli, p)
+	if crc != binary.LittleEndian.Uint32(h[4:]) {
+		return nil, fmt.Errorf("%w: CRC mismatch at offset %d", ErrTorn, r.off)
+	}
+	r.off += headerLen + int64(size)
+	return p, nil
+}
+
+// recordVersion is the first byte of an encoded record.
+const recordVersion = 1
+
+// encodeRecord appends rec to b: the record's bytes as recorded and every
+// field of audit.Record, so that the record is rebuilt exactly as it was
+// committed (not re-extracted).
+func encodeRecord(b []byte, rec *audit.Record) []byte {
+	b = append(b, recordVersion)
+	b = appendBytes(b, rec.Raw)
+	for _, s := range []string{rec.Account, rec.Region, rec.EventID, rec.EventName, rec.EventSource, rec.Username, rec.AccessKeyID} {
+		b = appendBytes(b, []byte(s))
+	}
+	if rec.Time.IsZero() {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = binary.AppendVarint(b, rec.Time.Unix())
+		b = binary.AppendUvarint(b, uint64(rec.Time.Nanosecond()))
+	}
+	b = append(b, byte(rec.ReadOnly), byte(rec.Category))
+	b = binary.AppendUvarint(b, uint64(len(rec.Resources)))
+	for _, res := range rec.Resources {
+		b = appendBytes(b, []byte(res.Type))
+		b = appendBytes(b, []byte(res.Name))
+		b = appendBytes(b, []byte(res.ARN))
+	}
+	return b
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// errRecord reports a frame whose payload is not an encoded record (its
+// CRC matched: a bug or a foreign file, not a torn write).
+var errRecord = errors.New("journal: frame is not a record")
+
+// decodeRecord rebuilds the record encodeRecord wrote. The record does
+// not share memory with p.
+func decodeRecord(p []byte) (audit.Record, error) {
+	d := decoder{p: p}
+	var rec audit.Record
+	if v := d.byte(); v != recordVersion {
+		return rec, fmt.Errorf("%w: version %d", errRecord, v)
+	}
+	rec.Raw = d.bytes()
+	for _, s := range []*string{&rec.Account, &rec.Region, &rec.EventID, &rec.EventName, &rec.EventSource, &rec.Username, &rec.AccessKeyID} {
+		*s = string(d.bytes())
+	}
+	if d.byte() == 1 {
+		sec := d.varint()
+		nsec := d.uvarint()
+		if nsec >= 1e9 {
+			d.err = true
+		}
+		rec.Time = time.Unix(sec, int64(nsec)).UTC()
+	}
+	rec.ReadOnly = audit.Tri(d.byte())
+	rec.Category = audit.Category(d.byte())
+	n := d.uvarint()
+	if n > uint64(len(d.p)) { // each resource takes at least 3 bytes
+		d.err = true
+	}
+	for i := uint64(0); i < n && !d.err; i++ {
+		rec.Resources = append(rec.Resources, audit.Resource{Type: string(d.bytes()), Name: string(d.bytes()), ARN: string(d.bytes())})
+	}
+	if d.err || len(d.p) != 0 {
+		return audit.Record{}, errRecord
+	}
+	return rec, nil
+}
+
+type decoder struct {
+	p   []byte
+	err bool
+}
+
+func (d *decoder) byte() byte {
+	if len(d.p) == 0 {
+		d.err = true
+		return 0
+	}
+	c := d.p[0]
+	d.p = d.p[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.p)
+	if n <= 0 {
+		d.err = true
+		d.p = nil
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.p)
+	if n <= 0 {
+		d.err = true
+		d.p = nil
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.p)) {
+		d.err = true
+		d.p = nil
+		return nil
+	}
+	s := append([]byte(nil), d.p[:n]...)
+	d.p = d.p[n:]
+	return s
+}

@@ -1,0 +1,337 @@
+// Package journal is the ingest pipeline's write-ahead journal: an
+// append-only log of records, fsynced before a commit is acknowledged, that
+// the pipeline moves into the store behind the callers' backs.
+//
+// The journal is a directory of segment files named by a sequence number
+// (00000000000000000001.seg, ...). Append writes records to the newest
+// segment as CRC-checked frames and fsyncs it; once a segment has reached
+// its size it is sealed and a new one starts. Done tells the journal that
+// records of a segment are in the store; a sealed segment whose records
+// are all in the store is deleted. At start, Replay hands the records of
+// the segments left by an earlier run to the store (which drops the ones
+// it already holds) and deletes those segments. A frame cut short by a
+// crash, or failing its CRC, ends its segment's replay: it was never
+// acknowledged (Append had not returned).
+//
+// A Journal is used by two goroutines: one calling Append, one calling
+// Done.
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// DefaultSegmentSize is the size at which a segment is sealed.
+const DefaultSegmentSize = 8 << 20
+
+const segSuffix = ".seg"
+
+// Options configures a Journal. The zero value works.
+type Options struct {
+	// SegmentSize is the size past which a segment is sealed and a new
+	// one started (default DefaultSegmentSize).
+	SegmentSize int64
+}
+
+// Journal is an open journal directory.
+type Journal struct {
+	dir  string
+	opts Options
+
+	// Owned by the Append goroutine.
+	f    *os.File
+	size int64
+	buf  []byte
+
+	mu     sync.Mutex
+	active uint64              // segment Append writes to; 0 before the first
+	next   uint64              // sequence number of the next segment
+	old    []uint64            // segments found at Open, for Replay
+	segs   map[uint64]*segment // segments written by this Journal
+}
+
+// segment counts the records of a segment written by this Journal.
+type segment struct {
+	written, done int
+	sealed        bool
+}
+
+// Open opens the journal in dir, creating dir if needed. The segments it
+// finds are left for Replay; Append writes to new ones.
+func Open(dir string, opts Options) (*Journal, error) {
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	old, err := segments(dir)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{dir: dir, opts: opts, old: old, next: 1, segs: map[uint64]*segment{}}
+	if len(old) > 0 {
+		j.next = old[len(old)-1] + 1
+	}
+	return j, nil
+}
+
+// segments lists the segment numbers in dir, in order.
+func segments(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	var out []uint64
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), segSuffix)
+		if !ok || e.IsDir() {
+			continue
+		}
+		n, err := strconv.ParseUint(name, 10, 64)
+		if err != nil || n == 0 {
+			continue
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (j *Journal) path(seg uint64) string {
+	return filepath.Join(j.dir, fmt.Sprintf("%020d%s", seg, segSuffix))
+}
+
+// ReplayStats describes a Replay.
+type ReplayStats struct {
+	Segments int   // segments read
+	Records  int   // records handed to the store
+	Bytes    int64 // bytes of valid frames
+	// Torn counts the segments whose frames ended in a torn or damaged
+	// frame; TornBytes the bytes after their last valid frame (not
+	// replayed: never acknowledged, or damaged).
+	Torn      int
+	TornBytes int64
+}
+
+// Replay hands the records of the segments found at Open to store, in
+// order, at most batch records a call; once every call has succeeded it
+// deletes those segments. store must be idempotent (the store drops
+// records it already holds): a record may be handed again after a crash
+// during or after its first append. Replay stops at store's first error,
+// deleting nothing; the segments stay for the next try.
+func (j *Journal) Replay(batch int, store func([]audit.Record) error) (ReplayStats, error) {
+	var st ReplayStats
+	if batch <= 0 {
+		batch = 1000
+	}
+	j.mu.Lock()
+	old := j.old
+	j.mu.Unlock()
+	for _, seg := range old {
+		recs, n, torn, err := readSegment(j.path(seg))
+		if err != nil {
+			return st, err
+		}
+		st.Segments++
+		st.Bytes += n
+		if torn > 0 {
+			st.Torn++
+			st.TornBytes += torn
+		}
+		for len(recs) > 0 {
+			k := min(batch, len(recs))
+			if err := store(recs[:k]); err != nil {
+				return st, err
+			}
+			st.Records += k
+			recs = recs[k:]
+		}
+	}
+	for _, seg := range old {
+		if err := os.Remove(j.path(seg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return st, fmt.Errorf("journal: %w", err)
+		}
+	}
+	j.mu.Lock()
+	j.old = nil
+	j.mu.Unlock()
+	return st, syncDir(j.dir)
+}
+
+// readSegment reads the records of the segment at path: n bytes of valid
+// frames, then torn bytes that are not.
+func readSegment(path string) (recs []audit.Record, n, torn int64, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("journal: %w", err)
+	}
+	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
+		if len(b) < len(magic) && strings.HasPrefix(magic, string(b)) {
+			// Created, its magic not (all) written: a crash, nothing in it.
+			return nil, 0, int64(len(b)), nil
+		}
+		return nil, 0, 0, fmt.Errorf("journal: %s is not a journal segment", path)
+	}
+	body := b[len(magic):]
+	r := NewReader(bytes.NewReader(body))
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil { // ErrTorn: the end of what was acknowledged
+			torn = int64(len(body)) - r.Offset()
+			break
+		}
+		rec, err := decodeRecord(p)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("journal: %s at offset %d: %w", path, r.Offset(), err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs, r.Offset(), torn, nil
+}
+
+// Append writes records to the journal and fsyncs it, returning the
+// segment that holds them (for Done) and the bytes written. On an error
+// the records may or may not be in the journal (a later Replay may find
+// them); the segment is sealed and the next Append starts a new one.
+func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) {
+	if j.f == nil {
+		if err := j.create(); err != nil {
+			return 0, 0, err
+		}
+	}
+	j.buf = j.buf[:0]
+	var payload []byte
+	for i := range records {
+		payload = encodeRecord(payload[:0], &records[i])
+		if len(payload) > MaxFrame {
+			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(payload))
+		}
+		j.buf = appendFrame(j.buf, payload)
+	}
+	seg = j.active
+	if _, err = j.f.Write(j.buf); err == nil {
+		err = j.f.Sync()
+	}
+	if err != nil {
+		j.seal()
+		return 0, 0, fmt.Errorf("journal: %w", err)
+	}
+	j.size += int64(len(j.buf))
+	j.mu.Lock()
+	j.segs[seg].written += len(records)
+	j.mu.Unlock()
+	if j.size >= j.opts.SegmentSize {
+		j.seal()
+	}
+	return seg, len(j.buf), nil
+}
+
+// create starts a new segment: its magic written and the file and the
+// directory entry fsynced.
+func (j *Journal) create() error {
+	j.mu.Lock()
+	seg := j.next
+	j.next++
+	j.mu.Unlock()
+	f, err := os.OpenFile(j.path(seg), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if _, err = f.WriteString(magic); err == nil {
+		if err = f.Sync(); err == nil {
+			err = syncDir(j.dir)
+		}
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(j.path(seg))
+		return fmt.Errorf("journal: %w", err)
+	}
+	j.f, j.size = f, int64(len(magic))
+	j.mu.Lock()
+	j.active = seg
+	j.segs[seg] = &segment{}
+	j.mu.Unlock()
+	return nil
+}
+
+// seal closes the active segment; it is deleted once its records are
+// all in the store.
+func (j *Journal) seal() {
+	if j.f == nil {
+		return
+	}
+	j.f.Close()
+	j.f = nil
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	seg := j.active
+	j.active = 0
+	if s := j.segs[seg]; s != nil {
+		s.sealed = true
+		j.collect(seg, s)
+	}
+}
+
+// Done records that n records of segment seg are in the store.
+func (j *Journal) Done(seg uint64, n int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if s := j.segs[seg]; s != nil {
+		s.done += n
+		j.collect(seg, s)
+	}
+}
+
+// collect deletes seg once it is sealed and every record in it is stored.
+// A failed deletion leaves a segment that the next Replay hands to the
+// store again (harmlessly: the store drops what it holds).
+func (j *Journal) collect(seg uint64, s *segment) {
+	if s.sealed && s.done >= s.written {
+		delete(j.segs, seg)
+		os.Remove(j.path(seg))
+	}
+}
+
+// Segments returns the number of segment files the journal holds.
+func (j *Journal) Segments() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.segs) + len(j.old)
+}
+
+// Close closes the active segment. Segments with records not yet in the
+// store stay for the next Open's Replay; those with all their records
+// stored are deleted.
+func (j *Journal) Close() error {
+	j.seal()
+	return nil
+}
+
+// syncDir fsyncs a directory, making its entries durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
