@@ -1,20 +1,36 @@
 // Package ingest batches records on their way into a Store and acknowledges
-// each submission only once the batch holding it is durably stored.
+// each submission only once it is durably stored.
 //
 // Submissions wait in a bounded queue; a single writer takes them in batches.
-// Queued records (Enqueue) flush on size or deadline; a waiting caller
-// (Commit) gets a group commit: the writer writes as soon as it is free,
-// taking every submission queued by then into the same store append, so
-// concurrent callers share one commit and a lone caller waits for one
-// append, not for a deadline. When the store falls behind, the queue fills
-// and Submit, Commit and Enqueue block (backpressure): nothing is ever
-// dropped. Callers that must not block ask Saturated first and answer
-// ThrottlingException.
+// What each call guarantees when it returns nil:
+//
+//   - Submit: the records are in the store (one store append of their own,
+//     with exact counts).
+//   - Commit: the records are durable. Without a journal, they are in the
+//     store: the writer appends as soon as it is free, taking every
+//     submission queued by then into the same store append (group commit),
+//     so concurrent callers share one commit and a lone caller waits for
+//     one append, not for a deadline. With a journal (Open with
+//     Config.JournalDir), they are in the journal, fsynced (concurrent
+//     callers share one write and fsync), and the writer moves them into the
+//     store in batches on size or deadline (MaxDelay) like queued records;
+//     records left in the journal by a crash are replayed into the store by
+//     the next Open.
+//   - Enqueue: the records are queued, not yet durable; the writer stores
+//     them within MaxDelay, and Run's final drain stores those queued
+//     before it stops. A crash loses the ones not yet stored.
+//
+// When the store falls behind, the queue fills and Submit, Commit and
+// Enqueue block (backpressure): nothing is ever dropped. With a journal the
+// same holds: the records journaled but not yet stored wait in a bounded
+// queue of their own, and when it is full Commit blocks too. Callers that
+// must not block ask Saturated first and answer ThrottlingException.
 package ingest
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -23,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/ingest/journal"
 )
 
 // Appender is the part of audit.Store the pipeline writes to.
@@ -42,8 +59,14 @@ type Config struct {
 	// MaxAttempts bounds the tries of one batch's Append (default 5), with
 	// capped exponential backoff and jitter between them.
 	MaxAttempts int
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// JournalDir, when set, is the directory of the journal that Open
+	// opens and replays and that Commit writes to (New ignores it).
+	JournalDir string
+	// JournalSegmentSize is the size at which a journal segment is sealed
+	// (default journal.DefaultSegmentSize).
+	JournalSegmentSize int64
+	Logger             *slog.Logger
+	Registerer         prometheus.Registerer
 }
 
 // ErrClosed is returned by Submit once the pipeline has stopped.
@@ -59,6 +82,10 @@ type submission struct {
 	// wait marks a caller waiting for the write (Commit): its batch is
 	// written as soon as the writer has taken what is queued.
 	wait bool
+	// seg is the journal segment of journaled records (0: none). Their
+	// callers have been answered; the writer tells the journal once they
+	// are stored. done is nil.
+	seg uint64
 }
 
 type result struct {
@@ -80,6 +107,16 @@ type Pipeline struct {
 	failures prometheus.Counter
 	latency  prometheus.Histogram
 	depth    prometheus.GaugeFunc
+
+	journal  *journal.Journal // nil: Commit waits for the store
+	stage    chan submission  // journaled records on their way to the store
+	jBytes   prometheus.Counter
+	jSyncs   prometheus.Counter
+	jErrors  prometheus.Counter
+	jPerSync prometheus.Histogram
+	jLatency prometheus.Histogram
+	jSegs    prometheus.GaugeFunc
+	jPending prometheus.GaugeFunc
 }
 
 // New returns a Pipeline writing to cfg.Store.
@@ -129,6 +166,75 @@ func New(cfg Config) *Pipeline {
 	return p
 }
 
+// Open returns a Pipeline writing to cfg.Store. With cfg.JournalDir set,
+// it first replays into the store the records a previous run left in the
+// journal (the store drops those it already holds), then Commit writes to
+// the journal. It fails if the journal cannot be read or the store does
+// not take its records (after MaxAttempts tries of each batch): records
+// acknowledged by an earlier run are never skipped.
+func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
+	p := New(cfg)
+	if cfg.JournalDir == "" {
+		return p, nil
+	}
+	j, err := journal.Open(cfg.JournalDir, journal.Options{SegmentSize: cfg.JournalSegmentSize})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	start := time.Now()
+	var total audit.AppendResult
+	st, err := j.Replay(p.cfg.MaxBatch, func(recs []audit.Record) error {
+		res, err := p.appendRetry(ctx, recs, false)
+		total.Inserted += res.Inserted
+		total.Duplicates += res.Duplicates
+		return err
+	})
+	log := p.cfg.Logger
+	if st.Torn > 0 {
+		log.Warn("ingest: journal segments end in a torn or damaged frame; what follows it was not replayed (a write cut by a crash is never acknowledged)",
+			"dir", cfg.JournalDir, "segments", st.Torn, "bytes", st.TornBytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ingest: replaying the journal in %s: %w", cfg.JournalDir, err)
+	}
+	if st.Segments > 0 {
+		log.Info("ingest: replayed the journal into the store", "dir", cfg.JournalDir, "segments", st.Segments,
+			"records", st.Records, "bytes", st.Bytes, "inserted", total.Inserted, "already_stored", total.Duplicates,
+			"duration", time.Since(start).Round(time.Millisecond))
+	}
+	p.journal = j
+	p.stage = make(chan submission, p.cfg.QueueSize)
+	p.jBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_ingest_journal_bytes_total", Help: "Bytes written to the journal.",
+	})
+	p.jSyncs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_ingest_journal_fsyncs_total", Help: "Journal writes, each ended by an fsync (one per group of Commit calls).",
+	})
+	p.jErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_ingest_journal_errors_total", Help: "Journal writes that failed (their records were committed through the store instead).",
+	})
+	p.jPerSync = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cairn_ingest_journal_records_per_fsync", Help: "Records written to the journal by one write and fsync.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+	})
+	p.jLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cairn_ingest_journal_write_duration_seconds", Help: "Duration of one journal write and fsync.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+	})
+	p.jSegs = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_ingest_journal_segments", Help: "Journal segment files (each holds records not all in the store yet, or is being written).",
+	}, func() float64 { return float64(j.Segments()) })
+	p.jPending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_ingest_journal_queue_depth", Help: "Journaled batches waiting for the store.",
+	}, func() float64 { return float64(len(p.stage)) })
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{p.jBytes, p.jSyncs, p.jErrors, p.jPerSync, p.jLatency, p.jSegs, p.jPending} {
+			cfg.Registerer.MustRegister(c)
+		}
+	}
+	return p, nil
+}
+
 // Saturated reports whether the queue is full, so that a Submit now would
 // block until the writer catches up.
 func (p *Pipeline) Saturated() bool { return len(p.queue) == cap(p.queue) }
@@ -146,13 +252,16 @@ func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.A
 	return r.res, r.err
 }
 
-// Commit hands records to the writer and waits until they are durably
-// stored, like Submit, but shares the store append with whatever else is
-// queued (group commit) and reports no counts. The writer appends as soon
-// as it is free: a lone call waits for one append, concurrent calls share
-// one. It blocks while the queue is full, returns ctx's error if ctx ends
-// first (the records may still be stored later) and ErrClosed once the
-// pipeline has stopped.
+// Commit hands records to the writer and waits until they are durable,
+// sharing the write with whatever else is queued (group commit), and
+// reports no counts. Without a journal, durable means in the store: the
+// writer appends as soon as it is free, so a lone call waits for one store
+// append and concurrent calls share one. With a journal, durable means
+// written to the journal and fsynced (concurrent calls share one fsync);
+// the writer stores the records within MaxDelay. If the journal write fails,
+// Commit falls back to waiting for the store. It blocks while the queue is
+// full, returns ctx's error if ctx ends first (the records may still be
+// stored later) and ErrClosed once the pipeline has stopped.
 func (p *Pipeline) Commit(ctx context.Context, records ...audit.Record) error {
 	if len(records) == 0 {
 		return nil
@@ -220,8 +329,124 @@ func (p *Pipeline) Append(ctx context.Context, records []audit.Record) (audit.Ap
 
 // Run is the writer. It returns after ctx ends and every submission queued
 // by then has been written (or has failed), and refuses later submissions.
+// With a journal, it journals Commit groups and stores the journaled
+// records behind them; at its end the journal is closed, keeping any
+// records the store did not take for the next Open.
 func (p *Pipeline) Run(ctx context.Context) error {
 	defer close(p.drained)
+	if p.journal == nil {
+		p.writer(ctx, p.queue)
+		return nil
+	}
+	// Stopping is announced at once, even while the journaler is blocked
+	// on a full stage: a writer retrying journaled records then gives up
+	// (they stay in the journal) and the drain can finish.
+	go func() { <-ctx.Done(); p.stop() }()
+	wctx, stopWriter := context.WithCancel(context.Background())
+	wdone := make(chan struct{})
+	go func() { p.writer(wctx, p.stage); close(wdone) }()
+	p.journaler(ctx)
+	// Everything the journaler took is in the stage: the writer's drain
+	// stores it.
+	stopWriter()
+	<-wdone
+	if err := p.journal.Close(); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	if n := p.journal.Segments(); n > 0 {
+		p.cfg.Logger.Warn("ingest: journal segments hold records the store did not take; the next start replays them", "segments", n)
+	}
+	return nil
+}
+
+func (p *Pipeline) stop() { p.once.Do(func() { close(p.stopped) }) }
+
+func (p *Pipeline) stopping() bool {
+	select {
+	case <-p.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// journaler takes the queue in front of the writer: each Commit, with
+// every other Commit queued by then (up to MaxBatch records), is written
+// to the journal with one fsync and answered, and its records go on to the
+// writer through the stage; other submissions go to the stage unchanged.
+// It returns after ctx ends and the queue is drained.
+func (p *Pipeline) journaler(ctx context.Context) {
+	for {
+		select {
+		case s := <-p.queue:
+			p.route(s)
+		case <-ctx.Done():
+			p.stop()
+			for {
+				select {
+				case s := <-p.queue:
+					p.route(s)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// route handles one submission taken from the queue (see journaler).
+func (p *Pipeline) route(s submission) {
+	if !s.wait {
+		p.stage <- s
+		return
+	}
+	group, n := []submission{s}, len(s.records)
+	for n < p.cfg.MaxBatch {
+		select {
+		case s := <-p.queue:
+			if !s.wait {
+				p.stage <- s
+				continue
+			}
+			group = append(group, s)
+			n += len(s.records)
+			continue
+		default:
+		}
+		break
+	}
+	records := s.records
+	if len(group) > 1 {
+		records = make([]audit.Record, 0, n)
+		for _, s := range group {
+			records = append(records, s.records...)
+		}
+	}
+	start := time.Now()
+	seg, size, err := p.journal.Append(records)
+	if err != nil {
+		// The records are not (known to be) durable: their callers wait
+		// for the store instead.
+		p.jErrors.Inc()
+		p.cfg.Logger.Error("ingest: journal write failed; committing through the store", "records", n, "err", err)
+		for _, s := range group {
+			p.stage <- s
+		}
+		return
+	}
+	p.jLatency.Observe(time.Since(start).Seconds())
+	p.jSyncs.Inc()
+	p.jBytes.Add(float64(size))
+	p.jPerSync.Observe(float64(n))
+	for _, s := range group {
+		s.done <- result{}
+	}
+	p.stage <- submission{records: records, seg: seg}
+}
+
+// writer takes submissions from in and writes them to the store in
+// batches. It returns after ctx ends and what in held by then is written.
+func (p *Pipeline) writer(ctx context.Context, in chan submission) {
 	var (
 		batch   []submission
 		n       int
@@ -264,7 +489,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	groupCommit := func() {
 		for waiting && n < p.cfg.MaxBatch {
 			select {
-			case s := <-p.queue:
+			case s := <-in:
 				add(s)
 				continue
 			default:
@@ -277,22 +502,22 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	for {
 		select {
-		case s := <-p.queue:
+		case s := <-in:
 			add(s)
 			groupCommit()
 		case <-timer.C:
 			pending = false
 			flush()
 		case <-ctx.Done():
-			p.once.Do(func() { close(p.stopped) })
+			p.stop()
 			// Drain what was queued before the stop.
 			for {
 				select {
-				case s := <-p.queue:
+				case s := <-in:
 					add(s)
 				default:
 					flush()
-					return nil
+					return
 				}
 			}
 		}
@@ -302,41 +527,64 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // write appends one batch with retries and answers every submission in it.
 func (p *Pipeline) write(batch []submission, n int) {
 	records := make([]audit.Record, 0, n)
+	journaled := false
 	for _, s := range batch {
 		records = append(records, s.records...)
+		journaled = journaled || s.seg != 0
 	}
-	var (
-		res audit.AppendResult
-		err error
-	)
-	backoff := 20 * time.Millisecond
-	for attempt := 1; attempt <= p.cfg.MaxAttempts; attempt++ {
-		start := time.Now()
-		// The batch is written even while shutting down: the context of
-		// Run must not abort the final flush.
-		res, err = p.cfg.Store.Append(context.Background(), records)
-		p.latency.Observe(time.Since(start).Seconds())
-		if err == nil {
-			break
-		}
-		p.failures.Inc()
-		p.cfg.Logger.Error("ingest: append failed", "records", n, "attempt", attempt, "err", err)
-		if attempt < p.cfg.MaxAttempts {
-			time.Sleep(backoff/2 + rand.N(backoff/2+1))
-			backoff = min(backoff*2, 2*time.Second)
-		}
-	}
+	res, err := p.appendRetry(context.Background(), records, journaled)
 	if err == nil {
 		p.batches.Inc()
 		p.records.Add(float64(n))
+	} else if journaled {
+		p.cfg.Logger.Error("ingest: journaled records not stored; they stay in the journal for the next start", "records", n, "err", err)
 	}
 	// The store reports totals: exact for a submission alone in its batch
 	// (every Submit); queued submissions (Enqueue) read no counts.
 	for _, s := range batch {
+		if s.seg != 0 {
+			if err == nil {
+				p.journal.Done(s.seg, len(s.records))
+			}
+			continue
+		}
 		r := result{err: err}
 		if err == nil && len(batch) == 1 {
 			r.res = res
 		}
 		s.done <- r
+	}
+}
+
+// appendRetry appends records to the store, trying MaxAttempts times with
+// capped exponential backoff and jitter between tries. Records already
+// acknowledged from the journal (journaled) are tried until they are
+// stored or the pipeline stops: the queue in front of them fills and
+// pushes back on Commit meanwhile. The append is not cancelled with ctx
+// once started (the context of Run must not abort the final flush).
+func (p *Pipeline) appendRetry(ctx context.Context, records []audit.Record, journaled bool) (audit.AppendResult, error) {
+	var (
+		res audit.AppendResult
+		err error
+	)
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		res, err = p.cfg.Store.Append(context.WithoutCancel(ctx), records)
+		p.latency.Observe(time.Since(start).Seconds())
+		if err == nil {
+			return res, nil
+		}
+		p.failures.Inc()
+		p.cfg.Logger.Error("ingest: append failed", "records", len(records), "attempt", attempt, "err", err)
+		if attempt >= p.cfg.MaxAttempts && (!journaled || p.stopping()) {
+			return res, err
+		}
+		select {
+		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		case <-ctx.Done():
+			return res, err
+		}
+		backoff = min(backoff*2, 2*time.Second)
 	}
 }

@@ -1,0 +1,195 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// waitFor polls cond (the writer runs on real time and real files here:
+// no synctest), failing after a generous deadline. It asserts no timing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func segments(t *testing.T, dir string) int {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(m)
+}
+
+func openJournaled(t *testing.T, cfg Config) (*Pipeline, context.CancelFunc, chan error) {
+	t.Helper()
+	p, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return p, cancel, done
+}
+
+// With a journal, Commit returns once the records are journaled, while
+// the store still holds none of them; the writer then stores them and the
+// journal's segments go.
+func TestJournaledCommitDoesNotWaitForTheStore(t *testing.T) {
+	dir := t.TempDir()
+	st := &fakeStore{gate: make(chan struct{})}
+	p, cancel, done := openJournaled(t, Config{Store: st, JournalDir: dir})
+	for i := range 5 {
+		if err := p.Commit(t.Context(), recs(3)[i%3]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, n := st.count(); n != 0 {
+		t.Fatalf("%d records stored while the store was shut", n)
+	}
+	if segments(t, dir) != 1 {
+		t.Fatalf("%d journal segments; want 1 holding the records", segments(t, dir))
+	}
+	close(st.gate)
+	waitFor(t, "the records to be stored", func() bool { _, n := st.count(); return n == 5 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil // for the cleanup
+	if n := segments(t, dir); n != 0 {
+		t.Errorf("%d journal segments after every record was stored; want 0", n)
+	}
+}
+
+// Records journaled but never taken by the store (it fails until cairn
+// stops) stay in the journal, and the next Open stores them before it
+// returns.
+func TestJournaledRecordsAreReplayedAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	bad := &fakeStore{failures: 1 << 30}
+	p, cancel, done := openJournaled(t, Config{Store: bad, JournalDir: dir, MaxAttempts: 2})
+	want := recs(10)
+	for i := range want {
+		if err := p.Commit(t.Context(), want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel() // Run gives up on the store: the records stay journaled
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil
+	if segments(t, dir) == 0 {
+		t.Fatal("no journal segment left although the store took nothing")
+	}
+	good := &fakeStore{}
+	if _, err := Open(t.Context(), Config{Store: good, JournalDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, b := range good.batches {
+		for _, r := range b {
+			got[r.EventID] = true
+		}
+	}
+	for _, r := range want {
+		if !got[r.EventID] {
+			t.Errorf("record %s not replayed", r.EventID)
+		}
+	}
+	if n := segments(t, dir); n != 0 {
+		t.Errorf("%d journal segments after the replay; want 0", n)
+	}
+	// A store that refuses the replay fails Open: nothing is skipped.
+	bad = &fakeStore{failures: 1 << 30}
+	p2, cancel2, done2 := openJournaled(t, Config{Store: bad, JournalDir: dir, MaxAttempts: 1})
+	if err := p2.Commit(t.Context(), want[0]); err != nil {
+		t.Fatal(err)
+	}
+	cancel2()
+	if err := <-done2; err != nil {
+		t.Fatal(err)
+	}
+	done2 <- nil
+	if _, err := Open(t.Context(), Config{Store: bad, JournalDir: dir, MaxAttempts: 1}); err == nil {
+		t.Error("Open succeeded although the store refused the journal's records")
+	}
+}
+
+// A store that stalls fills the queues behind the journal, and then
+// Commit blocks (backpressure); once the store moves, every commit returns
+// and every record is stored.
+func TestJournalPushesBackWhenTheStoreStalls(t *testing.T) {
+	dir := t.TempDir()
+	st := &fakeStore{gate: make(chan struct{})}
+	p, _, _ := openJournaled(t, Config{Store: st, JournalDir: dir, QueueSize: 1, MaxBatch: 1})
+	const calls = 12
+	var (
+		acked atomic.Int64
+		wg    sync.WaitGroup
+	)
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Commit(context.Background(), audit.Record{Account: "111111111111", EventID: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+			}
+			acked.Add(1)
+		}()
+	}
+	// One record in the store's append, one in the stage, one held by the
+	// journaler: three acknowledged, the rest wait.
+	waitFor(t, "three commits", func() bool { return acked.Load() >= 3 })
+	time.Sleep(100 * time.Millisecond)
+	if n := acked.Load(); n != 3 {
+		t.Fatalf("%d commits acknowledged while the store was stalled; want 3", n)
+	}
+	close(st.gate)
+	wg.Wait()
+	waitFor(t, "every record stored", func() bool { _, n := st.count(); return n == calls })
+}
+
+// Concurrent commits share journal fsyncs (group commit): fewer fsyncs
+// than commits when they queue up behind a write.
+func TestJournalGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	st := &fakeStore{}
+	p, _, _ := openJournaled(t, Config{Store: st, JournalDir: dir})
+	var wg sync.WaitGroup
+	const calls = 200
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Commit(context.Background(), audit.Record{Account: "111111111111", EventID: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	var m dto.Metric
+	if err := p.jSyncs.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetCounter().GetValue(); n >= calls || n == 0 {
+		t.Errorf("%v fsyncs for %d concurrent commits; want fewer (shared)", n, calls)
+	}
+	waitFor(t, "every record stored", func() bool { _, n := st.count(); return n == calls })
+}
