@@ -41,6 +41,7 @@ const (
 	tokenKeyFile   = "token.key"
 	serverFile     = "server.json"
 	awsCredsFile   = "aws-credentials"
+	journalDir     = "journal" // the ingest pipeline's journal (Commit)
 )
 
 type serveFlags struct {
@@ -129,7 +130,12 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	pipe := ingest.New(ingest.Config{Store: store, Logger: log, Registerer: reg})
+	// Records a previous run journaled but did not store go into the
+	// store before anything is served.
+	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
 	// The gateway's records queue until the pipeline runs below.
 	stopGW, err := startGateway(cfg, f.dataDir, pipe, log, reg)
 	if err != nil {

@@ -42,8 +42,10 @@ const MaxParamBody = 1 << 20
 const maxCapture = 64 << 10
 
 // Recorder is where records go: ingest.Pipeline. Commit returns once the
-// records are durably stored (concurrent calls share one store commit); it
-// blocks while the pipeline is full, which is the gateway's backpressure.
+// records are durable: in the pipeline's journal, fsynced, or without a
+// journal in the store (concurrent calls share one fsync or store commit);
+// it blocks while the pipeline is full, which is the gateway's
+// backpressure.
 type Recorder interface {
 	Commit(ctx context.Context, records ...audit.Record) error
 }
