@@ -345,7 +345,11 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 			AccessKeyID: c.caller.AccessKeyID,
 			UserName:    c.caller.UserName,
 		},
-		EventTime:          audit.FormatTime(s.cfg.Now()),
+		// When the request was made (AWS: "the date and time the request was
+		// made"), the time the operation itself saw (Request.Time): a
+		// StopLogging that answers in the next second is still before the
+		// trail's StopLoggingTime.
+		EventTime:          audit.FormatTime(c.start),
 		EventSource:        "cloudtrail.amazonaws.com",
 		EventName:          c.op,
 		AWSRegion:          c.caller.Region,

@@ -255,3 +255,37 @@ func TestHandlersDispatchAndRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordTimeIsArrival: a call's record carries the time the request
+// arrived, the time its handler saw (Request.Time), even when the call
+// answers in a later second: a StopLogging that straddles a second must not
+// be recorded after the StopLoggingTime it set.
+func TestRecordTimeIsArrival(t *testing.T) {
+	arrival := time.Date(2025, 6, 1, 12, 0, 0, 999_000_000, time.UTC)
+	now := arrival
+	st := audittest.NewMemStore()
+	var seen time.Time
+	s := New(Config{Auth: fakeAuth{}, History: st, Recorder: syncRecorder{st},
+		TokenKey: []byte("0123456789abcdef0123456789abcdef"), Now: func() time.Time { return now },
+		Handlers: map[string]Handler{
+			"StopLogging": func(ctx context.Context, req *Request) (any, error) {
+				seen = req.Time
+				now = now.Add(5 * time.Millisecond) // the call ends in the next second
+				return struct{}{}, nil
+			},
+		}})
+	if code, resp := do(t, s, "111111111111", "StopLogging", `{"Name":"t"}`); code != 200 {
+		t.Fatalf("StopLogging = %d %v", code, resp)
+	}
+	page, err := st.Lookup(t.Context(), audit.Query{Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 10})
+	if err != nil || len(page.Records) != 1 {
+		t.Fatalf("records = %d, %v", len(page.Records), err)
+	}
+	var m struct{ EventTime string }
+	if err := json.Unmarshal(page.Records[0].Raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if want := audit.FormatTime(seen); m.EventTime != want || want != "2025-06-01T12:00:00Z" {
+		t.Errorf("eventTime %s; want the arrival %s", m.EventTime, want)
+	}
+}
