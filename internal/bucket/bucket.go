@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -30,6 +31,9 @@ type Bucket interface {
 	Put(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string) error
 	// Get reads an object and its metadata (ErrNoSuchKey when absent).
 	Get(ctx context.Context, key string) (body []byte, metadata map[string]string, err error)
+	// Open streams an object's body (ErrNoSuchKey when absent); the
+	// caller closes it.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
 	// List returns up to limit keys under prefix in lexical order, after
 	// startAfter ("" = from the first).
 	List(ctx context.Context, prefix, startAfter string, limit int) ([]string, error)
@@ -113,6 +117,21 @@ func (l *Local) Get(_ context.Context, key string) ([]byte, map[string]string, e
 		}
 	}
 	return body, meta, nil
+}
+
+// Open opens the object's file.
+func (l *Local) Open(_ context.Context, key string) (io.ReadCloser, error) {
+	if !ValidKey(key) || strings.HasSuffix(key, metaSuffix) {
+		return nil, fmt.Errorf("bucket %s: %s: %w", l.name, key, ErrNoSuchKey)
+	}
+	f, err := os.Open(filepath.Join(l.dir, filepath.FromSlash(key)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("bucket %s: %s: %w", l.name, key, ErrNoSuchKey)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", l.name, err)
+	}
+	return f, nil
 }
 
 // List walks the folder; it is meant for the modest number of files a

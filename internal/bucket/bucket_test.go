@@ -45,6 +45,17 @@ func conformance(t *testing.T, b Bucket) {
 	if _, _, err := b.Get(ctx, "p/none"); !errors.Is(err, ErrNoSuchKey) {
 		t.Errorf("Get(missing) = %v; want ErrNoSuchKey", err)
 	}
+	rc, err := b.Open(ctx, keys[1])
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if body, err := io.ReadAll(rc); err != nil || string(body) != "body "+keys[1] {
+		t.Errorf("Open read %q, %v", body, err)
+	}
+	rc.Close()
+	if _, err := b.Open(ctx, "p/none"); !errors.Is(err, ErrNoSuchKey) {
+		t.Errorf("Open(missing) = %v; want ErrNoSuchKey", err)
+	}
 	for _, c := range []struct {
 		prefix, after string
 		limit         int

@@ -85,6 +85,16 @@ func (b *S3) Get(ctx context.Context, key string) ([]byte, map[string]string, er
 	return body, out.Metadata, nil
 }
 
+// Open streams the object with GetObject; the body is read as the caller
+// reads it, never buffered whole.
+func (b *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.name), Key: aws.String(key)})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: get %s: %w", b.name, key, b.wrap(err))
+	}
+	return out.Body, nil
+}
+
 // List pages through ListObjectsV2.
 func (b *S3) List(ctx context.Context, prefix, startAfter string, limit int) ([]string, error) {
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(b.name), Prefix: aws.String(prefix)}

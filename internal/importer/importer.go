@@ -136,6 +136,9 @@ const maxChunk = 1000
 type run struct {
 	opts  Options
 	chunk int
+	open  func(ctx context.Context, name string) (io.ReadCloser, error)
+
+	found atomic.Int64 // files to read, known so far
 
 	files, skipped, fileErrors  atomic.Int64
 	records, rejected, expired  atomic.Int64
@@ -153,8 +156,28 @@ type run struct {
 // the import and is returned with the Report so far; so is ctx's error.
 func Run(ctx context.Context, paths []string, opts Options) (Report, error) {
 	start := time.Now()
+	r, err := newRun(opts)
+	if err != nil {
+		return Report{}, err
+	}
+	files := r.collect(paths)
+	r.found.Store(int64(len(files)))
+	return r.run(ctx, start, openFile, func(ctx context.Context, work chan<- string) {
+		for _, f := range files {
+			select {
+			case work <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+}
+
+func openFile(_ context.Context, path string) (io.ReadCloser, error) { return os.Open(path) }
+
+func newRun(opts Options) (*run, error) {
 	if opts.Sink == nil {
-		return Report{}, errors.New("importer: no sink")
+		return nil, errors.New("importer: no sink")
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 5000
@@ -171,15 +194,21 @@ func Run(ctx context.Context, paths []string, opts Options) (Report, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &run{opts: opts, chunk: min(opts.BatchSize, maxChunk)}
-	files := r.collect(paths)
+	return &run{opts: opts, chunk: min(opts.BatchSize, maxChunk)}, nil
+}
 
+// run reads the files that feed sends on work (feed returns when it has
+// sent them all or ctx is done), opening each with open, and appends their
+// records to the Sink.
+func (r *run) run(ctx context.Context, start time.Time, open func(context.Context, string) (io.ReadCloser, error),
+	feed func(ctx context.Context, work chan<- string)) (Report, error) {
+	r.open = open
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan string)
-	chunks := make(chan chunk, opts.Workers)
+	chunks := make(chan chunk, r.opts.Workers)
 	var readers sync.WaitGroup
-	for range opts.Workers {
+	for range r.opts.Workers {
 		readers.Go(func() {
 			var fr fileReader
 			for f := range work {
@@ -189,17 +218,11 @@ func Run(ctx context.Context, paths []string, opts Options) (Report, error) {
 	}
 	readers.Go(func() {
 		defer close(work)
-		for _, f := range files {
-			select {
-			case work <- f:
-			case <-ctx.Done():
-				return
-			}
-		}
+		feed(ctx, work)
 	})
 	go func() { readers.Wait(); close(chunks) }()
 
-	stopProgress := r.progress(len(files), start)
+	stopProgress := r.progress(start)
 	sinkErr := r.sink(ctx, chunks)
 	if sinkErr != nil {
 		cancel()
@@ -394,7 +417,7 @@ func (fr *fileReader) open(f io.Reader) (*reader, error) {
 // readFile reads one file and hands its records to the sink goroutine.
 func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out chan<- chunk) {
 	defer r.done.Add(1)
-	f, err := os.Open(path)
+	f, err := r.open(ctx, path)
 	if err != nil {
 		r.failFile(path, 0, err)
 		return

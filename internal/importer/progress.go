@@ -12,7 +12,7 @@ import (
 // progress shows the import's progress on opts.Progress until the returned
 // func is called: a bar redrawn five times a second on a terminal, else a
 // line every five seconds.
-func (r *run) progress(total int, start time.Time) (stop func()) {
+func (r *run) progress(start time.Time) (stop func()) {
 	w := r.opts.Progress
 	if w == nil {
 		return func() {}
@@ -31,14 +31,14 @@ func (r *run) progress(total int, start time.Time) (stop func()) {
 			select {
 			case <-done:
 				if tty {
-					fmt.Fprintf(w, "\r%s\x1b[K\n", r.status(total, start, true))
+					fmt.Fprintf(w, "\r%s\x1b[K\n", r.status(start, true))
 				}
 				return
 			case <-t.C:
 				if tty {
-					fmt.Fprintf(w, "\r%s\x1b[K", r.status(total, start, true))
+					fmt.Fprintf(w, "\r%s\x1b[K", r.status(start, true))
 				} else {
-					fmt.Fprintf(w, "import: %s\n", r.status(total, start, false))
+					fmt.Fprintf(w, "import: %s\n", r.status(start, false))
 				}
 			}
 		}
@@ -47,16 +47,16 @@ func (r *run) progress(total int, start time.Time) (stop func()) {
 }
 
 // status is one line of progress.
-func (r *run) status(total int, start time.Time, withBar bool) string {
-	files := r.done.Load()
+func (r *run) status(start time.Time, withBar bool) string {
+	files, total := r.done.Load(), r.found.Load()
 	n := r.records.Load()
 	secs := max(time.Since(start).Seconds(), 1e-3)
 	s := fmt.Sprintf("files %d/%d  records %d  imported %d  %.0f records/s  %.1f MB/s",
-		min(files, int64(total)), total, n, r.imported.Load(), float64(n)/secs, float64(r.bytes.Load())/1e6/secs)
+		min(files, total), total, n, r.imported.Load(), float64(n)/secs, float64(r.bytes.Load())/1e6/secs)
 	if !withBar {
 		return s
 	}
-	return bar(files, int64(total)) + " " + s
+	return bar(files, total) + " " + s
 }
 
 // bar draws done/total as a bar of fixed width.
