@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,7 +29,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	into := fs.String("into", "", "import into this CloudTrail Lake event data store (ID or ARN) instead of Event History")
 	account := fs.String("account", "", "with --into and no server: the account owning the event data store (default: the config's first)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: cairn import [flags] PATH...\n\nImports CloudTrail log files (.json, .json.gz, one record per line, lookup-events output)\nand folders of them, recursively. Importing twice adds nothing.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: cairn import [flags] PATH...\n\nImports CloudTrail log files (.json, .json.gz, one record per line, lookup-events output)\nand folders of them, recursively. Importing twice adds nothing. With --into, a PATH may\nalso be s3://BUCKET/PREFIX, BUCKET one of the config's buckets.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -51,6 +52,11 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *into != "" {
 		r := remoteFlags{dataDir: *dataDir, config: *cfgPath, endpoint: *endpoint, region: *region, account: *account}
 		return importInto(ctx, r, *into, fs.Args(), opts, *output, stdout, stderr)
+	}
+	for _, p := range fs.Args() {
+		if strings.HasPrefix(p, "s3://") {
+			return usageError{fmt.Sprintf("%s: s3:// sources are imported into CloudTrail Lake (--into STORE)", p)}
+		}
 	}
 	if *endpoint != "" {
 		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)

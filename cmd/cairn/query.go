@@ -56,19 +56,23 @@ func (r *remoteFlags) client(ctx context.Context, endpoint string) (*cloudtrail.
 	}), nil
 }
 
-// local opens the data dir's Lake and names the account to act as.
-func (r *remoteFlags) local(stderr io.Writer) (*lake.Lake, string, error) {
+// local opens the data dir's Lake and names the account to act as; bks
+// are the config's buckets (s3:// import sources).
+func (r *remoteFlags) local(stderr io.Writer) (lk *lake.Lake, acct string, bks buckets, err error) {
 	log, _ := newLogger(stderr, "text", "warn")
 	cfg, err := loadConfig(r.config, r.dataDir, log, stderr)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	acct := r.account
+	acct = r.account
 	if acct == "" && len(cfg.Accounts) > 0 {
 		acct = cfg.Accounts[0].ID
 	}
-	lk, err := openLake(r.dataDir, cfg, log)
-	return lk, acct, err
+	if bks, err = openBuckets(cfg, r.dataDir); err != nil {
+		return nil, "", nil, err
+	}
+	lk, err = openLake(r.dataDir, cfg, log, bks)
+	return lk, acct, bks, err
 }
 
 // endpointFor returns --endpoint-url, else the endpoint of a server holding
@@ -116,7 +120,7 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if _, err := os.Stat(r.dataDir); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
-		lk, acct, err := r.local(stderr)
+		lk, acct, _, err := r.local(stderr)
 		if err != nil {
 			return err
 		}
@@ -253,12 +257,16 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		}
 		failed := 0
 		for _, p := range paths {
-			abs, err := filepath.Abs(p)
-			if err != nil {
-				return err
+			uri := p
+			if !strings.HasPrefix(p, "s3://") {
+				abs, err := filepath.Abs(p)
+				if err != nil {
+					return err
+				}
+				uri = "file://" + abs
 			}
 			im, err := c.StartImport(ctx, &cloudtrail.StartImportInput{Destinations: []string{into},
-				ImportSource: &types.ImportSource{S3: &types.S3ImportSource{S3LocationUri: aws.String("file://" + abs),
+				ImportSource: &types.ImportSource{S3: &types.S3ImportSource{S3LocationUri: aws.String(uri),
 					S3BucketRegion: aws.String("local"), S3BucketAccessRoleArn: aws.String("none")}}})
 			if err != nil {
 				return err
@@ -299,7 +307,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 	if _, err := os.Stat(r.dataDir); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	lk, acct, err := r.local(stderr)
+	lk, acct, bks, err := r.local(stderr)
 	if err != nil {
 		return err
 	}
@@ -313,16 +321,54 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		return err
 	}
 	opts.Sink = sink
-	rep, err := importer.Run(ctx, paths, opts)
-	if err != nil {
-		return err
-	}
-	printReport(stdout, output, rep)
-	if rep.Rejected > 0 || len(rep.Errors) > 0 {
-		for _, e := range rep.Errors {
-			fmt.Fprintln(stderr, "cairn:", e.Error())
+	var local []string
+	var reps []importer.Report
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "s3://") {
+			local = append(local, p)
+			continue
 		}
-		return fmt.Errorf("%d records rejected, %d files could not be read to their end", rep.Rejected, rep.FileErrors)
+		name, prefix, err := importer.ParseS3URI(p)
+		if err != nil {
+			return err
+		}
+		b, ok := bks[name]
+		if !ok {
+			return fmt.Errorf("%s: the bucket %s is not one of the buckets in the config", p, name)
+		}
+		if err := b.Check(ctx); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		rep, err := importer.RunObjects(ctx, b, name, prefix, opts)
+		if err != nil {
+			return err
+		}
+		reps = append(reps, rep)
+	}
+	if len(local) > 0 {
+		rep, err := importer.Run(ctx, local, opts)
+		if err != nil {
+			return err
+		}
+		reps = append(reps, rep)
+	}
+	failed := false
+	for _, rep := range reps {
+		printReport(stdout, output, rep)
+		if rep.Rejected > 0 || len(rep.Errors) > 0 {
+			failed = true
+			for _, e := range rep.Errors {
+				fmt.Fprintln(stderr, "cairn:", e.Error())
+			}
+		}
+	}
+	if failed {
+		var rejected, fileErrors int64
+		for _, rep := range reps {
+			rejected += rep.Rejected
+			fileErrors += rep.FileErrors
+		}
+		return fmt.Errorf("%d records rejected, %d files could not be read to their end", rejected, fileErrors)
 	}
 	return nil
 }

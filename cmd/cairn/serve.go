@@ -121,7 +121,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	digests.Logger = log
 	handlers := trailAPI.Handlers()
 	maps.Copy(handlers, (&digest.API{Keys: keyring}).Handlers())
-	lk, err := openLake(f.dataDir, cfg, log)
+	lk, err := openLake(f.dataDir, cfg, log, bks)
 	if err != nil {
 		return err
 	}
@@ -364,10 +364,12 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 }
 
 // openLake opens CloudTrail Lake's database in the data dir.
-func openLake(dataDir string, cfg *config.Config, log *slog.Logger) (*lake.Lake, error) {
+// StartImport reads s3:// sources from bks.
+func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets) (*lake.Lake, error) {
 	lk, err := lake.Open(dataDir, lake.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: cfg.Lake.Threads,
 		QueryTimeout: cfg.Lake.QueryTimeout, MaxResultBytes: cfg.Lake.MaxResultMB << 20,
-		MaxStores: cfg.Lake.MaxEventDataStores, ImportRoots: cfg.Lake.ImportRoots, Logger: log})
+		MaxStores: cfg.Lake.MaxEventDataStores, ImportRoots: cfg.Lake.ImportRoots, Logger: log,
+		Buckets: func(name string) (lake.Bucket, bool) { b, ok := bks[name]; return b, ok }})
 	if err != nil {
 		if held := serverHolding(dataDir); held != "" {
 			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s", dataDir, held)

@@ -29,13 +29,17 @@ type lakeImport struct {
 	ID, Account  string
 	Destinations []string
 	Source       string
-	path         string
+	path         string // a local source
+	bucket       Bucket // an s3:// source: its bucket and key prefix
+	bucketName   string
+	prefix       string
 	Start, End   *time.Time
 	Status       string
 	Created      time.Time
 	Updated      time.Time
 	report       importer.Report
 	cancel       context.CancelFunc
+	done         chan struct{} // closed when the import's goroutine returns
 }
 
 // importPath resolves a StartImport source (file:// URI or plain path)
@@ -49,7 +53,7 @@ func (l *Lake) importPath(uri string) (string, error) {
 		}
 		p = u.Path
 	} else if strings.Contains(uri, "://") {
-		return "", audit.Errorf("InvalidImportSource", "cairn imports from local paths (file:// or a plain path) under lake.import_roots; %s is not one.", clip(uri))
+		return "", audit.Errorf("InvalidImportSource", "cairn imports from s3:// URIs of its configured buckets and local paths (file:// or a plain path) under lake.import_roots; %s is neither.", clip(uri))
 	}
 	if !filepath.IsAbs(p) {
 		return "", audit.Errorf("InvalidImportSource", "The import path must be absolute.")
@@ -69,6 +73,33 @@ func (l *Lake) importPath(uri string) (string, error) {
 	}
 	return "", audit.Errorf("InvalidImportSource", "The import path %s is not under a directory of lake.import_roots in cairn's config.", clip(p))
 }
+
+// importBucket resolves an s3://bucket/prefix source: the bucket must be
+// one of the config's buckets and answer.
+func (l *Lake) importBucket(ctx context.Context, uri string) (Bucket, string, string, error) {
+	name, prefix, err := importer.ParseS3URI(uri)
+	if err != nil {
+		return nil, "", "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid S3 URI.", clip(uri))
+	}
+	var b Bucket
+	ok := false
+	if l.opts.Buckets != nil {
+		b, ok = l.opts.Buckets(name)
+	}
+	if !ok {
+		return nil, "", "", audit.Errorf("InvalidImportSource", "The S3 bucket %s is not one of the buckets in cairn's config.", name)
+	}
+	cctx, cancel := context.WithTimeout(ctx, bucketCheckTimeout)
+	defer cancel()
+	if err := b.Check(cctx); err != nil {
+		l.log.Warn("lake: import source bucket cannot be read", "bucket", name, "err", err)
+		return nil, "", "", audit.Errorf("InvalidImportSource", "The S3 bucket %s does not exist or cannot be read.", name)
+	}
+	return b, name, prefix, nil
+}
+
+// bucketCheckTimeout bounds StartImport's check of an S3 source bucket.
+const bucketCheckTimeout = 15 * time.Second
 
 type importOut struct {
 	ImportId         string
@@ -163,22 +194,32 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 	if start != nil && end != nil && end.Before(*start) {
 		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "EndEventTime is before StartEventTime.")
 	}
-	path, err := l.importPath(*in.ImportSource.S3.S3LocationUri)
+	sink, err := l.NewSink(ctx, req.Caller.AccountID, in.Destinations)
 	if err != nil {
 		return nil, err
 	}
-	sink, err := l.NewSink(ctx, req.Caller.AccountID, in.Destinations)
+	uri := *in.ImportSource.S3.S3LocationUri
+	var (
+		path, bucketName, prefix string
+		bkt                      Bucket
+	)
+	if strings.HasPrefix(uri, "s3://") {
+		bkt, bucketName, prefix, err = l.importBucket(ctx, uri)
+	} else {
+		path, err = l.importPath(uri)
+	}
 	if err != nil {
 		return nil, err
 	}
 	now := l.opts.Now().UTC()
 	ictx, cancel := context.WithCancel(context.Background())
-	im := &lakeImport{ID: newID(), Account: req.Caller.AccountID, Source: *in.ImportSource.S3.S3LocationUri, path: path,
-		Start: start, End: end, Status: ImportInitializing, Created: now, Updated: now, cancel: cancel}
+	im := &lakeImport{ID: newID(), Account: req.Caller.AccountID, Source: uri, path: path,
+		bucket: bkt, bucketName: bucketName, prefix: prefix, Start: start, End: end, Status: ImportInitializing, Created: now, Updated: now,
+		cancel: cancel, done: make(chan struct{})}
+	l.mu.Lock()
 	for _, id := range sink.stores {
 		im.Destinations = append(im.Destinations, l.stores[id].ARN())
 	}
-	l.mu.Lock()
 	for _, o := range l.imports {
 		if o.Account == im.Account && (o.Status == ImportInitializing || o.Status == ImportInProgress) {
 			l.mu.Unlock()
@@ -190,11 +231,23 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 	out := l.outImport(im, false)
 	l.mu.Unlock()
 	go func() {
+		defer close(im.done)
 		defer cancel()
 		l.mu.Lock()
-		im.Status = ImportInProgress
+		if im.Status == ImportInitializing {
+			im.Status = ImportInProgress
+		}
 		l.mu.Unlock()
-		rep, err := importer.Run(ictx, []string{path}, importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log})
+		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log}
+		var (
+			rep importer.Report
+			err error
+		)
+		if bkt != nil {
+			rep, err = importer.RunObjects(ictx, bkt, bucketName, prefix, opts)
+		} else {
+			rep, err = importer.Run(ictx, []string{path}, opts)
+		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		im.report, im.Updated = rep, l.opts.Now().UTC()
@@ -202,7 +255,7 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 		case im.Status == ImportStopped:
 		case err != nil:
 			im.Status = ImportFailed
-			im.report.Errors = append(im.report.Errors, importer.RecordError{File: path, Err: err})
+			im.report.Errors = append(im.report.Errors, importer.RecordError{File: uri, Err: err})
 		default:
 			im.Status = ImportCompleted
 		}
@@ -334,7 +387,9 @@ func (l *Lake) listImportFailures(ctx context.Context, req *apiserver.Request) (
 	var items []failure
 	for _, e := range im.report.Errors {
 		loc := e.File
-		if rel, err := filepath.Rel(im.path, e.File); err == nil && !strings.HasPrefix(rel, "..") {
+		if im.bucket != nil {
+			// RunObjects names each object by its s3:// location.
+		} else if rel, err := filepath.Rel(im.path, e.File); err == nil && !strings.HasPrefix(rel, "..") {
 			loc = strings.TrimSuffix(im.Source, "/") + "/" + filepath.ToSlash(rel)
 			if rel == "." {
 				loc = im.Source

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/importer"
 )
 
 // Files in the data dir.
@@ -37,6 +38,9 @@ type Options struct {
 	// ImportRoots are the directories StartImport may read (file:// or
 	// plain paths); without any, the API imports nothing.
 	ImportRoots []string
+	// Buckets finds the bucket of an s3:// import source by name (the
+	// config's buckets); nil, or a name it does not know, refuses it.
+	Buckets func(name string) (Bucket, bool)
 	// MaxStores caps an account's event data stores per region (default 10).
 	MaxStores int
 	// Now is the clock (default time.Now).
@@ -101,7 +105,8 @@ func Open(dir string, opts Options) (*Lake, error) {
 	return l, nil
 }
 
-// Close cancels running queries and closes the database.
+// Close cancels running queries and imports, waits for the imports to
+// end, and closes the database.
 func (l *Lake) Close() error {
 	l.mu.Lock()
 	for _, q := range l.queries {
@@ -109,10 +114,15 @@ func (l *Lake) Close() error {
 			q.cancel()
 		}
 	}
+	var running []chan struct{}
 	for _, im := range l.imports {
 		im.cancel()
+		running = append(running, im.done)
 	}
 	l.mu.Unlock()
+	for _, done := range running {
+		<-done // an import appends until it sees the cancellation
+	}
 	return l.db.Close()
 }
 
@@ -219,6 +229,15 @@ func newID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// Bucket is a bucket StartImport reads s3:// sources from
+// (internal/bucket's S3 and local buckets).
+type Bucket interface {
+	importer.Objects
+	// Check reports an error when the bucket does not exist or cannot be
+	// reached.
+	Check(ctx context.Context) error
 }
 
 // Feed is the store's append-order feed (audit.Store.ReadAppended).

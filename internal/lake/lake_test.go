@@ -58,7 +58,13 @@ type env struct {
 
 func newEnv(t testing.TB, roots ...string) *env {
 	t.Helper()
-	l, err := Open(t.TempDir(), Options{Threads: 1, ImportRoots: roots})
+	return newEnvWith(t, Options{Threads: 1, ImportRoots: roots})
+}
+
+// newEnvWith serves a Lake opened with opts.
+func newEnvWith(t testing.TB, opts Options) *env {
+	t.Helper()
+	l, err := Open(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
