@@ -29,10 +29,13 @@ func (discard) Commit(context.Context, ...audit.Record) error { return nil }
 // and through the gateway: small GetObject calls (latency; p50 reported,
 // the targets interleaved) and 8 MiB PutObject calls (throughput). "gateway" hands records to a
 // recorder that discards them (the cost of proxying and building records);
-// "stored" goes through the real ingest pipeline into a DuckDB store, so
-// its latency includes waiting for the durable write of each record.
-// GetObject-small-8x runs 8 clients at once (p50 per call; records per
-// store commit reported for "stored": group commit).
+// "stored" goes through the real ingest pipeline without a journal into a
+// DuckDB store, so its latency includes waiting for the store append of
+// each record; "journaled" goes through a pipeline with a journal (as
+// cairn serve runs it) into another DuckDB store, so its latency includes
+// the journal's write and fsync. GetObject-small-8x runs 8 clients at once
+// (p50 per call; records per store commit reported for "stored", records
+// per journal fsync for "journaled": group commit).
 func BenchmarkGateway(b *testing.B) {
 	moto := startMoto(b)
 	gw, err := New(Config{Upstreams: map[string]*url.URL{"default": moto}, Recorder: discard{}, DefaultAccount: "111111111111"})
@@ -60,6 +63,27 @@ func BenchmarkGateway(b *testing.B) {
 	ssrv := httptest.NewServer(sgw)
 	defer ssrv.Close()
 
+	jdir := b.TempDir()
+	jst, err := duckdb.Open(filepath.Join(jdir, "events.duckdb"), duckdb.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer jst.Close()
+	jreg := prometheus.NewRegistry()
+	jpipe, err := ingest.Open(ctx, ingest.Config{Store: jst, JournalDir: filepath.Join(jdir, "journal"), Registerer: jreg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	jpipeDone := make(chan error, 1)
+	go func() { jpipeDone <- jpipe.Run(ctx) }()
+	defer func() { cancel(); <-jpipeDone }()
+	jgw, err := New(Config{Upstreams: map[string]*url.URL{"default": moto}, Recorder: jpipe, DefaultAccount: "111111111111"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	jsrv := httptest.NewServer(jgw)
+	defer jsrv.Close()
+
 	tr := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
 	cl := &http.Client{Transport: tr}
 	auth := "AWS4-HMAC-SHA256 Credential=AKIAALICE00000000001/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
@@ -81,7 +105,7 @@ func BenchmarkGateway(b *testing.B) {
 			b.Errorf("%s %s: %s", method, u, resp.Status)
 		}
 	}
-	counter := func(name string) float64 {
+	counter := func(reg *prometheus.Registry, name string) float64 {
 		mfs, _ := reg.Gather()
 		for _, mf := range mfs {
 			if mf.GetName() == name {
@@ -99,9 +123,9 @@ func BenchmarkGateway(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
 		}
 	}
-	// Small calls go round-robin to the three targets (rotating the
+	// Small calls go round-robin to the targets (rotating the
 	// order), so that the load of a shared machine weighs on each alike.
-	targets := []struct{ name, base string }{{"direct", moto.String()}, {"gateway", srv.URL}, {"stored", ssrv.URL}}
+	targets := []struct{ name, base string }{{"direct", moto.String()}, {"gateway", srv.URL}, {"stored", ssrv.URL}, {"journaled", jsrv.URL}}
 	b.Run("GetObject-small", func(b *testing.B) {
 		lat := make([][]time.Duration, len(targets))
 		for i := 0; i < b.N; i++ {
@@ -119,7 +143,8 @@ func BenchmarkGateway(b *testing.B) {
 	})
 	for _, target := range targets {
 		b.Run("GetObject-small-8x/"+target.name, func(b *testing.B) {
-			batches0, records0 := counter("cairn_ingest_batches_total"), counter("cairn_ingest_records_total")
+			batches0, records0 := counter(reg, "cairn_ingest_batches_total"), counter(reg, "cairn_ingest_records_total")
+			jrecords0, fsyncs0 := perFsync(jreg)
 			var (
 				mu  sync.Mutex
 				lat = make([]time.Duration, 0, b.N)
@@ -146,8 +171,11 @@ func BenchmarkGateway(b *testing.B) {
 			}
 			wg.Wait()
 			p50(b, lat)
-			if nb := counter("cairn_ingest_batches_total") - batches0; target.name == "stored" && nb > 0 {
-				b.ReportMetric((counter("cairn_ingest_records_total")-records0)/nb, "records/commit")
+			if nb := counter(reg, "cairn_ingest_batches_total") - batches0; target.name == "stored" && nb > 0 {
+				b.ReportMetric((counter(reg, "cairn_ingest_records_total")-records0)/nb, "records/commit")
+			}
+			if jrecords, fsyncs := perFsync(jreg); target.name == "journaled" && fsyncs > fsyncs0 {
+				b.ReportMetric((jrecords-jrecords0)/float64(fsyncs-fsyncs0), "records/fsync")
 			}
 		})
 		b.Run("PutObject-8MiB/"+target.name, func(b *testing.B) {
@@ -157,4 +185,17 @@ func BenchmarkGateway(b *testing.B) {
 			}
 		})
 	}
+}
+
+// perFsync reads the journal's records-per-fsync histogram: records
+// journaled and fsyncs so far.
+func perFsync(reg *prometheus.Registry) (records float64, fsyncs uint64) {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "cairn_ingest_journal_records_per_fsync" {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleSum(), h.GetSampleCount()
+		}
+	}
+	return 0, 0
 }
