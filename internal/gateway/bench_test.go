@@ -140,11 +140,14 @@ func BenchmarkGateway(b *testing.B) {
 			sort.Slice(lat[k], func(i, j int) bool { return lat[k][i] < lat[k][j] })
 			b.ReportMetric(float64(lat[k][len(lat[k])/2].Microseconds()), t.name+"-p50-us")
 		}
+		if q := median(jreg, "cairn_ingest_journal_write_duration_seconds"); q > 0 {
+			b.ReportMetric(q*1e6, "journal-write-p50-us")
+		}
 	})
 	for _, target := range targets {
 		b.Run("GetObject-small-8x/"+target.name, func(b *testing.B) {
 			batches0, records0 := counter(reg, "cairn_ingest_batches_total"), counter(reg, "cairn_ingest_records_total")
-			jrecords0, fsyncs0 := perFsync(jreg)
+			jrecords0, fsyncs0 := histogram(jreg, "cairn_ingest_journal_records_per_fsync")
 			var (
 				mu  sync.Mutex
 				lat = make([]time.Duration, 0, b.N)
@@ -174,7 +177,7 @@ func BenchmarkGateway(b *testing.B) {
 			if nb := counter(reg, "cairn_ingest_batches_total") - batches0; target.name == "stored" && nb > 0 {
 				b.ReportMetric((counter(reg, "cairn_ingest_records_total")-records0)/nb, "records/commit")
 			}
-			if jrecords, fsyncs := perFsync(jreg); target.name == "journaled" && fsyncs > fsyncs0 {
+			if jrecords, fsyncs := histogram(jreg, "cairn_ingest_journal_records_per_fsync"); target.name == "journaled" && fsyncs > fsyncs0 {
 				b.ReportMetric((jrecords-jrecords0)/float64(fsyncs-fsyncs0), "records/fsync")
 			}
 		})
@@ -187,15 +190,31 @@ func BenchmarkGateway(b *testing.B) {
 	}
 }
 
-// perFsync reads the journal's records-per-fsync histogram: records
-// journaled and fsyncs so far.
-func perFsync(reg *prometheus.Registry) (records float64, fsyncs uint64) {
+// histogram reads the sum and count of a histogram of reg.
+func histogram(reg *prometheus.Registry, name string) (sum float64, count uint64) {
 	mfs, _ := reg.Gather()
 	for _, mf := range mfs {
-		if mf.GetName() == "cairn_ingest_journal_records_per_fsync" {
+		if mf.GetName() == name {
 			h := mf.GetMetric()[0].GetHistogram()
 			return h.GetSampleSum(), h.GetSampleCount()
 		}
 	}
 	return 0, 0
+}
+
+// median returns the upper bound of the histogram bucket of reg holding
+// the median sample.
+func median(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			h := mf.GetMetric()[0].GetHistogram()
+			for _, bk := range h.GetBucket() {
+				if bk.GetCumulativeCount()*2 >= h.GetSampleCount() {
+					return bk.GetUpperBound()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -11,20 +11,23 @@
 //     submission queued by then into the same store append (group commit),
 //     so concurrent callers share one commit and a lone caller waits for
 //     one append, not for a deadline. With a journal (Open with
-//     Config.JournalDir), they are in the journal, fsynced (concurrent
-//     callers share one write and fsync), and the writer moves them into the
-//     store in batches on size or deadline (MaxDelay) like queued records;
-//     records left in the journal by a crash are replayed into the store by
-//     the next Open.
+//     Config.JournalDir), they are in the journal, fsynced: the caller
+//     writes its records itself when no journal write is under way, and
+//     callers arriving during one share the next write and fsync. They then
+//     go through the queue to the writer, which stores them in batches on
+//     size or deadline (JournalDelay); records left in the journal by a
+//     crash are replayed into the store by the next Open.
 //   - Enqueue: the records are queued, not yet durable; the writer stores
 //     them within MaxDelay, and Run's final drain stores those queued
 //     before it stops. A crash loses the ones not yet stored.
 //
 // When the store falls behind, the queue fills and Submit, Commit and
 // Enqueue block (backpressure): nothing is ever dropped. With a journal the
-// same holds: the records journaled but not yet stored wait in a bounded
-// queue of their own, and when it is full Commit blocks too. Callers that
-// must not block ask Saturated first and answer ThrottlingException.
+// same holds: a journal write is answered only once its records are in the
+// queue, so when the queue is full Commit blocks too, and journaled
+// records the store refuses are retried until it takes them (or the
+// pipeline stops: they stay in the journal). Callers that must not block
+// ask Saturated first and answer ThrottlingException.
 package ingest
 
 import (
@@ -65,8 +68,13 @@ type Config struct {
 	// JournalSegmentSize is the size at which a journal segment is sealed
 	// (default journal.DefaultSegmentSize).
 	JournalSegmentSize int64
-	Logger             *slog.Logger
-	Registerer         prometheus.Registerer
+	// JournalDelay is how long a journaled record may wait for its store
+	// append (default 200ms), in place of MaxDelay: it is durable already,
+	// so fewer, larger appends cost the calls in flight less CPU. The
+	// store holds a journaled record within JournalDelay plus one append.
+	JournalDelay time.Duration
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
 }
 
 // ErrClosed is returned by Submit once the pipeline has stopped.
@@ -109,14 +117,28 @@ type Pipeline struct {
 	depth    prometheus.GaugeFunc
 
 	journal  *journal.Journal // nil: Commit waits for the store
-	stage    chan submission  // journaled records on their way to the store
 	jBytes   prometheus.Counter
 	jSyncs   prometheus.Counter
 	jErrors  prometheus.Counter
 	jPerSync prometheus.Histogram
 	jLatency prometheus.Histogram
 	jSegs    prometheus.GaugeFunc
-	jPending prometheus.GaugeFunc
+
+	// Group commit to the journal (commitJournaled): one caller at a time
+	// leads, writing its group; callers arriving meanwhile join the next
+	// group, which one of them leads once the write ends.
+	jmu     sync.Mutex
+	jcur    *group        // the group callers join
+	jbusy   bool          // a leader is writing
+	jready  chan struct{} // closed when the current write ends
+	jclosed bool          // Run has ended: no more writes
+}
+
+// group is the records of Commit calls written by one journal write.
+type group struct {
+	records []audit.Record
+	done    chan struct{} // closed once written; err is then set
+	err     error
 }
 
 // New returns a Pipeline writing to cfg.Store.
@@ -132,6 +154,9 @@ func New(cfg Config) *Pipeline {
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
+	}
+	if cfg.JournalDelay <= 0 {
+		cfg.JournalDelay = 200 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -203,7 +228,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 			"duration", time.Since(start).Round(time.Millisecond))
 	}
 	p.journal = j
-	p.stage = make(chan submission, p.cfg.QueueSize)
+	p.jcur = &group{done: make(chan struct{})}
 	p.jBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_ingest_journal_bytes_total", Help: "Bytes written to the journal.",
 	})
@@ -224,11 +249,8 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	p.jSegs = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_ingest_journal_segments", Help: "Journal segment files (each holds records not all in the store yet, or is being written).",
 	}, func() float64 { return float64(j.Segments()) })
-	p.jPending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "cairn_ingest_journal_queue_depth", Help: "Journaled batches waiting for the store.",
-	}, func() float64 { return float64(len(p.stage)) })
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.jBytes, p.jSyncs, p.jErrors, p.jPerSync, p.jLatency, p.jSegs, p.jPending} {
+		for _, c := range []prometheus.Collector{p.jBytes, p.jSyncs, p.jErrors, p.jPerSync, p.jLatency, p.jSegs} {
 			cfg.Registerer.MustRegister(c)
 		}
 	}
@@ -258,7 +280,7 @@ func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.A
 // writer appends as soon as it is free, so a lone call waits for one store
 // append and concurrent calls share one. With a journal, durable means
 // written to the journal and fsynced (concurrent calls share one fsync);
-// the writer stores the records within MaxDelay. If the journal write fails,
+// the writer stores the records within JournalDelay. If the journal write fails,
 // Commit falls back to waiting for the store. It blocks while the queue is
 // full, returns ctx's error if ctx ends first (the records may still be
 // stored later) and ErrClosed once the pipeline has stopped.
@@ -266,7 +288,88 @@ func (p *Pipeline) Commit(ctx context.Context, records ...audit.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
+	if p.journal != nil {
+		return p.commitJournaled(ctx, records)
+	}
 	return p.wait(ctx, submission{records: records, done: make(chan result, 1), wait: true}).err
+}
+
+// commitJournaled is Commit with a journal. The caller joins the current
+// group; if no write is under way it leads the group itself (in its own
+// goroutine: a lone caller pays one write and fsync, no hand-off), else
+// it waits for the write under way to end and then leads its group, or
+// finds that another member does.
+func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) error {
+	if p.stopping() {
+		return ErrClosed
+	}
+	p.jmu.Lock()
+	g := p.jcur
+	g.records = append(g.records, records...)
+	for p.jbusy {
+		ready := p.jready
+		p.jmu.Unlock()
+		select {
+		case <-ready:
+		case <-g.done:
+			return g.err
+		case <-ctx.Done():
+			return ctx.Err() // the group is written all the same
+		}
+		p.jmu.Lock()
+		if g != p.jcur { // another member leads it
+			p.jmu.Unlock()
+			select {
+			case <-g.done:
+				return g.err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	if p.jclosed {
+		p.jmu.Unlock()
+		g.err = ErrClosed
+		close(g.done)
+		return ErrClosed
+	}
+	p.jbusy = true
+	p.jcur = &group{done: make(chan struct{})}
+	p.jready = make(chan struct{})
+	p.jmu.Unlock()
+
+	g.err = p.writeGroup(g.records)
+	close(g.done)
+
+	p.jmu.Lock()
+	p.jbusy = false
+	close(p.jready)
+	p.jmu.Unlock()
+	return g.err
+}
+
+// writeGroup writes records to the journal with one fsync and queues them
+// for the writer, which stores them and tells the journal. Queueing blocks
+// while the queue is full: the backpressure on Commit. If the journal
+// write fails, the records are committed through the store instead.
+func (p *Pipeline) writeGroup(records []audit.Record) error {
+	start := time.Now()
+	seg, size, err := p.journal.Append(records)
+	if err != nil {
+		p.jErrors.Inc()
+		p.cfg.Logger.Error("ingest: journal write failed; committing through the store", "records", len(records), "err", err)
+		return p.wait(context.Background(), submission{records: records, done: make(chan result, 1), wait: true}).err
+	}
+	p.jLatency.Observe(time.Since(start).Seconds())
+	p.jSyncs.Inc()
+	p.jBytes.Add(float64(size))
+	p.jPerSync.Observe(float64(len(records)))
+	select {
+	case p.queue <- submission{records: records, seg: seg}:
+	case <-p.stopped:
+		// Durable, not stored now: the next Open replays them.
+	}
+	return nil
 }
 
 // wait queues s and waits for its write.
@@ -329,27 +432,28 @@ func (p *Pipeline) Append(ctx context.Context, records []audit.Record) (audit.Ap
 
 // Run is the writer. It returns after ctx ends and every submission queued
 // by then has been written (or has failed), and refuses later submissions.
-// With a journal, it journals Commit groups and stores the journaled
-// records behind them; at its end the journal is closed, keeping any
-// records the store did not take for the next Open.
+// With a journal, it then closes the journal, keeping records the store did
+// not take for the next Open.
 func (p *Pipeline) Run(ctx context.Context) error {
 	defer close(p.drained)
+	// Stopping is announced at once, even while the writer retries a
+	// batch: retries of journaled records then end (they stay in the
+	// journal) and the drain can finish.
+	go func() { <-ctx.Done(); p.stop() }()
+	p.writer(ctx, p.queue)
 	if p.journal == nil {
-		p.writer(ctx, p.queue)
 		return nil
 	}
-	// Stopping is announced at once, even while the journaler is blocked
-	// on a full stage: a writer retrying journaled records then gives up
-	// (they stay in the journal) and the drain can finish.
-	go func() { <-ctx.Done(); p.stop() }()
-	wctx, stopWriter := context.WithCancel(context.Background())
-	wdone := make(chan struct{})
-	go func() { p.writer(wctx, p.stage); close(wdone) }()
-	p.journaler(ctx)
-	// Everything the journaler took is in the stage: the writer's drain
-	// stores it.
-	stopWriter()
-	<-wdone
+	// Wait for a journal write under way; none starts after this.
+	p.jmu.Lock()
+	p.jclosed = true
+	for p.jbusy {
+		ready := p.jready
+		p.jmu.Unlock()
+		<-ready
+		p.jmu.Lock()
+	}
+	p.jmu.Unlock()
 	if err := p.journal.Close(); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
@@ -370,89 +474,16 @@ func (p *Pipeline) stopping() bool {
 	}
 }
 
-// journaler takes the queue in front of the writer: each Commit, with
-// every other Commit queued by then (up to MaxBatch records), is written
-// to the journal with one fsync and answered, and its records go on to the
-// writer through the stage; other submissions go to the stage unchanged.
-// It returns after ctx ends and the queue is drained.
-func (p *Pipeline) journaler(ctx context.Context) {
-	for {
-		select {
-		case s := <-p.queue:
-			p.route(s)
-		case <-ctx.Done():
-			p.stop()
-			for {
-				select {
-				case s := <-p.queue:
-					p.route(s)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-// route handles one submission taken from the queue (see journaler).
-func (p *Pipeline) route(s submission) {
-	if !s.wait {
-		p.stage <- s
-		return
-	}
-	group, n := []submission{s}, len(s.records)
-	for n < p.cfg.MaxBatch {
-		select {
-		case s := <-p.queue:
-			if !s.wait {
-				p.stage <- s
-				continue
-			}
-			group = append(group, s)
-			n += len(s.records)
-			continue
-		default:
-		}
-		break
-	}
-	records := s.records
-	if len(group) > 1 {
-		records = make([]audit.Record, 0, n)
-		for _, s := range group {
-			records = append(records, s.records...)
-		}
-	}
-	start := time.Now()
-	seg, size, err := p.journal.Append(records)
-	if err != nil {
-		// The records are not (known to be) durable: their callers wait
-		// for the store instead.
-		p.jErrors.Inc()
-		p.cfg.Logger.Error("ingest: journal write failed; committing through the store", "records", n, "err", err)
-		for _, s := range group {
-			p.stage <- s
-		}
-		return
-	}
-	p.jLatency.Observe(time.Since(start).Seconds())
-	p.jSyncs.Inc()
-	p.jBytes.Add(float64(size))
-	p.jPerSync.Observe(float64(n))
-	for _, s := range group {
-		s.done <- result{}
-	}
-	p.stage <- submission{records: records, seg: seg}
-}
-
 // writer takes submissions from in and writes them to the store in
 // batches. It returns after ctx ends and what in held by then is written.
 func (p *Pipeline) writer(ctx context.Context, in chan submission) {
 	var (
-		batch   []submission
-		n       int
-		timer   = time.NewTimer(time.Hour)
-		pending bool
-		waiting bool // a Commit caller is in the batch
+		batch    []submission
+		n        int
+		timer    = time.NewTimer(time.Hour)
+		pending  bool
+		deadline time.Time // of the pending batch
+		waiting  bool      // a Commit caller is in the batch
 	)
 	timer.Stop()
 	flush := func() {
@@ -475,9 +506,14 @@ func (p *Pipeline) writer(ctx context.Context, in chan submission) {
 		batch = append(batch, s)
 		n += len(s.records)
 		waiting = waiting || s.wait
-		if !pending {
-			pending = true
-			timer.Reset(p.cfg.MaxDelay)
+		// The batch is written by the earliest deadline of its records.
+		d := p.cfg.MaxDelay
+		if s.seg != 0 {
+			d = p.cfg.JournalDelay
+		}
+		if at := time.Now().Add(d); !pending || at.Before(deadline) {
+			pending, deadline = true, at
+			timer.Reset(d)
 		}
 		if n >= p.cfg.MaxBatch {
 			flush()
