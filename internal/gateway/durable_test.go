@@ -256,3 +256,73 @@ func TestUnstoredRecordAbortsTheResponse(t *testing.T) {
 		}
 	}
 }
+
+// With a journal (as cairn serve runs the pipeline), the response
+// completes once the record is journaled, while the store still holds
+// nothing; a pipeline opened later on the same journal stores it.
+func TestJournaledResponseCompletesBeforeTheStoreAppend(t *testing.T) {
+	dir := t.TempDir()
+	st, err := duckdb.Open(filepath.Join(dir, "events.duckdb"), duckdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	gated := &gatedStore{inner: st, gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	gated.fail.Store(true) // once opened, the store refuses: the record stays journaled
+	pipe, err := ingest.Open(t.Context(), ingest.Config{Store: gated, JournalDir: filepath.Join(dir, "journal"), MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pipe.Run(ctx) }()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-amz-request-id", "REQ1")
+		w.Write([]byte("hello"))
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	gw, err := New(Config{Upstreams: map[string]*url.URL{"default": u}, Recorder: pipe, DefaultAccount: "111111111111"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/bucket/obj", nil)
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIAALICE00000000001/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "hello" {
+		t.Fatalf("response = %q, %v; want hello", body, err)
+	}
+	if n := gated.stored.Load(); n != 0 {
+		t.Fatalf("%d records stored; want 0 (the store is shut)", n)
+	}
+	// Stop: the store is opened but fails, so the record stays journaled.
+	close(gated.gate)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := gated.stored.Load(); n != 0 {
+		t.Fatalf("%d records stored by a failing store", n)
+	}
+	gated.fail.Store(false)
+	if _, err := ingest.Open(t.Context(), ingest.Config{Store: gated, JournalDir: filepath.Join(dir, "journal")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := gated.stored.Load(); n != 1 {
+		t.Errorf("%d records stored after the replay; want 1", n)
+	}
+	got, err := st.ReadAppended(t.Context(), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Record.EventName != "GetObject" {
+		t.Errorf("stored records = %+v; want the GetObject call", got)
+	}
+}
