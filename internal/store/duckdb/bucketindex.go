@@ -3,6 +3,7 @@ package duckdb
 import (
 	"cmp"
 	"encoding/binary"
+	"math"
 	"math/bits"
 	"slices"
 	"sync"
@@ -90,7 +91,10 @@ type span struct {
 // while they hold at most maxGap records: a query's cost grows with the
 // rows of its time range, so a span reads no more than it must, but one
 // query over a few small buckets costs less than one query per bucket.
-func (x *bucketIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows, maxGap int64) []span {
+//
+// It also returns the density of the newest densityBuckets buckets of the
+// range: how many of them are candidates, and the records they hold.
+func (x *bucketIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows, maxGap int64) ([]span, density) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	type day struct {
@@ -113,6 +117,14 @@ func (x *bucketIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRo
 		days = append(days, day{d, s.n, cand})
 	}
 	slices.SortFunc(days, func(a, b day) int { return cmp.Compare(b.d, a.d) })
+	var dens density
+	for _, d := range days[:min(len(days), densityBuckets)] {
+		dens.buckets++
+		dens.rows += d.n
+		if d.cand {
+			dens.cand++
+		}
+	}
 	var out []span
 	open := false // whether out's last span may still grow
 	var pending, gap int64
@@ -136,7 +148,32 @@ func (x *bucketIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRo
 			gap += d.n
 		}
 	}
-	return out
+	return out, dens
+}
+
+// densityBuckets is how many of the newest buckets of a lookup's range
+// its density is taken over: a week of hours.
+const densityBuckets = 168
+
+// density describes the newest buckets of a lookup's range: buckets with
+// records, how many of them are candidates, and their records.
+type density struct{ buckets, cand, rows int64 }
+
+// sparseBudget returns, for a value in between a quarter and 90% of the
+// buckets, the records a query should span to fill a page of need at
+// once, and false for other values. Taking a value's hours to hold
+// Poisson-many matches, a share f of candidate buckets means
+// -ln(1-f) matches per bucket; the budget covers 1.5 times the buckets
+// that many matches need. A value in fewer buckets is rare (its
+// candidates are read one by one, not with the gaps between them); one in
+// nearly all of them may be dense (the first query probes a window).
+func (d density) sparseBudget(need int) (int64, bool) {
+	if d.buckets == 0 || d.cand*4 < d.buckets || d.cand*10 > d.buckets*9 {
+		return 0, false
+	}
+	perBucket := -math.Log(1 - float64(d.cand)/float64(d.buckets))
+	buckets := 1.5*float64(need)/perBucket + 1
+	return int64(buckets * float64(d.rows) / float64(d.buckets)), true
 }
 
 // Tokens: one 64-bit hash per (attribute, value). ReadOnly has two values
@@ -147,8 +184,11 @@ func token(k audit.AttributeKey, v string) uint64 {
 	d.WriteString(string(k))
 	d.Write([]byte{0})
 	d.WriteString(v)
-	return d.Sum64()
+	return d.Sum64() & tokenMask
 }
+
+// tokenMask is all ones; tests narrow it to make tokens collide.
+var tokenMask = ^uint64(0)
 
 // recordTokens returns the tokens of r, appended to dst.
 func recordTokens(dst []uint64, r *audit.Record) []uint64 {

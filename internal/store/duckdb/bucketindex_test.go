@@ -97,9 +97,29 @@ func TestCandidates(t *testing.T) {
 		if c.name == "other partition" {
 			key.region = "other"
 		}
-		got := x.candidates(key, c.lo, c.hi, c.tokens, c.maxRows, c.maxGap)
+		got, _ := x.candidates(key, c.lo, c.hi, c.tokens, c.maxRows, c.maxGap)
 		if diff := cmp.Diff(c.want, got, cmp.AllowUnexported(span{})); diff != "" {
 			t.Errorf("%s: (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
+func TestSparseBudget(t *testing.T) {
+	for _, c := range []struct {
+		d      density
+		need   int
+		want   int64 // records, to within 1%
+		sparse bool
+	}{
+		{density{168, 100, 168 * 4600}, 51, 393681, true}, // in 60% of hours: -ln(1-100/168) = 0.9045 a bucket, 85.6 buckets
+		{density{168, 168, 168 * 4600}, 51, 0, false},     // everywhere: maybe dense
+		{density{168, 160, 168 * 4600}, 51, 0, false},     // over 90%
+		{density{168, 10, 168 * 4600}, 51, 0, false},      // rare
+		{density{}, 51, 0, false},
+	} {
+		got, sparse := c.d.sparseBudget(c.need)
+		if sparse != c.sparse || (sparse && (got < c.want*99/100 || got > c.want*101/100)) {
+			t.Errorf("%+v: %d, %v; want %d, %v", c.d, got, sparse, c.want, c.sparse)
 		}
 	}
 }

@@ -337,3 +337,66 @@ func TestOldLayoutRewritten(t *testing.T) {
 		t.Error("no record with resources and a user name: the test shows nothing")
 	}
 }
+
+// TestHashCollisions narrows the tokens and key hashes to two bits, so that
+// every hashed attribute (EventId, Username, AccessKeyId, ResourceType,
+// ResourceName) collides with a quarter of the records: lookups filter by
+// hash in SQL and must confirm each row, and a page that dropped rows must
+// be filled from the rows after them.
+func TestHashCollisions(t *testing.T) {
+	defer func(m uint64) { tokenMask = m }(tokenMask)
+	tokenMask = 3
+	st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs := manyDays(t, st)
+	base := audit.Query{Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement}
+	var qs []audit.Query
+	add := func(k audit.AttributeKey, v string) {
+		q := base
+		q.Attributes = []audit.Attribute{{Key: k, Value: v}}
+		qs = append(qs, q)
+	}
+	for _, r := range recs[:10] {
+		add(audit.AttrEventID, r.EventID)
+		add(audit.AttrUsername, r.Username)
+		add(audit.AttrAccessKeyID, r.AccessKeyID)
+		for _, x := range r.Resources {
+			add(audit.AttrResourceType, x.Type)
+			add(audit.AttrResourceName, x.Name)
+			add(audit.AttrResourceName, x.ARN)
+		}
+	}
+	add(audit.AttrAccessKeyID, "AKIARARE")
+	add(audit.AttrUsername, "nobody")
+	q := base
+	q.Attributes = []audit.Attribute{{Key: audit.AttrUsername, Value: recs[0].Username}, {Key: audit.AttrAccessKeyID, Value: recs[0].AccessKeyID}}
+	qs = append(qs, q)
+	matched := 0
+	for _, q := range qs {
+		if q.Attributes[0].Value == "" {
+			continue
+		}
+		for _, limit := range []int{3, 50} {
+			q.Limit = limit
+			got, exp := lookupAll(t, st, q), want(recs, q)
+			matched += len(exp)
+			if diff := cmp.Diff(ids(exp), ids(got)); diff != "" {
+				t.Fatalf("%v limit %d (-want +got):\n%s", q.Attributes, limit, diff)
+			}
+		}
+	}
+	if matched == 0 {
+		t.Fatal("no query matched anything")
+	}
+}
+
+func ids(recs []audit.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.EventID
+	}
+	return out
+}
