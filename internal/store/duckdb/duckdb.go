@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -833,10 +832,6 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 		}
 	}
 	fmt.Fprintf(&sb, ` ORDER BY event_time DESC, event_id DESC LIMIT %d`, limit)
-	xt0 := time.Now()
-	if xTrace {
-		defer func() { fmt.Fprintf(os.Stderr, "XQ %v hours=%d lim=%d\n", time.Since(xt0), (to-from)/3600, limit) }()
-	}
 	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, 0, last, fmt.Errorf("duckdb: lookup: %w", err)
@@ -888,9 +883,6 @@ func confirmed(r *audit.Record, attrs []audit.Attribute) bool {
 	}
 	return true
 }
-
-var xTrace bool
-var xInit []string
 
 // sqlString returns v as a DuckDB string constant. DuckDB strings take
 // no backslash escapes; a quote is doubled. It refuses values a constant
