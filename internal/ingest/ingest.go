@@ -137,6 +137,7 @@ type Pipeline struct {
 // group is the records of Commit calls written by one journal write.
 type group struct {
 	records []audit.Record
+	waiters int           // callers waiting to lead it or for its write
 	done    chan struct{} // closed once written; err is then set
 	err     error
 }
@@ -306,6 +307,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 	p.jmu.Lock()
 	g := p.jcur
 	g.records = append(g.records, records...)
+	g.waiters++
 	for p.jbusy {
 		ready := p.jready
 		p.jmu.Unlock()
@@ -314,7 +316,8 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 		case <-g.done:
 			return g.err
 		case <-ctx.Done():
-			return ctx.Err() // the group is written all the same
+			p.leave(g) // the group is written all the same
+			return ctx.Err()
 		}
 		p.jmu.Lock()
 		if g != p.jcur { // another member leads it
@@ -327,7 +330,13 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 			}
 		}
 	}
+	if len(g.records) == 0 { // a stand-in (leave) with nothing left to write
+		g.waiters--
+		p.jmu.Unlock()
+		return nil
+	}
 	if p.jclosed {
+		p.jcur = &group{done: make(chan struct{})} // g is answered below
 		p.jmu.Unlock()
 		g.err = ErrClosed
 		close(g.done)
@@ -346,6 +355,19 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 	close(p.jready)
 	p.jmu.Unlock()
 	return g.err
+}
+
+// leave takes a caller whose context ended out of g, which waits for a
+// leader. If it was the last, a goroutine takes its place, so that the
+// group's records are written all the same.
+func (p *Pipeline) leave(g *group) {
+	p.jmu.Lock()
+	g.waiters--
+	orphan := g.waiters == 0 && g == p.jcur
+	p.jmu.Unlock()
+	if orphan {
+		go p.commitJournaled(context.Background(), nil)
+	}
 }
 
 // writeGroup writes records to the journal with one fsync and queues them

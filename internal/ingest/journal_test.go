@@ -207,3 +207,53 @@ func TestJournalGroupCommit(t *testing.T) {
 	}
 	waitFor(t, "every record stored", func() bool { _, n := st.count(); return n == calls })
 }
+
+// Once the pipeline has stopped, Commit is refused, and a caller whose
+// context ends while its group waits gets the context's error (the group
+// is written all the same).
+func TestJournaledCommitAfterStopAndCancel(t *testing.T) {
+	dir := t.TempDir()
+	st := &fakeStore{gate: make(chan struct{})}
+	var once sync.Once
+	open := func() { once.Do(func() { close(st.gate) }) }
+	t.Cleanup(open)
+	p, cancel, done := openJournaled(t, Config{Store: st, JournalDir: dir, QueueSize: 1, MaxBatch: 1})
+	commit := func(ctx context.Context, i int) error {
+		return p.Commit(ctx, audit.Record{Account: "111111111111", EventID: fmt.Sprint(i)})
+	}
+	// Store busy with 0, queue full with 1: the leader of 2 waits to
+	// queue, and 3 joins the next group behind it.
+	if err := commit(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the writer to take the first record", func() bool { return len(p.queue) == 0 })
+	if err := commit(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	go commit(context.Background(), 2)
+	waitFor(t, "a leader writing 2", func() bool {
+		p.jmu.Lock()
+		defer p.jmu.Unlock()
+		return p.jbusy
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- commit(ctx, 3) }()
+	stop()
+	if err := <-errc; err != context.Canceled {
+		t.Errorf("Commit with a cancelled context = %v; want context.Canceled", err)
+	}
+	open()
+	waitFor(t, "every record stored", func() bool { _, n := st.count(); return n == 4 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil
+	if err := commit(t.Context(), 4); err != ErrClosed {
+		t.Errorf("Commit after stop = %v; want ErrClosed", err)
+	}
+	if n := segments(t, dir); n != 0 {
+		t.Errorf("%d journal segments after every record was stored and Run ended; want 0", n)
+	}
+}
