@@ -196,8 +196,9 @@ AWS_ACCESS_KEY_ID=AKIARESPONDER0000001 AWS_SECRET_ACCESS_KEY=responder-secret AW
 ok "aws cloudtrail lookup-events --event-category insight returns the Start and End"
 stop
 # 7. The recording gateway in front of moto_server: the AWS CLI and boto3 through it, their calls in
-# Event History within a second, a call's record stored by the time the client has its response
-# (kill -9 right after it), and a 1 GiB upload streaming through with cairn's memory flat.
+# Event History within a second, a call's record durable by the time the client has its response
+# (journaled; kill -9 right after it, and the restart stores it), and a 1 GiB upload streaming
+# through with cairn's memory flat.
 if command -v moto_server >/dev/null; then
 motoport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 gwport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
