@@ -13,8 +13,8 @@
 // crash, or failing its CRC, ends its segment's replay: it was never
 // acknowledged (Append had not returned).
 //
-// A Journal is used by two goroutines: one calling Append, one calling
-// Done.
+// Calls of Append (and Close) must not overlap: the pipeline serialises
+// them. Done and Segments may be called concurrently with them.
 package journal
 
 import (
