@@ -194,20 +194,21 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 	if start != nil && end != nil && end.Before(*start) {
 		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "EndEventTime is before StartEventTime.")
 	}
-	sink, err := l.NewSink(ctx, req.Caller.AccountID, in.Destinations)
-	if err != nil {
-		return nil, err
-	}
 	uri := *in.ImportSource.S3.S3LocationUri
 	var (
 		path, bucketName, prefix string
 		bkt                      Bucket
+		err                      error
 	)
 	if strings.HasPrefix(uri, "s3://") {
 		bkt, bucketName, prefix, err = l.importBucket(ctx, uri)
 	} else {
 		path, err = l.importPath(uri)
 	}
+	if err != nil {
+		return nil, err
+	}
+	sink, err := l.NewSink(ctx, req.Caller.AccountID, in.Destinations)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +222,10 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 		im.Destinations = append(im.Destinations, l.stores[id].ARN())
 	}
 	for _, o := range l.imports {
-		if o.Account == im.Account && (o.Status == ImportInitializing || o.Status == ImportInProgress) {
+		// A stopped import whose reads and appends have not yet wound down
+		// still counts: two imports into one store must not interleave
+		// (each deduplicates against what the store held when it began).
+		if o.Account == im.Account && (o.Status == ImportInitializing || o.Status == ImportInProgress || !closed(o.done)) {
 			l.mu.Unlock()
 			cancel()
 			return nil, audit.Errorf("AccountHasOngoingImport", "The account has an import in progress (%s).", o.ID)
@@ -231,7 +235,6 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 	out := l.outImport(im, false)
 	l.mu.Unlock()
 	go func() {
-		defer close(im.done)
 		defer cancel()
 		l.mu.Lock()
 		if im.Status == ImportInitializing {
@@ -250,6 +253,9 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		// Ended: the final status and done change together, so a caller who
+		// sees the status can start the next import.
+		defer close(im.done)
 		im.report, im.Updated = rep, l.opts.Now().UTC()
 		switch {
 		case im.Status == ImportStopped:
@@ -413,6 +419,16 @@ func (l *Lake) listImportFailures(ctx context.Context, req *apiserver.Request) (
 		Failures  []failure
 		NextToken *string `json:",omitempty"`
 	}{items[start:end], next}, nil
+}
+
+// closed reports whether ch is closed.
+func closed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 var _ = os.Stat
