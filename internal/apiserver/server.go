@@ -70,6 +70,8 @@ type History interface {
 type Recorder interface {
 	Submit(ctx context.Context, records ...audit.Record) (audit.AppendResult, error)
 	Enqueue(ctx context.Context, records ...audit.Record) error
+	// Commit returns once the records are durable (journaled or stored).
+	Commit(ctx context.Context, records ...audit.Record) error
 	Saturated() bool
 }
 
@@ -183,23 +185,35 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		opLabel = "unknown"
 	}
 	code := ""
+	var aerr *awsjson.Error
 	if err != nil {
-		aerr := s.wireError(c, err)
+		aerr = s.wireError(c, err)
 		code = aerr.Code
-		awsjson.WriteError(w, c.requestID, aerr)
 		err = aerr
+	}
+	// A write call (StopLogging, DeleteTrail, PutEventSelectors...) is
+	// answered only once its record is durable (the pipeline's journal, an
+	// fsync): a client that saw its answer can rely on the record, even if
+	// cairn is killed the next instant, and a responder hunting for
+	// logging tampering finds it. Read calls (LookupEvents...) are answered
+	// first and their records queued: a graceful shutdown drains the queue
+	// after the last handler, a crash may lose the last 50 ms of them.
+	// A throttled call's record is queued: the pipeline is saturated.
+	recorded := false
+	if c.caller.AccountID != "" && c.known() && !c.readOnly && code != audit.CodeThrottling+"Exception" {
+		s.record(c, err, true)
+		recorded = true
+	}
+	if aerr != nil {
+		awsjson.WriteError(w, c.requestID, aerr)
 	} else {
 		awsjson.WriteJSON(w, c.requestID, http.StatusOK, resp)
 	}
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	// The response is complete; the record is queued before the handler
-	// returns, and a graceful shutdown drains the queue after the last
-	// handler, so no record of an answered call is lost. Waiting for the
-	// write itself would hold the connection for the batch deadline.
-	if c.caller.AccountID != "" {
-		s.record(c, err)
+	if c.caller.AccountID != "" && !recorded {
+		s.record(c, err, false)
 	}
 	s.requests.WithLabelValues(opLabel, code).Inc()
 	s.duration.WithLabelValues(opLabel).Observe(s.cfg.Now().Sub(c.start).Seconds())
@@ -313,8 +327,9 @@ func (s *Server) wireError(c *call, err error) *awsjson.Error {
 }
 
 // record stores the CloudTrail event of call c. errResp is what the client
-// got (nil on success).
-func (s *Server) record(c *call, errResp error) {
+// gets (nil on success). With durable it returns once the record is
+// durable; else once it is queued.
+func (s *Server) record(c *call, errResp error, durable bool) {
 	ev := s.event(c, errResp)
 	raw, err := ev.Marshal()
 	if err == nil {
@@ -324,7 +339,11 @@ func (s *Server) record(c *call, errResp error) {
 			// A canceled request still gets its record; only shutdown
 			// (ErrClosed) can stop it.
 			ctx := context.WithoutCancel(c.r.Context())
-			err = s.cfg.Recorder.Enqueue(ctx, rec)
+			if durable {
+				err = s.cfg.Recorder.Commit(ctx, rec)
+			} else {
+				err = s.cfg.Recorder.Enqueue(ctx, rec)
+			}
 		}
 	}
 	if err != nil {

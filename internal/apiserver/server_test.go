@@ -37,6 +37,10 @@ func (s syncRecorder) Enqueue(ctx context.Context, rs ...audit.Record) error {
 	_, err := s.st.Append(ctx, rs)
 	return err
 }
+func (s syncRecorder) Commit(ctx context.Context, rs ...audit.Record) error {
+	_, err := s.st.Append(ctx, rs)
+	return err
+}
 func (syncRecorder) Saturated() bool { return false }
 
 func newTestServer(t testing.TB, now time.Time, retention time.Duration) (*Server, *audittest.MemStore) {
@@ -287,5 +291,67 @@ func TestRecordTimeIsArrival(t *testing.T) {
 	}
 	if want := audit.FormatTime(seen); m.EventTime != want || want != "2025-06-01T12:00:00Z" {
 		t.Errorf("eventTime %s; want the arrival %s", m.EventTime, want)
+	}
+}
+
+// orderRecorder logs when records are committed or queued.
+type orderRecorder struct {
+	syncRecorder
+	log *[]string
+}
+
+func (o orderRecorder) Enqueue(ctx context.Context, rs ...audit.Record) error {
+	*o.log = append(*o.log, "queued "+rs[0].EventName)
+	return o.syncRecorder.Enqueue(ctx, rs...)
+}
+func (o orderRecorder) Commit(ctx context.Context, rs ...audit.Record) error {
+	*o.log = append(*o.log, "committed "+rs[0].EventName)
+	return o.syncRecorder.Commit(ctx, rs...)
+}
+
+// orderWriter logs when the response starts.
+type orderWriter struct {
+	http.ResponseWriter
+	log *[]string
+}
+
+func (w orderWriter) WriteHeader(code int) {
+	*w.log = append(*w.log, "answered")
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// TestWriteCallsCommitBeforeAnswering: a write call's record is durable
+// (Commit) before the client gets its answer, failed or not; a read call
+// is answered first and its record queued.
+func TestWriteCallsCommitBeforeAnswering(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	var log []string
+	st := audittest.NewMemStore()
+	s := New(Config{Auth: fakeAuth{}, History: st, Recorder: orderRecorder{syncRecorder{st}, &log},
+		TokenKey: []byte("0123456789abcdef0123456789abcdef"), Now: func() time.Time { return now },
+		Handlers: map[string]Handler{
+			"StopLogging": func(ctx context.Context, req *Request) (any, error) { return struct{}{}, nil },
+			"DeleteTrail": func(ctx context.Context, req *Request) (any, error) {
+				return nil, audit.Errorf("TrailNotFound", "Unknown trail: %s", "x")
+			},
+		}})
+	for _, c := range []struct{ op, want string }{
+		{"StopLogging", "committed StopLogging, answered"},
+		{"DeleteTrail", "committed DeleteTrail, answered"},
+		{"LookupEvents", "answered, queued LookupEvents"},
+	} {
+		log = nil
+		r := httptest.NewRequest("POST", "/", strings.NewReader(`{"Name":"x"}`))
+		r.Header.Set("X-Amz-Target", "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."+c.op)
+		r.Header.Set("X-Test-Account", "111111111111")
+		if c.op == "LookupEvents" {
+			r = httptest.NewRequest("POST", "/", strings.NewReader(`{}`))
+			r.Header.Set("X-Amz-Target", "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."+c.op)
+			r.Header.Set("X-Test-Account", "111111111111")
+		}
+		s.ServeHTTP(orderWriter{httptest.NewRecorder(), &log}, r)
+		if got := strings.Join(log, ", "); got != c.want {
+			t.Errorf("%s: %s; want %s", c.op, got, c.want)
+		}
 	}
 }
