@@ -159,6 +159,12 @@ const densityBuckets = 168
 // records, how many of them are candidates, and their records.
 type density struct{ buckets, cand, rows int64 }
 
+// everywhere reports whether over 90% of the buckets may hold the value:
+// it may be dense, and a lookup's first query probes a window of the
+// newest bucket. (A value in fewer buckets is sparse or rare: a window
+// would hold few of its matches, and the probe would be one more query.)
+func (d density) everywhere() bool { return d.buckets > 0 && d.cand*10 > d.buckets*9 }
+
 // sparseBudget returns, for a value in between a quarter and 90% of the
 // buckets, the records a query should span to fill a page of need at
 // once, and false for other values. Taking a value's hours to hold
@@ -168,7 +174,7 @@ type density struct{ buckets, cand, rows int64 }
 // candidates are read one by one, not with the gaps between them); one in
 // nearly all of them may be dense (the first query probes a window).
 func (d density) sparseBudget(need int) (int64, bool) {
-	if d.buckets == 0 || d.cand*4 < d.buckets || d.cand*10 > d.buckets*9 {
+	if d.buckets == 0 || d.cand*4 < d.buckets || d.everywhere() {
 		return 0, false
 	}
 	perBucket := -math.Log(1 - float64(d.cand)/float64(d.buckets))

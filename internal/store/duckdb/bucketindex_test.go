@@ -117,6 +117,9 @@ func TestSparseBudget(t *testing.T) {
 		{density{168, 10, 168 * 4600}, 51, 0, false},      // rare
 		{density{}, 51, 0, false},
 	} {
+		if got, want := c.d.everywhere(), c.d.cand >= 160; got != want {
+			t.Errorf("%+v: everywhere %v; want %v (over 90%% of 168 buckets)", c.d, got, want)
+		}
 		got, sparse := c.d.sparseBudget(c.need)
 		if sparse != c.sparse || (sparse && (got < c.want*99/100 || got > c.want*101/100)) {
 			t.Errorf("%+v: %d, %v; want %d, %v", c.d, got, sparse, c.want, c.sparse)

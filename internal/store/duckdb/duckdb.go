@@ -677,10 +677,8 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	// may hold it, instead of a window probe and a default span that find
 	// a few matches each (at 10M records: one query instead of three or
 	// four, each costing 1-3 ms before it reads a row).
-	sparse := false
 	if len(tokens) > 0 && !byEventID {
-		var b int64
-		if b, sparse = dens.sparseBudget(need); sparse {
+		if b, ok := dens.sparseBudget(need); ok {
 			budget = max(budget, b)
 		}
 	}
@@ -702,7 +700,7 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 		// buckets. Without a selective value matches are dense everywhere,
 		// so the window grows 4x per probe; with one, after the first
 		// probe the rest goes in one query.
-		if rows > 0 && (i == 0 || len(tokens) == 0) && !byEventID && !sparse {
+		if rows > 0 && (len(tokens) == 0 || i == 0 && dens.everywhere()) && !byEventID {
 			buckets := spans[i].first - spans[j].last + 1
 			w := max(60, buckets*bucketSeconds*int64(4*need)/rows)
 			for to-w > from && len(recs) < need {
