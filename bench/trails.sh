@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Trail benchmarks (internal/trail):
 # - BenchmarkSelect: the real records through 100 trails with many selectors
+#   (and through one trail of each kind alone)
 #   (basic with 250 data resources, advanced with 5x4 field selectors,
 #   default), "spread" over the records' accounts and "one-account" (every
 #   trail evaluates every selector: the worst case);

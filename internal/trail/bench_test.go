@@ -101,6 +101,12 @@ func BenchmarkSelect(b *testing.B) {
 		trails[i].IsMultiRegionTrail = true
 	}
 	b.Run("one-account", func(b *testing.B) { benchSelect(b, mine, trails) })
+	// one trail of each kind alone (basic with 5 selectors and 250 data
+	// resources, advanced with 5 selectors of 4 field selectors, default),
+	// in the records' account.
+	for i, kind := range []string{"basic", "advanced", "default"} {
+		b.Run("one-trail-"+kind, func(b *testing.B) { benchSelect(b, mine, trails[i:i+1]) })
+	}
 }
 
 func benchSelect(b *testing.B, recs []audit.Record, trails []Trail) {
