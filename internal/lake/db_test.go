@@ -1,0 +1,41 @@
+package lake
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+)
+
+// TestEventJSONCompressed: a new Lake database keeps eventJson with zstd
+// (DuckDB left the records' JSON uncompressed), and reopening it keeps the
+// table as it is.
+func TestEventJSONCompressed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lake.duckdb")
+	for round := range 2 {
+		db, _, err := openDB(path, "1GB", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if round == 0 {
+			if _, err := db.ExecContext(ctx, `INSERT INTO main.events (eds_id, "eventJson") SELECT 'eds', '{"eventVersion":"1.08","eventName":"GetObject","requestParameters":{"bucketName":"b-' || i || '"}}' FROM range(20000) t(i)`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `CHECKPOINT`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var comp string
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT string_agg(DISTINCT compression) FROM pragma_storage_info('events') WHERE column_name = 'eventJson' AND segment_type = 'VARCHAR'`).Scan(&comp); err != nil {
+			t.Fatal(err)
+		}
+		if comp != "ZSTD" {
+			t.Errorf("round %d: eventJson stored as %q; want ZSTD", round, comp)
+		}
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM main.events WHERE "eventJson" LIKE '%b-19999%'`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("round %d: %d rows, %v", round, n, err)
+		}
+		db.Close()
+	}
+}
