@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 )
@@ -37,5 +38,35 @@ func TestEventJSONCompressed(t *testing.T) {
 			t.Errorf("round %d: %d rows, %v", round, n, err)
 		}
 		db.Close()
+	}
+}
+
+// TestOlderLakeFileOpens: a lake.duckdb written before the v1.2.0 storage
+// format and the compressed eventJson (DuckDB's default format, the events
+// table made by eventsDDL) opens and keeps working.
+func TestOlderLakeFileOpens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lake.duckdb")
+	old, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(eventsDDL()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(`INSERT INTO main.events (eds_id, "eventJson") VALUES ('eds', '{"eventName":"GetObject"}')`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db, _, err := openDB(path, "1GB", 0)
+	if err != nil {
+		t.Fatalf("opening an older file: %v", err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM main.events WHERE "eventJson" LIKE '%GetObject%'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d rows, %v", n, err)
+	}
+	if _, err := db.Exec(`INSERT INTO main.events (eds_id, "eventJson") VALUES ('eds', '{}')`); err != nil {
+		t.Errorf("insert into an older file: %v", err)
 	}
 }
