@@ -30,6 +30,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/mototest"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 )
 
@@ -298,7 +299,7 @@ func crashRecord(n int, at time.Time) []byte {
 // stored event a trail selects is in its bucket. Duplicates are allowed
 // (at least once) and counted.
 func TestCrashDuringDeliveryLosesNothing(t *testing.T) {
-	moto := startMoto(t)
+	moto := mototest.Start(t)
 	ctx := context.Background()
 	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")})

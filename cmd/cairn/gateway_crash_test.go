@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/cairn-audit/cairn/internal/mototest"
 )
 
 // TestGatewayCrashLosesNoAcknowledgedCall runs `cairn serve` with a gateway
@@ -28,7 +29,7 @@ import (
 // ingest journal), every call whose response the client got is in
 // LookupEvents.
 func TestGatewayCrashLosesNoAcknowledgedCall(t *testing.T) {
-	moto := startMoto(t)
+	moto := mototest.Start(t)
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -13,13 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/cairn-audit/cairn/internal/mototest"
 )
 
 // TestGatewayRecordsIntoEventHistory runs serve with a gateway in front of
 // moto_server: S3 calls through it are management events in LookupEvents
 // within a second, and data events (PutObject) are not.
 func TestGatewayRecordsIntoEventHistory(t *testing.T) {
-	moto := startMoto(t)
+	moto := mototest.Start(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/mototest"
 )
 
 // TestLakeImportAndQuery: through a running server, a store is created
@@ -84,7 +85,7 @@ func TestLakeImportAndQuery(t *testing.T) {
 // holds what the import of the same files from a local path holds.
 func TestLakeImportFromS3(t *testing.T) {
 	real := audittest.RealDataDir(t)
-	moto := startMoto(t)
+	moto := mototest.Start(t)
 	ctx := context.Background()
 	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")})

@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/cairn-audit/cairn/internal/mototest"
 )
 
 // logKey is AWS's key of a log file (facts §4.1).
@@ -238,43 +236,8 @@ func TestTrailsDeliverToALocalBucket(t *testing.T) {
 	}
 }
 
-// startMoto runs moto_server on a free loopback port until the test ends.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("moto_server")
-	if err != nil {
-		if os.Getenv("CAIRN_REQUIRE_MOTO") == "1" {
-			t.Fatal("moto_server is not installed and CAIRN_REQUIRE_MOTO is set (scripts/check.sh)")
-		}
-		t.Skip("moto_server is not installed (CI installs it)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if resp, err := http.Get(endpoint + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		if i > 300 {
-			t.Fatal("moto_server did not come up")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestTrailsDeliverToS3(t *testing.T) {
-	moto := startMoto(t)
+	moto := mototest.Start(t)
 	ctx := context.Background()
 	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")})

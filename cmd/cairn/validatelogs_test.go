@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/cairn-audit/cairn/internal/mototest"
 )
 
 // TestValidateLogsMatchesTheAWSCLI delivers log and digest files to
@@ -35,7 +36,7 @@ import (
 // (digest-chains.json); no call is made in StopLogging's second, so
 // nothing recorded later can be delivered.
 func TestValidateLogsMatchesTheAWSCLI(t *testing.T) {
-	moto := startMoto(t)
+	moto := mototest.Start(t)
 	ctx := context.Background()
 	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")})

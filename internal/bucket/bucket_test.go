@@ -3,19 +3,14 @@ package bucket
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/cairn-audit/cairn/internal/mototest"
 )
 
 // conformance checks a Bucket: objects and metadata round-trip, listing
@@ -93,36 +88,7 @@ func TestLocal(t *testing.T) {
 }
 
 func TestS3(t *testing.T) {
-	path, err := exec.LookPath("moto_server")
-	if err != nil {
-		if os.Getenv("CAIRN_REQUIRE_MOTO") == "1" {
-			t.Fatal("moto_server is not installed and CAIRN_REQUIRE_MOTO is set (scripts/check.sh)")
-		}
-		t.Skip("moto_server is not installed (CI installs it)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if resp, err := http.Get(endpoint + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 300 {
-			t.Fatal("moto_server did not come up")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	endpoint := mototest.Start(t)
 	opts := S3Options{Endpoint: endpoint, Region: "us-east-1", AccessKeyID: "x", SecretAccessKey: "y", PathStyle: true}
 	missing := NewS3("missing", opts)
 	if err := missing.Check(context.Background()); !errors.Is(err, ErrNoSuchBucket) {

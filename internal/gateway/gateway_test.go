@@ -5,16 +5,13 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -36,38 +33,16 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/mototest"
 )
 
-// startMoto runs moto_server on a free loopback port until the test ends.
+// startMoto is mototest.Start as a URL.
 func startMoto(t testing.TB) *url.URL {
-	t.Helper()
-	if _, err := exec.LookPath("moto_server"); err != nil {
-		if os.Getenv("CAIRN_REQUIRE_MOTO") == "1" {
-			t.Fatal("moto_server not on PATH and CAIRN_REQUIRE_MOTO is set (scripts/check.sh)")
-		}
-		t.Skip("moto_server not on PATH")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	u, err := url.Parse(mototest.Start(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command("moto_server", "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	u, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", port))
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(u.String() + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			return u
-		}
-	}
-	t.Fatal("moto_server did not start")
-	return nil
+	return u
 }
 
 // collector keeps the records the gateway enqueues.

@@ -7,15 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -25,43 +21,8 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/mototest"
 )
-
-// startMoto runs moto_server on a free loopback port until the test ends
-// and returns its endpoint.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("moto_server")
-	if err != nil {
-		if os.Getenv("CAIRN_REQUIRE_MOTO") == "1" {
-			t.Fatal("moto_server is not installed and CAIRN_REQUIRE_MOTO is set (scripts/check.sh)")
-		}
-		t.Skip("moto_server is not installed (CI installs it; CAIRN_REQUIRE_MOTO=1 makes this a failure)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if resp, err := http.Get(endpoint + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		if i > 300 {
-			t.Fatal("moto_server did not come up")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // gated is a bucket whose objects, after the first few opened, are opened
 // only once the import is cancelled (then with the cancellation's error):
@@ -92,7 +53,7 @@ func s3Layout(rel string) string {
 
 func TestImportsFromS3(t *testing.T) {
 	real := audittest.RealDataDir(t)
-	moto := startMoto(t)
+	moto := mototest.Start(t)
 	ctx := context.Background()
 	s3opts := bucket.S3Options{Endpoint: moto, Region: "us-east-1", AccessKeyID: "x", SecretAccessKey: "y", PathStyle: true}
 	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto), UsePathStyle: true,
