@@ -131,6 +131,11 @@ regr_sxy regr_syy reservoir_quantile row_number sem skewness stddev stddev_pop s
 sum sum_no_overflow sumkahan var_pop var_samp variance wavg weighted_avg
 `
 
+// sqlValueFunctions are the names DuckDB's binder calls as functions when
+// no column has them (current_date and the like are allowed).
+var sqlValueFunctions = map[string]bool{"current_catalog": true, "current_schema": true, "current_role": true,
+	"current_user": true, "session_user": true, "user": true}
+
 // isOperator reports whether a function name is an operator's (+, ||,
 // ~~, ->>, ...): DuckDB's operators are built-in scalar functions named by
 // symbols only.
@@ -439,8 +444,20 @@ func (c *checker) expr(v any, sc *scope, depth int) error {
 				schema, _ := n["schema"].(string)
 				catalog, _ := n["catalog"].(string)
 				lf := asciiLower(fn)
-				if schema != "" || catalog != "" || !allowedFunctions[lf] && !isOperator(lf) {
+				// The parser itself names some builtins main.X ([1, 2] is
+				// main.list_value); main holds no other function of the
+				// allowed names (a statement cannot create one).
+				if schema != "" && schema != "main" || catalog != "" || !allowedFunctions[lf] && !isOperator(lf) {
 					return invalid("The function %s is not allowed in queries.", clip(fn))
+				}
+			}
+			if cls == "COLUMN_REF" {
+				// DuckDB binds a bare name that is no column to these
+				// functions (its SQL value functions).
+				if names, _ := n["column_names"].([]any); len(names) == 1 {
+					if name, _ := names[0].(string); sqlValueFunctions[asciiLower(name)] {
+						return invalid("The function %s is not allowed in queries.", clip(name))
+					}
 				}
 			}
 			if cls == "SUBQUERY" {
