@@ -78,6 +78,12 @@ type Options struct {
 	Workers int
 	// MaxErrors bounds the errors kept in Report.Errors (default 100).
 	MaxErrors int
+	// Accounts, when set, is asked about the account folder of each object
+	// key in the AWSLogs/[o-ORG/]ACCOUNT/ layout (RunObjects): a key in the
+	// folder of an account it refuses is skipped unread and unnamed (an
+	// import never reads, nor reports the keys of, another account's
+	// delivered logs). Records are still checked one by one by the Sink.
+	Accounts func(account string) bool
 }
 
 // Report counts what an import did. When the Sink did not fail,

@@ -146,19 +146,32 @@ func (l *Lake) outImport(im *lakeImport, stats bool) importOut {
 
 // timeSink drops records outside [start, end].
 type timeSink struct {
-	importer.Sink
+	sink       *Sink
 	start, end *time.Time
 }
 
 func (t timeSink) Append(ctx context.Context, recs []audit.Record) (audit.AppendResult, error) {
+	res, _, err := t.AppendReport(ctx, recs)
+	return res, err
+}
+
+// AppendReport passes the records within [start, end] on to the Sink, and
+// its refusals back with their indexes in recs.
+func (t timeSink) AppendReport(ctx context.Context, recs []audit.Record) (audit.AppendResult, []importer.Failure, error) {
 	keep := recs[:0:0]
-	for _, r := range recs {
+	var idx []int
+	for i, r := range recs {
 		if t.start != nil && r.Time.Before(*t.start) || t.end != nil && r.Time.After(*t.end) {
 			continue
 		}
 		keep = append(keep, r)
+		idx = append(idx, i)
 	}
-	return t.Sink.Append(ctx, keep)
+	res, fails, err := t.sink.AppendReport(ctx, keep)
+	for j := range fails {
+		fails[j].Index = idx[fails[j].Index]
+	}
+	return res, fails, err
 }
 
 func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, error) {
@@ -241,7 +254,7 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 			im.Status = ImportInProgress
 		}
 		l.mu.Unlock()
-		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log}
+		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts}
 		var (
 			rep importer.Report
 			err error
