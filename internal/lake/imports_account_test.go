@@ -160,3 +160,71 @@ func TestImportsTakeOnlyTheCallersRecords(t *testing.T) {
 		t.Errorf("A's store holds %s records of other accounts", rows[0]["n"])
 	}
 }
+
+// TestImportRootsDoNotFollowSymlinksOut: a symlink inside lake.import_roots
+// (to a file or a folder, at any depth) never makes an import read a file
+// outside the roots; a link that stays inside is followed.
+func TestImportRootsDoNotFollowSymlinksOut(t *testing.T) {
+	ctx := context.Background()
+	root, out := t.TempDir(), t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(out, "secret.json"), logFile("secret", 4, acctA), 0o600))
+	must(os.MkdirAll(filepath.Join(root, "sub", "deeper"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "own.json"), logFile("own", 3, acctA), 0o600))
+	must(os.Symlink(filepath.Join(out, "secret.json"), filepath.Join(root, "link.json")))
+	must(os.Symlink("../../../"+filepath.Base(out)+"/secret.json", filepath.Join(root, "sub", "deeper", "rel.json")))
+	must(os.Symlink(filepath.Join(out, "secret.json"), filepath.Join(root, "sub", "deeper", "abs.json")))
+	must(os.Symlink(out, filepath.Join(root, "outdir")))
+	must(os.Symlink(out, filepath.Join(root, "sub", "outdir")))
+	must(os.Symlink(filepath.Join(root, "own.json"), filepath.Join(root, "sub", "inside.json")))
+	// rel.json's relative target only resolves when out sits next to root.
+	if filepath.Dir(root) != filepath.Dir(out) {
+		t.Fatalf("temp dirs %s and %s are not siblings", root, out)
+	}
+
+	e := newEnv(t, root)
+	a := e.client("AKIAAAAAAAAAAAAAAAAA")
+	st, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("links"), RetentionPeriod: aws.Int32(3653), StartIngestion: aws.Bool(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(st.EventDataStoreArn)[strings.LastIndex(aws.ToString(st.EventDataStoreArn), "/")+1:]
+	start := func(uri string) (*cloudtrail.StartImportOutput, error) {
+		return a.StartImport(ctx, &cloudtrail.StartImportInput{Destinations: []string{id},
+			ImportSource: &types.ImportSource{S3: &types.S3ImportSource{S3LocationUri: aws.String(uri), S3BucketRegion: aws.String("us-east-1"),
+				S3BucketAccessRoleArn: aws.String("arn:aws:iam::111111111111:role/x")}}})
+	}
+	for _, src := range []string{"link.json", "outdir", "outdir/secret.json", "sub/outdir", "sub/outdir/secret.json",
+		"sub/deeper/rel.json", "sub/deeper/abs.json", "sub/../outdir", "../" + filepath.Base(out)} {
+		for _, uri := range []string{filepath.Join(root, src), "file://" + root + "/" + src} {
+			if _, err := start(uri); code(err) != "InvalidImportSourceException" {
+				t.Errorf("StartImport(%s) = %v; want InvalidImportSourceException", uri, err)
+			}
+		}
+	}
+	// The whole root and its sub folder: own.json (and inside.json, the same
+	// records) are read, the links out are not.
+	for _, src := range []string{root, root + "/sub"} {
+		im, err := start("file://" + src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := waitImport(t, a, im.ImportId); g.ImportStatus != types.ImportStatusCompleted {
+			t.Fatalf("import %s: %s", src, g.ImportStatus)
+		}
+	}
+	rows := runQuery(t, a, `SELECT eventName, count(*) AS n FROM `+id+` GROUP BY 1 ORDER BY 1`)
+	for _, r := range rows {
+		if strings.HasPrefix(r["eventName"], "secret") {
+			t.Errorf("an import read %s through a symlink out of the roots", r["eventName"])
+		}
+	}
+	if len(rows) != 3 {
+		t.Errorf("the store holds %v; want own.json's 3 events", rows)
+	}
+}
