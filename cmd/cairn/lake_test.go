@@ -24,7 +24,9 @@ import (
 // with cairn query; after the server stops, cairn query on the data dir
 // answers the same.
 func TestLakeImportAndQuery(t *testing.T) {
-	real := audittest.RealDataDir(t)
+	// Real logs, owned by the importing account (cairn imports only the
+	// caller's own records).
+	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
 	logs := t.TempDir()
 	if err := os.CopyFS(filepath.Join(logs, "plaso"), os.DirFS(filepath.Join(real, "plaso"))); err != nil {
 		t.Fatal(err)
@@ -84,7 +86,9 @@ func TestLakeImportAndQuery(t *testing.T) {
 // in the config (moto_server), through a server and then on the data dir,
 // holds what the import of the same files from a local path holds.
 func TestLakeImportFromS3(t *testing.T) {
-	real := audittest.RealDataDir(t)
+	// Real logs, owned by the importing account (cairn imports only the
+	// caller's own records).
+	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
 	moto := mototest.Start(t)
 	ctx := context.Background()
 	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto), UsePathStyle: true,
@@ -109,7 +113,7 @@ func TestLakeImportFromS3(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			key := "AWSLogs/123456789012/CloudTrail/us-east-1/2024/07/30/123456789012_CloudTrail_us-east-1_20240730T0000Z_" + src + "-" + e.Name()
+			key := "AWSLogs/111111111111/CloudTrail/us-east-1/2024/07/30/111111111111_CloudTrail_us-east-1_20240730T0000Z_" + src + "-" + e.Name()
 			if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("audit-logs"), Key: aws.String(key), Body: bytes.NewReader(b)}); err != nil {
 				t.Fatal(err)
 			}

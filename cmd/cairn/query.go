@@ -320,7 +320,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		}
 		return err
 	}
-	opts.Sink = sink
+	opts.Sink, opts.Accounts = sink, sink.Accounts
 	var local []string
 	var reps []importer.Report
 	for _, p := range paths {

@@ -366,7 +366,11 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 // openLake opens CloudTrail Lake's database in the data dir.
 // StartImport reads s3:// sources from bks.
 func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets) (*lake.Lake, error) {
-	lk, err := lake.Open(dataDir, lake.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: cfg.Lake.Threads,
+	var org *lake.Organization
+	if o := cfg.Organization; o != nil {
+		org = &lake.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
+	}
+	lk, err := lake.Open(dataDir, lake.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: cfg.Lake.Threads, Organization: org,
 		QueryTimeout: cfg.Lake.QueryTimeout, MaxResultBytes: cfg.Lake.MaxResultMB << 20,
 		MaxStores: cfg.Lake.MaxEventDataStores, ImportRoots: cfg.Lake.ImportRoots, Logger: log,
 		Buckets: func(name string) (lake.Bucket, bool) { b, ok := bks[name]; return b, ok }})

@@ -13,9 +13,14 @@ import (
 // hidden files and files of other kinds inside folders are counted Skipped;
 // a path that cannot be read is a file error.
 func (r *run) collect(paths []string) []string {
+	stat, walk := os.Stat, filepath.WalkDir
+	if fsys := r.opts.FS; fsys != nil {
+		stat = func(p string) (fs.FileInfo, error) { return fs.Stat(fsys, p) }
+		walk = func(p string, fn fs.WalkDirFunc) error { return fs.WalkDir(fsys, p, fn) }
+	}
 	var files []string
 	for _, p := range paths {
-		st, err := os.Stat(p)
+		st, err := stat(p)
 		if err != nil {
 			r.failFile(p, 0, err)
 			continue
@@ -29,20 +34,21 @@ func (r *run) collect(paths []string) []string {
 			continue
 		}
 		var found []string
-		_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		_ = walk(p, func(path string, d fs.DirEntry, err error) error {
 			switch {
 			case err != nil:
 				r.failFile(path, 0, err)
 				return nil
 			case d.IsDir():
 				if path != p && (d.Name() == "CloudTrail-Digest" || strings.HasPrefix(d.Name(), ".")) {
-					r.skipped.Add(countFiles(path))
+					r.skipped.Add(countFiles(walk, path))
 					return fs.SkipDir
 				}
 				return nil
 			}
 			if d.Type()&fs.ModeSymlink != 0 {
-				if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+				// Followed, through opts.FS only within it.
+				if st, err := stat(path); err != nil || !st.Mode().IsRegular() {
 					r.skipped.Add(1)
 					return nil
 				}
@@ -84,9 +90,9 @@ func isDigestName(path string) bool {
 }
 
 // countFiles counts the files under dir, for a skipped folder.
-func countFiles(dir string) int64 {
+func countFiles(walk func(string, fs.WalkDirFunc) error, dir string) int64 {
 	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	_ = walk(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			n++
 		}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"runtime"
@@ -78,6 +79,17 @@ type Options struct {
 	Workers int
 	// MaxErrors bounds the errors kept in Report.Errors (default 100).
 	MaxErrors int
+	// FS, when set, is where Run reads: paths are names in it (io/fs
+	// rules: slash-separated, unrooted). With an os.Root's FS, no symlink
+	// (of a file or folder, at any depth) leads out of the root, checked at
+	// each open, so a link swapped in after a check does not either.
+	FS fs.FS
+	// Accounts, when set, is asked about the account folder of each object
+	// key in the AWSLogs/[o-ORG/]ACCOUNT/ layout (RunObjects): a key in the
+	// folder of an account it refuses is skipped unread and unnamed (an
+	// import never reads, nor reports the keys of, another account's
+	// delivered logs). Records are still checked one by one by the Sink.
+	Accounts func(account string) bool
 }
 
 // Report counts what an import did. When the Sink did not fail,
@@ -162,7 +174,11 @@ func Run(ctx context.Context, paths []string, opts Options) (Report, error) {
 	}
 	files := r.collect(paths)
 	r.found.Store(int64(len(files)))
-	return r.run(ctx, start, openFile, func(ctx context.Context, work chan<- string) {
+	open := openFile
+	if fsys := opts.FS; fsys != nil {
+		open = func(_ context.Context, name string) (io.ReadCloser, error) { return fsys.Open(name) }
+	}
+	return r.run(ctx, start, open, func(ctx context.Context, work chan<- string) {
 		for _, f := range files {
 			select {
 			case work <- f:

@@ -88,7 +88,7 @@ func RunObjects(ctx context.Context, objs Objects, bucket, prefix string, opts O
 				return
 			}
 			for _, k := range keys {
-				if !importableKey(prefix, k) {
+				if !importableKey(prefix, k) || opts.Accounts != nil && !keyAccountAllowed(k, opts.Accounts) {
 					r.skipped.Add(1)
 					continue
 				}
@@ -147,6 +147,27 @@ func cloudTrailFolder(prefix string, dirs []string, off int) bool {
 			continue
 		}
 		return d == "CloudTrail" || len(prefix) > off
+	}
+	return true
+}
+
+// keyAccountAllowed reports whether a key outside the AWSLogs layout, or in
+// the folder of an account allowed accepts, may be read.
+func keyAccountAllowed(key string, allowed func(string) bool) bool {
+	dirs := strings.Split(key, "/")
+	for i, d := range dirs[:len(dirs)-1] {
+		if d != "AWSLogs" {
+			continue
+		}
+		for _, a := range dirs[i+1 : len(dirs)-1] {
+			if strings.HasPrefix(a, "o-") {
+				continue
+			}
+			if isAccountID(a) {
+				return allowed(a)
+			}
+			break
+		}
 	}
 	return true
 }

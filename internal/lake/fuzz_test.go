@@ -18,8 +18,9 @@ import (
 // FuzzQueryStatement runs statements of account A through Prepare and
 // Query over a Lake that also holds account B's store: nothing panics,
 // every error is an audit.Error (AWS-shaped), a prepared statement reads
-// only A's stores, and no answer ever carries B's data (a random marker
-// the statement cannot know).
+// only A's stores, and no answer ever carries B's data or Lake's own
+// tables (canaries holding a random secret the statement cannot know: B's
+// rows, a row of lake_meta, a table named after the secret).
 func FuzzQueryStatement(f *testing.F) {
 	const acctA, acctB = "111111111111", "222222222222"
 	l, err := Open("", Options{Threads: 1, QueryTimeout: 3 * time.Second, MaxResultBytes: 1 << 20})
@@ -39,6 +40,14 @@ func FuzzQueryStatement(f *testing.F) {
 	}
 	if err := l.insert(ctx, []row{{idA, rec(acctA, "GetObject", "alice")}, {idA, rec(acctA, "PutObject", "bob")}, {idB, rec(acctB, secret, secret)}}, 0); err != nil {
 		f.Fatal(err)
+	}
+	// Canaries outside every store: a row of Lake's bookkeeping and a table
+	// whose name and content are the secret (so a catalog view that lists
+	// tables leaks it too).
+	for _, q := range []string{`INSERT INTO lake_meta VALUES ('` + secret + `', 7)`, `CREATE TABLE "t_` + secret + `" AS SELECT '` + secret + `' AS s`} {
+		if _, err := l.db.ExecContext(ctx, q); err != nil {
+			f.Fatal(err)
+		}
 	}
 	arnA, arnB := l.stores[idA].ARN(), l.stores[idB].ARN()
 	for _, s := range []string{
@@ -69,6 +78,16 @@ func FuzzQueryStatement(f *testing.F) {
 		`SELECT * FROM ` + idA + ` AS x(` + idB + `)`,
 		`SELECT * FROM duckdb_tables()`,
 		`PRAGMA show_tables`,
+		`SELECT * FROM ` + idA + ` own_, (WITH events AS (SELECT 1) SELECT * FROM events) s0, (SELECT * FROM events) x`,
+		`SELECT * FROM ` + idA + ` own_, (WITH duckdb_tables AS (SELECT 1) SELECT 1) s0, duckdb_tables`,
+		`WITH sqlite_master AS (SELECT * FROM sqlite_master) SELECT * FROM ` + idA + `, sqlite_master`,
+		`WITH RECURSIVE lake_meta AS (SELECT * FROM lake_meta UNION ALL SELECT 'x', 1) SELECT * FROM ` + idA + `, lake_meta`,
+		`SELECT (SELECT count(*) FROM information_schema.tables) FROM ` + idA,
+		`SELECT eventName FROM ` + idA + ` UNION ALL SELECT table_name FROM duckdb_tables`,
+		`WITH events AS (SELECT * FROM ` + idA + `) SELECT count(*) FROM events`,
+		`SELECT current_schema, stats(eventTime), version() FROM ` + idA,
+		`SHOW TABLES`,
+		`DESCRIBE events`,
 	} {
 		f.Add(s)
 	}

@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -43,35 +44,50 @@ type lakeImport struct {
 }
 
 // importPath resolves a StartImport source (file:// URI or plain path)
-// inside one of the configured roots; the API never reads elsewhere.
-func (l *Lake) importPath(uri string) (string, error) {
+// inside one of the configured roots; the API never reads elsewhere. It
+// returns the root, opened as an os.Root, and the source's name in it:
+// the import reads through the root, so no symlink (of a file or a
+// folder, at any depth, even one swapped in after this check) leads out of
+// it. The caller closes the root.
+func (l *Lake) importPath(uri string) (*os.Root, string, error) {
 	p := uri
 	if strings.HasPrefix(uri, "file://") {
 		u, err := url.Parse(uri)
 		if err != nil || u.Host != "" && u.Host != "localhost" {
-			return "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid file:// URI.", clip(uri))
+			return nil, "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid file:// URI.", clip(uri))
 		}
 		p = u.Path
 	} else if strings.Contains(uri, "://") {
-		return "", audit.Errorf("InvalidImportSource", "cairn imports from s3:// URIs of its configured buckets and local paths (file:// or a plain path) under lake.import_roots; %s is neither.", clip(uri))
+		return nil, "", audit.Errorf("InvalidImportSource", "cairn imports from s3:// URIs of its configured buckets and local paths (file:// or a plain path) under lake.import_roots; %s is neither.", clip(uri))
 	}
 	if !filepath.IsAbs(p) {
-		return "", audit.Errorf("InvalidImportSource", "The import path must be absolute.")
+		return nil, "", audit.Errorf("InvalidImportSource", "The import path must be absolute.")
 	}
-	real, err := filepath.EvalSymlinks(filepath.Clean(p))
-	if err != nil {
-		return "", audit.Errorf("InvalidImportSource", "The import path %s cannot be read.", clip(p))
-	}
+	p = filepath.Clean(p)
 	for _, root := range l.opts.ImportRoots {
-		r, err := filepath.EvalSymlinks(root)
-		if err != nil {
-			continue
+		root = strings.TrimPrefix(root, "file://")
+		forms := []string{filepath.Clean(root)}
+		if r, err := filepath.EvalSymlinks(root); err == nil {
+			forms = append(forms, r)
 		}
-		if rel, err := filepath.Rel(r, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return real, nil
+		for _, r := range forms {
+			rel, err := filepath.Rel(r, p)
+			if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || !filepath.IsLocal(rel) && rel != "." {
+				continue
+			}
+			rt, err := os.OpenRoot(r)
+			if err != nil {
+				continue
+			}
+			name := filepath.ToSlash(rel)
+			if _, err := fs.Stat(rt.FS(), name); err != nil {
+				rt.Close()
+				return nil, "", audit.Errorf("InvalidImportSource", "The import path %s cannot be read, or leads out of lake.import_roots.", clip(p))
+			}
+			return rt, name, nil
 		}
 	}
-	return "", audit.Errorf("InvalidImportSource", "The import path %s is not under a directory of lake.import_roots in cairn's config.", clip(p))
+	return nil, "", audit.Errorf("InvalidImportSource", "The import path %s is not under a directory of lake.import_roots in cairn's config.", clip(p))
 }
 
 // importBucket resolves an s3://bucket/prefix source: the bucket must be
@@ -146,19 +162,32 @@ func (l *Lake) outImport(im *lakeImport, stats bool) importOut {
 
 // timeSink drops records outside [start, end].
 type timeSink struct {
-	importer.Sink
+	sink       *Sink
 	start, end *time.Time
 }
 
 func (t timeSink) Append(ctx context.Context, recs []audit.Record) (audit.AppendResult, error) {
+	res, _, err := t.AppendReport(ctx, recs)
+	return res, err
+}
+
+// AppendReport passes the records within [start, end] on to the Sink, and
+// its refusals back with their indexes in recs.
+func (t timeSink) AppendReport(ctx context.Context, recs []audit.Record) (audit.AppendResult, []importer.Failure, error) {
 	keep := recs[:0:0]
-	for _, r := range recs {
+	var idx []int
+	for i, r := range recs {
 		if t.start != nil && r.Time.Before(*t.start) || t.end != nil && r.Time.After(*t.end) {
 			continue
 		}
 		keep = append(keep, r)
+		idx = append(idx, i)
 	}
-	return t.Sink.Append(ctx, keep)
+	res, fails, err := t.sink.AppendReport(ctx, keep)
+	for j := range fails {
+		fails[j].Index = idx[fails[j].Index]
+	}
+	return res, fails, err
 }
 
 func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, error) {
@@ -198,18 +227,25 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 	var (
 		path, bucketName, prefix string
 		bkt                      Bucket
+		root                     *os.Root
 		err                      error
 	)
 	if strings.HasPrefix(uri, "s3://") {
 		bkt, bucketName, prefix, err = l.importBucket(ctx, uri)
 	} else {
-		path, err = l.importPath(uri)
+		root, path, err = l.importPath(uri)
 	}
 	if err != nil {
 		return nil, err
 	}
+	closeRoot := func() {
+		if root != nil {
+			root.Close()
+		}
+	}
 	sink, err := l.NewSink(ctx, req.Caller.AccountID, in.Destinations)
 	if err != nil {
+		closeRoot()
 		return nil, err
 	}
 	now := l.opts.Now().UTC()
@@ -228,6 +264,7 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 		if o.Account == im.Account && (o.Status == ImportInitializing || o.Status == ImportInProgress || !closed(o.done)) {
 			l.mu.Unlock()
 			cancel()
+			closeRoot()
 			return nil, audit.Errorf("AccountHasOngoingImport", "The account has an import in progress (%s).", o.ID)
 		}
 	}
@@ -236,12 +273,13 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 	l.mu.Unlock()
 	go func() {
 		defer cancel()
+		defer closeRoot()
 		l.mu.Lock()
 		if im.Status == ImportInitializing {
 			im.Status = ImportInProgress
 		}
 		l.mu.Unlock()
-		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log}
+		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts}
 		var (
 			rep importer.Report
 			err error
@@ -249,6 +287,7 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 		if bkt != nil {
 			rep, err = importer.RunObjects(ictx, bkt, bucketName, prefix, opts)
 		} else {
+			opts.FS = root.FS()
 			rep, err = importer.Run(ictx, []string{path}, opts)
 		}
 		l.mu.Lock()
@@ -430,7 +469,5 @@ func closed(ch chan struct{}) bool {
 		return false
 	}
 }
-
-var _ = os.Stat
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -48,11 +48,13 @@ func (g *gated) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 // s3Layout is where a trail would have delivered a real data file.
 func s3Layout(rel string) string {
 	name := strings.ReplaceAll(filepath.ToSlash(rel), "/", "-")
-	return "AWSLogs/123456789012/CloudTrail/us-east-1/2023/07/10/123456789012_CloudTrail_us-east-1_20230710T1200Z_" + name
+	return "AWSLogs/111111111111/CloudTrail/us-east-1/2023/07/10/111111111111_CloudTrail_us-east-1_20230710T1200Z_" + name
 }
 
 func TestImportsFromS3(t *testing.T) {
-	real := audittest.RealDataDir(t)
+	// Real logs, owned by the importing account (cairn imports only the
+	// caller's own records).
+	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
 	moto := mototest.Start(t)
 	ctx := context.Background()
 	s3opts := bucket.S3Options{Endpoint: moto, Region: "us-east-1", AccessKeyID: "x", SecretAccessKey: "y", PathStyle: true}
@@ -160,7 +162,7 @@ func TestImportsFromS3(t *testing.T) {
 		}
 	})
 	t.Run("local bucket", func(t *testing.T) {
-		g := imp(fromLocal, "s3://local-logs/AWSLogs/123456789012/CloudTrail/")
+		g := imp(fromLocal, "s3://local-logs/AWSLogs/111111111111/CloudTrail/")
 		if g.ImportStatus != types.ImportStatusCompleted || aws.ToInt64(g.ImportStatistics.FilesCompleted) != int64(files) {
 			t.Errorf("local bucket import %s %+v", g.ImportStatus, g.ImportStatistics)
 		}
@@ -196,9 +198,9 @@ func TestImportsFromS3(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		corruptKey := "corrupt/AWSLogs/123456789012/CloudTrail/us-east-1/2023/07/10/123456789012_CloudTrail_us-east-1_20230710T1200Z_broken.json.gz"
+		corruptKey := "corrupt/AWSLogs/111111111111/CloudTrail/us-east-1/2023/07/10/111111111111_CloudTrail_us-east-1_20230710T1200Z_broken.json.gz"
 		s3b.Put(ctx, corruptKey, gz.Bytes()[:gz.Len()-12], "", nil) // cut short
-		s3b.Put(ctx, "corrupt/AWSLogs/123456789012/CloudTrail/us-east-1/2023/07/10/123456789012_CloudTrail_us-east-1_20230710T1200Z_good.json.gz", good, "", nil)
+		s3b.Put(ctx, "corrupt/AWSLogs/111111111111/CloudTrail/us-east-1/2023/07/10/111111111111_CloudTrail_us-east-1_20230710T1200Z_good.json.gz", good, "", nil)
 
 		id := newStore("corrupt")
 		g := imp(id, "s3://audit-logs/corrupt/")

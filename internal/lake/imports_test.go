@@ -35,7 +35,7 @@ func TestImports(t *testing.T) {
 	real := audittest.RealDataDir(t)
 	dir := t.TempDir()
 	// One real data set, plus a malformed file.
-	src := filepath.Join(real, "invictus-ir-aws_dataset")
+	src := audittest.Rehome(t, filepath.Join(real, "invictus-ir-aws_dataset"), "111111111111")
 	if err := os.CopyFS(filepath.Join(dir, "real"), os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/importer"
 )
 
 // row is one event bound for one store.
@@ -130,13 +131,18 @@ func (l *Lake) Sweep(ctx context.Context) error {
 }
 
 // Sink is an importer sink that stores records in event data stores of
-// one account, regardless of their selectors (Lake imports take trail logs
-// of any account the owner holds). A record already in a store (same
-// eventID) is a duplicate and is not stored again.
+// one account, regardless of their selectors. A store takes only records
+// of its account (recipientAccountId, else userIdentity.accountId), or,
+// for an organization store of the organization's management account,
+// of the organization's accounts (see owners): AppendReport refuses the
+// others. A record already in a store (same account and eventID) is a
+// duplicate and is not stored again.
 type Sink struct {
-	l      *Lake
-	stores []string
-	seen   map[string]map[string]bool
+	l       *Lake
+	account string
+	stores  []string
+	owners  map[string]map[string]bool // by store: the accounts whose records it takes
+	seen    map[string]map[string]bool
 }
 
 // NewSink returns a Sink into the stores (IDs or ARNs) of account.
@@ -144,10 +150,14 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 	if len(stores) == 0 {
 		return nil, invalidParam("Destinations must name at least one event data store.")
 	}
-	k := &Sink{l: l, seen: map[string]map[string]bool{}}
+	k := &Sink{l: l, account: account, owners: map[string]map[string]bool{}, seen: map[string]map[string]bool{}}
 	for _, ref := range stores {
 		l.mu.Lock()
 		s, err := l.findStoreLocked(callerOf(account), ref)
+		var owners map[string]bool
+		if err == nil {
+			owners = l.owners(s)
+		}
 		l.mu.Unlock()
 		if err != nil {
 			return nil, err
@@ -166,22 +176,62 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 			return nil, err
 		}
 		k.stores = append(k.stores, s.ID)
+		k.owners[s.ID] = owners
 		k.seen[s.ID] = ids
 	}
 	return k, nil
 }
 
-// Append stores the records new to each store. Inserted and Duplicates
-// count records (a record new to any store is Inserted).
+// owners returns the accounts whose records store s takes: its own, and
+// for an organization store of the organization's management account, the
+// organization's member accounts (as AWS's organization event data stores
+// collect them).
+func (l *Lake) owners(s *EventDataStore) map[string]bool {
+	m := map[string]bool{s.Account: true}
+	if o := l.opts.Organization; o != nil && s.OrganizationEnabled && o.ManagementAccount == s.Account {
+		for _, a := range o.Members {
+			m[a] = true
+		}
+	}
+	return m
+}
+
+// Accounts reports whether some store of the sink takes records of
+// account (importer.Options.Accounts).
+func (k *Sink) Accounts(account string) bool {
+	for _, s := range k.stores {
+		if k.owners[s][account] {
+			return true
+		}
+	}
+	return false
+}
+
+// Append stores the records new to each store (see AppendReport; refused
+// records are dropped).
 func (k *Sink) Append(ctx context.Context, recs []audit.Record) (audit.AppendResult, error) {
+	res, _, err := k.AppendReport(ctx, recs)
+	return res, err
+}
+
+// AppendReport stores the records new to each store that takes them and
+// returns the records no store takes (another account's) as failures.
+// Inserted and Duplicates count records (a record new to any store is
+// Inserted).
+func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.AppendResult, []importer.Failure, error) {
 	var rows []row
 	var res audit.AppendResult
+	var fails []importer.Failure
 	added := map[string][]string{}
-	for _, r := range recs {
-		isNew := false
+	for i, r := range recs {
+		isNew, taken := false, false
 		for _, s := range k.stores {
+			if !k.owners[s][r.Account] {
+				continue
+			}
+			taken = true
 			key := r.Account + "/" + r.EventID
-			if k.seen[s][key] || k.seen[s][r.EventID] && r.Account == "" {
+			if k.seen[s][key] {
 				continue
 			}
 			k.seen[s][key] = true
@@ -189,9 +239,12 @@ func (k *Sink) Append(ctx context.Context, recs []audit.Record) (audit.AppendRes
 			rows = append(rows, row{eds: s, raw: r.Raw})
 			isNew = true
 		}
-		if isNew {
+		switch {
+		case !taken:
+			fails = append(fails, refusal(i, r.Account, k.account))
+		case isNew:
 			res.Inserted++
-		} else {
+		default:
 			res.Duplicates++
 		}
 	}
@@ -201,9 +254,19 @@ func (k *Sink) Append(ctx context.Context, recs []audit.Record) (audit.AppendRes
 				delete(k.seen[s], key)
 			}
 		}
-		return audit.AppendResult{}, err
+		return audit.AppendResult{}, nil, err
 	}
-	return res, nil
+	return res, fails, nil
+}
+
+// refusal is the failure of record i, of account owner, in an import of
+// account caller.
+func refusal(i int, owner, caller string) importer.Failure {
+	if owner == "" {
+		return importer.Failure{Index: i, Code: "AccountMismatch", Message: "The record names no account (recipientAccountId, userIdentity.accountId); an import takes records of the caller's account only."}
+	}
+	return importer.Failure{Index: i, Code: "AccountMismatch", Message: "The record belongs to account " + owner + "; an import of account " + caller +
+		" takes its own account's records (and its organization's, into an organization event data store of the management account)."}
 }
 
 func (l *Lake) eventIDs(ctx context.Context, eds string) (map[string]bool, error) {

@@ -41,11 +41,23 @@ type Options struct {
 	// Buckets finds the bucket of an s3:// import source by name (the
 	// config's buckets); nil, or a name it does not know, refuses it.
 	Buckets func(name string) (Bucket, bool)
+	// Organization is the config's organization (nil: none): imports into
+	// an organization event data store of its management account take the
+	// records of its member accounts too.
+	Organization *Organization
 	// MaxStores caps an account's event data stores per region (default 10).
 	MaxStores int
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// Organization is an AWS Organizations organization as the config
+// describes it.
+type Organization struct {
+	ID                string
+	ManagementAccount string
+	Members           []string
 }
 
 // Lake holds the event data stores, channels and queries of every account.
