@@ -3,6 +3,8 @@ package main
 import (
 	"net"
 	"sync"
+
+	"github.com/cairn-audit/cairn/internal/config"
 )
 
 // limitListener serves at most n connections at once: Accept waits while
@@ -16,7 +18,12 @@ type limitListener struct {
 	closeOnce sync.Once
 }
 
+// newLimitListener limits l to n connections (config.DefaultMaxConnections
+// when n <= 0).
 func newLimitListener(l net.Listener, n int) *limitListener {
+	if n <= 0 {
+		n = config.DefaultMaxConnections
+	}
 	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
 }
 
