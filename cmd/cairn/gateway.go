@@ -43,15 +43,17 @@ func startGateway(cfg *config.Config, dataDir string, rec gateway.Recorder, log 
 		ExcludeSources: gc.ExcludeSources, ExcludeNames: gc.ExcludeNames, DefaultAccount: acct,
 		Principals: cfg, Recorder: rec, Logger: log, Registerer: reg,
 		MaxSessions: gc.MaxSessions, SessionFile: sessions,
+		MaxBufferedBody: int64(gc.MaxBufferedBodyMB) << 20,
 	})
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", gc.Listen)
+	tcp, err := net.Listen("tcp", gc.Listen)
 	if err != nil {
 		gw.Close()
 		return nil, fmt.Errorf("gateway listen: %w", err)
 	}
+	ln := newLimitListener(tcp, gc.MaxConnections)
 	// No read or write timeouts: multi-GB objects stream through.
 	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsclient"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/importer"
 	"github.com/cairn-audit/cairn/internal/insights"
@@ -176,6 +177,7 @@ func remoteHistory(ctx context.Context, endpoint, region string, opts insights.R
 	c := cloudtrail.NewFromConfig(awsCfg, func(o *cloudtrail.Options) {
 		o.Region = region
 		o.BaseEndpoint = aws.String(endpoint)
+		o.HTTPClient = awsclient.HTTPClient(o.HTTPClient)
 	})
 	h := &lookupHistory{c: c, region: region, end: opts.End}
 	if !opts.Start.IsZero() {

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsclient"
 	"github.com/cairn-audit/cairn/internal/importer"
 	"github.com/cairn-audit/cairn/internal/lake"
 )
@@ -53,6 +54,7 @@ func (r *remoteFlags) client(ctx context.Context, endpoint string) (*cloudtrail.
 	return cloudtrail.NewFromConfig(awsCfg, func(o *cloudtrail.Options) {
 		o.Region = region
 		o.BaseEndpoint = aws.String(endpoint)
+		o.HTTPClient = awsclient.HTTPClient(o.HTTPClient)
 	}), nil
 }
 

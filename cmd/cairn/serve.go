@@ -142,29 +142,38 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	api := apiserver.New(apiserver.Config{
-		Auth:         authenticator{cfg: cfg, v: &sigv4.Verifier{Secret: cfg.Secret}},
-		History:      store,
-		Recorder:     pipe,
-		Retention:    cfg.Retention(),
-		TokenKey:     key,
-		Logger:       log,
-		Registerer:   reg,
-		Handlers:     handlers,
-		DataHandlers: lk.DataHandlers(),
+		Auth:              authenticator{cfg: cfg, v: &sigv4.Verifier{Secret: cfg.Secret}},
+		MaxUnverifiedBody: int64(cfg.API.MaxUnverifiedBodyMB) << 20,
+		History:           store,
+		Recorder:          pipe,
+		Retention:         cfg.Retention(),
+		TokenKey:          key,
+		Logger:            log,
+		Registerer:        reg,
+		Handlers:          handlers,
+		DataHandlers:      lk.DataHandlers(),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("/", api)
+	// What a client can make the server hold before it is known
+	// (docs/security.md): a header of at most MaxHeaderBytes read within
+	// ReadHeaderTimeout, a body only once its signature or key is checked
+	// (apiserver) read within ReadTimeout, and at most
+	// api.max_connections connections. IdleTimeout is longer than the
+	// SDKs' idle pools (aws-sdk-go-v2: 90 s), so a client never reuses a
+	// connection the server is closing.
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	ln = newLimitListener(ln, cfg.API.MaxConnections)
 
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	pipeDone := make(chan error, 1)
@@ -328,6 +337,10 @@ func serverHolding(dataDir string) string {
 	return si.Endpoint
 }
 
+// maxHeaderBytes bounds a request's header (net/http allows 4 KiB more).
+// The SDKs send 1-3 KiB, session tokens included.
+const maxHeaderBytes = 16 << 10
+
 // authenticator verifies SigV4 against the configured keys.
 type authenticator struct {
 	cfg *config.Config
@@ -343,9 +356,8 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 		}
 		return apiserver.Caller{}, err
 	}
-	if res.Service != "cloudtrail" && res.Service != "cloudtrail-data" {
-		return apiserver.Caller{}, &awsjson.Error{Code: "InvalidSignatureException", Status: http.StatusForbidden,
-			Message: "Credential should be scoped to correct service: 'cloudtrail'. "}
+	if err := checkService(res.Service); err != nil {
+		return apiserver.Caller{}, err
 	}
 	p, ok := a.cfg.Principal(res.AccessKeyID)
 	if !ok {
@@ -381,4 +393,36 @@ func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets)
 		return nil, err
 	}
 	return lk, nil
+}
+
+// AuthenticateHeader checks what of a request's signature needs no body
+// (apiserver.HeaderAuthenticator): a caller without a valid signature
+// header or with an unknown key, a signature for another service, or a
+// wrong signature over a declared payload hash is refused before its body
+// is read.
+func (a authenticator) AuthenticateHeader(r *http.Request) (bool, error) {
+	verified, err := a.v.VerifyHeader(r)
+	if err != nil {
+		var se *sigv4.Error
+		if errors.As(err, &se) {
+			return false, &awsjson.Error{Code: se.Code, Message: se.Message, Status: se.Status}
+		}
+		return false, err
+	}
+	if sc, err := sigv4.Parse(r); err == nil {
+		if err := checkService(sc.Service); err != nil {
+			return false, err
+		}
+	}
+	return verified, nil
+}
+
+// checkService refuses a signature scoped to a service other than
+// CloudTrail's two.
+func checkService(service string) error {
+	if service != "cloudtrail" && service != "cloudtrail-data" {
+		return &awsjson.Error{Code: "InvalidSignatureException", Status: http.StatusForbidden,
+			Message: "Credential should be scoped to correct service: 'cloudtrail'. "}
+	}
+	return nil
 }

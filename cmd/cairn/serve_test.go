@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/cairn-audit/cairn/internal/awsclient"
 )
 
 // testServer is a cairn server running in this process on a loopback port.
@@ -105,10 +107,12 @@ func (ts *testServer) client(akid, secret, region string) *cloudtrail.Client {
 		Region:       region,
 		BaseEndpoint: aws.String(ts.endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(akid, secret, ""),
-		// The SDK's default retries: a transport error on a long, loaded
-		// run was seen once ("use of closed network connection" while
-		// reading a 200 response); AWS clients retry those, and so do we.
+		// The SDK's default retries, as AWS clients have. The "use of
+		// closed network connection" once seen while reading a 200
+		// response was the SDK's request-body race (issue 11 item 13),
+		// which awsclient removes.
 		RetryMaxAttempts: 3,
+		HTTPClient:       awsclient.HTTPClient(nil),
 	})
 }
 

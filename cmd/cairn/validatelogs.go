@@ -16,6 +16,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
+	"github.com/cairn-audit/cairn/internal/awsclient"
 	"github.com/cairn-audit/cairn/internal/bucket"
 	"github.com/cairn-audit/cairn/internal/digest"
 	"github.com/cairn-audit/cairn/internal/digest/chain"
@@ -94,6 +95,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		c := cloudtrail.NewFromConfig(awsCfg, func(o *cloudtrail.Options) {
 			o.BaseEndpoint = aws.String(*endpoint)
 			o.Region = srcRegion
+			o.HTTPClient = awsclient.HTTPClient(o.HTTPClient)
 		})
 		src = apiKeys{c}
 	} else {

@@ -59,6 +59,22 @@ type Authenticator interface {
 	Authenticate(r *http.Request, body []byte) (Caller, error)
 }
 
+// HeaderAuthenticator is an Authenticator that can check a request from
+// its header before its body is read. The server reads the body of a
+// request only once AuthenticateHeader has passed it, and the bodies of
+// requests it passed without verifying their signature
+// (verified false) only within Config.MaxUnverifiedBody.
+type HeaderAuthenticator interface {
+	Authenticator
+	// AuthenticateHeader refuses what the header alone shows is wrong
+	// (no or a malformed signature, an unknown key, an expired
+	// signature, a wrong signature over a declared payload hash) with
+	// the error Authenticate would give. verified reports that the
+	// signature is right but for the body matching its declared hash,
+	// which Authenticate checks.
+	AuthenticateHeader(r *http.Request) (verified bool, err error)
+}
+
 // History answers Event History lookups.
 type History interface {
 	Lookup(ctx context.Context, q audit.Query) (audit.Page, error)
@@ -123,14 +139,23 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// NewID returns event and request IDs (default: random UUIDs).
 	NewID func() string
+	// MaxUnverifiedBody bounds the bytes of request bodies read, all
+	// requests together, before their signature can be verified (a
+	// HeaderAuthenticator's unverified requests: those without
+	// X-Amz-Content-Sha256, as botocore sends them). A request beyond it
+	// gets ThrottlingException without its body being read. Default
+	// DefaultMaxUnverifiedBody.
+	MaxUnverifiedBody int64
 }
 
 // Server is the CloudTrail API handler.
 type Server struct {
-	cfg      Config
-	tokens   tokenCodec
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	cfg        Config
+	tokens     tokenCodec
+	unverified budget
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	refusals   prometheus.Counter
 }
 
 // New returns a Server.
@@ -144,9 +169,13 @@ func New(cfg Config) *Server {
 	if cfg.NewID == nil {
 		cfg.NewID = awsjson.NewRequestID
 	}
+	if cfg.MaxUnverifiedBody <= 0 {
+		cfg.MaxUnverifiedBody = DefaultMaxUnverifiedBody
+	}
 	s := &Server{
-		cfg:    cfg,
-		tokens: tokenCodec{key: cfg.TokenKey},
+		cfg:        cfg,
+		tokens:     tokenCodec{key: cfg.TokenKey},
+		unverified: budget{max: cfg.MaxUnverifiedBody},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_api_requests_total", Help: "CloudTrail API requests by operation and error code (\"\" = success).",
 		}, []string{"operation", "code"}),
@@ -154,9 +183,17 @@ func New(cfg Config) *Server {
 			Name: "cairn_api_request_duration_seconds", Help: "CloudTrail API request duration, recording included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"operation"}),
+		refusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_api_unverified_body_refusals_total",
+			Help: "Requests answered ThrottlingException, their body unread, because api.max_unverified_body_mb was in use.",
+		}),
 	}
+	unverified := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_api_unverified_body_bytes",
+		Help: "Bytes of request bodies being read before their signature can be verified.",
+	}, func() float64 { return float64(s.unverified.inUse()) })
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.requests, s.duration)
+		cfg.Registerer.MustRegister(s.requests, s.duration, s.refusals, unverified)
 	}
 	return s
 }
@@ -233,16 +270,17 @@ func (s *Server) serve(c *call) (any, error) {
 	if prefix == importPrefix {
 		limit = maxImportBody
 	}
-	body, err := awsjson.ReadBody(r, limit)
+	caller, err := s.authenticate(r, limit)
 	if err != nil {
 		return nil, err
 	}
-	c.body = body
-	caller, err := s.cfg.Auth.Authenticate(r, body)
-	if err != nil {
+	c.caller, c.body = caller.Caller, caller.body
+	// Every operation's input is text (issue 11 item 12): refused before
+	// any handler sees it, and recorded without its parameters.
+	if err := awsjson.CheckText(c.body); err != nil {
+		c.body = nil
 		return nil, err
 	}
-	c.caller = caller
 	if name := strings.TrimPrefix(r.URL.Path, "/"); r.Header.Get("X-Amz-Target") == "" && s.cfg.DataHandlers[name] != nil {
 		return s.serveData(c, name)
 	}
@@ -288,6 +326,55 @@ func (s *Server) serve(c *call) (any, error) {
 		return out, err
 	}
 	return nil, audit.Errorf("UnsupportedOperation", "cairn does not implement %s yet.", op)
+}
+
+// authenticate reads the body of r (at most limit bytes) and verifies its
+// signature, in the order that keeps callers cairn cannot name from making
+// it hold memory (issue 11 item 4): what the header shows is checked
+// first, before a byte of the body is read; a body whose signature covers
+// it is then read only within the unverified-body budget, its bytes
+// reserved from Content-Length (limit when unknown) before reading. The
+// caller returned carries the body.
+func (s *Server) authenticate(r *http.Request, limit int64) (bodyCaller, error) {
+	verified := false
+	if ha, ok := s.cfg.Auth.(HeaderAuthenticator); ok {
+		v, err := ha.AuthenticateHeader(r)
+		if err != nil {
+			return bodyCaller{}, err
+		}
+		verified = v
+	} else {
+		verified = true // nothing to check before the body: no budget
+	}
+	if err := awsjson.CheckLength(r, limit); err != nil {
+		return bodyCaller{}, err
+	}
+	if !verified && r.Body != nil && r.Body != http.NoBody {
+		n := r.ContentLength
+		if n < 0 {
+			n = limit
+		}
+		if !s.unverified.take(n) {
+			s.refusals.Inc()
+			return bodyCaller{}, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+		}
+		defer s.unverified.give(n)
+	}
+	body, err := awsjson.ReadBody(r, limit)
+	if err != nil {
+		return bodyCaller{}, err
+	}
+	caller, err := s.cfg.Auth.Authenticate(r, body)
+	if err != nil {
+		return bodyCaller{}, err
+	}
+	return bodyCaller{Caller: caller, body: body}, nil
+}
+
+// bodyCaller is a verified caller and the body its signature covers.
+type bodyCaller struct {
+	Caller
+	body []byte
 }
 
 // serveData dispatches a cloudtrail-data (REST-JSON) call.

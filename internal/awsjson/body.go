@@ -15,18 +15,29 @@ import (
 // server cannot read (the client went away) gives SerializationException
 // with the read error as Cause. A missing body reads as empty. An
 // *http.MaxBytesError from a reader the caller installed counts as too
-// large too.
+// large too. A body of known length is read into one buffer of that
+// length: a request holds no more memory than its Content-Length.
 func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	if limit < 0 {
-		limit = 0
+	if err := CheckLength(r, limit); err != nil {
+		return nil, err
 	}
-	if r.ContentLength > limit {
-		return nil, tooLarge(limit)
+	var b []byte
+	var err error
+	if r.ContentLength >= 0 {
+		b = make([]byte, r.ContentLength)
+		if _, err = io.ReadFull(r.Body, b); err == nil {
+			// net/http holds a body to its Content-Length; another
+			// reader may not.
+			var rest []byte
+			rest, err = io.ReadAll(io.LimitReader(r.Body, limit+1-r.ContentLength))
+			b = append(b, rest...)
+		}
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -39,6 +50,15 @@ func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, tooLarge(limit)
 	}
 	return b, nil
+}
+
+// CheckLength refuses, as ReadBody does, a request whose Content-Length
+// is over limit, before anything is read.
+func CheckLength(r *http.Request, limit int64) error {
+	if r.ContentLength > max(limit, 0) {
+		return tooLarge(max(limit, 0))
+	}
+	return nil
 }
 
 func tooLarge(limit int64) *Error {

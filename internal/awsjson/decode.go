@@ -34,7 +34,9 @@ const MaxDepth = 32
 //     the member's path: " (member LookupAttributes[0].AttributeKey)";
 //   - numbers must fit the field: 1.5 or 3000000000 into an int32 are
 //     refused; []byte fields take base64 strings (AWS blobs);
-//   - nesting deeper than MaxDepth is refused.
+//   - nesting deeper than MaxDepth is refused;
+//   - the body must be text: invalid UTF-8, NUL and unpaired surrogate
+//     escapes are refused (CheckText).
 //
 // Fields whose types implement json.Unmarshaler (Timestamp) get the
 // member's JSON text. Every error is an *Error with Code
@@ -51,6 +53,9 @@ func Decode(body []byte, v any) error {
 		return &Error{Code: CodeInternalFailure, Status: http.StatusInternalServerError,
 			Message: "The request processing has failed because of an unknown error, exception or failure.",
 			Cause:   fmt.Errorf("awsjson: Decode needs a non-nil pointer, got %T", v)}
+	}
+	if err := CheckText(body); err != nil {
+		return err
 	}
 	if depth(body) > MaxDepth {
 		return serialization(fmt.Sprintf("The request body nests more than %d levels deep.", MaxDepth))

@@ -1,9 +1,11 @@
 package awsjson
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func FuzzDecode(f *testing.F) {
@@ -19,6 +21,8 @@ func FuzzDecode(f *testing.F) {
 		`{"a":` + strings.Repeat("[", 40),
 		`{} {}`,
 		"{\"NextToken\":\"\xff\"}",
+		`{"NextToken":"a\u0000"}`,
+		`{"NextToken":"\ud800"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -26,6 +30,9 @@ func FuzzDecode(f *testing.F) {
 		var v input
 		err := Decode(b, &v)
 		if err == nil {
+			if !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 || v.NextToken != nil && strings.ContainsRune(*v.NextToken, 0) {
+				t.Errorf("Decode(%q) = nil; want invalid UTF-8 and NUL refused", b)
+			}
 			return
 		}
 		var e *Error

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/cairn-audit/cairn/internal/awsclient"
 )
 
 // S3Options locate an S3 bucket on any S3-compatible endpoint.
@@ -45,6 +47,7 @@ func NewS3(name string, opts S3Options) *S3 {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
 		o.UsePathStyle = opts.PathStyle
+		o.HTTPClient = awsclient.HTTPClient(o.HTTPClient)
 		// Checksums only when an operation requires them: S3-compatible
 		// stores differ in what they accept.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired

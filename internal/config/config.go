@@ -44,6 +44,8 @@ type Config struct {
 	Gateway *Gateway `yaml:"gateway"`
 	// Lake configures CloudTrail Lake (lake.go).
 	Lake Lake `yaml:"lake"`
+	// API limits the CloudTrail API server's clients (api.go).
+	API API `yaml:"api"`
 
 	keys map[string]Principal // access key ID -> principal
 }

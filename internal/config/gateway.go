@@ -24,6 +24,8 @@ import (
 //	  default_account: ""          # receives records of unknown callers (default: the first account)
 //	  max_sessions: 100000         # STS credentials remembered (least recently used dropped first)
 //	  persist_sessions: true       # keep them in the data dir across restarts
+//	  max_connections: 1024        # client connections served at once; more wait to be accepted
+//	  max_buffered_body_mb: 64     # JSON/query bodies held for requestParameters, all calls together
 type Gateway struct {
 	Listen             string
 	Upstreams          map[string]*url.URL
@@ -34,7 +36,17 @@ type Gateway struct {
 	DefaultAccount     string
 	MaxSessions        int  // default DefaultMaxSessions
 	PersistSessions    bool // default true
+	// MaxConnections bounds the client connections served at once
+	// (default DefaultMaxConnections).
+	MaxConnections int
+	// MaxBufferedBodyMB bounds, in MiB, the request bodies the gateway
+	// holds at once to record their parameters; a body beyond it is
+	// forwarded unread (default DefaultMaxBufferedBodyMB).
+	MaxBufferedBodyMB int
 }
+
+// DefaultMaxBufferedBodyMB is gateway.max_buffered_body_mb's default.
+const DefaultMaxBufferedBodyMB = 64
 
 // DefaultMaxSessions bounds the STS credentials the gateway remembers.
 const DefaultMaxSessions = 100000
@@ -42,7 +54,8 @@ const DefaultMaxSessions = 100000
 var serviceNameRE = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 
 func (d *decoder) gateway(n *yaml.Node, path string) *Gateway {
-	g := &Gateway{Upstreams: map[string]*url.URL{}, MaxSessions: DefaultMaxSessions, PersistSessions: true}
+	g := &Gateway{Upstreams: map[string]*url.URL{}, MaxSessions: DefaultMaxSessions, PersistSessions: true,
+		MaxConnections: DefaultMaxConnections, MaxBufferedBodyMB: DefaultMaxBufferedBodyMB}
 	strs := func(v *yaml.Node, path string) []string {
 		return list(d, v, path, func(n *yaml.Node, path string) string { s, _ := d.str(n, path); return s })
 	}
@@ -105,6 +118,16 @@ func (d *decoder) gateway(n *yaml.Node, path string) *Gateway {
 		field{"max_sessions", false, func(v *yaml.Node, path string) {
 			if n, ok := d.integer(v, path, 1, 10000000, "sessions", "STS credentials remembered"); ok {
 				g.MaxSessions = n
+			}
+		}},
+		field{"max_connections", false, func(v *yaml.Node, path string) {
+			if n, ok := d.integer(v, path, 1, 1000000, "connections", "served at once; more wait to be accepted"); ok {
+				g.MaxConnections = n
+			}
+		}},
+		field{"max_buffered_body_mb", false, func(v *yaml.Node, path string) {
+			if n, ok := d.integer(v, path, 1, 65536, "MiB", "bodies held to record their parameters; more are forwarded unread"); ok {
+				g.MaxBufferedBodyMB = n
 			}
 		}},
 		field{"persist_sessions", false, func(v *yaml.Node, path string) {

@@ -74,6 +74,10 @@ type Config struct {
 	// across restarts.
 	MaxSessions int
 	SessionFile string
+	// MaxBufferedBody bounds the bytes of request bodies held at once to
+	// record their parameters (default DefaultMaxBufferedBody); beyond
+	// it a body is forwarded unread and its call recorded without them.
+	MaxBufferedBody int64
 }
 
 // Gateway is the recording reverse proxy. It is an http.Handler.
@@ -84,9 +88,11 @@ type Gateway struct {
 	exclude  map[string]bool
 	sens     map[string]map[string]bool
 
-	requests  *prometheus.CounterVec
-	unmatched prometheus.Counter
-	recErrors prometheus.Counter
+	requests   *prometheus.CounterVec
+	unmatched  prometheus.Counter
+	recErrors  prometheus.Counter
+	bodies     bodyBudget
+	unbuffered prometheus.Counter
 }
 
 // session is a set of temporary credentials STS issued through the gateway.
@@ -121,7 +127,11 @@ func New(cfg Config) (*Gateway, error) {
 		t.DisableCompression = true
 		cfg.Transport = t
 	}
-	g := &Gateway{cfg: cfg, exclude: map[string]bool{}, sens: map[string]map[string]bool{}}
+	if cfg.MaxBufferedBody <= 0 {
+		cfg.MaxBufferedBody = DefaultMaxBufferedBody
+	}
+	g := &Gateway{cfg: cfg, exclude: map[string]bool{}, sens: map[string]map[string]bool{},
+		bodies: bodyBudget{max: cfg.MaxBufferedBody}}
 	var err error
 	if g.sessions, err = newSessionCache(cfg.MaxSessions, cfg.SessionFile, cfg.Now, cfg.Logger); err != nil {
 		return nil, err
@@ -164,11 +174,18 @@ func New(cfg Config) (*Gateway, error) {
 	g.recErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_gateway_record_errors_total", Help: "Records the gateway could not hand to the pipeline.",
 	})
+	g.unbuffered = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_gateway_unbuffered_bodies_total",
+		Help: "Request bodies forwarded unread, their calls recorded without body parameters, because gateway.max_buffered_body_mb was in use.",
+	})
+	buffered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_gateway_buffered_body_bytes", Help: "Bytes of request bodies held to record their parameters.",
+	}, g.bodies.inUse)
 	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_gateway_sessions", Help: "STS credentials the gateway remembers (their calls are recorded as their session).",
 	}, func() float64 { return float64(g.sessions.len()) })
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{g.requests, g.unmatched, g.recErrors, sessions} {
+		for _, c := range []prometheus.Collector{g.requests, g.unmatched, g.recErrors, sessions, g.unbuffered, buffered} {
 			cfg.Registerer.MustRegister(c)
 		}
 	}
@@ -270,17 +287,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ct := r.Header.Get("Content-Type")
 		if r.ContentLength >= 0 && r.ContentLength <= MaxParamBody && (!strings.Contains(ct, "octet-stream") || s3Config) &&
 			r.Header.Get("Content-Encoding") != "aws-chunked" {
-			b, err := io.ReadAll(io.LimitReader(r.Body, MaxParamBody+1))
+			b, release, ok, err := g.readParams(r)
 			if err != nil {
 				http.Error(w, "reading the request body failed", http.StatusBadRequest)
 				return
 			}
-			if len(b) > MaxParamBody {
-				r.Body = readCloser{io.MultiReader(bytes.NewReader(b), r.Body), r.Body}
-			} else {
+			defer release()
+			if ok {
 				body = b
 				r.Body = io.NopCloser(bytes.NewReader(b))
-				r.ContentLength = int64(len(b))
 			}
 			if body != nil && strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 				if f, err := url.ParseQuery(string(body)); err == nil {
@@ -433,11 +448,6 @@ func (g *Gateway) record(r *http.Request, sc scope, c call, st *state, body []by
 		return false
 	}
 	return true
-}
-
-type readCloser struct {
-	io.Reader
-	io.Closer
 }
 
 func restJSONBody(svc *routes.Service, r *http.Request) bool {

@@ -242,6 +242,10 @@ func (s *RemoteSink) try(ctx context.Context, body []byte, hash string) (*import
 	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", ImportTarget)
+	// Declared, the hash lets the server check the signature before it
+	// reads the body: the call is not held to its budget for bodies it
+	// must read to verify (docs/security.md).
+	req.Header.Set("X-Amz-Content-Sha256", hash)
 	if err := s.signer.SignHTTP(ctx, creds, req, hash, "cloudtrail", s.cfg.Region, s.now()); err != nil {
 		return nil, fmt.Errorf("ImportRecords: signing: %w", err)
 	}

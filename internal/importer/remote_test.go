@@ -75,10 +75,14 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.Errorf("X-Amz-Date %q (%v)", r.Header.Get("X-Amz-Date"), err)
 		}
 		again, _ := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
-		for _, h := range []string{"Content-Type", "X-Amz-Target"} {
+		for _, h := range []string{"Content-Type", "X-Amz-Target", "X-Amz-Content-Sha256"} {
 			again.Header.Set(h, r.Header.Get(h))
 		}
 		sum := sha256.Sum256(body)
+		// Declared, so the server checks the signature before the body.
+		if got := r.Header.Get("X-Amz-Content-Sha256"); got != hex.EncodeToString(sum[:]) {
+			t.Errorf("X-Amz-Content-Sha256 = %q; want the body's SHA-256", got)
+		}
 		creds, _ := testCreds.Retrieve(context.Background())
 		if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, hex.EncodeToString(sum[:]), "cloudtrail", "eu-west-3", when); err != nil {
 			t.Fatal(err)

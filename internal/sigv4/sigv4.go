@@ -196,45 +196,20 @@ type Result struct {
 
 // Verify checks r's signature over body (the whole request body, already
 // read). On failure it returns an *Error.
+//
+// The payload hash is as AWS computes it: S3 (service s3) takes the
+// X-Amz-Content-Sha256 header, UNSIGNED-PAYLOAD and STREAMING-* included,
+// and refuses a body that does not match a declared hash with
+// XAmzContentSHA256Mismatch; every other service signs the SHA-256 of the
+// body, so a request signed over UNSIGNED-PAYLOAD, STREAMING-* or another
+// body's hash gets InvalidSignatureException, the signature not matching.
+// For those services cairn refuses such an X-Amz-Content-Sha256 header
+// even when it is not signed (AWS would ignore it): no body is accepted
+// beside a header that describes another.
 func (v *Verifier) Verify(r *http.Request, body []byte) (Result, error) {
-	a, err := Parse(r)
+	a, secret, err := v.prepare(r)
 	if err != nil {
 		return Result{}, err
-	}
-	now := time.Now()
-	if v.Now != nil {
-		now = v.Now()
-	}
-	now = now.UTC()
-	skew := v.MaxSkew
-	if skew <= 0 {
-		skew = 15 * time.Minute
-	}
-	if a.Presigned {
-		if a.Time.After(now.Add(skew)) {
-			return Result{}, invalid("Signature not yet current: %s is still later than %s (%s + %d min.)",
-				a.Time.Format(amzDateFormat), now.Add(skew).Format(amzDateFormat), now.Format(amzDateFormat), int(skew/time.Minute))
-		}
-		if now.After(a.Time.Add(a.Expires)) {
-			return Result{}, invalid("Signature expired: %s is now earlier than %s (%s - %d sec.)",
-				a.Time.Add(a.Expires).Format(amzDateFormat), now.Format(amzDateFormat), now.Format(amzDateFormat), int(a.Expires/time.Second))
-		}
-	} else {
-		if a.Time.Before(now.Add(-skew)) {
-			return Result{}, invalid("Signature expired: %s is now earlier than %s (%s - %d min.)",
-				a.Time.Format(amzDateFormat), now.Add(-skew).Format(amzDateFormat), now.Format(amzDateFormat), int(skew/time.Minute))
-		}
-		if a.Time.After(now.Add(skew)) {
-			return Result{}, invalid("Signature not yet current: %s is still later than %s (%s + %d min.)",
-				a.Time.Format(amzDateFormat), now.Add(skew).Format(amzDateFormat), now.Format(amzDateFormat), int(skew/time.Minute))
-		}
-	}
-	if !contains(a.SignedHeaders, "host") {
-		return Result{}, invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
-	}
-	secret, ok := v.Secret(a.AccessKeyID)
-	if !ok {
-		return Result{}, errUnknown
 	}
 	payload, err := payloadHash(r, body, &a)
 	if err != nil {
@@ -248,21 +223,126 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Result, error) {
 		Time: a.Time, Presigned: a.Presigned}, nil
 }
 
-func payloadHash(r *http.Request, body []byte, a *Auth) (string, error) {
+// VerifyHeader checks what of r's signature can be checked before its body
+// is read, so that a server reads bodies only of callers it can name: the
+// signature's form, its time, that the key exists, and, when the request
+// declares its payload hash (X-Amz-Content-Sha256 holding a lowercase hex
+// SHA-256, or for S3 UNSIGNED-PAYLOAD or STREAMING-*), the signature over
+// that hash: verified then reports that the signature is right, and Verify
+// must still check the body against the hash. Without a declared hash
+// (botocore's JSON clients send none) the signature covers the body's
+// hash and only Verify can check it. A request to a service other than S3
+// that declares UNSIGNED-PAYLOAD or STREAMING-* cannot be right (those
+// services sign the body's hash) and is refused here. Failures are
+// *Error values, the ones Verify would return.
+func (v *Verifier) VerifyHeader(r *http.Request) (verified bool, err error) {
+	a, secret, err := v.prepare(r)
+	if err != nil {
+		return false, err
+	}
 	declared := r.Header.Get("X-Amz-Content-Sha256")
+	special := declared == UnsignedPayload || strings.HasPrefix(declared, streamingPrefix)
+	var payload string
+	switch {
+	case special && a.Service != "s3":
+		return false, errMatch
+	case special, isHash(declared):
+		payload = declared
+	case declared == "" && a.Presigned && a.Service == "s3":
+		payload = UnsignedPayload
+	default:
+		return false, nil
+	}
+	want := Signature(secret, &a, CanonicalRequest(r, &a, payload))
+	if !hmac.Equal([]byte(want), []byte(strings.ToLower(a.Signature))) {
+		return false, errMatch
+	}
+	return true, nil
+}
+
+// prepare parses r's signature and checks everything but the signature
+// itself, returning the key's secret.
+func (v *Verifier) prepare(r *http.Request) (Auth, string, error) {
+	a, err := Parse(r)
+	if err != nil {
+		return a, "", err
+	}
+	now := time.Now()
+	if v.Now != nil {
+		now = v.Now()
+	}
+	now = now.UTC()
+	skew := v.MaxSkew
+	if skew <= 0 {
+		skew = 15 * time.Minute
+	}
+	if a.Presigned {
+		if a.Time.After(now.Add(skew)) {
+			return a, "", invalid("Signature not yet current: %s is still later than %s (%s + %d min.)",
+				a.Time.Format(amzDateFormat), now.Add(skew).Format(amzDateFormat), now.Format(amzDateFormat), int(skew/time.Minute))
+		}
+		if now.After(a.Time.Add(a.Expires)) {
+			return a, "", invalid("Signature expired: %s is now earlier than %s (%s - %d sec.)",
+				a.Time.Add(a.Expires).Format(amzDateFormat), now.Format(amzDateFormat), now.Format(amzDateFormat), int(a.Expires/time.Second))
+		}
+	} else {
+		if a.Time.Before(now.Add(-skew)) {
+			return a, "", invalid("Signature expired: %s is now earlier than %s (%s - %d min.)",
+				a.Time.Format(amzDateFormat), now.Add(-skew).Format(amzDateFormat), now.Format(amzDateFormat), int(skew/time.Minute))
+		}
+		if a.Time.After(now.Add(skew)) {
+			return a, "", invalid("Signature not yet current: %s is still later than %s (%s + %d min.)",
+				a.Time.Format(amzDateFormat), now.Add(skew).Format(amzDateFormat), now.Format(amzDateFormat), int(skew/time.Minute))
+		}
+	}
+	if !contains(a.SignedHeaders, "host") {
+		return a, "", invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+	}
+	secret, ok := v.Secret(a.AccessKeyID)
+	if !ok {
+		return a, "", errUnknown
+	}
+	return a, secret, nil
+}
+
+// payloadHash is the payload hash of r's canonical request (see Verify).
+func payloadHash(r *http.Request, body []byte, a *Auth) (string, error) {
+	sum := sha256.Sum256(body)
+	h := hex.EncodeToString(sum[:])
+	declared := r.Header.Get("X-Amz-Content-Sha256")
+	if a.Service != "s3" {
+		// AWS would find the signature wrong; cairn refuses these
+		// even when the header was not signed.
+		if declared == UnsignedPayload || strings.HasPrefix(declared, streamingPrefix) || isHash(declared) && declared != h {
+			return "", errMatch
+		}
+		return h, nil
+	}
 	switch {
 	case declared == UnsignedPayload || strings.HasPrefix(declared, streamingPrefix):
 		return declared, nil
-	case declared == "" && a.Presigned && a.Service == "s3":
+	case declared == "" && a.Presigned:
 		return UnsignedPayload, nil
 	}
-	sum := sha256.Sum256(body)
-	h := hex.EncodeToString(sum[:])
 	if declared != "" && !strings.EqualFold(declared, h) {
 		return "", &Error{Code: "XAmzContentSHA256Mismatch", Status: http.StatusBadRequest,
 			Message: "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	}
 	return h, nil
+}
+
+// isHash reports whether s is a SHA-256 in lowercase hex, as signers
+// write it.
+func isHash(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // CanonicalRequest builds the SigV4 canonical request of r for a.

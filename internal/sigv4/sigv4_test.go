@@ -139,6 +139,12 @@ func TestErrors(t *testing.T) {
 		v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: key, SecretAccessKey: secret},
 			r, hashOf(""), "cloudtrail", "us-east-1", at)
 	}
+	// signPayload signs r as a client declaring payload as its hash.
+	signPayload := func(r *http.Request, service, payload string) {
+		r.Header.Set("X-Amz-Content-Sha256", payload)
+		v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret},
+			r, payload, service, "us-east-1", now)
+	}
 	for _, tc := range []struct {
 		name  string
 		setup func(r *http.Request)
@@ -169,7 +175,15 @@ func TestErrors(t *testing.T) {
 		{"wrong secret", func(r *http.Request) {
 			v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: "nope"}, r, hashOf(""), "cloudtrail", "us-east-1", now)
 		}, "InvalidSignatureException", "does not match"},
-		{"content hash mismatch", func(r *http.Request) { sign(r, now, akid); r.Header.Set("X-Amz-Content-Sha256", hashOf("x")) }, "XAmzContentSHA256Mismatch", "x-amz-content-sha256"},
+		// Item 11 of issue 11: the JSON services sign the body's hash.
+		{"content hash mismatch", func(r *http.Request) { sign(r, now, akid); r.Header.Set("X-Amz-Content-Sha256", hashOf("x")) }, "InvalidSignatureException", "does not match"},
+		{"signed content hash mismatch", func(r *http.Request) { signPayload(r, "cloudtrail", hashOf("x")) }, "InvalidSignatureException", "does not match"},
+		{"unsigned payload", func(r *http.Request) { signPayload(r, "cloudtrail", UnsignedPayload) }, "InvalidSignatureException", "does not match"},
+		{"unsigned payload, cloudtrail-data", func(r *http.Request) { signPayload(r, "cloudtrail-data", UnsignedPayload) }, "InvalidSignatureException", "does not match"},
+		{"streaming payload", func(r *http.Request) { signPayload(r, "cloudtrail", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") }, "InvalidSignatureException", "does not match"},
+		{"streaming unsigned trailer", func(r *http.Request) { signPayload(r, "cloudtrail", "STREAMING-UNSIGNED-PAYLOAD-TRAILER") }, "InvalidSignatureException", "does not match"},
+		{"unsigned header after signing", func(r *http.Request) { sign(r, now, akid); r.Header.Set("X-Amz-Content-Sha256", UnsignedPayload) }, "InvalidSignatureException", "does not match"},
+		{"s3 content hash mismatch", func(r *http.Request) { signPayload(r, "s3", hashOf("x")) }, "XAmzContentSHA256Mismatch", "x-amz-content-sha256"},
 		{"presigned expired", func(r *http.Request) {
 			u, _, _ := v4.NewSigner().PresignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret},
 				httptest.NewRequest("GET", "http://h/?X-Amz-Expires=60", nil), hashOf(""), "cloudtrail", "us-east-1", now.Add(-2*time.Minute))
@@ -187,8 +201,70 @@ func TestErrors(t *testing.T) {
 			if !ok || e.Code != tc.code || !strings.Contains(e.Message, tc.msg) {
 				t.Errorf("Verify = %v; want %s containing %q", err, tc.code, tc.msg)
 			}
+			// VerifyHeader gives the same error, or none when only the
+			// body can tell.
+			if _, err := verifier(now).VerifyHeader(r); err != nil && err.Error() != e.Error() {
+				t.Errorf("VerifyHeader = %v; want nil or %v", err, e)
+			}
 		})
 	}
+}
+
+// TestVerifyHeader: what can be refused before the body is read is, and
+// what VerifyHeader passes as verified Verify still checks against the
+// body.
+func TestVerifyHeader(t *testing.T) {
+	now := time.Date(2024, 1, 1, 0, 10, 0, 0, time.UTC)
+	const body = `{"Records":[]}`
+	sign := func(service, key, sec, payload string, header bool) *http.Request {
+		r := httptest.NewRequest("POST", "http://h/", strings.NewReader(body))
+		if header {
+			r.Header.Set("X-Amz-Content-Sha256", payload)
+		}
+		v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: key, SecretAccessKey: sec}, r, payload, service, "us-east-1", now)
+		return r
+	}
+	for _, tc := range []struct {
+		name     string
+		r        *http.Request
+		verified bool
+		code     string // VerifyHeader's error; "" for none
+		bodyCode string // Verify's error with the body; "" for none
+	}{
+		{"declared hash", sign("cloudtrail", akid, secret, hashOf(body), true), true, "", ""},
+		{"declared hash, data plane", sign("cloudtrail-data", akid, secret, hashOf(body), true), true, "", ""},
+		{"no header (botocore)", sign("cloudtrail", akid, secret, hashOf(body), false), false, "", ""},
+		{"declared hash, wrong secret", sign("cloudtrail", akid, "nope", hashOf(body), true), false, "InvalidSignatureException", "InvalidSignatureException"},
+		{"no header, wrong secret", sign("cloudtrail", akid, "nope", hashOf(body), false), false, "", "InvalidSignatureException"},
+		{"unknown key", sign("cloudtrail", "AKIANOBODY", secret, hashOf(body), false), false, "UnrecognizedClientException", "UnrecognizedClientException"},
+		{"declared hash of another body", sign("cloudtrail", akid, secret, hashOf("{}"), true), true, "", "InvalidSignatureException"},
+		{"unsigned payload", sign("cloudtrail", akid, secret, UnsignedPayload, true), false, "InvalidSignatureException", "InvalidSignatureException"},
+		{"streaming", sign("cloudtrail", akid, secret, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", true), false, "InvalidSignatureException", "InvalidSignatureException"},
+		{"s3 unsigned payload", sign("s3", akid, secret, UnsignedPayload, true), true, "", ""},
+		{"s3 declared hash of another body", sign("s3", akid, secret, hashOf("{}"), true), true, "", "XAmzContentSHA256Mismatch"},
+		{"uppercase hash", sign("cloudtrail", akid, secret, strings.ToUpper(hashOf(body)), true), false, "", "InvalidSignatureException"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := verifier(now)
+			verified, err := v.VerifyHeader(tc.r)
+			if code := errCode(err); verified != tc.verified || code != tc.code {
+				t.Errorf("VerifyHeader = %v, %v; want %v, %q", verified, err, tc.verified, tc.code)
+			}
+			if _, err := v.Verify(tc.r, []byte(body)); errCode(err) != tc.bodyCode {
+				t.Errorf("Verify = %v; want %q", err, tc.bodyCode)
+			}
+		})
+	}
+}
+
+func errCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	if e, ok := err.(*Error); ok {
+		return e.Code
+	}
+	return err.Error()
 }
 
 func FuzzVerify(f *testing.F) {
@@ -203,6 +279,11 @@ func FuzzVerify(f *testing.F) {
 		if _, err := v.Verify(r, []byte("body")); err != nil {
 			if _, ok := err.(*Error); !ok {
 				t.Errorf("error %T is not *Error", err)
+			}
+		}
+		if verified, err := v.VerifyHeader(r); err != nil {
+			if _, ok := err.(*Error); !ok || verified {
+				t.Errorf("VerifyHeader = %v, %T; want false, *Error", verified, err)
 			}
 		}
 	})
