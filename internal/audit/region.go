@@ -1,5 +1,7 @@
 package audit
 
+import "fmt"
+
 // MaxRegionLen bounds a region name. AWS's longest today is 15 bytes
 // (us-isof-south-1); 32 leaves room for new partitions.
 const MaxRegionLen = 32
@@ -45,4 +47,19 @@ func ValidRegion(s string) bool {
 		return false
 	}
 	return words >= 2
+}
+
+// CheckRegion returns nil when region is ValidRegion, else an error
+// wrapping ErrInvalidRecord that quotes it (clipped to 64 bytes). Doors
+// that take whole records from outside (imports) refuse a record with it:
+// a region that is no region would become a log key's folder, and no
+// caller could ever sign a lookup for it.
+func CheckRegion(region string) error {
+	if ValidRegion(region) {
+		return nil
+	}
+	if len(region) > 64 {
+		region = region[:64] + "..."
+	}
+	return fmt.Errorf("%w: awsRegion %q is not an AWS region", ErrInvalidRecord, region)
 }
