@@ -83,9 +83,12 @@ type backoff struct {
 // Delivery limits: records read from the feed at a time, and the JSON
 // size at which a log file is cut (AWS caps files at 50 MB compressed).
 const (
-	feedBatch    = 20000
-	maxFileBytes = 64 << 20
-	maxBackoff   = 5 * time.Minute
+	// setAsideVisible is how long LatestDeliveryError shows the code of
+	// the latest set-aside.
+	setAsideVisible = 24 * time.Hour
+	feedBatch       = 20000
+	maxFileBytes    = 64 << 20
+	maxBackoff      = 5 * time.Minute
 )
 
 // Run delivers every Interval until ctx ends, then delivers once more
@@ -408,7 +411,10 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 			return nil // deleted meanwhile
 		}
 		cur.LatestDeliveryAttemptTime = now
-		cur.SetAside += out.setAside
+		if out.setAside > 0 {
+			cur.SetAside += out.setAside
+			cur.SetAsideCode, cur.SetAsideTime = out.code, now
+		}
 		if out.err != nil {
 			cur.LatestDeliveryError = code
 			// Remember what this attempt wrote, so that the retry
@@ -433,6 +439,12 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 		// for drainWindow after it.
 		if cur.Draining && now.After(cur.StopLoggingTime.Add(drainWindow)) {
 			cur.Draining = false
+		}
+		// Records set aside are never delivered: the status says so for
+		// a day, whatever the rounds after; a transient error clears
+		// with the first clean round.
+		if code == "" && cur.SetAsideCode != "" && now.Sub(cur.SetAsideTime) < setAsideVisible {
+			code = cur.SetAsideCode
 		}
 		cur.LatestDeliveryError = code
 		cur.LatestDeliveryTime = now

@@ -163,8 +163,18 @@ func TestUndeliverableRecordIsSetAside(t *testing.T) {
 			if got, files := e.names(t); got != "After,Before,Later" || files != 3 {
 				t.Errorf("after a restart: delivered %q in %d files", got, files)
 			}
-			if tr := e.trail(t); tr.LatestDeliveryError != "" || tr.SetAside != 1 {
+			// The set-aside stays visible for a day, clean rounds or not.
+			if tr := e.trail(t); tr.LatestDeliveryError != "InvalidArgument" || tr.SetAside != 1 {
 				t.Errorf("after a clean round: error %q, set aside %d", tr.LatestDeliveryError, tr.SetAside)
+			}
+			e.now = e.now.Add(setAsideVisible)
+			e.add(t, "us-east-1", "NextDay")
+			e.round()
+			if got, files := e.names(t); got != "After,Before,Later,NextDay" || files != 4 {
+				t.Errorf("the next day: delivered %q in %d files", got, files)
+			}
+			if tr := e.trail(t); tr.LatestDeliveryError != "" || tr.SetAside != 1 {
+				t.Errorf("a day later: error %q, set aside %d", tr.LatestDeliveryError, tr.SetAside)
 			}
 		})
 	}

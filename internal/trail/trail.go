@@ -71,6 +71,11 @@ type Trail struct {
 	// behind for good (their log key was refused): they stay in the
 	// store, logged and counted, and never block the records after them.
 	SetAside int64 `json:"setAside,omitempty"`
+	// SetAsideCode and SetAsideTime are the error code and time of the
+	// latest set-aside: LatestDeliveryError shows the code for
+	// setAsideVisible after it, clean deliveries or not.
+	SetAsideCode string    `json:"setAsideCode,omitempty"`
+	SetAsideTime time.Time `json:"setAsideTime,omitzero"`
 
 	// org is the organization of an organization trail (from the config).
 	org *Organization
