@@ -49,7 +49,9 @@ func signedCall(t *testing.T, endpoint, service, target, path, body, region stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var e struct{ Type string `json:"__type"` }
+	var e struct {
+		Type string `json:"__type"`
+	}
 	json.Unmarshal(b, &e)
 	return resp.StatusCode, e.Type
 }
