@@ -184,8 +184,9 @@ func TestImportRefusesInvalidRegions(t *testing.T) {
 		"--output", "json", dir + "/logs"}, &stdout, &stderr)
 	check("offline", code, stdout.String(), stderr.String())
 
-	// Through the server, into a fresh data dir.
-	ts := startServer(t, cfg, "")
+	// Through the server, into a fresh data dir; then into a CloudTrail
+	// Lake event data store (StartImport reads the files the same way).
+	ts := startServer(t, cfg+"lake:\n  import_roots: ["+dir+"]\n", "")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAALICE00000000001")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "alice-secret-key")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
@@ -195,6 +196,19 @@ func TestImportRefusesInvalidRegions(t *testing.T) {
 	code = run(context.Background(), []string{"import", "--endpoint-url", ts.endpoint, "--region", "us-east-1", "--no-progress",
 		"--output", "json", dir + "/logs"}, &stdout, &stderr)
 	check("through the server", code, stdout.String(), stderr.String())
+	eds, err := alice(ts).CreateEventDataStore(context.Background(), &cloudtrail.CreateEventDataStoreInput{Name: aws.String("imports"),
+		RetentionPeriod: aws.Int32(3653), StartIngestion: aws.Bool(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_REGION", "us-east-1")
+	stdout.Reset()
+	stderr.Reset()
+	code = run(context.Background(), []string{"import", "--endpoint-url", ts.endpoint, "--into", aws.ToString(eds.EventDataStoreArn),
+		dir + "/logs"}, &stdout, &stderr)
+	if want := fmt.Sprintf("events %d\tfailed %d", len(good), len(hostileRegions)); code != 1 || !strings.Contains(stdout.String(), want) {
+		t.Errorf("import --into a Lake store: exit %d, %s%s; want %q", code, stdout.String(), stderr.String(), want)
+	}
 	ts.stop()
 	for _, d := range []string{dataDir, ts.dataDir} {
 		n := 0
