@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 func main() {
@@ -97,9 +99,13 @@ func readAll(root string) []tmpl {
 		}
 		for _, raw := range c.Records {
 			var m struct {
-				EventID string `json:"eventID"`
+				EventID   string `json:"eventID"`
+				AWSRegion string `json:"awsRegion"`
 			}
 			json.Unmarshal(raw, &m)
+			if !audit.ValidRegion(m.AWSRegion) {
+				continue // a publisher's made-up region: imports refuse it
+			}
 			compact := new(bytes.Buffer)
 			json.Compact(compact, raw)
 			b := compact.Bytes()

@@ -184,7 +184,8 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	go func() { janDone <- jan.Run(janCtx) }()
 	delCtx, stopDelivery := context.WithCancel(context.Background())
 	delDone := make(chan struct{})
-	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.get, Interval: cfg.Delivery.Interval, Logger: log, Observer: digests}
+	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.get, Interval: cfg.Delivery.Interval, Logger: log, Observer: digests,
+		Registerer: reg}
 	go func() { deliverer.Run(delCtx); close(delDone) }()
 	digCtx, stopDigests := context.WithCancel(context.Background())
 	digDone := make(chan struct{})

@@ -37,7 +37,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	startS := fs.String("start-time", "", "validate files delivered on or after this UTC time, e.g. 2026-01-08T05:21:42Z (required)")
 	endS := fs.String("end-time", "", "validate files delivered on or before this UTC time (default: now)")
 	s3Bucket := fs.String("s3-bucket", "", "bucket of the digests (default: the trail's, from DescribeTrails)")
-	s3Prefix := fs.String("s3-prefix", "", "key prefix of the digests (default: the trail's)")
+	s3Prefix := fs.String("s3-prefix", "", "key prefix of the digests (default: the trail's; honoured without --s3-bucket too)")
 	account := fs.String("account-id", "", "account whose files to validate (organization trails)")
 	orgID := fs.String("organization-id", "", "organization ID of an organization trail (cairn has no Organizations API)")
 	verbose := fs.Bool("verbose", false, "print every valid file too")
@@ -106,11 +106,20 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		Account: *account, SourceRegion: srcRegion, OrganizationID: *orgID, Verbose: *verbose,
 		Stdout: stdout, Stderr: stderr, PublicKeys: src.publicKeys, ReportUnlisted: *unlisted}
 	if v.Bucket == "" {
+		// The bucket (and, unless --s3-prefix names one, the prefix)
+		// of the trail, as the AWS CLI documents it. Its code (awscli
+		// customizations/cloudtrail/validation.py) takes the trail's
+		// prefix even when --s3-prefix is given without --s3-bucket,
+		// silently validating another folder than the one asked for;
+		// cairn honours the flag.
 		t, err := src.trail(ctx, *arn)
 		if err != nil {
 			return fail(err)
 		}
-		v.Bucket, v.Prefix = t.S3BucketName, t.S3KeyPrefix
+		v.Bucket = t.S3BucketName
+		if *s3Prefix == "" {
+			v.Prefix = t.S3KeyPrefix
+		}
 		if t.IsOrganizationTrail {
 			if *account == "" {
 				return fail(errors.New("Missing required parameter for organization trail: '--account-id'"))

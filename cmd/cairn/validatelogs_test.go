@@ -232,6 +232,15 @@ delivery:
 		t.Errorf("intact chain: problems reported:\n%s", e)
 	}
 	_, intactOut, _ := ours()
+	// --s3-prefix without --s3-bucket names the folder in the trail's
+	// bucket, as the AWS CLI documents it (its code takes the trail's
+	// prefix instead, validating another folder than the one asked for).
+	if code, o, e := ours("--s3-prefix", "team"); code != 0 || o != intactOut || e != "" {
+		t.Errorf("--s3-prefix team (the trail's) = %d\n%s\n%s", code, o, e)
+	}
+	if code, o, e := ours("--s3-prefix", "elsewhere"); strings.Contains(o, intact) || !strings.Contains(o, "No digests found") {
+		t.Errorf("--s3-prefix elsewhere (no digests there) = %d\n%s\n%s; want the folder asked for, not the trail's", code, o, e)
+	}
 	if code, o, e := ours("--report-unlisted"); code != 0 || e != "" || !strings.Contains(o, "\n0 log files not named by any digest\n") {
 		t.Errorf("intact, --report-unlisted = %d\n%s\n%s", code, o, e)
 	}

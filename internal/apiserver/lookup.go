@@ -214,6 +214,9 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 	recs := make([]audit.Record, 0, len(in.Records))
 	for i, raw := range in.Records {
 		rec, err := audit.Extract([]byte(raw))
+		if err == nil {
+			err = audit.CheckRegion(rec.Region)
+		}
 		switch {
 		case err != nil:
 			out.Failed = append(out.Failed, importFailure{i, "InvalidRecord", err.Error()})

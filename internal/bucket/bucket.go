@@ -76,10 +76,15 @@ const metaSuffix = ".metadata.json"
 func (l *Local) Name() string { return l.name }
 
 // Put writes the object through a temporary file and a rename, so a reader
-// never sees half an object, and syncs it.
+// never sees half an object, and syncs it. A key the folder cannot hold
+// (ValidKey) is refused with a *CodeError wrapping ErrKeyRefused.
 func (l *Local) Put(_ context.Context, key string, body []byte, _ string, metadata map[string]string) error {
 	if !ValidKey(key) || strings.HasSuffix(key, metaSuffix) {
-		return fmt.Errorf("bucket %s: invalid key %q", l.name, key)
+		code := "InvalidArgument"
+		if len(key) > 1024 {
+			code = "KeyTooLongError"
+		}
+		return &CodeError{Code: code, Err: fmt.Errorf("bucket %s: invalid key %q: %w", l.name, clip(key), ErrKeyRefused)}
 	}
 	path := filepath.Join(l.dir, filepath.FromSlash(key))
 	if len(metadata) > 0 {
@@ -211,4 +216,11 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+func clip(s string) string {
+	if len(s) > 256 {
+		return s[:256] + "..."
+	}
+	return s
 }

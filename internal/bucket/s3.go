@@ -59,7 +59,8 @@ func NewS3(name string, opts S3Options) *S3 {
 // Name returns the bucket's name.
 func (b *S3) Name() string { return b.name }
 
-// Put writes the object with PutObject.
+// Put writes the object with PutObject. Errors about the key wrap
+// ErrKeyRefused, other refusals ErrRequestRefused (classifyPut).
 func (b *S3) Put(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string) error {
 	in := &s3.PutObjectInput{
 		Bucket: aws.String(b.name), Key: aws.String(key), Body: bytes.NewReader(body),
@@ -69,7 +70,7 @@ func (b *S3) Put(ctx context.Context, key string, body []byte, contentType strin
 		in.ContentType = aws.String(contentType)
 	}
 	if _, err := b.client.PutObject(ctx, in); err != nil {
-		return fmt.Errorf("bucket %s: put %s: %w", b.name, key, b.wrap(err))
+		return fmt.Errorf("bucket %s: put %s: %w", b.name, key, classifyPut(b.wrap(err)))
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
@@ -217,7 +218,10 @@ func (w *Writer) WriteDue(ctx context.Context) {
 	}
 	w.mu.Lock()
 	for _, t := range trails {
-		if t.Logging && t.LogFileValidationEnabled {
+		// A trail homed in a region that is no region (created before
+		// regions were validated) gets no home-region chain: its digest
+		// keys could not be written.
+		if t.Logging && t.LogFileValidationEnabled && audit.ValidRegion(t.HomeRegion) {
 			for _, acct := range t.Accounts() {
 				w.chainLocked(&t, acct, t.HomeRegion)
 			}
@@ -280,7 +284,8 @@ func (w *Writer) WriteDue(ctx context.Context) {
 		err := w.writeDigest(ctx, &t, &snap, now)
 		if err != nil {
 			w.log().Warn("digest: delivery failed", "trail", t.ARN(), "account", snap.Account, "region", snap.Region, "err", err)
-			if serr := w.Trails.SetDigestStatus(t.ARN(), now, err.Error()); serr != nil {
+			// The status gets an S3-style code, never raw text.
+			if serr := w.Trails.SetDigestStatus(t.ARN(), now, bucket.ErrorCode(err)); serr != nil {
 				w.log().Error("digest: saving the digest status", "err", serr)
 			}
 			continue
@@ -311,7 +316,7 @@ func (w *Writer) WriteDue(ctx context.Context) {
 func (w *Writer) writeDigest(ctx context.Context, t *trail.Trail, c *chainState, end time.Time) error {
 	b, ok := w.Bucket(t.S3BucketName)
 	if !ok {
-		return fmt.Errorf("NoSuchBucket: bucket %s is not configured", t.S3BucketName)
+		return &bucket.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
 	}
 	k, err := w.Keys.Current(c.Region, end)
 	if err != nil {

@@ -10,26 +10,45 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
-// gathered returns the value of an unlabelled counter or gauge of reg.
-func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// gathered returns the value of a counter or gauge of reg: the unlabelled
+// one, or with a reason, the one labelled reason=reason[0] (0 when absent).
+func gathered(t *testing.T, reg *prometheus.Registry, name string, reason ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(reason) > 0 && !hasLabel(m.GetLabel(), "reason", reason[0]) || len(reason) == 0 && len(mf.GetMetric()) != 1 {
+				continue
+			}
 			if c := m.GetCounter(); c != nil {
 				return c.GetValue()
 			}
 			return m.GetGauge().GetValue()
 		}
 	}
+	if len(reason) > 0 {
+		return 0
+	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+func hasLabel(ls []*dto.LabelPair, name, value string) bool {
+	for _, l := range ls {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
 }
 
 // TestBufferedBodyBudget is issue 11 item 4 at the gateway, which

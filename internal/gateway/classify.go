@@ -6,20 +6,39 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/gateway/routes"
 )
 
 // scope is what a request's SigV4 credential scope says.
 type scope struct {
 	accessKey, region, service string
+	// sigv4 is set when the request carries a SigV4 credential
+	// (Authorization header or presigned X-Amz-Credential), presigned
+	// when it is a presigned URL's.
+	sigv4, presigned bool
 }
+
+// valid reports whether a SigV4 credential, when there is one, is a
+// well-formed scope of an AWS region (audit.ValidRegion): the region a
+// call is recorded in comes from it. Unsigned and SigV2 calls have no
+// scope and are recorded in us-east-1.
+func (sc scope) valid() bool {
+	return !sc.sigv4 || sc.service != "" && audit.ValidRegion(sc.region)
+}
+
+// sigv4Algorithm is SigV4's; SigV4a (AWS4-ECDSA-P256-SHA256) scopes no
+// region (X-Amz-Region-Set names them) and is recorded in us-east-1.
+const sigv4Algorithm = "AWS4-HMAC-SHA256"
 
 // credentialScope reads the scope from the Authorization header
 // (AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request) or a
 // presigned URL's X-Amz-Credential; SigV2 presigned URLs give the key only.
 func credentialScope(r *http.Request, q url.Values) scope {
 	cred := ""
+	sigv4, presigned := false, false
 	if a := r.Header.Get("Authorization"); a != "" {
+		sigv4 = strings.HasPrefix(a, sigv4Algorithm+" ")
 		if i := strings.Index(a, "Credential="); i >= 0 {
 			cred = a[i+len("Credential="):]
 			if j := strings.IndexAny(cred, ", "); j >= 0 {
@@ -29,19 +48,18 @@ func credentialScope(r *http.Request, q url.Values) scope {
 			k, _, _ := strings.Cut(a[4:], ":")
 			return scope{accessKey: k}
 		}
-	} else if c := q.Get("X-Amz-Credential"); c != "" {
-		cred = c
+	} else if c := q.Get("X-Amz-Credential"); c != "" || q.Has("X-Amz-Algorithm") {
+		alg := q.Get("X-Amz-Algorithm")
+		cred, sigv4, presigned = c, alg == sigv4Algorithm || alg == "", true
 	} else if k := q.Get("AWSAccessKeyId"); k != "" {
 		return scope{accessKey: k}
 	}
 	p := strings.Split(cred, "/")
-	if len(p) != 5 {
-		if len(p) > 0 {
-			return scope{accessKey: p[0]}
-		}
-		return scope{}
+	if len(p) != 5 || p[3] == "" {
+		// Malformed: the key alone (valid reports it).
+		return scope{accessKey: p[0], sigv4: sigv4, presigned: presigned}
 	}
-	return scope{accessKey: p[0], region: p[2], service: p[3]}
+	return scope{accessKey: p[0], region: p[2], service: p[3], sigv4: sigv4, presigned: presigned}
 }
 
 // call is a classified request.

@@ -91,6 +91,7 @@ type Gateway struct {
 	requests   *prometheus.CounterVec
 	unmatched  prometheus.Counter
 	recErrors  prometheus.Counter
+	refused    *prometheus.CounterVec
 	bodies     bodyBudget
 	unbuffered prometheus.Counter
 }
@@ -174,6 +175,9 @@ func New(cfg Config) (*Gateway, error) {
 	g.recErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_gateway_record_errors_total", Help: "Records the gateway could not hand to the pipeline.",
 	})
+	g.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_gateway_refused_total", Help: "Calls the gateway refused at the door, neither forwarded nor recorded, by reason.",
+	}, []string{"reason"})
 	g.unbuffered = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_gateway_unbuffered_bodies_total",
 		Help: "Request bodies forwarded unread, their calls recorded without body parameters, because gateway.max_buffered_body_mb was in use.",
@@ -185,7 +189,7 @@ func New(cfg Config) (*Gateway, error) {
 		Name: "cairn_gateway_sessions", Help: "STS credentials the gateway remembers (their calls are recorded as their session).",
 	}, func() float64 { return float64(g.sessions.len()) })
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{g.requests, g.unmatched, g.recErrors, sessions, g.unbuffered, buffered} {
+		for _, c := range []prometheus.Collector{g.requests, g.unmatched, g.recErrors, g.refused, sessions, g.unbuffered, buffered} {
 			cfg.Registerer.MustRegister(c)
 		}
 	}
@@ -274,11 +278,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.cfg.Now()
 	q := r.URL.Query()
 	sc := credentialScope(r, q)
+	svc := routes.Lookup(sc.service)
+	if !sc.valid() {
+		// Refused at the door: not forwarded, not recorded (AWS records
+		// no call that fails authentication). Logged with the region
+		// quoted and clipped, counted.
+		f := scopeRefusal(sc, svc)
+		g.cfg.Logger.Warn("gateway: refused a call whose credential scope names no region",
+			"region", truncate(sc.region, 64), "service", truncate(sc.service, 64), "source_ip", g.sourceIP(r), "code", f.code)
+		g.refuse(w, r, svc, f)
+		return
+	}
 	up := g.cfg.Upstreams[sc.service]
 	if up == nil {
 		up = g.cfg.Upstreams["default"]
 	}
-	svc := routes.Lookup(sc.service)
 	// Bounded read of JSON/query bodies for requestParameters.
 	var body []byte
 	form := q

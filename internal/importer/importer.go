@@ -510,12 +510,16 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 
 // extract indexes a record. A line of lookup-events output saved one event
 // per line ({"CloudTrailEvent":"..."} and more) gives its CloudTrailEvent.
+// A record whose awsRegion is no AWS region is refused (audit.CheckRegion).
 func extract(raw []byte) (audit.Record, error) {
 	rec, err := audit.Extract(raw)
 	if err != nil && bytes.Contains(raw, []byte(`"CloudTrailEvent"`)) {
 		if inner, uerr := unwrapEvent(raw); uerr == nil {
-			return audit.Extract(inner)
+			rec, err = audit.Extract(inner)
 		}
+	}
+	if err == nil {
+		err = audit.CheckRegion(rec.Region)
 	}
 	return rec, err
 }

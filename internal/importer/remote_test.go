@@ -146,7 +146,7 @@ func newRemote(t *testing.T, f *fakeServer) (*RemoteSink, *[]time.Duration) {
 
 func realRecords(t *testing.T, n int) []audit.Record {
 	t.Helper()
-	real := audittest.RealRecords(t)
+	real := audittest.RealRecordsInRealRegions(t)
 	out := make([]audit.Record, n)
 	for i := range out {
 		rec, err := audit.Extract(real[i%len(real)].Raw)

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // Algorithm is the only signing algorithm verified.
@@ -154,10 +156,15 @@ func Parse(r *http.Request) (Auth, error) {
 
 func (a *Auth) credential(c string) error {
 	parts := strings.Split(c, "/")
-	if len(parts) != 5 || parts[4] != "aws4_request" || parts[0] == "" || parts[1] == "" || parts[2] == "" || parts[3] == "" {
+	if len(parts) != 5 || parts[4] != "aws4_request" || parts[0] == "" || parts[1] == "" || parts[3] == "" {
 		return incomplete("Credential should be scoped to a valid region, service and date, and end in aws4_request: %s", clip(c))
 	}
 	a.AccessKeyID, a.Date, a.Region, a.Service = parts[0], parts[1], parts[2], parts[3]
+	if !audit.ValidRegion(a.Region) {
+		// As AWS answers a scope whose region is no region: 403, the
+		// region quoted (JSON- or XML-escaped by whoever writes it).
+		return invalid("Credential should be scoped to a valid region, not '%s'. ", clip(a.Region))
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket"
 	"github.com/klauspost/compress/gzip"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Feed is the store's append-order feed.
@@ -34,10 +36,38 @@ type Deliverer struct {
 	Logger   *slog.Logger
 	// Observer, when set, is told of every log file delivered (digests).
 	Observer Observer
+	// Registerer, when set, receives the delivery metrics.
+	Registerer prometheus.Registerer
 
 	mu      sync.Mutex // one delivery at a time
 	backoff map[string]backoff
 	files   map[string]logFileBody // bodies of the current batch, shared by trails
+	metrics *deliveryMetrics
+}
+
+// deliveryMetrics are the Deliverer's counters.
+type deliveryMetrics struct {
+	setAside *prometheus.CounterVec // records set aside, by code
+	failures *prometheus.CounterVec // failed delivery attempts, by code
+}
+
+func (d *Deliverer) initMetrics() {
+	if d.metrics != nil {
+		return
+	}
+	d.metrics = &deliveryMetrics{
+		setAside: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_trail_records_set_aside_total",
+			Help: "Records a trail could not deliver and set aside for good (their log key was refused), by error code.",
+		}, []string{"code"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_trail_delivery_failures_total",
+			Help: "Trail delivery attempts that failed and will be retried after a backoff, by error code.",
+		}, []string{"code"}),
+	}
+	if d.Registerer != nil {
+		d.Registerer.MustRegister(d.metrics.setAside, d.metrics.failures)
+	}
 }
 
 // Observer learns of delivered log files.
@@ -53,9 +83,12 @@ type backoff struct {
 // Delivery limits: records read from the feed at a time, and the JSON
 // size at which a log file is cut (AWS caps files at 50 MB compressed).
 const (
-	feedBatch    = 20000
-	maxFileBytes = 64 << 20
-	maxBackoff   = 5 * time.Minute
+	// setAsideVisible is how long LatestDeliveryError shows the code of
+	// the latest set-aside.
+	setAsideVisible = 24 * time.Hour
+	feedBatch       = 20000
+	maxFileBytes    = 64 << 20
+	maxBackoff      = 5 * time.Minute
 )
 
 // Run delivers every Interval until ctx ends, then delivers once more
@@ -80,9 +113,17 @@ func (d *Deliverer) Run(ctx context.Context) {
 }
 
 // DeliverOnce delivers what the logging trails have not delivered yet.
-// A trail's position moves only after every file of a batch was written;
-// a failed write leaves it where it was (the next round writes the batch
-// again: at least once) and backs the trail off, doubling up to 5 minutes.
+//
+// A trail's position moves once every group (account, region, folder) of
+// a batch was written or set aside. A record whose log key cannot be
+// written whatever the retries (the key is refused: a region that is no
+// AWS region, bucket.ErrKeyRefused, or a refusal while the bucket accepts
+// the batch's other keys) is set aside: logged, counted in
+// cairn_trail_records_set_aside_total, shown in LatestDeliveryError, left
+// in the store, and never blocks the records after it. Any other failure
+// (bucket down, access denied) is transient: the trail keeps its position,
+// remembers the groups already written (Trail.Pending, so that the retry
+// rewrites none of them) and backs off, doubling up to 5 minutes.
 func (d *Deliverer) DeliverOnce(ctx context.Context) { d.round(ctx, false) }
 
 // round is one delivery round; a final round ignores backoff. A write
@@ -91,6 +132,7 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) { d.round(ctx, false) }
 func (d *Deliverer) round(ctx context.Context, final bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.initMetrics()
 	now := d.now()
 	trails := d.Registry.snapshot(func(t *Trail) bool {
 		b, ok := d.backoff[t.ARN()]
@@ -119,17 +161,27 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 			if t.Position >= last {
 				continue
 			}
-			err := d.deliver(ctx, t, batch)
-			if err != nil && ctx.Err() != nil {
-				d.log().Info("trail: delivery interrupted", "trail", t.ARN(), "err", err)
+			// A retry of a half-written batch ends where the batch
+			// ended and skips the groups already written.
+			end, skip := last, map[string]bool(nil)
+			if p := t.Pending; p != nil && p.Upto > t.Position {
+				end = min(last, p.Upto)
+				skip = map[string]bool{}
+				for _, k := range p.Done {
+					skip[k] = true
+				}
+			}
+			out := d.deliver(ctx, t, batch, end, skip)
+			if out.err != nil && ctx.Err() != nil {
+				d.log().Info("trail: delivery interrupted", "trail", t.ARN(), "err", out.err)
 				d.files = nil
 				return
 			}
-			d.settle(t, last, err)
-			if err == nil {
+			d.settle(t, end, out)
+			if out.err == nil && end == last {
 				t.Position = last
 			} else {
-				t.Position = -1 // failed: not again this round
+				t.Position = -1 // failed, or a retry done: not again this round
 			}
 		}
 		from = last
@@ -149,8 +201,22 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 
 type group struct{ account, region, folder string }
 
-// deliver writes t's files for the records of batch after t.Position.
-func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appended) error {
+// key spells g in Pending.Done.
+func (g group) key() string { return g.account + "/" + g.region + "/" + g.folder }
+
+// outcome is what one delivery attempt of a trail did.
+type outcome struct {
+	done     []string // groups written or set aside
+	wrote    bool     // the bucket accepted a file
+	setAside int64    // records set aside
+	code     string   // error code of the latest set-aside, for the status
+	err      error    // a transient failure: retried after a backoff
+}
+
+// deliver writes t's files for the records of batch after t.Position up
+// to end, but for the groups of skip.
+func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appended, end int64, skip map[string]bool) outcome {
+	var out outcome
 	groups := map[group][]int{}
 	var order []group
 	for i := range batch {
@@ -159,12 +225,15 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		// so records of calls made before StartLogging can follow its
 		// position: the trail also leaves out events from before the
 		// second logging started.
-		if a.Seq <= t.Position || !t.logged(a.Record.Time) || !t.Selects(&a.Record) {
+		if a.Seq <= t.Position || a.Seq > end || !t.logged(a.Record.Time) || !t.Selects(&a.Record) {
 			continue
 		}
 		g := group{a.Record.Account, a.Record.Region, FolderLogs}
 		if a.Record.Category == audit.CategoryInsight {
 			g.folder = FolderInsights
+		}
+		if skip[g.key()] {
+			continue
 		}
 		if groups[g] == nil {
 			order = append(order, g)
@@ -172,38 +241,98 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		groups[g] = append(groups[g], i)
 	}
 	if len(order) == 0 {
-		return nil
+		return out
 	}
 	b, ok := d.Bucket(t.S3BucketName)
 	if !ok {
-		return fmt.Errorf("NoSuchBucket: bucket %s is not configured", t.S3BucketName)
+		out.err = &bucket.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
+		return out
 	}
+	if p := t.Pending; p != nil && p.Upto == end {
+		out.wrote = p.Wrote
+	}
+	// Groups the bucket refused without saying why: set aside if it
+	// accepted other keys of the batch, else a failure of the bucket.
+	type refusal struct {
+		g   group
+		err error
+	}
+	var refused []refusal
 	for _, g := range order {
 		idx := groups[g]
-		recs := make([]*audit.Record, len(idx))
-		for i, j := range idx {
-			recs[i] = &batch[j].Record
+		if !audit.ValidRegion(g.region) {
+			// A record stored before regions were validated: its key
+			// would hold a "region" such as '..'. Not even tried.
+			d.setAside(t, g, batch, idx, "InvalidArgument", fmt.Errorf("awsRegion %q is not an AWS region", clip(g.region)), &out)
+			continue
 		}
-		for len(recs) > 0 {
-			f, err := d.file(g, idx, recs)
-			if err != nil {
-				return err
-			}
-			n, raw, gz := f.n, f.raw, f.gz
-			key := logKey(t, g, d.now())
-			if err := b.Put(ctx, key, gz, "application/json", nil); err != nil {
-				return err
-			}
-			if d.Observer != nil {
-				oldest, newest := span(recs[:n])
-				if g.folder == FolderLogs {
-					d.Observer.LogDelivered(ctx, *t, g.account, g.region, key, raw, oldest, newest)
-				}
-			}
-			recs, idx = recs[n:], idx[n:]
+		err := d.writeGroup(ctx, b, t, g, batch, idx)
+		switch {
+		case err == nil:
+			out.wrote = true
+			out.done = append(out.done, g.key())
+		case ctx.Err() != nil:
+			out.err = err
+			return out
+		case errors.Is(err, bucket.ErrKeyRefused):
+			d.setAside(t, g, batch, idx, bucket.ErrorCode(err), err, &out)
+		case errors.Is(err, bucket.ErrRequestRefused):
+			refused = append(refused, refusal{g, err})
+		default:
+			out.err = err // the bucket, not the key: stop, retry later
+			return out
 		}
 	}
+	for _, r := range refused {
+		if !out.wrote {
+			out.err = r.err
+			return out
+		}
+		d.setAside(t, r.g, batch, groups[r.g], bucket.ErrorCode(r.err), r.err, &out)
+	}
+	return out
+}
+
+// writeGroup writes the files of one group's records (batch indexes idx).
+func (d *Deliverer) writeGroup(ctx context.Context, b bucket.Bucket, t *Trail, g group, batch []audit.Appended, idx []int) error {
+	recs := make([]*audit.Record, len(idx))
+	for i, j := range idx {
+		recs[i] = &batch[j].Record
+	}
+	for len(recs) > 0 {
+		f, err := d.file(g, idx, recs)
+		if err != nil {
+			return err
+		}
+		n, raw, gz := f.n, f.raw, f.gz
+		key := logKey(t, g, d.now())
+		if !bucket.ValidKey(key) {
+			return &bucket.CodeError{Code: "InvalidArgument", Err: fmt.Errorf("log key %q: %w", clip(key), bucket.ErrKeyRefused)}
+		}
+		if err := b.Put(ctx, key, gz, "application/json", nil); err != nil {
+			return err
+		}
+		if d.Observer != nil {
+			oldest, newest := span(recs[:n])
+			if g.folder == FolderLogs {
+				d.Observer.LogDelivered(ctx, *t, g.account, g.region, key, raw, oldest, newest)
+			}
+		}
+		recs, idx = recs[n:], idx[n:]
+	}
 	return nil
+}
+
+// setAside gives up on the records of one group (batch indexes idx): they
+// stay in the store, the log says which, the metric counts them.
+func (d *Deliverer) setAside(t *Trail, g group, batch []audit.Appended, idx []int, code string, cause error, out *outcome) {
+	out.done = append(out.done, g.key())
+	out.setAside += int64(len(idx))
+	out.code = code
+	d.metrics.setAside.WithLabelValues(code).Add(float64(len(idx)))
+	d.log().Error("trail: records set aside: their log file cannot be delivered", "trail", t.ARN(),
+		"account", clip(g.account), "region", clip(g.region), "folder", g.folder, "records", len(idx),
+		"first_seq", batch[idx[0]].Seq, "last_seq", batch[idx[len(idx)-1]].Seq, "code", code, "err", cause)
 }
 
 // logFileBody is a log file's JSON and its gzip.
@@ -257,18 +386,22 @@ func (t *Trail) logged(at time.Time) bool {
 	return t.Logging || !at.After(t.StopLoggingTime)
 }
 
-// settle records the outcome of a delivery in the registry.
-func (d *Deliverer) settle(t *Trail, last int64, err error) {
+// settle records the outcome of a delivery up to end in the registry.
+// The status shows an AWS-style code (bucket.ErrorCode), never raw text.
+func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 	now := d.now()
 	if d.backoff == nil {
 		d.backoff = map[string]backoff{}
 	}
-	if err != nil {
+	code := out.code
+	if out.err != nil {
+		code = bucket.ErrorCode(out.err)
+		d.metrics.failures.WithLabelValues(code).Inc()
 		b := d.backoff[t.ARN()]
 		b.delay = min(max(2*b.delay, time.Second), maxBackoff)
 		b.next = now.Add(b.delay)
 		d.backoff[t.ARN()] = b
-		d.log().Warn("trail: delivery failed", "trail", t.ARN(), "err", err, "retry_in", b.delay)
+		d.log().Warn("trail: delivery failed", "trail", t.ARN(), "code", code, "err", out.err, "retry_in", b.delay)
 	} else {
 		delete(d.backoff, t.ARN())
 	}
@@ -278,12 +411,28 @@ func (d *Deliverer) settle(t *Trail, last int64, err error) {
 			return nil // deleted meanwhile
 		}
 		cur.LatestDeliveryAttemptTime = now
-		if err != nil {
-			cur.LatestDeliveryError = err.Error()
+		if out.setAside > 0 {
+			cur.SetAside += out.setAside
+			cur.SetAsideCode, cur.SetAsideTime = out.code, now
+		}
+		if out.err != nil {
+			cur.LatestDeliveryError = code
+			// Remember what this attempt wrote, so that the retry
+			// writes only the rest (never a new Pending object shared
+			// with a snapshot: update restores by copy).
+			switch p := cur.Pending; {
+			case p == nil || p.Upto <= cur.Position:
+				cur.Pending = &Pending{Upto: end, Done: out.done, Wrote: out.wrote}
+			case p.Upto == end:
+				cur.Pending = &Pending{Upto: end, Done: append(append([]string(nil), p.Done...), out.done...), Wrote: p.Wrote || out.wrote}
+			}
 			return nil
 		}
-		if last > cur.Position {
-			cur.Position = last
+		if end > cur.Position {
+			cur.Position = end
+		}
+		if p := cur.Pending; p != nil && p.Upto <= cur.Position {
+			cur.Pending = nil
 		}
 		// A stopped trail delivers what was recorded up to StopLogging
 		// (including the StopLogging call, stored just after it answered),
@@ -291,7 +440,13 @@ func (d *Deliverer) settle(t *Trail, last int64, err error) {
 		if cur.Draining && now.After(cur.StopLoggingTime.Add(drainWindow)) {
 			cur.Draining = false
 		}
-		cur.LatestDeliveryError = ""
+		// Records set aside are never delivered: the status says so for
+		// a day, whatever the rounds after; a transient error clears
+		// with the first clean round.
+		if code == "" && cur.SetAsideCode != "" && now.Sub(cur.SetAsideTime) < setAsideVisible {
+			code = cur.SetAsideCode
+		}
+		cur.LatestDeliveryError = code
 		cur.LatestDeliveryTime = now
 		return nil
 	})

@@ -64,6 +64,18 @@ type Trail struct {
 	LatestDeliveryError       string    `json:"latestDeliveryError,omitempty"`
 	LatestDigestDeliveryTime  time.Time `json:"latestDigestDeliveryTime,omitzero"`
 	LatestDigestDeliveryError string    `json:"latestDigestDeliveryError,omitempty"`
+	// Pending is the batch a failed delivery left half written (see
+	// Pending); nil when none.
+	Pending *Pending `json:"pending,omitempty"`
+	// SetAside counts the records the trail could not deliver and left
+	// behind for good (their log key was refused): they stay in the
+	// store, logged and counted, and never block the records after them.
+	SetAside int64 `json:"setAside,omitempty"`
+	// SetAsideCode and SetAsideTime are the error code and time of the
+	// latest set-aside: LatestDeliveryError shows the code for
+	// setAsideVisible after it, clean deliveries or not.
+	SetAsideCode string    `json:"setAsideCode,omitempty"`
+	SetAsideTime time.Time `json:"setAsideTime,omitzero"`
 
 	// org is the organization of an organization trail (from the config).
 	org *Organization
@@ -72,6 +84,18 @@ type Trail struct {
 // selectsAccount reports whether t delivers the events of account.
 func (t *Trail) selectsAccount(account string) bool {
 	return account == t.Account || t.org != nil && t.org.has(account)
+}
+
+// Pending is a batch whose delivery failed part way: the groups of the
+// records up to Upto (account/region/folder, as groupKey spells them)
+// that were written or set aside already. A retry writes only the other
+// groups, so a failure never rewrites earlier files into duplicates.
+type Pending struct {
+	Upto int64    `json:"upto"`
+	Done []string `json:"done,omitempty"`
+	// Wrote is set once the bucket accepted a file of the batch: a
+	// refusal of another key is then about that key, not the bucket.
+	Wrote bool `json:"wrote,omitempty"`
 }
 
 // Tag is a trail's tag.

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // RealRecord is one record of the real CloudTrail test data.
@@ -69,6 +71,30 @@ func RealRecords(t testing.TB) []RealRecord {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// InRealRegion reports whether the record's awsRegion is an AWS region
+// (audit.ValidRegion). One publisher (datadog-stratus-red-team) replaced
+// regions with fictional ones (us-north-2r, sagov-westsouth-1r): imports
+// refuse those records, as no caller could sign a lookup for them.
+func (r RealRecord) InRealRegion() bool {
+	var v struct {
+		AWSRegion string `json:"awsRegion"`
+	}
+	return json.Unmarshal(r.Raw, &v) == nil && audit.ValidRegion(v.AWSRegion)
+}
+
+// RealRecordsInRealRegions returns the real records whose awsRegion is an
+// AWS region: those an import accepts.
+func RealRecordsInRealRegions(t testing.TB) []RealRecord {
+	t.Helper()
+	var out []RealRecord
+	for _, r := range RealRecords(t) {
+		if r.InRealRegion() {
+			out = append(out, r)
+		}
 	}
 	return out
 }
