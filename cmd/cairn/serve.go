@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -366,8 +367,16 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 // openLake opens CloudTrail Lake's database in the data dir.
 // StartImport reads s3:// sources from bks.
 func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets) (*lake.Lake, error) {
-	lk, err := lake.Open(dataDir, lake.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: cfg.Lake.Threads,
+	threads := cfg.Lake.Threads
+	if threads == 0 { // one per core
+		threads = runtime.NumCPU()
+	}
+	lk, err := lake.Open(dataDir, lake.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: threads,
 		QueryTimeout: cfg.Lake.QueryTimeout, MaxResultBytes: cfg.Lake.MaxResultMB << 20,
+		MaxConcurrentQueries: cfg.Lake.MaxConcurrentQueries, MaxRunningQueries: cfg.Lake.MaxRunningQueries,
+		MaxRunningQueriesPerAccount: cfg.Lake.MaxRunningQueriesPerAccount,
+		MaxHeldResults:              cfg.Lake.MaxHeldResults, MaxHeldResultBytes: int64(cfg.Lake.MaxHeldResultsMB) << 20,
+		CheckpointCommits: cfg.Lake.CheckpointCommits, CheckpointWALBytes: int64(cfg.Lake.CheckpointWALMB) << 20,
 		MaxStores: cfg.Lake.MaxEventDataStores, ImportRoots: cfg.Lake.ImportRoots, Logger: log,
 		Buckets: func(name string) (lake.Bucket, bool) { b, ok := bks[name]; return b, ok }})
 	if err != nil {
