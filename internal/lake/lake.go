@@ -94,6 +94,9 @@ type Lake struct {
 	waiting  []*query
 	active   int
 	activeBy map[string]int
+	// ckptBlocked holds admissions while a checkpoint waits for running
+	// queries (checkpoint.go).
+	ckptBlocked bool
 	// endSeq numbers the ended queries.
 	endSeq uint64
 	// wg counts the queries' goroutines.

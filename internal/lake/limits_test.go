@@ -289,3 +289,53 @@ func TestQueryAdmission(t *testing.T) {
 		t.Errorf("after every query ended: %d running, %d waiting, %v, %v", e.lake.active, len(e.lake.waiting), e.lake.activeBy, e.lake.running)
 	}
 }
+
+// TestRunningQueriesDoNotHoldTheLogOpen: a running query can block
+// checkpoints, and meanwhile each small write costs hundreds of KB of
+// write-ahead log; the log a restart replays stays bounded anyway (running
+// queries are interrupted past maxBlockedCommits, new ones wait for the
+// checkpoint) and queries run again afterwards.
+func TestRunningQueriesDoNotHoldTheLogOpen(t *testing.T) {
+	e := newEnvWith(t, Options{Threads: 1, CheckpointCommits: 5})
+	ctx := context.Background()
+	a := e.client(keyA)
+	idA := storeWithEvents(t, e, a, "111111111111", "alpha", 40)
+	// Writes not yet checkpointed when the query starts, as under load.
+	for i := range 3 {
+		if err := e.lake.insert(ctx, []row{{eds: idA, raw: []byte(fmt.Sprintf(`{"eventID":"pre-%d"}`, i))}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		e.lake.wrote(ctx)
+	}
+	endless := `SELECT count(*) AS n FROM ` + idA + ` a`
+	for _, t := range []string{"b", "c", "d", "e", "f", "g"} {
+		endless += ` CROSS JOIN ` + idA + ` ` + t
+	}
+	q := startQuery(t, a, endless)
+	for d, _ := a.DescribeQuery(ctx, &cloudtrail.DescribeQueryInput{QueryId: &q}); d == nil || d.QueryStatus != types.QueryStatusRunning; d, _ = a.DescribeQuery(ctx, &cloudtrail.DescribeQueryInput{QueryId: &q}) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var peak int64
+	for i := range 60 {
+		if err := e.lake.insert(ctx, []row{{eds: idA, raw: []byte(fmt.Sprintf(`{"eventID":"w-%d"}`, i))}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		e.lake.wrote(ctx)
+		peak = max(peak, e.lake.commits.Load())
+		time.Sleep(5 * time.Millisecond)
+	}
+	if limit := e.lake.maxBlockedCommits() + 10; peak > limit {
+		t.Errorf("transactions in the log while a query ran: up to %d; want at most %d", peak, limit)
+	}
+	// Where DuckDB checkpointed beside the query, it still runs.
+	a.CancelQuery(ctx, &cloudtrail.CancelQueryInput{QueryId: &q})
+	if d := waitQuery(t, a, q); d.QueryStatus == types.QueryStatusFailed && !strings.Contains(aws.ToString(d.ErrorMessage), "checkpoint") {
+		t.Errorf("interrupted query: %s %q", d.QueryStatus, aws.ToString(d.ErrorMessage))
+	} else {
+		t.Logf("the query ended %s (peak %d transactions in the log)", d.QueryStatus, peak)
+	}
+	after := startQuery(t, a, `SELECT count(*) AS n FROM `+idA)
+	if d := waitQuery(t, a, after); d.QueryStatus != types.QueryStatusFinished {
+		t.Errorf("a query after the checkpoint: %s %s", d.QueryStatus, aws.ToString(d.ErrorMessage))
+	}
+}

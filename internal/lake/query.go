@@ -52,6 +52,8 @@ type query struct {
 	// it holds a running slot (schedule.go).
 	admitted chan struct{}
 	slot     bool
+	// interrupted is set when the query is cancelled for a checkpoint.
+	interrupted bool
 }
 
 // tableName is the name a store's ID becomes in the statement DuckDB runs.
@@ -626,6 +628,9 @@ func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query,
 	q.scanned = n
 	switch {
 	case q.State == QueryCancelled:
+	case q.interrupted:
+		q.State = QueryFailed
+		q.ErrorMessage = "The query was interrupted so that cairn could checkpoint its database under concurrent writes; run it again, or narrow it so it ends sooner."
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		q.State = QueryTimedOut
 		q.ErrorMessage = "The query ran longer than cairn's time limit."

@@ -22,6 +22,9 @@ package lake
 // admitLocked admits waiting queries, oldest first, while slots are free
 // and their account is below its share; l.mu is held.
 func (l *Lake) admitLocked() {
+	if l.ckptBlocked { // checkpoint.go
+		return
+	}
 	kept := l.waiting[:0]
 	for _, q := range l.waiting {
 		if l.active < l.opts.MaxRunningQueries && l.activeBy[q.Account] < l.opts.MaxRunningQueriesPerAccount {
