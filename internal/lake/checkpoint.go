@@ -50,6 +50,7 @@ func (l *Lake) wrote(ctx context.Context) {
 func (l *Lake) checkpointBlocked(err error, commits int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.metrics.checkpoints.WithLabelValues("blocked").Inc()
 	if !l.ckptBlocked {
 		l.log.Warn("lake: checkpoint waits for running queries; admitting none until it is done", "err", err)
 	}
@@ -61,6 +62,7 @@ func (l *Lake) checkpointBlocked(err error, commits int64) {
 		if q.slot && !q.interrupted {
 			q.interrupted = true
 			q.cancel()
+			l.metrics.interrupted.Inc()
 			l.log.Warn("lake: query interrupted for a checkpoint", "account", q.Account, "query", q.ID, "transactions", commits)
 		}
 	}
@@ -87,6 +89,7 @@ func (l *Lake) Checkpoint(ctx context.Context) error {
 		return err
 	}
 	l.commits.Add(-n)
+	l.metrics.checkpoints.WithLabelValues("ok").Inc()
 	l.mu.Lock()
 	if l.ckptBlocked {
 		l.ckptBlocked = false

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
@@ -66,6 +68,8 @@ type Options struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Registerer receives Lake's metrics (metrics.go); nil keeps none.
+	Registerer prometheus.Registerer
 }
 
 // Lake holds the event data stores, channels and queries of every account.
@@ -103,6 +107,7 @@ type Lake struct {
 	wg sync.WaitGroup
 	// resultsDir holds the finished queries' result files (results.go).
 	resultsDir string
+	metrics    *metrics
 }
 
 // Open opens the Lake of data dir dir (dir "" keeps everything in memory).
@@ -180,6 +185,7 @@ func Open(dir string, opts Options) (*Lake, error) {
 		stores: map[string]*EventDataStore{}, channels: map[string]*Channel{},
 		queries: map[string]*query{}, imports: map[string]*lakeImport{}, running: map[string]int{},
 		activeBy: map[string]int{}}
+	l.metrics = newMetrics(l, opts.Registerer)
 	if err := l.load(); err != nil {
 		db.Close()
 		os.RemoveAll(rdir)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -78,8 +79,9 @@ func resultFiles(t *testing.T, l *Lake) int {
 func TestQueryResultsBounded(t *testing.T) {
 	now := time.Now()
 	var clockMu sync.Mutex
+	reg := prometheus.NewRegistry()
 	e := newEnvWith(t, Options{Threads: 1, MaxHeldResults: 3, MaxHeldResultBytes: 200 << 10, MaxResultBytes: 150 << 10,
-		Now: func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }})
+		Now: func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }, Registerer: reg})
 	ctx := context.Background()
 	a, b := e.client(keyA), e.client(keyB)
 	idA := storeWithEvents(t, e, a, "111111111111", "alpha", 20)
@@ -212,6 +214,19 @@ func TestQueryResultsBounded(t *testing.T) {
 		gone(t, a, qs[0])
 		held(t, a, qs[1], 20)
 		held(t, a, qs[2], 20)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				got[mf.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+		if got["cairn_lake_query_results_evicted_total"] < 4 || got["cairn_lake_query_results_bytes"] <= 0 {
+			t.Errorf("metrics: %v; want at least 4 evictions and result bytes held", got)
+		}
 	})
 
 	t.Run("results expire after 7 days", func(t *testing.T) {

@@ -593,6 +593,7 @@ func (l *Lake) evictLocked(account string) {
 			size -= q.res.size
 		}
 		l.forgetLocked(q)
+		l.metrics.evicted.Inc()
 		l.log.Debug("lake: query result evicted", "account", account, "query", q.ID)
 	}
 }
