@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -121,15 +122,14 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	digests.Logger = log
 	handlers := trailAPI.Handlers()
 	maps.Copy(handlers, (&digest.API{Keys: keyring}).Handlers())
-	lk, err := openLake(f.dataDir, cfg, log, bks)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lk, err := openLake(f.dataDir, cfg, log, bks, reg)
 	if err != nil {
 		return err
 	}
 	defer lk.Close()
 	maps.Copy(handlers, lk.Handlers())
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Records a previous run journaled but did not store go into the
 	// store before anything is served.
 	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg})
@@ -378,14 +378,23 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 
 // openLake opens CloudTrail Lake's database in the data dir.
 // StartImport reads s3:// sources from bks.
-func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets) (*lake.Lake, error) {
+// reg receives Lake's metrics (nil: none).
+func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets, reg prometheus.Registerer) (*lake.Lake, error) {
 	var org *lake.Organization
 	if o := cfg.Organization; o != nil {
 		org = &lake.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
 	}
-	lk, err := lake.Open(dataDir, lake.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: cfg.Lake.Threads, Organization: org,
+	threads := cfg.Lake.Threads
+	if threads == 0 { // one per core
+		threads = runtime.NumCPU()
+	}
+	lk, err := lake.Open(dataDir, lake.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: threads, Organization: org,
 		QueryTimeout: cfg.Lake.QueryTimeout, MaxResultBytes: cfg.Lake.MaxResultMB << 20,
-		MaxStores: cfg.Lake.MaxEventDataStores, ImportRoots: cfg.Lake.ImportRoots, Logger: log,
+		MaxConcurrentQueries: cfg.Lake.MaxConcurrentQueries, MaxRunningQueries: cfg.Lake.MaxRunningQueries,
+		MaxRunningQueriesPerAccount: cfg.Lake.MaxRunningQueriesPerAccount,
+		MaxHeldResults:              cfg.Lake.MaxHeldResults, MaxHeldResultBytes: int64(cfg.Lake.MaxHeldResultsMB) << 20,
+		CheckpointCommits: cfg.Lake.CheckpointCommits, CheckpointWALBytes: int64(cfg.Lake.CheckpointWALMB) << 20,
+		MaxStores: cfg.Lake.MaxEventDataStores, ImportRoots: cfg.Lake.ImportRoots, Logger: log, Registerer: reg,
 		Buckets: func(name string) (lake.Bucket, bool) { b, ok := bks[name]; return b, ok }})
 	if err != nil {
 		if held := serverHolding(dataDir); held != "" {

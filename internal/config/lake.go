@@ -12,9 +12,16 @@ import (
 //
 //	lake:
 //	  memory_limit: 1GB        # DuckDB memory_limit of lake.duckdb
-//	  threads: 0               # DuckDB threads (0: one per core)
-//	  query_timeout: 1h        # a longer query ends TIMED_OUT
+//	  threads: 1               # DuckDB threads (0: one per core); 1 runs each query on one low-priority thread
+//	  query_timeout: 1h        # a longer query ends TIMED_OUT (queue time included)
 //	  max_result_mb: 256       # a larger result fails the query
+//	  max_concurrent_queries: 10           # an account's queued and running queries (MaxConcurrentQueriesException beyond)
+//	  max_running_queries: 2               # queries running at once in the server; the others wait QUEUED
+//	  max_running_queries_per_account: 1   # of those, one account's
+//	  max_held_results: 100                # ended queries an account keeps (oldest forgotten beyond)
+//	  max_held_results_mb: 1024            # result files an account keeps on disk (oldest forgotten beyond)
+//	  checkpoint_commits: 100              # checkpoint lake.duckdb after this many write transactions
+//	  checkpoint_wal_mb: 32                # or when its write-ahead log reaches this size
 //	  max_event_data_stores: 10  # per account and region
 //	  ingest_interval: 1s      # how often stores take new events from the event store
 //	  import_roots: [/srv/cloudtrail-logs]  # folders StartImport may read (none: no API imports)
@@ -24,13 +31,24 @@ type Lake struct {
 	QueryTimeout       time.Duration `yaml:"query_timeout"`
 	MaxResultMB        int           `yaml:"max_result_mb"`
 	MaxEventDataStores int           `yaml:"max_event_data_stores"`
-	IngestInterval     time.Duration `yaml:"ingest_interval"`
-	ImportRoots        []string      `yaml:"import_roots"`
+	// Query admission and held results (docs/security.md).
+	MaxConcurrentQueries        int `yaml:"max_concurrent_queries"`
+	MaxRunningQueries           int `yaml:"max_running_queries"`
+	MaxRunningQueriesPerAccount int `yaml:"max_running_queries_per_account"`
+	MaxHeldResults              int `yaml:"max_held_results"`
+	MaxHeldResultsMB            int `yaml:"max_held_results_mb"`
+	// Checkpoints of lake.duckdb (restart time after a crash).
+	CheckpointCommits int           `yaml:"checkpoint_commits"`
+	CheckpointWALMB   int           `yaml:"checkpoint_wal_mb"`
+	IngestInterval    time.Duration `yaml:"ingest_interval"`
+	ImportRoots       []string      `yaml:"import_roots"`
 }
 
 // DefaultLake is the lake section's defaults.
 func DefaultLake() Lake {
-	return Lake{MemoryLimit: "1GB", QueryTimeout: time.Hour, MaxResultMB: 256, MaxEventDataStores: 10, IngestInterval: time.Second}
+	return Lake{MemoryLimit: "1GB", Threads: 1, QueryTimeout: time.Hour, MaxResultMB: 256, MaxEventDataStores: 10, IngestInterval: time.Second,
+		MaxConcurrentQueries: 10, MaxRunningQueries: 2, MaxRunningQueriesPerAccount: 1, MaxHeldResults: 100, MaxHeldResultsMB: 1024,
+		CheckpointCommits: 100, CheckpointWALMB: 32}
 }
 
 var memoryLimitRE = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,3})?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
@@ -80,5 +98,24 @@ func (d *decoder) lake(n *yaml.Node, path string, l *Lake) {
 				l.IngestInterval = t
 			}
 		}},
+		d.intField("max_concurrent_queries", &l.MaxConcurrentQueries, 1, 1000, "queries", "an account's queued and running queries"),
+		d.intField("max_running_queries", &l.MaxRunningQueries, 1, 256, "queries", "running at once in the server"),
+		d.intField("max_running_queries_per_account", &l.MaxRunningQueriesPerAccount, 1, 256, "queries", "running at once for one account"),
+		d.intField("max_held_results", &l.MaxHeldResults, 1, 100000, "queries", "ended queries an account keeps"),
+		d.intField("max_held_results_mb", &l.MaxHeldResultsMB, 1, 1<<20, "MiB", "result files an account keeps"),
+		d.intField("checkpoint_commits", &l.CheckpointCommits, 1, 100000, "transactions", "between checkpoints"),
+		d.intField("checkpoint_wal_mb", &l.CheckpointWALMB, 1, 4096, "MiB", "write-ahead log that triggers a checkpoint"),
 	)
+	if l.MaxHeldResultsMB < l.MaxResultMB {
+		d.failf(n, path+".max_held_results_mb", "want at least max_result_mb (%d), got %d: an account could not hold its largest result", l.MaxResultMB, l.MaxHeldResultsMB)
+	}
+}
+
+// intField is a field decoded by integer into *p.
+func (d *decoder) intField(name string, p *int, lo, hi int, unit, note string) field {
+	return field{name, false, func(v *yaml.Node, path string) {
+		if i, ok := d.integer(v, path, lo, hi, unit, note); ok {
+			*p = i
+		}
+	}}
 }

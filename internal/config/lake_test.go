@@ -20,7 +20,20 @@ func TestLake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Lake{MemoryLimit: "512MB", Threads: 2, QueryTimeout: 5 * time.Minute, MaxResultMB: 64, MaxEventDataStores: 20, IngestInterval: 200 * time.Millisecond, ImportRoots: []string{"/srv/logs"}}
+	want := DefaultLake()
+	want.MemoryLimit, want.Threads, want.QueryTimeout, want.MaxResultMB, want.MaxEventDataStores, want.IngestInterval, want.ImportRoots =
+		"512MB", 2, 5*time.Minute, 64, 20, 200*time.Millisecond, []string{"/srv/logs"}
+	if !reflect.DeepEqual(c.Lake, want) {
+		t.Errorf("decoded %+v", c.Lake)
+	}
+	c, err = Parse("c.yaml", []byte(head+"lake:\n  max_concurrent_queries: 3\n  max_running_queries: 4\n  max_running_queries_per_account: 2\n"+
+		"  max_held_results: 7\n  max_held_results_mb: 300\n  checkpoint_commits: 50\n  checkpoint_wal_mb: 8\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = DefaultLake()
+	want.MaxConcurrentQueries, want.MaxRunningQueries, want.MaxRunningQueriesPerAccount, want.MaxHeldResults, want.MaxHeldResultsMB, want.CheckpointCommits, want.CheckpointWALMB =
+		3, 4, 2, 7, 300, 50, 8
 	if !reflect.DeepEqual(c.Lake, want) {
 		t.Errorf("decoded %+v", c.Lake)
 	}
@@ -32,6 +45,13 @@ func TestLake(t *testing.T) {
 		{"lake:\n  max_event_data_stores: \"5\"\n", "lake.max_event_data_stores"},
 		{"lake:\n  import_roots: [logs]\n", "c.yaml:8: lake.import_roots[0]: want an absolute folder path"},
 		{"lake:\n  treads: 3\n", "c.yaml:8: lake.treads"},
+		{"lake:\n  max_concurrent_queries: 0\n", "c.yaml:8: lake.max_concurrent_queries: want a whole number of queries from 1"},
+		{"lake:\n  max_running_queries: -1\n", "c.yaml:8: lake.max_running_queries"},
+		{"lake:\n  max_running_queries_per_account: 0\n", "lake.max_running_queries_per_account"},
+		{"lake:\n  max_held_results: 0\n", "lake.max_held_results"},
+		{"lake:\n  max_held_results_mb: 100\n", "c.yaml:8: lake.max_held_results_mb: want at least max_result_mb (256), got 100"},
+		{"lake:\n  checkpoint_commits: 0\n", "lake.checkpoint_commits"},
+		{"lake:\n  checkpoint_wal_mb: 9000\n", "lake.checkpoint_wal_mb"},
 	} {
 		_, err := Parse("c.yaml", []byte(head+c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -60,6 +60,7 @@ func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
 		if err := l.insert(ctx, rows, pos); err != nil {
 			return total, err
 		}
+		l.wrote(ctx)
 		total += len(rows)
 	}
 }
@@ -78,6 +79,7 @@ func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) {
 		if _, err := l.Sync(ctx, feed); err != nil && ctx.Err() == nil {
 			l.log.Error("lake: ingest", "err", err)
 		}
+		l.idleCheckpoint(ctx)
 		if now := l.opts.Now(); now.Sub(lastSweep) >= time.Hour {
 			if err := l.Sweep(ctx); err != nil && ctx.Err() == nil {
 				l.log.Error("lake: retention", "err", err)
@@ -126,6 +128,8 @@ func (l *Lake) Sweep(ctx context.Context) error {
 		if _, err := l.db.ExecContext(ctx, q, args...); err != nil {
 			return err
 		}
+		l.commits.Add(1)
+		l.wroteSinceTick.Store(true)
 	}
 	return nil
 }
@@ -256,6 +260,7 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 		}
 		return audit.AppendResult{}, nil, err
 	}
+	k.l.wrote(ctx)
 	return res, fails, nil
 }
 

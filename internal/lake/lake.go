@@ -12,7 +12,10 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -29,12 +32,25 @@ const (
 type Options struct {
 	// MemoryLimit is DuckDB's memory_limit for Lake (default "1GB").
 	MemoryLimit string
-	// Threads caps DuckDB's threads (0: DuckDB's default).
+	// Threads is DuckDB's threads for Lake (default 1: a query runs on
+	// one low-priority thread; see schedule.go).
 	Threads int
 	// QueryTimeout ends a query as TIMED_OUT (default 1 hour, as AWS).
 	QueryTimeout time.Duration
 	// MaxResultBytes fails a query whose results exceed it (default 256 MiB).
 	MaxResultBytes int
+	// MaxConcurrentQueries caps an account's queued and running queries
+	// (default 10, as AWS; MaxConcurrentQueriesException beyond).
+	MaxConcurrentQueries int
+	// MaxRunningQueries caps the queries running at once in the server
+	// (default 2), MaxRunningQueriesPerAccount those of one account
+	// (default 1); the others wait QUEUED.
+	MaxRunningQueries, MaxRunningQueriesPerAccount int
+	// MaxHeldResults and MaxHeldResultBytes cap the ended queries and the
+	// result files an account holds (defaults 100 and 1 GiB): beyond them
+	// its oldest are forgotten (QueryIdNotFound, as an expired query).
+	MaxHeldResults     int
+	MaxHeldResultBytes int64
 	// ImportRoots are the directories StartImport may read (file:// or
 	// plain paths); without any, the API imports nothing.
 	ImportRoots []string
@@ -47,9 +63,17 @@ type Options struct {
 	Organization *Organization
 	// MaxStores caps an account's event data stores per region (default 10).
 	MaxStores int
+	// CheckpointCommits checkpoints the database after this many write
+	// transactions (default 100; see checkpoint.go).
+	CheckpointCommits int
+	// CheckpointWALBytes checkpoints the database when its write-ahead log
+	// reaches this size (default 32 MiB).
+	CheckpointWALBytes int64
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Registerer receives Lake's metrics (metrics.go); nil keeps none.
+	Registerer prometheus.Registerer
 }
 
 // Organization is an AWS Organizations organization as the config
@@ -69,6 +93,10 @@ type Lake struct {
 
 	// wmu serializes writes to the events table.
 	wmu sync.Mutex
+	// commits counts write transactions since the last checkpoint;
+	// wroteSinceTick is set by each (checkpoint.go).
+	commits        atomic.Int64
+	wroteSinceTick atomic.Bool
 
 	mu       sync.Mutex
 	stores   map[string]*EventDataStore // by ID
@@ -77,6 +105,21 @@ type Lake struct {
 	imports  map[string]*lakeImport     // by ID
 	// running counts non-terminal queries by account.
 	running map[string]int
+	// waiting queries wait for one of the active running slots; activeBy
+	// counts an account's (schedule.go).
+	waiting  []*query
+	active   int
+	activeBy map[string]int
+	// ckptBlocked holds admissions while a checkpoint waits for running
+	// queries (checkpoint.go).
+	ckptBlocked bool
+	// endSeq numbers the ended queries.
+	endSeq uint64
+	// wg counts the queries' goroutines.
+	wg sync.WaitGroup
+	// resultsDir holds the finished queries' result files (results.go).
+	resultsDir string
+	metrics    *metrics
 }
 
 // Open opens the Lake of data dir dir (dir "" keeps everything in memory).
@@ -90,8 +133,32 @@ func Open(dir string, opts Options) (*Lake, error) {
 	if opts.MaxResultBytes <= 0 {
 		opts.MaxResultBytes = 256 << 20
 	}
+	if opts.Threads <= 0 {
+		opts.Threads = 1
+	}
+	if opts.MaxConcurrentQueries <= 0 {
+		opts.MaxConcurrentQueries = 10
+	}
+	if opts.MaxRunningQueries <= 0 {
+		opts.MaxRunningQueries = 2
+	}
+	if opts.MaxRunningQueriesPerAccount <= 0 {
+		opts.MaxRunningQueriesPerAccount = 1
+	}
+	if opts.MaxHeldResults <= 0 {
+		opts.MaxHeldResults = 100
+	}
+	if opts.MaxHeldResultBytes <= 0 {
+		opts.MaxHeldResultBytes = 1 << 30
+	}
 	if opts.MaxStores <= 0 {
 		opts.MaxStores = 10
+	}
+	if opts.CheckpointCommits <= 0 {
+		opts.CheckpointCommits = 100
+	}
+	if opts.CheckpointWALBytes <= 0 {
+		opts.CheckpointWALBytes = 32 << 20
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -103,16 +170,46 @@ func Open(dir string, opts Options) (*Lake, error) {
 	if dir != "" {
 		path = filepath.Join(dir, DBFile)
 	}
+	// Results do not outlive the server (queries are not kept across
+	// restarts): a previous run's files are removed.
+	var rdir string
+	if dir != "" {
+		rdir = filepath.Join(dir, resultsDir)
+		if err := os.RemoveAll(rdir); err != nil {
+			return nil, fmt.Errorf("lake: %w", err)
+		}
+		if err := os.Mkdir(rdir, 0o700); err != nil {
+			return nil, fmt.Errorf("lake: %w", err)
+		}
+	} else {
+		d, err := os.MkdirTemp("", "cairn-lake-results-")
+		if err != nil {
+			return nil, fmt.Errorf("lake: %w", err)
+		}
+		rdir = d
+	}
 	db, _, err := openDB(path, opts.MemoryLimit, opts.Threads)
 	if err != nil {
+		os.RemoveAll(rdir)
 		return nil, err
 	}
-	l := &Lake{opts: opts, dir: dir, db: db, log: opts.Logger,
+	l := &Lake{opts: opts, dir: dir, db: db, log: opts.Logger, resultsDir: rdir,
 		stores: map[string]*EventDataStore{}, channels: map[string]*Channel{},
-		queries: map[string]*query{}, imports: map[string]*lakeImport{}, running: map[string]int{}}
+		queries: map[string]*query{}, imports: map[string]*lakeImport{}, running: map[string]int{},
+		activeBy: map[string]int{}}
+	l.metrics = newMetrics(l, opts.Registerer)
 	if err := l.load(); err != nil {
 		db.Close()
+		os.RemoveAll(rdir)
 		return nil, err
+	}
+	// Opening replayed the write-ahead log a crash left, and DuckDB keeps
+	// it: without a checkpoint now, each crash would add to what the next
+	// restart replays.
+	if dir != "" {
+		if err := l.Checkpoint(context.Background()); err != nil {
+			l.log.Warn("lake: checkpoint at open", "err", err)
+		}
 	}
 	return l, nil
 }
@@ -134,6 +231,13 @@ func (l *Lake) Close() error {
 	l.mu.Unlock()
 	for _, done := range running {
 		<-done // an import appends until it sees the cancellation
+	}
+	l.wg.Wait() // the queries, cancelled above
+	defer os.RemoveAll(l.resultsDir)
+	if l.dir != "" {
+		if err := l.Checkpoint(context.Background()); err != nil {
+			l.log.Warn("lake: checkpoint at close", "err", err)
+		}
 	}
 	return l.db.Close()
 }

@@ -133,6 +133,7 @@ func (l *Lake) putAuditEvents(ctx context.Context, req *apiserver.Request) (any,
 		if err := l.insert(ctx, rows, 0); err != nil {
 			return nil, err
 		}
+		l.wrote(ctx)
 	}
 	out.Successful = append(out.Successful, okIDs...)
 	l.mu.Lock()

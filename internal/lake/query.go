@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -28,9 +30,8 @@ const (
 )
 
 const (
-	maxConcurrentQueries = 10
-	queryKeep            = 7 * 24 * time.Hour
-	maxStatementLen      = 10000
+	queryKeep       = 7 * 24 * time.Hour
+	maxStatementLen = 10000
 )
 
 func callerOf(account string) apiserver.Caller { return apiserver.Caller{AccountID: account} }
@@ -41,10 +42,18 @@ type query struct {
 	State            string
 	ErrorMessage     string
 	Created, Ended   time.Time
-	columns          []string
-	rows             [][]*string
-	scanned          int64
-	cancel           context.CancelFunc
+	// res is a finished query's result (results.go); ended orders the
+	// ended queries (the clock may not).
+	res     *resultFile
+	ended   uint64
+	scanned int64
+	cancel  context.CancelFunc
+	// admitted is closed when the query may run, and slot is set while
+	// it holds a running slot (schedule.go).
+	admitted chan struct{}
+	slot     bool
+	// interrupted is set when the query is cancelled for a checkpoint.
+	interrupted bool
 }
 
 // tableName is the name a store's ID becomes in the statement DuckDB runs.
@@ -218,31 +227,47 @@ type Result struct {
 	Rows    [][]*string
 }
 
+// rowSink receives a query's columns, then its rows (nil cells are NULL).
+type rowSink interface {
+	columns(cols []string) error
+	add(row []*string) error
+}
+
+// collect keeps rows in memory (cairn query on a data dir).
+func (r *Result) columns(cols []string) error { r.Columns = cols; return nil }
+func (r *Result) add(row []*string) error     { r.Rows = append(r.Rows, row); return nil }
+
 // run executes a prepared statement on its own connection, where each store
-// the statement names is a temporary view of its events.
-func (l *Lake) run(ctx context.Context, stmt string, ids []string, maxBytes int) (*Result, error) {
+// the statement names is a temporary view of its events, passing the rows
+// to sink as they are scanned. Rows whose cells (values and column names)
+// add up to more than maxBytes fail it with errTooLarge. It returns the
+// number of rows.
+func (l *Lake) run(ctx context.Context, stmt string, ids []string, maxBytes int, sink rowSink) (int64, error) {
 	conn, err := l.db.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer conn.Close()
 	for _, id := range ids {
 		t := tableName(id)
 		if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP VIEW "`+t+`" AS SELECT * EXCLUDE (eds_id) FROM main.events WHERE eds_id = `+quote(id)); err != nil {
-			return nil, err
+			return 0, err
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `DROP VIEW IF EXISTS temp."`+t+`"`)
 	}
 	rs, err := conn.QueryContext(ctx, stmt)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer rs.Close()
 	cols, err := rs.Columns()
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	res := &Result{Columns: cols}
+	if err := sink.columns(cols); err != nil {
+		return 0, err
+	}
+	var n int64
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -251,7 +276,7 @@ func (l *Lake) run(ctx context.Context, stmt string, ids []string, maxBytes int)
 	size := 0
 	for rs.Next() {
 		if err := rs.Scan(ptrs...); err != nil {
-			return nil, err
+			return n, err
 		}
 		row := make([]*string, len(cols))
 		for i, v := range vals {
@@ -263,11 +288,14 @@ func (l *Lake) run(ctx context.Context, stmt string, ids []string, maxBytes int)
 			row[i] = &s
 		}
 		if size > maxBytes {
-			return nil, errTooLarge
+			return n, errTooLarge
 		}
-		res.Rows = append(res.Rows, row)
+		if err := sink.add(row); err != nil {
+			return n, err
+		}
+		n++
 	}
-	return res, rs.Err()
+	return n, rs.Err()
 }
 
 var errTooLarge = errors.New("query results too large")
@@ -329,8 +357,8 @@ func (l *Lake) Query(ctx context.Context, account, stmt string) (*Result, error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.opts.QueryTimeout)
 	defer cancel()
-	res, err := l.run(ctx, out, ids, l.opts.MaxResultBytes)
-	if err != nil {
+	res := &Result{}
+	if _, err := l.run(ctx, out, ids, l.opts.MaxResultBytes, res); err != nil {
 		return nil, queryError(err)
 	}
 	return res, nil
@@ -384,16 +412,19 @@ func (l *Lake) startQuery(ctx context.Context, req *apiserver.Request) (any, err
 		return nil, err
 	}
 	l.mu.Lock()
-	if l.running[acct] >= maxConcurrentQueries {
+	if l.running[acct] >= l.opts.MaxConcurrentQueries {
 		l.mu.Unlock()
-		return nil, audit.Errorf("MaxConcurrentQueries", "You are already running the maximum number of concurrent queries (%d).", maxConcurrentQueries)
+		return nil, audit.Errorf("MaxConcurrentQueries", "You are already running the maximum number of concurrent queries (%d).", l.opts.MaxConcurrentQueries)
 	}
 	qctx, cancel := context.WithTimeout(context.Background(), l.opts.QueryTimeout)
 	q := &query{ID: newID(), Account: acct, SQL: *in.QueryStatement, stores: ids, State: QueryQueued,
-		Created: l.opts.Now().UTC(), cancel: cancel}
+		Created: l.opts.Now().UTC(), cancel: cancel, admitted: make(chan struct{})}
 	l.queries[q.ID] = q
 	l.running[acct]++
 	l.pruneLocked()
+	l.waiting = append(l.waiting, q)
+	l.admitLocked()
+	l.wg.Add(1)
 	l.mu.Unlock()
 	go l.execute(qctx, cancel, q, stmt)
 	out := struct{ QueryId string }{q.ID}
@@ -401,30 +432,90 @@ func (l *Lake) startQuery(ctx context.Context, req *apiserver.Request) (any, err
 	return out, nil
 }
 
-// pruneLocked forgets queries that ended more than 7 days ago.
+// pruneLocked forgets queries that ended more than 7 days ago, as AWS
+// keeps results for 7 days.
 func (l *Lake) pruneLocked() {
 	now := l.opts.Now()
-	for id, q := range l.queries {
+	for _, q := range l.queries {
 		if !q.Ended.IsZero() && now.Sub(q.Ended) > queryKeep {
-			delete(l.queries, id)
+			l.forgetLocked(q)
 		}
 	}
 }
 
-func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query, stmt string) {
-	defer cancel()
-	l.mu.Lock()
-	if q.State == QueryQueued {
-		q.State = QueryRunning
+// forgetLocked removes a query and its result file: its ID then answers
+// QueryIdNotFound, as an expired query's does on AWS.
+func (l *Lake) forgetLocked(q *query) {
+	delete(l.queries, q.ID)
+	if q.res != nil {
+		if err := os.Remove(q.res.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.log.Warn("lake: remove query result", "query", q.ID, "err", err)
+		}
+		q.res = nil
 	}
-	l.mu.Unlock()
-	res, err := l.run(ctx, stmt, q.stores, l.opts.MaxResultBytes)
+}
+
+// evictLocked forgets account's oldest ended queries while it holds more
+// than MaxHeldResults of them or more than MaxHeldResultBytes of result
+// files; the newest stays.
+func (l *Lake) evictLocked(account string) {
+	var ended []*query
+	var size int64
+	for _, q := range l.queries {
+		if q.Account == account && !q.Ended.IsZero() {
+			ended = append(ended, q)
+			if q.res != nil {
+				size += q.res.size
+			}
+		}
+	}
+	sort.Slice(ended, func(i, j int) bool { return ended[i].ended < ended[j].ended })
+	for len(ended) > 1 && (len(ended) > l.opts.MaxHeldResults || size > l.opts.MaxHeldResultBytes) {
+		q := ended[0]
+		ended = ended[1:]
+		if q.res != nil {
+			size -= q.res.size
+		}
+		l.forgetLocked(q)
+		l.metrics.evicted.Inc()
+		l.log.Debug("lake: query result evicted", "account", account, "query", q.ID)
+	}
+}
+
+// execute waits for the scheduler's admission, runs the query into a
+// result file and records its outcome.
+func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query, stmt string) {
+	defer l.wg.Done()
+	defer cancel()
+	var (
+		n   int64
+		res *resultFile
+		err error
+	)
+	select {
+	case <-q.admitted:
+		l.mu.Lock()
+		if q.State == QueryQueued {
+			q.State = QueryRunning
+		}
+		l.mu.Unlock()
+		res, n, err = l.runToFile(ctx, q, stmt)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.release(q)
 	l.running[q.Account]--
 	q.Ended = l.opts.Now().UTC()
+	l.endSeq++
+	q.ended = l.endSeq
+	q.scanned = n
 	switch {
 	case q.State == QueryCancelled:
+	case q.interrupted:
+		q.State = QueryFailed
+		q.ErrorMessage = "The query was interrupted so that cairn could checkpoint its database under concurrent writes; run it again, or narrow it so it ends sooner."
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		q.State = QueryTimedOut
 		q.ErrorMessage = "The query ran longer than cairn's time limit."
@@ -434,12 +525,71 @@ func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query,
 		if errors.As(queryError(err), &ae) {
 			q.ErrorMessage = ae.Message
 		}
+		if !errors.Is(err, errTooLarge) && ctx.Err() == nil {
+			l.log.Debug("lake: query failed", "query", q.ID, "err", err)
+		}
 	default:
 		q.State = QueryFinished
-		q.columns, q.rows = res.Columns, res.Rows
+		q.res, res = res, nil
 	}
 	if res != nil {
-		q.scanned = int64(len(res.Rows))
+		os.Remove(res.path)
+	}
+	if _, ok := l.queries[q.ID]; ok {
+		l.evictLocked(q.Account)
+	} else if q.res != nil { // forgotten while it ran (Close)
+		os.Remove(q.res.path)
+	}
+}
+
+// runToFile runs a query on a thread of its own with a low CPU priority
+// (schedule.go), writing its rows to a result file.
+func (l *Lake) runToFile(ctx context.Context, q *query, stmt string) (*resultFile, int64, error) {
+	type out struct {
+		res *resultFile
+		n   int64
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		lowPriorityThread()
+		w := &fileSink{dir: l.resultsDir, id: q.ID}
+		n, err := l.run(ctx, stmt, q.stores, l.opts.MaxResultBytes, w)
+		if err != nil {
+			w.abort()
+			done <- out{nil, n, err}
+			return
+		}
+		res, err := w.finish()
+		done <- out{res, n, err}
+	}()
+	o := <-done
+	return o.res, o.n, o.err
+}
+
+// fileSink is a rowSink writing a result file.
+type fileSink struct {
+	dir, id string
+	w       *resultWriter
+}
+
+func (s *fileSink) columns(cols []string) (err error) {
+	s.w, err = newResultWriter(s.dir, s.id, cols)
+	return err
+}
+
+func (s *fileSink) add(row []*string) error { return s.w.add(row) }
+
+func (s *fileSink) finish() (*resultFile, error) {
+	if s.w == nil {
+		return nil, errors.New("lake: query gave no columns")
+	}
+	return s.w.finish()
+}
+
+func (s *fileSink) abort() {
+	if s.w != nil {
+		s.w.abort()
 	}
 }
 
@@ -449,6 +599,10 @@ func (l *Lake) findQueryLocked(account string, id *string, eds *string) (*query,
 		return nil, invalidParam("QueryId is required.")
 	}
 	q := l.queries[*id]
+	if q != nil && !q.Ended.IsZero() && l.opts.Now().Sub(q.Ended) > queryKeep {
+		l.forgetLocked(q) // expired
+		q = nil
+	}
 	if q == nil || q.Account != account {
 		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", clip(*id))
 	}
@@ -493,7 +647,7 @@ func (l *Lake) describeQuery(ctx context.Context, req *apiserver.Request) (any, 
 		QueryStatus     string
 		QueryStatistics queryStats
 		ErrorMessage    string `json:",omitempty"`
-	}{q.ID, q.SQL, q.State, queryStats{EventsMatched: int64(len(q.rows)), EventsScanned: q.scanned,
+	}{q.ID, q.SQL, q.State, queryStats{EventsMatched: q.resultRows(), EventsScanned: q.scanned,
 		ExecutionTimeInMillis: end.Sub(q.Created).Milliseconds(), CreationTime: awsjson.NewTimestamp(q.Created)}, q.ErrorMessage}, nil
 }
 
@@ -510,21 +664,42 @@ func (l *Lake) getQueryResults(ctx context.Context, req *apiserver.Request) (any
 		return nil, audit.Errorf("InvalidMaxResults", "MaxQueryResults must be between 1 and 1000.")
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	q, err := l.findQueryLocked(req.Caller.AccountID, in.QueryId, in.EventDataStore)
 	if err != nil {
+		l.mu.Unlock()
 		return nil, err
 	}
-	start, end, next, err := page(len(q.rows), in.NextToken, in.MaxQueryResults, 1000)
+	state, msg, res := q.State, q.ErrorMessage, q.res
+	l.mu.Unlock()
+	total := 0
+	if res != nil {
+		total = res.rows
+	}
+	start, end, _, err := resultsPage(total, in.NextToken, in.MaxQueryResults)
 	if err != nil {
 		return nil, err
 	}
-	rows := make([][]map[string]string, 0, end-start)
-	for _, r := range q.rows[start:end] {
+	var got [][]*string
+	if res != nil {
+		// The file may be gone since (evicted): as if the query had
+		// expired before the call.
+		if got, err = res.page(start, end, maxPageBytes); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", clip(*in.QueryId))
+			}
+			return nil, err
+		}
+	}
+	var next *string
+	if end = start + len(got); end < total {
+		next = resultsToken(end)
+	}
+	rows := make([][]map[string]string, 0, len(got))
+	for _, r := range got {
 		cells := make([]map[string]string, 0, len(r))
 		for i, v := range r {
 			if v != nil {
-				cells = append(cells, map[string]string{q.columns[i]: *v})
+				cells = append(cells, map[string]string{res.columns[i]: *v})
 			}
 		}
 		rows = append(rows, cells)
@@ -535,8 +710,43 @@ func (l *Lake) getQueryResults(ctx context.Context, req *apiserver.Request) (any
 		QueryResultRows [][]map[string]string
 		NextToken       *string `json:",omitempty"`
 		ErrorMessage    string  `json:",omitempty"`
-	}{QueryStatus: q.State, QueryStatistics: struct{ ResultsCount, TotalResultsCount, BytesScanned int64 }{int64(end - start), int64(len(q.rows)), 0},
-		QueryResultRows: rows, NextToken: next, ErrorMessage: q.ErrorMessage}, nil
+	}{QueryStatus: state, QueryStatistics: struct{ ResultsCount, TotalResultsCount, BytesScanned int64 }{int64(len(got)), int64(total), 0},
+		QueryResultRows: rows, NextToken: next, ErrorMessage: msg}, nil
+}
+
+// resultRows is the number of rows of a finished query's result.
+func (q *query) resultRows() int64 {
+	if q.res == nil {
+		return 0
+	}
+	return int64(q.res.rows)
+}
+
+// resultsToken is GetQueryResults' NextToken for the row offset off: ten
+// digits, as the model wants 4 to 1000 characters.
+func resultsToken(off int) *string {
+	s := fmt.Sprintf("%010d", off)
+	return &s
+}
+
+// resultsPage is page for GetQueryResults' ten-digit tokens.
+func resultsPage(n int, token *string, max *int) (start, end int, next *string, err error) {
+	if token != nil {
+		v, e := strconv.Atoi(*token)
+		if e != nil || len(*token) != 10 || v < 0 || v > n {
+			return 0, 0, nil, audit.Errorf(audit.CodeInvalidNextToken, "The NextToken is not valid.")
+		}
+		start = v
+	}
+	lim := 1000
+	if max != nil {
+		lim = *max
+	}
+	end = min(n, start+lim)
+	if end < n {
+		next = resultsToken(end)
+	}
+	return start, end, next, nil
 }
 
 func (l *Lake) cancelQuery(ctx context.Context, req *apiserver.Request) (any, error) {

@@ -1,0 +1,109 @@
+package lake
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+)
+
+// Checkpoints keep lake.duckdb's write-ahead log short, so a restart after
+// a crash replays little of it. DuckDB's own trigger (checkpoint_threshold,
+// 512MB here: a smaller one made long loads 2-3x as costly) counts bytes,
+// but replaying the log costs ~4-5 ms per transaction whatever its size:
+// 1,300 one-event PutAuditEvents calls (6.8 MB of log) took 5.3 s to
+// replay. So Lake also checkpoints after CheckpointCommits transactions,
+// after CheckpointWALBytes of log, when writes pause (Run's tick), and on
+// Close. A checkpoint takes the write lock: no write waits on it for longer
+// than the checkpoint itself.
+//
+// A running query can block checkpoints ("Cannot CHECKPOINT: there are other
+// write transactions active"), and while it runs each small write
+// transaction costs ~700 KB of log instead of ~5 KB (400 PutAuditEvents
+// calls during one long query: a 260 MB log). So when a checkpoint fails,
+// the scheduler admits no new query until one succeeds (the running ones
+// drain), and when the log holds maxBlockedCommits() transactions the
+// running queries are interrupted (FAILED, saying so): a restart never
+// replays more than that, whatever a tenant runs.
+
+// maxBlockedCommits is the number of transactions after which running
+// queries are interrupted so the database can checkpoint.
+func (l *Lake) maxBlockedCommits() int64 { return 2 * int64(l.opts.CheckpointCommits) }
+
+// wrote notes one committed write transaction and checkpoints when the log
+// has reached the policy's bounds.
+func (l *Lake) wrote(ctx context.Context) {
+	if l.dir == "" {
+		return
+	}
+	n := l.commits.Add(1)
+	l.wroteSinceTick.Store(true)
+	if n < int64(l.opts.CheckpointCommits) && l.walSize() < l.opts.CheckpointWALBytes {
+		return
+	}
+	if err := l.Checkpoint(context.WithoutCancel(ctx)); err != nil {
+		l.checkpointBlocked(err, n)
+	}
+}
+
+// checkpointBlocked holds admissions after a failed checkpoint and, past
+// maxBlockedCommits transactions, interrupts the running queries.
+func (l *Lake) checkpointBlocked(err error, commits int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.metrics.checkpoints.WithLabelValues("blocked").Inc()
+	if !l.ckptBlocked {
+		l.log.Warn("lake: checkpoint waits for running queries; admitting none until it is done", "err", err)
+	}
+	l.ckptBlocked = true
+	if commits < l.maxBlockedCommits() {
+		return
+	}
+	for _, q := range l.queries {
+		if q.slot && !q.interrupted {
+			q.interrupted = true
+			q.cancel()
+			l.metrics.interrupted.Inc()
+			l.log.Warn("lake: query interrupted for a checkpoint", "account", q.Account, "query", q.ID, "transactions", commits)
+		}
+	}
+}
+
+// idleCheckpoint checkpoints when transactions were committed since the
+// last checkpoint but none since the previous call (Run's tick).
+func (l *Lake) idleCheckpoint(ctx context.Context) {
+	if l.dir == "" || l.wroteSinceTick.Swap(false) || l.commits.Load() == 0 {
+		return
+	}
+	if err := l.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+		l.checkpointBlocked(err, l.commits.Load())
+	}
+}
+
+// Checkpoint writes the write-ahead log's changes into lake.duckdb and
+// empties the log.
+func (l *Lake) Checkpoint(ctx context.Context) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	n := l.commits.Load()
+	if _, err := l.db.ExecContext(ctx, `CHECKPOINT`); err != nil {
+		return err
+	}
+	l.commits.Add(-n)
+	l.metrics.checkpoints.WithLabelValues("ok").Inc()
+	l.mu.Lock()
+	if l.ckptBlocked {
+		l.ckptBlocked = false
+		l.admitLocked()
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+// walSize is the size of lake.duckdb's write-ahead log in bytes.
+func (l *Lake) walSize() int64 {
+	fi, err := os.Stat(filepath.Join(l.dir, DBFile+".wal"))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
