@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairn-audit/cairn/internal/apiserver"
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/digest"
@@ -365,15 +366,14 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 		return apiserver.Caller{}, &awsjson.Error{Code: "UnrecognizedClientException", Status: http.StatusForbidden,
 			Message: "The security token included in the request is invalid."}
 	}
-	return apiserver.Caller{
+	return apiserver.Caller{Principal: audit.Principal{
 		AccountID:   p.AccountID,
 		UserName:    p.UserName,
 		ARN:         p.ARN,
 		PrincipalID: p.PrincipalID,
 		AccessKeyID: res.AccessKeyID,
 		Region:      res.Region,
-		Service:     res.Service,
-	}, nil
+	}, Service: res.Service}, nil
 }
 
 // openLake opens CloudTrail Lake's database in the data dir.

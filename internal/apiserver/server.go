@@ -38,15 +38,10 @@ const (
 	maxImportBody = 8 << 20
 )
 
-// Caller is the verified identity behind a request.
+// Caller is the verified identity behind a request: the principal, and
+// the service its signature was scoped to.
 type Caller struct {
-	AccountID   string
-	UserName    string
-	ARN         string
-	PrincipalID string
-	AccessKeyID string
-	// Region is the region of the request's SigV4 credential scope.
-	Region string
+	audit.Principal
 	// Service is the signing name of the credential scope: cloudtrail,
 	// or cloudtrail-data for the data plane (PutAuditEvents). Empty is
 	// taken as right for either.

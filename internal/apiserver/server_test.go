@@ -24,7 +24,7 @@ func (fakeAuth) Authenticate(r *http.Request, _ []byte) (Caller, error) {
 	if acct == "" {
 		return Caller{}, &awsjson.Error{Code: "MissingAuthenticationTokenException", Message: "Missing Authentication Token", Status: 403}
 	}
-	return Caller{AccountID: acct, UserName: "u" + acct, ARN: "arn:aws:iam::" + acct + ":user/u", PrincipalID: "AIDA", AccessKeyID: "AKIA" + acct, Region: "us-east-1"}, nil
+	return Caller{Principal: audit.Principal{AccountID: acct, UserName: "u" + acct, ARN: "arn:aws:iam::" + acct + ":user/u", PrincipalID: "AIDA", AccessKeyID: "AKIA" + acct, Region: "us-east-1"}}, nil
 }
 
 // syncRecorder stores submissions at once.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/apiserver"
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket"
 	"github.com/cairn-audit/cairn/internal/digest/chain"
 	"github.com/cairn-audit/cairn/internal/trail"
@@ -348,7 +349,7 @@ func TestKeyRotationAndListPublicKeys(t *testing.T) {
 	api := &API{Keys: kr2}
 	h := api.Handlers()["ListPublicKeys"]
 	call := func(body string, at time.Time) (listPublicKeysOutput, error) {
-		out, err := h(context.Background(), &apiserver.Request{Caller: apiserver.Caller{AccountID: "111122223333", Region: "us-east-1"},
+		out, err := h(context.Background(), &apiserver.Request{Caller: apiserver.Caller{Principal: audit.Principal{AccountID: "111122223333", Region: "us-east-1"}},
 			Body: []byte(body), Time: at})
 		if err != nil {
 			return listPublicKeysOutput{}, err

@@ -36,7 +36,7 @@ func (a auth) Authenticate(r *http.Request, body []byte) (apiserver.Caller, erro
 		return apiserver.Caller{}, err
 	}
 	acct := keys[res.AccessKeyID]
-	return apiserver.Caller{AccountID: acct, UserName: "u", ARN: "arn:aws:iam::" + acct + ":user/u", AccessKeyID: res.AccessKeyID, Region: res.Region, Service: res.Service}, nil
+	return apiserver.Caller{Principal: audit.Principal{AccountID: acct, UserName: "u", ARN: "arn:aws:iam::" + acct + ":user/u", AccessKeyID: res.AccessKeyID, Region: res.Region}, Service: res.Service}, nil
 }
 
 type recorder struct{ st *audittest.MemStore }

@@ -34,7 +34,7 @@ func FuzzPutEventSelectors(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		reg := &Registry{trails: map[string]*Trail{}} // in memory: no file to save
 		a := &API{Registry: reg, Bucket: func(string) (bucket.Bucket, bool) { return local, true }, MaxPerRegion: 5}
-		caller := apiserver.Caller{AccountID: acct, Region: "us-east-1"}
+		caller := apiserver.Caller{Principal: audit.Principal{AccountID: acct, Region: "us-east-1"}}
 		ctx := context.Background()
 		if _, err := a.createTrail(ctx, &apiserver.Request{Caller: caller, Body: []byte(`{"Name":"main","S3BucketName":"logs"}`)}); err != nil {
 			t.Fatal(err)

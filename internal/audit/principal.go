@@ -1,0 +1,16 @@
+package audit
+
+// Principal is a verified caller: the identity whose access key signed a
+// request, and the region the signature was scoped to. Features scope
+// everything they touch to its account (and, where CloudTrail does, its
+// region); the edges that verify signatures (apiserver, gateway, console)
+// build it.
+type Principal struct {
+	AccountID   string
+	UserName    string
+	ARN         string
+	PrincipalID string
+	AccessKeyID string
+	// Region is the region of the request's SigV4 credential scope.
+	Region string
+}
