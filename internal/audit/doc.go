@@ -2,6 +2,8 @@
 // form in which cairn stores it (Record), lookups (Query, Page), the Store
 // port every storage backend implements, and the errors the domain speaks.
 //
-// It depends on the standard library only. AWS wire names (NextToken,
+// It depends on the standard library and go-json-experiment (the JSON
+// scanner that reads records without changing their bytes) only, and on no
+// other package of cairn: internal/archtest keeps it so. AWS wire names (NextToken,
 // LookupAttributes) stay at the edges; the domain uses its own words.
 package audit

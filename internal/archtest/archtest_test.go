@@ -1,0 +1,209 @@
+// Package archtest keeps cairn's layering visible: edges on top, features in
+// the middle, the domain and technology adapters at the bottom
+// (docs/design.md, "Shape"). Its test reads every non-test Go file's imports
+// and fails when a package imports across the layers, or when an exemption
+// below no longer matches anything (so the list only shrinks).
+package archtest
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/cairn-audit/cairn/"
+
+// edges serve the wire (and everything that talks to a running cairn);
+// wire packages speak AWS's protocols and are for edges only.
+var (
+	edges    = []string{"cmd/cairn", "internal/apiserver", "internal/gateway", "internal/client", "internal/console"}
+	wire     = []string{"internal/awsjson"}
+	features = []string{"internal/trail", "internal/digest", "internal/lake", "internal/insights", "internal/ingest",
+		"internal/importer", "internal/retention"}
+)
+
+// allowed are imports of one feature by another that the design keeps:
+// Lake reads CloudTrail log files with the importer's readers.
+var allowed = map[string]bool{
+	"internal/lake -> internal/importer": true,
+}
+
+// exemptions are today's violations, each to be removed by the change that
+// ends it (issue 12). A listed exemption that no longer occurs fails the
+// test: delete its line.
+var exemptions = map[string]bool{
+	"internal/lake -> internal/apiserver":   true,
+	"internal/lake -> internal/awsjson":     true,
+	"internal/trail -> internal/apiserver":  true,
+	"internal/trail -> internal/awsjson":    true,
+	"internal/digest -> internal/apiserver": true,
+	"internal/digest -> internal/awsjson":   true,
+	"internal/digest -> internal/trail":     true,
+	"internal/gateway -> internal/config":   true,
+}
+
+// under reports whether pkg is one of roots or inside one.
+func under(pkg string, roots []string) (string, bool) {
+	for _, r := range roots {
+		if pkg == r || strings.HasPrefix(pkg, r+"/") {
+			return r, true
+		}
+	}
+	return "", false
+}
+
+// rule returns why importing imp from pkg breaks the layering, or "".
+func rule(pkg, imp string) string {
+	if !strings.HasPrefix(imp, module) {
+		if pkg == "internal/audit" && !strings.HasPrefix(imp, "github.com/go-json-experiment/json") && strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+			return "the domain (audit) imports only the standard library and go-json-experiment"
+		}
+		if pkg == "internal/audit" && (imp == "net" || strings.HasPrefix(imp, "net/") || imp == "database/sql" || imp == "os/exec") {
+			return "the domain (audit) reaches no network, database or process"
+		}
+		return ""
+	}
+	imp = strings.TrimPrefix(imp, module)
+	if pkg == "internal/audit" {
+		return "the domain (audit) imports no other package of cairn"
+	}
+	if pkg == "cmd/cairn" || strings.HasPrefix(pkg, "cmd/") {
+		return ""
+	}
+	if imp == "internal/config" || strings.HasPrefix(imp, "internal/config/") {
+		return "only cmd/cairn reads the config; components take their own Config"
+	}
+	_, pkgEdge := under(pkg, edges)
+	if _, ok := under(imp, edges); ok && !pkgEdge {
+		return "no feature or lower package imports an edge"
+	}
+	if _, ok := under(imp, wire); ok && !pkgEdge {
+		if _, self := under(pkg, wire); !self {
+			return "AWS wire packages are for edges only"
+		}
+	}
+	pf, pkgFeature := under(pkg, features)
+	imf, impFeature := under(imp, features)
+	if impFeature && pkgFeature && pf != imf {
+		return "a feature imports no other feature; the consumer declares the interface it needs and cmd/cairn connects them"
+	}
+	if impFeature && !pkgFeature && !pkgEdge {
+		return "lower packages import no feature"
+	}
+	return ""
+}
+
+func TestLayering(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imports := map[string]map[string]bool{} // package -> imports (module-relative package paths)
+	fset := token.NewFileSet()
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); path != root && (n == "testdata" || strings.HasPrefix(n, ".") || n == "bench" || n == "scripts" || n == "docs") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		pkg := filepath.ToSlash(rel)
+		if imports[pkg] == nil {
+			imports[pkg] = map[string]bool{}
+		}
+		for _, s := range f.Imports {
+			p, _ := strconv.Unquote(s.Path.Value)
+			imports[pkg][p] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imports["internal/audit"]) == 0 || len(imports["cmd/cairn"]) == 0 {
+		t.Fatalf("read the imports of %d packages, without internal/audit or cmd/cairn: wrong root %s", len(imports), root)
+	}
+	used := map[string]bool{}
+	var pkgs []string
+	for p := range imports {
+		pkgs = append(pkgs, p)
+	}
+	slices.Sort(pkgs)
+	for _, pkg := range pkgs {
+		var imps []string
+		for i := range imports[pkg] {
+			imps = append(imps, i)
+		}
+		slices.Sort(imps)
+		for _, imp := range imps {
+			why := rule(pkg, imp)
+			if why == "" {
+				continue
+			}
+			edge := pkg + " -> " + strings.TrimPrefix(imp, module)
+			if allowed[edge] {
+				continue
+			}
+			if exemptions[edge] {
+				used[edge] = true
+				continue
+			}
+			t.Errorf("%s: %s", edge, why)
+		}
+	}
+	for e := range exemptions {
+		if !used[e] {
+			t.Errorf("exemption %q no longer occurs: delete it from archtest's list", e)
+		}
+	}
+}
+
+// TestRules checks the rule on imports it must refuse and accept, so a
+// mistake in the rule cannot pass the whole tree silently.
+func TestRules(t *testing.T) {
+	for _, c := range []struct {
+		pkg, imp string
+		bad      bool
+	}{
+		{"internal/lake", module + "internal/apiserver", true},
+		{"internal/trail", module + "internal/lake", true},
+		{"internal/lake", module + "internal/trail/chain", true},
+		{"internal/audit", module + "internal/store/duckdb", true},
+		{"internal/audit/audittest", module + "internal/audit", false},
+		{"internal/audit", "github.com/duckdb/duckdb-go/v2", true},
+		{"internal/audit", "net/http", true},
+		{"internal/audit", "github.com/go-json-experiment/json/jsontext", false},
+		{"internal/store/duckdb", module + "internal/lake", true},
+		{"internal/gateway", module + "internal/config", true},
+		{"internal/apiserver", module + "internal/lake", false},
+		{"internal/apiserver", module + "internal/awsjson", false},
+		{"internal/trail", module + "internal/awsjson", true},
+		{"internal/ingest", module + "internal/ingest/journal", false},
+		{"internal/lake", module + "internal/audit", false},
+		{"cmd/cairn", module + "internal/config", false},
+	} {
+		if got := rule(c.pkg, c.imp) != ""; got != c.bad {
+			t.Errorf("rule(%s, %s) refuses = %v; want %v", c.pkg, c.imp, got, c.bad)
+		}
+	}
+	if _, err := os.Stat("../../go.mod"); err != nil {
+		t.Fatalf("archtest must sit two levels below the module root: %v", err)
+	}
+}
