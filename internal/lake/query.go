@@ -34,7 +34,9 @@ const (
 	maxStatementLen = 10000
 )
 
-func callerOf(account string) apiserver.Caller { return apiserver.Caller{Principal: audit.Principal{AccountID: account}} }
+func callerOf(account string) apiserver.Caller {
+	return apiserver.Caller{Principal: audit.Principal{AccountID: account}}
+}
 
 type query struct {
 	ID, Account, SQL string
