@@ -66,13 +66,18 @@ type History interface {
 
 // Recorder durably stores records. Submit blocks until they are durable or
 // ctx ends; Enqueue only until they are queued (the writer's drain at
-// shutdown stores them); Saturated reports a full pipeline.
+// shutdown stores them).
 type Recorder interface {
 	Submit(ctx context.Context, records ...audit.Record) (audit.AppendResult, error)
 	Enqueue(ctx context.Context, records ...audit.Record) error
 	// Commit returns once the records are durable (journaled or stored).
 	Commit(ctx context.Context, records ...audit.Record) error
-	Saturated() bool
+	// Admit reports whether a call of account may be served now: nil,
+	// or the error to answer instead (an *audit.Error: Throttling when
+	// the account's share of the pipeline is used up, ServiceUnavailable
+	// for a write while the disk is full). write marks a call that
+	// changes something (its record must be durable).
+	Admit(account string, write bool) error
 }
 
 // Request is one verified call handed to an operation's Handler.
@@ -198,9 +203,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// logging tampering finds it. Read calls (LookupEvents...) are answered
 	// first and their records queued: a graceful shutdown drains the queue
 	// after the last handler, a crash may lose the last 50 ms of them.
-	// A throttled call's record is queued: the pipeline is saturated.
+	// A refused call's record is queued: the pipeline is saturated, or
+	// the disk full.
 	recorded := false
-	if c.caller.AccountID != "" && c.known() && !c.readOnly && code != audit.CodeThrottling+"Exception" {
+	if c.caller.AccountID != "" && c.known() && !c.readOnly && code != audit.CodeThrottling+"Exception" && code != audit.CodeServiceUnavailable+"Exception" {
 		s.record(c, err, true)
 		recorded = true
 	}
@@ -269,8 +275,10 @@ func (s *Server) serve(c *call) (any, error) {
 	default:
 		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + prefix + "." + op + ".", Status: http.StatusBadRequest}
 	}
-	if s.cfg.Recorder.Saturated() {
-		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	// Each account has its share of the ingest pipeline: one flooding it
+	// is throttled, the others are not (see docs/security.md).
+	if err := s.cfg.Recorder.Admit(caller.AccountID, !c.readOnly); err != nil {
+		return nil, err
 	}
 	ctx := r.Context()
 	switch op {
@@ -300,8 +308,8 @@ func (s *Server) serveData(c *call, op string) (any, error) {
 	if c.r.Method != http.MethodPost {
 		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + c.r.Method + " /" + op + ".", Status: http.StatusBadRequest}
 	}
-	if s.cfg.Recorder.Saturated() {
-		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	if err := s.cfg.Recorder.Admit(c.caller.AccountID, true); err != nil {
+		return nil, err
 	}
 	req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start, Query: c.r.URL.Query()}
 	return s.cfg.DataHandlers[op](c.r.Context(), req)

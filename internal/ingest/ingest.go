@@ -1,11 +1,15 @@
 // Package ingest batches records on their way into a Store and acknowledges
 // each submission only once it is durably stored.
 //
-// Submissions wait in a bounded queue; a single writer takes them in batches.
-// What each call guarantees when it returns nil:
+// Submissions wait in a bounded queue of one lane per account; a single
+// writer takes them in batches, from the lanes in turn (round robin), so
+// that one account's backlog does not delay another's calls by more than a
+// batch. What each call guarantees when it returns nil:
 //
-//   - Submit: the records are in the store (one store append of their own,
-//     with exact counts).
+//   - Submit: the records are in the store, with exact counts. When the
+//     store reports per-record outcomes (EachAppender), concurrent Submit
+//     calls share one store append (group commit) and each gets the counts
+//     of its own records; otherwise each is written alone.
 //   - Commit: the records are durable. Without a journal, they are in the
 //     store: the writer appends as soon as it is free, taking every
 //     submission queued by then into the same store append (group commit),
@@ -21,13 +25,22 @@
 //     them within MaxDelay, and Run's final drain stores those queued
 //     before it stops. A crash loses the ones not yet stored.
 //
-// When the store falls behind, the queue fills and Submit, Commit and
-// Enqueue block (backpressure): nothing is ever dropped. With a journal the
-// same holds: a journal write is answered only once its records are in the
-// queue, so when the queue is full Commit blocks too, and journaled
-// records the store refuses are retried until it takes them (or the
-// pipeline stops: they stay in the journal). Callers that must not block
-// ask Saturated first and answer ThrottlingException.
+// Callers that must not queue ask Admit first and answer its error
+// (ThrottlingException, or ServiceUnavailableException while the disk is
+// full) instead of calling: Admit refuses an account whose lane is beyond
+// its bound (AccountQueueSize submissions or AccountQueueRecords records),
+// and, when the whole queue holds QueueSize submissions, the accounts
+// holding at least an equal share of it. Past admission, a full lane makes
+// Submit, Commit and Enqueue block (backpressure): nothing is ever dropped
+// while the disk has room. With a journal the same holds: a journal write
+// is answered only once its records are in the queue.
+//
+// A full disk (a write failing with ENOSPC, or free space below
+// MinFreeBytes) makes Admit refuse writes at once, with a log line and the
+// gauge cairn_ingest_disk_full; acknowledged records the store could not
+// take stay in the journal and in the writer, which stores them once space
+// is back. The pipeline checks the free space at most every
+// DiskCheckInterval and resumes by itself.
 package ingest
 
 import (
@@ -37,7 +50,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
-	"time"
+		"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,6 +63,16 @@ type Appender interface {
 	Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error)
 }
 
+// EachAppender is an Appender that also tells, per record, whether it was
+// inserted: AppendEach is Append (same guarantees) returning inserted[i]
+// true when records[i] was new, false when it was a duplicate. With it,
+// concurrent Submit calls share one store append and each still gets its
+// own exact counts.
+type EachAppender interface {
+	Appender
+	AppendEach(ctx context.Context, records []audit.Record) (inserted []bool, err error)
+}
+
 // Config configures a Pipeline. The zero value of every field but Store works.
 type Config struct {
 	Store Appender
@@ -57,8 +80,29 @@ type Config struct {
 	MaxBatch int
 	// MaxDelay is how long the first record of a batch may wait (default 50ms).
 	MaxDelay time.Duration
-	// QueueSize bounds the submissions waiting for the writer (default 1024).
+	// QueueSize is the number of queued submissions beyond which Admit
+	// refuses the accounts holding an equal share of the queue or more; it
+	// also bounds each account's lane (a push waits while its lane holds
+	// QueueSize submissions). Default 1024.
 	QueueSize int
+	// AccountQueueSize is the number of queued submissions of one account
+	// beyond which Admit refuses it (default QueueSize/4).
+	AccountQueueSize int
+	// AccountQueueRecords is the number of queued records of one account
+	// beyond which Admit refuses it (default 20000: about a second of the
+	// store's appends).
+	AccountQueueRecords int
+	// DiskDir is the directory whose file system holds the journal and the
+	// store, watched for free space (default JournalDir; none: only write
+	// errors tell a full disk).
+	DiskDir string
+	// MinFreeBytes is the free space of DiskDir's file system below which
+	// Admit refuses writes (default 64 MiB; negative: none), so that the
+	// store and the journal do not meet a full disk mid-write.
+	MinFreeBytes int64
+	// DiskCheckInterval is how often, at most, the free space is read
+	// (default 1s).
+	DiskCheckInterval time.Duration
 	// MaxAttempts bounds the tries of one batch's Append (default 5), with
 	// capped exponential backoff and jitter between them.
 	MaxAttempts int
@@ -79,6 +123,10 @@ type Config struct {
 
 // ErrClosed is returned by Submit once the pipeline has stopped.
 var ErrClosed = errors.New("ingest: pipeline closed")
+
+// ErrDiskFull is wrapped by the errors of writes refused or failed because
+// the disk is full.
+var ErrDiskFull = errors.New("ingest: the disk is full")
 
 type submission struct {
 	records []audit.Record
@@ -105,7 +153,7 @@ type result struct {
 // run it with Run, submit with Submit.
 type Pipeline struct {
 	cfg     Config
-	queue   chan submission
+	queue   *lanes
 	stopped chan struct{} // closed when Run starts its final drain
 	drained chan struct{} // closed when Run has returned
 	once    sync.Once
@@ -115,6 +163,13 @@ type Pipeline struct {
 	failures prometheus.Counter
 	latency  prometheus.Histogram
 	depth    prometheus.GaugeFunc
+	refused  *prometheus.CounterVec
+	dropped  prometheus.Counter
+
+	// each is the store when it reports per-record outcomes: Submit
+	// calls then share appends.
+	each EachAppender
+	disk disk
 
 	journal  *journal.Journal // nil: Commit waits for the store
 	jBytes   prometheus.Counter
@@ -153,6 +208,21 @@ func New(cfg Config) *Pipeline {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 1024
 	}
+	if cfg.AccountQueueSize <= 0 {
+		cfg.AccountQueueSize = max(1, cfg.QueueSize/4)
+	}
+	if cfg.AccountQueueRecords <= 0 {
+		cfg.AccountQueueRecords = 20000
+	}
+	if cfg.DiskDir == "" {
+		cfg.DiskDir = cfg.JournalDir
+	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = 64 << 20
+	}
+	if cfg.DiskCheckInterval <= 0 {
+		cfg.DiskCheckInterval = time.Second
+	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
 	}
@@ -164,7 +234,7 @@ func New(cfg Config) *Pipeline {
 	}
 	p := &Pipeline{
 		cfg:     cfg,
-		queue:   make(chan submission, cfg.QueueSize),
+		queue:   newLanes(cfg.QueueSize),
 		stopped: make(chan struct{}),
 		drained: make(chan struct{}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
@@ -183,9 +253,17 @@ func New(cfg Config) *Pipeline {
 	}
 	p.depth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_ingest_queue_depth", Help: "Submissions waiting for the writer.",
-	}, func() float64 { return float64(len(p.queue)) })
+	}, func() float64 { return float64(p.queue.len()) })
+	p.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_ingest_refused_total", Help: "Calls refused by admission, by reason (account_backlog, queue_full, disk_full).",
+	}, []string{"reason"})
+	p.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_ingest_dropped_records_total", Help: "Queued records of read calls (Enqueue) dropped because the disk stayed full.",
+	})
+	p.disk.init(&p.cfg)
+	p.each, _ = cfg.Store.(EachAppender)
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.batches, p.records, p.failures, p.latency, p.depth} {
+		for _, c := range []prometheus.Collector{p.batches, p.records, p.failures, p.latency, p.depth, p.refused, p.dropped, p.disk.gauge} {
 			cfg.Registerer.MustRegister(c)
 		}
 	}
@@ -210,7 +288,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	start := time.Now()
 	var total audit.AppendResult
 	st, err := j.Replay(p.cfg.MaxBatch, func(recs []audit.Record) error {
-		res, err := p.appendRetry(ctx, recs, false)
+		res, _, err := p.appendRetry(ctx, recs, false)
 		total.Inserted += res.Inserted
 		total.Duplicates += res.Duplicates
 		return err
@@ -258,12 +336,53 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
-// Saturated reports whether the queue is full, so that a Submit now would
-// block until the writer catches up.
-func (p *Pipeline) Saturated() bool { return len(p.queue) == cap(p.queue) }
+// Admit reports whether a call of account may queue records now: nil, or
+// the error to answer instead of calling (an *audit.Error: Throttling when
+// the account's lane is beyond its bound, or the whole queue is and the
+// account holds at least an equal share of it; ServiceUnavailable, wrapping
+// ErrDiskFull, for a write while the disk is full). write marks a call
+// whose effect or record must be durable; read calls are refused only for
+// their account's backlog.
+func (p *Pipeline) Admit(account string, write bool) error {
+	if write && p.disk.full() {
+		p.refused.WithLabelValues("disk_full").Inc()
+		return diskFullError(nil)
+	}
+	u := p.queue.usage(account)
+	switch {
+	case u.subs >= p.cfg.AccountQueueSize || u.recs >= p.cfg.AccountQueueRecords:
+		p.refused.WithLabelValues("account_backlog").Inc()
+	case u.allSubs >= p.cfg.QueueSize && u.subs > 0 && u.subs >= p.cfg.QueueSize/max(1, u.active):
+		p.refused.WithLabelValues("queue_full").Inc()
+	default:
+		return nil
+	}
+	return audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+}
+
+// diskFullError is the error a write refused or failed for a full disk
+// answers; cause (if any) is for the log.
+func diskFullError(cause error) error {
+	err := ErrDiskFull
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", ErrDiskFull, cause)
+	}
+	return &audit.Error{Code: audit.CodeServiceUnavailable, Err: err,
+		Message: "cairn cannot store new events: the disk of its data directory is full. Retry once space has been freed."}
+}
+
+// key is the lane of a submission: the account of its records (the
+// pipeline's callers submit one account's records at a time; a journal
+// group is split by account before it is queued).
+func key(records []audit.Record) string {
+	if len(records) == 0 {
+		return ""
+	}
+	return records[0].Account
+}
 
 // Submit hands records to the writer and waits until they are durably
-// stored. It blocks while the queue is full. It returns ctx's error if ctx
+// stored. It blocks while the account's lane is full. It returns ctx's error if ctx
 // ends first (the records may still be stored later: Append is idempotent,
 // so a retry is safe), and ErrClosed once the pipeline has stopped.
 func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.AppendResult, error) {
@@ -372,13 +491,18 @@ func (p *Pipeline) leave(g *group) {
 
 // writeGroup writes records to the journal with one fsync and queues them
 // for the writer, which stores them and tells the journal. Queueing blocks
-// while the queue is full: the backpressure on Commit. If the journal
-// write fails, the records are committed through the store instead.
+// while a lane is full: the backpressure on Commit. If the journal write
+// fails, the records are committed through the store instead, unless the
+// disk is full: then the group fails at once (the store is on that disk).
 func (p *Pipeline) writeGroup(records []audit.Record) error {
 	start := time.Now()
 	seg, size, err := p.journal.Append(records)
 	if err != nil {
 		p.jErrors.Inc()
+		if isDiskFull(err) {
+			p.disk.setFull(err)
+			return diskFullError(err)
+		}
 		p.cfg.Logger.Error("ingest: journal write failed; committing through the store", "records", len(records), "err", err)
 		return p.wait(context.Background(), submission{records: records, done: make(chan result, 1), wait: true}).err
 	}
@@ -386,27 +510,51 @@ func (p *Pipeline) writeGroup(records []audit.Record) error {
 	p.jSyncs.Inc()
 	p.jBytes.Add(float64(size))
 	p.jPerSync.Observe(float64(len(records)))
-	select {
-	case p.queue <- submission{records: records, seg: seg}:
-	case <-p.stopped:
-		// Durable, not stored now: the next Open replays them.
+	// One submission per account, each in its account's lane.
+	for _, part := range byAccount(records) {
+		if err := p.queue.push(context.Background(), p.stopped, key(part), submission{records: part, seg: seg}); err != nil {
+			// Stopped: durable, not stored now; the next Open replays them.
+			break
+		}
 	}
 	return nil
 }
 
+// byAccount splits records into runs of one account each, in order of
+// first appearance.
+func byAccount(records []audit.Record) [][]audit.Record {
+	first := key(records)
+	same := true
+	for i := range records {
+		if records[i].Account != first {
+			same = false
+			break
+		}
+	}
+	if same {
+		return [][]audit.Record{records}
+	}
+	idx := map[string]int{}
+	var out [][]audit.Record
+	for _, r := range records {
+		i, ok := idx[r.Account]
+		if !ok {
+			i = len(out)
+			idx[r.Account] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], r)
+	}
+	return out
+}
+
 // wait queues s and waits for its write.
 func (p *Pipeline) wait(ctx context.Context, s submission) result {
-	select {
-	case <-p.stopped:
+	if p.stopping() {
 		return result{err: ErrClosed}
-	default:
 	}
-	select {
-	case p.queue <- s:
-	case <-p.stopped:
-		return result{err: ErrClosed}
-	case <-ctx.Done():
-		return result{err: ctx.Err()}
+	if err := p.queue.push(ctx, p.stopped, key(s.records), s); err != nil {
+		return result{err: err}
 	}
 	select {
 	case r := <-s.done:
@@ -425,26 +573,16 @@ func (p *Pipeline) wait(ctx context.Context, s submission) result {
 }
 
 // Enqueue hands records to the writer without waiting for the write. It
-// blocks only while the queue is full (backpressure). Records enqueued
-// before Run stops are written by Run's final drain.
+// blocks only while the account's lane is full (backpressure). Records
+// enqueued before Run stops are written by Run's final drain.
 func (p *Pipeline) Enqueue(ctx context.Context, records ...audit.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	s := submission{records: records, done: make(chan result, 1)}
-	select {
-	case <-p.stopped:
+	if p.stopping() {
 		return ErrClosed
-	default:
 	}
-	select {
-	case p.queue <- s:
-		return nil
-	case <-p.stopped:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return p.queue.push(ctx, p.stopped, key(records), submission{records: records, done: make(chan result, 1)})
 }
 
 // Append makes a Pipeline usable where an audit.Store's Append is expected.
@@ -462,7 +600,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// batch: retries of journaled records then end (they stay in the
 	// journal) and the drain can finish.
 	go func() { <-ctx.Done(); p.stop() }()
-	p.writer(ctx, p.queue)
+	p.writer(ctx)
 	if p.journal == nil {
 		return nil
 	}
@@ -496,30 +634,42 @@ func (p *Pipeline) stopping() bool {
 	}
 }
 
-// writer takes submissions from in and writes them to the store in
-// batches. It returns after ctx ends and what in held by then is written.
-func (p *Pipeline) writer(ctx context.Context, in chan submission) {
+// writer takes submissions from the lanes, in turn, and writes them to
+// the store in batches. It returns after ctx ends and what the lanes held
+// by then is written. Submissions a full disk refused are set aside
+// (deferred) and tried again once the disk has room.
+func (p *Pipeline) writer(ctx context.Context) {
 	var (
 		batch    []submission
 		n        int
 		timer    = time.NewTimer(time.Hour)
 		pending  bool
 		deadline time.Time // of the pending batch
-		waiting  bool      // a Commit caller is in the batch
+		waiting  bool      // a Commit or Submit caller is in the batch
+		deferred []submission
+		retry    = time.NewTimer(time.Hour)
+		retrying bool
 	)
 	timer.Stop()
+	retry.Stop()
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		p.write(batch, n)
+		deferred = append(deferred, p.write(batch, n)...)
+		deferred = p.bound(deferred)
 		batch, n, pending, waiting = batch[:0], 0, false, false
 		timer.Stop()
+		if len(deferred) > 0 && !retrying {
+			retrying = true
+			retry.Reset(p.cfg.DiskCheckInterval)
+		}
 	}
 	add := func(s submission) {
-		if s.exact {
-			// A submission waiting for its counts is written alone,
-			// so that they are exact; queued records share batches.
+		if s.exact && p.each == nil {
+			// The store reports totals only: a submission waiting
+			// for its counts is written alone, so that they are
+			// exact; queued records share batches.
 			flush()
 			batch, n = append(batch, s), len(s.records)
 			flush()
@@ -527,7 +677,7 @@ func (p *Pipeline) writer(ctx context.Context, in chan submission) {
 		}
 		batch = append(batch, s)
 		n += len(s.records)
-		waiting = waiting || s.wait
+		waiting = waiting || s.wait || s.exact
 		// The batch is written by the earliest deadline of its records.
 		d := p.cfg.MaxDelay
 		if s.seg != 0 {
@@ -541,18 +691,17 @@ func (p *Pipeline) writer(ctx context.Context, in chan submission) {
 			flush()
 		}
 	}
-	// groupCommit writes a batch holding a waiting caller together with
-	// every submission queued by now (up to MaxBatch records): the group
-	// commit. Those arriving during the write form the next group.
-	groupCommit := func() {
-		for waiting && n < p.cfg.MaxBatch {
-			select {
-			case s := <-in:
-				add(s)
-				continue
-			default:
+	// take moves what the lanes hold into batches, in turn. A batch
+	// holding a waiting caller is written at once with every submission
+	// queued by then (up to MaxBatch records): the group commit. Those
+	// arriving during the write form the next group.
+	take := func() {
+		for {
+			s, ok := p.queue.pop()
+			if !ok {
+				break
 			}
-			break
+			add(s)
 		}
 		if waiting {
 			flush()
@@ -560,88 +709,183 @@ func (p *Pipeline) writer(ctx context.Context, in chan submission) {
 	}
 	for {
 		select {
-		case s := <-in:
-			add(s)
-			groupCommit()
+		case <-p.queue.ready:
+			take()
 		case <-timer.C:
 			pending = false
 			flush()
+		case <-retry.C:
+			retrying = false
+			if p.disk.full() {
+				retrying = true
+				retry.Reset(p.cfg.DiskCheckInterval)
+				continue
+			}
+			for len(deferred) > 0 && n < p.cfg.MaxBatch {
+				s := deferred[0]
+				deferred = deferred[1:]
+				add(s)
+			}
+			flush()
 		case <-ctx.Done():
 			p.stop()
-			// Drain what was queued before the stop.
-			for {
-				select {
-				case s := <-in:
-					add(s)
-				default:
-					flush()
-					return
-				}
+			// Drain what was queued before the stop; try what a full
+			// disk refused once more.
+			take()
+			for _, s := range deferred {
+				add(s)
 			}
+			deferred = nil
+			flush()
+			p.drop(deferred)
+			return
 		}
 	}
 }
 
+// bound keeps deferred submissions within QueueSize: the oldest queued
+// records of read calls beyond it are dropped (counted and logged).
+// Journaled ones are always kept: they are small in number (one per
+// account per journal write) and acknowledged.
+func (p *Pipeline) bound(deferred []submission) []submission {
+	if len(deferred) <= p.cfg.QueueSize {
+		return deferred
+	}
+	over := len(deferred) - p.cfg.QueueSize
+	kept := deferred[:0]
+	var dropped []submission
+	for _, s := range deferred {
+		if over > 0 && s.seg == 0 {
+			dropped = append(dropped, s)
+			over--
+			continue
+		}
+		kept = append(kept, s)
+	}
+	p.drop(dropped)
+	return kept
+}
+
+// drop gives up deferred submissions: queued records of read calls are
+// lost (counted and logged); journaled ones stay in the journal for the
+// next start.
+func (p *Pipeline) drop(ss []submission) {
+	n := 0
+	for _, s := range ss {
+		if s.seg == 0 {
+			n += len(s.records)
+		}
+	}
+	if n > 0 {
+		p.dropped.Add(float64(n))
+		p.cfg.Logger.Error("ingest: queued records of read calls dropped: the disk stayed full", "records", n)
+	}
+}
+
 // write appends one batch with retries and answers every submission in it.
-func (p *Pipeline) write(batch []submission, n int) {
+// It returns the submissions to try again later because the disk is full:
+// journaled ones (acknowledged) and queued ones (Enqueue); the callers
+// waiting in the batch get the error.
+func (p *Pipeline) write(batch []submission, n int) (deferred []submission) {
 	records := make([]audit.Record, 0, n)
 	journaled := false
 	for _, s := range batch {
 		records = append(records, s.records...)
 		journaled = journaled || s.seg != 0
 	}
-	res, err := p.appendRetry(context.Background(), records, journaled)
+	res, inserted, err := p.appendRetry(context.Background(), records, journaled)
+	perRecord := err == nil && len(inserted) == len(records)
+	full := err != nil && errors.Is(err, ErrDiskFull)
 	if err == nil {
 		p.batches.Inc()
 		p.records.Add(float64(n))
-	} else if journaled {
+	} else if journaled && !full {
 		p.cfg.Logger.Error("ingest: journaled records not stored; they stay in the journal for the next start", "records", n, "err", err)
 	}
-	// The store reports totals: exact for a submission alone in its batch
-	// (every Submit); queued submissions (Enqueue) read no counts.
+	// Counts: per submission when the store reports per record, else the
+	// totals, exact for a submission alone in its batch; queued
+	// submissions (Enqueue) read no counts.
+	off := 0
 	for _, s := range batch {
+		part := off
+		off += len(s.records)
 		if s.seg != 0 {
 			if err == nil {
 				p.journal.Done(s.seg, len(s.records))
+			} else if full {
+				deferred = append(deferred, s)
 			}
 			continue
 		}
+		if full && !s.wait && !s.exact {
+			deferred = append(deferred, s)
+			continue
+		}
 		r := result{err: err}
-		if err == nil && len(batch) == 1 {
+		switch {
+		case err != nil:
+		case perRecord:
+			for _, ok := range inserted[part:off] {
+				if ok {
+					r.res.Inserted++
+				} else {
+					r.res.Duplicates++
+				}
+			}
+		case len(batch) == 1:
 			r.res = res
 		}
-		s.done <- r
+		if s.done != nil {
+			s.done <- r
+		}
 	}
+	return deferred
 }
 
 // appendRetry appends records to the store, trying MaxAttempts times with
 // capped exponential backoff and jitter between tries. Records already
 // acknowledged from the journal (journaled) are tried until they are
-// stored or the pipeline stops: the queue in front of them fills and
-// pushes back on Commit meanwhile. The append is not cancelled with ctx
-// once started (the context of Run must not abort the final flush).
-func (p *Pipeline) appendRetry(ctx context.Context, records []audit.Record, journaled bool) (audit.AppendResult, error) {
-	var (
-		res audit.AppendResult
-		err error
-	)
+// stored or the pipeline stops: the lanes in front of them fill and push
+// back on Commit meanwhile. A full disk ends the tries at once, with an
+// error wrapping ErrDiskFull. The append is not cancelled with ctx once
+// started (the context of Run must not abort the final flush).
+//
+// With an EachAppender store, inserted tells per record whether it was new.
+func (p *Pipeline) appendRetry(ctx context.Context, records []audit.Record, journaled bool) (res audit.AppendResult, inserted []bool, err error) {
 	backoff := 20 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		res, err = p.cfg.Store.Append(context.WithoutCancel(ctx), records)
+		if p.each != nil {
+			inserted, err = p.each.AppendEach(context.WithoutCancel(ctx), records)
+			res = audit.AppendResult{}
+			for _, ok := range inserted {
+				if ok {
+					res.Inserted++
+				} else {
+					res.Duplicates++
+				}
+			}
+		} else {
+			res, err = p.cfg.Store.Append(context.WithoutCancel(ctx), records)
+		}
 		p.latency.Observe(time.Since(start).Seconds())
 		if err == nil {
-			return res, nil
+			p.disk.wrote()
+			return res, inserted, nil
 		}
 		p.failures.Inc()
+		if isDiskFull(err) {
+			p.disk.setFull(err)
+			return res, nil, diskFullError(err)
+		}
 		p.cfg.Logger.Error("ingest: append failed", "records", len(records), "attempt", attempt, "err", err)
 		if attempt >= p.cfg.MaxAttempts && (!journaled || p.stopping()) {
-			return res, err
+			return res, nil, err
 		}
 		select {
 		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
 		case <-ctx.Done():
-			return res, err
+			return res, nil, err
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}

@@ -149,8 +149,8 @@ func TestFullQueuePushesBack(t *testing.T) {
 			go p.Submit(t.Context(), recs(1)...)
 		}
 		synctest.Wait()
-		if !p.Saturated() {
-			t.Fatal("Saturated() = false with a full queue")
+		if err := p.Admit("111111111111", false); audit.ErrorCode(err) != audit.CodeThrottling {
+			t.Fatalf("Admit with a full lane = %v; want Throttling", err)
 		}
 		short, stop := context.WithTimeout(t.Context(), time.Second)
 		defer stop()

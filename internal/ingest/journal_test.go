@@ -150,7 +150,7 @@ func TestJournalPushesBackWhenTheStoreStalls(t *testing.T) {
 	if err := commit(0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the writer to take the first record", func() bool { return len(p.queue) == 0 })
+	waitFor(t, "the writer to take the first record", func() bool { return p.queue.len() == 0 })
 	if err := commit(1); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestJournaledCommitAfterStopAndCancel(t *testing.T) {
 	if err := commit(t.Context(), 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the writer to take the first record", func() bool { return len(p.queue) == 0 })
+	waitFor(t, "the writer to take the first record", func() bool { return p.queue.len() == 0 })
 	if err := commit(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}

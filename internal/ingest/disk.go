@@ -1,0 +1,109 @@
+package ingest
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// disk tracks whether the disk holding the journal and the store is full:
+// set by a write failing with ENOSPC (or EDQUOT), or by free space below
+// MinFreeBytes; cleared once the free space, read at most every
+// DiskCheckInterval, is back above MinFreeBytes (or, where the free space
+// cannot be read, after DiskCheckInterval: the next write tries).
+type disk struct {
+	dir      string
+	minFree  int64
+	interval time.Duration
+	log      *slog.Logger
+	gauge    prometheus.Gauge
+
+	mu      sync.Mutex
+	isFull  bool
+	checked time.Time // of the last free-space reading
+	since   time.Time // full since
+}
+
+func (d *disk) init(cfg *Config) {
+	d.dir, d.minFree, d.interval, d.log = cfg.DiskDir, cfg.MinFreeBytes, cfg.DiskCheckInterval, cfg.Logger
+	d.gauge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cairn_ingest_disk_full",
+		Help: "1 while the disk of the data directory is full (writes are refused with ServiceUnavailableException), else 0.",
+	})
+}
+
+// full reports whether writes must be refused now, reading the free space
+// when the last reading is older than the interval.
+func (d *disk) full() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	if now.Sub(d.checked) < d.interval {
+		return d.isFull
+	}
+	d.checked = now
+	free, ok := freeBytes(d.dir)
+	switch {
+	case ok && d.minFree > 0 && free < d.minFree:
+		d.setFullLocked("free space below ingest.min_free_bytes", "free_bytes", free, "min_free_bytes", d.minFree)
+	case ok && d.isFull && free > 0:
+		d.clearLocked("free_bytes", free)
+	case !ok && d.isFull:
+		d.clearLocked() // unknown: let the next write try
+	}
+	return d.isFull
+}
+
+// setFull records a write that failed for a full disk.
+func (d *disk) setFull(cause error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.checked = time.Now() // the write was the reading
+	d.setFullLocked("a write failed: the disk is full", "err", cause)
+}
+
+// wrote records a successful store write: with no free-space reading, it
+// is what tells that the disk has room again.
+func (d *disk) wrote() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.isFull && d.minFree <= 0 {
+		d.clearLocked()
+	}
+}
+
+func (d *disk) setFullLocked(why string, args ...any) {
+	if d.isFull {
+		return
+	}
+	d.isFull, d.since = true, time.Now()
+	d.gauge.Set(1)
+	d.log.Error("ingest: the disk is full; writes are refused (ServiceUnavailableException) until space is freed",
+		append([]any{"why", why, "dir", d.dir}, args...)...)
+}
+
+func (d *disk) clearLocked(args ...any) {
+	d.isFull = false
+	d.gauge.Set(0)
+	d.log.Info("ingest: the disk has room again; writes resume",
+		append([]any{"dir", d.dir, "full_for", time.Since(d.since).Round(time.Millisecond)}, args...)...)
+}
+
+// isDiskFull reports whether err is a write failing for a full disk (or an
+// exhausted quota). DuckDB reports it in its message only.
+func isDiskFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "no space left on device") || strings.Contains(msg, "disk quota exceeded") ||
+		strings.Contains(msg, "not enough space on the disk")
+}
