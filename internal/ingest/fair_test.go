@@ -132,7 +132,10 @@ func TestLanesAreFairBetweenAccounts(t *testing.T) {
 		name   string
 		submit func(p *Pipeline, rs []audit.Record) error
 	}{
-		{"Submit", func(p *Pipeline, rs []audit.Record) error { _, err := p.Submit(context.Background(), rs...); return err }},
+		{"Submit", func(p *Pipeline, rs []audit.Record) error {
+			_, err := p.Submit(context.Background(), rs...)
+			return err
+		}},
 		{"Commit", func(p *Pipeline, rs []audit.Record) error { return p.Commit(context.Background(), rs...) }},
 		{"Enqueue", func(p *Pipeline, rs []audit.Record) error { return p.Enqueue(context.Background(), rs...) }},
 	} {

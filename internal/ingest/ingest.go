@@ -50,7 +50,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
-		"time"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
