@@ -132,7 +132,13 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Records a previous run journaled but did not store go into the
 	// store before anything is served.
-	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg})
+	minFree := int64(cfg.Ingest.MinFreeMB) << 20
+	if minFree == 0 {
+		minFree = -1 // none: only a write failing for a full disk stops writes
+	}
+	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg,
+		QueueSize: cfg.Ingest.QueueSize, AccountQueueSize: cfg.Ingest.AccountQueueSize, AccountQueueRecords: cfg.Ingest.AccountQueueRecords,
+		DiskDir: f.dataDir, MinFreeBytes: minFree})
 	if err != nil {
 		return err
 	}

@@ -207,8 +207,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the disk full.
 	recorded := false
 	if c.caller.AccountID != "" && c.known() && !c.readOnly && code != audit.CodeThrottling+"Exception" && code != audit.CodeServiceUnavailable+"Exception" {
-		s.record(c, err, true)
 		recorded = true
+		if rerr := s.record(c, err, true); rerr != nil && aerr == nil {
+			// The call is not acknowledged without its durable record
+			// (a disk that filled meanwhile: ServiceUnavailable).
+			aerr = s.wireError(c, rerr)
+			code = aerr.Code
+		}
 	}
 	if aerr != nil {
 		awsjson.WriteError(w, c.requestID, aerr)
@@ -336,8 +341,8 @@ func (s *Server) wireError(c *call, err error) *awsjson.Error {
 
 // record stores the CloudTrail event of call c. errResp is what the client
 // gets (nil on success). With durable it returns once the record is
-// durable; else once it is queued.
-func (s *Server) record(c *call, errResp error, durable bool) {
+// durable; else once it is queued. It returns the error it logged.
+func (s *Server) record(c *call, errResp error, durable bool) error {
 	ev := s.event(c, errResp)
 	raw, err := ev.Marshal()
 	if err == nil {
@@ -357,6 +362,7 @@ func (s *Server) record(c *call, errResp error, durable bool) {
 	if err != nil {
 		s.cfg.Logger.Error("api: recording the call failed", "request_id", c.requestID, "operation", c.op, "err", err)
 	}
+	return err
 }
 
 // event builds the record AWS would write for c.

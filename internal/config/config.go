@@ -44,6 +44,8 @@ type Config struct {
 	Gateway *Gateway `yaml:"gateway"`
 	// Lake configures CloudTrail Lake (lake.go).
 	Lake Lake `yaml:"lake"`
+	// Ingest bounds the ingest pipeline (ingest.go).
+	Ingest Ingest `yaml:"ingest"`
 
 	keys map[string]Principal // access key ID -> principal
 }

@@ -135,7 +135,8 @@ func decode(name string, data []byte) (*Config, ErrorList) {
 func (d *decoder) config(n *yaml.Node) *Config {
 	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
 		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval, DigestKeyRotation: DefaultDigestKeyRotation},
-		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights(), Lake: DefaultLake()}
+		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights(), Lake: DefaultLake(),
+		Ingest: DefaultIngest()}
 	d.bucketNames = map[string]int{}
 	d.mapping(n, "",
 		field{"event_history", false, func(v *yaml.Node, path string) { d.eventHistory(v, path, &c.EventHistory) }},
@@ -150,6 +151,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"insights", false, func(v *yaml.Node, path string) { d.insights(v, path, &c.Insights) }},
 		field{"gateway", false, func(v *yaml.Node, path string) { c.Gateway = d.gateway(v, path) }},
 		field{"lake", false, func(v *yaml.Node, path string) { d.lake(v, path, &c.Lake) }},
+		field{"ingest", false, func(v *yaml.Node, path string) { d.ingest(v, path, &c.Ingest) }},
 	)
 	return c
 }
