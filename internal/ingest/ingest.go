@@ -101,7 +101,8 @@ type Config struct {
 	// store and the journal do not meet a full disk mid-write.
 	MinFreeBytes int64
 	// DiskCheckInterval is how often, at most, the free space is read
-	// (default 1s).
+	// (default 100ms), and how often records a full disk refused are
+	// tried again.
 	DiskCheckInterval time.Duration
 	// MaxAttempts bounds the tries of one batch's Append (default 5), with
 	// capped exponential backoff and jitter between them.
@@ -221,7 +222,7 @@ func New(cfg Config) *Pipeline {
 		cfg.MinFreeBytes = 64 << 20
 	}
 	if cfg.DiskCheckInterval <= 0 {
-		cfg.DiskCheckInterval = time.Second
+		cfg.DiskCheckInterval = 100 * time.Millisecond
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
