@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
@@ -153,9 +154,9 @@ func TestNoisyNeighbourIsThrottledAlone(t *testing.T) {
 		conns, size  int
 		ingestConfig string
 	}{
-		{"large calls", 32, 500, "ingest:\n  queue_size: 64\n  account_queue_size: 8\n  account_queue_records: 2000\n"},
-		{"small calls", 96, 1, "ingest:\n  queue_size: 64\n  account_queue_size: 8\n  account_queue_records: 2000\n"},
-		{"the whole queue", 96, 20, "ingest:\n  queue_size: 16\n  account_queue_size: 16\n  account_queue_records: 100000\n"},
+		{"large calls", 32, 500, "ingest:\n  queue_size: 64\n  account_max_calls: 8\n  account_queue_records: 2000\n"},
+		{"small calls", 96, 1, "ingest:\n  queue_size: 64\n  account_max_calls: 8\n  account_queue_records: 2000\n"},
+		{"the whole queue", 96, 20, "ingest:\n  queue_size: 16\n  account_max_calls: 16\n  account_queue_records: 100000\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, fmt.Sprintf(twoAccounts, 0)+tc.ingestConfig, "")
@@ -186,7 +187,10 @@ func TestNoisyNeighbourIsThrottledAlone(t *testing.T) {
 	}
 }
 
-func p99(outs []outcome) time.Duration {
+func p99(outs []outcome) time.Duration { return quantile(outs, 99) }
+
+// quantile returns the q-th percentile of the calls' durations.
+func quantile(outs []outcome, q int) time.Duration {
 	if len(outs) == 0 {
 		return 0
 	}
@@ -195,7 +199,7 @@ func p99(outs []outcome) time.Duration {
 		ds[i] = o.d
 	}
 	slices.Sort(ds)
-	return ds[min(len(ds)-1, len(ds)*99/100)]
+	return ds[min(len(ds)-1, len(ds)*q/100)]
 }
 
 // BenchmarkNoisyNeighbour measures, for docs/security.md, another
@@ -225,11 +229,117 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 				failed++
 			}
 		}
+		if os.Getenv("CAIRN_FLOOD_VERBOSE") != "" {
+			for _, o := range outs {
+				b.Log(o.op, o.code, o.d)
+			}
+		}
 		b.ReportMetric(float64(failed)/float64(len(outs))*100, "other-failed-%")
 		b.ReportMetric(float64(p99(outs).Milliseconds()), "other-p99-ms")
+		b.ReportMetric(float64(quantile(outs, 50).Milliseconds()), "other-p50-ms")
+		b.ReportMetric(float64(quantile(outs, 100).Milliseconds()), "other-max-ms")
 		b.ReportMetric(float64(len(outs)), "other-calls")
 		b.ReportMetric(float64(throttled.Load())/float64(max(1, calls.Load()))*100, "flood-throttled-%")
 		b.ReportMetric(float64(calls.Load())/float64(secs), "flood-calls/s")
 		ts.stop()
 	}
+}
+
+// BenchmarkConcurrentAddTags measures AddTags from 200 concurrent clients
+// of one account on one trail (every call rewrites the trail registry):
+// calls/s, p50 and p99 of the successful calls, and the share refused.
+func BenchmarkConcurrentAddTags(b *testing.B) {
+	const clients = 200
+	for b.Loop() {
+		logs := b.TempDir()
+		ts := startServer(b, fmt.Sprintf(twoAccounts, 0)+fmt.Sprintf("buckets:\n  - name: local-logs\n    local_dir: %s\n", logs), "")
+		c := noRetryOnRefusal(ts, "AKIAALICE00000000001", "alice-secret-key")
+		out, err := c.CreateTrail(context.Background(), &cloudtrail.CreateTrailInput{Name: aws.String("audit"), S3BucketName: aws.String("local-logs")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		outs := concurrently(clients, 3*time.Second, func(i, n int) error {
+			_, err := c.AddTags(context.Background(), &cloudtrail.AddTagsInput{ResourceId: out.TrailARN,
+				TagsList: []types.Tag{{Key: aws.String(fmt.Sprint("k", i%40)), Value: aws.String(fmt.Sprint(n))}}})
+			return err
+		})
+		report(b, outs, 3*time.Second)
+		ts.stop()
+	}
+}
+
+// BenchmarkConcurrentImports measures ImportRecords from 100 concurrent
+// writers of one account, 10 records a call: calls/s, p50 and p99 of the
+// successful calls, and the share throttled.
+func BenchmarkConcurrentImports(b *testing.B) {
+	const writers = 100
+	for b.Loop() {
+		ts := startServer(b, fmt.Sprintf(twoAccounts, 0), "")
+		sink := importSink(ts, "AKIAALICE00000000001", "alice-secret-key", writers)
+		var seq atomic.Int64
+		outs := concurrently(writers, 3*time.Second, func(int, int) error {
+			recs := make([]audit.Record, 10)
+			for i := range recs {
+				recs[i] = accountRecord("111111111111", "bench", int(seq.Add(1)), time.Now())
+			}
+			_, _, err := sink.AppendReport(context.Background(), recs)
+			return err
+		})
+		report(b, outs, 3*time.Second)
+		ts.stop()
+	}
+}
+
+// concurrently runs call on n goroutines for d and returns every call's
+// outcome.
+func concurrently(n int, d time.Duration, call func(i, n int) error) []outcome {
+	var (
+		mu   sync.Mutex
+		outs []outcome
+		wg   sync.WaitGroup
+	)
+	end := time.Now().Add(d)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; time.Now().Before(end); k++ {
+				start := time.Now()
+				err := call(i, k)
+				code := ""
+				if err != nil {
+					var re *importer.RemoteError
+					if errors.As(err, &re) {
+						code = re.Code
+					} else if code = errCode(err); code == "" {
+						code = "error"
+					}
+				}
+				mu.Lock()
+				outs = append(outs, outcome{code: code, d: time.Since(start)})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return outs
+}
+
+func report(b *testing.B, outs []outcome, d time.Duration) {
+	var ok []time.Duration
+	refused := 0
+	for _, o := range outs {
+		if o.code == "" {
+			ok = append(ok, o.d)
+		} else {
+			refused++
+		}
+	}
+	slices.Sort(ok)
+	if len(ok) > 0 {
+		b.ReportMetric(ms(ok[len(ok)/2]), "ok-p50-ms")
+		b.ReportMetric(ms(ok[len(ok)*99/100]), "ok-p99-ms")
+	}
+	b.ReportMetric(float64(len(ok))/d.Seconds(), "ok-calls/s")
+	b.ReportMetric(float64(refused)/float64(max(1, len(outs)))*100, "refused-%")
 }

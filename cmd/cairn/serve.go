@@ -137,7 +137,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		minFree = -1 // none: only a write failing for a full disk stops writes
 	}
 	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg,
-		QueueSize: cfg.Ingest.QueueSize, AccountQueueSize: cfg.Ingest.AccountQueueSize, AccountQueueRecords: cfg.Ingest.AccountQueueRecords,
+		QueueSize: cfg.Ingest.QueueSize, AccountMaxCalls: cfg.Ingest.AccountMaxCalls, AccountQueueRecords: cfg.Ingest.AccountQueueRecords,
 		DiskDir: f.dataDir, MinFreeBytes: minFree})
 	if err != nil {
 		return err

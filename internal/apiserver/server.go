@@ -72,12 +72,13 @@ type Recorder interface {
 	Enqueue(ctx context.Context, records ...audit.Record) error
 	// Commit returns once the records are durable (journaled or stored).
 	Commit(ctx context.Context, records ...audit.Record) error
-	// Admit reports whether a call of account may be served now: nil,
-	// or the error to answer instead (an *audit.Error: Throttling when
-	// the account's share of the pipeline is used up, ServiceUnavailable
-	// for a write while the disk is full). write marks a call that
-	// changes something (its record must be durable).
-	Admit(account string, write bool) error
+	// Admit admits a call of account, or returns the error to answer
+	// instead (an *audit.Error: Throttling when the account's share of
+	// the pipeline is used up, ServiceUnavailable for a write while the
+	// disk is full). write marks a call that changes something (its
+	// record must be durable). release is called once the call is
+	// answered and recorded.
+	Admit(account string, write bool) (release func(), err error)
 }
 
 // Request is one verified call handed to an operation's Handler.
@@ -179,11 +180,19 @@ type call struct {
 	responseElements []byte
 	// data marks a cloudtrail-data call.
 	data bool
+	// release ends the call's admission (Recorder.Admit), once answered
+	// and recorded.
+	release func()
 }
 
 // ServeHTTP answers one API request, then records it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now()}
+	defer func() {
+		if c.release != nil {
+			c.release()
+		}
+	}()
 	resp, err := s.serve(c)
 	opLabel := c.op
 	if opLabel == "" || !c.known() {
@@ -282,9 +291,11 @@ func (s *Server) serve(c *call) (any, error) {
 	}
 	// Each account has its share of the ingest pipeline: one flooding it
 	// is throttled, the others are not (see docs/security.md).
-	if err := s.cfg.Recorder.Admit(caller.AccountID, !c.readOnly); err != nil {
+	release, err := s.cfg.Recorder.Admit(caller.AccountID, !c.readOnly)
+	if err != nil {
 		return nil, err
 	}
+	c.release = release
 	ctx := r.Context()
 	switch op {
 	case "LookupEvents":
@@ -313,9 +324,11 @@ func (s *Server) serveData(c *call, op string) (any, error) {
 	if c.r.Method != http.MethodPost {
 		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + c.r.Method + " /" + op + ".", Status: http.StatusBadRequest}
 	}
-	if err := s.cfg.Recorder.Admit(c.caller.AccountID, true); err != nil {
+	release, err := s.cfg.Recorder.Admit(c.caller.AccountID, true)
+	if err != nil {
 		return nil, err
 	}
+	c.release = release
 	req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start, Query: c.r.URL.Query()}
 	return s.cfg.DataHandlers[op](c.r.Context(), req)
 }

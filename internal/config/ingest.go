@@ -7,17 +7,17 @@ import "gopkg.in/yaml.v3"
 //
 //	ingest:
 //	  queue_size: 1024
-//	  account_queue_size: 256
+//	  account_max_calls: 64
 //	  account_queue_records: 20000
 //	  min_free_mb: 64
 type Ingest struct {
-	// QueueSize is the number of queued submissions (calls) beyond which
-	// the accounts holding an equal share of the queue or more are
+	// QueueSize is the number of calls in flight (all accounts) beyond
+	// which the accounts holding an equal share of them or more are
 	// throttled; it also bounds one account's queue.
 	QueueSize int `yaml:"queue_size"`
-	// AccountQueueSize is the number of one account's queued calls beyond
-	// which its calls get ThrottlingException (default QueueSize/4).
-	AccountQueueSize int `yaml:"account_queue_size"`
+	// AccountMaxCalls is the number of one account's calls in flight
+	// beyond which its calls get ThrottlingException.
+	AccountMaxCalls int `yaml:"account_max_calls"`
 	// AccountQueueRecords is the number of one account's queued records
 	// beyond which its calls get ThrottlingException.
 	AccountQueueRecords int `yaml:"account_queue_records"`
@@ -30,7 +30,7 @@ type Ingest struct {
 // Defaults of the ingest section.
 const (
 	DefaultIngestQueueSize      = 1024
-	DefaultAccountQueueSize     = 256
+	DefaultAccountMaxCalls      = 64
 	DefaultAccountQueueRecords  = 20000
 	DefaultIngestMinFreeMB      = 64
 	maxIngestQueueSize          = 1 << 20
@@ -39,21 +39,20 @@ const (
 
 // DefaultIngest returns the ingest section's defaults.
 func DefaultIngest() Ingest {
-	return Ingest{QueueSize: DefaultIngestQueueSize, AccountQueueSize: DefaultAccountQueueSize,
+	return Ingest{QueueSize: DefaultIngestQueueSize, AccountMaxCalls: DefaultAccountMaxCalls,
 		AccountQueueRecords: DefaultAccountQueueRecords, MinFreeMB: DefaultIngestMinFreeMB}
 }
 
 func (d *decoder) ingest(n *yaml.Node, path string, in *Ingest) {
-	accountSet := false
 	d.mapping(n, path,
 		field{"queue_size", false, func(v *yaml.Node, path string) {
 			if m, ok := d.integer(v, path, 1, maxIngestQueueSize, "calls", "default 1024"); ok {
 				in.QueueSize = m
 			}
 		}},
-		field{"account_queue_size", false, func(v *yaml.Node, path string) {
-			if m, ok := d.integer(v, path, 1, maxIngestQueueSize, "calls", "default 256"); ok {
-				in.AccountQueueSize, accountSet = m, true
+		field{"account_max_calls", false, func(v *yaml.Node, path string) {
+			if m, ok := d.integer(v, path, 1, maxIngestQueueSize, "calls", "default 64"); ok {
+				in.AccountMaxCalls = m
 			}
 		}},
 		field{"account_queue_records", false, func(v *yaml.Node, path string) {
@@ -67,10 +66,7 @@ func (d *decoder) ingest(n *yaml.Node, path string, in *Ingest) {
 			}
 		}},
 	)
-	if !accountSet {
-		in.AccountQueueSize = max(1, in.QueueSize/4)
-	}
-	if in.AccountQueueSize > in.QueueSize {
-		d.failf(n, path, "account_queue_size (%d) is larger than queue_size (%d)", in.AccountQueueSize, in.QueueSize)
+	if in.AccountMaxCalls > in.QueueSize {
+		d.failf(n, path, "account_max_calls (%d) is larger than queue_size (%d)", in.AccountMaxCalls, in.QueueSize)
 	}
 }

@@ -117,8 +117,39 @@ func TestSubmitsShareAppendsWithExactCounts(t *testing.T) {
 		}
 		st.mu.Lock()
 		defer st.mu.Unlock()
+		// The waiting calls of three accounts share appends one round
+		// of the accounts at a time: 111, 222 and 333, then 111 and 222.
+		if st.appends != 3 {
+			t.Errorf("%d appends (sizes %v); want 3: the first call, then the %d waiting ones in two rounds of the accounts", st.appends, st.sizes, len(calls))
+		}
+	})
+}
+
+// The waiting Submit calls of one account share one append.
+func TestSubmitsOfOneAccountShareOneAppend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &gatedEach{MemStore: audittest.NewMemStore(), gate: make(chan struct{})}
+		p := New(Config{Store: st, MaxDelay: time.Hour})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Run(ctx)
+		errs := make(chan error, 11)
+		go func() { _, err := p.Submit(t.Context(), acctRecs("111111111111", 0, 1)...); errs <- err }()
+		synctest.Wait()
+		for i := range 10 {
+			go func() { _, err := p.Submit(t.Context(), acctRecs("111111111111", 10+i*3, 3)...); errs <- err }()
+		}
+		synctest.Wait()
+		close(st.gate)
+		for range 11 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
 		if st.appends != 2 {
-			t.Errorf("%d appends (sizes %v); want 2: the first call, then the %d waiting ones together", st.appends, st.sizes, len(calls))
+			t.Errorf("%d appends (sizes %v); want 2: the first call, then the 10 waiting together", st.appends, st.sizes)
 		}
 	})
 }
@@ -143,21 +174,31 @@ func TestLanesAreFairBetweenAccounts(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				st := &gatedEach{MemStore: audittest.NewMemStore(), gate: make(chan struct{}, 3)}
 				defer func() { close(st.gate) }()
-				p := New(Config{Store: st, MaxBatch: 10, MaxDelay: time.Millisecond, QueueSize: 64, AccountQueueSize: 8})
+				p := New(Config{Store: st, MaxBatch: 10, MaxDelay: time.Millisecond, QueueSize: 64, AccountMaxCalls: 8})
 				ctx, cancel := context.WithCancel(t.Context())
 				defer cancel()
 				go p.Run(ctx)
 				const flooder, other = "111111111111", "222222222222"
-				// The flooder fills its lane (and more, blocked).
+				// The flooder: 8 admitted calls (its share), and a
+				// backlog of 32 more submissions in its lane.
 				for i := range 40 {
-					go p.Submit(context.Background(), acctRecs(flooder, i*10, 10)...)
+					release, err := p.Admit(flooder, true)
+					if (err == nil) != (i < 8) {
+						t.Fatalf("Admit(flooder) #%d = %v; want the first 8 admitted, then Throttling", i, err)
+					}
+					go func() {
+						p.Submit(context.Background(), acctRecs(flooder, i*10, 10)...)
+						if release != nil {
+							release()
+						}
+					}()
 				}
 				synctest.Wait()
-				if err := p.Admit(flooder, true); audit.ErrorCode(err) != audit.CodeThrottling {
+				if err := admitErr(p.Admit(flooder, true)); audit.ErrorCode(err) != audit.CodeThrottling {
 					t.Errorf("Admit(flooder) = %v; want Throttling", err)
 				}
-				if err := p.Admit(other, true); err != nil {
-					t.Errorf("Admit(other) = %v; want nil: its lane is empty", err)
+				if err := admitErr(p.Admit(other, true)); err != nil {
+					t.Errorf("Admit(other) = %v; want nil: its share is unused", err)
 				}
 				done := make(chan error, 1)
 				go func() { done <- tc.submit(p, acctRecs(other, 0, 1)) }()
@@ -185,4 +226,124 @@ func TestLanesAreFairBetweenAccounts(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Admit bounds each account's calls in flight and queued records, and,
+// when the calls of all accounts reach QueueSize, refuses the accounts
+// holding an equal share or more while admitting the others; releasing
+// an admission gives it back.
+func TestAdmit(t *testing.T) {
+	const a, b, c = "111111111111", "222222222222", "333333333333"
+	admit := func(p *Pipeline, acct string, n int) (releases []func()) {
+		t.Helper()
+		for i := range n {
+			r, err := p.Admit(acct, i%2 == 0)
+			if err != nil {
+				t.Fatalf("Admit(%s) #%d = %v; want admitted", acct, i, err)
+			}
+			releases = append(releases, r)
+		}
+		return releases
+	}
+	refused := func(p *Pipeline, acct string, write bool) {
+		t.Helper()
+		if err := admitErr(p.Admit(acct, write)); audit.ErrorCode(err) != audit.CodeThrottling {
+			t.Errorf("Admit(%s, write=%t) = %v; want Throttling", acct, write, err)
+		}
+	}
+	t.Run("calls of one account", func(t *testing.T) {
+		p := New(Config{Store: &fakeStore{}, QueueSize: 100, AccountMaxCalls: 5})
+		rs := admit(p, a, 5)
+		refused(p, a, true)
+		refused(p, a, false) // reads count too
+		admit(p, b, 5)       // another account is not concerned
+		rs[0]()
+		rs[0]() // a second release changes nothing
+		admit(p, a, 1)
+		refused(p, a, false)
+	})
+	t.Run("records queued by one account", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			st := &gatedEach{MemStore: audittest.NewMemStore(), gate: make(chan struct{})}
+			p := New(Config{Store: st, MaxBatch: 100, AccountQueueRecords: 1000})
+			ctx, cancel := context.WithCancel(t.Context())
+			defer func() { close(st.gate); cancel() }()
+			go p.Run(ctx)
+			// The writer takes 100 and blocks; 1000 more wait in a's lane.
+			for i := range 11 {
+				p.Enqueue(t.Context(), acctRecs(a, i*100, 100)...)
+				synctest.Wait()
+			}
+			refused(p, a, false)
+			admit(p, b, 1)
+		})
+	})
+	t.Run("fair share of the whole queue", func(t *testing.T) {
+		p := New(Config{Store: &fakeStore{}, QueueSize: 12, AccountMaxCalls: 10})
+		admit(p, a, 10)
+		admit(p, b, 2) // 12 in flight: the queue is full
+		refused(p, a, true)
+		// b holds 2, less than an equal share (12/2): admitted.
+		admit(p, b, 3)
+		// c holds nothing: admitted.
+		admit(p, c, 1)
+		// b now holds 5 >= 15/3: refused.
+		refused(p, b, true)
+	})
+	t.Run("disk full refuses writes only", func(t *testing.T) {
+		p := New(Config{Store: &fakeStore{}, DiskDir: t.TempDir(), MinFreeBytes: 1 << 62})
+		if err := admitErr(p.Admit(a, true)); audit.ErrorCode(err) != audit.CodeServiceUnavailable {
+			t.Errorf("write = %v; want ServiceUnavailable", err)
+		}
+		if err := admitErr(p.Admit(a, false)); err != nil {
+			t.Errorf("read = %v; want admitted", err)
+		}
+	})
+}
+
+// A full lane holds back the Commit calls of its account only: with the
+// store stalled and one account's lane full, Commit calls of that account
+// wait (backpressure), while another account's Commit calls, journaled
+// in the same groups, return.
+func TestJournalBackpressureIsPerAccount(t *testing.T) {
+	st := &gatedEach{MemStore: audittest.NewMemStore(), gate: make(chan struct{})}
+	var once sync.Once
+	open := func() { once.Do(func() { close(st.gate) }) }
+	t.Cleanup(open)
+	p, _, _ := openJournaled(t, Config{Store: st, JournalDir: t.TempDir(), QueueSize: 3, MaxBatch: 1})
+	const flooder, other = "111111111111", "222222222222"
+	// The writer takes one and blocks in the store; three fill the lane.
+	for i := range 4 {
+		if err := p.Commit(t.Context(), acctRecs(flooder, i, 1)...); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			waitFor(t, "the writer to take the first record", func() bool { return p.queue.len() == 0 })
+		}
+	}
+	var waiting sync.WaitGroup
+	for i := range 5 {
+		waiting.Add(1)
+		go func() {
+			defer waiting.Done()
+			if err := p.Commit(context.Background(), acctRecs(flooder, 10+i, 1)...); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	// The other account's calls go through (up to its own lane's room:
+	// the store is stalled), one after another and journaled together
+	// with the flooder's blocked ones.
+	for i := range 3 {
+		if err := p.Commit(t.Context(), acctRecs(other, i, 1)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open()
+	waiting.Wait()
+	waitFor(t, "every record stored", func() bool {
+		a, _ := st.Lookup(t.Context(), audit.Query{Account: flooder, Limit: 100})
+		b, _ := st.Lookup(t.Context(), audit.Query{Account: other, Limit: 100})
+		return len(a.Records) == 9 && len(b.Records) == 3
+	})
 }

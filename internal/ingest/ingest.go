@@ -27,13 +27,16 @@
 //
 // Callers that must not queue ask Admit first and answer its error
 // (ThrottlingException, or ServiceUnavailableException while the disk is
-// full) instead of calling: Admit refuses an account whose lane is beyond
-// its bound (AccountQueueSize submissions or AccountQueueRecords records),
-// and, when the whole queue holds QueueSize submissions, the accounts
-// holding at least an equal share of it. Past admission, a full lane makes
-// Submit, Commit and Enqueue block (backpressure): nothing is ever dropped
-// while the disk has room. With a journal the same holds: a journal write
-// is answered only once its records are in the queue.
+// full) instead of calling, and release the admission once answered: Admit
+// refuses an account with AccountMaxCalls calls admitted and not yet
+// answered, or AccountQueueRecords records queued, and, when QueueSize
+// calls of all accounts are admitted, the accounts holding at least an
+// equal share of them. Counting calls from admission (not from queueing)
+// bounds the CPU one account's calls take before they reach the queue
+// (decoding, validation), not only the queue. Past admission, a full lane
+// makes Submit, Commit and Enqueue block (backpressure): nothing is ever
+// dropped while the disk has room. With a journal the same holds: a
+// journal write is answered only once its records are in the queue.
 //
 // A full disk (a write failing with ENOSPC, or free space below
 // MinFreeBytes) makes Admit refuse writes at once, with a log line and the
@@ -80,14 +83,14 @@ type Config struct {
 	MaxBatch int
 	// MaxDelay is how long the first record of a batch may wait (default 50ms).
 	MaxDelay time.Duration
-	// QueueSize is the number of queued submissions beyond which Admit
-	// refuses the accounts holding an equal share of the queue or more; it
-	// also bounds each account's lane (a push waits while its lane holds
-	// QueueSize submissions). Default 1024.
+	// QueueSize is the number of admitted calls of all accounts beyond
+	// which Admit refuses the accounts holding an equal share of them or
+	// more; it also bounds each account's lane (a push waits while its
+	// lane holds QueueSize submissions). Default 1024.
 	QueueSize int
-	// AccountQueueSize is the number of queued submissions of one account
-	// beyond which Admit refuses it (default QueueSize/4).
-	AccountQueueSize int
+	// AccountMaxCalls is the number of one account's calls admitted and
+	// not yet answered beyond which Admit refuses it (default 64).
+	AccountMaxCalls int
 	// AccountQueueRecords is the number of queued records of one account
 	// beyond which Admit refuses it (default 20000: about a second of the
 	// store's appends).
@@ -172,6 +175,13 @@ type Pipeline struct {
 	each EachAppender
 	disk disk
 
+	// Admission (Admit): calls admitted and not yet released, by
+	// account and in all.
+	amu      sync.Mutex
+	calls    map[string]int
+	allCalls int
+	inFlight prometheus.GaugeFunc
+
 	journal  *journal.Journal // nil: Commit waits for the store
 	jBytes   prometheus.Counter
 	jSyncs   prometheus.Counter
@@ -194,8 +204,30 @@ type Pipeline struct {
 type group struct {
 	records []audit.Record
 	waiters int           // callers waiting to lead it or for its write
-	done    chan struct{} // closed once written; err is then set
+	done    chan struct{} // closed once written; err and queued are then set
 	err     error
+	// queued holds, for each account whose records could not be queued
+	// at once (its lane was full), a channel closed once they are: its
+	// callers wait for it, the others do not (backpressure on that
+	// account only).
+	queued map[string]chan struct{}
+}
+
+// answer returns what a Commit caller of account in g gets once g is
+// written: g's error, after waiting until the account's records are
+// queued.
+func (p *Pipeline) answer(ctx context.Context, g *group, account string) error {
+	if g.err != nil {
+		return g.err
+	}
+	if ch := g.queued[account]; ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // New returns a Pipeline writing to cfg.Store.
@@ -209,8 +241,8 @@ func New(cfg Config) *Pipeline {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 1024
 	}
-	if cfg.AccountQueueSize <= 0 {
-		cfg.AccountQueueSize = max(1, cfg.QueueSize/4)
+	if cfg.AccountMaxCalls <= 0 {
+		cfg.AccountMaxCalls = min(64, cfg.QueueSize)
 	}
 	if cfg.AccountQueueRecords <= 0 {
 		cfg.AccountQueueRecords = 20000
@@ -256,15 +288,19 @@ func New(cfg Config) *Pipeline {
 		Name: "cairn_ingest_queue_depth", Help: "Submissions waiting for the writer.",
 	}, func() float64 { return float64(p.queue.len()) })
 	p.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "cairn_ingest_refused_total", Help: "Calls refused by admission, by reason (account_backlog, queue_full, disk_full).",
+		Name: "cairn_ingest_refused_total", Help: "Calls refused by admission, by reason (account_share, queue_full, disk_full).",
 	}, []string{"reason"})
 	p.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_ingest_dropped_records_total", Help: "Queued records of read calls (Enqueue) dropped because the disk stayed full.",
 	})
 	p.disk.init(&p.cfg)
+	p.calls = map[string]int{}
+	p.inFlight = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_ingest_admitted_calls", Help: "Calls admitted (Admit) and not yet answered.",
+	}, func() float64 { p.amu.Lock(); defer p.amu.Unlock(); return float64(p.allCalls) })
 	p.each, _ = cfg.Store.(EachAppender)
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.batches, p.records, p.failures, p.latency, p.depth, p.refused, p.dropped, p.disk.gauge} {
+		for _, c := range []prometheus.Collector{p.batches, p.records, p.failures, p.latency, p.depth, p.refused, p.dropped, p.disk.gauge, p.inFlight} {
 			cfg.Registerer.MustRegister(c)
 		}
 	}
@@ -337,28 +373,46 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
-// Admit reports whether a call of account may queue records now: nil, or
-// the error to answer instead of calling (an *audit.Error: Throttling when
-// the account's lane is beyond its bound, or the whole queue is and the
-// account holds at least an equal share of it; ServiceUnavailable, wrapping
-// ErrDiskFull, for a write while the disk is full). write marks a call
-// whose effect or record must be durable; read calls are refused only for
-// their account's backlog.
-func (p *Pipeline) Admit(account string, write bool) error {
+// Admit admits a call of account, or returns the error to answer instead
+// of calling (an *audit.Error: Throttling when the account has
+// AccountMaxCalls calls admitted or AccountQueueRecords records queued, or
+// when QueueSize calls are admitted and the account holds at least an
+// equal share of them; ServiceUnavailable, wrapping ErrDiskFull, for a
+// write while the disk is full). write marks a call whose effect or record
+// must be durable; read calls are refused only for their account's share.
+// The caller calls release once the call is answered (and recorded).
+func (p *Pipeline) Admit(account string, write bool) (release func(), err error) {
 	if write && p.disk.full() {
 		p.refused.WithLabelValues("disk_full").Inc()
-		return diskFullError(nil)
+		return nil, diskFullError(nil)
 	}
-	u := p.queue.usage(account)
+	queued := p.queue.records(account)
+	p.amu.Lock()
+	calls := p.calls[account]
 	switch {
-	case u.subs >= p.cfg.AccountQueueSize || u.recs >= p.cfg.AccountQueueRecords:
-		p.refused.WithLabelValues("account_backlog").Inc()
-	case u.allSubs >= p.cfg.QueueSize && u.subs > 0 && u.subs >= p.cfg.QueueSize/max(1, u.active):
+	case calls >= p.cfg.AccountMaxCalls || queued >= p.cfg.AccountQueueRecords:
+		p.amu.Unlock()
+		p.refused.WithLabelValues("account_share").Inc()
+		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	case p.allCalls >= p.cfg.QueueSize && calls > 0 && calls >= p.cfg.QueueSize/max(1, len(p.calls)):
+		p.amu.Unlock()
 		p.refused.WithLabelValues("queue_full").Inc()
-	default:
-		return nil
+		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
 	}
-	return audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	p.calls[account] = calls + 1
+	p.allCalls++
+	p.amu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.amu.Lock()
+			defer p.amu.Unlock()
+			p.allCalls--
+			if p.calls[account]--; p.calls[account] <= 0 {
+				delete(p.calls, account)
+			}
+		})
+	}, nil
 }
 
 // diskFullError is the error a write refused or failed for a full disk
@@ -424,6 +478,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 	if p.stopping() {
 		return ErrClosed
 	}
+	acct := key(records)
 	p.jmu.Lock()
 	g := p.jcur
 	g.records = append(g.records, records...)
@@ -434,7 +489,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 		select {
 		case <-ready:
 		case <-g.done:
-			return g.err
+			return p.answer(ctx, g, acct)
 		case <-ctx.Done():
 			p.leave(g) // the group is written all the same
 			return ctx.Err()
@@ -444,7 +499,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 			p.jmu.Unlock()
 			select {
 			case <-g.done:
-				return g.err
+				return p.answer(ctx, g, acct)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -467,14 +522,14 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 	p.jready = make(chan struct{})
 	p.jmu.Unlock()
 
-	g.err = p.writeGroup(g.records)
+	g.err = p.writeGroup(g)
 	close(g.done)
 
 	p.jmu.Lock()
 	p.jbusy = false
 	close(p.jready)
 	p.jmu.Unlock()
-	return g.err
+	return p.answer(ctx, g, acct)
 }
 
 // leave takes a caller whose context ended out of g, which waits for a
@@ -490,12 +545,15 @@ func (p *Pipeline) leave(g *group) {
 	}
 }
 
-// writeGroup writes records to the journal with one fsync and queues them
-// for the writer, which stores them and tells the journal. Queueing blocks
-// while a lane is full: the backpressure on Commit. If the journal write
-// fails, the records are committed through the store instead, unless the
-// disk is full: then the group fails at once (the store is on that disk).
-func (p *Pipeline) writeGroup(records []audit.Record) error {
+// writeGroup writes g's records to the journal with one fsync and queues
+// them for the writer, which stores them and tells the journal. The
+// records of an account whose lane is full are queued as soon as it has
+// room, its callers waiting until then (g.queued): the backpressure on
+// Commit, on that account only. If the journal write fails, the records
+// are committed through the store instead, unless the disk is full: then
+// the group fails at once (the store is on that disk).
+func (p *Pipeline) writeGroup(g *group) error {
+	records := g.records
 	start := time.Now()
 	seg, size, err := p.journal.Append(records)
 	if err != nil {
@@ -513,10 +571,21 @@ func (p *Pipeline) writeGroup(records []audit.Record) error {
 	p.jPerSync.Observe(float64(len(records)))
 	// One submission per account, each in its account's lane.
 	for _, part := range byAccount(records) {
-		if err := p.queue.push(context.Background(), p.stopped, key(part), submission{records: part, seg: seg}); err != nil {
-			// Stopped: durable, not stored now; the next Open replays them.
-			break
+		k, s := key(part), submission{records: part, seg: seg}
+		if p.queue.tryPush(k, s) {
+			continue
 		}
+		ch := make(chan struct{})
+		if g.queued == nil {
+			g.queued = map[string]chan struct{}{}
+		}
+		g.queued[k] = ch
+		go func() {
+			// Stopped: durable, not stored now; the next Open
+			// replays them.
+			p.queue.push(context.Background(), p.stopped, k, s)
+			close(ch)
+		}()
 	}
 	return nil
 }
@@ -695,13 +764,25 @@ func (p *Pipeline) writer(ctx context.Context) {
 	// take moves what the lanes hold into batches, in turn. A batch
 	// holding a waiting caller is written at once with every submission
 	// queued by then (up to MaxBatch records): the group commit. Those
-	// arriving during the write form the next group.
+	// arriving during the write form the next group. While several
+	// accounts have submissions queued, a batch holding a waiting caller
+	// takes one round of them (a submission of each) and is written: an
+	// account's call then waits for smaller appends, not for MaxBatch
+	// records of another account's backlog.
+	inBatch := map[string]bool{}
 	take := func() {
 		for {
-			s, ok := p.queue.pop()
+			s, k, active, ok := p.queue.pop()
 			if !ok {
 				break
 			}
+			if waiting && active > 1 && inBatch[k] {
+				flush()
+			}
+			if len(batch) == 0 {
+				clear(inBatch)
+			}
+			inBatch[k] = true
 			add(s)
 		}
 		if waiting {

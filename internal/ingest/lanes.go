@@ -11,10 +11,7 @@ import (
 //
 // A push blocks while its lane holds laneCap submissions (backpressure on
 // that account only). Admission (Pipeline.Admit) keeps every lane far
-// below that: it refuses an account's calls once its lane holds
-// AccountQueueSize submissions or AccountQueueRecords records, or once the
-// whole queue holds QueueSize submissions and the account holds at least
-// its equal share of them.
+// below that: it bounds each account's calls in flight and queued records.
 type lanes struct {
 	laneCap int
 
@@ -52,29 +49,10 @@ func newLanes(laneCap int) *lanes {
 // closed.
 func (l *lanes) push(ctx context.Context, stopped <-chan struct{}, key string, s submission) error {
 	for {
-		l.mu.Lock()
-		ln := l.byKey[key]
-		if ln == nil || len(ln.q) < l.laneCap {
-			if ln == nil {
-				ln = &lane{key: key}
-				l.byKey[key] = ln
-			}
-			if len(ln.q) == 0 {
-				l.ring = append(l.ring, ln)
-			}
-			ln.q = append(ln.q, s)
-			ln.recs += len(s.records)
-			l.subs++
-			l.recs += len(s.records)
-			l.mu.Unlock()
-			select {
-			case l.ready <- struct{}{}:
-			default:
-			}
+		ok, space := l.add(key, s)
+		if ok {
 			return nil
 		}
-		space := l.space
-		l.mu.Unlock()
 		select {
 		case <-space:
 		case <-stopped:
@@ -85,18 +63,55 @@ func (l *lanes) push(ctx context.Context, stopped <-chan struct{}, key string, s
 	}
 }
 
-// pop takes the first submission of the lane whose turn it is.
-func (l *lanes) pop() (submission, bool) {
+// tryPush appends s to the lane of key unless that lane is full.
+func (l *lanes) tryPush(key string, s submission) bool {
+	ok, _ := l.add(key, s)
+	return ok
+}
+
+// add appends s to the lane of key if it has room; else it returns a
+// channel closed when a submission leaves a lane.
+func (l *lanes) add(key string, s submission) (bool, <-chan struct{}) {
+	l.mu.Lock()
+	ln := l.byKey[key]
+	if ln != nil && len(ln.q) >= l.laneCap {
+		space := l.space
+		l.mu.Unlock()
+		return false, space
+	}
+	if ln == nil {
+		ln = &lane{key: key}
+		l.byKey[key] = ln
+	}
+	if len(ln.q) == 0 {
+		l.ring = append(l.ring, ln)
+	}
+	ln.q = append(ln.q, s)
+	ln.recs += len(s.records)
+	l.subs++
+	l.recs += len(s.records)
+	l.mu.Unlock()
+	select {
+	case l.ready <- struct{}{}:
+	default:
+	}
+	return true, nil
+}
+
+// pop takes the first submission of the lane whose turn it is, and tells
+// its lane's key and how many lanes held submissions before it.
+func (l *lanes) pop() (s submission, key string, active int, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.ring) == 0 {
-		return submission{}, false
+		return submission{}, "", 0, false
 	}
+	active = len(l.ring)
 	if l.next >= len(l.ring) {
 		l.next = 0
 	}
 	ln := l.ring[l.next]
-	s := ln.q[0]
+	s = ln.q[0]
 	ln.q[0] = submission{}
 	ln.q = ln.q[1:]
 	ln.recs -= len(s.records)
@@ -111,24 +126,17 @@ func (l *lanes) pop() (submission, bool) {
 	}
 	close(l.space)
 	l.space = make(chan struct{})
-	return s, true
+	return s, ln.key, active, true
 }
 
-// usage is what an account holds in the queue, and the whole queue.
-type usage struct {
-	subs, recs       int // of the account's lane
-	allSubs, allRecs int // of every lane
-	active           int // lanes holding submissions
-}
-
-func (l *lanes) usage(key string) usage {
+// records returns the number of records queued in the lane of key.
+func (l *lanes) records(key string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	u := usage{allSubs: l.subs, allRecs: l.recs, active: len(l.ring)}
 	if ln := l.byKey[key]; ln != nil {
-		u.subs, u.recs = len(ln.q), ln.recs
+		return ln.recs
 	}
-	return u
+	return 0
 }
 
 // len returns the number of submissions queued.
