@@ -14,8 +14,12 @@ import (
 // disk tracks whether the disk holding the journal and the store is full:
 // set by a write failing with ENOSPC (or EDQUOT), or by free space below
 // MinFreeBytes; cleared once the free space, read at most every
-// DiskCheckInterval, is back above MinFreeBytes (or, where the free space
-// cannot be read, after DiskCheckInterval: the next write tries).
+// DiskCheckInterval, is back above MinFreeBytes and, after a failed write,
+// at least a MiB above what it was then (so that a few bytes freed do not
+// resume writes that fail again), or once a store write succeeds (the
+// writer tries the records a full disk refused again, with backoff: the
+// free space may not tell, with a quota or another process writing); where
+// the free space cannot be read, after DiskCheckInterval.
 type disk struct {
 	dir      string
 	minFree  int64
@@ -27,7 +31,13 @@ type disk struct {
 	isFull  bool
 	checked time.Time // of the last free-space reading
 	since   time.Time // full since
+	resume  int64     // free bytes needed to clear a full state
+	probed  time.Time // when a write was last let through while full
 }
+
+// probeEvery is how often a write is let through while the disk is full,
+// to find out whether it has room again when the free space does not tell.
+const probeEvery = 2 * time.Second
 
 func (d *disk) init(cfg *Config) {
 	d.dir, d.minFree, d.interval, d.log = cfg.DiskDir, cfg.MinFreeBytes, cfg.DiskCheckInterval, cfg.Logger
@@ -38,11 +48,16 @@ func (d *disk) init(cfg *Config) {
 }
 
 // full reports whether writes must be refused now, reading the free space
-// when the last reading is older than the interval.
+// when the last reading is older than the interval. While full, it lets a
+// write through every probeEvery (the probe; its success clears the state).
 func (d *disk) full() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now()
+	if d.isFull && now.Sub(d.since) >= probeEvery && now.Sub(d.probed) >= probeEvery {
+		d.probed = now
+		return false
+	}
 	if now.Sub(d.checked) < d.interval {
 		return d.isFull
 	}
@@ -51,7 +66,7 @@ func (d *disk) full() bool {
 	switch {
 	case ok && d.minFree > 0 && free < d.minFree:
 		d.setFullLocked("free space below ingest.min_free_bytes", "free_bytes", free, "min_free_bytes", d.minFree)
-	case ok && d.isFull && free > 0:
+	case ok && d.isFull && free >= d.resume:
 		d.clearLocked("free_bytes", free)
 	case !ok && d.isFull:
 		d.clearLocked() // unknown: let the next write try
@@ -64,24 +79,30 @@ func (d *disk) setFull(cause error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.checked = time.Now() // the write was the reading
+	free, _ := freeBytes(d.dir)
 	d.setFullLocked("a write failed: the disk is full", "err", cause)
+	d.resume = max(d.minFree, free+1<<20)
 }
 
-// wrote records a successful store write: with no free-space reading, it
-// is what tells that the disk has room again.
+// wrote records a successful store write: the disk has room again, unless
+// the free space is below the floor.
 func (d *disk) wrote() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.isFull && d.minFree <= 0 {
-		d.clearLocked()
+	if !d.isFull {
+		return
 	}
+	if free, ok := freeBytes(d.dir); ok && d.minFree > 0 && free < d.minFree {
+		return
+	}
+	d.clearLocked()
 }
 
 func (d *disk) setFullLocked(why string, args ...any) {
 	if d.isFull {
 		return
 	}
-	d.isFull, d.since = true, time.Now()
+	d.isFull, d.since, d.resume = true, time.Now(), max(d.minFree, 1)
 	d.gauge.Set(1)
 	d.log.Error("ingest: the disk is full; writes are refused (ServiceUnavailableException) until space is freed",
 		append([]any{"why", why, "dir", d.dir}, args...)...)

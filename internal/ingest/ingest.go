@@ -352,7 +352,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		Name: "cairn_ingest_journal_fsyncs_total", Help: "Journal writes, each ended by an fsync (one per group of Commit calls).",
 	})
 	p.jErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "cairn_ingest_journal_errors_total", Help: "Journal writes that failed (their records were committed through the store instead).",
+		Name: "cairn_ingest_journal_errors_total", Help: "Journal writes that failed (their records were committed through the store instead, or refused for a full disk).",
 	})
 	p.jPerSync = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "cairn_ingest_journal_records_per_fsync", Help: "Records written to the journal by one write and fsync.",
@@ -565,6 +565,7 @@ func (p *Pipeline) writeGroup(g *group) error {
 		p.cfg.Logger.Error("ingest: journal write failed; committing through the store", "records", len(records), "err", err)
 		return p.wait(context.Background(), submission{records: records, done: make(chan result, 1), wait: true}).err
 	}
+	p.disk.wrote()
 	p.jLatency.Observe(time.Since(start).Seconds())
 	p.jSyncs.Inc()
 	p.jBytes.Add(float64(size))
@@ -719,6 +720,9 @@ func (p *Pipeline) writer(ctx context.Context) {
 		deferred []submission
 		retry    = time.NewTimer(time.Hour)
 		retrying bool
+		// backoff spaces the tries of deferred records while they fail:
+		// each try is also the probe that tells the disk has room.
+		backoff = p.cfg.DiskCheckInterval
 	)
 	timer.Stop()
 	retry.Stop()
@@ -730,9 +734,12 @@ func (p *Pipeline) writer(ctx context.Context) {
 		deferred = p.bound(deferred)
 		batch, n, pending, waiting = batch[:0], 0, false, false
 		timer.Stop()
-		if len(deferred) > 0 && !retrying {
+		if len(deferred) == 0 {
+			backoff = p.cfg.DiskCheckInterval
+		} else if !retrying {
 			retrying = true
-			retry.Reset(p.cfg.DiskCheckInterval)
+			retry.Reset(backoff)
+			backoff = min(2*backoff, max(2*time.Second, p.cfg.DiskCheckInterval))
 		}
 	}
 	add := func(s submission) {
@@ -797,12 +804,9 @@ func (p *Pipeline) writer(ctx context.Context) {
 			pending = false
 			flush()
 		case <-retry.C:
+			// Tried whether or not the disk is seen full: the free
+			// space may not tell (another process, a quota).
 			retrying = false
-			if p.disk.full() {
-				retrying = true
-				retry.Reset(p.cfg.DiskCheckInterval)
-				continue
-			}
 			for len(deferred) > 0 && n < p.cfg.MaxBatch {
 				s := deferred[0]
 				deferred = deferred[1:]
