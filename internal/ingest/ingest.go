@@ -194,10 +194,11 @@ type Pipeline struct {
 	// leads, writing its group; callers arriving meanwhile join the next
 	// group, which one of them leads once the write ends.
 	jmu     sync.Mutex
-	jcur    *group        // the group callers join
-	jbusy   bool          // a leader is writing
-	jready  chan struct{} // closed when the current write ends
-	jclosed bool          // Run has ended: no more writes
+	jcur    *group         // the group callers join
+	jbusy   bool           // a leader is writing
+	jready  chan struct{}  // closed when the current write ends
+	jclosed bool           // Run has ended: no more writes
+	pushers sync.WaitGroup // goroutines queueing a journal group's records for a full lane
 }
 
 // group is the records of Commit calls written by one journal write.
@@ -581,7 +582,9 @@ func (p *Pipeline) writeGroup(g *group) error {
 			g.queued = map[string]chan struct{}{}
 		}
 		g.queued[k] = ch
+		p.pushers.Add(1)
 		go func() {
+			defer p.pushers.Done()
 			// Stopped: durable, not stored now; the next Open
 			// replays them.
 			p.queue.push(context.Background(), p.stopped, k, s)
@@ -685,6 +688,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.jmu.Lock()
 	}
 	p.jmu.Unlock()
+	p.pushers.Wait() // they end once stopped
 	if err := p.journal.Close(); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
