@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # Tests that need moto_server (S3 for trails, digests, buckets, the gateway)
 # fail instead of skipping without it; CAIRN_REQUIRE_MOTO=0 lets them skip.
 export CAIRN_REQUIRE_MOTO=${CAIRN_REQUIRE_MOTO:-1}
+# The disk-full tests mount a small tmpfs (root, as CI runs): they fail
+# instead of skipping when they cannot; CAIRN_REQUIRE_TMPFS=0 lets them skip.
+export CAIRN_REQUIRE_TMPFS=${CAIRN_REQUIRE_TMPFS:-1}
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

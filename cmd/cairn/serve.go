@@ -133,7 +133,13 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	maps.Copy(handlers, lk.Handlers())
 	// Records a previous run journaled but did not store go into the
 	// store before anything is served.
-	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg})
+	minFree := int64(cfg.Ingest.MinFreeMB) << 20
+	if minFree == 0 {
+		minFree = -1 // none: only a write failing for a full disk stops writes
+	}
+	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg,
+		QueueSize: cfg.Ingest.QueueSize, AccountMaxCalls: cfg.Ingest.AccountMaxCalls, AccountQueueRecords: cfg.Ingest.AccountQueueRecords,
+		DiskDir: f.dataDir, MinFreeBytes: minFree})
 	if err != nil {
 		return err
 	}

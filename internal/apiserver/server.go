@@ -77,13 +77,19 @@ type History interface {
 
 // Recorder durably stores records. Submit blocks until they are durable or
 // ctx ends; Enqueue only until they are queued (the writer's drain at
-// shutdown stores them); Saturated reports a full pipeline.
+// shutdown stores them).
 type Recorder interface {
 	Submit(ctx context.Context, records ...audit.Record) (audit.AppendResult, error)
 	Enqueue(ctx context.Context, records ...audit.Record) error
 	// Commit returns once the records are durable (journaled or stored).
 	Commit(ctx context.Context, records ...audit.Record) error
-	Saturated() bool
+	// Admit admits a call of account, or returns the error to answer
+	// instead (an *audit.Error: Throttling when the account's share of
+	// the pipeline is used up, ServiceUnavailable for a write while the
+	// disk is full). write marks a call that changes something (its
+	// record must be durable). release is called once the call is
+	// answered and recorded.
+	Admit(account string, write bool) (release func(), err error)
 }
 
 // Request is one verified call handed to an operation's Handler.
@@ -206,11 +212,19 @@ type call struct {
 	responseElements []byte
 	// data marks a cloudtrail-data call.
 	data bool
+	// release ends the call's admission (Recorder.Admit), once answered
+	// and recorded.
+	release func()
 }
 
 // ServeHTTP answers one API request, then records it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now()}
+	defer func() {
+		if c.release != nil {
+			c.release()
+		}
+	}()
 	resp, err := s.serve(c)
 	opLabel := c.op
 	if opLabel == "" || !c.known() {
@@ -230,11 +244,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// logging tampering finds it. Read calls (LookupEvents...) are answered
 	// first and their records queued: a graceful shutdown drains the queue
 	// after the last handler, a crash may lose the last 50 ms of them.
-	// A throttled call's record is queued: the pipeline is saturated.
+	// A refused call's record is queued: the pipeline is saturated, or
+	// the disk full.
 	recorded := false
-	if c.caller.AccountID != "" && c.known() && !c.readOnly && code != audit.CodeThrottling+"Exception" {
-		s.record(c, err, true)
+	if c.caller.AccountID != "" && c.known() && !c.readOnly && code != audit.CodeThrottling+"Exception" && code != audit.CodeServiceUnavailable+"Exception" {
 		recorded = true
+		if rerr := s.record(c, err, true); rerr != nil && aerr == nil {
+			// The call is not acknowledged without its durable record
+			// (a disk that filled meanwhile: ServiceUnavailable).
+			aerr = s.wireError(c, rerr)
+			code = aerr.Code
+		}
 	}
 	if aerr != nil {
 		awsjson.WriteError(w, c.requestID, aerr)
@@ -302,9 +322,13 @@ func (s *Server) serve(c *call) (any, error) {
 	default:
 		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + prefix + "." + op + ".", Status: http.StatusBadRequest}
 	}
-	if s.cfg.Recorder.Saturated() {
-		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	// Each account has its share of the ingest pipeline: one flooding it
+	// is throttled, the others are not (see docs/security.md).
+	release, err := s.cfg.Recorder.Admit(caller.AccountID, !c.readOnly)
+	if err != nil {
+		return nil, err
 	}
+	c.release = release
 	ctx := r.Context()
 	switch op {
 	case "LookupEvents":
@@ -382,9 +406,11 @@ func (s *Server) serveData(c *call, op string) (any, error) {
 	if c.r.Method != http.MethodPost {
 		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + c.r.Method + " /" + op + ".", Status: http.StatusBadRequest}
 	}
-	if s.cfg.Recorder.Saturated() {
-		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	release, err := s.cfg.Recorder.Admit(c.caller.AccountID, true)
+	if err != nil {
+		return nil, err
 	}
+	c.release = release
 	req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start, Query: c.r.URL.Query()}
 	return s.cfg.DataHandlers[op](c.r.Context(), req)
 }
@@ -410,8 +436,8 @@ func (s *Server) wireError(c *call, err error) *awsjson.Error {
 
 // record stores the CloudTrail event of call c. errResp is what the client
 // gets (nil on success). With durable it returns once the record is
-// durable; else once it is queued.
-func (s *Server) record(c *call, errResp error, durable bool) {
+// durable; else once it is queued. It returns the error it logged.
+func (s *Server) record(c *call, errResp error, durable bool) error {
 	ev := s.event(c, errResp)
 	raw, err := ev.Marshal()
 	if err == nil {
@@ -431,6 +457,7 @@ func (s *Server) record(c *call, errResp error, durable bool) {
 	if err != nil {
 		s.cfg.Logger.Error("api: recording the call failed", "request_id", c.requestID, "operation", c.op, "err", err)
 	}
+	return err
 }
 
 // event builds the record AWS would write for c.

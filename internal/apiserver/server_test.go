@@ -41,7 +41,7 @@ func (s syncRecorder) Commit(ctx context.Context, rs ...audit.Record) error {
 	_, err := s.st.Append(ctx, rs)
 	return err
 }
-func (syncRecorder) Saturated() bool { return false }
+func (syncRecorder) Admit(string, bool) (func(), error) { return func() {}, nil }
 
 func newTestServer(t testing.TB, now time.Time, retention time.Duration) (*Server, *audittest.MemStore) {
 	st := audittest.NewMemStore()

@@ -48,6 +48,9 @@ const (
 	CodeInvalidEventCategory    = "InvalidEventCategory"
 	CodeInvalidParameter        = "InvalidParameter"
 	CodeThrottling              = "Throttling"
+	// CodeServiceUnavailable answers writes cairn cannot take for now
+	// (its disk is full): HTTP 503, retried by the SDKs.
+	CodeServiceUnavailable = "ServiceUnavailable"
 )
 
 // ErrInvalidRecord is wrapped by Extract errors: the bytes are not a record

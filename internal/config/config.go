@@ -46,6 +46,8 @@ type Config struct {
 	Lake Lake `yaml:"lake"`
 	// API limits the CloudTrail API server's clients (api.go).
 	API API `yaml:"api"`
+	// Ingest bounds the ingest pipeline (ingest.go).
+	Ingest Ingest `yaml:"ingest"`
 
 	keys map[string]Principal // access key ID -> principal
 }

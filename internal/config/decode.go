@@ -136,7 +136,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
 		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval, DigestKeyRotation: DefaultDigestKeyRotation},
 		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights(), Lake: DefaultLake(),
-		API: DefaultAPI()}
+		API: DefaultAPI(), Ingest: DefaultIngest()}
 	d.bucketNames = map[string]int{}
 	d.mapping(n, "",
 		field{"event_history", false, func(v *yaml.Node, path string) { d.eventHistory(v, path, &c.EventHistory) }},
@@ -152,6 +152,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"gateway", false, func(v *yaml.Node, path string) { c.Gateway = d.gateway(v, path) }},
 		field{"lake", false, func(v *yaml.Node, path string) { d.lake(v, path, &c.Lake) }},
 		field{"api", false, func(v *yaml.Node, path string) { d.api(v, path, &c.API) }},
+		field{"ingest", false, func(v *yaml.Node, path string) { d.ingest(v, path, &c.Ingest) }},
 	)
 	return c
 }

@@ -1,11 +1,15 @@
 // Package ingest batches records on their way into a Store and acknowledges
 // each submission only once it is durably stored.
 //
-// Submissions wait in a bounded queue; a single writer takes them in batches.
-// What each call guarantees when it returns nil:
+// Submissions wait in a bounded queue of one lane per account; a single
+// writer takes them in batches, from the lanes in turn (round robin), so
+// that one account's backlog does not delay another's calls by more than a
+// batch. What each call guarantees when it returns nil:
 //
-//   - Submit: the records are in the store (one store append of their own,
-//     with exact counts).
+//   - Submit: the records are in the store, with exact counts. When the
+//     store reports per-record outcomes (EachAppender), concurrent Submit
+//     calls share one store append (group commit) and each gets the counts
+//     of its own records; otherwise each is written alone.
 //   - Commit: the records are durable. Without a journal, they are in the
 //     store: the writer appends as soon as it is free, taking every
 //     submission queued by then into the same store append (group commit),
@@ -21,13 +25,25 @@
 //     them within MaxDelay, and Run's final drain stores those queued
 //     before it stops. A crash loses the ones not yet stored.
 //
-// When the store falls behind, the queue fills and Submit, Commit and
-// Enqueue block (backpressure): nothing is ever dropped. With a journal the
-// same holds: a journal write is answered only once its records are in the
-// queue, so when the queue is full Commit blocks too, and journaled
-// records the store refuses are retried until it takes them (or the
-// pipeline stops: they stay in the journal). Callers that must not block
-// ask Saturated first and answer ThrottlingException.
+// Callers that must not queue ask Admit first and answer its error
+// (ThrottlingException, or ServiceUnavailableException while the disk is
+// full) instead of calling, and release the admission once answered: Admit
+// refuses an account with AccountMaxCalls calls admitted and not yet
+// answered, or AccountQueueRecords records queued, and, when QueueSize
+// calls of all accounts are admitted, the accounts holding at least an
+// equal share of them. Counting calls from admission (not from queueing)
+// bounds the CPU one account's calls take before they reach the queue
+// (decoding, validation), not only the queue. Past admission, a full lane
+// makes Submit, Commit and Enqueue block (backpressure): nothing is ever
+// dropped while the disk has room. With a journal the same holds: a
+// journal write is answered only once its records are in the queue.
+//
+// A full disk (a write failing with ENOSPC, or free space below
+// MinFreeBytes) makes Admit refuse writes at once, with a log line and the
+// gauge cairn_ingest_disk_full; acknowledged records the store could not
+// take stay in the journal and in the writer, which stores them once space
+// is back. The pipeline checks the free space at most every
+// DiskCheckInterval and resumes by itself.
 package ingest
 
 import (
@@ -50,6 +66,16 @@ type Appender interface {
 	Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error)
 }
 
+// EachAppender is an Appender that also tells, per record, whether it was
+// inserted: AppendEach is Append (same guarantees) returning inserted[i]
+// true when records[i] was new, false when it was a duplicate. With it,
+// concurrent Submit calls share one store append and each still gets its
+// own exact counts.
+type EachAppender interface {
+	Appender
+	AppendEach(ctx context.Context, records []audit.Record) (inserted []bool, err error)
+}
+
 // Config configures a Pipeline. The zero value of every field but Store works.
 type Config struct {
 	Store Appender
@@ -57,8 +83,30 @@ type Config struct {
 	MaxBatch int
 	// MaxDelay is how long the first record of a batch may wait (default 50ms).
 	MaxDelay time.Duration
-	// QueueSize bounds the submissions waiting for the writer (default 1024).
+	// QueueSize is the number of admitted calls of all accounts beyond
+	// which Admit refuses the accounts holding an equal share of them or
+	// more; it also bounds each account's lane (a push waits while its
+	// lane holds QueueSize submissions). Default 1024.
 	QueueSize int
+	// AccountMaxCalls is the number of one account's calls admitted and
+	// not yet answered beyond which Admit refuses it (default 64).
+	AccountMaxCalls int
+	// AccountQueueRecords is the number of queued records of one account
+	// beyond which Admit refuses it (default 20000: about a second of the
+	// store's appends).
+	AccountQueueRecords int
+	// DiskDir is the directory whose file system holds the journal and the
+	// store, watched for free space (default JournalDir; none: only write
+	// errors tell a full disk).
+	DiskDir string
+	// MinFreeBytes is the free space of DiskDir's file system below which
+	// Admit refuses writes (default 64 MiB; negative: none), so that the
+	// store and the journal do not meet a full disk mid-write.
+	MinFreeBytes int64
+	// DiskCheckInterval is how often, at most, the free space is read
+	// (default 100ms), and how often records a full disk refused are
+	// tried again.
+	DiskCheckInterval time.Duration
 	// MaxAttempts bounds the tries of one batch's Append (default 5), with
 	// capped exponential backoff and jitter between them.
 	MaxAttempts int
@@ -79,6 +127,10 @@ type Config struct {
 
 // ErrClosed is returned by Submit once the pipeline has stopped.
 var ErrClosed = errors.New("ingest: pipeline closed")
+
+// ErrDiskFull is wrapped by the errors of writes refused or failed because
+// the disk is full.
+var ErrDiskFull = errors.New("ingest: the disk is full")
 
 type submission struct {
 	records []audit.Record
@@ -105,7 +157,7 @@ type result struct {
 // run it with Run, submit with Submit.
 type Pipeline struct {
 	cfg     Config
-	queue   chan submission
+	queue   *lanes
 	stopped chan struct{} // closed when Run starts its final drain
 	drained chan struct{} // closed when Run has returned
 	once    sync.Once
@@ -115,6 +167,20 @@ type Pipeline struct {
 	failures prometheus.Counter
 	latency  prometheus.Histogram
 	depth    prometheus.GaugeFunc
+	refused  *prometheus.CounterVec
+	dropped  prometheus.Counter
+
+	// each is the store when it reports per-record outcomes: Submit
+	// calls then share appends.
+	each EachAppender
+	disk disk
+
+	// Admission (Admit): calls admitted and not yet released, by
+	// account and in all.
+	amu      sync.Mutex
+	calls    map[string]int
+	allCalls int
+	inFlight prometheus.GaugeFunc
 
 	journal  *journal.Journal // nil: Commit waits for the store
 	jBytes   prometheus.Counter
@@ -128,18 +194,41 @@ type Pipeline struct {
 	// leads, writing its group; callers arriving meanwhile join the next
 	// group, which one of them leads once the write ends.
 	jmu     sync.Mutex
-	jcur    *group        // the group callers join
-	jbusy   bool          // a leader is writing
-	jready  chan struct{} // closed when the current write ends
-	jclosed bool          // Run has ended: no more writes
+	jcur    *group         // the group callers join
+	jbusy   bool           // a leader is writing
+	jready  chan struct{}  // closed when the current write ends
+	jclosed bool           // Run has ended: no more writes
+	pushers sync.WaitGroup // goroutines queueing a journal group's records for a full lane
 }
 
 // group is the records of Commit calls written by one journal write.
 type group struct {
 	records []audit.Record
 	waiters int           // callers waiting to lead it or for its write
-	done    chan struct{} // closed once written; err is then set
+	done    chan struct{} // closed once written; err and queued are then set
 	err     error
+	// queued holds, for each account whose records could not be queued
+	// at once (its lane was full), a channel closed once they are: its
+	// callers wait for it, the others do not (backpressure on that
+	// account only).
+	queued map[string]chan struct{}
+}
+
+// answer returns what a Commit caller of account in g gets once g is
+// written: g's error, after waiting until the account's records are
+// queued.
+func (p *Pipeline) answer(ctx context.Context, g *group, account string) error {
+	if g.err != nil {
+		return g.err
+	}
+	if ch := g.queued[account]; ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // New returns a Pipeline writing to cfg.Store.
@@ -153,6 +242,21 @@ func New(cfg Config) *Pipeline {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 1024
 	}
+	if cfg.AccountMaxCalls <= 0 {
+		cfg.AccountMaxCalls = min(64, cfg.QueueSize)
+	}
+	if cfg.AccountQueueRecords <= 0 {
+		cfg.AccountQueueRecords = 20000
+	}
+	if cfg.DiskDir == "" {
+		cfg.DiskDir = cfg.JournalDir
+	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = 64 << 20
+	}
+	if cfg.DiskCheckInterval <= 0 {
+		cfg.DiskCheckInterval = 100 * time.Millisecond
+	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
 	}
@@ -164,7 +268,7 @@ func New(cfg Config) *Pipeline {
 	}
 	p := &Pipeline{
 		cfg:     cfg,
-		queue:   make(chan submission, cfg.QueueSize),
+		queue:   newLanes(cfg.QueueSize),
 		stopped: make(chan struct{}),
 		drained: make(chan struct{}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
@@ -183,9 +287,21 @@ func New(cfg Config) *Pipeline {
 	}
 	p.depth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_ingest_queue_depth", Help: "Submissions waiting for the writer.",
-	}, func() float64 { return float64(len(p.queue)) })
+	}, func() float64 { return float64(p.queue.len()) })
+	p.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_ingest_refused_total", Help: "Calls refused by admission, by reason (account_share, queue_full, disk_full).",
+	}, []string{"reason"})
+	p.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_ingest_dropped_records_total", Help: "Queued records of read calls (Enqueue) dropped because the disk stayed full.",
+	})
+	p.disk.init(&p.cfg)
+	p.calls = map[string]int{}
+	p.inFlight = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_ingest_admitted_calls", Help: "Calls admitted (Admit) and not yet answered.",
+	}, func() float64 { p.amu.Lock(); defer p.amu.Unlock(); return float64(p.allCalls) })
+	p.each, _ = cfg.Store.(EachAppender)
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.batches, p.records, p.failures, p.latency, p.depth} {
+		for _, c := range []prometheus.Collector{p.batches, p.records, p.failures, p.latency, p.depth, p.refused, p.dropped, p.disk.gauge, p.inFlight} {
 			cfg.Registerer.MustRegister(c)
 		}
 	}
@@ -210,7 +326,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	start := time.Now()
 	var total audit.AppendResult
 	st, err := j.Replay(p.cfg.MaxBatch, func(recs []audit.Record) error {
-		res, err := p.appendRetry(ctx, recs, false)
+		res, _, err := p.appendRetry(ctx, recs, false)
 		total.Inserted += res.Inserted
 		total.Duplicates += res.Duplicates
 		return err
@@ -237,7 +353,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		Name: "cairn_ingest_journal_fsyncs_total", Help: "Journal writes, each ended by an fsync (one per group of Commit calls).",
 	})
 	p.jErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "cairn_ingest_journal_errors_total", Help: "Journal writes that failed (their records were committed through the store instead).",
+		Name: "cairn_ingest_journal_errors_total", Help: "Journal writes that failed (their records were committed through the store instead, or refused for a full disk).",
 	})
 	p.jPerSync = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "cairn_ingest_journal_records_per_fsync", Help: "Records written to the journal by one write and fsync.",
@@ -258,12 +374,71 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
-// Saturated reports whether the queue is full, so that a Submit now would
-// block until the writer catches up.
-func (p *Pipeline) Saturated() bool { return len(p.queue) == cap(p.queue) }
+// Admit admits a call of account, or returns the error to answer instead
+// of calling (an *audit.Error: Throttling when the account has
+// AccountMaxCalls calls admitted or AccountQueueRecords records queued, or
+// when QueueSize calls are admitted and the account holds at least an
+// equal share of them; ServiceUnavailable, wrapping ErrDiskFull, for a
+// write while the disk is full). write marks a call whose effect or record
+// must be durable; read calls are refused only for their account's share.
+// The caller calls release once the call is answered (and recorded).
+func (p *Pipeline) Admit(account string, write bool) (release func(), err error) {
+	if write && p.disk.full() {
+		p.refused.WithLabelValues("disk_full").Inc()
+		return nil, diskFullError(nil)
+	}
+	queued := p.queue.records(account)
+	p.amu.Lock()
+	calls := p.calls[account]
+	switch {
+	case calls >= p.cfg.AccountMaxCalls || queued >= p.cfg.AccountQueueRecords:
+		p.amu.Unlock()
+		p.refused.WithLabelValues("account_share").Inc()
+		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	case p.allCalls >= p.cfg.QueueSize && calls > 0 && calls >= p.cfg.QueueSize/max(1, len(p.calls)):
+		p.amu.Unlock()
+		p.refused.WithLabelValues("queue_full").Inc()
+		return nil, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	}
+	p.calls[account] = calls + 1
+	p.allCalls++
+	p.amu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.amu.Lock()
+			defer p.amu.Unlock()
+			p.allCalls--
+			if p.calls[account]--; p.calls[account] <= 0 {
+				delete(p.calls, account)
+			}
+		})
+	}, nil
+}
+
+// diskFullError is the error a write refused or failed for a full disk
+// answers; cause (if any) is for the log.
+func diskFullError(cause error) error {
+	err := ErrDiskFull
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", ErrDiskFull, cause)
+	}
+	return &audit.Error{Code: audit.CodeServiceUnavailable, Err: err,
+		Message: "cairn cannot store new events: the disk of its data directory is full. Retry once space has been freed."}
+}
+
+// key is the lane of a submission: the account of its records (the
+// pipeline's callers submit one account's records at a time; a journal
+// group is split by account before it is queued).
+func key(records []audit.Record) string {
+	if len(records) == 0 {
+		return ""
+	}
+	return records[0].Account
+}
 
 // Submit hands records to the writer and waits until they are durably
-// stored. It blocks while the queue is full. It returns ctx's error if ctx
+// stored. It blocks while the account's lane is full. It returns ctx's error if ctx
 // ends first (the records may still be stored later: Append is idempotent,
 // so a retry is safe), and ErrClosed once the pipeline has stopped.
 func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.AppendResult, error) {
@@ -304,6 +479,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 	if p.stopping() {
 		return ErrClosed
 	}
+	acct := key(records)
 	p.jmu.Lock()
 	g := p.jcur
 	g.records = append(g.records, records...)
@@ -314,7 +490,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 		select {
 		case <-ready:
 		case <-g.done:
-			return g.err
+			return p.answer(ctx, g, acct)
 		case <-ctx.Done():
 			p.leave(g) // the group is written all the same
 			return ctx.Err()
@@ -324,7 +500,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 			p.jmu.Unlock()
 			select {
 			case <-g.done:
-				return g.err
+				return p.answer(ctx, g, acct)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -347,14 +523,14 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 	p.jready = make(chan struct{})
 	p.jmu.Unlock()
 
-	g.err = p.writeGroup(g.records)
+	g.err = p.writeGroup(g)
 	close(g.done)
 
 	p.jmu.Lock()
 	p.jbusy = false
 	close(p.jready)
 	p.jmu.Unlock()
-	return g.err
+	return p.answer(ctx, g, acct)
 }
 
 // leave takes a caller whose context ended out of g, which waits for a
@@ -370,43 +546,89 @@ func (p *Pipeline) leave(g *group) {
 	}
 }
 
-// writeGroup writes records to the journal with one fsync and queues them
-// for the writer, which stores them and tells the journal. Queueing blocks
-// while the queue is full: the backpressure on Commit. If the journal
-// write fails, the records are committed through the store instead.
-func (p *Pipeline) writeGroup(records []audit.Record) error {
+// writeGroup writes g's records to the journal with one fsync and queues
+// them for the writer, which stores them and tells the journal. The
+// records of an account whose lane is full are queued as soon as it has
+// room, its callers waiting until then (g.queued): the backpressure on
+// Commit, on that account only. If the journal write fails, the records
+// are committed through the store instead, unless the disk is full: then
+// the group fails at once (the store is on that disk).
+func (p *Pipeline) writeGroup(g *group) error {
+	records := g.records
 	start := time.Now()
 	seg, size, err := p.journal.Append(records)
 	if err != nil {
 		p.jErrors.Inc()
+		if isDiskFull(err) {
+			p.disk.setFull(err)
+			return diskFullError(err)
+		}
 		p.cfg.Logger.Error("ingest: journal write failed; committing through the store", "records", len(records), "err", err)
 		return p.wait(context.Background(), submission{records: records, done: make(chan result, 1), wait: true}).err
 	}
+	p.disk.wrote()
 	p.jLatency.Observe(time.Since(start).Seconds())
 	p.jSyncs.Inc()
 	p.jBytes.Add(float64(size))
 	p.jPerSync.Observe(float64(len(records)))
-	select {
-	case p.queue <- submission{records: records, seg: seg}:
-	case <-p.stopped:
-		// Durable, not stored now: the next Open replays them.
+	// One submission per account, each in its account's lane.
+	for _, part := range byAccount(records) {
+		k, s := key(part), submission{records: part, seg: seg}
+		if p.queue.tryPush(k, s) {
+			continue
+		}
+		ch := make(chan struct{})
+		if g.queued == nil {
+			g.queued = map[string]chan struct{}{}
+		}
+		g.queued[k] = ch
+		p.pushers.Add(1)
+		go func() {
+			defer p.pushers.Done()
+			// Stopped: durable, not stored now; the next Open
+			// replays them.
+			p.queue.push(context.Background(), p.stopped, k, s)
+			close(ch)
+		}()
 	}
 	return nil
 }
 
+// byAccount splits records into runs of one account each, in order of
+// first appearance.
+func byAccount(records []audit.Record) [][]audit.Record {
+	first := key(records)
+	same := true
+	for i := range records {
+		if records[i].Account != first {
+			same = false
+			break
+		}
+	}
+	if same {
+		return [][]audit.Record{records}
+	}
+	idx := map[string]int{}
+	var out [][]audit.Record
+	for _, r := range records {
+		i, ok := idx[r.Account]
+		if !ok {
+			i = len(out)
+			idx[r.Account] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], r)
+	}
+	return out
+}
+
 // wait queues s and waits for its write.
 func (p *Pipeline) wait(ctx context.Context, s submission) result {
-	select {
-	case <-p.stopped:
+	if p.stopping() {
 		return result{err: ErrClosed}
-	default:
 	}
-	select {
-	case p.queue <- s:
-	case <-p.stopped:
-		return result{err: ErrClosed}
-	case <-ctx.Done():
-		return result{err: ctx.Err()}
+	if err := p.queue.push(ctx, p.stopped, key(s.records), s); err != nil {
+		return result{err: err}
 	}
 	select {
 	case r := <-s.done:
@@ -425,26 +647,16 @@ func (p *Pipeline) wait(ctx context.Context, s submission) result {
 }
 
 // Enqueue hands records to the writer without waiting for the write. It
-// blocks only while the queue is full (backpressure). Records enqueued
-// before Run stops are written by Run's final drain.
+// blocks only while the account's lane is full (backpressure). Records
+// enqueued before Run stops are written by Run's final drain.
 func (p *Pipeline) Enqueue(ctx context.Context, records ...audit.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	s := submission{records: records, done: make(chan result, 1)}
-	select {
-	case <-p.stopped:
+	if p.stopping() {
 		return ErrClosed
-	default:
 	}
-	select {
-	case p.queue <- s:
-		return nil
-	case <-p.stopped:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return p.queue.push(ctx, p.stopped, key(records), submission{records: records, done: make(chan result, 1)})
 }
 
 // Append makes a Pipeline usable where an audit.Store's Append is expected.
@@ -462,7 +674,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// batch: retries of journaled records then end (they stay in the
 	// journal) and the drain can finish.
 	go func() { <-ctx.Done(); p.stop() }()
-	p.writer(ctx, p.queue)
+	p.writer(ctx)
 	if p.journal == nil {
 		return nil
 	}
@@ -476,6 +688,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.jmu.Lock()
 	}
 	p.jmu.Unlock()
+	p.pushers.Wait() // they end once stopped
 	if err := p.journal.Close(); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
@@ -496,30 +709,48 @@ func (p *Pipeline) stopping() bool {
 	}
 }
 
-// writer takes submissions from in and writes them to the store in
-// batches. It returns after ctx ends and what in held by then is written.
-func (p *Pipeline) writer(ctx context.Context, in chan submission) {
+// writer takes submissions from the lanes, in turn, and writes them to
+// the store in batches. It returns after ctx ends and what the lanes held
+// by then is written. Submissions a full disk refused are set aside
+// (deferred) and tried again once the disk has room.
+func (p *Pipeline) writer(ctx context.Context) {
 	var (
 		batch    []submission
 		n        int
 		timer    = time.NewTimer(time.Hour)
 		pending  bool
 		deadline time.Time // of the pending batch
-		waiting  bool      // a Commit caller is in the batch
+		waiting  bool      // a Commit or Submit caller is in the batch
+		deferred []submission
+		retry    = time.NewTimer(time.Hour)
+		retrying bool
+		// backoff spaces the tries of deferred records while they fail:
+		// each try is also the probe that tells the disk has room.
+		backoff = p.cfg.DiskCheckInterval
 	)
 	timer.Stop()
+	retry.Stop()
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		p.write(batch, n)
+		deferred = append(deferred, p.write(batch, n)...)
+		deferred = p.bound(deferred)
 		batch, n, pending, waiting = batch[:0], 0, false, false
 		timer.Stop()
+		if len(deferred) == 0 {
+			backoff = p.cfg.DiskCheckInterval
+		} else if !retrying {
+			retrying = true
+			retry.Reset(backoff)
+			backoff = min(2*backoff, max(2*time.Second, p.cfg.DiskCheckInterval))
+		}
 	}
 	add := func(s submission) {
-		if s.exact {
-			// A submission waiting for its counts is written alone,
-			// so that they are exact; queued records share batches.
+		if s.exact && p.each == nil {
+			// The store reports totals only: a submission waiting
+			// for its counts is written alone, so that they are
+			// exact; queued records share batches.
 			flush()
 			batch, n = append(batch, s), len(s.records)
 			flush()
@@ -527,7 +758,7 @@ func (p *Pipeline) writer(ctx context.Context, in chan submission) {
 		}
 		batch = append(batch, s)
 		n += len(s.records)
-		waiting = waiting || s.wait
+		waiting = waiting || s.wait || s.exact
 		// The batch is written by the earliest deadline of its records.
 		d := p.cfg.MaxDelay
 		if s.seg != 0 {
@@ -541,18 +772,29 @@ func (p *Pipeline) writer(ctx context.Context, in chan submission) {
 			flush()
 		}
 	}
-	// groupCommit writes a batch holding a waiting caller together with
-	// every submission queued by now (up to MaxBatch records): the group
-	// commit. Those arriving during the write form the next group.
-	groupCommit := func() {
-		for waiting && n < p.cfg.MaxBatch {
-			select {
-			case s := <-in:
-				add(s)
-				continue
-			default:
+	// take moves what the lanes hold into batches, in turn. A batch
+	// holding a waiting caller is written at once with every submission
+	// queued by then (up to MaxBatch records): the group commit. Those
+	// arriving during the write form the next group. While several
+	// accounts have submissions queued, a batch holding a waiting caller
+	// takes one round of them (a submission of each) and is written: an
+	// account's call then waits for smaller appends, not for MaxBatch
+	// records of another account's backlog.
+	inBatch := map[string]bool{}
+	take := func() {
+		for {
+			s, k, active, ok := p.queue.pop()
+			if !ok {
+				break
 			}
-			break
+			if waiting && active > 1 && inBatch[k] {
+				flush()
+			}
+			if len(batch) == 0 {
+				clear(inBatch)
+			}
+			inBatch[k] = true
+			add(s)
 		}
 		if waiting {
 			flush()
@@ -560,88 +802,180 @@ func (p *Pipeline) writer(ctx context.Context, in chan submission) {
 	}
 	for {
 		select {
-		case s := <-in:
-			add(s)
-			groupCommit()
+		case <-p.queue.ready:
+			take()
 		case <-timer.C:
 			pending = false
 			flush()
+		case <-retry.C:
+			// Tried whether or not the disk is seen full: the free
+			// space may not tell (another process, a quota).
+			retrying = false
+			for len(deferred) > 0 && n < p.cfg.MaxBatch {
+				s := deferred[0]
+				deferred = deferred[1:]
+				add(s)
+			}
+			flush()
 		case <-ctx.Done():
 			p.stop()
-			// Drain what was queued before the stop.
-			for {
-				select {
-				case s := <-in:
-					add(s)
-				default:
-					flush()
-					return
-				}
+			// Drain what was queued before the stop; try what a full
+			// disk refused once more.
+			take()
+			for _, s := range deferred {
+				add(s)
 			}
+			deferred = nil
+			flush()
+			p.drop(deferred)
+			return
 		}
 	}
 }
 
+// bound keeps deferred submissions within QueueSize: the oldest queued
+// records of read calls beyond it are dropped (counted and logged).
+// Journaled ones are always kept: they are small in number (one per
+// account per journal write) and acknowledged.
+func (p *Pipeline) bound(deferred []submission) []submission {
+	if len(deferred) <= p.cfg.QueueSize {
+		return deferred
+	}
+	over := len(deferred) - p.cfg.QueueSize
+	kept := deferred[:0]
+	var dropped []submission
+	for _, s := range deferred {
+		if over > 0 && s.seg == 0 {
+			dropped = append(dropped, s)
+			over--
+			continue
+		}
+		kept = append(kept, s)
+	}
+	p.drop(dropped)
+	return kept
+}
+
+// drop gives up deferred submissions: queued records of read calls are
+// lost (counted and logged); journaled ones stay in the journal for the
+// next start.
+func (p *Pipeline) drop(ss []submission) {
+	n := 0
+	for _, s := range ss {
+		if s.seg == 0 {
+			n += len(s.records)
+		}
+	}
+	if n > 0 {
+		p.dropped.Add(float64(n))
+		p.cfg.Logger.Error("ingest: queued records of read calls dropped: the disk stayed full", "records", n)
+	}
+}
+
 // write appends one batch with retries and answers every submission in it.
-func (p *Pipeline) write(batch []submission, n int) {
+// It returns the submissions to try again later because the disk is full:
+// journaled ones (acknowledged) and queued ones (Enqueue); the callers
+// waiting in the batch get the error.
+func (p *Pipeline) write(batch []submission, n int) (deferred []submission) {
 	records := make([]audit.Record, 0, n)
 	journaled := false
 	for _, s := range batch {
 		records = append(records, s.records...)
 		journaled = journaled || s.seg != 0
 	}
-	res, err := p.appendRetry(context.Background(), records, journaled)
+	res, inserted, err := p.appendRetry(context.Background(), records, journaled)
+	perRecord := err == nil && len(inserted) == len(records)
+	full := err != nil && errors.Is(err, ErrDiskFull)
 	if err == nil {
 		p.batches.Inc()
 		p.records.Add(float64(n))
-	} else if journaled {
+	} else if journaled && !full {
 		p.cfg.Logger.Error("ingest: journaled records not stored; they stay in the journal for the next start", "records", n, "err", err)
 	}
-	// The store reports totals: exact for a submission alone in its batch
-	// (every Submit); queued submissions (Enqueue) read no counts.
+	// Counts: per submission when the store reports per record, else the
+	// totals, exact for a submission alone in its batch; queued
+	// submissions (Enqueue) read no counts.
+	off := 0
 	for _, s := range batch {
+		part := off
+		off += len(s.records)
 		if s.seg != 0 {
 			if err == nil {
 				p.journal.Done(s.seg, len(s.records))
+			} else if full {
+				deferred = append(deferred, s)
 			}
 			continue
 		}
+		if full && !s.wait && !s.exact {
+			deferred = append(deferred, s)
+			continue
+		}
 		r := result{err: err}
-		if err == nil && len(batch) == 1 {
+		switch {
+		case err != nil:
+		case perRecord:
+			for _, ok := range inserted[part:off] {
+				if ok {
+					r.res.Inserted++
+				} else {
+					r.res.Duplicates++
+				}
+			}
+		case len(batch) == 1:
 			r.res = res
 		}
-		s.done <- r
+		if s.done != nil {
+			s.done <- r
+		}
 	}
+	return deferred
 }
 
 // appendRetry appends records to the store, trying MaxAttempts times with
 // capped exponential backoff and jitter between tries. Records already
 // acknowledged from the journal (journaled) are tried until they are
-// stored or the pipeline stops: the queue in front of them fills and
-// pushes back on Commit meanwhile. The append is not cancelled with ctx
-// once started (the context of Run must not abort the final flush).
-func (p *Pipeline) appendRetry(ctx context.Context, records []audit.Record, journaled bool) (audit.AppendResult, error) {
-	var (
-		res audit.AppendResult
-		err error
-	)
+// stored or the pipeline stops: the lanes in front of them fill and push
+// back on Commit meanwhile. A full disk ends the tries at once, with an
+// error wrapping ErrDiskFull. The append is not cancelled with ctx once
+// started (the context of Run must not abort the final flush).
+//
+// With an EachAppender store, inserted tells per record whether it was new.
+func (p *Pipeline) appendRetry(ctx context.Context, records []audit.Record, journaled bool) (res audit.AppendResult, inserted []bool, err error) {
 	backoff := 20 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		res, err = p.cfg.Store.Append(context.WithoutCancel(ctx), records)
+		if p.each != nil {
+			inserted, err = p.each.AppendEach(context.WithoutCancel(ctx), records)
+			res = audit.AppendResult{}
+			for _, ok := range inserted {
+				if ok {
+					res.Inserted++
+				} else {
+					res.Duplicates++
+				}
+			}
+		} else {
+			res, err = p.cfg.Store.Append(context.WithoutCancel(ctx), records)
+		}
 		p.latency.Observe(time.Since(start).Seconds())
 		if err == nil {
-			return res, nil
+			p.disk.wrote()
+			return res, inserted, nil
 		}
 		p.failures.Inc()
+		if isDiskFull(err) {
+			p.disk.setFull(err)
+			return res, nil, diskFullError(err)
+		}
 		p.cfg.Logger.Error("ingest: append failed", "records", len(records), "attempt", attempt, "err", err)
 		if attempt >= p.cfg.MaxAttempts && (!journaled || p.stopping()) {
-			return res, err
+			return res, nil, err
 		}
 		select {
 		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
 		case <-ctx.Done():
-			return res, err
+			return res, nil, err
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}

@@ -52,7 +52,7 @@ func (s recorder) Commit(ctx context.Context, rs ...audit.Record) error {
 	_, err := s.st.Append(ctx, rs)
 	return err
 }
-func (recorder) Saturated() bool { return false }
+func (recorder) Admit(string, bool) (func(), error) { return func() {}, nil }
 
 type env struct {
 	lake  *Lake

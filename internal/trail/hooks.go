@@ -38,8 +38,10 @@ func (r *Registry) SetOrganization(o *Organization) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.org = o
-	for _, t := range r.trails {
-		r.attachLocked(t)
+	for _, m := range []map[string]*Trail{r.trails, r.inflight, r.staged} {
+		for _, t := range m {
+			r.attachLocked(t)
+		}
 	}
 }
 

@@ -17,7 +17,10 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // Trail is one trail, in its home region.
@@ -115,22 +118,60 @@ func (t *Trail) Covers(region string) bool {
 }
 
 // Registry keeps the trails of every account in a JSON file, rewritten
-// atomically on every change (trails are few: a handful per region).
+// atomically when they change (trails are few: a handful per region).
+//
+// Changes are group-committed: update applies its change to a staged copy
+// of the trails at once, and the change waits for the next write of the
+// file; concurrent changes share that write and its fsync, and each caller
+// is answered after the write that holds its change. Readers see the
+// trails as last written.
 type Registry struct {
 	path string
 
 	mu     sync.Mutex
-	trails map[string]*Trail // by ARN
+	trails map[string]*Trail // by ARN, as last written
 	org    *Organization
+
+	// Group commit (update). staged holds the changes waiting for a
+	// write, on top of inflight (being written) or trails; sgroup is the
+	// callers waiting for them. writing is set while a leader writes;
+	// ready is closed when that write ends.
+	staged   map[string]*Trail
+	sgroup   *regGroup
+	inflight map[string]*Trail
+	writing  bool
+	ready    chan struct{}
+	// save writes the file's contents (r.write; tests replace it).
+	save func(b []byte) error
 }
 
-// registryFile is the registry's file in the data dir.
-const registryFile = "trails.json"
+// regGroup is the callers whose changes one write of the file holds.
+type regGroup struct {
+	done chan struct{} // closed once written (or failed); err is then set
+	err  error
+}
+
+// registryFile is the registry's file in the data dir; registryTemp the
+// file a write goes through (one write at a time: a fixed name, so a
+// crash leaves at most this one, which the next open removes).
+const (
+	registryFile = "trails.json"
+	registryTemp = registryFile + ".tmp"
+)
 
 // OpenRegistry reads the registry kept in dir (empty when the file does
-// not exist yet).
+// not exist yet). It removes the temporary files a crash left behind.
 func OpenRegistry(dir string) (*Registry, error) {
 	r := &Registry{path: filepath.Join(dir, registryFile), trails: map[string]*Trail{}}
+	r.save = r.write
+	// trails.json.tmp, and trails.json.tmp-* of earlier versions.
+	if stale, err := filepath.Glob(filepath.Join(dir, registryTemp+"*")); err == nil {
+		for _, f := range stale {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("trail: removing %s left by a crash: %w", f, err)
+			}
+		}
+	}
 	b, err := os.ReadFile(r.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return r, nil
@@ -148,37 +189,38 @@ func OpenRegistry(dir string) (*Registry, error) {
 	return r, nil
 }
 
-// saveLocked writes the registry: a temporary file, fsync, rename.
-func (r *Registry) saveLocked() error {
-	if r.path == "" {
-		return nil // a registry in memory (tests)
-	}
-	list := make([]*Trail, 0, len(r.trails))
-	for _, t := range r.trails {
-		list = append(list, t)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].ARN() < list[j].ARN() })
-	b, err := json.MarshalIndent(list, "", "  ")
+// encode returns the file's contents for trails.
+func encode(trails map[string]*Trail) ([]byte, error) {
+	b, err := json.MarshalIndent(sortedTrails(trails), "", "  ")
 	if err != nil {
-		return fmt.Errorf("trail: save: %w", err)
+		return nil, fmt.Errorf("trail: save: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(r.path), registryFile+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("trail: save: %w", err)
-	}
-	_, err = f.Write(b)
+	return b, nil
+}
+
+// write replaces the registry's file with b: the temporary file, fsync,
+// rename, fsync of the folder. A full disk is answered as
+// ServiceUnavailable (the client may retry once space is freed).
+func (r *Registry) write(b []byte) error {
+	tmp := filepath.Join(filepath.Dir(r.path), registryTemp)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), r.path)
+		_, err = f.Write(b)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp, r.path)
+		}
+		if err != nil {
+			os.Remove(tmp)
+		}
 	}
 	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("trail: save: %w", err)
+		return saveError(err)
 	}
 	// Best effort: the rename is done, so the change stands even if the
 	// folder's sync (durability across power loss) fails.
@@ -189,32 +231,121 @@ func (r *Registry) saveLocked() error {
 	return nil
 }
 
-// update runs fn on the registry under its lock and saves it when fn
-// returns nil; on an error of fn or of the save nothing changes.
+// saveError is the error a failed write answers: ServiceUnavailable for
+// a full disk (the client may retry once space is freed), else the cause
+// (InternalFailure for the client, logged).
+func saveError(err error) error {
+	err = fmt.Errorf("trail: save: %w", err)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return &audit.Error{Code: audit.CodeServiceUnavailable, Err: err,
+			Message: "cairn cannot save the change: the disk of its data directory is full. Retry once space has been freed."}
+	}
+	return err
+}
+
+// cloneTrails copies trails (each Trail copied; fns replace a trail's
+// slices rather than change their elements).
+func cloneTrails(trails map[string]*Trail) map[string]*Trail {
+	out := make(map[string]*Trail, len(trails))
+	for k, t := range trails {
+		c := *t
+		out[k] = &c
+	}
+	return out
+}
+
+// update runs fn on the registry's trails and returns once the change is
+// written; on an error of fn or of the write nothing changes. fn runs
+// under the registry's lock on the staged trails (the last written ones
+// with the changes waiting for a write); concurrent updates share one
+// write and fsync (group commit). A failed write fails every change it
+// holds and those staged on top of them.
 func (r *Registry) update(fn func(trails map[string]*Trail) error) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	before := make(map[string]Trail, len(r.trails))
-	for k, t := range r.trails {
+	if r.path == "" { // a registry in memory (tests)
+		defer r.mu.Unlock()
+		return apply(r.trails, fn)
+	}
+	if r.staged == nil {
+		base := r.trails
+		if r.inflight != nil {
+			base = r.inflight
+		}
+		r.staged = cloneTrails(base)
+		r.sgroup = &regGroup{done: make(chan struct{})}
+	}
+	if err := apply(r.staged, fn); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	g := r.sgroup
+	for {
+		select {
+		case <-g.done:
+			r.mu.Unlock()
+			return g.err
+		default:
+		}
+		if g != r.sgroup { // another member leads its write
+			r.mu.Unlock()
+			<-g.done
+			return g.err
+		}
+		if !r.writing {
+			break
+		}
+		ready := r.ready
+		r.mu.Unlock()
+		<-ready
+		r.mu.Lock()
+	}
+	// Lead the write of g.
+	snap := r.staged
+	r.staged, r.sgroup = nil, nil
+	r.inflight, r.writing, r.ready = snap, true, make(chan struct{})
+	r.mu.Unlock()
+
+	b, err := encode(snap)
+	if err == nil {
+		err = r.save(b)
+	}
+
+	r.mu.Lock()
+	if err == nil {
+		r.trails = snap
+	} else if r.staged != nil {
+		// Staged on top of the failed changes: they fail too.
+		r.sgroup.err = err
+		close(r.sgroup.done)
+		r.staged, r.sgroup = nil, nil
+	}
+	r.inflight, r.writing = nil, false
+	g.err = err
+	close(g.done)
+	close(r.ready)
+	r.mu.Unlock()
+	return err
+}
+
+// apply runs fn on trails; on an error every trail is put back as it was.
+func apply(trails map[string]*Trail, fn func(trails map[string]*Trail) error) error {
+	before := make(map[string]Trail, len(trails))
+	for k, t := range trails {
 		before[k] = *t
 	}
-	err := fn(r.trails)
-	if err == nil {
-		err = r.saveLocked()
-	}
+	err := fn(trails)
 	if err != nil {
-		// Put every trail back as it was.
-		for k := range r.trails {
+		for k := range trails {
 			if _, ok := before[k]; !ok {
-				delete(r.trails, k)
+				delete(trails, k)
 			}
 		}
 		for k, t := range before {
-			if cur := r.trails[k]; cur != nil {
+			if cur := trails[k]; cur != nil {
 				*cur = t
 			} else {
 				t := t
-				r.trails[k] = &t
+				trails[k] = &t
 			}
 		}
 	}

@@ -27,14 +27,27 @@ type MemStore struct {
 func NewMemStore() *MemStore { return &MemStore{keys: map[string]bool{}} }
 
 // Append stores the records not seen before (by Account and EventID).
-func (m *MemStore) Append(_ context.Context, rs []audit.Record) (audit.AppendResult, error) {
+func (m *MemStore) Append(ctx context.Context, rs []audit.Record) (audit.AppendResult, error) {
+	var res audit.AppendResult
+	inserted, err := m.AppendEach(ctx, rs)
+	for _, ok := range inserted {
+		if ok {
+			res.Inserted++
+		} else {
+			res.Duplicates++
+		}
+	}
+	return res, err
+}
+
+// AppendEach is Append telling per record whether it was inserted.
+func (m *MemStore) AppendEach(_ context.Context, rs []audit.Record) ([]bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var res audit.AppendResult
-	for _, r := range rs {
+	inserted := make([]bool, len(rs))
+	for i, r := range rs {
 		k := r.Account + "\x00" + r.EventID
 		if m.keys[k] {
-			res.Duplicates++
 			continue
 		}
 		m.keys[k] = true
@@ -42,9 +55,9 @@ func (m *MemStore) Append(_ context.Context, rs []audit.Record) (audit.AppendRes
 		m.records = append(m.records, r)
 		m.lastSeq++
 		m.seqs = append(m.seqs, m.lastSeq)
-		res.Inserted++
+		inserted[i] = true
 	}
-	return res, nil
+	return inserted, nil
 }
 
 // Lookup scans every record.

@@ -431,52 +431,73 @@ var errClosed = errors.New("duckdb: store closed")
 // Append stores the records not stored before, in one transaction.
 func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	var res audit.AppendResult
+	inserted, err := s.AppendEach(ctx, records)
+	if err != nil {
+		return res, err
+	}
+	for _, ok := range inserted {
+		if ok {
+			res.Inserted++
+		} else {
+			res.Duplicates++
+		}
+	}
+	return res, nil
+}
+
+// AppendEach is Append telling per record whether it was inserted
+// (inserted[i] for records[i]; false: a duplicate, stored before or
+// earlier in records). The ingest pipeline uses it to share one
+// transaction between concurrent callers that each want their counts.
+func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserted []bool, err error) {
 	if len(records) == 0 {
-		return res, nil
+		return nil, nil
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.wconn == nil {
-		return res, errClosed
+		return nil, errClosed
 	}
 	// Duplicates within the batch: the first copy wins.
 	type key struct{ a, e string }
 	seen := make(map[key]bool, len(records))
 	fresh := make([]*audit.Record, 0, len(records))
 	hashes := make([]uint64, 0, len(records))
+	idx := make([]int, 0, len(records)) // idx[j]: the index in records of fresh[j]
 	for i := range records {
 		r := &records[i]
 		k := key{r.Account, r.EventID}
 		if seen[k] {
-			res.Duplicates++
 			continue
 		}
 		seen[k] = true
 		fresh = append(fresh, r)
 		hashes = append(hashes, keyHash(r.Account, r.EventID))
+		idx = append(idx, i)
 	}
 	// Duplicates already stored: candidates by hash, confirmed by key.
 	stored, err := s.storedKeys(ctx, hashes)
 	if err != nil {
-		return audit.AppendResult{}, err
+		return nil, err
 	}
 	if len(stored) > 0 {
-		kept, keptH := fresh[:0], hashes[:0]
+		kept, keptH, keptI := fresh[:0], hashes[:0], idx[:0]
 		for i, r := range fresh {
 			if stored[key{r.Account, r.EventID}] {
-				res.Duplicates++
 				continue
 			}
 			kept = append(kept, r)
 			keptH = append(keptH, hashes[i])
+			keptI = append(keptI, idx[i])
 		}
-		fresh, hashes = kept, keptH
+		fresh, hashes, idx = kept, keptH, keptI
 	}
+	inserted = make([]bool, len(records))
 	if len(fresh) == 0 {
-		return res, nil
+		return inserted, nil
 	}
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return audit.AppendResult{}, fmt.Errorf("duckdb: begin: %w", err)
+		return nil, fmt.Errorf("duckdb: begin: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -487,17 +508,19 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		}
 	}()
 	if err := s.appendRows(fresh, hashes, s.lastSeq+1); err != nil {
-		return audit.AppendResult{}, fmt.Errorf("duckdb: append: %w", err)
+		return nil, fmt.Errorf("duckdb: append: %w", err)
 	}
 	if err := s.indexRecords(ctx, fresh); err != nil {
-		return audit.AppendResult{}, err
+		return nil, err
 	}
 	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
-		return audit.AppendResult{}, fmt.Errorf("duckdb: commit: %w", err)
+		return nil, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
 	s.lastSeq += int64(len(fresh))
-	res.Inserted = len(fresh)
+	for _, i := range idx {
+		inserted[i] = true
+	}
 	if s.commits++; s.commits >= s.checkpointCommits {
 		// The append is durable already; a failed checkpoint only leaves
 		// the log longer.
@@ -507,7 +530,7 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 			s.commits = 0
 		}
 	}
-	return res, nil
+	return inserted, nil
 }
 
 // appendRows writes the rows through DuckDB's Appender.
