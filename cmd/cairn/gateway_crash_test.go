@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -43,9 +42,9 @@ func TestGatewayCrashLosesNoAcknowledgedCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir, logPath := filepath.Join(dir, "data"), filepath.Join(dir, "serve.log")
-	cli := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + gwAddr), UsePathStyle: true,
-		RetryMaxAttempts: 1, // a call cut by the kill is not acknowledged; no retry after the restart
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
+	// One attempt: a call cut by the kill is not acknowledged; no retry
+	// after the restart.
+	cli := newS3("http://"+gwAddr, "AKIAALICE00000000001", "alice-secret-key", 1)
 	var (
 		mu    sync.Mutex
 		acked = map[string]bool{}
@@ -88,8 +87,7 @@ func TestGatewayCrashLosesNoAcknowledgedCall(t *testing.T) {
 	}
 	p := startServerProcess(t, dataDir, cfgPath, logPath)
 	defer p.kill()
-	ct := cloudtrail.New(cloudtrail.Options{Region: "us-east-1", BaseEndpoint: aws.String(p.endpoint), RetryMaxAttempts: 3,
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
+	ct := newCloudTrail(p.endpoint, "us-east-1", "AKIAALICE00000000001", "alice-secret-key", 1)
 	evs := lookupAll(t, ct, &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{{
 		AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String("CreateBucket")}}})
 	stored := map[string]bool{}

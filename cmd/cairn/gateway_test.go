@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -29,8 +28,7 @@ func TestGatewayRecordsIntoEventHistory(t *testing.T) {
 	ln.Close()
 	ts := startServer(t, fmt.Sprintf(twoAccounts, 90)+fmt.Sprintf("gateway:\n  listen: %s\n  upstreams:\n    default: %s\n", gwAddr, moto), "")
 	ctx := context.Background()
-	cli := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + gwAddr), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
+	cli := newS3("http://"+gwAddr, "AKIAALICE00000000001", "alice-secret-key", 1)
 	var cerr error
 	for i := 0; i < 50; i++ { // the gateway listens once serve has started
 		if _, cerr = cli.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("gw-bucket")}); cerr == nil {

@@ -6,10 +6,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-
-	"github.com/cairn-audit/cairn/internal/awsclient"
 )
 
 // TestGoClientWithoutRetriesNeverFails is issue 11 item 13: aws-sdk-go-v2
@@ -21,12 +18,7 @@ import (
 // the client's first 4 KiB read, which the race needs.
 func TestGoClientWithoutRetriesNeverFails(t *testing.T) {
 	ts := startServer(t, fmt.Sprintf(twoAccounts, 90), "")
-	c := cloudtrail.New(cloudtrail.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(ts.endpoint),
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", ""),
-		RetryMaxAttempts: 1,
-		HTTPClient:       awsclient.HTTPClient(nil),
-	})
+	c := newCloudTrail(ts.endpoint, "us-east-1", "AKIAALICE00000000001", "alice-secret-key", 1)
 	ctx := context.Background()
 	calls := 5000
 	if testing.Short() {

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/cairn-audit/cairn/internal/awsclient"
@@ -103,17 +104,24 @@ func startServer(t testing.TB, cfgYAML, dataDir string) *testServer {
 }
 
 func (ts *testServer) client(akid, secret, region string) *cloudtrail.Client {
-	return cloudtrail.New(cloudtrail.Options{
-		Region:       region,
-		BaseEndpoint: aws.String(ts.endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(akid, secret, ""),
-		// The SDK's default retries, as AWS clients have. The "use of
-		// closed network connection" once seen while reading a 200
-		// response was the SDK's request-body race (issue 11 item 13),
-		// which awsclient removes.
-		RetryMaxAttempts: 3,
-		HTTPClient:       awsclient.HTTPClient(nil),
-	})
+	return newCloudTrail(ts.endpoint, region, akid, secret, 1)
+}
+
+// newCloudTrail and newS3 build every SDK client of these tests, on
+// awsclient.HTTPClient as cairn's own clients are (without it the SDK
+// closes a connection under a response now and then: issue 11 item 13).
+// attempts is the SDK's RetryMaxAttempts, 0 for its default (3): 1 unless
+// a retry serves the test, so that any failed call shows.
+func newCloudTrail(endpoint, region, akid, secret string, attempts int) *cloudtrail.Client {
+	return cloudtrail.New(cloudtrail.Options{Region: region, BaseEndpoint: aws.String(endpoint),
+		Credentials:      credentials.NewStaticCredentialsProvider(akid, secret, ""),
+		RetryMaxAttempts: attempts, HTTPClient: awsclient.HTTPClient(nil)})
+}
+
+func newS3(endpoint, akid, secret string, attempts int) *s3.Client {
+	return s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
+		Credentials:      credentials.NewStaticCredentialsProvider(akid, secret, ""),
+		RetryMaxAttempts: attempts, HTTPClient: awsclient.HTTPClient(nil)})
 }
 
 func alice(ts *testServer) *cloudtrail.Client {
