@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsclient"
 	"github.com/cairn-audit/cairn/internal/importer"
 )
 
@@ -51,16 +52,32 @@ func main() {
 	qid, qsec := split(*quietKey)
 	client := func(id, sec string) *cloudtrail.Client {
 		return cloudtrail.New(cloudtrail.Options{Region: *region, BaseEndpoint: aws.String(*endpoint),
-			Credentials: credentials.NewStaticCredentialsProvider(id, sec, ""), RetryMaxAttempts: 1})
+			Credentials: credentials.NewStaticCredentialsProvider(id, sec, ""), RetryMaxAttempts: 1,
+			HTTPClient: awsclient.HTTPClient(nil)})
 	}
 	noisy, quietC := client(nid, nsec), client(qid, qsec)
-	ctx, cancel := context.WithTimeout(context.Background(), *dur)
-	defer cancel()
 
 	// Quiet baseline first, alone.
 	base := lookups(context.Background(), quietC, *quiet, 5*time.Second)
 	fmt.Printf("quiet alone:      %s\n", base)
 
+	// The noisy account's event data store, filled with its own calls,
+	// before the noise starts.
+	var eds string
+	if *joins > 0 {
+		out, err := noisy.CreateEventDataStore(context.Background(), &cloudtrail.CreateEventDataStoreInput{
+			Name: aws.String(fmt.Sprintf("noisy-%d", time.Now().UnixNano())), TerminationProtectionEnabled: aws.Bool(false)})
+		if err != nil {
+			log.Fatalf("CreateEventDataStore: %v", err)
+		}
+		eds = *out.EventDataStoreArn
+		eds = eds[len(eds)-36:]
+		for i := 0; i < 300; i++ {
+			noisy.DescribeTrails(context.Background(), &cloudtrail.DescribeTrailsInput{})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	defer cancel()
 	var wg sync.WaitGroup
 	var accepted, throttled, failed atomic.Int64
 	var seq atomic.Int64
@@ -97,17 +114,7 @@ func main() {
 		}()
 	}
 	if *joins > 0 {
-		eds, err := noisy.CreateEventDataStore(context.Background(), &cloudtrail.CreateEventDataStoreInput{
-			Name: aws.String(fmt.Sprintf("noisy-%d", time.Now().UnixNano())), TerminationProtectionEnabled: aws.Bool(false)})
-		if err != nil {
-			log.Fatalf("CreateEventDataStore: %v", err)
-		}
-		id := *eds.EventDataStoreArn
-		id = id[len(id)-36:]
-		// Calls to fill the store with the noisy account's own events.
-		for i := 0; i < 300; i++ {
-			noisy.DescribeTrails(context.Background(), &cloudtrail.DescribeTrailsInput{})
-		}
+		id := eds
 		for j := 0; j < *joins; j++ {
 			wg.Add(1)
 			go func() {
