@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 )
 
 // ErrNoSuchBucket reports a bucket that does not exist or cannot be reached.
@@ -147,7 +149,7 @@ func (l *Local) List(_ context.Context, prefix, startAfter string, limit int) ([
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || strings.HasSuffix(path, metaSuffix) || strings.Contains(d.Name(), ".tmp-") {
+		if d.IsDir() || strings.HasSuffix(path, metaSuffix) || atomicfile.IsTemp(d.Name()) {
 			return nil
 		}
 		rel, err := filepath.Rel(l.dir, path)
@@ -178,44 +180,14 @@ func (l *Local) Check(context.Context) error {
 	return nil
 }
 
+// writeAtomic replaces path with b, creating its folders. The write is
+// durable when it returns: only then may a trail's delivery position move
+// past the object (power loss).
 func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	// The rename is durable once the folder is synced: only then may a
-	// trail's delivery position move past the object (power loss).
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs a folder, making the renames in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.Write(path, b, 0o600)
 }
 
 func clip(s string) string {
