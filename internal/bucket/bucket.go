@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // ErrNoSuchBucket reports a bucket that does not exist or cannot be reached.
@@ -86,7 +87,7 @@ func (l *Local) Put(_ context.Context, key string, body []byte, _ string, metada
 		if len(key) > 1024 {
 			code = "KeyTooLongError"
 		}
-		return &CodeError{Code: code, Err: fmt.Errorf("bucket %s: invalid key %q: %w", l.name, clip(key), ErrKeyRefused)}
+		return &CodeError{Code: code, Err: fmt.Errorf("bucket %s: invalid key %q: %w", l.name, audit.Clip(key, 256), ErrKeyRefused)}
 	}
 	path := filepath.Join(l.dir, filepath.FromSlash(key))
 	if len(metadata) > 0 {
@@ -188,11 +189,4 @@ func writeAtomic(path string, b []byte) error {
 		return err
 	}
 	return atomicfile.Write(path, b, 0o600)
-}
-
-func clip(s string) string {
-	if len(s) > 256 {
-		return s[:256] + "..."
-	}
-	return s
 }

@@ -282,15 +282,7 @@ func (s *Importer) try(ctx context.Context, body []byte, hash string) (*importOu
 	if code == "" && resp.StatusCode == http.StatusTooManyRequests {
 		code = "ThrottlingException"
 	}
-	return nil, &ImportError{Status: resp.StatusCode, Code: code, Message: truncate(e.Message, 1024)}
-}
-
-// truncate shortens s to at most n bytes.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
+	return nil, &ImportError{Status: resp.StatusCode, Code: code, Message: audit.Clip(e.Message, 1024)}
 }
 
 var _ importer.ReportingSink = (*Importer)(nil)
