@@ -29,7 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/client"
+	cairnclient "github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/mototest"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 )
@@ -330,11 +330,11 @@ delivery:
 	endpoint.Store(&proc.endpoint)
 	// The SDK's retries (3 attempts), as AWS clients do; calls during a
 	// kill fail.
-	sdkClient := func() *cloudtrail.Client {
+	client := func() *cloudtrail.Client {
 		return cloudtrail.New(cloudtrail.Options{Region: "us-east-1", BaseEndpoint: endpoint.Load(), RetryMaxAttempts: 3,
 			Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
 	}
-	ct := sdkClient()
+	ct := client()
 	created, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("to-s3"), S3BucketName: aws.String("audit-logs"),
 		EnableLogFileValidation: aws.Bool(true)})
 	if err != nil {
@@ -377,7 +377,7 @@ delivery:
 				return
 			default:
 			}
-			sink := client.NewImporter(client.ImporterConfig{Endpoint: *endpoint.Load(), Region: "us-east-1", MaxAttempts: 1,
+			sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: *endpoint.Load(), Region: "us-east-1", MaxAttempts: 1,
 				HTTPClient:  &http.Client{Timeout: 30 * time.Second},
 				Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
 			recs := make([]audit.Record, 20)
@@ -410,7 +410,7 @@ delivery:
 				return
 			default:
 			}
-			c := sdkClient()
+			c := client()
 			c.ListTrails(ctx, &cloudtrail.ListTrailsInput{})
 			c.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("to-s3")})
 			time.Sleep(30 * time.Millisecond)
@@ -454,7 +454,7 @@ delivery:
 	// reaches its bucket through the restarted server's delivery.
 	selectedNow := func() (all, writes map[string]bool) {
 		all, writes = map[string]bool{}, map[string]bool{}
-		for _, e := range lookupAll(t, sdkClient(), &cloudtrail.LookupEventsInput{StartTime: aws.Time(from)}) {
+		for _, e := range lookupAll(t, client(), &cloudtrail.LookupEventsInput{StartTime: aws.Time(from)}) {
 			var r struct {
 				EventID  string `json:"eventID"`
 				ReadOnly *bool  `json:"readOnly"`
