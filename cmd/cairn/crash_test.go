@@ -29,7 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/importer"
+	cairnclient "github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/mototest"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 )
@@ -375,7 +375,7 @@ delivery:
 				return
 			default:
 			}
-			sink := importer.NewRemoteSink(importer.RemoteConfig{Endpoint: *endpoint.Load(), Region: "us-east-1", MaxAttempts: 1,
+			sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: *endpoint.Load(), Region: "us-east-1", MaxAttempts: 1,
 				HTTPClient:  &http.Client{Timeout: 30 * time.Second},
 				Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
 			recs := make([]audit.Record, 20)

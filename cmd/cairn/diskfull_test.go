@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/importer"
+	cairnclient "github.com/cairn-audit/cairn/internal/client"
 )
 
 // smallDisk mounts a tmpfs of size MiB on a new temp folder for the test.
@@ -182,7 +182,7 @@ func TestDiskFullRefusesWritesAndRecovers(t *testing.T) {
 						t.Errorf("%s refusal does not say why: %v", w.op, err)
 					}
 				default:
-					var re *importer.RemoteError
+					var re *cairnclient.ImportError
 					if errors.As(err, &re) && re.Code == "ServiceUnavailableException" && re.Status == http.StatusServiceUnavailable {
 						refused++
 						continue

@@ -11,8 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-
+	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/importer"
 )
 
@@ -59,22 +58,11 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if *endpoint != "" {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		c, err := client.New(ctx, client.Config{Endpoint: *endpoint, Region: *region})
 		if err != nil {
-			return fmt.Errorf("aws credentials: %w", err)
+			return err
 		}
-		r := *region
-		if r == "" {
-			r = awsCfg.Region
-		}
-		if r == "" {
-			r = "us-east-1"
-		}
-		opts.Sink = importer.NewRemoteSink(importer.RemoteConfig{
-			Endpoint:    *endpoint,
-			Region:      r,
-			Credentials: awsCfg.Credentials,
-		})
+		opts.Sink = c.Importer()
 	} else {
 		if held := serverHolding(*dataDir); held != "" {
 			return fmt.Errorf("the data dir %s is in use by the cairn server at %s; import through it with:\n    cairn import --endpoint-url %s PATH...", *dataDir, held, held)

@@ -11,16 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/awsclient"
+	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/config"
-	"github.com/cairn-audit/cairn/internal/importer"
 	"github.com/cairn-audit/cairn/internal/insights"
 )
 
@@ -120,12 +115,18 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		} else {
 			opts.Params = insights.DefaultParams()
 		}
-		h, sink, err := remoteHistory(ctx, *endpoint, *region, opts)
+		c, err := client.New(ctx, client.Config{Endpoint: *endpoint, Region: *region})
 		if err != nil {
 			return err
 		}
-		opts.Region = h.region
-		return finish(insights.Retro(ctx, h, h, sink, opts))
+		// The feed reads the 7 days before --start too: the baseline.
+		var from time.Time
+		if !opts.Start.IsZero() {
+			from = opts.Start.Add(-7 * 24 * time.Hour)
+		}
+		h := c.History(from, opts.End)
+		opts.Region = c.Region
+		return finish(insights.Retro(ctx, h, h, c.Importer(), opts))
 	}
 	if held := serverHolding(*dataDir); held != "" {
 		return fmt.Errorf("the data dir %s is in use by the cairn server at %s; run the detector through it with:\n    cairn insights --endpoint-url %s --region REGION", *dataDir, held, held)
@@ -147,111 +148,6 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer store.Close()
 	return finish(insights.Retro(ctx, store, store, store, opts))
-}
-
-// lookupHistory reads a cairn server's Event History through LookupEvents:
-// as the feed of a retro run (every management record of the caller's
-// account and region in the range, newest first; Retro sorts them) and for
-// attributions.
-type lookupHistory struct {
-	c          *cloudtrail.Client
-	region     string
-	start, end time.Time
-	next       *string
-	done       bool
-	seq        int64
-	bad        int
-}
-
-func remoteHistory(ctx context.Context, endpoint, region string, opts insights.RetroOptions) (*lookupHistory, *importer.RemoteSink, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("aws credentials: %w", err)
-	}
-	if region == "" {
-		region = awsCfg.Region
-	}
-	if region == "" {
-		region = "us-east-1"
-	}
-	c := cloudtrail.NewFromConfig(awsCfg, func(o *cloudtrail.Options) {
-		o.Region = region
-		o.BaseEndpoint = aws.String(endpoint)
-		o.HTTPClient = awsclient.HTTPClient(o.HTTPClient)
-	})
-	h := &lookupHistory{c: c, region: region, end: opts.End}
-	if !opts.Start.IsZero() {
-		h.start = opts.Start.Add(-7 * 24 * time.Hour) // the baseline
-	}
-	sink := importer.NewRemoteSink(importer.RemoteConfig{Endpoint: endpoint, Region: region, Credentials: awsCfg.Credentials})
-	return h, sink, nil
-}
-
-func (h *lookupHistory) input(start, end time.Time, attrs []audit.Attribute, next *string) *cloudtrail.LookupEventsInput {
-	in := &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50), NextToken: next}
-	if !start.IsZero() {
-		in.StartTime = aws.Time(start)
-	}
-	if !end.IsZero() {
-		in.EndTime = aws.Time(end)
-	}
-	for _, a := range attrs {
-		in.LookupAttributes = append(in.LookupAttributes, types.LookupAttribute{AttributeKey: types.LookupAttributeKey(a.Key), AttributeValue: aws.String(a.Value)})
-	}
-	return in
-}
-
-func (h *lookupHistory) page(ctx context.Context, in *cloudtrail.LookupEventsInput) ([]audit.Record, *string, error) {
-	out, err := h.c.LookupEvents(ctx, in)
-	if err != nil {
-		return nil, nil, fmt.Errorf("LookupEvents: %w", err)
-	}
-	recs := make([]audit.Record, 0, len(out.Events))
-	for _, e := range out.Events {
-		r, err := audit.Extract([]byte(aws.ToString(e.CloudTrailEvent)))
-		if err != nil {
-			h.bad++
-			continue
-		}
-		recs = append(recs, r)
-	}
-	return recs, out.NextToken, nil
-}
-
-// ReadAppended returns the next records of the range, up to limit; after is
-// ignored (one pass).
-func (h *lookupHistory) ReadAppended(ctx context.Context, _ int64, limit int) ([]audit.Appended, error) {
-	var out []audit.Appended
-	for !h.done && len(out) < limit {
-		recs, next, err := h.page(ctx, h.input(h.start, h.end, nil, h.next))
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			h.seq++
-			out = append(out, audit.Appended{Seq: h.seq, Record: r})
-		}
-		h.next, h.done = next, next == nil
-	}
-	return out, nil
-}
-
-// Lookup returns every record of q (bounded by the caller's paging), as one
-// page.
-func (h *lookupHistory) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
-	var p audit.Page
-	var next *string
-	for len(p.Records) < 20000 {
-		recs, n, err := h.page(ctx, h.input(q.Start, q.End, q.Attributes, next))
-		if err != nil {
-			return p, err
-		}
-		p.Records = append(p.Records, recs...)
-		if next = n; next == nil {
-			break
-		}
-	}
-	return p, nil
 }
 
 // parseWhen reads an RFC 3339 time or a date (midnight UTC).

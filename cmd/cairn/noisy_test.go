@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	cairnclient "github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/importer"
 )
 
@@ -41,8 +42,8 @@ func eventID(tag string, n int) string {
 
 // importSink is an ImportRecords client of an account that does not retry:
 // each throttled call is seen.
-func importSink(ts *testServer, akid, secret string, conns int) *importer.RemoteSink {
-	return importer.NewRemoteSink(importer.RemoteConfig{Endpoint: ts.endpoint, Region: "us-east-1", MaxAttempts: 1,
+func importSink(ts *testServer, akid, secret string, conns int) *cairnclient.Importer {
+	return cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: ts.endpoint, Region: "us-east-1", MaxAttempts: 1,
 		HTTPClient:  &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}},
 		Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")})
 }
@@ -78,7 +79,7 @@ func flood(ctx context.Context, ts *testServer, conns, size int) (calls, throttl
 				}
 				_, _, err := sink.AppendReport(ctx, recs)
 				calls.Add(1)
-				var re *importer.RemoteError
+				var re *cairnclient.ImportError
 				if errors.As(err, &re) && re.Code == "ThrottlingException" {
 					throttled.Add(1)
 				}
@@ -105,7 +106,7 @@ func victim(ctx context.Context, t testing.TB, ts *testServer, minCalls int) []o
 		if err == nil {
 			return ""
 		}
-		var re *importer.RemoteError
+		var re *cairnclient.ImportError
 		if errors.As(err, &re) {
 			return re.Code
 		}
@@ -308,7 +309,7 @@ func concurrently(n int, d time.Duration, call func(i, n int) error) []outcome {
 				err := call(i, k)
 				code := ""
 				if err != nil {
-					var re *importer.RemoteError
+					var re *cairnclient.ImportError
 					if errors.As(err, &re) {
 						code = re.Code
 					} else if code = errCode(err); code == "" {

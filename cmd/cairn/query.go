@@ -14,13 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
-
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/awsclient"
+	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/importer"
 	"github.com/cairn-audit/cairn/internal/lake"
 )
@@ -38,24 +33,9 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.account, "account", "", "account whose event data stores are used without a server (default: the config's first)")
 }
 
-// client returns a CloudTrail client for the server at endpoint.
-func (r *remoteFlags) client(ctx context.Context, endpoint string) (*cloudtrail.Client, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("aws credentials: %w", err)
-	}
-	region := r.region
-	if region == "" {
-		region = awsCfg.Region
-	}
-	if region == "" {
-		region = "us-east-1"
-	}
-	return cloudtrail.NewFromConfig(awsCfg, func(o *cloudtrail.Options) {
-		o.Region = region
-		o.BaseEndpoint = aws.String(endpoint)
-		o.HTTPClient = awsclient.HTTPClient(o.HTTPClient)
-	}), nil
+// client returns a client of the server at endpoint.
+func (r *remoteFlags) client(ctx context.Context, endpoint string) (*client.Client, error) {
+	return client.New(ctx, client.Config{Endpoint: endpoint, Region: r.region})
 }
 
 // local opens the data dir's Lake and names the account to act as; bks
@@ -115,9 +95,11 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		if res, err = remoteQuery(ctx, c, stmt); err != nil {
+		qr, err := c.Query(ctx, stmt)
+		if err != nil {
 			return err
 		}
+		res = &lake.Result{Columns: qr.Columns, Rows: qr.Rows}
 	} else {
 		if _, err := os.Stat(r.dataDir); err != nil {
 			return fmt.Errorf("data dir: %w", err)
@@ -136,67 +118,6 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return printResult(stdout, *output, res)
-}
-
-// remoteQuery runs stmt through a server: StartQuery, then DescribeQuery
-// until it ends, then every page of GetQueryResults.
-func remoteQuery(ctx context.Context, c *cloudtrail.Client, stmt string) (*lake.Result, error) {
-	q, err := c.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: &stmt})
-	if err != nil {
-		return nil, err
-	}
-	for wait := 20 * time.Millisecond; ; wait = min(wait*2, time.Second) {
-		d, err := c.DescribeQuery(ctx, &cloudtrail.DescribeQueryInput{QueryId: q.QueryId})
-		if err != nil {
-			return nil, err
-		}
-		if d.QueryStatus == types.QueryStatusFinished {
-			break
-		}
-		if d.QueryStatus != types.QueryStatusQueued && d.QueryStatus != types.QueryStatusRunning {
-			return nil, fmt.Errorf("query %s: %s: %s", aws.ToString(q.QueryId), d.QueryStatus, aws.ToString(d.ErrorMessage))
-		}
-		select {
-		case <-ctx.Done():
-			c.CancelQuery(context.WithoutCancel(ctx), &cloudtrail.CancelQueryInput{QueryId: q.QueryId})
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-	res := &lake.Result{}
-	index := map[string]int{}
-	var rows []map[string]string
-	var next *string
-	for {
-		p, err := c.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: q.QueryId, NextToken: next})
-		if err != nil {
-			return nil, err
-		}
-		for _, row := range p.QueryResultRows {
-			m := map[string]string{}
-			for _, cell := range row {
-				for k, v := range cell {
-					if _, ok := index[k]; !ok {
-						index[k] = len(res.Columns)
-						res.Columns = append(res.Columns, k)
-					}
-					m[k] = v
-				}
-			}
-			rows = append(rows, m)
-		}
-		if next = p.NextToken; next == nil {
-			break
-		}
-	}
-	for _, m := range rows {
-		row := make([]*string, len(res.Columns))
-		for k, v := range m {
-			row[index[k]] = &v
-		}
-		res.Rows = append(res.Rows, row)
-	}
-	return res, nil
 }
 
 func printResult(w io.Writer, format string, res *lake.Result) error {
@@ -267,37 +188,15 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 				}
 				uri = "file://" + abs
 			}
-			im, err := c.StartImport(ctx, &cloudtrail.StartImportInput{Destinations: []string{into},
-				ImportSource: &types.ImportSource{S3: &types.S3ImportSource{S3LocationUri: aws.String(uri),
-					S3BucketRegion: aws.String("local"), S3BucketAccessRoleArn: aws.String("none")}}})
+			res, err := c.Import(ctx, into, uri)
 			if err != nil {
 				return err
 			}
-			var g *cloudtrail.GetImportOutput
-			for wait := 20 * time.Millisecond; ; wait = min(wait*2, time.Second) {
-				if g, err = c.GetImport(ctx, &cloudtrail.GetImportInput{ImportId: im.ImportId}); err != nil {
-					return err
-				}
-				if g.ImportStatus != types.ImportStatusInitializing && g.ImportStatus != types.ImportStatusInProgress {
-					break
-				}
-				select {
-				case <-ctx.Done():
-					c.StopImport(context.WithoutCancel(ctx), &cloudtrail.StopImportInput{ImportId: im.ImportId})
-					return ctx.Err()
-				case <-time.After(wait):
-				}
-			}
-			st := g.ImportStatistics
-			fmt.Fprintf(stdout, "%s\t%s\t%s\tfiles %d\tevents %d\tfailed %d\n", aws.ToString(g.ImportId), g.ImportStatus, p,
-				aws.ToInt64(st.FilesCompleted), aws.ToInt64(st.EventsCompleted), aws.ToInt64(st.FailedEntries))
-			if g.ImportStatus != types.ImportStatusCompleted || aws.ToInt64(st.FailedEntries) > 0 {
+			fmt.Fprintf(stdout, "%s\t%s\t%s\tfiles %d\tevents %d\tfailed %d\n", res.ID, res.Status, p, res.Files, res.Events, res.Failed)
+			if !res.OK() {
 				failed++
-				f, err := c.ListImportFailures(ctx, &cloudtrail.ListImportFailuresInput{ImportId: im.ImportId})
-				if err == nil {
-					for _, x := range f.Failures {
-						fmt.Fprintf(stderr, "cairn: %s: %s\n", aws.ToString(x.Location), aws.ToString(x.ErrorMessage))
-					}
+				for _, x := range res.Failures {
+					fmt.Fprintf(stderr, "cairn: %s: %s\n", x.Location, x.Message)
 				}
 			}
 		}

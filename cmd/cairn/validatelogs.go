@@ -12,12 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-
-	"github.com/cairn-audit/cairn/internal/awsclient"
 	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/digest"
 	"github.com/cairn-audit/cairn/internal/digest/chain"
 	"github.com/cairn-audit/cairn/internal/trail"
@@ -78,25 +74,18 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		*dataDir = defaultDataDir
 	}
 
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := client.LoadAWS(ctx, client.Config{})
 	if err != nil {
 		return fail(err)
 	}
-	srcRegion := *region
-	if srcRegion == "" {
-		srcRegion = awsCfg.Region
-	}
-	if srcRegion == "" {
-		srcRegion = strings.Split(*arn, ":")[3]
-	}
+	srcRegion := client.ResolveRegion(*region, awsCfg.Region, strings.Split(*arn, ":")[3])
 
 	var src keySource
 	if *endpoint != "" {
-		c := cloudtrail.NewFromConfig(awsCfg, func(o *cloudtrail.Options) {
-			o.BaseEndpoint = aws.String(*endpoint)
-			o.Region = srcRegion
-			o.HTTPClient = awsclient.HTTPClient(o.HTTPClient)
-		})
+		c, err := client.New(ctx, client.Config{Endpoint: *endpoint, Region: srcRegion})
+		if err != nil {
+			return fail(err)
+		}
 		src = apiKeys{c}
 	} else {
 		src = dataDirKeys{dir: *dataDir, region: srcRegion}
@@ -150,10 +139,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		if err != nil {
 			return fail(err)
 		}
-		r := awsCfg.Region
-		if r == "" {
-			r = "us-east-1"
-		}
+		r := client.ResolveRegion(awsCfg.Region)
 		v.Objects = digest.BucketObjects(func(name string) (bucket.Bucket, bool) {
 			return bucket.NewS3(name, bucket.S3Options{Endpoint: ep, Region: r, AccessKeyID: creds.AccessKeyID,
 				SecretAccessKey: creds.SecretAccessKey, PathStyle: ep != ""}), true
@@ -191,30 +177,25 @@ type keySource interface {
 	publicKeys(ctx context.Context, start, end time.Time) ([]chain.PublicKey, error)
 }
 
-type apiKeys struct{ c *cloudtrail.Client }
+// apiKeys reads a running cairn (DescribeTrails, ListPublicKeys).
+type apiKeys struct{ c *client.Client }
 
 func (a apiKeys) trail(ctx context.Context, arn string) (trail.Trail, error) {
-	out, err := a.c.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{})
+	l, err := a.c.TrailLocation(ctx, arn)
 	if err != nil {
 		return trail.Trail{}, err
 	}
-	for _, t := range out.TrailList {
-		if aws.ToString(t.TrailARN) == arn {
-			return trail.Trail{S3BucketName: aws.ToString(t.S3BucketName), S3KeyPrefix: aws.ToString(t.S3KeyPrefix),
-				IsOrganizationTrail: aws.ToBool(t.IsOrganizationTrail)}, nil
-		}
-	}
-	return trail.Trail{}, fmt.Errorf("A trail could not be found for %s", arn)
+	return trail.Trail{S3BucketName: l.Bucket, S3KeyPrefix: l.Prefix, IsOrganizationTrail: l.IsOrganizationTrail}, nil
 }
 
 func (a apiKeys) publicKeys(ctx context.Context, start, end time.Time) ([]chain.PublicKey, error) {
-	out, err := a.c.ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{StartTime: &start, EndTime: &end})
+	ks, err := a.c.PublicKeys(ctx, start, end)
 	if err != nil {
 		return nil, err
 	}
 	var keys []chain.PublicKey
-	for _, k := range out.PublicKeyList {
-		keys = append(keys, chain.PublicKey{Fingerprint: aws.ToString(k.Fingerprint), DER: k.Value})
+	for _, k := range ks {
+		keys = append(keys, chain.PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
 	}
 	return keys, nil
 }

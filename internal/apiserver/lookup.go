@@ -72,7 +72,7 @@ func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
 	}
 	if in.EventCategory != nil {
 		if *in.EventCategory != "insight" {
-			return nil, audit.Errorf(audit.CodeInvalidEventCategory, "EventCategory %q is not valid. The only valid value is insight.", clip(*in.EventCategory))
+			return nil, audit.Errorf(audit.CodeInvalidEventCategory, "EventCategory %q is not valid. The only valid value is insight.", audit.Truncate(*in.EventCategory, 128))
 		}
 		q.Category = audit.CategoryInsight
 	}
@@ -91,7 +91,7 @@ func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
 		}
 		k, v := audit.AttributeKey(*a.AttributeKey), *a.AttributeValue
 		if !k.Valid() {
-			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %q is not valid. Valid keys: EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId.", clip(string(k)))
+			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %q is not valid. Valid keys: EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId.", audit.Truncate(string(k), 128))
 		}
 		if q.Category == audit.CategoryInsight && !insightKeys[k] {
 			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %s is not valid with EventCategory insight. Valid keys: EventId, EventName, EventSource.", k)
@@ -173,9 +173,6 @@ func eventFor(r *audit.Record) eventOut {
 	}
 	return e
 }
-
-// clip shortens client input echoed in messages.
-func clip(s string) string { return truncate(s, 128) }
 
 type importRecordsInput struct {
 	Records []string

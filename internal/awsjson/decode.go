@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // MaxDepth is how deeply Decode lets objects and arrays nest. CloudTrail's
@@ -173,7 +175,7 @@ func assign(dst reflect.Value, node any, path string) error {
 		m := reflect.MakeMapWithSize(t, len(obj))
 		for k, val := range obj {
 			ev := reflect.New(t.Elem()).Elem()
-			if err := assign(ev, val, path+"["+strconv.Quote(clip(k))+"]"); err != nil {
+			if err := assign(ev, val, path+"["+strconv.Quote(audit.Clip(k, 64))+"]"); err != nil {
 				return err
 			}
 			m.SetMapIndex(reflect.ValueOf(k).Convert(t.Key()), ev)
@@ -376,13 +378,4 @@ func memberError(msg, path string) *Error {
 		return serialization(msg + ".")
 	}
 	return serialization(msg + " (member " + path + ").")
-}
-
-// clip shortens client text quoted in messages.
-func clip(s string) string {
-	const n = 64
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "..."
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // Timestamp is an AWS JSON 1.1 timestamp. On the wire it is a JSON number
@@ -57,7 +59,7 @@ func (ts *Timestamp) UnmarshalJSON(b []byte) error {
 		}
 		t, ok := parseISO(s)
 		if !ok {
-			return serialization("Invalid timestamp " + strconv.Quote(clip(s)) + ": expected epoch seconds or an ISO-8601 string")
+			return serialization("Invalid timestamp " + strconv.Quote(audit.Clip(s, 64)) + ": expected epoch seconds or an ISO-8601 string")
 		}
 		ts.t = t
 		return nil

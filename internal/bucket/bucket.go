@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/cairn-audit/cairn/internal/atomicfile"
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // ErrNoSuchBucket reports a bucket that does not exist or cannot be reached.
@@ -84,7 +87,7 @@ func (l *Local) Put(_ context.Context, key string, body []byte, _ string, metada
 		if len(key) > 1024 {
 			code = "KeyTooLongError"
 		}
-		return &CodeError{Code: code, Err: fmt.Errorf("bucket %s: invalid key %q: %w", l.name, clip(key), ErrKeyRefused)}
+		return &CodeError{Code: code, Err: fmt.Errorf("bucket %s: invalid key %q: %w", l.name, audit.Clip(key, 256), ErrKeyRefused)}
 	}
 	path := filepath.Join(l.dir, filepath.FromSlash(key))
 	if len(metadata) > 0 {
@@ -147,7 +150,7 @@ func (l *Local) List(_ context.Context, prefix, startAfter string, limit int) ([
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || strings.HasSuffix(path, metaSuffix) || strings.Contains(d.Name(), ".tmp-") {
+		if d.IsDir() || strings.HasSuffix(path, metaSuffix) || atomicfile.IsTemp(d.Name()) {
 			return nil
 		}
 		rel, err := filepath.Rel(l.dir, path)
@@ -178,49 +181,12 @@ func (l *Local) Check(context.Context) error {
 	return nil
 }
 
+// writeAtomic replaces path with b, creating its folders. The write is
+// durable when it returns: only then may a trail's delivery position move
+// past the object (power loss).
 func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	// The rename is durable once the folder is synced: only then may a
-	// trail's delivery position move past the object (power loss).
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs a folder, making the renames in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func clip(s string) string {
-	if len(s) > 256 {
-		return s[:256] + "..."
-	}
-	return s
+	return atomicfile.Write(path, b, 0o600)
 }

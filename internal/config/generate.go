@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 )
 
 // GeneratedFile is the name, in the data dir, of the file Generate keeps
@@ -99,29 +101,7 @@ func create(dataDir, path string) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dataDir, ".credentials-*.tmp") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(body.Bytes())
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if closeErr := tmp.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return err
-	}
-	if dir, err := os.Open(dataDir); err == nil {
-		_ = dir.Sync() // best effort: keep the new name across a crash
-		_ = dir.Close()
-	}
-	return nil
+	return atomicfile.Create(path, body.Bytes(), 0o600)
 }
 
 const (

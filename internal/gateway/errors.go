@@ -6,6 +6,8 @@ import (
 	"encoding/xml"
 	"net/http"
 	"strings"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // parseError returns the error code and message of an upstream error
@@ -43,7 +45,7 @@ func parseError(status int, h http.Header, body []byte) (code, message string) {
 	if code == "" {
 		code = statusCode(status)
 	}
-	return code, truncate(message, 1024)
+	return code, audit.Truncate(message, 1024)
 }
 
 // cleanCode strips a shape namespace ("com.amazonaws.dynamodb#X") and the
@@ -55,7 +57,7 @@ func cleanCode(c string) string {
 	if i := strings.IndexByte(c, ':'); i >= 0 {
 		c = c[:i]
 	}
-	return truncate(strings.TrimSpace(c), 1024)
+	return audit.Truncate(strings.TrimSpace(c), 1024)
 }
 
 func xmlError(body []byte) (code, message string) {
@@ -116,11 +118,4 @@ func statusCode(status int) string {
 func str(v any) string {
 	s, _ := v.(string)
 	return s
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
 }

@@ -11,9 +11,7 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -285,7 +283,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// quoted and clipped, counted.
 		f := scopeRefusal(sc, svc)
 		g.cfg.Logger.Warn("gateway: refused a call whose credential scope names no region",
-			"region", truncate(sc.region, 64), "service", truncate(sc.service, 64), "source_ip", g.sourceIP(r), "code", f.code)
+			"region", audit.Truncate(sc.region, 64), "service", audit.Truncate(sc.service, 64), "source_ip", g.sourceIP(r), "code", f.code)
 		g.refuse(w, r, svc, f)
 		return
 	}
@@ -535,9 +533,9 @@ func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byt
 		EventName:          name,
 		AWSRegion:          reg,
 		SourceIPAddress:    g.sourceIP(r),
-		UserAgent:          truncate(r.UserAgent(), 1024),
+		UserAgent:          audit.Truncate(r.UserAgent(), 1024),
 		RequestID:          requestID(st.respHeader),
-		EventID:            newID(),
+		EventID:            audit.NewID(),
 		ReadOnly:           &ro,
 		EventType:          "AwsApiCall",
 		RecipientAccountID: account,
@@ -556,7 +554,7 @@ func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byt
 		ev.Resources = resources(&c, account, reg, params, st.captured.Bytes())
 	}
 	if flagged {
-		ev.AdditionalEventData, _ = json.Marshal(map[string]any{"cairnUnmatchedOperation": true, "httpMethod": r.Method, "path": truncate(r.URL.Path, 1024)})
+		ev.AdditionalEventData, _ = json.Marshal(map[string]any{"cairnUnmatchedOperation": true, "httpMethod": r.Method, "path": audit.Truncate(r.URL.Path, 1024)})
 	}
 	if st.status >= 300 && !(st.status == 304) {
 		ev.ErrorCode, ev.ErrorMessage = parseError(st.status, st.respHeader, st.captured.Bytes())
@@ -600,19 +598,10 @@ func responseElements(service string, c call, st *state, sens map[string]bool) j
 func requestID(h http.Header) string {
 	for _, k := range []string{"X-Amzn-Requestid", "X-Amz-Request-Id", "X-Amz-Requestid"} {
 		if v := h.Get(k); v != "" {
-			return truncate(v, 256)
+			return audit.Truncate(v, 256)
 		}
 	}
 	return ""
-}
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func tlsVersion(v uint16) string {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/gateway/routes"
 )
 
@@ -26,7 +27,7 @@ func scopeRefusal(sc scope, svc *routes.Service) refusal {
 		return refusal{status: http.StatusBadRequest, code: "IncompleteSignatureException", reason: "malformed_credential",
 			message: "Credential should be scoped to a valid region, service and date, and end in aws4_request."}
 	}
-	reg := truncate(sc.region, 64)
+	reg := audit.Truncate(sc.region, 64)
 	if svc != nil && svc.Protocol == "rest-xml" { // S3
 		if sc.presigned {
 			return refusal{status: http.StatusBadRequest, code: "AuthorizationQueryParametersError", reason: "invalid_region",
@@ -46,7 +47,7 @@ func scopeRefusal(sc scope, svc *routes.Service) refusal {
 // service gets JSON when it names an X-Amz-Target, else query XML.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, svc *routes.Service, f refusal) {
 	g.refused.WithLabelValues(f.reason).Inc()
-	id := newID()
+	id := audit.NewID()
 	proto := "query"
 	switch {
 	case svc != nil:

@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/config"
 )
 
@@ -71,6 +72,9 @@ func newSessionCache(max int, path string, now func() time.Time, log *slog.Logge
 	if path == "" {
 		return c, nil
 	}
+	if err := atomicfile.CleanTemp(path); err != nil { // a compaction a crash interrupted
+		log.Warn("gateway sessions: temporary files left", "file", path, "err", err)
+	}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -122,33 +126,24 @@ func (c *sessionCache) compact() error {
 		c.file.Close()
 		c.file = nil
 	}
-	tmp := c.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("gateway sessions: %w", err)
-	}
-	w := bufio.NewWriter(f)
 	n := 0
 	now := c.now()
-	for e := c.ll.Back(); e != nil; e = e.Prev() {
-		se := e.Value.(*sessionEntry)
-		if !se.s.expires.After(now) {
-			continue
+	err := atomicfile.WriteFunc(c.path, 0o600, func(w io.Writer) error {
+		for e := c.ll.Back(); e != nil; e = e.Prev() {
+			se := e.Value.(*sessionEntry)
+			if !se.s.expires.After(now) {
+				continue
+			}
+			b, _ := json.Marshal(lineOf(se.key, se.s))
+			if _, err := w.Write(append(b, '\n')); err != nil {
+				return err
+			}
+			n++
 		}
-		b, _ := json.Marshal(lineOf(se.key, se.s))
-		w.Write(append(b, '\n'))
-		n++
-	}
-	err = errors.Join(w.Flush(), f.Sync(), f.Close())
-	if err == nil {
-		err = os.Rename(tmp, c.path)
-	}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("gateway sessions: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(c.path)); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	c.file, err = os.OpenFile(c.path, os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -64,6 +66,8 @@ func TestSessionsPersist(t *testing.T) {
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(`{"accessKeyId":"ASIAHALF","exp`)
 	f.Close()
+	// A crash mid-compaction leaves its temporary file.
+	os.WriteFile(path+".tmp-12345", []byte(`{"accessKeyId":"ASIATEMP"}`), 0o600)
 
 	clk.add(10 * time.Minute)
 	c, err = newSessionCache(100, path, clk.now, log)
@@ -84,5 +88,8 @@ func TestSessionsPersist(t *testing.T) {
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("sessions file mode %v; want 0600", fi.Mode().Perm())
+	}
+	if _, err := os.Stat(path + ".tmp-12345"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the interrupted compaction's temporary file is still there (%v)", err)
 	}
 }

@@ -31,7 +31,8 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
-// Sink receives batches of records: a Store, or a running server.
+// Sink receives batches of records: a Store, a Lake event data store, or a
+// running server (client.Importer, which the caller wires in).
 type Sink interface {
 	// Append stores records and counts what was new. An error means the
 	// batch may not be stored; it stops the import.

@@ -221,7 +221,7 @@ func (p *parser) skip(key string) error {
 	case err != nil:
 		return p.broken(err)
 	case !json.Valid(v):
-		return p.broken(fmt.Errorf("the value of %q is not valid JSON", clip(key)))
+		return p.broken(fmt.Errorf("the value of %q is not valid JSON", audit.Clip(key, 64)))
 	}
 	return nil
 }
@@ -344,12 +344,4 @@ func firstKey(head []byte) string {
 		return ""
 	}
 	return string(b[1 : 1+end])
-}
-
-// clip shortens text from a file echoed in a message.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
 }

@@ -239,3 +239,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// sameRaws compares records byte for byte (cmp is slow on large []byte).
+func sameRaws(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
@@ -135,33 +131,6 @@ func quote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
-}
-
-func TestRemoteSinkSignsAndReportsFailures(t *testing.T) {
-	var got *http.Request
-	var body string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = r
-		b := new(bytes.Buffer)
-		b.ReadFrom(r.Body)
-		body = b.String()
-		w.Write([]byte(`{"Inserted":1,"Duplicates":0,"Failed":[{"Index":1,"ErrorCode":"AccountMismatch","ErrorMessage":"other account"}]}`))
-	}))
-	defer srv.Close()
-	s := NewRemoteSink(RemoteConfig{Endpoint: srv.URL, Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIAX", "secret", "")})
-	r1, _ := audit.Extract([]byte(rec1))
-	r2, _ := audit.Extract([]byte(rec2))
-	res, fails, err := s.AppendReport(context.Background(), []audit.Record{r1, r2})
-	if err != nil || res.Inserted != 1 || len(fails) != 1 || fails[0].Index != 1 {
-		t.Fatalf("AppendReport = %+v, %+v, %v", res, fails, err)
-	}
-	if got.Header.Get("X-Amz-Target") != ImportTarget || !strings.Contains(got.Header.Get("Authorization"), "Credential=AKIAX/") ||
-		!strings.Contains(got.Header.Get("Authorization"), "/eu-west-1/cloudtrail/aws4_request") {
-		t.Errorf("request headers %v", got.Header)
-	}
-	if !strings.Contains(body, quote(rec1)) {
-		t.Errorf("body %s does not carry the record as a string", body)
-	}
 }
 
 func FuzzReadFile(f *testing.F) {

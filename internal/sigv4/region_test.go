@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // TestCredentialScopeRegion: a signature scoped to something that is no
@@ -58,14 +60,14 @@ func TestCredentialScopeRegion(t *testing.T) {
 			}
 			e, ok := err.(*Error)
 			if !ok || e.Code != tc.code || e.Status/100 != 4 {
-				t.Errorf("Verify(region %q, presigned %v) = %v; want %s", clip(tc.region), presign, err, tc.code)
+				t.Errorf("Verify(region %q, presigned %v) = %v; want %s", audit.Clip(tc.region, 128), presign, err, tc.code)
 				continue
 			}
 			if tc.code == "InvalidSignatureException" && !strings.HasPrefix(e.Message, "Credential should be scoped to a valid region, not '") {
-				t.Errorf("Verify(region %q) message = %q", clip(tc.region), e.Message)
+				t.Errorf("Verify(region %q) message = %q", audit.Clip(tc.region, 128), e.Message)
 			}
 			if len(e.Message) > 256 {
-				t.Errorf("Verify(region %q) message is %d bytes: the region is not clipped", clip(tc.region), len(e.Message))
+				t.Errorf("Verify(region %q) message is %d bytes: the region is not clipped", audit.Clip(tc.region, 128), len(e.Message))
 			}
 		}
 	}

@@ -83,9 +83,9 @@ func Parse(r *http.Request) (Auth, error) {
 		alg, rest, _ := strings.Cut(h, " ")
 		if alg != Algorithm {
 			if strings.HasPrefix(alg, "AWS4-") {
-				return a, incomplete("Unsupported AWS 'algorithm': '%s'.", clip(alg))
+				return a, incomplete("Unsupported AWS 'algorithm': '%s'.", audit.Clip(alg, 128))
 			}
-			return a, incomplete("Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization=%s", clip(alg))
+			return a, incomplete("Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization=%s", audit.Clip(alg, 128))
 		}
 		params := map[string]string{}
 		for _, part := range strings.Split(rest, ",") {
@@ -101,7 +101,7 @@ func Parse(r *http.Request) (Auth, error) {
 			}
 		}
 		if len(missing) > 0 {
-			return a, incomplete("%s Authorization=%s", strings.Join(missing, " "), clip(h))
+			return a, incomplete("%s Authorization=%s", strings.Join(missing, " "), audit.Clip(h, 128))
 		}
 		if err := a.credential(params["Credential"]); err != nil {
 			return a, err
@@ -117,7 +117,7 @@ func Parse(r *http.Request) (Auth, error) {
 	case q.Has("X-Amz-Algorithm") || q.Has("X-Amz-Credential") || q.Has("X-Amz-Signature"):
 		a.Presigned = true
 		if alg := q.Get("X-Amz-Algorithm"); alg != Algorithm {
-			return a, incomplete("Unsupported AWS 'algorithm': '%s'.", clip(alg))
+			return a, incomplete("Unsupported AWS 'algorithm': '%s'.", audit.Clip(alg, 128))
 		}
 		var missing []string
 		for _, k := range []string{"X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date"} {
@@ -149,7 +149,7 @@ func Parse(r *http.Request) (Auth, error) {
 	}
 	if a.Date != a.Time.Format("20060102") {
 		return a, invalid("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
-			clip(a.Date), a.Time.Format("20060102"), a.Time.Format(amzDateFormat))
+			audit.Clip(a.Date, 128), a.Time.Format("20060102"), a.Time.Format(amzDateFormat))
 	}
 	return a, nil
 }
@@ -157,13 +157,13 @@ func Parse(r *http.Request) (Auth, error) {
 func (a *Auth) credential(c string) error {
 	parts := strings.Split(c, "/")
 	if len(parts) != 5 || parts[4] != "aws4_request" || parts[0] == "" || parts[1] == "" || parts[3] == "" {
-		return incomplete("Credential should be scoped to a valid region, service and date, and end in aws4_request: %s", clip(c))
+		return incomplete("Credential should be scoped to a valid region, service and date, and end in aws4_request: %s", audit.Clip(c, 128))
 	}
 	a.AccessKeyID, a.Date, a.Region, a.Service = parts[0], parts[1], parts[2], parts[3]
 	if !audit.ValidRegion(a.Region) {
 		// As AWS answers a scope whose region is no region: 403, the
 		// region quoted (JSON- or XML-escaped by whoever writes it).
-		return invalid("Credential should be scoped to a valid region, not '%s'. ", clip(a.Region))
+		return invalid("Credential should be scoped to a valid region, not '%s'. ", audit.Clip(a.Region, 128))
 	}
 	return nil
 }
@@ -172,7 +172,7 @@ func requestTime(amzDate, date string) (time.Time, error) {
 	if amzDate != "" {
 		t, err := time.Parse(amzDateFormat, amzDate)
 		if err != nil {
-			return t, incomplete("Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", clip(amzDate))
+			return t, incomplete("Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", audit.Clip(amzDate, 128))
 		}
 		return t, nil
 	}
@@ -483,11 +483,4 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
-}
-
-func clip(s string) string {
-	if len(s) > 128 {
-		return s[:128] + "..."
-	}
-	return s
 }

@@ -25,7 +25,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsclient"
-	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/client"
 )
 
 func main() {
@@ -50,12 +50,12 @@ func main() {
 	}
 	nid, nsec := split(*noisyKey)
 	qid, qsec := split(*quietKey)
-	client := func(id, sec string) *cloudtrail.Client {
+	sdkClient := func(id, sec string) *cloudtrail.Client {
 		return cloudtrail.New(cloudtrail.Options{Region: *region, BaseEndpoint: aws.String(*endpoint),
 			Credentials: credentials.NewStaticCredentialsProvider(id, sec, ""), RetryMaxAttempts: 1,
 			HTTPClient: awsclient.HTTPClient(nil)})
 	}
-	noisy, quietC := client(nid, nsec), client(qid, qsec)
+	noisy, quietC := sdkClient(nid, nsec), sdkClient(qid, qsec)
 
 	// Quiet baseline first, alone.
 	base := lookups(context.Background(), quietC, *quiet, 5*time.Second)
@@ -85,7 +85,7 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sink := importer.NewRemoteSink(importer.RemoteConfig{Endpoint: *endpoint, Region: *region,
+			sink := client.NewImporter(client.ImporterConfig{Endpoint: *endpoint, Region: *region,
 				Credentials: credentials.NewStaticCredentialsProvider(nid, nsec, ""), MaxAttempts: 1,
 				HTTPClient: &http.Client{Timeout: time.Minute}})
 			for ctx.Err() == nil {
@@ -101,7 +101,7 @@ func main() {
 					recs[i] = rec
 				}
 				if _, err := sink.Append(ctx, recs); err != nil {
-					var re *importer.RemoteError
+					var re *client.ImportError
 					if errors.As(err, &re) && re.Code == "ThrottlingException" {
 						throttled.Add(1)
 					} else if ctx.Err() == nil {

@@ -1,4 +1,4 @@
-package importer
+package client
 
 import (
 	"bytes"
@@ -28,6 +28,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/importer"
 )
 
 var testCreds = credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "")
@@ -135,10 +136,10 @@ func (f *fakeServer) records() [][]byte {
 	return out
 }
 
-func newRemote(t *testing.T, f *fakeServer) (*RemoteSink, *[]time.Duration) {
+func newRemote(t *testing.T, f *fakeServer) (*Importer, *[]time.Duration) {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	s := NewRemoteSink(RemoteConfig{Endpoint: srv.URL + "/", Region: "eu-west-3", Credentials: testCreds, HTTPClient: srv.Client()})
+	s := NewImporter(ImporterConfig{Endpoint: srv.URL + "/", Region: "eu-west-3", Credentials: testCreds, HTTPClient: srv.Client()})
 	var slept []time.Duration
 	s.sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
 	return s, &slept
@@ -179,7 +180,7 @@ func sameRaws(a, b [][]byte) bool {
 	return true
 }
 
-func TestRemoteSink(t *testing.T) {
+func TestImporter(t *testing.T) {
 	f := &fakeServer{t: t, refuse: 1}
 	sink, _ := newRemote(t, f)
 	recs := realRecords(t, 2500)
@@ -208,7 +209,7 @@ func TestRemoteSink(t *testing.T) {
 	}
 }
 
-func TestRemoteSinkBodyLimit(t *testing.T) {
+func TestImporterBodyLimit(t *testing.T) {
 	f := &fakeServer{t: t, refuse: -1}
 	sink, _ := newRemote(t, f)
 	// Records of ~600 KB of quotes and control bytes, which escaping doubles
@@ -234,7 +235,7 @@ func TestRemoteSinkBodyLimit(t *testing.T) {
 	}
 }
 
-func TestRemoteSinkErrors(t *testing.T) {
+func TestImporterErrors(t *testing.T) {
 	throttle := `{"__type":"ThrottlingException","message":"Rate exceeded"}`
 	tests := []struct {
 		name     string
@@ -267,14 +268,14 @@ func TestRemoteSinkErrors(t *testing.T) {
 			f := &fakeServer{t: t, refuse: -1, answer: tt.answer}
 			sink, slept := newRemote(t, f)
 			_, err := sink.Append(context.Background(), recs)
-			var re *RemoteError
+			var re *ImportError
 			switch {
 			case tt.wantCode == "" && tt.name != "not json":
 				if err != nil {
 					t.Errorf("Append = %v; want success", err)
 				}
 			case !errors.As(err, &re) || re.Code != tt.wantCode:
-				t.Errorf("Append = %v; want a RemoteError %q", err, tt.wantCode)
+				t.Errorf("Append = %v; want a ImportError %q", err, tt.wantCode)
 			}
 			if len(f.calls) != tt.calls || len(*slept) != tt.sleeps {
 				t.Errorf("%d calls, %d sleeps; want %d, %d", len(f.calls), len(*slept), tt.calls, tt.sleeps)
@@ -288,7 +289,7 @@ func TestRemoteSinkErrors(t *testing.T) {
 	}
 }
 
-func TestRemoteSinkInvalidUTF8(t *testing.T) {
+func TestImporterInvalidUTF8(t *testing.T) {
 	f := &fakeServer{t: t, refuse: -1}
 	sink, _ := newRemote(t, f)
 	recs := realRecords(t, 3)
@@ -313,7 +314,7 @@ func TestRunRemote(t *testing.T) {
 	recs := realRecords(t, 30)
 	body := append([]byte(`{"Records":[`), bytes.Join(raws(recs), []byte(","))...)
 	os.WriteFile(filepath.Join(dir, "f.json"), append(body, "]}"...), 0o644)
-	rep, err := Run(context.Background(), []string{dir}, Options{Sink: sink, BatchSize: 10})
+	rep, err := importer.Run(context.Background(), []string{dir}, importer.Options{Sink: sink, BatchSize: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,3 +348,39 @@ func TestAppendJSONString(t *testing.T) {
 }
 
 var _ aws.CredentialsProvider = testCreds
+
+func TestImporterSignsAndReportsFailures(t *testing.T) {
+	var got *http.Request
+	var body string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		b := new(bytes.Buffer)
+		b.ReadFrom(r.Body)
+		body = b.String()
+		w.Write([]byte(`{"Inserted":1,"Duplicates":0,"Failed":[{"Index":1,"ErrorCode":"AccountMismatch","ErrorMessage":"other account"}]}`))
+	}))
+	defer srv.Close()
+	s := NewImporter(ImporterConfig{Endpoint: srv.URL, Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIAX", "secret", "")})
+	r1, _ := audit.Extract([]byte(rec1))
+	r2, _ := audit.Extract([]byte(rec2))
+	res, fails, err := s.AppendReport(context.Background(), []audit.Record{r1, r2})
+	if err != nil || res.Inserted != 1 || len(fails) != 1 || fails[0].Index != 1 {
+		t.Fatalf("AppendReport = %+v, %+v, %v", res, fails, err)
+	}
+	if got.Header.Get("X-Amz-Target") != ImportTarget || !strings.Contains(got.Header.Get("Authorization"), "Credential=AKIAX/") ||
+		!strings.Contains(got.Header.Get("Authorization"), "/eu-west-1/cloudtrail/aws4_request") {
+		t.Errorf("request headers %v", got.Header)
+	}
+	if !strings.Contains(body, quote(rec1)) {
+		t.Errorf("body %s does not carry the record as a string", body)
+	}
+}
+
+const rec1 = `{"eventID":"e1","eventTime":"2024-01-01T00:00:00Z","awsRegion":"us-east-1","recipientAccountId":"111111111111","eventName":"A"}`
+const rec2 = `{"eventID":"e2","eventTime":"2024-01-01T00:00:01Z","awsRegion":"us-east-1","recipientAccountId":"111111111111","eventName":"B"}`
+
+// quote returns s as a JSON string.
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

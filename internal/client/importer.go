@@ -1,4 +1,4 @@
-package importer
+package client
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/importer"
 )
 
 // ImportTarget is the X-Amz-Target of cairn's ImportRecords operation, the
@@ -32,8 +33,8 @@ const (
 	maxResponse    = 16 << 20
 )
 
-// RemoteConfig configures a RemoteSink.
-type RemoteConfig struct {
+// ImporterConfig configures an Importer.
+type ImporterConfig struct {
 	// Endpoint is the server's URL (http://localhost:8080).
 	Endpoint string
 	// Region signs the requests (the server's region).
@@ -49,33 +50,33 @@ type RemoteConfig struct {
 	MaxAttempts int
 }
 
-// RemoteSink is a Sink that sends records to a running cairn server with
+// Importer is an importer.Sink (and ReportingSink) that sends records to a running cairn server with
 // the ImportRecords extension, SigV4-signed for the service "cloudtrail".
 // The server stores them byte for byte and deduplicates like a store.
-type RemoteSink struct {
-	cfg    RemoteConfig
+type Importer struct {
+	cfg    ImporterConfig
 	signer *v4.Signer
 	now    func() time.Time
 	sleep  func(context.Context, time.Duration) error
 }
 
-// RemoteError is an AWS JSON error the server answered with.
-type RemoteError struct {
+// ImportError is an AWS JSON error the server answered with.
+type ImportError struct {
 	Status  int    // HTTP status
 	Code    string // __type, without a namespace
 	Message string
 }
 
 // Error returns the AWS error code and message.
-func (e *RemoteError) Error() string {
+func (e *ImportError) Error() string {
 	if e.Code == "" {
 		return fmt.Sprintf("ImportRecords: HTTP %d", e.Status)
 	}
 	return fmt.Sprintf("ImportRecords: %s: %s", e.Code, e.Message)
 }
 
-// NewRemoteSink returns a RemoteSink for cfg.
-func NewRemoteSink(cfg RemoteConfig) *RemoteSink {
+// NewImporter returns an Importer for cfg.
+func NewImporter(cfg ImporterConfig) *Importer {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Minute}
 	}
@@ -83,7 +84,7 @@ func NewRemoteSink(cfg RemoteConfig) *RemoteSink {
 		cfg.MaxAttempts = 8
 	}
 	cfg.Endpoint = strings.TrimRight(cfg.Endpoint, "/")
-	return &RemoteSink{cfg: cfg, signer: v4.NewSigner(), now: time.Now, sleep: sleepCtx}
+	return &Importer{cfg: cfg, signer: v4.NewSigner(), now: time.Now, sleep: sleepCtx}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -99,7 +100,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // Append sends records; records the server refuses are counted neither as
 // Inserted nor as Duplicates (use AppendReport to learn which).
-func (s *RemoteSink) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
+func (s *Importer) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	res, _, err := s.AppendReport(ctx, records)
 	return res, err
 }
@@ -119,10 +120,10 @@ type importOutput struct {
 // invalid), or here when a record is not valid UTF-8 (a JSON string cannot
 // carry it unchanged). An error stops at the failing call; the calls before
 // it are stored.
-func (s *RemoteSink) AppendReport(ctx context.Context, records []audit.Record) (audit.AppendResult, []Failure, error) {
+func (s *Importer) AppendReport(ctx context.Context, records []audit.Record) (audit.AppendResult, []importer.Failure, error) {
 	var (
 		total audit.AppendResult
-		fails []Failure
+		fails []importer.Failure
 		body  = make([]byte, 0, 1<<20)
 		index []int // batch index of each record in body
 		enc   []byte
@@ -143,14 +144,14 @@ func (s *RemoteSink) AppendReport(ctx context.Context, records []audit.Record) (
 			if f.Index >= 0 && f.Index < len(index) {
 				i = index[f.Index]
 			}
-			fails = append(fails, Failure{Index: i, Code: f.ErrorCode, Message: f.ErrorMessage})
+			fails = append(fails, importer.Failure{Index: i, Code: f.ErrorCode, Message: f.ErrorMessage})
 		}
 		body, index = body[:0], index[:0]
 		return nil
 	}
 	for i, rec := range records {
 		if !utf8.Valid(rec.Raw) {
-			fails = append(fails, Failure{Index: i, Code: "InvalidRecord",
+			fails = append(fails, importer.Failure{Index: i, Code: "InvalidRecord",
 				Message: "the record is not valid UTF-8, which a JSON string cannot carry unchanged"})
 			continue
 		}
@@ -206,7 +207,7 @@ func appendJSONString(dst, s []byte) []byte {
 
 // call sends one ImportRecords call, retrying throttling and server errors
 // with capped exponential backoff and full jitter.
-func (s *RemoteSink) call(ctx context.Context, body []byte) (*importOutput, error) {
+func (s *Importer) call(ctx context.Context, body []byte) (*importOutput, error) {
 	if s.cfg.Credentials == nil {
 		return nil, errors.New("ImportRecords: no credentials")
 	}
@@ -218,7 +219,7 @@ func (s *RemoteSink) call(ctx context.Context, body []byte) (*importOutput, erro
 		if err == nil {
 			return out, nil
 		}
-		var re *RemoteError
+		var re *ImportError
 		retry := errors.As(err, &re) && (re.Code == "ThrottlingException" || re.Status >= 500)
 		if !retry || attempt >= s.cfg.MaxAttempts {
 			return nil, err
@@ -231,7 +232,7 @@ func (s *RemoteSink) call(ctx context.Context, body []byte) (*importOutput, erro
 }
 
 // try sends one signed request.
-func (s *RemoteSink) try(ctx context.Context, body []byte, hash string) (*importOutput, error) {
+func (s *Importer) try(ctx context.Context, body []byte, hash string) (*importOutput, error) {
 	creds, err := s.cfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
@@ -281,13 +282,7 @@ func (s *RemoteSink) try(ctx context.Context, body []byte, hash string) (*import
 	if code == "" && resp.StatusCode == http.StatusTooManyRequests {
 		code = "ThrottlingException"
 	}
-	return nil, &RemoteError{Status: resp.StatusCode, Code: code, Message: truncate(e.Message, 1024)}
+	return nil, &ImportError{Status: resp.StatusCode, Code: code, Message: audit.Clip(e.Message, 1024)}
 }
 
-// truncate shortens s to at most n bytes.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
+var _ importer.ReportingSink = (*Importer)(nil)
