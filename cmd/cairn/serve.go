@@ -130,7 +130,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	defer lk.Close()
-	maps.Copy(handlers, lk.Handlers())
+	maps.Copy(handlers, apiserver.LakeHandlers(lk))
 	// Records a previous run journaled but did not store go into the
 	// store before anything is served.
 	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg})
@@ -152,7 +152,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		Logger:            log,
 		Registerer:        reg,
 		Handlers:          handlers,
-		DataHandlers:      lk.DataHandlers(),
+		DataHandlers:      apiserver.LakeDataHandlers(lk),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -3,7 +3,6 @@ package lake
 import (
 	"context"
 	"database/sql"
-	"strconv"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -157,7 +156,7 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 	k := &Sink{l: l, account: account, owners: map[string]map[string]bool{}, seen: map[string]map[string]bool{}}
 	for _, ref := range stores {
 		l.mu.Lock()
-		s, err := l.findStoreLocked(callerOf(account), ref)
+		s, err := l.findStoreLocked(account, ref)
 		var owners map[string]bool
 		if err == nil {
 			owners = l.owners(s)
@@ -289,25 +288,4 @@ func (l *Lake) eventIDs(ctx context.Context, eds string) (map[string]bool, error
 		m[id] = true
 	}
 	return m, rs.Err()
-}
-
-// page slices n items by a NextToken (an offset) and a MaxResults.
-func page(n int, token *string, max *int, def int) (start, end int, next *string, err error) {
-	if token != nil {
-		v, e := strconv.Atoi(*token)
-		if e != nil || v < 0 || v > n || strconv.Itoa(v) != *token {
-			return 0, 0, nil, audit.Errorf(audit.CodeInvalidNextToken, "The NextToken is not valid.")
-		}
-		start = v
-	}
-	lim := def
-	if max != nil {
-		lim = *max
-	}
-	end = min(n, start+lim)
-	if end < n {
-		s := strconv.Itoa(end)
-		next = &s
-	}
-	return start, end, next, nil
 }

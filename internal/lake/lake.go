@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
 )
@@ -240,35 +239,6 @@ func (l *Lake) Close() error {
 		}
 	}
 	return l.db.Close()
-}
-
-// Handlers returns the CloudTrail operations Lake serves.
-func (l *Lake) Handlers() map[string]apiserver.Handler {
-	return map[string]apiserver.Handler{
-		"CreateEventDataStore":         l.createEventDataStore,
-		"GetEventDataStore":            l.getEventDataStore,
-		"ListEventDataStores":          l.listEventDataStores,
-		"UpdateEventDataStore":         l.updateEventDataStore,
-		"DeleteEventDataStore":         l.deleteEventDataStore,
-		"RestoreEventDataStore":        l.restoreEventDataStore,
-		"StartEventDataStoreIngestion": l.startIngestion,
-		"StopEventDataStoreIngestion":  l.stopIngestion,
-		"StartQuery":                   l.startQuery,
-		"DescribeQuery":                l.describeQuery,
-		"GetQueryResults":              l.getQueryResults,
-		"CancelQuery":                  l.cancelQuery,
-		"ListQueries":                  l.listQueries,
-		"StartImport":                  l.startImport,
-		"GetImport":                    l.getImport,
-		"StopImport":                   l.stopImport,
-		"ListImports":                  l.listImports,
-		"ListImportFailures":           l.listImportFailures,
-		"CreateChannel":                l.createChannel,
-		"GetChannel":                   l.getChannel,
-		"ListChannels":                 l.listChannels,
-		"UpdateChannel":                l.updateChannel,
-		"DeleteChannel":                l.deleteChannel,
-	}
 }
 
 // registry is what lake.json holds.
