@@ -197,7 +197,12 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 
 	lakeCtx, stopLake := context.WithCancel(context.Background())
 	lakeDone := make(chan struct{})
-	go func() { lk.Run(lakeCtx, store, cfg.Lake.IngestInterval); close(lakeDone) }()
+	go func() {
+		defer close(lakeDone)
+		if err := lk.Run(lakeCtx, store, cfg.Lake.IngestInterval); err != nil {
+			log.Error("lake: run", "err", err)
+		}
+	}()
 
 	addr := "http://" + ln.Addr().String()
 	if err := writeServerFile(f.dataDir, addr); err != nil {

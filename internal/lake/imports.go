@@ -188,6 +188,10 @@ type ImportRequest struct {
 // Close. Errors: InvalidParameter, InvalidTimeRange, InvalidImportSource,
 // the destination's (NewSink), AccountHasOngoingImport.
 func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequest) (Import, error) {
+	if err := l.enter(); err != nil {
+		return Import{}, err
+	}
+	defer l.work.Done()
 	if len(in.Destinations) < 1 || len(in.Destinations) > 1 {
 		return Import{}, invalidParam("Destinations must name one event data store.")
 	}
@@ -221,7 +225,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 		return Import{}, err
 	}
 	now := l.opts.Now().UTC()
-	ictx, cancel := context.WithCancel(context.Background())
+	ictx, cancel := context.WithCancel(l.base)
 	im := &lakeImport{ID: newID(), Account: p.AccountID, Source: uri, path: path,
 		bucket: bkt, bucketName: bucketName, prefix: prefix, Start: start, End: end, Status: ImportInitializing, Created: now, Updated: now,
 		cancel: cancel, done: make(chan struct{})}
@@ -242,8 +246,10 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 	}
 	l.imports[im.ID] = im
 	out := im.view()
+	l.work.Add(1) // not closed: this call entered, and Close waits for it
 	l.mu.Unlock()
 	go func() {
+		defer l.work.Done()
 		defer cancel()
 		defer closeRoot()
 		l.mu.Lock()

@@ -30,6 +30,10 @@ func (l *Lake) position(ctx context.Context) (int64, error) {
 // appended while it ingests; the store's retention decides, by eventTime,
 // which are kept.
 func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
+	if err := l.enter(); err != nil {
+		return 0, err
+	}
+	defer l.work.Done()
 	pos, err := l.position(ctx)
 	if err != nil {
 		return 0, err
@@ -64,10 +68,19 @@ func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
 	}
 }
 
-// Run syncs from feed every interval until ctx ends, and removes events
-// past their store's retention (and stores past their pending deletion)
-// hourly.
-func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) {
+// Run syncs from feed every interval until ctx ends or Close, and removes
+// events past their store's retention (and stores past their pending
+// deletion) hourly. It returns nil when ctx ends or Close stops it (an
+// error when the Lake is closed before it starts), having no goroutine
+// left; Close waits for it.
+func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) error {
+	if err := l.enter(); err != nil {
+		return err
+	}
+	defer l.work.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(l.base, cancel)()
 	if interval <= 0 {
 		interval = time.Second
 	}
@@ -87,7 +100,7 @@ func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}
@@ -96,6 +109,10 @@ func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) {
 // Sweep removes events older than their store's retention and the stores
 // whose pending deletion ended.
 func (l *Lake) Sweep(ctx context.Context) error {
+	if err := l.enter(); err != nil {
+		return err
+	}
+	defer l.work.Done()
 	now := l.opts.Now().UTC()
 	l.mu.Lock()
 	type cut struct {
@@ -150,6 +167,10 @@ type Sink struct {
 
 // NewSink returns a Sink into the stores (IDs or ARNs) of account.
 func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*Sink, error) {
+	if err := l.enter(); err != nil {
+		return nil, err
+	}
+	defer l.work.Done()
 	if len(stores) == 0 {
 		return nil, invalidParam("Destinations must name at least one event data store.")
 	}
@@ -222,6 +243,10 @@ func (k *Sink) Append(ctx context.Context, recs []audit.Record) (audit.AppendRes
 // Inserted and Duplicates count records (a record new to any store is
 // Inserted).
 func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.AppendResult, []importer.Failure, error) {
+	if err := k.l.enter(); err != nil {
+		return audit.AppendResult{}, nil, err
+	}
+	defer k.l.work.Done()
 	var rows []row
 	var res audit.AppendResult
 	var fails []importer.Failure

@@ -44,6 +44,10 @@ type PutFailure struct{ ID, Code, Message string }
 // ChannelInsufficientPermission (a channel of another account), or the
 // database's.
 func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN string, events []AuditEvent) (PutResult, error) {
+	if err := l.enter(); err != nil {
+		return PutResult{}, err
+	}
+	defer l.work.Done()
 	ref := channelARN
 	l.mu.Lock()
 	i := strings.LastIndex(ref, ":channel/")

@@ -185,6 +185,10 @@ func (l *Lake) resolve(account, ref string) *EventDataStore {
 // Prepare rewrites and checks a Lake statement of account, returning the
 // statement DuckDB runs and the stores it reads.
 func (l *Lake) Prepare(ctx context.Context, account, stmt string) (string, []string, error) {
+	if err := l.enter(); err != nil {
+		return "", nil, err
+	}
+	defer l.work.Done()
 	if strings.TrimSpace(stmt) == "" || len(stmt) > maxStatementLen {
 		return "", nil, audit.Errorf("InvalidQueryStatement", "QueryStatement must be 1 to %d characters.", maxStatementLen)
 	}
@@ -345,12 +349,17 @@ func normalize(v any) any {
 
 // Query runs a Lake statement of account synchronously (cairn query).
 func (l *Lake) Query(ctx context.Context, account, stmt string) (*Result, error) {
+	if err := l.enter(); err != nil {
+		return nil, err
+	}
+	defer l.work.Done()
 	out, ids, err := l.Prepare(ctx, account, stmt)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.opts.QueryTimeout)
 	defer cancel()
+	defer context.AfterFunc(l.base, cancel)() // Close ends it
 	res := &Result{}
 	if _, err := l.run(ctx, out, ids, l.opts.MaxResultBytes, res); err != nil {
 		return nil, queryError(err)
@@ -390,11 +399,15 @@ func (l *Lake) StartQuery(ctx context.Context, p audit.Principal, statement stri
 		return "", err
 	}
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return "", errClosed()
+	}
 	if l.running[acct] >= l.opts.MaxConcurrentQueries {
 		l.mu.Unlock()
 		return "", audit.Errorf("MaxConcurrentQueries", "You are already running the maximum number of concurrent queries (%d).", l.opts.MaxConcurrentQueries)
 	}
-	qctx, cancel := context.WithTimeout(context.Background(), l.opts.QueryTimeout)
+	qctx, cancel := context.WithTimeout(l.base, l.opts.QueryTimeout)
 	q := &query{ID: newID(), Account: acct, SQL: statement, stores: ids, State: QueryQueued,
 		Created: l.opts.Now().UTC(), cancel: cancel, admitted: make(chan struct{})}
 	l.queries[q.ID] = q
@@ -402,7 +415,7 @@ func (l *Lake) StartQuery(ctx context.Context, p audit.Principal, statement stri
 	l.pruneLocked()
 	l.waiting = append(l.waiting, q)
 	l.admitLocked()
-	l.wg.Add(1)
+	l.work.Add(1) // not closed: checked above, under l.mu
 	l.mu.Unlock()
 	go l.execute(qctx, cancel, q, stmt)
 	return q.ID, nil
@@ -461,7 +474,7 @@ func (l *Lake) evictLocked(account string) {
 // execute waits for the scheduler's admission, runs the query into a
 // result file and records its outcome.
 func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query, stmt string) {
-	defer l.wg.Done()
+	defer l.work.Done()
 	defer cancel()
 	var (
 		n   int64
