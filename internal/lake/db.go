@@ -16,6 +16,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -138,4 +139,34 @@ func createEvents(ctx context.Context, db *sql.DB) error {
 	}
 	_, err = conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS main.events (`+strings.Join(cols, ", ")+`)`)
 	return err
+}
+
+// statementErrors are the DuckDB errors that object to the statement
+// itself (its syntax, names, types and values): their message names only
+// the caller's statement and the columns of its own stores, so the caller
+// may read it. Any other DuckDB error (IO, memory, internal, connection,
+// transaction...) is cairn's: logged, never sent.
+var statementErrors = map[duckdb.ErrorType]bool{
+	duckdb.ErrorTypeParser: true, duckdb.ErrorTypeSyntax: true, duckdb.ErrorTypeBinder: true,
+	duckdb.ErrorTypeCatalog: true, duckdb.ErrorTypeConversion: true, duckdb.ErrorTypeOutOfRange: true,
+	duckdb.ErrorTypeDivideByZero: true, duckdb.ErrorTypeMismatchType: true, duckdb.ErrorTypeInvalidType: true,
+	duckdb.ErrorTypeInvalidInput: true, duckdb.ErrorTypeExpression: true, duckdb.ErrorTypeNotImplemented: true,
+	duckdb.ErrorTypeDecimal: true, duckdb.ErrorTypeParameterNotResolved: true, duckdb.ErrorTypeParameterNotAllowed: true,
+}
+
+// statementMessage returns the first line of DuckDB's message when err is
+// its objection to the statement (statementErrors).
+func statementMessage(err error) (string, bool) {
+	var de *duckdb.Error
+	if !errors.As(err, &de) || !statementErrors[de.Type] {
+		return "", false
+	}
+	return firstLine(de.Msg), true
+}
+
+// isOutOfMemory reports whether err is DuckDB running out of its
+// memory_limit.
+func isOutOfMemory(err error) bool {
+	var de *duckdb.Error
+	return errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory
 }

@@ -362,7 +362,7 @@ func (l *Lake) Query(ctx context.Context, account, stmt string) (*Result, error)
 	defer context.AfterFunc(l.base, cancel)() // Close ends it
 	res := &Result{}
 	if _, err := l.run(ctx, out, ids, l.opts.MaxResultBytes, res); err != nil {
-		return nil, queryError(err)
+		return nil, queryError(err, ids)
 	}
 	return res, nil
 }
@@ -374,19 +374,31 @@ func firstLine(s string) string {
 	return s
 }
 
-func queryError(err error) error {
-	if errors.Is(err, errTooLarge) {
-		return audit.Errorf("InvalidQueryStatement", "The query results exceed cairn's limit; narrow the query or add a LIMIT.")
-	}
+// queryError maps the error of a statement's run: DuckDB's objections to
+// the statement (statementMessage) become InvalidQueryStatement with its
+// message, the caller's stores' table names given back as their IDs;
+// results over the limit and memory exhaustion, InvalidQueryStatement
+// with cairn's message. Anything else (the database's or the file
+// system's failures, whose text may name paths and internals) is returned
+// wrapped, not an *audit.Error: the client gets InternalFailure, or a
+// failed query a message without it, and the log gets the cause.
+func queryError(err error, stores []string) error {
 	var ae *audit.Error
-	if errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae):
 		return err
+	case errors.Is(err, errTooLarge):
+		return audit.Errorf("InvalidQueryStatement", "The query results exceed cairn's limit; narrow the query or add a LIMIT.")
+	case isOutOfMemory(err):
+		return audit.Errorf("InvalidQueryStatement", "The query needs more memory than cairn's Lake allows; narrow the query or add a LIMIT.")
 	}
-	msg := err.Error()
-	if i := strings.IndexByte(msg, '\n'); i > 0 {
-		msg = msg[:i]
+	if msg, ok := statementMessage(err); ok {
+		for _, id := range stores {
+			msg = strings.ReplaceAll(msg, tableName(id), id)
+		}
+		return audit.Errorf("InvalidQueryStatement", "%s", clip(msg))
 	}
-	return audit.Errorf("InvalidQueryStatement", "%s", clip(msg))
+	return fmt.Errorf("lake: query: %w", err)
 }
 
 // StartQuery starts running stmt, a Lake statement of p's account, and
@@ -508,14 +520,20 @@ func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query,
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		q.State = QueryTimedOut
 		q.ErrorMessage = "The query ran longer than cairn's time limit."
+	case err != nil && ctx.Err() != nil: // Close
+		q.State = QueryFailed
+		q.ErrorMessage = "The query was stopped: cairn's Lake is shutting down."
 	case err != nil:
 		q.State = QueryFailed
 		var ae *audit.Error
-		if errors.As(queryError(err), &ae) {
+		if errors.As(queryError(err, q.stores), &ae) {
 			q.ErrorMessage = ae.Message
-		}
-		if !errors.Is(err, errTooLarge) && ctx.Err() == nil {
 			l.log.Debug("lake: query failed", "query", q.ID, "err", err)
+		} else {
+			// Not the caller's business: the cause goes to the log, with
+			// the query ID the caller sees.
+			q.ErrorMessage = "The query failed because of an error in cairn, not in the statement; the server's log has the cause (query " + q.ID + ")."
+			l.log.Error("lake: query failed", "query", q.ID, "account", q.Account, "err", err)
 		}
 	default:
 		q.State = QueryFinished
