@@ -2,6 +2,8 @@ package lake
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
@@ -278,6 +280,15 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 		case im.Status == ImportStopped:
 		case err != nil:
 			im.Status = ImportFailed
+			var ae *audit.Error
+			if ictx.Err() != nil {
+				err = errors.New("the import was stopped: cairn's Lake is shutting down")
+			} else if !errors.As(err, &ae) {
+				// The sink's (the database's) failure: its text is not
+				// the caller's business (ListImportFailures shows this).
+				l.log.Error("lake: import failed", "import", im.ID, "account", im.Account, "err", err)
+				err = fmt.Errorf("the import stopped because of an error in cairn; the server's log has the cause (import %s)", im.ID)
+			}
 			im.report.Errors = append(im.report.Errors, importer.RecordError{File: uri, Err: err})
 		default:
 			im.Status = ImportCompleted
