@@ -10,6 +10,12 @@
 // enable_external_access=false, no extension loading and a locked
 // configuration, so a query cannot read files or attach databases even if
 // the statement check missed something.
+//
+// Lake is a feature: it imports no edge. Its methods take the verified
+// caller as an audit.Principal (request structs where there are more than
+// three knobs) and fail with *audit.Error codes; internal/apiserver serves
+// them on the wire. Lake owns its goroutines (queries, imports, Run):
+// Close stops them and waits before closing the database.
 package lake
 
 import (
