@@ -60,3 +60,7 @@ func (s recorder) Commit(ctx context.Context, rs ...audit.Record) error {
 	return err
 }
 func (recorder) Saturated() bool { return false }
+
+// Admit is the Recorder method of the edge's per-account admission (on
+// main beside this branch); with Saturated, the recorder fits either.
+func (recorder) Admit(string, bool) (func(), error) { return func() {}, nil }
