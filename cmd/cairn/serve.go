@@ -130,7 +130,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	defer lk.Close()
-	maps.Copy(handlers, lk.Handlers())
+	maps.Copy(handlers, apiserver.LakeHandlers(lk))
 	// Records a previous run journaled but did not store go into the
 	// store before anything is served.
 	minFree := int64(cfg.Ingest.MinFreeMB) << 20
@@ -158,7 +158,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		Logger:            log,
 		Registerer:        reg,
 		Handlers:          handlers,
-		DataHandlers:      lk.DataHandlers(),
+		DataHandlers:      apiserver.LakeDataHandlers(lk),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -203,7 +203,12 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 
 	lakeCtx, stopLake := context.WithCancel(context.Background())
 	lakeDone := make(chan struct{})
-	go func() { lk.Run(lakeCtx, store, cfg.Lake.IngestInterval); close(lakeDone) }()
+	go func() {
+		defer close(lakeDone)
+		if err := lk.Run(lakeCtx, store, cfg.Lake.IngestInterval); err != nil {
+			log.Error("lake: run", "err", err)
+		}
+	}()
 
 	addr := "http://" + ln.Addr().String()
 	if err := writeServerFile(f.dataDir, addr); err != nil {

@@ -7,9 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/awsjson"
 )
 
 const maxChannels = 25
@@ -74,7 +72,7 @@ func (l *Lake) destinationsLocked(account string, ds []Destination) ([]Destinati
 		if d.Type != "EVENT_DATA_STORE" {
 			return nil, invalidParam("Destination Type must be EVENT_DATA_STORE.")
 		}
-		s, err := l.findStoreLocked(callerOf(account), d.Location)
+		s, err := l.findStoreLocked(account, d.Location)
 		if err != nil {
 			return nil, err
 		}
@@ -86,191 +84,129 @@ func (l *Lake) destinationsLocked(account string, ds []Destination) ([]Destinati
 	return out, nil
 }
 
-type channelOut struct {
-	ChannelArn   string
-	Name         string
-	Source       string
+// ChannelRequest is what CreateChannel takes (Tags are not kept).
+type ChannelRequest struct {
+	Name, Source *string
 	Destinations []Destination
+	Tags         []Tag
 }
 
-func (l *Lake) createChannel(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		Name, Source *string
-		Destinations []Destination
-		Tags         []struct{ Key, Value *string }
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
+// CreateChannel creates a channel of p's account in p's region and
+// returns it. Errors: InvalidParameter, those of the destinations' stores,
+// InvalidEventDataStoreCategory (a destination not of ActivityAuditLog
+// events), ChannelAlreadyExists, ChannelMaxLimitExceeded (25).
+func (l *Lake) CreateChannel(ctx context.Context, p audit.Principal, in ChannelRequest) (Channel, error) {
 	if in.Name == nil || !channelNameRE.MatchString(*in.Name) {
-		return nil, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
+		return Channel{}, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
 	}
 	if in.Source == nil || len(*in.Source) == 0 || len(*in.Source) > 256 {
-		return nil, invalidParam("Source must be Custom or a partner source name.")
+		return Channel{}, invalidParam("Source must be Custom or a partner source name.")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	dests, err := l.destinationsLocked(req.Caller.AccountID, in.Destinations)
+	dests, err := l.destinationsLocked(p.AccountID, in.Destinations)
 	if err != nil {
-		return nil, err
+		return Channel{}, err
 	}
 	n := 0
 	for _, c := range l.channels {
-		if c.Account == req.Caller.AccountID && c.Region == req.Caller.Region {
+		if c.Account == p.AccountID && c.Region == p.Region {
 			if c.Name == *in.Name || c.Source == *in.Source && c.Source != "Custom" {
-				return nil, audit.Errorf("ChannelAlreadyExists", "A channel named %s or for source %s already exists.", *in.Name, *in.Source)
+				return Channel{}, audit.Errorf("ChannelAlreadyExists", "A channel named %s or for source %s already exists.", *in.Name, *in.Source)
 			}
 			n++
 		}
 	}
 	if n >= maxChannels {
-		return nil, audit.Errorf("ChannelMaxLimitExceeded", "Your account has the maximum number of channels (%d) in this Region.", maxChannels)
+		return Channel{}, audit.Errorf("ChannelMaxLimitExceeded", "Your account has the maximum number of channels (%d) in this Region.", maxChannels)
 	}
-	c := &Channel{ID: newID(), Account: req.Caller.AccountID, Region: req.Caller.Region, Name: *in.Name,
+	c := &Channel{ID: newID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
 		Source: *in.Source, Destinations: dests, Created: l.opts.Now().UTC()}
 	l.channels[c.ID] = c
 	if err := l.saveLocked(); err != nil {
 		delete(l.channels, c.ID)
-		return nil, err
+		return Channel{}, err
 	}
-	out := channelOut{c.ARN(), c.Name, c.Source, c.Destinations}
-	req.ResponseElements = apiserver.ResponseElements(out)
-	return out, nil
+	return *c, nil
 }
 
-func ts(t time.Time) *awsjson.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	v := awsjson.NewTimestamp(t)
-	return &v
-}
-
-func (l *Lake) getChannel(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct{ Channel *string }
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
+// Channel returns p's channel ref (an ARN or ID) with its ingestion
+// status. Errors: ChannelARNInvalid, ChannelNotFound.
+func (l *Lake) Channel(ctx context.Context, p audit.Principal, ref string) (Channel, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ref := ""
-	if in.Channel != nil {
-		ref = *in.Channel
-	}
-	c, err := l.findChannelLocked(req.Caller.AccountID, ref)
+	c, err := l.findChannelLocked(p.AccountID, ref)
 	if err != nil {
-		return nil, err
+		return Channel{}, err
 	}
-	type ingestion struct {
-		LatestIngestionSuccessTime    *awsjson.Timestamp `json:",omitempty"`
-		LatestIngestionSuccessEventID string             `json:",omitempty"`
-		LatestIngestionErrorCode      string             `json:",omitempty"`
-		LatestIngestionAttemptTime    *awsjson.Timestamp `json:",omitempty"`
-		LatestIngestionAttemptEventID string             `json:",omitempty"`
-	}
-	return struct {
-		ChannelArn, Name, Source string
-		SourceConfig             struct{ ApplyToAllRegions bool }
-		Destinations             []Destination
-		IngestionStatus          ingestion
-	}{ChannelArn: c.ARN(), Name: c.Name, Source: c.Source, Destinations: c.Destinations,
-		IngestionStatus: ingestion{ts(c.LastSuccess), c.LastSuccessEvent, c.LastErrorCode, ts(c.LastAttempt), c.LastAttemptEvent}}, nil
+	return *c, nil
 }
 
-func (l *Lake) listChannels(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		MaxResults *int
-		NextToken  *string
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
-		return nil, audit.Errorf("InvalidMaxResults", "MaxResults must be between 1 and 1000.")
-	}
-	type item struct{ ChannelArn, Name string }
+// Channels returns the channels of p's account in p's region by name.
+func (l *Lake) Channels(ctx context.Context, p audit.Principal) []Channel {
 	l.mu.Lock()
-	var items []item
+	var list []Channel
 	for _, c := range l.channels {
-		if c.Account == req.Caller.AccountID && c.Region == req.Caller.Region {
-			items = append(items, item{c.ARN(), c.Name})
+		if c.Account == p.AccountID && c.Region == p.Region {
+			list = append(list, *c)
 		}
 	}
 	l.mu.Unlock()
-	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
-	start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
-	if err != nil {
-		return nil, err
-	}
-	if items == nil {
-		items = []item{}
-	}
-	return struct {
-		Channels  []item
-		NextToken *string `json:",omitempty"`
-	}{items[start:end], next}, nil
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return list
 }
 
-func (l *Lake) updateChannel(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		Channel, Name *string
-		Destinations  []Destination
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
+// UpdateChannelRequest is what UpdateChannel takes: the channel (ARN or
+// ID) and what to change (nil keeps it).
+type UpdateChannelRequest struct {
+	Channel      string
+	Name         *string
+	Destinations []Destination
+}
+
+// UpdateChannel changes p's channel and returns it. Errors: those of
+// Channel and CreateChannel.
+func (l *Lake) UpdateChannel(ctx context.Context, p audit.Principal, in UpdateChannelRequest) (Channel, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ref := ""
-	if in.Channel != nil {
-		ref = *in.Channel
-	}
-	c, err := l.findChannelLocked(req.Caller.AccountID, ref)
+	c, err := l.findChannelLocked(p.AccountID, in.Channel)
 	if err != nil {
-		return nil, err
+		return Channel{}, err
 	}
 	old := *c
 	if in.Name != nil {
 		if !channelNameRE.MatchString(*in.Name) {
-			return nil, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
+			return Channel{}, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
 		}
 		c.Name = *in.Name
 	}
 	if in.Destinations != nil {
-		d, err := l.destinationsLocked(req.Caller.AccountID, in.Destinations)
+		d, err := l.destinationsLocked(p.AccountID, in.Destinations)
 		if err != nil {
-			return nil, err
+			*c = old
+			return Channel{}, err
 		}
 		c.Destinations = d
 	}
 	if err := l.saveLocked(); err != nil {
 		*c = old
-		return nil, err
+		return Channel{}, err
 	}
-	out := channelOut{c.ARN(), c.Name, c.Source, c.Destinations}
-	req.ResponseElements = apiserver.ResponseElements(out)
-	return out, nil
+	return *c, nil
 }
 
-func (l *Lake) deleteChannel(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct{ Channel *string }
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
+// DeleteChannel deletes p's channel ref. Errors: those of Channel.
+func (l *Lake) DeleteChannel(ctx context.Context, p audit.Principal, ref string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ref := ""
-	if in.Channel != nil {
-		ref = *in.Channel
-	}
-	c, err := l.findChannelLocked(req.Caller.AccountID, ref)
+	c, err := l.findChannelLocked(p.AccountID, ref)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	delete(l.channels, c.ID)
 	if err := l.saveLocked(); err != nil {
 		l.channels[c.ID] = c
-		return nil, err
+		return err
 	}
-	return struct{}{}, nil
+	return nil
 }

@@ -164,7 +164,12 @@ func (l *Lake) check(ctx context.Context, stmt string, tables map[string]bool) e
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return audit.Errorf("InvalidQueryStatement", "%s", clip(firstLine(err.Error())))
+		if msg, ok := statementMessage(err); ok {
+			return audit.Errorf("InvalidQueryStatement", "%s", clip(msg))
+		}
+		// The database's failure, not the statement's: returned for the
+		// edge to log with the request ID (InternalFailure).
+		return fmt.Errorf("lake: check: %w", err)
 	}
 	var tree struct {
 		Error        bool
@@ -178,6 +183,12 @@ func (l *Lake) check(ctx context.Context, stmt string, tables map[string]bool) e
 		msg := tree.ErrorMessage
 		if strings.Contains(msg, "Only SELECT") {
 			return audit.Errorf("InvalidQueryStatement", "Only SELECT statements are allowed.")
+		}
+		// DuckDB's parser message names only the caller's statement (as
+		// rewritten: its own stores' table names) and is kept, its stores
+		// given back as their IDs.
+		for t := range tables {
+			msg = strings.ReplaceAll(msg, t, strings.ReplaceAll(strings.TrimPrefix(t, "eds_"), "_", "-"))
 		}
 		return audit.Errorf("InvalidQueryStatement", "The query statement is not valid: %s", clip(msg))
 	}

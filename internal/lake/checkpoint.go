@@ -40,7 +40,7 @@ func (l *Lake) wrote(ctx context.Context) {
 	if n < int64(l.opts.CheckpointCommits) && l.walSize() < l.opts.CheckpointWALBytes {
 		return
 	}
-	if err := l.Checkpoint(context.WithoutCancel(ctx)); err != nil {
+	if err := l.checkpoint(context.WithoutCancel(ctx)); err != nil {
 		l.checkpointBlocked(err, n)
 	}
 }
@@ -74,7 +74,7 @@ func (l *Lake) idleCheckpoint(ctx context.Context) {
 	if l.dir == "" || l.wroteSinceTick.Swap(false) || l.commits.Load() == 0 {
 		return
 	}
-	if err := l.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+	if err := l.checkpoint(ctx); err != nil && ctx.Err() == nil {
 		l.checkpointBlocked(err, l.commits.Load())
 	}
 }
@@ -82,6 +82,15 @@ func (l *Lake) idleCheckpoint(ctx context.Context) {
 // Checkpoint writes the write-ahead log's changes into lake.duckdb and
 // empties the log.
 func (l *Lake) Checkpoint(ctx context.Context) error {
+	if err := l.enter(); err != nil {
+		return err
+	}
+	defer l.work.Done()
+	return l.checkpoint(ctx)
+}
+
+// checkpoint is Checkpoint, for callers that entered (or Close).
+func (l *Lake) checkpoint(ctx context.Context) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	n := l.commits.Load()

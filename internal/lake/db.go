@@ -10,12 +10,19 @@
 // enable_external_access=false, no extension loading and a locked
 // configuration, so a query cannot read files or attach databases even if
 // the statement check missed something.
+//
+// Lake is a feature: it imports no edge. Its methods take the verified
+// caller as an audit.Principal (request structs where there are more than
+// three knobs) and fail with *audit.Error codes; internal/apiserver serves
+// them on the wire. Lake owns its goroutines (queries, imports, Run):
+// Close stops them and waits before closing the database.
 package lake
 
 import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -138,4 +145,34 @@ func createEvents(ctx context.Context, db *sql.DB) error {
 	}
 	_, err = conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS main.events (`+strings.Join(cols, ", ")+`)`)
 	return err
+}
+
+// statementErrors are the DuckDB errors that object to the statement
+// itself (its syntax, names, types and values): their message names only
+// the caller's statement and the columns of its own stores, so the caller
+// may read it. Any other DuckDB error (IO, memory, internal, connection,
+// transaction...) is cairn's: logged, never sent.
+var statementErrors = map[duckdb.ErrorType]bool{
+	duckdb.ErrorTypeParser: true, duckdb.ErrorTypeSyntax: true, duckdb.ErrorTypeBinder: true,
+	duckdb.ErrorTypeCatalog: true, duckdb.ErrorTypeConversion: true, duckdb.ErrorTypeOutOfRange: true,
+	duckdb.ErrorTypeDivideByZero: true, duckdb.ErrorTypeMismatchType: true, duckdb.ErrorTypeInvalidType: true,
+	duckdb.ErrorTypeInvalidInput: true, duckdb.ErrorTypeExpression: true, duckdb.ErrorTypeNotImplemented: true,
+	duckdb.ErrorTypeDecimal: true, duckdb.ErrorTypeParameterNotResolved: true, duckdb.ErrorTypeParameterNotAllowed: true,
+}
+
+// statementMessage returns the first line of DuckDB's message when err is
+// its objection to the statement (statementErrors).
+func statementMessage(err error) (string, bool) {
+	var de *duckdb.Error
+	if !errors.As(err, &de) || !statementErrors[de.Type] {
+		return "", false
+	}
+	return firstLine(de.Msg), true
+}
+
+// isOutOfMemory reports whether err is DuckDB running out of its
+// memory_limit.
+func isOutOfMemory(err error) bool {
+	var de *duckdb.Error
+	return errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory
 }

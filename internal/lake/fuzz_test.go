@@ -165,7 +165,7 @@ func FuzzAuditEventData(f *testing.F) {
 	dec := jsontext.NewDecoder(bytes.NewReader(nil))
 	vals := make([]driver.Value, len(columns)+2)
 	f.Fuzz(func(t *testing.T, data string) {
-		raw, eventID, code, msg := l.auditRecord(auditEvent{ID: new(string), EventData: &data}, acct, "us-east-1", "arn:aws:cloudtrail:us-east-1:"+acct+":channel/c", now)
+		raw, eventID, code, msg := l.auditRecord(AuditEvent{Data: data}, acct, "us-east-1", "arn:aws:cloudtrail:us-east-1:"+acct+":channel/c", now)
 		if code != "" {
 			if msg == "" || raw != nil {
 				t.Fatalf("rejected %q as %s with message %q and a record", data, code, msg)

@@ -2,6 +2,8 @@ package lake
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
@@ -11,9 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/awsjson"
 	"github.com/cairn-audit/cairn/internal/importer"
 )
 
@@ -117,47 +117,30 @@ func (l *Lake) importBucket(ctx context.Context, uri string) (Bucket, string, st
 // bucketCheckTimeout bounds StartImport's check of an S3 source bucket.
 const bucketCheckTimeout = 15 * time.Second
 
-type importOut struct {
-	ImportId         string
-	Destinations     []string
-	ImportSource     importSource
-	StartEventTime   *awsjson.Timestamp `json:",omitempty"`
-	EndEventTime     *awsjson.Timestamp `json:",omitempty"`
-	ImportStatus     string
-	CreatedTimestamp awsjson.Timestamp
-	UpdatedTimestamp awsjson.Timestamp
-	ImportStatistics *importStats `json:",omitempty"`
+// Import is an import as StartImport, GetImport and ListImports show it.
+type Import struct {
+	ID           string
+	Destinations []string // the stores' ARNs
+	Source       string
+	Start, End   *time.Time
+	Status       string
+	Created      time.Time
+	Updated      time.Time
+	Stats        ImportStats
 }
 
-type importSource struct {
-	S3 struct {
-		S3LocationUri, S3BucketRegion, S3BucketAccessRoleArn string
-	}
+// ImportStats counts an import's progress.
+type ImportStats struct {
+	// Files and Events are the files read and the records imported
+	// (duplicates included); Failures the files and records that failed.
+	Files, Events, Failures int64
 }
 
-type importStats struct {
-	PrefixesFound, PrefixesCompleted, FilesCompleted, EventsCompleted, FailedEntries int64
-}
-
-func (l *Lake) outImport(im *lakeImport, stats bool) importOut {
-	o := importOut{ImportId: im.ID, Destinations: im.Destinations, ImportStatus: im.Status,
-		CreatedTimestamp: awsjson.NewTimestamp(im.Created), UpdatedTimestamp: awsjson.NewTimestamp(im.Updated)}
-	o.ImportSource.S3.S3LocationUri = im.Source
-	if im.Start != nil {
-		o.StartEventTime = ts(*im.Start)
-	}
-	if im.End != nil {
-		o.EndEventTime = ts(*im.End)
-	}
-	if stats {
-		r := im.report
-		o.ImportStatistics = &importStats{PrefixesFound: 1, FilesCompleted: r.Files, EventsCompleted: r.Imported + r.Duplicates,
-			FailedEntries: int64(len(r.Errors)) + r.ErrorsOmitted}
-		if im.Status == ImportCompleted {
-			o.ImportStatistics.PrefixesCompleted = 1
-		}
-	}
-	return o
+func (im *lakeImport) view() Import {
+	r := im.report
+	return Import{ID: im.ID, Destinations: im.Destinations, Source: im.Source, Start: im.Start, End: im.End,
+		Status: im.Status, Created: im.Created, Updated: im.Updated,
+		Stats: ImportStats{Files: r.Files, Events: r.Imported + r.Duplicates, Failures: int64(len(r.Errors)) + r.ErrorsOmitted}}
 }
 
 // timeSink drops records outside [start, end].
@@ -190,40 +173,35 @@ func (t timeSink) AppendReport(ctx context.Context, recs []audit.Record) (audit.
 	return res, fails, err
 }
 
-func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		Destinations []string
-		ImportSource *struct {
-			S3 *struct{ S3LocationUri, S3BucketRegion, S3BucketAccessRoleArn *string }
-		}
-		StartEventTime, EndEventTime *awsjson.Timestamp
-		ImportId                     *string
+// ImportRequest is what StartImport takes.
+type ImportRequest struct {
+	// Destinations names the one event data store (ARN or ID) to import
+	// into.
+	Destinations []string
+	// Source is an s3:// URI of a configured bucket, or a file:// URI or
+	// absolute path under Options.ImportRoots.
+	Source string
+	// Start and End, when set, bound the records' event times.
+	Start, End *time.Time
+}
+
+// StartImport starts importing in.Source into p's store and returns the
+// import (INITIALIZING). The import runs until it ends, StopImport or
+// Close. Errors: InvalidParameter, InvalidTimeRange, InvalidImportSource,
+// the destination's (NewSink), AccountHasOngoingImport.
+func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequest) (Import, error) {
+	if err := l.enter(); err != nil {
+		return Import{}, err
 	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if in.ImportId != nil {
-		return nil, invalidParam("cairn does not restart imports; start a new one (imports are idempotent).")
-	}
-	if in.ImportSource == nil || in.ImportSource.S3 == nil || in.ImportSource.S3.S3LocationUri == nil {
-		return nil, invalidParam("ImportSource.S3.S3LocationUri is required.")
-	}
+	defer l.work.Done()
 	if len(in.Destinations) < 1 || len(in.Destinations) > 1 {
-		return nil, invalidParam("Destinations must name one event data store.")
+		return Import{}, invalidParam("Destinations must name one event data store.")
 	}
-	var start, end *time.Time
-	if in.StartEventTime != nil {
-		t := in.StartEventTime.Time()
-		start = &t
-	}
-	if in.EndEventTime != nil {
-		t := in.EndEventTime.Time()
-		end = &t
-	}
+	start, end := in.Start, in.End
 	if start != nil && end != nil && end.Before(*start) {
-		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "EndEventTime is before StartEventTime.")
+		return Import{}, audit.Errorf(audit.CodeInvalidTimeRange, "EndEventTime is before StartEventTime.")
 	}
-	uri := *in.ImportSource.S3.S3LocationUri
+	uri := in.Source
 	var (
 		path, bucketName, prefix string
 		bkt                      Bucket
@@ -236,21 +214,21 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 		root, path, err = l.importPath(uri)
 	}
 	if err != nil {
-		return nil, err
+		return Import{}, err
 	}
 	closeRoot := func() {
 		if root != nil {
 			root.Close()
 		}
 	}
-	sink, err := l.NewSink(ctx, req.Caller.AccountID, in.Destinations)
+	sink, err := l.NewSink(ctx, p.AccountID, in.Destinations)
 	if err != nil {
 		closeRoot()
-		return nil, err
+		return Import{}, err
 	}
 	now := l.opts.Now().UTC()
-	ictx, cancel := context.WithCancel(context.Background())
-	im := &lakeImport{ID: newID(), Account: req.Caller.AccountID, Source: uri, path: path,
+	ictx, cancel := context.WithCancel(l.base)
+	im := &lakeImport{ID: newID(), Account: p.AccountID, Source: uri, path: path,
 		bucket: bkt, bucketName: bucketName, prefix: prefix, Start: start, End: end, Status: ImportInitializing, Created: now, Updated: now,
 		cancel: cancel, done: make(chan struct{})}
 	l.mu.Lock()
@@ -265,13 +243,15 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 			l.mu.Unlock()
 			cancel()
 			closeRoot()
-			return nil, audit.Errorf("AccountHasOngoingImport", "The account has an import in progress (%s).", o.ID)
+			return Import{}, audit.Errorf("AccountHasOngoingImport", "The account has an import in progress (%s).", o.ID)
 		}
 	}
 	l.imports[im.ID] = im
-	out := l.outImport(im, false)
+	out := im.view()
+	l.work.Add(1) // not closed: this call entered, and Close waits for it
 	l.mu.Unlock()
 	go func() {
+		defer l.work.Done()
 		defer cancel()
 		defer closeRoot()
 		l.mu.Lock()
@@ -300,88 +280,80 @@ func (l *Lake) startImport(ctx context.Context, req *apiserver.Request) (any, er
 		case im.Status == ImportStopped:
 		case err != nil:
 			im.Status = ImportFailed
+			var ae *audit.Error
+			if ictx.Err() != nil {
+				err = errors.New("the import was stopped: cairn's Lake is shutting down")
+			} else if !errors.As(err, &ae) {
+				// The sink's (the database's) failure: its text is not
+				// the caller's business (ListImportFailures shows this).
+				l.log.Error("lake: import failed", "import", im.ID, "account", im.Account, "err", err)
+				err = fmt.Errorf("the import stopped because of an error in cairn; the server's log has the cause (import %s)", im.ID)
+			}
 			im.report.Errors = append(im.report.Errors, importer.RecordError{File: uri, Err: err})
 		default:
 			im.Status = ImportCompleted
 		}
 	}()
-	req.ResponseElements = apiserver.ResponseElements(out)
 	return out, nil
 }
 
-func (l *Lake) findImportLocked(account string, id *string) (*lakeImport, error) {
-	if id == nil || *id == "" {
+func (l *Lake) findImportLocked(account string, id string) (*lakeImport, error) {
+	if id == "" {
 		return nil, invalidParam("ImportId is required.")
 	}
-	im := l.imports[*id]
+	im := l.imports[id]
 	if im == nil || im.Account != account {
-		return nil, audit.Errorf("ImportNotFound", "The import %s was not found.", clip(*id))
+		return nil, audit.Errorf("ImportNotFound", "The import %s was not found.", clip(id))
 	}
 	return im, nil
 }
 
-func (l *Lake) getImport(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct{ ImportId *string }
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
+// Import returns p's import id. Errors: InvalidParameter, ImportNotFound.
+func (l *Lake) Import(ctx context.Context, p audit.Principal, id string) (Import, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	im, err := l.findImportLocked(req.Caller.AccountID, in.ImportId)
+	im, err := l.findImportLocked(p.AccountID, id)
 	if err != nil {
-		return nil, err
+		return Import{}, err
 	}
-	return l.outImport(im, true), nil
+	return im.view(), nil
 }
 
-func (l *Lake) stopImport(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct{ ImportId *string }
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
+// StopImport stops p's import id if it runs, and returns it. Errors:
+// those of Import.
+func (l *Lake) StopImport(ctx context.Context, p audit.Principal, id string) (Import, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	im, err := l.findImportLocked(req.Caller.AccountID, in.ImportId)
+	im, err := l.findImportLocked(p.AccountID, id)
 	if err != nil {
-		return nil, err
+		return Import{}, err
 	}
 	if im.Status == ImportInitializing || im.Status == ImportInProgress {
 		im.Status, im.Updated = ImportStopped, l.opts.Now().UTC()
 		im.cancel()
 	}
-	out := l.outImport(im, true)
-	req.ResponseElements = apiserver.ResponseElements(out)
-	return out, nil
+	return im.view(), nil
 }
 
-func (l *Lake) listImports(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		MaxResults                           *int
-		Destination, ImportStatus, NextToken *string
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
-		return nil, audit.Errorf("InvalidMaxResults", "MaxResults must be between 1 and 1000.")
-	}
-	type item struct {
-		ImportId         string
-		ImportStatus     string
-		Destinations     []string
-		CreatedTimestamp awsjson.Timestamp
-		UpdatedTimestamp awsjson.Timestamp
-	}
+// ImportsRequest filters ListImports: nil takes every destination or
+// status.
+type ImportsRequest struct {
+	Destination, Status *string
+}
+
+// Imports returns p's imports, newest first. Errors: the destination's
+// (EventDataStoreNotFound...).
+func (l *Lake) Imports(ctx context.Context, p audit.Principal, in ImportsRequest) ([]Import, error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	var list []*lakeImport
 	for _, im := range l.imports {
-		if im.Account != req.Caller.AccountID || in.ImportStatus != nil && im.Status != *in.ImportStatus {
+		if im.Account != p.AccountID || in.Status != nil && im.Status != *in.Status {
 			continue
 		}
 		if in.Destination != nil {
-			s, err := l.findStoreLocked(req.Caller, *in.Destination)
+			s, err := l.findStoreLocked(p.AccountID, *in.Destination)
 			if err != nil {
-				l.mu.Unlock()
 				return nil, err
 			}
 			if !contains(im.Destinations, s.ARN()) {
@@ -393,43 +365,32 @@ func (l *Lake) listImports(ctx context.Context, req *apiserver.Request) (any, er
 	sort.Slice(list, func(i, j int) bool {
 		return list[i].Created.After(list[j].Created) || list[i].Created.Equal(list[j].Created) && list[i].ID < list[j].ID
 	})
-	items := make([]item, 0, len(list))
+	out := make([]Import, 0, len(list))
 	for _, im := range list {
-		items = append(items, item{im.ID, im.Status, im.Destinations, awsjson.NewTimestamp(im.Created), awsjson.NewTimestamp(im.Updated)})
+		out = append(out, im.view())
 	}
-	l.mu.Unlock()
-	start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		Imports   []item
-		NextToken *string `json:",omitempty"`
-	}{items[start:end], next}, nil
+	return out, nil
 }
 
-func (l *Lake) listImportFailures(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		ImportId, NextToken *string
-		MaxResults          *int
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
-		return nil, audit.Errorf("InvalidMaxResults", "MaxResults must be between 1 and 1000.")
-	}
-	type failure struct {
-		Location, Status, ErrorType, ErrorMessage string
-		LastUpdatedTime                           awsjson.Timestamp
-	}
+// ImportFailure is a file or record an import could not take.
+type ImportFailure struct {
+	// Location is the file's URI (under the import's source).
+	Location string
+	Message  string
+	// Time is when the import last changed.
+	Time time.Time
+}
+
+// ImportFailures returns the failures of p's import id. Errors: those of
+// Import.
+func (l *Lake) ImportFailures(ctx context.Context, p audit.Principal, id string) ([]ImportFailure, error) {
 	l.mu.Lock()
-	im, err := l.findImportLocked(req.Caller.AccountID, in.ImportId)
+	defer l.mu.Unlock()
+	im, err := l.findImportLocked(p.AccountID, id)
 	if err != nil {
-		l.mu.Unlock()
 		return nil, err
 	}
-	var items []failure
+	var items []ImportFailure
 	for _, e := range im.report.Errors {
 		loc := e.File
 		if im.bucket != nil {
@@ -444,20 +405,9 @@ func (l *Lake) listImportFailures(ctx context.Context, req *apiserver.Request) (
 		if e.Record > 0 {
 			msg = "record " + itoa(e.Record) + ": " + msg
 		}
-		items = append(items, failure{loc, "FAILED", "FILE_ERROR", clip(msg), awsjson.NewTimestamp(im.Updated)})
+		items = append(items, ImportFailure{loc, clip(msg), im.Updated})
 	}
-	l.mu.Unlock()
-	start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
-	if err != nil {
-		return nil, err
-	}
-	if items == nil {
-		items = []failure{}
-	}
-	return struct {
-		Failures  []failure
-		NextToken *string `json:",omitempty"`
-	}{items[start:end], next}, nil
+	return items, nil
 }
 
 // closed reports whether ch is closed.

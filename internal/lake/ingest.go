@@ -3,7 +3,6 @@ package lake
 import (
 	"context"
 	"database/sql"
-	"strconv"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -31,6 +30,10 @@ func (l *Lake) position(ctx context.Context) (int64, error) {
 // appended while it ingests; the store's retention decides, by eventTime,
 // which are kept.
 func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
+	if err := l.enter(); err != nil {
+		return 0, err
+	}
+	defer l.work.Done()
 	pos, err := l.position(ctx)
 	if err != nil {
 		return 0, err
@@ -65,10 +68,19 @@ func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
 	}
 }
 
-// Run syncs from feed every interval until ctx ends, and removes events
-// past their store's retention (and stores past their pending deletion)
-// hourly.
-func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) {
+// Run syncs from feed every interval until ctx ends or Close, and removes
+// events past their store's retention (and stores past their pending
+// deletion) hourly. It returns nil when ctx ends or Close stops it (an
+// error when the Lake is closed before it starts), having no goroutine
+// left; Close waits for it.
+func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) error {
+	if err := l.enter(); err != nil {
+		return err
+	}
+	defer l.work.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(l.base, cancel)()
 	if interval <= 0 {
 		interval = time.Second
 	}
@@ -88,7 +100,7 @@ func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}
@@ -97,6 +109,10 @@ func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) {
 // Sweep removes events older than their store's retention and the stores
 // whose pending deletion ended.
 func (l *Lake) Sweep(ctx context.Context) error {
+	if err := l.enter(); err != nil {
+		return err
+	}
+	defer l.work.Done()
 	now := l.opts.Now().UTC()
 	l.mu.Lock()
 	type cut struct {
@@ -151,13 +167,17 @@ type Sink struct {
 
 // NewSink returns a Sink into the stores (IDs or ARNs) of account.
 func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*Sink, error) {
+	if err := l.enter(); err != nil {
+		return nil, err
+	}
+	defer l.work.Done()
 	if len(stores) == 0 {
 		return nil, invalidParam("Destinations must name at least one event data store.")
 	}
 	k := &Sink{l: l, account: account, owners: map[string]map[string]bool{}, seen: map[string]map[string]bool{}}
 	for _, ref := range stores {
 		l.mu.Lock()
-		s, err := l.findStoreLocked(callerOf(account), ref)
+		s, err := l.findStoreLocked(account, ref)
 		var owners map[string]bool
 		if err == nil {
 			owners = l.owners(s)
@@ -223,6 +243,10 @@ func (k *Sink) Append(ctx context.Context, recs []audit.Record) (audit.AppendRes
 // Inserted and Duplicates count records (a record new to any store is
 // Inserted).
 func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.AppendResult, []importer.Failure, error) {
+	if err := k.l.enter(); err != nil {
+		return audit.AppendResult{}, nil, err
+	}
+	defer k.l.work.Done()
 	var rows []row
 	var res audit.AppendResult
 	var fails []importer.Failure
@@ -289,25 +313,4 @@ func (l *Lake) eventIDs(ctx context.Context, eds string) (map[string]bool, error
 		m[id] = true
 	}
 	return m, rs.Err()
-}
-
-// page slices n items by a NextToken (an offset) and a MaxResults.
-func page(n int, token *string, max *int, def int) (start, end int, next *string, err error) {
-	if token != nil {
-		v, e := strconv.Atoi(*token)
-		if e != nil || v < 0 || v > n || strconv.Itoa(v) != *token {
-			return 0, 0, nil, audit.Errorf(audit.CodeInvalidNextToken, "The NextToken is not valid.")
-		}
-		start = v
-	}
-	lim := def
-	if max != nil {
-		lim = *max
-	}
-	end = min(n, start+lim)
-	if end < n {
-		s := strconv.Itoa(end)
-		next = &s
-	}
-	return start, end, next, nil
 }

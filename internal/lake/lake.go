@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
 )
@@ -115,8 +114,15 @@ type Lake struct {
 	ckptBlocked bool
 	// endSeq numbers the ended queries.
 	endSeq uint64
-	// wg counts the queries' goroutines.
-	wg sync.WaitGroup
+	// work counts what uses the database: the queries' and imports'
+	// goroutines, Run, and each call that reads or writes it (enter).
+	// Close sets closed, cancels base (every query's, import's and Run's
+	// context derives from it) and waits for work before closing the
+	// database.
+	work   sync.WaitGroup
+	closed bool
+	base   context.Context
+	stop   context.CancelFunc
 	// resultsDir holds the finished queries' result files (results.go).
 	resultsDir string
 	metrics    *metrics
@@ -197,6 +203,7 @@ func Open(dir string, opts Options) (*Lake, error) {
 		stores: map[string]*EventDataStore{}, channels: map[string]*Channel{},
 		queries: map[string]*query{}, imports: map[string]*lakeImport{}, running: map[string]int{},
 		activeBy: map[string]int{}}
+	l.base, l.stop = context.WithCancel(context.Background())
 	l.metrics = newMetrics(l, opts.Registerer)
 	if err := l.load(); err != nil {
 		db.Close()
@@ -214,61 +221,44 @@ func Open(dir string, opts Options) (*Lake, error) {
 	return l, nil
 }
 
-// Close cancels running queries and imports, waits for the imports to
-// end, and closes the database.
+// Close refuses new work (ServiceUnavailable), cancels the running
+// queries, imports and Run, waits for them and for the calls using the
+// database to return, and then closes the database: nothing runs under a
+// closed database. Calling Close again returns nil.
 func (l *Lake) Close() error {
 	l.mu.Lock()
-	for _, q := range l.queries {
-		if q.cancel != nil {
-			q.cancel()
-		}
+	if l.closed {
+		l.mu.Unlock()
+		return nil
 	}
-	var running []chan struct{}
-	for _, im := range l.imports {
-		im.cancel()
-		running = append(running, im.done)
-	}
+	l.closed = true
 	l.mu.Unlock()
-	for _, done := range running {
-		<-done // an import appends until it sees the cancellation
-	}
-	l.wg.Wait() // the queries, cancelled above
+	l.stop()
+	l.work.Wait()
 	defer os.RemoveAll(l.resultsDir)
 	if l.dir != "" {
-		if err := l.Checkpoint(context.Background()); err != nil {
+		if err := l.checkpoint(context.Background()); err != nil {
 			l.log.Warn("lake: checkpoint at close", "err", err)
 		}
 	}
 	return l.db.Close()
 }
 
-// Handlers returns the CloudTrail operations Lake serves.
-func (l *Lake) Handlers() map[string]apiserver.Handler {
-	return map[string]apiserver.Handler{
-		"CreateEventDataStore":         l.createEventDataStore,
-		"GetEventDataStore":            l.getEventDataStore,
-		"ListEventDataStores":          l.listEventDataStores,
-		"UpdateEventDataStore":         l.updateEventDataStore,
-		"DeleteEventDataStore":         l.deleteEventDataStore,
-		"RestoreEventDataStore":        l.restoreEventDataStore,
-		"StartEventDataStoreIngestion": l.startIngestion,
-		"StopEventDataStoreIngestion":  l.stopIngestion,
-		"StartQuery":                   l.startQuery,
-		"DescribeQuery":                l.describeQuery,
-		"GetQueryResults":              l.getQueryResults,
-		"CancelQuery":                  l.cancelQuery,
-		"ListQueries":                  l.listQueries,
-		"StartImport":                  l.startImport,
-		"GetImport":                    l.getImport,
-		"StopImport":                   l.stopImport,
-		"ListImports":                  l.listImports,
-		"ListImportFailures":           l.listImportFailures,
-		"CreateChannel":                l.createChannel,
-		"GetChannel":                   l.getChannel,
-		"ListChannels":                 l.listChannels,
-		"UpdateChannel":                l.updateChannel,
-		"DeleteChannel":                l.deleteChannel,
+// errClosed answers what reaches a closed (or closing) Lake.
+func errClosed() error {
+	return audit.Errorf("ServiceUnavailable", "cairn's Lake is shutting down; try again later.")
+}
+
+// enter counts a use of the database as work Close waits for; it fails
+// once Close has begun. The caller calls l.work.Done when it is done.
+func (l *Lake) enter() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errClosed()
 	}
+	l.work.Add(1)
+	return nil
 }
 
 // registry is what lake.json holds.

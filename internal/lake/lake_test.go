@@ -15,44 +15,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
-	"github.com/cairn-audit/cairn/internal/awsjson"
-	"github.com/cairn-audit/cairn/internal/sigv4"
 )
 
 var keys = map[string]string{"AKIAAAAAAAAAAAAAAAAA": "111111111111", "AKIABBBBBBBBBBBBBBBB": "222222222222"}
 
-type auth struct{ v *sigv4.Verifier }
-
-func (a auth) Authenticate(r *http.Request, body []byte) (apiserver.Caller, error) {
-	res, err := a.v.Verify(r, body)
-	if err != nil {
-		var se *sigv4.Error
-		if errors.As(err, &se) {
-			return apiserver.Caller{}, &awsjson.Error{Code: se.Code, Message: se.Message, Status: se.Status}
-		}
-		return apiserver.Caller{}, err
-	}
-	acct := keys[res.AccessKeyID]
-	return apiserver.Caller{Principal: audit.Principal{AccountID: acct, UserName: "u", ARN: "arn:aws:iam::" + acct + ":user/u", AccessKeyID: res.AccessKeyID, Region: res.Region}, Service: res.Service}, nil
-}
-
-type recorder struct{ st *audittest.MemStore }
-
-func (s recorder) Submit(ctx context.Context, rs ...audit.Record) (audit.AppendResult, error) {
-	return s.st.Append(ctx, rs)
-}
-func (s recorder) Enqueue(ctx context.Context, rs ...audit.Record) error {
-	_, err := s.st.Append(ctx, rs)
-	return err
-}
-func (s recorder) Commit(ctx context.Context, rs ...audit.Record) error {
-	_, err := s.st.Append(ctx, rs)
-	return err
-}
-func (recorder) Admit(string, bool) (func(), error) { return func() {}, nil }
+// NewTestAPI serves a Lake's operations through apiserver for the tests
+// of this package, with keys (access key ID to account, secret "secret"
+// + the key ID) and st as the event store; api_test.go (package
+// lake_test) sets it, as package lake's own tests cannot import apiserver
+// (which imports lake).
+var NewTestAPI func(l *Lake, st *audittest.MemStore, keys map[string]string) http.Handler
 
 type env struct {
 	lake  *Lake
@@ -74,14 +48,7 @@ func newEnvWith(t testing.TB, opts Options) *env {
 	}
 	t.Cleanup(func() { l.Close() })
 	st := audittest.NewMemStore()
-	secret := func(id string) (string, bool) {
-		if _, ok := keys[id]; ok {
-			return "secret" + id, true
-		}
-		return "", false
-	}
-	api := apiserver.New(apiserver.Config{Auth: auth{&sigv4.Verifier{Secret: secret}}, History: st, Recorder: recorder{st},
-		TokenKey: []byte("0123456789abcdef0123456789abcdef"), Handlers: l.Handlers(), DataHandlers: l.DataHandlers()})
+	api := NewTestAPI(l, st, keys)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &env{lake: l, store: st, url: srv.URL}

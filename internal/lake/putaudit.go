@@ -7,131 +7,91 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/awsjson"
 )
 
-// DataHandlers returns the cloudtrail-data operations Lake serves, for
-// apiserver.Config.DataHandlers.
-func (l *Lake) DataHandlers() map[string]apiserver.Handler {
-	return map[string]apiserver.Handler{"PutAuditEvents": l.putAuditEvents}
+// AuditEvent is one custom event sent to a channel (PutAuditEvents).
+type AuditEvent struct {
+	// ID is the caller's ID of the event within the call.
+	ID string
+	// Data is the event's JSON (eventData).
+	Data string
+	// Checksum, when set, is the base64 SHA-256 of Data.
+	Checksum *string
 }
 
-var (
-	auditIDRE    = regexp.MustCompile(`^[-_A-Za-z0-9]{1,128}$`)
-	externalIDRE = regexp.MustCompile(`^[\w+=,.@:\/-]+$`)
-)
-
-func dataErr(code string, status int, msg string) error {
-	return &awsjson.Error{Code: code, Message: msg, Status: status}
+// PutResult reports each event of a PutAuditEvents call.
+type PutResult struct {
+	Successful []PutSuccess
+	Failed     []PutFailure
 }
 
-type auditEvent struct {
-	ID                *string `json:"id"`
-	EventData         *string `json:"eventData"`
-	EventDataChecksum *string `json:"eventDataChecksum"`
-}
+// PutSuccess is a stored event: the caller's ID and the eventID given.
+type PutSuccess struct{ ID, EventID string }
 
-type putResult struct {
-	Successful []successEntry `json:"successful"`
-	Failed     []failedEntry  `json:"failed"`
-}
+// PutFailure is a refused event: the caller's ID, the error code and a
+// message.
+type PutFailure struct{ ID, Code, Message string }
 
-type successEntry struct {
-	ID      string `json:"id"`
-	EventID string `json:"eventID"`
-}
-
-type failedEntry struct {
-	ID           string `json:"id"`
-	ErrorCode    string `json:"errorCode"`
-	ErrorMessage string `json:"errorMessage"`
-}
-
-// putAuditEvents validates each event, stores the valid ones in the
-// channel's event data stores (durably, before answering) and reports
-// each event as successful or failed.
-func (l *Lake) putAuditEvents(ctx context.Context, req *apiserver.Request) (any, error) {
-	ref := req.Query.Get("channelArn")
-	if ref == "" {
-		return nil, dataErr("ValidationException", http.StatusBadRequest, "channelArn is required.")
+// PutAuditEvents validates each event, stores the valid ones in the
+// channel's event data stores (durably, before returning) and reports
+// each event as successful or failed. The events' IDs are distinct (the
+// caller checks). Errors: InvalidChannelARN, ChannelNotFound,
+// ChannelInsufficientPermission (a channel of another account), or the
+// database's.
+func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN string, events []AuditEvent) (PutResult, error) {
+	if err := l.enter(); err != nil {
+		return PutResult{}, err
 	}
-	if !strings.HasPrefix(ref, "arn:") || len(ref) > 256 {
-		return nil, dataErr("InvalidChannelARN", http.StatusBadRequest, "The specified channel ARN is not valid.")
-	}
-	if x, ok := req.Query["externalId"]; ok && (len(x) != 1 || !externalIDRE.MatchString(x[0]) || len(x[0]) < 2 || len(x[0]) > 1224) {
-		return nil, dataErr("ValidationException", http.StatusBadRequest, "externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-_.")
-	}
-	var in struct {
-		AuditEvents []auditEvent `json:"auditEvents"`
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if len(in.AuditEvents) < 1 || len(in.AuditEvents) > 100 {
-		return nil, dataErr("ValidationException", http.StatusBadRequest, "auditEvents must have 1 to 100 items.")
-	}
-	seen := map[string]bool{}
-	for _, e := range in.AuditEvents {
-		if e.ID == nil || !auditIDRE.MatchString(*e.ID) {
-			return nil, dataErr("ValidationException", http.StatusBadRequest, "Each audit event needs an id of 1 to 128 letters, digits, '-' and '_'.")
-		}
-		if e.EventData == nil {
-			return nil, dataErr("ValidationException", http.StatusBadRequest, "Each audit event needs eventData.")
-		}
-		if seen[*e.ID] {
-			return nil, dataErr("DuplicatedAuditEventId", http.StatusBadRequest, "The audit event id "+*e.ID+" appears more than once.")
-		}
-		seen[*e.ID] = true
-	}
+	defer l.work.Done()
+	ref := channelARN
 	l.mu.Lock()
 	i := strings.LastIndex(ref, ":channel/")
 	if i < 0 {
 		l.mu.Unlock()
-		return nil, dataErr("InvalidChannelARN", http.StatusBadRequest, "The specified channel ARN is not valid.")
+		return PutResult{}, audit.Errorf("InvalidChannelARN", "The specified channel ARN is not valid.")
 	}
 	c := l.channels[ref[i+len(":channel/"):]]
 	if c == nil || c.ARN() != ref {
 		l.mu.Unlock()
-		return nil, dataErr("ChannelNotFound", http.StatusNotFound, "The specified channel was not found.")
+		return PutResult{}, audit.Errorf("ChannelNotFound", "The specified channel was not found.")
 	}
-	if c.Account != req.Caller.AccountID {
+	if c.Account != p.AccountID {
 		l.mu.Unlock()
-		return nil, dataErr("ChannelInsufficientPermission", http.StatusForbidden, "The caller's account is not permitted to send events to this channel.")
+		return PutResult{}, audit.Errorf("ChannelInsufficientPermission", "The caller's account is not permitted to send events to this channel.")
 	}
 	var stores []string
 	for _, d := range c.Destinations {
-		if s, err := l.findStoreLocked(callerOf(c.Account), d.Location); err == nil && s.Status != StatusPendingDeletion {
+		if s, err := l.findStoreLocked(c.Account, d.Location); err == nil && s.Status != StatusPendingDeletion {
 			stores = append(stores, s.ID)
 		}
 	}
-	channelARN, region, account := c.ARN(), c.Region, c.Account
+	region, account := c.Region, c.Account
+	channelARN = c.ARN()
 	l.mu.Unlock()
 
 	now := l.opts.Now().UTC()
-	out := putResult{Successful: []successEntry{}, Failed: []failedEntry{}}
+	out := PutResult{Successful: []PutSuccess{}, Failed: []PutFailure{}}
 	var rows []row
-	var okIDs []successEntry
-	for _, e := range in.AuditEvents {
+	var okIDs []PutSuccess
+	for _, e := range events {
 		raw, eventID, code, msg := l.auditRecord(e, account, region, channelARN, now)
 		if code != "" {
-			out.Failed = append(out.Failed, failedEntry{*e.ID, code, msg})
+			out.Failed = append(out.Failed, PutFailure{e.ID, code, msg})
 			continue
 		}
 		for _, s := range stores {
 			rows = append(rows, row{eds: s, raw: raw})
 		}
-		okIDs = append(okIDs, successEntry{*e.ID, eventID})
+		okIDs = append(okIDs, PutSuccess{e.ID, eventID})
 	}
 	if len(rows) > 0 {
 		if err := l.insert(ctx, rows, 0); err != nil {
-			return nil, err
+			return PutResult{}, err
 		}
 		l.wrote(ctx)
 	}
@@ -146,7 +106,7 @@ func (l *Lake) putAuditEvents(ctx context.Context, req *apiserver.Request) (any,
 		}
 		c.LastErrorCode = ""
 		if len(out.Failed) > 0 {
-			c.LastErrorCode = out.Failed[len(out.Failed)-1].ErrorCode
+			c.LastErrorCode = out.Failed[len(out.Failed)-1].Code
 		}
 	}
 	l.mu.Unlock()
@@ -170,11 +130,11 @@ var eventTimeFormat = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[
 
 // auditRecord validates one event and builds the stored record, or returns
 // the per-event error code and message.
-func (l *Lake) auditRecord(e auditEvent, account, region, channelARN string, now time.Time) (raw []byte, eventID, code, msg string) {
-	data := []byte(*e.EventData)
-	if e.EventDataChecksum != nil {
+func (l *Lake) auditRecord(e AuditEvent, account, region, channelARN string, now time.Time) (raw []byte, eventID, code, msg string) {
+	data := []byte(e.Data)
+	if e.Checksum != nil {
 		sum := sha256.Sum256(data)
-		if base64.StdEncoding.EncodeToString(sum[:]) != *e.EventDataChecksum {
+		if base64.StdEncoding.EncodeToString(sum[:]) != *e.Checksum {
 			return nil, "", "InvalidChecksum", "The eventDataChecksum does not match the SHA-256 of eventData."
 		}
 	}

@@ -2,21 +2,17 @@ package lake
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/awsjson"
 )
 
 // Query states (the model's QueryStatus).
@@ -33,10 +29,6 @@ const (
 	queryKeep       = 7 * 24 * time.Hour
 	maxStatementLen = 10000
 )
-
-func callerOf(account string) apiserver.Caller {
-	return apiserver.Caller{Principal: audit.Principal{AccountID: account}}
-}
 
 type query struct {
 	ID, Account, SQL string
@@ -183,7 +175,7 @@ func clip(s string) string {
 func (l *Lake) resolve(account, ref string) *EventDataStore {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, err := l.findStoreLocked(callerOf(account), ref)
+	s, err := l.findStoreLocked(account, ref)
 	if err != nil {
 		return nil
 	}
@@ -193,6 +185,10 @@ func (l *Lake) resolve(account, ref string) *EventDataStore {
 // Prepare rewrites and checks a Lake statement of account, returning the
 // statement DuckDB runs and the stores it reads.
 func (l *Lake) Prepare(ctx context.Context, account, stmt string) (string, []string, error) {
+	if err := l.enter(); err != nil {
+		return "", nil, err
+	}
+	defer l.work.Done()
 	if strings.TrimSpace(stmt) == "" || len(stmt) > maxStatementLen {
 		return "", nil, audit.Errorf("InvalidQueryStatement", "QueryStatement must be 1 to %d characters.", maxStatementLen)
 	}
@@ -353,15 +349,20 @@ func normalize(v any) any {
 
 // Query runs a Lake statement of account synchronously (cairn query).
 func (l *Lake) Query(ctx context.Context, account, stmt string) (*Result, error) {
+	if err := l.enter(); err != nil {
+		return nil, err
+	}
+	defer l.work.Done()
 	out, ids, err := l.Prepare(ctx, account, stmt)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.opts.QueryTimeout)
 	defer cancel()
+	defer context.AfterFunc(l.base, cancel)() // Close ends it
 	res := &Result{}
 	if _, err := l.run(ctx, out, ids, l.opts.MaxResultBytes, res); err != nil {
-		return nil, queryError(err)
+		return nil, queryError(err, ids)
 	}
 	return res, nil
 }
@@ -373,65 +374,63 @@ func firstLine(s string) string {
 	return s
 }
 
-func queryError(err error) error {
-	if errors.Is(err, errTooLarge) {
-		return audit.Errorf("InvalidQueryStatement", "The query results exceed cairn's limit; narrow the query or add a LIMIT.")
-	}
+// queryError maps the error of a statement's run: DuckDB's objections to
+// the statement (statementMessage) become InvalidQueryStatement with its
+// message, the caller's stores' table names given back as their IDs;
+// results over the limit and memory exhaustion, InvalidQueryStatement
+// with cairn's message. Anything else (the database's or the file
+// system's failures, whose text may name paths and internals) is returned
+// wrapped, not an *audit.Error: the client gets InternalFailure, or a
+// failed query a message without it, and the log gets the cause.
+func queryError(err error, stores []string) error {
 	var ae *audit.Error
-	if errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae):
 		return err
+	case errors.Is(err, errTooLarge):
+		return audit.Errorf("InvalidQueryStatement", "The query results exceed cairn's limit; narrow the query or add a LIMIT.")
+	case isOutOfMemory(err):
+		return audit.Errorf("InvalidQueryStatement", "The query needs more memory than cairn's Lake allows; narrow the query or add a LIMIT.")
 	}
-	msg := err.Error()
-	if i := strings.IndexByte(msg, '\n'); i > 0 {
-		msg = msg[:i]
+	if msg, ok := statementMessage(err); ok {
+		for _, id := range stores {
+			msg = strings.ReplaceAll(msg, tableName(id), id)
+		}
+		return audit.Errorf("InvalidQueryStatement", "%s", clip(msg))
 	}
-	return audit.Errorf("InvalidQueryStatement", "%s", clip(msg))
+	return fmt.Errorf("lake: query: %w", err)
 }
 
-func (l *Lake) startQuery(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		QueryStatement               *string
-		DeliveryS3Uri                *string
-		QueryAlias                   *string
-		QueryParameters              []string
-		EventDataStoreOwnerAccountId *string
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if in.QueryStatement == nil {
-		return nil, invalidParam("QueryStatement is required.")
-	}
-	if in.DeliveryS3Uri != nil {
-		return nil, invalidParam("cairn does not deliver query results to S3 yet; omit DeliveryS3Uri.")
-	}
-	if in.QueryAlias != nil || len(in.QueryParameters) > 0 {
-		return nil, invalidParam("cairn does not run saved queries (QueryAlias, QueryParameters).")
-	}
-	acct := req.Caller.AccountID
-	stmt, ids, err := l.Prepare(ctx, acct, *in.QueryStatement)
+// StartQuery starts running stmt, a Lake statement of p's account, and
+// returns its query ID; DescribeQuery and QueryResults follow it. Errors:
+// those of Prepare, MaxConcurrentQueries (Options.MaxConcurrentQueries).
+func (l *Lake) StartQuery(ctx context.Context, p audit.Principal, statement string) (string, error) {
+	acct := p.AccountID
+	stmt, ids, err := l.Prepare(ctx, acct, statement)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return "", errClosed()
+	}
 	if l.running[acct] >= l.opts.MaxConcurrentQueries {
 		l.mu.Unlock()
-		return nil, audit.Errorf("MaxConcurrentQueries", "You are already running the maximum number of concurrent queries (%d).", l.opts.MaxConcurrentQueries)
+		return "", audit.Errorf("MaxConcurrentQueries", "You are already running the maximum number of concurrent queries (%d).", l.opts.MaxConcurrentQueries)
 	}
-	qctx, cancel := context.WithTimeout(context.Background(), l.opts.QueryTimeout)
-	q := &query{ID: newID(), Account: acct, SQL: *in.QueryStatement, stores: ids, State: QueryQueued,
+	qctx, cancel := context.WithTimeout(l.base, l.opts.QueryTimeout)
+	q := &query{ID: newID(), Account: acct, SQL: statement, stores: ids, State: QueryQueued,
 		Created: l.opts.Now().UTC(), cancel: cancel, admitted: make(chan struct{})}
 	l.queries[q.ID] = q
 	l.running[acct]++
 	l.pruneLocked()
 	l.waiting = append(l.waiting, q)
 	l.admitLocked()
-	l.wg.Add(1)
+	l.work.Add(1) // not closed: checked above, under l.mu
 	l.mu.Unlock()
 	go l.execute(qctx, cancel, q, stmt)
-	out := struct{ QueryId string }{q.ID}
-	req.ResponseElements = apiserver.ResponseElements(out)
-	return out, nil
+	return q.ID, nil
 }
 
 // pruneLocked forgets queries that ended more than 7 days ago, as AWS
@@ -487,7 +486,7 @@ func (l *Lake) evictLocked(account string) {
 // execute waits for the scheduler's admission, runs the query into a
 // result file and records its outcome.
 func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query, stmt string) {
-	defer l.wg.Done()
+	defer l.work.Done()
 	defer cancel()
 	var (
 		n   int64
@@ -521,14 +520,20 @@ func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query,
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		q.State = QueryTimedOut
 		q.ErrorMessage = "The query ran longer than cairn's time limit."
+	case err != nil && ctx.Err() != nil: // Close
+		q.State = QueryFailed
+		q.ErrorMessage = "The query was stopped: cairn's Lake is shutting down."
 	case err != nil:
 		q.State = QueryFailed
 		var ae *audit.Error
-		if errors.As(queryError(err), &ae) {
+		if errors.As(queryError(err, q.stores), &ae) {
 			q.ErrorMessage = ae.Message
-		}
-		if !errors.Is(err, errTooLarge) && ctx.Err() == nil {
 			l.log.Debug("lake: query failed", "query", q.ID, "err", err)
+		} else {
+			// Not the caller's business: the cause goes to the log, with
+			// the query ID the caller sees.
+			q.ErrorMessage = "The query failed because of an error in cairn, not in the statement; the server's log has the cause (query " + q.ID + ")."
+			l.log.Error("lake: query failed", "query", q.ID, "account", q.Account, "err", err)
 		}
 	default:
 		q.State = QueryFinished
@@ -595,21 +600,25 @@ func (s *fileSink) abort() {
 	}
 }
 
-// findQuery returns account's query; l.mu is held.
-func (l *Lake) findQueryLocked(account string, id *string, eds *string) (*query, error) {
-	if id == nil || *id == "" {
+// QueryRef names a query: its ID and, optionally, the store (ARN or ID)
+// the caller names with it, which must be one of its active stores.
+type QueryRef struct{ ID, Store string }
+
+// findQueryLocked returns account's query; l.mu is held.
+func (l *Lake) findQueryLocked(account string, ref QueryRef) (*query, error) {
+	if ref.ID == "" {
 		return nil, invalidParam("QueryId is required.")
 	}
-	q := l.queries[*id]
+	q := l.queries[ref.ID]
 	if q != nil && !q.Ended.IsZero() && l.opts.Now().Sub(q.Ended) > queryKeep {
 		l.forgetLocked(q) // expired
 		q = nil
 	}
 	if q == nil || q.Account != account {
-		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", clip(*id))
+		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", clip(ref.ID))
 	}
-	if eds != nil && *eds != "" {
-		s, err := l.findStoreLocked(callerOf(account), *eds)
+	if ref.Store != "" {
+		s, err := l.findStoreLocked(account, ref.Store)
 		if err != nil {
 			return nil, err
 		}
@@ -620,100 +629,82 @@ func (l *Lake) findQueryLocked(account string, id *string, eds *string) (*query,
 	return q, nil
 }
 
-type queryStats struct {
-	EventsMatched         int64
-	EventsScanned         int64
-	BytesScanned          int64
-	ExecutionTimeInMillis int64
-	CreationTime          awsjson.Timestamp
+// QueryInfo is a query as DescribeQuery and ListQueries show it.
+type QueryInfo struct {
+	ID, Statement, State string
+	// ErrorMessage says why a query failed, timed out or was
+	// interrupted: a message for the caller.
+	ErrorMessage string
+	Created      time.Time
+	// Elapsed is the time since the query was started, to its end if it
+	// ended.
+	Elapsed time.Duration
+	// Matched is the rows of a finished query's result, Scanned the rows
+	// its statement gave.
+	Matched, Scanned int64
 }
 
-func (l *Lake) describeQuery(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct{ EventDataStore, QueryId, QueryAlias, RefreshId, EventDataStoreOwnerAccountId *string }
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	q, err := l.findQueryLocked(req.Caller.AccountID, in.QueryId, in.EventDataStore)
-	if err != nil {
-		return nil, err
-	}
+// infoLocked is q's QueryInfo; l.mu is held.
+func (l *Lake) infoLocked(q *query) QueryInfo {
 	end := q.Ended
 	if end.IsZero() {
 		end = l.opts.Now()
 	}
-	return struct {
-		QueryId         string
-		QueryString     string
-		QueryStatus     string
-		QueryStatistics queryStats
-		ErrorMessage    string `json:",omitempty"`
-	}{q.ID, q.SQL, q.State, queryStats{EventsMatched: q.resultRows(), EventsScanned: q.scanned,
-		ExecutionTimeInMillis: end.Sub(q.Created).Milliseconds(), CreationTime: awsjson.NewTimestamp(q.Created)}, q.ErrorMessage}, nil
+	return QueryInfo{ID: q.ID, Statement: q.SQL, State: q.State, ErrorMessage: q.ErrorMessage, Created: q.Created,
+		Elapsed: end.Sub(q.Created), Matched: q.resultRows(), Scanned: q.scanned}
 }
 
-func (l *Lake) getQueryResults(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		EventDataStore, QueryId, NextToken *string
-		MaxQueryResults                    *int
-		EventDataStoreOwnerAccountId       *string
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if in.MaxQueryResults != nil && (*in.MaxQueryResults < 1 || *in.MaxQueryResults > 1000) {
-		return nil, audit.Errorf("InvalidMaxResults", "MaxQueryResults must be between 1 and 1000.")
-	}
+// DescribeQuery returns p's query. Errors: InvalidParameter,
+// QueryIdNotFound, and the store's (EventDataStoreNotFound,
+// InactiveEventDataStore...).
+func (l *Lake) DescribeQuery(ctx context.Context, p audit.Principal, ref QueryRef) (QueryInfo, error) {
 	l.mu.Lock()
-	q, err := l.findQueryLocked(req.Caller.AccountID, in.QueryId, in.EventDataStore)
+	defer l.mu.Unlock()
+	q, err := l.findQueryLocked(p.AccountID, ref)
 	if err != nil {
-		l.mu.Unlock()
-		return nil, err
+		return QueryInfo{}, err
 	}
-	state, msg, res := q.State, q.ErrorMessage, q.res
-	l.mu.Unlock()
-	total := 0
-	if res != nil {
-		total = res.rows
+	return l.infoLocked(q), nil
+}
+
+// ResultSet is a query's state and, once it finished, its result.
+type ResultSet struct {
+	ID, State, ErrorMessage string
+	// Columns and Rows describe a finished query's result (none before).
+	Columns []string
+	Rows    int
+	res     *resultFile
+}
+
+// Page returns rows [start, end) of the result, fewer if they add up to
+// more than a page's bytes (4 MiB; at least one row). Errors:
+// QueryIdNotFound when the result was forgotten since QueryResults.
+func (r ResultSet) Page(start, end int) ([][]*string, error) {
+	if r.res == nil {
+		return nil, nil
 	}
-	start, end, _, err := resultsPage(total, in.NextToken, in.MaxQueryResults)
+	got, err := r.res.page(start, end, maxPageBytes)
+	if errors.Is(err, os.ErrNotExist) {
+		// Evicted since: as if the query had expired before the call.
+		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", clip(r.ID))
+	}
+	return got, err
+}
+
+// QueryResults returns p's query's state and result. Errors: those of
+// DescribeQuery.
+func (l *Lake) QueryResults(ctx context.Context, p audit.Principal, ref QueryRef) (ResultSet, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q, err := l.findQueryLocked(p.AccountID, ref)
 	if err != nil {
-		return nil, err
+		return ResultSet{}, err
 	}
-	var got [][]*string
-	if res != nil {
-		// The file may be gone since (evicted): as if the query had
-		// expired before the call.
-		if got, err = res.page(start, end, maxPageBytes); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", clip(*in.QueryId))
-			}
-			return nil, err
-		}
+	rs := ResultSet{ID: q.ID, State: q.State, ErrorMessage: q.ErrorMessage, res: q.res}
+	if q.res != nil {
+		rs.Columns, rs.Rows = q.res.columns, q.res.rows
 	}
-	var next *string
-	if end = start + len(got); end < total {
-		next = resultsToken(end)
-	}
-	rows := make([][]map[string]string, 0, len(got))
-	for _, r := range got {
-		cells := make([]map[string]string, 0, len(r))
-		for i, v := range r {
-			if v != nil {
-				cells = append(cells, map[string]string{res.columns[i]: *v})
-			}
-		}
-		rows = append(rows, cells)
-	}
-	return struct {
-		QueryStatus     string
-		QueryStatistics struct{ ResultsCount, TotalResultsCount, BytesScanned int64 }
-		QueryResultRows [][]map[string]string
-		NextToken       *string `json:",omitempty"`
-		ErrorMessage    string  `json:",omitempty"`
-	}{QueryStatus: state, QueryStatistics: struct{ ResultsCount, TotalResultsCount, BytesScanned int64 }{int64(len(got)), int64(total), 0},
-		QueryResultRows: rows, NextToken: next, ErrorMessage: msg}, nil
+	return rs, nil
 }
 
 // resultRows is the number of rows of a finished query's result.
@@ -724,96 +715,51 @@ func (q *query) resultRows() int64 {
 	return int64(q.res.rows)
 }
 
-// resultsToken is GetQueryResults' NextToken for the row offset off: ten
-// digits, as the model wants 4 to 1000 characters.
-func resultsToken(off int) *string {
-	s := fmt.Sprintf("%010d", off)
-	return &s
-}
-
-// resultsPage is page for GetQueryResults' ten-digit tokens.
-func resultsPage(n int, token *string, max *int) (start, end int, next *string, err error) {
-	if token != nil {
-		v, e := strconv.Atoi(*token)
-		if e != nil || len(*token) != 10 || v < 0 || v > n {
-			return 0, 0, nil, audit.Errorf(audit.CodeInvalidNextToken, "The NextToken is not valid.")
-		}
-		start = v
-	}
-	lim := 1000
-	if max != nil {
-		lim = *max
-	}
-	end = min(n, start+lim)
-	if end < n {
-		next = resultsToken(end)
-	}
-	return start, end, next, nil
-}
-
-func (l *Lake) cancelQuery(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct{ EventDataStore, QueryId, EventDataStoreOwnerAccountId *string }
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
+// CancelQuery cancels p's queued or running query and returns it. Errors:
+// those of DescribeQuery, InactiveQuery (a query that ended).
+func (l *Lake) CancelQuery(ctx context.Context, p audit.Principal, ref QueryRef) (QueryInfo, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	q, err := l.findQueryLocked(req.Caller.AccountID, in.QueryId, in.EventDataStore)
+	q, err := l.findQueryLocked(p.AccountID, ref)
 	if err != nil {
-		return nil, err
+		return QueryInfo{}, err
 	}
 	if q.State != QueryQueued && q.State != QueryRunning {
-		return nil, audit.Errorf("InactiveQuery", "The query %s is %s and cannot be cancelled.", q.ID, q.State)
+		return QueryInfo{}, audit.Errorf("InactiveQuery", "The query %s is %s and cannot be cancelled.", q.ID, q.State)
 	}
 	q.State = QueryCancelled
 	q.cancel()
-	out := struct{ QueryId, QueryStatus string }{q.ID, q.State}
-	req.ResponseElements = apiserver.ResponseElements(out)
-	return out, nil
+	return l.infoLocked(q), nil
 }
 
-func (l *Lake) listQueries(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		EventDataStore, NextToken, QueryStatus *string
-		MaxResults                             *int
-		StartTime, EndTime                     *awsjson.Timestamp
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
-		return nil, audit.Errorf("InvalidMaxResults", "MaxResults must be between 1 and 1000.")
-	}
-	if in.StartTime != nil && in.EndTime != nil && in.EndTime.Time().Before(in.StartTime.Time()) {
-		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "EndTime is before StartTime.")
-	}
+// QueriesRequest is what Queries takes: the store (ARN or ID) whose
+// queries to list, and filters (nil takes every state or time).
+type QueriesRequest struct {
+	Store      string
+	State      *string
+	Start, End *time.Time
+}
+
+// Queries returns p's queries of a store, newest first. Errors: the
+// store's (EventDataStoreNotFound, InactiveEventDataStore...).
+func (l *Lake) Queries(ctx context.Context, p audit.Principal, in QueriesRequest) ([]QueryInfo, error) {
 	l.mu.Lock()
-	ref := ""
-	if in.EventDataStore != nil {
-		ref = *in.EventDataStore
-	}
-	s, err := l.findStoreLocked(req.Caller, ref)
+	defer l.mu.Unlock()
+	s, err := l.findStoreLocked(p.AccountID, in.Store)
 	if err != nil {
-		l.mu.Unlock()
 		return nil, err
 	}
 	if s.Status == StatusPendingDeletion {
-		l.mu.Unlock()
 		return nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
-	}
-	type item struct {
-		QueryId      string
-		QueryStatus  string
-		CreationTime awsjson.Timestamp
 	}
 	var list []*query
 	for _, q := range l.queries {
-		if q.Account != req.Caller.AccountID || !contains(q.stores, s.ID) {
+		if q.Account != p.AccountID || !contains(q.stores, s.ID) {
 			continue
 		}
-		if in.QueryStatus != nil && q.State != *in.QueryStatus ||
-			in.StartTime != nil && q.Created.Before(in.StartTime.Time()) ||
-			in.EndTime != nil && q.Created.After(in.EndTime.Time()) {
+		if in.State != nil && q.State != *in.State ||
+			in.Start != nil && q.Created.Before(*in.Start) ||
+			in.End != nil && q.Created.After(*in.End) {
 			continue
 		}
 		list = append(list, q)
@@ -821,19 +767,11 @@ func (l *Lake) listQueries(ctx context.Context, req *apiserver.Request) (any, er
 	sort.Slice(list, func(i, j int) bool {
 		return list[i].Created.After(list[j].Created) || list[i].Created.Equal(list[j].Created) && list[i].ID < list[j].ID
 	})
-	items := make([]item, 0, len(list))
+	out := make([]QueryInfo, 0, len(list))
 	for _, q := range list {
-		items = append(items, item{q.ID, q.State, awsjson.NewTimestamp(q.Created)})
+		out = append(out, l.infoLocked(q))
 	}
-	l.mu.Unlock()
-	start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		Queries   []item
-		NextToken *string `json:",omitempty"`
-	}{items[start:end], next}, nil
+	return out, nil
 }
 
 func contains(l []string, s string) bool {
@@ -844,5 +782,3 @@ func contains(l []string, s string) bool {
 	}
 	return false
 }
-
-var _ = sql.ErrNoRows

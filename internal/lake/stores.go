@@ -7,9 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/awsjson"
 )
 
 // Store statuses (the model's EventDataStoreStatus).
@@ -220,31 +218,8 @@ func validateSelectors(sels []AdvancedEventSelector) error {
 	return nil
 }
 
-// storeOut is the shape of Create/Get/Update/RestoreEventDataStore.
-type storeOut struct {
-	EventDataStoreArn            string
-	Name                         string
-	Status                       string
-	AdvancedEventSelectors       []AdvancedEventSelector
-	MultiRegionEnabled           bool
-	OrganizationEnabled          bool
-	RetentionPeriod              int
-	TerminationProtectionEnabled bool
-	BillingMode                  string
-	KmsKeyId                     string `json:",omitempty"`
-	CreatedTimestamp             awsjson.Timestamp
-	UpdatedTimestamp             awsjson.Timestamp
-}
-
-func outStore(s *EventDataStore) storeOut {
-	return storeOut{EventDataStoreArn: s.ARN(), Name: s.Name, Status: s.Status, AdvancedEventSelectors: s.Selectors,
-		MultiRegionEnabled: s.MultiRegionEnabled, OrganizationEnabled: s.OrganizationEnabled, RetentionPeriod: s.RetentionPeriod,
-		TerminationProtectionEnabled: s.TerminationProtectionEnabled, BillingMode: s.BillingMode, KmsKeyId: s.KmsKeyID,
-		CreatedTimestamp: awsjson.NewTimestamp(s.Created), UpdatedTimestamp: awsjson.NewTimestamp(s.Updated)}
-}
-
-// findStore resolves an ARN or ID to a store of the caller; l.mu is held.
-func (l *Lake) findStoreLocked(c apiserver.Caller, ref string) (*EventDataStore, error) {
+// findStoreLocked resolves an ARN or ID to a store of account; l.mu is held.
+func (l *Lake) findStoreLocked(account, ref string) (*EventDataStore, error) {
 	if ref == "" {
 		return nil, audit.Errorf("EventDataStoreARNInvalid", "The event data store ARN or ID is missing.")
 	}
@@ -257,23 +232,38 @@ func (l *Lake) findStoreLocked(c apiserver.Caller, ref string) (*EventDataStore,
 		id = ref[i+len(":eventdatastore/"):]
 	}
 	s := l.stores[id]
-	if s == nil || s.Account != c.AccountID || strings.HasPrefix(ref, "arn:") && ref != s.ARN() {
+	if s == nil || s.Account != account || strings.HasPrefix(ref, "arn:") && ref != s.ARN() {
 		return nil, audit.Errorf("EventDataStoreNotFound", "The specified event data store was not found.")
 	}
 	return s, nil
 }
 
-type createStoreIn struct {
+// Tag is a resource tag. cairn keeps no tags; it only bounds their number.
+type Tag struct{ Key, Value string }
+
+// CreateStoreRequest is what CreateEventDataStore takes; a nil field takes
+// its default (multi-Region, not an organization store, termination
+// protection, ingestion started, extendable retention pricing of 366 days,
+// the default management events selector).
+type CreateStoreRequest struct {
 	Name                         *string
-	AdvancedEventSelectors       []AdvancedEventSelector
+	Selectors                    []AdvancedEventSelector
 	MultiRegionEnabled           *bool
 	OrganizationEnabled          *bool
 	RetentionPeriod              *int
 	TerminationProtectionEnabled *bool
-	TagsList                     []struct{ Key, Value *string }
-	KmsKeyId                     *string
+	Tags                         []Tag
+	KmsKeyID                     *string
 	StartIngestion               *bool
 	BillingMode                  *string
+}
+
+// UpdateStoreRequest is what UpdateEventDataStore takes: the store (ARN or
+// ID) and the fields to change (nil keeps a field; Tags and StartIngestion
+// are ignored).
+type UpdateStoreRequest struct {
+	Store string
+	CreateStoreRequest
 }
 
 func retentionBounds(mode string) (def, max int) {
@@ -283,18 +273,19 @@ func retentionBounds(mode string) (def, max int) {
 	return 366, 3653
 }
 
-func (l *Lake) createEventDataStore(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in createStoreIn
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
+// CreateEventDataStore creates an event data store of p's account in p's
+// region. It returns the store as created (Status CREATED). Errors:
+// InvalidParameter, InvalidEventSelectors, InvalidTagParameter,
+// InvalidKmsKeyId, InvalidParameterCombination, EventDataStoreAlreadyExists,
+// EventDataStoreMaxLimitExceeded (Options.MaxStores).
+func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in CreateStoreRequest) (EventDataStore, error) {
 	if in.Name == nil || !storeNameRE.MatchString(*in.Name) {
-		return nil, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
+		return EventDataStore{}, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
 	}
 	mode := "EXTENDABLE_RETENTION_PRICING"
 	if in.BillingMode != nil {
 		if *in.BillingMode != "EXTENDABLE_RETENTION_PRICING" && *in.BillingMode != "FIXED_RETENTION_PRICING" {
-			return nil, invalidParam("BillingMode must be EXTENDABLE_RETENTION_PRICING or FIXED_RETENTION_PRICING.")
+			return EventDataStore{}, invalidParam("BillingMode must be EXTENDABLE_RETENTION_PRICING or FIXED_RETENTION_PRICING.")
 		}
 		mode = *in.BillingMode
 	}
@@ -302,22 +293,22 @@ func (l *Lake) createEventDataStore(ctx context.Context, req *apiserver.Request)
 	ret := def
 	if in.RetentionPeriod != nil {
 		if *in.RetentionPeriod < 7 || *in.RetentionPeriod > max {
-			return nil, invalidParam("RetentionPeriod must be between 7 and %d days for %s.", max, mode)
+			return EventDataStore{}, invalidParam("RetentionPeriod must be between 7 and %d days for %s.", max, mode)
 		}
 		ret = *in.RetentionPeriod
 	}
-	sels := in.AdvancedEventSelectors
+	sels := in.Selectors
 	if sels == nil {
 		sels = defaultSelectors()
 	}
 	if err := validateSelectors(sels); err != nil {
-		return nil, err
+		return EventDataStore{}, err
 	}
-	if len(in.TagsList) > 50 {
-		return nil, audit.Errorf("InvalidTagParameter", "A resource can have at most 50 tags.")
+	if len(in.Tags) > 50 {
+		return EventDataStore{}, audit.Errorf("InvalidTagParameter", "A resource can have at most 50 tags.")
 	}
-	if in.KmsKeyId != nil {
-		return nil, audit.Errorf("InvalidKmsKeyId", "cairn does not encrypt with KMS keys; omit KmsKeyId.")
+	if in.KmsKeyID != nil {
+		return EventDataStore{}, audit.Errorf("InvalidKmsKeyId", "cairn does not encrypt with KMS keys; omit KmsKeyId.")
 	}
 	boolOr := func(p *bool, d bool) bool {
 		if p == nil {
@@ -326,7 +317,7 @@ func (l *Lake) createEventDataStore(ctx context.Context, req *apiserver.Request)
 		return *p
 	}
 	now := l.opts.Now().UTC().Truncate(time.Millisecond)
-	s := &EventDataStore{ID: newID(), Account: req.Caller.AccountID, Region: req.Caller.Region, Name: *in.Name,
+	s := &EventDataStore{ID: newID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
 		Status: StatusEnabled, Selectors: sels, MultiRegionEnabled: boolOr(in.MultiRegionEnabled, true),
 		OrganizationEnabled: boolOr(in.OrganizationEnabled, false), RetentionPeriod: ret,
 		TerminationProtectionEnabled: boolOr(in.TerminationProtectionEnabled, true), BillingMode: mode,
@@ -338,7 +329,7 @@ func (l *Lake) createEventDataStore(ctx context.Context, req *apiserver.Request)
 		if in.MultiRegionEnabled == nil && !s.OrganizationEnabled {
 			s.MultiRegionEnabled = false
 		} else {
-			return nil, audit.Errorf("InvalidParameterCombination", "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
+			return EventDataStore{}, audit.Errorf("InvalidParameterCombination", "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
 		}
 	}
 	l.mu.Lock()
@@ -347,139 +338,106 @@ func (l *Lake) createEventDataStore(ctx context.Context, req *apiserver.Request)
 	for _, o := range l.stores {
 		if o.Account == s.Account && o.Region == s.Region {
 			if o.Name == s.Name {
-				return nil, audit.Errorf("EventDataStoreAlreadyExists", "An event data store named %s already exists.", s.Name)
+				return EventDataStore{}, audit.Errorf("EventDataStoreAlreadyExists", "An event data store named %s already exists.", s.Name)
 			}
 			n++
 		}
 	}
 	if n >= l.opts.MaxStores {
-		return nil, audit.Errorf("EventDataStoreMaxLimitExceeded", "Your account has the maximum number of event data stores (%d) in this Region.", l.opts.MaxStores)
+		return EventDataStore{}, audit.Errorf("EventDataStoreMaxLimitExceeded", "Your account has the maximum number of event data stores (%d) in this Region.", l.opts.MaxStores)
 	}
 	l.stores[s.ID] = s
 	if err := l.saveLocked(); err != nil {
 		delete(l.stores, s.ID)
-		return nil, err
+		return EventDataStore{}, err
 	}
-	out := outStore(s)
+	out := *s
 	out.Status = StatusCreated
-	req.ResponseElements = apiserver.ResponseElements(out)
 	return out, nil
 }
 
-type storeRefIn struct{ EventDataStore *string }
-
-func (l *Lake) withStore(req *apiserver.Request, fn func(s *EventDataStore) (any, error)) (any, error) {
-	var in storeRefIn
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	ref := ""
-	if in.EventDataStore != nil {
-		ref = *in.EventDataStore
-	}
+// withStore runs fn on p's store ref (an ARN or ID) under l.mu.
+func (l *Lake) withStore(p audit.Principal, ref string, fn func(s *EventDataStore) error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, err := l.findStoreLocked(req.Caller, ref)
+	s, err := l.findStoreLocked(p.AccountID, ref)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	return fn(s)
 }
 
-func (l *Lake) getEventDataStore(ctx context.Context, req *apiserver.Request) (any, error) {
-	return l.withStore(req, func(s *EventDataStore) (any, error) { return outStore(s), nil })
+// EventDataStore returns p's store ref (an ARN or ID). Errors:
+// EventDataStoreARNInvalid, EventDataStoreNotFound.
+func (l *Lake) EventDataStore(ctx context.Context, p audit.Principal, ref string) (EventDataStore, error) {
+	var out EventDataStore
+	err := l.withStore(p, ref, func(s *EventDataStore) error { out = *s; return nil })
+	return out, err
 }
 
-func (l *Lake) listEventDataStores(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		NextToken  *string
-		MaxResults *int
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
-		return nil, audit.Errorf("InvalidMaxResults", "MaxResults must be between 1 and 1000.")
-	}
+// EventDataStores returns the stores of p's account in p's region, oldest
+// first.
+func (l *Lake) EventDataStores(ctx context.Context, p audit.Principal) []EventDataStore {
 	l.mu.Lock()
-	var list []*EventDataStore
+	defer l.mu.Unlock()
+	var list []EventDataStore
 	for _, s := range l.stores {
-		if s.Account == req.Caller.AccountID && s.Region == req.Caller.Region {
-			list = append(list, s)
+		if s.Account == p.AccountID && s.Region == p.Region {
+			list = append(list, *s)
 		}
 	}
 	sort.Slice(list, func(i, j int) bool {
 		return list[i].Created.Before(list[j].Created) || list[i].Created.Equal(list[j].Created) && list[i].ID < list[j].ID
 	})
-	items := make([]storeOut, 0, len(list))
-	for _, s := range list {
-		items = append(items, outStore(s))
-	}
-	l.mu.Unlock()
-	start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		EventDataStores []storeOut
-		NextToken       *string `json:",omitempty"`
-	}{items[start:end], next}, nil
+	return list
 }
 
-func (l *Lake) updateEventDataStore(ctx context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		EventDataStore *string
-		createStoreIn
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	if in.KmsKeyId != nil {
-		return nil, audit.Errorf("InvalidKmsKeyId", "cairn does not encrypt with KMS keys; omit KmsKeyId.")
+// UpdateEventDataStore changes p's store in.Store and returns it. Errors:
+// those of CreateEventDataStore and EventDataStore, InactiveEventDataStore,
+// InvalidEventDataStoreCategory (selectors changing the kind of events).
+func (l *Lake) UpdateEventDataStore(ctx context.Context, p audit.Principal, in UpdateStoreRequest) (EventDataStore, error) {
+	if in.KmsKeyID != nil {
+		return EventDataStore{}, audit.Errorf("InvalidKmsKeyId", "cairn does not encrypt with KMS keys; omit KmsKeyId.")
 	}
 	if in.Name != nil && !storeNameRE.MatchString(*in.Name) {
-		return nil, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
+		return EventDataStore{}, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
 	}
-	if in.AdvancedEventSelectors != nil {
-		if err := validateSelectors(in.AdvancedEventSelectors); err != nil {
-			return nil, err
+	if in.Selectors != nil {
+		if err := validateSelectors(in.Selectors); err != nil {
+			return EventDataStore{}, err
 		}
-	}
-	ref := ""
-	if in.EventDataStore != nil {
-		ref = *in.EventDataStore
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, err := l.findStoreLocked(req.Caller, ref)
+	s, err := l.findStoreLocked(p.AccountID, in.Store)
 	if err != nil {
-		return nil, err
+		return EventDataStore{}, err
 	}
 	if s.Status == StatusPendingDeletion {
-		return nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
+		return EventDataStore{}, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
 	}
 	n := *s
 	if in.Name != nil {
 		n.Name = *in.Name
 	}
-	if in.AdvancedEventSelectors != nil {
-		n.Selectors = in.AdvancedEventSelectors
+	if in.Selectors != nil {
+		n.Selectors = in.Selectors
 		if n.custom() != s.custom() {
-			return nil, audit.Errorf("InvalidEventDataStoreCategory", "The selectors cannot change the kind of events the store holds.")
+			return EventDataStore{}, audit.Errorf("InvalidEventDataStoreCategory", "The selectors cannot change the kind of events the store holds.")
 		}
 	}
 	if in.BillingMode != nil {
 		if *in.BillingMode != "EXTENDABLE_RETENTION_PRICING" && *in.BillingMode != "FIXED_RETENTION_PRICING" {
-			return nil, invalidParam("BillingMode must be EXTENDABLE_RETENTION_PRICING or FIXED_RETENTION_PRICING.")
+			return EventDataStore{}, invalidParam("BillingMode must be EXTENDABLE_RETENTION_PRICING or FIXED_RETENTION_PRICING.")
 		}
 		if s.BillingMode == "EXTENDABLE_RETENTION_PRICING" && *in.BillingMode == "FIXED_RETENTION_PRICING" {
-			return nil, invalidParam("BillingMode cannot change from EXTENDABLE_RETENTION_PRICING to FIXED_RETENTION_PRICING.")
+			return EventDataStore{}, invalidParam("BillingMode cannot change from EXTENDABLE_RETENTION_PRICING to FIXED_RETENTION_PRICING.")
 		}
 		n.BillingMode = *in.BillingMode
 	}
 	if in.RetentionPeriod != nil {
 		if _, max := retentionBounds(n.BillingMode); *in.RetentionPeriod < 7 || *in.RetentionPeriod > max {
-			return nil, invalidParam("RetentionPeriod must be between 7 and %d days for %s.", max, n.BillingMode)
+			return EventDataStore{}, invalidParam("RetentionPeriod must be between 7 and %d days for %s.", max, n.BillingMode)
 		}
 		n.RetentionPeriod = *in.RetentionPeriod
 	}
@@ -493,11 +451,11 @@ func (l *Lake) updateEventDataStore(ctx context.Context, req *apiserver.Request)
 		n.TerminationProtectionEnabled = *in.TerminationProtectionEnabled
 	}
 	if n.custom() && (n.MultiRegionEnabled || n.OrganizationEnabled) {
-		return nil, audit.Errorf("InvalidParameterCombination", "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
+		return EventDataStore{}, audit.Errorf("InvalidParameterCombination", "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
 	}
 	for _, o := range l.stores {
 		if o != s && o.Account == n.Account && o.Region == n.Region && o.Name == n.Name {
-			return nil, audit.Errorf("EventDataStoreAlreadyExists", "An event data store named %s already exists.", n.Name)
+			return EventDataStore{}, audit.Errorf("EventDataStoreAlreadyExists", "An event data store named %s already exists.", n.Name)
 		}
 	}
 	n.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
@@ -505,25 +463,26 @@ func (l *Lake) updateEventDataStore(ctx context.Context, req *apiserver.Request)
 	*s = n
 	if err := l.saveLocked(); err != nil {
 		*s = old
-		return nil, err
+		return EventDataStore{}, err
 	}
-	out := outStore(s)
-	req.ResponseElements = apiserver.ResponseElements(out)
-	return out, nil
+	return *s, nil
 }
 
-func (l *Lake) deleteEventDataStore(ctx context.Context, req *apiserver.Request) (any, error) {
-	return l.withStore(req, func(s *EventDataStore) (any, error) {
+// DeleteEventDataStore puts p's store ref in PENDING_DELETION. Errors:
+// those of EventDataStore, InvalidEventDataStoreStatus,
+// EventDataStoreTerminationProtected, ChannelExistsForEDS.
+func (l *Lake) DeleteEventDataStore(ctx context.Context, p audit.Principal, ref string) error {
+	return l.withStore(p, ref, func(s *EventDataStore) error {
 		if s.Status == StatusPendingDeletion {
-			return nil, audit.Errorf("InvalidEventDataStoreStatus", "The event data store %s is already pending deletion.", s.ID)
+			return audit.Errorf("InvalidEventDataStoreStatus", "The event data store %s is already pending deletion.", s.ID)
 		}
 		if s.TerminationProtectionEnabled {
-			return nil, audit.Errorf("EventDataStoreTerminationProtected", "The event data store %s has termination protection enabled.", s.ID)
+			return audit.Errorf("EventDataStoreTerminationProtected", "The event data store %s has termination protection enabled.", s.ID)
 		}
 		for _, c := range l.channels {
 			for _, d := range c.Destinations {
 				if d.Location == s.ARN() || d.Location == s.ID {
-					return nil, audit.Errorf("ChannelExistsForEDS", "The channel %s sends events to this event data store.", c.ARN())
+					return audit.Errorf("ChannelExistsForEDS", "The channel %s sends events to this event data store.", c.ARN())
 				}
 			}
 		}
@@ -531,57 +490,56 @@ func (l *Lake) deleteEventDataStore(ctx context.Context, req *apiserver.Request)
 		s.Status, s.Deleted = StatusPendingDeletion, l.opts.Now().UTC()
 		if err := l.saveLocked(); err != nil {
 			*s = old
-			return nil, err
+			return err
 		}
-		return struct{}{}, nil
+		return nil
 	})
 }
 
-func (l *Lake) restoreEventDataStore(ctx context.Context, req *apiserver.Request) (any, error) {
-	return l.withStore(req, func(s *EventDataStore) (any, error) {
+// RestoreEventDataStore brings p's store ref back from PENDING_DELETION
+// and returns it. Errors: those of EventDataStore,
+// InvalidEventDataStoreStatus.
+func (l *Lake) RestoreEventDataStore(ctx context.Context, p audit.Principal, ref string) (EventDataStore, error) {
+	var out EventDataStore
+	err := l.withStore(p, ref, func(s *EventDataStore) error {
 		if s.Status != StatusPendingDeletion {
-			return nil, audit.Errorf("InvalidEventDataStoreStatus", "The event data store %s is not pending deletion.", s.ID)
+			return audit.Errorf("InvalidEventDataStoreStatus", "The event data store %s is not pending deletion.", s.ID)
 		}
 		old := *s
 		s.Status, s.Deleted = StatusEnabled, time.Time{}
 		s.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
 		if err := l.saveLocked(); err != nil {
 			*s = old
-			return nil, err
+			return err
 		}
-		out := outStore(s)
-		req.ResponseElements = apiserver.ResponseElements(out)
-		return out, nil
+		out = *s
+		return nil
 	})
+	return out, err
 }
 
-func (l *Lake) setIngestion(req *apiserver.Request, on bool) (any, error) {
-	return l.withStore(req, func(s *EventDataStore) (any, error) {
+// SetIngestion starts (on) or stops the ingestion of p's store ref.
+// Errors: those of EventDataStore, InvalidEventDataStoreCategory (a store
+// of custom events), InvalidEventDataStoreStatus.
+func (l *Lake) SetIngestion(ctx context.Context, p audit.Principal, ref string, on bool) error {
+	return l.withStore(p, ref, func(s *EventDataStore) error {
 		if s.custom() {
-			return nil, audit.Errorf("InvalidEventDataStoreCategory", "Ingestion can be started and stopped only for event data stores of CloudTrail events.")
+			return audit.Errorf("InvalidEventDataStoreCategory", "Ingestion can be started and stopped only for event data stores of CloudTrail events.")
 		}
 		want, from := StatusEnabled, StatusStopped
 		if !on {
 			want, from = StatusStopped, StatusEnabled
 		}
 		if s.Status != from && s.Status != want {
-			return nil, audit.Errorf("InvalidEventDataStoreStatus", "The event data store %s is %s.", s.ID, s.Status)
+			return audit.Errorf("InvalidEventDataStoreStatus", "The event data store %s is %s.", s.ID, s.Status)
 		}
 		old := *s
 		s.Status = want
 		s.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
 		if err := l.saveLocked(); err != nil {
 			*s = old
-			return nil, err
+			return err
 		}
-		return struct{}{}, nil
+		return nil
 	})
-}
-
-func (l *Lake) startIngestion(ctx context.Context, req *apiserver.Request) (any, error) {
-	return l.setIngestion(req, true)
-}
-
-func (l *Lake) stopIngestion(ctx context.Context, req *apiserver.Request) (any, error) {
-	return l.setIngestion(req, false)
 }

@@ -1,0 +1,155 @@
+package lake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+)
+
+// TestCloseEndsItsWork closes a Lake while a query runs, an import
+// imports and Run loops, and checks that Close stops and waits for each
+// (no goroutine of the Lake is left), and that what reaches it after
+// Close is refused as ServiceUnavailable, not run under a closed
+// database.
+func TestCloseEndsItsWork(t *testing.T) {
+	before := runtime.NumGoroutine()
+	root := t.TempDir()
+	l, err := Open(t.TempDir(), Options{Threads: 1, ImportRoots: []string{root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			l.Close()
+		}
+	})
+	ctx := context.Background()
+	p := audit.Principal{AccountID: "111111111111", Region: "us-east-1"}
+	s, err := l.CreateEventDataStore(ctx, p, CreateStoreRequest{Name: ptr("alpha")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []row
+	for i := range 40 {
+		rows = append(rows, row{eds: s.ID, raw: fmt.Appendf(nil, `{"eventID":"e-%d","eventName":"ListBuckets"}`, i)})
+	}
+	if err := l.insert(ctx, rows, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	// Run, with a context nothing else ends.
+	runDone := make(chan error, 1)
+	go func() { runDone <- l.Run(context.Background(), audittest.NewMemStore(), time.Hour) }()
+	// A query that runs until it is cancelled (40^6 rows).
+	endless := `SELECT count(*) AS n FROM ` + s.ID + ` a`
+	for _, a := range []string{"b", "c", "d", "e", "f"} {
+		endless += ` CROSS JOIN ` + s.ID + ` ` + a
+	}
+	qid, err := l.StartQuery(ctx, p, endless)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		q, err := l.DescribeQuery(ctx, p, QueryRef{ID: qid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.State == QueryRunning {
+			break
+		}
+		if q.State != QueryQueued {
+			t.Fatalf("query %s: %s", q.State, q.ErrorMessage)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// An import of a file large enough to be running at Close.
+	writeLogFile(t, root+"/big.json", 20000)
+	if _, err := l.StartImport(ctx, p, ImportRequest{Destinations: []string{s.ID}, Source: root + "/big.json"}); err != nil {
+		t.Fatal(err)
+	}
+
+	closeDone := make(chan error, 1)
+	go func() { closeDone <- l.Close() }()
+	select {
+	case err := <-closeDone:
+		closed = true
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Close did not return while a query, an import and Run were running")
+	}
+	select {
+	case err := <-runDone:
+		if err != nil {
+			t.Errorf("Run after Close: %v; want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still runs after Close")
+	}
+
+	// After Close: refused, not run against the closed database.
+	want := "ServiceUnavailable"
+	_, err = l.StartQuery(ctx, p, `SELECT eventID FROM `+s.ID)
+	checkCode(t, "StartQuery after Close", err, want)
+	_, err = l.Query(ctx, p.AccountID, `SELECT eventID FROM `+s.ID)
+	checkCode(t, "Query after Close", err, want)
+	_, err = l.Sync(ctx, audittest.NewMemStore())
+	checkCode(t, "Sync after Close", err, want)
+	_, err = l.StartImport(ctx, p, ImportRequest{Destinations: []string{s.ID}, Source: root + "/big.json"})
+	checkCode(t, "StartImport after Close", err, want)
+	checkCode(t, "Run after Close", l.Run(ctx, audittest.NewMemStore(), time.Hour), want)
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	// No goroutine of the Lake is left (those of the runtime and the
+	// test framework may come and go: wait for the count to settle).
+	var n int
+	for range 200 {
+		if n = runtime.NumGoroutine(); n <= before {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	t.Errorf("%d goroutines after Close, %d before Open:\n%s", n, before, buf)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func checkCode(t *testing.T, what string, err error, want string) {
+	t.Helper()
+	var ae *audit.Error
+	if !errors.As(err, &ae) || ae.Code != want {
+		t.Errorf("%s: %v; want %s", what, err, want)
+	}
+}
+
+// writeLogFile writes a CloudTrail log file of n records of account
+// 111111111111.
+func writeLogFile(t *testing.T, path string, n int) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(`{"Records":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","accountId":"111111111111","userName":"u"},"eventTime":"2026-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.1","requestID":"R%d","eventID":"%08d-0000-4000-8000-000000000000","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111111111111","eventCategory":"Management"}`, i, i)
+	}
+	b.WriteString(`]}`)
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
