@@ -129,7 +129,7 @@ func benchSelect(b *testing.B, recs []audit.Record, trails []Trail) {
 // local bucket. The figure per op is one record delivered by every trail.
 func BenchmarkDeliver(b *testing.B) {
 	ctx := context.Background()
-	real := audittest.RealRecords(b)
+	real := audittest.RealRecordsInRealRegions(b)
 	var recs []audit.Record
 	for _, r := range real {
 		if x, err := audit.Extract(r.Raw); err == nil && x.Category != audit.CategoryInsight {

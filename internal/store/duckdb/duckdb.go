@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,10 @@ type Options struct {
 	// short write-ahead log: replay costs milliseconds per transaction,
 	// and DuckDB's own trigger (16MB of log) counts only bytes.
 	CheckpointCommits int
+	// CheckpointWALBytes checkpoints the database once its write-ahead log
+	// is this large (default 16 MiB, DuckDB's own threshold, which the
+	// store turns off: see Store).
+	CheckpointWALBytes int64
 }
 
 // defaultRowGroupSize: a lookup reads whole row groups, so smaller groups
@@ -59,11 +64,15 @@ const defaultRowGroupSize = 16384
 // Store is the DuckDB audit.Store. It is safe for concurrent use: appends
 // and deletes are serialised on one connection, lookups run on a pool.
 //
-// Reads never run while a write commits: DuckDB 1.5.6 (duckdb-go
+// Reads never run during a checkpoint: DuckDB 1.5.6 (duckdb-go
 // v2.10506.0) sometimes returns no rows for a query that matches a stored
-// row when the query runs while an append is written after a checkpoint
+// row when the query runs while the database checkpoints and appends go on
 // (TestLookupsDuringAppendsAndCheckpoints: a few EventId lookups in 4,000
-// missed their record; none once reads and writes were kept apart).
+// missed their record; none with appends alone). So DuckDB's own trigger
+// (checkpoint_threshold, checked inside any COMMIT) is off, and the store
+// checkpoints itself, after an append, holding rw exclusively: appends
+// share rw with lookups, so a lookup waits only for a checkpoint, never for
+// an append's transaction.
 type Store struct {
 	db        *sql.DB
 	connector *duckdb.Connector
@@ -80,6 +89,8 @@ type Store struct {
 	// commits counts append transactions since the last checkpoint;
 	// under writeMu.
 	commits, checkpointCommits int
+	walPath                    string
+	checkpointWAL              int64
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -164,9 +175,13 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
 	}
 	db := sql.OpenDB(connector)
-	s := &Store{db: db, connector: connector, log: log, index: newBucketIndex(), checkpointCommits: opts.CheckpointCommits}
+	s := &Store{db: db, connector: connector, log: log, index: newBucketIndex(), checkpointCommits: opts.CheckpointCommits,
+		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes}
 	if s.checkpointCommits <= 0 {
 		s.checkpointCommits = 100
+	}
+	if s.checkpointWAL <= 0 {
+		s.checkpointWAL = 16 << 20
 	}
 	if err := s.init(); err != nil {
 		s.Close()
@@ -177,6 +192,11 @@ func Open(path string, opts Options) (*Store, error) {
 
 func (s *Store) init() error {
 	ctx := context.Background()
+	// DuckDB checkpoints inside a COMMIT once its log passes this
+	// threshold; the store checkpoints itself instead (see Store).
+	if _, err := s.db.ExecContext(ctx, "SET checkpoint_threshold = '1000TB'"); err != nil {
+		return fmt.Errorf("duckdb: settings: %w", err)
+	}
 	if _, err := s.db.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("duckdb: schema: %w", err)
 	}
@@ -507,10 +527,15 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 	if len(fresh) == 0 {
 		return inserted, nil
 	}
-	// The commit may checkpoint (DuckDB's WAL threshold); no read runs
-	// meanwhile (see Store).
-	s.rw.Lock()
-	defer s.rw.Unlock()
+	// Appends share rw with lookups; only the checkpoint below takes it
+	// alone (see Store).
+	s.rw.RLock()
+	locked := true
+	defer func() {
+		if locked {
+			s.rw.RUnlock()
+		}
+	}()
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return nil, fmt.Errorf("duckdb: begin: %w", err)
 	}
@@ -528,7 +553,14 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 	if err := s.indexRecords(ctx, fresh); err != nil {
 		return nil, err
 	}
-	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+	// The commit merges the transaction's rows into the table: no read
+	// runs meanwhile (see Store).
+	s.rw.RUnlock()
+	s.rw.Lock()
+	_, err = s.wconn.ExecContext(ctx, "COMMIT")
+	s.rw.Unlock()
+	s.rw.RLock()
+	if err != nil {
 		return nil, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
@@ -536,16 +568,30 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 	for _, i := range idx {
 		inserted[i] = true
 	}
-	if s.commits++; s.commits >= s.checkpointCommits {
+	s.rw.RUnlock()
+	locked = false
+	if s.commits++; s.commits >= s.checkpointCommits || s.walSize() >= s.checkpointWAL {
 		// The append is durable already; a failed checkpoint only leaves
 		// the log longer.
-		if _, err := s.wconn.ExecContext(context.WithoutCancel(ctx), "CHECKPOINT"); err != nil {
+		s.rw.Lock()
+		_, err := s.wconn.ExecContext(context.WithoutCancel(ctx), "CHECKPOINT")
+		s.rw.Unlock()
+		if err != nil {
 			s.log.Warn("duckdb: checkpoint", "err", err)
 		} else {
 			s.commits = 0
 		}
 	}
 	return inserted, nil
+}
+
+// walSize is the size of the write-ahead log (0 when there is none).
+func (s *Store) walSize() int64 {
+	fi, err := os.Stat(s.walPath)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // appendRows writes the rows through DuckDB's Appender.
