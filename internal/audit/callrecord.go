@@ -9,10 +9,10 @@ import (
 // Limits of the fields of a call record, in bytes (longer values are cut
 // at a character boundary).
 const (
-	maxUserAgent   = 1024
-	maxErrorCode   = 1024
+	maxUserAgent    = 1024
+	maxErrorCode    = 1024
 	maxErrorMessage = 1024
-	maxRequestID   = 256
+	maxRequestID    = 256
 )
 
 // Call is an HTTP API call as the edge that served or forwarded it saw it:
