@@ -2,15 +2,11 @@ package apiserver
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // maxParams is the size above which CloudTrail leaves requestParameters out
@@ -116,31 +112,6 @@ func lowerFirst(s string) string {
 		return s
 	}
 	return string(unicode.ToLower(r)) + s[n:]
-}
-
-// tlsDetails describes the client's TLS connection as CloudTrail does.
-func tlsDetails(r *http.Request) *audit.TLSDetails {
-	st := r.TLS
-	d := &audit.TLSDetails{
-		TLSVersion:               tlsVersionName(st.Version),
-		CipherSuite:              tls.CipherSuiteName(st.CipherSuite),
-		ClientProvidedHostHeader: r.Host,
-	}
-	return d
-}
-
-func tlsVersionName(v uint16) string {
-	switch v {
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS10:
-		return "TLSv1"
-	}
-	return tls.VersionName(v)
 }
 
 // ResponseElements returns an operation's output as CloudTrail records it in

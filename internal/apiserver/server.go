@@ -9,6 +9,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -460,57 +461,42 @@ func (s *Server) record(c *call, errResp error, durable bool) error {
 	return err
 }
 
-// event builds the record AWS would write for c.
+// event builds the record AWS would write for c (audit.CallRecord decides
+// the fields every call record shares).
 func (s *Server) event(c *call, errResp error) *audit.Event {
-	t := true
-	ev := &audit.Event{
-		EventVersion: audit.EventVersion,
-		UserIdentity: &audit.UserIdentity{
-			Type:        "IAMUser",
-			PrincipalID: c.caller.PrincipalID,
-			ARN:         c.caller.ARN,
-			AccountID:   c.caller.AccountID,
-			AccessKeyID: c.caller.AccessKeyID,
-			UserName:    c.caller.UserName,
-		},
+	rc := audit.Call{
+		Identity: c.caller.Identity(),
+		Account:  c.caller.AccountID,
 		// When the request was made (AWS: "the date and time the request was
 		// made"), the time the operation itself saw (Request.Time): a
 		// StopLogging that answers in the next second is still before the
 		// trail's StopLoggingTime.
-		EventTime:          audit.FormatTime(c.start),
-		EventSource:        "cloudtrail.amazonaws.com",
-		EventName:          c.op,
-		AWSRegion:          c.caller.Region,
-		SourceIPAddress:    sourceIP(c.r),
-		UserAgent:          truncate(c.r.UserAgent(), 1024),
-		RequestParameters:  requestParameters(c.body),
-		RequestID:          c.requestID,
-		EventID:            s.cfg.NewID(),
-		ReadOnly:           &c.readOnly,
-		EventType:          "AwsApiCall",
-		ManagementEvent:    &t,
-		RecipientAccountID: c.caller.AccountID,
-		EventCategory:      "Management",
+		Time:              c.start,
+		Source:            "cloudtrail.amazonaws.com",
+		Name:              c.op,
+		Region:            c.caller.Region,
+		SourceIP:          sourceIP(c.r),
+		UserAgent:         c.r.UserAgent(),
+		RequestParameters: requestParameters(c.body),
+		RequestID:         c.requestID,
+		EventID:           s.cfg.NewID(),
+		ReadOnly:          c.readOnly,
+		Data:              c.data,
 	}
 	if c.data {
-		f := false
-		ev.EventSource, ev.EventCategory, ev.ManagementEvent = "cloudtrail-data.amazonaws.com", "Data", &f
-	}
-	if ev.EventName == "" {
-		ev.EventName = "UnknownOperation"
+		rc.Source = "cloudtrail-data.amazonaws.com"
 	}
 	var we *awsjson.Error
 	if errors.As(errResp, &we) {
-		ev.ErrorCode = truncate(we.Code, 1024)
-		ev.ErrorMessage = truncate(we.Message, 1024)
+		rc.ErrorCode, rc.ErrorMessage = we.Code, we.Message
 	}
-	if !c.readOnly && errResp == nil {
-		ev.ResponseElements = c.responseElements
+	if errResp == nil {
+		rc.ResponseElements = c.responseElements
 	}
 	if c.r.TLS != nil {
-		ev.TLSDetails = tlsDetails(c.r)
+		rc.TLS = &audit.CallTLS{Version: c.r.TLS.Version, CipherSuite: tls.CipherSuiteName(c.r.TLS.CipherSuite), Host: c.r.Host}
 	}
-	return ev
+	return audit.CallRecord(rc)
 }
 
 func sourceIP(r *http.Request) string {
@@ -520,17 +506,3 @@ func sourceIP(r *http.Request) string {
 	}
 	return host
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	// Do not cut a UTF-8 sequence in half.
-	for len(s) > 0 && !utf8Start(s[len(s)-1]) {
-		s = s[:len(s)-1]
-	}
-	return strings.ToValidUTF8(s, "")
-}
-
-func utf8Start(b byte) bool { return b < 0x80 || b >= 0xC0 }

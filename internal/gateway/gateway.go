@@ -525,48 +525,41 @@ func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byt
 	default:
 		params = formParams(form, sens)
 	}
-	ev := &audit.Event{
-		EventVersion:       audit.EventVersion,
-		UserIdentity:       ui,
-		EventTime:          audit.FormatTime(start),
-		EventSource:        source,
-		EventName:          name,
-		AWSRegion:          reg,
-		SourceIPAddress:    g.sourceIP(r),
-		UserAgent:          audit.Truncate(r.UserAgent(), 1024),
-		RequestID:          requestID(st.respHeader),
-		EventID:            audit.NewID(),
-		ReadOnly:           &ro,
-		EventType:          "AwsApiCall",
-		RecipientAccountID: account,
-		EventCategory:      "Management",
+	rc := audit.Call{
+		Identity:  ui,
+		Account:   account,
+		Time:      start,
+		Source:    source,
+		Name:      name,
+		Region:    reg,
+		SourceIP:  g.sourceIP(r),
+		UserAgent: r.UserAgent(),
+		RequestID: requestID(st.respHeader),
+		EventID:   audit.NewID(),
+		ReadOnly:  ro,
+		Data:      data,
 	}
 	if len(params) > 0 {
-		ev.RequestParameters, _ = json.Marshal(params)
-	}
-	mgmt := !data
-	ev.ManagementEvent = &mgmt
-	if data {
-		ev.EventCategory = "Data"
+		rc.RequestParameters, _ = json.Marshal(params)
 	}
 	if c.svc != nil {
-		ev.APIVersion = c.svc.APIVersion
-		ev.Resources = resources(&c, account, reg, params, st.captured.Bytes())
+		rc.APIVersion = c.svc.APIVersion
+		rc.Resources = resources(&c, account, reg, params, st.captured.Bytes())
 	}
 	if flagged {
-		ev.AdditionalEventData, _ = json.Marshal(map[string]any{"cairnUnmatchedOperation": true, "httpMethod": r.Method, "path": audit.Truncate(r.URL.Path, 1024)})
+		rc.AdditionalEventData, _ = json.Marshal(map[string]any{"cairnUnmatchedOperation": true, "httpMethod": r.Method, "path": audit.Truncate(r.URL.Path, 1024)})
 	}
 	if st.status >= 300 && !(st.status == 304) {
-		ev.ErrorCode, ev.ErrorMessage = parseError(st.status, st.respHeader, st.captured.Bytes())
+		rc.ErrorCode, rc.ErrorMessage = parseError(st.status, st.respHeader, st.captured.Bytes())
 	} else if !ro && st.captured.Len() > 0 && st.captured.Len() < maxCapture {
-		ev.ResponseElements = responseElements(service, c, st, sens)
-	}
-	if service == "sts" && st.status == 200 {
-		g.learnSession(sc, c.name, st.captured.Bytes(), ev)
+		rc.ResponseElements = responseElements(service, c, st, sens)
 	}
 	if r.TLS != nil {
-		ev.TLSDetails = &audit.TLSDetails{TLSVersion: tlsVersion(r.TLS.Version), CipherSuite: tls.CipherSuiteName(r.TLS.CipherSuite),
-			ClientProvidedHostHeader: r.Host}
+		rc.TLS = &audit.CallTLS{Version: r.TLS.Version, CipherSuite: tls.CipherSuiteName(r.TLS.CipherSuite), Host: r.Host}
+	}
+	ev := audit.CallRecord(rc)
+	if service == "sts" && st.status == 200 {
+		g.learnSession(sc, c.name, st.captured.Bytes(), ev)
 	}
 	return ev
 }
@@ -602,16 +595,6 @@ func requestID(h http.Header) string {
 		}
 	}
 	return ""
-}
-
-func tlsVersion(v uint16) string {
-	switch v {
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	}
-	return tls.VersionName(v)
 }
 
 // sourceIP is the client's address; X-Forwarded-For is believed only from

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -97,52 +98,55 @@ func (r *Reader) Next() ([]byte, error) {
 	return p, nil
 }
 
-// recordVersion is the first byte of an encoded record.
-const recordVersion = 1
+// The first byte of a frame's payload says how the record in it is
+// encoded: payloadV2, audit's binary encoding (audit.AppendBinary) of every
+// field; payloadV1, the journal's own encoding before issue 12, still read
+// so that a journal left by a crash of an earlier cairn is replayed
+// (decodeRecordV1). Nothing writes payloadV1 any more: its reader can go
+// once no journal of a release before issue 12 can be left.
+const (
+	payloadV1 = 1
+	payloadV2 = 2
+)
 
 // encodeRecord appends rec to b: the record's bytes as recorded and every
 // field of audit.Record, so that the record is rebuilt exactly as it was
 // committed (not re-extracted).
 func encodeRecord(b []byte, rec *audit.Record) []byte {
-	b = append(b, recordVersion)
-	b = appendBytes(b, rec.Raw)
-	for _, s := range []string{rec.Account, rec.Region, rec.EventID, rec.EventName, rec.EventSource, rec.Username, rec.AccessKeyID} {
-		b = appendBytes(b, []byte(s))
-	}
-	if rec.Time.IsZero() {
-		b = append(b, 0)
-	} else {
-		b = append(b, 1)
-		b = binary.AppendVarint(b, rec.Time.Unix())
-		b = binary.AppendUvarint(b, uint64(rec.Time.Nanosecond()))
-	}
-	b = append(b, byte(rec.ReadOnly), byte(rec.Category))
-	b = binary.AppendUvarint(b, uint64(len(rec.Resources)))
-	for _, res := range rec.Resources {
-		b = appendBytes(b, []byte(res.Type))
-		b = appendBytes(b, []byte(res.Name))
-		b = appendBytes(b, []byte(res.ARN))
-	}
-	return b
-}
-
-func appendBytes(b, s []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
+	return audit.AppendBinary(append(b, payloadV2), rec)
 }
 
 // errRecord reports a frame whose payload is not an encoded record (its
 // CRC matched: a bug or a foreign file, not a torn write).
 var errRecord = errors.New("journal: frame is not a record")
 
-// decodeRecord rebuilds the record encodeRecord wrote. The record does
-// not share memory with p.
+// decodeRecord rebuilds the record encodeRecord (or an earlier cairn's)
+// wrote. The record does not share memory with p.
 func decodeRecord(p []byte) (audit.Record, error) {
+	if len(p) == 0 {
+		return audit.Record{}, errRecord
+	}
+	switch p[0] {
+	case payloadV1:
+		return decodeRecordV1(p[1:])
+	case payloadV2:
+		var rec audit.Record
+		if err := audit.DecodeBinary(bytes.Clone(p[1:]), &rec); err != nil {
+			return audit.Record{}, fmt.Errorf("%w: %w", errRecord, err)
+		}
+		return rec, nil
+	}
+	return audit.Record{}, fmt.Errorf("%w: version %d", errRecord, p[0])
+}
+
+// decodeRecordV1 reads a record of the journal's first encoding (payload
+// version 1): raw, account, region, eventID, eventName, eventSource,
+// username, accessKeyId as uvarint length + bytes; time (0, or 1 with
+// varint seconds and uvarint nanoseconds); readOnly and category bytes;
+// resource count, then type, name and ARN of each.
+func decodeRecordV1(p []byte) (audit.Record, error) {
 	d := decoder{p: p}
 	var rec audit.Record
-	if v := d.byte(); v != recordVersion {
-		return rec, fmt.Errorf("%w: version %d", errRecord, v)
-	}
 	rec.Raw = d.bytes()
 	for _, s := range []*string{&rec.Account, &rec.Region, &rec.EventID, &rec.EventName, &rec.EventSource, &rec.Username, &rec.AccessKeyID} {
 		*s = string(d.bytes())

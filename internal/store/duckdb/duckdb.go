@@ -605,7 +605,7 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, first int64) e
 		contents := make([][]byte, len(recs))
 		for i, r := range recs {
 			c := make([]byte, 0, len(r.Raw)+128)
-			contents[i] = appendFields(append(c, r.Raw...), r)
+			contents[i] = frameContent(c, r)
 		}
 		frames := s.codec.compressAll(contents)
 		app, err := duckdb.NewAppenderFromConn(conn, "", "events")

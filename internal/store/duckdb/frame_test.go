@@ -17,7 +17,7 @@ func TestFieldsRoundTrip(t *testing.T) {
 			Resources: []audit.Resource{{Type: "AWS::S3::Bucket", Name: "b"}, {Type: "AWS::S3::Object", ARN: "arn:aws:s3:::b/k"}}},
 		{Raw: []byte("x"), EventName: string(make([]byte, 300)), ReadOnly: audit.False},
 	} {
-		content := appendFields(append([]byte(nil), r.Raw...), &r)
+		content := frameContent(nil, &r)
 		var got audit.Record
 		if err := splitFields(content, &got); err != nil {
 			t.Fatalf("%+v: %v", r, err)
@@ -32,7 +32,7 @@ func TestFieldsRoundTrip(t *testing.T) {
 // and what splits appends back to the same bytes.
 func FuzzSplitFields(f *testing.F) {
 	r := audit.Record{Raw: []byte(`{"a":1}`), EventName: "E", Resources: []audit.Resource{{Type: "T", Name: "N", ARN: "A"}}}
-	f.Add(appendFields(append([]byte(nil), r.Raw...), &r))
+	f.Add(frameContent(nil, &r))
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 200, 1, 0, 0, 0})
@@ -41,7 +41,7 @@ func FuzzSplitFields(f *testing.F) {
 		if err := splitFields(content, &got); err != nil {
 			return
 		}
-		again := appendFields(append([]byte(nil), got.Raw...), &got)
+		again := frameContent(nil, &got)
 		var back audit.Record
 		if err := splitFields(again, &back); err != nil {
 			t.Fatalf("re-encoded fields do not split: %v", err)

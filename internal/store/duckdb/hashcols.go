@@ -114,7 +114,8 @@ func (f frameUDF) Executor() duckdb.ScalarFuncExecutor {
 			}
 			r.Resources = append(r.Resources, x)
 		}
-		return f.c.compress(nil, appendFields(raw, &r)), nil
+		r.Raw = raw
+		return f.c.compress(nil, frameContent(nil, &r)), nil
 	}}
 }
 

@@ -1,0 +1,184 @@
+package audit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// cairn's binary encoding of a Record, shared by the ingest journal (every
+// field) and the DuckDB store's record frames (the fields a lookup returns
+// beside the JSON; the others are columns there):
+//
+//	raw || fields || uint32 little-endian len(fields)
+//
+// raw comes first so that a compressor finds the fields' values as matches
+// into it, and a decoder returns it without copying. fields is
+//
+//	version byte: 1 or 2
+//	eventName, eventSource, username, accessKeyId: uvarint length + bytes
+//	readOnly byte (Tri)
+//	resource count uvarint, then per resource type, name, ARN as strings
+//	version 2 only:
+//	account, region, eventID as strings
+//	time: byte 0 (zero), or 1, varint Unix seconds, uvarint nanoseconds
+//	category byte
+//
+// Version 1 is what DuckDB stores have held from the start; AppendBinary
+// still writes it when the version 2 fields are all zero, so the store's
+// frames keep their bytes and stay readable by earlier versions.
+const (
+	binaryV1 = 1
+	binaryV2 = 2
+)
+
+// ErrBinary reports bytes that are not a record in the binary encoding.
+var ErrBinary = errors.New("malformed binary record")
+
+// AppendBinary appends r to dst in cairn's binary record encoding and
+// returns the extended slice.
+func AppendBinary(dst []byte, r *Record) []byte {
+	dst = append(dst, r.Raw...)
+	start := len(dst)
+	v2 := r.Account != "" || r.Region != "" || r.EventID != "" || !r.Time.IsZero() || r.Category != 0
+	if v2 {
+		dst = append(dst, binaryV2)
+	} else {
+		dst = append(dst, binaryV1)
+	}
+	for _, s := range []string{r.EventName, r.EventSource, r.Username, r.AccessKeyID} {
+		dst = appendString(dst, s)
+	}
+	dst = append(dst, byte(r.ReadOnly))
+	dst = binary.AppendUvarint(dst, uint64(len(r.Resources)))
+	for _, x := range r.Resources {
+		dst = appendString(dst, x.Type)
+		dst = appendString(dst, x.Name)
+		dst = appendString(dst, x.ARN)
+	}
+	if v2 {
+		for _, s := range []string{r.Account, r.Region, r.EventID} {
+			dst = appendString(dst, s)
+		}
+		if r.Time.IsZero() {
+			dst = append(dst, 0)
+		} else {
+			dst = append(dst, 1)
+			dst = binary.AppendVarint(dst, r.Time.Unix())
+			dst = binary.AppendUvarint(dst, uint64(r.Time.Nanosecond()))
+		}
+		dst = append(dst, byte(r.Category))
+	}
+	return binary.LittleEndian.AppendUint32(dst, uint32(len(dst)-start))
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// DecodeBinary parses p, written by AppendBinary, into r. r.Raw aliases p
+// (capped, so appending to it copies). Fields a version 1 encoding does not
+// hold (Account, Region, EventID, Time, Category) are left as they are in
+// r; the others are overwritten. Damaged bytes give an error wrapping
+// ErrBinary, never a panic.
+func DecodeBinary(p []byte, r *Record) error {
+	if len(p) < 4 {
+		return ErrBinary
+	}
+	n := int(binary.LittleEndian.Uint32(p[len(p)-4:]))
+	if n < 1 || n > len(p)-4 {
+		return ErrBinary
+	}
+	f := p[len(p)-4-n : len(p)-4]
+	raw := p[: len(p)-4-n : len(p)-4-n]
+	v := f[0]
+	if v != binaryV1 && v != binaryV2 {
+		return fmt.Errorf("%w: version %d", ErrBinary, v)
+	}
+	d := binaryReader{b: f[1:]}
+	var out Record
+	out.Raw = raw
+	out.EventName, out.EventSource, out.Username, out.AccessKeyID = d.str(), d.str(), d.str(), d.str()
+	out.ReadOnly = Tri(d.byte())
+	count := d.uvarint()
+	if count > uint64(len(d.b)) { // each resource takes 3 bytes at least
+		return ErrBinary
+	}
+	if count > 0 {
+		out.Resources = make([]Resource, count)
+		for i := range out.Resources {
+			out.Resources[i] = Resource{Type: d.str(), Name: d.str(), ARN: d.str()}
+		}
+	}
+	if v == binaryV2 {
+		out.Account, out.Region, out.EventID = d.str(), d.str(), d.str()
+		if d.byte() == 1 {
+			sec, nsec := d.varint(), d.uvarint()
+			if nsec >= 1e9 {
+				d.bad = true
+			}
+			out.Time = time.Unix(sec, int64(nsec)).UTC()
+		}
+		out.Category = Category(d.byte())
+	} else {
+		out.Account, out.Region, out.EventID, out.Time, out.Category = r.Account, r.Region, r.EventID, r.Time, r.Category
+	}
+	if d.bad || len(d.b) != 0 {
+		return ErrBinary
+	}
+	*r = out
+	return nil
+}
+
+// binaryReader reads the fields of the binary encoding; a read past the
+// end sets bad and returns zero values.
+type binaryReader struct {
+	b   []byte
+	bad bool
+}
+
+func (d *binaryReader) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.bad = true
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *binaryReader) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.bad = true
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *binaryReader) byte() byte {
+	if len(d.b) == 0 {
+		d.bad = true
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *binaryReader) str() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.bad = true
+		d.b = nil
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}

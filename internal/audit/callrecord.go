@@ -1,0 +1,139 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Limits of the fields of a call record, in bytes (longer values are cut
+// at a character boundary).
+const (
+	maxUserAgent    = 1024
+	maxErrorCode    = 1024
+	maxErrorMessage = 1024
+	maxRequestID    = 256
+)
+
+// Call is an HTTP API call as the edge that served or forwarded it saw it:
+// the input of CallRecord. The edge decides what it alone knows (who the
+// caller is, the call's name and region, its parameters, its outcome);
+// CallRecord decides how a CloudTrail record says it.
+type Call struct {
+	// Identity is the record's userIdentity; Account receives the record
+	// (recipientAccountId).
+	Identity *UserIdentity
+	Account  string
+	// Time is when the request arrived (eventTime, to the second).
+	Time time.Time
+	// Source is the eventSource (cloudtrail.amazonaws.com), Name the
+	// operation (eventName; "" is recorded as UnknownOperation), Region
+	// the awsRegion, APIVersion the service's API version, if recorded.
+	Source, Name, Region, APIVersion string
+	// SourceIP is the caller's address, as the edge believes it (a
+	// trusted proxy's X-Forwarded-For...); UserAgent is the request's
+	// User-Agent header, cut to 1024 bytes.
+	SourceIP, UserAgent string
+	// RequestParameters and ResponseElements are JSON objects or nil
+	// (recorded as null). ResponseElements is recorded only for a
+	// successful call that is not read-only, as CloudTrail does.
+	RequestParameters, ResponseElements json.RawMessage
+	// AdditionalEventData is a JSON object or nil (left out).
+	AdditionalEventData json.RawMessage
+	// RequestID is the service's request ID (cut to 256 bytes), EventID
+	// the record's unique ID.
+	RequestID, EventID string
+	ReadOnly           bool
+	// Data marks a data event (eventCategory Data, managementEvent
+	// false); else a management event.
+	Data bool
+	// ErrorCode and ErrorMessage are the error the caller got ("" on
+	// success), each cut to 1024 bytes.
+	ErrorCode, ErrorMessage string
+	Resources               []EventResource
+	// TLS describes the client's TLS connection; nil when it had none.
+	TLS *CallTLS
+}
+
+// CallTLS is a call's TLS connection, as the edge's crypto/tls saw it.
+type CallTLS struct {
+	// Version is the protocol version number (0x0304 for TLS 1.3).
+	Version uint16
+	// CipherSuite is the suite's IANA name (tls.CipherSuiteName).
+	CipherSuite string
+	// Host is the Host header the client sent.
+	Host string
+}
+
+// CallRecord returns the CloudTrail record (eventType AwsApiCall) of the
+// API call c. It is the one place that decides the fields every call
+// record shares: eventVersion, eventType, eventCategory and
+// managementEvent, the limits of client-supplied fields, when
+// responseElements is recorded, and how tlsDetails names the connection.
+func CallRecord(c Call) *Event {
+	ro := c.ReadOnly
+	mgmt := !c.Data
+	ev := &Event{
+		EventVersion:        EventVersion,
+		UserIdentity:        c.Identity,
+		EventTime:           FormatTime(c.Time),
+		EventSource:         c.Source,
+		EventName:           c.Name,
+		AWSRegion:           c.Region,
+		SourceIPAddress:     c.SourceIP,
+		UserAgent:           Truncate(c.UserAgent, maxUserAgent),
+		ErrorCode:           Truncate(c.ErrorCode, maxErrorCode),
+		ErrorMessage:        Truncate(c.ErrorMessage, maxErrorMessage),
+		RequestParameters:   c.RequestParameters,
+		AdditionalEventData: c.AdditionalEventData,
+		RequestID:           Truncate(c.RequestID, maxRequestID),
+		EventID:             c.EventID,
+		ReadOnly:            &ro,
+		Resources:           c.Resources,
+		EventType:           "AwsApiCall",
+		APIVersion:          c.APIVersion,
+		ManagementEvent:     &mgmt,
+		RecipientAccountID:  c.Account,
+		EventCategory:       "Management",
+	}
+	if c.Data {
+		ev.EventCategory = "Data"
+	}
+	if ev.EventName == "" {
+		ev.EventName = "UnknownOperation"
+	}
+	if !c.ReadOnly && c.ErrorCode == "" {
+		ev.ResponseElements = c.ResponseElements
+	}
+	if c.TLS != nil {
+		ev.TLSDetails = &TLSDetails{TLSVersion: TLSVersionName(c.TLS.Version), CipherSuite: c.TLS.CipherSuite,
+			ClientProvidedHostHeader: c.TLS.Host}
+	}
+	return ev
+}
+
+// TLSVersionName names a TLS protocol version as CloudTrail's tlsDetails
+// does (TLSv1.3, TLSv1.2, TLSv1.1, TLSv1); other numbers are written as
+// crypto/tls.VersionName writes them (0x0300 is SSLv3, the rest 0x%04X).
+func TLSVersionName(v uint16) string {
+	switch v {
+	case 0x0304:
+		return "TLSv1.3"
+	case 0x0303:
+		return "TLSv1.2"
+	case 0x0302:
+		return "TLSv1.1"
+	case 0x0301:
+		return "TLSv1"
+	case 0x0300:
+		return "SSLv3"
+	}
+	return fmt.Sprintf("0x%04X", v)
+}
+
+// Identity returns the userIdentity of a call signed with p's access key:
+// an IAM user.
+func (p Principal) Identity() *UserIdentity {
+	return &UserIdentity{Type: "IAMUser", PrincipalID: p.PrincipalID, ARN: p.ARN, AccountID: p.AccountID,
+		AccessKeyID: p.AccessKeyID, UserName: p.UserName}
+}
