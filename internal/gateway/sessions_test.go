@@ -93,3 +93,34 @@ func TestSessionsPersist(t *testing.T) {
 		t.Errorf("the interrupted compaction's temporary file is still there (%v)", err)
 	}
 }
+
+// TestSessionsFileFormat reads lines as gateway-sessions.jsonl holds them
+// (an assumed role, and a GetSessionToken session with its issuer) and
+// checks they come back as the same sessions and are written back byte for
+// byte: files written by earlier versions keep loading.
+func TestSessionsFileFormat(t *testing.T) {
+	lines := `{"accessKeyId":"ASIAROLE","expires":"2026-01-01T02:00:00Z","created":"2026-01-01T00:00:00Z","account":"111111111111","roleArn":"arn:aws:iam::111111111111:role/r","assumedId":"AROA1:s","arn":"arn:aws:sts::111111111111:assumed-role/r/s"}
+{"accessKeyId":"ASIAUSER","expires":"2026-01-01T03:00:00Z","created":"2026-01-01T00:00:01Z","account":"111111111111","issuer":{"principalId":"AIDAALICE","arn":"arn:aws:iam::111111111111:user/alice","accountId":"111111111111","userName":"alice"}}
+`
+	path := filepath.Join(t.TempDir(), "gateway-sessions.jsonl")
+	if err := os.WriteFile(path, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c, err := newSessionCache(100, path, clk.now, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if s, ok := c.get("ASIAROLE"); !ok || s.roleARN != "arn:aws:iam::111111111111:role/r" || s.issuer.ARN != "" {
+		t.Errorf("ASIAROLE = %+v, %v", s, ok)
+	}
+	s, ok := c.get("ASIAUSER")
+	if !ok || s.roleARN != "" || s.issuer.PrincipalID != "AIDAALICE" || s.issuer.ARN != "arn:aws:iam::111111111111:user/alice" ||
+		s.issuer.AccountID != "111111111111" || s.issuer.UserName != "alice" {
+		t.Errorf("ASIAUSER = %+v, %v", s, ok)
+	}
+	if b, _ := os.ReadFile(path); string(b) != lines {
+		t.Errorf("compacted file:\n%s\nwant the lines read:\n%s", b, lines)
+	}
+}
