@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/gateway"
 )
@@ -19,6 +20,20 @@ import (
 // gatewaySessionsFile, in the data dir, keeps the STS credentials the
 // gateway learnt (access key IDs and identities, no secrets).
 const gatewaySessionsFile = "gateway-sessions.jsonl"
+
+// gatewayPrincipals gives the gateway the config file's users: the
+// principal of each access key, without its secret.
+type gatewayPrincipals struct{ cfg *config.Config }
+
+// Principal returns the principal of a configured access key.
+func (g gatewayPrincipals) Principal(accessKeyID string) (audit.Principal, bool) {
+	p, ok := g.cfg.Principal(accessKeyID)
+	if !ok {
+		return audit.Principal{}, false
+	}
+	return audit.Principal{AccountID: p.AccountID, UserName: p.UserName, ARN: p.ARN, PrincipalID: p.PrincipalID,
+		AccessKeyID: p.AccessKeyID}, true
+}
 
 // startGateway runs the recording gateway on its own address when the
 // config has a gateway section. stop shuts it down (waiting for in-flight
@@ -41,7 +56,7 @@ func startGateway(cfg *config.Config, dataDir string, rec gateway.Recorder, log 
 	gw, err := gateway.New(gateway.Config{
 		Upstreams: gc.Upstreams, TrustedProxies: gc.TrustedProxies, VirtualHostDomains: gc.VirtualHostDomains,
 		ExcludeSources: gc.ExcludeSources, ExcludeNames: gc.ExcludeNames, DefaultAccount: acct,
-		Principals: cfg, Recorder: rec, Logger: log, Registerer: reg,
+		Principals: gatewayPrincipals{cfg}, Recorder: rec, Logger: log, Registerer: reg,
 		MaxSessions: gc.MaxSessions, SessionFile: sessions,
 		MaxBufferedBody: int64(gc.MaxBufferedBodyMB) << 20,
 	})

@@ -12,6 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/gateway"
 	"github.com/cairn-audit/cairn/internal/mototest"
 )
 
@@ -62,5 +65,34 @@ func TestGatewayRecordsIntoEventHistory(t *testing.T) {
 	if got := lookupAll(t, ts.client("AKIABOB0000000000001", "bob-secret-key", "us-east-1"),
 		&cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventSource, "s3.amazonaws.com")}); len(got) != 0 {
 		t.Errorf("bob sees %d of alice's events", len(got))
+	}
+}
+
+// TestGatewayWiring checks what startGateway maps from the config file onto
+// the gateway: each configured key's principal (its IAM-user identity, no
+// secret), no principal for an unknown key, and defaults that agree where
+// the config file and the gateway each keep one.
+func TestGatewayWiring(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf(twoAccounts, 90)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := gatewayPrincipals{cfg}
+	for _, key := range []string{"AKIAALICE00000000001", "AKIABOB0000000000001"} {
+		cp, _ := cfg.Principal(key)
+		got, ok := ps.Principal(key)
+		want := audit.Principal{AccountID: cp.AccountID, UserName: cp.UserName, ARN: cp.ARN, PrincipalID: cp.PrincipalID, AccessKeyID: key}
+		if !ok || got != want || got.PrincipalID == "" {
+			t.Errorf("Principal(%s) = %+v, %v; want %+v, true", key, got, ok, want)
+		}
+	}
+	if p, ok := ps.Principal("AKIAUNKNOWN000000000"); ok {
+		t.Errorf("Principal(unknown key) = %+v, true; want false", p)
+	}
+	if config.DefaultMaxSessions != gateway.DefaultMaxSessions {
+		t.Errorf("gateway.max_sessions default %d, the gateway's own %d", config.DefaultMaxSessions, gateway.DefaultMaxSessions)
+	}
+	if config.DefaultMaxBufferedBodyMB<<20 != gateway.DefaultMaxBufferedBody {
+		t.Errorf("gateway.max_buffered_body_mb default %d MiB, the gateway's own %d bytes", config.DefaultMaxBufferedBodyMB, gateway.DefaultMaxBufferedBody)
 	}
 }

@@ -43,7 +43,6 @@ var exemptions = map[string]bool{
 	"internal/digest -> internal/apiserver": true,
 	"internal/digest -> internal/awsjson":   true,
 	"internal/digest -> internal/trail":     true,
-	"internal/gateway -> internal/config":   true,
 }
 
 // under reports whether pkg is one of roots or inside one.

@@ -27,7 +27,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/gateway/routes"
 )
 
@@ -48,9 +47,11 @@ type Recorder interface {
 	Commit(ctx context.Context, records ...audit.Record) error
 }
 
-// Principals maps access keys to configured users (config.Config).
+// Principals maps the access keys of known callers to their principals
+// (cmd/cairn adapts the config file's users). A key it does not know is
+// recorded as a temporary credential learnt from STS, or as Unknown.
 type Principals interface {
-	Principal(accessKeyID string) (config.Principal, bool)
+	Principal(accessKeyID string) (audit.Principal, bool)
 }
 
 // Config configures a Gateway.
@@ -68,7 +69,7 @@ type Config struct {
 	Transport          http.RoundTripper
 	Now                func() time.Time
 	// MaxSessions bounds the STS credentials remembered (default
-	// config.DefaultMaxSessions); SessionFile, when set, keeps them
+	// DefaultMaxSessions); SessionFile, when set, keeps them
 	// across restarts.
 	MaxSessions int
 	SessionFile string
@@ -96,10 +97,10 @@ type Gateway struct {
 
 // session is a set of temporary credentials STS issued through the gateway.
 type session struct {
-	issuer    config.Principal // the caller of AssumeRole, when known
-	roleARN   string           // arn:aws:iam::acct:role/name
-	assumedID string           // AROA...:session
-	arn       string           // arn:aws:sts::acct:assumed-role/name/session
+	issuer    audit.Principal // the caller of AssumeRole, when known
+	roleARN   string          // arn:aws:iam::acct:role/name
+	assumedID string          // AROA...:session
+	arn       string          // arn:aws:sts::acct:assumed-role/name/session
 	created   string
 	account   string
 	federated bool

@@ -118,6 +118,26 @@ const testConfig = `accounts:
             secret: alice-secret-key
 `
 
+// configPrincipals gives the gateway the users of a parsed config file, as
+// cmd/cairn does.
+type configPrincipals struct{ c *config.Config }
+
+func (p configPrincipals) Principal(key string) (audit.Principal, bool) {
+	cp, ok := p.c.Principal(key)
+	return audit.Principal{AccountID: cp.AccountID, UserName: cp.UserName, ARN: cp.ARN, PrincipalID: cp.PrincipalID,
+		AccessKeyID: cp.AccessKeyID}, ok
+}
+
+// testPrincipals returns the users of testConfig.
+func testPrincipals(t *testing.T) Principals {
+	t.Helper()
+	c, err := config.Parse("t.yaml", []byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return configPrincipals{c}
+}
+
 type env struct {
 	gw   *Gateway
 	url  string
@@ -141,12 +161,9 @@ func newEnv(t *testing.T) *env {
 // sessions file: a restart.
 func (e *env) start(t *testing.T) {
 	t.Helper()
-	c, err := config.Parse("t.yaml", []byte(testConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.rec = &collector{}
-	e.gw, err = New(Config{Upstreams: map[string]*url.URL{"default": e.moto}, Principals: c, Recorder: e.rec, DefaultAccount: "111111111111",
+	var err error
+	e.gw, err = New(Config{Upstreams: map[string]*url.URL{"default": e.moto}, Principals: testPrincipals(t), Recorder: e.rec, DefaultAccount: "111111111111",
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), SessionFile: e.sessions})
 	if err != nil {
 		t.Fatal(err)

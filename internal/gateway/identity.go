@@ -7,11 +7,10 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/config"
 )
 
 // identity is the userIdentity of a call and the account that receives its
-// record: IAMUser for keys cairn's config has, AssumedRole (or IAMUser with
+// record: IAMUser for keys Principals knows, AssumedRole (or IAMUser with
 // a session) for credentials STS issued through the gateway, Unknown with
 // the access key otherwise (received by DefaultAccount).
 func (g *Gateway) identity(sc scope) (*audit.UserIdentity, string) {
@@ -20,8 +19,7 @@ func (g *Gateway) identity(sc scope) (*audit.UserIdentity, string) {
 	}
 	if g.cfg.Principals != nil {
 		if p, ok := g.cfg.Principals.Principal(sc.accessKey); ok {
-			return &audit.UserIdentity{Type: "IAMUser", PrincipalID: p.PrincipalID, ARN: p.ARN, AccountID: p.AccountID,
-				AccessKeyID: p.AccessKeyID, UserName: p.UserName}, p.AccountID
+			return p.Identity(), p.AccountID
 		}
 	}
 	if s, ok := g.sessions.get(sc.accessKey); ok {
@@ -79,7 +77,7 @@ func (g *Gateway) learnSession(sc scope, op string, body []byte, ev *audit.Event
 		s.expires = t
 	}
 	if ev.UserIdentity != nil && ev.UserIdentity.Type == "IAMUser" {
-		s.issuer = config.Principal{PrincipalID: ev.UserIdentity.PrincipalID, ARN: ev.UserIdentity.ARN,
+		s.issuer = audit.Principal{PrincipalID: ev.UserIdentity.PrincipalID, ARN: ev.UserIdentity.ARN,
 			AccountID: ev.UserIdentity.AccountID, UserName: ev.UserIdentity.UserName}
 	}
 	switch {

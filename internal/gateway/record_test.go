@@ -15,8 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cairn-audit/cairn/internal/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -63,10 +61,6 @@ var eventIDField = regexp.MustCompile(`"eventID":"[0-9a-f-]{36}"`)
 // testdata/records.golden.jsonl (go test -run RecordsGolden -update
 // rewrites it). Event IDs are random and replaced before comparing.
 func TestRecordsGolden(t *testing.T) {
-	cfg, err := config.Parse("t.yaml", []byte(testConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
 	up := cannedUpstream{
 		"GET /photos/cat.jpg": {status: 200, header: map[string]string{"X-Amz-Request-Id": "S3REQ1", "Content-Type": "image/jpeg"}, body: "jpeg"},
 		"PUT /newbucket":      {status: 200, header: map[string]string{"X-Amz-Request-Id": "S3REQ2"}},
@@ -121,7 +115,7 @@ func TestRecordsGolden(t *testing.T) {
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	rec := &collector{}
-	gw, err := New(Config{Upstreams: map[string]*url.URL{"default": {Scheme: "http", Host: "upstream.invalid"}}, Principals: cfg,
+	gw, err := New(Config{Upstreams: map[string]*url.URL{"default": {Scheme: "http", Host: "upstream.invalid"}}, Principals: testPrincipals(t),
 		Recorder: rec, DefaultAccount: "111111111111", Transport: up, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)

@@ -14,12 +14,16 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
-	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // DefaultSessionLifetime is how long credentials whose STS response gave no
 // Expiration are remembered (GetSessionToken's default duration).
 const DefaultSessionLifetime = 12 * time.Hour
+
+// DefaultMaxSessions is Config.MaxSessions's default: the STS credentials
+// remembered at most.
+const DefaultMaxSessions = 100000
 
 // sessionCache remembers the temporary credentials STS issued through the
 // gateway, so that later calls with them are recorded as their session.
@@ -66,7 +70,7 @@ type sessionLine struct {
 
 func newSessionCache(max int, path string, now func() time.Time, log *slog.Logger) (*sessionCache, error) {
 	if max <= 0 {
-		max = config.DefaultMaxSessions
+		max = DefaultMaxSessions
 	}
 	c := &sessionCache{max: max, ll: list.New(), byKey: map[string]*list.Element{}, path: path, now: now, log: log}
 	if path == "" {
@@ -242,7 +246,7 @@ func (l sessionLine) session() *session {
 	s := &session{created: l.Created, account: l.Account, roleARN: l.RoleARN, assumedID: l.AssumedID,
 		arn: l.ARN, federated: l.Federated, expires: l.Expires}
 	if l.Issuer != nil {
-		s.issuer = config.Principal{PrincipalID: l.Issuer.PrincipalID, ARN: l.Issuer.ARN,
+		s.issuer = audit.Principal{PrincipalID: l.Issuer.PrincipalID, ARN: l.Issuer.ARN,
 			AccountID: l.Issuer.AccountID, UserName: l.Issuer.UserName}
 	}
 	return s
