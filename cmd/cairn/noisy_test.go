@@ -161,11 +161,18 @@ func TestNoisyNeighbourIsThrottledAlone(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, fmt.Sprintf(twoAccounts, 0)+tc.ingestConfig, "")
-			ctx, stop := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
 			calls, throttled, wait := flood(ctx, ts, tc.conns, tc.size)
-			time.Sleep(200 * time.Millisecond) // the flood fills its share
-			outs := victim(ctx, t, ts, 15)
+			// The other account starts once the flood has filled its share
+			// (a first ThrottlingException): on a loaded machine, under
+			// -race, that can take seconds. Bounded, not timed.
+			for i := 0; throttled.Load() == 0 && i < 3000; i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+			vctx, vstop := context.WithTimeout(ctx, 1500*time.Millisecond)
+			outs := victim(vctx, t, ts, 15)
+			vstop()
 			stop()
 			wait()
 			if throttled.Load() == 0 {
