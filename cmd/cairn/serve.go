@@ -111,7 +111,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		org = &trail.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
 	}
 	trails.SetOrganization(org)
-	trailAPI := &trail.API{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
+	trailSvc := &trail.Service{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
 	keyring, err := digest.OpenKeyring(f.dataDir, cfg.Delivery.DigestKeyRotation)
 	if err != nil {
 		return err
@@ -121,8 +121,10 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	digests.Logger = log
-	handlers := trailAPI.Handlers()
-	maps.Copy(handlers, (&digest.API{Keys: keyring}).Handlers())
+	handlers := apiserver.TrailHandlers(trailSvc)
+	maps.Copy(handlers, apiserver.EventSelectorHandlers(trailSvc))
+	maps.Copy(handlers, apiserver.TrailTagHandlers(trailSvc))
+	maps.Copy(handlers, apiserver.PublicKeyHandlers(keyring))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	lk, err := openLake(f.dataDir, cfg, log, bks, reg)

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
-	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket"
 	"github.com/cairn-audit/cairn/internal/digest/chain"
 	"github.com/cairn-audit/cairn/internal/trail"
@@ -318,7 +316,7 @@ func TestStoppedTrailEndsChain(t *testing.T) {
 	}
 }
 
-func TestKeyRotationAndListPublicKeys(t *testing.T) {
+func TestKeyRotation(t *testing.T) {
 	dir := t.TempDir()
 	kr, err := OpenKeyring(dir, 24*time.Hour)
 	if err != nil {
@@ -346,33 +344,6 @@ func TestKeyRotationAndListPublicKeys(t *testing.T) {
 		t.Errorf("key file mode %v", fi.Mode())
 	}
 
-	api := &API{Keys: kr2}
-	h := api.Handlers()["ListPublicKeys"]
-	call := func(body string, at time.Time) (listPublicKeysOutput, error) {
-		out, err := h(context.Background(), &apiserver.Request{Caller: apiserver.Caller{Principal: audit.Principal{AccountID: "111122223333", Region: "us-east-1"}},
-			Body: []byte(body), Time: at})
-		if err != nil {
-			return listPublicKeysOutput{}, err
-		}
-		return out.(listPublicKeysOutput), nil
-	}
-	out, err := call(`{}`, t0.Add(2*time.Hour))
-	if err != nil || len(out.PublicKeyList) != 1 || out.PublicKeyList[0].Fingerprint != k1.Fingerprint {
-		t.Errorf("now: %v %v", out, err)
-	}
-	out, _ = call(`{"StartTime":1767225600,"EndTime":1767484800}`, t0)
-	if len(out.PublicKeyList) != 2 {
-		t.Errorf("both us-east-1 keys over three days: %d", len(out.PublicKeyList))
-	}
-	b, _ := json.Marshal(out.PublicKeyList[0])
-	if !strings.Contains(string(b), `"Value":"MIIBCgKCAQEA`) || !strings.Contains(string(b), `"ValidityStartTime":1767225600`) {
-		t.Errorf("wire form %s", b)
-	}
-	for _, body := range []string{`{"StartTime":1767484800,"EndTime":1767225600}`, `{"StartTime":"x"}`, `{"NextToken":"abc"}`, `[]`} {
-		if _, err := call(body, t0); err == nil {
-			t.Errorf("%s accepted", body)
-		}
-	}
 }
 
 // TestRealCLIValidatorAcceptsSignature runs the AWS CLI's own

@@ -1,7 +1,8 @@
-// Package trail implements CloudTrail trails: the trail API (CreateTrail,
-// StartLogging, GetTrailStatus, PutEventSelectors, ...), the registry that
-// keeps trails in the data dir, event selection, and delivery of the
-// selected records as log files to buckets in AWS's layout.
+// Package trail implements CloudTrail trails: the trail operations for a
+// caller (Service: create, start logging, selectors, tags, ...; the API
+// edge, apiserver, serves them on the wire), the registry that keeps
+// trails in the data dir, event selection, and delivery of the selected
+// records as log files to buckets in AWS's layout.
 //
 // A trail delivers every record the store holds that it selects and that
 // was stored while it was logging: the registry keeps, per trail, the
