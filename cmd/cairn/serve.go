@@ -26,7 +26,6 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
 	"github.com/cairn-audit/cairn/internal/config"
-	"github.com/cairn-audit/cairn/internal/digest"
 	"github.com/cairn-audit/cairn/internal/ingest"
 	"github.com/cairn-audit/cairn/internal/lake"
 	"github.com/cairn-audit/cairn/internal/retention"
@@ -112,11 +111,11 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	trails.SetOrganization(org)
 	trailSvc := &trail.Service{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
-	keyring, err := digest.OpenKeyring(f.dataDir, cfg.Delivery.DigestKeyRotation)
+	keyring, err := trail.OpenKeyring(f.dataDir, cfg.Delivery.DigestKeyRotation)
 	if err != nil {
 		return err
 	}
-	digests, err := digest.NewWriter(f.dataDir, trails, bks.get, keyring, cfg.Delivery.DigestInterval)
+	digests, err := trail.NewDigestWriter(f.dataDir, trails, bks.get, keyring, cfg.Delivery.DigestInterval)
 	if err != nil {
 		return err
 	}

@@ -6,15 +6,15 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
-	"github.com/cairn-audit/cairn/internal/digest"
+	"github.com/cairn-audit/cairn/internal/trail"
 )
 
 // PublicKeys is what ListPublicKeys needs of the digest keys
-// (digest.Keyring).
+// (trail.Keyring).
 type PublicKeys interface {
 	// Public returns region's keys whose validity window overlaps
 	// [start, end], oldest first.
-	Public(region string, start, end time.Time) []digest.Key
+	Public(region string, start, end time.Time) []trail.SigningKey
 }
 
 // PublicKeyHandlers returns the handler of ListPublicKeys, for

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/digest"
+	"github.com/cairn-audit/cairn/internal/trail"
 )
 
 // TestListPublicKeys lists the keys of the caller's region over a time
@@ -16,7 +16,7 @@ import (
 // (base64 DER, epoch seconds), and refuses a reversed range, a bad time, a
 // NextToken and a body that is not an object.
 func TestListPublicKeys(t *testing.T) {
-	kr, err := digest.OpenKeyring(t.TempDir(), 24*time.Hour)
+	kr, err := trail.OpenKeyring(t.TempDir(), 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

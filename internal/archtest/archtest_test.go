@@ -24,7 +24,7 @@ const module = "github.com/cairn-audit/cairn/"
 var (
 	edges    = []string{"cmd/cairn", "internal/apiserver", "internal/gateway", "internal/client", "internal/console"}
 	wire     = []string{"internal/awsjson"}
-	features = []string{"internal/trail", "internal/digest", "internal/lake", "internal/insights", "internal/ingest",
+	features = []string{"internal/trail", "internal/lake", "internal/insights", "internal/ingest",
 		"internal/importer", "internal/retention"}
 )
 
@@ -40,7 +40,6 @@ var allowed = map[string]bool{
 var exemptions = map[string]bool{
 	"internal/lake -> internal/apiserver": true,
 	"internal/lake -> internal/awsjson":   true,
-	"internal/digest -> internal/trail":   true,
 	"internal/gateway -> internal/config": true,
 }
 

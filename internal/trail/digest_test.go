@@ -1,4 +1,4 @@
-package digest
+package trail
 
 import (
 	"bytes"
@@ -16,21 +16,20 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/bucket"
-	"github.com/cairn-audit/cairn/internal/digest/chain"
-	"github.com/cairn-audit/cairn/internal/trail"
+	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
 // fakeTrails is a registry of fixed trails.
 type fakeTrails struct {
 	mu     sync.Mutex
-	trails []trail.Trail
+	trails []Trail
 	status map[string]string
 }
 
-func (f *fakeTrails) Trails() []trail.Trail {
+func (f *fakeTrails) Trails() []Trail {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]trail.Trail(nil), f.trails...)
+	return append([]Trail(nil), f.trails...)
 }
 
 func (f *fakeTrails) SetDigestStatus(arn string, at time.Time, e string) error {
@@ -52,7 +51,7 @@ type fixture struct {
 	bkt    *bucket.Local
 	trails *fakeTrails
 	keys   *Keyring
-	w      *Writer
+	w      *DigestWriter
 	clk    *clock
 	t0     time.Time
 }
@@ -66,14 +65,14 @@ func newFixture(t *testing.T, prefix string) *fixture {
 	}
 	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	clk := &clock{t0}
-	tr := trail.Trail{Name: "main", Account: "111122223333", HomeRegion: "us-east-1", S3BucketName: "audit-logs",
+	tr := Trail{Name: "main", Account: "111122223333", HomeRegion: "us-east-1", S3BucketName: "audit-logs",
 		S3KeyPrefix: prefix, LogFileValidationEnabled: true, Logging: true, StartLoggingTime: t0}
-	ft := &fakeTrails{trails: []trail.Trail{tr}}
+	ft := &fakeTrails{trails: []Trail{tr}}
 	keys, err := OpenKeyring(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewWriter(dir, ft, func(n string) (bucket.Bucket, bool) { return bkt, n == "audit-logs" }, keys, time.Hour)
+	w, err := NewDigestWriter(dir, ft, func(n string) (bucket.Bucket, bool) { return bkt, n == "audit-logs" }, keys, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +85,7 @@ func newFixture(t *testing.T, prefix string) *fixture {
 func (f *fixture) deliver(t *testing.T, region, body string) string {
 	t.Helper()
 	tr := f.trails.trails[0]
-	key := tr.KeyPrefix(tr.Account, trail.FolderLogs, region) + f.clk.t.Format("2006/01/02/") + tr.Account +
+	key := tr.KeyPrefix(tr.Account, FolderLogs, region) + f.clk.t.Format("2006/01/02/") + tr.Account +
 		"_CloudTrail_" + region + "_" + f.clk.t.Format("20060102T1504Z") + "_AbCdEfGhIjKlMnOp.json.gz"
 	if err := f.bkt.Put(context.Background(), key, gz(t, []byte(body)), "application/json", nil); err != nil {
 		t.Fatal(err)
@@ -206,7 +205,7 @@ func TestDigestChain(t *testing.T) {
 		len(second["logFiles"].([]any)) != 0 {
 		t.Errorf("second digest: %v", second)
 	}
-	// Key order as AWS writes it.
+	// SigningKey order as AWS writes it.
 	if !strings.HasPrefix(string(raw1), `{"awsAccountId":"111122223333","digestStartTime":`) {
 		t.Errorf("digest JSON starts %.60s", raw1)
 	}
@@ -218,7 +217,7 @@ func TestDigestChain(t *testing.T) {
 	}
 
 	// A restarted writer continues the chain.
-	w2, err := NewWriter(f.dir, f.trails, f.w.Bucket, f.keys, time.Hour)
+	w2, err := NewDigestWriter(f.dir, f.trails, f.w.Bucket, f.keys, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +399,7 @@ func TestValidationRefusesForgedDigest(t *testing.T) {
 	k, _ := other.Current("us-east-1", f.clk.t)
 	key := strings.Replace(d[0], "T110000Z", "T120000Z", 1)
 	prev := "00"
-	s, err := Sign(&File{AWSAccountID: "111122223333", DigestStartTime: "2026-11-20T11:00:00Z", DigestEndTime: "2026-11-20T12:00:00Z",
+	s, err := SignDigest(&DigestFile{AWSAccountID: "111122223333", DigestStartTime: "2026-11-20T11:00:00Z", DigestEndTime: "2026-11-20T12:00:00Z",
 		DigestS3Bucket: "audit-logs", DigestS3Object: key, PreviousDigestSignature: &prev}, k)
 	if err != nil {
 		t.Fatal(err)
@@ -453,7 +452,7 @@ func TestDeletedTrailGetsFinalDigest(t *testing.T) {
 	if final["previousDigestS3Object"] != d[0] || len(final["logFiles"].([]any)) != 1 || !strings.HasPrefix(d[1], "pre/AWSLogs/") {
 		t.Errorf("final digest of a deleted trail: %v", final)
 	}
-	f.trails.trails = []trail.Trail{tr} // for the validation's ARN
+	f.trails.trails = []Trail{tr} // for the validation's ARN
 	if ok, out, errs := f.validate(t, f.t0, f.t0.Add(3*time.Hour)); !ok || !strings.Contains(out, "2/2 digest files valid") {
 		t.Errorf("validation: %v\n%s\n%s", ok, out, errs)
 	}

@@ -1,12 +1,12 @@
-package digest
+package trail
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cairn-audit/cairn/internal/digest/chain"
 
 	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
 // BucketObjects reads through bucket.Bucket values found by name.
