@@ -110,12 +110,12 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		org = &trail.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
 	}
 	trails.SetOrganization(org)
-	trailSvc := &trail.Service{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
+	trailSvc := &trail.Service{Registry: trails, Bucket: bks.trail, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
 	keyring, err := trail.OpenKeyring(f.dataDir, cfg.Delivery.DigestKeyRotation)
 	if err != nil {
 		return err
 	}
-	digests, err := trail.NewDigestWriter(f.dataDir, trails, bks.get, keyring, cfg.Delivery.DigestInterval)
+	digests, err := trail.NewDigestWriter(f.dataDir, trails, bks.trail, keyring, cfg.Delivery.DigestInterval)
 	if err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	go func() { janDone <- jan.Run(janCtx) }()
 	delCtx, stopDelivery := context.WithCancel(context.Background())
 	delDone := make(chan struct{})
-	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.get, Interval: cfg.Delivery.Interval, Logger: log, Observer: digests,
+	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.trail, Interval: cfg.Delivery.Interval, Logger: log, Observer: digests,
 		Registerer: reg}
 	go func() { deliverer.Run(delCtx); close(delDone) }()
 	digCtx, stopDigests := context.WithCancel(context.Background())

@@ -134,7 +134,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 
 	if *localDir != "" {
 		dir := *localDir
-		v.Objects = trail.BucketObjects(func(name string) (bucket.Bucket, bool) {
+		v.Objects = trail.BucketObjects(func(name string) (trail.Bucket, bool) {
 			b, err := bucket.NewLocal(name, dir)
 			return b, err == nil
 		})
@@ -153,7 +153,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		if r == "" {
 			r = "us-east-1"
 		}
-		v.Objects = trail.BucketObjects(func(name string) (bucket.Bucket, bool) {
+		v.Objects = trail.BucketObjects(func(name string) (trail.Bucket, bool) {
 			return bucket.NewS3(name, bucket.S3Options{Endpoint: ep, Region: r, AccessKeyID: creds.AccessKeyID,
 				SecretAccessKey: creds.SecretAccessKey, PathStyle: ep != ""}), true
 		})

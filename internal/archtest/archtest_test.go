@@ -10,6 +10,7 @@ import (
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -200,5 +201,24 @@ func TestRules(t *testing.T) {
 	}
 	if _, err := os.Stat("../../go.mod"); err != nil {
 		t.Fatalf("archtest must sit two levels below the module root: %v", err)
+	}
+}
+
+// TestTrailLinksNoS3SDK: the trail feature declares the bucket port it
+// consumes (trail.Bucket) and takes the errors from internal/bucket/objects,
+// so it links no AWS SDK; the S3 adapter (internal/bucket) does.
+func TestTrailLinksNoS3SDK(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", module+"internal/trail").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, module+"internal/bucket/objects") {
+		t.Fatalf("go list -deps internal/trail lists no internal/bucket/objects: wrong package? %d deps", len(deps))
+	}
+	for _, d := range deps {
+		if strings.HasPrefix(d, "github.com/aws/") {
+			t.Errorf("internal/trail links %s: declare the port in trail, keep SDKs in adapters", d)
+		}
 	}
 }

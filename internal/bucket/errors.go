@@ -1,36 +1,22 @@
 package bucket
 
 import (
-	"context"
 	"errors"
-	"io/fs"
-	"net"
-	"syscall"
 
 	"github.com/aws/smithy-go"
+
+	"github.com/cairn-audit/cairn/internal/bucket/objects"
 )
 
-// ErrKeyRefused is wrapped by Put errors about the object itself, its key
-// above all: writing it again fails again, while other keys of the same
-// bucket can be written (a key a local folder cannot hold, S3's
-// KeyTooLongError).
-var ErrKeyRefused = errors.New("bucket: key refused")
-
-// ErrRequestRefused is wrapped by Put errors where the bucket refused the
-// request (an S3 4xx answer other than throttling, timeouts and
-// credential or bucket errors) without saying whether the key or the
-// bucket is at fault. A caller that wrote other keys in the meantime may
-// take it as ErrKeyRefused.
-var ErrRequestRefused = errors.New("bucket: request refused")
+// The errors of buckets, shared with their consumers through package
+// objects (the same values: errors.Is holds across both names).
+var (
+	ErrKeyRefused     = objects.ErrKeyRefused
+	ErrRequestRefused = objects.ErrRequestRefused
+)
 
 // CodeError is a failure with the S3 error code that names it.
-type CodeError struct {
-	Code string
-	Err  error
-}
-
-func (e *CodeError) Error() string { return e.Code + ": " + e.Err.Error() }
-func (e *CodeError) Unwrap() error { return e.Err }
+type CodeError = objects.CodeError
 
 // keyCodes are S3 error codes about an object's key or body.
 var keyCodes = map[string]bool{
@@ -74,44 +60,6 @@ func classifyPut(err error) error {
 	return err
 }
 
-// ErrorCode names err as S3 would, for status fields such as a trail's
-// LatestDeliveryError: the code of a *CodeError or of S3's answer,
-// NoSuchBucket, AccessDenied for a permission error, ServiceUnavailable
-// when the bucket cannot be reached, else InternalError. It never returns
-// raw error text.
-func ErrorCode(err error) string {
-	var ce *CodeError
-	var ae smithy.APIError
-	var ne net.Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &ce) && safeCode(ce.Code):
-		return ce.Code
-	case errors.As(err, &ae) && safeCode(ae.ErrorCode()):
-		return ae.ErrorCode()
-	case errors.Is(err, ErrNoSuchBucket):
-		return "NoSuchBucket"
-	case errors.Is(err, fs.ErrPermission):
-		return "AccessDenied"
-	case errors.Is(err, syscall.ENOSPC):
-		return "InsufficientStorage"
-	case errors.As(err, &ne), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, context.DeadlineExceeded):
-		return "ServiceUnavailable"
-	}
-	return "InternalError"
-}
-
-// safeCode reports whether c looks like an S3 error code: 1 to 64
-// letters, digits and dots.
-func safeCode(c string) bool {
-	if c == "" || len(c) > 64 {
-		return false
-	}
-	for i := 0; i < len(c); i++ {
-		if b := c[i]; !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.') {
-			return false
-		}
-	}
-	return true
-}
+// ErrorCode names err as S3 would, never with raw error text
+// (objects.ErrorCode).
+func ErrorCode(err error) string { return objects.ErrorCode(err) }

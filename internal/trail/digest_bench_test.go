@@ -80,7 +80,7 @@ func writeBenchChain(tb testing.TB, dir string, hours, perHour, records int) tim
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w, err := NewDigestWriter(dir, ft, func(string) (bucket.Bucket, bool) { return bkt, true }, keys, time.Hour)
+	w, err := NewDigestWriter(dir, ft, func(string) (Bucket, bool) { return bkt, true }, keys, time.Hour)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func BenchmarkValidate(b *testing.B) {
 	b.SetBytes(raw * 72)
 	for b.Loop() {
 		v := &chain.Validation{TrailARN: "arn:aws:cloudtrail:us-east-1:111122223333:trail/main", Start: t0, End: t0.Add(7 * time.Hour),
-			Bucket: "audit-logs", Objects: BucketObjects(func(string) (bucket.Bucket, bool) { return bkt, true }),
+			Bucket: "audit-logs", Objects: BucketObjects(func(string) (Bucket, bool) { return bkt, true }),
 			PublicKeys: func(_ context.Context, s, e time.Time) ([]chain.PublicKey, error) {
 				var out []chain.PublicKey
 				for _, k := range kr.Public("us-east-1", s, e) {

@@ -72,7 +72,7 @@ func newFixture(t *testing.T, prefix string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewDigestWriter(dir, ft, func(n string) (bucket.Bucket, bool) { return bkt, n == "audit-logs" }, keys, time.Hour)
+	w, err := NewDigestWriter(dir, ft, func(n string) (Bucket, bool) { return bkt, n == "audit-logs" }, keys, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func (f *fixture) validateWith(t *testing.T, start, end time.Time, unlisted bool
 	var out, errb bytes.Buffer
 	tr := f.trails.trails[0]
 	v := &chain.Validation{TrailARN: tr.ARN(), Start: start, End: end, Bucket: "audit-logs", Prefix: tr.S3KeyPrefix,
-		Objects: BucketObjects(func(n string) (bucket.Bucket, bool) { return f.bkt, n == "audit-logs" }),
+		Objects: BucketObjects(func(n string) (Bucket, bool) { return f.bkt, n == "audit-logs" }),
 		PublicKeys: func(_ context.Context, s, e time.Time) ([]chain.PublicKey, error) {
 			var out []chain.PublicKey
 			for _, k := range f.keys.Public("us-east-1", s, e) {
@@ -145,7 +145,7 @@ func (f *fixture) digests(t *testing.T) []string {
 	return out
 }
 
-func readDigest(t *testing.T, b bucket.Bucket, key string) (map[string]any, map[string]string, []byte) {
+func readDigest(t *testing.T, b Bucket, key string) (map[string]any, map[string]string, []byte) {
 	t.Helper()
 	body, meta, err := b.Get(context.Background(), key)
 	if err != nil {

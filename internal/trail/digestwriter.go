@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/objects"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
@@ -30,7 +30,7 @@ type DigestTrails interface {
 // yet digested) are kept in the data dir, so a restart continues them.
 type DigestWriter struct {
 	Trails   DigestTrails
-	Bucket   func(name string) (bucket.Bucket, bool)
+	Bucket   func(name string) (Bucket, bool)
 	Keys     *Keyring
 	Interval time.Duration
 	Now      func() time.Time
@@ -101,7 +101,7 @@ func chainID(arn, account, region string) string { return arn + "|" + account + 
 const stateFile = "digest-chains.json"
 
 // NewDigestWriter returns a writer keeping its chains in dir.
-func NewDigestWriter(dir string, trails DigestTrails, buckets func(string) (bucket.Bucket, bool), keys *Keyring, interval time.Duration) (*DigestWriter, error) {
+func NewDigestWriter(dir string, trails DigestTrails, buckets func(string) (Bucket, bool), keys *Keyring, interval time.Duration) (*DigestWriter, error) {
 	w := &DigestWriter{Trails: trails, Bucket: buckets, Keys: keys, Interval: interval,
 		path: filepath.Join(dir, stateFile), chains: map[string]*chainState{}}
 	b, err := os.ReadFile(w.path)
@@ -284,7 +284,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		if err != nil {
 			w.log().Warn("digest: delivery failed", "trail", t.ARN(), "account", snap.Account, "region", snap.Region, "err", err)
 			// The status gets an S3-style code, never raw text.
-			if serr := w.Trails.SetDigestStatus(t.ARN(), now, bucket.ErrorCode(err)); serr != nil {
+			if serr := w.Trails.SetDigestStatus(t.ARN(), now, objects.ErrorCode(err)); serr != nil {
 				w.log().Error("digest: saving the digest status", "err", serr)
 			}
 			continue
@@ -315,7 +315,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 func (w *DigestWriter) writeDigest(ctx context.Context, t *Trail, c *chainState, end time.Time) error {
 	b, ok := w.Bucket(t.S3BucketName)
 	if !ok {
-		return &bucket.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
+		return &objects.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
 	}
 	k, err := w.Keys.Current(c.Region, end)
 	if err != nil {

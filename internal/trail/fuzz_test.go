@@ -34,7 +34,7 @@ func FuzzPutEventSelectors(f *testing.F) {
 	local, _ := bucket.NewLocal("logs", f.TempDir())
 	f.Fuzz(func(t *testing.T, body []byte) {
 		reg := &Registry{trails: map[string]*Trail{}} // in memory: no file to save
-		svc := &Service{Registry: reg, Bucket: func(string) (bucket.Bucket, bool) { return local, true }, MaxPerRegion: 5}
+		svc := &Service{Registry: reg, Bucket: func(string) (Bucket, bool) { return local, true }, MaxPerRegion: 5}
 		caller := audit.Principal{AccountID: acct, Region: "us-east-1"}
 		name := "main"
 		if _, err := svc.Create(context.Background(), caller, Settings{Name: &name, S3BucketName: strp("logs")}); err != nil {

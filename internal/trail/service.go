@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/objects"
 )
 
 // Service carries out the trail operations for a caller: it validates
@@ -21,7 +21,7 @@ import (
 type Service struct {
 	Registry *Registry
 	// Bucket returns the configured bucket of a name.
-	Bucket func(name string) (bucket.Bucket, bool)
+	Bucket func(name string) (Bucket, bool)
 	// Feed gives StartLogging the store's last sequence number: a trail
 	// delivers what is stored after it starts logging.
 	Feed Feed
@@ -91,7 +91,7 @@ func (s *Service) apply(ctx context.Context, t *Trail, in *Settings) error {
 	}
 	if in.S3KeyPrefix != nil {
 		p := *in.S3KeyPrefix
-		if len(p) > maxPrefixLen || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") || (p != "" && !bucket.ValidKey(p)) {
+		if len(p) > maxPrefixLen || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") || (p != "" && !objects.ValidKey(p)) {
 			return audit.Errorf("InvalidS3Prefix", "Invalid S3 prefix: %s", clip(p))
 		}
 		t.S3KeyPrefix = p
@@ -126,7 +126,7 @@ func (s *Service) checkBucket(ctx context.Context, name string) error {
 		return audit.Errorf("S3BucketDoesNotExist", "S3 bucket %s does not exist!", clip(name))
 	}
 	if err := b.Check(ctx); err != nil {
-		if errors.Is(err, bucket.ErrNoSuchBucket) {
+		if errors.Is(err, objects.ErrNoSuchBucket) {
 			return audit.Errorf("S3BucketDoesNotExist", "S3 bucket %s does not exist!", clip(name))
 		}
 		return err
