@@ -1,9 +1,9 @@
-// Package bucket holds the bucket adapters trails deliver their files to:
-// an S3 bucket on any S3-compatible endpoint (through aws-sdk-go-v2's S3
-// client) or a local folder that holds objects under their S3 keys. Their
-// errors and key rules are package objects' (standard library only), so a
-// consumer that declares its own bucket interface (trail.Bucket) links no
-// S3 SDK.
+// Package bucket is the local-folder bucket adapter (a folder that holds
+// objects under their S3 keys), the Bucket interface both adapters
+// implement, and, for its callers, the names of the S3 adapter
+// (internal/bucket/s3). The errors and key rules are package objects'
+// (standard library only), so a consumer that declares its own bucket
+// interface (trail.Bucket) links no S3 SDK.
 package bucket
 
 import (
