@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Integrity validation benchmarks (internal/digest):
+# Integrity validation benchmarks (internal/trail's digests):
 # - BenchmarkDigestSign: one hourly digest over 12 log files, signed
 #   (RSA-2048, SHA256withRSA) and gzipped;
 # - BenchmarkHashLog: SHA-256 of a 1,000-record log file;
@@ -14,14 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-go test -run '^$' -bench . -benchtime 3s ./internal/digest/ | grep '^Benchmark'
+go test -run '^$' -bench '^Benchmark(DigestSign|HashLog|Validate)$' -benchtime 3s ./internal/trail/ | grep '^Benchmark'
 
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 go build -o "$work/cairn" ./cmd/cairn
 mkdir -p "$work/data"
-CAIRN_BENCH_DIGEST_DIR="$work/data" go test -count=1 -run '^TestWriteBenchData$' ./internal/digest/ >/dev/null
+CAIRN_BENCH_DIGEST_DIR="$work/data" go test -count=1 -run '^TestWriteBenchData$' ./internal/trail/ >/dev/null
 start=$(cat "$work/data/start-time")
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -26,7 +26,6 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
 	"github.com/cairn-audit/cairn/internal/config"
-	"github.com/cairn-audit/cairn/internal/digest"
 	"github.com/cairn-audit/cairn/internal/ingest"
 	"github.com/cairn-audit/cairn/internal/lake"
 	"github.com/cairn-audit/cairn/internal/retention"
@@ -111,18 +110,20 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		org = &trail.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
 	}
 	trails.SetOrganization(org)
-	trailAPI := &trail.API{Registry: trails, Bucket: bks.get, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
-	keyring, err := digest.OpenKeyring(f.dataDir, cfg.Delivery.DigestKeyRotation)
+	trailSvc := &trail.Service{Registry: trails, Bucket: bks.trail, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
+	keyring, err := trail.OpenKeyring(f.dataDir, cfg.Delivery.DigestKeyRotation)
 	if err != nil {
 		return err
 	}
-	digests, err := digest.NewWriter(f.dataDir, trails, bks.get, keyring, cfg.Delivery.DigestInterval)
+	digests, err := trail.NewDigestWriter(f.dataDir, trails, bks.trail, keyring, cfg.Delivery.DigestInterval)
 	if err != nil {
 		return err
 	}
 	digests.Logger = log
-	handlers := trailAPI.Handlers()
-	maps.Copy(handlers, (&digest.API{Keys: keyring}).Handlers())
+	handlers := apiserver.TrailHandlers(trailSvc)
+	maps.Copy(handlers, apiserver.EventSelectorHandlers(trailSvc))
+	maps.Copy(handlers, apiserver.TrailTagHandlers(trailSvc))
+	maps.Copy(handlers, apiserver.PublicKeyHandlers(keyring))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	lk, err := openLake(f.dataDir, cfg, log, bks, reg)
@@ -191,7 +192,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	go func() { janDone <- jan.Run(janCtx) }()
 	delCtx, stopDelivery := context.WithCancel(context.Background())
 	delDone := make(chan struct{})
-	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.get, Interval: cfg.Delivery.Interval, Logger: log, Observer: digests,
+	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.trail, Interval: cfg.Delivery.Interval, Logger: log, Observer: digests,
 		Registerer: reg}
 	go func() { deliverer.Run(delCtx); close(delDone) }()
 	digCtx, stopDigests := context.WithCancel(context.Background())

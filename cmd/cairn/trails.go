@@ -5,6 +5,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/bucket"
 	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/trail"
 )
 
 // defaultBucket is the bucket every cairn has without configuration: a
@@ -17,6 +18,15 @@ type buckets map[string]bucket.Bucket
 func (b buckets) get(name string) (bucket.Bucket, bool) {
 	x, ok := b[name]
 	return x, ok
+}
+
+// trail is get for the trail feature, which declares its own bucket port.
+func (b buckets) trail(name string) (trail.Bucket, bool) {
+	x, ok := b[name]
+	if !ok {
+		return nil, false
+	}
+	return x, true
 }
 
 // openBuckets opens the buckets of cfg. Local folders are created.

@@ -14,9 +14,8 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/bucket"
 	"github.com/cairn-audit/cairn/internal/client"
-	"github.com/cairn-audit/cairn/internal/digest"
-	"github.com/cairn-audit/cairn/internal/digest/chain"
 	"github.com/cairn-audit/cairn/internal/trail"
+	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
 // validateLogsCmd is `aws cloudtrail validate-logs` for cairn: the same
@@ -124,7 +123,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 
 	if *localDir != "" {
 		dir := *localDir
-		v.Objects = digest.BucketObjects(func(name string) (bucket.Bucket, bool) {
+		v.Objects = trail.BucketObjects(func(name string) (trail.Bucket, bool) {
 			b, err := bucket.NewLocal(name, dir)
 			return b, err == nil
 		})
@@ -140,7 +139,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 			return fail(err)
 		}
 		r := client.ResolveRegion(awsCfg.Region)
-		v.Objects = digest.BucketObjects(func(name string) (bucket.Bucket, bool) {
+		v.Objects = trail.BucketObjects(func(name string) (trail.Bucket, bool) {
 			return bucket.NewS3(name, bucket.S3Options{Endpoint: ep, Region: r, AccessKeyID: creds.AccessKeyID,
 				SecretAccessKey: creds.SecretAccessKey, PathStyle: ep != ""}), true
 		})
@@ -221,7 +220,7 @@ func (d dataDirKeys) trail(_ context.Context, arn string) (trail.Trail, error) {
 }
 
 func (d dataDirKeys) publicKeys(_ context.Context, start, end time.Time) ([]chain.PublicKey, error) {
-	kr, err := digest.OpenKeyring(d.dir, 0)
+	kr, err := trail.OpenKeyring(d.dir, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,9 @@
-// Package bucket is where trails deliver their files: an S3 bucket on any
-// S3-compatible endpoint (through aws-sdk-go-v2's S3 client) or a local
-// folder that holds objects under their S3 keys.
+// Package bucket is the local-folder bucket adapter (a folder that holds
+// objects under their S3 keys), the Bucket interface both adapters
+// implement, and, for its callers, the names of the S3 adapter
+// (internal/bucket/s3). The errors and key rules are package objects'
+// (standard library only), so a consumer that declares its own bucket
+// interface (trail.Bucket) links no S3 SDK.
 package bucket
 
 import (
@@ -16,13 +19,14 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/bucket/objects"
 )
 
-// ErrNoSuchBucket reports a bucket that does not exist or cannot be reached.
-var ErrNoSuchBucket = errors.New("bucket: no such bucket")
-
-// ErrNoSuchKey reports an object that does not exist.
-var ErrNoSuchKey = errors.New("bucket: no such key")
+// ErrNoSuchBucket and ErrNoSuchKey are objects' errors (the same values).
+var (
+	ErrNoSuchBucket = objects.ErrNoSuchBucket
+	ErrNoSuchKey    = objects.ErrNoSuchKey
+)
 
 // Bucket is an S3 bucket or a local folder holding objects under S3 keys.
 // Implementations are safe for concurrent use.
@@ -45,20 +49,9 @@ type Bucket interface {
 	Check(ctx context.Context) error
 }
 
-// ValidKey reports whether key is an S3 key a local folder can hold: not
-// empty, at most 1,024 bytes, no empty, "." or ".." segment, no NUL or
-// backslash, not starting with "/".
-func ValidKey(key string) bool {
-	if key == "" || len(key) > 1024 || strings.ContainsAny(key, "\x00\\") || strings.HasPrefix(key, "/") {
-		return false
-	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
-}
+// ValidKey reports whether key is an S3 key a local folder can hold
+// (objects.ValidKey).
+func ValidKey(key string) bool { return objects.ValidKey(key) }
 
 // Local is a bucket kept in a folder: the object KEY is the file DIR/KEY.
 type Local struct {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/objects"
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -30,7 +30,7 @@ type Feed interface {
 type Deliverer struct {
 	Registry *Registry
 	Feed     Feed
-	Bucket   func(name string) (bucket.Bucket, bool)
+	Bucket   func(name string) (Bucket, bool)
 	Interval time.Duration
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -117,7 +117,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 // A trail's position moves once every group (account, region, folder) of
 // a batch was written or set aside. A record whose log key cannot be
 // written whatever the retries (the key is refused: a region that is no
-// AWS region, bucket.ErrKeyRefused, or a refusal while the bucket accepts
+// AWS region, objects.ErrKeyRefused, or a refusal while the bucket accepts
 // the batch's other keys) is set aside: logged, counted in
 // cairn_trail_records_set_aside_total, shown in LatestDeliveryError, left
 // in the store, and never blocks the records after it. Any other failure
@@ -245,7 +245,7 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 	}
 	b, ok := d.Bucket(t.S3BucketName)
 	if !ok {
-		out.err = &bucket.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
+		out.err = &objects.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
 		return out
 	}
 	if p := t.Pending; p != nil && p.Upto == end {
@@ -274,9 +274,9 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		case ctx.Err() != nil:
 			out.err = err
 			return out
-		case errors.Is(err, bucket.ErrKeyRefused):
-			d.setAside(t, g, batch, idx, bucket.ErrorCode(err), err, &out)
-		case errors.Is(err, bucket.ErrRequestRefused):
+		case errors.Is(err, objects.ErrKeyRefused):
+			d.setAside(t, g, batch, idx, objects.ErrorCode(err), err, &out)
+		case errors.Is(err, objects.ErrRequestRefused):
 			refused = append(refused, refusal{g, err})
 		default:
 			out.err = err // the bucket, not the key: stop, retry later
@@ -288,13 +288,13 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 			out.err = r.err
 			return out
 		}
-		d.setAside(t, r.g, batch, groups[r.g], bucket.ErrorCode(r.err), r.err, &out)
+		d.setAside(t, r.g, batch, groups[r.g], objects.ErrorCode(r.err), r.err, &out)
 	}
 	return out
 }
 
 // writeGroup writes the files of one group's records (batch indexes idx).
-func (d *Deliverer) writeGroup(ctx context.Context, b bucket.Bucket, t *Trail, g group, batch []audit.Appended, idx []int) error {
+func (d *Deliverer) writeGroup(ctx context.Context, b Bucket, t *Trail, g group, batch []audit.Appended, idx []int) error {
 	recs := make([]*audit.Record, len(idx))
 	for i, j := range idx {
 		recs[i] = &batch[j].Record
@@ -306,8 +306,8 @@ func (d *Deliverer) writeGroup(ctx context.Context, b bucket.Bucket, t *Trail, g
 		}
 		n, raw, gz := f.n, f.raw, f.gz
 		key := logKey(t, g, d.now())
-		if !bucket.ValidKey(key) {
-			return &bucket.CodeError{Code: "InvalidArgument", Err: fmt.Errorf("log key %q: %w", clip(key), bucket.ErrKeyRefused)}
+		if !objects.ValidKey(key) {
+			return &objects.CodeError{Code: "InvalidArgument", Err: fmt.Errorf("log key %q: %w", clip(key), objects.ErrKeyRefused)}
 		}
 		if err := b.Put(ctx, key, gz, "application/json", nil); err != nil {
 			return err
@@ -387,7 +387,7 @@ func (t *Trail) logged(at time.Time) bool {
 }
 
 // settle records the outcome of a delivery up to end in the registry.
-// The status shows an AWS-style code (bucket.ErrorCode), never raw text.
+// The status shows an AWS-style code (objects.ErrorCode), never raw text.
 func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 	now := d.now()
 	if d.backoff == nil {
@@ -395,7 +395,7 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 	}
 	code := out.code
 	if out.err != nil {
-		code = bucket.ErrorCode(out.err)
+		code = objects.ErrorCode(out.err)
 		d.metrics.failures.WithLabelValues(code).Inc()
 		b := d.backoff[t.ARN()]
 		b.delay = min(max(2*b.delay, time.Second), maxBackoff)

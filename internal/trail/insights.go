@@ -1,12 +1,9 @@
 package trail
 
 import (
-	"context"
 	"encoding/json"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/awsjson"
 )
 
 // InsightSelector enables one Insights type on a trail.
@@ -43,104 +40,58 @@ func (t *Trail) selectsInsight(r *audit.Record) bool {
 	return false
 }
 
-type insightsOut struct {
-	TrailARN         string
-	InsightSelectors []InsightSelector
-}
-
-func (a *API) putInsightSelectors(_ context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		TrailName           *string
-		InsightSelectors    []InsightSelector
-		EventDataStore      *string
-		InsightsDestination *string
-	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	switch {
-	case in.InsightSelectors == nil:
-		return nil, audit.Errorf("InvalidParameter", "InsightSelectors is required.")
-	case in.TrailName != nil && (in.EventDataStore != nil || in.InsightsDestination != nil):
-		return nil, audit.Errorf("InvalidParameterCombination", "TrailName cannot be used with EventDataStore or InsightsDestination.")
-	case in.EventDataStore != nil || in.InsightsDestination != nil:
-		return nil, audit.Errorf("UnsupportedOperation", "cairn supports Insights selectors on trails only.")
-	case in.TrailName == nil:
-		return nil, audit.Errorf("InvalidParameterCombination", "TrailName or EventDataStore is required.")
-	}
+// PutInsightSelectors sets the Insights selectors of the trail of a name
+// or ARN (the member TrailName); none turns Insights off. It returns the
+// trail.
+func (s *Service) PutInsightSelectors(c audit.Principal, nameOrARN string, sels []InsightSelector) (Trail, error) {
 	seen := map[string]bool{}
-	for i := range in.InsightSelectors {
-		s := &in.InsightSelectors[i]
+	for i := range sels {
+		s := &sels[i]
 		if s.InsightType != ApiCallRateInsight && s.InsightType != ApiErrorRateInsight {
-			return nil, audit.Errorf("InvalidInsightSelectors", "Insight type %q is not valid. Valid values: ApiCallRateInsight, ApiErrorRateInsight.", clip(s.InsightType))
+			return Trail{}, audit.Errorf("InvalidInsightSelectors", "Insight type %q is not valid. Valid values: ApiCallRateInsight, ApiErrorRateInsight.", clip(s.InsightType))
 		}
 		if seen[s.InsightType] {
-			return nil, audit.Errorf("InvalidInsightSelectors", "Insight type %s is specified twice.", s.InsightType)
+			return Trail{}, audit.Errorf("InvalidInsightSelectors", "Insight type %s is specified twice.", s.InsightType)
 		}
 		seen[s.InsightType] = true
 		for _, c := range s.EventCategories {
 			if c != "Management" {
 				// Data-event Insights (Data) are not analysed by cairn.
-				return nil, audit.Errorf("InvalidInsightSelectors", "Event category %q is not supported for Insights on this trail. Valid values: Management.", clip(c))
+				return Trail{}, audit.Errorf("InvalidInsightSelectors", "Event category %q is not supported for Insights on this trail. Valid values: Management.", clip(c))
 			}
 		}
 	}
-	var out insightsOut
-	err := a.Registry.update(func(trails map[string]*Trail) error {
-		t, err := find(trails, req.Caller, in.TrailName, "TrailName")
+	var out Trail
+	err := s.Registry.update(func(trails map[string]*Trail) error {
+		t, err := find(trails, c, nameOrARN, "TrailName")
 		if err != nil {
 			return err
 		}
-		if err := owns(t, req.Caller); err != nil {
+		if err := owns(t, c); err != nil {
 			return err
 		}
-		if len(in.InsightSelectors) > 0 && !t.logsManagementEvents() {
+		if len(sels) > 0 && !t.logsManagementEvents() {
 			return audit.Errorf("InvalidInsightSelectors", "Insights require a trail that logs management events.")
 		}
-		t.InsightSelectors = in.InsightSelectors
+		t.InsightSelectors = sels
 		if len(t.InsightSelectors) == 0 {
 			t.InsightSelectors = nil
 		}
-		out = insightsOut{TrailARN: t.ARN(), InsightSelectors: in.InsightSelectors}
+		out = *t
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	req.ResponseElements = apiserver.ResponseElements(out)
-	return out, nil
+	return out, err
 }
 
-func (a *API) getInsightSelectors(_ context.Context, req *apiserver.Request) (any, error) {
-	var in struct {
-		TrailName      *string
-		EventDataStore *string
+// InsightSelectors returns the trail of a name or ARN (the member
+// TrailName), for its Insights selectors; InsightNotEnabled when it has
+// none.
+func (s *Service) InsightSelectors(c audit.Principal, nameOrARN string) (Trail, error) {
+	t, err := s.get(c, nameOrARN, "TrailName")
+	if err == nil && len(t.InsightSelectors) == 0 {
+		return Trail{}, audit.Errorf("InsightNotEnabled", "Trail %s does not have Insights enabled. Enable Insights on the trail, and then try the request again.", t.ARN())
 	}
-	if err := awsjson.Decode(req.Body, &in); err != nil {
-		return nil, err
-	}
-	switch {
-	case in.TrailName != nil && in.EventDataStore != nil:
-		return nil, audit.Errorf("InvalidParameterCombination", "TrailName and EventDataStore cannot both be specified.")
-	case in.EventDataStore != nil:
-		return nil, audit.Errorf("UnsupportedOperation", "cairn supports Insights selectors on trails only.")
-	}
-	var out insightsOut
-	err := a.Registry.view(func(trails map[string]*Trail) error {
-		t, err := find(trails, req.Caller, in.TrailName, "TrailName")
-		if err != nil {
-			return err
-		}
-		if len(t.InsightSelectors) == 0 {
-			return audit.Errorf("InsightNotEnabled", "Trail %s does not have Insights enabled. Enable Insights on the trail, and then try the request again.", t.ARN())
-		}
-		out = insightsOut{TrailARN: t.ARN(), InsightSelectors: t.InsightSelectors}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return t, err
 }
 
 // logsManagementEvents reports whether some selector of t selects

@@ -15,12 +15,13 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/objects"
 )
 
 // picky is a local bucket that refuses the keys holding refuse (with
 // refuseErr), and every write once down is set (bucket down).
 type picky struct {
-	bucket.Bucket
+	Bucket
 	mu        sync.Mutex
 	refuse    string
 	refuseErr error
@@ -46,7 +47,7 @@ type deliveryEnv struct {
 	dir   string
 	reg   *Registry
 	store *audittest.MemStore
-	local bucket.Bucket
+	local Bucket
 	b     *picky
 	d     *Deliverer
 	now   time.Time
@@ -88,7 +89,7 @@ func (e *deliveryEnv) open() {
 	}
 	e.reg = reg
 	e.prom = prometheus.NewRegistry()
-	e.d = &Deliverer{Registry: reg, Feed: e.store, Bucket: func(name string) (bucket.Bucket, bool) { return e.b, name == "logs" },
+	e.d = &Deliverer{Registry: reg, Feed: e.store, Bucket: func(name string) (Bucket, bool) { return e.b, name == "logs" },
 		Interval: time.Second, Now: func() time.Time { return e.now }, Registerer: e.prom}
 }
 
@@ -185,8 +186,8 @@ func TestUndeliverableRecordIsSetAside(t *testing.T) {
 // it while accepting the batch's other keys; a refusal with no other key
 // accepted is the bucket's failure: retried, nothing set aside.
 func TestRefusedKeyIsSetAside(t *testing.T) {
-	keyErr := &bucket.CodeError{Code: "KeyTooLongError", Err: bucket.ErrKeyRefused}
-	reqErr := &bucket.CodeError{Code: "InvalidRequest", Err: bucket.ErrRequestRefused}
+	keyErr := &objects.CodeError{Code: "KeyTooLongError", Err: objects.ErrKeyRefused}
+	reqErr := &objects.CodeError{Code: "InvalidRequest", Err: objects.ErrRequestRefused}
 	for _, tc := range []struct {
 		name      string
 		err       error
@@ -232,7 +233,7 @@ func TestFailedBatchIsNotRewritten(t *testing.T) {
 		e.add(t, r, "In-"+r)
 	}
 	// The bucket fails from the second write on.
-	e.d.Bucket = func(string) (bucket.Bucket, bool) { return &failAfter{picky: e.b, n: 1}, true }
+	e.d.Bucket = func(string) (Bucket, bool) { return &failAfter{picky: e.b, n: 1}, true }
 	e.round()
 	tr := e.trail(t)
 	head, _ := e.store.LastSeq(context.Background())

@@ -1,7 +1,16 @@
-// Package trail implements CloudTrail trails: the trail API (CreateTrail,
-// StartLogging, GetTrailStatus, PutEventSelectors, ...), the registry that
-// keeps trails in the data dir, event selection, and delivery of the
-// selected records as log files to buckets in AWS's layout.
+// Package trail implements CloudTrail trails: the trail operations for a
+// caller (Service: create, start logging, selectors, tags, ...; the API
+// edge, apiserver, serves them on the wire), the registry that keeps
+// trails in the data dir, event selection, and delivery of the selected
+// records as log files to buckets in AWS's layout.
+//
+// It also implements log file integrity validation: per-region RSA key
+// pairs kept in the data dir and rotated (Keyring; the API edge serves
+// ListPublicKeys from it), and digest files (DigestWriter: one per trail,
+// account and region every digest interval, chained through
+// previousDigestSignature and signed with SHA256withRSA). The digest
+// format and the validator that walks the chain as
+// `aws cloudtrail validate-logs` does are in trail/chain (facts §5).
 //
 // A trail delivers every record the store holds that it selects and that
 // was stored while it was logging: the registry keeps, per trail, the

@@ -131,7 +131,7 @@ func TestValidateSelectors(t *testing.T) {
 
 // flaky is a local bucket that refuses writes while down is set.
 type flaky struct {
-	bucket.Bucket
+	Bucket
 	mu   sync.Mutex
 	down bool
 }
@@ -161,7 +161,7 @@ func (s *seen) LogDelivered(_ context.Context, _ Trail, _, _, key string, raw []
 }
 
 // delivered reads every record of the log files in b.
-func delivered(t *testing.T, b bucket.Bucket, prefix string) (keys []string, names []string) {
+func delivered(t *testing.T, b Bucket, prefix string) (keys []string, names []string) {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := b.List(ctx, prefix, "", 0)
@@ -222,7 +222,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	}
 	now := time.Date(2026, 11, 25, 8, 5, 0, 0, time.UTC)
 	obs := &seen{}
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(name string) (bucket.Bucket, bool) { return b, name == "logs" },
+	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(name string) (Bucket, bool) { return b, name == "logs" },
 		Interval: time.Second, Now: func() time.Time { return now }, Observer: obs}
 	store.Append(ctx, []audit.Record{
 		rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""),
@@ -319,7 +319,7 @@ func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
 		return nil
 	})
 	now := stop.Add(5 * time.Second)
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (bucket.Bucket, bool) { return local, true },
+	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return local, true },
 		Interval: time.Second, Now: func() time.Time { return now }}
 	// Stored after the stop: a call from while logging, the StopLogging
 	// call itself (same second), and a call after the stop.
@@ -349,7 +349,7 @@ func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
 // stalling is a bucket whose first write waits for its context to end
 // (a slow S3 when shutdown begins).
 type stalling struct {
-	bucket.Bucket
+	Bucket
 	started chan struct{}
 	once    sync.Once
 }
@@ -386,7 +386,7 @@ func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
 		return nil
 	})
 	store.Append(ctx, []audit.Record{at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""), time.Now())})
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (bucket.Bucket, bool) { return b, true }, Interval: 10 * time.Millisecond}
+	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return b, true }, Interval: 10 * time.Millisecond}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { d.Run(runCtx); close(done) }()

@@ -1,10 +1,4 @@
-// Package digest implements CloudTrail log file integrity validation:
-// per-region RSA key pairs kept in the data dir and rotated, digest files
-// (one per trail, account and region every digest interval, chained
-// through previousDigestSignature and signed with SHA256withRSA),
-// ListPublicKeys, and a validator that walks the chain as
-// `aws cloudtrail validate-logs` does (facts §5).
-package digest
+package trail
 
 import (
 	"crypto"
@@ -24,12 +18,12 @@ import (
 	"time"
 )
 
-// DefaultRotation is how long a key pair signs digests before a new one
+// DefaultKeyRotation is how long a key pair signs digests before a new one
 // replaces it (AWS's published keys show about 30-day windows).
-const DefaultRotation = 30 * 24 * time.Hour
+const DefaultKeyRotation = 30 * 24 * time.Hour
 
-// Key is one region's RSA-2048 key pair and its validity window.
-type Key struct {
+// SigningKey is one region's RSA-2048 key pair and its validity window.
+type SigningKey struct {
 	Region string
 	// Start and End bound the window in which the key signs digests; the
 	// public key stays listed for validation of what it signed.
@@ -42,14 +36,14 @@ type Key struct {
 }
 
 // Sign returns the SHA256withRSA (RSASSA-PKCS1-v1_5) signature of msg.
-func (k *Key) Sign(msg []byte) ([]byte, error) {
+func (k *SigningKey) Sign(msg []byte) ([]byte, error) {
 	h := sha256.Sum256(msg)
 	return rsa.SignPKCS1v15(rand.Reader, k.private, crypto.SHA256, h[:])
 }
 
 // Fingerprint returns AWS's fingerprint of a PKCS#1 public key: the
 // lowercase hex MD5 of its DER bytes.
-func Fingerprint(der []byte) string {
+func KeyFingerprint(der []byte) string {
 	h := md5.Sum(der)
 	return hex.EncodeToString(h[:])
 }
@@ -62,7 +56,7 @@ type Keyring struct {
 	rotation time.Duration
 
 	mu   sync.Mutex
-	keys []*Key // sorted by region, then Start
+	keys []*SigningKey // sorted by region, then Start
 	// bits is the key size (2048; tests may not change it).
 	bits int
 }
@@ -78,10 +72,10 @@ type storedKey struct {
 const keysFile = "digest-keys.json"
 
 // OpenKeyring reads the keyring kept in dir. rotation <= 0 means
-// DefaultRotation.
+// DefaultKeyRotation.
 func OpenKeyring(dir string, rotation time.Duration) (*Keyring, error) {
 	if rotation <= 0 {
-		rotation = DefaultRotation
+		rotation = DefaultKeyRotation
 	}
 	kr := &Keyring{path: filepath.Join(dir, keysFile), rotation: rotation, bits: 2048}
 	b, err := os.ReadFile(kr.path)
@@ -106,9 +100,9 @@ func OpenKeyring(dir string, rotation time.Duration) (*Keyring, error) {
 	return kr, nil
 }
 
-func newKey(region string, start, end time.Time, priv *rsa.PrivateKey) *Key {
+func newKey(region string, start, end time.Time, priv *rsa.PrivateKey) *SigningKey {
 	der := x509.MarshalPKCS1PublicKey(&priv.PublicKey)
-	return &Key{Region: region, Start: start.UTC(), End: end.UTC(), private: priv, DER: der, Fingerprint: Fingerprint(der)}
+	return &SigningKey{Region: region, Start: start.UTC(), End: end.UTC(), private: priv, DER: der, Fingerprint: KeyFingerprint(der)}
 }
 
 func (kr *Keyring) sortLocked() {
@@ -123,11 +117,11 @@ func (kr *Keyring) sortLocked() {
 
 // Current returns the key that signs region's digests at now, creating
 // and saving a new key pair when the region has none valid at now.
-func (kr *Keyring) Current(region string, now time.Time) (*Key, error) {
+func (kr *Keyring) Current(region string, now time.Time) (*SigningKey, error) {
 	now = now.UTC()
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
-	var cur *Key
+	var cur *SigningKey
 	for _, k := range kr.keys {
 		if k.Region == region && !now.Before(k.Start) && now.Before(k.End) {
 			cur = k // the latest one started wins
@@ -151,7 +145,7 @@ func (kr *Keyring) Current(region string, now time.Time) (*Key, error) {
 	return k, nil
 }
 
-func remove(keys []*Key, k *Key) []*Key {
+func remove(keys []*SigningKey, k *SigningKey) []*SigningKey {
 	out := keys[:0]
 	for _, x := range keys {
 		if x != k {
@@ -163,13 +157,13 @@ func remove(keys []*Key, k *Key) []*Key {
 
 // Public returns region's keys whose validity window overlaps
 // [start, end], oldest first.
-func (kr *Keyring) Public(region string, start, end time.Time) []Key {
+func (kr *Keyring) Public(region string, start, end time.Time) []SigningKey {
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
-	var out []Key
+	var out []SigningKey
 	for _, k := range kr.keys {
 		if k.Region == region && !k.End.Before(start) && !k.Start.After(end) {
-			out = append(out, Key{Region: k.Region, Start: k.Start, End: k.End, DER: k.DER, Fingerprint: k.Fingerprint})
+			out = append(out, SigningKey{Region: k.Region, Start: k.Start, End: k.End, DER: k.DER, Fingerprint: k.Fingerprint})
 		}
 	}
 	return out

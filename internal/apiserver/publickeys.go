@@ -1,23 +1,29 @@
-package digest
+package apiserver
 
 import (
 	"context"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/cairn-audit/cairn/internal/trail"
 )
 
-// API serves ListPublicKeys from a keyring.
-type API struct {
-	Keys *Keyring
+// PublicKeys is what ListPublicKeys needs of the digest keys
+// (trail.Keyring).
+type PublicKeys interface {
+	// Public returns region's keys whose validity window overlaps
+	// [start, end], oldest first.
+	Public(region string, start, end time.Time) []trail.SigningKey
 }
 
-// Handlers returns the operations API serves, for apiserver.Config.Handlers.
-func (a *API) Handlers() map[string]apiserver.Handler {
-	return map[string]apiserver.Handler{"ListPublicKeys": a.listPublicKeys}
+// PublicKeyHandlers returns the handler of ListPublicKeys, for
+// Config.Handlers.
+func PublicKeyHandlers(k PublicKeys) map[string]Handler {
+	return map[string]Handler{"ListPublicKeys": publicKeyHandlers{k}.listPublicKeys}
 }
+
+type publicKeyHandlers struct{ keys PublicKeys }
 
 type listPublicKeysInput struct {
 	StartTime *awsjson.Timestamp
@@ -40,7 +46,7 @@ type listPublicKeysOutput struct {
 // scope) whose validity overlaps [StartTime, EndTime]; each defaults to
 // the time of the call, and EndTime may lie in the future (the AWS CLI
 // asks for end+2h). All keys fit one page: cairn never returns NextToken.
-func (a *API) listPublicKeys(_ context.Context, req *apiserver.Request) (any, error) {
+func (h publicKeyHandlers) listPublicKeys(_ context.Context, req *Request) (any, error) {
 	var in listPublicKeysInput
 	if err := awsjson.Decode(req.Body, &in); err != nil {
 		return nil, err
@@ -63,7 +69,7 @@ func (a *API) listPublicKeys(_ context.Context, req *apiserver.Request) (any, er
 		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "Start time must be earlier than or equal to end time.")
 	}
 	out := listPublicKeysOutput{PublicKeyList: []publicKeyOut{}}
-	for _, k := range a.Keys.Public(req.Caller.Region, start, end) {
+	for _, k := range h.keys.Public(req.Caller.Region, start, end) {
 		out.PublicKeyList = append(out.PublicKeyList, publicKeyOut{Value: k.DER, Fingerprint: k.Fingerprint,
 			ValidityStartTime: awsjson.NewTimestamp(k.Start), ValidityEndTime: awsjson.NewTimestamp(k.End)})
 	}

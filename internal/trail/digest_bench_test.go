@@ -1,4 +1,4 @@
-package digest
+package trail
 
 import (
 	"bytes"
@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/bucket"
-	"github.com/cairn-audit/cairn/internal/digest/chain"
-	"github.com/cairn-audit/cairn/internal/trail"
+	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
 // benchLog is a log file of n records shaped like CloudTrail's.
@@ -38,15 +37,15 @@ func BenchmarkDigestSign(b *testing.B) {
 		b.Fatal(err)
 	}
 	k, _ := kr.Current("us-east-1", time.Now())
-	f := File{AWSAccountID: "111122223333", DigestStartTime: "2026-11-20T10:00:00Z", DigestEndTime: "2026-11-20T11:00:00Z",
+	f := DigestFile{AWSAccountID: "111122223333", DigestStartTime: "2026-11-20T10:00:00Z", DigestEndTime: "2026-11-20T11:00:00Z",
 		DigestS3Bucket: "audit-logs", DigestS3Object: "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/20/x.json.gz"}
 	for i := range 12 {
-		f.LogFiles = append(f.LogFiles, LogFile{S3Bucket: "audit-logs", S3Object: fmt.Sprintf("AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/20/111122223333_CloudTrail_us-east-1_20261120T10%02dZ_AbCdEfGhIjKlMnOp.json.gz", i*5),
+		f.LogFiles = append(f.LogFiles, DigestLogFile{S3Bucket: "audit-logs", S3Object: fmt.Sprintf("AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/20/111122223333_CloudTrail_us-east-1_20261120T10%02dZ_AbCdEfGhIjKlMnOp.json.gz", i*5),
 			HashValue: chain.HashLog([]byte{byte(i)}), HashAlgorithm: HashAlgorithm, NewestEventTime: "2026-11-20T10:00:00Z", OldestEventTime: "2026-11-20T10:00:00Z"})
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Sign(&f, k); err != nil {
+		if _, err := SignDigest(&f, k); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -74,14 +73,14 @@ func writeBenchChain(tb testing.TB, dir string, hours, perHour, records int) tim
 	}
 	t0 := time.Now().UTC().Add(-time.Duration(hours+1) * time.Hour).Truncate(time.Hour)
 	clk := &clock{t0}
-	tr := trail.Trail{Name: "main", Account: "111122223333", HomeRegion: "us-east-1", S3BucketName: "audit-logs",
+	tr := Trail{Name: "main", Account: "111122223333", HomeRegion: "us-east-1", S3BucketName: "audit-logs",
 		LogFileValidationEnabled: true, Logging: true, StartLoggingTime: t0}
-	ft := &fakeTrails{trails: []trail.Trail{tr}}
+	ft := &fakeTrails{trails: []Trail{tr}}
 	keys, err := OpenKeyring(dir, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w, err := NewWriter(dir, ft, func(string) (bucket.Bucket, bool) { return bkt, true }, keys, time.Hour)
+	w, err := NewDigestWriter(dir, ft, func(string) (Bucket, bool) { return bkt, true }, keys, time.Hour)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -127,7 +126,7 @@ func BenchmarkValidate(b *testing.B) {
 	b.SetBytes(raw * 72)
 	for b.Loop() {
 		v := &chain.Validation{TrailARN: "arn:aws:cloudtrail:us-east-1:111122223333:trail/main", Start: t0, End: t0.Add(7 * time.Hour),
-			Bucket: "audit-logs", Objects: BucketObjects(func(string) (bucket.Bucket, bool) { return bkt, true }),
+			Bucket: "audit-logs", Objects: BucketObjects(func(string) (Bucket, bool) { return bkt, true }),
 			PublicKeys: func(_ context.Context, s, e time.Time) ([]chain.PublicKey, error) {
 				var out []chain.PublicKey
 				for _, k := range kr.Public("us-east-1", s, e) {

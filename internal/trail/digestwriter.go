@@ -1,11 +1,10 @@
-package digest
+package trail
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cairn-audit/cairn/internal/digest/chain"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,24 +13,24 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/bucket"
-	"github.com/cairn-audit/cairn/internal/trail"
+	"github.com/cairn-audit/cairn/internal/bucket/objects"
+	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
 // Trails is what the writer needs of the trail registry.
-type Trails interface {
-	Trails() []trail.Trail
+type DigestTrails interface {
+	Trails() []Trail
 	SetDigestStatus(arn string, at time.Time, deliveryErr string) error
 }
 
-// Writer writes the digest files of trails with log file validation: it
-// learns of every delivered log file (trail.Observer) and, every Interval,
+// DigestWriter writes the digest files of trails with log file validation: it
+// learns of every delivered log file (Observer) and, every Interval,
 // writes one digest per trail, account and region — also when no log file
 // was delivered, as AWS does. Its chains (previous digest, log files not
 // yet digested) are kept in the data dir, so a restart continues them.
-type Writer struct {
-	Trails   Trails
-	Bucket   func(name string) (bucket.Bucket, bool)
+type DigestWriter struct {
+	Trails   DigestTrails
+	Bucket   func(name string) (Bucket, bool)
 	Keys     *Keyring
 	Interval time.Duration
 	Now      func() time.Time
@@ -79,19 +78,19 @@ type trailCopy struct {
 	OrganizationID      string `json:"organizationId,omitempty"`
 }
 
-func copyOf(t *trail.Trail) *trailCopy {
+func copyOf(t *Trail) *trailCopy {
 	return &trailCopy{Name: t.Name, HomeRegion: t.HomeRegion, S3BucketName: t.S3BucketName, S3KeyPrefix: t.S3KeyPrefix,
 		IsOrganizationTrail: t.IsOrganizationTrail, OrganizationID: t.OrganizationID}
 }
 
 // trail returns the trail a copy was taken of, as far as digests need it.
-func (c *trailCopy) trail(account string) trail.Trail {
-	return trail.Trail{Name: c.Name, Account: account, HomeRegion: c.HomeRegion, S3BucketName: c.S3BucketName,
+func (c *trailCopy) trail(account string) Trail {
+	return Trail{Name: c.Name, Account: account, HomeRegion: c.HomeRegion, S3BucketName: c.S3BucketName,
 		S3KeyPrefix: c.S3KeyPrefix, IsOrganizationTrail: c.IsOrganizationTrail, OrganizationID: c.OrganizationID}
 }
 
 type pending struct {
-	LogFile
+	DigestLogFile
 	Oldest time.Time `json:"oldest"`
 	Newest time.Time `json:"newest"`
 }
@@ -101,9 +100,9 @@ func chainID(arn, account, region string) string { return arn + "|" + account + 
 // stateFile is the writer's file in the data dir.
 const stateFile = "digest-chains.json"
 
-// NewWriter returns a writer keeping its chains in dir.
-func NewWriter(dir string, trails Trails, buckets func(string) (bucket.Bucket, bool), keys *Keyring, interval time.Duration) (*Writer, error) {
-	w := &Writer{Trails: trails, Bucket: buckets, Keys: keys, Interval: interval,
+// NewDigestWriter returns a writer keeping its chains in dir.
+func NewDigestWriter(dir string, trails DigestTrails, buckets func(string) (Bucket, bool), keys *Keyring, interval time.Duration) (*DigestWriter, error) {
+	w := &DigestWriter{Trails: trails, Bucket: buckets, Keys: keys, Interval: interval,
 		path: filepath.Join(dir, stateFile), chains: map[string]*chainState{}}
 	b, err := os.ReadFile(w.path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -122,7 +121,7 @@ func NewWriter(dir string, trails Trails, buckets func(string) (bucket.Bucket, b
 	return w, nil
 }
 
-func (w *Writer) saveLocked() error {
+func (w *DigestWriter) saveLocked() error {
 	list := make([]*chainState, 0, len(w.chains))
 	for _, c := range w.chains {
 		list = append(list, c)
@@ -138,12 +137,12 @@ func (w *Writer) saveLocked() error {
 }
 
 // LogDelivered records a delivered log file for the next digest of its
-// trail, account and region (trail.Observer). raw is the uncompressed file.
-func (w *Writer) LogDelivered(_ context.Context, t trail.Trail, account, region, key string, raw []byte, oldest, newest time.Time) {
+// trail, account and region (Observer). raw is the uncompressed file.
+func (w *DigestWriter) LogDelivered(_ context.Context, t Trail, account, region, key string, raw []byte, oldest, newest time.Time) {
 	if !t.LogFileValidationEnabled {
 		return
 	}
-	p := pending{LogFile: LogFile{S3Bucket: t.S3BucketName, S3Object: key, HashValue: chain.HashLog(raw), HashAlgorithm: HashAlgorithm,
+	p := pending{DigestLogFile: DigestLogFile{S3Bucket: t.S3BucketName, S3Object: key, HashValue: chain.HashLog(raw), HashAlgorithm: HashAlgorithm,
 		NewestEventTime: chain.FormatTime(newest), OldestEventTime: chain.FormatTime(oldest)}, Oldest: oldest, Newest: newest}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -156,7 +155,7 @@ func (w *Writer) LogDelivered(_ context.Context, t trail.Trail, account, region,
 
 // chainLocked returns the chain of t, account and region, beginning one
 // when there is none.
-func (w *Writer) chainLocked(t *trail.Trail, account, region string) *chainState {
+func (w *DigestWriter) chainLocked(t *Trail, account, region string) *chainState {
 	id := chainID(t.ARN(), account, region)
 	c := w.chains[id]
 	if c != nil && c.Ended && !t.StartLoggingTime.Equal(c.Logging) {
@@ -189,7 +188,7 @@ func (w *Writer) chainLocked(t *trail.Trail, account, region string) *chainState
 // Run writes the due digests at once (a restart, after a crash too,
 // catches up on digests that came due while cairn was down instead of
 // waiting another interval), then every Interval until ctx ends.
-func (w *Writer) Run(ctx context.Context) {
+func (w *DigestWriter) Run(ctx context.Context) {
 	tick := time.NewTicker(w.Interval)
 	defer tick.Stop()
 	w.WriteDue(ctx)
@@ -208,11 +207,11 @@ func (w *Writer) Run(ctx context.Context) {
 // region it delivered logs for, per account. A chain whose trail stopped
 // logging, lost validation, restarted logging or was deleted gets a final
 // digest and ends; its next digest will be a starting digest.
-func (w *Writer) WriteDue(ctx context.Context) {
+func (w *DigestWriter) WriteDue(ctx context.Context) {
 	w.write.Lock()
 	defer w.write.Unlock()
 	now := w.now().UTC().Truncate(time.Second)
-	trails := map[string]trail.Trail{}
+	trails := map[string]Trail{}
 	for _, t := range w.Trails.Trails() {
 		trails[t.ARN()] = t
 	}
@@ -285,7 +284,7 @@ func (w *Writer) WriteDue(ctx context.Context) {
 		if err != nil {
 			w.log().Warn("digest: delivery failed", "trail", t.ARN(), "account", snap.Account, "region", snap.Region, "err", err)
 			// The status gets an S3-style code, never raw text.
-			if serr := w.Trails.SetDigestStatus(t.ARN(), now, bucket.ErrorCode(err)); serr != nil {
+			if serr := w.Trails.SetDigestStatus(t.ARN(), now, objects.ErrorCode(err)); serr != nil {
 				w.log().Error("digest: saving the digest status", "err", serr)
 			}
 			continue
@@ -313,21 +312,21 @@ func (w *Writer) WriteDue(ctx context.Context) {
 
 // writeDigest writes c's digest ending at end and advances c (a copy) to
 // it.
-func (w *Writer) writeDigest(ctx context.Context, t *trail.Trail, c *chainState, end time.Time) error {
+func (w *DigestWriter) writeDigest(ctx context.Context, t *Trail, c *chainState, end time.Time) error {
 	b, ok := w.Bucket(t.S3BucketName)
 	if !ok {
-		return &bucket.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
+		return &objects.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
 	}
 	k, err := w.Keys.Current(c.Region, end)
 	if err != nil {
 		return err
 	}
-	key := chain.ObjectKey(t.KeyPrefix(c.Account, trail.FolderDigests, c.Region), c.Account, c.Region, t.Name, t.HomeRegion, end)
-	f := File{AWSAccountID: c.Account, DigestStartTime: chain.FormatTime(c.Start), DigestEndTime: chain.FormatTime(end),
-		DigestS3Bucket: t.S3BucketName, DigestS3Object: key, LogFiles: []LogFile{}}
+	key := chain.ObjectKey(t.KeyPrefix(c.Account, FolderDigests, c.Region), c.Account, c.Region, t.Name, t.HomeRegion, end)
+	f := DigestFile{AWSAccountID: c.Account, DigestStartTime: chain.FormatTime(c.Start), DigestEndTime: chain.FormatTime(end),
+		DigestS3Bucket: t.S3BucketName, DigestS3Object: key, LogFiles: []DigestLogFile{}}
 	var oldest, newest time.Time
 	for i, p := range c.Pending {
-		f.LogFiles = append(f.LogFiles, p.LogFile)
+		f.LogFiles = append(f.LogFiles, p.DigestLogFile)
 		if i == 0 || p.Oldest.Before(oldest) {
 			oldest = p.Oldest
 		}
@@ -344,7 +343,7 @@ func (w *Writer) writeDigest(ctx context.Context, t *trail.Trail, c *chainState,
 		f.PreviousDigestS3Bucket, f.PreviousDigestS3Object = &c.PrevBucket, &c.PrevKey
 		f.PreviousDigestHashValue, f.PreviousDigestHashAlgorithm, f.PreviousDigestSignature = &c.PrevHash, &alg, &c.PrevSignature
 	}
-	s, err := Sign(&f, k)
+	s, err := SignDigest(&f, k)
 	if err != nil {
 		return err
 	}
@@ -355,14 +354,14 @@ func (w *Writer) writeDigest(ctx context.Context, t *trail.Trail, c *chainState,
 	return nil
 }
 
-func (w *Writer) now() time.Time {
+func (w *DigestWriter) now() time.Time {
 	if w.Now != nil {
 		return w.Now()
 	}
 	return time.Now()
 }
 
-func (w *Writer) log() *slog.Logger {
+func (w *DigestWriter) log() *slog.Logger {
 	if w.Logger != nil {
 		return w.Logger
 	}

@@ -1,4 +1,4 @@
-package digest
+package trail
 
 import (
 	"bytes"
@@ -15,24 +15,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/apiserver"
-	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket"
-	"github.com/cairn-audit/cairn/internal/digest/chain"
-	"github.com/cairn-audit/cairn/internal/trail"
+	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
 // fakeTrails is a registry of fixed trails.
 type fakeTrails struct {
 	mu     sync.Mutex
-	trails []trail.Trail
+	trails []Trail
 	status map[string]string
 }
 
-func (f *fakeTrails) Trails() []trail.Trail {
+func (f *fakeTrails) Trails() []Trail {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]trail.Trail(nil), f.trails...)
+	return append([]Trail(nil), f.trails...)
 }
 
 func (f *fakeTrails) SetDigestStatus(arn string, at time.Time, e string) error {
@@ -54,7 +51,7 @@ type fixture struct {
 	bkt    *bucket.Local
 	trails *fakeTrails
 	keys   *Keyring
-	w      *Writer
+	w      *DigestWriter
 	clk    *clock
 	t0     time.Time
 }
@@ -68,14 +65,14 @@ func newFixture(t *testing.T, prefix string) *fixture {
 	}
 	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	clk := &clock{t0}
-	tr := trail.Trail{Name: "main", Account: "111122223333", HomeRegion: "us-east-1", S3BucketName: "audit-logs",
+	tr := Trail{Name: "main", Account: "111122223333", HomeRegion: "us-east-1", S3BucketName: "audit-logs",
 		S3KeyPrefix: prefix, LogFileValidationEnabled: true, Logging: true, StartLoggingTime: t0}
-	ft := &fakeTrails{trails: []trail.Trail{tr}}
+	ft := &fakeTrails{trails: []Trail{tr}}
 	keys, err := OpenKeyring(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewWriter(dir, ft, func(n string) (bucket.Bucket, bool) { return bkt, n == "audit-logs" }, keys, time.Hour)
+	w, err := NewDigestWriter(dir, ft, func(n string) (Bucket, bool) { return bkt, n == "audit-logs" }, keys, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +85,7 @@ func newFixture(t *testing.T, prefix string) *fixture {
 func (f *fixture) deliver(t *testing.T, region, body string) string {
 	t.Helper()
 	tr := f.trails.trails[0]
-	key := tr.KeyPrefix(tr.Account, trail.FolderLogs, region) + f.clk.t.Format("2006/01/02/") + tr.Account +
+	key := tr.KeyPrefix(tr.Account, FolderLogs, region) + f.clk.t.Format("2006/01/02/") + tr.Account +
 		"_CloudTrail_" + region + "_" + f.clk.t.Format("20060102T1504Z") + "_AbCdEfGhIjKlMnOp.json.gz"
 	if err := f.bkt.Put(context.Background(), key, gz(t, []byte(body)), "application/json", nil); err != nil {
 		t.Fatal(err)
@@ -117,7 +114,7 @@ func (f *fixture) validateWith(t *testing.T, start, end time.Time, unlisted bool
 	var out, errb bytes.Buffer
 	tr := f.trails.trails[0]
 	v := &chain.Validation{TrailARN: tr.ARN(), Start: start, End: end, Bucket: "audit-logs", Prefix: tr.S3KeyPrefix,
-		Objects: BucketObjects(func(n string) (bucket.Bucket, bool) { return f.bkt, n == "audit-logs" }),
+		Objects: BucketObjects(func(n string) (Bucket, bool) { return f.bkt, n == "audit-logs" }),
 		PublicKeys: func(_ context.Context, s, e time.Time) ([]chain.PublicKey, error) {
 			var out []chain.PublicKey
 			for _, k := range f.keys.Public("us-east-1", s, e) {
@@ -148,7 +145,7 @@ func (f *fixture) digests(t *testing.T) []string {
 	return out
 }
 
-func readDigest(t *testing.T, b bucket.Bucket, key string) (map[string]any, map[string]string, []byte) {
+func readDigest(t *testing.T, b Bucket, key string) (map[string]any, map[string]string, []byte) {
 	t.Helper()
 	body, meta, err := b.Get(context.Background(), key)
 	if err != nil {
@@ -208,7 +205,7 @@ func TestDigestChain(t *testing.T) {
 		len(second["logFiles"].([]any)) != 0 {
 		t.Errorf("second digest: %v", second)
 	}
-	// Key order as AWS writes it.
+	// SigningKey order as AWS writes it.
 	if !strings.HasPrefix(string(raw1), `{"awsAccountId":"111122223333","digestStartTime":`) {
 		t.Errorf("digest JSON starts %.60s", raw1)
 	}
@@ -220,7 +217,7 @@ func TestDigestChain(t *testing.T) {
 	}
 
 	// A restarted writer continues the chain.
-	w2, err := NewWriter(f.dir, f.trails, f.w.Bucket, f.keys, time.Hour)
+	w2, err := NewDigestWriter(f.dir, f.trails, f.w.Bucket, f.keys, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +315,7 @@ func TestStoppedTrailEndsChain(t *testing.T) {
 	}
 }
 
-func TestKeyRotationAndListPublicKeys(t *testing.T) {
+func TestKeyRotation(t *testing.T) {
 	dir := t.TempDir()
 	kr, err := OpenKeyring(dir, 24*time.Hour)
 	if err != nil {
@@ -346,33 +343,6 @@ func TestKeyRotationAndListPublicKeys(t *testing.T) {
 		t.Errorf("key file mode %v", fi.Mode())
 	}
 
-	api := &API{Keys: kr2}
-	h := api.Handlers()["ListPublicKeys"]
-	call := func(body string, at time.Time) (listPublicKeysOutput, error) {
-		out, err := h(context.Background(), &apiserver.Request{Caller: apiserver.Caller{Principal: audit.Principal{AccountID: "111122223333", Region: "us-east-1"}},
-			Body: []byte(body), Time: at})
-		if err != nil {
-			return listPublicKeysOutput{}, err
-		}
-		return out.(listPublicKeysOutput), nil
-	}
-	out, err := call(`{}`, t0.Add(2*time.Hour))
-	if err != nil || len(out.PublicKeyList) != 1 || out.PublicKeyList[0].Fingerprint != k1.Fingerprint {
-		t.Errorf("now: %v %v", out, err)
-	}
-	out, _ = call(`{"StartTime":1767225600,"EndTime":1767484800}`, t0)
-	if len(out.PublicKeyList) != 2 {
-		t.Errorf("both us-east-1 keys over three days: %d", len(out.PublicKeyList))
-	}
-	b, _ := json.Marshal(out.PublicKeyList[0])
-	if !strings.Contains(string(b), `"Value":"MIIBCgKCAQEA`) || !strings.Contains(string(b), `"ValidityStartTime":1767225600`) {
-		t.Errorf("wire form %s", b)
-	}
-	for _, body := range []string{`{"StartTime":1767484800,"EndTime":1767225600}`, `{"StartTime":"x"}`, `{"NextToken":"abc"}`, `[]`} {
-		if _, err := call(body, t0); err == nil {
-			t.Errorf("%s accepted", body)
-		}
-	}
 }
 
 // TestRealCLIValidatorAcceptsSignature runs the AWS CLI's own
@@ -429,7 +399,7 @@ func TestValidationRefusesForgedDigest(t *testing.T) {
 	k, _ := other.Current("us-east-1", f.clk.t)
 	key := strings.Replace(d[0], "T110000Z", "T120000Z", 1)
 	prev := "00"
-	s, err := Sign(&File{AWSAccountID: "111122223333", DigestStartTime: "2026-11-20T11:00:00Z", DigestEndTime: "2026-11-20T12:00:00Z",
+	s, err := SignDigest(&DigestFile{AWSAccountID: "111122223333", DigestStartTime: "2026-11-20T11:00:00Z", DigestEndTime: "2026-11-20T12:00:00Z",
 		DigestS3Bucket: "audit-logs", DigestS3Object: key, PreviousDigestSignature: &prev}, k)
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +452,7 @@ func TestDeletedTrailGetsFinalDigest(t *testing.T) {
 	if final["previousDigestS3Object"] != d[0] || len(final["logFiles"].([]any)) != 1 || !strings.HasPrefix(d[1], "pre/AWSLogs/") {
 		t.Errorf("final digest of a deleted trail: %v", final)
 	}
-	f.trails.trails = []trail.Trail{tr} // for the validation's ARN
+	f.trails.trails = []Trail{tr} // for the validation's ARN
 	if ok, out, errs := f.validate(t, f.t0, f.t0.Add(3*time.Hour)); !ok || !strings.Contains(out, "2/2 digest files valid") {
 		t.Errorf("validation: %v\n%s\n%s", ok, out, errs)
 	}
