@@ -283,6 +283,15 @@ func (l *Lake) load() error {
 		return fmt.Errorf("lake: %s: %w", registryFile, err)
 	}
 	for _, s := range r.Stores {
+		// A store saved before selectors were validated as AWS does may
+		// hold selectors CreateEventDataStore now refuses (an unknown
+		// field). It is kept, with its data: an unknown field matches no
+		// record, so the selector holding it takes nothing new until
+		// UpdateEventDataStore replaces it.
+		if err := audit.ValidateSelectors(s.Selectors, audit.ForEventDataStore); err != nil {
+			l.log.Warn("lake: event data store has selectors CreateEventDataStore refuses; a field selector on an unknown field matches no event",
+				"store", s.ID, "account", s.Account, "region", s.Region, "name", s.Name, "err", err)
+		}
 		l.stores[s.ID] = s
 	}
 	for _, c := range r.Channels {
