@@ -179,7 +179,7 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 		return *p
 	}
 	now := l.opts.Now().UTC().Truncate(time.Millisecond)
-	s := &EventDataStore{ID: newID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
+	s := &EventDataStore{ID: audit.NewID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
 		Status: StatusEnabled, Selectors: sels, MultiRegionEnabled: boolOr(in.MultiRegionEnabled, true),
 		OrganizationEnabled: boolOr(in.OrganizationEnabled, false), RetentionPeriod: ret,
 		TerminationProtectionEnabled: boolOr(in.TerminationProtectionEnabled, true), BillingMode: mode,
