@@ -25,7 +25,7 @@ type storeOut struct {
 	EventDataStoreArn            string
 	Name                         string
 	Status                       string
-	AdvancedEventSelectors       []lake.AdvancedEventSelector
+	AdvancedEventSelectors       []audit.AdvancedSelector
 	MultiRegionEnabled           bool
 	OrganizationEnabled          bool
 	RetentionPeriod              int
@@ -45,7 +45,7 @@ func outStore(s lake.EventDataStore) storeOut {
 
 type createStoreIn struct {
 	Name                         *string
-	AdvancedEventSelectors       []lake.AdvancedEventSelector
+	AdvancedEventSelectors       []audit.AdvancedSelector
 	MultiRegionEnabled           *bool
 	OrganizationEnabled          *bool
 	RetentionPeriod              *int

@@ -120,7 +120,7 @@ func (l *Lake) CreateChannel(ctx context.Context, p audit.Principal, in ChannelR
 	if n >= maxChannels {
 		return Channel{}, audit.Errorf("ChannelMaxLimitExceeded", "Your account has the maximum number of channels (%d) in this Region.", maxChannels)
 	}
-	c := &Channel{ID: newID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
+	c := &Channel{ID: audit.NewID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
 		Source: *in.Source, Destinations: dests, Created: l.opts.Now().UTC()}
 	l.channels[c.ID] = c
 	if err := l.saveLocked(); err != nil {

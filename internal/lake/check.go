@@ -165,7 +165,7 @@ func (l *Lake) check(ctx context.Context, stmt string, tables map[string]bool) e
 			return ctx.Err()
 		}
 		if msg, ok := statementMessage(err); ok {
-			return audit.Errorf("InvalidQueryStatement", "%s", clip(msg))
+			return audit.Errorf("InvalidQueryStatement", "%s", audit.Clip(msg, 128))
 		}
 		// The database's failure, not the statement's: returned for the
 		// edge to log with the request ID (InternalFailure).
@@ -190,7 +190,7 @@ func (l *Lake) check(ctx context.Context, stmt string, tables map[string]bool) e
 		for t := range tables {
 			msg = strings.ReplaceAll(msg, t, strings.ReplaceAll(strings.TrimPrefix(t, "eds_"), "_", "-"))
 		}
-		return audit.Errorf("InvalidQueryStatement", "The query statement is not valid: %s", clip(msg))
+		return audit.Errorf("InvalidQueryStatement", "The query statement is not valid: %s", audit.Clip(msg, 128))
 	}
 	if len(tree.Statements) != 1 {
 		return audit.Errorf("InvalidQueryStatement", "A query has exactly one SELECT statement.")
@@ -285,7 +285,7 @@ func (c *checker) query(v any, sc *scope, depth int) error {
 		}
 		return c.exprFields(n, sc, depth, "type", "cte_map", "left", "right", "children")
 	}
-	return invalid("The query statement is not valid: %s is not allowed.", clip(t))
+	return invalid("The query statement is not valid: %s is not allowed.", audit.Clip(t, 128))
 }
 
 // ctes checks the CTEs of a WITH (a cte_map) in order, each seeing the
@@ -365,7 +365,7 @@ func (c *checker) table(v any, sc *scope, depth int) error {
 		catalog, _ := n["catalog_name"].(string)
 		lname := asciiLower(name)
 		if schema != "" || catalog != "" || n["at_clause"] != nil || !sc.has(lname) && !c.tables[lname] {
-			return invalid("FROM must name event data stores of your account; %s is not one.", clip(name))
+			return invalid("FROM must name event data stores of your account; %s is not one.", audit.Clip(name, 128))
 		}
 		return c.exprFields(n, sc, depth, "type", "table_name", "schema_name", "catalog_name", "at_clause")
 	case "JOIN":
@@ -395,7 +395,7 @@ func (c *checker) table(v any, sc *scope, depth int) error {
 		}
 		return c.exprFields(n, sc, depth, "type")
 	}
-	return invalid("The query statement is not valid: %s is not allowed in FROM.", clip(strings.ToLower(t)))
+	return invalid("The query statement is not valid: %s is not allowed in FROM.", audit.Clip(strings.ToLower(t), 128))
 }
 
 // exprFields checks the fields of n other than skip as expressions (or
@@ -449,7 +449,7 @@ func (c *checker) expr(v any, sc *scope, depth int) error {
 		}
 		if cls, ok := n["class"].(string); ok {
 			if !exprClasses[cls] {
-				return invalid("The query statement is not valid: %s expressions are not allowed.", clip(strings.ToLower(cls)))
+				return invalid("The query statement is not valid: %s expressions are not allowed.", audit.Clip(strings.ToLower(cls), 128))
 			}
 			if fn, ok := n["function_name"].(string); ok {
 				schema, _ := n["schema"].(string)
@@ -459,7 +459,7 @@ func (c *checker) expr(v any, sc *scope, depth int) error {
 				// main.list_value); main holds no other function of the
 				// allowed names (a statement cannot create one).
 				if schema != "" && schema != "main" || catalog != "" || !allowedFunctions[lf] && !isOperator(lf) {
-					return invalid("The function %s is not allowed in queries.", clip(fn))
+					return invalid("The function %s is not allowed in queries.", audit.Clip(fn, 128))
 				}
 			}
 			if cls == "COLUMN_REF" {
@@ -467,7 +467,7 @@ func (c *checker) expr(v any, sc *scope, depth int) error {
 				// functions (its SQL value functions).
 				if names, _ := n["column_names"].([]any); len(names) == 1 {
 					if name, _ := names[0].(string); sqlValueFunctions[asciiLower(name)] {
-						return invalid("The function %s is not allowed in queries.", clip(name))
+						return invalid("The function %s is not allowed in queries.", audit.Clip(name, 128))
 					}
 				}
 			}
@@ -487,7 +487,7 @@ func (c *checker) expr(v any, sc *scope, depth int) error {
 			schema, _ := n["schema"].(string)
 			catalog, _ := n["catalog"].(string)
 			if schema != "" || catalog != "" || !strings.EqualFold(name, "json") {
-				return invalid("The type %s is not allowed in queries.", clip(name))
+				return invalid("The type %s is not allowed in queries.", audit.Clip(name, 128))
 			}
 		}
 		for _, e := range n {

@@ -37,7 +37,7 @@ func newHostile(t testing.TB) *hostile {
 func seedHostile(t testing.TB, l *Lake) *hostile {
 	t.Helper()
 	h := &hostile{l: l, idA: "aaaaaaaa-0000-4000-8000-00000000000a", idA2: "aaaaaaaa-0000-4000-8000-0000000000a2",
-		idB: "bbbbbbbb-0000-4000-8000-00000000000b", secret: "S" + strings.ReplaceAll(newID(), "-", "")}
+		idB: "bbbbbbbb-0000-4000-8000-00000000000b", secret: "S" + strings.ReplaceAll(audit.NewID(), "-", "")}
 	for _, s := range []*EventDataStore{{ID: h.idA, Account: acctA, Name: "a"}, {ID: h.idA2, Account: acctA, Name: "a2"}, {ID: h.idB, Account: acctB, Name: "b"}} {
 		s.Region, s.Status, s.RetentionPeriod = "us-east-1", StatusEnabled, 3653
 		l.stores[s.ID] = s
@@ -46,7 +46,7 @@ func seedHostile(t testing.TB, l *Lake) *hostile {
 	rec := func(acct, name string) []byte {
 		return []byte(`{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","accountId":"` + acct + `","arn":"arn:aws:iam::` + acct + `:user/` + name +
 			`"},"eventTime":"2024-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"` + name + `","awsRegion":"us-east-1","userAgent":"` + name +
-			`","requestParameters":{"bucketName":"` + name + `"},"eventID":"` + newID() + `","readOnly":true,"recipientAccountId":"` + acct + `","eventCategory":"Management"}`)
+			`","requestParameters":{"bucketName":"` + name + `"},"eventID":"` + audit.NewID() + `","readOnly":true,"recipientAccountId":"` + acct + `","eventCategory":"Management"}`)
 	}
 	ctx := context.Background()
 	if err := l.insert(ctx, []row{{h.idA, rec(acctA, "GetObject")}, {h.idA, rec(acctA, "PutObject")}, {h.idA2, rec(acctA, "ListBuckets")},

@@ -32,11 +32,11 @@ func FuzzQueryStatement(f *testing.F) {
 	idA, idB := "aaaaaaaa-0000-4000-8000-00000000000a", "bbbbbbbb-0000-4000-8000-00000000000b"
 	l.stores[idA] = &EventDataStore{ID: idA, Account: acctA, Region: "us-east-1", Name: "a", Status: StatusEnabled, RetentionPeriod: 3653}
 	l.stores[idB] = &EventDataStore{ID: idB, Account: acctB, Region: "us-east-1", Name: "b", Status: StatusEnabled, RetentionPeriod: 3653}
-	secret := "S" + strings.ReplaceAll(newID(), "-", "")
+	secret := "S" + strings.ReplaceAll(audit.NewID(), "-", "")
 	rec := func(acct, name, ua string) []byte {
 		return []byte(`{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","accountId":"` + acct + `","arn":"arn:aws:iam::` + acct + `:user/` + ua +
 			`"},"eventTime":"2024-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"` + name + `","awsRegion":"us-east-1","userAgent":"` + ua +
-			`","requestParameters":{"bucketName":"` + ua + `"},"eventID":"` + newID() + `","readOnly":true,"recipientAccountId":"` + acct + `","eventCategory":"Management"}`)
+			`","requestParameters":{"bucketName":"` + ua + `"},"eventID":"` + audit.NewID() + `","readOnly":true,"recipientAccountId":"` + acct + `","eventCategory":"Management"}`)
 	}
 	if err := l.insert(ctx, []row{{idA, rec(acctA, "GetObject", "alice")}, {idA, rec(acctA, "PutObject", "bob")}, {idB, rec(acctB, secret, secret)}}, 0); err != nil {
 		f.Fatal(err)

@@ -54,11 +54,11 @@ func (l *Lake) importPath(uri string) (*os.Root, string, error) {
 	if strings.HasPrefix(uri, "file://") {
 		u, err := url.Parse(uri)
 		if err != nil || u.Host != "" && u.Host != "localhost" {
-			return nil, "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid file:// URI.", clip(uri))
+			return nil, "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid file:// URI.", audit.Clip(uri, 128))
 		}
 		p = u.Path
 	} else if strings.Contains(uri, "://") {
-		return nil, "", audit.Errorf("InvalidImportSource", "cairn imports from s3:// URIs of its configured buckets and local paths (file:// or a plain path) under lake.import_roots; %s is neither.", clip(uri))
+		return nil, "", audit.Errorf("InvalidImportSource", "cairn imports from s3:// URIs of its configured buckets and local paths (file:// or a plain path) under lake.import_roots; %s is neither.", audit.Clip(uri, 128))
 	}
 	if !filepath.IsAbs(p) {
 		return nil, "", audit.Errorf("InvalidImportSource", "The import path must be absolute.")
@@ -82,12 +82,12 @@ func (l *Lake) importPath(uri string) (*os.Root, string, error) {
 			name := filepath.ToSlash(rel)
 			if _, err := fs.Stat(rt.FS(), name); err != nil {
 				rt.Close()
-				return nil, "", audit.Errorf("InvalidImportSource", "The import path %s cannot be read, or leads out of lake.import_roots.", clip(p))
+				return nil, "", audit.Errorf("InvalidImportSource", "The import path %s cannot be read, or leads out of lake.import_roots.", audit.Clip(p, 128))
 			}
 			return rt, name, nil
 		}
 	}
-	return nil, "", audit.Errorf("InvalidImportSource", "The import path %s is not under a directory of lake.import_roots in cairn's config.", clip(p))
+	return nil, "", audit.Errorf("InvalidImportSource", "The import path %s is not under a directory of lake.import_roots in cairn's config.", audit.Clip(p, 128))
 }
 
 // importBucket resolves an s3://bucket/prefix source: the bucket must be
@@ -95,7 +95,7 @@ func (l *Lake) importPath(uri string) (*os.Root, string, error) {
 func (l *Lake) importBucket(ctx context.Context, uri string) (Bucket, string, string, error) {
 	name, prefix, err := importer.ParseS3URI(uri)
 	if err != nil {
-		return nil, "", "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid S3 URI.", clip(uri))
+		return nil, "", "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid S3 URI.", audit.Clip(uri, 128))
 	}
 	var b Bucket
 	ok := false
@@ -228,7 +228,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 	}
 	now := l.opts.Now().UTC()
 	ictx, cancel := context.WithCancel(l.base)
-	im := &lakeImport{ID: newID(), Account: p.AccountID, Source: uri, path: path,
+	im := &lakeImport{ID: audit.NewID(), Account: p.AccountID, Source: uri, path: path,
 		bucket: bkt, bucketName: bucketName, prefix: prefix, Start: start, End: end, Status: ImportInitializing, Created: now, Updated: now,
 		cancel: cancel, done: make(chan struct{})}
 	l.mu.Lock()
@@ -303,7 +303,7 @@ func (l *Lake) findImportLocked(account string, id string) (*lakeImport, error) 
 	}
 	im := l.imports[id]
 	if im == nil || im.Account != account {
-		return nil, audit.Errorf("ImportNotFound", "The import %s was not found.", clip(id))
+		return nil, audit.Errorf("ImportNotFound", "The import %s was not found.", audit.Clip(id, 128))
 	}
 	return im, nil
 }
@@ -405,7 +405,7 @@ func (l *Lake) ImportFailures(ctx context.Context, p audit.Principal, id string)
 		if e.Record > 0 {
 			msg = "record " + itoa(e.Record) + ": " + msg
 		}
-		items = append(items, ImportFailure{loc, clip(msg), im.Updated})
+		items = append(items, ImportFailure{loc, audit.Clip(msg, 128), im.Updated})
 	}
 	return items, nil
 }

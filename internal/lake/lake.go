@@ -2,7 +2,6 @@ package lake
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
 )
@@ -271,6 +271,15 @@ func (l *Lake) load() error {
 	if l.dir == "" {
 		return nil
 	}
+	// A crash during saveLocked can leave a temporary file (the previous
+	// lake.json is whole); nothing writes the registry yet. lake.json.tmp
+	// is the one earlier versions used.
+	if err := atomicfile.CleanTemp(filepath.Join(l.dir, registryFile)); err != nil {
+		l.log.Warn("lake: removing temporary files of the registry", "err", err)
+	}
+	if err := os.Remove(filepath.Join(l.dir, registryFile+".tmp")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		l.log.Warn("lake: removing temporary files of the registry", "err", err)
+	}
 	b, err := os.ReadFile(filepath.Join(l.dir, registryFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -283,6 +292,15 @@ func (l *Lake) load() error {
 		return fmt.Errorf("lake: %s: %w", registryFile, err)
 	}
 	for _, s := range r.Stores {
+		// A store saved before selectors were validated as AWS does may
+		// hold selectors CreateEventDataStore now refuses (an unknown
+		// field). It is kept, with its data: an unknown field matches no
+		// record, so the selector holding it takes nothing new until
+		// UpdateEventDataStore replaces it.
+		if err := audit.ValidateSelectors(s.Selectors, audit.ForEventDataStore); err != nil {
+			l.log.Warn("lake: event data store has selectors CreateEventDataStore refuses; a field selector on an unknown field matches no event",
+				"store", s.ID, "account", s.Account, "region", s.Region, "name", s.Name, "err", err)
+		}
 		l.stores[s.ID] = s
 	}
 	for _, c := range r.Channels {
@@ -291,7 +309,7 @@ func (l *Lake) load() error {
 	return nil
 }
 
-// saveLocked writes the registry atomically; l.mu is held.
+// saveLocked writes the registry atomically and durably; l.mu is held.
 func (l *Lake) saveLocked() error {
 	if l.dir == "" {
 		return nil
@@ -309,32 +327,7 @@ func (l *Lake) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(l.dir, registryFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(l.dir, registryFile))
-}
-
-// newID returns a random UUID.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+	return atomicfile.Write(filepath.Join(l.dir, registryFile), b, 0o600)
 }
 
 // Bucket is a bucket StartImport reads s3:// sources from

@@ -42,7 +42,13 @@ func newEnv(t testing.TB, roots ...string) *env {
 // newEnvWith serves a Lake opened with opts.
 func newEnvWith(t testing.TB, opts Options) *env {
 	t.Helper()
-	l, err := Open(t.TempDir(), opts)
+	return newEnvIn(t, t.TempDir(), opts)
+}
+
+// newEnvIn serves the Lake of data dir dir opened with opts.
+func newEnvIn(t testing.TB, dir string, opts Options) *env {
+	t.Helper()
+	l, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -207,7 +207,7 @@ func (l *Lake) auditRecord(e AuditEvent, account, region, channelARN string, now
 	if str("eventSource") == "" || str("eventName") == "" {
 		return nil, "", "InvalidData", "eventSource and eventName must not be empty."
 	}
-	eventID = newID()
+	eventID = audit.NewID()
 	rec := struct {
 		EventVersion       string          `json:"eventVersion"`
 		EventCategory      string          `json:"eventCategory"`

@@ -112,7 +112,7 @@ func (l *Lake) rewrite(account, stmt string) (string, []string, error) {
 					continue
 				}
 				if strings.ContainsAny(w, "-:/") {
-					return "", nil, audit.Errorf("EventDataStoreNotFound", "The event data store %s was not found.", clip(w))
+					return "", nil, audit.Errorf("EventDataStoreNotFound", "The event data store %s was not found.", audit.Clip(w, 128))
 				}
 			}
 			if m, ok := prestoFunctions[strings.ToLower(w)]; ok && nextNonSpace(stmt, j) == '(' {
@@ -163,13 +163,6 @@ func isWord(c byte) bool {
 }
 
 func isRef(c byte) bool { return c == '-' || c == ':' || c == '/' }
-
-func clip(s string) string {
-	if len(s) > 128 {
-		return s[:128] + "..."
-	}
-	return s
-}
 
 // resolve finds account's store by ID or ARN.
 func (l *Lake) resolve(account, ref string) *EventDataStore {
@@ -396,7 +389,7 @@ func queryError(err error, stores []string) error {
 		for _, id := range stores {
 			msg = strings.ReplaceAll(msg, tableName(id), id)
 		}
-		return audit.Errorf("InvalidQueryStatement", "%s", clip(msg))
+		return audit.Errorf("InvalidQueryStatement", "%s", audit.Clip(msg, 128))
 	}
 	return fmt.Errorf("lake: query: %w", err)
 }
@@ -420,7 +413,7 @@ func (l *Lake) StartQuery(ctx context.Context, p audit.Principal, statement stri
 		return "", audit.Errorf("MaxConcurrentQueries", "You are already running the maximum number of concurrent queries (%d).", l.opts.MaxConcurrentQueries)
 	}
 	qctx, cancel := context.WithTimeout(l.base, l.opts.QueryTimeout)
-	q := &query{ID: newID(), Account: acct, SQL: statement, stores: ids, State: QueryQueued,
+	q := &query{ID: audit.NewID(), Account: acct, SQL: statement, stores: ids, State: QueryQueued,
 		Created: l.opts.Now().UTC(), cancel: cancel, admitted: make(chan struct{})}
 	l.queries[q.ID] = q
 	l.running[acct]++
@@ -615,7 +608,7 @@ func (l *Lake) findQueryLocked(account string, ref QueryRef) (*query, error) {
 		q = nil
 	}
 	if q == nil || q.Account != account {
-		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", clip(ref.ID))
+		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", audit.Clip(ref.ID, 128))
 	}
 	if ref.Store != "" {
 		s, err := l.findStoreLocked(account, ref.Store)
@@ -686,7 +679,7 @@ func (r ResultSet) Page(start, end int) ([][]*string, error) {
 	got, err := r.res.page(start, end, maxPageBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		// Evicted since: as if the query had expired before the call.
-		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", clip(r.ID))
+		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", audit.Clip(r.ID, 128))
 	}
 	return got, err
 }

@@ -23,20 +23,20 @@ const pendingDeletion = 7 * 24 * time.Hour
 
 // EventDataStore is one event data store.
 type EventDataStore struct {
-	ID                           string                  `json:"id"`
-	Account                      string                  `json:"account"`
-	Region                       string                  `json:"region"`
-	Name                         string                  `json:"name"`
-	Status                       string                  `json:"status"`
-	Selectors                    []AdvancedEventSelector `json:"selectors"`
-	MultiRegionEnabled           bool                    `json:"multiRegion"`
-	OrganizationEnabled          bool                    `json:"organization"`
-	RetentionPeriod              int                     `json:"retentionDays"`
-	TerminationProtectionEnabled bool                    `json:"terminationProtection"`
-	BillingMode                  string                  `json:"billingMode"`
-	KmsKeyID                     string                  `json:"kmsKeyId,omitempty"`
-	Created                      time.Time               `json:"created"`
-	Updated                      time.Time               `json:"updated"`
+	ID                           string                   `json:"id"`
+	Account                      string                   `json:"account"`
+	Region                       string                   `json:"region"`
+	Name                         string                   `json:"name"`
+	Status                       string                   `json:"status"`
+	Selectors                    []audit.AdvancedSelector `json:"selectors"`
+	MultiRegionEnabled           bool                     `json:"multiRegion"`
+	OrganizationEnabled          bool                     `json:"organization"`
+	RetentionPeriod              int                      `json:"retentionDays"`
+	TerminationProtectionEnabled bool                     `json:"terminationProtection"`
+	BillingMode                  string                   `json:"billingMode"`
+	KmsKeyID                     string                   `json:"kmsKeyId,omitempty"`
+	Created                      time.Time                `json:"created"`
+	Updated                      time.Time                `json:"updated"`
 	// Deleted is when DeleteEventDataStore was called (PENDING_DELETION).
 	Deleted time.Time `json:"deleted,omitzero"`
 }
@@ -51,7 +51,7 @@ func (s *EventDataStore) ARN() string {
 func (s *EventDataStore) category() string {
 	for _, sel := range s.Selectors {
 		for _, f := range sel.FieldSelectors {
-			if f.Field != nil && *f.Field == "eventCategory" && len(f.Equals) > 0 {
+			if f.Field == "eventCategory" && len(f.Equals) > 0 {
 				return f.Equals[0]
 			}
 		}
@@ -70,152 +70,14 @@ func (s *EventDataStore) selects(r *audit.Record) bool {
 	if r.Account != s.Account || !s.MultiRegionEnabled && r.Region != s.Region {
 		return false
 	}
-	for i := range s.Selectors {
-		if s.Selectors[i].matches(r) {
-			return true
-		}
-	}
-	return false
+	return audit.MatchAny(s.Selectors, r)
 }
 
-// AdvancedEventSelector is an advanced event selector: every field
-// selector must match.
-type AdvancedEventSelector struct {
-	Name           *string                 `json:"Name,omitempty"`
-	FieldSelectors []AdvancedFieldSelector `json:"FieldSelectors"`
-}
+var storeNameRE = regexp.MustCompile(`^[a-zA-Z0-9._\-]{3,128}$`)
 
-// AdvancedFieldSelector is one condition on one field.
-type AdvancedFieldSelector struct {
-	Field         *string  `json:"Field"`
-	Equals        []string `json:"Equals,omitempty"`
-	StartsWith    []string `json:"StartsWith,omitempty"`
-	EndsWith      []string `json:"EndsWith,omitempty"`
-	NotEquals     []string `json:"NotEquals,omitempty"`
-	NotStartsWith []string `json:"NotStartsWith,omitempty"`
-	NotEndsWith   []string `json:"NotEndsWith,omitempty"`
-}
-
-func (s *AdvancedEventSelector) matches(r *audit.Record) bool {
-	for i := range s.FieldSelectors {
-		if !s.FieldSelectors[i].matches(r) {
-			return false
-		}
-	}
-	return true
-}
-
-func (f *AdvancedFieldSelector) matches(r *audit.Record) bool {
-	var vals []string
-	switch *f.Field {
-	case "eventCategory":
-		vals = []string{r.Category.String()}
-	case "eventSource":
-		vals = []string{r.EventSource}
-	case "eventName":
-		vals = []string{r.EventName}
-	case "readOnly":
-		if r.ReadOnly != audit.Unset {
-			vals = []string{r.ReadOnly.String()}
-		}
-	case "resources.type":
-		for _, res := range r.Resources {
-			vals = append(vals, res.Type)
-		}
-	case "resources.ARN":
-		for _, res := range r.Resources {
-			vals = append(vals, res.ARN)
-		}
-	default:
-		return true
-	}
-	for _, v := range vals {
-		if f.matchValue(v) {
-			return true
-		}
-	}
-	return false
-}
-
-func (f *AdvancedFieldSelector) matchValue(v string) bool {
-	anyOf := func(l []string, test func(a string) bool) bool {
-		for _, a := range l {
-			if test(a) {
-				return true
-			}
-		}
-		return false
-	}
-	if len(f.Equals) > 0 && !anyOf(f.Equals, func(a string) bool { return v == a }) {
-		return false
-	}
-	if len(f.StartsWith) > 0 && !anyOf(f.StartsWith, func(a string) bool { return strings.HasPrefix(v, a) }) {
-		return false
-	}
-	if len(f.EndsWith) > 0 && !anyOf(f.EndsWith, func(a string) bool { return strings.HasSuffix(v, a) }) {
-		return false
-	}
-	return !anyOf(f.NotEquals, func(a string) bool { return v == a }) &&
-		!anyOf(f.NotStartsWith, func(a string) bool { return strings.HasPrefix(v, a) }) &&
-		!anyOf(f.NotEndsWith, func(a string) bool { return strings.HasSuffix(v, a) })
-}
-
-var (
-	storeNameRE = regexp.MustCompile(`^[a-zA-Z0-9._\-]{3,128}$`)
-	fieldRE     = regexp.MustCompile(`^[\w|\d|\.|_]{1,1000}$`)
-	categories  = map[string]bool{"Management": true, "Data": true, "NetworkActivity": true, "Insight": true,
-		"ActivityAuditLog": true, "ConfigurationItem": true, "Evidence": true}
-)
-
-func defaultSelectors() []AdvancedEventSelector {
-	name, field := "Default management events", "eventCategory"
-	return []AdvancedEventSelector{{Name: &name, FieldSelectors: []AdvancedFieldSelector{{Field: &field, Equals: []string{"Management"}}}}}
-}
-
-// validateSelectors checks a store's selectors (facts §8.1: ≤5, one category).
-func validateSelectors(sels []AdvancedEventSelector) error {
-	if len(sels) > 5 {
-		return invalidParam("A maximum of 5 advanced event selectors is allowed per event data store.")
-	}
-	cat := ""
-	for _, s := range sels {
-		if s.Name != nil && len(*s.Name) > 1000 {
-			return invalidParam("Advanced event selector names can be at most 1000 characters.")
-		}
-		if len(s.FieldSelectors) == 0 {
-			return audit.Errorf("InvalidEventSelectors", "Each advanced event selector needs at least one field selector.")
-		}
-		hasCat := false
-		for _, f := range s.FieldSelectors {
-			if f.Field == nil || !fieldRE.MatchString(*f.Field) {
-				return audit.Errorf("InvalidEventSelectors", "Each field selector needs a valid Field.")
-			}
-			if *f.Field == "eventCategory" {
-				if len(f.Equals) != 1 || !categories[f.Equals[0]] {
-					return audit.Errorf("InvalidEventSelectors", "eventCategory takes one of Equals Management, Data, NetworkActivity, Insight, ActivityAuditLog, ConfigurationItem or Evidence.")
-				}
-				c := f.Equals[0]
-				if c == "Data" || c == "NetworkActivity" {
-					c = "Management"
-				}
-				if cat != "" && cat != c {
-					return audit.Errorf("InvalidEventSelectors", "An event data store holds one kind of events; the selectors ask for %s and %s.", cat, c)
-				}
-				cat, hasCat = c, true
-			}
-			for _, l := range [][]string{f.Equals, f.StartsWith, f.EndsWith, f.NotEquals, f.NotStartsWith, f.NotEndsWith} {
-				for _, v := range l {
-					if len(v) == 0 || len(v) > 2048 {
-						return audit.Errorf("InvalidEventSelectors", "Field selector values must be 1 to 2048 characters.")
-					}
-				}
-			}
-		}
-		if !hasCat {
-			return audit.Errorf("InvalidEventSelectors", "Each advanced event selector needs an eventCategory field selector.")
-		}
-	}
-	return nil
+func defaultSelectors() []audit.AdvancedSelector {
+	return []audit.AdvancedSelector{{Name: "Default management events",
+		FieldSelectors: []audit.FieldSelector{{Field: "eventCategory", Equals: []string{"Management"}}}}}
 }
 
 // findStoreLocked resolves an ARN or ID to a store of account; l.mu is held.
@@ -247,7 +109,7 @@ type Tag struct{ Key, Value string }
 // the default management events selector).
 type CreateStoreRequest struct {
 	Name                         *string
-	Selectors                    []AdvancedEventSelector
+	Selectors                    []audit.AdvancedSelector
 	MultiRegionEnabled           *bool
 	OrganizationEnabled          *bool
 	RetentionPeriod              *int
@@ -301,7 +163,7 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 	if sels == nil {
 		sels = defaultSelectors()
 	}
-	if err := validateSelectors(sels); err != nil {
+	if err := audit.ValidateSelectors(sels, audit.ForEventDataStore); err != nil {
 		return EventDataStore{}, err
 	}
 	if len(in.Tags) > 50 {
@@ -317,7 +179,7 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 		return *p
 	}
 	now := l.opts.Now().UTC().Truncate(time.Millisecond)
-	s := &EventDataStore{ID: newID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
+	s := &EventDataStore{ID: audit.NewID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
 		Status: StatusEnabled, Selectors: sels, MultiRegionEnabled: boolOr(in.MultiRegionEnabled, true),
 		OrganizationEnabled: boolOr(in.OrganizationEnabled, false), RetentionPeriod: ret,
 		TerminationProtectionEnabled: boolOr(in.TerminationProtectionEnabled, true), BillingMode: mode,
@@ -403,7 +265,7 @@ func (l *Lake) UpdateEventDataStore(ctx context.Context, p audit.Principal, in U
 		return EventDataStore{}, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
 	}
 	if in.Selectors != nil {
-		if err := validateSelectors(in.Selectors); err != nil {
+		if err := audit.ValidateSelectors(in.Selectors, audit.ForEventDataStore); err != nil {
 			return EventDataStore{}, err
 		}
 	}
