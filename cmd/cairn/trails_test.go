@@ -179,7 +179,15 @@ func TestTrailsDeliverToALocalBucket(t *testing.T) {
 			t.Errorf("delivered record is not a stored record byte for byte: %.200s", r)
 		}
 	}
-	st, err = ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("audit")})
+	// A round writes its files before it saves the trail's status: wait
+	// (bounded) for the saved delivery time, not only for the files.
+	for i := 0; ; i++ {
+		st, err = ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("audit")})
+		if err != nil || st.LatestDeliveryTime != nil || i >= 100 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil || !aws.ToBool(st.IsLogging) || st.LatestDeliveryTime == nil || st.StartLoggingTime == nil || aws.ToString(st.LatestDeliveryError) != "" {
 		t.Errorf("status after delivery = %+v, %v", st, err)
 	}
