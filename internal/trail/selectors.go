@@ -162,10 +162,6 @@ func (s *EventSelector) matches(r *audit.Record) bool {
 	return false
 }
 
-// clip shortens a value quoted in a message.
-func clip(s string) string {
-	if len(s) > 128 {
-		return s[:128] + "..."
-	}
-	return s
-}
+// clip shortens a value quoted in a message or a log to 128 bytes and
+// "...", never cutting a UTF-8 character (audit.Clip).
+func clip(s string) string { return audit.Clip(s, 128) }

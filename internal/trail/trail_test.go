@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
@@ -113,6 +114,13 @@ func TestValidateSelectors(t *testing.T) {
 		if err := validateBasic(b); audit.ErrorCode(err) != "InvalidEventSelectors" {
 			t.Errorf("validateBasic(%+v) = %v", b, err)
 		}
+	}
+	// A long value quoted in the message is clipped on a character
+	// boundary: € is bytes 127-129.
+	long := strings.Repeat("a", 127) + "€" + strings.Repeat("b", 10)
+	err := validateBasic([]EventSelector{{ReadWriteType: &long}})
+	if msg := fmt.Sprint(err); !utf8.ValidString(msg) || !strings.Contains(msg, strings.Repeat("a", 127)+"...") {
+		t.Errorf("message quoting a long value: %q", msg)
 	}
 }
 
