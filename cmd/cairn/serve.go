@@ -105,6 +105,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	trails.WarnRefusedSelectors(log)
 	var org *trail.Organization
 	if o := cfg.Organization; o != nil {
 		org = &trail.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}

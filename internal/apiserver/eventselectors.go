@@ -14,7 +14,7 @@ import (
 type TrailSelectors interface {
 	// PutEventSelectors replaces the trail's selectors by basic or
 	// advanced ones (exactly one non-nil) and returns the trail.
-	PutEventSelectors(c audit.Principal, nameOrARN string, basic []trail.EventSelector, advanced []trail.AdvancedEventSelector) (trail.Trail, error)
+	PutEventSelectors(c audit.Principal, nameOrARN string, basic []trail.EventSelector, advanced []audit.AdvancedSelector) (trail.Trail, error)
 	EventSelectors(c audit.Principal, nameOrARN string) (trail.Trail, error)
 	// PutInsightSelectors sets the trail's Insights selectors (none:
 	// off) and returns the trail.
@@ -40,8 +40,8 @@ type selectorHandlers struct{ trails TrailSelectors }
 
 type selectorsOut struct {
 	TrailARN               string
-	EventSelectors         []trail.EventSelector         `json:",omitempty"`
-	AdvancedEventSelectors []trail.AdvancedEventSelector `json:",omitempty"`
+	EventSelectors         []trail.EventSelector    `json:",omitempty"`
+	AdvancedEventSelectors []audit.AdvancedSelector `json:",omitempty"`
 }
 
 func outSelectors(t *trail.Trail) selectorsOut {
@@ -52,7 +52,7 @@ func (h selectorHandlers) putEventSelectors(_ context.Context, req *Request) (an
 	var in struct {
 		TrailName              *string
 		EventSelectors         []trail.EventSelector
-		AdvancedEventSelectors []trail.AdvancedEventSelector
+		AdvancedEventSelectors []audit.AdvancedSelector
 	}
 	if err := awsjson.Decode(req.Body, &in); err != nil {
 		return nil, err

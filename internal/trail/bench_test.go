@@ -51,11 +51,11 @@ func benchTrails(recs []audit.Record) []Trail {
 				for v := range 15 {
 					names = append(names, fmt.Sprintf("Operation%d_%d", s, v))
 				}
-				t.AdvancedEventSelectors = append(t.AdvancedEventSelectors, AdvancedEventSelector{FieldSelectors: []AdvancedFieldSelector{
-					{Field: str("eventCategory"), Equals: []string{"Management", "Data"}},
-					{Field: str("eventSource"), NotEquals: []string{"kms.amazonaws.com", "rdsdata.amazonaws.com"}},
-					{Field: str("eventName"), NotStartsWith: names},
-					{Field: str("readOnly"), Equals: []string{[]string{"true", "false"}[s%2]}},
+				t.AdvancedEventSelectors = append(t.AdvancedEventSelectors, audit.AdvancedSelector{FieldSelectors: []audit.FieldSelector{
+					{Field: "eventCategory", Equals: []string{"Management", "Data"}},
+					{Field: "eventSource", NotEquals: []string{"kms.amazonaws.com", "rdsdata.amazonaws.com"}},
+					{Field: "eventName", NotStartsWith: names},
+					{Field: "readOnly", Equals: []string{[]string{"true", "false"}[s%2]}},
 				}})
 			}
 		}

@@ -342,6 +342,19 @@ func TestKeyRotation(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dir, keysFile)); fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode %v", fi.Mode())
 	}
+	// A save replaces a keys file someone opened up with one of mode 0600.
+	if err := os.Chmod(filepath.Join(dir, keysFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr2.Current("us-east-1", t0.Add(50*time.Hour)); err != nil { // rotates: saves
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, keysFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode after a save %v", fi.Mode())
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, keysFile+".tmp*")); len(left) != 0 {
+		t.Errorf("saves left temporary files: %v", left)
+	}
 
 }
 

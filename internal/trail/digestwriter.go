@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket/objects"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
@@ -133,7 +134,7 @@ func (w *DigestWriter) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFile(w.path, b, 0o644)
+	return atomicfile.Write(w.path, b, 0o644)
 }
 
 // LogDelivered records a delivered log file for the next digest of its

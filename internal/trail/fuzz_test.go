@@ -43,7 +43,7 @@ func FuzzPutEventSelectors(f *testing.F) {
 		var in struct {
 			TrailName              string
 			EventSelectors         []EventSelector
-			AdvancedEventSelectors []AdvancedEventSelector
+			AdvancedEventSelectors []audit.AdvancedSelector
 			InsightSelectors       []InsightSelector
 		}
 		if json.Unmarshal(body, &in) != nil {

@@ -98,9 +98,12 @@ func (s *Service) InsightSelectors(c audit.Principal, nameOrARN string) (Trail, 
 // management events.
 func (t *Trail) logsManagementEvents() bool {
 	if len(t.AdvancedEventSelectors) > 0 {
+		// A selector's eventCategory condition, evaluated alone on a
+		// management event.
+		mgmt := audit.Record{Category: audit.CategoryManagement}
 		for _, s := range t.AdvancedEventSelectors {
 			for _, f := range s.FieldSelectors {
-				if *f.Field == "eventCategory" && f.matchValue(audit.CategoryManagement.String()) {
+				if f.Field == "eventCategory" && (&audit.AdvancedSelector{FieldSelectors: []audit.FieldSelector{f}}).Matches(&mgmt) {
 					return true
 				}
 			}

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 )
 
 // DefaultKeyRotation is how long a key pair signs digests before a new one
@@ -169,7 +171,8 @@ func (kr *Keyring) Public(region string, start, end time.Time) []SigningKey {
 	return out
 }
 
-// saveLocked writes the keyring: a temporary file (0600), fsync, rename.
+// saveLocked writes the keyring atomically and durably, mode 0600 (the
+// private keys are in it; the umask can only narrow it).
 func (kr *Keyring) saveLocked() error {
 	stored := make([]storedKey, len(kr.keys))
 	for i, k := range kr.keys {
@@ -179,39 +182,8 @@ func (kr *Keyring) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("digest: save keys: %w", err)
 	}
-	if err := writeFile(kr.path, b, 0o600); err != nil {
+	if err := atomicfile.Write(kr.path, b, 0o600); err != nil {
 		return fmt.Errorf("digest: save keys: %w", err)
-	}
-	return nil
-}
-
-// writeFile replaces path atomically with b.
-func writeFile(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err == nil {
-		_, err = f.Write(b)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	// Best effort: the rename is done; the folder's sync makes it durable
-	// across power loss.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

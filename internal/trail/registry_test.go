@@ -2,6 +2,7 @@ package trail
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,5 +214,41 @@ func TestRegistryFailedWriteChangesNothing(t *testing.T) {
 	}
 	if got := r2.Trails(); len(got) != 2 {
 		t.Errorf("reopened registry has %d trails; want kept and b", len(got))
+	}
+}
+
+// A trail saved with advanced selectors PutEventSelectors refuses today
+// is loaded, named in a warning and keeps selecting as before; a trail
+// with valid selectors is not named.
+func TestRegistryKeepsRefusedSelectors(t *testing.T) {
+	dir := t.TempDir()
+	saved := `[
+ {"name":"old","account":"111111111111","homeRegion":"us-east-1","s3BucketName":"logs","logging":true,"position":0,"customSelectors":true,
+  "advancedEventSelectors":[{"FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]},{"Field":"readOnly","StartsWith":["t"]}]}]},
+ {"name":"fine","account":"111111111111","homeRegion":"us-east-1","s3BucketName":"logs","logging":true,"position":0,"customSelectors":true,
+  "advancedEventSelectors":[{"Name":"writes","FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]},{"Field":"readOnly","Equals":["false"]}]}]}
+]`
+	if err := os.WriteFile(filepath.Join(dir, registryFile), []byte(saved), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	if n := r.WarnRefusedSelectors(slog.New(slog.NewTextHandler(&logs, nil))); n != 1 {
+		t.Errorf("WarnRefusedSelectors = %d; want 1", n)
+	}
+	if !strings.Contains(logs.String(), "trail/old") || strings.Contains(logs.String(), "trail/fine") {
+		t.Errorf("the warning does not name the trail old alone:\n%s", logs.String())
+	}
+	read := rec(t, "111111111111", "us-east-1", "ec2.amazonaws.com", "DescribeInstances", true, "")
+	write := rec(t, "111111111111", "us-east-1", "ec2.amazonaws.com", "RunInstances", false, "")
+	got := map[string][2]bool{}
+	for _, tr := range r.trails {
+		got[tr.Name] = [2]bool{tr.Selects(&read), tr.Selects(&write)}
+	}
+	if got["old"] != [2]bool{true, false} || got["fine"] != [2]bool{false, true} {
+		t.Errorf("selection after load (read, write) = %v; want old {true false}, fine {false true}", got)
 	}
 }

@@ -437,7 +437,7 @@ func (s *Service) StopLogging(c audit.Principal, nameOrARN string, at time.Time)
 // PutEventSelectors replaces the event selectors of the trail of a name
 // or ARN (the member TrailName) by basic or advanced ones (exactly one
 // non-nil) and returns the trail.
-func (s *Service) PutEventSelectors(c audit.Principal, nameOrARN string, basic []EventSelector, advanced []AdvancedEventSelector) (Trail, error) {
+func (s *Service) PutEventSelectors(c audit.Principal, nameOrARN string, basic []EventSelector, advanced []audit.AdvancedSelector) (Trail, error) {
 	switch {
 	case basic != nil && advanced != nil:
 		return Trail{}, audit.Errorf("InvalidParameterCombination", "EventSelectors and AdvancedEventSelectors cannot both be specified.")
@@ -447,7 +447,7 @@ func (s *Service) PutEventSelectors(c audit.Principal, nameOrARN string, basic [
 	if err := validateBasic(basic); err != nil {
 		return Trail{}, err
 	}
-	if err := validateAdvanced(advanced); err != nil {
+	if err := audit.ValidateSelectors(advanced, audit.ForTrail); err != nil {
 		return Trail{}, err
 	}
 	for i := range basic {

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -49,10 +50,10 @@ type Trail struct {
 
 	// Selectors: exactly one kind is set (a new trail has the default
 	// basic selector).
-	EventSelectors         []EventSelector         `json:"eventSelectors,omitempty"`
-	AdvancedEventSelectors []AdvancedEventSelector `json:"advancedEventSelectors,omitempty"`
-	CustomSelectors        bool                    `json:"customSelectors,omitempty"`
-	InsightSelectors       []InsightSelector       `json:"insightSelectors,omitempty"`
+	EventSelectors         []EventSelector          `json:"eventSelectors,omitempty"`
+	AdvancedEventSelectors []audit.AdvancedSelector `json:"advancedEventSelectors,omitempty"`
+	CustomSelectors        bool                     `json:"customSelectors,omitempty"`
+	InsightSelectors       []InsightSelector        `json:"insightSelectors,omitempty"`
 
 	Tags []Tag `json:"tags,omitempty"`
 
@@ -196,6 +197,31 @@ func OpenRegistry(dir string) (*Registry, error) {
 		r.trails[t.ARN()] = t
 	}
 	return r, nil
+}
+
+// WarnRefusedSelectors logs a warning for each trail whose advanced
+// selectors PutEventSelectors refuses today (saved before they were
+// validated as AWS does: a readOnly other than true or false, an operator
+// other than Equals on eventCategory, readOnly or resources.type, a
+// category a trail does not take) and returns how many. Such a trail is
+// kept and keeps logging with its selectors, evaluated as before (a
+// category that is not an event's matches nothing), until
+// PutEventSelectors replaces them. Call it once after OpenRegistry.
+func (r *Registry) WarnRefusedSelectors(log *slog.Logger) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, t := range sortedTrails(r.trails) {
+		if len(t.AdvancedEventSelectors) == 0 {
+			continue
+		}
+		if err := audit.ValidateSelectors(t.AdvancedEventSelectors, audit.ForTrail); err != nil {
+			n++
+			log.Warn("trail: trail has advanced event selectors PutEventSelectors refuses; it keeps them until PutEventSelectors replaces them",
+				"trail", t.ARN(), "err", err)
+		}
+	}
+	return n
 }
 
 // encode returns the file's contents for trails.

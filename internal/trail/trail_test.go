@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
@@ -76,17 +77,17 @@ func TestSelects(t *testing.T) {
 			t.EventSelectors = []EventSelector{{IncludeManagementEvents: bl(false), DataResources: []DataResource{{Type: str("AWS::S3::Object"), Values: []string{"arn:aws:s3:::bkt/other/"}}}}}
 		}), []bool{false, false, false, false, false, false, false, false}},
 		{"advanced: data on S3 objects by ARN", with(func(t *Trail) {
-			t.AdvancedEventSelectors = []AdvancedEventSelector{{FieldSelectors: []AdvancedFieldSelector{
-				{Field: str("eventCategory"), Equals: []string{"Data"}},
-				{Field: str("resources.type"), Equals: []string{"AWS::S3::Object"}},
-				{Field: str("resources.ARN"), StartsWith: []string{"arn:aws:s3:::bkt/"}, NotEndsWith: []string{".log"}},
+			t.AdvancedEventSelectors = []audit.AdvancedSelector{{FieldSelectors: []audit.FieldSelector{
+				{Field: "eventCategory", Equals: []string{"Data"}},
+				{Field: "resources.type", Equals: []string{"AWS::S3::Object"}},
+				{Field: "resources.ARN", StartsWith: []string{"arn:aws:s3:::bkt/"}, NotEndsWith: []string{".log"}},
 			}}}
 		}), []bool{false, false, false, false, false, false, true, false}},
 		{"advanced: management writes except iam", with(func(t *Trail) {
-			t.AdvancedEventSelectors = []AdvancedEventSelector{{FieldSelectors: []AdvancedFieldSelector{
-				{Field: str("eventCategory"), Equals: []string{"Management"}},
-				{Field: str("readOnly"), Equals: []string{"false"}},
-				{Field: str("eventSource"), NotEquals: []string{"iam.amazonaws.com"}},
+			t.AdvancedEventSelectors = []audit.AdvancedSelector{{FieldSelectors: []audit.FieldSelector{
+				{Field: "eventCategory", Equals: []string{"Management"}},
+				{Field: "readOnly", Equals: []string{"false"}},
+				{Field: "eventSource", NotEquals: []string{"iam.amazonaws.com"}},
 			}}}
 		}), []bool{false, true, false, false, false, false, false, false}},
 		{"insights on", with(func(t *Trail) { t.InsightSelectors = []InsightSelector{{InsightType: ApiCallRateInsight}} }), []bool{true, true, true, true, false, false, false, true}},
@@ -114,17 +115,67 @@ func TestValidateSelectors(t *testing.T) {
 			t.Errorf("validateBasic(%+v) = %v", b, err)
 		}
 	}
-	badAdv := [][]AdvancedEventSelector{
-		{{FieldSelectors: nil}},
-		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("eventName"), Equals: []string{"x"}}}}},
-		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("eventCategory")}}}},
-		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("eventCategory"), Equals: []string{""}}}}},
-		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("eventCategory"), Equals: []string{"Data"}}, {Field: str("userIdentity.arn"), Equals: []string{"x"}}}}},
-		{{FieldSelectors: []AdvancedFieldSelector{{Field: str("event Category"), Equals: []string{"Data"}}}}},
+	// A long value quoted in the message is clipped on a character
+	// boundary: € is bytes 127-129.
+	long := strings.Repeat("a", 127) + "€" + strings.Repeat("b", 10)
+	err := validateBasic([]EventSelector{{ReadWriteType: &long}})
+	if msg := fmt.Sprint(err); !utf8.ValidString(msg) || !strings.Contains(msg, strings.Repeat("a", 127)+"...") {
+		t.Errorf("message quoting a long value: %q", msg)
 	}
-	for _, b := range badAdv {
-		if err := validateAdvanced(b); audit.ErrorCode(err) != "InvalidEventSelectors" {
-			t.Errorf("validateAdvanced(%+v) = %v", b, err)
+}
+
+// TestPutAdvancedSelectors: PutEventSelectors validates advanced selectors
+// as audit.ValidateSelectors does for a trail (the same answers as AWS
+// and as Lake's event data stores, with a trail's categories), and a
+// refused call leaves the trail's selectors as they were.
+func TestPutAdvancedSelectors(t *testing.T) {
+	local, err := bucket.NewLocal("logs", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &Service{Registry: &Registry{trails: map[string]*Trail{}}, Bucket: func(string) (Bucket, bool) { return local, true }, MaxPerRegion: 5}
+	caller := audit.Principal{AccountID: "111111111111", Region: "us-east-1"}
+	if _, err := svc.Create(context.Background(), caller, Settings{Name: str("main"), S3BucketName: str("logs")}); err != nil {
+		t.Fatal(err)
+	}
+	cat := func(c ...string) audit.FieldSelector { return audit.FieldSelector{Field: "eventCategory", Equals: c} }
+	one := func(f ...audit.FieldSelector) []audit.AdvancedSelector {
+		return []audit.AdvancedSelector{{FieldSelectors: f}}
+	}
+	refused := map[string][]audit.AdvancedSelector{
+		"no field selectors":         {{FieldSelectors: nil}},
+		"no eventCategory":           one(audit.FieldSelector{Field: "eventName", Equals: []string{"x"}}),
+		"no value":                   one(audit.FieldSelector{Field: "eventCategory"}),
+		"empty value":                one(cat("")),
+		"unknown field":              one(cat("Data"), audit.FieldSelector{Field: "userName", Equals: []string{"x"}}),
+		"field with a space":         one(audit.FieldSelector{Field: "event Category", Equals: []string{"Data"}}),
+		"StartsWith on readOnly":     one(cat("Management"), audit.FieldSelector{Field: "readOnly", StartsWith: []string{"t"}}),
+		"NotEquals on category":      one(audit.FieldSelector{Field: "eventCategory", NotEquals: []string{"Data"}}),
+		"EndsWith on resources.type": one(cat("Data"), audit.FieldSelector{Field: "resources.type", EndsWith: []string{"Object"}}),
+		"readOnly yes":               one(cat("Management"), audit.FieldSelector{Field: "readOnly", Equals: []string{"yes"}}),
+		"unknown category":           one(cat("Everything")),
+		"a store's category":         one(cat("Insight")),
+	}
+	for name, sels := range refused {
+		if _, err := svc.PutEventSelectors(caller, "main", nil, sels); audit.ErrorCode(err) != "InvalidEventSelectors" {
+			t.Errorf("%s: PutEventSelectors = %v; want InvalidEventSelectors", name, err)
+		}
+	}
+	if tr, err := svc.EventSelectors(caller, "main"); err != nil || tr.CustomSelectors || len(tr.AdvancedEventSelectors) != 0 {
+		t.Errorf("refused calls changed the selectors: %+v, %v", tr, err)
+	}
+	accepted := map[string][]audit.AdvancedSelector{
+		"userIdentity.arn":             one(cat("Management"), audit.FieldSelector{Field: "userIdentity.arn", StartsWith: []string{"arn:aws:iam::111111111111:user/"}}),
+		"eventType":                    one(cat("Management"), audit.FieldSelector{Field: "eventType", Equals: []string{"AwsApiCall"}}),
+		"errorCode":                    one(cat("Management"), audit.FieldSelector{Field: "errorCode", NotEquals: []string{"AccessDenied"}}),
+		"sessionCredentialFromConsole": one(cat("Management"), audit.FieldSelector{Field: "sessionCredentialFromConsole", Equals: []string{"true"}}),
+		"vpcEndpointId":                one(cat("NetworkActivity"), audit.FieldSelector{Field: "vpcEndpointId", Equals: []string{"vpce-1"}}),
+		"two categories":               one(cat("Management", "Data")),
+	}
+	for name, sels := range accepted {
+		tr, err := svc.PutEventSelectors(caller, "main", nil, sels)
+		if err != nil || len(tr.AdvancedEventSelectors) != 1 || tr.AdvancedEventSelectors[0].FieldSelectors[len(sels[0].FieldSelectors)-1].Field != sels[0].FieldSelectors[len(sels[0].FieldSelectors)-1].Field {
+			t.Errorf("%s: PutEventSelectors = %+v, %v; want accepted", name, tr.AdvancedEventSelectors, err)
 		}
 	}
 }
