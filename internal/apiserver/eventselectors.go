@@ -95,13 +95,13 @@ func (h selectorHandlers) putInsightSelectors(_ context.Context, req *Request) (
 	}
 	switch {
 	case in.InsightSelectors == nil:
-		return nil, audit.Errorf("InvalidParameter", "InsightSelectors is required.")
+		return nil, audit.Errorf(audit.CodeInvalidParameter, "InsightSelectors is required.")
 	case in.TrailName != nil && (in.EventDataStore != nil || in.InsightsDestination != nil):
-		return nil, audit.Errorf("InvalidParameterCombination", "TrailName cannot be used with EventDataStore or InsightsDestination.")
+		return nil, audit.Errorf(audit.CodeInvalidParameterCombination, "TrailName cannot be used with EventDataStore or InsightsDestination.")
 	case in.EventDataStore != nil || in.InsightsDestination != nil:
-		return nil, audit.Errorf("UnsupportedOperation", "cairn supports Insights selectors on trails only.")
+		return nil, audit.Errorf(audit.CodeUnsupportedOperation, "cairn supports Insights selectors on trails only.")
 	case in.TrailName == nil:
-		return nil, audit.Errorf("InvalidParameterCombination", "TrailName or EventDataStore is required.")
+		return nil, audit.Errorf(audit.CodeInvalidParameterCombination, "TrailName or EventDataStore is required.")
 	}
 	t, err := h.trails.PutInsightSelectors(req.Caller.Principal, *in.TrailName, in.InsightSelectors)
 	if err != nil {
@@ -123,9 +123,9 @@ func (h selectorHandlers) getInsightSelectors(_ context.Context, req *Request) (
 	}
 	switch {
 	case in.TrailName != nil && in.EventDataStore != nil:
-		return nil, audit.Errorf("InvalidParameterCombination", "TrailName and EventDataStore cannot both be specified.")
+		return nil, audit.Errorf(audit.CodeInvalidParameterCombination, "TrailName and EventDataStore cannot both be specified.")
 	case in.EventDataStore != nil:
-		return nil, audit.Errorf("UnsupportedOperation", "cairn supports Insights selectors on trails only.")
+		return nil, audit.Errorf(audit.CodeUnsupportedOperation, "cairn supports Insights selectors on trails only.")
 	}
 	t, err := h.trails.InsightSelectors(req.Caller.Principal, str(in.TrailName))
 	if err != nil {

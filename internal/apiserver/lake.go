@@ -43,7 +43,7 @@ func written[T any](req *Request, out T) (any, error) {
 // maxResults checks a list operation's MaxResults (named name): 1 to 1000.
 func maxResults(name string, v *int) error {
 	if v != nil && (*v < 1 || *v > 1000) {
-		return audit.Errorf("InvalidMaxResults", "%s must be between 1 and 1000.", name)
+		return audit.Errorf(audit.CodeInvalidMaxResults, "%s must be between 1 and 1000.", name)
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ func (f *fakeLake) CreateEventDataStore(ctx context.Context, p audit.Principal, 
 }
 
 func (f *fakeLake) EventDataStore(ctx context.Context, p audit.Principal, ref string) (lake.EventDataStore, error) {
-	return lake.EventDataStore{}, audit.Errorf("EventDataStoreNotFound", "The specified event data store was not found.")
+	return lake.EventDataStore{}, audit.Errorf(audit.CodeEventDataStoreNotFound, "The specified event data store was not found.")
 }
 
 func (f *fakeLake) StartQuery(ctx context.Context, p audit.Principal, statement string) (string, error) {
@@ -39,9 +39,9 @@ func (f *fakeLake) StartQuery(ctx context.Context, p audit.Principal, statement 
 func (f *fakeLake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN string, events []lake.AuditEvent) (lake.PutResult, error) {
 	switch {
 	case strings.HasSuffix(channelARN, "/gone"):
-		return lake.PutResult{}, audit.Errorf("ChannelNotFound", "The specified channel was not found.")
+		return lake.PutResult{}, audit.Errorf(audit.CodeChannelNotFound, "The specified channel was not found.")
 	case strings.HasSuffix(channelARN, "/theirs"):
-		return lake.PutResult{}, audit.Errorf("ChannelInsufficientPermission", "no")
+		return lake.PutResult{}, audit.Errorf(audit.CodeChannelInsufficientPermission, "no")
 	}
 	return lake.PutResult{Successful: []lake.PutSuccess{{ID: events[0].ID, EventID: "e-1"}}}, nil
 }

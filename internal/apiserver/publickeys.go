@@ -52,7 +52,7 @@ func (h publicKeyHandlers) listPublicKeys(_ context.Context, req *Request) (any,
 		return nil, err
 	}
 	if in.NextToken != nil && *in.NextToken != "" {
-		return nil, audit.Errorf("InvalidToken", "Reached end of keys.")
+		return nil, audit.Errorf(audit.CodeInvalidToken, "Reached end of keys.")
 	}
 	now := req.Time
 	if now.IsZero() {

@@ -29,10 +29,10 @@ func dataErr(code string, status int, msg string) error {
 
 // dataStatus is the HTTP status of the cloudtrail-data errors (REST-JSON,
 // whose statuses differ from the CloudTrail API's).
-var dataStatus = map[string]int{
-	"InvalidChannelARN":             http.StatusBadRequest,
-	"ChannelNotFound":               http.StatusNotFound,
-	"ChannelInsufficientPermission": http.StatusForbidden,
+var dataStatus = map[audit.Code]int{
+	audit.CodeInvalidChannelARN:             http.StatusBadRequest,
+	audit.CodeChannelNotFound:               http.StatusNotFound,
+	audit.CodeChannelInsufficientPermission: http.StatusForbidden,
 }
 
 type auditEventIn struct {
@@ -99,7 +99,7 @@ func putAuditEvents(l AuditEvents) Handler {
 		var ae *audit.Error
 		if errors.As(err, &ae) {
 			if status, ok := dataStatus[ae.Code]; ok {
-				return nil, dataErr(ae.Code, status, ae.Message)
+				return nil, dataErr(string(ae.Code), status, ae.Message)
 			}
 		}
 		if err != nil {

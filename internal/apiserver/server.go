@@ -248,7 +248,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A refused call's record is queued: the pipeline is saturated, or
 	// the disk full.
 	recorded := false
-	if c.caller.AccountID != "" && c.known() && !c.readOnly && code != audit.CodeThrottling+"Exception" && code != audit.CodeServiceUnavailable+"Exception" {
+	if c.caller.AccountID != "" && c.known() && !c.readOnly && code != string(audit.CodeThrottling)+"Exception" && code != string(audit.CodeServiceUnavailable)+"Exception" {
 		recorded = true
 		if rerr := s.record(c, err, true); rerr != nil && aerr == nil {
 			// The call is not acknowledged without its durable record
@@ -345,7 +345,7 @@ func (s *Server) serve(c *call) (any, error) {
 		c.responseElements = req.ResponseElements
 		return out, err
 	}
-	return nil, audit.Errorf("UnsupportedOperation", "cairn does not implement %s yet.", op)
+	return nil, audit.Errorf(audit.CodeUnsupportedOperation, "cairn does not implement %s yet.", op)
 }
 
 // authenticate reads the body of r (at most limit bytes) and verifies its
@@ -425,7 +425,7 @@ func (s *Server) wireError(c *call, err error) *awsjson.Error {
 	}
 	var de *audit.Error
 	if errors.As(err, &de) {
-		code := de.Code + "Exception"
+		code := string(de.Code) + "Exception"
 		return &awsjson.Error{Code: code, Message: de.Message, Status: awsjson.StatusFor(code)}
 	}
 	if errors.Is(err, context.Canceled) {

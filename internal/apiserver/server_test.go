@@ -225,7 +225,7 @@ func TestHandlersDispatchAndRecord(t *testing.T) {
 				return o, nil
 			},
 			"DeleteTrail": func(ctx context.Context, req *Request) (any, error) {
-				return nil, audit.Errorf("TrailNotFound", "Unknown trail: %s", "x")
+				return nil, audit.Errorf(audit.CodeTrailNotFound, "Unknown trail: %s", "x")
 			},
 		}})
 	code, resp := do(t, s, "111111111111", "CreateTrail", `{"Name":"t"}`)
@@ -332,7 +332,7 @@ func TestWriteCallsCommitBeforeAnswering(t *testing.T) {
 		Handlers: map[string]Handler{
 			"StopLogging": func(ctx context.Context, req *Request) (any, error) { return struct{}{}, nil },
 			"DeleteTrail": func(ctx context.Context, req *Request) (any, error) {
-				return nil, audit.Errorf("TrailNotFound", "Unknown trail: %s", "x")
+				return nil, audit.Errorf(audit.CodeTrailNotFound, "Unknown trail: %s", "x")
 			},
 		}})
 	for _, c := range []struct{ op, want string }{

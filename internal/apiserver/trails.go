@@ -206,7 +206,7 @@ func (h trailHandlers) listTrails(_ context.Context, req *Request) (any, error) 
 	if in.NextToken != nil && *in.NextToken != "" {
 		var ok bool
 		if after, ok = parseListToken(*in.NextToken); !ok {
-			return nil, audit.Errorf("InvalidNextToken", "Invalid NextToken.")
+			return nil, audit.Errorf(audit.CodeInvalidNextToken, "Invalid NextToken.")
 		}
 	}
 	page, more := h.trails.List(req.Caller.Principal, after)

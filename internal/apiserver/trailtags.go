@@ -67,10 +67,10 @@ func (h tagHandlers) listTags(_ context.Context, req *Request) (any, error) {
 		return nil, err
 	}
 	if len(in.ResourceIdList) == 0 || len(in.ResourceIdList) > 20 {
-		return nil, audit.Errorf("InvalidParameter", "ResourceIdList must hold 1 to 20 ARNs.")
+		return nil, audit.Errorf(audit.CodeInvalidParameter, "ResourceIdList must hold 1 to 20 ARNs.")
 	}
 	if in.NextToken != nil && *in.NextToken != "" {
-		return nil, audit.Errorf("InvalidToken", "Invalid NextToken.")
+		return nil, audit.Errorf(audit.CodeInvalidToken, "Invalid NextToken.")
 	}
 	trails, err := h.trails.Tagged(req.Caller.Principal, in.ResourceIdList)
 	if err != nil {

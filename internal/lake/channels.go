@@ -48,16 +48,16 @@ func (l *Lake) findChannelLocked(account, ref string) (*Channel, error) {
 	if strings.HasPrefix(ref, "arn:") {
 		i := strings.LastIndex(ref, ":channel/")
 		if i < 0 {
-			return nil, audit.Errorf("ChannelARNInvalid", "The specified channel ARN is not valid.")
+			return nil, audit.Errorf(audit.CodeChannelARNInvalid, "The specified channel ARN is not valid.")
 		}
 		id = ref[i+len(":channel/"):]
 	}
 	if id == "" || len(ref) > 256 {
-		return nil, audit.Errorf("ChannelARNInvalid", "The specified channel ARN is not valid.")
+		return nil, audit.Errorf(audit.CodeChannelARNInvalid, "The specified channel ARN is not valid.")
 	}
 	c := l.channels[id]
 	if c == nil || c.Account != account || strings.HasPrefix(ref, "arn:") && ref != c.ARN() {
-		return nil, audit.Errorf("ChannelNotFound", "The specified channel was not found.")
+		return nil, audit.Errorf(audit.CodeChannelNotFound, "The specified channel was not found.")
 	}
 	return c, nil
 }
@@ -77,7 +77,7 @@ func (l *Lake) destinationsLocked(account string, ds []Destination) ([]Destinati
 			return nil, err
 		}
 		if !s.custom() {
-			return nil, audit.Errorf("InvalidEventDataStoreCategory", "Channels send events to event data stores of ActivityAuditLog events; %s is not one.", s.ID)
+			return nil, audit.Errorf(audit.CodeInvalidEventDataStoreCategory, "Channels send events to event data stores of ActivityAuditLog events; %s is not one.", s.ID)
 		}
 		out = append(out, Destination{Type: d.Type, Location: s.ARN()})
 	}
@@ -112,13 +112,13 @@ func (l *Lake) CreateChannel(ctx context.Context, p audit.Principal, in ChannelR
 	for _, c := range l.channels {
 		if c.Account == p.AccountID && c.Region == p.Region {
 			if c.Name == *in.Name || c.Source == *in.Source && c.Source != "Custom" {
-				return Channel{}, audit.Errorf("ChannelAlreadyExists", "A channel named %s or for source %s already exists.", *in.Name, *in.Source)
+				return Channel{}, audit.Errorf(audit.CodeChannelAlreadyExists, "A channel named %s or for source %s already exists.", *in.Name, *in.Source)
 			}
 			n++
 		}
 	}
 	if n >= maxChannels {
-		return Channel{}, audit.Errorf("ChannelMaxLimitExceeded", "Your account has the maximum number of channels (%d) in this Region.", maxChannels)
+		return Channel{}, audit.Errorf(audit.CodeChannelMaxLimitExceeded, "Your account has the maximum number of channels (%d) in this Region.", maxChannels)
 	}
 	c := &Channel{ID: audit.NewID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
 		Source: *in.Source, Destinations: dests, Created: l.opts.Now().UTC()}

@@ -165,7 +165,7 @@ func (l *Lake) check(ctx context.Context, stmt string, tables map[string]bool) e
 			return ctx.Err()
 		}
 		if msg, ok := statementMessage(err); ok {
-			return audit.Errorf("InvalidQueryStatement", "%s", audit.Clip(msg, 128))
+			return audit.Errorf(audit.CodeInvalidQueryStatement, "%s", audit.Clip(msg, 128))
 		}
 		// The database's failure, not the statement's: returned for the
 		// edge to log with the request ID (InternalFailure).
@@ -182,7 +182,7 @@ func (l *Lake) check(ctx context.Context, stmt string, tables map[string]bool) e
 	if tree.Error {
 		msg := tree.ErrorMessage
 		if strings.Contains(msg, "Only SELECT") {
-			return audit.Errorf("InvalidQueryStatement", "Only SELECT statements are allowed.")
+			return audit.Errorf(audit.CodeInvalidQueryStatement, "Only SELECT statements are allowed.")
 		}
 		// DuckDB's parser message names only the caller's statement (as
 		// rewritten: its own stores' table names) and is kept, its stores
@@ -190,14 +190,14 @@ func (l *Lake) check(ctx context.Context, stmt string, tables map[string]bool) e
 		for t := range tables {
 			msg = strings.ReplaceAll(msg, t, strings.ReplaceAll(strings.TrimPrefix(t, "eds_"), "_", "-"))
 		}
-		return audit.Errorf("InvalidQueryStatement", "The query statement is not valid: %s", audit.Clip(msg, 128))
+		return audit.Errorf(audit.CodeInvalidQueryStatement, "The query statement is not valid: %s", audit.Clip(msg, 128))
 	}
 	if len(tree.Statements) != 1 {
-		return audit.Errorf("InvalidQueryStatement", "A query has exactly one SELECT statement.")
+		return audit.Errorf(audit.CodeInvalidQueryStatement, "A query has exactly one SELECT statement.")
 	}
 	node, ok := tree.Statements[0]["node"].(map[string]any)
 	if !ok || node["type"] != "SELECT_NODE" && node["type"] != "SET_OPERATION_NODE" {
-		return audit.Errorf("InvalidQueryStatement", "Only SELECT statements are allowed.")
+		return audit.Errorf(audit.CodeInvalidQueryStatement, "Only SELECT statements are allowed.")
 	}
 	c := checker{tables: map[string]bool{}}
 	for t := range tables {
@@ -242,7 +242,7 @@ type checker struct {
 const maxDepth = 1000
 
 func invalid(format string, args ...any) error {
-	return audit.Errorf("InvalidQueryStatement", format, args...)
+	return audit.Errorf(audit.CodeInvalidQueryStatement, format, args...)
 }
 
 // query checks a query node with the CTEs of sc visible.

@@ -219,7 +219,7 @@ func TestCheckBindsOnlyOwnStoresAndCTEs(t *testing.T) {
 	for stmt, want := range refused {
 		_, _, err := h.l.Prepare(ctx, acctA, stmt)
 		var ae *audit.Error
-		if !errors.As(err, &ae) || ae.Code != want {
+		if !errors.As(err, &ae) || string(ae.Code) != want {
 			t.Errorf("Prepare(%q) = %v; want %s", stmt, err, want)
 			if err == nil {
 				h.assertClean(t, stmt)

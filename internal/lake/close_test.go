@@ -131,7 +131,7 @@ func ptr[T any](v T) *T { return &v }
 func checkCode(t *testing.T, what string, err error, want string) {
 	t.Helper()
 	var ae *audit.Error
-	if !errors.As(err, &ae) || ae.Code != want {
+	if !errors.As(err, &ae) || string(ae.Code) != want {
 		t.Errorf("%s: %v; want %s", what, err, want)
 	}
 }

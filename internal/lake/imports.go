@@ -54,14 +54,14 @@ func (l *Lake) importPath(uri string) (*os.Root, string, error) {
 	if strings.HasPrefix(uri, "file://") {
 		u, err := url.Parse(uri)
 		if err != nil || u.Host != "" && u.Host != "localhost" {
-			return nil, "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid file:// URI.", audit.Clip(uri, 128))
+			return nil, "", audit.Errorf(audit.CodeInvalidImportSource, "The import source %s is not a valid file:// URI.", audit.Clip(uri, 128))
 		}
 		p = u.Path
 	} else if strings.Contains(uri, "://") {
-		return nil, "", audit.Errorf("InvalidImportSource", "cairn imports from s3:// URIs of its configured buckets and local paths (file:// or a plain path) under lake.import_roots; %s is neither.", audit.Clip(uri, 128))
+		return nil, "", audit.Errorf(audit.CodeInvalidImportSource, "cairn imports from s3:// URIs of its configured buckets and local paths (file:// or a plain path) under lake.import_roots; %s is neither.", audit.Clip(uri, 128))
 	}
 	if !filepath.IsAbs(p) {
-		return nil, "", audit.Errorf("InvalidImportSource", "The import path must be absolute.")
+		return nil, "", audit.Errorf(audit.CodeInvalidImportSource, "The import path must be absolute.")
 	}
 	p = filepath.Clean(p)
 	for _, root := range l.opts.ImportRoots {
@@ -82,12 +82,12 @@ func (l *Lake) importPath(uri string) (*os.Root, string, error) {
 			name := filepath.ToSlash(rel)
 			if _, err := fs.Stat(rt.FS(), name); err != nil {
 				rt.Close()
-				return nil, "", audit.Errorf("InvalidImportSource", "The import path %s cannot be read, or leads out of lake.import_roots.", audit.Clip(p, 128))
+				return nil, "", audit.Errorf(audit.CodeInvalidImportSource, "The import path %s cannot be read, or leads out of lake.import_roots.", audit.Clip(p, 128))
 			}
 			return rt, name, nil
 		}
 	}
-	return nil, "", audit.Errorf("InvalidImportSource", "The import path %s is not under a directory of lake.import_roots in cairn's config.", audit.Clip(p, 128))
+	return nil, "", audit.Errorf(audit.CodeInvalidImportSource, "The import path %s is not under a directory of lake.import_roots in cairn's config.", audit.Clip(p, 128))
 }
 
 // importBucket resolves an s3://bucket/prefix source: the bucket must be
@@ -95,7 +95,7 @@ func (l *Lake) importPath(uri string) (*os.Root, string, error) {
 func (l *Lake) importBucket(ctx context.Context, uri string) (Bucket, string, string, error) {
 	name, prefix, err := importer.ParseS3URI(uri)
 	if err != nil {
-		return nil, "", "", audit.Errorf("InvalidImportSource", "The import source %s is not a valid S3 URI.", audit.Clip(uri, 128))
+		return nil, "", "", audit.Errorf(audit.CodeInvalidImportSource, "The import source %s is not a valid S3 URI.", audit.Clip(uri, 128))
 	}
 	var b Bucket
 	ok := false
@@ -103,13 +103,13 @@ func (l *Lake) importBucket(ctx context.Context, uri string) (Bucket, string, st
 		b, ok = l.opts.Buckets(name)
 	}
 	if !ok {
-		return nil, "", "", audit.Errorf("InvalidImportSource", "The S3 bucket %s is not one of the buckets in cairn's config.", name)
+		return nil, "", "", audit.Errorf(audit.CodeInvalidImportSource, "The S3 bucket %s is not one of the buckets in cairn's config.", name)
 	}
 	cctx, cancel := context.WithTimeout(ctx, bucketCheckTimeout)
 	defer cancel()
 	if err := b.Check(cctx); err != nil {
 		l.log.Warn("lake: import source bucket cannot be read", "bucket", name, "err", err)
-		return nil, "", "", audit.Errorf("InvalidImportSource", "The S3 bucket %s does not exist or cannot be read.", name)
+		return nil, "", "", audit.Errorf(audit.CodeInvalidImportSource, "The S3 bucket %s does not exist or cannot be read.", name)
 	}
 	return b, name, prefix, nil
 }
@@ -243,7 +243,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 			l.mu.Unlock()
 			cancel()
 			closeRoot()
-			return Import{}, audit.Errorf("AccountHasOngoingImport", "The account has an import in progress (%s).", o.ID)
+			return Import{}, audit.Errorf(audit.CodeAccountHasOngoingImport, "The account has an import in progress (%s).", o.ID)
 		}
 	}
 	l.imports[im.ID] = im
@@ -303,7 +303,7 @@ func (l *Lake) findImportLocked(account string, id string) (*lakeImport, error) 
 	}
 	im := l.imports[id]
 	if im == nil || im.Account != account {
-		return nil, audit.Errorf("ImportNotFound", "The import %s was not found.", audit.Clip(id, 128))
+		return nil, audit.Errorf(audit.CodeImportNotFound, "The import %s was not found.", audit.Clip(id, 128))
 	}
 	return im, nil
 }

@@ -187,10 +187,10 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 			return nil, err
 		}
 		if s.Status == StatusPendingDeletion {
-			return nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
+			return nil, audit.Errorf(audit.CodeInactiveEventDataStore, "The event data store %s is pending deletion.", s.ID)
 		}
 		if s.custom() {
-			return nil, audit.Errorf("InvalidEventDataStoreCategory", "Imports go into event data stores of CloudTrail events; %s holds ActivityAuditLog events.", s.ID)
+			return nil, audit.Errorf(audit.CodeInvalidEventDataStoreCategory, "Imports go into event data stores of CloudTrail events; %s holds ActivityAuditLog events.", s.ID)
 		}
 		if k.seen[s.ID] != nil {
 			continue

@@ -246,7 +246,7 @@ func (l *Lake) Close() error {
 
 // errClosed answers what reaches a closed (or closing) Lake.
 func errClosed() error {
-	return audit.Errorf("ServiceUnavailable", "cairn's Lake is shutting down; try again later.")
+	return audit.Errorf(audit.CodeServiceUnavailable, "cairn's Lake is shutting down; try again later.")
 }
 
 // enter counts a use of the database as work Close waits for; it fails

@@ -53,16 +53,16 @@ func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN
 	i := strings.LastIndex(ref, ":channel/")
 	if i < 0 {
 		l.mu.Unlock()
-		return PutResult{}, audit.Errorf("InvalidChannelARN", "The specified channel ARN is not valid.")
+		return PutResult{}, audit.Errorf(audit.CodeInvalidChannelARN, "The specified channel ARN is not valid.")
 	}
 	c := l.channels[ref[i+len(":channel/"):]]
 	if c == nil || c.ARN() != ref {
 		l.mu.Unlock()
-		return PutResult{}, audit.Errorf("ChannelNotFound", "The specified channel was not found.")
+		return PutResult{}, audit.Errorf(audit.CodeChannelNotFound, "The specified channel was not found.")
 	}
 	if c.Account != p.AccountID {
 		l.mu.Unlock()
-		return PutResult{}, audit.Errorf("ChannelInsufficientPermission", "The caller's account is not permitted to send events to this channel.")
+		return PutResult{}, audit.Errorf(audit.CodeChannelInsufficientPermission, "The caller's account is not permitted to send events to this channel.")
 	}
 	var stores []string
 	for _, d := range c.Destinations {

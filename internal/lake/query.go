@@ -78,7 +78,7 @@ func (l *Lake) rewrite(account, stmt string) (string, []string, error) {
 				j++
 			}
 			if j >= len(stmt) {
-				return "", nil, audit.Errorf("InvalidQueryStatement", "The query statement has an unterminated quote.")
+				return "", nil, audit.Errorf(audit.CodeInvalidQueryStatement, "The query statement has an unterminated quote.")
 			}
 			b.WriteString(stmt[i : j+1])
 			prevWord = ""
@@ -93,7 +93,7 @@ func (l *Lake) rewrite(account, stmt string) (string, []string, error) {
 		case c == '/' && i+1 < len(stmt) && stmt[i+1] == '*':
 			j := strings.Index(stmt[i+2:], "*/")
 			if j < 0 {
-				return "", nil, audit.Errorf("InvalidQueryStatement", "The query statement has an unterminated comment.")
+				return "", nil, audit.Errorf(audit.CodeInvalidQueryStatement, "The query statement has an unterminated comment.")
 			}
 			b.WriteByte(' ')
 			i += j + 4
@@ -112,7 +112,7 @@ func (l *Lake) rewrite(account, stmt string) (string, []string, error) {
 					continue
 				}
 				if strings.ContainsAny(w, "-:/") {
-					return "", nil, audit.Errorf("EventDataStoreNotFound", "The event data store %s was not found.", audit.Clip(w, 128))
+					return "", nil, audit.Errorf(audit.CodeEventDataStoreNotFound, "The event data store %s was not found.", audit.Clip(w, 128))
 				}
 			}
 			if m, ok := prestoFunctions[strings.ToLower(w)]; ok && nextNonSpace(stmt, j) == '(' {
@@ -183,17 +183,17 @@ func (l *Lake) Prepare(ctx context.Context, account, stmt string) (string, []str
 	}
 	defer l.work.Done()
 	if strings.TrimSpace(stmt) == "" || len(stmt) > maxStatementLen {
-		return "", nil, audit.Errorf("InvalidQueryStatement", "QueryStatement must be 1 to %d characters.", maxStatementLen)
+		return "", nil, audit.Errorf(audit.CodeInvalidQueryStatement, "QueryStatement must be 1 to %d characters.", maxStatementLen)
 	}
 	if !utf8.ValidString(stmt) {
-		return "", nil, audit.Errorf("InvalidQueryStatement", "QueryStatement is not valid UTF-8.")
+		return "", nil, audit.Errorf(audit.CodeInvalidQueryStatement, "QueryStatement is not valid UTF-8.")
 	}
 	out, ids, err := l.rewrite(account, stmt)
 	if err != nil {
 		return "", nil, err
 	}
 	if len(ids) == 0 {
-		return "", nil, audit.Errorf("InvalidQueryStatement", "FROM must name an event data store by its ID.")
+		return "", nil, audit.Errorf(audit.CodeInvalidQueryStatement, "FROM must name an event data store by its ID.")
 	}
 	tables := map[string]bool{}
 	for _, id := range ids {
@@ -202,7 +202,7 @@ func (l *Lake) Prepare(ctx context.Context, account, stmt string) (string, []str
 		pending := s == nil || s.Status == StatusPendingDeletion
 		l.mu.Unlock()
 		if pending {
-			return "", nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", id)
+			return "", nil, audit.Errorf(audit.CodeInactiveEventDataStore, "The event data store %s is pending deletion.", id)
 		}
 		tables[tableName(id)] = true
 	}
@@ -381,15 +381,15 @@ func queryError(err error, stores []string) error {
 	case errors.As(err, &ae):
 		return err
 	case errors.Is(err, errTooLarge):
-		return audit.Errorf("InvalidQueryStatement", "The query results exceed cairn's limit; narrow the query or add a LIMIT.")
+		return audit.Errorf(audit.CodeInvalidQueryStatement, "The query results exceed cairn's limit; narrow the query or add a LIMIT.")
 	case isOutOfMemory(err):
-		return audit.Errorf("InvalidQueryStatement", "The query needs more memory than cairn's Lake allows; narrow the query or add a LIMIT.")
+		return audit.Errorf(audit.CodeInvalidQueryStatement, "The query needs more memory than cairn's Lake allows; narrow the query or add a LIMIT.")
 	}
 	if msg, ok := statementMessage(err); ok {
 		for _, id := range stores {
 			msg = strings.ReplaceAll(msg, tableName(id), id)
 		}
-		return audit.Errorf("InvalidQueryStatement", "%s", audit.Clip(msg, 128))
+		return audit.Errorf(audit.CodeInvalidQueryStatement, "%s", audit.Clip(msg, 128))
 	}
 	return fmt.Errorf("lake: query: %w", err)
 }
@@ -410,7 +410,7 @@ func (l *Lake) StartQuery(ctx context.Context, p audit.Principal, statement stri
 	}
 	if l.running[acct] >= l.opts.MaxConcurrentQueries {
 		l.mu.Unlock()
-		return "", audit.Errorf("MaxConcurrentQueries", "You are already running the maximum number of concurrent queries (%d).", l.opts.MaxConcurrentQueries)
+		return "", audit.Errorf(audit.CodeMaxConcurrentQueries, "You are already running the maximum number of concurrent queries (%d).", l.opts.MaxConcurrentQueries)
 	}
 	qctx, cancel := context.WithTimeout(l.base, l.opts.QueryTimeout)
 	q := &query{ID: audit.NewID(), Account: acct, SQL: statement, stores: ids, State: QueryQueued,
@@ -608,7 +608,7 @@ func (l *Lake) findQueryLocked(account string, ref QueryRef) (*query, error) {
 		q = nil
 	}
 	if q == nil || q.Account != account {
-		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", audit.Clip(ref.ID, 128))
+		return nil, audit.Errorf(audit.CodeQueryIdNotFound, "The query ID %s was not found.", audit.Clip(ref.ID, 128))
 	}
 	if ref.Store != "" {
 		s, err := l.findStoreLocked(account, ref.Store)
@@ -616,7 +616,7 @@ func (l *Lake) findQueryLocked(account string, ref QueryRef) (*query, error) {
 			return nil, err
 		}
 		if s.Status == StatusPendingDeletion {
-			return nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
+			return nil, audit.Errorf(audit.CodeInactiveEventDataStore, "The event data store %s is pending deletion.", s.ID)
 		}
 	}
 	return q, nil
@@ -679,7 +679,7 @@ func (r ResultSet) Page(start, end int) ([][]*string, error) {
 	got, err := r.res.page(start, end, maxPageBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		// Evicted since: as if the query had expired before the call.
-		return nil, audit.Errorf("QueryIdNotFound", "The query ID %s was not found.", audit.Clip(r.ID, 128))
+		return nil, audit.Errorf(audit.CodeQueryIdNotFound, "The query ID %s was not found.", audit.Clip(r.ID, 128))
 	}
 	return got, err
 }
@@ -718,7 +718,7 @@ func (l *Lake) CancelQuery(ctx context.Context, p audit.Principal, ref QueryRef)
 		return QueryInfo{}, err
 	}
 	if q.State != QueryQueued && q.State != QueryRunning {
-		return QueryInfo{}, audit.Errorf("InactiveQuery", "The query %s is %s and cannot be cancelled.", q.ID, q.State)
+		return QueryInfo{}, audit.Errorf(audit.CodeInactiveQuery, "The query %s is %s and cannot be cancelled.", q.ID, q.State)
 	}
 	q.State = QueryCancelled
 	q.cancel()
@@ -743,7 +743,7 @@ func (l *Lake) Queries(ctx context.Context, p audit.Principal, in QueriesRequest
 		return nil, err
 	}
 	if s.Status == StatusPendingDeletion {
-		return nil, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
+		return nil, audit.Errorf(audit.CodeInactiveEventDataStore, "The event data store %s is pending deletion.", s.ID)
 	}
 	var list []*query
 	for _, q := range l.queries {

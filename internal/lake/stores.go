@@ -83,19 +83,19 @@ func defaultSelectors() []audit.AdvancedSelector {
 // findStoreLocked resolves an ARN or ID to a store of account; l.mu is held.
 func (l *Lake) findStoreLocked(account, ref string) (*EventDataStore, error) {
 	if ref == "" {
-		return nil, audit.Errorf("EventDataStoreARNInvalid", "The event data store ARN or ID is missing.")
+		return nil, audit.Errorf(audit.CodeEventDataStoreARNInvalid, "The event data store ARN or ID is missing.")
 	}
 	id := ref
 	if strings.HasPrefix(ref, "arn:") {
 		i := strings.LastIndex(ref, ":eventdatastore/")
 		if i < 0 {
-			return nil, audit.Errorf("EventDataStoreARNInvalid", "The specified event data store ARN is not valid or does not map to an event data store in your account.")
+			return nil, audit.Errorf(audit.CodeEventDataStoreARNInvalid, "The specified event data store ARN is not valid or does not map to an event data store in your account.")
 		}
 		id = ref[i+len(":eventdatastore/"):]
 	}
 	s := l.stores[id]
 	if s == nil || s.Account != account || strings.HasPrefix(ref, "arn:") && ref != s.ARN() {
-		return nil, audit.Errorf("EventDataStoreNotFound", "The specified event data store was not found.")
+		return nil, audit.Errorf(audit.CodeEventDataStoreNotFound, "The specified event data store was not found.")
 	}
 	return s, nil
 }
@@ -167,10 +167,10 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 		return EventDataStore{}, err
 	}
 	if len(in.Tags) > 50 {
-		return EventDataStore{}, audit.Errorf("InvalidTagParameter", "A resource can have at most 50 tags.")
+		return EventDataStore{}, audit.Errorf(audit.CodeInvalidTagParameter, "A resource can have at most 50 tags.")
 	}
 	if in.KmsKeyID != nil {
-		return EventDataStore{}, audit.Errorf("InvalidKmsKeyId", "cairn does not encrypt with KMS keys; omit KmsKeyId.")
+		return EventDataStore{}, audit.Errorf(audit.CodeInvalidKmsKeyId, "cairn does not encrypt with KMS keys; omit KmsKeyId.")
 	}
 	boolOr := func(p *bool, d bool) bool {
 		if p == nil {
@@ -191,7 +191,7 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 		if in.MultiRegionEnabled == nil && !s.OrganizationEnabled {
 			s.MultiRegionEnabled = false
 		} else {
-			return EventDataStore{}, audit.Errorf("InvalidParameterCombination", "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
+			return EventDataStore{}, audit.Errorf(audit.CodeInvalidParameterCombination, "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
 		}
 	}
 	l.mu.Lock()
@@ -200,13 +200,13 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 	for _, o := range l.stores {
 		if o.Account == s.Account && o.Region == s.Region {
 			if o.Name == s.Name {
-				return EventDataStore{}, audit.Errorf("EventDataStoreAlreadyExists", "An event data store named %s already exists.", s.Name)
+				return EventDataStore{}, audit.Errorf(audit.CodeEventDataStoreAlreadyExists, "An event data store named %s already exists.", s.Name)
 			}
 			n++
 		}
 	}
 	if n >= l.opts.MaxStores {
-		return EventDataStore{}, audit.Errorf("EventDataStoreMaxLimitExceeded", "Your account has the maximum number of event data stores (%d) in this Region.", l.opts.MaxStores)
+		return EventDataStore{}, audit.Errorf(audit.CodeEventDataStoreMaxLimitExceeded, "Your account has the maximum number of event data stores (%d) in this Region.", l.opts.MaxStores)
 	}
 	l.stores[s.ID] = s
 	if err := l.saveLocked(); err != nil {
@@ -259,7 +259,7 @@ func (l *Lake) EventDataStores(ctx context.Context, p audit.Principal) []EventDa
 // InvalidEventDataStoreCategory (selectors changing the kind of events).
 func (l *Lake) UpdateEventDataStore(ctx context.Context, p audit.Principal, in UpdateStoreRequest) (EventDataStore, error) {
 	if in.KmsKeyID != nil {
-		return EventDataStore{}, audit.Errorf("InvalidKmsKeyId", "cairn does not encrypt with KMS keys; omit KmsKeyId.")
+		return EventDataStore{}, audit.Errorf(audit.CodeInvalidKmsKeyId, "cairn does not encrypt with KMS keys; omit KmsKeyId.")
 	}
 	if in.Name != nil && !storeNameRE.MatchString(*in.Name) {
 		return EventDataStore{}, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
@@ -276,7 +276,7 @@ func (l *Lake) UpdateEventDataStore(ctx context.Context, p audit.Principal, in U
 		return EventDataStore{}, err
 	}
 	if s.Status == StatusPendingDeletion {
-		return EventDataStore{}, audit.Errorf("InactiveEventDataStore", "The event data store %s is pending deletion.", s.ID)
+		return EventDataStore{}, audit.Errorf(audit.CodeInactiveEventDataStore, "The event data store %s is pending deletion.", s.ID)
 	}
 	n := *s
 	if in.Name != nil {
@@ -285,7 +285,7 @@ func (l *Lake) UpdateEventDataStore(ctx context.Context, p audit.Principal, in U
 	if in.Selectors != nil {
 		n.Selectors = in.Selectors
 		if n.custom() != s.custom() {
-			return EventDataStore{}, audit.Errorf("InvalidEventDataStoreCategory", "The selectors cannot change the kind of events the store holds.")
+			return EventDataStore{}, audit.Errorf(audit.CodeInvalidEventDataStoreCategory, "The selectors cannot change the kind of events the store holds.")
 		}
 	}
 	if in.BillingMode != nil {
@@ -313,11 +313,11 @@ func (l *Lake) UpdateEventDataStore(ctx context.Context, p audit.Principal, in U
 		n.TerminationProtectionEnabled = *in.TerminationProtectionEnabled
 	}
 	if n.custom() && (n.MultiRegionEnabled || n.OrganizationEnabled) {
-		return EventDataStore{}, audit.Errorf("InvalidParameterCombination", "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
+		return EventDataStore{}, audit.Errorf(audit.CodeInvalidParameterCombination, "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
 	}
 	for _, o := range l.stores {
 		if o != s && o.Account == n.Account && o.Region == n.Region && o.Name == n.Name {
-			return EventDataStore{}, audit.Errorf("EventDataStoreAlreadyExists", "An event data store named %s already exists.", n.Name)
+			return EventDataStore{}, audit.Errorf(audit.CodeEventDataStoreAlreadyExists, "An event data store named %s already exists.", n.Name)
 		}
 	}
 	n.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
@@ -336,15 +336,15 @@ func (l *Lake) UpdateEventDataStore(ctx context.Context, p audit.Principal, in U
 func (l *Lake) DeleteEventDataStore(ctx context.Context, p audit.Principal, ref string) error {
 	return l.withStore(p, ref, func(s *EventDataStore) error {
 		if s.Status == StatusPendingDeletion {
-			return audit.Errorf("InvalidEventDataStoreStatus", "The event data store %s is already pending deletion.", s.ID)
+			return audit.Errorf(audit.CodeInvalidEventDataStoreStatus, "The event data store %s is already pending deletion.", s.ID)
 		}
 		if s.TerminationProtectionEnabled {
-			return audit.Errorf("EventDataStoreTerminationProtected", "The event data store %s has termination protection enabled.", s.ID)
+			return audit.Errorf(audit.CodeEventDataStoreTerminationProtected, "The event data store %s has termination protection enabled.", s.ID)
 		}
 		for _, c := range l.channels {
 			for _, d := range c.Destinations {
 				if d.Location == s.ARN() || d.Location == s.ID {
-					return audit.Errorf("ChannelExistsForEDS", "The channel %s sends events to this event data store.", c.ARN())
+					return audit.Errorf(audit.CodeChannelExistsForEDS, "The channel %s sends events to this event data store.", c.ARN())
 				}
 			}
 		}
@@ -365,7 +365,7 @@ func (l *Lake) RestoreEventDataStore(ctx context.Context, p audit.Principal, ref
 	var out EventDataStore
 	err := l.withStore(p, ref, func(s *EventDataStore) error {
 		if s.Status != StatusPendingDeletion {
-			return audit.Errorf("InvalidEventDataStoreStatus", "The event data store %s is not pending deletion.", s.ID)
+			return audit.Errorf(audit.CodeInvalidEventDataStoreStatus, "The event data store %s is not pending deletion.", s.ID)
 		}
 		old := *s
 		s.Status, s.Deleted = StatusEnabled, time.Time{}
@@ -386,14 +386,14 @@ func (l *Lake) RestoreEventDataStore(ctx context.Context, p audit.Principal, ref
 func (l *Lake) SetIngestion(ctx context.Context, p audit.Principal, ref string, on bool) error {
 	return l.withStore(p, ref, func(s *EventDataStore) error {
 		if s.custom() {
-			return audit.Errorf("InvalidEventDataStoreCategory", "Ingestion can be started and stopped only for event data stores of CloudTrail events.")
+			return audit.Errorf(audit.CodeInvalidEventDataStoreCategory, "Ingestion can be started and stopped only for event data stores of CloudTrail events.")
 		}
 		want, from := StatusEnabled, StatusStopped
 		if !on {
 			want, from = StatusStopped, StatusEnabled
 		}
 		if s.Status != from && s.Status != want {
-			return audit.Errorf("InvalidEventDataStoreStatus", "The event data store %s is %s.", s.ID, s.Status)
+			return audit.Errorf(audit.CodeInvalidEventDataStoreStatus, "The event data store %s is %s.", s.ID, s.Status)
 		}
 		old := *s
 		s.Status = want

@@ -48,16 +48,16 @@ func (s *Service) PutInsightSelectors(c audit.Principal, nameOrARN string, sels 
 	for i := range sels {
 		s := &sels[i]
 		if s.InsightType != ApiCallRateInsight && s.InsightType != ApiErrorRateInsight {
-			return Trail{}, audit.Errorf("InvalidInsightSelectors", "Insight type %q is not valid. Valid values: ApiCallRateInsight, ApiErrorRateInsight.", clip(s.InsightType))
+			return Trail{}, audit.Errorf(audit.CodeInvalidInsightSelectors, "Insight type %q is not valid. Valid values: ApiCallRateInsight, ApiErrorRateInsight.", clip(s.InsightType))
 		}
 		if seen[s.InsightType] {
-			return Trail{}, audit.Errorf("InvalidInsightSelectors", "Insight type %s is specified twice.", s.InsightType)
+			return Trail{}, audit.Errorf(audit.CodeInvalidInsightSelectors, "Insight type %s is specified twice.", s.InsightType)
 		}
 		seen[s.InsightType] = true
 		for _, c := range s.EventCategories {
 			if c != "Management" {
 				// Data-event Insights (Data) are not analysed by cairn.
-				return Trail{}, audit.Errorf("InvalidInsightSelectors", "Event category %q is not supported for Insights on this trail. Valid values: Management.", clip(c))
+				return Trail{}, audit.Errorf(audit.CodeInvalidInsightSelectors, "Event category %q is not supported for Insights on this trail. Valid values: Management.", clip(c))
 			}
 		}
 	}
@@ -71,7 +71,7 @@ func (s *Service) PutInsightSelectors(c audit.Principal, nameOrARN string, sels 
 			return err
 		}
 		if len(sels) > 0 && !t.logsManagementEvents() {
-			return audit.Errorf("InvalidInsightSelectors", "Insights require a trail that logs management events.")
+			return audit.Errorf(audit.CodeInvalidInsightSelectors, "Insights require a trail that logs management events.")
 		}
 		t.InsightSelectors = sels
 		if len(t.InsightSelectors) == 0 {
@@ -89,7 +89,7 @@ func (s *Service) PutInsightSelectors(c audit.Principal, nameOrARN string, sels 
 func (s *Service) InsightSelectors(c audit.Principal, nameOrARN string) (Trail, error) {
 	t, err := s.get(c, nameOrARN, "TrailName")
 	if err == nil && len(t.InsightSelectors) == 0 {
-		return Trail{}, audit.Errorf("InsightNotEnabled", "Trail %s does not have Insights enabled. Enable Insights on the trail, and then try the request again.", t.ARN())
+		return Trail{}, audit.Errorf(audit.CodeInsightNotEnabled, "Trail %s does not have Insights enabled. Enable Insights on the trail, and then try the request again.", t.ARN())
 	}
 	return t, err
 }

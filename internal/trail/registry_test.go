@@ -18,7 +18,7 @@ func addTrail(name string) func(map[string]*Trail) error {
 	return func(trails map[string]*Trail) error {
 		t := &Trail{Name: name, Account: "111111111111", HomeRegion: "us-east-1"}
 		if trails[t.ARN()] != nil {
-			return audit.Errorf("TrailAlreadyExists", "exists")
+			return audit.Errorf(audit.CodeTrailAlreadyExists, "exists")
 		}
 		trails[t.ARN()] = t
 		return nil

@@ -44,7 +44,7 @@ var dataResourceTypes = map[string]string{
 // what is wrong.
 func validateBasic(sels []EventSelector) error {
 	if len(sels) > maxBasicSelectors {
-		return audit.Errorf("InvalidEventSelectors", "A trail can have at most %d event selectors.", maxBasicSelectors)
+		return audit.Errorf(audit.CodeInvalidEventSelectors, "A trail can have at most %d event selectors.", maxBasicSelectors)
 	}
 	n := 0
 	for _, s := range sels {
@@ -52,20 +52,20 @@ func validateBasic(sels []EventSelector) error {
 			switch *s.ReadWriteType {
 			case "ReadOnly", "WriteOnly", "All":
 			default:
-				return audit.Errorf("InvalidEventSelectors", "ReadWriteType %q is not valid. Valid values: ReadOnly, WriteOnly, All.", clip(*s.ReadWriteType))
+				return audit.Errorf(audit.CodeInvalidEventSelectors, "ReadWriteType %q is not valid. Valid values: ReadOnly, WriteOnly, All.", clip(*s.ReadWriteType))
 			}
 		}
 		for _, d := range s.DataResources {
 			if d.Type == nil {
-				return audit.Errorf("InvalidEventSelectors", "A data resource needs a Type.")
+				return audit.Errorf(audit.CodeInvalidEventSelectors, "A data resource needs a Type.")
 			}
 			prefix, ok := dataResourceTypes[*d.Type]
 			if !ok {
-				return audit.Errorf("InvalidEventSelectors", "Data resource type %q is not supported. Valid types: AWS::S3::Object, AWS::Lambda::Function, AWS::DynamoDB::Table.", clip(*d.Type))
+				return audit.Errorf(audit.CodeInvalidEventSelectors, "Data resource type %q is not supported. Valid types: AWS::S3::Object, AWS::Lambda::Function, AWS::DynamoDB::Table.", clip(*d.Type))
 			}
 			for _, v := range d.Values {
 				if !strings.HasPrefix(v, prefix) && !(*d.Type == "AWS::S3::Object" && v == "arn:aws:s3") {
-					return audit.Errorf("InvalidEventSelectors", "Value %s for data resource type %s is not valid.", clip(v), *d.Type)
+					return audit.Errorf(audit.CodeInvalidEventSelectors, "Value %s for data resource type %s is not valid.", clip(v), *d.Type)
 				}
 				n++
 			}
@@ -73,13 +73,13 @@ func validateBasic(sels []EventSelector) error {
 		if len(s.ExcludeManagementEventSources) > 0 {
 			for _, src := range s.ExcludeManagementEventSources {
 				if src != "kms.amazonaws.com" && src != "rdsdata.amazonaws.com" {
-					return audit.Errorf("InvalidEventSelectors", "Excluding management event source %s is not supported. Valid values: kms.amazonaws.com, rdsdata.amazonaws.com.", clip(src))
+					return audit.Errorf(audit.CodeInvalidEventSelectors, "Excluding management event source %s is not supported. Valid values: kms.amazonaws.com, rdsdata.amazonaws.com.", clip(src))
 				}
 			}
 		}
 	}
 	if n > maxDataResources {
-		return audit.Errorf("InvalidEventSelectors", "A trail can have at most %d data resources.", maxDataResources)
+		return audit.Errorf(audit.CodeInvalidEventSelectors, "A trail can have at most %d data resources.", maxDataResources)
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func (in *Settings) unsupported() error {
 	for name, v := range map[string]*string{"SnsTopicName": in.SnsTopicName, "CloudWatchLogsLogGroupArn": in.CloudWatchLogsLogGroupArn,
 		"CloudWatchLogsRoleArn": in.CloudWatchLogsRoleArn, "KmsKeyId": in.KmsKeyId} {
 		if v != nil && *v != "" {
-			return audit.Errorf("UnsupportedOperation", "cairn does not support %s on trails yet.", name)
+			return audit.Errorf(audit.CodeUnsupportedOperation, "cairn does not support %s on trails yet.", name)
 		}
 	}
 	return nil
@@ -72,9 +72,9 @@ func (s *Service) organization(in *Settings, c audit.Principal) error {
 	}
 	switch {
 	case s.Organization == nil || !s.Organization.has(c.AccountID):
-		return audit.Errorf("OrganizationsNotInUse", "This account is not a member of an organization.")
+		return audit.Errorf(audit.CodeOrganizationsNotInUse, "This account is not a member of an organization.")
 	case s.Organization.ManagementAccount != c.AccountID:
-		return audit.Errorf("NotOrganizationMasterAccount", "The request must be made from the management account of the organization.")
+		return audit.Errorf(audit.CodeNotOrganizationMasterAccount, "The request must be made from the management account of the organization.")
 	}
 	return nil
 }
@@ -92,7 +92,7 @@ func (s *Service) apply(ctx context.Context, t *Trail, in *Settings) error {
 	if in.S3KeyPrefix != nil {
 		p := *in.S3KeyPrefix
 		if len(p) > maxPrefixLen || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") || (p != "" && !objects.ValidKey(p)) {
-			return audit.Errorf("InvalidS3Prefix", "Invalid S3 prefix: %s", clip(p))
+			return audit.Errorf(audit.CodeInvalidS3Prefix, "Invalid S3 prefix: %s", clip(p))
 		}
 		t.S3KeyPrefix = p
 	}
@@ -112,22 +112,22 @@ func (s *Service) apply(ctx context.Context, t *Trail, in *Settings) error {
 		}
 	}
 	if t.IsMultiRegionTrail && !t.IncludeGlobalServiceEvents {
-		return audit.Errorf("InvalidParameterCombination", "Multi-Region trail must include global service events.")
+		return audit.Errorf(audit.CodeInvalidParameterCombination, "Multi-Region trail must include global service events.")
 	}
 	return nil
 }
 
 func (s *Service) checkBucket(ctx context.Context, name string) error {
 	if name == "" || len(name) > 255 {
-		return audit.Errorf("InvalidS3BucketName", "Invalid S3 bucket name: %s", clip(name))
+		return audit.Errorf(audit.CodeInvalidS3BucketName, "Invalid S3 bucket name: %s", clip(name))
 	}
 	b, ok := s.Bucket(name)
 	if !ok {
-		return audit.Errorf("S3BucketDoesNotExist", "S3 bucket %s does not exist!", clip(name))
+		return audit.Errorf(audit.CodeS3BucketDoesNotExist, "S3 bucket %s does not exist!", clip(name))
 	}
 	if err := b.Check(ctx); err != nil {
 		if errors.Is(err, objects.ErrNoSuchBucket) {
-			return audit.Errorf("S3BucketDoesNotExist", "S3 bucket %s does not exist!", clip(name))
+			return audit.Errorf(audit.CodeS3BucketDoesNotExist, "S3 bucket %s does not exist!", clip(name))
 		}
 		return err
 	}
@@ -145,19 +145,19 @@ var (
 func validName(name string) error {
 	switch {
 	case len(name) < 3:
-		return audit.Errorf("InvalidTrailName", "Trail name too short. Minimum allowed length: 3 characters. Specified name length: %d characters.", len(name))
+		return audit.Errorf(audit.CodeInvalidTrailName, "Trail name too short. Minimum allowed length: 3 characters. Specified name length: %d characters.", len(name))
 	case len(name) > 128:
-		return audit.Errorf("InvalidTrailName", "Trail name too long. Maximum allowed length: 128 characters. Specified name length: %d characters.", len(name))
+		return audit.Errorf(audit.CodeInvalidTrailName, "Trail name too long. Maximum allowed length: 128 characters. Specified name length: %d characters.", len(name))
 	case !isAlnum(name[0]):
-		return audit.Errorf("InvalidTrailName", "Trail name must starts with a letter or number.")
+		return audit.Errorf(audit.CodeInvalidTrailName, "Trail name must starts with a letter or number.")
 	case !isAlnum(name[len(name)-1]):
-		return audit.Errorf("InvalidTrailName", "Trail name must ends with a letter or number.")
+		return audit.Errorf(audit.CodeInvalidTrailName, "Trail name must ends with a letter or number.")
 	case !trailNameChars.MatchString(name):
-		return audit.Errorf("InvalidTrailName", "Trail name or ARN can only contain uppercase letters, lowercase letters, numbers, periods (.), hyphens (-), and underscores (_).")
+		return audit.Errorf(audit.CodeInvalidTrailName, "Trail name or ARN can only contain uppercase letters, lowercase letters, numbers, periods (.), hyphens (-), and underscores (_).")
 	case adjacentPunct.MatchString(name):
-		return audit.Errorf("InvalidTrailName", "Trail name cannot contain consecutive characters of periods (.), hyphens (-), or underscores (_).")
+		return audit.Errorf(audit.CodeInvalidTrailName, "Trail name cannot contain consecutive characters of periods (.), hyphens (-), or underscores (_).")
 	case ipAddress.MatchString(name):
-		return audit.Errorf("InvalidTrailName", "Trail name cannot be formatted as an IP address.")
+		return audit.Errorf(audit.CodeInvalidTrailName, "Trail name cannot be formatted as an IP address.")
 	}
 	return nil
 }
@@ -171,14 +171,14 @@ func isAlnum(c byte) bool {
 // multi-region trail seen from another region).
 func find(trails map[string]*Trail, c audit.Principal, nameOrARN, member string) (*Trail, error) {
 	if nameOrARN == "" {
-		return nil, audit.Errorf("TrailNotProvided", "%s is required.", member)
+		return nil, audit.Errorf(audit.CodeTrailNotProvided, "%s is required.", member)
 	}
 	v := nameOrARN
 	var t *Trail
 	if strings.HasPrefix(v, "arn:") {
 		m := trailARN.FindStringSubmatch(v)
 		if m == nil {
-			return nil, audit.Errorf("CloudTrailARNInvalid", "Invalid trail ARN: %s", clip(v))
+			return nil, audit.Errorf(audit.CodeCloudTrailARNInvalid, "Invalid trail ARN: %s", clip(v))
 		}
 		if t = trails[v]; t != nil && !t.selectsAccount(c.AccountID) {
 			t = nil
@@ -193,7 +193,7 @@ func find(trails map[string]*Trail, c audit.Principal, nameOrARN, member string)
 		t = trails[(&Trail{Name: v, Account: c.AccountID, HomeRegion: c.Region}).ARN()]
 	}
 	if t == nil {
-		return nil, audit.Errorf("TrailNotFound", "Unknown trail: %s for the user: %s", clip(v), c.AccountID)
+		return nil, audit.Errorf(audit.CodeTrailNotFound, "Unknown trail: %s for the user: %s", clip(v), c.AccountID)
 	}
 	return t, nil
 }
@@ -202,10 +202,10 @@ func find(trails map[string]*Trail, c audit.Principal, nameOrARN, member string)
 // member account of its organization.
 func owns(t *Trail, c audit.Principal) error {
 	if t.Account != c.AccountID {
-		return audit.Errorf("NotOrganizationMasterAccount", "Organization trail %s can only be changed by the organization's management account.", t.ARN())
+		return audit.Errorf(audit.CodeNotOrganizationMasterAccount, "Organization trail %s can only be changed by the organization's management account.", t.ARN())
 	}
 	if t.HomeRegion != c.Region {
-		return audit.Errorf("InvalidHomeRegion", "This operation must be called from the trail's home region, %s.", t.HomeRegion)
+		return audit.Errorf(audit.CodeInvalidHomeRegion, "This operation must be called from the trail's home region, %s.", t.HomeRegion)
 	}
 	return nil
 }
@@ -214,13 +214,13 @@ func owns(t *Trail, c audit.Principal) error {
 // returns it.
 func (s *Service) Create(ctx context.Context, c audit.Principal, in Settings) (Trail, error) {
 	if in.Name == nil || *in.Name == "" {
-		return Trail{}, audit.Errorf("TrailNotProvided", "Name is required.")
+		return Trail{}, audit.Errorf(audit.CodeTrailNotProvided, "Name is required.")
 	}
 	if err := validName(*in.Name); err != nil {
 		return Trail{}, err
 	}
 	if in.S3BucketName == nil {
-		return Trail{}, audit.Errorf("InvalidS3BucketName", "S3BucketName is required.")
+		return Trail{}, audit.Errorf(audit.CodeInvalidS3BucketName, "S3BucketName is required.")
 	}
 	if err := in.unsupported(); err != nil {
 		return Trail{}, err
@@ -229,7 +229,7 @@ func (s *Service) Create(ctx context.Context, c audit.Principal, in Settings) (T
 		return Trail{}, err
 	}
 	if len(in.TagsList) > maxTags {
-		return Trail{}, audit.Errorf("TagsLimitExceeded", "A trail can have at most %d tags.", maxTags)
+		return Trail{}, audit.Errorf(audit.CodeTagsLimitExceeded, "A trail can have at most %d tags.", maxTags)
 	}
 	if err := validTags(in.TagsList); err != nil {
 		return Trail{}, err
@@ -241,7 +241,7 @@ func (s *Service) Create(ctx context.Context, c audit.Principal, in Settings) (T
 	}
 	err := s.Registry.update(func(trails map[string]*Trail) error {
 		if trails[t.ARN()] != nil {
-			return audit.Errorf("TrailAlreadyExists", "Trail %s already exists for customer: %s", t.Name, t.Account)
+			return audit.Errorf(audit.CodeTrailAlreadyExists, "Trail %s already exists for customer: %s", t.Name, t.Account)
 		}
 		n := 0
 		for _, o := range trails {
@@ -250,7 +250,7 @@ func (s *Service) Create(ctx context.Context, c audit.Principal, in Settings) (T
 			}
 		}
 		if n >= s.MaxPerRegion {
-			return audit.Errorf("MaximumNumberOfTrailsExceeded", "User: %s already has %d trails in %s.", t.Account, n, t.HomeRegion)
+			return audit.Errorf(audit.CodeMaximumNumberOfTrailsExceeded, "User: %s already has %d trails in %s.", t.Account, n, t.HomeRegion)
 		}
 		trails[t.ARN()] = t
 		return nil
@@ -271,7 +271,7 @@ func (s *Service) Update(ctx context.Context, c audit.Principal, in Settings) (T
 		return Trail{}, err
 	}
 	if in.TagsList != nil {
-		return Trail{}, audit.Errorf("InvalidParameter", "UpdateTrail does not take TagsList; use AddTags.")
+		return Trail{}, audit.Errorf(audit.CodeInvalidParameter, "UpdateTrail does not take TagsList; use AddTags.")
 	}
 	var out Trail
 	err := s.Registry.update(func(trails map[string]*Trail) error {
@@ -340,7 +340,7 @@ func (s *Service) Describe(c audit.Principal, names []string, shadows bool) ([]T
 		for _, n := range names {
 			t, err := find(trails, c, n, "trailNameList")
 			var ae *audit.Error
-			if errors.As(err, &ae) && ae.Code == "TrailNotFound" {
+			if errors.As(err, &ae) && ae.Code == audit.CodeTrailNotFound {
 				continue // DescribeTrails leaves unknown names out
 			}
 			if err != nil {
@@ -440,9 +440,9 @@ func (s *Service) StopLogging(c audit.Principal, nameOrARN string, at time.Time)
 func (s *Service) PutEventSelectors(c audit.Principal, nameOrARN string, basic []EventSelector, advanced []audit.AdvancedSelector) (Trail, error) {
 	switch {
 	case basic != nil && advanced != nil:
-		return Trail{}, audit.Errorf("InvalidParameterCombination", "EventSelectors and AdvancedEventSelectors cannot both be specified.")
+		return Trail{}, audit.Errorf(audit.CodeInvalidParameterCombination, "EventSelectors and AdvancedEventSelectors cannot both be specified.")
 	case basic == nil && advanced == nil:
-		return Trail{}, audit.Errorf("InvalidParameterCombination", "Either EventSelectors or AdvancedEventSelectors is required.")
+		return Trail{}, audit.Errorf(audit.CodeInvalidParameterCombination, "Either EventSelectors or AdvancedEventSelectors is required.")
 	}
 	if err := validateBasic(basic); err != nil {
 		return Trail{}, err

@@ -12,7 +12,7 @@ const maxTags = 50
 func validTags(tags []Tag) error {
 	for _, tg := range tags {
 		if tg.Key == "" || len(tg.Key) > 128 || len(tg.Value) > 256 || strings.HasPrefix(tg.Key, "aws:") {
-			return audit.Errorf("InvalidTagParameter", "Tag keys must be 1 to 128 characters, not starting with aws:, and values at most 256.")
+			return audit.Errorf(audit.CodeInvalidTagParameter, "Tag keys must be 1 to 128 characters, not starting with aws:, and values at most 256.")
 		}
 	}
 	return nil
@@ -21,17 +21,17 @@ func validTags(tags []Tag) error {
 // resource resolves a tagging call's ResourceId: a trail ARN of the caller.
 func resource(trails map[string]*Trail, c audit.Principal, id string) (*Trail, error) {
 	if id == "" {
-		return nil, audit.Errorf("InvalidParameter", "ResourceId is required.")
+		return nil, audit.Errorf(audit.CodeInvalidParameter, "ResourceId is required.")
 	}
 	if !strings.HasPrefix(id, "arn:") {
-		return nil, audit.Errorf("CloudTrailARNInvalid", "ARN %s is not valid.", clip(id))
+		return nil, audit.Errorf(audit.CodeCloudTrailARNInvalid, "ARN %s is not valid.", clip(id))
 	}
 	if strings.Contains(id, ":eventdatastore/") || strings.Contains(id, ":channel/") || strings.Contains(id, ":dashboard/") {
-		return nil, audit.Errorf("ResourceTypeNotSupported", "cairn tags trails only.")
+		return nil, audit.Errorf(audit.CodeResourceTypeNotSupported, "cairn tags trails only.")
 	}
 	t, err := find(trails, c, id, "ResourceId")
-	if audit.ErrorCode(err) == "TrailNotFound" {
-		return nil, audit.Errorf("ResourceNotFound", "Resource %s not found.", clip(id))
+	if audit.ErrorCode(err) == audit.CodeTrailNotFound {
+		return nil, audit.Errorf(audit.CodeResourceNotFound, "Resource %s not found.", clip(id))
 	}
 	return t, err
 }
@@ -62,7 +62,7 @@ func (s *Service) AddTags(c audit.Principal, resourceID string, add []Tag) error
 			tags = append(tags, tg)
 		}
 		if len(tags) > maxTags {
-			return audit.Errorf("TagsLimitExceeded", "A trail can have at most %d tags.", maxTags)
+			return audit.Errorf(audit.CodeTagsLimitExceeded, "A trail can have at most %d tags.", maxTags)
 		}
 		t.Tags = tags
 		return nil
