@@ -170,6 +170,13 @@ func statementMessage(err error) (string, bool) {
 	return firstLine(de.Msg), true
 }
 
+// isDatabaseError reports whether err is DuckDB's own (rather than the
+// Go driver's converting a value).
+func isDatabaseError(err error) bool {
+	var de *duckdb.Error
+	return errors.As(err, &de)
+}
+
 // isOutOfMemory reports whether err is DuckDB running out of its
 // memory_limit.
 func isOutOfMemory(err error) bool {

@@ -267,7 +267,7 @@ func (l *Lake) run(ctx context.Context, stmt string, ids []string, maxBytes int,
 	size := 0
 	for rs.Next() {
 		if err := rs.Scan(ptrs...); err != nil {
-			return n, err
+			return n, resultError(ctx, err)
 		}
 		row := make([]*string, len(cols))
 		for i, v := range vals {
@@ -286,10 +286,30 @@ func (l *Lake) run(ctx context.Context, stmt string, ids []string, maxBytes int,
 		}
 		n++
 	}
-	return n, rs.Err()
+	return n, resultError(ctx, rs.Err())
+}
+
+// resultError maps an error met reading a statement's results. Failures
+// not DuckDB's own are the Go driver refusing to convert a value (an
+// unnamed STRUCT such as ROW(a, b), say): the statement's doing, answered
+// as such.
+func resultError(ctx context.Context, err error) error {
+	if err == nil || isDatabaseError(err) || ctx.Err() != nil {
+		return err
+	}
+	return audit.Errorf(audit.CodeInvalidQueryStatement, "cairn cannot return a value of this query's results (%s); name the fields of a STRUCT or cast the column to VARCHAR.", audit.Clip(lastPart(err.Error()), 64))
 }
 
 var errTooLarge = errors.New("query results too large")
+
+// lastPart is the last ": "-separated part of a driver error, its cause
+// without the driver's prefixes.
+func lastPart(s string) string {
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
+}
 
 // format renders a value as Lake's results do: timestamps as
 // 'YYYY-MM-DD HH:MM:SS.mmm', nested values as JSON.
