@@ -28,6 +28,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/ingest"
 	"github.com/cairn-audit/cairn/internal/lake"
+	lakeduckdb "github.com/cairn-audit/cairn/internal/lake/duckdb"
 	"github.com/cairn-audit/cairn/internal/retention"
 	"github.com/cairn-audit/cairn/internal/sigv4"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
@@ -401,7 +402,14 @@ func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets,
 	if threads == 0 { // one per core
 		threads = runtime.NumCPU()
 	}
-	lk, err := lake.Open(dataDir, lake.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: threads, Organization: org,
+	eng, err := lakeduckdb.Open(filepath.Join(dataDir, lake.DBFile), lakeduckdb.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: threads})
+	if err != nil {
+		if held := serverHolding(dataDir); held != "" {
+			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s", dataDir, held)
+		}
+		return nil, err
+	}
+	lk, err := lake.Open(dataDir, lake.Options{Engine: eng, Organization: org,
 		QueryTimeout: cfg.Lake.QueryTimeout, MaxResultBytes: cfg.Lake.MaxResultMB << 20,
 		MaxConcurrentQueries: cfg.Lake.MaxConcurrentQueries, MaxRunningQueries: cfg.Lake.MaxRunningQueries,
 		MaxRunningQueriesPerAccount: cfg.Lake.MaxRunningQueriesPerAccount,

@@ -35,6 +35,11 @@ var allowed = map[string]bool{
 	"internal/lake -> internal/importer": true,
 }
 
+// duckdbAdapters are the technology adapters of DuckDB: the only packages
+// that import its driver (a feature takes an adapter through the port it
+// declares, and cmd/cairn wires it).
+var duckdbAdapters = []string{"internal/store/duckdb", "internal/lake/duckdb"}
+
 // exemptions are violations tolerated until the change that ends them; a
 // listed exemption that no longer occurs fails the test. Issue 12 ended the
 // eight it started with; keep it empty.
@@ -53,6 +58,9 @@ func under(pkg string, roots []string) (string, bool) {
 // rule returns why importing imp from pkg breaks the layering, or "".
 func rule(pkg, imp string) string {
 	if !strings.HasPrefix(imp, module) {
+		if strings.HasPrefix(imp, "github.com/duckdb/") && !slices.Contains(duckdbAdapters, pkg) {
+			return "only the DuckDB adapters (" + strings.Join(duckdbAdapters, ", ") + ") import the DuckDB driver"
+		}
 		if pkg == "internal/audit" && !strings.HasPrefix(imp, "github.com/go-json-experiment/json") && strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
 			return "the domain (audit) imports only the standard library and go-json-experiment"
 		}
@@ -190,6 +198,12 @@ func TestRules(t *testing.T) {
 		{"internal/ingest", module + "internal/ingest/journal", false},
 		{"internal/lake", module + "internal/audit", false},
 		{"cmd/cairn", module + "internal/config", false},
+		{"internal/lake", "github.com/duckdb/duckdb-go/v2", true},
+		{"internal/apiserver", "github.com/duckdb/duckdb-go/v2", true},
+		{"cmd/cairn", "github.com/duckdb/duckdb-go/v2", true},
+		{"internal/lake/duckdb", "github.com/duckdb/duckdb-go/v2", false},
+		{"internal/store/duckdb", "github.com/duckdb/duckdb-go/v2", false},
+		{"internal/lake", module + "internal/lake/engine", false},
 	} {
 		if got := rule(c.pkg, c.imp) != ""; got != c.bad {
 			t.Errorf("rule(%s, %s) refuses = %v; want %v", c.pkg, c.imp, got, c.bad)
@@ -215,6 +229,27 @@ func TestTrailLinksNoS3SDK(t *testing.T) {
 	for _, d := range deps {
 		if strings.HasPrefix(d, "github.com/aws/") {
 			t.Errorf("internal/trail links %s: declare the port in trail, keep SDKs in adapters", d)
+		}
+	}
+}
+
+// TestEdgesAndLakeLinkNoDuckDB: Lake reaches its engine through the
+// engine.Engine port, so neither Lake nor the API edge that serves it links
+// the DuckDB driver; cmd/cairn injects the adapter (internal/lake/duckdb).
+func TestEdgesAndLakeLinkNoDuckDB(t *testing.T) {
+	for _, pkg := range []string{"internal/lake", "internal/apiserver"} {
+		out, err := exec.Command("go", "list", "-deps", module+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		deps := strings.Fields(string(out))
+		if !slices.Contains(deps, module+"internal/audit") {
+			t.Fatalf("go list -deps %s lists no internal/audit: wrong package? %d deps", pkg, len(deps))
+		}
+		for _, d := range deps {
+			if strings.Contains(d, "duckdb") {
+				t.Errorf("%s links %s: Lake's engine is injected by cmd/cairn", pkg, d)
+			}
 		}
 	}
 }

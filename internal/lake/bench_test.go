@@ -30,6 +30,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // benchQueries are the Lake statements of BenchmarkLake ({T}: the store)
@@ -121,11 +122,11 @@ type lakeSink struct {
 }
 
 func (s lakeSink) Append(ctx context.Context, recs []audit.Record) (audit.AppendResult, error) {
-	rows := make([]row, len(recs))
+	rows := make([]engine.Row, len(recs))
 	for i := range recs {
-		rows[i] = row{eds: s.eds, raw: recs[i].Raw}
+		rows[i] = engine.Row{Store: s.eds, Raw: recs[i].Raw}
 	}
-	if err := s.l.insert(ctx, rows, 0); err != nil {
+	if err := s.l.eng.Insert(ctx, rows, 0); err != nil {
 		return audit.AppendResult{}, err
 	}
 	return audit.AppendResult{Inserted: len(recs)}, nil
@@ -139,7 +140,7 @@ func (s lakeSink) Append(ctx context.Context, recs []audit.Record) (audit.Append
 func BenchmarkLake(b *testing.B) {
 	data := benchData(b)
 	dir := b.TempDir()
-	l, err := Open(dir, Options{MemoryLimit: os.Getenv("CAIRN_LAKE_BENCH_MEMORY")})
+	l, err := openTestMem(dir, os.Getenv("CAIRN_LAKE_BENCH_MEMORY"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func BenchmarkLake(b *testing.B) {
 		b.Fatalf("load: %v (%+v)", err, rep)
 	}
 	took, cpu := time.Since(start), cpuTime()-cpu0
-	if _, err := l.db.ExecContext(ctx, `CHECKPOINT`); err != nil {
+	if _, err := sqlDB(l).ExecContext(ctx, `CHECKPOINT`); err != nil {
 		b.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, DBFile))
@@ -181,7 +182,7 @@ func BenchmarkLake(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer peer.Close()
-	records := `(SELECT unnest(Records) AS r FROM read_json(` + quote(filepath.Join(data, "**", "*.json.gz")) +
+	records := `(SELECT unnest(Records) AS r FROM read_json('` + strings.ReplaceAll(filepath.Join(data, "**", "*.json.gz"), "'", "''") + `'` +
 		`, format = 'auto', columns = {Records: 'STRUCT(eventName VARCHAR, eventSource VARCHAR, userIdentity STRUCT(arn VARCHAR))[]'}, maximum_object_size = 268435456))`
 	peerRows := func(q string) ([][2]string, error) {
 		rs, err := peer.QueryContext(ctx, q)
@@ -329,7 +330,7 @@ func BenchmarkPutAuditEvents(b *testing.B) {
 	})
 	b.ReportMetric(float64(stored.Load())/time.Since(start).Seconds(), "events/s")
 	var n int64
-	if err := e.lake.db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil || n != stored.Load() {
+	if err := sqlDB(e.lake).QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil || n != stored.Load() {
 		b.Fatalf("%d events stored, %d acknowledged (%v)", n, stored.Load(), err)
 	}
 }

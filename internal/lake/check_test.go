@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lake/duckdb"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // hostile is a Lake with two accounts' stores and canaries: account B's
@@ -26,7 +28,7 @@ const acctA, acctB = "111111111111", "222222222222"
 
 func newHostile(t testing.TB) *hostile {
 	t.Helper()
-	l, err := Open(t.TempDir(), Options{Threads: 1, QueryTimeout: 5 * time.Second, MaxResultBytes: 1 << 20})
+	l, err := openTest(t.TempDir(), Options{QueryTimeout: 5 * time.Second, MaxResultBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,15 +51,15 @@ func seedHostile(t testing.TB, l *Lake) *hostile {
 			`","requestParameters":{"bucketName":"` + name + `"},"eventID":"` + audit.NewID() + `","readOnly":true,"recipientAccountId":"` + acct + `","eventCategory":"Management"}`)
 	}
 	ctx := context.Background()
-	if err := l.insert(ctx, []row{{h.idA, rec(acctA, "GetObject")}, {h.idA, rec(acctA, "PutObject")}, {h.idA2, rec(acctA, "ListBuckets")},
-		{h.idB, rec(acctB, h.secret)}}, 0); err != nil {
+	if err := l.eng.Insert(ctx, []engine.Row{{Store: h.idA, Raw: rec(acctA, "GetObject")}, {Store: h.idA, Raw: rec(acctA, "PutObject")}, {Store: h.idA2, Raw: rec(acctA, "ListBuckets")},
+		{Store: h.idB, Raw: rec(acctB, h.secret)}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
 		`INSERT INTO lake_meta VALUES ('` + h.secret + `', 7)`,
 		`CREATE TABLE "t_` + h.secret + `" AS SELECT '` + h.secret + `' AS s`,
 	} {
-		if _, err := l.db.ExecContext(ctx, q); err != nil {
+		if _, err := sqlDB(l).ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -70,7 +72,7 @@ func seedHostile(t testing.TB, l *Lake) *hostile {
 func catalogNames(t testing.TB, l *Lake) (relations [][2]string, tableFuncs []string) {
 	t.Helper()
 	ctx := context.Background()
-	rs, err := l.db.QueryContext(ctx, `SELECT DISTINCT schema_name, table_name FROM duckdb_tables()
+	rs, err := sqlDB(l).QueryContext(ctx, `SELECT DISTINCT schema_name, table_name FROM duckdb_tables()
 		UNION SELECT DISTINCT schema_name, view_name FROM duckdb_views() ORDER BY ALL`)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ func catalogNames(t testing.TB, l *Lake) (relations [][2]string, tableFuncs []st
 		}
 		relations = append(relations, [2]string{s, n})
 	}
-	fs, err := l.db.QueryContext(ctx, `SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type IN ('table', 'table_macro') ORDER BY 1`)
+	fs, err := sqlDB(l).QueryContext(ctx, `SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type IN ('table', 'table_macro') ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestCheckBindsOnlyOwnStoresAndCTEs(t *testing.T) {
 		}
 	}
 	for _, f := range tableFuncs {
-		if tableFunctions[f] || allowedFunctions[f] {
+		if duckdb.Pure(f) {
 			continue // pure (unnest, range...): TestAllowedFunctionsExist
 		}
 		add("InvalidQueryStatement",
@@ -282,54 +284,6 @@ func (h *hostile) assertClean(t *testing.T, stmt string) int {
 	return len(res.Rows)
 }
 
-// TestAllowedFunctionsExist keeps the allow-list honest: every name is a
-// function of this DuckDB (or Lake's macro), none of them is a table
-// function, and none is one that reads the catalog, settings or session.
-func TestAllowedFunctionsExist(t *testing.T) {
-	l, err := Open("", Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	known := map[string]bool{}
-	rs, err := l.db.Query(`SELECT DISTINCT function_name, function_type FROM duckdb_functions() WHERE function_type IN ('scalar', 'aggregate', 'macro', 'table')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rs.Next() {
-		var n, typ string
-		if err := rs.Scan(&n, &typ); err != nil {
-			t.Fatal(err)
-		}
-		if typ != "table" || tableFunctions[n] {
-			known[n] = true
-		}
-	}
-	rs.Close()
-	for f := range allowedFunctions {
-		if !known[f] {
-			t.Errorf("allowed function %s is not a scalar, aggregate or macro of DuckDB", f)
-		}
-	}
-	for _, f := range []string{"current_setting", "getenv", "version", "current_database", "current_schema", "current_schemas",
-		"current_query", "stats", "nextval", "currval", "getvariable", "json_serialize_plan", "get_block_size", "pg_get_viewdef",
-		"write_log", "sleep_ms", "query", "query_table", "read_text", "glob", "duckdb_tables", "format_type", "current_catalog"} {
-		if allowedFunctions[f] {
-			t.Errorf("%s is allowed", f)
-		}
-	}
-	for _, op := range []string{"+", "||", "~~", "->>", "!__postfix"} {
-		if !isOperator(op) {
-			t.Errorf("isOperator(%q) = false", op)
-		}
-	}
-	for _, f := range []string{"", "version", "+a", "getenv"} {
-		if isOperator(f) {
-			t.Errorf("isOperator(%q) = true", f)
-		}
-	}
-}
-
 // TestQueryAPIBindsOnlyOwnStores sends hostile statements of account A
 // through StartQuery (aws-sdk-go-v2): each is refused with the model's
 // exception, and the statements that run never answer account B's rows or
@@ -352,7 +306,7 @@ func TestQueryAPIBindsOnlyOwnStores(t *testing.T) {
 		refused[`SELECT * FROM `+own+`, `+r[0]+`.`+r[1]] = "InvalidQueryStatementException"
 	}
 	for _, f := range tableFuncs {
-		if !tableFunctions[f] && !allowedFunctions[f] {
+		if !duckdb.Pure(f) {
 			refused[`SELECT * FROM `+own+`, `+f+`()`] = "InvalidQueryStatementException"
 		}
 	}

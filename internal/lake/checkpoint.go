@@ -2,8 +2,6 @@ package lake
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 )
 
 // Checkpoints keep lake.duckdb's write-ahead log short, so a restart after
@@ -13,8 +11,8 @@ import (
 // 1,300 one-event PutAuditEvents calls (6.8 MB of log) took 5.3 s to
 // replay. So Lake also checkpoints after CheckpointCommits transactions,
 // after CheckpointWALBytes of log, when writes pause (Run's tick), and on
-// Close. A checkpoint takes the write lock: no write waits on it for longer
-// than the checkpoint itself.
+// Close. The engine checkpoints under its write lock: no write waits on it for
+// longer than the checkpoint itself.
 //
 // A running query can block checkpoints ("Cannot CHECKPOINT: there are other
 // write transactions active"), and while it runs each small write
@@ -37,7 +35,7 @@ func (l *Lake) wrote(ctx context.Context) {
 	}
 	n := l.commits.Add(1)
 	l.wroteSinceTick.Store(true)
-	if n < int64(l.opts.CheckpointCommits) && l.walSize() < l.opts.CheckpointWALBytes {
+	if n < int64(l.opts.CheckpointCommits) && l.eng.LogSize() < l.opts.CheckpointWALBytes {
 		return
 	}
 	if err := l.checkpoint(context.WithoutCancel(ctx)); err != nil {
@@ -91,10 +89,8 @@ func (l *Lake) Checkpoint(ctx context.Context) error {
 
 // checkpoint is Checkpoint, for callers that entered (or Close).
 func (l *Lake) checkpoint(ctx context.Context) error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
 	n := l.commits.Load()
-	if _, err := l.db.ExecContext(ctx, `CHECKPOINT`); err != nil {
+	if err := l.eng.Checkpoint(ctx); err != nil {
 		return err
 	}
 	l.commits.Add(-n)
@@ -106,13 +102,4 @@ func (l *Lake) checkpoint(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	return nil
-}
-
-// walSize is the size of lake.duckdb's write-ahead log in bytes.
-func (l *Lake) walSize() int64 {
-	fi, err := os.Stat(filepath.Join(l.dir, DBFile+".wal"))
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
 }

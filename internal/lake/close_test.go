@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // TestCloseEndsItsWork closes a Lake while a query runs, an import
@@ -22,7 +23,7 @@ import (
 func TestCloseEndsItsWork(t *testing.T) {
 	before := runtime.NumGoroutine()
 	root := t.TempDir()
-	l, err := Open(t.TempDir(), Options{Threads: 1, ImportRoots: []string{root}})
+	l, err := openTest(t.TempDir(), Options{ImportRoots: []string{root}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,11 +39,11 @@ func TestCloseEndsItsWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows []row
+	var rows []engine.Row
 	for i := range 40 {
-		rows = append(rows, row{eds: s.ID, raw: fmt.Appendf(nil, `{"eventID":"e-%d","eventName":"ListBuckets"}`, i)})
+		rows = append(rows, engine.Row{Store: s.ID, Raw: fmt.Appendf(nil, `{"eventID":"e-%d","eventName":"ListBuckets"}`, i)})
 	}
-	if err := l.insert(ctx, rows, 0); err != nil {
+	if err := l.eng.Insert(ctx, rows, 0); err != nil {
 		t.Fatal(err)
 	}
 

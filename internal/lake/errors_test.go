@@ -15,9 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
-	"github.com/duckdb/duckdb-go/v2"
+	dduckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lake/duckdb"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // TestQueryErrorsSendOnlyTheStatements: DuckDB's objections to the
@@ -31,25 +33,25 @@ func TestQueryErrorsSendOnlyTheStatements(t *testing.T) {
 		err  error
 		want string // the message sent; "" = not sent
 	}{
-		{"parser", &duckdb.Error{Type: duckdb.ErrorTypeParser, Msg: `Parser Error: syntax error at or near "FORM"`}, `Parser Error: syntax error at or near "FORM"`},
-		{"binder, its store by ID", &duckdb.Error{Type: duckdb.ErrorTypeBinder, Msg: `Binder Error: Referenced column "x" not found in FROM clause!` + "\nCandidate bindings: \"" + tableName(id) + `.eventName"`},
+		{"parser", &dduckdb.Error{Type: dduckdb.ErrorTypeParser, Msg: `Parser Error: syntax error at or near "FORM"`}, `Parser Error: syntax error at or near "FORM"`},
+		{"binder, its store by ID", &dduckdb.Error{Type: dduckdb.ErrorTypeBinder, Msg: `Binder Error: Referenced column "x" not found in FROM clause!` + "\nCandidate bindings: \"" + tableName(id) + `.eventName"`},
 			`Binder Error: Referenced column "x" not found in FROM clause!`},
-		{"catalog", &duckdb.Error{Type: duckdb.ErrorTypeCatalog, Msg: `Catalog Error: Table with name ` + tableName(id) + ` does not exist!`}, `Catalog Error: Table with name ` + id + ` does not exist!`},
-		{"conversion", &duckdb.Error{Type: duckdb.ErrorTypeConversion, Msg: `Conversion Error: Could not convert string 'abc' to INT32`}, `Conversion Error: Could not convert string 'abc' to INT32`},
-		{"division", &duckdb.Error{Type: duckdb.ErrorTypeOutOfRange, Msg: `Out of Range Error: Overflow in multiplication of INT32`}, `Out of Range Error: Overflow in multiplication of INT32`},
-		{"out of memory", &duckdb.Error{Type: duckdb.ErrorTypeOutOfMemory, Msg: `Out of Memory Error: could not allocate block of size 256.0 KiB (1.0 GiB/1.0 GiB used)`}, "The query needs more memory than cairn's Lake allows; narrow the query or add a LIMIT."},
-		{"too large", fmt.Errorf("run: %w", errTooLarge), "The query results exceed cairn's limit; narrow the query or add a LIMIT."},
-		{"io", &duckdb.Error{Type: duckdb.ErrorTypeIO, Msg: `IO Error: Could not write file "/var/lib/cairn/lake.duckdb.tmp/duckdb_temp_storage-0.tmp": No space left on device`}, ""},
-		{"internal", &duckdb.Error{Type: duckdb.ErrorTypeInternal, Msg: "INTERNAL Error: Attempted to access index 3 within vector of size 3\nStack Trace:\n..."}, ""},
-		{"fatal", &duckdb.Error{Type: duckdb.ErrorTypeFatal, Msg: "FATAL Error: database has been invalidated"}, ""},
-		{"connection", &duckdb.Error{Type: duckdb.ErrorTypeConnection, Msg: "Connection Error: Connection was closed"}, ""},
-		{"transaction", &duckdb.Error{Type: duckdb.ErrorTypeTransaction, Msg: "TransactionContext Error: Conflict on update"}, ""},
-		{"unknown type", &duckdb.Error{Type: duckdb.ErrorTypeInvalid, Msg: "something at /var/lib/cairn"}, ""},
+		{"catalog", &dduckdb.Error{Type: dduckdb.ErrorTypeCatalog, Msg: `Catalog Error: Table with name ` + tableName(id) + ` does not exist!`}, `Catalog Error: Table with name ` + id + ` does not exist!`},
+		{"conversion", &dduckdb.Error{Type: dduckdb.ErrorTypeConversion, Msg: `Conversion Error: Could not convert string 'abc' to INT32`}, `Conversion Error: Could not convert string 'abc' to INT32`},
+		{"division", &dduckdb.Error{Type: dduckdb.ErrorTypeOutOfRange, Msg: `Out of Range Error: Overflow in multiplication of INT32`}, `Out of Range Error: Overflow in multiplication of INT32`},
+		{"out of memory", &dduckdb.Error{Type: dduckdb.ErrorTypeOutOfMemory, Msg: `Out of Memory Error: could not allocate block of size 256.0 KiB (1.0 GiB/1.0 GiB used)`}, "The query needs more memory than cairn's Lake allows; narrow the query or add a LIMIT."},
+		{"too large", fmt.Errorf("run: %w", engine.ErrTooLarge), "The query results exceed cairn's limit; narrow the query or add a LIMIT."},
+		{"io", &dduckdb.Error{Type: dduckdb.ErrorTypeIO, Msg: `IO Error: Could not write file "/var/lib/cairn/lake.duckdb.tmp/duckdb_temp_storage-0.tmp": No space left on device`}, ""},
+		{"internal", &dduckdb.Error{Type: dduckdb.ErrorTypeInternal, Msg: "INTERNAL Error: Attempted to access index 3 within vector of size 3\nStack Trace:\n..."}, ""},
+		{"fatal", &dduckdb.Error{Type: dduckdb.ErrorTypeFatal, Msg: "FATAL Error: database has been invalidated"}, ""},
+		{"connection", &dduckdb.Error{Type: dduckdb.ErrorTypeConnection, Msg: "Connection Error: Connection was closed"}, ""},
+		{"transaction", &dduckdb.Error{Type: dduckdb.ErrorTypeTransaction, Msg: "TransactionContext Error: Conflict on update"}, ""},
+		{"unknown type", &dduckdb.Error{Type: dduckdb.ErrorTypeInvalid, Msg: "something at /var/lib/cairn"}, ""},
 		{"file system", &fs.PathError{Op: "open", Path: "/var/lib/cairn/lake-results/q.rows", Err: fs.ErrPermission}, ""},
 		{"database/sql", errors.New("sql: database is closed"), ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := queryError(c.err, []string{id})
+			got := queryError(duckdb.Classify(c.err), []string{id})
 			var ae *audit.Error
 			sent := errors.As(got, &ae)
 			switch {
@@ -88,7 +90,7 @@ func (s *syncBuffer) String() string {
 // ID. A statement error keeps DuckDB's message.
 func TestQueryFailureCauseIsLogged(t *testing.T) {
 	var logs syncBuffer
-	e := newEnvWith(t, Options{Threads: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	e := newEnvWith(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c := e.client(keyA)
 	ctx := context.Background()
 	id := storeWithEvents(t, e, c, "111111111111", "alpha", 3)

@@ -66,7 +66,7 @@ func TestImportsTakeOnlyTheCallersRecords(t *testing.T) {
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(root, "mixed.json"), logFile("local", 6, acctA, acctB), 0o600)
 
-	e := newEnvWith(t, Options{Threads: 1, ImportRoots: []string{root},
+	e := newEnvWith(t, Options{ImportRoots: []string{root},
 		Organization: &Organization{ID: "o-abcdefghij", ManagementAccount: acctA, Members: []string{acctB}},
 		Buckets: func(name string) (Bucket, bool) {
 			if name == "cairn-logs" {

@@ -98,7 +98,7 @@ func TestImportsFromS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvWith(t, Options{Threads: 1, ImportRoots: []string{real},
+	e := newEnvWith(t, Options{ImportRoots: []string{real},
 		Buckets: func(name string) (Bucket, bool) { b, ok := buckets[name]; return b, ok }})
 	a := e.client("AKIAAAAAAAAAAAAAAAAA")
 	newStore := func(name string) string {

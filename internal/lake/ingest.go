@@ -2,28 +2,12 @@ package lake
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
-
-// row is one event bound for one store.
-type row struct {
-	eds string
-	raw []byte
-}
-
-// position returns the last feed sequence number Lake handled.
-func (l *Lake) position(ctx context.Context) (int64, error) {
-	var p int64
-	err := l.db.QueryRowContext(ctx, `SELECT v FROM lake_meta WHERE k = 'feed_position'`).Scan(&p)
-	if err == sql.ErrNoRows {
-		return 0, nil
-	}
-	return p, err
-}
 
 // Sync reads the feed after Lake's position once, up to the end, storing
 // each record in the stores that select it. A store gets the events
@@ -34,7 +18,7 @@ func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
 		return 0, err
 	}
 	defer l.work.Done()
-	pos, err := l.position(ctx)
+	pos, err := l.eng.Position(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -49,18 +33,18 @@ func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
 		}
 		now := l.opts.Now()
 		l.mu.Lock()
-		var rows []row
+		var rows []engine.Row
 		for i := range batch {
 			r := &batch[i].Record
 			for _, s := range l.stores {
 				if s.selects(r) && !r.Time.Before(now.AddDate(0, 0, -s.RetentionPeriod)) {
-					rows = append(rows, row{eds: s.ID, raw: r.Raw})
+					rows = append(rows, engine.Row{Store: s.ID, Raw: r.Raw})
 				}
 			}
 		}
 		l.mu.Unlock()
 		pos = batch[len(batch)-1].Seq
-		if err := l.insert(ctx, rows, pos); err != nil {
+		if err := l.eng.Insert(ctx, rows, pos); err != nil {
 			return total, err
 		}
 		l.wrote(ctx)
@@ -133,15 +117,12 @@ func (l *Lake) Sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
 	for _, c := range cuts {
-		q := `DELETE FROM events WHERE eds_id = ? AND eventTime < ?`
-		args := []any{c.id, c.before}
+		before := c.before
 		if c.gone {
-			q, args = `DELETE FROM events WHERE eds_id = ?`, []any{c.id}
+			before = time.Time{}
 		}
-		if _, err := l.db.ExecContext(ctx, q, args...); err != nil {
+		if err := l.eng.Delete(ctx, c.id, before); err != nil {
 			return err
 		}
 		l.commits.Add(1)
@@ -195,7 +176,7 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 		if k.seen[s.ID] != nil {
 			continue
 		}
-		ids, err := l.eventIDs(ctx, s.ID)
+		ids, err := l.eng.EventIDs(ctx, s.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -247,7 +228,7 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 		return audit.AppendResult{}, nil, err
 	}
 	defer k.l.work.Done()
-	var rows []row
+	var rows []engine.Row
 	var res audit.AppendResult
 	var fails []importer.Failure
 	added := map[string][]string{}
@@ -264,7 +245,7 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 			}
 			k.seen[s][key] = true
 			added[s] = append(added[s], key)
-			rows = append(rows, row{eds: s, raw: r.Raw})
+			rows = append(rows, engine.Row{Store: s, Raw: r.Raw})
 			isNew = true
 		}
 		switch {
@@ -276,7 +257,7 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 			res.Duplicates++
 		}
 	}
-	if err := k.l.insert(ctx, rows, 0); err != nil {
+	if err := k.l.eng.Insert(ctx, rows, 0); err != nil {
 		for s, keys := range added {
 			for _, key := range keys {
 				delete(k.seen[s], key)
@@ -296,21 +277,4 @@ func refusal(i int, owner, caller string) importer.Failure {
 	}
 	return importer.Failure{Index: i, Code: "AccountMismatch", Message: "The record belongs to account " + owner + "; an import of account " + caller +
 		" takes its own account's records (and its organization's, into an organization event data store of the management account)."}
-}
-
-func (l *Lake) eventIDs(ctx context.Context, eds string) (map[string]bool, error) {
-	rs, err := l.db.QueryContext(ctx, `SELECT coalesce(recipientAccountId, userIdentity.accountId, '') || '/' || eventID FROM events WHERE eds_id = ? AND eventID IS NOT NULL`, eds)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	m := map[string]bool{}
-	for rs.Next() {
-		var id string
-		if err := rs.Scan(&id); err != nil {
-			return nil, err
-		}
-		m[id] = true
-	}
-	return m, rs.Err()
 }

@@ -2,7 +2,6 @@ package lake
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,21 +18,23 @@ import (
 	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
-// Files in the data dir.
+// Files in the data dir: DBFile is the DuckDB engine's database (cmd/cairn
+// opens it with internal/lake/duckdb).
 const (
 	DBFile       = "lake.duckdb"
 	registryFile = "lake.json"
 )
 
-// Options configures a Lake.
+// Options configures a Lake. Engine is required; the zero value of every
+// other field works.
 type Options struct {
-	// MemoryLimit is DuckDB's memory_limit for Lake (default "1GB").
-	MemoryLimit string
-	// Threads is DuckDB's threads for Lake (default 1: a query runs on
-	// one low-priority thread; see schedule.go).
-	Threads int
+	// Engine holds the events and runs the statements
+	// (internal/lake/duckdb). Open takes it over: Close (or a failing
+	// Open) closes it.
+	Engine engine.Engine
 	// QueryTimeout ends a query as TIMED_OUT (default 1 hour, as AWS).
 	QueryTimeout time.Duration
 	// MaxResultBytes fails a query whose results exceed it (default 256 MiB).
@@ -62,10 +63,10 @@ type Options struct {
 	Organization *Organization
 	// MaxStores caps an account's event data stores per region (default 10).
 	MaxStores int
-	// CheckpointCommits checkpoints the database after this many write
+	// CheckpointCommits checkpoints the engine after this many write
 	// transactions (default 100; see checkpoint.go).
 	CheckpointCommits int
-	// CheckpointWALBytes checkpoints the database when its write-ahead log
+	// CheckpointWALBytes checkpoints the engine when its write-ahead log
 	// reaches this size (default 32 MiB).
 	CheckpointWALBytes int64
 	// Now is the clock (default time.Now).
@@ -87,11 +88,9 @@ type Organization struct {
 type Lake struct {
 	opts Options
 	dir  string
-	db   *sql.DB
+	eng  engine.Engine
 	log  *slog.Logger
 
-	// wmu serializes writes to the events table.
-	wmu sync.Mutex
 	// commits counts write transactions since the last checkpoint;
 	// wroteSinceTick is set by each (checkpoint.go).
 	commits        atomic.Int64
@@ -130,17 +129,14 @@ type Lake struct {
 
 // Open opens the Lake of data dir dir (dir "" keeps everything in memory).
 func Open(dir string, opts Options) (*Lake, error) {
-	if opts.MemoryLimit == "" {
-		opts.MemoryLimit = "1GB"
+	if opts.Engine == nil {
+		return nil, errors.New("lake: no engine")
 	}
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = time.Hour
 	}
 	if opts.MaxResultBytes <= 0 {
 		opts.MaxResultBytes = 256 << 20
-	}
-	if opts.Threads <= 0 {
-		opts.Threads = 1
 	}
 	if opts.MaxConcurrentQueries <= 0 {
 		opts.MaxConcurrentQueries = 10
@@ -172,41 +168,35 @@ func Open(dir string, opts Options) (*Lake, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	path := ""
-	if dir != "" {
-		path = filepath.Join(dir, DBFile)
-	}
 	// Results do not outlive the server (queries are not kept across
 	// restarts): a previous run's files are removed.
 	var rdir string
 	if dir != "" {
 		rdir = filepath.Join(dir, resultsDir)
 		if err := os.RemoveAll(rdir); err != nil {
+			opts.Engine.Close()
 			return nil, fmt.Errorf("lake: %w", err)
 		}
 		if err := os.Mkdir(rdir, 0o700); err != nil {
+			opts.Engine.Close()
 			return nil, fmt.Errorf("lake: %w", err)
 		}
 	} else {
 		d, err := os.MkdirTemp("", "cairn-lake-results-")
 		if err != nil {
+			opts.Engine.Close()
 			return nil, fmt.Errorf("lake: %w", err)
 		}
 		rdir = d
 	}
-	db, _, err := openDB(path, opts.MemoryLimit, opts.Threads)
-	if err != nil {
-		os.RemoveAll(rdir)
-		return nil, err
-	}
-	l := &Lake{opts: opts, dir: dir, db: db, log: opts.Logger, resultsDir: rdir,
+	l := &Lake{opts: opts, dir: dir, eng: opts.Engine, log: opts.Logger, resultsDir: rdir,
 		stores: map[string]*EventDataStore{}, channels: map[string]*Channel{},
 		queries: map[string]*query{}, imports: map[string]*lakeImport{}, running: map[string]int{},
 		activeBy: map[string]int{}}
 	l.base, l.stop = context.WithCancel(context.Background())
 	l.metrics = newMetrics(l, opts.Registerer)
 	if err := l.load(); err != nil {
-		db.Close()
+		l.eng.Close()
 		os.RemoveAll(rdir)
 		return nil, err
 	}
@@ -241,7 +231,7 @@ func (l *Lake) Close() error {
 			l.log.Warn("lake: checkpoint at close", "err", err)
 		}
 	}
-	return l.db.Close()
+	return l.eng.Close()
 }
 
 // errClosed answers what reaches a closed (or closing) Lake.

@@ -2,9 +2,11 @@ package lake
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/lake/duckdb"
 )
 
 var keys = map[string]string{"AKIAAAAAAAAAAAAAAAAA": "111111111111", "AKIABBBBBBBBBBBBBBBB": "222222222222"}
@@ -36,7 +39,7 @@ type env struct {
 
 func newEnv(t testing.TB, roots ...string) *env {
 	t.Helper()
-	return newEnvWith(t, Options{Threads: 1, ImportRoots: roots})
+	return newEnvWith(t, Options{ImportRoots: roots})
 }
 
 // newEnvWith serves a Lake opened with opts.
@@ -48,7 +51,7 @@ func newEnvWith(t testing.TB, opts Options) *env {
 // newEnvIn serves the Lake of data dir dir opened with opts.
 func newEnvIn(t testing.TB, dir string, opts Options) *env {
 	t.Helper()
-	l, err := Open(dir, opts)
+	l, err := openTest(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +62,34 @@ func newEnvIn(t testing.TB, dir string, opts Options) *env {
 	t.Cleanup(srv.Close)
 	return &env{lake: l, store: st, url: srv.URL}
 }
+
+// openTest opens the Lake of data dir dir ("": in memory) on the DuckDB
+// engine.
+func openTest(dir string, opts Options) (*Lake, error) {
+	path := ""
+	if dir != "" {
+		path = filepath.Join(dir, DBFile)
+	}
+	eng, err := duckdb.Open(path, duckdb.Options{})
+	if err != nil {
+		return nil, err
+	}
+	opts.Engine = eng
+	return Open(dir, opts)
+}
+
+// openTestMem opens the Lake of data dir dir on a DuckDB engine with
+// memoryLimit ("" = the default).
+func openTestMem(dir, memoryLimit string) (*Lake, error) {
+	eng, err := duckdb.Open(filepath.Join(dir, DBFile), duckdb.Options{MemoryLimit: memoryLimit})
+	if err != nil {
+		return nil, err
+	}
+	return Open(dir, Options{Engine: eng})
+}
+
+// sqlDB is the DuckDB database under l, for tests that seed or inspect it.
+func sqlDB(l *Lake) *sql.DB { return l.eng.(*duckdb.DB).SQL() }
 
 func (e *env) client(key string) *cloudtrail.Client {
 	return cloudtrail.New(cloudtrail.Options{Region: "us-east-1", BaseEndpoint: aws.String(e.url),

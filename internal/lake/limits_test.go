@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 const (
@@ -80,7 +81,7 @@ func TestQueryResultsBounded(t *testing.T) {
 	now := time.Now()
 	var clockMu sync.Mutex
 	reg := prometheus.NewRegistry()
-	e := newEnvWith(t, Options{Threads: 1, MaxHeldResults: 3, MaxHeldResultBytes: 200 << 10, MaxResultBytes: 150 << 10,
+	e := newEnvWith(t, Options{MaxHeldResults: 3, MaxHeldResultBytes: 200 << 10, MaxResultBytes: 150 << 10,
 		Now: func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }, Registerer: reg})
 	ctx := context.Background()
 	a, b := e.client(keyA), e.client(keyB)
@@ -244,7 +245,7 @@ func TestQueryResultsBounded(t *testing.T) {
 // queries wait for its running slot without keeping another account's
 // from running, and a query past the time limit ends TIMED_OUT.
 func TestQueryAdmission(t *testing.T) {
-	e := newEnvWith(t, Options{Threads: 1, MaxConcurrentQueries: 2, MaxRunningQueries: 2, MaxRunningQueriesPerAccount: 1})
+	e := newEnvWith(t, Options{MaxConcurrentQueries: 2, MaxRunningQueries: 2, MaxRunningQueriesPerAccount: 1})
 	ctx := context.Background()
 	a, b := e.client(keyA), e.client(keyB)
 	idA := storeWithEvents(t, e, a, "111111111111", "alpha", 40)
@@ -311,13 +312,13 @@ func TestQueryAdmission(t *testing.T) {
 // queries are interrupted past maxBlockedCommits, new ones wait for the
 // checkpoint) and queries run again afterwards.
 func TestRunningQueriesDoNotHoldTheLogOpen(t *testing.T) {
-	e := newEnvWith(t, Options{Threads: 1, CheckpointCommits: 5})
+	e := newEnvWith(t, Options{CheckpointCommits: 5})
 	ctx := context.Background()
 	a := e.client(keyA)
 	idA := storeWithEvents(t, e, a, "111111111111", "alpha", 40)
 	// Writes not yet checkpointed when the query starts, as under load.
 	for i := range 3 {
-		if err := e.lake.insert(ctx, []row{{eds: idA, raw: []byte(fmt.Sprintf(`{"eventID":"pre-%d"}`, i))}}, 0); err != nil {
+		if err := e.lake.eng.Insert(ctx, []engine.Row{{Store: idA, Raw: []byte(fmt.Sprintf(`{"eventID":"pre-%d"}`, i))}}, 0); err != nil {
 			t.Fatal(err)
 		}
 		e.lake.wrote(ctx)
@@ -332,7 +333,7 @@ func TestRunningQueriesDoNotHoldTheLogOpen(t *testing.T) {
 	}
 	var peak int64
 	for i := range 60 {
-		if err := e.lake.insert(ctx, []row{{eds: idA, raw: []byte(fmt.Sprintf(`{"eventID":"w-%d"}`, i))}}, 0); err != nil {
+		if err := e.lake.eng.Insert(ctx, []engine.Row{{Store: idA, Raw: []byte(fmt.Sprintf(`{"eventID":"w-%d"}`, i))}}, 0); err != nil {
 			t.Fatal(err)
 		}
 		e.lake.wrote(ctx)

@@ -40,7 +40,7 @@ func newMetrics(l *Lake, reg prometheus.Registerer) *metrics {
 				return float64(n)
 			})),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_lake_wal_bytes", Help: "Size of lake.duckdb's write-ahead log."},
-			func() float64 { return float64(l.walSize()) }),
+			func() float64 { return float64(l.eng.LogSize()) }),
 	)
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // AuditEvent is one custom event sent to a channel (PutAuditEvents).
@@ -76,7 +77,7 @@ func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN
 
 	now := l.opts.Now().UTC()
 	out := PutResult{Successful: []PutSuccess{}, Failed: []PutFailure{}}
-	var rows []row
+	var rows []engine.Row
 	var okIDs []PutSuccess
 	for _, e := range events {
 		raw, eventID, code, msg := l.auditRecord(e, account, region, channelARN, now)
@@ -85,12 +86,12 @@ func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN
 			continue
 		}
 		for _, s := range stores {
-			rows = append(rows, row{eds: s, raw: raw})
+			rows = append(rows, engine.Row{Store: s, Raw: raw})
 		}
 		okIDs = append(okIDs, PutSuccess{e.ID, eventID})
 	}
 	if len(rows) > 0 {
-		if err := l.insert(ctx, rows, 0); err != nil {
+		if err := l.eng.Insert(ctx, rows, 0); err != nil {
 			return PutResult{}, err
 		}
 		l.wrote(ctx)

@@ -2,7 +2,6 @@ package lake
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // Query states (the model's QueryStatus).
@@ -50,8 +50,9 @@ type query struct {
 	interrupted bool
 }
 
-// tableName is the name a store's ID becomes in the statement DuckDB runs.
-func tableName(id string) string { return "eds_" + strings.ReplaceAll(id, "-", "_") }
+// tableName is the name a store's ID becomes in the statement the engine
+// runs.
+func tableName(id string) string { return engine.TableName(id) }
 
 // rewrite replaces each event data store reference after FROM or JOIN (an
 // ID, as Lake writes it unquoted, or an ARN) with the store's table name,
@@ -115,7 +116,7 @@ func (l *Lake) rewrite(account, stmt string) (string, []string, error) {
 					return "", nil, audit.Errorf(audit.CodeEventDataStoreNotFound, "The event data store %s was not found.", audit.Clip(w, 128))
 				}
 			}
-			if m, ok := prestoFunctions[strings.ToLower(w)]; ok && nextNonSpace(stmt, j) == '(' {
+			if m, ok := l.eng.Functions()[strings.ToLower(w)]; ok && nextNonSpace(stmt, j) == '(' {
 				w = m
 			}
 			b.WriteString(w)
@@ -131,23 +132,6 @@ func (l *Lake) rewrite(account, stmt string) (string, []string, error) {
 	}
 	return b.String(), ids, nil
 }
-
-// prestoFunctions are Lake (Presto) functions whose DuckDB namesake differs
-// in meaning; statements call cairn's macros instead (see macros).
-var prestoFunctions = map[string]string{
-	"element_at":          "lake_element_at",
-	"json_extract_scalar": "lake_json_extract_scalar",
-	"json_parse":          "lake_json_parse",
-	"json_format":         "lake_json_format",
-}
-
-// macros define prestoFunctions' replacements.
-const macros = `
-CREATE OR REPLACE MACRO lake_element_at(m, k) AS m[k];
-CREATE OR REPLACE MACRO lake_json_extract_scalar(j, p) AS json_extract_string(j, p);
-CREATE OR REPLACE MACRO lake_json_parse(j) AS json(j);
-CREATE OR REPLACE MACRO lake_json_format(j) AS CAST(j AS VARCHAR);
-`
 
 func nextNonSpace(s string, i int) byte {
 	for ; i < len(s); i++ {
@@ -176,7 +160,7 @@ func (l *Lake) resolve(account, ref string) *EventDataStore {
 }
 
 // Prepare rewrites and checks a Lake statement of account, returning the
-// statement DuckDB runs and the stores it reads.
+// statement the engine runs and the stores it reads.
 func (l *Lake) Prepare(ctx context.Context, account, stmt string) (string, []string, error) {
 	if err := l.enter(); err != nil {
 		return "", nil, err
@@ -206,7 +190,7 @@ func (l *Lake) Prepare(ctx context.Context, account, stmt string) (string, []str
 		}
 		tables[tableName(id)] = true
 	}
-	if err := l.check(ctx, out, tables); err != nil {
+	if err := l.eng.Check(ctx, out, tables); err != nil {
 		return "", nil, err
 	}
 	return out, ids, nil
@@ -218,147 +202,12 @@ type Result struct {
 	Rows    [][]*string
 }
 
-// rowSink receives a query's columns, then its rows (nil cells are NULL).
-type rowSink interface {
-	columns(cols []string) error
-	add(row []*string) error
-}
+// SetColumns and AddRow make a Result an engine.RowSink that keeps the
+// rows in memory (cairn query on a data dir).
+func (r *Result) SetColumns(cols []string) error { r.Columns = cols; return nil }
 
-// collect keeps rows in memory (cairn query on a data dir).
-func (r *Result) columns(cols []string) error { r.Columns = cols; return nil }
-func (r *Result) add(row []*string) error     { r.Rows = append(r.Rows, row); return nil }
-
-// run executes a prepared statement on its own connection, where each store
-// the statement names is a temporary view of its events, passing the rows
-// to sink as they are scanned. Rows whose cells (values and column names)
-// add up to more than maxBytes fail it with errTooLarge. It returns the
-// number of rows.
-func (l *Lake) run(ctx context.Context, stmt string, ids []string, maxBytes int, sink rowSink) (int64, error) {
-	conn, err := l.db.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	for _, id := range ids {
-		t := tableName(id)
-		if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP VIEW "`+t+`" AS SELECT * EXCLUDE (eds_id) FROM main.events WHERE eds_id = `+quote(id)); err != nil {
-			return 0, err
-		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), `DROP VIEW IF EXISTS temp."`+t+`"`)
-	}
-	rs, err := conn.QueryContext(ctx, stmt)
-	if err != nil {
-		return 0, err
-	}
-	defer rs.Close()
-	cols, err := rs.Columns()
-	if err != nil {
-		return 0, err
-	}
-	if err := sink.columns(cols); err != nil {
-		return 0, err
-	}
-	var n int64
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	size := 0
-	for rs.Next() {
-		if err := rs.Scan(ptrs...); err != nil {
-			return n, resultError(ctx, err)
-		}
-		row := make([]*string, len(cols))
-		for i, v := range vals {
-			if v == nil {
-				continue
-			}
-			s := format(v)
-			size += len(s) + len(cols[i])
-			row[i] = &s
-		}
-		if size > maxBytes {
-			return n, errTooLarge
-		}
-		if err := sink.add(row); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, resultError(ctx, rs.Err())
-}
-
-// resultError maps an error met reading a statement's results. Failures
-// not DuckDB's own are the Go driver refusing to convert a value (an
-// unnamed STRUCT such as ROW(a, b), say): the statement's doing, answered
-// as such.
-func resultError(ctx context.Context, err error) error {
-	if err == nil || isDatabaseError(err) || ctx.Err() != nil {
-		return err
-	}
-	return audit.Errorf(audit.CodeInvalidQueryStatement, "cairn cannot return a value of this query's results (%s); name the fields of a STRUCT or cast the column to VARCHAR.", audit.Clip(lastPart(err.Error()), 64))
-}
-
-var errTooLarge = errors.New("query results too large")
-
-// lastPart is the last ": "-separated part of a driver error, its cause
-// without the driver's prefixes.
-func lastPart(s string) string {
-	if i := strings.LastIndex(s, ": "); i >= 0 {
-		return s[i+2:]
-	}
-	return s
-}
-
-// format renders a value as Lake's results do: timestamps as
-// 'YYYY-MM-DD HH:MM:SS.mmm', nested values as JSON.
-func format(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case []byte:
-		return string(x)
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04:05.000")
-	case bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, int, float32, float64:
-		return fmt.Sprint(x)
-	case fmt.Stringer:
-		return x.String()
-	}
-	b, err := json.Marshal(normalize(v))
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
-}
-
-// normalize turns DuckDB's MAP values (map[any]any) into JSON-able maps.
-func normalize(v any) any {
-	switch x := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[fmt.Sprint(k)] = normalize(e)
-		}
-		return m
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = normalize(e)
-		}
-		return m
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = normalize(e)
-		}
-		return out
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04:05.000")
-	}
-	return v
-}
+// AddRow keeps a row.
+func (r *Result) AddRow(row []*string) error { r.Rows = append(r.Rows, row); return nil }
 
 // Query runs a Lake statement of account synchronously (cairn query).
 func (l *Lake) Query(ctx context.Context, account, stmt string) (*Result, error) {
@@ -374,38 +223,32 @@ func (l *Lake) Query(ctx context.Context, account, stmt string) (*Result, error)
 	defer cancel()
 	defer context.AfterFunc(l.base, cancel)() // Close ends it
 	res := &Result{}
-	if _, err := l.run(ctx, out, ids, l.opts.MaxResultBytes, res); err != nil {
+	if _, err := l.eng.Run(ctx, engine.Statement{SQL: out, Stores: ids, MaxBytes: l.opts.MaxResultBytes}, res); err != nil {
 		return nil, queryError(err, ids)
 	}
 	return res, nil
 }
 
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i > 0 {
-		return s[:i]
-	}
-	return s
-}
-
-// queryError maps the error of a statement's run: DuckDB's objections to
-// the statement (statementMessage) become InvalidQueryStatement with its
-// message, the caller's stores' table names given back as their IDs;
-// results over the limit and memory exhaustion, InvalidQueryStatement
-// with cairn's message. Anything else (the database's or the file
-// system's failures, whose text may name paths and internals) is returned
-// wrapped, not an *audit.Error: the client gets InternalFailure, or a
-// failed query a message without it, and the log gets the cause.
+// queryError maps the error of a statement's run: the engine's objections
+// to the statement (*engine.StatementError) become InvalidQueryStatement
+// with its message, the caller's stores' table names given back as their
+// IDs; results over the limit and memory exhaustion, InvalidQueryStatement
+// with cairn's message. Anything else (the engine's or the file system's
+// failures, whose text may name paths and internals) is returned wrapped,
+// not an *audit.Error: the client gets InternalFailure, or a failed query a
+// message without it, and the log gets the cause.
 func queryError(err error, stores []string) error {
 	var ae *audit.Error
+	var se *engine.StatementError
 	switch {
 	case errors.As(err, &ae):
 		return err
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, engine.ErrTooLarge):
 		return audit.Errorf(audit.CodeInvalidQueryStatement, "The query results exceed cairn's limit; narrow the query or add a LIMIT.")
-	case isOutOfMemory(err):
+	case errors.Is(err, engine.ErrOutOfMemory):
 		return audit.Errorf(audit.CodeInvalidQueryStatement, "The query needs more memory than cairn's Lake allows; narrow the query or add a LIMIT.")
-	}
-	if msg, ok := statementMessage(err); ok {
+	case errors.As(err, &se):
+		msg := se.Msg
 		for _, id := range stores {
 			msg = strings.ReplaceAll(msg, tableName(id), id)
 		}
@@ -574,7 +417,7 @@ func (l *Lake) runToFile(ctx context.Context, q *query, stmt string) (*resultFil
 	go func() {
 		lowPriorityThread()
 		w := &fileSink{dir: l.resultsDir, id: q.ID}
-		n, err := l.run(ctx, stmt, q.stores, l.opts.MaxResultBytes, w)
+		n, err := l.eng.Run(ctx, engine.Statement{SQL: stmt, Stores: q.stores, MaxBytes: l.opts.MaxResultBytes}, w)
 		if err != nil {
 			w.abort()
 			done <- out{nil, n, err}
@@ -587,18 +430,18 @@ func (l *Lake) runToFile(ctx context.Context, q *query, stmt string) (*resultFil
 	return o.res, o.n, o.err
 }
 
-// fileSink is a rowSink writing a result file.
+// fileSink is an engine.RowSink writing a result file.
 type fileSink struct {
 	dir, id string
 	w       *resultWriter
 }
 
-func (s *fileSink) columns(cols []string) (err error) {
+func (s *fileSink) SetColumns(cols []string) (err error) {
 	s.w, err = newResultWriter(s.dir, s.id, cols)
 	return err
 }
 
-func (s *fileSink) add(row []*string) error { return s.w.add(row) }
+func (s *fileSink) AddRow(row []*string) error { return s.w.add(row) }
 
 func (s *fileSink) finish() (*resultFile, error) {
 	if s.w == nil {

@@ -19,7 +19,7 @@ import (
 // one, and saving leaves none behind.
 func TestRegistryTempFilesCleaned(t *testing.T) {
 	dir := t.TempDir()
-	e := newEnvIn(t, dir, Options{Threads: 1})
+	e := newEnvIn(t, dir, Options{})
 	a := e.client("AKIAAAAAAAAAAAAAAAAA")
 	ctx := context.Background()
 	if _, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("kept"), TerminationProtectionEnabled: aws.Bool(false)}); err != nil {
@@ -40,7 +40,7 @@ func TestRegistryTempFilesCleaned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e = newEnvIn(t, dir, Options{Threads: 1})
+	e = newEnvIn(t, dir, Options{})
 	if l := leftovers(); len(l) != 0 {
 		t.Errorf("Open left %v", l)
 	}

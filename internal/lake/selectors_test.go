@@ -188,7 +188,7 @@ func TestStoreWithRefusedSelectorsLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	e := newEnvIn(t, dir, Options{Threads: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	e := newEnvIn(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "store="+id) {
 		t.Errorf("no warning naming the store: %s", logs.String())
 	}

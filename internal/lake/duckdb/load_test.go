@@ -1,11 +1,13 @@
-package lake
+package duckdb
 
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // TestLoadMatchesTheRecords loads every real record and checks each
@@ -13,21 +15,21 @@ import (
 // so the Go top-level reader and the per-field from_json give what one
 // from_json over the whole record gave.
 func TestLoadMatchesTheRecords(t *testing.T) {
-	l, err := Open(t.TempDir(), Options{Threads: 1})
+	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer d.Close()
 	ctx := context.Background()
-	var rows []row
+	var rows []engine.Row
 	for _, rr := range audittest.RealRecords(t) {
-		rows = append(rows, row{eds: "s", raw: rr.Raw})
+		rows = append(rows, engine.Row{Store: "s", Raw: rr.Raw})
 	}
-	if err := l.insert(ctx, rows, 0); err != nil {
+	if err := d.Insert(ctx, rows, 0); err != nil {
 		t.Fatal(err)
 	}
 	var n int
-	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE eds_id = 's'`).Scan(&n); err != nil || n != len(rows) {
+	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE eds_id = 's'`).Scan(&n); err != nil || n != len(rows) {
 		t.Fatalf("stored %d of %d (%v)", n, len(rows), err)
 	}
 	checks := []struct{ name, cond string }{}
@@ -50,7 +52,7 @@ func TestLoadMatchesTheRecords(t *testing.T) {
 		var bad int
 		var example *string
 		q := `SELECT count(*), any_value(eventJson) FROM events WHERE ` + c.cond
-		if err := l.db.QueryRowContext(ctx, q).Scan(&bad, &example); err != nil {
+		if err := d.db.QueryRowContext(ctx, q).Scan(&bad, &example); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		if bad > 0 {
@@ -59,7 +61,7 @@ func TestLoadMatchesTheRecords(t *testing.T) {
 	}
 	// Nested fields are reachable as Lake writes them.
 	var arns, keys int
-	if err := l.db.QueryRowContext(ctx, `SELECT count(userIdentity.arn), count(element_at(requestParameters, 'bucketName')) FROM events`).Scan(&arns, &keys); err != nil {
+	if err := d.db.QueryRowContext(ctx, `SELECT count(userIdentity.arn), count(element_at(requestParameters, 'bucketName')) FROM events`).Scan(&arns, &keys); err != nil {
 		t.Fatal(err)
 	}
 	if arns == 0 || keys == 0 {
@@ -71,11 +73,11 @@ func TestLoadMatchesTheRecords(t *testing.T) {
 // (nothing is rejected: the column is NULL or the value's text) and keeps
 // a batch atomic with its transaction.
 func TestLoadOddShapes(t *testing.T) {
-	l, err := Open("", Options{Threads: 1})
+	d, err := Open("", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer d.Close()
 	ctx := context.Background()
 	odd := []string{
 		`{"eventID":"a","eventName":7,"readOnly":"true","managementEvent":1,"eventTime":"2024-05-06T07:08:09.123+02:00","userIdentity":"root","requestParameters":[1,2],"resources":{"ARN":"x"}}`,
@@ -85,11 +87,11 @@ func TestLoadOddShapes(t *testing.T) {
 		`{"eventID":"e","eventName":"\ud800","requestParameters":{"k":"\ud800x"}}`,
 		`{"eventID":"d","userIdentity":{"type":"IAMUser","sessionContext":{"attributes":{"creationDate":"2024-01-01T00:00:00Z"}}}}`,
 	}
-	var rows []row
+	var rows []engine.Row
 	for _, s := range odd {
-		rows = append(rows, row{eds: "s", raw: []byte(s)})
+		rows = append(rows, engine.Row{Store: "s", Raw: []byte(s)})
 	}
-	if err := l.insert(ctx, rows, 0); err != nil {
+	if err := d.Insert(ctx, rows, 0); err != nil {
 		t.Fatal(err)
 	}
 	type got struct {
@@ -102,7 +104,7 @@ func TestLoadOddShapes(t *testing.T) {
 		"d": {"", "", "", "", "IAMUser", "", ""},
 		"e": {"\ufffd", "", "", "", "", "", ""},
 	}
-	rs, err := l.db.QueryContext(ctx, `SELECT eventID, eventName, CAST(readOnly AS VARCHAR), CAST(managementEvent AS VARCHAR), strftime(eventTime, '%Y-%m-%d %H:%M:%S.%g'), userIdentity.type, CAST(requestParameters AS VARCHAR), CAST(resources AS VARCHAR) FROM events`)
+	rs, err := d.db.QueryContext(ctx, `SELECT eventID, eventName, CAST(readOnly AS VARCHAR), CAST(managementEvent AS VARCHAR), strftime(eventTime, '%Y-%m-%d %H:%M:%S.%g'), userIdentity.type, CAST(requestParameters AS VARCHAR), CAST(resources AS VARCHAR) FROM events`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +136,7 @@ func TestLoadOddShapes(t *testing.T) {
 	}
 
 	// A rolled back transaction leaves nothing behind.
-	conn, err := l.db.Conn(ctx)
+	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,19 +144,19 @@ func TestLoadOddShapes(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, `BEGIN TRANSACTION`); err != nil {
 		t.Fatal(err)
 	}
-	if err := appendRows(conn, []row{{eds: "rolled", raw: []byte(`{"eventID":"z"}`)}}); err != nil {
+	if err := appendRows(conn, []engine.Row{{Store: "rolled", Raw: []byte(`{"eventID":"z"}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
 		t.Fatal(err)
 	}
 	var n int
-	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE eds_id = 'rolled'`).Scan(&n); err != nil || n != 0 {
+	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE eds_id = 'rolled'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("rolled back rows: %d (%v)", n, err)
 	}
 	// That count ran on a second pooled connection (conn is held): it
 	// opened, and the configuration is locked there too.
-	if _, err := l.db.ExecContext(ctx, `SET enable_external_access = true`); err == nil {
+	if _, err := d.db.ExecContext(ctx, `SET enable_external_access = true`); err == nil {
 		t.Error("a pooled connection could change the configuration")
 	}
 }

@@ -1,4 +1,4 @@
-package lake
+package duckdb
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // How a record becomes a row of events
@@ -284,7 +286,7 @@ func validText(b []byte) string {
 
 // appendRows appends rows to events through a query Appender on conn, in
 // conn's current transaction.
-func appendRows(conn *sql.Conn, rows []row) error {
+func appendRows(conn *sql.Conn, rows []engine.Row) error {
 	types, names, err := appendedTypes()
 	if err != nil {
 		return err
@@ -297,8 +299,8 @@ func appendRows(conn *sql.Conn, rows []row) error {
 		dec := jsontext.NewDecoder(bytes.NewReader(nil))
 		vals := make([]driver.Value, len(names))
 		for _, r := range rows {
-			recordRow(dec, r.raw, vals)
-			vals[posEDS] = r.eds
+			recordRow(dec, r.Raw, vals)
+			vals[posEDS] = r.Store
 			if err := a.AppendRow(vals...); err != nil {
 				a.Close()
 				return err
@@ -308,13 +310,13 @@ func appendRows(conn *sql.Conn, rows []row) error {
 	})
 }
 
-// insert stores rows in one transaction and, when pos > 0, records pos as
+// Insert stores rows in one transaction and, when pos > 0, records pos as
 // the feed position in the same transaction: a restart neither loses nor
 // repeats what the feed delivered.
-func (l *Lake) insert(ctx context.Context, rows []row, pos int64) (err error) {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	conn, err := l.db.Conn(ctx)
+func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) (err error) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
@@ -331,7 +333,7 @@ func (l *Lake) insert(ctx context.Context, rows []row, pos int64) (err error) {
 	}()
 	if len(rows) > 0 {
 		if err := appendRows(conn, rows); err != nil {
-			return fmt.Errorf("lake: insert: %w", err)
+			return fmt.Errorf("lake/duckdb: insert: %w", err)
 		}
 	}
 	if pos > 0 {

@@ -1,22 +1,17 @@
-// Package lake is cairn's CloudTrail Lake: event data stores fed from the
-// event store's append feed and from channels (PutAuditEvents), queried with
-// Lake SQL run by DuckDB over Lake's column names and nested fields.
+// Package duckdb is CloudTrail Lake's DuckDB engine (engine.Engine): the
+// database file (DIR/lake.duckdb), the load of records into Lake's columns,
+// the Lake SQL dialect's DuckDB side (Presto functions mapped to macros),
+// the statement check (the allow-list of what a statement may bind) and the
+// run of checked statements.
 //
-// Lake keeps its own DuckDB database (DIR/lake.duckdb): one table, events,
-// holding every store's events with the store's ID in eds_id and Lake's
-// columns (userIdentity as a STRUCT, requestParameters as a MAP of strings,
-// eventTime as a TIMESTAMP...) read once at ingestion from the record's
-// unchanged JSON, kept in eventJson (see load.go). The database runs with
-// enable_external_access=false, no extension loading and a locked
+// One table, events, holds every store's events with the store's ID in
+// eds_id and Lake's columns (userIdentity as a STRUCT, requestParameters as
+// a MAP of strings, eventTime as a TIMESTAMP...) read once at ingestion from
+// the record's unchanged JSON, kept in eventJson (see load.go). The database
+// runs with enable_external_access=false, no extension loading and a locked
 // configuration, so a query cannot read files or attach databases even if
 // the statement check missed something.
-//
-// Lake is a feature: it imports no edge. Its methods take the verified
-// caller as an audit.Principal (request structs where there are more than
-// three knobs) and fail with *audit.Error codes; internal/apiserver serves
-// them on the wire. Lake owns its goroutines (queries, imports, Run):
-// Close stops them and waits before closing the database.
-package lake
+package duckdb
 
 import (
 	"context"
@@ -28,6 +23,8 @@ import (
 	"sync/atomic"
 
 	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 const schema = `
@@ -42,7 +39,7 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 // sandbox settings.
 func openDB(path string, memoryLimit string, threads int) (*sql.DB, *duckdb.Connector, error) {
 	if strings.ContainsAny(path, "?\x00") {
-		return nil, nil, fmt.Errorf("lake: unusable database path %q", path)
+		return nil, nil, fmt.Errorf("lake/duckdb: unusable database path %q", path)
 	}
 	// preserve_insertion_order=false lets DuckDB insert in parallel;
 	// checkpoint_threshold=512MB: with DuckDB's 16MB, each checkpoint during
@@ -72,25 +69,25 @@ func openDB(path string, memoryLimit string, threads int) (*sql.DB, *duckdb.Conn
 		return err
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("lake: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("lake/duckdb: open %s: %w", path, err)
 	}
 	db := sql.OpenDB(connector)
 	ctx := context.Background()
 	if _, err := db.ExecContext(ctx, schema+macros); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("lake: schema: %w", err)
+		return nil, nil, fmt.Errorf("lake/duckdb: schema: %w", err)
 	}
 	// The events table's columns are exactly what the load's conversion
 	// yields (load.go).
 	if err := createEvents(ctx, db); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("lake: events table: %w", err)
+		return nil, nil, fmt.Errorf("lake/duckdb: events table: %w", err)
 	}
 	// Databases written before the Appender load had two extra columns.
 	for _, c := range []string{"eds_id_1", "raw"} {
 		if _, err := db.ExecContext(ctx, `ALTER TABLE main.events DROP COLUMN IF EXISTS `+c); err != nil {
 			db.Close()
-			return nil, nil, fmt.Errorf("lake: events table: %w", err)
+			return nil, nil, fmt.Errorf("lake/duckdb: events table: %w", err)
 		}
 	}
 	return db, connector, nil
@@ -160,14 +157,15 @@ var statementErrors = map[duckdb.ErrorType]bool{
 	duckdb.ErrorTypeDecimal: true, duckdb.ErrorTypeParameterNotResolved: true, duckdb.ErrorTypeParameterNotAllowed: true,
 }
 
-// statementMessage returns the first line of DuckDB's message when err is
-// its objection to the statement (statementErrors).
-func statementMessage(err error) (string, bool) {
+// statementError returns err as a *engine.StatementError (the first line
+// of DuckDB's message) when it is DuckDB's objection to the statement
+// (statementErrors), else nil.
+func statementError(err error) *engine.StatementError {
 	var de *duckdb.Error
 	if !errors.As(err, &de) || !statementErrors[de.Type] {
-		return "", false
+		return nil
 	}
-	return firstLine(de.Msg), true
+	return &engine.StatementError{Msg: firstLine(de.Msg), Err: err}
 }
 
 // isDatabaseError reports whether err is DuckDB's own (rather than the
@@ -182,4 +180,11 @@ func isDatabaseError(err error) bool {
 func isOutOfMemory(err error) bool {
 	var de *duckdb.Error
 	return errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i > 0 {
+		return s[:i]
+	}
+	return s
 }
