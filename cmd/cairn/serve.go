@@ -128,7 +128,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	maps.Copy(handlers, apiserver.PublicKeyHandlers(keyring))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	lk, err := openLake(f.dataDir, cfg, log, bks, reg)
+	lk, err := openLake(f.dataDir, cfg, log, bks, reg, store)
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	lakeDone := make(chan struct{})
 	go func() {
 		defer close(lakeDone)
-		if err := lk.Run(lakeCtx, store, cfg.Lake.IngestInterval); err != nil {
+		if err := lk.Run(lakeCtx); err != nil {
 			log.Error("lake: run", "err", err)
 		}
 	}()
@@ -392,8 +392,9 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 
 // openLake opens CloudTrail Lake's database in the data dir.
 // StartImport reads s3:// sources from bks.
-// reg receives Lake's metrics (nil: none).
-func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets, reg prometheus.Registerer) (*lake.Lake, error) {
+// reg receives Lake's metrics (nil: none); Lake's Run takes new events
+// from feed (nil: none).
+func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets, reg prometheus.Registerer, feed lake.Feed) (*lake.Lake, error) {
 	var org *lake.Organization
 	if o := cfg.Organization; o != nil {
 		org = &lake.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
@@ -409,7 +410,7 @@ func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets,
 		}
 		return nil, err
 	}
-	lk, err := lake.Open(dataDir, lake.Options{Engine: eng, Organization: org,
+	lk, err := lake.Open(dataDir, lake.Options{Engine: eng, Organization: org, Feed: feed, IngestInterval: cfg.Lake.IngestInterval,
 		QueryTimeout: cfg.Lake.QueryTimeout, MaxResultBytes: cfg.Lake.MaxResultMB << 20,
 		MaxConcurrentQueries: cfg.Lake.MaxConcurrentQueries, MaxRunningQueries: cfg.Lake.MaxRunningQueries,
 		MaxRunningQueriesPerAccount: cfg.Lake.MaxRunningQueriesPerAccount,

@@ -15,15 +15,22 @@ import (
 	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
-// TestCloseEndsItsWork closes a Lake while a query runs, an import
-// imports and Run loops, and checks that Close stops and waits for each
-// (no goroutine of the Lake is left), and that what reaches it after
-// Close is refused as ServiceUnavailable, not run under a closed
-// database.
-func TestCloseEndsItsWork(t *testing.T) {
+// TestStopEndsItsWork stops a Lake while a query runs, an import imports
+// and Run loops, in both ways a Lake stops: Close, and the end of Run's
+// context (the server's shutdown, before Close). Each stops and waits for
+// all of the Lake's work: when Run or Close returns, the query and the
+// import have ended and no goroutine of the Lake is left; what reaches it
+// afterwards is refused as ServiceUnavailable, not run on a closed engine.
+func TestStopEndsItsWork(t *testing.T) {
+	for _, how := range []string{"Close", "Run's context"} {
+		t.Run(how, func(t *testing.T) { testStopEndsItsWork(t, how == "Close") })
+	}
+}
+
+func testStopEndsItsWork(t *testing.T, byClose bool) {
 	before := runtime.NumGoroutine()
 	root := t.TempDir()
-	l, err := openTest(t.TempDir(), Options{ImportRoots: []string{root}})
+	l, err := openTest(t.TempDir(), Options{ImportRoots: []string{root}, Feed: audittest.NewMemStore(), IngestInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +54,10 @@ func TestCloseEndsItsWork(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Run, with a context nothing else ends.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
 	runDone := make(chan error, 1)
-	go func() { runDone <- l.Run(context.Background(), audittest.NewMemStore(), time.Hour) }()
+	go func() { runDone <- l.Run(runCtx) }()
 	// A query that runs until it is cancelled (40^6 rows).
 	endless := `SELECT count(*) AS n FROM ` + s.ID + ` a`
 	for _, a := range []string{"b", "c", "d", "e", "f"} {
@@ -72,43 +80,59 @@ func TestCloseEndsItsWork(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// An import of a file large enough to be running at Close.
+	// An import of a file large enough to be running at the stop.
 	writeLogFile(t, root+"/big.json", 20000)
-	if _, err := l.StartImport(ctx, p, ImportRequest{Destinations: []string{s.ID}, Source: root + "/big.json"}); err != nil {
+	im, err := l.StartImport(ctx, p, ImportRequest{Destinations: []string{s.ID}, Source: root + "/big.json"})
+	if err != nil {
 		t.Fatal(err)
 	}
 
-	closeDone := make(chan error, 1)
-	go func() { closeDone <- l.Close() }()
-	select {
-	case err := <-closeDone:
-		closed = true
-		if err != nil {
-			t.Errorf("Close: %v", err)
+	if byClose {
+		closeDone := make(chan error, 1)
+		go func() { closeDone <- l.Close() }()
+		select {
+		case err := <-closeDone:
+			closed = true
+			if err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("Close did not return while a query, an import and Run were running")
 		}
-	case <-time.After(time.Minute):
-		t.Fatal("Close did not return while a query, an import and Run were running")
+	} else {
+		stopRun()
 	}
 	select {
 	case err := <-runDone:
 		if err != nil {
-			t.Errorf("Run after Close: %v; want nil", err)
+			t.Errorf("Run: %v; want nil", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run still runs after Close")
+	case <-time.After(time.Minute):
+		t.Fatal("Run still runs after the stop")
+	}
+	// Run (or Close) returned: the query and the import have ended.
+	if q, err := l.DescribeQuery(ctx, p, QueryRef{ID: qid}); err != nil || q.State != QueryFailed {
+		t.Errorf("query after the stop: %+v, %v; want FAILED (stopped)", q, err)
+	}
+	if got, err := l.Import(ctx, p, im.ID); err != nil || got.Status == ImportInitializing || got.Status == ImportInProgress {
+		t.Errorf("import after the stop: %+v, %v; want ended", got, err)
 	}
 
-	// After Close: refused, not run against the closed database.
+	// After the stop: refused, not run on the engine.
 	want := "ServiceUnavailable"
 	_, err = l.StartQuery(ctx, p, `SELECT eventID FROM `+s.ID)
-	checkCode(t, "StartQuery after Close", err, want)
+	checkCode(t, "StartQuery after the stop", err, want)
 	_, err = l.Query(ctx, p.AccountID, `SELECT eventID FROM `+s.ID)
-	checkCode(t, "Query after Close", err, want)
+	checkCode(t, "Query after the stop", err, want)
 	_, err = l.Sync(ctx, audittest.NewMemStore())
-	checkCode(t, "Sync after Close", err, want)
+	checkCode(t, "Sync after the stop", err, want)
 	_, err = l.StartImport(ctx, p, ImportRequest{Destinations: []string{s.ID}, Source: root + "/big.json"})
-	checkCode(t, "StartImport after Close", err, want)
-	checkCode(t, "Run after Close", l.Run(ctx, audittest.NewMemStore(), time.Hour), want)
+	checkCode(t, "StartImport after the stop", err, want)
+	checkCode(t, "Run after the stop", l.Run(ctx), want)
+	if err := l.Close(); err != nil {
+		t.Errorf("Close after the stop: %v", err)
+	}
+	closed = true
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
@@ -124,7 +148,7 @@ func TestCloseEndsItsWork(t *testing.T) {
 	}
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
-	t.Errorf("%d goroutines after Close, %d before Open:\n%s", n, before, buf)
+	t.Errorf("%d goroutines after the stop, %d before Open:\n%s", n, before, buf)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -52,19 +52,31 @@ func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
 	}
 }
 
-// Run syncs from feed every interval until ctx ends or Close, and removes
-// events past their store's retention (and stores past their pending
-// deletion) hourly. It returns nil when ctx ends or Close stops it (an
-// error when the Lake is closed before it starts), having no goroutine
-// left; Close waits for it.
-func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) error {
+// Run is the Lake's worker: until ctx ends (or Close), it syncs from
+// Options.Feed every Options.IngestInterval, checkpoints the engine when
+// writes pause, and removes events past their store's retention (and
+// stores past their pending deletion) hourly. When ctx ends it refuses new
+// work (ServiceUnavailable), stops the running queries and imports, and
+// returns nil once every goroutine of the Lake (Run's loop, query runners,
+// imports, calls in progress) has returned; Close then closes the engine
+// with nothing running on it. It returns an error at once when the Lake is
+// already stopped.
+func (l *Lake) Run(ctx context.Context) error {
 	if err := l.enter(); err != nil {
 		return err
 	}
-	defer l.work.Done()
+	l.loop(ctx)
+	l.work.Done()
+	l.stopWork()
+	return nil
+}
+
+// loop is Run's loop; it returns when ctx ends or Close begins.
+func (l *Lake) loop(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(l.base, cancel)()
+	interval := l.opts.IngestInterval
 	if interval <= 0 {
 		interval = time.Second
 	}
@@ -72,8 +84,10 @@ func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) error
 	defer t.Stop()
 	var lastSweep time.Time
 	for {
-		if _, err := l.Sync(ctx, feed); err != nil && ctx.Err() == nil {
-			l.log.Error("lake: ingest", "err", err)
+		if l.opts.Feed != nil {
+			if _, err := l.Sync(ctx, l.opts.Feed); err != nil && ctx.Err() == nil {
+				l.log.Error("lake: ingest", "err", err)
+			}
 		}
 		l.idleCheckpoint(ctx)
 		if now := l.opts.Now(); now.Sub(lastSweep) >= time.Hour {
@@ -84,7 +98,7 @@ func (l *Lake) Run(ctx context.Context, feed Feed, interval time.Duration) error
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

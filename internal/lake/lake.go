@@ -69,6 +69,11 @@ type Options struct {
 	// CheckpointWALBytes checkpoints the engine when its write-ahead log
 	// reaches this size (default 32 MiB).
 	CheckpointWALBytes int64
+	// Feed is the event store's append feed Run takes new events from
+	// (nil: stores get events from imports and channels only).
+	Feed Feed
+	// IngestInterval is how often Run reads Feed (default 1s).
+	IngestInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -113,15 +118,17 @@ type Lake struct {
 	ckptBlocked bool
 	// endSeq numbers the ended queries.
 	endSeq uint64
-	// work counts what uses the database: the queries' and imports'
-	// goroutines, Run, and each call that reads or writes it (enter).
-	// Close sets closed, cancels base (every query's, import's and Run's
-	// context derives from it) and waits for work before closing the
-	// database.
-	work   sync.WaitGroup
-	closed bool
-	base   context.Context
-	stop   context.CancelFunc
+	// work counts what uses the engine: the queries' and imports'
+	// goroutines, Run's loop, and each call that reads or writes it
+	// (enter). stopWork (Run's end, Close) sets closed, cancels base
+	// (every query's, import's and Run's context derives from it) and
+	// waits for work; Close closes the engine after that, once
+	// (engineClosed).
+	work         sync.WaitGroup
+	closed       bool
+	engineClosed bool
+	base         context.Context
+	stop         context.CancelFunc
 	// resultsDir holds the finished queries' result files (results.go).
 	resultsDir string
 	metrics    *metrics
@@ -211,20 +218,20 @@ func Open(dir string, opts Options) (*Lake, error) {
 	return l, nil
 }
 
-// Close refuses new work (ServiceUnavailable), cancels the running
-// queries, imports and Run, waits for them and for the calls using the
-// database to return, and then closes the database: nothing runs under a
-// closed database. Calling Close again returns nil.
+// Close does what the end of Run does when Run has not (refuses new work
+// with ServiceUnavailable, cancels the running queries, imports and Run,
+// waits for them and for the calls using the engine to return), then
+// checkpoints and closes the engine: nothing runs on a closed engine.
+// Calling Close again returns nil.
 func (l *Lake) Close() error {
+	l.stopWork()
 	l.mu.Lock()
-	if l.closed {
+	if l.engineClosed {
 		l.mu.Unlock()
 		return nil
 	}
-	l.closed = true
+	l.engineClosed = true
 	l.mu.Unlock()
-	l.stop()
-	l.work.Wait()
 	defer os.RemoveAll(l.resultsDir)
 	if l.dir != "" {
 		if err := l.checkpoint(context.Background()); err != nil {
@@ -232,6 +239,15 @@ func (l *Lake) Close() error {
 		}
 	}
 	return l.eng.Close()
+}
+
+// stopWork refuses new work, cancels what runs and waits for it to return.
+func (l *Lake) stopWork() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.stop()
+	l.work.Wait()
 }
 
 // errClosed answers what reaches a closed (or closing) Lake.
