@@ -26,22 +26,34 @@ const (
 	ImportCompleted    = "COMPLETED"
 )
 
+// lakeImport is an import; its exported fields are what lake.json keeps, so
+// GetImport, ListImports and ListImportFailures answer the same after a
+// restart.
 type lakeImport struct {
-	ID, Account  string
-	Destinations []string
-	Source       string
-	path         string // a local source
-	bucket       Bucket // an s3:// source: its bucket and key prefix
-	bucketName   string
-	prefix       string
-	Start, End   *time.Time
-	Status       string
-	Created      time.Time
-	Updated      time.Time
-	report       importer.Report
-	cancel       context.CancelFunc
-	done         chan struct{} // closed when the import's goroutine returns
+	ID           string     `json:"id"`
+	Account      string     `json:"account"`
+	Destinations []string   `json:"destinations"`
+	Source       string     `json:"source"`
+	Start        *time.Time `json:"start,omitempty"`
+	End          *time.Time `json:"end,omitempty"`
+	Status       string     `json:"status"`
+	Created      time.Time  `json:"created"`
+	Updated      time.Time  `json:"updated"`
+	// Stats and Failures are filled in when the import ends.
+	Stats    ImportStats     `json:"stats"`
+	Failures []ImportFailure `json:"failures,omitempty"`
+
+	path       string // a local source
+	bucket     Bucket // an s3:// source: its bucket and key prefix
+	bucketName string
+	prefix     string
+	cancel     context.CancelFunc
+	done       chan struct{} // closed when the import's goroutine returns
 }
+
+// maxHeldImports is the number of ended imports an account keeps (its
+// oldest are forgotten beyond): each is part of lake.json.
+const maxHeldImports = 100
 
 // importPath resolves a StartImport source (file:// URI or plain path)
 // inside one of the configured roots; the API never reads elsewhere. It
@@ -132,15 +144,20 @@ type Import struct {
 // ImportStats counts an import's progress.
 type ImportStats struct {
 	// Files and Events are the files read and the records imported
-	// (duplicates included); Failures the files and records that failed.
-	Files, Events, Failures int64
+	// (duplicates included); Failures the entries of ListImportFailures
+	// (files and records that failed, and one for the records older than
+	// the store's retention) and the failures beyond those listed.
+	Files    int64 `json:"files"`
+	Events   int64 `json:"events"`
+	Failures int64 `json:"failures"`
+	// Expired counts the records older than the store's retention period,
+	// not imported.
+	Expired int64 `json:"expired,omitempty"`
 }
 
 func (im *lakeImport) view() Import {
-	r := im.report
 	return Import{ID: im.ID, Destinations: im.Destinations, Source: im.Source, Start: im.Start, End: im.End,
-		Status: im.Status, Created: im.Created, Updated: im.Updated,
-		Stats: ImportStats{Files: r.Files, Events: r.Imported + r.Duplicates, Failures: int64(len(r.Errors)) + r.ErrorsOmitted}}
+		Status: im.Status, Created: im.Created, Updated: im.Updated, Stats: im.Stats}
 }
 
 // timeSink drops records outside [start, end].
@@ -227,6 +244,14 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 		return Import{}, err
 	}
 	now := l.opts.Now().UTC()
+	// The store's retention applies at import, as it does to what the
+	// feed delivers: a record older than it is counted, reported and not
+	// loaded, rather than loaded, reported as imported and deleted by the
+	// next sweep.
+	l.mu.Lock()
+	retention := l.stores[sink.stores[0]].RetentionPeriod
+	l.mu.Unlock()
+	minTime := now.AddDate(0, 0, -retention)
 	ictx, cancel := context.WithCancel(l.base)
 	im := &lakeImport{ID: audit.NewID(), Account: p.AccountID, Source: uri, path: path,
 		bucket: bkt, bucketName: bucketName, prefix: prefix, Start: start, End: end, Status: ImportInitializing, Created: now, Updated: now,
@@ -247,6 +272,14 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 		}
 	}
 	l.imports[im.ID] = im
+	l.forgetImportsLocked(im.Account)
+	if err := l.saveLocked(); err != nil {
+		delete(l.imports, im.ID)
+		l.mu.Unlock()
+		cancel()
+		closeRoot()
+		return Import{}, err
+	}
 	out := im.view()
 	l.work.Add(1) // not closed: this call entered, and Close waits for it
 	l.mu.Unlock()
@@ -259,7 +292,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 			im.Status = ImportInProgress
 		}
 		l.mu.Unlock()
-		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts}
+		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts, MinTime: minTime}
 		var (
 			rep importer.Report
 			err error
@@ -275,7 +308,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 		// Ended: the final status and done change together, so a caller who
 		// sees the status can start the next import.
 		defer close(im.done)
-		im.report, im.Updated = rep, l.opts.Now().UTC()
+		im.Updated = l.opts.Now().UTC()
 		switch {
 		case im.Status == ImportStopped:
 		case err != nil:
@@ -289,9 +322,15 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 				l.log.Error("lake: import failed", "import", im.ID, "account", im.Account, "err", err)
 				err = fmt.Errorf("the import stopped because of an error in cairn; the server's log has the cause (import %s)", im.ID)
 			}
-			im.report.Errors = append(im.report.Errors, importer.RecordError{File: uri, Err: err})
+			rep.Errors = append(rep.Errors, importer.RecordError{File: uri, Err: err})
 		default:
 			im.Status = ImportCompleted
+		}
+		im.Failures = im.failures(rep, retention)
+		im.Stats = ImportStats{Files: rep.Files, Events: rep.Imported + rep.Duplicates,
+			Failures: int64(len(im.Failures)) + rep.ErrorsOmitted, Expired: rep.Expired}
+		if err := l.saveLocked(); err != nil {
+			l.log.Warn("lake: import ended; its state is not saved", "import", im.ID, "err", err)
 		}
 	}()
 	return out, nil
@@ -331,6 +370,9 @@ func (l *Lake) StopImport(ctx context.Context, p audit.Principal, id string) (Im
 	if im.Status == ImportInitializing || im.Status == ImportInProgress {
 		im.Status, im.Updated = ImportStopped, l.opts.Now().UTC()
 		im.cancel()
+		if err := l.saveLocked(); err != nil {
+			l.log.Warn("lake: import stopped; its state is not saved", "import", im.ID, "err", err)
+		}
 	}
 	return im.view(), nil
 }
@@ -374,24 +416,21 @@ func (l *Lake) Imports(ctx context.Context, p audit.Principal, in ImportsRequest
 
 // ImportFailure is a file or record an import could not take.
 type ImportFailure struct {
-	// Location is the file's URI (under the import's source).
-	Location string
-	Message  string
-	// Time is when the import last changed.
-	Time time.Time
+	// Location is the file's URI (under the import's source), or the
+	// source's for a failure of the whole import.
+	Location string `json:"location"`
+	Message  string `json:"message"`
+	// Time is when the import ended.
+	Time time.Time `json:"time"`
 }
 
-// ImportFailures returns the failures of p's import id. Errors: those of
-// Import.
-func (l *Lake) ImportFailures(ctx context.Context, p audit.Principal, id string) ([]ImportFailure, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	im, err := l.findImportLocked(p.AccountID, id)
-	if err != nil {
-		return nil, err
-	}
+// failures are the failures ListImportFailures shows for an import that
+// ended with rep: each file or record error, located under the source, and
+// one entry counting the records older than the store's retention period
+// (retention days), which were not imported.
+func (im *lakeImport) failures(rep importer.Report, retention int) []ImportFailure {
 	var items []ImportFailure
-	for _, e := range im.report.Errors {
+	for _, e := range rep.Errors {
 		loc := e.File
 		if im.bucket != nil {
 			// RunObjects names each object by its s3:// location.
@@ -407,7 +446,57 @@ func (l *Lake) ImportFailures(ctx context.Context, p audit.Principal, id string)
 		}
 		items = append(items, ImportFailure{loc, audit.Clip(msg, 128), im.Updated})
 	}
-	return items, nil
+	if rep.Expired > 0 {
+		items = append(items, ImportFailure{im.Source, fmt.Sprintf("%d records are older than the event data store's retention period (%d days) and were not imported.",
+			rep.Expired, retention), im.Updated})
+	}
+	return items
+}
+
+// ImportFailures returns the failures of p's import id. Errors: those of
+// Import.
+func (l *Lake) ImportFailures(ctx context.Context, p audit.Principal, id string) ([]ImportFailure, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	im, err := l.findImportLocked(p.AccountID, id)
+	if err != nil {
+		return nil, err
+	}
+	return append([]ImportFailure(nil), im.Failures...), nil
+}
+
+// forgetImportsLocked forgets account's oldest ended imports beyond
+// maxHeldImports; l.mu is held.
+func (l *Lake) forgetImportsLocked(account string) {
+	var ended []*lakeImport
+	for _, im := range l.imports {
+		if im.Account == account && closed(im.done) {
+			ended = append(ended, im)
+		}
+	}
+	if len(ended) <= maxHeldImports {
+		return
+	}
+	sort.Slice(ended, func(i, j int) bool {
+		return ended[i].Created.Before(ended[j].Created) || ended[i].Created.Equal(ended[j].Created) && ended[i].ID < ended[j].ID
+	})
+	for _, im := range ended[:len(ended)-maxHeldImports] {
+		delete(l.imports, im.ID)
+	}
+}
+
+// restoredImport prepares an import read from lake.json: it runs no more.
+// One that was running when cairn stopped without ending it (a crash)
+// is FAILED, saying so.
+func restoredImport(im *lakeImport, now time.Time) {
+	im.cancel = func() {}
+	im.done = make(chan struct{})
+	close(im.done)
+	if im.Status == ImportInitializing || im.Status == ImportInProgress {
+		im.Status, im.Updated = ImportFailed, now
+		im.Failures = append(im.Failures, ImportFailure{im.Source, "cairn stopped during the import; start it again (an import skips the events the store holds).", now})
+		im.Stats.Failures++
+	}
 }
 
 // closed reports whether ch is closed.

@@ -271,6 +271,7 @@ func (l *Lake) enter() error {
 type registry struct {
 	Stores   []*EventDataStore `json:"stores"`
 	Channels []*Channel        `json:"channels"`
+	Imports  []*lakeImport     `json:"imports,omitempty"`
 }
 
 func (l *Lake) load() error {
@@ -312,6 +313,10 @@ func (l *Lake) load() error {
 	for _, c := range r.Channels {
 		l.channels[c.ID] = c
 	}
+	for _, im := range r.Imports {
+		restoredImport(im, l.opts.Now().UTC())
+		l.imports[im.ID] = im
+	}
 	return nil
 }
 
@@ -327,6 +332,10 @@ func (l *Lake) saveLocked() error {
 	for _, c := range l.channels {
 		r.Channels = append(r.Channels, c)
 	}
+	for _, im := range l.imports {
+		r.Imports = append(r.Imports, im)
+	}
+	sort.Slice(r.Imports, func(i, j int) bool { return r.Imports[i].ID < r.Imports[j].ID })
 	sort.Slice(r.Stores, func(i, j int) bool { return r.Stores[i].ID < r.Stores[j].ID })
 	sort.Slice(r.Channels, func(i, j int) bool { return r.Channels[i].ID < r.Channels[j].ID })
 	b, err := json.MarshalIndent(r, "", " ")
