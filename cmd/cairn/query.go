@@ -221,7 +221,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		}
 		return err
 	}
-	opts.Sink, opts.Accounts = sink, sink.Accounts
+	opts.Sink, opts.Accounts, opts.MinTime = sink, sink.Accounts, sink.MinTime()
 	var local []string
 	var reps []importer.Report
 	for _, p := range paths {
@@ -256,6 +256,9 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 	failed := false
 	for _, rep := range reps {
 		printReport(stdout, output, rep)
+		if rep.Expired > 0 {
+			fmt.Fprintf(stderr, "cairn: %d records are older than the event data store's retention period and were not imported; a store with a longer RetentionPeriod keeps them.\n", rep.Expired)
+		}
 		if rep.Rejected > 0 || len(rep.Errors) > 0 {
 			failed = true
 			for _, e := range rep.Errors {

@@ -246,12 +246,12 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 	now := l.opts.Now().UTC()
 	// The store's retention applies at import, as it does to what the
 	// feed delivers: a record older than it is counted, reported and not
-	// loaded, rather than loaded, reported as imported and deleted by the
-	// next sweep.
+	// loaded (Sink.MinTime), rather than loaded, reported as imported and
+	// deleted by the next sweep.
 	l.mu.Lock()
 	retention := l.stores[sink.stores[0]].RetentionPeriod
 	l.mu.Unlock()
-	minTime := now.AddDate(0, 0, -retention)
+	minTime := sink.MinTime()
 	ictx, cancel := context.WithCancel(l.base)
 	im := &lakeImport{ID: audit.NewID(), Account: p.AccountID, Source: uri, path: path,
 		bucket: bkt, bucketName: bucketName, prefix: prefix, Start: start, End: end, Status: ImportInitializing, Created: now, Updated: now,

@@ -13,7 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/importer"
 )
 
 // agedLogFile is a trail log file of account's records, one per age
@@ -223,4 +225,76 @@ func stats(s *types.ImportStatistics) string {
 		return "no statistics"
 	}
 	return fmt.Sprintf("%d files, %d events, %d failed entries", aws.ToInt64(s.FilesCompleted), aws.ToInt64(s.EventsCompleted), aws.ToInt64(s.FailedEntries))
+}
+
+// TestSinkKeepsEachStoresRetention: the Sink behind every import (the
+// API's, and cairn import --into without a server) applies each store's
+// retention: the importer drops what every store's retention refuses
+// (MinTime, counted Expired), and a store never takes a record older than
+// its own retention, even one handed to the Sink directly.
+func TestSinkKeepsEachStoresRetention(t *testing.T) {
+	const day = 24 * time.Hour
+	ctx := context.Background()
+	l, err := openTest("", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p := audit.Principal{AccountID: acctA, Region: "us-east-1"}
+	short, err := l.CreateEventDataStore(ctx, p, CreateStoreRequest{Name: ptr("short"), RetentionPeriod: ptr(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := l.CreateEventDataStore(ctx, p, CreateStoreRequest{Name: ptr("long"), RetentionPeriod: ptr(366)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	now := time.Now()
+	ages := []time.Duration{time.Hour, 6 * day, 8 * day, 30 * day, 365 * day, 367 * day, 5 * 365 * day}
+	os.WriteFile(filepath.Join(root, "aged.json"), agedLogFile("s", acctA, now, ages), 0o600)
+	for _, c := range []struct {
+		name            string
+		stores          []string
+		imported        int64
+		expired         int64
+		inShort, inLong string
+	}{
+		{"short store", []string{short.ID}, 2, 5, "2", "0"},
+		{"long store", []string{long.ID}, 5, 2, "2", "5"},
+		{"both stores", []string{short.ID, long.ID}, 0, 2, "2", "5"}, // all 5 already in one or both
+	} {
+		sink, err := l.NewSink(ctx, acctA, c.stores)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := importer.Run(ctx, []string{filepath.Join(root, "aged.json")}, importer.Options{Sink: sink, Accounts: sink.Accounts, MinTime: sink.MinTime()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Imported != c.imported || rep.Expired != c.expired {
+			t.Errorf("%s: imported %d, expired %d; want %d, %d", c.name, rep.Imported, rep.Expired, c.imported, c.expired)
+		}
+		for id, want := range map[string]string{short.ID: c.inShort, long.ID: c.inLong} {
+			res, err := l.Query(ctx, acctA, `SELECT count(*) AS n FROM `+id)
+			if err != nil || *res.Rows[0][0] != want {
+				t.Errorf("%s: store %s holds %v events (%v); want %s", c.name, id, res, err, want)
+			}
+		}
+	}
+	// Handed directly, a record older than a store's retention is not
+	// stored in it (nor reported as inserted).
+	sink, err := l.NewSink(ctx, acctA, []string{short.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := now.Add(-10 * day)
+	res, fails, err := sink.AppendReport(ctx, []audit.Record{{Account: acctA, EventID: "direct-old", Time: old,
+		Raw: []byte(`{"eventID":"direct-old","eventTime":"` + old.UTC().Format(time.RFC3339) + `","recipientAccountId":"` + acctA + `"}`)}})
+	if err != nil || res.Inserted != 0 || len(fails) != 1 || fails[0].Code != "Expired" {
+		t.Errorf("AppendReport of an expired record: %+v, %+v, %v; want nothing inserted, one Expired failure", res, fails, err)
+	}
+	if r, err := l.Query(ctx, acctA, `SELECT count(*) AS n FROM `+short.ID+` WHERE eventID = 'direct-old'`); err != nil || *r.Rows[0][0] != "0" {
+		t.Errorf("the short store took a record older than its retention: %v, %v", r, err)
+	}
 }

@@ -151,13 +151,28 @@ func (l *Lake) Sweep(ctx context.Context) error {
 // for an organization store of the organization's management account,
 // of the organization's accounts (see owners): AppendReport refuses the
 // others. A record already in a store (same account and eventID) is a
-// duplicate and is not stored again.
+// duplicate and is not stored again. A store's retention period applies:
+// the importer drops the records older than every store's (MinTime) and
+// counts them Expired; a store never takes a record older than its own.
 type Sink struct {
 	l       *Lake
 	account string
 	stores  []string
 	owners  map[string]map[string]bool // by store: the accounts whose records it takes
 	seen    map[string]map[string]bool
+	cutoff  map[string]time.Time // by store: the oldest eventTime its retention keeps
+}
+
+// MinTime is the oldest eventTime one of the sink's stores keeps
+// (importer.Options.MinTime): older records are expired for all of them.
+func (k *Sink) MinTime() time.Time {
+	var m time.Time
+	for _, s := range k.stores {
+		if c := k.cutoff[s]; m.IsZero() || c.Before(m) {
+			m = c
+		}
+	}
+	return m
 }
 
 // NewSink returns a Sink into the stores (IDs or ARNs) of account.
@@ -169,7 +184,8 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 	if len(stores) == 0 {
 		return nil, invalidParam("Destinations must name at least one event data store.")
 	}
-	k := &Sink{l: l, account: account, owners: map[string]map[string]bool{}, seen: map[string]map[string]bool{}}
+	k := &Sink{l: l, account: account, owners: map[string]map[string]bool{}, seen: map[string]map[string]bool{}, cutoff: map[string]time.Time{}}
+	now := l.opts.Now()
 	for _, ref := range stores {
 		l.mu.Lock()
 		s, err := l.findStoreLocked(account, ref)
@@ -196,6 +212,7 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 		}
 		k.stores = append(k.stores, s.ID)
 		k.owners[s.ID] = owners
+		k.cutoff[s.ID] = now.AddDate(0, 0, -s.RetentionPeriod)
 		k.seen[s.ID] = ids
 	}
 	return k, nil
@@ -247,9 +264,13 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 	var fails []importer.Failure
 	added := map[string][]string{}
 	for i, r := range recs {
-		isNew, taken := false, false
+		isNew, owned, taken := false, false, false
 		for _, s := range k.stores {
 			if !k.owners[s][r.Account] {
+				continue
+			}
+			owned = true
+			if r.Time.Before(k.cutoff[s]) {
 				continue
 			}
 			taken = true
@@ -263,8 +284,10 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 			isNew = true
 		}
 		switch {
-		case !taken:
+		case !owned:
 			fails = append(fails, refusal(i, r.Account, k.account))
+		case !taken:
+			fails = append(fails, importer.Failure{Index: i, Code: "Expired", Message: "The record is older than the event data store's retention period."})
 		case isNew:
 			res.Inserted++
 		default:
