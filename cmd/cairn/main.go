@@ -74,11 +74,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cairn: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	var xe exitError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &xe):
+		fmt.Fprintln(stderr, "cairn:", err)
+		return xe.code
 	case errors.As(err, new(usageError)):
 		fmt.Fprintln(stderr, "cairn:", err)
 		return 2
