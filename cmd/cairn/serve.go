@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/awsjson"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/ingest"
+	"github.com/cairn-audit/cairn/internal/insights"
 	"github.com/cairn-audit/cairn/internal/lake"
 	"github.com/cairn-audit/cairn/internal/retention"
 	"github.com/cairn-audit/cairn/internal/sigv4"
@@ -150,6 +151,10 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	// `cairn insights --endpoint-url` runs the detector here, next to the
+	// store; its Insights go through the pipeline.
+	insJobs := insights.NewJobs(insights.JobsConfig{Feed: store, History: store, Sink: pipe, Params: insightParams(cfg.Insights),
+		MaxRunning: cfg.Insights.MaxRuns, Logger: log})
 	api := apiserver.New(apiserver.Config{
 		Auth:              authenticator{cfg: cfg, v: &sigv4.Verifier{Secret: cfg.Secret}},
 		MaxUnverifiedBody: int64(cfg.API.MaxUnverifiedBodyMB) << 20,
@@ -160,6 +165,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		Logger:            log,
 		Registerer:        reg,
 		Handlers:          handlers,
+		InsightsHandlers:  apiserver.InsightsHandlers(insJobs),
 		DataHandlers:      apiserver.LakeDataHandlers(lk),
 	})
 	mux := http.NewServeMux()
@@ -239,6 +245,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err := <-insDone; err != nil {
 		log.Error("insights", "err", err)
 	}
+	insJobs.Close() // runs stopped before their end store nothing
 	stopPipe()
 	if err := <-pipeDone; err != nil {
 		log.Error("ingest drain", "err", err)
