@@ -31,7 +31,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.PrintDefaults()
 		fmt.Fprint(fs.Output(), importExitStatus)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -74,6 +74,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		opts.Sink = c.Importer()
 	} else {
+		noteDataDirInGit(*dataDir, stderr)
 		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}

@@ -132,6 +132,16 @@ func printErrors(w io.Writer, rep importer.Report) {
 			files = append(files, f)
 		}
 	}
+	const maxFiles = 10
+	more := ""
+	if len(files) > maxFiles {
+		var n int64
+		for _, f := range files[maxFiles:] {
+			n += int64(len(byFile[f])) + rep.OmittedByFile[f]
+		}
+		more = fmt.Sprintf("cairn: ... and %d more errors in %d other files (--output json lists the first of each)\n", n, len(files)-maxFiles)
+		files = files[:maxFiles]
+	}
 	for _, f := range files {
 		es := byFile[f]
 		slices.SortFunc(es, func(a, b importer.RecordError) int { return a.Record - b.Record })
@@ -142,6 +152,7 @@ func printErrors(w io.Writer, rep importer.Report) {
 			fmt.Fprintf(w, "cairn: %s: ... and %d more errors in this file\n", f, n)
 		}
 	}
+	fmt.Fprint(w, more)
 	reasons := reasonCounts(rep)
 	for _, code := range slices.Sorted(maps.Keys(reasons)) {
 		fmt.Fprintf(w, "cairn: hint: %d %s: %s.\n", reasons[code], code, hintFor(code))

@@ -209,3 +209,27 @@ func TestImportHelpListsExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestImportErrorsStayFew: refusals in many files give a bounded number of
+// lines (the first files' first errors, one count for the rest), not one
+// line per record.
+func TestImportErrorsStayFew(t *testing.T) {
+	dir := t.TempDir()
+	for f := range 40 {
+		var recs []string
+		for i := range 50 {
+			recs = append(recs, fmt.Sprintf(`{"eventID":"f%d-%d"}`, f, i)) // no eventTime: refused
+		}
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("f%02d.json", f)), `{"Records":[`+strings.Join(recs, ",")+`]}`)
+	}
+	dataDir := t.TempDir()
+	writeFile(t, filepath.Join(dataDir, "cairn.yaml"), fmt.Sprintf(twoAccounts, 0))
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"import", "--no-progress", "--data-dir", dataDir, "--config", filepath.Join(dataDir, "cairn.yaml"), dir},
+		&stdout, &stderr)
+	lines := strings.Count(stderr.String(), "\n")
+	if code != exitRefused || lines > 10*4+4 || !strings.Contains(stderr.String(), "more errors in 30 other files") ||
+		!strings.Contains(stderr.String(), "hint: 2000 InvalidRecord") {
+		t.Errorf("exit %d, %d lines of errors for 2,000 refused records in 40 files:\n%s", code, lines, stderr.String())
+	}
+}

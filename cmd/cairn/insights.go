@@ -66,7 +66,7 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(fs.Output(), "Usage: cairn insights [flags]\n\nRuns the Insights detector over the history stored in a data dir (imported logs\nincluded) and stores the Insights events it finds, visible with\n  aws cloudtrail lookup-events --event-category insight\nRunning it twice stores nothing new.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -67,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "query":
 		err = queryCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
+		if len(args) > 1 && args[1] != "--help" && args[1] != "-h" {
+			err = usageError{"version takes no arguments"}
+			break
+		}
 		fmt.Fprintln(stdout, "cairn", version)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -80,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, new(flagError)):
+		return 2
 	case errors.As(err, &xe):
 		fmt.Fprintln(stderr, "cairn:", err)
 		return xe.code
@@ -94,6 +100,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // usageError is a mistake in the command line (exit status 2).
 type usageError struct{ msg string }
+
+// flagError is a flag the flag package refused; it has printed the error
+// and the usage already (exit status 2).
+type flagError struct{ err error }
+
+func (e flagError) Error() string { return e.err.Error() }
+
+// parseFlags parses args; a refused flag is a flagError.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return flagError{err}
+}
 
 func (e usageError) Error() string { return e.msg }
 

@@ -77,7 +77,7 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(fs.Output(), "Usage: cairn query [flags] \"SELECT ... FROM <event data store ID> ...\"\n\nRuns a CloudTrail Lake SQL query (docs/lake.md).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

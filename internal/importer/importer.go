@@ -471,10 +471,20 @@ func (r *run) appendGroup(ctx context.Context, b []audit.Record, from []origin) 
 	} else {
 		res, err = r.opts.Sink.Append(ctx, b)
 	}
+	account, region := b[0].Account, b[0].Region
 	if err != nil {
+		// What the sink says it stored before failing (a server's
+		// calls before the failing one) is counted: it is stored.
+		r.imported.Add(int64(res.Inserted))
+		r.duplicates.Add(int64(res.Duplicates))
+		r.mu.Lock()
+		g := r.group(account, region)
+		g.Records += int64(res.Inserted + res.Duplicates)
+		g.Imported += int64(res.Inserted)
+		g.Duplicates += int64(res.Duplicates)
+		r.mu.Unlock()
 		return err
 	}
-	account, region := b[0].Account, b[0].Region
 	r.imported.Add(int64(res.Inserted))
 	r.duplicates.Add(int64(res.Duplicates))
 	r.mu.Lock()
