@@ -1,7 +1,7 @@
 // Command cairn is a self-hosted audit trail compatible with AWS CloudTrail.
 //
 //	cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
-//	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] [--into EDS] PATH...
+//	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] [--into EDS] [--output table|json|text] PATH...
 //	cairn query   [--data-dir DIR --config FILE | --endpoint-url URL] [--output table|json|csv] "SQL"
 //	cairn insights [--data-dir DIR --config FILE | --endpoint-url URL] [--account ID] [--region R] [--start T] [--end T]
 //	cairn validate-logs --trail-arn ARN --start-time TIME [...]
@@ -30,7 +30,8 @@ const usage = `cairn — a self-hosted audit trail compatible with AWS CloudTrai
 
 Usage:
   cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
-  cairn import  [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--into EDS] PATH...
+  cairn import  [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--into EDS]
+                [--output table|json|text] PATH...
   cairn query   [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--output table|json|csv] "SQL"
   cairn insights [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--account ID] [--region R]
                  [--start T] [--end T] [--dry-run]
