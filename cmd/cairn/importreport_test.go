@@ -105,8 +105,10 @@ func TestImportReportsPerAccountAndRegion(t *testing.T) {
 	}
 	// Records with a bad region count under their account; unreadable
 	// ones under no account.
-	if _, _, _, f, why := group(rep, "111111111111", ""); f != 2 || why["InvalidRecord"] != 2 {
-		t.Errorf("bad regions of 111111111111: refused %d %v; want 2 InvalidRecord", f, why)
+	for _, region := range []string{"us-east-1/../x", "\x1b[31mred"} {
+		if _, _, _, f, why := group(rep, "111111111111", region); f != 1 || why["InvalidRecord"] != 1 {
+			t.Errorf("bad region %q of 111111111111: refused %d %v; want 1 InvalidRecord", region, f, why)
+		}
 	}
 	if _, _, _, f, why := group(rep, "", ""); f != 5 || why["InvalidRecord"] != 5 {
 		t.Errorf("unreadable: refused %d %v; want 5 InvalidRecord", f, why)
@@ -138,6 +140,11 @@ func TestImportReportsPerAccountAndRegion(t *testing.T) {
 	}
 	if _, _, d, _, _ := group(rep, "111111111111", "eu-west-1"); d != 1 {
 		t.Errorf("111111111111/eu-west-1: %d duplicates; want 1", d)
+	}
+	// The table quotes what a record claims: no terminal escape.
+	_, out, _ = imp("--data-dir", dataDir, "--config", cfgPath, logs)
+	if strings.Contains(out, "\x1b") || !strings.Contains(out, `"\x1b[31mred"`) {
+		t.Errorf("table shows a record's region unquoted:\n%q", out)
 	}
 	code, out, _ = imp("--data-dir", dataDir, "--config", cfgPath, filepath.Join(logs, "good.json"))
 	if code != 0 || !strings.Contains(out, "Account") || !regexp.MustCompile(`111111111111\s+eu-west-1\s+1\s+0\s+1\s+0`).MatchString(out) {

@@ -124,7 +124,9 @@ type Report struct {
 	OmittedByFile map[string]int64
 	// Groups count the records per account and region, sorted by
 	// account then region. Records that could not be read as records
-	// are in the group of account and region "".
+	// are in the group of account and region ""; a record with an
+	// invalid region in the group of the region it claims (clipped to 64
+	// bytes).
 	Groups []Group
 }
 
@@ -599,8 +601,9 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 		raw = slab[len(slab)-len(raw) : len(slab) : len(slab)]
 		rec, err := extract(raw)
 		if err != nil {
-			// A record with a bad region still names its account.
-			r.fail(path, num, rec.Account, "", ReasonInvalidRecord, err)
+			// A record with a bad region still names its account and
+			// the region it claims (clipped: it is anyone's text).
+			r.fail(path, num, audit.Clip(rec.Account, 64), audit.Clip(rec.Region, 64), ReasonInvalidRecord, err)
 			return true
 		}
 		if rec.Time.Before(r.opts.MinTime) {
