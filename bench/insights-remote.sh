@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 n=${1:-45000}
 old=${2:-e902cd3}
 tmp=$(mktemp -d)
-trap 'kill $srv 2>/dev/null || true; rm -rf "$tmp"' EXIT
+srv=
+trap '[ -n "$srv" ] && kill $srv 2>/dev/null && wait $srv 2>/dev/null; rm -rf "$tmp"' EXIT
 go build -o "$tmp/cairn" ./cmd/cairn
 mkdir "$tmp/old" && git archive "$old" | tar -x -C "$tmp/old"
 (cd "$tmp/old" && go build -o "$tmp/cairn-old" ./cmd/cairn)
@@ -40,7 +41,7 @@ for i in 1 2; do
   echo "offline:              $(t c insights --data-dir "$tmp/dd" --config "$tmp/cairn.yaml" --no-progress --dry-run)"
 done
 port=$((40000 + RANDOM % 20000))
-c serve --data-dir "$tmp/dd" --config "$tmp/cairn.yaml" --listen "127.0.0.1:$port" --log-level warn 2>"$tmp/serve.log" &
+"$tmp/cairn" serve --data-dir "$tmp/dd" --config "$tmp/cairn.yaml" --listen "127.0.0.1:$port" --log-level warn 2>"$tmp/serve.log" &
 srv=$!
 until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; do sleep 0.2; done
 sleep 10 # the server's start-up work (the Lake ingesting the store) settles
