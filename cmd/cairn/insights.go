@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -50,8 +51,8 @@ func runInsights(ctx context.Context, cfg *config.Config, feed insights.Feed, hi
 func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cairn insights", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", defaultDataDir, "data dir whose history is analysed (no server may hold it)")
-	endpoint := fs.String("endpoint-url", "", "analyse the history of the cairn server at this URL instead, through LookupEvents, for the caller's account and --region (AWS credential variables apply)")
+	dataDir := fs.String("data-dir", defaultDataDir, "data dir whose history is analysed (when a server holds it, the detector runs in that server)")
+	endpoint := fs.String("endpoint-url", "", "run the detector inside the cairn server at this URL instead, over the history of the caller's account in --region (AWS credential variables apply; the server's config sets the parameters)")
 	cfgPath := fs.String("config", "", "config file (YAML); its insights section sets the detector's parameters")
 	account := fs.String("account", "", "analyse this account only (default: every account)")
 	region := fs.String("region", "", "analyse this region only (default: every region)")
@@ -65,7 +66,7 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(fs.Output(), "Usage: cairn insights [flags]\n\nRuns the Insights detector over the history stored in a data dir (imported logs\nincluded) and stores the Insights events it finds, visible with\n  aws cloudtrail lookup-events --event-category insight\nRunning it twice stores nothing new.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -105,31 +106,15 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		printInsights(stdout, *output, res, time.Since(began))
 		return nil
 	}
-	if *endpoint != "" {
-		var cfg *config.Config
-		if *cfgPath != "" {
-			if cfg, err = config.Load(*cfgPath); err != nil {
-				return err
-			}
-			opts.Params = insightParams(cfg.Insights)
-		} else {
-			opts.Params = insights.DefaultParams()
+	ep := *endpoint
+	if ep == "" {
+		// As query does: a server holding the data dir runs the detector.
+		if ep = serverHolding(*dataDir); ep != "" {
+			fmt.Fprintf(stderr, "cairn: the cairn server at %s holds %s; running the detector in it (AWS credential variables apply)\n", ep, *dataDir)
 		}
-		c, err := client.New(ctx, client.Config{Endpoint: *endpoint, Region: *region})
-		if err != nil {
-			return err
-		}
-		// The feed reads the 7 days before --start too: the baseline.
-		var from time.Time
-		if !opts.Start.IsZero() {
-			from = opts.Start.Add(-7 * 24 * time.Hour)
-		}
-		h := c.History(from, opts.End)
-		opts.Region = c.Region
-		return finish(insights.Retro(ctx, h, h, c.Importer(), opts))
 	}
-	if held := serverHolding(*dataDir); held != "" {
-		return fmt.Errorf("the data dir %s is in use by the cairn server at %s; run the detector through it with:\n    cairn insights --endpoint-url %s --region REGION", *dataDir, held, held)
+	if ep != "" {
+		return insightsRemote(ctx, ep, *region, *cfgPath, opts, *noProgress, stderr, finish)
 	}
 	if _, err := os.Stat(*dataDir); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -148,6 +133,47 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer store.Close()
 	return finish(insights.Retro(ctx, store, store, store, opts))
+}
+
+// insightsRemote runs the detector inside the server at ep over the
+// history of the caller's account in the signed region
+// (StartInsightsRun, polled), or, with a server that does not offer it,
+// here over the history read through LookupEvents.
+func insightsRemote(ctx context.Context, ep, region, cfgPath string, opts insights.RetroOptions, noProgress bool, stderr io.Writer,
+	finish func(insights.RetroResult, error) error) error {
+	c, err := client.New(ctx, client.Config{Endpoint: ep, Region: region})
+	if err != nil {
+		return err
+	}
+	run := client.InsightsRun{Start: opts.Start, End: opts.End, DryRun: opts.DryRun}
+	if !noProgress {
+		run.Poll = func(d time.Duration) {
+			fmt.Fprintf(stderr, "\rcairn: the server is running the detector (%.0fs)", d.Seconds())
+		}
+	}
+	res, err := c.RunInsights(ctx, run)
+	var ie *client.ImportError
+	if !errors.As(err, &ie) || ie.Code != "UnknownOperationException" && ie.Code != "UnsupportedOperationException" {
+		return finish(res, err)
+	}
+	// An older server: read its history through LookupEvents.
+	if cfgPath != "" {
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			return err
+		}
+		opts.Params = insightParams(cfg.Insights)
+	} else {
+		opts.Params = insights.DefaultParams()
+	}
+	// The feed reads the 7 days before --start too: the baseline.
+	var from time.Time
+	if !opts.Start.IsZero() {
+		from = opts.Start.Add(-7 * 24 * time.Hour)
+	}
+	h := c.History(from, opts.End)
+	opts.Region = c.Region
+	return finish(insights.Retro(ctx, h, h, c.Importer(), opts))
 }
 
 // parseWhen reads an RFC 3339 time or a date (midnight UTC).

@@ -1,7 +1,7 @@
 // Command cairn is a self-hosted audit trail compatible with AWS CloudTrail.
 //
 //	cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
-//	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] [--into EDS] PATH...
+//	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] [--into EDS] [--output table|json|text] PATH...
 //	cairn query   [--data-dir DIR --config FILE | --endpoint-url URL] [--output table|json|csv] "SQL"
 //	cairn insights [--data-dir DIR --config FILE | --endpoint-url URL] [--account ID] [--region R] [--start T] [--end T]
 //	cairn validate-logs --trail-arn ARN --start-time TIME [...]
@@ -30,7 +30,8 @@ const usage = `cairn — a self-hosted audit trail compatible with AWS CloudTrai
 
 Usage:
   cairn serve   [--listen ADDR] [--data-dir DIR] [--config FILE]
-  cairn import  [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--into EDS] PATH...
+  cairn import  [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--into EDS]
+                [--output table|json|text] PATH...
   cairn query   [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--output table|json|csv] "SQL"
   cairn insights [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--account ID] [--region R]
                  [--start T] [--end T] [--dry-run]
@@ -67,6 +68,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "query":
 		err = queryCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
+		if len(args) > 1 && args[1] != "--help" && args[1] != "-h" {
+			err = usageError{"version takes no arguments"}
+			break
+		}
 		fmt.Fprintln(stdout, "cairn", version)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -74,11 +79,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cairn: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	var xe exitError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, new(flagError)):
+		return 2
+	case errors.As(err, &xe):
+		fmt.Fprintln(stderr, "cairn:", err)
+		return xe.code
 	case errors.As(err, new(usageError)):
 		fmt.Fprintln(stderr, "cairn:", err)
 		return 2
@@ -90,6 +101,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // usageError is a mistake in the command line (exit status 2).
 type usageError struct{ msg string }
+
+// flagError is a flag the flag package refused; it has printed the error
+// and the usage already (exit status 2).
+type flagError struct{ err error }
+
+func (e flagError) Error() string { return e.err.Error() }
+
+// parseFlags parses args; a refused flag is a flagError.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return flagError{err}
+}
 
 func (e usageError) Error() string { return e.msg }
 

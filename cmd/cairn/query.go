@@ -77,7 +77,7 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(fs.Output(), "Usage: cairn query [flags] \"SELECT ... FROM <event data store ID> ...\"\n\nRuns a CloudTrail Lake SQL query (docs/lake.md).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -223,7 +223,18 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 	}
 	opts.Sink, opts.Accounts, opts.MinTime = sink, sink.Accounts, sink.MinTime()
 	var local []string
-	var reps []importer.Report
+	var outcome error
+	// each source is reported on its own; the worst outcome decides
+	// the exit status
+	report := func(rep importer.Report, err error) bool {
+		if e := importOutcome(stdout, stderr, output, rep, err); e != nil {
+			var prev, cur exitError
+			if outcome == nil || errors.As(e, &cur) && errors.As(outcome, &prev) && cur.code > prev.code {
+				outcome = e
+			}
+		}
+		return err == nil
+	}
 	for _, p := range paths {
 		if !strings.HasPrefix(p, "s3://") {
 			local = append(local, p)
@@ -240,39 +251,12 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		if err := b.Check(ctx); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		rep, err := importer.RunObjects(ctx, b, name, prefix, opts)
-		if err != nil {
-			return err
+		if !report(importer.RunObjects(ctx, b, name, prefix, opts)) {
+			return outcome
 		}
-		reps = append(reps, rep)
 	}
 	if len(local) > 0 {
-		rep, err := importer.Run(ctx, local, opts)
-		if err != nil {
-			return err
-		}
-		reps = append(reps, rep)
+		report(importer.Run(ctx, local, opts))
 	}
-	failed := false
-	for _, rep := range reps {
-		printReport(stdout, output, rep)
-		if rep.Expired > 0 {
-			fmt.Fprintf(stderr, "cairn: %d records are older than the event data store's retention period and were not imported; a store with a longer RetentionPeriod keeps them.\n", rep.Expired)
-		}
-		if rep.Rejected > 0 || len(rep.Errors) > 0 {
-			failed = true
-			for _, e := range rep.Errors {
-				fmt.Fprintln(stderr, "cairn:", e.Error())
-			}
-		}
-	}
-	if failed {
-		var rejected, fileErrors int64
-		for _, rep := range reps {
-			rejected += rep.Rejected
-			fileErrors += rep.FileErrors
-		}
-		return fmt.Errorf("%d records rejected, %d files could not be read to their end", rejected, fileErrors)
-	}
-	return nil
+	return outcome
 }

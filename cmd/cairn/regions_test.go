@@ -180,7 +180,7 @@ func TestImportRefusesInvalidRegions(t *testing.T) {
 	dataDir := t.TempDir()
 	writeFile(t, dataDir+"/cairn.yaml", cfg)
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"import", "--data-dir", dataDir, "--config", dataDir + "/cairn.yaml", "--no-progress",
+	code := run(context.Background(), []string{"import", "--data-dir", dataDir, "--config", dataDir + "/cairn.yaml", "--no-progress", "--max-errors", "100",
 		"--output", "json", dir + "/logs"}, &stdout, &stderr)
 	check("offline", code, stdout.String(), stderr.String())
 
@@ -193,7 +193,7 @@ func TestImportRefusesInvalidRegions(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
 	stdout.Reset()
 	stderr.Reset()
-	code = run(context.Background(), []string{"import", "--endpoint-url", ts.endpoint, "--region", "us-east-1", "--no-progress",
+	code = run(context.Background(), []string{"import", "--endpoint-url", ts.endpoint, "--region", "us-east-1", "--no-progress", "--max-errors", "100",
 		"--output", "json", dir + "/logs"}, &stdout, &stderr)
 	check("through the server", code, stdout.String(), stderr.String())
 	eds, err := alice(ts).CreateEventDataStore(context.Background(), &cloudtrail.CreateEventDataStoreInput{Name: aws.String("imports"),

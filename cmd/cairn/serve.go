@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/awsjson"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/ingest"
+	"github.com/cairn-audit/cairn/internal/insights"
 	"github.com/cairn-audit/cairn/internal/lake"
 	lakeduckdb "github.com/cairn-audit/cairn/internal/lake/duckdb"
 	"github.com/cairn-audit/cairn/internal/retention"
@@ -59,7 +60,14 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.config, "config", "", "config file (YAML); without one cairn generates an account and a key")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: cairn serve [flags]\n\nServes the CloudTrail API (and /metrics, /healthz) on --listen, recording every call;\n"+
+			"keeps Event History, trails, CloudTrail Lake and Insights in --data-dir. Without --config,\n"+
+			"cairn creates an account and an access key on the first start and says where they are.\n"+
+			"SIGINT or SIGTERM stops it gracefully (calls in flight are answered and recorded).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -81,6 +89,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // the janitor, the store.
 func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger, stderr io.Writer) error {
 	defer ln.Close()
+	noteDataDirInGit(f.dataDir, stderr)
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -88,6 +97,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	noteDroppedGeneratedKey(f.config, f.dataDir, cfg, stderr)
 	store, err := openStore(f.dataDir, log)
 	if err != nil {
 		return err
@@ -151,6 +161,10 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	// `cairn insights --endpoint-url` runs the detector here, next to the
+	// store; its Insights go through the pipeline.
+	insJobs := insights.NewJobs(insights.JobsConfig{Feed: store, History: store, Sink: pipe, Params: insightParams(cfg.Insights),
+		MaxRunning: cfg.Insights.MaxRuns, Logger: log})
 	api := apiserver.New(apiserver.Config{
 		Auth:              authenticator{cfg: cfg, v: &sigv4.Verifier{Secret: cfg.Secret}},
 		MaxUnverifiedBody: int64(cfg.API.MaxUnverifiedBodyMB) << 20,
@@ -161,6 +175,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		Logger:            log,
 		Registerer:        reg,
 		Handlers:          handlers,
+		InsightsHandlers:  apiserver.InsightsHandlers(insJobs),
 		DataHandlers:      apiserver.LakeDataHandlers(lk),
 	})
 	mux := http.NewServeMux()
@@ -240,6 +255,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err := <-insDone; err != nil {
 		log.Error("insights", "err", err)
 	}
+	insJobs.Close() // runs stopped before their end store nothing
 	stopPipe()
 	if err := <-pipeDone; err != nil {
 		log.Error("ingest drain", "err", err)
@@ -281,6 +297,58 @@ func loadConfig(path, dataDir string, log *slog.Logger, stderr io.Writer) (*conf
 		log.Info("using the generated account and key", "path", gen.Path)
 	}
 	return cfg, nil
+}
+
+// noteDroppedGeneratedKey says so when a --config leaves out the key cairn
+// generated in the data dir on an earlier start without one: that key no
+// longer signs (clients using it get InvalidClientTokenId).
+func noteDroppedGeneratedKey(path, dataDir string, cfg *config.Config, stderr io.Writer) {
+	if path == "" {
+		return
+	}
+	genPath := filepath.Join(dataDir, config.GeneratedFile)
+	if _, err := os.Stat(genPath); err != nil {
+		return
+	}
+	_, gen, err := config.Generate(dataDir) // the file exists: read, not created
+	if err != nil || gen.AccessKeyID == "" {
+		return
+	}
+	for _, a := range cfg.Accounts {
+		for _, u := range a.Users {
+			for _, k := range u.AccessKeys {
+				if k.ID == gen.AccessKeyID {
+					return
+				}
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "cairn: --config %s does not hold the key cairn generated in this data dir (%s, account %s, in %s):\n"+
+		"cairn: requests signed with it are refused now; copy its account from %s into the config to keep it.\n",
+		path, gen.AccessKeyID, gen.AccountID, genPath, genPath)
+}
+
+// noteDataDirInGit says so when the data dir (keys, events) is about to be
+// created inside a git work tree, where a commit could take it along.
+func noteDataDirInGit(dataDir string, stderr io.Writer) {
+	if _, err := os.Stat(dataDir); err == nil {
+		return // created before: said then
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			fmt.Fprintf(stderr, "cairn: creating the data dir %s inside the git work tree %s; it holds access keys and events:\n"+
+				"cairn: keep it out of commits (add %s/ to .gitignore) or choose another place with --data-dir.\n",
+				abs, d, filepath.Base(abs))
+			return
+		}
+		if filepath.Dir(d) == d {
+			return
+		}
+	}
 }
 
 // writeAWSCredentials writes the first key of cfg as an AWS CLI shared

@@ -7,13 +7,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/cairn-audit/cairn/internal/bucket"
 	"github.com/cairn-audit/cairn/internal/client"
+	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/trail"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
@@ -38,9 +44,18 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	verbose := fs.Bool("verbose", false, "print every valid file too")
 	endpoint := fs.String("endpoint-url", "", "cairn's CloudTrail API (ListPublicKeys, DescribeTrails); AWS credential variables apply")
 	region := fs.String("region", "", "the region whose digests to validate (default: from the AWS environment, else the trail's)")
-	dataDir := fs.String("data-dir", "", "read keys and trails from this cairn data dir instead of --endpoint-url")
-	s3Endpoint := fs.String("s3-endpoint-url", "", "S3 API holding the bucket (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL)")
+	dataDir := fs.String("data-dir", "", "read keys and trails from this cairn data dir instead of --endpoint-url; its buckets (cairn-logs, the config's) are read without AWS credentials (default "+defaultDataDir+")")
+	cfgPath := fs.String("config", "", "cairn's config file (YAML), naming its buckets (default: the data dir's generated config)")
+	s3Endpoint := fs.String("s3-endpoint-url", "", "S3 API holding the bucket, for a bucket that is not one of cairn's (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL)")
 	localDir := fs.String("local-dir", "", "read the bucket from this folder (cairn's local bucket layout) instead of S3")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: cairn validate-logs --trail-arn ARN --start-time TIME [flags]\n\n"+
+			"Validates the log files a cairn trail delivered against its signed digest files, as\n"+
+			"`aws cloudtrail validate-logs` does (same output; exit 0 all valid, 1 something invalid,\n"+
+			"252 bad command line, 255 could not validate). cairn's own buckets (cairn-logs and the\n"+
+			"config's) are found from the data dir and config, without AWS credentials.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	unlisted := fs.Bool("report-unlisted", false, "also report log files in the trail's folder that no digest names, e.g. added ones (not in the AWS CLI)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -69,8 +84,12 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	if !chain.ARNPattern.MatchString(*arn) {
 		return fail(fmt.Errorf("Invalid trail ARN provided: %s", *arn))
 	}
-	if *endpoint == "" && *dataDir == "" {
-		*dataDir = defaultDataDir
+	ownDir := *dataDir
+	if ownDir == "" {
+		ownDir = defaultDataDir
+	}
+	if *endpoint == "" {
+		*dataDir = ownDir
 	}
 
 	awsCfg, err := client.LoadAWS(ctx, client.Config{})
@@ -129,19 +148,36 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		})
 	} else {
 		ep := *s3Endpoint
+		var own buckets
+		if ep == "" {
+			// cairn's own buckets, from its data dir and config:
+			// nothing to ask of AWS for them.
+			if own, err = ownBuckets(ownDir, *cfgPath); err != nil {
+				return fail(err)
+			}
+		}
 		for _, env := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
 			if ep == "" {
 				ep = os.Getenv(env)
 			}
 		}
-		creds, err := awsCfg.Credentials.Retrieve(ctx)
-		if err != nil {
-			return fail(err)
-		}
-		r := client.ResolveRegion(awsCfg.Region)
+		s3 := &lazyS3{ctx: ctx, aws: awsCfg.Credentials, region: client.ResolveRegion(awsCfg.Region), endpoint: ep, stderr: stderr}
 		v.Objects = trail.BucketObjects(func(name string) (trail.Bucket, bool) {
-			return bucket.NewS3(name, bucket.S3Options{Endpoint: ep, Region: r, AccessKeyID: creds.AccessKeyID,
-				SecretAccessKey: creds.SecretAccessKey, PathStyle: ep != ""}), true
+			if b, ok := own.trail(name); ok {
+				return b, true
+			}
+			if ep == "" && own != nil {
+				// Not one of cairn's, and no S3 API named: AWS's
+				// S3 is not where a cairn trail delivers.
+				hint := ""
+				if *cfgPath == "" {
+					hint = "; --config names the config's buckets"
+				}
+				fmt.Fprintf(stderr, "cairn: the bucket %s is not one of cairn's (%s)%s; for another S3 API, name it with --s3-endpoint-url\n",
+					name, strings.Join(own.names(), ", "), hint)
+				return nil, false
+			}
+			return s3.bucket(name)
 		})
 	}
 	ok, err := v.Run(ctx)
@@ -152,6 +188,90 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		return 1
 	}
 	return 0
+}
+
+// ownBuckets returns the buckets of the cairn whose data dir is dir: the
+// built-in cairn-logs and those of the config at cfgPath, else of the
+// data dir's generated config; nil when dir is not a cairn data dir. It
+// creates nothing (no generated account, no bucket folder).
+func ownBuckets(dir, cfgPath string) (buckets, error) {
+	cfg := &config.Config{}
+	switch _, err := os.Stat(filepath.Join(dir, config.GeneratedFile)); {
+	case cfgPath != "":
+		if cfg, err = config.Load(cfgPath); err != nil {
+			return nil, err
+		}
+	case err == nil:
+		if cfg, _, err = config.Generate(dir); err != nil {
+			return nil, err
+		}
+	default:
+		if _, err := os.Stat(filepath.Join(dir, storeFile)); err != nil {
+			return nil, nil
+		}
+	}
+	out := buckets{}
+	for _, c := range cfg.Buckets {
+		if c.S3 != nil {
+			out[c.Name] = bucket.NewS3(c.Name, bucket.S3Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region,
+				AccessKeyID: c.S3.AccessKeyID, SecretAccessKey: c.S3.SecretAccessKey, PathStyle: c.S3.PathStyle})
+		} else if _, err := os.Stat(c.LocalDir); err == nil {
+			if out[c.Name], err = bucket.NewLocal(c.Name, c.LocalDir); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if out[defaultBucket] == nil {
+		if d := filepath.Join(dir, "buckets", defaultBucket); dirExists(d) {
+			b, err := bucket.NewLocal(defaultBucket, d)
+			if err != nil {
+				return nil, err
+			}
+			out[defaultBucket] = b
+		}
+	}
+	return out, nil
+}
+
+func dirExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
+}
+
+func (b buckets) names() []string {
+	return slices.Sorted(maps.Keys(b))
+}
+
+// lazyS3 opens buckets of an S3 API with the AWS credentials, retrieved
+// once and only when a bucket is asked for (no credential lookup, and no
+// EC2 metadata call, when only cairn's own buckets are read).
+type lazyS3 struct {
+	ctx              context.Context
+	aws              aws.CredentialsProvider
+	region, endpoint string
+	stderr           io.Writer
+
+	once  sync.Once
+	creds aws.Credentials
+	err   error
+}
+
+func (l *lazyS3) bucket(name string) (trail.Bucket, bool) {
+	l.once.Do(func() {
+		if l.aws == nil {
+			l.err = errors.New("no AWS credentials")
+		} else {
+			l.creds, l.err = l.aws.Retrieve(l.ctx)
+		}
+		if l.err != nil {
+			fmt.Fprintf(l.stderr, "cairn: AWS credentials for the S3 API: %v\n", l.err)
+		}
+	})
+	if l.err != nil {
+		return nil, false
+	}
+	return bucket.NewS3(name, bucket.S3Options{Endpoint: l.endpoint, Region: l.region, AccessKeyID: l.creds.AccessKeyID,
+		SecretAccessKey: l.creds.SecretAccessKey, PathStyle: l.endpoint != ""}), true
 }
 
 // parseCLITime accepts the times the AWS CLI's date parser is given in

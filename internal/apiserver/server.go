@@ -126,6 +126,10 @@ type Config struct {
 	// Handlers serve operations of the CloudTrail model by name, beside
 	// the ones the server implements itself (LookupEvents).
 	Handlers map[string]Handler
+	// InsightsHandlers serve cairn's Insights extension
+	// (CairnInsights_20251101.*, InsightsHandlers); nil answers
+	// UnsupportedOperation.
+	InsightsHandlers map[string]Handler
 	// DataHandlers serve the cloudtrail-data service's REST-JSON
 	// operations by name (PutAuditEvents at POST /PutAuditEvents), signed
 	// for the service cloudtrail-data. Their calls are recorded as data
@@ -213,6 +217,8 @@ type call struct {
 	responseElements []byte
 	// data marks a cloudtrail-data call.
 	data bool
+	// ext marks an operation of cairn's Insights extension.
+	ext bool
 	// release ends the call's admission (Recorder.Admit), once answered
 	// and recorded.
 	release func()
@@ -274,7 +280,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (c *call) known() bool {
 	_, ok := cloudtrailmodel.Operation(c.op)
-	return ok || c.op == "ImportRecords" || c.data && c.op == "PutAuditEvents"
+	return ok || c.op == "ImportRecords" || c.data && c.op == "PutAuditEvents" || c.ext
 }
 
 // serve authenticates and dispatches; the returned error is what the client
@@ -320,6 +326,12 @@ func (s *Server) serve(c *call) (any, error) {
 		c.readOnly = mop.ReadOnly
 	case prefix == importPrefix && op == "ImportRecords":
 		c.readOnly = false
+	case prefix == insightsPrefix:
+		ro, known := insightsOps[op]
+		if !known {
+			return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + prefix + "." + op + ".", Status: http.StatusBadRequest}
+		}
+		c.readOnly, c.ext = ro, true
 	default:
 		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + prefix + "." + op + ".", Status: http.StatusBadRequest}
 	}
@@ -338,6 +350,16 @@ func (s *Server) serve(c *call) (any, error) {
 		if prefix == importPrefix {
 			return s.importRecords(ctx, c)
 		}
+	}
+	if prefix == insightsPrefix {
+		h := s.cfg.InsightsHandlers[op]
+		if h == nil {
+			return nil, audit.Errorf(audit.CodeUnsupportedOperation, "This cairn server does not run the Insights detector on request.")
+		}
+		req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start}
+		out, err := h(ctx, req)
+		c.responseElements = req.ResponseElements
+		return out, err
 	}
 	if h := s.cfg.Handlers[op]; h != nil && prefix == cloudTrailPrefix {
 		req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start}

@@ -62,6 +62,7 @@ type Importer struct {
 
 // ImportError is an AWS JSON error the server answered with.
 type ImportError struct {
+	Op      string // the operation (default ImportRecords)
 	Status  int    // HTTP status
 	Code    string // __type, without a namespace
 	Message string
@@ -69,10 +70,14 @@ type ImportError struct {
 
 // Error returns the AWS error code and message.
 func (e *ImportError) Error() string {
-	if e.Code == "" {
-		return fmt.Sprintf("ImportRecords: HTTP %d", e.Status)
+	op := e.Op
+	if op == "" {
+		op = "ImportRecords"
 	}
-	return fmt.Sprintf("ImportRecords: %s: %s", e.Code, e.Message)
+	if e.Code == "" {
+		return fmt.Sprintf("%s: HTTP %d", op, e.Status)
+	}
+	return fmt.Sprintf("%s: %s: %s", op, e.Code, e.Message)
 }
 
 // NewImporter returns an Importer for cfg.
@@ -133,8 +138,8 @@ func (s *Importer) AppendReport(ctx context.Context, records []audit.Record) (au
 			return nil
 		}
 		body = append(body, "]}"...)
-		out, err := s.call(ctx, body)
-		if err != nil {
+		var out importOutput
+		if err := s.call(ctx, ImportTarget, body, &out); err != nil {
 			return err
 		}
 		total.Inserted += out.Inserted
@@ -205,66 +210,68 @@ func appendJSONString(dst, s []byte) []byte {
 	return append(dst, '"')
 }
 
-// call sends one ImportRecords call, retrying throttling and server errors
-// with capped exponential backoff and full jitter.
-func (s *Importer) call(ctx context.Context, body []byte) (*importOutput, error) {
+// call sends one call of cairn's extension target (Prefix.Operation) and
+// decodes its output into out, retrying throttling and server errors with
+// capped exponential backoff and full jitter.
+func (s *Importer) call(ctx context.Context, target string, body []byte, out any) error {
+	op := target[strings.IndexByte(target, '.')+1:]
 	if s.cfg.Credentials == nil {
-		return nil, errors.New("ImportRecords: no credentials")
+		return errors.New(op + ": no credentials")
 	}
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
 	const base, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	for attempt := 1; ; attempt++ {
-		out, err := s.try(ctx, body, hash)
+		b, err := s.try(ctx, target, body, hash)
 		if err == nil {
-			return out, nil
+			if err := json.Unmarshal(b, out); err != nil {
+				return fmt.Errorf("%s: malformed response: %w", op, err)
+			}
+			return nil
 		}
 		var re *ImportError
 		retry := errors.As(err, &re) && (re.Code == "ThrottlingException" || re.Status >= 500)
 		if !retry || attempt >= s.cfg.MaxAttempts {
-			return nil, err
+			return err
 		}
 		backoff := min(base<<(attempt-1), maxBackoff)
 		if err := s.sleep(ctx, rand.N(backoff)+1); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }
 
-// try sends one signed request.
-func (s *Importer) try(ctx context.Context, body []byte, hash string) (*importOutput, error) {
+// try sends one signed request and returns the body of a 200 answer.
+func (s *Importer) try(ctx context.Context, target string, body []byte, hash string) ([]byte, error) {
+	op := target[strings.IndexByte(target, '.')+1:]
 	creds, err := s.cfg.Credentials.Retrieve(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.Endpoint+"/", bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("ImportRecords: %w", err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", ImportTarget)
+	req.Header.Set("X-Amz-Target", target)
 	// Declared, the hash lets the server check the signature before it
 	// reads the body: the call is not held to its budget for bodies it
 	// must read to verify (docs/security.md).
 	req.Header.Set("X-Amz-Content-Sha256", hash)
 	if err := s.signer.SignHTTP(ctx, creds, req, hash, "cloudtrail", s.cfg.Region, s.now()); err != nil {
-		return nil, fmt.Errorf("ImportRecords: signing: %w", err)
+		return nil, fmt.Errorf("%s: signing: %w", op, err)
 	}
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ImportRecords: %w", err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return nil, fmt.Errorf("ImportRecords: reading the response: %w", err)
+		return nil, fmt.Errorf("%s: reading the response: %w", op, err)
 	}
 	if resp.StatusCode == http.StatusOK {
-		var out importOutput
-		if err := json.Unmarshal(b, &out); err != nil {
-			return nil, fmt.Errorf("ImportRecords: malformed response: %w", err)
-		}
-		return &out, nil
+		return b, nil
 	}
 	var e struct {
 		Type     string `json:"__type"`
@@ -282,7 +289,7 @@ func (s *Importer) try(ctx context.Context, body []byte, hash string) (*importOu
 	if code == "" && resp.StatusCode == http.StatusTooManyRequests {
 		code = "ThrottlingException"
 	}
-	return nil, &ImportError{Status: resp.StatusCode, Code: code, Message: audit.Clip(e.Message, 1024)}
+	return nil, &ImportError{Op: op, Status: resp.StatusCode, Code: code, Message: audit.Clip(e.Message, 1024)}
 }
 
 var _ importer.ReportingSink = (*Importer)(nil)

@@ -20,6 +20,7 @@ import (
 //	  start_minutes: 3
 //	  end_minutes: 5
 //	  max_series: 10000
+//	  max_runs: 2           # runs of `cairn insights --endpoint-url` going at once
 //	  decreases:
 //	    window_minutes: 30
 //	    ratio: 0.2
@@ -39,7 +40,12 @@ type Insights struct {
 	StartMinutes int           `yaml:"start_minutes"`
 	EndMinutes   int           `yaml:"end_minutes"`
 	MaxSeries    int           `yaml:"max_series"`
-	Decreases    Decreases     `yaml:"decreases"`
+	// MaxRuns bounds the runs of the detector over the stored history
+	// (`cairn insights --endpoint-url`) going at once, all accounts
+	// together; each holds about 100 bytes per record of its account
+	// and region.
+	MaxRuns   int       `yaml:"max_runs"`
+	Decreases Decreases `yaml:"decreases"`
 }
 
 // Decreases configures which series' drops are Insights and how a drop is
@@ -60,7 +66,7 @@ type SeriesMatch struct {
 // DefaultInsights are the defaults (the same as insights.DefaultParams).
 func DefaultInsights() Insights {
 	return Insights{Live: "trails", Lateness: 15 * time.Minute, WarmUp: 24 * time.Hour, Ratio: 1.5, Z: 4, MinCount: 10,
-		StartMinutes: 3, EndMinutes: 5, MaxSeries: 10000,
+		StartMinutes: 3, EndMinutes: 5, MaxSeries: 10000, MaxRuns: 2,
 		Decreases: Decreases{WindowMinutes: 30, Ratio: 0.2, MinExpected: 60}}
 }
 
@@ -112,6 +118,11 @@ func (d *decoder) insights(n *yaml.Node, path string, in *Insights) {
 		field{"max_series", false, func(v *yaml.Node, path string) {
 			if i, ok := d.integer(v, path, 1, 10000000, "series", "per account and region"); ok {
 				in.MaxSeries = i
+			}
+		}},
+		field{"max_runs", false, func(v *yaml.Node, path string) {
+			if i, ok := d.integer(v, path, 1, 64, "runs", "runs of the detector over the stored history going at once"); ok {
+				in.MaxRuns = i
 			}
 		}},
 		field{"decreases", false, func(v *yaml.Node, path string) {

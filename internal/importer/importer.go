@@ -14,14 +14,17 @@ package importer
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,13 +76,17 @@ type Options struct {
 	// Progress receives a redrawn progress bar when it is a terminal, else
 	// a line every few seconds; nil shows nothing.
 	Progress io.Writer
-	// Logger logs the errors beyond MaxErrors (never record contents).
-	// Nil logs nothing.
+	// Logger logs what the Report cannot say (a sink that miscounted);
+	// never record contents, never one line per record. Nil logs nothing.
 	Logger *slog.Logger
 	// Workers is the number of files read at once (default GOMAXPROCS).
 	Workers int
 	// MaxErrors bounds the errors kept in Report.Errors (default 100).
 	MaxErrors int
+	// MaxErrorsPerFile, when positive, bounds the errors kept per file;
+	// the rest of a file's are counted in Report.OmittedByFile. Zero
+	// bounds them by MaxErrors only.
+	MaxErrorsPerFile int
 	// FS, when set, is where Run reads: paths are names in it (io/fs
 	// rules: slash-separated, unrooted). With an os.Root's FS, no symlink
 	// (of a file or folder, at any depth) leads out of the root, checked at
@@ -109,11 +116,40 @@ type Report struct {
 	// Bytes read from the files (compressed bytes for gzip files).
 	Bytes   int64
 	Elapsed time.Duration
-	// Errors are the first MaxErrors problems, in no particular order;
-	// ErrorsOmitted counts the rest.
+	// Errors are the first problems, at most MaxErrorsPerFile of each
+	// file and MaxErrors in all, in no particular order; ErrorsOmitted
+	// counts the rest, and OmittedByFile the rest of each file.
 	Errors        []RecordError
 	ErrorsOmitted int64
+	OmittedByFile map[string]int64
+	// Groups count the records per account and region, sorted by
+	// account then region. Records that could not be read as records
+	// are in the group of account and region ""; a record with an
+	// invalid region in the group of the region it claims (clipped to 64
+	// bytes).
+	Groups []Group
 }
+
+// Group counts the records of one account and region.
+// Records = Imported + Duplicates + Refused.
+type Group struct {
+	Account, Region               string
+	Records, Imported, Duplicates int64
+	// Refused counts the records not stored: invalid, refused by the
+	// sink, or expired (Options.MinTime); Reasons counts them by code.
+	Refused int64
+	Reasons map[string]int64
+}
+
+// Reason codes of records the importer itself refuses (a ReportingSink
+// names its own: AccountMismatch, ...).
+const (
+	// ReasonInvalidRecord: not a CloudTrail record, or one whose
+	// account, region or time is not valid.
+	ReasonInvalidRecord = "InvalidRecord"
+	// ReasonExpired: older than Options.MinTime (the retention).
+	ReasonExpired = "RecordExpired"
+)
 
 // RecordError is a problem with a file. Record is the 1-based position of
 // the record concerned, 0 when it is about the file as a whole. A malformed
@@ -122,7 +158,9 @@ type Report struct {
 type RecordError struct {
 	File   string
 	Record int
-	Err    error
+	// Code is the reason code of a refused record ("" for a file error).
+	Code string
+	Err  error
 }
 
 // Error names the file and, when there is one, the record.
@@ -158,9 +196,36 @@ type run struct {
 	imported, duplicates, bytes atomic.Int64
 	done                        atomic.Int64 // files finished, for progress
 
-	mu      sync.Mutex // guards errs and omitted
+	mu      sync.Mutex // guards errs, omitted, perFile, omittedBy and groups
 	errs    []RecordError
 	omitted int64
+	perFile map[string]int
+	// omittedBy counts the errors not kept, per file.
+	omittedBy map[string]int64
+	groups    map[groupKey]*Group
+}
+
+type groupKey struct{ account, region string }
+
+// group returns the counts of account and region; r.mu must be held.
+func (r *run) group(account, region string) *Group {
+	k := groupKey{account, region}
+	g := r.groups[k]
+	if g == nil {
+		g = &Group{Account: account, Region: region, Reasons: map[string]int64{}}
+		r.groups[k] = g
+	}
+	return g
+}
+
+// refuse counts a record of account and region refused for code.
+func (r *run) refuse(account, region, code string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.group(account, region)
+	g.Records++
+	g.Refused++
+	g.Reasons[code]++
 }
 
 // Run imports every file named in paths, and every file in the folders
@@ -211,7 +276,8 @@ func newRun(opts Options) (*run, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &run{opts: opts, chunk: min(opts.BatchSize, maxChunk)}, nil
+	return &run{opts: opts, chunk: min(opts.BatchSize, maxChunk), perFile: map[string]int{},
+		omittedBy: map[string]int64{}, groups: map[groupKey]*Group{}}, nil
 }
 
 // run reads the files that feed sends on work (feed returns when it has
@@ -259,18 +325,27 @@ func (r *run) run(ctx context.Context, start time.Time, open func(context.Contex
 func (r *run) report() Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	groups := make([]Group, 0, len(r.groups))
+	for _, g := range r.groups {
+		groups = append(groups, *g)
+	}
+	slices.SortFunc(groups, func(a, b Group) int {
+		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region))
+	})
 	return Report{
 		Files: r.files.Load(), Skipped: r.skipped.Load(), FileErrors: r.fileErrors.Load(),
 		Records: r.records.Load(), Imported: r.imported.Load(), Duplicates: r.duplicates.Load(),
 		Rejected: r.rejected.Load(), Expired: r.expired.Load(), Bytes: r.bytes.Load(),
-		Errors: r.errs, ErrorsOmitted: r.omitted,
+		Errors: r.errs, ErrorsOmitted: r.omitted, OmittedByFile: maps.Clone(r.omittedBy), Groups: groups,
 	}
 }
 
-// fail keeps the error of a record, which counts as Rejected.
-func (r *run) fail(file string, rec int, err error) {
+// fail keeps the error of a record of account and region (both "" when
+// unknown), which counts as Rejected for code.
+func (r *run) fail(file string, rec int, account, region, code string, err error) {
 	r.rejected.Add(1)
-	r.keep(RecordError{File: file, Record: rec, Err: err})
+	r.refuse(account, region, code)
+	r.keep(RecordError{File: file, Record: rec, Code: code, Err: err})
 }
 
 // failFile keeps the error that stopped the reading of a file. rec is the
@@ -280,16 +355,20 @@ func (r *run) failFile(file string, rec int, err error) {
 	r.keep(RecordError{File: file, Record: rec, Err: err})
 }
 
-// keep adds e to the Report's errors, or counts and logs it beyond the cap.
+// keep adds e to the Report's errors, or counts it beyond the caps (the
+// first few of each file are kept: one file of refused records does not
+// hide the others').
 func (r *run) keep(e RecordError) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.errs) < r.opts.MaxErrors {
+	n := r.perFile[e.File]
+	r.perFile[e.File] = n + 1
+	if (r.opts.MaxErrorsPerFile <= 0 || n < r.opts.MaxErrorsPerFile) && len(r.errs) < r.opts.MaxErrors {
 		r.errs = append(r.errs, e)
 		return
 	}
 	r.omitted++
-	r.opts.Logger.Warn("import error", "file", e.File, "record", e.Record, "err", e.Err)
+	r.omittedBy[e.File]++
 }
 
 // sink appends chunks to the Sink in batches of at most BatchSize records,
@@ -350,8 +429,40 @@ type origin struct {
 	num  int
 }
 
-// append gives one batch to the Sink and counts the outcome.
+// append gives one batch to the Sink, one call per account and region
+// (so that what was new is counted per account and region), and counts
+// the outcome.
 func (r *run) append(ctx context.Context, b []audit.Record, from []origin) error {
+	idx := make([]int, len(b))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(i, j int) int {
+		return cmp.Or(cmp.Compare(b[i].Account, b[j].Account), cmp.Compare(b[i].Region, b[j].Region))
+	})
+	part := make([]audit.Record, 0, len(b))
+	partFrom := make([]origin, 0, len(b))
+	for lo := 0; lo < len(idx); {
+		hi := lo + 1
+		first := b[idx[lo]]
+		for hi < len(idx) && b[idx[hi]].Account == first.Account && b[idx[hi]].Region == first.Region {
+			hi++
+		}
+		part, partFrom = part[:0], partFrom[:0]
+		for _, i := range idx[lo:hi] {
+			part = append(part, b[i])
+			partFrom = append(partFrom, from[i])
+		}
+		if err := r.appendGroup(ctx, part, partFrom); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// appendGroup gives records of one account and region to the Sink.
+func (r *run) appendGroup(ctx context.Context, b []audit.Record, from []origin) error {
 	var (
 		res   audit.AppendResult
 		fails []Failure
@@ -362,28 +473,53 @@ func (r *run) append(ctx context.Context, b []audit.Record, from []origin) error
 	} else {
 		res, err = r.opts.Sink.Append(ctx, b)
 	}
+	account, region := b[0].Account, b[0].Region
 	if err != nil {
+		// What the sink says it stored before failing (a server's
+		// calls before the failing one) is counted: it is stored.
+		r.imported.Add(int64(res.Inserted))
+		r.duplicates.Add(int64(res.Duplicates))
+		r.mu.Lock()
+		g := r.group(account, region)
+		g.Records += int64(res.Inserted + res.Duplicates)
+		g.Imported += int64(res.Inserted)
+		g.Duplicates += int64(res.Duplicates)
+		r.mu.Unlock()
 		return err
 	}
 	r.imported.Add(int64(res.Inserted))
 	r.duplicates.Add(int64(res.Duplicates))
+	r.mu.Lock()
+	g := r.group(account, region)
+	g.Records += int64(res.Inserted + res.Duplicates)
+	g.Imported += int64(res.Inserted)
+	g.Duplicates += int64(res.Duplicates)
+	r.mu.Unlock()
 	for _, f := range fails {
 		o := origin{}
 		if f.Index >= 0 && f.Index < len(from) {
 			o = from[f.Index]
 		}
-		msg := f.Message
-		if f.Code != "" {
-			msg = f.Code + ": " + msg
-		}
-		r.fail(o.file, o.num, fmt.Errorf("refused: %s", msg))
+		code := cmp.Or(f.Code, ReasonInvalidRecord)
+		r.fail(o.file, o.num, account, region, code, fmt.Errorf("refused: %s: %s", code, f.Message))
 	}
 	if missing := len(b) - res.Inserted - res.Duplicates - len(fails); missing > 0 {
 		// The sink broke its contract; keep the counts adding up.
 		r.rejected.Add(int64(missing))
+		r.refuseN(account, region, "Unaccounted", int64(missing))
 		r.opts.Logger.Warn("import: sink did not account for every record", "records", len(b), "missing", missing)
 	}
 	return nil
+}
+
+// refuseN counts n records of account and region refused for code.
+func (r *run) refuseN(account, region, code string, n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.group(account, region)
+	g.Records += n
+	g.Refused += n
+	g.Reasons[code] += n
 }
 
 // fileReader is what a worker reuses from one file to the next.
@@ -452,7 +588,7 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 	err = parseWith(rd, func(num int, raw []byte, err error) bool {
 		r.records.Add(1)
 		if err != nil {
-			r.fail(path, num, err)
+			r.fail(path, num, "", "", ReasonInvalidRecord, err)
 			return true
 		}
 		// Copy the record out of the reader's buffer, into a slab shared
@@ -465,11 +601,14 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 		raw = slab[len(slab)-len(raw) : len(slab) : len(slab)]
 		rec, err := extract(raw)
 		if err != nil {
-			r.fail(path, num, err)
+			// A record with a bad region still names its account and
+			// the region it claims (clipped: it is anyone's text).
+			r.fail(path, num, audit.Clip(rec.Account, 64), audit.Clip(rec.Region, 64), ReasonInvalidRecord, err)
 			return true
 		}
 		if rec.Time.Before(r.opts.MinTime) {
 			r.expired.Add(1)
+			r.refuse(rec.Account, rec.Region, ReasonExpired)
 			return true
 		}
 		c.recs = append(c.recs, rec)

@@ -148,7 +148,9 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 	for {
 		batch, err := d.Feed.ReadAppended(ctx, from, feedBatch)
 		if err != nil {
-			d.log().Error("trail: read the store", "err", err)
+			if ctx.Err() == nil { // a stop is no failure
+				d.log().Error("trail: read the store", "err", err)
+			}
 			return
 		}
 		if len(batch) == 0 {
