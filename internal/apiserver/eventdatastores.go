@@ -133,7 +133,7 @@ func storeHandlers(l EventDataStores) map[string]Handler {
 			for _, s := range list {
 				items = append(items, outStore(s))
 			}
-			start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+			start, end, next, err := req.page(len(items), in.NextToken, in.MaxResults, 1000)
 			if err != nil {
 				return nil, err
 			}

@@ -151,7 +151,7 @@ func importHandlers(l Imports) map[string]Handler {
 			for _, im := range list {
 				items = append(items, item{im.ID, im.Status, im.Destinations, awsjson.NewTimestamp(im.Created), awsjson.NewTimestamp(im.Updated)})
 			}
-			start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+			start, end, next, err := req.page(len(items), in.NextToken, in.MaxResults, 1000, deref(in.Destination), deref(in.ImportStatus))
 			if err != nil {
 				return nil, err
 			}
@@ -183,7 +183,7 @@ func importHandlers(l Imports) map[string]Handler {
 			for _, f := range fails {
 				items = append(items, failure{f.Location, "FAILED", "FILE_ERROR", f.Message, awsjson.NewTimestamp(f.Time)})
 			}
-			start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+			start, end, next, err := req.page(len(items), in.NextToken, in.MaxResults, 1000, deref(in.ImportId))
 			if err != nil {
 				return nil, err
 			}
