@@ -31,9 +31,15 @@ type importOut struct {
 	ImportStatistics *importStats `json:",omitempty"`
 }
 
+// importSource is an import's ImportSource. cairn reads sources it is
+// configured for and keeps no region or role: S3BucketRegion and
+// S3BucketAccessRoleArn are left out rather than answered as "" (a value
+// AWS never answers).
 type importSource struct {
 	S3 struct {
-		S3LocationUri, S3BucketRegion, S3BucketAccessRoleArn string
+		S3LocationUri         string
+		S3BucketRegion        string `json:",omitempty"`
+		S3BucketAccessRoleArn string `json:",omitempty"`
 	}
 }
 

@@ -458,6 +458,8 @@ var synonyms = map[audit.Code][]audit.Code{
 	audit.CodeInvalidParameterCombination: {audit.CodeInvalidEventSelectors},
 	audit.CodeInvalidMaxResults:           {},
 	audit.CodeImportNotFound:              {},
+	audit.CodeChannelNotFound:             {audit.CodeResourceNotFound},
+	audit.CodeEventDataStoreNotFound:      {audit.CodeResourceNotFound},
 }
 
 // modeled returns the code to answer for code on c's operation: code when

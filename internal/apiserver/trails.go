@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -268,6 +269,16 @@ func (h trailHandlers) getTrailStatus(_ context.Context, req *Request) (any, err
 	}
 	t, err := h.trails.Get(req.Caller.Principal, str(in.Name))
 	if err != nil {
+		// GetTrailStatus, unlike the other trail operations, names the
+		// trail it did not find by ARN even when given a name (as AWS
+		// words it; moto mirrors it): "Unknown trail:
+		// arn:aws:cloudtrail:us-east-1:111122223333:trail/x for the user:
+		// 111122223333".
+		if name := str(in.Name); audit.ErrorCode(err) == audit.CodeTrailNotFound && !strings.HasPrefix(name, "arn:") {
+			p := req.Caller.Principal
+			arn := (&trail.Trail{Name: name, Account: p.AccountID, HomeRegion: p.Region}).ARN()
+			return nil, audit.Errorf(audit.CodeTrailNotFound, "Unknown trail: %s for the user: %s", audit.Clip(arn, 512), p.AccountID)
+		}
 		return nil, err
 	}
 	out := statusOut{

@@ -86,7 +86,7 @@ func TestTrailOperationsOnTheWire(t *testing.T) {
 		{"PutInsightSelectors", `{"TrailName":"main","InsightSelectors":[{"InsightType":"ApiCallRateInsight"}]}`, 200, nil},
 		{"GetInsightSelectors", `{"TrailName":"main"}`, 200, nil},
 		{"AddTags", `{"ResourceId":"main","TagsList":[]}`, 400, map[string]any{"__type": "CloudTrailARNInvalidException"}},
-		{"ListTags", `{"ResourceIdList":[]}`, 400, map[string]any{"__type": "InvalidParameterException"}},
+		{"ListTags", `{"ResourceIdList":[]}`, 400, map[string]any{"__type": "CloudTrailARNInvalidException"}}, // ListTags models no InvalidParameter
 		{"RemoveTags", `{"ResourceId":"arn:aws:cloudtrail:us-east-1:` + acct + `:trail/main","TagsList":[{"Key":"team"}]}`, 200, nil},
 		{"DeleteTrail", `{"Name":"second"}`, 200, nil},
 	} {
