@@ -34,8 +34,8 @@ type LakeTags interface {
 func TrailTagHandlers(t TrailTags) map[string]Handler { return TagHandlers(t, nil) }
 
 // TagHandlers returns the handlers of AddTags, RemoveTags and ListTags on
-// trails, event data stores and channels (l may be nil: then only trails),
-// for Config.Handlers.
+// trails, event data stores and channels, for Config.Handlers. Either may
+// be nil: its resources are then ResourceTypeNotSupportedException.
 func TagHandlers(t TrailTags, l LakeTags) map[string]Handler {
 	h := tagHandlers{t, l}
 	return map[string]Handler{
@@ -82,7 +82,9 @@ func (h tagHandlers) resourceType(p audit.Principal, id string, change bool) (in
 	}
 	switch kind {
 	case "trail":
-		return tagTrail, nil
+		if h.trails != nil {
+			return tagTrail, nil
+		}
 	case "eventdatastore", "channel":
 		if h.lake != nil {
 			return tagLake, nil
