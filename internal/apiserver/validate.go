@@ -12,7 +12,8 @@ import (
 
 // enumCodes names, by input member, the error the model documents for a
 // value outside the member's enum; the first of them the operation models
-// is answered, else InvalidParameterException.
+// is answered, else InvalidParameterException, else (operations that model
+// neither: dashboards) OperationNotPermitted or UnsupportedOperation.
 var enumCodes = map[string][]audit.Code{
 	"QueryStatus":     {audit.CodeInvalidQueryStatus},
 	"EventCategory":   {audit.CodeInvalidEventCategory},
@@ -80,8 +81,13 @@ func checkValue(op cloudtrailmodel.Op, ct *cloudtrailmodel.Service, member, shap
 		s, ok := x.(string)
 		if ok && len(sh.Enum) > 0 && !slices.Contains(sh.Enum, s) {
 			code := modeledCode(op, enumCodes[member]...)
+			for _, c := range []audit.Code{audit.CodeOperationNotPermitted, audit.CodeUnsupportedOperation} {
+				if code == "" && slices.Contains(op.Errors, string(c)+"Exception") {
+					code = c
+				}
+			}
 			if code == "" {
-				code = audit.CodeOperationNotPermitted
+				code = audit.CodeInvalidParameter
 			}
 			return audit.Errorf(code, "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy enum value set: [%s]",
 				audit.Truncate(s, 128), memberPath(path), strings.Join(sh.Enum, ", "))
