@@ -70,8 +70,8 @@ func TestEnumsAsAClass(t *testing.T) {
 		{"ListImports", `{"ImportStatus":"COMPLETED"}`},
 		{"PutEventSelectors", `{"EventSelectors":[{"ReadWriteType":"All"}]}`},
 		{"LookupEvents", `{"LookupAttributes":[{"AttributeKey":"EventName","AttributeValue":"x"}]}`},
-		{"ListQueries", `{"QueryStatus":7}`},    // a type error is left to decoding
-		{"ListQueries", `not json`},             // so is a body that is not JSON
+		{"ListQueries", `{"QueryStatus":7}`},     // a type error is left to decoding
+		{"ListQueries", `not json`},              // so is a body that is not JSON
 		{"CreateChannel", `{"Source":"Custom"}`}, // not an enum in the model
 	} {
 		if err := checkEnums(c.op, []byte(c.body)); err != nil {
