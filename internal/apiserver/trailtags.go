@@ -102,10 +102,12 @@ func lakeTags(tags []trail.Tag) []lake.Tag {
 }
 
 // checkTagsList checks a request's TagsList against the model: at most
-// 200 items (the TagsList shape's max).
-func checkTagsList(tags []trail.Tag) error {
+// 200 items (the TagsList shape's max), else code (the operation's
+// modeled error: AddTags TagsLimitExceeded, RemoveTags, which does not
+// model it, InvalidTagParameter).
+func checkTagsList(tags []trail.Tag, code audit.Code) error {
 	if len(tags) > 200 {
-		return audit.Errorf(audit.CodeTagsLimitExceeded, "TagsList can hold at most 200 tags.")
+		return audit.Errorf(code, "TagsList can hold at most 200 tags.")
 	}
 	return nil
 }
@@ -115,7 +117,7 @@ func (h tagHandlers) addTags(ctx context.Context, req *Request) (any, error) {
 	if err := awsjson.Decode(req.Body, &in); err != nil {
 		return nil, err
 	}
-	if err := checkTagsList(in.TagsList); err != nil {
+	if err := checkTagsList(in.TagsList, audit.CodeTagsLimitExceeded); err != nil {
 		return nil, err
 	}
 	kind, err := h.resourceType(req.Caller.Principal, str(in.ResourceId), true)
@@ -138,7 +140,7 @@ func (h tagHandlers) removeTags(ctx context.Context, req *Request) (any, error) 
 	if err := awsjson.Decode(req.Body, &in); err != nil {
 		return nil, err
 	}
-	if err := checkTagsList(in.TagsList); err != nil {
+	if err := checkTagsList(in.TagsList, audit.CodeInvalidTagParameter); err != nil {
 		return nil, err
 	}
 	kind, err := h.resourceType(req.Caller.Principal, str(in.ResourceId), true)
