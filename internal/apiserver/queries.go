@@ -88,7 +88,9 @@ func queryHandlers(l Queries) map[string]Handler {
 			if err != nil {
 				return nil, err
 			}
-			start, end, _, err := req.page(res.Rows, in.NextToken, in.MaxQueryResults, 1000, deref(in.QueryId), deref(in.EventDataStore))
+			// The token is bound to the query; EventDataStore (deprecated,
+			// optional) may come and go between pages.
+			start, end, _, err := req.page(res.Rows, in.NextToken, in.MaxQueryResults, 1000, deref(in.QueryId))
 			if err != nil {
 				return nil, err
 			}
@@ -98,7 +100,7 @@ func queryHandlers(l Queries) map[string]Handler {
 			}
 			var next *string
 			if end = start + len(got); end < res.Rows {
-				next = req.offsetToken(end, deref(in.QueryId), deref(in.EventDataStore))
+				next = req.offsetToken(end, deref(in.QueryId))
 			}
 			rows := make([][]map[string]string, 0, len(got))
 			for _, r := range got {
