@@ -351,6 +351,28 @@ func TestOperationsAnswerModeledErrors(t *testing.T) {
 			{`{"LookupAttributes":[{"AttributeKey":"Bad","AttributeValue":"v"}]}`, "InvalidLookupAttributesException"},
 			{`{"NextToken":"abcd"}`, "InvalidNextTokenException"}},
 	}
+	// A multi-Region trail changed from outside its home region.
+	if _, err := alice(e.ts).CreateTrail(context.Background(), &cloudtrail.CreateTrailInput{Name: aws.String("multi"),
+		S3BucketName: aws.String("cairn-logs"), IsMultiRegionTrail: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	multi := "arn:aws:cloudtrail:us-east-1:111111111111:trail/multi"
+	west := signAs("AKIAALICE00000000001", "alice-secret-key", "us-west-2")
+	for _, c := range []struct{ op, body string }{
+		{"AddTags", `{"ResourceId":"` + multi + `","TagsList":[{"Key":"k"}]}`},
+		{"RemoveTags", `{"ResourceId":"` + multi + `","TagsList":[{"Key":"k"}]}`},
+		{"StopLogging", `{"Name":"` + multi + `"}`},
+		{"PutEventSelectors", `{"TrailName":"` + multi + `","EventSelectors":[{}]}`},
+		{"DeleteTrail", `{"Name":"` + multi + `"}`},
+	} {
+		status, body := rawCall(t, e.ts, target+c.op, c.body, west)
+		var m map[string]any
+		json.Unmarshal([]byte(body), &m)
+		op, _ := cloudtrailmodel.Operation(c.op)
+		if code, _ := m["__type"].(string); status != 400 || !slices.Contains(op.Errors, code) {
+			t.Errorf("%s %s from us-west-2 = %d %s; want one of its modeled errors", c.op, c.body, status, body)
+		}
+	}
 	for _, op := range cloudtrailmodel.Operations() {
 		status, body := rawCall(t, e.ts, target+op.Name, `{}`, asAlice)
 		var m map[string]any

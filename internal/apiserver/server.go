@@ -464,7 +464,8 @@ var synonyms = map[audit.Code][]audit.Code{
 
 // modeled returns the code to answer for code on c's operation: code when
 // the operation's model documents it (or it is a common code), else the
-// first documented synonym, else InvalidParameter when documented. boto3
+// first documented synonym, else InvalidParameter or OperationNotPermitted
+// when documented. boto3
 // and the other SDKs map only modeled codes to exception classes: an
 // operation answers only those (issue 14). A code with no documented
 // stand-in is answered as it is, and logged.
@@ -475,6 +476,11 @@ func (s *Server) modeled(c *call, code audit.Code) audit.Code {
 	}
 	if m := modeledCode(op, synonyms[code]...); m != "" {
 		return m
+	}
+	// Every implemented operation models OperationNotPermitted: the last
+	// resort (AddTags from outside a trail's home region...).
+	if slices.Contains(op.Errors, string(audit.CodeOperationNotPermitted)+"Exception") {
+		return audit.CodeOperationNotPermitted
 	}
 	s.cfg.Logger.Warn("api: answering an error code the operation does not model", "operation", c.op, "code", code)
 	return code
