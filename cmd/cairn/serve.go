@@ -134,7 +134,6 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	digests.Logger = log
 	handlers := apiserver.TrailHandlers(trailSvc)
 	maps.Copy(handlers, apiserver.EventSelectorHandlers(trailSvc))
-	maps.Copy(handlers, apiserver.TrailTagHandlers(trailSvc))
 	maps.Copy(handlers, apiserver.PublicKeyHandlers(keyring))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -144,6 +143,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	defer lk.Close()
 	maps.Copy(handlers, apiserver.LakeHandlers(lk))
+	maps.Copy(handlers, apiserver.TagHandlers(trailSvc, lk))
 	// Records a previous run journaled but did not store go into the
 	// store before anything is served.
 	minFree := int64(cfg.Ingest.MinFreeMB) << 20

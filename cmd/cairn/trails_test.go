@@ -425,7 +425,8 @@ organization:
 
 // ListTrails pages 50 trails at a time with a NextToken the SDK's
 // paginator follows to the end: every trail of the caller once, no other
-// account's; a garbage token is InvalidNextTokenException.
+// account's; a garbage token is OperationNotPermittedException (ListTrails
+// models no token error; that is one of its two modeled errors).
 func TestListTrailsPages(t *testing.T) {
 	ctx := context.Background()
 	ts := startServer(t, fmt.Sprintf(twoAccounts, 90)+"trails:\n  max_per_region: 60\n", "")
@@ -463,7 +464,7 @@ func TestListTrailsPages(t *testing.T) {
 		}
 	}
 	for _, tok := range []string{"garbage!", "dHJhaWxzL3YxOg", strings.Repeat("A", 3000)} {
-		if _, err := ct.ListTrails(ctx, &cloudtrail.ListTrailsInput{NextToken: aws.String(tok)}); errCode(err) != "InvalidNextTokenException" {
+		if _, err := ct.ListTrails(ctx, &cloudtrail.ListTrailsInput{NextToken: aws.String(tok)}); errCode(err) != "OperationNotPermittedException" {
 			t.Errorf("ListTrails(NextToken %.20q) = %v", tok, err)
 		}
 	}

@@ -107,7 +107,7 @@ func channelHandlers(l Channels) map[string]Handler {
 			for _, c := range l.Channels(ctx, req.Caller.Principal) {
 				items = append(items, item{c.ARN(), c.Name})
 			}
-			start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+			start, end, next, err := req.page(len(items), in.NextToken, in.MaxResults, 1000)
 			if err != nil {
 				return nil, err
 			}

@@ -128,17 +128,35 @@ func storeHandlers(l EventDataStores) map[string]Handler {
 			if err := maxResults("MaxResults", in.MaxResults); err != nil {
 				return nil, err
 			}
-			list := l.EventDataStores(ctx, req.Caller.Principal)
-			items := make([]storeOut, 0, len(list))
-			for _, s := range list {
-				items = append(items, outStore(s))
+			// The entries have the members of the model's EventDataStore
+			// shape only: no BillingMode or KmsKeyId, which
+			// GetEventDataStore answers (issue 14 item 15).
+			type listItem struct {
+				EventDataStoreArn            string
+				Name                         string
+				TerminationProtectionEnabled bool
+				Status                       string
+				AdvancedEventSelectors       []audit.AdvancedSelector
+				MultiRegionEnabled           bool
+				OrganizationEnabled          bool
+				RetentionPeriod              int
+				CreatedTimestamp             awsjson.Timestamp
+				UpdatedTimestamp             awsjson.Timestamp
 			}
-			start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+			list := l.EventDataStores(ctx, req.Caller.Principal)
+			items := make([]listItem, 0, len(list))
+			for _, s := range list {
+				items = append(items, listItem{EventDataStoreArn: s.ARN(), Name: s.Name, TerminationProtectionEnabled: s.TerminationProtectionEnabled,
+					Status: s.Status, AdvancedEventSelectors: s.Selectors, MultiRegionEnabled: s.MultiRegionEnabled,
+					OrganizationEnabled: s.OrganizationEnabled, RetentionPeriod: s.RetentionPeriod,
+					CreatedTimestamp: awsjson.NewTimestamp(s.Created), UpdatedTimestamp: awsjson.NewTimestamp(s.Updated)})
+			}
+			start, end, next, err := req.page(len(items), in.NextToken, in.MaxResults, 1000)
 			if err != nil {
 				return nil, err
 			}
 			return struct {
-				EventDataStores []storeOut
+				EventDataStores []listItem
 				NextToken       *string `json:",omitempty"`
 			}{items[start:end], next}, nil
 		},

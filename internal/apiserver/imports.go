@@ -31,9 +31,15 @@ type importOut struct {
 	ImportStatistics *importStats `json:",omitempty"`
 }
 
+// importSource is an import's ImportSource. cairn reads sources it is
+// configured for and keeps no region or role: S3BucketRegion and
+// S3BucketAccessRoleArn are left out rather than answered as "" (a value
+// AWS never answers).
 type importSource struct {
 	S3 struct {
-		S3LocationUri, S3BucketRegion, S3BucketAccessRoleArn string
+		S3LocationUri         string
+		S3BucketRegion        string `json:",omitempty"`
+		S3BucketAccessRoleArn string `json:",omitempty"`
 	}
 }
 
@@ -151,7 +157,7 @@ func importHandlers(l Imports) map[string]Handler {
 			for _, im := range list {
 				items = append(items, item{im.ID, im.Status, im.Destinations, awsjson.NewTimestamp(im.Created), awsjson.NewTimestamp(im.Updated)})
 			}
-			start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+			start, end, next, err := req.page(len(items), in.NextToken, in.MaxResults, 1000, deref(in.Destination), deref(in.ImportStatus))
 			if err != nil {
 				return nil, err
 			}
@@ -183,7 +189,7 @@ func importHandlers(l Imports) map[string]Handler {
 			for _, f := range fails {
 				items = append(items, failure{f.Location, "FAILED", "FILE_ERROR", f.Message, awsjson.NewTimestamp(f.Time)})
 			}
-			start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+			start, end, next, err := req.page(len(items), in.NextToken, in.MaxResults, 1000, deref(in.ImportId))
 			if err != nil {
 				return nil, err
 			}

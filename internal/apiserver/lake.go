@@ -2,9 +2,12 @@ package apiserver
 
 import (
 	"maps"
-	"strconv"
+	"slices"
+	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/cairn-audit/cairn/internal/cloudtrailmodel"
 )
 
 // Lake is what the CloudTrail Lake operations need (internal/lake's Lake).
@@ -48,12 +51,17 @@ func maxResults(name string, v *int) error {
 	return nil
 }
 
-// page slices n items by a NextToken (an offset) and a MaxResults.
-func page(n int, token *string, max *int, def int) (start, end int, next *string, err error) {
+// page slices n items of the listing of req's operation, caller and
+// filters by a NextToken and a MaxResults (def when nil). Its tokens are
+// opaque and tamper-checked (tokenCodec.encodeOffset): a token of another
+// listing, caller or operation, or one altered, is refused with the
+// operation's modeled token error (tokenError).
+func (req *Request) page(n int, token *string, max *int, def int, filters ...string) (start, end int, next *string, err error) {
+	fp := scope(req.Operation, req.Caller.Principal, filters...)
 	if token != nil {
-		v, e := strconv.Atoi(*token)
-		if e != nil || v < 0 || v > n || strconv.Itoa(v) != *token {
-			return 0, 0, nil, audit.Errorf(audit.CodeInvalidNextToken, "The NextToken is not valid.")
+		v, e := req.tokens.decodeOffset(fp, *token)
+		if e != nil || v > n {
+			return 0, 0, nil, tokenError(req.Operation)
 		}
 		start = v
 	}
@@ -63,8 +71,37 @@ func page(n int, token *string, max *int, def int) (start, end int, next *string
 	}
 	end = min(n, start+lim)
 	if end < n {
-		s := strconv.Itoa(end)
-		next = &s
+		next = req.offsetToken(end, filters...)
 	}
 	return start, end, next, nil
+}
+
+// offsetToken is the NextToken resuming req's listing (of filters) at
+// item off.
+func (req *Request) offsetToken(off int, filters ...string) *string {
+	s := req.tokens.encodeOffset(scope(req.Operation, req.Caller.Principal, filters...), off)
+	return &s
+}
+
+// timeFilter is t's text for a token's filters ("" when nil).
+func timeFilter(t *awsjson.Timestamp) string {
+	if t == nil {
+		return ""
+	}
+	return t.Time().UTC().Format(time.RFC3339Nano)
+}
+
+// tokenError is the error answering a NextToken operation op did not
+// issue: the token error its model documents (InvalidNextTokenException,
+// or InvalidTokenException for ListTags and ListPublicKeys). ListTrails
+// documents none; it answers OperationNotPermittedException, one of its
+// two modeled errors, so that SDKs map it to an exception class.
+func tokenError(op string) error {
+	mop, _ := cloudtrailmodel.Operation(op)
+	for _, c := range []audit.Code{audit.CodeInvalidNextToken, audit.CodeInvalidToken} {
+		if slices.Contains(mop.Errors, string(c)+"Exception") {
+			return audit.Errorf(c, "The NextToken is not valid: it is malformed, or was issued for other parameters.")
+		}
+	}
+	return audit.Errorf(audit.CodeOperationNotPermitted, "The NextToken is not valid: it is malformed, or was issued for other parameters.")
 }

@@ -15,6 +15,9 @@ type PublicKeys interface {
 	// Public returns region's keys whose validity window overlaps
 	// [start, end], oldest first.
 	Public(region string, start, end time.Time) []trail.SigningKey
+	// Current returns the key that signs region's digests at now,
+	// creating it when the region has none yet.
+	Current(region string, now time.Time) (*trail.SigningKey, error)
 }
 
 // PublicKeyHandlers returns the handler of ListPublicKeys, for
@@ -67,6 +70,14 @@ func (h publicKeyHandlers) listPublicKeys(_ context.Context, req *Request) (any,
 	}
 	if start.After(end) {
 		return nil, audit.Errorf(audit.CodeInvalidTimeRange, "Start time must be earlier than or equal to end time.")
+	}
+	// AWS lists the region's current key whether or not a digest was
+	// signed with it yet: a validator can fetch it before the first
+	// digest arrives (issue 14 item 15).
+	if !end.Before(now) {
+		if _, err := h.keys.Current(req.Caller.Region, now); err != nil {
+			return nil, err
+		}
 	}
 	out := listPublicKeysOutput{PublicKeyList: []publicKeyOut{}}
 	for _, k := range h.keys.Public(req.Caller.Region, start, end) {

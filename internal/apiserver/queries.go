@@ -2,8 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"fmt"
-	"strconv"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
@@ -26,33 +24,6 @@ type queryStats struct {
 	BytesScanned          int64
 	ExecutionTimeInMillis int64
 	CreationTime          awsjson.Timestamp
-}
-
-// resultsToken is GetQueryResults' NextToken for the row offset off: ten
-// digits, as the model wants 4 to 1000 characters.
-func resultsToken(off int) *string {
-	s := fmt.Sprintf("%010d", off)
-	return &s
-}
-
-// resultsPage is page for GetQueryResults' ten-digit tokens.
-func resultsPage(n int, token *string, max *int) (start, end int, next *string, err error) {
-	if token != nil {
-		v, e := strconv.Atoi(*token)
-		if e != nil || len(*token) != 10 || v < 0 || v > n {
-			return 0, 0, nil, audit.Errorf(audit.CodeInvalidNextToken, "The NextToken is not valid.")
-		}
-		start = v
-	}
-	lim := 1000
-	if max != nil {
-		lim = *max
-	}
-	end = min(n, start+lim)
-	if end < n {
-		next = resultsToken(end)
-	}
-	return start, end, next, nil
 }
 
 func queryHandlers(l Queries) map[string]Handler {
@@ -117,7 +88,9 @@ func queryHandlers(l Queries) map[string]Handler {
 			if err != nil {
 				return nil, err
 			}
-			start, end, _, err := resultsPage(res.Rows, in.NextToken, in.MaxQueryResults)
+			// The token is bound to the query; EventDataStore (deprecated,
+			// optional) may come and go between pages.
+			start, end, _, err := req.page(res.Rows, in.NextToken, in.MaxQueryResults, 1000, deref(in.QueryId))
 			if err != nil {
 				return nil, err
 			}
@@ -127,7 +100,7 @@ func queryHandlers(l Queries) map[string]Handler {
 			}
 			var next *string
 			if end = start + len(got); end < res.Rows {
-				next = resultsToken(end)
+				next = req.offsetToken(end, deref(in.QueryId))
 			}
 			rows := make([][]map[string]string, 0, len(got))
 			for _, r := range got {
@@ -172,7 +145,7 @@ func queryHandlers(l Queries) map[string]Handler {
 				return nil, err
 			}
 			if in.StartTime != nil && in.EndTime != nil && in.EndTime.Time().Before(in.StartTime.Time()) {
-				return nil, audit.Errorf(audit.CodeInvalidTimeRange, "EndTime is before StartTime.")
+				return nil, audit.Errorf(audit.CodeInvalidDateRange, "EndTime is before StartTime.")
 			}
 			list, err := l.Queries(ctx, req.Caller.Principal, lake.QueriesRequest{Store: deref(in.EventDataStore),
 				State: in.QueryStatus, Start: timeOf(in.StartTime), End: timeOf(in.EndTime)})
@@ -188,7 +161,7 @@ func queryHandlers(l Queries) map[string]Handler {
 			for _, q := range list {
 				items = append(items, item{q.ID, q.State, awsjson.NewTimestamp(q.Created)})
 			}
-			start, end, next, err := page(len(items), in.NextToken, in.MaxResults, 1000)
+			start, end, next, err := req.page(len(items), in.NextToken, in.MaxResults, 1000, deref(in.EventDataStore), deref(in.QueryStatus), timeFilter(in.StartTime), timeFilter(in.EndTime))
 			if err != nil {
 				return nil, err
 			}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,6 +110,8 @@ type Request struct {
 	// the event's responseElements (JSON; nil records null). It is recorded
 	// only when the call succeeds.
 	ResponseElements []byte
+	// tokens makes the NextTokens of Request.page.
+	tokens tokenCodec
 }
 
 // Handler serves one operation: its output is marshalled as the response
@@ -343,6 +346,11 @@ func (s *Server) serve(c *call) (any, error) {
 	}
 	c.release = release
 	ctx := r.Context()
+	if op == "LookupEvents" || s.cfg.Handlers[op] != nil && prefix == cloudTrailPrefix {
+		if err := checkEnums(op, c.body); err != nil {
+			return nil, err
+		}
+	}
 	switch op {
 	case "LookupEvents":
 		return s.lookupEvents(ctx, c)
@@ -362,7 +370,7 @@ func (s *Server) serve(c *call) (any, error) {
 		return out, err
 	}
 	if h := s.cfg.Handlers[op]; h != nil && prefix == cloudTrailPrefix {
-		req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start}
+		req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start, tokens: s.tokens}
 		out, err := h(ctx, req)
 		c.responseElements = req.ResponseElements
 		return out, err
@@ -447,7 +455,7 @@ func (s *Server) wireError(c *call, err error) *awsjson.Error {
 	}
 	var de *audit.Error
 	if errors.As(err, &de) {
-		code := string(de.Code) + "Exception"
+		code := string(s.modeled(c, de.Code)) + "Exception"
 		return &awsjson.Error{Code: code, Message: de.Message, Status: awsjson.StatusFor(code)}
 	}
 	if errors.Is(err, context.Canceled) {
@@ -455,6 +463,49 @@ func (s *Server) wireError(c *call, err error) *awsjson.Error {
 	}
 	s.cfg.Logger.Error("api: internal error", "request_id", c.requestID, "operation", c.op, "err", err)
 	return &awsjson.Error{Code: "InternalFailure", Message: "The request processing has failed because of an unknown error, exception or failure.", Status: http.StatusInternalServerError}
+}
+
+// commonCodes are the codes any operation may answer, modeled or not:
+// the service's and the transport's (AWS's "Common Errors").
+var commonCodes = []audit.Code{audit.CodeThrottling, audit.CodeServiceUnavailable, audit.CodeUnsupportedOperation}
+
+// synonyms are, for a code a feature raises, the codes an operation may
+// model for the same fault instead, tried in order.
+var synonyms = map[audit.Code][]audit.Code{
+	audit.CodeInvalidTimeRange:            {audit.CodeInvalidDateRange},
+	audit.CodeInvalidDateRange:            {audit.CodeInvalidTimeRange},
+	audit.CodeInvalidNextToken:            {audit.CodeInvalidToken},
+	audit.CodeInvalidToken:                {audit.CodeInvalidNextToken},
+	audit.CodeTrailNotProvided:            {audit.CodeInvalidTrailName},
+	audit.CodeInvalidParameterCombination: {audit.CodeInvalidEventSelectors},
+	audit.CodeInvalidMaxResults:           {},
+	audit.CodeImportNotFound:              {},
+	audit.CodeChannelNotFound:             {audit.CodeResourceNotFound},
+	audit.CodeEventDataStoreNotFound:      {audit.CodeResourceNotFound},
+}
+
+// modeled returns the code to answer for code on c's operation: code when
+// the operation's model documents it (or it is a common code), else the
+// first documented synonym, else InvalidParameter or OperationNotPermitted
+// when documented. boto3
+// and the other SDKs map only modeled codes to exception classes: an
+// operation answers only those (issue 14). A code with no documented
+// stand-in is answered as it is, and logged.
+func (s *Server) modeled(c *call, code audit.Code) audit.Code {
+	op, ok := cloudtrailmodel.Operation(c.op)
+	if !ok || c.data || slices.Contains(commonCodes, code) || slices.Contains(op.Errors, string(code)+"Exception") {
+		return code
+	}
+	if m := modeledCode(op, synonyms[code]...); m != "" {
+		return m
+	}
+	// Every implemented operation models OperationNotPermitted: the last
+	// resort (AddTags from outside a trail's home region...).
+	if slices.Contains(op.Errors, string(audit.CodeOperationNotPermitted)+"Exception") {
+		return audit.CodeOperationNotPermitted
+	}
+	s.cfg.Logger.Warn("api: answering an error code the operation does not model", "operation", c.op, "code", code)
+	return code
 }
 
 // record stores the CloudTrail event of call c. errResp is what the client

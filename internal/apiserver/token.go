@@ -94,3 +94,84 @@ func (t tokenCodec) decode(fp []byte, token string) (*audit.Cursor, error) {
 	sec := int64(binary.BigEndian.Uint64(payload[1:9]))
 	return &audit.Cursor{Time: time.Unix(sec, 0).UTC(), EventID: string(payload[9+fpLen:])}, nil
 }
+
+// offsetTokenVersion marks the NextTokens of the list operations that page
+// by offset (ListEventDataStores, ListImports, GetQueryResults...).
+const offsetTokenVersion = 2
+
+// scope identifies the listing an offset token resumes: the operation, the
+// caller's account and region, and the operation's filters (a store, a
+// query ID, a status...). A token replayed for another listing is refused.
+func scope(op string, p audit.Principal, filters ...string) []byte {
+	h := sha256.New()
+	for _, s := range append([]string{op, p.AccountID, p.Region}, filters...) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	return h.Sum(nil)[:fpLen]
+}
+
+// encodeOffset returns the token resuming the listing of scope fp at item
+// off: base64url(version | fp | offset | mac), 55 characters (the model's
+// PaginationToken is 4 to 1000 characters).
+func (t tokenCodec) encodeOffset(fp []byte, off int) string {
+	p := make([]byte, 0, 1+fpLen+8+macLen)
+	p = append(p, offsetTokenVersion)
+	p = append(p, fp...)
+	p = binary.BigEndian.AppendUint64(p, uint64(off))
+	p = append(p, t.mac(p)...)
+	return base64.RawURLEncoding.EncodeToString(p)
+}
+
+// decodeOffset checks token against fp and returns its offset.
+func (t tokenCodec) decodeOffset(fp []byte, token string) (int, error) {
+	if len(token) > maxTokenLen || strings.ContainsAny(token, "\r\n") {
+		return 0, errBadToken
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	if err != nil || len(b) != 1+fpLen+8+macLen || b[0] != offsetTokenVersion {
+		return 0, errBadToken
+	}
+	payload, mac := b[:len(b)-macLen], b[len(b)-macLen:]
+	if !hmac.Equal(mac, t.mac(payload)) || !hmac.Equal(payload[1:1+fpLen], fp) {
+		return 0, errBadToken
+	}
+	off := binary.BigEndian.Uint64(payload[1+fpLen:])
+	if off > 1<<31 {
+		return 0, errBadToken
+	}
+	return int(off), nil
+}
+
+// keyTokenVersion marks the NextTokens of the list operations that page
+// by key (ListTrails: the last ARN of a page).
+const keyTokenVersion = 3
+
+// encodeKey returns the token resuming the listing of scope fp after key:
+// base64url(version | fp | key | mac).
+func (t tokenCodec) encodeKey(fp []byte, key string) string {
+	p := make([]byte, 0, 1+fpLen+len(key)+macLen)
+	p = append(p, keyTokenVersion)
+	p = append(p, fp...)
+	p = append(p, key...)
+	p = append(p, t.mac(p)...)
+	return base64.RawURLEncoding.EncodeToString(p)
+}
+
+// decodeKey checks token against fp and returns its key.
+func (t tokenCodec) decodeKey(fp []byte, token string) (string, error) {
+	if len(token) > maxTokenLen || strings.ContainsAny(token, "\r\n") {
+		return "", errBadToken
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	if err != nil || len(b) < 1+fpLen+1+macLen || b[0] != keyTokenVersion {
+		return "", errBadToken
+	}
+	payload, mac := b[:len(b)-macLen], b[len(b)-macLen:]
+	if !hmac.Equal(mac, t.mac(payload)) || !hmac.Equal(payload[1:1+fpLen], fp) {
+		return "", errBadToken
+	}
+	return string(payload[1+fpLen:]), nil
+}

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"encoding/base64"
 	"strings"
 	"time"
 
@@ -202,11 +201,16 @@ func (h trailHandlers) listTrails(_ context.Context, req *Request) (any, error) 
 	if err := awsjson.Decode(req.Body, &in); err != nil {
 		return nil, err
 	}
+	// The token holds the last ARN of the page, signed (tokenCodec.encodeKey):
+	// trails are listed in ARN order and the next page starts after it, so
+	// trails created or deleted between pages neither repeat nor shift
+	// others out.
 	after := ""
+	fp := scope(req.Operation, req.Caller.Principal)
 	if in.NextToken != nil && *in.NextToken != "" {
-		var ok bool
-		if after, ok = parseListToken(*in.NextToken); !ok {
-			return nil, audit.Errorf(audit.CodeInvalidNextToken, "Invalid NextToken.")
+		var err error
+		if after, err = req.tokens.decodeKey(fp, *in.NextToken); err != nil {
+			return nil, tokenError(req.Operation)
 		}
 	}
 	page, more := h.trails.List(req.Caller.Principal, after)
@@ -217,30 +221,12 @@ func (h trailHandlers) listTrails(_ context.Context, req *Request) (any, error) 
 	}
 	next := ""
 	if more && len(out) > 0 {
-		next = listToken(out[len(out)-1].TrailARN)
+		next = req.tokens.encodeKey(fp, out[len(out)-1].TrailARN)
 	}
 	return struct {
 		Trails    []info
 		NextToken string `json:",omitempty"`
 	}{out, next}, nil
-}
-
-// listToken is ListTrails' NextToken: the last ARN of the page, in
-// base64. Trails are listed in ARN order; the next page starts after it,
-// so trails created or deleted between pages neither repeat nor shift
-// others out. It reveals nothing a caller has not seen (an ARN from the
-// page), and a forged one only moves where a caller's own listing starts.
-func listToken(lastARN string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("trails/v1:" + lastARN))
-}
-
-func parseListToken(tok string) (string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(tok) > 2048 {
-		return "", false
-	}
-	arn, ok := strings.CutPrefix(string(b), "trails/v1:")
-	return arn, ok && arn != ""
 }
 
 // statusOut is GetTrailStatus's output. The string times are the
@@ -283,6 +269,16 @@ func (h trailHandlers) getTrailStatus(_ context.Context, req *Request) (any, err
 	}
 	t, err := h.trails.Get(req.Caller.Principal, str(in.Name))
 	if err != nil {
+		// GetTrailStatus, unlike the other trail operations, names the
+		// trail it did not find by ARN even when given a name (as AWS
+		// words it; moto mirrors it): "Unknown trail:
+		// arn:aws:cloudtrail:us-east-1:111122223333:trail/x for the user:
+		// 111122223333".
+		if name := str(in.Name); audit.ErrorCode(err) == audit.CodeTrailNotFound && !strings.HasPrefix(name, "arn:") {
+			p := req.Caller.Principal
+			arn := (&trail.Trail{Name: name, Account: p.AccountID, HomeRegion: p.Region}).ARN()
+			return nil, audit.Errorf(audit.CodeTrailNotFound, "Unknown trail: %s for the user: %s", audit.Clip(arn, 512), p.AccountID)
+		}
 		return nil, err
 	}
 	out := statusOut{

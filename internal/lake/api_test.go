@@ -3,6 +3,7 @@ package lake_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 
 	"github.com/cairn-audit/cairn/internal/apiserver"
@@ -23,8 +24,10 @@ func init() {
 			}
 			return "", false
 		}
+		handlers := apiserver.LakeHandlers(l)
+		maps.Copy(handlers, apiserver.TagHandlers(nil, l))
 		return apiserver.New(apiserver.Config{Auth: auth{&sigv4.Verifier{Secret: secret}, keys}, History: st, Recorder: recorder{st},
-			TokenKey: []byte("0123456789abcdef0123456789abcdef"), Handlers: apiserver.LakeHandlers(l), DataHandlers: apiserver.LakeDataHandlers(l)})
+			TokenKey: []byte("0123456789abcdef0123456789abcdef"), Handlers: handlers, DataHandlers: apiserver.LakeDataHandlers(l)})
 	}
 }
 

@@ -27,6 +27,8 @@ type Channel struct {
 	LastAttempt      time.Time `json:"lastAttempt,omitzero"`
 	LastAttemptEvent string    `json:"lastAttemptEvent,omitempty"`
 	LastErrorCode    string    `json:"lastErrorCode,omitempty"`
+	// Tags are the channel's tags (CreateChannel's Tags, AddTags).
+	Tags []Tag `json:"tags,omitempty"`
 }
 
 // Destination is where a channel sends events.
@@ -84,7 +86,7 @@ func (l *Lake) destinationsLocked(account string, ds []Destination) ([]Destinati
 	return out, nil
 }
 
-// ChannelRequest is what CreateChannel takes (Tags are not kept).
+// ChannelRequest is what CreateChannel takes.
 type ChannelRequest struct {
 	Name, Source *string
 	Destinations []Destination
@@ -99,8 +101,17 @@ func (l *Lake) CreateChannel(ctx context.Context, p audit.Principal, in ChannelR
 	if in.Name == nil || !channelNameRE.MatchString(*in.Name) {
 		return Channel{}, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
 	}
-	if in.Source == nil || len(*in.Source) == 0 || len(*in.Source) > 256 {
-		return Channel{}, invalidParam("Source must be Custom or a partner source name.")
+	// AWS takes Custom or the source name of a partner integration it
+	// registered; cairn has no partner integrations (InvalidSource).
+	if in.Source == nil || *in.Source != "Custom" {
+		return Channel{}, audit.Errorf(audit.CodeInvalidSource, "Source must be Custom: cairn has no partner integrations.")
+	}
+	if err := validTags(in.Tags); err != nil {
+		return Channel{}, err
+	}
+	tags, err := mergeTags(nil, in.Tags, audit.CodeTagsLimitExceeded)
+	if err != nil {
+		return Channel{}, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -121,7 +132,7 @@ func (l *Lake) CreateChannel(ctx context.Context, p audit.Principal, in ChannelR
 		return Channel{}, audit.Errorf(audit.CodeChannelMaxLimitExceeded, "Your account has the maximum number of channels (%d) in this Region.", maxChannels)
 	}
 	c := &Channel{ID: audit.NewID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
-		Source: *in.Source, Destinations: dests, Created: l.opts.Now().UTC()}
+		Source: *in.Source, Destinations: dests, Created: l.opts.Now().UTC(), Tags: tags}
 	l.channels[c.ID] = c
 	if err := l.saveLocked(); err != nil {
 		delete(l.channels, c.ID)

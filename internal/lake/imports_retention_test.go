@@ -206,7 +206,9 @@ func TestImportsKeepWhatTheyReport(t *testing.T) {
 		if _, err := b.GetImport(ctx, &cloudtrail.GetImportInput{ImportId: &im.id}); code(err) != "ImportNotFoundException" {
 			t.Errorf("another account's GetImport %s after the restart: %v", im.id, err)
 		}
-		if _, err := b.ListImportFailures(ctx, &cloudtrail.ListImportFailuresInput{ImportId: &im.id}); code(err) != "ImportNotFoundException" {
+		// ListImportFailures models no ImportNotFoundException: an
+		// unknown import is its InvalidParameterException.
+		if _, err := b.ListImportFailures(ctx, &cloudtrail.ListImportFailuresInput{ImportId: &im.id}); code(err) != "InvalidParameterException" {
 			t.Errorf("another account's ListImportFailures %s after the restart: %v", im.id, err)
 		}
 	}

@@ -39,6 +39,8 @@ type EventDataStore struct {
 	Updated                      time.Time                `json:"updated"`
 	// Deleted is when DeleteEventDataStore was called (PENDING_DELETION).
 	Deleted time.Time `json:"deleted,omitzero"`
+	// Tags are the store's tags (CreateEventDataStore's TagsList, AddTags).
+	Tags []Tag `json:"tags,omitempty"`
 }
 
 // ARN returns the store's ARN.
@@ -100,7 +102,7 @@ func (l *Lake) findStoreLocked(account, ref string) (*EventDataStore, error) {
 	return s, nil
 }
 
-// Tag is a resource tag. cairn keeps no tags; it only bounds their number.
+// Tag is a resource tag of an event data store or a channel.
 type Tag struct{ Key, Value string }
 
 // CreateStoreRequest is what CreateEventDataStore takes; a nil field takes
@@ -166,8 +168,14 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 	if err := audit.ValidateSelectors(sels, audit.ForEventDataStore); err != nil {
 		return EventDataStore{}, err
 	}
-	if len(in.Tags) > 50 {
-		return EventDataStore{}, audit.Errorf(audit.CodeInvalidTagParameter, "A resource can have at most 50 tags.")
+	if err := validTags(in.Tags); err != nil {
+		return EventDataStore{}, err
+	}
+	// CreateEventDataStore models no TagsLimitExceeded: too many tags are
+	// InvalidTagParameter.
+	tags, err := mergeTags(nil, in.Tags, audit.CodeInvalidTagParameter)
+	if err != nil {
+		return EventDataStore{}, err
 	}
 	if in.KmsKeyID != nil {
 		return EventDataStore{}, audit.Errorf(audit.CodeInvalidKmsKeyId, "cairn does not encrypt with KMS keys; omit KmsKeyId.")
@@ -183,7 +191,7 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 		Status: StatusEnabled, Selectors: sels, MultiRegionEnabled: boolOr(in.MultiRegionEnabled, true),
 		OrganizationEnabled: boolOr(in.OrganizationEnabled, false), RetentionPeriod: ret,
 		TerminationProtectionEnabled: boolOr(in.TerminationProtectionEnabled, true), BillingMode: mode,
-		Created: now, Updated: now}
+		Created: now, Updated: now, Tags: tags}
 	if !boolOr(in.StartIngestion, true) {
 		s.Status = StatusStopped
 	}
@@ -388,11 +396,14 @@ func (l *Lake) SetIngestion(ctx context.Context, p audit.Principal, ref string, 
 		if s.custom() {
 			return audit.Errorf(audit.CodeInvalidEventDataStoreCategory, "Ingestion can be started and stopped only for event data stores of CloudTrail events.")
 		}
-		want, from := StatusEnabled, StatusStopped
+		// AWS starts only a STOPPED_INGESTION store and stops only an
+		// ENABLED one: starting a started store, or stopping a stopped
+		// one, is InvalidEventDataStoreStatus (issue 14).
+		want, ok := StatusEnabled, s.Status == StatusStopped
 		if !on {
-			want, from = StatusStopped, StatusEnabled
+			want, ok = StatusStopped, s.Status == StatusEnabled || s.Status == StatusCreated
 		}
-		if s.Status != from && s.Status != want {
+		if !ok {
 			return audit.Errorf(audit.CodeInvalidEventDataStoreStatus, "The event data store %s is %s.", s.ID, s.Status)
 		}
 		old := *s

@@ -83,6 +83,19 @@ const maxPrefixLen = 200
 
 // apply sets the trail's members from in, validating them.
 func (s *Service) apply(ctx context.Context, t *Trail, in *Settings) error {
+	// The parameters are checked before the bucket, as AWS does: a
+	// multi-Region trail without global service events is
+	// InvalidParameterCombination whatever the bucket (issue 14).
+	multi, global := t.IsMultiRegionTrail, t.IncludeGlobalServiceEvents
+	if in.IsMultiRegionTrail != nil {
+		multi = *in.IsMultiRegionTrail
+	}
+	if in.IncludeGlobalServiceEvents != nil {
+		global = *in.IncludeGlobalServiceEvents
+	}
+	if multi && !global {
+		return audit.Errorf(audit.CodeInvalidParameterCombination, "Multi-Region trail must include global service events.")
+	}
 	if in.S3BucketName != nil {
 		if err := s.checkBucket(ctx, *in.S3BucketName); err != nil {
 			return err
@@ -110,9 +123,6 @@ func (s *Service) apply(ctx context.Context, t *Trail, in *Settings) error {
 		if t.IsOrganizationTrail {
 			t.OrganizationID, t.org = s.Organization.ID, s.Organization
 		}
-	}
-	if t.IsMultiRegionTrail && !t.IncludeGlobalServiceEvents {
-		return audit.Errorf(audit.CodeInvalidParameterCombination, "Multi-Region trail must include global service events.")
 	}
 	return nil
 }
@@ -440,9 +450,9 @@ func (s *Service) StopLogging(c audit.Principal, nameOrARN string, at time.Time)
 func (s *Service) PutEventSelectors(c audit.Principal, nameOrARN string, basic []EventSelector, advanced []audit.AdvancedSelector) (Trail, error) {
 	switch {
 	case basic != nil && advanced != nil:
-		return Trail{}, audit.Errorf(audit.CodeInvalidParameterCombination, "EventSelectors and AdvancedEventSelectors cannot both be specified.")
+		return Trail{}, audit.Errorf(audit.CodeInvalidEventSelectors, "EventSelectors and AdvancedEventSelectors cannot both be specified.")
 	case basic == nil && advanced == nil:
-		return Trail{}, audit.Errorf(audit.CodeInvalidParameterCombination, "Either EventSelectors or AdvancedEventSelectors is required.")
+		return Trail{}, audit.Errorf(audit.CodeInvalidEventSelectors, "Either EventSelectors or AdvancedEventSelectors is required.")
 	}
 	if err := validateBasic(basic); err != nil {
 		return Trail{}, err
