@@ -174,7 +174,7 @@ func BenchmarkDeliver(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return bk, true }, Interval: time.Hour}
+	d := NewDeliverer(DeliveryConfig{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return bk, true }, Interval: time.Hour})
 	b.ReportAllocs()
 	b.ResetTimer()
 	d.DeliverOnce(ctx)

@@ -80,11 +80,11 @@ func writeBenchChain(tb testing.TB, dir string, hours, perHour, records int) tim
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w, err := NewDigestWriter(dir, ft, func(string) (Bucket, bool) { return bkt, true }, keys, time.Hour)
+	w, err := NewDigestWriter(DigestConfig{Dir: dir, Trails: ft, Bucket: func(string) (Bucket, bool) { return bkt, true }, Keys: keys,
+		Interval: time.Hour, Now: clk.now})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w.Now = clk.now
 	raw := benchLog(records)
 	zipped := gzipBench(tb, raw)
 	ctx := context.Background()

@@ -72,11 +72,11 @@ func newFixture(t *testing.T, prefix string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewDigestWriter(dir, ft, func(n string) (Bucket, bool) { return bkt, n == "audit-logs" }, keys, time.Hour)
+	w, err := NewDigestWriter(DigestConfig{Dir: dir, Trails: ft, Bucket: func(n string) (Bucket, bool) { return bkt, n == "audit-logs" },
+		Keys: keys, Interval: time.Hour, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Now = clk.now
 	return &fixture{dir: dir, bkt: bkt, trails: ft, keys: keys, w: w, clk: clk, t0: t0}
 }
 
@@ -217,11 +217,10 @@ func TestDigestChain(t *testing.T) {
 	}
 
 	// A restarted writer continues the chain.
-	w2, err := NewDigestWriter(f.dir, f.trails, f.w.Bucket, f.keys, time.Hour)
+	w2, err := NewDigestWriter(DigestConfig{Dir: f.dir, Trails: f.trails, Bucket: f.w.cfg.Bucket, Keys: f.keys, Interval: time.Hour, Now: f.clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2.Now = f.clk.now
 	f.clk.t = f.t0.Add(3 * time.Hour)
 	w2.WriteDue(context.Background())
 	d = f.digests(t)
@@ -505,5 +504,30 @@ func TestReportUnlisted(t *testing.T) {
 	// Without the option: AWS's report, the added files unseen.
 	if ok, out, errs := f.validate(t, f.t0, f.t0.Add(2*time.Hour)); !ok || errs != "" || strings.Contains(out, "not named") {
 		t.Errorf("without --report-unlisted: ok=%v\n%s\n%q", ok, out, errs)
+	}
+}
+
+// TestDigestRunReturnsAfterItsWrite: a cancelled Run returns nil, and
+// only after the digest write under way returned.
+func TestDigestRunReturnsAfterItsWrite(t *testing.T) {
+	f := newFixture(t, "")
+	f.w.WriteDue(context.Background()) // the chain begins
+	f.clk.t = f.t0.Add(time.Hour + time.Second)
+	s := &stalling{Bucket: f.bkt, started: make(chan struct{})}
+	f.w.cfg.Bucket = func(string) (Bucket, bool) { return s, true }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.w.Run(ctx) }()
+	<-s.started
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v; want nil", err)
+	}
+	// A write that shutdown interrupted is no delivery failure: the
+	// status shows no error, and the digest is written at the next start.
+	f.trails.mu.Lock()
+	defer f.trails.mu.Unlock()
+	if e := f.trails.status[f.trails.trails[0].ARN()]; e != "" {
+		t.Errorf("LatestDigestDeliveryError after a shutdown = %q; want none", e)
 	}
 }

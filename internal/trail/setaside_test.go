@@ -89,8 +89,8 @@ func (e *deliveryEnv) open() {
 	}
 	e.reg = reg
 	e.prom = prometheus.NewRegistry()
-	e.d = &Deliverer{Registry: reg, Feed: e.store, Bucket: func(name string) (Bucket, bool) { return e.b, name == "logs" },
-		Interval: time.Second, Now: func() time.Time { return e.now }, Registerer: e.prom}
+	e.d = NewDeliverer(DeliveryConfig{Registry: reg, Feed: e.store, Bucket: func(name string) (Bucket, bool) { return e.b, name == "logs" },
+		Interval: time.Second, Now: func() time.Time { return e.now }, Registerer: e.prom})
 }
 
 func (e *deliveryEnv) add(t *testing.T, region, name string) {
@@ -233,7 +233,7 @@ func TestFailedBatchIsNotRewritten(t *testing.T) {
 		e.add(t, r, "In-"+r)
 	}
 	// The bucket fails from the second write on.
-	e.d.Bucket = func(string) (Bucket, bool) { return &failAfter{picky: e.b, n: 1}, true }
+	e.d.cfg.Bucket = func(string) (Bucket, bool) { return &failAfter{picky: e.b, n: 1}, true }
 	e.round()
 	tr := e.trail(t)
 	head, _ := e.store.LastSeq(context.Background())

@@ -273,8 +273,8 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	}
 	now := time.Date(2026, 11, 25, 8, 5, 0, 0, time.UTC)
 	obs := &seen{}
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(name string) (Bucket, bool) { return b, name == "logs" },
-		Interval: time.Second, Now: func() time.Time { return now }, Observer: obs}
+	d := NewDeliverer(DeliveryConfig{Registry: reg, Feed: store, Bucket: func(name string) (Bucket, bool) { return b, name == "logs" },
+		Interval: time.Second, Now: func() time.Time { return now }, Observer: obs})
 	store.Append(ctx, []audit.Record{
 		rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""),
 		rec(t, member, "us-east-1", "ec2.amazonaws.com", "StopInstances", false, ""),
@@ -318,7 +318,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg2.SetOrganization(org)
-	d2 := &Deliverer{Registry: reg2, Feed: store, Bucket: d.Bucket, Interval: time.Second, Now: d.Now}
+	d2 := NewDeliverer(DeliveryConfig{Registry: reg2, Feed: store, Bucket: d.cfg.Bucket, Interval: time.Second, Now: d.cfg.Now})
 	d2.DeliverOnce(ctx)
 	if keys2, _ := delivered(t, local, ""); len(keys2) != 2 {
 		t.Errorf("redelivered after reopening: %v", keys2)
@@ -370,8 +370,8 @@ func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
 		return nil
 	})
 	now := stop.Add(5 * time.Second)
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return local, true },
-		Interval: time.Second, Now: func() time.Time { return now }}
+	d := NewDeliverer(DeliveryConfig{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return local, true },
+		Interval: time.Second, Now: func() time.Time { return now }})
 	// Stored after the stop: a call from while logging, the StopLogging
 	// call itself (same second), and a call after the stop.
 	store.Append(ctx, []audit.Record{
@@ -437,17 +437,21 @@ func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
 		return nil
 	})
 	store.Append(ctx, []audit.Record{at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""), time.Now())})
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return b, true }, Interval: 10 * time.Millisecond}
+	d := NewDeliverer(DeliveryConfig{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return b, true }, Interval: 10 * time.Millisecond})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { d.Run(runCtx); close(done) }()
+	var runErr error
+	go func() { runErr = d.Run(runCtx); close(done) }()
 	select {
 	case <-b.started:
 	case <-time.After(time.Minute):
 		t.Fatal("no delivery started within a minute")
 	}
 	cancel()
-	<-done
+	<-done // Run returned: its interrupted write and the final round are over
+	if runErr != nil {
+		t.Errorf("Run = %v", runErr)
+	}
 	if _, names := delivered(t, local, ""); strings.Join(names, ",") != "RunInstances" {
 		t.Errorf("delivered at shutdown: %v", names)
 	}
