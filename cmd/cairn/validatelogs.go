@@ -12,7 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
+	"github.com/cairn-audit/cairn/internal/bucket/s3"
 	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/trail"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
@@ -124,7 +125,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	if *localDir != "" {
 		dir := *localDir
 		v.Objects = trail.BucketObjects(func(name string) (trail.Bucket, bool) {
-			b, err := bucket.NewLocal(name, dir)
+			b, err := local.New(name, dir)
 			return b, err == nil
 		})
 	} else {
@@ -140,7 +141,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		r := client.ResolveRegion(awsCfg.Region)
 		v.Objects = trail.BucketObjects(func(name string) (trail.Bucket, bool) {
-			return bucket.NewS3(name, bucket.S3Options{Endpoint: ep, Region: r, AccessKeyID: creds.AccessKeyID,
+			return s3.New(name, s3.Options{Endpoint: ep, Region: r, AccessKeyID: creds.AccessKeyID,
 				SecretAccessKey: creds.SecretAccessKey, PathStyle: ep != ""}), true
 		})
 	}
@@ -220,12 +221,13 @@ func (d dataDirKeys) trail(_ context.Context, arn string) (trail.Trail, error) {
 }
 
 func (d dataDirKeys) publicKeys(_ context.Context, start, end time.Time) ([]chain.PublicKey, error) {
-	kr, err := trail.OpenKeyring(d.dir, 0)
+	// Read only: a server may hold the data dir and save keys meanwhile.
+	public, err := trail.ReadPublicKeys(d.dir, d.region, start, end)
 	if err != nil {
 		return nil, err
 	}
 	var keys []chain.PublicKey
-	for _, k := range kr.Public(d.region, start, end) {
+	for _, k := range public {
 		keys = append(keys, chain.PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
 	}
 	return keys, nil

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"fmt"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -170,7 +170,7 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 		return nil
 	})
-	bk, err := bucket.NewLocal("logs", b.TempDir())
+	bk, err := local.New("logs", b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}

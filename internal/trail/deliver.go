@@ -257,9 +257,9 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		if a.Seq <= t.Position || a.Seq > end || !t.logged(a.Record.Time) || !t.Selects(&a.Record) {
 			continue
 		}
-		g := group{a.Record.Account, a.Record.Region, FolderLogs}
+		g := group{a.Record.Account, a.Record.Region, folderLogs}
 		if a.Record.Category == audit.CategoryInsight {
-			g.folder = FolderInsights
+			g.folder = folderInsights
 		}
 		if skip[g.key()] {
 			continue
@@ -343,7 +343,7 @@ func (d *Deliverer) writeGroup(ctx context.Context, b Bucket, t *Trail, g group,
 		}
 		if d.cfg.Observer != nil {
 			oldest, newest := span(recs[:n])
-			if g.folder == FolderLogs {
+			if g.folder == folderLogs {
 				d.cfg.Observer.LogDelivered(ctx, *t, g.account, g.region, key, raw, oldest, newest)
 			}
 		}
@@ -546,7 +546,7 @@ func logKey(tr *Trail, g group, t time.Time) string {
 		b[i] = alnum[int(b[i])%len(alnum)]
 	}
 	t = t.UTC()
-	return fmt.Sprintf("%s%s/%s_%s_%s_%s_%s.json.gz", tr.KeyPrefix(g.account, g.folder, g.region),
+	return fmt.Sprintf("%s%s/%s_%s_%s_%s_%s.json.gz", tr.keyPrefix(g.account, g.folder, g.region),
 		t.Format("2006/01/02"), g.account, g.folder, g.region, t.Format("20060102T1504Z"), b[:])
 }
 

@@ -18,10 +18,12 @@ import (
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
-// Trails is what the writer needs of the trail registry.
+// DigestTrails is what the writer needs of the trail registry: the
+// *Registry (its status method is unexported, so only this package's
+// types satisfy it).
 type DigestTrails interface {
 	Trails() []Trail
-	SetDigestStatus(arn string, at time.Time, deliveryErr string) error
+	setDigestStatus(arn string, at time.Time, deliveryErr string) error
 }
 
 // DigestConfig configures a DigestWriter. Dir, Trails, Bucket and Keys are
@@ -252,7 +254,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		// regions were validated) gets no home-region chain: its digest
 		// keys could not be written.
 		if t.Logging && t.LogFileValidationEnabled && audit.ValidRegion(t.HomeRegion) {
-			for _, acct := range t.Accounts() {
+			for _, acct := range t.accounts() {
 				w.chainLocked(&t, acct, t.HomeRegion)
 			}
 		}
@@ -318,7 +320,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		if err != nil {
 			w.log().Warn("digest: delivery failed", "trail", t.ARN(), "account", snap.Account, "region", snap.Region, "err", err)
 			// The status gets an S3-style code, never raw text.
-			if serr := w.cfg.Trails.SetDigestStatus(t.ARN(), now, objects.ErrorCode(err)); serr != nil {
+			if serr := w.cfg.Trails.setDigestStatus(t.ARN(), now, objects.ErrorCode(err)); serr != nil {
 				w.log().Error("digest: saving the digest status", "err", serr)
 			}
 			continue
@@ -338,7 +340,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 			}
 		}
 		w.mu.Unlock()
-		if serr := w.cfg.Trails.SetDigestStatus(t.ARN(), now, ""); serr != nil {
+		if serr := w.cfg.Trails.setDigestStatus(t.ARN(), now, ""); serr != nil {
 			w.log().Error("digest: saving the digest status", "err", serr)
 		}
 	}
@@ -355,7 +357,7 @@ func (w *DigestWriter) writeDigest(ctx context.Context, t *Trail, c *chainState,
 	if err != nil {
 		return err
 	}
-	key := chain.ObjectKey(t.KeyPrefix(c.Account, FolderDigests, c.Region), c.Account, c.Region, t.Name, t.HomeRegion, end)
+	key := chain.ObjectKey(t.keyPrefix(c.Account, folderDigests, c.Region), c.Account, c.Region, t.Name, t.HomeRegion, end)
 	f := DigestFile{AWSAccountID: c.Account, DigestStartTime: chain.FormatTime(c.Start), DigestEndTime: chain.FormatTime(end),
 		DigestS3Bucket: t.S3BucketName, DigestS3Object: key, LogFiles: []DigestLogFile{}}
 	var oldest, newest time.Time

@@ -14,7 +14,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 	"github.com/cairn-audit/cairn/internal/bucket/objects"
 )
 
@@ -62,7 +62,7 @@ func newDeliveryEnv(t *testing.T) *deliveryEnv {
 	if e.reg, err = OpenRegistry(e.dir); err != nil {
 		t.Fatal(err)
 	}
-	if e.local, err = bucket.NewLocal("logs", t.TempDir()); err != nil {
+	if e.local, err = local.New("logs", t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	e.b = &picky{Bucket: e.local}
@@ -104,7 +104,7 @@ func (e *deliveryEnv) round() {
 }
 
 func (e *deliveryEnv) trail(t *testing.T) Trail {
-	tr, ok := e.reg.Get(e.arn)
+	tr, ok := e.reg.get(e.arn)
 	if !ok {
 		t.Fatal("trail gone")
 	}

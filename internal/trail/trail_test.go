@@ -17,7 +17,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	localbucket "github.com/cairn-audit/cairn/internal/bucket/local"
 )
 
 var n int
@@ -129,7 +129,7 @@ func TestValidateSelectors(t *testing.T) {
 // and as Lake's event data stores, with a trail's categories), and a
 // refused call leaves the trail's selectors as they were.
 func TestPutAdvancedSelectors(t *testing.T) {
-	local, err := bucket.NewLocal("logs", t.TempDir())
+	local, err := localbucket.New("logs", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	}
 	org := &Organization{ID: "o-abcdefghij", ManagementAccount: acct, Members: []string{member}}
 	reg.SetOrganization(org)
-	local, err := bucket.NewLocal("logs", t.TempDir())
+	local, err := localbucket.New("logs", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	b.down = true
 	d.DeliverOnce(ctx)
 	arn := "arn:aws:cloudtrail:us-east-1:" + acct + ":trail/org"
-	tr, _ := reg.Get(arn)
+	tr, _ := reg.get(arn)
 	if tr.LatestDeliveryError == "" || tr.Position != head {
 		t.Fatalf("after a refused write: error %q, position %d (want unchanged %d)", tr.LatestDeliveryError, tr.Position, head)
 	}
@@ -308,7 +308,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	if len(keys) != 2 || len(obs.keys) != 2 {
 		t.Errorf("one file per account: %v; observer saw %v", keys, obs.keys)
 	}
-	tr, _ = reg.Get(arn)
+	tr, _ = reg.get(arn)
 	if tr.LatestDeliveryError != "" || !tr.LatestDeliveryTime.Equal(now) {
 		t.Errorf("status after success: %+v", tr)
 	}
@@ -341,10 +341,10 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 		!strings.Contains(keys[0], "/111111111111_CloudTrail-Insight_us-east-1_20261125T0805Z_") {
 		t.Errorf("insight files: %v", keys)
 	}
-	if err := reg2.SetDigestStatus(arn, now, ""); err != nil {
+	if err := reg2.setDigestStatus(arn, now, ""); err != nil {
 		t.Fatal(err)
 	}
-	if tr, _ := reg2.Get(arn); !tr.LatestDigestDeliveryTime.Equal(now) {
+	if tr, _ := reg2.get(arn); !tr.LatestDigestDeliveryTime.Equal(now) {
 		t.Errorf("digest time not kept: %+v", tr)
 	}
 }
@@ -359,7 +359,7 @@ func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, _ := bucket.NewLocal("logs", t.TempDir())
+	local, _ := localbucket.New("logs", t.TempDir())
 	store := audittest.NewMemStore()
 	start := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 	stop := start.Add(10 * time.Minute)
@@ -383,13 +383,13 @@ func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
 	if _, names := delivered(t, local, ""); strings.Join(names, ",") != "WhileLogging,StopLogging" {
 		t.Errorf("a stopping trail delivered %v", names)
 	}
-	if tr, _ := reg.Get(arn); !tr.Draining {
+	if tr, _ := reg.get(arn); !tr.Draining {
 		t.Errorf("draining ended within the window")
 	}
 	now = stop.Add(2 * drainWindow)
 	store.Append(ctx, []audit.Record{at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "Later", false, ""), now)})
 	d.DeliverOnce(ctx)
-	if tr, _ := reg.Get(arn); tr.Draining || tr.Position != 4 {
+	if tr, _ := reg.get(arn); tr.Draining || tr.Position != 4 {
 		t.Errorf("after the window: draining %v, position %d", tr.Draining, tr.Position)
 	}
 	if _, names := delivered(t, local, ""); len(names) != 2 {
@@ -426,7 +426,7 @@ func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, _ := bucket.NewLocal("logs", t.TempDir())
+	local, _ := localbucket.New("logs", t.TempDir())
 	b := &stalling{Bucket: local, started: make(chan struct{})}
 	store := audittest.NewMemStore()
 	arn := "arn:aws:cloudtrail:us-east-1:" + acct + ":trail/main"
@@ -455,7 +455,7 @@ func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
 	if _, names := delivered(t, local, ""); strings.Join(names, ",") != "RunInstances" {
 		t.Errorf("delivered at shutdown: %v", names)
 	}
-	if tr, _ := reg.Get(arn); tr.LatestDeliveryError != "" || tr.Position != 1 {
+	if tr, _ := reg.get(arn); tr.LatestDeliveryError != "" || tr.Position != 1 {
 		t.Errorf("after the shutdown: error %q, position %d", tr.LatestDeliveryError, tr.Position)
 	}
 }
