@@ -1,6 +1,7 @@
 // Package retention removes Event History records once they are older than
 // the configured retention. Lookups hide expired records on their own (see
-// apiserver); the janitor reclaims their space.
+// apiserver); the janitor (New(Config), Run(ctx) error) reclaims their
+// space.
 package retention
 
 import (
