@@ -146,6 +146,11 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
+	// A worker failing stops the server: what would fail at once is
+	// refused before anything is served.
+	if err := insightParams(cfg.Insights).Validate(); cfg.Insights.Live != "off" && err != nil {
+		return fmt.Errorf("insights parameters: %w", err)
+	}
 	principals := configPrincipals{cfg}
 	gw, err := newGateway(cfg, f.dataDir, principals, pipe, log, reg)
 	if err != nil {
