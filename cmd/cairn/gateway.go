@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,38 +11,42 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/gateway"
+	"github.com/cairn-audit/cairn/internal/lifecycle"
 )
 
 // gatewaySessionsFile, in the data dir, keeps the STS credentials the
 // gateway learnt (access key IDs and identities, no secrets).
 const gatewaySessionsFile = "gateway-sessions.jsonl"
 
-// gatewayPrincipals gives the gateway the config file's users: the
-// principal of each access key, without its secret.
-type gatewayPrincipals struct{ cfg *config.Config }
-
-// Principal returns the principal of a configured access key.
-func (g gatewayPrincipals) Principal(accessKeyID string) (audit.Principal, bool) {
-	p, ok := g.cfg.Principal(accessKeyID)
-	if !ok {
-		return audit.Principal{}, false
-	}
-	return audit.Principal{AccountID: p.AccountID, UserName: p.UserName, ARN: p.ARN, PrincipalID: p.PrincipalID,
-		AccessKeyID: p.AccessKeyID}, true
+// gatewayServer is the recording gateway on its own listener, as a
+// worker.
+type gatewayServer struct {
+	gw  *gateway.Gateway
+	srv *lifecycle.Server
+	log *slog.Logger
 }
 
-// startGateway runs the recording gateway on its own address when the
-// config has a gateway section. stop shuts it down (waiting for in-flight
-// calls and their records) and must run before the ingest drain.
-// With persist_sessions, the STS credentials it learns are kept in the
-// data dir (gatewaySessionsFile) across restarts.
-func startGateway(cfg *config.Config, dataDir string, rec gateway.Recorder, log *slog.Logger, reg prometheus.Registerer) (stop func(context.Context), err error) {
+// Run serves until ctx ends, waits for in-flight calls and their records
+// (it must stop before the ingest drain), then closes the gateway's
+// sessions file.
+func (g *gatewayServer) Run(ctx context.Context) error {
+	err := g.srv.Run(ctx)
+	if cerr := g.gw.Close(); cerr != nil {
+		g.log.Error("gateway sessions", "err", cerr)
+	}
+	return err
+}
+
+// newGateway returns the recording gateway listening on its own address
+// when the config has a gateway section (nil without one). With
+// persist_sessions, the STS credentials it learns are kept in the data dir
+// (gatewaySessionsFile) across restarts.
+func newGateway(cfg *config.Config, dataDir string, principals gateway.Principals, rec gateway.Recorder, log *slog.Logger, reg prometheus.Registerer) (*gatewayServer, error) {
 	gc := cfg.Gateway
 	if gc == nil {
-		return func(context.Context) {}, nil
+		return nil, nil
 	}
 	acct := gc.DefaultAccount
 	if acct == "" && len(cfg.Accounts) > 0 {
@@ -56,7 +59,7 @@ func startGateway(cfg *config.Config, dataDir string, rec gateway.Recorder, log 
 	gw, err := gateway.New(gateway.Config{
 		Upstreams: gc.Upstreams, TrustedProxies: gc.TrustedProxies, VirtualHostDomains: gc.VirtualHostDomains,
 		ExcludeSources: gc.ExcludeSources, ExcludeNames: gc.ExcludeNames, DefaultAccount: acct,
-		Principals: gatewayPrincipals{cfg}, Recorder: rec, Logger: log, Registerer: reg,
+		Principals: principals, Recorder: rec, Logger: log, Registerer: reg,
 		MaxSessions: gc.MaxSessions, SessionFile: sessions,
 		MaxBufferedBody: int64(gc.MaxBufferedBodyMB) << 20,
 	})
@@ -72,21 +75,6 @@ func startGateway(cfg *config.Config, dataDir string, rec gateway.Recorder, log 
 	// No read or write timeouts: multi-GB objects stream through.
 	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("gateway", "err", err)
-		}
-	}()
 	log.Info("cairn recording gateway", "listen", "http://"+ln.Addr().String(), "upstreams", len(gc.Upstreams))
-	return func(ctx context.Context) {
-		if err := srv.Shutdown(ctx); err != nil {
-			log.Error("gateway shutdown", "err", err)
-		}
-		<-done
-		if err := gw.Close(); err != nil {
-			log.Error("gateway sessions", "err", err)
-		}
-	}, nil
+	return &gatewayServer{gw: gw, srv: &lifecycle.Server{Server: srv, Listener: ln}, log: log}, nil
 }

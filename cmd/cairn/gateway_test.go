@@ -68,7 +68,7 @@ func TestGatewayRecordsIntoEventHistory(t *testing.T) {
 	}
 }
 
-// TestGatewayWiring checks what startGateway maps from the config file onto
+// TestGatewayWiring checks what newGateway and the API's authenticator map from the config file onto
 // the gateway: each configured key's principal (its IAM-user identity, no
 // secret), no principal for an unknown key, and defaults that agree where
 // the config file and the gateway each keep one.
@@ -77,7 +77,7 @@ func TestGatewayWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := gatewayPrincipals{cfg}
+	ps := configPrincipals{cfg}
 	for _, key := range []string{"AKIAALICE00000000001", "AKIABOB0000000000001"} {
 		cp, _ := cfg.Principal(key)
 		got, ok := ps.Principal(key)

@@ -33,19 +33,20 @@ func insightParams(c config.Insights) insights.Params {
 	return p
 }
 
-// runInsights runs the live detector until ctx is done ("off": not at all).
-func runInsights(ctx context.Context, cfg *config.Config, feed insights.Feed, history insights.Lookuper, sink insights.Sink,
-	enabled insights.Enabler, log *slog.Logger, reg prometheus.Registerer) error {
+// newInsightsRunner returns the live detector the config asks for (nil
+// for "off").
+func newInsightsRunner(cfg *config.Config, feed insights.Feed, history insights.Lookuper, sink insights.Sink,
+	enabled insights.Enabler, log *slog.Logger, reg prometheus.Registerer) *insights.Runner {
 	if cfg.Insights.Live == "off" {
 		return nil
 	}
-	r := &insights.Runner{Feed: feed, Sink: sink, History: history, Params: insightParams(cfg.Insights), Logger: log, Registerer: reg}
+	rc := insights.RunnerConfig{Feed: feed, Sink: sink, History: history, Params: insightParams(cfg.Insights), Logger: log, Registerer: reg}
 	if cfg.Insights.Live == "all" {
-		r.All = true
+		rc.All = true
 	} else {
-		r.Enabled = enabled
+		rc.Enabled = enabled
 	}
-	return r.Run(ctx)
+	return insights.NewRunner(rc)
 }
 
 func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -30,6 +30,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/insights"
 	"github.com/cairn-audit/cairn/internal/lake"
 	lakeduckdb "github.com/cairn-audit/cairn/internal/lake/duckdb"
+	"github.com/cairn-audit/cairn/internal/lifecycle"
 	"github.com/cairn-audit/cairn/internal/retention"
 	"github.com/cairn-audit/cairn/internal/sigv4"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
@@ -84,9 +85,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return serve(ctx, ln, f, log, stderr)
 }
 
-// serve runs the server on ln until ctx ends, then shuts down in order:
-// HTTP (waiting for in-flight calls and their records), the ingest drain,
-// the janitor, the store.
+// serve runs the server on ln until ctx ends, then shuts down in order
+// (one lifecycle.Group): HTTP (waiting for in-flight calls and their
+// records), the ingest drain, the janitor, delivery, the stores.
 func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger, stderr io.Writer) error {
 	defer ln.Close()
 	noteDataDirInGit(f.dataDir, stderr)
@@ -127,11 +128,11 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
-	digests, err := trail.NewDigestWriter(f.dataDir, trails, bks.trail, keyring, cfg.Delivery.DigestInterval)
+	digests, err := trail.NewDigestWriter(trail.DigestConfig{Dir: f.dataDir, Trails: trails, Bucket: bks.trail, Keys: keyring,
+		Interval: cfg.Delivery.DigestInterval, Logger: log})
 	if err != nil {
 		return err
 	}
-	digests.Logger = log
 	handlers := apiserver.TrailHandlers(trailSvc)
 	maps.Copy(handlers, apiserver.EventSelectorHandlers(trailSvc))
 	maps.Copy(handlers, apiserver.PublicKeyHandlers(keyring))
@@ -141,7 +142,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
-	defer lk.Close()
+	defer lk.Close() // after the group: nothing runs under it then
 	maps.Copy(handlers, apiserver.LakeHandlers(lk))
 	maps.Copy(handlers, apiserver.TagHandlers(trailSvc, lk))
 	// Records a previous run journaled but did not store go into the
@@ -156,8 +157,13 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
-	// The gateway's records queue until the pipeline runs below.
-	stopGW, err := startGateway(cfg, f.dataDir, pipe, log, reg)
+	// A worker failing stops the server: what would fail at once is
+	// refused before anything is served.
+	if err := insightParams(cfg.Insights).Validate(); cfg.Insights.Live != "off" && err != nil {
+		return fmt.Errorf("insights parameters: %w", err)
+	}
+	principals := configPrincipals{cfg}
+	gw, err := newGateway(cfg, f.dataDir, principals, pipe, log, reg)
 	if err != nil {
 		return err
 	}
@@ -166,7 +172,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	insJobs := insights.NewJobs(insights.JobsConfig{Feed: store, History: store, Sink: pipe, Params: insightParams(cfg.Insights),
 		MaxRunning: cfg.Insights.MaxRuns, Logger: log})
 	api := apiserver.New(apiserver.Config{
-		Auth:              authenticator{cfg: cfg, v: &sigv4.Verifier{Secret: cfg.Secret}},
+		Auth:              authenticator{principals: principals, v: &sigv4.Verifier{Secret: cfg.Secret}},
 		MaxUnverifiedBody: int64(cfg.API.MaxUnverifiedBodyMB) << 20,
 		History:           store,
 		Recorder:          pipe,
@@ -189,7 +195,8 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// api.max_connections connections. IdleTimeout is longer than the
 	// SDKs' idle pools (aws-sdk-go-v2: 90 s), so a client never reuses a
 	// connection the server is closing.
-	srv := &http.Server{
+	ln = newLimitListener(ln, cfg.API.MaxConnections)
+	apiServer := &lifecycle.Server{Listener: ln, Server: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -197,80 +204,50 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}}
+
+	// The workers, as one group. Members stop one at a time in the reverse
+	// order of Add, each waited for before the next (docs/design.md,
+	// "Shutdown order"): HTTP first (in-flight calls end, each with its
+	// record handed to the pipeline), then the Insights runner (its last
+	// Insights go through the pipeline), the ingest drain, the janitor,
+	// the final trail delivery (after the drain: it takes the last
+	// records), Lake, and the digests; the stores close after Run.
+	group := lifecycle.Group{Logger: log}
+	group.Add("digests", digests.Run) // files delivered but not digested wait in the data dir
+	group.Add("lake", lk.Run)
+	group.Add("trail delivery", trail.NewDeliverer(trail.DeliveryConfig{Registry: trails, Feed: store, Bucket: bks.trail,
+		Interval: cfg.Delivery.Interval, Logger: log, Observer: digests, Registerer: reg}).Run)
+	group.Add("retention", retention.New(retention.Config{Store: store, Retention: cfg.Retention(), Logger: log}).Run)
+	group.Add("ingest", pipe.Run)
+	// runs of `cairn insights --endpoint-url` stop before the drain: a run
+	// stopped before its end stores nothing
+	group.Add("insights runs", func(ctx context.Context) error { <-ctx.Done(); insJobs.Close(); return nil })
+	if r := newInsightsRunner(cfg, store, store, pipe, trails, log, reg); r != nil {
+		group.Add("insights", r.Run)
 	}
-	ln = newLimitListener(ln, cfg.API.MaxConnections)
-
-	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	pipeDone := make(chan error, 1)
-	go func() { pipeDone <- pipe.Run(pipeCtx) }()
-	janCtx, stopJanitor := context.WithCancel(context.Background())
-	janDone := make(chan error, 1)
-	jan := &retention.Janitor{Store: store, Retention: cfg.Retention(), Logger: log}
-	go func() { janDone <- jan.Run(janCtx) }()
-	delCtx, stopDelivery := context.WithCancel(context.Background())
-	delDone := make(chan struct{})
-	deliverer := &trail.Deliverer{Registry: trails, Feed: store, Bucket: bks.trail, Interval: cfg.Delivery.Interval, Logger: log, Observer: digests,
-		Registerer: reg}
-	go func() { deliverer.Run(delCtx); close(delDone) }()
-	digCtx, stopDigests := context.WithCancel(context.Background())
-	digDone := make(chan struct{})
-	go func() { digests.Run(digCtx); close(digDone) }()
-	insCtx, stopInsights := context.WithCancel(context.Background())
-	insDone := make(chan error, 1)
-	go func() { insDone <- runInsights(insCtx, cfg, store, store, pipe, trails, log, reg) }()
-
-	lakeCtx, stopLake := context.WithCancel(context.Background())
-	lakeDone := make(chan struct{})
-	go func() {
-		defer close(lakeDone)
-		if err := lk.Run(lakeCtx); err != nil {
-			log.Error("lake: run", "err", err)
-		}
-	}()
+	if gw != nil {
+		group.Add("gateway", gw.Run)
+	}
+	group.Add("api", apiServer.Run)
 
 	addr := "http://" + ln.Addr().String()
 	if err := writeServerFile(f.dataDir, addr); err != nil {
 		log.Warn("could not write the server file", "err", err)
 	}
 	defer os.Remove(filepath.Join(f.dataDir, serverFile))
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("cairn serving the CloudTrail API", "endpoint", addr, "data_dir", f.dataDir,
 		"retention_days", int(cfg.Retention()/(24*time.Hour)), "version", version)
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		runErr = fmt.Errorf("serve: %w", err)
-	}
-	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		log.Error("http shutdown", "err", err)
-	}
-	stopGW(shutCtx) // its last records go through the pipeline
-	stopInsights()  // before the drain: its last Insights go through the pipeline
-	if err := <-insDone; err != nil {
-		log.Error("insights", "err", err)
-	}
-	insJobs.Close() // runs stopped before their end store nothing
-	stopPipe()
-	if err := <-pipeDone; err != nil {
-		log.Error("ingest drain", "err", err)
-	}
-	stopJanitor()
-	<-janDone
-	// After the drain: the last records are stored, so the final delivery
-	// takes them too.
-	stopDelivery()
-	<-delDone
-	stopLake()
-	<-lakeDone
-	stopDigests() // files delivered but not digested yet wait in the data dir
-	<-digDone
-	return runErr
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+		case <-stopped:
+		}
+	}()
+	return group.Run(ctx)
 }
 
 // loadConfig reads the config file, or without one the generated account
@@ -427,8 +404,8 @@ const maxHeaderBytes = 16 << 10
 
 // authenticator verifies SigV4 against the configured keys.
 type authenticator struct {
-	cfg *config.Config
-	v   *sigv4.Verifier
+	principals configPrincipals
+	v          *sigv4.Verifier
 }
 
 func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Caller, error) {
@@ -443,19 +420,28 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 	if err := checkService(res.Service); err != nil {
 		return apiserver.Caller{}, err
 	}
-	p, ok := a.cfg.Principal(res.AccessKeyID)
+	p, ok := a.principals.Principal(res.AccessKeyID)
 	if !ok {
 		return apiserver.Caller{}, &awsjson.Error{Code: "UnrecognizedClientException", Status: http.StatusForbidden,
 			Message: "The security token included in the request is invalid."}
 	}
-	return apiserver.Caller{Principal: audit.Principal{
-		AccountID:   p.AccountID,
-		UserName:    p.UserName,
-		ARN:         p.ARN,
-		PrincipalID: p.PrincipalID,
-		AccessKeyID: res.AccessKeyID,
-		Region:      res.Region,
-	}, Service: res.Service}, nil
+	p.Region = res.Region
+	return apiserver.Caller{Principal: p, Service: res.Service}, nil
+}
+
+// configPrincipals are the config file's users, for both edges (the API's
+// authenticator and the gateway): the principal of each access key,
+// without its secret.
+type configPrincipals struct{ cfg *config.Config }
+
+// Principal returns the principal of a configured access key.
+func (c configPrincipals) Principal(accessKeyID string) (audit.Principal, bool) {
+	p, ok := c.cfg.Principal(accessKeyID)
+	if !ok {
+		return audit.Principal{}, false
+	}
+	return audit.Principal{AccountID: p.AccountID, UserName: p.UserName, ARN: p.ARN, PrincipalID: p.PrincipalID,
+		AccessKeyID: accessKeyID}, true
 }
 
 // openLake opens CloudTrail Lake's database in the data dir.

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"io"
 	"path/filepath"
 
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
+	"github.com/cairn-audit/cairn/internal/bucket/s3"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
@@ -12,10 +15,18 @@ import (
 // local folder in the data dir, with the layout of an S3 bucket.
 const defaultBucket = "cairn-logs"
 
-// buckets are the configured buckets by name, plus the default one.
-type buckets map[string]bucket.Bucket
+// objectBucket is what cairn's bucket adapters (bucket/local, bucket/s3)
+// have, and its consumers (trail delivery and digests, Lake's imports)
+// need.
+type objectBucket interface {
+	trail.Bucket
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+}
 
-func (b buckets) get(name string) (bucket.Bucket, bool) {
+// buckets are the configured buckets by name, plus the default one.
+type buckets map[string]objectBucket
+
+func (b buckets) get(name string) (objectBucket, bool) {
 	x, ok := b[name]
 	return x, ok
 }
@@ -34,18 +45,18 @@ func openBuckets(cfg *config.Config, dataDir string) (buckets, error) {
 	out := buckets{}
 	for _, c := range cfg.Buckets {
 		if c.S3 != nil {
-			out[c.Name] = bucket.NewS3(c.Name, bucket.S3Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region,
+			out[c.Name] = s3.New(c.Name, s3.Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region,
 				AccessKeyID: c.S3.AccessKeyID, SecretAccessKey: c.S3.SecretAccessKey, PathStyle: c.S3.PathStyle})
 			continue
 		}
-		l, err := bucket.NewLocal(c.Name, c.LocalDir)
+		l, err := local.New(c.Name, c.LocalDir)
 		if err != nil {
 			return nil, err
 		}
 		out[c.Name] = l
 	}
 	if out[defaultBucket] == nil {
-		l, err := bucket.NewLocal(defaultBucket, filepath.Join(dataDir, "buckets", defaultBucket))
+		l, err := local.New(defaultBucket, filepath.Join(dataDir, "buckets", defaultBucket))
 		if err != nil {
 			return nil, err
 		}

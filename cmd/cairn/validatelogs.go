@@ -17,7 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
+	"github.com/cairn-audit/cairn/internal/bucket/s3"
 	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/trail"
@@ -143,7 +144,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	if *localDir != "" {
 		dir := *localDir
 		v.Objects = trail.BucketObjects(func(name string) (trail.Bucket, bool) {
-			b, err := bucket.NewLocal(name, dir)
+			b, err := local.New(name, dir)
 			return b, err == nil
 		})
 	} else {
@@ -161,7 +162,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 				ep = os.Getenv(env)
 			}
 		}
-		s3 := &lazyS3{ctx: ctx, aws: awsCfg.Credentials, region: client.ResolveRegion(awsCfg.Region), endpoint: ep, stderr: stderr}
+		remote := &lazyS3{ctx: ctx, aws: awsCfg.Credentials, region: client.ResolveRegion(awsCfg.Region), endpoint: ep, stderr: stderr}
 		v.Objects = trail.BucketObjects(func(name string) (trail.Bucket, bool) {
 			if b, ok := own.trail(name); ok {
 				return b, true
@@ -177,7 +178,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 					name, strings.Join(own.names(), ", "), hint)
 				return nil, false
 			}
-			return s3.bucket(name)
+			return remote.bucket(name)
 		})
 	}
 	ok, err := v.Run(ctx)
@@ -213,17 +214,17 @@ func ownBuckets(dir, cfgPath string) (buckets, error) {
 	out := buckets{}
 	for _, c := range cfg.Buckets {
 		if c.S3 != nil {
-			out[c.Name] = bucket.NewS3(c.Name, bucket.S3Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region,
+			out[c.Name] = s3.New(c.Name, s3.Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region,
 				AccessKeyID: c.S3.AccessKeyID, SecretAccessKey: c.S3.SecretAccessKey, PathStyle: c.S3.PathStyle})
 		} else if _, err := os.Stat(c.LocalDir); err == nil {
-			if out[c.Name], err = bucket.NewLocal(c.Name, c.LocalDir); err != nil {
+			if out[c.Name], err = local.New(c.Name, c.LocalDir); err != nil {
 				return nil, err
 			}
 		}
 	}
 	if out[defaultBucket] == nil {
 		if d := filepath.Join(dir, "buckets", defaultBucket); dirExists(d) {
-			b, err := bucket.NewLocal(defaultBucket, d)
+			b, err := local.New(defaultBucket, d)
 			if err != nil {
 				return nil, err
 			}
@@ -270,7 +271,7 @@ func (l *lazyS3) bucket(name string) (trail.Bucket, bool) {
 	if l.err != nil {
 		return nil, false
 	}
-	return bucket.NewS3(name, bucket.S3Options{Endpoint: l.endpoint, Region: l.region, AccessKeyID: l.creds.AccessKeyID,
+	return s3.New(name, s3.Options{Endpoint: l.endpoint, Region: l.region, AccessKeyID: l.creds.AccessKeyID,
 		SecretAccessKey: l.creds.SecretAccessKey, PathStyle: l.endpoint != ""}), true
 }
 
@@ -340,12 +341,13 @@ func (d dataDirKeys) trail(_ context.Context, arn string) (trail.Trail, error) {
 }
 
 func (d dataDirKeys) publicKeys(_ context.Context, start, end time.Time) ([]chain.PublicKey, error) {
-	kr, err := trail.OpenKeyring(d.dir, 0)
+	// Read only: a server may hold the data dir and save keys meanwhile.
+	public, err := trail.ReadPublicKeys(d.dir, d.region, start, end)
 	if err != nil {
 		return nil, err
 	}
 	var keys []chain.PublicKey
-	for _, k := range kr.Public(d.region, start, end) {
+	for _, k := range public {
 		keys = append(keys, chain.PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
 	}
 	return keys, nil

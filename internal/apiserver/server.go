@@ -446,15 +446,24 @@ func (s *Server) serveData(c *call, op string) (any, error) {
 	return s.cfg.DataHandlers[op](c.r.Context(), req)
 }
 
-// wireError maps any error to the AWS error the client gets; causes that are
-// not the client's business are logged and answered InternalFailure.
+// wireError maps any error to the AWS error the client gets: an
+// awsjson.Error or audit.Error gives its code and message (never its
+// cause); any other error (a path, S3 or driver text) is answered
+// InternalFailure with a generic message. Causes go to the log with the
+// request ID.
 func (s *Server) wireError(c *call, err error) *awsjson.Error {
 	var we *awsjson.Error
 	if errors.As(err, &we) {
+		if we.Cause != nil { // the client gets the code and message only
+			s.cfg.Logger.Warn("api: error cause", "request_id", c.requestID, "operation", c.op, "code", we.Code, "err", we.Cause)
+		}
 		return we
 	}
 	var de *audit.Error
 	if errors.As(err, &de) {
+		if de.Err != nil { // the client gets the code and message only
+			s.cfg.Logger.Warn("api: error cause", "request_id", c.requestID, "operation", c.op, "code", string(de.Code), "err", de.Err)
+		}
 		code := string(s.modeled(c, de.Code)) + "Exception"
 		return &awsjson.Error{Code: code, Message: de.Message, Status: awsjson.StatusFor(code)}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/awsjson"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -28,7 +28,7 @@ func trailService(t testing.TB, pageSize int) *trail.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs, err := bucket.NewLocal("logs", t.TempDir())
+	logs, err := local.New("logs", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

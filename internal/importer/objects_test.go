@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 	"github.com/cairn-audit/cairn/internal/importer"
 	"github.com/cairn-audit/cairn/internal/importer/importertest"
 )
@@ -47,7 +47,7 @@ func (f *failingList) List(ctx context.Context, prefix, after string, limit int)
 
 func TestRunObjects(t *testing.T) {
 	raws := realSample(t, 1200)
-	b, err := bucket.NewLocal("logs", t.TempDir())
+	b, err := local.New("logs", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -198,7 +198,7 @@ type Pipeline struct {
 	jbusy   bool           // a leader is writing
 	jready  chan struct{}  // closed when the current write ends
 	jclosed bool           // Run has ended: no more writes
-	pushers sync.WaitGroup // goroutines queueing a journal group's records for a full lane
+	pushers sync.WaitGroup // goroutines queueing a journal group's records for a full lane, and stand-in leaders (leave); Run waits for them
 }
 
 // group is the records of Commit calls written by one journal write.
@@ -539,10 +539,18 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 func (p *Pipeline) leave(g *group) {
 	p.jmu.Lock()
 	g.waiters--
-	orphan := g.waiters == 0 && g == p.jcur
+	// Once Run closed the journal nothing is written: the group's
+	// callers all left unanswered, so nothing acknowledged is lost.
+	orphan := g.waiters == 0 && g == p.jcur && !p.jclosed
+	if orphan {
+		p.pushers.Add(1) // Run waits for it (added before jclosed is set)
+	}
 	p.jmu.Unlock()
 	if orphan {
-		go p.commitJournaled(context.Background(), nil)
+		go func() {
+			defer p.pushers.Done()
+			p.commitJournaled(context.Background(), nil)
+		}()
 	}
 }
 
@@ -673,7 +681,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// Stopping is announced at once, even while the writer retries a
 	// batch: retries of journaled records then end (they stay in the
 	// journal) and the drain can finish.
-	go func() { <-ctx.Done(); p.stop() }()
+	announced := make(chan struct{})
+	go func() { defer close(announced); <-ctx.Done(); p.stop() }()
+	defer func() { <-announced }()
 	p.writer(ctx)
 	if p.journal == nil {
 		return nil

@@ -5,7 +5,9 @@
 // The Detector runs on event time only: it never reads the clock. Fed the
 // same records it gives the same Insights, whether they arrive live from the
 // store's append feed or are replayed from imported history (see Retro).
-// docs/insights.md explains the algorithm and its parameters.
+// docs/insights.md explains the algorithm and its parameters. The live
+// Runner (NewRunner(RunnerConfig), Run(ctx) error) follows the store's
+// append feed.
 package insights
 
 import (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,9 +30,9 @@ type Enabler interface {
 	InsightsEnabled(account, region string) []string
 }
 
-// Runner runs the detector live over the store's append feed and stores the
-// Insights records of accounts and regions that enabled them.
-type Runner struct {
+// RunnerConfig configures a Runner. Feed and Sink are required; a zero
+// Params is DefaultParams.
+type RunnerConfig struct {
 	Feed    Feed
 	Sink    Sink
 	History Lookuper // for attributions; nil: none
@@ -40,14 +41,19 @@ type Runner struct {
 	Enabled Enabler
 	All     bool
 	Params  Params
-	Logger  *slog.Logger
+	Logger  *slog.Logger // default: discard
 	// Registerer receives the runner's metrics; nil: none.
 	Registerer prometheus.Registerer
 	// Poll is how long the runner waits when the feed has nothing new
 	// (default 1s); Now is the clock (default time.Now).
 	Poll time.Duration
 	Now  func() time.Time
+}
 
+// Runner runs the detector live over the store's append feed and stores the
+// Insights records of accounts and regions that enabled them.
+type Runner struct {
+	cfg     RunnerConfig
 	det     *Detector
 	pending []Insight
 	metrics struct {
@@ -58,6 +64,23 @@ type Runner struct {
 	lastLate int64
 }
 
+// NewRunner returns a runner; Run runs it, once.
+func NewRunner(cfg RunnerConfig) *Runner {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if reflect.ValueOf(cfg.Params).IsZero() {
+		cfg.Params = DefaultParams()
+	}
+	return &Runner{cfg: cfg}
+}
+
 // batchSize is how many feed records the runner reads at a time.
 const batchSize = 2000
 
@@ -65,18 +88,11 @@ const batchSize = 2000
 // detector's state by replaying the store (derived event IDs make the
 // Insights it finds again duplicates), then follows new records. When the
 // feed is idle it judges the minutes older than now − Lateness, so that
-// Insights end even when calls stop altogether.
+// Insights end even when calls stop altogether. It returns nil when ctx
+// ends, after the batch under way (an error only for invalid Params); it
+// starts no goroutine.
 func (r *Runner) Run(ctx context.Context) error {
-	if r.Logger == nil {
-		r.Logger = slog.New(slog.DiscardHandler)
-	}
-	if r.Poll <= 0 {
-		r.Poll = time.Second
-	}
-	if r.Now == nil {
-		r.Now = time.Now
-	}
-	det, err := NewDetector(r.Params, func(in Insight) { r.pending = append(r.pending, in) })
+	det, err := NewDetector(r.cfg.Params, func(in Insight) { r.pending = append(r.pending, in) })
 	if err != nil {
 		return err
 	}
@@ -84,15 +100,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.register()
 	var pos int64
 	for {
-		batch, err := r.Feed.ReadAppended(ctx, pos, batchSize)
+		batch, err := r.cfg.Feed.ReadAppended(ctx, pos, batchSize)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			r.Logger.Warn("insights: reading the feed", "err", err)
+			r.cfg.Logger.Warn("insights: reading the feed", "err", err)
 			batch = nil
 		}
-		now := r.Now()
+		now := r.cfg.Now()
 		for _, a := range batch {
 			pos = a.Seq
 			o, ok := Observe(a.Record)
@@ -118,19 +134,19 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.lastLate = st.Late
 		}
 		if len(batch) < batchSize {
-			r.det.Flush(now.Add(-r.Params.Lateness))
+			r.det.Flush(now.Add(-r.cfg.Params.Lateness))
 		}
 		if err := r.store(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			r.Logger.Warn("insights: storing Insights", "err", err)
+			r.cfg.Logger.Warn("insights: storing Insights", "err", err)
 		}
 		if len(batch) < batchSize {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(r.Poll):
+			case <-time.After(r.cfg.Poll):
 			}
 		}
 	}
@@ -147,7 +163,7 @@ func (r *Runner) store(ctx context.Context) error {
 		if !r.enabled(in) {
 			continue
 		}
-		attrs, err := Attributions(ctx, r.History, in)
+		attrs, err := Attributions(ctx, r.cfg.History, in)
 		if err != nil {
 			return err
 		}
@@ -156,11 +172,11 @@ func (r *Runner) store(ctx context.Context) error {
 			return err
 		}
 		recs = append(recs, rec)
-		r.Logger.Info("insight", "state", in.State, "type", in.InsightType, "account", in.Account, "region", in.Region,
+		r.cfg.Logger.Info("insight", "state", in.State, "type", in.InsightType, "account", in.Account, "region", in.Region,
 			"eventSource", in.EventSource, "eventName", in.EventName, "errorCode", in.ErrorCode, "start", in.Start)
 	}
 	if len(recs) > 0 {
-		if _, err := r.Sink.Append(ctx, recs); err != nil {
+		if _, err := r.cfg.Sink.Append(ctx, recs); err != nil {
 			return err
 		}
 		if r.metrics.insights != nil {
@@ -172,10 +188,10 @@ func (r *Runner) store(ctx context.Context) error {
 }
 
 func (r *Runner) enabled(in Insight) bool {
-	if r.Enabled == nil {
-		return r.All
+	if r.cfg.Enabled == nil {
+		return r.cfg.All
 	}
-	for _, t := range r.Enabled.InsightsEnabled(in.Account, in.Region) {
+	for _, t := range r.cfg.Enabled.InsightsEnabled(in.Account, in.Region) {
 		if t == in.InsightType {
 			return true
 		}
@@ -184,7 +200,7 @@ func (r *Runner) enabled(in Insight) bool {
 }
 
 func (r *Runner) register() {
-	if r.Registerer == nil {
+	if r.cfg.Registerer == nil {
 		return
 	}
 	m := &r.metrics
@@ -195,10 +211,10 @@ func (r *Runner) register() {
 	m.position = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_insights_feed_position", Help: "Last feed sequence number the Insights runner read."})
 	m.series = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_insights_series", Help: "Series the Insights detector tracks."})
 	for _, c := range []prometheus.Collector{m.records, m.insights, m.late, m.future, m.position, m.series} {
-		if err := r.Registerer.Register(c); err != nil {
+		if err := r.cfg.Registerer.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
-				r.Logger.Warn("insights: metrics", "err", fmt.Sprint(err))
+				r.cfg.Logger.Warn("insights: metrics", "err", fmt.Sprint(err))
 			}
 		}
 	}

@@ -221,8 +221,8 @@ func TestRunnerLiveMatchesRetro(t *testing.T) {
 	live := audittest.NewMemStore()
 	var now atomic.Int64 // the wall clock follows the records, a minute behind
 	now.Store(t0.Unix())
-	r := &insights.Runner{Feed: live, Sink: live, History: live, All: true, Params: smallParams(), Poll: time.Millisecond,
-		Now: func() time.Time { return time.Unix(now.Load(), 0) }}
+	r := insights.NewRunner(insights.RunnerConfig{Feed: live, Sink: live, History: live, All: true, Params: smallParams(), Poll: time.Millisecond,
+		Now: func() time.Time { return time.Unix(now.Load(), 0) }})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	for i := 0; i < len(ordered); {
@@ -259,8 +259,8 @@ func TestRunnerOnlyEnabled(t *testing.T) {
 	hist := burstHistory(t)
 	slices.SortStableFunc(hist, func(a, b audit.Record) int { return a.Time.Compare(b.Time) })
 	appendAll(t, s, hist)
-	r := &insights.Runner{Feed: s, Sink: s, Enabled: enabler{insights.ErrorRate}, Params: smallParams(), Poll: 5 * time.Millisecond,
-		Now: func() time.Time { return t0.Add(5 * time.Hour) }}
+	r := insights.NewRunner(insights.RunnerConfig{Feed: s, Sink: s, Enabled: enabler{insights.ErrorRate}, Params: smallParams(), Poll: 5 * time.Millisecond,
+		Now: func() time.Time { return t0.Add(5 * time.Hour) }})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	deadline := time.Now().Add(20 * time.Second)
@@ -330,5 +330,36 @@ func TestReplayReal(t *testing.T) {
 	}
 	if res.Stored != len(res.Insights) {
 		t.Errorf("stored %d of %d", res.Stored, len(res.Insights))
+	}
+}
+
+// blockedFeed holds a read until its context ends.
+type blockedFeed struct {
+	entered  chan struct{}
+	returned atomic.Bool
+}
+
+func (b *blockedFeed) ReadAppended(ctx context.Context, _ int64, _ int) ([]audit.Appended, error) {
+	close(b.entered)
+	<-ctx.Done()
+	b.returned.Store(true)
+	return nil, ctx.Err()
+}
+
+// TestRunnerRunReturnsAfterItsRead: a cancelled Run returns nil, and only
+// after the read under way returned.
+func TestRunnerRunReturnsAfterItsRead(t *testing.T) {
+	f := &blockedFeed{entered: make(chan struct{})}
+	r := insights.NewRunner(insights.RunnerConfig{Feed: f, Sink: audittest.NewMemStore(), All: true})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-f.entered
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v; want nil", err)
+	}
+	if !f.returned.Load() {
+		t.Error("Run returned before its read")
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 )
 
 // logFile is a trail log file of n records: each of the accounts in turn
@@ -44,7 +44,7 @@ func TestImportsTakeOnlyTheCallersRecords(t *testing.T) {
 	const acctC = "333333333333" // outside the organization
 	ctx := context.Background()
 	bdir := t.TempDir()
-	logs, err := bucket.NewLocal("cairn-logs", bdir)
+	logs, err := local.New("cairn-logs", bdir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 	"github.com/cairn-audit/cairn/internal/importer"
 )
 
@@ -49,7 +49,7 @@ func TestImportsKeepWhatTheyReport(t *testing.T) {
 	for _, f := range []string{"a", "b", "c", "d", "e"} {
 		os.WriteFile(filepath.Join(root, f+".json"), agedLogFile(f, acctA, now, ages), 0o600)
 	}
-	logs, err := bucket.NewLocal("gated-logs", gdir)
+	logs, err := local.New("gated-logs", gdir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	localbucket "github.com/cairn-audit/cairn/internal/bucket/local"
+	s3bucket "github.com/cairn-audit/cairn/internal/bucket/s3"
 	"github.com/cairn-audit/cairn/internal/mototest"
 )
 
@@ -57,21 +58,21 @@ func TestImportsFromS3(t *testing.T) {
 	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
 	moto := mototest.Start(t)
 	ctx := context.Background()
-	s3opts := bucket.S3Options{Endpoint: moto, Region: "us-east-1", AccessKeyID: "x", SecretAccessKey: "y", PathStyle: true}
+	s3opts := s3bucket.Options{Endpoint: moto, Region: "us-east-1", AccessKeyID: "x", SecretAccessKey: "y", PathStyle: true}
 	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider("x", "y", "")})
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("audit-logs")}); err != nil {
 		t.Fatal(err)
 	}
-	local, err := bucket.NewLocal("local-logs", t.TempDir())
+	local, err := localbucket.New("local-logs", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s3b := bucket.NewS3("audit-logs", s3opts)
+	s3b := s3bucket.New("audit-logs", s3opts)
 	gate := &gated{Bucket: s3b}
 	buckets := map[string]Bucket{
 		"audit-logs":   s3b,
-		"missing-logs": bucket.NewS3("missing-logs", s3opts), // configured, not on the endpoint
+		"missing-logs": s3bucket.New("missing-logs", s3opts), // configured, not on the endpoint
 		"local-logs":   local,
 		"gated-logs":   gate,
 	}
@@ -87,7 +88,9 @@ func TestImportsFromS3(t *testing.T) {
 			return err
 		}
 		rel, _ := filepath.Rel(real, p)
-		for _, bk := range []bucket.Bucket{s3b, local} {
+		for _, bk := range []interface {
+			Put(context.Context, string, []byte, string, map[string]string) error
+		}{s3b, local} {
 			if err := bk.Put(ctx, s3Layout(rel), b, "", nil); err != nil {
 				return err
 			}

@@ -346,7 +346,7 @@ func (l *Lake) saveLocked() error {
 }
 
 // Bucket is a bucket StartImport reads s3:// sources from
-// (internal/bucket's S3 and local buckets).
+// (internal/bucket/s3 and internal/bucket/local).
 type Bucket interface {
 	importer.Objects
 	// Check reports an error when the bucket does not exist or cannot be

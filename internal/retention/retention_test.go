@@ -20,7 +20,7 @@ func TestJanitorSweepsAtStartAndOnInterval(t *testing.T) {
 		add(100*24*time.Hour, "old")
 		add(time.Hour, "new")
 		ctx, cancel := context.WithCancel(t.Context())
-		j := &Janitor{Store: st, Retention: 90 * 24 * time.Hour, Interval: time.Hour}
+		j := New(Config{Store: st, Retention: 90 * 24 * time.Hour, Interval: time.Hour})
 		done := make(chan error)
 		go func() { done <- j.Run(ctx) }()
 		synctest.Wait()
@@ -44,10 +44,39 @@ func TestJanitorSweepsAtStartAndOnInterval(t *testing.T) {
 func TestJanitorKeepsForeverWithZeroRetention(t *testing.T) {
 	st := audittest.NewMemStore()
 	st.Append(t.Context(), []audit.Record{{Account: "1", EventID: "x", Time: time.Unix(0, 0)}})
-	if err := (&Janitor{Store: st}).Run(t.Context()); err != nil {
+	if err := New(Config{Store: st}).Run(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if st.Len() != 1 {
 		t.Errorf("retention 0 removed records")
+	}
+}
+
+// blockedDeleter holds a sweep until its context ends.
+type blockedDeleter struct {
+	entered  chan struct{}
+	returned bool
+}
+
+func (b *blockedDeleter) DeleteBefore(ctx context.Context, _ time.Time) (int64, error) {
+	close(b.entered)
+	<-ctx.Done()
+	b.returned = true
+	return 0, ctx.Err()
+}
+
+// A cancelled Run returns only after the sweep under way, and nil.
+func TestJanitorRunReturnsAfterItsSweep(t *testing.T) {
+	b := &blockedDeleter{entered: make(chan struct{})}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- New(Config{Store: b, Retention: time.Hour}).Run(ctx) }()
+	<-b.entered
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v; want nil", err)
+	}
+	if !b.returned {
+		t.Error("Run returned before its sweep")
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"fmt"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -170,11 +170,11 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 		return nil
 	})
-	bk, err := bucket.NewLocal("logs", b.TempDir())
+	bk, err := local.New("logs", b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return bk, true }, Interval: time.Hour}
+	d := NewDeliverer(DeliveryConfig{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return bk, true }, Interval: time.Hour})
 	b.ReportAllocs()
 	b.ResetTimer()
 	d.DeliverOnce(ctx)

@@ -25,24 +25,52 @@ type Feed interface {
 	LastSeq(ctx context.Context) (int64, error)
 }
 
-// Deliverer writes the records logging trails select to their buckets,
-// every Interval and once more when Run ends.
-type Deliverer struct {
+// DeliveryConfig configures a Deliverer. Registry, Feed and Bucket are
+// required; the rest has working defaults.
+type DeliveryConfig struct {
 	Registry *Registry
 	Feed     Feed
-	Bucket   func(name string) (Bucket, bool)
+	// Bucket returns the bucket a trail names (false: not configured).
+	Bucket func(name string) (Bucket, bool)
+	// Interval between delivery rounds (default 5 minutes, as AWS).
 	Interval time.Duration
-	Now      func() time.Time
-	Logger   *slog.Logger
+	Now      func() time.Time // the clock (default time.Now)
+	Logger   *slog.Logger     // default: discard
 	// Observer, when set, is told of every log file delivered (digests).
 	Observer Observer
 	// Registerer, when set, receives the delivery metrics.
 	Registerer prometheus.Registerer
+}
+
+// DefaultDeliveryInterval is how often trails deliver when
+// DeliveryConfig.Interval is zero.
+const DefaultDeliveryInterval = 5 * time.Minute
+
+// Deliverer writes the records logging trails select to their buckets,
+// every Interval and once more when Run ends.
+type Deliverer struct {
+	cfg DeliveryConfig
 
 	mu      sync.Mutex // one delivery at a time
 	backoff map[string]backoff
 	files   map[string]logFileBody // bodies of the current batch, shared by trails
 	metrics *deliveryMetrics
+}
+
+// NewDeliverer returns a Deliverer; Run or DeliverOnce deliver.
+func NewDeliverer(cfg DeliveryConfig) *Deliverer {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultDeliveryInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Deliverer{cfg: cfg}
+	d.initMetrics()
+	return d
 }
 
 // deliveryMetrics are the Deliverer's counters.
@@ -65,8 +93,8 @@ func (d *Deliverer) initMetrics() {
 			Help: "Trail delivery attempts that failed and will be retried after a backoff, by error code.",
 		}, []string{"code"}),
 	}
-	if d.Registerer != nil {
-		d.Registerer.MustRegister(d.metrics.setAside, d.metrics.failures)
+	if d.cfg.Registerer != nil {
+		d.cfg.Registerer.MustRegister(d.metrics.setAside, d.metrics.failures)
 	}
 }
 
@@ -92,9 +120,10 @@ const (
 )
 
 // Run delivers every Interval until ctx ends, then delivers once more
-// (bounded by 30 s), so that a graceful shutdown leaves nothing behind.
-func (d *Deliverer) Run(ctx context.Context) {
-	tick := time.NewTicker(d.Interval)
+// (bounded by 30 s), so that a graceful shutdown leaves nothing behind,
+// and returns nil. It starts no goroutine.
+func (d *Deliverer) Run(ctx context.Context) error {
+	tick := time.NewTicker(d.cfg.Interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -105,7 +134,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			d.round(final, true)
 			cancel()
-			return
+			return nil
 		case <-tick.C:
 			d.DeliverOnce(ctx)
 		}
@@ -134,7 +163,7 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 	defer d.mu.Unlock()
 	d.initMetrics()
 	now := d.now()
-	trails := d.Registry.snapshot(func(t *Trail) bool {
+	trails := d.cfg.Registry.snapshot(func(t *Trail) bool {
 		b, ok := d.backoff[t.ARN()]
 		return (t.Logging || t.Draining) && (final || !ok || !now.Before(b.next))
 	})
@@ -146,7 +175,7 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 		from = min(from, t.Position)
 	}
 	for {
-		batch, err := d.Feed.ReadAppended(ctx, from, feedBatch)
+		batch, err := d.cfg.Feed.ReadAppended(ctx, from, feedBatch)
 		if err != nil {
 			if ctx.Err() == nil { // a stop is no failure
 				d.log().Error("trail: read the store", "err", err)
@@ -230,9 +259,9 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		if a.Seq <= t.Position || a.Seq > end || !t.logged(a.Record.Time) || !t.Selects(&a.Record) {
 			continue
 		}
-		g := group{a.Record.Account, a.Record.Region, FolderLogs}
+		g := group{a.Record.Account, a.Record.Region, folderLogs}
 		if a.Record.Category == audit.CategoryInsight {
-			g.folder = FolderInsights
+			g.folder = folderInsights
 		}
 		if skip[g.key()] {
 			continue
@@ -245,7 +274,7 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 	if len(order) == 0 {
 		return out
 	}
-	b, ok := d.Bucket(t.S3BucketName)
+	b, ok := d.cfg.Bucket(t.S3BucketName)
 	if !ok {
 		out.err = &objects.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
 		return out
@@ -265,7 +294,7 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		if !audit.ValidRegion(g.region) {
 			// A record stored before regions were validated: its key
 			// would hold a "region" such as '..'. Not even tried.
-			d.setAside(t, g, batch, idx, "InvalidArgument", fmt.Errorf("awsRegion %q is not an AWS region", clip(g.region)), &out)
+			d.setAside(t, g, batch, idx, "InvalidArgument", fmt.Errorf("awsRegion %q is not an AWS region", audit.Clip(g.region, 128)), &out)
 			continue
 		}
 		err := d.writeGroup(ctx, b, t, g, batch, idx)
@@ -309,15 +338,15 @@ func (d *Deliverer) writeGroup(ctx context.Context, b Bucket, t *Trail, g group,
 		n, raw, gz := f.n, f.raw, f.gz
 		key := logKey(t, g, d.now())
 		if !objects.ValidKey(key) {
-			return &objects.CodeError{Code: "InvalidArgument", Err: fmt.Errorf("log key %q: %w", clip(key), objects.ErrKeyRefused)}
+			return &objects.CodeError{Code: "InvalidArgument", Err: fmt.Errorf("log key %q: %w", audit.Clip(key, 128), objects.ErrKeyRefused)}
 		}
 		if err := b.Put(ctx, key, gz, "application/json", nil); err != nil {
 			return err
 		}
-		if d.Observer != nil {
+		if d.cfg.Observer != nil {
 			oldest, newest := span(recs[:n])
-			if g.folder == FolderLogs {
-				d.Observer.LogDelivered(ctx, *t, g.account, g.region, key, raw, oldest, newest)
+			if g.folder == folderLogs {
+				d.cfg.Observer.LogDelivered(ctx, *t, g.account, g.region, key, raw, oldest, newest)
 			}
 		}
 		recs, idx = recs[n:], idx[n:]
@@ -333,7 +362,7 @@ func (d *Deliverer) setAside(t *Trail, g group, batch []audit.Appended, idx []in
 	out.code = code
 	d.metrics.setAside.WithLabelValues(code).Add(float64(len(idx)))
 	d.log().Error("trail: records set aside: their log file cannot be delivered", "trail", t.ARN(),
-		"account", clip(g.account), "region", clip(g.region), "folder", g.folder, "records", len(idx),
+		"account", audit.Clip(g.account, 128), "region", audit.Clip(g.region, 128), "folder", g.folder, "records", len(idx),
 		"first_seq", batch[idx[0]].Seq, "last_seq", batch[idx[len(idx)-1]].Seq, "code", code, "err", cause)
 }
 
@@ -407,7 +436,7 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 	} else {
 		delete(d.backoff, t.ARN())
 	}
-	uerr := d.Registry.update(func(trails map[string]*Trail) error {
+	uerr := d.cfg.Registry.update(func(trails map[string]*Trail) error {
 		cur := trails[t.ARN()]
 		if cur == nil {
 			return nil // deleted meanwhile
@@ -519,20 +548,10 @@ func logKey(tr *Trail, g group, t time.Time) string {
 		b[i] = alnum[int(b[i])%len(alnum)]
 	}
 	t = t.UTC()
-	return fmt.Sprintf("%s%s/%s_%s_%s_%s_%s.json.gz", tr.KeyPrefix(g.account, g.folder, g.region),
+	return fmt.Sprintf("%s%s/%s_%s_%s_%s_%s.json.gz", tr.keyPrefix(g.account, g.folder, g.region),
 		t.Format("2006/01/02"), g.account, g.folder, g.region, t.Format("20060102T1504Z"), b[:])
 }
 
-func (d *Deliverer) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
-}
+func (d *Deliverer) now() time.Time { return d.cfg.Now() }
 
-func (d *Deliverer) log() *slog.Logger {
-	if d.Logger != nil {
-		return d.Logger
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func (d *Deliverer) log() *slog.Logger { return d.cfg.Logger }

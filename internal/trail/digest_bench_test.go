@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
@@ -67,7 +67,7 @@ func BenchmarkHashLog(b *testing.B) {
 // bucket "audit-logs" in dir/bucket, with the keys in dir. It returns the
 // start time. The benchmark script uses it through TestWriteBenchData.
 func writeBenchChain(tb testing.TB, dir string, hours, perHour, records int) time.Time {
-	bkt, err := bucket.NewLocal("audit-logs", filepath.Join(dir, "bucket"))
+	bkt, err := local.New("audit-logs", filepath.Join(dir, "bucket"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -80,11 +80,11 @@ func writeBenchChain(tb testing.TB, dir string, hours, perHour, records int) tim
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w, err := NewDigestWriter(dir, ft, func(string) (Bucket, bool) { return bkt, true }, keys, time.Hour)
+	w, err := NewDigestWriter(DigestConfig{Dir: dir, Trails: ft, Bucket: func(string) (Bucket, bool) { return bkt, true }, Keys: keys,
+		Interval: time.Hour, Now: clk.now})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w.Now = clk.now
 	raw := benchLog(records)
 	zipped := gzipBench(tb, raw)
 	ctx := context.Background()
@@ -121,7 +121,7 @@ func BenchmarkValidate(b *testing.B) {
 	dir := b.TempDir()
 	t0 := writeBenchChain(b, dir, 6, 12, 1000)
 	kr, _ := OpenKeyring(dir, 0)
-	bkt, _ := bucket.NewLocal("audit-logs", filepath.Join(dir, "bucket"))
+	bkt, _ := local.New("audit-logs", filepath.Join(dir, "bucket"))
 	raw := int64(len(benchLog(1000)))
 	b.SetBytes(raw * 72)
 	for b.Loop() {

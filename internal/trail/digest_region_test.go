@@ -12,7 +12,7 @@ import (
 // validated) gets no home-region digest chain.
 func TestDigestStatusIsACode(t *testing.T) {
 	f := newFixture(t, "")
-	f.w.Bucket = func(string) (Bucket, bool) { return nil, false }
+	f.w.cfg.Bucket = func(string) (Bucket, bool) { return nil, false }
 	f.clk.t = f.t0.Add(2 * time.Hour)
 	f.w.WriteDue(context.Background())
 	arn := f.trails.trails[0].ARN()

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
@@ -32,7 +32,7 @@ func (f *fakeTrails) Trails() []Trail {
 	return append([]Trail(nil), f.trails...)
 }
 
-func (f *fakeTrails) SetDigestStatus(arn string, at time.Time, e string) error {
+func (f *fakeTrails) setDigestStatus(arn string, at time.Time, e string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.status == nil {
@@ -48,7 +48,7 @@ func (c *clock) now() time.Time { return c.t }
 
 type fixture struct {
 	dir    string
-	bkt    *bucket.Local
+	bkt    *local.Bucket
 	trails *fakeTrails
 	keys   *Keyring
 	w      *DigestWriter
@@ -59,7 +59,7 @@ type fixture struct {
 func newFixture(t *testing.T, prefix string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	bkt, err := bucket.NewLocal("audit-logs", filepath.Join(dir, "bucket"))
+	bkt, err := local.New("audit-logs", filepath.Join(dir, "bucket"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,11 +72,11 @@ func newFixture(t *testing.T, prefix string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewDigestWriter(dir, ft, func(n string) (Bucket, bool) { return bkt, n == "audit-logs" }, keys, time.Hour)
+	w, err := NewDigestWriter(DigestConfig{Dir: dir, Trails: ft, Bucket: func(n string) (Bucket, bool) { return bkt, n == "audit-logs" },
+		Keys: keys, Interval: time.Hour, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Now = clk.now
 	return &fixture{dir: dir, bkt: bkt, trails: ft, keys: keys, w: w, clk: clk, t0: t0}
 }
 
@@ -85,7 +85,7 @@ func newFixture(t *testing.T, prefix string) *fixture {
 func (f *fixture) deliver(t *testing.T, region, body string) string {
 	t.Helper()
 	tr := f.trails.trails[0]
-	key := tr.KeyPrefix(tr.Account, FolderLogs, region) + f.clk.t.Format("2006/01/02/") + tr.Account +
+	key := tr.keyPrefix(tr.Account, folderLogs, region) + f.clk.t.Format("2006/01/02/") + tr.Account +
 		"_CloudTrail_" + region + "_" + f.clk.t.Format("20060102T1504Z") + "_AbCdEfGhIjKlMnOp.json.gz"
 	if err := f.bkt.Put(context.Background(), key, gz(t, []byte(body)), "application/json", nil); err != nil {
 		t.Fatal(err)
@@ -217,11 +217,10 @@ func TestDigestChain(t *testing.T) {
 	}
 
 	// A restarted writer continues the chain.
-	w2, err := NewDigestWriter(f.dir, f.trails, f.w.Bucket, f.keys, time.Hour)
+	w2, err := NewDigestWriter(DigestConfig{Dir: f.dir, Trails: f.trails, Bucket: f.w.cfg.Bucket, Keys: f.keys, Interval: time.Hour, Now: f.clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2.Now = f.clk.now
 	f.clk.t = f.t0.Add(3 * time.Hour)
 	w2.WriteDue(context.Background())
 	d = f.digests(t)
@@ -505,5 +504,88 @@ func TestReportUnlisted(t *testing.T) {
 	// Without the option: AWS's report, the added files unseen.
 	if ok, out, errs := f.validate(t, f.t0, f.t0.Add(2*time.Hour)); !ok || errs != "" || strings.Contains(out, "not named") {
 		t.Errorf("without --report-unlisted: ok=%v\n%s\n%q", ok, out, errs)
+	}
+}
+
+// TestDigestRunReturnsAfterItsWrite: a cancelled Run returns nil, and
+// only after the digest write under way returned.
+func TestDigestRunReturnsAfterItsWrite(t *testing.T) {
+	f := newFixture(t, "")
+	f.w.WriteDue(context.Background()) // the chain begins
+	f.clk.t = f.t0.Add(time.Hour + time.Second)
+	s := &stalling{Bucket: f.bkt, started: make(chan struct{})}
+	f.w.cfg.Bucket = func(string) (Bucket, bool) { return s, true }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.w.Run(ctx) }()
+	<-s.started
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v; want nil", err)
+	}
+	// A write that shutdown interrupted is no delivery failure: the
+	// status shows no error, and the digest is written at the next start.
+	f.trails.mu.Lock()
+	defer f.trails.mu.Unlock()
+	if e := f.trails.status[f.trails.trails[0].ARN()]; e != "" {
+		t.Errorf("LatestDigestDeliveryError after a shutdown = %q; want none", e)
+	}
+}
+
+// TestKeyringTempFiles: the server's OpenKeyring removes the temporary
+// files a crash left beside the keys file (they hold private keys), a run
+// leaves none, and ReadPublicKeys (validate-logs, possibly while a server
+// saves keys) reads the keys and removes nothing.
+func TestKeyringTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	kr, err := OpenKeyring(dir, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	k, err := kr.Current("us-east-1", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	temps := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, keysFile+".tmp-*"))
+		return m
+	}
+	if got := temps(); len(got) != 0 {
+		t.Fatalf("a save left %v", got)
+	}
+	// A crash between writing the temporary file and its rename.
+	left := filepath.Join(dir, keysFile+".tmp-12345")
+	if err := os.WriteFile(left, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ReadPublicKeys(dir, "us-east-1", t0, t0.Add(time.Hour))
+	if err != nil || len(pub) != 1 || pub[0].Fingerprint != k.Fingerprint {
+		t.Fatalf("ReadPublicKeys = %v, %v; want the one key", pub, err)
+	}
+	if got := temps(); len(got) != 1 {
+		t.Fatalf("ReadPublicKeys touched the temporary files: %v", got)
+	}
+	if _, err := OpenKeyring(dir, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := temps(); len(got) != 0 {
+		t.Errorf("OpenKeyring left %v", got)
+	}
+}
+
+// TestDigestWriterRemovesTempFiles: the writer owns digest-chains.json
+// and removes the temporary files a crash left beside it.
+func TestDigestWriterRemovesTempFiles(t *testing.T) {
+	f := newFixture(t, "")
+	left := filepath.Join(f.dir, stateFile+".tmp-777")
+	if err := os.WriteFile(left, []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewDigestWriter(DigestConfig{Dir: f.dir, Trails: f.trails, Bucket: f.w.cfg.Bucket, Keys: f.keys}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("temporary file left: %v", err)
 	}
 }

@@ -18,11 +18,33 @@ import (
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
-// Trails is what the writer needs of the trail registry.
+// DigestTrails is what the writer needs of the trail registry: the
+// *Registry (its status method is unexported, so only this package's
+// types satisfy it).
 type DigestTrails interface {
 	Trails() []Trail
-	SetDigestStatus(arn string, at time.Time, deliveryErr string) error
+	setDigestStatus(arn string, at time.Time, deliveryErr string) error
 }
+
+// DigestConfig configures a DigestWriter. Dir, Trails, Bucket and Keys are
+// required; the rest has working defaults.
+type DigestConfig struct {
+	// Dir is the data dir, where the writer keeps its chains
+	// (digest-chains.json).
+	Dir    string
+	Trails DigestTrails
+	// Bucket returns the bucket a trail names (false: not configured).
+	Bucket func(name string) (Bucket, bool)
+	Keys   *Keyring
+	// Interval between digests of a chain (default 1 hour, as AWS).
+	Interval time.Duration
+	Now      func() time.Time // the clock (default time.Now)
+	Logger   *slog.Logger     // default: discard
+}
+
+// DefaultDigestInterval is how often a chain gets a digest when
+// DigestConfig.Interval is zero.
+const DefaultDigestInterval = time.Hour
 
 // DigestWriter writes the digest files of trails with log file validation: it
 // learns of every delivered log file (Observer) and, every Interval,
@@ -30,12 +52,7 @@ type DigestTrails interface {
 // was delivered, as AWS does. Its chains (previous digest, log files not
 // yet digested) are kept in the data dir, so a restart continues them.
 type DigestWriter struct {
-	Trails   DigestTrails
-	Bucket   func(name string) (Bucket, bool)
-	Keys     *Keyring
-	Interval time.Duration
-	Now      func() time.Time
-	Logger   *slog.Logger
+	cfg DigestConfig
 
 	path string
 	mu   sync.Mutex // guards chains and the state file
@@ -101,10 +118,23 @@ func chainID(arn, account, region string) string { return arn + "|" + account + 
 // stateFile is the writer's file in the data dir.
 const stateFile = "digest-chains.json"
 
-// NewDigestWriter returns a writer keeping its chains in dir.
-func NewDigestWriter(dir string, trails DigestTrails, buckets func(string) (Bucket, bool), keys *Keyring, interval time.Duration) (*DigestWriter, error) {
-	w := &DigestWriter{Trails: trails, Bucket: buckets, Keys: keys, Interval: interval,
-		path: filepath.Join(dir, stateFile), chains: map[string]*chainState{}}
+// NewDigestWriter returns a writer keeping its chains in cfg.Dir. It
+// owns that file: it removes the temporary files a crash left next to it,
+// so only the server may open one.
+func NewDigestWriter(cfg DigestConfig) (*DigestWriter, error) {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultDigestInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &DigestWriter{cfg: cfg, path: filepath.Join(cfg.Dir, stateFile), chains: map[string]*chainState{}}
+	if err := atomicfile.CleanTemp(w.path); err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	}
 	b, err := os.ReadFile(w.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return w, nil
@@ -175,7 +205,7 @@ func (w *DigestWriter) chainLocked(t *Trail, account, region string) *chainState
 		start := now
 		if !t.StartLoggingTime.IsZero() && t.StartLoggingTime.Before(now) {
 			start = t.StartLoggingTime
-			if floor := now.Add(-w.Interval); start.Before(floor) {
+			if floor := now.Add(-w.cfg.Interval); start.Before(floor) {
 				start = floor
 			}
 		}
@@ -188,15 +218,17 @@ func (w *DigestWriter) chainLocked(t *Trail, account, region string) *chainState
 
 // Run writes the due digests at once (a restart, after a crash too,
 // catches up on digests that came due while cairn was down instead of
-// waiting another interval), then every Interval until ctx ends.
-func (w *DigestWriter) Run(ctx context.Context) {
-	tick := time.NewTicker(w.Interval)
+// waiting another interval), then every Interval until ctx ends, and
+// returns nil. Files delivered but not digested yet wait in the data dir
+// for the next start. It starts no goroutine.
+func (w *DigestWriter) Run(ctx context.Context) error {
+	tick := time.NewTicker(w.cfg.Interval)
 	defer tick.Stop()
 	w.WriteDue(ctx)
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 			w.WriteDue(ctx)
 		}
@@ -213,7 +245,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 	defer w.write.Unlock()
 	now := w.now().UTC().Truncate(time.Second)
 	trails := map[string]Trail{}
-	for _, t := range w.Trails.Trails() {
+	for _, t := range w.cfg.Trails.Trails() {
 		trails[t.ARN()] = t
 	}
 	w.mu.Lock()
@@ -222,7 +254,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		// regions were validated) gets no home-region chain: its digest
 		// keys could not be written.
 		if t.Logging && t.LogFileValidationEnabled && audit.ValidRegion(t.HomeRegion) {
-			for _, acct := range t.Accounts() {
+			for _, acct := range t.accounts() {
 				w.chainLocked(&t, acct, t.HomeRegion)
 			}
 		}
@@ -264,7 +296,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 			w.mu.Unlock()
 			continue
 		}
-		if active && !snap.Ended && now.Sub(snap.Start) < w.Interval {
+		if active && !snap.Ended && now.Sub(snap.Start) < w.cfg.Interval {
 			continue
 		}
 		if !ok {
@@ -282,10 +314,13 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 			continue // at most one digest per second
 		}
 		err := w.writeDigest(ctx, &t, &snap, now)
+		if err != nil && ctx.Err() != nil {
+			return // shutdown: no failure; the chain is unchanged and the next start writes it
+		}
 		if err != nil {
 			w.log().Warn("digest: delivery failed", "trail", t.ARN(), "account", snap.Account, "region", snap.Region, "err", err)
 			// The status gets an S3-style code, never raw text.
-			if serr := w.Trails.SetDigestStatus(t.ARN(), now, objects.ErrorCode(err)); serr != nil {
+			if serr := w.cfg.Trails.setDigestStatus(t.ARN(), now, objects.ErrorCode(err)); serr != nil {
 				w.log().Error("digest: saving the digest status", "err", serr)
 			}
 			continue
@@ -305,7 +340,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 			}
 		}
 		w.mu.Unlock()
-		if serr := w.Trails.SetDigestStatus(t.ARN(), now, ""); serr != nil {
+		if serr := w.cfg.Trails.setDigestStatus(t.ARN(), now, ""); serr != nil {
 			w.log().Error("digest: saving the digest status", "err", serr)
 		}
 	}
@@ -314,15 +349,15 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 // writeDigest writes c's digest ending at end and advances c (a copy) to
 // it.
 func (w *DigestWriter) writeDigest(ctx context.Context, t *Trail, c *chainState, end time.Time) error {
-	b, ok := w.Bucket(t.S3BucketName)
+	b, ok := w.cfg.Bucket(t.S3BucketName)
 	if !ok {
 		return &objects.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
 	}
-	k, err := w.Keys.Current(c.Region, end)
+	k, err := w.cfg.Keys.Current(c.Region, end)
 	if err != nil {
 		return err
 	}
-	key := chain.ObjectKey(t.KeyPrefix(c.Account, FolderDigests, c.Region), c.Account, c.Region, t.Name, t.HomeRegion, end)
+	key := chain.ObjectKey(t.keyPrefix(c.Account, folderDigests, c.Region), c.Account, c.Region, t.Name, t.HomeRegion, end)
 	f := DigestFile{AWSAccountID: c.Account, DigestStartTime: chain.FormatTime(c.Start), DigestEndTime: chain.FormatTime(end),
 		DigestS3Bucket: t.S3BucketName, DigestS3Object: key, LogFiles: []DigestLogFile{}}
 	var oldest, newest time.Time
@@ -355,16 +390,6 @@ func (w *DigestWriter) writeDigest(ctx context.Context, t *Trail, c *chainState,
 	return nil
 }
 
-func (w *DigestWriter) now() time.Time {
-	if w.Now != nil {
-		return w.Now()
-	}
-	return time.Now()
-}
+func (w *DigestWriter) now() time.Time { return w.cfg.Now() }
 
-func (w *DigestWriter) log() *slog.Logger {
-	if w.Logger != nil {
-		return w.Logger
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func (w *DigestWriter) log() *slog.Logger { return w.cfg.Logger }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	localbucket "github.com/cairn-audit/cairn/internal/bucket/local"
 )
 
 // FuzzPutEventSelectors gives arbitrary selectors (bodies of
@@ -31,7 +31,7 @@ func FuzzPutEventSelectors(f *testing.F) {
 		rec(f, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""),
 		rec(f, acct, "us-east-1", "s3.amazonaws.com", "GetObject", true, s3Data),
 	}
-	local, _ := bucket.NewLocal("logs", f.TempDir())
+	local, _ := localbucket.New("logs", f.TempDir())
 	f.Fuzz(func(t *testing.T, body []byte) {
 		reg := &Registry{trails: map[string]*Trail{}} // in memory: no file to save
 		svc := &Service{Registry: reg, Bucket: func(string) (Bucket, bool) { return local, true }, MaxPerRegion: 5}

@@ -53,8 +53,8 @@ func (r *Registry) attachLocked(t *Trail) {
 	}
 }
 
-// Get returns a copy of the trail of an ARN (hook for digests).
-func (r *Registry) Get(arn string) (Trail, bool) {
+// get returns a copy of the trail of an ARN.
+func (r *Registry) get(arn string) (Trail, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, ok := r.trails[arn]
@@ -64,9 +64,9 @@ func (r *Registry) Get(arn string) (Trail, bool) {
 	return *t, true
 }
 
-// Accounts returns the accounts whose events t delivers: its own, and for
+// accounts returns the accounts whose events t delivers: its own, and for
 // an organization trail every account of the organization.
-func (t *Trail) Accounts() []string {
+func (t *Trail) accounts() []string {
 	if t.org == nil {
 		return []string{t.Account}
 	}
@@ -75,10 +75,10 @@ func (t *Trail) Accounts() []string {
 	return out
 }
 
-// SetDigestStatus records the outcome of a digest delivery, shown by
+// setDigestStatus records the outcome of a digest delivery, shown by
 // GetTrailStatus as LatestDigestDeliveryTime (on success) and
 // LatestDigestDeliveryError ("" clears it).
-func (r *Registry) SetDigestStatus(arn string, at time.Time, deliveryErr string) error {
+func (r *Registry) setDigestStatus(arn string, at time.Time, deliveryErr string) error {
 	return r.update(func(trails map[string]*Trail) error {
 		t := trails[arn]
 		if t == nil {
@@ -114,17 +114,17 @@ func (r *Registry) InsightsEnabled(account, region string) []string {
 	return out
 }
 
-// Folder names of the bucket layout (facts §4.1).
+// folder names of the bucket layout (facts §4.1).
 const (
-	FolderLogs     = "CloudTrail"
-	FolderInsights = "CloudTrail-Insight"
-	FolderDigests  = "CloudTrail-Digest"
+	folderLogs     = "CloudTrail"
+	folderInsights = "CloudTrail-Insight"
+	folderDigests  = "CloudTrail-Digest"
 )
 
-// KeyPrefix returns the folder under which t writes account's files of
-// region in folder (FolderLogs, FolderInsights, FolderDigests), ending in
+// keyPrefix returns the folder under which t writes account's files of
+// region in folder (folderLogs, folderInsights, folderDigests), ending in
 // "/": [S3KeyPrefix/]AWSLogs/[org-id/]account/folder/region/.
-func (t *Trail) KeyPrefix(account, folder, region string) string {
+func (t *Trail) keyPrefix(account, folder, region string) string {
 	p := ""
 	if t.S3KeyPrefix != "" {
 		p = t.S3KeyPrefix + "/"

@@ -48,7 +48,7 @@ func (s *Service) PutInsightSelectors(c audit.Principal, nameOrARN string, sels 
 	for i := range sels {
 		s := &sels[i]
 		if s.InsightType != ApiCallRateInsight && s.InsightType != ApiErrorRateInsight {
-			return Trail{}, audit.Errorf(audit.CodeInvalidInsightSelectors, "Insight type %q is not valid. Valid values: ApiCallRateInsight, ApiErrorRateInsight.", clip(s.InsightType))
+			return Trail{}, audit.Errorf(audit.CodeInvalidInsightSelectors, "Insight type %q is not valid. Valid values: ApiCallRateInsight, ApiErrorRateInsight.", audit.Clip(s.InsightType, 128))
 		}
 		if seen[s.InsightType] {
 			return Trail{}, audit.Errorf(audit.CodeInvalidInsightSelectors, "Insight type %s is specified twice.", s.InsightType)
@@ -57,7 +57,7 @@ func (s *Service) PutInsightSelectors(c audit.Principal, nameOrARN string, sels 
 		for _, c := range s.EventCategories {
 			if c != "Management" {
 				// Data-event Insights (Data) are not analysed by cairn.
-				return Trail{}, audit.Errorf(audit.CodeInvalidInsightSelectors, "Event category %q is not supported for Insights on this trail. Valid values: Management.", clip(c))
+				return Trail{}, audit.Errorf(audit.CodeInvalidInsightSelectors, "Event category %q is not supported for Insights on this trail. Valid values: Management.", audit.Clip(c, 128))
 			}
 		}
 	}

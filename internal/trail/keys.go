@@ -73,33 +73,64 @@ type storedKey struct {
 // keysFile is the keyring's file in the data dir.
 const keysFile = "digest-keys.json"
 
-// OpenKeyring reads the keyring kept in dir. rotation <= 0 means
-// DefaultKeyRotation.
+// OpenKeyring opens the keyring kept in dir, for the process that owns
+// dir (the server): it removes the temporary files a crash left beside the
+// keys file (they hold private keys) and may create and save keys
+// (Current). rotation <= 0 means DefaultKeyRotation. A reader of another
+// process's data dir uses ReadPublicKeys, which changes nothing.
 func OpenKeyring(dir string, rotation time.Duration) (*Keyring, error) {
 	if rotation <= 0 {
 		rotation = DefaultKeyRotation
 	}
 	kr := &Keyring{path: filepath.Join(dir, keysFile), rotation: rotation, bits: 2048}
-	b, err := os.ReadFile(kr.path)
+	if err := atomicfile.CleanTemp(kr.path); err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	}
+	keys, err := readKeys(kr.path)
+	if err != nil {
+		return nil, err
+	}
+	kr.keys = keys
+	kr.sortLocked()
+	return kr, nil
+}
+
+// ReadPublicKeys returns the public keys of region kept in dir whose
+// validity window overlaps [start, end], oldest first (Keyring.Public). It
+// only reads: safe while a server holds dir and saves keys (the file is
+// replaced atomically), and it leaves that server's temporary files alone.
+func ReadPublicKeys(dir, region string, start, end time.Time) ([]SigningKey, error) {
+	keys, err := readKeys(filepath.Join(dir, keysFile))
+	if err != nil {
+		return nil, err
+	}
+	kr := &Keyring{keys: keys}
+	kr.sortLocked()
+	return kr.Public(region, start, end), nil
+}
+
+// readKeys reads a keys file (none when it does not exist).
+func readKeys(path string) ([]*SigningKey, error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return kr, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("digest: read %s: %w", kr.path, err)
+		return nil, fmt.Errorf("digest: read %s: %w", path, err)
 	}
 	var stored []storedKey
 	if err := json.Unmarshal(b, &stored); err != nil {
-		return nil, fmt.Errorf("digest: %s is damaged: %w", kr.path, err)
+		return nil, fmt.Errorf("digest: %s is damaged: %w", path, err)
 	}
+	keys := make([]*SigningKey, 0, len(stored))
 	for _, s := range stored {
 		priv, err := x509.ParsePKCS1PrivateKey(s.Private)
 		if err != nil {
-			return nil, fmt.Errorf("digest: %s: key of %s from %s: %w", kr.path, s.Region, s.Start.Format(time.RFC3339), err)
+			return nil, fmt.Errorf("digest: %s: key of %s from %s: %w", path, s.Region, s.Start.Format(time.RFC3339), err)
 		}
-		kr.keys = append(kr.keys, newKey(s.Region, s.Start, s.End, priv))
+		keys = append(keys, newKey(s.Region, s.Start, s.End, priv))
 	}
-	kr.sortLocked()
-	return kr, nil
+	return keys, nil
 }
 
 func newKey(region string, start, end time.Time, priv *rsa.PrivateKey) *SigningKey {

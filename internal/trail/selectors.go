@@ -52,7 +52,7 @@ func validateBasic(sels []EventSelector) error {
 			switch *s.ReadWriteType {
 			case "ReadOnly", "WriteOnly", "All":
 			default:
-				return audit.Errorf(audit.CodeInvalidEventSelectors, "ReadWriteType %q is not valid. Valid values: ReadOnly, WriteOnly, All.", clip(*s.ReadWriteType))
+				return audit.Errorf(audit.CodeInvalidEventSelectors, "ReadWriteType %q is not valid. Valid values: ReadOnly, WriteOnly, All.", audit.Clip(*s.ReadWriteType, 128))
 			}
 		}
 		for _, d := range s.DataResources {
@@ -61,11 +61,11 @@ func validateBasic(sels []EventSelector) error {
 			}
 			prefix, ok := dataResourceTypes[*d.Type]
 			if !ok {
-				return audit.Errorf(audit.CodeInvalidEventSelectors, "Data resource type %q is not supported. Valid types: AWS::S3::Object, AWS::Lambda::Function, AWS::DynamoDB::Table.", clip(*d.Type))
+				return audit.Errorf(audit.CodeInvalidEventSelectors, "Data resource type %q is not supported. Valid types: AWS::S3::Object, AWS::Lambda::Function, AWS::DynamoDB::Table.", audit.Clip(*d.Type, 128))
 			}
 			for _, v := range d.Values {
 				if !strings.HasPrefix(v, prefix) && !(*d.Type == "AWS::S3::Object" && v == "arn:aws:s3") {
-					return audit.Errorf(audit.CodeInvalidEventSelectors, "Value %s for data resource type %s is not valid.", clip(v), *d.Type)
+					return audit.Errorf(audit.CodeInvalidEventSelectors, "Value %s for data resource type %s is not valid.", audit.Clip(v, 128), *d.Type)
 				}
 				n++
 			}
@@ -73,7 +73,7 @@ func validateBasic(sels []EventSelector) error {
 		if len(s.ExcludeManagementEventSources) > 0 {
 			for _, src := range s.ExcludeManagementEventSources {
 				if src != "kms.amazonaws.com" && src != "rdsdata.amazonaws.com" {
-					return audit.Errorf(audit.CodeInvalidEventSelectors, "Excluding management event source %s is not supported. Valid values: kms.amazonaws.com, rdsdata.amazonaws.com.", clip(src))
+					return audit.Errorf(audit.CodeInvalidEventSelectors, "Excluding management event source %s is not supported. Valid values: kms.amazonaws.com, rdsdata.amazonaws.com.", audit.Clip(src, 128))
 				}
 			}
 		}
@@ -161,7 +161,3 @@ func (s *EventSelector) matches(r *audit.Record) bool {
 	}
 	return false
 }
-
-// clip shortens a value quoted in a message or a log to 128 bytes and
-// "...", never cutting a UTF-8 character (audit.Clip).
-func clip(s string) string { return audit.Clip(s, 128) }

@@ -105,7 +105,7 @@ func (s *Service) apply(ctx context.Context, t *Trail, in *Settings) error {
 	if in.S3KeyPrefix != nil {
 		p := *in.S3KeyPrefix
 		if len(p) > maxPrefixLen || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") || (p != "" && !objects.ValidKey(p)) {
-			return audit.Errorf(audit.CodeInvalidS3Prefix, "Invalid S3 prefix: %s", clip(p))
+			return audit.Errorf(audit.CodeInvalidS3Prefix, "Invalid S3 prefix: %s", audit.Clip(p, 128))
 		}
 		t.S3KeyPrefix = p
 	}
@@ -129,15 +129,15 @@ func (s *Service) apply(ctx context.Context, t *Trail, in *Settings) error {
 
 func (s *Service) checkBucket(ctx context.Context, name string) error {
 	if name == "" || len(name) > 255 {
-		return audit.Errorf(audit.CodeInvalidS3BucketName, "Invalid S3 bucket name: %s", clip(name))
+		return audit.Errorf(audit.CodeInvalidS3BucketName, "Invalid S3 bucket name: %s", audit.Clip(name, 128))
 	}
 	b, ok := s.Bucket(name)
 	if !ok {
-		return audit.Errorf(audit.CodeS3BucketDoesNotExist, "S3 bucket %s does not exist!", clip(name))
+		return audit.Errorf(audit.CodeS3BucketDoesNotExist, "S3 bucket %s does not exist!", audit.Clip(name, 128))
 	}
 	if err := b.Check(ctx); err != nil {
 		if errors.Is(err, objects.ErrNoSuchBucket) {
-			return audit.Errorf(audit.CodeS3BucketDoesNotExist, "S3 bucket %s does not exist!", clip(name))
+			return audit.Errorf(audit.CodeS3BucketDoesNotExist, "S3 bucket %s does not exist!", audit.Clip(name, 128))
 		}
 		return err
 	}
@@ -188,7 +188,7 @@ func find(trails map[string]*Trail, c audit.Principal, nameOrARN, member string)
 	if strings.HasPrefix(v, "arn:") {
 		m := trailARN.FindStringSubmatch(v)
 		if m == nil {
-			return nil, audit.Errorf(audit.CodeCloudTrailARNInvalid, "Invalid trail ARN: %s", clip(v))
+			return nil, audit.Errorf(audit.CodeCloudTrailARNInvalid, "Invalid trail ARN: %s", audit.Clip(v, 128))
 		}
 		if t = trails[v]; t != nil && !t.selectsAccount(c.AccountID) {
 			t = nil
@@ -203,7 +203,7 @@ func find(trails map[string]*Trail, c audit.Principal, nameOrARN, member string)
 		t = trails[(&Trail{Name: v, Account: c.AccountID, HomeRegion: c.Region}).ARN()]
 	}
 	if t == nil {
-		return nil, audit.Errorf(audit.CodeTrailNotFound, "Unknown trail: %s for the user: %s", clip(v), c.AccountID)
+		return nil, audit.Errorf(audit.CodeTrailNotFound, "Unknown trail: %s for the user: %s", audit.Clip(v, 128), c.AccountID)
 	}
 	return t, nil
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	"github.com/cairn-audit/cairn/internal/bucket/local"
 	"github.com/cairn-audit/cairn/internal/bucket/objects"
 )
 
@@ -62,7 +62,7 @@ func newDeliveryEnv(t *testing.T) *deliveryEnv {
 	if e.reg, err = OpenRegistry(e.dir); err != nil {
 		t.Fatal(err)
 	}
-	if e.local, err = bucket.NewLocal("logs", t.TempDir()); err != nil {
+	if e.local, err = local.New("logs", t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	e.b = &picky{Bucket: e.local}
@@ -89,8 +89,8 @@ func (e *deliveryEnv) open() {
 	}
 	e.reg = reg
 	e.prom = prometheus.NewRegistry()
-	e.d = &Deliverer{Registry: reg, Feed: e.store, Bucket: func(name string) (Bucket, bool) { return e.b, name == "logs" },
-		Interval: time.Second, Now: func() time.Time { return e.now }, Registerer: e.prom}
+	e.d = NewDeliverer(DeliveryConfig{Registry: reg, Feed: e.store, Bucket: func(name string) (Bucket, bool) { return e.b, name == "logs" },
+		Interval: time.Second, Now: func() time.Time { return e.now }, Registerer: e.prom})
 }
 
 func (e *deliveryEnv) add(t *testing.T, region, name string) {
@@ -104,7 +104,7 @@ func (e *deliveryEnv) round() {
 }
 
 func (e *deliveryEnv) trail(t *testing.T) Trail {
-	tr, ok := e.reg.Get(e.arn)
+	tr, ok := e.reg.get(e.arn)
 	if !ok {
 		t.Fatal("trail gone")
 	}
@@ -233,7 +233,7 @@ func TestFailedBatchIsNotRewritten(t *testing.T) {
 		e.add(t, r, "In-"+r)
 	}
 	// The bucket fails from the second write on.
-	e.d.Bucket = func(string) (Bucket, bool) { return &failAfter{picky: e.b, n: 1}, true }
+	e.d.cfg.Bucket = func(string) (Bucket, bool) { return &failAfter{picky: e.b, n: 1}, true }
 	e.round()
 	tr := e.trail(t)
 	head, _ := e.store.LastSeq(context.Background())

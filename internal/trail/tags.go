@@ -24,14 +24,14 @@ func resource(trails map[string]*Trail, c audit.Principal, id string) (*Trail, e
 		return nil, audit.Errorf(audit.CodeInvalidParameter, "ResourceId is required.")
 	}
 	if !strings.HasPrefix(id, "arn:") {
-		return nil, audit.Errorf(audit.CodeCloudTrailARNInvalid, "ARN %s is not valid.", clip(id))
+		return nil, audit.Errorf(audit.CodeCloudTrailARNInvalid, "ARN %s is not valid.", audit.Clip(id, 128))
 	}
 	if strings.Contains(id, ":eventdatastore/") || strings.Contains(id, ":channel/") || strings.Contains(id, ":dashboard/") {
 		return nil, audit.Errorf(audit.CodeResourceTypeNotSupported, "cairn tags trails only.")
 	}
 	t, err := find(trails, c, id, "ResourceId")
 	if audit.ErrorCode(err) == audit.CodeTrailNotFound {
-		return nil, audit.Errorf(audit.CodeResourceNotFound, "Resource %s not found.", clip(id))
+		return nil, audit.Errorf(audit.CodeResourceNotFound, "Resource %s not found.", audit.Clip(id, 128))
 	}
 	return t, err
 }

@@ -16,6 +16,10 @@
 // was stored while it was logging: the registry keeps, per trail, the
 // store's append sequence number up to which it has delivered, and moves it
 // only after the bucket accepted the files (see docs/trails.md).
+//
+// The workers, NewDeliverer(DeliveryConfig) and NewDigestWriter(DigestConfig),
+// run with Run(ctx) error (cmd/cairn runs them in its lifecycle.Group); a
+// delivery status holds an S3 error code, never error text.
 package trail
 
 import (

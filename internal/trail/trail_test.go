@@ -17,7 +17,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
-	"github.com/cairn-audit/cairn/internal/bucket"
+	localbucket "github.com/cairn-audit/cairn/internal/bucket/local"
 )
 
 var n int
@@ -129,7 +129,7 @@ func TestValidateSelectors(t *testing.T) {
 // and as Lake's event data stores, with a trail's categories), and a
 // refused call leaves the trail's selectors as they were.
 func TestPutAdvancedSelectors(t *testing.T) {
-	local, err := bucket.NewLocal("logs", t.TempDir())
+	local, err := localbucket.New("logs", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	}
 	org := &Organization{ID: "o-abcdefghij", ManagementAccount: acct, Members: []string{member}}
 	reg.SetOrganization(org)
-	local, err := bucket.NewLocal("logs", t.TempDir())
+	local, err := localbucket.New("logs", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,8 +273,8 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	}
 	now := time.Date(2026, 11, 25, 8, 5, 0, 0, time.UTC)
 	obs := &seen{}
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(name string) (Bucket, bool) { return b, name == "logs" },
-		Interval: time.Second, Now: func() time.Time { return now }, Observer: obs}
+	d := NewDeliverer(DeliveryConfig{Registry: reg, Feed: store, Bucket: func(name string) (Bucket, bool) { return b, name == "logs" },
+		Interval: time.Second, Now: func() time.Time { return now }, Observer: obs})
 	store.Append(ctx, []audit.Record{
 		rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""),
 		rec(t, member, "us-east-1", "ec2.amazonaws.com", "StopInstances", false, ""),
@@ -283,7 +283,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	b.down = true
 	d.DeliverOnce(ctx)
 	arn := "arn:aws:cloudtrail:us-east-1:" + acct + ":trail/org"
-	tr, _ := reg.Get(arn)
+	tr, _ := reg.get(arn)
 	if tr.LatestDeliveryError == "" || tr.Position != head {
 		t.Fatalf("after a refused write: error %q, position %d (want unchanged %d)", tr.LatestDeliveryError, tr.Position, head)
 	}
@@ -308,7 +308,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	if len(keys) != 2 || len(obs.keys) != 2 {
 		t.Errorf("one file per account: %v; observer saw %v", keys, obs.keys)
 	}
-	tr, _ = reg.Get(arn)
+	tr, _ = reg.get(arn)
 	if tr.LatestDeliveryError != "" || !tr.LatestDeliveryTime.Equal(now) {
 		t.Errorf("status after success: %+v", tr)
 	}
@@ -318,7 +318,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg2.SetOrganization(org)
-	d2 := &Deliverer{Registry: reg2, Feed: store, Bucket: d.Bucket, Interval: time.Second, Now: d.Now}
+	d2 := NewDeliverer(DeliveryConfig{Registry: reg2, Feed: store, Bucket: d.cfg.Bucket, Interval: time.Second, Now: d.cfg.Now})
 	d2.DeliverOnce(ctx)
 	if keys2, _ := delivered(t, local, ""); len(keys2) != 2 {
 		t.Errorf("redelivered after reopening: %v", keys2)
@@ -341,10 +341,10 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 		!strings.Contains(keys[0], "/111111111111_CloudTrail-Insight_us-east-1_20261125T0805Z_") {
 		t.Errorf("insight files: %v", keys)
 	}
-	if err := reg2.SetDigestStatus(arn, now, ""); err != nil {
+	if err := reg2.setDigestStatus(arn, now, ""); err != nil {
 		t.Fatal(err)
 	}
-	if tr, _ := reg2.Get(arn); !tr.LatestDigestDeliveryTime.Equal(now) {
+	if tr, _ := reg2.get(arn); !tr.LatestDigestDeliveryTime.Equal(now) {
 		t.Errorf("digest time not kept: %+v", tr)
 	}
 }
@@ -359,7 +359,7 @@ func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, _ := bucket.NewLocal("logs", t.TempDir())
+	local, _ := localbucket.New("logs", t.TempDir())
 	store := audittest.NewMemStore()
 	start := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 	stop := start.Add(10 * time.Minute)
@@ -370,8 +370,8 @@ func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
 		return nil
 	})
 	now := stop.Add(5 * time.Second)
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return local, true },
-		Interval: time.Second, Now: func() time.Time { return now }}
+	d := NewDeliverer(DeliveryConfig{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return local, true },
+		Interval: time.Second, Now: func() time.Time { return now }})
 	// Stored after the stop: a call from while logging, the StopLogging
 	// call itself (same second), and a call after the stop.
 	store.Append(ctx, []audit.Record{
@@ -383,13 +383,13 @@ func TestStoppedTrailDeliversUpToTheStop(t *testing.T) {
 	if _, names := delivered(t, local, ""); strings.Join(names, ",") != "WhileLogging,StopLogging" {
 		t.Errorf("a stopping trail delivered %v", names)
 	}
-	if tr, _ := reg.Get(arn); !tr.Draining {
+	if tr, _ := reg.get(arn); !tr.Draining {
 		t.Errorf("draining ended within the window")
 	}
 	now = stop.Add(2 * drainWindow)
 	store.Append(ctx, []audit.Record{at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "Later", false, ""), now)})
 	d.DeliverOnce(ctx)
-	if tr, _ := reg.Get(arn); tr.Draining || tr.Position != 4 {
+	if tr, _ := reg.get(arn); tr.Draining || tr.Position != 4 {
 		t.Errorf("after the window: draining %v, position %d", tr.Draining, tr.Position)
 	}
 	if _, names := delivered(t, local, ""); len(names) != 2 {
@@ -426,7 +426,7 @@ func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, _ := bucket.NewLocal("logs", t.TempDir())
+	local, _ := localbucket.New("logs", t.TempDir())
 	b := &stalling{Bucket: local, started: make(chan struct{})}
 	store := audittest.NewMemStore()
 	arn := "arn:aws:cloudtrail:us-east-1:" + acct + ":trail/main"
@@ -437,21 +437,25 @@ func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
 		return nil
 	})
 	store.Append(ctx, []audit.Record{at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""), time.Now())})
-	d := &Deliverer{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return b, true }, Interval: 10 * time.Millisecond}
+	d := NewDeliverer(DeliveryConfig{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return b, true }, Interval: 10 * time.Millisecond})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { d.Run(runCtx); close(done) }()
+	var runErr error
+	go func() { runErr = d.Run(runCtx); close(done) }()
 	select {
 	case <-b.started:
 	case <-time.After(time.Minute):
 		t.Fatal("no delivery started within a minute")
 	}
 	cancel()
-	<-done
+	<-done // Run returned: its interrupted write and the final round are over
+	if runErr != nil {
+		t.Errorf("Run = %v", runErr)
+	}
 	if _, names := delivered(t, local, ""); strings.Join(names, ",") != "RunInstances" {
 		t.Errorf("delivered at shutdown: %v", names)
 	}
-	if tr, _ := reg.Get(arn); tr.LatestDeliveryError != "" || tr.Position != 1 {
+	if tr, _ := reg.get(arn); tr.LatestDeliveryError != "" || tr.Position != 1 {
 		t.Errorf("after the shutdown: error %q, position %d", tr.LatestDeliveryError, tr.Position)
 	}
 }

@@ -1,4 +1,4 @@
-// Package objects is what every bucket adapter (internal/bucket: S3 and a
+// Package objects is what every bucket adapter (bucket/s3, bucket/local: a
 // local folder) and every consumer of buckets (trail delivery, digests,
 // validation) share: the errors a bucket answers, the S3-style error code
 // that names a failure without its raw text, and the keys a bucket holds.
