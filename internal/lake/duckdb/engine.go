@@ -193,6 +193,11 @@ CREATE OR REPLACE MACRO lake_regexp_extract(s, p) AS CASE WHEN regexp_matches(s,
 // mapped to cairn's macros.
 func (d *DB) Functions() map[string]string { return prestoFunctions }
 
+// eventJSONChecksum is Lake's eventJsonChecksum column, computed when a
+// statement reads it: the SHA-256 (hex) of eventJson. AWS does not publish
+// how it computes its checksum (docs/compatibility.md).
+const eventJSONChecksum = `sha256("eventJson") AS "eventJsonChecksum"`
+
 // Run executes a checked statement on its own connection, where each store
 // the statement names is a temporary view of its events, passing the rows
 // to sink as they are scanned.
@@ -225,7 +230,7 @@ func (d *DB) run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 	defer conn.Close()
 	for _, id := range st.Stores {
 		t := engine.TableName(id)
-		if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP VIEW "`+t+`" AS SELECT * EXCLUDE (eds_id) FROM main.events WHERE eds_id = `+quote(id)); err != nil {
+		if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP VIEW "`+t+`" AS SELECT * EXCLUDE (eds_id), `+eventJSONChecksum+` FROM main.events WHERE eds_id = `+quote(id)); err != nil {
 			return 0, err
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `DROP VIEW IF EXISTS temp."`+t+`"`)
