@@ -235,6 +235,9 @@ func (d *DB) run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `DROP VIEW IF EXISTS temp."`+t+`"`)
 	}
+	// Trino's column names, read from the statement before it runs (the
+	// connection runs one statement at a time).
+	trinoNames, _ := selectListNames(ctx, conn, st.SQL)
 	rs, err := conn.QueryContext(ctx, st.SQL)
 	if err != nil {
 		return 0, err
@@ -244,7 +247,7 @@ func (d *DB) run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 	if err != nil {
 		return 0, err
 	}
-	if err := sink.SetColumns(cols); err != nil {
+	if err := sink.SetColumns(applyNames(trinoNames, cols)); err != nil {
 		return 0, err
 	}
 	cts, err := rs.ColumnTypes()

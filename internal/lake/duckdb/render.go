@@ -1,6 +1,8 @@
 package duckdb
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -364,4 +366,63 @@ func writeJSON(b *strings.Builder, v any) {
 		return
 	}
 	b.Write(j)
+}
+
+// selectListNames reads the names Trino gives the statement's columns
+// (applyNames): for each expression of the (left-most) select list, "" to
+// keep DuckDB's name (an alias, a column or field reference) or _colN, N its
+// 0-based position (any other expression without an alias: AWS's sample
+// "Find all CloudTrail Lake queries" answers _col0 and _col1 for its two
+// element_at calls; DuckDB names such a column after its text, which would
+// show cairn's macros). It returns nil when the list has a star.
+func selectListNames(ctx context.Context, conn *sql.Conn, stmt string) ([]string, error) {
+	var js string
+	if err := conn.QueryRowContext(ctx, `SELECT json_serialize_sql(?::VARCHAR)::VARCHAR`, stmt).Scan(&js); err != nil {
+		return nil, err
+	}
+	var tree struct {
+		Statements []struct {
+			Node map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(js), &tree); err != nil || len(tree.Statements) != 1 {
+		return nil, fmt.Errorf("unreadable statement")
+	}
+	node := tree.Statements[0].Node
+	for node != nil && node["type"] == "SET_OPERATION_NODE" {
+		node, _ = node["left"].(map[string]any)
+	}
+	if node == nil || node["type"] != "SELECT_NODE" {
+		return nil, nil
+	}
+	list, _ := node["select_list"].([]any)
+	out := make([]string, len(list))
+	for i, e := range list {
+		m, _ := e.(map[string]any)
+		alias, _ := m["alias"].(string)
+		switch {
+		case m == nil || m["class"] == "STAR":
+			return nil, nil
+		case alias != "" || m["class"] == "COLUMN_REF":
+		default:
+			out[i] = fmt.Sprintf("_col%d", i)
+		}
+	}
+	return out, nil
+}
+
+// applyNames gives cols the names of selectListNames where it has one (and
+// its length is the result's).
+func applyNames(trino, cols []string) []string {
+	if len(trino) != len(cols) {
+		return cols
+	}
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = c
+		if trino[i] != "" {
+			out[i] = trino[i]
+		}
+	}
+	return out
 }
