@@ -66,9 +66,9 @@ func TestLakeSchemaAsAWS(t *testing.T) {
 	}
 	// Column names as Trino gives them: an unaliased expression is _colN
 	// (AWS's sample "Find all CloudTrail Lake queries" answers _col0, _col1).
-	res, err = h.l.Query(ctx, acctA, `SELECT element_at(requestParameters, 'bucketName'), eventName, userIdentity.arn, count(*) AS n, lower(eventName) FROM `+h.idA2+` GROUP BY 1, 2, 3, 5`)
-	if err != nil || strings.Join(res.Columns, ",") != "_col0,eventName,arn,n,_col4" {
-		t.Errorf("column names: %v, %v; want _col0,eventName,arn,n,_col4", res, err)
+	res, err = h.l.Query(ctx, acctA, `SELECT element_at(requestParameters, 'bucketName'), eventname, userIdentity.ARN, count(*) AS n, lower(eventName) FROM `+h.idA2+` GROUP BY 1, 2, 3, 5`)
+	if err != nil || strings.Join(res.Columns, ",") != "_col0,eventname,ARN,n,_col4" {
+		t.Errorf("column names: %v, %v; want _col0,eventname,ARN,n,_col4", res, err)
 	}
 	for _, stmt := range []string{
 		`SELECT r.arn, r.type FROM ` + h.idA2 + ` CROSS JOIN UNNEST(resources) AS t(r) ORDER BY r.arn`,

@@ -370,7 +370,8 @@ func writeJSON(b *strings.Builder, v any) {
 
 // selectListNames reads the names Trino gives the statement's columns
 // (applyNames): for each expression of the (left-most) select list, "" to
-// keep DuckDB's name (an alias, a column or field reference) or _colN, N its
+// keep DuckDB's name (an alias), a column or field reference's last name as
+// the statement spells it, or _colN, N its
 // 0-based position (any other expression without an alias: AWS's sample
 // "Find all CloudTrail Lake queries" answers _col0 and _col1 for its two
 // element_at calls; DuckDB names such a column after its text, which would
@@ -403,7 +404,14 @@ func selectListNames(ctx context.Context, conn *sql.Conn, stmt string) ([]string
 		switch {
 		case m == nil || m["class"] == "STAR":
 			return nil, nil
-		case alias != "" || m["class"] == "COLUMN_REF":
+		case alias != "":
+		case m["class"] == "COLUMN_REF":
+			// As the statement spells it (Lake's sample answers
+			// "principalid" for userIdentity.principalid; DuckDB would
+			// answer the column's own spelling, eventID for eventId).
+			if names, _ := m["column_names"].([]any); len(names) > 0 {
+				out[i], _ = names[len(names)-1].(string)
+			}
 		default:
 			out[i] = fmt.Sprintf("_col%d", i)
 		}

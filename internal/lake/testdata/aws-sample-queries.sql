@@ -1,6 +1,6 @@
 -- AWS's published CloudTrail Lake sample queries, written out unchanged
--- but for the store: event_data_store_ID, eds-ID, EDS1..EDS3, eds1 and eds2
--- stand for the test's store ID. Each query: a "-- name:" line, a
+-- but for the store: event_data_store_ID, eds-ID, $EDS_ID, EDS1..EDS3, eds1
+-- and eds2 stand for the test's store ID. Each query: a "-- name:" line, a
 -- "-- source:" line (the page of AWS's documentation it is from), the SQL,
 -- and a line ";;". Run by TestAWSSampleQueries against the real records of
 -- ../shared/testdata/real; queries that cannot run are listed with the
@@ -108,4 +108,20 @@ LEFT JOIN eds2 as edsB
 ON edsA.eventId = edsB.eventId 
 WHERE edsA.eventtime <= '2020-01-01'
 ORDER BY edsB.eventName;
+;;
+-- name: optimize-aggregation-arbitrary
+-- source: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/lake-queries-optimization.html#query-optimization-aggregation
+SELECT eventName, eventSource, arbitrary(eventType), count(*) 
+FROM $EDS_ID 
+GROUP BY eventName, eventSource
+;;
+-- name: optimize-aggregation-group-order
+-- source: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/lake-queries-optimization.html#query-optimization-aggregation
+SELECT eventName, awsRegion, count(*) 
+FROM $EDS_ID 
+GROUP BY eventName, awsRegion
+;;
+-- name: optimize-limit
+-- source: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/lake-queries-optimization.html#query-optimization-limit
+SELECT * FROM $EDS_ID ORDER BY eventTime LIMIT 100;
 ;;
