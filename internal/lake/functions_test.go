@@ -90,6 +90,14 @@ var trinoCases = []struct{ expr, want string }{
 	{`from_iso8601_timestamp('2024-01-02T03:04:05.678+02:00')`, "2024-01-02 01:04:05.678 UTC"},
 	{`from_iso8601_date('2024-01-02')`, "2024-01-02"},
 	{`eventTime`, "2024-01-02 03:04:05.000"},
+	{`to_unixtime(eventTime)`, "1.704164645E9"},
+	{`last_day_of_month(TIMESTAMP '2024-02-07 10:11:12')`, "2024-02-29"},
+	// Other array and string functions cairn maps (array.html,
+	// string.html, conversion.html).
+	{`array_join(ARRAY['a', 'b'], ',')`, "a,b"},
+	{`transform(ARRAY[1, 2], x -> x + 1)`, "[2, 3]"},
+	{`sequence(1, 3)`, "[1, 2, 3]"},
+	{`format('%s-%d', 'a', 7)`, "a-7"},
 	// Regular expressions (regexp.html).
 	{`regexp_like('1a 2b 14m', '\d+b')`, "true"},
 	{`regexp_like('1a 2b 14m', '^\d+b$')`, "false"},

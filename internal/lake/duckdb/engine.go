@@ -158,7 +158,15 @@ var prestoFunctions = map[string]string{
 	"from_iso8601_timestamp": "lake_from_iso8601_timestamp",
 	"from_iso8601_date":      "lake_from_iso8601_date",
 	"from_unixtime":          "to_timestamp",
-	// Strings and aggregates.
+	"to_unixtime":            "epoch",
+	"last_day_of_month":      "last_day",
+	// Arrays.
+	"array_join": "array_to_string",
+	"transform":  "list_transform",
+	"sequence":   "generate_series",
+	// Strings and aggregates: Trino's format is Java's (%s), DuckDB's
+	// format is fmt's ({}) and its printf Java's.
+	"format":          "printf",
 	"regexp_like":     "regexp_matches",
 	"regexp_extract":  "lake_regexp_extract",
 	"approx_distinct": "approx_count_distinct",
