@@ -19,17 +19,33 @@ const schemaRecord = `{"eventVersion":"1.09","userIdentity":{"type":"AssumedRole
 	`{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::b/k"}],"recipientAccountId":"111111111111","vpcEndpointId":"vpce-1","vpcEndpointAccountId":"222222222222",` +
 	`"eventCategory":"Management"}`
 
+// configItemRecord is an AWS Config configuration item as a Lake store of
+// eventCategory ConfigurationItem holds it (AWS's schema: eventtype
+// AwsConfigurationItem, the item's fields under eventdata).
+const configItemRecord = `{"eventVersion":"1.09","eventCategory":"ConfigurationItem","eventType":"AwsConfigurationItem",` +
+	`"eventID":"5d2c8a40-0000-4000-8000-000000000002","eventTime":"2024-01-02T03:04:05Z","awsRegion":"us-east-1","recipientAccountId":"111111111111",` +
+	`"eventData":{"configurationItemVersion":"1.3","configurationItemCaptureTime":"2024-01-02T03:04:05.000Z","configurationItemStatus":"OK",` +
+	`"configurationStateId":"1704164645000","accountId":"111111111111","resourceType":"AWS::EC2::Instance","resourceId":"i-0abc","resourceName":"web",` +
+	`"ARN":"arn:aws:ec2:us-east-1:111111111111:instance/i-0abc","awsRegion":"us-east-1","availabilityZone":"us-east-1a",` +
+	`"configuration":{"instanceType":"t3.micro","state":{"name":"running"}},"supplementaryConfiguration":{},` +
+	`"relationships":[{"resourceType":"AWS::EC2::VPC","resourceId":"vpc-1","name":"Is contained in Vpc"}],"tags":{"Name":"web"}}}`
+
 // TestLakeSchemaAsAWS checks the columns and values of AWS's Lake schema
-// for CloudTrail events (https://docs.aws.amazon.com/awscloudtrail/latest/
-// userguide/query-supported-event-schemas.html): creationDate is a
-// timestamp, eventJsonChecksum and vpcEndpointAccountId are columns, and
-// MAP, ROW and ARRAY cells read as Trino renders them, as Lake answers them
-// (docs/lake.md, "Values"); CROSS JOIN UNNEST(resources), the Trino idiom
-// of AWS's samples, runs.
+// for CloudTrail events and configuration items
+// (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/
+// query-supported-event-schemas.html): creationDate is a timestamp,
+// eventJsonChecksum and vpcEndpointAccountId are columns, a configuration
+// item's fields are under eventData; cells read as Lake answers them,
+// Trino's text of the value: timestamps 'YYYY-MM-DD HH:MM:SS.mmm' as in
+// AWS's result examples (query-lake-examples.html), ROW cells as
+// {field=value, ...} with lower-case names and null, as a Lake
+// GetQueryResults userIdentity cell reads (docs/lake.md, "Values"), MAP
+// cells {key=value} and arrays [a, b] as Trino renders them; CROSS JOIN
+// UNNEST(resources), the Trino idiom, runs.
 func TestLakeSchemaAsAWS(t *testing.T) {
 	h := newHostile(t)
 	ctx := context.Background()
-	if err := h.l.eng.Insert(ctx, []engine.Row{{Store: h.idA2, Raw: []byte(schemaRecord)}}, 0); err != nil {
+	if err := h.l.eng.Insert(ctx, []engine.Row{{Store: h.idA2, Raw: []byte(schemaRecord)}, {Store: h.idA2, Raw: []byte(configItemRecord)}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ expr, want string }{
@@ -63,6 +79,26 @@ func TestLakeSchemaAsAWS(t *testing.T) {
 	res, err := h.l.Query(ctx, acctA, `SELECT eventJsonChecksum FROM `+h.idA2+` WHERE eventName = 'PutBucketTagging'`)
 	if err != nil || len(res.Rows) != 1 || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(*res.Rows[0][0]) {
 		t.Errorf("eventJsonChecksum: %v, %v", res, err)
+	}
+	for _, c := range []struct{ expr, want string }{
+		{`eventData.resourceType`, "AWS::EC2::Instance"},
+		{`eventData.configurationItemStatus`, "OK"},
+		{`eventData.configurationStateId`, "1704164645000"},
+		{`element_at(eventData.configuration, 'instanceType')`, "t3.micro"},
+		{`element_at(eventData.configuration, 'state')`, `{"name":"running"}`},
+		{`eventData.relationships[1].resourceId`, "vpc-1"},
+		{`eventData.tags`, "{Name=web}"},
+		{`eventType`, "AwsConfigurationItem"},
+	} {
+		stmt := `SELECT ` + c.expr + ` FROM ` + h.idA2 + ` WHERE eventCategory = 'ConfigurationItem'`
+		res, err := h.l.Query(ctx, acctA, stmt)
+		if err != nil || len(res.Rows) != 1 || res.Rows[0][0] == nil {
+			t.Errorf("%s: %v, %v; want one value", stmt, res, err)
+			continue
+		}
+		if got := *res.Rows[0][0]; got != c.want {
+			t.Errorf("%s = %q; want %q", c.expr, got, c.want)
+		}
 	}
 	// Column names as Trino gives them: an unaliased expression is _colN
 	// (AWS's sample "Find all CloudTrail Lake queries" answers _col0, _col1).
