@@ -98,6 +98,8 @@ var trinoCases = []struct{ expr, want string }{
 	{`transform(ARRAY[1, 2], x -> x + 1)`, "[2, 3]"},
 	{`sequence(1, 3)`, "[1, 2, 3]"},
 	{`format('%s-%d', 'a', 7)`, "a-7"},
+	{`replace('abcb', 'b')`, "ac"},
+	{`replace('abc', 'b', 'x')`, "axc"},
 	// Regular expressions (regexp.html).
 	{`regexp_like('1a 2b 14m', '\d+b')`, "true"},
 	{`regexp_like('1a 2b 14m', '^\d+b$')`, "false"},

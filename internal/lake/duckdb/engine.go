@@ -165,8 +165,10 @@ var prestoFunctions = map[string]string{
 	"transform":  "list_transform",
 	"sequence":   "generate_series",
 	// Strings and aggregates: Trino's format is Java's (%s), DuckDB's
-	// format is fmt's ({}) and its printf Java's.
+	// format is fmt's ({}) and its printf Java's; Trino's replace may
+	// take two arguments (removing the search string).
 	"format":          "printf",
+	"replace":         "lake_replace",
 	"regexp_like":     "regexp_matches",
 	"regexp_extract":  "lake_regexp_extract",
 	"approx_distinct": "approx_count_distinct",
@@ -193,6 +195,7 @@ CREATE OR REPLACE MACRO lake_date(x) AS CAST(x AS DATE);
 CREATE OR REPLACE MACRO lake_date_add(u, n, t) AS t + CAST(CAST(n AS VARCHAR) || ' ' || u AS INTERVAL);
 CREATE OR REPLACE MACRO lake_from_iso8601_timestamp(s) AS CAST(s AS TIMESTAMPTZ);
 CREATE OR REPLACE MACRO lake_from_iso8601_date(s) AS CAST(s AS DATE);
+CREATE OR REPLACE MACRO lake_replace(s, a) AS replace(s, a, ''), (s, a, b) AS replace(s, a, b);
 CREATE OR REPLACE MACRO lake_regexp_extract(s, p) AS CASE WHEN regexp_matches(s, p) THEN regexp_extract(s, p) END,
   (s, p, g) AS CASE WHEN regexp_matches(s, p) THEN regexp_extract(s, p, g) END;
 `
