@@ -134,6 +134,16 @@ func shadowVariants(own, name string) []string {
 		`WITH x AS (SELECT 1), y AS (WITH ` + name + ` AS (SELECT 1) SELECT 1) SELECT * FROM ` + own + `, ` + name,
 		`FROM ` + name + ` SELECT 1 UNION SELECT 1 FROM ` + own,
 		`SELECT * FROM ` + own + ` WHERE (SELECT 1 FROM (VALUES (1)) v(x), ` + name + `) = 1`,
+		// UNNEST unnests the statement's own values only: a subquery or a
+		// lateral reference inside it binds nothing the statement could
+		// not bind elsewhere.
+		`SELECT t.r FROM ` + own + ` CROSS JOIN UNNEST((SELECT list(1) FROM ` + name + `)) AS t(r)`,
+		`SELECT t.r FROM ` + own + ` CROSS JOIN UNNEST(resources) AS t(r) WHERE EXISTS (SELECT 1 FROM ` + name + `)`,
+		`SELECT t.r FROM ` + own + ` e, UNNEST(e.resources) AS t(r), UNNEST((SELECT [1] FROM ` + name + ` LIMIT 1)) AS u(x)`,
+		`SELECT r FROM ` + own + ` CROSS JOIN UNNEST(list_transform(resources, x -> (SELECT count(*) FROM ` + name + `))) AS t(r)`,
+		`SELECT * FROM UNNEST((SELECT list(eventName) FROM ` + name + `)) AS t(r), ` + own,
+		`SELECT * FROM ` + own + ` CROSS JOIN UNNEST(resources) AS t(r) JOIN ` + name + ` ON true`,
+		`SELECT * FROM ` + own + ` CROSS JOIN LATERAL (SELECT * FROM UNNEST(resources) u(r), ` + name + `) l`,
 	}
 }
 
@@ -245,6 +255,9 @@ func TestCheckBindsOnlyOwnStoresAndCTEs(t *testing.T) {
 		`SELECT eventName FROM ` + own + ` UNION SELECT eventName FROM ` + h.idA2 + ` EXCEPT SELECT 'none'`,
 		`SELECT a.eventName FROM ` + own + ` a JOIN ` + h.idA2 + ` b ON a.awsRegion = b.awsRegion, LATERAL (SELECT a.eventName AS e) l`,
 		`SELECT u.r FROM ` + own + ` CROSS JOIN UNNEST([1, 2]) AS u(r)`,
+		`SELECT r.arn FROM ` + own + ` CROSS JOIN UNNEST(resources) AS t(r) UNION ALL SELECT eventName FROM ` + own,
+		`SELECT count(*) FROM ` + own + ` e CROSS JOIN UNNEST(map_keys(e.requestParameters)) AS k(key) WHERE k.key = 'bucketName'`,
+		`SELECT unnest(map_keys(requestParameters)) FROM ` + own,
 		`SELECT * FROM ` + own + `, (VALUES (1), (2)) v(x)`,
 		`SELECT main.lower(eventName), [1, 2][1], {'a': 1}, current_date FROM ` + own,
 		`SELECT element_at(requestParameters, 'bucketName'), json_extract_scalar(eventJson, '$.eventName'), userIdentity.arn,

@@ -24,6 +24,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
@@ -104,9 +105,6 @@ func createEvents(ctx context.Context, db *sql.DB) error {
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'events'`).Scan(&n); err != nil {
 		return err
 	}
-	if n > 0 {
-		return nil
-	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
@@ -122,12 +120,13 @@ func createEvents(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	defer rows.Close()
-	var cols []string
+	var cols, names, types []string
 	for rows.Next() {
 		var name, typ string
 		if err := rows.Scan(&name, &typ); err != nil {
 			return err
 		}
+		names, types = append(names, name), append(types, typ)
 		col := fmt.Sprintf("%q %s", name, typ)
 		if name == "eventJson" {
 			col += " USING COMPRESSION zstd"
@@ -140,8 +139,98 @@ func createEvents(ctx context.Context, db *sql.DB) error {
 	if len(cols) == 0 {
 		return fmt.Errorf("no columns in the events shape")
 	}
+	if n > 0 {
+		return migrateEvents(ctx, conn, names, types)
+	}
 	_, err = conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS main.events (`+strings.Join(cols, ", ")+`)`)
 	return err
+}
+
+// migrateEvents brings an events table written by an earlier cairn to the
+// shape the load yields (names and types, from events_shape): a missing
+// column is added, a column of another type (userIdentity before its
+// creationDate was a TIMESTAMP) is converted, both filled from each row's
+// eventJson as the load reads it. The table keeps its other columns; rows
+// are inserted BY NAME. This rewrites those columns once, at the first
+// start of a newer cairn.
+func migrateEvents(ctx context.Context, conn *sql.Conn, names, types []string) error {
+	rows, err := conn.QueryContext(ctx, `SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'events'`)
+	if err != nil {
+		return err
+	}
+	have := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			rows.Close()
+			return err
+		}
+		have[name] = typ
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var stmts []string
+	for i, name := range names {
+		typ, ok := have[name]
+		if ok && typ == types[i] || strings.HasSuffix(name, "_migrated") {
+			continue
+		}
+		c, known := columnIndex[name]
+		if !known {
+			continue
+		}
+		from := fromEventJSON(columns[c])
+		var q []string
+		if !ok {
+			q = []string{
+				fmt.Sprintf(`ALTER TABLE main.events ADD COLUMN %q %s`, name, types[i]),
+				fmt.Sprintf(`UPDATE main.events SET %q = %s`, name, from),
+			}
+		} else {
+			// ALTER ... USING sees only the column itself: the new one is
+			// made beside it from eventJson and takes its name.
+			tmp := name + "_migrated"
+			q = []string{
+				fmt.Sprintf(`ALTER TABLE main.events ADD COLUMN %q %s`, tmp, types[i]),
+				fmt.Sprintf(`UPDATE main.events SET %q = %s`, tmp, from),
+				fmt.Sprintf(`ALTER TABLE main.events DROP COLUMN %q`, name),
+				fmt.Sprintf(`ALTER TABLE main.events RENAME COLUMN %q TO %q`, tmp, name),
+			}
+		}
+		stmts = append(stmts, q...)
+	}
+	// DuckDB refuses a transaction that alters, updates and alters the
+	// same table; each statement commits on its own. A crash half-way
+	// leaves a column to convert again (its _migrated twin is made anew)
+	// or a _migrated column, dropped at the next start.
+	for name := range have {
+		if strings.HasSuffix(name, "_migrated") {
+			stmts = append([]string{fmt.Sprintf(`ALTER TABLE main.events DROP COLUMN IF EXISTS %q`, name)}, stmts...)
+		}
+	}
+	for _, s := range stmts {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("migrate the events table (%s): %w", audit.Clip(s, 80), err)
+		}
+	}
+	return nil
+}
+
+// fromEventJSON is the SQL expression that reads column c from a row's
+// eventJson as the load does (recordRow, fieldValue).
+func fromEventJSON(c column) string {
+	path := quote(`$."` + c.name + `"`)
+	switch c.kind {
+	case kJSON:
+		return fmt.Sprintf(`try(from_json(json_extract("eventJson", %s), %s))`, path, quote(c.shape))
+	case kBool:
+		return fmt.Sprintf(`CASE json_extract_string("eventJson", %s) WHEN 'true' THEN true WHEN 'false' THEN false END`, path)
+	case kTime:
+		return fmt.Sprintf(`try_cast(json_extract_string("eventJson", %s) AS TIMESTAMP)`, path)
+	}
+	return fmt.Sprintf(`json_extract_string("eventJson", %s)`, path)
 }
 
 // statementErrors are the DuckDB errors that object to the statement

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // TestEventJSONCompressed: a new Lake database keeps eventJson with zstd
@@ -53,7 +56,16 @@ func TestOlderLakeFileOpens(t *testing.T) {
 	if _, err := old.Exec(eventsDDL()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.Exec(`INSERT INTO main.events (eds_id, "eventJson") VALUES ('eds', '{"eventName":"GetObject"}')`); err != nil {
+	// An events table of an earlier shape: no vpcEndpointAccountId, a
+	// userIdentity of another type.
+	for _, q := range []string{`ALTER TABLE main.events DROP COLUMN "vpcEndpointAccountId"`,
+		`ALTER TABLE main.events DROP COLUMN "userIdentity"`, `ALTER TABLE main.events ADD COLUMN "userIdentity" VARCHAR`} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.Exec(`INSERT INTO main.events (eds_id, "eventJson") VALUES ('eds', '{"eventName":"GetObject","vpcEndpointAccountId":"123456789012",` +
+		`"userIdentity":{"type":"AssumedRole","sessionContext":{"attributes":{"creationDate":"2023-06-07T23:59:12Z"}}}}')`); err != nil {
 		t.Fatal(err)
 	}
 	old.Close()
@@ -68,5 +80,20 @@ func TestOlderLakeFileOpens(t *testing.T) {
 	}
 	if _, err := db.Exec(`INSERT INTO main.events (eds_id, "eventJson") VALUES ('eds', '{}')`); err != nil {
 		t.Errorf("insert into an older file: %v", err)
+	}
+	// The columns it lacked, or had of another type, are read from each
+	// row's eventJson.
+	var acct, typ string
+	var created time.Time
+	if err := db.QueryRow(`SELECT "vpcEndpointAccountId", "userIdentity".type, "userIdentity".sessionContext.attributes.creationDate FROM main.events WHERE "eventJson" LIKE '%GetObject%'`).Scan(&acct, &typ, &created); err != nil {
+		t.Fatalf("migrated columns: %v", err)
+	}
+	if want := time.Date(2023, 6, 7, 23, 59, 12, 0, time.UTC); acct != "123456789012" || typ != "AssumedRole" || !created.Equal(want) {
+		t.Errorf("migrated row: %q %q %v; want 123456789012 AssumedRole %v", acct, typ, created, want)
+	}
+	// And the load's rows go in BY NAME.
+	d := &DB{db: db}
+	if err := d.Insert(context.Background(), []engine.Row{{Store: "eds", Raw: []byte(`{"eventName":"PutObject","vpcEndpointAccountId":"1"}`)}}, 0); err != nil {
+		t.Errorf("load into a migrated file: %v", err)
 	}
 }

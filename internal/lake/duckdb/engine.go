@@ -3,7 +3,6 @@ package duckdb
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -119,26 +118,96 @@ func (d *DB) LogSize() int64 {
 	return fi.Size()
 }
 
-// prestoFunctions are Lake (Presto) functions whose DuckDB namesake differs
-// in meaning; statements call cairn's macros instead (see macros).
+// prestoFunctions are Lake's (Trino's) functions that DuckDB lacks or
+// whose DuckDB namesake means something else, mapped to the DuckDB function
+// or cairn macro (see macros) with Trino's semantics. Each is tested for
+// Trino's documented value (internal/lake: TestTrinoFunctions).
 var prestoFunctions = map[string]string{
-	"element_at":          "lake_element_at",
+	// Maps and arrays.
+	"element_at":     "lake_element_at",
+	"cardinality":    "lake_cardinality",
+	"array_distinct": "lake_array_distinct",
+	"array_max":      "lake_array_max",
+	"array_min":      "lake_array_min",
+	"slice":          "lake_slice",
+	// JSON.
 	"json_extract_scalar": "lake_json_extract_scalar",
 	"json_parse":          "lake_json_parse",
 	"json_format":         "lake_json_format",
+	"is_json_scalar":      "lake_is_json_scalar",
+	"json_array_contains": "lake_json_array_contains",
+	"json_array_get":      "lake_json_array_get",
+	"json_array_length":   "lake_json_array_length",
+	// Dates and times: Trino's day_of_week is ISO (Monday 1 .. Sunday 7),
+	// its week and year_of_week ISO; millisecond is the second's
+	// milliseconds (DuckDB's counts the minute's); date is a DATE;
+	// date_add takes (unit, value, timestamp); date_diff counts whole units
+	// (DuckDB's date_diff counts boundaries, its date_sub whole units).
+	"millisecond":            "lake_millisecond",
+	"date":                   "lake_date",
+	"day_of_month":           "dayofmonth",
+	"day_of_week":            "isodow",
+	"dow":                    "isodow",
+	"day_of_year":            "dayofyear",
+	"doy":                    "dayofyear",
+	"week_of_year":           "weekofyear",
+	"year_of_week":           "isoyear",
+	"yow":                    "isoyear",
+	"date_add":               "lake_date_add",
+	"date_diff":              "date_sub",
+	"from_iso8601_timestamp": "lake_from_iso8601_timestamp",
+	"from_iso8601_date":      "lake_from_iso8601_date",
+	"from_unixtime":          "to_timestamp",
+	"to_unixtime":            "epoch",
+	"last_day_of_month":      "last_day",
+	// Arrays.
+	"array_join": "array_to_string",
+	"transform":  "list_transform",
+	"sequence":   "generate_series",
+	// Strings and aggregates: Trino's format is Java's (%s), DuckDB's
+	// format is fmt's ({}) and its printf Java's; Trino's replace may
+	// take two arguments (removing the search string).
+	"format":          "printf",
+	"replace":         "lake_replace",
+	"regexp_like":     "regexp_matches",
+	"regexp_extract":  "lake_regexp_extract",
+	"approx_distinct": "approx_count_distinct",
 }
 
 // macros define prestoFunctions' replacements.
 const macros = `
 CREATE OR REPLACE MACRO lake_element_at(m, k) AS m[k];
-CREATE OR REPLACE MACRO lake_json_extract_scalar(j, p) AS json_extract_string(j, p);
+CREATE OR REPLACE MACRO lake_cardinality(x) AS CASE json_type(to_json(x)) WHEN 'ARRAY' THEN json_array_length(to_json(x)) ELSE len(json_keys(to_json(x))) END;
+CREATE OR REPLACE MACRO lake_array_distinct(x) AS list_filter(x, (e, i) -> list_position(x, e) = i);
+CREATE OR REPLACE MACRO lake_array_max(x) AS CASE WHEN list_count(x) < len(x) THEN NULL ELSE list_max(x) END;
+CREATE OR REPLACE MACRO lake_array_min(x) AS CASE WHEN list_count(x) < len(x) THEN NULL ELSE list_min(x) END;
+CREATE OR REPLACE MACRO lake_slice_begin(x, s) AS CASE WHEN s > 0 THEN s WHEN -s > len(x) THEN len(x) + 1 ELSE len(x) + s + 1 END;
+CREATE OR REPLACE MACRO lake_slice(x, s, n) AS list_slice(x, lake_slice_begin(x, s), lake_slice_begin(x, s) + n - 1);
+CREATE OR REPLACE MACRO lake_json_extract_scalar(j, p) AS CASE WHEN json_type(json_extract(j, p)) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(j, p) END;
 CREATE OR REPLACE MACRO lake_json_parse(j) AS json(j);
 CREATE OR REPLACE MACRO lake_json_format(j) AS CAST(j AS VARCHAR);
+CREATE OR REPLACE MACRO lake_is_json_scalar(j) AS json_type(json(j)) NOT IN ('OBJECT', 'ARRAY');
+CREATE OR REPLACE MACRO lake_json_array_contains(j, v) AS CASE WHEN json_type(json(j)) = 'ARRAY' THEN list_contains(list_transform(json_extract(j, '$[*]'), e -> CAST(e AS VARCHAR)), CAST(to_json(v) AS VARCHAR)) END;
+CREATE OR REPLACE MACRO lake_json_array_get(j, i) AS CASE WHEN json_type(json(j)) = 'ARRAY' THEN json_extract(j, CASE WHEN i >= 0 THEN '$[' || i || ']' ELSE '$[#' || i || ']' END) END;
+CREATE OR REPLACE MACRO lake_json_array_length(j) AS CASE WHEN json_type(json(j)) = 'ARRAY' THEN json_array_length(j) END;
+CREATE OR REPLACE MACRO lake_millisecond(t) AS millisecond(t) % 1000;
+CREATE OR REPLACE MACRO lake_date(x) AS CAST(x AS DATE);
+CREATE OR REPLACE MACRO lake_date_add(u, n, t) AS t + CAST(CAST(n AS VARCHAR) || ' ' || u AS INTERVAL);
+CREATE OR REPLACE MACRO lake_from_iso8601_timestamp(s) AS CAST(s AS TIMESTAMPTZ);
+CREATE OR REPLACE MACRO lake_from_iso8601_date(s) AS CAST(s AS DATE);
+CREATE OR REPLACE MACRO lake_replace(s, a) AS replace(s, a, ''), (s, a, b) AS replace(s, a, b);
+CREATE OR REPLACE MACRO lake_regexp_extract(s, p) AS CASE WHEN regexp_matches(s, p) THEN regexp_extract(s, p) END,
+  (s, p, g) AS CASE WHEN regexp_matches(s, p) THEN regexp_extract(s, p, g) END;
 `
 
 // Functions returns the Presto functions DuckDB's namesakes differ from,
 // mapped to cairn's macros.
 func (d *DB) Functions() map[string]string { return prestoFunctions }
+
+// eventJSONChecksum is Lake's eventJsonChecksum column, computed when a
+// statement reads it: the SHA-256 (hex) of eventJson. AWS does not publish
+// how it computes its checksum (docs/compatibility.md).
+const eventJSONChecksum = `sha256("eventJson") AS "eventJsonChecksum"`
 
 // Run executes a checked statement on its own connection, where each store
 // the statement names is a temporary view of its events, passing the rows
@@ -172,11 +241,14 @@ func (d *DB) run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 	defer conn.Close()
 	for _, id := range st.Stores {
 		t := engine.TableName(id)
-		if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP VIEW "`+t+`" AS SELECT * EXCLUDE (eds_id) FROM main.events WHERE eds_id = `+quote(id)); err != nil {
+		if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP VIEW "`+t+`" AS SELECT * EXCLUDE (eds_id), `+eventJSONChecksum+` FROM main.events WHERE eds_id = `+quote(id)); err != nil {
 			return 0, err
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `DROP VIEW IF EXISTS temp."`+t+`"`)
 	}
+	// Trino's column names, read from the statement before it runs (the
+	// connection runs one statement at a time).
+	trinoNames, _ := selectListNames(ctx, conn, st.SQL)
 	rs, err := conn.QueryContext(ctx, st.SQL)
 	if err != nil {
 		return 0, err
@@ -186,8 +258,16 @@ func (d *DB) run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 	if err != nil {
 		return 0, err
 	}
-	if err := sink.SetColumns(cols); err != nil {
+	if err := sink.SetColumns(applyNames(trinoNames, cols)); err != nil {
 		return 0, err
+	}
+	cts, err := rs.ColumnTypes()
+	if err != nil {
+		return 0, err
+	}
+	types := make([]*valueType, len(cts))
+	for i, ct := range cts {
+		types[i] = parseType(ct.DatabaseTypeName())
 	}
 	var n int64
 	vals := make([]any, len(cols))
@@ -205,7 +285,7 @@ func (d *DB) run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 			if v == nil {
 				continue
 			}
-			s := format(v)
+			s := render(v, types[i])
 			size += len(s) + len(cols[i])
 			row[i] = &s
 		}
@@ -238,53 +318,4 @@ func lastPart(s string) string {
 		return s[i+2:]
 	}
 	return s
-}
-
-// format renders a value as Lake's results do: timestamps as
-// 'YYYY-MM-DD HH:MM:SS.mmm', nested values as JSON.
-func format(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case []byte:
-		return string(x)
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04:05.000")
-	case bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, int, float32, float64:
-		return fmt.Sprint(x)
-	case fmt.Stringer:
-		return x.String()
-	}
-	b, err := json.Marshal(normalize(v))
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
-}
-
-// normalize turns DuckDB's MAP values (map[any]any) into JSON-able maps.
-func normalize(v any) any {
-	switch x := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[fmt.Sprint(k)] = normalize(e)
-		}
-		return m
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = normalize(e)
-		}
-		return m
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = normalize(e)
-		}
-		return out
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04:05.000")
-	}
-	return v
 }

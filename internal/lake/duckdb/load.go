@@ -55,11 +55,14 @@ const mapShape = `"MAP(VARCHAR, VARCHAR)"`
 var columns = []column{
 	{name: "eventVersion"},
 	{name: "userIdentity", kind: kJSON, shape: `{"type":"VARCHAR","principalId":"VARCHAR","arn":"VARCHAR","accountId":"VARCHAR","accessKeyId":"VARCHAR","userName":"VARCHAR",
-   "sessionContext":{"attributes":{"creationDate":"VARCHAR","mfaAuthenticated":"VARCHAR"},
+   "sessionContext":{"attributes":{"creationDate":"TIMESTAMP","mfaAuthenticated":"VARCHAR"},
      "sessionIssuer":{"type":"VARCHAR","principalId":"VARCHAR","arn":"VARCHAR","accountId":"VARCHAR","userName":"VARCHAR"},
      "webIdFederationData":{"federatedProvider":"VARCHAR","attributes":"MAP(VARCHAR, VARCHAR)"},
      "sourceIdentity":"VARCHAR","ec2RoleDelivery":"VARCHAR","ec2IssuedInVPC":"VARCHAR"},
-   "invokedBy":"VARCHAR","identityProvider":"VARCHAR","details":"MAP(VARCHAR, VARCHAR)"}`},
+   "invokedBy":"VARCHAR","identityProvider":"VARCHAR","credentialId":"VARCHAR",
+   "onBehalfOf":{"userId":"VARCHAR","identityStoreArn":"VARCHAR"},
+   "inScopeOf":{"sourceArn":"VARCHAR","sourceAccount":"VARCHAR","issuerType":"VARCHAR","credentialsIssuedTo":"VARCHAR"},
+   "details":"MAP(VARCHAR, VARCHAR)"}`},
 	{name: "eventTime", kind: kTime},
 	{name: "eventSource"},
 	{name: "eventName"},
@@ -82,6 +85,7 @@ var columns = []column{
 	{name: "sharedEventID"},
 	{name: "annotation"},
 	{name: "vpcEndpointId"},
+	{name: "vpcEndpointAccountId"},
 	{name: "serviceEventDetails", kind: kJSON, shape: mapShape},
 	{name: "addendum", kind: kJSON, shape: mapShape},
 	{name: "edgeDeviceDetails", kind: kJSON, shape: mapShape},
@@ -90,10 +94,19 @@ var columns = []column{
 	{name: "tlsDetails", kind: kJSON, shape: `{"tlsVersion":"VARCHAR","cipherSuite":"VARCHAR","clientProvidedHostHeader":"VARCHAR"}`},
 	{name: "sessionCredentialFromConsole"},
 	{name: "metadata", kind: kJSON, shape: `{"ingestionTime":"VARCHAR","channelARN":"VARCHAR"}`},
+	// eventData: a custom event's (channels) and an AWS Config
+	// configuration item's fields in one STRUCT (a store holds one
+	// category; the other's fields are NULL).
 	{name: "eventData", kind: kJSON, shape: `{"version":"VARCHAR","userIdentity":{"type":"VARCHAR","principalId":"VARCHAR","details":"MAP(VARCHAR, VARCHAR)"},
    "userAgent":"VARCHAR","eventSource":"VARCHAR","eventName":"VARCHAR","eventTime":"VARCHAR","UID":"VARCHAR",
    "requestParameters":"MAP(VARCHAR, VARCHAR)","responseElements":"MAP(VARCHAR, VARCHAR)","errorCode":"VARCHAR","errorMessage":"VARCHAR",
-   "sourceIPAddress":"VARCHAR","recipientAccountId":"VARCHAR","additionalEventData":"MAP(VARCHAR, VARCHAR)"}`},
+   "sourceIPAddress":"VARCHAR","recipientAccountId":"VARCHAR","additionalEventData":"MAP(VARCHAR, VARCHAR)",
+   "configurationItemVersion":"VARCHAR","configurationItemCaptureTime":"VARCHAR","configurationItemStatus":"VARCHAR",
+   "configurationStateId":"VARCHAR","accountId":"VARCHAR","resourceType":"VARCHAR","resourceId":"VARCHAR","resourceName":"VARCHAR",
+   "ARN":"VARCHAR","awsRegion":"VARCHAR","availabilityZone":"VARCHAR","resourceCreationTime":"VARCHAR",
+   "configuration":"MAP(VARCHAR, VARCHAR)","supplementaryConfiguration":"MAP(VARCHAR, VARCHAR)","relatedEvents":"VARCHAR",
+   "relationships":[{"name":"VARCHAR","resourceType":"VARCHAR","resourceId":"VARCHAR","resourceName":"VARCHAR"}],
+   "tags":"MAP(VARCHAR, VARCHAR)"}`},
 }
 
 // columnIndex maps a JSON key to its column's index in columns.
@@ -162,7 +175,7 @@ func conversion() string {
 
 // insertFromAppended is the query Appender's statement.
 func insertFromAppended() string {
-	return `INSERT INTO main.events SELECT ` + conversion() + ` FROM appended_data`
+	return `INSERT INTO main.events BY NAME SELECT ` + conversion() + ` FROM appended_data`
 }
 
 // eventsDDL creates the events table with exactly the types conversion
