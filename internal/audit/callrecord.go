@@ -36,7 +36,8 @@ type Call struct {
 	SourceIP, UserAgent string
 	// RequestParameters and ResponseElements are JSON objects or nil
 	// (recorded as null). ResponseElements is recorded only for a
-	// successful call that is not read-only, as CloudTrail does.
+	// successful call; the edge decides which operations' responses
+	// AWS records (writes, and some reads such as STS AssumeRole).
 	RequestParameters, ResponseElements json.RawMessage
 	// AdditionalEventData is a JSON object or nil (left out).
 	AdditionalEventData json.RawMessage
@@ -102,7 +103,7 @@ func CallRecord(c Call) *Event {
 	if ev.EventName == "" {
 		ev.EventName = "UnknownOperation"
 	}
-	if !c.ReadOnly && c.ErrorCode == "" {
+	if c.ErrorCode == "" {
 		ev.ResponseElements = c.ResponseElements
 	}
 	if c.TLS != nil {

@@ -54,11 +54,27 @@ func FuzzParseError(f *testing.F) {
 	})
 }
 
-func FuzzXMLToJSON(f *testing.F) {
-	f.Add(`<CreateUserResponse><CreateUserResult><User><UserName>bob</UserName></User></CreateUserResult></CreateUserResponse>`)
+// FuzzResponseElements feeds hostile response bodies to the converters of
+// every protocol (JSON, query XML, EC2 XML, S3): no panic, and what they
+// return is JSON.
+func FuzzResponseElements(f *testing.F) {
+	f.Add(`<CreateUserResponse><CreateUserResult><User><UserName>bob</UserName><CreateDate>2026-01-02T03:04:05Z</CreateDate></User></CreateUserResult></CreateUserResponse>`)
 	f.Add(`<a><member>1</member><member>2</member></a>`)
+	f.Add(`<RunInstancesResponse><requestId>r</requestId><instancesSet><item><instanceState><code>0</code></instanceState><launchTime>x</launchTime></item></instancesSet><groupSet/></RunInstancesResponse>`)
+	f.Add(`{"KeyMetadata":{"CreationDate":1.7e9,"Arn":"a"},"Tags":{"K":1}}`)
+	f.Add(`{"CreationDate":1e400}`)
 	f.Fuzz(func(t *testing.T, body string) {
-		xmlToJSON([]byte(body), nil)
+		for _, svc := range []string{"iam", "sts", "ec2", "kms", "s3", "secretsmanager"} {
+			s := routes.Lookup(svc)
+			for _, name := range []string{"CreateUser", "AssumeRole", "RunInstances", "CreateKey", "PutObject", "CreateSecret"} {
+				st := &state{respHeader: http.Header{}}
+				st.captured.WriteString(body)
+				c := call{svc: s, op: s.Operation(name), name: name}
+				if raw := responseElements(c, st, nil); raw != nil && !json.Valid(raw) {
+					t.Errorf("%s %s: not JSON: %s", svc, name, raw)
+				}
+			}
+		}
 		formParams(map[string][]string{body: {body}}, nil)
 	})
 }

@@ -49,6 +49,9 @@ type model struct {
 		Input *struct {
 			Shape string `json:"shape"`
 		} `json:"input"`
+		Output *struct {
+			Shape string `json:"shape"`
+		} `json:"output"`
 	} `json:"operations"`
 	Shapes map[string]shape `json:"shapes"`
 }
@@ -70,6 +73,7 @@ type shape struct {
 	Required  []string       `json:"required"`
 	Sensitive bool           `json:"sensitive"`
 	Streaming bool           `json:"streaming"`
+	Flattened bool           `json:"flattened"`
 }
 
 func main() {
@@ -99,6 +103,7 @@ func main() {
 		// recorded as sent; structure member names are lower-camel).
 		jsonBody := md.Protocol == "json" || md.Protocol == "rest-json"
 		shapes := map[string]string{}
+		kinds := map[string]map[string]bool{}
 		var names []string
 		for n := range m.Operations {
 			names = append(names, n)
@@ -112,10 +117,18 @@ func main() {
 				fmt.Fprintf(&buf, ", Input: %q", op.Input.Shape)
 				m.collect(op.Input.Shape, shapes)
 			}
+			if op.Output != nil && jsonBody && m.mapBearing(op.Output.Shape, map[string]bool{}) {
+				fmt.Fprintf(&buf, ", Output: %q", op.Output.Shape)
+				m.collect(op.Output.Shape, shapes)
+			}
+			if op.Output != nil {
+				m.kinds(op.Output.Shape, "", md.Protocol, kinds, map[string]bool{})
+				m.sensitive(op.Output.Shape, "", sens, map[string]bool{})
+			}
 			if op.Input != nil {
 				in := m.Shapes[op.Input.Shape]
 				seen := map[string]bool{}
-				m.sensitive(op.Input.Shape, sens, seen)
+				m.sensitive(op.Input.Shape, "", sens, seen)
 				rest := strings.HasPrefix(md.Protocol, "rest")
 				if rest {
 					var mem []string
@@ -159,6 +172,29 @@ func main() {
 		}
 		sort.Strings(sl)
 		fmt.Fprintf(&buf, "Sensitive: %#v,\n", sl)
+		// A name with one kind is typed by its name; a name with several
+		// by parent.name where that has one (EC2's code: the number
+		// under instanceState, a string elsewhere).
+		var tn []string
+		for n, ks := range kinds {
+			_, base, qualified := strings.Cut(n, ".")
+			if !qualified {
+				base = n
+			}
+			if len(ks) == 1 && !ks[""] && (!qualified || len(kinds[base]) > 1) {
+				tn = append(tn, n)
+			}
+		}
+		if len(tn) > 0 {
+			sort.Strings(tn)
+			buf.WriteString("Types: map[string]Kind{\n")
+			for _, n := range tn {
+				for k := range kinds[n] {
+					fmt.Fprintf(&buf, "%q: %s,\n", n, k)
+				}
+			}
+			buf.WriteString("},\n")
+		}
 		if len(shapes) > 0 {
 			var sn []string
 			for k := range shapes {
@@ -183,23 +219,32 @@ func main() {
 	}
 }
 
-// sensitive adds the names of members (lower camel case, as records spell
-// them) whose shape is sensitive, anywhere under shape s.
-func (m *model) sensitive(s string, out, seen map[string]bool) {
-	if seen[s] {
+// sensitive adds the members whose shape is sensitive, anywhere under
+// shape s, as parent.name (lower camel, as records spell them; parent is
+// the name of the member holding them, "" at the top; EC2 and query XML
+// names under their element names too): SSM PutParameter's ".value" is
+// secret, its "tags.value" is not.
+func (m *model) sensitive(s, parent string, out, seen map[string]bool) {
+	if seen[parent+" "+s] {
 		return
 	}
-	seen[s] = true
+	seen[parent+" "+s] = true
 	sh := m.Shapes[s]
 	for mn, r := range sh.Members {
-		if m.Shapes[r.Shape].Sensitive {
-			out[lowerFirst(mn)] = true
+		names := []string{lowerFirst(mn)}
+		if r.LocationName != "" && r.Location == "" {
+			names = append(names, lowerFirst(r.LocationName))
 		}
-		m.sensitive(r.Shape, out, seen)
+		for _, n := range names {
+			if m.Shapes[r.Shape].Sensitive {
+				out[parent+"."+n] = true
+			}
+			m.sensitive(r.Shape, n, out, seen)
+		}
 	}
 	for _, r := range []*ref{sh.Member, sh.Key, sh.Value} {
 		if r != nil {
-			m.sensitive(r.Shape, out, seen)
+			m.sensitive(r.Shape, parent, out, seen)
 		}
 	}
 }
@@ -256,6 +301,51 @@ func (m *model) collect(s string, out map[string]string) {
 			}
 		}
 		out[s] = fmt.Sprintf("{Members: map[string]string{%s}}", strings.Join(parts, ", "))
+	}
+}
+
+// kinds adds, for every member under output shape s, its name as records
+// spell it (lower camel; EC2 and query XML: the element name) and its kind
+// (Number, Bool, Time, List; "" for strings, structures, maps and blobs).
+// A name seen with two kinds ends up with both and is not typed.
+func (m *model) kinds(s, parent, protocol string, out map[string]map[string]bool, seen map[string]bool) {
+	if seen[parent+" "+s] {
+		return
+	}
+	seen[parent+" "+s] = true
+	sh := m.Shapes[s]
+	for mn, r := range sh.Members {
+		name := mn
+		if protocol != "json" && protocol != "rest-json" && r.LocationName != "" {
+			name = r.LocationName
+		}
+		name = lowerFirst(name)
+		k := ""
+		ms := m.Shapes[r.Shape]
+		switch ms.Type {
+		case "integer", "long", "float", "double":
+			k = "Number"
+		case "boolean":
+			k = "Bool"
+		case "timestamp":
+			k = "Time"
+		case "list":
+			if !ms.Flattened {
+				k = "List"
+			}
+		}
+		for _, n := range []string{name, parent + "." + name} {
+			if out[n] == nil {
+				out[n] = map[string]bool{}
+			}
+			out[n][k] = true
+		}
+		m.kinds(r.Shape, name, protocol, out, seen)
+	}
+	for _, r := range []*ref{sh.Member, sh.Key, sh.Value} {
+		if r != nil {
+			m.kinds(r.Shape, parent, protocol, out, seen)
+		}
 	}
 }
 
