@@ -477,7 +477,7 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 		Region:            c.caller.Region,
 		SourceIP:          sourceIP(c.r),
 		UserAgent:         c.r.UserAgent(),
-		RequestParameters: requestParameters(c.body),
+		RequestParameters: operationParameters(c.op, c.body),
 		RequestID:         c.requestID,
 		EventID:           s.cfg.NewID(),
 		ReadOnly:          c.readOnly,
@@ -490,7 +490,8 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 	if errors.As(errResp, &we) {
 		rc.ErrorCode, rc.ErrorMessage = we.Code, we.Message
 	}
-	if errResp == nil {
+	if errResp == nil && !c.readOnly {
+		// CloudTrail's records of its own reads carry no response.
 		rc.ResponseElements = c.responseElements
 	}
 	if c.r.TLS != nil {

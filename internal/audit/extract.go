@@ -131,6 +131,17 @@ func Extract(raw []byte) (Record, error) {
 			}
 		}
 	}
+	if len(r.Resources) == 0 && derivesResources(r.EventSource, r.ReadOnly) {
+		// No resources member: those LookupEvents derives, read from
+		// the parameters (a second pass, for these records only).
+		var p struct {
+			RequestParameters jsontext.Value `json:"requestParameters"`
+			ResponseElements  jsontext.Value `json:"responseElements"`
+		}
+		if json.Unmarshal(raw, &p, lenient) == nil {
+			r.Resources = DeriveResources(r.EventSource, r.ReadOnly, p.RequestParameters, p.ResponseElements)
+		}
+	}
 	return r, nil
 }
 
