@@ -74,7 +74,7 @@ func TestDerivedResourcesOfRealRecords(t *testing.T) {
 		"218007301253_CloudTrail_us-east-1_20230710T1230Z_ZtUNbBkwAu98FPZb.json.gz#CreateAccessKey#malicious-iam-user": {
 			"AWS::IAM::AccessKey AKIATFQR7NSCQLA2F4OD", "AWS::IAM::User malicious-iam-user"},
 		"218007301253_CloudTrail_us-east-1_20230710T1230Z_lHgkh3VeI3XnjZSL.json.gz#ListAccessKeys": nil, // a read
-		"218007301253_CloudTrail_us-east-1_20230710T1220Z_WMiHxZgr5Hdd6UDc.json.gz#CreateVolume":    {"AWS::EC2::Volume vol-0fc2e34e74650e145"},
+		"218007301253_CloudTrail_us-east-1_20230710T1220Z_WMiHxZgr5Hdd6UDc.json.gz#CreateVolume":   {"AWS::EC2::Volume vol-0fc2e34e74650e145"},
 		"218007301253_CloudTrail_us-east-1_20230710T1215Z_MifI13MOmOjRfXzJ.json.gz#CreateSnapshot": {
 			"AWS::EC2::Snapshot snap-083d3b857c13988bc", "AWS::EC2::Volume vol-0fc2e34e74650e145"},
 		"218007301253_CloudTrail_us-east-1_20230710T1205Z_SjF3IkuNXJkoHyar.json.gz#CreateBucket": {
