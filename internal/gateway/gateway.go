@@ -601,7 +601,7 @@ func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byt
 		rc.ResponseElements = responseElements(c, st, sens)
 	}
 	if r.TLS != nil {
-		rc.TLS = &audit.CallTLS{Version: r.TLS.Version, CipherSuite: cipherSuite(r.TLS.CipherSuite), Host: r.Host}
+		rc.TLS = &audit.CallTLS{Version: r.TLS.Version, CipherSuite: audit.CipherSuiteName(r.TLS.CipherSuite), Host: r.Host}
 	}
 	ev := audit.CallRecord(rc)
 	if service == "sts" && st.status == 200 {

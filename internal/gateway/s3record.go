@@ -1,10 +1,11 @@
 package gateway
 
 import (
-	"crypto/tls"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // s3EventData adds what AWS writes in every S3 record's
@@ -28,7 +29,7 @@ func s3EventData(out map[string]any, r *http.Request, sc scope, st *state) {
 		}
 	}
 	if r.TLS != nil {
-		out["CipherSuite"] = cipherSuite(r.TLS.CipherSuite)
+		out["CipherSuite"] = audit.CipherSuiteName(r.TLS.CipherSuite)
 	}
 	in := st.bytesIn
 	if d, err := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64); err == nil && d >= 0 {
@@ -39,34 +40,6 @@ func s3EventData(out map[string]any, r *http.Request, sc scope, st *state) {
 	if v := st.respHeader.Get("X-Amz-Id-2"); v != "" {
 		out["x-amz-id-2"] = v
 	}
-}
-
-// openSSLCiphers are the OpenSSL names AWS writes (additionalEventData's
-// CipherSuite, tlsDetails.cipherSuite) for Go's TLS 1.2 suites; TLS 1.3
-// suites have one name in both.
-var openSSLCiphers = map[uint16]string{
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:         "ECDHE-RSA-AES128-GCM-SHA256",
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:         "ECDHE-RSA-AES256-GCM-SHA384",
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:       "ECDHE-ECDSA-AES128-GCM-SHA256",
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384:       "ECDHE-ECDSA-AES256-GCM-SHA384",
-	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256:   "ECDHE-RSA-CHACHA20-POLY1305",
-	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-ECDSA-CHACHA20-POLY1305",
-	tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA:            "ECDHE-RSA-AES128-SHA",
-	tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA:            "ECDHE-RSA-AES256-SHA",
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA:          "ECDHE-ECDSA-AES128-SHA",
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA:          "ECDHE-ECDSA-AES256-SHA",
-	tls.TLS_RSA_WITH_AES_128_GCM_SHA256:               "AES128-GCM-SHA256",
-	tls.TLS_RSA_WITH_AES_256_GCM_SHA384:               "AES256-GCM-SHA384",
-	tls.TLS_RSA_WITH_AES_128_CBC_SHA:                  "AES128-SHA",
-	tls.TLS_RSA_WITH_AES_256_CBC_SHA:                  "AES256-SHA",
-}
-
-// cipherSuite names a TLS cipher suite as AWS's records do.
-func cipherSuite(id uint16) string {
-	if n, ok := openSSLCiphers[id]; ok {
-		return n
-	}
-	return tls.CipherSuiteName(id)
 }
 
 // s3Unrecorded reports whether an S3 request header member is one AWS
