@@ -359,6 +359,9 @@ func TestFidelityEC2Responses(t *testing.T) {
 	ec2Call(t, e, url.Values{"Action": {"CreateSnapshot"}, "VolumeId": {vol.VolumeID},
 		"TagSpecification.1.ResourceType": {"snapshot"}, "TagSpecification.1.Tag.1.Key": {"Name"}, "TagSpecification.1.Tag.1.Value": {"s"}})
 	ec2Call(t, e, url.Values{"Action": {"DeleteSecurityGroup"}, "GroupId": {sg.GroupID}})
+	// Recorded as its response document (traildiscover/CreateLaunchTemplate.json).
+	ec2Call(t, e, url.Values{"Action": {"CreateLaunchTemplate"}, "LaunchTemplateName": {"TrailDiscoverTemplate"},
+		"LaunchTemplateData.InstanceType": {"t2.micro"}})
 
 	// What moto answers that AWS's records of these calls do not show,
 	// or show differently (docs/compatibility.md): members of newer API
@@ -379,12 +382,18 @@ func TestFidelityEC2Responses(t *testing.T) {
 		{"CreateVolume", shapeCheck{missing: []string{"iops", "multiAttachEnabled"}, extra: []string{"attachmentSet", "size", "tagSet.items[].value", "availabilityZoneId", "kmsKeyId", "snapshotId", "throughput", "iops", "sseType", "multiAttachEnabled", "volumeInitializationRate", "fastRestored", "operator"}}},
 		{"CreateSnapshot", shapeCheck{extra: []string{"volumeSize", "description", "kmsKeyId", "progress", "outpostArn", "completionTime", "transferType", "completionDurationMinutes", "availabilityZone", "storageTier", "restoreExpiryTime", "sseType", "fullSnapshotSizeInBytes", "ownerAlias", "dataEncryptionKeyId", "stateMessage"}}},
 		{"DeleteSecurityGroup", shapeCheck{extra: []string{"groupId"}, missing: []string{"_return"}}},
+		// moto answers no operator, and an empty tagSet.
+		{"CreateLaunchTemplate", shapeCheck{missing: []string{"CreateLaunchTemplateResponse.launchTemplate.operator"},
+			extra: []string{"CreateLaunchTemplateResponse.launchTemplate.tagSet"}}},
 	} {
 		ev := e.rec.last(t, c.name)
 		noAPIVersion(t, ev)
 		c.sc.check(t, ev, "responseElements", ev.ResponseElements)
 		var re map[string]any
 		_ = json.Unmarshal(ev.ResponseElements, &re)
+		if doc, ok := re[c.name+"Response"].(map[string]any); ok {
+			re = doc
+		}
 		if str(re["requestId"]) == "" {
 			t.Errorf("%s: no requestId in %s", c.name, ev.ResponseElements)
 		}

@@ -101,7 +101,9 @@ func responseElements(c call, st *state, sens map[string]bool) json.RawMessage {
 		if root == nil {
 			return nil
 		}
-		if c.svc.Protocol == "ec2" {
+		if c.svc.Protocol == "ec2" && ec2RawResponses[c.name] {
+			out = ec2RawResponse(root)
+		} else if c.svc.Protocol == "ec2" {
 			m, _ := ec2Response(root, c.svc.Types).(map[string]any)
 			for from, to := range ec2ResponseNames[c.name] {
 				if x, ok := m[from]; ok {
@@ -166,7 +168,8 @@ func typeJSON(v any, parent string, types map[string]routes.Kind, depth int) any
 
 // xmlNode is an element of an XML response.
 type xmlNode struct {
-	name string
+	name  string
+	space string // the element's namespace (xmlns)
 	kids []*xmlNode
 	text strings.Builder
 }
@@ -184,7 +187,7 @@ func parseXML(body []byte) *xmlNode {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			n := &xmlNode{name: t.Name.Local}
+			n := &xmlNode{name: t.Name.Local, space: t.Name.Space}
 			p := stack[len(stack)-1]
 			p.kids = append(p.kids, n)
 			stack = append(stack, n)
@@ -322,6 +325,60 @@ func ec2Response(root *xmlNode, types map[string]routes.Kind) any {
 // model gives: a table of those seen in real records).
 var ec2ResponseNames = map[string]map[string]string{
 	"CreateVolume": {"availabilityZone": "zone"}, // invictus-ir-aws_dataset …T1220Z_WMiHxZgr5Hdd6UDc
+}
+
+// ec2RawResponses are the EC2 operations whose records carry the response
+// document itself rather than the classic shape (testdata/real:
+// CreateNatGateway, DeleteNatGateway, CreateFlowLogs, DeleteFlowLogs in
+// invictus-ir-aws_dataset, EnableSerialConsoleAccess in
+// datadog-stratus-red-team, CreateLaunchTemplate in traildiscover): see
+// ec2RawResponse. A table of those seen; AWS does not say which.
+var ec2RawResponses = map[string]bool{
+	"CreateNatGateway": true, "DeleteNatGateway": true, "CreateFlowLogs": true, "DeleteFlowLogs": true,
+	"EnableSerialConsoleAccess": true, "DisableSerialConsoleAccess": true, "CreateLaunchTemplate": true,
+}
+
+// ec2RawResponse converts an EC2 response document as AWS records those
+// operations: {"<Op>Response": {"xmlns": ..., members...}}, element names
+// as they are, repeated elements as arrays and single ones as their
+// value (a set's one <item> is an object, not an array), empty elements
+// "", and leaf text true/false and integers as JSON's booleans and
+// numbers (a tag's value "true" included), by the text, not the model.
+func ec2RawResponse(root *xmlNode) any {
+	var conv func(n *xmlNode) any
+	conv = func(n *xmlNode) any {
+		if len(n.kids) == 0 {
+			t := strings.TrimSpace(n.text.String())
+			if b, err := strconv.ParseBool(t); err == nil && (t == "true" || t == "false") {
+				return b
+			}
+			if _, err := strconv.ParseInt(t, 10, 64); err == nil && (t == "0" || t[0] != '0') && t[0] != '+' {
+				return json.Number(t)
+			}
+			return t
+		}
+		m := map[string]any{}
+		for _, c := range n.kids {
+			v := conv(c)
+			switch prev := m[c.name].(type) {
+			case nil:
+				m[c.name] = v
+			case []any:
+				m[c.name] = append(prev, v)
+			default:
+				m[c.name] = []any{prev, v}
+			}
+		}
+		return m
+	}
+	body, _ := conv(root).(map[string]any)
+	if body == nil {
+		return nil
+	}
+	if root.space != "" {
+		body["xmlns"] = root.space
+	}
+	return map[string]any{root.name: body}
 }
 
 // s3Encryption are the response headers of S3 object writes that AWS
