@@ -170,8 +170,8 @@ func typeJSON(v any, parent string, types map[string]routes.Kind, depth int) any
 type xmlNode struct {
 	name  string
 	space string // the element's namespace (xmlns)
-	kids []*xmlNode
-	text strings.Builder
+	kids  []*xmlNode
+	text  strings.Builder
 }
 
 // parseXML reads an XML response into its root element; nil when it is
