@@ -548,8 +548,13 @@ func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byt
 		params = jsonParams(body, c.svc, c.op, sens)
 	case c.svc != nil && c.svc.Protocol == "ec2":
 		params = ec2Params(form, c.name, sens)
+		typeParams(params, "", c.svc.InTypes, 0)
+		ec2Rename(params, c.name)
 	default:
 		params = formParams(form, sens)
+		if c.svc != nil {
+			typeParams(params, "", c.svc.InTypes, 0)
+		}
 	}
 	if service == "kms" && (c.name == "Encrypt" || c.name == "Decrypt") {
 		// AWS records the default algorithm when the call names none

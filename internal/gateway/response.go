@@ -105,12 +105,7 @@ func responseElements(c call, st *state, sens map[string]bool) json.RawMessage {
 			out = ec2RawResponse(root)
 		} else if c.svc.Protocol == "ec2" {
 			m, _ := ec2Response(root, c.svc.Types).(map[string]any)
-			for from, to := range ec2ResponseNames[c.name] {
-				if x, ok := m[from]; ok {
-					delete(m, from)
-					m[to] = x
-				}
-			}
+			ec2Rename(m, c.name)
 			out = m
 		} else {
 			out = queryResponse(root, c.svc.Types)
@@ -164,6 +159,43 @@ func typeJSON(v any, parent string, types map[string]routes.Kind, depth int) any
 		}
 	}
 	return v
+}
+
+// typeParams types the string values of query and EC2 requestParameters
+// whose model members are numbers or booleans (maxCount: 1,
+// passwordResetRequired: false), as AWS records them; EC2's
+// {"items": [...]} wrappers are not parents.
+func typeParams(v any, parent string, types map[string]routes.Kind, depth int) {
+	if depth > 64 || len(types) == 0 {
+		return
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			if s, ok := x.(string); ok {
+				switch kind(types, parent, k) {
+				case routes.Number:
+					if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+						t[k] = json.Number(s)
+					}
+				case routes.Bool:
+					if s == "true" || s == "false" {
+						t[k] = s == "true"
+					}
+				}
+				continue
+			}
+			next := k
+			if k == "items" {
+				next = parent
+			}
+			typeParams(x, next, types, depth+1)
+		}
+	case []any:
+		for _, x := range t {
+			typeParams(x, parent, types, depth+1)
+		}
+	}
 }
 
 // xmlNode is an element of an XML response.
@@ -320,11 +352,21 @@ func ec2Response(root *xmlNode, types map[string]routes.Kind) any {
 	return members(root, "") // the output's members: parent ""
 }
 
-// ec2ResponseNames are the top-level response members EC2's records name
-// otherwise than its XML response, by operation (EC2's own names, which no
+// ec2Names are the top-level request and response members EC2's records
+// name otherwise than its API, by operation (EC2's own names, which no
 // model gives: a table of those seen in real records).
-var ec2ResponseNames = map[string]map[string]string{
+var ec2Names = map[string]map[string]string{
 	"CreateVolume": {"availabilityZone": "zone"}, // invictus-ir-aws_dataset …T1220Z_WMiHxZgr5Hdd6UDc
+}
+
+// ec2Rename renames the top-level members of m as ec2Names says for op.
+func ec2Rename(m map[string]any, op string) {
+	for from, to := range ec2Names[op] {
+		if x, ok := m[from]; ok {
+			delete(m, from)
+			m[to] = x
+		}
+	}
 }
 
 // ec2RawResponses are the EC2 operations whose records carry the response

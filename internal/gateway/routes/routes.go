@@ -29,6 +29,10 @@ type Service struct {
 	// them: lower camel, EC2's XML element names), for typing the values
 	// of XML responses and formatting timestamps as AWS records them.
 	Types map[string]Kind
+	// InTypes are the same for the input members of query and EC2
+	// services, numbers and booleans only: their values arrive as
+	// strings and AWS records them typed (maxCount: 1).
+	InTypes map[string]Kind
 
 	byName map[string]*Operation
 	rest   []*restRoute
@@ -62,7 +66,8 @@ const (
 	Number Kind = iota + 1 // integer, long, float, double
 	Bool
 	Time // timestamp
-	List // a list (EC2's <xSet><item>, query's <member>)
+	List   // a list (EC2's <xSet><item>, query's <member>)
+	String // a string where the model says otherwise (AWS's records do)
 )
 
 // Shape is a JSON input or output shape under which a map lies: a map (its keys are

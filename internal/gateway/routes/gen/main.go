@@ -32,6 +32,12 @@ import (
 var services = []string{"s3", "iam", "sts", "ec2", "lambda", "dynamodb", "sqs", "sns", "kms",
 	"secretsmanager", "ssm", "logs", "cloudtrail"}
 
+// asStrings are members a service's records write as strings though its
+// model types them (record names; parent.name where only there): EC2's
+// CreateVolume size ("size": "1", request and response) and
+// CreateSnapshot's volumeSize ("volumeSize": "1") in testdata/real.
+var asStrings = map[string][]string{"ec2": {"size", ".volumeSize"}}
+
 type model struct {
 	Metadata struct {
 		APIVersion     string `json:"apiVersion"`
@@ -104,6 +110,7 @@ func main() {
 		jsonBody := md.Protocol == "json" || md.Protocol == "rest-json"
 		shapes := map[string]string{}
 		kinds := map[string]map[string]bool{}
+		inKinds := map[string]map[string]bool{}
 		var names []string
 		for n := range m.Operations {
 			names = append(names, n)
@@ -122,8 +129,11 @@ func main() {
 				m.collect(op.Output.Shape, shapes)
 			}
 			if op.Output != nil {
-				m.kinds(op.Output.Shape, "", md.Protocol, kinds, map[string]bool{})
+				m.kinds(op.Output.Shape, "", md.Protocol != "json" && md.Protocol != "rest-json", kinds, map[string]bool{})
 				m.sensitive(op.Output.Shape, "", sens, map[string]bool{})
+			}
+			if op.Input != nil && (md.Protocol == "query" || md.Protocol == "ec2") {
+				m.kinds(op.Input.Shape, "", false, inKinds, map[string]bool{})
 			}
 			if op.Input != nil {
 				in := m.Shapes[op.Input.Shape]
@@ -172,29 +182,14 @@ func main() {
 		}
 		sort.Strings(sl)
 		fmt.Fprintf(&buf, "Sensitive: %#v,\n", sl)
-		// A name with one kind is typed by its name; a name with several
-		// by parent.name where that has one (EC2's code: the number
-		// under instanceState, a string elsewhere).
-		var tn []string
-		for n, ks := range kinds {
-			_, base, qualified := strings.Cut(n, ".")
-			if !qualified {
-				base = n
-			}
-			if len(ks) == 1 && !ks[""] && (!qualified || len(kinds[base]) > 1) {
-				tn = append(tn, n)
-			}
+		for _, n := range asStrings[name] {
+			kinds[n] = map[string]bool{"String": true}
+			inKinds[n] = map[string]bool{"String": true}
 		}
-		if len(tn) > 0 {
-			sort.Strings(tn)
-			buf.WriteString("Types: map[string]Kind{\n")
-			for _, n := range tn {
-				for k := range kinds[n] {
-					fmt.Fprintf(&buf, "%q: %s,\n", n, k)
-				}
-			}
-			buf.WriteString("},\n")
-		}
+		writeKinds(&buf, "Types", kinds, nil)
+		// Query and EC2 inputs arrive as strings: their numbers and
+		// booleans are typed as AWS records them (maxCount: 1).
+		writeKinds(&buf, "InTypes", inKinds, map[string]bool{"Number": true, "Bool": true, "String": true})
 		if len(shapes) > 0 {
 			var sn []string
 			for k := range shapes {
@@ -308,7 +303,7 @@ func (m *model) collect(s string, out map[string]string) {
 // spell it (lower camel; EC2 and query XML: the element name) and its kind
 // (Number, Bool, Time, List; "" for strings, structures, maps and blobs).
 // A name seen with two kinds ends up with both and is not typed.
-func (m *model) kinds(s, parent, protocol string, out map[string]map[string]bool, seen map[string]bool) {
+func (m *model) kinds(s, parent string, locationNames bool, out map[string]map[string]bool, seen map[string]bool) {
 	if seen[parent+" "+s] {
 		return
 	}
@@ -316,7 +311,7 @@ func (m *model) kinds(s, parent, protocol string, out map[string]map[string]bool
 	sh := m.Shapes[s]
 	for mn, r := range sh.Members {
 		name := mn
-		if protocol != "json" && protocol != "rest-json" && r.LocationName != "" {
+		if locationNames && r.LocationName != "" {
 			name = r.LocationName
 		}
 		name = lowerFirst(name)
@@ -340,13 +335,49 @@ func (m *model) kinds(s, parent, protocol string, out map[string]map[string]bool
 			}
 			out[n][k] = true
 		}
-		m.kinds(r.Shape, name, protocol, out, seen)
+		m.kinds(r.Shape, name, locationNames, out, seen)
 	}
 	for _, r := range []*ref{sh.Member, sh.Key, sh.Value} {
 		if r != nil {
-			m.kinds(r.Shape, parent, protocol, out, seen)
+			m.kinds(r.Shape, parent, locationNames, out, seen)
 		}
 	}
+}
+
+// writeKinds writes the field name: the names of kinds with one kind
+// (among only, when given), and the parent.name of names with several
+// where that has one: EC2's code is the number under instanceState, a
+// string elsewhere.
+func writeKinds(buf *bytes.Buffer, field string, kinds map[string]map[string]bool, only map[string]bool) {
+	one := func(ks map[string]bool) (string, bool) {
+		if len(ks) != 1 || ks[""] {
+			return "", false
+		}
+		for k := range ks {
+			return k, only == nil || only[k]
+		}
+		return "", false
+	}
+	var tn []string
+	for n, ks := range kinds {
+		_, base, qualified := strings.Cut(n, ".")
+		if !qualified {
+			base = n
+		}
+		if k, ok := one(ks); ok && (!qualified || len(kinds[base]) > 1 || k == "String") {
+			tn = append(tn, n)
+		}
+	}
+	if len(tn) == 0 {
+		return
+	}
+	sort.Strings(tn)
+	fmt.Fprintf(buf, "%s: map[string]Kind{\n", field)
+	for _, n := range tn {
+		k, _ := one(kinds[n])
+		fmt.Fprintf(buf, "%q: %s,\n", n, k)
+	}
+	buf.WriteString("},\n")
 }
 
 func lowerFirst(s string) string {
