@@ -65,7 +65,7 @@ type Kind uint8
 const (
 	Number Kind = iota + 1 // integer, long, float, double
 	Bool
-	Time // timestamp
+	Time   // timestamp
 	List   // a list (EC2's <xSet><item>, query's <member>)
 	String // a string where the model says otherwise (AWS's records do)
 )
