@@ -131,9 +131,12 @@ func Extract(raw []byte) (Record, error) {
 			}
 		}
 	}
-	if len(r.Resources) == 0 && derivesResources(r.EventSource, r.ReadOnly) {
+	if len(r.Resources) == 0 && r.Category == CategoryManagement && derivesResources(r.EventSource, r.ReadOnly) {
 		// No resources member: those LookupEvents derives, read from
-		// the parameters (a second pass, for these records only).
+		// the parameters (a second pass, for these records only). Only
+		// management events: Event History shows no other, and event
+		// selectors (resources.type, resources.ARN: data events) see
+		// the record's own resources.
 		var p struct {
 			RequestParameters jsontext.Value `json:"requestParameters"`
 			ResponseElements  jsontext.Value `json:"responseElements"`

@@ -9,8 +9,8 @@ import (
 
 // ResourceRule is one rule by which LookupEvents derives the Resources of a
 // record that carries no resources member, as CloudTrail's Event History
-// derives them from requestParameters and responseElements: a record of
-// Source that is not read-only names a resource of Type for each string
+// derives them from requestParameters and responseElements: a management
+// event of Source that is not read-only names a resource of Type for each string
 // found at one of Paths (ResourceRules lists them). A path is dotted member names from the record's
 // top ("requestParameters.userName"), "[]" stepping into every element of
 // an array ("responseElements.instancesSet.items[].instanceId").
