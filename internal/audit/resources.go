@@ -4,16 +4,16 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // ResourceRule is one rule by which LookupEvents derives the Resources of a
 // record that carries no resources member, as CloudTrail's Event History
 // derives them from requestParameters and responseElements: a management
-// event of Source that is not read-only names a resource of Type for each string
-// found at one of Paths (ResourceRules lists them). A path is dotted member names from the record's
-// top ("requestParameters.userName"), "[]" stepping into every element of
-// an array ("responseElements.instancesSet.items[].instanceId").
+// event of Source that is not read-only names a resource of Type for each
+// string found at one of Paths (ResourceRules lists them). A path is
+// dotted member names from the record's top ("requestParameters.userName"),
+// "[]" stepping into every element of an array
+// ("responseElements.instancesSet.items[].instanceId").
 type ResourceRule struct {
 	Source string
 	Type   string
@@ -82,7 +82,7 @@ func DeriveResources(source string, readOnly Tri, requestParameters, responseEle
 			continue
 		}
 		var v any
-		if json.Unmarshal(raw, &v, lenient, jsontext.AllowDuplicateNames(true)) == nil {
+		if json.Unmarshal(raw, &v, lenient) == nil {
 			top[name] = v
 		}
 	}
