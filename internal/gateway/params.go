@@ -283,7 +283,10 @@ func resources(c *call, account, region string, params map[string]any, resp []by
 				ARN: "arn:aws:dynamodb:" + region + ":" + account + ":table/" + t})
 		}
 	case "lambda":
-		if f := str(params["functionName"]); f != "" && account != "" {
+		// Invoke's data events name the function; no real Lambda
+		// management record has resources (41 of 41 in testdata/real:
+		// CreateFunction, GetFunction, UpdateFunctionCode...).
+		if f := str(params["functionName"]); f != "" && account != "" && dataEvent("lambda", c.name, false) {
 			arn := f
 			if !strings.HasPrefix(f, "arn:") {
 				arn = "arn:aws:lambda:" + region + ":" + account + ":function:" + f

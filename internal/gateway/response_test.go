@@ -41,3 +41,31 @@ func TestEC2RawResponsesAsRecorded(t *testing.T) {
 		}
 	}
 }
+
+// TestResourcesAsRealRecords: the resources member is written where AWS's
+// records have one and left out where they have none: Lambda's management
+// records have none (41 of 41 real Lambda records), its Invoke data events
+// name the function; CreateBucket has none (5 of 5), other bucket calls
+// name the bucket.
+func TestResourcesAsRealRecords(t *testing.T) {
+	lambda, s3 := routes.Lookup("lambda"), routes.Lookup("s3")
+	for _, c := range []struct {
+		c    call
+		want []string
+	}{
+		{call{svc: lambda, name: "CreateFunction"}, nil},
+		{call{svc: lambda, name: "GetFunction"}, nil},
+		{call{svc: lambda, name: "UpdateFunctionCode"}, nil},
+		{call{svc: lambda, name: "Invoke"}, []string{"AWS::Lambda::Function arn:aws:lambda:us-east-1:111111111111:function:f"}},
+		{call{svc: s3, name: "CreateBucket", bucket: "b"}, nil},
+		{call{svc: s3, name: "PutBucketPolicy", bucket: "b"}, []string{"AWS::S3::Bucket arn:aws:s3:::b"}},
+	} {
+		var got []string
+		for _, r := range resources(&c.c, "111111111111", "us-east-1", map[string]any{"functionName": "f"}, nil) {
+			got = append(got, r.Type+" "+r.ARN)
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s %s: resources %q; want %q", c.c.svc.Name, c.c.name, got, c.want)
+		}
+	}
+}
