@@ -186,8 +186,15 @@ func TestFidelitySTSResponses(t *testing.T) {
 	if _, err := cli.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
 		t.Fatal(err)
 	}
+	// Unsigned, as the SDK sends it: still an STS call with its response
+	// (AWS's user guide, "AssumeRoleWithWebIdentity" record example:
+	// credentials, assumedRoleUser, subjectFromWebIdentityToken...).
+	if _, err := cli.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String("arn:aws:iam::111111111111:role/web"),
+		RoleSessionName: aws.String("web"), WebIdentityToken: aws.String("eyJhbGciOiJIUzI1NiJ9.e30.x")}); err != nil {
+		t.Fatal(err)
+	}
 	expiration := regexp.MustCompile(`^[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}:\d{2} [AP]M$`)
-	for _, n := range []string{"AssumeRole", "GetFederationToken", "GetSessionToken"} {
+	for _, n := range []string{"AssumeRole", "GetFederationToken", "GetSessionToken", "AssumeRoleWithWebIdentity"} {
 		ev := e.rec.last(t, n)
 		noAPIVersion(t, ev)
 		var re struct {
@@ -205,7 +212,13 @@ func TestFidelitySTSResponses(t *testing.T) {
 		if x := str(re.Credentials["expiration"]); !expiration.MatchString(x) {
 			t.Errorf("%s: expiration %q; AWS writes %q", n, x, "Nov 30, 2024, 8:43:17 PM")
 		}
-		if n != "GetSessionToken" { // no successful real record
+		if ev.EventSource != "sts.amazonaws.com" {
+			t.Errorf("%s: eventSource %s", n, ev.EventSource)
+		}
+		if strings.Contains(string(ev.RequestParameters), "eyJhbGci") {
+			t.Errorf("%s: the web identity token is recorded: %s", n, ev.RequestParameters)
+		}
+		if n == "AssumeRole" || n == "GetFederationToken" { // the others: no successful real record
 			shapeCheck{}.check(t, ev, "responseElements", ev.ResponseElements)
 		}
 	}

@@ -190,6 +190,10 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
+// unsignedSTS are the STS operations called without a signature: a call
+// without a SigV4 scope naming one of them is an STS call.
+var unsignedSTS = map[string]bool{"AssumeRoleWithWebIdentity": true, "AssumeRoleWithSAML": true}
+
 // sensitiveSet is the set redact takes: the service's sensitive members as
 // parent.name, in lower case.
 func sensitiveSet(svc *routes.Service) map[string]bool {
@@ -340,6 +344,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					}
 				}
 			}
+		}
+	}
+	if sc.service == "" && !sc.sigv4 && unsignedSTS[form.Get("Action")] {
+		// STS's unsigned operations (the caller has no credentials
+		// yet): recorded as sts, forwarded to its upstream.
+		sc.service = "sts"
+		if u := g.cfg.Upstreams["sts"]; u != nil {
+			up = u
 		}
 	}
 	c := g.classify(r, sc, q, form)
