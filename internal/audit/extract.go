@@ -131,21 +131,29 @@ func Extract(raw []byte) (Record, error) {
 			}
 		}
 	}
-	if len(r.Resources) == 0 && r.Category == CategoryManagement && derivesResources(r.EventSource, r.ReadOnly) {
-		// No resources member: those LookupEvents derives, read from
-		// the parameters (a second pass, for these records only). Only
-		// management events: Event History shows no other, and event
-		// selectors (resources.type, resources.ARN: data events) see
-		// the record's own resources.
-		var p struct {
-			RequestParameters jsontext.Value `json:"requestParameters"`
-			ResponseElements  jsontext.Value `json:"responseElements"`
-		}
-		if json.Unmarshal(raw, &p, lenient) == nil {
-			r.Resources = DeriveResources(r.EventSource, r.ReadOnly, p.RequestParameters, p.ResponseElements)
-		}
-	}
+	AddDerivedResources(&r)
 	return r, nil
+}
+
+// AddDerivedResources gives r, a record Extract built (or one decoded from
+// an earlier cairn's encoding), the resources LookupEvents derives when its
+// record has none (DeriveResources), read from r.Raw. Only management
+// events: Event History shows no other, and event selectors
+// (resources.type, resources.ARN: data events) see the record's own
+// resources.
+func AddDerivedResources(r *Record) {
+	if len(r.Resources) > 0 || r.Category != CategoryManagement || !derivesResources(r.EventSource, r.ReadOnly) {
+		return
+	}
+	// A second pass over the record, for these records only.
+	var p struct {
+		RequestParameters jsontext.Value `json:"requestParameters"`
+		ResponseElements  jsontext.Value `json:"responseElements"`
+		Resources         jsontext.Value `json:"resources"`
+	}
+	if json.Unmarshal(r.Raw, &p, lenient) == nil && len(p.Resources) == 0 {
+		r.Resources = DeriveResources(r.EventSource, r.ReadOnly, p.RequestParameters, p.ResponseElements)
+	}
 }
 
 func onBehalf(id identityView) string {
