@@ -175,7 +175,7 @@ func typeParams(v any, parent string, types map[string]routes.Kind, depth int) {
 			if s, ok := x.(string); ok {
 				switch kind(types, parent, k) {
 				case routes.Number:
-					if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+					if jsonNumber(s) {
 						t[k] = json.Number(s)
 					}
 				case routes.Bool:
@@ -196,6 +196,16 @@ func typeParams(v any, parent string, types map[string]routes.Kind, depth int) {
 			typeParams(x, parent, types, depth+1)
 		}
 	}
+}
+
+// jsonNumber reports whether s is a number as JSON writes it (not NaN,
+// 0x1p-2, +5 or 007, which Go's parsers accept), of at most 64 bytes.
+func jsonNumber(s string) bool {
+	if s == "" || len(s) > 64 || !(s[0] == '-' || s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	var n json.Number
+	return json.Unmarshal([]byte(s), &n) == nil
 }
 
 // xmlNode is an element of an XML response.
@@ -245,7 +255,7 @@ func parseXML(body []byte) *xmlNode {
 func scalar(text string, k routes.Kind, ts func(time.Time) any) any {
 	switch k {
 	case routes.Number:
-		if f, err := strconv.ParseFloat(text, 64); err == nil && !math.IsInf(f, 0) {
+		if jsonNumber(text) {
 			return json.Number(text)
 		}
 	case routes.Bool:
@@ -394,7 +404,7 @@ func ec2RawResponse(root *xmlNode) any {
 			if b, err := strconv.ParseBool(t); err == nil && (t == "true" || t == "false") {
 				return b
 			}
-			if _, err := strconv.ParseInt(t, 10, 64); err == nil && (t == "0" || t[0] != '0') && t[0] != '+' {
+			if _, err := strconv.ParseInt(t, 10, 64); err == nil && jsonNumber(t) {
 				return json.Number(t)
 			}
 			return t

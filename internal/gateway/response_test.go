@@ -69,3 +69,21 @@ func TestResourcesAsRealRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestTypedValuesStayJSON: values the model types as numbers become JSON
+// numbers only when they are JSON's numbers (Go's parsers also take NaN,
+// hex floats, +5, 007): else they stay strings and the record stays JSON.
+func TestTypedValuesStayJSON(t *testing.T) {
+	for text, number := range map[string]bool{"12": true, "-3": true, "1.5e3": true, "NaN": false, "Inf": false, "+5": false,
+		"0x1p-2": false, "007": false, "": false, "1_000": false, " 1": false} {
+		v := scalar(text, routes.Number, nil)
+		if _, isNum := v.(json.Number); isNum != number {
+			t.Errorf("scalar(%q, Number) = %#v; want a number: %v", text, v, number)
+		}
+		p := map[string]any{"maxCount": text}
+		typeParams(p, "", routes.Lookup("ec2").InTypes, 0)
+		if _, err := json.Marshal(p); err != nil {
+			t.Errorf("typeParams(%q): %v", text, err)
+		}
+	}
+}
