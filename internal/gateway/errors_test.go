@@ -84,6 +84,7 @@ func FuzzResponseElements(f *testing.F) {
 func FuzzRequestBodies(f *testing.F) {
 	f.Add(`<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet><Tag><Key>k</Key><Value>true</Value></Tag></TagSet></Tagging>`)
 	f.Add(`Filter.1.Name=x&Filter.1.Value.1=y&InstanceId.1=i&Tag.1.Key=a&A.1.B.2.C=3&TagSpecification.1.Tag.1.Key=k`)
+	f.Add(`MaxCount=NaN&MinCount=1&DisableApiTermination=true&BlockDeviceMapping.1.Ebs.VolumeSize=0x10`)
 	f.Add(`{"TableName":"t","Key":{"a":{"M":{"b":{"L":[{"S":"x"}]}}}}}`)
 	ddb := routes.Lookup("dynamodb")
 	var getItem *routes.Operation
@@ -100,7 +101,9 @@ func FuzzRequestBodies(f *testing.F) {
 			t.Errorf("S3 params do not marshal: %v", err)
 		}
 		if form, err := url.ParseQuery(body); err == nil {
-			if _, err := json.Marshal(ec2Params(form, "RunInstances", nil)); err != nil {
+			p := ec2Params(form, "RunInstances", nil)
+			typeParams(p, "", routes.Lookup("ec2").InTypes, 0)
+			if _, err := json.Marshal(p); err != nil {
 				t.Errorf("EC2 params do not marshal: %v", err)
 			}
 		}
