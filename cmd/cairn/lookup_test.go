@@ -153,6 +153,36 @@ func TestImportedRealRecordsAreFoundUnderEveryAttribute(t *testing.T) {
 		}
 	}
 	t.Logf("checked %d (record, attribute) pairs over %d lookups", checked, len(want))
+
+	// Resources derived as CloudTrail derives them for records without a
+	// resources member (docs/compatibility.md): the Stratus Red Team
+	// backdoor user's CreateUser and AttachUserPolicy
+	// (invictus-ir-aws_dataset …T1230Z_ZtUNbBkwAu98FPZb) are found by its
+	// name, and answered with the user and the policy as Resources.
+	got := lookupAll(t, clientFor("123837392027", "us-east-1"), &cloudtrail.LookupEventsInput{
+		LookupAttributes: attr(types.LookupAttributeKeyResourceName, "malicious-iam-user"), EndTime: end})
+	byName := map[string]types.Event{}
+	for _, e := range got {
+		byName[aws.ToString(e.EventName)] = e
+	}
+	for name, res := range map[string][]string{
+		"CreateUser":       {"AWS::IAM::User malicious-iam-user"},
+		"AttachUserPolicy": {"AWS::IAM::Policy arn:aws:iam::aws:policy/AdministratorAccess", "AWS::IAM::User malicious-iam-user"},
+	} {
+		e, ok := byName[name]
+		if !ok {
+			t.Errorf("ResourceName=malicious-iam-user: no %s among %d events", name, len(got))
+			continue
+		}
+		var have []string
+		for _, r := range e.Resources {
+			have = append(have, aws.ToString(r.ResourceType)+" "+aws.ToString(r.ResourceName))
+		}
+		slices.Sort(have)
+		if !slices.Equal(have, res) {
+			t.Errorf("%s: Resources %q; want %q", name, have, res)
+		}
+	}
 }
 
 // rawCall sends body to the server signed as alice, with the target op.

@@ -28,6 +28,32 @@ func requestParameters(body []byte) json.RawMessage {
 	return out
 }
 
+// memberlessParameters are the requestParameters AWS records for a call
+// that sends no members, where it records its defaults rather than null:
+// an empty DescribeTrails is recorded as {"trailNameList": [],
+// "includeShadowTrails": true} (testdata/real: invictus-ir-aws_dataset,
+// three records; a DescribeTrails naming trails records only trailNameList).
+var memberlessParameters = map[string]json.RawMessage{
+	"DescribeTrails": json.RawMessage(`{"trailNameList":[],"includeShadowTrails":true}`),
+}
+
+// operationParameters is requestParameters with op's recorded defaults
+// for a call without members.
+func operationParameters(op string, body []byte) json.RawMessage {
+	p := requestParameters(body)
+	if p == nil && len(body) <= maxParams {
+		if d, ok := memberlessParameters[op]; ok {
+			var v map[string]any
+			// Only a body that is empty or an empty object: an
+			// unparsable one stays null.
+			if t := bytes.TrimSpace(body); len(t) == 0 || json.Unmarshal(t, &v) == nil && len(v) == 0 {
+				return d
+			}
+		}
+	}
+	return p
+}
+
 // lowerMembers rewrites one JSON value, lower-casing the first letter of
 // every object key. It keeps member order and values exactly (numbers are
 // not reformatted).

@@ -9,7 +9,6 @@ package apiserver
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -559,7 +558,7 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 		Region:            c.caller.Region,
 		SourceIP:          sourceIP(c.r),
 		UserAgent:         c.r.UserAgent(),
-		RequestParameters: requestParameters(c.body),
+		RequestParameters: operationParameters(c.op, c.body),
 		RequestID:         c.requestID,
 		EventID:           s.cfg.NewID(),
 		ReadOnly:          c.readOnly,
@@ -572,11 +571,12 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 	if errors.As(errResp, &we) {
 		rc.ErrorCode, rc.ErrorMessage = we.Code, we.Message
 	}
-	if errResp == nil {
+	if errResp == nil && !c.readOnly {
+		// CloudTrail's records of its own reads carry no response.
 		rc.ResponseElements = c.responseElements
 	}
 	if c.r.TLS != nil {
-		rc.TLS = &audit.CallTLS{Version: c.r.TLS.Version, CipherSuite: tls.CipherSuiteName(c.r.TLS.CipherSuite), Host: c.r.Host}
+		rc.TLS = &audit.CallTLS{Version: c.r.TLS.Version, CipherSuite: audit.CipherSuiteName(c.r.TLS.CipherSuite), Host: c.r.Host}
 	}
 	return audit.CallRecord(rc)
 }

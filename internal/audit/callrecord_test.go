@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -22,8 +23,8 @@ func TestCallRecord(t *testing.T) {
 	}{
 		{"write", func(*Call) {},
 			`{"eventVersion":"1.11","userIdentity":{"type":"IAMUser","principalId":"AIDA","arn":"arn:aws:iam::111111111111:user/u","accountId":"111111111111","accessKeyId":"AKIA","userName":"u"},"eventTime":"2026-01-02T02:04:05Z","eventSource":"cloudtrail.amazonaws.com","eventName":"CreateTrail","awsRegion":"eu-west-1","sourceIPAddress":"192.0.2.1","userAgent":"ua","requestParameters":{"name":"t"},"responseElements":{"name":"t"},"requestID":"r","eventID":"e","readOnly":false,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111111111111","eventCategory":"Management"}`},
-		{"read-only drops responseElements", func(c *Call) { c.ReadOnly = true },
-			`{"eventVersion":"1.11","userIdentity":{"type":"IAMUser","principalId":"AIDA","arn":"arn:aws:iam::111111111111:user/u","accountId":"111111111111","accessKeyId":"AKIA","userName":"u"},"eventTime":"2026-01-02T02:04:05Z","eventSource":"cloudtrail.amazonaws.com","eventName":"CreateTrail","awsRegion":"eu-west-1","sourceIPAddress":"192.0.2.1","userAgent":"ua","requestParameters":{"name":"t"},"responseElements":null,"requestID":"r","eventID":"e","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111111111111","eventCategory":"Management"}`},
+		{"read-only keeps the responseElements its edge gives (STS AssumeRole)", func(c *Call) { c.ReadOnly = true },
+			`{"eventVersion":"1.11","userIdentity":{"type":"IAMUser","principalId":"AIDA","arn":"arn:aws:iam::111111111111:user/u","accountId":"111111111111","accessKeyId":"AKIA","userName":"u"},"eventTime":"2026-01-02T02:04:05Z","eventSource":"cloudtrail.amazonaws.com","eventName":"CreateTrail","awsRegion":"eu-west-1","sourceIPAddress":"192.0.2.1","userAgent":"ua","requestParameters":{"name":"t"},"responseElements":{"name":"t"},"requestID":"r","eventID":"e","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111111111111","eventCategory":"Management"}`},
 		{"error drops responseElements", func(c *Call) { c.ErrorCode, c.ErrorMessage = "TrailNotFoundException", "no" },
 			`{"eventVersion":"1.11","userIdentity":{"type":"IAMUser","principalId":"AIDA","arn":"arn:aws:iam::111111111111:user/u","accountId":"111111111111","accessKeyId":"AKIA","userName":"u"},"eventTime":"2026-01-02T02:04:05Z","eventSource":"cloudtrail.amazonaws.com","eventName":"CreateTrail","awsRegion":"eu-west-1","sourceIPAddress":"192.0.2.1","userAgent":"ua","errorCode":"TrailNotFoundException","errorMessage":"no","requestParameters":{"name":"t"},"responseElements":null,"requestID":"r","eventID":"e","readOnly":false,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111111111111","eventCategory":"Management"}`},
 		{"data event, unknown operation, no identity, TLS, resources", func(c *Call) {
@@ -86,6 +87,25 @@ func TestTLSVersionName(t *testing.T) {
 	for v, want := range map[uint16]string{0x0304: "TLSv1.3", 0x0303: "TLSv1.2", 0x0302: "TLSv1.1", 0x0301: "TLSv1", 0x0300: "SSLv3", 0x7f17: "0x7F17"} {
 		if got := TLSVersionName(v); got != want {
 			t.Errorf("TLSVersionName(%#x) = %q; want %q", v, got, want)
+		}
+	}
+}
+
+// TestCipherSuiteName: cipher suites as the real records of testdata/real
+// name them in tlsDetails.cipherSuite and S3's CipherSuite
+// (ECDHE-RSA-AES128-GCM-SHA256 ×2,235, TLS_AES_128_GCM_SHA256 ×621,
+// ECDHE-RSA-AES128-SHA ×10, TLS_AES_256_GCM_SHA384 ×5,
+// ECDHE-RSA-AES256-GCM-SHA384 ×3).
+func TestCipherSuiteName(t *testing.T) {
+	for id, want := range map[uint16]string{
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: "ECDHE-RSA-AES128-GCM-SHA256",
+		tls.TLS_AES_128_GCM_SHA256:                "TLS_AES_128_GCM_SHA256",
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA:    "ECDHE-RSA-AES128-SHA",
+		tls.TLS_AES_256_GCM_SHA384:                "TLS_AES_256_GCM_SHA384",
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: "ECDHE-RSA-AES256-GCM-SHA384",
+	} {
+		if got := CipherSuiteName(id); got != want {
+			t.Errorf("CipherSuiteName(%#x) = %q; want %q", id, got, want)
 		}
 	}
 }

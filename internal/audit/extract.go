@@ -131,7 +131,29 @@ func Extract(raw []byte) (Record, error) {
 			}
 		}
 	}
+	AddDerivedResources(&r)
 	return r, nil
+}
+
+// AddDerivedResources gives r, a record Extract built (or one decoded from
+// an earlier cairn's encoding), the resources LookupEvents derives when its
+// record has none (DeriveResources), read from r.Raw. Only management
+// events: Event History shows no other, and event selectors
+// (resources.type, resources.ARN: data events) see the record's own
+// resources.
+func AddDerivedResources(r *Record) {
+	if len(r.Resources) > 0 || r.Category != CategoryManagement || !derivesResources(r.EventSource, r.ReadOnly) {
+		return
+	}
+	// A second pass over the record, for these records only.
+	var p struct {
+		RequestParameters jsontext.Value `json:"requestParameters"`
+		ResponseElements  jsontext.Value `json:"responseElements"`
+		Resources         jsontext.Value `json:"resources"`
+	}
+	if json.Unmarshal(r.Raw, &p, lenient) == nil && len(p.Resources) == 0 {
+		r.Resources = DeriveResources(r.EventSource, r.ReadOnly, p.RequestParameters, p.ResponseElements)
+	}
 }
 
 func onBehalf(id identityView) string {

@@ -54,11 +54,27 @@ func FuzzParseError(f *testing.F) {
 	})
 }
 
-func FuzzXMLToJSON(f *testing.F) {
-	f.Add(`<CreateUserResponse><CreateUserResult><User><UserName>bob</UserName></User></CreateUserResult></CreateUserResponse>`)
+// FuzzResponseElements feeds hostile response bodies to the converters of
+// every protocol (JSON, query XML, EC2 XML, S3): no panic, and what they
+// return is JSON.
+func FuzzResponseElements(f *testing.F) {
+	f.Add(`<CreateUserResponse><CreateUserResult><User><UserName>bob</UserName><CreateDate>2026-01-02T03:04:05Z</CreateDate></User></CreateUserResult></CreateUserResponse>`)
 	f.Add(`<a><member>1</member><member>2</member></a>`)
+	f.Add(`<RunInstancesResponse><requestId>r</requestId><instancesSet><item><instanceState><code>0</code></instanceState><launchTime>x</launchTime></item></instancesSet><groupSet/></RunInstancesResponse>`)
+	f.Add(`{"KeyMetadata":{"CreationDate":1.7e9,"Arn":"a"},"Tags":{"K":1}}`)
+	f.Add(`{"CreationDate":1e400}`)
 	f.Fuzz(func(t *testing.T, body string) {
-		xmlToJSON([]byte(body), nil)
+		for _, svc := range []string{"iam", "sts", "ec2", "kms", "s3", "secretsmanager"} {
+			s := routes.Lookup(svc)
+			for _, name := range []string{"CreateUser", "AssumeRole", "RunInstances", "CreateKey", "PutObject", "CreateSecret"} {
+				st := &state{respHeader: http.Header{}}
+				st.captured.WriteString(body)
+				c := call{svc: s, op: s.Operation(name), name: name}
+				if raw := responseElements(c, st, nil); raw != nil && !json.Valid(raw) {
+					t.Errorf("%s %s: not JSON: %s", svc, name, raw)
+				}
+			}
+		}
 		formParams(map[string][]string{body: {body}}, nil)
 	})
 }
@@ -68,6 +84,7 @@ func FuzzXMLToJSON(f *testing.F) {
 func FuzzRequestBodies(f *testing.F) {
 	f.Add(`<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet><Tag><Key>k</Key><Value>true</Value></Tag></TagSet></Tagging>`)
 	f.Add(`Filter.1.Name=x&Filter.1.Value.1=y&InstanceId.1=i&Tag.1.Key=a&A.1.B.2.C=3&TagSpecification.1.Tag.1.Key=k`)
+	f.Add(`MaxCount=NaN&MinCount=1&DisableApiTermination=true&BlockDeviceMapping.1.Ebs.VolumeSize=0x10`)
 	f.Add(`{"TableName":"t","Key":{"a":{"M":{"b":{"L":[{"S":"x"}]}}}}}`)
 	ddb := routes.Lookup("dynamodb")
 	var getItem *routes.Operation
@@ -84,7 +101,9 @@ func FuzzRequestBodies(f *testing.F) {
 			t.Errorf("S3 params do not marshal: %v", err)
 		}
 		if form, err := url.ParseQuery(body); err == nil {
-			if _, err := json.Marshal(ec2Params(form, "RunInstances", nil)); err != nil {
+			p := ec2Params(form, "RunInstances", nil)
+			typeParams(p, "", routes.Lookup("ec2").InTypes, 0)
+			if _, err := json.Marshal(p); err != nil {
 				t.Errorf("EC2 params do not marshal: %v", err)
 			}
 		}

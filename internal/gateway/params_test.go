@@ -91,10 +91,15 @@ func TestJSONParamsNestedNames(t *testing.T) {
 	p = jsonParams([]byte(`{"KeyId":"alias/aws/ssm","EncryptionContext":{"PARAMETER_ARN":"arn:aws:ssm:us-east-1:1:parameter/x"},"EncryptionAlgorithm":"SYMMETRIC_DEFAULT","Plaintext":"c2VjcmV0"}`), kms, op(kms, "Encrypt"), nil)
 	sameShape(t, "kms.amazonaws.com", "Encrypt", p, "encryptionContext.PARAMETER_ARN")
 	ssm := svc("ssm")
-	p = jsonParams([]byte(`{"Name":"/credentials/x","Value":"s3cret","Type":"SecureString","Overwrite":false,"AllowedPattern":"","Tags":[{"Key":"StratusRedTeam","Value":"true"}],"Tier":"Standard"}`), ssm, op(ssm, "PutParameter"), map[string]bool{"value": true})
+	p = jsonParams([]byte(`{"Name":"/credentials/x","Value":"s3cret","Type":"SecureString","Overwrite":false,"AllowedPattern":"","Tags":[{"Key":"StratusRedTeam","Value":"true"}],"Tier":"Standard"}`), ssm, op(ssm, "PutParameter"), sensitiveSet(ssm))
 	sameShape(t, "ssm.amazonaws.com", "PutParameter", p, "tags[].key", "tags[].value")
+	// The parameter's value is hidden, its tags' values are not (as the
+	// 42 real PutParameter records: invictus-ir-aws_dataset).
 	if p["value"] != hidden {
 		t.Errorf("PutParameter value not redacted: %v", p["value"])
+	}
+	if tags, _ := p["tags"].([]any); len(tags) != 1 || tags[0].(map[string]any)["value"] != "true" {
+		t.Errorf("PutParameter tags: %v; want the tag's value as sent", p["tags"])
 	}
 	p = jsonParams([]byte(`{"DocumentName":"AWS-RunShellScript","InstanceIds":[],"Parameters":{"commands":["id"]},"Interactive":false}`), ssm, op(ssm, "SendCommand"), nil)
 	sameShape(t, "ssm.amazonaws.com", "SendCommand", p, "parameters.commands")

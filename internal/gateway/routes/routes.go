@@ -16,10 +16,23 @@ type Service struct {
 	APIVersion     string
 	Global         bool // a global endpoint: records carry us-east-1
 	Operations     []Operation
-	Sensitive      []string // input member names (lower camel) the model marks sensitive
+	// Sensitive are the input and output members the model marks
+	// sensitive, as parent.name in lower camel (".value": a top-level
+	// member; "credentials.secretAccessKey"; parent is the name of the
+	// member holding them).
+	Sensitive []string
 	// Shapes of JSON services under which a map lies, by name: their
 	// keys are recorded as sent, not lower-camel-cased.
 	Shapes map[string]Shape
+	// Types are the kinds of the output members whose names have one
+	// non-string kind throughout the model (by the name records give
+	// them: lower camel, EC2's XML element names), for typing the values
+	// of XML responses and formatting timestamps as AWS records them.
+	Types map[string]Kind
+	// InTypes are the same for the input members of query and EC2
+	// services, numbers and booleans only: their values arrive as
+	// strings and AWS records them typed (maxCount: 1).
+	InTypes map[string]Kind
 
 	byName map[string]*Operation
 	rest   []*restRoute
@@ -32,6 +45,7 @@ type Operation struct {
 	URI         string // request URI template: /{Bucket}/{Key+}?tagging
 	Members     []Member
 	Input       string // JSON services: the input shape, when a map lies under it (Service.Shapes)
+	Output      string // JSON services: the output shape, when a map lies under it (Service.Shapes)
 	Payload     string // the input member that is the body, if any
 	PayloadBlob bool   // the payload is object bytes: never read
 }
@@ -44,7 +58,19 @@ type Member struct {
 	Required     bool
 }
 
-// Shape is a JSON input shape under which a map lies: a map (its keys are
+// Kind is the kind of a model member's values.
+type Kind uint8
+
+// Kinds of members; strings, structures, maps and blobs are not listed.
+const (
+	Number Kind = iota + 1 // integer, long, float, double
+	Bool
+	Time   // timestamp
+	List   // a list (EC2's <xSet><item>, query's <member>)
+	String // a string where the model says otherwise (AWS's records do)
+)
+
+// Shape is a JSON input or output shape under which a map lies: a map (its keys are
 // data, its values of shape Elem), a list (elements of shape Elem) or a
 // structure (Members: the members of such shapes, by model name). Shapes
 // under which no map lies are not listed ("").

@@ -126,17 +126,24 @@ func decodeRecord(p []byte) (audit.Record, error) {
 	if len(p) == 0 {
 		return audit.Record{}, errRecord
 	}
+	var rec audit.Record
 	switch p[0] {
 	case payloadV1:
-		return decodeRecordV1(p[1:])
+		var err error
+		if rec, err = decodeRecordV1(p[1:]); err != nil {
+			return rec, err
+		}
 	case payloadV2:
-		var rec audit.Record
 		if err := audit.DecodeBinary(bytes.Clone(p[1:]), &rec); err != nil {
 			return audit.Record{}, fmt.Errorf("%w: %w", errRecord, err)
 		}
-		return rec, nil
+	default:
+		return audit.Record{}, fmt.Errorf("%w: version %d", errRecord, p[0])
 	}
-	return audit.Record{}, fmt.Errorf("%w: version %d", errRecord, p[0])
+	// A record an earlier cairn journaled lacks the resources LookupEvents
+	// now derives (a no-op for this version's records).
+	audit.AddDerivedResources(&rec)
+	return rec, nil
 }
 
 // decodeRecordV1 reads a record of the journal's first encoding (payload

@@ -217,6 +217,9 @@ func (s *Store) init() error {
 	if err := s.loadIndex(ctx); err != nil {
 		return err
 	}
+	if err := s.deriveStoredResources(ctx); err != nil {
+		return err
+	}
 	// Opening replayed the write-ahead log a crash left, and DuckDB keeps
 	// it: without a checkpoint now, each crash would add to what the next
 	// restart replays.

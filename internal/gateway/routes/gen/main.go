@@ -32,6 +32,12 @@ import (
 var services = []string{"s3", "iam", "sts", "ec2", "lambda", "dynamodb", "sqs", "sns", "kms",
 	"secretsmanager", "ssm", "logs", "cloudtrail"}
 
+// asStrings are members a service's records write as strings though its
+// model types them (record names; parent.name where only there): EC2's
+// CreateVolume size ("size": "1", request and response) and
+// CreateSnapshot's volumeSize ("volumeSize": "1") in testdata/real.
+var asStrings = map[string][]string{"ec2": {"size", ".volumeSize"}}
+
 type model struct {
 	Metadata struct {
 		APIVersion     string `json:"apiVersion"`
@@ -49,6 +55,9 @@ type model struct {
 		Input *struct {
 			Shape string `json:"shape"`
 		} `json:"input"`
+		Output *struct {
+			Shape string `json:"shape"`
+		} `json:"output"`
 	} `json:"operations"`
 	Shapes map[string]shape `json:"shapes"`
 }
@@ -70,6 +79,7 @@ type shape struct {
 	Required  []string       `json:"required"`
 	Sensitive bool           `json:"sensitive"`
 	Streaming bool           `json:"streaming"`
+	Flattened bool           `json:"flattened"`
 }
 
 func main() {
@@ -99,6 +109,8 @@ func main() {
 		// recorded as sent; structure member names are lower-camel).
 		jsonBody := md.Protocol == "json" || md.Protocol == "rest-json"
 		shapes := map[string]string{}
+		kinds := map[string]map[string]bool{}
+		inKinds := map[string]map[string]bool{}
 		var names []string
 		for n := range m.Operations {
 			names = append(names, n)
@@ -112,10 +124,21 @@ func main() {
 				fmt.Fprintf(&buf, ", Input: %q", op.Input.Shape)
 				m.collect(op.Input.Shape, shapes)
 			}
+			if op.Output != nil && jsonBody && m.mapBearing(op.Output.Shape, map[string]bool{}) {
+				fmt.Fprintf(&buf, ", Output: %q", op.Output.Shape)
+				m.collect(op.Output.Shape, shapes)
+			}
+			if op.Output != nil {
+				m.kinds(op.Output.Shape, "", md.Protocol != "json" && md.Protocol != "rest-json", kinds, map[string]bool{})
+				m.sensitive(op.Output.Shape, "", sens, map[string]bool{})
+			}
+			if op.Input != nil && (md.Protocol == "query" || md.Protocol == "ec2") {
+				m.kinds(op.Input.Shape, "", false, inKinds, map[string]bool{})
+			}
 			if op.Input != nil {
 				in := m.Shapes[op.Input.Shape]
 				seen := map[string]bool{}
-				m.sensitive(op.Input.Shape, sens, seen)
+				m.sensitive(op.Input.Shape, "", sens, seen)
 				rest := strings.HasPrefix(md.Protocol, "rest")
 				if rest {
 					var mem []string
@@ -159,6 +182,14 @@ func main() {
 		}
 		sort.Strings(sl)
 		fmt.Fprintf(&buf, "Sensitive: %#v,\n", sl)
+		for _, n := range asStrings[name] {
+			kinds[n] = map[string]bool{"String": true}
+			inKinds[n] = map[string]bool{"String": true}
+		}
+		writeKinds(&buf, "Types", kinds, nil)
+		// Query and EC2 inputs arrive as strings: their numbers and
+		// booleans are typed as AWS records them (maxCount: 1).
+		writeKinds(&buf, "InTypes", inKinds, map[string]bool{"Number": true, "Bool": true, "String": true})
 		if len(shapes) > 0 {
 			var sn []string
 			for k := range shapes {
@@ -183,23 +214,32 @@ func main() {
 	}
 }
 
-// sensitive adds the names of members (lower camel case, as records spell
-// them) whose shape is sensitive, anywhere under shape s.
-func (m *model) sensitive(s string, out, seen map[string]bool) {
-	if seen[s] {
+// sensitive adds the members whose shape is sensitive, anywhere under
+// shape s, as parent.name (lower camel, as records spell them; parent is
+// the name of the member holding them, "" at the top; EC2 and query XML
+// names under their element names too): SSM PutParameter's ".value" is
+// secret, its "tags.value" is not.
+func (m *model) sensitive(s, parent string, out, seen map[string]bool) {
+	if seen[parent+" "+s] {
 		return
 	}
-	seen[s] = true
+	seen[parent+" "+s] = true
 	sh := m.Shapes[s]
 	for mn, r := range sh.Members {
-		if m.Shapes[r.Shape].Sensitive {
-			out[lowerFirst(mn)] = true
+		names := []string{lowerFirst(mn)}
+		if r.LocationName != "" && r.Location == "" {
+			names = append(names, lowerFirst(r.LocationName))
 		}
-		m.sensitive(r.Shape, out, seen)
+		for _, n := range names {
+			if m.Shapes[r.Shape].Sensitive {
+				out[parent+"."+n] = true
+			}
+			m.sensitive(r.Shape, n, out, seen)
+		}
 	}
 	for _, r := range []*ref{sh.Member, sh.Key, sh.Value} {
 		if r != nil {
-			m.sensitive(r.Shape, out, seen)
+			m.sensitive(r.Shape, parent, out, seen)
 		}
 	}
 }
@@ -257,6 +297,87 @@ func (m *model) collect(s string, out map[string]string) {
 		}
 		out[s] = fmt.Sprintf("{Members: map[string]string{%s}}", strings.Join(parts, ", "))
 	}
+}
+
+// kinds adds, for every member under output shape s, its name as records
+// spell it (lower camel; EC2 and query XML: the element name) and its kind
+// (Number, Bool, Time, List; "" for strings, structures, maps and blobs).
+// A name seen with two kinds ends up with both and is not typed.
+func (m *model) kinds(s, parent string, locationNames bool, out map[string]map[string]bool, seen map[string]bool) {
+	if seen[parent+" "+s] {
+		return
+	}
+	seen[parent+" "+s] = true
+	sh := m.Shapes[s]
+	for mn, r := range sh.Members {
+		name := mn
+		if locationNames && r.LocationName != "" {
+			name = r.LocationName
+		}
+		name = lowerFirst(name)
+		k := ""
+		ms := m.Shapes[r.Shape]
+		switch ms.Type {
+		case "integer", "long", "float", "double":
+			k = "Number"
+		case "boolean":
+			k = "Bool"
+		case "timestamp":
+			k = "Time"
+		case "list":
+			if !ms.Flattened {
+				k = "List"
+			}
+		}
+		for _, n := range []string{name, parent + "." + name} {
+			if out[n] == nil {
+				out[n] = map[string]bool{}
+			}
+			out[n][k] = true
+		}
+		m.kinds(r.Shape, name, locationNames, out, seen)
+	}
+	for _, r := range []*ref{sh.Member, sh.Key, sh.Value} {
+		if r != nil {
+			m.kinds(r.Shape, parent, locationNames, out, seen)
+		}
+	}
+}
+
+// writeKinds writes the field name: the names of kinds with one kind
+// (among only, when given), and the parent.name of names with several
+// where that has one: EC2's code is the number under instanceState, a
+// string elsewhere.
+func writeKinds(buf *bytes.Buffer, field string, kinds map[string]map[string]bool, only map[string]bool) {
+	one := func(ks map[string]bool) (string, bool) {
+		if len(ks) != 1 || ks[""] {
+			return "", false
+		}
+		for k := range ks {
+			return k, only == nil || only[k]
+		}
+		return "", false
+	}
+	var tn []string
+	for n, ks := range kinds {
+		_, base, qualified := strings.Cut(n, ".")
+		if !qualified {
+			base = n
+		}
+		if k, ok := one(ks); ok && (!qualified || len(kinds[base]) > 1 || k == "String") {
+			tn = append(tn, n)
+		}
+	}
+	if len(tn) == 0 {
+		return
+	}
+	sort.Strings(tn)
+	fmt.Fprintf(buf, "%s: map[string]Kind{\n", field)
+	for _, n := range tn {
+		k, _ := one(kinds[n])
+		fmt.Fprintf(buf, "%q: %s,\n", n, k)
+	}
+	buf.WriteString("},\n")
 }
 
 func lowerFirst(s string) string {
