@@ -1,5 +1,6 @@
-// Package retention removes Event History records once they are older than
-// the configured retention. Lookups hide expired records on their own (see
+// Package retention removes Event History records once the configured
+// retention has passed since cairn received them (an import of old logs is
+// kept for the whole retention from its import). Lookups hide expired records on their own (see
 // apiserver); the janitor reclaims their space.
 package retention
 
@@ -11,7 +12,7 @@ import (
 
 // Deleter is the part of audit.Store the janitor needs.
 type Deleter interface {
-	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+	DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, error)
 }
 
 // Janitor deletes expired records at start and then every Interval.
@@ -32,7 +33,7 @@ func (j *Janitor) Sweep(ctx context.Context) (int64, error) {
 	if j.Now != nil {
 		now = j.Now
 	}
-	return j.Store.DeleteBefore(ctx, now().Add(-j.Retention))
+	return j.Store.DeleteReceivedBefore(ctx, now().Add(-j.Retention))
 }
 
 // Run sweeps until ctx ends. Failures are logged and retried at the next
