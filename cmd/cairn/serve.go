@@ -386,6 +386,7 @@ func (a authenticator) Authenticate(r *http.Request, body []byte) (apiserver.Cal
 		PrincipalID: p.PrincipalID,
 		AccessKeyID: res.AccessKeyID,
 		Region:      res.Region,
+		Responder:   p.Responder,
 	}, Service: res.Service}, nil
 }
 

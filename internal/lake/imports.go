@@ -226,6 +226,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 		closeRoot()
 		return Import{}, err
 	}
+	sink.AnyAccount = p.Responder
 	now := l.opts.Now().UTC()
 	ictx, cancel := context.WithCancel(l.base)
 	im := &lakeImport{ID: audit.NewID(), Account: p.AccountID, Source: uri, path: path,

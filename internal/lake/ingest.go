@@ -163,6 +163,9 @@ type Sink struct {
 	stores  []string
 	owners  map[string]map[string]bool // by store: the accounts whose records it takes
 	seen    map[string]map[string]bool
+	// AnyAccount makes the stores take every account's records: a
+	// responder's import (audit.Principal.Responder).
+	AnyAccount bool
 }
 
 // NewSink returns a Sink into the stores (IDs or ARNs) of account.
@@ -224,7 +227,7 @@ func (l *Lake) owners(s *EventDataStore) map[string]bool {
 // account (importer.Options.Accounts).
 func (k *Sink) Accounts(account string) bool {
 	for _, s := range k.stores {
-		if k.owners[s][account] {
+		if k.AnyAccount || k.owners[s][account] {
 			return true
 		}
 	}
@@ -254,7 +257,7 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 	for i, r := range recs {
 		isNew, taken := false, false
 		for _, s := range k.stores {
-			if !k.owners[s][r.Account] {
+			if !k.AnyAccount && !k.owners[s][r.Account] {
 				continue
 			}
 			taken = true
