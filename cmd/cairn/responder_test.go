@@ -187,12 +187,19 @@ func TestResponderImportsAndLooksUpEveryAccount(t *testing.T) {
 			func(h handed) bool { return h.region == "us-east-1" && h.name == "StopLogging" }},
 		{"EventId in several accounts", ir, []types.LookupAttribute{scope("EventId", "shared-0")},
 			func(h handed) bool { return h.region == "us-east-1" && h.id == "shared-0" }},
+		{"every region", ir, []types.LookupAttribute{scope("AwsRegion", "*")}, func(handed) bool { return true }},
+		{"every region, one account, StopLogging", ir, []types.LookupAttribute{scope("AwsRegion", "*"), scope("AccountId", "444444444444"),
+			scope("EventName", "StopLogging")}, func(h handed) bool { return h.account == "444444444444" && h.name == "StopLogging" }},
+		{"every region ANDed with one", ir, []types.LookupAttribute{scope("AwsRegion", "*"), scope("AwsRegion", "eu-west-1")},
+			func(h handed) bool { return h.region == "eu-west-1" }},
+		{"two regions ANDed", ir, []types.LookupAttribute{scope("AwsRegion", "us-east-1"), scope("AwsRegion", "eu-west-1")},
+			func(handed) bool { return false }},
 		{"two accounts ANDed", ir, []types.LookupAttribute{scope("AccountId", "111111111111"), scope("AccountId", "222222222222")},
 			func(handed) bool { return false }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := want(hs, tc.keep)
-			if len(w) == 0 && !strings.Contains(tc.name, "ANDed") || len(w) > 0 && strings.HasPrefix(tc.name, "two") {
+			if len(w) == 0 && !strings.HasPrefix(tc.name, "two") || len(w) > 0 && strings.HasPrefix(tc.name, "two") {
 				t.Fatalf("the case tests nothing: %v", w)
 			}
 			for _, limit := range []int32{1, 3, 50} {
@@ -260,6 +267,7 @@ func TestNonResponderKeepsItsIsolation(t *testing.T) {
 		{"alice, an unknown AccountId", a, []types.LookupAttribute{scope("AccountId", "444444444444")}, none},
 		{"alice, own AwsRegion", a, []types.LookupAttribute{scope("AwsRegion", "us-east-1")}, mine("111111111111", "us-east-1")},
 		{"alice, another AwsRegion", a, []types.LookupAttribute{scope("AwsRegion", "eu-west-1")}, none},
+		{"alice, every region", a, []types.LookupAttribute{scope("AwsRegion", "*")}, mine("111111111111", "us-east-1")},
 		{"alice, an anonymised AwsRegion", a, []types.LookupAttribute{scope("AwsRegion", "us-north-2r")}, none},
 		{"alice, another account and region", a, []types.LookupAttribute{scope("AwsRegion", "eu-west-1"), scope("AccountId", "222222222222")}, none},
 		{"alice signed in eu-west-1", aWest, nil, mine("111111111111", "eu-west-1")},

@@ -65,17 +65,22 @@ var insightKeys = map[audit.AttributeKey]bool{
 // in the signed region, or for a responder every account of it. The scope
 // attributes AccountId and AwsRegion narrow it, ANDed as the other
 // attributes: a responder's AccountId names one account and its AwsRegion
-// the region read instead of the signed one; a non-responder's must name
-// its own account and signed region, else the answer is empty (as for a
-// value no record has: it says nothing of other accounts).
+// the region read instead of the signed one (* for every region); a
+// non-responder's must name its own account and signed region (or *),
+// else the answer is empty (as for a value no record has: it says nothing
+// of other accounts).
 type scope struct {
 	responder   bool
 	anyAccount  bool
 	account     string
+	anyRegion   bool
 	region      string
 	regionGiven bool
 	empty       bool
 }
+
+// everyRegion is the AwsRegion value of every region.
+const everyRegion = "*"
 
 // narrow applies a validated scope attribute.
 func (sc *scope) narrow(k audit.AttributeKey, v string) {
@@ -87,9 +92,13 @@ func (sc *scope) narrow(k audit.AttributeKey, v string) {
 			sc.empty = true
 		}
 	case audit.AttrAWSRegion:
-		if sc.responder && !sc.regionGiven {
-			sc.region, sc.regionGiven = v, true
-		} else if v != sc.region {
+		switch {
+		case v == everyRegion:
+			// Every region ANDed with a region is that region.
+			sc.anyRegion = sc.responder && !sc.regionGiven
+		case sc.responder && !sc.regionGiven:
+			sc.region, sc.regionGiven, sc.anyRegion = v, true, false
+		case v != sc.region:
 			sc.empty = true
 		}
 	}
@@ -103,8 +112,8 @@ func checkScopeValue(k audit.AttributeKey, v string) error {
 			return audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for AccountId must be a 12-digit account ID.")
 		}
 	case audit.AttrAWSRegion:
-		if !audit.ValidRecordRegion(v) {
-			return audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for AwsRegion must be a region name such as us-east-1.")
+		if v != everyRegion && !audit.ValidRecordRegion(v) {
+			return audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for AwsRegion must be a region name such as us-east-1, or * for every region.")
 		}
 	}
 	return nil
@@ -164,9 +173,12 @@ func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
 		}
 		q.Attributes = append(q.Attributes, audit.Attribute{Key: k, Value: v})
 	}
-	q.AnyAccount, q.Account, q.Region = sc.anyAccount, sc.account, sc.region
+	q.AnyAccount, q.Account, q.AnyRegion, q.Region = sc.anyAccount, sc.account, sc.anyRegion, sc.region
 	if q.AnyAccount {
 		q.Account = ""
+	}
+	if q.AnyRegion {
+		q.Region = ""
 	}
 	var start, end *time.Time
 	if in.StartTime != nil {

@@ -41,10 +41,11 @@ func fingerprint(q *audit.Query, start, end *time.Time) []byte {
 	v := struct {
 		A, R  string
 		Any   bool `json:",omitempty"`
+		AnyR  bool `json:",omitempty"`
 		C     uint8
 		S, E  *int64
 		Attrs []attr
-	}{A: q.Account, R: q.Region, Any: q.AnyAccount, C: uint8(q.Category)}
+	}{A: q.Account, R: q.Region, Any: q.AnyAccount, AnyR: q.AnyRegion, C: uint8(q.Category)}
 	if start != nil {
 		u := start.UnixNano()
 		v.S = &u

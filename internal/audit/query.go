@@ -76,6 +76,10 @@ type Query struct {
 	// same time and eventID are never skipped by paging.
 	AnyAccount bool
 	Region     string
+	// AnyRegion makes the lookup cover every region (Region is then
+	// ignored): a responder's AwsRegion=*. (Account, EventID) is unique in
+	// a store, so the order stays total.
+	AnyRegion bool
 	// Category selects the records: CategoryManagement for ordinary
 	// lookups, CategoryInsight for EventCategory=insight. Other categories
 	// are never returned by Event History.
@@ -106,7 +110,7 @@ type Page struct {
 // Stores may use it to post-filter; the conformance suite uses it as the
 // reference semantics.
 func (q *Query) Matches(r *Record) bool {
-	if !q.AnyAccount && r.Account != q.Account || r.Region != q.Region || r.Category != q.Category {
+	if !q.AnyAccount && r.Account != q.Account || !q.AnyRegion && r.Region != q.Region || r.Category != q.Category {
 		return false
 	}
 	if !q.Start.IsZero() && r.Time.Before(q.Start) {

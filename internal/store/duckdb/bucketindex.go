@@ -68,13 +68,14 @@ func (x *bucketIndex) bucket(k partKey, d int64) *bucketSum {
 	return s
 }
 
-// keys returns the partKeys of every account of region and category.
-func (x *bucketIndex) keys(region string, category audit.Category) []partKey {
+// keys returns the partKeys of category whose account and region match
+// (an empty account or region: any).
+func (x *bucketIndex) keys(account, region string, category audit.Category) []partKey {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []partKey
 	for k := range x.parts {
-		if k.region == region && k.category == category {
+		if (account == "" || k.account == account) && (region == "" || k.region == region) && k.category == category {
 			out = append(out, k)
 		}
 	}

@@ -822,8 +822,15 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 		return audit.Page{}, nil
 	}
 	keys := []partKey{{q.Account, q.Region, q.Category}}
-	if q.AnyAccount {
-		keys = s.index.keys(q.Region, q.Category)
+	if q.AnyAccount || q.AnyRegion {
+		acct, region := q.Account, q.Region
+		if q.AnyAccount {
+			acct = ""
+		}
+		if q.AnyRegion {
+			region = ""
+		}
+		keys = s.index.keys(acct, region, q.Category)
 	}
 	spans, dens := s.index.candidates(keys, bucketOf(lo), bucketOf(hi), tokens, maxSpanRows, maxGapRows)
 	need := q.Limit + 1
@@ -955,18 +962,25 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 		sb.WriteByte('?')
 		args = append(args, v)
 	}
-	if q.AnyAccount {
-		// Every account's records: the account is read back, and orders
-		// records with the same time and eventID (two accounts may hold
-		// the same eventID).
-		sb.WriteString(`SELECT account, ` + recordColumns + ` FROM events WHERE region = `)
+	// Every account's or region's records: the account and region are
+	// read back, and the account orders records with the same time and
+	// eventID (two accounts may hold the same eventID). One account's
+	// lookup reads back only the record (see docs/store.md).
+	wide := q.AnyAccount || q.AnyRegion
+	if wide {
+		sb.WriteString(`SELECT account, region, ` + recordColumns)
 	} else {
-		sb.WriteString(`SELECT ` + recordColumns + ` FROM events WHERE account = `)
-		str(q.Account)
-		sb.WriteString(` AND region = `)
+		sb.WriteString(`SELECT ` + recordColumns)
 	}
-	str(q.Region)
-	fmt.Fprintf(&sb, ` AND category = %d AND event_time BETWEEN %d AND %d`, uint8(q.Category), from, to)
+	fmt.Fprintf(&sb, ` FROM events WHERE category = %d AND event_time BETWEEN %d AND %d`, uint8(q.Category), from, to)
+	if !q.AnyAccount {
+		sb.WriteString(` AND account = `)
+		str(q.Account)
+	}
+	if !q.AnyRegion {
+		sb.WriteString(` AND region = `)
+		str(q.Region)
+	}
 	if after != nil {
 		t := after.Time.Unix()
 		fmt.Fprintf(&sb, ` AND (event_time < %d OR (event_time = %d AND (event_id < `, t, t)
@@ -1030,12 +1044,14 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			row  recordRow
-			acct string
+			row          recordRow
+			acct, region string
 		)
 		dst := row.targets()
-		if q.AnyAccount {
-			dst = append([]any{&acct}, dst...)
+		if wide {
+			dst = append([]any{&acct, &region}, dst...)
+		} else {
+			acct, region = q.Account, q.Region
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, 0, last, fmt.Errorf("duckdb: lookup scan: %w", err)
@@ -1045,10 +1061,7 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 		if err != nil {
 			return nil, 0, last, err
 		}
-		r.Account, r.Region, r.Category = q.Account, q.Region, q.Category
-		if q.AnyAccount {
-			r.Account = acct
-		}
+		r.Account, r.Region, r.Category = acct, region, q.Category
 		last = *q.CursorOf(&r)
 		if !confirmed(&r, q.Attributes) {
 			continue // a hash collision
