@@ -79,7 +79,8 @@ func TestGoodFiles(t *testing.T) {
 		{"testdata/readme.yaml", Config{
 			EventHistory: EventHistory{RetentionDays: 90},
 			Accounts: []Account{{ID: "111111111111", Users: []User{{Name: "alice",
-				AccessKeys: []AccessKey{{ID: "AKIAALICE00000000001", Secret: "alice-secret-key"}}}}}},
+				AccessKeys: []AccessKey{{ID: "AKIAALICE00000000001", Secret: "alice-secret-key"}}},
+				{Name: "ir", Responder: true, AccessKeys: []AccessKey{{ID: "AKIARESPONDER0000001", Secret: "responder-secret-key"}}}}}},
 		}},
 		{"testdata/good.yaml", Config{
 			EventHistory: EventHistory{RetentionDays: 0},
