@@ -972,15 +972,18 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 	} else {
 		sb.WriteString(`SELECT ` + recordColumns)
 	}
-	fmt.Fprintf(&sb, ` FROM events WHERE category = %d AND event_time BETWEEN %d AND %d`, uint8(q.Category), from, to)
+	sb.WriteString(` FROM events WHERE `)
 	if !q.AnyAccount {
-		sb.WriteString(` AND account = `)
+		sb.WriteString(`account = `)
 		str(q.Account)
+		sb.WriteString(` AND `)
 	}
 	if !q.AnyRegion {
-		sb.WriteString(` AND region = `)
+		sb.WriteString(`region = `)
 		str(q.Region)
+		sb.WriteString(` AND `)
 	}
+	fmt.Fprintf(&sb, `category = %d AND event_time BETWEEN %d AND %d`, uint8(q.Category), from, to)
 	if after != nil {
 		t := after.Time.Unix()
 		fmt.Fprintf(&sb, ` AND (event_time < %d OR (event_time = %d AND (event_id < `, t, t)
