@@ -163,6 +163,36 @@ func TestResponderImportsAndLooksUpEveryAccount(t *testing.T) {
 	if res.Inserted != len(hs) || failed != 0 {
 		t.Fatalf("responder import = %+v, %d refused; want all %d inserted", res, failed, len(hs))
 	}
+	// Records of invalid accounts or regions are refused one by one, named;
+	// the others around them are stored.
+	bad := []handed{{account: "12345", region: "us-east-1"}, {account: "../../x1234567", region: "us-east-1"},
+		{account: "ANONYMOUS_PRINCIPAL", region: "us-east-1"}, {account: "555555555555", region: "aws-global"},
+		{account: "555555555555", region: "us-east-1"}}
+	var badRecs []audit.Record
+	for i := range bad {
+		h := &bad[i]
+		h.id, h.name, h.readOnly, h.at = fmt.Sprintf("bad-%d", i), "GetObject", true, time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC)
+		r, err := audit.Extract(h.raw())
+		if err != nil {
+			t.Fatal(err)
+		}
+		badRecs = append(badRecs, r)
+	}
+	c, err := client.New(context.Background(), client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIARESPONDER0000001", "responder-secret", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, fails, err := c.Importer().AppendReport(context.Background(), badRecs)
+	if err != nil || res.Inserted != 1 || len(fails) != 4 {
+		t.Fatalf("import of invalid accounts and regions = %+v, %+v, %v; want 1 inserted, 4 refused", res, fails, err)
+	}
+	for i, f := range fails {
+		if f.Index != i || f.Code != "InvalidRecord" {
+			t.Errorf("failure %+v; want record %d InvalidRecord", f, i)
+		}
+	}
+	hs = append(hs, bad[4]) // the valid one, stored
 	ir := ts.client("AKIARESPONDER0000001", "responder-secret", "us-east-1")
 	scope := func(k, v string) types.LookupAttribute {
 		return types.LookupAttribute{AttributeKey: types.LookupAttributeKey(k), AttributeValue: aws.String(v)}
@@ -173,7 +203,8 @@ func TestResponderImportsAndLooksUpEveryAccount(t *testing.T) {
 		attrs []types.LookupAttribute
 		keep  func(handed) bool
 	}{
-		{"every account, signed region", ir, nil, func(h handed) bool { return h.region == "us-east-1" }},
+		{"every account, signed region", ir, []types.LookupAttribute{scope("EventName", "GetObject"), scope("Username", "mallory")},
+			func(h handed) bool { return h.region == "us-east-1" && h.name == "GetObject" }},
 		{"AccountId", ir, []types.LookupAttribute{scope("AccountId", "222222222222")},
 			func(h handed) bool { return h.region == "us-east-1" && h.account == "222222222222" }},
 		{"AccountId without a key in the config", ir, []types.LookupAttribute{scope("AccountId", "444444444444")},

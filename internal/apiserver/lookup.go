@@ -284,7 +284,7 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 	for i, raw := range in.Records {
 		rec, err := audit.Extract([]byte(raw))
 		if err == nil {
-			err = audit.CheckRegion(rec.Region)
+			err = audit.CheckImported(&rec)
 		}
 		switch {
 		case err != nil:

@@ -95,3 +95,25 @@ func FuzzValidRecordRegion(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckImported(t *testing.T) {
+	for _, tc := range []struct {
+		account, region string
+		ok              bool
+	}{
+		{"123456789012", "us-east-1", true},
+		{"000000000000", "us-north-2r", true},
+		{"12345678901", "us-east-1", false},
+		{"1234567890123", "us-east-1", false},
+		{"12345678901a", "us-east-1", false},
+		{"../../../etc", "us-east-1", false},
+		{"ANONYMOUS_PRINCIPAL", "us-east-1", false},
+		{"１２３４５６７８９０１２", "us-east-1", false},
+		{"123456789012", "aws-global", false},
+	} {
+		r := Record{Account: tc.account, Region: tc.region}
+		if err := CheckImported(&r); (err == nil) != tc.ok {
+			t.Errorf("CheckImported(%q, %q) = %v; want ok %v", tc.account, tc.region, err, tc.ok)
+		}
+	}
+}
