@@ -3,7 +3,6 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -108,7 +107,7 @@ func (sc *scope) narrow(k audit.AttributeKey, v string) {
 func checkScopeValue(k audit.AttributeKey, v string) error {
 	switch k {
 	case audit.AttrAccountID:
-		if len(v) != 12 || strings.Trim(v, "0123456789") != "" {
+		if !audit.ValidAccount(v) {
 			return audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for AccountId must be a 12-digit account ID.")
 		}
 	case audit.AttrAWSRegion:
