@@ -225,7 +225,7 @@ func TestImportRefusesInvalidRegions(t *testing.T) {
 	for _, d := range []string{dataDir, ts.dataDir} {
 		n := 0
 		for _, r := range storedRecords(t, d) {
-			if !audit.ValidRegion(r.Region) {
+			if !audit.ValidRecordRegion(r.Region) {
 				t.Errorf("%s holds a record in region %.20q", d, r.Region)
 			}
 			if r.EventName == "ListBuckets" {
