@@ -77,64 +77,101 @@ echo "$logfiles" | grep -Evq '^AWSLogs/([0-9]{12})/CloudTrail/us-east-1/[0-9]{4}
 jq -se '([.[] | .eventName] | index("ListTrails")) and ([.[] | .eventName] | index("StartLogging")) and (map(select(.eventName == "LookupEvents" and .eventTime < "2020")) | length == 0)' \
   delivered.ndjson >/dev/null || fail "delivered records: $(jq -c .eventName delivered.ndjson | sort | uniq -c)"
 ok "trail delivered $(wc -l <delivered.ndjson) records at shutdown as .json.gz under AWS's key"
-acct=123837392027   # the account of the invictus-ir records
-cat >cairn.yaml <<YAML
-event_history:
-  retention_days: 0
-accounts:
-  - id: "$acct"
-    users:
-      - name: responder
-        access_keys:
-          - id: AKIARESPONDER0000001
-            secret: responder-secret
-YAML
-start --config cairn.yaml --data-dir data2
-export AWS_ACCESS_KEY_ID=AKIARESPONDER0000001 AWS_SECRET_ACCESS_KEY=responder-secret
-unset AWS_SHARED_CREDENTIALS_FILE
-data=$root/../shared/testdata/real/invictus-ir-aws_dataset
-"$work/cairn" import --data-dir data2 "$data" 2>err.txt && fail "import into a held data dir succeeded"
+# 4b. The README's responder recipe, verbatim, on the real logs of 40 accounts handed to a responder:
+# the zero-config server again (its generated key is a responder's), the README's import line, then
+# the README's lookups; each answer is checked per account against counts computed from the files.
+start
+export AWS_SHARED_CREDENTIALS_FILE=$work/cairn-data/aws-credentials AWS_DEFAULT_REGION=us-east-1
+me=$(awk '/^ *- id:/ {gsub(/"/, "", $3); print $3; exit}' cairn-data/credentials.yaml)
+real=$root/../shared/testdata/real
+(find "$real" -name '*.json' -exec cat {} +; find "$real" -name '*.json.gz' -exec zcat {} +) |
+  jq -c '.Records[]' >handed.ndjson
+[ "$(wc -l <handed.ndjson)" -eq 4373 ] || fail "the real test data holds $(wc -l <handed.ndjson) records; want 4373"
+grep -q "\"recipientAccountId\":\"$me\"" handed.ndjson && fail "the generated account $me is one of the data's"
+"$work/cairn" import --data-dir cairn-data "$real" 2>err.txt && fail "import into a held data dir succeeded"
 grep -q -- "--endpoint-url" err.txt || fail "import into a held data dir did not name --endpoint-url: $(cat err.txt)"
-"$work/cairn" import --endpoint-url "$endpoint" --output json --no-progress "$data" >import.json || fail "import: $(cat import.json)"
-jq -e '.Imported == 2900 and .Rejected == 0' import.json >/dev/null || fail "import report $(cat import.json)"
-"$work/cairn" import --endpoint-url "$endpoint" --output json --no-progress "$data" >import2.json
-jq -e '.Imported == 0 and .Duplicates == 2900' import2.json >/dev/null || fail "re-import report $(cat import2.json)"
-ok "imported 2900 real records through the server, idempotently"
+# README: go run ./cmd/cairn import --endpoint-url http://127.0.0.1:4579 ../shared/testdata/real/
+"$work/cairn" import --endpoint-url "$endpoint" --output json --no-progress "$real/" >import.json 2>import.err ||
+  fail "import of the real logs exited $?: $(cat import.json; head -20 import.err)"
+jq -e '.Imported == 4373 and .Rejected == 0' import.json >/dev/null || fail "import report $(cat import.json)"
+"$work/cairn" import --endpoint-url "$endpoint" --output json --no-progress "$real/" >import2.json || fail "re-import: $(cat import2.json)"
+jq -e '.Imported == 0 and .Duplicates == 4373' import2.json >/dev/null || fail "re-import report $(cat import2.json)"
+ok "the README's import line: all 4373 real records of 40 accounts through the server (0 refused), idempotently"
 
-aws cloudtrail lookup-events --endpoint-url "$endpoint" \
-  --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging >stop.json
-n=$(jq '.Events | length' stop.json)
-[ "$n" -eq 3 ] || fail "StopLogging events: $n; want 3"
-expected=$(zcat "$data"/*.gz | jq -c '.Records[] | select(.eventName=="StopLogging")' | sort)
+# counts FILE: "account count" lines of the records in a lookup's JSON output (cairn's own calls left out).
+counts() { jq -r --arg me "$me" '.Events[].CloudTrailEvent | fromjson | select((.recipientAccountId // .userIdentity.accountId) != $me)
+  | (.recipientAccountId // .userIdentity.accountId)' "$1" | sort | uniq -c | awk '{print $2, $1}'; }
+# expect NAME LOOKUP-OUTPUT JQ-FILTER: the lookup's per-account counts are those of the files' records that pass the filter.
+expect() {
+  local got want
+  got=$(counts "$2")
+  want=$(jq -r "select($3) | (.recipientAccountId // .userIdentity.accountId)" handed.ndjson | sort | uniq -c | awk '{print $2, $1}')
+  [ -n "$want" ] || fail "$1: no record of the data answers it; the check tests nothing"
+  [ "$got" = "$want" ] || fail "$1: per account got [$got] want [$want]"
+  ok "$1: $(echo "$want" | wc -l) accounts, $(echo "$want" | awk '{n += $2} END {print n}') records, as the files say"
+}
+E=$endpoint
+# --- the README's recipe (README.md, "Hunt in CloudTrail logs"), with E for the endpoint ---
+hunt() { aws cloudtrail lookup-events --endpoint-url $E --output json \
+  --lookup-attributes AttributeKey=AwsRegion,AttributeValue='*' "$@"; }
+hunt AttributeKey=ReadOnly,AttributeValue=false >writes.json
+hunt AttributeKey=AccessKeyId,AttributeValue=AKIATFQR7NSC8Q4X20BJ >key.json
+aws cloudtrail lookup-events --endpoint-url $E --output json \
+  --lookup-attributes AttributeKey=EventSource,AttributeValue=iam.amazonaws.com AttributeKey=ReadOnly,AttributeValue=false >iam.json
+hunt AttributeKey=EventName,AttributeValue=ConsoleLogin |
+  jq '{Events: [.Events[] | select(.CloudTrailEvent | fromjson | .additionalEventData.MFAUsed == "No")]}' >nomfa.json
+for e in StopLogging DeleteTrail PutEventSelectors; do
+  hunt AttributeKey=EventName,AttributeValue=$e >tamper-$e.json
+done
+hunt AttributeKey=ResourceName,AttributeValue=arn:aws:kms:us-east-1:123837392027:key/0e5d0ab6-097e-49d8-99ef-747ce3e5f8f4 >resource.json
+hunt AttributeKey=AccountId,AttributeValue=347283850106 >account.json
+aws cloudtrail lookup-events --endpoint-url $E --output json \
+  --lookup-attributes AttributeKey=AwsRegion,AttributeValue=eu-west-1 >region.json
+# --- end of the recipe ---
+expect "write calls (ReadOnly=false), every account and region" writes.json '.readOnly == false'
+expect "what one access key did" key.json '.userIdentity.accessKeyId == "AKIATFQR7NSC8Q4X20BJ"'
+expect "IAM changes in us-east-1, every account" iam.json '.eventSource == "iam.amazonaws.com" and .readOnly == false and .awsRegion == "us-east-1"'
+expect "console logins without MFA" nomfa.json '.eventName == "ConsoleLogin" and .additionalEventData.MFAUsed == "No"'
+for e in StopLogging DeleteTrail PutEventSelectors; do
+  expect "logging tampering: $e" tamper-$e.json ".eventName == \"$e\""
+done
+expect "one resource's history" resource.json '[.resources[]?.ARN] | index("arn:aws:kms:us-east-1:123837392027:key/0e5d0ab6-097e-49d8-99ef-747ce3e5f8f4")'
+expect "one account (AccountId), every region" account.json '(.recipientAccountId // .userIdentity.accountId) == "347283850106"'
+expect "one region (AwsRegion=eu-west-1) from a lookup signed in us-east-1" region.json '.awsRegion == "eu-west-1"'
+# Every account of the data, narrowed with AccountId: all its records, in every region.
+for a in $(jq -r '.recipientAccountId // .userIdentity.accountId' handed.ndjson | sort -u); do
+  hunt AttributeKey=AccountId,AttributeValue=$a >acct.json
+  got=$(counts acct.json); want=$(jq -r --arg a "$a" 'select((.recipientAccountId // .userIdentity.accountId) == $a) | .eventID' handed.ndjson | wc -l)
+  [ "$got" = "$a $want" ] || fail "AccountId=$a: [$got]; want $want records"
+done
+ok "AccountId narrows to each of the $(jq -r '.recipientAccountId // .userIdentity.accountId' handed.ndjson | sort -u | wc -l) accounts: all of its records"
+
+aws cloudtrail lookup-events --endpoint-url "$endpoint" --lookup-attributes AttributeKey=AwsRegion,AttributeValue='*' \
+  AttributeKey=EventName,AttributeValue=StopLogging AttributeKey=AccountId,AttributeValue=123837392027 >stop.json
+expected=$(jq -c 'select(.eventName=="StopLogging" and .recipientAccountId=="123837392027")' handed.ndjson | sort)
 got=$(jq -r '.Events[].CloudTrailEvent' stop.json | jq -c . | sort)
-[ "$expected" = "$got" ] || fail "CloudTrailEvent is not the original record"
-ok "lookup by EventName returns the original records byte for byte"
+[ -n "$expected" ] && [ "$expected" = "$got" ] || fail "CloudTrailEvent is not the original record"
+ok "lookup returns the original records byte for byte"
 
-# JSON output aggregates every page the CLI fetched (text output prints per page).
-n=$(aws cloudtrail lookup-events --endpoint-url "$endpoint" --lookup-attributes AttributeKey=ReadOnly,AttributeValue=false \
-  --output json | jq '.Events | length')
-want=$(zcat "$data"/*.gz | jq -n '[inputs.Records[] | select(.readOnly==false)] | length')
-[ "$n" -ge "$want" ] || fail "ReadOnly=false: $n; want at least $want (CLI pagination)"
-ok "ReadOnly=false hunt over all pages ($n events)"
-
-# boto3's paginator over the same hunt, with two attributes ANDed (beyond CloudTrail).
-python3 - "$endpoint" "$data" <<'PY' || fail "boto3 paginator"
-import sys, gzip, glob, json, boto3
-endpoint, data = sys.argv[1], sys.argv[2]
+# boto3's paginator over a hunt, with three attributes ANDed (beyond CloudTrail).
+python3 - "$endpoint" <<'PY' || fail "boto3 paginator"
+import sys, json, boto3
+endpoint = sys.argv[1]
 ct = boto3.client("cloudtrail", endpoint_url=endpoint, region_name="us-east-1")
-want = [r for f in glob.glob(data + "/*.gz") for r in json.load(gzip.open(f))["Records"]
-        if r.get("readOnly") is False and r["eventSource"] == "s3.amazonaws.com"]
+want = [r for r in map(json.loads, open("handed.ndjson"))
+        if r.get("readOnly") is False and r["eventSource"] == "s3.amazonaws.com" and r["recipientAccountId"] == "123837392027"]
 got = []
 for page in ct.get_paginator("lookup_events").paginate(
         LookupAttributes=[{"AttributeKey": "ReadOnly", "AttributeValue": "false"},
-                          {"AttributeKey": "EventSource", "AttributeValue": "s3.amazonaws.com"}],
-        PaginationConfig={"PageSize": 50}):
+                          {"AttributeKey": "EventSource", "AttributeValue": "s3.amazonaws.com"},
+                          {"AttributeKey": "AccountId", "AttributeValue": "123837392027"}],
+        PaginationConfig={"PageSize": 7}):
     got += [json.loads(e["CloudTrailEvent"]) for e in page["Events"]]
-assert sorted(r["eventID"] for r in got) == sorted(r["eventID"] for r in want), (len(got), len(want))
+assert want and sorted(r["eventID"] for r in got) == sorted(r["eventID"] for r in want), (len(got), len(want))
 assert all(r in want for r in got)
 print(len(got))
 PY
-ok "boto3 paginator, ReadOnly=false AND EventSource=s3"
+ok "boto3 paginator, ReadOnly=false AND EventSource=s3 AND AccountId"
 
 aws cloudtrail lookup-events --endpoint-url "$endpoint" --max-results 3 --output table >table.txt
 grep -q "LookupEvents" table.txt || fail "--output table"
@@ -142,9 +179,10 @@ ok "--output table"
 
 # 5. Durability: restart and the events are still there.
 stop
-start --config cairn.yaml --data-dir data2
-n=$(aws cloudtrail lookup-events --endpoint-url "$endpoint" --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging --output json | jq '.Events | length')
-[ "$n" -eq 3 ] || fail "after restart StopLogging events: $n"
+start
+aws cloudtrail lookup-events --endpoint-url "$endpoint" --output json \
+  --lookup-attributes AttributeKey=AwsRegion,AttributeValue='*' AttributeKey=ReadOnly,AttributeValue=false >writes2.json
+[ "$(counts writes2.json)" = "$(counts writes.json)" ] || fail "after restart the write calls differ"
 ok "events survive a restart"
 
 # To a file first: grep -q stops reading at its match, and with pipefail
@@ -153,7 +191,7 @@ curl -fs "$endpoint/metrics" >metrics.txt || fail "/metrics: curl"
 grep -q cairn_api_requests_total metrics.txt || fail "/metrics"
 ok "/metrics"
 stop
-
+unset AWS_SHARED_CREDENTIALS_FILE
 # 6. Retro Insights on an incident's logs: 5 CreateBucket calls a minute, 60 a minute for 12 minutes.
 cat >insights.yaml <<'YAML'
 event_history:

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/importer"
@@ -17,7 +16,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("cairn import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "data dir to import into (no server may hold it)")
-	cfgPath := fs.String("config", "", "config file (YAML); sets the retention that decides what is expired")
+	cfgPath := fs.String("config", "", "config file (YAML), checked as serve checks it")
 	endpoint := fs.String("endpoint-url", "", "send the records through the cairn server at this URL (AWS credential variables apply)")
 	region := fs.String("region", "", "region for signing with --endpoint-url (default: from the AWS environment, else us-east-1)")
 	output := fs.String("output", "table", "report format: table, json or text")
@@ -78,12 +77,11 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
-		cfg, err := loadConfig(*cfgPath, *dataDir, log, stderr)
-		if err != nil {
+		// The config is checked as serve would; every record is kept,
+		// whatever its eventTime: Event History's retention counts from
+		// the import (docs/design.md, Retention).
+		if _, err := loadConfig(*cfgPath, *dataDir, log, stderr); err != nil {
 			return err
-		}
-		if r := cfg.Retention(); r > 0 {
-			opts.MinTime = time.Now().Add(-r)
 		}
 		store, err := openStore(*dataDir, log)
 		if err != nil {

@@ -30,14 +30,15 @@ func TestImportedRealRecordsAreFoundUnderEveryAttribute(t *testing.T) {
 	real := audittest.RealRecords(t)
 	var recs []audit.Record
 	accounts := map[string]bool{}
-	fictional := 0 // records a publisher gave fictional regions: refused
+	// Records a publisher gave fictional regions are imported too, but no
+	// call can be signed for their region: the lookups below are of the
+	// others.
 	for _, rr := range real {
 		r, err := audit.Extract(rr.Raw)
 		if err != nil {
 			t.Fatalf("%s#%d: %v", rr.File, rr.Index, err)
 		}
 		if !rr.InRealRegion() {
-			fictional++
 			continue
 		}
 		recs = append(recs, r)
@@ -52,23 +53,21 @@ func TestImportedRealRecordsAreFoundUnderEveryAttribute(t *testing.T) {
 	cfgPath := dir + "/cairn.yaml"
 	writeFile(t, cfgPath, cfg.String())
 	var stdout, stderr bytes.Buffer
-	// Exit 1: records were rejected (those in fictional regions).
 	code := run(context.Background(), []string{"import", "--data-dir", dir, "--config", cfgPath, "--no-progress",
 		"--output", "json", audittest.RealDataDir(t)}, &stdout, &stderr)
-	if code != 1 || !strings.Contains(stderr.String(), fmt.Sprintf("%d records rejected", fictional)) {
+	if code != 0 {
 		t.Fatalf("cairn import exited %d: %s %s", code, stdout.String(), stderr.String())
 	}
-	if !strings.Contains(stdout.String(), fmt.Sprintf(`"Imported": %d`, len(recs))) ||
-		!strings.Contains(stdout.String(), fmt.Sprintf(`"Rejected": %d`, fictional)) {
-		t.Errorf("import report = %s; want all %d records in AWS regions imported, %d rejected", stdout.String(), len(recs), fictional)
+	if !strings.Contains(stdout.String(), fmt.Sprintf(`"Imported": %d`, len(real))) || !strings.Contains(stdout.String(), `"Rejected": 0`) {
+		t.Errorf("import report = %s; want all %d records imported, none rejected", stdout.String(), len(real))
 	}
 	// Importing again adds nothing.
 	stdout.Reset()
 	if code := run(context.Background(), []string{"import", "--data-dir", dir, "--config", cfgPath, "--no-progress",
-		"--output", "json", audittest.RealDataDir(t)}, &stdout, &stderr); code != 1 {
+		"--output", "json", audittest.RealDataDir(t)}, &stdout, &stderr); code != 0 {
 		t.Fatalf("second import exited %d: %s", code, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), `"Imported": 0`) || !strings.Contains(stdout.String(), fmt.Sprintf(`"Duplicates": %d`, len(recs))) {
+	if !strings.Contains(stdout.String(), `"Imported": 0`) || !strings.Contains(stdout.String(), fmt.Sprintf(`"Duplicates": %d`, len(real))) {
 		t.Errorf("second import report = %s; want 0 imported, all duplicates", stdout.String())
 	}
 

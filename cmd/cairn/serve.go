@@ -441,7 +441,7 @@ func (c configPrincipals) Principal(accessKeyID string) (audit.Principal, bool) 
 		return audit.Principal{}, false
 	}
 	return audit.Principal{AccountID: p.AccountID, UserName: p.UserName, ARN: p.ARN, PrincipalID: p.PrincipalID,
-		AccessKeyID: accessKeyID}, true
+		AccessKeyID: accessKeyID, Responder: p.Responder}, true
 }
 
 // openLake opens CloudTrail Lake's database in the data dir.

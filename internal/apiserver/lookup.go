@@ -57,6 +57,65 @@ type lookupEventsOutput struct {
 // insightKeys are the attributes valid with EventCategory=insight.
 var insightKeys = map[audit.AttributeKey]bool{
 	audit.AttrEventID: true, audit.AttrEventName: true, audit.AttrEventSource: true,
+	audit.AttrAccountID: true, audit.AttrAWSRegion: true,
+}
+
+// lookupScope is whose Event History a lookup reads: the caller's own account
+// in the signed region, or for a responder every account of it. The scope
+// attributes AccountId and AwsRegion narrow it, ANDed as the other
+// attributes: a responder's AccountId names one account and its AwsRegion
+// the region read instead of the signed one (* for every region); a
+// non-responder's must name its own account and signed region (or *),
+// else the answer is empty (as for a value no record has: it says nothing
+// of other accounts).
+type lookupScope struct {
+	responder   bool
+	anyAccount  bool
+	account     string
+	anyRegion   bool
+	region      string
+	regionGiven bool
+	empty       bool
+}
+
+// everyRegion is the AwsRegion value of every region.
+const everyRegion = "*"
+
+// narrow applies a validated scope attribute.
+func (sc *lookupScope) narrow(k audit.AttributeKey, v string) {
+	switch k {
+	case audit.AttrAccountID:
+		if sc.anyAccount {
+			sc.anyAccount, sc.account = false, v
+		} else if v != sc.account {
+			sc.empty = true
+		}
+	case audit.AttrAWSRegion:
+		switch {
+		case v == everyRegion:
+			// Every region ANDed with a region is that region.
+			sc.anyRegion = sc.responder && !sc.regionGiven
+		case sc.responder && !sc.regionGiven:
+			sc.region, sc.regionGiven, sc.anyRegion = v, true, false
+		case v != sc.region:
+			sc.empty = true
+		}
+	}
+}
+
+// checkScopeValue validates a scope attribute's value.
+func checkScopeValue(k audit.AttributeKey, v string) error {
+	switch k {
+	case audit.AttrAccountID:
+		if !audit.ValidAccount(v) {
+			return audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for AccountId must be a 12-digit account ID.")
+		}
+	case audit.AttrAWSRegion:
+		if v != everyRegion && !audit.ValidRecordRegion(v) {
+			return audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for AwsRegion must be a region name such as us-east-1, or * for every region.")
+		}
+	}
+	return nil
 }
 
 func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
@@ -82,6 +141,7 @@ func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
 		}
 		q.Limit = int(*in.MaxResults)
 	}
+	sc := lookupScope{responder: c.caller.Responder, anyAccount: c.caller.Responder, account: c.caller.AccountID, region: c.caller.Region}
 	if len(in.LookupAttributes) > maxAttributes {
 		return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "At most %d lookup attributes are allowed.", maxAttributes)
 	}
@@ -90,8 +150,9 @@ func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
 			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "Each lookup attribute needs an AttributeKey and an AttributeValue.")
 		}
 		k, v := audit.AttributeKey(*a.AttributeKey), *a.AttributeValue
-		if !k.Valid() {
-			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %q is not valid. Valid keys: EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId.", audit.Truncate(string(k), 128))
+		scoped := k == audit.AttrAccountID || k == audit.AttrAWSRegion
+		if !k.Valid() && !scoped {
+			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %q is not valid. Valid keys: EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId (and cairn's AccountId, AwsRegion).", audit.Truncate(string(k), 128))
 		}
 		if q.Category == audit.CategoryInsight && !insightKeys[k] {
 			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %s is not valid with EventCategory insight. Valid keys: EventId, EventName, EventSource.", k)
@@ -102,7 +163,21 @@ func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
 		if k == audit.AttrReadOnly && v != "true" && v != "false" {
 			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for ReadOnly must be true or false.")
 		}
+		if scoped {
+			if err := checkScopeValue(k, v); err != nil {
+				return nil, err
+			}
+			sc.narrow(k, v)
+			continue
+		}
 		q.Attributes = append(q.Attributes, audit.Attribute{Key: k, Value: v})
+	}
+	q.AnyAccount, q.Account, q.AnyRegion, q.Region = sc.anyAccount, sc.account, sc.anyRegion, sc.region
+	if q.AnyAccount {
+		q.Account = ""
+	}
+	if q.AnyRegion {
+		q.Region = ""
 	}
 	var start, end *time.Time
 	if in.StartTime != nil {
@@ -133,14 +208,12 @@ func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
 		q.Start = *start
 	}
 	if s.cfg.Retention > 0 {
-		// Expired records are never returned, whether or not the janitor
-		// has removed them yet.
-		if floor := now.Add(-s.cfg.Retention); q.Start.Before(floor) {
-			q.Start = floor
-		}
+		// Expired records (received longer ago than the retention) are
+		// never returned, whether or not the janitor has removed them yet.
+		q.ReceivedSince = now.Add(-s.cfg.Retention)
 	}
 	out := lookupEventsOutput{Events: []eventOut{}}
-	if q.Start.After(q.End) {
+	if q.Start.After(q.End) || sc.empty {
 		return out, nil
 	}
 	page, err := s.cfg.History.Lookup(ctx, q)
@@ -194,7 +267,9 @@ const maxImportRecords = 1000
 
 // importRecords is cairn's extension operation behind `cairn import
 // --endpoint-url`: it stores records the caller sends, byte for byte. A
-// caller imports into its own account only.
+// caller imports into its own account only; a responder into any. Records
+// are kept whatever their eventTime: Event History's retention counts
+// from their import.
 func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 	var in importRecordsInput
 	if err := awsjson.Decode(c.body, &in); err != nil {
@@ -204,25 +279,18 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 		return nil, audit.Errorf(audit.CodeInvalidParameter, "At most %d records per call.", maxImportRecords)
 	}
 	out := importRecordsOutput{Failed: []importFailure{}}
-	var floor time.Time
-	if s.cfg.Retention > 0 {
-		floor = s.cfg.Now().Add(-s.cfg.Retention)
-	}
 	recs := make([]audit.Record, 0, len(in.Records))
 	for i, raw := range in.Records {
 		rec, err := audit.Extract([]byte(raw))
 		if err == nil {
-			err = audit.CheckRegion(rec.Region)
+			err = audit.CheckImported(&rec)
 		}
 		switch {
 		case err != nil:
 			out.Failed = append(out.Failed, importFailure{i, "InvalidRecord", err.Error()})
-		case rec.Account != c.caller.AccountID:
+		case !c.caller.Responder && rec.Account != c.caller.AccountID:
 			out.Failed = append(out.Failed, importFailure{i, "AccountMismatch",
-				"The record belongs to account " + rec.Account + "; a caller imports into its own account only."})
-		case !floor.IsZero() && rec.Time.Before(floor):
-			out.Failed = append(out.Failed, importFailure{i, "RecordExpired",
-				"The record is older than the Event History retention (event_history.retention_days)."})
+				"The record belongs to account " + rec.Account + "; a caller imports into its own account only (a responder's key, responder: true in the config, imports any account's)."})
 		default:
 			recs = append(recs, rec)
 		}

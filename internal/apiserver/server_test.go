@@ -82,12 +82,17 @@ func record(t testing.TB, id string, at time.Time, name string) audit.Record {
 func TestLookupPagesAndRetention(t *testing.T) {
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	s, st := newTestServer(t, now, 90*24*time.Hour)
+	// Retention counts from when the store received a record: one
+	// received 91 days ago is expired, one of 2021 received now is not.
+	st.Now = func() time.Time { return now.Add(-91 * 24 * time.Hour) }
+	st.Append(t.Context(), []audit.Record{record(t, "expired", now.Add(-91*24*time.Hour-time.Minute), "GetObject")})
+	st.Now = func() time.Time { return now }
 	var recs []audit.Record
 	for i := range 7 {
 		// Two records share each second, to exercise ties across pages.
 		recs = append(recs, record(t, fmt.Sprintf("e%02d", i), now.Add(-time.Duration(i/2)*time.Minute), "GetObject"))
 	}
-	recs = append(recs, record(t, "expired", now.Add(-91*24*time.Hour), "GetObject"))
+	recs = append(recs, record(t, "imported-2021", time.Date(2021, 3, 1, 0, 0, 0, 0, time.UTC), "GetObject"))
 	st.Append(t.Context(), recs)
 
 	var ids []string
@@ -114,9 +119,9 @@ func TestLookupPagesAndRetention(t *testing.T) {
 		}
 		token = tok
 	}
-	want := "e01 e00 e03 e02 e05 e04 e06"
+	want := "e01 e00 e03 e02 e05 e04 e06 imported-2021"
 	if got := strings.Join(ids, " "); got != want {
-		t.Errorf("paged ids = %s; want %s (newest first, ties by eventID desc, no expired record)", got, want)
+		t.Errorf("paged ids = %s; want %s (newest first, ties by eventID desc, no expired record, the import kept)", got, want)
 	}
 	// Another account sees none of it.
 	_, out := do(t, s, "222222222222", "LookupEvents", `{"LookupAttributes":[{"AttributeKey":"EventName","AttributeValue":"GetObject"}]}`)

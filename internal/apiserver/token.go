@@ -15,15 +15,19 @@ import (
 
 // tokenCodec makes NextTokens: opaque, tamper-proof, and bound to the query
 // that produced them. A token is base64url(payload || mac) where payload is
-// version(1) | unix seconds(8) | fingerprint(16) | eventID, fingerprint is a
+// version(1) | unix seconds(8) | fingerprint(16) | eventID, or in a lookup
+// of every account (a responder's) version(4) | unix seconds(8) |
+// fingerprint(16) | len(eventID)(2) | eventID | account; fingerprint is a
 // hash of the query's account, region, category, time bounds and
 // attributes, and mac is HMAC-SHA256(key, payload) cut to 16 bytes.
 type tokenCodec struct{ key []byte }
 
 const (
 	tokenVersion = 1
-	fpLen        = 16
-	macLen       = 16
+	// tokenVersionAccount carries the cursor's account too.
+	tokenVersionAccount = 4 // 2 and 3 are the list operations' tokens
+	fpLen               = 16
+	macLen              = 16
 	// maxTokenLen bounds what is decoded at all.
 	maxTokenLen = 1024
 )
@@ -36,10 +40,12 @@ func fingerprint(q *audit.Query, start, end *time.Time) []byte {
 	type attr struct{ K, V string }
 	v := struct {
 		A, R  string
+		Any   bool `json:",omitempty"`
+		AnyR  bool `json:",omitempty"`
 		C     uint8
 		S, E  *int64
 		Attrs []attr
-	}{A: q.Account, R: q.Region, C: uint8(q.Category)}
+	}{A: q.Account, R: q.Region, Any: q.AnyAccount, AnyR: q.AnyRegion, C: uint8(q.Category)}
 	if start != nil {
 		u := start.UnixNano()
 		v.S = &u
@@ -64,11 +70,23 @@ func (t tokenCodec) mac(payload []byte) []byte {
 
 // encode returns the token for resuming after c.
 func (t tokenCodec) encode(fp []byte, c *audit.Cursor) string {
-	p := make([]byte, 0, 1+8+fpLen+len(c.EventID)+macLen)
-	p = append(p, tokenVersion)
+	p := make([]byte, 0, 1+8+fpLen+2+len(c.EventID)+len(c.Account)+macLen)
+	v := byte(tokenVersion)
+	if c.Account != "" {
+		v = tokenVersionAccount
+	}
+	p = append(p, v)
 	p = binary.BigEndian.AppendUint64(p, uint64(c.Time.Unix()))
 	p = append(p, fp...)
+	if v == tokenVersionAccount {
+		// eventIDs are at most a few hundred bytes (request bodies are 1
+		// MiB, records' eventIDs are checked by Extract).
+		p = binary.BigEndian.AppendUint16(p, uint16(len(c.EventID)))
+	}
 	p = append(p, c.EventID...)
+	if v == tokenVersionAccount {
+		p = append(p, c.Account...)
+	}
 	p = append(p, t.mac(p)...)
 	return base64.RawURLEncoding.EncodeToString(p)
 }
@@ -81,7 +99,7 @@ func (t tokenCodec) decode(fp []byte, token string) (*audit.Cursor, error) {
 		return nil, errBadToken
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(b) < 1+8+fpLen+macLen || b[0] != tokenVersion {
+	if err != nil || len(b) < 1+8+fpLen+macLen || b[0] != tokenVersion && b[0] != tokenVersionAccount {
 		return nil, errBadToken
 	}
 	payload, mac := b[:len(b)-macLen], b[len(b)-macLen:]
@@ -92,7 +110,15 @@ func (t tokenCodec) decode(fp []byte, token string) (*audit.Cursor, error) {
 		return nil, errBadToken
 	}
 	sec := int64(binary.BigEndian.Uint64(payload[1:9]))
-	return &audit.Cursor{Time: time.Unix(sec, 0).UTC(), EventID: string(payload[9+fpLen:])}, nil
+	rest := payload[9+fpLen:]
+	if b[0] == tokenVersion {
+		return &audit.Cursor{Time: time.Unix(sec, 0).UTC(), EventID: string(rest)}, nil
+	}
+	if len(rest) < 2 || int(binary.BigEndian.Uint16(rest)) > len(rest)-2 {
+		return nil, errBadToken
+	}
+	n := int(binary.BigEndian.Uint16(rest))
+	return &audit.Cursor{Time: time.Unix(sec, 0).UTC(), EventID: string(rest[2 : 2+n]), Account: string(rest[2+n:])}, nil
 }
 
 // offsetTokenVersion marks the NextTokens of the list operations that page

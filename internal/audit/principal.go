@@ -13,4 +13,9 @@ type Principal struct {
 	AccessKeyID string
 	// Region is the region of the request's SigV4 credential scope.
 	Region string
+	// Responder marks an incident responder's key (config: responder:
+	// true; the key cairn generates without a config): it imports records
+	// of any account, and its lookups cover every account. What it does
+	// is still recorded in its own account.
+	Responder bool
 }

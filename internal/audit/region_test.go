@@ -56,3 +56,64 @@ func FuzzValidRegion(f *testing.F) {
 		}
 	})
 }
+
+// recordRegionRE is ValidRecordRegion's syntax.
+var recordRegionRE = regexp.MustCompile(`^[a-z][a-z0-9]*(-[a-z0-9]+){2,}$`)
+
+func TestValidRecordRegion(t *testing.T) {
+	// Every AWS region, and the anonymised regions of published real logs.
+	valid := []string{"us-east-1", "us-gov-west-1", "eusc-de-east-1", "us-isof-south-1", "us-north-2r",
+		"sagov-westsouth-1r", "apiso-northsouth-3r", "ap-isob-central-3r", "me-isob-eastcentral-1r", "a-b-c"}
+	invalid := []string{"", "..", "aws-global", "US-EAST-1", "us-east-1 ", "us--east-1", "-us-east-1", "us-east-1-",
+		"us_east_1", "1us-east-1", "us-east-1/../x", "us.east.1", "us-éast-1", "us-east-1\x00", "us-east-1\n",
+		strings.Repeat("a-", 20) + "a", "us-east", "global"}
+	for _, s := range valid {
+		if !ValidRecordRegion(s) {
+			t.Errorf("ValidRecordRegion(%q) = false; want true", s)
+		}
+	}
+	for _, s := range invalid {
+		if ValidRecordRegion(s) {
+			t.Errorf("ValidRecordRegion(%q) = true; want false", s)
+		}
+	}
+}
+
+// FuzzValidRecordRegion checks ValidRecordRegion against its regular
+// expression, and that every ValidRegion is a ValidRecordRegion.
+func FuzzValidRecordRegion(f *testing.F) {
+	for _, s := range []string{"us-east-1", "us-north-2r", "aws-global", "a--b-c", "-a-b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := len(s) <= MaxRegionLen && recordRegionRE.MatchString(s)
+		if got := ValidRecordRegion(s); got != want {
+			t.Fatalf("ValidRecordRegion(%q) = %v; want %v", s, got, want)
+		}
+		if ValidRegion(s) && !want {
+			t.Fatalf("ValidRegion(%q) but not ValidRecordRegion", s)
+		}
+	})
+}
+
+func TestCheckImported(t *testing.T) {
+	for _, tc := range []struct {
+		account, region string
+		ok              bool
+	}{
+		{"123456789012", "us-east-1", true},
+		{"000000000000", "us-north-2r", true},
+		{"12345678901", "us-east-1", false},
+		{"1234567890123", "us-east-1", false},
+		{"12345678901a", "us-east-1", false},
+		{"../../../etc", "us-east-1", false},
+		{"ANONYMOUS_PRINCIPAL", "us-east-1", false},
+		{"１２３４５６７８９０１２", "us-east-1", false},
+		{"123456789012", "aws-global", false},
+	} {
+		r := Record{Account: tc.account, Region: tc.region}
+		if err := CheckImported(&r); (err == nil) != tc.ok {
+			t.Errorf("CheckImported(%q, %q) = %v; want ok %v", tc.account, tc.region, err, tc.ok)
+		}
+	}
+}

@@ -32,7 +32,8 @@ type Store interface {
 	Append(ctx context.Context, records []Record) (AppendResult, error)
 
 	// Lookup returns up to q.Limit records matching q, newest first (by Time,
-	// then EventID descending), starting after q.After. Page.Next is set
+	// then EventID, then Account descending: audit.Newer), starting after
+	// q.After, leaving out records received before q.ReceivedSince. Page.Next is set
 	// when more records may follow.
 	Lookup(ctx context.Context, q Query) (Page, error)
 
@@ -40,15 +41,17 @@ type Store interface {
 	// number after (0: from the first), in the order they were appended,
 	// with their sequence numbers. Sequence numbers are positive, grow
 	// with every record stored (duplicates get none) and are never reused,
-	// not even after DeleteBefore or a restart; a record is readable here
+	// not even after DeleteReceivedBefore or a restart; a record is readable here
 	// once the Append that stored it has returned. Removed records are
 	// skipped. Readers that deliver what a store holds (trails, Lake,
 	// Insights) keep the last number they handled as their position.
 	ReadAppended(ctx context.Context, after int64, limit int) ([]Appended, error)
 
-	// DeleteBefore removes every record whose Time is before t and returns
-	// how many it removed.
-	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+	// DeleteReceivedBefore removes every record the store received
+	// (appended) before t, whatever its Time, and returns how many it
+	// removed: Event History's retention counts from a record's arrival,
+	// so imported old logs are kept for the whole retention.
+	DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, error)
 
 	// Close releases the store; pending writes have been made durable by
 	// the Append calls that returned.

@@ -15,6 +15,7 @@
 //	  - id: "111111111111"
 //	    users:
 //	      - name: alice
+//	        responder: true   # imports and looks up every account (default false)
 //	        access_keys:
 //	          - id: AKIAALICE00000000001
 //	            secret: alice-secret-key
@@ -68,7 +69,13 @@ type Account struct {
 
 // User is an IAM-style user of an account.
 type User struct {
-	Name       string      `yaml:"name"` // 1-64 of [\w+=,.@-], unique in its account
+	Name string `yaml:"name"` // 1-64 of [\w+=,.@-], unique in its account
+	// Responder marks an incident responder: the user's keys import
+	// records of any account through the server and look up every
+	// account's events (docs/security.md). The user's own calls are still
+	// recorded in its account. The key cairn generates without a config
+	// is a responder's.
+	Responder  bool        `yaml:"responder,omitempty"`
 	AccessKeys []AccessKey `yaml:"access_keys"`
 }
 
@@ -87,6 +94,7 @@ type Principal struct {
 	UserName    string
 	ARN         string // arn:aws:iam::<account>:user/<name>
 	PrincipalID string // AIDA + 17 characters, stable for an account and user name
+	Responder   bool   // the user is a responder (User.Responder)
 }
 
 const (
@@ -163,6 +171,7 @@ func index(accounts []Account) map[string]Principal {
 					UserName:    u.Name,
 					ARN:         "arn:aws:iam::" + a.ID + ":user/" + u.Name,
 					PrincipalID: principalID(a.ID, u.Name),
+					Responder:   u.Responder,
 				}
 			}
 		}

@@ -79,7 +79,8 @@ func TestGoodFiles(t *testing.T) {
 		{"testdata/readme.yaml", Config{
 			EventHistory: EventHistory{RetentionDays: 90},
 			Accounts: []Account{{ID: "111111111111", Users: []User{{Name: "alice",
-				AccessKeys: []AccessKey{{ID: "AKIAALICE00000000001", Secret: "alice-secret-key"}}}}}},
+				AccessKeys: []AccessKey{{ID: "AKIAALICE00000000001", Secret: "alice-secret-key"}}},
+				{Name: "ir", Responder: true, AccessKeys: []AccessKey{{ID: "AKIARESPONDER0000001", Secret: "responder-secret-key"}}}}}},
 		}},
 		{"testdata/good.yaml", Config{
 			EventHistory: EventHistory{RetentionDays: 0},
@@ -97,6 +98,7 @@ func TestGoodFiles(t *testing.T) {
 						{ID: "AKIAALICE00000000002", Secret: "alice's second key"},
 					}},
 					{Name: "ci+deploy=prod,eu.1@example-team_x"},
+					{Name: "ir", Responder: true, AccessKeys: []AccessKey{{ID: "AKIARESPONDER0000001", Secret: "responder-secret"}}},
 				}},
 				{ID: "222222222222", Users: []User{
 					{Name: "alice", AccessKeys: []AccessKey{{ID: "AKIA2ALICE0000000001", Secret: "other-alice"}}},
@@ -164,6 +166,10 @@ func TestPrincipal(t *testing.T) {
 		{"AKIA2ALICE0000000001", Principal{
 			AccessKeyID: "AKIA2ALICE0000000001", Secret: "other-alice", AccountID: "222222222222", UserName: "alice",
 			ARN: "arn:aws:iam::222222222222:user/alice", PrincipalID: principalID("222222222222", "alice"),
+		}, true},
+		{"AKIARESPONDER0000001", Principal{
+			AccessKeyID: "AKIARESPONDER0000001", Secret: "responder-secret", AccountID: "111111111111", UserName: "ir",
+			ARN: "arn:aws:iam::111111111111:user/ir", PrincipalID: principalID("111111111111", "ir"), Responder: true,
 		}, true},
 		{"AKIANOBODY0000000000", Principal{}, false},
 		{"", Principal{}, false},

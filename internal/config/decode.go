@@ -207,6 +207,7 @@ func (d *decoder) user(n *yaml.Node, path string, names map[string]int) User {
 				names[u.Name] = v.Line
 			}
 		}},
+		field{"responder", false, func(v *yaml.Node, path string) { u.Responder, _ = d.boolean(v, path) }},
 		field{"access_keys", false, func(v *yaml.Node, path string) { u.AccessKeys = list(d, v, path, d.accessKey) }},
 	)
 	return u

@@ -35,6 +35,8 @@ type Generated struct {
 const generatedHeader = `# cairn created this account and access key on its first start without a
 # config file, and reads them from here on every start without one. To keep
 # them when you write a config file (--config), copy the accounts below into it.
+# The user is a responder: its key imports and looks up the events of every
+# account (responder: true).
 `
 
 // Generate returns the config kept in dataDir/credentials.yaml. The first
@@ -82,7 +84,7 @@ func create(dataDir, path string) error {
 		Accounts []Account `yaml:"accounts"`
 	}{[]Account{{
 		ID: random("123456789", 1) + random(digits, 11),
-		Users: []User{{Name: GeneratedUser, AccessKeys: []AccessKey{{
+		Users: []User{{Name: GeneratedUser, Responder: true, AccessKeys: []AccessKey{{
 			ID:     "AKIA" + random(upperAlnum, 16),
 			Secret: random(secretChars, 40),
 		}}}},

@@ -34,7 +34,7 @@ func TestGenerateCreatesThenReuses(t *testing.T) {
 		}
 	}
 	p, ok := c1.Principal(id)
-	if !ok || p.ARN != "arn:aws:iam::"+g1.AccountID+":user/admin" || p.Secret != secret {
+	if !ok || p.ARN != "arn:aws:iam::"+g1.AccountID+":user/admin" || p.Secret != secret || !p.Responder {
 		t.Errorf("Principal(%q) = %+v, %v", id, p, ok)
 	}
 

@@ -650,7 +650,8 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 
 // extract indexes a record. A line of lookup-events output saved one event
 // per line ({"CloudTrailEvent":"..."} and more) gives its CloudTrailEvent.
-// A record whose awsRegion is no AWS region is refused (audit.CheckRegion).
+// A record whose account or awsRegion cairn cannot keep is refused
+// (audit.CheckImported).
 func extract(raw []byte) (audit.Record, error) {
 	rec, err := audit.Extract(raw)
 	if err != nil && bytes.Contains(raw, []byte(`"CloudTrailEvent"`)) {
@@ -659,7 +660,7 @@ func extract(raw []byte) (audit.Record, error) {
 		}
 	}
 	if err == nil {
-		err = audit.CheckRegion(rec.Region)
+		err = audit.CheckImported(&rec)
 	}
 	return rec, err
 }

@@ -243,6 +243,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 		closeRoot()
 		return Import{}, err
 	}
+	sink.AnyAccount = p.Responder
 	now := l.opts.Now().UTC()
 	// The store's retention applies at import, as it does to what the
 	// feed delivers: a record older than it is counted, reported and not

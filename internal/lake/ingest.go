@@ -161,6 +161,9 @@ type Sink struct {
 	owners  map[string]map[string]bool // by store: the accounts whose records it takes
 	seen    map[string]map[string]bool
 	cutoff  map[string]time.Time // by store: the oldest eventTime its retention keeps
+	// AnyAccount makes the stores take every account's records: a
+	// responder's import (audit.Principal.Responder).
+	AnyAccount bool
 }
 
 // MinTime is the oldest eventTime one of the sink's stores keeps
@@ -236,7 +239,7 @@ func (l *Lake) owners(s *EventDataStore) map[string]bool {
 // account (importer.Options.Accounts).
 func (k *Sink) Accounts(account string) bool {
 	for _, s := range k.stores {
-		if k.owners[s][account] {
+		if k.AnyAccount || k.owners[s][account] {
 			return true
 		}
 	}
@@ -266,7 +269,7 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 	for i, r := range recs {
 		isNew, owned, taken := false, false, false
 		for _, s := range k.stores {
-			if !k.owners[s][r.Account] {
+			if !k.AnyAccount && !k.owners[s][r.Account] {
 				continue
 			}
 			owned = true

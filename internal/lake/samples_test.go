@@ -94,7 +94,7 @@ func realStoreRecords(t *testing.T, retention time.Duration) []realRecord {
 			ResponseElements  json.RawMessage
 			RequestParameters json.RawMessage
 		}
-		if json.Unmarshal(r.Raw, &v) != nil || v.EventID == "" || !audit.ValidRegion(v.AWSRegion) || seen[v.EventID] {
+		if json.Unmarshal(r.Raw, &v) != nil || v.EventID == "" || !audit.ValidRecordRegion(v.AWSRegion) || seen[v.EventID] {
 			continue
 		}
 		tm, err := time.Parse(time.RFC3339Nano, v.EventTime)

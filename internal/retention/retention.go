@@ -1,7 +1,8 @@
-// Package retention removes Event History records once they are older than
-// the configured retention. Lookups hide expired records on their own (see
-// apiserver); the janitor (New(Config), Run(ctx) error) reclaims their
-// space.
+// Package retention removes Event History records once the configured
+// retention has passed since cairn received them (an import of old logs is
+// kept for the whole retention from its import). Lookups hide expired
+// records on their own (see apiserver); the janitor (New(Config), Run(ctx)
+// error) reclaims their space.
 package retention
 
 import (
@@ -12,7 +13,7 @@ import (
 
 // Deleter is the part of audit.Store the janitor needs.
 type Deleter interface {
-	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+	DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, error)
 }
 
 // Config configures a Janitor; Store is required.
@@ -46,7 +47,7 @@ func New(cfg Config) *Janitor {
 
 // Sweep deletes what has expired now and returns how many records it removed.
 func (j *Janitor) Sweep(ctx context.Context) (int64, error) {
-	return j.cfg.Store.DeleteBefore(ctx, j.cfg.Now().Add(-j.cfg.Retention))
+	return j.cfg.Store.DeleteReceivedBefore(ctx, j.cfg.Now().Add(-j.cfg.Retention))
 }
 
 // Run sweeps until ctx ends. Failures are logged and retried at the next

@@ -12,27 +12,34 @@ import (
 
 func TestJanitorSweepsAtStartAndOnInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		// Retention counts from when the store received a record: an
+		// imported record of 2021 is kept 90 days from its import.
 		st := audittest.NewMemStore()
-		now := time.Now()
-		add := func(age time.Duration, id string) {
-			st.Append(t.Context(), []audit.Record{{Account: "1", EventID: id, Time: now.Add(-age)}})
+		add := func(id string, at time.Time) {
+			st.Append(t.Context(), []audit.Record{{Account: "1", EventID: id, Time: at}})
 		}
-		add(100*24*time.Hour, "old")
-		add(time.Hour, "new")
+		add("imported-2021", time.Date(2021, 3, 1, 0, 0, 0, 0, time.UTC))
 		ctx, cancel := context.WithCancel(t.Context())
 		j := New(Config{Store: st, Retention: 90 * 24 * time.Hour, Interval: time.Hour})
 		done := make(chan error)
 		go func() { done <- j.Run(ctx) }()
 		synctest.Wait()
 		if st.Len() != 1 {
-			t.Fatalf("after the first sweep %d records remain; want 1", st.Len())
+			t.Fatalf("after the first sweep %d records remain; want the import kept", st.Len())
 		}
-		// "new" expires 90 days after it was written; the hourly sweep
-		// removes it once that has passed.
-		time.Sleep(90*24*time.Hour - time.Hour + 2*time.Hour)
+		time.Sleep(45 * 24 * time.Hour)
+		add("later", time.Now())
+		// The import expires 90 days after it arrived; the hourly sweep
+		// removes it once that has passed, and keeps the later record.
+		time.Sleep(45*24*time.Hour + 2*time.Hour)
+		synctest.Wait()
+		if st.Len() != 1 {
+			t.Errorf("90 days after the import %d records remain; want 1 (the later one)", st.Len())
+		}
+		time.Sleep(45 * 24 * time.Hour)
 		synctest.Wait()
 		if st.Len() != 0 {
-			t.Errorf("after 90 days %d records remain; want 0", st.Len())
+			t.Errorf("90 days after the later record %d records remain; want 0", st.Len())
 		}
 		cancel()
 		if err := <-done; err != nil {
@@ -58,7 +65,7 @@ type blockedDeleter struct {
 	returned bool
 }
 
-func (b *blockedDeleter) DeleteBefore(ctx context.Context, _ time.Time) (int64, error) {
+func (b *blockedDeleter) DeleteReceivedBefore(ctx context.Context, _ time.Time) (int64, error) {
 	close(b.entered)
 	<-ctx.Done()
 	b.returned = true

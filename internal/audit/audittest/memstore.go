@@ -5,7 +5,6 @@ package audittest
 import (
 	"context"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,9 +14,13 @@ import (
 // MemStore is an in-memory audit.Store. It is slow (every lookup scans and
 // sorts) and exact: it defines what the real stores must answer.
 type MemStore struct {
+	// Now is the clock that stamps when a record was received (default
+	// time.Now).
+	Now     func() time.Time
 	mu      sync.Mutex
 	records []audit.Record
-	seqs    []int64 // seqs[i] is the sequence number of records[i]
+	seqs    []int64     // seqs[i] is the sequence number of records[i]
+	recv    []time.Time // recv[i] is when records[i] was appended
 	lastSeq int64
 	keys    map[string]bool
 	closed  bool
@@ -45,6 +48,11 @@ func (m *MemStore) AppendEach(_ context.Context, rs []audit.Record) ([]bool, err
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	inserted := make([]bool, len(rs))
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	at := now()
 	for i, r := range rs {
 		k := r.Account + "\x00" + r.EventID
 		if m.keys[k] {
@@ -55,6 +63,7 @@ func (m *MemStore) AppendEach(_ context.Context, rs []audit.Record) ([]bool, err
 		m.records = append(m.records, r)
 		m.lastSeq++
 		m.seqs = append(m.seqs, m.lastSeq)
+		m.recv = append(m.recv, at)
 		inserted[i] = true
 	}
 	return inserted, nil
@@ -66,42 +75,36 @@ func (m *MemStore) Lookup(_ context.Context, q audit.Query) (audit.Page, error) 
 	var hits []audit.Record
 	for i := range m.records {
 		r := &m.records[i]
-		if q.Matches(r) && (q.After == nil || q.After.Before(r)) {
+		if q.Matches(r) && (q.After == nil || q.After.Before(r)) && !m.recv[i].Before(q.ReceivedSince) {
 			hits = append(hits, *r)
 		}
 	}
 	m.mu.Unlock()
-	slices.SortFunc(hits, func(a, b audit.Record) int {
-		if c := b.Time.Compare(a.Time); c != 0 {
-			return c
-		}
-		return strings.Compare(b.EventID, a.EventID)
-	})
+	slices.SortFunc(hits, func(a, b audit.Record) int { return audit.Newer(&a, &b) })
 	var p audit.Page
 	if len(hits) > q.Limit {
 		hits = hits[:q.Limit]
-		last := hits[len(hits)-1]
-		p.Next = &audit.Cursor{Time: last.Time, EventID: last.EventID}
+		p.Next = q.CursorOf(&hits[len(hits)-1])
 	}
 	p.Records = hits
 	return p, nil
 }
 
-// DeleteBefore removes records older than t.
-func (m *MemStore) DeleteBefore(_ context.Context, t time.Time) (int64, error) {
+// DeleteReceivedBefore removes records appended before t.
+func (m *MemStore) DeleteReceivedBefore(_ context.Context, t time.Time) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var n int64
-	kept, keptSeqs := m.records[:0], m.seqs[:0]
+	kept, keptSeqs, keptRecv := m.records[:0], m.seqs[:0], m.recv[:0]
 	for i, r := range m.records {
-		if r.Time.Before(t) {
+		if m.recv[i].Before(t) {
 			delete(m.keys, r.Account+"\x00"+r.EventID)
 			n++
 			continue
 		}
-		kept, keptSeqs = append(kept, r), append(keptSeqs, m.seqs[i])
+		kept, keptSeqs, keptRecv = append(kept, r), append(keptSeqs, m.seqs[i]), append(keptRecv, m.recv[i])
 	}
-	m.records, m.seqs = kept, keptSeqs
+	m.records, m.seqs, m.recv = kept, keptSeqs, keptRecv
 	return n, nil
 }
 

@@ -76,9 +76,10 @@ func RealRecords(t testing.TB) []RealRecord {
 }
 
 // InRealRegion reports whether the record's awsRegion is an AWS region
-// (audit.ValidRegion). One publisher (datadog-stratus-red-team) replaced
-// regions with fictional ones (us-north-2r, sagov-westsouth-1r): imports
-// refuse those records, as no caller could sign a lookup for them.
+// (audit.ValidRegion). Two publishers (datadog-stratus-red-team,
+// traildiscover) replaced regions with fictional ones (us-north-2r,
+// sagov-westsouth-1r): imports take them (audit.ValidRecordRegion), but no
+// call can be signed for them (a responder reads them with AwsRegion).
 func (r RealRecord) InRealRegion() bool {
 	var v struct {
 		AWSRegion string `json:"awsRegion"`
@@ -87,7 +88,7 @@ func (r RealRecord) InRealRegion() bool {
 }
 
 // RealRecordsInRealRegions returns the real records whose awsRegion is an
-// AWS region: those an import accepts.
+// AWS region: those a call can be signed for.
 func RealRecordsInRealRegions(t testing.TB) []RealRecord {
 	t.Helper()
 	var out []RealRecord

@@ -68,6 +68,20 @@ func (x *bucketIndex) bucket(k partKey, d int64) *bucketSum {
 	return s
 }
 
+// keys returns the partKeys of category whose account and region match
+// (an empty account or region: any).
+func (x *bucketIndex) keys(account, region string, category audit.Category) []partKey {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []partKey
+	for k := range x.parts {
+		if (account == "" || k.account == account) && (region == "" || k.region == region) && k.category == category {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // sized creates the summary of (k, d) with a filter sized for tokens,
 // unless it exists.
 func (x *bucketIndex) sized(k partKey, d, tokens int64) {
@@ -94,7 +108,11 @@ type span struct {
 //
 // It also returns the density of the newest densityBuckets buckets of the
 // range: how many of them are candidates, and the records they hold.
-func (x *bucketIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRows, maxGap int64) ([]span, density) {
+//
+// With several keys (a lookup of every account), a bucket holds the
+// records of all of them and is a candidate when any key's filter may hold
+// every token.
+func (x *bucketIndex) candidates(keys []partKey, lo, hi int64, tokens []uint64, maxRows, maxGap int64) ([]span, density) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	type day struct {
@@ -103,18 +121,34 @@ func (x *bucketIndex) candidates(k partKey, lo, hi int64, tokens []uint64, maxRo
 		cand bool
 	}
 	var days []day
-	for d, s := range x.parts[k] {
-		if d < lo || d > hi || s.n == 0 {
-			continue
-		}
-		cand := true
-		for _, t := range tokens {
-			if !s.bloom.has(t) {
-				cand = false
-				break
+	var at map[int64]int // bucket -> index in days, with several keys
+	if len(keys) > 1 {
+		at = map[int64]int{}
+	}
+	for _, k := range keys {
+		for d, s := range x.parts[k] {
+			if d < lo || d > hi || s.n == 0 {
+				continue
 			}
+			cand := true
+			for _, t := range tokens {
+				if !s.bloom.has(t) {
+					cand = false
+					break
+				}
+			}
+			if at == nil {
+				days = append(days, day{d, s.n, cand})
+				continue
+			}
+			if i, ok := at[d]; ok {
+				days[i].n += s.n
+				days[i].cand = days[i].cand || cand
+				continue
+			}
+			at[d] = len(days)
+			days = append(days, day{d, s.n, cand})
 		}
-		days = append(days, day{d, s.n, cand})
 	}
 	slices.SortFunc(days, func(a, b day) int { return cmp.Compare(b.d, a.d) })
 	var dens density

@@ -97,7 +97,7 @@ func TestCandidates(t *testing.T) {
 		if c.name == "other partition" {
 			key.region = "other"
 		}
-		got, _ := x.candidates(key, c.lo, c.hi, c.tokens, c.maxRows, c.maxGap)
+		got, _ := x.candidates([]partKey{key}, c.lo, c.hi, c.tokens, c.maxRows, c.maxGap)
 		if diff := cmp.Diff(c.want, got, cmp.AllowUnexported(span{})); diff != "" {
 			t.Errorf("%s: (-want +got):\n%s", c.name, diff)
 		}

@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -55,6 +56,9 @@ type Options struct {
 	// is this large (default 16 MiB, DuckDB's own threshold, which the
 	// store turns off: see Store).
 	CheckpointWALBytes int64
+	// Now is the clock that stamps when a record was received (default
+	// time.Now); retention counts from it (DeleteReceivedBefore).
+	Now func() time.Time
 }
 
 // defaultRowGroupSize: a lookup reads whole row groups, so smaller groups
@@ -82,7 +86,7 @@ type Store struct {
 
 	writeMu sync.Mutex // one writer
 	// rw keeps DuckDB reads (Lookup, ReadAppended) apart from writes
-	// (Append's transaction, DeleteBefore, checkpoints): see Store.
+	// (Append's transaction, DeleteReceivedBefore, checkpoints): see Store.
 	rw      sync.RWMutex
 	wconn   *sql.Conn // nil once closed
 	lastSeq int64     // the last sequence number given; under writeMu
@@ -91,6 +95,11 @@ type Store struct {
 	commits, checkpointCommits int
 	walPath                    string
 	checkpointWAL              int64
+	now                        func() time.Time
+	// minReceived is the earliest received time stored (Unix seconds;
+	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
+	// it needs no filter on received.
+	minReceived atomic.Int64
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -116,7 +125,8 @@ const eventsColumns = `(
 	seq            BIGINT,
 	akid_hash      UBIGINT,
 	user_hash      UBIGINT,
-	res_hashes     UBIGINT[]
+	res_hashes     UBIGINT[],
+	received       BIGINT
 )`
 
 const schema = `
@@ -183,6 +193,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.checkpointWAL <= 0 {
 		s.checkpointWAL = 16 << 20
 	}
+	s.now = opts.Now
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if err := s.init(); err != nil {
 		s.Close()
 		return nil, err
@@ -211,6 +225,9 @@ func (s *Store) init() error {
 	if err := s.loadSeq(ctx); err != nil {
 		return err
 	}
+	if err := s.loadReceived(ctx); err != nil {
+		return err
+	}
 	if err := s.ensureLayout(ctx); err != nil {
 		return err
 	}
@@ -230,7 +247,7 @@ func (s *Store) init() error {
 }
 
 // loadSeq finds the last sequence number given: the greatest stored, or
-// the one DeleteBefore saved when it removed the newest records. Rows of
+// the one DeleteReceivedBefore saved when it removed the newest records. Rows of
 // a store from before sequence numbers get them in their stored order.
 func (s *Store) loadSeq(ctx context.Context) error {
 	if _, err := s.wconn.ExecContext(ctx, `ALTER TABLE events ADD COLUMN IF NOT EXISTS seq BIGINT`); err != nil {
@@ -251,6 +268,33 @@ func (s *Store) loadSeq(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("duckdb: read seq: %w", err)
 	}
+	return nil
+}
+
+// loadReceived gives a store from before received times one (a record
+// stored then is taken to have been received at its eventTime, which is
+// when the retention of that version counted from), and finds the
+// earliest.
+func (s *Store) loadReceived(ctx context.Context) error {
+	if _, err := s.wconn.ExecContext(ctx, `ALTER TABLE events ADD COLUMN IF NOT EXISTS received BIGINT`); err != nil {
+		return fmt.Errorf("duckdb: add received: %w", err)
+	}
+	res, err := s.wconn.ExecContext(ctx, `UPDATE events SET received = event_time WHERE received IS NULL`)
+	if err != nil {
+		return fmt.Errorf("duckdb: set received: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		s.log.Warn("duckdb: records from before received times are taken as received at their eventTime", "records", n)
+	}
+	return s.loadMinReceived(ctx)
+}
+
+func (s *Store) loadMinReceived(ctx context.Context) error {
+	var m int64
+	if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(min(received), 9223372036854775807) FROM events`).Scan(&m); err != nil {
+		return fmt.Errorf("duckdb: read received: %w", err)
+	}
+	s.minReceived.Store(m)
 	return nil
 }
 
@@ -550,7 +594,8 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 			}
 		}
 	}()
-	if err := s.appendRows(fresh, hashes, s.lastSeq+1); err != nil {
+	received := s.now().Unix()
+	if err := s.appendRows(fresh, hashes, s.lastSeq+1, received); err != nil {
 		return nil, fmt.Errorf("duckdb: append: %w", err)
 	}
 	if err := s.indexRecords(ctx, fresh); err != nil {
@@ -567,6 +612,9 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 		return nil, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
+	if received < s.minReceived.Load() {
+		s.minReceived.Store(received) // under writeMu
+	}
 	s.lastSeq += int64(len(fresh))
 	for _, i := range idx {
 		inserted[i] = true
@@ -599,7 +647,7 @@ func (s *Store) walSize() int64 {
 
 // appendRows writes the rows through DuckDB's Appender.
 // The rows get sequence numbers from first on.
-func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, first int64) error {
+func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, first, received int64) error {
 	return s.wconn.Raw(func(dc any) error {
 		conn, ok := dc.(driver.Conn)
 		if !ok {
@@ -620,7 +668,7 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, first int64) e
 			akid, user, res := valueHashes(r)
 			if err := app.AppendRow(r.Account, r.Region, uint8(r.Category), r.Time.Unix(), r.EventID, hashes[i],
 				nullable(r.EventName), nullable(r.EventSource), uint8(r.ReadOnly), nullable(r.Username),
-				nullable(r.AccessKeyID), types, names, arns, frames[i], first+int64(i), akid, user, res); err != nil {
+				nullable(r.AccessKeyID), types, names, arns, frames[i], first+int64(i), akid, user, res, received); err != nil {
 				return errors.Join(err, app.Close())
 			}
 		}
@@ -776,10 +824,21 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if lo > hi {
 		return audit.Page{}, nil
 	}
-	spans, dens := s.index.candidates(partKey{q.Account, q.Region, q.Category}, bucketOf(lo), bucketOf(hi), tokens, maxSpanRows, maxGapRows)
+	keys := []partKey{{q.Account, q.Region, q.Category}}
+	if q.AnyAccount || q.AnyRegion {
+		acct, region := q.Account, q.Region
+		if q.AnyAccount {
+			acct = ""
+		}
+		if q.AnyRegion {
+			region = ""
+		}
+		keys = s.index.keys(acct, region, q.Category)
+	}
+	spans, dens := s.index.candidates(keys, bucketOf(lo), bucketOf(hi), tokens, maxSpanRows, maxGapRows)
 	need := q.Limit + 1
 	// An eventID names at most one record of an account: no window probe.
-	byEventID := slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return a.Key == audit.AttrEventID })
+	byEventID := !q.AnyAccount && slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return a.Key == audit.AttrEventID })
 	var recs []audit.Record
 	// Spans go in one query while they hold at most budget records, gaps
 	// included. After a query that found matches the budget grows to the
@@ -853,8 +912,7 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	var p audit.Page
 	if len(recs) > q.Limit {
 		recs = recs[:q.Limit]
-		last := recs[len(recs)-1]
-		p.Next = &audit.Cursor{Time: last.Time, EventID: last.EventID}
+		p.Next = q.CursorOf(&recs[len(recs)-1])
 	}
 	p.Records = recs
 	return p, nil
@@ -907,20 +965,53 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 		sb.WriteByte('?')
 		args = append(args, v)
 	}
-	sb.WriteString(`SELECT ` + recordColumns + ` FROM events WHERE account = `)
-	str(q.Account)
-	sb.WriteString(` AND region = `)
-	str(q.Region)
-	fmt.Fprintf(&sb, ` AND category = %d AND event_time BETWEEN %d AND %d`, uint8(q.Category), from, to)
+	// Every account's or region's records: the account and region are
+	// read back, and the account orders records with the same time and
+	// eventID (two accounts may hold the same eventID). One account's
+	// lookup reads back only the record (see docs/store.md).
+	wide := q.AnyAccount || q.AnyRegion
+	if wide {
+		sb.WriteString(`SELECT account, region, ` + recordColumns)
+	} else {
+		sb.WriteString(`SELECT ` + recordColumns)
+	}
+	sb.WriteString(` FROM events WHERE `)
+	if !q.AnyAccount {
+		sb.WriteString(`account = `)
+		str(q.Account)
+		sb.WriteString(` AND `)
+	}
+	if !q.AnyRegion {
+		sb.WriteString(`region = `)
+		str(q.Region)
+		sb.WriteString(` AND `)
+	}
+	fmt.Fprintf(&sb, `category = %d AND event_time BETWEEN %d AND %d`, uint8(q.Category), from, to)
 	if after != nil {
 		t := after.Time.Unix()
-		fmt.Fprintf(&sb, ` AND (event_time < %d OR (event_time = %d AND event_id < `, t, t)
+		fmt.Fprintf(&sb, ` AND (event_time < %d OR (event_time = %d AND (event_id < `, t, t)
 		str(after.EventID)
-		sb.WriteString(`))`)
+		if q.AnyAccount {
+			sb.WriteString(` OR (event_id = `)
+			str(after.EventID)
+			sb.WriteString(` AND account < `)
+			str(after.Account)
+			sb.WriteString(`)`)
+		}
+		sb.WriteString(`)))`)
+	}
+	if since := q.ReceivedSince.Unix(); !q.ReceivedSince.IsZero() && since > s.minReceived.Load() {
+		fmt.Fprintf(&sb, ` AND received >= %d`, since)
 	}
 	for _, a := range q.Attributes {
 		switch a.Key {
 		case audit.AttrEventID:
+			if q.AnyAccount {
+				// key_hash hashes the account too.
+				sb.WriteString(` AND event_id = `)
+				str(a.Value)
+				continue
+			}
 			// An integer compare is a pushed-down scan filter and costs a
 			// tenth of comparing the unique strings of event_id (0.24 vs
 			// 3.4 ms a row group of 122,880).
@@ -947,15 +1038,28 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 			fmt.Fprintf(&sb, ` AND list_contains(res_hashes, %d::UBIGINT)`, token(a.Key, a.Value))
 		}
 	}
-	fmt.Fprintf(&sb, ` ORDER BY event_time DESC, event_id DESC LIMIT %d`, limit)
+	order := ``
+	if q.AnyAccount {
+		order = `, account DESC`
+	}
+	fmt.Fprintf(&sb, ` ORDER BY event_time DESC, event_id DESC%s LIMIT %d`, order, limit)
 	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, 0, last, fmt.Errorf("duckdb: lookup: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var row recordRow
-		if err := rows.Scan(row.targets()...); err != nil {
+		var (
+			row          recordRow
+			acct, region string
+		)
+		dst := row.targets()
+		if wide {
+			dst = append([]any{&acct, &region}, dst...)
+		} else {
+			acct, region = q.Account, q.Region
+		}
+		if err := rows.Scan(dst...); err != nil {
 			return nil, 0, last, fmt.Errorf("duckdb: lookup scan: %w", err)
 		}
 		n++
@@ -963,11 +1067,11 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 		if err != nil {
 			return nil, 0, last, err
 		}
-		last = audit.Cursor{Time: r.Time, EventID: r.EventID}
+		r.Account, r.Region, r.Category = acct, region, q.Category
+		last = *q.CursorOf(&r)
 		if !confirmed(&r, q.Attributes) {
 			continue // a hash collision
 		}
-		r.Account, r.Region, r.Category = q.Account, q.Region, q.Category
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -1085,18 +1189,22 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 	return out, nil
 }
 
-// DeleteBefore removes the records whose time is before t, with the day
-// summaries of the days it empties, in one transaction, then checkpoints
-// to give the space back.
-func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+// DeleteReceivedBefore removes the records received before t, whatever
+// their eventTime, in one transaction, then checkpoints to give the space
+// back. The buckets they leave empty go from the index; the others are
+// recounted (their filters keep the deleted values: false positives only).
+func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.wconn == nil {
 		return 0, errClosed
 	}
+	cut := t.Unix()
+	if cut <= s.minReceived.Load() {
+		return 0, nil // nothing was received before t
+	}
 	s.rw.Lock() // its checkpoint too (see Store)
 	defer s.rw.Unlock()
-	cut := t.Unix()
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return 0, fmt.Errorf("duckdb: begin: %w", err)
 	}
@@ -1115,8 +1223,36 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	if _, err := s.wconn.ExecContext(ctx, `INSERT INTO store_meta VALUES (?)`, s.lastSeq); err != nil {
 		return 0, fmt.Errorf("duckdb: save seq: %w", err)
 	}
-	// Constants, so that DuckDB prunes row groups by their zone maps.
-	res, err := s.wconn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM events WHERE event_time < %d`, cut))
+	// What goes, per bucket. Constants, so that DuckDB prunes row groups
+	// by their zone maps (records arrive in received order).
+	type bk struct {
+		k partKey
+		d int64
+	}
+	gone := map[bk]int64{}
+	rows, err := s.wconn.QueryContext(ctx, fmt.Sprintf(`SELECT account, region, category,
+		floor(event_time / %d)::BIGINT, count(*) FROM events WHERE received < %d GROUP BY ALL`, bucketSeconds, cut))
+	if err != nil {
+		return 0, fmt.Errorf("duckdb: count expired: %w", err)
+	}
+	for rows.Next() {
+		var (
+			b   bk
+			cat uint8
+			c   int64
+		)
+		if err := rows.Scan(&b.k.account, &b.k.region, &cat, &b.d, &c); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("duckdb: count expired: %w", err)
+		}
+		b.k.category = audit.Category(cat)
+		gone[b] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("duckdb: count expired: %w", err)
+	}
+	res, err := s.wconn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM events WHERE received < %d`, cut))
 	if err != nil {
 		return 0, fmt.Errorf("duckdb: delete: %w", err)
 	}
@@ -1127,58 +1263,48 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	// Whole days before the cut go; the day of the cut is recounted (its
-	// filter keeps the deleted values: false positives only).
-	cutBucket := bucketOf(cut)
-	if _, err := s.wconn.ExecContext(ctx, `DELETE FROM bucket_index_v1 WHERE day < ?`, cutBucket); err != nil {
-		return 0, fmt.Errorf("duckdb: delete day index: %w", err)
-	}
-	counts := map[partKey]int64{}
-	rows, err := s.wconn.QueryContext(ctx, `SELECT account, region, category, count(*) FROM events
-		WHERE event_time BETWEEN `+strconv.FormatInt(cutBucket*bucketSeconds, 10)+` AND `+
-		strconv.FormatInt(cutBucket*bucketSeconds+bucketSeconds-1, 10)+` GROUP BY ALL`)
-	if err != nil {
-		return 0, fmt.Errorf("duckdb: recount day: %w", err)
-	}
-	for rows.Next() {
-		var (
-			k   partKey
-			cat uint8
-			c   int64
-		)
-		if err := rows.Scan(&k.account, &k.region, &cat, &c); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("duckdb: recount day: %w", err)
-		}
-		k.category = audit.Category(cat)
-		counts[k] = c
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("duckdb: recount day: %w", err)
-	}
+	var emptied []bk
 	s.index.mu.Lock()
-	for k, days := range s.index.parts {
-		for d, sum := range days {
-			switch {
-			case d < cutBucket:
-				delete(days, d)
-			case d == cutBucket && sum.n != counts[k]:
-				sum.n, sum.dirty = counts[k], true
-			}
+	for b, c := range gone {
+		days := s.index.parts[b.k]
+		sum := days[b.d]
+		if sum == nil {
+			continue
+		}
+		if sum.n -= c; sum.n <= 0 {
+			delete(days, b.d)
+			emptied = append(emptied, b)
+		} else {
+			sum.dirty = true
 		}
 		if len(days) == 0 {
-			delete(s.index.parts, k)
+			delete(s.index.parts, b.k)
 		}
 	}
 	s.index.mu.Unlock()
-	if err := s.writeDays(ctx, s.wconn, false); err != nil {
-		return 0, err
+	if len(emptied) > 1000 {
+		// Rewriting the table is cheaper than a statement per bucket.
+		if err := s.writeDays(ctx, s.wconn, true); err != nil {
+			return 0, err
+		}
+	} else {
+		for _, b := range emptied {
+			if _, err := s.wconn.ExecContext(ctx, `DELETE FROM bucket_index_v1 WHERE account = ? AND region = ? AND category = ? AND day = ?`,
+				b.k.account, b.k.region, uint8(b.k.category), b.d); err != nil {
+				return 0, fmt.Errorf("duckdb: write bucket index: %w", err)
+			}
+		}
+		if err := s.writeDays(ctx, s.wconn, false); err != nil {
+			return 0, err
+		}
 	}
 	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
 		return 0, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
+	if err := s.loadMinReceived(ctx); err != nil {
+		s.log.Warn("duckdb: after delete", "err", err)
+	}
 	if _, err := s.wconn.ExecContext(ctx, `CHECKPOINT`); err != nil {
 		s.log.Warn("duckdb: checkpoint after delete", "err", err)
 	}

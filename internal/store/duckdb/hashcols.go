@@ -122,7 +122,7 @@ func (f frameUDF) Executor() duckdb.ScalarFuncExecutor {
 // columns are the columns of events in the order Append writes them.
 var columns = []string{"account", "region", "category", "event_time", "event_id", "key_hash", "event_name",
 	"event_source", "read_only", "username", "access_key_id", "resource_types", "resource_names", "resource_arns",
-	"record", "seq", "akid_hash", "user_hash", "res_hashes"}
+	"record", "seq", "akid_hash", "user_hash", "res_hashes", "received"}
 
 // ensureLayout gives a store written by an earlier version the columns of
 // this one, in Append's order: the table is copied, in its stored order

@@ -178,6 +178,9 @@ func BenchmarkLookup(b *testing.B) {
 		{"ReadOnlyFalseAndEventSource", []audit.Query{with(audit.Attribute{Key: audit.AttrReadOnly, Value: "false"},
 			audit.Attribute{Key: audit.AttrEventSource, Value: common.EventSource})}},
 		{"NoMatch", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: "NoSuchEvent"})}},
+		// A responder's lookups: every account, every region.
+		{"AnyAccountTimePageNewest", []audit.Query{anyAccount(base)}},
+		{"AnyAccountAnyRegionAccessKeyIdRare", []audit.Query{anyRegion(anyAccount(with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: needle.AccessKeyID})))}},
 	}
 	for _, r := range set.sample {
 		cases[2].qs = append(cases[2].qs, with(audit.Attribute{Key: audit.AttrEventID, Value: r.EventID}))
@@ -219,6 +222,9 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+func anyAccount(q audit.Query) audit.Query { q.AnyAccount, q.Account = true, ""; return q }
+func anyRegion(q audit.Query) audit.Query  { q.AnyRegion, q.Region = true, ""; return q }
 
 // cpuTime returns the user and system CPU time of the process so far.
 func cpuTime() time.Duration {

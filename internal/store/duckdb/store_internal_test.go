@@ -152,8 +152,8 @@ func TestOddQueries(t *testing.T) {
 	if p, err := st.Lookup(context.Background(), q); err != nil || len(p.Records) != 1 || string(p.Records[0].Raw) != "{}" {
 		t.Errorf("odd record lookup = %v, %v", p.Records, err)
 	}
-	if n, err := st.DeleteBefore(context.Background(), time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC)); err != nil || n != 1 {
-		t.Errorf("DeleteBefore year 1 = %d, %v; want 1", n, err)
+	if n, err := st.DeleteReceivedBefore(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 301 {
+		t.Errorf("DeleteReceivedBefore(in an hour) = %d, %v; want all 301", n, err)
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
@@ -163,6 +163,51 @@ func TestOddQueries(t *testing.T) {
 	}
 	if _, err := st.Append(context.Background(), storetest.NewGen(1, time.Now()).Records(1)); err == nil {
 		t.Error("Append after Close succeeded")
+	}
+}
+
+// TestReceivedOfOldStore: a store from before received times takes its
+// records as received at their eventTime (the retention of that version
+// counted from it), and records appended after are received now.
+func TestReceivedOfOldStore(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	old := storetest.NewGen(14, base).Records(30)
+	if _, err := st.Append(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.db.Exec(`ALTER TABLE events DROP COLUMN received`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	later := storetest.NewGen(15, base).Records(10)
+	if _, err := st.Append(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	cut := old[15].Time
+	want := 0
+	for _, r := range old {
+		if r.Time.Before(cut) {
+			want++
+		}
+	}
+	if n, err := st.DeleteReceivedBefore(ctx, cut); err != nil || n != int64(want) {
+		t.Errorf("DeleteReceivedBefore(an old eventTime) = %d, %v; want %d (the old records before it)", n, err, want)
+	}
+	got, err := st.ReadAppended(ctx, 0, 1000)
+	if err != nil || len(got) != len(old)-want+len(later) {
+		t.Errorf("after the delete: %d records, %v; want %d", len(got), err, len(old)-want+len(later))
 	}
 }
 

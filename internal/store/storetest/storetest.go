@@ -326,36 +326,120 @@ func Run(t *testing.T, open Opener) {
 			t.Errorf("raw bytes changed")
 		}
 	})
-	t.Run("DeleteBefore", func(t *testing.T) {
+	t.Run("DeleteReceivedBefore", func(t *testing.T) {
+		// Retention counts from when the store received a record, never
+		// from its eventTime: records of 2021 appended now are kept by a
+		// cut of an hour ago, and removed by a cut after their arrival.
 		st := open(t, t.TempDir())
 		defer st.Close()
-		recs := NewGen(5, base).Records(100)
-		mustAppend(t, st, recs)
-		n, err := st.DeleteBefore(context.Background(), recs[60].Time)
-		want := 0
-		for _, r := range recs {
-			if r.Time.Before(recs[60].Time) {
-				want++
-			}
+		old := NewGen(5, time.Date(2021, 6, 1, 0, 0, 0, 0, time.UTC)).Records(60)
+		mustAppend(t, st, old)
+		ctx := context.Background()
+		if n, err := st.DeleteReceivedBefore(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+			t.Errorf("DeleteReceivedBefore(an hour ago) = %d, %v; want 0: the records of 2021 were received now", n, err)
 		}
-		if err != nil || n != int64(want) {
-			t.Errorf("DeleteBefore = %d, %v; want %d", n, err, want)
+		q := query("111111111111", 50)
+		q.ReceivedSince = time.Now().Add(-time.Hour)
+		if diff := diffRecords(reference(old, q), pageAll(t, st, q)); diff != "" {
+			t.Errorf("ReceivedSince an hour ago (-want +got):\n%s", diff)
 		}
-		var kept []audit.Record
-		for _, r := range recs {
-			if !r.Time.Before(recs[60].Time) {
-				kept = append(kept, r)
-			}
+		q.ReceivedSince = time.Now().Add(time.Hour)
+		if p, err := st.Lookup(ctx, q); err != nil || len(p.Records) != 0 {
+			t.Errorf("ReceivedSince in an hour = %d records, %v; want none", len(p.Records), err)
 		}
-		if diff := diffRecords(reference(kept, query("111111111111", 50)), pageAll(t, st, query("111111111111", 50))); diff != "" {
-			t.Errorf("after DeleteBefore (-want +got):\n%s", diff)
+		q.AnyAccount = true
+		if p, err := st.Lookup(ctx, q); err != nil || len(p.Records) != 0 {
+			t.Errorf("every account, ReceivedSince in an hour = %d records, %v; want none", len(p.Records), err)
 		}
-		if n, err := st.DeleteBefore(context.Background(), recs[60].Time); err != nil || n != 0 {
-			t.Errorf("DeleteBefore again = %d, %v; want 0", n, err)
+		// Records received later survive a cut between the two arrivals.
+		time.Sleep(1100 * time.Millisecond) // stores keep received times to the second
+		cut := time.Now()
+		time.Sleep(1100 * time.Millisecond)
+		newer := NewGen(6, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)).Records(40)
+		mustAppend(t, st, newer)
+		n, err := st.DeleteReceivedBefore(ctx, cut)
+		if err != nil || n != int64(len(old)) {
+			t.Errorf("DeleteReceivedBefore(between the appends) = %d, %v; want %d", n, err, len(old))
+		}
+		if diff := diffRecords(reference(newer, query("111111111111", 50)), pageAll(t, st, query("111111111111", 50))); diff != "" {
+			t.Errorf("after DeleteReceivedBefore (-want +got):\n%s", diff)
+		}
+		if n, err := st.DeleteReceivedBefore(ctx, cut); err != nil || n != 0 {
+			t.Errorf("DeleteReceivedBefore again = %d, %v; want 0", n, err)
 		}
 		// Deleted records may be appended again.
-		if res, err := st.Append(context.Background(), recs[:3]); err != nil || res.Inserted != 3 {
+		if res, err := st.Append(ctx, old[:3]); err != nil || res.Inserted != 3 {
 			t.Errorf("re-appending deleted records = %+v, %v; want 3 inserted", res, err)
+		}
+	})
+	t.Run("AnyAccount", func(t *testing.T) {
+		// A responder's lookup covers every account of its region; the
+		// same eventID at the same second in two accounts is two records,
+		// and paging never skips nor repeats either.
+		st := open(t, t.TempDir())
+		defer st.Close()
+		g := NewGen(11, base)
+		var recs []audit.Record
+		accounts := []string{"111111111111", "222222222222", "333333333333"}
+		for i := range 150 {
+			sp := Spec{Account: accounts[i%3], Time: base.Add(time.Duration(i/9) * time.Minute)}
+			if i%10 == 0 {
+				sp.EventID = fmt.Sprintf("shared-%02d", i/30) // in several accounts, same time
+				sp.Time = base.Add(time.Hour)
+			}
+			if i%7 == 0 {
+				sp.Region = "eu-west-1"
+			}
+			if i%11 == 0 {
+				sp.AccessKeyID = "AKIARESPONDER"
+			}
+			recs = append(recs, g.Record(sp))
+		}
+		mustAppend(t, st, recs)
+		all := audit.Query{AnyAccount: true, Region: "us-east-1", Category: audit.CategoryManagement, Limit: 50}
+		var queries []audit.Query
+		for _, limit := range []int{1, 2, 7, 50} {
+			q := all
+			q.Limit = limit
+			queries = append(queries, q)
+		}
+		for _, a := range []audit.Attribute{
+			{Key: audit.AttrEventID, Value: "shared-01"},
+			{Key: audit.AttrAccessKeyID, Value: "AKIARESPONDER"},
+			{Key: audit.AttrReadOnly, Value: "false"},
+		} {
+			q := all
+			q.Limit = 2
+			q.Attributes = []audit.Attribute{a}
+			queries = append(queries, q)
+		}
+		eu := all
+		eu.Region = "eu-west-1"
+		everywhere := all
+		everywhere.AnyRegion, everywhere.Limit = true, 4
+		oneEverywhere := query("111111111111", 3)
+		oneEverywhere.AnyRegion = true
+		queries = append(queries, eu, everywhere, oneEverywhere)
+		for _, q := range queries {
+			want := reference(recs, q)
+			if len(want) == 0 {
+				t.Fatalf("%v: no record matches; the case tests nothing", q.Attributes)
+			}
+			accts := map[string]bool{}
+			for _, r := range want {
+				accts[r.Account] = true
+			}
+			if len(accts) < 2 && q.AnyAccount {
+				t.Fatalf("%v: the records of one account only; the case tests nothing", q.Attributes)
+			}
+			if diff := diffRecords(want, pageAll(t, st, q)); diff != "" {
+				t.Errorf("every account, limit %d, %v in %s: (-want +got):\n%s", q.Limit, q.Attributes, q.Region, diff)
+			}
+		}
+		// One account's lookup still sees that account alone.
+		one := query("222222222222", 50)
+		if diff := diffRecords(reference(recs, one), pageAll(t, st, one)); diff != "" {
+			t.Errorf("one account: (-want +got):\n%s", diff)
 		}
 	})
 	t.Run("Durable", func(t *testing.T) {
@@ -454,7 +538,7 @@ func Run(t *testing.T, open Opener) {
 		}
 		// Deleting everything and reopening never reuses a number.
 		last := all[len(all)-1].Seq
-		if _, err := st.DeleteBefore(ctx, base.Add(1000*24*time.Hour)); err != nil {
+		if _, err := st.DeleteReceivedBefore(ctx, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if got := readAll(t, st, 0, 1000); len(got) != 0 {
@@ -659,12 +743,7 @@ func reference(recs []audit.Record, q audit.Query) []audit.Record {
 			out = append(out, r)
 		}
 	}
-	slices.SortFunc(out, func(a, b audit.Record) int {
-		if c := b.Time.Compare(a.Time); c != 0 {
-			return c
-		}
-		return strings.Compare(b.EventID, a.EventID)
-	})
+	slices.SortFunc(out, func(a, b audit.Record) int { return audit.Newer(&a, &b) })
 	return out
 }
 
