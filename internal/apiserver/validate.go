@@ -23,6 +23,12 @@ var enumCodes = map[string][]audit.Code{
 	"EventCategories": {audit.CodeInvalidInsightSelectors},
 }
 
+// enumExtensions are the values cairn accepts beyond a model enum, by
+// shape: LookupEvents' scope attributes (docs/compatibility.md).
+var enumExtensions = map[string][]string{
+	"LookupAttributeKey": {string(audit.AttrAccountID), string(audit.AttrAWSRegion)},
+}
+
 // modeledCode returns the first of codes that op's model documents, then
 // InvalidParameter if it documents that, else "" (none fits).
 func modeledCode(op cloudtrailmodel.Op, codes ...audit.Code) audit.Code {
@@ -79,7 +85,7 @@ func checkValue(op cloudtrailmodel.Op, ct *cloudtrailmodel.Service, member, shap
 	switch sh.Type {
 	case "string":
 		s, ok := x.(string)
-		if ok && len(sh.Enum) > 0 && !slices.Contains(sh.Enum, s) {
+		if ok && len(sh.Enum) > 0 && !slices.Contains(sh.Enum, s) && !slices.Contains(enumExtensions[shape], s) {
 			code := modeledCode(op, enumCodes[member]...)
 			for _, c := range []audit.Code{audit.CodeOperationNotPermitted, audit.CodeUnsupportedOperation} {
 				if code == "" && slices.Contains(op.Errors, string(c)+"Exception") {
