@@ -26,7 +26,6 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
 	"github.com/cairn-audit/cairn/internal/config"
-	"github.com/cairn-audit/cairn/internal/console"
 	"github.com/cairn-audit/cairn/internal/ingest"
 	"github.com/cairn-audit/cairn/internal/insights"
 	"github.com/cairn-audit/cairn/internal/lake"
@@ -188,8 +187,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.Handle(console.Prefix, console.New(console.Config{API: api, Keys: principals, Recorder: pipe, Logger: log, Registerer: reg}))
-	mux.Handle("/", console.RedirectBrowsers(api))
+	handleConsole(mux, cfg, api, principals, pipe, log, reg) // "/": the API, and the console at /console/
 	// What a client can make the server hold before it is known
 	// (docs/security.md): a header of at most MaxHeaderBytes read within
 	// ReadHeaderTimeout, a body only once its signature or key is checked
@@ -445,10 +443,6 @@ func (c configPrincipals) Principal(accessKeyID string) (audit.Principal, bool) 
 	return audit.Principal{AccountID: p.AccountID, UserName: p.UserName, ARN: p.ARN, PrincipalID: p.PrincipalID,
 		AccessKeyID: accessKeyID}, true
 }
-
-// Secret returns the secret of a configured access key (the console's
-// sign-in checks it as the SigV4 verifier does).
-func (c configPrincipals) Secret(accessKeyID string) (string, bool) { return c.cfg.Secret(accessKeyID) }
 
 // openLake opens CloudTrail Lake's database in the data dir.
 // StartImport reads s3:// sources from bks.
