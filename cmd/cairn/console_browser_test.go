@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/insights"
 )
 
 // chromium returns the Chromium to drive, or skips t without one; with
@@ -266,6 +267,51 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+
+	// Insights: an Insight on the filtered events, imported as the
+	// detector writes it; its chart counts them from Event History.
+	start := aws.ToTime(want[0].EventTime).Truncate(time.Minute)
+	in := insights.Insight{Key: insights.Key{Account: "111111111111", Region: "us-east-1", InsightType: "ApiCallRateInsight",
+		EventSource: aws.ToString(want[0].EventSource), EventName: name}, State: "Start", Start: start,
+		BaselineAverage: 0.01, BaselineMinutes: 10080, InsightAverage: 3, InsightMinutes: 1}
+	var recs []json.RawMessage
+	for _, state := range []string{"Start", "End"} {
+		in.State, in.End = state, start.Add(2*time.Minute)
+		r, err := insights.Record(in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r.Raw)
+	}
+	insDir := t.TempDir()
+	b, _ := json.Marshal(map[string]any{"Records": recs})
+	if err := os.WriteFile(filepath.Join(insDir, "insights.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run(context.Background(), []string{"import", "--endpoint-url", ts.endpoint, insDir}, &out, &errb); code != 0 {
+		t.Fatalf("import of the Insight: %d\n%s", code, errb.String())
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.endpoint+"/console/insights?region=us-east-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, chromedp.ID("insights-table")); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "insights")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-insight-id] a`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, chromedp.ID("insight-chart")); err != nil {
+		t.Fatal(err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("#insight-chart title")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(title, "Calls a minute of "+name) || strings.Contains(title, "(0 events") {
+		t.Errorf("the chart's title is %q; want the calls of %s", title, name)
+	}
+	screenshot(t, ctx, "insight-chart")
 
 	// Phone width: the events page still renders its table.
 	if err := chromedp.Do(ctx,

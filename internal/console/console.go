@@ -178,6 +178,8 @@ func New(cfg Config) *Console {
 	m.HandleFunc("GET "+Prefix+"event", c.signedIn(c.event))
 	m.HandleFunc("GET "+Prefix+"events/download", c.signedIn(c.download))
 	m.HandleFunc("GET "+Prefix+"trails", c.signedIn(c.trails))
+	m.HandleFunc("GET "+Prefix+"insights", c.signedIn(c.insights))
+	m.HandleFunc("GET "+Prefix+"insight", c.signedIn(c.insight))
 	m.HandleFunc("POST "+Prefix+"trails/logging", c.signedIn(c.mutating(c.trailLogging)))
 	c.mux = m
 	return c

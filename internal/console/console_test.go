@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/cairn-audit/cairn/internal/insights"
 )
 
 // Two accounts, one key each.
@@ -222,7 +223,7 @@ func seed(t *testing.T, st *audittest.MemStore, account, region string, n int, a
 	var ids []string
 	var rs []audit.Record
 	for i := range n {
-		id := fmt.Sprintf("%s-%s-%s-%04d", account, region, name, i)
+		id := fmt.Sprintf("%s-%s-%s-%d-%04d", account, region, name, at.Unix(), i)
 		raw := fmt.Sprintf(`{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","userName":"u%s","accountId":%q,"accessKeyId":"AKIASEED"},"eventTime":%q,"eventSource":"s3.amazonaws.com","eventName":%q,"awsRegion":%q,"sourceIPAddress":"203.0.113.%d","eventID":%q,"readOnly":%t,"eventType":"AwsApiCall","recipientAccountId":%q,"resources":[{"ARN":"arn:aws:s3:::b%d","type":"AWS::S3::Bucket"}]}`,
 			account, account, audit.FormatTime(at.Add(-time.Duration(i)*time.Second)), name, region, i%250, id, readOnly, account, i)
 		r, err := audit.Extract([]byte(raw))
@@ -774,6 +775,67 @@ func TestPagesRender(t *testing.T) {
 		code, body, _ := get(t, c, h.srv.URL+Prefix+p)
 		if code >= 500 || strings.Contains(body, "could not be rendered") || regexp.MustCompile(`(?i)https?://(?:[a-z0-9-]+\.)+[a-z]{2,}/`).MatchString(body) {
 			t.Errorf("%s = %d, or names an external resource", p, code)
+		}
+	}
+}
+
+// seedInsight stores an Insight's Start and End records (as the detector
+// writes them) and perMinute PutObject calls a minute over its minutes.
+func seedInsight(t *testing.T, st *audittest.MemStore, account string, start time.Time, minutes, perMinute int) string {
+	t.Helper()
+	in := insights.Insight{Key: insights.Key{Account: account, Region: "us-east-1", InsightType: "ApiCallRateInsight",
+		EventSource: "s3.amazonaws.com", EventName: "PutObject"}, State: "Start", Start: start,
+		BaselineAverage: 0.5, BaselineMinutes: 10080, InsightAverage: float64(perMinute), InsightMinutes: 5}
+	var rs []audit.Record
+	for _, state := range []string{"Start", "End"} {
+		in.State = state
+		if state == "End" {
+			in.End = start.Add(time.Duration(minutes) * time.Minute)
+			in.InsightMinutes = minutes
+		}
+		r, err := insights.Record(in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	if _, err := st.Append(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	for m := range minutes {
+		seed(t, st, account, "us-east-1", perMinute, start.Add(time.Duration(m)*time.Minute+50*time.Second), "PutObject", false)
+	}
+	var shared struct {
+		SharedEventID string `json:"sharedEventID"`
+	}
+	json.Unmarshal(rs[0].Raw, &shared)
+	return shared.SharedEventID
+}
+
+func TestInsights(t *testing.T) {
+	h := newHarness(t, Config{})
+	start := h.clock.now().Add(-3 * time.Hour).Truncate(time.Minute)
+	shared := seedInsight(t, h.st, acctA, start, 6, 7)
+	sharedB := seedInsight(t, h.st, acctB, start, 3, 2)
+	c := h.browser(t)
+	h.signIn(t, c, keyA, secretA)
+	code, body, _ := get(t, c, h.srv.URL+Prefix+"insights?region=us-east-1")
+	if code != 200 || !strings.Contains(body, `data-insight-id="`+shared+`"`) || strings.Contains(body, sharedB) {
+		t.Fatalf("Insights list = %d; want alice's Insight only", code)
+	}
+	if !strings.Contains(body, "ApiCallRateInsight") || !strings.Contains(body, start.Format("2006-01-02 15:04 UTC")) {
+		t.Errorf("the list lacks the type or the start")
+	}
+	code, body, _ = get(t, c, h.srv.URL+Prefix+"insight?region=us-east-1&name=PutObject&id="+shared)
+	if code != 200 || !strings.Contains(body, `<svg id="insight-chart"`) || !strings.Contains(body, "(42 events over 67 minutes)") {
+		t.Errorf("chart page = %d; want an SVG of 42 events over 67 minutes:\n%s", code, body[strings.Index(body, "<main"):])
+	}
+	if !strings.Contains(body, `id="insight-events" href="/console/events?`) {
+		t.Error("the chart does not link to its window's events")
+	}
+	for _, q := range []string{"id=" + sharedB + "&name=PutObject", "id=" + sharedB, "id=nope", "id="} {
+		if code, body, _ := get(t, c, h.srv.URL+Prefix+"insight?region=us-east-1&"+q); code != http.StatusNotFound || strings.Contains(body, "<svg") {
+			t.Errorf("insight?%s = %d; want 404 without a chart", q, code)
 		}
 	}
 }
