@@ -180,6 +180,10 @@ func New(cfg Config) *Console {
 	m.HandleFunc("GET "+Prefix+"trails", c.signedIn(c.trails))
 	m.HandleFunc("GET "+Prefix+"insights", c.signedIn(c.insights))
 	m.HandleFunc("GET "+Prefix+"insight", c.signedIn(c.insight))
+	m.HandleFunc("GET "+Prefix+"lake", c.signedIn(c.lake))
+	m.HandleFunc("POST "+Prefix+"lake/run", c.signedIn(c.mutating(c.lakeRun)))
+	m.HandleFunc("GET "+Prefix+"lake/query", c.signedIn(c.lakeQuery))
+	m.HandleFunc("GET "+Prefix+"lake/query/download", c.signedIn(c.lakeDownload))
 	m.HandleFunc("POST "+Prefix+"trails/logging", c.signedIn(c.mutating(c.trailLogging)))
 	c.mux = m
 	return c

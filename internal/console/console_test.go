@@ -512,16 +512,23 @@ func TestCSRF(t *testing.T) {
 			return c
 		}(), stop(aliceToken), nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			target := h.srv.URL + Prefix + "trails/logging"
-			if tc.name == "token in the query" {
-				target += "?csrf=" + url.QueryEscape(aliceToken)
-			}
-			code, _, _ := post(t, tc.client, target, tc.form, tc.hdr)
-			if code != http.StatusForbidden {
-				t.Errorf("StopLogging through the console = %d; want 403", code)
-			}
-		})
+		for _, path := range []string{"trails/logging", "lake/run", "signout"} {
+			t.Run(tc.name+" "+path, func(t *testing.T) {
+				target := h.srv.URL + Prefix + path
+				if tc.name == "token in the query" {
+					target += "?csrf=" + url.QueryEscape(aliceToken)
+				}
+				form := url.Values{}
+				for k, v := range tc.form {
+					form[k] = v
+				}
+				form.Set("statement", "SELECT 1")
+				code, _, _ := post(t, tc.client, target, form, tc.hdr)
+				if code != http.StatusForbidden {
+					t.Errorf("POST %s = %d; want 403", path, code)
+				}
+			})
+		}
 	}
 	if len(h.handled) != 0 {
 		t.Errorf("refused requests reached the API: %v", h.handled)
@@ -836,6 +843,24 @@ func TestInsights(t *testing.T) {
 	for _, q := range []string{"id=" + sharedB + "&name=PutObject", "id=" + sharedB, "id=nope", "id="} {
 		if code, body, _ := get(t, c, h.srv.URL+Prefix+"insight?region=us-east-1&"+q); code != http.StatusNotFound || strings.Contains(body, "<svg") {
 			t.Errorf("insight?%s = %d; want 404 without a chart", q, code)
+		}
+	}
+}
+
+func TestResultTable(t *testing.T) {
+	rows := [][]map[string]string{
+		{{"a": "1"}, {"b": "x"}},
+		{{"b": "y"}},             // a null
+		{{"a": "3"}, {"c": "z"}}, // a column first seen here
+	}
+	cols, got := table(rows, nil)
+	if !slices.Equal(cols, []string{"a", "b", "c"}) {
+		t.Fatalf("columns = %v", cols)
+	}
+	want := [][]string{{"1", "x", ""}, {"", "y", ""}, {"3", "", "z"}}
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("row %d = %q; want %q", i, got[i], want[i])
 		}
 	}
 }

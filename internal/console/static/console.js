@@ -51,3 +51,17 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
 });
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("button.sample").forEach(function (b) {
+    b.hidden = false;
+    b.addEventListener("click", function () {
+      var t = document.getElementById("statement");
+      t.value = b.dataset.sql;
+      t.focus();
+    });
+  });
+  var refresh = document.getElementById("query-refresh");
+  if (refresh && refresh.dataset.auto) {
+    setTimeout(function () { location.replace(refresh.href); }, 1000);
+  }
+});
