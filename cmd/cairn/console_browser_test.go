@@ -246,8 +246,47 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil || !aws.ToBool(st.IsLogging) {
 		t.Errorf("after Start logging in the console: IsLogging %v, %v", st != nil && aws.ToBool(st.IsLogging), err)
 	}
+	// Create: AWS's validation message for a bad name, then a trail that
+	// logs; delete it again (the confirmation accepted).
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS("#create-trail summary")),
+		chromedp.SendKeys(chromedp.ID("trail-name"), "bad name!"),
+		chromedp.Click(chromedp.ID("create-trail-submit")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, chromedp.ID("page-error")); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.ID("page-error")))
+	if err != nil || !strings.HasPrefix(msg, "InvalidTrailNameException: ") {
+		t.Errorf("creating a trail named %q shows %q; want AWS's InvalidTrailNameException", "bad name!", msg)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Clear(chromedp.ID("trail-name")),
+		chromedp.SendKeys(chromedp.ID("trail-name"), "from-console"),
+		chromedp.Click(chromedp.ID("create-trail-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-trail-arn$=":trail/from-console"] button[value="stop"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
 	screenshot(t, ctx, "trails")
-	// The StartLogging is in Event History as the console's call.
+	if st, err := api.GetTrailStatus(bg, &cloudtrail.GetTrailStatusInput{Name: aws.String("from-console")}); err != nil || !aws.ToBool(st.IsLogging) {
+		t.Errorf("the trail created in the console: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.confirm = () => true, true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`tr[data-trail-arn$=":trail/from-console"] .delete-trail button`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`tr[data-trail-arn$=":trail/from-console"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.GetTrailStatus(bg, &cloudtrail.GetTrailStatusInput{Name: aws.String("from-console")}); errCode(err) != "TrailNotFoundException" {
+		t.Errorf("after Delete in the console, GetTrailStatus = %v; want TrailNotFoundException", err)
+	}
+	// The StartLogging calls are in Event History as the console's.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		evs, err := api.LookupEvents(bg, &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{
@@ -256,14 +295,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs.Events) == 1 {
-			if ev := aws.ToString(evs.Events[0].CloudTrailEvent); !strings.Contains(ev, `"sessionCredentialFromConsole":"true"`) {
-				t.Errorf("StartLogging record %s is not from the console", ev)
+		if len(evs.Events) == 2 { // Start logging, and the start of the trail created
+			for _, e := range evs.Events {
+				if ev := aws.ToString(e.CloudTrailEvent); !strings.Contains(ev, `"sessionCredentialFromConsole":"true"`) {
+					t.Errorf("StartLogging record %s is not from the console", ev)
+				}
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d StartLogging records; want 1", len(evs.Events))
+			t.Fatalf("%d StartLogging records; want 2", len(evs.Events))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

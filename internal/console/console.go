@@ -185,6 +185,8 @@ func New(cfg Config) *Console {
 	m.HandleFunc("GET "+Prefix+"lake/query", c.signedIn(c.lakeQuery))
 	m.HandleFunc("GET "+Prefix+"lake/query/download", c.signedIn(c.lakeDownload))
 	m.HandleFunc("POST "+Prefix+"trails/logging", c.signedIn(c.mutating(c.trailLogging)))
+	m.HandleFunc("POST "+Prefix+"trails/create", c.signedIn(c.mutating(c.trailCreate)))
+	m.HandleFunc("POST "+Prefix+"trails/delete", c.signedIn(c.mutating(c.trailDelete)))
 	c.mux = m
 	return c
 }
@@ -250,7 +252,7 @@ type page struct {
 func (c *Console) render(w http.ResponseWriter, status int, name string, p page) {
 	var buf bytes.Buffer
 	if p.Regions == nil {
-		p.Regions = regions
+		p.Regions = regions()
 	}
 	if err := c.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {
 		c.cfg.Logger.Error("console: rendering a page failed", "page", name, "err", err)
@@ -343,10 +345,12 @@ func (b *bufferWriter) WriteHeader(s int) {
 	}
 }
 
-// regions are the region picker's choices (AWS's commercial regions).
-var regions = []string{
-	"us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-south-1", "ap-south-2",
-	"ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-northeast-1", "ap-northeast-2",
-	"ap-northeast-3", "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2",
-	"eu-west-3", "eu-south-1", "eu-south-2", "eu-north-1", "il-central-1", "me-south-1", "me-central-1", "sa-east-1",
+// regions returns the region picker's choices (AWS's commercial regions).
+func regions() []string {
+	return []string{
+		"us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-south-1", "ap-south-2",
+		"ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-northeast-1", "ap-northeast-2",
+		"ap-northeast-3", "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2",
+		"eu-west-3", "eu-south-1", "eu-south-2", "eu-north-1", "il-central-1", "me-south-1", "me-central-1", "sa-east-1",
+	}
 }

@@ -147,7 +147,7 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *session))
 // its session's token, and an Origin header, when sent, this host.
 func (c *Console) mutating(h func(http.ResponseWriter, *http.Request, *session)) func(http.ResponseWriter, *http.Request, *session) {
 	return func(w http.ResponseWriter, r *http.Request, ss *session) {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, 512<<10) // a Lake statement of 64 KiB, URL-encoded
 		if !sameOrigin(r) || !equalTokens(r.PostFormValue("csrf"), ss.CSRF) {
 			c.cfg.Logger.Warn("console: refused a request without its session's CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
 			c.render(w, http.StatusForbidden, "error", page{Title: "Refused", Session: ss, Region: ss.Principal.Region,

@@ -93,3 +93,45 @@ func (c *Console) trailLogging(w http.ResponseWriter, r *http.Request, ss *sessi
 	}
 	http.Redirect(w, r, Prefix+"trails?"+url.Values{"region": {region}}.Encode(), http.StatusSeeOther)
 }
+
+// trailCreate creates a trail (CreateTrail; the console then starts its
+// logging, as AWS's console does) and shows the list, or the API's
+// validation error above the form.
+func (c *Console) trailCreate(w http.ResponseWriter, r *http.Request, ss *session) {
+	region := r.PostFormValue("region")
+	if !audit.ValidRegion(region) {
+		region = ss.Principal.Region
+	}
+	p := ss.Principal
+	p.Region = region
+	in := map[string]any{"Name": r.PostFormValue("name"), "S3BucketName": r.PostFormValue("bucket"),
+		"IsMultiRegionTrail": r.PostFormValue("multi_region") == "on"}
+	if prefix := r.PostFormValue("prefix"); prefix != "" {
+		in["S3KeyPrefix"] = prefix
+	}
+	var out struct{ TrailARN string }
+	if err := c.call(r, p, "CreateTrail", in, &out); err != nil {
+		c.trailsPage(w, r, ss, region, errorText(err))
+		return
+	}
+	if err := c.call(r, p, "StartLogging", map[string]string{"Name": out.TrailARN}, nil); err != nil {
+		c.trailsPage(w, r, ss, region, "The trail was created, but its logging did not start: "+errorText(err))
+		return
+	}
+	http.Redirect(w, r, Prefix+"trails?"+url.Values{"region": {region}}.Encode(), http.StatusSeeOther)
+}
+
+// trailDelete deletes a trail (DeleteTrail).
+func (c *Console) trailDelete(w http.ResponseWriter, r *http.Request, ss *session) {
+	region := r.PostFormValue("region")
+	if !audit.ValidRegion(region) {
+		region = ss.Principal.Region
+	}
+	p := ss.Principal
+	p.Region = region
+	if err := c.call(r, p, "DeleteTrail", map[string]string{"Name": r.PostFormValue("name")}, nil); err != nil {
+		c.trailsPage(w, r, ss, region, errorText(err))
+		return
+	}
+	http.Redirect(w, r, Prefix+"trails?"+url.Values{"region": {region}}.Encode(), http.StatusSeeOther)
+}

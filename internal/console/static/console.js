@@ -65,3 +65,9 @@ document.addEventListener("DOMContentLoaded", function () {
     setTimeout(function () { location.replace(refresh.href); }, 1000);
   }
 });
+document.addEventListener("submit", function (e) {
+  var b = e.submitter;
+  if (b && b.dataset.confirm && !window.confirm(b.dataset.confirm)) {
+    e.preventDefault();
+  }
+});
