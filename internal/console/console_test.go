@@ -717,7 +717,7 @@ func TestDownload(t *testing.T) {
 	if code != 200 || err != nil {
 		t.Fatalf("CSV download = %d, %v", code, err)
 	}
-	if !slices.Equal(rows[0], csvHeader) || len(rows) != len(ids)+1 {
+	if !slices.Equal(rows[0], csvHeader()) || len(rows) != len(ids)+1 {
 		t.Fatalf("CSV = header %v and %d rows; want %d", rows[0], len(rows)-1, len(ids))
 	}
 	if r := rows[1]; r[0] != ids[0] || r[3] != "PutObject" || r[5] != "AWS::S3::Bucket" || r[8] != "eu-west-1" || r[11] != "false" {

@@ -29,14 +29,19 @@ type filter struct {
 
 type attr struct{ Key, Value string }
 
-// timeRanges are the presets, in the picker's order.
-var timeRanges = []struct {
+// timeRange is a preset of the time range picker.
+type timeRange struct {
 	Value, Label string
 	D            time.Duration
-}{
-	{"", "All (retention)", 0}, {"1h", "Last hour", time.Hour}, {"3h", "Last 3 hours", 3 * time.Hour},
-	{"12h", "Last 12 hours", 12 * time.Hour}, {"1d", "Last day", 24 * time.Hour}, {"7d", "Last 7 days", 7 * 24 * time.Hour},
-	{"30d", "Last 30 days", 30 * 24 * time.Hour}, {"custom", "Custom (UTC)", 0},
+}
+
+// timeRanges returns the presets, in the picker's order.
+func timeRanges() []timeRange {
+	return []timeRange{
+		{"", "All (retention)", 0}, {"1h", "Last hour", time.Hour}, {"3h", "Last 3 hours", 3 * time.Hour},
+		{"12h", "Last 12 hours", 12 * time.Hour}, {"1d", "Last day", 24 * time.Hour}, {"7d", "Last 7 days", 7 * 24 * time.Hour},
+		{"30d", "Last 30 days", 30 * 24 * time.Hour}, {"custom", "Custom (UTC)", 0},
+	}
 }
 
 const localTime = "2006-01-02T15:04"
@@ -104,16 +109,12 @@ func (f filter) lookupInput(now time.Time, max int) (map[string]any, error) {
 			in[s.name] = t.Unix()
 		}
 	default:
-		i := slices.IndexFunc(timeRanges, func(t struct {
-			Value, Label string
-			D            time.Duration
-		}) bool {
-			return t.Value == f.Range
-		})
+		presets := timeRanges()
+		i := slices.IndexFunc(presets, func(t timeRange) bool { return t.Value == f.Range })
 		if i < 0 {
 			return nil, fmt.Errorf("time range %q is not one of the presets", f.Range)
 		}
-		in["StartTime"] = now.Add(-timeRanges[i].D).Unix()
+		in["StartTime"] = now.Add(-presets[i].D).Unix()
 	}
 	if f.Token != "" {
 		in["NextToken"] = f.Token
@@ -184,7 +185,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, ss *session) {
 	f := parseFilter(r, ss)
 	p := ss.Principal
 	p.Region = f.Region
-	d := eventsData{Filter: f, AttrKeys: audit.AttributeKeys, Ranges: timeRanges,
+	d := eventsData{Filter: f, AttrKeys: audit.AttributeKeys, Ranges: timeRanges(),
 		DownloadCSV:  Prefix + "events/download?format=csv&" + f.values(false).Encode(),
 		DownloadJSON: Prefix + "events/download?format=json&" + f.values(false).Encode()}
 	pg := page{Title: "Event history", Nav: "events", Session: ss, Region: f.Region, Data: &d}
@@ -259,10 +260,12 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request, ss *session) {
 	c.render(w, http.StatusOK, "event", pg)
 }
 
-// csvHeader is the header of the CSV download, the columns of AWS's
+// csvHeader returns the header of the CSV download, the columns of AWS's
 // Event History download.
-var csvHeader = []string{"Event ID", "Event time", "User name", "Event name", "Event source", "Resource type", "Resource name",
-	"AWS access key", "AWS region", "Error code", "Source IP address", "Read-only"}
+func csvHeader() []string {
+	return []string{"Event ID", "Event time", "User name", "Event name", "Event source", "Resource type", "Resource name",
+		"AWS access key", "AWS region", "Error code", "Source IP address", "Read-only"}
+}
 
 // download streams every event the filter matches, all pages, as CSV or
 // as JSON ({"Records": [...]}, each record LookupEvents' CloudTrailEvent).
@@ -303,7 +306,7 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, ss *session) 
 			if format == "csv" {
 				w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 				cw = csv.NewWriter(w)
-				cw.Write(csvHeader)
+				cw.Write(csvHeader())
 			} else {
 				w.Header().Set("Content-Type", "application/json")
 				w.Write([]byte(`{"Records":[`))
