@@ -105,7 +105,7 @@ type harness struct {
 // newHarness serves the console and the API as cairn serve does, over a
 // MemStore, with a StopLogging/StartLogging/DescribeTrails that record
 // what they were asked.
-func newHarness(t *testing.T, cfg Config) *harness {
+func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	h := &harness{st: audittest.NewMemStore(), clock: &clock{t: time.Now().UTC()}, handled: map[string]int{}}
 	logging := func(ctx context.Context, req *apiserver.Request) (any, error) {
@@ -140,14 +140,14 @@ func newHarness(t *testing.T, cfg Config) *harness {
 }
 
 // browser is a client with its own cookies that does not follow redirects.
-func (h *harness) browser(t *testing.T) *http.Client {
+func (h *harness) browser(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func get(t *testing.T, c *http.Client, u string) (int, string, http.Header) {
+func get(t testing.TB, c *http.Client, u string) (int, string, http.Header) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
@@ -158,7 +158,7 @@ func get(t *testing.T, c *http.Client, u string) (int, string, http.Header) {
 	return resp.StatusCode, string(b), resp.Header
 }
 
-func post(t *testing.T, c *http.Client, u string, form url.Values, hdr map[string]string) (int, string, http.Header) {
+func post(t testing.TB, c *http.Client, u string, form url.Values, hdr map[string]string) (int, string, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -175,7 +175,7 @@ func post(t *testing.T, c *http.Client, u string, form url.Values, hdr map[strin
 }
 
 // signIn signs c in with key and secret; it returns the status.
-func (h *harness) signIn(t *testing.T, c *http.Client, key, secret string) int {
+func (h *harness) signIn(t testing.TB, c *http.Client, key, secret string) int {
 	t.Helper()
 	_, body, _ := get(t, c, h.srv.URL+Prefix+"signin")
 	m := csrfRE.FindStringSubmatch(body)
@@ -218,7 +218,7 @@ func (h *harness) records(t *testing.T, account, name string) []map[string]any {
 	return out
 }
 
-func seed(t *testing.T, st *audittest.MemStore, account, region string, n int, at time.Time, name string, readOnly bool) []string {
+func seed(t testing.TB, st *audittest.MemStore, account, region string, n int, at time.Time, name string, readOnly bool) []string {
 	t.Helper()
 	var ids []string
 	var rs []audit.Record
