@@ -723,8 +723,11 @@ func TestDownload(t *testing.T) {
 	if r := rows[1]; r[0] != ids[0] || r[3] != "PutObject" || r[5] != "AWS::S3::Bucket" || r[8] != "eu-west-1" || r[11] != "false" {
 		t.Errorf("CSV row = %v", r)
 	}
-	if code, _, _ := get(t, c, h.srv.URL+Prefix+"events/download?format=xml&"+q); code != http.StatusBadRequest {
-		t.Errorf("format=xml = %d; want 400", code)
+	for _, bad := range []string{"format=xml&" + q, "format=csv&range=custom&start=yesterday&" + q, "format=json&range=9y&" + q,
+		"format=json&k=Nope&v=x&" + q} {
+		if code, body, _ := get(t, c, h.srv.URL+Prefix+"events/download?"+bad); code != http.StatusBadRequest || !strings.Contains(body, `id="page-error"`) {
+			t.Errorf("download?%s = %d; want 400 with the error", bad, code)
+		}
 	}
 }
 
@@ -861,6 +864,53 @@ func TestResultTable(t *testing.T) {
 	for i := range want {
 		if !slices.Equal(got[i], want[i]) {
 			t.Errorf("row %d = %q; want %q", i, got[i], want[i])
+		}
+	}
+}
+
+// TestHostileSignIn: oversized or malformed sign-in forms get a page with
+// a 4xx, never a 500, and record nothing.
+func TestHostileSignIn(t *testing.T) {
+	h := newHarness(t, Config{})
+	for _, tc := range []struct {
+		name string
+		form func(token string) string
+		code int
+	}{
+		{"body over 16 KiB", func(tok string) string {
+			return "csrf=" + tok + "&access_key_id=" + keyA + "&secret_access_key=" + strings.Repeat("x", 20<<10)
+		}, 400},
+		{"malformed encoding", func(tok string) string { return "csrf=" + tok + "&access_key_id=%zz" }, 400},
+		{"key ID of 10,000 bytes", func(tok string) string {
+			return "csrf=" + tok + "&access_key_id=" + strings.Repeat("A", 10000) + "&secret_access_key=x"
+		}, 401},
+		{"NUL and invalid UTF-8", func(tok string) string { return "csrf=" + tok + "&access_key_id=%00%FF&secret_access_key=%00" }, 401},
+		{"region not a region", func(tok string) string {
+			return "csrf=" + tok + "&access_key_id=" + keyA + "&secret_access_key=" + secretA + "&region=../../etc"
+		}, 303},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.browser(t)
+			_, body, _ := get(t, c, h.srv.URL+Prefix+"signin")
+			tok := csrfRE.FindStringSubmatch(body)[1]
+			req, _ := http.NewRequest("POST", h.srv.URL+Prefix+"signin", strings.NewReader(tc.form(tok)))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("sign-in = %d; want %d", resp.StatusCode, tc.code)
+			}
+			if tc.code == 303 && resp.Header.Get("Location") != Prefix+"events?region="+DefaultRegion {
+				t.Errorf("signed in to %q; want the default region", resp.Header.Get("Location"))
+			}
+		})
+	}
+	for _, r := range h.records(t, acctA, "ConsoleLogin") {
+		if r["awsRegion"] != DefaultRegion {
+			t.Errorf("ConsoleLogin recorded in %v", r["awsRegion"])
 		}
 	}
 }

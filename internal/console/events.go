@@ -281,6 +281,10 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, ss *session) 
 		c.render(w, http.StatusBadRequest, "error", page{Title: "Download", Session: ss, Region: f.Region, Error: "format must be csv or json."})
 		return
 	}
+	if _, err := f.lookupInput(c.cfg.Now(), 50); err != nil {
+		c.render(w, http.StatusBadRequest, "error", page{Title: "Download", Session: ss, Region: f.Region, Error: err.Error()})
+		return
+	}
 	started := false
 	var cw *csv.Writer
 	first := true

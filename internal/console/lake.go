@@ -241,6 +241,11 @@ func (c *Console) lakeDownload(w http.ResponseWriter, r *http.Request, ss *sessi
 			c.cfg.Logger.Warn("console: a query download ended early", "err", err)
 			panic(http.ErrAbortHandler)
 		}
+		if cw == nil && out.QueryStatus != "FINISHED" {
+			c.render(w, http.StatusConflict, "error", page{Title: "Download", Session: ss, Region: region,
+				Error: "The query is " + out.QueryStatus + ": only a finished query's results can be downloaded."})
+			return
+		}
 		var rows [][]string
 		cols, rows = table(out.QueryResultRows, cols)
 		if cw == nil {
