@@ -602,8 +602,11 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 	if errResp == nil {
 		rc.ResponseElements = c.responseElements
 	}
-	if c.r.TLS != nil && c.console == nil { // console credentials: no tlsDetails
+	if c.r.TLS != nil {
 		rc.TLS = &audit.CallTLS{Version: c.r.TLS.Version, CipherSuite: tls.CipherSuiteName(c.r.TLS.CipherSuite), Host: c.r.Host}
+	}
+	if c.console != nil {
+		rc.TLS = nil // console credentials: no tlsDetails, as AWS records console use
 	}
 	return audit.CallRecord(rc)
 }
