@@ -914,3 +914,21 @@ func TestHostileSignIn(t *testing.T) {
 		}
 	}
 }
+
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{
+		Prefix + "events?region=eu-west-1&k=EventName&v=X": Prefix + "events?region=eu-west-1&k=EventName&v=X",
+		Prefix + "trails":               Prefix + "trails",
+		"//evil.example/console/":       "",
+		"https://evil.example/":         "",
+		"/consolex/":                    "",
+		Prefix + "\\evil":               "",
+		Prefix + "x\r\nSet-Cookie: a=b": "",
+		"":                              "",
+		"javascript:alert(1)":           "",
+	} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
