@@ -11,6 +11,13 @@ export CAIRN_REQUIRE_MOTO=${CAIRN_REQUIRE_MOTO:-1}
 # The disk-full tests mount a small tmpfs (root, as CI runs): they fail
 # instead of skipping when they cannot; CAIRN_REQUIRE_TMPFS=0 lets them skip.
 export CAIRN_REQUIRE_TMPFS=${CAIRN_REQUIRE_TMPFS:-1}
+# The console's browser tests drive headless Chromium (Debian's chromium,
+# installed here when missing): they fail instead of skipping without it;
+# CAIRN_REQUIRE_CHROMIUM=0 lets them skip.
+export CAIRN_REQUIRE_CHROMIUM=${CAIRN_REQUIRE_CHROMIUM:-1}
+if [ "$CAIRN_REQUIRE_CHROMIUM" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -224,11 +224,28 @@ type call struct {
 	// release ends the call's admission (Recorder.Admit), once answered
 	// and recorded.
 	release func()
+	// console is the caller of a console call (ServeConsole): verified
+	// by the console's session, not by a signature.
+	console *Caller
 }
 
 // ServeHTTP answers one API request, then records it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now()}
+	s.serveCall(w, &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now()})
+}
+
+// ServeConsole answers one call the console makes for a signed-in session
+// of p (its account and the region it chose) through the same dispatch,
+// admission, handlers and recording as a signed call: r carries the
+// operation's X-Amz-Target and JSON body as a signed request would, and
+// nothing of it is taken as identity. The call is recorded as AWS records
+// console use: sessionCredentialFromConsole "true", r's User-Agent, no
+// tlsDetails.
+func (s *Server) ServeConsole(w http.ResponseWriter, r *http.Request, p audit.Principal) {
+	s.serveCall(w, &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now(), console: &Caller{Principal: p, Service: "cloudtrail"}})
+}
+
+func (s *Server) serveCall(w http.ResponseWriter, c *call) {
 	defer func() {
 		if c.release != nil {
 			c.release()
@@ -294,9 +311,18 @@ func (s *Server) serve(c *call) (any, error) {
 	if prefix == importPrefix {
 		limit = maxImportBody
 	}
-	caller, err := s.authenticate(r, limit)
-	if err != nil {
-		return nil, err
+	var caller bodyCaller
+	if c.console != nil {
+		body, err := awsjson.ReadBody(r, limit)
+		if err != nil {
+			return nil, err
+		}
+		caller = bodyCaller{Caller: *c.console, body: body}
+	} else {
+		var err error
+		if caller, err = s.authenticate(r, limit); err != nil {
+			return nil, err
+		}
 	}
 	c.caller, c.body = caller.Caller, caller.body
 	// Every operation's input is text (issue 11 item 12): refused before
@@ -563,6 +589,7 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 		EventID:           s.cfg.NewID(),
 		ReadOnly:          c.readOnly,
 		Data:              c.data,
+		FromConsole:       c.console != nil,
 	}
 	if c.data {
 		rc.Source = "cloudtrail-data.amazonaws.com"
@@ -577,6 +604,9 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 	}
 	if c.r.TLS != nil {
 		rc.TLS = &audit.CallTLS{Version: c.r.TLS.Version, CipherSuite: audit.CipherSuiteName(c.r.TLS.CipherSuite), Host: c.r.Host}
+	}
+	if c.console != nil {
+		rc.TLS = nil // console credentials: no tlsDetails, as AWS records console use
 	}
 	return audit.CallRecord(rc)
 }

@@ -55,6 +55,9 @@ type Call struct {
 	Resources               []EventResource
 	// TLS describes the client's TLS connection; nil when it had none.
 	TLS *CallTLS
+	// FromConsole marks a call made with a console session's credentials
+	// (sessionCredentialFromConsole "true").
+	FromConsole bool
 }
 
 // CallTLS is a call's TLS connection, as the edge's crypto/tls saw it.
@@ -106,6 +109,9 @@ func CallRecord(c Call) *Event {
 	}
 	if c.ErrorCode == "" {
 		ev.ResponseElements = c.ResponseElements
+	}
+	if c.FromConsole {
+		ev.SessionCredentialFromConsole = "true"
 	}
 	if c.TLS != nil {
 		ev.TLSDetails = &TLSDetails{TLSVersion: TLSVersionName(c.TLS.Version), CipherSuite: c.TLS.CipherSuite,

@@ -49,6 +49,8 @@ type Config struct {
 	API API `yaml:"api"`
 	// Ingest bounds the ingest pipeline (ingest.go).
 	Ingest Ingest `yaml:"ingest"`
+	// Console configures the web console (console.go).
+	Console Console `yaml:"console"`
 
 	keys map[string]Principal // access key ID -> principal
 }

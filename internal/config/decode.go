@@ -136,7 +136,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
 		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval, DigestKeyRotation: DefaultDigestKeyRotation},
 		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights(), Lake: DefaultLake(),
-		API: DefaultAPI(), Ingest: DefaultIngest()}
+		API: DefaultAPI(), Ingest: DefaultIngest(), Console: DefaultConsole()}
 	d.bucketNames = map[string]int{}
 	d.mapping(n, "",
 		field{"event_history", false, func(v *yaml.Node, path string) { d.eventHistory(v, path, &c.EventHistory) }},
@@ -153,6 +153,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"lake", false, func(v *yaml.Node, path string) { d.lake(v, path, &c.Lake) }},
 		field{"api", false, func(v *yaml.Node, path string) { d.api(v, path, &c.API) }},
 		field{"ingest", false, func(v *yaml.Node, path string) { d.ingest(v, path, &c.Ingest) }},
+		field{"console", false, func(v *yaml.Node, path string) { d.console(v, path, &c.Console) }},
 	)
 	return c
 }

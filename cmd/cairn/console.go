@@ -1,0 +1,34 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-audit/cairn/internal/apiserver"
+	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/console"
+	"github.com/cairn-audit/cairn/internal/ingest"
+)
+
+// handleConsole serves the API at / on mux and, unless the config turns it
+// off, the web console at /console/ (a browser's GET / is sent there).
+// The console's sign-in checks the configured keys; its pages are API
+// calls served by api for the session's principal (api.ServeConsole).
+func handleConsole(mux *http.ServeMux, cfg *config.Config, api *apiserver.Server, keys configPrincipals, pipe *ingest.Pipeline,
+	log *slog.Logger, reg prometheus.Registerer) {
+	c := cfg.Console
+	if !c.Enabled {
+		mux.Handle("/", api)
+		return
+	}
+	mux.Handle(console.Prefix, console.New(console.Config{API: api, Keys: keys, Recorder: pipe, Logger: log, Registerer: reg,
+		SessionIdle: c.SessionIdle, SessionMax: c.SessionMax, MaxSessions: c.MaxSessions,
+		KeyFailures: c.SigninFailuresPerKey, IPFailures: c.SigninFailuresPerAddress, FailureWindow: c.SigninFailureWindow}))
+	mux.Handle("/", console.RedirectBrowsers(api))
+}
+
+// Secret returns the secret of a configured access key (the console's
+// sign-in checks it as the SigV4 verifier does).
+func (c configPrincipals) Secret(accessKeyID string) (string, bool) { return c.cfg.Secret(accessKeyID) }

@@ -1,0 +1,77 @@
+package config
+
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Console configures the web console served at /console/ (docs/console.md).
+//
+//	console:
+//	  enabled: true               # false: no console; GET / answers as the API does
+//	  session_idle: 30m           # a session unused this long ends
+//	  session_max: 12h            # any session ends this long after its sign-in
+//	  max_sessions: 1000          # sessions held; a sign-in beyond ends the least recently used
+//	  signin_failures_per_key: 5  # failed sign-ins per access key ID within the window
+//	  signin_failures_per_ip: 20  # failed sign-ins per source address within the window
+//	  signin_failure_window: 15m
+type Console struct {
+	Enabled                  bool          `yaml:"enabled"`
+	SessionIdle              time.Duration `yaml:"session_idle"`
+	SessionMax               time.Duration `yaml:"session_max"`
+	MaxSessions              int           `yaml:"max_sessions"`
+	SigninFailuresPerKey     int           `yaml:"signin_failures_per_key"`
+	SigninFailuresPerAddress int           `yaml:"signin_failures_per_ip"`
+	SigninFailureWindow      time.Duration `yaml:"signin_failure_window"`
+}
+
+// DefaultConsole is the console section's defaults (those of
+// internal/console, which does not import config).
+func DefaultConsole() Console {
+	return Console{Enabled: true, SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour, MaxSessions: 1000,
+		SigninFailuresPerKey: 5, SigninFailuresPerAddress: 20, SigninFailureWindow: 15 * time.Minute}
+}
+
+func (d *decoder) console(n *yaml.Node, path string, c *Console) {
+	d.mapping(n, path,
+		field{"enabled", false, func(v *yaml.Node, path string) {
+			if b, ok := d.boolean(v, path); ok {
+				c.Enabled = b
+			}
+		}},
+		field{"session_idle", false, func(v *yaml.Node, path string) {
+			if t, ok := d.duration(v, path, time.Minute, 24*time.Hour); ok {
+				c.SessionIdle = t
+			}
+		}},
+		field{"session_max", false, func(v *yaml.Node, path string) {
+			if t, ok := d.duration(v, path, time.Minute, 30*24*time.Hour); ok {
+				c.SessionMax = t
+			}
+		}},
+		field{"max_sessions", false, func(v *yaml.Node, path string) {
+			if i, ok := d.integer(v, path, 1, 1000000, "sessions", "held in memory"); ok {
+				c.MaxSessions = i
+			}
+		}},
+		field{"signin_failures_per_key", false, func(v *yaml.Node, path string) {
+			if i, ok := d.integer(v, path, 1, 1000, "failed sign-ins", "per access key ID within the window"); ok {
+				c.SigninFailuresPerKey = i
+			}
+		}},
+		field{"signin_failures_per_ip", false, func(v *yaml.Node, path string) {
+			if i, ok := d.integer(v, path, 1, 100000, "failed sign-ins", "per source address within the window"); ok {
+				c.SigninFailuresPerAddress = i
+			}
+		}},
+		field{"signin_failure_window", false, func(v *yaml.Node, path string) {
+			if t, ok := d.duration(v, path, time.Second, 24*time.Hour); ok {
+				c.SigninFailureWindow = t
+			}
+		}},
+	)
+	if c.SessionIdle > c.SessionMax {
+		d.failf(n, path, "session_idle (%s) is longer than session_max (%s)", c.SessionIdle, c.SessionMax)
+	}
+}

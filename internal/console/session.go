@@ -1,0 +1,251 @@
+package console
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// Cookie names. The session cookie holds a random 256-bit token; the
+// server keeps only its SHA-256, so a leaked store names no usable cookie.
+const (
+	sessionCookie = "cairn_session"
+	signinCookie  = "cairn_signin"
+)
+
+// session is one signed-in browser.
+type session struct {
+	key       string // hex SHA-256 of the cookie's token
+	Principal audit.Principal
+	// CSRF is the token every state-changing request of the session
+	// carries (form field csrf).
+	CSRF          string
+	created, seen time.Time
+}
+
+// sessions is the in-memory session store, bounded by cap.
+type sessions struct {
+	idle, max time.Duration
+	cap       int
+	now       func() time.Time
+	mu        sync.Mutex
+	m         map[string]*session
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashToken(t string) string {
+	h := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(h[:])
+}
+
+// create starts a session for p and returns the cookie's token. At cap,
+// expired sessions go first, then the least recently used one.
+func (s *sessions) create(p audit.Principal) (string, *session) {
+	token := randomToken()
+	now := s.now()
+	ss := &session{key: hashToken(token), Principal: p, CSRF: randomToken(), created: now, seen: now}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= s.cap {
+		for k, v := range s.m {
+			if s.expired(v, now) {
+				delete(s.m, k)
+			}
+		}
+	}
+	for len(s.m) >= s.cap {
+		var lru *session
+		for _, v := range s.m {
+			if lru == nil || v.seen.Before(lru.seen) {
+				lru = v
+			}
+		}
+		delete(s.m, lru.key)
+	}
+	s.m[ss.key] = ss
+	return token, ss
+}
+
+func (s *sessions) expired(ss *session, now time.Time) bool {
+	return now.Sub(ss.seen) >= s.idle || now.Sub(ss.created) >= s.max
+}
+
+// get returns the live session of r's cookie, marking it used.
+func (s *sessions) get(r *http.Request) (*session, bool) {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
+		return nil, false
+	}
+	key := hashToken(ck.Value)
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.m[key]
+	if !ok {
+		return nil, false
+	}
+	if s.expired(ss, now) {
+		delete(s.m, key)
+		return nil, false
+	}
+	ss.seen = now
+	return ss, true
+}
+
+func (s *sessions) delete(ss *session) {
+	s.mu.Lock()
+	delete(s.m, ss.key)
+	s.mu.Unlock()
+}
+
+func (s *sessions) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// setCookie sets (or with maxAge < 0 clears) a console cookie: HttpOnly,
+// SameSite=Strict, Secure when the browser came over TLS.
+func setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+}
+
+type sessionKey struct{}
+
+// signedIn runs h for a request with a live session; others are sent to
+// the sign-in page (a GET) or refused (anything else).
+func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ss, ok := c.sessions.get(r)
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, Prefix+"signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			c.render(w, http.StatusForbidden, "error", page{Title: "Signed out", Error: "Your session has ended. Sign in again."})
+			return
+		}
+		h(w, r, ss)
+	}
+}
+
+// mutating checks a state-changing request: its csrf form field must be
+// its session's token, and an Origin header, when sent, this host.
+func (c *Console) mutating(h func(http.ResponseWriter, *http.Request, *session)) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, ss *session) {
+		r.Body = http.MaxBytesReader(w, r.Body, 512<<10) // a Lake statement of 64 KiB, URL-encoded
+		if !sameOrigin(r) || !equalTokens(r.PostFormValue("csrf"), ss.CSRF) {
+			c.cfg.Logger.Warn("console: refused a request without its session's CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
+			c.render(w, http.StatusForbidden, "error", page{Title: "Refused", Session: ss, Region: ss.Principal.Region,
+				Error: "This form has expired or did not come from this console. Reload the page and try again."})
+			return
+		}
+		h(w, r, ss)
+	}
+}
+
+// sameOrigin reports whether r's Origin, if any, is r's own host.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+// equalTokens compares two tokens in constant time; empty never matches.
+func equalTokens(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
+
+// limiter counts failed sign-ins per key (an access key ID or a source
+// address) within a window.
+type limiter struct {
+	window time.Duration
+	cap    int
+	now    func() time.Time
+	mu     sync.Mutex
+	m      map[string]*slot
+}
+
+type slot struct {
+	start    time.Time
+	failures int
+}
+
+// allowed reports whether each key has fewer than its limit of failures
+// in the current window. With every slot in use by a live window, keys
+// not tracked are refused (fail closed).
+func (l *limiter) allowed(keys []string, limits []int) bool {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, k := range keys {
+		s, ok := l.m[k]
+		if ok && now.Sub(s.start) >= l.window {
+			delete(l.m, k)
+			ok = false
+		}
+		if ok && s.failures >= limits[i] {
+			return false
+		}
+		if !ok && len(l.m) >= l.cap && !l.prune(now) {
+			return false
+		}
+	}
+	return true
+}
+
+// prune drops ended windows, reporting whether a slot is free.
+func (l *limiter) prune(now time.Time) bool {
+	for k, s := range l.m {
+		if now.Sub(s.start) >= l.window {
+			delete(l.m, k)
+		}
+	}
+	return len(l.m) < l.cap
+}
+
+// fail counts a failure against each key.
+func (l *limiter) fail(keys ...string) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		s, ok := l.m[k]
+		if !ok || now.Sub(s.start) >= l.window {
+			if !ok && len(l.m) >= l.cap && !l.prune(now) {
+				continue
+			}
+			s = &slot{start: now}
+			l.m[k] = s
+		}
+		s.failures++
+	}
+}
+
+// reset forgets key's failures (a successful sign-in with it).
+func (l *limiter) reset(key string) {
+	l.mu.Lock()
+	delete(l.m, key)
+	l.mu.Unlock()
+}
