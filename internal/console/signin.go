@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
 	"net"
 	"net/http"
 	"strings"
@@ -113,7 +112,7 @@ func (c *Console) recordSignIn(r *http.Request, p audit.Principal, ok bool) erro
 	s := audit.SignIn{Principal: p, Time: c.cfg.Now(), EventID: c.cfg.NewID(), SourceIP: sourceIP(r),
 		UserAgent: r.UserAgent(), LoginTo: consoleURL(r), Success: ok}
 	if r.TLS != nil {
-		s.TLS = &audit.CallTLS{Version: r.TLS.Version, CipherSuite: tls.CipherSuiteName(r.TLS.CipherSuite), Host: r.Host}
+		s.TLS = &audit.CallTLS{Version: r.TLS.Version, CipherSuite: audit.CipherSuiteName(r.TLS.CipherSuite), Host: r.Host}
 	}
 	raw, err := audit.SignInRecord(s).Marshal()
 	if err != nil {
