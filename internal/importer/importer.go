@@ -289,7 +289,10 @@ func (r *run) run(ctx context.Context, start time.Time, open func(context.Contex
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan string)
-	chunks := make(chan chunk, r.opts.Workers)
+	// Room for a whole batch besides what the readers hold: the readers
+	// parse the next batch while the Sink stores this one (a channel of
+	// one chunk per reader left them idle for most of each Append).
+	chunks := make(chan chunk, r.opts.Workers+r.opts.BatchSize/r.chunk)
 	var readers sync.WaitGroup
 	for range r.opts.Workers {
 		readers.Go(func() {
