@@ -86,6 +86,9 @@ type Store struct {
 	rw      sync.RWMutex
 	wconn   *sql.Conn // nil once closed
 	lastSeq int64     // the last sequence number given; under writeMu
+	// keys holds the key_hash of every stored record (keyfilter.go);
+	// built at the first append, under writeMu.
+	keys *keyFilter
 	// commits counts append transactions since the last checkpoint;
 	// under writeMu.
 	commits, checkpointCommits int
@@ -509,8 +512,19 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 		hashes = append(hashes, keyHash(r.Account, r.EventID))
 		idx = append(idx, i)
 	}
-	// Duplicates already stored: candidates by hash, confirmed by key.
-	stored, err := s.storedKeys(ctx, hashes)
+	// Duplicates already stored: candidates by hash, confirmed by key;
+	// only the hashes the key filter holds can be stored.
+	kf, err := s.keyFilter(ctx, len(fresh))
+	if err != nil {
+		return nil, err
+	}
+	var maybe []uint64
+	for _, h := range hashes {
+		if kf.has(h) {
+			maybe = append(maybe, h)
+		}
+	}
+	stored, err := s.storedKeys(ctx, maybe)
 	if err != nil {
 		return nil, err
 	}
@@ -555,6 +569,11 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 	}
 	if err := s.indexRecords(ctx, fresh); err != nil {
 		return nil, err
+	}
+	// Into the key filter before the commit: whatever the commit's
+	// outcome, the filter may hold keys not stored, never miss one stored.
+	for _, h := range hashes {
+		kf.add(h)
 	}
 	// The commit merges the transaction's rows into the table: no read
 	// runs meanwhile (see Store).
