@@ -108,6 +108,8 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// one of 5,000 does (its commit, duplicate check and bucket index
 		// writes are per transaction): docs/store.md, "Imports".
 		opts.BatchSize = offlineImportBatch
+		// The store compresses one batch while it commits the other.
+		opts.Appenders = 2
 	}
 	rep, err := importer.Run(ctx, fs.Args(), opts)
 	return importOutcome(stdout, stderr, *output, rep, err)

@@ -73,7 +73,8 @@ func (f *keyFilter) has(h uint64) bool {
 
 // keyFilter returns the writer's key filter, building it from the table when
 // there is none or the one there is passed its capacity (room for extra
-// more keys is made first). Called under writeMu.
+// more keys is made first). Called under writeMu; s.keys is set under
+// keysMu too, as its keys are added.
 func (s *Store) keyFilter(ctx context.Context, extra int) (*keyFilter, error) {
 	if s.keys != nil && s.keys.keys+int64(extra) <= s.keys.limit {
 		return s.keys, nil
@@ -98,6 +99,8 @@ func (s *Store) keyFilter(ctx context.Context, extra int) (*keyFilter, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("duckdb: key filter: %w", err)
 	}
+	s.keysMu.Lock()
 	s.keys = f
+	s.keysMu.Unlock()
 	return f, nil
 }
