@@ -2,7 +2,10 @@ package duckdb
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,3 +101,85 @@ func TestKeyFilterDuplicates(t *testing.T) {
 	appendWant(st, third, 0)
 }
 
+// TestConcurrentAppendsFramesEarly: appends that compress their records
+// before the writer's lock, run at once with overlapping batches, store
+// each record once; a Close among them fails the later appends cleanly.
+func TestConcurrentAppendsFramesEarly(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	g := storetest.NewGen(5, base)
+	batch := func(n int) []audit.Record {
+		var recs []audit.Record
+		for i := range n {
+			recs = append(recs, g.Record(storetest.Spec{Time: base.Add(time.Duration(i) * time.Second)}))
+		}
+		return recs
+	}
+	if _, err := st.Append(ctx, batch(10)); err != nil { // builds the key filter
+		t.Fatal(err)
+	}
+	shared := batch(300)
+	own := make([][]audit.Record, 4)
+	for i := range own {
+		own[i] = batch(100)
+	}
+	results := make([]audit.AppendResult, 4)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			res, err := st.Append(ctx, append(slices.Clone(shared), own[i]...))
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = res
+		})
+	}
+	wg.Wait()
+	var ins, dup int
+	for _, r := range results {
+		ins += r.Inserted
+		dup += r.Duplicates
+	}
+	if ins != 300+4*100 || dup != 3*300 {
+		t.Errorf("inserted %d, duplicates %d; want %d and %d", ins, dup, 700, 900)
+	}
+	all := append(slices.Clone(shared), slices.Concat(own...)...)
+	if res, err := st.Append(ctx, all); err != nil || res.Inserted != 0 {
+		t.Errorf("second append of all = %+v, %v; want nothing inserted", res, err)
+	}
+	for _, r := range all {
+		p, err := st.Lookup(ctx, audit.Query{Account: r.Account, Region: r.Region, Category: r.Category,
+			Attributes: []audit.Attribute{{Key: audit.AttrEventID, Value: r.EventID}}, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Records) != 1 || string(p.Records[0].Raw) != string(r.Raw) {
+			t.Fatalf("record %s: %d found, want it once with its bytes", r.EventID, len(p.Records))
+		}
+	}
+
+	// Close while appends compress and commit.
+	for range 3 {
+		batches := [][]audit.Record{batch(200), batch(200), batch(200), batch(200), batch(200)}
+		wg.Go(func() {
+			for _, b := range batches {
+				if _, err := st.Append(ctx, b); err != nil {
+					if !errors.Is(err, errClosed) {
+						t.Errorf("append after Close: %v; want errClosed", err)
+					}
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := st.Close(); err != nil {
+		t.Error(err)
+	}
+	wg.Wait()
+}
