@@ -16,7 +16,7 @@ import (
 
 // offlineImportBatch is the records per store transaction of an offline
 // import.
-const offlineImportBatch = 20000
+const offlineImportBatch = 10000
 
 func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cairn import", flag.ContinueOnError)
@@ -104,7 +104,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer store.Close()
 		opts.Sink = store
-		// One transaction of 20,000 records costs the store about what
+		// One transaction of 10,000 records costs the store about what
 		// one of 5,000 does (its commit, duplicate check and bucket index
 		// writes are per transaction): docs/store.md, "Imports".
 		opts.BatchSize = offlineImportBatch
