@@ -10,20 +10,25 @@
 #     names a cairn binary.
 # The data set repeats the real records of shared/testdata/real with fresh
 # eventIDs, 2,000 records per gzipped file in the S3 layout (bench/gen).
+# The last lines give each tool's rate as a multiple of cairn import's.
 #
 # Usage: bench/import.sh [RECORDS]      (default 1000000)
 #   DATA=dir   keep the generated files in dir and reuse them next time
+#   PER_FILE=n records per file (default 2000)
 #   CAIRN_BIN=path/to/cairn   also time a full import into a store
+#   PROFILE=file              with CAIRN_BIN, write the import's CPU profile
+#                             there and print its top entries
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
+per_file=${PER_FILE:-2000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 data=${DATA:-$work/data}
-if [ ! -f "$data/.records-$n" ]; then
+if [ ! -f "$data/.records-$n-$per_file" ]; then
 	rm -rf "$data"
-	go run ./bench/gen -n "$n" -out "$data" -src ../shared/testdata/real >&2
-	touch "$data/.records-$n"
+	go run ./bench/gen -n "$n" -per-file "$per_file" -out "$data" -src ../shared/testdata/real >&2
+	touch "$data/.records-$n-$per_file"
 fi
 go build -o "$work/importparse" ./bench/cmd/importparse
 go build -o "$work/duckread" ./bench/duckread
@@ -56,10 +61,24 @@ row "jq -c '.Records[]' (1 process)" "$jq_n" "$(echo "$(now) - $t0" | bc)"
 
 if [ -n "${CAIRN_BIN:-}" ]; then
 	printf 'accounts:\n  - id: "123456789012"\n    users:\n      - name: b\n        access_keys:\n          - id: AKIABENCH00000000001\n            secret: s\nevent_history:\n  retention_days: 0\n' >"$work/cairn.yaml"
+	prof=()
+	if [ -n "${PROFILE:-}" ]; then
+		prof=(--cpuprofile "$PROFILE")
+	fi
 	t0=$(now)
-	"$CAIRN_BIN" import --data-dir "$work/dd" --config "$work/cairn.yaml" --no-progress --output json "$data" >"$work/report.json"
-	row "cairn import (into the store)" "$(jq .Imported "$work/report.json")" "$(echo "$(now) - $t0" | bc)"
+	"$CAIRN_BIN" import "${prof[@]}" --data-dir "$work/dd" --config "$work/cairn.yaml" --no-progress --output json "$data" >"$work/report.json"
+	cairn_sec=$(echo "$(now) - $t0" | bc)
+	cairn_n=$(jq .Imported "$work/report.json")
+	row "cairn import (into the store)" "$cairn_n" "$cairn_sec"
 	store_mb=$(du -sm "$work/dd" | cut -f1)
+	# Importing again adds nothing.
+	t0=$(now)
+	"$CAIRN_BIN" import --data-dir "$work/dd" --config "$work/cairn.yaml" --no-progress --output json "$data" >"$work/report2.json"
+	row "cairn import again (duplicates)" "$(jq .Duplicates "$work/report2.json")" "$(echo "$(now) - $t0" | bc)"
+	if [ "$(jq .Imported "$work/report2.json")" != 0 ]; then
+		echo "second import added records" >&2
+		exit 1
+	fi
 fi
 
 echo
@@ -67,5 +86,13 @@ echo "$n records in $(find "$data" -name '*.json.gz' | wc -l) files, $(awk -v b=
 printf '%-34s %10s %8s %12s %10s\n' tool records seconds records/s "MB/s (gz)"
 printf '%s\n' "${rows[@]}"
 if [ -n "${store_mb:-}" ]; then
-	echo "cairn data dir: ${store_mb} MB on disk"
+	echo "cairn data dir: ${store_mb} MB on disk ($(awk -v m="$store_mb" -v b="$gz_bytes" 'BEGIN {printf "%.2f", m*1048576/b}')x the .json.gz)"
+	echo "rate as a multiple of cairn import's:"
+	for r in "${rows[@]}"; do
+		awk -v c="$cairn_n" -v s="$cairn_sec" '{name=substr($0, 1, 34); rate=substr($0, 55, 13)+0; printf "  %s %6.2fx\n", name, rate/(c/s)}' <<<"$r"
+	done
+fi
+if [ -n "${PROFILE:-}" ] && [ -n "${CAIRN_BIN:-}" ]; then
+	echo
+	go tool pprof -top -nodecount=25 "$CAIRN_BIN" "$PROFILE" 2>/dev/null | sed -n '1,32p'
 fi

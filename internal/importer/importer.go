@@ -81,6 +81,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Workers is the number of files read at once (default GOMAXPROCS).
 	Workers int
+	// Appenders is the number of batches given to the Sink at once
+	// (default 1). A Sink that serializes its writes but compresses or
+	// checks a batch before taking its lock (the DuckDB store) gets
+	// through more with 2: one batch is prepared while another commits.
+	Appenders int
 	// MaxErrors bounds the errors kept in Report.Errors (default 100).
 	MaxErrors int
 	// MaxErrorsPerFile, when positive, bounds the errors kept per file;
@@ -289,7 +294,10 @@ func (r *run) run(ctx context.Context, start time.Time, open func(context.Contex
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan string)
-	chunks := make(chan chunk, r.opts.Workers)
+	// Room for a whole batch besides what the readers hold: the readers
+	// parse the next batch while the Sink stores this one (a channel of
+	// one chunk per reader left them idle for most of each Append).
+	chunks := make(chan chunk, r.opts.Workers+r.opts.BatchSize/r.chunk)
 	var readers sync.WaitGroup
 	for range r.opts.Workers {
 		readers.Go(func() {
@@ -381,20 +389,32 @@ func (r *run) sink(ctx context.Context, chunks <-chan chunk) error {
 	)
 	timer.Stop()
 	defer timer.Stop()
+	pool := r.appenders(ctx)
+	defer pool.wait()
 	flush := func() error {
 		if len(b) == 0 {
 			return nil
 		}
 		timer.Stop()
-		err := r.append(ctx, b, from)
-		b, from = make([]audit.Record, 0, r.opts.BatchSize), from[:0]
+		var err error
+		if pool != nil {
+			err = pool.give(ctx, b, from)
+			from = make([]origin, 0, r.opts.BatchSize)
+		} else {
+			err = r.append(ctx, b, from)
+			from = from[:0]
+		}
+		b = make([]audit.Record, 0, r.opts.BatchSize)
 		return err
 	}
 	for {
 		select {
 		case c, ok := <-chunks:
 			if !ok {
-				return flush()
+				if err := flush(); err != nil {
+					return err
+				}
+				return pool.wait()
 			}
 			if len(b)+len(c.recs) > r.opts.BatchSize {
 				if err := flush(); err != nil {
@@ -421,6 +441,72 @@ func (r *run) sink(ctx context.Context, chunks <-chan chunk) error {
 			return nil // Run returns ctx.Err()
 		}
 	}
+}
+
+// appendPool gives batches to the Sink from Options.Appenders goroutines.
+type appendPool struct {
+	jobs   chan appendJob
+	wg     sync.WaitGroup
+	failed chan struct{} // closed at the first error
+	once   sync.Once
+	err    error
+	closed bool
+}
+
+type appendJob struct {
+	b    []audit.Record
+	from []origin
+}
+
+// appenders starts the pool, nil when Options.Appenders is 1 or less (the
+// sink goroutine appends itself).
+func (r *run) appenders(ctx context.Context) *appendPool {
+	if r.opts.Appenders <= 1 {
+		return nil
+	}
+	p := &appendPool{jobs: make(chan appendJob), failed: make(chan struct{})}
+	for range r.opts.Appenders {
+		p.wg.Go(func() {
+			for j := range p.jobs {
+				select {
+				case <-p.failed:
+					continue // after an error, nothing more is appended
+				default:
+				}
+				if err := r.append(ctx, j.b, j.from); err != nil {
+					p.once.Do(func() { p.err = err; close(p.failed) })
+				}
+			}
+		})
+	}
+	return p
+}
+
+// give hands a batch to a free appender; it returns an earlier append's
+// error instead.
+func (p *appendPool) give(ctx context.Context, b []audit.Record, from []origin) error {
+	select {
+	case p.jobs <- appendJob{b, from}:
+		return nil
+	case <-p.failed:
+		return p.err
+	case <-ctx.Done():
+		return nil // Run returns ctx.Err()
+	}
+}
+
+// wait waits for the batches given and returns the first error. Safe on
+// a nil pool and more than once.
+func (p *appendPool) wait() error {
+	if p == nil {
+		return nil
+	}
+	if !p.closed {
+		p.closed = true
+		close(p.jobs)
+	}
+	p.wg.Wait()
+	return p.err
 }
 
 // origin is where a record of a batch came from.

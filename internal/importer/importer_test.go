@@ -593,3 +593,96 @@ func BenchmarkImport(b *testing.B) {
 	b.SetBytes(rep.Bytes)
 	b.ReportMetric(float64(rep.Records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// TestAppenders: with several batches given to the Sink at once, the
+// report is the same as with one: every record stored once, duplicates
+// and refusals counted and reported against their file and record; and
+// a Sink error still stops the import with no goroutine left behind.
+func TestAppenders(t *testing.T) {
+	raws := realSample(t, 40)
+	for _, n := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("appenders=%d", n), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				for i := range 12 {
+					// Every file holds the same records (so all but the
+					// first copy are duplicates) and one malformed record.
+					recs := append(slices.Clone(raws), []byte(`{"eventID": nope}`))
+					write(t, dir, fmt.Sprintf("f%02d.json", i), records(recs))
+				}
+				refuse := func(r audit.Record) string {
+					if r.EventID == "" || r.EventID[0] < '8' {
+						return ""
+					}
+					return "refused for the test"
+				}
+				sink := &importertest.Sink{Refuse: refuse}
+				rep, err := importer.Run(context.Background(), []string{dir},
+					importer.Options{Sink: sink, BatchSize: 7, Appenders: n, MaxErrors: 10000})
+				if err != nil {
+					t.Fatal(err)
+				}
+				refused := 0
+				for _, r := range sink.Records() {
+					if refuse(r) != "" {
+						t.Errorf("refused record %s stored", r.EventID)
+					}
+				}
+				var ok []audit.Record
+				for _, raw := range raws {
+					r, err := audit.Extract(raw)
+					if err != nil || audit.CheckRegion(r.Region) != nil {
+						continue
+					}
+					if refuse(r) != "" {
+						refused++
+						continue
+					}
+					ok = append(ok, r)
+				}
+				if got := len(sink.Records()); got != len(ok) || rep.Imported != int64(len(ok)) {
+					t.Errorf("stored %d, Imported %d; want %d", got, rep.Imported, len(ok))
+				}
+				if rep.Records != rep.Imported+rep.Duplicates+rep.Rejected+rep.Expired {
+					t.Errorf("counts do not add up: %+v", rep)
+				}
+				if rep.Duplicates != int64(11*len(ok)) {
+					t.Errorf("Duplicates %d; want %d", rep.Duplicates, 11*len(ok))
+				}
+				byFile := map[string]int{}
+				for _, e := range rep.Errors {
+					if e.Record < 1 || e.Record > len(raws)+1 {
+						t.Errorf("error %v names no record of its file", e)
+					}
+					byFile[filepath.Base(e.File)]++
+				}
+				// Each file: the malformed record, its invalid ones, and
+				// (in some file) the refused ones.
+				if len(byFile) != 12 {
+					t.Errorf("errors in %d files; want 12: %v", len(byFile), byFile)
+				}
+				if want := int64(12*(len(raws)-len(ok)-refused+1) + 12*refused); rep.Rejected != want {
+					t.Errorf("Rejected %d; want %d", rep.Rejected, want)
+				}
+			})
+		})
+		t.Run(fmt.Sprintf("sink error, appenders=%d", n), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				for i := range 20 {
+					write(t, dir, fmt.Sprintf("f%02d.json", i), records(realSample(t, 50)))
+				}
+				boom := errors.New("disk full")
+				sink := &importertest.Sink{FailAfter: 2, Err: boom}
+				rep, err := importer.Run(context.Background(), []string{dir},
+					importer.Options{Sink: sink, BatchSize: 10, Appenders: n})
+				if !errors.Is(err, boom) {
+					t.Errorf("Run = %v; want %v", err, boom)
+				}
+				if rep.Imported > 20 {
+					t.Errorf("Imported %d; want at most the 20 of the first two calls", rep.Imported)
+				}
+			})
+		})
+	}
+}

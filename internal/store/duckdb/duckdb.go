@@ -90,6 +90,15 @@ type Store struct {
 	rw      sync.RWMutex
 	wconn   *sql.Conn // nil once closed
 	lastSeq int64     // the last sequence number given; under writeMu
+	// keys holds the key_hash of every stored record (keyfilter.go);
+	// built at the first append, under writeMu.
+	keys *keyFilter
+	// keysMu guards keys for the frames made before writeMu (prefetch).
+	keysMu sync.Mutex
+	// codecMu is held (shared) by frames made before writeMu, and alone by
+	// Close to set codecClosed and close the codec.
+	codecMu     sync.RWMutex
+	codecClosed bool
 	// commits counts append transactions since the last checkpoint;
 	// under writeMu.
 	commits, checkpointCommits int
@@ -498,9 +507,12 @@ func (s *Store) Close() error {
 	}
 	errs = append(errs, s.db.Close(), s.connector.Close())
 	s.db = nil
+	s.codecMu.Lock()
+	s.codecClosed = true
 	if s.codec != nil {
 		s.codec.close()
 	}
+	s.codecMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -531,6 +543,10 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 	if len(records) == 0 {
 		return nil, nil
 	}
+	// The frames of the records that are certainly new are made before
+	// the writer's lock: a caller compresses its batch while another's
+	// transaction runs.
+	pre := s.prefetchFrames(records)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.wconn == nil {
@@ -553,8 +569,21 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 		hashes = append(hashes, keyHash(r.Account, r.EventID))
 		idx = append(idx, i)
 	}
-	// Duplicates already stored: candidates by hash, confirmed by key.
-	stored, err := s.storedKeys(ctx, hashes)
+	// Duplicates already stored: candidates by hash, confirmed by key;
+	// only the hashes the key filter holds can be stored.
+	kf, err := s.keyFilter(ctx, len(fresh))
+	if err != nil {
+		return nil, err
+	}
+	var maybe []uint64
+	s.keysMu.Lock()
+	for _, h := range hashes {
+		if kf.has(h) {
+			maybe = append(maybe, h)
+		}
+	}
+	s.keysMu.Unlock()
+	stored, err := s.storedKeys(ctx, maybe)
 	if err != nil {
 		return nil, err
 	}
@@ -595,12 +624,25 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 		}
 	}()
 	received := s.now().Unix()
-	if err := s.appendRows(fresh, hashes, s.lastSeq+1, received); err != nil {
+	frames := make([][]byte, len(fresh))
+	if pre != nil {
+		for j, i := range idx {
+			frames[j] = pre[i]
+		}
+	}
+	if err := s.appendRows(fresh, hashes, frames, s.lastSeq+1, received); err != nil {
 		return nil, fmt.Errorf("duckdb: append: %w", err)
 	}
 	if err := s.indexRecords(ctx, fresh); err != nil {
 		return nil, err
 	}
+	// Into the key filter before the commit: whatever the commit's
+	// outcome, the filter may hold keys not stored, never miss one stored.
+	s.keysMu.Lock()
+	for _, h := range hashes {
+		kf.add(h)
+	}
+	s.keysMu.Unlock()
 	// The commit merges the transaction's rows into the table: no read
 	// runs meanwhile (see Store).
 	s.rw.RUnlock()
@@ -645,20 +687,73 @@ func (s *Store) walSize() int64 {
 	return fi.Size()
 }
 
-// appendRows writes the rows through DuckDB's Appender.
-// The rows get sequence numbers from first on.
-func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, first, received int64) error {
+// prefetchFrames returns the frames of the records the key filter does not
+// hold (certainly new), by index in records, nil for the others; nil when
+// there is no filter yet (the first append) or too few records to pay.
+// Those the filter holds are mostly duplicates, whose frames would be
+// wasted.
+func (s *Store) prefetchFrames(records []audit.Record) [][]byte {
+	if len(records) < 64 {
+		return nil
+	}
+	s.keysMu.Lock()
+	kf := s.keys
+	var todo []int
+	if kf != nil {
+		for i := range records {
+			if !kf.has(keyHash(records[i].Account, records[i].EventID)) {
+				todo = append(todo, i)
+			}
+		}
+	}
+	s.keysMu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	s.codecMu.RLock()
+	defer s.codecMu.RUnlock()
+	if s.codecClosed {
+		return nil
+	}
+	out := make([][]byte, len(records))
+	frames := s.frames(len(todo), func(j int) *audit.Record { return &records[todo[j]] })
+	for j, i := range todo {
+		out[i] = frames[j]
+	}
+	return out
+}
+
+// frames returns the compressed frames of n records, rec(j) the j-th.
+func (s *Store) frames(n int, rec func(j int) *audit.Record) [][]byte {
+	contents := make([][]byte, n)
+	for j := range n {
+		r := rec(j)
+		contents[j] = frameContent(make([]byte, 0, len(r.Raw)+128), r)
+	}
+	return s.codec.compressAll(contents)
+}
+
+// appendRows writes the rows through DuckDB's Appender, with their frames
+// (frames[i] of recs[i]; made here where nil). The rows get sequence
+// numbers from first on.
+func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, frames [][]byte, first, received int64) error {
+	var missing []int
+	for i, f := range frames {
+		if f == nil {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		made := s.frames(len(missing), func(j int) *audit.Record { return recs[missing[j]] })
+		for j, i := range missing {
+			frames[i] = made[j]
+		}
+	}
 	return s.wconn.Raw(func(dc any) error {
 		conn, ok := dc.(driver.Conn)
 		if !ok {
 			return fmt.Errorf("unexpected driver connection %T", dc)
 		}
-		contents := make([][]byte, len(recs))
-		for i, r := range recs {
-			c := make([]byte, 0, len(r.Raw)+128)
-			contents[i] = frameContent(c, r)
-		}
-		frames := s.codec.compressAll(contents)
 		app, err := duckdb.NewAppenderFromConn(conn, "", "events")
 		if err != nil {
 			return err

@@ -1,0 +1,185 @@
+package duckdb
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/storetest"
+)
+
+// TestKeyFilterHoldsEveryKey: no key added is ever reported absent, and
+// few others are reported present.
+func TestKeyFilterHoldsEveryKey(t *testing.T) {
+	f := newKeyFilter(100_000)
+	for i := range uint64(100_000) {
+		f.add(keyHash("123456789012", string(rune(i))+"-id"))
+	}
+	for i := range uint64(100_000) {
+		if !f.has(keyHash("123456789012", string(rune(i))+"-id")) {
+			t.Fatalf("key %d added but not held", i)
+		}
+	}
+	fp := 0
+	for i := range uint64(100_000) {
+		if f.has(keyHash("210987654321", string(rune(i))+"-other")) {
+			fp++
+		}
+	}
+	if fp > 1_000 {
+		t.Errorf("%d false positives in 100,000, want under 1%%", fp)
+	}
+}
+
+// TestKeyFilterDuplicates: records stored before the filter existed (a
+// reopened store), after it, and after it was rebuilt for passing its
+// capacity are all found again: a second append of each stores nothing.
+func TestKeyFilterDuplicates(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	g := storetest.NewGen(3, base)
+	batch := func(n int) []audit.Record {
+		var recs []audit.Record
+		for i := range n {
+			recs = append(recs, g.Record(storetest.Spec{Time: base.Add(time.Duration(i) * time.Minute)}))
+		}
+		return recs
+	}
+	appendWant := func(st *Store, recs []audit.Record, inserted int) {
+		t.Helper()
+		res, err := st.Append(ctx, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Inserted != inserted || res.Duplicates != len(recs)-inserted {
+			t.Fatalf("Append = %+v, want %d inserted of %d", res, inserted, len(recs))
+		}
+	}
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := batch(200)
+	appendWant(st, first, 200)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	appendWant(st, first, 0) // the filter is built from the table
+	second := batch(200)
+	appendWant(st, append(second, first[:10]...), 200)
+	appendWant(st, second, 0) // added by the append
+
+	// Past its capacity, the filter is rebuilt from the table.
+	st.keys.limit = st.keys.keys
+	old := st.keys
+	appendWant(st, append(batch(5), second...), 5)
+	if st.keys == old {
+		t.Fatal("the filter past its capacity was not rebuilt")
+	}
+	appendWant(st, first, 0)
+	appendWant(st, second, 0)
+
+	// A rolled-back append leaves keys in the filter that are not stored:
+	// they are checked in the table and stored when they come again.
+	third := batch(50)
+	for _, r := range third {
+		st.keys.add(keyHash(r.Account, r.EventID))
+	}
+	appendWant(st, third, 50)
+	appendWant(st, third, 0)
+}
+
+// TestConcurrentAppendsFramesEarly: appends that compress their records
+// before the writer's lock, run at once with overlapping batches, store
+// each record once; a Close among them fails the later appends cleanly.
+func TestConcurrentAppendsFramesEarly(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	g := storetest.NewGen(5, base)
+	batch := func(n int) []audit.Record {
+		var recs []audit.Record
+		for i := range n {
+			recs = append(recs, g.Record(storetest.Spec{Time: base.Add(time.Duration(i) * time.Second)}))
+		}
+		return recs
+	}
+	if _, err := st.Append(ctx, batch(10)); err != nil { // builds the key filter
+		t.Fatal(err)
+	}
+	shared := batch(300)
+	own := make([][]audit.Record, 4)
+	for i := range own {
+		own[i] = batch(100)
+	}
+	results := make([]audit.AppendResult, 4)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			res, err := st.Append(ctx, append(slices.Clone(shared), own[i]...))
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = res
+		})
+	}
+	wg.Wait()
+	var ins, dup int
+	for _, r := range results {
+		ins += r.Inserted
+		dup += r.Duplicates
+	}
+	if ins != 300+4*100 || dup != 3*300 {
+		t.Errorf("inserted %d, duplicates %d; want %d and %d", ins, dup, 700, 900)
+	}
+	all := append(slices.Clone(shared), slices.Concat(own...)...)
+	if res, err := st.Append(ctx, all); err != nil || res.Inserted != 0 {
+		t.Errorf("second append of all = %+v, %v; want nothing inserted", res, err)
+	}
+	for _, r := range all {
+		p, err := st.Lookup(ctx, audit.Query{Account: r.Account, Region: r.Region, Category: r.Category,
+			Attributes: []audit.Attribute{{Key: audit.AttrEventID, Value: r.EventID}}, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Records) != 1 || string(p.Records[0].Raw) != string(r.Raw) {
+			t.Fatalf("record %s: %d found, want it once with its bytes", r.EventID, len(p.Records))
+		}
+	}
+
+	// Close while appends compress and commit.
+	for range 3 {
+		batches := [][]audit.Record{batch(200), batch(200), batch(200), batch(200), batch(200)}
+		wg.Go(func() {
+			for _, b := range batches {
+				if _, err := st.Append(ctx, b); err != nil {
+					if !errors.Is(err, errClosed) {
+						t.Errorf("append after Close: %v; want errClosed", err)
+					}
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := st.Close(); err != nil {
+		t.Error(err)
+	}
+	wg.Wait()
+}
