@@ -195,96 +195,84 @@ func (s *AdvancedSelector) match(r *Record, m *recordFields) bool {
 }
 
 // recordFields are the selector fields Record does not index, read from
-// Raw once per record, when a selector first asks for one.
+// Raw once per record, when a selector first asks for one (allocated only
+// then: most selectors never ask).
 type recordFields struct {
-	read   bool
-	fields struct {
-		EventType                    string `json:"eventType"`
-		ErrorCode                    string `json:"errorCode"`
-		SessionCredentialFromConsole any    `json:"sessionCredentialFromConsole"`
-		VPCEndpointID                string `json:"vpcEndpointId"`
-		UserIdentity                 struct {
-			ARN string `json:"arn"`
-		} `json:"userIdentity"`
-	}
+	fields *rawFields
+}
+
+type rawFields struct {
+	EventType                    string `json:"eventType"`
+	ErrorCode                    string `json:"errorCode"`
+	SessionCredentialFromConsole any    `json:"sessionCredentialFromConsole"`
+	VPCEndpointID                string `json:"vpcEndpointId"`
+	UserIdentity                 struct {
+		ARN string `json:"arn"`
+	} `json:"userIdentity"`
 }
 
 func (m *recordFields) get(r *Record) *recordFields {
-	if !m.read {
-		m.read = true
-		_ = json.Unmarshal(r.Raw, &m.fields) // a member of another type stays empty
+	if m.fields == nil {
+		m.fields = new(rawFields)
+		_ = json.Unmarshal(r.Raw, m.fields) // a member of another type stays empty
 	}
 	return m
 }
 
-// one returns v as a single value, or none when empty (absent).
-func one(v string) []string {
-	if v == "" {
-		return nil
-	}
-	return []string{v}
-}
-
-// values returns the record's values of field: none when it has none, more
-// than one for resources.
-func (f *FieldSelector) values(r *Record, m *recordFields) (vals []string, known bool) {
+// match evaluates the condition on the record's values of the field: none
+// when the record has none (then it does not hold), more than one for
+// resources (then it holds when it holds for any). It allocates nothing:
+// selectors run on every record of every trail and store.
+func (f *FieldSelector) match(r *Record, m *recordFields) bool {
 	switch f.Field {
 	case "eventCategory":
-		return []string{r.Category.String()}, true
+		return f.matchValue(r.Category.String())
 	case "eventSource":
-		return one(r.EventSource), true
+		return f.matchOne(r.EventSource)
 	case "eventName":
-		return one(r.EventName), true
+		return f.matchOne(r.EventName)
 	case "readOnly":
-		return one(r.ReadOnly.String()), true
+		return f.matchOne(r.ReadOnly.String())
 	case "resources.type":
-		for _, res := range r.Resources {
-			vals = append(vals, res.Type)
-		}
-		return vals, true
-	case "resources.ARN":
-		for _, res := range r.Resources {
-			if res.ARN != "" {
-				vals = append(vals, res.ARN)
+		for i := range r.Resources {
+			if f.matchValue(r.Resources[i].Type) {
+				return true
 			}
 		}
-		return vals, true
+		return false
+	case "resources.ARN":
+		for i := range r.Resources {
+			if r.Resources[i].ARN != "" && f.matchValue(r.Resources[i].ARN) {
+				return true
+			}
+		}
+		return false
 	case "eventType":
-		return one(m.get(r).fields.EventType), true
+		return f.matchOne(m.get(r).fields.EventType)
 	case "errorCode":
-		return one(m.get(r).fields.ErrorCode), true
+		return f.matchOne(m.get(r).fields.ErrorCode)
 	case "vpcEndpointId":
-		return one(m.get(r).fields.VPCEndpointID), true
+		return f.matchOne(m.get(r).fields.VPCEndpointID)
 	case "userIdentity.arn":
-		return one(m.get(r).fields.UserIdentity.ARN), true
+		return f.matchOne(m.get(r).fields.UserIdentity.ARN)
 	case "sessionCredentialFromConsole":
 		switch v := m.get(r).fields.SessionCredentialFromConsole.(type) {
 		case string:
-			return one(v), true
+			return f.matchOne(v)
 		case bool: // AWS writes the string "true"; a boolean is read alike
 			if v {
-				return []string{"true"}, true
+				return f.matchValue("true")
 			}
-			return []string{"false"}, true
+			return f.matchValue("false")
 		}
-		return nil, true
 	}
-	return nil, false
+	// a field ValidateSelectors refuses matches nothing
+	return false
 }
 
-// match evaluates the condition: for a multi-valued field (resources), it
-// holds when it holds for any value.
-func (f *FieldSelector) match(r *Record, m *recordFields) bool {
-	vals, known := f.values(r, m)
-	if !known {
-		return false
-	}
-	for _, v := range vals {
-		if f.matchValue(v) {
-			return true
-		}
-	}
-	return false
+// matchOne evaluates the condition on a single value; empty is absent.
+func (f *FieldSelector) matchOne(v string) bool {
+	return v != "" && f.matchValue(v)
 }
 
 func (f *FieldSelector) matchValue(v string) bool {
