@@ -234,19 +234,26 @@ func checkLogsource(name string, top, ls *yaml.Node) error {
 		return refuse(name, ls, "logsource is not a mapping")
 	}
 	var product, service string
+	at := ls
 	for i := 0; i+1 < len(ls.Content); i += 2 {
 		k, v := ls.Content[i], ls.Content[i+1]
 		switch k.Value {
 		case "product":
 			product = v.Value
+			if product != "aws" {
+				at = v
+			}
 		case "service":
 			service = v.Value
+			if service != "cloudtrail" && at == ls {
+				at = v
+			}
 		case "category":
 			return refuse(name, k, "logsource category %q: cairn runs product: aws, service: cloudtrail only", v.Value)
 		}
 	}
 	if product != "aws" || service != "cloudtrail" {
-		return refuse(name, ls, "logsource product %q service %q: cairn runs product: aws, service: cloudtrail only", product, service)
+		return refuse(name, at, "logsource product %q service %q: cairn runs product: aws, service: cloudtrail only", product, service)
 	}
 	return nil
 }
