@@ -100,6 +100,31 @@ type fieldMatch struct {
 	all    bool
 	null   bool // a null value: the field is absent or null
 	values []valueMatcher
+	refs   []fieldRef // fieldref: compare with other fields of the record
+}
+
+// fieldRef compares a field with another field of the same record
+// (the fieldref modifier, alone or with contains, startswith, endswith).
+type fieldRef struct {
+	path  []string
+	kind  strKind
+	cased bool
+}
+
+func (r *fieldRef) match(v any, rec Record) bool {
+	o, ok := rec.lookup(r.path)
+	if !ok || o == nil {
+		return false
+	}
+	ot, ok := text(o)
+	if !ok {
+		return false
+	}
+	m := strMatch{kind: r.kind, pat: ot, cased: r.cased}
+	if !r.cased {
+		m.pat = strings.ToLower(ot)
+	}
+	return matchValue(v, &m)
 }
 
 func (f *fieldMatch) match(rec Record) bool {
@@ -109,6 +134,15 @@ func (f *fieldMatch) match(rec Record) bool {
 	}
 	if !ok || v == nil {
 		return f.null
+	}
+	if f.refs != nil {
+		for i := range f.refs {
+			hit := f.refs[i].match(v, rec)
+			if hit != f.all {
+				return hit
+			}
+		}
+		return f.all
 	}
 	if f.all {
 		for _, m := range f.values {
@@ -387,12 +421,11 @@ func (m cmpMatch) match(v any) bool {
 
 // unsupported are modifiers of the specification cairn refuses, with why.
 var unsupported = map[string]string{
-	"utf16le":  "UTF-16 encodings apply to Windows logs, not CloudTrail's JSON",
-	"utf16be":  "UTF-16 encodings apply to Windows logs, not CloudTrail's JSON",
-	"utf16":    "UTF-16 encodings apply to Windows logs, not CloudTrail's JSON",
-	"wide":     "UTF-16 encodings apply to Windows logs, not CloudTrail's JSON",
-	"expand":   "placeholders need a per-deployment mapping cairn does not have",
-	"fieldref": "field references are not supported yet",
+	"utf16le": "UTF-16 encodings apply to Windows logs, not CloudTrail's JSON",
+	"utf16be": "UTF-16 encodings apply to Windows logs, not CloudTrail's JSON",
+	"utf16":   "UTF-16 encodings apply to Windows logs, not CloudTrail's JSON",
+	"wide":    "UTF-16 encodings apply to Windows logs, not CloudTrail's JSON",
+	"expand":  "placeholders need a per-deployment mapping cairn does not have",
 }
 
 func compileSelection(file string, n *yaml.Node) (selection, error) {
@@ -499,7 +532,7 @@ func compileField(file string, k, v *yaml.Node) (fieldMatch, error) {
 			f.all = true
 		case "cased":
 			cased = true
-		case "re", "cidr", "exists", "lt", "lte", "gt", "gte":
+		case "re", "cidr", "exists", "lt", "lte", "gt", "gte", "fieldref":
 			if typ != "" {
 				return f, refuse(file, k, "modifiers %q and %q cannot be combined", typ, m)
 			}
@@ -515,6 +548,9 @@ func compileField(file string, k, v *yaml.Node) (fieldMatch, error) {
 	}
 	if reFlags != "" && typ != "re" {
 		return f, refuse(file, k, "modifier %q applies to re only", reFlags[:1])
+	}
+	if typ == "fieldref" {
+		return compileFieldref(file, f, transforms, cased, vals)
 	}
 	if typ != "" && len(transforms) > 0 {
 		return f, refuse(file, k, "modifier %q cannot be combined with %q", typ, transforms[0])
@@ -599,6 +635,32 @@ func compileField(file string, k, v *yaml.Node) (fieldMatch, error) {
 	}
 	if f.all && f.null {
 		return f, refuse(file, v, "all cannot combine null with other values")
+	}
+	return f, nil
+}
+
+func compileFieldref(file string, f fieldMatch, transforms []string, cased bool, vals []*yaml.Node) (fieldMatch, error) {
+	kind := kEq
+	switch {
+	case len(transforms) > 1:
+		return f, refuse(file, vals[0], "fieldref takes at most one of contains, startswith, endswith")
+	case len(transforms) == 1:
+		switch transforms[0] {
+		case "contains":
+			kind = kContains
+		case "startswith":
+			kind = kPrefix
+		case "endswith":
+			kind = kSuffix
+		default:
+			return f, refuse(file, vals[0], "fieldref cannot be combined with %q", transforms[0])
+		}
+	}
+	for _, e := range vals {
+		if e.Value == "" || e.Tag == "!!null" {
+			return f, refuse(file, e, "fieldref takes a field name")
+		}
+		f.refs = append(f.refs, fieldRef{path: strings.Split(e.Value, "."), kind: kind, cased: cased})
 	}
 	return f, nil
 }
