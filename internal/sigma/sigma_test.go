@@ -304,3 +304,30 @@ detection:
 		t.Errorf("metadata: %+v", r)
 	}
 }
+
+// TestEscapes follows the specification's escaping: \* and \? are the
+// literal characters, \\ is one backslash, and a backslash before any
+// other character is itself.
+func TestEscapes(t *testing.T) {
+	r := mustRecord(t, `{"a":"C:\\Windows\\System32","b":"what?*","c":"x\\yz"}`)
+	cases := []struct {
+		sel  string
+		want bool
+	}{
+		{`a: 'C:\Windows\System32'`, true},
+		{`a: 'C:\\Windows\\System32'`, true},
+		{`a: 'c:\windows\*'`, false}, // \* is a literal star
+		{`a: 'C:\Windows\\*'`, true},
+		{`b: 'what\?\*'`, true},
+		{`b: 'what\?\?'`, false},
+		{`b: 'what??'`, true},
+		{`c: 'x\\*'`, true},
+		{`c: 'x\*'`, false},
+	}
+	for _, c := range cases {
+		ru := mustParse(t, rule("  sel:\n    "+c.sel+"\n  condition: sel\n"))
+		if got := ru.Match(r); got != c.want {
+			t.Errorf("%s: got %v, want %v", c.sel, got, c.want)
+		}
+	}
+}
