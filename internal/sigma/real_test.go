@@ -149,22 +149,26 @@ func TestFixtureRulesOnRealRecords(t *testing.T) {
 	if len(rules) != len(oracles) {
 		t.Fatalf("%d rules, %d oracles", len(rules), len(oracles))
 	}
-	recs := realRecords(t)
+	raws := realRecords(t)
+	recs := make([]Record, len(raws))
+	plains := make([]plain, len(raws))
+	for i, raw := range raws {
+		var err error
+		if recs[i], err = DecodeRecord(raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &plains[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, r := range rules {
 		oracle := oracles[filepath.Base(r.File)]
 		if oracle == nil {
 			t.Fatalf("no oracle for %s", r.File)
 		}
 		hits := 0
-		for _, raw := range recs {
-			rec, err := DecodeRecord(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var p plain
-			if err := json.Unmarshal(raw, &p); err != nil {
-				t.Fatal(err)
-			}
+		for i, rec := range recs {
+			p := plains[i]
 			got, want := r.Match(rec), oracle(p)
 			if got != want {
 				t.Errorf("%s on %s: got %v, want %v", filepath.Base(r.File), p.s("eventID"), got, want)
