@@ -26,7 +26,7 @@ var (
 	edges    = []string{"cmd/cairn", "internal/apiserver", "internal/gateway", "internal/client", "internal/console"}
 	wire     = []string{"internal/awsjson"}
 	features = []string{"internal/trail", "internal/lake", "internal/insights", "internal/ingest",
-		"internal/importer", "internal/retention"}
+		"internal/importer", "internal/retention", "internal/sigma"}
 )
 
 // allowed are imports of one feature by another that the design keeps:
