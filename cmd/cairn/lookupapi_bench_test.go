@@ -43,6 +43,8 @@ accounts:
 // share the process: the client's part is the SDK's signing and decoding).
 //
 // CAIRN_BENCH_API_EVENTS sets the corpus (default 20,000: quick);
+// CAIRN_BENCH_API_DAYS=n spreads its times over n days (bench/gen -days;
+// default 0, the real records' own times, which every copy then shares);
 // CAIRN_BENCH_API_KEEP=DIR keeps the imported data dir in DIR and reuses it.
 //
 //	CAIRN_BENCH_API_EVENTS=200000 go test -run '^$' -bench LookupAPI -benchtime 300x ./cmd/cairn/
@@ -51,7 +53,8 @@ func BenchmarkLookupAPI(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("CAIRN_BENCH_API_EVENTS")); err == nil && v > 0 {
 		n = v
 	}
-	dataDir := lookupAPIStore(b, n)
+	days, _ := strconv.Atoi(os.Getenv("CAIRN_BENCH_API_DAYS"))
+	dataDir := lookupAPIStore(b, n, days)
 	ts := startServer(b, lookupAPIConfig, dataDir)
 	c := newCloudTrail(ts.endpoint, "us-east-1", "AKIABENCH00000000001", "bench-secret-key", 1)
 	ctx := context.Background()
@@ -83,7 +86,7 @@ func BenchmarkLookupAPI(b *testing.B) {
 		// catch-up over the imported records) no longer runs beside it.
 		{"none-again", nil},
 	}
-	b.Logf("LOAD events=%d user=%q load=%s", n, user, loadAvg())
+	b.Logf("LOAD events=%d days=%d user=%q load=%s", n, days, user, loadAvg())
 	for _, k := range kinds {
 		b.Run(k.name, func(b *testing.B) {
 			in := &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50), LookupAttributes: k.attrs}
@@ -113,11 +116,11 @@ func BenchmarkLookupAPI(b *testing.B) {
 }
 
 // lookupAPIStore returns a data dir holding n imported records.
-func lookupAPIStore(b *testing.B, n int) string {
+func lookupAPIStore(b *testing.B, n, days int) string {
 	b.Helper()
 	dir := b.TempDir()
 	if keep := os.Getenv("CAIRN_BENCH_API_KEEP"); keep != "" {
-		dir = filepath.Join(keep, fmt.Sprintf("imported-%d", n))
+		dir = filepath.Join(keep, fmt.Sprintf("imported-%d-days%d", n, days))
 		if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 			return dir
 		}
@@ -129,7 +132,7 @@ func lookupAPIStore(b *testing.B, n int) string {
 		}
 	}
 	src := b.TempDir()
-	gen := exec.Command("go", "run", "../../bench/gen", "-n", strconv.Itoa(n), "-per-file", "500",
+	gen := exec.Command("go", "run", "../../bench/gen", "-n", strconv.Itoa(n), "-per-file", "500", "-days", strconv.Itoa(days),
 		"-src", audittest.RealDataDir(b), "-out", src)
 	if out, err := gen.CombinedOutput(); err != nil {
 		b.Fatalf("bench/gen: %v\n%s", err, out)
