@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -25,6 +26,7 @@ func main() {
 	out := flag.String("out", "", "output folder")
 	src := flag.String("src", "../shared/testdata/real", "real records to repeat")
 	perFile := flag.Int("per-file", 2000, "records per file")
+	days := flag.Int("days", 0, "spread the records' eventTime evenly over this many days before 2025-06-01, oldest first (0: keep the real records' own times, which the copies then share)")
 	flag.Parse()
 	if *out == "" {
 		log.Fatal("-out is required")
@@ -63,16 +65,55 @@ func main() {
 			buf.WriteByte(',')
 		}
 		r := recs[i%len(recs)]
-		// A fresh eventID per copy; everything else stays as AWS wrote it.
-		buf.Write(r.before)
-		fmt.Fprintf(&buf, "%08x-0000-4000-8000-%012x", i/len(recs), i)
-		buf.Write(r.after)
+		// A fresh eventID per copy (and with -days a time of its own);
+		// everything else stays as AWS wrote it.
+		id := fmt.Sprintf("%08x-0000-4000-8000-%012x", i/len(recs), i)
+		if *days > 0 && r.timeAt >= 0 {
+			span := int64(*days) * 86400
+			t := spreadEnd.Unix() - span + span*int64(i)/int64(*n)
+			ts := time.Unix(t, 0).UTC().Format("2006-01-02T15:04:05Z")
+			r.write(&buf, id, ts)
+		} else {
+			r.write(&buf, id, "")
+		}
 	}
 	flush()
 	fmt.Printf("wrote %d records in %d files under %s\n", *n, file, *out)
 }
 
-type tmpl struct{ before, after []byte }
+// spreadEnd is the end of -days' range.
+var spreadEnd = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// tmpl is a compacted record with the places of its eventID and eventTime
+// values (timeAt -1 when it has none).
+type tmpl struct {
+	b               []byte
+	idAt, idLen     int
+	timeAt, timeLen int
+}
+
+// write writes the record with the eventID id and, when ts is not empty,
+// the eventTime ts.
+func (t tmpl) write(buf *bytes.Buffer, id, ts string) {
+	type cut struct {
+		at, n int
+		v     string
+	}
+	cuts := []cut{{t.idAt, t.idLen, id}}
+	if ts != "" {
+		cuts = append(cuts, cut{t.timeAt, t.timeLen, ts})
+		if cuts[1].at < cuts[0].at {
+			cuts[0], cuts[1] = cuts[1], cuts[0]
+		}
+	}
+	prev := 0
+	for _, c := range cuts {
+		buf.Write(t.b[prev:c.at])
+		buf.WriteString(c.v)
+		prev = c.at + c.n
+	}
+	buf.Write(t.b[prev:])
+}
 
 func readAll(root string) []tmpl {
 	var out []tmpl
@@ -100,6 +141,7 @@ func readAll(root string) []tmpl {
 		for _, raw := range c.Records {
 			var m struct {
 				EventID   string `json:"eventID"`
+				EventTime string `json:"eventTime"`
 				AWSRegion string `json:"awsRegion"`
 			}
 			json.Unmarshal(raw, &m)
@@ -113,8 +155,11 @@ func readAll(root string) []tmpl {
 			if i < 0 || m.EventID == "" {
 				continue
 			}
-			start := i + len(`"eventID":"`)
-			out = append(out, tmpl{before: append([]byte(nil), b[:start]...), after: append([]byte(nil), b[start+len(m.EventID):]...)})
+			t := tmpl{b: append([]byte(nil), b...), idAt: i + len(`"eventID":"`), idLen: len(m.EventID), timeAt: -1}
+			if j := bytes.Index(b, []byte(`"eventTime":"`+m.EventTime+`"`)); j >= 0 && m.EventTime != "" {
+				t.timeAt, t.timeLen = j+len(`"eventTime":"`), len(m.EventTime)
+			}
+			out = append(out, t)
 		}
 		return nil
 	})
