@@ -53,7 +53,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(fs.Output(), "Usage: cairn validate-logs --trail-arn ARN --start-time TIME [flags]\n\n"+
 			"Validates the log files a cairn trail delivered against its signed digest files, as\n"+
 			"`aws cloudtrail validate-logs` does (same output; exit 0 all valid, 1 something invalid,\n"+
-			"252 bad command line, 255 could not validate). cairn's own buckets (cairn-logs and the\n"+
+			"2 bad command line, 255 could not validate). cairn's own buckets (cairn-logs and the\n"+
 			"config's) are found from the data dir and config, without AWS credentials.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -62,7 +62,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		return 252
+		return 2
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "\n%v\n", err)
@@ -70,7 +70,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	if *arn == "" || *startS == "" {
 		fmt.Fprintln(stderr, "cairn validate-logs: the following arguments are required: --trail-arn, --start-time")
-		return 252
+		return 2
 	}
 	start, err := parseCLITime(*startS)
 	if err != nil {
