@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -930,5 +931,36 @@ func TestSafeNext(t *testing.T) {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestSignInNextStaysInConsole: a sign-in's next that a browser would
+// resolve outside the console (a tab or newline the browser strips, a
+// dot-dot out of /console/, another host) lands on Event History instead.
+func TestSignInNextStaysInConsole(t *testing.T) {
+	h := newHarness(t, Config{})
+	for _, next := range []string{
+		Prefix + "../\t/evil.example/",
+		Prefix + "..//evil.example/",
+		Prefix + "../\n/evil.example/",
+		Prefix + "..\t/\t/evil.example/",
+		Prefix + "../../\x7f/evil.example",
+		Prefix + "..",
+		"/\t/evil.example/console/",
+		"https://evil.example" + Prefix,
+	} {
+		t.Run(strconv.Quote(next), func(t *testing.T) {
+			c := h.browser(t)
+			_, body, _ := get(t, c, h.srv.URL+Prefix+"signin?next="+url.QueryEscape(next))
+			tok := csrfRE.FindStringSubmatch(body)[1]
+			code, _, hdr := post(t, c, h.srv.URL+Prefix+"signin", url.Values{"csrf": {tok}, "access_key_id": {keyA},
+				"secret_access_key": {secretA}, "region": {"us-east-1"}, "next": {next}}, nil)
+			if loc := hdr.Get("Location"); code != http.StatusSeeOther || loc != Prefix+"events?region=us-east-1" {
+				t.Errorf("sign-in with next %q = %d to %q; want Event History", next, code, loc)
+			}
+			if strings.Contains(body, "evil.example") {
+				t.Errorf("the sign-in form carries next %q", next)
+			}
+		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -28,9 +30,16 @@ func (c *Console) renderSignin(w http.ResponseWriter, r *http.Request, status in
 		Data: signinData{CSRF: token, AccessKeyID: keyID, Next: safeNext(r.FormValue("next"))}})
 }
 
-// safeNext keeps a post-sign-in destination inside the console.
+// safeNext keeps a post-sign-in destination inside the console: a path
+// under Prefix, still under it once dot segments are resolved (as
+// http.Redirect and browsers do), with no backslash (a slash to browsers)
+// and no control character (browsers strip tabs and newlines).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, Prefix) || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if !strings.HasPrefix(next, Prefix) || strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(path.Clean(u.Path)+"/", Prefix) {
 		return ""
 	}
 	return next
