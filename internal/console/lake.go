@@ -253,10 +253,10 @@ func (c *Console) lakeDownload(w http.ResponseWriter, r *http.Request, ss *sessi
 			w.Header().Set("Content-Disposition", `attachment; filename="query-results.csv"`)
 			w.Header().Set("Cache-Control", "no-store")
 			cw = csv.NewWriter(w)
-			cw.Write(cols)
+			cw.Write(csvCells(slices.Clone(cols)))
 		}
 		for _, row := range rows {
-			cw.Write(row)
+			cw.Write(csvCells(row))
 		}
 		cw.Flush()
 		if out.NextToken == "" {
