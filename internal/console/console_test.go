@@ -127,7 +127,10 @@ func newHarness(t testing.TB, cfg Config) *harness {
 				return map[string]any{"IsLogging": true}, nil
 			},
 		}})
-	cfg.API, cfg.Keys, cfg.Recorder = api, testKeys{}, syncRecorder{h.st}
+	cfg.API, cfg.Keys = api, testKeys{}
+	if cfg.Recorder == nil {
+		cfg.Recorder = syncRecorder{h.st}
+	}
 	if cfg.Now == nil {
 		cfg.Now = h.clock.now
 	}
@@ -999,5 +1002,78 @@ func TestCSVCells(t *testing.T) {
 		if got := csvCells([]string{in})[0]; got != want {
 			t.Errorf("csvCells(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// gateRecorder holds each Commit until n are waiting (or a second has
+// passed), so concurrent sign-ins are all in flight at once.
+type gateRecorder struct {
+	syncRecorder
+	n       int
+	mu      sync.Mutex
+	waiting int
+	open    chan struct{}
+}
+
+func (g *gateRecorder) Commit(ctx context.Context, rs ...audit.Record) error {
+	g.mu.Lock()
+	g.waiting++
+	if g.waiting == g.n {
+		close(g.open)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.open:
+	case <-time.After(time.Second):
+	}
+	return g.syncRecorder.Commit(ctx, rs...)
+}
+
+// TestSignInThrottledConcurrently: wrong secrets sent at once for one key
+// get no more checks than the key's limit (an attempt counts from its
+// start, not once its ConsoleLogin record is stored).
+func TestSignInThrottledConcurrently(t *testing.T) {
+	const limit, tries = 3, 12
+	st := audittest.NewMemStore()
+	h := newHarness(t, Config{KeyFailures: limit, IPFailures: 100, FailureWindow: time.Minute,
+		Recorder: &gateRecorder{syncRecorder: syncRecorder{st}, n: limit + 1, open: make(chan struct{})}})
+	forms := make([]string, tries)
+	clients := make([]*http.Client, tries)
+	for i := range tries {
+		clients[i] = h.browser(t)
+		_, body, _ := get(t, clients[i], h.srv.URL+Prefix+"signin")
+		forms[i] = csrfRE.FindStringSubmatch(body)[1]
+	}
+	codes := make([]int, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", h.srv.URL+Prefix+"signin", strings.NewReader(url.Values{"csrf": {forms[i]},
+				"access_key_id": {keyA}, "secret_access_key": {"wrong"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if resp, err := clients[i].Do(req); err == nil {
+				codes[i] = resp.StatusCode
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	checked := 0
+	for _, code := range codes {
+		switch code {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("a concurrent sign-in = %d; want 401 or 429", code)
+		}
+	}
+	if checked != limit {
+		t.Errorf("%d of %d concurrent wrong secrets were checked; want the key's limit, %d", checked, tries, limit)
+	}
+	if n := st.Len(); n != limit {
+		t.Errorf("%d ConsoleLogin records; want %d", n, limit)
 	}
 }

@@ -68,7 +68,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := sourceIP(r)
 	keys := []string{"key:" + keyID, "ip:" + ip}
-	if !c.failures.allowed(keys, []int{c.cfg.KeyFailures, c.cfg.IPFailures}) {
+	if !c.failures.take(keys, []int{c.cfg.KeyFailures, c.cfg.IPFailures}) {
 		c.signins.WithLabelValues("throttled").Inc()
 		c.cfg.Logger.Warn("console: sign-in refused after too many failures", "access_key_id", keyID, "remote", ip)
 		c.renderSignin(w, r, http.StatusTooManyRequests, "Too many failed sign-ins. Wait a few minutes and try again.", keyID)
@@ -85,8 +85,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	ok := subtle.ConstantTimeCompare(hs[:], hw[:]) == 1 && known && secret != ""
 	if !known || p.AccountID == "" {
 		// No account to record it in (as the API does not record calls
-		// that fail authentication): logged and counted.
-		c.failures.fail(keys...)
+		// that fail authentication): logged, and counted by take.
 		c.signins.WithLabelValues("unknown_key").Inc()
 		c.cfg.Logger.Warn("console: sign-in with an unknown access key", "access_key_id", keyID, "remote", ip)
 		c.renderSignin(w, r, http.StatusUnauthorized, "The access key ID or secret access key is wrong.", keyID)
@@ -96,16 +95,18 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	if err := c.recordSignIn(r, p, ok); err != nil {
 		// A sign-in is not granted without its durable record.
 		c.cfg.Logger.Error("console: recording a sign-in failed", "access_key_id", keyID, "err", err)
+		c.failures.forgive(keys[0])
+		c.failures.forgive(keys[1])
 		c.renderSignin(w, r, http.StatusServiceUnavailable, "The sign-in could not be recorded. Try again later.", keyID)
 		return
 	}
 	if !ok {
-		c.failures.fail(keys...)
 		c.signins.WithLabelValues("failure").Inc()
 		c.renderSignin(w, r, http.StatusUnauthorized, "The access key ID or secret access key is wrong.", keyID)
 		return
 	}
 	c.failures.reset(keys[0])
+	c.failures.forgive(keys[1])
 	c.signins.WithLabelValues("success").Inc()
 	token, _ := c.sessions.create(p)
 	setCookie(w, r, sessionCookie, token, Prefix, int(c.cfg.SessionMax.Seconds()))
