@@ -1077,3 +1077,31 @@ func TestSignInThrottledConcurrently(t *testing.T) {
 		t.Errorf("%d ConsoleLogin records; want %d", n, limit)
 	}
 }
+
+// TestSignInEndsPreviousSession: a browser that signs in again (as
+// another account, say) gets a new session ID, and the session its old
+// cookie named ends, so a copy of that cookie no longer works.
+func TestSignInEndsPreviousSession(t *testing.T) {
+	h := newHarness(t, Config{})
+	c := h.browser(t)
+	h.signIn(t, c, keyA, secretA)
+	u, _ := url.Parse(h.srv.URL + Prefix)
+	old := c.Jar.Cookies(u)
+	h.signIn(t, c, keyB, secretB)
+	for _, ck := range c.Jar.Cookies(u) {
+		for _, o := range old {
+			if ck.Name == sessionCookie && o.Name == sessionCookie && ck.Value == o.Value {
+				t.Fatal("signing in again kept the session ID")
+			}
+		}
+	}
+	if code, body, _ := get(t, c, h.srv.URL+Prefix+"events?region=us-east-1"); code != 200 || !strings.Contains(body, acctB) {
+		t.Errorf("after signing in as %s: %d", acctB, code)
+	}
+	stale := h.browser(t)
+	stale.Jar.SetCookies(u, old)
+	if code, _, hdr := get(t, stale, h.srv.URL+Prefix+"events?region=us-east-1"); code != http.StatusSeeOther ||
+		!strings.HasPrefix(hdr.Get("Location"), Prefix+"signin") {
+		t.Errorf("the previous session's cookie = %d to %q; want the sign-in page", code, hdr.Get("Location"))
+	}
+}

@@ -108,6 +108,9 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	c.failures.reset(keys[0])
 	c.failures.forgive(keys[1])
 	c.signins.WithLabelValues("success").Inc()
+	if old, ok := c.sessions.get(r); ok {
+		c.sessions.delete(old) // a new session ID at each sign-in; the old one ends
+	}
 	token, _ := c.sessions.create(p)
 	setCookie(w, r, sessionCookie, token, Prefix, int(c.cfg.SessionMax.Seconds()))
 	setCookie(w, r, signinCookie, "", Prefix+"signin", -1)
