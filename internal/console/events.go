@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -161,8 +160,7 @@ func rows(out *lookupOutput) []row {
 		for _, r := range e.Resources {
 			types, names = append(types, r.ResourceType), append(names, r.ResourceName)
 		}
-		sec, frac := math.Modf(e.EventTime)
-		rs = append(rs, row{ID: e.EventID, Time: time.Unix(int64(sec), int64(frac*1e9)).UTC().Format("2006-01-02 15:04:05 UTC"),
+		rs = append(rs, row{ID: e.EventID, Time: epochText(e.EventTime),
 			User: e.Username, Name: e.EventName, Source: e.EventSource, ResourceType: strings.Join(types, ", "),
 			ResourceName: strings.Join(names, ", "), AccessKey: e.AccessKeyID, Region: rec.AWSRegion, ErrorCode: rec.ErrorCode,
 			SourceIP: rec.SourceIPAddress, ReadOnly: e.ReadOnly, Raw: e.CloudTrailEvent})

@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 type storeRow struct {
@@ -105,10 +103,7 @@ func (c *Console) lakePage(w http.ResponseWriter, r *http.Request, ss *session, 
 
 // lakeRun starts a query (StartQuery) and shows it.
 func (c *Console) lakeRun(w http.ResponseWriter, r *http.Request, ss *session) {
-	region := r.PostFormValue("region")
-	if !audit.ValidRegion(region) {
-		region = ss.Principal.Region
-	}
+	region := formRegion(r, ss)
 	p := ss.Principal
 	p.Region = region
 	stmt := r.PostFormValue("statement")
