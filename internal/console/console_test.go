@@ -1105,3 +1105,42 @@ func TestSignInEndsPreviousSession(t *testing.T) {
 		t.Errorf("the previous session's cookie = %d to %q; want the sign-in page", code, hdr.Get("Location"))
 	}
 }
+
+// TestIsolationHostileForms: another account's trail ARN in a form, or
+// its Event History NextToken in a URL, reaches the API as the session's
+// own call (the API's handlers refuse what is not the account's), never
+// as the other account's.
+func TestIsolationHostileForms(t *testing.T) {
+	h := newHarness(t, Config{})
+	now := h.clock.now()
+	seed(t, h.st, acctA, "us-east-1", 3, now.Add(-time.Hour), "PutObject", false)
+	idsB := seed(t, h.st, acctB, "us-east-1", 60, now.Add(-time.Hour), "PutObject", false)
+	bob := h.browser(t)
+	h.signIn(t, bob, keyB, secretB)
+	_, body, _ := get(t, bob, h.srv.URL+Prefix+"events?region=us-east-1")
+	next := regexp.MustCompile(`href="([^"]+)" id="page-next"`).FindStringSubmatch(body)
+	if next == nil {
+		t.Fatal("bob's first page has no next page")
+	}
+	nextURL, _ := url.Parse(strings.ReplaceAll(next[1], "&amp;", "&"))
+	alice := h.browser(t)
+	h.signIn(t, alice, keyA, secretA)
+	for _, path := range []string{"events?", "events/download?format=json&", "events/download?format=csv&"} {
+		_, body, _ := get(t, alice, h.srv.URL+Prefix+path+"region=us-east-1&token="+url.QueryEscape(nextURL.Query().Get("token")))
+		for _, id := range idsB {
+			if strings.Contains(body, id) {
+				t.Fatalf("alice's %s with bob's NextToken shows bob's %s", path, id)
+			}
+		}
+	}
+	csrf := h.sessionCSRF(t, alice)
+	arnB := "arn:aws:cloudtrail:us-east-1:" + acctB + ":trail/t"
+	for _, action := range []string{"stop", "start"} {
+		post(t, alice, h.srv.URL+Prefix+"trails/logging", url.Values{"csrf": {csrf}, "region": {"us-east-1"}, "name": {arnB}, "action": {action}}, nil)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.handled["StopLogging "+acctB]+h.handled["StartLogging "+acctB] != 0 || h.handled["StopLogging "+acctA] != 1 || h.handled["StartLogging "+acctA] != 1 {
+		t.Errorf("alice's forms naming bob's trail were served as %v; want alice's calls only", h.handled)
+	}
+}
