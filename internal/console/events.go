@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,8 +160,7 @@ func rows(out *lookupOutput) []row {
 		for _, r := range e.Resources {
 			types, names = append(types, r.ResourceType), append(names, r.ResourceName)
 		}
-		sec, frac := math.Modf(e.EventTime)
-		rs = append(rs, row{ID: e.EventID, Time: time.Unix(int64(sec), int64(frac*1e9)).UTC().Format("2006-01-02 15:04:05 UTC"),
+		rs = append(rs, row{ID: e.EventID, Time: epochText(e.EventTime),
 			User: e.Username, Name: e.EventName, Source: e.EventSource, ResourceType: strings.Join(types, ", "),
 			ResourceName: strings.Join(names, ", "), AccessKey: e.AccessKeyID, Region: rec.AWSRegion, ErrorCode: rec.ErrorCode,
 			SourceIP: rec.SourceIPAddress, ReadOnly: e.ReadOnly, Raw: e.CloudTrailEvent})
@@ -318,8 +317,8 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, ss *session) 
 		}
 		for _, e := range rows(&out) {
 			if cw != nil {
-				cw.Write([]string{e.ID, e.Time, e.User, e.Name, e.Source, e.ResourceType, e.ResourceName, e.AccessKey, e.Region,
-					e.ErrorCode, e.SourceIP, e.ReadOnly})
+				cw.Write(csvCells([]string{e.ID, e.Time, e.User, e.Name, e.Source, e.ResourceType, e.ResourceName, e.AccessKey, e.Region,
+					e.ErrorCode, e.SourceIP, e.ReadOnly}))
 				continue
 			}
 			if !first {
@@ -339,6 +338,21 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, ss *session) 
 	if cw == nil {
 		w.Write([]byte("]}\n"))
 	}
+}
+
+// csvCells makes cells safe to open in a spreadsheet, in place: a cell
+// that starts with =, +, -, @, a tab or a CR and is not a number gets a
+// leading ' so it is shown as text, not run as a formula (record content
+// is whatever a caller, an import or an ingestion channel put there).
+func csvCells(cells []string) []string {
+	for i, s := range cells {
+		if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+			if _, err := strconv.ParseFloat(s, 64); err != nil {
+				cells[i] = "'" + s
+			}
+		}
+	}
+	return cells
 }
 
 // callRetrying is call, retried with backoff while the API throttles the

@@ -282,3 +282,11 @@ func regionOf(r *http.Request, ss *session) string {
 	}
 	return ss.Principal.Region
 }
+
+// formRegion is a form's region: its region field, else the session's.
+func formRegion(r *http.Request, ss *session) string {
+	if region := r.PostFormValue("region"); audit.ValidRegion(region) {
+		return region
+	}
+	return ss.Principal.Region
+}

@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 type storeRow struct {
@@ -105,10 +103,7 @@ func (c *Console) lakePage(w http.ResponseWriter, r *http.Request, ss *session, 
 
 // lakeRun starts a query (StartQuery) and shows it.
 func (c *Console) lakeRun(w http.ResponseWriter, r *http.Request, ss *session) {
-	region := r.PostFormValue("region")
-	if !audit.ValidRegion(region) {
-		region = ss.Principal.Region
-	}
+	region := formRegion(r, ss)
 	p := ss.Principal
 	p.Region = region
 	stmt := r.PostFormValue("statement")
@@ -253,10 +248,10 @@ func (c *Console) lakeDownload(w http.ResponseWriter, r *http.Request, ss *sessi
 			w.Header().Set("Content-Disposition", `attachment; filename="query-results.csv"`)
 			w.Header().Set("Cache-Control", "no-store")
 			cw = csv.NewWriter(w)
-			cw.Write(cols)
+			cw.Write(csvCells(slices.Clone(cols)))
 		}
 		for _, row := range rows {
-			cw.Write(row)
+			cw.Write(csvCells(row))
 		}
 		cw.Flush()
 		if out.NextToken == "" {

@@ -192,10 +192,12 @@ type slot struct {
 	failures int
 }
 
-// allowed reports whether each key has fewer than its limit of failures
-// in the current window. With every slot in use by a live window, keys
-// not tracked are refused (fail closed).
-func (l *limiter) allowed(keys []string, limits []int) bool {
+// take counts an attempt against each key, as a failure until forgive
+// takes it back, if each key has fewer than its limit of failures in the
+// current window; it reports whether it did. Counting at the start, under
+// one lock, keeps concurrent attempts within the limit. With every slot
+// in use by a live window, keys not tracked are refused (fail closed).
+func (l *limiter) take(keys []string, limits []int) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -212,6 +214,17 @@ func (l *limiter) allowed(keys []string, limits []int) bool {
 			return false
 		}
 	}
+	for _, k := range keys {
+		s, ok := l.m[k]
+		if !ok {
+			if len(l.m) >= l.cap && !l.prune(now) {
+				continue
+			}
+			s = &slot{start: now}
+			l.m[k] = s
+		}
+		s.failures++
+	}
 	return true
 }
 
@@ -225,22 +238,14 @@ func (l *limiter) prune(now time.Time) bool {
 	return len(l.m) < l.cap
 }
 
-// fail counts a failure against each key.
-func (l *limiter) fail(keys ...string) {
-	now := l.now()
+// forgive takes back an attempt take counted against key (it did not
+// fail).
+func (l *limiter) forgive(key string) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range keys {
-		s, ok := l.m[k]
-		if !ok || now.Sub(s.start) >= l.window {
-			if !ok && len(l.m) >= l.cap && !l.prune(now) {
-				continue
-			}
-			s = &slot{start: now}
-			l.m[k] = s
-		}
-		s.failures++
+	if s, ok := l.m[key]; ok && s.failures > 0 {
+		s.failures--
 	}
+	l.mu.Unlock()
 }
 
 // reset forgets key's failures (a successful sign-in with it).

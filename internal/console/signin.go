@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -28,9 +30,16 @@ func (c *Console) renderSignin(w http.ResponseWriter, r *http.Request, status in
 		Data: signinData{CSRF: token, AccessKeyID: keyID, Next: safeNext(r.FormValue("next"))}})
 }
 
-// safeNext keeps a post-sign-in destination inside the console.
+// safeNext keeps a post-sign-in destination inside the console: a path
+// under Prefix, still under it once dot segments are resolved (as
+// http.Redirect and browsers do), with no backslash (a slash to browsers)
+// and no control character (browsers strip tabs and newlines).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, Prefix) || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if !strings.HasPrefix(next, Prefix) || strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(path.Clean(u.Path)+"/", Prefix) {
 		return ""
 	}
 	return next
@@ -59,7 +68,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := sourceIP(r)
 	keys := []string{"key:" + keyID, "ip:" + ip}
-	if !c.failures.allowed(keys, []int{c.cfg.KeyFailures, c.cfg.IPFailures}) {
+	if !c.failures.take(keys, []int{c.cfg.KeyFailures, c.cfg.IPFailures}) {
 		c.signins.WithLabelValues("throttled").Inc()
 		c.cfg.Logger.Warn("console: sign-in refused after too many failures", "access_key_id", keyID, "remote", ip)
 		c.renderSignin(w, r, http.StatusTooManyRequests, "Too many failed sign-ins. Wait a few minutes and try again.", keyID)
@@ -76,8 +85,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	ok := subtle.ConstantTimeCompare(hs[:], hw[:]) == 1 && known && secret != ""
 	if !known || p.AccountID == "" {
 		// No account to record it in (as the API does not record calls
-		// that fail authentication): logged and counted.
-		c.failures.fail(keys...)
+		// that fail authentication): logged, and counted by take.
 		c.signins.WithLabelValues("unknown_key").Inc()
 		c.cfg.Logger.Warn("console: sign-in with an unknown access key", "access_key_id", keyID, "remote", ip)
 		c.renderSignin(w, r, http.StatusUnauthorized, "The access key ID or secret access key is wrong.", keyID)
@@ -87,17 +95,22 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	if err := c.recordSignIn(r, p, ok); err != nil {
 		// A sign-in is not granted without its durable record.
 		c.cfg.Logger.Error("console: recording a sign-in failed", "access_key_id", keyID, "err", err)
+		c.failures.forgive(keys[0])
+		c.failures.forgive(keys[1])
 		c.renderSignin(w, r, http.StatusServiceUnavailable, "The sign-in could not be recorded. Try again later.", keyID)
 		return
 	}
 	if !ok {
-		c.failures.fail(keys...)
 		c.signins.WithLabelValues("failure").Inc()
 		c.renderSignin(w, r, http.StatusUnauthorized, "The access key ID or secret access key is wrong.", keyID)
 		return
 	}
 	c.failures.reset(keys[0])
+	c.failures.forgive(keys[1])
 	c.signins.WithLabelValues("success").Inc()
+	if old, ok := c.sessions.get(r); ok {
+		c.sessions.delete(old) // a new session ID at each sign-in; the old one ends
+	}
 	token, _ := c.sessions.create(p)
 	setCookie(w, r, sessionCookie, token, Prefix, int(c.cfg.SessionMax.Seconds()))
 	setCookie(w, r, signinCookie, "", Prefix+"signin", -1)

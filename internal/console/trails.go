@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 type trailRow struct {
@@ -39,10 +37,7 @@ func epochText(f float64) string {
 // trails lists the region's trails with their status (DescribeTrails,
 // then GetTrailStatus for each).
 func (c *Console) trails(w http.ResponseWriter, r *http.Request, ss *session) {
-	region := r.URL.Query().Get("region")
-	if !audit.ValidRegion(region) {
-		region = ss.Principal.Region
-	}
+	region := regionOf(r, ss)
 	c.trailsPage(w, r, ss, region, "")
 }
 
@@ -77,10 +72,7 @@ func (c *Console) trailsPage(w http.ResponseWriter, r *http.Request, ss *session
 // trailLogging starts or stops a trail's logging (StartLogging,
 // StopLogging), then shows the list again with the API's error, if any.
 func (c *Console) trailLogging(w http.ResponseWriter, r *http.Request, ss *session) {
-	region := r.PostFormValue("region")
-	if !audit.ValidRegion(region) {
-		region = ss.Principal.Region
-	}
+	region := formRegion(r, ss)
 	p := ss.Principal
 	p.Region = region
 	op := "StopLogging"
@@ -98,10 +90,7 @@ func (c *Console) trailLogging(w http.ResponseWriter, r *http.Request, ss *sessi
 // logging, as AWS's console does) and shows the list, or the API's
 // validation error above the form.
 func (c *Console) trailCreate(w http.ResponseWriter, r *http.Request, ss *session) {
-	region := r.PostFormValue("region")
-	if !audit.ValidRegion(region) {
-		region = ss.Principal.Region
-	}
+	region := formRegion(r, ss)
 	p := ss.Principal
 	p.Region = region
 	in := map[string]any{"Name": r.PostFormValue("name"), "S3BucketName": r.PostFormValue("bucket"),
@@ -123,10 +112,7 @@ func (c *Console) trailCreate(w http.ResponseWriter, r *http.Request, ss *sessio
 
 // trailDelete deletes a trail (DeleteTrail).
 func (c *Console) trailDelete(w http.ResponseWriter, r *http.Request, ss *session) {
-	region := r.PostFormValue("region")
-	if !audit.ValidRegion(region) {
-		region = ss.Principal.Region
-	}
+	region := formRegion(r, ss)
 	p := ss.Principal
 	p.Region = region
 	if err := c.call(r, p, "DeleteTrail", map[string]string{"Name": r.PostFormValue("name")}, nil); err != nil {
