@@ -530,13 +530,10 @@ func (s *Server) modeled(c *call, code audit.Code) audit.Code {
 	if !ok || c.data || slices.Contains(commonCodes, code) || slices.Contains(op.Errors, string(code)+"Exception") {
 		return code
 	}
-	if m := modeledCode(op, synonyms[code]...); m != "" {
-		return m
-	}
 	// Every implemented operation models OperationNotPermitted: the last
 	// resort (AddTags from outside a trail's home region...).
-	if slices.Contains(op.Errors, string(audit.CodeOperationNotPermitted)+"Exception") {
-		return audit.CodeOperationNotPermitted
+	if m := modeledCode(op, synonyms[code]...); m != "" {
+		return m
 	}
 	s.cfg.Logger.Warn("api: answering an error code the operation does not model", "operation", c.op, "code", code)
 	return code

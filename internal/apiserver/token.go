@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,31 +88,42 @@ func (t tokenCodec) encode(fp []byte, c *audit.Cursor) string {
 	if v == tokenVersionAccount {
 		p = append(p, c.Account...)
 	}
-	p = append(p, t.mac(p)...)
-	return base64.RawURLEncoding.EncodeToString(p)
+	return t.seal(p)
 }
 
-// decode checks token against fp and returns its cursor.
-func (t tokenCodec) decode(fp []byte, token string) (*audit.Cursor, error) {
+// seal returns the token of payload: base64url(payload || mac).
+func (t tokenCodec) seal(payload []byte) string {
+	return base64.RawURLEncoding.EncodeToString(append(payload, t.mac(payload)...))
+}
+
+// open returns the payload of a token seal wrote with this key, after
+// its version byte was checked to be one of versions.
+func (t tokenCodec) open(token string, versions ...byte) ([]byte, error) {
 	// The decoder skips CR and LF and, unless strict, ignores trailing
-	// bits; a token must be exactly what encode wrote.
+	// bits; a token must be exactly what seal wrote.
 	if len(token) > maxTokenLen || strings.ContainsAny(token, "\r\n") {
 		return nil, errBadToken
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(b) < 1+8+fpLen+macLen || b[0] != tokenVersion && b[0] != tokenVersionAccount {
+	if err != nil || len(b) < 1+macLen || !slices.Contains(versions, b[0]) {
 		return nil, errBadToken
 	}
 	payload, mac := b[:len(b)-macLen], b[len(b)-macLen:]
 	if !hmac.Equal(mac, t.mac(payload)) {
 		return nil, errBadToken
 	}
-	if !hmac.Equal(payload[9:9+fpLen], fp) {
+	return payload, nil
+}
+
+// decode checks token against fp and returns its cursor.
+func (t tokenCodec) decode(fp []byte, token string) (*audit.Cursor, error) {
+	payload, err := t.open(token, tokenVersion, tokenVersionAccount)
+	if err != nil || len(payload) < 1+8+fpLen || !hmac.Equal(payload[9:9+fpLen], fp) {
 		return nil, errBadToken
 	}
 	sec := int64(binary.BigEndian.Uint64(payload[1:9]))
 	rest := payload[9+fpLen:]
-	if b[0] == tokenVersion {
+	if payload[0] == tokenVersion {
 		return &audit.Cursor{Time: time.Unix(sec, 0).UTC(), EventID: string(rest)}, nil
 	}
 	if len(rest) < 2 || int(binary.BigEndian.Uint16(rest)) > len(rest)-2 {
@@ -147,21 +159,13 @@ func (t tokenCodec) encodeOffset(fp []byte, off int) string {
 	p = append(p, offsetTokenVersion)
 	p = append(p, fp...)
 	p = binary.BigEndian.AppendUint64(p, uint64(off))
-	p = append(p, t.mac(p)...)
-	return base64.RawURLEncoding.EncodeToString(p)
+	return t.seal(p)
 }
 
 // decodeOffset checks token against fp and returns its offset.
 func (t tokenCodec) decodeOffset(fp []byte, token string) (int, error) {
-	if len(token) > maxTokenLen || strings.ContainsAny(token, "\r\n") {
-		return 0, errBadToken
-	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(b) != 1+fpLen+8+macLen || b[0] != offsetTokenVersion {
-		return 0, errBadToken
-	}
-	payload, mac := b[:len(b)-macLen], b[len(b)-macLen:]
-	if !hmac.Equal(mac, t.mac(payload)) || !hmac.Equal(payload[1:1+fpLen], fp) {
+	payload, err := t.open(token, offsetTokenVersion)
+	if err != nil || len(payload) != 1+fpLen+8 || !hmac.Equal(payload[1:1+fpLen], fp) {
 		return 0, errBadToken
 	}
 	off := binary.BigEndian.Uint64(payload[1+fpLen:])
@@ -182,21 +186,13 @@ func (t tokenCodec) encodeKey(fp []byte, key string) string {
 	p = append(p, keyTokenVersion)
 	p = append(p, fp...)
 	p = append(p, key...)
-	p = append(p, t.mac(p)...)
-	return base64.RawURLEncoding.EncodeToString(p)
+	return t.seal(p)
 }
 
 // decodeKey checks token against fp and returns its key.
 func (t tokenCodec) decodeKey(fp []byte, token string) (string, error) {
-	if len(token) > maxTokenLen || strings.ContainsAny(token, "\r\n") {
-		return "", errBadToken
-	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(b) < 1+fpLen+1+macLen || b[0] != keyTokenVersion {
-		return "", errBadToken
-	}
-	payload, mac := b[:len(b)-macLen], b[len(b)-macLen:]
-	if !hmac.Equal(mac, t.mac(payload)) || !hmac.Equal(payload[1:1+fpLen], fp) {
+	payload, err := t.open(token, keyTokenVersion)
+	if err != nil || len(payload) < 1+fpLen+1 || !hmac.Equal(payload[1:1+fpLen], fp) {
 		return "", errBadToken
 	}
 	return string(payload[1+fpLen:]), nil

@@ -94,29 +94,12 @@ func outWrite(t *trail.Trail) writeOut {
 	}
 }
 
-// trailInput holds the members of CreateTrail and UpdateTrail (those of
-// trail.Settings, in its order).
-type trailInput struct {
-	Name                       *string
-	S3BucketName               *string
-	S3KeyPrefix                *string
-	SnsTopicName               *string
-	IncludeGlobalServiceEvents *bool
-	IsMultiRegionTrail         *bool
-	EnableLogFileValidation    *bool
-	CloudWatchLogsLogGroupArn  *string
-	CloudWatchLogsRoleArn      *string
-	KmsKeyId                   *string
-	IsOrganizationTrail        *bool
-	TagsList                   []trail.Tag
-}
-
 func (h trailHandlers) createTrail(ctx context.Context, req *Request) (any, error) {
-	var in trailInput
+	var in trail.Settings
 	if err := awsjson.Decode(req.Body, &in); err != nil {
 		return nil, err
 	}
-	t, err := h.trails.Create(ctx, req.Caller.Principal, trail.Settings(in))
+	t, err := h.trails.Create(ctx, req.Caller.Principal, in)
 	if err != nil {
 		return nil, err
 	}
@@ -126,11 +109,11 @@ func (h trailHandlers) createTrail(ctx context.Context, req *Request) (any, erro
 }
 
 func (h trailHandlers) updateTrail(ctx context.Context, req *Request) (any, error) {
-	var in trailInput
+	var in trail.Settings
 	if err := awsjson.Decode(req.Body, &in); err != nil {
 		return nil, err
 	}
-	t, err := h.trails.Update(ctx, req.Caller.Principal, trail.Settings(in))
+	t, err := h.trails.Update(ctx, req.Caller.Principal, in)
 	if err != nil {
 		return nil, err
 	}

@@ -30,9 +30,10 @@ var enumExtensions = map[string][]string{
 }
 
 // modeledCode returns the first of codes that op's model documents, then
-// InvalidParameter if it documents that, else "" (none fits).
+// InvalidParameter, then OperationNotPermitted if it documents them, else
+// "" (none fits).
 func modeledCode(op cloudtrailmodel.Op, codes ...audit.Code) audit.Code {
-	for _, c := range append(codes, audit.CodeInvalidParameter) {
+	for _, c := range slices.Concat(codes, []audit.Code{audit.CodeInvalidParameter, audit.CodeOperationNotPermitted}) {
 		if slices.Contains(op.Errors, string(c)+"Exception") {
 			return c
 		}
@@ -87,10 +88,8 @@ func checkValue(op cloudtrailmodel.Op, ct *cloudtrailmodel.Service, member, shap
 		s, ok := x.(string)
 		if ok && len(sh.Enum) > 0 && !slices.Contains(sh.Enum, s) && !slices.Contains(enumExtensions[shape], s) {
 			code := modeledCode(op, enumCodes[member]...)
-			for _, c := range []audit.Code{audit.CodeOperationNotPermitted, audit.CodeUnsupportedOperation} {
-				if code == "" && slices.Contains(op.Errors, string(c)+"Exception") {
-					code = c
-				}
+			if code == "" && slices.Contains(op.Errors, string(audit.CodeUnsupportedOperation)+"Exception") {
+				code = audit.CodeUnsupportedOperation
 			}
 			if code == "" {
 				code = audit.CodeInvalidParameter

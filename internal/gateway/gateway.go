@@ -209,6 +209,7 @@ type stateKey struct{}
 // state is one request's recording state, shared with the proxy hooks.
 type state struct {
 	upstream   *url.URL
+	query      url.Values // the request's query, parsed once
 	status     int
 	respHeader http.Header
 	captured   bytes.Buffer
@@ -355,7 +356,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c := g.classify(r, sc, q, form)
-	st := &state{upstream: up}
+	st := &state{upstream: up, query: q}
 	// Bodies kept: recorded responses (responseElements), STS
 	// (credentials learnt), KMS (the key an alias named, for resources).
 	st.keepBody = c.name != "" && (recordsResponse(svcName(c, sc), c.name, readOnly(svcName(c, sc), c.name)) || sc.service == "sts" || sc.service == "kms")
@@ -548,7 +549,7 @@ func (g *Gateway) event(r *http.Request, sc scope, c call, st *state, body []byt
 	var params map[string]any
 	switch {
 	case c.svc != nil && strings.HasPrefix(c.svc.Protocol, "rest"):
-		params = restParams(&c, r, r.URL.Query(), sens)
+		params = restParams(&c, r, st.query, sens)
 		if service == "s3" && body != nil && c.op != nil {
 			s3BodyParams(c.name, body, params)
 		} else if body != nil && c.op != nil && !c.op.PayloadBlob {

@@ -97,7 +97,7 @@ func responseElements(c call, st *state, sens map[string]bool) json.RawMessage {
 		}
 		out = typeJSON(camelJSON(v, shape, c.svc.Shapes, 0), "", c.svc.Types, 0)
 	case b[0] == '<':
-		root := parseXML(b)
+		root := parseXML(b, 64, math.MaxInt)
 		if root == nil {
 			return nil
 		}
@@ -216,9 +216,10 @@ type xmlNode struct {
 	text  strings.Builder
 }
 
-// parseXML reads an XML response into its root element; nil when it is
-// not one well-formed element or nests deeper than 64.
-func parseXML(body []byte) *xmlNode {
+// parseXML reads an XML document (a response, an S3 configuration body)
+// into its root element; nil when it is not one well-formed element, nests
+// deeper than maxDepth or has an element with more than maxKids children.
+func parseXML(body []byte, maxDepth, maxKids int) *xmlNode {
 	d := xml.NewDecoder(bytes.NewReader(body))
 	doc := &xmlNode{}
 	stack := []*xmlNode{doc}
@@ -231,17 +232,20 @@ func parseXML(body []byte) *xmlNode {
 		case xml.StartElement:
 			n := &xmlNode{name: t.Name.Local, space: t.Name.Space}
 			p := stack[len(stack)-1]
+			if len(p.kids) >= maxKids {
+				return nil
+			}
 			p.kids = append(p.kids, n)
 			stack = append(stack, n)
+			if len(stack) > maxDepth {
+				return nil
+			}
 		case xml.EndElement:
 			if len(stack) > 1 {
 				stack = stack[:len(stack)-1]
 			}
 		case xml.CharData:
 			stack[len(stack)-1].text.Write(t)
-		}
-		if len(stack) > 64 {
-			return nil
 		}
 	}
 	if len(doc.kids) != 1 {

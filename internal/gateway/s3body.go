@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -61,56 +60,18 @@ func s3BodyParams(op string, body []byte, params map[string]any) {
 
 // xmlDoc converts an XML document to the root's name and a JSON value.
 func xmlDoc(body []byte) (string, any, bool) {
-	type node struct {
-		name  string
-		attrs map[string]any
-		kids  []*node
-		text  strings.Builder
-	}
-	d := xml.NewDecoder(bytes.NewReader(body))
-	root := &node{}
-	stack := []*node{root}
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			break
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			n := &node{name: t.Name.Local}
-			if t.Name.Space != "" {
-				n.attrs = map[string]any{"xmlns": t.Name.Space}
-			}
-			p := stack[len(stack)-1]
-			if len(p.kids) >= 10000 {
-				return "", nil, false
-			}
-			p.kids = append(p.kids, n)
-			stack = append(stack, n)
-			if len(stack) > 32 {
-				return "", nil, false
-			}
-		case xml.EndElement:
-			if len(stack) > 1 {
-				stack = stack[:len(stack)-1]
-			}
-		case xml.CharData:
-			stack[len(stack)-1].text.Write(t)
-		}
-	}
-	if len(root.kids) != 1 {
+	top := parseXML(body, 32, 10000)
+	if top == nil {
 		return "", nil, false
 	}
-	var conv func(n *node, top bool) any
-	conv = func(n *node, top bool) any {
-		if len(n.kids) == 0 && (n.attrs == nil || !top) {
+	var conv func(n *xmlNode, top bool) any
+	conv = func(n *xmlNode, top bool) any {
+		if len(n.kids) == 0 && (n.space == "" || !top) {
 			return xmlScalar(strings.TrimSpace(n.text.String()))
 		}
 		m := map[string]any{}
-		if top {
-			for k, v := range n.attrs {
-				m[k] = v
-			}
+		if top && n.space != "" {
+			m["xmlns"] = n.space
 		}
 		for _, k := range n.kids {
 			v := conv(k, false)
@@ -125,7 +86,6 @@ func xmlDoc(body []byte) (string, any, bool) {
 		}
 		return m
 	}
-	top := root.kids[0]
 	return top.name, conv(top, true), true
 }
 

@@ -22,7 +22,7 @@ func s3EventData(out map[string]any, r *http.Request, sc scope, st *state) {
 		out["SignatureVersion"] = "SigV2"
 	}
 	if sc.accessKey != "" || sc.sigv4 {
-		if sc.presigned || r.URL.Query().Get("AWSAccessKeyId") != "" {
+		if sc.presigned || st.query.Get("AWSAccessKeyId") != "" {
 			out["AuthenticationMethod"] = "QueryString"
 		} else {
 			out["AuthenticationMethod"] = "AuthHeader"

@@ -3,10 +3,8 @@ package trail
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -135,16 +133,9 @@ func NewDigestWriter(cfg DigestConfig) (*DigestWriter, error) {
 	if err := atomicfile.CleanTemp(w.path); err != nil {
 		return nil, fmt.Errorf("digest: %w", err)
 	}
-	b, err := os.ReadFile(w.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return w, nil
-	}
+	list, err := readList[*chainState]("digest", w.path)
 	if err != nil {
-		return nil, fmt.Errorf("digest: read %s: %w", w.path, err)
-	}
-	var list []*chainState
-	if err := json.Unmarshal(b, &list); err != nil {
-		return nil, fmt.Errorf("digest: %s is damaged: %w", w.path, err)
+		return nil, err
 	}
 	for _, c := range list {
 		w.chains[chainID(c.TrailARN, c.Account, c.Region)] = c

@@ -186,21 +186,32 @@ func OpenRegistry(dir string) (*Registry, error) {
 			}
 		}
 	}
-	b, err := os.ReadFile(r.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return r, nil
-	}
+	list, err := readList[*Trail]("trail", r.path)
 	if err != nil {
-		return nil, fmt.Errorf("trail: read %s: %w", r.path, err)
-	}
-	var list []*Trail
-	if err := json.Unmarshal(b, &list); err != nil {
-		return nil, fmt.Errorf("trail: %s is damaged: %w", r.path, err)
+		return nil, err
 	}
 	for _, t := range list {
 		r.trails[t.ARN()] = t
 	}
 	return r, nil
+}
+
+// readList reads the JSON list kept in path (the registry's trails, the
+// digest writer's chains): none when the file does not exist yet. Its
+// errors begin with pkg.
+func readList[T any](pkg, path string) ([]T, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %s: %w", pkg, path, err)
+	}
+	var list []T
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, fmt.Errorf("%s: %s is damaged: %w", pkg, path, err)
+	}
+	return list, nil
 }
 
 // WarnRefusedSelectors logs a warning for each trail whose advanced
