@@ -40,27 +40,41 @@ func (b buckets) trail(name string) (trail.Bucket, bool) {
 	return x, true
 }
 
-// openBuckets opens the buckets of cfg. Local folders are created.
+// openBuckets opens the buckets of cfg and the data dir's cairn-logs.
+// Local folders are created.
 func openBuckets(cfg *config.Config, dataDir string) (buckets, error) {
+	return bucketsOf(cfg, dataDir, true)
+}
+
+// bucketsOf opens the buckets of cfg and the data dir's cairn-logs; with
+// create false, a local bucket whose folder does not exist is left out
+// rather than created (validate-logs reads, it makes nothing).
+func bucketsOf(cfg *config.Config, dataDir string, create bool) (buckets, error) {
 	out := buckets{}
+	open := func(name, dir string) error {
+		if !create && !dirExists(dir) {
+			return nil
+		}
+		l, err := local.New(name, dir)
+		if err == nil {
+			out[name] = l
+		}
+		return err
+	}
 	for _, c := range cfg.Buckets {
 		if c.S3 != nil {
 			out[c.Name] = s3.New(c.Name, s3.Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region,
 				AccessKeyID: c.S3.AccessKeyID, SecretAccessKey: c.S3.SecretAccessKey, PathStyle: c.S3.PathStyle})
 			continue
 		}
-		l, err := local.New(c.Name, c.LocalDir)
-		if err != nil {
+		if err := open(c.Name, c.LocalDir); err != nil {
 			return nil, err
 		}
-		out[c.Name] = l
 	}
 	if out[defaultBucket] == nil {
-		l, err := local.New(defaultBucket, filepath.Join(dataDir, "buckets", defaultBucket))
-		if err != nil {
+		if err := open(defaultBucket, filepath.Join(dataDir, "buckets", defaultBucket)); err != nil {
 			return nil, err
 		}
-		out[defaultBucket] = l
 	}
 	return out, nil
 }

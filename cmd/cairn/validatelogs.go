@@ -211,27 +211,7 @@ func ownBuckets(dir, cfgPath string) (buckets, error) {
 			return nil, nil
 		}
 	}
-	out := buckets{}
-	for _, c := range cfg.Buckets {
-		if c.S3 != nil {
-			out[c.Name] = s3.New(c.Name, s3.Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region,
-				AccessKeyID: c.S3.AccessKeyID, SecretAccessKey: c.S3.SecretAccessKey, PathStyle: c.S3.PathStyle})
-		} else if _, err := os.Stat(c.LocalDir); err == nil {
-			if out[c.Name], err = local.New(c.Name, c.LocalDir); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if out[defaultBucket] == nil {
-		if d := filepath.Join(dir, "buckets", defaultBucket); dirExists(d) {
-			b, err := local.New(defaultBucket, d)
-			if err != nil {
-				return nil, err
-			}
-			out[defaultBucket] = b
-		}
-	}
-	return out, nil
+	return bucketsOf(cfg, dir, false)
 }
 
 func dirExists(path string) bool {
