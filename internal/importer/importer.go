@@ -225,12 +225,7 @@ func (r *run) group(account, region string) *Group {
 
 // refuse counts a record of account and region refused for code.
 func (r *run) refuse(account, region, code string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	g := r.group(account, region)
-	g.Records++
-	g.Refused++
-	g.Reasons[code]++
+	r.refuseN(account, region, code, 1)
 }
 
 // Run imports every file named in paths, and every file in the folders
@@ -559,20 +554,9 @@ func (r *run) appendGroup(ctx context.Context, b []audit.Record, from []origin) 
 	} else {
 		res, err = r.opts.Sink.Append(ctx, b)
 	}
+	// What the sink stored is counted, also when it then failed (a
+	// server's calls before the failing one): it is stored.
 	account, region := b[0].Account, b[0].Region
-	if err != nil {
-		// What the sink says it stored before failing (a server's
-		// calls before the failing one) is counted: it is stored.
-		r.imported.Add(int64(res.Inserted))
-		r.duplicates.Add(int64(res.Duplicates))
-		r.mu.Lock()
-		g := r.group(account, region)
-		g.Records += int64(res.Inserted + res.Duplicates)
-		g.Imported += int64(res.Inserted)
-		g.Duplicates += int64(res.Duplicates)
-		r.mu.Unlock()
-		return err
-	}
 	r.imported.Add(int64(res.Inserted))
 	r.duplicates.Add(int64(res.Duplicates))
 	r.mu.Lock()
@@ -581,6 +565,9 @@ func (r *run) appendGroup(ctx context.Context, b []audit.Record, from []origin) 
 	g.Imported += int64(res.Inserted)
 	g.Duplicates += int64(res.Duplicates)
 	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	for _, f := range fails {
 		o := origin{}
 		if f.Index >= 0 && f.Index < len(from) {
