@@ -131,7 +131,8 @@ type Report struct {
 	// account then region. Records that could not be read as records
 	// are in the group of account and region ""; a record with an
 	// invalid region in the group of the region it claims (clipped to 64
-	// bytes).
+	// bytes). Past 1,000 groups, the records of other accounts and
+	// regions are counted in the group of account and region "*".
 	Groups []Group
 }
 
@@ -212,12 +213,26 @@ type run struct {
 
 type groupKey struct{ account, region string }
 
-// group returns the counts of account and region; r.mu must be held.
+// maxGroups bounds the groups of a Report: the accounts and regions are
+// the records' (anyone's text, one pair per record at worst), and the
+// Report is held in memory, by the server too (StartImport). The records
+// of the others are counted in the group of otherGroups ("*" is no
+// account and no region).
+const (
+	maxGroups   = 1000
+	otherGroups = "*"
+)
+
+// group returns the counts of account and region (of otherGroups past
+// maxGroups); r.mu must be held.
 func (r *run) group(account, region string) *Group {
 	k := groupKey{account, region}
+	if r.groups[k] == nil && len(r.groups) >= maxGroups {
+		k = groupKey{otherGroups, otherGroups}
+	}
 	g := r.groups[k]
 	if g == nil {
-		g = &Group{Account: account, Region: region, Reasons: map[string]int64{}}
+		g = &Group{Account: k.account, Region: k.region, Reasons: map[string]int64{}}
 		r.groups[k] = g
 	}
 	return g
