@@ -87,16 +87,31 @@ func shown(s string) string {
 	return s
 }
 
-// reasonCounts returns the report's refusals by reason code, over every
-// account and region.
-func reasonCounts(rep importer.Report) map[string]int64 {
-	out := map[string]int64{}
+// importHint says what to change for Count records (or files) refused for
+// Code to be imported.
+type importHint struct {
+	Code  string
+	Count int64
+	Hint  string
+}
+
+// importHints returns one hint per reason code of the report's refusals
+// (over every account and region, by code), then one for its file errors.
+func importHints(rep importer.Report) []importHint {
+	reasons := map[string]int64{}
 	for _, g := range rep.Groups {
 		for c, n := range g.Reasons {
-			out[c] += n
+			reasons[c] += n
 		}
 	}
-	return out
+	hints := []importHint{}
+	for _, code := range slices.Sorted(maps.Keys(reasons)) {
+		hints = append(hints, importHint{code, reasons[code], hintFor(code)})
+	}
+	if rep.FileErrors > 0 {
+		hints = append(hints, importHint{"FileError", rep.FileErrors, fileErrorHint})
+	}
+	return hints
 }
 
 // importOutcome prints the report (stdout) and the errors and hints
@@ -153,12 +168,12 @@ func printErrors(w io.Writer, rep importer.Report) {
 		}
 	}
 	fmt.Fprint(w, more)
-	reasons := reasonCounts(rep)
-	for _, code := range slices.Sorted(maps.Keys(reasons)) {
-		fmt.Fprintf(w, "cairn: hint: %d %s: %s.\n", reasons[code], code, hintFor(code))
-	}
-	if rep.FileErrors > 0 {
-		fmt.Fprintf(w, "cairn: hint: %d %s.\n", rep.FileErrors, fileErrorHint)
+	for _, h := range importHints(rep) {
+		if h.Hint == fileErrorHint { // files, not records of a code
+			fmt.Fprintf(w, "cairn: hint: %d %s.\n", h.Count, h.Hint)
+		} else {
+			fmt.Fprintf(w, "cairn: hint: %d %s: %s.\n", h.Count, h.Code, h.Hint)
+		}
 	}
 }
 
@@ -172,11 +187,6 @@ func printReport(w io.Writer, format string, rep importer.Report, interrupted bo
 			Records, Imported, Duplicates, Refused int64
 			Reasons                                map[string]int64
 		}
-		type hint struct {
-			Code  string
-			Count int64
-			Hint  string
-		}
 		groups := make([]group, 0, len(rep.Groups))
 		for _, g := range rep.Groups {
 			groups = append(groups, group{g.Account, g.Region, g.Records, g.Imported, g.Duplicates, g.Refused, g.Reasons})
@@ -184,14 +194,6 @@ func printReport(w io.Writer, format string, rep importer.Report, interrupted bo
 		errs := make([]map[string]any, 0, len(rep.Errors))
 		for _, e := range rep.Errors {
 			errs = append(errs, map[string]any{"File": e.File, "Record": e.Record, "Code": e.Code, "Message": e.Err.Error()})
-		}
-		reasons := reasonCounts(rep)
-		hints := []hint{}
-		for _, code := range slices.Sorted(maps.Keys(reasons)) {
-			hints = append(hints, hint{code, reasons[code], hintFor(code)})
-		}
-		if rep.FileErrors > 0 {
-			hints = append(hints, hint{"FileError", rep.FileErrors, fileErrorHint})
 		}
 		omitted := rep.OmittedByFile
 		if omitted == nil {
@@ -203,7 +205,7 @@ func printReport(w io.Writer, format string, rep importer.Report, interrupted bo
 			"Files": rep.Files, "Skipped": rep.Skipped, "FileErrors": rep.FileErrors, "Records": rep.Records,
 			"Imported": rep.Imported, "Duplicates": rep.Duplicates, "Rejected": rep.Rejected, "Expired": rep.Expired,
 			"Bytes": rep.Bytes, "Seconds": rep.Elapsed.Seconds(), "Errors": errs, "ErrorsOmitted": rep.ErrorsOmitted,
-			"ErrorsOmittedByFile": omitted, "Groups": groups, "Hints": hints, "Interrupted": interrupted,
+			"ErrorsOmittedByFile": omitted, "Groups": groups, "Hints": importHints(rep), "Interrupted": interrupted,
 		})
 		return
 	case "text":

@@ -17,25 +17,11 @@ import (
 	"github.com/cairn-audit/cairn/internal/client"
 )
 
-// responderConfig: two tenants and a responder in a third account; a
-// retention of 90 days, so that records of 2021 test that imports are
-// kept from their import.
-const responderConfig = `event_history:
-  retention_days: 90
-accounts:
-  - id: "111111111111"
-    users:
-      - name: alice
-        access_keys:
-          - id: AKIAALICE00000000001
-            secret: alice-secret-key
-  - id: "222222222222"
-    users:
-      - name: bob
-        access_keys:
-          - id: AKIABOB0000000000001
-            secret: bob-secret-key
-  - id: "333333333333"
+// responderConfig: twoAccounts' two tenants and a responder in a third
+// account; a retention of 90 days, so that records of 2021 test that
+// imports are kept from their import.
+func responderConfig() string {
+	return fmt.Sprintf(twoAccounts, 90) + `  - id: "333333333333"
     users:
       - name: ir
         responder: true
@@ -43,6 +29,7 @@ accounts:
           - id: AKIARESPONDER0000001
             secret: responder-secret
 `
+}
 
 // handed is one record of the logs a responder was handed.
 type handed struct {
@@ -157,7 +144,7 @@ func imported(evs []types.Event) []types.Event {
 // region by AwsRegion, ANDed with the other attributes, paged without
 // skipping two accounts' records of the same second and eventID.
 func TestResponderImportsAndLooksUpEveryAccount(t *testing.T) {
-	ts := startServer(t, responderConfig, "")
+	ts := startServer(t, responderConfig(), "")
 	hs := handedLogs()
 	res, failed := importAs(t, ts, "AKIARESPONDER0000001", "responder-secret", handedRecords(t, hs))
 	if res.Inserted != len(hs) || failed != 0 {
@@ -267,7 +254,7 @@ func TestResponderImportsAndLooksUpEveryAccount(t *testing.T) {
 // names (another account or region: an empty answer, as for a value no
 // record has).
 func TestNonResponderKeepsItsIsolation(t *testing.T) {
-	ts := startServer(t, responderConfig, "")
+	ts := startServer(t, responderConfig(), "")
 	hs := handedLogs()
 	res, failed := importAs(t, ts, "AKIAALICE00000000001", "alice-secret-key", handedRecords(t, hs))
 	own := want(hs, func(h handed) bool { return h.account == "111111111111" })

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -383,19 +384,63 @@ func writeServerFile(dataDir, endpoint string) error {
 }
 
 // serverHolding returns the endpoint of a live server holding dataDir, or "".
+// import, query and insights send their records and signed requests to
+// it, so the server file is believed only as far as a server of this user
+// could have written it: a file of this user that no one else may write,
+// naming a live process and an http endpoint on this machine (serve
+// writes its listener's address). Anything else (a data dir copied from
+// elsewhere or writable by others, an endpoint on another host) is no
+// server's.
 func serverHolding(dataDir string) string {
-	b, err := os.ReadFile(filepath.Join(dataDir, serverFile))
+	f, err := os.Open(filepath.Join(dataDir, serverFile))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 || !ownedByUs(fi) {
+		return ""
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4<<10))
 	if err != nil {
 		return ""
 	}
 	var si serverInfo
-	if json.Unmarshal(b, &si) != nil || si.PID <= 0 {
+	if json.Unmarshal(b, &si) != nil || si.PID <= 0 || !localEndpoint(si.Endpoint) {
 		return ""
 	}
 	if p, err := os.FindProcess(si.PID); err != nil || p.Signal(syscall0) != nil {
 		return ""
 	}
 	return si.Endpoint
+}
+
+// localEndpoint reports whether endpoint is http://IP:PORT with IP an
+// address of this machine (loopback, unspecified or an interface's), as
+// serve writes it.
+func localEndpoint(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Port() == "" || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() || ip.IsUnspecified() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxHeaderBytes bounds a request's header (net/http allows 4 KiB more).

@@ -131,7 +131,8 @@ type Report struct {
 	// account then region. Records that could not be read as records
 	// are in the group of account and region ""; a record with an
 	// invalid region in the group of the region it claims (clipped to 64
-	// bytes).
+	// bytes). Past 1,000 groups, the records of other accounts and
+	// regions are counted in the group of account and region "*".
 	Groups []Group
 }
 
@@ -212,12 +213,26 @@ type run struct {
 
 type groupKey struct{ account, region string }
 
-// group returns the counts of account and region; r.mu must be held.
+// maxGroups bounds the groups of a Report: the accounts and regions are
+// the records' (anyone's text, one pair per record at worst), and the
+// Report is held in memory, by the server too (StartImport). The records
+// of the others are counted in the group of otherGroups ("*" is no
+// account and no region).
+const (
+	maxGroups   = 1000
+	otherGroups = "*"
+)
+
+// group returns the counts of account and region (of otherGroups past
+// maxGroups); r.mu must be held.
 func (r *run) group(account, region string) *Group {
 	k := groupKey{account, region}
+	if r.groups[k] == nil && len(r.groups) >= maxGroups {
+		k = groupKey{otherGroups, otherGroups}
+	}
 	g := r.groups[k]
 	if g == nil {
-		g = &Group{Account: account, Region: region, Reasons: map[string]int64{}}
+		g = &Group{Account: k.account, Region: k.region, Reasons: map[string]int64{}}
 		r.groups[k] = g
 	}
 	return g
@@ -225,12 +240,7 @@ func (r *run) group(account, region string) *Group {
 
 // refuse counts a record of account and region refused for code.
 func (r *run) refuse(account, region, code string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	g := r.group(account, region)
-	g.Records++
-	g.Refused++
-	g.Reasons[code]++
+	r.refuseN(account, region, code, 1)
 }
 
 // Run imports every file named in paths, and every file in the folders
@@ -559,20 +569,9 @@ func (r *run) appendGroup(ctx context.Context, b []audit.Record, from []origin) 
 	} else {
 		res, err = r.opts.Sink.Append(ctx, b)
 	}
+	// What the sink stored is counted, also when it then failed (a
+	// server's calls before the failing one): it is stored.
 	account, region := b[0].Account, b[0].Region
-	if err != nil {
-		// What the sink says it stored before failing (a server's
-		// calls before the failing one) is counted: it is stored.
-		r.imported.Add(int64(res.Inserted))
-		r.duplicates.Add(int64(res.Duplicates))
-		r.mu.Lock()
-		g := r.group(account, region)
-		g.Records += int64(res.Inserted + res.Duplicates)
-		g.Imported += int64(res.Inserted)
-		g.Duplicates += int64(res.Duplicates)
-		r.mu.Unlock()
-		return err
-	}
 	r.imported.Add(int64(res.Inserted))
 	r.duplicates.Add(int64(res.Duplicates))
 	r.mu.Lock()
@@ -581,6 +580,9 @@ func (r *run) appendGroup(ctx context.Context, b []audit.Record, from []origin) 
 	g.Imported += int64(res.Inserted)
 	g.Duplicates += int64(res.Duplicates)
 	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	for _, f := range fails {
 		o := origin{}
 		if f.Index >= 0 && f.Index < len(from) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -684,5 +685,48 @@ func TestAppenders(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestGroupsBounded (hostile-tenant suite): a file whose every record
+// names another account and region, invalid (letters, 13 digits, unicode,
+// terminal escapes, 10 KB) or valid, gives at most 1,000 groups and one
+// "*" group for the rest, the counts still adding up: the Report the
+// server holds for StartImport does not grow with such a file's records.
+func TestGroupsBounded(t *testing.T) {
+	const n = 3000
+	var raws [][]byte
+	for i := range n {
+		account := fmt.Sprintf("%012d", i) // valid, each its own
+		region := "us-east-1"
+		switch i % 5 {
+		case 1:
+			account = fmt.Sprintf("%013d", i)
+		case 2:
+			account = fmt.Sprintf("acct-\u00e9\u202e-%d", i)
+		case 3:
+			region = fmt.Sprintf("us-east-1\x1b[2J%d", i)
+		case 4:
+			region = strings.Repeat("x", 10_000) + strconv.Itoa(i)
+		}
+		raws = append(raws, fmt.Appendf(nil, `{"eventVersion":"1.08","eventTime":"2024-01-02T03:04:05Z","eventSource":"s3.amazonaws.com",`+
+			`"eventName":"GetObject","awsRegion":%q,"eventID":"ev-%d","recipientAccountId":%q}`, region, i, account))
+	}
+	rep, _ := run(t, importer.Options{}, write(t, t.TempDir(), "f.json", records(raws)))
+	var sum, other int64
+	for _, g := range rep.Groups {
+		if g.Records != g.Imported+g.Duplicates+g.Refused {
+			t.Errorf("group %.20q/%.20q: %d records, %d+%d+%d", g.Account, g.Region, g.Records, g.Imported, g.Duplicates, g.Refused)
+		}
+		if len(g.Account) > 64+3 || len(g.Region) > 64+3 { // audit.Clip
+			t.Errorf("group of %d+%d bytes", len(g.Account), len(g.Region))
+		}
+		if g.Account == "*" && g.Region == "*" {
+			other = g.Records
+		}
+		sum += g.Records
+	}
+	if len(rep.Groups) > 1001 || other == 0 || sum != n || rep.Records != n {
+		t.Errorf("%d groups, %d records in \"*\", %d in all (%d read); want at most 1001, some, %d", len(rep.Groups), other, sum, rep.Records, n)
 	}
 }
