@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
 )
 
@@ -76,8 +78,9 @@ func shown(s string) string {
 	if s == "" {
 		return "-"
 	}
-	if len(s) > 64 {
-		s = s[:64] + "..."
+	s = audit.Clip(s, 64)
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
 	}
 	for _, r := range s {
 		if !strconv.IsPrint(r) || r == '\t' || r == ' ' {
