@@ -240,10 +240,10 @@ func (s *Store) init() error {
 	if err := s.ensureLayout(ctx); err != nil {
 		return err
 	}
-	if err := s.loadIndex(ctx); err != nil {
+	if err := s.deriveStoredResources(ctx); err != nil {
 		return err
 	}
-	if err := s.deriveStoredResources(ctx); err != nil {
+	if err := s.loadIndex(ctx); err != nil {
 		return err
 	}
 	// Opening replayed the write-ahead log a crash left, and DuckDB keeps
