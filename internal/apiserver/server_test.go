@@ -24,7 +24,8 @@ func (fakeAuth) Authenticate(r *http.Request, _ []byte) (Caller, error) {
 	if acct == "" {
 		return Caller{}, &awsjson.Error{Code: "MissingAuthenticationTokenException", Message: "Missing Authentication Token", Status: 403}
 	}
-	return Caller{Principal: audit.Principal{AccountID: acct, UserName: "u" + acct, ARN: "arn:aws:iam::" + acct + ":user/u", PrincipalID: "AIDA", AccessKeyID: "AKIA" + acct, Region: "us-east-1"}}, nil
+	return Caller{Principal: audit.Principal{AccountID: acct, UserName: "u" + acct, ARN: "arn:aws:iam::" + acct + ":user/u", PrincipalID: "AIDA", AccessKeyID: "AKIA" + acct, Region: "us-east-1",
+		Responder: r.Header.Get("X-Test-Responder") != ""}}, nil
 }
 
 // syncRecorder stores submissions at once.
@@ -52,10 +53,19 @@ func newTestServer(t testing.TB, now time.Time, retention time.Duration) (*Serve
 
 func do(t *testing.T, s *Server, acct, op, body string) (int, map[string]any) {
 	t.Helper()
+	return doAs(t, s, acct, false, op, body)
+}
+
+// doAs is do, as a responder's key when responder is set.
+func doAs(t *testing.T, s *Server, acct string, responder bool, op, body string) (int, map[string]any) {
+	t.Helper()
 	r := httptest.NewRequest("POST", "/", strings.NewReader(body))
 	r.Header.Set("X-Amz-Target", "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."+op)
 	if acct != "" {
 		r.Header.Set("X-Test-Account", acct)
+	}
+	if responder {
+		r.Header.Set("X-Test-Responder", "1")
 	}
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)

@@ -145,14 +145,11 @@ func AddDerivedResources(r *Record) {
 	if len(r.Resources) > 0 || r.Category != CategoryManagement || !derivesResources(r.EventSource, r.ReadOnly) {
 		return
 	}
-	// A second pass over the record, for these records only.
-	var p struct {
-		RequestParameters jsontext.Value `json:"requestParameters"`
-		ResponseElements  jsontext.Value `json:"responseElements"`
-		Resources         jsontext.Value `json:"resources"`
-	}
+	// A second pass over the record, for these records only, decoding
+	// requestParameters and responseElements where it reads them.
+	var p derivedView
 	if json.Unmarshal(r.Raw, &p, lenient) == nil && len(p.Resources) == 0 {
-		r.Resources = DeriveResources(r.EventSource, r.ReadOnly, p.RequestParameters, p.ResponseElements)
+		r.Resources = deriveFrom(r.EventSource, &p)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // ResourceRule is one rule by which LookupEvents derives the Resources of a
@@ -54,18 +55,28 @@ var resourceRules = []ResourceRule{
 // ResourceRules returns the rules DeriveResources applies (a copy).
 func ResourceRules() []ResourceRule { return append([]ResourceRule(nil), resourceRules...) }
 
+// sourceRules are resourceRules by source, their paths split once.
+var sourceRules = func() map[string][]splitRule {
+	m := map[string][]splitRule{}
+	for _, r := range resourceRules {
+		sr := splitRule{typ: r.Type}
+		for _, p := range r.Paths {
+			sr.paths = append(sr.paths, strings.Split(p, "."))
+		}
+		m[r.Source] = append(m[r.Source], sr)
+	}
+	return m
+}()
+
+type splitRule struct {
+	typ   string
+	paths [][]string
+}
+
 // derivesResources reports whether a record of source may have derived
 // resources.
 func derivesResources(source string, readOnly Tri) bool {
-	if readOnly == True {
-		return false
-	}
-	for _, r := range resourceRules {
-		if r.Source == source {
-			return true
-		}
-	}
-	return false
+	return readOnly != True && sourceRules[source] != nil
 }
 
 // DeriveResources returns the Resources LookupEvents reports for a record
@@ -76,32 +87,50 @@ func DeriveResources(source string, readOnly Tri, requestParameters, responseEle
 	if !derivesResources(source, readOnly) {
 		return nil
 	}
-	top := map[string]any{}
-	for name, raw := range map[string][]byte{"requestParameters": requestParameters, "responseElements": responseElements} {
-		if len(raw) == 0 || raw[0] != '{' {
-			continue
-		}
+	var p derivedView
+	for _, x := range []struct {
+		raw []byte
+		to  *any
+	}{{requestParameters, &p.RequestParameters}, {responseElements, &p.ResponseElements}} {
 		var v any
-		if json.Unmarshal(raw, &v, lenient) == nil {
-			top[name] = v
+		if len(x.raw) > 0 && x.raw[0] == '{' && json.Unmarshal(x.raw, &v, lenient) == nil {
+			*x.to = v
 		}
+	}
+	return deriveFrom(source, &p)
+}
+
+// derivedView is what derived resources are read from: a record's
+// requestParameters and responseElements, decoded in the one pass that
+// reads them (AddDerivedResources), and whether it has a resources member.
+type derivedView struct {
+	RequestParameters any            `json:"requestParameters"`
+	ResponseElements  any            `json:"responseElements"`
+	Resources         jsontext.Value `json:"resources"`
+}
+
+// deriveFrom applies source's rules to p (see DeriveResources).
+func deriveFrom(source string, p *derivedView) []Resource {
+	top := map[string]any{}
+	if m, ok := p.RequestParameters.(map[string]any); ok {
+		top["requestParameters"] = m
+	}
+	if m, ok := p.ResponseElements.(map[string]any); ok {
+		top["responseElements"] = m
 	}
 	if len(top) == 0 {
 		return nil
 	}
 	var out []Resource
 	seen := map[[2]string]bool{}
-	for _, rule := range resourceRules {
-		if rule.Source != source {
-			continue
-		}
-		for _, p := range rule.Paths {
-			valuesAt(top, strings.Split(p, "."), 0, func(s string) {
-				if s == "" || len(s) > 2048 || seen[[2]string{rule.Type, s}] {
+	for _, rule := range sourceRules[source] {
+		for _, path := range rule.paths {
+			valuesAt(top, path, 0, func(s string) {
+				if s == "" || len(s) > 2048 || seen[[2]string{rule.typ, s}] {
 					return
 				}
-				seen[[2]string{rule.Type, s}] = true
-				r := Resource{Type: rule.Type, Name: s}
+				seen[[2]string{rule.typ, s}] = true
+				r := Resource{Type: rule.typ, Name: s}
 				if strings.HasPrefix(s, "arn:") {
 					r.ARN = s
 				}

@@ -31,9 +31,16 @@ func (e *env) call(t *testing.T, key, op, body string) (int, map[string]any) {
 	r, _ := http.NewRequest("POST", e.url+"/", strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	r.Header.Set("X-Amz-Target", "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."+op)
-	sum := sha256.Sum256([]byte(body))
+	return e.send(t, key, "cloudtrail", r, []byte(body))
+}
+
+// send signs r, whose body is body, with key for service in us-east-1,
+// sends it and returns the status and the decoded JSON answer.
+func (e *env) send(t *testing.T, key, service string, r *http.Request, body []byte) (int, map[string]any) {
+	t.Helper()
+	sum := sha256.Sum256(body)
 	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: key, SecretAccessKey: "secret" + key},
-		r, hex.EncodeToString(sum[:]), "cloudtrail", "us-east-1", time.Now()); err != nil {
+		r, hex.EncodeToString(sum[:]), service, "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(r)
@@ -44,7 +51,7 @@ func (e *env) call(t *testing.T, key, op, body string) (int, map[string]any) {
 	b, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("%s: response %q: %v", op, b, err)
+		t.Fatalf("%s %s: response %q: %v", r.Method, r.URL, b, err)
 	}
 	return resp.StatusCode, out
 }

@@ -5,18 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 )
@@ -30,23 +26,7 @@ func (e *env) put(t *testing.T, key, service, channel string, body any) (int, ma
 	}
 	r, _ := http.NewRequest("POST", e.url+"/PutAuditEvents?channelArn="+url.QueryEscape(channel), bytes.NewReader(b))
 	r.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(b)
-	err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: key, SecretAccessKey: "secret" + key},
-		r, hex.EncodeToString(sum[:]), service, "us-east-1", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	rb, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(rb, &out); err != nil {
-		t.Fatalf("response %q: %v", rb, err)
-	}
-	return resp.StatusCode, out
+	return e.send(t, key, service, r, b)
 }
 
 func eventData(name, recipient string) string {

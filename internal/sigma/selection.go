@@ -556,8 +556,7 @@ func compileField(file string, k, v *yaml.Node) (fieldMatch, error) {
 		return f, refuse(file, k, "modifier %q cannot be combined with %q", typ, transforms[0])
 	}
 
-	switch typ {
-	case "exists":
+	if typ == "exists" {
 		if len(vals) != 1 || vals[0].Tag != "!!bool" {
 			return f, refuse(file, v, "exists takes true or false")
 		}
@@ -566,31 +565,14 @@ func compileField(file string, k, v *yaml.Node) (fieldMatch, error) {
 			f.exists = -1
 		}
 		return f, nil
-	case "re":
+	}
+	if compile := typedValue(typ, reFlags); compile != nil {
 		for _, e := range vals {
-			rx, err := regexp.Compile(reFlagsPrefix(reFlags) + e.Value)
+			m, err := compile(e)
 			if err != nil {
-				return f, refuse(file, e, "bad regular expression (RE2 syntax): %v", err)
+				return f, refuse(file, e, "%v", err)
 			}
-			f.values = append(f.values, reMatch{rx})
-		}
-		return f, nil
-	case "cidr":
-		for _, e := range vals {
-			p, err := netip.ParsePrefix(e.Value)
-			if err != nil {
-				return f, refuse(file, e, "bad CIDR: %v", err)
-			}
-			f.values = append(f.values, cidrMatch{p.Masked()})
-		}
-		return f, nil
-	case "lt", "lte", "gt", "gte":
-		for _, e := range vals {
-			x, err := strconv.ParseFloat(e.Value, 64)
-			if err != nil || e.Tag == "!!str" {
-				return f, refuse(file, e, "%s takes a number", typ)
-			}
-			f.values = append(f.values, cmpMatch{typ, x})
+			f.values = append(f.values, m)
 		}
 		return f, nil
 	}
@@ -663,6 +645,38 @@ func compileFieldref(file string, f fieldMatch, transforms []string, cased bool,
 		f.refs = append(f.refs, fieldRef{path: strings.Split(e.Value, "."), kind: kind, cased: cased})
 	}
 	return f, nil
+}
+
+// typedValue returns how a value of type modifier typ (re, cidr, lt, lte,
+// gt, gte) compiles, nil for no type modifier (or exists, fieldref).
+func typedValue(typ, reFlags string) func(e *yaml.Node) (valueMatcher, error) {
+	switch typ {
+	case "re":
+		return func(e *yaml.Node) (valueMatcher, error) {
+			rx, err := regexp.Compile(reFlagsPrefix(reFlags) + e.Value)
+			if err != nil {
+				return nil, fmt.Errorf("bad regular expression (RE2 syntax): %v", err)
+			}
+			return reMatch{rx}, nil
+		}
+	case "cidr":
+		return func(e *yaml.Node) (valueMatcher, error) {
+			p, err := netip.ParsePrefix(e.Value)
+			if err != nil {
+				return nil, fmt.Errorf("bad CIDR: %v", err)
+			}
+			return cidrMatch{p.Masked()}, nil
+		}
+	case "lt", "lte", "gt", "gte":
+		return func(e *yaml.Node) (valueMatcher, error) {
+			x, err := strconv.ParseFloat(e.Value, 64)
+			if err != nil || e.Tag == "!!str" {
+				return nil, fmt.Errorf("%s takes a number", typ)
+			}
+			return cmpMatch{typ, x}, nil
+		}
+	}
+	return nil
 }
 
 func reFlagsPrefix(flags string) string {

@@ -24,9 +24,10 @@ const deriveBatch = 5000
 // deriveStoredResources runs derivedResourcesMigration once per store: the
 // stored records without resources, of the sources audit.ResourceRules
 // cover, are extracted again from their bytes; those that now have
-// resources get their resource columns, hashes and frame rewritten, and
-// the bucket index is rebuilt. Records appended afterwards are extracted
-// with the rules already.
+// resources get their resource columns, hashes and frame rewritten. Each
+// rewrite empties bucket_index_v1 in its transaction, so loadIndex, which
+// runs after, rebuilds the index once, also after a crash in the middle.
+// Records appended afterwards are extracted with the rules already.
 func (s *Store) deriveStoredResources(ctx context.Context) error {
 	if _, err := s.wconn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS store_migrations (name VARCHAR NOT NULL)`); err != nil {
 		return fmt.Errorf("duckdb: migrations table: %w", err)
@@ -63,13 +64,6 @@ func (s *Store) deriveStoredResources(ctx context.Context) error {
 	}
 	if rewritten > 0 {
 		s.log.Info("duckdb: derived the resources of stored records (once)", "records", rewritten, "took", time.Since(t0).Round(time.Millisecond))
-		s.index = newBucketIndex()
-		if err := s.rebuildDays(ctx, s.wconn, "", nil); err != nil {
-			return err
-		}
-		if err := s.writeDays(ctx, s.wconn, true); err != nil {
-			return err
-		}
 	}
 	if _, err := s.wconn.ExecContext(ctx, `INSERT INTO store_migrations VALUES (?)`, derivedResourcesMigration); err != nil {
 		return fmt.Errorf("duckdb: record migration: %w", err)
@@ -158,7 +152,7 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 	stmts = []string{`BEGIN TRANSACTION`,
 		`UPDATE events SET resource_types = d.resource_types, resource_names = d.resource_names, resource_arns = d.resource_arns,
 			record = d.record, res_hashes = d.res_hashes FROM events_derived d WHERE events.seq = d.seq`,
-		`COMMIT`, `DROP TABLE events_derived`}
+		`DELETE FROM bucket_index_v1`, `COMMIT`, `DROP TABLE events_derived`}
 	for _, q := range stmts {
 		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
 			_, _ = s.wconn.ExecContext(context.Background(), `ROLLBACK`)

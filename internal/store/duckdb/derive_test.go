@@ -1,9 +1,7 @@
 package duckdb
 
 import (
-	"context"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -42,14 +40,7 @@ func TestOldStoresGetDerivedResources(t *testing.T) {
 	if len(wantIDs) < 3 {
 		t.Fatalf("%d records of malicious-iam-user; want CreateUser, AttachUserPolicy, CreateAccessKey...", len(wantIDs))
 	}
-	path := filepath.Join(t.TempDir(), "events.duckdb")
-	st, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Append(context.Background(), old); err != nil {
-		t.Fatal(err)
-	}
+	st, path := openTemp(t, old)
 	// An earlier version's store: no migration recorded.
 	if _, err := st.db.Exec(`DELETE FROM store_migrations`); err != nil {
 		t.Fatal(err)
@@ -63,7 +54,7 @@ func TestOldStoresGetDerivedResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 { // the second open finds the migration done
-		st, err = Open(path, Options{})
+		st, err := Open(path, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -240,10 +240,10 @@ func (s *Store) init() error {
 	if err := s.ensureLayout(ctx); err != nil {
 		return err
 	}
-	if err := s.loadIndex(ctx); err != nil {
+	if err := s.deriveStoredResources(ctx); err != nil {
 		return err
 	}
-	if err := s.deriveStoredResources(ctx); err != nil {
+	if err := s.loadIndex(ctx); err != nil {
 		return err
 	}
 	// Opening replayed the write-ahead log a crash left, and DuckDB keeps
@@ -280,22 +280,44 @@ func (s *Store) loadSeq(ctx context.Context) error {
 	return nil
 }
 
-// loadReceived gives a store from before received times one (a record
-// stored then is taken to have been received at its eventTime, which is
-// when the retention of that version counted from), and finds the
-// earliest.
+// loadReceived gives a store from before received times one, once (a
+// record stored then is taken to have been received at its eventTime,
+// which is when the retention of that version counted from), and finds
+// the earliest. The column and its values come in one transaction, so a
+// store that has the column has every record's.
 func (s *Store) loadReceived(ctx context.Context) error {
-	if _, err := s.wconn.ExecContext(ctx, `ALTER TABLE events ADD COLUMN IF NOT EXISTS received BIGINT`); err != nil {
-		return fmt.Errorf("duckdb: add received: %w", err)
+	var has bool
+	if err := s.wconn.QueryRowContext(ctx, `SELECT count(*) > 0 FROM duckdb_columns()
+		WHERE schema_name = 'main' AND table_name = 'events' AND column_name = 'received'`).Scan(&has); err != nil {
+		return fmt.Errorf("duckdb: read columns: %w", err)
 	}
-	res, err := s.wconn.ExecContext(ctx, `UPDATE events SET received = event_time WHERE received IS NULL`)
+	if !has {
+		if err := s.addReceived(ctx); err != nil {
+			_, _ = s.wconn.ExecContext(context.Background(), `ROLLBACK`)
+			return err
+		}
+	}
+	return s.loadMinReceived(ctx)
+}
+
+// addReceived adds the received column to a store from before it.
+func (s *Store) addReceived(ctx context.Context) error {
+	for _, q := range []string{`BEGIN TRANSACTION`, `ALTER TABLE events ADD COLUMN received BIGINT`} {
+		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("duckdb: add received: %w", err)
+		}
+	}
+	res, err := s.wconn.ExecContext(ctx, `UPDATE events SET received = event_time`)
 	if err != nil {
 		return fmt.Errorf("duckdb: set received: %w", err)
+	}
+	if _, err := s.wconn.ExecContext(ctx, `COMMIT`); err != nil {
+		return fmt.Errorf("duckdb: add received: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
 		s.log.Warn("duckdb: records from before received times are taken as received at their eventTime", "records", n)
 	}
-	return s.loadMinReceived(ctx)
+	return nil
 }
 
 func (s *Store) loadMinReceived(ctx context.Context) error {

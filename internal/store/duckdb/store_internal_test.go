@@ -80,22 +80,9 @@ func TestBucketIndexRecovery(t *testing.T) {
 		"empty":   `UPDATE bucket_index_v1 SET bloom = ''::BLOB`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "events.duckdb")
-			st, err := Open(path, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			st, path := openTemp(t)
 			recs := manyDays(t, st)
-			if _, err := st.db.Exec(damage); err != nil {
-				t.Fatal(err)
-			}
-			if err := st.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if st, err = Open(path, Options{}); err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st = reopenAfter(t, st, path, damage)
 			for _, attrs := range [][]audit.Attribute{
 				nil,
 				{{Key: audit.AttrAccessKeyID, Value: "AKIARARE"}},
@@ -171,26 +158,10 @@ func TestOddQueries(t *testing.T) {
 // counted from it), and records appended after are received now.
 func TestReceivedOfOldStore(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "events.duckdb")
-	st, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	old := storetest.NewGen(14, base).Records(30)
-	if _, err := st.Append(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.db.Exec(`ALTER TABLE events DROP COLUMN received`); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if st, err = Open(path, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, path := openTemp(t, old)
+	st = reopenAfter(t, st, path, `ALTER TABLE events DROP COLUMN received`)
 	later := storetest.NewGen(15, base).Records(10)
 	if _, err := st.Append(ctx, later); err != nil {
 		t.Fatal(err)
@@ -215,28 +186,10 @@ func TestReceivedOfOldStore(t *testing.T) {
 // Open, in stored order, and appends continue after them.
 func TestNumberingOldStore(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "events.duckdb")
-	st, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	g := storetest.NewGen(13, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	first, second := g.Records(30), g.Records(20)
-	for _, b := range [][]audit.Record{first, second} {
-		if _, err := st.Append(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := st.db.Exec(`ALTER TABLE events DROP COLUMN seq`); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if st, err = Open(path, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, path := openTemp(t, first, second)
+	st = reopenAfter(t, st, path, `ALTER TABLE events DROP COLUMN seq`)
 	third := g.Records(5)
 	if _, err := st.Append(ctx, third); err != nil {
 		t.Fatal(err)
@@ -264,16 +217,9 @@ func TestNumberingOldStore(t *testing.T) {
 // them at Open, with the values Append writes, and keeps its row order.
 func TestOldStoreGetsHashColumns(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "events.duckdb")
-	st, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	g := storetest.NewGen(17, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	recs := g.Records(300)
-	if _, err := st.Append(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
+	st, path := openTemp(t, recs)
 	dump := func() []string {
 		t.Helper()
 		rows, err := st.db.QueryContext(ctx, `SELECT rowid, seq, event_id, coalesce(akid_hash::VARCHAR, '-'), coalesce(user_hash::VARCHAR, '-'), coalesce(res_hashes::VARCHAR, '-') FROM events ORDER BY rowid`)
@@ -304,16 +250,7 @@ func TestOldStoreGetsHashColumns(t *testing.T) {
 	if withHashes == 0 {
 		t.Fatal("no generated record has an access key, a user name and resources")
 	}
-	if _, err := st.db.Exec(`ALTER TABLE events DROP COLUMN akid_hash; ALTER TABLE events DROP COLUMN user_hash; ALTER TABLE events DROP COLUMN res_hashes`); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if st, err = Open(path, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st = reopenAfter(t, st, path, `ALTER TABLE events DROP COLUMN akid_hash; ALTER TABLE events DROP COLUMN user_hash; ALTER TABLE events DROP COLUMN res_hashes`)
 	if diff := cmp.Diff(want, dump()); diff != "" {
 		t.Errorf("hash columns after the rewrite (-appended +rewritten):\n%s", diff)
 	}
@@ -331,15 +268,8 @@ func TestOldStoreGetsHashColumns(t *testing.T) {
 // layout, and reads back the same records.
 func TestOldLayoutRewritten(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "events.duckdb")
-	st, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	g := storetest.NewGen(19, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
-	if _, err := st.Append(ctx, g.Records(200)); err != nil {
-		t.Fatal(err)
-	}
+	st, path := openTemp(t, g.Records(200))
 	want, err := st.ReadAppended(ctx, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -353,18 +283,11 @@ func TestOldLayoutRewritten(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var drops []string
 	for _, c := range []string{"record", "akid_hash", "user_hash", "res_hashes"} {
-		if _, err := st.db.Exec(`ALTER TABLE events DROP COLUMN ` + c); err != nil {
-			t.Fatal(err)
-		}
+		drops = append(drops, `ALTER TABLE events DROP COLUMN `+c)
 	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if st, err = Open(path, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st = reopenAfter(t, st, path, drops...)
 	got, err := st.ReadAppended(ctx, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -444,4 +367,42 @@ func ids(recs []audit.Record) []string {
 		out[i] = r.EventID
 	}
 	return out
+}
+
+// openTemp opens a new store in a temporary directory and appends batches
+// to it; it returns the store and its path.
+func openTemp(t *testing.T, batches ...[]audit.Record) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range batches {
+		if _, err := st.Append(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, path
+}
+
+// reopenAfter runs stmts on st (leaving the store as an earlier version,
+// or a damage, would), closes it and opens path again. The store returned
+// is closed when the test ends.
+func reopenAfter(t *testing.T, st *Store, path string, stmts ...string) *Store {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := st.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
