@@ -37,7 +37,7 @@ func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
 		for i := range batch {
 			r := &batch[i].Record
 			for _, s := range l.stores {
-				if s.selects(r) && !r.Time.Before(now.AddDate(0, 0, -s.RetentionPeriod)) {
+				if s.selects(r) && !r.Time.Before(s.oldestKept(now)) {
 					rows = append(rows, engine.Row{Store: s.ID, Raw: r.Raw})
 				}
 			}
@@ -121,7 +121,7 @@ func (l *Lake) Sweep(ctx context.Context) error {
 	var cuts []cut
 	for _, s := range l.stores {
 		gone := s.Status == StatusPendingDeletion && now.Sub(s.Deleted) >= pendingDeletion
-		cuts = append(cuts, cut{s.ID, now.AddDate(0, 0, -s.RetentionPeriod), gone})
+		cuts = append(cuts, cut{s.ID, s.oldestKept(now), gone})
 		if gone {
 			delete(l.stores, s.ID)
 		}
@@ -215,7 +215,7 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 		}
 		k.stores = append(k.stores, s.ID)
 		k.owners[s.ID] = owners
-		k.cutoff[s.ID] = now.AddDate(0, 0, -s.RetentionPeriod)
+		k.cutoff[s.ID] = s.oldestKept(now)
 		k.seen[s.ID] = ids
 	}
 	return k, nil

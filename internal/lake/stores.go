@@ -64,6 +64,12 @@ func (s *EventDataStore) category() string {
 // custom reports whether the store holds custom (channel) events.
 func (s *EventDataStore) custom() bool { return s.category() == "ActivityAuditLog" }
 
+// oldestKept is the oldest eventTime the store's retention keeps at now:
+// the one rule of live ingest, imports and the sweep.
+func (s *EventDataStore) oldestKept(now time.Time) time.Time {
+	return now.AddDate(0, 0, -s.RetentionPeriod)
+}
+
 // selects reports whether a record of the event store flows into s.
 func (s *EventDataStore) selects(r *audit.Record) bool {
 	if s.Status != StatusEnabled && s.Status != StatusCreated || s.custom() {
