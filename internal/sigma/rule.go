@@ -87,36 +87,50 @@ func refuse(file string, n *yaml.Node, format string, args ...any) *LoadError {
 // file, and one *LoadError per file refused; a refused file never stops the
 // others. The error list is nil when every file loaded.
 func Load(cfg Config, path string) ([]*Rule, []error) {
-	var files []string
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, []error{&LoadError{File: path, Reason: err.Error()}}
 	}
 	if !st.IsDir() {
-		files = []string{path}
-	} else {
-		err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() && (strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".yaml")) {
-				files = append(files, p)
-			}
-			return nil
-		})
+		r, err := loadFile(cfg, os.DirFS(filepath.Dir(path)), filepath.Base(path), path)
 		if err != nil {
-			return nil, []error{&LoadError{File: path, Reason: err.Error()}}
+			return nil, []error{err}
 		}
+		return []*Rule{r}, nil
+	}
+	return loadFS(cfg, os.DirFS(path), func(p string) string { return filepath.Join(path, filepath.FromSlash(p)) })
+}
+
+// LoadFS is Load over a file system (the built-in hunts are embedded in the
+// binary): every .yml and .yaml file under fsys's root, walked recursively.
+// Messages name files by their path in fsys, prefixed with prefix.
+func LoadFS(cfg Config, fsys fs.FS, prefix string) ([]*Rule, []error) {
+	return loadFS(cfg, fsys, func(p string) string { return prefix + p })
+}
+
+func loadFS(cfg Config, fsys fs.FS, display func(string) string) ([]*Rule, []error) {
+	var files []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".yaml")) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, []error{&LoadError{File: display("."), Reason: err.Error()}}
 	}
 	sort.Strings(files)
 	var rules []*Rule
 	var errs []error
 	for _, f := range files {
 		if len(rules) >= cfg.maxRules() {
-			errs = append(errs, &LoadError{File: f, Reason: fmt.Sprintf("not loaded: more than %d rules", cfg.maxRules())})
+			errs = append(errs, &LoadError{File: display(f), Reason: fmt.Sprintf("not loaded: more than %d rules", cfg.maxRules())})
 			continue
 		}
-		r, err := loadFile(cfg, f)
+		r, err := loadFile(cfg, fsys, f, display(f))
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -126,20 +140,24 @@ func Load(cfg Config, path string) ([]*Rule, []error) {
 	return rules, errs
 }
 
-func loadFile(cfg Config, name string) (*Rule, error) {
-	f, err := os.Open(name)
+func loadFile(cfg Config, fsys fs.FS, name, display string) (*Rule, error) {
+	f, err := fsys.Open(name)
 	if err != nil {
-		return nil, &LoadError{File: name, Reason: err.Error()}
+		return nil, &LoadError{File: display, Reason: err.Error()}
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, cfg.maxRuleBytes()+1))
 	if err != nil {
-		return nil, &LoadError{File: name, Reason: err.Error()}
+		return nil, &LoadError{File: display, Reason: err.Error()}
 	}
 	if int64(len(data)) > cfg.maxRuleBytes() {
-		return nil, &LoadError{File: name, Reason: fmt.Sprintf("rule file larger than %d bytes", cfg.maxRuleBytes())}
+		return nil, &LoadError{File: display, Reason: fmt.Sprintf("rule file larger than %d bytes", cfg.maxRuleBytes())}
 	}
-	return Parse(name, data)
+	r, err := Parse(display, data)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Parse compiles one rule file's text; name is used in messages only. The
