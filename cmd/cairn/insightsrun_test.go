@@ -57,7 +57,8 @@ func TestInsightsRunsAreAccountScoped(t *testing.T) {
 			t.Errorf("%s's run: %+v, %v; want nothing analysed", name, res, err)
 		}
 	}
-	// A run is answered only to its account.
+	// A run is answered only to its account and region.
+	aliceEU := as("AKIAALICE00000000001", "alice-secret-key", "eu-west-1")
 	id, err := aliceC.StartInsights(ctx, client.InsightsRun{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +76,7 @@ func TestInsightsRunsAreAccountScoped(t *testing.T) {
 		want string
 	}{
 		{bobC, id, "ResourceNotFoundException"},
+		{aliceEU, id, "ResourceNotFoundException"},
 		{aliceC, "", "InvalidParameterException"},
 		{aliceC, "no-such-run", "ResourceNotFoundException"},
 		{aliceC, strings.Repeat("x", 5000), "ResourceNotFoundException"},

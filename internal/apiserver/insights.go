@@ -21,7 +21,7 @@ var insightsOps = map[string]bool{"StartInsightsRun": false, "GetInsightsRun": t
 // InsightsJobs runs the detector in the background (insights.Jobs).
 type InsightsJobs interface {
 	Start(account, region string, opts insights.RetroOptions) (string, error)
-	Get(account, id string) (insights.Job, bool)
+	Get(account, region, id string) (insights.Job, bool)
 }
 
 type startInsightsRunInput struct {
@@ -90,9 +90,9 @@ func InsightsHandlers(j InsightsJobs) map[string]Handler {
 			if in.RunId == nil || *in.RunId == "" {
 				return nil, audit.Errorf(audit.CodeInvalidParameter, "RunId is required.")
 			}
-			job, ok := j.Get(req.Caller.AccountID, *in.RunId)
+			job, ok := j.Get(req.Caller.AccountID, req.Caller.Region, *in.RunId)
 			if !ok {
-				return nil, audit.Errorf(audit.CodeResourceNotFound, "No Insights run %q in this account.", audit.Truncate(*in.RunId, 64))
+				return nil, audit.Errorf(audit.CodeResourceNotFound, "No Insights run %q in this account and region.", audit.Truncate(*in.RunId, 64))
 			}
 			out := getInsightsRunOutput{RunId: job.ID, Status: job.Status, RecordsAnalysed: job.Result.Analysed,
 				LateRecords: job.Result.Late, Stored: job.Result.Stored, AlreadyStored: job.Result.Already,

@@ -133,13 +133,15 @@ func (j *Jobs) Start(account, region string, opts RetroOptions) (string, error) 
 	return job.ID, nil
 }
 
-// Get returns account's run id, if it is kept.
-func (j *Jobs) Get(account, id string) (Job, bool) {
+// Get returns the run id of account and region, if it is kept. A run is
+// its tenant's: another account, or another region of the same account,
+// does not see it (docs/security.md).
+func (j *Jobs) Get(account, region, id string) (Job, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.expire()
 	x, ok := j.jobs[id]
-	if !ok || x.Account != account {
+	if !ok || x.Account != account || x.Region != region {
 		return Job{}, false
 	}
 	out := *x

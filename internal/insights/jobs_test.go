@@ -55,16 +55,19 @@ func TestJobsScopeAndLimits(t *testing.T) {
 	if _, err := j.Start("222222222222", "us-east-1", RetroOptions{}); !errors.Is(err, ErrBusy) {
 		t.Errorf("a third run beyond MaxRunning 2: %v; want ErrBusy", err)
 	}
-	if _, ok := j.Get("222222222222", a); ok {
+	if _, ok := j.Get("222222222222", "us-east-1", a); ok {
 		t.Error("another account reads the run")
 	}
-	if job, ok := j.Get("111111111111", a); !ok || job.Status != JobRunning || job.Account != "111111111111" {
+	if _, ok := j.Get("111111111111", "eu-west-1", a); ok {
+		t.Error("another region of the same account reads the run")
+	}
+	if job, ok := j.Get("111111111111", "us-east-1", a); !ok || job.Status != JobRunning || job.Account != "111111111111" {
 		t.Errorf("own run: %+v %v", job, ok)
 	}
 	close(feed.release)
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		ja, _ := j.Get("111111111111", a)
-		jb, _ := j.Get("111111111111", b)
+		ja, _ := j.Get("111111111111", "us-east-1", a)
+		jb, _ := j.Get("111111111111", "eu-west-1", b)
 		if ja.Status == JobFinished && jb.Status == JobFinished {
 			break
 		}
@@ -73,7 +76,7 @@ func TestJobsScopeAndLimits(t *testing.T) {
 		}
 	}
 	now = now.Add(2 * time.Hour)
-	if _, ok := j.Get("111111111111", a); ok {
+	if _, ok := j.Get("111111111111", "us-east-1", a); ok {
 		t.Error("a run finished 2 hours ago is still kept")
 	}
 }
@@ -87,7 +90,7 @@ func TestJobsCloseStopsRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.Close()
-	if job, ok := j.Get("111111111111", id); !ok || job.Status != JobFailed {
+	if job, ok := j.Get("111111111111", "us-east-1", id); !ok || job.Status != JobFailed {
 		t.Errorf("after Close: %+v %v", job, ok)
 	}
 	if _, err := j.Start("111111111111", "us-east-1", RetroOptions{}); !errors.Is(err, ErrBusy) {
