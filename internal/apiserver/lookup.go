@@ -155,7 +155,7 @@ func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
 			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %q is not valid. Valid keys: EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId (and cairn's AccountId, AwsRegion).", audit.Truncate(string(k), 128))
 		}
 		if q.Category == audit.CategoryInsight && !insightKeys[k] {
-			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %s is not valid with EventCategory insight. Valid keys: EventId, EventName, EventSource.", k)
+			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeKey %s is not valid with EventCategory insight. Valid keys: EventId, EventName, EventSource (and cairn's AccountId, AwsRegion).", k)
 		}
 		if n := utf8.RuneCountInString(v); n < 1 || n > maxAttrValueLen {
 			return nil, audit.Errorf(audit.CodeInvalidLookupAttributes, "AttributeValue for %s must be 1 to %d characters long.", k, maxAttrValueLen)
