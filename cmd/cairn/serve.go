@@ -119,9 +119,9 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	trails.WarnRefusedSelectors(log)
-	var org *trail.Organization
+	var org *audit.Organization
 	if o := cfg.Organization; o != nil {
-		org = &trail.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
+		org = &audit.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
 	}
 	trails.SetOrganization(org)
 	trailSvc := &trail.Service{Registry: trails, Bucket: bks.trail, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
@@ -494,9 +494,9 @@ func (c configPrincipals) Principal(accessKeyID string) (audit.Principal, bool) 
 // reg receives Lake's metrics (nil: none); Lake's Run takes new events
 // from feed (nil: none).
 func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets, reg prometheus.Registerer, feed lake.Feed) (*lake.Lake, error) {
-	var org *lake.Organization
+	var org *audit.Organization
 	if o := cfg.Organization; o != nil {
-		org = &lake.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
+		org = &audit.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
 	}
 	threads := cfg.Lake.Threads
 	if threads == 0 { // one per core

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket/local"
 )
 
@@ -67,7 +68,7 @@ func TestImportsTakeOnlyTheCallersRecords(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "mixed.json"), logFile("local", 6, acctA, acctB), 0o600)
 
 	e := newEnvWith(t, Options{ImportRoots: []string{root},
-		Organization: &Organization{ID: "o-abcdefghij", ManagementAccount: acctA, Members: []string{acctB}},
+		Organization: &audit.Organization{ID: "o-abcdefghij", ManagementAccount: acctA, Members: []string{acctB}},
 		Buckets: func(name string) (Bucket, bool) {
 			if name == "cairn-logs" {
 				return logs, true
@@ -85,6 +86,17 @@ func TestImportsTakeOnlyTheCallersRecords(t *testing.T) {
 		return aws.ToString(st.EventDataStoreArn)[strings.LastIndex(aws.ToString(st.EventDataStoreArn), "/")+1:]
 	}
 	plainA, orgA, plainB := store(a, "plain", false), store(a, "org", true), store(b, "plain", false)
+	// Only the management account makes organization stores, on create
+	// and on update; a member is refused as AWS refuses it.
+	if _, err := b.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("org"), OrganizationEnabled: aws.Bool(true)}); code(err) != "NotOrganizationMasterAccountException" {
+		t.Errorf("a member's organization store: %v; want NotOrganizationMasterAccountException", err)
+	}
+	if _, err := b.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(plainB), OrganizationEnabled: aws.Bool(true)}); code(err) != "NotOrganizationMasterAccountException" {
+		t.Errorf("a member's store updated to an organization store: %v; want NotOrganizationMasterAccountException", err)
+	}
+	if _, err := newEnv(t).client("AKIAAAAAAAAAAAAAAAAA").CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("org"), OrganizationEnabled: aws.Bool(true)}); code(err) != "OrganizationsNotInUseException" {
+		t.Errorf("an organization store where no organization is configured: %v; want OrganizationsNotInUseException", err)
+	}
 
 	type result struct {
 		imported, failed int64

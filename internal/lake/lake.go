@@ -60,7 +60,7 @@ type Options struct {
 	// Organization is the config's organization (nil: none): imports into
 	// an organization event data store of its management account take the
 	// records of its member accounts too.
-	Organization *Organization
+	Organization *audit.Organization
 	// MaxStores caps an account's event data stores per region (default 10).
 	MaxStores int
 	// CheckpointCommits checkpoints the engine after this many write
@@ -79,14 +79,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives Lake's metrics (metrics.go); nil keeps none.
 	Registerer prometheus.Registerer
-}
-
-// Organization is an AWS Organizations organization as the config
-// describes it.
-type Organization struct {
-	ID                string
-	ManagementAccount string
-	Members           []string
 }
 
 // Lake holds the event data stores, channels and queries of every account.

@@ -186,6 +186,13 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 	if in.KmsKeyID != nil {
 		return EventDataStore{}, audit.Errorf(audit.CodeInvalidKmsKeyId, "cairn does not encrypt with KMS keys; omit KmsKeyId.")
 	}
+	if in.OrganizationEnabled != nil && *in.OrganizationEnabled {
+		// Only the organization's management account makes organization
+		// stores, as only it makes organization trails.
+		if err := l.opts.Organization.CheckManagement(p.AccountID); err != nil {
+			return EventDataStore{}, err
+		}
+	}
 	boolOr := func(p *bool, d bool) bool {
 		if p == nil {
 			return d
@@ -274,6 +281,13 @@ func (l *Lake) EventDataStores(ctx context.Context, p audit.Principal) []EventDa
 func (l *Lake) UpdateEventDataStore(ctx context.Context, p audit.Principal, in UpdateStoreRequest) (EventDataStore, error) {
 	if in.KmsKeyID != nil {
 		return EventDataStore{}, audit.Errorf(audit.CodeInvalidKmsKeyId, "cairn does not encrypt with KMS keys; omit KmsKeyId.")
+	}
+	if in.OrganizationEnabled != nil && *in.OrganizationEnabled {
+		// Only the organization's management account makes organization
+		// stores, as only it makes organization trails.
+		if err := l.opts.Organization.CheckManagement(p.AccountID); err != nil {
+			return EventDataStore{}, err
+		}
 	}
 	if in.Name != nil && !storeNameRE.MatchString(*in.Name) {
 		return EventDataStore{}, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")

@@ -1,40 +1,15 @@
 package trail
 
 import (
+	"github.com/cairn-audit/cairn/internal/audit"
 	"sort"
 	"time"
 )
 
-// Organization is the organization of the config's organization section:
-// its management account may create organization trails, which collect
-// the events of every member account too.
-type Organization struct {
-	ID                string
-	ManagementAccount string
-	Members           []string
-}
-
-// has reports whether account belongs to the organization (management
-// account included).
-func (o *Organization) has(account string) bool {
-	if o == nil {
-		return false
-	}
-	if account == o.ManagementAccount {
-		return true
-	}
-	for _, m := range o.Members {
-		if m == account {
-			return true
-		}
-	}
-	return false
-}
-
 // SetOrganization sets the organization (nil: none). Organization trails
 // created before keep their organization ID; their member accounts follow
 // the configuration.
-func (r *Registry) SetOrganization(o *Organization) {
+func (r *Registry) SetOrganization(o *audit.Organization) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.org = o

@@ -28,7 +28,7 @@ type Service struct {
 	// MaxPerRegion caps an account's trails in a region.
 	MaxPerRegion int
 	// Organization is the configured organization (nil: none).
-	Organization *Organization
+	Organization *audit.Organization
 	// ListPageSize is the most trails a List page holds (default 50; AWS
 	// does not document its own).
 	ListPageSize int
@@ -70,13 +70,7 @@ func (s *Service) organization(in *Settings, c audit.Principal) error {
 	if in.IsOrganizationTrail == nil || !*in.IsOrganizationTrail {
 		return nil
 	}
-	switch {
-	case s.Organization == nil || !s.Organization.has(c.AccountID):
-		return audit.Errorf(audit.CodeOrganizationsNotInUse, "This account is not a member of an organization.")
-	case s.Organization.ManagementAccount != c.AccountID:
-		return audit.Errorf(audit.CodeNotOrganizationMasterAccount, "The request must be made from the management account of the organization.")
-	}
-	return nil
+	return s.Organization.CheckManagement(c.AccountID)
 }
 
 const maxPrefixLen = 200

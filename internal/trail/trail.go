@@ -95,12 +95,12 @@ type Trail struct {
 	SetAsideTime time.Time `json:"setAsideTime,omitzero"`
 
 	// org is the organization of an organization trail (from the config).
-	org *Organization
+	org *audit.Organization
 }
 
 // selectsAccount reports whether t delivers the events of account.
 func (t *Trail) selectsAccount(account string) bool {
-	return account == t.Account || t.org != nil && t.org.has(account)
+	return account == t.Account || t.org != nil && t.org.Has(account)
 }
 
 // Pending is a batch whose delivery failed part way: the groups of the
@@ -144,7 +144,7 @@ type Registry struct {
 
 	mu     sync.Mutex
 	trails map[string]*Trail // by ARN, as last written
-	org    *Organization
+	org    *audit.Organization
 
 	// Group commit (update). staged holds the changes waiting for a
 	// write, on top of inflight (being written) or trails; sgroup is the

@@ -56,7 +56,7 @@ func TestSelects(t *testing.T) {
 	all := []audit.Record{mgmtRead, mgmtWrite, kms, iam, west, foreign, data, insight}
 	base := Trail{Name: "t", Account: acct, HomeRegion: "us-east-1", IncludeGlobalServiceEvents: true}
 	with := func(f func(t *Trail)) Trail { c := base; f(&c); return c }
-	org := &Organization{ID: "o-abcdefghij", ManagementAccount: acct, Members: []string{other}}
+	org := &audit.Organization{ID: "o-abcdefghij", ManagementAccount: acct, Members: []string{other}}
 	cases := []struct {
 		name  string
 		trail Trail
@@ -250,7 +250,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	org := &Organization{ID: "o-abcdefghij", ManagementAccount: acct, Members: []string{member}}
+	org := &audit.Organization{ID: "o-abcdefghij", ManagementAccount: acct, Members: []string{member}}
 	reg.SetOrganization(org)
 	local, err := localbucket.New("logs", t.TempDir())
 	if err != nil {
