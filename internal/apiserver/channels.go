@@ -59,7 +59,7 @@ func channelHandlers(l Channels) map[string]Handler {
 			}
 			r := lake.ChannelRequest{Name: in.Name, Source: in.Source, Destinations: in.Destinations}
 			for _, t := range in.Tags {
-				r.Tags = append(r.Tags, lake.Tag{Key: deref(t.Key), Value: deref(t.Value)})
+				r.Tags = append(r.Tags, audit.Tag{Key: deref(t.Key), Value: deref(t.Value)})
 			}
 			c, err := l.CreateChannel(ctx, req.Caller.Principal, r)
 			if err != nil {

@@ -62,7 +62,7 @@ func (in createStoreIn) request() lake.CreateStoreRequest {
 		TerminationProtectionEnabled: in.TerminationProtectionEnabled, KmsKeyID: in.KmsKeyId,
 		StartIngestion: in.StartIngestion, BillingMode: in.BillingMode}
 	for _, t := range in.TagsList {
-		r.Tags = append(r.Tags, lake.Tag{Key: deref(t.Key), Value: deref(t.Value)})
+		r.Tags = append(r.Tags, audit.Tag{Key: deref(t.Key), Value: deref(t.Value)})
 	}
 	return r
 }

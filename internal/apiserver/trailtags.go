@@ -6,7 +6,6 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
-	"github.com/cairn-audit/cairn/internal/lake"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -14,8 +13,8 @@ import (
 // (trail.Service): the tags of trails named by ARN. Its errors are
 // *audit.Error values answered as they are.
 type TrailTags interface {
-	AddTags(c audit.Principal, resourceID string, add []trail.Tag) error
-	RemoveTags(c audit.Principal, resourceID string, remove []trail.Tag) error
+	AddTags(c audit.Principal, resourceID string, add []audit.Tag) error
+	RemoveTags(c audit.Principal, resourceID string, remove []audit.Tag) error
 	// Tagged returns the trails of the ARNs, in order.
 	Tagged(c audit.Principal, resourceIDs []string) ([]trail.Trail, error)
 }
@@ -24,9 +23,9 @@ type TrailTags interface {
 // the tags of event data stores and channels named by ARN. Its errors are
 // *audit.Error values answered as they are.
 type LakeTags interface {
-	ResourceTags(ctx context.Context, p audit.Principal, arn string) ([]lake.Tag, error)
-	AddTags(ctx context.Context, p audit.Principal, arn string, add []lake.Tag) error
-	RemoveTags(ctx context.Context, p audit.Principal, arn string, remove []lake.Tag) error
+	ResourceTags(ctx context.Context, p audit.Principal, arn string) ([]audit.Tag, error)
+	AddTags(ctx context.Context, p audit.Principal, arn string, add []audit.Tag) error
+	RemoveTags(ctx context.Context, p audit.Principal, arn string, remove []audit.Tag) error
 }
 
 // TrailTagHandlers returns the handlers of AddTags, RemoveTags and
@@ -52,7 +51,7 @@ type tagHandlers struct {
 
 type tagsInput struct {
 	ResourceId *string
-	TagsList   []trail.Tag
+	TagsList   []audit.Tag
 }
 
 // Resource types a tagging call names.
@@ -93,19 +92,11 @@ func (h tagHandlers) resourceType(p audit.Principal, id string, change bool) (in
 	return 0, audit.Errorf(audit.CodeResourceTypeNotSupported, "Resource type %s is not supported for tagging.", audit.Clip(kind, 64))
 }
 
-func lakeTags(tags []trail.Tag) []lake.Tag {
-	out := make([]lake.Tag, 0, len(tags))
-	for _, t := range tags {
-		out = append(out, lake.Tag{Key: t.Key, Value: t.Value})
-	}
-	return out
-}
-
 // checkTagsList checks a request's TagsList against the model: at most
 // 200 items (the TagsList shape's max), else code (the operation's
 // modeled error: AddTags TagsLimitExceeded, RemoveTags, which does not
 // model it, InvalidTagParameter).
-func checkTagsList(tags []trail.Tag, code audit.Code) error {
+func checkTagsList(tags []audit.Tag, code audit.Code) error {
 	if len(tags) > 200 {
 		return audit.Errorf(code, "TagsList can hold at most 200 tags.")
 	}
@@ -125,7 +116,7 @@ func (h tagHandlers) addTags(ctx context.Context, req *Request) (any, error) {
 		return nil, err
 	}
 	if kind == tagLake {
-		err = h.lake.AddTags(ctx, req.Caller.Principal, *in.ResourceId, lakeTags(in.TagsList))
+		err = h.lake.AddTags(ctx, req.Caller.Principal, *in.ResourceId, in.TagsList)
 	} else {
 		err = h.trails.AddTags(req.Caller.Principal, *in.ResourceId, in.TagsList)
 	}
@@ -148,7 +139,7 @@ func (h tagHandlers) removeTags(ctx context.Context, req *Request) (any, error) 
 		return nil, err
 	}
 	if kind == tagLake {
-		err = h.lake.RemoveTags(ctx, req.Caller.Principal, *in.ResourceId, lakeTags(in.TagsList))
+		err = h.lake.RemoveTags(ctx, req.Caller.Principal, *in.ResourceId, in.TagsList)
 	} else {
 		err = h.trails.RemoveTags(req.Caller.Principal, *in.ResourceId, in.TagsList)
 	}
@@ -180,7 +171,7 @@ func (h tagHandlers) listTags(ctx context.Context, req *Request) (any, error) {
 	}
 	type resourceTag struct {
 		ResourceId string
-		TagsList   []trail.Tag
+		TagsList   []audit.Tag
 	}
 	out := make([]resourceTag, 0, len(in.ResourceIdList))
 	for _, id := range in.ResourceIdList {
@@ -188,14 +179,14 @@ func (h tagHandlers) listTags(ctx context.Context, req *Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		tags := []trail.Tag{}
+		tags := []audit.Tag{}
 		if kind == tagLake {
 			lt, err := h.lake.ResourceTags(ctx, req.Caller.Principal, id)
 			if err != nil {
 				return nil, err
 			}
 			for _, t := range lt {
-				tags = append(tags, trail.Tag{Key: t.Key, Value: t.Value})
+				tags = append(tags, audit.Tag{Key: t.Key, Value: t.Value})
 			}
 			out = append(out, resourceTag{id, tags})
 			continue

@@ -28,7 +28,7 @@ type Channel struct {
 	LastAttemptEvent string    `json:"lastAttemptEvent,omitempty"`
 	LastErrorCode    string    `json:"lastErrorCode,omitempty"`
 	// Tags are the channel's tags (CreateChannel's Tags, AddTags).
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []audit.Tag `json:"tags,omitempty"`
 }
 
 // Destination is where a channel sends events.
@@ -90,7 +90,7 @@ func (l *Lake) destinationsLocked(account string, ds []Destination) ([]Destinati
 type ChannelRequest struct {
 	Name, Source *string
 	Destinations []Destination
-	Tags         []Tag
+	Tags         []audit.Tag
 }
 
 // CreateChannel creates a channel of p's account in p's region and
@@ -106,10 +106,10 @@ func (l *Lake) CreateChannel(ctx context.Context, p audit.Principal, in ChannelR
 	if in.Source == nil || *in.Source != "Custom" {
 		return Channel{}, audit.Errorf(audit.CodeInvalidSource, "Source must be Custom: cairn has no partner integrations.")
 	}
-	if err := validTags(in.Tags); err != nil {
+	if err := audit.ValidateTags(in.Tags); err != nil {
 		return Channel{}, err
 	}
-	tags, err := mergeTags(nil, in.Tags, audit.CodeTagsLimitExceeded)
+	tags, err := audit.MergeTags(nil, in.Tags, audit.CodeTagsLimitExceeded, "resource")
 	if err != nil {
 		return Channel{}, err
 	}

@@ -40,7 +40,7 @@ type EventDataStore struct {
 	// Deleted is when DeleteEventDataStore was called (PENDING_DELETION).
 	Deleted time.Time `json:"deleted,omitzero"`
 	// Tags are the store's tags (CreateEventDataStore's TagsList, AddTags).
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []audit.Tag `json:"tags,omitempty"`
 }
 
 // ARN returns the store's ARN.
@@ -109,7 +109,6 @@ func (l *Lake) findStoreLocked(account, ref string) (*EventDataStore, error) {
 }
 
 // Tag is a resource tag of an event data store or a channel.
-type Tag struct{ Key, Value string }
 
 // CreateStoreRequest is what CreateEventDataStore takes; a nil field takes
 // its default (multi-Region, not an organization store, termination
@@ -122,7 +121,7 @@ type CreateStoreRequest struct {
 	OrganizationEnabled          *bool
 	RetentionPeriod              *int
 	TerminationProtectionEnabled *bool
-	Tags                         []Tag
+	Tags                         []audit.Tag
 	KmsKeyID                     *string
 	StartIngestion               *bool
 	BillingMode                  *string
@@ -174,12 +173,12 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 	if err := audit.ValidateSelectors(sels, audit.ForEventDataStore); err != nil {
 		return EventDataStore{}, err
 	}
-	if err := validTags(in.Tags); err != nil {
+	if err := audit.ValidateTags(in.Tags); err != nil {
 		return EventDataStore{}, err
 	}
 	// CreateEventDataStore models no TagsLimitExceeded: too many tags are
 	// InvalidTagParameter.
-	tags, err := mergeTags(nil, in.Tags, audit.CodeInvalidTagParameter)
+	tags, err := audit.MergeTags(nil, in.Tags, audit.CodeInvalidTagParameter, "resource")
 	if err != nil {
 		return EventDataStore{}, err
 	}

@@ -49,7 +49,7 @@ type Settings struct {
 	KmsKeyId                   *string
 	IsOrganizationTrail        *bool
 	// TagsList are the tags of a new trail (UpdateTrail refuses them).
-	TagsList []Tag
+	TagsList []audit.Tag
 }
 
 // unsupported answers the members cairn does not implement: an error that
@@ -232,10 +232,10 @@ func (s *Service) Create(ctx context.Context, c audit.Principal, in Settings) (T
 	if err := s.organization(&in, c); err != nil {
 		return Trail{}, err
 	}
-	if len(in.TagsList) > maxTags {
-		return Trail{}, audit.Errorf(audit.CodeTagsLimitExceeded, "A trail can have at most %d tags.", maxTags)
+	if len(in.TagsList) > audit.MaxTags {
+		return Trail{}, audit.Errorf(audit.CodeTagsLimitExceeded, "A trail can have at most %d tags.", audit.MaxTags)
 	}
-	if err := validTags(in.TagsList); err != nil {
+	if err := audit.ValidateTags(in.TagsList); err != nil {
 		return Trail{}, err
 	}
 	t := &Trail{Name: *in.Name, Account: c.AccountID, HomeRegion: c.Region,

@@ -6,18 +6,6 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
-// maxTags is the number of tags a trail can have.
-const maxTags = 50
-
-func validTags(tags []Tag) error {
-	for _, tg := range tags {
-		if tg.Key == "" || len(tg.Key) > 128 || len(tg.Value) > 256 || strings.HasPrefix(tg.Key, "aws:") {
-			return audit.Errorf(audit.CodeInvalidTagParameter, "Tag keys must be 1 to 128 characters, not starting with aws:, and values at most 256.")
-		}
-	}
-	return nil
-}
-
 // resource resolves a tagging call's ResourceId: a trail ARN of the caller.
 func resource(trails map[string]*Trail, c audit.Principal, id string) (*Trail, error) {
 	if id == "" {
@@ -38,8 +26,8 @@ func resource(trails map[string]*Trail, c audit.Principal, id string) (*Trail, e
 
 // AddTags adds tags to the trail of ARN resourceID, replacing the values
 // of keys it has.
-func (s *Service) AddTags(c audit.Principal, resourceID string, add []Tag) error {
-	if err := validTags(add); err != nil {
+func (s *Service) AddTags(c audit.Principal, resourceID string, add []audit.Tag) error {
+	if err := audit.ValidateTags(add); err != nil {
 		return err
 	}
 	return s.Registry.update(func(trails map[string]*Trail) error {
@@ -50,19 +38,9 @@ func (s *Service) AddTags(c audit.Principal, resourceID string, add []Tag) error
 		if err := owns(t, c); err != nil {
 			return err
 		}
-		tags := append([]Tag(nil), t.Tags...)
-	next:
-		for _, tg := range add {
-			for i := range tags {
-				if tags[i].Key == tg.Key {
-					tags[i].Value = tg.Value
-					continue next
-				}
-			}
-			tags = append(tags, tg)
-		}
-		if len(tags) > maxTags {
-			return audit.Errorf(audit.CodeTagsLimitExceeded, "A trail can have at most %d tags.", maxTags)
+		tags, err := audit.MergeTags(t.Tags, add, audit.CodeTagsLimitExceeded, "trail")
+		if err != nil {
+			return err
 		}
 		t.Tags = tags
 		return nil
@@ -71,7 +49,7 @@ func (s *Service) AddTags(c audit.Principal, resourceID string, add []Tag) error
 
 // RemoveTags removes tags from the trail of ARN resourceID: a tag with a
 // value only if the value matches.
-func (s *Service) RemoveTags(c audit.Principal, resourceID string, remove []Tag) error {
+func (s *Service) RemoveTags(c audit.Principal, resourceID string, remove []audit.Tag) error {
 	return s.Registry.update(func(trails map[string]*Trail) error {
 		t, err := resource(trails, c, resourceID)
 		if err != nil {
@@ -80,20 +58,7 @@ func (s *Service) RemoveTags(c audit.Principal, resourceID string, remove []Tag)
 		if err := owns(t, c); err != nil {
 			return err
 		}
-		var kept []Tag
-		for _, tg := range t.Tags {
-			drop := false
-			for _, r := range remove {
-				// A tag to remove with a value removes it only if the value matches.
-				if r.Key == tg.Key && (r.Value == "" || r.Value == tg.Value) {
-					drop = true
-				}
-			}
-			if !drop {
-				kept = append(kept, tg)
-			}
-		}
-		t.Tags = kept
+		t.Tags = audit.DropTags(t.Tags, remove)
 		return nil
 	})
 }

@@ -59,7 +59,7 @@ type Trail struct {
 	CustomSelectors        bool                     `json:"customSelectors,omitempty"`
 	InsightSelectors       []InsightSelector        `json:"insightSelectors,omitempty"`
 
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []audit.Tag `json:"tags,omitempty"`
 
 	Logging bool `json:"logging"`
 	// Draining is set by StopLogging: the trail still delivers the records
@@ -113,12 +113,6 @@ type Pending struct {
 	// Wrote is set once the bucket accepted a file of the batch: a
 	// refusal of another key is then about that key, not the bucket.
 	Wrote bool `json:"wrote,omitempty"`
-}
-
-// Tag is a trail's tag.
-type Tag struct {
-	Key   string `json:"Key"`
-	Value string `json:"Value,omitempty"`
 }
 
 // ARN returns the trail's ARN.
