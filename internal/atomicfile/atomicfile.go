@@ -22,6 +22,13 @@ import (
 	"strings"
 )
 
+// ErrNotDurable is matched (errors.Is) by the error of Write, WriteFunc
+// and Create when the new content is in place but the final sync of its
+// folder failed: readers see the new content, which may not survive a
+// power loss. A caller that must not report a change as failed once it
+// is visible can treat it as done.
+var ErrNotDurable = errors.New("atomicfile: in place but not yet durable")
+
 // tempMark separates a temporary file's target name from its random
 // digits.
 const tempMark = ".tmp-"
@@ -30,7 +37,8 @@ const tempMark = ".tmp-"
 // umask) applies to a new file and to a replaced one. The folder must
 // exist. When Write returns nil, the new content survives a crash; when it
 // fails, path holds the old content or, if only the final folder sync
-// failed, the new content not yet durable.
+// failed (the error matches ErrNotDurable), the new content not yet
+// durable.
 func Write(path string, data []byte, perm fs.FileMode) error {
 	return WriteFunc(path, perm, func(w io.Writer) error {
 		_, err := w.Write(data)
@@ -106,14 +114,14 @@ func writeTemp(path string, perm fs.FileMode, fill func(io.Writer) error) (name 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("atomicfile: %w", err)
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	}
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("atomicfile: syncing %s: %w", dir, err)
+		return fmt.Errorf("%w: syncing %s: %w", ErrNotDurable, dir, err)
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
@@ -159,9 +160,10 @@ type regGroup struct {
 	err  error
 }
 
-// registryFile is the registry's file in the data dir; registryTemp the
-// file a write goes through (one write at a time: a fixed name, so a
-// crash leaves at most this one, which the next open removes).
+// registryFile is the registry's file in the data dir, replaced with
+// atomicfile; registryTemp the prefix of the temporary files a crash
+// during a write can leave (trails.json.tmp-DIGITS, and trails.json.tmp
+// of earlier versions), which the next open removes.
 const (
 	registryFile = "trails.json"
 	registryTemp = registryFile + ".tmp"
@@ -172,7 +174,7 @@ const (
 func OpenRegistry(dir string) (*Registry, error) {
 	r := &Registry{path: filepath.Join(dir, registryFile), trails: map[string]*Trail{}}
 	r.save = r.write
-	// trails.json.tmp, and trails.json.tmp-* of earlier versions.
+	// trails.json.tmp-* of atomicfile, and trails.json.tmp of earlier versions.
 	if stale, err := filepath.Glob(filepath.Join(dir, registryTemp+"*")); err == nil {
 		for _, f := range stale {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -246,31 +248,15 @@ func encode(trails map[string]*Trail) ([]byte, error) {
 // rename, fsync of the folder. A full disk is answered as
 // ServiceUnavailable (the client may retry once space is freed).
 func (r *Registry) write(b []byte) error {
-	tmp := filepath.Join(filepath.Dir(r.path), registryTemp)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err == nil {
-		_, err = f.Write(b)
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp, r.path)
-		}
-		if err != nil {
-			os.Remove(tmp)
-		}
+	err := atomicfile.Write(r.path, b, 0o600)
+	if errors.Is(err, atomicfile.ErrNotDurable) {
+		// The rename is done, so the change stands (and is answered as
+		// done) even though the folder's sync, its durability across a
+		// power loss, failed.
+		return nil
 	}
 	if err != nil {
 		return saveError(err)
-	}
-	// Best effort: the rename is done, so the change stands even if the
-	// folder's sync (durability across power loss) fails.
-	if d, err := os.Open(filepath.Dir(r.path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
