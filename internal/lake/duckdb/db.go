@@ -42,12 +42,14 @@ func openDB(path string, memoryLimit string, threads int) (*sql.DB, *duckdb.Conn
 	if strings.ContainsAny(path, "?\x00") {
 		return nil, nil, fmt.Errorf("lake/duckdb: unusable database path %q", path)
 	}
+	// integer_division=true: / of two integers truncates, as Trino's does
+	// (5 / 2 is 2; DuckDB's default gives 2.5);
 	// preserve_insertion_order=false lets DuckDB insert in parallel;
 	// checkpoint_threshold=512MB: with DuckDB's 16MB, each checkpoint during
 	// a long load rewrote the table's partly filled last row group, and the
 	// load's CPU per event grew 2-3x (a crash replays at most 512MB of WAL).
 	dsn := path + "?enable_external_access=false&autoinstall_known_extensions=false&autoload_known_extensions=false" +
-		"&allow_community_extensions=false&preserve_insertion_order=false&checkpoint_threshold=512MB&memory_limit=" + memoryLimit +
+		"&allow_community_extensions=false&integer_division=true&preserve_insertion_order=false&checkpoint_threshold=512MB&memory_limit=" + memoryLimit +
 		// A new database file gets DuckDB 1.2's storage format, the first
 		// with zstd for strings (eventJson, below); an existing file keeps
 		// the format it was written in.
