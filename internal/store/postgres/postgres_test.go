@@ -17,13 +17,14 @@ func TestConformance(t *testing.T) {
 	var mu sync.Mutex
 	dbs := map[string]string{}
 	storetest.Run(t, func(t *testing.T, dir string) audit.Store {
-		mu.Lock()
-		dsn, ok := dbs[dir]
-		if !ok {
-			dsn = pgtest.Database(t)
-			dbs[dir] = dsn
-		}
-		mu.Unlock()
+		dsn := func() string {
+			mu.Lock()
+			defer mu.Unlock() // pgtest may end the test (Fatal)
+			if dbs[dir] == "" {
+				dbs[dir] = pgtest.Database(t)
+			}
+			return dbs[dir]
+		}()
 		st, err := postgres.Open(context.Background(), dsn, postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
