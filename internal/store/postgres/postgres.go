@@ -481,3 +481,13 @@ func partDay(name string) (int64, bool) {
 	}
 	return floorDiv(t.UnixMicro(), day), true
 }
+
+// LastSeq returns the last sequence number handed out by a committed
+// Append (0 for none).
+func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+	var last int64
+	if err := s.pool.QueryRow(ctx, `SELECT last_seq FROM store_meta WHERE id = 1`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("postgres: read last_seq: %w", err)
+	}
+	return last, nil
+}
