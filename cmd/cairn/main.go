@@ -5,6 +5,7 @@
 //	cairn query   [--data-dir DIR --config FILE | --endpoint-url URL] [--output table|json|csv] "SQL"
 //	cairn insights [--data-dir DIR --config FILE | --endpoint-url URL] [--account ID] [--region R] [--start T] [--end T]
 //	cairn validate-logs --trail-arn ARN --start-time TIME [...]
+//	cairn migrate --config FILE
 //	cairn version
 //
 // This is the only place where the concrete parts meet: configuration,
@@ -38,6 +39,7 @@ Usage:
   cairn validate-logs --trail-arn ARN --start-time TIME [--end-time TIME] [--verbose]
                       [--endpoint-url URL | --data-dir DIR] [--s3-endpoint-url URL | --local-dir DIR]
                       [--report-unlisted]
+  cairn migrate --config FILE   (the PostgreSQL store's schema; serve also migrates at start)
   cairn version
 
 Run 'cairn COMMAND --help' for a command's flags.
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = insightsCmd(ctx, args[1:], stdout, stderr)
 	case "query":
 		err = queryCmd(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = migrateCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		if len(args) > 1 && args[1] != "--help" && args[1] != "-h" {
 			err = usageError{"version takes no arguments"}

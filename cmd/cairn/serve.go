@@ -35,6 +35,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/retention"
 	"github.com/cairn-audit/cairn/internal/sigv4"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
+	"github.com/cairn-audit/cairn/internal/store/postgres"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -100,7 +101,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	noteDroppedGeneratedKey(f.config, f.dataDir, cfg, stderr)
-	store, err := openStore(f.dataDir, log)
+	store, err := openStore(ctx, cfg, f.dataDir, log)
 	if err != nil {
 		return err
 	}
@@ -343,7 +344,26 @@ func writeAWSCredentials(path string, cfg *config.Config) error {
 	return os.WriteFile(path, []byte(body), 0o600)
 }
 
-func openStore(dataDir string, log *slog.Logger) (*duckdb.Store, error) {
+// eventStore is what serve needs of Event History's store: the port and
+// the append-order feed's head (trail.Feed).
+type eventStore interface {
+	audit.Store
+	LastSeq(ctx context.Context) (int64, error)
+}
+
+// openStore opens Event History's store: PostgreSQL when the config names
+// one (store.postgres, migrated at open), else the embedded DuckDB store of
+// the data dir.
+func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger) (eventStore, error) {
+	if dsn := cfg.Store.Postgres; dsn != "" {
+		st, err := postgres.Open(ctx, dsn, postgres.Options{Logger: log})
+		if err != nil {
+			// The cause names host and user, never the password (pgx's
+			// errors do not carry it).
+			return nil, fmt.Errorf("open the PostgreSQL store: %w", err)
+		}
+		return st, nil
+	}
 	path := filepath.Join(dataDir, storeFile)
 	st, err := duckdb.Open(path, duckdb.Options{Logger: log})
 	if err != nil {

@@ -40,6 +40,11 @@ var allowed = map[string]bool{
 // declares, and cmd/cairn wires it).
 var duckdbAdapters = []string{"internal/store/duckdb", "internal/lake/duckdb"}
 
+// pgxUsers import pgx, the PostgreSQL driver: the store adapter, and
+// pgtest, the tests' helper that creates their databases (linked by no
+// binary).
+var pgxUsers = []string{"internal/store/postgres", "internal/pgtest"}
+
 // exemptions are violations tolerated until the change that ends them; a
 // listed exemption that no longer occurs fails the test. Issue 12 ended the
 // eight it started with; keep it empty.
@@ -60,6 +65,9 @@ func rule(pkg, imp string) string {
 	if !strings.HasPrefix(imp, module) {
 		if strings.HasPrefix(imp, "github.com/duckdb/") && !slices.Contains(duckdbAdapters, pkg) {
 			return "only the DuckDB adapters (" + strings.Join(duckdbAdapters, ", ") + ") import the DuckDB driver"
+		}
+		if strings.HasPrefix(imp, "github.com/jackc/") && !slices.Contains(pgxUsers, pkg) {
+			return "only the PostgreSQL adapter (internal/store/postgres) and its test helper import pgx"
 		}
 		if pkg == "internal/audit" && !strings.HasPrefix(imp, "github.com/go-json-experiment/json") && strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
 			return "the domain (audit) imports only the standard library and go-json-experiment"
@@ -204,6 +212,12 @@ func TestRules(t *testing.T) {
 		{"internal/lake/duckdb", "github.com/duckdb/duckdb-go/v2", false},
 		{"internal/store/duckdb", "github.com/duckdb/duckdb-go/v2", false},
 		{"internal/lake", module + "internal/lake/engine", false},
+		{"internal/store/postgres", "github.com/jackc/pgx/v5", false},
+		{"internal/store/postgres", "github.com/jackc/pgx/v5/pgxpool", false},
+		{"internal/pgtest", "github.com/jackc/pgx/v5", false},
+		{"cmd/cairn", "github.com/jackc/pgx/v5", true},
+		{"internal/lake", "github.com/jackc/pgx/v5/pgxpool", true},
+		{"internal/store/duckdb", "github.com/jackc/pgx/v5", true},
 	} {
 		if got := rule(c.pkg, c.imp) != ""; got != c.bad {
 			t.Errorf("rule(%s, %s) refuses = %v; want %v", c.pkg, c.imp, got, c.bad)

@@ -51,6 +51,8 @@ type Config struct {
 	Ingest Ingest `yaml:"ingest"`
 	// Console configures the web console (console.go).
 	Console Console `yaml:"console"`
+	// Store chooses Event History's store (store.go).
+	Store Store `yaml:"store"`
 
 	keys map[string]Principal // access key ID -> principal
 }

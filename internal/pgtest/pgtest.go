@@ -1,0 +1,125 @@
+// Package pgtest gives tests a fresh PostgreSQL database on loopback.
+//
+// The server is found through CAIRN_TEST_POSTGRES, a connection string of
+// a role that may create databases (default
+// postgres://cairn:cairn@127.0.0.1:5432/postgres?sslmode=disable, the role
+// scripts/check.sh creates). When it cannot be reached and the test runs
+// as root on a machine with Debian's pg_ctlcluster, the cluster is started
+// once. Without a server the test is skipped, or fails when
+// CAIRN_REQUIRE_POSTGRES=1 (scripts/check.sh and CI set it).
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultAdmin is the connection string used when CAIRN_TEST_POSTGRES is
+// unset.
+const DefaultAdmin = "postgres://cairn:cairn@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Admin returns the administrative connection string, skipping or failing
+// tb (see the package doc) when the server cannot be reached.
+func Admin(tb testing.TB) string {
+	tb.Helper()
+	dsn := os.Getenv("CAIRN_TEST_POSTGRES")
+	if dsn == "" {
+		dsn = DefaultAdmin
+	}
+	err := ping(dsn)
+	if err != nil && os.Geteuid() == 0 {
+		if start() {
+			err = ping(dsn)
+		}
+	}
+	if err != nil {
+		if os.Getenv("CAIRN_REQUIRE_POSTGRES") == "1" {
+			tb.Fatalf("PostgreSQL is not reachable at CAIRN_TEST_POSTGRES (%s) and CAIRN_REQUIRE_POSTGRES is set (scripts/check.sh): %v", redact(dsn), err)
+		}
+		tb.Skipf("PostgreSQL is not reachable at CAIRN_TEST_POSTGRES (%s): %v (CAIRN_REQUIRE_POSTGRES=1 makes this a failure)", redact(dsn), err)
+	}
+	return dsn
+}
+
+// Database creates a fresh database for tb, dropped when tb ends, and
+// returns its connection string.
+func Database(tb testing.TB) string {
+	tb.Helper()
+	admin := Admin(tb)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "cairn_test_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("pgtest: create database: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			tb.Logf("pgtest: drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			tb.Logf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		tb.Fatalf("pgtest: CAIRN_TEST_POSTGRES is not a URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func ping(dsn string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	return conn.Close(context.Background())
+}
+
+// start starts Debian's PostgreSQL clusters that are down.
+func start() bool {
+	ctl, err := exec.LookPath("pg_ctlcluster")
+	if err != nil {
+		return false
+	}
+	versions, _ := filepath.Glob("/etc/postgresql/*/main")
+	started := false
+	for _, v := range versions {
+		ver := filepath.Base(filepath.Dir(v))
+		if exec.Command(ctl, ver, "main", "start").Run() == nil {
+			started = true
+		}
+	}
+	return started
+}
+
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,235 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/pgtest"
+	"github.com/cairn-audit/cairn/internal/store/storetest"
+)
+
+// benchEvents is the store size of the lookup benchmarks: CAIRN_BENCH_EVENTS
+// (bench/lookup.sh sets 1M and 10M), else a size that runs quickly in CI.
+func benchEvents() int {
+	if n, err := strconv.Atoi(os.Getenv("CAIRN_BENCH_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 20000
+}
+
+const (
+	benchAccount = "123456789012"
+	benchRegion  = "us-east-1"
+	benchBatch   = 10000
+)
+
+// benchSet is a loaded store and the values its lookups ask for.
+type benchSet struct {
+	st     *Store
+	sample []audit.Record // about 100 records spread over the time range
+}
+
+// needles are three records with values nothing else has, at 10%, 50% and
+// 90% of the time range: the worst case for a lookup, which must look
+// through all of history to be sure no fourth exists.
+var needle = storetest.Spec{EventName: "NeedleEvent", AccessKeyID: "AKIANEEDLE0000000001", Bucket: "needle-bucket"}
+
+// loadStore fills a fresh database (pgtest) with n real-shaped events of
+// one account and region over 90 days, oldest first, in batches of
+// 10,000, runs ANALYZE, and reports the load rate and the bytes on disk
+// per event (tables and indexes). CAIRN_BENCH_POSTGRES names an existing
+// database to use instead (kept; loaded only when empty).
+func loadStore(b *testing.B, n int) benchSet {
+	b.Helper()
+	dsn := os.Getenv("CAIRN_BENCH_POSTGRES")
+	if dsn == "" {
+		dsn = pgtest.Database(b)
+	}
+	st, err := Open(context.Background(), dsn, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	var have int64
+	if err := st.pool.QueryRow(context.Background(), `SELECT count(*) FROM event_keys`).Scan(&have); err != nil {
+		b.Fatal(err)
+	}
+	reuse := have > 0
+	end := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	span := 90 * 24 * time.Hour
+	start := end.Add(-span)
+	shapes := storetest.NewShapes(b, 42)
+	gen := storetest.NewGen(43, start)
+	var sample []audit.Record
+	var appendTime time.Duration
+	var rawBytes int64
+	for i := 0; i < n; i += benchBatch {
+		m := min(benchBatch, n-i)
+		first := start.Add(time.Duration(int64(span) / int64(n) * int64(i)))
+		last := start.Add(time.Duration(int64(span) / int64(n) * int64(i+m)))
+		recs := shapes.Records(m, first, last, benchAccount, benchRegion)
+		for _, frac := range []int{10, 50, 90} {
+			if at := n * frac / 100; at >= i && at < i+m {
+				s := needle
+				s.Account, s.Region, s.Time = benchAccount, benchRegion, recs[at-i].Time
+				recs = append(recs, gen.Record(s))
+			}
+		}
+		if i%(n/100+1) < m {
+			sample = append(sample, recs[len(recs)/2])
+			// and one with a resource, for ResourceName lookups
+			for _, r := range recs[len(recs)/2:] {
+				if len(r.Resources) > 0 && r.Resources[0].Name != "" && r.EventName != needle.EventName {
+					sample = append(sample, r)
+					break
+				}
+			}
+		}
+		for _, r := range recs {
+			rawBytes += int64(len(r.Raw))
+		}
+		if reuse {
+			continue
+		}
+		t0 := time.Now()
+		if _, err := st.Append(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+		appendTime += time.Since(t0)
+	}
+	if _, err := st.pool.Exec(context.Background(), "ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	var disk int64
+	if err := st.pool.QueryRow(context.Background(), `SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) + pg_total_relation_size('event_keys')
+		FROM pg_inherits WHERE inhparent = 'events'::regclass`).Scan(&disk); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("LOAD events=%d append_rate=%.0f/s disk_bytes_per_event=%.0f raw_bytes_per_event=%.0f",
+		n, float64(n)/appendTime.Seconds(), float64(disk)/float64(n), float64(rawBytes)/float64(n))
+	return benchSet{st: st, sample: sample}
+}
+
+// BenchmarkLookup measures Store.Lookup on PostgreSQL for the lookups LookupEvents makes,
+// reporting p50 and p99 latency.
+func BenchmarkLookup(b *testing.B) {
+	n := benchEvents()
+	set := loadStore(b, n)
+	mid := set.sample[len(set.sample)/2]
+	common := set.sample[len(set.sample)-1]
+	base := audit.Query{Account: benchAccount, Region: benchRegion, Category: audit.CategoryManagement, Limit: 50}
+	with := func(attrs ...audit.Attribute) audit.Query { q := base; q.Attributes = attrs; return q }
+	deep := base
+	deep.After = &audit.Cursor{Time: mid.Time, EventID: mid.EventID}
+	resName := "none"
+	for _, r := range set.sample {
+		if len(r.Resources) > 0 && r.Resources[0].Name != "" {
+			resName = r.Resources[0].Name
+		}
+	}
+	cases := []struct {
+		name string
+		qs   []audit.Query // cycled through
+	}{
+		{"TimePageNewest", []audit.Query{base}},
+		{"TimePageDeep", []audit.Query{deep}},
+		{"EventIdRare", nil},
+		{"EventNameCommon", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: common.EventName})}},
+		{"EventNameRare", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: needle.EventName})}},
+		{"AccessKeyIdPool", []audit.Query{with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: "ASIAQ000000000000042"})}},
+		{"AccessKeyIdRare", []audit.Query{with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: needle.AccessKeyID})}},
+		{"ResourceNameCommon", []audit.Query{with(audit.Attribute{Key: audit.AttrResourceName, Value: resName})}},
+		{"ResourceNameRare", []audit.Query{with(audit.Attribute{Key: audit.AttrResourceName, Value: needle.Bucket})}},
+		{"ReadOnlyFalseAndEventSource", []audit.Query{with(audit.Attribute{Key: audit.AttrReadOnly, Value: "false"},
+			audit.Attribute{Key: audit.AttrEventSource, Value: common.EventSource})}},
+		{"NoMatch", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: "NoSuchEvent"})}},
+		// A responder's lookups: every account, every region.
+		{"AnyAccountTimePageNewest", []audit.Query{anyAccount(base)}},
+		{"AnyAccountAnyRegionAccessKeyIdRare", []audit.Query{anyRegion(anyAccount(with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: needle.AccessKeyID})))}},
+	}
+	for _, r := range set.sample {
+		cases[2].qs = append(cases[2].qs, with(audit.Attribute{Key: audit.AttrEventID, Value: r.EventID}))
+	}
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("%s/events=%d", c.name, n), func(b *testing.B) {
+			// Steady state, as in a running server: the generator's
+			// garbage collected, each query of the case run once (pgx
+			// prepares it, PostgreSQL's buffers hold its pages).
+			runtime.GC()
+			for _, q := range c.qs {
+				if _, err := set.st.Lookup(context.Background(), q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var lat []time.Duration
+			i := 0
+			cpu0 := cpuTime()
+			for b.Loop() {
+				t0 := time.Now()
+				p, err := set.st.Lookup(context.Background(), c.qs[i%len(c.qs)])
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+				if c.name == "EventIdRare" && len(p.Records) != 1 {
+					b.Fatalf("EventId lookup found %d records; want 1", len(p.Records))
+				}
+				i++
+			}
+			// CPU time of this process per lookup (PostgreSQL's own CPU is
+			// in its backends, not counted here).
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(len(lat)), "cpu-ms/op")
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
+
+func anyAccount(q audit.Query) audit.Query { q.AnyAccount, q.Account = true, ""; return q }
+func anyRegion(q audit.Query) audit.Query  { q.AnyRegion, q.Region = true, ""; return q }
+
+// cpuTime returns the user and system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAppend measures appending batches of 5,000 new real-shaped
+// records to a store that grows as it runs.
+func BenchmarkAppend(b *testing.B) {
+	st, err := Open(context.Background(), pgtest.Database(b), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	shapes := storetest.NewShapes(b, 7)
+	t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	const batch = 5000
+	var bytes int64
+	for b.Loop() {
+		b.StopTimer()
+		recs := shapes.Records(batch, t, t.Add(time.Hour), benchAccount, benchRegion)
+		t = t.Add(time.Hour)
+		for _, r := range recs {
+			bytes += int64(len(r.Raw))
+		}
+		b.StartTimer()
+		if _, err := st.Append(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+	b.SetBytes(bytes / int64(b.N))
+}

@@ -1,0 +1,121 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrations are the schema's versions, applied in order, each once, each
+// in its own transaction. Never edit a shipped migration: add one.
+//
+// Every value a record carries (account, eventID, attributes) is bytea:
+// records are hostile input and may hold NUL or invalid UTF-8, which text
+// cannot carry, and bytea compares byte by byte, the order of
+// strings.Compare that audit.Newer and the cursor use (text would follow
+// the database's collation).
+var migrations = []string{
+	// 1: Event History.
+	`
+CREATE TABLE store_meta (
+	id       int PRIMARY KEY CHECK (id = 1),
+	last_seq bigint NOT NULL          -- the last sequence number handed out
+);
+INSERT INTO store_meta VALUES (1, 0);
+
+-- One row per stored record: the idempotency check across nodes and
+-- partitions (a partitioned table cannot hold a unique key without its
+-- partition column). Retention deletes its rows with the partitions.
+CREATE TABLE event_keys (
+	account  bytea  NOT NULL,
+	event_id bytea  NOT NULL,
+	received bigint NOT NULL,          -- Unix microseconds
+	PRIMARY KEY (account, event_id)
+);
+CREATE INDEX event_keys_received ON event_keys (received);
+
+-- Partitioned by when cairn received a record (Unix microseconds, one
+-- partition a UTC day): retention drops whole partitions. The
+-- distribution column for Citus is account (docs/scale.md).
+CREATE TABLE events (
+	account        bytea    NOT NULL,
+	region         bytea    NOT NULL,
+	category       smallint NOT NULL,
+	event_time     bigint   NOT NULL,  -- Unix seconds
+	event_id       bytea    NOT NULL,
+	event_name     bytea    NOT NULL,
+	event_source   bytea    NOT NULL,
+	username       bytea,              -- NULL when empty
+	access_key_id  bytea,              -- NULL when empty
+	read_only      smallint NOT NULL,  -- audit.Tri
+	resource_types bytea[],            -- non-empty types
+	resource_names bytea[],            -- non-empty names and ARNs
+	received       bigint   NOT NULL,
+	seq            bigint   NOT NULL,
+	raw            bytea    NOT NULL,  -- the record, byte for byte
+	fields         bytea    NOT NULL   -- audit.AppendBinary's fields of the record
+) PARTITION BY RANGE (received);
+ALTER TABLE events ALTER COLUMN raw SET STORAGE EXTERNAL;
+
+CREATE INDEX events_newest ON events (account, region, category, event_time DESC, event_id DESC);
+CREATE INDEX events_every_account ON events (region, category, event_time DESC, event_id DESC, account DESC);
+CREATE INDEX events_event_name ON events (account, region, category, event_name, event_time DESC, event_id DESC);
+CREATE INDEX events_event_source ON events (account, region, category, event_source, event_time DESC, event_id DESC);
+CREATE INDEX events_username ON events (account, region, category, username, event_time DESC, event_id DESC) WHERE username IS NOT NULL;
+CREATE INDEX events_access_key ON events (account, region, category, access_key_id, event_time DESC, event_id DESC) WHERE access_key_id IS NOT NULL;
+CREATE INDEX events_event_id ON events (account, event_id);
+CREATE INDEX events_seq ON events (seq);
+CREATE INDEX events_resource_types ON events USING gin (resource_types);
+CREATE INDEX events_resource_names ON events USING gin (resource_names);
+`,
+}
+
+// migrateLock is the advisory lock that keeps two nodes from migrating at
+// once.
+const migrateLock = 0x636169726e // "cairn"
+
+// Migrate brings the schema of the database dsn names (its first
+// search_path schema) to the newest version and returns the versions it
+// applied. It is what Open runs first, and what `cairn migrate` runs.
+func Migrate(ctx context.Context, dsn string) ([]int, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	return migrate(ctx, conn)
+}
+
+func migrate(ctx context.Context, conn *pgx.Conn) ([]int, error) {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrateLock)); err != nil {
+		return nil, fmt.Errorf("postgres: lock for migrations: %w", err)
+	}
+	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(migrateLock)) //nolint:errcheck // the session ends soon after
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version int PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, fmt.Errorf("postgres: create schema_migrations: %w", err)
+	}
+	var have int
+	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return nil, fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	if have > len(migrations) {
+		return nil, fmt.Errorf("postgres: the database's schema is version %d, newer than this cairn's %d", have, len(migrations))
+	}
+	var applied []int
+	for v := have + 1; v <= len(migrations); v++ {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v)
+			return err
+		})
+		if err != nil {
+			return applied, fmt.Errorf("postgres: migration %d: %w", v, err)
+		}
+		applied = append(applied, v)
+	}
+	return applied, nil
+}

@@ -1,0 +1,493 @@
+// Package postgres is an audit.Store kept in PostgreSQL (15 or later),
+// through pgx: Event History shared by every cairn node that names the same
+// database. Its schema and choices are in docs/scale.md; it passes the
+// conformance suite in internal/store/storetest.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// Options configure a Store. The zero value works.
+type Options struct {
+	// Now stamps the records an Append receives (retention counts from
+	// it); default time.Now.
+	Now func() time.Time
+	// Logger receives the store's notices; default slog.Default().
+	Logger *slog.Logger
+	// MaxConns caps the connections to PostgreSQL (default 8).
+	MaxConns int32
+}
+
+// Store is an audit.Store in PostgreSQL. It is safe for concurrent use, by
+// several processes on the same database too.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	parts map[int64]bool // days whose partition exists
+}
+
+var _ audit.Store = (*Store)(nil)
+
+// day is one partition's width in microseconds of received time.
+const day = int64(24 * time.Hour / time.Microsecond)
+
+// Open connects to the database dsn names, applies pending migrations
+// (Migrate) and returns the store. Tables live in the first schema of the
+// connection's search_path.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse the connection string: %w", err)
+	}
+	cfg.MaxConns = 8
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	s := &Store{pool: pool, now: opts.Now, log: opts.Logger, parts: map[int64]bool{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	err = pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
+		applied, err := migrate(ctx, c.Conn())
+		if len(applied) > 0 {
+			s.log.Info("postgres: schema migrated", "versions", applied)
+		}
+		return err
+	})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the connections.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+func partName(d int64) string {
+	return "events_p" + time.UnixMicro(d*day).UTC().Format("20060102")
+}
+
+// ensurePartition creates the partition of received day d (and the next
+// day's, so midnight does not wait on DDL) unless it is known to exist.
+func (s *Store) ensurePartition(ctx context.Context, d int64) error {
+	s.mu.Lock()
+	ok := s.parts[d]
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	for _, x := range []int64{d, d + 1} {
+		// Two nodes may race: IF NOT EXISTS makes the loser a no-op.
+		sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF events FOR VALUES FROM (%d) TO (%d)`,
+			partName(x), x*day, (x+1)*day)
+		if _, err := s.pool.Exec(ctx, sql); err != nil {
+			var again bool
+			// A concurrent creator can make IF NOT EXISTS fail on the
+			// catalog's unique index; the partition then exists.
+			if strings.Contains(err.Error(), "already exists") || strings.Contains(err.Error(), "duplicate key") {
+				again = true
+			}
+			if !again {
+				return fmt.Errorf("postgres: create partition %s: %w", partName(x), err)
+			}
+		}
+	}
+	s.mu.Lock()
+	s.parts[d] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// Append stores records in one transaction: it takes the next sequence
+// numbers under store_meta's row lock (so numbers commit in the order they
+// are handed out, on every node), inserts the keys into event_keys (the
+// ones already there are duplicates) and copies the new records in with
+// COPY.
+func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
+	var res audit.AppendResult
+	if len(records) == 0 {
+		return res, nil
+	}
+	type key struct{ account, id string }
+	seen := make(map[key]bool, len(records))
+	batch := make([]*audit.Record, 0, len(records))
+	for i := range records {
+		k := key{records[i].Account, records[i].EventID}
+		if seen[k] {
+			res.Duplicates++
+			continue
+		}
+		seen[k] = true
+		batch = append(batch, &records[i])
+	}
+	received := s.now().UnixMicro()
+	if err := s.ensurePartition(ctx, floorDiv(received, day)); err != nil {
+		return audit.AppendResult{}, err
+	}
+	accts := make([][]byte, len(batch))
+	ids := make([][]byte, len(batch))
+	for i, r := range batch {
+		accts[i], ids[i] = []byte(r.Account), []byte(r.EventID)
+	}
+	inserted := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var last int64
+		if err := tx.QueryRow(ctx, `SELECT last_seq FROM store_meta WHERE id = 1 FOR UPDATE`).Scan(&last); err != nil {
+			return fmt.Errorf("lock store_meta: %w", err)
+		}
+		rows, err := tx.Query(ctx, `INSERT INTO event_keys (account, event_id, received)
+			SELECT a, e, $3 FROM unnest($1::bytea[], $2::bytea[]) AS k(a, e)
+			ON CONFLICT DO NOTHING RETURNING account, event_id`, accts, ids, received)
+		if err != nil {
+			return fmt.Errorf("insert keys: %w", err)
+		}
+		fresh := map[key]bool{}
+		for rows.Next() {
+			var a, e []byte
+			if err := rows.Scan(&a, &e); err != nil {
+				rows.Close()
+				return err
+			}
+			fresh[key{string(a), string(e)}] = true
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("insert keys: %w", err)
+		}
+		var copyRows [][]any
+		for _, r := range batch {
+			if !fresh[key{r.Account, r.EventID}] {
+				continue
+			}
+			last++
+			copyRows = append(copyRows, row(r, received, last))
+		}
+		inserted = len(copyRows)
+		if inserted == 0 {
+			return nil
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, columns, pgx.CopyFromRows(copyRows)); err != nil {
+			return fmt.Errorf("copy events: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE store_meta SET last_seq = $1 WHERE id = 1`, last); err != nil {
+			return fmt.Errorf("save last_seq: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return audit.AppendResult{}, fmt.Errorf("postgres: append: %w", err)
+	}
+	res.Inserted = inserted
+	res.Duplicates += len(batch) - inserted
+	return res, nil
+}
+
+var columns = []string{"account", "region", "category", "event_time", "event_id", "event_name", "event_source",
+	"username", "access_key_id", "read_only", "resource_types", "resource_names", "received", "seq", "raw", "fields"}
+
+func row(r *audit.Record, received, seq int64) []any {
+	var types, names [][]byte
+	for _, x := range r.Resources {
+		if x.Type != "" {
+			types = append(types, []byte(x.Type))
+		}
+		for _, n := range []string{x.Name, x.ARN} {
+			if n != "" {
+				names = append(names, []byte(n))
+			}
+		}
+	}
+	noRaw := *r
+	noRaw.Raw = nil
+	fields := audit.AppendBinary(nil, &noRaw)
+	return []any{[]byte(r.Account), []byte(r.Region), int16(r.Category), r.Time.Unix(), []byte(r.EventID),
+		[]byte(r.EventName), []byte(r.EventSource), nullable(r.Username), nullable(r.AccessKeyID), int16(r.ReadOnly),
+		types, names, received, seq, r.Raw, fields}
+}
+
+func nullable(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// decode rebuilds a record from its stored bytes.
+func decode(raw, fields []byte) (audit.Record, error) {
+	buf := make([]byte, 0, len(raw)+len(fields))
+	buf = append(append(buf, raw...), fields...)
+	var r audit.Record
+	if err := audit.DecodeBinary(buf, &r); err != nil {
+		return r, fmt.Errorf("postgres: a stored record does not decode: %w", err)
+	}
+	return r, nil
+}
+
+// errNoMatch marks a query that can match nothing (an empty value, an
+// unknown key): the lookup answers an empty page without asking.
+var errNoMatch = errors.New("matches nothing")
+
+// where builds the conditions of q (without the cursor) and their
+// arguments. Values always travel as parameters.
+func where(q *audit.Query) ([]string, []any, error) {
+	var conds []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if !q.AnyAccount {
+		conds = append(conds, "account = "+arg([]byte(q.Account)))
+	}
+	if !q.AnyRegion {
+		conds = append(conds, "region = "+arg([]byte(q.Region)))
+	}
+	conds = append(conds, "category = "+arg(int16(q.Category)))
+	if !q.Start.IsZero() {
+		start := q.Start.Unix()
+		if q.Start.Nanosecond() > 0 {
+			start++ // eventTime has whole seconds
+		}
+		conds = append(conds, "event_time >= "+arg(start))
+	}
+	if !q.End.IsZero() {
+		conds = append(conds, "event_time <= "+arg(q.End.Unix()))
+	}
+	if !q.ReceivedSince.IsZero() {
+		conds = append(conds, "received >= "+arg(q.ReceivedSince.UnixMicro()))
+	}
+	for _, a := range q.Attributes {
+		v := []byte(a.Value)
+		switch a.Key {
+		case audit.AttrEventID:
+			conds = append(conds, "event_id = "+arg(v))
+		case audit.AttrEventName:
+			conds = append(conds, "event_name = "+arg(v))
+		case audit.AttrEventSource:
+			conds = append(conds, "event_source = "+arg(v))
+		case audit.AttrUsername, audit.AttrAccessKeyID, audit.AttrResourceType, audit.AttrResourceName:
+			if a.Value == "" {
+				return nil, nil, errNoMatch
+			}
+			col := map[audit.AttributeKey]string{audit.AttrUsername: "username", audit.AttrAccessKeyID: "access_key_id",
+				audit.AttrResourceType: "resource_types", audit.AttrResourceName: "resource_names"}[a.Key]
+			if strings.HasPrefix(col, "resource_") {
+				conds = append(conds, col+" @> ARRAY["+arg(v)+"::bytea]")
+			} else {
+				conds = append(conds, col+" = "+arg(v))
+			}
+		case audit.AttrReadOnly:
+			switch a.Value {
+			case "true":
+				conds = append(conds, "read_only = "+arg(int16(audit.True)))
+			case "false":
+				conds = append(conds, "read_only = "+arg(int16(audit.False)))
+			default:
+				return nil, nil, errNoMatch
+			}
+		default:
+			return nil, nil, errNoMatch
+		}
+	}
+	return conds, args, nil
+}
+
+// Lookup answers q with one query: the conditions, the cursor as a row
+// comparison, newest first, Limit+1 rows (the extra one says whether Next
+// is set).
+func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
+	if q.Limit < 1 {
+		return audit.Page{}, errors.New("postgres: lookup limit must be at least 1")
+	}
+	conds, args, err := where(&q)
+	if errors.Is(err, errNoMatch) {
+		return audit.Page{}, nil
+	}
+	if err != nil {
+		return audit.Page{}, err
+	}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	order := "event_time DESC, event_id DESC"
+	if q.AnyAccount {
+		order += ", account DESC"
+	}
+	if c := q.After; c != nil {
+		if q.AnyAccount && c.Account != "" {
+			conds = append(conds, "(event_time, event_id, account) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+", "+arg([]byte(c.Account))+")")
+		} else if q.AnyAccount {
+			// A cursor without an account resumes after every record of its
+			// (time, eventID).
+			conds = append(conds, "(event_time, event_id) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
+		} else {
+			conds = append(conds, "(event_time, event_id) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
+		}
+	}
+	sql := "SELECT raw, fields FROM events WHERE " + strings.Join(conds, " AND ") +
+		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
+	}
+	defer rows.Close()
+	var page audit.Page
+	for rows.Next() {
+		var raw, fields []byte
+		if err := rows.Scan(&raw, &fields); err != nil {
+			return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
+		}
+		r, err := decode(raw, fields)
+		if err != nil {
+			return audit.Page{}, err
+		}
+		page.Records = append(page.Records, r)
+	}
+	if err := rows.Err(); err != nil {
+		return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
+	}
+	if len(page.Records) > q.Limit {
+		page.Records = page.Records[:q.Limit]
+		page.Next = q.CursorOf(&page.Records[q.Limit-1])
+	}
+	return page, nil
+}
+
+// ReadAppended returns the records appended after sequence number after,
+// in append order.
+func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
+	if limit < 1 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT seq, raw, fields FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read appended: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Appended
+	for rows.Next() {
+		var a audit.Appended
+		var raw, fields []byte
+		if err := rows.Scan(&a.Seq, &raw, &fields); err != nil {
+			return nil, fmt.Errorf("postgres: read appended: %w", err)
+		}
+		if a.Record, err = decode(raw, fields); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read appended: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteReceivedBefore drops the partitions received wholly before t,
+// deletes the rows before t from the partition t falls in, and their keys,
+// in one transaction. The count is the keys deleted: one per record.
+func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, error) {
+	cut := t.UnixMicro()
+	var n int64
+	var dropped []int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			WHERE i.inhparent = 'events'::regclass`)
+		if err != nil {
+			return err
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			d, ok := partDay(name)
+			if !ok {
+				continue
+			}
+			switch {
+			case (d+1)*day <= cut:
+				if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{name}.Sanitize()); err != nil {
+					return fmt.Errorf("drop %s: %w", name, err)
+				}
+				dropped = append(dropped, d)
+			case d*day < cut:
+				if _, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{name}.Sanitize()+" WHERE received < $1", cut); err != nil {
+					return fmt.Errorf("delete from %s: %w", name, err)
+				}
+			}
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM event_keys WHERE received < $1`, cut)
+		if err != nil {
+			return fmt.Errorf("delete keys: %w", err)
+		}
+		n = tag.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete received before %v: %w", t, err)
+	}
+	s.mu.Lock()
+	for _, d := range dropped {
+		delete(s.parts, d)
+	}
+	s.mu.Unlock()
+	return n, nil
+}
+
+// partDay parses a partition's name back to its day.
+func partDay(name string) (int64, bool) {
+	ts, ok := strings.CutPrefix(name, "events_p")
+	if !ok {
+		return 0, false
+	}
+	t, err := time.Parse("20060102", ts)
+	if err != nil {
+		return 0, false
+	}
+	return floorDiv(t.UnixMicro(), day), true
+}
+
+// LastSeq returns the last sequence number handed out by a committed
+// Append (0 for none).
+func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+	var last int64
+	if err := s.pool.QueryRow(ctx, `SELECT last_seq FROM store_meta WHERE id = 1`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("postgres: read last_seq: %w", err)
+	}
+	return last, nil
+}
