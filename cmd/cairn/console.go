@@ -25,7 +25,8 @@ func handleConsole(mux *http.ServeMux, cfg *config.Config, api *apiserver.Server
 	}
 	mux.Handle(console.Prefix, console.New(console.Config{API: api, Keys: keys, Recorder: pipe, Logger: log, Registerer: reg,
 		SessionIdle: c.SessionIdle, SessionMax: c.SessionMax, MaxSessions: c.MaxSessions,
-		KeyFailures: c.SigninFailuresPerKey, IPFailures: c.SigninFailuresPerAddress, FailureWindow: c.SigninFailureWindow}))
+		KeyFailures: c.SigninFailuresPerKey, IPFailures: c.SigninFailuresPerAddress, FailureWindow: c.SigninFailureWindow,
+		MaxFailureSlots: c.SigninFailureSlots, TrustedProxies: c.TrustedProxies}))
 	mux.Handle("/", console.RedirectBrowsers(api))
 }
 

@@ -21,6 +21,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -86,11 +87,16 @@ type Config struct {
 	// KeyFailures and IPFailures are the failed sign-ins allowed per
 	// access key ID and per source IP within FailureWindow; beyond them
 	// sign-ins are refused until the window ends. MaxFailureSlots bounds
-	// the keys and addresses tracked; while all are in use, sign-ins from
-	// untracked ones are refused.
+	// the unknown access key IDs and source addresses tracked (configured
+	// keys are always tracked); while all are in use, a new one takes the
+	// slot of the one that matters least (limiter).
 	KeyFailures, IPFailures int
 	FailureWindow           time.Duration
 	MaxFailureSlots         int
+	// TrustedProxies are the peers whose X-Forwarded-For names the
+	// browser's address and whose X-Forwarded-Proto https means the
+	// browser used TLS; from any other peer both headers are ignored.
+	TrustedProxies []*net.IPNet
 	// DefaultRegion is the region a sign-in picks unless told.
 	DefaultRegion string
 	Now           func() time.Time
@@ -155,7 +161,7 @@ func New(cfg Config) *Console {
 		cfg:      cfg,
 		pages:    parsePages(),
 		sessions: &sessions{idle: cfg.SessionIdle, max: cfg.SessionMax, cap: cfg.MaxSessions, now: cfg.Now, m: map[string]*session{}},
-		failures: &limiter{window: cfg.FailureWindow, cap: cfg.MaxFailureSlots, now: cfg.Now, m: map[string]*slot{}},
+		failures: &limiter{window: cfg.FailureWindow, cap: cfg.MaxFailureSlots, now: cfg.Now, m: map[string]*slot{}, kept: map[string]*slot{}},
 		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_console_signins_total",
 			Help: "Console sign-ins by outcome (success, failure, unknown_key, throttled, expired_form).",
@@ -284,7 +290,9 @@ func (c *Console) call(r *http.Request, p audit.Principal, op string, in, out an
 	if err != nil {
 		return err
 	}
-	req.RemoteAddr, req.Host = r.RemoteAddr, r.Host
+	// The call comes from the browser (its address as the trusted
+	// proxies tell it: the record's sourceIPAddress).
+	req.RemoteAddr, req.Host = net.JoinHostPort(c.clientOf(r).IP, "0"), r.Host
 	req.Header.Set("X-Amz-Target", "CloudTrail_20131101."+op)
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("User-Agent", UserAgent)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,10 +119,11 @@ func (s *sessions) len() int {
 }
 
 // setCookie sets (or with maxAge < 0 clears) a console cookie: HttpOnly,
-// SameSite=Strict, Secure when the browser came over TLS.
-func setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, maxAge int) {
+// SameSite=Strict, Secure when the browser came over TLS (to cairn, or to
+// a trusted proxy in front of it).
+func (c *Console) setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		Secure: c.clientOf(r).TLS, SameSite: http.SameSiteStrictMode})
 }
 
 type sessionKey struct{}
@@ -149,7 +151,7 @@ func (c *Console) mutating(h func(http.ResponseWriter, *http.Request, *session))
 	return func(w http.ResponseWriter, r *http.Request, ss *session) {
 		r.Body = http.MaxBytesReader(w, r.Body, 512<<10) // a Lake statement of 64 KiB, URL-encoded
 		if !sameOrigin(r) || !equalTokens(r.PostFormValue("csrf"), ss.CSRF) {
-			c.cfg.Logger.Warn("console: refused a request without its session's CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
+			c.cfg.Logger.Warn("console: refused a request without its session's CSRF token", "path", r.URL.Path, "remote", c.clientOf(r).IP)
 			c.render(w, http.StatusForbidden, "error", page{Title: "Refused", Session: ss, Region: ss.Principal.Region,
 				Error: "This form has expired or did not come from this console. Reload the page and try again."})
 			return
@@ -177,80 +179,135 @@ func equalTokens(a, b string) bool {
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
-// limiter counts failed sign-ins per key (an access key ID or a source
-// address) within a window.
+// limiter counts failed sign-ins per key (an access key ID or a source)
+// within a window. Counters of configured access keys are kept apart and
+// never evicted (there are as many as the configuration has keys), so
+// guessing a real key's secret stays throttled whatever else fills the
+// table. The other counters (sources, unknown key IDs) share cap slots;
+// one source adds at most its limit of them a window (each failure counts
+// against the source too), and when all are in use a new one takes the
+// slot of the counter that matters least: one that is not refusing
+// anything, fewest failures, oldest window first. So a flood of sources
+// never refuses sign-ins from others (no lock-out), and the counters that
+// are refusing go last.
 type limiter struct {
 	window time.Duration
 	cap    int
 	now    func() time.Time
 	mu     sync.Mutex
-	m      map[string]*slot
+	m      map[string]*slot // sources and unknown key IDs, at most cap
+	kept   map[string]*slot // configured access key IDs
+	seq    uint64           // counts failures counted, to order slots by use
 }
 
 type slot struct {
 	start    time.Time
 	failures int
+	limit    int
+	used     uint64 // seq when a failure was last counted
 }
 
-// take counts an attempt against each key, as a failure until forgive
-// takes it back, if each key has fewer than its limit of failures in the
-// current window; it reports whether it did. Counting at the start, under
-// one lock, keeps concurrent attempts within the limit. With every slot
-// in use by a live window, keys not tracked are refused (fail closed).
-func (l *limiter) take(keys []string, limits []int) bool {
+// counter is one key take counts an attempt against.
+type counter struct {
+	key   string
+	limit int
+	kept  bool // a configured access key: never evicted
+}
+
+func (l *limiter) table(c counter) map[string]*slot {
+	if c.kept {
+		return l.kept
+	}
+	return l.m
+}
+
+// take counts an attempt against each counter, as a failure until
+// forgive takes it back, if each has fewer than its limit of failures in
+// the current window; it reports whether it did. Counting at the start,
+// under one lock, keeps concurrent attempts within the limit.
+func (l *limiter) take(cs []counter) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i, k := range keys {
-		s, ok := l.m[k]
+	for _, c := range cs {
+		t := l.table(c)
+		s, ok := t[c.key]
 		if ok && now.Sub(s.start) >= l.window {
-			delete(l.m, k)
+			delete(t, c.key)
 			ok = false
 		}
-		if ok && s.failures >= limits[i] {
-			return false
-		}
-		if !ok && len(l.m) >= l.cap && !l.prune(now) {
+		if ok && s.failures >= c.limit {
 			return false
 		}
 	}
-	for _, k := range keys {
-		s, ok := l.m[k]
+	for _, c := range cs {
+		t := l.table(c)
+		s, ok := t[c.key]
 		if !ok {
-			if len(l.m) >= l.cap && !l.prune(now) {
-				continue
+			if !c.kept && len(t) >= l.cap {
+				l.evict(now, cs)
 			}
-			s = &slot{start: now}
-			l.m[k] = s
+			s = &slot{start: now, limit: c.limit}
+			t[c.key] = s
 		}
 		s.failures++
+		l.seq++
+		s.used = l.seq
 	}
 	return true
 }
 
-// prune drops ended windows, reporting whether a slot is free.
-func (l *limiter) prune(now time.Time) bool {
+// evict frees a slot of m: every ended window's, or else the one counter
+// that matters least (not refusing, least recently counted), never one of
+// the attempt's own counters.
+func (l *limiter) evict(now time.Time, own []counter) {
+	var victim string
+	var vs *slot
+	less := func(a, b *slot) bool {
+		af, bf := a.failures >= a.limit, b.failures >= b.limit
+		if af != bf {
+			return !af
+		}
+		return a.used < b.used
+	}
+	freed := false
 	for k, s := range l.m {
 		if now.Sub(s.start) >= l.window {
 			delete(l.m, k)
+			freed = true
+			continue
+		}
+		if slices.ContainsFunc(own, func(c counter) bool { return !c.kept && c.key == k }) {
+			continue
+		}
+		if vs == nil || less(s, vs) {
+			victim, vs = k, s
 		}
 	}
-	return len(l.m) < l.cap
+	if !freed && vs != nil {
+		delete(l.m, victim)
+	}
 }
 
-// forgive takes back an attempt take counted against key (it did not
-// fail).
-func (l *limiter) forgive(key string) {
+// forgive takes back an attempt take counted against c (it did not fail).
+func (l *limiter) forgive(c counter) {
 	l.mu.Lock()
-	if s, ok := l.m[key]; ok && s.failures > 0 {
+	if s, ok := l.table(c)[c.key]; ok && s.failures > 0 {
 		s.failures--
 	}
 	l.mu.Unlock()
 }
 
-// reset forgets key's failures (a successful sign-in with it).
-func (l *limiter) reset(key string) {
+// reset forgets c's failures (a successful sign-in with it).
+func (l *limiter) reset(c counter) {
 	l.mu.Lock()
-	delete(l.m, key)
+	delete(l.table(c), c.key)
 	l.mu.Unlock()
+}
+
+// len returns the counters held (for tests and the metric).
+func (l *limiter) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m) + len(l.kept)
 }
