@@ -14,6 +14,7 @@ import (
 //	  session_idle: 30m           # a session unused this long ends
 //	  session_max: 12h            # any session ends this long after its sign-in
 //	  max_sessions: 1000          # sessions held; a sign-in beyond ends the least recently used
+//	  persist_sessions: true      # keep sessions across restarts (data dir; token hashes only)
 //	  signin_failures_per_key: 5  # failed sign-ins per access key ID within the window
 //	  signin_failures_per_ip: 20  # failed sign-ins per source address within the window
 //	  signin_failure_window: 15m
@@ -24,6 +25,7 @@ type Console struct {
 	SessionIdle              time.Duration `yaml:"session_idle"`
 	SessionMax               time.Duration `yaml:"session_max"`
 	MaxSessions              int           `yaml:"max_sessions"`
+	PersistSessions          bool          `yaml:"persist_sessions"`
 	SigninFailuresPerKey     int           `yaml:"signin_failures_per_key"`
 	SigninFailuresPerAddress int           `yaml:"signin_failures_per_ip"`
 	SigninFailureWindow      time.Duration `yaml:"signin_failure_window"`
@@ -40,7 +42,7 @@ type Console struct {
 // DefaultConsole is the console section's defaults (those of
 // internal/console, which does not import config).
 func DefaultConsole() Console {
-	return Console{Enabled: true, SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour, MaxSessions: 1000,
+	return Console{Enabled: true, SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour, MaxSessions: 1000, PersistSessions: true,
 		SigninFailuresPerKey: 5, SigninFailuresPerAddress: 20, SigninFailureWindow: 15 * time.Minute,
 		SigninFailureSlots: 10000}
 }
@@ -65,6 +67,11 @@ func (d *decoder) console(n *yaml.Node, path string, c *Console) {
 		field{"max_sessions", false, func(v *yaml.Node, path string) {
 			if i, ok := d.integer(v, path, 1, 1000000, "sessions", "held in memory"); ok {
 				c.MaxSessions = i
+			}
+		}},
+		field{"persist_sessions", false, func(v *yaml.Node, path string) {
+			if b, ok := d.boolean(v, path); ok {
+				c.PersistSessions = b
 			}
 		}},
 		field{"signin_failures_per_key", false, func(v *yaml.Node, path string) {

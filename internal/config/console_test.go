@@ -17,7 +17,7 @@ func TestConsole(t *testing.T) {
 	if !reflect.DeepEqual(d.Console, DefaultConsole()) || !d.Console.Enabled {
 		t.Errorf("defaults %+v; want %+v", d.Console, DefaultConsole())
 	}
-	c, err := Parse("c.yaml", []byte(head+"console:\n  enabled: false\n  session_idle: 5m\n  session_max: 1h\n  max_sessions: 10\n"+
+	c, err := Parse("c.yaml", []byte(head+"console:\n  enabled: false\n  persist_sessions: false\n  session_idle: 5m\n  session_max: 1h\n  max_sessions: 10\n"+
 		"  signin_failures_per_key: 3\n  signin_failures_per_ip: 9\n  signin_failure_window: 1m\n"+
 		"  signin_failure_slots: 500\n  trusted_proxies: [10.0.0.0/8, 192.0.2.1, \"2001:db8::1\"]\n"))
 	if err != nil {
@@ -42,6 +42,7 @@ func TestConsole(t *testing.T) {
 		{"console:\n  signin_failures_per_key: -1\n", "c.yaml:8: console.signin_failures_per_key"},
 		{"console:\n  signin_failures_per_ip: 0\n", "c.yaml:8: console.signin_failures_per_ip"},
 		{"console:\n  signin_failure_window: 0s\n", "c.yaml:8: console.signin_failure_window"},
+		{"console:\n  persist_sessions: sometimes\n", "c.yaml:8: console.persist_sessions: want true or false"},
 		{"console:\n  session_timeout: 5m\n", "c.yaml:8: console.session_timeout"},
 		{"console:\n  signin_failure_slots: 10\n", "c.yaml:8: console.signin_failure_slots: want a whole number of slots from 100"},
 		{"console:\n  signin_failure_slots: lots\n", "c.yaml:8: console.signin_failure_slots"},

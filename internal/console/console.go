@@ -81,6 +81,10 @@ type Config struct {
 	// SessionIdle ends a session unused for this long; SessionMax ends
 	// any session this long after its sign-in.
 	SessionIdle, SessionMax time.Duration
+	// SessionFile, if set, keeps the sessions across restarts (only the
+	// SHA-256 of each cookie's token, its access key ID, region and
+	// times; mode 0600). Empty: sessions live in memory only.
+	SessionFile string
 	// MaxSessions bounds the sessions held in memory; a sign-in beyond it
 	// ends the least recently used session.
 	MaxSessions int
@@ -158,15 +162,17 @@ func New(cfg Config) *Console {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Console{
-		cfg:      cfg,
-		pages:    parsePages(),
-		sessions: &sessions{idle: cfg.SessionIdle, max: cfg.SessionMax, cap: cfg.MaxSessions, now: cfg.Now, m: map[string]*session{}},
+		cfg:   cfg,
+		pages: parsePages(),
+		sessions: &sessions{idle: cfg.SessionIdle, max: cfg.SessionMax, cap: cfg.MaxSessions, now: cfg.Now, file: cfg.SessionFile,
+			keys: cfg.Keys, log: cfg.Logger, m: map[string]*session{}},
 		failures: &limiter{window: cfg.FailureWindow, cap: cfg.MaxFailureSlots, now: cfg.Now, m: map[string]*slot{}, kept: map[string]*slot{}},
 		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_console_signins_total",
 			Help: "Console sign-ins by outcome (success, failure, unknown_key, throttled, expired_form).",
 		}, []string{"outcome"}),
 	}
+	c.sessions.load()
 	sub, _ := fs.Sub(staticFS, "static")
 	c.static = http.StripPrefix(Prefix+"static/", http.FileServerFS(sub))
 	if cfg.Registerer != nil {

@@ -108,7 +108,10 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	c.failures.forgive(keys[1])
 	c.signins.WithLabelValues("success").Inc()
 	if old, ok := c.sessions.get(r); ok {
-		c.sessions.delete(old) // a new session ID at each sign-in; the old one ends
+		// A new session ID at each sign-in; the old one ends.
+		if err := c.sessions.delete(old); err != nil {
+			c.cfg.Logger.Error("console: saving the sessions failed", "err", err)
+		}
 	}
 	token, _ := c.sessions.create(p)
 	c.setCookie(w, r, sessionCookie, token, Prefix, int(c.cfg.SessionMax.Seconds()))
@@ -138,8 +141,15 @@ func (c *Console) recordSignIn(r *http.Request, p audit.Principal, ok bool) erro
 }
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request, ss *session) {
-	c.sessions.delete(ss)
+	err := c.sessions.delete(ss)
 	c.setCookie(w, r, sessionCookie, "", Prefix, -1)
+	if err != nil {
+		// Ended here, but not yet on disk: say so rather than pretend.
+		c.cfg.Logger.Error("console: saving a sign-out failed", "err", err)
+		c.render(w, http.StatusServiceUnavailable, "error", page{Title: "Signed out",
+			Error: "You are signed out, but the server could not save it; a restart now could restore the session. Try signing out again after signing in."})
+		return
+	}
 	http.Redirect(w, r, Prefix+"signin", http.StatusSeeOther)
 }
 
