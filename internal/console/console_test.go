@@ -507,7 +507,7 @@ func TestCSRF(t *testing.T) {
 			return c
 		}(), stop(aliceToken), nil},
 	} {
-		for _, path := range []string{"trails/logging", "trails/create", "trails/delete", "lake/run", "signout"} {
+		for _, path := range []string{"trails/logging", "trails/create", "trails/delete", "lake/run", "lake/create", "lake/protect", "lake/delete", "signout"} {
 			t.Run(tc.name+" "+path, func(t *testing.T) {
 				target := h.srv.URL + Prefix + path
 				if tc.name == "token in the query" {
