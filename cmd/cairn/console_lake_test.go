@@ -23,7 +23,7 @@ var consoleCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // consoleBrowser is a signed-in console client (cookies, no redirects).
 type consoleBrowser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 }
@@ -53,7 +53,7 @@ func (b *consoleBrowser) csrf(path string) string {
 	return m[1]
 }
 
-func signInConsole(t *testing.T, ts *testServer, key, secret string) *consoleBrowser {
+func signInConsole(t testing.TB, ts *testServer, key, secret string) *consoleBrowser {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	b := &consoleBrowser{t: t, base: ts.endpoint, c: &http.Client{Jar: jar,
