@@ -68,8 +68,11 @@ func (c *Console) trusted(ip net.IP) bool {
 // holds a whole /64; counting addresses would give it 2^64 sources).
 func throttleKey(ip string) string {
 	a := net.ParseIP(ip)
-	if a == nil || a.To4() != nil {
+	if a == nil {
 		return "ip:" + ip
+	}
+	if v4 := a.To4(); v4 != nil {
+		return "ip:" + v4.String() // ::ffff:192.0.2.1 is 192.0.2.1
 	}
 	return "ip:" + a.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }

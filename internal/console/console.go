@@ -178,7 +178,9 @@ func New(cfg Config) *Console {
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(c.signins, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cairn_console_sessions", Help: "Console sessions held.",
-		}, func() float64 { return float64(c.sessions.len()) }))
+		}, func() float64 { return float64(c.sessions.len()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_console_signin_failure_counters", Help: "Failed sign-in counters held (configured keys, unknown keys and sources).",
+		}, func() float64 { return float64(c.failures.len()) }))
 	}
 	m := http.NewServeMux()
 	m.HandleFunc("GET "+Prefix+"{$}", c.home)
