@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -12,20 +13,29 @@ import (
 	"github.com/cairn-audit/cairn/internal/ingest"
 )
 
+// consoleSessionsFile, in the data dir, keeps console sessions across
+// restarts (console.persist_sessions).
+const consoleSessionsFile = "console-sessions.json"
+
 // handleConsole serves the API at / on mux and, unless the config turns it
 // off, the web console at /console/ (a browser's GET / is sent there).
 // The console's sign-in checks the configured keys; its pages are API
 // calls served by api for the session's principal (api.ServeConsole).
-func handleConsole(mux *http.ServeMux, cfg *config.Config, api *apiserver.Server, keys configPrincipals, pipe *ingest.Pipeline,
+func handleConsole(mux *http.ServeMux, cfg *config.Config, dataDir string, api *apiserver.Server, keys configPrincipals, pipe *ingest.Pipeline,
 	log *slog.Logger, reg prometheus.Registerer) {
 	c := cfg.Console
 	if !c.Enabled {
 		mux.Handle("/", api)
 		return
 	}
-	mux.Handle(console.Prefix, console.New(console.Config{API: api, Keys: keys, Recorder: pipe, Logger: log, Registerer: reg,
+	sessionFile := ""
+	if c.PersistSessions {
+		sessionFile = filepath.Join(dataDir, consoleSessionsFile)
+	}
+	mux.Handle(console.Prefix, console.New(console.Config{SessionFile: sessionFile, API: api, Keys: keys, Recorder: pipe, Logger: log, Registerer: reg,
 		SessionIdle: c.SessionIdle, SessionMax: c.SessionMax, MaxSessions: c.MaxSessions,
-		KeyFailures: c.SigninFailuresPerKey, IPFailures: c.SigninFailuresPerAddress, FailureWindow: c.SigninFailureWindow}))
+		KeyFailures: c.SigninFailuresPerKey, IPFailures: c.SigninFailuresPerAddress, FailureWindow: c.SigninFailureWindow,
+		MaxFailureSlots: c.SigninFailureSlots, TrustedProxies: c.TrustedProxies}))
 	mux.Handle("/", console.RedirectBrowsers(api))
 }
 

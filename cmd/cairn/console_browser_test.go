@@ -417,6 +417,59 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("CSV download: %d rows, %.80q; want %d rows under eventSource,calls", lines, csvText, len(res.QueryResultRows))
 	}
 
+	// Create an event data store in the console: AWS's validation message
+	// for a bad name, then one without termination protection; delete it.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(ts.endpoint+"/console/lake?region=us-east-1"),
+		chromedp.WaitVisible(chromedp.ID("stores-table")),
+		chromedp.Click(chromedp.CSS("#create-store summary")),
+		chromedp.SendKeys(chromedp.ID("store-name"), "x!"),
+		chromedp.Click(chromedp.ID("create-store-submit")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, chromedp.ID("page-error")); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.ID("page-error"))); err != nil || !strings.HasPrefix(msg, "InvalidParameterException: ") {
+		t.Errorf("creating a store named %q shows %q; want AWS's InvalidParameterException", "x!", msg)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Clear(chromedp.ID("store-name")),
+		chromedp.SendKeys(chromedp.ID("store-name"), "from-console"),
+		chromedp.Click(chromedp.ID("store-protection")),
+		chromedp.Click(chromedp.ID("create-store-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#stores-table tr[aria-current="true"] .delete-store button`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "lake-stores")
+	stores, err := api.ListEventDataStores(bg, &cloudtrail.ListEventDataStoresInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created string
+	for _, s := range stores.EventDataStores {
+		if aws.ToString(s.Name) == "from-console" {
+			created = aws.ToString(s.EventDataStoreArn)
+		}
+	}
+	if got, err := api.GetEventDataStore(bg, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String(created)}); err != nil || aws.ToBool(got.TerminationProtectionEnabled) {
+		t.Fatalf("the store created in the console: %+v, %v; want it, unprotected", got, err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.confirm = () => true, true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#stores-table tr[aria-current="true"] .delete-store button`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`#stores-table tr[data-store-id="`+created[strings.LastIndex(created, "/")+1:]+`"] .delete-store`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := api.GetEventDataStore(bg, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String(created)}); err != nil || got.Status != "PENDING_DELETION" {
+		t.Errorf("after Delete in the console: %v, %v; want PENDING_DELETION", got.Status, err)
+	}
+
 	// Phone width: every page fits the screen (wide tables scroll inside
 	// their box, not the page).
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {

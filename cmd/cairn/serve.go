@@ -189,7 +189,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	handleConsole(mux, cfg, api, principals, pipe, log, reg) // "/": the API, and the console at /console/
+	handleConsole(mux, cfg, f.dataDir, api, principals, pipe, log, reg) // "/": the API, and the console at /console/
 	// What a client can make the server hold before it is known
 	// (docs/security.md): a header of at most MaxHeaderBytes read within
 	// ReadHeaderTimeout, a body only once its signature or key is checked

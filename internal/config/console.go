@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -13,24 +14,37 @@ import (
 //	  session_idle: 30m           # a session unused this long ends
 //	  session_max: 12h            # any session ends this long after its sign-in
 //	  max_sessions: 1000          # sessions held; a sign-in beyond ends the least recently used
+//	  persist_sessions: true      # keep sessions across restarts (data dir; token hashes only)
 //	  signin_failures_per_key: 5  # failed sign-ins per access key ID within the window
 //	  signin_failures_per_ip: 20  # failed sign-ins per source address within the window
 //	  signin_failure_window: 15m
+//	  signin_failure_slots: 10000 # keys and addresses whose failures are counted (fullest kept longest)
+//	  trusted_proxies: []         # IPs or CIDRs whose X-Forwarded-For and X-Forwarded-Proto are believed
 type Console struct {
 	Enabled                  bool          `yaml:"enabled"`
 	SessionIdle              time.Duration `yaml:"session_idle"`
 	SessionMax               time.Duration `yaml:"session_max"`
 	MaxSessions              int           `yaml:"max_sessions"`
+	PersistSessions          bool          `yaml:"persist_sessions"`
 	SigninFailuresPerKey     int           `yaml:"signin_failures_per_key"`
 	SigninFailuresPerAddress int           `yaml:"signin_failures_per_ip"`
 	SigninFailureWindow      time.Duration `yaml:"signin_failure_window"`
+	// SigninFailureSlots bounds the access key IDs and source addresses
+	// whose failed sign-ins are counted at once.
+	SigninFailureSlots int `yaml:"signin_failure_slots"`
+	// TrustedProxies are the peers (a reverse proxy terminating TLS in
+	// front of cairn) whose X-Forwarded-For names the browser's address,
+	// for the sign-in throttle and the records, and whose
+	// X-Forwarded-Proto https makes the cookies Secure.
+	TrustedProxies []*net.IPNet `yaml:"trusted_proxies"`
 }
 
 // DefaultConsole is the console section's defaults (those of
 // internal/console, which does not import config).
 func DefaultConsole() Console {
-	return Console{Enabled: true, SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour, MaxSessions: 1000,
-		SigninFailuresPerKey: 5, SigninFailuresPerAddress: 20, SigninFailureWindow: 15 * time.Minute}
+	return Console{Enabled: true, SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour, MaxSessions: 1000, PersistSessions: true,
+		SigninFailuresPerKey: 5, SigninFailuresPerAddress: 20, SigninFailureWindow: 15 * time.Minute,
+		SigninFailureSlots: 10000}
 }
 
 func (d *decoder) console(n *yaml.Node, path string, c *Console) {
@@ -55,6 +69,11 @@ func (d *decoder) console(n *yaml.Node, path string, c *Console) {
 				c.MaxSessions = i
 			}
 		}},
+		field{"persist_sessions", false, func(v *yaml.Node, path string) {
+			if b, ok := d.boolean(v, path); ok {
+				c.PersistSessions = b
+			}
+		}},
 		field{"signin_failures_per_key", false, func(v *yaml.Node, path string) {
 			if i, ok := d.integer(v, path, 1, 1000, "failed sign-ins", "per access key ID within the window"); ok {
 				c.SigninFailuresPerKey = i
@@ -70,6 +89,12 @@ func (d *decoder) console(n *yaml.Node, path string, c *Console) {
 				c.SigninFailureWindow = t
 			}
 		}},
+		field{"signin_failure_slots", false, func(v *yaml.Node, path string) {
+			if i, ok := d.integer(v, path, 100, 10000000, "slots", "keys and addresses whose failures are counted"); ok {
+				c.SigninFailureSlots = i
+			}
+		}},
+		field{"trusted_proxies", false, func(v *yaml.Node, path string) { c.TrustedProxies = d.networks(v, path) }},
 	)
 	if c.SessionIdle > c.SessionMax {
 		d.failf(n, path, "session_idle (%s) is longer than session_max (%s)", c.SessionIdle, c.SessionMax)

@@ -95,23 +95,7 @@ func (d *decoder) gateway(n *yaml.Node, path string) *Gateway {
 				d.failf(v, join(path, "default"), "required, but missing")
 			}
 		}},
-		field{"trusted_proxies", false, func(v *yaml.Node, path string) {
-			for i, s := range strs(v, path) {
-				if !strings.Contains(s, "/") {
-					if ip := net.ParseIP(s); ip != nil && ip.To4() != nil {
-						s += "/32"
-					} else {
-						s += "/128"
-					}
-				}
-				_, n, err := net.ParseCIDR(s)
-				if err != nil {
-					d.failf(v.Content[i], path, "want an IP address or CIDR, got %s", quote(s))
-					continue
-				}
-				g.TrustedProxies = append(g.TrustedProxies, n)
-			}
-		}},
+		field{"trusted_proxies", false, func(v *yaml.Node, path string) { g.TrustedProxies = d.networks(v, path) }},
 		field{"virtual_host_domains", false, func(v *yaml.Node, path string) { g.VirtualHostDomains = strs(v, path) }},
 		field{"exclude_event_sources", false, func(v *yaml.Node, path string) { g.ExcludeSources = strs(v, path) }},
 		field{"exclude_event_names", false, func(v *yaml.Node, path string) { g.ExcludeNames = strs(v, path) }},
@@ -145,4 +129,28 @@ func (d *decoder) gateway(n *yaml.Node, path string) *Gateway {
 		}},
 	)
 	return g
+}
+
+// networks decodes a list of IP addresses or CIDRs (an address is its
+// own /32 or /128), as trusted_proxies are given.
+func (d *decoder) networks(v *yaml.Node, path string) []*net.IPNet {
+	var out []*net.IPNet
+	strs := list(d, v, path, func(n *yaml.Node, path string) string { s, _ := d.str(n, path); return s })
+	for i, orig := range strs {
+		s := orig
+		if !strings.Contains(s, "/") {
+			if ip := net.ParseIP(s); ip != nil && ip.To4() != nil {
+				s += "/32"
+			} else {
+				s += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			d.failf(v.Content[i], path, "want an IP address or CIDR, got %s", quote(orig))
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }

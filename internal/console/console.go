@@ -21,6 +21,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -80,17 +81,26 @@ type Config struct {
 	// SessionIdle ends a session unused for this long; SessionMax ends
 	// any session this long after its sign-in.
 	SessionIdle, SessionMax time.Duration
+	// SessionFile, if set, keeps the sessions across restarts (only the
+	// SHA-256 of each cookie's token, its access key ID, region and
+	// times; mode 0600). Empty: sessions live in memory only.
+	SessionFile string
 	// MaxSessions bounds the sessions held in memory; a sign-in beyond it
 	// ends the least recently used session.
 	MaxSessions int
 	// KeyFailures and IPFailures are the failed sign-ins allowed per
 	// access key ID and per source IP within FailureWindow; beyond them
 	// sign-ins are refused until the window ends. MaxFailureSlots bounds
-	// the keys and addresses tracked; while all are in use, sign-ins from
-	// untracked ones are refused.
+	// the unknown access key IDs and source addresses tracked (configured
+	// keys are always tracked); while all are in use, a new one takes the
+	// slot of the one that matters least (limiter).
 	KeyFailures, IPFailures int
 	FailureWindow           time.Duration
 	MaxFailureSlots         int
+	// TrustedProxies are the peers whose X-Forwarded-For names the
+	// browser's address and whose X-Forwarded-Proto https means the
+	// browser used TLS; from any other peer both headers are ignored.
+	TrustedProxies []*net.IPNet
 	// DefaultRegion is the region a sign-in picks unless told.
 	DefaultRegion string
 	Now           func() time.Time
@@ -152,21 +162,25 @@ func New(cfg Config) *Console {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Console{
-		cfg:      cfg,
-		pages:    parsePages(),
-		sessions: &sessions{idle: cfg.SessionIdle, max: cfg.SessionMax, cap: cfg.MaxSessions, now: cfg.Now, m: map[string]*session{}},
-		failures: &limiter{window: cfg.FailureWindow, cap: cfg.MaxFailureSlots, now: cfg.Now, m: map[string]*slot{}},
+		cfg:   cfg,
+		pages: parsePages(),
+		sessions: &sessions{idle: cfg.SessionIdle, max: cfg.SessionMax, cap: cfg.MaxSessions, now: cfg.Now, file: cfg.SessionFile,
+			keys: cfg.Keys, log: cfg.Logger, m: map[string]*session{}},
+		failures: &limiter{window: cfg.FailureWindow, cap: cfg.MaxFailureSlots, now: cfg.Now, m: map[string]*slot{}, kept: map[string]*slot{}},
 		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_console_signins_total",
 			Help: "Console sign-ins by outcome (success, failure, unknown_key, throttled, expired_form).",
 		}, []string{"outcome"}),
 	}
+	c.sessions.load()
 	sub, _ := fs.Sub(staticFS, "static")
 	c.static = http.StripPrefix(Prefix+"static/", http.FileServerFS(sub))
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(c.signins, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cairn_console_sessions", Help: "Console sessions held.",
-		}, func() float64 { return float64(c.sessions.len()) }))
+		}, func() float64 { return float64(c.sessions.len()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_console_signin_failure_counters", Help: "Failed sign-in counters held (configured keys, unknown keys and sources).",
+		}, func() float64 { return float64(c.failures.len()) }))
 	}
 	m := http.NewServeMux()
 	m.HandleFunc("GET "+Prefix+"{$}", c.home)
@@ -182,6 +196,9 @@ func New(cfg Config) *Console {
 	m.HandleFunc("GET "+Prefix+"insight", c.signedIn(c.insight))
 	m.HandleFunc("GET "+Prefix+"lake", c.signedIn(c.lake))
 	m.HandleFunc("POST "+Prefix+"lake/run", c.signedIn(c.mutating(c.lakeRun)))
+	m.HandleFunc("POST "+Prefix+"lake/create", c.signedIn(c.mutating(c.lakeCreate)))
+	m.HandleFunc("POST "+Prefix+"lake/protect", c.signedIn(c.mutating(c.lakeProtect)))
+	m.HandleFunc("POST "+Prefix+"lake/delete", c.signedIn(c.mutating(c.lakeDelete)))
 	m.HandleFunc("GET "+Prefix+"lake/query", c.signedIn(c.lakeQuery))
 	m.HandleFunc("GET "+Prefix+"lake/query/download", c.signedIn(c.lakeDownload))
 	m.HandleFunc("POST "+Prefix+"trails/logging", c.signedIn(c.mutating(c.trailLogging)))
@@ -284,7 +301,9 @@ func (c *Console) call(r *http.Request, p audit.Principal, op string, in, out an
 	if err != nil {
 		return err
 	}
-	req.RemoteAddr, req.Host = r.RemoteAddr, r.Host
+	// The call comes from the browser (its address as the trusted
+	// proxies tell it: the record's sourceIPAddress).
+	req.RemoteAddr, req.Host = net.JoinHostPort(c.clientOf(r).IP, "0"), r.Host
 	req.Header.Set("X-Amz-Target", "CloudTrail_20131101."+op)
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("User-Agent", UserAgent)

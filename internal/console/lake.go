@@ -5,13 +5,14 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
 type storeRow struct {
 	ID, Name, ARN, Status, Created string
 	Retention                      int
-	Selected                       bool
+	Selected, Protected            bool
 }
 
 type lakeData struct {
@@ -48,6 +49,7 @@ func (c *Console) lakePage(w http.ResponseWriter, r *http.Request, ss *session, 
 			EventDataStoreArn, Name, Status string
 			RetentionPeriod                 int
 			CreatedTimestamp                float64
+			TerminationProtectionEnabled    bool
 		}
 	}
 	status := http.StatusOK
@@ -63,7 +65,7 @@ func (c *Console) lakePage(w http.ResponseWriter, r *http.Request, ss *session, 
 	for _, s := range out.EventDataStores {
 		id := s.EventDataStoreArn[strings.LastIndex(s.EventDataStoreArn, "/")+1:]
 		d.Stores = append(d.Stores, storeRow{ID: id, Name: s.Name, ARN: s.EventDataStoreArn, Status: s.Status,
-			Retention: s.RetentionPeriod, Created: epochText(s.CreatedTimestamp)})
+			Retention: s.RetentionPeriod, Created: epochText(s.CreatedTimestamp), Protected: s.TerminationProtectionEnabled})
 	}
 	if i := slices.IndexFunc(d.Stores, func(s storeRow) bool { return s.ID == store }); i >= 0 {
 		d.Store = store
@@ -260,3 +262,64 @@ func (c *Console) lakeDownload(w http.ResponseWriter, r *http.Request, ss *sessi
 		in["NextToken"] = out.NextToken
 	}
 }
+
+// lakeCreate creates an event data store (CreateEventDataStore) from the
+// form: name, retention, multi-Region, termination protection. The API
+// validates it; a refusal shows its error (AWS's message) above the list.
+func (c *Console) lakeCreate(w http.ResponseWriter, r *http.Request, ss *session) {
+	region := formRegion(r, ss)
+	p := ss.Principal
+	p.Region = region
+	in := map[string]any{"Name": r.PostFormValue("name"),
+		"MultiRegionEnabled":           r.PostFormValue("multi_region") == "on",
+		"TerminationProtectionEnabled": r.PostFormValue("termination_protection") == "on"}
+	if days := strings.TrimSpace(r.PostFormValue("retention")); days != "" {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			// As the API says of a retention period out of its range.
+			c.lakePage(w, r, ss, region, "", "", "The retention period must be a whole number of days.")
+			return
+		}
+		in["RetentionPeriod"] = n
+	}
+	var out struct{ EventDataStoreArn string }
+	if err := c.call(r, p, "CreateEventDataStore", in, &out); err != nil {
+		c.lakePage(w, r, ss, region, "", "", errorText(err))
+		return
+	}
+	id := out.EventDataStoreArn[strings.LastIndex(out.EventDataStoreArn, "/")+1:]
+	http.Redirect(w, r, Prefix+"lake?"+url.Values{"region": {region}, "store": {id}}.Encode(), http.StatusSeeOther)
+}
+
+// lakeProtect turns a store's termination protection on or off
+// (UpdateEventDataStore), as AWS's console does before a delete.
+func (c *Console) lakeProtect(w http.ResponseWriter, r *http.Request, ss *session) {
+	region := formRegion(r, ss)
+	p := ss.Principal
+	p.Region = region
+	store := r.PostFormValue("store")
+	in := map[string]any{"EventDataStore": store, "TerminationProtectionEnabled": r.PostFormValue("protect") == "on"}
+	if err := c.call(r, p, "UpdateEventDataStore", in, nil); err != nil {
+		c.lakePage(w, r, ss, region, store, "", errorText(err))
+		return
+	}
+	http.Redirect(w, r, Prefix+"lake?"+url.Values{"region": {region}, "store": {storeID(store)}}.Encode(), http.StatusSeeOther)
+}
+
+// lakeDelete deletes an event data store (DeleteEventDataStore: it goes to
+// PENDING_DELETION, as in AWS); termination protection refuses it with
+// the API's error.
+func (c *Console) lakeDelete(w http.ResponseWriter, r *http.Request, ss *session) {
+	region := formRegion(r, ss)
+	p := ss.Principal
+	p.Region = region
+	store := r.PostFormValue("store")
+	if err := c.call(r, p, "DeleteEventDataStore", map[string]string{"EventDataStore": store}, nil); err != nil {
+		c.lakePage(w, r, ss, region, storeID(store), "", errorText(err))
+		return
+	}
+	http.Redirect(w, r, Prefix+"lake?"+url.Values{"region": {region}}.Encode(), http.StatusSeeOther)
+}
+
+// storeID is the ID of a store named by its ARN or ID.
+func storeID(ref string) string { return ref[strings.LastIndex(ref, "/")+1:] }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -25,7 +24,7 @@ func (c *Console) signinForm(w http.ResponseWriter, r *http.Request) {
 // a cookie and the form (a cross-site form cannot carry both).
 func (c *Console) renderSignin(w http.ResponseWriter, r *http.Request, status int, msg, keyID string) {
 	token := randomToken()
-	setCookie(w, r, signinCookie, token, Prefix+"signin", 600)
+	c.setCookie(w, r, signinCookie, token, Prefix+"signin", 600)
 	c.render(w, status, "signin", page{Title: "Sign in", Region: c.cfg.DefaultRegion, Error: msg,
 		Data: signinData{CSRF: token, AccessKeyID: keyID, Next: safeNext(r.FormValue("next"))}})
 }
@@ -66,9 +65,10 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	if len(keyID) > 128 {
 		keyID = keyID[:128]
 	}
-	ip := sourceIP(r)
-	keys := []string{"key:" + keyID, "ip:" + ip}
-	if !c.failures.take(keys, []int{c.cfg.KeyFailures, c.cfg.IPFailures}) {
+	ip := c.clientOf(r).IP
+	want, known := c.cfg.Keys.Secret(keyID)
+	keys := []counter{{key: "key:" + keyID, limit: c.cfg.KeyFailures, kept: known}, {key: throttleKey(ip), limit: c.cfg.IPFailures}}
+	if !c.failures.take(keys) {
 		c.signins.WithLabelValues("throttled").Inc()
 		c.cfg.Logger.Warn("console: sign-in refused after too many failures", "access_key_id", keyID, "remote", ip)
 		c.renderSignin(w, r, http.StatusTooManyRequests, "Too many failed sign-ins. Wait a few minutes and try again.", keyID)
@@ -78,7 +78,6 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	if !audit.ValidRegion(region) {
 		region = c.cfg.DefaultRegion
 	}
-	want, known := c.cfg.Keys.Secret(keyID)
 	p, _ := c.cfg.Keys.Principal(keyID)
 	// The same work whether the key exists or not.
 	hs, hw := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(want))
@@ -109,11 +108,14 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	c.failures.forgive(keys[1])
 	c.signins.WithLabelValues("success").Inc()
 	if old, ok := c.sessions.get(r); ok {
-		c.sessions.delete(old) // a new session ID at each sign-in; the old one ends
+		// A new session ID at each sign-in; the old one ends.
+		if err := c.sessions.delete(old); err != nil {
+			c.cfg.Logger.Error("console: saving the sessions failed", "err", err)
+		}
 	}
 	token, _ := c.sessions.create(p)
-	setCookie(w, r, sessionCookie, token, Prefix, int(c.cfg.SessionMax.Seconds()))
-	setCookie(w, r, signinCookie, "", Prefix+"signin", -1)
+	c.setCookie(w, r, sessionCookie, token, Prefix, int(c.cfg.SessionMax.Seconds()))
+	c.setCookie(w, r, signinCookie, "", Prefix+"signin", -1)
 	next := safeNext(r.PostFormValue("next"))
 	if next == "" {
 		next = Prefix + "events?region=" + region
@@ -122,8 +124,8 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) recordSignIn(r *http.Request, p audit.Principal, ok bool) error {
-	s := audit.SignIn{Principal: p, Time: c.cfg.Now(), EventID: c.cfg.NewID(), SourceIP: sourceIP(r),
-		UserAgent: r.UserAgent(), LoginTo: consoleURL(r), Success: ok}
+	s := audit.SignIn{Principal: p, Time: c.cfg.Now(), EventID: c.cfg.NewID(), SourceIP: c.clientOf(r).IP,
+		UserAgent: r.UserAgent(), LoginTo: c.consoleURL(r), Success: ok}
 	if r.TLS != nil {
 		s.TLS = &audit.CallTLS{Version: r.TLS.Version, CipherSuite: audit.CipherSuiteName(r.TLS.CipherSuite), Host: r.Host}
 	}
@@ -139,23 +141,22 @@ func (c *Console) recordSignIn(r *http.Request, p audit.Principal, ok bool) erro
 }
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request, ss *session) {
-	c.sessions.delete(ss)
-	setCookie(w, r, sessionCookie, "", Prefix, -1)
+	err := c.sessions.delete(ss)
+	c.setCookie(w, r, sessionCookie, "", Prefix, -1)
+	if err != nil {
+		// Ended here, but not yet on disk: say so rather than pretend.
+		c.cfg.Logger.Error("console: saving a sign-out failed", "err", err)
+		c.render(w, http.StatusServiceUnavailable, "error", page{Title: "Signed out",
+			Error: "You are signed out, but the server could not save it; a restart now could restore the session. Try signing out again after signing in."})
+		return
+	}
 	http.Redirect(w, r, Prefix+"signin", http.StatusSeeOther)
 }
 
-func consoleURL(r *http.Request) string {
+func (c *Console) consoleURL(r *http.Request) string {
 	scheme := "http"
-	if r.TLS != nil {
+	if c.clientOf(r).TLS {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + Prefix
-}
-
-func sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
