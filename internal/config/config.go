@@ -51,6 +51,9 @@ type Config struct {
 	Ingest Ingest `yaml:"ingest"`
 	// Console configures the web console (console.go).
 	Console Console `yaml:"console"`
+	// Detections configures live detection with Sigma rules
+	// (detections.go); nil: none.
+	Detections *Detections `yaml:"detections"`
 
 	keys map[string]Principal // access key ID -> principal
 }

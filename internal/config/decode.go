@@ -154,6 +154,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"api", false, func(v *yaml.Node, path string) { d.api(v, path, &c.API) }},
 		field{"ingest", false, func(v *yaml.Node, path string) { d.ingest(v, path, &c.Ingest) }},
 		field{"console", false, func(v *yaml.Node, path string) { d.console(v, path, &c.Console) }},
+		field{"detections", false, func(v *yaml.Node, path string) { c.Detections = d.detections(v, path) }},
 	)
 	return c
 }
