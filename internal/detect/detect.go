@@ -458,6 +458,9 @@ func (d *Detector) saveStateLocked() error {
 // Query selects findings of one account and region (List).
 type Query struct {
 	Account, Region string
+	// AnyAccount lists every account's findings of Region (a
+	// responder's listing, as its LookupEvents).
+	AnyAccount bool
 	// Start and End bound the events' eventTime (zero: unbounded; End
 	// exclusive).
 	Start, End time.Time
@@ -492,7 +495,7 @@ func (d *Detector) List(q Query) Page {
 	var p Page
 	for ; i > 0; i-- {
 		f := d.findings[i-1]
-		if f.Account != q.Account || f.Region != q.Region ||
+		if !q.AnyAccount && f.Account != q.Account || f.Region != q.Region ||
 			!q.Start.IsZero() && f.EventTime.Before(q.Start) || !q.End.IsZero() && !f.EventTime.Before(q.End) {
 			continue
 		}

@@ -249,7 +249,7 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 					case "hang":
 						select {
 						case <-r.Context().Done():
-						case <-time.After(5 * time.Second):
+						case <-time.After(500 * time.Millisecond): // past the 100 ms timeout
 						}
 					default:
 						var code int
@@ -276,12 +276,12 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 			cfg := Config{Dir: t.TempDir(), Feed: st, Folders: []string{rules}, Interval: 10 * time.Millisecond, PollRules: -1,
 				Webhook: Webhook{URL: srv.URL, Headers: map[string]string{"Authorization": "Bearer x"},
 					Timeout: 100 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}}
-			run := func(until func() bool) {
+			run := func(until func(d *Detector) bool) {
 				d := open(t, cfg)
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error)
 				go func() { done <- d.Run(ctx) }()
-				for deadline := time.Now().Add(10 * time.Second); !until(); time.Sleep(5 * time.Millisecond) {
+				for deadline := time.Now().Add(10 * time.Second); !until(d); time.Sleep(5 * time.Millisecond) {
 					if time.Now().After(deadline) {
 						t.Fatal("timed out")
 					}
@@ -293,13 +293,13 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 				d.Close()
 			}
 			// Down: the findings are stored and wait; the process stops.
-			run(func() bool { mu.Lock(); defer mu.Unlock(); return fails >= 3 })
+			run(func(*Detector) bool { mu.Lock(); defer mu.Unlock(); return fails >= 3 })
 			appendAll(t, st, event(t, 5, "111111111111", "us-east-1", "DeleteTrail", "IAMUser"))
 			mu.Lock()
 			down = false
 			mu.Unlock()
 			// Up after a restart: every finding is delivered, in order.
-			run(func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 6 })
+			run(func(d *Detector) bool { d.mu.Lock(); defer d.mu.Unlock(); return d.st.Delivered == 6 })
 			mu.Lock()
 			defer mu.Unlock()
 			want := "ev-111111111111-0 ev-111111111111-1 ev-111111111111-2 ev-111111111111-3 ev-111111111111-4 ev-111111111111-5"
