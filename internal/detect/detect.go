@@ -190,7 +190,7 @@ func Open(cfg Config) (*Detector, error) {
 		}
 	}
 	d.initMetrics()
-	d.rules.Store(&ruleSet{})
+	d.rules.Store(&ruleSet{byName: map[string][]int{}})
 	d.loadRules("start")
 	return d, nil
 }

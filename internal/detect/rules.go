@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,11 @@ import (
 type ruleSet struct {
 	rules  []*sigma.Rule
 	byFile map[string]*sigma.Rule
+	// any are the rules (indexes into rules) that may match any event
+	// name; byName those bounded by the record's eventName (lower-cased),
+	// each list in rule order (sigma.Rule.EventNames).
+	any    []int
+	byName map[string][]int
 	// sig is the folders' signature (files, sizes, mtimes) when loaded.
 	sig string
 }
@@ -76,6 +82,7 @@ func (d *Detector) loadRules(cause string) {
 	for _, f := range files {
 		next.rules = append(next.rules, next.byFile[f])
 	}
+	next.index()
 	d.rules.Store(next)
 	d.m.rules.Set(float64(len(next.rules)))
 	d.m.refused.Set(float64(len(errs)))
@@ -109,16 +116,77 @@ func (d *Detector) signature() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// match appends the findings of one record to found.
+// index builds any and byName.
+func (rs *ruleSet) index() {
+	rs.any, rs.byName = nil, map[string][]int{}
+	for i, r := range rs.rules {
+		names, ok := r.EventNames()
+		if !ok {
+			rs.any = append(rs.any, i)
+			continue
+		}
+		for _, n := range names {
+			rs.byName[n] = append(rs.byName[n], i)
+		}
+	}
+}
+
+// candidates returns the rules that may match r, in rule order. The
+// record's eventName bounds them (audit.Record.EventName is the top-level
+// eventName, a string, when the record has one); a record whose EventName
+// may not be its top-level eventName (Insights details), or is not plain
+// ASCII (case folding beyond ToLower), is matched against every rule.
+func (rs *ruleSet) candidates(r *audit.Record, buf []int) []int {
+	buf = buf[:0]
+	if r.EventName == "" || r.Category == audit.CategoryInsight || !ascii(r.EventName) || bytes.Contains(r.Raw, []byte(`"insightDetails"`)) {
+		for i := range rs.rules {
+			buf = append(buf, i)
+		}
+		return buf
+	}
+	named := rs.byName[strings.ToLower(r.EventName)]
+	if len(named) == 0 {
+		return append(buf, rs.any...)
+	}
+	if len(rs.any) == 0 {
+		return append(buf, named...)
+	}
+	// merge two sorted lists
+	a, b := rs.any, named
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] < b[0] {
+			buf, a = append(buf, a[0]), a[1:]
+		} else {
+			buf, b = append(buf, b[0]), b[1:]
+		}
+	}
+	buf = append(buf, a...)
+	return append(buf, b...)
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// match appends the findings of one record to found. The record is
+// decoded only when a rule may match it.
 func (rs *ruleSet) match(r *audit.Record, now time.Time, found []Finding) []Finding {
-	if len(rs.rules) == 0 {
+	var buf [64]int
+	cand := rs.candidates(r, buf[:0])
+	if len(cand) == 0 {
 		return found
 	}
-	rec, err := sigma.DecodeRecord(r.Raw)
-	if err != nil {
+	rec, err := decodeRecord(r.Raw)
+	if err != nil || rec == nil {
 		return found // stored records are JSON objects; nothing to match otherwise
 	}
-	for _, rule := range rs.rules {
+	for _, i := range cand {
+		rule := rs.rules[i]
 		if !rule.Match(rec) {
 			continue
 		}
