@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"unicode/utf16"
@@ -14,8 +15,12 @@ import (
 // a repeated member's last value, invalid UTF-8 and lone surrogates as
 // U+FFFD) in a fraction of the time; the live path decodes every event a
 // rule may match. TestDecodeLikeSigma holds it to sigma.DecodeRecord.
-func decodeRecord(b []byte) (sigma.Record, error) {
-	p := parser{b: b}
+//
+// With fields set, only those top-level members are decoded; the others
+// are skipped, checked only as far as finding their end (the store holds
+// records Extract parsed whole, so they are valid JSON).
+func decodeRecord(b []byte, fields fieldSet) (sigma.Record, error) {
+	p := parser{b: b, fields: fields}
 	p.ws()
 	if p.lit("null") == nil {
 		return nil, nil // as encoding/json: a null leaves the map nil
@@ -36,8 +41,9 @@ var errSyntax = errors.New("detect: record is not a JSON object")
 const maxDepth = 10000
 
 type parser struct {
-	b []byte
-	i int
+	b      []byte
+	i      int
+	fields fieldSet // top-level members to decode (nil: all)
 }
 
 func (p *parser) ws() {
@@ -108,11 +114,17 @@ func (p *parser) object(depth int) (map[string]any, error) {
 			return nil, errSyntax
 		}
 		p.i++
-		v, err := p.value(depth)
-		if err != nil {
-			return nil, err
+		if depth == 0 && p.fields != nil && !p.fields[k] {
+			if err := p.skip(); err != nil {
+				return nil, err
+			}
+		} else {
+			v, err := p.value(depth)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
 		}
-		m[k] = v
 		p.ws()
 		if p.i >= len(p.b) {
 			return nil, errSyntax
@@ -308,4 +320,55 @@ func (p *parser) hex4() (rune, bool) {
 	}
 	p.i += 4
 	return r, true
+}
+
+// skip passes over one value without building it.
+func (p *parser) skip() error {
+	p.ws()
+	depth := 0
+	for p.i < len(p.b) {
+		switch c := p.b[p.i]; c {
+		case '"':
+			p.i++
+			for { // to the next quote not escaped by an odd run of backslashes
+				j := bytes.IndexByte(p.b[p.i:], '"')
+				if j < 0 {
+					return errSyntax
+				}
+				p.i += j
+				n := 0
+				for k := p.i - 1; k >= 0 && p.b[k] == '\\'; k-- {
+					n++
+				}
+				p.i++
+				if n%2 == 0 {
+					break
+				}
+			}
+		case '{', '[':
+			depth++
+			p.i++
+		case '}', ']':
+			if depth == 0 {
+				return nil // the end of the enclosing object
+			}
+			depth--
+			p.i++
+		case ',':
+			if depth == 0 {
+				return nil
+			}
+			p.i++
+		default:
+			p.i++
+		}
+		if depth == 0 && p.i < len(p.b) {
+			// a whole string or container ends the value; a scalar
+			// runs to the next separator
+			if c := p.b[p.i-1]; c == '"' || c == '}' || c == ']' {
+				return nil
+			}
+		}
+	}
+	return errSyntax
 }

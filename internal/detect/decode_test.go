@@ -15,7 +15,7 @@ var decodeSeeds = []string{
 	"{\"bad\":\"\xff\xfe\xc3(\"}", `{"esc":"\"\\\/\b\f\n\r\t"}`,
 	`{"arr":[1,[2,[3,{}]],[],null,true,false,"x"]}`, `{"a":nul}`, `{"a":01}`, `{"a":1.}`, `{"a":-}`,
 	`{"a":"x`, `{"a":"\x"}`, "{\"a\":\"\x01\"}", `{"a" 1}`, `{"a":1,}`, `[1]`, `"x"`, `{"a":1} trailing`, `{"a":"\u12"}`,
-	`{"a":"\ud800\u12"}`, `{"eventName":"Stop\u004cogging","eventName":"StopLogging"}`, "\t\n{\r}",
+	`{"a":"\ud800\u12"}`, `{"skip":{"x":["]",{"y":"\"}"}]},"s":"k","n":[1,{"z":"\\"}],"arr":-1.5e3,"a":"x\\\""}`, `{"eventName":"Stop\u004cogging","eventName":"StopLogging"}`, "\t\n{\r}",
 }
 
 // TestDecodeLikeSigma: decodeRecord gives what sigma.DecodeRecord gives
@@ -37,12 +37,29 @@ func TestDecodeLikeSigma(t *testing.T) {
 func checkDecode(t *testing.T, b []byte) {
 	t.Helper()
 	want, werr := sigma.DecodeRecord(b)
-	got, gerr := decodeRecord(b)
+	got, gerr := decodeRecord(b, nil)
 	if (werr != nil) != (gerr != nil) {
 		t.Fatalf("%q: decodeRecord error %v; sigma.DecodeRecord error %v", b, gerr, werr)
 	}
 	if werr == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q: decodeRecord = %#v; sigma.DecodeRecord = %#v", b, got, want)
+	}
+	if werr != nil || want == nil {
+		return
+	}
+	// Decoding some members only gives those members of the whole.
+	for _, fields := range []fieldSet{{}, {"eventName": true}, {"userIdentity": true, "requestParameters": true, "a": true},
+		{"s": true, "arr": true, "n": true}} {
+		cut := sigma.Record{}
+		for k := range fields {
+			if v, ok := want[k]; ok {
+				cut[k] = v
+			}
+		}
+		got, err := decodeRecord(b, fields)
+		if err != nil || !reflect.DeepEqual(got, cut) {
+			t.Fatalf("%q: decodeRecord with fields %v = %#v, %v; want %#v", b, fields, got, err, cut)
+		}
 	}
 }
 
@@ -60,7 +77,12 @@ func BenchmarkDecode(b *testing.B) {
 	for _, r := range audittest.RealRecords(b) {
 		raws = append(raws, r.Raw)
 	}
-	for name, dec := range map[string]func([]byte) (sigma.Record, error){"detect": decodeRecord, "sigma": sigma.DecodeRecord} {
+	for name, dec := range map[string]func([]byte) (sigma.Record, error){
+		"detect": func(b []byte) (sigma.Record, error) { return decodeRecord(b, nil) },
+		"detect-eventName": func(b []byte) (sigma.Record, error) {
+			return decodeRecord(b, fieldSet{"eventName": true, "userIdentity": true})
+		},
+		"sigma": sigma.DecodeRecord} {
 		b.Run(name, func(b *testing.B) {
 			n := 0
 			for b.Loop() {

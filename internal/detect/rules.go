@@ -26,6 +26,11 @@ type ruleSet struct {
 	// each list in rule order (sigma.Rule.EventNames).
 	any    []int
 	byName map[string][]int
+	// The top-level members the candidates of a record read (nil: all):
+	// allFields for every rule, anyFields for the unbounded ones,
+	// nameFields for those and the rules of one event name.
+	allFields, anyFields fieldSet
+	nameFields           map[string]fieldSet
 	// sig is the folders' signature (files, sizes, mtimes) when loaded.
 	sig string
 }
@@ -116,10 +121,33 @@ func (d *Detector) signature() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// index builds any and byName.
+// fieldSet names top-level members of a record; nil is every member.
+type fieldSet map[string]bool
+
+// fieldsOf returns the members rules read, with userIdentity (a finding's
+// principal), or nil when one of them reads any.
+func fieldsOf(rules []*sigma.Rule, idx ...[]int) fieldSet {
+	fs := fieldSet{"userIdentity": true}
+	for _, list := range idx {
+		for _, i := range list {
+			f, ok := rules[i].Fields()
+			if !ok {
+				return nil
+			}
+			for _, x := range f {
+				fs[x] = true
+			}
+		}
+	}
+	return fs
+}
+
+// index builds any, byName and the field sets.
 func (rs *ruleSet) index() {
 	rs.any, rs.byName = nil, map[string][]int{}
+	all := make([]int, len(rs.rules))
 	for i, r := range rs.rules {
+		all[i] = i
 		names, ok := r.EventNames()
 		if !ok {
 			rs.any = append(rs.any, i)
@@ -129,6 +157,12 @@ func (rs *ruleSet) index() {
 			rs.byName[n] = append(rs.byName[n], i)
 		}
 	}
+	rs.allFields = fieldsOf(rs.rules, all)
+	rs.anyFields = fieldsOf(rs.rules, rs.any)
+	rs.nameFields = map[string]fieldSet{}
+	for n, idx := range rs.byName {
+		rs.nameFields[n] = fieldsOf(rs.rules, rs.any, idx)
+	}
 }
 
 // candidates returns the rules that may match r, in rule order. The
@@ -136,20 +170,22 @@ func (rs *ruleSet) index() {
 // eventName, a string, when the record has one); a record whose EventName
 // may not be its top-level eventName (Insights details), or is not plain
 // ASCII (case folding beyond ToLower), is matched against every rule.
-func (rs *ruleSet) candidates(r *audit.Record, buf []int) []int {
+func (rs *ruleSet) candidates(r *audit.Record, buf []int) ([]int, fieldSet) {
 	buf = buf[:0]
 	if r.EventName == "" || r.Category == audit.CategoryInsight || !ascii(r.EventName) || bytes.Contains(r.Raw, []byte(`"insightDetails"`)) {
 		for i := range rs.rules {
 			buf = append(buf, i)
 		}
-		return buf
+		return buf, rs.allFields
 	}
-	named := rs.byName[strings.ToLower(r.EventName)]
+	name := strings.ToLower(r.EventName)
+	named := rs.byName[name]
 	if len(named) == 0 {
-		return append(buf, rs.any...)
+		return append(buf, rs.any...), rs.anyFields
 	}
+	fields := rs.nameFields[name]
 	if len(rs.any) == 0 {
-		return append(buf, named...)
+		return append(buf, named...), fields
 	}
 	// merge two sorted lists
 	a, b := rs.any, named
@@ -161,7 +197,7 @@ func (rs *ruleSet) candidates(r *audit.Record, buf []int) []int {
 		}
 	}
 	buf = append(buf, a...)
-	return append(buf, b...)
+	return append(buf, b...), fields
 }
 
 func ascii(s string) bool {
@@ -177,11 +213,11 @@ func ascii(s string) bool {
 // decoded only when a rule may match it.
 func (rs *ruleSet) match(r *audit.Record, now time.Time, found []Finding) []Finding {
 	var buf [64]int
-	cand := rs.candidates(r, buf[:0])
+	cand, fields := rs.candidates(r, buf[:0])
 	if len(cand) == 0 {
 		return found
 	}
-	rec, err := decodeRecord(r.Raw)
+	rec, err := decodeRecord(r.Raw, fields)
 	if err != nil || rec == nil {
 		return found // stored records are JSON objects; nothing to match otherwise
 	}

@@ -90,3 +90,49 @@ func TestEventNamesAreNecessary(t *testing.T) {
 		t.Error("no bounded rule matched a real record: the test checks nothing")
 	}
 }
+
+// TestFieldsSuffice: a record cut to the members Fields names matches
+// every fixture rule as the whole record does; a keyword rule reads all.
+func TestFieldsSuffice(t *testing.T) {
+	kw := mustParse(t, rule("  sel:\n    - evil\n  condition: sel\n"))
+	if _, ok := kw.Fields(); ok {
+		t.Error("a keyword rule claims to read some fields only")
+	}
+	ref := mustParse(t, rule("  sel:\n    userIdentity.arn|fieldref: requestParameters.roleArn\n  condition: sel\n"))
+	if f, ok := ref.Fields(); !ok || strings.Join(f, ",") != "userIdentity,requestParameters" {
+		t.Errorf("fieldref rule's Fields = %v, %v", f, ok)
+	}
+	rules, errs := Load(Config{}, "testdata/rules")
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	matched := 0
+	for _, raw := range realRecords(t) {
+		rec, err := DecodeRecord(raw)
+		if err != nil {
+			continue
+		}
+		for _, r := range rules {
+			fields, ok := r.Fields()
+			if !ok {
+				t.Fatalf("%s: Fields false", r.File)
+			}
+			cut := Record{}
+			for _, f := range fields {
+				if v, ok := rec[f]; ok {
+					cut[f] = v
+				}
+			}
+			want := r.Match(rec)
+			if want {
+				matched++
+			}
+			if got := r.Match(cut); got != want {
+				t.Fatalf("%s on a record cut to %v: %v; on the whole record %v", r.File, fields, got, want)
+			}
+		}
+	}
+	if matched == 0 {
+		t.Error("no fixture rule matched: the test checks nothing")
+	}
+}
