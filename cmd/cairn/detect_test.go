@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -261,5 +262,56 @@ func TestListFindingsWithoutDetections(t *testing.T) {
 	var ie *client.ImportError
 	if !errors.As(err, &ie) || ie.Code != "UnsupportedOperationException" {
 		t.Errorf("ListFindings = %v; want UnsupportedOperationException", err)
+	}
+}
+
+// BenchmarkWriteAckWithDetection measures the acknowledgement of a write
+// call (StopLogging: answered once its record is journaled and fsynced)
+// without live detection and with 100 rules that all match it, so every
+// call makes 100 findings to store, fsync and post. The detector reads the
+// store after the fact: the acknowledgement should not move.
+func BenchmarkWriteAckWithDetection(b *testing.B) {
+	for _, mode := range []string{"off", "on"} {
+		b.Run(mode, func(b *testing.B) {
+			dir := b.TempDir()
+			cfg := fmt.Sprintf(twoAccounts, 90)
+			if mode == "on" {
+				rules := filepath.Join(dir, "rules")
+				if err := os.Mkdir(rules, 0o700); err != nil {
+					b.Fatal(err)
+				}
+				for i := range 100 {
+					r := strings.Replace(trailChangeRule, "5b2d7e1f0c01", fmt.Sprintf("%012d", i), 1)
+					if err := os.WriteFile(filepath.Join(rules, fmt.Sprintf("r%03d.yml", i)), []byte(r), 0o600); err != nil {
+						b.Fatal(err)
+					}
+				}
+				hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+				defer hook.Close()
+				cfg += fmt.Sprintf("detections:\n  rules: [%q]\n  builtin: false\n  webhook: {url: %q}\n", rules, hook.URL)
+			}
+			ts := startServer(b, cfg, dir)
+			c := ts.client("AKIAALICE00000000001", "alice-secret-key", "us-east-1")
+			ctx := context.Background()
+			var acks []time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				c.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("probe")}) // TrailNotFound, recorded durably
+				acks = append(acks, time.Since(t0))
+			}
+			if mode == "on" { // the detector did its work meanwhile
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					if st, err := os.Stat(filepath.Join(dir, detect.FindingsFile)); err == nil && st.Size() > 0 {
+						break
+					}
+					if time.Now().After(deadline) {
+						b.Fatal("no findings stored")
+					}
+				}
+			}
+			slices.Sort(acks)
+			b.ReportMetric(ms(acks[len(acks)/2]), "ack-p50-ms")
+			b.ReportMetric(ms(acks[len(acks)*99/100]), "ack-p99-ms")
+		})
 	}
 }

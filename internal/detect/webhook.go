@@ -21,6 +21,14 @@ import (
 func (d *Detector) deliver(ctx context.Context) {
 	w := d.cfg.Webhook
 	delay := w.MinBackoff
+	var saved time.Time
+	defer func() { // what was delivered since the last save
+		d.mu.Lock()
+		if d.f != nil {
+			_ = d.saveStateLocked()
+		}
+		d.mu.Unlock()
+	}()
 	for {
 		d.mu.Lock()
 		var next *Finding
@@ -57,8 +65,15 @@ func (d *Detector) deliver(ctx context.Context) {
 		d.mu.Lock()
 		if d.st.Delivered < len(d.findings) && d.findings[d.st.Delivered].ID == next.ID {
 			d.st.Delivered++
-			if err := d.saveStateLocked(); err != nil {
-				d.log.Error("detect: saving the webhook position", "err", err)
+			// The position is saved when the outbox empties, and at most
+			// once a second during a burst: a save is three fsyncs, on the
+			// disk the ingest journal fsyncs to. A crash re-posts what
+			// was delivered since the last save (at least once).
+			if d.st.Delivered == len(d.findings) || time.Since(saved) >= time.Second {
+				if err := d.saveStateLocked(); err != nil {
+					d.log.Error("detect: saving the webhook position", "err", err)
+				}
+				saved = time.Now()
 			}
 		}
 		d.mu.Unlock()
