@@ -1,9 +1,11 @@
 package detect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -273,8 +275,10 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 			for i := range 5 {
 				appendAll(t, st, event(t, i, "111111111111", "us-east-1", "StopLogging", "IAMUser"))
 			}
+			var logs syncBuffer
 			cfg := Config{Dir: t.TempDir(), Feed: st, Folders: []string{rules}, Interval: 10 * time.Millisecond, PollRules: -1,
-				Webhook: Webhook{URL: srv.URL, Headers: map[string]string{"Authorization": "Bearer x"},
+				Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				Webhook: Webhook{URL: srv.URL + "/hook?token=s3cr3t-token", Headers: map[string]string{"Authorization": "Bearer x"},
 					Timeout: 100 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}}
 			run := func(until func(d *Detector) bool) {
 				d := open(t, cfg)
@@ -309,6 +313,9 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 			d := open(t, cfg)
 			if d.st.Delivered != 6 {
 				t.Errorf("saved webhook position %d; want 6", d.st.Delivered)
+			}
+			if l := logs.String(); !strings.Contains(l, "webhook POST failed") || strings.Contains(l, "s3cr3t") {
+				t.Errorf("the log shows no failure, or the URL's token:\n%s", l)
 			}
 		})
 	}
@@ -399,4 +406,22 @@ func TestRunReloadsOnChangeAndSignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (a logger).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -97,6 +99,10 @@ func (d *Detector) post(ctx context.Context, f *Finding) error {
 	}
 	resp, err := w.Client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may carry a token
+		}
 		return err
 	}
 	defer resp.Body.Close()
