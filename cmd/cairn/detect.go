@@ -22,7 +22,8 @@ func newDetector(cfg *config.Config, dataDir string, feed detect.Feed, log *slog
 	if dc == nil {
 		return nil, nil
 	}
-	c := detect.Config{Dir: dataDir, Feed: feed, Folders: dc.Rules, PollRules: dc.PollInterval, Logger: log, Registerer: reg}
+	c := detect.Config{Dir: dataDir, Feed: feed, Folders: dc.Rules, PollRules: dc.PollInterval, Retention: cfg.Retention(),
+		Logger: log, Registerer: reg}
 	if dc.PollInterval == 0 {
 		c.PollRules = -1 // only on SIGHUP
 	}

@@ -67,7 +67,10 @@ type Config struct {
 	// for a change (default 5 s; negative: never).
 	PollRules time.Duration
 	// BatchSize is the records read from the feed at a time (default 1000).
-	BatchSize  int
+	BatchSize int
+	// Retention is how long findings are kept from their detection (0:
+	// for ever); serve gives Event History's.
+	Retention  time.Duration
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -345,9 +348,18 @@ func (d *Detector) Run(ctx context.Context) error {
 		defer pt.Stop()
 		poll = pt.C
 	}
+	var expired time.Time
 	for {
 		if _, err := d.Sync(ctx); err != nil && ctx.Err() == nil {
 			d.log.Error("detect: matching stored events", "err", err)
+		}
+		if now := time.Now(); now.Sub(expired) >= time.Hour {
+			if n, err := d.Expire(); err != nil {
+				d.log.Error("detect: removing expired findings", "err", err)
+			} else if n > 0 {
+				d.log.Info("detect: removed expired findings", "findings", n)
+			}
+			expired = now
 		}
 		select {
 		case <-ctx.Done():
