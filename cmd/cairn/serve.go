@@ -171,6 +171,16 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	// `cairn insights --endpoint-url` runs the detector here, next to the
 	// store; its Insights go through the pipeline.
+	// Live detection matches what the store holds, off the ingest path.
+	det, err := newDetector(cfg, f.dataDir, store, log, reg)
+	if err != nil {
+		return err
+	}
+	var findings map[string]apiserver.Handler
+	if det != nil {
+		defer det.Close() // after the group
+		findings = apiserver.FindingsHandlers(det)
+	}
 	insJobs := insights.NewJobs(insights.JobsConfig{Feed: store, History: store, Sink: pipe, Params: insightParams(cfg.Insights),
 		MaxRunning: cfg.Insights.MaxRuns, Logger: log})
 	api := apiserver.New(apiserver.Config{
@@ -184,6 +194,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		Registerer:        reg,
 		Handlers:          handlers,
 		InsightsHandlers:  apiserver.InsightsHandlers(insJobs),
+		FindingsHandlers:  findings,
 		DataHandlers:      apiserver.LakeDataHandlers(lk),
 	})
 	mux := http.NewServeMux()
@@ -218,6 +229,11 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	group := lifecycle.Group{Logger: log}
 	group.Add("digests", digests.Run) // files delivered but not digested wait in the data dir
 	group.Add("lake", lk.Run)
+	if det != nil {
+		// stops after the ingest drain; what the drain stored is matched
+		// at the next start (the position is saved)
+		group.Add("detect", runDetector(det))
+	}
 	group.Add("trail delivery", trail.NewDeliverer(trail.DeliveryConfig{Registry: trails, Feed: store, Bucket: bks.trail,
 		Interval: cfg.Delivery.Interval, Logger: log, Observer: digests, Registerer: reg}).Run)
 	group.Add("retention", retention.New(retention.Config{Store: store, Retention: cfg.Retention(), Logger: log}).Run)

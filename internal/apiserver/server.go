@@ -132,6 +132,10 @@ type Config struct {
 	// (CairnInsights_20251101.*, InsightsHandlers); nil answers
 	// UnsupportedOperation.
 	InsightsHandlers map[string]Handler
+	// FindingsHandlers serve cairn's findings extension
+	// (CairnFindings_20261201.*, FindingsHandlers); nil answers
+	// UnsupportedOperation.
+	FindingsHandlers map[string]Handler
 	// DataHandlers serve the cloudtrail-data service's REST-JSON
 	// operations by name (PutAuditEvents at POST /PutAuditEvents), signed
 	// for the service cloudtrail-data. Their calls are recorded as data
@@ -360,6 +364,12 @@ func (s *Server) serve(c *call) (any, error) {
 			return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + prefix + "." + op + ".", Status: http.StatusBadRequest}
 		}
 		c.readOnly, c.ext = ro, true
+	case prefix == findingsPrefix:
+		ro, known := findingsOps[op]
+		if !known {
+			return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + prefix + "." + op + ".", Status: http.StatusBadRequest}
+		}
+		c.readOnly, c.ext = ro, true
 	default:
 		return nil, &awsjson.Error{Code: "UnknownOperationException", Message: "Unknown operation " + prefix + "." + op + ".", Status: http.StatusBadRequest}
 	}
@@ -393,6 +403,14 @@ func (s *Server) serve(c *call) (any, error) {
 		out, err := h(ctx, req)
 		c.responseElements = req.ResponseElements
 		return out, err
+	}
+	if prefix == findingsPrefix {
+		h := s.cfg.FindingsHandlers[op]
+		if h == nil {
+			return nil, audit.Errorf(audit.CodeUnsupportedOperation, "Live detection is not configured on this cairn server (detections in its config).")
+		}
+		req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start, tokens: s.tokens}
+		return h(ctx, req)
 	}
 	if h := s.cfg.Handlers[op]; h != nil && prefix == cloudTrailPrefix {
 		req := &Request{Caller: c.caller, Operation: op, Body: c.body, RequestID: c.requestID, Time: c.start, tokens: s.tokens}

@@ -26,7 +26,7 @@ var (
 	edges    = []string{"cmd/cairn", "internal/apiserver", "internal/gateway", "internal/client", "internal/console"}
 	wire     = []string{"internal/awsjson"}
 	features = []string{"internal/trail", "internal/lake", "internal/insights", "internal/ingest",
-		"internal/importer", "internal/retention", "internal/sigma"}
+		"internal/importer", "internal/retention", "internal/detect"}
 )
 
 // allowed are imports of one feature by another that the design keeps:
@@ -218,6 +218,10 @@ func TestRules(t *testing.T) {
 		{"cmd/cairn", "github.com/jackc/pgx/v5", true},
 		{"internal/lake", "github.com/jackc/pgx/v5/pgxpool", true},
 		{"internal/store/duckdb", "github.com/jackc/pgx/v5", true},
+		// sigma is a library below the features: live detection uses it.
+		{"internal/detect", module + "internal/sigma", false},
+		{"internal/sigma", module + "internal/detect", true},
+		{"internal/detect", module + "internal/lake", true},
 	} {
 		if got := rule(c.pkg, c.imp) != ""; got != c.bad {
 			t.Errorf("rule(%s, %s) refuses = %v; want %v", c.pkg, c.imp, got, c.bad)

@@ -53,6 +53,9 @@ type Config struct {
 	Console Console `yaml:"console"`
 	// Store chooses Event History's store (store.go).
 	Store Store `yaml:"store"`
+	// Detections configures live detection with Sigma rules
+	// (detections.go); nil: none.
+	Detections *Detections `yaml:"detections"`
 
 	keys map[string]Principal // access key ID -> principal
 }

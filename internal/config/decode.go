@@ -155,6 +155,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"ingest", false, func(v *yaml.Node, path string) { d.ingest(v, path, &c.Ingest) }},
 		field{"console", false, func(v *yaml.Node, path string) { d.console(v, path, &c.Console) }},
 		field{"store", false, func(v *yaml.Node, path string) { d.store(v, path, &c.Store) }},
+		field{"detections", false, func(v *yaml.Node, path string) { c.Detections = d.detections(v, path) }},
 	)
 	return c
 }

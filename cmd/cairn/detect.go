@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/detect"
+	"github.com/cairn-audit/cairn/internal/sigma/builtin"
+)
+
+// newDetector opens live detection as the config's detections section
+// says (nil without one): findings in the data dir, rules from the
+// configured folders and the built-in hunts.
+func newDetector(cfg *config.Config, dataDir string, feed detect.Feed, log *slog.Logger, reg prometheus.Registerer) (*detect.Detector, error) {
+	dc := cfg.Detections
+	if dc == nil {
+		return nil, nil
+	}
+	c := detect.Config{Dir: dataDir, Feed: feed, Folders: dc.Rules, PollRules: dc.PollInterval, Retention: cfg.Retention(),
+		Logger: log, Registerer: reg}
+	if dc.PollInterval == 0 {
+		c.PollRules = -1 // only on SIGHUP
+	}
+	if dc.Builtin {
+		c.Builtin = builtin.FS()
+	}
+	if w := dc.Webhook; w != nil {
+		c.Webhook = detect.Webhook{URL: w.URL, Headers: w.Headers, Timeout: w.Timeout, MaxBackoff: w.MaxBackoff}
+	}
+	return detect.Open(c)
+}
+
+// runDetector runs d until ctx ends, reloading its rules on SIGHUP.
+func runDetector(d *detect.Detector) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		done := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-hup:
+					d.Reload()
+				case <-done:
+					return
+				}
+			}
+		}()
+		defer close(done)
+		return d.Run(ctx)
+	}
+}

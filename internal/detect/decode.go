@@ -1,0 +1,374 @@
+package detect
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/cairn-audit/cairn/internal/sigma"
+)
+
+// decodeRecord is sigma.DecodeRecord without reflection: the same
+// sigma.Record (objects map[string]any, arrays []any, numbers json.Number,
+// a repeated member's last value, invalid UTF-8 and lone surrogates as
+// U+FFFD) in a fraction of the time; the live path decodes every event a
+// rule may match. TestDecodeLikeSigma holds it to sigma.DecodeRecord.
+//
+// With fields set, only those top-level members are decoded; the others
+// are skipped, checked only as far as finding their end (the store holds
+// records Extract parsed whole, so they are valid JSON).
+func decodeRecord(b []byte, fields fieldSet) (sigma.Record, error) {
+	p := parser{b: b, fields: fields}
+	p.ws()
+	if p.lit("null") == nil {
+		return nil, nil // as encoding/json: a null leaves the map nil
+	}
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
+		return nil, errSyntax
+	}
+	m, err := p.object(0)
+	if err != nil {
+		return nil, err
+	}
+	return sigma.Record(m), nil
+}
+
+var errSyntax = errors.New("detect: record is not a JSON object")
+
+// maxDepth is encoding/json's nesting limit.
+const maxDepth = 10000
+
+type parser struct {
+	b      []byte
+	i      int
+	fields fieldSet // top-level members to decode (nil: all)
+}
+
+func (p *parser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) value(depth int) (any, error) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return nil, errSyntax
+	}
+	switch c := p.b[p.i]; {
+	case c == '{':
+		return p.object(depth + 1)
+	case c == '[':
+		return p.array(depth + 1)
+	case c == '"':
+		return p.str()
+	case c == 't':
+		return true, p.lit("true")
+	case c == 'f':
+		return false, p.lit("false")
+	case c == 'n':
+		return nil, p.lit("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	}
+	return nil, errSyntax
+}
+
+func (p *parser) lit(s string) error {
+	if len(p.b)-p.i < len(s) || string(p.b[p.i:p.i+len(s)]) != s {
+		return errSyntax
+	}
+	p.i += len(s)
+	return nil
+}
+
+func (p *parser) object(depth int) (map[string]any, error) {
+	if depth > maxDepth {
+		return nil, errSyntax
+	}
+	p.i++ // {
+	m := map[string]any{}
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return m, nil
+	}
+	for {
+		p.ws()
+		if p.i >= len(p.b) || p.b[p.i] != '"' {
+			return nil, errSyntax
+		}
+		k, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		p.ws()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return nil, errSyntax
+		}
+		p.i++
+		if depth == 0 && p.fields != nil && !p.fields[k] {
+			if err := p.skip(); err != nil {
+				return nil, err
+			}
+		} else {
+			v, err := p.value(depth)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
+		}
+		p.ws()
+		if p.i >= len(p.b) {
+			return nil, errSyntax
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return m, nil
+		default:
+			return nil, errSyntax
+		}
+	}
+}
+
+func (p *parser) array(depth int) ([]any, error) {
+	if depth > maxDepth {
+		return nil, errSyntax
+	}
+	p.i++ // [
+	a := []any{}
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return a, nil
+	}
+	for {
+		v, err := p.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		p.ws()
+		if p.i >= len(p.b) {
+			return nil, errSyntax
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return a, nil
+		default:
+			return nil, errSyntax
+		}
+	}
+}
+
+func (p *parser) number() (any, error) {
+	start := p.i
+	b := p.b
+	if b[p.i] == '-' {
+		p.i++
+	}
+	digits := func() int {
+		n := 0
+		for p.i < len(b) && b[p.i] >= '0' && b[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	if p.i < len(b) && b[p.i] == '0' {
+		p.i++
+	} else if digits() == 0 {
+		return nil, errSyntax
+	}
+	if p.i < len(b) && b[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return nil, errSyntax
+		}
+	}
+	if p.i < len(b) && (b[p.i] == 'e' || b[p.i] == 'E') {
+		p.i++
+		if p.i < len(b) && (b[p.i] == '+' || b[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return nil, errSyntax
+		}
+	}
+	return json.Number(b[start:p.i]), nil
+}
+
+// str reads a string at p.i (at its opening quote).
+func (p *parser) str() (string, error) {
+	p.i++
+	start := p.i
+	b := p.b
+	for p.i < len(b) {
+		c := b[p.i]
+		if c == '"' {
+			s := string(b[start:p.i])
+			p.i++
+			return s, nil
+		}
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			break
+		}
+		p.i++
+	}
+	// Slow path: escapes, control characters, UTF-8.
+	out := append([]byte(nil), b[start:p.i]...)
+	for p.i < len(b) {
+		c := b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return string(out), nil
+		case c < 0x20:
+			return "", errSyntax
+		case c == '\\':
+			if p.i+1 >= len(b) {
+				return "", errSyntax
+			}
+			e := b[p.i+1]
+			p.i += 2
+			switch e {
+			case '"', '\\', '/':
+				out = append(out, e)
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r, ok := p.hex4()
+				if !ok {
+					return "", errSyntax
+				}
+				if utf16.IsSurrogate(r) {
+					r2 := rune(-1)
+					if p.i+1 < len(b) && b[p.i] == '\\' && b[p.i+1] == 'u' {
+						save := p.i
+						p.i += 2
+						if x, ok := p.hex4(); ok {
+							r2 = x
+						} else {
+							return "", errSyntax
+						}
+						if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+							out = utf8.AppendRune(out, d)
+							continue
+						}
+						p.i = save // the second escape stands alone
+					}
+					r = utf8.RuneError
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				return "", errSyntax
+			}
+		case c < 0x80:
+			out = append(out, c)
+			p.i++
+		default:
+			r, size := utf8.DecodeRune(b[p.i:])
+			if r == utf8.RuneError && size == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError)
+			} else {
+				out = append(out, b[p.i:p.i+size]...)
+			}
+			p.i += size
+		}
+	}
+	return "", errSyntax
+}
+
+func (p *parser) hex4() (rune, bool) {
+	if len(p.b)-p.i < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p.b[p.i : p.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	p.i += 4
+	return r, true
+}
+
+// skip passes over one value without building it.
+func (p *parser) skip() error {
+	p.ws()
+	depth := 0
+	for p.i < len(p.b) {
+		switch c := p.b[p.i]; c {
+		case '"':
+			p.i++
+			for { // to the next quote not escaped by an odd run of backslashes
+				j := bytes.IndexByte(p.b[p.i:], '"')
+				if j < 0 {
+					return errSyntax
+				}
+				p.i += j
+				n := 0
+				for k := p.i - 1; k >= 0 && p.b[k] == '\\'; k-- {
+					n++
+				}
+				p.i++
+				if n%2 == 0 {
+					break
+				}
+			}
+		case '{', '[':
+			depth++
+			p.i++
+		case '}', ']':
+			if depth == 0 {
+				return nil // the end of the enclosing object
+			}
+			depth--
+			p.i++
+		case ',':
+			if depth == 0 {
+				return nil
+			}
+			p.i++
+		default:
+			p.i++
+		}
+		if depth == 0 && p.i < len(p.b) {
+			// a whole string or container ends the value; a scalar
+			// runs to the next separator
+			if c := p.b[p.i-1]; c == '"' || c == '}' || c == ']' {
+				return nil
+			}
+		}
+	}
+	return errSyntax
+}
