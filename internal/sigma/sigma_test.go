@@ -331,3 +331,36 @@ func TestEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestPathThroughArrays: a dotted path crosses arrays of objects
+// (PutEventSelectors' eventSelectors, AuthorizeSecurityGroupIngress'
+// ipPermissions.items); it matches when any element's value matches.
+func TestPathThroughArrays(t *testing.T) {
+	const js = `{"requestParameters":{"eventSelectors":[{"readWriteType":"All","includeManagementEvents":true},
+{"readWriteType":"ReadOnly","includeManagementEvents":false,"dataResources":[{"type":"AWS::S3::Object","values":["arn:aws:s3"]}]}],
+"ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"10.0.0.0/8"},{"cidrIp":"0.0.0.0/0"}]}}]},"empty":[]}}`
+	r := mustRecord(t, js)
+	cases := []struct {
+		sel  string
+		want bool
+	}{
+		{`requestParameters.eventSelectors.readWriteType: ReadOnly`, true},
+		{`requestParameters.eventSelectors.readWriteType: WriteOnly`, false},
+		{`requestParameters.eventSelectors.includeManagementEvents: false`, true},
+		{`requestParameters.eventSelectors.dataResources.type: 'AWS::S3::Object'`, true},
+		{`requestParameters.eventSelectors.dataResources.values|startswith: 'arn:aws:s3'`, true},
+		{`requestParameters.eventSelectors.dataResources.type: 'AWS::Lambda::Function'`, false},
+		{`requestParameters.ipPermissions.items.ipRanges.items.cidrIp|endswith: '/0'`, true},
+		{`requestParameters.ipPermissions.items.ipRanges.items.cidrIp: '192.168.*'`, false},
+		{`requestParameters.eventSelectors.nope|exists: true`, false},
+		{`requestParameters.eventSelectors.readWriteType|exists: true`, true},
+		{`requestParameters.empty.x|exists: false`, true},
+		{`requestParameters.eventSelectors.nope: null`, true},
+	}
+	for _, c := range cases {
+		r0 := mustParse(t, rule("  sel:\n    "+c.sel+"\n  condition: sel\n"))
+		if got := r0.Match(r); got != c.want {
+			t.Errorf("%s: Match = %v; want %v", c.sel, got, c.want)
+		}
+	}
+}
