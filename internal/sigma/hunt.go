@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -72,6 +73,68 @@ func (h *Hunt) Run(rec Record, emit func(Finding)) {
 			emit(FindingOf(rec, Info{ID: r.ID, Title: r.Title, Level: r.Level, Tags: r.Tags}))
 		}
 	}
+}
+
+// RunBatch decodes raw records and runs the hunt over them in order, as
+// Run does for each: decoding and the (stateless) rules run on workers
+// goroutines, the stateful hunts on the caller's, in the batch's order.
+// Records that are not JSON objects are skipped and counted in bad.
+func (h *Hunt) RunBatch(raws [][]byte, workers int, emit func(Finding)) (bad int) {
+	type result struct {
+		rec      Record
+		report   bool
+		findings []Finding
+	}
+	res := make([]result, len(raws))
+	if workers < 1 {
+		workers = 1
+	}
+	chunk := (len(raws) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := 0; w < workers && w*chunk < len(raws); w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(raws))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				rec, err := DecodeRecord(raws[i])
+				if err != nil {
+					continue
+				}
+				r := &res[i]
+				r.rec = rec
+				r.report = h.Report == nil || h.Report(rec)
+				if !r.report {
+					continue
+				}
+				for _, rule := range h.Rules {
+					if rule.Match(rec) {
+						r.findings = append(r.findings, FindingOf(rec, Info{ID: rule.ID, Title: rule.Title, Level: rule.Level, Tags: rule.Tags}))
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range res {
+		r := &res[i]
+		if r.rec == nil {
+			bad++
+			continue
+		}
+		for _, s := range h.Stateful {
+			detail, fire := s.Observe(r.rec)
+			if fire && r.report {
+				f := FindingOf(r.rec, s.Info())
+				f.Detail = detail
+				emit(f)
+			}
+		}
+		for _, f := range r.findings {
+			emit(f)
+		}
+	}
+	return bad
 }
 
 // FindingOf is the finding of the hunt in on rec.
