@@ -319,13 +319,23 @@ func TestHuntAndWhoThroughServer(t *testing.T) {
 	}
 }
 
-// realCalls counts, independently of package who, the real records whose
-// field at path equals value.
-func realCalls(t *testing.T, match func(m map[string]any) bool) int {
-	n := 0
+// realMaps returns every real record decoded as a map, for independent
+// oracles.
+func realMaps(t *testing.T) []map[string]any {
+	var out []map[string]any
 	for _, r := range audittest.RealRecords(t) {
 		var m map[string]any
 		json.Unmarshal(r.Raw, &m)
+		out = append(out, m)
+	}
+	return out
+}
+
+// realCalls counts, independently of package who, the records that
+// match.
+func realCalls(recs []map[string]any, match func(m map[string]any) bool) int {
+	n := 0
+	for _, m := range recs {
 		if match(m) {
 			n++
 		}
@@ -354,8 +364,9 @@ func TestWhoOnImportedRecords(t *testing.T) {
 	dir := importedRealDir(t)
 	const user = "arn:aws:iam::457448411975:user/christophe"
 	const role = "arn:aws:iam::457448411975:role/stratus-red-team-ec2-get-password-data-role"
+	recs := realMaps(t)
 	bertSessions := map[string]bool{}
-	realCalls(t, func(m map[string]any) bool {
+	realCalls(recs, func(m map[string]any) bool {
 		if str(m, "userIdentity", "userName") == "bert-jan" {
 			if k := str(m, "responseElements", "credentials", "accessKeyId"); k != "" {
 				bertSessions[k] = true
@@ -391,7 +402,7 @@ func TestWhoOnImportedRecords(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.principal, func(t *testing.T) {
-			want := realCalls(t, c.want)
+			want := realCalls(recs, c.want)
 			code, out, errOut := runCairn("who", c.principal, "--data-dir", dir, "--output", "json", "--no-progress")
 			var rep who.Report
 			if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
