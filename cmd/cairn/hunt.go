@@ -70,7 +70,7 @@ func (h *historyFlags) window() (start, end time.Time, err error) {
 // LookupEvents gives the caller, oldest first. It calls progress with the
 // records read so far.
 func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, to time.Time,
-	progress func(read int64), batch func(raws [][]byte) error) error {
+	progress func(read int64), batch func(recs []sigma.Input) error) error {
 	ep := h.endpoint
 	if ep == "" {
 		if ep = serverHolding(h.dataDir); ep != "" {
@@ -112,9 +112,9 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 		// newest first: put them in time order
 		slices.SortStableFunc(recs, func(a, b audit.Record) int { return a.Time.Compare(b.Time) })
 		for i := 0; i < len(recs); i += 1000 {
-			raws := make([][]byte, 0, 1000)
+			raws := make([]sigma.Input, 0, 1000)
 			for _, r := range recs[i:min(i+1000, len(recs))] {
-				raws = append(raws, r.Raw)
+				raws = append(raws, sigma.Input{Raw: r.Raw, EventName: r.EventName})
 			}
 			if err := batch(raws); err != nil {
 				return err
@@ -140,12 +140,12 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 		if err != nil {
 			return fmt.Errorf("reading the store: %w", err)
 		}
-		raws := make([][]byte, 0, len(page))
+		raws := make([]sigma.Input, 0, len(page))
 		for _, a := range page {
 			pos = a.Seq
 			read++
 			if inRange(a.Record.Time) {
-				raws = append(raws, a.Record.Raw)
+				raws = append(raws, sigma.Input{Raw: a.Record.Raw, EventName: a.Record.EventName})
 			}
 		}
 		if len(raws) > 0 {
@@ -267,7 +267,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	show, done := progressFunc(stderr, h.noProgress, began, func() string { return fmt.Sprintf(", %d findings", found) })
 	out := newFindingWriter(stdout, *output)
 	workers := runtime.GOMAXPROCS(0)
-	err = h.readHistory(ctx, stderr, from, end, show, func(raws [][]byte) error {
+	err = h.readHistory(ctx, stderr, from, end, show, func(raws []sigma.Input) error {
 		bad += hunt.RunBatch(raws, workers, func(f sigma.Finding) {
 			found++
 			out.write(f)
@@ -416,9 +416,9 @@ func whoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	began := time.Now()
 	show, done := progressFunc(stderr, h.noProgress, began, func() string { return "" })
 	pass := func(observe func(sigma.Record)) error {
-		return h.readHistory(ctx, stderr, start, end, show, func(raws [][]byte) error {
+		return h.readHistory(ctx, stderr, start, end, show, func(raws []sigma.Input) error {
 			for _, raw := range raws {
-				if r, err := sigma.DecodeRecord(raw); err == nil {
+				if r, err := sigma.DecodeRecord(raw.Raw); err == nil {
 					observe(r)
 				}
 			}

@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +35,12 @@ type Info struct {
 // never seen, a burst of denied calls), which a per-record Sigma rule
 // cannot say. Observe is called once per record, in the order they are
 // read, and says whether the hunt fires on rec and why; it keeps bounded
-// state. A Stateful is used by one goroutine at a time.
+// state. RunBatch may give it only these fields of the record: eventTime,
+// eventID, eventName, eventSource, awsRegion, recipientAccountId,
+// readOnly, errorCode, sourceIPAddress, and userIdentity's type, arn,
+// invokedBy, principalId, accountId, accessKeyId, userName and
+// sessionContext.ec2RoleDelivery. A Stateful is used by one goroutine at a
+// time.
 type Stateful interface {
 	Info() Info
 	Observe(rec Record) (detail string, fire bool)
@@ -50,6 +56,9 @@ type Hunt struct {
 	// hunted period is their baseline), rules and reports only the
 	// records Report accepts. Nil reports every record.
 	Report func(Record) bool
+
+	index   *ruleIndex // built by RunBatch
+	indexed int        // len(Rules) when index was built
 }
 
 // Run matches rec against every rule and stateful hunt and calls emit for
@@ -75,41 +84,113 @@ func (h *Hunt) Run(rec Record, emit func(Finding)) {
 	}
 }
 
-// RunBatch decodes raw records and runs the hunt over them in order, as
-// Run does for each: decoding and the (stateless) rules run on workers
-// goroutines, the stateful hunts on the caller's, in the batch's order.
-// Records that are not JSON objects are skipped and counted in bad.
-func (h *Hunt) RunBatch(raws [][]byte, workers int, emit func(Finding)) (bad int) {
+// Input is one record for RunBatch: its JSON and, when it is known
+// without decoding the JSON (the store keeps it), its eventName, which lets
+// RunBatch decode in full only the records some rule may match.
+type Input struct {
+	Raw       []byte
+	EventName string
+}
+
+// ruleIndex says which rules may match a record of a given eventName.
+type ruleIndex struct {
+	byName map[string][]int // lower-cased eventName -> rules
+	any    []int            // rules that may match any eventName
+	brief  []int            // of them, those that read only brief fields
+}
+
+func (h *Hunt) buildIndex() {
+	if h.index != nil && h.indexed == len(h.Rules) {
+		return
+	}
+	ix := &ruleIndex{byName: map[string][]int{}}
+	for i, r := range h.Rules {
+		names, ok := r.EventNames()
+		if !ok {
+			if r.brief() {
+				ix.brief = append(ix.brief, i)
+			} else {
+				ix.any = append(ix.any, i)
+			}
+			continue
+		}
+		for n := range names {
+			ix.byName[n] = append(ix.byName[n], i)
+		}
+	}
+	h.index, h.indexed = ix, len(h.Rules)
+}
+
+// RunBatch runs the hunt over records in order, as Run does for each:
+// decoding and the (stateless) rules run on workers goroutines, the
+// stateful hunts on the caller's, in the batch's order. A record whose
+// eventName is given and that no rule may match is decoded only in the
+// fields stateful hunts and findings read. Records that are not JSON
+// objects are skipped and counted in bad.
+func (h *Hunt) RunBatch(in []Input, workers int, emit func(Finding)) (bad int) {
 	type result struct {
 		rec      Record
 		report   bool
 		findings []Finding
 	}
-	res := make([]result, len(raws))
+	h.buildIndex()
+	ix := h.index
+	res := make([]result, len(in))
 	if workers < 1 {
 		workers = 1
 	}
-	chunk := (len(raws) + workers - 1) / workers
+	chunk := (len(in) + workers - 1) / workers
 	var wg sync.WaitGroup
-	for w := 0; w < workers && w*chunk < len(raws); w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, len(raws))
+	for w := 0; w < workers && w*chunk < len(in); w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(in))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var cand []int
 			for i := lo; i < hi; i++ {
-				rec, err := DecodeRecord(raws[i])
-				if err != nil {
-					continue
-				}
 				r := &res[i]
-				r.rec = rec
-				r.report = h.Report == nil || h.Report(rec)
-				if !r.report {
+				full := true
+				cand = cand[:0]
+				if name := in[i].EventName; name != "" {
+					cand = append(append(cand, ix.any...), ix.byName[strings.ToLower(name)]...)
+					full = len(cand) > 0
+					cand = append(cand, ix.brief...)
+				}
+				if !full && len(h.Stateful) == 0 && len(ix.brief) == 0 {
+					// no rule may match and nothing else reads it
+					r.rec = Record{}
 					continue
 				}
-				for _, rule := range h.Rules {
-					if rule.Match(rec) {
-						r.findings = append(r.findings, FindingOf(rec, Info{ID: rule.ID, Title: rule.Title, Level: rule.Level, Tags: rule.Tags}))
+				var err error
+				if full {
+					r.rec, err = DecodeRecord(in[i].Raw)
+				} else if r.rec, err = decodeBrief(in[i].Raw); err != nil {
+					r.rec, err = DecodeRecord(in[i].Raw)
+				}
+				if err != nil || r.rec == nil {
+					r.rec = nil
+					continue
+				}
+				r.report = h.Report == nil || h.Report(r.rec)
+				if !r.report || len(cand) == 0 && in[i].EventName != "" {
+					continue
+				}
+				match := func(rule *Rule) {
+					if rule.Match(r.rec) {
+						r.findings = append(r.findings, FindingOf(r.rec, Info{ID: rule.ID, Title: rule.Title, Level: rule.Level, Tags: rule.Tags}))
+					}
+				}
+				if in[i].EventName == "" {
+					for _, rule := range h.Rules {
+						match(rule)
+					}
+					continue
+				}
+				// in rule order, as Run
+				slices.Sort(cand)
+				for j, k := range cand {
+					if j == 0 || k != cand[j-1] {
+						match(h.Rules[k])
 					}
 				}
 			}
