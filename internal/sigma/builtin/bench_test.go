@@ -11,20 +11,20 @@ import (
 	"github.com/cairn-audit/cairn/internal/sigma"
 )
 
-// realRaws returns every real record's JSON and eventName, in folder
-// order.
+// realRaws returns every real record's JSON, as stored, and eventName,
+// in folder order.
 func realRaws(t testing.TB) []sigma.Input {
 	t.Helper()
 	var out []sigma.Input
 	for _, dir := range []string{"datadog-stratus-red-team", "invictus-ir-aws_dataset", "opensearch-catalog",
 		"nexthink-cloudtrail-s3-to-kinesis", "plaso", "traildiscover"} {
 		for _, f := range folderFiles(t, dir) {
-			for _, r := range readRecords(t, f) {
-				raw, err := json.Marshal(r)
-				if err != nil {
+			for _, raw := range readRaw(t, f) {
+				var head struct{ EventName string }
+				if err := json.Unmarshal(raw, &head); err != nil {
 					t.Fatal(err)
 				}
-				out = append(out, sigma.Input{Raw: raw, EventName: r.Str("eventName")})
+				out = append(out, sigma.Input{Raw: raw, EventName: head.EventName})
 			}
 		}
 	}

@@ -20,6 +20,21 @@ const realDir = "../../../../shared/testdata/real"
 // readRecords returns the records of one CloudTrail log file.
 func readRecords(t testing.TB, path string) []sigma.Record {
 	t.Helper()
+	raws := readRaw(t, path)
+	out := make([]sigma.Record, 0, len(raws))
+	for _, raw := range raws {
+		r, err := sigma.DecodeRecord(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// readRaw returns the records of one CloudTrail log file as JSON.
+func readRaw(t testing.TB, path string) []json.RawMessage {
+	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -37,15 +52,7 @@ func readRecords(t testing.TB, path string) []sigma.Record {
 	if err := json.Unmarshal(data, &file); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	out := make([]sigma.Record, 0, len(file.Records))
-	for _, raw := range file.Records {
-		r, err := sigma.DecodeRecord(raw)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, r)
-	}
-	return out
+	return file.Records
 }
 
 // folderFiles lists the log files under dir (relative to realDir), or
