@@ -301,6 +301,12 @@ func TestHuntAndWhoThroughServer(t *testing.T) {
 		t.Errorf("alice's who christophe: exit %d, %d calls, %s; want christophe's 250+ calls", code, rep.Summary.Calls, errOut)
 	}
 
+	// more records than --max-records: refused, with what to do
+	if code, _, errOut := runCairn("hunt", "--endpoint-url", ts.endpoint, "--builtin", "--no-progress", "--max-records", "100"); code != 2 ||
+		!strings.Contains(errOut, "narrow the range") {
+		t.Errorf("--max-records 100: exit %d, %q; want 2 and advice", code, errOut)
+	}
+
 	as("AKIABOB0000000000001", "bob-secret-key")
 	code, out, errOut = runCairn("hunt", "--endpoint-url", ts.endpoint, "--builtin", "--output", "json", "--no-progress")
 	if code != 0 || strings.TrimSpace(out) != "" {
