@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/client"
+	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/sigma"
 	"github.com/cairn-audit/cairn/internal/sigma/builtin"
 	"github.com/cairn-audit/cairn/internal/sigma/who"
@@ -37,7 +38,7 @@ type historyFlags struct {
 
 func (h *historyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.dataDir, "data-dir", defaultDataDir, "data dir whose Event History is read, every account and region (when a server holds it, cairn goes through that server)")
-	fs.StringVar(&h.config, "config", "", "config file (YAML), checked as serve checks it")
+	fs.StringVar(&h.config, "config", "", "config file (YAML), checked as serve checks it when given (the store is read whatever its accounts)")
 	fs.StringVar(&h.endpoint, "endpoint-url", "", "read Event History through the cairn server at this URL with LookupEvents: what the caller's key may read, in --region (AWS credential variables apply)")
 	fs.StringVar(&h.region, "region", "", "region for signing with --endpoint-url (default: from the AWS environment, else us-east-1)")
 	fs.StringVar(&h.start, "start-time", "", "only events at or after this time (RFC 3339 or YYYY-MM-DD)")
@@ -125,10 +126,14 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 	if _, err := os.Stat(h.dataDir); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	log, _ := newLogger(stderr, "text", "warn")
-	if _, err := loadConfig(h.config, h.dataDir, log, stderr); err != nil {
-		return err
+	// Reading creates nothing: without --config no account or key is
+	// generated in the data dir (as serve and import would).
+	if h.config != "" {
+		if _, err := config.Load(h.config); err != nil {
+			return err
+		}
 	}
+	log, _ := newLogger(stderr, "text", "warn")
 	store, err := openStore(h.dataDir, log)
 	if err != nil {
 		return err

@@ -201,6 +201,7 @@ func testHuntBadInput(t *testing.T, dir string) {
 		{"unknown flag", []string{"hunt", "--frob"}, 2, []string{"frob"}, -1},
 		{"bad max records", []string{"hunt", "--builtin", "--max-records", "0"}, 2, []string{"--max-records"}, -1},
 		{"no data dir", []string{"hunt", "--data-dir", filepath.Join(empty, "nope"), "--builtin"}, 1, []string{"data dir"}, -1},
+		{"bad config", []string{"hunt", "--data-dir", dir, "--builtin", "--config", filepath.Join(empty, "none.yaml")}, 1, []string{"none.yaml"}, -1},
 		{"bad rules refused, good ones run", []string{"hunt", "--data-dir", dir, "--rules", rules, "--output", "json", "--no-progress"}, 3,
 			[]string{"bad.yml:5", "frobnicate", "agg.yml", "notyaml.yml:", "3 rule files refused"}, 5},
 	}
