@@ -375,6 +375,10 @@ func TestPrefilter(t *testing.T) {
 		`{"eventName":"DeleteTrail","eventSource":"cloudtrail.amazonaws.com","eventTime":"2024-01-01T00:00:01Z","eventID":"2","userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root"},"requestParameters":{"name":"t"}}`,
 		`{"eventName":"ListBuckets","eventSource":"s3.amazonaws.com","eventTime":"2024-01-01T00:00:02Z","eventID":"3","userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root"},"requestParameters":{"name":"x"}}`,
 		`{"eventName":"GetObject","eventSource":"s3.amazonaws.com","eventTime":"2024-01-01T00:00:03Z","eventID":"4","userIdentity":{"type":"IAMUser"},"requestParameters":{"name":"StopLogging"}}`,
+		// hostile shapes: the brief decoding fails on them and falls back
+		`{"eventName":"StopLogging","eventTime":7,"eventID":["5"],"userIdentity":"Root","readOnly":"maybe","errorCode":{"x":1}}`,
+		`{"eventName":"ListBuckets","eventID":"6","userIdentity":{"type":["Root"],"sessionContext":[]},"sourceIPAddress":null}`,
+		`{"eventName":"DeleteTrail","eventID":"7","userIdentity":{"type":"Root"},"requestParameters":null}`,
 	}
 	cases := []struct {
 		name, det string

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,5 +290,44 @@ func TestRootUsed(t *testing.T) {
 	}
 	if root.Match(as("Root", "cloudformation.amazonaws.com")) {
 		t.Error("fires on a service acting for root")
+	}
+}
+
+// TestHostileRecords: records of odd shapes (wrong types, nulls, arrays
+// where objects belong, bad times) go through every built-in hunt, by Run
+// and by RunBatch, without a panic and with the same findings.
+func TestHostileRecords(t *testing.T) {
+	rules, err := Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := []string{
+		`{}`,
+		`{"eventName":null,"userIdentity":null}`,
+		`{"eventName":"StopLogging","eventTime":7,"eventID":["5"],"userIdentity":"Root","readOnly":"maybe","errorCode":{"x":1}}`,
+		`{"eventName":"GetPasswordData","eventTime":"not a time","errorCode":"AccessDenied","userIdentity":{"arn":"a"}}`,
+		`{"eventName":"GetCallerIdentity","eventTime":"2024-01-01T00:00:00Z","sourceIPAddress":"AWS Internal","userIdentity":{"type":"AssumedRole","sessionContext":{"ec2RoleDelivery":"2.0"}}}`,
+		`{"eventName":"AuthorizeSecurityGroupIngress","eventSource":"ec2.amazonaws.com","requestParameters":{"ipPermissions":{"items":[null,1,"x",{"ipRanges":{"items":[{"cidrIp":null}]}}]}}}`,
+		`{"eventName":"PutEventSelectors","eventSource":"cloudtrail.amazonaws.com","requestParameters":{"eventSelectors":"All"}}`,
+		`{"eventName":"CreateAccessKey","eventSource":"iam.amazonaws.com","requestParameters":{"userName":["a","b"]},"userIdentity":{"userName":{"x":1}}}`,
+		`{"eventName":"` + strings.Repeat("A", 10000) + `","readOnly":false,"eventTime":"2024-01-01T00:00:00Z","userIdentity":{"arn":"` + strings.Repeat("\u202e", 100) + `"}}`,
+	}
+	var one, batched []sigma.Finding
+	h := sigma.Hunt{Rules: rules, Stateful: Stateful(Config{})}
+	var in []sigma.Input
+	for _, js := range hostile {
+		r, err := sigma.DecodeRecord([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Run(r, func(f sigma.Finding) { one = append(one, f) })
+		in = append(in, sigma.Input{Raw: []byte(js), EventName: r.Str("eventName")})
+	}
+	h = sigma.Hunt{Rules: rules, Stateful: Stateful(Config{})}
+	if bad := h.RunBatch(in, 2, func(f sigma.Finding) { batched = append(batched, f) }); bad != 0 {
+		t.Errorf("bad = %d; want 0 (every record is a JSON object)", bad)
+	}
+	if fmt.Sprint(one) != fmt.Sprint(batched) {
+		t.Errorf("Run found %v\nRunBatch %v", one, batched)
 	}
 }
