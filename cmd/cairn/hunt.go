@@ -24,7 +24,8 @@ import (
 )
 
 // huntLookback is how much history before --start-time the stateful
-// hunts read as their baseline (the new-principal hunt's 7 days).
+// hunts read as their baseline at least (the new-principal hunt's 7 days;
+// the config's hunts.new_principal_baseline when longer).
 const huntLookback = 7 * 24 * time.Hour
 
 // historyFlags are the flags of the commands that read all of Event
@@ -38,7 +39,7 @@ type historyFlags struct {
 
 func (h *historyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.dataDir, "data-dir", defaultDataDir, "data dir whose Event History is read, every account and region (when a server holds it, cairn goes through that server)")
-	fs.StringVar(&h.config, "config", "", "config file (YAML), checked as serve checks it when given (the store is read whatever its accounts)")
+	fs.StringVar(&h.config, "config", "", "config file (YAML), checked as serve checks it when given; its hunts section sets the built-in stateful hunts' parameters (the store is read whatever its accounts)")
 	fs.StringVar(&h.endpoint, "endpoint-url", "", "read Event History through the cairn server at this URL with LookupEvents: what the caller's key may read, in --region (AWS credential variables apply)")
 	fs.StringVar(&h.region, "region", "", "region for signing with --endpoint-url (default: from the AWS environment, else us-east-1)")
 	fs.StringVar(&h.start, "start-time", "", "only events at or after this time (RFC 3339 or YYYY-MM-DD)")
@@ -233,6 +234,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	hunt := sigma.Hunt{}
 	refused := 0
+	lookback := huntLookback
 	for _, p := range rulePaths {
 		if _, err := os.Stat(p); err != nil {
 			return usageError{fmt.Sprintf("--rules %s: %v", p, errors.Unwrap(err))}
@@ -250,7 +252,19 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		hunt.Rules = append(hunt.Rules, rules...)
-		hunt.Stateful = builtin.Stateful(builtin.Config{})
+		params := config.DefaultHunts()
+		if h.config != "" {
+			cfg, err := config.Load(h.config)
+			if err != nil {
+				return err
+			}
+			params = cfg.Hunts
+		}
+		hunt.Stateful = builtin.Stateful(builtin.Config{NewPrincipalBaseline: params.NewPrincipalBaseline,
+			DeniedBurst: params.DeniedBurst, DeniedWindow: params.DeniedWindow, MaxKeys: params.MaxKeys})
+		if params.NewPrincipalBaseline > lookback {
+			lookback = params.NewPrincipalBaseline
+		}
 	}
 	if len(hunt.Rules) == 0 && len(hunt.Stateful) == 0 {
 		return usageError{fmt.Sprintf("no rule loaded (%d refused)", refused)}
@@ -259,7 +273,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// baseline; findings are reported in [start, end) only.
 	from := start
 	if !start.IsZero() && len(hunt.Stateful) > 0 {
-		from = start.Add(-huntLookback)
+		from = start.Add(-lookback)
 	}
 	if !start.IsZero() {
 		hunt.Report = func(r sigma.Record) bool {

@@ -158,6 +158,20 @@ func testHuntWindowAndRules(t *testing.T, dir string) {
 	if !titles["Burst of access-denied calls"] || !titles["EC2 Windows password data read"] {
 		t.Errorf("window findings %v; want the burst and GetPasswordData", titles)
 	}
+	// the config's hunts section sets the stateful hunts' parameters: a
+	// burst of 40 is more than the 30 GetPasswordData calls
+	cfgPath := filepath.Join(t.TempDir(), "cairn.yaml")
+	writeFile(t, cfgPath, strings.Replace(twoAccounts, "%d", "0", 1)+"hunts:\n  denied_burst: 40\n")
+	code, out, errOut = runCairn("hunt", "--data-dir", dir, "--config", cfgPath, "--builtin", "--output", "json", "--no-progress",
+		"--start-time", "2024-07-30T21:00:00Z", "--end-time", "2024-07-31")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, f := range parseFindings(t, out) {
+		if f.Title == "Burst of access-denied calls" {
+			t.Errorf("denied_burst 40: burst found at %s", f.EventTime)
+		}
+	}
 	rules := filepath.Join("..", "..", "internal", "sigma", "testdata", "rules")
 	code, out, errOut = runCairn("hunt", "--data-dir", dir, "--output", "json", "--no-progress",
 		"--rules", filepath.Join(rules, "logging_tampering.yml"), "--rules", filepath.Join(rules, "console_login_without_mfa.yml"))

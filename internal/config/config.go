@@ -51,6 +51,8 @@ type Config struct {
 	Ingest Ingest `yaml:"ingest"`
 	// Console configures the web console (console.go).
 	Console Console `yaml:"console"`
+	// Hunts sets the stateful built-in hunts' parameters (hunts.go).
+	Hunts Hunts `yaml:"hunts"`
 
 	keys map[string]Principal // access key ID -> principal
 }

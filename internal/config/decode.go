@@ -136,7 +136,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
 		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval, DigestKeyRotation: DefaultDigestKeyRotation},
 		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights(), Lake: DefaultLake(),
-		API: DefaultAPI(), Ingest: DefaultIngest(), Console: DefaultConsole()}
+		API: DefaultAPI(), Ingest: DefaultIngest(), Console: DefaultConsole(), Hunts: DefaultHunts()}
 	d.bucketNames = map[string]int{}
 	d.mapping(n, "",
 		field{"event_history", false, func(v *yaml.Node, path string) { d.eventHistory(v, path, &c.EventHistory) }},
@@ -154,6 +154,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"api", false, func(v *yaml.Node, path string) { d.api(v, path, &c.API) }},
 		field{"ingest", false, func(v *yaml.Node, path string) { d.ingest(v, path, &c.Ingest) }},
 		field{"console", false, func(v *yaml.Node, path string) { d.console(v, path, &c.Console) }},
+		field{"hunts", false, func(v *yaml.Node, path string) { d.hunts(v, path, &c.Hunts) }},
 	)
 	return c
 }
