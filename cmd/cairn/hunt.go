@@ -37,9 +37,9 @@ type historyFlags struct {
 	noProgress                        bool
 }
 
-func (h *historyFlags) register(fs *flag.FlagSet) {
+func (h *historyFlags) register(fs *flag.FlagSet, configHelp string) {
 	fs.StringVar(&h.dataDir, "data-dir", defaultDataDir, "data dir whose Event History is read, every account and region (when a server holds it, cairn goes through that server)")
-	fs.StringVar(&h.config, "config", "", "config file (YAML), checked as serve checks it when given; its hunts section sets the built-in stateful hunts' parameters (the store is read whatever its accounts)")
+	fs.StringVar(&h.config, "config", "", configHelp)
 	fs.StringVar(&h.endpoint, "endpoint-url", "", "read Event History through the cairn server at this URL with LookupEvents: what the caller's key may read, in --region (AWS credential variables apply)")
 	fs.StringVar(&h.region, "region", "", "region for signing with --endpoint-url (default: from the AWS environment, else us-east-1)")
 	fs.StringVar(&h.start, "start-time", "", "only events at or after this time (RFC 3339 or YYYY-MM-DD)")
@@ -206,7 +206,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("cairn hunt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var h historyFlags
-	h.register(fs)
+	h.register(fs, "config file (YAML), checked as serve checks it when given; its hunts section sets the built-in stateful hunts' parameters")
 	var rulePaths stringsFlag
 	fs.Var(&rulePaths, "rules", "Sigma rule file or folder (walked recursively); may be repeated")
 	useBuiltin := fs.Bool("builtin", false, "run cairn's built-in hunts (docs/hunting.md)")
@@ -396,7 +396,7 @@ func whoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("cairn who", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var h historyFlags
-	h.register(fs)
+	h.register(fs, "config file (YAML), checked as serve checks it when given")
 	output := fs.String("output", "table", "output format: table or json")
 	limit := fs.Int("limit", 200, "calls of the timeline printed as a table, the latest (0: all); json prints every call kept")
 	fs.Usage = func() {
