@@ -14,7 +14,7 @@ import (
 )
 
 // commands are cairn's subcommands.
-var commands = []string{"serve", "import", "query", "insights", "validate-logs"}
+var commands = []string{"serve", "import", "query", "insights", "validate-logs", "hunt", "who"}
 
 // TestBadFlagsExitTwo: a flag a command does not have, or a malformed
 // value, exits 2 (validate-logs too: the AWS CLI v1's status for a bad

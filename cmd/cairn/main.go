@@ -4,6 +4,8 @@
 //	cairn import  [--data-dir DIR --config FILE | --endpoint-url URL] [--into EDS] [--output table|json|text] PATH...
 //	cairn query   [--data-dir DIR --config FILE | --endpoint-url URL] [--output table|json|csv] "SQL"
 //	cairn insights [--data-dir DIR --config FILE | --endpoint-url URL] [--account ID] [--region R] [--start T] [--end T]
+//	cairn hunt    [--rules FOLDER_OR_FILE]... [--builtin] [--start-time T] [--end-time T] [--output table|json|csv] [--data-dir DIR --config FILE | --endpoint-url URL]
+//	cairn who     [--start-time T] [--end-time T] [--output table|json] [--data-dir DIR --config FILE | --endpoint-url URL] PRINCIPAL
 //	cairn validate-logs --trail-arn ARN --start-time TIME [...]
 //	cairn migrate --config FILE
 //	cairn version
@@ -36,6 +38,10 @@ Usage:
   cairn query   [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--output table|json|csv] "SQL"
   cairn insights [--data-dir DIR] [--config FILE] [--endpoint-url URL] [--account ID] [--region R]
                  [--start T] [--end T] [--dry-run]
+  cairn hunt    [--rules FOLDER_OR_FILE]... [--builtin] [--start-time T] [--end-time T]
+                [--output table|json|csv] [--data-dir DIR] [--config FILE] [--endpoint-url URL]
+  cairn who     [--start-time T] [--end-time T] [--output table|json] [--data-dir DIR]
+                [--config FILE] [--endpoint-url URL] PRINCIPAL
   cairn validate-logs --trail-arn ARN --start-time TIME [--end-time TIME] [--verbose]
                       [--endpoint-url URL | --data-dir DIR] [--s3-endpoint-url URL | --local-dir DIR]
                       [--report-unlisted]
@@ -71,6 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = queryCmd(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		err = migrateCmd(ctx, args[1:], stdout, stderr)
+	case "hunt":
+		err = huntCmd(ctx, args[1:], stdout, stderr)
+	case "who":
+		err = whoCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		if len(args) > 1 && args[1] != "--help" && args[1] != "-h" {
 			err = usageError{"version takes no arguments"}

@@ -29,9 +29,30 @@ func DecodeRecord(data []byte) (Record, error) {
 }
 
 // lookup follows a dotted path (userIdentity.sessionContext.attributes.mfaAuthenticated).
+// An array met before the path's end is looked into element by element
+// (requestParameters.eventSelectors.readWriteType): the result is the array
+// of what each element holds, and matches when any of them does.
 func (r Record) lookup(path []string) (any, bool) {
-	var cur any = map[string]any(r)
-	for _, p := range path {
+	return lookupIn(map[string]any(r), path, 0)
+}
+
+func lookupIn(cur any, path []string, depth int) (any, bool) {
+	for i, p := range path {
+		if a, ok := cur.([]any); ok {
+			if depth > 8 {
+				return nil, false
+			}
+			var out []any
+			for _, e := range a {
+				if v, ok := lookupIn(e, path[i:], depth+1); ok && v != nil {
+					out = append(out, v)
+				}
+			}
+			if out == nil {
+				return nil, false
+			}
+			return out, true
+		}
 		m, ok := cur.(map[string]any)
 		if !ok {
 			return nil, false

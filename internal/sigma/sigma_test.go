@@ -3,6 +3,8 @@ package sigma
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -329,5 +331,101 @@ func TestEscapes(t *testing.T) {
 		if got := ru.Match(r); got != c.want {
 			t.Errorf("%s: got %v, want %v", c.sel, got, c.want)
 		}
+	}
+}
+
+// TestPathThroughArrays: a dotted path crosses arrays of objects
+// (PutEventSelectors' eventSelectors, AuthorizeSecurityGroupIngress'
+// ipPermissions.items); it matches when any element's value matches.
+func TestPathThroughArrays(t *testing.T) {
+	const js = `{"requestParameters":{"eventSelectors":[{"readWriteType":"All","includeManagementEvents":true},
+{"readWriteType":"ReadOnly","includeManagementEvents":false,"dataResources":[{"type":"AWS::S3::Object","values":["arn:aws:s3"]}]}],
+"ipPermissions":{"items":[{"ipRanges":{"items":[{"cidrIp":"10.0.0.0/8"},{"cidrIp":"0.0.0.0/0"}]}}]},"empty":[]}}`
+	r := mustRecord(t, js)
+	cases := []struct {
+		sel  string
+		want bool
+	}{
+		{`requestParameters.eventSelectors.readWriteType: ReadOnly`, true},
+		{`requestParameters.eventSelectors.readWriteType: WriteOnly`, false},
+		{`requestParameters.eventSelectors.includeManagementEvents: false`, true},
+		{`requestParameters.eventSelectors.dataResources.type: 'AWS::S3::Object'`, true},
+		{`requestParameters.eventSelectors.dataResources.values|startswith: 'arn:aws:s3'`, true},
+		{`requestParameters.eventSelectors.dataResources.type: 'AWS::Lambda::Function'`, false},
+		{`requestParameters.ipPermissions.items.ipRanges.items.cidrIp|endswith: '/0'`, true},
+		{`requestParameters.ipPermissions.items.ipRanges.items.cidrIp: '192.168.*'`, false},
+		{`requestParameters.eventSelectors.nope|exists: true`, false},
+		{`requestParameters.eventSelectors.readWriteType|exists: true`, true},
+		{`requestParameters.empty.x|exists: false`, true},
+		{`requestParameters.eventSelectors.nope: null`, true},
+	}
+	for _, c := range cases {
+		r0 := mustParse(t, rule("  sel:\n    "+c.sel+"\n  condition: sel\n"))
+		if got := r0.Match(r); got != c.want {
+			t.Errorf("%s: Match = %v; want %v", c.sel, got, c.want)
+		}
+	}
+}
+
+// TestPrefilter: the eventNames a rule needs (EventNames) are exact, and
+// RunBatch, which skips or decodes in brief the records no rule may match
+// by eventName, finds what Run finds, for each form of condition.
+func TestPrefilter(t *testing.T) {
+	recs := []string{
+		`{"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","eventTime":"2024-01-01T00:00:00Z","eventID":"1","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"},"requestParameters":{"name":"t"}}`,
+		`{"eventName":"DeleteTrail","eventSource":"cloudtrail.amazonaws.com","eventTime":"2024-01-01T00:00:01Z","eventID":"2","userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root"},"requestParameters":{"name":"t"}}`,
+		`{"eventName":"ListBuckets","eventSource":"s3.amazonaws.com","eventTime":"2024-01-01T00:00:02Z","eventID":"3","userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root"},"requestParameters":{"name":"x"}}`,
+		`{"eventName":"GetObject","eventSource":"s3.amazonaws.com","eventTime":"2024-01-01T00:00:03Z","eventID":"4","userIdentity":{"type":"IAMUser"},"requestParameters":{"name":"StopLogging"}}`,
+		// hostile shapes: the brief decoding fails on them and falls back
+		`{"eventName":"StopLogging","eventTime":7,"eventID":["5"],"userIdentity":"Root","readOnly":"maybe","errorCode":{"x":1}}`,
+		`{"eventName":"ListBuckets","eventID":"6","userIdentity":{"type":["Root"],"sessionContext":[]},"sourceIPAddress":null}`,
+		`{"eventName":"DeleteTrail","eventID":"7","userIdentity":{"type":"Root"},"requestParameters":null}`,
+	}
+	cases := []struct {
+		name, det string
+		names     string // sorted, comma-separated; "*" for any
+	}{
+		{"one name", "  s:\n    eventName: StopLogging\n  condition: s\n", "stoplogging"},
+		{"name list", "  s:\n    eventName: [StopLogging, DeleteTrail]\n  condition: s\n", "deletetrail,stoplogging"},
+		{"prefix", "  s:\n    eventName|startswith: Stop\n  condition: s\n", "*"},
+		{"wildcard", "  s:\n    eventName: 'Stop*'\n  condition: s\n", "*"},
+		{"keywords", "  s:\n    - StopLogging\n  condition: s\n", "*"},
+		{"and not", "  s:\n    eventName: StopLogging\n  f:\n    userIdentity.type: Root\n  condition: s and not f\n", "stoplogging"},
+		{"not", "  s:\n    eventName: StopLogging\n  condition: not s\n", "*"},
+		{"or both named", "  a:\n    eventName: StopLogging\n  b:\n    eventName: DeleteTrail\n  condition: a or b\n", "deletetrail,stoplogging"},
+		{"or one unnamed", "  a:\n    eventName: StopLogging\n  b:\n    userIdentity.type: Root\n  condition: a or b\n", "*"},
+		{"1 of", "  sel_a:\n    eventName: StopLogging\n  sel_b:\n    eventName: ListBuckets\n  condition: 1 of sel_*\n", "listbuckets,stoplogging"},
+		{"all of them, one named", "  a:\n    eventName: DeleteTrail\n  b:\n    userIdentity.type: Root\n  condition: all of them\n", "deletetrail"},
+		{"list of maps, one unnamed", "  s:\n    - eventName: StopLogging\n    - requestParameters.name: x\n  condition: s\n", "*"},
+		{"list of maps, all named", "  s:\n    - eventName: StopLogging\n    - eventName: ListBuckets\n      userIdentity.type: Root\n  condition: s\n", "listbuckets,stoplogging"},
+		{"brief fields only", "  s:\n    userIdentity.type: Root\n  condition: s\n", "*"},
+		{"cased", "  s:\n    eventName|cased: StopLogging\n  condition: s\n", "stoplogging"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := mustParse(t, rule(c.det))
+			m, ok := r.EventNames()
+			got := "*"
+			if ok {
+				ns := slices.Clone(m)
+				sort.Strings(ns)
+				got = strings.Join(ns, ",")
+			}
+			if got != c.names {
+				t.Errorf("EventNames = %s; want %s", got, c.names)
+			}
+			var want, batched []string
+			h := Hunt{Rules: []*Rule{r}}
+			var in []Input
+			for _, js := range recs {
+				rec := mustRecord(t, js)
+				h.Run(rec, func(f Finding) { want = append(want, f.EventID) })
+				in = append(in, Input{Raw: []byte(js), EventName: rec.Str("eventName")})
+			}
+			h.RunBatch(in, 2, func(f Finding) { batched = append(batched, f.EventID) })
+			if fmt.Sprint(want) != fmt.Sprint(batched) {
+				t.Errorf("Run found %v, RunBatch %v", want, batched)
+			}
+		})
 	}
 }
