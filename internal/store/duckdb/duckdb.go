@@ -59,6 +59,11 @@ type Options struct {
 	// Now is the clock that stamps when a record was received (default
 	// time.Now); retention counts from it (DeleteReceivedBefore).
 	Now func() time.Time
+	// ZstdRecords stores new records as zstd frames with the dictionary
+	// (6.0x on the real records, about 16 µs of CPU a record) instead of
+	// S2 blocks with a dictionary (4.5x, about 2 µs). Frames of both kinds
+	// are read whatever it says. See docs/store.md.
+	ZstdRecords bool
 }
 
 // defaultRowGroupSize: a lookup reads whole row groups, so smaller groups
@@ -104,6 +109,7 @@ type Store struct {
 	commits, checkpointCommits int
 	walPath                    string
 	checkpointWAL              int64
+	zstdRecords                bool // new frames in zstd (Options.ZstdRecords)
 	now                        func() time.Time
 	// minReceived is the earliest received time stored (Unix seconds;
 	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
@@ -195,7 +201,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	db := sql.OpenDB(connector)
 	s := &Store{db: db, connector: connector, log: log, index: newBucketIndex(), checkpointCommits: opts.CheckpointCommits,
-		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes}
+		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes, zstdRecords: opts.ZstdRecords}
 	if s.checkpointCommits <= 0 {
 		s.checkpointCommits = 100
 	}
@@ -223,7 +229,7 @@ func (s *Store) init() error {
 	if _, err := s.db.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("duckdb: schema: %w", err)
 	}
-	c, err := newCodec()
+	c, err := newCodec(s.zstdRecords)
 	if err != nil {
 		return err
 	}
