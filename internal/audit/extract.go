@@ -59,7 +59,8 @@ type resourceView struct {
 var lenient = json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 
 // Extract indexes one CloudTrail record. raw is kept as Record.Raw, not
-// copied; the caller must not modify it afterwards. It returns an error
+// copied, and the Record's strings may share its memory; the caller must
+// not modify it afterwards. It returns an error
 // wrapping ErrInvalidRecord when raw is not a JSON object or lacks what every
 // record has (eventID, eventTime, awsRegion, an account). Members of
 // unexpected types that cairn does not need are ignored, never rewritten.
