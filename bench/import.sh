@@ -5,6 +5,8 @@
 #   - cairn's importer into a sink that discards the records (gunzip, split
 #     into records, audit.Extract): bench/cmd/importparse,
 #   - DuckDB's read_json through the Go driver: bench/duckread,
+#   - DuckDB importing them into a table of a file (9 columns + the raw
+#     JSON, sorted by time, checkpointed): bench/duckread -import,
 #   - jq -c '.Records[]',
 #   - and `cairn import` into a fresh data dir (DuckDB store) when CAIRN_BIN
 #     names a cairn binary.
@@ -15,6 +17,9 @@
 # Usage: bench/import.sh [RECORDS]      (default 1000000)
 #   DATA=dir   keep the generated files in dir and reuse them next time
 #   PER_FILE=n records per file (default 2000)
+#   DAYS=n     spread the records' eventTime over n days, oldest first, as a
+#              year of a trail's logs is (default 0: the copies keep the real
+#              records' own times, so every batch adds to the same hours)
 #   CAIRN_BIN=path/to/cairn   also time a full import into a store
 #   PROFILE=file              with CAIRN_BIN, write the import's CPU profile
 #                             there and print its top entries
@@ -22,13 +27,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
 per_file=${PER_FILE:-2000}
+days=${DAYS:-0}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 data=${DATA:-$work/data}
-if [ ! -f "$data/.records-$n-$per_file" ]; then
+if [ ! -f "$data/.records-$n-$per_file-$days" ]; then
 	rm -rf "$data"
-	go run ./bench/gen -n "$n" -per-file "$per_file" -out "$data" -src ../shared/testdata/real >&2
-	touch "$data/.records-$n-$per_file"
+	go run ./bench/gen -n "$n" -per-file "$per_file" -days "$days" -out "$data" -src ../shared/testdata/real >&2
+	touch "$data/.records-$n-$per_file-$days"
 fi
 go build -o "$work/importparse" ./bench/cmd/importparse
 go build -o "$work/duckread" ./bench/duckread
@@ -54,6 +60,12 @@ row "cairn importer (discard sink)" "$rec" "$sec"
 # "duckdb read_json: N records in S.SSs: R records/s" (its own clock, like importparse's)
 duck=$("$work/duckread" "$data/**/*.json.gz")
 row "duckdb read_json (unnest Records)" "$(awk '{print $3}' <<<"$duck")" "$(awk '{sub(/s:$/, "", $6); print $6}' <<<"$duck")"
+
+# "duckdb import: N records in S.SSs: R records/s, B bytes"
+duckimp=$("$work/duckread" -import "$work/duck.duckdb" "$data/**/*.json.gz")
+row "duckdb import (9 cols+raw, sorted)" "$(awk '{print $3}' <<<"$duckimp")" "$(awk '{sub(/s:$/, "", $6); print $6}' <<<"$duckimp")"
+duck_bytes=$(awk '{print $9}' <<<"$duckimp")
+rm -f "$work/duck.duckdb" "$work/duck.duckdb.wal"
 
 t0=$(now)
 jq_n=$(find "$data" -name '*.json.gz' -print0 | xargs -0 zcat | jq -c '.Records[]' | wc -l)
@@ -85,6 +97,7 @@ echo
 echo "$n records in $(find "$data" -name '*.json.gz' | wc -l) files, $(awk -v b="$gz_bytes" 'BEGIN {printf "%.1f", b/1e6}') MB of .json.gz; $cores cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-34s %10s %8s %12s %10s\n' tool records seconds records/s "MB/s (gz)"
 printf '%s\n' "${rows[@]}"
+echo "duckdb import's file: $(awk -v d="$duck_bytes" -v b="$gz_bytes" 'BEGIN {printf "%.0f MB (%.2fx the .json.gz)", d/1e6, d/b}')"
 if [ -n "${store_mb:-}" ]; then
 	echo "cairn data dir: ${store_mb} MB on disk ($(awk -v m="$store_mb" -v b="$gz_bytes" 'BEGIN {printf "%.2f", m*1048576/b}')x the .json.gz)"
 	echo "rate as a multiple of cairn import's:"

@@ -59,11 +59,16 @@ type resourceView struct {
 var lenient = json.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 
 // Extract indexes one CloudTrail record. raw is kept as Record.Raw, not
-// copied; the caller must not modify it afterwards. It returns an error
+// copied, and the Record's strings may share its memory; the caller must
+// not modify it afterwards. It returns an error
 // wrapping ErrInvalidRecord when raw is not a JSON object or lacks what every
 // record has (eventID, eventTime, awsRegion, an account). Members of
 // unexpected types that cairn does not need are ignored, never rewritten.
-func Extract(raw []byte) (Record, error) {
+func Extract(raw []byte) (Record, error) { return extract(raw, true) }
+
+// extract is Extract; with scan false it decodes every record with the
+// JSON library (the reference the scanner is tested against).
+func extract(raw []byte, scan bool) (Record, error) {
 	if len(raw) > MaxRecordSize {
 		return Record{}, fmt.Errorf("%w: %d bytes, larger than %d", ErrInvalidRecord, len(raw), MaxRecordSize)
 	}
@@ -71,33 +76,19 @@ func Extract(raw []byte) (Record, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Record{}, fmt.Errorf("%w: not a JSON object", ErrInvalidRecord)
 	}
-	var v extractView
-	if err := json.Unmarshal(raw, &v, lenient); err != nil {
-		return Record{}, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
-	}
-	var id identityView
-	if len(v.UserIdentity) > 0 && v.UserIdentity[0] == '{' {
-		// A userIdentity of odd shape leaves the identity fields empty.
-		_ = json.Unmarshal(v.UserIdentity, &id, lenient)
-	}
-	r := Record{
-		Raw:         raw,
-		Account:     v.RecipientAccountID,
-		Region:      v.AWSRegion,
-		EventID:     v.EventID,
-		EventName:   v.EventName,
-		EventSource: v.EventSource,
-		AccessKeyID: id.AccessKeyID,
-		Username:    Username(id.Type, id.UserName, id.ARN, id.PrincipalID, onBehalf(id)),
-		ReadOnly:    rawBool(v.ReadOnly),
-		Category:    category(&v),
-	}
-	if r.Account == "" {
-		r.Account = id.AccountID
-	}
-	if v.InsightDetails != nil && r.EventName == "" {
-		r.EventName = v.InsightDetails.EventName
-		r.EventSource = v.InsightDetails.EventSource
+	var (
+		r         Record
+		eventTime string
+		sv        scanned
+	)
+	fast := scan && scanRecord(raw, &sv)
+	if fast {
+		r, eventTime = sv.record(raw), sv.eventTime
+	} else {
+		var err error
+		if r, eventTime, err = decodeRecord(raw); err != nil {
+			return Record{}, err
+		}
 	}
 	switch {
 	case r.EventID == "":
@@ -109,30 +100,103 @@ func Extract(raw []byte) (Record, error) {
 	case r.Account == "":
 		return Record{}, fmt.Errorf("%w: no recipientAccountId or userIdentity.accountId", ErrInvalidRecord)
 	}
-	t, err := time.Parse(time.RFC3339, v.EventTime)
+	t, err := time.Parse(time.RFC3339, eventTime)
 	if err != nil {
-		return Record{}, fmt.Errorf("%w: eventTime %q is not an ISO-8601 time", ErrInvalidRecord, v.EventTime)
+		return Record{}, fmt.Errorf("%w: eventTime %q is not an ISO-8601 time", ErrInvalidRecord, eventTime)
 	}
 	// CloudTrail times have whole seconds; the index keeps seconds so that
 	// cursors are exact even for records written with fractions.
 	r.Time = t.UTC().Truncate(time.Second)
+	if fast {
+		if !sv.resourcesMember && len(r.Resources) == 0 && r.Category == CategoryManagement {
+			// AddDerivedResources without a second pass over the record.
+			r.Resources = DeriveResources(r.EventSource, r.ReadOnly, sv.requestParameters, sv.responseElements)
+		}
+	} else {
+		AddDerivedResources(&r)
+	}
+	return r, nil
+}
+
+// record builds the Record the scanner read (Extract checks it).
+func (v *scanned) record(raw []byte) Record {
+	r := Record{
+		Raw:         raw,
+		Account:     v.recipientAccountID,
+		Region:      v.awsRegion,
+		EventID:     v.eventID,
+		EventName:   v.eventName,
+		EventSource: v.eventSource,
+		AccessKeyID: v.id.AccessKeyID,
+		Username:    Username(v.id.Type, v.id.UserName, v.id.ARN, v.id.PrincipalID, v.onBehalfOf),
+		ReadOnly:    rawBool(v.readOnly),
+		Category:    categoryOf(v.eventCategory, v.eventType, v.managementEvent),
+	}
+	if r.Account == "" {
+		r.Account = v.id.AccountID
+	}
+	if v.insight && r.EventName == "" {
+		r.EventName = v.insightName
+		r.EventSource = v.insightSource
+	}
+	r.Resources = resourcesOf(v.resources)
+	return r
+}
+
+// decodeRecord is Extract's decoding of raw with a JSON library, for the
+// records the scanner leaves to it.
+func decodeRecord(raw []byte) (r Record, eventTime string, err error) {
+	var v extractView
+	if err := json.Unmarshal(raw, &v, lenient); err != nil {
+		return Record{}, "", fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	}
+	var id identityView
+	if len(v.UserIdentity) > 0 && v.UserIdentity[0] == '{' {
+		// A userIdentity of odd shape leaves the identity fields empty.
+		_ = json.Unmarshal(v.UserIdentity, &id, lenient)
+	}
+	r = Record{
+		Raw:         raw,
+		Account:     v.RecipientAccountID,
+		Region:      v.AWSRegion,
+		EventID:     v.EventID,
+		EventName:   v.EventName,
+		EventSource: v.EventSource,
+		AccessKeyID: id.AccessKeyID,
+		Username:    Username(id.Type, id.UserName, id.ARN, id.PrincipalID, onBehalf(id)),
+		ReadOnly:    rawBool(v.ReadOnly),
+		Category:    categoryOf(v.EventCategory, v.EventType, v.ManagementEvent),
+	}
+	if r.Account == "" {
+		r.Account = id.AccountID
+	}
+	if v.InsightDetails != nil && r.EventName == "" {
+		r.EventName = v.InsightDetails.EventName
+		r.EventSource = v.InsightDetails.EventSource
+	}
 	if len(v.Resources) > 0 && v.Resources[0] == '[' {
 		var rs []resourceView
 		if json.Unmarshal(v.Resources, &rs, lenient) == nil {
-			for _, x := range rs {
-				arn := x.ARN
-				if arn == "" {
-					arn = x.ARNPrefix
-				}
-				if arn == "" && x.Type == "" {
-					continue
-				}
-				r.Resources = append(r.Resources, Resource{Type: x.Type, Name: ResourceName(arn), ARN: arn})
-			}
+			r.Resources = resourcesOf(rs)
 		}
 	}
-	AddDerivedResources(&r)
-	return r, nil
+	return r, v.EventTime, nil
+}
+
+// resourcesOf turns a record's resources into Resources.
+func resourcesOf(rs []resourceView) []Resource {
+	var out []Resource
+	for _, x := range rs {
+		arn := x.ARN
+		if arn == "" {
+			arn = x.ARNPrefix
+		}
+		if arn == "" && x.Type == "" {
+			continue
+		}
+		out = append(out, Resource{Type: x.Type, Name: ResourceName(arn), ARN: arn})
+	}
+	return out
 }
 
 // AddDerivedResources gives r, a record Extract built (or one decoded from
@@ -160,7 +224,7 @@ func onBehalf(id identityView) string {
 	return ""
 }
 
-func rawBool(b jsontext.Value) Tri {
+func rawBool(b []byte) Tri {
 	switch string(b) {
 	case "true", `"true"`:
 		return True
@@ -170,16 +234,16 @@ func rawBool(b jsontext.Value) Tri {
 	return Unset
 }
 
-func category(v *extractView) Category {
-	if v.EventCategory != "" {
-		return ParseCategory(v.EventCategory)
+func categoryOf(eventCategory, eventType string, managementEvent []byte) Category {
+	if eventCategory != "" {
+		return ParseCategory(eventCategory)
 	}
 	switch {
-	case v.EventType == "AwsCloudTrailInsight":
+	case eventType == "AwsCloudTrailInsight":
 		return CategoryInsight
-	case v.EventType == "AwsVpceEvents":
+	case eventType == "AwsVpceEvents":
 		return CategoryNetworkActivity
-	case rawBool(v.ManagementEvent) == False:
+	case rawBool(managementEvent) == False:
 		return CategoryData
 	}
 	return CategoryManagement

@@ -50,6 +50,16 @@ type ReportingSink interface {
 	AppendReport(ctx context.Context, records []audit.Record) (audit.AppendResult, []Failure, error)
 }
 
+// EachSink is a Sink that tells per record whether it was new (the DuckDB
+// store). Run gives it whole batches, whatever their accounts and regions,
+// and counts each record in its group from the answer: one transaction a
+// batch instead of one per account and region in it.
+type EachSink interface {
+	// AppendEach is Append returning inserted[i] for records[i] (false: a
+	// duplicate).
+	AppendEach(ctx context.Context, records []audit.Record) (inserted []bool, err error)
+}
+
 // Failure is a record a ReportingSink refused.
 type Failure struct {
 	// Index is the record's position in the batch given to the sink.
@@ -526,9 +536,14 @@ type origin struct {
 }
 
 // append gives one batch to the Sink, one call per account and region
-// (so that what was new is counted per account and region), and counts
-// the outcome.
+// (so that what was new is counted per account and region) unless it is an
+// EachSink, and counts the outcome.
 func (r *run) append(ctx context.Context, b []audit.Record, from []origin) error {
+	if es, ok := r.opts.Sink.(EachSink); ok {
+		if _, reports := r.opts.Sink.(ReportingSink); !reports {
+			return r.appendEach(ctx, es, b)
+		}
+	}
 	idx := make([]int, len(b))
 	for i := range idx {
 		idx[i] = i
@@ -553,6 +568,48 @@ func (r *run) append(ctx context.Context, b []audit.Record, from []origin) error
 			return err
 		}
 		lo = hi
+	}
+	return nil
+}
+
+// appendEach gives a batch to an EachSink in one call and counts each
+// record in its account and region.
+func (r *run) appendEach(ctx context.Context, es EachSink, b []audit.Record) error {
+	inserted, err := es.AppendEach(ctx, b)
+	if err != nil {
+		// Nothing of a failed AppendEach is stored (one transaction).
+		return err
+	}
+	if len(inserted) != len(b) {
+		return fmt.Errorf("import: sink answered for %d records of %d", len(inserted), len(b))
+	}
+	type counts struct{ imported, duplicates int64 }
+	per := map[groupKey]*counts{}
+	var imported, duplicates int64
+	for i := range b {
+		k := groupKey{b[i].Account, b[i].Region}
+		c := per[k]
+		if c == nil {
+			c = &counts{}
+			per[k] = c
+		}
+		if inserted[i] {
+			c.imported++
+			imported++
+		} else {
+			c.duplicates++
+			duplicates++
+		}
+	}
+	r.imported.Add(imported)
+	r.duplicates.Add(duplicates)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, c := range per {
+		g := r.group(k.account, k.region)
+		g.Records += c.imported + c.duplicates
+		g.Imported += c.imported
+		g.Duplicates += c.duplicates
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -729,4 +730,63 @@ func TestGroupsBounded(t *testing.T) {
 	if len(rep.Groups) > 1001 || other == 0 || sum != n || rep.Records != n {
 		t.Errorf("%d groups, %d records in \"*\", %d in all (%d read); want at most 1001, some, %d", len(rep.Groups), other, sum, rep.Records, n)
 	}
+}
+
+// TestEachSinkBatches: a Sink that answers per record (the DuckDB store)
+// gets each batch in one call, whatever accounts and regions it mixes, and
+// the Report counts the same per account and region as with one call per
+// group; repeats within and across batches are duplicates of their group.
+func TestEachSinkBatches(t *testing.T) {
+	dir := t.TempDir()
+	accounts := []string{"111111111111", "222222222222", "333333333333"}
+	regions := []string{"us-east-1", "eu-west-1"}
+	var raws [][]byte
+	for i := range 120 {
+		raws = append(raws, fmt.Appendf(nil, `{"eventVersion":"1.08","eventTime":"2024-01-02T03:04:05Z","eventSource":"s3.amazonaws.com",`+
+			`"eventName":"GetObject","awsRegion":%q,"eventID":"ev-%d","recipientAccountId":%q}`, regions[i%2], i%100, accounts[i%3]))
+	}
+	raws = append(raws, []byte(`{"eventID": nope}`))
+	write(t, dir, "a.json", records(raws))
+	write(t, dir, "b.json", records(raws[:50]))
+	for _, batch := range []int{1, 7, 1000} {
+		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
+			plain := &importertest.Sink{}
+			want, err := importer.Run(context.Background(), []string{dir}, importer.Options{Sink: plain, BatchSize: batch, Workers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			each := &importertest.EachSink{}
+			got, err := importer.Run(context.Background(), []string{dir}, importer.Options{Sink: each, BatchSize: batch, Workers: 1, Appenders: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Groups, want.Groups) {
+				t.Errorf("Groups = %+v; want %+v", got.Groups, want.Groups)
+			}
+			if got.Imported != want.Imported || got.Duplicates != want.Duplicates || got.Rejected != want.Rejected || got.Records != want.Records {
+				t.Errorf("counts %+v; want %+v", got, want)
+			}
+			if got.Imported == 0 || got.Duplicates == 0 {
+				t.Errorf("Imported %d, Duplicates %d: the test needs both", got.Imported, got.Duplicates)
+			}
+			// One call a batch: as many calls as records / batch size at
+			// least, never one per group of a batch.
+			valid := int(got.Imported + got.Duplicates)
+			if calls := len(each.BatchSizes()); calls > (valid+batch-1)/batch+2 || calls >= len(plain.BatchSizes()) && batch > 1 {
+				t.Errorf("%d calls for %d records in batches of %d (%d calls per group)", calls, valid, batch, len(plain.BatchSizes()))
+			}
+		})
+	}
+	t.Run("sink error", func(t *testing.T) {
+		boom := errors.New("disk full")
+		each := &importertest.EachSink{}
+		each.Fail(1, boom)
+		rep, err := importer.Run(context.Background(), []string{dir}, importer.Options{Sink: each, BatchSize: 10, Workers: 1})
+		if !errors.Is(err, boom) {
+			t.Errorf("Run = %v; want %v", err, boom)
+		}
+		if rep.Imported > 10 {
+			t.Errorf("Imported %d; want at most the 10 of the first call", rep.Imported)
+		}
+	})
 }

@@ -94,3 +94,53 @@ type Discard struct{}
 func (Discard) Append(_ context.Context, records []audit.Record) (audit.AppendResult, error) {
 	return audit.AppendResult{Inserted: len(records)}, nil
 }
+
+// EachSink is an in-memory importer.EachSink (a Sink that is not a
+// ReportingSink), deduplicating like Sink.
+type EachSink struct {
+	s Sink
+}
+
+// Append stores the records not seen before.
+func (e *EachSink) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
+	return e.s.Append(ctx, records)
+}
+
+// AppendEach stores the records not seen before and says which.
+func (e *EachSink) AppendEach(_ context.Context, records []audit.Record) ([]bool, error) {
+	e.s.mu.Lock()
+	defer e.s.mu.Unlock()
+	e.s.calls++
+	if e.s.FailAfter > 0 && e.s.calls > e.s.FailAfter {
+		return nil, e.s.Err
+	}
+	e.s.sizes = append(e.s.sizes, len(records))
+	if e.s.keys == nil {
+		e.s.keys = map[string]bool{}
+	}
+	inserted := make([]bool, len(records))
+	for i, r := range records {
+		k := r.Account + "\x00" + r.EventID
+		if e.s.keys[k] {
+			continue
+		}
+		e.s.keys[k] = true
+		r.Raw = slices.Clone(r.Raw)
+		e.s.records = append(e.s.records, r)
+		inserted[i] = true
+	}
+	return inserted, nil
+}
+
+// Records returns the records stored, in the order they came.
+func (e *EachSink) Records() []audit.Record { return e.s.Records() }
+
+// BatchSizes returns the size of every batch received.
+func (e *EachSink) BatchSizes() []int { return e.s.BatchSizes() }
+
+// Fail makes the AppendEach calls after the first n fail with err.
+func (e *EachSink) Fail(n int, err error) {
+	e.s.mu.Lock()
+	defer e.s.mu.Unlock()
+	e.s.FailAfter, e.s.Err = n, err
+}

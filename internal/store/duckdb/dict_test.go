@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -142,7 +143,13 @@ func TestTrainDictionary(t *testing.T) {
 // TestCodecRoundTrip compresses every real record and a few odd inputs and
 // checks the bytes come back exactly.
 func TestCodecRoundTrip(t *testing.T) {
-	c, err := newCodec()
+	for _, small := range []bool{false, true} {
+		t.Run(fmt.Sprintf("zstd=%v", small), func(t *testing.T) { testCodecRoundTrip(t, small) })
+	}
+}
+
+func testCodecRoundTrip(t *testing.T, small bool) {
+	c, err := newCodec(small)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,8 +164,40 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("input %d: round trip = %d bytes, %v; want %d bytes", i, len(got), err, len(in))
 		}
 	}
-	if _, err := c.decompress([]byte("not a zstd frame")); err == nil {
-		t.Error("decompressing garbage succeeded")
+	// compressAll gives the frames compress gives; compress appends.
+	all := c.compressAll(inputs)
+	for i, in := range inputs {
+		if want := c.compress(nil, in); !bytes.Equal(all[i], want) {
+			t.Fatalf("input %d: compressAll frame differs from compress's", i)
+		}
+		if got := c.compress([]byte("pre"), in); !bytes.Equal(got, append([]byte("pre"), all[i]...)) {
+			t.Fatalf("input %d: compress did not append to dst", i)
+		}
+	}
+	// A store holds frames of both kinds: each codec reads the other's.
+	other, err := newCodec(!small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.close()
+	for i, in := range inputs[:20] {
+		if got, err := c.decompress(other.compress(nil, in)); err != nil || !bytes.Equal(got, in) {
+			t.Fatalf("input %d: frame of the other kind = %d bytes, %v", i, len(got), err)
+		}
+	}
+	// Damaged frames are errors, never panics nor huge allocations.
+	s2frame := newS2Frame(t, inputs[len(inputs)-1])
+	for _, bad := range [][]byte{
+		[]byte("not a zstd frame"),
+		{frameS2V1},
+		{frameS2V1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, // length 2^63
+		{frameS2V1, 0x80, 0x80, 0x80, 0x04},                                     // 8 MiB declared
+		s2frame[:len(s2frame)/2],
+		append(append([]byte{}, s2frame...), 0, 0, 0),
+	} {
+		if got, err := c.decompress(bad); err == nil {
+			t.Errorf("decompress(%.20q) = %d bytes, no error", bad, len(got))
+		}
 	}
 	// A frame made without a dictionary still decodes.
 	enc, _ := zstd.NewWriter(nil)
@@ -166,4 +205,19 @@ func TestCodecRoundTrip(t *testing.T) {
 	if got, err := c.decompress(enc.EncodeAll([]byte(`{"a":1}`), nil)); err != nil || string(got) != `{"a":1}` {
 		t.Errorf("frame without dictionary = %q, %v", got, err)
 	}
+}
+
+// newS2Frame returns the frameS2V1 frame of raw.
+func newS2Frame(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	c, err := newCodec(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	f := c.compress(nil, raw)
+	if len(f) == 0 || f[0] != frameS2V1 {
+		t.Fatalf("S2 codec made a frame starting %x", f[:min(len(f), 4)])
+	}
+	return f
 }

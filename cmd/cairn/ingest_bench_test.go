@@ -1,0 +1,131 @@
+package main
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// BenchmarkLiveIngest measures live ingest into Event History and one
+// logging trail (issue 15: at least 50k events/s): 4 clients send
+// ImportRecords calls of 100 records (SigV4, the SDK's signer through
+// cairn's client), b.N calls in all. acked-events/s counts records
+// acknowledged (journaled); stored-events/s runs until the last record is
+// returned by LookupEvents; delivered-events/s until the trail's log files
+// (local bucket, delivered every second) hold every record.
+func BenchmarkLiveIngest(b *testing.B) {
+	logs := b.TempDir()
+	cfg := fmt.Sprintf(twoAccounts, 0) + fmt.Sprintf("buckets:\n  - name: local-logs\n    local_dir: %s\ndelivery:\n  interval: 1s\n", logs)
+	ts := startServer(b, cfg, "")
+	ctx := context.Background()
+	ct := ts.client("AKIAALICE00000000001", "alice-secret-key", "us-east-1")
+	if _, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("audit"), S3BucketName: aws.String("local-logs")}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("audit")}); err != nil {
+		b.Fatal(err)
+	}
+	const clients, perCall = 4, 100
+	sink := importSink(ts, "AKIAALICE00000000001", "alice-secret-key", clients)
+	var next, acked atomic.Int64
+	calls := int64(b.N)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for {
+				c := next.Add(1) - 1
+				if c >= calls {
+					return
+				}
+				recs := make([]audit.Record, perCall)
+				for i := range recs {
+					recs[i] = accountRecord("111111111111", "live", int(c)*perCall+i, time.Now())
+				}
+				res, fails, err := sink.AppendReport(ctx, recs)
+				if err != nil || len(fails) > 0 {
+					b.Errorf("ImportRecords: %v %v", err, fails)
+					return
+				}
+				acked.Add(int64(res.Inserted))
+			}
+		})
+	}
+	wg.Wait()
+	ackedIn := time.Since(start)
+	total := acked.Load()
+	last := eventID("live", int(calls)*perCall-1)
+	for {
+		out, err := ct.LookupEvents(ctx, &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{
+			{AttributeKey: types.LookupAttributeKeyEventId, AttributeValue: aws.String(last)}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(out.Events) == 1 {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			b.Fatal("last record not stored after 10 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	storedIn := time.Since(start)
+	for delivered(b, logs, "live") < total {
+		if time.Since(start) > 10*time.Minute {
+			b.Fatal("records not delivered after 10 minutes")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	deliveredIn := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(total)/ackedIn.Seconds(), "acked-events/s")
+	b.ReportMetric(float64(total)/storedIn.Seconds(), "stored-events/s")
+	b.ReportMetric(float64(total)/deliveredIn.Seconds(), "delivered-events/s")
+}
+
+// delivered counts the records of the trail's log files under dir whose
+// userAgent is the benchmark's (noisy-test) and requestID tag is tag.
+func delivered(b *testing.B, dir, tag string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json.gz") || strings.Contains(p, "Digest") {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil
+		}
+		var file struct{ Records []struct{ RequestID string } }
+		if json.NewDecoder(zr).Decode(&file) != nil {
+			return nil
+		}
+		for _, r := range file.Records {
+			if strings.HasPrefix(r.RequestID, "REQ"+tag) {
+				n++
+			}
+		}
+		return nil
+	})
+	return n
+}

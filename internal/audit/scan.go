@@ -1,0 +1,588 @@
+package audit
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// The field scanner: Extract's fast path. It reads the few members Extract
+// needs straight from the record's bytes and checks the rest of the record
+// is well-formed JSON, without decoding it; its strings are substrings of
+// the record (no copies). It gives up — and Extract decodes the record as
+// before, with a JSON library — on anything it is not sure to read the way
+// that decoding does: a member it reads that is repeated, escaped, not
+// valid UTF-8, null or of another type than usual; a name with an escape;
+// anything that is not plain JSON; nesting deeper than scanMaxDepth. So it
+// never accepts what the decoding refuses nor reads a value differently
+// (TestScanMatchesDecoding, FuzzScanMatchesDecoding); it only makes the
+// common record cheap.
+
+// scanMaxDepth is the deepest nesting the scanner follows; deeper records
+// are left to the decoder (which allows 10,000).
+const scanMaxDepth = 200
+
+// scanned is what the scanner reads from a record: the members of
+// extractView, identityView and resourceView, and the raw
+// requestParameters and responseElements for derived resources.
+type scanned struct {
+	eventTime, eventSource, eventName, awsRegion, eventID string
+	eventType, eventCategory, recipientAccountID          string
+	readOnly, managementEvent                             []byte
+	id                                                    identityView
+	onBehalfOf                                            string
+	insight                                               bool // an insightDetails object
+	insightSource, insightName                            string
+	resources                                             []resourceView
+	resourcesMember                                       bool // a resources member of any value
+	requestParameters, responseElements                   []byte
+}
+
+// recordScanner walks one record. s aliases b.
+type recordScanner struct {
+	b     []byte
+	s     string
+	i     int
+	depth int
+}
+
+// scanRecord reads raw into v; false when Extract must decode raw instead.
+func scanRecord(raw []byte, v *scanned) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	sc := recordScanner{b: raw, s: unsafe.String(unsafe.SliceData(raw), len(raw))}
+	sc.ws()
+	if !sc.top(v) {
+		return false
+	}
+	sc.ws()
+	return sc.i == len(sc.b)
+}
+
+// Member bits, to give up on a repeated member.
+const (
+	mEventTime = 1 << iota
+	mEventSource
+	mEventName
+	mAWSRegion
+	mEventID
+	mEventType
+	mEventCategory
+	mRecipient
+	mReadOnly
+	mManagement
+	mUserIdentity
+	mResources
+	mInsight
+	mRequestParameters
+	mResponseElements
+)
+
+func (sc *recordScanner) top(v *scanned) bool {
+	var seen uint32
+	once := func(bit uint32) bool {
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return true
+	}
+	return sc.object(func(name string) bool {
+		var dst *string
+		switch name {
+		case "eventTime":
+			dst = &v.eventTime
+			if !once(mEventTime) {
+				return false
+			}
+		case "eventSource":
+			dst = &v.eventSource
+			if !once(mEventSource) {
+				return false
+			}
+		case "eventName":
+			dst = &v.eventName
+			if !once(mEventName) {
+				return false
+			}
+		case "awsRegion":
+			dst = &v.awsRegion
+			if !once(mAWSRegion) {
+				return false
+			}
+		case "eventID":
+			dst = &v.eventID
+			if !once(mEventID) {
+				return false
+			}
+		case "eventType":
+			dst = &v.eventType
+			if !once(mEventType) {
+				return false
+			}
+		case "eventCategory":
+			dst = &v.eventCategory
+			if !once(mEventCategory) {
+				return false
+			}
+		case "recipientAccountId":
+			dst = &v.recipientAccountID
+			if !once(mRecipient) {
+				return false
+			}
+		case "readOnly":
+			if !once(mReadOnly) {
+				return false
+			}
+			v.readOnly = sc.rawValue()
+			return v.readOnly != nil
+		case "managementEvent":
+			if !once(mManagement) {
+				return false
+			}
+			v.managementEvent = sc.rawValue()
+			return v.managementEvent != nil
+		case "requestParameters":
+			if !once(mRequestParameters) {
+				return false
+			}
+			v.requestParameters = sc.rawValue()
+			return v.requestParameters != nil
+		case "responseElements":
+			if !once(mResponseElements) {
+				return false
+			}
+			v.responseElements = sc.rawValue()
+			return v.responseElements != nil
+		case "userIdentity":
+			if !once(mUserIdentity) {
+				return false
+			}
+			if sc.peek() != '{' {
+				return sc.skip()
+			}
+			return sc.identity(v)
+		case "resources":
+			if !once(mResources) {
+				return false
+			}
+			v.resourcesMember = true
+			if sc.peek() != '[' {
+				return sc.skip()
+			}
+			return sc.resources(v)
+		case "insightDetails":
+			if !once(mInsight) {
+				return false
+			}
+			if sc.peek() != '{' {
+				return false // null or another type: the decoder decides
+			}
+			v.insight = true
+			var got uint32
+			return sc.object(func(name string) bool {
+				switch name {
+				case "eventSource":
+					return got&1 == 0 && sc.plainString(&v.insightSource) && set(&got, 1)
+				case "eventName":
+					return got&2 == 0 && sc.plainString(&v.insightName) && set(&got, 2)
+				}
+				return sc.skip()
+			})
+		default:
+			return sc.skip()
+		}
+		return sc.plainString(dst)
+	})
+}
+
+func set(bits *uint32, bit uint32) bool {
+	*bits |= bit
+	return true
+}
+
+func (sc *recordScanner) identity(v *scanned) bool {
+	var got uint32
+	return sc.object(func(name string) bool {
+		var dst *string
+		var bit uint32
+		switch name {
+		case "type":
+			dst, bit = &v.id.Type, 1
+		case "principalId":
+			dst, bit = &v.id.PrincipalID, 2
+		case "arn":
+			dst, bit = &v.id.ARN, 4
+		case "accountId":
+			dst, bit = &v.id.AccountID, 8
+		case "accessKeyId":
+			dst, bit = &v.id.AccessKeyID, 16
+		case "userName":
+			dst, bit = &v.id.UserName, 32
+		case "onBehalfOf":
+			if got&64 != 0 || sc.peek() != '{' {
+				return false
+			}
+			got |= 64
+			var obo uint32
+			return sc.object(func(name string) bool {
+				if name == "userId" {
+					return obo == 0 && sc.plainString(&v.onBehalfOf) && set(&obo, 1)
+				}
+				return sc.skip()
+			})
+		default:
+			return sc.skip()
+		}
+		return got&bit == 0 && sc.plainString(dst) && set(&got, bit)
+	})
+}
+
+func (sc *recordScanner) resources(v *scanned) bool {
+	sc.i++ // '['
+	sc.depth++
+	if sc.depth > scanMaxDepth {
+		return false
+	}
+	sc.ws()
+	if sc.peek() == ']' {
+		sc.i++
+		sc.depth--
+		return true
+	}
+	for {
+		sc.ws()
+		if sc.peek() != '{' {
+			return false
+		}
+		var x resourceView
+		var got uint32
+		ok := sc.object(func(name string) bool {
+			var dst *string
+			var bit uint32
+			switch name {
+			case "ARN":
+				dst, bit = &x.ARN, 1
+			case "ARNPrefix":
+				dst, bit = &x.ARNPrefix, 2
+			case "type":
+				dst, bit = &x.Type, 4
+			default:
+				return sc.skip()
+			}
+			return got&bit == 0 && sc.plainString(dst) && set(&got, bit)
+		})
+		if !ok {
+			return false
+		}
+		v.resources = append(v.resources, x)
+		sc.ws()
+		switch sc.peek() {
+		case ',':
+			sc.i++
+		case ']':
+			sc.i++
+			sc.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// object reads an object at sc.i, calling member with each name (the
+// scanner then at the value, which member must read).
+func (sc *recordScanner) object(member func(name string) bool) bool {
+	if sc.peek() != '{' {
+		return false
+	}
+	sc.i++
+	sc.depth++
+	if sc.depth > scanMaxDepth {
+		return false
+	}
+	sc.ws()
+	if sc.peek() == '}' {
+		sc.i++
+		sc.depth--
+		return true
+	}
+	for {
+		sc.ws()
+		start, end, plain, ok := sc.str()
+		if !ok || !plain {
+			return false
+		}
+		sc.ws()
+		if sc.peek() != ':' {
+			return false
+		}
+		sc.i++
+		sc.ws()
+		if !member(sc.s[start:end]) {
+			return false
+		}
+		sc.ws()
+		switch sc.peek() {
+		case ',':
+			sc.i++
+		case '}':
+			sc.i++
+			sc.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// plainString reads a string value without escapes, of valid UTF-8.
+func (sc *recordScanner) plainString(dst *string) bool {
+	start, end, plain, ok := sc.str()
+	if !ok || !plain || !utf8.ValidString(sc.s[start:end]) {
+		return false
+	}
+	*dst = sc.s[start:end]
+	return true
+}
+
+// rawValue returns the bytes of the value at sc.i (nil: give up).
+func (sc *recordScanner) rawValue() []byte {
+	start := sc.i
+	if !sc.skip() {
+		return nil
+	}
+	return sc.b[start:sc.i:sc.i]
+}
+
+func (sc *recordScanner) peek() byte {
+	if sc.i < len(sc.b) {
+		return sc.b[sc.i]
+	}
+	return 0
+}
+
+func (sc *recordScanner) ws() {
+	for sc.i < len(sc.b) {
+		switch sc.b[sc.i] {
+		case ' ', '\t', '\n', '\r':
+			sc.i++
+		default:
+			return
+		}
+	}
+}
+
+// str reads a string at sc.i and returns its content's bounds; plain
+// when it has no escape. Bytes that are not UTF-8 are accepted, as the
+// decoder accepts them; control characters and bad escapes are not.
+func (sc *recordScanner) str() (start, end int, plain, ok bool) {
+	if sc.peek() != '"' {
+		return 0, 0, false, false
+	}
+	sc.i++
+	start = sc.i
+	plain = true
+	b := sc.b
+	for i := sc.i; i < len(b); i++ {
+		// Eight bytes at a time while none is '"', '\\' or a control
+		// character.
+		for i+8 <= len(b) && !special8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
+		c := b[i]
+		switch {
+		case c == '"':
+			sc.i = i + 1
+			return start, i, plain, true
+		case c == '\\':
+			plain = false
+			if i+1 >= len(b) {
+				return 0, 0, false, false
+			}
+			i++
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return 0, 0, false, false
+				}
+				var r rune
+				for _, h := range b[i+1 : i+5] {
+					switch {
+					case '0' <= h && h <= '9':
+						r = r<<4 | rune(h-'0')
+					case 'a' <= h && h <= 'f':
+						r = r<<4 | rune(h-'a'+10)
+					case 'A' <= h && h <= 'F':
+						r = r<<4 | rune(h-'A'+10)
+					default:
+						return 0, 0, false, false
+					}
+				}
+				if 0xD800 <= r && r <= 0xDFFF {
+					return 0, 0, false, false // surrogates: the decoder decides
+				}
+				i += 4
+			default:
+				return 0, 0, false, false
+			}
+		case c < 0x20:
+			return 0, 0, false, false
+		}
+	}
+	return 0, 0, false, false
+}
+
+// skip checks and passes over the value at sc.i.
+func (sc *recordScanner) skip() bool {
+	switch c := sc.peek(); {
+	case c == '"':
+		_, _, _, ok := sc.str()
+		return ok
+	case c == '{':
+		return sc.skipObject()
+	case c == '[':
+		sc.i++
+		sc.depth++
+		if sc.depth > scanMaxDepth {
+			return false
+		}
+		sc.ws()
+		if sc.peek() == ']' {
+			sc.i++
+			sc.depth--
+			return true
+		}
+		for {
+			sc.ws()
+			if !sc.skip() {
+				return false
+			}
+			sc.ws()
+			switch sc.peek() {
+			case ',':
+				sc.i++
+			case ']':
+				sc.i++
+				sc.depth--
+				return true
+			default:
+				return false
+			}
+		}
+	case c == 't':
+		return sc.literal("true")
+	case c == 'f':
+		return sc.literal("false")
+	case c == 'n':
+		return sc.literal("null")
+	case c == '-' || '0' <= c && c <= '9':
+		return sc.number()
+	}
+	return false
+}
+
+// skipObject is object with every member skipped, without a closure.
+func (sc *recordScanner) skipObject() bool {
+	sc.i++ // '{'
+	sc.depth++
+	if sc.depth > scanMaxDepth {
+		return false
+	}
+	sc.ws()
+	if sc.peek() == '}' {
+		sc.i++
+		sc.depth--
+		return true
+	}
+	for {
+		sc.ws()
+		if _, _, _, ok := sc.str(); !ok {
+			return false
+		}
+		sc.ws()
+		if sc.peek() != ':' {
+			return false
+		}
+		sc.i++
+		sc.ws()
+		if !sc.skip() {
+			return false
+		}
+		sc.ws()
+		switch sc.peek() {
+		case ',':
+			sc.i++
+		case '}':
+			sc.i++
+			sc.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (sc *recordScanner) literal(word string) bool {
+	if len(sc.s)-sc.i < len(word) || sc.s[sc.i:sc.i+len(word)] != word {
+		return false
+	}
+	sc.i += len(word)
+	return true
+}
+
+// number passes over a JSON number (RFC 8259 grammar).
+func (sc *recordScanner) number() bool {
+	b, i := sc.b, sc.i
+	digits := func() int {
+		n := 0
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		digits()
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		// An exponent may take a number out of float64's range, which
+		// the decoding of derived resources refuses: the decoder decides.
+		return false
+	}
+	if i-sc.i > 300 {
+		return false // the same, for a long mantissa
+	}
+	sc.i = i
+	return true
+}
+
+// special8 reports whether any of the eight bytes of x is '"', '\\' or
+// below 0x20 (SWAR: a byte's high bit is set in the mask where it is).
+func special8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	quote := zero(x ^ (ones * '"'))
+	backslash := zero(x ^ (ones * '\\'))
+	control := (x - ones*0x20) &^ x & highs
+	return quote|backslash|control != 0
+}
