@@ -1269,39 +1269,62 @@ func (s *Store) LastSeq(context.Context) (int64, error) {
 
 // ReadAppended returns up to limit records appended after seq after, in
 // append order. Sequence numbers grow with the rows, so DuckDB's zone maps
-// on seq skip the row groups before after.
+// on seq skip the row groups before after. The rows are read under rw and
+// decoded after it: decoding is most of the call's CPU, and its callers
+// (Lake, Insights, trails) may run at a low priority, which must not hold
+// a commit, and the lookups queued behind it, on a descheduled thread.
 func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	s.rw.RLock()
-	defer s.rw.RUnlock()
-	// Constants, so that DuckDB prunes row groups by their zone maps.
-	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT seq, account, region, category, `+recordColumns+`
-		FROM events WHERE seq > %d ORDER BY seq LIMIT %d`, after, limit))
-	if err != nil {
-		return nil, fmt.Errorf("duckdb: read appended: %w", err)
+	type appendedRow struct {
+		seq          int64
+		acct, region string
+		cat          uint8
+		row          recordRow
 	}
-	defer rows.Close()
-	var out []audit.Appended
-	for rows.Next() {
-		var (
-			a   audit.Appended
-			row recordRow
-			cat uint8
-		)
-		var acct, region string
-		if err := rows.Scan(append([]any{&a.Seq, &acct, &region, &cat}, row.targets()...)...); err != nil {
+	read := func() ([]appendedRow, error) {
+		s.rw.RLock()
+		defer s.rw.RUnlock()
+		// Constants, so that DuckDB prunes row groups by their zone maps.
+		rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT seq, account, region, category, `+recordColumns+`
+			FROM events WHERE seq > %d ORDER BY seq LIMIT %d`, after, limit))
+		if err != nil {
 			return nil, fmt.Errorf("duckdb: read appended: %w", err)
 		}
-		if a.Record, err = row.record(s.codec); err != nil {
+		defer rows.Close()
+		var out []appendedRow
+		for rows.Next() {
+			var a appendedRow
+			if err := rows.Scan(append([]any{&a.seq, &a.acct, &a.region, &a.cat}, a.row.targets()...)...); err != nil {
+				return nil, fmt.Errorf("duckdb: read appended: %w", err)
+			}
+			out = append(out, a)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("duckdb: read appended: %w", err)
+		}
+		return out, nil
+	}
+	raw, err := read()
+	if err != nil {
+		return nil, err
+	}
+	// Close may run once rw is released: the codec is held as the
+	// frames made before writeMu hold it.
+	s.codecMu.RLock()
+	defer s.codecMu.RUnlock()
+	if s.codecClosed {
+		return nil, errClosed
+	}
+	out := make([]audit.Appended, len(raw))
+	for i := range raw {
+		a := &raw[i]
+		if out[i].Record, err = a.row.record(s.codec); err != nil {
 			return nil, err
 		}
-		a.Record.Account, a.Record.Region, a.Record.Category = acct, region, audit.Category(cat)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("duckdb: read appended: %w", err)
+		out[i].Seq = a.seq
+		out[i].Record.Account, out[i].Record.Region, out[i].Record.Category = a.acct, a.region, audit.Category(a.cat)
 	}
 	return out, nil
 }
