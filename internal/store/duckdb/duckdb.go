@@ -109,6 +109,8 @@ type Store struct {
 	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
 	// it needs no filter on received.
 	minReceived atomic.Int64
+	// queries counts the lookup queries run (queryRange), for tests.
+	queries atomic.Int64
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -993,21 +995,29 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 		// materialises the matches of the window only, not of whole
 		// buckets. Without a selective value matches are dense everywhere,
 		// so the window grows 4x per probe; with one, after the first
-		// probe the rest goes in one query.
+		// probe the rest goes in one query. Windows are sized by the
+		// records of the buckets they cover (windowLow), so a window
+		// jumps over hours without records: sized by time over the whole
+		// span, one that began in a few newest hours (a server's own
+		// calls) walked the empty hours before them in 4x steps, a query
+		// each.
 		if rows > 0 && (len(tokens) == 0 || i == 0 && dens.everywhere()) && !byEventID {
-			buckets := spans[i].first - spans[j].last + 1
-			w := max(60, buckets*bucketSeconds*int64(4*need)/rows)
-			for to-w > from && len(recs) < need {
-				got, err := s.lookupRange(ctx, &q, to-w+1, to, need-len(recs))
+			want := int64(4 * need)
+			for len(recs) < need {
+				low, ok := windowLow(spans[i:j+1], to, want)
+				if !ok || low <= from {
+					break
+				}
+				got, err := s.lookupRange(ctx, &q, low, to, need-len(recs))
 				if err != nil {
 					return audit.Page{}, err
 				}
 				recs = append(recs, got...)
-				to -= w
+				to = low - 1
 				if len(tokens) > 0 {
 					break
 				}
-				w *= 4
+				want *= 4
 			}
 		}
 		if len(recs) < need {
@@ -1160,6 +1170,7 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 		order = `, account DESC`
 	}
 	fmt.Fprintf(&sb, ` ORDER BY event_time DESC, event_id DESC%s LIMIT %d`, order, limit)
+	s.queries.Add(1)
 	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, 0, last, fmt.Errorf("duckdb: lookup: %w", err)
