@@ -96,6 +96,18 @@ type span struct {
 	first, last int64 // buckets, first >= last (newest first)
 	n           int64
 	gap         int64 // records of the non-candidate buckets between it and the span before (newer)
+	// buckets are the non-empty buckets from first to last, newest first
+	// (the non-candidate ones between its candidates included): a window
+	// probe sizes its windows by their records, so it jumps over the
+	// hours that hold none.
+	buckets []bucketRows
+}
+
+// bucketRows is a bucket of a lookup's range: its number, its records,
+// and whether its filters may hold every token of the lookup.
+type bucketRows struct {
+	d, n int64
+	cand bool
 }
 
 // candidates returns, newest first, spans of the buckets of k within
@@ -115,11 +127,7 @@ type span struct {
 func (x *bucketIndex) candidates(keys []partKey, lo, hi int64, tokens []uint64, maxRows, maxGap int64) ([]span, density) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	type day struct {
-		d    int64
-		n    int64
-		cand bool
-	}
+	type day = bucketRows
 	var days []day
 	var at map[int64]int // bucket -> index in days, with several keys
 	if len(keys) > 1 {
@@ -162,12 +170,14 @@ func (x *bucketIndex) candidates(keys []partKey, lo, hi int64, tokens []uint64, 
 	var out []span
 	open := false // whether out's last span may still grow
 	var pending, gap int64
-	for _, d := range days {
+	start := 0 // index in days of out's last span's first bucket
+	for i, d := range days {
 		if open && out[len(out)-1].n+pending+d.n <= maxRows && (d.cand || pending+d.n <= maxGap) {
 			pending += d.n
 			if d.cand {
 				sp := &out[len(out)-1]
 				sp.last, sp.n, pending = d.d, sp.n+pending, 0
+				sp.buckets = days[start : i+1]
 			}
 			continue
 		}
@@ -176,13 +186,42 @@ func (x *bucketIndex) candidates(keys []partKey, lo, hi int64, tokens []uint64, 
 		}
 		pending = 0
 		if d.cand {
-			out = append(out, span{first: d.d, last: d.d, n: d.n, gap: gap})
-			open, gap = true, 0
+			out = append(out, span{first: d.d, last: d.d, n: d.n, gap: gap, buckets: days[i : i+1]})
+			open, gap, start = true, 0, i
 		} else {
 			gap += d.n
 		}
 	}
 	return out, dens
+}
+
+// windowLow returns the start of a window ending at to (Unix seconds)
+// expected to hold rows records of the buckets of spans, newest first:
+// buckets after to are skipped, hours without records take no room, and
+// the records of a bucket are taken as spread evenly over its hour (the
+// window ends at least a minute before to). It returns false when the
+// buckets up to to hold fewer than rows records: the window is all of them.
+func windowLow(spans []span, to, rows int64) (int64, bool) {
+	for _, sp := range spans {
+		for _, b := range sp.buckets {
+			start := b.d * bucketSeconds
+			if start > to {
+				continue
+			}
+			n, end := b.n, start+bucketSeconds-1
+			if to < end {
+				// The part of the bucket up to to.
+				end = to
+				n = max(1, n*(end-start+1)/bucketSeconds)
+			}
+			if n >= rows {
+				w := max(60, ((end-start+1)*rows+n-1)/n)
+				return max(start, end-w+1), true
+			}
+			rows -= n
+		}
+	}
+	return 0, false
 }
 
 // densityBuckets is how many of the newest buckets of a lookup's range

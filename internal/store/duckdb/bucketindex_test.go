@@ -83,13 +83,13 @@ func TestCandidates(t *testing.T) {
 		maxGap  int64
 		want    []span
 	}{
-		{"all, one day per span", 0, 20, nil, 100, 0, []span{{10, 10, 100, 0}, {9, 9, 100, 0}, {8, 8, 100, 0}, {7, 7, 100, 0}, {6, 6, 100, 0}, {5, 5, 100, 0}, {4, 4, 100, 0}, {3, 3, 100, 0}, {2, 2, 100, 0}, {1, 1, 100, 0}}},
-		{"all, merged", 0, 20, nil, 450, 0, []span{{10, 7, 400, 0}, {6, 3, 400, 0}, {2, 1, 200, 0}}},
-		{"bounded", 4, 6, nil, 1000, 0, []span{{6, 4, 300, 0}}},
-		{"rare, merged through gaps", 0, 20, []uint64{rare}, 1000, 400, []span{{9, 3, 700, 100}}},
-		{"rare, gap over maxGap", 0, 20, []uint64{rare}, 1000, 300, []span{{9, 8, 200, 100}, {3, 3, 100, 400}}},
-		{"rare, gaps too long", 0, 20, []uint64{rare}, 300, 1000, []span{{9, 8, 200, 100}, {3, 3, 100, 400}}},
-		{"rare and common", 0, 20, []uint64{rare, token(audit.AttrEventName, "common")}, 100, 0, []span{{9, 9, 100, 100}, {8, 8, 100, 0}, {3, 3, 100, 400}}},
+		{"all, one day per span", 0, 20, nil, 100, 0, []span{{10, 10, 100, 0, nil}, {9, 9, 100, 0, nil}, {8, 8, 100, 0, nil}, {7, 7, 100, 0, nil}, {6, 6, 100, 0, nil}, {5, 5, 100, 0, nil}, {4, 4, 100, 0, nil}, {3, 3, 100, 0, nil}, {2, 2, 100, 0, nil}, {1, 1, 100, 0, nil}}},
+		{"all, merged", 0, 20, nil, 450, 0, []span{{10, 7, 400, 0, nil}, {6, 3, 400, 0, nil}, {2, 1, 200, 0, nil}}},
+		{"bounded", 4, 6, nil, 1000, 0, []span{{6, 4, 300, 0, nil}}},
+		{"rare, merged through gaps", 0, 20, []uint64{rare}, 1000, 400, []span{{9, 3, 700, 100, nil}}},
+		{"rare, gap over maxGap", 0, 20, []uint64{rare}, 1000, 300, []span{{9, 8, 200, 100, nil}, {3, 3, 100, 400, nil}}},
+		{"rare, gaps too long", 0, 20, []uint64{rare}, 300, 1000, []span{{9, 8, 200, 100, nil}, {3, 3, 100, 400, nil}}},
+		{"rare and common", 0, 20, []uint64{rare, token(audit.AttrEventName, "common")}, 100, 0, []span{{9, 9, 100, 100, nil}, {8, 8, 100, 0, nil}, {3, 3, 100, 400, nil}}},
 		{"absent", 0, 20, []uint64{token(audit.AttrEventName, "absent")}, 1000, 1000, nil},
 		{"other partition", 0, 20, nil, 1000, 1000, nil},
 	} {
@@ -98,6 +98,21 @@ func TestCandidates(t *testing.T) {
 			key.region = "other"
 		}
 		got, _ := x.candidates([]partKey{key}, c.lo, c.hi, c.tokens, c.maxRows, c.maxGap)
+		for i, sp := range got {
+			// A span's buckets run from its first to its last, newest
+			// first, and hold its records.
+			var n int64
+			for j, b := range sp.buckets {
+				if j > 0 && b.d >= sp.buckets[j-1].d {
+					t.Errorf("%s: span %d: buckets not newest first: %v", c.name, i, sp.buckets)
+				}
+				n += b.n
+			}
+			if len(sp.buckets) == 0 || sp.buckets[0].d != sp.first || sp.buckets[len(sp.buckets)-1].d != sp.last || n != sp.n {
+				t.Errorf("%s: span %+v: its buckets do not run from first to last", c.name, sp)
+			}
+			got[i].buckets = nil
+		}
 		if diff := cmp.Diff(c.want, got, cmp.AllowUnexported(span{})); diff != "" {
 			t.Errorf("%s: (-want +got):\n%s", c.name, diff)
 		}
@@ -123,6 +138,36 @@ func TestSparseBudget(t *testing.T) {
 		got, sparse := c.d.sparseBudget(c.need)
 		if sparse != c.sparse || (sparse && (got < c.want*99/100 || got > c.want*101/100)) {
 			t.Errorf("%+v: %d, %v; want %d, %v", c.d, got, sparse, c.want, c.sparse)
+		}
+	}
+}
+
+func TestWindowLow(t *testing.T) {
+	h := int64(bucketSeconds)
+	// Buckets 1000 (30 records), then 10 and 9 (100 each): hours 11..999
+	// hold nothing.
+	spans := []span{{buckets: []bucketRows{{1000, 30, true}}}, {buckets: []bucketRows{{10, 100, true}, {9, 100, true}}}}
+	for _, c := range []struct {
+		name string
+		to   int64
+		rows int64
+		low  int64 // -1: none
+	}{
+		{"inside the newest bucket", 1001*h - 1, 15, 1001*h - 1 - h/2 + 1},
+		{"one record's share of the hour", 1001*h - 1, 1, 1001*h - h/30},
+		{"at least a minute", 10*h - 1, 1, 10*h - 60},
+		{"jumps over the empty hours", 1001*h - 1, 80, 10*h + h/2},
+		{"two buckets and the empty hours", 1001*h - 1, 130, 10 * h},
+		{"to inside a bucket counts its part", 10*h + h/2 - 1, 50, 10 * h},
+		{"to before the newest buckets", 10*h - 1, 50, 10*h - h/2},
+		{"more than the buckets hold", 1001*h - 1, 231, -1},
+	} {
+		low, ok := windowLow(spans, c.to, c.rows)
+		if !ok {
+			low = -1
+		}
+		if low != c.low {
+			t.Errorf("%s: windowLow(to %d, %d rows) = %d; want %d", c.name, c.to, c.rows, low, c.low)
 		}
 	}
 }

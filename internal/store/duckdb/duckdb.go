@@ -116,6 +116,8 @@ type Store struct {
 	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
 	// it needs no filter on received.
 	minReceived atomic.Int64
+	// queries counts the lookup queries run (queryRange), for tests.
+	queries atomic.Int64
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -1078,21 +1080,29 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 		// materialises the matches of the window only, not of whole
 		// buckets. Without a selective value matches are dense everywhere,
 		// so the window grows 4x per probe; with one, after the first
-		// probe the rest goes in one query.
+		// probe the rest goes in one query. Windows are sized by the
+		// records of the buckets they cover (windowLow), so a window
+		// jumps over hours without records: sized by time over the whole
+		// span, one that began in a few newest hours (a server's own
+		// calls) walked the empty hours before them in 4x steps, a query
+		// each.
 		if rows > 0 && (len(tokens) == 0 || i == 0 && dens.everywhere()) && !byEventID {
-			buckets := spans[i].first - spans[j].last + 1
-			w := max(60, buckets*bucketSeconds*int64(4*need)/rows)
-			for to-w > from && len(recs) < need {
-				got, err := s.lookupRange(ctx, &q, to-w+1, to, need-len(recs))
+			want := int64(4 * need)
+			for len(recs) < need {
+				low, ok := windowLow(spans[i:j+1], to, want)
+				if !ok || low <= from {
+					break
+				}
+				got, err := s.lookupRange(ctx, &q, low, to, need-len(recs))
 				if err != nil {
 					return audit.Page{}, err
 				}
 				recs = append(recs, got...)
-				to -= w
+				to = low - 1
 				if len(tokens) > 0 {
 					break
 				}
-				w *= 4
+				want *= 4
 			}
 		}
 		if len(recs) < need {
@@ -1245,6 +1255,7 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 		order = `, account DESC`
 	}
 	fmt.Fprintf(&sb, ` ORDER BY event_time DESC, event_id DESC%s LIMIT %d`, order, limit)
+	s.queries.Add(1)
 	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, 0, last, fmt.Errorf("duckdb: lookup: %w", err)
@@ -1354,39 +1365,62 @@ func (s *Store) LastSeq(context.Context) (int64, error) {
 
 // ReadAppended returns up to limit records appended after seq after, in
 // append order. Sequence numbers grow with the rows, so DuckDB's zone maps
-// on seq skip the row groups before after.
+// on seq skip the row groups before after. The rows are read under rw and
+// decoded after it: decoding is most of the call's CPU, and its callers
+// (Lake, Insights, trails) may run at a low priority, which must not hold
+// a commit, and the lookups queued behind it, on a descheduled thread.
 func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	s.rw.RLock()
-	defer s.rw.RUnlock()
-	// Constants, so that DuckDB prunes row groups by their zone maps.
-	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT seq, account, region, category, `+recordColumns+`
-		FROM events WHERE seq > %d ORDER BY seq LIMIT %d`, after, limit))
-	if err != nil {
-		return nil, fmt.Errorf("duckdb: read appended: %w", err)
+	type appendedRow struct {
+		seq          int64
+		acct, region string
+		cat          uint8
+		row          recordRow
 	}
-	defer rows.Close()
-	var out []audit.Appended
-	for rows.Next() {
-		var (
-			a   audit.Appended
-			row recordRow
-			cat uint8
-		)
-		var acct, region string
-		if err := rows.Scan(append([]any{&a.Seq, &acct, &region, &cat}, row.targets()...)...); err != nil {
+	read := func() ([]appendedRow, error) {
+		s.rw.RLock()
+		defer s.rw.RUnlock()
+		// Constants, so that DuckDB prunes row groups by their zone maps.
+		rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT seq, account, region, category, `+recordColumns+`
+			FROM events WHERE seq > %d ORDER BY seq LIMIT %d`, after, limit))
+		if err != nil {
 			return nil, fmt.Errorf("duckdb: read appended: %w", err)
 		}
-		if a.Record, err = row.record(s.codec); err != nil {
+		defer rows.Close()
+		var out []appendedRow
+		for rows.Next() {
+			var a appendedRow
+			if err := rows.Scan(append([]any{&a.seq, &a.acct, &a.region, &a.cat}, a.row.targets()...)...); err != nil {
+				return nil, fmt.Errorf("duckdb: read appended: %w", err)
+			}
+			out = append(out, a)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("duckdb: read appended: %w", err)
+		}
+		return out, nil
+	}
+	raw, err := read()
+	if err != nil {
+		return nil, err
+	}
+	// Close may run once rw is released: the codec is held as the
+	// frames made before writeMu hold it.
+	s.codecMu.RLock()
+	defer s.codecMu.RUnlock()
+	if s.codecClosed {
+		return nil, errClosed
+	}
+	out := make([]audit.Appended, len(raw))
+	for i := range raw {
+		a := &raw[i]
+		if out[i].Record, err = a.row.record(s.codec); err != nil {
 			return nil, err
 		}
-		a.Record.Account, a.Record.Region, a.Record.Category = acct, region, audit.Category(cat)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("duckdb: read appended: %w", err)
+		out[i].Seq = a.seq
+		out[i].Record.Account, out[i].Record.Region, out[i].Record.Category = a.acct, a.region, audit.Category(a.cat)
 	}
 	return out, nil
 }
