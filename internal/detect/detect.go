@@ -291,7 +291,7 @@ func (d *Detector) initMetrics() {
 		defer d.mu.Unlock()
 		return float64(len(d.findings) - d.st.Delivered)
 	})
-	d.m.stored = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_detect_findings",
+	d.m.stored = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_detect_findings_held",
 		Help: "Findings held."}, func() float64 { d.mu.Lock(); defer d.mu.Unlock(); return float64(len(d.findings)) })
 	d.m.position = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_detect_position",
 		Help: "The store sequence number of the last event matched."}, func() float64 {

@@ -84,8 +84,16 @@ func (d *Detector) loadRules(cause string) {
 		files = append(files, f)
 	}
 	sort.Strings(files)
+	ids := map[string]string{}
 	for _, f := range files {
-		next.rules = append(next.rules, next.byFile[f])
+		r := next.byFile[f]
+		// Findings are one per rule ID and event: a second file with the
+		// same ID adds none of its own.
+		if other, dup := ids[RuleKey(r)]; dup {
+			d.log.Warn("detect: two rules have the same id; their findings are merged", "rule_id", RuleKey(r), "file", f, "other", other)
+		}
+		ids[RuleKey(r)] = f
+		next.rules = append(next.rules, r)
 	}
 	next.index()
 	d.rules.Store(next)
