@@ -102,4 +102,3 @@ func loadavg() string {
 	}
 	return string(b)
 }
-

@@ -147,7 +147,10 @@ func (s *sessions) get(r *http.Request) (*session, bool) {
 			s.log.Error("console: saving the sessions failed", "err", err)
 		}
 	}
-	return ss, ok
+	if !ok {
+		return nil, false
+	}
+	return ss, true
 }
 
 // delete ends ss, on disk too: it reports an error when the file could
