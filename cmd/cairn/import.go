@@ -93,11 +93,10 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// The config is checked as serve would; every record is kept,
 		// whatever its eventTime: Event History's retention counts from
 		// the import (docs/design.md, Retention).
-		cfg, err := loadConfig(*cfgPath, *dataDir, log, stderr)
-		if err != nil {
+		if _, err := loadConfig(*cfgPath, *dataDir, log, stderr); err != nil {
 			return err
 		}
-		store, err := openStore(*dataDir, cfg.EventHistory, log)
+		store, err := openStore(*dataDir, log)
 		if err != nil {
 			return err
 		}

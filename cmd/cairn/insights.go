@@ -128,7 +128,7 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := opts.Params.Validate(); err != nil {
 		return fmt.Errorf("insights parameters: %w", err)
 	}
-	store, err := openStore(*dataDir, cfg.EventHistory, log)
+	store, err := openStore(*dataDir, log)
 	if err != nil {
 		return err
 	}

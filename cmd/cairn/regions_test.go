@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/config"
 )
 
 // hostileRegions are credential-scope regions a call may not be signed
@@ -60,7 +59,7 @@ func signedCall(t *testing.T, endpoint, service, target, path, body, region stri
 // storedRecords reads every record of a stopped server's store.
 func storedRecords(t *testing.T, dataDir string) []audit.Record {
 	t.Helper()
-	st, err := openStore(dataDir, config.EventHistory{}, slog.New(slog.DiscardHandler))
+	st, err := openStore(dataDir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +259,7 @@ func TestUndeliverableRecordDoesNotStallTheTrail(t *testing.T) {
 	ts.stop()
 
 	// A legacy record, below the API: straight into the store.
-	st, err := openStore(dataDir, config.EventHistory{}, slog.New(slog.DiscardHandler))
+	st, err := openStore(dataDir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	noteDroppedGeneratedKey(f.config, f.dataDir, cfg, stderr)
-	store, err := openStore(f.dataDir, cfg.EventHistory, log)
+	store, err := openStore(f.dataDir, log)
 	if err != nil {
 		return err
 	}
@@ -343,9 +343,9 @@ func writeAWSCredentials(path string, cfg *config.Config) error {
 	return os.WriteFile(path, []byte(body), 0o600)
 }
 
-func openStore(dataDir string, eh config.EventHistory, log *slog.Logger) (*duckdb.Store, error) {
+func openStore(dataDir string, log *slog.Logger) (*duckdb.Store, error) {
 	path := filepath.Join(dataDir, storeFile)
-	st, err := duckdb.Open(path, duckdb.Options{Logger: log, ZstdRecords: eh.RecordCompression == "zstd"})
+	st, err := duckdb.Open(path, duckdb.Options{Logger: log})
 	if err != nil {
 		if held := serverHolding(dataDir); held != "" {
 			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s; send records through it with --endpoint-url %s", dataDir, held, held)

@@ -11,7 +11,6 @@
 //
 //	event_history:
 //	  retention_days: 90      # default 90; 0 keeps events forever
-//	  record_compression: s2  # s2 (default, fast) or zstd (25% smaller records, 8x the CPU)
 //	accounts:
 //	  - id: "111111111111"
 //	    users:
@@ -62,11 +61,6 @@ type EventHistory struct {
 	// forever, at most MaxRetentionDays. Parse sets DefaultRetentionDays
 	// when the file does not say.
 	RetentionDays int `yaml:"retention_days"`
-	// RecordCompression is how new records are compressed in the store:
-	// "s2" (the default, also when empty) or "zstd" (records 25% smaller
-	// for about 8 times the CPU; docs/store.md). Records of either kind
-	// are read whatever it says.
-	RecordCompression string `yaml:"record_compression"`
 }
 
 // Account is one AWS-style account: the owner of the records its users make.

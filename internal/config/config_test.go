@@ -369,17 +369,3 @@ organization:
 		}
 	}
 }
-
-// TestRecordCompression: s2 and zstd are taken, empty means the default.
-func TestRecordCompression(t *testing.T) {
-	for _, v := range []string{"s2", "zstd", `""`} {
-		yml := "event_history:\n  record_compression: " + v + "\naccounts:\n  - id: \"111111111111\"\n    users:\n      - name: a\n        access_keys:\n          - id: AKIAAAAAAAAAAAAAAAAA\n            secret: s\n"
-		c, err := Parse("c.yaml", []byte(yml))
-		if err != nil {
-			t.Fatalf("%s: %v", v, err)
-		}
-		if want := strings.Trim(v, `"`); c.EventHistory.RecordCompression != want {
-			t.Errorf("record_compression: %s = %q; want %q", v, c.EventHistory.RecordCompression, want)
-		}
-	}
-}

@@ -165,18 +165,6 @@ func (d *decoder) eventHistory(n *yaml.Node, path string, eh *EventHistory) {
 				eh.RetentionDays = days
 			}
 		}},
-		field{"record_compression", false, func(v *yaml.Node, path string) {
-			c, ok := d.str(v, path)
-			if !ok {
-				return
-			}
-			switch c {
-			case "", "s2", "zstd":
-				eh.RecordCompression = c
-			default:
-				d.failf(v, path, "want s2 or zstd, got %s", quote(c))
-			}
-		}},
 	)
 }
 
