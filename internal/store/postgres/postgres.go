@@ -57,6 +57,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: parse the connection string: %w", err)
 	}
 	cfg.MaxConns = 8
+	// A lookup's plan depends on its values (a common resource name is
+	// read through the time index, a rare one through GIN); PostgreSQL's
+	// generic plan for a prepared statement, chosen after five runs,
+	// cannot tell them apart: a common ResourceName took 2.7 s with it,
+	// 25 ms planned for its value (docs/scale.md).
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
