@@ -5,8 +5,8 @@
 # prints p50/p99 latency of each lookup kind, the append rate and the bytes
 # on disk per event.
 #
-# Usage: CAIRN_BENCH_EVENTS=1000000 bench/lookup.sh      (default 1,000,000)
-#        CAIRN_BENCH_EVENTS=10000000 CAIRN_BENCH_ITER=300 bench/lookup.sh
+# Usage: CAIRN_BENCH_EVENTS=1000000 bench/lookup-postgres.sh      (default 1,000,000)
+#        CAIRN_BENCH_EVENTS=10000000 CAIRN_BENCH_ITER=300 bench/lookup-postgres.sh
 #        CAIRN_BENCH_POSTGRES=URL uses (and keeps) that database: loaded only when empty.
 # Needs shared/testdata/real and a PostgreSQL server (scripts/postgres.sh; CAIRN_TEST_POSTGRES).
 set -euo pipefail

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -56,6 +57,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: parse the connection string: %w", err)
 	}
 	cfg.MaxConns = 8
+	// A lookup's plan depends on its values (a common resource name is
+	// read through the time index, a rare one through GIN); PostgreSQL's
+	// generic plan for a prepared statement, chosen after five runs,
+	// cannot tell them apart: a common ResourceName took 2.7 s with it,
+	// 25 ms planned for its value (docs/scale.md).
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
@@ -108,13 +115,10 @@ func (s *Store) ensurePartition(ctx context.Context, d int64) error {
 		sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF events FOR VALUES FROM (%d) TO (%d)`,
 			partName(x), x*day, (x+1)*day)
 		if _, err := s.pool.Exec(ctx, sql); err != nil {
-			var again bool
-			// A concurrent creator can make IF NOT EXISTS fail on the
-			// catalog's unique index; the partition then exists.
-			if strings.Contains(err.Error(), "already exists") || strings.Contains(err.Error(), "duplicate key") {
-				again = true
-			}
-			if !again {
+			// A concurrent creator on another node can make IF NOT EXISTS
+			// fail on the catalog's unique index; the partition then exists.
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || (pe.Code != pgerrcode.DuplicateTable && pe.Code != pgerrcode.UniqueViolation) {
 				return fmt.Errorf("postgres: create partition %s: %w", partName(x), err)
 			}
 		}
@@ -256,6 +260,9 @@ func decode(raw, fields []byte) (audit.Record, error) {
 	}
 	return r, nil
 }
+
+// pgerrcode holds the SQLSTATEs the store tells apart.
+var pgerrcode = struct{ DuplicateTable, UniqueViolation string }{"42P07", "23505"}
 
 // errNoMatch marks a query that can match nothing (an empty value, an
 // unknown key): the lookup answers an empty page without asking.
