@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -12,30 +13,62 @@ type appendedReader interface {
 	ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error)
 }
 
+// catchUpPause is how long backgroundFeed pauses after a full batch, as a
+// multiple of the time the read took: the catch-up's reads then take at
+// most a third of a core.
+const catchUpPause = 2
+
 // backgroundFeed reads the store's append-order feed for the background
-// readers that catch up over it (Lake's Sync, the Insights runner), each
-// read on a thread of its own with the lowest CPU priority (Linux: nice
-// 19). Decoding a batch is most of a catch-up's CPU (zstd frames): after a
-// `cairn import`, the first minutes of `serve` read every imported record
-// twice, and at normal priority that work took the first lookups from 4 to
-// 6-17 ms p50 (docs/store.md, "Start-up catch-up"). At the lowest priority
-// the catch-up runs when lookups leave a core free, and it still reads
-// every record: only its place in the queue changes.
-type backgroundFeed struct{ feed appendedReader }
+// readers that catch up over it (Lake's Sync, the Insights runner). Reading
+// a batch (DuckDB, then decoding its zstd frames) is most of a catch-up's
+// CPU: after a `cairn import`, the first `serve` reads every imported
+// record twice, and unpaced that took a core for seconds (200k records)
+// and the first lookups from 4 to 6-30 ms p50 (docs/store.md, "Start-up
+// catch-up"). After a read that returned a full batch (more are waiting)
+// it pauses catchUpPause times as long as the read took, so the catch-up
+// leaves the cores to the lookups; it still reads every record, and a
+// reader that is caught up (partial batches) is never paused.
+//
+// (A first version ran the reads on a nice-19 thread. A starved thread
+// running Go code holds its P, and the runtime's stop-the-world phases
+// wait for it: under load the other lookups' p99 reached seconds.)
+type backgroundFeed struct {
+	feed appendedReader
+	// now and sleep default to the real clock; tests inject them.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+}
 
 func (f backgroundFeed) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
-	type result struct {
-		recs []audit.Appended
-		err  error
+	now, sleep := f.now, f.sleep
+	if now == nil {
+		now = time.Now
 	}
-	done := make(chan result, 1)
-	go func() {
-		// The goroutine ends without unlocking its thread: Go then ends
-		// the thread, so the priority goes with it.
-		lowPriorityThread()
-		recs, err := f.feed.ReadAppended(ctx, after, limit)
-		done <- result{recs, err}
-	}()
-	r := <-done
-	return r.recs, r.err
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	t0 := now()
+	recs, err := f.feed.ReadAppended(ctx, after, limit)
+	if err != nil || len(recs) < limit {
+		return recs, err
+	}
+	if err := sleep(ctx, catchUpPause*now().Sub(t0)); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

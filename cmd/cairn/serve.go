@@ -140,7 +140,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	maps.Copy(handlers, apiserver.PublicKeyHandlers(keyring))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	lk, err := openLake(f.dataDir, cfg, log, bks, reg, backgroundFeed{store})
+	lk, err := openLake(f.dataDir, cfg, log, bks, reg, backgroundFeed{feed: store})
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// runs of `cairn insights --endpoint-url` stop before the drain: a run
 	// stopped before its end stores nothing
 	group.Add("insights runs", func(ctx context.Context) error { <-ctx.Done(); insJobs.Close(); return nil })
-	if r := newInsightsRunner(cfg, backgroundFeed{store}, store, pipe, trails, log, reg); r != nil {
+	if r := newInsightsRunner(cfg, backgroundFeed{feed: store}, store, pipe, trails, log, reg); r != nil {
 		group.Add("insights", r.Run)
 	}
 	if gw != nil {

@@ -1,6 +1,0 @@
-//go:build !linux
-
-package main
-
-// lowPriorityThread does nothing where thread priorities are not set.
-func lowPriorityThread() {}
