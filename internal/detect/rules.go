@@ -132,10 +132,18 @@ func (d *Detector) signature() string {
 // fieldSet names top-level members of a record; nil is every member.
 type fieldSet map[string]bool
 
-// fieldsOf returns the members rules read, with userIdentity (a finding's
-// principal), or nil when one of them reads any.
+// huntFields are the top-level members stateful hunts and findings read
+// (sigma.Stateful).
+var huntFields = fieldSet{"eventTime": true, "eventID": true, "eventName": true, "eventSource": true, "awsRegion": true,
+	"recipientAccountId": true, "readOnly": true, "errorCode": true, "sourceIPAddress": true, "userIdentity": true}
+
+// fieldsOf returns the members rules read, with those of huntFields, or nil
+// when one of them reads any.
 func fieldsOf(rules []*sigma.Rule, idx ...[]int) fieldSet {
-	fs := fieldSet{"userIdentity": true}
+	fs := fieldSet{}
+	for k := range huntFields {
+		fs[k] = true
+	}
 	for _, list := range idx {
 		for _, i := range list {
 			f, ok := rules[i].Fields()
@@ -217,13 +225,17 @@ func ascii(s string) bool {
 	return true
 }
 
-// match appends the findings of one record to found. The record is
-// decoded only when a rule may match it.
-func (rs *ruleSet) match(r *audit.Record, now time.Time, found []Finding) []Finding {
+// match appends the findings of one record to found: the rules', then the
+// stateful hunts' (which observe every record). The record is decoded only
+// when a rule may match it or a stateful hunt observes it.
+func (rs *ruleSet) match(r *audit.Record, hunts []sigma.Stateful, now time.Time, found []Finding) []Finding {
 	var buf [64]int
 	cand, fields := rs.candidates(r, buf[:0])
 	if len(cand) == 0 {
-		return found
+		if len(hunts) == 0 {
+			return found
+		}
+		fields = huntFields
 	}
 	rec, err := decodeRecord(r.Raw, fields)
 	if err != nil || rec == nil {
@@ -234,7 +246,12 @@ func (rs *ruleSet) match(r *audit.Record, now time.Time, found []Finding) []Find
 		if !rule.Match(rec) {
 			continue
 		}
-		found = append(found, newFinding(rule, r, rec, now))
+		found = append(found, newFinding(sigma.Info{ID: RuleKey(rule), Title: rule.Title, Level: rule.Level, Tags: rule.Tags}, "", r, rec, now))
+	}
+	for _, h := range hunts {
+		if detail, fire := h.Observe(rec); fire {
+			found = append(found, newFinding(h.Info(), detail, r, rec, now))
+		}
 	}
 	return found
 }
@@ -247,8 +264,10 @@ func RuleKey(r *sigma.Rule) string {
 	return "title:" + r.Title
 }
 
-func newFinding(rule *sigma.Rule, r *audit.Record, rec sigma.Record, now time.Time) Finding {
-	key := RuleKey(rule)
+// newFinding is the finding of the rule or hunt in (in.ID its RuleKey) on
+// the stored record r, decoded as rec.
+func newFinding(in sigma.Info, detail string, r *audit.Record, rec sigma.Record, now time.Time) Finding {
+	key := in.ID
 	sum := sha256.Sum256([]byte(key + "\x00" + r.Account + "\x00" + r.EventID))
 	principal := r.Username
 	if ui, ok := rec["userIdentity"].(map[string]any); ok {
@@ -256,11 +275,11 @@ func newFinding(rule *sigma.Rule, r *audit.Record, rec sigma.Record, now time.Ti
 			principal = arn
 		}
 	}
-	tags := rule.Tags
+	tags := in.Tags
 	if tags == nil {
 		tags = []string{}
 	}
-	return Finding{ID: hex.EncodeToString(sum[:16]), RuleID: key, Title: rule.Title, Level: rule.Level, Tags: tags,
+	return Finding{ID: hex.EncodeToString(sum[:16]), RuleID: key, Title: in.Title, Level: in.Level, Tags: tags,
 		EventID: r.EventID, EventTime: r.Time, EventName: r.EventName, EventSource: r.EventSource,
-		Account: r.Account, Region: r.Region, Principal: principal, DetectedAt: now}
+		Account: r.Account, Region: r.Region, Principal: principal, Detail: detail, DetectedAt: now}
 }
