@@ -101,25 +101,14 @@ type Webhook struct {
 	Client *http.Client
 }
 
-// Finding is one rule's match on one stored event. Its JSON is the line of
-// FindingsFile, the webhook's body and the API's item.
+// Finding is one rule's or stateful hunt's match on one stored event: the
+// sigma.Finding `cairn hunt` prints, with the finding's ID and when it was
+// detected. Its JSON is the line of FindingsFile, the webhook's body and
+// the API's item.
 type Finding struct {
 	// ID is unique per rule and event: rule ID, account and eventID.
-	ID          string    `json:"findingId"`
-	RuleID      string    `json:"ruleId"`
-	Title       string    `json:"title"`
-	Level       string    `json:"level"`
-	Tags        []string  `json:"tags"`
-	EventID     string    `json:"eventID"`
-	EventTime   time.Time `json:"eventTime"`
-	EventName   string    `json:"eventName"`
-	EventSource string    `json:"eventSource"`
-	Account     string    `json:"recipientAccountId"`
-	Region      string    `json:"awsRegion"`
-	// Principal is userIdentity.arn, else the user name LookupEvents shows.
-	Principal string `json:"principal"`
-	// Detail says why a stateful hunt fired; empty for Sigma rules.
-	Detail     string    `json:"detail,omitempty"`
+	ID string `json:"findingId"`
+	sigma.Finding
 	DetectedAt time.Time `json:"detectedAt"`
 }
 

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/sigma"
 	"github.com/cairn-audit/cairn/internal/sigma/builtin"
 )
 
@@ -106,4 +108,60 @@ func titles(fs []Finding) string {
 		out = append(out, fs[i].Title+"/"+fs[i].EventID)
 	}
 	return strings.Join(out, " ")
+}
+
+// TestOneFindingShape: a live finding's JSON (file, webhook, API) is the
+// JSON `cairn hunt --output json` prints (sigma.Finding) with findingId and
+// detectedAt, for a rule's finding and a stateful hunt's; tags is a list
+// and principal a string even when empty.
+func TestOneFindingShape(t *testing.T) {
+	keys := func(v any) map[string]any {
+		t.Helper()
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]any{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	rec := sigma.Record{"eventID": "e1", "eventTime": "2026-03-01T00:00:00Z"}
+	for _, c := range []struct {
+		name   string
+		in     sigma.Info
+		detail string
+	}{
+		{"rule without tags", sigma.Info{ID: "r1", Title: "t", Level: "low"}, ""},
+		{"rule with tags", sigma.Info{ID: "r2", Title: "t", Level: "high", Tags: []string{"attack.x"}}, ""},
+		{"stateful hunt", sigma.Info{ID: "h1", Title: "t", Level: "medium"}, "3 denied calls"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hunt := sigma.FindingOf(rec, c.in)
+			hunt.Detail = c.detail
+			r := call(t, "e1", "111111111111", "u", 0, "")
+			live := keys(newFinding(c.in, c.detail, &r, rec, time.Unix(0, 0)))
+			want := keys(hunt)
+			for k, v := range want {
+				if _, ok := live[k]; !ok {
+					t.Errorf("live finding lacks %q (hunt's: %v)", k, v)
+				}
+			}
+			for k := range live {
+				if _, ok := want[k]; !ok && k != "findingId" && k != "detectedAt" {
+					t.Errorf("live finding has %q, cairn hunt's has not", k)
+				}
+			}
+			if _, ok := want["tags"].([]any); !ok {
+				t.Errorf("tags = %#v; want a list", want["tags"])
+			}
+			if _, ok := want["principal"].(string); !ok {
+				t.Errorf("principal = %#v; want a string", want["principal"])
+			}
+			if (c.detail != "") != (live["detail"] != nil) {
+				t.Errorf("detail = %#v", live["detail"])
+			}
+		})
+	}
 }

@@ -269,17 +269,12 @@ func RuleKey(r *sigma.Rule) string {
 func newFinding(in sigma.Info, detail string, r *audit.Record, rec sigma.Record, now time.Time) Finding {
 	key := in.ID
 	sum := sha256.Sum256([]byte(key + "\x00" + r.Account + "\x00" + r.EventID))
-	principal := r.Username
-	if ui, ok := rec["userIdentity"].(map[string]any); ok {
-		if arn, ok := ui["arn"].(string); ok && arn != "" {
-			principal = arn
-		}
+	f := sigma.FindingOf(rec, in)
+	f.Detail = detail
+	// The store's extraction of the record (what Event History shows).
+	f.EventID, f.EventTime, f.EventName, f.EventSource, f.Account, f.Region = r.EventID, r.Time, r.EventName, r.EventSource, r.Account, r.Region
+	if f.Principal == "" {
+		f.Principal = r.Username
 	}
-	tags := in.Tags
-	if tags == nil {
-		tags = []string{}
-	}
-	return Finding{ID: hex.EncodeToString(sum[:16]), RuleID: key, Title: in.Title, Level: in.Level, Tags: tags,
-		EventID: r.EventID, EventTime: r.Time, EventName: r.EventName, EventSource: r.EventSource,
-		Account: r.Account, Region: r.Region, Principal: principal, Detail: detail, DetectedAt: now}
+	return Finding{ID: hex.EncodeToString(sum[:16]), Finding: f, DetectedAt: now}
 }
