@@ -443,6 +443,7 @@ func (d *Detector) warmUp(ctx context.Context) error {
 	// Sequence numbers grow by at least one a record: reading after
 	// end-WarmUp reads at most WarmUp records.
 	pos, n := max(0, end-int64(d.cfg.WarmUp)), 0
+	fields := sigma.StatefulFields()
 	for pos < end {
 		batch, err := d.cfg.Feed.ReadAppended(ctx, pos, d.cfg.BatchSize)
 		if err != nil {
@@ -456,7 +457,7 @@ func (d *Detector) warmUp(ctx context.Context) error {
 				pos = end
 				break
 			}
-			if rec, err := decodeRecord(batch[i].Record.Raw, huntFields); err == nil && rec != nil {
+			if rec, err := sigma.DecodeFields(batch[i].Record.Raw, fields); err == nil && rec != nil {
 				for _, s := range d.cfg.Stateful {
 					s.Observe(rec)
 				}

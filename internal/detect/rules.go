@@ -31,6 +31,8 @@ type ruleSet struct {
 	// nameFields for those and the rules of one event name.
 	allFields, anyFields fieldSet
 	nameFields           map[string]fieldSet
+	// huntFields are those stateful hunts and findings read.
+	huntFields fieldSet
 	// sig is the folders' signature (files, sizes, mtimes) when loaded.
 	sig string
 }
@@ -130,20 +132,12 @@ func (d *Detector) signature() string {
 }
 
 // fieldSet names top-level members of a record; nil is every member.
-type fieldSet map[string]bool
+type fieldSet = map[string]bool
 
-// huntFields are the top-level members stateful hunts and findings read
-// (sigma.Stateful).
-var huntFields = fieldSet{"eventTime": true, "eventID": true, "eventName": true, "eventSource": true, "awsRegion": true,
-	"recipientAccountId": true, "readOnly": true, "errorCode": true, "sourceIPAddress": true, "userIdentity": true}
-
-// fieldsOf returns the members rules read, with those of huntFields, or nil
-// when one of them reads any.
+// fieldsOf returns the members rules read, with those stateful hunts and
+// findings read (sigma.StatefulFields), or nil when one of them reads any.
 func fieldsOf(rules []*sigma.Rule, idx ...[]int) fieldSet {
-	fs := fieldSet{}
-	for k := range huntFields {
-		fs[k] = true
-	}
+	fs := sigma.StatefulFields()
 	for _, list := range idx {
 		for _, i := range list {
 			f, ok := rules[i].Fields()
@@ -173,6 +167,7 @@ func (rs *ruleSet) index() {
 			rs.byName[n] = append(rs.byName[n], i)
 		}
 	}
+	rs.huntFields = sigma.StatefulFields()
 	rs.allFields = fieldsOf(rs.rules, all)
 	rs.anyFields = fieldsOf(rs.rules, rs.any)
 	rs.nameFields = map[string]fieldSet{}
@@ -235,9 +230,9 @@ func (rs *ruleSet) match(r *audit.Record, hunts []sigma.Stateful, now time.Time,
 		if len(hunts) == 0 {
 			return found
 		}
-		fields = huntFields
+		fields = rs.huntFields
 	}
-	rec, err := decodeRecord(r.Raw, fields)
+	rec, err := sigma.DecodeFields(r.Raw, fields)
 	if err != nil || rec == nil {
 		return found // stored records are JSON objects; nothing to match otherwise
 	}

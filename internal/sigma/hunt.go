@@ -12,10 +12,10 @@ import (
 // and detectedAt), a live finding's: one shape, documented in
 // docs/hunting.md.
 type Finding struct {
-	RuleID      string    `json:"ruleId"`
-	Title       string    `json:"title"`
-	Level       string    `json:"level"`
-	Tags        []string  `json:"tags"` // never null
+	RuleID string   `json:"ruleId"`
+	Title  string   `json:"title"`
+	Level  string   `json:"level"`
+	Tags   []string `json:"tags"` // never null
 
 	EventID     string    `json:"eventID"`
 	EventTime   time.Time `json:"eventTime"`
@@ -167,9 +167,9 @@ func (h *Hunt) RunBatch(in []Input, workers int, emit func(Finding)) (bad int) {
 				}
 				var err error
 				if full {
-					r.rec, err = DecodeRecord(in[i].Raw)
-				} else if r.rec, err = decodeBrief(in[i].Raw); err != nil {
-					r.rec, err = DecodeRecord(in[i].Raw)
+					r.rec, err = DecodeFields(in[i].Raw, nil)
+				} else {
+					r.rec, err = decodeBrief(in[i].Raw)
 				}
 				if err != nil || r.rec == nil {
 					r.rec = nil
