@@ -63,6 +63,13 @@ func TestStatefulHuntsAcrossRestart(t *testing.T) {
 			return []audit.Record{call(t, "d-200", acct, "prober", 200, "AccessDenied"),
 				call(t, "d-201", acct, "prober", 201, "AccessDenied"), call(t, "d-202", acct, "prober", 202, "AccessDenied")}
 		}, []string{"Burst of access-denied calls/d-202"}},
+		// A warm-up shorter than the history (the last 2 records, of
+		// prober): the account's history begins there, so the hunt learns
+		// a fresh baseline: u1, unseen by the warm-up, is not reported
+		// (nor, within that baseline, a newcomer: missed, not flooded).
+		{"warm-up shorter than the history", 2, func(t *testing.T) []audit.Record {
+			return []audit.Record{call(t, "u1-130", acct, "u1", 130, ""), call(t, "new-131", acct, "newcomer", 131, "")}
+		}, nil},
 		// Without the warm-up (the hunts' memory empty) the burst fires
 		// again and the new principal is missed: what the warm-up is for.
 		{"no warm-up: the burst fires again", -1, func(t *testing.T) []audit.Record {
