@@ -29,6 +29,11 @@ func newDetector(cfg *config.Config, dataDir string, feed detect.Feed, log *slog
 	}
 	if dc.Builtin {
 		c.Builtin = builtin.FS()
+		c.Stateful = builtin.Stateful(huntParams(dc.Hunts))
+		c.WarmUp = dc.Hunts.WarmUpRecords
+		if c.WarmUp == 0 {
+			c.WarmUp = -1 // none
+		}
 	}
 	if w := dc.Webhook; w != nil {
 		c.Webhook = detect.Webhook{URL: w.URL, Headers: w.Headers, Timeout: w.Timeout, MaxBackoff: w.MaxBackoff}
@@ -56,4 +61,10 @@ func runDetector(d *detect.Detector) func(ctx context.Context) error {
 		defer close(done)
 		return d.Run(ctx)
 	}
+}
+
+// huntParams is the built-in stateful hunts' config.
+func huntParams(h config.Hunts) builtin.Config {
+	return builtin.Config{NewPrincipalBaseline: h.NewPrincipalBaseline, DeniedBurst: h.DeniedBurst,
+		DeniedWindow: h.DeniedWindow, MaxKeys: h.MaxKeys}
 }

@@ -332,3 +332,87 @@ func BenchmarkWriteAckWithDetection(b *testing.B) {
 		})
 	}
 }
+
+// TestLiveDetectionBuiltinHunts: with builtin on, serve runs the stateful
+// built-in hunts live too, and a restart (the hunts' memory lost, the
+// position kept) neither reports a known principal as new again nor misses
+// a genuine newcomer.
+func TestLiveDetectionBuiltinHunts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(twoAccounts, 90) + "detections:\n  builtin: true\n  poll_interval: 0s\n  hunts: {new_principal_baseline: 1h}\n"
+	ctx := context.Background()
+	write := func(user, id string, min int) audit.Record {
+		at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(min) * time.Minute)
+		raw := fmt.Sprintf(`{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111111111111:user/%s","accountId":"111111111111"},`+
+			`"eventTime":%q,"eventSource":"s3.amazonaws.com","eventName":"PutBucketTagging","awsRegion":"us-east-1",`+
+			`"eventID":%q,"readOnly":false,"recipientAccountId":"111111111111"}`, user, at.Format(time.RFC3339), id)
+		r, err := audit.Extract([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	const newPrincipal = "Write call by a principal never seen before"
+	// newcomers returns the principals the new-principal hunt reported,
+	// with how many times, once the finding on eventID is listed.
+	newcomers := func(ts *testServer, eventID string) map[string]int {
+		t.Helper()
+		c, err := client.New(ctx, client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
+			Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			got, found := map[string]int{}, false
+			for q := (client.FindingsQuery{}); ; {
+				p, err := c.ListFindings(ctx, q)
+				if err != nil {
+					t.Fatalf("ListFindings: %v", err)
+				}
+				for _, f := range p.Findings {
+					if f.Title == newPrincipal {
+						got[f.Principal[strings.LastIndex(f.Principal, "/")+1:]]++
+						found = found || f.EventID == eventID
+					}
+				}
+				if q.NextToken = p.NextToken; q.NextToken == "" {
+					break
+				}
+			}
+			if found {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no finding on %s; new principals reported: %v", eventID, got)
+			}
+		}
+	}
+	ts := startServer(t, cfg, dir)
+	imp, err := client.New(ctx, client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imp.Importer().Append(ctx, []audit.Record{write("u1", "u1-0", 0), write("u2", "u2-5", 5), write("late", "late-120", 120)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := newcomers(ts, "late-120"); got["late"] != 1 || got["u1"]+got["u2"] != 0 {
+		t.Fatalf("new principals before the restart: %v; want late once", got)
+	}
+	ts.stop()
+
+	ts = startServer(t, cfg, dir)
+	imp, err = client.New(ctx, client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imp.Importer().Append(ctx, []audit.Record{write("u1", "u1-180", 180), write("late", "late-181", 181),
+		write("newcomer", "new-182", 182)}); err != nil {
+		t.Fatal(err)
+	}
+	got := newcomers(ts, "new-182")
+	if got["late"] != 1 || got["newcomer"] != 1 || got["u1"]+got["u2"] != 0 {
+		t.Errorf("new principals after the restart: %v; want late and newcomer once each", got)
+	}
+}

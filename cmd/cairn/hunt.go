@@ -260,10 +260,11 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil {
 				return err
 			}
-			params = cfg.Hunts
+			if cfg.Detections != nil {
+				params = cfg.Detections.Hunts
+			}
 		}
-		hunt.Stateful = builtin.Stateful(builtin.Config{NewPrincipalBaseline: params.NewPrincipalBaseline,
-			DeniedBurst: params.DeniedBurst, DeniedWindow: params.DeniedWindow, MaxKeys: params.MaxKeys})
+		hunt.Stateful = builtin.Stateful(huntParams(params))
 		if params.NewPrincipalBaseline > lookback {
 			lookback = params.NewPrincipalBaseline
 		}

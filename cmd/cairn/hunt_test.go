@@ -161,7 +161,7 @@ func testHuntWindowAndRules(t *testing.T, dir string) {
 	// the config's hunts section sets the stateful hunts' parameters: a
 	// burst of 40 is more than the 30 GetPasswordData calls
 	cfgPath := filepath.Join(t.TempDir(), "cairn.yaml")
-	writeFile(t, cfgPath, strings.Replace(twoAccounts, "%d", "0", 1)+"hunts:\n  denied_burst: 40\n")
+	writeFile(t, cfgPath, strings.Replace(twoAccounts, "%d", "0", 1)+"detections:\n  hunts:\n    denied_burst: 40\n")
 	code, out, errOut = runCairn("hunt", "--data-dir", dir, "--config", cfgPath, "--builtin", "--output", "json", "--no-progress",
 		"--start-time", "2024-07-30T21:00:00Z", "--end-time", "2024-07-31")
 	if code != 0 {

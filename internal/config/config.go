@@ -56,8 +56,6 @@ type Config struct {
 	// Detections configures live detection with Sigma rules
 	// (detections.go); nil: none.
 	Detections *Detections `yaml:"detections"`
-	// Hunts sets the stateful built-in hunts' parameters (hunts.go).
-	Hunts Hunts `yaml:"hunts"`
 
 	keys map[string]Principal // access key ID -> principal
 }

@@ -136,7 +136,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
 		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval, DigestKeyRotation: DefaultDigestKeyRotation},
 		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights(), Lake: DefaultLake(),
-		API: DefaultAPI(), Ingest: DefaultIngest(), Console: DefaultConsole(), Hunts: DefaultHunts()}
+		API: DefaultAPI(), Ingest: DefaultIngest(), Console: DefaultConsole()}
 	d.bucketNames = map[string]int{}
 	d.mapping(n, "",
 		field{"event_history", false, func(v *yaml.Node, path string) { d.eventHistory(v, path, &c.EventHistory) }},
@@ -156,7 +156,6 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"console", false, func(v *yaml.Node, path string) { d.console(v, path, &c.Console) }},
 		field{"store", false, func(v *yaml.Node, path string) { d.store(v, path, &c.Store) }},
 		field{"detections", false, func(v *yaml.Node, path string) { c.Detections = d.detections(v, path) }},
-		field{"hunts", false, func(v *yaml.Node, path string) { d.hunts(v, path, &c.Hunts) }},
 	)
 	return c
 }

@@ -16,6 +16,7 @@ import (
 //	  rules: [/etc/cairn/rules]   # folders (walked recursively) or files of Sigma rules
 //	  builtin: true               # cairn's built-in hunts too (default true)
 //	  poll_interval: 5s           # how often rule files are checked for changes; 0: only on SIGHUP
+//	  hunts: {...}                # the stateful built-in hunts' parameters (Hunts)
 //	  webhook:                    # optional: each finding POSTed as JSON
 //	    url: https://hooks.example.com/cairn
 //	    headers: {Authorization: "Bearer ..."}
@@ -30,6 +31,9 @@ type Detections struct {
 	Builtin      bool
 	PollInterval time.Duration
 	Webhook      *Webhook // nil: none
+	// Hunts sets the stateful built-in hunts' parameters, for serve and
+	// `cairn hunt --config`.
+	Hunts Hunts
 }
 
 // Webhook is where findings are POSTed.
@@ -50,7 +54,7 @@ const (
 var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
 func (d *decoder) detections(n *yaml.Node, path string) *Detections {
-	c := &Detections{Builtin: true, PollInterval: DefaultDetectPoll}
+	c := &Detections{Builtin: true, PollInterval: DefaultDetectPoll, Hunts: DefaultHunts()}
 	d.mapping(n, path,
 		field{"rules", false, func(v *yaml.Node, path string) {
 			c.Rules = list(d, v, path, func(n *yaml.Node, path string) string {
@@ -72,6 +76,7 @@ func (d *decoder) detections(n *yaml.Node, path string) *Detections {
 			}
 		}},
 		field{"webhook", false, func(v *yaml.Node, path string) { c.Webhook = d.webhook(v, path) }},
+		field{"hunts", false, func(v *yaml.Node, path string) { d.hunts(v, path, &c.Hunts) }},
 	)
 	return c
 }

@@ -16,7 +16,7 @@ func TestDetections(t *testing.T) {
 		want       *Detections
 	}{
 		{"absent", "", nil},
-		{"empty section", "detections:\n", &Detections{Builtin: true, PollInterval: DefaultDetectPoll}},
+		{"empty section", "detections:\n", &Detections{Builtin: true, PollInterval: DefaultDetectPoll, Hunts: DefaultHunts()}},
 		{"full", `detections:
   rules: [/etc/cairn/rules, ./more.yml]
   builtin: false
@@ -26,10 +26,12 @@ func TestDetections(t *testing.T) {
     headers: {Authorization: "Bearer abc"}
     timeout: 2s
     max_backoff: 1m
+  hunts: {denied_burst: 3, warmup_records: 500}
 `, &Detections{Rules: []string{"/etc/cairn/rules", "./more.yml"}, PollInterval: 0,
+			Hunts: Hunts{NewPrincipalBaseline: 7 * 24 * time.Hour, DeniedBurst: 3, DeniedWindow: 10 * time.Minute, MaxKeys: 1_000_000, WarmUpRecords: 500},
 			Webhook: &Webhook{URL: "https://hooks.example.com/cairn", Headers: map[string]string{"Authorization": "Bearer abc"},
 				Timeout: 2 * time.Second, MaxBackoff: time.Minute}}},
-		{"webhook defaults", "detections:\n  webhook: {url: 'http://127.0.0.1:9/x'}\n", &Detections{Builtin: true, PollInterval: DefaultDetectPoll,
+		{"webhook defaults", "detections:\n  webhook: {url: 'http://127.0.0.1:9/x'}\n", &Detections{Builtin: true, PollInterval: DefaultDetectPoll, Hunts: DefaultHunts(),
 			Webhook: &Webhook{URL: "http://127.0.0.1:9/x", Timeout: DefaultWebhookTimeout, MaxBackoff: DefaultWebhookMaxBackoff}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -7,24 +7,30 @@ import (
 )
 
 // Hunts sets the parameters of the built-in hunts that keep state across
-// records (docs/hunting.md), for `cairn hunt --builtin`.
+// records (docs/hunting.md), live (serve) and for `cairn hunt --builtin`.
+// It is the hunts member of the detections section.
 //
-//	hunts:
-//	  new_principal_baseline: 168h  # an account's first week only teaches who its principals are
-//	  denied_burst: 10              # this many access-denied calls by one principal...
-//	  denied_window: 10m            # ...within this long are a burst
-//	  max_keys: 1000000             # principals, addresses and keys each hunt remembers
+//	detections:
+//	  hunts:
+//	    new_principal_baseline: 168h  # an account's first week only teaches who its principals are
+//	    denied_burst: 10              # this many access-denied calls by one principal...
+//	    denied_window: 10m            # ...within this long are a burst
+//	    max_keys: 1000000             # principals, addresses and keys each hunt remembers
+//	    warmup_records: 1000000       # stored records the hunts re-read at start (0: none)
 type Hunts struct {
 	NewPrincipalBaseline time.Duration `yaml:"new_principal_baseline"`
 	DeniedBurst          int           `yaml:"denied_burst"`
 	DeniedWindow         time.Duration `yaml:"denied_window"`
 	MaxKeys              int           `yaml:"max_keys"`
+	// WarmUpRecords bounds the stored records serve's live hunts observe
+	// at start, without reporting, to rebuild their memory (0: none).
+	WarmUpRecords int `yaml:"warmup_records"`
 }
 
 // DefaultHunts is the hunts section's defaults (those of
 // internal/sigma/builtin, which does not import config).
 func DefaultHunts() Hunts {
-	return Hunts{NewPrincipalBaseline: 7 * 24 * time.Hour, DeniedBurst: 10, DeniedWindow: 10 * time.Minute, MaxKeys: 1_000_000}
+	return Hunts{NewPrincipalBaseline: 7 * 24 * time.Hour, DeniedBurst: 10, DeniedWindow: 10 * time.Minute, MaxKeys: 1_000_000, WarmUpRecords: 1_000_000}
 }
 
 func (d *decoder) hunts(n *yaml.Node, path string, h *Hunts) {
@@ -47,6 +53,11 @@ func (d *decoder) hunts(n *yaml.Node, path string, h *Hunts) {
 		field{"max_keys", false, func(v *yaml.Node, path string) {
 			if i, ok := d.integer(v, path, 1000, 100_000_000, "keys", "remembered by each stateful hunt"); ok {
 				h.MaxKeys = i
+			}
+		}},
+		field{"warmup_records", false, func(v *yaml.Node, path string) {
+			if i, ok := d.integer(v, path, 0, 100_000_000, "records", "re-read by the live hunts at start"); ok {
+				h.WarmUpRecords = i
 			}
 		}},
 	)

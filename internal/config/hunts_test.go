@@ -11,15 +11,26 @@ func TestHunts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Hunts != DefaultHunts() {
-		t.Errorf("defaults %+v; want %+v", d.Hunts, DefaultHunts())
+	if d.Detections != nil {
+		t.Errorf("no detections section: %+v; want nil", d.Detections)
 	}
-	c, err := Parse("c.yaml", []byte(head+"hunts:\n  new_principal_baseline: 72h\n  denied_burst: 25\n  denied_window: 1m\n  max_keys: 5000\n"))
+	d, err = Parse("c.yaml", []byte(head+"detections:\n  builtin: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Detections.Hunts != DefaultHunts() {
+		t.Errorf("defaults %+v; want %+v", d.Detections.Hunts, DefaultHunts())
+	}
+	c, err := Parse("c.yaml", []byte(head+"detections:\n  hunts:\n    new_principal_baseline: 72h\n    denied_burst: 25\n    denied_window: 1m\n    max_keys: 5000\n    warmup_records: 0\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Hunts{NewPrincipalBaseline: 72 * time.Hour, DeniedBurst: 25, DeniedWindow: time.Minute, MaxKeys: 5000}
-	if c.Hunts != want {
-		t.Errorf("decoded %+v; want %+v", c.Hunts, want)
+	if c.Detections.Hunts != want {
+		t.Errorf("decoded %+v; want %+v", c.Detections.Hunts, want)
+	}
+	// The section moved under detections: a top-level hunts is refused.
+	if _, err := Parse("c.yaml", []byte(head+"hunts:\n  denied_burst: 25\n")); err == nil {
+		t.Error("a top-level hunts section was accepted")
 	}
 }

@@ -58,6 +58,17 @@ type Config struct {
 	Folders []string
 	// Builtin, when set, is the built-in rules' file system (builtin.FS()).
 	Builtin fs.FS
+	// Stateful are hunts that need what came before a record
+	// (builtin.Stateful: a principal never seen, a burst of denied calls).
+	// They observe every stored record in append order; their findings
+	// are stored like the rules'. They are not reloaded.
+	Stateful []sigma.Stateful
+	// WarmUp bounds the stored records the Stateful hunts observe,
+	// without reporting, when a Detector opens at a saved position (a
+	// restart): the up to WarmUp records before it, so that a restart does
+	// not find every principal "never seen" again (default 1,000,000;
+	// negative: none).
+	WarmUp int
 	// Sigma bounds rule loading.
 	Sigma   sigma.Config
 	Webhook Webhook
@@ -90,23 +101,14 @@ type Webhook struct {
 	Client *http.Client
 }
 
-// Finding is one rule's match on one stored event. Its JSON is the line of
-// FindingsFile, the webhook's body and the API's item.
+// Finding is one rule's or stateful hunt's match on one stored event: the
+// sigma.Finding `cairn hunt` prints, with the finding's ID and when it was
+// detected. Its JSON is the line of FindingsFile, the webhook's body and
+// the API's item.
 type Finding struct {
 	// ID is unique per rule and event: rule ID, account and eventID.
-	ID          string    `json:"findingId"`
-	RuleID      string    `json:"ruleId"`
-	Title       string    `json:"title"`
-	Level       string    `json:"level"`
-	Tags        []string  `json:"tags"`
-	EventID     string    `json:"eventID"`
-	EventTime   time.Time `json:"eventTime"`
-	EventName   string    `json:"eventName"`
-	EventSource string    `json:"eventSource"`
-	Account     string    `json:"recipientAccountId"`
-	Region      string    `json:"awsRegion"`
-	// Principal is userIdentity.arn, else the user name LookupEvents shows.
-	Principal  string    `json:"principal"`
+	ID string `json:"findingId"`
+	sigma.Finding
 	DetectedAt time.Time `json:"detectedAt"`
 }
 
@@ -127,6 +129,12 @@ type Detector struct {
 
 	reload chan struct{}
 	wake   chan struct{} // a new finding for the webhook
+
+	// syncMu serialises Sync: the stateful hunts are used by one
+	// goroutine at a time; warm says they have observed the records
+	// before the position they opened at.
+	syncMu sync.Mutex
+	warm   bool
 
 	mu       sync.Mutex
 	f        *os.File
@@ -168,6 +176,9 @@ func Open(cfg Config) (*Detector, error) {
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 1000
+	}
+	if cfg.WarmUp == 0 {
+		cfg.WarmUp = 1_000_000
 	}
 	w := &cfg.Webhook
 	if w.Timeout <= 0 {
@@ -379,6 +390,14 @@ func (d *Detector) Run(ctx context.Context) error {
 // the feed, and returns how many findings it stored. Findings are written
 // and fsynced before the position moves past their records.
 func (d *Detector) Sync(ctx context.Context) (int, error) {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	if !d.warm {
+		if err := d.warmUp(ctx); err != nil {
+			return 0, err
+		}
+		d.warm = true
+	}
 	total := 0
 	for {
 		d.mu.Lock()
@@ -393,7 +412,7 @@ func (d *Detector) Sync(ctx context.Context) (int, error) {
 		var found []Finding
 		now := d.cfg.Now().UTC()
 		for i := range batch {
-			found = rs.match(&batch[i].Record, now, found)
+			found = rs.match(&batch[i].Record, d.cfg.Stateful, now, found)
 		}
 		d.m.matchTime.Add(time.Since(start).Seconds())
 		d.m.events.Add(float64(len(batch)))
@@ -403,6 +422,52 @@ func (d *Detector) Sync(ctx context.Context) (int, error) {
 			return total, err
 		}
 	}
+}
+
+// warmUp lets the stateful hunts observe, without reporting, the up to
+// WarmUp records before the position the detector opened at: their state
+// is in memory only, and a hunt that remembered nothing would report every
+// principal as never seen. Records older than the warm-up are not seen
+// again: an account's history for the new-principal hunt begins at the
+// first record observed, so after a restart over a store holding more
+// than WarmUp records that hunt learns for its baseline again (it misses
+// rather than floods).
+func (d *Detector) warmUp(ctx context.Context) error {
+	d.mu.Lock()
+	end := d.st.Position
+	d.mu.Unlock()
+	if len(d.cfg.Stateful) == 0 || d.cfg.WarmUp < 0 || end == 0 {
+		return nil
+	}
+	start := time.Now()
+	// Sequence numbers grow by at least one a record: reading after
+	// end-WarmUp reads at most WarmUp records.
+	pos, n := max(0, end-int64(d.cfg.WarmUp)), 0
+	fields := sigma.StatefulFields()
+	for pos < end {
+		batch, err := d.cfg.Feed.ReadAppended(ctx, pos, d.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("detect: warming up the hunts: %w", err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for i := range batch {
+			if batch[i].Seq > end {
+				pos = end
+				break
+			}
+			if rec, err := sigma.DecodeFields(batch[i].Record.Raw, fields); err == nil && rec != nil {
+				for _, s := range d.cfg.Stateful {
+					s.Observe(rec)
+				}
+			}
+			pos = batch[i].Seq
+			n++
+		}
+	}
+	d.log.Info("detect: stateful hunts warmed up", "records", n, "position", end, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // store appends the new findings durably, then saves the position.

@@ -82,12 +82,12 @@ func TestIndexMatchesLikeEveryRule(t *testing.T) {
 	now := time.Now()
 	hits := 0
 	for _, r := range recs {
-		got := rs.match(&r, now, nil)
+		got := rs.match(&r, nil, now, nil)
 		dec, _ := sigma.DecodeRecord(r.Raw)
 		var want []Finding
 		for _, rule := range rs.rules {
 			if rule.Match(dec) {
-				want = append(want, newFinding(rule, &r, dec, now))
+				want = append(want, newFinding(sigma.Info{ID: RuleKey(rule), Title: rule.Title, Level: rule.Level, Tags: rule.Tags}, "", &r, dec, now))
 			}
 		}
 		hits += len(want)
@@ -157,7 +157,7 @@ func BenchmarkLive(b *testing.B) {
 			n := 0
 			var found []Finding
 			for b.Loop() {
-				found = set.match(&recs[n%len(recs)], now, found[:0])
+				found = set.match(&recs[n%len(recs)], nil, now, found[:0])
 				n++
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/1000, "µs/event")

@@ -31,6 +31,8 @@ type ruleSet struct {
 	// nameFields for those and the rules of one event name.
 	allFields, anyFields fieldSet
 	nameFields           map[string]fieldSet
+	// huntFields are those stateful hunts and findings read.
+	huntFields fieldSet
 	// sig is the folders' signature (files, sizes, mtimes) when loaded.
 	sig string
 }
@@ -130,12 +132,12 @@ func (d *Detector) signature() string {
 }
 
 // fieldSet names top-level members of a record; nil is every member.
-type fieldSet map[string]bool
+type fieldSet = map[string]bool
 
-// fieldsOf returns the members rules read, with userIdentity (a finding's
-// principal), or nil when one of them reads any.
+// fieldsOf returns the members rules read, with those stateful hunts and
+// findings read (sigma.StatefulFields), or nil when one of them reads any.
 func fieldsOf(rules []*sigma.Rule, idx ...[]int) fieldSet {
-	fs := fieldSet{"userIdentity": true}
+	fs := sigma.StatefulFields()
 	for _, list := range idx {
 		for _, i := range list {
 			f, ok := rules[i].Fields()
@@ -165,6 +167,7 @@ func (rs *ruleSet) index() {
 			rs.byName[n] = append(rs.byName[n], i)
 		}
 	}
+	rs.huntFields = sigma.StatefulFields()
 	rs.allFields = fieldsOf(rs.rules, all)
 	rs.anyFields = fieldsOf(rs.rules, rs.any)
 	rs.nameFields = map[string]fieldSet{}
@@ -217,15 +220,19 @@ func ascii(s string) bool {
 	return true
 }
 
-// match appends the findings of one record to found. The record is
-// decoded only when a rule may match it.
-func (rs *ruleSet) match(r *audit.Record, now time.Time, found []Finding) []Finding {
+// match appends the findings of one record to found: the rules', then the
+// stateful hunts' (which observe every record). The record is decoded only
+// when a rule may match it or a stateful hunt observes it.
+func (rs *ruleSet) match(r *audit.Record, hunts []sigma.Stateful, now time.Time, found []Finding) []Finding {
 	var buf [64]int
 	cand, fields := rs.candidates(r, buf[:0])
 	if len(cand) == 0 {
-		return found
+		if len(hunts) == 0 {
+			return found
+		}
+		fields = rs.huntFields
 	}
-	rec, err := decodeRecord(r.Raw, fields)
+	rec, err := sigma.DecodeFields(r.Raw, fields)
 	if err != nil || rec == nil {
 		return found // stored records are JSON objects; nothing to match otherwise
 	}
@@ -234,7 +241,12 @@ func (rs *ruleSet) match(r *audit.Record, now time.Time, found []Finding) []Find
 		if !rule.Match(rec) {
 			continue
 		}
-		found = append(found, newFinding(rule, r, rec, now))
+		found = append(found, newFinding(sigma.Info{ID: RuleKey(rule), Title: rule.Title, Level: rule.Level, Tags: rule.Tags}, "", r, rec, now))
+	}
+	for _, h := range hunts {
+		if detail, fire := h.Observe(rec); fire {
+			found = append(found, newFinding(h.Info(), detail, r, rec, now))
+		}
 	}
 	return found
 }
@@ -247,20 +259,17 @@ func RuleKey(r *sigma.Rule) string {
 	return "title:" + r.Title
 }
 
-func newFinding(rule *sigma.Rule, r *audit.Record, rec sigma.Record, now time.Time) Finding {
-	key := RuleKey(rule)
+// newFinding is the finding of the rule or hunt in (in.ID its RuleKey) on
+// the stored record r, decoded as rec.
+func newFinding(in sigma.Info, detail string, r *audit.Record, rec sigma.Record, now time.Time) Finding {
+	key := in.ID
 	sum := sha256.Sum256([]byte(key + "\x00" + r.Account + "\x00" + r.EventID))
-	principal := r.Username
-	if ui, ok := rec["userIdentity"].(map[string]any); ok {
-		if arn, ok := ui["arn"].(string); ok && arn != "" {
-			principal = arn
-		}
+	f := sigma.FindingOf(rec, in)
+	f.Detail = detail
+	// The store's extraction of the record (what Event History shows).
+	f.EventID, f.EventTime, f.EventName, f.EventSource, f.Account, f.Region = r.EventID, r.Time, r.EventName, r.EventSource, r.Account, r.Region
+	if f.Principal == "" {
+		f.Principal = r.Username
 	}
-	tags := rule.Tags
-	if tags == nil {
-		tags = []string{}
-	}
-	return Finding{ID: hex.EncodeToString(sum[:16]), RuleID: key, Title: rule.Title, Level: rule.Level, Tags: tags,
-		EventID: r.EventID, EventTime: r.Time, EventName: r.EventName, EventSource: r.EventSource,
-		Account: r.Account, Region: r.Region, Principal: principal, DetectedAt: now}
+	return Finding{ID: hex.EncodeToString(sum[:16]), Finding: f, DetectedAt: now}
 }

@@ -7,19 +7,23 @@ import (
 	"time"
 )
 
-// Finding is one hunt's match on one record.
+// Finding is one hunt's match on one record. Its JSON is what `cairn hunt
+// --output json` prints and, inside detect.Finding (which adds findingId
+// and detectedAt), a live finding's: one shape, documented in
+// docs/hunting.md.
 type Finding struct {
-	RuleID      string    `json:"ruleId"`
-	Title       string    `json:"title"`
-	Level       string    `json:"level"`
-	Tags        []string  `json:"tags,omitempty"`
+	RuleID string   `json:"ruleId"`
+	Title  string   `json:"title"`
+	Level  string   `json:"level"`
+	Tags   []string `json:"tags"` // never null
+
 	EventID     string    `json:"eventID"`
 	EventTime   time.Time `json:"eventTime"`
 	EventSource string    `json:"eventSource"`
 	EventName   string    `json:"eventName"`
 	Account     string    `json:"recipientAccountId"`
 	Region      string    `json:"awsRegion"`
-	Principal   string    `json:"principal,omitempty"`
+	Principal   string    `json:"principal"`
 	// Detail says why a stateful hunt fired ("12 denied calls in 10m0s");
 	// empty for Sigma rules.
 	Detail string `json:"detail,omitempty"`
@@ -163,9 +167,9 @@ func (h *Hunt) RunBatch(in []Input, workers int, emit func(Finding)) (bad int) {
 				}
 				var err error
 				if full {
-					r.rec, err = DecodeRecord(in[i].Raw)
-				} else if r.rec, err = decodeBrief(in[i].Raw); err != nil {
-					r.rec, err = DecodeRecord(in[i].Raw)
+					r.rec, err = DecodeFields(in[i].Raw, nil)
+				} else {
+					r.rec, err = decodeBrief(in[i].Raw)
 				}
 				if err != nil || r.rec == nil {
 					r.rec = nil
@@ -225,7 +229,11 @@ func FindingOf(rec Record, in Info) Finding {
 	if acct == "" {
 		acct = rec.Str("userIdentity", "accountId")
 	}
-	return Finding{RuleID: in.ID, Title: in.Title, Level: in.Level, Tags: in.Tags,
+	tags := in.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return Finding{RuleID: in.ID, Title: in.Title, Level: in.Level, Tags: tags,
 		EventID: rec.Str("eventID"), EventTime: t.UTC(), EventSource: rec.Str("eventSource"), EventName: rec.Str("eventName"),
 		Account: acct, Region: rec.Str("awsRegion"), Principal: rec.Principal()}
 }

@@ -251,16 +251,3 @@ func BenchmarkMatch(b *testing.B) {
 	b.ReportMetric(float64(n*len(all))/b.Elapsed().Seconds(), "rule×records/s")
 	b.ReportMetric(float64(len(all)), "rules")
 }
-
-// BenchmarkDecode measures DecodeRecord, paid once per record whatever the
-// number of rules.
-func BenchmarkDecode(b *testing.B) {
-	raws := realRecords(b)
-	n := 0
-	for b.Loop() {
-		if _, err := DecodeRecord(raws[n%len(raws)]); err != nil {
-			b.Fatal(err)
-		}
-		n++
-	}
-}

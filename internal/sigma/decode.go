@@ -1,4 +1,4 @@
-package detect
+package sigma
 
 import (
 	"bytes"
@@ -6,20 +6,21 @@ import (
 	"errors"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/cairn-audit/cairn/internal/sigma"
 )
 
-// decodeRecord is sigma.DecodeRecord without reflection: the same
-// sigma.Record (objects map[string]any, arrays []any, numbers json.Number,
-// a repeated member's last value, invalid UTF-8 and lone surrogates as
-// U+FFFD) in a fraction of the time; the live path decodes every event a
-// rule may match. TestDecodeLikeSigma holds it to sigma.DecodeRecord.
+// DecodeFields is DecodeRecord without reflection: the same Record
+// (objects map[string]any, arrays []any, numbers json.Number, a repeated
+// member's last value, invalid UTF-8 and lone surrogates as U+FFFD) in a
+// fraction of the time; live detection and retro hunts decode every event
+// a rule or a stateful hunt reads with it. TestDecodeLikeDecodeRecord
+// holds it to DecodeRecord.
 //
-// With fields set, only those top-level members are decoded; the others
+// With fields non-nil, only those top-level members are decoded (Rule.Fields
+// and StatefulFields say which a rule or a stateful hunt reads); the others
 // are skipped, checked only as far as finding their end (the store holds
-// records Extract parsed whole, so they are valid JSON).
-func decodeRecord(b []byte, fields fieldSet) (sigma.Record, error) {
+// records audit.Extract parsed whole, so they are valid JSON; a syntax error
+// in a skipped member may go unnoticed).
+func DecodeFields(b []byte, fields map[string]bool) (Record, error) {
 	p := parser{b: b, fields: fields}
 	p.ws()
 	if p.lit("null") == nil {
@@ -32,10 +33,10 @@ func decodeRecord(b []byte, fields fieldSet) (sigma.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sigma.Record(m), nil
+	return Record(m), nil
 }
 
-var errSyntax = errors.New("detect: record is not a JSON object")
+var errSyntax = errors.New("sigma: record is not a JSON object")
 
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
@@ -43,7 +44,7 @@ const maxDepth = 10000
 type parser struct {
 	b      []byte
 	i      int
-	fields fieldSet // top-level members to decode (nil: all)
+	fields map[string]bool // top-level members to decode (nil: all)
 }
 
 func (p *parser) ws() {
