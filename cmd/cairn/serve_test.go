@@ -93,6 +93,7 @@ func startServer(t testing.TB, cfgYAML, dataDir string) *testServer {
 		}
 		select {
 		case err := <-done:
+			done <- nil // for ts.stop in the cleanup: serve has returned
 			t.Fatalf("serve exited: %v", err)
 		case <-time.After(20 * time.Millisecond):
 		}
