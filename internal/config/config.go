@@ -23,6 +23,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"time"
 )
@@ -58,6 +59,10 @@ type Config struct {
 	Detections *Detections `yaml:"detections"`
 	// Hunts sets the stateful built-in hunts' parameters (hunts.go).
 	Hunts Hunts `yaml:"hunts"`
+	// TrustedProxies are the reverse proxies in front of every edge
+	// (proxies.go); each edge's own trusted_proxies replaces it there.
+	// Parse copies the list each edge uses into its section.
+	TrustedProxies []*net.IPNet `yaml:"trusted_proxies"`
 
 	keys map[string]Principal // access key ID -> principal
 }
