@@ -21,7 +21,7 @@ func TestTrustedProxies(t *testing.T) {
 		return strings.Join(out, " ")
 	}
 	for _, tc := range []struct {
-		name, yaml             string
+		name, yaml            string
 		api, console, gateway string
 	}{
 		{"none", gw, "", "", ""},
