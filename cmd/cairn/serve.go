@@ -196,6 +196,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		InsightsHandlers:  apiserver.InsightsHandlers(insJobs),
 		FindingsHandlers:  findings,
 		DataHandlers:      apiserver.LakeDataHandlers(lk),
+		TrustedProxies:    cfg.API.TrustedProxies,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
