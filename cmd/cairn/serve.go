@@ -101,6 +101,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	noteDroppedGeneratedKey(f.config, f.dataDir, cfg, stderr)
+	warnOpenProxies(cfg, log)
 	store, err := openStore(ctx, cfg, f.dataDir, log)
 	if err != nil {
 		return err
@@ -196,6 +197,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		InsightsHandlers:  apiserver.InsightsHandlers(insJobs),
 		FindingsHandlers:  findings,
 		DataHandlers:      apiserver.LakeDataHandlers(lk),
+		TrustedProxies:    cfg.API.TrustedProxies,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/cairn-audit/cairn/internal/clientaddr"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -67,7 +68,7 @@ func TestEventGolden(t *testing.T) {
 			req.TLS = &tls.ConnectionState{Version: tls.VersionTLS12, CipherSuite: tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}
 		}
 		c := r.c
-		c.r, c.start = req, start
+		c.r, c.start, c.source = req, start, clientaddr.Trusted(nil).Of(req).IP
 		raw, err := s.event(&c, r.errResp).Marshal()
 		if err != nil {
 			t.Fatal(err)

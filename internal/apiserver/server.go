@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/cairn-audit/cairn/internal/clientaddr"
 	"github.com/cairn-audit/cairn/internal/cloudtrailmodel"
 )
 
@@ -158,6 +159,13 @@ type Config struct {
 	// gets ThrottlingException without its body being read. Default
 	// DefaultMaxUnverifiedBody.
 	MaxUnverifiedBody int64
+	// TrustedProxies are the reverse proxies in front of the server: from
+	// a peer in them, X-Forwarded-For names the client (clientaddr's rule,
+	// shared by every edge). The client's address is the recorded
+	// sourceIPAddress and the source every per-source limit and log line
+	// names; from any other peer the header changes nothing. Empty: the
+	// peer is the client.
+	TrustedProxies []*net.IPNet
 }
 
 // Server is the CloudTrail API handler.
@@ -231,11 +239,16 @@ type call struct {
 	// console is the caller of a console call (ServeConsole): verified
 	// by the console's session, not by a signature.
 	console *Caller
+	// source is the client's address (Config.TrustedProxies), decided
+	// once at the door: the record's sourceIPAddress, and what anything
+	// keyed on the caller's source (limits, logs) must use.
+	source string
 }
 
 // ServeHTTP answers one API request, then records it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.serveCall(w, &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now()})
+	s.serveCall(w, &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now(),
+		source: clientaddr.Trusted(s.cfg.TrustedProxies).Of(r).IP})
 }
 
 // ServeConsole answers one call the console makes for a signed-in session
@@ -244,9 +257,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // operation's X-Amz-Target and JSON body as a signed request would, and
 // nothing of it is taken as identity. The call is recorded as AWS records
 // console use: sessionCredentialFromConsole "true", r's User-Agent, no
-// tlsDetails.
+// tlsDetails. r's RemoteAddr is the browser's address as the console
+// decided it (behind the console's trusted proxies); it is not resolved
+// again.
 func (s *Server) ServeConsole(w http.ResponseWriter, r *http.Request, p audit.Principal) {
-	s.serveCall(w, &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now(), console: &Caller{Principal: p, Service: "cloudtrail"}})
+	s.serveCall(w, &call{r: r, requestID: s.cfg.NewID(), start: s.cfg.Now(), console: &Caller{Principal: p, Service: "cloudtrail"},
+		source: clientaddr.Trusted(nil).Of(r).IP})
 }
 
 func (s *Server) serveCall(w http.ResponseWriter, c *call) {
@@ -498,14 +514,14 @@ func (s *Server) wireError(c *call, err error) *awsjson.Error {
 	var we *awsjson.Error
 	if errors.As(err, &we) {
 		if we.Cause != nil { // the client gets the code and message only
-			s.cfg.Logger.Warn("api: error cause", "request_id", c.requestID, "operation", c.op, "code", we.Code, "err", we.Cause)
+			s.cfg.Logger.Warn("api: error cause", "request_id", c.requestID, "operation", c.op, "source_ip", c.source, "code", we.Code, "err", we.Cause)
 		}
 		return we
 	}
 	var de *audit.Error
 	if errors.As(err, &de) {
 		if de.Err != nil { // the client gets the code and message only
-			s.cfg.Logger.Warn("api: error cause", "request_id", c.requestID, "operation", c.op, "code", string(de.Code), "err", de.Err)
+			s.cfg.Logger.Warn("api: error cause", "request_id", c.requestID, "operation", c.op, "source_ip", c.source, "code", string(de.Code), "err", de.Err)
 		}
 		code := string(s.modeled(c, de.Code)) + "Exception"
 		return &awsjson.Error{Code: code, Message: de.Message, Status: awsjson.StatusFor(code)}
@@ -597,7 +613,7 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 		Source:            "cloudtrail.amazonaws.com",
 		Name:              c.op,
 		Region:            c.caller.Region,
-		SourceIP:          sourceIP(c.r),
+		SourceIP:          c.source,
 		UserAgent:         c.r.UserAgent(),
 		RequestParameters: operationParameters(c.op, c.body),
 		RequestID:         c.requestID,
@@ -624,12 +640,4 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 		rc.TLS = nil // console credentials: no tlsDetails, as AWS records console use
 	}
 	return audit.CallRecord(rc)
-}
-
-func sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -1,6 +1,10 @@
 package config
 
-import "gopkg.in/yaml.v3"
+import (
+	"net"
+
+	"gopkg.in/yaml.v3"
+)
 
 // API configures the CloudTrail API server's limits on its clients
 // (docs/security.md).
@@ -8,6 +12,7 @@ import "gopkg.in/yaml.v3"
 //	api:
 //	  max_connections: 1024       # open client connections; more wait in the listen backlog
 //	  max_unverified_body_mb: 64  # bodies read before their signature can be checked, all callers together
+//	  trusted_proxies: []         # IPs or CIDRs whose X-Forwarded-For is believed (default: the top-level trusted_proxies)
 type API struct {
 	// MaxConnections bounds the connections served at once; a further
 	// client waits to be accepted.
@@ -17,6 +22,11 @@ type API struct {
 	// send X-Amz-Content-Sha256, as botocore); a request beyond it gets
 	// ThrottlingException, its body unread.
 	MaxUnverifiedBodyMB int `yaml:"max_unverified_body_mb"`
+	// TrustedProxies are the peers of the API's listener whose
+	// X-Forwarded-For names the client: the recorded sourceIPAddress and
+	// the source of per-source limits. Without the key, the top-level
+	// trusted_proxies (proxies.go).
+	TrustedProxies []*net.IPNet `yaml:"trusted_proxies"`
 }
 
 // Defaults of the api section.
@@ -43,5 +53,6 @@ func (d *decoder) api(n *yaml.Node, path string, a *API) {
 				a.MaxUnverifiedBodyMB = i
 			}
 		}},
+		field{"trusted_proxies", false, func(v *yaml.Node, path string) { a.TrustedProxies = d.trustedProxies(v, path) }},
 	)
 }

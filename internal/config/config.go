@@ -23,6 +23,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"time"
 )
@@ -56,6 +57,10 @@ type Config struct {
 	// Detections configures live detection with Sigma rules
 	// (detections.go); nil: none.
 	Detections *Detections `yaml:"detections"`
+	// TrustedProxies are the reverse proxies in front of every edge
+	// (proxies.go); each edge's own trusted_proxies replaces it there.
+	// Parse copies the list each edge uses into its section.
+	TrustedProxies []*net.IPNet `yaml:"trusted_proxies"`
 
 	keys map[string]Principal // access key ID -> principal
 }

@@ -19,7 +19,7 @@ import (
 //	  signin_failures_per_ip: 20  # failed sign-ins per source address within the window
 //	  signin_failure_window: 15m
 //	  signin_failure_slots: 10000 # keys and addresses whose failures are counted (fullest kept longest)
-//	  trusted_proxies: []         # IPs or CIDRs whose X-Forwarded-For and X-Forwarded-Proto are believed
+//	  trusted_proxies: []         # IPs or CIDRs whose X-Forwarded-For and X-Forwarded-Proto are believed (default: api.trusted_proxies)
 type Console struct {
 	Enabled                  bool          `yaml:"enabled"`
 	SessionIdle              time.Duration `yaml:"session_idle"`
@@ -94,7 +94,7 @@ func (d *decoder) console(n *yaml.Node, path string, c *Console) {
 				c.SigninFailureSlots = i
 			}
 		}},
-		field{"trusted_proxies", false, func(v *yaml.Node, path string) { c.TrustedProxies = d.networks(v, path) }},
+		field{"trusted_proxies", false, func(v *yaml.Node, path string) { c.TrustedProxies = d.trustedProxies(v, path) }},
 	)
 	if c.SessionIdle > c.SessionMax {
 		d.failf(n, path, "session_idle (%s) is longer than session_max (%s)", c.SessionIdle, c.SessionMax)

@@ -84,11 +84,12 @@ type decoder struct {
 	file string
 	errs ErrorList
 
-	accountIDs   map[string]int // account ID -> line, for duplicates
-	keyIDs       map[string]int // access key ID -> line, for duplicates
-	keys         int            // access key entries seen, valid or not
-	accountsLine int            // line of the accounts value, for the no-key message
-	bucketNames  map[string]int // bucket name -> line, for duplicates
+	accountIDs   map[string]int  // account ID -> line, for duplicates
+	keyIDs       map[string]int  // access key ID -> line, for duplicates
+	keys         int             // access key entries seen, valid or not
+	accountsLine int             // line of the accounts value, for the no-key message
+	bucketNames  map[string]int  // bucket name -> line, for duplicates
+	proxiesGiven map[string]bool // edge trusted_proxies paths the file gave (proxies.go)
 }
 
 // decode decodes and validates one file, returning the config or its mistakes.
@@ -156,7 +157,9 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"console", false, func(v *yaml.Node, path string) { d.console(v, path, &c.Console) }},
 		field{"store", false, func(v *yaml.Node, path string) { d.store(v, path, &c.Store) }},
 		field{"detections", false, func(v *yaml.Node, path string) { c.Detections = d.detections(v, path) }},
+		field{"trusted_proxies", false, func(v *yaml.Node, path string) { c.TrustedProxies = d.networks(v, path) }},
 	)
+	d.inheritProxies(c)
 	return c
 }
 

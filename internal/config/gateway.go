@@ -17,7 +17,7 @@ import (
 //	  upstreams:
 //	    s3: http://127.0.0.1:5000
 //	    default: http://127.0.0.1:5000
-//	  trusted_proxies: []          # IPs or CIDRs whose X-Forwarded-For is believed
+//	  trusted_proxies: []          # IPs or CIDRs whose X-Forwarded-For is believed (default: the top-level trusted_proxies)
 //	  virtual_host_domains: []     # extra S3 domains: <bucket>.<domain>
 //	  exclude_event_sources: []    # e.g. [sqs.amazonaws.com]
 //	  exclude_event_names: []      # e.g. [GetBucketLocation, s3.amazonaws.com:HeadObject]
@@ -95,7 +95,7 @@ func (d *decoder) gateway(n *yaml.Node, path string) *Gateway {
 				d.failf(v, join(path, "default"), "required, but missing")
 			}
 		}},
-		field{"trusted_proxies", false, func(v *yaml.Node, path string) { g.TrustedProxies = d.networks(v, path) }},
+		field{"trusted_proxies", false, func(v *yaml.Node, path string) { g.TrustedProxies = d.trustedProxies(v, path) }},
 		field{"virtual_host_domains", false, func(v *yaml.Node, path string) { g.VirtualHostDomains = strs(v, path) }},
 		field{"exclude_event_sources", false, func(v *yaml.Node, path string) { g.ExcludeSources = strs(v, path) }},
 		field{"exclude_event_names", false, func(v *yaml.Node, path string) { g.ExcludeNames = strs(v, path) }},

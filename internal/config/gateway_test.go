@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -49,11 +50,11 @@ func TestGatewaySection(t *testing.T) {
 func TestAPISection(t *testing.T) {
 	const base = "accounts:\n  - id: \"111111111111\"\n    users:\n      - name: a\n        access_keys:\n          - {id: AKIAAAAAAAAAAAAAAAAA, secret: s}\n"
 	c, err := Parse("c.yaml", []byte(base))
-	if err != nil || c.API != DefaultAPI() {
+	if err != nil || !reflect.DeepEqual(c.API, DefaultAPI()) {
 		t.Fatalf("defaults: %+v, %v; want %+v", c, err, DefaultAPI())
 	}
 	c, err = Parse("c.yaml", []byte(base+"api:\n  max_connections: 50\n  max_unverified_body_mb: 16\n"))
-	if err != nil || c.API != (API{MaxConnections: 50, MaxUnverifiedBodyMB: 16}) {
+	if err != nil || !reflect.DeepEqual(c.API, API{MaxConnections: 50, MaxUnverifiedBodyMB: 16}) {
 		t.Errorf("api = %+v, %v", c.API, err)
 	}
 	for _, bad := range []struct{ yaml, want string }{

@@ -44,6 +44,8 @@ func signinRequest(peer, key, secret string, hdr map[string]string) *http.Reques
 // console's API calls, the throttle) and its scheme (cookies' Secure) come
 // from X-Forwarded-For and X-Forwarded-Proto only when the peer is a
 // configured trusted proxy; from anyone else those headers are ignored.
+// The rule's variants (hops, malformed and mapped addresses, protos) are
+// clientaddr's TestResolve; these cases show the console uses it.
 func TestClientBehindProxy(t *testing.T) {
 	h := newHarness(t, Config{KeyFailures: 1000, IPFailures: 1000,
 		TrustedProxies: mustCIDRs(t, "10.0.0.0/24", "fd00::/64")})
@@ -55,13 +57,8 @@ func TestClientBehindProxy(t *testing.T) {
 		wantSecure bool
 	}{
 		{"untrusted peer, forged headers", "203.0.113.9:5000", map[string]string{"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https"}, false, "203.0.113.9", false},
-		{"untrusted peer inside no trusted range", "10.0.1.1:5000", map[string]string{"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https"}, false, "10.0.1.1", false},
 		{"trusted proxy over https", "10.0.0.2:5000", map[string]string{"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https"}, false, "198.51.100.1", true},
 		{"trusted proxy over http", "10.0.0.2:5000", map[string]string{"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "http"}, false, "198.51.100.1", false},
-		{"trusted proxy, proto case", "10.0.0.2:5000", map[string]string{"X-Forwarded-Proto": "HTTPS"}, false, "10.0.0.2", true},
-		{"client-forged left-most hop", "10.0.0.2:5000", map[string]string{"X-Forwarded-For": "6.6.6.6, 198.51.100.7, 10.0.0.3"}, false, "198.51.100.7", false},
-		{"malformed hop", "10.0.0.2:5000", map[string]string{"X-Forwarded-For": "198.51.100.1, not-an-ip"}, false, "10.0.0.2", false},
-		{"only trusted hops", "10.0.0.2:5000", map[string]string{"X-Forwarded-For": "10.0.0.5"}, false, "10.0.0.5", false},
 		{"no forwarded headers", "10.0.0.2:5000", nil, false, "10.0.0.2", false},
 		{"ipv6 trusted proxy", "[fd00::1]:5000", map[string]string{"X-Forwarded-For": "2001:db8::7", "X-Forwarded-Proto": "https"}, false, "2001:db8::7", true},
 		{"direct TLS", "203.0.113.10:5000", nil, true, "203.0.113.10", true},

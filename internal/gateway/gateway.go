@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/clientaddr"
 	"github.com/cairn-audit/cairn/internal/gateway/routes"
 )
 
@@ -55,7 +56,10 @@ type Principals interface {
 
 // Config configures a Gateway.
 type Config struct {
-	Upstreams          map[string]*url.URL // by signing name; "default" for the rest
+	Upstreams map[string]*url.URL // by signing name; "default" for the rest
+	// TrustedProxies are the peers whose X-Forwarded-For names the
+	// client (its right-most hop not itself trusted): the recorded
+	// sourceIPAddress. From any other peer the header is ignored.
 	TrustedProxies     []*net.IPNet
 	VirtualHostDomains []string // extra S3 virtual-host domains (<bucket>.<domain>)
 	ExcludeSources     []string // eventSources not recorded
@@ -637,42 +641,8 @@ func requestID(h http.Header) string {
 	return ""
 }
 
-// sourceIP is the client's address; X-Forwarded-For is believed only from
-// trusted proxies.
+// sourceIP is the client's address (clientaddr: X-Forwarded-For is
+// believed only from Config.TrustedProxies).
 func (g *Gateway) sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || len(g.cfg.TrustedProxies) == 0 {
-		return host
-	}
-	trusted := false
-	for _, n := range g.cfg.TrustedProxies {
-		trusted = trusted || n.Contains(ip)
-	}
-	if !trusted {
-		return host
-	}
-	xff := r.Header.Values("X-Forwarded-For")
-	if len(xff) == 0 {
-		return host
-	}
-	parts := strings.Split(strings.Join(xff, ","), ",")
-	// The right-most address not itself a trusted proxy.
-	for i := len(parts) - 1; i >= 0; i-- {
-		a := net.ParseIP(strings.TrimSpace(parts[i]))
-		if a == nil {
-			break
-		}
-		t := false
-		for _, n := range g.cfg.TrustedProxies {
-			t = t || n.Contains(a)
-		}
-		if !t {
-			return a.String()
-		}
-	}
-	return host
+	return clientaddr.Trusted(g.cfg.TrustedProxies).Of(r).IP
 }
