@@ -441,9 +441,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("store-name"), "from-console"),
 		chromedp.Click(chromedp.ID("store-protection")),
 		chromedp.Click(chromedp.ID("create-store-submit")),
-		chromedp.WaitVisible(chromedp.CSS(`#stores-table tr[aria-current="true"] .delete-store button`)),
 	); err != nil {
 		t.Fatal(err)
+	}
+	// The page after the create selects the new store. (Another store was
+	// selected before it, so waiting for any selected row could return
+	// before the create was answered.)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		// Evaluate fails while the page navigates: try again.
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const th = document.querySelector('#stores-table tr[aria-current="true"] th'); return !!th && th.textContent.trim() === "from-console" && !!document.querySelector('#stores-table tr[aria-current="true"] .delete-store button') })()`))
+		if err == nil && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Lake page does not select the store created in the console: %v", err)
+		}
 	}
 	screenshot(t, ctx, "lake-stores")
 	stores, err := api.ListEventDataStores(bg, &cloudtrail.ListEventDataStoresInput{})
