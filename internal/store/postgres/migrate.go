@@ -69,6 +69,23 @@ CREATE INDEX events_seq ON events (seq);
 CREATE INDEX events_resource_types ON events USING gin (resource_types);
 CREATE INDEX events_resource_names ON events USING gin (resource_names);
 `,
+	// 2: a responder's lookups across every account and region. The
+	// indexes of version 1 lead with account and region, so a lookup by
+	// attribute over all of them walked the time index filtering rows
+	// (533 ms p50 at 1M). These lead with the attribute value, then
+	// category and time newest first, then account: the order of an
+	// every-account page, read from the index top down; a given account
+	// or region is a filter on the few rows the value has. EventId's
+	// index turns around for the same reason: (event_id, account) serves
+	// a lookup with or without its account.
+	`
+DROP INDEX events_event_id;
+CREATE INDEX events_event_id ON events (event_id, account);
+CREATE INDEX events_any_event_name ON events (event_name, category, event_time DESC, event_id DESC, account DESC);
+CREATE INDEX events_any_event_source ON events (event_source, category, event_time DESC, event_id DESC, account DESC);
+CREATE INDEX events_any_username ON events (username, category, event_time DESC, event_id DESC, account DESC) WHERE username IS NOT NULL;
+CREATE INDEX events_any_access_key ON events (access_key_id, category, event_time DESC, event_id DESC, account DESC) WHERE access_key_id IS NOT NULL;
+`,
 }
 
 // migrateLock is the advisory lock that keeps two nodes from migrating at

@@ -340,34 +340,13 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if q.Limit < 1 {
 		return audit.Page{}, errors.New("postgres: lookup limit must be at least 1")
 	}
-	conds, args, err := where(&q)
+	sql, args, err := lookupSQL(&q)
 	if errors.Is(err, errNoMatch) {
 		return audit.Page{}, nil
 	}
 	if err != nil {
 		return audit.Page{}, err
 	}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	order := "event_time DESC, event_id DESC"
-	if q.AnyAccount {
-		order += ", account DESC"
-	}
-	if c := q.After; c != nil {
-		if q.AnyAccount && c.Account != "" {
-			conds = append(conds, "(event_time, event_id, account) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+", "+arg([]byte(c.Account))+")")
-		} else if q.AnyAccount {
-			// A cursor without an account resumes after every record of its
-			// (time, eventID).
-			conds = append(conds, "(event_time, event_id) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
-		} else {
-			conds = append(conds, "(event_time, event_id) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
-		}
-	}
-	sql := "SELECT raw, fields FROM events WHERE " + strings.Join(conds, " AND ") +
-		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
@@ -393,6 +372,37 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 		page.Next = q.CursorOf(&page.Records[q.Limit-1])
 	}
 	return page, nil
+}
+
+// lookupSQL is the query Lookup runs for q and its arguments (errNoMatch
+// when q can match nothing).
+func lookupSQL(q *audit.Query) (string, []any, error) {
+	conds, args, err := where(q)
+	if err != nil {
+		return "", nil, err
+	}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	order := "event_time DESC, event_id DESC"
+	if q.AnyAccount {
+		order += ", account DESC"
+	}
+	if c := q.After; c != nil {
+		if q.AnyAccount && c.Account != "" {
+			conds = append(conds, "(event_time, event_id, account) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+", "+arg([]byte(c.Account))+")")
+		} else if q.AnyAccount {
+			// A cursor without an account resumes after every record of its
+			// (time, eventID).
+			conds = append(conds, "(event_time, event_id) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
+		} else {
+			conds = append(conds, "(event_time, event_id) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
+		}
+	}
+	sql := "SELECT raw, fields FROM events WHERE " + strings.Join(conds, " AND ") +
+		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
+	return sql, args, nil
 }
 
 // ReadAppended returns the records appended after sequence number after,
