@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,87 @@ func TestResponderLookupsLeadWithTheValue(t *testing.T) {
 			}
 			if len(p.Records) != min(want, 50) || want == 0 {
 				t.Errorf("%s by %s: %d records; want %d", scope.name, c.attr.Key, len(p.Records), min(want, 50))
+			}
+		}
+	}
+}
+
+// Lookups by resource type or name, in one account or across all of them,
+// read event_resources' indexes (each value's rows newest first), not the
+// time index filtered by arrays, and find what a scan finds: every record
+// with the value once, a record whose name and ARN are equal too.
+func TestResourceLookupsReadTheSideTable(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s, err := Open(ctx, pgtest.Database(t), Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	g := storetest.NewGen(6, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
+	var recs []audit.Record
+	for i := range 300 {
+		spec := storetest.Spec{Account: fmt.Sprintf("%012d", i%7), Region: []string{"us-east-1", "eu-west-1"}[i%2]}
+		if i%3 == 0 {
+			spec.Bucket = "shared-bucket"
+		}
+		r := g.Record(spec)
+		if i%5 == 0 && len(r.Resources) > 0 {
+			// the same value twice in one record: still one match
+			r.Resources = append(r.Resources, audit.Resource{Type: r.Resources[0].Type, Name: "shared-bucket", ARN: "shared-bucket"})
+		}
+		recs = append(recs, r)
+	}
+	if _, err := s.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	var typ string
+	for _, r := range recs {
+		if len(r.Resources) > 0 && r.Resources[0].Type != "" {
+			typ = r.Resources[0].Type
+			break
+		}
+	}
+	part := resPartName(floorDiv(now.UnixMicro(), day))
+	for _, attr := range []audit.Attribute{
+		{Key: audit.AttrResourceName, Value: "shared-bucket"},
+		{Key: audit.AttrResourceType, Value: typ},
+	} {
+		for _, scope := range []struct {
+			name string
+			q    audit.Query
+		}{
+			{"one account and region", audit.Query{Account: recs[0].Account, Region: recs[0].Region}},
+			{"every account and region", audit.Query{AnyAccount: true, AnyRegion: true}},
+			{"every account, one region", audit.Query{AnyAccount: true, Region: recs[0].Region}},
+		} {
+			q := scope.q
+			q.Category, q.Limit, q.Attributes = recs[0].Category, 1000, []audit.Attribute{attr}
+			got := planIndexes(t, s, q)
+			if !slices.ContainsFunc(got, func(ix string) bool { return strings.HasPrefix(ix, part+"_") }) {
+				t.Errorf("%s by %s: the plan reads %v; want an index of %s", scope.name, attr.Key, got, part)
+			}
+			p, err := s.Lookup(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i := range recs {
+				if q.Matches(&recs[i]) {
+					want = append(want, recs[i].EventID)
+				}
+			}
+			var ids []string
+			for _, r := range p.Records {
+				ids = append(ids, r.EventID)
+			}
+			slices.Sort(ids)
+			slices.Sort(want)
+			if len(want) == 0 || !slices.Equal(ids, want) {
+				t.Errorf("%s by %s: %d records; want %d (%v, want %v)", scope.name, attr.Key, len(ids), len(want), ids, want)
 			}
 		}
 	}
