@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -42,7 +43,18 @@ type Store struct {
 
 	mu    sync.Mutex
 	parts map[int64]bool // days whose partition exists
+
+	// zenc and zdec compress and restore records (raw_codec 1); both are
+	// safe for concurrent use through EncodeAll and DecodeAll.
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
 }
+
+// Codecs of events.raw (migration 4).
+const (
+	codecPlain int16 = 0 // the record as it came (rows before version 4)
+	codecZstd  int16 = 1 // a zstd frame of the record
+)
 
 var _ audit.Store = (*Store)(nil)
 
@@ -72,6 +84,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s := &Store{pool: pool, now: opts.Now, log: opts.Logger, parts: map[int64]bool{}}
+	if s.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1)); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: zstd: %w", err)
+	}
+	if s.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0)); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: zstd: %w", err)
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -95,6 +115,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 // Close releases the connections.
 func (s *Store) Close() error {
 	s.pool.Close()
+	s.zdec.Close()
 	return nil
 }
 
@@ -199,7 +220,7 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 				continue
 			}
 			last++
-			copyRows = append(copyRows, row(r, received, last))
+			copyRows = append(copyRows, s.row(r, received, last))
 			resRows = appendResources(resRows, r, received)
 		}
 		inserted = len(copyRows)
@@ -228,7 +249,7 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 }
 
 var columns = []string{"account", "region", "category", "event_time", "event_id", "event_name", "event_source",
-	"username", "access_key_id", "read_only", "received", "seq", "raw", "fields"}
+	"username", "access_key_id", "read_only", "received", "seq", "raw", "fields", "raw_codec"}
 
 var resColumns = []string{"account", "region", "category", "kind", "value", "event_time", "event_id", "received"}
 
@@ -263,13 +284,13 @@ func appendResources(rows [][]any, r *audit.Record, received int64) [][]any {
 	return rows
 }
 
-func row(r *audit.Record, received, seq int64) []any {
+func (s *Store) row(r *audit.Record, received, seq int64) []any {
 	noRaw := *r
 	noRaw.Raw = nil
 	fields := audit.AppendBinary(nil, &noRaw)
 	return []any{[]byte(r.Account), []byte(r.Region), int16(r.Category), r.Time.Unix(), []byte(r.EventID),
 		[]byte(r.EventName), []byte(r.EventSource), nullable(r.Username), nullable(r.AccessKeyID), int16(r.ReadOnly),
-		received, seq, r.Raw, fields}
+		received, seq, s.zenc.EncodeAll(r.Raw, nil), fields, codecZstd}
 }
 
 func nullable(s string) []byte {
@@ -288,7 +309,17 @@ func floorDiv(a, b int64) int64 {
 }
 
 // decode rebuilds a record from its stored bytes.
-func decode(raw, fields []byte) (audit.Record, error) {
+func (s *Store) decode(raw, fields []byte, codec int16) (audit.Record, error) {
+	switch codec {
+	case codecPlain:
+	case codecZstd:
+		var err error
+		if raw, err = s.zdec.DecodeAll(raw, nil); err != nil {
+			return audit.Record{}, fmt.Errorf("postgres: a stored record does not decompress: %w", err)
+		}
+	default:
+		return audit.Record{}, fmt.Errorf("postgres: a stored record has codec %d, unknown to this cairn", codec)
+	}
 	buf := make([]byte, 0, len(raw)+len(fields))
 	buf = append(append(buf, raw...), fields...)
 	var r audit.Record
@@ -406,10 +437,11 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	var page audit.Page
 	for rows.Next() {
 		var raw, fields []byte
-		if err := rows.Scan(&raw, &fields); err != nil {
+		var codec int16
+		if err := rows.Scan(&raw, &fields, &codec); err != nil {
 			return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
 		}
-		r, err := decode(raw, fields)
+		r, err := s.decode(raw, fields, codec)
 		if err != nil {
 			return audit.Page{}, err
 		}
@@ -471,7 +503,7 @@ func lookupSQL(q *audit.Query) (string, []any, error) {
 			conds = append(conds, "("+timeID+") < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
 		}
 	}
-	sql := "SELECT " + col("raw") + ", " + col("fields") + " FROM " + from + " WHERE " + strings.Join(conds, " AND ") +
+	sql := "SELECT " + col("raw") + ", " + col("fields") + ", " + col("raw_codec") + " FROM " + from + " WHERE " + strings.Join(conds, " AND ") +
 		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
 	return sql, args, nil
 }
@@ -482,7 +514,7 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 	if limit < 1 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT seq, raw, fields FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	rows, err := s.pool.Query(ctx, `SELECT seq, raw, fields, raw_codec FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read appended: %w", err)
 	}
@@ -491,10 +523,11 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 	for rows.Next() {
 		var a audit.Appended
 		var raw, fields []byte
-		if err := rows.Scan(&a.Seq, &raw, &fields); err != nil {
+		var codec int16
+		if err := rows.Scan(&a.Seq, &raw, &fields, &codec); err != nil {
 			return nil, fmt.Errorf("postgres: read appended: %w", err)
 		}
-		if a.Record, err = decode(raw, fields); err != nil {
+		if a.Record, err = s.decode(raw, fields, codec); err != nil {
 			return nil, err
 		}
 		out = append(out, a)
