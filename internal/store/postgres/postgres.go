@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -41,7 +43,18 @@ type Store struct {
 
 	mu    sync.Mutex
 	parts map[int64]bool // days whose partition exists
+
+	// zenc and zdec compress and restore records (raw_codec 1); both are
+	// safe for concurrent use through EncodeAll and DecodeAll.
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
 }
+
+// Codecs of events.raw (migration 4).
+const (
+	codecPlain int16 = 0 // the record as it came (rows before version 4)
+	codecZstd  int16 = 1 // a zstd frame of the record
+)
 
 var _ audit.Store = (*Store)(nil)
 
@@ -71,6 +84,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s := &Store{pool: pool, now: opts.Now, log: opts.Logger, parts: map[int64]bool{}}
+	if s.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1)); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: zstd: %w", err)
+	}
+	if s.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0)); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: zstd: %w", err)
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -94,11 +115,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 // Close releases the connections.
 func (s *Store) Close() error {
 	s.pool.Close()
+	s.zdec.Close()
 	return nil
 }
 
 func partName(d int64) string {
 	return "events_p" + time.UnixMicro(d*day).UTC().Format("20060102")
+}
+
+// resPartName is the partition of event_resources for received day d.
+func resPartName(d int64) string {
+	return "event_resources_p" + time.UnixMicro(d*day).UTC().Format("20060102")
 }
 
 // ensurePartition creates the partition of received day d (and the next
@@ -111,15 +138,18 @@ func (s *Store) ensurePartition(ctx context.Context, d int64) error {
 		return nil
 	}
 	for _, x := range []int64{d, d + 1} {
-		// Two nodes may race: IF NOT EXISTS makes the loser a no-op.
-		sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF events FOR VALUES FROM (%d) TO (%d)`,
-			partName(x), x*day, (x+1)*day)
-		if _, err := s.pool.Exec(ctx, sql); err != nil {
-			// A concurrent creator on another node can make IF NOT EXISTS
-			// fail on the catalog's unique index; the partition then exists.
-			var pe *pgconn.PgError
-			if !errors.As(err, &pe) || (pe.Code != pgerrcode.DuplicateTable && pe.Code != pgerrcode.UniqueViolation) {
-				return fmt.Errorf("postgres: create partition %s: %w", partName(x), err)
+		for _, t := range []struct{ parent, name string }{{"events", partName(x)}, {"event_resources", resPartName(x)}} {
+			// Two nodes may race: IF NOT EXISTS makes the loser a no-op.
+			sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM (%d) TO (%d)`,
+				t.name, t.parent, x*day, (x+1)*day)
+			if _, err := s.pool.Exec(ctx, sql); err != nil {
+				// A concurrent creator on another node can make IF NOT
+				// EXISTS fail on the catalog's unique index; the partition
+				// then exists.
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) || (pe.Code != pgerrcode.DuplicateTable && pe.Code != pgerrcode.UniqueViolation) {
+					return fmt.Errorf("postgres: create partition %s: %w", t.name, err)
+				}
 			}
 		}
 	}
@@ -184,13 +214,14 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("insert keys: %w", err)
 		}
-		var copyRows [][]any
+		var copyRows, resRows [][]any
 		for _, r := range batch {
 			if !fresh[key{r.Account, r.EventID}] {
 				continue
 			}
 			last++
-			copyRows = append(copyRows, row(r, received, last))
+			copyRows = append(copyRows, s.row(r, received, last))
+			resRows = appendResources(resRows, r, received)
 		}
 		inserted = len(copyRows)
 		if inserted == 0 {
@@ -198,6 +229,11 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, columns, pgx.CopyFromRows(copyRows)); err != nil {
 			return fmt.Errorf("copy events: %w", err)
+		}
+		if len(resRows) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_resources"}, resColumns, pgx.CopyFromRows(resRows)); err != nil {
+				return fmt.Errorf("copy event_resources: %w", err)
+			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE store_meta SET last_seq = $1 WHERE id = 1`, last); err != nil {
 			return fmt.Errorf("save last_seq: %w", err)
@@ -213,26 +249,48 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 }
 
 var columns = []string{"account", "region", "category", "event_time", "event_id", "event_name", "event_source",
-	"username", "access_key_id", "read_only", "resource_types", "resource_names", "received", "seq", "raw", "fields"}
+	"username", "access_key_id", "read_only", "received", "seq", "raw", "fields", "raw_codec"}
 
-func row(r *audit.Record, received, seq int64) []any {
-	var types, names [][]byte
-	for _, x := range r.Resources {
-		if x.Type != "" {
-			types = append(types, []byte(x.Type))
-		}
-		for _, n := range []string{x.Name, x.ARN} {
-			if n != "" {
-				names = append(names, []byte(n))
-			}
-		}
+var resColumns = []string{"account", "region", "category", "kind", "value", "event_time", "event_id", "received"}
+
+// Kinds of event_resources rows.
+const (
+	kindType int16 = 1
+	kindName int16 = 2 // a resource's name or ARN
+)
+
+// appendResources appends r's rows of event_resources: one for each
+// distinct non-empty resource type, and each distinct name or ARN, so that
+// a lookup's join meets each record once.
+func appendResources(rows [][]any, r *audit.Record, received int64) [][]any {
+	type kv struct {
+		kind  int16
+		value string
 	}
+	var seen []kv
+	add := func(kind int16, v string) {
+		if v == "" || slices.Contains(seen, kv{kind, v}) {
+			return
+		}
+		seen = append(seen, kv{kind, v})
+		rows = append(rows, []any{[]byte(r.Account), []byte(r.Region), int16(r.Category), kind, []byte(v),
+			r.Time.Unix(), []byte(r.EventID), received})
+	}
+	for _, x := range r.Resources {
+		add(kindType, x.Type)
+		add(kindName, x.Name)
+		add(kindName, x.ARN)
+	}
+	return rows
+}
+
+func (s *Store) row(r *audit.Record, received, seq int64) []any {
 	noRaw := *r
 	noRaw.Raw = nil
 	fields := audit.AppendBinary(nil, &noRaw)
 	return []any{[]byte(r.Account), []byte(r.Region), int16(r.Category), r.Time.Unix(), []byte(r.EventID),
 		[]byte(r.EventName), []byte(r.EventSource), nullable(r.Username), nullable(r.AccessKeyID), int16(r.ReadOnly),
-		types, names, received, seq, r.Raw, fields}
+		received, seq, s.zenc.EncodeAll(r.Raw, nil), fields, codecZstd}
 }
 
 func nullable(s string) []byte {
@@ -251,7 +309,17 @@ func floorDiv(a, b int64) int64 {
 }
 
 // decode rebuilds a record from its stored bytes.
-func decode(raw, fields []byte) (audit.Record, error) {
+func (s *Store) decode(raw, fields []byte, codec int16) (audit.Record, error) {
+	switch codec {
+	case codecPlain:
+	case codecZstd:
+		var err error
+		if raw, err = s.zdec.DecodeAll(raw, nil); err != nil {
+			return audit.Record{}, fmt.Errorf("postgres: a stored record does not decompress: %w", err)
+		}
+	default:
+		return audit.Record{}, fmt.Errorf("postgres: a stored record has codec %d, unknown to this cairn", codec)
+	}
 	buf := make([]byte, 0, len(raw)+len(fields))
 	buf = append(append(buf, raw...), fields...)
 	var r audit.Record
@@ -269,8 +337,12 @@ var pgerrcode = struct{ DuplicateTable, UniqueViolation string }{"42P07", "23505
 var errNoMatch = errors.New("matches nothing")
 
 // where builds the conditions of q (without the cursor) and their
-// arguments. Values always travel as parameters.
-func where(q *audit.Query) ([]string, []any, error) {
+// arguments. Values always travel as parameters. Columns are named through
+// col, which qualifies them for the table that holds them in the query.
+// A resource attribute is a condition on event_resources: on its row res
+// when res is set (the table the query is driven from, which holds that
+// attribute's value), else an EXISTS.
+func where(q *audit.Query, col func(string) string, res *audit.Attribute) ([]string, []any, error) {
 	var conds []string
 	var args []any
 	arg := func(v any) string {
@@ -278,51 +350,61 @@ func where(q *audit.Query) ([]string, []any, error) {
 		return "$" + strconv.Itoa(len(args))
 	}
 	if !q.AnyAccount {
-		conds = append(conds, "account = "+arg([]byte(q.Account)))
+		conds = append(conds, col("account")+" = "+arg([]byte(q.Account)))
 	}
 	if !q.AnyRegion {
-		conds = append(conds, "region = "+arg([]byte(q.Region)))
+		conds = append(conds, col("region")+" = "+arg([]byte(q.Region)))
 	}
-	conds = append(conds, "category = "+arg(int16(q.Category)))
+	conds = append(conds, col("category")+" = "+arg(int16(q.Category)))
 	if !q.Start.IsZero() {
 		start := q.Start.Unix()
 		if q.Start.Nanosecond() > 0 {
 			start++ // eventTime has whole seconds
 		}
-		conds = append(conds, "event_time >= "+arg(start))
+		conds = append(conds, col("event_time")+" >= "+arg(start))
 	}
 	if !q.End.IsZero() {
-		conds = append(conds, "event_time <= "+arg(q.End.Unix()))
+		conds = append(conds, col("event_time")+" <= "+arg(q.End.Unix()))
 	}
 	if !q.ReceivedSince.IsZero() {
-		conds = append(conds, "received >= "+arg(q.ReceivedSince.UnixMicro()))
+		conds = append(conds, col("received")+" >= "+arg(q.ReceivedSince.UnixMicro()))
 	}
-	for _, a := range q.Attributes {
+	for i, a := range q.Attributes {
 		v := []byte(a.Value)
 		switch a.Key {
 		case audit.AttrEventID:
-			conds = append(conds, "event_id = "+arg(v))
+			conds = append(conds, col("event_id")+" = "+arg(v))
 		case audit.AttrEventName:
-			conds = append(conds, "event_name = "+arg(v))
+			conds = append(conds, col("event_name")+" = "+arg(v))
 		case audit.AttrEventSource:
-			conds = append(conds, "event_source = "+arg(v))
-		case audit.AttrUsername, audit.AttrAccessKeyID, audit.AttrResourceType, audit.AttrResourceName:
+			conds = append(conds, col("event_source")+" = "+arg(v))
+		case audit.AttrUsername, audit.AttrAccessKeyID:
 			if a.Value == "" {
 				return nil, nil, errNoMatch
 			}
-			col := map[audit.AttributeKey]string{audit.AttrUsername: "username", audit.AttrAccessKeyID: "access_key_id",
-				audit.AttrResourceType: "resource_types", audit.AttrResourceName: "resource_names"}[a.Key]
-			if strings.HasPrefix(col, "resource_") {
-				conds = append(conds, col+" @> ARRAY["+arg(v)+"::bytea]")
-			} else {
-				conds = append(conds, col+" = "+arg(v))
+			c := map[audit.AttributeKey]string{audit.AttrUsername: "username", audit.AttrAccessKeyID: "access_key_id"}[a.Key]
+			conds = append(conds, col(c)+" = "+arg(v))
+		case audit.AttrResourceType, audit.AttrResourceName:
+			if a.Value == "" {
+				return nil, nil, errNoMatch
 			}
+			kind := kindType
+			if a.Key == audit.AttrResourceName {
+				kind = kindName
+			}
+			if res != nil && &q.Attributes[i] == res {
+				conds = append(conds, "r.kind = "+arg(kind), "r.value = "+arg(v))
+				continue
+			}
+			conds = append(conds, "EXISTS (SELECT 1 FROM event_resources x WHERE x.account = "+col("account")+
+				" AND x.event_id = "+col("event_id")+" AND x.received = "+col("received")+
+				" AND x.kind = "+arg(kind)+" AND x.value = "+arg(v)+")")
 		case audit.AttrReadOnly:
 			switch a.Value {
 			case "true":
-				conds = append(conds, "read_only = "+arg(int16(audit.True)))
+				conds = append(conds, col("read_only")+" = "+arg(int16(audit.True)))
 			case "false":
-				conds = append(conds, "read_only = "+arg(int16(audit.False)))
+				conds = append(conds, col("read_only")+" = "+arg(int16(audit.False)))
 			default:
 				return nil, nil, errNoMatch
 			}
@@ -340,34 +422,13 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if q.Limit < 1 {
 		return audit.Page{}, errors.New("postgres: lookup limit must be at least 1")
 	}
-	conds, args, err := where(&q)
+	sql, args, err := lookupSQL(&q)
 	if errors.Is(err, errNoMatch) {
 		return audit.Page{}, nil
 	}
 	if err != nil {
 		return audit.Page{}, err
 	}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	order := "event_time DESC, event_id DESC"
-	if q.AnyAccount {
-		order += ", account DESC"
-	}
-	if c := q.After; c != nil {
-		if q.AnyAccount && c.Account != "" {
-			conds = append(conds, "(event_time, event_id, account) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+", "+arg([]byte(c.Account))+")")
-		} else if q.AnyAccount {
-			// A cursor without an account resumes after every record of its
-			// (time, eventID).
-			conds = append(conds, "(event_time, event_id) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
-		} else {
-			conds = append(conds, "(event_time, event_id) < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
-		}
-	}
-	sql := "SELECT raw, fields FROM events WHERE " + strings.Join(conds, " AND ") +
-		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
@@ -376,10 +437,11 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	var page audit.Page
 	for rows.Next() {
 		var raw, fields []byte
-		if err := rows.Scan(&raw, &fields); err != nil {
+		var codec int16
+		if err := rows.Scan(&raw, &fields, &codec); err != nil {
 			return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
 		}
-		r, err := decode(raw, fields)
+		r, err := s.decode(raw, fields, codec)
 		if err != nil {
 			return audit.Page{}, err
 		}
@@ -395,13 +457,64 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	return page, nil
 }
 
+// lookupSQL is the query Lookup runs for q and its arguments (errNoMatch
+// when q can match nothing). A lookup by resource is driven from
+// event_resources, whose indexes hold each value's rows newest first, and
+// joins each row it reads to its record.
+func lookupSQL(q *audit.Query) (string, []any, error) {
+	var res *audit.Attribute
+	for i, a := range q.Attributes {
+		if a.Key == audit.AttrResourceType || a.Key == audit.AttrResourceName {
+			res = &q.Attributes[i]
+			break
+		}
+	}
+	from := "events"
+	col := func(c string) string { return c }
+	if res != nil {
+		from = "event_resources r JOIN events e ON e.event_id = r.event_id AND e.account = r.account AND e.received = r.received"
+		col = func(c string) string {
+			switch c {
+			case "account", "region", "category", "event_time", "event_id", "received":
+				return "r." + c
+			}
+			return "e." + c
+		}
+	}
+	conds, args, err := where(q, col, res)
+	if err != nil {
+		return "", nil, err
+	}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	timeID := col("event_time") + ", " + col("event_id")
+	order := col("event_time") + " DESC, " + col("event_id") + " DESC"
+	if q.AnyAccount {
+		order += ", " + col("account") + " DESC"
+	}
+	if c := q.After; c != nil {
+		if q.AnyAccount && c.Account != "" {
+			conds = append(conds, "("+timeID+", "+col("account")+") < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+", "+arg([]byte(c.Account))+")")
+		} else {
+			// Without an account (or in one account) the cursor resumes
+			// after every record of its (time, eventID).
+			conds = append(conds, "("+timeID+") < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
+		}
+	}
+	sql := "SELECT " + col("raw") + ", " + col("fields") + ", " + col("raw_codec") + " FROM " + from + " WHERE " + strings.Join(conds, " AND ") +
+		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
+	return sql, args, nil
+}
+
 // ReadAppended returns the records appended after sequence number after,
 // in append order.
 func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
 	if limit < 1 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT seq, raw, fields FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	rows, err := s.pool.Query(ctx, `SELECT seq, raw, fields, raw_codec FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read appended: %w", err)
 	}
@@ -410,10 +523,11 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 	for rows.Next() {
 		var a audit.Appended
 		var raw, fields []byte
-		if err := rows.Scan(&a.Seq, &raw, &fields); err != nil {
+		var codec int16
+		if err := rows.Scan(&a.Seq, &raw, &fields, &codec); err != nil {
 			return nil, fmt.Errorf("postgres: read appended: %w", err)
 		}
-		if a.Record, err = decode(raw, fields); err != nil {
+		if a.Record, err = s.decode(raw, fields, codec); err != nil {
 			return nil, err
 		}
 		out = append(out, a)
@@ -424,8 +538,9 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 	return out, nil
 }
 
-// DeleteReceivedBefore drops the partitions received wholly before t,
-// deletes the rows before t from the partition t falls in, and their keys,
+// DeleteReceivedBefore drops the partitions (of events and of
+// event_resources) received wholly before t, deletes the rows before t
+// from the partitions t falls in, and their keys,
 // in one transaction. The count is the keys deleted: one per record.
 func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, error) {
 	cut := t.UnixMicro()
@@ -448,13 +563,17 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 			}
 			switch {
 			case (d+1)*day <= cut:
-				if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{name}.Sanitize()); err != nil {
-					return fmt.Errorf("drop %s: %w", name, err)
+				for _, n := range []string{name, resPartName(d)} {
+					if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{n}.Sanitize()); err != nil {
+						return fmt.Errorf("drop %s: %w", n, err)
+					}
 				}
 				dropped = append(dropped, d)
 			case d*day < cut:
-				if _, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{name}.Sanitize()+" WHERE received < $1", cut); err != nil {
-					return fmt.Errorf("delete from %s: %w", name, err)
+				for _, n := range []string{name, resPartName(d)} {
+					if _, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{n}.Sanitize()+" WHERE received < $1", cut); err != nil {
+						return fmt.Errorf("delete from %s: %w", n, err)
+					}
 				}
 			}
 		}
