@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -28,6 +29,13 @@ type DB struct {
 	path string
 	// wmu serializes writes to the events table and checkpoints.
 	wmu sync.Mutex
+	// gmu guards pending: the Insert calls (without a feed position)
+	// waiting for wmu, which the next of them to hold it commits in one
+	// transaction (group commit, see Insert).
+	gmu     sync.Mutex
+	pending *insertGroup
+	// inserts counts Insert's transactions (tests read it).
+	inserts atomic.Int64
 }
 
 var _ engine.Engine = (*DB)(nil)

@@ -326,9 +326,80 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // Insert stores rows in one transaction and, when pos > 0, records pos as
 // the feed position in the same transaction: a restart neither loses nor
 // repeats what the feed delivered.
-func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) (err error) {
+//
+// Calls without a position made while another write holds the writer's
+// lock share one transaction (group commit): each joins the pending
+// group, and the first of them to take the lock commits the whole group
+// and answers every member; the others find their rows committed. A call
+// returns only once its rows are committed (DuckDB fsyncs its log at
+// COMMIT), so nothing is acknowledged before it is durable, and
+// concurrent callers (PutAuditEvents on several connections) pay one
+// COMMIT and fsync instead of one each. If a group's transaction fails,
+// each member's rows are tried again alone, so a member's answer depends
+// only on its own rows.
+func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
+	if pos > 0 || len(rows) == 0 {
+		d.wmu.Lock()
+		defer d.wmu.Unlock()
+		return d.insertLocked(ctx, rows, pos)
+	}
+	d.gmu.Lock()
+	g := d.pending
+	if g == nil {
+		g = &insertGroup{done: make(chan struct{})}
+		d.pending = g
+	}
+	me := len(g.parts)
+	g.parts = append(g.parts, rows)
+	d.gmu.Unlock()
+
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
+	select {
+	case <-g.done: // committed by another member
+		return g.errs[me]
+	default:
+	}
+	d.gmu.Lock()
+	if d.pending == g {
+		d.pending = nil // later callers form the next group
+	}
+	parts := g.parts
+	d.gmu.Unlock()
+	g.errs = make([]error, len(parts))
+	if len(parts) == 1 {
+		g.errs[0] = d.insertLocked(ctx, parts[0], 0)
+	} else {
+		// The others' rows do not depend on this caller's context.
+		gctx := context.WithoutCancel(ctx)
+		n := 0
+		for _, p := range parts {
+			n += len(p)
+		}
+		all := make([]engine.Row, 0, n)
+		for _, p := range parts {
+			all = append(all, p...)
+		}
+		if err := d.insertLocked(gctx, all, 0); err != nil {
+			for i, p := range parts {
+				g.errs[i] = d.insertLocked(gctx, p, 0)
+			}
+		}
+	}
+	close(g.done)
+	return g.errs[me]
+}
+
+// insertGroup is the Insert calls committed by one transaction.
+type insertGroup struct {
+	parts [][]engine.Row
+	done  chan struct{} // closed once committed; errs is then set
+	errs  []error       // by member
+}
+
+// insertLocked is Insert's transaction; the caller holds wmu.
+func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64) (err error) {
+	d.inserts.Add(1)
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return err
