@@ -34,7 +34,7 @@ type DB struct {
 	// transaction (group commit, see Insert).
 	gmu     sync.Mutex
 	pending *insertGroup
-	// inserts counts Insert's transactions (tests read it).
+	// inserts counts Insert's transactions (Inserts).
 	inserts atomic.Int64
 }
 

@@ -390,6 +390,9 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	return g.errs[me]
 }
 
+// Inserts returns the number of transactions Insert has run.
+func (d *DB) Inserts() int64 { return d.inserts.Load() }
+
 // insertGroup is the Insert calls committed by one transaction.
 type insertGroup struct {
 	parts [][]engine.Row
