@@ -29,11 +29,14 @@ type DB struct {
 	path string
 	// wmu serializes writes to the events table and checkpoints.
 	wmu sync.Mutex
-	// gmu guards pending: the Insert calls (without a feed position)
-	// waiting for wmu, which the next of them to hold it commits in one
-	// transaction (group commit, see Insert).
+	// gmu guards pending, the Insert calls (without a feed position)
+	// waiting while another group commits, which the next of them to lead
+	// commits in one transaction (group commit, see Insert); gbusy is set
+	// while a leader commits, and gready closed when it is done.
 	gmu     sync.Mutex
 	pending *insertGroup
+	gbusy   bool
+	gready  chan struct{}
 	// inserts counts Insert's transactions (Inserts).
 	inserts atomic.Int64
 }

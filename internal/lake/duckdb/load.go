@@ -327,10 +327,10 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // the feed position in the same transaction: a restart neither loses nor
 // repeats what the feed delivered.
 //
-// Calls without a position made while another write holds the writer's
-// lock share one transaction (group commit): each joins the pending
-// group, and the first of them to take the lock commits the whole group
-// and answers every member; the others find their rows committed. A call
+// Calls without a position made while another group commits share one
+// transaction (group commit): each joins the pending group, and once the
+// commit under way ends one of them leads: it commits the whole group
+// and answers every member, which returns as soon as that is done. A call
 // returns only once its rows are committed (DuckDB fsyncs its log at
 // COMMIT), so nothing is acknowledged before it is durable, and
 // concurrent callers (PutAuditEvents on several connections) pay one
@@ -351,21 +351,34 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	}
 	me := len(g.parts)
 	g.parts = append(g.parts, rows)
-	d.gmu.Unlock()
-
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
+	for d.gbusy {
+		ready := d.gready
+		d.gmu.Unlock()
+		select {
+		case <-ready:
+		case <-g.done: // committed by another member
+			return g.errs[me]
+		}
+		d.gmu.Lock()
+	}
+	// No commit under way: g is done (its leader ended) or still pending.
 	select {
-	case <-g.done: // committed by another member
+	case <-g.done:
+		d.gmu.Unlock()
 		return g.errs[me]
 	default:
 	}
-	d.gmu.Lock()
-	if d.pending == g {
-		d.pending = nil // later callers form the next group
-	}
+	d.gbusy, d.gready, d.pending = true, make(chan struct{}), nil // later callers form the next group
 	parts := g.parts
 	d.gmu.Unlock()
+	defer func() {
+		d.gmu.Lock()
+		d.gbusy = false
+		close(d.gready)
+		d.gmu.Unlock()
+	}()
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
 	g.errs = make([]error, len(parts))
 	if len(parts) == 1 {
 		g.errs[0] = d.insertLocked(ctx, parts[0], 0)
