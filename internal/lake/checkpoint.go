@@ -27,13 +27,25 @@ import (
 // queries are interrupted so the database can checkpoint.
 func (l *Lake) maxBlockedCommits() int64 { return 2 * int64(l.opts.CheckpointCommits) }
 
-// wrote notes one committed write transaction and checkpoints when the log
-// has reached the policy's bounds.
+// wrote notes the engine's Insert transactions not yet counted (none when
+// the caller's Insert shared a transaction a concurrent caller counted
+// already) and checkpoints when the log has reached the policy's bounds.
 func (l *Lake) wrote(ctx context.Context) {
 	if l.dir == "" {
 		return
 	}
-	n := l.commits.Add(1)
+	var n int64
+	for t := l.eng.Inserts(); ; {
+		seen := l.inserts.Load()
+		if t <= seen {
+			n = l.commits.Load()
+			break
+		}
+		if l.inserts.CompareAndSwap(seen, t) {
+			n = l.commits.Add(t - seen)
+			break
+		}
+	}
 	l.wroteSinceTick.Store(true)
 	if n < int64(l.opts.CheckpointCommits) && l.eng.LogSize() < l.opts.CheckpointWALBytes {
 		return

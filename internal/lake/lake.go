@@ -92,6 +92,8 @@ type Lake struct {
 	// wroteSinceTick is set by each (checkpoint.go).
 	commits        atomic.Int64
 	wroteSinceTick atomic.Bool
+	// inserts is the engine's Inserts() already counted in commits.
+	inserts atomic.Int64
 
 	mu       sync.Mutex
 	stores   map[string]*EventDataStore // by ID

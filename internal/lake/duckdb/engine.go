@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -28,6 +29,16 @@ type DB struct {
 	path string
 	// wmu serializes writes to the events table and checkpoints.
 	wmu sync.Mutex
+	// gmu guards pending, the Insert calls (without a feed position)
+	// waiting while another group commits, which the next of them to lead
+	// commits in one transaction (group commit, see Insert); gbusy is set
+	// while a leader commits, and gready closed when it is done.
+	gmu     sync.Mutex
+	pending *insertGroup
+	gbusy   bool
+	gready  chan struct{}
+	// inserts counts Insert's transactions (Inserts).
+	inserts atomic.Int64
 }
 
 var _ engine.Engine = (*DB)(nil)

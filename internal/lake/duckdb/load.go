@@ -326,9 +326,96 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // Insert stores rows in one transaction and, when pos > 0, records pos as
 // the feed position in the same transaction: a restart neither loses nor
 // repeats what the feed delivered.
-func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) (err error) {
+//
+// Calls without a position made while another group commits share one
+// transaction (group commit): each joins the pending group, and once the
+// commit under way ends one of them leads: it commits the whole group
+// and answers every member, which returns as soon as that is done. A call
+// returns only once its rows are committed (DuckDB fsyncs its log at
+// COMMIT), so nothing is acknowledged before it is durable, and
+// concurrent callers (PutAuditEvents on several connections) pay one
+// COMMIT and fsync instead of one each. If a group's transaction fails,
+// each member's rows are tried again alone, so a member's answer depends
+// only on its own rows.
+func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
+	if pos > 0 || len(rows) == 0 {
+		d.wmu.Lock()
+		defer d.wmu.Unlock()
+		return d.insertLocked(ctx, rows, pos)
+	}
+	d.gmu.Lock()
+	g := d.pending
+	if g == nil {
+		g = &insertGroup{done: make(chan struct{})}
+		d.pending = g
+	}
+	me := len(g.parts)
+	g.parts = append(g.parts, rows)
+	for d.gbusy {
+		ready := d.gready
+		d.gmu.Unlock()
+		select {
+		case <-ready:
+		case <-g.done: // committed by another member
+			return g.errs[me]
+		}
+		d.gmu.Lock()
+	}
+	// No commit under way: g is done (its leader ended) or still pending.
+	select {
+	case <-g.done:
+		d.gmu.Unlock()
+		return g.errs[me]
+	default:
+	}
+	d.gbusy, d.gready, d.pending = true, make(chan struct{}), nil // later callers form the next group
+	parts := g.parts
+	d.gmu.Unlock()
+	defer func() {
+		d.gmu.Lock()
+		d.gbusy = false
+		close(d.gready)
+		d.gmu.Unlock()
+	}()
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
+	g.errs = make([]error, len(parts))
+	if len(parts) == 1 {
+		g.errs[0] = d.insertLocked(ctx, parts[0], 0)
+	} else {
+		// The others' rows do not depend on this caller's context.
+		gctx := context.WithoutCancel(ctx)
+		n := 0
+		for _, p := range parts {
+			n += len(p)
+		}
+		all := make([]engine.Row, 0, n)
+		for _, p := range parts {
+			all = append(all, p...)
+		}
+		if err := d.insertLocked(gctx, all, 0); err != nil {
+			for i, p := range parts {
+				g.errs[i] = d.insertLocked(gctx, p, 0)
+			}
+		}
+	}
+	close(g.done)
+	return g.errs[me]
+}
+
+// Inserts returns the number of transactions Insert has run.
+func (d *DB) Inserts() int64 { return d.inserts.Load() }
+
+// insertGroup is the Insert calls committed by one transaction.
+type insertGroup struct {
+	parts [][]engine.Row
+	done  chan struct{} // closed once committed; errs is then set
+	errs  []error       // by member
+}
+
+// insertLocked is Insert's transaction; the caller holds wmu.
+func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64) (err error) {
+	d.inserts.Add(1)
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return err

@@ -46,7 +46,12 @@ type Engine interface {
 	// Insert stores rows in one transaction and, when pos > 0, records pos
 	// as the position in the event store's feed in the same transaction,
 	// so a crash neither loses nor repeats what the feed delivered.
+	// Concurrent calls without a position may share one transaction; each
+	// returns once its rows are committed.
 	Insert(ctx context.Context, rows []Row, pos int64) error
+	// Inserts returns the number of transactions Insert has run since the
+	// engine was opened (shared ones count once).
+	Inserts() int64
 	// Position returns the feed position the last Insert recorded (0:
 	// none).
 	Position(ctx context.Context) (int64, error)
