@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/trail"
 )
 
 // appendedReader is the store's append-order feed, as Lake and Insights
@@ -19,7 +20,8 @@ type appendedReader interface {
 const catchUpPause = 2
 
 // backgroundFeed reads the store's append-order feed for the background
-// readers that catch up over it (Lake's Sync, the Insights runner). Reading
+// readers that catch up over it (Lake's Sync, the Insights runner, trail
+// delivery). Reading
 // a batch (DuckDB, then decoding its zstd frames) is most of a catch-up's
 // CPU: after a `cairn import`, the first `serve` reads every imported
 // record twice, and unpaced that took a core for seconds (200k records)
@@ -71,4 +73,19 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// pacedTrailFeed is trail delivery's feed: its reads go through paced (a
+// backgroundFeed over the same store), LastSeq to the store as it is.
+type pacedTrailFeed struct {
+	trail.Feed
+	paced backgroundFeed
+}
+
+func newPacedTrailFeed(f trail.Feed) pacedTrailFeed {
+	return pacedTrailFeed{Feed: f, paced: backgroundFeed{feed: f}}
+}
+
+func (f pacedTrailFeed) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
+	return f.paced.ReadAppended(ctx, after, limit)
 }
