@@ -12,6 +12,7 @@ import (
 // read it.
 type appendedReader interface {
 	ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error)
+	LastSeq(ctx context.Context) (int64, error)
 }
 
 // catchUpPause is how long backgroundFeed pauses after a full batch, as a
@@ -59,6 +60,9 @@ func (f backgroundFeed) ReadAppended(ctx context.Context, after int64, limit int
 	}
 	return recs, nil
 }
+
+// LastSeq is the feed's, unpaced (Lake skips what no store takes by it).
+func (f backgroundFeed) LastSeq(ctx context.Context) (int64, error) { return f.feed.LastSeq(ctx) }
 
 // sleepCtx waits for d or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) error {
