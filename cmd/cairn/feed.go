@@ -5,12 +5,14 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/trail"
 )
 
 // appendedReader is the store's append-order feed, as Lake and Insights
 // read it.
 type appendedReader interface {
 	ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error)
+	LastSeq(ctx context.Context) (int64, error)
 }
 
 // catchUpPause is how long backgroundFeed pauses after a full batch, as a
@@ -19,7 +21,8 @@ type appendedReader interface {
 const catchUpPause = 2
 
 // backgroundFeed reads the store's append-order feed for the background
-// readers that catch up over it (Lake's Sync, the Insights runner). Reading
+// readers that catch up over it (Lake's Sync, the Insights runner, trail
+// delivery). Reading
 // a batch (DuckDB, then decoding its zstd frames) is most of a catch-up's
 // CPU: after a `cairn import`, the first `serve` reads every imported
 // record twice, and unpaced that took a core for seconds (200k records)
@@ -58,6 +61,9 @@ func (f backgroundFeed) ReadAppended(ctx context.Context, after int64, limit int
 	return recs, nil
 }
 
+// LastSeq is the feed's, unpaced (Lake skips what no store takes by it).
+func (f backgroundFeed) LastSeq(ctx context.Context) (int64, error) { return f.feed.LastSeq(ctx) }
+
 // sleepCtx waits for d or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
@@ -71,4 +77,19 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// pacedTrailFeed is trail delivery's feed: its reads go through paced (a
+// backgroundFeed over the same store), LastSeq to the store as it is.
+type pacedTrailFeed struct {
+	trail.Feed
+	paced backgroundFeed
+}
+
+func newPacedTrailFeed(f trail.Feed) pacedTrailFeed {
+	return pacedTrailFeed{Feed: f, paced: backgroundFeed{feed: f}}
+}
+
+func (f pacedTrailFeed) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
+	return f.paced.ReadAppended(ctx, after, limit)
 }

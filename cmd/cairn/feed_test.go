@@ -62,3 +62,32 @@ func TestBackgroundFeedPaces(t *testing.T) {
 		t.Errorf("a pause after its context ended: err %v; want context.Canceled", err)
 	}
 }
+
+func (f *stepFeed) LastSeq(context.Context) (int64, error) { return f.total, nil }
+
+// TestPacedTrailFeed: trail delivery's feed pauses after its full batches
+// only, reads every record, and answers LastSeq from the store.
+func TestPacedTrailFeed(t *testing.T) {
+	clock := time.Unix(0, 0)
+	var pauses []time.Duration
+	f := newPacedTrailFeed(&stepFeed{total: 25, clock: &clock, step: 10 * time.Millisecond})
+	f.paced.now = func() time.Time { return clock }
+	f.paced.sleep = func(_ context.Context, d time.Duration) error { pauses = append(pauses, d); return nil }
+	var pos int64
+	for {
+		got, err := f.ReadAppended(context.Background(), pos, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+		pos = got[len(got)-1].Seq
+	}
+	if last, err := f.LastSeq(context.Background()); err != nil || last != 25 || pos != 25 {
+		t.Errorf("read up to %d, LastSeq %d, %v; want 25, 25", pos, last, err)
+	}
+	if len(pauses) != 2 {
+		t.Errorf("pauses %v; want one after each of the 2 full batches", pauses)
+	}
+}

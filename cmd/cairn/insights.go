@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -34,13 +35,15 @@ func insightParams(c config.Insights) insights.Params {
 }
 
 // newInsightsRunner returns the live detector the config asks for (nil
-// for "off").
-func newInsightsRunner(cfg *config.Config, feed insights.Feed, history insights.Lookuper, sink insights.Sink,
+// for "off"). It saves its position and state in dataDir/insights.state
+// and resumes from there at the next start.
+func newInsightsRunner(cfg *config.Config, dataDir string, feed insights.Feed, history insights.Lookuper, sink insights.Sink,
 	enabled insights.Enabler, log *slog.Logger, reg prometheus.Registerer) *insights.Runner {
 	if cfg.Insights.Live == "off" {
 		return nil
 	}
-	rc := insights.RunnerConfig{Feed: feed, Sink: sink, History: history, Params: insightParams(cfg.Insights), Logger: log, Registerer: reg}
+	rc := insights.RunnerConfig{Feed: feed, Sink: sink, History: history, Params: insightParams(cfg.Insights), Logger: log, Registerer: reg,
+		StatePath: filepath.Join(dataDir, "insights.state")}
 	if cfg.Insights.Live == "all" {
 		rc.All = true
 	} else {

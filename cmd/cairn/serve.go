@@ -236,14 +236,18 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		// at the next start (the position is saved)
 		group.Add("detect", runDetector(det))
 	}
-	group.Add("trail delivery", trail.NewDeliverer(trail.DeliveryConfig{Registry: trails, Feed: store, Bucket: bks.trail,
+	// Delivery reads the feed in batches of 20,000: a trail catching up
+	// (created or started over a filled store) is paced like Lake and
+	// Insights so that it leaves the cores to the lookups; a caught-up
+	// trail reads partial batches and is never paused.
+	group.Add("trail delivery", trail.NewDeliverer(trail.DeliveryConfig{Registry: trails, Feed: newPacedTrailFeed(store), Bucket: bks.trail,
 		Interval: cfg.Delivery.Interval, Logger: log, Observer: digests, Registerer: reg}).Run)
 	group.Add("retention", retention.New(retention.Config{Store: store, Retention: cfg.Retention(), Logger: log}).Run)
 	group.Add("ingest", pipe.Run)
 	// runs of `cairn insights --endpoint-url` stop before the drain: a run
 	// stopped before its end stores nothing
 	group.Add("insights runs", func(ctx context.Context) error { <-ctx.Done(); insJobs.Close(); return nil })
-	if r := newInsightsRunner(cfg, backgroundFeed{feed: store}, store, pipe, trails, log, reg); r != nil {
+	if r := newInsightsRunner(cfg, f.dataDir, backgroundFeed{feed: store}, store, pipe, trails, log, reg); r != nil {
 		group.Add("insights", r.Run)
 	}
 	if gw != nil {

@@ -48,6 +48,12 @@ type RunnerConfig struct {
 	// (default 1s); Now is the clock (default time.Now).
 	Poll time.Duration
 	Now  func() time.Time
+	// StatePath is the file where the runner saves its feed position with
+	// the detector's state, so that a restart resumes from there instead
+	// of replaying the whole store; "" saves nothing. SaveEvery is how
+	// often it is saved (default 1 minute; also when Run ends).
+	StatePath string
+	SaveEvery time.Duration
 }
 
 // Runner runs the detector live over the store's append feed and stores the
@@ -75,6 +81,9 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SaveEvery <= 0 {
+		cfg.SaveEvery = time.Minute
+	}
 	if reflect.ValueOf(cfg.Params).IsZero() {
 		cfg.Params = DefaultParams()
 	}
@@ -84,9 +93,13 @@ func NewRunner(cfg RunnerConfig) *Runner {
 // batchSize is how many feed records the runner reads at a time.
 const batchSize = 2000
 
-// Run reads the feed from its start until ctx is done. It rebuilds the
-// detector's state by replaying the store (derived event IDs make the
-// Insights it finds again duplicates), then follows new records. When the
+// Run reads the feed until ctx is done. It resumes from the state saved
+// at StatePath or, without one (or with one saved under other Params),
+// rebuilds the detector's state by replaying the store from its start
+// (derived event IDs make the Insights it finds again duplicates), then
+// follows new records. It saves its state every SaveEvery and when it
+// ends, only once the Insights found so far are stored: a state never
+// stands for Insights that were lost. When the
 // feed is idle it judges the minutes older than now − Lateness, so that
 // Insights end even when calls stop altogether. It returns nil when ctx
 // ends, after the batch under way (an error only for invalid Params); it
@@ -99,7 +112,32 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.det = det
 	r.register()
 	var pos int64
+	if r.cfg.StatePath != "" {
+		switch p, err := det.load(r.cfg.StatePath); {
+		case err == nil:
+			pos = p
+			r.lastLate = det.stats.Late
+			r.cfg.Logger.Info("insights: resuming from the saved state", "position", pos)
+		case !errors.Is(err, errNoState):
+			r.cfg.Logger.Warn("insights: not resuming from the saved state; replaying the store", "err", err)
+		}
+	}
+	saved, savedAt := pos, r.cfg.Now()
+	save := func() {
+		if r.cfg.StatePath == "" || len(r.pending) > 0 || pos == saved {
+			return
+		}
+		if err := r.det.save(r.cfg.StatePath, pos); err != nil {
+			r.cfg.Logger.Warn("insights: saving the state", "err", err)
+			return
+		}
+		saved, savedAt = pos, r.cfg.Now()
+	}
+	defer save()
 	for {
+		if r.cfg.Now().Sub(savedAt) >= r.cfg.SaveEvery {
+			save()
+		}
 		batch, err := r.cfg.Feed.ReadAppended(ctx, pos, batchSize)
 		if err != nil {
 			if ctx.Err() != nil {

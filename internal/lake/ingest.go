@@ -23,6 +23,23 @@ func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
 		return 0, err
 	}
 	total := 0
+	if h, ok := feed.(headFeed); ok {
+		// No store ingests: nothing stored so far can be any store's (a
+		// store gets what is stored after it is created or restarted), so
+		// skip it unread. The head is read before the stores are looked
+		// at: a record at or before it was stored before a store created
+		// after the look.
+		head, err := h.LastSeq(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if head > pos && !l.anyIngesting() {
+			if err := l.eng.Insert(ctx, nil, head); err != nil {
+				return 0, err
+			}
+			pos = head
+		}
+	}
 	for {
 		batch, err := feed.ReadAppended(ctx, pos, 5000)
 		if err != nil {
@@ -50,6 +67,24 @@ func (l *Lake) Sync(ctx context.Context, feed Feed) (int, error) {
 		l.wrote(ctx)
 		total += len(rows)
 	}
+}
+
+// headFeed is a Feed that tells its last sequence number; Sync skips, on
+// such a feed, what no store can take.
+type headFeed interface {
+	LastSeq(ctx context.Context) (int64, error)
+}
+
+// anyIngesting reports whether a store takes events from the feed.
+func (l *Lake) anyIngesting() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.stores {
+		if (s.Status == StatusEnabled || s.Status == StatusCreated) && !s.custom() {
+			return true
+		}
+	}
+	return false
 }
 
 // Run is the Lake's worker: until ctx ends (or Close), it syncs from
