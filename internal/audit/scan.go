@@ -79,103 +79,115 @@ const (
 	mResponseElements
 )
 
+// memberBit is the bit of a top-level member the scanner reads, 0 for
+// any other member.
+func memberBit(name string) uint32 {
+	switch name {
+	case "eventTime":
+		return mEventTime
+	case "eventSource":
+		return mEventSource
+	case "eventName":
+		return mEventName
+	case "awsRegion":
+		return mAWSRegion
+	case "eventID":
+		return mEventID
+	case "eventType":
+		return mEventType
+	case "eventCategory":
+		return mEventCategory
+	case "recipientAccountId":
+		return mRecipient
+	case "readOnly":
+		return mReadOnly
+	case "managementEvent":
+		return mManagement
+	case "userIdentity":
+		return mUserIdentity
+	case "resources":
+		return mResources
+	case "insightDetails":
+		return mInsight
+	case "requestParameters":
+		return mRequestParameters
+	case "responseElements":
+		return mResponseElements
+	}
+	return 0
+}
+
+// stringMember is where the string member of bit goes, nil when the
+// member is not a plain string.
+func (v *scanned) stringMember(bit uint32) *string {
+	switch bit {
+	case mEventTime:
+		return &v.eventTime
+	case mEventSource:
+		return &v.eventSource
+	case mEventName:
+		return &v.eventName
+	case mAWSRegion:
+		return &v.awsRegion
+	case mEventID:
+		return &v.eventID
+	case mEventType:
+		return &v.eventType
+	case mEventCategory:
+		return &v.eventCategory
+	case mRecipient:
+		return &v.recipientAccountID
+	}
+	return nil
+}
+
+// rawMember is where the raw JSON of member bit goes, nil when the member
+// is not kept raw.
+func (v *scanned) rawMember(bit uint32) *[]byte {
+	switch bit {
+	case mReadOnly:
+		return &v.readOnly
+	case mManagement:
+		return &v.managementEvent
+	case mRequestParameters:
+		return &v.requestParameters
+	case mResponseElements:
+		return &v.responseElements
+	}
+	return nil
+}
+
 func (sc *recordScanner) top(v *scanned) bool {
 	var seen uint32
-	once := func(bit uint32) bool {
+	return sc.object(func(name string) bool {
+		bit := memberBit(name)
+		if bit == 0 {
+			return sc.skip()
+		}
 		if seen&bit != 0 {
-			return false
+			return false // a repeated member: the decoder decides
 		}
 		seen |= bit
-		return true
-	}
-	return sc.object(func(name string) bool {
-		var dst *string
-		switch name {
-		case "eventTime":
-			dst = &v.eventTime
-			if !once(mEventTime) {
-				return false
-			}
-		case "eventSource":
-			dst = &v.eventSource
-			if !once(mEventSource) {
-				return false
-			}
-		case "eventName":
-			dst = &v.eventName
-			if !once(mEventName) {
-				return false
-			}
-		case "awsRegion":
-			dst = &v.awsRegion
-			if !once(mAWSRegion) {
-				return false
-			}
-		case "eventID":
-			dst = &v.eventID
-			if !once(mEventID) {
-				return false
-			}
-		case "eventType":
-			dst = &v.eventType
-			if !once(mEventType) {
-				return false
-			}
-		case "eventCategory":
-			dst = &v.eventCategory
-			if !once(mEventCategory) {
-				return false
-			}
-		case "recipientAccountId":
-			dst = &v.recipientAccountID
-			if !once(mRecipient) {
-				return false
-			}
-		case "readOnly":
-			if !once(mReadOnly) {
-				return false
-			}
-			v.readOnly = sc.rawValue()
-			return v.readOnly != nil
-		case "managementEvent":
-			if !once(mManagement) {
-				return false
-			}
-			v.managementEvent = sc.rawValue()
-			return v.managementEvent != nil
-		case "requestParameters":
-			if !once(mRequestParameters) {
-				return false
-			}
-			v.requestParameters = sc.rawValue()
-			return v.requestParameters != nil
-		case "responseElements":
-			if !once(mResponseElements) {
-				return false
-			}
-			v.responseElements = sc.rawValue()
-			return v.responseElements != nil
-		case "userIdentity":
-			if !once(mUserIdentity) {
-				return false
-			}
+		if dst := v.stringMember(bit); dst != nil {
+			return sc.plainString(dst)
+		}
+		if dst := v.rawMember(bit); dst != nil {
+			*dst = sc.rawValue()
+			return *dst != nil
+		}
+		switch bit {
+		case mUserIdentity:
 			if sc.peek() != '{' {
 				return sc.skip()
 			}
 			return sc.identity(v)
-		case "resources":
-			if !once(mResources) {
-				return false
-			}
+		case mResources:
 			v.resourcesMember = true
 			if sc.peek() != '[' {
 				return sc.skip()
 			}
 			return sc.resources(v)
-		case "insightDetails":
-			if !once(mInsight) {
-				return false
-			}
+		default: // mInsight
 			if sc.peek() != '{' {
 				return false // null or another type: the decoder decides
 			}
@@ -190,10 +202,7 @@ func (sc *recordScanner) top(v *scanned) bool {
 				}
 				return sc.skip()
 			})
-		default:
-			return sc.skip()
 		}
-		return sc.plainString(dst)
 	})
 }
 
