@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
@@ -85,14 +84,7 @@ func TestLiveDetection(t *testing.T) {
 		rules, filepath.Join(dir, "missing"), hook.URL)
 	ts := startServer(t, cfg, dir)
 	ctx := context.Background()
-	as := func(key, secret, region string) *client.Client {
-		c, err := client.New(ctx, client.Config{Endpoint: ts.endpoint, Region: region,
-			Credentials: credentials.NewStaticCredentialsProvider(key, secret, "")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	as := func(key, secret, region string) *client.Client { return ts.cairn(t, key, secret, region) }
 	aliceC := as("AKIAALICE00000000001", "alice-secret-key", "us-east-1")
 	bobC := as("AKIABOB0000000000001", "bob-secret-key", "us-east-1")
 	aliceWest := as("AKIAALICE00000000001", "alice-secret-key", "eu-west-1")
@@ -270,12 +262,8 @@ func TestLiveDetection(t *testing.T) {
 // answers ListFindings UnsupportedOperationException.
 func TestListFindingsWithoutDetections(t *testing.T) {
 	ts := startServer(t, fmt.Sprintf(twoAccounts, 90), "")
-	c, err := client.New(context.Background(), client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.ListFindings(context.Background(), client.FindingsQuery{})
+	c := ts.cairn(t, "AKIAALICE00000000001", "alice-secret-key", "us-east-1")
+	_, err := c.ListFindings(context.Background(), client.FindingsQuery{})
 	var ie *client.ImportError
 	if !errors.As(err, &ie) || ie.Code != "UnsupportedOperationException" {
 		t.Errorf("ListFindings = %v; want UnsupportedOperationException", err)
@@ -357,11 +345,7 @@ func TestLiveDetectionBuiltinHunts(t *testing.T) {
 	// with how many times, once the finding on eventID is listed.
 	newcomers := func(ts *testServer, eventID string) map[string]int {
 		t.Helper()
-		c, err := client.New(ctx, client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
-			Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := ts.cairn(t, "AKIAALICE00000000001", "alice-secret-key", "us-east-1")
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			got, found := map[string]int{}, false
 			for q := (client.FindingsQuery{}); ; {
@@ -388,11 +372,7 @@ func TestLiveDetectionBuiltinHunts(t *testing.T) {
 		}
 	}
 	ts := startServer(t, cfg, dir)
-	imp, err := client.New(ctx, client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	imp := ts.cairn(t, "AKIAALICE00000000001", "alice-secret-key", "us-east-1")
 	if _, err := imp.Importer().Append(ctx, []audit.Record{write("u1", "u1-0", 0), write("u2", "u2-5", 5), write("late", "late-120", 120)}); err != nil {
 		t.Fatal(err)
 	}
@@ -402,11 +382,7 @@ func TestLiveDetectionBuiltinHunts(t *testing.T) {
 	ts.stop()
 
 	ts = startServer(t, cfg, dir)
-	imp, err = client.New(ctx, client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	imp = ts.cairn(t, "AKIAALICE00000000001", "alice-secret-key", "us-east-1")
 	if _, err := imp.Importer().Append(ctx, []audit.Record{write("u1", "u1-180", 180), write("late", "late-181", 181),
 		write("newcomer", "new-182", 182)}); err != nil {
 		t.Fatal(err)

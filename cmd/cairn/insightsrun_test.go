@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
@@ -35,14 +34,7 @@ func TestInsightsRunsAreAccountScoped(t *testing.T) {
 	}
 	ts := startServer(t, cfg, dir)
 	ctx := context.Background()
-	as := func(key, secret, region string) *client.Client {
-		c, err := client.New(ctx, client.Config{Endpoint: ts.endpoint, Region: region,
-			Credentials: credentials.NewStaticCredentialsProvider(key, secret, "")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	as := func(key, secret, region string) *client.Client { return ts.cairn(t, key, secret, region) }
 	aliceC := as("AKIAALICE00000000001", "alice-secret-key", "us-east-1")
 	bobC := as("AKIABOB0000000000001", "bob-secret-key", "us-east-1")
 	res, err := aliceC.RunInsights(ctx, client.InsightsRun{DryRun: true})

@@ -9,12 +9,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/client"
 )
 
 // responderConfig: twoAccounts' two tenants and a responder in a third
@@ -82,11 +80,7 @@ func handedRecords(t *testing.T, hs []handed) []audit.Record {
 
 func importAs(t *testing.T, ts *testServer, akid, secret string, recs []audit.Record) (audit.AppendResult, int) {
 	t.Helper()
-	c, err := client.New(context.Background(), client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := ts.cairn(t, akid, secret, "us-east-1")
 	res, fails, err := c.Importer().AppendReport(context.Background(), recs)
 	if err != nil {
 		t.Fatalf("import as %s: %v", akid, err)
@@ -165,11 +159,7 @@ func TestResponderImportsAndLooksUpEveryAccount(t *testing.T) {
 		}
 		badRecs = append(badRecs, r)
 	}
-	c, err := client.New(context.Background(), client.Config{Endpoint: ts.endpoint, Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIARESPONDER0000001", "responder-secret", "")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := ts.cairn(t, "AKIARESPONDER0000001", "responder-secret", "us-east-1")
 	res, fails, err := c.Importer().AppendReport(context.Background(), badRecs)
 	if err != nil || res.Inserted != 1 || len(fails) != 4 {
 		t.Fatalf("import of invalid accounts and regions = %+v, %+v, %v; want 1 inserted, 4 refused", res, fails, err)

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/cairn-audit/cairn/internal/awsclient"
+	"github.com/cairn-audit/cairn/internal/client"
 )
 
 // testServer is a cairn server running in this process on a loopback port.
@@ -102,6 +103,17 @@ func startServer(t testing.TB, cfgYAML, dataDir string) *testServer {
 		}
 	}
 	return ts
+}
+
+// cairn is a cairn client (internal/client) of ts signing with the key.
+func (ts *testServer) cairn(t testing.TB, akid, secret, region string) *client.Client {
+	t.Helper()
+	c, err := client.New(context.Background(), client.Config{Endpoint: ts.endpoint, Region: region,
+		Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func (ts *testServer) client(akid, secret, region string) *cloudtrail.Client {
