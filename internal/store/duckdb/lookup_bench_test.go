@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -150,89 +147,7 @@ func loadStore(b *testing.B, n int) benchSet {
 func BenchmarkLookup(b *testing.B) {
 	n := benchEvents()
 	set := loadStore(b, n)
-	mid := set.sample[len(set.sample)/2]
-	common := set.sample[len(set.sample)-1]
-	base := audit.Query{Account: benchAccount, Region: benchRegion, Category: audit.CategoryManagement, Limit: 50}
-	with := func(attrs ...audit.Attribute) audit.Query { q := base; q.Attributes = attrs; return q }
-	deep := base
-	deep.After = &audit.Cursor{Time: mid.Time, EventID: mid.EventID}
-	resName := "none"
-	for _, r := range set.sample {
-		if len(r.Resources) > 0 && r.Resources[0].Name != "" {
-			resName = r.Resources[0].Name
-		}
-	}
-	cases := []struct {
-		name string
-		qs   []audit.Query // cycled through
-	}{
-		{"TimePageNewest", []audit.Query{base}},
-		{"TimePageDeep", []audit.Query{deep}},
-		{"EventIdRare", nil},
-		{"EventNameCommon", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: common.EventName})}},
-		{"EventNameRare", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: needle.EventName})}},
-		{"AccessKeyIdPool", []audit.Query{with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: "ASIAQ000000000000042"})}},
-		{"AccessKeyIdRare", []audit.Query{with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: needle.AccessKeyID})}},
-		{"ResourceNameCommon", []audit.Query{with(audit.Attribute{Key: audit.AttrResourceName, Value: resName})}},
-		{"ResourceNameRare", []audit.Query{with(audit.Attribute{Key: audit.AttrResourceName, Value: needle.Bucket})}},
-		{"ReadOnlyFalseAndEventSource", []audit.Query{with(audit.Attribute{Key: audit.AttrReadOnly, Value: "false"},
-			audit.Attribute{Key: audit.AttrEventSource, Value: common.EventSource})}},
-		{"NoMatch", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: "NoSuchEvent"})}},
-		// A responder's lookups: every account, every region.
-		{"AnyAccountTimePageNewest", []audit.Query{anyAccount(base)}},
-		{"AnyAccountAnyRegionAccessKeyIdRare", []audit.Query{anyRegion(anyAccount(with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: needle.AccessKeyID})))}},
-	}
-	for _, r := range set.sample {
-		cases[2].qs = append(cases[2].qs, with(audit.Attribute{Key: audit.AttrEventID, Value: r.EventID}))
-	}
-	for _, c := range cases {
-		b.Run(fmt.Sprintf("%s/events=%d", c.name, n), func(b *testing.B) {
-			// Steady state, as in a running server: the generator's
-			// garbage collected, and each query of the case run once so
-			// that DuckDB's buffer pool holds its hours (a store just
-			// opened reads them from the file: EventIdRare's first touch
-			// of an hour costs 20-25 ms at 10M, docs/store.md).
-			runtime.GC()
-			for _, q := range c.qs {
-				if _, err := set.st.Lookup(context.Background(), q); err != nil {
-					b.Fatal(err)
-				}
-			}
-			var lat []time.Duration
-			i := 0
-			cpu0 := cpuTime()
-			for b.Loop() {
-				t0 := time.Now()
-				p, err := set.st.Lookup(context.Background(), c.qs[i%len(c.qs)])
-				if err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t0))
-				if c.name == "EventIdRare" && len(p.Records) != 1 {
-					b.Fatalf("EventId lookup found %d records; want 1", len(p.Records))
-				}
-				i++
-			}
-			// CPU time of the whole process (DuckDB's threads included) per
-			// lookup: on a shared machine it varies less than latency.
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(len(lat)), "cpu-ms/op")
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-		})
-	}
-}
-
-func anyAccount(q audit.Query) audit.Query { q.AnyAccount, q.Account = true, ""; return q }
-func anyRegion(q audit.Query) audit.Query  { q.AnyRegion, q.Region = true, ""; return q }
-
-// cpuTime returns the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	storetest.BenchLookups(b, set.st, n, set.sample, needle, benchAccount, benchRegion)
 }
 
 // BenchmarkAppend measures appending batches of 5,000 new real-shaped

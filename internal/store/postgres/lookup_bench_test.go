@@ -2,12 +2,8 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"runtime"
-	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -118,92 +114,12 @@ func loadStore(b *testing.B, n int) benchSet {
 	return benchSet{st: st, sample: sample}
 }
 
-// BenchmarkLookup measures Store.Lookup on PostgreSQL for the lookups LookupEvents makes,
-// reporting p50 and p99 latency.
+// BenchmarkLookup measures Store.Lookup on PostgreSQL for the lookups
+// LookupEvents makes (storetest.BenchLookups: the embedded store's cases).
 func BenchmarkLookup(b *testing.B) {
 	n := benchEvents()
 	set := loadStore(b, n)
-	mid := set.sample[len(set.sample)/2]
-	common := set.sample[len(set.sample)-1]
-	base := audit.Query{Account: benchAccount, Region: benchRegion, Category: audit.CategoryManagement, Limit: 50}
-	with := func(attrs ...audit.Attribute) audit.Query { q := base; q.Attributes = attrs; return q }
-	deep := base
-	deep.After = &audit.Cursor{Time: mid.Time, EventID: mid.EventID}
-	resName := "none"
-	for _, r := range set.sample {
-		if len(r.Resources) > 0 && r.Resources[0].Name != "" {
-			resName = r.Resources[0].Name
-		}
-	}
-	cases := []struct {
-		name string
-		qs   []audit.Query // cycled through
-	}{
-		{"TimePageNewest", []audit.Query{base}},
-		{"TimePageDeep", []audit.Query{deep}},
-		{"EventIdRare", nil},
-		{"EventNameCommon", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: common.EventName})}},
-		{"EventNameRare", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: needle.EventName})}},
-		{"AccessKeyIdPool", []audit.Query{with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: "ASIAQ000000000000042"})}},
-		{"AccessKeyIdRare", []audit.Query{with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: needle.AccessKeyID})}},
-		{"ResourceNameCommon", []audit.Query{with(audit.Attribute{Key: audit.AttrResourceName, Value: resName})}},
-		{"ResourceNameRare", []audit.Query{with(audit.Attribute{Key: audit.AttrResourceName, Value: needle.Bucket})}},
-		{"ReadOnlyFalseAndEventSource", []audit.Query{with(audit.Attribute{Key: audit.AttrReadOnly, Value: "false"},
-			audit.Attribute{Key: audit.AttrEventSource, Value: common.EventSource})}},
-		{"NoMatch", []audit.Query{with(audit.Attribute{Key: audit.AttrEventName, Value: "NoSuchEvent"})}},
-		// A responder's lookups: every account, every region.
-		{"AnyAccountTimePageNewest", []audit.Query{anyAccount(base)}},
-		{"AnyAccountAnyRegionAccessKeyIdRare", []audit.Query{anyRegion(anyAccount(with(audit.Attribute{Key: audit.AttrAccessKeyID, Value: needle.AccessKeyID})))}},
-	}
-	for _, r := range set.sample {
-		cases[2].qs = append(cases[2].qs, with(audit.Attribute{Key: audit.AttrEventID, Value: r.EventID}))
-	}
-	for _, c := range cases {
-		b.Run(fmt.Sprintf("%s/events=%d", c.name, n), func(b *testing.B) {
-			// Steady state, as in a running server: the generator's
-			// garbage collected, each query of the case run once (pgx
-			// prepares it, PostgreSQL's buffers hold its pages).
-			runtime.GC()
-			for _, q := range c.qs {
-				if _, err := set.st.Lookup(context.Background(), q); err != nil {
-					b.Fatal(err)
-				}
-			}
-			var lat []time.Duration
-			i := 0
-			cpu0 := cpuTime()
-			for b.Loop() {
-				t0 := time.Now()
-				p, err := set.st.Lookup(context.Background(), c.qs[i%len(c.qs)])
-				if err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t0))
-				if c.name == "EventIdRare" && len(p.Records) != 1 {
-					b.Fatalf("EventId lookup found %d records; want 1", len(p.Records))
-				}
-				i++
-			}
-			// CPU time of this process per lookup (PostgreSQL's own CPU is
-			// in its backends, not counted here).
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(len(lat)), "cpu-ms/op")
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-		})
-	}
-}
-
-func anyAccount(q audit.Query) audit.Query { q.AnyAccount, q.Account = true, ""; return q }
-func anyRegion(q audit.Query) audit.Query  { q.AnyRegion, q.Region = true, ""; return q }
-
-// cpuTime returns the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	storetest.BenchLookups(b, set.st, n, set.sample, needle, benchAccount, benchRegion)
 }
 
 // BenchmarkAppend measures appending batches of 5,000 new real-shaped
