@@ -249,16 +249,8 @@ func (sc *recordScanner) identity(v *scanned) bool {
 }
 
 func (sc *recordScanner) resources(v *scanned) bool {
-	sc.i++ // '['
-	sc.depth++
-	if sc.depth > scanMaxDepth {
-		return false
-	}
-	sc.ws()
-	if sc.peek() == ']' {
-		sc.i++
-		sc.depth--
-		return true
+	if empty, ok := sc.enter(']'); !ok || empty {
+		return ok
 	}
 	for {
 		sc.ws()
@@ -300,22 +292,32 @@ func (sc *recordScanner) resources(v *scanned) bool {
 	}
 }
 
+// enter steps into the object or array that starts at sc.i, no deeper
+// than scanMaxDepth (ok false beyond), up to its first member; an empty
+// one (end next) it also leaves, and says so.
+func (sc *recordScanner) enter(end byte) (empty, ok bool) {
+	sc.i++
+	sc.depth++
+	if sc.depth > scanMaxDepth {
+		return false, false
+	}
+	sc.ws()
+	if sc.peek() == end {
+		sc.i++
+		sc.depth--
+		return true, true
+	}
+	return false, true
+}
+
 // object reads an object at sc.i, calling member with each name (the
 // scanner then at the value, which member must read).
 func (sc *recordScanner) object(member func(name string) bool) bool {
 	if sc.peek() != '{' {
 		return false
 	}
-	sc.i++
-	sc.depth++
-	if sc.depth > scanMaxDepth {
-		return false
-	}
-	sc.ws()
-	if sc.peek() == '}' {
-		sc.i++
-		sc.depth--
-		return true
+	if empty, ok := sc.enter('}'); !ok || empty {
+		return ok
 	}
 	for {
 		sc.ws()
@@ -456,16 +458,8 @@ func (sc *recordScanner) skip() bool {
 	case c == '{':
 		return sc.skipObject()
 	case c == '[':
-		sc.i++
-		sc.depth++
-		if sc.depth > scanMaxDepth {
-			return false
-		}
-		sc.ws()
-		if sc.peek() == ']' {
-			sc.i++
-			sc.depth--
-			return true
+		if empty, ok := sc.enter(']'); !ok || empty {
+			return ok
 		}
 		for {
 			sc.ws()
@@ -498,16 +492,8 @@ func (sc *recordScanner) skip() bool {
 
 // skipObject is object with every member skipped, without a closure.
 func (sc *recordScanner) skipObject() bool {
-	sc.i++ // '{'
-	sc.depth++
-	if sc.depth > scanMaxDepth {
-		return false
-	}
-	sc.ws()
-	if sc.peek() == '}' {
-		sc.i++
-		sc.depth--
-		return true
+	if empty, ok := sc.enter('}'); !ok || empty {
+		return ok
 	}
 	for {
 		sc.ws()
