@@ -30,16 +30,24 @@ func partitions(t *testing.T, s *Store) []string {
 	return out
 }
 
+// openAt opens a store on a fresh test database whose clock says now;
+// the test's cleanup closes it.
+func openAt(t *testing.T, now time.Time) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), pgtest.Database(t), Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // Retention drops whole received-day partitions and deletes only inside
 // the day the cut falls in; lookups and the feed see what is left.
 func TestRetentionDropsPartitions(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	s, err := Open(ctx, pgtest.Database(t), Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openAt(t, now)
 	g := storetest.NewGen(1, time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)) // old eventTimes: received decides
 	var kept, first []audit.Record
 	for day := range 5 {

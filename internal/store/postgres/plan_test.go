@@ -63,11 +63,7 @@ func planIndexes(t *testing.T, s *Store, q audit.Query) []string {
 func TestResponderLookupsLeadWithTheValue(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	s, err := Open(ctx, pgtest.Database(t), Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openAt(t, now)
 	g := storetest.NewGen(5, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
 	var recs []audit.Record
 	for i := range 300 {
@@ -140,11 +136,7 @@ func TestResponderLookupsLeadWithTheValue(t *testing.T) {
 func TestResourceLookupsReadTheSideTable(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	s, err := Open(ctx, pgtest.Database(t), Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openAt(t, now)
 	g := storetest.NewGen(6, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
 	var recs []audit.Record
 	for i := range 300 {
