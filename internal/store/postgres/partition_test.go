@@ -30,11 +30,11 @@ func partitions(t *testing.T, s *Store) []string {
 	return out
 }
 
-// openAt opens a store on a fresh test database whose clock says now;
-// the test's cleanup closes it.
-func openAt(t *testing.T, now time.Time) *Store {
+// openAt opens a store on a fresh test database whose clock reads *now
+// (the test moves it); the test's cleanup closes it.
+func openAt(t *testing.T, now *time.Time) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), pgtest.Database(t), Options{Now: func() time.Time { return now }})
+	s, err := Open(context.Background(), pgtest.Database(t), Options{Now: func() time.Time { return *now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func openAt(t *testing.T, now time.Time) *Store {
 func TestRetentionDropsPartitions(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	s := openAt(t, now)
+	s := openAt(t, &now)
 	g := storetest.NewGen(1, time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)) // old eventTimes: received decides
 	var kept, first []audit.Record
 	for day := range 5 {

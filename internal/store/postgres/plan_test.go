@@ -63,7 +63,7 @@ func planIndexes(t *testing.T, s *Store, q audit.Query) []string {
 func TestResponderLookupsLeadWithTheValue(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	s := openAt(t, now)
+	s := openAt(t, &now)
 	g := storetest.NewGen(5, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
 	var recs []audit.Record
 	for i := range 300 {
@@ -136,7 +136,7 @@ func TestResponderLookupsLeadWithTheValue(t *testing.T) {
 func TestResourceLookupsReadTheSideTable(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	s := openAt(t, now)
+	s := openAt(t, &now)
 	g := storetest.NewGen(6, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
 	var recs []audit.Record
 	for i := range 300 {
