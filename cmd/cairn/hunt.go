@@ -208,7 +208,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("cairn hunt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var h historyFlags
-	h.register(fs, "config file (YAML), checked as serve checks it when given; its hunts section sets the built-in stateful hunts' parameters")
+	h.register(fs, "config file (YAML), checked as serve checks it when given; its detections.hunts section sets the built-in stateful hunts' parameters")
 	var rulePaths stringsFlag
 	fs.Var(&rulePaths, "rules", "Sigma rule file or folder (walked recursively); may be repeated")
 	useBuiltin := fs.Bool("builtin", false, "run cairn's built-in hunts (docs/hunting.md)")

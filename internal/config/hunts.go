@@ -27,7 +27,7 @@ type Hunts struct {
 	WarmUpRecords int `yaml:"warmup_records"`
 }
 
-// DefaultHunts is the hunts section's defaults (those of
+// DefaultHunts is the detections.hunts section's defaults (those of
 // internal/sigma/builtin, which does not import config).
 func DefaultHunts() Hunts {
 	return Hunts{NewPrincipalBaseline: 7 * 24 * time.Hour, DeniedBurst: 10, DeniedWindow: 10 * time.Minute, MaxKeys: 1_000_000, WarmUpRecords: 1_000_000}
