@@ -213,6 +213,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&rulePaths, "rules", "Sigma rule file or folder (walked recursively); may be repeated")
 	useBuiltin := fs.Bool("builtin", false, "run cairn's built-in hunts (docs/hunting.md)")
 	output := fs.String("output", "table", "output format: table, json (one finding per line) or csv")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the hunt to this file (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn hunt [--rules FOLDER_OR_FILE]... [--builtin] [flags]\n\nRuns Sigma rules (and with --builtin cairn's built-in hunts) over Event History and\nprints the findings (docs/hunting.md).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -284,9 +285,23 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err != nil || !t.Before(start)
 		}
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	began := time.Now()
 	found, bad := 0, 0
-	show, done := progressFunc(stderr, h.noProgress, began, func() string { return fmt.Sprintf(", %d findings", found) })
+	var read int64
+	show0, done := progressFunc(stderr, h.noProgress, began, func() string { return fmt.Sprintf(", %d findings", found) })
+	show := func(n int64) {
+		read = n
+		if show0 != nil {
+			show0(n)
+		}
+	}
 	out := newFindingWriter(stdout, *output)
 	workers := runtime.GOMAXPROCS(0)
 	err = h.readHistory(ctx, stderr, from, end, show, func(raws []sigma.Input) error {
@@ -305,7 +320,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "cairn: %d stored records were not JSON objects; skipped\n", bad)
 	}
 	if !h.noProgress {
-		fmt.Fprintf(stderr, "cairn: %d findings from %d rules and %d stateful hunts in %.1fs\n", found, len(hunt.Rules), len(hunt.Stateful), time.Since(began).Seconds())
+		fmt.Fprintf(stderr, "cairn: %d findings in %d records read, from %d rules and %d stateful hunts, in %.1fs\n", found, read, len(hunt.Rules), len(hunt.Stateful), time.Since(began).Seconds())
 	}
 	if refused > 0 {
 		return exitError{code: 3, err: fmt.Errorf("%d rule files refused (see above); the others ran", refused)}
