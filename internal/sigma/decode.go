@@ -21,7 +21,27 @@ import (
 // records audit.Extract parsed whole, so they are valid JSON; a syntax error
 // in a skipped member may go unnoticed).
 func DecodeFields(b []byte, fields map[string]bool) (Record, error) {
-	p := parser{b: b, fields: fields}
+	var tree fieldTree
+	if fields != nil {
+		tree = make(fieldTree, len(fields))
+		for k := range fields {
+			tree[k] = nil
+		}
+	}
+	return decodeTree(b, tree)
+}
+
+// fieldTree names the members of an object to decode: each to its
+// sub-members to decode when it is an object (or, in an array, each
+// element's), nil for the whole value. A nil fieldTree decodes every
+// member.
+type fieldTree map[string]fieldTree
+
+// decodeTree is DecodeFields decoding only the members of tree, at every
+// depth: a lookup of a path within tree finds what it finds in the whole
+// record.
+func decodeTree(b []byte, tree fieldTree) (Record, error) {
+	p := parser{b: b}
 	p.ws()
 	if p.lit("null") == nil {
 		return nil, nil // as encoding/json: a null leaves the map nil
@@ -29,7 +49,7 @@ func DecodeFields(b []byte, fields map[string]bool) (Record, error) {
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return nil, errSyntax
 	}
-	m, err := p.object(0)
+	m, err := p.object(0, tree)
 	if err != nil {
 		return nil, err
 	}
@@ -42,9 +62,8 @@ var errSyntax = errors.New("sigma: record is not a JSON object")
 const maxDepth = 10000
 
 type parser struct {
-	b      []byte
-	i      int
-	fields map[string]bool // top-level members to decode (nil: all)
+	b []byte
+	i int
 }
 
 func (p *parser) ws() {
@@ -58,16 +77,16 @@ func (p *parser) ws() {
 	}
 }
 
-func (p *parser) value(depth int) (any, error) {
+func (p *parser) value(depth int, tree fieldTree) (any, error) {
 	p.ws()
 	if p.i >= len(p.b) {
 		return nil, errSyntax
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		return p.object(depth + 1)
+		return p.object(depth+1, tree)
 	case c == '[':
-		return p.array(depth + 1)
+		return p.array(depth+1, tree)
 	case c == '"':
 		return p.str()
 	case c == 't':
@@ -90,12 +109,17 @@ func (p *parser) lit(s string) error {
 	return nil
 }
 
-func (p *parser) object(depth int) (map[string]any, error) {
+func (p *parser) object(depth int, tree fieldTree) (map[string]any, error) {
 	if depth > maxDepth {
 		return nil, errSyntax
 	}
 	p.i++ // {
-	m := map[string]any{}
+	var m map[string]any
+	if tree != nil {
+		m = make(map[string]any, len(tree))
+	} else {
+		m = map[string]any{}
+	}
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
@@ -115,12 +139,13 @@ func (p *parser) object(depth int) (map[string]any, error) {
 			return nil, errSyntax
 		}
 		p.i++
-		if depth == 0 && p.fields != nil && !p.fields[k] {
+		sub, want := tree[k]
+		if tree != nil && !want {
 			if err := p.skip(); err != nil {
 				return nil, err
 			}
 		} else {
-			v, err := p.value(depth)
+			v, err := p.value(depth, sub)
 			if err != nil {
 				return nil, err
 			}
@@ -142,7 +167,7 @@ func (p *parser) object(depth int) (map[string]any, error) {
 	}
 }
 
-func (p *parser) array(depth int) ([]any, error) {
+func (p *parser) array(depth int, tree fieldTree) ([]any, error) {
 	if depth > maxDepth {
 		return nil, errSyntax
 	}
@@ -154,7 +179,7 @@ func (p *parser) array(depth int) ([]any, error) {
 		return a, nil
 	}
 	for {
-		v, err := p.value(depth)
+		v, err := p.value(depth, tree)
 		if err != nil {
 			return nil, err
 		}

@@ -60,6 +60,70 @@ func checkDecode(t *testing.T, b []byte) {
 			t.Fatalf("%q: DecodeFields with fields %v = %#v, %v; want %#v", b, fields, got, err, cut)
 		}
 	}
+	// Decoding a tree of members gives the whole cut to the tree, at
+	// every depth, arrays element by element.
+	for _, tree := range []fieldTree{briefTree, {"a": {"x": nil, "y": {}}, "arr": {"z": nil}, "skip": {"x": nil}, "n": {"z": nil}},
+		{"userIdentity": {"sessionContext": {"attributes": nil}}, "requestParameters": {"bucketName": nil, "ipPermissions": {"items": nil}}}} {
+		got, err := decodeTree(b, tree)
+		if want := cutTree(map[string]any(want), tree); err != nil || !reflect.DeepEqual(map[string]any(got), want) {
+			t.Fatalf("%q: decodeTree with %v = %#v, %v; want %#v", b, tree, got, err, want)
+		}
+	}
+}
+
+// cutTree is v with only the members of tree (DecodeFields's Record as a
+// decodeTree with tree would give it).
+func cutTree(v any, tree fieldTree) any {
+	if tree == nil {
+		return v
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, sub := range tree {
+			if e, ok := x[k]; ok {
+				out[k] = cutTree(e, sub)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = cutTree(e, tree)
+		}
+		return out
+	}
+	return v
+}
+
+// TestBriefOnly: a rule runs on a record decoded in brief only when every
+// path it reads ends within what DecodeBrief decodes whole.
+func TestBriefOnly(t *testing.T) {
+	for _, c := range []struct {
+		sel  string
+		want bool
+	}{
+		{"userIdentity.type: Root", true},
+		{"eventName: StopLogging\n    errorCode: AccessDenied", true},
+		{"userIdentity.sessionContext.ec2RoleDelivery: '2.0'", true},
+		{"sourceIPAddress|cidr: 10.0.0.0/8", true},
+		{"readOnly: false\n    userIdentity.arn|endswith: ':root'", true},
+		{"userIdentity.sessionContext.attributes.mfaAuthenticated: 'false'", false}, // skipped in brief
+		{"userIdentity.sessionContext|exists: true", false},                         // decoded in part
+		{"userIdentity: null", false},
+		{"userIdentity.sessionIssuer.arn: x", false},
+		{"requestParameters.name: x", false},
+		{"userAgent|contains: curl", false},
+		{"eventName: X\n    additionalEventData.MFAUsed: 'No'", false},
+	} {
+		r := mustParse(t, rule("  s:\n    "+c.sel+"\n  condition: s\n"))
+		if got := r.BriefOnly(); got != c.want {
+			t.Errorf("BriefOnly(%s) = %v; want %v", c.sel, got, c.want)
+		}
+	}
+	if mustParse(t, rule("  k: [Root]\n  condition: k\n")).BriefOnly() {
+		t.Error("a keyword rule runs in brief; want it to read the whole record")
+	}
 }
 
 func FuzzDecode(f *testing.F) {
