@@ -14,6 +14,7 @@
 #   PROFILE=file     write the hunt's CPU profile there (--cpuprofile)
 #                    and print its top entries
 #   HUNT_ARGS="..."  more arguments for cairn hunt (e.g. --start-time)
+#   FINDINGS=file    keep the findings (--output json) there, to compare runs
 # A DuckDB data dir of N real-shaped events (one account and region, 89 days):
 #   CAIRN_BENCH_EVENTS=N CAIRN_BENCH_DATA_DIR=DIR \
 #     go test -run '^$' -bench 'ConsoleEventsPage/none' -benchtime 1x ./cmd/cairn/
@@ -58,6 +59,7 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 read -r wall user sys maxrss <"$work/time"
 events=$(grep -o 'in [0-9]* records read' "$work/stderr" | grep -o '[0-9]*' || true)
 findings=$(wc -l <"$work/findings.json")
+[ -n "${FINDINGS:-}" ] && cp "$work/findings.json" "$FINDINGS"
 awk -v e="${events:-0}" -v f="$findings" -v w="$wall" -v u="$user" -v s="$sys" -v m="$maxrss" 'BEGIN {
 	cpu = u + s
 	printf "events:        %d\n", e

@@ -36,25 +36,88 @@ func DecodeBrief(data []byte) (Record, error) {
 // BriefOnly reports whether the rule reads only what DecodeBrief decodes,
 // so that it can run on a record decoded in brief.
 func (r *Rule) BriefOnly() bool {
+	paths, ok := r.paths()
+	if !ok {
+		return false
+	}
+	for _, p := range paths {
+		if !inTree(briefTree, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// paths returns every field path the rule reads; false when it reads the
+// whole record (keywords).
+func (r *Rule) paths() ([][]string, bool) {
+	var out [][]string
 	for i := range r.sels {
 		s := &r.sels[i]
 		if len(s.keywords) > 0 {
-			return false
+			return nil, false
 		}
 		for _, and := range s.alts {
 			for j := range and {
-				if !inTree(briefTree, and[j].path) {
-					return false
-				}
+				out = append(out, and[j].path)
 				for _, ref := range and[j].refs {
-					if !inTree(briefTree, ref.path) {
-						return false
-					}
+					out = append(out, ref.path)
 				}
 			}
 		}
 	}
-	return true
+	return out, true
+}
+
+// treeOf is briefTree with every path the rules read: decoding it gives
+// the rules what the whole record gives them. Nil (the whole record) when
+// a rule reads the whole record.
+func treeOf(rules []*Rule) fieldTree {
+	t := copyTree(briefTree)
+	for _, r := range rules {
+		paths, ok := r.paths()
+		if !ok {
+			return nil
+		}
+		for _, p := range paths {
+			if len(p) == 0 {
+				return nil
+			}
+			addPath(t, p)
+		}
+	}
+	return t
+}
+
+func copyTree(t fieldTree) fieldTree {
+	if t == nil {
+		return nil
+	}
+	out := make(fieldTree, len(t))
+	for k, sub := range t {
+		out[k] = copyTree(sub)
+	}
+	return out
+}
+
+// addPath adds path to t (a tree of its own, not briefTree): the member
+// it ends at is decoded whole.
+func addPath(t fieldTree, path []string) {
+	for i, p := range path {
+		sub, ok := t[p]
+		if ok && sub == nil {
+			return // decoded whole already
+		}
+		if i == len(path)-1 {
+			t[p] = nil
+			return
+		}
+		if !ok {
+			sub = fieldTree{}
+			t[p] = sub
+		}
+		t = sub
+	}
 }
 
 // inTree reports whether a lookup of path in a record decoded with tree

@@ -21,19 +21,20 @@ var decodeSeeds = []string{
 // (or fails where it fails) on every real record and on hostile JSON.
 func TestDecodeLikeDecodeRecord(t *testing.T) {
 	n := 0
+	d := &Decoder{} // shared by every record, as a hunt's worker shares it
 	for _, r := range audittest.RealRecords(t) {
-		checkDecode(t, r.Raw)
+		checkDecode(t, d, r.Raw)
 		n++
 	}
 	for _, s := range decodeSeeds {
-		checkDecode(t, []byte(s))
+		checkDecode(t, d, []byte(s))
 	}
 	if n < 1000 {
 		t.Errorf("%d real records", n)
 	}
 }
 
-func checkDecode(t *testing.T, b []byte) {
+func checkDecode(t *testing.T, d *Decoder, b []byte) {
 	t.Helper()
 	want, werr := DecodeRecord(b)
 	got, gerr := DecodeFields(b, nil)
@@ -42,6 +43,13 @@ func checkDecode(t *testing.T, b []byte) {
 	}
 	if werr == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q: DecodeFields = %#v; DecodeRecord = %#v", b, got, want)
+	}
+	// A Decoder sharing strings across records decodes alike.
+	for range 2 {
+		got, gerr := d.Fields(b, nil)
+		if (werr != nil) != (gerr != nil) || werr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: Decoder.Fields = %#v, %v; DecodeRecord = %#v, %v", b, got, gerr, want, werr)
+		}
 	}
 	if werr != nil || want == nil {
 		return
@@ -67,6 +75,10 @@ func checkDecode(t *testing.T, b []byte) {
 		got, err := decodeTree(b, tree)
 		if want := cutTree(map[string]any(want), tree); err != nil || !reflect.DeepEqual(map[string]any(got), want) {
 			t.Fatalf("%q: decodeTree with %v = %#v, %v; want %#v", b, tree, got, err, want)
+		}
+		got, err = d.decodeTree(b, tree)
+		if want := cutTree(map[string]any(want), tree); err != nil || !reflect.DeepEqual(map[string]any(got), want) {
+			t.Fatalf("%q: Decoder.decodeTree with %v = %#v, %v; want %#v", b, tree, got, err, want)
 		}
 	}
 }
@@ -130,7 +142,7 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range decodeSeeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, b) })
+	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, &Decoder{}, b) })
 }
 
 // BenchmarkDecode compares DecodeFields with DecodeRecord over the real
@@ -145,6 +157,7 @@ func BenchmarkDecode(b *testing.B) {
 		{"DecodeRecord", DecodeRecord},
 		{"DecodeFields", func(b []byte) (Record, error) { return DecodeFields(b, nil) }},
 		{"decodeBrief", decodeBrief},
+		{"Decoder.Brief", (&Decoder{}).Brief},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			n := 0
