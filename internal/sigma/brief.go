@@ -146,3 +146,20 @@ func (r *Rule) brief() bool { return r.BriefOnly() }
 // decodeBrief decodes the members of a record stateful hunts and findings
 // read (and rules for which brief is true).
 func decodeBrief(data []byte) (Record, error) { return DecodeBrief(data) }
+
+// Fields says what of a record to decode for some rules: what they read
+// and what stateful hunts and findings read (FieldsFor). Its zero value
+// decodes the whole record.
+type Fields struct {
+	tree fieldTree // nil: the whole record
+}
+
+// FieldsFor returns what to decode of a record for rules to find in it
+// what they find in the whole record, with the brief fields (DecodeBrief)
+// that stateful hunts and findings read; for no rules, just those. A rule
+// with keywords reads the whole record.
+func FieldsFor(rules []*Rule) Fields { return Fields{tree: treeOf(rules)} }
+
+// Decode decodes what f says of a record, as DecodeFields would decode
+// those members.
+func (d *Decoder) Decode(b []byte, f Fields) (Record, error) { return d.decodeTree(b, f.tree) }
