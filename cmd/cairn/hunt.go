@@ -82,7 +82,6 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 	inRange := func(t time.Time) bool {
 		return (from.IsZero() || !t.Before(from)) && (to.IsZero() || t.Before(to))
 	}
-	var read int64
 	if ep != "" {
 		c, err := client.New(ctx, client.Config{Endpoint: ep, Region: h.region})
 		if err != nil {
@@ -142,33 +141,72 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 		return err
 	}
 	defer store.Close()
-	var pos int64
-	for {
-		page, err := store.ReadAppended(ctx, pos, 2000)
-		if err != nil {
-			return fmt.Errorf("reading the store: %w", err)
-		}
-		raws := make([]sigma.Input, 0, len(page))
-		for _, a := range page {
-			pos = a.Seq
-			read++
-			if inRange(a.Record.Time) {
-				raws = append(raws, sigma.Input{Raw: a.Record.Raw, EventName: a.Record.EventName})
+	// One goroutine reads the store (queries, decompression, rows) while
+	// batch runs on the page before: the two overlap on separate cores.
+	type page struct {
+		recs []sigma.Input
+		read int64
+		last bool
+		err  error
+	}
+	pages := make(chan page, 2)
+	rctx, cancel := context.WithCancel(ctx)
+	readerDone := make(chan struct{})
+	defer func() {
+		cancel()
+		<-readerDone // before the store closes
+	}()
+	go func() {
+		defer close(readerDone)
+		defer close(pages)
+		var pos, read int64
+		for {
+			got, err := store.ReadAppended(rctx, pos, historyPage)
+			if err != nil {
+				pages <- page{err: fmt.Errorf("reading the store: %w", err)}
+				return
+			}
+			raws := make([]sigma.Input, 0, len(got))
+			for _, a := range got {
+				pos = a.Seq
+				read++
+				if inRange(a.Record.Time) {
+					raws = append(raws, sigma.Input{Raw: a.Record.Raw, EventName: a.Record.EventName})
+				}
+			}
+			last := len(got) < historyPage
+			select {
+			case pages <- page{recs: raws, read: read, last: last}:
+			case <-rctx.Done():
+				return
+			}
+			if last {
+				return
 			}
 		}
-		if len(raws) > 0 {
-			if err := batch(raws); err != nil {
+	}()
+	for p := range pages {
+		if p.err != nil {
+			return p.err
+		}
+		if len(p.recs) > 0 {
+			if err := batch(p.recs); err != nil {
 				return err
 			}
 		}
 		if progress != nil {
-			progress(read)
+			progress(p.read)
 		}
-		if len(page) < 2000 {
+		if p.last {
 			return nil
 		}
 	}
+	return ctx.Err()
 }
+
+// historyPage is how many records readHistory asks the store for at a
+// time.
+const historyPage = 2000
 
 // progressFunc shows progress on stderr (a redrawn line), or nothing.
 func progressFunc(stderr io.Writer, off bool, began time.Time, what func() string) (show func(int64), done func()) {
@@ -213,6 +251,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&rulePaths, "rules", "Sigma rule file or folder (walked recursively); may be repeated")
 	useBuiltin := fs.Bool("builtin", false, "run cairn's built-in hunts (docs/hunting.md)")
 	output := fs.String("output", "table", "output format: table, json (one finding per line) or csv")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the hunt to this file (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn hunt [--rules FOLDER_OR_FILE]... [--builtin] [flags]\n\nRuns Sigma rules (and with --builtin cairn's built-in hunts) over Event History and\nprints the findings (docs/hunting.md).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -284,9 +323,23 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err != nil || !t.Before(start)
 		}
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	began := time.Now()
 	found, bad := 0, 0
-	show, done := progressFunc(stderr, h.noProgress, began, func() string { return fmt.Sprintf(", %d findings", found) })
+	var read int64
+	show0, done := progressFunc(stderr, h.noProgress, began, func() string { return fmt.Sprintf(", %d findings", found) })
+	show := func(n int64) {
+		read = n
+		if show0 != nil {
+			show0(n)
+		}
+	}
 	out := newFindingWriter(stdout, *output)
 	workers := runtime.GOMAXPROCS(0)
 	err = h.readHistory(ctx, stderr, from, end, show, func(raws []sigma.Input) error {
@@ -305,7 +358,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "cairn: %d stored records were not JSON objects; skipped\n", bad)
 	}
 	if !h.noProgress {
-		fmt.Fprintf(stderr, "cairn: %d findings from %d rules and %d stateful hunts in %.1fs\n", found, len(hunt.Rules), len(hunt.Stateful), time.Since(began).Seconds())
+		fmt.Fprintf(stderr, "cairn: %d findings in %d records read, from %d rules and %d stateful hunts, in %.1fs\n", found, read, len(hunt.Rules), len(hunt.Stateful), time.Since(began).Seconds())
 	}
 	if refused > 0 {
 		return exitError{code: 3, err: fmt.Errorf("%d rule files refused (see above); the others ran", refused)}

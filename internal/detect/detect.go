@@ -135,6 +135,7 @@ type Detector struct {
 	// before the position they opened at.
 	syncMu sync.Mutex
 	warm   bool
+	dec    sigma.Decoder // Sync's, under syncMu
 
 	mu       sync.Mutex
 	f        *os.File
@@ -412,7 +413,7 @@ func (d *Detector) Sync(ctx context.Context) (int, error) {
 		var found []Finding
 		now := d.cfg.Now().UTC()
 		for i := range batch {
-			found = rs.match(&batch[i].Record, d.cfg.Stateful, now, found)
+			found = rs.match(&batch[i].Record, d.cfg.Stateful, now, found, &d.dec)
 		}
 		d.m.matchTime.Add(time.Since(start).Seconds())
 		d.m.events.Add(float64(len(batch)))
@@ -443,7 +444,6 @@ func (d *Detector) warmUp(ctx context.Context) error {
 	// Sequence numbers grow by at least one a record: reading after
 	// end-WarmUp reads at most WarmUp records.
 	pos, n := max(0, end-int64(d.cfg.WarmUp)), 0
-	fields := sigma.StatefulFields()
 	for pos < end {
 		batch, err := d.cfg.Feed.ReadAppended(ctx, pos, d.cfg.BatchSize)
 		if err != nil {
@@ -457,7 +457,7 @@ func (d *Detector) warmUp(ctx context.Context) error {
 				pos = end
 				break
 			}
-			if rec, err := sigma.DecodeFields(batch[i].Record.Raw, fields); err == nil && rec != nil {
+			if rec, err := d.dec.Brief(batch[i].Record.Raw); err == nil && rec != nil {
 				for _, s := range d.cfg.Stateful {
 					s.Observe(rec)
 				}

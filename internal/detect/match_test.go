@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/sigma"
+	"github.com/cairn-audit/cairn/internal/sigma/builtin"
 )
 
 // fixtureRules are the sigma package's own test rules, and rules on
@@ -81,8 +83,9 @@ func TestIndexMatchesLikeEveryRule(t *testing.T) {
 	}
 	now := time.Now()
 	hits := 0
+	shared := &sigma.Decoder{} // as Sync decodes: strings shared across records
 	for _, r := range recs {
-		got := rs.match(&r, nil, now, nil)
+		got := rs.match(&r, nil, now, nil, shared)
 		dec, _ := sigma.DecodeRecord(r.Raw)
 		var want []Finding
 		for _, rule := range rs.rules {
@@ -91,7 +94,7 @@ func TestIndexMatchesLikeEveryRule(t *testing.T) {
 			}
 		}
 		hits += len(want)
-		if !slices.EqualFunc(got, want, func(a, b Finding) bool { return a.ID == b.ID }) {
+		if !slices.EqualFunc(got, want, func(a, b Finding) bool { return reflect.DeepEqual(a, b) }) {
 			t.Errorf("record %s (%s): indexed %v; every rule %v", r.EventID, r.EventName, ids(got), ids(want))
 		}
 	}
@@ -151,16 +154,39 @@ func BenchmarkLive(b *testing.B) {
 			recs = append(recs, r)
 		}
 	}
+	builtinRules, err := builtin.Rules()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var hundred []*sigma.Rule
+	for len(hundred) < 100 {
+		hundred = append(hundred, builtinRules...)
+	}
+	builtinSet := &ruleSet{rules: hundred[:100]}
+	builtinSet.index()
 	now := time.Now()
-	for name, set := range map[string]*ruleSet{"bounded": bounded, "fixture": rs} {
-		b.Run(name, func(b *testing.B) {
+	// "+hunts": with the built-in stateful hunts on, as Sync runs them
+	// with detections.builtin (every record decoded at least in brief).
+	for _, c := range []struct {
+		name  string
+		set   *ruleSet
+		hunts bool
+	}{{"bounded", bounded, false}, {"fixture", rs, false}, {"bounded+hunts", bounded, true}, {"builtin+hunts", builtinSet, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			var hunts []sigma.Stateful
+			if c.hunts {
+				hunts = builtin.Stateful(builtin.Config{})
+			}
+			var dec sigma.Decoder
 			n := 0
 			var found []Finding
+			cpu0 := cpuTime()
 			for b.Loop() {
-				found = set.match(&recs[n%len(recs)], nil, now, found[:0])
+				found = c.set.match(&recs[n%len(recs)], hunts, now, found[:0], &dec)
 				n++
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/1000, "µs/event")
+			b.ReportMetric((cpuTime()-cpu0).Seconds()*1e6/float64(n), "cpu-µs/event")
 		})
 	}
 	b.Run("every", func(b *testing.B) {

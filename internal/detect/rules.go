@@ -26,13 +26,14 @@ type ruleSet struct {
 	// each list in rule order (sigma.Rule.EventNames).
 	any    []int
 	byName map[string][]int
-	// The top-level members the candidates of a record read (nil: all):
-	// allFields for every rule, anyFields for the unbounded ones,
-	// nameFields for those and the rules of one event name.
-	allFields, anyFields fieldSet
-	nameFields           map[string]fieldSet
-	// huntFields are those stateful hunts and findings read.
-	huntFields fieldSet
+	// What to decode of a record for its candidates (with what stateful
+	// hunts and findings read): allFields for every rule, anyFields for
+	// the unbounded ones, nameFields for those and the rules of one event
+	// name.
+	allFields, anyFields sigma.Fields
+	nameFields           map[string]sigma.Fields
+	// huntFields are what stateful hunts and findings read.
+	huntFields sigma.Fields
 	// sig is the folders' signature (files, sizes, mtimes) when loaded.
 	sig string
 }
@@ -131,25 +132,16 @@ func (d *Detector) signature() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// fieldSet names top-level members of a record; nil is every member.
-type fieldSet = map[string]bool
-
-// fieldsOf returns the members rules read, with those stateful hunts and
-// findings read (sigma.StatefulFields), or nil when one of them reads any.
-func fieldsOf(rules []*sigma.Rule, idx ...[]int) fieldSet {
-	fs := sigma.StatefulFields()
-	for _, list := range idx {
-		for _, i := range list {
-			f, ok := rules[i].Fields()
-			if !ok {
-				return nil
-			}
-			for _, x := range f {
-				fs[x] = true
-			}
+// fieldsOf returns what to decode of a record for the rules listed (with
+// what stateful hunts and findings read).
+func fieldsOf(rules []*sigma.Rule, idx ...[]int) sigma.Fields {
+	var list []*sigma.Rule
+	for _, l := range idx {
+		for _, i := range l {
+			list = append(list, rules[i])
 		}
 	}
-	return fs
+	return sigma.FieldsFor(list)
 }
 
 // index builds any, byName and the field sets.
@@ -167,10 +159,10 @@ func (rs *ruleSet) index() {
 			rs.byName[n] = append(rs.byName[n], i)
 		}
 	}
-	rs.huntFields = sigma.StatefulFields()
+	rs.huntFields = sigma.FieldsFor(nil)
 	rs.allFields = fieldsOf(rs.rules, all)
 	rs.anyFields = fieldsOf(rs.rules, rs.any)
-	rs.nameFields = map[string]fieldSet{}
+	rs.nameFields = map[string]sigma.Fields{}
 	for n, idx := range rs.byName {
 		rs.nameFields[n] = fieldsOf(rs.rules, rs.any, idx)
 	}
@@ -181,7 +173,7 @@ func (rs *ruleSet) index() {
 // eventName, a string, when the record has one); a record whose EventName
 // may not be its top-level eventName (Insights details), or is not plain
 // ASCII (case folding beyond ToLower), is matched against every rule.
-func (rs *ruleSet) candidates(r *audit.Record, buf []int) ([]int, fieldSet) {
+func (rs *ruleSet) candidates(r *audit.Record, buf []int) ([]int, sigma.Fields) {
 	buf = buf[:0]
 	if r.EventName == "" || r.Category == audit.CategoryInsight || !ascii(r.EventName) || bytes.Contains(r.Raw, []byte(`"insightDetails"`)) {
 		for i := range rs.rules {
@@ -222,8 +214,9 @@ func ascii(s string) bool {
 
 // match appends the findings of one record to found: the rules', then the
 // stateful hunts' (which observe every record). The record is decoded only
-// when a rule may match it or a stateful hunt observes it.
-func (rs *ruleSet) match(r *audit.Record, hunts []sigma.Stateful, now time.Time, found []Finding) []Finding {
+// when a rule may match it or a stateful hunt observes it, and then only
+// in what they read, with dec (nil: a Decoder sharing nothing).
+func (rs *ruleSet) match(r *audit.Record, hunts []sigma.Stateful, now time.Time, found []Finding, dec *sigma.Decoder) []Finding {
 	var buf [64]int
 	cand, fields := rs.candidates(r, buf[:0])
 	if len(cand) == 0 {
@@ -232,7 +225,7 @@ func (rs *ruleSet) match(r *audit.Record, hunts []sigma.Stateful, now time.Time,
 		}
 		fields = rs.huntFields
 	}
-	rec, err := sigma.DecodeFields(r.Raw, fields)
+	rec, err := dec.Decode(r.Raw, fields)
 	if err != nil || rec == nil {
 		return found // stored records are JSON objects; nothing to match otherwise
 	}

@@ -21,7 +21,68 @@ import (
 // records audit.Extract parsed whole, so they are valid JSON; a syntax error
 // in a skipped member may go unnoticed).
 func DecodeFields(b []byte, fields map[string]bool) (Record, error) {
-	p := parser{b: b, fields: fields}
+	var tree fieldTree
+	if fields != nil {
+		tree = make(fieldTree, len(fields))
+		for k := range fields {
+			tree[k] = nil
+		}
+	}
+	return decodeTree(b, tree)
+}
+
+// fieldTree names the members of an object to decode: each to its
+// sub-members to decode when it is an object (or, in an array, each
+// element's), nil for the whole value. A nil fieldTree decodes every
+// member.
+type fieldTree map[string]fieldTree
+
+// decodeTree is DecodeFields decoding only the members of tree, at every
+// depth: a lookup of a path within tree finds what it finds in the whole
+// record.
+func decodeTree(b []byte, tree fieldTree) (Record, error) {
+	return (*Decoder)(nil).decodeTree(b, tree)
+}
+
+// A Decoder decodes records as DecodeFields and DecodeBrief do, with fewer
+// allocations: the short strings it meets (member names, account IDs,
+// ARNs, regions, addresses: values records repeat) are kept and shared
+// between the records it decodes, up to a bound. Its zero value is ready;
+// a nil *Decoder shares nothing. A Decoder is used by one goroutine at a
+// time.
+type Decoder struct {
+	keys map[string]string
+	vals map[string]any
+}
+
+// Bounds of what a Decoder keeps: strings up to maxShared bytes, at most
+// maxSharedN of them (then it forgets them all and starts again), about
+// 2 MB.
+const (
+	maxShared  = 128
+	maxSharedN = 8192
+)
+
+// Fields is DecodeFields.
+func (d *Decoder) Fields(b []byte, fields map[string]bool) (Record, error) {
+	var tree fieldTree
+	if fields != nil {
+		tree = make(fieldTree, len(fields))
+		for k := range fields {
+			tree[k] = nil
+		}
+	}
+	return d.decodeTree(b, tree)
+}
+
+// Brief is DecodeBrief.
+func (d *Decoder) Brief(b []byte) (Record, error) { return d.decodeTree(b, briefTree) }
+
+func (d *Decoder) decodeTree(b []byte, tree fieldTree) (Record, error) {
+	p := parser{b: b, d: d}
+	if d != nil && (d.keys == nil || len(d.keys)+len(d.vals) >= maxSharedN) {
+		d.keys, d.vals = make(map[string]string, 256), make(map[string]any, 1024)
+	}
 	p.ws()
 	if p.lit("null") == nil {
 		return nil, nil // as encoding/json: a null leaves the map nil
@@ -29,7 +90,7 @@ func DecodeFields(b []byte, fields map[string]bool) (Record, error) {
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return nil, errSyntax
 	}
-	m, err := p.object(0)
+	m, err := p.object(0, tree)
 	if err != nil {
 		return nil, err
 	}
@@ -42,9 +103,21 @@ var errSyntax = errors.New("sigma: record is not a JSON object")
 const maxDepth = 10000
 
 type parser struct {
-	b      []byte
-	i      int
-	fields map[string]bool // top-level members to decode (nil: all)
+	b []byte
+	i int
+	d *Decoder // nil: share nothing
+
+	noShare bool // the value read is unique to the record: not shared
+}
+
+// uniqueMember reports whether a top-level member's value is one no
+// other record has (a Decoder does not keep it).
+func uniqueMember(name []byte) bool {
+	switch string(name) {
+	case "eventID", "eventTime", "requestID", "sharedEventID":
+		return true
+	}
+	return false
 }
 
 func (p *parser) ws() {
@@ -58,17 +131,20 @@ func (p *parser) ws() {
 	}
 }
 
-func (p *parser) value(depth int) (any, error) {
+func (p *parser) value(depth int, tree fieldTree) (any, error) {
 	p.ws()
 	if p.i >= len(p.b) {
 		return nil, errSyntax
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		return p.object(depth + 1)
+		return p.object(depth+1, tree)
 	case c == '[':
-		return p.array(depth + 1)
+		return p.array(depth+1, tree)
 	case c == '"':
+		if p.d != nil && !p.noShare {
+			return p.sharedStr()
+		}
 		return p.str()
 	case c == 't':
 		return true, p.lit("true")
@@ -90,12 +166,17 @@ func (p *parser) lit(s string) error {
 	return nil
 }
 
-func (p *parser) object(depth int) (map[string]any, error) {
+func (p *parser) object(depth int, tree fieldTree) (map[string]any, error) {
 	if depth > maxDepth {
 		return nil, errSyntax
 	}
 	p.i++ // {
-	m := map[string]any{}
+	var m map[string]any
+	if tree != nil {
+		m = make(map[string]any, len(tree))
+	} else {
+		m = map[string]any{}
+	}
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
@@ -106,23 +187,35 @@ func (p *parser) object(depth int) (map[string]any, error) {
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
 			return nil, errSyntax
 		}
-		k, err := p.str()
-		if err != nil {
-			return nil, err
+		var k string
+		kb, plain := p.plainStr()
+		if !plain {
+			var err error
+			if k, err = p.str(); err != nil {
+				return nil, err
+			}
+			kb = []byte(k)
 		}
 		p.ws()
 		if p.i >= len(p.b) || p.b[p.i] != ':' {
 			return nil, errSyntax
 		}
 		p.i++
-		if depth == 0 && p.fields != nil && !p.fields[k] {
+		sub, want := tree[string(kb)]
+		if tree != nil && !want {
 			if err := p.skip(); err != nil {
 				return nil, err
 			}
 		} else {
-			v, err := p.value(depth)
+			// values unique to a record are not worth sharing
+			p.noShare = depth == 0 && uniqueMember(kb)
+			v, err := p.value(depth, sub)
+			p.noShare = false
 			if err != nil {
 				return nil, err
+			}
+			if plain {
+				k = p.key(kb)
 			}
 			m[k] = v
 		}
@@ -142,7 +235,7 @@ func (p *parser) object(depth int) (map[string]any, error) {
 	}
 }
 
-func (p *parser) array(depth int) ([]any, error) {
+func (p *parser) array(depth int, tree fieldTree) ([]any, error) {
 	if depth > maxDepth {
 		return nil, errSyntax
 	}
@@ -154,7 +247,7 @@ func (p *parser) array(depth int) ([]any, error) {
 		return a, nil
 	}
 	for {
-		v, err := p.value(depth)
+		v, err := p.value(depth, tree)
 		if err != nil {
 			return nil, err
 		}
@@ -210,6 +303,60 @@ func (p *parser) number() (any, error) {
 		}
 	}
 	return json.Number(b[start:p.i]), nil
+}
+
+// plainStr reads a string at p.i (at its opening quote) that has no
+// escape, control character or byte beyond ASCII: its bytes, which alias
+// the record. It reads nothing when the string is not plain.
+func (p *parser) plainStr() ([]byte, bool) {
+	b := p.b
+	for j := p.i + 1; j < len(b); j++ {
+		c := b[j]
+		if c == '"' {
+			s := b[p.i+1 : j]
+			p.i = j + 1
+			return s, true
+		}
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// key is the member name kb (plain), shared through the Decoder.
+func (p *parser) key(kb []byte) string {
+	if p.d == nil {
+		return string(kb)
+	}
+	if k, ok := p.d.keys[string(kb)]; ok {
+		return k
+	}
+	k := string(kb)
+	if len(k) <= maxShared {
+		p.d.keys[k] = k
+	}
+	return k
+}
+
+// sharedStr reads a string value at p.i as str does, shared through the
+// Decoder when it is plain and short.
+func (p *parser) sharedStr() (any, error) {
+	start := p.i
+	sb, plain := p.plainStr()
+	if !plain {
+		p.i = start
+		return p.str()
+	}
+	if v, ok := p.d.vals[string(sb)]; ok {
+		return v, nil
+	}
+	s := string(sb)
+	var v any = s
+	if len(s) <= maxShared {
+		p.d.vals[s] = v
+	}
+	return v, nil
 }
 
 // str reads a string at p.i (at its opening quote).

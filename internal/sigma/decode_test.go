@@ -21,19 +21,20 @@ var decodeSeeds = []string{
 // (or fails where it fails) on every real record and on hostile JSON.
 func TestDecodeLikeDecodeRecord(t *testing.T) {
 	n := 0
+	d := &Decoder{} // shared by every record, as a hunt's worker shares it
 	for _, r := range audittest.RealRecords(t) {
-		checkDecode(t, r.Raw)
+		checkDecode(t, d, r.Raw)
 		n++
 	}
 	for _, s := range decodeSeeds {
-		checkDecode(t, []byte(s))
+		checkDecode(t, d, []byte(s))
 	}
 	if n < 1000 {
 		t.Errorf("%d real records", n)
 	}
 }
 
-func checkDecode(t *testing.T, b []byte) {
+func checkDecode(t *testing.T, d *Decoder, b []byte) {
 	t.Helper()
 	want, werr := DecodeRecord(b)
 	got, gerr := DecodeFields(b, nil)
@@ -42,6 +43,13 @@ func checkDecode(t *testing.T, b []byte) {
 	}
 	if werr == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q: DecodeFields = %#v; DecodeRecord = %#v", b, got, want)
+	}
+	// A Decoder sharing strings across records decodes alike.
+	for range 2 {
+		got, gerr := d.Fields(b, nil)
+		if (werr != nil) != (gerr != nil) || werr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: Decoder.Fields = %#v, %v; DecodeRecord = %#v, %v", b, got, gerr, want, werr)
+		}
 	}
 	if werr != nil || want == nil {
 		return
@@ -60,13 +68,81 @@ func checkDecode(t *testing.T, b []byte) {
 			t.Fatalf("%q: DecodeFields with fields %v = %#v, %v; want %#v", b, fields, got, err, cut)
 		}
 	}
+	// Decoding a tree of members gives the whole cut to the tree, at
+	// every depth, arrays element by element.
+	for _, tree := range []fieldTree{briefTree, {"a": {"x": nil, "y": {}}, "arr": {"z": nil}, "skip": {"x": nil}, "n": {"z": nil}},
+		{"userIdentity": {"sessionContext": {"attributes": nil}}, "requestParameters": {"bucketName": nil, "ipPermissions": {"items": nil}}}} {
+		got, err := decodeTree(b, tree)
+		if want := cutTree(map[string]any(want), tree); err != nil || !reflect.DeepEqual(map[string]any(got), want) {
+			t.Fatalf("%q: decodeTree with %v = %#v, %v; want %#v", b, tree, got, err, want)
+		}
+		got, err = d.decodeTree(b, tree)
+		if want := cutTree(map[string]any(want), tree); err != nil || !reflect.DeepEqual(map[string]any(got), want) {
+			t.Fatalf("%q: Decoder.decodeTree with %v = %#v, %v; want %#v", b, tree, got, err, want)
+		}
+	}
+}
+
+// cutTree is v with only the members of tree (DecodeFields's Record as a
+// decodeTree with tree would give it).
+func cutTree(v any, tree fieldTree) any {
+	if tree == nil {
+		return v
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, sub := range tree {
+			if e, ok := x[k]; ok {
+				out[k] = cutTree(e, sub)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = cutTree(e, tree)
+		}
+		return out
+	}
+	return v
+}
+
+// TestBriefOnly: a rule runs on a record decoded in brief only when every
+// path it reads ends within what DecodeBrief decodes whole.
+func TestBriefOnly(t *testing.T) {
+	for _, c := range []struct {
+		sel  string
+		want bool
+	}{
+		{"userIdentity.type: Root", true},
+		{"eventName: StopLogging\n    errorCode: AccessDenied", true},
+		{"userIdentity.sessionContext.ec2RoleDelivery: '2.0'", true},
+		{"sourceIPAddress|cidr: 10.0.0.0/8", true},
+		{"readOnly: false\n    userIdentity.arn|endswith: ':root'", true},
+		{"userIdentity.sessionContext.attributes.mfaAuthenticated: 'false'", false}, // skipped in brief
+		{"userIdentity.sessionContext|exists: true", false},                         // decoded in part
+		{"userIdentity: null", false},
+		{"userIdentity.sessionIssuer.arn: x", false},
+		{"requestParameters.name: x", false},
+		{"userAgent|contains: curl", false},
+		{"eventName: X\n    additionalEventData.MFAUsed: 'No'", false},
+	} {
+		r := mustParse(t, rule("  s:\n    "+c.sel+"\n  condition: s\n"))
+		if got := r.BriefOnly(); got != c.want {
+			t.Errorf("BriefOnly(%s) = %v; want %v", c.sel, got, c.want)
+		}
+	}
+	if mustParse(t, rule("  k: [Root]\n  condition: k\n")).BriefOnly() {
+		t.Error("a keyword rule runs in brief; want it to read the whole record")
+	}
 }
 
 func FuzzDecode(f *testing.F) {
 	for _, s := range decodeSeeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, b) })
+	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, &Decoder{}, b) })
 }
 
 // BenchmarkDecode compares DecodeFields with DecodeRecord over the real
@@ -81,6 +157,7 @@ func BenchmarkDecode(b *testing.B) {
 		{"DecodeRecord", DecodeRecord},
 		{"DecodeFields", func(b []byte) (Record, error) { return DecodeFields(b, nil) }},
 		{"decodeBrief", decodeBrief},
+		{"Decoder.Brief", (&Decoder{}).Brief},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			n := 0

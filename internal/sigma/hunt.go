@@ -61,8 +61,9 @@ type Hunt struct {
 	// records Report accepts. Nil reports every record.
 	Report func(Record) bool
 
-	index   *ruleIndex // built by RunBatch
-	indexed int        // len(Rules) when index was built
+	index    *ruleIndex // built by RunBatch
+	indexed  int        // len(Rules) when index was built
+	decoders []Decoder  // RunBatch's, one a worker, kept between batches
 }
 
 // Run matches rec against every rule and stateful hunt and calls emit for
@@ -101,6 +102,11 @@ type ruleIndex struct {
 	byName map[string][]int // lower-cased eventName -> rules
 	any    []int            // rules that may match any eventName
 	brief  []int            // of them, those that read only brief fields
+	// trees are what to decode of a record of a given eventName for the
+	// rules that may match it (treeOf): nil decodes it whole.
+	trees map[string]fieldTree
+	// anyTree is that tree for the names no rule names (the any rules').
+	anyTree fieldTree
 }
 
 func (h *Hunt) buildIndex() {
@@ -122,6 +128,23 @@ func (h *Hunt) buildIndex() {
 			ix.byName[n] = append(ix.byName[n], i)
 		}
 	}
+	ix.trees = make(map[string]fieldTree, len(ix.byName))
+	for n, named := range ix.byName {
+		var rules []*Rule
+		for _, list := range [][]int{ix.any, ix.brief, named} {
+			for _, i := range list {
+				rules = append(rules, h.Rules[i])
+			}
+		}
+		ix.trees[n] = treeOf(rules)
+	}
+	var anyRules []*Rule
+	for _, list := range [][]int{ix.any, ix.brief} {
+		for _, i := range list {
+			anyRules = append(anyRules, h.Rules[i])
+		}
+	}
+	ix.anyTree = treeOf(anyRules)
 	h.index, h.indexed = ix, len(h.Rules)
 }
 
@@ -144,9 +167,13 @@ func (h *Hunt) RunBatch(in []Input, workers int, emit func(Finding)) (bad int) {
 		workers = 1
 	}
 	chunk := (len(in) + workers - 1) / workers
+	if len(h.decoders) < workers {
+		h.decoders = make([]Decoder, workers)
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < workers && w*chunk < len(in); w++ {
 		lo, hi := w*chunk, min((w+1)*chunk, len(in))
+		dec := &h.decoders[w]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -167,9 +194,19 @@ func (h *Hunt) RunBatch(in []Input, workers int, emit func(Finding)) (bad int) {
 				}
 				var err error
 				if full {
-					r.rec, err = DecodeFields(in[i].Raw, nil)
+					// the members the candidate rules read; all of
+					// them without an eventName (every rule a candidate)
+					var tree fieldTree
+					if in[i].EventName != "" {
+						if t, ok := ix.trees[strings.ToLower(in[i].EventName)]; ok {
+							tree = t
+						} else if len(ix.any) > 0 {
+							tree = ix.anyTree
+						}
+					}
+					r.rec, err = dec.decodeTree(in[i].Raw, tree)
 				} else {
-					r.rec, err = decodeBrief(in[i].Raw)
+					r.rec, err = dec.Brief(in[i].Raw)
 				}
 				if err != nil || r.rec == nil {
 					r.rec = nil
