@@ -99,7 +99,14 @@ type serverProcess struct {
 // startServerProcess runs `cairn serve` (this test binary as the cairn
 // command) on a free loopback port with dataDir and cfgPath, logging to
 // logPath, and waits until it answers /healthz.
-func startServerProcess(t *testing.T, dataDir, cfgPath, logPath string) *serverProcess {
+func startServerProcess(t testing.TB, dataDir, cfgPath, logPath string) *serverProcess {
+	t.Helper()
+	return startServerProcessLevel(t, dataDir, cfgPath, logPath, "debug")
+}
+
+// startServerProcessLevel is startServerProcess logging at level (a
+// benchmark's server logs at info, as an operator's would).
+func startServerProcessLevel(t testing.TB, dataDir, cfgPath, logPath, level string) *serverProcess {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -112,7 +119,7 @@ func startServerProcess(t *testing.T, dataDir, cfgPath, logPath string) *serverP
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(os.Args[0], "serve", "--listen", addr, "--data-dir", dataDir, "--config", cfgPath, "--log-level", "debug")
+	cmd := exec.Command(os.Args[0], "serve", "--listen", addr, "--data-dir", dataDir, "--config", cfgPath, "--log-level", level)
 	cmd.Env = append(os.Environ(), "CAIRN_TEST_MAIN=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -149,7 +156,7 @@ func (p *serverProcess) kill() {
 }
 
 // term sends SIGTERM (a graceful shutdown) and returns the exit error.
-func (p *serverProcess) term(t *testing.T) error {
+func (p *serverProcess) term(t testing.TB) error {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
