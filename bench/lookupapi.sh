@@ -2,7 +2,8 @@
 # LookupEvents end to end (issue 19): BenchmarkLookupAPI (cmd/cairn) drives
 # `cairn serve` with aws-sdk-go-v2 (SigV4) on a data dir filled by `cairn
 # import` from .json.gz files of 500 records in the S3 layout (bench/gen),
-# and on one filled live (ImportRecords through a running server). It prints
+# and on one filled live (ImportRecords through a running server), each served
+# once until the catch-up over its records is over (kept so). It prints
 # p50/p99 and the server's CPU a request per lookup kind, then the same with
 # 8 clients at once (requests/s, RSS), then each kind's first lookups after
 # a restart.
@@ -49,7 +50,7 @@ for store in ${CAIRN_BENCH_API_STORES:-imported live}; do
 			cat "$tmp/fill.out" >&2
 			exit 1
 		}
-		grep -o 'LIVE .*' "$tmp/fill.out" >"$kept/filled.txt" || true
+		grep -oE '(LIVE|SETTLE) .*' "$tmp/fill.out" >"$kept/filled.txt" || true
 	fi
 	rm -rf "$tmp/data"
 	nice -n 19 cp -r "$kept" "$tmp/data"
@@ -63,7 +64,7 @@ for store in ${CAIRN_BENCH_API_STORES:-imported live}; do
 	echo
 	echo "== $store store: $CAIRN_BENCH_API_EVENTS records over $CAIRN_BENCH_API_DAYS days ($kept)"
 	cat "$kept/filled.txt" 2>/dev/null || true
-	grep -E '^load average|LOAD|CATCHUP' "$out" | sed 's/^ *//'
+	grep -E '^load average|LOAD|RESTART' "$out" | sed 's/^ *//'
 	printf "%-22s %9s %9s %11s %8s %8s %11s\n" lookup p50-ms p99-ms cpu-ms/req req/s rss-MB peak-rss-MB
 	awk '/^BenchmarkLookupAPI\/.*p50-ms/ && !/restart/ {
 		split($1, n, "/"); sub(/-[0-9]+$/, "", n[2]); delete v

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,11 +44,40 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv("CAIRN_TEST_MAIN") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		stopProfiles := startProfiles()
 		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stopProfiles()
 		stop()
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
+}
+
+// startProfiles starts a CPU profile of a process started with
+// CAIRN_TEST_MAIN=1 when CAIRN_TEST_CPUPROFILE names a file prefix (the
+// file is PREFIX.PID: a benchmark may restart its server), and the
+// returned func stops it and, with CAIRN_TEST_MEMPROFILE, writes the
+// allocations profile (PREFIX.PID) as the process exits.
+func startProfiles() func() {
+	var cpu *os.File
+	if p := os.Getenv("CAIRN_TEST_CPUPROFILE"); p != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid()))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			cpu = f
+		}
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			cpu.Close()
+		}
+		if p := os.Getenv("CAIRN_TEST_MEMPROFILE"); p != "" {
+			if f, err := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid())); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
 }
 
 // dumpStore prints the account, region, category, time, readOnly and
