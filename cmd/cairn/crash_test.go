@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,11 +44,40 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv("CAIRN_TEST_MAIN") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		stopProfiles := startProfiles()
 		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stopProfiles()
 		stop()
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
+}
+
+// startProfiles starts a CPU profile of a process started with
+// CAIRN_TEST_MAIN=1 when CAIRN_TEST_CPUPROFILE names a file prefix (the
+// file is PREFIX.PID: a benchmark may restart its server), and the
+// returned func stops it and, with CAIRN_TEST_MEMPROFILE, writes the
+// allocations profile (PREFIX.PID) as the process exits.
+func startProfiles() func() {
+	var cpu *os.File
+	if p := os.Getenv("CAIRN_TEST_CPUPROFILE"); p != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid()))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			cpu = f
+		}
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			cpu.Close()
+		}
+		if p := os.Getenv("CAIRN_TEST_MEMPROFILE"); p != "" {
+			if f, err := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid())); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
 }
 
 // dumpStore prints the account, region, category, time, readOnly and
@@ -99,7 +129,14 @@ type serverProcess struct {
 // startServerProcess runs `cairn serve` (this test binary as the cairn
 // command) on a free loopback port with dataDir and cfgPath, logging to
 // logPath, and waits until it answers /healthz.
-func startServerProcess(t *testing.T, dataDir, cfgPath, logPath string) *serverProcess {
+func startServerProcess(t testing.TB, dataDir, cfgPath, logPath string) *serverProcess {
+	t.Helper()
+	return startServerProcessLevel(t, dataDir, cfgPath, logPath, "debug")
+}
+
+// startServerProcessLevel is startServerProcess logging at level (a
+// benchmark's server logs at info, as an operator's would).
+func startServerProcessLevel(t testing.TB, dataDir, cfgPath, logPath, level string) *serverProcess {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -112,7 +149,7 @@ func startServerProcess(t *testing.T, dataDir, cfgPath, logPath string) *serverP
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(os.Args[0], "serve", "--listen", addr, "--data-dir", dataDir, "--config", cfgPath, "--log-level", "debug")
+	cmd := exec.Command(os.Args[0], "serve", "--listen", addr, "--data-dir", dataDir, "--config", cfgPath, "--log-level", level)
 	cmd.Env = append(os.Environ(), "CAIRN_TEST_MAIN=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -149,7 +186,7 @@ func (p *serverProcess) kill() {
 }
 
 // term sends SIGTERM (a graceful shutdown) and returns the exit error.
-func (p *serverProcess) term(t *testing.T) error {
+func (p *serverProcess) term(t testing.TB) error {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {

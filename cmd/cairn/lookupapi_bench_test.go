@@ -2,24 +2,32 @@ package main
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	cairnclient "github.com/cairn-audit/cairn/internal/client"
 )
 
 // lookupAPIConfig is the config of BenchmarkLookupAPI: the account of most
@@ -37,19 +45,34 @@ accounts:
 `
 
 // BenchmarkLookupAPI measures LookupEvents end to end, as a client sees it:
-// aws-sdk-go-v2 (SigV4) over HTTP to serve, on a data dir filled by `cairn
-// import` from .json.gz files of 500 records in the S3 layout (bench/gen:
-// the real records repeated with fresh eventIDs). Each sub-benchmark asks
-// for the first page of 50 of one lookup kind and reports p50 and p99 of
-// the latency and the process's CPU time per request (client and server
-// share the process: the client's part is the SDK's signing and decoding).
+// aws-sdk-go-v2 (SigV4) over HTTP to `cairn serve` (this test binary run as
+// the cairn command, a process of its own, logging at info), on a data dir
+// filled by `cairn import` from .json.gz files of 500 records in the S3
+// layout (bench/gen: the real records repeated with fresh eventIDs). Each
+// kind's sub-benchmark asks for the first page of 50, one request after the
+// other, and reports p50 and p99 of the latency and the server process's
+// CPU time per request. Then clients-8 sends 10*b.N requests, the kinds in
+// turn, from 8 clients at once (requests/s, p50, p99, server CPU a request,
+// the server's RSS: the largest sampled while they ran, and its peak since
+// start); restart stops the server (SIGTERM), starts it again on the same
+// data dir and reports each kind's p50 and p99 over the first b.N/4 rounds
+// of lookups (a round: one lookup of each kind).
 //
 // CAIRN_BENCH_API_EVENTS sets the corpus (default 20,000: quick);
 // CAIRN_BENCH_API_DAYS=n spreads its times over n days (bench/gen -days;
 // default 0, the real records' own times, which every copy then shares);
-// CAIRN_BENCH_API_KEEP=DIR keeps the imported data dir in DIR and reuses it
+// CAIRN_BENCH_API_LIVE=1 fills the data dir through a running server
+// instead (ImportRecords calls of 500 records from 4 clients, the ingest
+// pipeline's appends; the records of other accounts than the client's are
+// refused, so the store holds the account's two thirds of the corpus);
+// A store just filled is served once until the server's catch-up over its
+// records is over (settleStore), so the kinds measure the steady state.
+//
+// CAIRN_BENCH_API_KEEP=DIR keeps the filled data dir in DIR and reuses it
 // (each run serves a copy of it, so every run starts on a store just
-// imported).
+// filled); with CAIRN_BENCH_API_FILL_ONLY=1 a run only fills it;
+// CAIRN_BENCH_API_DIR=DIR serves DIR as it is. bench/lookupapi.sh runs it
+// and prints the table.
 //
 //	CAIRN_BENCH_API_EVENTS=200000 go test -run '^$' -bench LookupAPI -benchtime 300x ./cmd/cairn/
 func BenchmarkLookupAPI(b *testing.B) {
@@ -58,72 +81,58 @@ func BenchmarkLookupAPI(b *testing.B) {
 		n = v
 	}
 	days, _ := strconv.Atoi(os.Getenv("CAIRN_BENCH_API_DAYS"))
-	dataDir := lookupAPIStore(b, n, days)
-	if os.Getenv("CAIRN_BENCH_API_KEEP") != "" {
+	live := os.Getenv("CAIRN_BENCH_API_LIVE") != ""
+	dataDir := os.Getenv("CAIRN_BENCH_API_DIR")
+	switch {
+	case dataDir != "":
+		// Served as it is (bench/lookupapi.sh copies the kept one there
+		// before it measures).
+	case os.Getenv("CAIRN_BENCH_API_FILL_ONLY") != "":
+		lookupAPIStore(b, n, days, live)
+		return
+	default:
+		dataDir = lookupAPIStore(b, n, days, live)
+	}
+	if os.Getenv("CAIRN_BENCH_API_KEEP") != "" && os.Getenv("CAIRN_BENCH_API_DIR") == "" {
 		// Serve a copy: the server's start-up work (Lake's position, the
-		// self-recorded lookups) must find the store as the import left it.
+		// self-recorded lookups) must find the store as it was filled.
 		fresh := filepath.Join(b.TempDir(), "data")
 		if out, err := exec.Command("cp", "-r", dataDir, fresh).CombinedOutput(); err != nil {
 			b.Fatalf("copy the kept data dir: %v\n%s", err, out)
 		}
 		dataDir = fresh
 	}
-	ts := startServer(b, lookupAPIConfig, dataDir)
-	c := newCloudTrail(ts.endpoint, "us-east-1", "AKIABENCH00000000001", "bench-secret-key", 1)
+	cfgPath := filepath.Join(b.TempDir(), "cairn.yaml")
+	if err := os.WriteFile(cfgPath, []byte(lookupAPIConfig), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	logPath := filepath.Join(b.TempDir(), "serve.log")
+	srv := startServerProcessLevel(b, dataDir, cfgPath, logPath, "info")
+	c := newCloudTrail(srv.endpoint, "us-east-1", "AKIABENCH00000000001", "bench-secret-key", 1)
 	ctx := context.Background()
 	first, err := c.LookupEvents(ctx, &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	var user string
-	for _, e := range first.Events {
-		if u := aws.ToString(e.Username); u != "" {
-			user = u
-			break
-		}
+	if len(first.Events) == 0 {
+		b.Fatal("no events")
 	}
+	// The data set's user (the invictus records'); the newest records of a
+	// store filled live are the server's own records of the ImportRecords
+	// calls, whose user is "bench".
+	const user = "benjamin"
 	attr := func(k types.LookupAttributeKey, v string) []types.LookupAttribute {
 		return []types.LookupAttribute{{AttributeKey: k, AttributeValue: aws.String(v)}}
 	}
-	kinds := []struct {
-		name  string
-		attrs []types.LookupAttribute
-	}{
+	kinds := []lookupKind{
 		{"none", nil},
 		{"EventName-common", attr(types.LookupAttributeKeyEventName, "Decrypt")},
 		{"EventName-rare", attr(types.LookupAttributeKeyEventName, "CreateDBInstance")},
 		{"ReadOnly-false", attr(types.LookupAttributeKeyReadOnly, "false")},
 		{"Username", attr(types.LookupAttributeKeyUsername, user)},
 		{"AccessKeyId", attr(types.LookupAttributeKeyAccessKeyId, "AKIATFQR7NSC8Q4X20BJ")},
-		// Again, once the server's start-up work (Lake's and Insights'
-		// catch-up over the imported records) no longer runs beside it.
-		{"none-again", nil},
 	}
-	b.Logf("LOAD events=%d days=%d user=%q load=%s", n, days, user, loadAvg())
-	// When the Insights runner's catch-up over the imported records ends
-	// (its feed position reaches n), so that a run tells which kinds ran
-	// beside it.
-	served := time.Now()
-	caughtUp := make(chan time.Duration, 1)
-	pollCtx, stopPoll := context.WithCancel(ctx)
-	defer stopPoll()
-	go func() {
-		for pollCtx.Err() == nil {
-			if feedPosition(ts.endpoint) >= float64(n) {
-				caughtUp <- time.Since(served)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
-	defer func() {
-		select {
-		case d := <-caughtUp:
-			b.Logf("CATCHUP the Insights runner read the %d imported records in %v after the first lookup", n, d.Round(time.Millisecond))
-		default:
-			b.Logf("CATCHUP the Insights runner had not read the %d imported records after %v", n, time.Since(served).Round(time.Millisecond))
-		}
-	}()
+	b.Logf("LOAD events=%d days=%d live=%v user=%q load=%s", n, days, live, user, loadAvg())
 	for _, k := range kinds {
 		b.Run(k.name, func(b *testing.B) {
 			in := &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50), LookupAttributes: k.attrs}
@@ -131,7 +140,7 @@ func BenchmarkLookupAPI(b *testing.B) {
 				b.Fatal(err)
 			}
 			var lat []time.Duration
-			cpu0 := cpuTime()
+			cpu0 := procCPU(b, srv)
 			for b.Loop() {
 				t0 := time.Now()
 				out, err := c.LookupEvents(ctx, in)
@@ -143,22 +152,159 @@ func BenchmarkLookupAPI(b *testing.B) {
 					b.Fatalf("%s: no events", k.name)
 				}
 			}
-			cpu := cpuTime() - cpu0
-			slices.Sort(lat)
-			b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-			b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
-			b.ReportMetric(ms(cpu)/float64(len(lat)), "cpu-ms/op")
+			reportLatency(b, "", lat)
+			b.ReportMetric(ms(procCPU(b, srv)-cpu0)/float64(len(lat)), "cpu-ms/op")
 		})
+	}
+	b.Run("clients-8", func(b *testing.B) {
+		const clients = 8
+		cs := make([]*cloudtrail.Client, clients)
+		for i := range cs {
+			cs[i] = newCloudTrail(srv.endpoint, "us-east-1", "AKIABENCH00000000001", "bench-secret-key", 1)
+		}
+		rssCtx, stopRSS := context.WithCancel(ctx)
+		maxRSS := make(chan int64, 1)
+		go func() { // the largest RSS seen while the clients run
+			var m int64
+			for rssCtx.Err() == nil {
+				m = max(m, procStatusKB(srv, "VmRSS"))
+				time.Sleep(50 * time.Millisecond)
+			}
+			maxRSS <- m
+		}()
+		var next atomic.Int64
+		lats := make([][]time.Duration, clients)
+		total := int64(10 * b.N)
+		cpu0 := procCPU(b, srv)
+		b.ResetTimer()
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Go(func() {
+				for {
+					r := next.Add(1) - 1
+					if r >= total {
+						return
+					}
+					k := kinds[int(r)%len(kinds)]
+					t := time.Now()
+					out, err := cs[i].LookupEvents(ctx, &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50), LookupAttributes: k.attrs})
+					if err != nil || len(out.Events) == 0 {
+						b.Errorf("%s: %v", k.name, err)
+						return
+					}
+					lats[i] = append(lats[i], time.Since(t))
+				}
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(t0)
+		b.StopTimer()
+		stopRSS()
+		reportLatency(b, "", slices.Concat(lats...))
+		b.ReportMetric(float64(total)/elapsed.Seconds(), "req/s")
+		b.ReportMetric(ms(procCPU(b, srv)-cpu0)/float64(total), "cpu-ms/op")
+		b.ReportMetric(float64(<-maxRSS)/1024, "rss-MB")
+		b.ReportMetric(float64(procStatusKB(srv, "VmHWM"))/1024, "peak-rss-MB")
+	})
+	outer := b // owns the restarted server: the framework runs restart twice (b.N 1, then the -benchtime)
+	b.Run("restart", func(b *testing.B) {
+		if err := srv.term(b); err != nil {
+			b.Fatalf("stop: %v\n%s", err, tail(logPath))
+		}
+		srv = startServerProcessLevel(outer, dataDir, cfgPath, logPath, "info")
+		c := newCloudTrail(srv.endpoint, "us-east-1", "AKIABENCH00000000001", "bench-secret-key", 1)
+		lat := make([][]time.Duration, len(kinds))
+		b.ResetTimer()
+		for range max(1, b.N/4) {
+			for i, k := range kinds {
+				t0 := time.Now()
+				out, err := c.LookupEvents(ctx, &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50), LookupAttributes: k.attrs})
+				if err != nil || len(out.Events) == 0 {
+					b.Fatalf("%s after the restart: %v", k.name, err)
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+		}
+		for i, k := range kinds {
+			b.Logf("RESTART %s: first lookups %v", k.name, lat[i][:min(5, len(lat[i]))])
+			reportLatency(b, k.name+"-", lat[i])
+		}
+	})
+	// Stopped, not killed: a profiled server (CAIRN_TEST_CPUPROFILE)
+	// writes its profile as it exits.
+	if err := srv.term(b); err != nil {
+		b.Errorf("stop: %v", err)
 	}
 }
 
-// lookupAPIStore returns a data dir holding n imported records.
-func lookupAPIStore(b *testing.B, n, days int) string {
+type lookupKind struct {
+	name  string
+	attrs []types.LookupAttribute
+}
+
+// reportLatency reports lat's p50 and p99 as prefix+"p50-ms" and
+// prefix+"p99-ms".
+func reportLatency(b *testing.B, prefix string, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(ms(lat[len(lat)/2]), prefix+"p50-ms")
+	b.ReportMetric(ms(lat[len(lat)*99/100]), prefix+"p99-ms")
+}
+
+// procCPU is the server process's user and system CPU time so far.
+func procCPU(b *testing.B, p *serverProcess) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command's name, which is in parentheses:
+	// state is field 3, utime 14 and stime 15 (in clock ticks, 100 a
+	// second on Linux).
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// procStatusKB is a kB field of the server process's /proc status (VmRSS,
+// VmHWM), 0 when it cannot be read.
+func procStatusKB(p *serverProcess, field string) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb
+		}
+	}
+	return 0
+}
+
+// lookupAPIStore returns a data dir holding n records imported (or with
+// live, sent to a server by ImportRecords).
+func lookupAPIStore(b *testing.B, n, days int, live bool) string {
 	b.Helper()
 	dir := b.TempDir()
 	if keep := os.Getenv("CAIRN_BENCH_API_KEEP"); keep != "" {
-		dir = filepath.Join(keep, fmt.Sprintf("imported-%d-days%d", n, days))
+		kind := "imported"
+		if live {
+			kind = "live"
+		}
+		dir = filepath.Join(keep, fmt.Sprintf("%s-%d-days%d", kind, n, days))
 		if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "insights.state")); err != nil {
+				// Kept before the benchmark settled its stores.
+				cfg := filepath.Join(b.TempDir(), "cairn.yaml")
+				if err := os.WriteFile(cfg, []byte(lookupAPIConfig), 0o600); err != nil {
+					b.Fatal(err)
+				}
+				settleStore(b, dir, cfg)
+			}
 			return dir
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -178,11 +324,16 @@ func lookupAPIStore(b *testing.B, n, days int) string {
 	if err := os.WriteFile(cfg, []byte(lookupAPIConfig), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	var out, errs strings.Builder
-	err := importCmd(context.Background(), []string{"--data-dir", dir, "--config", cfg, "--no-progress", "--output", "json", src}, &out, &errs)
-	if err != nil && !strings.Contains(out.String(), `"Imported"`) {
-		b.Fatalf("import: %v\n%s", err, errs.String())
+	if live {
+		appendLive(b, dir, cfg, src)
+	} else {
+		var out, errs strings.Builder
+		err := importCmd(context.Background(), []string{"--data-dir", dir, "--config", cfg, "--no-progress", "--output", "json", src}, &out, &errs)
+		if err != nil && !strings.Contains(out.String(), `"Imported"`) {
+			b.Fatalf("import: %v\n%s", err, errs.String())
+		}
 	}
+	settleStore(b, dir, cfg)
 	if os.Getenv("CAIRN_BENCH_API_KEEP") != "" {
 		if err := os.WriteFile(filepath.Join(dir, "complete"), nil, 0o644); err != nil {
 			b.Fatal(err)
@@ -191,13 +342,98 @@ func lookupAPIStore(b *testing.B, n, days int) string {
 	return dir
 }
 
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+// settleStore serves dir until the server's start-up catch-up over what
+// was just stored is over (the Insights runner's feed position has not
+// moved for 5 seconds), then stops it: its position and state are saved,
+// so a later serve of dir, as a restart would, resumes from them.
+// (The first serve after an import reads every record once, paced: at 1M
+// records it ran for minutes beside the lookups; docs/store.md, "Start-up
+// catch-up". The benchmark measures a server in its steady state and one
+// just restarted.)
+func settleStore(b *testing.B, dir, cfg string) {
+	srv := startServerProcessLevel(b, dir, cfg, filepath.Join(b.TempDir(), "settle.log"), "info")
+	t0 := time.Now()
+	last, still := -1.0, time.Now()
+	for time.Since(still) < 5*time.Second {
+		if p := feedPosition(srv.endpoint); p != last || p <= 0 {
+			last, still = p, time.Now()
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if err := srv.term(b); err != nil {
+		b.Fatalf("stop the settling server: %v", err)
+	}
+	b.Logf("SETTLE the Insights runner read the feed to %.0f in %v", last, time.Since(t0).Round(time.Second))
+}
+
+// appendLive sends the records of the .json.gz files under src to a server
+// on dir, a file (500 records) an ImportRecords call, from 4 clients, and
+// stops the server once every call is answered.
+func appendLive(b *testing.B, dir, cfg, src string) {
+	var files []string
+	_ = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".json.gz") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	sort.Strings(files) // bench/gen writes them oldest first
+	srv := startServerProcessLevel(b, dir, cfg, filepath.Join(b.TempDir(), "fill.log"), "info")
+	const clients = 4
+	sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: srv.endpoint, Region: "us-east-1",
+		HTTPClient:  &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}},
+		Credentials: credentials.NewStaticCredentialsProvider("AKIABENCH00000000001", "bench-secret-key", "")})
+	var next, inserted, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(files) {
+					return
+				}
+				recs, err := readLogFile(files[i])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				res, fails, err := sink.AppendReport(context.Background(), recs)
+				if err != nil {
+					b.Errorf("ImportRecords: %v", err)
+					return
+				}
+				inserted.Add(int64(res.Inserted))
+				refused.Add(int64(len(fails)))
+			}
+		})
+	}
+	wg.Wait()
+	if err := srv.term(b); err != nil {
+		b.Fatalf("stop the server that took the records: %v", err)
+	}
+	b.Logf("LIVE %d records stored through ImportRecords, %d refused (other accounts)", inserted.Load(), refused.Load())
+}
+
+// readLogFile returns the records of a trail's .json.gz log file.
+func readLogFile(path string) ([]audit.Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	var file struct{ Records []json.RawMessage }
+	if err := json.NewDecoder(zr).Decode(&file); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	recs := make([]audit.Record, len(file.Records))
+	for i, r := range file.Records {
+		recs[i] = audit.Record{Raw: r}
+	}
+	return recs, nil
 }
 
 func loadAvg() string {

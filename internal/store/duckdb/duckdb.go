@@ -118,6 +118,11 @@ type Store struct {
 	minReceived atomic.Int64
 	// queries counts the lookup queries run (queryRange), for tests.
 	queries atomic.Int64
+	// keysPath is where Close saves the key filter (PATH.keys; "" for an
+	// in-memory store); keyFilterBuilds counts its builds from the table,
+	// for tests.
+	keysPath        string
+	keyFilterBuilds atomic.Int64
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -205,6 +210,9 @@ func Open(path string, opts Options) (*Store, error) {
 	db := sql.OpenDB(connector)
 	s := &Store{db: db, connector: connector, log: log, index: newBucketIndex(), checkpointCommits: opts.CheckpointCommits,
 		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes, zstdRecords: opts.ZstdRecords}
+	if path != "" && path != ":memory:" {
+		s.keysPath = path + ".keys"
+	}
 	if s.checkpointCommits <= 0 {
 		s.checkpointCommits = 100
 	}
@@ -561,6 +569,12 @@ func (s *Store) Close() error {
 	}
 	var errs []error
 	if s.wconn != nil {
+		// After the last append (writeMu is held): the next Open's first
+		// append loads the filter instead of scanning key_hash. A failure
+		// costs only that scan.
+		if err := s.saveKeyFilter(context.Background()); err != nil {
+			s.log.Warn("duckdb: the next start will build the key filter from the table", "err", err)
+		}
 		errs = append(errs, s.wconn.Close())
 		s.wconn = nil
 	}

@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -76,7 +77,7 @@ func TestKeyFilterDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	appendWant(st, first, 0) // the filter is built from the table
+	appendWant(st, first, 0) // the filter saved at Close is loaded
 	second := batch(200)
 	appendWant(st, append(second, first[:10]...), 200)
 	appendWant(st, second, 0) // added by the append
@@ -182,4 +183,152 @@ func TestConcurrentAppendsFramesEarly(t *testing.T) {
 		t.Error(err)
 	}
 	wg.Wait()
+}
+
+// TestSavedKeyFilterIsLoadedOnlyWhileItHoldsEveryKey: Close saves the key
+// filter beside the store and the next Open's first append loads it
+// instead of scanning key_hash, but only while it still describes the
+// table: a filter that might miss a stored key is never used (the records
+// it lacks would be taken for new and stored twice). Each variant ends by
+// appending every stored record again: nothing may be inserted.
+func TestSavedKeyFilterIsLoadedOnlyWhileItHoldsEveryKey(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	received := time.Now()
+	for _, tc := range []struct {
+		name string
+		// between changes the closed store at path (holding 200 records,
+		// the first 100 received two hours before the others) before it
+		// is opened again; it returns how many records it stored.
+		between func(t *testing.T, path string, g *storetest.Gen) int
+		loaded  bool
+	}{
+		{"clean close", func(*testing.T, string, *storetest.Gen) int { return 200 }, true},
+		{"appended since the save (a crash before Close saved again)", func(t *testing.T, path string, g *storetest.Gen) int {
+			old := readFile(t, path+".keys")
+			run(t, path, func(st *Store) { mustAppend(t, st, genBatch(g, base, 100), 100) })
+			writeFile(t, path+".keys", old)
+			return 300
+		}, false},
+		{"another store of the same size", func(t *testing.T, path string, g *storetest.Gen) int {
+			other := filepath.Join(t.TempDir(), "events.duckdb")
+			run(t, other, func(st *Store) { mustAppend(t, st, genBatch(g, base, 200), 200) })
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, path, readFile(t, other)) // the first store's saved filter stays
+			return 200
+		}, false},
+		{"rows deleted since", func(t *testing.T, path string, g *storetest.Gen) int {
+			st, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := st.DeleteReceivedBefore(ctx, received.Add(-time.Hour)); err != nil || n != 100 {
+				t.Fatalf("DeleteReceivedBefore = %d, %v; want 100", n, err)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return 100
+		}, false},
+		{"truncated file", func(t *testing.T, path string, g *storetest.Gen) int {
+			b := readFile(t, path+".keys")
+			writeFile(t, path+".keys", b[:len(b)/2])
+			return 200
+		}, false},
+		{"sizes that do not agree", func(t *testing.T, path string, g *storetest.Gen) int {
+			b := readFile(t, path+".keys")
+			b[len(keyFileMagic)+8*5] ^= 1 // the word count
+			writeFile(t, path+".keys", b)
+			return 200
+		}, false},
+		{"not a key filter", func(t *testing.T, path string, g *storetest.Gen) int {
+			writeFile(t, path+".keys", []byte("{}"))
+			return 200
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "events.duckdb")
+			g := storetest.NewGen(7, base)
+			first := genBatch(g, base, 200)
+			run(t, path, func(st *Store) {
+				st.now = func() time.Time { return received.Add(-2 * time.Hour) }
+				mustAppend(t, st, first[:100], 100)
+				st.now = func() time.Time { return received }
+				mustAppend(t, st, first[100:], 100)
+			})
+			if _, err := os.Stat(path + ".keys"); err != nil {
+				t.Fatalf("no key filter saved at Close: %v", err)
+			}
+			want := tc.between(t, path, g)
+			run(t, path, func(st *Store) {
+				p, err := st.Lookup(ctx, audit.Query{Account: first[0].Account, Region: first[0].Region, Category: first[0].Category, Limit: 1000})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(p.Records) != want {
+					t.Fatalf("%d records stored, want %d", len(p.Records), want)
+				}
+				res, err := st.Append(ctx, p.Records)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Inserted != 0 || res.Duplicates != want {
+					t.Errorf("second append of the %d stored records = %+v, want all duplicates", want, res)
+				}
+				if builds := st.keyFilterBuilds.Load(); tc.loaded != (builds == 0) {
+					t.Errorf("key filter built from the table %d times; want it loaded: %v", builds, tc.loaded)
+				}
+			})
+		})
+	}
+}
+
+func genBatch(g *storetest.Gen, base time.Time, n int) []audit.Record {
+	var recs []audit.Record
+	for i := range n {
+		recs = append(recs, g.Record(storetest.Spec{Time: base.Add(time.Duration(i) * time.Minute)}))
+	}
+	return recs
+}
+
+// run opens the store at path, calls f and closes it.
+func run(t *testing.T, path string, f func(st *Store)) {
+	t.Helper()
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(st)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustAppend(t *testing.T, st *Store, recs []audit.Record, inserted int) {
+	t.Helper()
+	res, err := st.Append(context.Background(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != inserted {
+		t.Fatalf("Append = %+v, want %d inserted", res, inserted)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# LookupEvents end to end (issue 19): BenchmarkLookupAPI (cmd/cairn) drives
+# `cairn serve` with aws-sdk-go-v2 (SigV4) on a data dir filled by `cairn
+# import` from .json.gz files of 500 records in the S3 layout (bench/gen),
+# and on one filled live (ImportRecords through a running server), each served
+# once until the catch-up over its records is over (kept so). It prints
+# p50/p99 and the server's CPU a request per lookup kind, then the same with
+# 8 clients at once (requests/s, RSS), then each kind's first lookups after
+# a restart.
+#
+# Usage: bench/lookupapi.sh                      (1M records over 31 days, both stores)
+#        CAIRN_BENCH_API_EVENTS=10000000 bench/lookupapi.sh
+#        CAIRN_BENCH_API_STORES=imported ...     (or live; default "imported live")
+#        CAIRN_BENCH_API_KEEP=DIR ...            keeps the filled data dirs in DIR and
+#            reuses them (default /tmp/cairn-lookupapi); each run serves a copy
+#        CAIRN_BENCH_API_DAYS=n                  the records' times over n days (default 31)
+#        CAIRN_BENCH_ITER=n                      lookups per kind (default 200; 8 clients
+#            send 10n, the restart rounds are n/4)
+#        CAIRN_BENCH_BIN=path                    a test binary of cmd/cairn (go test -c)
+#            instead of building one
+#        CAIRN_BENCH_LOCK=file                   take this flock(1) lock for the measurement
+#            only (building, filling and copying run at nice 19 without it)
+# Needs shared/testdata/real beside the repository (the record shapes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CAIRN_BENCH_API_EVENTS=${CAIRN_BENCH_API_EVENTS:-1000000}
+export CAIRN_BENCH_API_DAYS=${CAIRN_BENCH_API_DAYS:-31}
+export CAIRN_BENCH_API_KEEP=${CAIRN_BENCH_API_KEEP:-/tmp/cairn-lookupapi}
+iter=${CAIRN_BENCH_ITER:-200}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+bin=${CAIRN_BENCH_BIN:-}
+if [ -z "$bin" ]; then
+	bin=$tmp/cairn.test
+	nice -n 19 go test -c -o "$bin" ./cmd/cairn/
+fi
+bin=$(realpath "$bin")
+lock=()
+[ -n "${CAIRN_BENCH_LOCK:-}" ] && lock=(flock "$CAIRN_BENCH_LOCK")
+mkdir -p "$CAIRN_BENCH_API_KEEP"
+cd cmd/cairn # bench/gen and the real records are found from here
+for store in ${CAIRN_BENCH_API_STORES:-imported live}; do
+	live=
+	[ "$store" = live ] && live=1
+	kept=$CAIRN_BENCH_API_KEEP/$store-$CAIRN_BENCH_API_EVENTS-days$CAIRN_BENCH_API_DAYS
+	if [ ! -e "$kept/complete" ]; then
+		echo "filling $kept (nice 19)..." >&2
+		CAIRN_BENCH_API_LIVE=$live CAIRN_BENCH_API_FILL_ONLY=1 nice -n 19 "$bin" -test.run '^$' \
+			-test.bench '^BenchmarkLookupAPI$' -test.benchtime 1x -test.timeout 6h >"$tmp/fill.out" 2>&1 || {
+			cat "$tmp/fill.out" >&2
+			exit 1
+		}
+		grep -oE '(LIVE|SETTLE) .*' "$tmp/fill.out" >"$kept/filled.txt" || true
+	fi
+	rm -rf "$tmp/data"
+	nice -n 19 cp -r "$kept" "$tmp/data"
+	out=$tmp/$store.out
+	CAIRN_BENCH_API_LIVE=$live CAIRN_BENCH_API_DIR=$tmp/data "${lock[@]}" sh -c \
+		'echo "load average before: $(cut -d" " -f1-3 /proc/loadavg)"; "$@"; echo "load average after: $(cut -d" " -f1-3 /proc/loadavg)"' sh \
+		"$bin" -test.run '^$' -test.bench '^BenchmarkLookupAPI$' -test.benchtime "${iter}x" -test.timeout 1h -test.v >"$out" 2>&1 || {
+		cat "$out" >&2
+		exit 1
+	}
+	echo
+	echo "== $store store: $CAIRN_BENCH_API_EVENTS records over $CAIRN_BENCH_API_DAYS days ($kept)"
+	cat "$kept/filled.txt" 2>/dev/null || true
+	grep -E '^load average|LOAD|RESTART' "$out" | sed 's/^ *//'
+	printf "%-22s %9s %9s %11s %8s %8s %11s\n" lookup p50-ms p99-ms cpu-ms/req req/s rss-MB peak-rss-MB
+	awk '/^BenchmarkLookupAPI\/.*p50-ms/ && !/restart/ {
+		split($1, n, "/"); sub(/-[0-9]+$/, "", n[2]); delete v
+		for (i = 3; i < NF; i++) v[$(i+1)] = $i
+		printf "%-22s %9s %9s %11s %8s %8s %11s\n", n[2], v["p50-ms"], v["p99-ms"], v["cpu-ms/op"], v["req/s"], v["rss-MB"], v["peak-rss-MB"]
+	}' "$out"
+	echo "first lookups after a restart ($((iter / 4)) rounds):"
+	awk '/^BenchmarkLookupAPI\/restart/ {
+		for (i = 3; i < NF; i++) if ($(i+1) ~ /-p50-ms$/) { k = $(i+1); sub(/-p50-ms$/, "", k); p50[k] = $i; order[++n] = k }
+		for (i = 3; i < NF; i++) if ($(i+1) ~ /-p99-ms$/) { k = $(i+1); sub(/-p99-ms$/, "", k); p99[k] = $i }
+		for (j = 1; j <= n; j++) printf "  %-20s %9s %9s\n", order[j], p50[order[j]], p99[order[j]]
+	}' "$out"
+done
