@@ -92,17 +92,26 @@ func (s *Store) encodeRecords(recs []*audit.Record) []encoded {
 	}
 	var todo []*pending
 	if s.blockBytes > 0 {
-		groups := map[groupKey][]int{}
-		var order []groupKey
+		// Records come in runs of one group (a file's records are in
+		// time order): the map is asked only when the group changes.
+		groups := map[groupKey]int{}
+		var members [][]int
+		var last groupKey
+		g := -1
 		for i, r := range recs {
 			k := groupKey{r.Account, r.Region, r.Category, floorDiv(r.Time.Unix(), bucketSeconds)}
-			if _, ok := groups[k]; !ok {
-				order = append(order, k)
+			if g < 0 || k != last {
+				var ok bool
+				if g, ok = groups[k]; !ok {
+					g = len(members)
+					groups[k] = g
+					members = append(members, nil)
+				}
+				last = k
 			}
-			groups[k] = append(groups[k], i)
+			members[g] = append(members[g], i)
 		}
-		for _, k := range order {
-			idx := groups[k]
+		for _, idx := range members {
 			if len(idx) < minBlockRecords {
 				singles = append(singles, idx...)
 				continue

@@ -781,19 +781,20 @@ func (s *Store) prefetchEncoded(records []audit.Record) []encoded {
 	if len(records) < 64 {
 		return nil
 	}
-	type key struct{ a, e string }
-	seen := make(map[key]bool, len(records))
+	// Later copies are told by their key's hash: a collision only leaves
+	// a record to be encoded under writeMu.
+	seen := make(map[uint64]struct{}, len(records))
 	s.keysMu.Lock()
 	kf := s.keys
 	var todo []int
 	if kf != nil {
 		for i := range records {
-			k := key{records[i].Account, records[i].EventID}
-			if seen[k] {
+			h := keyHash(records[i].Account, records[i].EventID)
+			if _, ok := seen[h]; ok {
 				continue
 			}
-			seen[k] = true
-			if !kf.has(keyHash(records[i].Account, records[i].EventID)) {
+			seen[h] = struct{}{}
+			if !kf.has(h) {
 				todo = append(todo, i)
 			}
 		}
