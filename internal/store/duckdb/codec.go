@@ -62,6 +62,9 @@ type codec struct {
 	s2d   *s2.Dict
 	enc   *zstd.Encoder
 	dec   *zstd.Decoder
+	// bdec decodes record blocks (blocks.go), which may be larger than
+	// dec lets a frame be.
+	bdec *zstd.Decoder
 }
 
 func newCodec(small bool) (*codec, error) {
@@ -91,7 +94,35 @@ func newCodec(small bool) (*codec, error) {
 		enc.Close()
 		return nil, fmt.Errorf("duckdb: zstd decoder: %w", err)
 	}
-	return &codec{small: small, s2d: s2d, enc: enc, dec: dec}, nil
+	bdec, err := zstd.NewReader(nil,
+		zstd.WithDecoderDicts(dictV1),
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(maxBlockContent),
+	)
+	if err != nil {
+		enc.Close()
+		dec.Close()
+		return nil, fmt.Errorf("duckdb: zstd decoder: %w", err)
+	}
+	return &codec{small: small, s2d: s2d, enc: enc, dec: dec, bdec: bdec}, nil
+}
+
+// compressBlock returns the compressed block of content (frame contents
+// one after the other): one zstd frame with dictV1, whatever small says.
+// In blocks zstd is the better choice: the encoder's per-frame cost (its
+// dictionary tables) is shared by tens of records, and it compressed the
+// real records' 64 KiB blocks 7.5x, S2 5.0x (docs/store.md).
+func (c *codec) compressBlock(content []byte) []byte {
+	return c.enc.EncodeAll(content, make([]byte, 0, len(content)/4))
+}
+
+// decompressBlock returns the content of a block.
+func (c *codec) decompressBlock(data []byte) ([]byte, error) {
+	out, err := c.bdec.DecodeAll(data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("decompress block: %w", err)
+	}
+	return out, nil
 }
 
 // compress appends the frame of raw to dst.
@@ -172,4 +203,5 @@ func (c *codec) decompress(frame []byte) ([]byte, error) {
 func (c *codec) close() {
 	c.enc.Close()
 	c.dec.Close()
+	c.bdec.Close()
 }

@@ -85,7 +85,10 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 		seq int64
 		r   audit.Record
 	}
-	var ups []update
+	var (
+		seqs   []int64
+		frames [][]byte
+	)
 	for rows.Next() {
 		var (
 			seq   int64
@@ -97,12 +100,29 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 		}
 		n++
 		last = seq
-		content, err := s.codec.decompress(frame)
+		seqs, frames = append(seqs, seq), append(frames, frame)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, 0, fmt.Errorf("duckdb: derive resources: %w", err)
+	}
+	// Rows in record blocks are read from them; a rewritten row gets a
+	// frame of its own, and its block keeps the old bytes unreferenced.
+	bs, err := s.blocksOf(frames)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if err := bs.fetch(ctx, s.wconn); err != nil {
+		return 0, 0, 0, err
+	}
+	var ups []update
+	for i, frame := range frames {
+		content, err := s.contents([][]byte{frame}, bs)
 		if err != nil {
 			continue // an unreadable row stays as it is
 		}
 		var stored audit.Record
-		if splitFields(content, &stored) != nil {
+		if splitFields(content[0], &stored) != nil {
 			continue
 		}
 		r, err := audit.Extract(stored.Raw)
@@ -110,11 +130,7 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 			continue
 		}
 		stored.Resources = r.Resources
-		ups = append(ups, update{seq, stored})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, 0, 0, fmt.Errorf("duckdb: derive resources: %w", err)
+		ups = append(ups, update{seqs[i], stored})
 	}
 	if len(ups) == 0 {
 		return n, last, 0, nil

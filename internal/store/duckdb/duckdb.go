@@ -65,6 +65,15 @@ type Options struct {
 	// S2 blocks with a dictionary (4.5x, about 2 µs). Frames of both kinds
 	// are read whatever it says. See docs/store.md.
 	ZstdRecords bool
+	// BlockBytes bounds the frame content of a record block: the records
+	// of one Append with the same account, region, category and hour are
+	// compressed together in blocks of about this size (default 64 KiB,
+	// at most 16 MiB; negative: one frame per record, as before). See
+	// docs/store.md, "Record blocks".
+	BlockBytes int
+	// BlockCacheBytes bounds the decoded blocks kept for reads (default
+	// 16 MiB).
+	BlockCacheBytes int
 }
 
 // defaultRowGroupSize: a lookup reads whole row groups, so smaller groups
@@ -111,6 +120,8 @@ type Store struct {
 	walPath                    string
 	checkpointWAL              int64
 	zstdRecords                bool // new frames in zstd (Options.ZstdRecords)
+	blockBytes                 int  // Options.BlockBytes; 0: no blocks
+	blocks                     *blockCache
 	now                        func() time.Time
 	// minReceived is the earliest received time stored (Unix seconds;
 	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
@@ -123,6 +134,8 @@ type Store struct {
 	// for tests.
 	keysPath        string
 	keyFilterBuilds atomic.Int64
+	// blocksDecoded counts the record blocks decompressed, for tests.
+	blocksDecoded atomic.Int64
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -216,6 +229,19 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.checkpointCommits <= 0 {
 		s.checkpointCommits = 100
 	}
+	switch b := opts.BlockBytes; {
+	case b < 0:
+		s.blockBytes = 0
+	case b == 0:
+		s.blockBytes = defaultBlockBytes
+	default:
+		s.blockBytes = min(b, maxBlockBytes)
+	}
+	cache := opts.BlockCacheBytes
+	if cache <= 0 {
+		cache = defaultBlockCacheBytes
+	}
+	s.blocks = newBlockCache(cache)
 	if s.checkpointWAL <= 0 {
 		s.checkpointWAL = 16 << 20
 	}
@@ -237,7 +263,7 @@ func (s *Store) init() error {
 	if _, err := s.db.ExecContext(ctx, "SET checkpoint_threshold = '1000TB'"); err != nil {
 		return fmt.Errorf("duckdb: settings: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, schema); err != nil {
+	if _, err := s.db.ExecContext(ctx, schema+blocksSchema); err != nil {
 		return fmt.Errorf("duckdb: schema: %w", err)
 	}
 	c, err := newCodec(s.zstdRecords)
@@ -619,7 +645,7 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 	// The frames of the records that are certainly new are made before
 	// the writer's lock: a caller compresses its batch while another's
 	// transaction runs.
-	pre := s.prefetchFrames(records)
+	pre := s.prefetchEncoded(records)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.wconn == nil {
@@ -697,13 +723,13 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 		}
 	}()
 	received := s.now().Unix()
-	frames := make([][]byte, len(fresh))
+	encs := make([]encoded, len(fresh))
 	if pre != nil {
 		for j, i := range idx {
-			frames[j] = pre[i]
+			encs[j] = pre[i]
 		}
 	}
-	if err := s.appendRows(fresh, hashes, frames, s.lastSeq+1, received); err != nil {
+	if err := s.appendRows(fresh, hashes, encs, s.lastSeq+1, received); err != nil {
 		return nil, fmt.Errorf("duckdb: append: %w", err)
 	}
 	if err := s.indexRecords(ctx, fresh); err != nil {
@@ -760,21 +786,29 @@ func (s *Store) walSize() int64 {
 	return fi.Size()
 }
 
-// prefetchFrames returns the frames of the records the key filter does not
-// hold (certainly new), by index in records, nil for the others; nil when
-// there is no filter yet (the first append) or too few records to pay.
-// Those the filter holds are mostly duplicates, whose frames would be
-// wasted.
-func (s *Store) prefetchFrames(records []audit.Record) [][]byte {
+// prefetchEncoded returns how the records the key filter does not hold
+// (certainly new) are stored, by index in records, the zero encoded for
+// the others; nil when there is no filter yet (the first append) or too
+// few records to pay. Those the filter holds are mostly duplicates, whose
+// compression would be wasted; so are later copies of a key in records.
+func (s *Store) prefetchEncoded(records []audit.Record) []encoded {
 	if len(records) < 64 {
 		return nil
 	}
+	// Later copies are told by their key's hash: a collision only leaves
+	// a record to be encoded under writeMu.
+	seen := make(map[uint64]struct{}, len(records))
 	s.keysMu.Lock()
 	kf := s.keys
 	var todo []int
 	if kf != nil {
 		for i := range records {
-			if !kf.has(keyHash(records[i].Account, records[i].EventID)) {
+			h := keyHash(records[i].Account, records[i].EventID)
+			if _, ok := seen[h]; ok {
+				continue
+			}
+			seen[h] = struct{}{}
+			if !kf.has(h) {
 				todo = append(todo, i)
 			}
 		}
@@ -788,10 +822,13 @@ func (s *Store) prefetchFrames(records []audit.Record) [][]byte {
 	if s.codecClosed {
 		return nil
 	}
-	out := make([][]byte, len(records))
-	frames := s.frames(len(todo), func(j int) *audit.Record { return &records[todo[j]] })
+	recs := make([]*audit.Record, len(todo))
 	for j, i := range todo {
-		out[i] = frames[j]
+		recs[j] = &records[i]
+	}
+	out := make([]encoded, len(records))
+	for j, e := range s.encodeRecords(recs) {
+		out[todo[j]] = e
 	}
 	return out
 }
@@ -807,20 +844,37 @@ func (s *Store) frames(n int, rec func(j int) *audit.Record) [][]byte {
 }
 
 // appendRows writes the rows through DuckDB's Appender, with their frames
-// (frames[i] of recs[i]; made here where nil). The rows get sequence
-// numbers from first on.
-func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, frames [][]byte, first, received int64) error {
+// (encs[i] of recs[i]; encoded here where zero), and the record blocks
+// they reference. The rows get sequence numbers from first on; a block
+// gets its first row's.
+func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, encs []encoded, first, received int64) error {
 	var missing []int
-	for i, f := range frames {
-		if f == nil {
+	for i, e := range encs {
+		if e.frame == nil && e.blk == nil {
 			missing = append(missing, i)
 		}
 	}
 	if len(missing) > 0 {
-		made := s.frames(len(missing), func(j int) *audit.Record { return recs[missing[j]] })
+		sub := make([]*audit.Record, len(missing))
 		for j, i := range missing {
-			frames[i] = made[j]
+			sub[j] = recs[i]
 		}
+		for j, e := range s.encodeRecords(sub) {
+			encs[missing[j]] = e
+		}
+	}
+	frames := make([][]byte, len(recs))
+	var blocks []*block
+	for i, e := range encs {
+		if e.blk == nil {
+			frames[i] = e.frame
+			continue
+		}
+		if e.blk.id == 0 {
+			e.blk.id = first + int64(i)
+			blocks = append(blocks, e.blk)
+		}
+		frames[i] = appendBlockRef(nil, e.blk.id, e.off, e.n)
 	}
 	return s.wconn.Raw(func(dc any) error {
 		conn, ok := dc.(driver.Conn)
@@ -840,7 +894,19 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, frames [][]byt
 				return errors.Join(err, app.Close())
 			}
 		}
-		return app.Close()
+		if err := app.Close(); err != nil || len(blocks) == 0 {
+			return err
+		}
+		bapp, err := duckdb.NewAppenderFromConn(conn, "", "record_blocks")
+		if err != nil {
+			return err
+		}
+		for _, b := range blocks {
+			if err := bapp.AppendRow(b.id, received, b.data); err != nil {
+				return errors.Join(err, bapp.Close())
+			}
+		}
+		return bapp.Close()
 	})
 }
 
@@ -1275,34 +1341,57 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 		return nil, 0, last, fmt.Errorf("duckdb: lookup: %w", err)
 	}
 	defer rows.Close()
+	type pageRow struct {
+		row          recordRow
+		acct, region string
+	}
+	var read []pageRow
 	for rows.Next() {
-		var (
-			row          recordRow
-			acct, region string
-		)
-		dst := row.targets()
+		var p pageRow
+		dst := p.row.targets()
 		if wide {
-			dst = append([]any{&acct, &region}, dst...)
+			dst = append([]any{&p.acct, &p.region}, dst...)
 		} else {
-			acct, region = q.Account, q.Region
+			p.acct, p.region = q.Account, q.Region
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, 0, last, fmt.Errorf("duckdb: lookup scan: %w", err)
 		}
+		read = append(read, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, last, fmt.Errorf("duckdb: lookup: %w", err)
+	}
+	rows.Close()
+	// The page's rows share blocks (those of an hour): each block is read
+	// and decoded once, or taken from the cache.
+	frames := make([][]byte, len(read))
+	for i := range read {
+		frames[i] = read[i].row.frame
+	}
+	bs, err := s.blocksOf(frames)
+	if err != nil {
+		return nil, 0, last, err
+	}
+	if err := bs.fetch(ctx, s.db); err != nil {
+		return nil, 0, last, err
+	}
+	contents, err := s.contents(frames, bs)
+	if err != nil {
+		return nil, 0, last, err
+	}
+	for i := range read {
 		n++
-		r, err := row.record(s.codec)
+		r, err := read[i].row.record(contents[i])
 		if err != nil {
 			return nil, 0, last, err
 		}
-		r.Account, r.Region, r.Category = acct, region, q.Category
+		r.Account, r.Region, r.Category = read[i].acct, read[i].region, q.Category
 		last = *q.CursorOf(&r)
 		if !confirmed(&r, q.Attributes) {
 			continue // a hash collision
 		}
 		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, last, fmt.Errorf("duckdb: lookup: %w", err)
 	}
 	return out, n, last, nil
 }
@@ -1354,12 +1443,9 @@ type recordRow struct {
 
 func (w *recordRow) targets() []any { return []any{&w.t, &w.id, &w.frame} }
 
-// record returns the row's record, without Account, Region and Category.
-func (w *recordRow) record(c *codec) (audit.Record, error) {
-	content, err := c.decompress(w.frame)
-	if err != nil {
-		return audit.Record{}, fmt.Errorf("duckdb: record %q: %w", w.id, err)
-	}
+// record returns the row's record, without Account, Region and Category,
+// from its frame's content (Store.contents).
+func (w *recordRow) record(content []byte) (audit.Record, error) {
 	r := audit.Record{EventID: w.id, Time: time.Unix(w.t, 0).UTC()}
 	if err := splitFields(content, &r); err != nil {
 		return audit.Record{}, fmt.Errorf("duckdb: record %q: %w", w.id, err)
@@ -1393,6 +1479,7 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 		cat          uint8
 		row          recordRow
 	}
+	var bs *blockSet
 	read := func() ([]appendedRow, error) {
 		s.rw.RLock()
 		defer s.rw.RUnlock()
@@ -1414,6 +1501,19 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("duckdb: read appended: %w", err)
 		}
+		rows.Close()
+		// The blocks are read here too, decoded after rw.
+		frames := make([][]byte, len(out))
+		for i := range out {
+			frames[i] = out[i].row.frame
+		}
+		var err2 error
+		if bs, err2 = s.blocksOf(frames); err2 != nil {
+			return nil, err2
+		}
+		if err2 = bs.fetch(ctx, s.db); err2 != nil {
+			return nil, err2
+		}
 		return out, nil
 	}
 	raw, err := read()
@@ -1427,10 +1527,18 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 	if s.codecClosed {
 		return nil, errClosed
 	}
+	frames := make([][]byte, len(raw))
+	for i := range raw {
+		frames[i] = raw[i].row.frame
+	}
+	contents, err := s.contents(frames, bs)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]audit.Appended, len(raw))
 	for i := range raw {
 		a := &raw[i]
-		if out[i].Record, err = a.row.record(s.codec); err != nil {
+		if out[i].Record, err = a.row.record(contents[i]); err != nil {
 			return nil, err
 		}
 		out[i].Seq = a.seq
@@ -1505,6 +1613,10 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	res, err := s.wconn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM events WHERE received < %d`, cut))
 	if err != nil {
 		return 0, fmt.Errorf("duckdb: delete: %w", err)
+	}
+	// A block's rows share its received time: they go together.
+	if _, err := s.wconn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM record_blocks WHERE received < %d`, cut)); err != nil {
+		return 0, fmt.Errorf("duckdb: delete blocks: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {

@@ -1,0 +1,324 @@
+package duckdb
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/storetest"
+)
+
+// blockRecords returns records of two accounts and regions: dense hours
+// (hundreds of records, several blocks each), sparse ones (fewer than
+// minBlockRecords, frames of their own), a record larger than a block and
+// records with odd bytes, in batches as an import or the pipeline hands
+// them over.
+func blockRecords(t *testing.T) [][]audit.Record {
+	t.Helper()
+	sh := storetest.NewShapes(t, 7)
+	base := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	var batches [][]audit.Record
+	dense := sh.Records(700, base, base.Add(2*time.Hour), "111111111111", "eu-west-1")
+	dense = append(dense, sh.Records(300, base, base.Add(time.Hour), "222222222222", "us-east-1")...)
+	batches = append(batches, dense)
+	var sparse []audit.Record
+	for i := range 40 {
+		sparse = append(sparse, sh.Record(base.Add(time.Duration(i)*5*time.Hour), "111111111111", "eu-west-1"))
+	}
+	// A record larger than a block, and one with bytes a block must keep
+	// as they are (NUL, invalid UTF-8 in a string the JSON carries).
+	big := sh.Record(base.Add(30*time.Minute), "111111111111", "eu-west-1")
+	big.Raw = append(bytes.TrimSuffix(big.Raw, []byte("}")), []byte(`,"pad":"`+strings.Repeat("x", 200<<10)+`"}`)...)
+	odd := sh.Record(base.Add(31*time.Minute), "111111111111", "eu-west-1")
+	odd.Raw = append(bytes.TrimSuffix(odd.Raw, []byte("}")), []byte(",\"odd\":\"\x00\xff\"}")...)
+	sparse = append(sparse, big, odd)
+	batches = append(batches, sparse)
+	// A later batch adds to the dense hours: new blocks beside the old.
+	batches = append(batches, sh.Records(500, base, base.Add(2*time.Hour), "111111111111", "eu-west-1"))
+	return batches
+}
+
+// TestRecordBlocks: records stored in blocks come back byte for byte
+// through Lookup (every account, region and category, paged) and
+// ReadAppended, before and after a reopen, whatever the block size and
+// cache (one record a block, no cache, no blocks at all), and in a store
+// that mixes frames of their own (S2, zstd) with blocks.
+func TestRecordBlocks(t *testing.T) {
+	batches := blockRecords(t)
+	var all []audit.Record
+	for _, b := range batches {
+		all = append(all, b...)
+	}
+	for _, v := range []struct {
+		name   string
+		opts   []Options // one per batch, the store reopened between
+		blocks bool
+	}{
+		{"default", []Options{{}}, true},
+		{"small blocks", []Options{{BlockBytes: 2048}}, true},
+		{"no cache", []Options{{BlockCacheBytes: 1}}, true},
+		{"no blocks", []Options{{BlockBytes: -1}}, false},
+		{"mixed", []Options{{BlockBytes: -1}, {BlockBytes: -1, ZstdRecords: true}, {}}, true},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "events.duckdb")
+			var st *Store
+			for i, b := range batches {
+				o := v.opts[min(i, len(v.opts)-1)]
+				if st == nil || len(v.opts) > 1 {
+					if st != nil {
+						st.Close()
+					}
+					var err error
+					if st, err = Open(path, o); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := st.Append(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var n int
+			if err := st.db.QueryRow(`SELECT count(*) FROM record_blocks`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if got := n > 0; got != v.blocks {
+				t.Errorf("%d record blocks; want blocks: %v", n, v.blocks)
+			}
+			checkAll(t, st, all)
+			st.Close()
+			st, err := Open(path, v.opts[len(v.opts)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			checkAll(t, st, all)
+		})
+	}
+}
+
+// checkAll checks that st returns every record of recs exactly.
+func checkAll(t *testing.T, st *Store, recs []audit.Record) {
+	t.Helper()
+	byID := map[string]audit.Record{}
+	type part struct {
+		a, r string
+		c    audit.Category
+	}
+	parts := map[part]bool{}
+	for _, r := range recs {
+		byID[r.EventID] = r
+		parts[part{r.Account, r.Region, r.Category}] = true
+	}
+	same := func(how string, got audit.Record) {
+		w, ok := byID[got.EventID]
+		if !ok {
+			t.Fatalf("%s: record %q was never stored", how, got.EventID)
+		}
+		if !bytes.Equal(got.Raw, w.Raw) {
+			t.Fatalf("%s: record %q: raw bytes differ (%d vs %d bytes)", how, got.EventID, len(got.Raw), len(w.Raw))
+		}
+		// Raw compared above; cmp walks a byte slice by reflection.
+		w.Raw, got.Raw = nil, nil
+		if diff := cmp.Diff(w, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("%s: record %q differs (-want +got):\n%s", how, got.EventID, diff)
+		}
+	}
+	app, err := st.ReadAppended(context.Background(), 0, len(recs)+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(app) != len(recs) {
+		t.Fatalf("ReadAppended: %d records; want %d", len(app), len(recs))
+	}
+	for _, a := range app {
+		same("ReadAppended", a.Record)
+	}
+	var found int
+	for p := range parts {
+		q := audit.Query{Account: p.a, Region: p.r, Category: p.c, Limit: 50,
+			Start: time.Unix(0, 0), End: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+		for _, r := range lookupAll(t, st, q) {
+			same("Lookup", r)
+			found++
+		}
+	}
+	if found != len(recs) {
+		t.Fatalf("lookups found %d records; want %d", found, len(recs))
+	}
+}
+
+// TestPageDecodesWhatItReturns: a page of 50 from hours stored in blocks
+// decodes the few blocks that hold its records, not the hour's or the
+// batch's: the newest page, a page deep in the past and a page of one
+// EventName's records, each with the cache empty; a page read again
+// decodes nothing.
+func TestPageDecodesWhatItReturns(t *testing.T) {
+	sh := storetest.NewShapes(t, 3)
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	recs := sh.Records(6000, base, base.Add(6*time.Hour), "111111111111", "eu-west-1")
+	st, path := openTemp(t, recs)
+	st.Close()
+	q := audit.Query{Account: "111111111111", Region: "eu-west-1", Category: audit.CategoryManagement, Limit: 50,
+		Start: base, End: base.Add(24 * time.Hour)}
+	deep := recs[3000]
+	name := recs[len(recs)-1].EventName
+	for _, c := range []struct {
+		name string
+		q    func(audit.Query) audit.Query
+	}{
+		{"newest", func(q audit.Query) audit.Query { return q }},
+		{"deep", func(q audit.Query) audit.Query { q.After = q.CursorOf(&deep); return q }},
+		{"event name", func(q audit.Query) audit.Query {
+			q.Attributes = []audit.Attribute{{Key: audit.AttrEventName, Value: name}}
+			return q
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := Open(path, Options{}) // an empty cache
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			p, err := st.Lookup(context.Background(), c.q(q))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Records) == 0 {
+				t.Fatal("empty page")
+			}
+			var raw int
+			for _, r := range p.Records {
+				raw += len(r.Raw)
+			}
+			// The page's records sit in blocks of defaultBlockBytes; an
+			// EventName's records may each sit in a block of its own.
+			limit := int64(raw/defaultBlockBytes + 3)
+			if c.name == "event name" {
+				limit = int64(len(p.Records) + 1)
+			}
+			if got := st.blocksDecoded.Load(); got == 0 || got > limit {
+				t.Errorf("a page of %d records (%d KiB) decoded %d blocks; want 1 to %d", len(p.Records), raw>>10, got, limit)
+			}
+			before := st.blocksDecoded.Load()
+			if _, err := st.Lookup(context.Background(), c.q(q)); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.blocksDecoded.Load() - before; got != 0 {
+				t.Errorf("the same page again decoded %d blocks; want 0 (cached)", got)
+			}
+		})
+	}
+}
+
+// TestBlocksExpireWithTheirRecords: retention deletes a batch's blocks
+// with its rows, and the later batch's records still read.
+func TestBlocksExpireWithTheirRecords(t *testing.T) {
+	batches := blockRecords(t)
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	st, err := Open(path, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, b := range batches[:2] {
+		if _, err := st.Append(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(48 * time.Hour)
+	if _, err := st.Append(context.Background(), batches[2]); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		if err := st.db.QueryRow(`SELECT count(*) FROM record_blocks`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := count()
+	if _, err := st.DeleteReceivedBefore(context.Background(), now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	after := count()
+	if after == 0 || after >= before {
+		t.Errorf("record blocks: %d before retention, %d after; want fewer, not none", before, after)
+	}
+	checkAll(t, st, batches[2])
+	if _, err := st.DeleteReceivedBefore(context.Background(), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d record blocks left with no record; want 0", n)
+	}
+}
+
+// TestDamagedBlockReferences: a row whose block reference is damaged (a
+// truncated varint, a place past its block's end, a block that is not
+// there, trailing bytes, a huge length) makes a lookup and ReadAppended
+// fail with an error, never a panic or a record cut wrongly.
+func TestDamagedBlockReferences(t *testing.T) {
+	sh := storetest.NewShapes(t, 5)
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	recs := sh.Records(200, base, base.Add(time.Hour), "111111111111", "eu-west-1")
+	for _, c := range []struct {
+		name string
+		ref  []byte
+	}{
+		{"truncated", []byte{frameBlockV1, 0x80}},
+		{"past the end", appendBlockRef(nil, 1, 1<<20, 10)},
+		{"no such block", appendBlockRef(nil, 1<<40, 0, 10)},
+		{"trailing bytes", append(appendBlockRef(nil, 1, 0, 10), 0)},
+		{"huge length", appendBlockRef(nil, 1, 0, 1<<62)},
+		{"empty", []byte{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, path := openTemp(t, recs)
+			lit := ""
+			for _, b := range c.ref {
+				lit += fmt.Sprintf(`\x%02x`, b)
+			}
+			st = reopenAfter(t, st, path, fmt.Sprintf(`UPDATE events SET record = '%s'::BLOB WHERE seq = 17`, lit))
+			q := audit.Query{Account: "111111111111", Region: "eu-west-1", Category: audit.CategoryManagement, Limit: 1000,
+				Start: base, End: base.Add(2 * time.Hour)}
+			if _, err := st.Lookup(context.Background(), q); err == nil {
+				t.Error("Lookup of a page with a damaged reference: no error")
+			}
+			if _, err := st.ReadAppended(context.Background(), 0, 1000); err == nil {
+				t.Error("ReadAppended of a damaged reference: no error")
+			}
+			// The other rows still read.
+			if got, err := st.ReadAppended(context.Background(), 17, 1000); err != nil || len(got) != len(recs)-17 {
+				t.Errorf("ReadAppended after the damaged row: %d records, %v; want %d", len(got), err, len(recs)-17)
+			}
+		})
+	}
+}
+
+// FuzzParseBlockRef: any bytes parse to an error or to a reference whose
+// encoding parses to the same place.
+func FuzzParseBlockRef(f *testing.F) {
+	f.Add(appendBlockRef(nil, 1, 0, 10))
+	f.Add(appendBlockRef(nil, 1<<40, 1<<20, 1<<16))
+	f.Add([]byte{frameBlockV1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, off, n, err := parseBlockRef(b)
+		if err != nil {
+			return
+		}
+		back := appendBlockRef(nil, id, off, n)
+		id2, off2, n2, err := parseBlockRef(back)
+		if err != nil || id2 != id || off2 != off || n2 != n || id < 0 || off < 0 || n < 0 {
+			t.Errorf("parseBlockRef(%x) = %d, %d, %d; its encoding %x parses to %d, %d, %d, %v", b, id, off, n, back, id2, off2, n2, err)
+		}
+	})
+}
