@@ -53,7 +53,7 @@ type sessions struct {
 	idle, max time.Duration
 	cap       int
 	now       func() time.Time
-	file      string // "" keeps sessions in memory only
+	file      string           // "" keeps sessions in memory only
 	state     audit.StateStore // set: the sessions every node shares (shared.go)
 	keys      Keys
 	log       *slog.Logger
