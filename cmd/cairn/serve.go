@@ -129,11 +129,15 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	trails.SetOrganization(org)
 	trailSvc := &trail.Service{Registry: trails, Bucket: bks.trail, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
-	keyring, err := trail.OpenKeyring(f.dataDir, cfg.Delivery.DigestKeyRotation)
+	keyring, err := openKeyring(ctx, state, f.dataDir, cfg.Delivery.DigestKeyRotation)
 	if err != nil {
 		return err
 	}
-	digests, err := trail.NewDigestWriter(trail.DigestConfig{Dir: f.dataDir, Trails: trails, Bucket: bks.trail, Keys: keyring,
+	digestState := state // the chains: shared, or nil for the data dir's file
+	if !shared(state) {
+		digestState = nil
+	}
+	digests, err := trail.NewDigestWriter(trail.DigestConfig{Dir: f.dataDir, State: digestState, Trails: trails, Bucket: bks.trail, Keys: keyring,
 		Interval: cfg.Delivery.DigestInterval, Logger: log})
 	if err != nil {
 		return err
@@ -432,6 +436,15 @@ func openTrails(ctx context.Context, st audit.StateStore, dataDir string, log *s
 		return trail.OpenRegistry(dataDir)
 	}
 	return trail.OpenSharedRegistry(ctx, trail.SharedConfig{State: st, Logger: log})
+}
+
+// openKeyring opens the digest signing keys: the data dir's file, or the
+// keys every node shares.
+func openKeyring(ctx context.Context, st audit.StateStore, dataDir string, rotation time.Duration) (*trail.Keyring, error) {
+	if !shared(st) {
+		return trail.OpenKeyring(dataDir, rotation)
+	}
+	return trail.OpenSharedKeyring(ctx, st, rotation)
 }
 
 // loadOrCreateKey returns the NextToken signing key (tokenKeyFile),
