@@ -172,7 +172,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return fmt.Errorf("insights parameters: %w", err)
 	}
 	principals := configPrincipals{cfg}
-	gw, err := newGateway(cfg, f.dataDir, principals, pipe, log, reg)
+	gw, err := newGateway(cfg, f.dataDir, state, principals, pipe, log, reg)
 	if err != nil {
 		return err
 	}
