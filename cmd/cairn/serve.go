@@ -179,7 +179,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// `cairn insights --endpoint-url` runs the detector here, next to the
 	// store; its Insights go through the pipeline.
 	// Live detection matches what the store holds, off the ingest path.
-	det, err := newDetector(cfg, f.dataDir, store, log, reg)
+	det, err := newDetector(cfg, f.dataDir, state, store, log, reg)
 	if err != nil {
 		return err
 	}
