@@ -413,6 +413,16 @@ func (d *Detector) Sync(ctx context.Context) (int, error) {
 		}
 		d.warm = true
 	}
+	if d.cfg.State != nil {
+		// Another node may have matched and saved since (it held
+		// detection before this one): continue from its position.
+		d.mu.Lock()
+		err := d.refreshSharedLocked()
+		d.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+	}
 	total := 0
 	for {
 		d.mu.Lock()

@@ -59,6 +59,12 @@ func TestFindingsShared(t *testing.T) {
 			if got := list(b, "333333333333"); len(got) != 0 {
 				t.Errorf("node B lists %v for an account without findings", got)
 			}
+			// A matches a new record while B is idle: B, taking over,
+			// continues from A's new position, not the one it opened at.
+			appendAll(t, feed, event(t, 5, "111111111111", "eu-west-1", "StopLogging", "IAMUser"))
+			if n, err := a.Sync(ctx); err != nil || n != 1 {
+				t.Fatalf("node A's second Sync = %d, %v; want 1", n, err)
+			}
 			// B takes over: nothing is matched again; a new record is.
 			if n, err := b.Sync(ctx); err != nil || n != 0 {
 				t.Fatalf("node B's Sync over A's position = %d, %v; want 0", n, err)
@@ -79,10 +85,10 @@ func TestFindingsShared(t *testing.T) {
 			if got := list(c, "111111111111"); len(got) != 2 {
 				t.Errorf("a third node over a damaged batch lists %v; want the 2 good findings", got)
 			}
-			// A day after the first batch, expiry removes it for all.
+			// A day after node A's batches, expiry removes them for all.
 			now = now.Add(23 * time.Hour)
-			if n, err := b.Expire(); err != nil || n != 2 {
-				t.Fatalf("Expire = %d, %v; want the first batch's 2 findings", n, err)
+			if n, err := b.Expire(); err != nil || n != 3 {
+				t.Fatalf("Expire = %d, %v; want node A's 3 findings", n, err)
 			}
 			d := open(t, cfg)
 			if got := list(d, "111111111111"); strings.Join(got, " ") != "1111/ev-111111111111-3" {
