@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
+	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/pgtest"
 )
 
@@ -25,11 +27,14 @@ import (
 // started and changed through node B (and stays invisible to another
 // account); a NextToken from A pages on B (a forged one is refused there);
 // a console session signed in on A works on B, and a sign-out on B ends it
-// on A.
+// on A; the findings of calls made through either node (both run
+// detection: there are no leases yet) are listed, once each, on both.
 func TestTwoNodesShareState(t *testing.T) {
 	dsn := pgtest.Database(t)
-	logs := t.TempDir()
-	cfg := fmt.Sprintf(twoAccounts, 90) + fmt.Sprintf("store:\n  postgres: %q\nbuckets:\n  - name: local-logs\n    local_dir: %s\n", dsn, logs)
+	logs, rules := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(rules, "trail.yml"), trailChangeRule)
+	cfg := fmt.Sprintf(twoAccounts, 90) + fmt.Sprintf("store:\n  postgres: %q\nbuckets:\n  - name: local-logs\n    local_dir: %s\n", dsn, logs) +
+		fmt.Sprintf("detections:\n  rules: [%q]\n  builtin: false\n", rules)
 	a := startServer(t, cfg, "")
 	b := startServer(t, cfg, "")
 	ctx := context.Background()
@@ -148,6 +153,56 @@ func TestTwoNodesShareState(t *testing.T) {
 		jar.SetCookies(u, cookies) // the browser keeps the old cookie: replayed
 		if _, path, _ := page(a.endpoint, "/console/trails"); path != "/console/signin" {
 			t.Errorf("node A after the sign-out on B serves %s; want the sign-in page", path)
+		}
+	})
+
+	t.Run("FindingOnAListedOnB", func(t *testing.T) {
+		if _, err := ca.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("watched"), S3BucketName: aws.String("local-logs")}); err != nil {
+			t.Fatal(err)
+		}
+		find := func(ts *testServer) []string {
+			c := ts.cairn(t, "AKIAALICE00000000001", "alice-secret-key", "us-east-1")
+			var ids []string
+			q := client.FindingsQuery{MaxResults: 1}
+			for {
+				p, err := c.ListFindings(ctx, q)
+				if err != nil {
+					t.Fatalf("ListFindings: %v", err)
+				}
+				for _, f := range p.Findings {
+					ids = append(ids, f.ID)
+				}
+				if p.NextToken == "" {
+					return ids
+				}
+				q.NextToken = p.NextToken
+			}
+		}
+		// Three CreateTrail calls: audit's and watched's through A, and
+		// B's refused second audit.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			onB := find(b)
+			if len(onB) >= 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node B lists findings %v; want the 3 CreateTrail calls", onB)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		for name, ts := range map[string]*testServer{"A": a, "B": b} {
+			ids := find(ts)
+			seen := map[string]bool{}
+			for _, id := range ids {
+				if seen[id] {
+					t.Errorf("node %s lists finding %s twice", name, id)
+				}
+				seen[id] = true
+			}
+			if len(ids) != 3 {
+				t.Errorf("node %s lists %d findings; want 3", name, len(ids))
+			}
 		}
 	})
 }
