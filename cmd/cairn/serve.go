@@ -406,8 +406,8 @@ func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slo
 	return st, nil
 }
 
-// sharedStore is a store whose state every node of a cluster shares: the
-// PostgreSQL store's table (sharedStore) when Event History is there.
+// sharedStore is an Event History store that also keeps the state every
+// node of a cluster shares (the PostgreSQL store's shared_state table).
 type sharedStore interface {
 	State() *postgres.State
 }
