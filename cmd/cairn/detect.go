@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/detect"
 	"github.com/cairn-audit/cairn/internal/sigma/builtin"
@@ -17,13 +18,19 @@ import (
 // newDetector opens live detection as the config's detections section
 // says (nil without one): findings in the data dir, rules from the
 // configured folders and the built-in hunts.
-func newDetector(cfg *config.Config, dataDir string, feed detect.Feed, log *slog.Logger, reg prometheus.Registerer) (*detect.Detector, error) {
+//
+// On a shared store (PostgreSQL) findings and positions are kept there
+// instead, so every node lists the same findings (docs/scale.md).
+func newDetector(cfg *config.Config, dataDir string, state audit.StateStore, feed detect.Feed, log *slog.Logger, reg prometheus.Registerer) (*detect.Detector, error) {
 	dc := cfg.Detections
 	if dc == nil {
 		return nil, nil
 	}
 	c := detect.Config{Dir: dataDir, Feed: feed, Folders: dc.Rules, PollRules: dc.PollInterval, Retention: cfg.Retention(),
 		Logger: log, Registerer: reg}
+	if shared(state) {
+		c.Dir, c.State = "", state
+	}
 	if dc.PollInterval == 0 {
 		c.PollRules = -1 // only on SIGHUP
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/gateway"
 	"github.com/cairn-audit/cairn/internal/lifecycle"
@@ -43,7 +44,11 @@ func (g *gatewayServer) Run(ctx context.Context) error {
 // when the config has a gateway section (nil without one). With
 // persist_sessions, the STS credentials it learns are kept in the data dir
 // (gatewaySessionsFile) across restarts.
-func newGateway(cfg *config.Config, dataDir string, principals gateway.Principals, rec gateway.Recorder, log *slog.Logger, reg prometheus.Registerer) (*gatewayServer, error) {
+//
+// On a shared store (PostgreSQL) the sessions are kept there whatever
+// gateway.persist_sessions says: a session learnt through one node must be
+// known to the node its next call reaches (docs/scale.md).
+func newGateway(cfg *config.Config, dataDir string, state audit.StateStore, principals gateway.Principals, rec gateway.Recorder, log *slog.Logger, reg prometheus.Registerer) (*gatewayServer, error) {
 	gc := cfg.Gateway
 	if gc == nil {
 		return nil, nil
@@ -53,14 +58,18 @@ func newGateway(cfg *config.Config, dataDir string, principals gateway.Principal
 		acct = cfg.Accounts[0].ID
 	}
 	sessions := ""
-	if gc.PersistSessions {
+	var sessionState audit.StateStore
+	switch {
+	case shared(state):
+		sessionState = state
+	case gc.PersistSessions:
 		sessions = filepath.Join(dataDir, gatewaySessionsFile)
 	}
 	gw, err := gateway.New(gateway.Config{
 		Upstreams: gc.Upstreams, TrustedProxies: gc.TrustedProxies, VirtualHostDomains: gc.VirtualHostDomains,
 		ExcludeSources: gc.ExcludeSources, ExcludeNames: gc.ExcludeNames, DefaultAccount: acct,
 		Principals: principals, Recorder: rec, Logger: log, Registerer: reg,
-		MaxSessions: gc.MaxSessions, SessionFile: sessions,
+		MaxSessions: gc.MaxSessions, SessionFile: sessions, SessionState: sessionState,
 		MaxBufferedBody: int64(gc.MaxBufferedBodyMB) << 20,
 	})
 	if err != nil {

@@ -35,15 +35,19 @@ func insightParams(c config.Insights) insights.Params {
 }
 
 // newInsightsRunner returns the live detector the config asks for (nil
-// for "off"). It saves its position and state in dataDir/insights.state
-// and resumes from there at the next start.
-func newInsightsRunner(cfg *config.Config, dataDir string, feed insights.Feed, history insights.Lookuper, sink insights.Sink,
+// for "off"). It saves its position and state in dataDir/insights.state,
+// or in the shared state on PostgreSQL (so that another node resumes
+// from it), and resumes from there at the next start.
+func newInsightsRunner(cfg *config.Config, dataDir string, state audit.StateStore, feed insights.Feed, history insights.Lookuper, sink insights.Sink,
 	enabled insights.Enabler, log *slog.Logger, reg prometheus.Registerer) *insights.Runner {
 	if cfg.Insights.Live == "off" {
 		return nil
 	}
 	rc := insights.RunnerConfig{Feed: feed, Sink: sink, History: history, Params: insightParams(cfg.Insights), Logger: log, Registerer: reg,
 		StatePath: filepath.Join(dataDir, "insights.state")}
+	if shared(state) {
+		rc.StatePath, rc.State = "", state
+	}
 	if cfg.Insights.Live == "all" {
 		rc.All = true
 	} else {

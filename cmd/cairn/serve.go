@@ -34,6 +34,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/lifecycle"
 	"github.com/cairn-audit/cairn/internal/retention"
 	"github.com/cairn-audit/cairn/internal/sigv4"
+	"github.com/cairn-audit/cairn/internal/statefile"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 	"github.com/cairn-audit/cairn/internal/store/postgres"
 	"github.com/cairn-audit/cairn/internal/trail"
@@ -107,7 +108,8 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	defer store.Close()
-	key, err := loadOrCreateKey(filepath.Join(f.dataDir, tokenKeyFile))
+	state := openState(store, f.dataDir)
+	key, err := loadOrCreateKey(ctx, state)
 	if err != nil {
 		return err
 	}
@@ -116,7 +118,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if err != nil {
 		return err
 	}
-	trails, err := trail.OpenRegistry(f.dataDir)
+	trails, err := openTrails(ctx, state, f.dataDir, log)
 	if err != nil {
 		return err
 	}
@@ -127,11 +129,15 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	trails.SetOrganization(org)
 	trailSvc := &trail.Service{Registry: trails, Bucket: bks.trail, Feed: store, MaxPerRegion: cfg.Trails.MaxPerRegion, Organization: org}
-	keyring, err := trail.OpenKeyring(f.dataDir, cfg.Delivery.DigestKeyRotation)
+	keyring, err := openKeyring(ctx, state, f.dataDir, cfg.Delivery.DigestKeyRotation)
 	if err != nil {
 		return err
 	}
-	digests, err := trail.NewDigestWriter(trail.DigestConfig{Dir: f.dataDir, Trails: trails, Bucket: bks.trail, Keys: keyring,
+	digestState := state // the chains: shared, or nil for the data dir's file
+	if !shared(state) {
+		digestState = nil
+	}
+	digests, err := trail.NewDigestWriter(trail.DigestConfig{Dir: f.dataDir, State: digestState, Trails: trails, Bucket: bks.trail, Keys: keyring,
 		Interval: cfg.Delivery.DigestInterval, Logger: log})
 	if err != nil {
 		return err
@@ -166,14 +172,14 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return fmt.Errorf("insights parameters: %w", err)
 	}
 	principals := configPrincipals{cfg}
-	gw, err := newGateway(cfg, f.dataDir, principals, pipe, log, reg)
+	gw, err := newGateway(cfg, f.dataDir, state, principals, pipe, log, reg)
 	if err != nil {
 		return err
 	}
 	// `cairn insights --endpoint-url` runs the detector here, next to the
 	// store; its Insights go through the pipeline.
 	// Live detection matches what the store holds, off the ingest path.
-	det, err := newDetector(cfg, f.dataDir, store, log, reg)
+	det, err := newDetector(cfg, f.dataDir, state, store, log, reg)
 	if err != nil {
 		return err
 	}
@@ -202,7 +208,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	handleConsole(mux, cfg, f.dataDir, api, principals, pipe, log, reg) // "/": the API, and the console at /console/
+	handleConsole(mux, cfg, f.dataDir, state, api, principals, pipe, log, reg) // "/": the API, and the console at /console/
 	// What a client can make the server hold before it is known
 	// (docs/security.md): a header of at most MaxHeaderBytes read within
 	// ReadHeaderTimeout, a body only once its signature or key is checked
@@ -247,7 +253,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// runs of `cairn insights --endpoint-url` stop before the drain: a run
 	// stopped before its end stores nothing
 	group.Add("insights runs", func(ctx context.Context) error { <-ctx.Done(); insJobs.Close(); return nil })
-	if r := newInsightsRunner(cfg, f.dataDir, backgroundFeed{feed: store}, store, pipe, trails, log, reg); r != nil {
+	if r := newInsightsRunner(cfg, f.dataDir, state, backgroundFeed{feed: store}, store, pipe, trails, log, reg); r != nil {
 		group.Add("insights", r.Run)
 	}
 	if gw != nil {
@@ -400,19 +406,73 @@ func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slo
 	return st, nil
 }
 
-// loadOrCreateKey returns the NextToken signing key, creating it once.
-func loadOrCreateKey(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
-		return b, nil
+// sharedStore is an Event History store that also keeps the state every
+// node of a cluster shares (the PostgreSQL store's shared_state table).
+type sharedStore interface {
+	State() *postgres.State
+}
+
+// openState returns where the node keeps its named state (audit.StateStore,
+// docs/scale.md): the PostgreSQL store's shared table when the store is
+// PostgreSQL, so that every node on the database sees the same trails,
+// NextToken key and sessions; else files in the data dir, as always.
+func openState(store eventStore, dataDir string) audit.StateStore {
+	if s, ok := store.(sharedStore); ok {
+		return s.State()
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
+	return statefile.Open(dataDir)
+}
+
+// shared reports whether st is shared with other nodes (not the data dir).
+func shared(st audit.StateStore) bool {
+	_, files := st.(*statefile.Dir)
+	return !files
+}
+
+// openTrails opens the trails registry: the data dir's trails.json with
+// files, or the registry every node shares.
+func openTrails(ctx context.Context, st audit.StateStore, dataDir string, log *slog.Logger) (*trail.Registry, error) {
+	if !shared(st) {
+		return trail.OpenRegistry(dataDir)
 	}
-	if err := os.WriteFile(path, key, 0o600); err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
+	return trail.OpenSharedRegistry(ctx, trail.SharedConfig{State: st, Logger: log})
+}
+
+// openKeyring opens the digest signing keys: the data dir's file, or the
+// keys every node shares.
+func openKeyring(ctx context.Context, st audit.StateStore, dataDir string, rotation time.Duration) (*trail.Keyring, error) {
+	if !shared(st) {
+		return trail.OpenKeyring(dataDir, rotation)
 	}
-	return key, nil
+	return trail.OpenSharedKeyring(ctx, st, rotation)
+}
+
+// loadOrCreateKey returns the NextToken signing key (tokenKeyFile),
+// creating it once. Nodes sharing st share it, so a NextToken from one
+// pages on another: the first to create it wins, the others read it.
+func loadOrCreateKey(ctx context.Context, st audit.StateStore) ([]byte, error) {
+	for range 3 {
+		b, v, err := st.Get(ctx, tokenKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("token key: %w", err)
+		}
+		if len(b) >= 32 {
+			return b, nil
+		}
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		_, err = st.Put(ctx, tokenKeyFile, key, v)
+		if errors.Is(err, audit.ErrStateConflict) {
+			continue // another node created it: read theirs
+		}
+		if err != nil {
+			return nil, fmt.Errorf("token key: %w", err)
+		}
+		return key, nil
+	}
+	return nil, errors.New("token key: changed by others while being created")
 }
 
 type serverInfo struct {

@@ -85,6 +85,12 @@ type Config struct {
 	// SHA-256 of each cookie's token, its access key ID, region and
 	// times; mode 0600). Empty: sessions live in memory only.
 	SessionFile string
+	// State, if set, keeps the sessions in a StateStore that other
+	// cairn nodes share (one key a session under "console-sessions/",
+	// the same fields as the file), instead of SessionFile: a session
+	// signed in on one node works on every node, and a sign-out on one
+	// ends it on all (each request checks the store).
+	State audit.StateStore
 	// MaxSessions bounds the sessions held in memory; a sign-in beyond it
 	// ends the least recently used session.
 	MaxSessions int
@@ -165,7 +171,7 @@ func New(cfg Config) *Console {
 		cfg:   cfg,
 		pages: parsePages(),
 		sessions: &sessions{idle: cfg.SessionIdle, max: cfg.SessionMax, cap: cfg.MaxSessions, now: cfg.Now, file: cfg.SessionFile,
-			keys: cfg.Keys, log: cfg.Logger, m: map[string]*session{}},
+			state: cfg.State, keys: cfg.Keys, log: cfg.Logger, m: map[string]*session{}},
 		failures: &limiter{window: cfg.FailureWindow, cap: cfg.MaxFailureSlots, now: cfg.Now, m: map[string]*slot{}, kept: map[string]*slot{}},
 		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_console_signins_total",

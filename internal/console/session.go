@@ -42,6 +42,7 @@ type session struct {
 	CSRF          string
 	created, seen time.Time
 	saved         time.Time // seen as last written to the file
+	version       int64     // the shared store's version (shared.go)
 }
 
 // sessions is the session store, bounded by cap, kept in memory and,
@@ -52,7 +53,8 @@ type sessions struct {
 	idle, max time.Duration
 	cap       int
 	now       func() time.Time
-	file      string // "" keeps sessions in memory only
+	file      string           // "" keeps sessions in memory only
+	state     audit.StateStore // set: the sessions every node shares (shared.go)
 	keys      Keys
 	log       *slog.Logger
 	mu        sync.Mutex
@@ -108,6 +110,12 @@ func (s *sessions) create(p audit.Principal) (string, *session) {
 	}
 	s.m[ss.key] = ss
 	s.mu.Unlock()
+	if s.state != nil {
+		if err := s.putShared(ss); err != nil {
+			s.log.Error("console: saving the session to the shared store failed; it works on this node only", "err", err)
+		}
+		return token, ss
+	}
 	if err := s.save(); err != nil {
 		// The session works until a restart.
 		s.log.Error("console: saving the sessions failed", "err", err)
@@ -127,6 +135,9 @@ func (s *sessions) get(r *http.Request) (*session, bool) {
 	}
 	key := hashToken(ck.Value)
 	now := s.now()
+	if s.state != nil {
+		return s.getShared(key, ck.Value, now)
+	}
 	s.mu.Lock()
 	ss, ok := s.m[key]
 	if ok && s.expired(ss, now) {
@@ -160,6 +171,9 @@ func (s *sessions) delete(ss *session) error {
 	s.mu.Lock()
 	delete(s.m, ss.key)
 	s.mu.Unlock()
+	if s.state != nil {
+		return s.deleteShared(ss.key)
+	}
 	return s.save()
 }
 

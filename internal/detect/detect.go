@@ -52,8 +52,15 @@ type Feed interface {
 // rest has working defaults (no rules: nothing is matched).
 type Config struct {
 	// Dir holds FindingsFile and StateFile.
-	Dir  string
-	Feed Feed
+	Dir string
+	// State, when set, keeps the findings and positions in a StateStore
+	// that other nodes share instead of Dir (shared.go): findings in one
+	// key per stored batch under "detect-findings/", the positions under
+	// StateFile with compare-and-swap. Every node lists the same
+	// findings, and a node that takes detection over resumes from the
+	// saved position.
+	State audit.StateStore
+	Feed  Feed
 	// Folders are rule folders (or files), walked recursively.
 	Folders []string
 	// Builtin, when set, is the built-in rules' file system (builtin.FS()).
@@ -139,6 +146,8 @@ type Detector struct {
 
 	mu       sync.Mutex
 	f        *os.File
+	live     bool // open: d.f (a file) or State; false once closed
+	shared   sharedState
 	findings []Finding
 	seen     map[string]bool
 	st       state
@@ -199,7 +208,12 @@ func Open(cfg Config) (*Detector, error) {
 	}
 	d := &Detector{cfg: cfg, log: cfg.Logger, seen: map[string]bool{},
 		reload: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
-	if cfg.Dir != "" {
+	switch {
+	case cfg.State != nil:
+		if err := d.openShared(); err != nil {
+			return nil, err
+		}
+	case cfg.Dir != "":
 		if err := d.openFiles(); err != nil {
 			return nil, err
 		}
@@ -241,7 +255,7 @@ func (d *Detector) openFiles() error {
 		f.Close()
 		return fmt.Errorf("detect: %w", err)
 	}
-	d.f = f
+	d.f, d.live = f, true
 	if d.st.Delivered > len(d.findings) {
 		d.st.Delivered = len(d.findings)
 	}
@@ -321,6 +335,7 @@ func (d *Detector) initMetrics() {
 func (d *Detector) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.live = false
 	if d.f == nil {
 		return nil
 	}
@@ -344,8 +359,8 @@ func (d *Detector) Rules() []*sigma.Rule { return d.rules.Load().rules }
 // Reload and when their files change, and posts findings to the webhook.
 // It returns nil once its goroutines have returned.
 func (d *Detector) Run(ctx context.Context) error {
-	if d.cfg.Feed == nil || d.f == nil {
-		return errors.New("detect: Run needs Config.Dir and Config.Feed")
+	if d.cfg.Feed == nil || !d.live {
+		return errors.New("detect: Run needs Config.Dir (or State) and Config.Feed")
 	}
 	var wg sync.WaitGroup
 	if d.cfg.Webhook.URL != "" {
@@ -398,6 +413,16 @@ func (d *Detector) Sync(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		d.warm = true
+	}
+	if d.cfg.State != nil {
+		// Another node may have matched and saved since (it held
+		// detection before this one): continue from its position.
+		d.mu.Lock()
+		err := d.refreshSharedLocked()
+		d.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
 	}
 	total := 0
 	for {
@@ -474,7 +499,7 @@ func (d *Detector) warmUp(ctx context.Context) error {
 func (d *Detector) store(found []Finding, pos int64) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.f == nil {
+	if !d.live {
 		return 0, errors.New("detect: closed")
 	}
 	var buf bytes.Buffer
@@ -489,7 +514,12 @@ func (d *Detector) store(found []Finding, pos int64) (int, error) {
 		buf.WriteByte('\n')
 		fresh = append(fresh, f)
 	}
-	if len(fresh) > 0 {
+	if len(fresh) > 0 && d.cfg.State != nil {
+		if err := d.putBatchLocked(pos, buf.Bytes(), len(fresh)); err != nil {
+			d.unsee(fresh)
+			return 0, err
+		}
+	} else if len(fresh) > 0 {
 		if _, err := d.f.Write(buf.Bytes()); err != nil {
 			d.unsee(fresh)
 			return 0, fmt.Errorf("detect: writing findings: %w", err)
@@ -498,6 +528,8 @@ func (d *Detector) store(found []Finding, pos int64) (int, error) {
 			d.unsee(fresh)
 			return 0, fmt.Errorf("detect: writing findings: %w", err)
 		}
+	}
+	if len(fresh) > 0 {
 		d.findings = append(d.findings, fresh...)
 		for _, f := range fresh {
 			d.m.findings.WithLabelValues(f.Level).Inc()
@@ -525,6 +557,9 @@ func (d *Detector) unsee(fs []Finding) {
 }
 
 func (d *Detector) saveStateLocked() error {
+	if d.cfg.State != nil {
+		return d.saveSharedStateLocked()
+	}
 	b, _ := json.Marshal(d.st)
 	if err := atomicfile.Write(filepath.Join(d.cfg.Dir, StateFile), b, 0o600); err != nil {
 		return fmt.Errorf("detect: saving the position: %w", err)
@@ -563,6 +598,12 @@ func (d *Detector) List(q Query) Page {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.cfg.State != nil {
+		// Another node may have stored findings since: read them.
+		if err := d.refreshSharedLocked(); err != nil {
+			d.log.Warn("detect: reading the shared findings; listing those last read", "err", err)
+		}
+	}
 	// Findings are numbered from 1 in detection order; i is the number
 	// of the next one to look at.
 	i := len(d.findings)

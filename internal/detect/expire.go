@@ -25,7 +25,7 @@ func (d *Detector) Expire() (int, error) {
 	cut := d.cfg.Now().Add(-d.cfg.Retention)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.f == nil {
+	if !d.live {
 		return 0, errors.New("detect: closed")
 	}
 	limit := len(d.findings)
@@ -38,6 +38,9 @@ func (d *Detector) Expire() (int, error) {
 	}
 	if n == 0 {
 		return 0, nil
+	}
+	if d.cfg.State != nil {
+		return d.expireSharedLocked(n)
 	}
 	// The position first: a crash before the file is rewritten posts
 	// the n findings again (at least once), never skips one.

@@ -26,7 +26,7 @@ func (d *Detector) deliver(ctx context.Context) {
 	var saved time.Time
 	defer func() { // what was delivered since the last save
 		d.mu.Lock()
-		if d.f != nil {
+		if d.live {
 			_ = d.saveStateLocked()
 		}
 		d.mu.Unlock()

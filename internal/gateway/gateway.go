@@ -76,6 +76,10 @@ type Config struct {
 	// across restarts.
 	MaxSessions int
 	SessionFile string
+	// SessionState, when set, keeps the sessions in a StateStore that
+	// other gateway nodes share instead of SessionFile: an STS session
+	// learnt through one node is recorded as itself on every node.
+	SessionState audit.StateStore
 	// MaxBufferedBody bounds the bytes of request bodies held at once to
 	// record their parameters (default DefaultMaxBufferedBody); beyond
 	// it a body is forwarded unread and its call recorded without them.
@@ -136,7 +140,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, exclude: map[string]bool{}, sens: map[string]map[string]bool{},
 		bodies: bodyBudget{max: cfg.MaxBufferedBody}}
 	var err error
-	if g.sessions, err = newSessionCache(cfg.MaxSessions, cfg.SessionFile, cfg.Now, cfg.Logger); err != nil {
+	if g.sessions, err = newSessionCache(cfg.MaxSessions, cfg.SessionFile, cfg.SessionState, cfg.Now, cfg.Logger); err != nil {
 		return nil, err
 	}
 	for _, s := range cfg.ExcludeSources {

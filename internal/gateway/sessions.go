@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"container/list"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,7 +43,19 @@ type sessionCache struct {
 	lines int
 	now   func() time.Time
 	log   *slog.Logger
+	// state, when set, keeps the sessions in a StateStore other gateway
+	// nodes share (one key a session under sharedPrefix) instead of
+	// path: a session learnt through one node is known to every node.
+	state audit.StateStore
+	puts  int // shared puts since the last sweep of expired sessions
 }
+
+// sharedPrefix is where the sessions live in a shared StateStore.
+const sharedPrefix = "gateway-sessions/"
+
+// sweepEvery is how many shared puts go between two sweeps of the
+// expired sessions of the shared store.
+const sweepEvery = 1024
 
 type sessionEntry struct {
 	key string
@@ -68,11 +81,15 @@ type sessionLine struct {
 	} `json:"issuer,omitempty"`
 }
 
-func newSessionCache(max int, path string, now func() time.Time, log *slog.Logger) (*sessionCache, error) {
+func newSessionCache(max int, path string, state audit.StateStore, now func() time.Time, log *slog.Logger) (*sessionCache, error) {
 	if max <= 0 {
 		max = DefaultMaxSessions
 	}
-	c := &sessionCache{max: max, ll: list.New(), byKey: map[string]*list.Element{}, path: path, now: now, log: log}
+	c := &sessionCache{max: max, ll: list.New(), byKey: map[string]*list.Element{}, path: path, now: now, log: log, state: state}
+	if state != nil {
+		c.path = ""
+		return c, nil
+	}
 	if path == "" {
 		return c, nil
 	}
@@ -162,6 +179,9 @@ func (c *sessionCache) get(key string) (*session, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.byKey[key]
+	if !ok && c.state != nil {
+		return c.getSharedLocked(key)
+	}
 	if !ok {
 		return nil, false
 	}
@@ -180,6 +200,10 @@ func (c *sessionCache) put(key string, s *session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.putLocked(key, s)
+	if c.state != nil {
+		c.putSharedLocked(key, s)
+		return
+	}
 	if c.file == nil {
 		return
 	}
@@ -250,4 +274,68 @@ func (l sessionLine) session() *session {
 			AccountID: l.Issuer.AccountID, UserName: l.Issuer.UserName}
 	}
 	return s
+}
+
+// getSharedLocked looks for a session another node learnt. A key that
+// cannot name state (hostile input) is no session.
+func (c *sessionCache) getSharedLocked(key string) (*session, bool) {
+	if !audit.ValidStateKey(key) {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, v, err := c.state.Get(ctx, sharedPrefix+key)
+	if err != nil {
+		c.log.Error("gateway sessions: reading the shared store", "err", err)
+		return nil, false
+	}
+	var l sessionLine
+	if v == 0 || json.Unmarshal(b, &l) != nil || l.AccessKeyID != key || !l.Expires.After(c.now()) {
+		return nil, false
+	}
+	s := l.session()
+	c.putLocked(key, s)
+	return s, true
+}
+
+// putSharedLocked writes the session for every node (the latest learnt
+// wins) and now and then sweeps the expired ones out of the store.
+func (c *sessionCache) putSharedLocked(key string, s *session) {
+	if !audit.ValidStateKey(key) {
+		c.log.Warn("gateway sessions: an access key ID that cannot be shared; known to this node only")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, _ := json.Marshal(lineOf(key, s))
+	var err error
+	for range 3 {
+		var v int64
+		if v, err = c.state.Version(ctx, sharedPrefix+key); err != nil {
+			break
+		}
+		if _, err = c.state.Put(ctx, sharedPrefix+key, b, v); !errors.Is(err, audit.ErrStateConflict) {
+			break
+		}
+	}
+	if err != nil {
+		c.log.Error("gateway sessions: not shared", "err", err)
+		return
+	}
+	if c.puts++; c.puts < sweepEvery {
+		return
+	}
+	c.puts = 0
+	all, err := c.state.List(ctx, sharedPrefix)
+	if err != nil {
+		c.log.Warn("gateway sessions: sweeping the shared store", "err", err)
+		return
+	}
+	now := c.now()
+	for _, e := range all {
+		var l sessionLine
+		if json.Unmarshal(e.Value, &l) != nil || !l.Expires.After(now) {
+			c.state.Delete(ctx, e.Key, e.Version) //nolint:errcheck // changed meanwhile: the next sweep
+		}
+	}
 }

@@ -27,7 +27,7 @@ func (c *fakeClock) add(d time.Duration) {
 
 func TestSessionsExpireAndAreBounded(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c, err := newSessionCache(3, "", clk.now, slog.New(slog.DiscardHandler))
+	c, err := newSessionCache(3, "", nil, clk.now, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestSessionsPersist(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	path := filepath.Join(t.TempDir(), "sessions.jsonl")
 	log := slog.New(slog.DiscardHandler)
-	c, err := newSessionCache(100, path, clk.now, log)
+	c, err := newSessionCache(100, path, nil, clk.now, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestSessionsPersist(t *testing.T) {
 	os.WriteFile(path+".tmp-12345", []byte(`{"accessKeyId":"ASIATEMP"}`), 0o600)
 
 	clk.add(10 * time.Minute)
-	c, err = newSessionCache(100, path, clk.now, log)
+	c, err = newSessionCache(100, path, nil, clk.now, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestSessionsFileFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c, err := newSessionCache(100, path, clk.now, slog.New(slog.DiscardHandler))
+	c, err := newSessionCache(100, path, nil, clk.now, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

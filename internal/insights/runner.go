@@ -1,6 +1,7 @@
 package insights
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,15 @@ type RunnerConfig struct {
 	// often it is saved (default 1 minute; also when Run ends).
 	StatePath string
 	SaveEvery time.Duration
+	// State, when set, keeps the saved state in a StateStore that other
+	// nodes share (under StateKey) instead of StatePath: a node that
+	// takes over Insights resumes from the position the last one saved.
+	// A save that finds the stored state changed by another node since
+	// (compare-and-swap on its version) is not written: the runner
+	// resumes from the stored state instead (Insights found again are
+	// duplicates, dropped by their derived IDs).
+	State    audit.StateStore
+	StateKey string // default "insights.state"
 }
 
 // Runner runs the detector live over the store's append feed and stores the
@@ -68,6 +78,7 @@ type Runner struct {
 		position, series  prometheus.Gauge
 	}
 	lastLate int64
+	version  int64 // the shared state's version last read or written
 }
 
 // NewRunner returns a runner; Run runs it, once.
@@ -112,8 +123,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.det = det
 	r.register()
 	var pos int64
-	if r.cfg.StatePath != "" {
-		switch p, err := det.load(r.cfg.StatePath); {
+	if r.saves() {
+		switch p, err := r.load(ctx, det); {
 		case err == nil:
 			pos = p
 			r.lastLate = det.stats.Late
@@ -124,10 +135,27 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	saved, savedAt := pos, r.cfg.Now()
 	save := func() {
-		if r.cfg.StatePath == "" || len(r.pending) > 0 || pos == saved {
+		if !r.saves() || len(r.pending) > 0 || pos == saved {
 			return
 		}
-		if err := r.det.save(r.cfg.StatePath, pos); err != nil {
+		err := r.save(ctx, pos)
+		if errors.Is(err, audit.ErrStateConflict) {
+			// Another node ran Insights meanwhile and saved: continue
+			// from its state, never overwrite it.
+			fresh, derr := NewDetector(r.cfg.Params, func(in Insight) { r.pending = append(r.pending, in) })
+			err = derr
+			if derr == nil {
+				var p int64
+				if p, err = r.load(ctx, fresh); err == nil {
+					r.det, pos = fresh, p
+					r.lastLate = fresh.stats.Late
+					saved, savedAt = pos, r.cfg.Now()
+					r.cfg.Logger.Warn("insights: another node saved its state; resuming from it", "position", pos)
+					return
+				}
+			}
+		}
+		if err != nil {
 			r.cfg.Logger.Warn("insights: saving the state", "err", err)
 			return
 		}
@@ -256,4 +284,55 @@ func (r *Runner) register() {
 			}
 		}
 	}
+}
+
+// saves reports whether the runner saves its state (a file or shared).
+func (r *Runner) saves() bool { return r.cfg.StatePath != "" || r.cfg.State != nil }
+
+func (r *Runner) stateKey() string {
+	if r.cfg.StateKey != "" {
+		return r.cfg.StateKey
+	}
+	return "insights.state"
+}
+
+// load restores the saved state into det and returns its feed position
+// (errNoState: none saved).
+func (r *Runner) load(ctx context.Context, det *Detector) (int64, error) {
+	if r.cfg.State == nil {
+		return det.load(r.cfg.StatePath)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	b, v, err := r.cfg.State.Get(ctx, r.stateKey())
+	if err != nil {
+		return 0, err
+	}
+	r.version = v
+	if v == 0 {
+		return 0, errNoState
+	}
+	return det.decode(bytes.NewReader(b), "the shared "+r.stateKey())
+}
+
+// save writes the detector's state at pos; on a shared store it fails
+// with audit.ErrStateConflict when another node saved since this runner
+// last read or wrote it.
+func (r *Runner) save(ctx context.Context, pos int64) error {
+	if r.cfg.State == nil {
+		return r.det.save(r.cfg.StatePath, pos)
+	}
+	var buf bytes.Buffer
+	if err := r.det.encode(&buf, pos); err != nil {
+		return err
+	}
+	// Saved when Run ends too: after its ctx is done.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	v, err := r.cfg.State.Put(ctx, r.stateKey(), buf.Bytes(), r.version)
+	if err != nil {
+		return err
+	}
+	r.version = v
+	return nil
 }

@@ -76,6 +76,11 @@ type savedSeries struct {
 // save writes the detector's state at feed position pos to path,
 // atomically and durably.
 func (d *Detector) save(path string, pos int64) error {
+	return atomicfile.WriteFunc(path, 0o600, func(w io.Writer) error { return d.encode(w, pos) })
+}
+
+// encode writes the detector's state at feed position pos to w.
+func (d *Detector) encode(w io.Writer, pos int64) error {
 	st := savedState{Version: stateVersion, Params: d.p, Position: pos,
 		Observed: d.stats.Observed, Late: d.stats.Late, Dropped: d.stats.Dropped}
 	for _, sc := range d.scopes {
@@ -102,13 +107,11 @@ func (d *Detector) save(path string, pos int64) error {
 		}
 		st.Scopes = append(st.Scopes, ss)
 	}
-	return atomicfile.WriteFunc(path, 0o600, func(w io.Writer) error {
-		bw := bufio.NewWriter(w)
-		if err := gob.NewEncoder(bw).Encode(&st); err != nil {
-			return err
-		}
-		return bw.Flush()
-	})
+	bw := bufio.NewWriter(w)
+	if err := gob.NewEncoder(bw).Encode(&st); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // errNoState is load's error when there is no state to resume from.
@@ -126,8 +129,14 @@ func (d *Detector) load(path string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
+	return d.decode(bufio.NewReader(f), path)
+}
+
+// decode restores the state read from r (named path in errors) into d, a
+// new detector, and returns its feed position (load).
+func (d *Detector) decode(r io.Reader, path string) (int64, error) {
 	var st savedState
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&st); err != nil {
+	if err := gob.NewDecoder(r).Decode(&st); err != nil {
 		return 0, fmt.Errorf("decoding %s: %w", path, err)
 	}
 	if st.Version != stateVersion {

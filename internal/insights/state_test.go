@@ -59,13 +59,18 @@ type testRunner struct {
 
 // startRunner starts a runner with its clock at now.
 func startRunner(s *audittest.MemStore, p insights.Params, statePath string, now time.Time) *testRunner {
+	return startRunnerOn(s, p, statePath, nil, now)
+}
+
+// startRunnerOn is startRunner saving its state in st when st is set.
+func startRunnerOn(s *audittest.MemStore, p insights.Params, statePath string, st audit.StateStore, now time.Time) *testRunner {
 	tr := &testRunner{s: s, f: &watchedFeed{feed: s, caught: make(chan struct{}, 1)}, done: make(chan error, 1)}
 	tr.now.Store(now.Unix())
 	tr.f.target.Store(1 << 62)
 	ctx, cancel := context.WithCancel(context.Background())
 	tr.cancel = cancel
 	r := insights.NewRunner(insights.RunnerConfig{Feed: tr.f, Sink: s, History: s, All: true, Params: p, Poll: time.Millisecond,
-		Now: func() time.Time { return time.Unix(tr.now.Load(), 0) }, StatePath: statePath})
+		Now: func() time.Time { return time.Unix(tr.now.Load(), 0) }, StatePath: statePath, State: st})
 	go func() { tr.done <- r.Run(ctx) }()
 	return tr
 }

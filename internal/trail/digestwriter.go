@@ -3,6 +3,7 @@ package trail
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -34,6 +35,14 @@ type DigestConfig struct {
 	// Bucket returns the bucket a trail names (false: not configured).
 	Bucket func(name string) (Bucket, bool)
 	Keys   *Keyring
+	// State, when set, keeps the chains in a StateStore that other nodes
+	// share (under the key digest-chains.json) instead of Dir: a node
+	// that takes over the digests continues the chains where the last
+	// writer left them. Each round and each delivered file first compare
+	// the stored version (one small query) and read the chains again
+	// when another node wrote them; a write that lost the race to
+	// another node's is applied again to the chains read back.
+	State audit.StateStore
 	// Interval between digests of a chain (default 1 hour, as AWS).
 	Interval time.Duration
 	Now      func() time.Time // the clock (default time.Now)
@@ -57,6 +66,8 @@ type DigestWriter struct {
 	// write serializes WriteDue (a digest round).
 	write  sync.Mutex
 	chains map[string]*chainState
+	// version is the stored version of the chains (cfg.State).
+	version int64
 }
 
 // chainState is the digest chain of one trail, account and region.
@@ -130,6 +141,14 @@ func NewDigestWriter(cfg DigestConfig) (*DigestWriter, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &DigestWriter{cfg: cfg, path: filepath.Join(cfg.Dir, stateFile), chains: map[string]*chainState{}}
+	if cfg.State != nil {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err := w.refreshLocked(); err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
 	if err := atomicfile.CleanTemp(w.path); err != nil {
 		return nil, fmt.Errorf("digest: %w", err)
 	}
@@ -155,7 +174,67 @@ func (w *DigestWriter) saveLocked() error {
 	if err != nil {
 		return err
 	}
+	if w.cfg.State != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		v, err := w.cfg.State.Put(ctx, stateFile, b, w.version)
+		if err != nil {
+			return fmt.Errorf("digest: save the chains: %w", err)
+		}
+		w.version = v
+		return nil
+	}
 	return atomicfile.Write(w.path, b, 0o644)
+}
+
+// refreshLocked reads the shared chains again when another node wrote
+// them since (nothing without cfg.State).
+func (w *DigestWriter) refreshLocked() error {
+	if w.cfg.State == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := w.cfg.State.Version(ctx, stateFile)
+	if err != nil {
+		return fmt.Errorf("digest: read the chains' version: %w", err)
+	}
+	if v == w.version {
+		return nil
+	}
+	b, v, err := w.cfg.State.Get(ctx, stateFile)
+	if err != nil {
+		return fmt.Errorf("digest: read the chains: %w", err)
+	}
+	var list []*chainState
+	if v != 0 {
+		if err := json.Unmarshal(b, &list); err != nil {
+			return fmt.Errorf("digest: the shared chains are damaged: %w", err)
+		}
+	}
+	w.chains = make(map[string]*chainState, len(list))
+	for _, c := range list {
+		w.chains[chainID(c.TrailARN, c.Account, c.Region)] = c
+	}
+	w.version = v
+	return nil
+}
+
+// changeLocked runs fn on the chains and saves them. On a shared store
+// that another node wrote meanwhile, fn runs again on the chains read
+// back, so neither node's change is lost.
+func (w *DigestWriter) changeLocked(fn func()) error {
+	for range 8 {
+		if err := w.refreshLocked(); err != nil {
+			return err
+		}
+		fn()
+		err := w.saveLocked()
+		if !errors.Is(err, audit.ErrStateConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("digest: save the chains: %w", audit.ErrStateConflict)
 }
 
 // LogDelivered records a delivered log file for the next digest of its
@@ -168,9 +247,10 @@ func (w *DigestWriter) LogDelivered(_ context.Context, t Trail, account, region,
 		NewestEventTime: chain.FormatTime(newest), OldestEventTime: chain.FormatTime(oldest)}, Oldest: oldest, Newest: newest}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c := w.chainLocked(&t, account, region)
-	c.Pending = append(c.Pending, p)
-	if err := w.saveLocked(); err != nil {
+	if err := w.changeLocked(func() {
+		c := w.chainLocked(&t, account, region)
+		c.Pending = append(c.Pending, p)
+	}); err != nil {
 		w.log().Error("digest: saving the chains", "err", err)
 	}
 }
@@ -240,6 +320,9 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		trails[t.ARN()] = t
 	}
 	w.mu.Lock()
+	if err := w.refreshLocked(); err != nil {
+		w.log().Error("digest: reading the shared chains; using those last read", "err", err)
+	}
 	for _, t := range trails {
 		// A trail homed in a region that is no region (created before
 		// regions were validated) gets no home-region chain: its digest
@@ -273,16 +356,19 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		active := ok && t.Logging && t.LogFileValidationEnabled && t.StartLoggingTime.Equal(snap.Logging)
 		if snap.Ended && len(snap.Pending) == 0 {
 			w.mu.Lock()
-			if cur := w.chains[id]; cur != nil && len(cur.Pending) == 0 {
-				switch {
-				case !ok:
-					delete(w.chains, id) // deleted trail: done
-				case active:
-					// Validation turned back on: a starting digest next.
-					cur.Ended, cur.PrevBucket, cur.PrevKey, cur.PrevHash, cur.PrevSignature = false, "", "", "", ""
-					cur.Start = now
+			if err := w.changeLocked(func() {
+				if cur := w.chains[id]; cur != nil && len(cur.Pending) == 0 {
+					switch {
+					case !ok:
+						delete(w.chains, id) // deleted trail: done
+					case active:
+						// Validation turned back on: a starting digest next.
+						cur.Ended, cur.PrevBucket, cur.PrevKey, cur.PrevHash, cur.PrevSignature = false, "", "", "", ""
+						cur.Start = now
+					}
 				}
-				w.saveLocked()
+			}); err != nil {
+				w.log().Error("digest: saving the chains", "err", err)
 			}
 			w.mu.Unlock()
 			continue
@@ -293,8 +379,9 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		if !ok {
 			if snap.Trail == nil {
 				w.mu.Lock()
-				delete(w.chains, id)
-				w.saveLocked()
+				if err := w.changeLocked(func() { delete(w.chains, id) }); err != nil {
+					w.log().Error("digest: saving the chains", "err", err)
+				}
 				w.mu.Unlock()
 				continue
 			}
@@ -317,18 +404,21 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 			continue
 		}
 		w.mu.Lock()
-		if cur := w.chains[id]; cur != nil {
-			if ok {
-				cur.Trail = copyOf(&t)
+		if err := w.changeLocked(func() {
+			if cur := w.chains[id]; cur != nil {
+				if ok {
+					cur.Trail = copyOf(&t)
+				}
+				cur.PrevBucket, cur.PrevKey, cur.PrevHash, cur.PrevSignature, cur.PrevEnd =
+					snap.PrevBucket, snap.PrevKey, snap.PrevHash, snap.PrevSignature, snap.PrevEnd
+				cur.Start = now
+				// The files this digest holds (read back from another
+				// node's write, the chain may hold fewer).
+				cur.Pending = cur.Pending[min(len(snap.Pending), len(cur.Pending)):]
+				cur.Ended = !active
 			}
-			cur.PrevBucket, cur.PrevKey, cur.PrevHash, cur.PrevSignature, cur.PrevEnd =
-				snap.PrevBucket, snap.PrevKey, snap.PrevHash, snap.PrevSignature, snap.PrevEnd
-			cur.Start = now
-			cur.Pending = cur.Pending[len(snap.Pending):]
-			cur.Ended = !active
-			if err := w.saveLocked(); err != nil {
-				w.log().Error("digest: saving the chains", "err", err)
-			}
+		}); err != nil {
+			w.log().Error("digest: saving the chains", "err", err)
 		}
 		w.mu.Unlock()
 		if serr := w.cfg.Trails.setDigestStatus(t.ARN(), now, ""); serr != nil {

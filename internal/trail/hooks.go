@@ -30,6 +30,7 @@ func (r *Registry) attachLocked(t *Trail) {
 
 // get returns a copy of the trail of an ARN.
 func (r *Registry) get(arn string) (Trail, bool) {
+	r.fresh()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, ok := r.trails[arn]
@@ -69,6 +70,8 @@ func (r *Registry) setDigestStatus(arn string, at time.Time, deliveryErr string)
 
 // InsightsEnabled returns the Insights types enabled on the logging trails
 // that deliver the events of account in region, sorted, without repeats.
+// A shared registry answers from the trails last read (it is asked for
+// every batch of events; the deliverer's and the API's reads refresh it).
 func (r *Registry) InsightsEnabled(account, region string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

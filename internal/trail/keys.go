@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"context"
 	"crypto"
 	"crypto/md5"
 	"crypto/rand"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // DefaultKeyRotation is how long a key pair signs digests before a new one
@@ -61,6 +63,12 @@ type Keyring struct {
 	keys []*SigningKey // sorted by region, then Start
 	// bits is the key size (2048; tests may not change it).
 	bits int
+
+	// state, when set, keeps the keys every node shares (under keysFile;
+	// OpenSharedKeyring) instead of path; version is the stored version
+	// keys were read at.
+	state   audit.StateStore
+	version int64
 }
 
 type storedKey struct {
@@ -109,6 +117,52 @@ func ReadPublicKeys(dir, region string, start, end time.Time) ([]SigningKey, err
 	return kr.Public(region, start, end), nil
 }
 
+// OpenSharedKeyring opens the keyring kept in st, which other nodes
+// share: every node signs a region's digests with the same key and lists
+// the same public keys. Each use compares the stored version first (one
+// small query) and reads the keys again when another node added one; a
+// new key is written with compare-and-swap, and a node that loses the
+// race uses the winner's key. rotation <= 0 means DefaultKeyRotation.
+func OpenSharedKeyring(ctx context.Context, st audit.StateStore, rotation time.Duration) (*Keyring, error) {
+	if rotation <= 0 {
+		rotation = DefaultKeyRotation
+	}
+	kr := &Keyring{rotation: rotation, bits: 2048, state: st}
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	if err := kr.refreshLocked(ctx); err != nil {
+		return nil, err
+	}
+	return kr, nil
+}
+
+// refreshLocked reads a shared keyring again if another node changed it.
+func (kr *Keyring) refreshLocked(ctx context.Context) error {
+	if kr.state == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := kr.state.Version(ctx, keysFile)
+	if err != nil {
+		return fmt.Errorf("digest: read the keys' version: %w", err)
+	}
+	if v == kr.version {
+		return nil
+	}
+	b, v, err := kr.state.Get(ctx, keysFile)
+	if err != nil {
+		return fmt.Errorf("digest: read the keys: %w", err)
+	}
+	keys, err := parseKeys(b, "the shared "+keysFile)
+	if err != nil {
+		return err
+	}
+	kr.keys, kr.version = keys, v
+	kr.sortLocked()
+	return nil
+}
+
 // readKeys reads a keys file (none when it does not exist).
 func readKeys(path string) ([]*SigningKey, error) {
 	b, err := os.ReadFile(path)
@@ -117,6 +171,14 @@ func readKeys(path string) ([]*SigningKey, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("digest: read %s: %w", path, err)
+	}
+	return parseKeys(b, path)
+}
+
+// parseKeys decodes the keys kept in b (nil: none); path names b in errors.
+func parseKeys(b []byte, path string) ([]*SigningKey, error) {
+	if b == nil {
+		return nil, nil
 	}
 	var stored []storedKey
 	if err := json.Unmarshal(b, &stored); err != nil {
@@ -154,28 +216,39 @@ func (kr *Keyring) Current(region string, now time.Time) (*SigningKey, error) {
 	now = now.UTC()
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
-	var cur *SigningKey
-	for _, k := range kr.keys {
-		if k.Region == region && !now.Before(k.Start) && now.Before(k.End) {
-			cur = k // the latest one started wins
+	for range 8 {
+		if err := kr.refreshLocked(context.Background()); err != nil {
+			return nil, err
 		}
-	}
-	if cur != nil {
-		return cur, nil
-	}
-	priv, err := rsa.GenerateKey(rand.Reader, kr.bits)
-	if err != nil {
-		return nil, fmt.Errorf("digest: generate a key for %s: %w", region, err)
-	}
-	start := now.Truncate(time.Second)
-	k := newKey(region, start, start.Add(kr.rotation), priv)
-	kr.keys = append(kr.keys, k)
-	kr.sortLocked()
-	if err := kr.saveLocked(); err != nil {
+		var cur *SigningKey
+		for _, k := range kr.keys {
+			if k.Region == region && !now.Before(k.Start) && now.Before(k.End) {
+				cur = k // the latest one started wins
+			}
+		}
+		if cur != nil {
+			return cur, nil
+		}
+		priv, err := rsa.GenerateKey(rand.Reader, kr.bits)
+		if err != nil {
+			return nil, fmt.Errorf("digest: generate a key for %s: %w", region, err)
+		}
+		start := now.Truncate(time.Second)
+		k := newKey(region, start, start.Add(kr.rotation), priv)
+		kr.keys = append(kr.keys, k)
+		kr.sortLocked()
+		err = kr.saveLocked()
+		if err == nil {
+			return k, nil
+		}
 		kr.keys = remove(kr.keys, k)
-		return nil, err
+		if !errors.Is(err, audit.ErrStateConflict) {
+			return nil, err
+		}
+		// Another node changed the keys (perhaps this region's): read
+		// theirs and look again.
 	}
-	return k, nil
+	return nil, fmt.Errorf("digest: keys of %s: %w", region, audit.ErrStateConflict)
 }
 
 func remove(keys []*SigningKey, k *SigningKey) []*SigningKey {
@@ -193,6 +266,8 @@ func remove(keys []*SigningKey, k *SigningKey) []*SigningKey {
 func (kr *Keyring) Public(region string, start, end time.Time) []SigningKey {
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
+	// A shared keyring that cannot be read lists the keys last read.
+	_ = kr.refreshLocked(context.Background())
 	var out []SigningKey
 	for _, k := range kr.keys {
 		if k.Region == region && !k.End.Before(start) && !k.Start.After(end) {
@@ -212,6 +287,16 @@ func (kr *Keyring) saveLocked() error {
 	b, err := json.MarshalIndent(stored, "", "  ")
 	if err != nil {
 		return fmt.Errorf("digest: save keys: %w", err)
+	}
+	if kr.state != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		v, err := kr.state.Put(ctx, keysFile, b, kr.version)
+		if err != nil {
+			return fmt.Errorf("digest: save keys: %w", err)
+		}
+		kr.version = v
+		return nil
 	}
 	if err := atomicfile.Write(kr.path, b, 0o600); err != nil {
 		return fmt.Errorf("digest: save keys: %w", err)

@@ -152,6 +152,13 @@ type Registry struct {
 	ready    chan struct{}
 	// save writes the file's contents (r.write; tests replace it).
 	save func(b []byte) error
+
+	// shared is set for a registry in a StateStore (OpenSharedRegistry):
+	// then version is the stored version trails were read at, and
+	// writeMu orders this node's changes (shared.go).
+	shared  *SharedConfig
+	version int64
+	writeMu sync.Mutex
 }
 
 // regGroup is the callers whose changes one write of the file holds.
@@ -219,6 +226,7 @@ func readList[T any](pkg, path string) ([]T, error) {
 // category that is not an event's matches nothing), until
 // PutEventSelectors replaces them. Call it once after OpenRegistry.
 func (r *Registry) WarnRefusedSelectors(log *slog.Logger) int {
+	r.fresh()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
@@ -291,6 +299,9 @@ func cloneTrails(trails map[string]*Trail) map[string]*Trail {
 // write and fsync (group commit). A failed write fails every change it
 // holds and those staged on top of them.
 func (r *Registry) update(fn func(trails map[string]*Trail) error) error {
+	if r.shared != nil {
+		return r.updateShared(fn)
+	}
 	r.mu.Lock()
 	if r.path == "" { // a registry in memory (tests)
 		defer r.mu.Unlock()
@@ -384,6 +395,7 @@ func apply(trails map[string]*Trail, fn func(trails map[string]*Trail) error) er
 
 // snapshot returns copies of the trails fn selects, sorted by ARN.
 func (r *Registry) snapshot(fn func(t *Trail) bool) []Trail {
+	r.fresh()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Trail
@@ -401,6 +413,7 @@ func (r *Registry) Trails() []Trail { return r.snapshot(nil) }
 
 // view runs fn on the registry under its lock, without saving.
 func (r *Registry) view(fn func(trails map[string]*Trail) error) error {
+	r.fresh()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return fn(r.trails)

@@ -136,6 +136,18 @@ ALTER TABLE events DROP COLUMN resource_types, DROP COLUMN resource_names;
 	`
 ALTER TABLE events ADD COLUMN raw_codec smallint NOT NULL DEFAULT 0;
 `,
+	// 5: the state every node shares (audit.StateStore: the trails
+	// registry, the NextToken key, console sessions...). Versions come
+	// from one sequence, so a key deleted and created again never shows
+	// a version a reader saw before. Keys are ValidStateKey's ASCII.
+	`
+CREATE SEQUENCE shared_state_version;
+CREATE TABLE shared_state (
+	key     text   PRIMARY KEY COLLATE "C",
+	value   bytea  NOT NULL,
+	version bigint NOT NULL
+);
+`,
 }
 
 // migrateLock is the advisory lock that keeps two nodes from migrating at
