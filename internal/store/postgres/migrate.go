@@ -136,6 +136,19 @@ ALTER TABLE events DROP COLUMN resource_types, DROP COLUMN resource_names;
 	`
 ALTER TABLE events ADD COLUMN raw_codec smallint NOT NULL DEFAULT 0;
 `,
+	// 5: leases, for the work that must have one writer when several
+	// nodes share the database (leases.go, internal/lease). One row a
+	// lease, kept when released so that its token only grows; times are
+	// the database's, so nodes' clocks need not agree.
+	`
+CREATE TABLE leases (
+	name     text        PRIMARY KEY,
+	holder   text        NOT NULL,  -- the node id
+	token    bigint      NOT NULL,  -- the fencing token: +1 at every acquisition
+	expires  timestamptz NOT NULL,
+	acquired timestamptz NOT NULL
+);
+`,
 }
 
 // migrateLock is the advisory lock that keeps two nodes from migrating at
