@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,7 +79,8 @@ func TestServeLeasesEmbedded(t *testing.T) {
 // to whichever node (ImportRecords: acknowledged once in PostgreSQL), and
 // the node holding the delivery lease killed with SIGKILL while trails
 // deliver. It checks:
-//   - each lease is held by exactly one node, before and after;
+//   - each lease is held by exactly one node, before and after; SIGHUP
+//     (a rule reload) leaves every node serving, detect lease or not;
 //   - an event acknowledged by one node is found by LookupEvents on
 //     another at once (the store is shared; no node caches), and a write
 //     call's record, acknowledged once journaled, shortly after (logged);
@@ -122,6 +124,8 @@ store:
   postgres: %q
 cluster:
   node_id: %s
+detections:
+  builtin: true
 `, moto, dsn, n.id))
 		nodes[i] = n
 	}
@@ -178,8 +182,19 @@ cluster:
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	before := settled(time.Minute, leaseDelivery, leaseInsights, leaseRetention)
+	before := settled(time.Minute, leaseDelivery, leaseInsights, leaseRetention, leaseDetect)
 	t.Logf("leases: %v", before)
+	// SIGHUP reloads detection rules on every node, holding the detect
+	// lease or not (uncaught, it would end the process).
+	for _, n := range nodes {
+		n.proc.cmd.Process.Signal(syscall.SIGHUP)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, n := range nodes {
+		if _, ok := leasesHeld(n.proc.endpoint); !ok {
+			t.Fatalf("%s does not answer after SIGHUP", n.id)
+		}
+	}
 
 	client := func(n *node) *cloudtrail.Client {
 		return newCloudTrail(n.proc.endpoint, "us-east-1", "AKIAALICE00000000001", "alice-secret-key", 3)
@@ -349,7 +364,7 @@ cluster:
 	// the leases stay where they are, each with one holder.
 	victim.proc = startServerProcess(t, victim.dataDir, victim.cfgPath, victim.logPath)
 	victim.dead.Store(false)
-	settled(time.Minute, leaseDelivery, leaseInsights, leaseRetention)
+	settled(time.Minute, leaseDelivery, leaseInsights, leaseRetention, leaseDetect)
 
 	// No acknowledged event is lost, on any node.
 	for _, n := range nodes {

@@ -255,7 +255,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if det != nil {
 		// stops after the ingest drain; what the drain stored is matched
 		// at the next start (the position is saved)
-		group.Add("detect", holder.Run(leaseDetect, runDetector(det)))
+		group.Add("detect", runDetector(det, holder.Run(leaseDetect, det.Run)))
 	}
 	// Delivery reads the feed in batches of 20,000: a trail catching up
 	// (created or started over a filled store) is paced like Lake and
