@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -75,8 +77,9 @@ func TestServeLeasesEmbedded(t *testing.T) {
 }
 
 // TestClusterThreeNodes is issue 18's cluster test: three `cairn serve`
-// processes on one PostgreSQL database, 4 clients writing through the API
-// to whichever node (ImportRecords: acknowledged once in PostgreSQL), and
+// processes on one PostgreSQL database, 4 clients writing to whichever
+// node, through the API (ImportRecords: acknowledged once in PostgreSQL)
+// and the gateway (S3 CreateBucket, moto_server upstream), and
 // the node holding the delivery lease killed with SIGKILL while trails
 // deliver. It checks:
 //   - each lease is held by exactly one node, before and after; SIGHUP
@@ -107,6 +110,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	work := t.TempDir()
 	type node struct {
 		id, dataDir, cfgPath, logPath string
+		gateway                       string // the gateway's address
 		proc                          *serverProcess
 		dead                          atomic.Bool
 	}
@@ -114,6 +118,12 @@ func TestClusterThreeNodes(t *testing.T) {
 	for i := range nodes {
 		n := &node{id: fmt.Sprintf("node-%d", i+1)}
 		n.dataDir, n.cfgPath, n.logPath = filepath.Join(work, n.id), filepath.Join(work, n.id+".yaml"), filepath.Join(work, n.id+".log")
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.gateway = ln.Addr().String()
+		ln.Close()
 		writeFile(t, n.cfgPath, fmt.Sprintf(twoAccounts, 90)+fmt.Sprintf(`buckets:
   - name: audit-logs
     s3: {endpoint: %q, region: us-east-1, access_key_id: x, secret_access_key: y, path_style: true}
@@ -126,7 +136,11 @@ cluster:
   node_id: %s
 detections:
   builtin: true
-`, moto, dsn, n.id))
+gateway:
+  listen: %s
+  upstreams:
+    default: %s
+`, moto, dsn, n.id, n.gateway, moto))
 		nodes[i] = n
 	}
 	defer func() {
@@ -243,14 +257,17 @@ detections:
 	from := time.Now().Truncate(time.Second).Add(time.Second)
 	time.Sleep(time.Until(from))
 
-	// 4 clients, each sending to the live nodes in turn; after some of
-	// its acknowledged imports, each looks the records up on another node
-	// at once.
+	// 4 clients, each sending to the live nodes in turn: three import
+	// records through the API and, after some of their acknowledged
+	// imports, look the records up on another node at once; the fourth
+	// creates S3 buckets through the nodes' gateways (moto_server
+	// upstream), its calls recorded once journaled.
 	var (
 		wg          sync.WaitGroup
 		stop        = make(chan struct{})
 		ackMu       sync.Mutex
-		acked       = map[string]bool{}
+		acked       = map[string]bool{} // eventIDs of acknowledged imports
+		buckets     = map[string]bool{} // buckets created through a gateway
 		written     atomic.Int64
 		seq         atomic.Int64
 		crossChecks atomic.Int64
@@ -263,7 +280,26 @@ detections:
 			k++
 		}
 	}
-	for c := range 4 {
+	wg.Go(func() {
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			to := live(k)
+			name := fmt.Sprintf("gw-%d", k)
+			_, err := newS3("http://"+to.gateway, "AKIAALICE00000000001", "alice-secret-key", 1).CreateBucket(ctx,
+				&s3.CreateBucketInput{Bucket: aws.String(name)})
+			if err == nil {
+				ackMu.Lock()
+				buckets[name] = true
+				ackMu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	for c := range 3 {
 		wg.Go(func() {
 			for k := c; ; k++ {
 				select {
@@ -366,25 +402,49 @@ detections:
 	victim.dead.Store(false)
 	settled(time.Minute, leaseDelivery, leaseInsights, leaseRetention, leaseDetect)
 
-	// No acknowledged event is lost, on any node.
+	// No acknowledged event is lost, on any node: the imports, and the
+	// gateway's CreateBucket calls (those the killed node acknowledged
+	// from its journal, replayed at its restart).
+	if len(buckets) == 0 {
+		t.Errorf("no CreateBucket call through a gateway succeeded")
+	}
 	for _, n := range nodes {
-		found := map[string]bool{}
-		for _, e := range lookupAll(t, client(n), &cloudtrail.LookupEventsInput{StartTime: aws.Time(from),
-			LookupAttributes: attr(types.LookupAttributeKeyEventSource, "s3.amazonaws.com")}) {
-			found[aws.ToString(e.EventId)] = true
-		}
-		ackMu.Lock()
-		lost := 0
-		for id := range acked {
-			if !found[id] {
-				lost++
+		found, foundBuckets := map[string]bool{}, map[string]bool{}
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			for _, e := range lookupAll(t, client(n), &cloudtrail.LookupEventsInput{StartTime: aws.Time(from),
+				LookupAttributes: attr(types.LookupAttributeKeyEventSource, "s3.amazonaws.com")}) {
+				found[aws.ToString(e.EventId)] = true
+				var r struct {
+					RequestParameters struct {
+						BucketName string `json:"bucketName"`
+					} `json:"requestParameters"`
+				}
+				if json.Unmarshal([]byte(aws.ToString(e.CloudTrailEvent)), &r) == nil {
+					foundBuckets[r.RequestParameters.BucketName] = true
+				}
 			}
-		}
-		ackMu.Unlock()
-		if lost > 0 {
-			t.Errorf("%s: %d of %d acknowledged events not found", n.id, lost, len(acked))
+			lost, lostBuckets := 0, 0
+			for id := range acked {
+				if !found[id] {
+					lost++
+				}
+			}
+			for b := range buckets {
+				if !foundBuckets[b] {
+					lostBuckets++
+				}
+			}
+			if lost == 0 && lostBuckets == 0 {
+				break
+			}
+			if time.Now().After(deadline) { // journaled records are stored within 200 ms
+				t.Errorf("%s: %d of %d acknowledged imported events and %d of %d gateway calls not found", n.id, lost, len(acked), lostBuckets, len(buckets))
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
+	t.Logf("%d imported events and %d gateway calls acknowledged, all found on every node", len(acked), len(buckets))
 
 	t.Run("delivery across the failover", func(t *testing.T) {
 		if !sharedTrails {
