@@ -151,8 +151,10 @@ func (h *Holder) hold(ctx context.Context, f Fence, validUntil time.Time, job fu
 		select {
 		case err := <-exit:
 			switch {
+			case ctx.Err() != nil && errors.Is(err, ErrFenced):
+				return true, nil // stopping anyway
 			case ctx.Err() != nil:
-				return true, nil
+				return true, err
 			case errors.Is(err, ErrFenced):
 				return false, err
 			default:
