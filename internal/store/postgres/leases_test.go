@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/pgtest"
@@ -16,7 +18,12 @@ import (
 // openNodes opens n stores on one fresh database: n nodes sharing it.
 func openNodes(t *testing.T, n int) []*postgres.Store {
 	t.Helper()
-	dsn := pgtest.Database(t)
+	return openNodesOn(t, pgtest.Database(t), n)
+}
+
+// openNodesOn opens n stores on the database dsn.
+func openNodesOn(t *testing.T, dsn string, n int) []*postgres.Store {
+	t.Helper()
 	var out []*postgres.Store
 	for range n {
 		st, err := postgres.Open(context.Background(), dsn, postgres.Options{})
@@ -132,7 +139,8 @@ func TestLeasesOneHolder(t *testing.T) {
 // lease that never existed; and without a fence (one node) nothing is
 // checked.
 func TestFencedWrites(t *testing.T) {
-	nodes := openNodes(t, 2)
+	dsn := pgtest.Database(t)
+	nodes := openNodesOn(t, dsn, 2)
 	ctx := context.Background()
 	a, b := nodes[0].Leases(), nodes[1].Leases()
 	stored := func() int {
@@ -143,7 +151,7 @@ func TestFencedWrites(t *testing.T) {
 		}
 		return len(got)
 	}
-	tok, _, _ := a.Acquire(ctx, "retention", "a", 300*time.Millisecond)
+	tok, _, _ := a.Acquire(ctx, "retention", "a", 3*time.Second)
 	fa := lease.Fence{Lease: "retention", Holder: "a", Token: tok}
 	if _, err := nodes[0].DeleteReceivedBefore(lease.WithFence(ctx, fa), time.Now()); err != nil {
 		t.Errorf("delete under the current holding = %v; want done", err)
@@ -154,7 +162,7 @@ func TestFencedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	// a's holding expires, no one takes it yet: a's write is refused.
-	time.Sleep(400 * time.Millisecond)
+	waitExpired(t, dsn, "retention")
 	if _, err := nodes[0].DeleteReceivedBefore(lease.WithFence(ctx, fa), time.Now()); !errors.Is(err, lease.ErrFenced) {
 		t.Errorf("delete under an expired holding = %v; want ErrFenced", err)
 	}
@@ -182,5 +190,107 @@ func TestFencedWrites(t *testing.T) {
 	}
 	if _, err := nodes[0].DeleteReceivedBefore(ctx, time.Now()); err != nil {
 		t.Errorf("delete without a fence = %v; want done", err)
+	}
+}
+
+// TestFenceHoldsOffTakeover: a write that passed its fence check keeps
+// the lease from changing hands until it commits, even if the holding
+// expires meanwhile: the next holder's Acquire waits for the row lock and
+// takes the lease after the write, so it reads what the write left. (A
+// check that did not lock would let the new holder act before the old
+// holder's write lands.)
+func TestFenceHoldsOffTakeover(t *testing.T) {
+	dsn := pgtest.Database(t)
+	nodes := openNodesOn(t, dsn, 2)
+	ctx := context.Background()
+	a, b := nodes[0].Leases(), nodes[1].Leases()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	watch, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	tok, ok, err := a.Acquire(ctx, "delivery", "a", 5*time.Second)
+	if !ok || err != nil {
+		t.Fatalf("a.Acquire = %v, %v", ok, err)
+	}
+	if err := postgres.CheckFence(lease.WithFence(ctx, lease.Fence{Lease: "delivery", Holder: "a", Token: tok}), tx); err != nil {
+		t.Fatalf("CheckFence of the current holding = %v", err)
+	}
+	// The holding expires while the write is open; b tries to take it.
+	waitExpired(t, dsn, "delivery")
+	type result struct {
+		tok int64
+		ok  bool
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		tok, ok, err := b.Acquire(ctx, "delivery", "b", time.Minute)
+		got <- result{tok, ok, err}
+	}()
+	// b's Acquire is waiting for the lease row's lock (seen in
+	// pg_locks), not done.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var waiting bool
+		if err := watch.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO leases%')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case r := <-got:
+			t.Fatalf("b.Acquire returned (%+v) while a's fenced write was open; want it to wait", r)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b.Acquire neither waited on the lease row nor returned")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1`); err != nil { // the write
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r.err != nil || !r.ok || r.tok <= tok {
+		t.Errorf("b.Acquire after the write committed = %+v; want the lease with a token above %d", r, tok)
+	}
+}
+
+// waitExpired waits until the lease name's holding has expired on the
+// database's clock.
+func waitExpired(t *testing.T, dsn, name string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for deadline := time.Now().Add(time.Minute); ; {
+		var expired bool
+		if err := conn.QueryRow(ctx, `SELECT expires <= clock_timestamp() FROM leases WHERE name = $1`, name).Scan(&expired); err != nil {
+			t.Fatal(err)
+		}
+		if expired {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease %s did not expire", name)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
