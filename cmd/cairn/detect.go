@@ -48,8 +48,10 @@ func newDetector(cfg *config.Config, dataDir string, state audit.StateStore, fee
 	return detect.Open(c)
 }
 
-// runDetector runs d until ctx ends, reloading its rules on SIGHUP.
-func runDetector(d *detect.Detector) func(ctx context.Context) error {
+// runDetector runs run (d.Run, under its lease) until ctx ends, reloading
+// d's rules on SIGHUP. SIGHUP is caught for as long as the server runs,
+// the lease held or not: uncaught, it would end the process.
+func runDetector(d *detect.Detector, run func(ctx context.Context) error) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
@@ -66,7 +68,7 @@ func runDetector(d *detect.Detector) func(ctx context.Context) error {
 			}
 		}()
 		defer close(done)
-		return d.Run(ctx)
+		return run(ctx)
 	}
 }
 

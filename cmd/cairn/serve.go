@@ -31,6 +31,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/insights"
 	"github.com/cairn-audit/cairn/internal/lake"
 	lakeduckdb "github.com/cairn-audit/cairn/internal/lake/duckdb"
+	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/lifecycle"
 	"github.com/cairn-audit/cairn/internal/retention"
 	"github.com/cairn-audit/cairn/internal/sigv4"
@@ -53,6 +54,10 @@ const (
 
 type serveFlags struct {
 	listen, dataDir, config, logFormat, logLevel string
+	// nodeID names the node among those sharing a PostgreSQL store
+	// (--node-id; empty: the config's cluster.node_id, else the host
+	// name).
+	nodeID string
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +69,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.config, "config", "", "config file (YAML); without one cairn generates an account and a key")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's name among the nodes sharing a PostgreSQL store, in its leases and logs\n(default: the config's cluster.node_id, else the host name)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn serve [flags]\n\nServes the CloudTrail API (and /metrics, /healthz) on --listen, recording every call;\n"+
 			"keeps Event History, trails, CloudTrail Lake and Insights in --data-dir. Without --config,\n"+
@@ -76,6 +82,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	if f.nodeID != "" && !config.ValidNodeID(f.nodeID) {
+		return usageError{fmt.Sprintf("--node-id wants 1 to 128 letters, digits and . _ : - (like cairn-1), got %q", f.nodeID)}
 	}
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
@@ -108,6 +117,10 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	defer store.Close()
+	node, err := nodeID(f.nodeID, cfg)
+	if err != nil {
+		return err
+	}
 	state := openState(store, f.dataDir)
 	key, err := loadOrCreateKey(ctx, state)
 	if err != nil {
@@ -147,6 +160,13 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	maps.Copy(handlers, apiserver.PublicKeyHandlers(keyring))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Work that must have one writer runs under a lease: in PostgreSQL
+	// when nodes share it, else always held (docs/scale.md).
+	var leases lease.Table = &lease.Local{}
+	if t, ok := store.(interface{ Leases() lease.Table }); ok {
+		leases = t.Leases()
+	}
+	holder := lease.NewHolder(lease.Config{Table: leases, Node: node, TTL: cfg.Cluster.LeaseTTL, Logger: log, Registerer: reg})
 	lk, err := openLake(f.dataDir, cfg, log, bks, reg, backgroundFeed{feed: store})
 	if err != nil {
 		return err
@@ -233,28 +253,37 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// record handed to the pipeline), then the Insights runner (its last
 	// Insights go through the pipeline), the ingest drain, the janitor,
 	// the final trail delivery (after the drain: it takes the last
-	// records), Lake, and the digests; the stores close after Run.
+	// records) and then the digests, and Lake; the stores close after
+	// Run. Detection, delivery with the digests, retention and Insights
+	// run only while this node holds their lease (holder.Run).
 	group := lifecycle.Group{Logger: log}
-	group.Add("digests", digests.Run) // files delivered but not digested wait in the data dir
 	group.Add("lake", lk.Run)
 	if det != nil {
 		// stops after the ingest drain; what the drain stored is matched
 		// at the next start (the position is saved)
-		group.Add("detect", runDetector(det))
+		group.Add("detect", runDetector(det, holder.Run(leaseDetect, det.Run)))
 	}
 	// Delivery reads the feed in batches of 20,000: a trail catching up
 	// (created or started over a filled store) is paced like Lake and
 	// Insights so that it leaves the cores to the lookups; a caught-up
 	// trail reads partial batches and is never paused.
-	group.Add("trail delivery", trail.NewDeliverer(trail.DeliveryConfig{Registry: trails, Feed: newPacedTrailFeed(store), Bucket: bks.trail,
-		Interval: cfg.Delivery.Interval, Logger: log, Observer: digests, Registerer: reg}).Run)
-	group.Add("retention", retention.New(retention.Config{Store: store, Retention: cfg.Retention(), Logger: log}).Run)
+	deliverer := trail.NewDeliverer(trail.DeliveryConfig{Registry: trails, Feed: newPacedTrailFeed(store), Bucket: bks.trail,
+		Interval: cfg.Delivery.Interval, Logger: log, Observer: digests, Registerer: reg})
+	// One lease for delivery and every digest chain: the digests chain
+	// the files this node's deliverer reports (Observer).
+	group.Add("trail delivery", holder.Run(leaseDelivery, func(ctx context.Context) error {
+		g := lifecycle.Group{Logger: log}
+		g.Add("digests", digests.Run) // files delivered but not digested wait in the data dir
+		g.Add("trail delivery", deliverer.Run)
+		return g.Run(ctx)
+	}))
+	group.Add("retention", holder.Run(leaseRetention, retention.New(retention.Config{Store: store, Retention: cfg.Retention(), Logger: log}).Run))
 	group.Add("ingest", pipe.Run)
 	// runs of `cairn insights --endpoint-url` stop before the drain: a run
 	// stopped before its end stores nothing
 	group.Add("insights runs", func(ctx context.Context) error { <-ctx.Done(); insJobs.Close(); return nil })
 	if r := newInsightsRunner(cfg, f.dataDir, state, backgroundFeed{feed: store}, store, pipe, trails, log, reg); r != nil {
-		group.Add("insights", r.Run)
+		group.Add("insights", holder.Run(leaseInsights, r.Run))
 	}
 	if gw != nil {
 		group.Add("gateway", gw.Run)
@@ -266,7 +295,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		log.Warn("could not write the server file", "err", err)
 	}
 	defer os.Remove(filepath.Join(f.dataDir, serverFile))
-	log.Info("cairn serving the CloudTrail API", "endpoint", addr, "data_dir", f.dataDir,
+	log.Info("cairn serving the CloudTrail API", "endpoint", addr, "data_dir", f.dataDir, "node", node,
 		"retention_days", int(cfg.Retention()/(24*time.Hour)), "version", version)
 	stopped := make(chan struct{})
 	defer close(stopped)
@@ -278,6 +307,30 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		}
 	}()
 	return group.Run(ctx)
+}
+
+// The leases of the work that must have one writer (docs/scale.md).
+const (
+	leaseDelivery  = "delivery" // trail delivery and every digest chain
+	leaseInsights  = "insights" // live Insights detection
+	leaseDetect    = "detect"   // live detection (Sigma rules, findings, webhooks)
+	leaseRetention = "retention"
+)
+
+// nodeID returns the node's name: the flag's, else the config's, else the
+// host name.
+func nodeID(flagID string, cfg *config.Config) (string, error) {
+	switch {
+	case flagID != "":
+		return flagID, nil
+	case cfg.Cluster.NodeID != "":
+		return cfg.Cluster.NodeID, nil
+	}
+	host, err := os.Hostname()
+	if err != nil || !config.ValidNodeID(host) {
+		return "", fmt.Errorf("the host name %q cannot name this node: set --node-id or cluster.node_id", host)
+	}
+	return host, nil
 }
 
 // loadConfig reads the config file, or without one the generated account

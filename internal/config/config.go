@@ -54,6 +54,8 @@ type Config struct {
 	Console Console `yaml:"console"`
 	// Store chooses Event History's store (store.go).
 	Store Store `yaml:"store"`
+	// Cluster names the node and times its leases (cluster.go).
+	Cluster Cluster `yaml:"cluster"`
 	// Detections configures live detection with Sigma rules
 	// (detections.go); nil: none.
 	Detections *Detections `yaml:"detections"`

@@ -156,6 +156,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		field{"ingest", false, func(v *yaml.Node, path string) { d.ingest(v, path, &c.Ingest) }},
 		field{"console", false, func(v *yaml.Node, path string) { d.console(v, path, &c.Console) }},
 		field{"store", false, func(v *yaml.Node, path string) { d.store(v, path, &c.Store) }},
+		field{"cluster", false, func(v *yaml.Node, path string) { d.cluster(v, path, &c.Cluster) }},
 		field{"detections", false, func(v *yaml.Node, path string) { c.Detections = d.detections(v, path) }},
 		field{"trusted_proxies", false, func(v *yaml.Node, path string) { c.TrustedProxies = d.networks(v, path) }},
 	)

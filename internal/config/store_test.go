@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestStorePostgres(t *testing.T) {
 	base := "accounts:\n  - id: \"111111111111\"\n    users:\n      - name: alice\n        access_keys:\n          - id: AKIAALICE00000000001\n            secret: alice-secret-key\n"
@@ -21,5 +25,25 @@ func TestStorePostgres(t *testing.T) {
 	c, err := Parse("t.yaml", []byte(base))
 	if err != nil || c.Store.Postgres != "" {
 		t.Errorf("without store: %+v, %v; want the embedded store", c.Store, err)
+	}
+}
+
+func TestCluster(t *testing.T) {
+	base := "accounts:\n  - id: \"111111111111\"\n    users:\n      - name: alice\n        access_keys:\n          - id: AKIAALICE00000000001\n            secret: alice-secret-key\n"
+	c, err := Parse("t.yaml", []byte(base+"cluster:\n  node_id: cairn-1.eu_west:a\n  lease_ttl: 30s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.NodeID != "cairn-1.eu_west:a" || c.Cluster.LeaseTTL != 30*time.Second {
+		t.Errorf("cluster = %+v; want node cairn-1.eu_west:a, lease_ttl 30s", c.Cluster)
+	}
+	c, err = Parse("t.yaml", []byte(base))
+	if err != nil || c.Cluster.NodeID != "" || c.Cluster.LeaseTTL != 0 {
+		t.Errorf("without cluster: %+v, %v; want the zero value (the host name, the default TTL)", c.Cluster, err)
+	}
+	for _, id := range []string{"", "a b", "é", "a/b", "x\x00", strings.Repeat("n", 129)} {
+		if ValidNodeID(id) {
+			t.Errorf("ValidNodeID(%q) = true; want false", id)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket/objects"
+	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -121,13 +122,20 @@ const (
 
 // Run delivers every Interval until ctx ends, then delivers once more
 // (bounded by 30 s), so that a graceful shutdown leaves nothing behind,
-// and returns nil. It starts no goroutine.
+// and returns nil. When ctx ended because the node lost its delivery
+// lease (lease.Lost), it returns at once: the node now holding it
+// delivers. It starts no goroutine.
 func (d *Deliverer) Run(ctx context.Context) error {
 	tick := time.NewTicker(d.cfg.Interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			if lease.Lost(ctx) {
+				// Another node delivers now: a final round here would
+				// write what it writes.
+				return nil
+			}
 			// The final round tries every trail, backing off or not: a
 			// round that shutdown interrupted (its writes cancelled) is
 			// done again here, not left for the next start.

@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	localbucket "github.com/cairn-audit/cairn/internal/bucket/local"
+	"github.com/cairn-audit/cairn/internal/lease"
 )
 
 var n int
@@ -418,8 +419,15 @@ func (s *stalling) Put(ctx context.Context, key string, body []byte, ct string, 
 // A round that shutdown interrupts is no delivery failure: the final
 // round at shutdown delivers the batch (it used to be skipped, the trail
 // backing off after the cancelled write) and LatestDeliveryError stays
-// empty.
+// empty. A round interrupted because the node lost its delivery lease
+// (lease.ErrLost) has no final round: the node now holding the lease
+// delivers the batch, and this one writes nothing more.
 func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
+	t.Run("shutdown", func(t *testing.T) { testInterruptedRound(t, context.Canceled, "RunInstances", 1) })
+	t.Run("lease lost", func(t *testing.T) { testInterruptedRound(t, lease.ErrLost, "", 0) })
+}
+
+func testInterruptedRound(t *testing.T, cause error, wantDelivered string, wantPosition int64) {
 	ctx := context.Background()
 	const acct = "111111111111"
 	reg, err := OpenRegistry(t.TempDir())
@@ -438,7 +446,7 @@ func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
 	})
 	store.Append(ctx, []audit.Record{at(rec(t, acct, "us-east-1", "ec2.amazonaws.com", "RunInstances", false, ""), time.Now())})
 	d := NewDeliverer(DeliveryConfig{Registry: reg, Feed: store, Bucket: func(string) (Bucket, bool) { return b, true }, Interval: 10 * time.Millisecond})
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	var runErr error
 	go func() { runErr = d.Run(runCtx); close(done) }()
@@ -447,15 +455,15 @@ func TestShutdownDuringADeliveryStillFlushes(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("no delivery started within a minute")
 	}
-	cancel()
+	cancel(cause)
 	<-done // Run returned: its interrupted write and the final round are over
 	if runErr != nil {
 		t.Errorf("Run = %v", runErr)
 	}
-	if _, names := delivered(t, local, ""); strings.Join(names, ",") != "RunInstances" {
-		t.Errorf("delivered at shutdown: %v", names)
+	if _, names := delivered(t, local, ""); strings.Join(names, ",") != wantDelivered {
+		t.Errorf("delivered after the cancel (%v): %v; want %q", cause, names, wantDelivered)
 	}
-	if tr, _ := reg.get(arn); tr.LatestDeliveryError != "" || tr.Position != 1 {
-		t.Errorf("after the shutdown: error %q, position %d", tr.LatestDeliveryError, tr.Position)
+	if tr, _ := reg.get(arn); tr.LatestDeliveryError != "" || tr.Position != wantPosition {
+		t.Errorf("after the cancel (%v): error %q, position %d; want position %d", cause, tr.LatestDeliveryError, tr.Position, wantPosition)
 	}
 }

@@ -148,6 +148,19 @@ CREATE TABLE shared_state (
 	version bigint NOT NULL
 );
 `,
+	// 6: leases, for the work that must have one writer when several
+	// nodes share the database (leases.go, internal/lease). One row a
+	// lease, kept when released so that its token only grows; times are
+	// the database's, so nodes' clocks need not agree.
+	`
+CREATE TABLE leases (
+	name     text        PRIMARY KEY,
+	holder   text        NOT NULL,  -- the node id
+	token    bigint      NOT NULL,  -- the fencing token: +1 at every acquisition
+	expires  timestamptz NOT NULL,
+	acquired timestamptz NOT NULL
+);
+`,
 }
 
 // migrateLock is the advisory lock that keeps two nodes from migrating at

@@ -547,6 +547,11 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	var n int64
 	var dropped []int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Retention runs under a lease when nodes share the database: a
+		// node that lost it deletes nothing.
+		if err := CheckFence(ctx, tx); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 			WHERE i.inhparent = 'events'::regclass`)
 		if err != nil {
