@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -347,10 +348,12 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			found++
 			out.write(f)
 		})
+		out.sync() // a batch's findings at once, not a write each
 		return ctx.Err()
 	})
 	done()
 	if err != nil {
+		out.sync()
 		return err
 	}
 	out.flush(found)
@@ -369,7 +372,7 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // findingWriter prints findings as they come (json, csv) or at the end
 // (table, aligned).
 type findingWriter struct {
-	w      io.Writer
+	w      *bufio.Writer
 	format string
 	enc    *json.Encoder
 	csv    *csv.Writer
@@ -379,12 +382,12 @@ type findingWriter struct {
 var findingColumns = []string{"eventTime", "level", "title", "eventName", "recipientAccountId", "awsRegion", "principal", "eventID", "ruleId", "detail"}
 
 func newFindingWriter(w io.Writer, format string) *findingWriter {
-	fw := &findingWriter{w: w, format: format}
+	fw := &findingWriter{w: bufio.NewWriterSize(w, 64<<10), format: format}
 	switch format {
 	case "json":
-		fw.enc = json.NewEncoder(w)
+		fw.enc = json.NewEncoder(fw.w)
 	case "csv":
-		fw.csv = csv.NewWriter(w)
+		fw.csv = csv.NewWriter(fw.w)
 		fw.csv.Write(findingColumns)
 	}
 	return fw
@@ -428,7 +431,16 @@ func tableSafe(s string) string {
 	}, s)
 }
 
+// sync writes out the findings written so far (json, csv).
+func (fw *findingWriter) sync() {
+	if fw.csv != nil {
+		fw.csv.Flush()
+	}
+	fw.w.Flush()
+}
+
 func (fw *findingWriter) flush(found int) {
+	defer fw.w.Flush()
 	switch fw.format {
 	case "csv":
 		fw.csv.Flush()

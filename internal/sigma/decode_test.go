@@ -170,3 +170,37 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestFieldsFor: the tree decoded for some rules holds the brief fields and
+// every path the rules read; a member read whole stays whole whatever
+// deeper paths other rules read; keywords read the whole record.
+func TestFieldsFor(t *testing.T) {
+	sel := func(s string) *Rule { return mustParse(t, rule("  s:\n    "+s+"\n  condition: s\n")) }
+	for _, c := range []struct {
+		name  string
+		rules []*Rule
+		check func(fieldTree) bool
+	}{
+		{"none: brief", nil, func(f fieldTree) bool { return reflect.DeepEqual(f, briefTree) }},
+		{"deeper then whole", []*Rule{sel("userIdentity.sessionContext.attributes.mfaAuthenticated: 'true'"), sel("userIdentity|contains: x")},
+			func(f fieldTree) bool { v, ok := f["userIdentity"]; return ok && v == nil }},
+		{"whole then deeper", []*Rule{sel("requestParameters.a: x"), sel("requestParameters.a.b: y")},
+			func(f fieldTree) bool {
+				v, ok := f["requestParameters"]["a"]
+				return ok && v == nil && len(f["requestParameters"]) == 1
+			}},
+		{"beside brief", []*Rule{sel("userIdentity.sessionContext.attributes.mfaAuthenticated: 'true'")},
+			func(f fieldTree) bool {
+				sc := f["userIdentity"]["sessionContext"]
+				_, a := sc["attributes"]
+				_, e := sc["ec2RoleDelivery"]
+				return a && e && briefTree["userIdentity"]["sessionContext"]["attributes"] == nil && len(briefTree["userIdentity"]["sessionContext"]) == 1
+			}},
+		{"keywords: whole", []*Rule{sel("eventName: X"), mustParse(t, rule("  k: [Root]\n  condition: k\n"))},
+			func(f fieldTree) bool { return f == nil }},
+	} {
+		if f := FieldsFor(c.rules).tree; !c.check(f) {
+			t.Errorf("%s: FieldsFor = %v", c.name, f)
+		}
+	}
+}
