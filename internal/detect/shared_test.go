@@ -7,11 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
-	"github.com/cairn-audit/cairn/internal/pgtest"
-	"github.com/cairn-audit/cairn/internal/statefile"
-	"github.com/cairn-audit/cairn/internal/store/postgres"
+	"github.com/cairn-audit/cairn/internal/statetest/adapters"
 )
 
 // Two detectors on one shared StateStore are two nodes: the findings node
@@ -20,17 +17,7 @@ import (
 // are listed by A; a stored batch that is damaged loses only its lines;
 // expiry removes whole expired batches for every node.
 func TestFindingsShared(t *testing.T) {
-	states := map[string]func(t *testing.T) audit.StateStore{
-		"files": func(t *testing.T) audit.StateStore { return statefile.Open(t.TempDir()) },
-		"postgres": func(t *testing.T) audit.StateStore {
-			st, err := postgres.Open(context.Background(), pgtest.Database(t), postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st.State()
-		},
-	}
+	states := adapters.All()
 	for name, openState := range states {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()

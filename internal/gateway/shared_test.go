@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/pgtest"
-	"github.com/cairn-audit/cairn/internal/statefile"
-	"github.com/cairn-audit/cairn/internal/store/postgres"
+	"github.com/cairn-audit/cairn/internal/statetest/adapters"
 )
 
 // Two gateway nodes on one shared StateStore: a session learnt through
@@ -18,17 +16,7 @@ import (
 // key that cannot name state (hostile) is no session, and sessions expire
 // out of the shared store.
 func TestSessionsShared(t *testing.T) {
-	states := map[string]func(t *testing.T) audit.StateStore{
-		"files": func(t *testing.T) audit.StateStore { return statefile.Open(t.TempDir()) },
-		"postgres": func(t *testing.T) audit.StateStore {
-			st, err := postgres.Open(context.Background(), pgtest.Database(t), postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st.State()
-		},
-	}
+	states := adapters.All()
 	for name, open := range states {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)

@@ -9,9 +9,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
-	"github.com/cairn-audit/cairn/internal/pgtest"
-	"github.com/cairn-audit/cairn/internal/statefile"
-	"github.com/cairn-audit/cairn/internal/store/postgres"
+	"github.com/cairn-audit/cairn/internal/statetest/adapters"
 )
 
 // TestRunnerResumesOnAnotherNode: a runner saving its state in a shared
@@ -34,17 +32,7 @@ func TestRunnerResumesOnAnotherNode(t *testing.T) {
 	tr.stop(t)
 	want := raws(insightRecords(t, ref))
 
-	states := map[string]func(t *testing.T) audit.StateStore{
-		"files": func(t *testing.T) audit.StateStore { return statefile.Open(t.TempDir()) },
-		"postgres": func(t *testing.T) audit.StateStore {
-			st, err := postgres.Open(context.Background(), pgtest.Database(t), postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st.State()
-		},
-	}
+	states := adapters.All()
 	for name, open := range states {
 		for _, damaged := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/damaged=%v", name, damaged), func(t *testing.T) {

@@ -9,31 +9,13 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/pgtest"
-	"github.com/cairn-audit/cairn/internal/statefile"
-	"github.com/cairn-audit/cairn/internal/store/postgres"
+	"github.com/cairn-audit/cairn/internal/statetest/adapters"
 )
-
-// sharedStates returns the StateStore adapters a shared registry runs on:
-// the data dir's files (one process) and PostgreSQL (every node).
-func sharedStates(t *testing.T) map[string]func(t *testing.T) audit.StateStore {
-	return map[string]func(t *testing.T) audit.StateStore{
-		"files": func(t *testing.T) audit.StateStore { return statefile.Open(t.TempDir()) },
-		"postgres": func(t *testing.T) audit.StateStore {
-			st, err := postgres.Open(context.Background(), pgtest.Database(t), postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st.State()
-		},
-	}
-}
 
 // Two registries on one StateStore are two nodes: each sees the other's
 // trails and positions, and concurrent changes from both lose none.
 func TestSharedRegistryTwoNodes(t *testing.T) {
-	for name, open := range sharedStates(t) {
+	for name, open := range adapters.All() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st := open(t)
@@ -93,7 +75,7 @@ func TestSharedRegistryTwoNodes(t *testing.T) {
 // A damaged stored registry is refused at open with an error, never a
 // panic, whichever node wrote it.
 func TestSharedRegistryDamaged(t *testing.T) {
-	for name, open := range sharedStates(t) {
+	for name, open := range adapters.All() {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
 			for i, val := range []string{`{`, `{"name":1}`, `[{"name": 5}]`, "\x00\xff"} {
@@ -114,7 +96,7 @@ func TestSharedRegistryDamaged(t *testing.T) {
 // StateStore) learns of a file and writes the next, chained to A's and
 // signed with the same key, and the chain validates across the takeover.
 func TestSharedDigestsTakeOver(t *testing.T) {
-	for name, open := range sharedStates(t) {
+	for name, open := range adapters.All() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st := open(t)
@@ -168,7 +150,7 @@ func TestSharedDigestsTakeOver(t *testing.T) {
 // Nodes creating a region's first key at once end up signing with one
 // key: the loser of the compare-and-swap uses the winner's.
 func TestSharedKeyringRace(t *testing.T) {
-	for name, open := range sharedStates(t) {
+	for name, open := range adapters.All() {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
 			now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
