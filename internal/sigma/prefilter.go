@@ -134,26 +134,16 @@ func (f *fieldMatch) eventNames() (nameSet, bool) {
 // when it may read any (keyword selections search every value). A
 // matcher may decode only these members: the rule's result is the same.
 func (r *Rule) Fields() ([]string, bool) {
+	paths, ok := r.paths()
+	if !ok {
+		return nil, false
+	}
 	seen := map[string]bool{}
 	var out []string
-	add := func(path []string) {
+	for _, path := range paths {
 		if len(path) > 0 && !seen[path[0]] {
 			seen[path[0]] = true
 			out = append(out, path[0])
-		}
-	}
-	for i := range r.sels {
-		s := &r.sels[i]
-		if len(s.keywords) > 0 {
-			return nil, false
-		}
-		for _, and := range s.alts {
-			for j := range and {
-				add(and[j].path)
-				for _, ref := range and[j].refs {
-					add(ref.path)
-				}
-			}
 		}
 	}
 	return out, true
