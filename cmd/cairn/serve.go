@@ -446,7 +446,11 @@ func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slo
 		return st, nil
 	}
 	path := filepath.Join(dataDir, storeFile)
-	st, err := duckdb.Open(path, duckdb.Options{Logger: log})
+	blocks := cfg.EventHistory.RecordBlockKiB << 10
+	if blocks == 0 {
+		blocks = -1 // one frame per record
+	}
+	st, err := duckdb.Open(path, duckdb.Options{Logger: log, BlockBytes: blocks})
 	if err != nil {
 		if held := serverHolding(dataDir); held != "" {
 			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s; send records through it with --endpoint-url %s", dataDir, held, held)

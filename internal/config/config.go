@@ -11,6 +11,7 @@
 //
 //	event_history:
 //	  retention_days: 90      # default 90; 0 keeps events forever
+//	  record_block_kib: 64    # default 64; 0: one frame per record
 //	accounts:
 //	  - id: "111111111111"
 //	    users:
@@ -73,6 +74,11 @@ type EventHistory struct {
 	// forever, at most MaxRetentionDays. Parse sets DefaultRetentionDays
 	// when the file does not say.
 	RetentionDays int `yaml:"retention_days"`
+	// RecordBlockKiB bounds the records the embedded store compresses
+	// together (docs/store.md, "Record blocks"), at most MaxRecordBlockKiB;
+	// 0 stores one frame per record, which a cairn from before blocks can
+	// read. Parse sets DefaultRecordBlockKiB when the file does not say.
+	RecordBlockKiB int `yaml:"record_block_kib"`
 }
 
 // Account is one AWS-style account: the owner of the records its users make.
@@ -116,6 +122,10 @@ const (
 	DefaultRetentionDays = 90
 	// MaxRetentionDays is the longest retention a file may set (100 years).
 	MaxRetentionDays = 36500
+	// DefaultRecordBlockKiB is the record block size when the file sets none.
+	DefaultRecordBlockKiB = 64
+	// MaxRecordBlockKiB is the largest record block a file may set.
+	MaxRecordBlockKiB = 16384
 )
 
 // Retention returns how long Event History keeps events; 0 means forever.

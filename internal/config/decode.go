@@ -134,7 +134,7 @@ func decode(name string, data []byte) (*Config, ErrorList) {
 // config decodes the top level. A new section is a field of Config, a
 // method like eventHistory, and a line here.
 func (d *decoder) config(n *yaml.Node) *Config {
-	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays},
+	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays, RecordBlockKiB: DefaultRecordBlockKiB},
 		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval, DigestKeyRotation: DefaultDigestKeyRotation},
 		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights(), Lake: DefaultLake(),
 		API: DefaultAPI(), Ingest: DefaultIngest(), Console: DefaultConsole()}
@@ -169,6 +169,11 @@ func (d *decoder) eventHistory(n *yaml.Node, path string, eh *EventHistory) {
 		field{"retention_days", false, func(v *yaml.Node, path string) {
 			if days, ok := d.integer(v, path, 0, MaxRetentionDays, "days", "0 keeps events forever"); ok {
 				eh.RetentionDays = days
+			}
+		}},
+		field{"record_block_kib", false, func(v *yaml.Node, path string) {
+			if kib, ok := d.integer(v, path, 0, MaxRecordBlockKiB, "KiB", "0 stores one frame per record"); ok {
+				eh.RecordBlockKiB = kib
 			}
 		}},
 	)
