@@ -222,6 +222,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		return err
 	}
 	opts.Sink, opts.Accounts, opts.MinTime = sink, sink.Accounts, sink.MinTime()
+	opts.BatchSize = lake.LoadBatch
 	var local []string
 	var outcome error
 	// each source is reported on its own; the worst outcome decides

@@ -152,7 +152,13 @@ func BenchmarkLake(b *testing.B) {
 	load1 := loadAvg()
 	cpu0 := cpuTime()
 	start := time.Now()
-	rep, err := importer.Run(ctx, []string{data}, importer.Options{Sink: lakeSink{l, eds}})
+	// CAIRN_LAKE_BENCH_BATCH sets the records per Lake transaction
+	// (LoadBatch, as StartImport and `cairn import --into`, when unset).
+	batch, _ := strconv.Atoi(os.Getenv("CAIRN_LAKE_BENCH_BATCH"))
+	if batch <= 0 {
+		batch = LoadBatch
+	}
+	rep, err := importer.Run(ctx, []string{data}, importer.Options{Sink: lakeSink{l, eds}, BatchSize: batch})
 	if err != nil || rep.Imported == 0 {
 		b.Fatalf("load: %v (%+v)", err, rep)
 	}

@@ -293,7 +293,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 			im.Status = ImportInProgress
 		}
 		l.mu.Unlock()
-		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts, MinTime: minTime}
+		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts, MinTime: minTime, BatchSize: LoadBatch}
 		var (
 			rep importer.Report
 			err error

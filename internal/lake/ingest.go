@@ -353,3 +353,14 @@ func refusal(i int, owner, caller string) importer.Failure {
 	return importer.Failure{Index: i, Code: "AccountMismatch", Message: "The record belongs to account " + owner + "; an import of account " + caller +
 		" takes its own account's records (and its organization's, into an organization event data store of the management account)."}
 }
+
+// LoadBatch is the number of records per transaction of a load into Lake
+// (StartImport, `cairn import --into`): just over one DuckDB row group
+// (122,880 rows). A transaction holding a full row group has DuckDB write
+// it to the database file, compressed, as the rows are appended, and log
+// only its location; in transactions of 5,000 records every row went
+// through the write-ahead log at COMMIT, which was half of the load's CPU
+// (issue 15: 200k events, 13.6-14.0k -> 24.7-26.7k events/s, and a file
+// 17% smaller, docs/benchmarks.md). It costs memory: a batch's records
+// are held until they are appended (about 1 KB each of real records).
+const LoadBatch = 131072

@@ -74,6 +74,10 @@ type Options struct {
 	// BlockCacheBytes bounds the decoded blocks kept for reads (default
 	// 16 MiB).
 	BlockCacheBytes int
+	// TailBytes is the raw JSON of the newest appended records kept in
+	// memory for ReadAppended (default 32 MiB; negative: none), so that
+	// the feed's readers that follow the appends read no table.
+	TailBytes int64
 }
 
 // defaultRowGroupSize: a lookup reads whole row groups, so smaller groups
@@ -117,12 +121,18 @@ type Store struct {
 	// commits counts append transactions since the last checkpoint;
 	// under writeMu.
 	commits, checkpointCommits int
-	walPath                    string
-	checkpointWAL              int64
-	zstdRecords                bool // new frames in zstd (Options.ZstdRecords)
-	blockBytes                 int  // Options.BlockBytes; 0: no blocks
-	blocks                     *blockCache
-	now                        func() time.Time
+	// indexSeq is the sequence number bucket_index_v1 counts up to
+	// (written with it); under writeMu. indexLoaded: Open has loaded (or
+	// rebuilt) the index, so that Close may write it.
+	indexSeq      int64
+	indexLoaded   bool
+	walPath       string
+	checkpointWAL int64
+	zstdRecords   bool // new frames in zstd (Options.ZstdRecords)
+	blockBytes    int  // Options.BlockBytes; 0: no blocks
+	blocks        *blockCache
+	tail          tail // the newest appended records (tail.go)
+	now           func() time.Time
 	// minReceived is the earliest received time stored (Unix seconds;
 	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
 	// it needs no filter on received.
@@ -181,6 +191,11 @@ CREATE TABLE IF NOT EXISTS bucket_index_v1 (
 	day      BIGINT   NOT NULL,
 	n        BIGINT   NOT NULL,
 	bloom    BLOB     NOT NULL
+);
+-- The last sequence number bucket_index_v1 counts: rows after it are added
+-- to the index at Open (written every few transactions, not in each).
+CREATE TABLE IF NOT EXISTS bucket_index_v1_seq (
+	seq BIGINT NOT NULL
 );
 `
 
@@ -245,6 +260,12 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.checkpointWAL <= 0 {
 		s.checkpointWAL = 16 << 20
 	}
+	switch {
+	case opts.TailBytes == 0:
+		s.tail.max = defaultTailBytes
+	case opts.TailBytes > 0:
+		s.tail.max = opts.TailBytes
+	}
 	s.now = opts.Now
 	if s.now == nil {
 		s.now = time.Now
@@ -289,6 +310,7 @@ func (s *Store) init() error {
 	if err := s.loadIndex(ctx); err != nil {
 		return err
 	}
+	s.indexLoaded = true
 	// Opening replayed the write-ahead log a crash left, and DuckDB keeps
 	// it: without a checkpoint now, each crash would add to what the next
 	// restart replays.
@@ -399,11 +421,31 @@ func (s *Store) loadIndex(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("duckdb: read bucket index: %w", err)
 	}
+	// The rows appended after the table was last written (a crash lost
+	// the summaries in memory) are added to it: the catch-up.
+	var seq sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(seq) FROM bucket_index_v1_seq`).Scan(&seq); err != nil {
+		return fmt.Errorf("duckdb: read bucket index: %w", err)
+	}
+	caught := false
+	if seq.Valid && seq.Int64 < s.lastSeq {
+		n, err := s.catchUpIndex(ctx, seq.Int64)
+		if err != nil {
+			return err
+		}
+		indexed += n
+		caught = true
+		s.log.Info("duckdb: added the records appended since the bucket index was last written", "records", n)
+	}
 	var stored int64
 	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&stored); err != nil {
 		return fmt.Errorf("duckdb: count events: %w", err)
 	}
 	if stored == indexed {
+		if caught || !seq.Valid {
+			return s.writeIndex(ctx, false)
+		}
+		s.indexSeq = seq.Int64
 		return nil
 	}
 	s.log.Warn("duckdb: rebuilding the bucket index", "events", stored, "indexed", indexed)
@@ -411,7 +453,68 @@ func (s *Store) loadIndex(ctx context.Context) error {
 	if err := s.rebuildDays(ctx, s.wconn, "", nil); err != nil {
 		return err
 	}
-	return s.writeDays(ctx, s.wconn, true)
+	return s.writeIndex(ctx, true)
+}
+
+// writeIndex writes the dirty summaries (all of them with all) and the
+// sequence number they count up to, in a transaction of its own.
+func (s *Store) writeIndex(ctx context.Context, all bool) error {
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("duckdb: write bucket index: %w", err)
+	}
+	if err := s.writeDays(ctx, s.wconn, all, s.lastSeq); err != nil {
+		_, _ = s.wconn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("duckdb: write bucket index: %w", err)
+	}
+	s.indexSeq = s.lastSeq
+	return nil
+}
+
+// catchUpIndex adds to the summaries in memory the rows appended after
+// sequence number after, as their appends did, and returns their number.
+// Appends write bucket_index_v1 only every few transactions (see
+// AppendEach), so a crash leaves the table behind the rows by those.
+func (s *Store) catchUpIndex(ctx context.Context, after int64) (int64, error) {
+	rows, err := s.wconn.QueryContext(ctx, fmt.Sprintf(`SELECT account, region, category, event_time, event_id, event_name,
+		event_source, username, access_key_id, resource_types, resource_names, resource_arns FROM events
+		WHERE seq > %d ORDER BY seq`, after))
+	if err != nil {
+		return 0, fmt.Errorf("duckdb: catch up bucket index: %w", err)
+	}
+	var recs []*audit.Record
+	for rows.Next() {
+		var (
+			r                  audit.Record
+			cat                uint8
+			t                  int64
+			n, src, u, key     sql.NullString
+			types, names, arns duckdb.Composite[[]*string]
+		)
+		if err := rows.Scan(&r.Account, &r.Region, &cat, &t, &r.EventID, &n, &src, &u, &key, &types, &names, &arns); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("duckdb: catch up bucket index: %w", err)
+		}
+		r.Category, r.Time = audit.Category(cat), time.Unix(t, 0).UTC()
+		r.EventName, r.EventSource, r.Username, r.AccessKeyID = n.String, src.String, u.String, key.String
+		r.Resources = resources(types.Get(), names.Get(), arns.Get())
+		recs = append(recs, &r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("duckdb: catch up bucket index: %w", err)
+	}
+	n := int64(len(recs))
+	for len(recs) > 0 {
+		part := recs[:min(len(recs), 20000)]
+		recs = recs[len(part):]
+		if err := s.indexRecords(ctx, part); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // rebuildDays recomputes the summaries of the buckets the rows matching where
@@ -495,8 +598,13 @@ func (s *Store) rebuildDays(ctx context.Context, conn *sql.Conn, where string, a
 	return nil
 }
 
-// writeDays writes the dirty summaries (all of them with all) to bucket_index_v1.
-func (s *Store) writeDays(ctx context.Context, conn *sql.Conn, all bool) error {
+// writeDays writes the dirty summaries (all of them with all) to
+// bucket_index_v1, and seq, the sequence number they count up to, to
+// bucket_index_v1_seq, in the caller's transaction.
+func (s *Store) writeDays(ctx context.Context, conn *sql.Conn, all bool, seq int64) error {
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM bucket_index_v1_seq; INSERT INTO bucket_index_v1_seq VALUES (%d)`, seq)); err != nil {
+		return fmt.Errorf("duckdb: write bucket index: %w", err)
+	}
 	if all {
 		if _, err := conn.ExecContext(ctx, `DELETE FROM bucket_index_v1`); err != nil {
 			return fmt.Errorf("duckdb: write bucket index: %w", err)
@@ -593,8 +701,15 @@ func (s *Store) Close() error {
 	if s.db == nil {
 		return nil
 	}
+	s.tail.clear()
 	var errs []error
 	if s.wconn != nil {
+		if s.indexLoaded && s.indexSeq < s.lastSeq {
+			// Not an error to the caller: the next Open catches up.
+			if err := s.writeIndex(context.Background(), false); err != nil {
+				s.log.Warn("duckdb: write bucket index at close", "err", err)
+			}
+		}
 		// After the last append (writeMu is held): the next Open's first
 		// append loads the filter instead of scanning key_hash. A failure
 		// costs only that scan.
@@ -735,6 +850,18 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 	if err := s.indexRecords(ctx, fresh); err != nil {
 		return nil, err
 	}
+	// The summaries go to bucket_index_v1 in the transaction before a
+	// checkpoint, not in every one: writing them was 11% of live
+	// ingest's CPU (a DELETE and an Appender per transaction). A crash
+	// leaves the table behind by the transactions since, whose rows
+	// Open adds (catchUpIndex): at most CheckpointCommits of them or
+	// CheckpointWALBytes of log.
+	writeIndex := s.commits+1 >= s.checkpointCommits || s.walSize() >= s.checkpointWAL
+	if writeIndex {
+		if err := s.writeDays(ctx, s.wconn, false, s.lastSeq+int64(len(fresh))); err != nil {
+			return nil, err
+		}
+	}
 	// Into the key filter before the commit: whatever the commit's
 	// outcome, the filter may hold keys not stored, never miss one stored.
 	s.keysMu.Lock()
@@ -753,10 +880,14 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 		return nil, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
+	s.tail.add(fresh, s.lastSeq+1)
 	if received < s.minReceived.Load() {
 		s.minReceived.Store(received) // under writeMu
 	}
 	s.lastSeq += int64(len(fresh))
+	if writeIndex {
+		s.indexSeq = s.lastSeq
+	}
 	for _, i := range idx {
 		inserted[i] = true
 	}
@@ -910,10 +1041,11 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, encs []encoded
 	})
 }
 
-// indexRecords adds recs to the bucket index, in memory first (a lookup that
-// sees a bucket's filter before the commit finds nothing extra), then to the
-// bucket_index_v1 rows of the open transaction. A filter that outgrew its size
-// is rebuilt from the stored rows, which include recs.
+// indexRecords adds recs to the bucket index in memory (a lookup that sees a
+// bucket's filter before the commit finds nothing extra), marking the
+// summaries dirty: the caller writes them to bucket_index_v1 (writeDays)
+// when it chooses. A filter that outgrew its size is rebuilt from the
+// stored rows, which include recs.
 func (s *Store) indexRecords(ctx context.Context, recs []*audit.Record) error {
 	type dk struct {
 		k partKey
@@ -1006,7 +1138,7 @@ func (s *Store) indexRecords(ctx context.Context, recs []*audit.Record) error {
 			return err
 		}
 	}
-	return s.writeDays(ctx, s.wconn, false)
+	return nil
 }
 
 func nullable(s string) any {
@@ -1473,6 +1605,9 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 	if limit <= 0 {
 		return nil, nil
 	}
+	if recs, ok := s.tail.read(after, limit); ok {
+		return recs, nil
+	}
 	type appendedRow struct {
 		seq          int64
 		acct, region string
@@ -1646,7 +1781,7 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	s.index.mu.Unlock()
 	if len(emptied) > 1000 {
 		// Rewriting the table is cheaper than a statement per bucket.
-		if err := s.writeDays(ctx, s.wconn, true); err != nil {
+		if err := s.writeDays(ctx, s.wconn, true, s.lastSeq); err != nil {
 			return 0, err
 		}
 	} else {
@@ -1656,7 +1791,7 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 				return 0, fmt.Errorf("duckdb: write bucket index: %w", err)
 			}
 		}
-		if err := s.writeDays(ctx, s.wconn, false); err != nil {
+		if err := s.writeDays(ctx, s.wconn, false, s.lastSeq); err != nil {
 			return 0, err
 		}
 	}
@@ -1664,6 +1799,8 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 		return 0, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
+	s.indexSeq = s.lastSeq
+	s.tail.clear()
 	if err := s.loadMinReceived(ctx); err != nil {
 		s.log.Warn("duckdb: after delete", "err", err)
 	}

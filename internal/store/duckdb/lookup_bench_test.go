@@ -177,3 +177,39 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
 	b.SetBytes(bytes / int64(b.N))
 }
+
+// BenchmarkAppendBatches measures live ingest's shape of append (issue 15):
+// batches of 100 to 10,000 new records of the current hour, as the ingest
+// pipeline's group commits hand them over, into a store that grows as it
+// runs. It reports records/s and the process's CPU time per record, which
+// tells whether an append's cost is per transaction or per row.
+func BenchmarkAppendBatches(b *testing.B) {
+	for _, batch := range []int{100, 400, 2000, 10000} {
+		b.Run(strconv.Itoa(batch), func(b *testing.B) {
+			st, err := duckdb.Open(filepath.Join(b.TempDir(), "events.duckdb"), duckdb.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			shapes := storetest.NewShapes(b, 7)
+			t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+			var cpu time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				recs := shapes.Records(batch, t, t.Add(time.Second), benchAccount, benchRegion)
+				t = t.Add(time.Second)
+				c0 := processCPU()
+				b.StartTimer()
+				if _, err := st.Append(context.Background(), recs); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				cpu += processCPU() - c0
+				b.StartTimer()
+			}
+			n := float64(b.N * batch)
+			b.ReportMetric(n/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(cpu.Microseconds())/n, "cpu-us/record")
+		})
+	}
+}

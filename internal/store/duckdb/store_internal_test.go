@@ -434,7 +434,9 @@ func TestBucketIndexBatchedWrites(t *testing.T) {
 		}
 		recs = append(recs, b...)
 	}
-	check := func(st *Store) {
+	// table: bucket_index_v1 is compared too (it is written every few
+	// transactions and at Close, so after a reopen).
+	check := func(st *Store, table bool) {
 		t.Helper()
 		counts := func(q string) map[string]int64 {
 			rows, err := st.db.Query(q)
@@ -459,7 +461,7 @@ func TestBucketIndexBatchedWrites(t *testing.T) {
 			return out
 		}
 		fromRows := counts(`SELECT account, region, category, floor(event_time / 3600)::BIGINT, count(*) FROM events GROUP BY ALL`)
-		if diff := cmp.Diff(fromRows, counts(`SELECT account, region, category, day, n FROM bucket_index_v1`)); diff != "" {
+		if diff := cmp.Diff(fromRows, counts(`SELECT account, region, category, day, n FROM bucket_index_v1`)); table && diff != "" {
 			t.Errorf("bucket_index_v1 counts (-rows +table):\n%s", diff)
 		}
 		mem := map[string]int64{}
@@ -483,6 +485,6 @@ func TestBucketIndexBatchedWrites(t *testing.T) {
 			}
 		}
 	}
-	check(st)
-	check(reopenAfter(t, st, path))
+	check(st, false)
+	check(reopenAfter(t, st, path), true)
 }

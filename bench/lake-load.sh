@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Lake load rate (issue 15: at least 100k events/s), both ways a user loads
+# CloudTrail logs into an event data store, on the same generated files
+# (bench/gen: the real records repeated with fresh eventIDs):
+#   StartImport          cairn import --into ID --endpoint-url (the server
+#                        loads; the client polls GetImport); the server's
+#                        CPU time is read from /proc
+#   import --into        cairn import --into ID --data-dir, no server
+# Prints events/s (wall) and µs of CPU an event for each.
+#
+# Usage: bench/lake-load.sh [EVENTS]    (default 200000)
+#   MEASURE="flock /work/measure.lock"  runs each measured command under it
+#   (builds and data generation run before, at nice 19)
+#   CAIRN=path  measure this cairn binary instead of building one
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-200000}
+measure=${MEASURE:-}
+tmp=$(mktemp -d)
+srv=
+trap '[ -n "$srv" ] && kill $srv 2>/dev/null && wait $srv 2>/dev/null; rm -rf "$tmp"' EXIT
+if [ -n "${CAIRN:-}" ]; then cp "$CAIRN" "$tmp/cairn"; else nice -n 19 go build -o "$tmp/cairn" ./cmd/cairn; fi
+nice -n 19 go run ./bench/gen -n "$n" -out "$tmp/logs" >/dev/null
+cat >"$tmp/cairn.yaml" <<YAML
+event_history:
+  retention_days: 0
+lake:
+  import_roots: ["$tmp/logs"]
+accounts:
+  - id: "123837392027"
+    users:
+      - name: responder
+        responder: true
+        access_keys:
+          - id: AKIABENCH00000000001
+            secret: bench-secret
+YAML
+export AWS_ACCESS_KEY_ID=AKIABENCH00000000001 AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+  AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+port=$((40000 + RANDOM % 20000))
+url=http://127.0.0.1:$port
+"$tmp/cairn" serve --data-dir "$tmp/dd" --config "$tmp/cairn.yaml" --listen "127.0.0.1:$port" --log-level warn 2>"$tmp/serve.log" &
+srv=$!
+until curl -sf "$url/healthz" >/dev/null; do sleep 0.2; done
+eds() { aws cloudtrail create-event-data-store --endpoint-url "$url" --name "$1" --retention-period 3653 \
+  --query EventDataStoreArn --output text; }
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, clock ticks
+hz=$(getconf CLK_TCK)
+events() { grep -o 'events [0-9]*' | awk '{s += $2} END {print s + 0}'; }
+report() { # name events seconds cpu-seconds
+  awk -v name="$1" -v n="$2" -v s="$3" -v c="$4" 'BEGIN {
+    printf "%-14s %9d events %7.2f s %9.0f events/s %6.1f µs of CPU an event\n", name, n, s, (s > 0 ? n / s : 0), (n > 0 ? c * 1e6 / n : 0) }'
+}
+echo "Lake load: $n events ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+
+arn=$(eds startimport)
+c0=$(cpu $srv); t0=$(date +%s.%N)
+got=$($measure "$tmp/cairn" import --into "$arn" --endpoint-url "$url" "$tmp/logs" | events)
+t1=$(date +%s.%N); c1=$(cpu $srv)
+report StartImport "$got" "$(echo "$t1 - $t0" | bc)" "$(echo "($c1 - $c0) / $hz" | bc -l)"
+
+arn=$(eds offline)
+kill $srv; wait $srv 2>/dev/null || true; srv=
+t0=$(date +%s.%N)
+# Without a server the import is of one account (the config's): the
+# generated files' records of other accounts are counted and refused, not
+# loaded, and the exit status says so.
+/usr/bin/time -f '%U %S' -o "$tmp/time" $measure "$tmp/cairn" import --into "$arn" --data-dir "$tmp/dd" --config "$tmp/cairn.yaml" \
+  --no-progress --output text "$tmp/logs" >"$tmp/offline.txt" 2>&1 || true
+t1=$(date +%s.%N)
+read_n=$(grep -o 'of [0-9]* read' "$tmp/offline.txt" | grep -o '[0-9]*' | tail -1)
+refused=$(grep -o '[0-9]* records rejected' "$tmp/offline.txt" | grep -o '^[0-9]*' | tail -1)
+report "import --into" "$(( ${read_n:-$n} - ${refused:-0} ))" "$(echo "$t1 - $t0" | bc)" "$(tail -1 "$tmp/time" | awk '{print $1 + $2}')"
+echo "  (${refused:-0} of ${read_n:-$n} records of other accounts refused, not loaded)"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
