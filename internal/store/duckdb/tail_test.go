@@ -35,12 +35,12 @@ func TestTailReadsAsTable(t *testing.T) {
 	g := storetest.NewGen(41, base)
 	shapes := storetest.NewShapes(t, 3)
 	var batches [][]audit.Record
-	for b := range 8 {
+	for b := range 6 {
 		var recs []audit.Record
 		if b%2 == 0 {
-			recs = shapes.Records(60, base.Add(time.Duration(b)*time.Hour), base.Add(time.Duration(b+1)*time.Hour), "333333333333", "eu-west-1")
+			recs = shapes.Records(40, base.Add(time.Duration(b)*time.Hour), base.Add(time.Duration(b+1)*time.Hour), "333333333333", "eu-west-1")
 		} else {
-			for i := range 60 {
+			for i := range 40 {
 				recs = append(recs, g.Record(storetest.Spec{Account: fmt.Sprint(111111111111 * (1 + i%2)), Region: []string{"us-east-1", "ap-south-1"}[i%2],
 					Category: audit.Category(i % 3), NoReadOnly: i%5 == 0, Service: i%7 == 0}))
 			}
@@ -74,7 +74,7 @@ func TestTailReadsAsTable(t *testing.T) {
 			afters = append(afters, a)
 		}
 		for _, after := range afters {
-			for _, limit := range []int{1, 7, 1000} {
+			for _, limit := range []int{1, 1000} {
 				got, err := st.ReadAppended(ctx, after, limit)
 				if err != nil {
 					t.Fatal(err)
@@ -108,7 +108,7 @@ func TestTailReadsAsTable(t *testing.T) {
 		if _, err := st.Append(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		if i%3 == 2 {
+		if i == 2 {
 			compare(fmt.Sprintf("after batch %d", i), table())
 		}
 	}
