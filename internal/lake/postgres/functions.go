@@ -102,7 +102,7 @@ var fnTable = map[string]fnSpec{
 	"json_extract":             {name: "lake.json_extract", min: 2, max: 2, text: true},
 	"lake_json_extract_scalar": {name: "lake.json_extract_scalar", min: 2, max: 2, text: true},
 	"lake_json_parse":          {kind: fnTemplate, tmpl: "CAST(%0 AS json)", min: 1, max: 1},
-	"lake_json_format":         {kind: fnTemplate, tmpl: "CAST(%0 AS text)", min: 1, max: 1},
+	"lake_json_format":         {name: "lake.json_format", min: 1, max: 1, text: true},
 	"lake_is_json_scalar":      {name: "lake.is_json_scalar", min: 1, max: 1, text: true},
 	"lake_json_array_contains": {name: "lake.json_array_contains", min: 2, max: 2, text: true},
 	"lake_json_array_get":      {name: "lake.json_array_get", min: 2, max: 2, text: true},
@@ -111,7 +111,11 @@ var fnTable = map[string]fnSpec{
 	"count": {kind: fnAggregate, name: "count", min: 1, max: 1}, "count_star": {kind: fnAggregate, name: "count", min: 0, max: 0},
 	"sum": {kind: fnAggregate, name: "sum", min: 1, max: 1}, "min": {kind: fnAggregate, name: "min", min: 1, max: 1},
 	"max": {kind: fnAggregate, name: "max", min: 1, max: 1}, "avg": {kind: fnAggregate, name: "avg", min: 1, max: 1},
-	"mean":      {kind: fnAggregate, name: "avg", min: 1, max: 1},
+	"mean": {kind: fnAggregate, name: "avg", min: 1, max: 1},
+	// Trino's arbitrary (DuckDB's: the first value met) is any value of
+	// the group; PostgreSQL 15 has no any_value: the least one.
+	"arbitrary": {kind: fnAggregate, name: "min", min: 1, max: 1},
+	"any_value": {kind: fnAggregate, name: "min", min: 1, max: 1},
 	"array_agg": {kind: fnAggregate, name: "array_agg", min: 1, max: 1}, "list": {kind: fnAggregate, name: "array_agg", min: 1, max: 1},
 	"string_agg": {kind: fnAggregate, name: "string_agg", min: 2, max: 2},
 	"bool_and":   {kind: fnAggregate, name: "bool_and", min: 1, max: 1}, "bool_or": {kind: fnAggregate, name: "bool_or", min: 1, max: 1},

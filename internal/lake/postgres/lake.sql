@@ -59,3 +59,7 @@ $$ SELECT CASE lower(u)
 CREATE OR REPLACE FUNCTION lake.replace(s text, a text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT replace(s, a, '') $$;
 CREATE OR REPLACE FUNCTION lake.last_day(t timestamp) RETURNS date LANGUAGE sql IMMUTABLE AS
 $$ SELECT (date_trunc('month', t) + interval '1 month' - interval '1 day')::date $$;
+-- json_format: the JSON text without the whitespace between tokens (strings
+-- kept as they are), as Trino and DuckDB write it.
+CREATE OR REPLACE FUNCTION lake.json_format(j text) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT regexp_replace(j, '("(?:[^"\\]|\\.)*")|\s+', '\1', 'g') $$;

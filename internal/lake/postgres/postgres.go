@@ -51,7 +51,7 @@ type DB struct {
 	workMem string
 	// events is lake_events qualified by its schema (statements run with
 	// a search_path of pg_catalog only).
-	events string
+	events  string
 	inserts atomic.Int64
 }
 

@@ -206,6 +206,15 @@ func (t *translator) with(b *strings.Builder, v any) error {
 }
 
 func (t *translator) selectNode(b *strings.Builder, n map[string]any) error {
+	// FROM first: the names an unnest gives its elements are known to the
+	// select list then.
+	var fromSQL strings.Builder
+	if from, _ := n["from_table"].(map[string]any); from != nil && from["type"] != "EMPTY" {
+		fromSQL.WriteString(" FROM ")
+		if err := t.table(&fromSQL, from); err != nil {
+			return err
+		}
+	}
 	b.WriteString("SELECT ")
 	mods, _ := n["modifiers"].([]any)
 	for _, m := range mods {
@@ -231,12 +240,7 @@ func (t *translator) selectNode(b *strings.Builder, n map[string]any) error {
 			}
 		}
 	}
-	if from, _ := n["from_table"].(map[string]any); from != nil && from["type"] != "EMPTY" {
-		b.WriteString(" FROM ")
-		if err := t.table(b, from); err != nil {
-			return err
-		}
-	}
+	b.WriteString(fromSQL.String())
 	if w := n["where_clause"]; w != nil {
 		b.WriteString(" WHERE ")
 		if err := t.expr(b, w); err != nil {
@@ -542,9 +546,10 @@ func (t *translator) columnRef(n map[string]any) (string, *shape, error) {
 		case f.typ.kind == kTime:
 			expr = "((" + expr + " ->> " + literal(f.name) + ")::timestamp)"
 		case f.typ.kind == kMap:
-			expr = "((" + expr + " -> " + literal(f.name) + ")::json)"
+			// A JSON null inside the stored struct is SQL's NULL.
+			expr = "(nullif(" + expr + " -> " + literal(f.name) + ", 'null'::jsonb)::json)"
 		default:
-			expr = "(" + expr + " -> " + literal(f.name) + ")"
+			expr = "nullif(" + expr + " -> " + literal(f.name) + ", 'null'::jsonb)"
 		}
 		sh = f.typ
 	}
