@@ -162,6 +162,13 @@ var engineQueries = []string{
 	`SELECT eventName FROM pg_catalog.pg_tables`,
 	`SELECT eventName FROM EDS, lake_events`,
 	`SELECT * FROM EDS WHERE eventID = (SELECT max(eventID) FROM EDS)`,
+	`SELECT 1 / 0 FROM EDS LIMIT 1`,
+	`SELECT eventName, CAST(eventTime AS VARCHAR), CAST(eventTime AS DATE), readOnly, managementEvent FROM EDS ORDER BY eventID LIMIT 20`,
+	`SELECT count(*) FROM EDS WHERE userIdentity.sessionContext.attributes.creationDate < eventTime`,
+	`SELECT eventName FROM EDS WHERE eventTime BETWEEN TIMESTAMP '2023-07-10 00:00:00' AND TIMESTAMP '2023-07-11 00:00:00' ORDER BY eventID LIMIT 10`,
+	`SELECT DISTINCT eventCategory, eventType FROM EDS`,
+	`SELECT eventName, count(*) FILTER (WHERE errorCode IS NOT NULL) FROM EDS GROUP BY eventName HAVING count(*) > 10`,
+	`SELECT x FROM (SELECT eventName AS x FROM EDS ORDER BY eventID LIMIT 5) s LEFT JOIN EDS e ON e.eventName = s.x AND e.errorCode IS NOT NULL WHERE e.eventID IS NULL`,
 }
 
 // answer runs stmt and returns its answer as one string: the columns and

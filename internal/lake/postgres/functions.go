@@ -32,10 +32,11 @@ type fnSpec struct {
 }
 
 var fnTable = map[string]fnSpec{
-	// Operators.
+	// Operators. Dividing by zero is NULL, as on the DuckDB engine
+	// (Trino fails the query).
 	"+": {kind: fnTemplate, tmpl: "(%0 + %1)", min: 2, max: 2}, "-": {kind: fnTemplate, tmpl: "(%0 - %1)", min: 2, max: 2},
-	"*": {kind: fnTemplate, tmpl: "(%0 * %1)", min: 2, max: 2}, "/": {kind: fnTemplate, tmpl: "(%0 / %1)", min: 2, max: 2},
-	"%": {kind: fnTemplate, tmpl: "(%0 % %1)", min: 2, max: 2}, "||": {kind: fnTemplate, tmpl: "(%0 || %1)", min: 2, max: 2},
+	"*": {kind: fnTemplate, tmpl: "(%0 * %1)", min: 2, max: 2}, "/": {kind: fnTemplate, tmpl: "(%0 / nullif(%1, 0))", min: 2, max: 2},
+	"%": {kind: fnTemplate, tmpl: "(%0 % nullif(%1, 0))", min: 2, max: 2}, "||": {kind: fnTemplate, tmpl: "(%0 || %1)", min: 2, max: 2},
 	"~~": {kind: fnTemplate, tmpl: "(%0 LIKE %1)", min: 2, max: 2}, "!~~": {kind: fnTemplate, tmpl: "(%0 NOT LIKE %1)", min: 2, max: 2},
 	"~~*": {kind: fnTemplate, tmpl: "(%0 ILIKE %1)", min: 2, max: 2}, "!~~*": {kind: fnTemplate, tmpl: "(%0 NOT ILIKE %1)", min: 2, max: 2},
 	// Strings.

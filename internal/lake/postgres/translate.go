@@ -88,10 +88,7 @@ func (t *translator) statement(node map[string]any) (*query, error) {
 		default:
 			q.names = append(q.names, fmt.Sprintf("_col%d", i))
 		}
-		var sh *shape
-		if m["class"] == "COLUMN_REF" {
-			_, sh, _ = t.columnRef(m)
-		}
+		_, sh, _ := t.shaped(m)
 		q.shapes = append(q.shapes, sh)
 	}
 	return q, nil
@@ -511,6 +508,8 @@ func (t *translator) columnRef(n map[string]any) (string, *shape, error) {
 	var path []string
 	if el, ok := t.unnested[strings.ToLower(names[0])]; ok {
 		base, sh, path = userIdent(names[0]), el, names[1:]
+	} else if el, ok := t.unnested[strings.ToLower(names[min(1, len(names)-1)])]; ok && len(names) >= 2 {
+		base, sh, path = userIdent(names[0])+"."+userIdent(names[1]), el, names[2:]
 	} else if c, ok := t.schema.lookup(names[0]); ok {
 		base, sh, path = ident(c.name), c.typ, names[1:]
 	} else if len(names) >= 2 {
@@ -533,30 +532,93 @@ func (t *translator) columnRef(n map[string]any) (string, *shape, error) {
 	}
 	expr := base
 	for i, p := range path {
-		f, ok := sh.get(p)
-		if !ok {
+		var err error
+		expr, sh, err = step(expr, sh, p, i == len(path)-1)
+		if err != nil {
 			return "", nil, unsupported("the field %s", strings.Join(names, "."))
 		}
-		last := i == len(path)-1
-		switch {
-		case !last:
-			expr = "(" + expr + " -> " + literal(f.name) + ")"
-		case f.typ.kind == kText:
-			expr = "(" + expr + " ->> " + literal(f.name) + ")"
-		case f.typ.kind == kTime:
-			expr = "((" + expr + " ->> " + literal(f.name) + ")::timestamp)"
-		case f.typ.kind == kMap:
-			// A JSON null inside the stored struct is SQL's NULL.
-			expr = "(nullif(" + expr + " -> " + literal(f.name) + ", 'null'::jsonb)::json)"
-		default:
-			expr = "nullif(" + expr + " -> " + literal(f.name) + ", 'null'::jsonb)"
-		}
-		sh = f.typ
 	}
 	if sh.kind == kText || sh.kind == kTime {
 		sh = nil
 	}
 	return expr, sh, nil
+}
+
+// step reads field name of a value of shape sh (expr's SQL): when last,
+// as the field's own type (a string with ->>, a timestamp cast, a nested
+// value as json(b) with a JSON null as NULL), else as jsonb to read further.
+func step(expr string, sh *shape, name string, last bool) (string, *shape, error) {
+	f, ok := sh.get(name)
+	if !ok {
+		return "", nil, fmt.Errorf("no field %s", name)
+	}
+	switch {
+	case !last:
+		expr = "(" + expr + " -> " + literal(f.name) + ")"
+	case f.typ.kind == kText:
+		expr = "(" + expr + " ->> " + literal(f.name) + ")"
+	case f.typ.kind == kTime:
+		expr = "((" + expr + " ->> " + literal(f.name) + ")::timestamp)"
+	case f.typ.kind == kMap:
+		expr = "(nullif(" + expr + " -> " + literal(f.name) + ", 'null'::jsonb)::json)"
+	default:
+		expr = "nullif(" + expr + " -> " + literal(f.name) + ", 'null'::jsonb)"
+	}
+	return expr, f.typ, nil
+}
+
+// shaped returns the SQL and the shape of an expression whose value is
+// (part of) a nested Lake value: a column reference, a list's element
+// (x[i]) or a struct's field (x.f after a subscript); nil shape otherwise.
+func (t *translator) shaped(n map[string]any) (string, *shape, error) {
+	switch {
+	case n["class"] == "COLUMN_REF":
+		return t.columnRef(n)
+	case n["type"] == "ARRAY_EXTRACT" || n["type"] == "STRUCT_EXTRACT":
+		ch, _ := n["children"].([]any)
+		if len(ch) != 2 {
+			return "", nil, nil
+		}
+		inner, _ := ch[0].(map[string]any)
+		base, sh, err := t.shaped(inner)
+		if err != nil || sh == nil {
+			return "", nil, err
+		}
+		if n["type"] == "STRUCT_EXTRACT" {
+			c, _ := ch[1].(map[string]any)
+			v, _ := c["value"].(map[string]any)
+			name, _ := v["value"].(string)
+			if sh.kind != kStruct || name == "" {
+				return "", nil, unsupported("the field %s", name)
+			}
+			expr, fsh, err := step(base, sh, name, true)
+			if err != nil {
+				return "", nil, unsupported("the field %s", name)
+			}
+			if fsh.kind == kText || fsh.kind == kTime {
+				fsh = nil
+			}
+			return expr, fsh, nil
+		}
+		if sh.kind != kList {
+			return "", nil, nil
+		}
+		var idx strings.Builder
+		if err := t.expr(&idx, ch[1]); err != nil {
+			return "", nil, err
+		}
+		i := idx.String()
+		// Trino's (and DuckDB's) subscript is 1-based, a negative one
+		// counts from the end; jsonb's is 0-based.
+		expr := "nullif(" + base + " -> CAST(CASE WHEN " + i + " > 0 THEN " + i + " - 1 ELSE " + i + " END AS int), 'null'::jsonb)"
+		el := sh.elem
+		if el.kind == kText {
+			expr = "(" + expr + " #>> '{}')"
+			el = nil
+		}
+		return expr, el, nil
+	}
+	return "", nil, nil
 }
 
 // expr writes an expression.
@@ -777,9 +839,18 @@ func (t *translator) operator(b *strings.Builder, n map[string]any) error {
 		return t.function(b, map[string]any{"function_name": "list_value", "children": ch})
 	case "OPERATOR_COALESCE":
 		return t.call(b, "coalesce", ch)
-	case "ARRAY_EXTRACT":
-		// x[i]: DuckDB's subscript is 1-based, as PostgreSQL's; a map's
-		// subscript is its key.
+	case "ARRAY_EXTRACT", "STRUCT_EXTRACT":
+		if s, sh, err := t.shaped(n); err != nil {
+			return err
+		} else if sh != nil || s != "" {
+			b.WriteString(s)
+			return nil
+		}
+		if typ == "STRUCT_EXTRACT" {
+			return unsupported("a field of this value")
+		}
+		// x[i] of an array or a map: 1-based, a negative index from the
+		// end; a map's subscript is its key.
 		return t.call(b, "lake.element_at", ch)
 	}
 	return unsupported("the operator %s", strings.ToLower(typ))
