@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -206,4 +208,92 @@ func clipText(s string) string {
 		return s[:1500] + "..."
 	}
 	return s
+}
+
+// TestEnginesLoadHostileRecords stores records of every awkward shape on
+// both engines (not JSON, not an object, fields of the wrong JSON type,
+// invalid UTF-8, NUL escapes and bytes, deep nesting, duplicate keys, huge
+// values, odd times) and checks that each is stored (counted), that
+// eventJson is the record (valid UTF-8 as both engines keep it), and that
+// both engines answer the same columns for them.
+func TestEnginesLoadHostileRecords(t *testing.T) {
+	ctx := context.Background()
+	const id = "dddddddd-0000-4000-8000-00000000000d"
+	deep := strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat(`}`, 200)
+	big := strings.Repeat("x", 1<<20)
+	recs := []string{
+		`not json`, `[]`, `"s"`, `null`, `{}`, `{"eventID":`,
+		`{"eventID":"e1","userIdentity":"a string","requestParameters":[1,2],"resources":{"a":1},"readOnly":"yes","eventTime":12}`,
+		`{"eventID":"e2","userIdentity":{"type":7,"arn":{"x":1},"sessionContext":{"attributes":{"creationDate":"not a time"}}},"eventTime":"2024-13-45T00:00:00Z"}`,
+		"{\"eventID\":\"e3\",\"eventName\":\"bad \xff\xfe utf8\",\"requestParameters\":{\"k\\u0000\":\"v\\u0000w\"}}",
+		`{"eventID":"e4","eventName":"dup","eventName":"dup2","requestParameters":{"a":"1","a":"2","b":null,"c":true,"d":1.50,"e":{"z":[1, 2]}}}`,
+		`{"eventID":"e5","requestParameters":` + deep + `,"additionalEventData":{"d":` + deep + `}}`,
+		`{"eventID":"e6","eventName":"` + big + `"}`,
+		`{"eventID":"e7","eventTime":"2024-01-02T03:04:05.123456789+05:30","readOnly":true,"managementEvent":"false"}`,
+		`{"eventID":"e8","resources":[null,1,"x",{"ARN":"a","type":null}],"tlsDetails":{"tlsVersion":1.2}}`,
+		`{"eventID":"e10","userIdentity":{"type":"a\u0000b","arn":"\ud800"},"resources":[{"ARN":"x\u0000"}],"tlsDetails":{"tlsVersion":"\u0000"}}`,
+		`{"eventID":"e9","eventData":{"UID":"u","requestParameters":{"x":{"y":"z"}},"relationships":[{"name":"n"}]}}`,
+	}
+	for _, kind := range engines {
+		t.Run(kind, func(t *testing.T) {
+			l := openLakeOn(t, kind, Options{QueryTimeout: time.Minute, MaxResultBytes: 64 << 20})
+			l.stores[id] = &EventDataStore{ID: id, Account: acctA, Name: "h", Region: "us-east-1", Status: StatusEnabled, RetentionPeriod: 3653}
+			rows := make([]engine.Row, len(recs))
+			for i, r := range recs {
+				rows[i] = engine.Row{Store: id, Raw: []byte(r)}
+			}
+			if err := l.eng.Insert(ctx, rows, 3); err != nil {
+				t.Fatalf("Insert: %v", err)
+			}
+			if p, err := l.eng.Position(ctx); err != nil || p != 3 {
+				t.Errorf("Position = %d, %v; want 3", p, err)
+			}
+			res, err := l.Query(ctx, acctA, `SELECT count(*) AS n, count(eventJson) AS j FROM `+id)
+			if err != nil || *res.Rows[0][0] != fmt.Sprint(len(recs)) || *res.Rows[0][1] != fmt.Sprint(len(recs)) {
+				t.Fatalf("count: %v, %v; want %d records, each with eventJson", res, err, len(recs))
+			}
+			res, err = l.Query(ctx, acctA, `SELECT eventJson FROM `+id+` WHERE eventID = 'e1'`)
+			if err != nil || len(res.Rows) != 1 || *res.Rows[0][0] != recs[6] {
+				t.Errorf("eventJson of e1: %v, %v; want the record unchanged", res, err)
+			}
+		})
+	}
+	// Both engines answer the same for every column of these records.
+	lakes := map[string]*Lake{}
+	for _, kind := range engines {
+		l := openLakeOn(t, kind, Options{QueryTimeout: time.Minute, MaxResultBytes: 64 << 20})
+		l.stores[id] = &EventDataStore{ID: id, Account: acctA, Name: "h", Region: "us-east-1", Status: StatusEnabled, RetentionPeriod: 3653}
+		rows := make([]engine.Row, len(recs))
+		for i, r := range recs {
+			rows[i] = engine.Row{Store: id, Raw: []byte(r)}
+		}
+		if err := l.eng.Insert(ctx, rows, 0); err != nil {
+			t.Fatal(err)
+		}
+		lakes[kind] = l
+	}
+	for _, stmt := range []string{
+		`SELECT eventID, eventName, eventTime, readOnly, managementEvent, userIdentity, tlsDetails FROM EDS`,
+		`SELECT eventID, requestParameters, resources FROM EDS WHERE eventID <> 'e5'`,
+		`SELECT eventID, eventData FROM EDS`,
+		`SELECT eventID, element_at(requestParameters, 'a'), element_at(requestParameters, 'e'), cardinality(requestParameters) FROM EDS`,
+		`SELECT eventID, userIdentity.sessionContext.attributes.creationDate, userIdentity.arn, userIdentity.type FROM EDS`,
+		`SELECT eventID, length(eventJson), eventJsonChecksum FROM EDS WHERE eventID NOT IN ('e3')`,
+	} {
+		stmt = strings.ReplaceAll(stmt, "EDS", "(SELECT * FROM "+id+" WHERE eventID IS NULL OR eventID NOT IN ("+strings.Join(slices.Sorted(maps.Keys(pgLoadDifferences)), ", ")+"))")
+		d, p := answer(ctx, lakes["duckdb"], stmt), answer(ctx, lakes["postgres"], stmt)
+		if d != p {
+			t.Errorf("%s: the engines differ:\nduckdb: %s\npostgres: %s", stmt, clipText(d), clipText(p))
+		}
+	}
+}
+
+// pgLoadDifferences are the records of TestEnginesLoadHostileRecords (their
+// eventID, quoted) that the engines store differently, with the reason
+// docs/lake.md ("Lake on PostgreSQL") gives; the comparison leaves them out.
+var pgLoadDifferences = map[string]string{
+	`'e4'`:  "a map repeating a key keeps its last value once on PostgreSQL; a number inside a map keeps its text (1.50), DuckDB's is its double's (1.5)",
+	`'e8'`:  "an element of resources that is not an object is NULL on PostgreSQL, a struct of NULLs on DuckDB",
+	`'e3'`:  "a NUL inside a nested value is U+FFFD on PostgreSQL (its text and jsonb cannot hold NUL), NUL on DuckDB",
+	`'e10'`: "a NUL or lone surrogate inside a nested value: PostgreSQL keeps the value with U+FFFD, DuckDB's reader drops the whole column",
 }

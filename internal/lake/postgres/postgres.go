@@ -30,7 +30,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/lake/duckdb"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
@@ -340,7 +339,10 @@ func (d *DB) Run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 		n, err = d.run(ctx, tx, q, st.MaxBytes, sink)
 		return err
 	})
-	return n, classify(ctx, err)
+	if ctx.Err() != nil {
+		return n, err
+	}
+	return n, Classify(err)
 }
 
 func (d *DB) run(ctx context.Context, tx pgx.Tx, q *query, maxBytes int, sink engine.RowSink) (int64, error) {
@@ -390,29 +392,27 @@ func (d *DB) run(ctx context.Context, tx pgx.Tx, q *query, maxBytes int, sink en
 	return n, rows.Err()
 }
 
-// classify maps PostgreSQL's errors to the port's: its objections to the
-// statement's data and types (SQLSTATE classes 22 and 42) become an
-// *engine.StatementError (the message names only the caller's statement
-// and stores), running out of memory (53200) wraps engine.ErrOutOfMemory.
-func classify(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() != nil {
-		return err
+// Classify maps PostgreSQL's errors to the port's: its objections to the
+// statement's data and types (SQLSTATE classes 22 and 42, whose message
+// names only the translated statement: the caller's columns, aliases and
+// values) become an *engine.StatementError with that message (not its
+// detail or hint); running out of memory (53200) wraps
+// engine.ErrOutOfMemory. Anything else (connection, disk, internal,
+// privileges of cairn's role...) is returned as it is: logged, never sent.
+func Classify(err error) error {
+	if err == nil {
+		return nil
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
 		case pe.Code == "53200":
 			return fmt.Errorf("%w: %w", engine.ErrOutOfMemory, err)
+		case pe.Code == "42501": // insufficient_privilege: cairn's role, not the statement
 		case strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "42"):
-			msg := pe.Message
-			msg = strings.ReplaceAll(msg, "lake.", "")
-			return &engine.StatementError{Msg: msg, Err: err}
+			// cairn's function schema is an implementation detail.
+			return &engine.StatementError{Msg: strings.ReplaceAll(pe.Message, "lake.", ""), Err: err}
 		}
-	}
-	var ae *audit.Error
-	var se *engine.StatementError
-	if errors.As(err, &ae) || errors.As(err, &se) || errors.Is(err, engine.ErrTooLarge) {
-		return err
 	}
 	return err
 }

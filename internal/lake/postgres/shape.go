@@ -280,8 +280,11 @@ func object(raw json.RawMessage) (map[string]json.RawMessage, []string, bool) {
 	return m, keys, true
 }
 
+// writeString writes s as a JSON string; a NUL becomes U+FFFD, as in
+// validText: PostgreSQL's jsonb refuses \u0000, and json's operators fail
+// on it, so a record holding one would fail its batch or its queries.
 func writeString(b *bytes.Buffer, s string) {
-	j, _ := json.Marshal(s)
+	j, _ := json.Marshal(strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD"))
 	b.Write(j)
 }
 
