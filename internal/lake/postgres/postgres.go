@@ -112,7 +112,8 @@ func (d *DB) migrate(ctx context.Context) error {
 	for _, c := range d.schema.cols {
 		cols = append(cols, ident(c.name)+" "+pgType(c.typ))
 	}
-	ddl := `CREATE TABLE IF NOT EXISTS lake_events (eds_id text NOT NULL, ` + strings.Join(cols, ", ") + `, "eventJson" text NOT NULL);
+	ddl := `CREATE TABLE IF NOT EXISTS lake_events (eds_id text NOT NULL, ` + strings.Join(cols, ", ") + `, "eventJson" text NOT NULL)
+  WITH (toast_tuple_target = 128);
 CREATE INDEX IF NOT EXISTS lake_events_store_time ON lake_events (eds_id, "eventTime");
 CREATE TABLE IF NOT EXISTS lake_meta (k text PRIMARY KEY, v bigint NOT NULL);
 CREATE SCHEMA IF NOT EXISTS lake;
