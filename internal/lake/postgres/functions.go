@@ -32,13 +32,14 @@ type fnSpec struct {
 }
 
 var fnTable = map[string]fnSpec{
-	// Operators. Dividing by zero is NULL, as on the DuckDB engine
+	// Operators. LIKE has no escape character (Trino's and DuckDB's
+	// default; PostgreSQL's is the backslash). Dividing by zero is NULL, as on the DuckDB engine
 	// (Trino fails the query).
 	"+": {kind: fnTemplate, tmpl: "(%0 + %1)", min: 2, max: 2}, "-": {kind: fnTemplate, tmpl: "(%0 - %1)", min: 2, max: 2},
 	"*": {kind: fnTemplate, tmpl: "(%0 * %1)", min: 2, max: 2}, "/": {kind: fnTemplate, tmpl: "(%0 / nullif(%1, 0))", min: 2, max: 2},
 	"%": {kind: fnTemplate, tmpl: "(%0 % nullif(%1, 0))", min: 2, max: 2}, "||": {kind: fnTemplate, tmpl: "(%0 || %1)", min: 2, max: 2},
-	"~~": {kind: fnTemplate, tmpl: "(%0 LIKE %1)", min: 2, max: 2}, "!~~": {kind: fnTemplate, tmpl: "(%0 NOT LIKE %1)", min: 2, max: 2},
-	"~~*": {kind: fnTemplate, tmpl: "(%0 ILIKE %1)", min: 2, max: 2}, "!~~*": {kind: fnTemplate, tmpl: "(%0 NOT ILIKE %1)", min: 2, max: 2},
+	"~~": {kind: fnTemplate, tmpl: "(%0 LIKE %1 ESCAPE '')", min: 2, max: 2}, "!~~": {kind: fnTemplate, tmpl: "(%0 NOT LIKE %1 ESCAPE '')", min: 2, max: 2},
+	"~~*": {kind: fnTemplate, tmpl: "(%0 ILIKE %1 ESCAPE '')", min: 2, max: 2}, "!~~*": {kind: fnTemplate, tmpl: "(%0 NOT ILIKE %1 ESCAPE '')", min: 2, max: 2},
 	// Strings.
 	"lower": {name: "lower", min: 1, max: 1}, "upper": {name: "upper", min: 1, max: 1}, "lcase": {name: "lower", min: 1, max: 1},
 	"ucase": {name: "upper", min: 1, max: 1}, "length": {kind: fnTemplate, tmpl: "CAST(length(%0) AS bigint)", min: 1, max: 1},

@@ -75,6 +75,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
 	cfg.ConnConfig.RuntimeParams["intervalstyle"] = "postgres"
 	cfg.ConnConfig.RuntimeParams["datestyle"] = "ISO, YMD"
+	// literal (translate.go) escapes quotes only: a backslash must be an
+	// ordinary character in string literals, whatever the server's default.
+	cfg.ConnConfig.RuntimeParams["standard_conforming_strings"] = "on"
 	if opts.WorkMem == "" {
 		opts.WorkMem = "64MB"
 	}
@@ -112,8 +115,7 @@ func (d *DB) migrate(ctx context.Context) error {
 	for _, c := range d.schema.cols {
 		cols = append(cols, ident(c.name)+" "+pgType(c.typ))
 	}
-	ddl := `CREATE TABLE IF NOT EXISTS lake_events (eds_id text NOT NULL, ` + strings.Join(cols, ", ") + `, "eventJson" text NOT NULL)
-  WITH (toast_tuple_target = 128);
+	ddl := `CREATE TABLE IF NOT EXISTS lake_events (eds_id text NOT NULL, ` + strings.Join(cols, ", ") + `, "eventJson" text NOT NULL);
 CREATE INDEX IF NOT EXISTS lake_events_store_time ON lake_events (eds_id, "eventTime");
 CREATE TABLE IF NOT EXISTS lake_meta (k text PRIMARY KEY, v bigint NOT NULL);
 CREATE SCHEMA IF NOT EXISTS lake;
