@@ -115,6 +115,7 @@ func TestEnginesAgree(t *testing.T) {
 		for _, kind := range engines {
 			answers[kind] = answer(ctx, lakes[kind], s.sql)
 		}
+		// LAKE_DIFF_DIR=folder keeps both answers of each difference there.
 		if answers["duckdb"] != answers["postgres"] && os.Getenv("LAKE_DIFF_DIR") != "" {
 			os.WriteFile(filepath.Join(os.Getenv("LAKE_DIFF_DIR"), strings.NewReplacer("/", "_", " ", "_").Replace(s.name)[:min(60, len(s.name))]+".duckdb"), []byte(answers["duckdb"]), 0o644)
 			os.WriteFile(filepath.Join(os.Getenv("LAKE_DIFF_DIR"), strings.NewReplacer("/", "_", " ", "_").Replace(s.name)[:min(60, len(s.name))]+".postgres"), []byte(answers["postgres"]), 0o644)
