@@ -301,3 +301,61 @@ var pgLoadDifferences = map[string]string{
 	`'e3'`:  "a NUL inside a nested value is U+FFFD on PostgreSQL (its text and jsonb cannot hold NUL), NUL on DuckDB",
 	`'e10'`: "a NUL or lone surrogate inside a nested value: PostgreSQL keeps the value with U+FFFD, DuckDB's reader drops the whole column",
 }
+
+// TestEnginesStoreOperations: the engine port's other operations answer
+// alike on both engines: EventIDs (imports' duplicate check: the
+// recipient account, else userIdentity's, else empty), Delete before a
+// time (retention, by eventTime) and of a whole store (another store's
+// events untouched), and the feed position recorded with the rows.
+func TestEnginesStoreOperations(t *testing.T) {
+	ctx := context.Background()
+	const s1, s2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
+	rec := func(id, t, extra string) engine.Row {
+		return engine.Row{Store: s1, Raw: []byte(`{"eventID":"` + id + `","eventTime":"` + t + `"` + extra + `}`)}
+	}
+	for _, kind := range engines {
+		t.Run(kind, func(t *testing.T) {
+			eng := openEngine(t, kind, t.TempDir())
+			defer eng.Close()
+			rows := []engine.Row{
+				rec("a", "2024-01-01T00:00:00Z", `,"recipientAccountId":"111111111111","userIdentity":{"accountId":"999999999999"}`),
+				rec("b", "2024-01-02T00:00:00Z", `,"userIdentity":{"accountId":"222222222222"}`),
+				rec("c", "2024-01-03T00:00:00.5Z", ``),
+				rec("d", "2024-01-03T00:00:01Z", ``),
+				{Store: s2, Raw: []byte(`{"eventID":"e","eventTime":"2020-01-01T00:00:00Z"}`)},
+			}
+			if err := eng.Insert(ctx, rows, 42); err != nil {
+				t.Fatal(err)
+			}
+			if p, err := eng.Position(ctx); err != nil || p != 42 {
+				t.Errorf("Position = %d, %v; want 42", p, err)
+			}
+			if err := eng.Insert(ctx, nil, 43); err != nil {
+				t.Fatal(err)
+			}
+			if p, _ := eng.Position(ctx); p != 43 {
+				t.Errorf("Position after an empty Insert = %d; want 43", p)
+			}
+			ids, err := eng.EventIDs(ctx, s1)
+			want := map[string]bool{"111111111111/a": true, "222222222222/b": true, "/c": true, "/d": true}
+			if err != nil || !maps.Equal(ids, want) {
+				t.Errorf("EventIDs = %v, %v; want %v", ids, err, want)
+			}
+			if err := eng.Delete(ctx, s1, time.Date(2024, 1, 3, 0, 0, 1, 0, time.UTC)); err != nil {
+				t.Fatal(err)
+			}
+			if ids, _ := eng.EventIDs(ctx, s1); !maps.Equal(ids, map[string]bool{"/d": true}) {
+				t.Errorf("after Delete before 2024-01-03T00:00:01Z: %v; want only d", ids)
+			}
+			if err := eng.Delete(ctx, s1, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			if ids, _ := eng.EventIDs(ctx, s1); len(ids) != 0 {
+				t.Errorf("after Delete of the store: %v; want none", ids)
+			}
+			if ids, _ := eng.EventIDs(ctx, s2); !maps.Equal(ids, map[string]bool{"/e": true}) {
+				t.Errorf("the other store: %v; want e kept", ids)
+			}
+		})
+	}
+}
