@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/lake/duckdb"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
+	"github.com/cairn-audit/cairn/internal/lake/postgres"
 )
 
 // hostile is a Lake with two accounts' stores and canaries: account B's
@@ -34,6 +35,15 @@ func newHostile(t testing.TB) *hostile {
 	}
 	t.Cleanup(func() { l.Close() })
 	return seedHostile(t, l)
+}
+
+// newHostileOn is newHostile on an engine of kind (engines).
+func newHostileOn(t testing.TB, kind string) *hostile {
+	t.Helper()
+	if kind == "duckdb" {
+		return newHostile(t)
+	}
+	return seedHostile(t, openLakeOn(t, kind, Options{QueryTimeout: 5 * time.Second, MaxResultBytes: 1 << 20}))
 }
 
 func seedHostile(t testing.TB, l *Lake) *hostile {
@@ -59,6 +69,12 @@ func seedHostile(t testing.TB, l *Lake) *hostile {
 		`INSERT INTO lake_meta VALUES ('` + h.secret + `', 7)`,
 		`CREATE TABLE "t_` + h.secret + `" AS SELECT '` + h.secret + `' AS s`,
 	} {
+		if pg, ok := l.eng.(*postgres.DB); ok {
+			if _, err := pg.Pool().Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		if _, err := sqlDB(l).ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}

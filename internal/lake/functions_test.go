@@ -128,7 +128,13 @@ var aggregateCases = []struct{ expr, want string }{
 // other Trino functions cairn maps) through a Lake statement and checks
 // Trino's value.
 func TestTrinoFunctions(t *testing.T) {
-	h := newHostile(t)
+	for _, kind := range engines {
+		t.Run(kind, func(t *testing.T) { testTrinoFunctions(t, kind) })
+	}
+}
+
+func testTrinoFunctions(t *testing.T, kind string) {
+	h := newHostileOn(t, kind)
 	ctx := context.Background()
 	check := func(stmt, want string) {
 		t.Helper()
@@ -150,9 +156,15 @@ func TestTrinoFunctions(t *testing.T) {
 		}
 	}
 	for _, c := range trinoCases {
+		if kind == "postgres" && pgDifferences["function "+c.expr] != "" {
+			continue // docs/lake.md, "Lake on PostgreSQL"
+		}
 		check(`SELECT `+c.expr+` FROM `+h.idA+` WHERE eventName = 'GetObject'`, c.want)
 	}
 	for _, c := range aggregateCases {
+		if kind == "postgres" && pgDifferences["aggregate "+c.expr] != "" {
+			continue
+		}
 		check(`SELECT `+c.expr+` FROM `+h.idA, c.want)
 	}
 }

@@ -43,7 +43,13 @@ const configItemRecord = `{"eventVersion":"1.09","eventCategory":"ConfigurationI
 // cells {key=value} and arrays [a, b] as Trino renders them; CROSS JOIN
 // UNNEST(resources), the Trino idiom, runs.
 func TestLakeSchemaAsAWS(t *testing.T) {
-	h := newHostile(t)
+	for _, kind := range engines {
+		t.Run(kind, func(t *testing.T) { testLakeSchemaAsAWS(t, kind) })
+	}
+}
+
+func testLakeSchemaAsAWS(t *testing.T, kind string) {
+	h := newHostileOn(t, kind)
 	ctx := context.Background()
 	if err := h.l.eng.Insert(ctx, []engine.Row{{Store: h.idA2, Raw: []byte(schemaRecord)}, {Store: h.idA2, Raw: []byte(configItemRecord)}}, 0); err != nil {
 		t.Fatal(err)

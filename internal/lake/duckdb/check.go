@@ -503,3 +503,25 @@ func (c *checker) expr(v any, sc *scope, depth int) error {
 // function of the allow-list (the hostile-tenant tests of internal/lake
 // probe every other table function of the catalog).
 func Pure(name string) bool { return tableFunctions[name] || allowedFunctions[name] }
+
+// Parse returns the parse tree (json_serialize_sql's) of stmt's one
+// statement, for an engine that translates the Lake dialect from DuckDB's
+// reading of it (internal/lake/postgres): what runs there is what Check
+// accepted, with no second parser to disagree with it. Call it on a
+// statement Check accepted.
+func (d *DB) Parse(ctx context.Context, stmt string) (map[string]any, error) {
+	var js string
+	if err := d.db.QueryRowContext(ctx, `SELECT json_serialize_sql(?::VARCHAR)::VARCHAR`, stmt).Scan(&js); err != nil {
+		return nil, err
+	}
+	var tree struct {
+		Error      bool
+		Statements []struct {
+			Node map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(js), &tree); err != nil || tree.Error || len(tree.Statements) != 1 || tree.Statements[0].Node == nil {
+		return nil, fmt.Errorf("lake: parse tree: unreadable")
+	}
+	return tree.Statements[0].Node, nil
+}

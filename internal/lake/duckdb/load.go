@@ -444,3 +444,32 @@ func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64) (er
 	_, err = conn.ExecContext(ctx, `COMMIT`)
 	return err
 }
+
+// Column is one of Lake's columns as another engine needs to store it.
+type Column struct {
+	// Name is CloudTrail's spelling of the field.
+	Name string
+	// Type is "VARCHAR", "BOOLEAN", "TIMESTAMP", or a from_json structure
+	// (JSON text: an object of field types, a list of one, or
+	// "MAP(VARCHAR, VARCHAR)").
+	Type string
+}
+
+// Columns returns Lake's columns in table order (eds_id and eventJson
+// excluded), the schema both engines store.
+func Columns() []Column {
+	out := make([]Column, len(columns))
+	for i, c := range columns {
+		t := "VARCHAR"
+		switch c.kind {
+		case kBool:
+			t = "BOOLEAN"
+		case kTime:
+			t = "TIMESTAMP"
+		case kJSON:
+			t = c.shape
+		}
+		out[i] = Column{Name: c.name, Type: t}
+	}
+	return out
+}
