@@ -178,7 +178,10 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 	now := d.now()
 	trails := d.cfg.Registry.snapshot(func(t *Trail) bool {
 		b, ok := d.backoff[t.ARN()]
-		return (t.Logging || t.Draining) && (final || !ok || !now.Before(b.next))
+		// A batch begun is finished, whatever the trail became since
+		// (its last minute after StopLogging may have ended meanwhile).
+		begun := t.Intent != nil && t.Intent.Upto > t.Position
+		return (t.Logging || t.Draining || begun) && (final || !ok || !now.Before(b.next))
 	})
 	if len(trails) == 0 {
 		return
