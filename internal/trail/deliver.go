@@ -346,6 +346,7 @@ func (d *Deliverer) begin(trails []Trail, intents map[string]*Intent) bool {
 // failed.
 func (d *Deliverer) redo(ctx context.Context, t *Trail) bool {
 	in := t.Intent
+	d.log().Info("trail: delivering a begun batch again under its keys", "trail", t.ARN(), "from_seq", t.Position, "to_seq", in.Upto)
 	batch, err := d.cfg.Feed.ReadAppended(ctx, t.Position, d.batch)
 	if err != nil {
 		if ctx.Err() != nil {
