@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/bucket/local"
+	"github.com/cairn-audit/cairn/internal/statefile"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
@@ -105,6 +106,10 @@ type onceEnv struct {
 	c     *crasher
 	now   time.Time
 	node  *onceNode
+	// shared keeps the registry and the digest chains in a StateStore,
+	// as the nodes of a cluster do: a restart is another node taking the
+	// delivery over from the saved state.
+	shared bool
 }
 
 const (
@@ -134,7 +139,7 @@ func onceTrails(org *audit.Organization) []*Trail {
 
 // newOnceEnv starts the scenario in a new data dir, with the signing
 // keys of keysFrom's data dir when set (RSA key generation is slow).
-func newOnceEnv(t *testing.T, crashAt int, keysFrom string) *onceEnv {
+func newOnceEnv(t *testing.T, crashAt int, keysFrom string, shared bool) *onceEnv {
 	dir := memDir(t)
 	if keysFrom != "" {
 		b, err := os.ReadFile(filepath.Join(keysFrom, keysFile))
@@ -151,7 +156,7 @@ func newOnceEnv(t *testing.T, crashAt int, keysFrom string) *onceEnv {
 	}
 	e := &onceEnv{dir: dir, store: audittest.NewMemStore(), bkt: bkt, c: &crasher{at: crashAt},
 		org: &audit.Organization{ID: "o-abcdefghij", ManagementAccount: onceMgmt, Members: []string{onceMember}},
-		now: time.Date(2026, 11, 25, 8, 0, 30, 0, time.UTC)}
+		now: time.Date(2026, 11, 25, 8, 0, 30, 0, time.UTC), shared: shared}
 	e.restart(t)
 	err = e.node.reg.update(func(trails map[string]*Trail) error {
 		for _, tr := range onceTrails(e.org) {
@@ -170,7 +175,20 @@ func newOnceEnv(t *testing.T, crashAt int, keysFrom string) *onceEnv {
 // in memory is gone.
 func (e *onceEnv) restart(t *testing.T) {
 	t.Helper()
-	reg, err := OpenRegistry(e.dir)
+	var (
+		reg   *Registry
+		err   error
+		state audit.StateStore
+	)
+	if e.shared {
+		if err := os.MkdirAll(filepath.Join(e.dir, "shared"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		state = statefile.Open(filepath.Join(e.dir, "shared"))
+		reg, err = OpenSharedRegistry(context.Background(), SharedConfig{State: state})
+	} else {
+		reg, err = OpenRegistry(e.dir)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +199,7 @@ func (e *onceEnv) restart(t *testing.T) {
 	}
 	bucket := func(n string) (Bucket, bool) { return &crashingBucket{e.bkt, e.c}, n == "logs" }
 	now := func() time.Time { return e.now }
-	dw, err := NewDigestWriter(DigestConfig{Dir: e.dir, Trails: reg, Bucket: bucket, Keys: keys, Interval: onceDigests, Now: now})
+	dw, err := NewDigestWriter(DigestConfig{Dir: e.dir, Trails: reg, Bucket: bucket, Keys: keys, State: state, Interval: onceDigests, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +421,7 @@ func (e *onceEnv) checkDigests(t *testing.T, logs []string) {
 // groups cut into several files.
 func TestDeliveryExactlyOnceAcrossCrashes(t *testing.T) {
 	recs := onceRecords(t)
-	clean := newOnceEnv(t, 0, "")
+	clean := newOnceEnv(t, 0, "", false)
 	steps := clean.run(t, recs, false)
 	want, logs := clean.deliveredIDs(t)
 	clean.checkDigests(t, logs)
@@ -420,24 +438,29 @@ func TestDeliveryExactlyOnceAcrossCrashes(t *testing.T) {
 		t.Fatalf("the clean run delivered %d/%d/%d events (org/home/stopped) in %d files, %d crash points: the scenario lost its variants",
 			len(want["org"]), len(want["home"]), len(want["stopped"]), len(logs), steps)
 	}
-	// Every point takes a second or more under load: CI tries about 16,
-	// spread over the run and over the three kinds of point (a stride
-	// that is no multiple of 3); CAIRN_EXACTLY_ONCE_ALL=1 tries them all.
-	stride := max(1, steps/16)
+	// CI tries about 24 points, spread over the run and over the three
+	// kinds of point (a stride that is no multiple of 3), each in one of
+	// four modes in turn: registry in the data dir or shared (a takeover
+	// by another node), with or without a digest between the crash and
+	// the restart. CAIRN_EXACTLY_ONCE_ALL=1 tries every point in every
+	// mode.
+	stride := max(1, steps/24)
 	if stride%3 == 0 {
 		stride++
 	}
-	if os.Getenv("CAIRN_EXACTLY_ONCE_ALL") != "" {
+	all := os.Getenv("CAIRN_EXACTLY_ONCE_ALL") != ""
+	if all {
 		stride = 1
 	}
 	t.Logf("%d crash points, trying every %d", steps, stride)
 	for at := 1; at <= steps; at += stride {
-		for _, digestAfterCrash := range []bool{false, true} {
-			if digestAfterCrash && (at/stride)%2 == 0 {
-				continue // every other point: the test stays fast
+		for mode := range 4 {
+			shared, digestAfterCrash := mode&1 != 0, mode&2 != 0
+			if !all && mode != (at/stride)%4 {
+				continue
 			}
-			t.Run(fmt.Sprintf("crash%d-digest%v", at, digestAfterCrash), func(t *testing.T) {
-				e := newOnceEnv(t, at, clean.dir)
+			t.Run(fmt.Sprintf("crash%d-shared%v-digest%v", at, shared, digestAfterCrash), func(t *testing.T) {
+				e := newOnceEnv(t, at, clean.dir, shared)
 				e.run(t, recs, digestAfterCrash)
 				got, logs := e.deliveredIDs(t)
 				for _, prefix := range []string{"org", "home", "stopped"} {
