@@ -476,12 +476,11 @@ func checkClusterDelivery(t *testing.T, s3c *s3.Client, d *deliveredIDs, c *clou
 		time.Sleep(500 * time.Millisecond)
 	}
 	if n := d.duplicates(); n > 0 {
-		// Delivery is at least once (docs/trails.md): a holder killed
-		// between a file's write and its position's save has the batch
-		// written again by the next holder. Exactly once is issue 18's
-		// target, not yet met.
-		t.Logf("%d events delivered in more than one log file across the failover (at least once, not yet exactly once)", n)
+		// Exactly once (docs/trails.md): the next holder finds the
+		// killed holder's intent and writes the same keys again.
+		t.Errorf("%d events delivered in more than one log file across the failover; want each in exactly one", n)
 	}
+
 	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "AKIAALICE00000000001", "AWS_SECRET_ACCESS_KEY": "alice-secret-key", "AWS_CONFIG_FILE": "/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"} {
 		t.Setenv(k, v)

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -56,6 +59,8 @@ type Deliverer struct {
 	backoff map[string]backoff
 	files   map[string]logFileBody // bodies of the current batch, shared by trails
 	metrics *deliveryMetrics
+	// batch and maxFile are feedBatch and maxFileBytes (smaller in tests).
+	batch, maxFile int
 }
 
 // NewDeliverer returns a Deliverer; Run or DeliverOnce deliver.
@@ -69,7 +74,7 @@ func NewDeliverer(cfg DeliveryConfig) *Deliverer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Deliverer{cfg: cfg}
+	d := &Deliverer{cfg: cfg, batch: feedBatch, maxFile: maxFileBytes}
 	d.initMetrics()
 	return d
 }
@@ -173,8 +178,26 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 	now := d.now()
 	trails := d.cfg.Registry.snapshot(func(t *Trail) bool {
 		b, ok := d.backoff[t.ARN()]
-		return (t.Logging || t.Draining) && (final || !ok || !now.Before(b.next))
+		// A batch begun is finished, whatever the trail became since
+		// (its last minute after StopLogging may have ended meanwhile).
+		begun := t.Intent != nil && t.Intent.Upto > t.Position
+		return (t.Logging || t.Draining || begun) && (final || !ok || !now.Before(b.next))
 	})
+	if len(trails) == 0 {
+		return
+	}
+	// Batches begun before (a crash, a takeover, a failed write) are
+	// delivered again exactly as they were begun, before anything new.
+	for i := range trails {
+		t := &trails[i]
+		if t.Intent == nil || t.Intent.Upto <= t.Position {
+			continue
+		}
+		if !d.redo(ctx, t) {
+			return
+		}
+	}
+	trails = live(trails)
 	if len(trails) == 0 {
 		return
 	}
@@ -183,7 +206,7 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 		from = min(from, t.Position)
 	}
 	for {
-		batch, err := d.cfg.Feed.ReadAppended(ctx, from, feedBatch)
+		batch, err := d.cfg.Feed.ReadAppended(ctx, from, d.batch)
 		if err != nil {
 			if ctx.Err() == nil { // a stop is no failure
 				d.log().Error("trail: read the store", "err", err)
@@ -195,47 +218,170 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 		}
 		last := batch[len(batch)-1].Seq
 		d.files = map[string]logFileBody{}
+		type job struct {
+			end    int64
+			groups map[group][]int
+			order  []group
+		}
+		jobs := make([]job, len(trails))
+		intents := map[string]*Intent{}
 		for i := range trails {
 			t := &trails[i]
 			if t.Position >= last {
 				continue
 			}
-			// A retry of a half-written batch ends where the batch
-			// ended and skips the groups already written.
+			// A retry of a half-written batch saved before intents
+			// existed ends where the batch ended and skips the groups
+			// already written.
 			end, skip := last, map[string]bool(nil)
 			if p := t.Pending; p != nil && p.Upto > t.Position {
 				end = min(last, p.Upto)
-				skip = map[string]bool{}
-				for _, k := range p.Done {
-					skip[k] = true
-				}
+				skip = p.skip()
 			}
-			out := d.deliver(ctx, t, batch, end, skip)
+			groups, order := plan(t, batch, end, skip)
+			jobs[i] = job{end, groups, order}
+			if len(order) > 0 {
+				intents[t.ARN()] = newIntent(t, end, d.now())
+			}
+		}
+		if !d.begin(trails, intents) {
+			d.files = nil
+			return
+		}
+		for i := range trails {
+			t := &trails[i]
+			if t.Position >= last {
+				continue
+			}
+			j := jobs[i]
+			if len(j.order) > 0 && intents[t.ARN()] == nil {
+				t.Position = -1 // its intent was not saved: not this round
+				continue
+			}
+			out := d.write(ctx, t, batch, j.groups, j.order, intents[t.ARN()])
 			if out.err != nil && ctx.Err() != nil {
 				d.log().Info("trail: delivery interrupted", "trail", t.ARN(), "err", out.err)
 				d.files = nil
 				return
 			}
-			d.settle(t, end, out)
-			if out.err == nil && end == last {
+			d.settle(t, j.end, out)
+			if out.err == nil && j.end == last {
 				t.Position = last
 			} else {
 				t.Position = -1 // failed, or a retry done: not again this round
 			}
 		}
 		from = last
-		kept := trails[:0]
-		for _, t := range trails {
-			if t.Position >= 0 {
-				kept = append(kept, t)
-			}
-		}
-		trails = kept
+		trails = live(trails)
 		d.files = nil
-		if len(trails) == 0 || len(batch) < feedBatch {
+		if len(trails) == 0 || len(batch) < d.batch {
 			return
 		}
 	}
+}
+
+// live returns the trails still delivering this round (position >= 0).
+func live(trails []Trail) []Trail {
+	kept := trails[:0]
+	for _, t := range trails {
+		if t.Position >= 0 {
+			kept = append(kept, t)
+		}
+	}
+	return kept
+}
+
+// newIntent returns the intent of delivering t's batch up to upto at now:
+// a fresh random seed and a copy of t as it selects the batch.
+func newIntent(t *Trail, upto int64, now time.Time) *Intent {
+	var b [16]byte
+	rand.Read(b[:])
+	c := *t
+	c.Intent, c.Pending, c.Tags = nil, nil, nil
+	return &Intent{Upto: upto, At: now.UTC(), Seed: hex.EncodeToString(b[:]), Trail: &c}
+}
+
+// begin saves the intents (by trail ARN) in one write of the registry,
+// before any of their files is written. An intent is saved only for a
+// trail still at the position read and with no other batch begun; the
+// others are dropped from intents (not delivered this round). It reports
+// false when the registry could not be written: nothing is delivered.
+func (d *Deliverer) begin(trails []Trail, intents map[string]*Intent) bool {
+	if len(intents) == 0 {
+		return true
+	}
+	pos := map[string]int64{}
+	for _, t := range trails {
+		pos[t.ARN()] = t.Position
+	}
+	saved := map[string]bool{}
+	err := d.cfg.Registry.update(func(cur map[string]*Trail) error {
+		clear(saved)
+		for arn, in := range intents {
+			c := cur[arn]
+			if c == nil || c.Position != pos[arn] || c.Intent != nil && c.Intent.Upto > c.Position {
+				continue
+			}
+			c.Intent = in
+			saved[arn] = true
+		}
+		return nil
+	})
+	if err != nil {
+		d.log().Error("trail: saving the delivery intent; nothing written", "err", err)
+		return false
+	}
+	for arn := range intents {
+		if !saved[arn] {
+			delete(intents, arn)
+		}
+	}
+	return true
+}
+
+// redo delivers t's batch begun before (t.Intent) exactly again: it reads
+// the intent's range of the feed and writes it as the trail then selected
+// it, under the same keys. It reports false when ctx ended (the round
+// stops); else t leaves this round (position -1), the batch delivered or
+// failed.
+func (d *Deliverer) redo(ctx context.Context, t *Trail) bool {
+	in := t.Intent
+	d.log().Info("trail: delivering a begun batch again under its keys", "trail", t.ARN(), "from_seq", t.Position, "to_seq", in.Upto)
+	batch, err := d.cfg.Feed.ReadAppended(ctx, t.Position, d.batch)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		d.log().Error("trail: read the store", "err", err)
+		t.Position = -1
+		return true
+	}
+	// The range held at most d.batch records when it was read first.
+	n := 0
+	for n < len(batch) && batch[n].Seq <= in.Upto {
+		n++
+	}
+	batch = batch[:n]
+	as := *t
+	if in.Trail != nil {
+		as = *in.Trail
+	}
+	as.Position, as.Pending, as.Intent, as.org = t.Position, t.Pending, in, t.org
+	var skip map[string]bool
+	if p := t.Pending; p != nil && p.Upto == in.Upto {
+		skip = p.skip()
+	}
+	d.files = map[string]logFileBody{}
+	defer func() { d.files = nil }()
+	groups, order := plan(&as, batch, in.Upto, skip)
+	out := d.write(ctx, &as, batch, groups, order, in)
+	if out.err != nil && ctx.Err() != nil {
+		d.log().Info("trail: delivery interrupted", "trail", t.ARN(), "err", out.err)
+		return false
+	}
+	d.settle(t, in.Upto, out)
+	t.Position = -1 // done or failed: not again this round
+	return true
 }
 
 type group struct{ account, region, folder string }
@@ -252,10 +398,10 @@ type outcome struct {
 	err      error    // a transient failure: retried after a backoff
 }
 
-// deliver writes t's files for the records of batch after t.Position up
-// to end, but for the groups of skip.
-func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appended, end int64, skip map[string]bool) outcome {
-	var out outcome
+// plan groups the records of batch after t.Position up to end that t
+// selects by account, region and folder (batch indexes), leaving out the
+// groups of skip; order is the groups in their first record's order.
+func plan(t *Trail, batch []audit.Appended, end int64, skip map[string]bool) (map[group][]int, []group) {
 	groups := map[group][]int{}
 	var order []group
 	for i := range batch {
@@ -279,9 +425,26 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 		}
 		groups[g] = append(groups[g], i)
 	}
+	return groups, order
+}
+
+// skip returns the groups p holds as done.
+func (p *Pending) skip() map[string]bool {
+	m := make(map[string]bool, len(p.Done))
+	for _, k := range p.Done {
+		m[k] = true
+	}
+	return m
+}
+
+// write writes t's files of the planned groups (plan), under the keys
+// of in.
+func (d *Deliverer) write(ctx context.Context, t *Trail, batch []audit.Appended, groups map[group][]int, order []group, in *Intent) outcome {
+	var out outcome
 	if len(order) == 0 {
 		return out
 	}
+	end := in.Upto
 	b, ok := d.cfg.Bucket(t.S3BucketName)
 	if !ok {
 		out.err = &objects.CodeError{Code: "NoSuchBucket", Err: fmt.Errorf("bucket %s is not configured", t.S3BucketName)}
@@ -305,7 +468,7 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 			d.setAside(t, g, batch, idx, "InvalidArgument", fmt.Errorf("awsRegion %q is not an AWS region", audit.Clip(g.region, 128)), &out)
 			continue
 		}
-		err := d.writeGroup(ctx, b, t, g, batch, idx)
+		err := d.writeGroup(ctx, b, t, g, batch, idx, in)
 		switch {
 		case err == nil:
 			out.wrote = true
@@ -333,18 +496,18 @@ func (d *Deliverer) deliver(ctx context.Context, t *Trail, batch []audit.Appende
 }
 
 // writeGroup writes the files of one group's records (batch indexes idx).
-func (d *Deliverer) writeGroup(ctx context.Context, b Bucket, t *Trail, g group, batch []audit.Appended, idx []int) error {
+func (d *Deliverer) writeGroup(ctx context.Context, b Bucket, t *Trail, g group, batch []audit.Appended, idx []int, in *Intent) error {
 	recs := make([]*audit.Record, len(idx))
 	for i, j := range idx {
 		recs[i] = &batch[j].Record
 	}
-	for len(recs) > 0 {
+	for part := 0; len(recs) > 0; part++ {
 		f, err := d.file(g, idx, recs)
 		if err != nil {
 			return err
 		}
 		n, raw, gz := f.n, f.raw, f.gz
-		key := logKey(t, g, d.now())
+		key := logKey(t, g, in, part)
 		if !objects.ValidKey(key) {
 			return &objects.CodeError{Code: "InvalidArgument", Err: fmt.Errorf("log key %q: %w", audit.Clip(key, 128), objects.ErrKeyRefused)}
 		}
@@ -394,7 +557,7 @@ func (d *Deliverer) file(g group, idx []int, recs []*audit.Record) (logFileBody,
 	if f, ok := d.files[key]; ok {
 		return f, nil
 	}
-	n, raw := logFile(recs)
+	n, raw := logFile(recs, d.maxFile)
 	gz, err := gzipped(raw)
 	if err != nil {
 		return logFileBody{}, err
@@ -473,6 +636,9 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 		if p := cur.Pending; p != nil && p.Upto <= cur.Position {
 			cur.Pending = nil
 		}
+		if in := cur.Intent; in != nil && in.Upto <= cur.Position {
+			cur.Intent = nil // the batch is delivered: its files stand
+		}
 		// A stopped trail delivers what was recorded up to StopLogging
 		// (including the StopLogging call, stored just after it answered),
 		// for drainWindow after it.
@@ -495,11 +661,11 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 }
 
 // logFile returns the JSON of a log file holding the first n records
-// (all of them, or as many as fit in maxFileBytes, at least one).
-func logFile(recs []*audit.Record) (int, []byte) {
+// (all of them, or as many as fit in limit bytes, at least one).
+func logFile(recs []*audit.Record, limit int) (int, []byte) {
 	size := 16
 	for _, r := range recs {
-		if size += len(r.Raw) + 1; size > maxFileBytes {
+		if size += len(r.Raw) + 1; size > limit {
 			break
 		}
 	}
@@ -508,7 +674,7 @@ func logFile(recs []*audit.Record) (int, []byte) {
 	buf.WriteString(`{"Records":[`)
 	n := 0
 	for _, r := range recs {
-		if n > 0 && buf.Len()+len(r.Raw) > maxFileBytes {
+		if n > 0 && buf.Len()+len(r.Raw) > limit {
 			break
 		}
 		if n > 0 {
@@ -548,14 +714,17 @@ func span(recs []*audit.Record) (oldest, newest time.Time) {
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-// logKey is AWS's key of a log or Insights file delivered at t (facts §4.1).
-func logKey(tr *Trail, g group, t time.Time) string {
+// logKey is AWS's key of a log or Insights file (facts §4.1): the part-th
+// file of group g in the batch of in, delivered at in.At. Its 16 random
+// characters derive from in.Seed, the group and part, so a batch delivered
+// again has the same keys.
+func logKey(tr *Trail, g group, in *Intent, part int) string {
+	h := sha256.Sum256([]byte(in.Seed + "|" + g.key() + "|" + strconv.Itoa(part)))
 	var b [16]byte
-	rand.Read(b[:])
 	for i := range b {
-		b[i] = alnum[int(b[i])%len(alnum)]
+		b[i] = alnum[int(h[i])%len(alnum)]
 	}
-	t = t.UTC()
+	t := in.At.UTC()
 	return fmt.Sprintf("%s%s/%s_%s_%s_%s_%s.json.gz", tr.keyPrefix(g.account, g.folder, g.region),
 		t.Format("2006/01/02"), g.account, g.folder, g.region, t.Format("20060102T1504Z"), b[:])
 }

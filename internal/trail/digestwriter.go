@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -87,6 +88,10 @@ type chainState struct {
 	PrevSignature string    `json:"prevSignature,omitempty"`
 	PrevEnd       time.Time `json:"prevEnd,omitzero"`
 	Pending       []pending `json:"pending,omitempty"`
+	// Digested holds the keys of the log files of the chain's latest
+	// digest: a file delivered again (a batch redone after a crash or a
+	// takeover, under the same key with the same bytes) is listed once.
+	Digested []string `json:"digested,omitempty"`
 	// Ended is set by a final digest (logging stopped, validation off,
 	// trail deleted): the chain writes no more digests unless files
 	// delivered after it arrive, which get one more digest chained to it.
@@ -249,6 +254,18 @@ func (w *DigestWriter) LogDelivered(_ context.Context, t Trail, account, region,
 	defer w.mu.Unlock()
 	if err := w.changeLocked(func() {
 		c := w.chainLocked(&t, account, region)
+		// A file is listed once: a batch delivered again writes the
+		// same key with the same bytes. A file digested already stays
+		// in that digest; one not digested yet gets its latest hash.
+		if slices.Contains(c.Digested, key) {
+			return
+		}
+		for i := range c.Pending {
+			if c.Pending[i].S3Bucket == p.S3Bucket && c.Pending[i].S3Object == key {
+				c.Pending[i] = p
+				return
+			}
+		}
 		c.Pending = append(c.Pending, p)
 	}); err != nil {
 		w.log().Error("digest: saving the chains", "err", err)
@@ -414,7 +431,12 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 				cur.Start = now
 				// The files this digest holds (read back from another
 				// node's write, the chain may hold fewer).
-				cur.Pending = cur.Pending[min(len(snap.Pending), len(cur.Pending)):]
+				n := min(len(snap.Pending), len(cur.Pending))
+				cur.Digested = cur.Digested[:0:0]
+				for _, p := range cur.Pending[:n] {
+					cur.Digested = append(cur.Digested, p.S3Object)
+				}
+				cur.Pending = cur.Pending[n:]
 				cur.Ended = !active
 			}
 		}); err != nil {

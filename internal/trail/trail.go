@@ -85,6 +85,10 @@ type Trail struct {
 	// Pending is the batch a failed delivery left half written (see
 	// Pending); nil when none.
 	Pending *Pending `json:"pending,omitempty"`
+	// Intent is the batch the trail is delivering: saved before its
+	// first file is written, cleared when the position moves past it
+	// (see Intent); nil when none.
+	Intent *Intent `json:"intent,omitempty"`
 	// SetAside counts the records the trail could not deliver and left
 	// behind for good (their log key was refused): they stay in the
 	// store, logged and counted, and never block the records after them.
@@ -114,6 +118,24 @@ type Pending struct {
 	// Wrote is set once the bucket accepted a file of the batch: a
 	// refusal of another key is then about that key, not the bucket.
 	Wrote bool `json:"wrote,omitempty"`
+}
+
+// Intent is a batch a trail has begun to deliver, saved in the registry
+// (with the position, in the same write) before the batch's first file is
+// written. It fixes everything that decides the batch's objects: the
+// records (the feed's range from the trail's position to Upto), the trail
+// as it selected and placed them (Trail: selectors, logging times, bucket,
+// prefix), and the keys (the delivery time At and Seed, from which the
+// random part of each file's key derives). A deliverer that finds an
+// intent, after a crash, a restart or a takeover by another node, delivers
+// exactly that batch again: the same keys with the same bytes, so the
+// bucket holds each file once (a PutObject of an existing key replaces
+// it) and each event in exactly one file.
+type Intent struct {
+	Upto  int64     `json:"upto"`
+	At    time.Time `json:"at"`
+	Seed  string    `json:"seed"`
+	Trail *Trail    `json:"trail"`
 }
 
 // ARN returns the trail's ARN.
