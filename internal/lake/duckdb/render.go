@@ -5,13 +5,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // How a value becomes the text of a result cell
@@ -264,10 +264,10 @@ func renderTo(b *strings.Builder, v any, t *valueType) {
 			writeJSON(b, x)
 			return
 		}
-		b.WriteString(javaDouble(x, 64))
+		b.WriteString(engine.JavaDouble(x, 64))
 		return
 	case float32:
-		b.WriteString(javaDouble(float64(x), 32))
+		b.WriteString(engine.JavaDouble(float64(x), 32))
 		return
 	case bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, int:
 		if name == "JSON" {
@@ -330,33 +330,6 @@ func renderMap(b *strings.Builder, keys, vals []any, t *valueType) {
 		renderTo(b, vals[i], vt)
 	}
 	b.WriteByte('}')
-}
-
-// javaDouble renders a DOUBLE (or a REAL, bits 32) as Trino casts it to
-// VARCHAR (Java's Double.toString): 9.0, 0.25, 1.0E7, 1.5E-4, NaN, Infinity.
-func javaDouble(f float64, bits int) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	if a := math.Abs(f); a == 0 || a >= 1e-3 && a < 1e7 {
-		s := strconv.FormatFloat(f, 'f', -1, bits)
-		if !strings.Contains(s, ".") {
-			s += ".0"
-		}
-		return s
-	}
-	s := strconv.FormatFloat(f, 'e', -1, bits) // 1.5e-04
-	mant, exp, _ := strings.Cut(s, "e")
-	if !strings.Contains(mant, ".") {
-		mant += ".0"
-	}
-	n, _ := strconv.Atoi(exp)
-	return mant + "E" + strconv.Itoa(n)
 }
 
 func writeJSON(b *strings.Builder, v any) {

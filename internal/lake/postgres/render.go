@@ -3,10 +3,11 @@ package postgres
 import (
 	"bytes"
 	"encoding/json"
-	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
 // How a value becomes the text of a result cell
@@ -50,9 +51,9 @@ func renderText(v []byte, oid uint32, sh *shape) string {
 			return s
 		}
 		if oid == oidFloat4 {
-			return javaDouble(f, 32)
+			return engine.JavaDouble(f, 32)
 		}
-		return javaDouble(f, 64)
+		return engine.JavaDouble(f, 64)
 	case oidNumeric:
 		// PostgreSQL's numeric division keeps 16 digits and more
 		// (7.0 / 2 is 3.5000000000000000): trailing zeros are dropped,
@@ -243,31 +244,4 @@ func renderShaped(b *strings.Builder, raw json.RawMessage, sh *shape) {
 	default:
 		b.WriteString(leafText(raw))
 	}
-}
-
-// javaDouble renders a double as Trino casts it to VARCHAR (Java's
-// Double.toString), as the DuckDB engine does.
-func javaDouble(f float64, bits int) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	if a := math.Abs(f); a == 0 || a >= 1e-3 && a < 1e7 {
-		s := strconv.FormatFloat(f, 'f', -1, bits)
-		if !strings.Contains(s, ".") {
-			s += ".0"
-		}
-		return s
-	}
-	s := strconv.FormatFloat(f, 'e', -1, bits)
-	mant, exp, _ := strings.Cut(s, "e")
-	if !strings.Contains(mant, ".") {
-		mant += ".0"
-	}
-	n, _ := strconv.Atoi(exp)
-	return mant + "E" + strconv.Itoa(n)
 }
