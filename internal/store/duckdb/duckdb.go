@@ -473,33 +473,45 @@ func (s *Store) writeIndex(ctx context.Context, all bool) error {
 	return nil
 }
 
+// indexColumns are the columns of events the bucket index is built from,
+// in the order scanIndexRow reads them.
+const indexColumns = `account, region, category, event_time, event_id, event_name, event_source,
+	username, access_key_id, resource_types, resource_names, resource_arns`
+
+// scanIndexRow reads a row of indexColumns into r: the fields the bucket
+// index takes its tokens and its bucket from.
+func scanIndexRow(rows *sql.Rows, r *audit.Record) error {
+	var (
+		cat                uint8
+		t                  int64
+		n, src, u, key     sql.NullString
+		types, names, arns duckdb.Composite[[]*string]
+	)
+	if err := rows.Scan(&r.Account, &r.Region, &cat, &t, &r.EventID, &n, &src, &u, &key, &types, &names, &arns); err != nil {
+		return err
+	}
+	r.Category, r.Time = audit.Category(cat), time.Unix(t, 0).UTC()
+	r.EventName, r.EventSource, r.Username, r.AccessKeyID = n.String, src.String, u.String, key.String
+	r.Resources = resources(types.Get(), names.Get(), arns.Get())
+	return nil
+}
+
 // catchUpIndex adds to the summaries in memory the rows appended after
 // sequence number after, as their appends did, and returns their number.
 // Appends write bucket_index_v1 only every few transactions (see
 // AppendEach), so a crash leaves the table behind the rows by those.
 func (s *Store) catchUpIndex(ctx context.Context, after int64) (int64, error) {
-	rows, err := s.wconn.QueryContext(ctx, fmt.Sprintf(`SELECT account, region, category, event_time, event_id, event_name,
-		event_source, username, access_key_id, resource_types, resource_names, resource_arns FROM events
-		WHERE seq > %d ORDER BY seq`, after))
+	rows, err := s.wconn.QueryContext(ctx, fmt.Sprintf(`SELECT `+indexColumns+` FROM events WHERE seq > %d ORDER BY seq`, after))
 	if err != nil {
 		return 0, fmt.Errorf("duckdb: catch up bucket index: %w", err)
 	}
 	var recs []*audit.Record
 	for rows.Next() {
-		var (
-			r                  audit.Record
-			cat                uint8
-			t                  int64
-			n, src, u, key     sql.NullString
-			types, names, arns duckdb.Composite[[]*string]
-		)
-		if err := rows.Scan(&r.Account, &r.Region, &cat, &t, &r.EventID, &n, &src, &u, &key, &types, &names, &arns); err != nil {
+		var r audit.Record
+		if err := scanIndexRow(rows, &r); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("duckdb: catch up bucket index: %w", err)
 		}
-		r.Category, r.Time = audit.Category(cat), time.Unix(t, 0).UTC()
-		r.EventName, r.EventSource, r.Username, r.AccessKeyID = n.String, src.String, u.String, key.String
-		r.Resources = resources(types.Get(), names.Get(), arns.Get())
 		recs = append(recs, &r)
 	}
 	rows.Close()
@@ -551,8 +563,7 @@ func (s *Store) rebuildDays(ctx context.Context, conn *sql.Conn, where string, a
 	if err := counts.Err(); err != nil {
 		return fmt.Errorf("duckdb: rebuild bucket index: %w", err)
 	}
-	q = `SELECT account, region, category, event_time, event_id, event_name, event_source, username,
-		access_key_id, resource_types, resource_names, resource_arns FROM events`
+	q = `SELECT ` + indexColumns + ` FROM events`
 	if where != "" {
 		q += " WHERE " + where
 	}
@@ -563,19 +574,11 @@ func (s *Store) rebuildDays(ctx context.Context, conn *sql.Conn, where string, a
 	defer rows.Close()
 	var toks []uint64
 	for rows.Next() {
-		var (
-			r                  audit.Record
-			cat                uint8
-			t                  int64
-			n, src, u, key     sql.NullString
-			types, names, arns duckdb.Composite[[]*string]
-		)
-		if err := rows.Scan(&r.Account, &r.Region, &cat, &t, &r.EventID, &n, &src, &u, &key, &types, &names, &arns); err != nil {
+		var r audit.Record
+		if err := scanIndexRow(rows, &r); err != nil {
 			return fmt.Errorf("duckdb: rebuild bucket index: %w", err)
 		}
-		r.EventName, r.EventSource, r.Username, r.AccessKeyID = n.String, src.String, u.String, key.String
-		r.Resources = resources(types.Get(), names.Get(), arns.Get())
-		sum := fresh[partKey{r.Account, r.Region, audit.Category(cat)}][bucketOf(t)]
+		sum := fresh[partKey{r.Account, r.Region, r.Category}][bucketOf(r.Time.Unix())]
 		if sum == nil {
 			continue // appended between the two queries: impossible under writeMu
 		}
