@@ -180,8 +180,7 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 		b, ok := d.backoff[t.ARN()]
 		// A batch begun is finished, whatever the trail became since
 		// (its last minute after StopLogging may have ended meanwhile).
-		begun := t.Intent != nil && t.Intent.Upto > t.Position
-		return (t.Logging || t.Draining || begun) && (final || !ok || !now.Before(b.next))
+		return (t.Logging || t.Draining || t.begun()) && (final || !ok || !now.Before(b.next))
 	})
 	if len(trails) == 0 {
 		return
@@ -190,7 +189,7 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 	// delivered again exactly as they were begun, before anything new.
 	for i := range trails {
 		t := &trails[i]
-		if t.Intent == nil || t.Intent.Upto <= t.Position {
+		if !t.begun() {
 			continue
 		}
 		if !d.redo(ctx, t) {
@@ -214,6 +213,7 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 			return
 		}
 		if len(batch) == 0 {
+			d.drained(trails)
 			return
 		}
 		last := batch[len(batch)-1].Seq
@@ -264,7 +264,8 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 				d.files = nil
 				return
 			}
-			d.settle(t, j.end, out)
+			// The feed's end is reached when the batch was not full.
+			d.settle(t, j.end, out, len(batch) < d.batch && j.end == last)
 			if out.err == nil && j.end == last {
 				t.Position = last
 			} else {
@@ -298,7 +299,8 @@ func newIntent(t *Trail, upto int64, now time.Time) *Intent {
 	rand.Read(b[:])
 	c := *t
 	c.Intent, c.Pending, c.Tags = nil, nil, nil
-	return &Intent{Upto: upto, At: now.UTC(), Seed: hex.EncodeToString(b[:]), Trail: &c}
+	from := t.Position
+	return &Intent{From: &from, Upto: upto, At: now.UTC(), Seed: hex.EncodeToString(b[:]), Trail: &c}
 }
 
 // begin saves the intents (by trail ARN) in one write of the registry,
@@ -319,7 +321,7 @@ func (d *Deliverer) begin(trails []Trail, intents map[string]*Intent) bool {
 		clear(saved)
 		for arn, in := range intents {
 			c := cur[arn]
-			if c == nil || c.Position != pos[arn] || c.Intent != nil && c.Intent.Upto > c.Position {
+			if c == nil || c.Position != pos[arn] || c.begun() {
 				continue
 			}
 			c.Intent = in
@@ -340,14 +342,16 @@ func (d *Deliverer) begin(trails []Trail, intents map[string]*Intent) bool {
 }
 
 // redo delivers t's batch begun before (t.Intent) exactly again: it reads
-// the intent's range of the feed and writes it as the trail then selected
-// it, under the same keys. It reports false when ctx ended (the round
+// the intent's range of the feed (from where it began, even when
+// StartLogging moved the position since) and writes it as the trail then
+// selected it, under the same keys. It reports false when ctx ended (the round
 // stops); else t leaves this round (position -1), the batch delivered or
 // failed.
 func (d *Deliverer) redo(ctx context.Context, t *Trail) bool {
 	in := t.Intent
-	d.log().Info("trail: delivering a begun batch again under its keys", "trail", t.ARN(), "from_seq", t.Position, "to_seq", in.Upto)
-	batch, err := d.cfg.Feed.ReadAppended(ctx, t.Position, d.batch)
+	from := t.intentStart()
+	d.log().Info("trail: delivering a begun batch again under its keys", "trail", t.ARN(), "from_seq", from, "to_seq", in.Upto)
+	batch, err := d.cfg.Feed.ReadAppended(ctx, from, d.batch)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false
@@ -366,7 +370,7 @@ func (d *Deliverer) redo(ctx context.Context, t *Trail) bool {
 	if in.Trail != nil {
 		as = *in.Trail
 	}
-	as.Position, as.Pending, as.Intent, as.org = t.Position, t.Pending, in, t.org
+	as.Position, as.Pending, as.Intent, as.org = from, t.Pending, in, t.org
 	var skip map[string]bool
 	if p := t.Pending; p != nil && p.Upto == in.Upto {
 		skip = p.skip()
@@ -379,7 +383,7 @@ func (d *Deliverer) redo(ctx context.Context, t *Trail) bool {
 		d.log().Info("trail: delivery interrupted", "trail", t.ARN(), "err", out.err)
 		return false
 	}
-	d.settle(t, in.Upto, out)
+	d.settle(t, in.Upto, out, false)
 	t.Position = -1 // done or failed: not again this round
 	return true
 }
@@ -588,9 +592,37 @@ func (t *Trail) logged(at time.Time) bool {
 	return t.Logging || !at.After(t.StopLoggingTime)
 }
 
-// settle records the outcome of a delivery up to end in the registry.
-// The status shows an AWS-style code (objects.ErrorCode), never raw text.
-func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
+// drained ends the last minute of the stopped trails that delivered every
+// record the feed holds (their round read nothing more): they stop
+// reading the feed.
+func (d *Deliverer) drained(trails []Trail) {
+	now := d.now()
+	var done []Trail
+	for _, t := range trails {
+		if t.Draining && !t.Logging && now.After(t.StopLoggingTime.Add(drainWindow)) {
+			done = append(done, t)
+		}
+	}
+	if len(done) == 0 {
+		return
+	}
+	err := d.cfg.Registry.update(func(trails map[string]*Trail) error {
+		for _, t := range done {
+			if cur := trails[t.ARN()]; cur != nil && cur.Draining && cur.Position == t.Position && !cur.begun() {
+				cur.Draining = false
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		d.log().Error("trail: saving the end of a stopped trail's delivery", "err", err)
+	}
+}
+
+// settle records the outcome of a delivery up to end in the registry;
+// caughtUp says that end is the end of the feed when it was read. The
+// status shows an AWS-style code (objects.ErrorCode), never raw text.
+func (d *Deliverer) settle(t *Trail, end int64, out outcome, caughtUp bool) {
 	now := d.now()
 	if d.backoff == nil {
 		d.backoff = map[string]backoff{}
@@ -622,11 +654,13 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 			// Remember what this attempt wrote, so that the retry
 			// writes only the rest (never a new Pending object shared
 			// with a snapshot: update restores by copy).
+			// (A begun batch's Pending may be at or below a position
+			// StartLogging moved: its end still names it.)
 			switch p := cur.Pending; {
+			case p != nil && p.Upto == end:
+				cur.Pending = &Pending{Upto: end, Done: append(append([]string(nil), p.Done...), out.done...), Wrote: p.Wrote || out.wrote}
 			case p == nil || p.Upto <= cur.Position:
 				cur.Pending = &Pending{Upto: end, Done: out.done, Wrote: out.wrote}
-			case p.Upto == end:
-				cur.Pending = &Pending{Upto: end, Done: append(append([]string(nil), p.Done...), out.done...), Wrote: p.Wrote || out.wrote}
 			}
 			return nil
 		}
@@ -641,8 +675,11 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 		}
 		// A stopped trail delivers what was recorded up to StopLogging
 		// (including the StopLogging call, stored just after it answered),
-		// for drainWindow after it.
-		if cur.Draining && now.After(cur.StopLoggingTime.Add(drainWindow)) {
+		// for drainWindow after it, and until it delivered every record
+		// stored by then: a round that ends the minute in a batch before
+		// the feed's end keeps it draining, so that a crash before the
+		// round's next batch leaves that batch to deliver.
+		if cur.Draining && caughtUp && now.After(cur.StopLoggingTime.Add(drainWindow)) {
 			cur.Draining = false
 		}
 		// Records set aside are never delivered: the status says so for

@@ -132,10 +132,30 @@ type Pending struct {
 // bucket holds each file once (a PutObject of an existing key replaces
 // it) and each event in exactly one file.
 type Intent struct {
+	// From is the position the batch's range starts after (the trail's
+	// position when it was begun): kept so that a StartLogging that moves
+	// the position meanwhile does not move the range. Nil in intents
+	// saved before it existed: their range starts at the position.
+	From  *int64    `json:"from,omitempty"`
 	Upto  int64     `json:"upto"`
 	At    time.Time `json:"at"`
 	Seed  string    `json:"seed"`
 	Trail *Trail    `json:"trail"`
+}
+
+// intentStart returns the position the range of t's intent starts after.
+func (t *Trail) intentStart() int64 {
+	if in := t.Intent; in != nil && in.From != nil {
+		return *in.From
+	}
+	return t.Position
+}
+
+// begun reports whether t holds a batch begun and not finished: its
+// intent is cleared by the write that moves the position past it, and
+// its range holds records.
+func (t *Trail) begun() bool {
+	return t.Intent != nil && t.Intent.Upto > t.intentStart()
 }
 
 // ARN returns the trail's ARN.
