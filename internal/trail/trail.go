@@ -23,6 +23,7 @@
 package trail
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -341,8 +342,17 @@ func cloneTrails(trails map[string]*Trail) map[string]*Trail {
 // write and fsync (group commit). A failed write fails every change it
 // holds and those staged on top of them.
 func (r *Registry) update(fn func(trails map[string]*Trail) error) error {
+	return r.updateCtx(context.Background(), fn)
+}
+
+// updateCtx is update for a job that writes under a lease (the
+// deliverer): a shared registry's write carries ctx's values, its
+// lease.Fence among them, so that it is refused (an error wrapping
+// lease.ErrFenced) once another node holds the lease. ctx's cancellation
+// does not stop the write (a round settles what it wrote).
+func (r *Registry) updateCtx(ctx context.Context, fn func(trails map[string]*Trail) error) error {
 	if r.shared != nil {
-		return r.updateShared(fn)
+		return r.updateShared(ctx, fn)
 	}
 	r.mu.Lock()
 	if r.path == "" { // a registry in memory (tests)
