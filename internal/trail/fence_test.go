@@ -176,3 +176,59 @@ func TestDeliveryFencedOff(t *testing.T) {
 		}
 	}
 }
+
+// TestDigestChainsFencedOff: the digest writer's saves of the shared
+// chains carry the delivery lease's fence: a log file reported under a
+// stale fence changes nothing stored (and is not kept in memory), one
+// reported under the current fence is saved.
+func TestDigestChainsFencedOff(t *testing.T) {
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, pgtest.Database(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reg, err := OpenSharedRegistry(ctx, SharedConfig{State: st.State()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewDigestWriter(DigestConfig{Dir: t.TempDir(), Trails: reg, State: st.State(), Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases := st.Leases()
+	tok, ok, err := leases.Acquire(ctx, "delivery", "a", time.Minute)
+	if !ok || err != nil {
+		t.Fatalf("Acquire = %v, %v", ok, err)
+	}
+	fa := lease.Fence{Lease: "delivery", Holder: "a", Token: tok}
+	tr := Trail{Name: "chained", Account: onceMgmt, HomeRegion: "us-east-1", S3BucketName: "logs", LogFileValidationEnabled: true, Logging: true}
+	now := time.Now()
+	w.LogDelivered(lease.WithFence(ctx, fa), tr, onceMgmt, "us-east-1", "k1", []byte(`{}`), now, now)
+	v1, _ := st.State().Version(ctx, stateFile)
+	if v1 == 0 {
+		t.Fatal("the holder's log file was not saved in the chains")
+	}
+	if err := leases.Release(ctx, fa); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := leases.Acquire(ctx, "delivery", "b", time.Minute); !ok {
+		t.Fatal("b could not take the released lease")
+	}
+	w.LogDelivered(lease.WithFence(ctx, fa), tr, onceMgmt, "us-east-1", "k2", []byte(`{}`), now, now)
+	if v, _ := st.State().Version(ctx, stateFile); v != v1 {
+		t.Errorf("a stale fence's log file changed the stored chains (version %d, was %d)", v, v1)
+	}
+	w.mu.Lock()
+	err = w.refreshLocked()
+	var keys []string
+	for _, c := range w.chains {
+		for _, p := range c.Pending {
+			keys = append(keys, p.S3Object)
+		}
+	}
+	w.mu.Unlock()
+	if err != nil || len(keys) != 1 || keys[0] != "k1" {
+		t.Errorf("chains after the fenced-off report = %v, %v; want k1 pending only", keys, err)
+	}
+}
