@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lease"
 )
 
 // Feed is the store's append-order feed.
@@ -134,11 +135,20 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	saved, savedAt := pos, r.cfg.Now()
+	// fenced is set when a save was refused because another node holds
+	// the Insights lease now (lease.ErrFenced): the runner saves nothing
+	// more and returns it (the lease holder counts a lost lease).
+	var fenced error
 	save := func() {
-		if !r.saves() || len(r.pending) > 0 || pos == saved {
+		if !r.saves() || len(r.pending) > 0 || pos == saved || fenced != nil {
 			return
 		}
 		err := r.save(ctx, pos)
+		if errors.Is(err, lease.ErrFenced) {
+			r.cfg.Logger.Info("insights: the lease is lost; the node holding it runs Insights", "err", err)
+			fenced = err
+			return
+		}
 		if errors.Is(err, audit.ErrStateConflict) {
 			// Another node ran Insights meanwhile and saved: continue
 			// from its state, never overwrite it.
@@ -165,6 +175,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		if r.cfg.Now().Sub(savedAt) >= r.cfg.SaveEvery {
 			save()
+			if fenced != nil {
+				return fenced
+			}
 		}
 		batch, err := r.cfg.Feed.ReadAppended(ctx, pos, batchSize)
 		if err != nil {

@@ -129,7 +129,10 @@ const (
 // (bounded by 30 s), so that a graceful shutdown leaves nothing behind,
 // and returns nil. When ctx ended because the node lost its delivery
 // lease (lease.Lost), it returns at once: the node now holding it
-// delivers. It starts no goroutine.
+// delivers. When a write of the registry was fenced off (ctx carries the
+// lease's Fence and another node holds the lease now), the round stops
+// there and Run returns that error (wrapping lease.ErrFenced): nothing
+// more is written, no status or backoff recorded. It starts no goroutine.
 func (d *Deliverer) Run(ctx context.Context) error {
 	tick := time.NewTicker(d.cfg.Interval)
 	defer tick.Stop()
@@ -145,11 +148,16 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			// round that shutdown interrupted (its writes cancelled) is
 			// done again here, not left for the next start.
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			d.round(final, true)
+			err := d.round(final, true)
 			cancel()
-			return nil
+			return err
 		case <-tick.C:
-			d.DeliverOnce(ctx)
+			if ctx.Err() != nil {
+				continue // ended meanwhile (both were ready): the case above decides
+			}
+			if err := d.round(ctx, false); err != nil {
+				return err // the lease is lost: the node holding it delivers
+			}
 		}
 	}
 }
@@ -166,12 +174,14 @@ func (d *Deliverer) Run(ctx context.Context) error {
 // (bucket down, access denied) is transient: the trail keeps its position,
 // remembers the groups already written (Trail.Pending, so that the retry
 // rewrites none of them) and backs off, doubling up to 5 minutes.
-func (d *Deliverer) DeliverOnce(ctx context.Context) { d.round(ctx, false) }
+func (d *Deliverer) DeliverOnce(ctx context.Context) { _ = d.round(ctx, false) }
 
 // round is one delivery round; a final round ignores backoff. A write
 // that fails because ctx ended (shutdown) is no delivery error: it leaves
-// the trail's position, status and backoff as they were.
-func (d *Deliverer) round(ctx context.Context, final bool) {
+// the trail's position, status and backoff as they were. A registry write
+// fenced off ends the round at once with its error (lease.ErrFenced): the
+// lease is lost.
+func (d *Deliverer) round(ctx context.Context, final bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.initMetrics()
@@ -180,26 +190,25 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 		b, ok := d.backoff[t.ARN()]
 		// A batch begun is finished, whatever the trail became since
 		// (its last minute after StopLogging may have ended meanwhile).
-		begun := t.Intent != nil && t.Intent.Upto > t.Position
-		return (t.Logging || t.Draining || begun) && (final || !ok || !now.Before(b.next))
+		return (t.Logging || t.Draining || t.begun()) && (final || !ok || !now.Before(b.next))
 	})
 	if len(trails) == 0 {
-		return
+		return nil
 	}
 	// Batches begun before (a crash, a takeover, a failed write) are
 	// delivered again exactly as they were begun, before anything new.
 	for i := range trails {
 		t := &trails[i]
-		if t.Intent == nil || t.Intent.Upto <= t.Position {
+		if !t.begun() {
 			continue
 		}
-		if !d.redo(ctx, t) {
-			return
+		if ok, err := d.redo(ctx, t); !ok || err != nil {
+			return err
 		}
 	}
 	trails = live(trails)
 	if len(trails) == 0 {
-		return
+		return nil
 	}
 	from := trails[0].Position
 	for _, t := range trails {
@@ -211,10 +220,10 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 			if ctx.Err() == nil { // a stop is no failure
 				d.log().Error("trail: read the store", "err", err)
 			}
-			return
+			return nil
 		}
 		if len(batch) == 0 {
-			return
+			return d.drained(ctx, trails)
 		}
 		last := batch[len(batch)-1].Seq
 		d.files = map[string]logFileBody{}
@@ -244,9 +253,9 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 				intents[t.ARN()] = newIntent(t, end, d.now())
 			}
 		}
-		if !d.begin(trails, intents) {
+		if ok, err := d.begin(ctx, trails, intents); !ok || err != nil {
 			d.files = nil
-			return
+			return err
 		}
 		for i := range trails {
 			t := &trails[i]
@@ -262,9 +271,13 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 			if out.err != nil && ctx.Err() != nil {
 				d.log().Info("trail: delivery interrupted", "trail", t.ARN(), "err", out.err)
 				d.files = nil
-				return
+				return nil
 			}
-			d.settle(t, j.end, out)
+			// The feed's end is reached when the batch was not full.
+			if err := d.settle(ctx, t, j.end, out, len(batch) < d.batch && j.end == last); err != nil {
+				d.files = nil
+				return err
+			}
 			if out.err == nil && j.end == last {
 				t.Position = last
 			} else {
@@ -275,7 +288,7 @@ func (d *Deliverer) round(ctx context.Context, final bool) {
 		trails = live(trails)
 		d.files = nil
 		if len(trails) == 0 || len(batch) < d.batch {
-			return
+			return nil
 		}
 	}
 }
@@ -298,28 +311,30 @@ func newIntent(t *Trail, upto int64, now time.Time) *Intent {
 	rand.Read(b[:])
 	c := *t
 	c.Intent, c.Pending, c.Tags = nil, nil, nil
-	return &Intent{Upto: upto, At: now.UTC(), Seed: hex.EncodeToString(b[:]), Trail: &c}
+	from := t.Position
+	return &Intent{From: &from, Upto: upto, At: now.UTC(), Seed: hex.EncodeToString(b[:]), Trail: &c}
 }
 
 // begin saves the intents (by trail ARN) in one write of the registry,
 // before any of their files is written. An intent is saved only for a
 // trail still at the position read and with no other batch begun; the
 // others are dropped from intents (not delivered this round). It reports
-// false when the registry could not be written: nothing is delivered.
-func (d *Deliverer) begin(trails []Trail, intents map[string]*Intent) bool {
+// false when the registry could not be written: nothing is delivered (with
+// the error when the write was fenced off: the lease is lost).
+func (d *Deliverer) begin(ctx context.Context, trails []Trail, intents map[string]*Intent) (bool, error) {
 	if len(intents) == 0 {
-		return true
+		return true, nil
 	}
 	pos := map[string]int64{}
 	for _, t := range trails {
 		pos[t.ARN()] = t.Position
 	}
 	saved := map[string]bool{}
-	err := d.cfg.Registry.update(func(cur map[string]*Trail) error {
+	err := d.cfg.Registry.updateCtx(ctx, func(cur map[string]*Trail) error {
 		clear(saved)
 		for arn, in := range intents {
 			c := cur[arn]
-			if c == nil || c.Position != pos[arn] || c.Intent != nil && c.Intent.Upto > c.Position {
+			if c == nil || c.Position != pos[arn] || c.begun() {
 				continue
 			}
 			c.Intent = in
@@ -327,34 +342,40 @@ func (d *Deliverer) begin(trails []Trail, intents map[string]*Intent) bool {
 		}
 		return nil
 	})
+	if errors.Is(err, lease.ErrFenced) {
+		d.log().Info("trail: the delivery lease is lost; nothing written", "err", err)
+		return false, err
+	}
 	if err != nil {
 		d.log().Error("trail: saving the delivery intent; nothing written", "err", err)
-		return false
+		return false, nil
 	}
 	for arn := range intents {
 		if !saved[arn] {
 			delete(intents, arn)
 		}
 	}
-	return true
+	return true, nil
 }
 
 // redo delivers t's batch begun before (t.Intent) exactly again: it reads
-// the intent's range of the feed and writes it as the trail then selected
-// it, under the same keys. It reports false when ctx ended (the round
-// stops); else t leaves this round (position -1), the batch delivered or
-// failed.
-func (d *Deliverer) redo(ctx context.Context, t *Trail) bool {
+// the intent's range of the feed (from where it began, even when
+// StartLogging moved the position since) and writes it as the trail then
+// selected it, under the same keys. It reports false when ctx ended (the
+// round stops), and the error of a fenced-off save (the lease is lost);
+// else t leaves this round (position -1), the batch delivered or failed.
+func (d *Deliverer) redo(ctx context.Context, t *Trail) (bool, error) {
 	in := t.Intent
-	d.log().Info("trail: delivering a begun batch again under its keys", "trail", t.ARN(), "from_seq", t.Position, "to_seq", in.Upto)
-	batch, err := d.cfg.Feed.ReadAppended(ctx, t.Position, d.batch)
+	from := t.intentStart()
+	d.log().Info("trail: delivering a begun batch again under its keys", "trail", t.ARN(), "from_seq", from, "to_seq", in.Upto)
+	batch, err := d.cfg.Feed.ReadAppended(ctx, from, d.batch)
 	if err != nil {
 		if ctx.Err() != nil {
-			return false
+			return false, nil
 		}
 		d.log().Error("trail: read the store", "err", err)
 		t.Position = -1
-		return true
+		return true, nil
 	}
 	// The range held at most d.batch records when it was read first.
 	n := 0
@@ -366,7 +387,7 @@ func (d *Deliverer) redo(ctx context.Context, t *Trail) bool {
 	if in.Trail != nil {
 		as = *in.Trail
 	}
-	as.Position, as.Pending, as.Intent, as.org = t.Position, t.Pending, in, t.org
+	as.Position, as.Pending, as.Intent, as.org = from, t.Pending, in, t.org
 	var skip map[string]bool
 	if p := t.Pending; p != nil && p.Upto == in.Upto {
 		skip = p.skip()
@@ -377,11 +398,13 @@ func (d *Deliverer) redo(ctx context.Context, t *Trail) bool {
 	out := d.write(ctx, &as, batch, groups, order, in)
 	if out.err != nil && ctx.Err() != nil {
 		d.log().Info("trail: delivery interrupted", "trail", t.ARN(), "err", out.err)
-		return false
+		return false, nil
 	}
-	d.settle(t, in.Upto, out)
+	if err := d.settle(ctx, t, in.Upto, out, false); err != nil {
+		return false, err
+	}
 	t.Position = -1 // done or failed: not again this round
-	return true
+	return true, nil
 }
 
 type group struct{ account, region, folder string }
@@ -588,9 +611,44 @@ func (t *Trail) logged(at time.Time) bool {
 	return t.Logging || !at.After(t.StopLoggingTime)
 }
 
-// settle records the outcome of a delivery up to end in the registry.
-// The status shows an AWS-style code (objects.ErrorCode), never raw text.
-func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
+// drained ends the last minute of the stopped trails that delivered every
+// record the feed holds (their round read nothing more): they stop
+// reading the feed.
+func (d *Deliverer) drained(ctx context.Context, trails []Trail) error {
+	now := d.now()
+	var done []Trail
+	for _, t := range trails {
+		if t.Draining && !t.Logging && now.After(t.StopLoggingTime.Add(drainWindow)) {
+			done = append(done, t)
+		}
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	err := d.cfg.Registry.updateCtx(ctx, func(trails map[string]*Trail) error {
+		for _, t := range done {
+			if cur := trails[t.ARN()]; cur != nil && cur.Draining && cur.Position == t.Position && !cur.begun() {
+				cur.Draining = false
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, lease.ErrFenced) {
+		d.log().Info("trail: the delivery lease is lost", "err", err)
+		return err
+	}
+	if err != nil {
+		d.log().Error("trail: saving the end of a stopped trail's delivery", "err", err)
+	}
+	return nil
+}
+
+// settle records the outcome of a delivery up to end in the registry;
+// caughtUp says that end is the end of the feed when it was read. The
+// status shows an AWS-style code (objects.ErrorCode), never raw text. A
+// save fenced off (another node holds the delivery lease) records
+// nothing, no status or backoff, and returns its error: the round stops.
+func (d *Deliverer) settle(ctx context.Context, t *Trail, end int64, out outcome, caughtUp bool) error {
 	now := d.now()
 	if d.backoff == nil {
 		d.backoff = map[string]backoff{}
@@ -607,7 +665,7 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 	} else {
 		delete(d.backoff, t.ARN())
 	}
-	uerr := d.cfg.Registry.update(func(trails map[string]*Trail) error {
+	uerr := d.cfg.Registry.updateCtx(ctx, func(trails map[string]*Trail) error {
 		cur := trails[t.ARN()]
 		if cur == nil {
 			return nil // deleted meanwhile
@@ -622,11 +680,13 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 			// Remember what this attempt wrote, so that the retry
 			// writes only the rest (never a new Pending object shared
 			// with a snapshot: update restores by copy).
+			// (A begun batch's Pending may be at or below a position
+			// StartLogging moved: its end still names it.)
 			switch p := cur.Pending; {
+			case p != nil && p.Upto == end:
+				cur.Pending = &Pending{Upto: end, Done: append(append([]string(nil), p.Done...), out.done...), Wrote: p.Wrote || out.wrote}
 			case p == nil || p.Upto <= cur.Position:
 				cur.Pending = &Pending{Upto: end, Done: out.done, Wrote: out.wrote}
-			case p.Upto == end:
-				cur.Pending = &Pending{Upto: end, Done: append(append([]string(nil), p.Done...), out.done...), Wrote: p.Wrote || out.wrote}
 			}
 			return nil
 		}
@@ -641,8 +701,11 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 		}
 		// A stopped trail delivers what was recorded up to StopLogging
 		// (including the StopLogging call, stored just after it answered),
-		// for drainWindow after it.
-		if cur.Draining && now.After(cur.StopLoggingTime.Add(drainWindow)) {
+		// for drainWindow after it, and until it delivered every record
+		// stored by then: a round that ends the minute in a batch before
+		// the feed's end keeps it draining, so that a crash before the
+		// round's next batch leaves that batch to deliver.
+		if cur.Draining && caughtUp && now.After(cur.StopLoggingTime.Add(drainWindow)) {
 			cur.Draining = false
 		}
 		// Records set aside are never delivered: the status says so for
@@ -655,9 +718,15 @@ func (d *Deliverer) settle(t *Trail, end int64, out outcome) {
 		cur.LatestDeliveryTime = now
 		return nil
 	})
+	if errors.Is(uerr, lease.ErrFenced) {
+		delete(d.backoff, t.ARN())
+		d.log().Info("trail: the delivery lease is lost; the node holding it delivers", "trail", t.ARN(), "err", uerr)
+		return uerr
+	}
 	if uerr != nil {
 		d.log().Error("trail: saving the delivery position", "trail", t.ARN(), "err", uerr)
 	}
+	return nil
 }
 
 // logFile returns the JSON of a log file holding the first n records

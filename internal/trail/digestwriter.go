@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/bucket/objects"
+	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
@@ -167,7 +168,9 @@ func NewDigestWriter(cfg DigestConfig) (*DigestWriter, error) {
 	return w, nil
 }
 
-func (w *DigestWriter) saveLocked() error {
+// saveLocked writes the chains; a shared write carries ctx's values (its
+// lease.Fence), not its cancellation.
+func (w *DigestWriter) saveLocked(ctx context.Context) error {
 	list := make([]*chainState, 0, len(w.chains))
 	for _, c := range w.chains {
 		list = append(list, c)
@@ -180,9 +183,14 @@ func (w *DigestWriter) saveLocked() error {
 		return err
 	}
 	if w.cfg.State != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		v, err := w.cfg.State.Put(ctx, stateFile, b, w.version)
+		if errors.Is(err, lease.ErrFenced) {
+			// Another node holds the lease and writes the chains: the
+			// ones changed here are dropped, read again if ever needed.
+			w.version = -1
+		}
 		if err != nil {
 			return fmt.Errorf("digest: save the chains: %w", err)
 		}
@@ -227,14 +235,15 @@ func (w *DigestWriter) refreshLocked() error {
 
 // changeLocked runs fn on the chains and saves them. On a shared store
 // that another node wrote meanwhile, fn runs again on the chains read
-// back, so neither node's change is lost.
-func (w *DigestWriter) changeLocked(fn func()) error {
+// back, so neither node's change is lost. With a lease.Fence in ctx the
+// write is refused (lease.ErrFenced) once another node holds the lease.
+func (w *DigestWriter) changeLocked(ctx context.Context, fn func()) error {
 	for range 8 {
 		if err := w.refreshLocked(); err != nil {
 			return err
 		}
 		fn()
-		err := w.saveLocked()
+		err := w.saveLocked(ctx)
 		if !errors.Is(err, audit.ErrStateConflict) {
 			return err
 		}
@@ -244,7 +253,7 @@ func (w *DigestWriter) changeLocked(fn func()) error {
 
 // LogDelivered records a delivered log file for the next digest of its
 // trail, account and region (Observer). raw is the uncompressed file.
-func (w *DigestWriter) LogDelivered(_ context.Context, t Trail, account, region, key string, raw []byte, oldest, newest time.Time) {
+func (w *DigestWriter) LogDelivered(ctx context.Context, t Trail, account, region, key string, raw []byte, oldest, newest time.Time) {
 	if !t.LogFileValidationEnabled {
 		return
 	}
@@ -252,7 +261,7 @@ func (w *DigestWriter) LogDelivered(_ context.Context, t Trail, account, region,
 		NewestEventTime: chain.FormatTime(newest), OldestEventTime: chain.FormatTime(oldest)}, Oldest: oldest, Newest: newest}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.changeLocked(func() {
+	if err := w.changeLocked(ctx, func() {
 		c := w.chainLocked(&t, account, region)
 		// A file is listed once: a batch delivered again writes the
 		// same key with the same bytes. A file digested already stays
@@ -312,13 +321,17 @@ func (w *DigestWriter) chainLocked(t *Trail, account, region string) *chainState
 func (w *DigestWriter) Run(ctx context.Context) error {
 	tick := time.NewTicker(w.cfg.Interval)
 	defer tick.Stop()
-	w.WriteDue(ctx)
+	if err := w.writeDue(ctx); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			w.WriteDue(ctx)
+			if err := w.writeDue(ctx); err != nil {
+				return err // the lease is lost: the node holding it writes the digests
+			}
 		}
 	}
 }
@@ -328,7 +341,12 @@ func (w *DigestWriter) Run(ctx context.Context) error {
 // region it delivered logs for, per account. A chain whose trail stopped
 // logging, lost validation, restarted logging or was deleted gets a final
 // digest and ends; its next digest will be a starting digest.
-func (w *DigestWriter) WriteDue(ctx context.Context) {
+func (w *DigestWriter) WriteDue(ctx context.Context) { _ = w.writeDue(ctx) }
+
+// writeDue is WriteDue; it stops at a save of the chains fenced off (ctx
+// carries a lease.Fence another node's holding replaced) and returns its
+// error (lease.ErrFenced), after which it writes nothing more.
+func (w *DigestWriter) writeDue(ctx context.Context) error {
 	w.write.Lock()
 	defer w.write.Unlock()
 	now := w.now().UTC().Truncate(time.Second)
@@ -373,7 +391,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		active := ok && t.Logging && t.LogFileValidationEnabled && t.StartLoggingTime.Equal(snap.Logging)
 		if snap.Ended && len(snap.Pending) == 0 {
 			w.mu.Lock()
-			if err := w.changeLocked(func() {
+			if err := w.changeLocked(ctx, func() {
 				if cur := w.chains[id]; cur != nil && len(cur.Pending) == 0 {
 					switch {
 					case !ok:
@@ -385,7 +403,12 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 					}
 				}
 			}); err != nil {
+				w.mu.Unlock()
+				if errors.Is(err, lease.ErrFenced) {
+					return err
+				}
 				w.log().Error("digest: saving the chains", "err", err)
+				continue
 			}
 			w.mu.Unlock()
 			continue
@@ -396,10 +419,14 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		if !ok {
 			if snap.Trail == nil {
 				w.mu.Lock()
-				if err := w.changeLocked(func() { delete(w.chains, id) }); err != nil {
+				err := w.changeLocked(ctx, func() { delete(w.chains, id) })
+				w.mu.Unlock()
+				if errors.Is(err, lease.ErrFenced) {
+					return err
+				}
+				if err != nil {
 					w.log().Error("digest: saving the chains", "err", err)
 				}
-				w.mu.Unlock()
 				continue
 			}
 			// Deleted trail: a final digest, with the settings it had.
@@ -410,7 +437,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 		}
 		err := w.writeDigest(ctx, &t, &snap, now)
 		if err != nil && ctx.Err() != nil {
-			return // shutdown: no failure; the chain is unchanged and the next start writes it
+			return nil // shutdown: no failure; the chain is unchanged and the next start writes it
 		}
 		if err != nil {
 			w.log().Warn("digest: delivery failed", "trail", t.ARN(), "account", snap.Account, "region", snap.Region, "err", err)
@@ -421,7 +448,7 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 			continue
 		}
 		w.mu.Lock()
-		if err := w.changeLocked(func() {
+		err = w.changeLocked(ctx, func() {
 			if cur := w.chains[id]; cur != nil {
 				if ok {
 					cur.Trail = copyOf(&t)
@@ -439,14 +466,19 @@ func (w *DigestWriter) WriteDue(ctx context.Context) {
 				cur.Pending = cur.Pending[n:]
 				cur.Ended = !active
 			}
-		}); err != nil {
+		})
+		w.mu.Unlock()
+		if errors.Is(err, lease.ErrFenced) {
+			return err
+		}
+		if err != nil {
 			w.log().Error("digest: saving the chains", "err", err)
 		}
-		w.mu.Unlock()
 		if serr := w.cfg.Trails.setDigestStatus(t.ARN(), now, ""); serr != nil {
 			w.log().Error("digest: saving the digest status", "err", serr)
 		}
 	}
+	return nil
 }
 
 // writeDigest writes c's digest ending at end and advances c (a copy) to

@@ -414,6 +414,15 @@ func (s *Service) StartLogging(ctx context.Context, c audit.Principal, nameOrARN
 			}
 			t.Logging, t.Draining, t.StartLoggingTime = true, false, at
 		default:
+			// A batch begun and not finished (a crash or a failed write
+			// after its intent was saved) is still delivered from where
+			// it began: the intent keeps its range's start, whatever the
+			// new position (an intent saved without one gets it here).
+			if t.begun() && t.Intent.From == nil {
+				in, from := *t.Intent, t.Position
+				in.From = &from
+				t.Intent = &in
+			}
 			t.Logging, t.StartLoggingTime, t.DeliverFrom, t.Position = true, at, at, head
 		}
 		return nil

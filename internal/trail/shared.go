@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lease"
 )
 
 // SharedConfig configures a registry kept in a StateStore that several
@@ -104,12 +105,15 @@ func (r *Registry) fresh() {
 // updateShared is update for a shared registry: fn runs on a copy of the
 // stored trails and the result is written if no one changed them since;
 // else fn runs again on the new ones. Changes of one node go one at a
-// time (writeMu).
-func (r *Registry) updateShared(fn func(trails map[string]*Trail) error) error {
+// time (writeMu). The write carries ctx's lease.Fence (not its
+// cancellation): a write fenced off returns an error wrapping
+// lease.ErrFenced, never retried.
+func (r *Registry) updateShared(ctx context.Context, fn func(trails map[string]*Trail) error) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	base := context.WithoutCancel(ctx)
 	for try := 0; try < maxUpdateTries; try++ {
-		if err := r.refresh(context.Background()); err != nil {
+		if err := r.refresh(base); err != nil {
 			return &audit.Error{Code: audit.CodeServiceUnavailable, Err: err,
 				Message: "cairn cannot read its trails from the shared store. Retry later."}
 		}
@@ -123,11 +127,14 @@ func (r *Registry) updateShared(fn func(trails map[string]*Trail) error) error {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.shared.Timeout)
-		nv, err := r.shared.State.Put(ctx, registryFile, b, version)
+		wctx, cancel := context.WithTimeout(base, r.shared.Timeout)
+		nv, err := r.shared.State.Put(wctx, registryFile, b, version)
 		cancel()
 		if errors.Is(err, audit.ErrStateConflict) {
 			continue // another node changed the trails: apply fn to theirs
+		}
+		if errors.Is(err, lease.ErrFenced) {
+			return fmt.Errorf("trail: save: %w", err) // the lease is lost: the writer stops
 		}
 		if err != nil {
 			return &audit.Error{Code: audit.CodeServiceUnavailable, Err: fmt.Errorf("trail: save: %w", err),

@@ -23,6 +23,7 @@
 package trail
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,10 +133,30 @@ type Pending struct {
 // bucket holds each file once (a PutObject of an existing key replaces
 // it) and each event in exactly one file.
 type Intent struct {
+	// From is the position the batch's range starts after (the trail's
+	// position when it was begun): kept so that a StartLogging that moves
+	// the position meanwhile does not move the range. Nil in intents
+	// saved before it existed: their range starts at the position.
+	From  *int64    `json:"from,omitempty"`
 	Upto  int64     `json:"upto"`
 	At    time.Time `json:"at"`
 	Seed  string    `json:"seed"`
 	Trail *Trail    `json:"trail"`
+}
+
+// intentStart returns the position the range of t's intent starts after.
+func (t *Trail) intentStart() int64 {
+	if in := t.Intent; in != nil && in.From != nil {
+		return *in.From
+	}
+	return t.Position
+}
+
+// begun reports whether t holds a batch begun and not finished: its
+// intent is cleared by the write that moves the position past it, and
+// its range holds records.
+func (t *Trail) begun() bool {
+	return t.Intent != nil && t.Intent.Upto > t.intentStart()
 }
 
 // ARN returns the trail's ARN.
@@ -321,8 +342,17 @@ func cloneTrails(trails map[string]*Trail) map[string]*Trail {
 // write and fsync (group commit). A failed write fails every change it
 // holds and those staged on top of them.
 func (r *Registry) update(fn func(trails map[string]*Trail) error) error {
+	return r.updateCtx(context.Background(), fn)
+}
+
+// updateCtx is update for a job that writes under a lease (the
+// deliverer): a shared registry's write carries ctx's values, its
+// lease.Fence among them, so that it is refused (an error wrapping
+// lease.ErrFenced) once another node holds the lease. ctx's cancellation
+// does not stop the write (a round settles what it wrote).
+func (r *Registry) updateCtx(ctx context.Context, fn func(trails map[string]*Trail) error) error {
 	if r.shared != nil {
-		return r.updateShared(fn)
+		return r.updateShared(ctx, fn)
 	}
 	r.mu.Lock()
 	if r.path == "" { // a registry in memory (tests)

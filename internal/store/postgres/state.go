@@ -6,8 +6,10 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lease"
 )
 
 // State is the audit.StateStore of every node on the database: the
@@ -65,7 +67,8 @@ func (st *State) Version(ctx context.Context, key string) (int64, error) {
 
 // Put stores value if key's version is still version (0: absent), in one
 // statement: the row's lock orders concurrent writers of a key, and the
-// loser matches no row.
+// loser matches no row. With a lease.Fence in ctx the statement follows
+// CheckFence in one transaction (fenced).
 func (st *State) Put(ctx context.Context, key string, value []byte, version int64) (int64, error) {
 	if err := checkKey(key); err != nil {
 		return 0, err
@@ -77,14 +80,14 @@ func (st *State) Put(ctx context.Context, key string, value []byte, version int6
 		value = []byte{}
 	}
 	var v int64
-	var err error
-	if version == 0 {
-		err = st.s.pool.QueryRow(ctx, `INSERT INTO shared_state (key, value, version)
-			VALUES ($1, $2, nextval('shared_state_version')) ON CONFLICT (key) DO NOTHING RETURNING version`, key, value).Scan(&v)
-	} else {
-		err = st.s.pool.QueryRow(ctx, `UPDATE shared_state SET value = $2, version = nextval('shared_state_version')
+	err := st.fenced(ctx, func(q querier) error {
+		if version == 0 {
+			return q.QueryRow(ctx, `INSERT INTO shared_state (key, value, version)
+				VALUES ($1, $2, nextval('shared_state_version')) ON CONFLICT (key) DO NOTHING RETURNING version`, key, value).Scan(&v)
+		}
+		return q.QueryRow(ctx, `UPDATE shared_state SET value = $2, version = nextval('shared_state_version')
 			WHERE key = $1 AND version = $3 RETURNING version`, key, value, version).Scan(&v)
-	}
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("postgres: state %s: %w", key, audit.ErrStateConflict)
 	}
@@ -94,7 +97,31 @@ func (st *State) Put(ctx context.Context, key string, value []byte, version int6
 	return v, nil
 }
 
-// Delete removes key if its version is still version.
+// querier is what a write of state runs its statement on: the pool, or
+// the transaction of a fenced write.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// fenced runs write, one statement: on the pool when ctx carries no
+// lease.Fence (one statement, as it always was), else in a transaction
+// whose first statement is CheckFence, so that a job that lost its lease
+// (the delivery, a digest chain, Insights, detection) writes nothing once
+// another node holds it; its error then wraps lease.ErrFenced.
+func (st *State) fenced(ctx context.Context, write func(q querier) error) error {
+	if _, ok := lease.FenceFrom(ctx); !ok {
+		return write(st.s.pool)
+	}
+	return pgx.BeginFunc(ctx, st.s.pool, func(tx pgx.Tx) error {
+		if err := CheckFence(ctx, tx); err != nil {
+			return err
+		}
+		return write(tx)
+	})
+}
+
+// Delete removes key if its version is still version (fenced as Put).
 func (st *State) Delete(ctx context.Context, key string, version int64) error {
 	if err := checkKey(key); err != nil {
 		return err
@@ -109,12 +136,18 @@ func (st *State) Delete(ctx context.Context, key string, version int64) error {
 		}
 		return nil
 	}
-	tag, err := st.s.pool.Exec(ctx, `DELETE FROM shared_state WHERE key = $1 AND version = $2`, key, version)
+	err := st.fenced(ctx, func(q querier) error {
+		tag, err := q.Exec(ctx, `DELETE FROM shared_state WHERE key = $1 AND version = $2`, key, version)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = audit.ErrStateConflict
+		}
+		return err
+	})
+	if errors.Is(err, audit.ErrStateConflict) {
+		return fmt.Errorf("postgres: state %s: %w", key, err)
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: delete state %s: %w", key, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: state %s: %w", key, audit.ErrStateConflict)
 	}
 	return nil
 }
