@@ -219,20 +219,32 @@ func (p *parser) object(depth int, tree fieldTree) (map[string]any, error) {
 			}
 			m[k] = v
 		}
-		p.ws()
-		if p.i >= len(p.b) {
-			return nil, errSyntax
+		end, err := p.sep('}')
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
+		if end {
 			return m, nil
-		default:
-			return nil, errSyntax
 		}
 	}
+}
+
+// sep reads what follows a member or an element: a comma (false) or the
+// closing byte of its object or array (true), both consumed.
+func (p *parser) sep(close byte) (bool, error) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return false, errSyntax
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		return false, nil
+	case close:
+		p.i++
+		return true, nil
+	}
+	return false, errSyntax
 }
 
 func (p *parser) array(depth int, tree fieldTree) ([]any, error) {
@@ -252,18 +264,12 @@ func (p *parser) array(depth int, tree fieldTree) ([]any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		p.ws()
-		if p.i >= len(p.b) {
-			return nil, errSyntax
+		end, err := p.sep(']')
+		if err != nil {
+			return nil, err
 		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
+		if end {
 			return a, nil
-		default:
-			return nil, errSyntax
 		}
 	}
 }
