@@ -32,7 +32,7 @@ func (f *fakeTrails) Trails() []Trail {
 	return append([]Trail(nil), f.trails...)
 }
 
-func (f *fakeTrails) setDigestStatus(arn string, at time.Time, e string) error {
+func (f *fakeTrails) setDigestStatus(_ context.Context, arn string, at time.Time, e string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.status == nil {

@@ -24,7 +24,10 @@ import (
 // types satisfy it).
 type DigestTrails interface {
 	Trails() []Trail
-	setDigestStatus(arn string, at time.Time, deliveryErr string) error
+	// setDigestStatus records a digest delivery's outcome; the write
+	// carries ctx's lease.Fence (refused with lease.ErrFenced once another
+	// node holds the lease).
+	setDigestStatus(ctx context.Context, arn string, at time.Time, deliveryErr string) error
 }
 
 // DigestConfig configures a DigestWriter. Dir, Trails, Bucket and Keys are
@@ -442,7 +445,10 @@ func (w *DigestWriter) writeDue(ctx context.Context) error {
 		if err != nil {
 			w.log().Warn("digest: delivery failed", "trail", t.ARN(), "account", snap.Account, "region", snap.Region, "err", err)
 			// The status gets an S3-style code, never raw text.
-			if serr := w.cfg.Trails.setDigestStatus(t.ARN(), now, objects.ErrorCode(err)); serr != nil {
+			if serr := w.cfg.Trails.setDigestStatus(ctx, t.ARN(), now, objects.ErrorCode(err)); serr != nil {
+				if errors.Is(serr, lease.ErrFenced) {
+					return serr
+				}
 				w.log().Error("digest: saving the digest status", "err", serr)
 			}
 			continue
@@ -474,7 +480,10 @@ func (w *DigestWriter) writeDue(ctx context.Context) error {
 		if err != nil {
 			w.log().Error("digest: saving the chains", "err", err)
 		}
-		if serr := w.cfg.Trails.setDigestStatus(t.ARN(), now, ""); serr != nil {
+		if serr := w.cfg.Trails.setDigestStatus(ctx, t.ARN(), now, ""); serr != nil {
+			if errors.Is(serr, lease.ErrFenced) {
+				return serr
+			}
 			w.log().Error("digest: saving the digest status", "err", serr)
 		}
 	}

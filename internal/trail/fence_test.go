@@ -232,3 +232,76 @@ func TestDigestChainsFencedOff(t *testing.T) {
 		t.Errorf("chains after the fenced-off report = %v, %v; want k1 pending only", keys, err)
 	}
 }
+
+// TestDigestStatusFencedOff: the digest writer's status write
+// (LatestDigestDeliveryError, LatestDigestDeliveryTime) carries the
+// delivery lease's fence: under the current fence a failed digest records
+// its error code; under a stale one nothing is written to the shared
+// registry and writeDue stops with lease.ErrFenced.
+func TestDigestStatusFencedOff(t *testing.T) {
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, pgtest.Database(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reg, err := OpenSharedRegistry(ctx, SharedConfig{State: st.State()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 8, 5, 0, 0, time.UTC)
+	clock := now
+	// No bucket is configured: every digest fails with NoSuchBucket, so
+	// the only shared writes of a round are the status's.
+	w, err := NewDigestWriter(DigestConfig{Dir: t.TempDir(), Trails: reg, State: st.State(), Interval: time.Hour,
+		Bucket: func(string) (Bucket, bool) { return nil, false }, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Trail{Name: "digested", Account: onceMgmt, HomeRegion: "us-east-1", S3BucketName: "logs",
+		LogFileValidationEnabled: true, Logging: true, StartLoggingTime: now.Add(-2 * time.Hour)}
+	if err := reg.update(func(trails map[string]*Trail) error { trails[tr.ARN()] = tr; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	leases := st.Leases()
+	tok, ok, err := leases.Acquire(ctx, "delivery", "a", time.Minute)
+	if !ok || err != nil {
+		t.Fatalf("Acquire = %v, %v", ok, err)
+	}
+	fa := lease.Fence{Lease: "delivery", Holder: "a", Token: tok}
+	if err := w.writeDue(lease.WithFence(ctx, fa)); err != nil {
+		t.Fatalf("the holder's writeDue = %v", err)
+	}
+	if got := reg.Trails()[0].LatestDigestDeliveryError; got != "NoSuchBucket" {
+		t.Fatalf("the holder's failed digest recorded %q; want NoSuchBucket", got)
+	}
+	v1, _ := st.State().Version(ctx, registryFile)
+
+	if err := leases.Release(ctx, fa); err != nil {
+		t.Fatal(err)
+	}
+	tb, ok, err := leases.Acquire(ctx, "delivery", "b", time.Minute)
+	if !ok || err != nil {
+		t.Fatalf("b could not take the released lease: %v, %v", ok, err)
+	}
+	// B clears the status (as a delivered digest does); A, fenced off,
+	// must not write its error over it.
+	fb := lease.Fence{Lease: "delivery", Holder: "b", Token: tb}
+	if err := reg.setDigestStatus(lease.WithFence(ctx, fb), tr.ARN(), now, ""); err != nil {
+		t.Fatalf("the new holder's status write = %v", err)
+	}
+	v2, _ := st.State().Version(ctx, registryFile)
+	if v2 == v1 {
+		t.Fatal("the new holder's status write changed nothing")
+	}
+	clock = now.Add(2 * time.Second)
+	if err := w.writeDue(lease.WithFence(ctx, fa)); !errors.Is(err, lease.ErrFenced) {
+		t.Fatalf("a fenced-off writeDue = %v; want ErrFenced", err)
+	}
+	if v, _ := st.State().Version(ctx, registryFile); v != v2 {
+		t.Errorf("a stale fence's status write changed the registry (version %d, was %d)", v, v2)
+	}
+	if got := reg.Trails()[0]; got.LatestDigestDeliveryError != "" || !got.LatestDigestDeliveryTime.Equal(now) {
+		t.Errorf("status after the fenced-off round = %q at %v; want none at %v", got.LatestDigestDeliveryError, got.LatestDigestDeliveryTime, now)
+	}
+}

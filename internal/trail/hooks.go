@@ -1,9 +1,11 @@
 package trail
 
 import (
-	"github.com/cairn-audit/cairn/internal/audit"
+	"context"
 	"sort"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // SetOrganization sets the organization (nil: none). Organization trails
@@ -53,9 +55,11 @@ func (t *Trail) accounts() []string {
 
 // setDigestStatus records the outcome of a digest delivery, shown by
 // GetTrailStatus as LatestDigestDeliveryTime (on success) and
-// LatestDigestDeliveryError ("" clears it).
-func (r *Registry) setDigestStatus(arn string, at time.Time, deliveryErr string) error {
-	return r.update(func(trails map[string]*Trail) error {
+// LatestDigestDeliveryError ("" clears it). A shared registry's write
+// carries ctx's lease.Fence (the digest writer's job's): once another node
+// holds the lease it is refused with an error wrapping lease.ErrFenced.
+func (r *Registry) setDigestStatus(ctx context.Context, arn string, at time.Time, deliveryErr string) error {
+	return r.updateCtx(ctx, func(trails map[string]*Trail) error {
 		t := trails[arn]
 		if t == nil {
 			return nil

@@ -342,7 +342,7 @@ func TestDeliveryRetriesAndLosesNothing(t *testing.T) {
 		!strings.Contains(keys[0], "/111111111111_CloudTrail-Insight_us-east-1_20261125T0805Z_") {
 		t.Errorf("insight files: %v", keys)
 	}
-	if err := reg2.setDigestStatus(arn, now, ""); err != nil {
+	if err := reg2.setDigestStatus(ctx, arn, now, ""); err != nil {
 		t.Fatal(err)
 	}
 	if tr, _ := reg2.get(arn); !tr.LatestDigestDeliveryTime.Equal(now) {
