@@ -34,6 +34,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/sigma"
 )
 
@@ -357,16 +358,25 @@ func (d *Detector) Rules() []*sigma.Rule { return d.rules.Load().rules }
 
 // Run follows the feed every Interval until ctx ends, reloads the rules on
 // Reload and when their files change, and posts findings to the webhook.
-// It returns nil once its goroutines have returned.
+// It returns nil once its goroutines have returned. With a shared State,
+// every write carries ctx's lease.Fence (lease.Holder.Run's): a write
+// refused because another node holds detection now stops Run, which
+// returns that error (wrapping lease.ErrFenced) instead of retrying.
 func (d *Detector) Run(ctx context.Context) error {
 	if d.cfg.Feed == nil || !d.live {
 		return errors.New("detect: Run needs Config.Dir (or State) and Config.Feed")
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	var wg sync.WaitGroup
 	if d.cfg.Webhook.URL != "" {
-		wg.Go(func() { d.deliver(ctx) })
+		wg.Go(func() { d.deliver(ctx, stop) })
 	}
 	defer wg.Wait()
+	fenced := func(err error) error { // stops the webhook's delivery too
+		stop(err)
+		return err
+	}
 	tick := time.NewTicker(d.cfg.Interval)
 	defer tick.Stop()
 	var poll <-chan time.Time
@@ -377,11 +387,15 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 	var expired time.Time
 	for {
-		if _, err := d.Sync(ctx); err != nil && ctx.Err() == nil {
+		if _, err := d.Sync(ctx); errors.Is(err, lease.ErrFenced) {
+			return fenced(err)
+		} else if err != nil && ctx.Err() == nil {
 			d.log.Error("detect: matching stored events", "err", err)
 		}
 		if now := time.Now(); now.Sub(expired) >= time.Hour {
-			if n, err := d.Expire(); err != nil {
+			if n, err := d.expire(ctx); errors.Is(err, lease.ErrFenced) {
+				return fenced(err)
+			} else if err != nil {
 				d.log.Error("detect: removing expired findings", "err", err)
 			} else if n > 0 {
 				d.log.Info("detect: removed expired findings", "findings", n)
@@ -390,6 +404,9 @@ func (d *Detector) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			if cause := context.Cause(ctx); errors.Is(cause, lease.ErrFenced) {
+				return cause // the webhook's save was fenced off
+			}
 			return nil
 		case <-tick.C:
 		case <-d.reload:
@@ -418,7 +435,7 @@ func (d *Detector) Sync(ctx context.Context) (int, error) {
 		// Another node may have matched and saved since (it held
 		// detection before this one): continue from its position.
 		d.mu.Lock()
-		err := d.refreshSharedLocked()
+		err := d.refreshSharedLocked(ctx)
 		d.mu.Unlock()
 		if err != nil {
 			return 0, err
@@ -442,7 +459,7 @@ func (d *Detector) Sync(ctx context.Context) (int, error) {
 		}
 		d.m.matchTime.Add(time.Since(start).Seconds())
 		d.m.events.Add(float64(len(batch)))
-		n, err := d.store(found, batch[len(batch)-1].Seq)
+		n, err := d.store(ctx, found, batch[len(batch)-1].Seq)
 		total += n
 		if err != nil {
 			return total, err
@@ -495,8 +512,9 @@ func (d *Detector) warmUp(ctx context.Context) error {
 	return nil
 }
 
-// store appends the new findings durably, then saves the position.
-func (d *Detector) store(found []Finding, pos int64) (int, error) {
+// store appends the new findings durably, then saves the position; shared
+// writes carry ctx's lease.Fence.
+func (d *Detector) store(ctx context.Context, found []Finding, pos int64) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.live {
@@ -515,7 +533,7 @@ func (d *Detector) store(found []Finding, pos int64) (int, error) {
 		fresh = append(fresh, f)
 	}
 	if len(fresh) > 0 && d.cfg.State != nil {
-		if err := d.putBatchLocked(pos, buf.Bytes(), len(fresh)); err != nil {
+		if err := d.putBatchLocked(ctx, pos, buf.Bytes(), len(fresh)); err != nil {
 			d.unsee(fresh)
 			return 0, err
 		}
@@ -542,7 +560,7 @@ func (d *Detector) store(found []Finding, pos int64) (int, error) {
 		}
 	}
 	d.st.Position = pos
-	if err := d.saveStateLocked(); err != nil {
+	if err := d.saveStateLocked(ctx); err != nil {
 		return len(fresh), err
 	}
 	return len(fresh), nil
@@ -556,9 +574,11 @@ func (d *Detector) unsee(fs []Finding) {
 	}
 }
 
-func (d *Detector) saveStateLocked() error {
+// saveStateLocked saves the positions; a shared save carries ctx's
+// lease.Fence (its cancellation does not stop it).
+func (d *Detector) saveStateLocked(ctx context.Context) error {
 	if d.cfg.State != nil {
-		return d.saveSharedStateLocked()
+		return d.saveSharedStateLocked(ctx)
 	}
 	b, _ := json.Marshal(d.st)
 	if err := atomicfile.Write(filepath.Join(d.cfg.Dir, StateFile), b, 0o600); err != nil {
@@ -600,7 +620,7 @@ func (d *Detector) List(q Query) Page {
 	defer d.mu.Unlock()
 	if d.cfg.State != nil {
 		// Another node may have stored findings since: read them.
-		if err := d.refreshSharedLocked(); err != nil {
+		if err := d.refreshSharedLocked(context.Background()); err != nil {
 			d.log.Warn("detect: reading the shared findings; listing those last read", "err", err)
 		}
 	}

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,10 @@ import (
 // taken: the findings file and the memory List reads stay bounded by the
 // retention, as Event History is. Run calls it at start and hourly. It
 // returns how many it removed.
-func (d *Detector) Expire() (int, error) {
+func (d *Detector) Expire() (int, error) { return d.expire(context.Background()) }
+
+// expire is Expire for Run: shared writes carry ctx's lease.Fence.
+func (d *Detector) expire(ctx context.Context) (int, error) {
 	if d.cfg.Retention <= 0 {
 		return 0, nil
 	}
@@ -40,13 +44,13 @@ func (d *Detector) Expire() (int, error) {
 		return 0, nil
 	}
 	if d.cfg.State != nil {
-		return d.expireSharedLocked(n)
+		return d.expireSharedLocked(ctx, n)
 	}
 	// The position first: a crash before the file is rewritten posts
 	// the n findings again (at least once), never skips one.
 	old := d.st
 	d.st.Delivered = max(0, d.st.Delivered-n)
-	if err := d.saveStateLocked(); err != nil {
+	if err := d.saveStateLocked(ctx); err != nil {
 		d.st = old
 		return 0, err
 	}
@@ -67,7 +71,7 @@ func (d *Detector) Expire() (int, error) {
 	}
 	if err != nil {
 		d.st = old
-		_ = d.saveStateLocked()
+		_ = d.saveStateLocked(ctx)
 		return 0, fmt.Errorf("detect: removing expired findings: %w", err)
 	}
 	d.f.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/lease"
 )
 
 // findingsPrefix is where a shared Detector keeps its findings: one key a
@@ -43,7 +44,7 @@ type batch struct {
 func (d *Detector) openShared() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.loadSharedLocked(); err != nil {
+	if err := d.loadSharedLocked(context.Background()); err != nil {
 		return err
 	}
 	d.live = true
@@ -53,8 +54,8 @@ func (d *Detector) openShared() error {
 // loadSharedLocked reads the positions and every stored batch, in key
 // order; a finding seen in an earlier batch is kept once, a damaged line
 // is skipped and logged.
-func (d *Detector) loadSharedLocked() error {
-	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+func (d *Detector) loadSharedLocked(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout)
 	defer cancel()
 	b, v, err := d.cfg.State.Get(ctx, StateFile)
 	if err != nil {
@@ -103,29 +104,32 @@ func (d *Detector) loadSharedLocked() error {
 
 // refreshSharedLocked reads the findings again when another node saved
 // positions since they were read (the positions move with every batch).
-func (d *Detector) refreshSharedLocked() error {
-	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+func (d *Detector) refreshSharedLocked(ctx context.Context) error {
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout)
 	defer cancel()
-	v, err := d.cfg.State.Version(ctx, StateFile)
+	v, err := d.cfg.State.Version(vctx, StateFile)
 	if err != nil {
 		return fmt.Errorf("detect: read the shared positions' version: %w", err)
 	}
 	if v == d.shared.listed {
 		return nil
 	}
-	return d.loadSharedLocked()
+	return d.loadSharedLocked(ctx)
 }
 
 // putBatchLocked stores one batch of n new findings (JSON lines) found up
-// to feed position pos, before the position moves past it.
-func (d *Detector) putBatchLocked(pos int64, lines []byte, n int) error {
+// to feed position pos, before the position moves past it. The write
+// carries ctx's lease.Fence (not its cancellation): once another node
+// holds detection it is refused with an error wrapping lease.ErrFenced.
+func (d *Detector) putBatchLocked(ctx context.Context, pos int64, lines []byte, n int) error {
 	var suffix [4]byte
 	rand.Read(suffix[:]) // never fails (crypto/rand)
 	key := fmt.Sprintf("%s%020d-%s", findingsPrefix, pos, hex.EncodeToString(suffix[:]))
-	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout)
 	defer cancel()
 	v, err := d.cfg.State.Put(ctx, key, lines, 0)
 	if err != nil {
+		d.fencedLocked(err)
 		return fmt.Errorf("detect: writing findings: %w", err)
 	}
 	d.shared.batches = append(d.shared.batches, batch{key: key, version: v, n: n})
@@ -137,8 +141,10 @@ func (d *Detector) putBatchLocked(pos int64, lines []byte, n int) error {
 // kept is the further one (the records before it are matched, by one node
 // or the other), the webhook's the nearer one (a finding is posted again
 // rather than never), and the findings are read again at the next List.
-func (d *Detector) saveSharedStateLocked() error {
-	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+// The write carries ctx's lease.Fence, as putBatchLocked's; a fenced-off
+// save is not retried.
+func (d *Detector) saveSharedStateLocked(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout)
 	defer cancel()
 	for range 8 {
 		b, _ := json.Marshal(d.st)
@@ -152,6 +158,7 @@ func (d *Detector) saveSharedStateLocked() error {
 			return nil
 		}
 		if !errors.Is(err, audit.ErrStateConflict) {
+			d.fencedLocked(err)
 			return fmt.Errorf("detect: saving the position: %w", err)
 		}
 		tb, tv, err := d.cfg.State.Get(ctx, StateFile)
@@ -172,8 +179,9 @@ func (d *Detector) saveSharedStateLocked() error {
 }
 
 // expireSharedLocked removes the whole batches among the n oldest
-// findings (Expire's count): the position first, then the batches.
-func (d *Detector) expireSharedLocked(n int) (int, error) {
+// findings (Expire's count): the position first, then the batches, each
+// write carrying ctx's lease.Fence.
+func (d *Detector) expireSharedLocked(ctx context.Context, n int) (int, error) {
 	m, k := 0, 0
 	for k < len(d.shared.batches) && m+d.shared.batches[k].n <= n {
 		m += d.shared.batches[k].n
@@ -184,14 +192,17 @@ func (d *Detector) expireSharedLocked(n int) (int, error) {
 	}
 	old := d.st
 	d.st.Delivered = max(0, d.st.Delivered-m)
-	if err := d.saveStateLocked(); err != nil {
+	if err := d.saveStateLocked(ctx); err != nil {
 		d.st = old
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout)
 	defer cancel()
 	for _, b := range d.shared.batches[:k] {
-		if err := d.cfg.State.Delete(ctx, b.key, b.version); err != nil {
+		if err := d.cfg.State.Delete(ctx, b.key, b.version); errors.Is(err, lease.ErrFenced) {
+			d.fencedLocked(err)
+			return 0, fmt.Errorf("detect: removing an expired batch of findings: %w", err)
+		} else if err != nil {
 			d.log.Warn("detect: removing an expired batch of findings", "key", b.key, "err", err)
 		}
 	}
@@ -201,4 +212,13 @@ func (d *Detector) expireSharedLocked(n int) (int, error) {
 	d.findings = slices.Clone(d.findings[m:])
 	d.shared.batches = slices.Clone(d.shared.batches[k:])
 	return m, nil
+}
+
+// fencedLocked notes a write refused because another node holds
+// detection's lease (err wraps lease.ErrFenced): what this node holds may
+// differ from the store now, so the next refresh reads everything again.
+func (d *Detector) fencedLocked(err error) {
+	if errors.Is(err, lease.ErrFenced) {
+		d.shared.listed = -1
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/lease"
 )
 
 // deliver posts the findings after the webhook position, one POST each, in
@@ -19,15 +21,18 @@ import (
 // ever: the outbox is FindingsFile itself and the position (Delivered) is
 // saved after each delivery, so findings wait through a restart. Delivery
 // is at least once (a crash after a POST, before the position is saved,
-// posts it again): receivers deduplicate by findingId.
-func (d *Detector) deliver(ctx context.Context) {
+// posts it again): receivers deduplicate by findingId. The saves carry
+// ctx's lease.Fence: a save fenced off (another node holds detection)
+// calls fenced with its error and ends the delivery.
+func (d *Detector) deliver(ctx context.Context, fenced func(error)) {
 	w := d.cfg.Webhook
 	delay := w.MinBackoff
 	var saved time.Time
+	stopped := false
 	defer func() { // what was delivered since the last save
 		d.mu.Lock()
-		if d.live {
-			_ = d.saveStateLocked()
+		if d.live && !stopped {
+			_ = d.saveStateLocked(ctx)
 		}
 		d.mu.Unlock()
 	}()
@@ -72,7 +77,14 @@ func (d *Detector) deliver(ctx context.Context) {
 			// disk the ingest journal fsyncs to. A crash re-posts what
 			// was delivered since the last save (at least once).
 			if d.st.Delivered == len(d.findings) || time.Since(saved) >= time.Second {
-				if err := d.saveStateLocked(); err != nil {
+				err := d.saveStateLocked(ctx)
+				if errors.Is(err, lease.ErrFenced) {
+					stopped = true
+					d.mu.Unlock()
+					fenced(err)
+					return
+				}
+				if err != nil {
 					d.log.Error("detect: saving the webhook position", "err", err)
 				}
 				saved = time.Now()
