@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/bucket/s3"
 	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/store/postgres"
 	"github.com/cairn-audit/cairn/internal/trail"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
@@ -29,7 +31,9 @@ import (
 // arguments, output and exit status (0 all valid, 1 something invalid, 255
 // the validation could not run). Public keys and the trail come from a
 // running cairn (--endpoint-url: ListPublicKeys, DescribeTrails) or from
-// its data dir (--data-dir); the files from an S3 API (--s3-endpoint-url,
+// its data dir (--data-dir), or, when the config (--config, else the data
+// dir's) keeps the state in PostgreSQL (store.postgres), from the state
+// every node shares there; the files from an S3 API (--s3-endpoint-url,
 // default $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL) or a local folder
 // holding the bucket (--local-dir).
 func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -45,7 +49,7 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	verbose := fs.Bool("verbose", false, "print every valid file too")
 	endpoint := fs.String("endpoint-url", "", "cairn's CloudTrail API (ListPublicKeys, DescribeTrails); AWS credential variables apply")
 	region := fs.String("region", "", "the region whose digests to validate (default: from the AWS environment, else the trail's)")
-	dataDir := fs.String("data-dir", "", "read keys and trails from this cairn data dir instead of --endpoint-url; its buckets (cairn-logs, the config's) are read without AWS credentials (default "+defaultDataDir+")")
+	dataDir := fs.String("data-dir", "", "read keys and trails from this cairn data dir instead of --endpoint-url (from PostgreSQL when the config names store.postgres); its buckets (cairn-logs, the config's) are read without AWS credentials (default "+defaultDataDir+")")
 	cfgPath := fs.String("config", "", "cairn's config file (YAML), naming its buckets (default: the data dir's generated config)")
 	s3Endpoint := fs.String("s3-endpoint-url", "", "S3 API holding the bucket, for a bucket that is not one of cairn's (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL)")
 	localDir := fs.String("local-dir", "", "read the bucket from this folder (cairn's local bucket layout) instead of S3")
@@ -107,7 +111,20 @@ func validateLogsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		src = apiKeys{c}
 	} else {
-		src = dataDirKeys{dir: *dataDir, region: srcRegion}
+		dsn, err := sharedStoreOf(*dataDir, *cfgPath)
+		if err != nil {
+			return fail(err)
+		}
+		if dsn == "" {
+			src = dataDirKeys{dir: *dataDir, region: srcRegion}
+		} else {
+			shared, err := openSharedKeys(ctx, dsn, srcRegion)
+			if err != nil {
+				return fail(fmt.Errorf("%w (or validate through any node: --endpoint-url)", err))
+			}
+			defer shared.close()
+			src = shared
+		}
 	}
 
 	v := &chain.Validation{TrailARN: *arn, Start: start, End: end, Bucket: *s3Bucket, Prefix: *s3Prefix,
@@ -328,6 +345,74 @@ func (d dataDirKeys) publicKeys(_ context.Context, start, end time.Time) ([]chai
 	}
 	var keys []chain.PublicKey
 	for _, k := range public {
+		keys = append(keys, chain.PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
+	}
+	return keys, nil
+}
+
+// sharedStoreOf returns the PostgreSQL connection string of the config at
+// cfgPath, else of dir's generated config: "" when the config keeps
+// cairn's state in the data dir (no store.postgres) or there is none.
+func sharedStoreOf(dir, cfgPath string) (string, error) {
+	var cfg *config.Config
+	switch _, err := os.Stat(filepath.Join(dir, config.GeneratedFile)); {
+	case cfgPath != "":
+		if cfg, err = config.Load(cfgPath); err != nil {
+			return "", err
+		}
+	case err == nil:
+		if cfg, _, err = config.Generate(dir); err != nil {
+			return "", err
+		}
+	default:
+		return "", nil
+	}
+	return cfg.Store.Postgres, nil
+}
+
+// sharedKeys reads the trails and the public keys from the state the
+// nodes of a cluster share in PostgreSQL (the trails' registry and the
+// digest keyring). It only reads them; opening the store migrates its
+// schema, as every node does at start.
+type sharedKeys struct {
+	st     *postgres.Store
+	region string
+	trails *trail.Registry
+	keys   *trail.Keyring
+}
+
+func openSharedKeys(ctx context.Context, dsn, region string) (*sharedKeys, error) {
+	st, err := postgres.Open(ctx, dsn, postgres.Options{Logger: slog.New(slog.DiscardHandler), MaxConns: 2})
+	if err != nil {
+		return nil, fmt.Errorf("open the PostgreSQL store of the config's store.postgres: %w", err)
+	}
+	reg, err := trail.OpenSharedRegistry(ctx, trail.SharedConfig{State: st.State(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	kr, err := trail.OpenSharedKeyring(ctx, st.State(), 0)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &sharedKeys{st: st, region: region, trails: reg, keys: kr}, nil
+}
+
+func (s *sharedKeys) close() { s.st.Close() }
+
+func (s *sharedKeys) trail(_ context.Context, arn string) (trail.Trail, error) {
+	for _, t := range s.trails.Trails() {
+		if t.ARN() == arn {
+			return t, nil
+		}
+	}
+	return trail.Trail{}, fmt.Errorf("A trail could not be found for %s", arn)
+}
+
+func (s *sharedKeys) publicKeys(_ context.Context, start, end time.Time) ([]chain.PublicKey, error) {
+	var keys []chain.PublicKey
+	for _, k := range s.keys.Public(s.region, start, end) {
 		keys = append(keys, chain.PublicKey{Fingerprint: k.Fingerprint, DER: k.DER})
 	}
 	return keys, nil

@@ -12,6 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+
+	"github.com/cairn-audit/cairn/internal/pgtest"
 )
 
 // clearAWSEnv leaves no AWS_* variable set (AWS_EC2_METADATA_DISABLED
@@ -105,5 +107,73 @@ func TestValidateLogsFindsCairnBuckets(t *testing.T) {
 	code, out, errOut := validate("--trail-arn", arns["evidence"], "--config", ts.config, "--s3-bucket", "somebody-elses")
 	if code == 0 || !strings.Contains(errOut, "the bucket somebody-elses is not one of cairn's (cairn-logs, evidence)") {
 		t.Errorf("a bucket that is not cairn's: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestValidateLogsDataDirOnPostgres: with a config that keeps the state
+// in PostgreSQL (store.postgres), validate-logs --data-dir reads the trail
+// and the public keys from the state the nodes share there (the data dir
+// has no trails.json or keyring) and validates the chain; a trail the
+// database does not hold is named as not found.
+func TestValidateLogsDataDirOnPostgres(t *testing.T) {
+	dsn := pgtest.Database(t)
+	cfg := fmt.Sprintf(twoAccounts, 90) + fmt.Sprintf("store:\n  postgres: %q\n", dsn) +
+		"delivery:\n  interval: 1s\n  digest_interval: 2s\n"
+	ts := startServer(t, cfg, "")
+	ctx := context.Background()
+	ct := alice(ts)
+	start := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	out, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("shared"), S3BucketName: aws.String("cairn-logs"),
+		EnableLogFileValidation: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(out.TrailARN)
+	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("shared")}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(ts.dataDir, "buckets", "cairn-logs")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := ct.ListTrails(ctx, &cloudtrail.ListTrailsInput{}); err != nil {
+			t.Fatal(err)
+		}
+		logs, digests := 0, 0
+		for key := range localFiles(t, dir) {
+			switch {
+			case strings.Contains(key, "/CloudTrail-Digest/"):
+				digests++
+			case strings.Contains(key, "/CloudTrail/"):
+				logs++
+			}
+		}
+		if logs > 0 && digests >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("waited a minute for log files and two digests")
+		}
+	}
+	ts.stop()
+	for _, f := range []string{"trails.json", "digest-keys.json"} {
+		if _, err := os.Stat(filepath.Join(ts.dataDir, f)); err == nil {
+			t.Fatalf("the data dir holds %s: the state is not only in PostgreSQL", f)
+		}
+	}
+
+	clearAWSEnv(t)
+	validate := func(arn string) (int, string, string) {
+		var o, e bytes.Buffer
+		code := run(ctx, []string{"validate-logs", "--data-dir", ts.dataDir, "--config", ts.config,
+			"--start-time", start.Format(time.RFC3339), "--trail-arn", arn}, &o, &e)
+		return code, o.String(), e.String()
+	}
+	code, stdout, stderr := validate(arn)
+	if code != 0 || stderr != "" || !strings.Contains(stdout, " digest files valid") || !strings.Contains(stdout, " log files valid") ||
+		strings.Contains(stdout, "0/0") {
+		t.Errorf("validate-logs exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	other := strings.Replace(arn, ":trail/shared", ":trail/nowhere", 1)
+	if code, stdout, stderr := validate(other); code != 255 || !strings.Contains(stderr, "A trail could not be found for "+other) {
+		t.Errorf("a trail not in the database: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
