@@ -149,3 +149,66 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
 	b.SetBytes(bytes / int64(b.N))
 }
+
+// BenchmarkAppendNodes measures ingest into one database from several
+// nodes at once: CAIRN_BENCH_NODES stores (default 1), each with its own
+// connection pool as a cairn serve node has, append batches of 10,000
+// real-shaped records one at a time (as a node's ingest pipeline does),
+// together CAIRN_BENCH_EVENTS records (default 20,000). The records are
+// made before the clock starts; records/s is the total over all nodes.
+// CAIRN_BENCH_POSTGRES names a database to use instead of a fresh one.
+func BenchmarkAppendNodes(b *testing.B) {
+	nodes := 1
+	if n, err := strconv.Atoi(os.Getenv("CAIRN_BENCH_NODES")); err == nil && n > 0 {
+		nodes = n
+	}
+	n := benchEvents()
+	dsn := os.Getenv("CAIRN_BENCH_POSTGRES")
+	if dsn == "" {
+		dsn = pgtest.Database(b)
+	}
+	stores := make([]*Store, nodes)
+	for i := range stores {
+		st, err := Open(context.Background(), dsn, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		stores[i] = st
+	}
+	shapes := storetest.NewShapes(b, 11)
+	t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		b.StopTimer()
+		// Each node's batches: node i takes every nodes-th batch.
+		work := make([][][]audit.Record, nodes)
+		for i := 0; i < n; i += benchBatch {
+			m := min(benchBatch, n-i)
+			recs := shapes.Records(m, t, t.Add(time.Hour), benchAccount, benchRegion)
+			t = t.Add(time.Hour)
+			k := (i / benchBatch) % nodes
+			work[k] = append(work[k], recs)
+		}
+		b.StartTimer()
+		start := time.Now()
+		errs := make(chan error, nodes)
+		for i, st := range stores {
+			go func() {
+				for _, recs := range work[i] {
+					if _, err := st.Append(context.Background(), recs); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range stores {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "records/s")
+		b.Logf("INGEST nodes=%d events=%d records_per_s=%.0f", nodes, n, float64(n)/time.Since(start).Seconds())
+	}
+}

@@ -163,7 +163,9 @@ func (s *Store) ensurePartition(ctx context.Context, d int64) error {
 // numbers under store_meta's row lock (so numbers commit in the order they
 // are handed out, on every node), inserts the keys into event_keys (the
 // ones already there are duplicates) and copies the new records in with
-// COPY.
+// COPY. The rows (the record's zstd frame, its binary fields, its
+// resources) are made before the lock is taken: only the database's work
+// waits for another node's append.
 func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	var res audit.AppendResult
 	if len(records) == 0 {
@@ -187,8 +189,12 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	}
 	accts := make([][]byte, len(batch))
 	ids := make([][]byte, len(batch))
+	prepared := make([][]any, len(batch))
+	prepRes := make([][][]any, len(batch))
 	for i, r := range batch {
 		accts[i], ids[i] = []byte(r.Account), []byte(r.EventID)
+		prepared[i] = s.row(r, received, 0) // seq set under the lock
+		prepRes[i] = appendResources(nil, r, received)
 	}
 	inserted := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -215,13 +221,14 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 			return fmt.Errorf("insert keys: %w", err)
 		}
 		var copyRows, resRows [][]any
-		for _, r := range batch {
+		for i, r := range batch {
 			if !fresh[key{r.Account, r.EventID}] {
 				continue
 			}
 			last++
-			copyRows = append(copyRows, s.row(r, received, last))
-			resRows = appendResources(resRows, r, received)
+			prepared[i][seqColumn] = last
+			copyRows = append(copyRows, prepared[i])
+			resRows = append(resRows, prepRes[i]...)
 		}
 		inserted = len(copyRows)
 		if inserted == 0 {
@@ -250,6 +257,9 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 
 var columns = []string{"account", "region", "category", "event_time", "event_id", "event_name", "event_source",
 	"username", "access_key_id", "read_only", "received", "seq", "raw", "fields", "raw_codec"}
+
+// seqColumn is the index of seq in columns (and in row's values).
+const seqColumn = 11
 
 var resColumns = []string{"account", "region", "category", "kind", "value", "event_time", "event_id", "received"}
 
