@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,5 +252,158 @@ func waitImport(t *testing.T, c *cloudtrail.Client, id string, within time.Durat
 			t.Fatalf("import %s still %s after %v", id, g.ImportStatus, within)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestClusterLakeImportResumes: two `cairn serve` processes on one
+// PostgreSQL database; an import started through one of them runs on the
+// node holding the lake-imports lease, which is killed with SIGKILL once
+// part of the import is committed. The other node takes the lease and
+// resumes the import from the start (skipping what the store holds): it
+// ends COMPLETED and the store holds every record of the source exactly
+// once, as both nodes answer.
+func TestClusterLakeImportResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers and waits for a lease to expire")
+	}
+	dsn := pgtest.Database(t)
+	work := t.TempDir()
+	src := filepath.Join(work, "logs")
+	const files, perFile = 60, 5000
+	writeSyntheticLogs(t, src, files, perFile)
+	type node struct {
+		id, dataDir, cfgPath, logPath string
+		proc                          *serverProcess
+	}
+	nodes := make([]*node, 2)
+	for i := range nodes {
+		n := &node{id: fmt.Sprintf("node-%d", i+1)}
+		n.dataDir, n.cfgPath, n.logPath = filepath.Join(work, n.id), filepath.Join(work, n.id+".yaml"), filepath.Join(work, n.id+".log")
+		writeFile(t, n.cfgPath, fmt.Sprintf(twoAccounts, 0)+fmt.Sprintf("store:\n  postgres: %q\ncluster:\n  node_id: %s\n  lease_ttl: 4s\nlake:\n  import_roots: [%s]\n", dsn, n.id, src))
+		nodes[i] = n
+	}
+	defer func() {
+		if t.Failed() {
+			for _, n := range nodes {
+				t.Logf("%s log:\n%s", n.id, tail(n.logPath))
+			}
+		}
+	}()
+	for _, n := range nodes {
+		n.proc = startServerProcess(t, n.dataDir, n.cfgPath, n.logPath)
+	}
+	ctx := context.Background()
+	client := func(n *node) *cloudtrail.Client {
+		return (&testServer{endpoint: n.proc.endpoint}).client("AKIAALICE00000000001", "alice-secret-key", "us-east-1")
+	}
+	// holder returns the node holding the lake-imports lease.
+	holder := func(within time.Duration) *node {
+		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			var held []*node
+			for _, n := range nodes {
+				if l, ok := leasesHeld(n.proc.endpoint); ok && slices.Contains(l, leaseLakeImports) {
+					held = append(held, n)
+				}
+			}
+			if len(held) == 1 {
+				return held[0]
+			}
+		}
+		t.Fatalf("no single holder of %s within %v", leaseLakeImports, within)
+		return nil
+	}
+	victim := holder(time.Minute)
+	var other *node
+	for _, n := range nodes {
+		if n != victim {
+			other = n
+		}
+	}
+	// The import is started through the node that does not run it.
+	co := client(other)
+	st, err := co.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("resumed"), RetentionPeriod: aws.Int32(3653), StartIngestion: aws.Bool(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(st.EventDataStoreArn)
+	id := arn[strings.LastIndex(arn, "/")+1:]
+	im, err := co.StartImport(ctx, &cloudtrail.StartImportInput{Destinations: []string{arn},
+		ImportSource: &types.ImportSource{S3: &types.S3ImportSource{S3LocationUri: aws.String("file://" + src),
+			S3BucketRegion: aws.String("us-east-1"), S3BucketAccessRoleArn: aws.String("arn:aws:iam::111111111111:role/x")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(c *cloudtrail.Client) int {
+		_, rows := func() (string, [][]map[string]string) {
+			q, err := c.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String(`SELECT count(*) AS n FROM ` + id)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "", results(t, c, aws.ToString(q.QueryId))
+		}()
+		n, _ := strconv.Atoi(rows[0][0]["n"])
+		return n
+	}
+	// Kill the import's node once part of it is committed.
+	var part int
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		g, err := co.GetImport(ctx, &cloudtrail.GetImportInput{ImportId: im.ImportId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.ImportStatus != types.ImportStatusInProgress && g.ImportStatus != types.ImportStatusInitializing {
+			t.Fatalf("the import ended (%s) before a part of it was seen committed; make the source larger", g.ImportStatus)
+		}
+		if part = count(co); part > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no part of the import committed within 3 minutes")
+		}
+	}
+	victim.proc.kill()
+	t.Logf("SIGKILL of %s with %d of %d records imported", victim.id, part, files*perFile)
+	if part >= files*perFile {
+		t.Fatalf("the whole import (%d) was committed before the kill; make the source larger", part)
+	}
+	nodes = []*node{other}
+	if h := holder(30 * time.Second); h != other {
+		t.Fatalf("lake-imports held by %s; want %s", h.id, other.id)
+	}
+	g := waitImport(t, co, aws.ToString(im.ImportId), 5*time.Minute)
+	if g.ImportStatus != types.ImportStatusCompleted {
+		t.Fatalf("the resumed import ended %s; want COMPLETED: %+v", g.ImportStatus, g)
+	}
+	if n := count(co); n != files*perFile {
+		t.Errorf("the store holds %d records after the resumed import; want each of the %d once", n, files*perFile)
+	}
+	if got := aws.ToInt64(g.ImportStatistics.EventsCompleted); got != files*perFile {
+		t.Errorf("EventsCompleted = %d; want %d", got, files*perFile)
+	}
+}
+
+// writeSyntheticLogs writes files CloudTrail log files of perFile
+// management events each (distinct event IDs, the last days' times) under
+// dir.
+func writeSyntheticLogs(t *testing.T, dir string, files, perFile int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Second)
+	names := []string{"ListBuckets", "DescribeInstances", "GetCallerIdentity", "AssumeRole"}
+	for f := range files {
+		var b strings.Builder
+		b.WriteString(`{"Records":[`)
+		for i := range perFile {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k := f*perFile + i
+			fmt.Fprintf(&b, `{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AIDAALICE","arn":"arn:aws:iam::111111111111:user/alice","accountId":"111111111111","accessKeyId":"AKIAALICE00000000001","userName":"alice"},"eventTime":%q,"eventSource":"ec2.amazonaws.com","eventName":%q,"awsRegion":"us-east-1","sourceIPAddress":"10.0.%d.%d","userAgent":"aws-cli/2.15.0","requestParameters":{"n":"%d"},"responseElements":null,"requestID":"req-%08d","eventID":"00000000-0000-4000-8000-%012d","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111111111111","eventCategory":"Management"}`,
+				base.Add(time.Duration(k)*time.Millisecond).Format(time.RFC3339), names[k%len(names)], k/256%256, k%256, k, k, k)
+		}
+		b.WriteString(`]}`)
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("111111111111_CloudTrail_us-east-1_%04d.json", f)), b.String())
 	}
 }

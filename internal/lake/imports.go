@@ -309,7 +309,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 // how it ended. In the shared mode, an import whose ctx ends because its
 // node stops or lost the imports' lease is left as it is stored
 // (IN_PROGRESS), for the next holder to resume.
-func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root *os.Root) {
+func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root *os.Root) (fenced bool) {
 	l.mu.Lock()
 	if im.Status == ImportInitializing {
 		im.Status = ImportInProgress
@@ -353,7 +353,7 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 			l.mu.Lock()
 			close(im.done)
 			l.mu.Unlock()
-			return
+			return false
 		}
 	}
 	if errors.Is(err, lease.ErrFenced) {
@@ -361,7 +361,7 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 		l.mu.Lock()
 		close(im.done)
 		l.mu.Unlock()
-		return
+		return true
 	}
 	ended := func(cur *lakeImport) {
 		cur.Updated = l.opts.Now().UTC()
@@ -419,6 +419,7 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 	if !closed(im.done) {
 		close(im.done)
 	}
+	return errors.Is(uerr, lease.ErrFenced)
 }
 
 // RunImports runs, while ctx lasts, the imports of the registry that are
@@ -427,7 +428,9 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 // from the start: an import skips the events its store holds). It is the
 // job of the imports' lease in the shared mode (Options.Shared); ctx
 // carries its fence, which every write of the imports checks. It returns
-// when ctx ends, once the imports it started returned.
+// when ctx ends (nil), or when a write of an import was fenced off (an
+// error wrapping lease.ErrFenced: another node holds the lease), once the
+// imports it started returned.
 func (l *Lake) RunImports(ctx context.Context) error {
 	if err := l.enter(); err != nil {
 		return err
@@ -438,6 +441,7 @@ func (l *Lake) RunImports(ctx context.Context) error {
 	defer context.AfterFunc(l.base, func() { cancel(context.Canceled) })()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	fenced := make(chan struct{}, 1)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -457,9 +461,12 @@ func (l *Lake) RunImports(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			l.resumeImport(ctx, im, &wg)
+			l.resumeImport(ctx, im, &wg, fenced)
 		}
 		select {
+		case <-fenced:
+			cancel(lease.ErrLost)
+			return fmt.Errorf("lake: import: %w", lease.ErrFenced)
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
@@ -471,7 +478,7 @@ func (l *Lake) RunImports(ctx context.Context) error {
 // resumeImport starts im (from the registry, running nowhere) on this
 // node: its source and destination are resolved again here; when they
 // cannot be, it fails, saying why.
-func (l *Lake) resumeImport(ctx context.Context, im *lakeImport, wg *sync.WaitGroup) {
+func (l *Lake) resumeImport(ctx context.Context, im *lakeImport, wg *sync.WaitGroup, fenced chan<- struct{}) {
 	var (
 		path, bucketName, prefix string
 		bkt                      Bucket
@@ -537,7 +544,12 @@ func (l *Lake) resumeImport(ctx context.Context, im *lakeImport, wg *sync.WaitGr
 		if root != nil {
 			defer root.Close()
 		}
-		l.runImport(ictx, im, sink, root)
+		if l.runImport(ictx, im, sink, root) {
+			select {
+			case fenced <- struct{}{}:
+			default:
+			}
+		}
 	}()
 }
 
