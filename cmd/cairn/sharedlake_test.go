@@ -269,7 +269,7 @@ func TestClusterLakeImportResumes(t *testing.T) {
 	dsn := pgtest.Database(t)
 	work := t.TempDir()
 	src := filepath.Join(work, "logs")
-	const files, perFile = 60, 5000
+	const files, perFile = 40, 5000
 	writeSyntheticLogs(t, src, files, perFile)
 	type node struct {
 		id, dataDir, cfgPath, logPath string
@@ -279,7 +279,7 @@ func TestClusterLakeImportResumes(t *testing.T) {
 	for i := range nodes {
 		n := &node{id: fmt.Sprintf("node-%d", i+1)}
 		n.dataDir, n.cfgPath, n.logPath = filepath.Join(work, n.id), filepath.Join(work, n.id+".yaml"), filepath.Join(work, n.id+".log")
-		writeFile(t, n.cfgPath, fmt.Sprintf(twoAccounts, 0)+fmt.Sprintf("store:\n  postgres: %q\ncluster:\n  node_id: %s\n  lease_ttl: 4s\nlake:\n  import_roots: [%s]\n", dsn, n.id, src))
+		writeFile(t, n.cfgPath, fmt.Sprintf(twoAccounts, 0)+fmt.Sprintf("store:\n  postgres: %q\ncluster:\n  node_id: %s\nlake:\n  import_roots: [%s]\n", dsn, n.id, src))
 		nodes[i] = n
 	}
 	defer func() {

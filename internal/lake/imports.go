@@ -56,6 +56,12 @@ type lakeImport struct {
 	done       chan struct{} // closed when the import's goroutine returns
 }
 
+// sharedLoadBatch is the records per transaction of an import in the
+// shared mode (PostgreSQL). LoadBatch is DuckDB's row group; on PostgreSQL
+// a transaction of 131,072 records took over 10 s on a loaded machine,
+// work that a lost lease throws away whole, so a batch is smaller there.
+const sharedLoadBatch = 10000
+
 // maxHeldImports is the number of ended imports an account keeps (its
 // oldest are forgotten beyond): each is part of lake.json.
 const maxHeldImports = 100
@@ -257,6 +263,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 		im.Destinations = append(im.Destinations, l.stores[id].ARN())
 	}
 	l.mu.Unlock()
+	ictx, cancel := context.WithCancel(l.base)
 	err = l.update(ctx, func() error {
 		for _, o := range l.imports {
 			// A stopped import whose reads and appends have not yet wound
@@ -269,19 +276,21 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 		}
 		c := *im
 		if !l.opts.Shared {
-			c.cancel, c.done = func() {}, make(chan struct{}) // running from now on
+			c.cancel, c.done = cancel, make(chan struct{}) // running from now on
 		}
 		l.imports[im.ID] = &c
 		l.forgetImportsLocked(im.Account)
 		return nil
 	})
 	if err != nil {
+		cancel()
 		closeRoot()
 		return Import{}, err
 	}
 	out := im.view()
 	if l.opts.Shared {
 		// The node holding the imports' lease runs it (RunImports).
+		cancel()
 		closeRoot()
 		select {
 		case l.wake <- struct{}{}:
@@ -291,8 +300,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 	}
 	l.mu.Lock()
 	cur := l.imports[im.ID]
-	ictx, cancel := context.WithCancel(l.base)
-	cur.path, cur.bucket, cur.bucketName, cur.prefix, cur.cancel = path, bkt, bucketName, prefix, cancel
+	cur.path, cur.bucket, cur.bucketName, cur.prefix = path, bkt, bucketName, prefix
 	l.work.Add(1) // not closed: this call entered, and Close waits for it
 	l.mu.Unlock()
 	go func() {
@@ -331,7 +339,11 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 			l.log.Warn("lake: import started; its state is not saved", "import", im.ID, "err", err)
 		}
 	}
-	opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts, MinTime: sink.MinTime(), BatchSize: LoadBatch}
+	batch := LoadBatch
+	if l.opts.Shared {
+		batch = sharedLoadBatch
+	}
+	opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts, MinTime: sink.MinTime(), BatchSize: batch}
 	var (
 		rep importer.Report
 		err error

@@ -168,9 +168,10 @@ func (d *DB) Pool() *pgxpool.Pool { return d.pool }
 // Insert stores rows with COPY and records pos in the same transaction.
 // Concurrent calls each run their own transaction (PostgreSQL commits them
 // concurrently; there is no group to form). With a lease.Fence in ctx (the
-// feed's or the imports' lease), the transaction begins with the fence's
-// check (store/postgres.CheckFence): a node that lost its lease writes
-// nothing, and gets an error wrapping lease.ErrFenced.
+// feed's or the imports' lease), the transaction ends with the fence's
+// check (store/postgres.CheckFence), whose lock on the lease's row lasts
+// to the commit: a node that lost its lease writes nothing, and gets an
+// error wrapping lease.ErrFenced.
 func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	d.inserts.Add(1)
 	names := []string{"eds_id"}
@@ -179,9 +180,6 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	}
 	names = append(names, "eventJson")
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if err := storepg.CheckFence(ctx, tx); err != nil {
-			return err
-		}
 		if len(rows) > 0 {
 			src := make([][]any, len(rows))
 			for i, r := range rows {
@@ -196,7 +194,11 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 				return fmt.Errorf("lake/postgres: feed position: %w", err)
 			}
 		}
-		return nil
+		// Last, just before the commit: the check locks the lease's row
+		// (FOR SHARE) until then, and a lock held through a long COPY
+		// kept the holder's own renewals waiting until the lease expired
+		// (TestClusterLakeImportResumes, 131,072-row loads).
+		return storepg.CheckFence(ctx, tx)
 	})
 }
 
