@@ -300,20 +300,20 @@ func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error
 }
 
 // Delete removes store's events older than before (all when before is
-// zero). With a lease.Fence in ctx (the feed's lease), the delete follows
-// the fence's check in one transaction.
+// zero). With a lease.Fence in ctx (the feed's lease), the fence is
+// checked at the end of the delete's transaction, as Insert's.
 func (d *DB) Delete(ctx context.Context, store string, before time.Time) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if err := storepg.CheckFence(ctx, tx); err != nil {
-			return err
-		}
 		var err error
 		if before.IsZero() {
 			_, err = tx.Exec(ctx, `DELETE FROM lake_events WHERE eds_id = $1`, store)
 		} else {
 			_, err = tx.Exec(ctx, `DELETE FROM lake_events WHERE eds_id = $1 AND "eventTime" < $2`, store, before.UTC())
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return storepg.CheckFence(ctx, tx) // last, as Insert's
 	})
 }
 
