@@ -23,7 +23,7 @@ import (
 // two nodes would: each its own engine connection and data dir, one
 // registry (shared_state) and one query store. It returns them with the
 // database's lease table.
-func sharedPair(t *testing.T, opts Options) (a, b *Lake, leases lease.Table) {
+func sharedPair(t testing.TB, opts Options) (a, b *Lake, leases lease.Table) {
 	t.Helper()
 	dsn := pgtest.Database(t)
 	ctx := context.Background()
