@@ -143,6 +143,9 @@ type Lake struct {
 	// forget are the queries forgotten here that SharedQueries still
 	// holds (shareEnded removes them).
 	forget []string
+	// lastForget is when shareEnded last removed the expired queries of
+	// every node from SharedQueries.
+	lastForget time.Time
 	// work counts what uses the engine: the queries' and imports'
 	// goroutines, Run's loop, and each call that reads or writes it
 	// (enter). stopWork (Run's end, Close) sets closed, cancels base

@@ -137,8 +137,15 @@ func (l *Lake) shareEnded(q *query) {
 	res := q.res
 	forget := l.forget
 	l.forget = nil
+	now := l.opts.Now()
+	sweep := now.Sub(l.lastForget) >= time.Hour
+	if sweep || len(forget) > 0 {
+		l.lastForget = now
+	}
 	l.mu.Unlock()
-	if len(forget) > 0 {
+	// Queries forgotten here, and hourly those of every node that ended
+	// more than 7 days ago.
+	if sweep || len(forget) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 		if err := l.opts.Queries.ForgetQueries(ctx, forget, l.opts.Now().Add(-queryKeep)); err != nil {
 			l.log.Warn("lake: forgetting queries of the shared store", "err", err)
