@@ -53,7 +53,7 @@ func (r *remoteFlags) local(stderr io.Writer) (lk *lake.Lake, acct string, bks b
 	if bks, err = openBuckets(cfg, r.dataDir); err != nil {
 		return nil, "", nil, err
 	}
-	lk, err = openLake(r.dataDir, cfg, log, bks, nil, nil)
+	lk, err = openLake(context.Background(), r.dataDir, cfg, log, bks, nil, nil, lakeCluster{})
 	return lk, acct, bks, err
 }
 

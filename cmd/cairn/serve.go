@@ -31,6 +31,8 @@ import (
 	"github.com/cairn-audit/cairn/internal/insights"
 	"github.com/cairn-audit/cairn/internal/lake"
 	lakeduckdb "github.com/cairn-audit/cairn/internal/lake/duckdb"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
+	lakepostgres "github.com/cairn-audit/cairn/internal/lake/postgres"
 	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/lifecycle"
 	"github.com/cairn-audit/cairn/internal/retention"
@@ -167,7 +169,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		leases = t.Leases()
 	}
 	holder := lease.NewHolder(lease.Config{Table: leases, Node: node, TTL: cfg.Cluster.LeaseTTL, Logger: log, Registerer: reg})
-	lk, err := openLake(f.dataDir, cfg, log, bks, reg, backgroundFeed{feed: store})
+	lk, err := openLake(ctx, f.dataDir, cfg, log, bks, reg, backgroundFeed{feed: store}, lakeCluster{state: state, node: node})
 	if err != nil {
 		return err
 	}
@@ -258,6 +260,12 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// run only while this node holds their lease (holder.Run).
 	group := lifecycle.Group{Logger: log}
 	group.Add("lake", lk.Run)
+	if cfg.Store.Postgres != "" {
+		// Lake's writers: the feed into the event data stores (and their
+		// retention), and the imports, each on one node.
+		group.Add("lake feed", holder.Run(leaseLakeFeed, lk.RunFeed))
+		group.Add("lake imports", holder.Run(leaseLakeImports, lk.RunImports))
+	}
 	if det != nil {
 		// stops after the ingest drain; what the drain stored is matched
 		// at the next start (the position is saved)
@@ -315,6 +323,10 @@ const (
 	leaseInsights  = "insights" // live Insights detection
 	leaseDetect    = "detect"   // live detection (Sigma rules, findings, webhooks)
 	leaseRetention = "retention"
+	// Lake on PostgreSQL: the feed into the event data stores and their
+	// retention; the imports (StartImport on any node, run here).
+	leaseLakeFeed    = "lake-feed"
+	leaseLakeImports = "lake-imports"
 )
 
 // nodeID returns the node's name: the flag's, else the config's, else the
@@ -648,11 +660,21 @@ func (c configPrincipals) Principal(accessKeyID string) (audit.Principal, bool) 
 		AccessKeyID: accessKeyID, Responder: p.Responder}, true
 }
 
-// openLake opens CloudTrail Lake's database in the data dir.
+// lakeCluster is what a Lake on PostgreSQL shares with the other nodes:
+// the shared state (its registry) and this node's name. Its zero value is
+// a Lake of the data dir alone (cairn query --data-dir).
+type lakeCluster struct {
+	state audit.StateStore
+	node  string
+}
+
+// openLake opens CloudTrail Lake's database: the data dir's DuckDB file,
+// or, with store.postgres, the PostgreSQL engine in that database, with
+// the registry in the shared state and queries every node reads.
 // StartImport reads s3:// sources from bks.
 // reg receives Lake's metrics (nil: none); Lake's Run takes new events
 // from feed (nil: none).
-func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets, reg prometheus.Registerer, feed lake.Feed) (*lake.Lake, error) {
+func openLake(ctx context.Context, dataDir string, cfg *config.Config, log *slog.Logger, bks buckets, reg prometheus.Registerer, feed lake.Feed, cl lakeCluster) (*lake.Lake, error) {
 	var org *audit.Organization
 	if o := cfg.Organization; o != nil {
 		org = &audit.Organization{ID: o.ID, ManagementAccount: o.ManagementAccount, Members: o.MemberAccounts}
@@ -661,14 +683,38 @@ func openLake(dataDir string, cfg *config.Config, log *slog.Logger, bks buckets,
 	if threads == 0 { // one per core
 		threads = runtime.NumCPU()
 	}
-	eng, err := lakeduckdb.Open(filepath.Join(dataDir, lake.DBFile), lakeduckdb.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: threads})
+	var (
+		eng     engine.Engine
+		queries lake.SharedQueries
+		err     error
+	)
+	sharedLake := cfg.Store.Postgres != ""
+	switch {
+	case sharedLake && cl.state == nil:
+		return nil, errors.New("CloudTrail Lake is in PostgreSQL with this config: reach it through a node (--endpoint-url)")
+	case sharedLake:
+		// Every node's Lake: the events, the registry and the queries in
+		// the database (docs/lake.md, "Lake on PostgreSQL").
+		pg, perr := lakepostgres.Open(ctx, cfg.Store.Postgres, lakepostgres.Options{})
+		if perr != nil {
+			return nil, fmt.Errorf("open CloudTrail Lake's PostgreSQL engine: %w", perr)
+		}
+		eng, queries = pg, pg
+	default:
+		eng, err = lakeduckdb.Open(filepath.Join(dataDir, lake.DBFile), lakeduckdb.Options{MemoryLimit: cfg.Lake.MemoryLimit, Threads: threads})
+	}
 	if err != nil {
 		if held := serverHolding(dataDir); held != "" {
 			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s", dataDir, held)
 		}
 		return nil, err
 	}
-	lk, err := lake.Open(dataDir, lake.Options{Engine: eng, Organization: org, Feed: feed, IngestInterval: cfg.Lake.IngestInterval,
+	var state audit.StateStore
+	if sharedLake {
+		state = cl.state
+	}
+	lk, err := lake.Open(dataDir, lake.Options{Engine: eng, State: state, Shared: sharedLake, Queries: queries, Node: cl.node,
+		Organization: org, Feed: feed, IngestInterval: cfg.Lake.IngestInterval,
 		QueryTimeout: cfg.Lake.QueryTimeout, MaxResultBytes: cfg.Lake.MaxResultMB << 20,
 		MaxConcurrentQueries: cfg.Lake.MaxConcurrentQueries, MaxRunningQueries: cfg.Lake.MaxRunningQueries,
 		MaxRunningQueriesPerAccount: cfg.Lake.MaxRunningQueriesPerAccount,

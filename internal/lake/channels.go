@@ -113,37 +113,37 @@ func (l *Lake) CreateChannel(ctx context.Context, p audit.Principal, in ChannelR
 	if err != nil {
 		return Channel{}, err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	dests, err := l.destinationsLocked(p.AccountID, in.Destinations)
-	if err != nil {
-		return Channel{}, err
-	}
-	n := 0
-	for _, c := range l.channels {
-		if c.Account == p.AccountID && c.Region == p.Region {
-			if c.Name == *in.Name || c.Source == *in.Source && c.Source != "Custom" {
-				return Channel{}, audit.Errorf(audit.CodeChannelAlreadyExists, "A channel named %s or for source %s already exists.", *in.Name, *in.Source)
-			}
-			n++
+	var out Channel
+	err = l.update(ctx, func() error {
+		dests, err := l.destinationsLocked(p.AccountID, in.Destinations)
+		if err != nil {
+			return err
 		}
-	}
-	if n >= maxChannels {
-		return Channel{}, audit.Errorf(audit.CodeChannelMaxLimitExceeded, "Your account has the maximum number of channels (%d) in this Region.", maxChannels)
-	}
-	c := &Channel{ID: audit.NewID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
-		Source: *in.Source, Destinations: dests, Created: l.opts.Now().UTC(), Tags: tags}
-	l.channels[c.ID] = c
-	if err := l.saveLocked(); err != nil {
-		delete(l.channels, c.ID)
-		return Channel{}, err
-	}
-	return *c, nil
+		n := 0
+		for _, c := range l.channels {
+			if c.Account == p.AccountID && c.Region == p.Region {
+				if c.Name == *in.Name || c.Source == *in.Source && c.Source != "Custom" {
+					return audit.Errorf(audit.CodeChannelAlreadyExists, "A channel named %s or for source %s already exists.", *in.Name, *in.Source)
+				}
+				n++
+			}
+		}
+		if n >= maxChannels {
+			return audit.Errorf(audit.CodeChannelMaxLimitExceeded, "Your account has the maximum number of channels (%d) in this Region.", maxChannels)
+		}
+		c := &Channel{ID: audit.NewID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
+			Source: *in.Source, Destinations: dests, Created: l.opts.Now().UTC(), Tags: tags}
+		l.channels[c.ID] = c
+		out = *c
+		return nil
+	})
+	return out, err
 }
 
 // Channel returns p's channel ref (an ARN or ID) with its ingestion
 // status. Errors: ChannelARNInvalid, ChannelNotFound.
 func (l *Lake) Channel(ctx context.Context, p audit.Principal, ref string) (Channel, error) {
+	l.fresh(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c, err := l.findChannelLocked(p.AccountID, ref)
@@ -155,6 +155,7 @@ func (l *Lake) Channel(ctx context.Context, p audit.Principal, ref string) (Chan
 
 // Channels returns the channels of p's account in p's region by name.
 func (l *Lake) Channels(ctx context.Context, p audit.Principal) []Channel {
+	l.fresh(ctx)
 	l.mu.Lock()
 	var list []Channel
 	for _, c := range l.channels {
@@ -178,46 +179,39 @@ type UpdateChannelRequest struct {
 // UpdateChannel changes p's channel and returns it. Errors: those of
 // Channel and CreateChannel.
 func (l *Lake) UpdateChannel(ctx context.Context, p audit.Principal, in UpdateChannelRequest) (Channel, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c, err := l.findChannelLocked(p.AccountID, in.Channel)
-	if err != nil {
-		return Channel{}, err
-	}
-	old := *c
-	if in.Name != nil {
-		if !channelNameRE.MatchString(*in.Name) {
-			return Channel{}, invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
-		}
-		c.Name = *in.Name
-	}
-	if in.Destinations != nil {
-		d, err := l.destinationsLocked(p.AccountID, in.Destinations)
+	var out Channel
+	err := l.update(ctx, func() error {
+		c, err := l.findChannelLocked(p.AccountID, in.Channel)
 		if err != nil {
-			*c = old
-			return Channel{}, err
+			return err
 		}
-		c.Destinations = d
-	}
-	if err := l.saveLocked(); err != nil {
-		*c = old
-		return Channel{}, err
-	}
-	return *c, nil
+		if in.Name != nil {
+			if !channelNameRE.MatchString(*in.Name) {
+				return invalidParam("Name must be 3 to 128 characters of letters, digits, '.', '_' and '-'.")
+			}
+			c.Name = *in.Name
+		}
+		if in.Destinations != nil {
+			d, err := l.destinationsLocked(p.AccountID, in.Destinations)
+			if err != nil {
+				return err
+			}
+			c.Destinations = d
+		}
+		out = *c
+		return nil
+	})
+	return out, err
 }
 
 // DeleteChannel deletes p's channel ref. Errors: those of Channel.
 func (l *Lake) DeleteChannel(ctx context.Context, p audit.Principal, ref string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c, err := l.findChannelLocked(p.AccountID, ref)
-	if err != nil {
-		return err
-	}
-	delete(l.channels, c.ID)
-	if err := l.saveLocked(); err != nil {
-		l.channels[c.ID] = c
-		return err
-	}
-	return nil
+	return l.update(ctx, func() error {
+		c, err := l.findChannelLocked(p.AccountID, ref)
+		if err != nil {
+			return err
+		}
+		delete(l.channels, c.ID)
+		return nil
+	})
 }

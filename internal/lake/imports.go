@@ -11,10 +11,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/lease"
 )
 
 // Import states (the model's ImportStatus).
@@ -42,6 +44,9 @@ type lakeImport struct {
 	// Stats and Failures are filled in when the import ends.
 	Stats    ImportStats     `json:"stats"`
 	Failures []ImportFailure `json:"failures,omitempty"`
+	// AnyAccount is a responder's import (Sink.AnyAccount), kept so that
+	// the node resuming it imports the same records.
+	AnyAccount bool `json:"anyAccount,omitempty"`
 
 	path       string // a local source
 	bucket     Bucket // an s3:// source: its bucket and key prefix
@@ -50,6 +55,12 @@ type lakeImport struct {
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when the import's goroutine returns
 }
+
+// sharedLoadBatch is the records per transaction of an import in the
+// shared mode (PostgreSQL). LoadBatch is DuckDB's row group; on PostgreSQL
+// a transaction of 131,072 records took over 10 s on a loaded machine,
+// work that a lost lease throws away whole, so a batch is smaller there.
+const sharedLoadBatch = 10000
 
 // maxHeldImports is the number of ended imports an account keeps (its
 // oldest are forgotten beyond): each is part of lake.json.
@@ -238,103 +249,320 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 			root.Close()
 		}
 	}
+	l.fresh(ctx)
 	sink, err := l.NewSink(ctx, p.AccountID, in.Destinations)
 	if err != nil {
 		closeRoot()
 		return Import{}, err
 	}
-	sink.AnyAccount = p.Responder
 	now := l.opts.Now().UTC()
-	// The store's retention applies at import, as it does to what the
-	// feed delivers: a record older than it is counted, reported and not
-	// loaded (Sink.MinTime), rather than loaded, reported as imported and
-	// deleted by the next sweep.
-	l.mu.Lock()
-	retention := l.stores[sink.stores[0]].RetentionPeriod
-	l.mu.Unlock()
-	minTime := sink.MinTime()
-	ictx, cancel := context.WithCancel(l.base)
-	im := &lakeImport{ID: audit.NewID(), Account: p.AccountID, Source: uri, path: path,
-		bucket: bkt, bucketName: bucketName, prefix: prefix, Start: start, End: end, Status: ImportInitializing, Created: now, Updated: now,
-		cancel: cancel, done: make(chan struct{})}
+	im := &lakeImport{ID: audit.NewID(), Account: p.AccountID, Source: uri, Start: start, End: end,
+		Status: ImportInitializing, Created: now, Updated: now, AnyAccount: p.Responder}
 	l.mu.Lock()
 	for _, id := range sink.stores {
 		im.Destinations = append(im.Destinations, l.stores[id].ARN())
 	}
-	for _, o := range l.imports {
-		// A stopped import whose reads and appends have not yet wound down
-		// still counts: two imports into one store must not interleave
-		// (each deduplicates against what the store held when it began).
-		if o.Account == im.Account && (o.Status == ImportInitializing || o.Status == ImportInProgress || !closed(o.done)) {
-			l.mu.Unlock()
-			cancel()
-			closeRoot()
-			return Import{}, audit.Errorf(audit.CodeAccountHasOngoingImport, "The account has an import in progress (%s).", o.ID)
+	l.mu.Unlock()
+	ictx, cancel := context.WithCancel(l.base)
+	err = l.update(ctx, func() error {
+		for _, o := range l.imports {
+			// A stopped import whose reads and appends have not yet wound
+			// down still counts: two imports into one store must not
+			// interleave (each deduplicates against what the store held
+			// when it began).
+			if o.Account == im.Account && (o.Status == ImportInitializing || o.Status == ImportInProgress || !closed(o.done)) {
+				return audit.Errorf(audit.CodeAccountHasOngoingImport, "The account has an import in progress (%s).", o.ID)
+			}
 		}
-	}
-	l.imports[im.ID] = im
-	l.forgetImportsLocked(im.Account)
-	if err := l.saveLocked(); err != nil {
-		delete(l.imports, im.ID)
-		l.mu.Unlock()
+		c := *im
+		if !l.opts.Shared {
+			c.cancel, c.done = cancel, make(chan struct{}) // running from now on
+		}
+		l.imports[im.ID] = &c
+		l.forgetImportsLocked(im.Account)
+		return nil
+	})
+	if err != nil {
 		cancel()
 		closeRoot()
 		return Import{}, err
 	}
 	out := im.view()
+	if l.opts.Shared {
+		// The node holding the imports' lease runs it (RunImports).
+		cancel()
+		closeRoot()
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+		return out, nil
+	}
+	l.mu.Lock()
+	cur := l.imports[im.ID]
+	cur.path, cur.bucket, cur.bucketName, cur.prefix = path, bkt, bucketName, prefix
 	l.work.Add(1) // not closed: this call entered, and Close waits for it
 	l.mu.Unlock()
 	go func() {
 		defer l.work.Done()
 		defer cancel()
 		defer closeRoot()
-		l.mu.Lock()
-		if im.Status == ImportInitializing {
-			im.Status = ImportInProgress
+		l.runImport(ictx, cur, sink, root)
+	}()
+	return out, nil
+}
+
+// runImport runs im, whose goroutine fields are set, into sink, reading
+// its local source through root (nil for an s3:// source), and records
+// how it ended. In the shared mode, an import whose ctx ends because its
+// node stops or lost the imports' lease is left as it is stored
+// (IN_PROGRESS), for the next holder to resume.
+func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root *os.Root) (fenced bool) {
+	l.mu.Lock()
+	if im.Status == ImportInitializing {
+		im.Status = ImportInProgress
+	}
+	start, end, uri := im.Start, im.End, im.Source
+	bkt, bucketName, prefix, path := im.bucket, im.bucketName, im.prefix, im.path
+	retention := 0
+	if s := l.stores[sink.stores[0]]; s != nil {
+		retention = s.RetentionPeriod
+	}
+	l.mu.Unlock()
+	if l.opts.Shared {
+		if err := l.update(ictx, func() error {
+			if cur := l.imports[im.ID]; cur != nil && cur.Status == ImportInitializing {
+				cur.Status = ImportInProgress
+			}
+			return nil
+		}); err != nil {
+			l.log.Warn("lake: import started; its state is not saved", "import", im.ID, "err", err)
 		}
+	}
+	batch := LoadBatch
+	if l.opts.Shared {
+		batch = sharedLoadBatch
+	}
+	opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts, MinTime: sink.MinTime(), BatchSize: batch}
+	var (
+		rep importer.Report
+		err error
+	)
+	if bkt != nil {
+		rep, err = importer.RunObjects(ictx, bkt, bucketName, prefix, opts)
+	} else {
+		opts.FS = root.FS()
+		rep, err = importer.Run(ictx, []string{path}, opts)
+	}
+	if l.opts.Shared && ictx.Err() != nil && !errors.Is(err, lease.ErrFenced) {
+		l.mu.Lock()
+		stopped := im.Status == ImportStopped
 		l.mu.Unlock()
-		opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts, MinTime: minTime, BatchSize: LoadBatch}
-		var (
-			rep importer.Report
-			err error
-		)
-		if bkt != nil {
-			rep, err = importer.RunObjects(ictx, bkt, bucketName, prefix, opts)
-		} else {
-			opts.FS = root.FS()
-			rep, err = importer.Run(ictx, []string{path}, opts)
+		if !stopped {
+			// The node stops or lost the lease: the next holder resumes
+			// it (an import skips the events the store holds).
+			l.log.Info("lake: import interrupted; the node holding the imports' lease resumes it", "import", im.ID, "cause", context.Cause(ictx))
+			l.mu.Lock()
+			close(im.done)
+			l.mu.Unlock()
+			return false
 		}
+	}
+	if errors.Is(err, lease.ErrFenced) {
+		l.log.Warn("lake: import fenced off: another node holds the imports' lease and resumes it", "import", im.ID)
 		l.mu.Lock()
-		defer l.mu.Unlock()
-		// Ended: the final status and done change together, so a caller who
-		// sees the status can start the next import.
-		defer close(im.done)
-		im.Updated = l.opts.Now().UTC()
+		close(im.done)
+		l.mu.Unlock()
+		return true
+	}
+	ended := func(cur *lakeImport) {
+		cur.Updated = l.opts.Now().UTC()
 		switch {
-		case im.Status == ImportStopped:
+		case cur.Status == ImportStopped:
 		case err != nil:
-			im.Status = ImportFailed
+			cur.Status = ImportFailed
 			var ae *audit.Error
+			ferr := err
 			if ictx.Err() != nil {
-				err = errors.New("the import was stopped: cairn's Lake is shutting down")
+				ferr = errors.New("the import was stopped: cairn's Lake is shutting down")
 			} else if !errors.As(err, &ae) {
 				// The sink's (the database's) failure: its text is not
 				// the caller's business (ListImportFailures shows this).
-				l.log.Error("lake: import failed", "import", im.ID, "account", im.Account, "err", err)
-				err = fmt.Errorf("the import stopped because of an error in cairn; the server's log has the cause (import %s)", im.ID)
+				ferr = fmt.Errorf("the import stopped because of an error in cairn; the server's log has the cause (import %s)", cur.ID)
 			}
-			rep.Errors = append(rep.Errors, importer.RecordError{File: uri, Err: err})
+			r := rep
+			r.Errors = append(append([]importer.RecordError(nil), rep.Errors...), importer.RecordError{File: uri, Err: ferr})
+			cur.Failures = cur.failures(r, retention)
+			cur.Stats = ImportStats{Files: rep.Files, Events: rep.Imported + rep.Duplicates,
+				Failures: int64(len(cur.Failures)) + rep.ErrorsOmitted, Expired: rep.Expired}
+			return
 		default:
-			im.Status = ImportCompleted
+			cur.Status = ImportCompleted
 		}
-		im.Failures = im.failures(rep, retention)
-		im.Stats = ImportStats{Files: rep.Files, Events: rep.Imported + rep.Duplicates,
-			Failures: int64(len(im.Failures)) + rep.ErrorsOmitted, Expired: rep.Expired}
-		if err := l.saveLocked(); err != nil {
-			l.log.Warn("lake: import ended; its state is not saved", "import", im.ID, "err", err)
+		cur.Failures = cur.failures(rep, retention)
+		cur.Stats = ImportStats{Files: rep.Files, Events: rep.Imported + rep.Duplicates,
+			Failures: int64(len(cur.Failures)) + rep.ErrorsOmitted, Expired: rep.Expired}
+	}
+	if err != nil && ictx.Err() == nil {
+		var ae *audit.Error
+		if !errors.As(err, &ae) {
+			l.log.Error("lake: import failed", "import", im.ID, "account", im.Account, "err", err)
+		}
+	}
+	// Ended: the final status and done change together (under l.mu), so a
+	// caller who sees the status can start the next import.
+	uerr := l.update(ictx, func() error {
+		if cur := l.imports[im.ID]; cur != nil {
+			ended(cur)
+			if cur.done != nil && !closed(cur.done) {
+				close(cur.done)
+			}
+		}
+		return nil
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if uerr != nil {
+		l.log.Warn("lake: import ended; its state is not saved", "import", im.ID, "err", uerr)
+		if cur := l.imports[im.ID]; cur == im {
+			ended(im)
+		}
+	}
+	if !closed(im.done) {
+		close(im.done)
+	}
+	return errors.Is(uerr, lease.ErrFenced)
+}
+
+// RunImports runs, while ctx lasts, the imports of the registry that are
+// INITIALIZING or IN_PROGRESS and run on no node: those started on any
+// node, and those a node left when it died or lost the lease (resumed
+// from the start: an import skips the events its store holds). It is the
+// job of the imports' lease in the shared mode (Options.Shared); ctx
+// carries its fence, which every write of the imports checks. It returns
+// when ctx ends (nil), or when a write of an import was fenced off (an
+// error wrapping lease.ErrFenced: another node holds the lease), once the
+// imports it started returned.
+func (l *Lake) RunImports(ctx context.Context) error {
+	if err := l.enter(); err != nil {
+		return err
+	}
+	defer l.work.Done()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(l.base, func() { cancel(context.Canceled) })()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	fenced := make(chan struct{}, 1)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if err := l.refresh(ctx); err != nil && ctx.Err() == nil {
+			l.log.Warn("lake: imports: the registry could not be read", "err", err)
+		}
+		l.mu.Lock()
+		var todo []*lakeImport
+		for _, im := range l.imports {
+			if (im.Status == ImportInitializing || im.Status == ImportInProgress) && (im.done == nil || closed(im.done)) {
+				todo = append(todo, im)
+			}
+		}
+		l.mu.Unlock()
+		sort.Slice(todo, func(i, j int) bool { return todo[i].Created.Before(todo[j].Created) })
+		for _, im := range todo {
+			if ctx.Err() != nil {
+				break
+			}
+			l.resumeImport(ctx, im, &wg, fenced)
+		}
+		select {
+		case <-fenced:
+			cancel(lease.ErrLost)
+			return fmt.Errorf("lake: import: %w", lease.ErrFenced)
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-l.wake:
+		}
+	}
+}
+
+// resumeImport starts im (from the registry, running nowhere) on this
+// node: its source and destination are resolved again here; when they
+// cannot be, it fails, saying why.
+func (l *Lake) resumeImport(ctx context.Context, im *lakeImport, wg *sync.WaitGroup, fenced chan<- struct{}) {
+	var (
+		path, bucketName, prefix string
+		bkt                      Bucket
+		root                     *os.Root
+		err                      error
+	)
+	if strings.HasPrefix(im.Source, "s3://") {
+		bkt, bucketName, prefix, err = l.importBucket(ctx, im.Source)
+	} else {
+		root, path, err = l.importPath(im.Source)
+	}
+	var sink *Sink
+	if err == nil {
+		sink, err = l.NewSink(ctx, im.Account, im.Destinations)
+		if err != nil && root != nil {
+			root.Close()
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		msg := "cairn cannot resume the import on this node: " + err.Error()
+		var ae *audit.Error
+		if errors.As(err, &ae) {
+			msg = "cairn cannot resume the import on this node: " + ae.Message
+		} else {
+			l.log.Error("lake: import cannot resume", "import", im.ID, "err", err)
+			msg = "cairn cannot resume the import on this node; the server's log has the cause (import " + im.ID + ")."
+		}
+		if uerr := l.update(ctx, func() error {
+			if cur := l.imports[im.ID]; cur != nil && (cur.Status == ImportInitializing || cur.Status == ImportInProgress) {
+				now := l.opts.Now().UTC()
+				cur.Status, cur.Updated = ImportFailed, now
+				cur.Failures = append(cur.Failures, ImportFailure{cur.Source, audit.Clip(msg, 128), now})
+				cur.Stats.Failures++
+			}
+			return nil
+		}); uerr != nil {
+			l.log.Warn("lake: import failed; its state is not saved", "import", im.ID, "err", uerr)
+		}
+		return
+	}
+	sink.AnyAccount = im.AnyAccount
+	l.mu.Lock()
+	if l.closed || l.imports[im.ID] != im {
+		l.mu.Unlock()
+		if root != nil {
+			root.Close()
+		}
+		return
+	}
+	ictx, cancel := context.WithCancel(ctx)
+	im.path, im.bucket, im.bucketName, im.prefix, im.cancel, im.done = path, bkt, bucketName, prefix, cancel, make(chan struct{})
+	l.work.Add(1)
+	wg.Add(1)
+	l.mu.Unlock()
+	l.log.Info("lake: import runs on this node", "import", im.ID, "account", im.Account, "status", im.Status)
+	go func() {
+		defer wg.Done()
+		defer l.work.Done()
+		defer cancel()
+		if root != nil {
+			defer root.Close()
+		}
+		if l.runImport(ictx, im, sink, root) {
+			select {
+			case fenced <- struct{}{}:
+			default:
+			}
 		}
 	}()
-	return out, nil
 }
 
 func (l *Lake) findImportLocked(account string, id string) (*lakeImport, error) {
@@ -350,6 +578,7 @@ func (l *Lake) findImportLocked(account string, id string) (*lakeImport, error) 
 
 // Import returns p's import id. Errors: InvalidParameter, ImportNotFound.
 func (l *Lake) Import(ctx context.Context, p audit.Principal, id string) (Import, error) {
+	l.fresh(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	im, err := l.findImportLocked(p.AccountID, id)
@@ -362,20 +591,27 @@ func (l *Lake) Import(ctx context.Context, p audit.Principal, id string) (Import
 // StopImport stops p's import id if it runs, and returns it. Errors:
 // those of Import.
 func (l *Lake) StopImport(ctx context.Context, p audit.Principal, id string) (Import, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	im, err := l.findImportLocked(p.AccountID, id)
+	var out Import
+	err := l.update(ctx, func() error {
+		im, err := l.findImportLocked(p.AccountID, id)
+		if err != nil {
+			return err
+		}
+		if im.Status == ImportInitializing || im.Status == ImportInProgress {
+			im.Status, im.Updated = ImportStopped, l.opts.Now().UTC()
+		}
+		out = im.view()
+		return nil
+	})
 	if err != nil {
 		return Import{}, err
 	}
-	if im.Status == ImportInitializing || im.Status == ImportInProgress {
-		im.Status, im.Updated = ImportStopped, l.opts.Now().UTC()
-		im.cancel()
-		if err := l.saveLocked(); err != nil {
-			l.log.Warn("lake: import stopped; its state is not saved", "import", im.ID, "err", err)
-		}
+	l.mu.Lock()
+	if im := l.imports[id]; im != nil && im.Status == ImportStopped && im.cancel != nil {
+		im.cancel() // running here; on another node, its next refresh stops it
 	}
-	return im.view(), nil
+	l.mu.Unlock()
+	return out, nil
 }
 
 // ImportsRequest filters ListImports: nil takes every destination or
@@ -387,6 +623,7 @@ type ImportsRequest struct {
 // Imports returns p's imports, newest first. Errors: the destination's
 // (EventDataStoreNotFound...).
 func (l *Lake) Imports(ctx context.Context, p audit.Principal, in ImportsRequest) ([]Import, error) {
+	l.fresh(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var list []*lakeImport
@@ -457,6 +694,7 @@ func (im *lakeImport) failures(rep importer.Report, retention int) []ImportFailu
 // ImportFailures returns the failures of p's import id. Errors: those of
 // Import.
 func (l *Lake) ImportFailures(ctx context.Context, p audit.Principal, id string) ([]ImportFailure, error) {
+	l.fresh(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	im, err := l.findImportLocked(p.AccountID, id)

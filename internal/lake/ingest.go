@@ -119,13 +119,13 @@ func (l *Lake) loop(ctx context.Context) {
 	defer t.Stop()
 	var lastSweep time.Time
 	for {
-		if l.opts.Feed != nil {
+		if l.opts.Feed != nil && !l.opts.Shared { // shared: RunFeed, under a lease
 			if _, err := l.Sync(ctx, l.opts.Feed); err != nil && ctx.Err() == nil {
 				l.log.Error("lake: ingest", "err", err)
 			}
 		}
 		l.idleCheckpoint(ctx)
-		if now := l.opts.Now(); now.Sub(lastSweep) >= time.Hour {
+		if now := l.opts.Now(); !l.opts.Shared && now.Sub(lastSweep) >= time.Hour {
 			if err := l.Sweep(ctx); err != nil && ctx.Err() == nil {
 				l.log.Error("lake: retention", "err", err)
 			}
@@ -147,22 +147,23 @@ func (l *Lake) Sweep(ctx context.Context) error {
 	}
 	defer l.work.Done()
 	now := l.opts.Now().UTC()
-	l.mu.Lock()
 	type cut struct {
 		id     string
 		before time.Time
 		gone   bool
 	}
 	var cuts []cut
-	for _, s := range l.stores {
-		gone := s.Status == StatusPendingDeletion && now.Sub(s.Deleted) >= pendingDeletion
-		cuts = append(cuts, cut{s.ID, s.oldestKept(now), gone})
-		if gone {
-			delete(l.stores, s.ID)
+	err := l.update(ctx, func() error {
+		cuts = cuts[:0]
+		for _, s := range l.stores {
+			gone := s.Status == StatusPendingDeletion && now.Sub(s.Deleted) >= pendingDeletion
+			cuts = append(cuts, cut{s.ID, s.oldestKept(now), gone})
+			if gone {
+				delete(l.stores, s.ID)
+			}
 		}
-	}
-	err := l.saveLocked()
-	l.mu.Unlock()
+		return nil
+	})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
+	"github.com/cairn-audit/cairn/internal/lease"
+	"github.com/cairn-audit/cairn/internal/statefile"
 )
 
 // Files in the data dir: DBFile is the DuckDB engine's database (cmd/cairn
@@ -74,6 +76,23 @@ type Options struct {
 	Feed Feed
 	// IngestInterval is how often Run reads Feed (default 1s).
 	IngestInterval time.Duration
+	// State keeps the registry of stores, channels and imports under the
+	// key "lake.json" (nil: the data dir's lake.json through
+	// internal/statefile, or nothing for a Lake without a data dir).
+	// Every change is written with compare-and-swap on its version and
+	// applied again to what another node saved meanwhile.
+	State audit.StateStore
+	// Shared says that several nodes share State and Engine (PostgreSQL
+	// mode): Run then neither reads Feed nor sweeps (RunFeed does, under
+	// a lease), StartImport records the import and RunImports, under a
+	// lease, runs it (resuming those a dead node left), and each read
+	// of the registry first checks its stored version.
+	Shared bool
+	// Queries keeps queries' states and results where every node reads
+	// them (internal/lake/postgres); nil keeps them on this node only.
+	Queries SharedQueries
+	// Node names this node in the queries it runs (Queries).
+	Node string
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -95,6 +114,15 @@ type Lake struct {
 	// inserts is the engine's Inserts() already counted in commits.
 	inserts atomic.Int64
 
+	// state keeps the registry (nil: nowhere, a Lake without data dir);
+	// version is the stored registry's version this node read last.
+	// writeMu orders this node's changes (update).
+	state   audit.StateStore
+	version int64
+	writeMu sync.Mutex
+	// wake tells RunImports that an import was started here.
+	wake chan struct{}
+
 	mu       sync.Mutex
 	stores   map[string]*EventDataStore // by ID
 	channels map[string]*Channel        // by ID
@@ -112,6 +140,12 @@ type Lake struct {
 	ckptBlocked bool
 	// endSeq numbers the ended queries.
 	endSeq uint64
+	// forget are the queries forgotten here that SharedQueries still
+	// holds (shareEnded removes them).
+	forget []string
+	// lastForget is when shareEnded last removed the expired queries of
+	// every node from SharedQueries.
+	lastForget time.Time
 	// work counts what uses the engine: the queries' and imports'
 	// goroutines, Run's loop, and each call that reads or writes it
 	// (enter). stopWork (Run's end, Close) sets closed, cancels base
@@ -193,7 +227,10 @@ func Open(dir string, opts Options) (*Lake, error) {
 	l := &Lake{opts: opts, dir: dir, eng: opts.Engine, log: opts.Logger, resultsDir: rdir,
 		stores: map[string]*EventDataStore{}, channels: map[string]*Channel{},
 		queries: map[string]*query{}, imports: map[string]*lakeImport{}, running: map[string]int{},
-		activeBy: map[string]int{}}
+		activeBy: map[string]int{}, state: opts.State, wake: make(chan struct{}, 1)}
+	if l.state == nil && dir != "" {
+		l.state = statefile.Open(dir)
+	}
 	l.base, l.stop = context.WithCancel(context.Background())
 	l.metrics = newMetrics(l, opts.Registerer)
 	if err := l.load(); err != nil {
@@ -268,31 +305,42 @@ type registry struct {
 	Imports  []*lakeImport     `json:"imports,omitempty"`
 }
 
+// registryKey is the registry's key in the StateStore: with files, the
+// data dir's lake.json, which earlier versions wrote directly (the same
+// file and format, so nothing is migrated).
+const registryKey = registryFile
+
+// maxUpdateTries is how often a change is applied again to the registry
+// another node changed meanwhile before it is refused as unavailable.
+const maxUpdateTries = 16
+
+// stateTimeout bounds each call to the StateStore.
+const stateTimeout = 10 * time.Second
+
 func (l *Lake) load() error {
-	if l.dir == "" {
+	if l.dir != "" && !l.opts.Shared {
+		// A crash during a save can leave a temporary file (the previous
+		// lake.json is whole); nothing writes the registry yet.
+		// lake.json.tmp is the one earlier versions used.
+		if err := atomicfile.CleanTemp(filepath.Join(l.dir, registryFile)); err != nil {
+			l.log.Warn("lake: removing temporary files of the registry", "err", err)
+		}
+		if err := os.Remove(filepath.Join(l.dir, registryFile+".tmp")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.log.Warn("lake: removing temporary files of the registry", "err", err)
+		}
+	}
+	if l.state == nil {
 		return nil
 	}
-	// A crash during saveLocked can leave a temporary file (the previous
-	// lake.json is whole); nothing writes the registry yet. lake.json.tmp
-	// is the one earlier versions used.
-	if err := atomicfile.CleanTemp(filepath.Join(l.dir, registryFile)); err != nil {
-		l.log.Warn("lake: removing temporary files of the registry", "err", err)
+	if err := l.refresh(context.Background()); err != nil {
+		return err
 	}
-	if err := os.Remove(filepath.Join(l.dir, registryFile+".tmp")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		l.log.Warn("lake: removing temporary files of the registry", "err", err)
+	if l.opts.Shared {
+		return nil // imports left running are RunImports' to resume
 	}
-	b, err := os.ReadFile(filepath.Join(l.dir, registryFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("lake: %w", err)
-	}
-	var r registry
-	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("lake: %s: %w", registryFile, err)
-	}
-	for _, s := range r.Stores {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.stores {
 		// A store saved before selectors were validated as AWS does may
 		// hold selectors CreateEventDataStore now refuses (an unknown
 		// field). It is kept, with its data: an unknown field matches no
@@ -302,23 +350,92 @@ func (l *Lake) load() error {
 			l.log.Warn("lake: event data store has selectors CreateEventDataStore refuses; a field selector on an unknown field matches no event",
 				"store", s.ID, "account", s.Account, "region", s.Region, "name", s.Name, "err", err)
 		}
-		l.stores[s.ID] = s
 	}
-	for _, c := range r.Channels {
-		l.channels[c.ID] = c
-	}
-	for _, im := range r.Imports {
+	for _, im := range l.imports {
 		restoredImport(im, l.opts.Now().UTC())
-		l.imports[im.ID] = im
 	}
 	return nil
 }
 
-// saveLocked writes the registry atomically and durably; l.mu is held.
-func (l *Lake) saveLocked() error {
-	if l.dir == "" {
+// refresh reads the registry again when its stored version is not the
+// one this node read last. An import running here keeps its goroutine's
+// fields; one another node stopped (STOPPED) is cancelled here.
+func (l *Lake) refresh(ctx context.Context) error {
+	if l.state == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout)
+	defer cancel()
+	v, err := l.state.Version(ctx, registryKey)
+	if err != nil {
+		return fmt.Errorf("lake: read the registry's version: %w", err)
+	}
+	l.mu.Lock()
+	have := l.version
+	l.mu.Unlock()
+	if v == have {
+		return nil
+	}
+	b, v, err := l.state.Get(ctx, registryKey)
+	if err != nil {
+		return fmt.Errorf("lake: read the registry: %w", err)
+	}
+	var r registry
+	if v != 0 {
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("lake: %s: %w", registryFile, err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v <= l.version && v != 0 { // a slower refresh never goes back
+		return nil
+	}
+	l.applyLocked(r)
+	l.version = v
+	return nil
+}
+
+// applyLocked replaces the registry held with r; l.mu is held.
+func (l *Lake) applyLocked(r registry) {
+	l.stores = make(map[string]*EventDataStore, len(r.Stores))
+	for _, s := range r.Stores {
+		l.stores[s.ID] = s
+	}
+	l.channels = make(map[string]*Channel, len(r.Channels))
+	for _, c := range r.Channels {
+		l.channels[c.ID] = c
+	}
+	imports := make(map[string]*lakeImport, len(r.Imports))
+	for _, im := range r.Imports {
+		if cur := l.imports[im.ID]; cur != nil && cur.done != nil && !closed(cur.done) {
+			// Running here: the stored fields, the goroutine's own.
+			stopped := im.Status == ImportStopped && cur.Status != ImportStopped
+			im.path, im.bucket, im.bucketName, im.prefix, im.cancel, im.done = cur.path, cur.bucket, cur.bucketName, cur.prefix, cur.cancel, cur.done
+			*cur = *im
+			if stopped && cur.cancel != nil {
+				cur.cancel()
+			}
+			imports[im.ID] = cur
+			continue
+		}
+		if im.done == nil {
+			im.done = make(chan struct{})
+			close(im.done)
+			im.cancel = func() {}
+		}
+		imports[im.ID] = im
+	}
+	for id, cur := range l.imports {
+		if _, ok := imports[id]; !ok && cur.done != nil && !closed(cur.done) {
+			cur.cancel() // forgotten elsewhere while it ran here
+		}
+	}
+	l.imports = imports
+}
+
+// encodeLocked is the registry's document; l.mu is held.
+func (l *Lake) encodeLocked() ([]byte, error) {
 	var r registry
 	for _, s := range l.stores {
 		r.Stores = append(r.Stores, s)
@@ -332,11 +449,134 @@ func (l *Lake) saveLocked() error {
 	sort.Slice(r.Imports, func(i, j int) bool { return r.Imports[i].ID < r.Imports[j].ID })
 	sort.Slice(r.Stores, func(i, j int) bool { return r.Stores[i].ID < r.Stores[j].ID })
 	sort.Slice(r.Channels, func(i, j int) bool { return r.Channels[i].ID < r.Channels[j].ID })
-	b, err := json.MarshalIndent(r, "", " ")
-	if err != nil {
-		return err
+	return json.MarshalIndent(r, "", " ")
+}
+
+// snapshot is the registry's values at one moment, to restore when a
+// change fails.
+type snapshot struct {
+	stores   map[string]EventDataStore
+	channels map[string]Channel
+	imports  map[string]lakeImport
+}
+
+func (l *Lake) snapshotLocked() snapshot {
+	s := snapshot{map[string]EventDataStore{}, map[string]Channel{}, map[string]lakeImport{}}
+	for id, v := range l.stores {
+		s.stores[id] = *v
 	}
-	return atomicfile.Write(filepath.Join(l.dir, registryFile), b, 0o600)
+	for id, v := range l.channels {
+		s.channels[id] = *v
+	}
+	for id, v := range l.imports {
+		s.imports[id] = *v
+	}
+	return s
+}
+
+// restoreLocked puts back the values of s, in the same structs where they
+// are still held.
+func (l *Lake) restoreLocked(s snapshot) {
+	stores := map[string]*EventDataStore{}
+	for id, v := range s.stores {
+		p := l.stores[id]
+		if p == nil {
+			p = new(EventDataStore)
+		}
+		*p = v
+		stores[id] = p
+	}
+	channels := map[string]*Channel{}
+	for id, v := range s.channels {
+		p := l.channels[id]
+		if p == nil {
+			p = new(Channel)
+		}
+		*p = v
+		channels[id] = p
+	}
+	imports := map[string]*lakeImport{}
+	for id, v := range s.imports {
+		p := l.imports[id]
+		if p == nil {
+			p = new(lakeImport)
+		}
+		*p = v
+		imports[id] = p
+	}
+	l.stores, l.channels, l.imports = stores, channels, imports
+}
+
+// update runs fn under l.mu on the registry as stored and saves what it
+// changed, with compare-and-swap on the registry's version: when another
+// node (or goroutine) saved since, fn's changes are undone and fn runs
+// again on theirs. An error of fn undoes its changes and is returned. The
+// save carries ctx's lease.Fence (not its cancellation): a save fenced off
+// returns an error wrapping lease.ErrFenced.
+func (l *Lake) update(ctx context.Context, fn func() error) error {
+	if l.state == nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		snap := l.snapshotLocked()
+		if err := fn(); err != nil {
+			l.restoreLocked(snap)
+			return err
+		}
+		return nil
+	}
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	base := context.WithoutCancel(ctx)
+	for try := 0; try < maxUpdateTries; try++ {
+		if err := l.refresh(base); err != nil {
+			return &audit.Error{Code: audit.CodeServiceUnavailable, Err: err,
+				Message: "cairn cannot read CloudTrail Lake's registry from its store. Retry later."}
+		}
+		l.mu.Lock()
+		snap := l.snapshotLocked()
+		if err := fn(); err != nil {
+			l.restoreLocked(snap)
+			l.mu.Unlock()
+			return err
+		}
+		b, err := l.encodeLocked()
+		if err != nil {
+			l.restoreLocked(snap)
+			l.mu.Unlock()
+			return err
+		}
+		wctx, cancel := context.WithTimeout(base, stateTimeout)
+		nv, err := l.state.Put(wctx, registryKey, b, l.version)
+		cancel()
+		if err != nil {
+			l.restoreLocked(snap)
+			l.mu.Unlock()
+			switch {
+			case errors.Is(err, audit.ErrStateConflict):
+				continue // another node changed the registry: apply fn to theirs
+			case errors.Is(err, lease.ErrFenced):
+				return fmt.Errorf("lake: save the registry: %w", err)
+			}
+			return &audit.Error{Code: audit.CodeServiceUnavailable, Err: fmt.Errorf("lake: save the registry: %w", err),
+				Message: "cairn cannot save the change to CloudTrail Lake's registry. Retry later."}
+		}
+		l.version = nv
+		l.mu.Unlock()
+		return nil
+	}
+	return &audit.Error{Code: audit.CodeServiceUnavailable, Err: errors.New("lake: save the registry: too many concurrent changes"),
+		Message: "CloudTrail Lake's registry is being changed by other calls. Retry later."}
+}
+
+// fresh brings a shared registry up to date before a read; a failure is
+// logged and the registry last read is used.
+func (l *Lake) fresh(ctx context.Context) {
+	if !l.opts.Shared {
+		return
+	}
+	if err := l.refresh(ctx); err != nil {
+		l.log.Warn("lake: the shared registry could not be read; using the one last read", "err", err)
+	}
 }
 
 // Bucket is a bucket StartImport reads s3:// sources from

@@ -50,6 +50,7 @@ func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN
 	}
 	defer l.work.Done()
 	ref := channelARN
+	l.fresh(ctx)
 	l.mu.Lock()
 	i := strings.LastIndex(ref, ":channel/")
 	if i < 0 {

@@ -172,6 +172,7 @@ func (l *Lake) Prepare(ctx context.Context, account, stmt string) (string, []str
 	if !utf8.ValidString(stmt) {
 		return "", nil, audit.Errorf(audit.CodeInvalidQueryStatement, "QueryStatement is not valid UTF-8.")
 	}
+	l.fresh(ctx)
 	out, ids, err := l.rewrite(account, stmt)
 	if err != nil {
 		return "", nil, err
@@ -284,7 +285,14 @@ func (l *Lake) StartQuery(ctx context.Context, p audit.Principal, statement stri
 	l.waiting = append(l.waiting, q)
 	l.admitLocked()
 	l.work.Add(1) // not closed: checked above, under l.mu
+	var rec SharedQuery
+	if l.opts.Queries != nil {
+		rec = l.sharedRecordLocked(q)
+	}
 	l.mu.Unlock()
+	if l.opts.Queries != nil {
+		l.saveShared(rec) // before execute saves it RUNNING
+	}
 	go l.execute(qctx, cancel, q, stmt)
 	return q.ID, nil
 }
@@ -304,6 +312,9 @@ func (l *Lake) pruneLocked() {
 // QueryIdNotFound, as an expired query's does on AWS.
 func (l *Lake) forgetLocked(q *query) {
 	delete(l.queries, q.ID)
+	if l.opts.Queries != nil {
+		l.forget = append(l.forget, q.ID)
+	}
 	if q.res != nil {
 		if err := os.Remove(q.res.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			l.log.Warn("lake: remove query result", "query", q.ID, "err", err)
@@ -344,6 +355,10 @@ func (l *Lake) evictLocked(account string) {
 func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query, stmt string) {
 	defer l.work.Done()
 	defer cancel()
+	if l.opts.Queries != nil {
+		defer l.shareEnded(q)
+		go l.watchCancel(ctx, q)
+	}
 	var (
 		n   int64
 		res *resultFile
@@ -355,7 +370,14 @@ func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query,
 		if q.State == QueryQueued {
 			q.State = QueryRunning
 		}
+		var rec SharedQuery
+		if l.opts.Queries != nil {
+			rec = l.sharedRecordLocked(q)
+		}
 		l.mu.Unlock()
+		if l.opts.Queries != nil {
+			l.saveShared(rec)
+		}
 		res, n, err = l.runToFile(ctx, q, stmt)
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -514,13 +536,22 @@ func (l *Lake) infoLocked(q *query) QueryInfo {
 // QueryIdNotFound, and the store's (EventDataStoreNotFound,
 // InactiveEventDataStore...).
 func (l *Lake) DescribeQuery(ctx context.Context, p audit.Principal, ref QueryRef) (QueryInfo, error) {
+	l.fresh(ctx)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	q, err := l.findQueryLocked(p.AccountID, ref)
+	if err == nil {
+		defer l.mu.Unlock()
+		return l.infoLocked(q), nil
+	}
+	l.mu.Unlock()
+	if !isNotFound(err) || l.opts.Queries == nil {
+		return QueryInfo{}, err
+	}
+	r, err := l.findShared(ctx, p.AccountID, ref) // another node's
 	if err != nil {
 		return QueryInfo{}, err
 	}
-	return l.infoLocked(q), nil
+	return l.sharedInfo(r), nil
 }
 
 // ResultSet is a query's state and, once it finished, its result.
@@ -530,12 +561,27 @@ type ResultSet struct {
 	Columns []string
 	Rows    int
 	res     *resultFile
+	// shared reads the result another node saved (SharedQueries).
+	shared SharedQueries
 }
 
 // Page returns rows [start, end) of the result, fewer if they add up to
 // more than a page's bytes (4 MiB; at least one row). Errors:
 // QueryIdNotFound when the result was forgotten since QueryResults.
 func (r ResultSet) Page(start, end int) ([][]*string, error) {
+	if r.shared != nil {
+		if start >= end || start >= r.Rows {
+			return nil, nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rows, err := r.shared.ResultPage(ctx, r.ID, start, min(end, r.Rows), maxPageBytes)
+		if err == nil && len(rows) == 0 {
+			// Forgotten since: as if the query had expired before the call.
+			return nil, audit.Errorf(audit.CodeQueryIdNotFound, "The query ID %s was not found.", audit.Clip(r.ID, 128))
+		}
+		return rows, err
+	}
 	if r.res == nil {
 		return nil, nil
 	}
@@ -550,12 +596,25 @@ func (r ResultSet) Page(start, end int) ([][]*string, error) {
 // QueryResults returns p's query's state and result. Errors: those of
 // DescribeQuery.
 func (l *Lake) QueryResults(ctx context.Context, p audit.Principal, ref QueryRef) (ResultSet, error) {
+	l.fresh(ctx)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	q, err := l.findQueryLocked(p.AccountID, ref)
 	if err != nil {
-		return ResultSet{}, err
+		l.mu.Unlock()
+		if !isNotFound(err) || l.opts.Queries == nil {
+			return ResultSet{}, err
+		}
+		r, err := l.findShared(ctx, p.AccountID, ref) // another node's
+		if err != nil {
+			return ResultSet{}, err
+		}
+		rs := ResultSet{ID: r.ID, State: r.State, ErrorMessage: r.ErrorMessage}
+		if r.State == QueryFinished {
+			rs.Columns, rs.Rows, rs.shared = r.Columns, int(r.Rows), l.opts.Queries
+		}
+		return rs, nil
 	}
+	defer l.mu.Unlock()
 	rs := ResultSet{ID: q.ID, State: q.State, ErrorMessage: q.ErrorMessage, res: q.res}
 	if q.res != nil {
 		rs.Columns, rs.Rows = q.res.columns, q.res.rows
@@ -574,17 +633,39 @@ func (q *query) resultRows() int64 {
 // CancelQuery cancels p's queued or running query and returns it. Errors:
 // those of DescribeQuery, InactiveQuery (a query that ended).
 func (l *Lake) CancelQuery(ctx context.Context, p audit.Principal, ref QueryRef) (QueryInfo, error) {
+	l.fresh(ctx)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	q, err := l.findQueryLocked(p.AccountID, ref)
 	if err != nil {
-		return QueryInfo{}, err
+		l.mu.Unlock()
+		if !isNotFound(err) || l.opts.Queries == nil {
+			return QueryInfo{}, err
+		}
+		if _, err := l.findShared(ctx, p.AccountID, ref); err != nil { // another node's
+			return QueryInfo{}, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, sharedTimeout)
+		defer cancel()
+		r, ok, err := l.opts.Queries.CancelQuery(cctx, ref.ID)
+		if err != nil {
+			return QueryInfo{}, &audit.Error{Code: audit.CodeServiceUnavailable, Err: err,
+				Message: "cairn cannot cancel the query in its shared store. Retry later."}
+		}
+		if !ok {
+			return QueryInfo{}, audit.Errorf(audit.CodeInactiveQuery, "The query %s is %s and cannot be cancelled.", r.ID, r.State)
+		}
+		return l.sharedInfo(r), nil // its node stops it within a second
 	}
+	defer l.mu.Unlock()
 	if q.State != QueryQueued && q.State != QueryRunning {
 		return QueryInfo{}, audit.Errorf(audit.CodeInactiveQuery, "The query %s is %s and cannot be cancelled.", q.ID, q.State)
 	}
 	q.State = QueryCancelled
 	q.cancel()
+	if l.opts.Queries != nil {
+		rec := l.sharedRecordLocked(q)
+		go l.saveShared(rec) // its final save follows when it ends
+	}
 	return l.infoLocked(q), nil
 }
 
@@ -599,33 +680,54 @@ type QueriesRequest struct {
 // Queries returns p's queries of a store, newest first. Errors: the
 // store's (EventDataStoreNotFound, InactiveEventDataStore...).
 func (l *Lake) Queries(ctx context.Context, p audit.Principal, in QueriesRequest) ([]QueryInfo, error) {
+	l.fresh(ctx)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	s, err := l.findStoreLocked(p.AccountID, in.Store)
 	if err != nil {
+		l.mu.Unlock()
 		return nil, err
 	}
 	if s.Status == StatusPendingDeletion {
+		l.mu.Unlock()
 		return nil, audit.Errorf(audit.CodeInactiveEventDataStore, "The event data store %s is pending deletion.", s.ID)
 	}
-	var list []*query
+	keep := func(state string, created time.Time) bool {
+		return !(in.State != nil && state != *in.State ||
+			in.Start != nil && created.Before(*in.Start) ||
+			in.End != nil && created.After(*in.End))
+	}
+	var out []QueryInfo
+	local := map[string]bool{}
 	for _, q := range l.queries {
 		if q.Account != p.AccountID || !contains(q.stores, s.ID) {
 			continue
 		}
-		if in.State != nil && q.State != *in.State ||
-			in.Start != nil && q.Created.Before(*in.Start) ||
-			in.End != nil && q.Created.After(*in.End) {
-			continue
+		local[q.ID] = true
+		if keep(q.State, q.Created) {
+			out = append(out, l.infoLocked(q))
 		}
-		list = append(list, q)
 	}
-	sort.Slice(list, func(i, j int) bool {
-		return list[i].Created.After(list[j].Created) || list[i].Created.Equal(list[j].Created) && list[i].ID < list[j].ID
+	l.mu.Unlock()
+	if l.opts.Queries != nil { // and those of the other nodes
+		lctx, cancel := context.WithTimeout(ctx, sharedTimeout)
+		recs, err := l.opts.Queries.ListQueries(lctx, p.AccountID, s.ID)
+		cancel()
+		if err != nil {
+			return nil, &audit.Error{Code: audit.CodeServiceUnavailable, Err: err,
+				Message: "cairn cannot read the queries from its shared store. Retry later."}
+		}
+		for _, r := range recs {
+			if local[r.ID] || !r.Ended.IsZero() && l.opts.Now().Sub(r.Ended) > queryKeep || !keep(r.State, r.Created) {
+				continue
+			}
+			out = append(out, l.sharedInfo(r))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Created.After(out[j].Created) || out[i].Created.Equal(out[j].Created) && out[i].ID < out[j].ID
 	})
-	out := make([]QueryInfo, 0, len(list))
-	for _, q := range list {
-		out = append(out, l.infoLocked(q))
+	if out == nil {
+		out = []QueryInfo{}
 	}
 	return out, nil
 }

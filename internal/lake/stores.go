@@ -214,23 +214,24 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 			return EventDataStore{}, audit.Errorf(audit.CodeInvalidParameterCombination, "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
 		}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, o := range l.stores {
-		if o.Account == s.Account && o.Region == s.Region {
-			if o.Name == s.Name {
-				return EventDataStore{}, audit.Errorf(audit.CodeEventDataStoreAlreadyExists, "An event data store named %s already exists.", s.Name)
+	err = l.update(ctx, func() error {
+		n := 0
+		for _, o := range l.stores {
+			if o.Account == s.Account && o.Region == s.Region {
+				if o.Name == s.Name {
+					return audit.Errorf(audit.CodeEventDataStoreAlreadyExists, "An event data store named %s already exists.", s.Name)
+				}
+				n++
 			}
-			n++
 		}
-	}
-	if n >= l.opts.MaxStores {
-		return EventDataStore{}, audit.Errorf(audit.CodeEventDataStoreMaxLimitExceeded, "Your account has the maximum number of event data stores (%d) in this Region.", l.opts.MaxStores)
-	}
-	l.stores[s.ID] = s
-	if err := l.saveLocked(); err != nil {
-		delete(l.stores, s.ID)
+		if n >= l.opts.MaxStores {
+			return audit.Errorf(audit.CodeEventDataStoreMaxLimitExceeded, "Your account has the maximum number of event data stores (%d) in this Region.", l.opts.MaxStores)
+		}
+		c := *s
+		l.stores[s.ID] = &c
+		return nil
+	})
+	if err != nil {
 		return EventDataStore{}, err
 	}
 	out := *s
@@ -239,7 +240,8 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 }
 
 // withStore runs fn on p's store ref (an ARN or ID) under l.mu.
-func (l *Lake) withStore(p audit.Principal, ref string, fn func(s *EventDataStore) error) error {
+func (l *Lake) withStore(ctx context.Context, p audit.Principal, ref string, fn func(s *EventDataStore) error) error {
+	l.fresh(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s, err := l.findStoreLocked(p.AccountID, ref)
@@ -249,17 +251,30 @@ func (l *Lake) withStore(p audit.Principal, ref string, fn func(s *EventDataStor
 	return fn(s)
 }
 
+// changeStore runs fn on p's store ref (an ARN or ID) as stored and saves
+// the registry (update).
+func (l *Lake) changeStore(ctx context.Context, p audit.Principal, ref string, fn func(s *EventDataStore) error) error {
+	return l.update(ctx, func() error {
+		s, err := l.findStoreLocked(p.AccountID, ref)
+		if err != nil {
+			return err
+		}
+		return fn(s)
+	})
+}
+
 // EventDataStore returns p's store ref (an ARN or ID). Errors:
 // EventDataStoreARNInvalid, EventDataStoreNotFound.
 func (l *Lake) EventDataStore(ctx context.Context, p audit.Principal, ref string) (EventDataStore, error) {
 	var out EventDataStore
-	err := l.withStore(p, ref, func(s *EventDataStore) error { out = *s; return nil })
+	err := l.withStore(ctx, p, ref, func(s *EventDataStore) error { out = *s; return nil })
 	return out, err
 }
 
 // EventDataStores returns the stores of p's account in p's region, oldest
 // first.
 func (l *Lake) EventDataStores(ctx context.Context, p audit.Principal) []EventDataStore {
+	l.fresh(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var list []EventDataStore
@@ -296,72 +311,66 @@ func (l *Lake) UpdateEventDataStore(ctx context.Context, p audit.Principal, in U
 			return EventDataStore{}, err
 		}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s, err := l.findStoreLocked(p.AccountID, in.Store)
-	if err != nil {
-		return EventDataStore{}, err
-	}
-	if s.Status == StatusPendingDeletion {
-		return EventDataStore{}, audit.Errorf(audit.CodeInactiveEventDataStore, "The event data store %s is pending deletion.", s.ID)
-	}
-	n := *s
-	if in.Name != nil {
-		n.Name = *in.Name
-	}
-	if in.Selectors != nil {
-		n.Selectors = in.Selectors
-		if n.custom() != s.custom() {
-			return EventDataStore{}, audit.Errorf(audit.CodeInvalidEventDataStoreCategory, "The selectors cannot change the kind of events the store holds.")
+	var out EventDataStore
+	err := l.changeStore(ctx, p, in.Store, func(s *EventDataStore) error {
+		if s.Status == StatusPendingDeletion {
+			return audit.Errorf(audit.CodeInactiveEventDataStore, "The event data store %s is pending deletion.", s.ID)
 		}
-	}
-	if in.BillingMode != nil {
-		if *in.BillingMode != "EXTENDABLE_RETENTION_PRICING" && *in.BillingMode != "FIXED_RETENTION_PRICING" {
-			return EventDataStore{}, invalidParam("BillingMode must be EXTENDABLE_RETENTION_PRICING or FIXED_RETENTION_PRICING.")
+		n := *s
+		if in.Name != nil {
+			n.Name = *in.Name
 		}
-		if s.BillingMode == "EXTENDABLE_RETENTION_PRICING" && *in.BillingMode == "FIXED_RETENTION_PRICING" {
-			return EventDataStore{}, invalidParam("BillingMode cannot change from EXTENDABLE_RETENTION_PRICING to FIXED_RETENTION_PRICING.")
+		if in.Selectors != nil {
+			n.Selectors = in.Selectors
+			if n.custom() != s.custom() {
+				return audit.Errorf(audit.CodeInvalidEventDataStoreCategory, "The selectors cannot change the kind of events the store holds.")
+			}
 		}
-		n.BillingMode = *in.BillingMode
-	}
-	if in.RetentionPeriod != nil {
-		if _, max := retentionBounds(n.BillingMode); *in.RetentionPeriod < 7 || *in.RetentionPeriod > max {
-			return EventDataStore{}, invalidParam("RetentionPeriod must be between 7 and %d days for %s.", max, n.BillingMode)
+		if in.BillingMode != nil {
+			if *in.BillingMode != "EXTENDABLE_RETENTION_PRICING" && *in.BillingMode != "FIXED_RETENTION_PRICING" {
+				return invalidParam("BillingMode must be EXTENDABLE_RETENTION_PRICING or FIXED_RETENTION_PRICING.")
+			}
+			if s.BillingMode == "EXTENDABLE_RETENTION_PRICING" && *in.BillingMode == "FIXED_RETENTION_PRICING" {
+				return invalidParam("BillingMode cannot change from EXTENDABLE_RETENTION_PRICING to FIXED_RETENTION_PRICING.")
+			}
+			n.BillingMode = *in.BillingMode
 		}
-		n.RetentionPeriod = *in.RetentionPeriod
-	}
-	if in.MultiRegionEnabled != nil {
-		n.MultiRegionEnabled = *in.MultiRegionEnabled
-	}
-	if in.OrganizationEnabled != nil {
-		n.OrganizationEnabled = *in.OrganizationEnabled
-	}
-	if in.TerminationProtectionEnabled != nil {
-		n.TerminationProtectionEnabled = *in.TerminationProtectionEnabled
-	}
-	if n.custom() && (n.MultiRegionEnabled || n.OrganizationEnabled) {
-		return EventDataStore{}, audit.Errorf(audit.CodeInvalidParameterCombination, "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
-	}
-	for _, o := range l.stores {
-		if o != s && o.Account == n.Account && o.Region == n.Region && o.Name == n.Name {
-			return EventDataStore{}, audit.Errorf(audit.CodeEventDataStoreAlreadyExists, "An event data store named %s already exists.", n.Name)
+		if in.RetentionPeriod != nil {
+			if _, max := retentionBounds(n.BillingMode); *in.RetentionPeriod < 7 || *in.RetentionPeriod > max {
+				return invalidParam("RetentionPeriod must be between 7 and %d days for %s.", max, n.BillingMode)
+			}
+			n.RetentionPeriod = *in.RetentionPeriod
 		}
-	}
-	n.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
-	old := *s
-	*s = n
-	if err := l.saveLocked(); err != nil {
-		*s = old
-		return EventDataStore{}, err
-	}
-	return *s, nil
+		if in.MultiRegionEnabled != nil {
+			n.MultiRegionEnabled = *in.MultiRegionEnabled
+		}
+		if in.OrganizationEnabled != nil {
+			n.OrganizationEnabled = *in.OrganizationEnabled
+		}
+		if in.TerminationProtectionEnabled != nil {
+			n.TerminationProtectionEnabled = *in.TerminationProtectionEnabled
+		}
+		if n.custom() && (n.MultiRegionEnabled || n.OrganizationEnabled) {
+			return audit.Errorf(audit.CodeInvalidParameterCombination, "Event data stores for ActivityAuditLog events must be single-Region and not organization stores.")
+		}
+		for _, o := range l.stores {
+			if o != s && o.Account == n.Account && o.Region == n.Region && o.Name == n.Name {
+				return audit.Errorf(audit.CodeEventDataStoreAlreadyExists, "An event data store named %s already exists.", n.Name)
+			}
+		}
+		n.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
+		*s = n
+		out = n
+		return nil
+	})
+	return out, err
 }
 
 // DeleteEventDataStore puts p's store ref in PENDING_DELETION. Errors:
 // those of EventDataStore, InvalidEventDataStoreStatus,
 // EventDataStoreTerminationProtected, ChannelExistsForEDS.
 func (l *Lake) DeleteEventDataStore(ctx context.Context, p audit.Principal, ref string) error {
-	return l.withStore(p, ref, func(s *EventDataStore) error {
+	return l.changeStore(ctx, p, ref, func(s *EventDataStore) error {
 		if s.Status == StatusPendingDeletion {
 			return audit.Errorf(audit.CodeInvalidEventDataStoreStatus, "The event data store %s is already pending deletion.", s.ID)
 		}
@@ -375,12 +384,7 @@ func (l *Lake) DeleteEventDataStore(ctx context.Context, p audit.Principal, ref 
 				}
 			}
 		}
-		old := *s
 		s.Status, s.Deleted = StatusPendingDeletion, l.opts.Now().UTC()
-		if err := l.saveLocked(); err != nil {
-			*s = old
-			return err
-		}
 		return nil
 	})
 }
@@ -390,17 +394,12 @@ func (l *Lake) DeleteEventDataStore(ctx context.Context, p audit.Principal, ref 
 // InvalidEventDataStoreStatus.
 func (l *Lake) RestoreEventDataStore(ctx context.Context, p audit.Principal, ref string) (EventDataStore, error) {
 	var out EventDataStore
-	err := l.withStore(p, ref, func(s *EventDataStore) error {
+	err := l.changeStore(ctx, p, ref, func(s *EventDataStore) error {
 		if s.Status != StatusPendingDeletion {
 			return audit.Errorf(audit.CodeInvalidEventDataStoreStatus, "The event data store %s is not pending deletion.", s.ID)
 		}
-		old := *s
 		s.Status, s.Deleted = StatusEnabled, time.Time{}
 		s.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
-		if err := l.saveLocked(); err != nil {
-			*s = old
-			return err
-		}
 		out = *s
 		return nil
 	})
@@ -411,7 +410,7 @@ func (l *Lake) RestoreEventDataStore(ctx context.Context, p audit.Principal, ref
 // Errors: those of EventDataStore, InvalidEventDataStoreCategory (a store
 // of custom events), InvalidEventDataStoreStatus.
 func (l *Lake) SetIngestion(ctx context.Context, p audit.Principal, ref string, on bool) error {
-	return l.withStore(p, ref, func(s *EventDataStore) error {
+	return l.changeStore(ctx, p, ref, func(s *EventDataStore) error {
 		if s.custom() {
 			return audit.Errorf(audit.CodeInvalidEventDataStoreCategory, "Ingestion can be started and stopped only for event data stores of CloudTrail events.")
 		}
@@ -425,13 +424,8 @@ func (l *Lake) SetIngestion(ctx context.Context, p audit.Principal, ref string, 
 		if !ok {
 			return audit.Errorf(audit.CodeInvalidEventDataStoreStatus, "The event data store %s is %s.", s.ID, s.Status)
 		}
-		old := *s
 		s.Status = want
 		s.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
-		if err := l.saveLocked(); err != nil {
-			*s = old
-			return err
-		}
 		return nil
 	})
 }

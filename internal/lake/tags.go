@@ -35,6 +35,7 @@ func (l *Lake) tagsLocked(p audit.Principal, arn string, active bool) (*[]audit.
 // ResourceTags returns the tags of p's event data store or channel arn.
 // Errors: those of tagsLocked.
 func (l *Lake) ResourceTags(ctx context.Context, p audit.Principal, arn string) ([]audit.Tag, error) {
+	l.fresh(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t, err := l.tagsLocked(p, arn, false)
@@ -51,7 +52,7 @@ func (l *Lake) AddTags(ctx context.Context, p audit.Principal, arn string, add [
 	if err := audit.ValidateTags(add); err != nil {
 		return err
 	}
-	return l.changeTags(p, arn, func(tags []audit.Tag) ([]audit.Tag, error) {
+	return l.changeTags(ctx, p, arn, func(tags []audit.Tag) ([]audit.Tag, error) {
 		return audit.MergeTags(tags, add, audit.CodeTagsLimitExceeded, "resource")
 	})
 }
@@ -59,25 +60,20 @@ func (l *Lake) AddTags(ctx context.Context, p audit.Principal, arn string, add [
 // RemoveTags removes tags from p's event data store or channel arn.
 // Errors: those of tagsLocked.
 func (l *Lake) RemoveTags(ctx context.Context, p audit.Principal, arn string, remove []audit.Tag) error {
-	return l.changeTags(p, arn, func(tags []audit.Tag) ([]audit.Tag, error) { return audit.DropTags(tags, remove), nil })
+	return l.changeTags(ctx, p, arn, func(tags []audit.Tag) ([]audit.Tag, error) { return audit.DropTags(tags, remove), nil })
 }
 
-func (l *Lake) changeTags(p audit.Principal, arn string, fn func([]audit.Tag) ([]audit.Tag, error)) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	t, err := l.tagsLocked(p, arn, true)
-	if err != nil {
-		return err
-	}
-	n, err := fn(*t)
-	if err != nil {
-		return err
-	}
-	old := *t
-	*t = n
-	if err := l.saveLocked(); err != nil {
-		*t = old
-		return err
-	}
-	return nil
+func (l *Lake) changeTags(ctx context.Context, p audit.Principal, arn string, fn func([]audit.Tag) ([]audit.Tag, error)) error {
+	return l.update(ctx, func() error {
+		t, err := l.tagsLocked(p, arn, true)
+		if err != nil {
+			return err
+		}
+		n, err := fn(*t)
+		if err != nil {
+			return err
+		}
+		*t = n
+		return nil
+	})
 }

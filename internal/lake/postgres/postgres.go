@@ -32,6 +32,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/lake/duckdb"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
+	storepg "github.com/cairn-audit/cairn/internal/store/postgres"
 )
 
 // Options configures a DB; the zero value works.
@@ -118,6 +119,7 @@ func (d *DB) migrate(ctx context.Context) error {
 	ddl := `CREATE TABLE IF NOT EXISTS lake_events (eds_id text NOT NULL, ` + strings.Join(cols, ", ") + `, "eventJson" text NOT NULL);
 CREATE INDEX IF NOT EXISTS lake_events_store_time ON lake_events (eds_id, "eventTime");
 CREATE TABLE IF NOT EXISTS lake_meta (k text PRIMARY KEY, v bigint NOT NULL);
+` + queriesDDL + `
 CREATE SCHEMA IF NOT EXISTS lake;
 ` + functionsSQL
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
@@ -165,7 +167,11 @@ func (d *DB) Pool() *pgxpool.Pool { return d.pool }
 
 // Insert stores rows with COPY and records pos in the same transaction.
 // Concurrent calls each run their own transaction (PostgreSQL commits them
-// concurrently; there is no group to form).
+// concurrently; there is no group to form). With a lease.Fence in ctx (the
+// feed's or the imports' lease), the transaction ends with the fence's
+// check (store/postgres.CheckFence), whose lock on the lease's row lasts
+// to the commit: a node that lost its lease writes nothing, and gets an
+// error wrapping lease.ErrFenced.
 func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	d.inserts.Add(1)
 	names := []string{"eds_id"}
@@ -188,7 +194,11 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 				return fmt.Errorf("lake/postgres: feed position: %w", err)
 			}
 		}
-		return nil
+		// Last, just before the commit: the check locks the lease's row
+		// (FOR SHARE) until then, and a lock held through a long COPY
+		// kept the holder's own renewals waiting until the lease expired
+		// (TestClusterLakeImportResumes, 131,072-row loads).
+		return storepg.CheckFence(ctx, tx)
 	})
 }
 
@@ -290,15 +300,21 @@ func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error
 }
 
 // Delete removes store's events older than before (all when before is
-// zero).
+// zero). With a lease.Fence in ctx (the feed's lease), the fence is
+// checked at the end of the delete's transaction, as Insert's.
 func (d *DB) Delete(ctx context.Context, store string, before time.Time) error {
-	var err error
-	if before.IsZero() {
-		_, err = d.pool.Exec(ctx, `DELETE FROM lake_events WHERE eds_id = $1`, store)
-	} else {
-		_, err = d.pool.Exec(ctx, `DELETE FROM lake_events WHERE eds_id = $1 AND "eventTime" < $2`, store, before.UTC())
-	}
-	return err
+	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		var err error
+		if before.IsZero() {
+			_, err = tx.Exec(ctx, `DELETE FROM lake_events WHERE eds_id = $1`, store)
+		} else {
+			_, err = tx.Exec(ctx, `DELETE FROM lake_events WHERE eds_id = $1 AND "eventTime" < $2`, store, before.UTC())
+		}
+		if err != nil {
+			return err
+		}
+		return storepg.CheckFence(ctx, tx) // last, as Insert's
+	})
 }
 
 // Checkpoint does nothing: PostgreSQL checkpoints on its own.
