@@ -161,8 +161,21 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 		defer close(readerDone)
 		defer close(pages)
 		var pos, read int64
-		for {
+		// The lean read when the store has it (DuckDB): the JSON and
+		// eventName, not the whole Record.
+		readPage := func() ([]audit.RawAppended, error) {
+			if rf, ok := store.(audit.RawFeed); ok {
+				return rf.ReadRaw(rctx, pos, historyPage)
+			}
 			got, err := store.ReadAppended(rctx, pos, historyPage)
+			out := make([]audit.RawAppended, len(got))
+			for i, a := range got {
+				out[i] = audit.RawAppended{Seq: a.Seq, Time: a.Record.Time, EventName: a.Record.EventName, Raw: a.Record.Raw}
+			}
+			return out, err
+		}
+		for {
+			got, err := readPage()
 			if err != nil {
 				pages <- page{err: fmt.Errorf("reading the store: %w", err)}
 				return
@@ -171,8 +184,8 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 			for _, a := range got {
 				pos = a.Seq
 				read++
-				if inRange(a.Record.Time) {
-					raws = append(raws, sigma.Input{Raw: a.Record.Raw, EventName: a.Record.EventName})
+				if inRange(a.Time) {
+					raws = append(raws, sigma.Input{Raw: a.Raw, EventName: a.EventName})
 				}
 			}
 			last := len(got) < historyPage

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -96,7 +97,7 @@ func (s *Store) ReadRaw(ctx context.Context, after int64, limit int) ([]audit.Ra
 			}
 		}
 		var err error
-		fetched, err = fetchBlocks(ctx, s.db, missing)
+		fetched, err = fetchBlockRange(ctx, s.db, missing)
 		return err
 	}
 	if err := read(); err != nil {
@@ -181,6 +182,46 @@ func (s *Store) ReadRaw(ctx context.Context, after int64, limit int) ([]audit.Ra
 			names[en] = en
 		}
 		out[i] = audit.RawAppended{Seq: r.seq, Time: time.Unix(r.t, 0).UTC(), EventName: en, Raw: raw}
+	}
+	return out, nil
+}
+
+// fetchBlockRange reads the compressed blocks of ids (fetchBlocks'), by
+// the range of their ids: DuckDB prunes record_blocks by its zone maps on
+// a range, while an IN list of a page's hundreds of ids became a join over
+// the whole table (at 1M records 290-510 ms a page of 8,192 records
+// against 10-13 ms by the range, on the loaded 2-core machine). A page's
+// blocks are about all those in its range: a block's id is its first
+// row's sequence number, so the others there are blocks whose rows an
+// earlier page read (interleaved groups of one append) or whose rows
+// were deleted without them; they are read and dropped.
+func fetchBlockRange(ctx context.Context, q queryer, ids []int64) (map[int64][]byte, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	lo, hi := slices.Min(ids), slices.Max(ids)
+	rows, err := q.QueryContext(ctx, fmt.Sprintf(`SELECT id, data FROM record_blocks WHERE id >= %d AND id <= %d`, lo, hi))
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: read blocks: %w", err)
+	}
+	defer rows.Close()
+	want := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := make(map[int64][]byte, len(ids))
+	var data sql.RawBytes
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id, &data); err != nil {
+			return nil, fmt.Errorf("duckdb: read blocks: %w", err)
+		}
+		if want[id] {
+			out[id] = append([]byte(nil), data...)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb: read blocks: %w", err)
 	}
 	return out, nil
 }
