@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -161,8 +162,21 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 		defer close(readerDone)
 		defer close(pages)
 		var pos, read int64
-		for {
+		// The lean read when the store has it (DuckDB): the JSON and
+		// eventName, not the whole Record.
+		readPage := func() ([]audit.RawAppended, error) {
+			if rf, ok := store.(audit.RawFeed); ok {
+				return rf.ReadRaw(rctx, pos, historyPage)
+			}
 			got, err := store.ReadAppended(rctx, pos, historyPage)
+			out := make([]audit.RawAppended, len(got))
+			for i, a := range got {
+				out[i] = audit.RawAppended{Seq: a.Seq, Time: a.Record.Time, EventName: a.Record.EventName, Raw: a.Record.Raw}
+			}
+			return out, err
+		}
+		for {
+			got, err := readPage()
 			if err != nil {
 				pages <- page{err: fmt.Errorf("reading the store: %w", err)}
 				return
@@ -171,8 +185,8 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 			for _, a := range got {
 				pos = a.Seq
 				read++
-				if inRange(a.Record.Time) {
-					raws = append(raws, sigma.Input{Raw: a.Record.Raw, EventName: a.Record.EventName})
+				if inRange(a.Time) {
+					raws = append(raws, sigma.Input{Raw: a.Raw, EventName: a.EventName})
 				}
 			}
 			last := len(got) < historyPage
@@ -334,9 +348,10 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer stop()
 	}
 	began := time.Now()
-	found, bad := 0, 0
+	var found atomic.Int64
+	bad := 0
 	var read int64
-	show0, done := progressFunc(stderr, h.noProgress, began, func() string { return fmt.Sprintf(", %d findings", found) })
+	show0, done := progressFunc(stderr, h.noProgress, began, func() string { return fmt.Sprintf(", %d findings", found.Load()) })
 	show := func(n int64) {
 		read = n
 		if show0 != nil {
@@ -345,25 +360,40 @@ func huntCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	out := newFindingWriter(stdout, *output)
 	workers := runtime.GOMAXPROCS(0)
+	// Three stages on their own goroutines, so that both cores stay busy:
+	// readHistory's reader (queries, decompression), the decoding and the
+	// rules (MatchBatch, on every core), and here the stateful hunts and
+	// the findings' output (Emit, serial: a record's place in the order
+	// matters to the stateful hunts), one batch behind the rules.
+	matched := make(chan *sigma.Matched, 1)
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		for m := range matched {
+			bad += m.Emit(func(f sigma.Finding) {
+				found.Add(1)
+				out.write(f)
+			})
+			out.sync() // a batch's findings at once, not a write each
+		}
+	}()
 	err = h.readHistory(ctx, stderr, from, end, show, func(raws []sigma.Input) error {
-		bad += hunt.RunBatch(raws, workers, func(f sigma.Finding) {
-			found++
-			out.write(f)
-		})
-		out.sync() // a batch's findings at once, not a write each
+		matched <- hunt.MatchBatch(raws, workers)
 		return ctx.Err()
 	})
+	close(matched)
+	<-emitted
 	done()
 	if err != nil {
 		out.sync()
 		return err
 	}
-	out.flush(found)
+	out.flush(int(found.Load()))
 	if bad > 0 {
 		fmt.Fprintf(stderr, "cairn: %d stored records were not JSON objects; skipped\n", bad)
 	}
 	if !h.noProgress {
-		fmt.Fprintf(stderr, "cairn: %d findings in %d records read, from %d rules and %d stateful hunts, in %.1fs\n", found, read, len(hunt.Rules), len(hunt.Stateful), time.Since(began).Seconds())
+		fmt.Fprintf(stderr, "cairn: %d findings in %d records read, from %d rules and %d stateful hunts, in %.1fs\n", found.Load(), read, len(hunt.Rules), len(hunt.Stateful), time.Since(began).Seconds())
 	}
 	if refused > 0 {
 		return exitError{code: 3, err: fmt.Errorf("%d rule files refused (see above); the others ran", refused)}

@@ -182,3 +182,29 @@ func (d *binaryReader) str() string {
 	d.b = d.b[n:]
 	return s
 }
+
+// SplitBinary returns the JSON and the eventName of p, written by
+// AppendBinary, without decoding its other fields: the lean read of whole
+// feeds (RawFeed), which needs nothing else. raw and name alias p (raw
+// capped, so appending to it copies). Damaged bytes, as far as these two
+// reach, give an error wrapping ErrBinary, never a panic; the fields after
+// eventName are not checked (DecodeBinary does).
+func SplitBinary(p []byte) (raw, name []byte, err error) {
+	if len(p) < 4 {
+		return nil, nil, ErrBinary
+	}
+	n := int(binary.LittleEndian.Uint32(p[len(p)-4:]))
+	if n < 1 || n > len(p)-4 {
+		return nil, nil, ErrBinary
+	}
+	f := p[len(p)-4-n : len(p)-4]
+	raw = p[: len(p)-4-n : len(p)-4-n]
+	if v := f[0]; v != binaryV1 && v != binaryV2 {
+		return nil, nil, fmt.Errorf("%w: version %d", ErrBinary, v)
+	}
+	l, k := binary.Uvarint(f[1:])
+	if k <= 0 || l > uint64(len(f)-1-k) {
+		return nil, nil, ErrBinary
+	}
+	return raw, f[1+k : 1+k+int(l) : 1+k+int(l)], nil
+}

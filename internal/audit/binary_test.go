@@ -113,3 +113,67 @@ func FuzzDecodeBinary(f *testing.F) {
 		}
 	})
 }
+
+// TestSplitBinary: SplitBinary gives DecodeBinary's Raw and EventName, in
+// both versions, and refuses what it reads of damaged bytes.
+func TestSplitBinary(t *testing.T) {
+	for _, r := range []Record{
+		{},
+		{Raw: []byte(`{"eventName":"GetObject"}`), EventName: "GetObject", EventSource: "s3.amazonaws.com", Resources: []Resource{{Type: "T"}}},
+		{Raw: []byte(`{"x":1}`), EventName: "ConsoleLogin", Account: "111111111111", Time: time.Unix(5, 0)},
+		{Raw: []byte(`{}`), EventName: "bøb"},
+	} {
+		p := AppendBinary(nil, &r)
+		var want Record
+		if err := DecodeBinary(p, &want); err != nil {
+			t.Fatal(err)
+		}
+		raw, name, err := SplitBinary(p)
+		if err != nil {
+			t.Fatalf("%q: %v", r.Raw, err)
+		}
+		if !bytes.Equal(raw, want.Raw) || string(name) != want.EventName {
+			t.Errorf("SplitBinary = %q, %q; want %q, %q", raw, name, want.Raw, want.EventName)
+		}
+		if cap(raw) != len(raw) || cap(name) != len(name) {
+			t.Errorf("SplitBinary: raw or name not capped")
+		}
+		// Every cut of the bytes is an error or a Raw and name inside them.
+		for i := range len(p) {
+			if raw, name, err := SplitBinary(p[:i]); err == nil && len(raw)+len(name) > i {
+				t.Errorf("cut at %d: %d bytes returned", i, len(raw)+len(name))
+			} else if err != nil && !errors.Is(err, ErrBinary) {
+				t.Errorf("cut at %d: %v; want ErrBinary", i, err)
+			}
+		}
+	}
+	for name, p := range map[string][]byte{
+		"empty":           nil,
+		"length 0":        {0, 0, 0, 0},
+		"length too big":  {1, 0xff, 0, 0, 0},
+		"version 3":       {3, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0},
+		"name past end":   {1, 9, 'a', 3, 0, 0, 0},
+		"varint past end": {1, 0x80, 2, 0, 0, 0},
+	} {
+		if _, _, err := SplitBinary(p); !errors.Is(err, ErrBinary) {
+			t.Errorf("%s: SplitBinary = %v; want ErrBinary", name, err)
+		}
+	}
+}
+
+// FuzzSplitBinary: never a panic, and on bytes DecodeBinary takes the same
+// Raw and EventName.
+func FuzzSplitBinary(f *testing.F) {
+	f.Add(AppendBinary(nil, &Record{Raw: []byte(`{"a":1}`), EventName: "E"}))
+	f.Add([]byte{1, 0x80, 2, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		raw, name, err := SplitBinary(p)
+		var r Record
+		if DecodeBinary(p, &r) != nil {
+			return
+		}
+		if err != nil || !bytes.Equal(raw, r.Raw) || string(name) != r.EventName {
+			t.Errorf("SplitBinary = %q, %q, %v; DecodeBinary %q, %q", raw, name, err, r.Raw, r.EventName)
+		}
+	})
+}

@@ -20,6 +20,29 @@ type Appended struct {
 	Record Record
 }
 
+// RawAppended is a stored record in the lean form of the append order
+// (RawFeed): what a reader of the whole feed that looks only at the JSON
+// needs (cairn hunt).
+type RawAppended struct {
+	Seq int64
+	// Time is the record's eventTime, to the second, in UTC.
+	Time      time.Time
+	EventName string
+	// Raw is the record's JSON. It may share memory with the store and
+	// with the other records of the page: read it, never change it.
+	Raw []byte
+}
+
+// RawFeed is the lean form of Store.ReadAppended, for the stores that can
+// read it with less work than the whole Record; a reader falls back to
+// ReadAppended when its store does not implement it.
+type RawFeed interface {
+	// ReadRaw returns what ReadAppended(ctx, after, limit) would, the same
+	// records in the same order with the same sequence numbers, in the
+	// lean form. Its errors are ReadAppended's.
+	ReadRaw(ctx context.Context, after int64, limit int) ([]RawAppended, error)
+}
+
 // Store keeps records durably and answers lookups. Implementations must pass
 // the conformance suite in internal/store/storetest. All methods are safe for
 // concurrent use.

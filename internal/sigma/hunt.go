@@ -155,11 +155,31 @@ func (h *Hunt) buildIndex() {
 // fields stateful hunts and findings read. Records that are not JSON
 // objects are skipped and counted in bad.
 func (h *Hunt) RunBatch(in []Input, workers int, emit func(Finding)) (bad int) {
-	type result struct {
-		rec      Record
-		report   bool
-		findings []Finding
-	}
+	return h.MatchBatch(in, workers).Emit(emit)
+}
+
+// Matched is a batch MatchBatch decoded and matched against the rules,
+// waiting for Emit.
+type Matched struct {
+	h   *Hunt
+	res []matchResult
+}
+
+type matchResult struct {
+	rec      Record
+	report   bool
+	findings []Finding
+}
+
+// MatchBatch is the first stage of RunBatch: it decodes the records and
+// runs the (stateless) rules on workers goroutines. Emit is the second:
+// the stateful hunts, in the batch's order, and the findings. A caller
+// may run Emit of one batch while MatchBatch matches the next, so that
+// the serial stage does not leave the other cores idle; MatchBatch calls
+// must not overlap one another, and Emit calls must not either and must
+// come in the batches' order.
+func (h *Hunt) MatchBatch(in []Input, workers int) *Matched {
+	type result = matchResult
 	h.buildIndex()
 	ix := h.index
 	res := make([]result, len(in))
@@ -238,6 +258,15 @@ func (h *Hunt) RunBatch(in []Input, workers int, emit func(Finding)) (bad int) {
 		}()
 	}
 	wg.Wait()
+	return &Matched{h: h, res: res}
+}
+
+// Emit runs the stateful hunts over the batch's records in order and
+// calls emit with each finding: for each record the stateful hunts'
+// findings, then the rules' in rule order (Run's order). It returns the
+// records that were not JSON objects, which were skipped.
+func (m *Matched) Emit(emit func(Finding)) (bad int) {
+	h, res := m.h, m.res
 	for i := range res {
 		r := &res[i]
 		if r.rec == nil {

@@ -1650,7 +1650,8 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 		if bs, err2 = s.blocksOf(frames); err2 != nil {
 			return nil, err2
 		}
-		if err2 = bs.fetch(ctx, s.db); err2 != nil {
+		// By the range of their ids, not bs.fetch's IN list (rawfeed.go).
+		if bs.fetched, err2 = fetchBlockRange(ctx, s.db, bs.missing); err2 != nil {
 			return nil, err2
 		}
 		return out, nil
