@@ -170,7 +170,19 @@ func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes i
 		id := `"` + t + `"` // names from duckdb_tables; none holds a quote
 		order := ""
 		if t == "bucket_index_v1" {
+			// Filters folded to the size of what they hold.
 			order = " ORDER BY account, region, category, day"
+			if err := registerFold(conn); err != nil {
+				return err
+			}
+			if err := exec(`INSERT INTO dst.bucket_index_v1 SELECT account, region, category, day, n, cairn_fold(bloom)
+				FROM src.bucket_index_v1` + order); err != nil {
+				return err
+			}
+			if err := sameRows(ctx, conn, t, "SELECT count(*), sum(n)::VARCHAR, '' FROM "); err != nil {
+				return err
+			}
+			continue
 		}
 		q := "INSERT INTO dst." + id + " BY NAME SELECT * FROM src." + id + order
 		if !slices.Contains(made, t) {
@@ -300,9 +312,12 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 		return fmt.Errorf("duckdb: compact: %w", err)
 	}
 	defer w.Close()
-	// Unqualified names (the block reads) are src's.
-	if _, err := w.ExecContext(ctx, "USE src"); err != nil {
-		return fmt.Errorf("duckdb: compact: %w", err)
+	// Unqualified names (the block reads) are src's. One transaction:
+	// DuckDB writes its row groups to their blocks once.
+	for _, q := range []string{"USE src", "BEGIN TRANSACTION"} {
+		if _, err := w.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("duckdb: compact: %w", err)
+		}
 	}
 	c, err := newCodec(false)
 	if err != nil {
@@ -366,7 +381,13 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	return cw.finish(ctx)
+	if err := cw.finish(ctx); err != nil {
+		return err
+	}
+	if _, err := w.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("duckdb: compact: %w", err)
+	}
+	return nil
 }
 
 // compactBatch is the rows compactEvents decodes at a time.
@@ -525,4 +546,32 @@ func nullString(v sql.NullString) any {
 		return nil
 	}
 	return v.String
+}
+
+// foldUDF is cairn_fold(bloom): a stored filter folded (bloom.fold). A
+// filter that does not decode stays as it is (it matches everything).
+type foldUDF struct{}
+
+func (foldUDF) Config() duckdb.ScalarFuncConfig {
+	blob, _ := duckdb.NewTypeInfo(duckdb.TYPE_BLOB)
+	return duckdb.ScalarFuncConfig{InputTypeInfos: []duckdb.TypeInfo{blob}, ResultTypeInfo: blob}
+}
+
+func (foldUDF) Executor() duckdb.ScalarFuncExecutor {
+	return duckdb.ScalarFuncExecutor{RowExecutor: func(values []driver.Value) (any, error) {
+		p, _ := values[0].([]byte)
+		b := unmarshalBloom(p)
+		if len(b.bits) == 0 {
+			return p, nil
+		}
+		b.fold()
+		return b.marshal(), nil
+	}}
+}
+
+func registerFold(conn *sql.Conn) error {
+	if err := duckdb.RegisterScalarUDF(conn, "cairn_fold", foldUDF{}); err != nil {
+		return fmt.Errorf("duckdb: compact: register cairn_fold: %w", err)
+	}
+	return nil
 }
