@@ -181,3 +181,93 @@ func TestCompactCrash(t *testing.T) {
 		t.Errorf("the store after compaction (-before +after):\n%s", diff)
 	}
 }
+
+// TestCompactedBlocksExpire: after compaction, a block holds records
+// received on different days; retention deletes records by their own
+// received time, and no remaining record loses its block: every record
+// left reads back, and the blocks whose every record went are gone.
+func TestCompactedBlocksExpire(t *testing.T) {
+	ctx := context.Background()
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	now := day
+	opts := Options{Now: func() time.Time { return now }}
+	path := t.TempDir() + "/events.duckdb"
+	st, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same hours of eventTime, received 12 hours apart: after
+	// compaction their records share blocks.
+	g := storetest.NewGen(43, time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC))
+	var all []audit.Record
+	for b := range 6 {
+		now = day.Add(time.Duration(b) * 12 * time.Hour)
+		var recs []audit.Record
+		for i := range 80 {
+			recs = append(recs, g.Record(storetest.Spec{Time: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i*6+b) * time.Minute)}))
+		}
+		if _, err := st.Append(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, recs...)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compact(ctx, path, opts); err != nil {
+		t.Fatal(err)
+	}
+	st, err = Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// Received at day+0h, +12h, +24h: those go; +36h.. stay.
+	n, err := st.DeleteReceivedBefore(ctx, day.Add(30*time.Hour))
+	if err != nil || n != 3*80 {
+		t.Fatalf("DeleteReceivedBefore = %d, %v; want %d", n, err, 3*80)
+	}
+	got, err := st.ReadAppended(ctx, 0, 10000)
+	if err != nil {
+		t.Fatalf("reading the records left: %v", err)
+	}
+	if len(got) != 3*80 {
+		t.Errorf("%d records left; want %d", len(got), 3*80)
+	}
+	checkLookups(t, st, all[3*80:])
+	// Every block left is referenced by a record left.
+	refs := map[int64]bool{}
+	rows, err := st.db.Query(`SELECT record FROM events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var f []byte
+		if err := rows.Scan(&f); err != nil {
+			t.Fatal(err)
+		}
+		if id, _, _, err := parseBlockRef(f); err == nil {
+			refs[id] = true
+		}
+	}
+	rows.Close()
+	var blocks, orphans int
+	rows, err = st.db.Query(`SELECT id FROM record_blocks`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		blocks++
+		if !refs[id] {
+			orphans++
+		}
+	}
+	rows.Close()
+	if orphans > 0 || blocks == 0 {
+		t.Errorf("%d of %d blocks left are referenced by no record left", orphans, blocks)
+	}
+}
