@@ -391,8 +391,13 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 }
 
 // compactCommitRows is the rows of events the compaction's copy writes
-// between commits: a multiple of the default row group size.
-const compactCommitRows = 16 * defaultRowGroupSize
+// between commits (a multiple of the default row group size), and
+// compactWriteBytes the block content it gathers before it compresses and
+// writes; variables so that tests make them small.
+var (
+	compactCommitRows = 16 * defaultRowGroupSize
+	compactWriteBytes = 32 << 20
+)
 
 // compactBatch is the rows compactEvents decodes at a time.
 const compactBatch = 4096
@@ -474,7 +479,7 @@ func (cw *compactWriter) close(ctx context.Context) error {
 	}
 	cw.done = append(cw.done, b)
 	cw.pending += len(b.content)
-	if cw.pending >= 32<<20 {
+	if cw.pending >= compactWriteBytes {
 		return cw.write(ctx)
 	}
 	return nil

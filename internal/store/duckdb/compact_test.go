@@ -51,6 +51,10 @@ func liveFilled() [][]audit.Record {
 // after the last sequence number.
 func TestCompact(t *testing.T) {
 	ctx := context.Background()
+	// Several writes and commits in the copy.
+	commitRows, writeBytes := compactCommitRows, compactWriteBytes
+	compactCommitRows, compactWriteBytes = 100, 64<<10
+	t.Cleanup(func() { compactCommitRows, compactWriteBytes = commitRows, writeBytes })
 	batches := liveFilled()
 	st, path := openTemp(t, batches...)
 	want, err := st.ReadAppended(ctx, 0, 10000)
