@@ -120,10 +120,13 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		opts.Appenders = 2
 	}
 	rep, err := importer.Run(ctx, fs.Args(), opts)
-	if err == nil && compactPath != "" && opts.Sink != nil {
+	// The report first: the compaction that may follow rewrites the whole
+	// store, and whatever becomes of it, the import is done.
+	out := importOutcome(stdout, stderr, *output, rep, err)
+	if err == nil && compactPath != "" {
 		compactAfterImport(ctx, opts.Sink.(*duckdb.Store), compactPath, rep.Imported, log, stderr)
 	}
-	return importOutcome(stdout, stderr, *output, rep, err)
+	return out
 }
 
 // compactAfterImport compacts the store (duckdb.Compact) when the import
