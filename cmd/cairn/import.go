@@ -5,12 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"time"
 
 	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/store/duckdb"
 )
 
 // offlineImportBatch is the records per store transaction of an offline
@@ -31,6 +35,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	into := fs.String("into", "", "import into this CloudTrail Lake event data store (ID or ARN) instead of Event History")
 	account := fs.String("account", "", "with --into and no server: the account owning the event data store (default: the config's first)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the import to this file (go tool pprof)")
+	noCompact := fs.Bool("no-compact", false, "do not compact the store after an offline import that made at least half of it (see cairn compact)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn import [flags] PATH...\n\nImports CloudTrail log files (.json, .json.gz, one record per line, lookup-events output)\nand folders of them, recursively, into Event History (or a Lake event data store with\n--into), then prints per account and region what was imported, already there or refused,\nand why. Importing twice adds nothing. With --into, a PATH may also be\ns3://BUCKET/PREFIX, BUCKET one of the config's buckets. When a server holds the data dir,\nthe records go through it (as with --endpoint-url).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -72,6 +77,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usageError{fmt.Sprintf("%s: s3:// sources are imported into CloudTrail Lake (--into STORE)", p)}
 		}
 	}
+	var compactPath string // set when the import may end with a compaction
 	ep := *endpoint
 	if ep == "" {
 		// As query does: a server holding the data dir is gone through.
@@ -102,6 +108,9 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer store.Close()
+		if _, ok := store.(*duckdb.Store); ok && !*noCompact {
+			compactPath = filepath.Join(*dataDir, storeFile)
+		}
 		opts.Sink = store
 		// One transaction of 10,000 records costs the store about what
 		// one of 5,000 does (its commit, duplicate check and bucket index
@@ -111,7 +120,38 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		opts.Appenders = 2
 	}
 	rep, err := importer.Run(ctx, fs.Args(), opts)
-	return importOutcome(stdout, stderr, *output, rep, err)
+	// The report first: the compaction that may follow rewrites the whole
+	// store, and whatever becomes of it, the import is done.
+	out := importOutcome(stdout, stderr, *output, rep, err)
+	if err == nil && compactPath != "" {
+		compactAfterImport(ctx, opts.Sink.(*duckdb.Store), compactPath, rep.Imported, log, stderr)
+	}
+	return out
+}
+
+// compactAfterImport compacts the store (duckdb.Compact) when the import
+// stored at least half of its records: a first import of a responder's
+// logs, whose blocks and filters were made batch by batch. A compaction
+// rewrites the whole store, so an import that added a little to a large
+// store skips it (cairn compact does it on demand). It closes st. A
+// failed compaction leaves the store as the import left it: a warning,
+// not a failed import.
+func compactAfterImport(ctx context.Context, st *duckdb.Store, path string, imported int64, log *slog.Logger, stderr io.Writer) {
+	last, err := st.LastSeq(ctx)
+	if err != nil || imported == 0 || 2*imported < last {
+		return
+	}
+	if err := st.Close(); err != nil {
+		fmt.Fprintf(stderr, "cairn: the store was not compacted: %v\n", err)
+		return
+	}
+	res, err := compactStore(ctx, path, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "cairn: the store was not compacted (it is as the import left it): %v\n", err)
+		return
+	}
+	fmt.Fprintf(stderr, "cairn: compacted the store: %.1f MB -> %.1f MB in %s (--no-compact skips this)\n",
+		float64(res.BytesBefore)/1e6, float64(res.BytesAfter)/1e6, res.Took.Round(time.Millisecond))
 }
 
 // startCPUProfile starts writing a CPU profile to path; stop ends it and

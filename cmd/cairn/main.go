@@ -46,6 +46,7 @@ Usage:
                       [--endpoint-url URL | --data-dir DIR] [--s3-endpoint-url URL | --local-dir DIR]
                       [--report-unlisted]
   cairn migrate --config FILE   (the PostgreSQL store's schema; serve also migrates at start)
+  cairn compact [--data-dir DIR]  (rewrite the embedded store in lookup order; server stopped)
   cairn version
 
 Run 'cairn COMMAND --help' for a command's flags.
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = queryCmd(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		err = migrateCmd(ctx, args[1:], stdout, stderr)
+	case "compact":
+		err = compactCmd(ctx, args[1:], stdout, stderr)
 	case "hunt":
 		err = huntCmd(ctx, args[1:], stdout, stderr)
 	case "who":

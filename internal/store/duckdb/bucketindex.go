@@ -357,6 +357,23 @@ func (b *bloom) full() bool {
 	return b.added*bitsPerToken > int64(len(b.bits))*64 && len(b.bits)*64 < maxBloomBits
 }
 
+// fold halves the filter while it stays within bitsPerToken a token
+// (added) and minBloomBits: bit i of the half is bit i or bit i+half of
+// the whole. Probes take their place modulo the size (mask), so the folded
+// filter answers has exactly as one built at the smaller size would: no
+// false negative, and the false-positive rate of its size. A filter sized
+// for more tokens than it got (sized per batch at append, twice the
+// expected tokens at a rebuild) shrinks to what it holds.
+func (b *bloom) fold() {
+	for len(b.bits)*64/2 >= minBloomBits && b.added*bitsPerToken <= int64(len(b.bits))*64/2 {
+		half := len(b.bits) / 2
+		for i := range half {
+			b.bits[i] |= b.bits[half+i]
+		}
+		b.bits = b.bits[:half:half]
+	}
+}
+
 // marshal encodes the filter: added, then the words, little endian.
 func (b *bloom) marshal() []byte {
 	out := make([]byte, 8+8*len(b.bits))

@@ -1,6 +1,8 @@
 package duckdb
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -168,6 +170,40 @@ func TestWindowLow(t *testing.T) {
 		}
 		if low != c.low {
 			t.Errorf("%s: windowLow(to %d, %d rows) = %d; want %d", c.name, c.to, c.rows, low, c.low)
+		}
+	}
+}
+
+// TestBloomFold: a folded filter holds every token the whole one held,
+// keeps to bitsPerToken a token, and answers as a filter of its size
+// built from the same tokens.
+func TestBloomFold(t *testing.T) {
+	for _, n := range []int64{1, 40, 300, 5000} {
+		b := newBloom(8 * n) // sized for 8x the tokens it gets
+		var toks []uint64
+		for i := range n {
+			tok := token(audit.AttrEventID, fmt.Sprint("fold", n, i))
+			toks = append(toks, tok)
+			b.add(tok)
+		}
+		before := len(b.bits)
+		b.fold()
+		if len(b.bits) >= before && before*64 > minBloomBits {
+			t.Errorf("%d tokens: %d words, not folded from %d", n, len(b.bits), before)
+		}
+		if int64(len(b.bits))*64 < max(n*bitsPerToken, minBloomBits) {
+			t.Errorf("%d tokens: folded to %d bits, under %d a token", n, len(b.bits)*64, bitsPerToken)
+		}
+		direct := newBloom(n)
+		direct.bits = make([]uint64, len(b.bits))
+		for _, tok := range toks {
+			direct.add(tok)
+			if !b.has(tok) {
+				t.Fatalf("%d tokens: the folded filter lost one", n)
+			}
+		}
+		if !slices.Equal(direct.bits, b.bits) {
+			t.Errorf("%d tokens: the folded filter differs from one built at its size", n)
 		}
 	}
 }

@@ -24,7 +24,7 @@ const deriveBatch = 5000
 // deriveStoredResources runs derivedResourcesMigration once per store: the
 // stored records without resources, of the sources audit.ResourceRules
 // cover, are extracted again from their bytes; those that now have
-// resources get their resource columns, hashes and frame rewritten. Each
+// resources get their resource hashes and frame rewritten. Each
 // rewrite empties bucket_index_v1 in its transaction, so loadIndex, which
 // runs after, rebuilds the index once, also after a crash in the middle.
 // Records appended afterwards are extracted with the rules already.
@@ -76,7 +76,7 @@ func (s *Store) deriveStoredResources(ctx context.Context) error {
 // and how many it rewrote.
 func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n int, last int64, changed int, err error) {
 	rows, err := s.wconn.QueryContext(ctx, `SELECT seq, record FROM events
-		WHERE seq > ? AND (resource_types IS NULL OR len(resource_types) = 0) AND event_source IN (`+sources+`)
+		WHERE seq > ? AND (res_hashes IS NULL OR len(res_hashes) = 0) AND event_source IN (`+sources+`)
 		ORDER BY seq LIMIT `+fmt.Sprint(deriveBatch), after)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("duckdb: derive resources: %w", err)
@@ -136,7 +136,7 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 		return n, last, 0, nil
 	}
 	stmts := []string{`DROP TABLE IF EXISTS events_derived`,
-		`CREATE TABLE events_derived (seq BIGINT, resource_types VARCHAR[], resource_names VARCHAR[], resource_arns VARCHAR[], record BLOB, res_hashes UBIGINT[])`}
+		`CREATE TABLE events_derived (seq BIGINT, record BLOB, res_hashes UBIGINT[])`}
 	for _, q := range stmts {
 		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
 			return 0, 0, 0, fmt.Errorf("duckdb: derive resources: %w", err)
@@ -153,10 +153,9 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 		}
 		for i := range ups {
 			u := &ups[i]
-			types, names, arns := resourceLists(u.r.Resources)
 			_, _, res := valueHashes(&u.r)
 			frame := s.codec.compress(nil, frameContent(nil, &u.r))
-			if err := app.AppendRow(u.seq, types, names, arns, frame, res); err != nil {
+			if err := app.AppendRow(u.seq, frame, res); err != nil {
 				return errors.Join(err, app.Close())
 			}
 		}
@@ -166,8 +165,7 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 		return 0, 0, 0, fmt.Errorf("duckdb: derive resources: %w", err)
 	}
 	stmts = []string{`BEGIN TRANSACTION`,
-		`UPDATE events SET resource_types = d.resource_types, resource_names = d.resource_names, resource_arns = d.resource_arns,
-			record = d.record, res_hashes = d.res_hashes FROM events_derived d WHERE events.seq = d.seq`,
+		`UPDATE events SET record = d.record, res_hashes = d.res_hashes FROM events_derived d WHERE events.seq = d.seq`,
 		`DELETE FROM bucket_index_v1`, `COMMIT`, `DROP TABLE events_derived`}
 	for _, q := range stmts {
 		if _, err := s.wconn.ExecContext(ctx, q); err != nil {

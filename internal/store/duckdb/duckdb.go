@@ -163,11 +163,6 @@ const eventsColumns = `(
 	event_name     VARCHAR,
 	event_source   VARCHAR,
 	read_only      UTINYINT NOT NULL,
-	username       VARCHAR,
-	access_key_id  VARCHAR,
-	resource_types VARCHAR[],
-	resource_names VARCHAR[],
-	resource_arns  VARCHAR[],
 	record         BLOB     NOT NULL USING COMPRESSION uncompressed,
 	seq            BIGINT,
 	akid_hash      UBIGINT,
@@ -475,26 +470,68 @@ func (s *Store) writeIndex(ctx context.Context, all bool) error {
 }
 
 // indexColumns are the columns of events the bucket index is built from,
-// in the order scanIndexRow reads them.
+// in the order scanIndexRow reads them: the strings it filters on and the
+// hash columns, which hold the very tokens the filters take (token), so
+// no string column is kept for the index alone.
 const indexColumns = `account, region, category, event_time, event_id, event_name, event_source,
-	username, access_key_id, resource_types, resource_names, resource_arns`
+	user_hash, akid_hash, res_hashes`
 
-// scanIndexRow reads a row of indexColumns into r: the fields the bucket
-// index takes its tokens and its bucket from.
-func scanIndexRow(rows *sql.Rows, r *audit.Record) error {
-	var (
-		cat                uint8
-		t                  int64
-		n, src, u, key     sql.NullString
-		types, names, arns duckdb.Composite[[]*string]
-	)
-	if err := rows.Scan(&r.Account, &r.Region, &cat, &t, &r.EventID, &n, &src, &u, &key, &types, &names, &arns); err != nil {
-		return err
+// indexEntry is what the bucket index takes from a record: its bucket and
+// its tokens (recordTokens), the eventID's first.
+type indexEntry struct {
+	k    partKey
+	t    int64 // eventTime, Unix seconds
+	toks []uint64
+}
+
+// entriesOf returns the index entries of recs.
+func entriesOf(recs []*audit.Record) []indexEntry {
+	out := make([]indexEntry, len(recs))
+	var toks []uint64
+	for i, r := range recs {
+		start := len(toks)
+		toks = recordTokens(toks, r)
+		out[i] = indexEntry{k: partKey{r.Account, r.Region, r.Category}, t: r.Time.Unix(), toks: toks[start:len(toks):len(toks)]}
 	}
-	r.Category, r.Time = audit.Category(cat), time.Unix(t, 0).UTC()
-	r.EventName, r.EventSource, r.Username, r.AccessKeyID = n.String, src.String, u.String, key.String
-	r.Resources = resources(types.Get(), names.Get(), arns.Get())
-	return nil
+	return out
+}
+
+// scanIndexRow reads a row of indexColumns into e, its tokens appended to
+// toks (returned): the tokens recordTokens gives the row's record.
+func scanIndexRow(rows *sql.Rows, e *indexEntry, toks []uint64) ([]uint64, error) {
+	var (
+		cat       uint8
+		id        string
+		n, src    sql.NullString
+		u, a, res any // the driver hands UBIGINT as uint64, lists as []any
+	)
+	if err := rows.Scan(&e.k.account, &e.k.region, &cat, &e.t, &id, &n, &src, &u, &a, &res); err != nil {
+		return toks, err
+	}
+	e.k.category = audit.Category(cat)
+	start := len(toks)
+	add := func(k audit.AttributeKey, v sql.NullString) {
+		if v.Valid && v.String != "" {
+			toks = append(toks, token(k, v.String))
+		}
+	}
+	add(audit.AttrEventID, sql.NullString{String: id, Valid: true})
+	add(audit.AttrEventName, n)
+	add(audit.AttrEventSource, src)
+	for _, h := range []any{u, a} {
+		if v, ok := h.(uint64); ok {
+			toks = append(toks, v)
+		}
+	}
+	if list, ok := res.([]any); ok {
+		for _, h := range list {
+			if v, ok := h.(uint64); ok {
+				toks = append(toks, v)
+			}
+		}
+	}
+	e.toks = toks[start:len(toks):len(toks)]
+	return toks, nil
 }
 
 // catchUpIndex adds to the summaries in memory the rows appended after
@@ -506,24 +543,27 @@ func (s *Store) catchUpIndex(ctx context.Context, after int64) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("duckdb: catch up bucket index: %w", err)
 	}
-	var recs []*audit.Record
+	var (
+		ents []indexEntry
+		toks []uint64
+	)
 	for rows.Next() {
-		var r audit.Record
-		if err := scanIndexRow(rows, &r); err != nil {
+		var e indexEntry
+		if toks, err = scanIndexRow(rows, &e, toks); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("duckdb: catch up bucket index: %w", err)
 		}
-		recs = append(recs, &r)
+		ents = append(ents, e)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("duckdb: catch up bucket index: %w", err)
 	}
-	n := int64(len(recs))
-	for len(recs) > 0 {
-		part := recs[:min(len(recs), 20000)]
-		recs = recs[len(part):]
-		if err := s.indexRecords(ctx, part); err != nil {
+	n := int64(len(ents))
+	for len(ents) > 0 {
+		part := ents[:min(len(ents), 20000)]
+		ents = ents[len(part):]
+		if err := s.indexEntries(ctx, part); err != nil {
 			return 0, err
 		}
 	}
@@ -575,16 +615,15 @@ func (s *Store) rebuildDays(ctx context.Context, conn *sql.Conn, where string, a
 	defer rows.Close()
 	var toks []uint64
 	for rows.Next() {
-		var r audit.Record
-		if err := scanIndexRow(rows, &r); err != nil {
+		var e indexEntry
+		if toks, err = scanIndexRow(rows, &e, toks[:0]); err != nil {
 			return fmt.Errorf("duckdb: rebuild bucket index: %w", err)
 		}
-		sum := fresh[partKey{r.Account, r.Region, r.Category}][bucketOf(r.Time.Unix())]
+		sum := fresh[e.k][bucketOf(e.t)]
 		if sum == nil {
 			continue // appended between the two queries: impossible under writeMu
 		}
-		toks = recordTokens(toks[:0], &r)
-		for _, tok := range toks {
+		for _, tok := range e.toks {
 			sum.bloom.add(tok)
 		}
 	}
@@ -1021,11 +1060,10 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, encs []encoded
 			return err
 		}
 		for i, r := range recs {
-			types, names, arns := resourceLists(r.Resources)
 			akid, user, res := valueHashes(r)
 			if err := app.AppendRow(r.Account, r.Region, uint8(r.Category), r.Time.Unix(), r.EventID, hashes[i],
-				nullable(r.EventName), nullable(r.EventSource), uint8(r.ReadOnly), nullable(r.Username),
-				nullable(r.AccessKeyID), types, names, arns, frames[i], first+int64(i), akid, user, res, received); err != nil {
+				nullable(r.EventName), nullable(r.EventSource), uint8(r.ReadOnly),
+				frames[i], first+int64(i), akid, user, res, received); err != nil {
 				return errors.Join(err, app.Close())
 			}
 		}
@@ -1051,6 +1089,11 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, encs []encoded
 // when it chooses. A filter that outgrew its size is rebuilt from the
 // stored rows, which include recs.
 func (s *Store) indexRecords(ctx context.Context, recs []*audit.Record) error {
+	return s.indexEntries(ctx, entriesOf(recs))
+}
+
+// indexEntries is indexRecords of the records' entries.
+func (s *Store) indexEntries(ctx context.Context, ents []indexEntry) error {
 	type dk struct {
 		k partKey
 		d int64
@@ -1069,9 +1112,8 @@ func (s *Store) indexRecords(ctx context.Context, recs []*audit.Record) error {
 		tok    uint64
 	}
 	distinct := map[bucketToken]struct{}{}
-	var toks []uint64
-	for _, r := range recs {
-		g := dk{partKey{r.Account, r.Region, r.Category}, bucketOf(r.Time.Unix())}
+	for _, e := range ents {
+		g := dk{e.k, bucketOf(e.t)}
 		i, ok := bucketNum[g]
 		if !ok {
 			i = len(records)
@@ -1079,11 +1121,10 @@ func (s *Store) indexRecords(ctx context.Context, recs []*audit.Record) error {
 			records = append(records, 0)
 		}
 		records[i]++
-		// The eventID's token is distinct per record: counted by records.
-		idTok := token(audit.AttrEventID, r.EventID)
-		toks = recordTokens(toks[:0], r)
-		for _, t := range toks {
-			if t != idTok {
+		// The eventID's token (the first) is distinct per record: counted
+		// by records.
+		for j, t := range e.toks {
+			if j > 0 && t != e.toks[0] {
 				distinct[bucketToken{i, t}] = struct{}{}
 			}
 		}
@@ -1096,18 +1137,16 @@ func (s *Store) indexRecords(ctx context.Context, recs []*audit.Record) error {
 	for g, i := range bucketNum {
 		s.index.sized(g.k, g.d, max(2*records[i], 2*(records[i]+tokens[i])))
 	}
-	for _, r := range recs {
-		k := partKey{r.Account, r.Region, r.Category}
-		d := bucketOf(r.Time.Unix())
-		sum := s.index.bucket(k, d)
+	for _, e := range ents {
+		d := bucketOf(e.t)
+		sum := s.index.bucket(e.k, d)
 		sum.n++
 		sum.dirty = true
-		toks = recordTokens(toks[:0], r)
-		for _, t := range toks {
+		for _, t := range e.toks {
 			sum.bloom.add(t)
 		}
 		if sum.bloom.full() {
-			grow[dk{k, d}] = true
+			grow[dk{e.k, d}] = true
 		}
 	}
 	s.index.mu.Unlock()
@@ -1150,17 +1189,6 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
-}
-
-func resourceLists(rs []audit.Resource) (types, names, arns []any) {
-	if len(rs) == 0 {
-		return nil, nil, nil
-	}
-	types, names, arns = make([]any, len(rs)), make([]any, len(rs)), make([]any, len(rs))
-	for i, r := range rs {
-		types[i], names[i], arns[i] = r.Type, r.Name, r.ARN
-	}
-	return types, names, arns
 }
 
 // storedKeys returns the keys already stored among the candidates whose
@@ -1845,19 +1873,3 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 }
 
 var _ audit.Store = (*Store)(nil)
-
-// resources rebuilds a record's resources from its list columns.
-func resources(types, names, arns []*string) []audit.Resource {
-	var out []audit.Resource
-	for i := range types {
-		out = append(out, audit.Resource{Type: deref(types, i), Name: deref(names, i), ARN: deref(arns, i)})
-	}
-	return out
-}
-
-func deref(s []*string, i int) string {
-	if i < len(s) && s[i] != nil {
-		return *s[i]
-	}
-	return ""
-}

@@ -121,8 +121,17 @@ func (f frameUDF) Executor() duckdb.ScalarFuncExecutor {
 
 // columns are the columns of events in the order Append writes them.
 var columns = []string{"account", "region", "category", "event_time", "event_id", "key_hash", "event_name",
-	"event_source", "read_only", "username", "access_key_id", "resource_types", "resource_names", "resource_arns",
-	"record", "seq", "akid_hash", "user_hash", "res_hashes", "received"}
+	"event_source", "read_only", "record", "seq", "akid_hash", "user_hash", "res_hashes", "received"}
+
+// droppedColumns are the string columns of earlier versions that no lookup
+// reads: lookups filter on the hash columns, and the bucket index is built
+// from them too (indexColumns). A store that has them loses them at Open
+// (ensureLayout).
+var droppedColumns = []string{"username", "access_key_id", "resource_types", "resource_names", "resource_arns"}
+
+// layoutHook, when set (by tests), runs before each statement of a layout
+// migration; an error from it aborts the migration as a crash would.
+var layoutHook func(stmt string) error
 
 // ensureLayout gives a store written by an earlier version the columns of
 // this one, in Append's order: the table is copied, in its stored order
@@ -151,6 +160,24 @@ func (s *Store) ensureLayout(ctx context.Context) error {
 	}
 	if slices.Equal(have, columns) {
 		return nil
+	}
+	// The layout of the version before: this one's columns, in this
+	// order, and the string columns no lookup reads. DROP COLUMN rewrites
+	// no other column, all of them in one transaction.
+	kept := slices.DeleteFunc(slices.Clone(have), func(c string) bool { return slices.Contains(droppedColumns, c) })
+	if slices.Equal(kept, columns) {
+		stmts := []string{`BEGIN TRANSACTION`}
+		for _, c := range have {
+			if slices.Contains(droppedColumns, c) {
+				stmts = append(stmts, `ALTER TABLE events DROP COLUMN `+c)
+			}
+		}
+		stmts = append(stmts, `COMMIT`)
+		if err := s.runLayout(ctx, stmts); err != nil {
+			return fmt.Errorf("duckdb: drop the string columns: %w", err)
+		}
+		s.log.Info("duckdb: dropped the string columns lookups no longer read (once)", "columns", len(have)-len(kept))
+		return s.checkpointLayout(ctx)
 	}
 	computed := map[string]string{
 		"record": `cairn_frame(raw, event_name, event_source, read_only, username, access_key_id,
@@ -192,15 +219,37 @@ func (s *Store) ensureLayout(ctx context.Context) error {
 		`ALTER TABLE events_next RENAME TO events`,
 		`COMMIT`,
 	}
+	if err := s.runLayout(ctx, stmts); err != nil {
+		return fmt.Errorf("duckdb: rewrite events: %w", err)
+	}
+	s.log.Info("duckdb: stored records rewritten", "records", n, "took", time.Since(t0).Round(time.Millisecond))
+	return s.checkpointLayout(ctx)
+}
+
+// runLayout runs the statements of a layout migration (one transaction)
+// on the writer's connection, rolling back on the first error.
+func (s *Store) runLayout(ctx context.Context, stmts []string) error {
 	for _, q := range stmts {
-		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+		var err error
+		if layoutHook != nil {
+			err = layoutHook(q)
+		}
+		if err == nil {
+			_, err = s.wconn.ExecContext(ctx, q)
+		}
+		if err != nil {
 			_, _ = s.wconn.ExecContext(context.Background(), `ROLLBACK`)
-			return fmt.Errorf("duckdb: rewrite events: %w", err)
+			return err
 		}
 	}
+	return nil
+}
+
+// checkpointLayout checkpoints after a layout migration, so that the old
+// columns' blocks are free for the next appends.
+func (s *Store) checkpointLayout(ctx context.Context) error {
 	if _, err := s.wconn.ExecContext(ctx, `CHECKPOINT`); err != nil {
 		return fmt.Errorf("duckdb: checkpoint: %w", err)
 	}
-	s.log.Info("duckdb: stored records rewritten", "records", n, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }

@@ -250,6 +250,7 @@ func TestOldStoreGetsHashColumns(t *testing.T) {
 	if withHashes == 0 {
 		t.Fatal("no generated record has an access key, a user name and resources")
 	}
+	addStringColumns(t, st, recs) // as such a store has them
 	st = reopenAfter(t, st, path, `ALTER TABLE events DROP COLUMN akid_hash; ALTER TABLE events DROP COLUMN user_hash; ALTER TABLE events DROP COLUMN res_hashes`)
 	if diff := cmp.Diff(want, dump()); diff != "" {
 		t.Errorf("hash columns after the rewrite (-appended +rewritten):\n%s", diff)
@@ -269,7 +270,8 @@ func TestOldStoreGetsHashColumns(t *testing.T) {
 func TestOldLayoutRewritten(t *testing.T) {
 	ctx := context.Background()
 	g := storetest.NewGen(19, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
-	st, path := openTemp(t, g.Records(200))
+	recs := g.Records(200)
+	st, path := openTemp(t, recs)
 	want, err := st.ReadAppended(ctx, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -283,6 +285,7 @@ func TestOldLayoutRewritten(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	addStringColumns(t, st, recs)
 	var drops []string
 	for _, c := range []string{"record", "akid_hash", "user_hash", "res_hashes"} {
 		drops = append(drops, `ALTER TABLE events DROP COLUMN `+c)

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-audit/cairn/internal/store/duckdb"
+)
+
+// TestImportCompacts: an offline import that makes the store compacts it
+// after printing its report; one that adds a little to it does not;
+// --no-compact skips it; cairn compact compacts on demand. The records
+// are all there after each.
+func TestImportCompacts(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	os.MkdirAll(logs, 0o755)
+	var recs []string
+	for i := range 40 {
+		recs = append(recs, importRecord(fmt.Sprintf("a%d", i), "111111111111", "us-east-1"))
+	}
+	writeFile(t, filepath.Join(logs, "first.json"), `{"Records":[`+strings.Join(recs, ",")+`]}`)
+	more := filepath.Join(dir, "more.json")
+	writeFile(t, more, `{"Records":[`+importRecord("b0", "111111111111", "us-east-1")+`]}`)
+	dataDir := t.TempDir()
+	cfgPath := filepath.Join(dataDir, "cairn.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(twoAccounts, 0))
+	cli := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	count := func() int64 {
+		t.Helper()
+		st, err := duckdb.Open(filepath.Join(dataDir, storeFile), duckdb.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		n, err := st.LastSeq(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	code, out, errs := cli("import", "--no-progress", "--data-dir", dataDir, "--config", cfgPath, "--output", "json", logs)
+	if code != 0 || !strings.Contains(errs, "compacted the store") || decodeImportReport(t, []byte(out)).Imported != 40 {
+		t.Fatalf("first import: exit %d\n%s\n%s", code, out, errs)
+	}
+	if n := count(); n != 40 {
+		t.Errorf("%d records after the first import; want 40", n)
+	}
+	code, _, errs = cli("import", "--no-progress", "--data-dir", dataDir, "--config", cfgPath, more)
+	if code != 0 || strings.Contains(errs, "compacted") {
+		t.Errorf("a small import: exit %d, compacted: %s", code, errs)
+	}
+	code, out, errs = cli("compact", "--data-dir", dataDir)
+	if code != 0 || !strings.Contains(out, "compacted 41 records") {
+		t.Errorf("cairn compact: exit %d\n%s\n%s", code, out, errs)
+	}
+	if n := count(); n != 41 {
+		t.Errorf("%d records after compact; want 41", n)
+	}
+	other := t.TempDir()
+	code, _, errs = cli("import", "--no-progress", "--no-compact", "--data-dir", other, "--config", cfgPath, logs)
+	if code != 0 || strings.Contains(errs, "compacted") {
+		t.Errorf("--no-compact: exit %d: %s", code, errs)
+	}
+	if code, _, _ := cli("compact", "--data-dir", t.TempDir()); code == 0 {
+		t.Error("cairn compact of a data dir without a store succeeded")
+	}
+}
