@@ -1364,35 +1364,23 @@ func (s *Store) fromTail(q *audit.Query, k partKey, spans []span, lo, hi int64, 
 	for len(spans) > 0 && len(recs) < need {
 		sp := spans[0]
 		b := sp.buckets[0] // a candidate: a span starts with one
-		got, received, ok := s.tail.bucketRecords(k, b.d, b.n)
+		got, ok := s.tail.newestOf(k, b.d, b.n, need-len(recs), func(r *audit.Record, received int64) bool {
+			t := r.Time.Unix()
+			if t < lo || t > hi {
+				return false
+			}
+			if c := q.After; c != nil && (t > c.Time.Unix() || t == c.Time.Unix() && r.EventID >= c.EventID) {
+				return false
+			}
+			if !q.ReceivedSince.IsZero() && received < q.ReceivedSince.Unix() {
+				return false
+			}
+			return !slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return !r.HasAttribute(a) })
+		})
 		if !ok {
 			break
 		}
-		var m []audit.Record
-		for i := range got {
-			r := &got[i]
-			t := r.Time.Unix()
-			if t < lo || t > hi {
-				continue
-			}
-			if c := q.After; c != nil && (t > c.Time.Unix() || t == c.Time.Unix() && r.EventID >= c.EventID) {
-				continue
-			}
-			if !q.ReceivedSince.IsZero() && received[i] < q.ReceivedSince.Unix() {
-				continue
-			}
-			if !slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return !r.HasAttribute(a) }) {
-				m = append(m, *r)
-			}
-		}
-		// ORDER BY event_time DESC, event_id DESC, as the queries do.
-		slices.SortFunc(m, func(a, b audit.Record) int {
-			if c := cmp.Compare(b.Time.Unix(), a.Time.Unix()); c != 0 {
-				return c
-			}
-			return strings.Compare(b.EventID, a.EventID)
-		})
-		recs = append(recs, m[:min(len(m), need-len(recs))]...)
+		recs = append(recs, got...)
 		hi = min(hi, b.d*bucketSeconds-1)
 		// Drop the bucket and the non-candidates after it from the span.
 		sp.n -= b.n

@@ -1,7 +1,9 @@
 package duckdb
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,7 +33,20 @@ type tail struct {
 	// in recs, their sequence numbers, oldest first: a lookup answers a
 	// bucket from memory when the tail holds as many of its records as
 	// the bucket index counts (bucketRecords).
-	buckets map[tailBucket][]int64
+	buckets map[tailBucket]*tailSeqs
+}
+
+// tailSeqs are the sequence numbers of a bucket's records in the tail,
+// oldest first, and how far their times are from that order: records
+// mostly arrive in time order, or nearly (concurrent callers' records
+// reach a batch a second or two apart), so a newest page reads only the
+// newest of them.
+type tailSeqs struct {
+	seqs []int64
+	max  int64 // the latest time added (Unix seconds)
+	// lag is the most a record's time was behind the latest time added
+	// before it: every record up to one of time t has a time <= t+lag.
+	lag int64
 }
 
 // tailBucket is one bucket of the bucket index.
@@ -65,12 +80,23 @@ func (t *tail) add(recs []*audit.Record, first, received int64) {
 		t.clearLocked() // not consecutive: start again
 	}
 	if t.buckets == nil {
-		t.buckets = map[tailBucket][]int64{}
+		t.buckets = map[tailBucket]*tailSeqs{}
 	}
 	for i := range out {
 		r := &out[i].Record
-		b := tailBucket{partKey{r.Account, r.Region, r.Category}, bucketOf(r.Time.Unix())}
-		t.buckets[b] = append(t.buckets[b], out[i].Seq)
+		sec := r.Time.Unix()
+		b := tailBucket{partKey{r.Account, r.Region, r.Category}, bucketOf(sec)}
+		bs := t.buckets[b]
+		switch {
+		case bs == nil:
+			bs = &tailSeqs{max: sec}
+			t.buckets[b] = bs
+		case sec < bs.max:
+			bs.lag = max(bs.lag, bs.max-sec)
+		default:
+			bs.max = sec
+		}
+		bs.seqs = append(bs.seqs, out[i].Seq)
 		t.received = append(t.received, received)
 	}
 	t.recs = append(t.recs, out...)
@@ -81,10 +107,10 @@ func (t *tail) add(recs []*audit.Record, first, received int64) {
 		t.bytes -= int64(len(r.Raw))
 		// The oldest record of its bucket: the first of its seqs.
 		b := tailBucket{partKey{r.Account, r.Region, r.Category}, bucketOf(r.Time.Unix())}
-		if seqs := t.buckets[b]; len(seqs) <= 1 {
+		if bs := t.buckets[b]; len(bs.seqs) <= 1 {
 			delete(t.buckets, b)
 		} else {
-			t.buckets[b] = seqs[1:]
+			bs.seqs = bs.seqs[1:]
 		}
 		drop++
 	}
@@ -95,28 +121,54 @@ func (t *tail) add(recs []*audit.Record, first, received int64) {
 	}
 }
 
-// bucketRecords returns the records of bucket d of k that the tail holds,
-// as a read of the table returns them, with their received times, when it
-// holds n of them, and false otherwise. With n the bucket index's count of
-// the bucket, true means the tail holds every record of the bucket: the
-// index counts a record before its COMMIT and the tail after it, and
-// retention clears the tail, so the tail never holds more of a bucket's
-// records than the table, nor the table more than the index counts.
-func (t *tail) bucketRecords(k partKey, d, n int64) ([]audit.Record, []int64, bool) {
+// newestOf returns the records of bucket d of k that keep accepts, when
+// the tail holds n records of that bucket, and false otherwise: at most
+// need of them, newest first (by time, then eventID, both descending, as
+// a lookup's queries order them), as a read of the table returns them.
+// keep gets each record and its received time (Unix seconds). With n the
+// bucket index's count of the bucket, true means the tail holds every
+// record of the bucket: the index counts a record before its COMMIT and
+// the tail after it, and retention clears the tail before it lowers the
+// counts, so the tail never holds more of a bucket's records than the
+// table, nor the table more than the index counts.
+func (t *tail) newestOf(k partKey, d, n int64, need int, keep func(r *audit.Record, received int64) bool) ([]audit.Record, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	seqs := t.buckets[tailBucket{k, d}]
-	if n <= 0 || int64(len(seqs)) != n {
-		return nil, nil, false
+	bs := t.buckets[tailBucket{k, d}]
+	if bs == nil || n <= 0 || int64(len(bs.seqs)) != n || need <= 0 {
+		return nil, false
 	}
 	first := t.recs[0].Seq
-	recs := make([]audit.Record, len(seqs))
-	received := make([]int64, len(seqs))
-	for i, seq := range seqs {
-		recs[i] = t.recs[seq-first].Record
-		received[i] = t.received[seq-first]
+	var out []audit.Record
+	var cut int64 // a lower bound of the need-th newest match's time
+	for i := len(bs.seqs) - 1; i >= 0; i-- {
+		j := bs.seqs[i] - first
+		r := &t.recs[j].Record
+		sec := r.Time.Unix()
+		if len(out) >= need && sec+bs.lag < cut {
+			// The rest are older than need matches (those of the same
+			// second were taken: their eventIDs decide).
+			break
+		}
+		if keep(r, t.received[j]) {
+			out = append(out, *r)
+			if len(out) == need {
+				// need matches are at least this recent: the need-th
+				// newest is not older.
+				cut = sec
+				for _, o := range out {
+					cut = min(cut, o.Time.Unix())
+				}
+			}
+		}
 	}
-	return recs, received, true
+	slices.SortFunc(out, func(a, b audit.Record) int {
+		if c := cmp.Compare(b.Time.Unix(), a.Time.Unix()); c != 0 {
+			return c
+		}
+		return strings.Compare(b.EventID, a.EventID)
+	})
+	return out[:min(len(out), need)], true
 }
 
 // read returns up to limit records after seq after, and whether the tail
