@@ -923,7 +923,7 @@ func (s *Store) AppendEach(ctx context.Context, records []audit.Record) (inserte
 		return nil, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
-	s.tail.add(fresh, s.lastSeq+1)
+	s.tail.add(fresh, s.lastSeq+1, received)
 	if received < s.minReceived.Load() {
 		s.minReceived.Store(received) // under writeMu
 	}
@@ -1288,6 +1288,12 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	// An eventID names at most one record of an account: no window probe.
 	byEventID := !q.AnyAccount && slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return a.Key == audit.AttrEventID })
 	var recs []audit.Record
+	if !q.AnyAccount && !q.AnyRegion {
+		// The newest buckets are often the tail's (the appends since the
+		// store was opened): those it holds whole are answered without
+		// SQL, and the queries start below them.
+		recs, spans, hi = s.fromTail(&q, keys[0], spans, lo, hi, need)
+	}
 	// Spans go in one query while they hold at most budget records, gaps
 	// included. After a query that found matches the budget grows to the
 	// rows that should hold the rest of the page at the density seen, and
@@ -1372,6 +1378,53 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	}
 	p.Records = recs
 	return p, nil
+}
+
+// fromTail answers the newest candidate buckets of spans (of k) from the
+// tail while it holds every record of them (tail.bucketRecords): their
+// records within [lo, hi] (Unix seconds), after q.After, received since
+// q.ReceivedSince and holding every attribute of q, newest first, at most
+// need. It returns them, the spans without the buckets answered, and hi
+// lowered below them, so that the queries that follow start where it
+// stopped. A lookup of one account and region only.
+func (s *Store) fromTail(q *audit.Query, k partKey, spans []span, lo, hi int64, need int) ([]audit.Record, []span, int64) {
+	var recs []audit.Record
+	for len(spans) > 0 && len(recs) < need {
+		sp := spans[0]
+		b := sp.buckets[0] // a candidate: a span starts with one
+		got, ok := s.tail.newestOf(k, b.d, b.n, need-len(recs), func(r *audit.Record, received int64) bool {
+			t := r.Time.Unix()
+			if t < lo || t > hi {
+				return false
+			}
+			if c := q.After; c != nil && (t > c.Time.Unix() || t == c.Time.Unix() && r.EventID >= c.EventID) {
+				return false
+			}
+			if !q.ReceivedSince.IsZero() && received < q.ReceivedSince.Unix() {
+				return false
+			}
+			return !slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return !r.HasAttribute(a) })
+		})
+		if !ok {
+			break
+		}
+		recs = append(recs, got...)
+		hi = min(hi, b.d*bucketSeconds-1)
+		// Drop the bucket and the non-candidates after it from the span.
+		sp.n -= b.n
+		sp.buckets = sp.buckets[1:]
+		for len(sp.buckets) > 0 && !sp.buckets[0].cand {
+			sp.n -= sp.buckets[0].n
+			sp.buckets = sp.buckets[1:]
+		}
+		if len(sp.buckets) == 0 {
+			spans = spans[1:]
+			continue
+		}
+		sp.first = sp.buckets[0].d
+		spans[0] = sp
+	}
+	return recs, spans, hi
 }
 
 // lookupRange returns up to limit matching records with from <= time <= to,
@@ -1823,6 +1876,10 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 		return 0, nil
 	}
 	var emptied []bk
+	// Before the counts change, whether or not the commit succeeds: a
+	// lookup answers a bucket from the tail when the tail holds as many of
+	// its records as the index counts (Store.fromTail).
+	s.tail.clear()
 	s.index.mu.Lock()
 	for b, c := range gone {
 		days := s.index.parts[b.k]
