@@ -6,10 +6,14 @@
 // that one account's backlog does not delay another's calls by more than a
 // batch. What each call guarantees when it returns nil:
 //
-//   - Submit: the records are in the store, with exact counts. When the
-//     store reports per-record outcomes (EachAppender), concurrent Submit
-//     calls share one store append (group commit) and each gets the counts
-//     of its own records; otherwise each is written alone.
+//   - Submit: the records are durable, with exact counts. With a journal
+//     and Config.Keys, they are in the journal, like Commit's below: the
+//     counts are worked out before the journal write from the keys in
+//     flight and the store's key check, and only new records are
+//     journaled. Otherwise they are in the store: when the store reports
+//     per-record outcomes (EachAppender), concurrent Submit calls share one
+//     store append (group commit) and each gets the counts of its own
+//     records; otherwise each is written alone.
 //   - Commit: the records are durable. Without a journal, they are in the
 //     store: the writer appends as soon as it is free, taking every
 //     submission queued by then into the same store append (group commit),
