@@ -90,6 +90,7 @@ func importAs(t *testing.T, ts *testServer, akid, secret string, recs []audit.Re
 			t.Errorf("import as %s: failure %+v", akid, f)
 		}
 	}
+	waitIngested(t, ts.endpoint)
 	return res, len(fails)
 }
 

@@ -220,6 +220,7 @@ type Pipeline struct {
 	jPerSync prometheus.Histogram
 	jLatency prometheus.Histogram
 	jSegs    prometheus.GaugeFunc
+	jPending prometheus.GaugeFunc
 
 	// Group commit to the journal (commitJournaled): one caller at a time
 	// leads, writing its group; callers arriving meanwhile join the next
@@ -429,8 +430,11 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	p.jSegs = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_ingest_journal_segments", Help: "Journal segment files (each holds records not all in the store yet, or is being written).",
 	}, func() float64 { return float64(j.Segments()) })
+	p.jPending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_ingest_journal_pending_records", Help: "Records acknowledged from the journal and not yet in the store (LookupEvents does not see them yet).",
+	}, func() float64 { return float64(j.Pending()) })
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.jBytes, p.jSyncs, p.jErrors, p.jPerSync, p.jLatency, p.jSegs} {
+		for _, c := range []prometheus.Collector{p.jBytes, p.jSyncs, p.jErrors, p.jPerSync, p.jLatency, p.jSegs, p.jPending} {
 			cfg.Registerer.MustRegister(c)
 		}
 	}
