@@ -505,6 +505,7 @@ delivery:
 		}
 		return all, writes
 	}
+	waitIngested(t, proc.endpoint)
 	all, writes := selectedNow()
 	ackMu.Lock()
 	for id := range acked {

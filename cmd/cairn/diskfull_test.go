@@ -262,6 +262,7 @@ func TestDiskFullRefusesWritesAndRecovers(t *testing.T) {
 					}
 				}
 			}
+			waitIngested(t, ts.endpoint)
 			check("after recovery")
 			ts.stop()
 			ts = startServer(t, cfg, dataDir)

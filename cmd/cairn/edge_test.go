@@ -263,7 +263,12 @@ func TestSignedBodies(t *testing.T) {
 // metric returns the value of a metric without labels from /metrics.
 func metric(t *testing.T, ts *testServer, name string) string {
 	t.Helper()
-	resp, err := http.Get(ts.endpoint + "/metrics")
+	return metricAt(t, ts.endpoint, name)
+}
+
+func metricAt(t *testing.T, endpoint, name string) string {
+	t.Helper()
+	resp, err := http.Get(endpoint + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,6 +280,23 @@ func metric(t *testing.T, ts *testServer, name string) string {
 		}
 	}
 	return ""
+}
+
+// waitIngested waits until the server at endpoint has stored every record
+// it acknowledged from its journal (ImportRecords, recorded write calls):
+// LookupEvents sees them only then, within the journal's delay plus one
+// append. It fails after a minute.
+func waitIngested(t *testing.T, endpoint string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		v := metricAt(t, endpoint, "cairn_ingest_journal_pending_records")
+		if v == "0" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cairn_ingest_journal_pending_records = %q after a minute; want 0", v)
+		}
+	}
 }
 
 func waitForMetric(t *testing.T, ts *testServer, name, want string) {

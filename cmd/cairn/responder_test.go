@@ -90,6 +90,7 @@ func importAs(t *testing.T, ts *testServer, akid, secret string, recs []audit.Re
 			t.Errorf("import as %s: failure %+v", akid, f)
 		}
 	}
+	waitIngested(t, ts.endpoint)
 	return res, len(fails)
 }
 
@@ -170,6 +171,7 @@ func TestResponderImportsAndLooksUpEveryAccount(t *testing.T) {
 		}
 	}
 	hs = append(hs, bad[4]) // the valid one, stored
+	waitIngested(t, ts.endpoint)
 	ir := ts.client("AKIARESPONDER0000001", "responder-secret", "us-east-1")
 	scope := func(k, v string) types.LookupAttribute {
 		return types.LookupAttribute{AttributeKey: types.LookupAttributeKey(k), AttributeValue: aws.String(v)}

@@ -182,7 +182,15 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	if minFree == 0 {
 		minFree = -1 // none: only a write failing for a full disk stops writes
 	}
-	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg,
+	// ImportRecords is answered from the journal, its counts from the
+	// store's key check, when the store has one and is this process's
+	// alone (DuckDB): a PostgreSQL store's other nodes have records in
+	// flight this one does not see, so there it waits for the store.
+	keys, _ := store.(ingest.KeyChecker)
+	if cfg.Store.Postgres != "" {
+		keys = nil
+	}
+	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, Keys: keys, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg,
 		QueueSize: cfg.Ingest.QueueSize, AccountMaxCalls: cfg.Ingest.AccountMaxCalls, AccountQueueRecords: cfg.Ingest.AccountQueueRecords,
 		DiskDir: f.dataDir, MinFreeBytes: minFree})
 	if err != nil {

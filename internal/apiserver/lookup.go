@@ -271,17 +271,24 @@ const maxImportRecords = 1000
 // are kept whatever their eventTime: Event History's retention counts
 // from their import.
 func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
-	var in importRecordsInput
-	if err := awsjson.Decode(c.body, &in); err != nil {
-		return nil, err
+	raws, ok := importRecordsBody(c.body)
+	if !ok {
+		var in importRecordsInput
+		if err := awsjson.Decode(c.body, &in); err != nil {
+			return nil, err
+		}
+		raws = make([][]byte, len(in.Records))
+		for i, r := range in.Records {
+			raws[i] = []byte(r)
+		}
 	}
-	if len(in.Records) > maxImportRecords {
+	if len(raws) > maxImportRecords {
 		return nil, audit.Errorf(audit.CodeInvalidParameter, "At most %d records per call.", maxImportRecords)
 	}
 	out := importRecordsOutput{Failed: []importFailure{}}
-	recs := make([]audit.Record, 0, len(in.Records))
-	for i, raw := range in.Records {
-		rec, err := audit.Extract([]byte(raw))
+	recs := make([]audit.Record, 0, len(raws))
+	for i, raw := range raws {
+		rec, err := audit.Extract(raw)
 		if err == nil {
 			err = audit.CheckImported(&rec)
 		}
@@ -302,6 +309,6 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 	out.Inserted, out.Duplicates = res.Inserted, res.Duplicates
 	c.responseElements, _ = json.Marshal(map[string]int{"inserted": res.Inserted, "duplicates": res.Duplicates, "failed": len(out.Failed)})
 	// Record only the count: the records themselves are not parameters.
-	c.body, _ = json.Marshal(map[string]int{"Records": len(in.Records)})
+	c.body, _ = json.Marshal(map[string]int{"Records": len(raws)})
 	return out, nil
 }

@@ -6,10 +6,14 @@
 // that one account's backlog does not delay another's calls by more than a
 // batch. What each call guarantees when it returns nil:
 //
-//   - Submit: the records are in the store, with exact counts. When the
-//     store reports per-record outcomes (EachAppender), concurrent Submit
-//     calls share one store append (group commit) and each gets the counts
-//     of its own records; otherwise each is written alone.
+//   - Submit: the records are durable, with exact counts. With a journal
+//     and Config.Keys, they are in the journal, like Commit's below: the
+//     counts are worked out before the journal write from the keys in
+//     flight and the store's key check, and only new records are
+//     journaled. Otherwise they are in the store: when the store reports
+//     per-record outcomes (EachAppender), concurrent Submit calls share one
+//     store append (group commit) and each gets the counts of its own
+//     records; otherwise each is written alone.
 //   - Commit: the records are durable. Without a journal, they are in the
 //     store: the writer appends as soon as it is free, taking every
 //     submission queued by then into the same store append (group commit),
@@ -76,9 +80,27 @@ type EachAppender interface {
 	AppendEach(ctx context.Context, records []audit.Record) (inserted []bool, err error)
 }
 
+// KeyChecker tells which records' keys a store holds, so that Submit can
+// be answered once its records are in the journal, with exact counts,
+// instead of after the store's append.
+type KeyChecker interface {
+	// StoredKeys reports, for each record, whether the store holds a
+	// record of its account and event ID (stored[i] for records[i]). It
+	// must see every append that has returned. It fails if the store is
+	// closed or cannot be read; the caller then answers with the error.
+	StoredKeys(ctx context.Context, records []audit.Record) (stored []bool, err error)
+}
+
 // Config configures a Pipeline. The zero value of every field but Store works.
 type Config struct {
 	Store Appender
+	// Keys, with a journal (Open with JournalDir), makes Submit return
+	// once its records are journaled, its counts worked out from Keys
+	// and the records in flight (see Submit). Without it, Submit waits
+	// for the store's append. A store shared by several processes (the
+	// PostgreSQL store of a cluster) must not be given here: another
+	// node's records in flight are not seen.
+	Keys KeyChecker
 	// MaxBatch is the number of records that triggers a flush (default 2000).
 	MaxBatch int
 	// MaxDelay is how long the first record of a batch may wait (default 50ms).
@@ -121,6 +143,11 @@ type Config struct {
 	// so fewer, larger appends cost the calls in flight less CPU. The
 	// store holds a journaled record within JournalDelay plus one append.
 	JournalDelay time.Duration
+	// JournalBatch is the number of records that triggers a flush of a
+	// batch holding journaled records only, in place of MaxBatch: the
+	// store's cost is mostly per transaction (default 10000, or MaxBatch
+	// when that is set).
+	JournalBatch int
 	Logger       *slog.Logger
 	Registerer   prometheus.Registerer
 }
@@ -146,6 +173,10 @@ type submission struct {
 	// callers have been answered; the writer tells the journal once they
 	// are stored. done is nil.
 	seg uint64
+	// flight: the records' keys are in the in-flight set (Config.Keys),
+	// released once they are stored or given up; durable: counted there
+	// as journaled.
+	flight, durable bool
 }
 
 type result struct {
@@ -189,6 +220,7 @@ type Pipeline struct {
 	jPerSync prometheus.Histogram
 	jLatency prometheus.Histogram
 	jSegs    prometheus.GaugeFunc
+	jPending prometheus.GaugeFunc
 
 	// Group commit to the journal (commitJournaled): one caller at a time
 	// leads, writing its group; callers arriving meanwhile join the next
@@ -199,14 +231,31 @@ type Pipeline struct {
 	jready  chan struct{}  // closed when the current write ends
 	jclosed bool           // Run has ended: no more writes
 	pushers sync.WaitGroup // goroutines queueing a journal group's records for a full lane, and stand-in leaders (leave); Run waits for them
+
+	// The keys of the records queued and not yet stored (or given up),
+	// when Submit is answered from the journal (Config.Keys): a record
+	// whose key is in flight is a duplicate.
+	fmu    sync.Mutex
+	flight map[flightKey]flightCount
+	dups   prometheus.Counter
 }
+
+// flightKey is a record's key: its account and event ID.
+type flightKey struct{ account, eventID string }
+
+// flightCount counts the queued submissions holding a key, and how many
+// of them are journaled (durable).
+type flightCount struct{ n, durable int32 }
 
 // group is the records of Commit calls written by one journal write.
 type group struct {
 	records []audit.Record
 	waiters int           // callers waiting to lead it or for its write
-	done    chan struct{} // closed once written; err and queued are then set
+	done    chan struct{} // closed once written; err, dup and queued are then set
 	err     error
+	// dup[i] tells that records[i] is a duplicate (Config.Keys): stored
+	// already, in flight, or earlier in the group. Nil without Keys.
+	dup []bool
 	// queued holds, for each account whose records could not be queued
 	// at once (its lane was full), a channel closed once they are: its
 	// callers wait for it, the others do not (backpressure on that
@@ -233,6 +282,12 @@ func (p *Pipeline) answer(ctx context.Context, g *group, account string) error {
 
 // New returns a Pipeline writing to cfg.Store.
 func New(cfg Config) *Pipeline {
+	if cfg.JournalBatch <= 0 {
+		cfg.JournalBatch = 10000
+		if cfg.MaxBatch > 0 {
+			cfg.JournalBatch = cfg.MaxBatch
+		}
+	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 2000
 	}
@@ -346,6 +401,15 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	}
 	p.journal = j
 	p.jcur = &group{done: make(chan struct{})}
+	if cfg.Keys != nil {
+		p.flight = map[flightKey]flightCount{}
+		p.dups = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_ingest_journal_duplicates_total", Help: "Records of journal writes found stored already or in flight, and so not journaled.",
+		})
+		if cfg.Registerer != nil {
+			cfg.Registerer.MustRegister(p.dups)
+		}
+	}
 	p.jBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_ingest_journal_bytes_total", Help: "Bytes written to the journal.",
 	})
@@ -366,8 +430,11 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	p.jSegs = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_ingest_journal_segments", Help: "Journal segment files (each holds records not all in the store yet, or is being written).",
 	}, func() float64 { return float64(j.Segments()) })
+	p.jPending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cairn_ingest_journal_pending_records", Help: "Records acknowledged from the journal and not yet in the store (LookupEvents does not see them yet).",
+	}, func() float64 { return float64(j.Pending()) })
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.jBytes, p.jSyncs, p.jErrors, p.jPerSync, p.jLatency, p.jSegs} {
+		for _, c := range []prometheus.Collector{p.jBytes, p.jSyncs, p.jErrors, p.jPerSync, p.jLatency, p.jSegs, p.jPending} {
 			cfg.Registerer.MustRegister(c)
 		}
 	}
@@ -437,13 +504,24 @@ func key(records []audit.Record) string {
 	return records[0].Account
 }
 
-// Submit hands records to the writer and waits until they are durably
-// stored. It blocks while the account's lane is full. It returns ctx's error if ctx
-// ends first (the records may still be stored later: Append is idempotent,
-// so a retry is safe), and ErrClosed once the pipeline has stopped.
+// Submit hands records to the writer and waits until they are durable,
+// with exact counts: a record is a duplicate when its key (account, event
+// ID) is stored already, or was submitted earlier and is not stored yet
+// (in flight), or comes earlier in the same call. Without Config.Keys or
+// a journal, durable means in the store. With both, it means written to
+// the journal and fsynced, like Commit (concurrent calls share one
+// write): the counts are worked out before the write from the keys in
+// flight and Keys (asked only about keys not in flight), and only the new
+// records are journaled and stored. It blocks while the account's lane is
+// full. It returns ctx's error if ctx ends first (the records may still be
+// stored later: Append is idempotent, so a retry is safe), and ErrClosed
+// once the pipeline has stopped.
 func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.AppendResult, error) {
 	if len(records) == 0 {
 		return audit.AppendResult{}, nil
+	}
+	if p.flight != nil {
+		return p.commitJournaled(ctx, records)
 	}
 	s := submission{records: records, done: make(chan result, 1), exact: true}
 	r := p.wait(ctx, s)
@@ -465,58 +543,78 @@ func (p *Pipeline) Commit(ctx context.Context, records ...audit.Record) error {
 		return nil
 	}
 	if p.journal != nil {
-		return p.commitJournaled(ctx, records)
+		_, err := p.commitJournaled(ctx, records)
+		return err
 	}
 	return p.wait(ctx, submission{records: records, done: make(chan result, 1), wait: true}).err
 }
 
-// commitJournaled is Commit with a journal. The caller joins the current
-// group; if no write is under way it leads the group itself (in its own
-// goroutine: a lone caller pays one write and fsync, no hand-off), else
-// it waits for the write under way to end and then leads its group, or
-// finds that another member does.
-func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) error {
+// commitJournaled is Commit (and, with Config.Keys, Submit) with a
+// journal. The caller joins the current group; if no write is under way it
+// leads the group itself (in its own goroutine: a lone caller pays one
+// write and fsync, no hand-off), else it waits for the write under way to
+// end and then leads its group, or finds that another member does. The
+// counts are those of the caller's records (with Config.Keys; else zero).
+func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	if p.stopping() {
-		return ErrClosed
+		return audit.AppendResult{}, ErrClosed
 	}
 	acct := key(records)
 	p.jmu.Lock()
 	g := p.jcur
+	off := len(g.records)
 	g.records = append(g.records, records...)
 	g.waiters++
+	answer := func() (audit.AppendResult, error) {
+		var res audit.AppendResult
+		if err := p.answer(ctx, g, acct); err != nil {
+			return res, err
+		}
+		if g.dup == nil {
+			return res, nil
+		}
+		for _, d := range g.dup[off : off+len(records)] {
+			if d {
+				res.Duplicates++
+			} else {
+				res.Inserted++
+			}
+		}
+		return res, nil
+	}
 	for p.jbusy {
 		ready := p.jready
 		p.jmu.Unlock()
 		select {
 		case <-ready:
 		case <-g.done:
-			return p.answer(ctx, g, acct)
+			return answer()
 		case <-ctx.Done():
 			p.leave(g) // the group is written all the same
-			return ctx.Err()
+			return audit.AppendResult{}, ctx.Err()
 		}
 		p.jmu.Lock()
 		if g != p.jcur { // another member leads it
 			p.jmu.Unlock()
 			select {
 			case <-g.done:
-				return p.answer(ctx, g, acct)
+				return answer()
 			case <-ctx.Done():
-				return ctx.Err()
+				return audit.AppendResult{}, ctx.Err()
 			}
 		}
 	}
 	if len(g.records) == 0 { // a stand-in (leave) with nothing left to write
 		g.waiters--
 		p.jmu.Unlock()
-		return nil
+		return audit.AppendResult{}, nil
 	}
 	if p.jclosed {
 		p.jcur = &group{done: make(chan struct{})} // g is answered below
 		p.jmu.Unlock()
 		g.err = ErrClosed
 		close(g.done)
-		return ErrClosed
+		return audit.AppendResult{}, ErrClosed
 	}
 	p.jbusy = true
 	p.jcur = &group{done: make(chan struct{})}
@@ -530,7 +628,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 	p.jbusy = false
 	close(p.jready)
 	p.jmu.Unlock()
-	return p.answer(ctx, g, acct)
+	return answer()
 }
 
 // leave takes a caller whose context ended out of g, which waits for a
@@ -555,24 +653,50 @@ func (p *Pipeline) leave(g *group) {
 }
 
 // writeGroup writes g's records to the journal with one fsync and queues
-// them for the writer, which stores them and tells the journal. The
-// records of an account whose lane is full are queued as soon as it has
-// room, its callers waiting until then (g.queued): the backpressure on
-// Commit, on that account only. If the journal write fails, the records
-// are committed through the store instead, unless the disk is full: then
-// the group fails at once (the store is on that disk).
+// them for the writer, which stores them and tells the journal. With
+// Config.Keys, it first tells the duplicates (g.dup) and writes only the
+// new records. The records of an account whose lane is full are queued as
+// soon as it has room, its callers waiting until then (g.queued): the
+// backpressure on Commit, on that account only. If the journal write
+// fails, the records are committed through the store instead, unless the
+// disk is full: then the group fails at once (the store is on that disk).
 func (p *Pipeline) writeGroup(g *group) error {
 	records := g.records
+	if p.flight != nil {
+		var err error
+		g.dup, records, err = p.classify(g.records)
+		if err != nil {
+			return err
+		}
+		if len(records) == 0 {
+			return nil // all duplicates: nothing to write
+		}
+	}
 	start := time.Now()
 	seg, size, err := p.journal.Append(records)
 	if err != nil {
 		p.jErrors.Inc()
 		if isDiskFull(err) {
 			p.disk.setFull(err)
+			p.release(records, true)
 			return diskFullError(err)
 		}
 		p.cfg.Logger.Error("ingest: journal write failed; committing through the store", "records", len(records), "err", err)
-		return p.wait(context.Background(), submission{records: records, done: make(chan result, 1), wait: true}).err
+		s := submission{records: records, done: make(chan result, 1), wait: true}
+		if p.flight != nil {
+			// In flight still, but not durable until stored: a later
+			// copy is counted a duplicate and stored all the same.
+			p.fmu.Lock()
+			for i := range records {
+				k := flightKey{records[i].Account, records[i].EventID}
+				c := p.flight[k]
+				c.durable--
+				p.flight[k] = c
+			}
+			p.fmu.Unlock()
+			s.flight = true
+		}
+		return p.wait(context.Background(), s).err
 	}
 	p.disk.wrote()
 	p.jLatency.Observe(time.Since(start).Seconds())
@@ -581,7 +705,7 @@ func (p *Pipeline) writeGroup(g *group) error {
 	p.jPerSync.Observe(float64(len(records)))
 	// One submission per account, each in its account's lane.
 	for _, part := range byAccount(records) {
-		k, s := key(part), submission{records: part, seg: seg}
+		k, s := key(part), submission{records: part, seg: seg, flight: p.flight != nil, durable: true}
 		if p.queue.tryPush(k, s) {
 			continue
 		}
@@ -600,6 +724,110 @@ func (p *Pipeline) writeGroup(g *group) error {
 		}()
 	}
 	return nil
+}
+
+// classify tells which of records are duplicates: earlier in records, in
+// flight, or stored (asked of Config.Keys, only for the keys not in
+// flight). It returns the records to write, the new ones, whose keys it
+// puts in flight as durable (the caller writes them to the journal or
+// releases them), and the duplicates whose only copies in flight are not
+// durable (queued by Enqueue, or a failed journal write's): those are
+// written all the same, so that a record acknowledged is never lost with
+// a copy that was not. The calls of classify do not overlap (one journal
+// write at a time): a key is put in flight by one of them only.
+func (p *Pipeline) classify(records []audit.Record) (dup []bool, write []audit.Record, err error) {
+	dup = make([]bool, len(records))
+	keep := make([]bool, len(records))
+	seen := make(map[flightKey]struct{}, len(records))
+	var ask []audit.Record
+	var askIdx []int
+	// In flight first, the store second: a key leaves the flight set
+	// only after its append has returned, so one not found in flight
+	// is found by StoredKeys if it is stored.
+	p.fmu.Lock()
+	for i := range records {
+		k := flightKey{records[i].Account, records[i].EventID}
+		if _, ok := seen[k]; ok {
+			dup[i] = true
+			continue
+		}
+		seen[k] = struct{}{}
+		if c, ok := p.flight[k]; ok {
+			dup[i] = true
+			keep[i] = c.durable == 0
+			continue
+		}
+		ask = append(ask, records[i])
+		askIdx = append(askIdx, i)
+	}
+	p.fmu.Unlock()
+	if len(ask) > 0 {
+		stored, err := p.cfg.Keys.StoredKeys(context.Background(), ask)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ingest: duplicate check: %w", err)
+		}
+		if len(stored) != len(ask) {
+			return nil, nil, fmt.Errorf("ingest: duplicate check: %d answers for %d records", len(stored), len(ask))
+		}
+		for j, i := range askIdx {
+			if stored[j] {
+				dup[i] = true
+			} else {
+				keep[i] = true
+			}
+		}
+	}
+	write = make([]audit.Record, 0, len(ask))
+	ndup := 0
+	for i := range records {
+		if keep[i] {
+			write = append(write, records[i])
+		}
+		if dup[i] {
+			ndup++
+		}
+	}
+	p.dups.Add(float64(ndup))
+	p.hold(write, true)
+	return dup, write, nil
+}
+
+// hold puts the keys of records in flight (durable: journaled).
+func (p *Pipeline) hold(records []audit.Record, durable bool) {
+	p.fmu.Lock()
+	defer p.fmu.Unlock()
+	for i := range records {
+		k := flightKey{records[i].Account, records[i].EventID}
+		c := p.flight[k]
+		c.n++
+		if durable {
+			c.durable++
+		}
+		p.flight[k] = c
+	}
+}
+
+// release takes the keys of records out of flight, once stored or given
+// up.
+func (p *Pipeline) release(records []audit.Record, durable bool) {
+	p.fmu.Lock()
+	defer p.fmu.Unlock()
+	for i := range records {
+		k := flightKey{records[i].Account, records[i].EventID}
+		c, ok := p.flight[k]
+		if !ok {
+			continue
+		}
+		c.n--
+		if durable {
+			c.durable--
+		}
+		if c.n <= 0 {
+			delete(p.flight, k)
+		} else {
+			p.flight[k] = c
+		}
+	}
 }
 
 // byAccount splits records into runs of one account each, in order of
@@ -664,7 +892,16 @@ func (p *Pipeline) Enqueue(ctx context.Context, records ...audit.Record) error {
 	if p.stopping() {
 		return ErrClosed
 	}
-	return p.queue.push(ctx, p.stopped, key(records), submission{records: records, done: make(chan result, 1)})
+	s := submission{records: records, done: make(chan result, 1)}
+	if p.flight != nil {
+		p.hold(records, false)
+		s.flight = true
+	}
+	err := p.queue.push(ctx, p.stopped, key(records), s)
+	if err != nil && s.flight {
+		p.release(records, false)
+	}
+	return err
 }
 
 // Append makes a Pipeline usable where an audit.Store's Append is expected.
@@ -731,6 +968,7 @@ func (p *Pipeline) writer(ctx context.Context) {
 		pending  bool
 		deadline time.Time // of the pending batch
 		waiting  bool      // a Commit or Submit caller is in the batch
+		plain    bool      // the batch holds records not journaled
 		deferred []submission
 		retry    = time.NewTimer(time.Hour)
 		retrying bool
@@ -746,7 +984,7 @@ func (p *Pipeline) writer(ctx context.Context) {
 		}
 		deferred = append(deferred, p.write(batch, n)...)
 		deferred = p.bound(deferred)
-		batch, n, pending, waiting = batch[:0], 0, false, false
+		batch, n, pending, waiting, plain = batch[:0], 0, false, false, false
 		timer.Stop()
 		if len(deferred) == 0 {
 			backoff = p.cfg.DiskCheckInterval
@@ -769,6 +1007,7 @@ func (p *Pipeline) writer(ctx context.Context) {
 		batch = append(batch, s)
 		n += len(s.records)
 		waiting = waiting || s.wait || s.exact
+		plain = plain || s.seg == 0
 		// The batch is written by the earliest deadline of its records.
 		d := p.cfg.MaxDelay
 		if s.seg != 0 {
@@ -778,7 +1017,11 @@ func (p *Pipeline) writer(ctx context.Context) {
 			pending, deadline = true, at
 			timer.Reset(d)
 		}
-		if n >= p.cfg.MaxBatch {
+		limit := p.cfg.MaxBatch
+		if !plain {
+			limit = p.cfg.JournalBatch
+		}
+		if n >= limit {
 			flush()
 		}
 	}
@@ -874,6 +1117,9 @@ func (p *Pipeline) drop(ss []submission) {
 	for _, s := range ss {
 		if s.seg == 0 {
 			n += len(s.records)
+			if s.flight {
+				p.release(s.records, false)
+			}
 		}
 	}
 	if n > 0 {
@@ -912,14 +1158,22 @@ func (p *Pipeline) write(batch []submission, n int) (deferred []submission) {
 		if s.seg != 0 {
 			if err == nil {
 				p.journal.Done(s.seg, len(s.records))
+				if s.flight {
+					p.release(s.records, true)
+				}
 			} else if full {
 				deferred = append(deferred, s)
 			}
+			// Else stopping: they stay in the journal, and in
+			// flight (the next Open stores them).
 			continue
 		}
 		if full && !s.wait && !s.exact {
 			deferred = append(deferred, s)
 			continue
+		}
+		if s.flight {
+			p.release(s.records, s.durable)
 		}
 		r := result{err: err}
 		switch {

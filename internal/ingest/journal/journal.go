@@ -308,6 +308,18 @@ func (j *Journal) collect(seg uint64, s *segment) {
 	}
 }
 
+// Pending returns the number of records written by this Journal and not
+// yet reported stored (Done): how far the store is behind the journal.
+func (j *Journal) Pending() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := 0
+	for _, s := range j.segs {
+		n += max(0, s.written-s.done)
+	}
+	return n
+}
+
 // Segments returns the number of segment files the journal holds.
 func (j *Journal) Segments() int {
 	j.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // keyFilter is a Bloom filter of the key_hash of every stored record,
@@ -221,4 +222,75 @@ func decodeKeyFilter(b []byte) (f *keyFilter, seq, rows int64, xor uint64, err e
 		f.bits[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
 	return f, int64(h[0]), int64(h[1]), h[2], nil
+}
+
+// StoredKeys reports, for each record, whether a record of its account and
+// event ID is stored (stored[i] for records[i]). It asks the table only
+// about the keys the key filter holds: a key it does not hold is certainly
+// not stored, which for new records is all but a fraction of a percent.
+// It sees every append that has returned (the filter takes an append's
+// keys before its COMMIT, and the table check runs between commits). The
+// ingest pipeline calls it to answer ImportRecords from its journal with
+// exact counts. It fails only if the store is closed or the table check
+// fails.
+func (s *Store) StoredKeys(ctx context.Context, records []audit.Record) ([]bool, error) {
+	stored := make([]bool, len(records))
+	if len(records) == 0 {
+		return stored, nil
+	}
+	s.keysMu.Lock()
+	built := s.keys != nil
+	s.keysMu.Unlock()
+	if !built {
+		// No append since Open: the filter is loaded or built by the
+		// writer, under its lock.
+		s.writeMu.Lock()
+		if s.wconn == nil {
+			s.writeMu.Unlock()
+			return nil, errClosed
+		}
+		_, err := s.keyFilter(ctx, 0)
+		s.writeMu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
+	var maybe []uint64
+	s.keysMu.Lock()
+	kf := s.keys
+	for i := range records {
+		if h := keyHash(records[i].Account, records[i].EventID); kf.has(h) {
+			maybe = append(maybe, h)
+		}
+	}
+	s.keysMu.Unlock()
+	if len(maybe) == 0 {
+		return stored, nil
+	}
+	s.rw.RLock()
+	defer s.rw.RUnlock()
+	if s.db == nil {
+		return nil, errClosed
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT account, event_id FROM events WHERE key_hash IN (SELECT unnest(?::UBIGINT[]))`, maybe)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: key check: %w", err)
+	}
+	defer rows.Close()
+	found := map[struct{ a, e string }]bool{}
+	for rows.Next() {
+		var a, e string
+		if err := rows.Scan(&a, &e); err != nil {
+			return nil, fmt.Errorf("duckdb: key check: %w", err)
+		}
+		found[struct{ a, e string }{a, e}] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb: key check: %w", err)
+	}
+	for i := range records {
+		stored[i] = found[struct{ a, e string }{records[i].Account, records[i].EventID}]
+	}
+	return stored, nil
 }

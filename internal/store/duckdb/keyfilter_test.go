@@ -332,3 +332,74 @@ func writeFile(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestStoredKeys: the key check finds every stored record (before any
+// append since Open, after appends, with filter hits that are not stored)
+// and no other, by account and event ID.
+func TestStoredKeys(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	g := storetest.NewGen(3, base)
+	batch := func(n int) []audit.Record {
+		var recs []audit.Record
+		for i := range n {
+			recs = append(recs, g.Record(storetest.Spec{Time: base.Add(time.Duration(i) * time.Minute)}))
+		}
+		return recs
+	}
+	check := func(st *Store, recs []audit.Record, want func(i int) bool) {
+		t.Helper()
+		got, err := st.StoredKeys(ctx, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(recs) {
+			t.Fatalf("StoredKeys returned %d answers for %d records", len(got), len(recs))
+		}
+		for i := range recs {
+			if got[i] != want(i) {
+				t.Fatalf("StoredKeys(%s/%s) = %v; want %v", recs[i].Account, recs[i].EventID, got[i], want(i))
+			}
+		}
+	}
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := batch(100)
+	check(st, first, func(int) bool { return false }) // empty store, no filter yet
+	if _, err := st.Append(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.StoredKeys(ctx, first); err == nil {
+		t.Error("StoredKeys on a closed store succeeded")
+	}
+
+	st, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	second := batch(100)
+	both := append(slices.Clone(first), second...)
+	check(st, both, func(i int) bool { return i < len(first) }) // no append since Open
+	// The same event ID in another account is not stored.
+	other := slices.Clone(first[:5])
+	for i := range other {
+		other[i].Account = "999999999999"
+	}
+	check(st, other, func(int) bool { return false })
+	// Filter hits that are not stored are told apart by the table.
+	for _, r := range second {
+		st.keys.add(keyHash(r.Account, r.EventID))
+	}
+	check(st, both, func(i int) bool { return i < len(first) })
+	if _, err := st.Append(ctx, second[:50]); err != nil {
+		t.Fatal(err)
+	}
+	check(st, both, func(i int) bool { return i < len(first)+50 })
+}

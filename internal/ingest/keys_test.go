@@ -1,0 +1,250 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+)
+
+// keyedStore is a gatedEach that also answers StoredKeys from the keys of
+// its returned appends, counting the keys it is asked about, and fails it
+// while askErr is set.
+type keyedStore struct {
+	*gatedEach
+	kmu    sync.Mutex
+	stored map[flightKey]bool
+	asked  int
+	askErr error
+}
+
+func newKeyedStore() *keyedStore {
+	return &keyedStore{gatedEach: &gatedEach{MemStore: audittest.NewMemStore()}, stored: map[flightKey]bool{}}
+}
+
+func (k *keyedStore) AppendEach(ctx context.Context, rs []audit.Record) ([]bool, error) {
+	ins, err := k.gatedEach.AppendEach(ctx, rs)
+	if err != nil {
+		return nil, err
+	}
+	k.kmu.Lock()
+	for i := range rs {
+		k.stored[flightKey{rs[i].Account, rs[i].EventID}] = true
+	}
+	k.kmu.Unlock()
+	return ins, nil
+}
+
+func (k *keyedStore) Append(ctx context.Context, rs []audit.Record) (audit.AppendResult, error) {
+	ins, err := k.AppendEach(ctx, rs)
+	var res audit.AppendResult
+	for _, ok := range ins {
+		if ok {
+			res.Inserted++
+		} else {
+			res.Duplicates++
+		}
+	}
+	return res, err
+}
+
+func (k *keyedStore) StoredKeys(_ context.Context, rs []audit.Record) ([]bool, error) {
+	k.kmu.Lock()
+	defer k.kmu.Unlock()
+	if k.askErr != nil {
+		return nil, k.askErr
+	}
+	k.asked += len(rs)
+	out := make([]bool, len(rs))
+	for i := range rs {
+		out[i] = k.stored[flightKey{rs[i].Account, rs[i].EventID}]
+	}
+	return out, nil
+}
+
+func (k *keyedStore) askedKeys() int {
+	k.kmu.Lock()
+	defer k.kmu.Unlock()
+	return k.asked
+}
+
+func (k *keyedStore) setAskErr(err error) {
+	k.kmu.Lock()
+	k.askErr = err
+	k.kmu.Unlock()
+}
+
+func wantCounts(t *testing.T, what string, got audit.AppendResult, err error, inserted, dups int) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: Submit = %v", what, err)
+	}
+	if got.Inserted != inserted || got.Duplicates != dups {
+		t.Fatalf("%s: Submit = %+v; want %d inserted, %d duplicates", what, got, inserted, dups)
+	}
+}
+
+// With a journal and a key check, Submit returns once its records are
+// journaled, while the store holds none of them, with exact counts: a
+// record is a duplicate if it is stored, in flight, or earlier in the
+// call. Only the new records reach the store.
+func TestSubmitIsAnsweredFromTheJournalWithExactCounts(t *testing.T) {
+	dir := t.TempDir()
+	st := newKeyedStore()
+	st.gate = make(chan struct{})
+	p, cancel, done := openJournaled(t, Config{Store: st, Keys: st, JournalDir: dir})
+	const acct = "111111111111"
+
+	res, err := p.Submit(t.Context(), acctRecs(acct, 0, 100)...)
+	wantCounts(t, "new records", res, err, 100, 0)
+	if n := st.Len(); n != 0 {
+		t.Fatalf("%d records stored while the store was shut; Submit should not wait for it", n)
+	}
+	if segments(t, dir) != 1 {
+		t.Fatalf("%d journal segments; want 1 holding the records", segments(t, dir))
+	}
+	// Sent again while in flight: duplicates, without asking the store.
+	asked := st.askedKeys()
+	res, err = p.Submit(t.Context(), acctRecs(acct, 0, 100)...)
+	wantCounts(t, "a re-sent batch in flight", res, err, 0, 100)
+	if st.askedKeys() != asked {
+		t.Errorf("the store was asked about %d keys in flight; want none", st.askedKeys()-asked)
+	}
+	// 50 in flight, 50 new, 10 of them twice in the call.
+	mixed := append(acctRecs(acct, 50, 100), acctRecs(acct, 100, 10)...)
+	res, err = p.Submit(t.Context(), mixed...)
+	wantCounts(t, "a mixed batch", res, err, 50, 60)
+	// Another account's record of the same event ID is its own.
+	res, err = p.Submit(t.Context(), acctRecs("222222222222", 0, 1)...)
+	wantCounts(t, "another account", res, err, 1, 0)
+
+	close(st.gate)
+	waitFor(t, "the records to be stored", func() bool { return st.Len() == 151 })
+	waitFor(t, "the keys to leave the flight set", func() bool {
+		p.fmu.Lock()
+		defer p.fmu.Unlock()
+		return len(p.flight) == 0
+	})
+	// Stored now: the store's key check tells.
+	res, err = p.Submit(t.Context(), acctRecs(acct, 140, 20)...)
+	wantCounts(t, "stored and new", res, err, 10, 10)
+	waitFor(t, "the records to be stored", func() bool { return st.Len() == 161 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil
+	if n := segments(t, dir); n != 0 {
+		t.Errorf("%d journal segments after every record was stored; want 0", n)
+	}
+}
+
+// Concurrent Submit calls sending overlapping records share journal
+// writes; each record is counted inserted by exactly one of them and
+// stored once.
+func TestConcurrentSubmitsCountEachRecordOnce(t *testing.T) {
+	st := newKeyedStore()
+	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir()})
+	const acct, callers, calls = "111111111111", 8, 20
+	var mu sync.Mutex
+	total := audit.AppendResult{}
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := range calls {
+				// Every call shares 20 records with every other caller's
+				// call of the same i, and has 10 of its own.
+				rs := append(acctRecs(acct, i*1000, 20), acctRecs(acct, i*1000+100+c*10, 10)...)
+				res, err := p.Submit(context.Background(), rs...)
+				if err != nil {
+					t.Errorf("Submit = %v", err)
+					return
+				}
+				mu.Lock()
+				total.Inserted += res.Inserted
+				total.Duplicates += res.Duplicates
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	unique := calls * (20 + callers*10)
+	if total.Inserted != unique || total.Duplicates != callers*calls*30-unique {
+		t.Errorf("counts over all calls = %+v; want %d inserted, %d duplicates", total, unique, callers*calls*30-unique)
+	}
+	waitFor(t, "the records to be stored", func() bool { return st.Len() == unique })
+}
+
+// A record queued by Enqueue (not durable) and then sent by Submit is
+// counted a duplicate, and journaled all the same: it is stored even if
+// the queued copy is lost.
+func TestSubmitOfAKeyOnlyQueuedIsJournaled(t *testing.T) {
+	st := newKeyedStore()
+	st.gate = make(chan struct{})
+	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir()})
+	rs := acctRecs("111111111111", 0, 3)
+	if err := p.Enqueue(t.Context(), rs...); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Submit(t.Context(), rs...)
+	wantCounts(t, "records queued, not journaled", res, err, 0, 3)
+	p.fmu.Lock()
+	for _, r := range rs {
+		if c := p.flight[flightKey{r.Account, r.EventID}]; c.n != 2 || c.durable != 1 {
+			t.Errorf("record %s in flight %+v; want 2 copies, 1 durable", r.EventID, c)
+		}
+	}
+	p.fmu.Unlock()
+	close(st.gate)
+	waitFor(t, "the records to be stored", func() bool { return st.Len() == 3 })
+}
+
+// When the key check fails, Submit fails, nothing of it is journaled or
+// held in flight, and the same records sent again once the store answers
+// are counted new.
+func TestSubmitFailsWithTheKeyCheck(t *testing.T) {
+	st := newKeyedStore()
+	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir()})
+	rs := acctRecs("111111111111", 0, 5)
+	st.setAskErr(errors.New("store unreadable"))
+	if _, err := p.Submit(t.Context(), rs...); err == nil {
+		t.Fatal("Submit succeeded although the key check failed")
+	}
+	st.setAskErr(nil)
+	res, err := p.Submit(t.Context(), rs...)
+	wantCounts(t, "after the key check recovered", res, err, 5, 0)
+	waitFor(t, "the records to be stored", func() bool { return st.Len() == 5 })
+}
+
+// Records acknowledged by Submit but not stored when cairn stops are
+// replayed by the next Open; sent again then, they are duplicates.
+func TestSubmittedRecordsAreReplayedAndStayDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	bad := newKeyedStore()
+	bad.err = errors.New("disk on fire")
+	p, cancel, done := openJournaled(t, Config{Store: bad, Keys: bad, JournalDir: dir, MaxAttempts: 1})
+	rs := acctRecs("111111111111", 0, 20)
+	res, err := p.Submit(t.Context(), rs...)
+	wantCounts(t, "while the store fails", res, err, 20, 0)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil
+	good := newKeyedStore()
+	p2, _, _ := openJournaled(t, Config{Store: good, Keys: good, JournalDir: dir})
+	if n := good.Len(); n != 20 {
+		t.Fatalf("%d records replayed; want 20", n)
+	}
+	res, err = p2.Submit(t.Context(), append(rs, acctRecs("111111111111", 20, 1)...)...)
+	wantCounts(t, "after the replay", res, err, 1, 20)
+	for i := range rs {
+		if rs[i].EventID != fmt.Sprintf("111111111111-%d", i) {
+			t.Fatalf("Submit changed its caller's records")
+		}
+	}
+}
