@@ -160,12 +160,30 @@ func FuzzAuditEventData(f *testing.F) {
 		strings.Replace(good, `"requestParameters":{"doc":"a","n":2}`, `"requestParameters":{"a":1,"a":"\udc00"}`, 1),
 		strings.Replace(good, `"principalId":"alice"`, `"principalId":"alice","principalId":{"x":1}`, 1),
 		strings.Replace(good, `"recipientAccountId":"111111111111"`, `"recipientAccountId":"222222222222"`, 1),
+		good + " \n", good + "]", good + "}", good + " x", good + good,
+		strings.Replace(good, `"version"`, `"\u0076ersion"`, 1),
+		strings.Replace(good, `"app/1"`, "\"app\xff/1\"", 1),
+		strings.Replace(good, `"app/1"`, `"app\u2028 \"q\" \\ <&>"`, 1),
+		strings.Replace(good, `"userIdentity":{`, `"userIdentity":[],"x":{`, 1),
+		strings.Replace(good, `"userIdentity":{`, `"userIdentity":"u","x":{`, 1),
+		strings.Replace(good, `{"doc":"a","n":2}`, `{ "doc" : "a" ,  "n" : 2 }`, 1),
+		strings.Replace(good, `"UID":"u-Open"`, `"UID":null`, 1),
+		strings.Replace(good, `"userAgent":"app/1"`, `"userAgent":null`, 1),
 	} {
 		f.Add(s)
 	}
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data string) {
 		raw, eventID, code, msg := l.auditRecord(AuditEvent{Data: data}, acct, "us-east-1", "arn:aws:cloudtrail:us-east-1:"+acct+":channel/c", now)
+		// The same answer, and the same record, as the encoding/json
+		// version it replaced.
+		refRaw, refID, refCode, refMsg := auditRecordRef(AuditEvent{Data: data}, acct, "us-east-1", "arn:aws:cloudtrail:us-east-1:"+acct+":channel/c", now)
+		if code != refCode || msg != refMsg {
+			t.Fatalf("%q: %s %q, the reference %s %q", data, code, msg, refCode, refMsg)
+		}
+		if code == "" && !bytes.Equal(bytes.Replace(raw, []byte(eventID), []byte(refID), 1), refRaw) {
+			t.Fatalf("%q: stored\n%s\nthe reference\n%s", data, raw, refRaw)
+		}
 		if code != "" {
 			if msg == "" || raw != nil {
 				t.Fatalf("rejected %q as %s with message %q and a record", data, code, msg)

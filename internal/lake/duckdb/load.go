@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -200,11 +199,16 @@ func eventsDDL() string {
 // recordRow reads raw's top level into the values of one appended row
 // (eds_id excluded: vals[0] is left to the caller). A record that is not a
 // JSON object keeps only eventJson. dec is reused between calls.
+//
+// The values are slices of raw wherever the text is raw's own (eventJson,
+// a nested field, a string without escapes, another scalar): the Appender
+// copies them into its vectors, so making each a Go string first copied
+// every record twice (and gave the GC ~1.5 KB a record to collect).
 func recordRow(dec *jsontext.Decoder, raw []byte, vals []driver.Value) {
 	for i := range vals {
 		vals[i] = nil
 	}
-	vals[posJSON+len(columns)] = validText(raw)
+	vals[posJSON+len(columns)] = validBytes(raw)
 	dec.Reset(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return
@@ -225,12 +229,20 @@ func recordRow(dec *jsontext.Decoder, raw []byte, vals []driver.Value) {
 		if err != nil {
 			return
 		}
+		// The decoder's Value is its own buffer's; the same bytes in raw
+		// end at the input offset.
+		end := int(dec.InputOffset())
+		if start := end - len(v); start >= 0 && end <= len(raw) && bytes.Equal(raw[start:end], v) {
+			v = jsontext.Value(raw[start:end:end])
+		} else {
+			v = bytes.Clone(v)
+		}
 		vals[posJSON+i] = fieldValue(columns[i], v)
 	}
 }
 
 // fieldValue is the appended value of column c for the JSON value v (nil:
-// NULL).
+// NULL). The value may share v's bytes.
 func fieldValue(c column, v jsontext.Value) driver.Value {
 	k := v.Kind()
 	if k == 'n' {
@@ -239,23 +251,23 @@ func fieldValue(c column, v jsontext.Value) driver.Value {
 	switch c.kind {
 	case kJSON:
 		if k == '{' && !c.array || k == '[' && c.array {
-			return validText(v)
+			return validBytes(v)
 		}
 		return nil
 	case kBool:
 		s := string(v)
 		if k == '"' {
-			s = unquote(v)
+			s = string(unquote(v))
 		}
-		if b, err := strconv.ParseBool(s); err == nil && (s == "true" || s == "false") {
-			return b
+		if s == "true" || s == "false" {
+			return s == "true"
 		}
 		return nil
 	case kTime:
 		if k != '"' {
 			return nil
 		}
-		if t, ok := parseEventTime(unquote(v)); ok {
+		if t, ok := parseEventTime(string(unquote(v))); ok {
 			return t
 		}
 		return nil
@@ -263,7 +275,7 @@ func fieldValue(c column, v jsontext.Value) driver.Value {
 		if k == '"' {
 			return unquote(v)
 		}
-		return validText(v)
+		return validBytes(v)
 	}
 }
 
@@ -280,22 +292,38 @@ func parseEventTime(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// unquote returns the JSON string v's text, made valid UTF-8.
-func unquote(v jsontext.Value) string {
+// unquote returns the JSON string v's text, made valid UTF-8: v's own
+// bytes between the quotes when they are valid UTF-8 without escapes.
+func unquote(v jsontext.Value) []byte {
+	if len(v) >= 2 {
+		if in := v[1 : len(v)-1 : len(v)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+			return in
+		}
+	}
 	b, err := jsontext.AppendUnquote(nil, v)
 	if err != nil && len(b) == 0 {
-		return ""
+		return []byte{}
 	}
-	return validText(b)
+	return validBytes(b)
 }
 
-// validText returns b as a string DuckDB accepts (invalid UTF-8 replaced).
-func validText(b []byte) string {
+// validBytes returns b as text DuckDB accepts: b itself when it is valid
+// UTF-8, else a copy with the invalid bytes replaced.
+func validBytes(b []byte) []byte {
 	if utf8.Valid(b) {
-		return string(b)
+		return b
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	return bytes.ToValidUTF8(b, []byte("\uFFFD"))
 }
+
+// appendFlush is the number of appended rows after which the Appender runs
+// its INSERT (the rest of the transaction's rows follow in later runs).
+// DuckDB's query Appender otherwise collects up to 204,800 rows before it
+// runs the INSERT: a load's whole batch (lake.LoadBatch, 131,072 records,
+// ~170 MB of JSON) was copied into that collection, then into the table's
+// transaction-local storage, in memory freshly allocated (and page-faulted)
+// each time.
+const appendFlush = 16384
 
 // appendRows appends rows to events through a query Appender on conn, in
 // conn's current transaction.
@@ -311,7 +339,13 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 		}
 		dec := jsontext.NewDecoder(bytes.NewReader(nil))
 		vals := make([]driver.Value, len(names))
-		for _, r := range rows {
+		for i, r := range rows {
+			if i > 0 && i%appendFlush == 0 {
+				if err := a.Flush(); err != nil {
+					a.Close()
+					return err
+				}
+			}
 			recordRow(dec, r.Raw, vals)
 			vals[posEDS] = r.Store
 			if err := a.AppendRow(vals...); err != nil {

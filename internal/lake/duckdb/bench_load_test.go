@@ -1,0 +1,81 @@
+package duckdb
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
+)
+
+// BenchmarkLoad inserts CAIRN_LAKE_LOAD_N real records (default 262,144,
+// the real ones repeated) in transactions of 131,072 (lake.LoadBatch) into
+// a database file: the engine's share of a Lake load, without the
+// importer's reading of the files.
+func BenchmarkLoad(b *testing.B) {
+	n := 262144
+	if v, err := strconv.Atoi(os.Getenv("CAIRN_LAKE_LOAD_N")); err == nil && v > 0 {
+		n = v
+	}
+	real := audittest.RealRecords(b)
+	rows := make([]engine.Row, n)
+	for i := range rows {
+		rows[i] = engine.Row{Store: "s", Raw: real[i%len(real)].Raw}
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		d, err := Open(filepath.Join(b.TempDir(), "lake.duckdb"), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start, cpu0 := time.Now(), cpuTime()
+		for i := 0; i < n; i += 131072 {
+			if err := d.Insert(ctx, rows[i:min(n, i+131072)], 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/event")
+		d.Close()
+	}
+}
+
+// cpuTime is the CPU time the process used (user + system, all threads).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkInsertCall times Insert calls of 1 and of 100 custom events
+// (PutAuditEvents' records) into a database file.
+func BenchmarkInsertCall(b *testing.B) {
+	for _, n := range []int{1, 100} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			d, err := Open(filepath.Join(b.TempDir(), "lake.duckdb"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			rows := make([]engine.Row, n)
+			for i := range rows {
+				rows[i] = engine.Row{Store: "s", Raw: []byte(`{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":"ActivityLog","eventID":"e` + strconv.Itoa(i) +
+					`","eventTime":"2026-01-02T03:04:05Z","awsRegion":"us-east-1","recipientAccountId":"111111111111","metadata":{"channelARN":"arn:aws:cloudtrail:us-east-1:111111111111:channel/c","ingestionTime":"2026-01-02T03:04:05Z"},` +
+					`"eventData":{"version":"1.0","userIdentity":{"type":"CustomUser","principalId":"alice","details":{"team":"blue"}},"userAgent":"app/1","eventSource":"myapp.example.com","eventName":"Op","eventTime":"2026-01-02T03:04:05Z","UID":"u","requestParameters":{"doc":"a","n":2},"sourceIPAddress":"10.0.0.1","recipientAccountId":"111111111111"}}`)}
+			}
+			ctx := context.Background()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if err := d.Insert(ctx, rows, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/call")
+		})
+	}
+}
