@@ -134,7 +134,7 @@ func unquote(b []byte, i int) (out []byte, next int, ok bool) {
 		case 't':
 			out = append(out, '\t')
 		case 'u':
-			r, ok := hex4(b, i+2)
+			r, ok := awsjson.Hex4(b, i+2)
 			// NUL and surrogates are the general decoder's to judge.
 			if !ok || r == 0 || (r >= 0xD800 && r <= 0xDFFF) {
 				return nil, 0, false
@@ -148,24 +148,4 @@ func unquote(b []byte, i int) (out []byte, next int, ok bool) {
 		i += 2
 	}
 	return nil, 0, false
-}
-
-func hex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[i : i+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }

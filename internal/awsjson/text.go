@@ -33,7 +33,7 @@ func CheckText(body []byte) error {
 				i++ // \" \\ \/ \b \f \n \r \t
 				continue
 			}
-			r, ok := hex4(body, i+2)
+			r, ok := Hex4(body, i+2)
 			if !ok {
 				continue // the JSON decoder reports it
 			}
@@ -45,7 +45,7 @@ func CheckText(body []byte) error {
 			case r >= 0xD800 && r <= 0xDBFF:
 				lo, ok := rune(-1), false
 				if i+7 < len(body) && body[i+6] == '\\' && body[i+7] == 'u' {
-					lo, ok = hex4(body, i+8)
+					lo, ok = Hex4(body, i+8)
 				}
 				if !ok || lo < 0xDC00 || lo > 0xDFFF {
 					return loneSurrogate(i)
@@ -67,8 +67,8 @@ func loneSurrogate(at int) *Error {
 	return serialization(fmt.Sprintf("The request body contains an unpaired UTF-16 surrogate escape (at byte offset %d); strings must be valid Unicode.", at))
 }
 
-// hex4 reads the 4 hex digits at b[i:].
-func hex4(b []byte, i int) (rune, bool) {
+// Hex4 reads the 4 hex digits of a \u escape at b[i:].
+func Hex4(b []byte, i int) (rune, bool) {
 	if i+4 > len(b) {
 		return 0, false
 	}
