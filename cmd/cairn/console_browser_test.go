@@ -99,6 +99,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	if code := run(context.Background(), []string{"import", "--endpoint-url", ts.endpoint, logs}, &out, &errb); code != 0 {
 		t.Fatalf("import: %d\n%s\n%s", code, out.String(), errb.String())
 	}
+	// ImportRecords answers once its records are in the journal: wait until
+	// the store holds them, so that the console and LookupEvents see the same.
+	waitIngested(t, ts.endpoint)
 	api := alice(ts)
 	bg := context.Background()
 	if _, err := api.CreateTrail(bg, &cloudtrail.CreateTrailInput{Name: aws.String("audit"), S3BucketName: aws.String("cairn-logs")}); err != nil {
@@ -334,6 +337,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if code := run(context.Background(), []string{"import", "--endpoint-url", ts.endpoint, insDir}, &out, &errb); code != 0 {
 		t.Fatalf("import of the Insight: %d\n%s", code, errb.String())
 	}
+	waitIngested(t, ts.endpoint)
 	if err := chromedp.Do(ctx, chromedp.Navigate(ts.endpoint+"/console/insights?region=us-east-1")); err != nil {
 		t.Fatal(err)
 	}
