@@ -108,17 +108,8 @@ func (l *Lake) Run(ctx context.Context) error {
 
 // loop is Run's loop; it returns when ctx ends or Close begins.
 func (l *Lake) loop(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(l.base, cancel)()
-	interval := l.opts.IngestInterval
-	if interval <= 0 {
-		interval = time.Second
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	var lastSweep time.Time
-	for {
+	l.ticking(ctx, func(ctx context.Context) error {
 		if l.opts.Feed != nil && !l.opts.Shared { // shared: RunFeed, under a lease
 			if _, err := l.Sync(ctx, l.opts.Feed); err != nil && ctx.Err() == nil {
 				l.log.Error("lake: ingest", "err", err)
@@ -131,9 +122,30 @@ func (l *Lake) loop(ctx context.Context) {
 			}
 			lastSweep = now
 		}
+		return nil
+	})
+}
+
+// ticking runs step at once and then every Options.IngestInterval (a
+// second by default) until ctx ends or Close begins (nil), or step returns
+// an error (that error).
+func (l *Lake) ticking(ctx context.Context, step func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(l.base, cancel)()
+	interval := l.opts.IngestInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := step(ctx); err != nil {
+			return err
+		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}

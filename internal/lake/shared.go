@@ -41,17 +41,8 @@ func (l *Lake) RunFeed(ctx context.Context) error {
 		return nil
 	}
 	defer l.work.Done()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(l.base, cancel)()
-	interval := l.opts.IngestInterval
-	if interval <= 0 {
-		interval = time.Second
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	var lastSweep time.Time
-	for {
+	return l.ticking(ctx, func(ctx context.Context) error {
 		if err := l.refresh(ctx); err != nil && ctx.Err() == nil {
 			l.log.Warn("lake: feed: the registry could not be read", "err", err)
 		} else if l.opts.Feed != nil {
@@ -73,12 +64,8 @@ func (l *Lake) RunFeed(ctx context.Context) error {
 			}
 			lastSweep = now
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return nil
+	})
 }
 
 // sharedRecord is q as SharedQueries keeps it; l.mu is held.
