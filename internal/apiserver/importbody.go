@@ -1,17 +1,21 @@
 package apiserver
 
 import (
-	"unicode/utf8"
+	"bytes"
+	"io"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/cairn-audit/cairn/internal/awsjson"
 )
 
 // importRecordsBody reads the records of an ImportRecords body of the one
 // shape `cairn import` and the SDKs send, {"Records":["...", ...]} with
-// any whitespace between tokens, each record unquoted into its own slice.
-// It returns ok false for any other body, or a string it does not read the
-// way encoding/json does for certain (a control byte, a \u escape of a
-// surrogate or NUL, a bad escape): the caller then decodes the body with
+// any whitespace between tokens, each record unquoted into its own slice,
+// with one jsontext token scan. It returns ok false for any other body
+// (another member, a repeated one, a value of another type, trailing
+// bytes), for a body awsjson.CheckText refuses, and for a record holding a
+// \u escape of a UTF-16 surrogate: the caller then decodes the body with
 // awsjson.Decode, which answers what is wrong with it. The general decoder
 // read the body twice into a tree of interfaces and copied each record
 // twice more; it was a third of the handler's CPU in BenchmarkLiveIngest.
@@ -19,133 +23,53 @@ func importRecordsBody(body []byte) (records [][]byte, ok bool) {
 	if awsjson.CheckText(body) != nil {
 		return nil, false
 	}
-	i := skipSpace(body, 0)
-	const member = `"Records"`
-	if i >= len(body) || body[i] != '{' {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	next := func(want jsontext.Kind) bool {
+		tok, err := dec.ReadToken()
+		return err == nil && tok.Kind() == want
+	}
+	if !next('{') {
 		return nil, false
 	}
-	i = skipSpace(body, i+1)
-	if len(body)-i < len(member) || string(body[i:i+len(member)]) != member {
+	if name, err := dec.ReadToken(); err != nil || name.Kind() != '"' || name.String() != "Records" {
 		return nil, false
 	}
-	i = skipSpace(body, i+len(member))
-	if i >= len(body) || body[i] != ':' {
+	if !next('[') {
 		return nil, false
 	}
-	i = skipSpace(body, i+1)
-	if i >= len(body) || body[i] != '[' {
-		return nil, false
-	}
-	i = skipSpace(body, i+1)
-	if i < len(body) && body[i] == ']' {
-		i++
-	} else {
-		for {
-			rec, next, ok := unquote(body, i)
-			if !ok {
-				return nil, false
-			}
-			records = append(records, rec)
-			i = skipSpace(body, next)
-			if i >= len(body) {
-				return nil, false
-			}
-			if body[i] == ']' {
-				i++
-				break
-			}
-			if body[i] != ',' {
-				return nil, false
-			}
-			i = skipSpace(body, i+1)
+	records = [][]byte{}
+	for dec.PeekKind() == '"' {
+		v, err := dec.ReadValue()
+		if err != nil || escapedSurrogate(v) {
+			return nil, false
 		}
+		rec, err := jsontext.AppendUnquote(nil, v)
+		if err != nil {
+			return nil, false
+		}
+		records = append(records, rec)
 	}
-	i = skipSpace(body, i)
-	if i >= len(body) || body[i] != '}' {
+	if !next(']') || !next('}') {
 		return nil, false
 	}
-	if skipSpace(body, i+1) != len(body) {
+	if _, err := dec.ReadToken(); err != io.EOF { // bytes after the object
 		return nil, false
-	}
-	if records == nil {
-		records = [][]byte{}
 	}
 	return records, true
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// unquote reads the JSON string starting at b[i] (its opening quote) and
-// returns its value and the index after its closing quote. The body is
-// valid UTF-8 (CheckText).
-func unquote(b []byte, i int) (out []byte, next int, ok bool) {
-	if i >= len(b) || b[i] != '"' {
-		return nil, 0, false
-	}
-	i++
-	// The value is at most as long as its quoted form.
-	end := i
-	for end < len(b) && b[end] != '"' {
-		if b[end] == '\\' {
-			end++
-		}
-		end++
-	}
-	if end >= len(b) {
-		return nil, 0, false
-	}
-	out = make([]byte, 0, end-i)
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
-			return out, i + 1, true
-		case c < 0x20:
-			return nil, 0, false
-		case c != '\\':
-			// Copy the run up to the next quote, escape or control byte.
-			j := i + 1
-			for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
-				j++
-			}
-			out = append(out, b[i:j]...)
-			i = j
+// escapedSurrogate reports whether the JSON string v holds a \u escape of
+// a UTF-16 surrogate (half of a pair): those are the general decoder's to
+// judge.
+func escapedSurrogate(v []byte) bool {
+	for i := 0; i+1 < len(v); i++ {
+		if v[i] != '\\' {
 			continue
 		}
-		if i+1 >= len(b) {
-			return nil, 0, false
+		if r, ok := awsjson.Hex4(v, i+2); ok && v[i+1] == 'u' && r >= 0xD800 && r <= 0xDFFF {
+			return true
 		}
-		switch b[i+1] {
-		case '"', '\\', '/':
-			out = append(out, b[i+1])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := awsjson.Hex4(b, i+2)
-			// NUL and surrogates are the general decoder's to judge.
-			if !ok || r == 0 || (r >= 0xD800 && r <= 0xDFFF) {
-				return nil, 0, false
-			}
-			out = utf8.AppendRune(out, r)
-			i += 6
-			continue
-		default:
-			return nil, 0, false
-		}
-		i += 2
+		i++ // the escaped byte
 	}
-	return nil, 0, false
+	return false
 }
