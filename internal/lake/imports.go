@@ -318,6 +318,7 @@ func (l *Lake) StartImport(ctx context.Context, p audit.Principal, in ImportRequ
 // node stops or lost the imports' lease is left as it is stored
 // (IN_PROGRESS), for the next holder to resume.
 func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root *os.Root) (fenced bool) {
+	sink.AnyAccount = im.AnyAccount // a responder's import takes every account's records
 	l.mu.Lock()
 	if im.Status == ImportInitializing {
 		im.Status = ImportInProgress
@@ -534,7 +535,6 @@ func (l *Lake) resumeImport(ctx context.Context, im *lakeImport, wg *sync.WaitGr
 		}
 		return
 	}
-	sink.AnyAccount = im.AnyAccount
 	l.mu.Lock()
 	if l.closed || l.imports[im.ID] != im {
 		l.mu.Unlock()

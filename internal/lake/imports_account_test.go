@@ -240,3 +240,49 @@ func TestImportRootsDoNotFollowSymlinksOut(t *testing.T) {
 		t.Errorf("the store holds %v; want own.json's 3 events", rows)
 	}
 }
+
+// TestResponderImportTakesEveryAccount: a responder's StartImport (its key
+// marked responder in the config) loads every account's records of the
+// source, as `cairn import --into` does for it; a tenant's import of the
+// same file takes only its own (TestImportsTakeOnlyTheCallersRecords).
+func TestResponderImportTakesEveryAccount(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "mixed.json"), logFile("r", 6, acctA, acctB), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, Options{ImportRoots: []string{root}})
+	a := e.client("AKIAAAAAAAAAAAAAAAAA")
+	for _, c := range []struct {
+		name      string
+		responder bool
+		want      map[string]string
+	}{
+		{"responder", true, map[string]string{acctA: "3", acctB: "3"}},
+		{"tenant", false, map[string]string{acctA: "3"}},
+	} {
+		st, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String(c.name), RetentionPeriod: aws.Int32(3653),
+			StartIngestion: aws.Bool(false)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := audit.Principal{AccountID: acctA, Responder: c.responder}
+		im, err := e.lake.StartImport(ctx, p, ImportRequest{Destinations: []string{aws.ToString(st.EventDataStoreArn)},
+			Source: filepath.Join(root, "mixed.json")})
+		if err != nil {
+			t.Fatalf("%s: StartImport: %v", c.name, err)
+		}
+		g := waitImport(t, a, aws.String(im.ID))
+		if g.ImportStatus != types.ImportStatusCompleted {
+			t.Fatalf("%s: import %s", c.name, g.ImportStatus)
+		}
+		id := aws.ToString(st.EventDataStoreArn)[strings.LastIndex(aws.ToString(st.EventDataStoreArn), "/")+1:]
+		got := map[string]string{}
+		for _, row := range runQuery(t, a, `SELECT recipientAccountId AS a, count(*) AS n FROM `+id+` GROUP BY 1`) {
+			got[row["a"]] = row["n"]
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: the store holds %v; want %v", c.name, got, c.want)
+		}
+	}
+}
