@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -378,6 +379,7 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 	}
 	ended := func(cur *lakeImport) {
 		cur.Updated = l.opts.Now().UTC()
+		r := rep
 		switch {
 		case cur.Status == ImportStopped:
 		case err != nil:
@@ -391,16 +393,12 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 				// the caller's business (ListImportFailures shows this).
 				ferr = fmt.Errorf("the import stopped because of an error in cairn; the server's log has the cause (import %s)", cur.ID)
 			}
-			r := rep
-			r.Errors = append(append([]importer.RecordError(nil), rep.Errors...), importer.RecordError{File: uri, Err: ferr})
-			cur.Failures = cur.failures(r, retention)
-			cur.Stats = ImportStats{Files: rep.Files, Events: rep.Imported + rep.Duplicates,
-				Failures: int64(len(cur.Failures)) + rep.ErrorsOmitted, Expired: rep.Expired}
-			return
+			// A copy: ended may run twice (after a failed registry save).
+			r.Errors = append(slices.Clip(rep.Errors), importer.RecordError{File: uri, Err: ferr})
 		default:
 			cur.Status = ImportCompleted
 		}
-		cur.Failures = cur.failures(rep, retention)
+		cur.Failures = cur.failures(r, retention)
 		cur.Stats = ImportStats{Files: rep.Files, Events: rep.Imported + rep.Duplicates,
 			Failures: int64(len(cur.Failures)) + rep.ErrorsOmitted, Expired: rep.Expired}
 	}
