@@ -254,6 +254,18 @@ func TestSharedQueries(t *testing.T) {
 	if _, err := b.QueryResults(ctx, other, QueryRef{ID: id}); auditCode(err) != audit.CodeQueryIdNotFound {
 		t.Errorf("another account's QueryResults on B = %v; want QueryIdNotFound", err)
 	}
+	// The same hostile calls of another account through B, which reads
+	// the query from the shared store: nothing of A's account shows.
+	if _, err := b.DescribeQuery(ctx, other, QueryRef{ID: id}); auditCode(err) != audit.CodeQueryIdNotFound {
+		t.Errorf("another account's DescribeQuery on B = %v; want QueryIdNotFound", err)
+	}
+	if _, err := b.QueryResults(ctx, other, QueryRef{ID: id, Store: s.ID}); auditCode(err) != audit.CodeQueryIdNotFound &&
+		auditCode(err) != audit.CodeEventDataStoreNotFound {
+		t.Errorf("another account's QueryResults naming A's store on B = %v; want QueryIdNotFound or EventDataStoreNotFound", err)
+	}
+	if list, err := b.Queries(ctx, other, QueriesRequest{Store: s.ID}); auditCode(err) != audit.CodeEventDataStoreNotFound {
+		t.Errorf("another account's ListQueries of A's store on B = %+v, %v; want EventDataStoreNotFound", list, err)
+	}
 	if _, err := b.CancelQuery(ctx, p, QueryRef{ID: id}); auditCode(err) != audit.CodeInactiveQuery {
 		t.Errorf("B's CancelQuery of a finished query = %v; want InactiveQuery", err)
 	}
@@ -274,6 +286,12 @@ func TestSharedQueries(t *testing.T) {
 	waiting, err := a.StartQuery(ctx, p, `SELECT 1 FROM `+s.ID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := b.CancelQuery(ctx, other, QueryRef{ID: waiting}); auditCode(err) != audit.CodeQueryIdNotFound {
+		t.Errorf("another account's CancelQuery of A's waiting query on B = %v; want QueryIdNotFound", err)
+	}
+	if info, err := a.DescribeQuery(ctx, p, QueryRef{ID: waiting}); err != nil || info.State != QueryQueued && info.State != QueryRunning {
+		t.Fatalf("A's waiting query after another account's CancelQuery = %+v, %v; want it still waiting", info, err)
 	}
 	if info, err := b.CancelQuery(ctx, p, QueryRef{ID: waiting}); err != nil || info.State != QueryCancelled {
 		t.Fatalf("B's CancelQuery of A's waiting query = %+v, %v", info, err)
