@@ -646,7 +646,7 @@ func (l *Lake) CancelQuery(ctx context.Context, p audit.Principal, ref QueryRef)
 		}
 		cctx, cancel := context.WithTimeout(ctx, sharedTimeout)
 		defer cancel()
-		r, ok, err := l.opts.Queries.CancelQuery(cctx, ref.ID)
+		r, ok, err := l.opts.Queries.CancelQuery(cctx, p.AccountID, ref.ID)
 		if err != nil {
 			return QueryInfo{}, &audit.Error{Code: audit.CodeServiceUnavailable, Err: err,
 				Message: "cairn cannot cancel the query in its shared store. Retry later."}

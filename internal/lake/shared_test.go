@@ -318,3 +318,29 @@ func auditCode(err error) audit.Code {
 	}
 	return ""
 }
+
+// TestSharedCancelKeepsToItsAccount: the shared store's CancelQuery
+// cancels only the named account's query; another account's call, which
+// Lake refuses before it gets there, changes and shows nothing.
+func TestSharedCancelKeepsToItsAccount(t *testing.T) {
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, pgtest.Database(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := SharedQuery{ID: "q-1", Account: "111111111111", Statement: "SELECT 1", State: QueryRunning, Node: "a",
+		Stores: []string{"s"}, Created: time.Now().UTC()}
+	if err := db.SaveQuery(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok, err := db.CancelQuery(ctx, "222222222222", q.ID); err != nil || ok || r.ID != "" {
+		t.Errorf("another account's CancelQuery = %+v, %v, %v; want nothing", r, ok, err)
+	}
+	if r, _, err := db.LoadQuery(ctx, q.ID); err != nil || r.State != QueryRunning {
+		t.Errorf("after another account's CancelQuery the query is %+v, %v; want RUNNING", r, err)
+	}
+	if r, ok, err := db.CancelQuery(ctx, q.Account, q.ID); err != nil || !ok || r.State != QueryCancelled {
+		t.Errorf("the account's CancelQuery = %+v, %v, %v; want CANCELLED", r, ok, err)
+	}
+}

@@ -15,10 +15,10 @@ type QueryStore interface {
 	SaveQuery(ctx context.Context, q QueryRecord) error
 	// LoadQuery returns the query id; ok false when it is not stored.
 	LoadQuery(ctx context.Context, id string) (q QueryRecord, ok bool, err error)
-	// CancelQuery makes the stored query id CANCELLED when it is QUEUED or
-	// RUNNING and returns it; ok false (and the query as stored, or a
-	// zero one when absent) otherwise.
-	CancelQuery(ctx context.Context, id string) (q QueryRecord, ok bool, err error)
+	// CancelQuery makes account's stored query id CANCELLED when it is
+	// QUEUED or RUNNING and returns it; ok false (and the query as stored,
+	// or a zero one when absent or another account's) otherwise.
+	CancelQuery(ctx context.Context, account, id string) (q QueryRecord, ok bool, err error)
 	// ListQueries returns account's queries of store (an ID).
 	ListQueries(ctx context.Context, account, store string) ([]QueryRecord, error)
 	// SaveResult stores rows as the result rows first, first+1... of the

@@ -74,11 +74,14 @@ func (d *DB) LoadQuery(ctx context.Context, id string) (engine.QueryRecord, bool
 }
 
 // CancelQuery implements engine.QueryStore.
-func (d *DB) CancelQuery(ctx context.Context, id string) (engine.QueryRecord, bool, error) {
+func (d *DB) CancelQuery(ctx context.Context, account, id string) (engine.QueryRecord, bool, error) {
 	q, err := scanQuery(d.pool.QueryRow(ctx, `UPDATE lake_queries SET state = 'CANCELLED'
-		WHERE id = $1 AND state IN ('QUEUED', 'RUNNING') RETURNING `+queryCols, id))
+		WHERE id = $1 AND account = $2 AND state IN ('QUEUED', 'RUNNING') RETURNING `+queryCols, id, account))
 	if errors.Is(err, pgx.ErrNoRows) {
-		q, _, err := d.LoadQuery(ctx, id)
+		q, ok, err := d.LoadQuery(ctx, id)
+		if !ok || q.Account != account {
+			return engine.QueryRecord{}, false, err
+		}
 		return q, false, err
 	}
 	if err != nil {
