@@ -77,7 +77,11 @@ func TestPostgresCheckBindsOnlyOwnStores(t *testing.T) {
 	}
 	add("InvalidQueryStatement", `SELECT * FROM lake_events`, `SELECT * FROM public.lake_events`, `SELECT * FROM `+own+`, lake.element_at`,
 		`SELECT lake.element_at(requestParameters, 'x') FROM `+own, `SELECT eventName FROM `+own+`; SELECT * FROM lake_meta`,
-		`SELECT * FROM `+tableName(h.idB), `SELECT * FROM "`+tableName(h.idB)+`"`, `SELECT * FROM "t_`+h.secret+`"`)
+		`SELECT * FROM `+tableName(h.idB), `SELECT * FROM "`+tableName(h.idB)+`"`, `SELECT * FROM "t_`+h.secret+`"`,
+		// The shared mode's tables in the same database: every account's
+		// queries and results, the shared state and the leases.
+		`SELECT * FROM lake_queries`, `SELECT cells FROM public.lake_results`, `SELECT * FROM `+own+` JOIN lake_results ON true`,
+		`SELECT * FROM shared_state`, `SELECT * FROM leases`)
 	add("EventDataStoreNotFound", `SELECT * FROM `+h.idB, `SELECT * FROM `+h.arnB)
 	t.Logf("%d hostile statements (%d relations, %d functions of PostgreSQL)", len(refused), nrel, nfn)
 	for stmt, want := range refused {
