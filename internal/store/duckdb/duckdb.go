@@ -1698,29 +1698,11 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 		s.rw.RLock()
 		defer s.rw.RUnlock()
 		out := make([]appendedRow, 0, limit)
-		// Sequence numbers are dense but for the rows retention deleted
-		// and the numbers of rolled-back appends: the next limit rows are
-		// almost always seqs after+1..after+limit. Asked by that range,
-		// DuckDB reads only the row groups holding it; "seq > after ORDER
-		// BY seq LIMIT n" alone keeps a top-n over every row group after
-		// it, and a sequential reader (cairn hunt, Lake, trails) paid
-		// that on every page. The rows a gap leaves missing are asked
-		// for after the range, in the general form: same rows, same order.
-		lo := after
-		if after <= math.MaxInt64-int64(limit) {
-			hi := after + int64(limit)
-			// Constants, so that DuckDB prunes row groups by their zone maps.
-			if err := s.scanAppended(ctx, &out, fmt.Sprintf(`SELECT seq, account, region, category, `+recordColumns+`
-				FROM events WHERE seq > %d AND seq <= %d ORDER BY seq`, after, hi)); err != nil {
-				return nil, err
-			}
-			lo = hi
-		}
-		if len(out) < limit {
-			if err := s.scanAppended(ctx, &out, fmt.Sprintf(`SELECT seq, account, region, category, `+recordColumns+`
-				FROM events WHERE seq > %d ORDER BY seq LIMIT %d`, lo, limit-len(out))); err != nil {
-				return nil, err
-			}
+		if err := readSeqPage(after, limit, `seq, account, region, category, `+recordColumns, func(query string) (int, error) {
+			err := s.scanAppended(ctx, &out, query)
+			return len(out), err
+		}); err != nil {
+			return nil, err
 		}
 		// The blocks are read here too, decoded after rw.
 		frames := make([][]byte, len(out))
@@ -1766,6 +1748,34 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 		out[i].Record.Account, out[i].Record.Region, out[i].Record.Category = a.acct, a.region, audit.Category(a.cat)
 	}
 	return out, nil
+}
+
+// readSeqPage hands scan the queries (of the columns cols) of the rows
+// after sequence number after, up to limit, in seq order; scan appends a
+// query's rows and returns how many it holds in all. Sequence numbers are
+// dense but for the rows retention deleted and the numbers of rolled-back
+// appends: the next limit rows are almost always seqs after+1..after+limit.
+// Asked by that range, DuckDB reads only the row groups holding it; "seq >
+// after ORDER BY seq LIMIT n" alone keeps a top-n over every row group
+// after it, and a sequential reader (cairn hunt, Lake, trails) paid that
+// on every page. The rows a gap leaves missing are asked for after the
+// range, in the general form: same rows, same order. The values are
+// constants, so that DuckDB prunes row groups by their zone maps.
+func readSeqPage(after int64, limit int, cols string, scan func(query string) (int, error)) error {
+	lo, have := after, 0
+	if after <= math.MaxInt64-int64(limit) {
+		hi := after + int64(limit)
+		var err error
+		if have, err = scan(fmt.Sprintf(`SELECT %s FROM events WHERE seq > %d AND seq <= %d ORDER BY seq`, cols, after, hi)); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	if have < limit {
+		_, err := scan(fmt.Sprintf(`SELECT %s FROM events WHERE seq > %d ORDER BY seq LIMIT %d`, cols, lo, limit-have))
+		return err
+	}
+	return nil
 }
 
 // appendedRow is one row ReadAppended reads.

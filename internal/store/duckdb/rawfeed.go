@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -59,22 +58,11 @@ func (s *Store) ReadRaw(ctx context.Context, after int64, limit int) ([]audit.Ra
 		s.rw.RLock()
 		defer s.rw.RUnlock()
 		rows = make([]rawRow, 0, limit)
-		// As ReadAppended: the seq range first (DuckDB prunes row groups
-		// by its zone maps), the rows a gap leaves missing after it.
-		lo := after
-		if after <= math.MaxInt64-int64(limit) {
-			hi := after + int64(limit)
-			if err := scanRaw(ctx, s.db, &rows, fmt.Sprintf(`SELECT seq, event_time, record
-				FROM events WHERE seq > %d AND seq <= %d ORDER BY seq`, after, hi)); err != nil {
-				return err
-			}
-			lo = hi
-		}
-		if len(rows) < limit {
-			if err := scanRaw(ctx, s.db, &rows, fmt.Sprintf(`SELECT seq, event_time, record
-				FROM events WHERE seq > %d ORDER BY seq LIMIT %d`, lo, limit-len(rows))); err != nil {
-				return err
-			}
+		if err := readSeqPage(after, limit, `seq, event_time, record`, func(query string) (int, error) {
+			err := scanRaw(ctx, s.db, &rows, query)
+			return len(rows), err
+		}); err != nil {
+			return err
 		}
 		var missing []int64
 		plain = map[int64][]byte{}
