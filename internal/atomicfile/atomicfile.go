@@ -57,7 +57,7 @@ func WriteFunc(path string, perm fs.FileMode, fill func(io.Writer) error) error 
 		os.Remove(tmp)
 		return fmt.Errorf("atomicfile: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
+	return Sync(filepath.Dir(path))
 }
 
 // Create writes a new file at path with data, durably, and fails with an
@@ -75,7 +75,7 @@ func Create(path string, data []byte, perm fs.FileMode) error {
 	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
+	return Sync(filepath.Dir(path))
 }
 
 // writeTemp writes a synced temporary file next to path and returns its
@@ -110,9 +110,10 @@ func writeTemp(path string, perm fs.FileMode, fill func(io.Writer) error) (name 
 	return name, nil
 }
 
-// syncDir fsyncs a folder, making the renames and links in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// Sync fsyncs a file, or a folder (making the renames and links in it
+// durable). Its errors wrap ErrNotDurable.
+func Sync(path string) error {
+	d, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	}
@@ -121,7 +122,7 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("%w: syncing %s: %w", ErrNotDurable, dir, err)
+		return fmt.Errorf("%w: syncing %s: %w", ErrNotDurable, path, err)
 	}
 	return nil
 }

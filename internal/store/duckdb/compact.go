@@ -16,6 +16,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
@@ -218,8 +219,8 @@ func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes i
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("duckdb: compact: %w", err)
 	}
-	if err := syncFile(tmp); err != nil {
-		return err
+	if err := atomicfile.Sync(tmp); err != nil {
+		return fmt.Errorf("duckdb: compact: %w", err)
 	}
 	if compactHook != nil {
 		if err := compactHook(); err != nil {
@@ -231,7 +232,10 @@ func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes i
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("duckdb: compact: %w", err)
 	}
-	return syncFile(filepath.Dir(path))
+	if err := atomicfile.Sync(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("duckdb: compact: %w", err)
+	}
+	return nil
 }
 
 // compactHook, when set (by tests), runs just before Compact's rename; an
@@ -254,22 +258,6 @@ func tableNames(ctx context.Context, conn *sql.Conn, database string) ([]string,
 		out = append(out, t)
 	}
 	return out, rows.Err()
-}
-
-// syncFile fsyncs a file or directory.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("duckdb: compact: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("duckdb: compact: sync %s: %w", path, err)
-	}
-	return nil
 }
 
 // sameRows compares check (a query of a count and two aggregates, ending
