@@ -356,7 +356,6 @@ func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query,
 	defer l.work.Done()
 	defer cancel()
 	if l.opts.Queries != nil {
-		defer l.shareEnded(q)
 		go l.watchCancel(ctx, q)
 	}
 	var (
@@ -383,39 +382,28 @@ func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query,
 		err = ctx.Err()
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.release(q)
 	l.running[q.Account]--
-	q.Ended = l.opts.Now().UTC()
+	ended := l.opts.Now().UTC()
+	state, msg := l.endStateLocked(ctx, q, err)
+	l.mu.Unlock()
+	if l.opts.Queries != nil {
+		// The other nodes learn the end first: a client told here that
+		// the query finished finds it finished, with its result, on any
+		// node.
+		state, msg = l.shareEnded(q, state, msg, ended, n, res)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q.Ended = ended
 	l.endSeq++
 	q.ended = l.endSeq
 	q.scanned = n
-	switch {
-	case q.State == QueryCancelled:
-	case q.interrupted:
-		q.State = QueryFailed
-		q.ErrorMessage = "The query was interrupted so that cairn could checkpoint its database under concurrent writes; run it again, or narrow it so it ends sooner."
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		q.State = QueryTimedOut
-		q.ErrorMessage = "The query ran longer than cairn's time limit."
-	case err != nil && ctx.Err() != nil: // Close
-		q.State = QueryFailed
-		q.ErrorMessage = "The query was stopped: cairn's Lake is shutting down."
-	case err != nil:
-		q.State = QueryFailed
-		var ae *audit.Error
-		if errors.As(queryError(err, q.stores), &ae) {
-			q.ErrorMessage = ae.Message
-			l.log.Debug("lake: query failed", "query", q.ID, "err", err)
-		} else {
-			// Not the caller's business: the cause goes to the log, with
-			// the query ID the caller sees.
-			q.ErrorMessage = "The query failed because of an error in cairn, not in the statement; the server's log has the cause (query " + q.ID + ")."
-			l.log.Error("lake: query failed", "query", q.ID, "account", q.Account, "err", err)
+	if q.State != QueryCancelled { // cancelled meanwhile: it stays so
+		q.State, q.ErrorMessage = state, msg
+		if state == QueryFinished {
+			q.res, res = res, nil
 		}
-	default:
-		q.State = QueryFinished
-		q.res, res = res, nil
 	}
 	if res != nil {
 		os.Remove(res.path)
@@ -425,6 +413,32 @@ func (l *Lake) execute(ctx context.Context, cancel context.CancelFunc, q *query,
 	} else if q.res != nil { // forgotten while it ran (Close)
 		os.Remove(q.res.path)
 	}
+}
+
+// endStateLocked is the state and error message q ends in, its run having
+// returned err (nil: finished); l.mu is held.
+func (l *Lake) endStateLocked(ctx context.Context, q *query, err error) (state, msg string) {
+	switch {
+	case q.State == QueryCancelled:
+		return QueryCancelled, q.ErrorMessage
+	case q.interrupted:
+		return QueryFailed, "The query was interrupted so that cairn could checkpoint its database under concurrent writes; run it again, or narrow it so it ends sooner."
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return QueryTimedOut, "The query ran longer than cairn's time limit."
+	case err != nil && ctx.Err() != nil: // Close
+		return QueryFailed, "The query was stopped: cairn's Lake is shutting down."
+	case err != nil:
+		var ae *audit.Error
+		if errors.As(queryError(err, q.stores), &ae) {
+			l.log.Debug("lake: query failed", "query", q.ID, "err", err)
+			return QueryFailed, ae.Message
+		}
+		// Not the caller's business: the cause goes to the log, with the
+		// query ID the caller sees.
+		l.log.Error("lake: query failed", "query", q.ID, "account", q.Account, "err", err)
+		return QueryFailed, "The query failed because of an error in cairn, not in the statement; the server's log has the cause (query " + q.ID + ")."
+	}
+	return QueryFinished, ""
 }
 
 // runToFile runs a query on a thread of its own with a low CPU priority

@@ -115,13 +115,13 @@ func (l *Lake) watchCancel(ctx context.Context, q *query) {
 	}
 }
 
-// shareEnded saves the query q that ended here, with its result when it
-// finished, for every node to read. A result that cannot be saved fails
-// the query.
-func (l *Lake) shareEnded(q *query) {
+// shareEnded saves the query q that ended here in state (with msg, at
+// ended, having scanned n events), with its result res when it finished,
+// for every node to read, before this node shows the end: it returns the
+// state and message q ends in (FAILED when its result could not be saved).
+func (l *Lake) shareEnded(q *query, state, msg string, ended time.Time, n int64, res *resultFile) (string, string) {
 	l.mu.Lock()
 	rec := l.sharedRecordLocked(q)
-	res := q.res
 	forget := l.forget
 	l.forget = nil
 	now := l.opts.Now()
@@ -130,6 +130,7 @@ func (l *Lake) shareEnded(q *query) {
 		l.lastForget = now
 	}
 	l.mu.Unlock()
+	rec.State, rec.ErrorMessage, rec.Ended, rec.Scanned, rec.Rows, rec.Columns = state, msg, ended, n, 0, nil
 	// Queries forgotten here, and hourly those of every node that ended
 	// more than 7 days ago.
 	if sweep || len(forget) > 0 {
@@ -139,19 +140,16 @@ func (l *Lake) shareEnded(q *query) {
 		}
 		cancel()
 	}
-	if rec.State == QueryFinished && res != nil {
+	if state == QueryFinished && res != nil {
+		rec.Rows, rec.Columns = int64(res.rows), res.columns
 		if err := l.copyResult(rec.ID, res); err != nil {
 			l.log.Error("lake: the query's result is not saved for the other nodes", "query", rec.ID, "err", err)
 			rec.State, rec.Rows, rec.Columns = QueryFailed, 0, nil
 			rec.ErrorMessage = "The query failed because of an error in cairn, not in the statement; the server's log has the cause (query " + rec.ID + ")."
-			l.mu.Lock()
-			if q.State == QueryFinished {
-				q.State, q.ErrorMessage = rec.State, rec.ErrorMessage
-			}
-			l.mu.Unlock()
 		}
 	}
 	l.saveShared(rec)
+	return rec.State, rec.ErrorMessage
 }
 
 // copyResult copies a result file into SharedQueries, a page at a time.
