@@ -199,9 +199,11 @@ func typeParams(v any, parent string, types map[string]routes.Kind, depth int) {
 }
 
 // jsonNumber reports whether s is a number as JSON writes it (not NaN,
-// 0x1p-2, +5 or 007, which Go's parsers accept), of at most 64 bytes.
+// 0x1p-2, +5 or 007, which Go's parsers accept, nor "0 ", which
+// json.Unmarshal takes with its space and json.Number cannot write), of
+// at most 64 bytes.
 func jsonNumber(s string) bool {
-	if s == "" || len(s) > 64 || !(s[0] == '-' || s[0] >= '0' && s[0] <= '9') {
+	if s == "" || len(s) > 64 || !(s[0] == '-' || s[0] >= '0' && s[0] <= '9') || s[len(s)-1] < '0' || s[len(s)-1] > '9' {
 		return false
 	}
 	var n json.Number
