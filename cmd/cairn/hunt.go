@@ -143,6 +143,15 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 		return err
 	}
 	defer store.Close()
+	// A whole-history read needs no large buffer pool (the DuckDB store
+	// otherwise caches every block it reads: RSS as large as the file).
+	if lm, ok := store.(interface {
+		LimitFeedMemory(context.Context, int64) error
+	}); ok {
+		if err := lm.LimitFeedMemory(ctx, feedMemory); err != nil {
+			return err
+		}
+	}
 	// One goroutine reads the store (queries, decompression, rows) while
 	// batch runs on the page before: the two overlap on separate cores.
 	type page struct {
@@ -224,6 +233,9 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 // 2,000 the queries were 11% of a hunt's CPU at 1M, at 8,192 6.5%; the
 // two pages in flight and the one matched hold about 3 x 16 MB of JSON.
 const historyPage = 8192
+
+// feedMemory is the DuckDB buffer pool of a whole-history read.
+const feedMemory = 256 << 20
 
 // progressFunc shows progress on stderr (a redrawn line), or nothing.
 func progressFunc(stderr io.Writer, off bool, began time.Time, what func() string) (show func(int64), done func()) {
