@@ -152,14 +152,18 @@ func decodeBrief(data []byte) (Record, error) { return DecodeBrief(data) }
 // decodes the whole record.
 type Fields struct {
 	tree fieldTree // nil: the whole record
+	c    *ctree    // tree compiled
 }
 
 // FieldsFor returns what to decode of a record for rules to find in it
 // what they find in the whole record, with the brief fields (DecodeBrief)
 // that stateful hunts and findings read; for no rules, just those. A rule
 // with keywords reads the whole record.
-func FieldsFor(rules []*Rule) Fields { return Fields{tree: treeOf(rules)} }
+func FieldsFor(rules []*Rule) Fields {
+	t := treeOf(rules)
+	return Fields{tree: t, c: compileTree(t, true)}
+}
 
 // Decode decodes what f says of a record, as DecodeFields would decode
 // those members.
-func (d *Decoder) Decode(b []byte, f Fields) (Record, error) { return d.decodeTree(b, f.tree) }
+func (d *Decoder) Decode(b []byte, f Fields) (Record, error) { return d.decode(b, f.c) }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
+	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -44,6 +46,90 @@ func decodeTree(b []byte, tree fieldTree) (Record, error) {
 	return (*Decoder)(nil).decodeTree(b, tree)
 }
 
+// A ctree is a fieldTree compiled for the parser, which looks up every
+// member name of a record in it: a small open-addressed table hashed on
+// the name's length and a few of its bytes (a Go map hashes every byte
+// and was 14% of a retro hunt's CPU with the sharing maps' lookups), each
+// member with its name as the decoded map's key (shared without a lookup)
+// and an id for a Decoder's last-value cache. A nil *ctree decodes every
+// member. It is never written once compiled, so goroutines share it.
+type ctree struct {
+	ents  []centry
+	slots []uint16 // index+1 into ents; 0: empty
+	mask  uint32
+}
+
+type centry struct {
+	name string
+	sub  *ctree // nil: decoded whole
+	id   int32  // slot in a Decoder's last-value cache; -1: none
+}
+
+// lastIDs numbers the members of compiled trees for the Decoders'
+// last-value caches; past maxLastIDs (rules reloaded many times) members
+// get no slot and share through the Decoder's map only.
+var lastIDs atomic.Int32
+
+const maxLastIDs = 1 << 16
+
+// compileTree compiles t; with cache, its members get ids for the
+// Decoders' last-value caches (a tree compiled for one call, which would
+// use up the ids, gets none).
+func compileTree(t fieldTree, cache bool) *ctree {
+	if t == nil {
+		return nil
+	}
+	n := 8
+	for n < 2*len(t) {
+		n *= 2
+	}
+	c := &ctree{slots: make([]uint16, n), mask: uint32(n - 1)}
+	names := make([]string, 0, len(t))
+	for k := range t {
+		names = append(names, k)
+	}
+	slices.Sort(names) // the same table whatever the map's order
+	for _, k := range names {
+		id := int32(-1)
+		if cache && lastIDs.Load() < maxLastIDs {
+			if id = lastIDs.Add(1) - 1; id >= maxLastIDs {
+				id = -1
+			}
+		}
+		c.ents = append(c.ents, centry{name: k, sub: compileTree(t[k], cache), id: id})
+		i := keyHash(k) & c.mask
+		for c.slots[i] != 0 {
+			i = (i + 1) & c.mask
+		}
+		c.slots[i] = uint16(len(c.ents))
+	}
+	return c
+}
+
+// keyHash hashes a member name on its length and four of its bytes: the
+// names of a record's members differ there (a collision costs a compare).
+func keyHash[S ~string | ~[]byte](b S) uint32 {
+	n := len(b)
+	if n == 0 {
+		return 0
+	}
+	h := uint32(n)*0x9e3779b1 ^ uint32(b[0]) ^ uint32(b[n-1])<<8 ^ uint32(b[n/2])<<16 ^ uint32(b[(n*3)/4])<<24
+	return h ^ h>>15 ^ h>>7
+}
+
+// find returns the member named b, nil when the tree does not have it.
+func (t *ctree) find(b []byte) *centry {
+	for i := keyHash(b) & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 {
+			return nil
+		}
+		if e := &t.ents[s-1]; e.name == string(b) {
+			return e
+		}
+	}
+}
+
 // A Decoder decodes records as DecodeFields and DecodeBrief do, with fewer
 // allocations: the short strings it meets (member names, account IDs,
 // ARNs, regions, addresses: values records repeat) are kept and shared
@@ -53,6 +139,16 @@ func decodeTree(b []byte, tree fieldTree) (Record, error) {
 type Decoder struct {
 	keys map[string]string
 	vals map[string]any
+	// last is, by a compiled member's id, the last string value the
+	// Decoder read there and that value as an any: a record's region,
+	// account, event source or identity type is most often the one
+	// before's, found by one compare instead of a lookup in vals.
+	last []lastVal
+}
+
+type lastVal struct {
+	s string
+	v any
 }
 
 // Bounds of what a Decoder keeps: strings up to maxShared bytes, at most
@@ -76,9 +172,16 @@ func (d *Decoder) Fields(b []byte, fields map[string]bool) (Record, error) {
 }
 
 // Brief is DecodeBrief.
-func (d *Decoder) Brief(b []byte) (Record, error) { return d.decodeTree(b, briefTree) }
+func (d *Decoder) Brief(b []byte) (Record, error) { return d.decode(b, briefC) }
+
+// briefC is briefTree compiled.
+var briefC = compileTree(briefTree, true)
 
 func (d *Decoder) decodeTree(b []byte, tree fieldTree) (Record, error) {
+	return d.decode(b, compileTree(tree, false))
+}
+
+func (d *Decoder) decode(b []byte, tree *ctree) (Record, error) {
 	p := parser{b: b, d: d}
 	if d != nil && (d.keys == nil || len(d.keys)+len(d.vals) >= maxSharedN) {
 		d.keys, d.vals = make(map[string]string, 256), make(map[string]any, 1024)
@@ -131,7 +234,7 @@ func (p *parser) ws() {
 	}
 }
 
-func (p *parser) value(depth int, tree fieldTree) (any, error) {
+func (p *parser) value(depth int, tree *ctree) (any, error) {
 	p.ws()
 	if p.i >= len(p.b) {
 		return nil, errSyntax
@@ -166,14 +269,14 @@ func (p *parser) lit(s string) error {
 	return nil
 }
 
-func (p *parser) object(depth int, tree fieldTree) (map[string]any, error) {
+func (p *parser) object(depth int, tree *ctree) (map[string]any, error) {
 	if depth > maxDepth {
 		return nil, errSyntax
 	}
 	p.i++ // {
 	var m map[string]any
 	if tree != nil {
-		m = make(map[string]any, len(tree))
+		m = make(map[string]any, len(tree.ents))
 	} else {
 		m = map[string]any{}
 	}
@@ -201,20 +304,36 @@ func (p *parser) object(depth int, tree fieldTree) (map[string]any, error) {
 			return nil, errSyntax
 		}
 		p.i++
-		sub, want := tree[string(kb)]
-		if tree != nil && !want {
-			if err := p.skip(); err != nil {
-				return nil, err
+		var ent *centry
+		if tree != nil {
+			if ent = tree.find(kb); ent == nil {
+				if err := p.skip(); err != nil {
+					return nil, err
+				}
 			}
-		} else {
+		}
+		if tree == nil || ent != nil {
+			var sub *ctree
+			if ent != nil {
+				sub = ent.sub
+			}
 			// values unique to a record are not worth sharing
 			p.noShare = depth == 0 && uniqueMember(kb)
-			v, err := p.value(depth, sub)
+			var v any
+			var err error
+			if ent != nil && ent.id >= 0 && p.d != nil && !p.noShare {
+				v, err = p.lastStr(depth, ent.id, sub)
+			} else {
+				v, err = p.value(depth, sub)
+			}
 			p.noShare = false
 			if err != nil {
 				return nil, err
 			}
-			if plain {
+			switch {
+			case ent != nil:
+				k = ent.name
+			case plain:
 				k = p.key(kb)
 			}
 			m[k] = v
@@ -247,7 +366,7 @@ func (p *parser) sep(close byte) (bool, error) {
 	return false, errSyntax
 }
 
-func (p *parser) array(depth int, tree fieldTree) ([]any, error) {
+func (p *parser) array(depth int, tree *ctree) ([]any, error) {
 	if depth > maxDepth {
 		return nil, errSyntax
 	}
@@ -343,6 +462,36 @@ func (p *parser) key(kb []byte) string {
 		p.d.keys[k] = k
 	}
 	return k
+}
+
+// lastStr reads the value of the compiled member id (decoded whole) at
+// p.i as value does; a plain string equal to the last one read there is
+// that one's. sub is the member's tree, for a value that is not a string.
+func (p *parser) lastStr(depth int, id int32, sub *ctree) (any, error) {
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return p.value(depth, sub)
+	}
+	start := p.i
+	sb, plain := p.plainStr()
+	if !plain {
+		p.i = start
+		return p.str()
+	}
+	d := p.d
+	if int(id) < len(d.last) {
+		if l := &d.last[id]; l.v != nil && l.s == string(sb) {
+			return l.v, nil
+		}
+	} else {
+		d.last = append(d.last, make([]lastVal, int(id)+1-len(d.last))...)
+	}
+	p.i = start
+	v, err := p.sharedStr()
+	if s, _ := v.(string); err == nil && len(s) <= maxShared {
+		d.last[id] = lastVal{s: s, v: v}
+	}
+	return v, err
 }
 
 // sharedStr reads a string value at p.i as str does, shared through the

@@ -1,7 +1,9 @@
 package sigma
 
 import (
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
@@ -143,6 +145,99 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, &Decoder{}, b) })
+}
+
+// lastValueTrees are trees compiled as a hunt compiles them (the members
+// with ids for the Decoder's last-value cache): the brief fields, what the
+// test rules read, and members of the decode seeds.
+func lastValueTrees(t testing.TB) []fieldTree {
+	rules, errs := Load(Config{}, "testdata/rules")
+	if len(errs) > 0 || len(rules) == 0 {
+		t.Fatalf("test rules: %d loaded, %v", len(rules), errs)
+	}
+	return []fieldTree{briefTree, treeOf(rules),
+		{"a": {"x": nil, "y": {}}, "arr": {"z": nil}, "s": nil, "n": nil, "eventName": nil, "bad": nil, "esc": nil}}
+}
+
+// checkCompiled decodes b with d and the compiled tree c of tree and
+// checks it is DecodeRecord's record cut to tree. Where DecodeRecord
+// fails, only the members decoded are checked (a skipped member is not),
+// so the decode may fail or not.
+func checkCompiled(t *testing.T, d *Decoder, c *ctree, tree fieldTree, b []byte) {
+	t.Helper()
+	want, werr := DecodeRecord(b)
+	got, gerr := d.decode(b, c)
+	if werr == nil && gerr != nil {
+		t.Fatalf("%q: Decoder.decode error %v; DecodeRecord decodes it", b, gerr)
+	}
+	// and as a parser sharing nothing decodes it, hostile input included
+	plain, perr := (*Decoder)(nil).decode(b, compileTree(tree, false))
+	if (perr != nil) != (gerr != nil) || !reflect.DeepEqual(got, plain) {
+		t.Fatalf("%q: Decoder.decode with %v = %#v, %v; without a Decoder %#v, %v", b, tree, got, gerr, plain, perr)
+	}
+	if werr != nil || want == nil {
+		return
+	}
+	if cut := cutTree(map[string]any(want), tree); !reflect.DeepEqual(map[string]any(got), cut) {
+		t.Fatalf("%q: Decoder.decode with %v = %#v; want %#v", b, tree, got, cut)
+	}
+}
+
+// TestDecoderLastValues: a Decoder that reuses the last string value of
+// each compiled member decodes every record as DecodeRecord does (cut to
+// the tree), whatever records it decoded before: the real records in
+// order, reversed and shuffled, with the hostile seeds among them.
+func TestDecoderLastValues(t *testing.T) {
+	var raws [][]byte
+	for _, r := range audittest.RealRecords(t) {
+		raws = append(raws, r.Raw)
+	}
+	for _, s := range decodeSeeds {
+		raws = append(raws, []byte(s))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tree := range lastValueTrees(t) {
+		c := compileTree(tree, true)
+		d := &Decoder{}
+		for pass := range 3 {
+			order := make([]int, len(raws))
+			for i := range order {
+				order[i] = i
+			}
+			switch pass {
+			case 1:
+				slices.Reverse(order)
+			case 2:
+				rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			}
+			for _, i := range order {
+				checkCompiled(t, d, c, tree, raws[i])
+			}
+		}
+	}
+}
+
+// FuzzDecodeAfter: a record decoded after another with the same Decoder
+// and compiled trees (its last-value cache primed by the first) decodes as
+// DecodeRecord does, and so does the first again.
+func FuzzDecodeAfter(f *testing.F) {
+	for i, s := range decodeSeeds {
+		f.Add([]byte(s), []byte(decodeSeeds[(i+5)%len(decodeSeeds)]))
+	}
+	f.Add([]byte(`{"eventName":"A","s":"x","a":{"x":"1"}}`), []byte(`{"eventName":"AB","s":"x\u0041","a":{"x":1}}`))
+	trees := lastValueTrees(f)
+	cs := make([]*ctree, len(trees))
+	for i, tree := range trees {
+		cs[i] = compileTree(tree, true)
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		d := &Decoder{}
+		for i, tree := range trees {
+			for _, x := range [][]byte{a, b, a, b} {
+				checkCompiled(t, d, cs[i], tree, x)
+			}
+		}
+	})
 }
 
 // BenchmarkDecode compares DecodeFields with DecodeRecord over the real

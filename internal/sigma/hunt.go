@@ -104,9 +104,9 @@ type ruleIndex struct {
 	brief  []int            // of them, those that read only brief fields
 	// trees are what to decode of a record of a given eventName for the
 	// rules that may match it (treeOf): nil decodes it whole.
-	trees map[string]fieldTree
+	trees map[string]*ctree
 	// anyTree is that tree for the names no rule names (the any rules').
-	anyTree fieldTree
+	anyTree *ctree
 }
 
 func (h *Hunt) buildIndex() {
@@ -128,7 +128,7 @@ func (h *Hunt) buildIndex() {
 			ix.byName[n] = append(ix.byName[n], i)
 		}
 	}
-	ix.trees = make(map[string]fieldTree, len(ix.byName))
+	ix.trees = make(map[string]*ctree, len(ix.byName))
 	for n, named := range ix.byName {
 		var rules []*Rule
 		for _, list := range [][]int{ix.any, ix.brief, named} {
@@ -136,7 +136,7 @@ func (h *Hunt) buildIndex() {
 				rules = append(rules, h.Rules[i])
 			}
 		}
-		ix.trees[n] = treeOf(rules)
+		ix.trees[n] = compileTree(treeOf(rules), true)
 	}
 	var anyRules []*Rule
 	for _, list := range [][]int{ix.any, ix.brief} {
@@ -144,7 +144,7 @@ func (h *Hunt) buildIndex() {
 			anyRules = append(anyRules, h.Rules[i])
 		}
 	}
-	ix.anyTree = treeOf(anyRules)
+	ix.anyTree = compileTree(treeOf(anyRules), true)
 	h.index, h.indexed = ix, len(h.Rules)
 }
 
@@ -216,7 +216,7 @@ func (h *Hunt) MatchBatch(in []Input, workers int) *Matched {
 				if full {
 					// the members the candidate rules read; all of
 					// them without an eventName (every rule a candidate)
-					var tree fieldTree
+					var tree *ctree
 					if in[i].EventName != "" {
 						if t, ok := ix.trees[strings.ToLower(in[i].EventName)]; ok {
 							tree = t
@@ -224,7 +224,7 @@ func (h *Hunt) MatchBatch(in []Input, workers int) *Matched {
 							tree = ix.anyTree
 						}
 					}
-					r.rec, err = dec.decodeTree(in[i].Raw, tree)
+					r.rec, err = dec.decode(in[i].Raw, tree)
 				} else {
 					r.rec, err = dec.Brief(in[i].Raw)
 				}
