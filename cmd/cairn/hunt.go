@@ -421,6 +421,72 @@ type findingWriter struct {
 	enc    *json.Encoder
 	csv    *csv.Writer
 	rows   []sigma.Finding
+	buf    []byte // appendFindingJSON's
+}
+
+// appendFindingJSON appends what json.Encoder writes for f (its JSON and a
+// newline) to dst without reflection: a retro hunt writes millions of
+// findings (3.3M at 10M events, where Encode was 7% of the CPU). A
+// string with a byte JSON escapes (quote, backslash, control, <, >, &,
+// beyond ASCII) is written by json.Marshal, so the bytes are Encode's;
+// false for what it would not write as Encode does (a time whose year
+// has not four digits), for Encode to write it.
+// TestFindingJSONLikeEncode holds it to Encode.
+func appendFindingJSON(dst []byte, f *sigma.Finding) ([]byte, bool) {
+	if y := f.EventTime.Year(); y < 0 || y > 9999 {
+		return dst, false
+	}
+	dst = append(dst, `{"ruleId":`...)
+	dst = appendJSONString(dst, f.RuleID)
+	dst = append(dst, `,"title":`...)
+	dst = appendJSONString(dst, f.Title)
+	dst = append(dst, `,"level":`...)
+	dst = appendJSONString(dst, f.Level)
+	dst = append(dst, `,"tags":`...)
+	if f.Tags == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i, t := range f.Tags {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, t)
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"eventID":`...)
+	dst = appendJSONString(dst, f.EventID)
+	dst = append(dst, `,"eventTime":"`...)
+	dst = f.EventTime.AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","eventSource":`...)
+	dst = appendJSONString(dst, f.EventSource)
+	dst = append(dst, `,"eventName":`...)
+	dst = appendJSONString(dst, f.EventName)
+	dst = append(dst, `,"recipientAccountId":`...)
+	dst = appendJSONString(dst, f.Account)
+	dst = append(dst, `,"awsRegion":`...)
+	dst = appendJSONString(dst, f.Region)
+	dst = append(dst, `,"principal":`...)
+	dst = appendJSONString(dst, f.Principal)
+	if f.Detail != "" {
+		dst = append(dst, `,"detail":`...)
+		dst = appendJSONString(dst, f.Detail)
+	}
+	return append(dst, "}\n"...), true
+}
+
+// appendJSONString appends s as json.Marshal writes it (HTML escaped).
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 var findingColumns = []string{"eventTime", "level", "title", "eventName", "recipientAccountId", "awsRegion", "principal", "eventID", "ruleId", "detail"}
@@ -444,6 +510,11 @@ func findingCells(f sigma.Finding) []string {
 func (fw *findingWriter) write(f sigma.Finding) {
 	switch fw.format {
 	case "json":
+		if b, ok := appendFindingJSON(fw.buf[:0], &f); ok {
+			fw.buf = b
+			fw.w.Write(b)
+			return
+		}
 		fw.enc.Encode(f)
 	case "csv":
 		cells := findingCells(f)
