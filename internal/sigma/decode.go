@@ -139,17 +139,23 @@ func (t *ctree) find(b []byte) *centry {
 type Decoder struct {
 	keys map[string]string
 	vals map[string]any
-	// last is, by a compiled member's id, the last string value the
-	// Decoder read there and that value as an any: a record's region,
-	// account, event source or identity type is most often the one
-	// before's, found by one compare instead of a lookup in vals.
-	last []lastVal
+	// last is, by a compiled member's id, the last string values the
+	// Decoder read there (lastSlots of them, by keyHash of the value)
+	// and each as an any: a record's region, account, event source,
+	// identity or address is most often one a record before it had,
+	// found by one compare instead of a hash of the whole value and a
+	// lookup in vals.
+	last []*[lastSlots]lastVal
 }
 
 type lastVal struct {
 	s string
 	v any
 }
+
+// lastSlots is how many values a Decoder keeps of each compiled member
+// (512 bytes).
+const lastSlots = 16
 
 // Bounds of what a Decoder keeps: strings up to maxShared bytes, at most
 // maxSharedN of them (then it forgets them all and starts again), about
@@ -479,17 +485,22 @@ func (p *parser) lastStr(depth int, id int32, sub *ctree) (any, error) {
 		return p.str()
 	}
 	d := p.d
-	if int(id) < len(d.last) {
-		if l := &d.last[id]; l.v != nil && l.s == string(sb) {
-			return l.v, nil
-		}
-	} else {
-		d.last = append(d.last, make([]lastVal, int(id)+1-len(d.last))...)
+	if int(id) >= len(d.last) {
+		d.last = append(d.last, make([]*[lastSlots]lastVal, int(id)+1-len(d.last))...)
+	}
+	slots := d.last[id]
+	if slots == nil {
+		slots = new([lastSlots]lastVal)
+		d.last[id] = slots
+	}
+	l := &slots[keyHash(sb)%lastSlots]
+	if l.v != nil && l.s == string(sb) {
+		return l.v, nil
 	}
 	p.i = start
 	v, err := p.sharedStr()
 	if s, _ := v.(string); err == nil && len(s) <= maxShared {
-		d.last[id] = lastVal{s: s, v: v}
+		*l = lastVal{s: s, v: v}
 	}
 	return v, err
 }
