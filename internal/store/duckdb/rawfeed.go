@@ -261,7 +261,7 @@ func scanRaw(ctx context.Context, q queryer, out *[]rawRow, query string) error 
 // reader rereads nothing; the pool can be small.
 func (s *Store) LimitFeedMemory(ctx context.Context, bytes int64) error {
 	mib := max(bytes>>20, 64)
-	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("SET memory_limit = '%dMB'", mib)); err != nil {
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("SET memory_limit = '%dMiB'", mib)); err != nil {
 		return fmt.Errorf("duckdb: limit memory: %w", err)
 	}
 	return nil

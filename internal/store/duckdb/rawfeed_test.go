@@ -112,3 +112,36 @@ func TestReadRawDamage(t *testing.T) {
 		st.Close()
 	}
 }
+
+// TestLimitFeedMemory: the cap reaches DuckDB (at least 64 MiB), and the
+// store still reads and appends under it.
+func TestLimitFeedMemory(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, c := range []struct {
+		bytes int64
+		want  string
+	}{{256 << 20, "256.0 MiB"}, {1, "64.0 MiB"}, {-5, "64.0 MiB"}} {
+		if err := st.LimitFeedMemory(ctx, c.bytes); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := st.db.QueryRowContext(ctx, "SELECT current_setting('memory_limit')").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("LimitFeedMemory(%d): memory_limit %q; want %q", c.bytes, got, c.want)
+		}
+	}
+	g := storetest.NewGen(3, time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC))
+	if _, err := st.Append(ctx, g.Records(50)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.ReadRaw(ctx, 0, 100); err != nil || len(got) != 50 {
+		t.Fatalf("ReadRaw after the cap: %d records, %v", len(got), err)
+	}
+}
