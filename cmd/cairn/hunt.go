@@ -230,9 +230,13 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 
 // historyPage is how many records readHistory asks the store for at a
 // time. Each page costs the store a query or two, whatever its size: at
-// 2,000 the queries were 11% of a hunt's CPU at 1M, at 8,192 6.5%; the
-// two pages in flight and the one matched hold about 3 x 16 MB of JSON.
-const historyPage = 8192
+// 2,000 the queries were 11% of a hunt's CPU at 1M, at 8,192 6.5%.
+// DuckDB also reads a page's record blocks faster in one larger range
+// (at 10M the blocks' fetch took 11.4 CPU s in pages of 8,192, 8.8 in
+// pages of 32,768). A page holds about 25 MB of JSON; with two waiting
+// and the ones matched and emitted, the 10M hunt's RSS was 0.81 GB
+// (1.04–1.06 GB at 32,768, 0.74 GB at 8,192). docs/benchmarks.md.
+const historyPage = 16384
 
 // feedMemory is the DuckDB buffer pool of a whole-history read.
 const feedMemory = 256 << 20
