@@ -402,14 +402,17 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 // writes; variables so that tests make them small.
 var (
 	compactCommitRows = 16 * defaultRowGroupSize
-	compactWriteBytes = 8 << 20
+	compactWriteBytes = 32 << 20
 )
 
 // The compaction's memory (issue 15: RSS at most 1 GB for 10M records):
 // DuckDB's memory_limit (its sort spills beyond it), the Go heap's soft
-// limit while Compact runs, and the decoded old blocks kept.
+// limit while Compact runs, and the decoded old blocks kept. With 8 MiB
+// write batches and a 384 MB limit the 1M copy, which commits several
+// times, left 215 free blocks (56 MB) in the new file; with 32 MiB and
+// 512 MB none (docs/benchmarks.md, "Storage and memory, session 11").
 const (
-	compactDuckDBMemory = "384MB"
+	compactDuckDBMemory = "512MB"
 	compactGoMemory     = 256 << 20
 	compactCacheBytes   = 8 << 20
 )
