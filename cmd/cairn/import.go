@@ -111,7 +111,9 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if st, ok := store.(*duckdb.Store); ok {
 			// DuckDB's buffer pool would keep what the import wrote, up
 			// to 80% of the machine's memory (issue 15: RSS at most 1 GB).
-			if err := st.SetMemoryLimit(ctx, importDuckDBMemory); err != nil {
+			// A setting, not work: an import stopped before it began
+			// still reports (context.WithoutCancel).
+			if err := st.SetMemoryLimit(context.WithoutCancel(ctx), importDuckDBMemory); err != nil {
 				return err
 			}
 			if !*noCompact {
