@@ -108,8 +108,17 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer store.Close()
-		if _, ok := store.(*duckdb.Store); ok && !*noCompact {
-			compactPath = filepath.Join(*dataDir, storeFile)
+		if st, ok := store.(*duckdb.Store); ok {
+			// DuckDB's buffer pool would keep what the import wrote, up
+			// to 80% of the machine's memory (issue 15: RSS at most 1 GB).
+			// A setting, not work: an import stopped before it began
+			// still reports (context.WithoutCancel).
+			if err := st.SetMemoryLimit(context.WithoutCancel(ctx), importDuckDBMemory); err != nil {
+				return err
+			}
+			if !*noCompact {
+				compactPath = filepath.Join(*dataDir, storeFile)
+			}
 		}
 		opts.Sink = store
 		// One transaction of 10,000 records costs the store about what
@@ -128,6 +137,10 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	return out
 }
+
+// importDuckDBMemory is the DuckDB memory_limit of an offline import into
+// the embedded store (docs/store.md, "Memory").
+const importDuckDBMemory = "512MB"
 
 // compactAfterImport compacts the store (duckdb.Compact) when the import
 // stored at least half of its records: a first import of a responder's

@@ -116,6 +116,28 @@ func (c *codec) compressBlock(content []byte) []byte {
 	return c.enc.EncodeAll(content, make([]byte, 0, len(content)/4))
 }
 
+// newBlockEncoder returns an encoder of record blocks at level: frames
+// with dictV1, as compressBlock makes, that decompressBlock reads whatever
+// the level.
+func newBlockEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderDict(dictV1),
+		zstd.WithEncoderLevel(level),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithEncoderCRC(false), // DuckDB checksums its blocks
+		zstd.WithZeroFrames(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: zstd encoder: %w", err)
+	}
+	return enc, nil
+}
+
+// compressBlockWith is compressBlock with an encoder of newBlockEncoder.
+func compressBlockWith(enc *zstd.Encoder, content []byte) []byte {
+	return enc.EncodeAll(content, make([]byte, 0, len(content)/4))
+}
+
 // decompressBlock returns the content of a block.
 func (c *codec) decompressBlock(data []byte) ([]byte, error) {
 	out, err := c.bdec.DecodeAll(data, nil)

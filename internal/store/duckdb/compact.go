@@ -10,11 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -55,6 +58,14 @@ const eventsOrder = `account, region, category, event_time, event_id`
 func Compact(ctx context.Context, path string, opts Options) (CompactResult, error) {
 	var res CompactResult
 	t0 := time.Now()
+	// Go's share of the memory bound (issue 15: RSS at most 1 GB, DuckDB's
+	// sort included): the copy keeps about 60 MB live, and without a limit
+	// the heap grew to twice that between collections. A lower limit the
+	// caller set stays.
+	if prev := debug.SetMemoryLimit(-1); prev > compactGoMemory {
+		debug.SetMemoryLimit(compactGoMemory)
+		defer debug.SetMemoryLimit(prev)
+	}
 	st, err := Open(path, opts)
 	if err != nil {
 		return res, err
@@ -85,7 +96,7 @@ func Compact(ctx context.Context, path string, opts Options) (CompactResult, err
 	bb := opts.BlockBytes
 	switch {
 	case bb <= 0:
-		bb = defaultBlockBytes
+		bb = compactBlockBytes
 	case bb > maxBlockBytes:
 		bb = maxBlockBytes
 	}
@@ -136,7 +147,7 @@ func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes i
 		"SET temp_directory = " + spill,
 		// The sort spills rather than grow past this (issue 15: RSS at
 		// most 1 GB for 10M records).
-		"SET memory_limit = '512MB'",
+		"SET memory_limit = '" + compactDuckDBMemory + "'",
 		"SET preserve_insertion_order = true",
 		"ATTACH " + src + " AS src (READ_ONLY)",
 		fmt.Sprintf("ATTACH %s AS dst (ROW_GROUP_SIZE %d)", dst, rowGroup),
@@ -312,7 +323,14 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 		return err
 	}
 	defer c.close()
-	rd := &Store{codec: c, blocks: newBlockCache(64 << 20)}
+	enc, err := newBlockEncoder(compactLevel)
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	// The rows come in about the order of the old blocks, so a few blocks
+	// decoded at a time serve them.
+	rd := &Store{codec: c, blocks: newBlockCache(compactCacheBytes)}
 	rows, err := scan.QueryContext(ctx, `SELECT account, region, category, event_time, event_id, key_hash, event_name,
 		event_source, read_only, record, seq, akid_hash, user_hash, res_hashes, received
 		FROM src.events ORDER BY `+eventsOrder)
@@ -320,7 +338,7 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 		return fmt.Errorf("duckdb: compact: %w", err)
 	}
 	defer rows.Close()
-	cw := &compactWriter{conn: w, codec: c, blockBytes: blockBytes}
+	cw := &compactWriter{conn: w, enc: enc, blockBytes: blockBytes}
 	var batch []compactRow
 	flush := func() error {
 		if len(batch) == 0 {
@@ -387,6 +405,34 @@ var (
 	compactWriteBytes = 32 << 20
 )
 
+// The compaction's memory (issue 15: RSS at most 1 GB for 10M records):
+// DuckDB's memory_limit (its sort spills beyond it), the Go heap's soft
+// limit while Compact runs, and the decoded old blocks kept. With 8 MiB
+// write batches and a 384 MB limit the 1M copy, which commits several
+// times, left 215 free blocks (56 MB) in the new file; with 32 MiB and
+// 512 MB none (docs/benchmarks.md, "Storage and memory, session 11").
+const (
+	compactDuckDBMemory = "512MB"
+	compactGoMemory     = 256 << 20
+	compactCacheBytes   = 8 << 20
+)
+
+// compactLevel is the zstd level of the blocks Compact makes. Records are
+// compressed for speed at ingest (SpeedFastest) and once more, smaller,
+// here: on the year-spread import set SpeedBetterCompression made the
+// blocks 9% smaller for about 3x the encode CPU, and they decode as fast
+// (docs/store.md, "Compaction").
+const compactLevel = zstd.SpeedBetterCompression
+
+// compactBlockBytes is the block content Compact gathers unless
+// Options.BlockBytes says otherwise: twice an append's. On the year-spread
+// import set 128 KiB blocks with compactLevel made the file 10% smaller
+// than 64 KiB ones (42.5 -> 38.5 MB; 64 KiB blocks at that level did not
+// shrink it, as more of them fell under DuckDB's 4 KB limit for strings
+// kept in the segment), and a block decodes in about 0.1 ms instead of
+// 0.05 (docs/store.md, "Compaction").
+const compactBlockBytes = 128 << 10
+
 // compactBatch is the rows compactEvents decodes at a time.
 const compactBatch = 4096
 
@@ -408,7 +454,7 @@ type compactRow struct {
 // a few hundred blocks at a time, compressed on every core.
 type compactWriter struct {
 	conn       *sql.Conn
-	codec      *codec
+	enc        *zstd.Encoder
 	blockBytes int
 	cur        *compactBlock
 	done       []*compactBlock
@@ -491,7 +537,7 @@ func (cw *compactWriter) write(ctx context.Context) error {
 	for w := range workers {
 		wg.Go(func() {
 			for j := w; j < len(cw.done); j += workers {
-				cw.done[j].data = cw.codec.compressBlock(cw.done[j].content)
+				cw.done[j].data = compressBlockWith(cw.enc, cw.done[j].content)
 				cw.done[j].content = nil
 			}
 		})
