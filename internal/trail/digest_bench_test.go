@@ -96,7 +96,7 @@ func writeBenchChain(tb testing.TB, dir string, hours, perHour, records int) tim
 			if err := bkt.Put(ctx, key, zipped, "application/json", nil); err != nil {
 				tb.Fatal(err)
 			}
-			w.LogDelivered(ctx, tr, tr.Account, "us-east-1", key, raw, clk.t, clk.t)
+			w.LogDelivered(ctx, tr, tr.Account, "us-east-1", key, chain.HashLog(raw), clk.t, clk.t)
 		}
 		clk.t = t0.Add(time.Duration(h+1) * time.Hour)
 		w.WriteDue(ctx)

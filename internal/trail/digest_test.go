@@ -90,7 +90,7 @@ func (f *fixture) deliver(t *testing.T, region, body string) string {
 	if err := f.bkt.Put(context.Background(), key, gz(t, []byte(body)), "application/json", nil); err != nil {
 		t.Fatal(err)
 	}
-	f.w.LogDelivered(context.Background(), tr, tr.Account, region, key, []byte(body), f.clk.t.Add(-3*time.Minute), f.clk.t.Add(-time.Minute))
+	f.w.LogDelivered(context.Background(), tr, tr.Account, region, key, chain.HashLog([]byte(body)), f.clk.t.Add(-3*time.Minute), f.clk.t.Add(-time.Minute))
 	return key
 }
 

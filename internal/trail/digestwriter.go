@@ -255,12 +255,13 @@ func (w *DigestWriter) changeLocked(ctx context.Context, fn func()) error {
 }
 
 // LogDelivered records a delivered log file for the next digest of its
-// trail, account and region (Observer). raw is the uncompressed file.
-func (w *DigestWriter) LogDelivered(ctx context.Context, t Trail, account, region, key string, raw []byte, oldest, newest time.Time) {
+// trail, account and region (Observer). hash is the hex SHA-256 of the
+// uncompressed file (chain.HashLog).
+func (w *DigestWriter) LogDelivered(ctx context.Context, t Trail, account, region, key, hash string, oldest, newest time.Time) {
 	if !t.LogFileValidationEnabled {
 		return
 	}
-	p := pending{DigestLogFile: DigestLogFile{S3Bucket: t.S3BucketName, S3Object: key, HashValue: chain.HashLog(raw), HashAlgorithm: HashAlgorithm,
+	p := pending{DigestLogFile: DigestLogFile{S3Bucket: t.S3BucketName, S3Object: key, HashValue: hash, HashAlgorithm: HashAlgorithm,
 		NewestEventTime: chain.FormatTime(newest), OldestEventTime: chain.FormatTime(oldest)}, Oldest: oldest, Newest: newest}
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -66,8 +66,8 @@ type crashingObserver struct {
 	c *crasher
 }
 
-func (o *crashingObserver) LogDelivered(ctx context.Context, t Trail, account, region, key string, raw []byte, oldest, newest time.Time) {
-	o.w.LogDelivered(ctx, t, account, region, key, raw, oldest, newest)
+func (o *crashingObserver) LogDelivered(ctx context.Context, t Trail, account, region, key, hash string, oldest, newest time.Time) {
+	o.w.LogDelivered(ctx, t, account, region, key, hash, oldest, newest)
 	o.c.point()
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/pgtest"
 	"github.com/cairn-audit/cairn/internal/store/postgres"
+	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
 // takeoverBucket runs takeover before its first Put once armed: the
@@ -204,7 +205,7 @@ func TestDigestChainsFencedOff(t *testing.T) {
 	fa := lease.Fence{Lease: "delivery", Holder: "a", Token: tok}
 	tr := Trail{Name: "chained", Account: onceMgmt, HomeRegion: "us-east-1", S3BucketName: "logs", LogFileValidationEnabled: true, Logging: true}
 	now := time.Now()
-	w.LogDelivered(lease.WithFence(ctx, fa), tr, onceMgmt, "us-east-1", "k1", []byte(`{}`), now, now)
+	w.LogDelivered(lease.WithFence(ctx, fa), tr, onceMgmt, "us-east-1", "k1", chain.HashLog([]byte(`{}`)), now, now)
 	v1, _ := st.State().Version(ctx, stateFile)
 	if v1 == 0 {
 		t.Fatal("the holder's log file was not saved in the chains")
@@ -215,7 +216,7 @@ func TestDigestChainsFencedOff(t *testing.T) {
 	if _, ok, _ := leases.Acquire(ctx, "delivery", "b", time.Minute); !ok {
 		t.Fatal("b could not take the released lease")
 	}
-	w.LogDelivered(lease.WithFence(ctx, fa), tr, onceMgmt, "us-east-1", "k2", []byte(`{}`), now, now)
+	w.LogDelivered(lease.WithFence(ctx, fa), tr, onceMgmt, "us-east-1", "k2", chain.HashLog([]byte(`{}`)), now, now)
 	if v, _ := st.State().Version(ctx, stateFile); v != v1 {
 		t.Errorf("a stale fence's log file changed the stored chains (version %d, was %d)", v, v1)
 	}

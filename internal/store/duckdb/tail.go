@@ -22,13 +22,12 @@ const defaultTailBytes = 32 << 20
 // consecutive sequence numbers ending at the store's last, at most max
 // bytes of raw JSON; a read after its first record goes to DuckDB.
 type tail struct {
-	mu    sync.Mutex
-	recs  []audit.Appended // consecutive seqs, oldest first
+	mu sync.Mutex
+	// recs holds the records, consecutive seqs, oldest first, with each
+	// one's received time (Unix seconds).
+	recs  tailRecs
 	bytes int64
 	max   int64 // 0: the tail keeps nothing
-	// received holds each record's received time (Unix seconds), in the
-	// order of recs.
-	received []int64
 	// buckets holds, for each bucket (partKey and hour) of the records
 	// in recs, their sequence numbers, oldest first: a lookup answers a
 	// bucket from memory when the tail holds as many of its records as
@@ -64,28 +63,24 @@ func (t *tail) add(recs []*audit.Record, first, received int64) {
 	if t.max <= 0 || len(recs) == 0 {
 		return
 	}
-	out := make([]audit.Appended, len(recs))
-	var size int64
-	for i, r := range recs {
-		c := *r
-		c.Raw = slices.Clip(r.Raw)
-		c.Resources = slices.Clip(r.Resources)
-		c.Time = time.Unix(r.Time.Unix(), 0).UTC()
-		out[i] = audit.Appended{Seq: first + int64(i), Record: c}
-		size += int64(len(c.Raw))
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if n := len(t.recs); n > 0 && t.recs[n-1].Seq+1 != first {
+	if n := t.recs.len(); n > 0 && t.recs.at(n-1).Seq+1 != first {
 		t.clearLocked() // not consecutive: start again
 	}
 	if t.buckets == nil {
 		t.buckets = map[tailBucket]*tailSeqs{}
 	}
-	for i := range out {
-		r := &out[i].Record
+	for i, r := range recs {
+		a := t.recs.push(received)
+		*a = audit.Appended{Seq: first + int64(i), Record: *r}
+		c := &a.Record
+		c.Raw = slices.Clip(r.Raw)
+		c.Resources = slices.Clip(r.Resources)
 		sec := r.Time.Unix()
-		b := tailBucket{partKey{r.Account, r.Region, r.Category}, bucketOf(sec)}
+		c.Time = time.Unix(sec, 0).UTC()
+		t.bytes += int64(len(c.Raw))
+		b := tailBucket{partKey{c.Account, c.Region, c.Category}, bucketOf(sec)}
 		bs := t.buckets[b]
 		switch {
 		case bs == nil:
@@ -96,14 +91,10 @@ func (t *tail) add(recs []*audit.Record, first, received int64) {
 		default:
 			bs.max = sec
 		}
-		bs.seqs = append(bs.seqs, out[i].Seq)
-		t.received = append(t.received, received)
+		bs.seqs = append(bs.seqs, a.Seq)
 	}
-	t.recs = append(t.recs, out...)
-	t.bytes += size
-	drop := 0
-	for t.bytes > t.max && drop < len(t.recs) {
-		r := &t.recs[drop].Record
+	for t.bytes > t.max && t.recs.len() > 0 {
+		r := &t.recs.at(0).Record
 		t.bytes -= int64(len(r.Raw))
 		// The oldest record of its bucket: the first of its seqs.
 		b := tailBucket{partKey{r.Account, r.Region, r.Category}, bucketOf(r.Time.Unix())}
@@ -112,18 +103,89 @@ func (t *tail) add(recs []*audit.Record, first, received int64) {
 		} else {
 			bs.seqs = bs.seqs[1:]
 		}
-		drop++
+		t.recs.pop()
 	}
-	if drop > 0 {
-		// The dropped slots are cleared, so that their records' memory is
-		// freed, and cut off: the arrays are given up at their next growth
-		// (append copies only what is kept). Cloning the tail here cost
-		// every append the whole tail's copy (7% of live ingest's CPU).
-		// Readers never hold these arrays: read and newestOf copy.
-		clear(t.recs[:drop])
-		t.recs = t.recs[drop:]
-		t.received = t.received[drop:]
+}
+
+// tailChunkLen is how many records a chunk of the tail holds.
+const tailChunkLen = 1024
+
+// tailRecs is a queue of records in chunks of tailChunkLen: records are
+// pushed at the end and popped at the front without moving the others.
+// The tail was one slice, cut at the front and grown at the end: in a
+// full tail every append that dropped records grew it again, copying the
+// whole tail once in every few appends (7% of live ingest's CPU, then 5%
+// with the copy made only at growth; issue 15). A chunk emptied at the
+// front is kept for the next one needed at the end.
+type tailRecs struct {
+	chunks []*tailChunk
+	head   int // index of the first record in chunks[0]
+	n      int
+	spare  *tailChunk
+}
+
+type tailChunk struct {
+	recs     [tailChunkLen]audit.Appended
+	received [tailChunkLen]int64
+}
+
+func (q *tailRecs) len() int { return q.n }
+
+// at returns the i-th record, 0 <= i < len.
+func (q *tailRecs) at(i int) *audit.Appended {
+	p := q.head + i
+	return &q.chunks[p/tailChunkLen].recs[p%tailChunkLen]
+}
+
+// receivedAt returns the received time of the i-th record.
+func (q *tailRecs) receivedAt(i int) int64 {
+	p := q.head + i
+	return q.chunks[p/tailChunkLen].received[p%tailChunkLen]
+}
+
+// push adds a record received at received at the end and returns its
+// slot (zeroed) to fill.
+func (q *tailRecs) push(received int64) *audit.Appended {
+	p := q.head + q.n
+	if p/tailChunkLen == len(q.chunks) {
+		c := q.spare
+		q.spare = nil
+		if c == nil {
+			c = new(tailChunk)
+		}
+		q.chunks = append(q.chunks, c)
 	}
+	c := q.chunks[p/tailChunkLen]
+	c.received[p%tailChunkLen] = received
+	q.n++
+	return &c.recs[p%tailChunkLen]
+}
+
+// pop drops the first record, clearing its slot so that its memory is
+// freed.
+func (q *tailRecs) pop() {
+	c := q.chunks[0]
+	c.recs[q.head] = audit.Appended{}
+	q.head++
+	q.n--
+	if q.head == tailChunkLen || q.n == 0 {
+		// Every slot it held was cleared: it is clean for reuse.
+		q.spare = c
+		q.chunks = append(q.chunks[:0], q.chunks[1:]...)
+		q.head = 0
+	}
+}
+
+// copyTo appends records i to j-1 to out.
+func (q *tailRecs) copyTo(out []audit.Appended, i, j int) []audit.Appended {
+	for i < j {
+		p := q.head + i
+		c, k := q.chunks[p/tailChunkLen], p%tailChunkLen
+		m := min(j-i, tailChunkLen-k)
+		out = append(out, c.recs[k:k+m]...)
+		i += m
+	}
+	return out
 }
 
 // newestOf returns the records of bucket d of k that keep accepts, when
@@ -143,19 +205,19 @@ func (t *tail) newestOf(k partKey, d, n int64, need int, keep func(r *audit.Reco
 	if bs == nil || n <= 0 || int64(len(bs.seqs)) != n || need <= 0 {
 		return nil, false
 	}
-	first := t.recs[0].Seq
+	first := t.recs.at(0).Seq
 	var out []audit.Record
 	var cut int64 // a lower bound of the need-th newest match's time
 	for i := len(bs.seqs) - 1; i >= 0; i-- {
-		j := bs.seqs[i] - first
-		r := &t.recs[j].Record
+		j := int(bs.seqs[i] - first)
+		r := &t.recs.at(j).Record
 		sec := r.Time.Unix()
 		if len(out) >= need && sec+bs.lag < cut {
 			// The rest are older than need matches (those of the same
 			// second were taken: their eventIDs decide).
 			break
 		}
-		if keep(r, t.received[j]) {
+		if keep(r, t.recs.receivedAt(j)) {
 			out = append(out, *r)
 			if len(out) == need {
 				// need matches are at least this recent: the need-th
@@ -182,16 +244,18 @@ func (t *tail) newestOf(k partKey, d, n int64, need int, keep func(r *audit.Reco
 func (t *tail) read(after int64, limit int) ([]audit.Appended, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.recs) == 0 {
+	n := t.recs.len()
+	if n == 0 {
 		return nil, false
 	}
-	first := t.recs[0].Seq
-	last := t.recs[len(t.recs)-1].Seq
+	first := t.recs.at(0).Seq
+	last := t.recs.at(n - 1).Seq
 	if after < first-1 || after > last {
 		return nil, false
 	}
 	i := int(after + 1 - first)
-	return slices.Clone(t.recs[i:min(len(t.recs), i+limit)]), true
+	j := min(n, i+max(limit, 0))
+	return t.recs.copyTo(make([]audit.Appended, 0, j-i), i, j), true
 }
 
 // clear forgets every record (the rows were deleted, or the store closes).
@@ -201,4 +265,4 @@ func (t *tail) clear() {
 	t.clearLocked()
 }
 
-func (t *tail) clearLocked() { t.recs, t.bytes, t.received, t.buckets = nil, 0, nil, nil }
+func (t *tail) clearLocked() { t.recs, t.bytes, t.buckets = tailRecs{}, 0, nil }

@@ -66,8 +66,8 @@ func TestTailReadsAsTable(t *testing.T) {
 		}
 		// Every 41st position, and those around the tail's ends.
 		afters := []int64{last - 1, last, last + 1}
-		if len(st.tail.recs) > 0 {
-			f := st.tail.recs[0].Seq
+		if st.tail.recs.len() > 0 {
+			f := st.tail.recs.at(0).Seq
 			afters = append(afters, f-2, f-1, f)
 		}
 		for a := int64(0); a <= last; a += 41 {
@@ -112,8 +112,8 @@ func TestTailReadsAsTable(t *testing.T) {
 			compare(fmt.Sprintf("after batch %d", i), table())
 		}
 	}
-	if st.tail.bytes == 0 || st.tail.recs[0].Seq <= 1 {
-		t.Fatalf("tail holds %d bytes from seq %d; want a tail that dropped the oldest", st.tail.bytes, st.tail.recs[0].Seq)
+	if st.tail.bytes == 0 || st.tail.recs.at(0).Seq <= 1 {
+		t.Fatalf("tail holds %d bytes from seq %d; want a tail that dropped the oldest", st.tail.bytes, st.tail.recs.at(0).Seq)
 	}
 	compare("all", table())
 	now = now.Add(time.Hour)
@@ -121,4 +121,62 @@ func TestTailReadsAsTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	compare("after a retention delete", table())
+}
+
+// TestTailRecs checks the tail's chunked queue against a slice: pushes and
+// pops across several chunks, emptied and filled again.
+func TestTailRecs(t *testing.T) {
+	var q tailRecs
+	var want []audit.Appended
+	var recv []int64
+	seq := int64(0)
+	check := func(step string) {
+		t.Helper()
+		if q.len() != len(want) {
+			t.Fatalf("%s: len = %d; want %d", step, q.len(), len(want))
+		}
+		for i := range want {
+			if got := q.at(i).Seq; got != want[i].Seq || q.receivedAt(i) != recv[i] {
+				t.Fatalf("%s: at(%d) = %d, received %d; want %d, %d", step, i, got, q.receivedAt(i), want[i].Seq, recv[i])
+			}
+		}
+		for _, r := range [][2]int{{0, len(want)}, {len(want) / 3, len(want) / 3 * 2}, {len(want), len(want)}} {
+			got := q.copyTo(nil, r[0], r[1])
+			if len(got) != r[1]-r[0] {
+				t.Fatalf("%s: copyTo(%d, %d) gave %d records", step, r[0], r[1], len(got))
+			}
+			for i := range got {
+				if got[i].Seq != want[r[0]+i].Seq {
+					t.Fatalf("%s: copyTo(%d, %d)[%d] = %d; want %d", step, r[0], r[1], i, got[i].Seq, want[r[0]+i].Seq)
+				}
+			}
+		}
+	}
+	push := func(n int) {
+		for range n {
+			seq++
+			*q.push(seq * 10) = audit.Appended{Seq: seq, Record: audit.Record{EventID: fmt.Sprint(seq)}}
+			want = append(want, audit.Appended{Seq: seq})
+			recv = append(recv, seq*10)
+		}
+	}
+	pop := func(n int) {
+		for range n {
+			q.pop()
+			want, recv = want[1:], recv[1:]
+		}
+	}
+	push(3*tailChunkLen + 5)
+	check("filled")
+	pop(tailChunkLen + 7)
+	check("popped across a chunk")
+	push(2*tailChunkLen - 3)
+	check("filled again")
+	if len(q.chunks) > 5 {
+		t.Errorf("%d chunks for %d records", len(q.chunks), q.len())
+	}
+	pop(q.len())
+	check("emptied")
+	push(tailChunkLen + 1)
+	check("filled after empty")
 }
