@@ -895,6 +895,65 @@ func compareOrder(a, b orderKey) int {
 		cmp.Compare(a.category, b.category), cmp.Compare(a.t, b.t), cmp.Compare(a.id, b.id))
 }
 
+// orderOf returns the indexes 0..n-1 of the records rec(i) sorted in
+// eventsOrder. The partitions are ranked first (a batch has few), so the
+// sort compares strings only for event IDs of the same second: comparing
+// the account and region of every pair was 4% of an import's CPU.
+func orderOf(n int, rec func(i int) *audit.Record) []int {
+	rank := map[partKey]int{}
+	var parts []partKey
+	ranks := make([]int, n)
+	var last partKey
+	lastRank := -1
+	for i := range n {
+		r := rec(i)
+		k := partKey{r.Account, r.Region, r.Category}
+		if lastRank < 0 || k != last {
+			p, ok := rank[k]
+			if !ok {
+				p = len(parts)
+				rank[k] = p
+				parts = append(parts, k)
+			}
+			last, lastRank = k, p
+		}
+		ranks[i] = lastRank
+	}
+	// Ranks in the partitions' order.
+	byKey := make([]int, len(parts))
+	for i := range byKey {
+		byKey[i] = i
+	}
+	slices.SortFunc(byKey, func(a, b int) int {
+		return cmp.Or(cmp.Compare(parts[a].account, parts[b].account), cmp.Compare(parts[a].region, parts[b].region),
+			cmp.Compare(parts[a].category, parts[b].category))
+	})
+	place := make([]int, len(parts))
+	for p, i := range byKey {
+		place[i] = p
+	}
+	type item struct {
+		part int
+		t    int64
+		i    int
+	}
+	items := make([]item, n)
+	for i := range n {
+		items[i] = item{place[ranks[i]], rec(i).Time.Unix(), i}
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		if c := cmp.Or(cmp.Compare(a.part, b.part), cmp.Compare(a.t, b.t)); c != 0 {
+			return c
+		}
+		return cmp.Compare(rec(a.i).EventID, rec(b.i).EventID)
+	})
+	out := make([]int, n)
+	for j, it := range items {
+		out[j] = it.i
+	}
+	return out
+}
+
 // appendEncoded is AppendEach with the encodings prefetchEncoded made.
 func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre []encoded) (inserted []bool, err error) {
 	s.writeMu.Lock()
@@ -976,11 +1035,7 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	if s.bulk {
 		// Compact's order within the append; across appends, inOrder
 		// tells whether it holds.
-		ord := make([]int, len(fresh))
-		for j := range ord {
-			ord[j] = j
-		}
-		slices.SortFunc(ord, func(a, b int) int { return compareOrder(keyOf(fresh[a]), keyOf(fresh[b])) })
+		ord := orderOf(len(fresh), func(j int) *audit.Record { return fresh[j] })
 		f2, h2, i2 := make([]*audit.Record, len(fresh)), make([]uint64, len(fresh)), make([]int, len(fresh))
 		for j, o := range ord {
 			f2[j], h2[j], i2[j] = fresh[o], hashes[o], idx[o]
@@ -1140,7 +1195,12 @@ func (s *Store) prefetchEncoded(records []audit.Record) []encoded {
 	if bulk {
 		// In the order the rows will have, so that each block holds
 		// consecutive rows (appendEncoded sorts them the same way).
-		slices.SortFunc(todo, func(a, b int) int { return compareOrder(keyOf(&records[a]), keyOf(&records[b])) })
+		ord := orderOf(len(todo), func(j int) *audit.Record { return &records[todo[j]] })
+		sorted := make([]int, len(todo))
+		for j, o := range ord {
+			sorted[j] = todo[o]
+		}
+		todo = sorted
 	}
 	s.codecMu.RLock()
 	defer s.codecMu.RUnlock()

@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -113,4 +114,33 @@ func TestImportOrder(t *testing.T) {
 		t.Error("an import into a store that held rows: InOrder")
 	}
 	st.Close()
+}
+
+// TestOrderOf: orderOf sorts records as eventsOrder does (account,
+// region, category, time in seconds, event ID), partitions given in any
+// order.
+func TestOrderOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	var recs []audit.Record
+	for i := range 2000 {
+		recs = append(recs, audit.Record{
+			Account:  []string{"111111111111", "222222222222", "011111111111"}[rng.IntN(3)],
+			Region:   []string{"us-east-1", "eu-west-1"}[rng.IntN(2)],
+			Category: audit.Category(rng.IntN(3)),
+			Time:     base.Add(time.Duration(rng.IntN(50)) * 500 * time.Millisecond),
+			EventID:  fmt.Sprintf("%04x", rng.IntN(1<<16)+i),
+		})
+	}
+	ord := orderOf(len(recs), func(i int) *audit.Record { return &recs[i] })
+	seen := map[int]bool{}
+	for j, i := range ord {
+		seen[i] = true
+		if j > 0 && compareOrder(keyOf(&recs[ord[j-1]]), keyOf(&recs[i])) > 0 {
+			t.Fatalf("%+v before %+v", keyOf(&recs[ord[j-1]]), keyOf(&recs[i]))
+		}
+	}
+	if len(seen) != len(recs) {
+		t.Fatalf("orderOf gave %d distinct indexes of %d", len(seen), len(recs))
+	}
 }
