@@ -12,10 +12,11 @@ import (
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 )
 
-// TestImportCompacts: an offline import that makes the store compacts it
-// after printing its report; one that adds a little to it does not;
-// --no-compact skips it; cairn compact compacts on demand. The records
-// are all there after each.
+// TestImportCompacts: an offline import into an empty store writes it in
+// the compacted order and says so instead of compacting; one that makes
+// most of a store that held rows compacts it after printing its report;
+// one that adds a little to it does not; --no-compact skips it; cairn
+// compact compacts on demand. The records are all there after each.
 func TestImportCompacts(t *testing.T) {
 	dir := t.TempDir()
 	logs := filepath.Join(dir, "logs")
@@ -49,7 +50,7 @@ func TestImportCompacts(t *testing.T) {
 		return n
 	}
 	code, out, errs := cli("import", "--no-progress", "--data-dir", dataDir, "--config", cfgPath, "--output", "json", logs)
-	if code != 0 || !strings.Contains(errs, "compacted the store") || decodeImportReport(t, []byte(out)).Imported != 40 {
+	if code != 0 || !strings.Contains(errs, "in its compacted order; not compacted") || decodeImportReport(t, []byte(out)).Imported != 40 {
 		t.Fatalf("first import: exit %d\n%s\n%s", code, out, errs)
 	}
 	if n := count(); n != 40 {
@@ -66,10 +67,21 @@ func TestImportCompacts(t *testing.T) {
 	if n := count(); n != 41 {
 		t.Errorf("%d records after compact; want 41", n)
 	}
-	other := t.TempDir()
-	code, _, errs = cli("import", "--no-progress", "--no-compact", "--data-dir", other, "--config", cfgPath, logs)
-	if code != 0 || strings.Contains(errs, "compacted") {
-		t.Errorf("--no-compact: exit %d: %s", code, errs)
+	// Into a store that held a record: no known order, compacted.
+	for _, noCompact := range []bool{false, true} {
+		other := t.TempDir()
+		code, _, errs = cli("import", "--no-progress", "--data-dir", other, "--config", cfgPath, more)
+		if code != 0 || !strings.Contains(errs, "not compacted") {
+			t.Errorf("one record into an empty store: exit %d: %s", code, errs)
+		}
+		args := []string{"import", "--no-progress", "--data-dir", other, "--config", cfgPath}
+		if noCompact {
+			args = append(args, "--no-compact")
+		}
+		code, _, errs = cli(append(args, logs)...)
+		if compacted := strings.Contains(errs, "compacted the store"); code != 0 || compacted == noCompact {
+			t.Errorf("most of a store that held a record (--no-compact %v): exit %d: %s", noCompact, code, errs)
+		}
 	}
 	if code, _, _ := cli("compact", "--data-dir", t.TempDir()); code == 0 {
 		t.Error("cairn compact of a data dir without a store succeeded")

@@ -116,6 +116,11 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if err := st.SetMemoryLimit(context.WithoutCancel(ctx), importDuckDBMemory); err != nil {
 				return err
 			}
+			// Files in order, each batch's rows in the store's final
+			// order: an import of a trail's logs into an empty store
+			// needs no compaction after it (docs/store.md, "Imports").
+			st.BeginImport()
+			opts.InOrder = true
 			if !*noCompact {
 				compactPath = filepath.Join(*dataDir, storeFile)
 			}
@@ -144,7 +149,8 @@ const importDuckDBMemory = "512MB"
 
 // compactAfterImport compacts the store (duckdb.Compact) when the import
 // stored at least half of its records: a first import of a responder's
-// logs, whose blocks and filters were made batch by batch. A compaction
+// logs, whose blocks and filters were made batch by batch; not when the
+// import wrote them in the compacted order already (duckdb.Store.InOrder). A compaction
 // rewrites the whole store, so an import that added a little to a large
 // store skips it (cairn compact does it on demand). It closes st. A
 // failed compaction leaves the store as the import left it: a warning,
@@ -152,6 +158,11 @@ const importDuckDBMemory = "512MB"
 func compactAfterImport(ctx context.Context, st *duckdb.Store, path string, imported int64, log *slog.Logger, stderr io.Writer) {
 	last, err := st.LastSeq(ctx)
 	if err != nil || imported == 0 || 2*imported < last {
+		return
+	}
+	if st.InOrder() {
+		// Its rows are in Compact's order and its blocks full already.
+		fmt.Fprintf(stderr, "cairn: the import wrote the store in its compacted order; not compacted\n")
 		return
 	}
 	if err := st.Close(); err != nil {

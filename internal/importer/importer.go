@@ -60,6 +60,16 @@ type EachSink interface {
 	AppendEach(ctx context.Context, records []audit.Record) (inserted []bool, err error)
 }
 
+// PreparingSink is an EachSink that splits AppendEach in two: PrepareEach
+// does the work that needs no lock (compression) and returns the rest,
+// which appends the batch as AppendEach would. With Appenders > 1, Run
+// prepares the next batches while one commits, and commits them in their
+// order when InOrder is set.
+type PreparingSink interface {
+	EachSink
+	PrepareEach(records []audit.Record) func(ctx context.Context) (inserted []bool, err error)
+}
+
 // Failure is a record a ReportingSink refused.
 type Failure struct {
 	// Index is the record's position in the batch given to the sink.
@@ -96,6 +106,14 @@ type Options struct {
 	// checks a batch before taking its lock (the DuckDB store) gets
 	// through more with 2: one batch is prepared while another commits.
 	Appenders int
+	// InOrder gives the Sink the records in the order of the files as
+	// they are found (a folder's by name, which is time order in the S3
+	// layout), each file's in its order, and appends the batches in that
+	// order whatever Appenders says: files are still read Workers at a
+	// time, and a file read ahead waits (a few chunks in memory) for the
+	// ones before it. The DuckDB store writes an offline import in its
+	// final order when it comes in order (duckdb.Store.BeginImport).
+	InOrder bool
 	// MaxErrors bounds the errors kept in Report.Errors (default 100).
 	MaxErrors int
 	// MaxErrorsPerFile, when positive, bounds the errors kept per file;
@@ -319,13 +337,17 @@ func (r *run) run(ctx context.Context, start time.Time, open func(context.Contex
 	// one chunk per reader left them idle for most of each Append).
 	chunks := make(chan chunk, r.opts.Workers+r.opts.BatchSize/r.chunk)
 	var readers sync.WaitGroup
-	for range r.opts.Workers {
-		readers.Go(func() {
-			var fr fileReader
-			for f := range work {
-				r.readFile(ctx, &fr, f, chunks)
-			}
-		})
+	if r.opts.InOrder {
+		r.readInOrder(ctx, &readers, work, chunks)
+	} else {
+		for range r.opts.Workers {
+			readers.Go(func() {
+				var fr fileReader
+				for f := range work {
+					r.readFile(ctx, &fr, f, chunks)
+				}
+			})
+		}
 	}
 	readers.Go(func() {
 		defer close(work)
@@ -397,6 +419,59 @@ func (r *run) keep(e RecordError) {
 	}
 	r.omitted++
 	r.omittedBy[e.File]++
+}
+
+// readInOrder starts Workers readers of the files sent on work, and a
+// goroutine that hands their chunks to chunks file by file, in the order
+// the files came: each file gets a channel of its own, which the readers
+// fill and the goroutine drains in turn (Options.InOrder). The readers
+// and that goroutine count in readers.
+func (r *run) readInOrder(ctx context.Context, readers *sync.WaitGroup, work <-chan string, chunks chan<- chunk) {
+	type job struct {
+		path string
+		out  chan chunk
+	}
+	// A file read ahead holds up to a batch of chunks; the readers take
+	// the files in order, so the file drained is always being read.
+	perFile := max(2, r.opts.BatchSize/r.chunk)
+	jobs := make(chan job)
+	order := make(chan chan chunk, r.opts.Workers)
+	readers.Go(func() {
+		defer close(jobs)
+		defer close(order)
+		for f := range work {
+			j := job{f, make(chan chunk, perFile)}
+			select {
+			case order <- j.out:
+			case <-ctx.Done():
+				continue // drain work until the feed stops
+			}
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				close(j.out)
+			}
+		}
+	})
+	for range r.opts.Workers {
+		readers.Go(func() {
+			var fr fileReader
+			for j := range jobs {
+				r.readFile(ctx, &fr, j.path, j.out)
+				close(j.out)
+			}
+		})
+	}
+	readers.Go(func() {
+		for out := range order {
+			for c := range out {
+				select {
+				case chunks <- c:
+				case <-ctx.Done():
+				}
+			}
+		}
+	})
 }
 
 // sink appends chunks to the Sink in batches of at most BatchSize records,
@@ -471,11 +546,18 @@ type appendPool struct {
 	once   sync.Once
 	err    error
 	closed bool
+	// inOrder: batches are appended in the order given (Options.InOrder);
+	// last is closed once the last batch given has been.
+	inOrder bool
+	last    chan struct{}
 }
 
 type appendJob struct {
 	b    []audit.Record
 	from []origin
+	// prev is closed when the batch before has been appended (nil: no
+	// order to keep); done is closed when this one has.
+	prev, done chan struct{}
 }
 
 // appenders starts the pool, nil when Options.Appenders is 1 or less (the
@@ -484,29 +566,66 @@ func (r *run) appenders(ctx context.Context) *appendPool {
 	if r.opts.Appenders <= 1 {
 		return nil
 	}
-	p := &appendPool{jobs: make(chan appendJob), failed: make(chan struct{})}
+	p := &appendPool{jobs: make(chan appendJob), failed: make(chan struct{}), inOrder: r.opts.InOrder}
+	ps, preparing := r.opts.Sink.(PreparingSink)
+	if _, reports := r.opts.Sink.(ReportingSink); reports {
+		preparing = false
+	}
 	for range r.opts.Appenders {
 		p.wg.Go(func() {
 			for j := range p.jobs {
-				select {
-				case <-p.failed:
-					continue // after an error, nothing more is appended
-				default:
-				}
-				if err := r.append(ctx, j.b, j.from); err != nil {
-					p.once.Do(func() { p.err = err; close(p.failed) })
-				}
+				p.run(ctx, r, j, ps, preparing)
 			}
 		})
 	}
 	return p
 }
 
+// run appends one job: prepared first (when the Sink can), then appended
+// after the job before it when the pool keeps the order.
+func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingSink, preparing bool) {
+	if j.done != nil {
+		defer close(j.done)
+	}
+	select {
+	case <-p.failed:
+		return // after an error, nothing more is appended
+	default:
+	}
+	var commit func(context.Context) ([]bool, error)
+	if preparing {
+		commit = ps.PrepareEach(j.b)
+	}
+	if j.prev != nil {
+		select {
+		case <-j.prev:
+		case <-p.failed:
+			return
+		}
+	}
+	var err error
+	if preparing {
+		err = r.countEach(j.b, func() ([]bool, error) { return commit(ctx) })
+	} else {
+		err = r.append(ctx, j.b, j.from)
+	}
+	if err != nil {
+		p.once.Do(func() { p.err = err; close(p.failed) })
+	}
+}
+
 // give hands a batch to a free appender; it returns an earlier append's
 // error instead.
 func (p *appendPool) give(ctx context.Context, b []audit.Record, from []origin) error {
+	j := appendJob{b: b, from: from}
+	if p.inOrder {
+		j.prev, j.done = p.last, make(chan struct{})
+	}
 	select {
-	case p.jobs <- appendJob{b, from}:
+	case p.jobs <- j:
+		if p.inOrder {
+			p.last = j.done
+		}
 		return nil
 	case <-p.failed:
 		return p.err
@@ -575,7 +694,13 @@ func (r *run) append(ctx context.Context, b []audit.Record, from []origin) error
 // appendEach gives a batch to an EachSink in one call and counts each
 // record in its account and region.
 func (r *run) appendEach(ctx context.Context, es EachSink, b []audit.Record) error {
-	inserted, err := es.AppendEach(ctx, b)
+	return r.countEach(b, func() ([]bool, error) { return es.AppendEach(ctx, b) })
+}
+
+// countEach appends a batch to an EachSink through appendB and counts
+// each record in its account and region.
+func (r *run) countEach(b []audit.Record, appendB func() ([]bool, error)) error {
+	inserted, err := appendB()
 	if err != nil {
 		// Nothing of a failed AppendEach is stored (one transaction).
 		return err

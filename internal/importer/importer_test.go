@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -789,4 +790,54 @@ func TestEachSinkBatches(t *testing.T) {
 			t.Errorf("Imported %d; want at most the 10 of the first call", rep.Imported)
 		}
 	})
+}
+
+// TestInOrder: with InOrder, the Sink gets every file's records in the
+// order of the files' names and each file's own order, although four
+// readers read the files at once and three appenders prepare batches that
+// finish out of order; without it, the same run reorders them (so the
+// test can fail). Counts are as without the option.
+func TestInOrder(t *testing.T) {
+	dir := t.TempDir()
+	var want []string
+	for f := range 30 {
+		var raws [][]byte
+		for i := range 5 + f%7*3 {
+			id := fmt.Sprintf("f%02d-%03d", f, i)
+			want = append(want, id)
+			raws = append(raws, fmt.Appendf(nil, `{"eventVersion":"1.08","eventTime":"2024-01-02T03:04:05Z",`+
+				`"eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1",`+
+				`"eventID":%q,"recipientAccountId":"111111111111"}`, id))
+		}
+		write(t, dir, fmt.Sprintf("f%02d.json", f), records(raws))
+	}
+	for _, inOrder := range []bool{true, false} {
+		t.Run(fmt.Sprintf("InOrder=%v", inOrder), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				calls := 0
+				var mu sync.Mutex
+				sink := &importertest.PreparingSink{Delay: func([]audit.Record) time.Duration {
+					mu.Lock()
+					defer mu.Unlock()
+					calls++
+					return time.Duration(calls%3) * 10 * time.Millisecond // later batches often ready first
+				}}
+				rep, err := importer.Run(context.Background(), []string{dir},
+					importer.Options{Sink: sink, BatchSize: 7, Appenders: 3, Workers: 4, InOrder: inOrder})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.Imported != int64(len(want)) {
+					t.Errorf("Imported %d; want %d", rep.Imported, len(want))
+				}
+				var got []string
+				for _, r := range sink.Records() {
+					got = append(got, r.EventID)
+				}
+				if inOrder != slices.Equal(got, want) {
+					t.Errorf("records in the order of the files: %v; want %v\n%v", !inOrder, inOrder, got)
+				}
+			})
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/importer"
@@ -143,4 +144,21 @@ func (e *EachSink) Fail(n int, err error) {
 	e.s.mu.Lock()
 	defer e.s.mu.Unlock()
 	e.s.FailAfter, e.s.Err = n, err
+}
+
+// PreparingSink is an EachSink that is also an importer.PreparingSink:
+// PrepareEach waits Delay(records) (nil: no wait), standing for the
+// compression a store does before its lock, so that batches prepared at
+// once finish in another order than they came.
+type PreparingSink struct {
+	EachSink
+	Delay func(records []audit.Record) time.Duration
+}
+
+// PrepareEach waits Delay and returns AppendEach of the records.
+func (p *PreparingSink) PrepareEach(records []audit.Record) func(context.Context) ([]bool, error) {
+	if p.Delay != nil {
+		time.Sleep(p.Delay(records))
+	}
+	return func(ctx context.Context) ([]bool, error) { return p.AppendEach(ctx, records) }
 }

@@ -81,8 +81,11 @@ type groupKey struct {
 // encodeRecords returns how each of recs is stored: groups of at least
 // minBlockRecords records (same account, region, category, hour) as
 // blocks of up to s.blockBytes of content, the others one frame each.
-// Blocks and frames are compressed on every core.
-func (s *Store) encodeRecords(recs []*audit.Record) []encoded {
+// Blocks and frames are compressed on every core. With acrossHours (an
+// offline import, BeginImport) the hour is not part of the group: recs
+// come in eventsOrder, and a block takes consecutive records of one
+// account, region and category until it is full, as Compact's do.
+func (s *Store) encodeRecords(recs []*audit.Record, acrossHours bool) []encoded {
 	out := make([]encoded, len(recs))
 	var singles []int
 	type pending struct {
@@ -99,7 +102,10 @@ func (s *Store) encodeRecords(recs []*audit.Record) []encoded {
 		var last groupKey
 		g := -1
 		for i, r := range recs {
-			k := groupKey{r.Account, r.Region, r.Category, floorDiv(r.Time.Unix(), bucketSeconds)}
+			k := groupKey{r.Account, r.Region, r.Category, 0}
+			if !acrossHours {
+				k.hour = floorDiv(r.Time.Unix(), bucketSeconds)
+			}
 			if g < 0 || k != last {
 				var ok bool
 				if g, ok = groups[k]; !ok {

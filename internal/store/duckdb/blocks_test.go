@@ -61,12 +61,15 @@ func TestRecordBlocks(t *testing.T) {
 		name   string
 		opts   []Options // one per batch, the store reopened between
 		blocks bool
+		bulk   bool // BeginImport after each Open
 	}{
-		{"default", []Options{{}}, true},
-		{"small blocks", []Options{{BlockBytes: 2048}}, true},
-		{"no cache", []Options{{BlockCacheBytes: 1}}, true},
-		{"no blocks", []Options{{BlockBytes: -1}}, false},
-		{"mixed", []Options{{BlockBytes: -1}, {BlockBytes: -1, ZstdRecords: true}, {}}, true},
+		{"default", []Options{{}}, true, false},
+		{"small blocks", []Options{{BlockBytes: 2048}}, true, false},
+		{"no cache", []Options{{BlockCacheBytes: 1}}, true, false},
+		{"no blocks", []Options{{BlockBytes: -1}}, false, false},
+		{"mixed", []Options{{BlockBytes: -1}, {BlockBytes: -1, ZstdRecords: true}, {}}, true, false},
+		{"import", []Options{{}}, true, true},
+		{"import, small blocks", []Options{{BlockBytes: 2048}}, true, true},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "events.duckdb")
@@ -80,6 +83,9 @@ func TestRecordBlocks(t *testing.T) {
 					var err error
 					if st, err = Open(path, o); err != nil {
 						t.Fatal(err)
+					}
+					if v.bulk {
+						st.BeginImport()
 					}
 				}
 				if _, err := st.Append(context.Background(), b); err != nil {
