@@ -16,9 +16,9 @@ import (
 // The Lake journal
 //
 // A DuckDB transaction has a fixed cost whatever it holds: ~15-18 ms of
-// CPU for one row, as DuckDB allocates and clears the transaction-local
-// storage of each of the events table's ~150 leaf columns, logs it and
-// merges it into the table (BenchmarkInsertCall). PutAuditEvents paid it
+// CPU for one row (BenchmarkInsertCall; in the profile, memory cleared and
+// page-faulted and string segments set up for the transaction's storage
+// of each column, then logged and merged into the table). PutAuditEvents paid it
 // on every call (or every group of concurrent calls), which capped it at
 // ~4.5k events/s. So the small Inserts (at most journalRows rows, no feed
 // position) of a database kept in a file are acknowledged once they are in
@@ -45,15 +45,31 @@ const (
 	// larger ones (loads: lake.LoadBatch rows) are their own transaction.
 	journalRows = 4096
 	// flushRows is the number of waiting rows at which the writer starts
-	// a transaction.
-	flushRows = 32768
+	// a transaction: a DuckDB row group (122,880 rows) and a bit, which
+	// DuckDB writes compressed to the file instead of its log (custom
+	// events: 28 µs of CPU a row in transactions of 131,072, 36 µs in
+	// transactions of 32,768). flushBytes starts one sooner for large
+	// records.
+	flushRows  = 131072
+	flushBytes = 64 << 20
 	// flushDelay bounds how long a row waits for the writer when no query
 	// asks for it.
-	flushDelay = time.Second
-	// maxPending is the number of waiting rows past which Insert waits for
-	// the writer (backpressure, not an unbounded queue).
-	maxPending = 4 * flushRows
+	flushDelay = 2 * time.Second
+	// maxPending and maxPendingBytes bound the waiting rows: past them,
+	// Insert waits for the writer (backpressure, not an unbounded queue).
+	maxPending      = 2 * flushRows
+	maxPendingBytes = 4 * flushBytes
 )
+
+// journalLimits are the writer's thresholds (the constants above; tests
+// lower them).
+type journalLimits struct {
+	flushRows, flushBytes, maxPending, maxPendingBytes int
+	flushDelay                                         time.Duration
+}
+
+var defaultJournalLimits = journalLimits{flushRows: flushRows, flushBytes: flushBytes,
+	maxPending: maxPending, maxPendingBytes: maxPendingBytes, flushDelay: flushDelay}
 
 // journalSeqKey is lake_meta's key of the last journaled row in the table.
 const journalSeqKey = "journal_seq"
@@ -90,7 +106,8 @@ func (d *DB) openJournal(path string) error {
 		return fmt.Errorf("lake/duckdb: %w", err)
 	}
 	last := applied
-	_, err = j.Replay(flushRows, func(recs []audit.Record) error {
+	d.lim = defaultJournalLimits
+	_, err = j.Replay(d.lim.flushRows, func(recs []audit.Record) error {
 		var rows []engine.Row
 		var max uint64
 		for _, rec := range recs {
@@ -140,12 +157,13 @@ func max2(a, b uint64) uint64 {
 // (one fsync) and hands them to the writer. The caller leads their group
 // (Insert).
 func (d *DB) journalInsert(ctx context.Context, parts [][]engine.Row) error {
-	// Backpressure: wait while the writer is maxPending rows behind.
+	// Backpressure: wait while the writer is maxPending rows (or
+	// maxPendingBytes) behind.
 	for {
 		d.pmu.Lock()
-		n, room := len(d.pend), d.room
+		n, bytes, room := len(d.pend), d.pendBytes, d.room
 		d.pmu.Unlock()
-		if n < maxPending {
+		if n < d.lim.maxPending && bytes < d.lim.maxPendingBytes {
 			break
 		}
 		d.signal()
@@ -179,16 +197,19 @@ func (d *DB) journalInsert(ctx context.Context, parts [][]engine.Row) error {
 		d.pendSince = time.Now()
 	}
 	d.pend = append(d.pend, rows...)
+	for _, r := range rows {
+		d.pendBytes += len(r.Raw)
+	}
 	d.pendSeq = d.seq
 	if k := len(d.pendSegs); k > 0 && d.pendSegs[k-1].seg == seg {
 		d.pendSegs[k-1].n += len(rows)
 	} else {
 		d.pendSegs = append(d.pendSegs, segCount{seg, len(rows)})
 	}
-	n := len(d.pend)
+	n, full := len(d.pend), d.pendBytes >= d.lim.flushBytes
 	d.pmu.Unlock()
 	d.jmu.Unlock()
-	if n >= flushRows || n == len(rows) {
+	if n >= d.lim.flushRows || full || n == len(rows) {
 		d.signal() // a full batch, or the first row: start the deadline
 	}
 	return nil
@@ -202,25 +223,26 @@ func (d *DB) signal() {
 	}
 }
 
-// writer moves journaled rows into the table: when flushRows wait or
-// flushDelay after the first waiting row. A failed transaction is retried
-// (capped backoff); the rows stay waiting, and in the journal.
+// writer moves journaled rows into the table: when flushRows (or
+// flushBytes) wait, or flushDelay after the first waiting row. A failed
+// transaction is retried (capped backoff); the rows stay waiting, and in
+// the journal.
 func (d *DB) writer() {
 	defer close(d.writerDone)
 	backoff := 100 * time.Millisecond
 	var timer *time.Timer
 	for {
 		d.pmu.Lock()
-		n, since := len(d.pend), d.pendSince
+		n, bytes, since := len(d.pend), d.pendBytes, d.pendSince
 		d.pmu.Unlock()
 		var wait time.Duration
 		switch {
 		case n == 0:
 			wait = -1
-		case n >= flushRows:
+		case n >= d.lim.flushRows || bytes >= d.lim.flushBytes:
 			wait = 0
 		default:
-			wait = flushDelay - time.Since(since)
+			wait = d.lim.flushDelay - time.Since(since)
 		}
 		if wait > 0 || wait < 0 {
 			var tc <-chan time.Time
@@ -286,6 +308,9 @@ func (d *DB) Flush(ctx context.Context) error {
 	// Rows journaled meanwhile came after these (and may have added to
 	// the last segment's count).
 	d.pend = append([]engine.Row(nil), d.pend[len(rows):]...)
+	for _, r := range rows {
+		d.pendBytes -= len(r.Raw)
+	}
 	for _, s := range segs {
 		if d.pendSegs[0].n -= s.n; d.pendSegs[0].n == 0 {
 			d.pendSegs = d.pendSegs[1:]

@@ -171,17 +171,15 @@ func (s *countSink) AddRow([]*string) error    { s.rows++; return nil }
 // TestJournalBackpressure: past maxPending waiting rows, Insert waits for
 // the writer instead of queueing more; every row ends in the table.
 func TestJournalBackpressure(t *testing.T) {
-	if testing.Short() {
-		t.Skip("inserts maxPending rows")
-	}
 	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	d.lim.flushRows, d.lim.maxPending = 2000, 5000
 	ctx := context.Background()
-	const per = journalRows
-	calls := maxPending/per + 2
+	const per = 1000
+	calls := d.lim.maxPending/per + 4
 	peak := 0
 	for c := range calls {
 		rows := make([]engine.Row, per)
@@ -193,8 +191,8 @@ func TestJournalBackpressure(t *testing.T) {
 		}
 		peak = max(peak, d.Pending())
 	}
-	if peak > maxPending+per {
-		t.Errorf("%d rows waited at most; want at most %d", peak, maxPending+per)
+	if peak > d.lim.maxPending+per {
+		t.Errorf("%d rows waited at most; want at most %d", peak, d.lim.maxPending+per)
 	}
 	var n int
 	if err := d.SQL().QueryRow(`SELECT count(*) FROM events WHERE eds_id = 'b'`).Scan(&n); err != nil || n != calls*per {
