@@ -63,6 +63,7 @@ type DB struct {
 	kick       chan struct{}
 	stopw      chan struct{}
 	writerDone chan struct{}
+	closeOnce  sync.Once
 }
 
 var _ engine.Engine = (*DB)(nil)

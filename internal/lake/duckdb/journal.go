@@ -338,9 +338,12 @@ func (d *DB) closeJournal() error {
 	if d.jn == nil {
 		return nil
 	}
-	close(d.stopw)
-	<-d.writerDone
-	err := d.Flush(context.Background())
-	d.jn.Close()
+	var err error
+	d.closeOnce.Do(func() {
+		close(d.stopw)
+		<-d.writerDone
+		err = d.Flush(context.Background())
+		d.jn.Close()
+	})
 	return err
 }
