@@ -30,9 +30,12 @@ var (
 )
 
 // allowed are imports of one feature by another that the design keeps:
-// Lake reads CloudTrail log files with the importer's readers.
+// Lake reads CloudTrail log files with the importer's readers, and its
+// DuckDB engine acknowledges small inserts (PutAuditEvents) from the
+// ingest pipeline's journal.
 var allowed = map[string]bool{
-	"internal/lake -> internal/importer": true,
+	"internal/lake -> internal/importer":              true,
+	"internal/lake/duckdb -> internal/ingest/journal": true,
 }
 
 // duckdbAdapters are the technology adapters of DuckDB: the only packages

@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/ingest/journal"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
@@ -21,6 +23,9 @@ type Options struct {
 	// Threads is DuckDB's threads (default 1: a query runs on the one
 	// thread that runs it, which Lake gives a low CPU priority).
 	Threads int
+	// NoJournal makes every Insert its own transaction (or its group's)
+	// instead of acknowledging small ones from the journal (journal.go).
+	NoJournal bool
 }
 
 // DB is Lake's DuckDB engine. It implements engine.Engine.
@@ -29,16 +34,36 @@ type DB struct {
 	path string
 	// wmu serializes writes to the events table and checkpoints.
 	wmu sync.Mutex
-	// gmu guards pending, the Insert calls (without a feed position)
-	// waiting while another group commits, which the next of them to lead
-	// commits in one transaction (group commit, see Insert); gbusy is set
-	// while a leader commits, and gready closed when it is done.
-	gmu     sync.Mutex
-	pending *insertGroup
-	gbusy   bool
-	gready  chan struct{}
-	// inserts counts Insert's transactions (Inserts).
+	// direct and journaled merge concurrent Insert calls into one commit:
+	// a transaction, or the journal's append (see Insert).
+	direct, journaled grouper
+	// inserts counts the transactions of Insert and of the writer
+	// (Inserts).
 	inserts atomic.Int64
+
+	// The journal (journal.go); nil for a database in memory or with
+	// Options.NoJournal. jmu orders appends (and guards seq, the last
+	// row's sequence number); pmu guards the rows waiting for the writer
+	// (pend, their size pendBytes, the last one's sequence number pendSeq, their journal
+	// segments pendSegs, the time the first of them came pendSince, and
+	// room, closed whenever the writer has taken some); fmu serializes
+	// Flush.
+	jn         *journal.Journal
+	lim        journalLimits
+	jmu        sync.Mutex
+	seq        uint64
+	pmu        sync.Mutex
+	pend       []engine.Row
+	pendBytes  int
+	pendSeq    uint64
+	pendSegs   []segCount
+	pendSince  time.Time
+	room       chan struct{}
+	fmu        sync.Mutex
+	kick       chan struct{}
+	stopw      chan struct{}
+	writerDone chan struct{}
+	closeOnce  sync.Once
 }
 
 var _ engine.Engine = (*DB)(nil)
@@ -56,15 +81,29 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{db: db, path: path}, nil
+	d := &DB{db: db, path: path}
+	if path != "" && !opts.NoJournal {
+		if err := d.openJournal(path); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// Close moves the journaled rows into the table and closes the database.
+func (d *DB) Close() error {
+	jerr := d.closeJournal()
+	return errors.Join(jerr, d.db.Close())
+}
 
 // SQL is the database itself, for tests that inspect what the engine
-// stored; cairn does not use it.
-func (d *DB) SQL() *sql.DB { return d.db }
+// stored (the journaled rows moved into the table first); cairn does not
+// use it.
+func (d *DB) SQL() *sql.DB {
+	d.Flush(context.Background())
+	return d.db
+}
 
 // Position returns the last feed position Insert recorded.
 func (d *DB) Position(ctx context.Context) (int64, error) {
@@ -78,6 +117,9 @@ func (d *DB) Position(ctx context.Context) (int64, error) {
 
 // EventIDs returns the account/eventID keys of store's events.
 func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error) {
+	if err := d.Flush(ctx); err != nil {
+		return nil, err
+	}
 	rs, err := d.db.QueryContext(ctx, `SELECT coalesce(recipientAccountId, userIdentity.accountId, '') || '/' || eventID FROM events WHERE eds_id = ? AND eventID IS NOT NULL`, store)
 	if err != nil {
 		return nil, err
@@ -97,6 +139,9 @@ func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error
 // Delete removes store's events older than before (all when before is
 // zero).
 func (d *DB) Delete(ctx context.Context, store string, before time.Time) error {
+	if err := d.Flush(ctx); err != nil {
+		return err
+	}
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	q := `DELETE FROM events WHERE eds_id = ? AND eventTime < ?`
@@ -224,6 +269,10 @@ const eventJSONChecksum = `sha256("eventJson") AS "eventJsonChecksum"`
 // the statement names is a temporary view of its events, passing the rows
 // to sink as they are scanned.
 func (d *DB) Run(ctx context.Context, st engine.Statement, sink engine.RowSink) (int64, error) {
+	// A query sees every row acknowledged before it started.
+	if err := d.Flush(ctx); err != nil {
+		return 0, err
+	}
 	n, err := d.run(ctx, st, sink)
 	return n, Classify(err)
 }

@@ -25,7 +25,7 @@ func storedByCall(t *testing.T, d *DB, calls int) []int {
 	t.Helper()
 	got := make([]int, calls)
 	for c := range calls {
-		if err := d.db.QueryRow(`SELECT count(*) FROM events WHERE eds_id = 'g' AND "eventJson" LIKE ?`, fmt.Sprintf(`%%"c%d-%%`, c)).Scan(&got[c]); err != nil {
+		if err := d.SQL().QueryRow(`SELECT count(*) FROM events WHERE eds_id = 'g' AND "eventJson" LIKE ?`, fmt.Sprintf(`%%"c%d-%%`, c)).Scan(&got[c]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,7 +52,7 @@ func TestInsertGroupCommit(t *testing.T) {
 		{"alone canceled", 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
+			d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{NoJournal: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,13 +74,13 @@ func TestInsertGroupCommit(t *testing.T) {
 				// Joined in order: the first leads (busy, its
 				// group taken), the others join the pending one.
 				for deadline := time.Now().Add(10 * time.Second); ; {
-					d.gmu.Lock()
+					d.direct.mu.Lock()
 					n := 0
-					if d.pending != nil {
-						n = len(d.pending.parts)
+					if d.direct.pending != nil {
+						n = len(d.direct.pending.parts)
 					}
-					joined := d.gbusy && n == c
-					d.gmu.Unlock()
+					joined := d.direct.busy && n == c
+					d.direct.mu.Unlock()
 					if joined {
 						break
 					}
@@ -111,9 +111,15 @@ func TestInsertGroupCommit(t *testing.T) {
 // TestInsertGroupCommitConcurrent: callers on many goroutines, some with
 // ended contexts, and a feed-position writer among them: every row
 // acknowledged is stored, none refused is, and fewer transactions than
-// calls ran.
+// calls ran; with the journal and without.
 func TestInsertGroupCommitConcurrent(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
+	for _, noJournal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoJournal=%v", noJournal), func(t *testing.T) { testInsertGroupCommitConcurrent(t, noJournal) })
+	}
+}
+
+func testInsertGroupCommitConcurrent(t *testing.T, noJournal bool) {
+	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{NoJournal: noJournal})
 	if err != nil {
 		t.Fatal(err)
 	}

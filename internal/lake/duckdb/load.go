@@ -7,6 +7,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -362,74 +363,100 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // repeats what the feed delivered.
 //
 // Calls without a position made while another group commits share one
-// transaction (group commit): each joins the pending group, and once the
+// commit (group commit): each joins the pending group, and once the
 // commit under way ends one of them leads: it commits the whole group
 // and answers every member, which returns as soon as that is done. A call
-// returns only once its rows are committed (DuckDB fsyncs its log at
-// COMMIT), so nothing is acknowledged before it is durable, and
-// concurrent callers (PutAuditEvents on several connections) pay one
-// COMMIT and fsync instead of one each. If a group's transaction fails,
+// returns only once its rows are durable, so nothing is acknowledged
+// before it is; concurrent callers (PutAuditEvents on several
+// connections) pay one commit and fsync instead of one each. In a
+// database kept in a file, the commit of calls of at most journalRows
+// rows is the journal's append and fsync, and the writer moves the rows
+// into the table later, in large transactions (journal.go); any other
+// call's commit is a transaction of its own. If a group's commit fails,
 // each member's rows are tried again alone, so a member's answer depends
 // only on its own rows.
 func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	if pos > 0 || len(rows) == 0 {
 		d.wmu.Lock()
 		defer d.wmu.Unlock()
-		return d.insertLocked(ctx, rows, pos)
+		return d.insertLocked(ctx, rows, pos, 0)
 	}
-	d.gmu.Lock()
-	g := d.pending
+	if d.jn != nil && len(rows) <= journalRows {
+		return d.journaled.do(ctx, rows, d.journalInsert)
+	}
+	return d.direct.do(ctx, rows, func(ctx context.Context, parts [][]engine.Row) error {
+		var all []engine.Row
+		if len(parts) == 1 {
+			all = parts[0]
+		} else {
+			for _, p := range parts {
+				all = append(all, p...)
+			}
+		}
+		d.wmu.Lock()
+		defer d.wmu.Unlock()
+		return d.insertLocked(ctx, all, 0, 0)
+	})
+}
+
+// grouper merges concurrent calls into one commit (Insert).
+type grouper struct {
+	// mu guards pending, the calls waiting while another group commits,
+	// which the next of them to lead commits in one go; busy is set while
+	// a leader commits, and ready closed when it is done.
+	mu      sync.Mutex
+	pending *insertGroup
+	busy    bool
+	ready   chan struct{}
+}
+
+// do adds rows to the pending group and returns once the group is
+// committed: by another member, or by this call leading it with commit.
+// A group whose commit failed is committed again member by member.
+func (g0 *grouper) do(ctx context.Context, rows []engine.Row, commit func(context.Context, [][]engine.Row) error) error {
+	g0.mu.Lock()
+	g := g0.pending
 	if g == nil {
 		g = &insertGroup{done: make(chan struct{})}
-		d.pending = g
+		g0.pending = g
 	}
 	me := len(g.parts)
 	g.parts = append(g.parts, rows)
-	for d.gbusy {
-		ready := d.gready
-		d.gmu.Unlock()
+	for g0.busy {
+		ready := g0.ready
+		g0.mu.Unlock()
 		select {
 		case <-ready:
 		case <-g.done: // committed by another member
 			return g.errs[me]
 		}
-		d.gmu.Lock()
+		g0.mu.Lock()
 	}
 	// No commit under way: g is done (its leader ended) or still pending.
 	select {
 	case <-g.done:
-		d.gmu.Unlock()
+		g0.mu.Unlock()
 		return g.errs[me]
 	default:
 	}
-	d.gbusy, d.gready, d.pending = true, make(chan struct{}), nil // later callers form the next group
+	g0.busy, g0.ready, g0.pending = true, make(chan struct{}), nil // later callers form the next group
 	parts := g.parts
-	d.gmu.Unlock()
+	g0.mu.Unlock()
 	defer func() {
-		d.gmu.Lock()
-		d.gbusy = false
-		close(d.gready)
-		d.gmu.Unlock()
+		g0.mu.Lock()
+		g0.busy = false
+		close(g0.ready)
+		g0.mu.Unlock()
 	}()
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
 	g.errs = make([]error, len(parts))
 	if len(parts) == 1 {
-		g.errs[0] = d.insertLocked(ctx, parts[0], 0)
+		g.errs[0] = commit(ctx, parts)
 	} else {
 		// The others' rows do not depend on this caller's context.
 		gctx := context.WithoutCancel(ctx)
-		n := 0
-		for _, p := range parts {
-			n += len(p)
-		}
-		all := make([]engine.Row, 0, n)
-		for _, p := range parts {
-			all = append(all, p...)
-		}
-		if err := d.insertLocked(gctx, all, 0); err != nil {
+		if err := commit(gctx, parts); err != nil {
 			for i, p := range parts {
-				g.errs[i] = d.insertLocked(gctx, p, 0)
+				g.errs[i] = commit(gctx, [][]engine.Row{p})
 			}
 		}
 	}
@@ -437,18 +464,21 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	return g.errs[me]
 }
 
-// Inserts returns the number of transactions Insert has run.
+// Inserts returns the number of transactions Insert and the journal's
+// writer have run.
 func (d *DB) Inserts() int64 { return d.inserts.Load() }
 
-// insertGroup is the Insert calls committed by one transaction.
+// insertGroup is the Insert calls committed together.
 type insertGroup struct {
 	parts [][]engine.Row
 	done  chan struct{} // closed once committed; errs is then set
 	errs  []error       // by member
 }
 
-// insertLocked is Insert's transaction; the caller holds wmu.
-func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64) (err error) {
+// insertLocked is one transaction of rows, recording the feed position
+// pos (when > 0) and the journal's last row jseq (when > 0) with them; the
+// caller holds wmu.
+func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64, jseq uint64) (err error) {
 	d.inserts.Add(1)
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
@@ -472,6 +502,11 @@ func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64) (er
 	}
 	if pos > 0 {
 		if _, err := conn.ExecContext(ctx, `INSERT OR REPLACE INTO lake_meta VALUES ('feed_position', ?)`, pos); err != nil {
+			return err
+		}
+	}
+	if jseq > 0 {
+		if _, err := conn.ExecContext(ctx, `INSERT OR REPLACE INTO lake_meta VALUES (?, ?)`, journalSeqKey, int64(jseq)); err != nil {
 			return err
 		}
 	}

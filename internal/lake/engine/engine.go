@@ -47,7 +47,10 @@ type Engine interface {
 	// as the position in the event store's feed in the same transaction,
 	// so a crash neither loses nor repeats what the feed delivered.
 	// Concurrent calls without a position may share one transaction; each
-	// returns once its rows are committed.
+	// returns once its rows are durable, and they are in every Run,
+	// EventIDs and Delete that starts after it returns (an engine may
+	// keep small calls in a journal first and move them into its tables
+	// later: the DuckDB engine does).
 	Insert(ctx context.Context, rows []Row, pos int64) error
 	// Inserts returns the number of transactions Insert has run since the
 	// engine was opened (shared ones count once).

@@ -1,0 +1,349 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/ingest/journal"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
+)
+
+// The Lake journal
+//
+// A DuckDB transaction has a fixed cost whatever it holds: ~15-18 ms of
+// CPU for one row (BenchmarkInsertCall; in the profile, memory cleared and
+// page-faulted and string segments set up for the transaction's storage
+// of each column, then logged and merged into the table). PutAuditEvents paid it
+// on every call (or every group of concurrent calls), which capped it at
+// ~4.5k events/s. So the small Inserts (at most journalRows rows, no feed
+// position) of a database kept in a file are acknowledged once they are in
+// a journal (internal/ingest/journal, the ingest pipeline's: CRC-checked
+// frames, fsynced before Insert returns), and a writer moves them into
+// the table in large transactions: when flushRows rows wait, flushDelay
+// after the first of them, or whenever something reads the table (Run,
+// EventIDs, Delete, SQL, Close each flush first). So a query started after
+// an Insert returned sees its rows, as before: the journal changes the
+// cost, not what a query sees.
+//
+// Each row has a sequence number, and the writer's transaction records
+// the last one it inserted in lake_meta ('journal_seq') with the rows. At
+// Open, the journal's segments left by a crash are replayed: rows up to
+// that number are in the table already and skipped, the others inserted.
+// So a crash neither loses an acknowledged row nor inserts one twice.
+//
+// A journaled row is an audit.Record (the journal's unit) whose Raw is the
+// row's record, Account its store's ID and EventID its sequence number;
+// Category is set so that the journal derives nothing from Raw.
+
+const (
+	// journalRows is the largest Insert that goes through the journal;
+	// larger ones (loads: lake.LoadBatch rows) are their own transaction.
+	journalRows = 4096
+	// flushRows is the number of waiting rows at which the writer starts
+	// a transaction: a DuckDB row group (122,880 rows) and a bit, which
+	// DuckDB writes compressed to the file instead of its log (custom
+	// events: 28 µs of CPU a row in transactions of 131,072, 36 µs in
+	// transactions of 32,768). flushBytes starts one sooner for large
+	// records.
+	flushRows  = 131072
+	flushBytes = 64 << 20
+	// flushDelay bounds how long a row waits for the writer when no query
+	// asks for it.
+	flushDelay = 2 * time.Second
+	// maxPending and maxPendingBytes bound the waiting rows: past them,
+	// Insert waits for the writer (backpressure, not an unbounded queue).
+	maxPending      = 2 * flushRows
+	maxPendingBytes = 4 * flushBytes
+)
+
+// journalLimits are the writer's thresholds (the constants above; tests
+// lower them).
+type journalLimits struct {
+	flushRows, flushBytes, maxPending, maxPendingBytes int
+	flushDelay                                         time.Duration
+}
+
+var defaultJournalLimits = journalLimits{flushRows: flushRows, flushBytes: flushBytes,
+	maxPending: maxPending, maxPendingBytes: maxPendingBytes, flushDelay: flushDelay}
+
+// journalSeqKey is lake_meta's key of the last journaled row in the table.
+const journalSeqKey = "journal_seq"
+
+// segCount is how many rows of a journal segment a batch holds.
+type segCount struct {
+	seg uint64
+	n   int
+}
+
+// journalDir is the journal's directory beside the database file.
+func journalDir(path string) string { return path + ".journal" }
+
+// journalRecord is row as the journal holds it.
+func journalRecord(r engine.Row, seq uint64) audit.Record {
+	return audit.Record{Raw: r.Raw, Account: r.Store, EventID: strconv.FormatUint(seq, 10), Category: audit.CategoryOther}
+}
+
+// openJournal opens the journal of the database at path, inserts the rows
+// a crash left in it (those not yet in the table) and starts the writer.
+func (d *DB) openJournal(path string) error {
+	ctx := context.Background()
+	var applied uint64
+	var v int64
+	err := d.db.QueryRowContext(ctx, `SELECT v FROM lake_meta WHERE k = ?`, journalSeqKey).Scan(&v)
+	switch {
+	case err == nil:
+		applied = uint64(v)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("lake/duckdb: journal position: %w", err)
+	}
+	j, err := journal.Open(journalDir(path), journal.Options{})
+	if err != nil {
+		return fmt.Errorf("lake/duckdb: %w", err)
+	}
+	last := applied
+	d.lim = defaultJournalLimits
+	_, err = j.Replay(d.lim.flushRows, func(recs []audit.Record) error {
+		var rows []engine.Row
+		var max uint64
+		for _, rec := range recs {
+			seq, err := strconv.ParseUint(rec.EventID, 10, 64)
+			if err != nil {
+				return fmt.Errorf("journal row with sequence %q: %w", rec.EventID, err)
+			}
+			last = max2(last, seq)
+			if seq <= applied {
+				continue
+			}
+			rows = append(rows, engine.Row{Store: rec.Account, Raw: rec.Raw})
+			max = max2(max, seq)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		d.wmu.Lock()
+		defer d.wmu.Unlock()
+		if err := d.insertLocked(ctx, rows, 0, max); err != nil {
+			return err
+		}
+		applied = max2(applied, max)
+		return nil
+	})
+	if err != nil {
+		j.Close()
+		return fmt.Errorf("lake/duckdb: replay the journal: %w", err)
+	}
+	d.jn, d.seq = j, last
+	d.kick = make(chan struct{}, 1)
+	d.stopw = make(chan struct{})
+	d.writerDone = make(chan struct{})
+	d.room = make(chan struct{})
+	go d.writer()
+	return nil
+}
+
+func max2(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// journalInsert journals the rows of several Insert calls in one append
+// (one fsync) and hands them to the writer. The caller leads their group
+// (Insert).
+func (d *DB) journalInsert(ctx context.Context, parts [][]engine.Row) error {
+	// Backpressure: wait while the writer is maxPending rows (or
+	// maxPendingBytes) behind.
+	for {
+		d.pmu.Lock()
+		n, bytes, room := len(d.pend), d.pendBytes, d.room
+		d.pmu.Unlock()
+		if n < d.lim.maxPending && bytes < d.lim.maxPendingBytes {
+			break
+		}
+		d.signal()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.stopw:
+			return errors.New("lake/duckdb: closed")
+		}
+	}
+	var rows []engine.Row
+	for _, p := range parts {
+		rows = append(rows, p...)
+	}
+	// jmu keeps the sequence numbers, the journal's order and the waiting
+	// rows' order the same.
+	d.jmu.Lock()
+	recs := make([]audit.Record, len(rows))
+	for i, r := range rows {
+		recs[i] = journalRecord(r, d.seq+uint64(i)+1)
+	}
+	seg, _, err := d.jn.Append(recs)
+	if err != nil {
+		d.jmu.Unlock()
+		return fmt.Errorf("lake/duckdb: %w", err)
+	}
+	d.seq += uint64(len(rows))
+	d.pmu.Lock()
+	if len(d.pend) == 0 {
+		d.pendSince = time.Now()
+	}
+	d.pend = append(d.pend, rows...)
+	for _, r := range rows {
+		d.pendBytes += len(r.Raw)
+	}
+	d.pendSeq = d.seq
+	if k := len(d.pendSegs); k > 0 && d.pendSegs[k-1].seg == seg {
+		d.pendSegs[k-1].n += len(rows)
+	} else {
+		d.pendSegs = append(d.pendSegs, segCount{seg, len(rows)})
+	}
+	n, full := len(d.pend), d.pendBytes >= d.lim.flushBytes
+	d.pmu.Unlock()
+	d.jmu.Unlock()
+	if n >= d.lim.flushRows || full || n == len(rows) {
+		d.signal() // a full batch, or the first row: start the deadline
+	}
+	return nil
+}
+
+// signal wakes the writer.
+func (d *DB) signal() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writer moves journaled rows into the table: when flushRows (or
+// flushBytes) wait, or flushDelay after the first waiting row. A failed
+// transaction is retried (capped backoff); the rows stay waiting, and in
+// the journal.
+func (d *DB) writer() {
+	defer close(d.writerDone)
+	backoff := 100 * time.Millisecond
+	var timer *time.Timer
+	for {
+		d.pmu.Lock()
+		n, bytes, since := len(d.pend), d.pendBytes, d.pendSince
+		d.pmu.Unlock()
+		var wait time.Duration
+		switch {
+		case n == 0:
+			wait = -1
+		case n >= d.lim.flushRows || bytes >= d.lim.flushBytes:
+			wait = 0
+		default:
+			wait = d.lim.flushDelay - time.Since(since)
+		}
+		if wait > 0 || wait < 0 {
+			var tc <-chan time.Time
+			if wait > 0 {
+				if timer == nil {
+					timer = time.NewTimer(wait)
+				} else {
+					timer.Reset(wait)
+				}
+				tc = timer.C
+			}
+			select {
+			case <-d.stopw:
+				return
+			case <-d.kick:
+				if timer != nil && !timer.Stop() {
+					select {
+					case <-timer.C:
+					default:
+					}
+				}
+				continue
+			case <-tc:
+			}
+		}
+		if err := d.Flush(context.Background()); err != nil {
+			select {
+			case <-d.stopw:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// Flush inserts the journaled rows not yet in the table, in one
+// transaction. It returns once every row journaled before the call is in
+// the table (or the transaction failed: they then stay journaled and
+// waiting). Without a journal it does nothing.
+func (d *DB) Flush(ctx context.Context) error {
+	if d.jn == nil {
+		return nil
+	}
+	d.fmu.Lock()
+	defer d.fmu.Unlock()
+	d.pmu.Lock()
+	rows, seq := d.pend, d.pendSeq
+	segs := append([]segCount(nil), d.pendSegs...)
+	d.pmu.Unlock()
+	if len(rows) == 0 {
+		return nil
+	}
+	d.wmu.Lock()
+	err := d.insertLocked(context.WithoutCancel(ctx), rows, 0, seq)
+	d.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	d.pmu.Lock()
+	// Rows journaled meanwhile came after these (and may have added to
+	// the last segment's count).
+	d.pend = append([]engine.Row(nil), d.pend[len(rows):]...)
+	for _, r := range rows {
+		d.pendBytes -= len(r.Raw)
+	}
+	for _, s := range segs {
+		if d.pendSegs[0].n -= s.n; d.pendSegs[0].n == 0 {
+			d.pendSegs = d.pendSegs[1:]
+		}
+	}
+	close(d.room)
+	d.room = make(chan struct{})
+	d.pmu.Unlock()
+	for _, s := range segs {
+		d.jn.Done(s.seg, s.n)
+	}
+	return nil
+}
+
+// Pending returns the number of journaled rows not yet in the table.
+func (d *DB) Pending() int {
+	d.pmu.Lock()
+	defer d.pmu.Unlock()
+	return len(d.pend)
+}
+
+// closeJournal stops the writer, inserts what waits and closes the
+// journal (a segment whose rows are all in the table is deleted).
+func (d *DB) closeJournal() error {
+	if d.jn == nil {
+		return nil
+	}
+	var err error
+	d.closeOnce.Do(func() {
+		close(d.stopw)
+		<-d.writerDone
+		err = d.Flush(context.Background())
+		d.jn.Close()
+	})
+	return err
+}
