@@ -148,8 +148,10 @@ type Store struct {
 	// blocksDecoded counts the record blocks decompressed, for tests.
 	blocksDecoded atomic.Int64
 	// warmPath is where Close saves the block cache's ids for the next
-	// Open (PATH.blocks, warmblocks.go; "" for an in-memory store).
-	warmPath string
+	// Open (PATH.blocks, warmblocks.go; "" for an in-memory store), and
+	// lookupsPath the recent lookups (PATH.lookups).
+	warmPath, lookupsPath string
+	recent                recentLookups
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -240,6 +242,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if path != "" && path != ":memory:" {
 		s.keysPath = path + ".keys"
 		s.warmPath = path + ".blocks"
+		s.lookupsPath = path + ".lookups"
 	}
 	if s.checkpointCommits <= 0 {
 		s.checkpointCommits = 100
@@ -323,6 +326,13 @@ func (s *Store) init() error {
 		s.log.Warn("duckdb: the block cache starts empty", "err", err)
 	} else if n > 0 {
 		s.log.Info("duckdb: read the blocks cached before the last close", "blocks", n)
+	}
+	// Then the lookups served before it, so that DuckDB holds the row
+	// groups they read.
+	if n, err := s.replayLookups(ctx); err != nil {
+		s.log.Warn("duckdb: the recent lookups were not run again", "err", err)
+	} else if n > 0 {
+		s.log.Info("duckdb: ran the lookups served before the last close again", "lookups", n)
 	}
 	return nil
 }
@@ -776,6 +786,9 @@ func (s *Store) Close() error {
 	// A failure costs the next Open's first lookups their cold reads.
 	if err := s.saveBlockCache(); err != nil {
 		s.log.Warn("duckdb: the next start's block cache will be empty", "err", err)
+	}
+	if err := s.saveLookups(); err != nil {
+		s.log.Warn("duckdb: the next start will not run the recent lookups again", "err", err)
 	}
 	errs = append(errs, s.db.Close(), s.connector.Close())
 	s.db = nil
@@ -1254,6 +1267,7 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if q.Limit < 1 {
 		return audit.Page{}, errors.New("duckdb: lookup limit must be at least 1")
 	}
+	s.recent.add(q)
 	s.rw.RLock()
 	defer s.rw.RUnlock()
 	q.Limit = min(q.Limit, maxLimit)
