@@ -3,7 +3,10 @@ package duckdb
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -189,7 +192,14 @@ func TestPageDecodesWhatItReturns(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			st, err := Open(path, Options{}) // an empty cache
+			// An empty cache: without the blocks and lookups the last
+			// Close saved (warmblocks.go).
+			for _, f := range []string{path + ".blocks", path + ".lookups"} {
+				if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					t.Fatal(err)
+				}
+			}
+			st, err := Open(path, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -155,6 +155,11 @@ type Store struct {
 	bulk    bool
 	inOrder bool
 	last    map[partKey]orderKey
+	// warmPath is where Close saves the block cache's ids for the next
+	// Open (PATH.blocks, warmblocks.go; "" for an in-memory store), and
+	// lookupsPath the recent lookups (PATH.lookups).
+	warmPath, lookupsPath string
+	recent                recentLookups
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -244,6 +249,8 @@ func Open(path string, opts Options) (*Store, error) {
 		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes, zstdRecords: opts.ZstdRecords}
 	if path != "" && path != ":memory:" {
 		s.keysPath = path + ".keys"
+		s.warmPath = path + ".blocks"
+		s.lookupsPath = path + ".lookups"
 	}
 	if s.checkpointCommits <= 0 {
 		s.checkpointCommits = 100
@@ -320,6 +327,20 @@ func (s *Store) init() error {
 	// restart replays.
 	if _, err := s.wconn.ExecContext(ctx, "CHECKPOINT"); err != nil {
 		s.log.Warn("duckdb: checkpoint at open", "err", err)
+	}
+	// The blocks the lookups before the last Close read, read again
+	// before the store answers: a cold block costs 100x a warm one.
+	if n, err := s.warmBlockCache(ctx); err != nil {
+		s.log.Warn("duckdb: the block cache starts empty", "err", err)
+	} else if n > 0 {
+		s.log.Info("duckdb: read the blocks cached before the last close", "blocks", n)
+	}
+	// Then the lookups served before it, so that DuckDB holds the row
+	// groups they read.
+	if n, err := s.replayLookups(ctx); err != nil {
+		s.log.Warn("duckdb: the recent lookups were not run again", "err", err)
+	} else if n > 0 {
+		s.log.Info("duckdb: ran the lookups served before the last close again", "lookups", n)
 	}
 	return nil
 }
@@ -774,6 +795,13 @@ func (s *Store) Close() error {
 		}
 		errs = append(errs, s.wconn.Close())
 		s.wconn = nil
+	}
+	// A failure costs the next Open's first lookups their cold reads.
+	if err := s.saveBlockCache(); err != nil {
+		s.log.Warn("duckdb: the next start's block cache will be empty", "err", err)
+	}
+	if err := s.saveLookups(); err != nil {
+		s.log.Warn("duckdb: the next start will not run the recent lookups again", "err", err)
 	}
 	errs = append(errs, s.db.Close(), s.connector.Close())
 	s.db = nil
@@ -1450,6 +1478,7 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if q.Limit < 1 {
 		return audit.Page{}, errors.New("duckdb: lookup limit must be at least 1")
 	}
+	s.recent.add(q)
 	s.rw.RLock()
 	defer s.rw.RUnlock()
 	q.Limit = min(q.Limit, maxLimit)
