@@ -1,9 +1,10 @@
 package apiserver
 
 import (
+	"bytes"
 	"unicode/utf8"
 
-	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // importRecordsBody reads the records of an ImportRecords body of the one
@@ -14,12 +15,14 @@ import (
 // returns ok false for any other body (another member, a repeated one, an
 // escaped member name, a value of another type, trailing bytes), for bytes
 // that are not UTF-8, for a control character in a string, and for a \u
-// escape of NUL or of a UTF-16 surrogate (half of a pair): the caller then
+// escape of NUL or of half a UTF-16 surrogate pair: the caller then
 // decodes the body with awsjson.Decode, which answers what is wrong with
 // it or reads it. The general decoder read the body twice into a tree of
 // interfaces and copied each record twice more (a third of the handler's
-// CPU in BenchmarkLiveIngest); a token reader (jsontext) with the body's
-// text check before it still took 8% of the server's CPU (issue 15).
+// CPU in BenchmarkLiveIngest); a token reader (jsontext.Decoder) with the
+// body's text check before it still took 8% of the server's CPU (issue
+// 15), so the body's few tokens are read here and only each string's
+// unquoting is jsontext's.
 func importRecordsBody(body []byte) (records [][]byte, ok bool) {
 	if !utf8.Valid(body) {
 		return nil, false
@@ -75,51 +78,29 @@ func skipSpace(b []byte, i int) int {
 }
 
 // appendUnquoted appends to out the JSON string of body that starts at i
-// (just after its opening quote) unquoted, and returns the index just
-// after its closing quote. ok is false for an unterminated string, a
-// control character, an unknown escape and a \u escape of NUL or of a
-// surrogate (importRecordsBody leaves those to the general decoder).
-// body is valid UTF-8: its other bytes are copied as they are.
+// (just after its opening quote) unquoted by jsontext.AppendUnquote, and
+// returns the index just after its closing quote. Finding the closing
+// quote only steps over escapes; the unquoting (escapes, control
+// characters, surrogate pairs) is jsontext's. ok is false for an
+// unterminated or invalid string and for one holding NUL
+// (importRecordsBody leaves those to the general decoder, which answers
+// what is wrong with them). body is valid UTF-8.
 func appendUnquoted(out, body []byte, i int) (_ []byte, next int, ok bool) {
-	for {
-		j := i
-		for j < len(body) && body[j] != '"' && body[j] != '\\' && body[j] >= 0x20 {
+	j, escaped := i, false
+	for j < len(body) && body[j] != '"' {
+		if body[j] == '\\' {
+			escaped = true
 			j++
 		}
-		out = append(out, body[i:j]...)
-		if j >= len(body) || body[j] < 0x20 {
-			return out, j, false
-		}
-		if body[j] == '"' {
-			return out, j + 1, true
-		}
-		if j+1 >= len(body) {
-			return out, j, false
-		}
-		switch c := body[j+1]; c {
-		case '"', '\\', '/':
-			out = append(out, c)
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := awsjson.Hex4(body, j+2)
-			if !ok || r == 0 || (r >= 0xD800 && r <= 0xDFFF) {
-				return out, j, false
-			}
-			out = utf8.AppendRune(out, r)
-			i = j + 6
-			continue
-		default:
-			return out, j, false
-		}
-		i = j + 2
+		j++
 	}
+	if j >= len(body) {
+		return out, j, false
+	}
+	start := len(out)
+	out, err := jsontext.AppendUnquote(out, body[i-1:j+1])
+	if err != nil || (escaped && bytes.IndexByte(out[start:], 0) >= 0) {
+		return out[:start], j, false
+	}
+	return out, j + 1, true
 }

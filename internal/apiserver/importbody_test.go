@@ -42,7 +42,8 @@ func TestImportRecordsBody(t *testing.T) {
 		{` { "Records" : [ "a" , "b\"c\\d\/e\b\f\n\r\t" ] } `, true},
 		{`{"Records":["\u00e9\u4e2d","é中😀"]}`, true},
 		{`{"Records":["{\"eventID\":\"x\"}"]}`, true},
-		{`{"Records":["\ud83d\ude00"]}`, false}, // surrogates: the general decoder's
+		{`{"Records":["\ud83d\ude00"]}`, true}, // a surrogate pair
+		{`{"Records":["\ud83d"]}`, false},      // half of one: the general decoder's
 		{`{"Records":["\u0000"]}`, false},
 		{`{"Records":["a\x01"]}`, false},
 		{`{"Records":["\x"]}`, false},
