@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -123,7 +124,7 @@ func TestUpgradeKeepsTheFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &Store{zenc: enc}
+	old := &Store{s2d: s2.NewDict(append([]byte{0}, s2DictV1Content...))}
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	received := now.UnixMicro()
 	d := floorDiv(received, day)
@@ -140,6 +141,7 @@ func TestUpgradeKeepsTheFeed(t *testing.T) {
 	var rows [][]any
 	for i := range recs[:10] {
 		r := old.row(&recs[i], received)
+		r[len(r)-3], r[len(r)-1] = enc.EncodeAll(recs[i].Raw, nil), codecZstd // version 7 wrote zstd frames
 		rows = append(rows, append(append(append([]any{}, r[:batchColumn]...), int64(i+1)), r[batchColumn+2:]...))
 		if _, err := conn.Exec(ctx, `INSERT INTO event_keys VALUES ($1, $2, $3)`, []byte(recs[i].Account), []byte(recs[i].EventID), received); err != nil {
 			t.Fatal(err)
@@ -182,6 +184,15 @@ func TestUpgradeKeepsTheFeed(t *testing.T) {
 	}
 	if len(got) != len(recs) {
 		t.Fatalf("feed: %d records; want %d", len(got), len(recs))
+	}
+	page, err := s.ReadAppended(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range page {
+		if string(a.Record.Raw) != string(recs[i].Raw) {
+			t.Errorf("feed[%d] is not byte for byte the record appended", i)
+		}
 	}
 	for i, id := range got {
 		if id != recs[i].EventID {

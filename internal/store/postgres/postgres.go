@@ -6,6 +6,8 @@ package postgres
 
 import (
 	"context"
+	_ "embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -48,17 +51,27 @@ type Store struct {
 	// schema version 8 (numbered by their seq column, not by a batch).
 	legacy int64
 
-	// zenc and zdec compress and restore records (raw_codec 1); both are
-	// safe for concurrent use through EncodeAll and DecodeAll.
-	zenc *zstd.Encoder
+	// s2d compresses and restores records (raw_codec 2); zdec restores
+	// those of raw_codec 1. Both are safe for concurrent use.
+	s2d  *s2.Dict
 	zdec *zstd.Decoder
 }
 
 // Codecs of events.raw (migration 4).
 const (
 	codecPlain int16 = 0 // the record as it came (rows before version 4)
-	codecZstd  int16 = 1 // a zstd frame of the record
+	codecZstd  int16 = 1 // a zstd frame of the record (rows before S2)
+	codecS2    int16 = 2 // an S2 block of the record made with s2DictV1
 )
+
+// s2DictV1Content is the content of the S2 dictionary of codecS2: the last
+// 64 KiB of the embedded store's zstd-dict-v1.bin (the most frequent shapes
+// of real records), the same dictionary as its S2 frames. Never change
+// this file: stored records need it to be read (TestS2Dictionary checks
+// it against the embedded store's).
+//
+//go:embed s2-dict-v1.bin
+var s2DictV1Content []byte
 
 var _ audit.Store = (*Store)(nil)
 
@@ -88,11 +101,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s := &Store{pool: pool, now: opts.Now, log: opts.Logger, parts: map[int64]bool{}}
-	if s.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1)); err != nil {
+	if s.s2d = s2.NewDict(append([]byte{0}, s2DictV1Content...)); s.s2d == nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: zstd: %w", err)
+		return nil, errors.New("postgres: the S2 dictionary is refused")
 	}
-	if s.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0)); err != nil {
+	if s.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(2*audit.MaxRecordSize)); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: zstd: %w", err)
 	}
@@ -319,7 +333,7 @@ func (s *Store) row(r *audit.Record, received int64) []any {
 	fields := audit.AppendBinary(nil, &noRaw)
 	return []any{[]byte(r.Account), []byte(r.Region), int16(r.Category), r.Time.Unix(), []byte(r.EventID),
 		[]byte(r.EventName), []byte(r.EventSource), nullable(r.Username), nullable(r.AccessKeyID), int16(r.ReadOnly),
-		received, int64(0), int32(0), s.zenc.EncodeAll(r.Raw, nil), fields, codecZstd}
+		received, int64(0), int32(0), s.s2d.Encode(nil, r.Raw), fields, codecS2}
 }
 
 func nullable(s string) []byte {
@@ -344,6 +358,15 @@ func (s *Store) decode(raw, fields []byte, codec int16) (audit.Record, error) {
 	case codecZstd:
 		var err error
 		if raw, err = s.zdec.DecodeAll(raw, nil); err != nil {
+			return audit.Record{}, fmt.Errorf("postgres: a stored record does not decompress: %w", err)
+		}
+	case codecS2:
+		n, k := binary.Uvarint(raw)
+		if k <= 0 || n > 2*audit.MaxRecordSize {
+			return audit.Record{}, errors.New("postgres: a stored record does not decompress: S2 block of invalid length")
+		}
+		var err error
+		if raw, err = s.s2d.Decode(make([]byte, 0, n), raw); err != nil {
 			return audit.Record{}, fmt.Errorf("postgres: a stored record does not decompress: %w", err)
 		}
 	default:
