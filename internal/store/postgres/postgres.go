@@ -5,6 +5,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/binary"
@@ -570,7 +571,7 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 	}
 	var out []audit.Appended
 	if after < s.legacy {
-		page, err := s.readAppended(ctx, `SELECT seq, raw, fields, raw_codec FROM events
+		page, err := s.readAppended(ctx, limit, `SELECT seq, raw, fields, raw_codec FROM events
 			WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2`, after, limit, s.legacy)
 		if err != nil {
 			return nil, err
@@ -584,44 +585,61 @@ func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]aud
 	// The batches after after (a batch's range ends at seq_hi) that the
 	// page needs (those that begin before limit records are counted),
 	// each joined to its rows in its one partition (received), from its
-	// place after after on: at most limit rows and the last batch's
-	// rest are read and sorted, however large the batches.
-	page, err := s.readAppended(ctx, `SELECT b.seq_hi - b.n + 1 + e.ord, e.raw, e.fields, e.raw_codec
+	// place after after on: fewer than twice limit rows, however large
+	// the batches. They come in the batches' order, each batch's rows
+	// in their order, but PostgreSQL cannot know it and would sort the
+	// rows, records and all, spilling to disk (a page of 5,000 records
+	// outgrows work_mem): readAppended orders them by number instead,
+	// and keeps the first limit.
+	page, err := s.readAppended(ctx, limit-len(out), `SELECT b.seq_hi - b.n + 1 + e.ord, e.raw, e.fields, e.raw_codec
 		FROM (SELECT * FROM (
 			SELECT *, sum(least(n, seq_hi - $1)) OVER (ORDER BY seq_hi) - least(n, seq_hi - $1) AS before
 			FROM (SELECT * FROM event_batches WHERE seq_hi > $1 ORDER BY seq_hi LIMIT $2) x) y
 			WHERE before < $2) b
 		CROSS JOIN LATERAL (SELECT ord, raw, fields, raw_codec FROM events
 			WHERE batch = b.batch AND received = b.received AND ord > $1 - (b.seq_hi - b.n + 1)
-			ORDER BY ord LIMIT $2) e
-		ORDER BY b.seq_hi, e.ord LIMIT $2`, after, limit-len(out))
+			ORDER BY ord LIMIT $2) e`, after, limit-len(out))
 	if err != nil {
 		return nil, err
 	}
 	return append(out, page...), nil
 }
 
-func (s *Store) readAppended(ctx context.Context, sql string, args ...any) ([]audit.Appended, error) {
+// readAppended runs a query of (seq, raw, fields, raw_codec) rows and
+// returns the first limit records by seq.
+func (s *Store) readAppended(ctx context.Context, limit int, sql string, args ...any) ([]audit.Appended, error) {
+	type row struct {
+		seq         int64
+		raw, fields []byte
+		codec       int16
+	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read appended: %w", err)
 	}
 	defer rows.Close()
-	var out []audit.Appended
+	var got []row
 	for rows.Next() {
-		var a audit.Appended
-		var raw, fields []byte
-		var codec int16
-		if err := rows.Scan(&a.Seq, &raw, &fields, &codec); err != nil {
+		var r row
+		if err := rows.Scan(&r.seq, &r.raw, &r.fields, &r.codec); err != nil {
 			return nil, fmt.Errorf("postgres: read appended: %w", err)
 		}
-		if a.Record, err = s.decode(raw, fields, codec); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
+		got = append(got, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: read appended: %w", err)
+	}
+	bySeq := func(a, b row) int { return cmp.Compare(a.seq, b.seq) }
+	if !slices.IsSortedFunc(got, bySeq) {
+		slices.SortFunc(got, bySeq)
+	}
+	got = got[:min(len(got), limit)]
+	out := make([]audit.Appended, len(got))
+	for i, r := range got {
+		out[i].Seq = r.seq
+		if out[i].Record, err = s.decode(r.raw, r.fields, r.codec); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
