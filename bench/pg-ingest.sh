@@ -4,7 +4,8 @@
 # node count, BenchmarkAppendNodes opens that many stores (each its own
 # connection pool, as a `cairn serve` node has) on a fresh database and has
 # them append CAIRN_BENCH_EVENTS real-shaped records together, in batches of
-# 10,000, one batch at a time per node; it prints the records/s of all nodes.
+# 10,000, one batch at a time per node; it prints the records/s of all nodes,
+# the WAL written and the database's growth per record.
 #
 # Usage: bench/pg-ingest.sh                          (100,000 events; 1 and 2 nodes)
 #        CAIRN_BENCH_EVENTS=1000000 NODES="1 2 3" bench/pg-ingest.sh

@@ -189,6 +189,11 @@ func BenchmarkAppendNodes(b *testing.B) {
 			k := (i / benchBatch) % nodes
 			work[k] = append(work[k], recs)
 		}
+		var walBefore string
+		var diskBefore int64
+		if err := stores[0].pool.QueryRow(context.Background(), `SELECT pg_current_wal_insert_lsn()::text, pg_database_size(current_database())`).Scan(&walBefore, &diskBefore); err != nil {
+			b.Fatal(err)
+		}
 		b.StartTimer()
 		start := time.Now()
 		errs := make(chan error, nodes)
@@ -208,7 +213,20 @@ func BenchmarkAppendNodes(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "records/s")
-		b.Logf("INGEST nodes=%d events=%d records_per_s=%.0f", nodes, n, float64(n)/time.Since(start).Seconds())
+		elapsed := time.Since(start)
+		b.StopTimer()
+		// WAL written during the appends (every database's: the server
+		// is shared), per record.
+		// and what the database grew by (tables, TOAST, indexes).
+		var wal float64
+		var disk int64
+		if err := stores[0].pool.QueryRow(context.Background(),
+			`SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn), pg_database_size(current_database())`, walBefore).Scan(&wal, &disk); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
+		b.Logf("INGEST nodes=%d events=%d records_per_s=%.0f wal_bytes_per_record=%.0f disk_bytes_per_record=%.0f",
+			nodes, n, float64(n)/elapsed.Seconds(), wal/float64(n), float64(disk-diskBefore)/float64(n))
+		b.StartTimer()
 	}
 }

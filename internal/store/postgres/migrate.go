@@ -161,6 +161,64 @@ CREATE TABLE leases (
 	acquired timestamptz NOT NULL
 );
 `,
+	// 7: the indexes in ascending order. Version 1 made them newest
+	// first (event_time DESC, event_id DESC), and records arrive roughly
+	// oldest first: each one's entries went to the left end of its
+	// key range, where B-tree splits pages 50/50 (its split at the
+	// fillfactor, and the fast path for the rightmost page, serve
+	// ascending inserts only). Half-empty pages, a page split every few
+	// inserts and 4 kB of WAL for each split: 1.2 kB of WAL a record went
+	// to splits (pg_waldump, docs/scale.md). A lookup reads the same
+	// ascending index backward (Index Scan Backward), newest first as
+	// before. Rebuilding takes as long as the indexes' size.
+	`
+DROP INDEX events_newest, events_every_account, events_event_name, events_event_source, events_username,
+	events_access_key, events_any_event_name, events_any_event_source, events_any_username, events_any_access_key,
+	event_resources_newest, event_resources_any;
+CREATE INDEX events_newest ON events (account, region, category, event_time, event_id);
+CREATE INDEX events_every_account ON events (region, category, event_time, event_id, account);
+CREATE INDEX events_event_name ON events (account, region, category, event_name, event_time, event_id);
+CREATE INDEX events_event_source ON events (account, region, category, event_source, event_time, event_id);
+CREATE INDEX events_username ON events (account, region, category, username, event_time, event_id) WHERE username IS NOT NULL;
+CREATE INDEX events_access_key ON events (account, region, category, access_key_id, event_time, event_id) WHERE access_key_id IS NOT NULL;
+CREATE INDEX events_any_event_name ON events (event_name, category, event_time, event_id, account);
+CREATE INDEX events_any_event_source ON events (event_source, category, event_time, event_id, account);
+CREATE INDEX events_any_username ON events (username, category, event_time, event_id, account) WHERE username IS NOT NULL;
+CREATE INDEX events_any_access_key ON events (access_key_id, category, event_time, event_id, account) WHERE access_key_id IS NOT NULL;
+CREATE INDEX event_resources_newest ON event_resources (account, region, category, kind, value, event_time, event_id);
+CREATE INDEX event_resources_any ON event_resources (kind, value, category, event_time, event_id, account);
+`,
+	// 8: appends that do not wait for one another. Up to version 7 an
+	// append took store_meta's row lock first and held it to its commit,
+	// so appends from every node ran one at a time: the second node
+	// added a fifth. Now an append writes its rows under a batch number
+	// of its own (a sequence: no lock), each row with its place in the
+	// batch (ord), and only at the end takes the lock for the one
+	// statement that hands the batch its range of sequence numbers
+	// (event_batches: seq_hi, its first is seq_hi - n + 1) and commits.
+	// Ranges still commit in their order, so the feed never shows a
+	// gap filled later; a record's sequence number is its batch's first
+	// plus its ord. Rows written before keep their seq (up to
+	// store_meta.legacy_seq, read as before); new rows must have a batch
+	// (the constraint, not checked on the old rows, refuses the appends
+	// of a node still on version 7: upgrade every node together).
+	`
+ALTER TABLE store_meta ADD COLUMN legacy_seq bigint NOT NULL DEFAULT 0;
+UPDATE store_meta SET legacy_seq = last_seq;
+CREATE SEQUENCE event_batch_ids;
+CREATE TABLE event_batches (
+	seq_hi   bigint PRIMARY KEY,  -- the batch's last sequence number
+	n        int    NOT NULL,     -- its records: seq_hi - n + 1 .. seq_hi
+	batch    bigint NOT NULL,     -- events.batch
+	received bigint NOT NULL      -- events.received of all its rows (its partition)
+);
+CREATE INDEX event_batches_received ON event_batches (received);
+ALTER TABLE events ALTER COLUMN seq DROP NOT NULL, ADD COLUMN batch bigint, ADD COLUMN ord int;
+ALTER TABLE events ADD CONSTRAINT events_batched CHECK (batch IS NOT NULL AND ord IS NOT NULL AND seq IS NULL) NOT VALID;
+DROP INDEX events_seq;
+CREATE INDEX events_seq ON events (seq) WHERE seq IS NOT NULL;
+CREATE INDEX events_batch ON events (batch, ord) WHERE batch IS NOT NULL;
+`,
 }
 
 // migrateLock is the advisory lock that keeps two nodes from migrating at

@@ -1,13 +1,18 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/pgtest"
@@ -206,8 +211,8 @@ func TestResourceLookupsReadTheSideTable(t *testing.T) {
 	}
 }
 
-// Records stored before version 4 (raw as it came, codec 0) and after it
-// (zstd frames) read back byte for byte side by side, through Lookup and
+// Records stored before version 4 (raw as it came, codec 0), after it
+// (zstd frames, codec 1) and now (S2 blocks, codec 2) read back byte for byte side by side, through Lookup and
 // the feed; a codec this cairn does not know is an error, not a panic.
 func TestRecordCodecs(t *testing.T) {
 	ctx := context.Background()
@@ -221,7 +226,7 @@ func TestRecordCodecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var zstdRows int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE raw_codec = 1 AND raw <> ALL($1::bytea[])`,
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE raw_codec = 2 AND raw <> ALL($1::bytea[])`,
 		func() [][]byte {
 			var out [][]byte
 			for _, r := range recs {
@@ -234,10 +239,20 @@ func TestRecordCodecs(t *testing.T) {
 	if zstdRows != len(recs) {
 		t.Fatalf("%d of %d rows hold a frame other than the record; want all", zstdRows, len(recs))
 	}
-	// Half the rows as version 3 wrote them.
+	// A third of the rows as version 3 wrote them, a third as version 4
+	// to 8 did (zstd frames).
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, r := range recs {
-		if i%2 == 0 {
+		switch i % 3 {
+		case 0:
 			if _, err := s.pool.Exec(ctx, `UPDATE events SET raw = $1, raw_codec = 0 WHERE event_id = $2`, r.Raw, []byte(r.EventID)); err != nil {
+				t.Fatal(err)
+			}
+		case 1:
+			if _, err := s.pool.Exec(ctx, `UPDATE events SET raw = $1, raw_codec = 1 WHERE event_id = $2`, enc.EncodeAll(r.Raw, nil), []byte(r.EventID)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -268,10 +283,35 @@ func TestRecordCodecs(t *testing.T) {
 			t.Errorf("lookup: record %s is not byte for byte what was appended", r.EventID)
 		}
 	}
+	// Damaged blocks are errors, not panics.
+	for _, bad := range [][]byte{{}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, {0x10, 0x00}, []byte("not s2 at all")} {
+		if _, err := s.pool.Exec(ctx, `UPDATE events SET raw = $1, raw_codec = 2 WHERE event_id = $2`, bad, []byte(recs[2].EventID)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ReadAppended(ctx, 0, 100); err == nil {
+			t.Errorf("feed over a damaged S2 block %x: no error", bad)
+		}
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE events SET raw = $1, raw_codec = 2 WHERE event_id = $2`, s.s2d.Encode(nil, recs[2].Raw), []byte(recs[2].EventID)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.pool.Exec(ctx, `UPDATE events SET raw_codec = 9 WHERE event_id = $1`, []byte(recs[1].EventID)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ReadAppended(ctx, 0, 100); err == nil || !strings.Contains(err.Error(), "codec 9") {
 		t.Errorf("feed over a row of codec 9: %v; want an error naming the codec", err)
+	}
+}
+
+// The S2 dictionary is the embedded store's (the last 64 KiB of its zstd
+// dictionary), byte for byte: records compressed with it must stay
+// readable, and both stores share one trained dictionary.
+func TestS2Dictionary(t *testing.T) {
+	zd, err := os.ReadFile("../duckdb/zstd-dict-v1.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := zd[len(zd)-s2.MaxDictSize:]; !bytes.Equal(s2DictV1Content, want) {
+		t.Error("s2-dict-v1.bin is not the last 64 KiB of ../duckdb/zstd-dict-v1.bin")
 	}
 }

@@ -5,7 +5,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	_ "embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -44,17 +48,31 @@ type Store struct {
 	mu    sync.Mutex
 	parts map[int64]bool // days whose partition exists
 
-	// zenc and zdec compress and restore records (raw_codec 1); both are
-	// safe for concurrent use through EncodeAll and DecodeAll.
-	zenc *zstd.Encoder
+	// legacy is the last sequence number of the rows written before
+	// schema version 8 (numbered by their seq column, not by a batch).
+	legacy int64
+
+	// s2d compresses and restores records (raw_codec 2); zdec restores
+	// those of raw_codec 1. Both are safe for concurrent use.
+	s2d  *s2.Dict
 	zdec *zstd.Decoder
 }
 
 // Codecs of events.raw (migration 4).
 const (
 	codecPlain int16 = 0 // the record as it came (rows before version 4)
-	codecZstd  int16 = 1 // a zstd frame of the record
+	codecZstd  int16 = 1 // a zstd frame of the record (rows before S2)
+	codecS2    int16 = 2 // an S2 block of the record made with s2DictV1
 )
+
+// s2DictV1Content is the content of the S2 dictionary of codecS2: the last
+// 64 KiB of the embedded store's zstd-dict-v1.bin (the most frequent shapes
+// of real records), the same dictionary as its S2 frames. Never change
+// this file: stored records need it to be read (TestS2Dictionary checks
+// it against the embedded store's).
+//
+//go:embed s2-dict-v1.bin
+var s2DictV1Content []byte
 
 var _ audit.Store = (*Store)(nil)
 
@@ -84,11 +102,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s := &Store{pool: pool, now: opts.Now, log: opts.Logger, parts: map[int64]bool{}}
-	if s.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1)); err != nil {
+	if s.s2d = s2.NewDict(append([]byte{0}, s2DictV1Content...)); s.s2d == nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: zstd: %w", err)
+		return nil, errors.New("postgres: the S2 dictionary is refused")
 	}
-	if s.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0)); err != nil {
+	if s.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(2*audit.MaxRecordSize)); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: zstd: %w", err)
 	}
@@ -103,7 +122,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		if len(applied) > 0 {
 			s.log.Info("postgres: schema migrated", "versions", applied)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		if err := c.QueryRow(ctx, `SELECT legacy_seq FROM store_meta WHERE id = 1`).Scan(&s.legacy); err != nil {
+			return fmt.Errorf("postgres: read legacy_seq: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		pool.Close()
@@ -159,13 +184,16 @@ func (s *Store) ensurePartition(ctx context.Context, d int64) error {
 	return nil
 }
 
-// Append stores records in one transaction: it takes the next sequence
-// numbers under store_meta's row lock (so numbers commit in the order they
-// are handed out, on every node), inserts the keys into event_keys (the
-// ones already there are duplicates) and copies the new records in with
-// COPY. The rows (the record's zstd frame, its binary fields, its
-// resources) are made before the lock is taken: only the database's work
-// waits for another node's append.
+// Append stores records in one transaction: it inserts the keys into
+// event_keys (the ones already there are duplicates), copies the new
+// records in with COPY under a batch number of their own, and last hands
+// the batch its range of sequence numbers under store_meta's row lock,
+// held only from that statement to the commit (so ranges commit in the
+// order they are handed out, on every node). Appends from several nodes
+// (or several connections of one) do their keys, rows and indexes side by
+// side; only the last statement and the commit wait for one another. The
+// rows (the record's zstd frame, its binary fields, its resources) are made
+// before the transaction.
 func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	var res audit.AppendResult
 	if len(records) == 0 {
@@ -193,17 +221,15 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	prepRes := make([][][]any, len(batch))
 	for i, r := range batch {
 		accts[i], ids[i] = []byte(r.Account), []byte(r.EventID)
-		prepared[i] = s.row(r, received, 0) // seq set under the lock
+		prepared[i] = s.row(r, received)
 		prepRes[i] = appendResources(nil, r, received)
 	}
 	inserted := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var last int64
-		if err := tx.QueryRow(ctx, `SELECT last_seq FROM store_meta WHERE id = 1 FOR UPDATE`).Scan(&last); err != nil {
-			return fmt.Errorf("lock store_meta: %w", err)
-		}
+		// The keys in one order on every node: two appends of the same
+		// records wait for each other instead of deadlocking.
 		rows, err := tx.Query(ctx, `INSERT INTO event_keys (account, event_id, received)
-			SELECT a, e, $3 FROM unnest($1::bytea[], $2::bytea[]) AS k(a, e)
+			SELECT a, e, $3 FROM unnest($1::bytea[], $2::bytea[]) AS k(a, e) ORDER BY a, e
 			ON CONFLICT DO NOTHING RETURNING account, event_id`, accts, ids, received)
 		if err != nil {
 			return fmt.Errorf("insert keys: %w", err)
@@ -220,20 +246,24 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("insert keys: %w", err)
 		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		var id int64
+		if err := tx.QueryRow(ctx, `SELECT nextval('event_batch_ids')`).Scan(&id); err != nil {
+			return fmt.Errorf("batch number: %w", err)
+		}
 		var copyRows, resRows [][]any
 		for i, r := range batch {
 			if !fresh[key{r.Account, r.EventID}] {
 				continue
 			}
-			last++
-			prepared[i][seqColumn] = last
+			prepared[i][batchColumn] = id
+			prepared[i][batchColumn+1] = int32(len(copyRows))
 			copyRows = append(copyRows, prepared[i])
 			resRows = append(resRows, prepRes[i]...)
 		}
 		inserted = len(copyRows)
-		if inserted == 0 {
-			return nil
-		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, columns, pgx.CopyFromRows(copyRows)); err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
@@ -242,8 +272,11 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 				return fmt.Errorf("copy event_resources: %w", err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE store_meta SET last_seq = $1 WHERE id = 1`, last); err != nil {
-			return fmt.Errorf("save last_seq: %w", err)
+		// The range, under the row lock until the commit.
+		if _, err := tx.Exec(ctx, `WITH m AS (UPDATE store_meta SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq)
+			INSERT INTO event_batches (seq_hi, n, batch, received) SELECT last_seq, $1, $2, $3 FROM m`,
+			int64(inserted), id, received); err != nil {
+			return fmt.Errorf("number the batch: %w", err)
 		}
 		return nil
 	})
@@ -256,10 +289,11 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 }
 
 var columns = []string{"account", "region", "category", "event_time", "event_id", "event_name", "event_source",
-	"username", "access_key_id", "read_only", "received", "seq", "raw", "fields", "raw_codec"}
+	"username", "access_key_id", "read_only", "received", "batch", "ord", "raw", "fields", "raw_codec"}
 
-// seqColumn is the index of seq in columns (and in row's values).
-const seqColumn = 11
+// batchColumn is the index of batch in columns (and in row's values); ord
+// is the next.
+const batchColumn = 11
 
 var resColumns = []string{"account", "region", "category", "kind", "value", "event_time", "event_id", "received"}
 
@@ -294,13 +328,13 @@ func appendResources(rows [][]any, r *audit.Record, received int64) [][]any {
 	return rows
 }
 
-func (s *Store) row(r *audit.Record, received, seq int64) []any {
+func (s *Store) row(r *audit.Record, received int64) []any {
 	noRaw := *r
 	noRaw.Raw = nil
 	fields := audit.AppendBinary(nil, &noRaw)
 	return []any{[]byte(r.Account), []byte(r.Region), int16(r.Category), r.Time.Unix(), []byte(r.EventID),
 		[]byte(r.EventName), []byte(r.EventSource), nullable(r.Username), nullable(r.AccessKeyID), int16(r.ReadOnly),
-		received, seq, s.zenc.EncodeAll(r.Raw, nil), fields, codecZstd}
+		received, int64(0), int32(0), s.s2d.Encode(nil, r.Raw), fields, codecS2}
 }
 
 func nullable(s string) []byte {
@@ -325,6 +359,15 @@ func (s *Store) decode(raw, fields []byte, codec int16) (audit.Record, error) {
 	case codecZstd:
 		var err error
 		if raw, err = s.zdec.DecodeAll(raw, nil); err != nil {
+			return audit.Record{}, fmt.Errorf("postgres: a stored record does not decompress: %w", err)
+		}
+	case codecS2:
+		n, k := binary.Uvarint(raw)
+		if k <= 0 || n > 2*audit.MaxRecordSize {
+			return audit.Record{}, errors.New("postgres: a stored record does not decompress: S2 block of invalid length")
+		}
+		var err error
+		if raw, err = s.s2d.Decode(make([]byte, 0, n), raw); err != nil {
 			return audit.Record{}, fmt.Errorf("postgres: a stored record does not decompress: %w", err)
 		}
 	default:
@@ -519,31 +562,84 @@ func lookupSQL(q *audit.Query) (string, []any, error) {
 }
 
 // ReadAppended returns the records appended after sequence number after,
-// in append order.
+// in append order: the rows written before version 8 by their seq (up to
+// legacy_seq), then the batches in the order of their ranges, each
+// batch's rows by their place in it.
 func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
 	if limit < 1 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT seq, raw, fields, raw_codec FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	var out []audit.Appended
+	if after < s.legacy {
+		page, err := s.readAppended(ctx, limit, `SELECT seq, raw, fields, raw_codec FROM events
+			WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2`, after, limit, s.legacy)
+		if err != nil {
+			return nil, err
+		}
+		out = page
+		if len(out) == limit {
+			return out, nil
+		}
+		after = s.legacy
+	}
+	// The batches after after (a batch's range ends at seq_hi) that the
+	// page needs (those that begin before limit records are counted),
+	// each joined to its rows in its one partition (received), from its
+	// place after after on: fewer than twice limit rows, however large
+	// the batches. They come in the batches' order, each batch's rows
+	// in their order, but PostgreSQL cannot know it and would sort the
+	// rows, records and all, spilling to disk (a page of 5,000 records
+	// outgrows work_mem): readAppended orders them by number instead,
+	// and keeps the first limit.
+	page, err := s.readAppended(ctx, limit-len(out), `SELECT b.seq_hi - b.n + 1 + e.ord, e.raw, e.fields, e.raw_codec
+		FROM (SELECT * FROM (
+			SELECT *, sum(least(n, seq_hi - $1)) OVER (ORDER BY seq_hi) - least(n, seq_hi - $1) AS before
+			FROM (SELECT * FROM event_batches WHERE seq_hi > $1 ORDER BY seq_hi LIMIT $2) x) y
+			WHERE before < $2) b
+		CROSS JOIN LATERAL (SELECT ord, raw, fields, raw_codec FROM events
+			WHERE batch = b.batch AND received = b.received AND ord > $1 - (b.seq_hi - b.n + 1)
+			ORDER BY ord LIMIT $2) e`, after, limit-len(out))
+	if err != nil {
+		return nil, err
+	}
+	return append(out, page...), nil
+}
+
+// readAppended runs a query of (seq, raw, fields, raw_codec) rows and
+// returns the first limit records by seq.
+func (s *Store) readAppended(ctx context.Context, limit int, sql string, args ...any) ([]audit.Appended, error) {
+	type row struct {
+		seq         int64
+		raw, fields []byte
+		codec       int16
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read appended: %w", err)
 	}
 	defer rows.Close()
-	var out []audit.Appended
+	var got []row
 	for rows.Next() {
-		var a audit.Appended
-		var raw, fields []byte
-		var codec int16
-		if err := rows.Scan(&a.Seq, &raw, &fields, &codec); err != nil {
+		var r row
+		if err := rows.Scan(&r.seq, &r.raw, &r.fields, &r.codec); err != nil {
 			return nil, fmt.Errorf("postgres: read appended: %w", err)
 		}
-		if a.Record, err = s.decode(raw, fields, codec); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
+		got = append(got, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: read appended: %w", err)
+	}
+	bySeq := func(a, b row) int { return cmp.Compare(a.seq, b.seq) }
+	if !slices.IsSortedFunc(got, bySeq) {
+		slices.SortFunc(got, bySeq)
+	}
+	got = got[:min(len(got), limit)]
+	out := make([]audit.Appended, len(got))
+	for i, r := range got {
+		out[i].Seq = r.seq
+		if out[i].Record, err = s.decode(r.raw, r.fields, r.codec); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -591,6 +687,9 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 					}
 				}
 			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM event_batches WHERE received < $1`, cut); err != nil {
+			return fmt.Errorf("delete batches: %w", err)
 		}
 		tag, err := tx.Exec(ctx, `DELETE FROM event_keys WHERE received < $1`, cut)
 		if err != nil {
