@@ -60,7 +60,7 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func compactStore(ctx context.Context, path string, log *slog.Logger) (duckdb.CompactResult, error) {
-	res, err := duckdb.Compact(ctx, path, duckdb.Options{Logger: log})
+	res, err := duckdb.Compact(ctx, path, duckdb.Options{Logger: log, Cold: true})
 	if err != nil {
 		return res, fmt.Errorf("compact %s: %w", path, err)
 	}

@@ -138,7 +138,7 @@ func (h *historyFlags) readHistory(ctx context.Context, stderr io.Writer, from, 
 		}
 	}
 	log, _ := newLogger(stderr, "text", "warn")
-	store, err := openStore(ctx, cfg, h.dataDir, log)
+	store, err := openStore(ctx, cfg, h.dataDir, log, false)
 	if err != nil {
 		return err
 	}

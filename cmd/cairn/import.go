@@ -103,7 +103,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		store, err := openStore(ctx, cfg, *dataDir, log)
+		store, err := openStore(ctx, cfg, *dataDir, log, false)
 		if err != nil {
 			return err
 		}

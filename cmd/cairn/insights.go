@@ -135,7 +135,7 @@ func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := opts.Params.Validate(); err != nil {
 		return fmt.Errorf("insights parameters: %w", err)
 	}
-	store, err := openStore(ctx, cfg, *dataDir, log)
+	store, err := openStore(ctx, cfg, *dataDir, log, false)
 	if err != nil {
 		return err
 	}

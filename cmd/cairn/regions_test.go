@@ -60,7 +60,7 @@ func signedCall(t *testing.T, endpoint, service, target, path, body, region stri
 // storedRecords reads every record of a stopped server's store.
 func storedRecords(t *testing.T, dataDir string) []audit.Record {
 	t.Helper()
-	st, err := openStore(context.Background(), &config.Config{}, dataDir, slog.New(slog.DiscardHandler))
+	st, err := openStore(context.Background(), &config.Config{}, dataDir, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestUndeliverableRecordDoesNotStallTheTrail(t *testing.T) {
 	ts.stop()
 
 	// A legacy record, below the API: straight into the store.
-	st, err := openStore(context.Background(), &config.Config{}, dataDir, slog.New(slog.DiscardHandler))
+	st, err := openStore(context.Background(), &config.Config{}, dataDir, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		t.Fatal(err)
 	}

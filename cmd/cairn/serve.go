@@ -114,7 +114,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	noteDroppedGeneratedKey(f.config, f.dataDir, cfg, stderr)
 	warnOpenProxies(cfg, log)
-	store, err := openStore(ctx, cfg, f.dataDir, log)
+	store, err := openStore(ctx, cfg, f.dataDir, log, true)
 	if err != nil {
 		return err
 	}
@@ -454,8 +454,10 @@ type eventStore interface {
 
 // openStore opens Event History's store: PostgreSQL when the config names
 // one (store.postgres, migrated at open), else the embedded DuckDB store of
-// the data dir.
-func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger) (eventStore, error) {
+// the data dir. serving says the store will answer lookups (cairn serve):
+// only then does a DuckDB store warm its cache from what the last server
+// read, and save its own at Close (duckdb.Options.Cold).
+func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving bool) (eventStore, error) {
 	if dsn := cfg.Store.Postgres; dsn != "" {
 		st, err := postgres.Open(ctx, dsn, postgres.Options{Logger: log})
 		if err != nil {
@@ -470,7 +472,7 @@ func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slo
 	if blocks == 0 {
 		blocks = -1 // one frame per record
 	}
-	st, err := duckdb.Open(path, duckdb.Options{Logger: log, BlockBytes: blocks})
+	st, err := duckdb.Open(path, duckdb.Options{Logger: log, BlockBytes: blocks, Cold: !serving})
 	if err != nil {
 		if held := serverHolding(dataDir); held != "" {
 			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s; send records through it with --endpoint-url %s", dataDir, held, held)

@@ -79,6 +79,13 @@ type Options struct {
 	// memory for ReadAppended (default 32 MiB; negative: none), so that
 	// the feed's readers that follow the appends read no table.
 	TailBytes int64
+	// Cold skips the warm start: Open neither reads the blocks nor
+	// replays the lookups the last Close saved (PATH.blocks,
+	// PATH.lookups), and Close leaves those files as they are. For the
+	// offline commands (import, hunt, insights), which scan or write
+	// instead of answering lookups: they would pay for the warm-up and
+	// leave the next server their own cache instead of its.
+	Cold bool
 }
 
 // defaultRowGroupSize: a lookup reads whole row groups, so smaller groups
@@ -249,8 +256,10 @@ func Open(path string, opts Options) (*Store, error) {
 		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes, zstdRecords: opts.ZstdRecords}
 	if path != "" && path != ":memory:" {
 		s.keysPath = path + ".keys"
-		s.warmPath = path + ".blocks"
-		s.lookupsPath = path + ".lookups"
+		if !opts.Cold {
+			s.warmPath = path + ".blocks"
+			s.lookupsPath = path + ".lookups"
+		}
 	}
 	if s.checkpointCommits <= 0 {
 		s.checkpointCommits = 100

@@ -1,6 +1,7 @@
 package duckdb
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -228,5 +229,64 @@ func TestLookupsReplayedAtOpen(t *testing.T) {
 				t.Errorf("Lookup after Open: %d records, %v", len(p.Records), err)
 			}
 		})
+	}
+}
+
+// TestColdOpenLeavesTheWarmStart: a store opened Cold (an offline
+// command) neither replays the saved lookups nor reads the saved blocks,
+// and its Close leaves both files as the serving store saved them.
+func TestColdOpenLeavesTheWarmStart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blockRecords(t) {
+		if _, err := st.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := audit.Query{Account: "111111111111", Region: "eu-west-1", Category: audit.CategoryManagement, Limit: 50}
+	if _, err := st.Lookup(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string][]byte{}
+	for _, f := range []string{path + ".blocks", path + ".lookups"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("the serving store's Close saved no %s: %v", f, err)
+		}
+		saved[f] = b
+	}
+	cold, err := Open(path, Options{Cold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cold.queries.Load(); n != 0 {
+		t.Errorf("a cold Open ran %d lookup queries", n)
+	}
+	if n := len(cold.blocks.ids()); n != 0 {
+		t.Errorf("a cold Open cached %d blocks", n)
+	}
+	q.Region = "us-east-1"
+	q.Account = "222222222222"
+	if _, err := cold.Lookup(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if err := cold.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range saved {
+		got, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("a cold store's Close changed %s", f)
+		}
 	}
 }
