@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"text/tabwriter"
 
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
@@ -20,6 +22,7 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "data dir whose Event History to compact (no server may hold it)")
 	cfgPath := fs.String("config", "", "config file (YAML), checked as serve checks it")
+	output := fs.String("output", "text", "report format: text, json or table")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn compact [flags]\n\nRewrites the embedded Event History store (DATA_DIR/%s) ordered by account,\nregion, category and time, without the free space earlier writes left, and puts it\nin place of the old file once complete. Lookups of a store filled through a server\nread fewer row groups afterwards. The server must be stopped; a crash leaves the\nold store or the new one.\n\nFlags:\n", storeFile)
 		fs.PrintDefaults()
@@ -29,6 +32,9 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("compact takes no arguments, got %q", fs.Arg(0))}
+	}
+	if *output != "text" && *output != "json" && *output != "table" {
+		return usageError{fmt.Sprintf("--output %q: want text, json or table", *output)}
 	}
 	log, err := newLogger(stderr, "text", "warn")
 	if err != nil {
@@ -54,9 +60,42 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "compacted %d records: %.1f MB -> %.1f MB, %d -> %d row groups, in %s\n", res.Records,
+	return writeCompactResult(stdout, *output, res)
+}
+
+// compactReport is `cairn compact --output json`'s object.
+type compactReport struct {
+	Records         int64   `json:"records"`
+	BytesBefore     int64   `json:"bytesBefore"`
+	BytesAfter      int64   `json:"bytesAfter"`
+	RowGroupsBefore int64   `json:"rowGroupsBefore"`
+	RowGroupsAfter  int64   `json:"rowGroupsAfter"`
+	Seconds         float64 `json:"seconds"`
+}
+
+// writeCompactResult prints a compaction's result as one line of text, a
+// JSON object or a table of two columns, as --output says.
+func writeCompactResult(w io.Writer, output string, res duckdb.CompactResult) error {
+	r := compactReport{Records: res.Records, BytesBefore: res.BytesBefore, BytesAfter: res.BytesAfter,
+		RowGroupsBefore: res.RowGroupsFrom, RowGroupsAfter: res.RowGroupsTo, Seconds: res.Took.Seconds()}
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "table":
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "records\t%d\n", r.Records)
+		fmt.Fprintf(tw, "bytes before\t%d\n", r.BytesBefore)
+		fmt.Fprintf(tw, "bytes after\t%d\n", r.BytesAfter)
+		fmt.Fprintf(tw, "row groups before\t%d\n", r.RowGroupsBefore)
+		fmt.Fprintf(tw, "row groups after\t%d\n", r.RowGroupsAfter)
+		fmt.Fprintf(tw, "seconds\t%.3f\n", r.Seconds)
+		return tw.Flush()
+	}
+	_, err := fmt.Fprintf(w, "compacted %d records: %.1f MB -> %.1f MB, %d -> %d row groups, in %s\n", res.Records,
 		float64(res.BytesBefore)/1e6, float64(res.BytesAfter)/1e6, res.RowGroupsFrom, res.RowGroupsTo, res.Took.Round(1e6))
-	return nil
+	return err
 }
 
 func compactStore(ctx context.Context, path string, log *slog.Logger) (duckdb.CompactResult, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,6 +67,18 @@ func TestImportCompacts(t *testing.T) {
 	}
 	if n := count(); n != 41 {
 		t.Errorf("%d records after compact; want 41", n)
+	}
+	code, out, errs = cli("compact", "--data-dir", dataDir, "--output", "json")
+	var rep compactReport
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || rep.Records != 41 || rep.BytesAfter <= 0 || rep.RowGroupsAfter <= 0 {
+		t.Errorf("cairn compact --output json: exit %d, %v, %+v\n%s\n%s", code, err, rep, out, errs)
+	}
+	code, out, errs = cli("compact", "--data-dir", dataDir, "--output", "table")
+	if code != 0 || !strings.Contains(out, "records") || !strings.Contains(out, "41") {
+		t.Errorf("cairn compact --output table: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs = cli("compact", "--data-dir", dataDir, "--output", "yaml"); code == 0 {
+		t.Errorf("cairn compact --output yaml: exit 0: %s", errs)
 	}
 	// Into a store that held a record: no known order, compacted.
 	for _, noCompact := range []bool{false, true} {
