@@ -10,12 +10,14 @@
 # Usage: bench/pg-ingest.sh                          (100,000 events; 1 and 2 nodes)
 #        CAIRN_BENCH_EVENTS=1000000 NODES="1 2 3" bench/pg-ingest.sh
 #   LOCK=file   hold this lock (flock) while measuring (not while building)
+#   DROP=a,b    drop these indexes first (what each costs an append)
 # The PostgreSQL server is found as the tests find it (CAIRN_TEST_POSTGRES,
 # scripts/postgres.sh). Needs shared/testdata/real beside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CAIRN_BENCH_EVENTS=${CAIRN_BENCH_EVENTS:-100000}
 export CAIRN_REQUIRE_POSTGRES=1
+export CAIRN_BENCH_DROP_INDEXES=${DROP:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 nice -n 19 go test -c -o "$work/postgres.test" ./internal/store/postgres/

@@ -4,8 +4,11 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/pgtest"
@@ -176,6 +179,16 @@ func BenchmarkAppendNodes(b *testing.B) {
 		defer st.Close()
 		stores[i] = st
 	}
+	// CAIRN_BENCH_DROP_INDEXES (names, comma-separated) drops those
+	// indexes first: what each costs an append (docs/scale.md).
+	for _, name := range strings.Split(os.Getenv("CAIRN_BENCH_DROP_INDEXES"), ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if _, err := stores[0].pool.Exec(context.Background(), "DROP INDEX "+pgx.Identifier{name}.Sanitize()); err != nil {
+			b.Fatal(err)
+		}
+	}
 	shapes := storetest.NewShapes(b, 11)
 	t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for b.Loop() {
@@ -194,6 +207,8 @@ func BenchmarkAppendNodes(b *testing.B) {
 		if err := stores[0].pool.QueryRow(context.Background(), `SELECT pg_current_wal_insert_lsn()::text, pg_database_size(current_database())`).Scan(&walBefore, &diskBefore); err != nil {
 			b.Fatal(err)
 		}
+		serverBefore := backendCPU(b, stores[0])
+		clientBefore := processCPU()
 		b.StartTimer()
 		start := time.Now()
 		errs := make(chan error, nodes)
@@ -215,6 +230,11 @@ func BenchmarkAppendNodes(b *testing.B) {
 		}
 		elapsed := time.Since(start)
 		b.StopTimer()
+		client := processCPU() - clientBefore
+		var server time.Duration
+		for pid, t := range backendCPU(b, stores[0]) {
+			server += t - serverBefore[pid]
+		}
 		// WAL written during the appends (every database's: the server
 		// is shared), per record.
 		// and what the database grew by (tables, TOAST, indexes).
@@ -225,8 +245,62 @@ func BenchmarkAppendNodes(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
-		b.Logf("INGEST nodes=%d events=%d records_per_s=%.0f wal_bytes_per_record=%.0f disk_bytes_per_record=%.0f",
-			nodes, n, float64(n)/elapsed.Seconds(), wal/float64(n), float64(disk-diskBefore)/float64(n))
+		b.Logf("INGEST nodes=%d events=%d records_per_s=%.0f wal_bytes_per_record=%.0f disk_bytes_per_record=%.0f server_cpu_us_per_record=%.1f client_cpu_us_per_record=%.1f",
+			nodes, n, float64(n)/elapsed.Seconds(), wal/float64(n), float64(disk-diskBefore)/float64(n),
+			float64(server.Microseconds())/float64(n), float64(client.Microseconds())/float64(n))
 		b.StartTimer()
 	}
+}
+
+// backendCPU returns the CPU time (user and system) used so far by each
+// backend of st's database, by pid, read from /proc: the server's side of
+// an append, which a loaded machine stretches in wall time but not in CPU.
+// Empty when the server is not on this machine (or /proc is not readable).
+func backendCPU(b *testing.B, st *Store) map[int32]time.Duration {
+	b.Helper()
+	rows, err := st.pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[int32]time.Duration{}
+	for _, pid := range pids {
+		if t, ok := procCPU("/proc/" + strconv.Itoa(int(pid)) + "/stat"); ok {
+			out[pid] = t
+		}
+	}
+	return out
+}
+
+// processCPU is this process's CPU time so far (the client's side).
+func processCPU() time.Duration {
+	t, _ := procCPU("/proc/self/stat")
+	return t
+}
+
+// procCPU reads utime+stime from a /proc/PID/stat file (in clock ticks of
+// 10 ms, Linux's USER_HZ).
+func procCPU(path string) (time.Duration, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
 }
