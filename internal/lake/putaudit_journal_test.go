@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/lake/duckdb"
 )
@@ -25,26 +24,13 @@ import (
 func TestPutAuditEventsJournalIsolation(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	field, cat := "eventCategory", "ActivityAuditLog"
 	type tenant struct {
-		key, account, store, channel string
-		acked                        []string
+		channelTenant
+		acked []string
 	}
-	tenants := []*tenant{{key: "AKIAAAAAAAAAAAAAAAAA", account: "111111111111"}, {key: "AKIABBBBBBBBBBBBBBBB", account: "222222222222"}}
-	for _, tn := range tenants {
-		c := e.client(tn.key)
-		st, err := c.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("custom"),
-			AdvancedEventSelectors: []types.AdvancedEventSelector{{FieldSelectors: []types.AdvancedFieldSelector{{Field: &field, Equals: []string{cat}}}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch, err := c.CreateChannel(ctx, &cloudtrail.CreateChannelInput{Name: aws.String("chan"), Source: aws.String("Custom"),
-			Destinations: []types.Destination{{Type: types.DestinationTypeEventDataStore, Location: st.EventDataStoreArn}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		arn := aws.ToString(st.EventDataStoreArn)
-		tn.store, tn.channel = arn[strings.LastIndex(arn, "/")+1:], aws.ToString(ch.ChannelArn)
+	var tenants []*tenant
+	for _, ct := range channelTenants(t, e) {
+		tenants = append(tenants, &tenant{channelTenant: ct})
 	}
 	db, _ := e.lake.eng.(*duckdb.DB)
 	journaled := 0
