@@ -31,6 +31,30 @@ func (discard) Commit(context.Context, ...audit.Record) error { return nil }
 // gateway reads the caller from it and forwards it.
 const benchAuth = "AWS4-HMAC-SHA256 Credential=AKIAALICE00000000001/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
 
+// benchCall sends one call with benchAuth through cl and reads its
+// answer; it reports false (and an error) for a failed call or a status
+// of 300 or more.
+func benchCall(b *testing.B, cl *http.Client, method, u string, body []byte) bool {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, u, rd)
+	req.Header.Set("Authorization", benchAuth)
+	resp, err := cl.Do(req)
+	if err != nil {
+		b.Error(err)
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b.Errorf("%s %s: %s", method, u, resp.Status)
+		return false
+	}
+	return true
+}
+
 // journaledGateway is a gateway to an upstream whose pipeline journals
 // each record before the response ends and stores it in DuckDB, as cairn
 // serve runs it.
@@ -113,24 +137,7 @@ func BenchmarkGateway(b *testing.B) {
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
 	cl := &http.Client{Transport: tr}
-	do := func(method, u string, body []byte) {
-		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
-		}
-		req, _ := http.NewRequest(method, u, rd)
-		req.Header.Set("Authorization", benchAuth)
-		resp, err := cl.Do(req)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			b.Errorf("%s %s: %s", method, u, resp.Status)
-		}
-	}
+	do := func(method, u string, body []byte) { benchCall(b, cl, method, u, body) }
 	counter := func(reg *prometheus.Registry, name string) float64 {
 		mfs, _ := reg.Gather()
 		for _, mf := range mfs {
@@ -281,17 +288,7 @@ func BenchmarkGatewayRecordRate(b *testing.B) {
 	for range clients {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
-				req, _ := http.NewRequest("GET", srv.URL+"/bench-bucket/small", nil)
-				req.Header.Set("Authorization", benchAuth)
-				resp, err := cl.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Errorf("GetObject: %s", resp.Status)
+				if !benchCall(b, cl, "GET", srv.URL+"/bench-bucket/small", nil) {
 					return
 				}
 			}
