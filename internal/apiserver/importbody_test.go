@@ -58,6 +58,30 @@ func TestImportRecordsBody(t *testing.T) {
 		{`{"Records":["a\`, false},
 		{``, false},
 		{`[]`, false},
+		// Hostile bodies (review 12): none of them is the one-pass
+		// reader's; awsjson.Decode answers each.
+		{`{"Records":["\udc00\ud800"]}`, false}, // a reversed pair
+		{`{"Records":["\ud800\u0041"]}`, false}, // high, then not low
+		{`{"Records":["\ud800\\udc00"]}`, false},
+		{`{"Records":["\udfff"]}`, false},
+		{"{\"Records\":[\"a\x00\"]}", false},
+		{"{\"Records\":[\"\xff\"]}", false},
+		{"{\"Records\":[\"\xed\xa0\x80\"]}", false}, // a surrogate in UTF-8
+		{"{\"Records\":[\"a\"]}\xc0", false},
+		{`{"\u0052ecords":["a"]}`, false},
+		{`{"Records":["a"],"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`, false},
+		{`{"Records":[["a"]]}`, false},
+		{`{"Records":[{"a":"b"}]}`, false},
+		{`{"Records":["a",1]}`, false},
+		{`{"Records":[true]}`, false},
+		{`{"Records":"a"}`, false},
+		{`{"Records":["a"]`, false},
+		{`{"Records":`, false},
+		{`{"Records":["a"],}`, false},
+		{"\u00a0{\"Records\":[\"a\"]}", false}, // not JSON space
+		{`{"Records":["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]}`, true},
+		{`{"Records":["{\"recipientAccountId\":\"222222222222\",\"recipientAccountId\":\"111111111111\"}"]}`, true},
+		{`{"Records":["\/\\\""]}`, true},
 	} {
 		if got := sameAsDecode(t, []byte(tc.body)); got != tc.fast {
 			t.Errorf("importRecordsBody(%q) ok = %v; want %v", tc.body, got, tc.fast)
@@ -86,6 +110,14 @@ func FuzzImportRecordsBody(f *testing.F) {
 	f.Add([]byte(`{"Records":["a","b\"c"]}`))
 	f.Add([]byte(`{"Records":["\u00e9\ud83d\ude00\n"]}`))
 	f.Add([]byte(` {"Records" :[ ]} `))
+	// The hostile bodies of TestImportRecordsBody and
+	// TestImportRecordsHostileBodies.
+	for _, b := range []string{`{"Records":["\udc00\ud800"]}`, `{"Records":["\ud800\u0041"]}`, `{"Records":["\u0000"]}`,
+		"{\"Records\":[\"\xff\"]}", `{"\u0052ecords":["a"]}`, `{"Records":["a"],"Records":["b"]}`, `{"Records":[1]}`,
+		`{"Records":["a"`, `{"Records":["{\"recipientAccountId\":\"2\",\"recipientAccountId\":\"1\"}"]}`,
+		`{"Records":["a"],"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`, `{"Records":null}`} {
+		f.Add([]byte(b))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		sameAsDecode(t, body)
 	})

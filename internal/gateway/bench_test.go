@@ -27,6 +27,73 @@ type discard struct{}
 
 func (discard) Commit(context.Context, ...audit.Record) error { return nil }
 
+// benchAuth is the Authorization header of the benchmarks' calls: the
+// gateway reads the caller from it and forwards it.
+const benchAuth = "AWS4-HMAC-SHA256 Credential=AKIAALICE00000000001/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
+
+// benchCall sends one call with benchAuth through cl and reads its
+// answer; it reports false (and an error) for a failed call or a status
+// of 300 or more.
+func benchCall(b *testing.B, cl *http.Client, method, u string, body []byte) bool {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, u, rd)
+	req.Header.Set("Authorization", benchAuth)
+	resp, err := cl.Do(req)
+	if err != nil {
+		b.Error(err)
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b.Errorf("%s %s: %s", method, u, resp.Status)
+		return false
+	}
+	return true
+}
+
+// journaledGateway is a gateway to an upstream whose pipeline journals
+// each record before the response ends and stores it in DuckDB, as cairn
+// serve runs it.
+type journaledGateway struct {
+	srv *httptest.Server
+	st  *duckdb.Store
+	reg *prometheus.Registry // the pipeline's metrics
+}
+
+// startJournaledGateway starts a journaledGateway in a temporary folder;
+// the benchmark's cleanup stops the server, then the pipeline, then the
+// store.
+func startJournaledGateway(b *testing.B, upstream *url.URL) journaledGateway {
+	b.Helper()
+	dir := b.TempDir()
+	st, err := duckdb.Open(filepath.Join(dir, "events.duckdb"), duckdb.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	pipe, err := ingest.Open(ctx, ingest.Config{Store: st, JournalDir: filepath.Join(dir, "journal"), Registerer: reg})
+	if err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	pipeDone := make(chan error, 1)
+	go func() { pipeDone <- pipe.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-pipeDone })
+	gw, err := New(Config{Upstreams: map[string]*url.URL{"default": upstream}, Recorder: pipe, DefaultAccount: "111111111111"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	b.Cleanup(srv.Close)
+	return journaledGateway{srv: srv, st: st, reg: reg}
+}
+
 // BenchmarkGateway measures the same S3 calls against moto_server directly
 // and through the gateway: small GetObject calls (latency; p50 reported,
 // the targets interleaved) and 8 MiB PutObject calls (throughput). "gateway" hands records to a
@@ -65,48 +132,12 @@ func BenchmarkGateway(b *testing.B) {
 	ssrv := httptest.NewServer(sgw)
 	defer ssrv.Close()
 
-	jdir := b.TempDir()
-	jst, err := duckdb.Open(filepath.Join(jdir, "events.duckdb"), duckdb.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer jst.Close()
-	jreg := prometheus.NewRegistry()
-	jpipe, err := ingest.Open(ctx, ingest.Config{Store: jst, JournalDir: filepath.Join(jdir, "journal"), Registerer: jreg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	jpipeDone := make(chan error, 1)
-	go func() { jpipeDone <- jpipe.Run(ctx) }()
-	defer func() { cancel(); <-jpipeDone }()
-	jgw, err := New(Config{Upstreams: map[string]*url.URL{"default": moto}, Recorder: jpipe, DefaultAccount: "111111111111"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	jsrv := httptest.NewServer(jgw)
-	defer jsrv.Close()
+	journaled := startJournaledGateway(b, moto)
+	jsrv, jreg := journaled.srv, journaled.reg
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
 	cl := &http.Client{Transport: tr}
-	auth := "AWS4-HMAC-SHA256 Credential=AKIAALICE00000000001/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
-	do := func(method, u string, body []byte) {
-		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
-		}
-		req, _ := http.NewRequest(method, u, rd)
-		req.Header.Set("Authorization", auth)
-		resp, err := cl.Do(req)
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			b.Errorf("%s %s: %s", method, u, resp.Status)
-		}
-	}
+	do := func(method, u string, body []byte) { benchCall(b, cl, method, u, body) }
 	counter := func(reg *prometheus.Registry, name string) float64 {
 		mfs, _ := reg.Gather()
 		for _, mf := range mfs {
@@ -241,28 +272,10 @@ func BenchmarkGatewayRecordRate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir := b.TempDir()
-	st, err := duckdb.Open(filepath.Join(dir, "events.duckdb"), duckdb.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	pipe, err := ingest.Open(ctx, ingest.Config{Store: st, JournalDir: filepath.Join(dir, "journal"), Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	pipeDone := make(chan error, 1)
-	go func() { pipeDone <- pipe.Run(ctx) }()
-	defer func() { cancel(); <-pipeDone }()
-	gw, err := New(Config{Upstreams: map[string]*url.URL{"default": upURL}, Recorder: pipe, DefaultAccount: "111111111111"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
+	journaled := startJournaledGateway(b, upURL)
+	srv, st := journaled.srv, journaled.st
+	ctx := context.Background()
 	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32, DisableCompression: true}}
-	auth := "AWS4-HMAC-SHA256 Credential=AKIAALICE00000000001/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
 	seq0, err := st.LastSeq(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -275,17 +288,7 @@ func BenchmarkGatewayRecordRate(b *testing.B) {
 	for range clients {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
-				req, _ := http.NewRequest("GET", srv.URL+"/bench-bucket/small", nil)
-				req.Header.Set("Authorization", auth)
-				resp, err := cl.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Errorf("GetObject: %s", resp.Status)
+				if !benchCall(b, cl, "GET", srv.URL+"/bench-bucket/small", nil) {
 					return
 				}
 			}

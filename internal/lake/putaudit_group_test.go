@@ -12,24 +12,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 )
 
-// TestPutAuditEventsConcurrentCalls: calls of two accounts on many
-// connections at once share Lake's transactions (group commit), and each
-// answer still matches what is stored: every event a call lists as
-// successful is in its account's store, none it lists as failed is, and
-// no event lands in the other account's store. Variants in every call:
-// good events, a bad checksum, another account's recipient, malformed
-// eventData, so that groups mix calls with and without failures.
-func TestPutAuditEventsConcurrentCalls(t *testing.T) {
-	e := newEnv(t)
+// channelTenant is an account with a custom event data store and a
+// channel to it.
+type channelTenant struct {
+	key, account, store, channel string
+}
+
+// channelTenants gives each of the two accounts of keys a store of
+// custom events ("custom") and a channel ("chan") to it.
+func channelTenants(t *testing.T, e *env) []channelTenant {
+	t.Helper()
 	ctx := context.Background()
 	field, cat := "eventCategory", "ActivityAuditLog"
-	type tenant struct {
-		key, account, store, channel string
-		ok                           map[string]bool // eventData UIDs acknowledged
-		mu                           sync.Mutex
-	}
-	tenants := []*tenant{{key: "AKIAAAAAAAAAAAAAAAAA", account: "111111111111"}, {key: "AKIABBBBBBBBBBBBBBBB", account: "222222222222"}}
-	for _, tn := range tenants {
+	tenants := []channelTenant{{key: "AKIAAAAAAAAAAAAAAAAA", account: "111111111111"}, {key: "AKIABBBBBBBBBBBBBBBB", account: "222222222222"}}
+	for i, tn := range tenants {
 		c := e.client(tn.key)
 		st, err := c.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("custom"),
 			AdvancedEventSelectors: []types.AdvancedEventSelector{{FieldSelectors: []types.AdvancedFieldSelector{{Field: &field, Equals: []string{cat}}}}}})
@@ -42,7 +38,28 @@ func TestPutAuditEventsConcurrentCalls(t *testing.T) {
 			t.Fatal(err)
 		}
 		arn := aws.ToString(st.EventDataStoreArn)
-		tn.store, tn.channel, tn.ok = arn[strings.LastIndex(arn, "/")+1:], aws.ToString(ch.ChannelArn), map[string]bool{}
+		tenants[i].store, tenants[i].channel = arn[strings.LastIndex(arn, "/")+1:], aws.ToString(ch.ChannelArn)
+	}
+	return tenants
+}
+
+// TestPutAuditEventsConcurrentCalls: calls of two accounts on many
+// connections at once share Lake's transactions (group commit), and each
+// answer still matches what is stored: every event a call lists as
+// successful is in its account's store, none it lists as failed is, and
+// no event lands in the other account's store. Variants in every call:
+// good events, a bad checksum, another account's recipient, malformed
+// eventData, so that groups mix calls with and without failures.
+func TestPutAuditEventsConcurrentCalls(t *testing.T) {
+	e := newEnv(t)
+	type tenant struct {
+		channelTenant
+		ok map[string]bool // eventData UIDs acknowledged
+		mu sync.Mutex
+	}
+	var tenants []*tenant
+	for _, ct := range channelTenants(t, e) {
+		tenants = append(tenants, &tenant{channelTenant: ct, ok: map[string]bool{}})
 	}
 	const workers, calls = 6, 6
 	var wg sync.WaitGroup

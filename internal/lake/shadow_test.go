@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ func TestStoreNamesShadowingInternalTables(t *testing.T) {
 	ctx := context.Background()
 	a, b := e.client("AKIAAAAAAAAAAAAAAAAA"), e.client("AKIABBBBBBBBBBBBBBBB")
 	var ids []string
-	for _, name := range []string{"events", "main", "information_schema", "duckdb_tables"} {
+	for _, name := range []string{"events", "main", "information_schema", "duckdb_tables", "lake_meta", "events_shape", "temp"} {
 		cr, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String(name)})
 		if err != nil {
 			t.Fatalf("create %s: %v", name, err)
@@ -27,8 +28,13 @@ func TestStoreNamesShadowingInternalTables(t *testing.T) {
 		arn := aws.ToString(cr.EventDataStoreArn)
 		ids = append(ids, arn[strings.LastIndex(arn, "/")+1:])
 	}
-	stmts := []string{`SELECT * FROM events`, `SELECT * FROM main.events`, `SELECT * FROM "events"`,
-		`SELECT * FROM information_schema.tables`, `SELECT * FROM duckdb_tables`, `SELECT * FROM main`}
+	// lake_meta holds the journal's position (journal_seq), events_shape
+	// is a temporary table of the engine's.
+	internal := []string{`SELECT * FROM events`, `SELECT * FROM main.events`, `SELECT * FROM "events"`,
+		`SELECT * FROM information_schema.tables`, `SELECT * FROM duckdb_tables`, `SELECT * FROM main`,
+		`SELECT * FROM lake_meta`, `SELECT v FROM main.lake_meta WHERE k = 'journal_seq'`, `SELECT * FROM temp.events_shape`,
+		`SELECT * FROM events_shape`}
+	stmts := slices.Clone(internal)
 	for _, id := range ids {
 		stmts = append(stmts, `SELECT * FROM `+id)
 	}
@@ -36,7 +42,7 @@ func TestStoreNamesShadowingInternalTables(t *testing.T) {
 		who  string
 		cl   *cloudtrail.Client
 		stmt []string
-	}{{"bob", b, stmts}, {"alice", a, stmts[:6]}} {
+	}{{"bob", b, stmts}, {"alice", a, internal}} {
 		for _, stmt := range c.stmt {
 			_, err := c.cl.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String(stmt)})
 			if got := code(err); got == "" || strings.HasPrefix(got, "Internal") {

@@ -1,7 +1,6 @@
 package duckdb
 
 import (
-	_ "embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,21 +11,17 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/dict"
 )
 
-// dictV1 is a zstd dictionary trained on compact CloudTrail records of the
-// real test data (see TestTrainDictionary). Its ID, dictV1ID, is written in
-// the header of every frame compressed with it, so a later dictionary gets
-// a new ID and file and both decode side by side. Never change this file:
-// stored records need it to be read (its last 64 KiB are also the S2
-// dictionary, s2DictV1).
-//
-//go:embed zstd-dict-v1.bin
-var dictV1 []byte
+// dictV1 is the zstd dictionary both stores share (package dict), ID
+// dictV1ID, written in the header of every frame compressed with it, so a
+// later dictionary gets a new ID and file and both decode side by side.
+// Its last 64 KiB are also the S2 dictionary, s2DictV1.
+var dictV1 = dict.ZstdV1
 
-// dictV1ID is the ID inside dictV1. IDs below 32768 are reserved by the
-// zstd format for a registry; cairn's start at 32768.
-const dictV1ID = 32769
+// dictV1ID is the ID inside dictV1.
+const dictV1ID = dict.ZstdV1ID
 
 // Frames come in two kinds, told apart by their first byte:
 //   - a zstd frame (magic 28 B5 2F FD) made with dictV1 or no dictionary,
@@ -42,8 +37,7 @@ const frameS2V1 = 0x01
 // shapes, with repeat offset 0. Derived from the never-changing dictV1, so
 // it never changes either.
 func s2DictV1() (*s2.Dict, error) {
-	content := dictV1[len(dictV1)-s2.MaxDictSize:]
-	d := s2.NewDict(append([]byte{0}, content...))
+	d := s2.NewDict(append([]byte{0}, dict.S2V1()...))
 	if d == nil {
 		return nil, errors.New("duckdb: S2 dictionary refused")
 	}

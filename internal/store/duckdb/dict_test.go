@@ -15,7 +15,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 )
 
-var trainDict = flag.Bool("train-dict", false, "rebuild zstd-dict-v1.bin from the real records (never for a shipped ID)")
+var trainDict = flag.Bool("train-dict", false, "rebuild ../dict/zstd-dict-v1.bin from the real records (never for a shipped ID)")
 
 // trainingSet returns the real records, compact as trails deliver them.
 func trainingSet(t *testing.T) [][]byte {
@@ -109,10 +109,10 @@ func ratio(t *testing.T, recs [][]byte, opts ...zstd.EOption) float64 {
 func TestTrainDictionary(t *testing.T) {
 	recs := trainingSet(t)
 	if *trainDict {
-		if err := os.WriteFile("zstd-dict-v1.bin", buildDict(t, recs, dictV1ID), 0o644); err != nil {
+		if err := os.WriteFile("../dict/zstd-dict-v1.bin", buildDict(t, recs, dictV1ID), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Skip("wrote zstd-dict-v1.bin; rebuild the package and run again")
+		t.Skip("wrote ../dict/zstd-dict-v1.bin; rebuild the package and run again")
 	}
 	info, err := zstd.InspectDictionary(dictV1)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
@@ -67,12 +68,16 @@ func (s *Store) warmBlockCache(ctx context.Context) (int, error) {
 	if s.warmPath == "" {
 		return 0, nil
 	}
-	b, err := os.ReadFile(s.warmPath)
+	b, size, err := readSavedFile(s.warmPath, int64(len(warmFileMagic))+8*maxWarmBlocks)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("duckdb: read the block cache's ids: %w", err)
+	}
+	if size > int64(len(b)) && (size-int64(len(warmFileMagic)))%8 != 0 {
+		// Longer than the ids read, and not whole ids.
+		return 0, fmt.Errorf("duckdb: %s: not a block cache file", s.warmPath)
 	}
 	ids, err := decodeWarmFile(b)
 	if err != nil {
@@ -126,6 +131,57 @@ func decodeWarmFile(b []byte) ([]int64, error) {
 		}
 	}
 	return ids, nil
+}
+
+// readSavedFile reads at most limit bytes of a file Close saved (the
+// warm start's PATH.blocks and PATH.lookups) and returns them with the
+// file's size. Close writes both by rename, 0600: anything else in their
+// place was not written by cairn and is refused, unread. A symlink (which
+// could name another account's file, a FIFO that blocks Open forever or
+// /dev/zero), anything but a regular file, and a file others may write
+// (which another local user could have put there) give an error; a
+// missing file gives one matching fs.ErrNotExist.
+func readSavedFile(path string, limit int64) ([]byte, int64, error) {
+	before, err := os.Lstat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := checkSavedFile(before); err != nil {
+		return nil, 0, err
+	}
+	// O_NONBLOCK: should a FIFO have taken the file's place since Lstat,
+	// opening it does not wait for a writer (the checks below refuse it).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	if !os.SameFile(before, st) {
+		return nil, 0, errors.New("replaced while being opened")
+	}
+	if err := checkSavedFile(st); err != nil {
+		return nil, 0, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit))
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, max(st.Size(), int64(len(b))), nil
+}
+
+// checkSavedFile refuses what Close never writes (see readSavedFile).
+func checkSavedFile(fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("writable by others (mode %v)", fi.Mode().Perm())
+	}
+	return nil
 }
 
 // ids returns the ids of the cached blocks, most recently used first.
@@ -231,20 +287,15 @@ func (s *Store) replayLookups(ctx context.Context) (int, error) {
 	if s.lookupsPath == "" {
 		return 0, nil
 	}
-	f, err := os.Open(s.lookupsPath)
+	b, size, err := readSavedFile(s.lookupsPath, maxLookupsFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("duckdb: read the recent lookups: %w", err)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxLookupsFile+1))
-	f.Close()
-	if err != nil {
-		return 0, fmt.Errorf("duckdb: read the recent lookups: %w", err)
-	}
 	var lf lookupsFile
-	if len(b) > maxLookupsFile {
+	if size > maxLookupsFile {
 		return 0, fmt.Errorf("duckdb: %s: larger than %d bytes", s.lookupsPath, maxLookupsFile)
 	}
 	if err := json.Unmarshal(b, &lf); err != nil || lf.Version != 1 {

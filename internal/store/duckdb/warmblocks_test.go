@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,22 +16,32 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
-// TestBlockCacheAcrossRestart: the blocks the lookups read before Close
-// are in the cache after the next Open (its first lookups decode none),
-// and the pages are the same; a damaged, foreign or stale PATH.blocks
-// costs nothing but the cold reads.
-func TestBlockCacheAcrossRestart(t *testing.T) {
-	ctx := context.Background()
+// openWithBlockRecords opens a serving (warm) store in a temporary
+// folder and appends blockRecords to it.
+func openWithBlockRecords(t *testing.T) (*Store, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "events.duckdb")
 	st, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range blockRecords(t) {
-		if _, err := st.Append(ctx, b); err != nil {
+		if _, err := st.Append(context.Background(), b); err != nil {
+			st.Close()
 			t.Fatal(err)
 		}
 	}
+	return st, path
+}
+
+// TestBlockCacheAcrossRestart: the blocks the lookups read before Close
+// are in the cache after the next Open (its first lookups decode none),
+// and the pages are the same; a damaged, foreign or stale PATH.blocks
+// costs nothing but the cold reads.
+func TestBlockCacheAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	st, path := openWithBlockRecords(t)
+	var err error
 	queries := []audit.Query{
 		{Account: "111111111111", Region: "eu-west-1", Category: audit.CategoryManagement, Limit: 50},
 		{Account: "222222222222", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 7},
@@ -164,16 +175,8 @@ func TestRecentLookups(t *testing.T) {
 // answers); a damaged, foreign or oversized PATH.lookups is skipped.
 func TestLookupsReplayedAtOpen(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "events.duckdb")
-	st, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range blockRecords(t) {
-		if _, err := st.Append(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, path := openWithBlockRecords(t)
+	var err error
 	qs := []audit.Query{
 		{Account: "111111111111", Region: "eu-west-1", Category: audit.CategoryManagement, Limit: 50},
 		{Account: "222222222222", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 7,
@@ -237,16 +240,8 @@ func TestLookupsReplayedAtOpen(t *testing.T) {
 // and its Close leaves both files as the serving store saved them.
 func TestColdOpenLeavesTheWarmStart(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "events.duckdb")
-	st, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range blockRecords(t) {
-		if _, err := st.Append(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, path := openWithBlockRecords(t)
+	var err error
 	q := audit.Query{Account: "111111111111", Region: "eu-west-1", Category: audit.CategoryManagement, Limit: 50}
 	if _, err := st.Lookup(ctx, q); err != nil {
 		t.Fatal(err)
@@ -287,6 +282,151 @@ func TestColdOpenLeavesTheWarmStart(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("a cold store's Close changed %s", f)
+		}
+	}
+}
+
+// TestWarmStartHostileFiles: PATH.blocks and PATH.lookups in a form
+// Close never writes (a symlink, a FIFO, /dev/zero behind a symlink, a
+// file others may write) are neither read nor run: Open neither hangs
+// nor grows without bound, answers as a cold store does, and replays
+// nothing. A lookups file naming another account's lookups (and every
+// account's) warms DuckDB but changes no answer.
+func TestWarmStartHostileFiles(t *testing.T) {
+	ctx := context.Background()
+	st, path := openWithBlockRecords(t)
+	mine := audit.Query{Account: "111111111111", Region: "eu-west-1", Category: audit.CategoryManagement, Limit: 50}
+	theirs := audit.Query{Account: "222222222222", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 50,
+		Attributes: []audit.Attribute{{Key: audit.AttrReadOnly, Value: "true"}}}
+	all := audit.Query{AnyAccount: true, AnyRegion: true, Category: audit.CategoryManagement, Limit: 1000}
+	// Reopened: the tail is empty, so the lookups read blocks and Close
+	// saves some.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []audit.Query{theirs, all, mine} {
+		if _, err := st.Lookup(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string][]byte{}
+	for _, ext := range []string{".blocks", ".lookups"} {
+		b, err := os.ReadFile(path + ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[ext] = b
+	}
+	if len(saved[".blocks"]) == len(warmFileMagic) {
+		t.Fatal("Close saved no block: the test warms none")
+	}
+	cold, err := Open(path, Options{Cold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := cold.Lookup(ctx, mine)
+	if err != nil || len(want.Records) == 0 {
+		t.Fatalf("cold Lookup: %d records, %v", len(want.Records), err)
+	}
+	if err := cold.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Each case makes PATH.blocks or PATH.lookups from what Close saved
+	// (the other file absent); warms says whether Open should use it.
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name  string
+		make  func(t *testing.T, target string, content []byte)
+		warms bool
+	}{
+		{"ours", func(t *testing.T, target string, content []byte) {
+			if err := os.WriteFile(target, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"writable by others", func(t *testing.T, target string, content []byte) {
+			if err := os.WriteFile(target, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(target, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"symlink to a saved file", func(t *testing.T, target string, content []byte) {
+			other := filepath.Join(dir, "other-store"+filepath.Ext(target))
+			if err := os.WriteFile(other, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(other, target); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"FIFO", func(t *testing.T, target string, _ []byte) {
+			if err := syscall.Mkfifo(target, 0o600); err != nil {
+				t.Skipf("mkfifo: %v", err)
+			}
+		}, false},
+		{"symlink to a FIFO", func(t *testing.T, target string, _ []byte) {
+			fifo := filepath.Join(dir, "fifo"+filepath.Ext(target))
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil && !os.IsExist(err) {
+				t.Skipf("mkfifo: %v", err)
+			}
+			if err := os.Symlink(fifo, target); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"symlink to /dev/zero", func(t *testing.T, target string, _ []byte) {
+			if err := os.Symlink("/dev/zero", target); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"a folder", func(t *testing.T, target string, _ []byte) {
+			if err := os.Mkdir(target, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		for _, ext := range []string{".blocks", ".lookups"} {
+			t.Run(c.name+" "+ext, func(t *testing.T) {
+				for _, e := range []string{".blocks", ".lookups"} {
+					if err := os.RemoveAll(path + e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				c.make(t, path+ext, saved[ext])
+				st, err := Open(path, Options{})
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				// Cold reads only: a replay or cached blocks would show
+				// here.
+				warmed := st.queries.Load() > 0 || len(st.blocks.ids()) > 0
+				got, err := st.Lookup(ctx, mine)
+				if cerr := st.Close(); cerr != nil {
+					t.Error(cerr)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if warmed != c.warms {
+					t.Errorf("Open warmed the store from %s: %v; want %v", ext, warmed, c.warms)
+				}
+				if !cmp.Equal(got, want) {
+					t.Errorf("Lookup after Open: %s", cmp.Diff(want, got))
+				}
+				for _, r := range got.Records {
+					if r.Account != mine.Account {
+						t.Fatalf("a lookup of %s answered a record of %s", mine.Account, r.Account)
+					}
+				}
+			})
 		}
 	}
 }

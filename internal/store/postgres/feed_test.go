@@ -24,16 +24,7 @@ import (
 // record once.
 func TestFeedWhileAppending(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Database(t)
-	var nodes []*Store
-	for range 2 {
-		s, err := Open(ctx, dsn, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		nodes = append(nodes, s)
-	}
+	nodes := openNodes(t, 2)
 	recs := storetest.NewGen(21, time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)).Records(3000)
 	var wg sync.WaitGroup
 	for w := range 6 {

@@ -90,21 +90,29 @@ func TestRetentionDropsPartitions(t *testing.T) {
 	}
 }
 
+// openNodes opens n stores on one new test database: n nodes of a
+// cluster. The test's cleanup closes them.
+func openNodes(t *testing.T, n int) []*Store {
+	t.Helper()
+	dsn := pgtest.Database(t)
+	var nodes []*Store
+	for range n {
+		s, err := Open(context.Background(), dsn, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		nodes = append(nodes, s)
+	}
+	return nodes
+}
+
 // Two stores on one database are two nodes: appends of overlapping
 // batches from both, at once, store each record once, and the feed's
 // sequence numbers are those of the commits, with no gap and no repeat.
 func TestTwoNodesAppendAtOnce(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Database(t)
-	var nodes []*Store
-	for range 2 {
-		s, err := Open(ctx, dsn, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		nodes = append(nodes, s)
-	}
+	nodes := openNodes(t, 2)
 	recs := storetest.NewGen(2, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)).Records(600)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

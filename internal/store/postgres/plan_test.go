@@ -1,17 +1,14 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -300,18 +297,5 @@ func TestRecordCodecs(t *testing.T) {
 	}
 	if _, err := s.ReadAppended(ctx, 0, 100); err == nil || !strings.Contains(err.Error(), "codec 9") {
 		t.Errorf("feed over a row of codec 9: %v; want an error naming the codec", err)
-	}
-}
-
-// The S2 dictionary is the embedded store's (the last 64 KiB of its zstd
-// dictionary), byte for byte: records compressed with it must stay
-// readable, and both stores share one trained dictionary.
-func TestS2Dictionary(t *testing.T) {
-	zd, err := os.ReadFile("../duckdb/zstd-dict-v1.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := zd[len(zd)-s2.MaxDictSize:]; !bytes.Equal(s2DictV1Content, want) {
-		t.Error("s2-dict-v1.bin is not the last 64 KiB of ../duckdb/zstd-dict-v1.bin")
 	}
 }

@@ -7,7 +7,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	_ "embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/dict"
 )
 
 // Options configure a Store. The zero value works.
@@ -65,14 +65,11 @@ const (
 	codecS2    int16 = 2 // an S2 block of the record made with s2DictV1
 )
 
-// s2DictV1Content is the content of the S2 dictionary of codecS2: the last
-// 64 KiB of the embedded store's zstd-dict-v1.bin (the most frequent shapes
-// of real records), the same dictionary as its S2 frames. Never change
-// this file: stored records need it to be read (TestS2Dictionary checks
-// it against the embedded store's).
-//
-//go:embed s2-dict-v1.bin
-var s2DictV1Content []byte
+// s2DictV1Content is the content of the S2 dictionary of codecS2: the
+// shared dictionary's (package dict, the last 64 KiB of the zstd
+// dictionary: the most frequent shapes of real records), the same as the
+// embedded store's S2 frames.
+var s2DictV1Content = dict.S2V1()
 
 var _ audit.Store = (*Store)(nil)
 
