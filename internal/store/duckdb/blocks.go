@@ -69,6 +69,27 @@ type encoded struct {
 	frame  []byte
 	blk    *block
 	off, n int
+	// vals holds the row's hash columns and bucket index tokens when
+	// prefetchEncoded computed them before the writer's lock (ok).
+	vals rowValues
+}
+
+// rowValues are what a row holds besides its record and what the bucket
+// index takes from it, worked out from the record alone.
+type rowValues struct {
+	ok              bool
+	akid, user, res any      // valueHashes
+	toks            []uint64 // recordTokens
+}
+
+// valuesOf returns r's rowValues, its tokens appended to toks (returned).
+func valuesOf(r *audit.Record, toks []uint64) (rowValues, []uint64) {
+	v := rowValues{ok: true}
+	v.akid, v.user, v.res = valueHashes(r)
+	start := len(toks)
+	toks = recordTokens(toks, r)
+	v.toks = toks[start:len(toks):len(toks)]
+	return v, toks
 }
 
 // groupKey is what the records of one block share.

@@ -162,6 +162,9 @@ type Store struct {
 	bulk    bool
 	inOrder bool
 	last    map[partKey]orderKey
+	// bulkKeys: the keys an import into an empty store appended (nil
+	// otherwise); under writeMu.
+	bulkKeys *bulkKeys
 	// warmPath is where Close saves the block cache's ids for the next
 	// Open (PATH.blocks, warmblocks.go; "" for an in-memory store), and
 	// lookupsPath the recent lookups (PATH.lookups).
@@ -522,14 +525,21 @@ type indexEntry struct {
 	toks []uint64
 }
 
-// entriesOf returns the index entries of recs.
-func entriesOf(recs []*audit.Record) []indexEntry {
+// entriesOfEncoded returns the index entries of recs: the tokens encs[i]
+// holds for recs[i] (prefetchEncoded), worked out here for the others.
+func entriesOfEncoded(recs []*audit.Record, encs []encoded) []indexEntry {
 	out := make([]indexEntry, len(recs))
 	var toks []uint64
 	for i, r := range recs {
-		start := len(toks)
-		toks = recordTokens(toks, r)
-		out[i] = indexEntry{k: partKey{r.Account, r.Region, r.Category}, t: r.Time.Unix(), toks: toks[start:len(toks):len(toks)]}
+		e := indexEntry{k: partKey{r.Account, r.Region, r.Category}, t: r.Time.Unix()}
+		if encs[i].vals.ok {
+			e.toks = encs[i].vals.toks
+		} else {
+			start := len(toks)
+			toks = recordTokens(toks, r)
+			e.toks = toks[start:len(toks):len(toks)]
+		}
+		out[i] = e
 	}
 	return out
 }
@@ -888,7 +898,10 @@ func (s *Store) PrepareEach(records []audit.Record) func(ctx context.Context) ([
 // Each append then writes its rows in eventsOrder (Compact's order) and
 // its blocks across hours (filled to BlockBytes, as Compact makes them),
 // and Close folds the bucket filters to what they hold. InOrder tells
-// whether the store is then as Compact would write it.
+// whether the store is then as Compact would write it. On an empty store
+// the duplicate check asks the table only about keys this import wrote
+// (bulkKeys). The tail of the feed (tail.go) keeps nothing: no reader
+// follows an offline import, and it held 32 MB of records.
 func (s *Store) BeginImport() {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -900,6 +913,13 @@ func (s *Store) BeginImport() {
 		// known order.
 		s.inOrder = s.lastSeq == 0
 		s.last = map[partKey]orderKey{}
+		if s.lastSeq == 0 {
+			s.bulkKeys = &bulkKeys{}
+		}
+		s.tail.mu.Lock()
+		s.tail.max = 0
+		s.tail.clearLocked()
+		s.tail.mu.Unlock()
 	}
 }
 
@@ -1024,7 +1044,7 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	var maybe []uint64
 	s.keysMu.Lock()
 	for _, h := range hashes {
-		if kf.has(h) {
+		if kf.has(h) && (s.bulkKeys == nil || s.bulkKeys.has(h)) {
 			maybe = append(maybe, h)
 		}
 	}
@@ -1098,7 +1118,7 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	if err := s.appendRows(fresh, hashes, encs, s.lastSeq+1, received); err != nil {
 		return nil, fmt.Errorf("duckdb: append: %w", err)
 	}
-	if err := s.indexRecords(ctx, fresh); err != nil {
+	if err := s.indexEntries(ctx, entriesOfEncoded(fresh, encs)); err != nil {
 		return nil, err
 	}
 	// The summaries go to bucket_index_v1 in the transaction before a
@@ -1126,6 +1146,9 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	s.keysMu.Lock()
 	for _, h := range hashes {
 		kf.add(h)
+		if s.bulkKeys != nil {
+			s.bulkKeys.add(h)
+		}
 	}
 	s.keysMu.Unlock()
 	// The commit merges the transaction's rows into the table: no read
@@ -1252,6 +1275,13 @@ func (s *Store) prefetchEncoded(records []audit.Record) []encoded {
 	for j, e := range s.encodeRecords(recs, bulk) {
 		out[todo[j]] = e
 	}
+	// The hash columns and index tokens too: outside the writer's lock
+	// they are worked out while another batch commits (4% of an import's
+	// CPU, all of it on the writer's goroutine before).
+	toks := make([]uint64, 0, 8*len(todo))
+	for _, i := range todo {
+		out[i].vals, toks = valuesOf(&records[i], toks)
+	}
 	return out
 }
 
@@ -1308,7 +1338,11 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, encs []encoded
 			return err
 		}
 		for i, r := range recs {
-			akid, user, res := valueHashes(r)
+			v := encs[i].vals
+			if !v.ok {
+				v, _ = valuesOf(r, nil)
+			}
+			akid, user, res := v.akid, v.user, v.res
 			if err := app.AppendRow(r.Account, r.Region, uint8(r.Category), r.Time.Unix(), r.EventID, hashes[i],
 				nullable(r.EventName), nullable(r.EventSource), uint8(r.ReadOnly),
 				frames[i], first+int64(i), akid, user, res, received); err != nil {
@@ -1331,16 +1365,11 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, encs []encoded
 	})
 }
 
-// indexRecords adds recs to the bucket index in memory (a lookup that sees a
-// bucket's filter before the commit finds nothing extra), marking the
-// summaries dirty: the caller writes them to bucket_index_v1 (writeDays)
-// when it chooses. A filter that outgrew its size is rebuilt from the
-// stored rows, which include recs.
-func (s *Store) indexRecords(ctx context.Context, recs []*audit.Record) error {
-	return s.indexEntries(ctx, entriesOf(recs))
-}
-
-// indexEntries is indexRecords of the records' entries.
+// indexEntries adds the records' entries to the bucket index in memory (a
+// lookup that sees a bucket's filter before the commit finds nothing
+// extra), marking the summaries dirty: the caller writes them to
+// bucket_index_v1 (writeDays) when it chooses. A filter that outgrew its
+// size is rebuilt from the stored rows, which include the records.
 func (s *Store) indexEntries(ctx context.Context, ents []indexEntry) error {
 	type dk struct {
 		k partKey
