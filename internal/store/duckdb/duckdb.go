@@ -896,6 +896,10 @@ func (s *Store) BeginImport() {
 	defer s.keysMu.Unlock()
 	if !s.bulk {
 		s.bulk = true
+		// No reader follows an offline import's appends: the tail would
+		// only hold its newest 32 MiB of records (and the slabs around
+		// them) in memory.
+		s.tail.disable()
 		// Only a store never appended to: rows written before are in no
 		// known order.
 		s.inOrder = s.lastSeq == 0
@@ -1186,7 +1190,13 @@ func (s *Store) checkpointDue() bool {
 }
 
 // bulkCheckpointWAL is the log an import lets grow before it checkpoints.
-var bulkCheckpointWAL int64 = 1 << 30
+// What a checkpoint has not written yet DuckDB holds in memory, about
+// twice the log (IN_MEMORY_TABLE and OVERFLOW_STRINGS in duckdb_memory():
+// 397 MB at 221 MB of log on the 3M-record bench import), up to its
+// memory_limit, then spilled to PATH.tmp: at 1 GiB it was most of an
+// import's RSS (issue 15, docs/store.md "Memory"). The bucket index is not
+// written at these checkpoints (it is at Close), so they rewrite nothing.
+var bulkCheckpointWAL int64 = 64 << 20
 
 // walSize is the size of the write-ahead log (0 when there is none).
 func (s *Store) walSize() int64 {
