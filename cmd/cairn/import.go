@@ -152,11 +152,10 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // importDuckDBMemory is the DuckDB memory_limit of an offline import into
-// the embedded store (docs/store.md, "Memory"). The import checkpoints
-// every 64 MiB of log, so what DuckDB holds unwritten stays near 130 MB;
-// the rest of the limit is the file's blocks it read (BASE_TABLE), which
-// grow with the store up to the limit: at 512MB they and the Go heap took
-// RSS to 0.9-1.06 GB on 3M records.
+// the embedded store (docs/store.md, "Memory (session 12)"): DuckDB sat at
+// its limit through an import (the rows a checkpoint has not written yet,
+// then the file's blocks it read), so the limit is what DuckDB adds to the
+// Go heap's 200–370 MB; at 512MB RSS reached 0.95–1.06 GB on 3M records.
 const importDuckDBMemory = "256MB"
 
 // compactAfterImport compacts the store (duckdb.Compact) when the import

@@ -1191,12 +1191,12 @@ func (s *Store) checkpointDue() bool {
 
 // bulkCheckpointWAL is the log an import lets grow before it checkpoints.
 // What a checkpoint has not written yet DuckDB holds in memory, about
-// twice the log (IN_MEMORY_TABLE and OVERFLOW_STRINGS in duckdb_memory():
-// 397 MB at 221 MB of log on the 3M-record bench import), up to its
-// memory_limit, then spilled to PATH.tmp: at 1 GiB it was most of an
-// import's RSS (issue 15, docs/store.md "Memory"). The bucket index is not
-// written at these checkpoints (it is at Close), so they rewrite nothing.
-var bulkCheckpointWAL int64 = 64 << 20
+// twice the log, up to its memory_limit, then spills to PATH.tmp; so the
+// import's memory is bounded by that limit (cmd/cairn sets 256MB), not by
+// this. Checkpoints every 64 MiB kept DuckDB under 130 MB without a lower
+// limit but left the file 13–42% larger (part-filled blocks at the end of
+// each checkpoint's segments): docs/store.md, "Memory (session 12)".
+var bulkCheckpointWAL int64 = 1 << 30
 
 // walSize is the size of the write-ahead log (0 when there is none).
 func (s *Store) walSize() int64 {
