@@ -909,6 +909,10 @@ func (s *Store) BeginImport() {
 	defer s.keysMu.Unlock()
 	if !s.bulk {
 		s.bulk = true
+		// No reader follows an offline import's appends: the tail would
+		// only hold its newest 32 MiB of records (and the slabs around
+		// them) in memory.
+		s.tail.disable()
 		// Only a store never appended to: rows written before are in no
 		// known order.
 		s.inOrder = s.lastSeq == 0
@@ -1209,6 +1213,12 @@ func (s *Store) checkpointDue() bool {
 }
 
 // bulkCheckpointWAL is the log an import lets grow before it checkpoints.
+// What a checkpoint has not written yet DuckDB holds in memory, about
+// twice the log, up to its memory_limit, then spills to PATH.tmp; so the
+// import's memory is bounded by that limit (cmd/cairn sets 256MB), not by
+// this. Checkpoints every 64 MiB kept DuckDB under 130 MB without a lower
+// limit but left the file 13–42% larger (part-filled blocks at the end of
+// each checkpoint's segments): docs/store.md, "Memory (session 12)".
 var bulkCheckpointWAL int64 = 1 << 30
 
 // walSize is the size of the write-ahead log (0 when there is none).

@@ -2,7 +2,11 @@ package duckdb
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
 func TestSetMemoryLimit(t *testing.T) {
@@ -22,5 +26,77 @@ func TestSetMemoryLimit(t *testing.T) {
 		if err := st.SetMemoryLimit(ctx, bad); err == nil {
 			t.Errorf("SetMemoryLimit(%q) accepted", bad)
 		}
+	}
+}
+
+// TestImportMemory: during an import (BeginImport) the store keeps no
+// tail and checkpoints once the log passes bulkCheckpointWAL, so that what
+// DuckDB holds unwritten stays bounded; MemoryUse reports each part, and
+// the records read back from the table as they were appended.
+func TestImportMemory(t *testing.T) {
+	defer func(v int64) { bulkCheckpointWAL = v }(bulkCheckpointWAL)
+	bulkCheckpointWAL = 256 << 10
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := storetest.NewShapes(t, 3)
+	first := sh.Records(200, time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC), "111111111111", "eu-west-1")
+	if _, err := st.Append(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.MemoryUse(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Tail == 0 || u.KeyFilter == 0 || u.BucketIndex == 0 || u.Buckets == 0 || u.DuckDBTotal <= 0 {
+		t.Fatalf("MemoryUse after a live append = %+v: want every part counted", u)
+	}
+	st.BeginImport()
+	if u, _ := st.MemoryUse(ctx); u.Tail != 0 {
+		t.Fatalf("tail after BeginImport: %d bytes", u.Tail)
+	}
+	all := first
+	for i := range 10 {
+		from := time.Date(2025, 3, 2+i, 0, 0, 0, 0, time.UTC)
+		b := sh.Records(500, from, from.Add(24*time.Hour), "111111111111", "eu-west-1")
+		all = append(all, b...)
+		if _, err := st.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if n := st.walSize(); n > bulkCheckpointWAL+4<<20 {
+			t.Fatalf("append %d: log %d bytes, past the import's checkpoint size %d and one batch", i, n, bulkCheckpointWAL)
+		}
+	}
+	u, err = st.MemoryUse(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Tail != 0 || u.Partitions != 1 {
+		t.Errorf("MemoryUse during an import = %+v: want no tail and one partition", u)
+	}
+	got, err := st.ReadAppended(ctx, 0, len(all)+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(all) {
+		t.Fatalf("ReadAppended: %d records, want %d", len(got), len(all))
+	}
+	raws := map[string]bool{}
+	for _, r := range all {
+		raws[string(r.Raw)] = true
+	}
+	for _, a := range got {
+		if !raws[string(a.Record.Raw)] {
+			t.Fatalf("record %d read back differs from every appended one", a.Seq)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.MemoryUse(ctx); err == nil {
+		t.Error("MemoryUse after Close: no error")
 	}
 }

@@ -265,4 +265,13 @@ func (t *tail) clear() {
 	t.clearLocked()
 }
 
+// disable empties the tail and keeps nothing from then on (an offline
+// import: BeginImport).
+func (t *tail) disable() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.clearLocked()
+	t.max = 0
+}
+
 func (t *tail) clearLocked() { t.recs, t.bytes, t.buckets = tailRecs{}, 0, nil }
