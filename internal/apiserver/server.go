@@ -94,6 +94,17 @@ type Recorder interface {
 	Admit(account string, write bool) (release func(), err error)
 }
 
+// SelfRecorder is a Recorder that can write a call's own record in the
+// same durable write as the records the call submits (the ingest
+// pipeline with a journal): an ImportRecords call then pays one journal
+// write and fsync, not two. self makes the call's record from the counts,
+// possibly in another goroutine; recorded tells whether that record was
+// written (durable) with the records. When it is false the call is
+// recorded as any other.
+type SelfRecorder interface {
+	SubmitRecorded(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (res audit.AppendResult, recorded bool, err error)
+}
+
 // Request is one verified call handed to an operation's Handler.
 type Request struct {
 	Caller Caller
@@ -243,6 +254,10 @@ type call struct {
 	// once at the door: the record's sourceIPAddress, and what anything
 	// keyed on the caller's source (limits, logs) must use.
 	source string
+	// recorded marks a call whose handler had its durable record written
+	// already, with its records (SelfRecorder): serveCall records it no
+	// more.
+	recorded bool
 }
 
 // ServeHTTP answers one API request, then records it.
@@ -292,8 +307,8 @@ func (s *Server) serveCall(w http.ResponseWriter, c *call) {
 	// after the last handler, a crash may lose the last 50 ms of them.
 	// A refused call's record is queued: the pipeline is saturated, or
 	// the disk full.
-	recorded := false
-	if c.caller.AccountID != "" && c.known() && !c.readOnly && code != string(audit.CodeThrottling)+"Exception" && code != string(audit.CodeServiceUnavailable)+"Exception" {
+	recorded := c.recorded
+	if !recorded && c.durableRecord() && code != string(audit.CodeThrottling)+"Exception" && code != string(audit.CodeServiceUnavailable)+"Exception" {
 		recorded = true
 		if rerr := s.record(c, err, true); rerr != nil && aerr == nil {
 			// The call is not acknowledged without its durable record
@@ -315,6 +330,13 @@ func (s *Server) serveCall(w http.ResponseWriter, c *call) {
 	}
 	s.requests.WithLabelValues(opLabel, code).Inc()
 	s.duration.WithLabelValues(opLabel).Observe(s.cfg.Now().Sub(c.start).Seconds())
+}
+
+// durableRecord tells whether c's record is written before c is answered
+// (unless c is refused for throttling or a full disk): a known write
+// call of an account.
+func (c *call) durableRecord() bool {
+	return c.caller.AccountID != "" && c.known() && !c.readOnly
 }
 
 func (c *call) known() bool {
@@ -577,26 +599,30 @@ func (s *Server) modeled(c *call, code audit.Code) audit.Code {
 // gets (nil on success). With durable it returns once the record is
 // durable; else once it is queued. It returns the error it logged.
 func (s *Server) record(c *call, errResp error, durable bool) error {
-	ev := s.event(c, errResp)
-	raw, err := ev.Marshal()
+	rec, err := eventRecord(s.event(c, errResp))
 	if err == nil {
-		var rec audit.Record
-		rec, err = audit.Extract(raw)
-		if err == nil {
-			// A canceled request still gets its record; only shutdown
-			// (ErrClosed) can stop it.
-			ctx := context.WithoutCancel(c.r.Context())
-			if durable {
-				err = s.cfg.Recorder.Commit(ctx, rec)
-			} else {
-				err = s.cfg.Recorder.Enqueue(ctx, rec)
-			}
+		// A canceled request still gets its record; only shutdown
+		// (ErrClosed) can stop it.
+		ctx := context.WithoutCancel(c.r.Context())
+		if durable {
+			err = s.cfg.Recorder.Commit(ctx, rec)
+		} else {
+			err = s.cfg.Recorder.Enqueue(ctx, rec)
 		}
 	}
 	if err != nil {
 		s.cfg.Logger.Error("api: recording the call failed", "request_id", c.requestID, "operation", c.op, "err", err)
 	}
 	return err
+}
+
+// eventRecord is ev as a record to store.
+func eventRecord(ev *audit.Event) (audit.Record, error) {
+	raw, err := ev.Marshal()
+	if err != nil {
+		return audit.Record{}, err
+	}
+	return audit.Extract(raw)
 }
 
 // event builds the record AWS would write for c (audit.CallRecord decides

@@ -57,6 +57,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -261,6 +262,42 @@ type group struct {
 	// callers wait for it, the others do not (backpressure on that
 	// account only).
 	queued map[string]chan struct{}
+	// selfs are the own records of the members' calls (SubmitRecorded),
+	// made by the leader once the counts are known and written with
+	// the records.
+	selfs []*selfRecord
+}
+
+// selfRecord is the record a SubmitRecorded caller's call makes of
+// itself, made from the counts of its records (off and n in the group's
+// records) by the group's leader.
+type selfRecord struct {
+	off, n int
+	make   func(audit.AppendResult) (audit.Record, error)
+	// state: selfPending until the leader takes it (selfTaken: it is
+	// written with the group) or the caller withdraws it (selfWithdrawn:
+	// its context ended first) or make failed (selfFailed).
+	state atomic.Int32
+}
+
+const (
+	selfPending int32 = iota
+	selfTaken
+	selfWithdrawn
+	selfFailed
+)
+
+// counts returns the inserted and duplicate counts of dup.
+func counts(dup []bool) audit.AppendResult {
+	var res audit.AppendResult
+	for _, d := range dup {
+		if d {
+			res.Duplicates++
+		} else {
+			res.Inserted++
+		}
+	}
+	return res
 }
 
 // answer returns what a Commit caller of account in g gets once g is
@@ -528,6 +565,26 @@ func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.A
 	return r.res, r.err
 }
 
+// SubmitRecorded is Submit, and also writes the record the caller's call
+// makes of itself (an API call's own record, which holds the counts) in
+// the same journal write as records: self makes it from the counts, in
+// the goroutine that writes the group. An ImportRecords call otherwise
+// paid a second journal write and fsync for its own record (issue 15).
+// recorded tells whether the record self made was written (durable)
+// with the records; when it is false (no journal or Config.Keys, no
+// records, self failed, ctx ended before the write took it, or the
+// pipeline stopped) the caller records its call as it would without this
+// method. self must not keep or change records.
+func (p *Pipeline) SubmitRecorded(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (res audit.AppendResult, recorded bool, err error) {
+	if len(records) == 0 || p.flight == nil || self == nil {
+		res, err = p.Submit(ctx, records...)
+		return res, false, err
+	}
+	sr := &selfRecord{n: len(records), make: self}
+	res, err = p.commitJournaledSelf(ctx, records, sr)
+	return res, sr.state.Load() == selfTaken, err
+}
+
 // Commit hands records to the writer and waits until they are durable,
 // sharing the write with whatever else is queued (group commit), and
 // reports no counts. Without a journal, durable means in the store: the
@@ -556,6 +613,12 @@ func (p *Pipeline) Commit(ctx context.Context, records ...audit.Record) error {
 // end and then leads its group, or finds that another member does. The
 // counts are those of the caller's records (with Config.Keys; else zero).
 func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
+	return p.commitJournaledSelf(ctx, records, nil)
+}
+
+// commitJournaledSelf is commitJournaled with the caller's own record
+// (SubmitRecorded), or without it (self nil).
+func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Record, self *selfRecord) (audit.AppendResult, error) {
 	if p.stopping() {
 		return audit.AppendResult{}, ErrClosed
 	}
@@ -565,22 +628,34 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 	off := len(g.records)
 	g.records = append(g.records, records...)
 	g.waiters++
+	if self != nil {
+		self.off = off
+		g.selfs = append(g.selfs, self)
+	}
 	answer := func() (audit.AppendResult, error) {
 		var res audit.AppendResult
+		if g.err != nil && self != nil {
+			self.state.CompareAndSwap(selfTaken, selfFailed) // not written
+		}
 		if err := p.answer(ctx, g, acct); err != nil {
 			return res, err
 		}
 		if g.dup == nil {
 			return res, nil
 		}
-		for _, d := range g.dup[off : off+len(records)] {
-			if d {
-				res.Duplicates++
-			} else {
-				res.Inserted++
+		return counts(g.dup[off : off+len(records)]), nil
+	}
+	// withdraw keeps the leader from making the caller's own record once
+	// the caller stops waiting; if the leader took it already, it waits
+	// for the write under way, so that the caller knows whether it was
+	// written.
+	withdraw := func() {
+		if self != nil && !self.state.CompareAndSwap(selfPending, selfWithdrawn) {
+			<-g.done
+			if g.err != nil {
+				self.state.CompareAndSwap(selfTaken, selfFailed)
 			}
 		}
-		return res, nil
 	}
 	for p.jbusy {
 		ready := p.jready
@@ -590,6 +665,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 		case <-g.done:
 			return answer()
 		case <-ctx.Done():
+			withdraw()
 			p.leave(g) // the group is written all the same
 			return audit.AppendResult{}, ctx.Err()
 		}
@@ -600,6 +676,7 @@ func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) 
 			case <-g.done:
 				return answer()
 			case <-ctx.Done():
+				withdraw()
 				return audit.AppendResult{}, ctx.Err()
 			}
 		}
@@ -668,6 +745,11 @@ func (p *Pipeline) writeGroup(g *group) error {
 		if err != nil {
 			return err
 		}
+		if len(g.selfs) > 0 {
+			if records, err = p.addSelfs(g, records); err != nil {
+				return err
+			}
+		}
 		if len(records) == 0 {
 			return nil // all duplicates: nothing to write
 		}
@@ -724,6 +806,40 @@ func (p *Pipeline) writeGroup(g *group) error {
 		}()
 	}
 	return nil
+}
+
+// addSelfs makes the own records of g's SubmitRecorded callers from
+// their counts (g.dup), puts them in flight and returns records (the
+// group's new records, in flight) with them. If that fails, records are
+// taken out of flight again: the group is not written.
+func (p *Pipeline) addSelfs(g *group, records []audit.Record) ([]audit.Record, error) {
+	var own []audit.Record
+	var taken []*selfRecord
+	for _, sr := range g.selfs {
+		if !sr.state.CompareAndSwap(selfPending, selfTaken) {
+			continue // its caller stopped waiting
+		}
+		rec, err := sr.make(counts(g.dup[sr.off : sr.off+sr.n]))
+		if err != nil {
+			sr.state.Store(selfFailed) // its caller records the call itself
+			p.cfg.Logger.Error("ingest: making a call's own record failed", "err", err)
+			continue
+		}
+		own = append(own, rec)
+		taken = append(taken, sr)
+	}
+	if len(own) == 0 {
+		return records, nil
+	}
+	_, write, err := p.classify(own)
+	if err != nil {
+		p.release(records, true)
+		for _, sr := range taken {
+			sr.state.Store(selfFailed)
+		}
+		return nil, err
+	}
+	return append(records, write...), nil
 }
 
 // classify tells which of records are duplicates: earlier in records, in
