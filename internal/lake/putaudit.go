@@ -78,6 +78,15 @@ func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN
 	region, account := c.Region, c.Account
 	channelARN = c.ARN()
 	l.mu.Unlock()
+	// Push back while the engine's queue of events not yet in its tables
+	// is full (the DuckDB engine's journal, whose writer moves them into
+	// the table): the client's SDK backs off and retries, and the call
+	// costs no validation. Queueing more would only make callers wait
+	// longer, or grow a backlog the table never catches up with.
+	if b, ok := l.eng.(backlogger); ok && b.Backlogged() {
+		l.metrics.throttled.Inc()
+		return PutResult{}, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+	}
 
 	now := l.opts.Now().UTC()
 	out := PutResult{Successful: []PutSuccess{}, Failed: []PutFailure{}}
@@ -117,6 +126,10 @@ func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN
 	l.mu.Unlock()
 	return out, nil
 }
+
+// backlogger is an engine that queues small inserts before its tables
+// (lake/duckdb's journal) and says when that queue is full.
+type backlogger interface{ Backlogged() bool }
 
 // Field limits of eventData (facts §8.5).
 var fieldLimits = [...]struct {
