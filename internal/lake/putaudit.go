@@ -342,7 +342,11 @@ func (l *Lake) auditRecord(e AuditEvent, account, region, channelARN string, now
 	eventID = audit.NewID()
 	// The record as encoding/json wrote its struct (fields in this order,
 	// metadata's keys sorted, no HTML escaping, eventData compacted).
-	b := make([]byte, 0, len(data)+len(channelARN)+300)
+	// The capacity holds the whole record: the fixed text around the
+	// fields is ~310 bytes, and json.Compact grows its buffer by
+	// len(data) first, which with less room copied the record into a
+	// buffer twice its size (3% of a call's CPU).
+	b := make([]byte, 0, len(data)+len(channelARN)+len(region)+len(account)+512)
 	b = append(b, `{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":"ActivityLog","eventID":`...)
 	b = appendJSONString(b, eventID)
 	b = append(b, `,"eventTime":`...)
