@@ -16,12 +16,14 @@ import (
 // BenchmarkLoad inserts CAIRN_LAKE_LOAD_N real records (default 262,144,
 // the real ones repeated) in transactions of 131,072 (lake.LoadBatch) into
 // a database file: the engine's share of a Lake load, without the
-// importer's reading of the files.
+// importer's reading of the files. CAIRN_LAKE_LOAD_THREADS sets DuckDB's
+// threads (lake.threads; default 1).
 func BenchmarkLoad(b *testing.B) {
 	n := 262144
 	if v, err := strconv.Atoi(os.Getenv("CAIRN_LAKE_LOAD_N")); err == nil && v > 0 {
 		n = v
 	}
+	threads, _ := strconv.Atoi(os.Getenv("CAIRN_LAKE_LOAD_THREADS")) // lake.threads (0: the default, 1)
 	real := audittest.RealRecords(b)
 	rows := make([]engine.Row, n)
 	for i := range rows {
@@ -29,7 +31,7 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	ctx := context.Background()
 	for b.Loop() {
-		d, err := Open(filepath.Join(b.TempDir(), "lake.duckdb"), Options{})
+		d, err := Open(filepath.Join(b.TempDir(), "lake.duckdb"), Options{Threads: threads})
 		if err != nil {
 			b.Fatal(err)
 		}
