@@ -296,7 +296,7 @@ func BenchmarkPutAuditEvents(b *testing.B) {
 	endpoint := e.url + "/PutAuditEvents?channelArn=" + url.QueryEscape(aws.ToString(ch.ChannelArn))
 	signer := v4.NewSigner()
 	creds := aws.Credentials{AccessKeyID: key, SecretAccessKey: "secret" + key}
-	var seq, stored atomic.Int64
+	var seq, stored, throttled atomic.Int64
 	send := func() error {
 		n := seq.Add(1)
 		events := make([]map[string]string, 100)
@@ -311,18 +311,32 @@ func BenchmarkPutAuditEvents(b *testing.B) {
 		if err := signer.SignHTTP(ctx, creds, r, hex.EncodeToString(sum[:]), "cloudtrail-data", "us-east-1", time.Now()); err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			return err
+		for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Successful, Failed []json.RawMessage
+				Type               string `json:"__type"`
+			}
+			rb, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			err = json.Unmarshal(rb, &out)
+			if resp.StatusCode == 400 && out.Type == "ThrottlingException" {
+				// The journal is full: back off and send the call
+				// again, as the SDKs do.
+				throttled.Add(1)
+				time.Sleep(backoff)
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				continue
+			}
+			if err != nil || resp.StatusCode != 200 || len(out.Failed) > 0 {
+				return fmt.Errorf("PutAuditEvents: %d %.300s", resp.StatusCode, rb)
+			}
+			stored.Add(int64(len(out.Successful)))
+			return nil
 		}
-		defer resp.Body.Close()
-		var out struct{ Successful, Failed []json.RawMessage }
-		rb, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(rb, &out); err != nil || resp.StatusCode != 200 || len(out.Failed) > 0 {
-			return fmt.Errorf("PutAuditEvents: %d %.300s", resp.StatusCode, rb)
-		}
-		stored.Add(int64(len(out.Successful)))
-		return nil
 	}
 	b.SetParallelism(2) // 2 x GOMAXPROCS clients
 	start, cpu0 := time.Now(), cpuTime()
@@ -345,4 +359,5 @@ func BenchmarkPutAuditEvents(b *testing.B) {
 	}
 	b.ReportMetric(float64(stored.Load())/time.Since(start).Seconds(), "in-table-events/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(max(1, stored.Load())), "cpu-µs/event")
+	b.ReportMetric(float64(throttled.Load()), "throttled-calls")
 }

@@ -6,7 +6,10 @@ import "github.com/prometheus/client_golang/prometheus"
 // are read at scrape time.
 type metrics struct {
 	evicted, interrupted prometheus.Counter
-	checkpoints          *prometheus.CounterVec
+	// throttled counts PutAuditEvents calls refused because the engine's
+	// journal was full.
+	throttled   prometheus.Counter
+	checkpoints *prometheus.CounterVec
 }
 
 func newMetrics(l *Lake, reg prometheus.Registerer) *metrics {
@@ -15,6 +18,8 @@ func newMetrics(l *Lake, reg prometheus.Registerer) *metrics {
 			Help: "Ended queries forgotten because their account held more than max_held_results or max_held_results_mb."}),
 		interrupted: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_lake_queries_interrupted_total",
 			Help: "Running queries cancelled because they kept lake.duckdb from checkpointing."}),
+		throttled: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_lake_put_audit_events_throttled_total",
+			Help: "PutAuditEvents calls answered ThrottlingException because Lake's journal held as many events not yet in the table as it allows."}),
 		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_lake_checkpoints_total",
 			Help: "Checkpoints of lake.duckdb by result (ok, or blocked by running queries)."}, []string{"result"}),
 	}
@@ -24,7 +29,7 @@ func newMetrics(l *Lake, reg prometheus.Registerer) *metrics {
 	locked := func(f func() float64) func() float64 {
 		return func() float64 { l.mu.Lock(); defer l.mu.Unlock(); return f() }
 	}
-	reg.MustRegister(m.evicted, m.interrupted, m.checkpoints,
+	reg.MustRegister(m.evicted, m.interrupted, m.throttled, m.checkpoints,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_lake_queries_running", Help: "Lake queries holding a running slot."},
 			locked(func() float64 { return float64(l.active) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_lake_queries_queued", Help: "Lake queries waiting for a running slot."},

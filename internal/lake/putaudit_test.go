@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -138,3 +139,26 @@ func TestChannelsAndPutAuditEvents(t *testing.T) {
 }
 
 var code2 = code
+
+// TestAuditRecordOneBuffer: the stored record is built in one buffer
+// (json.Compact used to find it too small and copy it into a larger one),
+// and its length fits the capacity it was made with.
+func TestAuditRecordOneBuffer(t *testing.T) {
+	l, err := openTest("", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const acct = "111111111111"
+	arn := "arn:aws:cloudtrail:us-east-1:" + acct + ":channel/" + strings.Repeat("c", 36)
+	now := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+	for _, data := range []string{eventData("Op", acct), `{"version":"1.0","userIdentity":{"type":"T","principalId":"p"},"eventSource":"s","eventName":"n","eventTime":"2026-01-02T03:04:05Z","UID":"u","recipientAccountId":"` + acct + `"}`} {
+		raw, _, code, msg := l.auditRecord(AuditEvent{ID: "e", Data: data}, acct, "us-east-1", arn, now)
+		if code != "" {
+			t.Fatalf("auditRecord(%s): %s %s", data, code, msg)
+		}
+		if want := len(data) + len(arn) + len("us-east-1") + len(acct) + 512; cap(raw) != want {
+			t.Errorf("record of %d bytes in a buffer of %d; want the %d it was made with", len(raw), cap(raw), want)
+		}
+	}
+}

@@ -325,6 +325,21 @@ func (d *DB) Flush(ctx context.Context) error {
 	return nil
 }
 
+// Backlogged reports whether the journal holds as many rows (or bytes) not
+// yet in the table as it allows (maxPending, maxPendingBytes): an Insert
+// through the journal would now wait for the writer. A caller that can tell
+// its client to come back later (PutAuditEvents: ThrottlingException)
+// should do so instead of queueing more; a load's Insert waits. Without a
+// journal it is always false.
+func (d *DB) Backlogged() bool {
+	if d.jn == nil {
+		return false
+	}
+	d.pmu.Lock()
+	defer d.pmu.Unlock()
+	return len(d.pend) >= d.lim.maxPending || d.pendBytes >= d.lim.maxPendingBytes
+}
+
 // Pending returns the number of journaled rows not yet in the table.
 func (d *DB) Pending() int {
 	d.pmu.Lock()

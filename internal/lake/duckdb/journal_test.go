@@ -199,3 +199,53 @@ func TestJournalBackpressure(t *testing.T) {
 		t.Errorf("%d rows in the table (%v); want %d", n, err, calls*per)
 	}
 }
+
+// TestJournalBacklogged: Backlogged turns true once maxPending rows wait
+// for the writer, and false again once the writer has moved them into the
+// table; every row is there.
+func TestJournalBacklogged(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// The writer flushes only when asked.
+	d.lim.flushRows, d.lim.flushDelay, d.lim.maxPending = 1<<30, time.Hour, 3000
+	ctx := context.Background()
+	for c := range 3 {
+		if d.Backlogged() {
+			t.Fatalf("backlogged with %d rows waiting; the bound is %d", d.Pending(), d.lim.maxPending)
+		}
+		if err := d.Insert(ctx, groupRows(c, 1000), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !d.Backlogged() {
+		t.Fatalf("not backlogged with %d rows waiting; the bound is %d", d.Pending(), d.lim.maxPending)
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d.Backlogged() || d.Pending() != 0 {
+		t.Errorf("after Flush: backlogged %v, %d rows waiting", d.Backlogged(), d.Pending())
+	}
+	if _, n := countByCall(t, d, 3); n != 3000 {
+		t.Errorf("%d rows in the table; want 3000", n)
+	}
+}
+
+// TestBackloggedWithoutJournal: a database in memory has no journal and
+// is never backlogged.
+func TestBackloggedWithoutJournal(t *testing.T) {
+	d, err := Open("", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Insert(context.Background(), groupRows(0, 10), 0); err != nil {
+		t.Fatal(err)
+	}
+	if d.Backlogged() {
+		t.Error("an in-memory database is backlogged")
+	}
+}
