@@ -372,7 +372,7 @@ func TestFetchBlocksEach(t *testing.T) {
 	}
 	sets := [][]int64{
 		nil, ids[:1], ids[len(ids)-1:], {ids[0], ids[len(ids)/2], ids[len(ids)-1]},
-		{ids[0] + 1, -5, 1 << 62}, {ids[1], ids[1]}, ids[:maxEachBlocks], ids,
+		{ids[0] + 1, -5, 1 << 62}, {ids[1], ids[1]}, ids[:maxEachBlocks], ids[:maxEachBlocks+1], ids,
 	}
 	for _, set := range sets {
 		want, err := fetchBlocks(ctx, st.db, set)
