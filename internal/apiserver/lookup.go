@@ -54,6 +54,75 @@ type lookupEventsOutput struct {
 	NextToken string     `json:"NextToken,omitempty"`
 }
 
+// AppendJSON appends the page as encoding/json writes it without HTML
+// escaping, byte for byte (TestLookupOutputJSON), without reflection
+// (awsjson.JSONAppender).
+func (o lookupEventsOutput) AppendJSON(b []byte) []byte {
+	b = append(b, `{"Events":`...)
+	if o.Events == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range o.Events {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = o.Events[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	if o.NextToken != "" {
+		b = append(b, `,"NextToken":`...)
+		b = awsjson.AppendString(b, o.NextToken)
+	}
+	return append(b, '}')
+}
+
+func (e *eventOut) appendJSON(b []byte) []byte {
+	b = append(b, `{"EventId":`...)
+	b = awsjson.AppendString(b, e.EventID)
+	field := func(name, v string) {
+		if v != "" {
+			b = append(b, name...)
+			b = awsjson.AppendString(b, v)
+		}
+	}
+	field(`,"EventName":`, e.EventName)
+	field(`,"ReadOnly":`, e.ReadOnly)
+	field(`,"AccessKeyId":`, e.AccessKeyID)
+	b = append(b, `,"EventTime":`...)
+	b = e.EventTime.AppendJSON(b)
+	field(`,"EventSource":`, e.EventSource)
+	field(`,"Username":`, e.Username)
+	b = append(b, `,"Resources":`...)
+	if e.Resources == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, r := range e.Resources {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			sep := ""
+			if r.ResourceType != "" {
+				b = append(b, `"ResourceType":`...)
+				b = awsjson.AppendString(b, r.ResourceType)
+				sep = ","
+			}
+			if r.ResourceName != "" {
+				b = append(b, sep+`"ResourceName":`...)
+				b = awsjson.AppendString(b, r.ResourceName)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"CloudTrailEvent":`...)
+	b = awsjson.AppendString(b, e.CloudTrailEvent)
+	return append(b, '}')
+}
+
 // insightKeys are the attributes valid with EventCategory=insight.
 var insightKeys = map[audit.AttributeKey]bool{
 	audit.AttrEventID: true, audit.AttrEventName: true, audit.AttrEventSource: true,

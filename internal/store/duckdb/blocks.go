@@ -274,6 +274,46 @@ func (bs *blockSet) fetch(ctx context.Context, q queryer) error {
 	return err
 }
 
+// fetchForLookup reads the missing blocks of a lookup's page
+// (fetchBlocksEach).
+func (bs *blockSet) fetchForLookup(ctx context.Context, q queryer) error {
+	var err error
+	bs.fetched, err = fetchBlocksEach(ctx, q, bs.missing)
+	return err
+}
+
+// maxEachBlocks is the most ids fetchBlocksEach reads with one SELECT
+// each; more go to fetchBlocks. Each SELECT is a scan of its own: for 30
+// to 50 ids spread over the 1M store (a cold rare lookup's page) the
+// union took 0.8 s against 0.4-0.7 s for the IN list (load 10-14), while
+// a page's fetch after the server appended its own records is one to
+// five fresh blocks.
+const maxEachBlocks = 8
+
+// fetchBlocksEach reads the compressed blocks of a few ids in one query
+// of one SELECT an id (UNION ALL). DuckDB takes `id IN (...)` as an
+// optional (zone map) filter and filters after the scan: it read the
+// data of every row of the vectors the ids fall in (11,022 rows for two
+// ids at 1M records, each a compressed block) and a lookup's fetch of
+// two or three fresh blocks cost 24-412 ms at load 17, 11% of the
+// server's CPU under the API benchmark. `id = X` is pushed into the scan,
+// which reads data for the matching row only: 4.5-40 ms for the same
+// three blocks in the same run (docs/store.md, "Record blocks").
+func fetchBlocksEach(ctx context.Context, q queryer, ids []int64) (map[int64][]byte, error) {
+	if len(ids) == 0 || len(ids) > maxEachBlocks {
+		return fetchBlocks(ctx, q, ids)
+	}
+	var sb strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			sb.WriteString(` UNION ALL `)
+		}
+		sb.WriteString(`SELECT id, data FROM record_blocks WHERE id = `)
+		sb.WriteString(strconv.FormatInt(id, 10))
+	}
+	return scanBlocks(ctx, q, sb.String(), len(ids))
+}
+
 // fetchBlocks reads the compressed blocks of ids, in one query. The ids
 // go in as constants, so that DuckDB prunes record_blocks by zone maps.
 func fetchBlocks(ctx context.Context, q queryer, ids []int64) (map[int64][]byte, error) {
@@ -289,12 +329,18 @@ func fetchBlocks(ctx context.Context, q queryer, ids []int64) (map[int64][]byte,
 		sb.WriteString(strconv.FormatInt(id, 10))
 	}
 	sb.WriteString(`)`)
-	rows, err := q.QueryContext(ctx, sb.String())
+	return scanBlocks(ctx, q, sb.String(), len(ids))
+}
+
+// scanBlocks runs query, which selects (id, data) of record_blocks, and
+// returns the blocks by id.
+func scanBlocks(ctx context.Context, q queryer, query string, n int) (map[int64][]byte, error) {
+	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: read blocks: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[int64][]byte, len(ids))
+	out := make(map[int64][]byte, n)
 	for rows.Next() {
 		var (
 			id   int64

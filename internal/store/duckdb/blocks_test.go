@@ -338,3 +338,53 @@ func FuzzParseBlockRef(f *testing.F) {
 		}
 	})
 }
+
+// TestFetchBlocksEach: a lookup's per-id fetch returns exactly what the IN
+// fetch returns, for single ids, sets of them, absent ids, a
+// duplicate, and more ids than it takes one by one.
+func TestFetchBlocksEach(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{BlockBytes: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	for _, b := range blockRecords(t) {
+		if _, err := st.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []int64
+	rows, err := st.db.QueryContext(ctx, `SELECT id FROM record_blocks ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if len(ids) <= maxEachBlocks {
+		t.Fatalf("%d blocks: the test needs more than %d", len(ids), maxEachBlocks)
+	}
+	sets := [][]int64{
+		nil, ids[:1], ids[len(ids)-1:], {ids[0], ids[len(ids)/2], ids[len(ids)-1]},
+		{ids[0] + 1, -5, 1 << 62}, {ids[1], ids[1]}, ids[:maxEachBlocks], ids[:maxEachBlocks+1], ids,
+	}
+	for _, set := range sets {
+		want, err := fetchBlocks(ctx, st.db, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fetchBlocksEach(ctx, st.db, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+			t.Fatalf("ids %v: fetchBlocksEach returned %d blocks, fetchBlocks %d", set[:min(len(set), 4)], len(got), len(want))
+		}
+	}
+}

@@ -1878,7 +1878,7 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 	if err != nil {
 		return nil, 0, last, err
 	}
-	if err := bs.fetch(ctx, s.db); err != nil {
+	if err := bs.fetchForLookup(ctx, s.db); err != nil {
 		return nil, 0, last, err
 	}
 	contents, err := s.contents(frames, bs)
