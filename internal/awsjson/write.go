@@ -25,9 +25,7 @@ func encode(v any) ([]byte, error) {
 // no one left to answer.
 func WriteJSON(w http.ResponseWriter, requestID string, status int, v any) {
 	b := []byte("{}")
-	if a, ok := v.(JSONAppender); ok {
-		b = a.AppendJSON(make([]byte, 0, 4096))
-	} else if v != nil {
+	if v != nil {
 		var err error
 		if b, err = encode(v); err != nil {
 			WriteError(w, requestID, &Error{Code: CodeInternalFailure, Status: http.StatusInternalServerError,
