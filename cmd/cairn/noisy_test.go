@@ -43,7 +43,14 @@ func eventID(tag string, n int) string {
 // importSink is an ImportRecords client of an account that does not retry:
 // each throttled call is seen.
 func importSink(ts *testServer, akid, secret string, conns int) *cairnclient.Importer {
-	return cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: ts.endpoint, Region: "us-east-1", MaxAttempts: 1,
+	return importSinkAttempts(ts, akid, secret, conns, 1)
+}
+
+// importSinkAttempts is importSink whose calls are sent up to attempts
+// times, backing off after a ThrottlingException or a 5xx as `cairn
+// import --endpoint-url` does.
+func importSinkAttempts(ts *testServer, akid, secret string, conns, attempts int) *cairnclient.Importer {
+	return cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: ts.endpoint, Region: "us-east-1", MaxAttempts: attempts,
 		HTTPClient:  &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}},
 		Credentials: credentials.NewStaticCredentialsProvider(akid, secret, "")})
 }
