@@ -3,7 +3,10 @@ package apiserver
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"flag"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -101,4 +104,133 @@ func TestEventGolden(t *testing.T) {
 			t.Errorf("line %d:\n got %s\nwant %s", i+1, g, w)
 		}
 	}
+}
+
+// lowerMembersByToken is lowerMembers as it was with encoding/json's Token
+// API: FuzzLowerMembers holds the jsontext version to its bytes.
+func lowerMembersByToken(in []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(in))
+	dec.UseNumber()
+	var out bytes.Buffer
+	if err := copyValueByToken(dec, &out, 0); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data")
+	}
+	return out.Bytes(), nil
+}
+
+func copyValueByToken(dec *json.Decoder, out *bytes.Buffer, depth int) error {
+	if depth > maxDepth {
+		return errors.New("nested too deeply")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	writeJSON := func(v any) {
+		b, _ := json.Marshal(v)
+		out.Write(b)
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		switch v {
+		case '{':
+			out.WriteByte('{')
+			for first := true; dec.More(); first = false {
+				if !first {
+					out.WriteByte(',')
+				}
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				k, _ := kt.(string)
+				writeJSON(lowerFirst(k))
+				out.WriteByte(':')
+				if err := copyValueByToken(dec, out, depth+1); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return err
+			}
+			out.WriteByte('}')
+		case '[':
+			out.WriteByte('[')
+			for first := true; dec.More(); first = false {
+				if !first {
+					out.WriteByte(',')
+				}
+				if err := copyValueByToken(dec, out, depth+1); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return err
+			}
+			out.WriteByte(']')
+		}
+	case json.Number:
+		out.WriteString(v.String())
+	default:
+		writeJSON(v)
+	}
+	return nil
+}
+
+// FuzzLowerMembers: on every body CheckText passes (as a call's body must
+// before it is recorded), lowerMembers gives the bytes the Token-API
+// version gave, or fails where it failed.
+func FuzzLowerMembers(f *testing.F) {
+	for _, s := range []string{`{"TrailName":"t","Tags":[{"Key":"K","Value":"<&>"}]}`, `[1,2.50,-0,1e9,true,null]`,
+		`{"A":{"B":{"C":"\u00e9\u2028\n\t\u0001"}}}`, `"Str"`, `{"Élan":1,"a":2,"a":3}`, `{"a":1} x`, `{"a":`, `[[[[]]]]`,
+		`{"auditEvents":[{"id":"1","eventData":"{\"version\":\"1\"}"}]}`, `{"\/":"\/\"\\"}`, ` {} `, `{"a":1}{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if awsjson.CheckText(b) != nil {
+			return
+		}
+		got, gerr := lowerMembers(b)
+		want, werr := lowerMembersByToken(b)
+		if (gerr == nil) != (werr == nil) || !bytes.Equal(got, want) {
+			t.Fatalf("lowerMembers(%q) = %q, %v; by token: %q, %v", b, got, gerr, want, werr)
+		}
+	})
+}
+
+func BenchmarkLowerMembers(b *testing.B) {
+	// A PutAuditEvents body of 100 events, as BenchmarkPutAuditEvents sends.
+	ev := `{"version":"1.0","userIdentity":{"type":"CustomUser","principalId":"alice","details":{"team":"a"}},"eventSource":"app.example.com","eventName":"Login","eventTime":"2024-01-02T03:04:05Z","UID":"u-1","sourceIPAddress":"10.0.0.1","recipientAccountId":"111111111111","requestParameters":{"user":"alice","attempt":1}}`
+	q, _ := json.Marshal(ev)
+	body := []byte(`{"auditEvents":[` + strings.Repeat(`{"id":"e1","eventData":`+string(q)+`},`, 99) + `{"id":"e1","eventData":` + string(q) + `}]}`)
+	for _, c := range []struct {
+		name  string
+		lower func([]byte) ([]byte, error)
+	}{{"jsontext", lowerMembers}, {"Token", lowerMembersByToken}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := c.lower(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzAppendJSONString: appendJSONString quotes any bytes as
+// encoding/json's Marshal quotes the string.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "\"\\/<>&\b\f\n\r\t\x00\x1f\x7f", "é日🎉\u2028\u2029", "\xff\xfe", "a\xe2\x80", "\xed\xa0\x80"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		want, _ := json.Marshal(string(s))
+		if got := appendJSONString([]byte("x"), s); !bytes.Equal(got[1:], want) || got[0] != 'x' {
+			t.Fatalf("appendJSONString(%q) = %q; Marshal: %q", s, got[1:], want)
+		}
+	})
 }
