@@ -121,7 +121,7 @@ func TestUpgradeKeepsTheFeed(t *testing.T) {
 	d := floorDiv(received, day)
 	for _, sql := range []string{
 		`CREATE TABLE ` + partName(d) + ` PARTITION OF events FOR VALUES FROM (` + itoa(d*day) + `) TO (` + itoa((d+1)*day) + `)`,
-		`CREATE TABLE ` + resPartName(d) + ` PARTITION OF event_resources FOR VALUES FROM (` + itoa(d*day) + `) TO (` + itoa((d+1)*day) + `)`,
+		`CREATE TABLE event_resources_p` + now.Format("20060102") + ` PARTITION OF event_resources FOR VALUES FROM (` + itoa(d*day) + `) TO (` + itoa((d+1)*day) + `)`,
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
