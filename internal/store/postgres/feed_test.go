@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -188,6 +189,20 @@ func TestUpgradeKeepsTheFeed(t *testing.T) {
 	for i, id := range got {
 		if id != recs[i].EventID {
 			t.Fatalf("feed[%d] = %s; want %s (the append order)", i, id, recs[i].EventID)
+		}
+	}
+	// Lookups by attribute find version 7's rows through the postings
+	// version 9 built from them, and the new batches' beside them.
+	for _, a := range []audit.Attribute{
+		{Key: audit.AttrEventName, Value: recs[0].EventName},
+		{Key: audit.AttrAccessKeyID, Value: recs[1].AccessKeyID},
+		{Key: audit.AttrUsername, Value: recs[2].Username},
+	} {
+		q := audit.Query{Account: recs[0].Account, Region: recs[0].Region, Category: recs[0].Category, Limit: 3,
+			Attributes: []audit.Attribute{a}}
+		got, w := pageAll(t, s, q), want(q, recs)
+		if len(w) == 0 || !slices.Equal(got, w) {
+			t.Errorf("lookup by %s after the upgrade: %v; want %v", a.Key, got, w)
 		}
 	}
 	// Version 7's Append on the new schema: refused, not half stored.
