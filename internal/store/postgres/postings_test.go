@@ -152,8 +152,8 @@ func TestPostingsEdgeCases(t *testing.T) {
 			for bi, bd := range bounds {
 				for ei, extra := range [][]audit.Attribute{nil, {{Key: audit.AttrReadOnly, Value: "true"}}, {{Key: audit.AttrResourceName, Value: "shared-bucket"}}} {
 					for _, limit := range []int{1, 4, 50} {
-						if limit == 1 && (ei > 0 || bi != 1) {
-							continue // pages of one record, on fewer records: the test's time
+						if limit == 1 && (ei > 0 || bi != 1) || limit == 4 && ei > 0 && bi > 0 {
+							continue // small pages on fewer lookups: the test's time
 						}
 						q := sc
 						q.Category, q.Limit, q.Start, q.End = audit.CategoryManagement, limit, bd[0], bd[1]
