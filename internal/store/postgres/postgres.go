@@ -652,19 +652,22 @@ type candidate struct {
 	ord                   int32
 }
 
-// A fetched record, with the columns that order a page.
+// A fetched record, with the columns that order a page; decoded only
+// if the page keeps it.
 type fetched struct {
 	time        int64
 	id, account []byte
-	rec         audit.Record
+	raw, fields []byte
+	codec       int16
 }
 
 // Chunks of postings a lookup reads at a time: the first page of a value
 // written live needs one or two; imports of old logs overlap, and a deep
 // cursor passes many.
 const (
-	postingsFirst = 4
+	postingsFirst = 2
 	postingsMax   = 512
+	maxFetch      = 8192 // candidates fetched at a time, at most (but a second's ties)
 )
 
 // lookupPostings answers q through the postings of drive: it reads the
@@ -754,13 +757,23 @@ func (s *Store) lookupPostings(ctx context.Context, q *audit.Query, drive *audit
 		chunk = min(2*chunk, postingsMax)
 		return nil
 	}
+	// grow is the number of candidates to fetch next when q's other
+	// conditions (or the cursor) refused some of the last ones: twice as
+	// many each time, so that a rare combination (ReadOnly=false of a
+	// common EventSource) takes a few round trips, not one per page.
+	grow := 0
+	sorted := 0 // pending[:sorted] is sorted and none after it is newer
 	for len(out) < need {
 		// The newest first; settled: the prefix newer than bound.
-		slices.SortFunc(pending, func(a, b candidate) int { return cmp.Compare(b.time, a.time) })
+		if sorted < len(pending) {
+			slices.SortFunc(pending, func(a, b candidate) int { return cmp.Compare(b.time, a.time) })
+			sorted = len(pending)
+		}
 		settled, _ := slices.BinarySearchFunc(pending, bound, func(c candidate, b int64) int {
 			return cmp.Compare(b, c.time) // pending is descending
 		})
-		if settled < need-len(out) && !exhausted {
+		k := max(need-len(out), grow)
+		if settled < k && !exhausted {
 			if err := readPostings(); err != nil {
 				return nil, err
 			}
@@ -769,7 +782,7 @@ func (s *Store) lookupPostings(ctx context.Context, q *audit.Query, drive *audit
 		if settled == 0 {
 			break // exhausted, nothing left
 		}
-		k := min(need-len(out), settled)
+		k = min(k, settled)
 		for k < settled && pending[k].time == pending[k-1].time {
 			k++
 		}
@@ -777,12 +790,19 @@ func (s *Store) lookupPostings(ctx context.Context, q *audit.Query, drive *audit
 		if err != nil {
 			return nil, err
 		}
+		if len(got) < k {
+			grow = min(2*k, maxFetch)
+		}
 		pending = pending[k:]
+		sorted -= k
 		out = append(out, got...)
 	}
+	out = out[:min(len(out), need)]
 	recs := make([]audit.Record, len(out))
 	for i := range out {
-		recs[i] = out[i].rec
+		if recs[i], err = s.decode(out[i].raw, out[i].fields, out[i].codec); err != nil {
+			return nil, err
+		}
 	}
 	return recs, nil
 }
@@ -838,12 +858,7 @@ func (s *Store) fetch(ctx context.Context, cands []candidate, conds []string, ar
 	var out []fetched
 	for rows.Next() {
 		var f fetched
-		var raw, fields []byte
-		var codec int16
-		if err := rows.Scan(&f.time, &f.id, &f.account, &raw, &fields, &codec); err != nil {
-			return nil, err
-		}
-		if f.rec, err = s.decode(raw, fields, codec); err != nil {
+		if err := rows.Scan(&f.time, &f.id, &f.account, &f.raw, &f.fields, &f.codec); err != nil {
 			return nil, err
 		}
 		out = append(out, f)
