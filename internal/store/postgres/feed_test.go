@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -121,7 +122,7 @@ func TestUpgradeKeepsTheFeed(t *testing.T) {
 	d := floorDiv(received, day)
 	for _, sql := range []string{
 		`CREATE TABLE ` + partName(d) + ` PARTITION OF events FOR VALUES FROM (` + itoa(d*day) + `) TO (` + itoa((d+1)*day) + `)`,
-		`CREATE TABLE ` + resPartName(d) + ` PARTITION OF event_resources FOR VALUES FROM (` + itoa(d*day) + `) TO (` + itoa((d+1)*day) + `)`,
+		`CREATE TABLE event_resources_p` + now.Format("20060102") + ` PARTITION OF event_resources FOR VALUES FROM (` + itoa(d*day) + `) TO (` + itoa((d+1)*day) + `)`,
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
@@ -188,6 +189,20 @@ func TestUpgradeKeepsTheFeed(t *testing.T) {
 	for i, id := range got {
 		if id != recs[i].EventID {
 			t.Fatalf("feed[%d] = %s; want %s (the append order)", i, id, recs[i].EventID)
+		}
+	}
+	// Lookups by attribute find version 7's rows through the postings
+	// version 9 built from them, and the new batches' beside them.
+	for _, a := range []audit.Attribute{
+		{Key: audit.AttrEventName, Value: recs[0].EventName},
+		{Key: audit.AttrAccessKeyID, Value: recs[1].AccessKeyID},
+		{Key: audit.AttrUsername, Value: recs[2].Username},
+	} {
+		q := audit.Query{Account: recs[0].Account, Region: recs[0].Region, Category: recs[0].Category, Limit: 3,
+			Attributes: []audit.Attribute{a}}
+		got, w := pageAll(t, s, q), want(q, recs)
+		if len(w) == 0 || !slices.Equal(got, w) {
+			t.Errorf("lookup by %s after the upgrade: %v; want %v", a.Key, got, w)
 		}
 	}
 	// Version 7's Append on the new schema: refused, not half stored.

@@ -44,7 +44,8 @@ var needle = storetest.Spec{EventName: "NeedleEvent", AccessKeyID: "AKIANEEDLE00
 // loadStore fills a fresh database (pgtest) with n real-shaped events of
 // one account and region over 90 days, oldest first, in batches of
 // 10,000, runs ANALYZE, and reports the load rate and the bytes on disk
-// per event (tables and indexes). CAIRN_BENCH_POSTGRES names an existing
+// per event (tables and indexes: events, its postings or resources, and
+// event_keys). CAIRN_BENCH_POSTGRES names an existing
 // database to use instead (kept; loaded only when empty).
 func loadStore(b *testing.B, n int) benchSet {
 	b.Helper()
@@ -109,7 +110,7 @@ func loadStore(b *testing.B, n int) benchSet {
 	}
 	var disk int64
 	if err := st.pool.QueryRow(context.Background(), `SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) + pg_total_relation_size('event_keys')
-		FROM pg_inherits WHERE inhparent = 'events'::regclass`).Scan(&disk); err != nil {
+		FROM pg_inherits WHERE inhparent IN (SELECT oid FROM pg_class WHERE relname IN ('events', 'event_postings', 'event_resources'))`).Scan(&disk); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("LOAD events=%d append_rate=%.0f/s disk_bytes_per_event=%.0f raw_bytes_per_event=%.0f",

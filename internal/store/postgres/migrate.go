@@ -219,6 +219,74 @@ DROP INDEX events_seq;
 CREATE INDEX events_seq ON events (seq) WHERE seq IS NOT NULL;
 CREATE INDEX events_batch ON events (batch, ord) WHERE batch IS NOT NULL;
 `,
+	// 9: postings per batch. Up to version 8 every record had an entry
+	// in eight attribute indexes and a row (or more) in event_resources
+	// with two more: 57 of the 74 µs of server CPU an append cost a
+	// record (docs/benchmarks.md). Now an append writes one posting per
+	// distinct (account, region, category, kind, value) of its batch:
+	// the batch, its records' places in it (ords) and their eventTimes
+	// (times, in the same order), their first and last eventTime. A
+	// lookup by attribute reads a value's postings newest first by t_max
+	// and fetches the records it needs through events_batch (Lookup).
+	// Partitioned like events, so retention drops both. Rows written
+	// before version 8 (numbered by seq) get a batch of their own, the
+	// negated received of their append (sequence batches are positive),
+	// so that postings find them the same way; they keep their seq for
+	// the feed. The postings are built from the rows, then the attribute
+	// indexes and event_resources go. A node still on version 8 fails its
+	// appends (event_resources is gone): upgrade every node together.
+	`
+CREATE TABLE event_postings (
+	account  bytea    NOT NULL,
+	region   bytea    NOT NULL,
+	category smallint NOT NULL,
+	kind     smallint NOT NULL,  -- 1 resource type, 2 resource name or ARN, 3 eventName, 4 eventSource, 5 username, 6 accessKeyId
+	value    bytea    NOT NULL,
+	batch    bigint   NOT NULL,  -- events.batch
+	received bigint   NOT NULL,  -- events.received of the batch (its partition)
+	t_min    bigint   NOT NULL,  -- the first and last eventTime of times
+	t_max    bigint   NOT NULL,
+	ords     int[]    NOT NULL,  -- the records' places in the batch (events.ord), ascending
+	times    bigint[] NOT NULL   -- their eventTimes, in the order of ords
+) PARTITION BY RANGE (received);
+DO $$
+DECLARE p record;
+BEGIN
+	FOR p IN SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'events'::regclass AND c.relname LIKE 'events\_p%'
+	LOOP
+		EXECUTE format('CREATE TABLE %I PARTITION OF event_postings %s', 'event_postings_' || substr(p.relname, 8), p.bound);
+	END LOOP;
+END $$;
+ALTER TABLE events DROP CONSTRAINT events_batched;
+UPDATE events e SET batch = -e.received, ord = x.o
+	FROM (SELECT received, seq, (row_number() OVER (PARTITION BY received ORDER BY seq) - 1)::int AS o
+		FROM events WHERE seq IS NOT NULL) x
+	WHERE e.seq IS NOT NULL AND e.seq = x.seq AND e.received = x.received;
+ALTER TABLE events ADD CONSTRAINT events_batched CHECK (batch IS NOT NULL AND ord IS NOT NULL AND (seq IS NULL OR batch < 0)) NOT VALID;
+INSERT INTO event_postings (account, region, category, kind, value, batch, received, t_min, t_max, ords, times)
+	SELECT account, region, category, kind, value, batch, received, min(event_time), max(event_time),
+		array_agg(ord ORDER BY ord), array_agg(event_time ORDER BY ord)
+	FROM (
+		SELECT account, region, category, 3::smallint AS kind, event_name AS value, batch, received, ord, event_time FROM events
+		UNION ALL
+		SELECT account, region, category, 4::smallint, event_source, batch, received, ord, event_time FROM events
+		UNION ALL
+		SELECT account, region, category, 5::smallint, username, batch, received, ord, event_time FROM events WHERE username IS NOT NULL
+		UNION ALL
+		SELECT account, region, category, 6::smallint, access_key_id, batch, received, ord, event_time FROM events WHERE access_key_id IS NOT NULL
+		UNION ALL
+		SELECT r.account, r.region, r.category, r.kind, r.value, e.batch, e.received, e.ord, e.event_time
+		FROM event_resources r JOIN events e ON e.event_id = r.event_id AND e.account = r.account AND e.received = r.received
+	) v
+	GROUP BY account, region, category, kind, value, batch, received;
+CREATE INDEX event_postings_newest ON event_postings (account, region, category, kind, value, t_max, batch);
+CREATE INDEX event_postings_any ON event_postings (kind, value, category, t_max, batch, account);
+DROP TABLE event_resources;
+DROP INDEX events_event_name, events_event_source, events_username, events_access_key,
+	events_any_event_name, events_any_event_source, events_any_username, events_any_access_key;
+`,
 }
 
 // migrateLock is the advisory lock that keeps two nodes from migrating at

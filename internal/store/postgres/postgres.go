@@ -5,12 +5,14 @@
 package postgres
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,9 +147,9 @@ func partName(d int64) string {
 	return "events_p" + time.UnixMicro(d*day).UTC().Format("20060102")
 }
 
-// resPartName is the partition of event_resources for received day d.
-func resPartName(d int64) string {
-	return "event_resources_p" + time.UnixMicro(d*day).UTC().Format("20060102")
+// postPartName is the partition of event_postings for received day d.
+func postPartName(d int64) string {
+	return "event_postings_p" + time.UnixMicro(d*day).UTC().Format("20060102")
 }
 
 // ensurePartition creates the partition of received day d (and the next
@@ -160,7 +162,7 @@ func (s *Store) ensurePartition(ctx context.Context, d int64) error {
 		return nil
 	}
 	for _, x := range []int64{d, d + 1} {
-		for _, t := range []struct{ parent, name string }{{"events", partName(x)}, {"event_resources", resPartName(x)}} {
+		for _, t := range []struct{ parent, name string }{{"events", partName(x)}, {"event_postings", postPartName(x)}} {
 			// Two nodes may race: IF NOT EXISTS makes the loser a no-op.
 			sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM (%d) TO (%d)`,
 				t.name, t.parent, x*day, (x+1)*day)
@@ -215,11 +217,9 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	accts := make([][]byte, len(batch))
 	ids := make([][]byte, len(batch))
 	prepared := make([][]any, len(batch))
-	prepRes := make([][][]any, len(batch))
 	for i, r := range batch {
 		accts[i], ids[i] = []byte(r.Account), []byte(r.EventID)
 		prepared[i] = s.row(r, received)
-		prepRes[i] = appendResources(nil, r, received)
 	}
 	inserted := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -250,7 +250,8 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		if err := tx.QueryRow(ctx, `SELECT nextval('event_batch_ids')`).Scan(&id); err != nil {
 			return fmt.Errorf("batch number: %w", err)
 		}
-		var copyRows, resRows [][]any
+		var copyRows [][]any
+		stored := make([]*audit.Record, 0, len(fresh))
 		for i, r := range batch {
 			if !fresh[key{r.Account, r.EventID}] {
 				continue
@@ -258,16 +259,14 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 			prepared[i][batchColumn] = id
 			prepared[i][batchColumn+1] = int32(len(copyRows))
 			copyRows = append(copyRows, prepared[i])
-			resRows = append(resRows, prepRes[i]...)
+			stored = append(stored, r)
 		}
 		inserted = len(copyRows)
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, columns, pgx.CopyFromRows(copyRows)); err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
-		if len(resRows) > 0 {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_resources"}, resColumns, pgx.CopyFromRows(resRows)); err != nil {
-				return fmt.Errorf("copy event_resources: %w", err)
-			}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_postings"}, postingColumns, pgx.CopyFromRows(postings(stored, id, received))); err != nil {
+			return fmt.Errorf("copy event_postings: %w", err)
 		}
 		// The range, under the row lock until the commit.
 		if _, err := tx.Exec(ctx, `WITH m AS (UPDATE store_meta SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq)
@@ -292,35 +291,103 @@ var columns = []string{"account", "region", "category", "event_time", "event_id"
 // is the next.
 const batchColumn = 11
 
-var resColumns = []string{"account", "region", "category", "kind", "value", "event_time", "event_id", "received"}
+var postingColumns = []string{"account", "region", "category", "kind", "value", "batch", "received", "t_min", "t_max", "ords", "times"}
 
-// Kinds of event_resources rows.
+// Kinds of postings: the attributes a lookup reads through them.
 const (
-	kindType int16 = 1
-	kindName int16 = 2 // a resource's name or ARN
+	kindType        int16 = 1
+	kindName        int16 = 2 // a resource's name or ARN
+	kindEventName   int16 = 3
+	kindEventSource int16 = 4
+	kindUsername    int16 = 5
+	kindAccessKey   int16 = 6
 )
 
-// appendResources appends r's rows of event_resources: one for each
-// distinct non-empty resource type, and each distinct name or ARN, so that
-// a lookup's join meets each record once.
-func appendResources(rows [][]any, r *audit.Record, received int64) [][]any {
-	type kv struct {
-		kind  int16
-		value string
+// postingKind is the kind of postings that serve lookups by key (false for
+// the keys that have none: EventId has its own index, ReadOnly filters).
+func postingKind(key audit.AttributeKey) (int16, bool) {
+	switch key {
+	case audit.AttrResourceType:
+		return kindType, true
+	case audit.AttrResourceName:
+		return kindName, true
+	case audit.AttrEventName:
+		return kindEventName, true
+	case audit.AttrEventSource:
+		return kindEventSource, true
+	case audit.AttrUsername:
+		return kindUsername, true
+	case audit.AttrAccessKeyID:
+		return kindAccessKey, true
 	}
-	var seen []kv
-	add := func(kind int16, v string) {
-		if v == "" || slices.Contains(seen, kv{kind, v}) {
-			return
+	return 0, false
+}
+
+// postings returns the rows of event_postings for one batch (recs[i] has
+// place i in it): one per distinct (account, region, category, kind,
+// value), with the places of the records that hold it, ascending, each
+// once however often a record holds the value, and their eventTimes.
+// EventName and EventSource are posted even when empty (a lookup of ""
+// matches them, as a column comparison does); Username, AccessKeyId and
+// resources only when set (a lookup of "" matches nothing).
+func postings(recs []*audit.Record, batch, received int64) [][]any {
+	type pkey struct {
+		account, region string
+		category, kind  int16
+		value           string
+	}
+	type plist struct {
+		ords  []int32
+		times []int64
+	}
+	idx := make(map[pkey]int, len(recs))
+	var keys []pkey
+	var lists []*plist
+	for ord, r := range recs {
+		t := r.Time.Unix()
+		add := func(kind int16, v string) {
+			k := pkey{r.Account, r.Region, int16(r.Category), kind, v}
+			i, ok := idx[k]
+			if !ok {
+				i = len(keys)
+				idx[k] = i
+				keys = append(keys, k)
+				lists = append(lists, &plist{})
+			}
+			l := lists[i]
+			if n := len(l.ords); n > 0 && l.ords[n-1] == int32(ord) {
+				return // the record holds the value twice
+			}
+			l.ords = append(l.ords, int32(ord))
+			l.times = append(l.times, t)
 		}
-		seen = append(seen, kv{kind, v})
-		rows = append(rows, []any{[]byte(r.Account), []byte(r.Region), int16(r.Category), kind, []byte(v),
-			r.Time.Unix(), []byte(r.EventID), received})
+		add(kindEventName, r.EventName)
+		add(kindEventSource, r.EventSource)
+		if r.Username != "" {
+			add(kindUsername, r.Username)
+		}
+		if r.AccessKeyID != "" {
+			add(kindAccessKey, r.AccessKeyID)
+		}
+		for _, x := range r.Resources {
+			for _, v := range []struct {
+				kind int16
+				v    string
+			}{{kindType, x.Type}, {kindName, x.Name}, {kindName, x.ARN}} {
+				if v.v != "" {
+					add(v.kind, v.v)
+				}
+			}
+		}
 	}
-	for _, x := range r.Resources {
-		add(kindType, x.Type)
-		add(kindName, x.Name)
-		add(kindName, x.ARN)
+	rows := make([][]any, len(keys))
+	for i, k := range keys {
+		l := lists[i]
+		lo, hi := l.times[0], l.times[0]
+		for _, t := range l.times {
+			lo, hi = min(lo, t), max(hi, t)
+		}
+		rows[i] = []any{[]byte(k.account), []byte(k.region), k.category, k.kind, []byte(k.value), batch, received, lo, hi, l.ords, l.times}
 	}
 	return rows
 }
@@ -389,10 +456,10 @@ var errNoMatch = errors.New("matches nothing")
 // where builds the conditions of q (without the cursor) and their
 // arguments. Values always travel as parameters. Columns are named through
 // col, which qualifies them for the table that holds them in the query.
-// A resource attribute is a condition on event_resources: on its row res
-// when res is set (the table the query is driven from, which holds that
-// attribute's value), else an EXISTS.
-func where(q *audit.Query, col func(string) string, res *audit.Attribute) ([]string, []any, error) {
+// skip, when set, is an attribute left out: the one whose postings drive
+// the query (its records hold it). A resource attribute otherwise is an
+// EXISTS on the postings of the record's batch.
+func where(q *audit.Query, col func(string) string, skip *audit.Attribute) ([]string, []any, error) {
 	var conds []string
 	var args []any
 	arg := func(v any) string {
@@ -421,6 +488,12 @@ func where(q *audit.Query, col func(string) string, res *audit.Attribute) ([]str
 	}
 	for i, a := range q.Attributes {
 		v := []byte(a.Value)
+		if skip != nil && &q.Attributes[i] == skip {
+			if a.Value == "" && a.Key != audit.AttrEventName && a.Key != audit.AttrEventSource {
+				return nil, nil, errNoMatch
+			}
+			continue
+		}
 		switch a.Key {
 		case audit.AttrEventID:
 			conds = append(conds, col("event_id")+" = "+arg(v))
@@ -442,13 +515,10 @@ func where(q *audit.Query, col func(string) string, res *audit.Attribute) ([]str
 			if a.Key == audit.AttrResourceName {
 				kind = kindName
 			}
-			if res != nil && &q.Attributes[i] == res {
-				conds = append(conds, "r.kind = "+arg(kind), "r.value = "+arg(v))
-				continue
-			}
-			conds = append(conds, "EXISTS (SELECT 1 FROM event_resources x WHERE x.account = "+col("account")+
-				" AND x.event_id = "+col("event_id")+" AND x.received = "+col("received")+
-				" AND x.kind = "+arg(kind)+" AND x.value = "+arg(v)+")")
+			conds = append(conds, "EXISTS (SELECT 1 FROM event_postings x WHERE x.account = "+col("account")+
+				" AND x.region = "+col("region")+" AND x.category = "+col("category")+
+				" AND x.kind = "+arg(kind)+" AND x.value = "+arg(v)+
+				" AND x.batch = "+col("batch")+" AND x.received = "+col("received")+" AND "+col("ord")+" = ANY (x.ords))")
 		case audit.AttrReadOnly:
 			switch a.Value {
 			case "true":
@@ -465,39 +535,25 @@ func where(q *audit.Query, col func(string) string, res *audit.Attribute) ([]str
 	return conds, args, nil
 }
 
-// Lookup answers q with one query: the conditions, the cursor as a row
-// comparison, newest first, Limit+1 rows (the extra one says whether Next
-// is set).
+// Lookup answers q. A lookup by an attribute that has postings (every one
+// but EventId and ReadOnly) reads them (lookupPostings); the others run
+// one query: the conditions, the cursor as a row comparison, newest first,
+// Limit+1 rows (the extra one says whether Next is set).
 func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if q.Limit < 1 {
 		return audit.Page{}, errors.New("postgres: lookup limit must be at least 1")
 	}
-	sql, args, err := lookupSQL(&q)
+	var page audit.Page
+	var err error
+	if drive := driving(&q); drive != nil {
+		page.Records, err = s.lookupPostings(ctx, &q, drive)
+	} else {
+		page.Records, err = s.lookupRows(ctx, &q)
+	}
 	if errors.Is(err, errNoMatch) {
 		return audit.Page{}, nil
 	}
 	if err != nil {
-		return audit.Page{}, err
-	}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
-	}
-	defer rows.Close()
-	var page audit.Page
-	for rows.Next() {
-		var raw, fields []byte
-		var codec int16
-		if err := rows.Scan(&raw, &fields, &codec); err != nil {
-			return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
-		}
-		r, err := s.decode(raw, fields, codec)
-		if err != nil {
-			return audit.Page{}, err
-		}
-		page.Records = append(page.Records, r)
-	}
-	if err := rows.Err(); err != nil {
 		return audit.Page{}, fmt.Errorf("postgres: lookup: %w", err)
 	}
 	if len(page.Records) > q.Limit {
@@ -507,55 +563,319 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	return page, nil
 }
 
-// lookupSQL is the query Lookup runs for q and its arguments (errNoMatch
-// when q can match nothing). A lookup by resource is driven from
-// event_resources, whose indexes hold each value's rows newest first, and
-// joins each row it reads to its record.
-func lookupSQL(q *audit.Query) (string, []any, error) {
-	var res *audit.Attribute
+// driving is the attribute whose postings drive q: the first that has
+// postings, unless q also looks up an EventId (its index finds the one or
+// few records at once).
+func driving(q *audit.Query) *audit.Attribute {
+	var drive *audit.Attribute
 	for i, a := range q.Attributes {
-		if a.Key == audit.AttrResourceType || a.Key == audit.AttrResourceName {
-			res = &q.Attributes[i]
-			break
+		if a.Key == audit.AttrEventID {
+			return nil
+		}
+		if _, ok := postingKind(a.Key); ok && drive == nil {
+			drive = &q.Attributes[i]
 		}
 	}
-	from := "events"
-	col := func(c string) string { return c }
-	if res != nil {
-		from = "event_resources r JOIN events e ON e.event_id = r.event_id AND e.account = r.account AND e.received = r.received"
-		col = func(c string) string {
-			switch c {
-			case "account", "region", "category", "event_time", "event_id", "received":
-				return "r." + c
-			}
-			return "e." + c
-		}
-	}
-	conds, args, err := where(q, col, res)
+	return drive
+}
+
+func (s *Store) lookupRows(ctx context.Context, q *audit.Query) ([]audit.Record, error) {
+	sql, args, err := lookupSQL(q)
 	if err != nil {
-		return "", nil, err
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []audit.Record
+	for rows.Next() {
+		var raw, fields []byte
+		var codec int16
+		if err := rows.Scan(&raw, &fields, &codec); err != nil {
+			return nil, err
+		}
+		r, err := s.decode(raw, fields, codec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// cursorCond appends the condition of q's cursor (if any) to conds: the
+// rows after it in the order of the lookup.
+func cursorCond(q *audit.Query, col func(string) string, conds []string, args []any) ([]string, []any) {
+	c := q.After
+	if c == nil {
+		return conds, args
 	}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
 	timeID := col("event_time") + ", " + col("event_id")
-	order := col("event_time") + " DESC, " + col("event_id") + " DESC"
+	if q.AnyAccount && c.Account != "" {
+		conds = append(conds, "("+timeID+", "+col("account")+") < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+", "+arg([]byte(c.Account))+")")
+	} else {
+		// Without an account (or in one account) the cursor resumes
+		// after every record of its (time, eventID).
+		conds = append(conds, "("+timeID+") < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
+	}
+	return conds, args
+}
+
+// lookupSQL is the query for a q without postings to drive it (no
+// attribute, EventId, ReadOnly) and its arguments (errNoMatch when q can
+// match nothing): the time index, or EventId's.
+func lookupSQL(q *audit.Query) (string, []any, error) {
+	col := func(c string) string { return c }
+	conds, args, err := where(q, col, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	conds, args = cursorCond(q, col, conds, args)
+	order := "event_time DESC, event_id DESC"
 	if q.AnyAccount {
-		order += ", " + col("account") + " DESC"
+		order += ", account DESC"
 	}
-	if c := q.After; c != nil {
-		if q.AnyAccount && c.Account != "" {
-			conds = append(conds, "("+timeID+", "+col("account")+") < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+", "+arg([]byte(c.Account))+")")
-		} else {
-			// Without an account (or in one account) the cursor resumes
-			// after every record of its (time, eventID).
-			conds = append(conds, "("+timeID+") < ("+arg(c.Time.Unix())+", "+arg([]byte(c.EventID))+")")
-		}
-	}
-	sql := "SELECT " + col("raw") + ", " + col("fields") + ", " + col("raw_codec") + " FROM " + from + " WHERE " + strings.Join(conds, " AND ") +
+	sql := "SELECT raw, fields, raw_codec FROM events WHERE " + strings.Join(conds, " AND ") +
 		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
 	return sql, args, nil
+}
+
+// A candidate is a record a posting names: its eventTime and where it is.
+type candidate struct {
+	time, batch, received int64
+	ord                   int32
+}
+
+// A fetched record, with the columns that order a page; decoded only
+// if the page keeps it.
+type fetched struct {
+	time        int64
+	id, account []byte
+	raw, fields []byte
+	codec       int16
+}
+
+// Chunks of postings a lookup reads at a time: the first page of a value
+// written live needs one or two; imports of old logs overlap, and a deep
+// cursor passes many.
+const (
+	postingsFirst = 2
+	postingsMax   = 512
+	maxFetch      = 8192 // candidates fetched at a time, at most (but a second's ties)
+)
+
+// lookupPostings answers q through the postings of drive: it reads the
+// value's postings newest first by t_max, keeps the places whose eventTime
+// is within q's bounds (and not after the cursor's time), and fetches
+// records once they are settled: newer than every posting not read yet
+// (whose records are at most its t_max). It fetches the newest settled
+// candidates it needs (and every candidate of the same second, which
+// eventID orders), with q's other conditions and the cursor on the rows,
+// and goes on until it has Limit+1 records or no posting is left.
+func (s *Store) lookupPostings(ctx context.Context, q *audit.Query, drive *audit.Attribute) ([]audit.Record, error) {
+	kind, _ := postingKind(drive.Key)
+	col := func(c string) string { return "e." + c }
+	conds, args, err := where(q, col, drive)
+	if err != nil {
+		return nil, err
+	}
+	conds, args = cursorCond(q, col, conds, args)
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.Start.IsZero() {
+		lo = q.Start.Unix()
+		if q.Start.Nanosecond() > 0 {
+			lo++ // eventTime has whole seconds
+		}
+	}
+	if !q.End.IsZero() {
+		hi = q.End.Unix()
+	}
+	if q.After != nil {
+		hi = min(hi, q.After.Time.Unix())
+	}
+	if lo > hi {
+		return nil, nil
+	}
+
+	psql, pargs := postingsSQL(q, kind, drive.Value, lo, hi)
+	order := " ORDER BY t_max DESC, batch DESC, account DESC, region DESC LIMIT "
+	var last struct {
+		tmax, batch     int64
+		account, region []byte
+	}
+	started, exhausted := false, false
+	chunk := postingsFirst
+	bound := int64(math.MaxInt64) // no record of a posting not read is newer
+	var pending []candidate       // newest first once sorted
+	need := q.Limit + 1
+	var out []fetched
+	readPostings := func() error {
+		sql, a := psql, pargs
+		if started {
+			a = append(slices.Clip(a), last.tmax, last.batch, last.account, last.region)
+			n := len(a)
+			sql += fmt.Sprintf(" AND (t_max, batch, account, region) < ($%d, $%d, $%d, $%d)", n-3, n-2, n-1, n)
+		}
+		rows, err := s.pool.Query(ctx, sql+order+strconv.Itoa(chunk), a...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		read := 0
+		var ords []int32
+		var times []int64
+		var received int64
+		for rows.Next() {
+			if err := rows.Scan(&last.tmax, &last.batch, &last.account, &last.region, &received, &ords, &times); err != nil {
+				return err
+			}
+			if len(ords) != len(times) {
+				return errors.New("a posting's ords and times differ in length")
+			}
+			read++
+			for i, t := range times {
+				if t >= lo && t <= hi {
+					pending = append(pending, candidate{t, last.batch, received, ords[i]})
+				}
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		started = true
+		if read < chunk {
+			exhausted, bound = true, math.MinInt64
+		} else {
+			bound = last.tmax
+		}
+		chunk = min(2*chunk, postingsMax)
+		return nil
+	}
+	// grow is the number of candidates to fetch next when q's other
+	// conditions (or the cursor) refused some of the last ones: twice as
+	// many each time, so that a rare combination (ReadOnly=false of a
+	// common EventSource) takes a few round trips, not one per page.
+	grow := 0
+	sorted := 0 // pending[:sorted] is sorted and none after it is newer
+	for len(out) < need {
+		// The newest first; settled: the prefix newer than bound.
+		if sorted < len(pending) {
+			slices.SortFunc(pending, func(a, b candidate) int { return cmp.Compare(b.time, a.time) })
+			sorted = len(pending)
+		}
+		settled, _ := slices.BinarySearchFunc(pending, bound, func(c candidate, b int64) int {
+			return cmp.Compare(b, c.time) // pending is descending
+		})
+		k := max(need-len(out), grow)
+		if settled < k && !exhausted {
+			if err := readPostings(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if settled == 0 {
+			break // exhausted, nothing left
+		}
+		k = min(k, settled)
+		for k < settled && pending[k].time == pending[k-1].time {
+			k++
+		}
+		got, err := s.fetch(ctx, pending[:k], conds, args)
+		if err != nil {
+			return nil, err
+		}
+		if len(got) < k {
+			grow = min(2*k, maxFetch)
+		}
+		pending = pending[k:]
+		sorted -= k
+		out = append(out, got...)
+	}
+	out = out[:min(len(out), need)]
+	recs := make([]audit.Record, len(out))
+	for i := range out {
+		if recs[i], err = s.decode(out[i].raw, out[i].fields, out[i].codec); err != nil {
+			return nil, err
+		}
+	}
+	return recs, nil
+}
+
+// postingsSQL is the query of the postings of (kind, value) in q's
+// accounts, regions and category that may hold records of eventTime lo to
+// hi, without its order; a lookup resumes it after the last posting read.
+func postingsSQL(q *audit.Query, kind int16, value string, lo, hi int64) (string, []any) {
+	var conds []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if !q.AnyAccount {
+		conds = append(conds, "account = "+arg([]byte(q.Account)))
+	}
+	if !q.AnyRegion {
+		conds = append(conds, "region = "+arg([]byte(q.Region)))
+	}
+	conds = append(conds, "category = "+arg(int16(q.Category)), "kind = "+arg(kind), "value = "+arg([]byte(value)),
+		"t_max >= "+arg(lo), "t_min <= "+arg(hi))
+	if !q.ReceivedSince.IsZero() {
+		conds = append(conds, "received >= "+arg(q.ReceivedSince.UnixMicro()))
+	}
+	return "SELECT t_max, batch, account, region, received, ords, times FROM event_postings WHERE " + strings.Join(conds, " AND "), args
+}
+
+// fetch returns the records of cands that meet conds (on e, the events
+// row), newest first in a lookup's order, through events_batch.
+func (s *Store) fetch(ctx context.Context, cands []candidate, conds []string, args []any) ([]fetched, error) {
+	batches := make([]int64, len(cands))
+	receiveds := make([]int64, len(cands))
+	ords := make([]int32, len(cands))
+	for i, c := range cands {
+		batches[i], receiveds[i], ords[i] = c.batch, c.received, c.ord
+	}
+	n := len(args)
+	a := append(slices.Clip(args), batches, receiveds, ords)
+	cond := ""
+	if len(conds) > 0 {
+		cond = " AND " + strings.Join(conds, " AND ")
+	}
+	sql := fmt.Sprintf(`SELECT e.event_time, e.event_id, e.account, e.raw, e.fields, e.raw_codec
+		FROM unnest($%d::bigint[], $%d::bigint[], $%d::int[]) AS c(batch, received, ord)
+		CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.batch = c.batch AND e.received = c.received AND e.ord = c.ord
+			AND e.batch IS NOT NULL%s) e`, n+1, n+2, n+3, cond)
+	rows, err := s.pool.Query(ctx, sql, a...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []fetched
+	for rows.Next() {
+		var f fetched
+		if err := rows.Scan(&f.time, &f.id, &f.account, &f.raw, &f.fields, &f.codec); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b fetched) int {
+		if c := cmp.Compare(b.time, a.time); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(b.id, a.id); c != 0 {
+			return c
+		}
+		return bytes.Compare(b.account, a.account)
+	})
+	return out, nil
 }
 
 // ReadAppended returns the records appended after sequence number after,
@@ -671,14 +991,14 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 			}
 			switch {
 			case (d+1)*day <= cut:
-				for _, n := range []string{name, resPartName(d)} {
+				for _, n := range []string{name, postPartName(d)} {
 					if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{n}.Sanitize()); err != nil {
 						return fmt.Errorf("drop %s: %w", n, err)
 					}
 				}
 				dropped = append(dropped, d)
 			case d*day < cut:
-				for _, n := range []string{name, resPartName(d)} {
+				for _, n := range []string{name, postPartName(d)} {
 					if _, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{n}.Sanitize()+" WHERE received < $1", cut); err != nil {
 						return fmt.Errorf("delete from %s: %w", n, err)
 					}
