@@ -294,10 +294,24 @@ func (s *scanState) scan(b []byte) (int, bool) {
 		s.esc = false
 		i++
 	}
+	quote := -1 // the index in b of the next '"' from i, once found (len(b): none)
 	for i < len(b) {
 		if s.inStr {
-			for i < len(b) && b[i] != '"' && b[i] != '\\' {
-				i++
+			// The next quote by IndexByte (vectorized), then whether a
+			// backslash comes before it: a byte loop here was 5% of an
+			// import's CPU. The quote's place is kept across the
+			// escapes before it, so that a string of many escapes is
+			// still scanned once (linear), not once per escape.
+			if quote < i {
+				quote = len(b)
+				if k := bytes.IndexByte(b[i:], '"'); k >= 0 {
+					quote = i + k
+				}
+			}
+			if e := bytes.IndexByte(b[i:quote], '\\'); e >= 0 {
+				i += e
+			} else {
+				i = quote
 			}
 			if i == len(b) {
 				return i, false

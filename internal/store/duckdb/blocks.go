@@ -83,11 +83,57 @@ type rowValues struct {
 }
 
 // valuesOf returns r's rowValues, its tokens appended to toks (returned).
+// Each token is worked out once: the hash columns are tokens of the
+// record too (valueHashes computed them again, 2% of an import's CPU).
 func valuesOf(r *audit.Record, toks []uint64) (rowValues, []uint64) {
 	v := rowValues{ok: true}
-	v.akid, v.user, v.res = valueHashes(r)
 	start := len(toks)
-	toks = recordTokens(toks, r)
+	add := func(k audit.AttributeKey, s string) {
+		if s != "" {
+			toks = append(toks, token(k, s))
+		}
+	}
+	add(audit.AttrEventID, r.EventID)
+	add(audit.AttrEventName, r.EventName)
+	add(audit.AttrEventSource, r.EventSource)
+	if r.Username != "" {
+		t := token(audit.AttrUsername, r.Username)
+		toks = append(toks, t)
+		v.user = t
+	}
+	if r.AccessKeyID != "" {
+		t := token(audit.AttrAccessKeyID, r.AccessKeyID)
+		toks = append(toks, t)
+		v.akid = t
+	}
+	if len(r.Resources) > 0 {
+		// recordTokens' order is type, name, ARN of each resource;
+		// valueHashes' the types, then the names, then the ARNs.
+		var types, names, arns []any
+		for _, x := range r.Resources {
+			if x.Type != "" {
+				t := token(audit.AttrResourceType, x.Type)
+				toks = append(toks, t)
+				types = append(types, t)
+			}
+			if x.Name != "" {
+				t := token(audit.AttrResourceName, x.Name)
+				toks = append(toks, t)
+				names = append(names, t)
+			}
+			if x.ARN != "" {
+				t := token(audit.AttrResourceName, x.ARN)
+				toks = append(toks, t)
+				arns = append(arns, t)
+			}
+		}
+		if n := len(types) + len(names) + len(arns); n > 0 {
+			hs := make([]any, 0, n)
+			hs = append(hs, types...)
+			hs = append(hs, names...)
+			v.res = append(hs, arns...)
+		}
+	}
 	v.toks = toks[start:len(toks):len(toks)]
 	return v, toks
 }

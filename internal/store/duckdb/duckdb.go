@@ -1399,13 +1399,24 @@ func (s *Store) indexEntries(ctx context.Context, ents []indexEntry) error {
 		tok    uint64
 	}
 	distinct := map[bucketToken]struct{}{}
+	// Entries come in runs of one bucket (an append's rows are sorted by
+	// partition and time): the maps are asked when the bucket changes,
+	// not for every row (hashing the partKeys was 2% of an import's CPU,
+	// on the writer's goroutine).
+	var lastG dk
+	lastI := -1
 	for _, e := range ents {
 		g := dk{e.k, bucketOf(e.t)}
-		i, ok := bucketNum[g]
-		if !ok {
-			i = len(records)
-			bucketNum[g] = i
-			records = append(records, 0)
+		i := lastI
+		if i < 0 || g != lastG {
+			var ok bool
+			i, ok = bucketNum[g]
+			if !ok {
+				i = len(records)
+				bucketNum[g] = i
+				records = append(records, 0)
+			}
+			lastG, lastI = g, i
 		}
 		records[i]++
 		// The eventID's token (the first) is distinct per record: counted
@@ -1424,9 +1435,13 @@ func (s *Store) indexEntries(ctx context.Context, ents []indexEntry) error {
 	for g, i := range bucketNum {
 		s.index.sized(g.k, g.d, max(2*records[i], 2*(records[i]+tokens[i])))
 	}
+	var sum *bucketSum
+	var sumG dk
 	for _, e := range ents {
 		d := bucketOf(e.t)
-		sum := s.index.bucket(e.k, d)
+		if g := (dk{e.k, d}); sum == nil || g != sumG {
+			sum, sumG = s.index.bucket(e.k, d), g
+		}
 		sum.n++
 		sum.dirty = true
 		for _, t := range e.toks {
