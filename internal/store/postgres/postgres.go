@@ -962,7 +962,7 @@ func (s *Store) readAppended(ctx context.Context, limit int, sql string, args ..
 }
 
 // DeleteReceivedBefore drops the partitions (of events and of
-// event_resources) received wholly before t, deletes the rows before t
+// event_postings) received wholly before t, deletes the rows before t
 // from the partitions t falls in, and their keys,
 // in one transaction. The count is the keys deleted: one per record.
 func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, error) {
