@@ -772,8 +772,7 @@ func (s *Store) lookupPostings(ctx context.Context, q *audit.Query, drive *audit
 		settled, _ := slices.BinarySearchFunc(pending, bound, func(c candidate, b int64) int {
 			return cmp.Compare(b, c.time) // pending is descending
 		})
-		k := max(need-len(out), grow)
-		if settled < k && !exhausted {
+		if settled < need-len(out) && !exhausted {
 			if err := readPostings(); err != nil {
 				return nil, err
 			}
@@ -782,7 +781,8 @@ func (s *Store) lookupPostings(ctx context.Context, q *audit.Query, drive *audit
 		if settled == 0 {
 			break // exhausted, nothing left
 		}
-		k = min(k, settled)
+		// (grow fetches more of what is settled; it reads no more postings)
+		k := min(max(need-len(out), grow), settled)
 		for k < settled && pending[k].time == pending[k-1].time {
 			k++
 		}
@@ -962,7 +962,7 @@ func (s *Store) readAppended(ctx context.Context, limit int, sql string, args ..
 }
 
 // DeleteReceivedBefore drops the partitions (of events and of
-// event_resources) received wholly before t, deletes the rows before t
+// event_postings) received wholly before t, deletes the rows before t
 // from the partitions t falls in, and their keys,
 // in one transaction. The count is the keys deleted: one per record.
 func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, error) {
