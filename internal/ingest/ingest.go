@@ -29,7 +29,7 @@
 //     stores those queued before it stops. Without a journal the writer
 //     stores them within MaxDelay, and a crash loses the ones not yet
 //     stored. With one, the writer journals them within MaxDelay (those
-//     queued by then in one write and fsync) and stores them JournalDelay
+//     queued by then in one write and fsync) and stores them QueuedDelay
 //     later, as journaled records: a crash loses at most the last
 //     MaxDelay of them, and the store takes them in fewer, larger appends.
 //
@@ -148,9 +148,16 @@ type Config struct {
 	// JournalDelay is how long a journaled record may wait for its store
 	// append (default 200ms), in place of MaxDelay: it is durable already,
 	// so fewer, larger appends cost the calls in flight less CPU. The
-	// store holds a journaled record within JournalDelay plus one append,
-	// and a queued one within MaxDelay plus JournalDelay plus one append.
+	// store holds a journaled record within JournalDelay plus one append.
 	JournalDelay time.Duration
+	// QueuedDelay is how long a queued record (Enqueue), once journaled,
+	// may wait for its store append (default 500ms), in place of
+	// JournalDelay: the records of read calls trickle in, one a call,
+	// and a store transaction costs the same for 20 of them as for 200.
+	// The store holds a queued record within MaxDelay plus QueuedDelay
+	// plus one append: LookupEvents finds a call's record within a
+	// second (issue 19).
+	QueuedDelay time.Duration
 	// JournalBatch is the number of records that triggers a flush of a
 	// batch holding journaled records only, in place of MaxBatch: the
 	// store's cost is mostly per transaction (default 10000, or MaxBatch
@@ -361,6 +368,9 @@ func New(cfg Config) *Pipeline {
 	}
 	if cfg.JournalDelay <= 0 {
 		cfg.JournalDelay = 200 * time.Millisecond
+	}
+	if cfg.QueuedDelay <= 0 {
+		cfg.QueuedDelay = 500 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -1087,9 +1097,9 @@ func (p *Pipeline) stopping() bool {
 // With a journal, queued records (Enqueue: the records of read calls)
 // are not stored at their deadline (MaxDelay) but journaled, all those
 // of the batch in one write and fsync (journalQueued), and then wait
-// like journaled records for JournalDelay or JournalBatch: the server's
+// like journaled records, for QueuedDelay or JournalBatch: the server's
 // records of its own read calls, a few a millisecond under lookups,
-// then cost one store transaction every JournalDelay instead of one every
+// then cost one store transaction every QueuedDelay instead of one every
 // MaxDelay (issue 19), and a crash loses at most MaxDelay of them, as
 // before.
 func (p *Pipeline) writer(ctx context.Context) {
@@ -1154,7 +1164,7 @@ func (p *Pipeline) writer(ctx context.Context) {
 			return false
 		}
 		plain = false
-		if at := time.Now().Add(p.cfg.JournalDelay); !journaled || at.Before(journalAt) {
+		if at := time.Now().Add(p.cfg.QueuedDelay); !journaled || at.Before(journalAt) {
 			journaled, journalAt = true, at
 		}
 		arm()

@@ -19,14 +19,14 @@ func queuedRec(i int) audit.Record {
 }
 
 // With a journal, the records of read calls (Enqueue) are journaled at
-// MaxDelay, all those queued in one write, and stored at JournalDelay:
+// MaxDelay, all those queued in one write, and stored at QueuedDelay:
 // read calls arriving every 10 ms for 400 ms cost one store append, not
 // one every MaxDelay, and none is stored before it is journaled.
 func TestQueuedRecordsAreJournaledThenStoredTogether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &fakeStore{}
 		dir := t.TempDir()
-		p, err := Open(t.Context(), Config{Store: st, JournalDir: dir, MaxDelay: 50 * time.Millisecond, JournalDelay: 500 * time.Millisecond})
+		p, err := Open(t.Context(), Config{Store: st, JournalDir: dir, MaxDelay: 50 * time.Millisecond, QueuedDelay: 500 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func TestQueuedRecordsAreJournaledThenStoredTogether(t *testing.T) {
 				}
 			}
 		}
-		// 400 ms: the first records' JournalDelay (50 + 500 ms) has not
+		// 400 ms: the first records' QueuedDelay (50 + 500 ms) has not
 		// passed.
 		if _, n := st.count(); n != 0 {
 			t.Errorf("%d records stored after 400 ms; want none before the journal deadline", n)
@@ -105,7 +105,7 @@ func TestQueuedRecordIsStoredWithinASecond(t *testing.T) {
 func TestQueuedRecordsJournaledAreReplayed(t *testing.T) {
 	dir := t.TempDir()
 	bad := &fakeStore{failures: 1 << 30}
-	p, cancel, done := openJournaled(t, Config{Store: bad, JournalDir: dir, MaxAttempts: 2, MaxDelay: time.Millisecond, JournalDelay: time.Hour})
+	p, cancel, done := openJournaled(t, Config{Store: bad, JournalDir: dir, MaxAttempts: 2, MaxDelay: time.Millisecond, QueuedDelay: time.Hour})
 	for i := range 10 {
 		if err := p.Enqueue(t.Context(), queuedRec(i)); err != nil {
 			t.Fatal(err)
@@ -132,7 +132,7 @@ func TestQueuedRecordsJournaledAreReplayed(t *testing.T) {
 func TestQueuedRecordJournaledIsADurableDuplicate(t *testing.T) {
 	st := newKeyedStore()
 	st.gate = make(chan struct{})
-	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir(), MaxDelay: time.Millisecond, JournalDelay: 50 * time.Millisecond})
+	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir(), MaxDelay: time.Millisecond, QueuedDelay: 50 * time.Millisecond})
 	rs := acctRecs("111111111111", 0, 3)
 	if err := p.Enqueue(t.Context(), rs...); err != nil {
 		t.Fatal(err)
