@@ -37,21 +37,93 @@ type resourceOut struct {
 	ResourceName string `json:"ResourceName,omitempty"`
 }
 
+// eventOut is an event of a LookupEvents page, written by its AppendJSON
+// (never by encoding/json: CloudTrailEvent is the record's bytes, not a
+// copy of them as a string, and is written as a JSON string).
 type eventOut struct {
-	EventID         string            `json:"EventId"`
-	EventName       string            `json:"EventName,omitempty"`
-	ReadOnly        string            `json:"ReadOnly,omitempty"`
-	AccessKeyID     string            `json:"AccessKeyId,omitempty"`
-	EventTime       awsjson.Timestamp `json:"EventTime"`
-	EventSource     string            `json:"EventSource,omitempty"`
-	Username        string            `json:"Username,omitempty"`
-	Resources       []resourceOut     `json:"Resources"`
-	CloudTrailEvent string            `json:"CloudTrailEvent"`
+	EventID         string
+	EventName       string
+	ReadOnly        string
+	AccessKeyID     string
+	EventTime       awsjson.Timestamp
+	EventSource     string
+	Username        string
+	Resources       []resourceOut
+	CloudTrailEvent []byte
 }
 
 type lookupEventsOutput struct {
 	Events    []eventOut `json:"Events"`
 	NextToken string     `json:"NextToken,omitempty"`
+}
+
+// AppendJSON appends the page as encoding/json writes it without HTML
+// escaping, byte for byte (TestLookupOutputJSON), without reflection
+// (awsjson.JSONAppender).
+func (o lookupEventsOutput) AppendJSON(b []byte) []byte {
+	b = append(b, `{"Events":`...)
+	if o.Events == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range o.Events {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = o.Events[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	if o.NextToken != "" {
+		b = append(b, `,"NextToken":`...)
+		b = awsjson.AppendString(b, o.NextToken)
+	}
+	return append(b, '}')
+}
+
+func (e *eventOut) appendJSON(b []byte) []byte {
+	b = append(b, `{"EventId":`...)
+	b = awsjson.AppendString(b, e.EventID)
+	field := func(name, v string) {
+		if v != "" {
+			b = append(b, name...)
+			b = awsjson.AppendString(b, v)
+		}
+	}
+	field(`,"EventName":`, e.EventName)
+	field(`,"ReadOnly":`, e.ReadOnly)
+	field(`,"AccessKeyId":`, e.AccessKeyID)
+	b = append(b, `,"EventTime":`...)
+	b = e.EventTime.AppendJSON(b)
+	field(`,"EventSource":`, e.EventSource)
+	field(`,"Username":`, e.Username)
+	b = append(b, `,"Resources":`...)
+	if e.Resources == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, r := range e.Resources {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			sep := ""
+			if r.ResourceType != "" {
+				b = append(b, `"ResourceType":`...)
+				b = awsjson.AppendString(b, r.ResourceType)
+				sep = ","
+			}
+			if r.ResourceName != "" {
+				b = append(b, sep+`"ResourceName":`...)
+				b = awsjson.AppendString(b, r.ResourceName)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"CloudTrailEvent":`...)
+	b = awsjson.AppendString(b, e.CloudTrailEvent)
+	return append(b, '}')
 }
 
 // insightKeys are the attributes valid with EventCategory=insight.
@@ -220,6 +292,7 @@ func (s *Server) lookupEvents(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	out.Events = make([]eventOut, 0, len(page.Records))
 	for i := range page.Records {
 		out.Events = append(out.Events, eventFor(&page.Records[i]))
 	}
@@ -239,7 +312,7 @@ func eventFor(r *audit.Record) eventOut {
 		EventSource:     r.EventSource,
 		Username:        r.Username,
 		Resources:       []resourceOut{},
-		CloudTrailEvent: string(r.Raw),
+		CloudTrailEvent: r.Raw,
 	}
 	for _, res := range r.Resources {
 		e.Resources = append(e.Resources, resourceOut{ResourceType: res.Type, ResourceName: res.Name})

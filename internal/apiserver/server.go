@@ -304,7 +304,8 @@ func (s *Server) serveCall(w http.ResponseWriter, c *call) {
 	// cairn is killed the next instant, and a responder hunting for
 	// logging tampering finds it. Read calls (LookupEvents...) are answered
 	// first and their records queued: a graceful shutdown drains the queue
-	// after the last handler, a crash may lose the last 50 ms of them.
+	// after the last handler, a crash may lose the last 50 ms of them (the
+	// pipeline journals them within 50 ms, then stores them in batches).
 	// A refused call's record is queued: the pipeline is saturated, or
 	// the disk full.
 	recorded := c.recorded

@@ -141,8 +141,12 @@ func parseISO(s string) (time.Time, bool) {
 // time has milliseconds (finer precision is truncated): 1441139757.497,
 // 1700000000.5, 1700000000.
 func (ts Timestamp) MarshalJSON() ([]byte, error) {
+	return ts.AppendJSON(nil), nil
+}
+
+// AppendJSON appends what MarshalJSON writes to b.
+func (ts Timestamp) AppendJSON(b []byte) []byte {
 	ms := ts.t.UnixMilli()
-	var b []byte
 	if ms < 0 {
 		b = append(b, '-')
 		ms = -ms
@@ -152,5 +156,5 @@ func (ts Timestamp) MarshalJSON() ([]byte, error) {
 		b = append(b, '.')
 		b = append(b, strings.TrimRight(strconv.FormatInt(1000+frac, 10)[1:], "0")...)
 	}
-	return b, nil
+	return b
 }

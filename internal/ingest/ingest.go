@@ -25,9 +25,13 @@
 //     go through the queue to the writer, which stores them in batches on
 //     size or deadline (JournalDelay); records left in the journal by a
 //     crash are replayed into the store by the next Open.
-//   - Enqueue: the records are queued, not yet durable; the writer stores
-//     them within MaxDelay, and Run's final drain stores those queued
-//     before it stops. A crash loses the ones not yet stored.
+//   - Enqueue: the records are queued, not yet durable; Run's final drain
+//     stores those queued before it stops. Without a journal the writer
+//     stores them within MaxDelay, and a crash loses the ones not yet
+//     stored. With one, the writer journals them within MaxDelay (those
+//     queued by then in one write and fsync) and stores them QueuedDelay
+//     later, as journaled records: a crash loses at most the last
+//     MaxDelay of them, and the store takes them in fewer, larger appends.
 //
 // Callers that must not queue ask Admit first and answer its error
 // (ThrottlingException, or ServiceUnavailableException while the disk is
@@ -104,7 +108,9 @@ type Config struct {
 	Keys KeyChecker
 	// MaxBatch is the number of records that triggers a flush (default 2000).
 	MaxBatch int
-	// MaxDelay is how long the first record of a batch may wait (default 50ms).
+	// MaxDelay is how long the first record of a batch may wait (default
+	// 50ms): for its store append, or with a journal, for a queued
+	// record (Enqueue), for its journal write.
 	MaxDelay time.Duration
 	// QueueSize is the number of admitted calls of all accounts beyond
 	// which Admit refuses the accounts holding an equal share of them or
@@ -144,6 +150,14 @@ type Config struct {
 	// so fewer, larger appends cost the calls in flight less CPU. The
 	// store holds a journaled record within JournalDelay plus one append.
 	JournalDelay time.Duration
+	// QueuedDelay is how long a queued record (Enqueue), once journaled,
+	// may wait for its store append (default 500ms), in place of
+	// JournalDelay: the records of read calls trickle in, one a call,
+	// and a store transaction costs the same for 20 of them as for 200.
+	// The store holds a queued record within MaxDelay plus QueuedDelay
+	// plus one append: LookupEvents finds a call's record within a
+	// second (issue 19).
+	QueuedDelay time.Duration
 	// JournalBatch is the number of records that triggers a flush of a
 	// batch holding journaled records only, in place of MaxBatch: the
 	// store's cost is mostly per transaction (default 10000, or MaxBatch
@@ -354,6 +368,9 @@ func New(cfg Config) *Pipeline {
 	}
 	if cfg.JournalDelay <= 0 {
 		cfg.JournalDelay = 200 * time.Millisecond
+	}
+	if cfg.QueuedDelay <= 0 {
+		cfg.QueuedDelay = 500 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -1076,31 +1093,61 @@ func (p *Pipeline) stopping() bool {
 // the store in batches. It returns after ctx ends and what the lanes held
 // by then is written. Submissions a full disk refused are set aside
 // (deferred) and tried again once the disk has room.
+//
+// With a journal, queued records (Enqueue: the records of read calls)
+// are not stored at their deadline (MaxDelay) but journaled, all those
+// of the batch in one write and fsync (journalQueued), and then wait
+// like journaled records, for QueuedDelay or JournalBatch: the server's
+// records of its own read calls, a few a millisecond under lookups,
+// then cost one store transaction every QueuedDelay instead of one every
+// MaxDelay (issue 19), and a crash loses at most MaxDelay of them, as
+// before.
 func (p *Pipeline) writer(ctx context.Context) {
 	var (
-		batch    []submission
-		n        int
-		timer    = time.NewTimer(time.Hour)
-		pending  bool
-		deadline time.Time // of the pending batch
-		waiting  bool      // a Commit or Submit caller is in the batch
-		plain    bool      // the batch holds records not journaled
-		deferred []submission
-		retry    = time.NewTimer(time.Hour)
-		retrying bool
+		batch []submission
+		n     int
+		timer = time.NewTimer(time.Hour)
+		// The earliest deadlines of the batch's records: of those
+		// not journaled (plain) and of those journaled.
+		plainAt, journalAt time.Time
+		waiting            bool // a Commit or Submit caller is in the batch
+		plain              bool // the batch holds records not journaled
+		journaled          bool // the batch holds journaled records
+		deferred           []submission
+		retry              = time.NewTimer(time.Hour)
+		retrying           bool
 		// backoff spaces the tries of deferred records while they fail:
 		// each try is also the probe that tells the disk has room.
 		backoff = p.cfg.DiskCheckInterval
 	)
 	timer.Stop()
 	retry.Stop()
+	// arm sets the timer to the batch's earliest deadline.
+	arm := func() {
+		timer.Stop()
+		var at time.Time
+		switch {
+		case plain && journaled:
+			at = plainAt
+			if journalAt.Before(at) {
+				at = journalAt
+			}
+		case plain:
+			at = plainAt
+		case journaled:
+			at = journalAt
+		default:
+			return
+		}
+		timer.Reset(time.Until(at))
+	}
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
 		deferred = append(deferred, p.write(batch, n)...)
 		deferred = p.bound(deferred)
-		batch, n, pending, waiting, plain = batch[:0], 0, false, false, false
+		batch, n, waiting, plain, journaled = batch[:0], 0, false, false, false
 		timer.Stop()
 		if len(deferred) == 0 {
 			backoff = p.cfg.DiskCheckInterval
@@ -1109,6 +1156,19 @@ func (p *Pipeline) writer(ctx context.Context) {
 			retry.Reset(backoff)
 			backoff = min(2*backoff, max(2*time.Second, p.cfg.DiskCheckInterval))
 		}
+	}
+	// journal journals the batch's queued records in place of a store
+	// append, when that can be done: it reports whether they are.
+	journal := func() bool {
+		if waiting || !p.journalQueued(batch) {
+			return false
+		}
+		plain = false
+		if at := time.Now().Add(p.cfg.QueuedDelay); !journaled || at.Before(journalAt) {
+			journaled, journalAt = true, at
+		}
+		arm()
+		return true
 	}
 	add := func(s submission) {
 		if s.exact && p.each == nil {
@@ -1123,21 +1183,17 @@ func (p *Pipeline) writer(ctx context.Context) {
 		batch = append(batch, s)
 		n += len(s.records)
 		waiting = waiting || s.wait || s.exact
-		plain = plain || s.seg == 0
 		// The batch is written by the earliest deadline of its records.
-		d := p.cfg.MaxDelay
 		if s.seg != 0 {
-			d = p.cfg.JournalDelay
+			if at := time.Now().Add(p.cfg.JournalDelay); !journaled || at.Before(journalAt) {
+				journaled, journalAt = true, at
+				arm()
+			}
+		} else if at := time.Now().Add(p.cfg.MaxDelay); !plain || at.Before(plainAt) {
+			plain, plainAt = true, at
+			arm()
 		}
-		if at := time.Now().Add(d); !pending || at.Before(deadline) {
-			pending, deadline = true, at
-			timer.Reset(d)
-		}
-		limit := p.cfg.MaxBatch
-		if !plain {
-			limit = p.cfg.JournalBatch
-		}
-		if n >= limit {
+		if plain && n >= p.cfg.MaxBatch && (n >= p.cfg.JournalBatch || !journal()) || !plain && n >= p.cfg.JournalBatch {
 			flush()
 		}
 	}
@@ -1174,7 +1230,11 @@ func (p *Pipeline) writer(ctx context.Context) {
 		case <-p.queue.ready:
 			take()
 		case <-timer.C:
-			pending = false
+			// Queued records due before the journaled ones are
+			// journaled, not stored; else the batch is stored.
+			if plain && (!journaled || time.Now().Before(journalAt)) && journal() {
+				continue
+			}
 			flush()
 		case <-retry.C:
 			// Tried whether or not the disk is seen full: the free
@@ -1198,6 +1258,68 @@ func (p *Pipeline) writer(ctx context.Context) {
 			flush()
 			p.drop(deferred)
 			return
+		}
+	}
+}
+
+// journalQueued writes the queued records of batch (Enqueue's: not
+// journaled, no caller waiting) to the journal in one write and fsync,
+// and marks them journaled (and durable in flight): the writer then
+// stores them as it stores journaled records. It reports false, changing
+// nothing, when there is no journal, the disk is full or the write
+// fails: the records are then stored as they are.
+func (p *Pipeline) journalQueued(batch []submission) bool {
+	if p.journal == nil || p.disk.full() {
+		return false
+	}
+	var records []audit.Record
+	for i := range batch {
+		if s := &batch[i]; s.seg == 0 && !s.wait && !s.exact {
+			records = append(records, s.records...)
+		}
+	}
+	if len(records) == 0 {
+		return false
+	}
+	start := time.Now()
+	seg, size, err := p.journal.Append(records)
+	if err != nil {
+		p.jErrors.Inc()
+		if isDiskFull(err) {
+			p.disk.setFull(err)
+		} else {
+			p.cfg.Logger.Error("ingest: journal write of queued records failed; storing them", "records", len(records), "err", err)
+		}
+		return false
+	}
+	p.disk.wrote()
+	p.jLatency.Observe(time.Since(start).Seconds())
+	p.jSyncs.Inc()
+	p.jBytes.Add(float64(size))
+	p.jPerSync.Observe(float64(len(records)))
+	for i := range batch {
+		s := &batch[i]
+		if s.seg != 0 || s.wait || s.exact {
+			continue
+		}
+		s.seg = seg
+		if s.flight && !s.durable {
+			p.harden(s.records)
+			s.durable = true
+		}
+	}
+	return true
+}
+
+// harden counts the keys of records, in flight as queued, as journaled.
+func (p *Pipeline) harden(records []audit.Record) {
+	p.fmu.Lock()
+	defer p.fmu.Unlock()
+	for i := range records {
+		k := flightKey{records[i].Account, records[i].EventID}
+		if c, ok := p.flight[k]; ok {
+			c.durable++
+			p.flight[k] = c
 		}
 	}
 }

@@ -113,6 +113,11 @@ type Lake struct {
 	wroteSinceTick atomic.Bool
 	// inserts is the engine's Inserts() already counted in commits.
 	inserts atomic.Int64
+	// skipped is the feed position Sync skipped to while no store
+	// ingested, ahead of the engine's when not written since
+	// (skipWrote, Unix nanoseconds: when it last was).
+	skipped   atomic.Int64
+	skipWrote atomic.Int64
 
 	// state keeps the registry (nil: nowhere, a Lake without data dir);
 	// version is the stored registry's version this node read last.

@@ -112,3 +112,93 @@ func TestSyncSkipsWhatNoStoreTakes(t *testing.T) {
 		t.Errorf("the restarted store holds %s of the 15 records stored after", got)
 	}
 }
+
+// TestStoreTakesNoRecordStoredBeforeItStarted: while no store ingests,
+// Sync keeps the position it skips to in memory (no transaction a tick);
+// a store takes only what is appended after it was created, even the
+// records appended after the last Sync and before it, and across a
+// restart before any Sync (Close writes no position, so this is also
+// what a crash leaves: the position on disk is older than the store).
+func TestStoreTakesNoRecordStoredBeforeItStarted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	feed := audittest.NewMemStore()
+	opts := Options{Feed: feed}
+	e := newEnvIn(t, dir, opts)
+	a := e.client("AKIAAAAAAAAAAAAAAAAA")
+	appendNames := func(prefix string, n int) {
+		t.Helper()
+		var recs []audit.Record
+		for i := range n {
+			raw := fmt.Sprintf(`{"eventVersion":"1.09","eventTime":"2026-01-02T03:04:%02dZ","eventSource":"s3.amazonaws.com","eventName":"%s%02d","awsRegion":"us-east-1","eventID":"%s","eventType":"AwsApiCall","readOnly":false,"recipientAccountId":"111111111111","eventCategory":"Management","managementEvent":true,"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111111111111:user/u"}}`,
+				i%60, prefix, i, audit.NewID())
+			r, err := audit.Extract([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
+		if _, err := feed.Append(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync := func(l *Lake) {
+		t.Helper()
+		if _, err := l.Sync(ctx, feed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendNames("Old", 30)
+	sync(e.lake)
+	written, _ := e.lake.eng.Position(ctx)
+	inserts := e.lake.eng.Inserts()
+	appendNames("Skipped", 10)
+	sync(e.lake)
+	if got := e.lake.eng.Inserts() - inserts; got != 0 {
+		t.Errorf("no store: Sync wrote %d transactions to skip 10 records; want none (the position kept in memory)", got)
+	}
+	if pos, _ := e.lake.eng.Position(ctx); pos != written {
+		t.Errorf("no store: the position written moved from %d to %d; want it kept in memory", written, pos)
+	}
+	appendNames("Unsynced", 5) // after the last Sync, before the store
+	out, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("later")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := storeID(out.EventDataStoreArn)
+	appendNames("After", 20)
+
+	e.lake.Close()
+	e = newEnvIn(t, dir, opts)
+	a = e.client("AKIAAAAAAAAAAAAAAAAA")
+	count := func(prefix string) string {
+		t.Helper()
+		return runQuery(t, a, `SELECT COUNT(*) AS n FROM `+id+` WHERE eventName LIKE '`+prefix+`%'`)[0]["n"]
+	}
+	sync(e.lake)
+	for prefix, want := range map[string]string{"Old": "0", "Skipped": "0", "Unsynced": "0", "After": "20"} {
+		if got := count(prefix); got != want {
+			t.Errorf("after a restart: the store holds %s %s records; want %s", got, prefix, want)
+		}
+	}
+	appendNames("Later", 5)
+	sync(e.lake)
+	if got, got2 := count("After"), count("Later"); got != "20" || got2 != "5" {
+		t.Errorf("the store holds %s After and %s Later records; want 20 and 5", got, got2)
+	}
+
+	// Stopped, then started again: nothing appended while it was
+	// stopped, even what no Sync read before the start.
+	if _, err := a.StopEventDataStoreIngestion(ctx, &cloudtrail.StopEventDataStoreIngestionInput{EventDataStore: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
+	appendNames("Stopped", 10)
+	if _, err := a.StartEventDataStoreIngestion(ctx, &cloudtrail.StartEventDataStoreIngestionInput{EventDataStore: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
+	appendNames("Started", 7)
+	sync(e.lake)
+	if got, got2 := count("Stopped"), count("Started"); got != "0" || got2 != "7" {
+		t.Errorf("the restarted store holds %s Stopped and %s Started records; want 0 and 7", got, got2)
+	}
+}

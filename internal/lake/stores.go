@@ -41,6 +41,11 @@ type EventDataStore struct {
 	Deleted time.Time `json:"deleted,omitzero"`
 	// Tags are the store's tags (CreateEventDataStore's TagsList, AddTags).
 	Tags []audit.Tag `json:"tags,omitempty"`
+	// FromSeq is the feed's last sequence number when the store last
+	// started ingesting (created, started, restored): it takes only the
+	// records appended after it, whatever Lake's position (kept in
+	// memory while no store ingests) says after a restart or a crash.
+	FromSeq int64 `json:"fromSeq,omitempty"`
 }
 
 // ARN returns the store's ARN.
@@ -198,8 +203,14 @@ func (l *Lake) CreateEventDataStore(ctx context.Context, p audit.Principal, in C
 		}
 		return *p
 	}
+	// The feed's head before the store exists: what is appended after
+	// it is the store's.
+	from, err := l.feedHead(ctx)
+	if err != nil {
+		return EventDataStore{}, err
+	}
 	now := l.opts.Now().UTC().Truncate(time.Millisecond)
-	s := &EventDataStore{ID: audit.NewID(), Account: p.AccountID, Region: p.Region, Name: *in.Name,
+	s := &EventDataStore{ID: audit.NewID(), Account: p.AccountID, Region: p.Region, Name: *in.Name, FromSeq: from,
 		Status: StatusEnabled, Selectors: sels, MultiRegionEnabled: boolOr(in.MultiRegionEnabled, true),
 		OrganizationEnabled: boolOr(in.OrganizationEnabled, false), RetentionPeriod: ret,
 		TerminationProtectionEnabled: boolOr(in.TerminationProtectionEnabled, true), BillingMode: mode,
@@ -394,11 +405,15 @@ func (l *Lake) DeleteEventDataStore(ctx context.Context, p audit.Principal, ref 
 // InvalidEventDataStoreStatus.
 func (l *Lake) RestoreEventDataStore(ctx context.Context, p audit.Principal, ref string) (EventDataStore, error) {
 	var out EventDataStore
-	err := l.changeStore(ctx, p, ref, func(s *EventDataStore) error {
+	from, err := l.feedHead(ctx)
+	if err != nil {
+		return out, err
+	}
+	err = l.changeStore(ctx, p, ref, func(s *EventDataStore) error {
 		if s.Status != StatusPendingDeletion {
 			return audit.Errorf(audit.CodeInvalidEventDataStoreStatus, "The event data store %s is not pending deletion.", s.ID)
 		}
-		s.Status, s.Deleted = StatusEnabled, time.Time{}
+		s.Status, s.Deleted, s.FromSeq = StatusEnabled, time.Time{}, from
 		s.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
 		out = *s
 		return nil
@@ -410,6 +425,13 @@ func (l *Lake) RestoreEventDataStore(ctx context.Context, p audit.Principal, ref
 // Errors: those of EventDataStore, InvalidEventDataStoreCategory (a store
 // of custom events), InvalidEventDataStoreStatus.
 func (l *Lake) SetIngestion(ctx context.Context, p audit.Principal, ref string, on bool) error {
+	var from int64
+	if on {
+		var err error
+		if from, err = l.feedHead(ctx); err != nil {
+			return err
+		}
+	}
 	return l.changeStore(ctx, p, ref, func(s *EventDataStore) error {
 		if s.custom() {
 			return audit.Errorf(audit.CodeInvalidEventDataStoreCategory, "Ingestion can be started and stopped only for event data stores of CloudTrail events.")
@@ -425,6 +447,9 @@ func (l *Lake) SetIngestion(ctx context.Context, p audit.Principal, ref string, 
 			return audit.Errorf(audit.CodeInvalidEventDataStoreStatus, "The event data store %s is %s.", s.ID, s.Status)
 		}
 		s.Status = want
+		if on {
+			s.FromSeq = from
+		}
 		s.Updated = l.opts.Now().UTC().Truncate(time.Millisecond)
 		return nil
 	})

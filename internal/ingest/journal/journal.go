@@ -49,7 +49,9 @@ type Journal struct {
 	dir  string
 	opts Options
 
-	// Owned by the Append goroutine.
+	// amu serializes Append (and Close): the ingest pipeline's group
+	// leaders and its writer (queued records) both append.
+	amu  sync.Mutex
 	f    *os.File
 	size int64
 	buf  []byte
@@ -205,10 +207,13 @@ func readSegment(path string) (recs []audit.Record, n, torn int64, err error) {
 }
 
 // Append writes records to the journal and fsyncs it, returning the
-// segment that holds them (for Done) and the bytes written. On an error
+// segment that holds them (for Done) and the bytes written. Concurrent
+// calls are written one after the other. On an error
 // the records may or may not be in the journal (a later Replay may find
 // them); the segment is sealed and the next Append starts a new one.
 func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) {
+	j.amu.Lock()
+	defer j.amu.Unlock()
 	if j.f == nil {
 		if err := j.create(); err != nil {
 			return 0, 0, err
@@ -331,6 +336,8 @@ func (j *Journal) Segments() int {
 // store stay for the next Open's Replay; those with all their records
 // stored are deleted.
 func (j *Journal) Close() error {
+	j.amu.Lock()
+	defer j.amu.Unlock()
 	j.seal()
 	return nil
 }
