@@ -18,6 +18,7 @@
 #            send 10n, the restart rounds are n/4)
 #        CAIRN_BENCH_BIN=path                    a test binary of cmd/cairn (go test -c)
 #            instead of building one
+#        CAIRN_BENCH_API_MEMORY_LIMIT=512MB      event_history.memory_limit of the served store
 #        CAIRN_BENCH_LOCK=file                   take this flock(1) lock for the measurement
 #            only (building, filling and copying run at nice 19 without it)
 # Needs shared/testdata/real beside the repository (the record shapes).

@@ -104,7 +104,13 @@ func BenchmarkLookupAPI(b *testing.B) {
 		dataDir = fresh
 	}
 	cfgPath := filepath.Join(b.TempDir(), "cairn.yaml")
-	if err := os.WriteFile(cfgPath, []byte(lookupAPIConfig), 0o600); err != nil {
+	// CAIRN_BENCH_API_MEMORY_LIMIT sets event_history.memory_limit (the
+	// store's DuckDB memory_limit; issue 19).
+	benchCfg := lookupAPIConfig
+	if lim := os.Getenv("CAIRN_BENCH_API_MEMORY_LIMIT"); lim != "" {
+		benchCfg = strings.Replace(benchCfg, "event_history:\n", "event_history:\n  memory_limit: "+lim+"\n", 1)
+	}
+	if err := os.WriteFile(cfgPath, []byte(benchCfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	logPath := filepath.Join(b.TempDir(), "serve.log")

@@ -482,6 +482,15 @@ func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slo
 		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	// DuckDB's own default is 80% of the machine's memory (issue 19: RSS
+	// at most 1 GB at 10M events; docs/store.md, "Memory of a server").
+	// An offline import lowers it again. A setting, not work: a command
+	// stopped as it starts still opens and closes (context.WithoutCancel).
+	if lim := cfg.EventHistory.MemoryLimit; lim != "" {
+		if err := st.SetMemoryLimit(context.WithoutCancel(ctx), lim); err != nil {
+			return nil, errors.Join(fmt.Errorf("open store: %w", err), st.Close())
+		}
+	}
 	return st, nil
 }
 

@@ -134,7 +134,8 @@ func decode(name string, data []byte) (*Config, ErrorList) {
 // config decodes the top level. A new section is a field of Config, a
 // method like eventHistory, and a line here.
 func (d *decoder) config(n *yaml.Node) *Config {
-	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays, RecordBlockKiB: DefaultRecordBlockKiB},
+	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays, RecordBlockKiB: DefaultRecordBlockKiB,
+		MemoryLimit: DefaultEventHistoryMemoryLimit},
 		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval, DigestKeyRotation: DefaultDigestKeyRotation},
 		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights(), Lake: DefaultLake(),
 		API: DefaultAPI(), Ingest: DefaultIngest(), Console: DefaultConsole()}
@@ -164,6 +165,23 @@ func (d *decoder) config(n *yaml.Node) *Config {
 	return c
 }
 
+// storeMemoryLimitRE is what event_history.memory_limit takes: the sizes
+// the store's SetMemoryLimit accepts, at least 1 MB (duckdb/memory.go).
+var storeMemoryLimitRE = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,3})?\s?(MB|GB|MiB|GiB)$`)
+
+// storeMemoryMB is the size of a storeMemoryLimitRE match in MB.
+func storeMemoryMB(s string) float64 {
+	i := strings.IndexAny(s, " MG")
+	f, err := strconv.ParseFloat(s[:i], 64)
+	if err != nil {
+		return 0
+	}
+	if strings.HasSuffix(s, "GB") || strings.HasSuffix(s, "GiB") {
+		f *= 1000
+	}
+	return f
+}
+
 func (d *decoder) eventHistory(n *yaml.Node, path string, eh *EventHistory) {
 	d.mapping(n, path,
 		field{"retention_days", false, func(v *yaml.Node, path string) {
@@ -174,6 +192,15 @@ func (d *decoder) eventHistory(n *yaml.Node, path string, eh *EventHistory) {
 		field{"record_block_kib", false, func(v *yaml.Node, path string) {
 			if kib, ok := d.integer(v, path, 0, MaxRecordBlockKiB, "KiB", "0 stores one frame per record"); ok {
 				eh.RecordBlockKiB = kib
+			}
+		}},
+		field{"memory_limit", false, func(v *yaml.Node, path string) {
+			if s, ok := d.str(v, path); ok {
+				if !storeMemoryLimitRE.MatchString(s) || storeMemoryMB(s) < MinEventHistoryMemoryMB {
+					d.failf(v, path, "want a size of at least %dMB like 512MB or 2GB, got %s", MinEventHistoryMemoryMB, quote(s))
+					return
+				}
+				eh.MemoryLimit = s
 			}
 		}},
 	)

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,12 +142,12 @@ func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes i
 		}
 		return nil
 	}
-	// The sort spills beside the store rather than holding the table in
+	// A piece's sort spills beside the store rather than holding it in
 	// memory.
 	for _, q := range []string{
 		"SET temp_directory = " + spill,
-		// The sort spills rather than grow past this (issue 15: RSS at
-		// most 1 GB for 10M records).
+		// DuckDB evicts and spills rather than grow past this (issue 15:
+		// RSS at most 1 GB for 10M records).
 		"SET memory_limit = '" + compactDuckDBMemory + "'",
 		"SET preserve_insertion_order = true",
 		"ATTACH " + src + " AS src (READ_ONLY)",
@@ -331,13 +332,10 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 	// The rows come in about the order of the old blocks, so a few blocks
 	// decoded at a time serve them.
 	rd := &Store{codec: c, blocks: newBlockCache(compactCacheBytes)}
-	rows, err := scan.QueryContext(ctx, `SELECT account, region, category, event_time, event_id, key_hash, event_name,
-		event_source, read_only, record, seq, akid_hash, user_hash, res_hashes, received
-		FROM src.events ORDER BY `+eventsOrder)
+	pieces, err := compactPieces(ctx, scan, compactPieceRows)
 	if err != nil {
-		return fmt.Errorf("duckdb: compact: %w", err)
+		return err
 	}
-	defer rows.Close()
 	cw := &compactWriter{conn: w, enc: enc, blockBytes: blockBytes}
 	var batch []compactRow
 	flush := func() error {
@@ -352,7 +350,7 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 		if err != nil {
 			return err
 		}
-		if err := bs.fetch(ctx, w); err != nil {
+		if bs.fetched, err = fetchBlockRuns(ctx, w, bs.missing); err != nil {
 			return err
 		}
 		contents, err := rd.contents(frames, bs)
@@ -368,21 +366,40 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 		batch = make([]compactRow, 0, compactBatch) // the blocks hold pointers into the old one
 		return nil
 	}
-	for rows.Next() {
-		var r compactRow
-		if err := rows.Scan(&r.account, &r.region, &r.category, &r.eventTime, &r.eventID, &r.keyHash, &r.eventName,
-			&r.eventSource, &r.readOnly, &r.record, &r.seq, &r.akid, &r.user, &r.res, &r.received); err != nil {
+	// One piece at a time: DuckDB sorts a piece's rows only, and the
+	// pieces, in eventsOrder themselves, make the whole order.
+	for _, p := range pieces {
+		rows, err := scan.QueryContext(ctx, `SELECT account, region, category, event_time, event_id, key_hash, event_name,
+			event_source, read_only, record, seq, akid_hash, user_hash, res_hashes, received
+			FROM src.events WHERE `+p.where()+` ORDER BY `+eventsOrder)
+		if err != nil {
 			return fmt.Errorf("duckdb: compact: %w", err)
 		}
-		batch = append(batch, r)
-		if len(batch) == compactBatch {
-			if err := flush(); err != nil {
-				return err
+		var n int64
+		for rows.Next() {
+			var r compactRow
+			if err := rows.Scan(&r.account, &r.region, &r.category, &r.eventTime, &r.eventID, &r.keyHash, &r.eventName,
+				&r.eventSource, &r.readOnly, &r.record, &r.seq, &r.akid, &r.user, &r.res, &r.received); err != nil {
+				rows.Close()
+				return fmt.Errorf("duckdb: compact: %w", err)
+			}
+			n++
+			batch = append(batch, r)
+			if len(batch) == compactBatch {
+				if err := flush(); err != nil {
+					rows.Close()
+					return err
+				}
 			}
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("duckdb: compact: %w", err)
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("duckdb: compact: %w", err)
+		}
+		if n != p.rows {
+			return fmt.Errorf("duckdb: compact: piece %s read %d rows of %d", p.where(), n, p.rows)
+		}
 	}
 	if err := flush(); err != nil {
 		return err
@@ -396,6 +413,65 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 	return nil
 }
 
+// compactFetchGap is the widest gap between two ids of blocks that
+// fetchBlockRuns reads with one range (a variable so that tests make it
+// small). At 10M imported records a batch's blocks came in clusters of
+// three or four within a few hundred ids, the clusters 30,000-40,000
+// apart (the import's batches of 10,000 records of all partitions); 40
+// such blocks took 80-100 ms by ranges cut at 4096, 1.2 s by their one
+// range (5,026 blocks read) and 1.8 s (22 s cold) by an IN list.
+var compactFetchGap int64 = 4096
+
+// fetchBlockRuns reads the compressed blocks of ids, as fetchBlocks does,
+// by ranges of ids (one SELECT each, in one query): the sorted ids cut
+// where two are more than compactFetchGap apart. DuckDB prunes
+// record_blocks by zone maps on a range, while an IN list of the ids was
+// a join over the whole table: at 10M records a batch's fetch of about 40
+// blocks took 2.5 s (docs/store.md, "Compaction"). The other blocks in a
+// range (other partitions' rows' blocks, whose ids interleave) are read
+// and dropped.
+func fetchBlockRuns(ctx context.Context, q queryer, ids []int64) (map[int64][]byte, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	var sb strings.Builder
+	lo := sorted[0]
+	for i, id := range sorted {
+		if i+1 < len(sorted) && sorted[i+1]-id <= compactFetchGap {
+			continue
+		}
+		if sb.Len() > 0 {
+			sb.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&sb, "SELECT id, data FROM record_blocks WHERE id >= %d AND id <= %d", lo, id)
+		if i+1 < len(sorted) {
+			lo = sorted[i+1]
+		}
+	}
+	rows, err := q.QueryContext(ctx, sb.String())
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: compact: read blocks: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64][]byte, len(ids))
+	var data sql.RawBytes
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id, &data); err != nil {
+			return nil, fmt.Errorf("duckdb: compact: read blocks: %w", err)
+		}
+		if _, ok := slices.BinarySearch(sorted, id); ok {
+			out[id] = append([]byte(nil), data...)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb: compact: read blocks: %w", err)
+	}
+	return out, nil
+}
+
 // compactCommitRows is the rows of events the compaction's copy writes
 // between commits (a multiple of the default row group size), and
 // compactWriteBytes the block content it gathers before it compresses and
@@ -403,7 +479,65 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 var (
 	compactCommitRows = 16 * defaultRowGroupSize
 	compactWriteBytes = 32 << 20
+	compactPieceRows  = int64(16 * defaultRowGroupSize)
 )
+
+// compactPiece is the rows of events one query of compactEvents reads
+// and DuckDB sorts: one account, region and category, event times from lo
+// to hi (whole hours of the store's rows).
+type compactPiece struct {
+	account, region string
+	category        uint8
+	lo, hi          int64
+	rows            int64
+}
+
+func (p compactPiece) where() string {
+	a, _ := sqlString(p.account)
+	r, _ := sqlString(p.region)
+	return fmt.Sprintf("account = %s AND region = %s AND category = %d AND event_time BETWEEN %d AND %d",
+		a, r, p.category, p.lo, p.hi)
+}
+
+// compactPieces cuts src.events into pieces of about maxRows rows (more
+// when one hour of a partition holds more), in eventsOrder: the rows of
+// one piece all sort before the next piece's. DuckDB sorted the whole
+// table in one ORDER BY beyond its memory_limit (issue 15: the 10M
+// compaction held 3.3 GB RSS; docs/store.md, "Compaction").
+func compactPieces(ctx context.Context, conn *sql.Conn, maxRows int64) ([]compactPiece, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT account, region, category, min(event_time), max(event_time), count(*)
+		FROM src.events GROUP BY account, region, category, floor(event_time / 3600)
+		ORDER BY account, region, category, min(event_time)`)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: compact: %w", err)
+	}
+	defer rows.Close()
+	var out []compactPiece
+	for rows.Next() {
+		var h compactPiece
+		if err := rows.Scan(&h.account, &h.region, &h.category, &h.lo, &h.hi, &h.rows); err != nil {
+			return nil, fmt.Errorf("duckdb: compact: %w", err)
+		}
+		if _, ok := sqlString(h.account); !ok {
+			return nil, fmt.Errorf("duckdb: compact: account %q is not valid UTF-8 without NUL", h.account)
+		}
+		if _, ok := sqlString(h.region); !ok {
+			return nil, fmt.Errorf("duckdb: compact: region %q is not valid UTF-8 without NUL", h.region)
+		}
+		if n := len(out); n > 0 {
+			p := &out[n-1]
+			if p.account == h.account && p.region == h.region && p.category == h.category && p.rows+h.rows <= maxRows {
+				p.hi, p.rows = h.hi, p.rows+h.rows
+				continue
+			}
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb: compact: %w", err)
+	}
+	return out, nil
+}
 
 // The compaction's memory (issue 15: RSS at most 1 GB for 10M records):
 // DuckDB's memory_limit (its sort spills beyond it), the Go heap's soft
@@ -411,8 +545,12 @@ var (
 // write batches and a 384 MB limit the 1M copy, which commits several
 // times, left 215 free blocks (56 MB) in the new file; with 32 MiB and
 // 512 MB none (docs/benchmarks.md, "Storage and memory, session 11").
+// Since the copy reads in pieces (compactPieces) DuckDB's part is mostly
+// the file's blocks it read (BASE_TABLE), which the limit evicts: at 10M
+// records 256MB held the RSS under 1 GB where 512MB reached 1.2 GB, and
+// the 1M copy's file came out the same size (docs/store.md, "Compaction").
 const (
-	compactDuckDBMemory = "512MB"
+	compactDuckDBMemory = "256MB"
 	compactGoMemory     = 256 << 20
 	compactCacheBytes   = 8 << 20
 )

@@ -51,10 +51,13 @@ func liveFilled() [][]audit.Record {
 // after the last sequence number.
 func TestCompact(t *testing.T) {
 	ctx := context.Background()
-	// Several writes and commits in the copy.
-	commitRows, writeBytes := compactCommitRows, compactWriteBytes
-	compactCommitRows, compactWriteBytes = 100, 64<<10
-	t.Cleanup(func() { compactCommitRows, compactWriteBytes = commitRows, writeBytes })
+	// Several writes and commits in the copy, read in pieces of a few
+	// hours, blocks fetched by ranges of one id.
+	commitRows, writeBytes, pieceRows, gap := compactCommitRows, compactWriteBytes, compactPieceRows, compactFetchGap
+	compactCommitRows, compactWriteBytes, compactPieceRows, compactFetchGap = 100, 64<<10, 30, 0
+	t.Cleanup(func() {
+		compactCommitRows, compactWriteBytes, compactPieceRows, compactFetchGap = commitRows, writeBytes, pieceRows, gap
+	})
 	batches := liveFilled()
 	st, path := openTemp(t, batches...)
 	want, err := st.ReadAppended(ctx, 0, 10000)

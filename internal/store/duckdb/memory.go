@@ -14,8 +14,9 @@ var memoryLimitRE = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,3})?\s?(KB|MB|GB|K
 // pool: the blocks of the file it keeps and the memory of its operators),
 // which is otherwise 80% of the machine's memory. An offline import sets
 // it, so that the blocks a long import wrote do not stay in memory (issue
-// 15: RSS at most 1 GB during a 10M-record import); a server keeps
-// DuckDB's default, which lets the blocks lookups read stay cached.
+// 15: RSS at most 1 GB during a 10M-record import); a server sets
+// event_history.memory_limit (issue 19: RSS at most 1 GB at 10M events;
+// docs/store.md, "Memory of a server").
 func (s *Store) SetMemoryLimit(ctx context.Context, limit string) error {
 	if !memoryLimitRE.MatchString(limit) {
 		return fmt.Errorf("duckdb: memory limit %q: want a size such as 512MB", limit)
