@@ -79,6 +79,11 @@ type Options struct {
 	// memory for ReadAppended (default 32 MiB; negative: none), so that
 	// the feed's readers that follow the appends read no table.
 	TailBytes int64
+	// BucketDirBytes bounds the bucket directories kept for lookups
+	// (default 64 MiB; negative: none, every bucket the tail does not
+	// answer goes to SQL): the rows of recently read buckets, which
+	// lookups filter in Go (bucketdir.go, docs/store.md).
+	BucketDirBytes int
 	// Cold skips the warm start: Open neither reads the blocks nor
 	// replays the lookups the last Close saved (PATH.blocks,
 	// PATH.lookups), and Close leaves those files as they are. For the
@@ -139,7 +144,8 @@ type Store struct {
 	zstdRecords   bool // new frames in zstd (Options.ZstdRecords)
 	blockBytes    int  // Options.BlockBytes; 0: no blocks
 	blocks        *blockCache
-	tail          tail // the newest appended records (tail.go)
+	tail          tail        // the newest appended records (tail.go)
+	dirs          *bucketDirs // nil: none (bucketdir.go)
 	now           func() time.Time
 	// minReceived is the earliest received time stored (Unix seconds;
 	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
@@ -280,6 +286,12 @@ func Open(path string, opts Options) (*Store, error) {
 		cache = defaultBlockCacheBytes
 	}
 	s.blocks = newBlockCache(cache)
+	switch {
+	case opts.BucketDirBytes == 0:
+		s.dirs = newBucketDirs(defaultBucketDirBytes)
+	case opts.BucketDirBytes > 0:
+		s.dirs = newBucketDirs(opts.BucketDirBytes)
+	}
 	if s.checkpointWAL <= 0 {
 		s.checkpointWAL = 16 << 20
 	}
@@ -1596,6 +1608,13 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 		// store was opened): those it holds whole are answered without
 		// SQL, and the queries start below them.
 		recs, spans, hi = s.fromTail(&q, keys[0], spans, lo, hi, need)
+		// The buckets below, from their directories while they are whole.
+		if s.dirs != nil && len(recs) < need {
+			var err error
+			if recs, spans, hi, err = s.fromDirs(ctx, &q, keys[0], spans, lo, hi, need, recs); err != nil {
+				return audit.Page{}, err
+			}
+		}
 	}
 	// Spans go in one query while they hold at most budget records, gaps
 	// included. After a query that found matches the budget grows to the
@@ -2191,8 +2210,10 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	var emptied []bk
 	// Before the counts change, whether or not the commit succeeds: a
 	// lookup answers a bucket from the tail when the tail holds as many of
-	// its records as the index counts (Store.fromTail).
+	// its records as the index counts (Store.fromTail), and a directory
+	// when it holds as many (Store.dir).
 	s.tail.clear()
+	s.dirs.clear()
 	s.index.mu.Lock()
 	for b, c := range gone {
 		days := s.index.parts[b.k]

@@ -33,7 +33,7 @@ func TestLookupsFromTailAsTable(t *testing.T) {
 	dir := t.TempDir()
 	tailPath, sqlPath := filepath.Join(dir, "tail.duckdb"), filepath.Join(dir, "sql.duckdb")
 	open := func(path string, tailBytes int64) *Store {
-		st, err := Open(path, Options{TailBytes: tailBytes, Now: now})
+		st, err := Open(path, Options{TailBytes: tailBytes, BucketDirBytes: -1, Now: now}) // tail or SQL
 		if err != nil {
 			t.Fatal(err)
 		}

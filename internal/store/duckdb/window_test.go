@@ -18,7 +18,7 @@ import (
 // every hour) must not walk the empty months in steps, a query each: at
 // most two queries for the first page, and the pages are right.
 func TestWindowProbeJumpsEmptyHours(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{})
+	st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{BucketDirBytes: -1}) // the SQL path
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,492 @@
+package duckdb
+
+import (
+	"container/list"
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// Bucket directories (issue 19, session 13). A lookup's SQL (parse,
+// plan, a scan of the hours' row groups, the sort) was 47% of the API
+// server's CPU at 1M records. The record frames hold everything a lookup
+// filters on and returns except the event time and the event ID, which
+// are columns only (frame.go), so a bucket cannot be answered from its
+// record blocks alone. A bucket directory is the rest: the rows of one
+// bucket (account, region, category, hour), newest first, each with its
+// time, event ID, received time, record reference (a block reference or
+// a frame of its own) and the values the lookups filter on (event name
+// and source, read-only, and the hashes of the user name, access key and
+// resources, as the SQL filters on them). It is read with one query of
+// the hour, the first time a lookup needs the bucket, and kept (least
+// recently used out, within Options.BucketDirBytes); lookups then filter
+// its rows in Go, decode only the blocks of the rows they return (the
+// block cache), and confirm hashed values on the record's fields, as
+// queryRange does.
+//
+// Exactness: a directory is used only while the bucket index counts as
+// many records of the bucket as the directory read. The index counts a
+// record before its append's COMMIT, appends are serialised, and a
+// lookup reads in one DuckDB snapshot, so a read that finds as many rows
+// as the index counted holds every row of the bucket; an append to the
+// bucket changes the count, and the directory is read again. Retention
+// (the only thing that deletes rows while the store is open) empties the
+// directories while it holds rw exclusively (DeleteReceivedBefore).
+// Compaction rewrites a closed store, whose directories start empty at
+// the next Open.
+
+// defaultBucketDirBytes bounds the bucket directories kept (Options.
+// BucketDirBytes).
+const defaultBucketDirBytes = 64 << 20
+
+// bucketDir holds the rows of one bucket, newest first (event_time DESC,
+// event_id DESC, as the lookups order them), column by column.
+type bucketDir struct {
+	// idxN is the bucket index's count of the bucket when the directory
+	// was read; ok: the read found as many rows (the directory is whole).
+	idxN int64
+	ok   bool
+
+	times    []int64
+	received []int64  // math.MinInt64 where NULL
+	idEnd    []uint32 // row i's event ID is ids[idEnd[i-1]:idEnd[i]]
+	ids      string
+	frEnd    []uint32 // row i's record column is frames[frEnd[i-1]:frEnd[i]]
+	frames   []byte
+	// names and sources index strs (strs[0] is "": NULL or empty).
+	names, sources []uint32
+	strs           []string
+	readOnly       []uint8
+	user, akid     []uint64 // 0 where NULL
+	resEnd         []uint32 // row i's resource hashes are res[resEnd[i-1]:resEnd[i]]
+	res            []uint64
+	bytes          int
+}
+
+func (d *bucketDir) len() int { return len(d.times) }
+
+func span32(ends []uint32, i int) (int, int) {
+	if i == 0 {
+		return 0, int(ends[0])
+	}
+	return int(ends[i-1]), int(ends[i])
+}
+
+func (d *bucketDir) id(i int) string {
+	a, b := span32(d.idEnd, i)
+	return d.ids[a:b]
+}
+
+func (d *bucketDir) frame(i int) []byte {
+	a, b := span32(d.frEnd, i)
+	return d.frames[a:b:b]
+}
+
+func (d *bucketDir) resources(i int) []uint64 {
+	a, b := span32(d.resEnd, i)
+	return d.res[a:b]
+}
+
+// str returns the index of v in strs, or -1.
+func (d *bucketDir) str(v string) int {
+	for i, s := range d.strs {
+		if s == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// bucketDirs keeps bucket directories, least recently used out first,
+// within a byte budget.
+type bucketDirs struct {
+	mu       sync.Mutex
+	max, cur int
+	ll       *list.List
+	m        map[tailBucket]*list.Element
+	// loads counts the directories read, for tests.
+	loads int64
+}
+
+type cachedDir struct {
+	b tailBucket
+	d *bucketDir
+}
+
+func newBucketDirs(max int) *bucketDirs {
+	return &bucketDirs{max: max, ll: list.New(), m: map[tailBucket]*list.Element{}}
+}
+
+func (c *bucketDirs) get(b tailBucket) *bucketDir {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[b]
+	if !ok {
+		return nil
+	}
+	c.ll.MoveToFront(e)
+	return e.Value.(*cachedDir).d
+}
+
+func (c *bucketDirs) put(b tailBucket, d *bucketDir) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.loads++
+	if e, ok := c.m[b]; ok {
+		c.cur -= e.Value.(*cachedDir).d.bytes
+		c.ll.Remove(e)
+		delete(c.m, b)
+	}
+	if d.bytes > c.max {
+		return
+	}
+	c.m[b] = c.ll.PushFront(&cachedDir{b, d})
+	c.cur += d.bytes
+	for c.cur > c.max {
+		e := c.ll.Back()
+		x := e.Value.(*cachedDir)
+		c.ll.Remove(e)
+		delete(c.m, x.b)
+		c.cur -= x.d.bytes
+	}
+}
+
+// clear forgets every directory (rows were deleted).
+func (c *bucketDirs) clear() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ll.Init()
+	c.m = map[tailBucket]*list.Element{}
+	c.cur = 0
+}
+
+func (c *bucketDirs) loaded() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loads
+}
+
+// dir returns the directory of bucket d of k when it is whole for the
+// index's count n (read now if it is not held), and nil when the bucket
+// must go to SQL (an append to it is under way, or one was rolled back).
+func (s *Store) dir(ctx context.Context, k partKey, d, n int64) (*bucketDir, error) {
+	b := tailBucket{k, d}
+	if x := s.dirs.get(b); x != nil && x.idxN == n {
+		if !x.ok {
+			return nil, nil // read for this count and not whole: SQL until it changes
+		}
+		return x, nil
+	}
+	x, err := s.readDir(ctx, k, d)
+	if err != nil {
+		return nil, err
+	}
+	x.idxN = n
+	x.ok = int64(x.len()) == n
+	if !x.ok {
+		x = &bucketDir{idxN: n, bytes: 64} // remember the count only
+	}
+	s.dirs.put(b, x)
+	if !x.ok {
+		return nil, nil
+	}
+	return x, nil
+}
+
+// readDir reads the rows of bucket d of k, newest first.
+func (s *Store) readDir(ctx context.Context, k partKey, d int64) (*bucketDir, error) {
+	var sb strings.Builder
+	var args []any
+	str := func(v string) {
+		if lit, ok := sqlString(v); ok {
+			sb.WriteString(lit)
+			return
+		}
+		sb.WriteByte('?')
+		args = append(args, v)
+	}
+	sb.WriteString(`SELECT event_time, event_id, record, received, event_name, event_source, read_only, user_hash, akid_hash, res_hashes FROM events WHERE account = `)
+	str(k.account)
+	sb.WriteString(` AND region = `)
+	str(k.region)
+	fmt.Fprintf(&sb, ` AND category = %d AND event_time BETWEEN %d AND %d ORDER BY event_time DESC, event_id DESC`,
+		uint8(k.category), d*bucketSeconds, d*bucketSeconds+bucketSeconds-1)
+	s.queries.Add(1)
+	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: read bucket: %w", err)
+	}
+	defer rows.Close()
+	x := &bucketDir{strs: []string{""}}
+	strIdx := map[string]uint32{"": 0}
+	intern := func(v sql.NullString) uint32 {
+		if !v.Valid {
+			return 0
+		}
+		i, ok := strIdx[v.String]
+		if !ok {
+			i = uint32(len(x.strs))
+			x.strs = append(x.strs, v.String)
+			strIdx[v.String] = i
+			x.bytes += 16 + len(v.String)
+		}
+		return i
+	}
+	var ids strings.Builder
+	for rows.Next() {
+		var (
+			t             int64
+			id            string
+			frame         []byte
+			recv          sql.NullInt64
+			name, src     sql.NullString
+			ro            uint8
+			user, akid, r any
+		)
+		if err := rows.Scan(&t, &id, &frame, &recv, &name, &src, &ro, &user, &akid, &r); err != nil {
+			return nil, fmt.Errorf("duckdb: read bucket: %w", err)
+		}
+		if ids.Len()+len(id) > math.MaxUint32 || len(x.frames)+len(frame) > math.MaxUint32 {
+			return nil, fmt.Errorf("duckdb: read bucket: too large")
+		}
+		x.times = append(x.times, t)
+		if recv.Valid {
+			x.received = append(x.received, recv.Int64)
+		} else {
+			x.received = append(x.received, math.MinInt64)
+		}
+		ids.WriteString(id)
+		x.idEnd = append(x.idEnd, uint32(ids.Len()))
+		x.frames = append(x.frames, frame...)
+		x.frEnd = append(x.frEnd, uint32(len(x.frames)))
+		x.names = append(x.names, intern(name))
+		x.sources = append(x.sources, intern(src))
+		x.readOnly = append(x.readOnly, ro)
+		u, _ := user.(uint64)
+		a, _ := akid.(uint64)
+		x.user = append(x.user, u)
+		x.akid = append(x.akid, a)
+		if list, ok := r.([]any); ok {
+			for _, h := range list {
+				if v, ok := h.(uint64); ok {
+					x.res = append(x.res, v)
+				}
+			}
+		}
+		x.resEnd = append(x.resEnd, uint32(len(x.res)))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb: read bucket: %w", err)
+	}
+	x.ids = ids.String()
+	x.frames = slices.Clip(x.frames)
+	// 8 (time) + 8 (received) + 3*4 (ends) + 2*4 (strings) + 1 + 2*8 (hashes).
+	x.bytes += 256 + len(x.times)*53 + len(x.ids) + len(x.frames) + 8*len(x.res)
+	return x, nil
+}
+
+// dirFilter is a lookup's filter over the rows of a directory.
+type dirFilter struct {
+	q          *audit.Query
+	lo, hi     int64
+	since      int64 // received >= since; math.MinInt64: no filter
+	byEventID  string
+	name, src  string
+	hasName    bool
+	hasSrc     bool
+	user, akid uint64
+	hasUser    bool
+	hasAkid    bool
+	readOnly   int // -1: any
+	res        []uint64
+}
+
+func (s *Store) dirFilterOf(q *audit.Query, lo, hi int64) dirFilter {
+	f := dirFilter{q: q, lo: lo, hi: hi, since: math.MinInt64, readOnly: -1}
+	// As queryRange: the filter on received only when some record was
+	// received before it (a NULL received then fails it, as in SQL).
+	if since := q.ReceivedSince.Unix(); !q.ReceivedSince.IsZero() && since > s.minReceived.Load() {
+		f.since = since
+	}
+	for _, a := range q.Attributes {
+		switch a.Key {
+		case audit.AttrEventID:
+			f.byEventID = a.Value
+		case audit.AttrEventName:
+			f.name, f.hasName = a.Value, true
+		case audit.AttrEventSource:
+			f.src, f.hasSrc = a.Value, true
+		case audit.AttrUsername:
+			f.user, f.hasUser = token(a.Key, a.Value), true
+		case audit.AttrAccessKeyID:
+			f.akid, f.hasAkid = token(a.Key, a.Value), true
+		case audit.AttrReadOnly:
+			v := audit.False
+			if a.Value == "true" {
+				v = audit.True
+			}
+			f.readOnly = int(v)
+		case audit.AttrResourceType, audit.AttrResourceName:
+			f.res = append(f.res, token(a.Key, a.Value))
+		}
+	}
+	return f
+}
+
+// matches appends to out, newest first, the rows of x that f accepts, up
+// to want of them, starting at row from; it returns them and the row to
+// go on from (x.len() when the bucket is done).
+func (f *dirFilter) matches(x *bucketDir, from, want int, out []int) ([]int, int) {
+	name, src := -1, -1
+	if f.hasName {
+		if name = x.str(f.name); name <= 0 {
+			return out, x.len() // no row holds it (an empty value is never stored)
+		}
+	}
+	if f.hasSrc {
+		if src = x.str(f.src); src <= 0 {
+			return out, x.len()
+		}
+	}
+	var ct int64
+	var cid string
+	if c := f.q.After; c != nil {
+		ct, cid = c.Time.Unix(), c.EventID
+	}
+	got := 0
+	for i := from; i < x.len(); i++ {
+		t := x.times[i]
+		if t > f.hi {
+			continue
+		}
+		if t < f.lo {
+			return out, x.len() // the rest are older
+		}
+		if f.q.After != nil && t == ct && x.id(i) >= cid {
+			continue
+		}
+		if x.received[i] < f.since {
+			continue
+		}
+		if name >= 0 && x.names[i] != uint32(name) || src >= 0 && x.sources[i] != uint32(src) {
+			continue
+		}
+		if f.readOnly >= 0 && int(x.readOnly[i]) != f.readOnly {
+			continue
+		}
+		if f.hasUser && x.user[i] != f.user || f.hasAkid && x.akid[i] != f.akid {
+			continue
+		}
+		if f.byEventID != "" && x.id(i) != f.byEventID {
+			continue
+		}
+		if len(f.res) > 0 {
+			rs := x.resources(i)
+			if slices.ContainsFunc(f.res, func(h uint64) bool { return !slices.Contains(rs, h) }) {
+				continue
+			}
+		}
+		out = append(out, i)
+		if got++; got == want {
+			return out, i + 1
+		}
+	}
+	return out, x.len()
+}
+
+// fromDirs answers the newest candidate buckets of spans (of k) from
+// their directories, after the tail (fromTail) and before the queries:
+// it appends to recs the matching records of each bucket, newest first,
+// until recs holds need, and returns them, the spans without the
+// buckets answered, and hi lowered below them. It stops at a bucket
+// whose directory is not whole (SQL answers it and the rest). A lookup
+// of one account and region only.
+func (s *Store) fromDirs(ctx context.Context, q *audit.Query, k partKey, spans []span, lo, hi int64, need int, recs []audit.Record) ([]audit.Record, []span, int64, error) {
+	byEventID := slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return a.Key == audit.AttrEventID })
+	for len(spans) > 0 && len(recs) < need && lo <= hi {
+		if byEventID && len(recs) > 0 {
+			break // (account, eventID) is unique
+		}
+		sp := spans[0]
+		b := sp.buckets[0] // a candidate: a span starts with one
+		x, err := s.dir(ctx, k, b.d, b.n)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if x == nil {
+			break
+		}
+		f := s.dirFilterOf(q, lo, hi)
+		var rows []int
+		for from := 0; from < x.len() && len(recs) < need; {
+			rows, from = f.matches(x, from, need-len(recs), rows[:0])
+			if len(rows) == 0 {
+				break
+			}
+			got, err := s.dirRecords(ctx, q, k, x, rows)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			recs = append(recs, got...)
+		}
+		hi = min(hi, b.d*bucketSeconds-1)
+		// Drop the bucket and the non-candidates after it from the span.
+		sp.n -= b.n
+		sp.buckets = sp.buckets[1:]
+		for len(sp.buckets) > 0 && !sp.buckets[0].cand {
+			sp.n -= sp.buckets[0].n
+			sp.buckets = sp.buckets[1:]
+		}
+		if len(sp.buckets) == 0 {
+			spans = spans[1:]
+			continue
+		}
+		sp.first = sp.buckets[0].d
+		spans[0] = sp
+	}
+	return recs, spans, hi, nil
+}
+
+// dirRecords returns the records of rows of x, decoded (their blocks from
+// the cache or the table) and confirmed on their fields (a hash
+// collision is dropped), in the rows' order.
+func (s *Store) dirRecords(ctx context.Context, q *audit.Query, k partKey, x *bucketDir, rows []int) ([]audit.Record, error) {
+	frames := make([][]byte, len(rows))
+	for j, i := range rows {
+		frames[j] = x.frame(i)
+	}
+	bs, err := s.blocksOf(frames)
+	if err != nil {
+		return nil, err
+	}
+	if err := bs.fetchForLookup(ctx, s.db); err != nil {
+		return nil, err
+	}
+	contents, err := s.contents(frames, bs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]audit.Record, 0, len(rows))
+	for j, i := range rows {
+		w := recordRow{t: x.times[i], id: x.id(i)}
+		r, err := w.record(contents[j])
+		if err != nil {
+			return nil, err
+		}
+		r.Account, r.Region, r.Category = k.account, k.region, k.category
+		if !confirmed(&r, q.Attributes) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

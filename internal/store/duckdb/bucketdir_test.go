@@ -1,0 +1,262 @@
+package duckdb
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/storetest"
+)
+
+// TestLookupsFromDirsAsTable: lookups answered from bucket directories
+// (Store.fromDirs, no tail) return the pages a store without directories
+// returns (answered by SQL), page for page and cursor for cursor: several
+// accounts, regions and categories (each lookup sees its own only),
+// sub-second and non-UTC times, records sharing a second, duplicates,
+// buckets appended to after their directory was read, a directory budget
+// too small for every bucket, every attribute kind, time bounds, cursors
+// and ReceivedSince, after a restart, a compaction and retention. It also
+// checks that the directories answered: the second pass over the same
+// lookups runs fewer queries than the store without them.
+func TestLookupsFromDirsAsTable(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	clock := base.Add(48 * time.Hour)
+	now := func() time.Time { return clock }
+	dir := t.TempDir()
+	paths := []string{filepath.Join(dir, "sql.duckdb"), filepath.Join(dir, "dirs.duckdb"), filepath.Join(dir, "small.duckdb")}
+	opts := []Options{
+		{TailBytes: -1, BucketDirBytes: -1, Now: now},
+		{TailBytes: -1, Now: now},
+		{TailBytes: -1, BucketDirBytes: 24 << 10, Now: now}, // a few buckets at a time
+	}
+	stores := make([]*Store, len(paths))
+	open := func() {
+		for i := range paths {
+			st, err := Open(paths[i], opts[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			stores[i] = st
+		}
+	}
+	closeAll := func() {
+		for _, st := range stores {
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	open()
+	defer func() {
+		for _, st := range stores {
+			st.Close()
+		}
+	}()
+	appendAll := func(recs []audit.Record) {
+		t.Helper()
+		for _, st := range stores {
+			if _, err := st.Append(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	g := storetest.NewGen(47, base)
+	shapes := storetest.NewShapes(t, 7)
+	var all []audit.Record
+	batch := func(b int) []audit.Record {
+		var recs []audit.Record
+		hour := base.Add(time.Duration(b/2) * time.Hour)
+		if b%3 == 0 {
+			recs = shapes.Records(60, hour, hour.Add(time.Hour), "111111111111", "us-east-1")
+		} else {
+			for i := range 60 {
+				s := storetest.Spec{Time: hour.Add(time.Duration(i%20) * time.Minute), NoReadOnly: i%9 == 0, Service: i%11 == 0}
+				switch i % 7 {
+				case 1:
+					s.Account = "222222222222"
+				case 2:
+					s.Region = "eu-west-1"
+				case 3:
+					s.Category = audit.CategoryData
+				case 4:
+					s.AccessKeyID = "AKIADIRS"
+				}
+				if i%13 == 0 {
+					s.EventName = "RareDirEvent"
+				}
+				recs = append(recs, g.Record(s))
+			}
+		}
+		for i := range recs {
+			switch i % 5 {
+			case 1:
+				recs[i].Time = recs[i].Time.Add(612 * time.Millisecond)
+			case 2:
+				recs[i].Time = recs[i].Time.In(time.FixedZone("x", -7*3600))
+			case 3:
+				recs[i].Time = recs[i].Time.Add(-1 * time.Hour) // another bucket, out of order
+			case 4:
+				recs[i].Time = recs[i-1].Time // shares a second
+			}
+		}
+		if len(all) > 0 {
+			recs = append(recs, all[len(all)-3], recs[0]) // duplicates across and within batches
+		}
+		return recs
+	}
+	check := func(stage string) {
+		t.Helper()
+		mid := base.Add(5*time.Hour + 17*time.Minute)
+		queries := []audit.Query{
+			{},
+			{Attributes: []audit.Attribute{{Key: audit.AttrReadOnly, Value: "false"}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrReadOnly, Value: "true"}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrEventName, Value: "RareDirEvent"}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrEventName, Value: all[4].EventName}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrAccessKeyID, Value: "AKIADIRS"}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrUsername, Value: all[7].Username}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrEventSource, Value: all[9].EventSource}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrEventID, Value: all[len(all)-5].EventID}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrEventID, Value: all[1].EventID}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrResourceType, Value: "AWS::S3::Bucket"}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrResourceName, Value: "bucket-3"}}},
+			{Attributes: []audit.Attribute{{Key: audit.AttrEventName, Value: "NoSuchEvent"}}},
+			{End: mid},
+			{Start: mid, End: mid.Add(2 * time.Hour)},
+			{Start: mid.Add(3 * time.Minute), End: mid.Add(3 * time.Minute)},
+			{ReceivedSince: clock.Add(-3 * time.Minute)},
+		}
+		parts := []partKey{
+			{"111111111111", "us-east-1", audit.CategoryManagement},
+			{"222222222222", "us-east-1", audit.CategoryManagement},
+			{"111111111111", "eu-west-1", audit.CategoryManagement},
+			{"111111111111", "us-east-1", audit.CategoryData},
+		}
+		for i, q := range queries {
+			for _, part := range parts {
+				for _, limit := range []int{3, 50} {
+					q := q
+					q.Account, q.Region, q.Category, q.Limit = part.account, part.region, part.category, limit
+					for page := 0; ; page++ {
+						want, err := stores[0].Lookup(ctx, q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for j, st := range stores[1:] {
+							got, err := st.Lookup(ctx, q)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if samePage(want, got) {
+								continue
+							}
+							if diff := gocmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+								t.Fatalf("%s: store %d query %d %v limit %d page %d: (-sql +dirs):\n%s", stage, j+1, i, part, limit, page, diff)
+							}
+						}
+						for _, r := range want.Records {
+							if r.Account != part.account || r.Region != part.region || r.Category != part.category {
+								t.Fatalf("%s: query %d %v: a record of %s %s %d", stage, i, part, r.Account, r.Region, r.Category)
+							}
+						}
+						if want.Next == nil || page > 3 {
+							break
+						}
+						q.After = want.Next
+					}
+				}
+			}
+		}
+	}
+	countQueries := func(f func()) (sql, dirs int64) {
+		s0, d0 := stores[0].queries.Load(), stores[1].queries.Load()
+		f()
+		return stores[0].queries.Load() - s0, stores[1].queries.Load() - d0
+	}
+	for b := range 16 {
+		recs := batch(b)
+		appendAll(recs)
+		all = append(all, recs...)
+		clock = clock.Add(time.Minute)
+		if b == 9 {
+			check(fmt.Sprintf("after batch %d", b)) // directories read, then appended to
+		}
+	}
+	check("after the appends")
+	sq, dq := countQueries(func() { check("again") })
+	if dq >= sq {
+		t.Errorf("queries with directories %d, without %d: the directories answered nothing", dq, sq)
+	}
+	t.Logf("queries with directories %d, without %d", dq, sq)
+	// A restart starts with no directory.
+	closeAll()
+	open()
+	check("after a restart")
+	// A compaction rewrites the rows and their blocks.
+	closeAll()
+	for _, p := range paths {
+		if _, err := Compact(ctx, p, Options{Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open()
+	check("after a compaction")
+	recs := batch(15)
+	for i := range recs {
+		recs[i].EventID = fmt.Sprintf("again-%03d", i)
+	}
+	appendAll(recs)
+	all = append(all, recs...)
+	check("appended after the compaction")
+	// Retention deletes rows of buckets whose directories are held.
+	clock = clock.Add(time.Hour)
+	for _, st := range stores {
+		if _, err := st.DeleteReceivedBefore(ctx, clock.Add(-70*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("after retention")
+	appendAll(batch(16))
+	check("appended after retention")
+	for b := 20; b < 26; b += 2 {
+		recs := batch(b)
+		slices.SortStableFunc(recs, func(x, y audit.Record) int { return cmp.Compare(x.Time.Unix(), y.Time.Unix()) })
+		appendAll(recs)
+		all = append(all, recs...)
+	}
+	check("in time order")
+	if stores[1].dirs.loaded() == 0 {
+		t.Error("no directory was read")
+	}
+}
+
+// samePage reports whether two pages are equal (gocmp explains when not:
+// it is too slow to run on every page).
+func samePage(a, b audit.Page) bool {
+	if len(a.Records) != len(b.Records) || (a.Next == nil) != (b.Next == nil) || a.Next != nil && !reflect.DeepEqual(*a.Next, *b.Next) {
+		return false
+	}
+	for i := range a.Records {
+		x, y := &a.Records[i], &b.Records[i]
+		if !bytes.Equal(x.Raw, y.Raw) || !x.Time.Equal(y.Time) || x.Time.Location() != y.Time.Location() {
+			return false
+		}
+		xc, yc := *x, *y
+		xc.Raw, yc.Raw, xc.Time, yc.Time = nil, nil, time.Time{}, time.Time{}
+		if !reflect.DeepEqual(xc, yc) {
+			return false
+		}
+	}
+	return true
+}
