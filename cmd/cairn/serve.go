@@ -472,7 +472,11 @@ func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slo
 	if blocks == 0 {
 		blocks = -1 // one frame per record
 	}
-	st, err := duckdb.Open(path, duckdb.Options{Logger: log, BlockBytes: blocks, Cold: !serving})
+	// DuckDB's own memory default is 80% of the machine's memory (issue
+	// 19: RSS at most 1 GB at 10M events; docs/store.md, "Memory of a
+	// server"), set before the file is attached so that Open's replay and
+	// warm start keep within it. An offline import lowers it again.
+	st, err := duckdb.Open(path, duckdb.Options{Logger: log, BlockBytes: blocks, Cold: !serving, MemoryLimit: cfg.EventHistory.MemoryLimit})
 	if err != nil {
 		if held := serverHolding(dataDir); held != "" {
 			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s; send records through it with --endpoint-url %s", dataDir, held, held)
@@ -481,15 +485,6 @@ func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slo
 			return nil, fmt.Errorf("the data dir %s is in use by another cairn process: %w", dataDir, err)
 		}
 		return nil, fmt.Errorf("open store: %w", err)
-	}
-	// DuckDB's own default is 80% of the machine's memory (issue 19: RSS
-	// at most 1 GB at 10M events; docs/store.md, "Memory of a server").
-	// An offline import lowers it again. A setting, not work: a command
-	// stopped as it starts still opens and closes (context.WithoutCancel).
-	if lim := cfg.EventHistory.MemoryLimit; lim != "" {
-		if err := st.SetMemoryLimit(context.WithoutCancel(ctx), lim); err != nil {
-			return nil, errors.Join(fmt.Errorf("open store: %w", err), st.Close())
-		}
 	}
 	return st, nil
 }

@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -25,6 +26,58 @@ func TestSetMemoryLimit(t *testing.T) {
 	for _, bad := range []string{"", "1GB'; DROP TABLE events; --", "-1GB", "lots", "512", "1TB"} {
 		if err := st.SetMemoryLimit(ctx, bad); err == nil {
 			t.Errorf("SetMemoryLimit(%q) accepted", bad)
+		}
+	}
+}
+
+// TestOpenMemoryLimit: Options.MemoryLimit holds from the first query on,
+// on every connection of the pool, until SetMemoryLimit changes it (a
+// connection the pool opens after that keeps the new value); a value that
+// is not a size is refused by Open.
+func TestOpenMemoryLimit(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{MemoryLimit: "300MB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	limits := func() map[string]bool {
+		// Connections held at once: the pool opens new ones.
+		seen := map[string]bool{}
+		var conns []*sql.Conn
+		for range 4 {
+			c, err := st.db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			var got string
+			if err := c.QueryRowContext(ctx, `SELECT current_setting('memory_limit')`).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			seen[got] = true
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		return seen
+	}
+	if got := limits(); len(got) != 1 || !got["286.1 MiB"] && !got["300.0 MB"] {
+		t.Errorf("memory_limit after Open(MemoryLimit: 300MB) = %v", got)
+	}
+	if err := st.SetMemoryLimit(ctx, "200MB"); err != nil {
+		t.Fatal(err)
+	}
+	st.db.SetMaxIdleConns(0) // the next connections are new ones
+	st.db.SetMaxIdleConns(2)
+	if got := limits(); len(got) != 1 || !got["190.7 MiB"] && !got["200.0 MB"] {
+		t.Errorf("memory_limit after SetMemoryLimit(200MB) = %v", got)
+	}
+	for _, bad := range []string{"1GB'; DROP TABLE events; --", "lots", "512"} {
+		if st, err := Open(filepath.Join(t.TempDir(), "x.duckdb"), Options{MemoryLimit: bad}); err == nil {
+			st.Close()
+			t.Errorf("Open(MemoryLimit: %q) accepted", bad)
 		}
 	}
 }
