@@ -344,7 +344,18 @@ const maxImportRecords = 1000
 // are kept whatever their eventTime: Event History's retention counts
 // from their import.
 func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
-	raws, ok := importRecordsBody(c.body)
+	var raws [][]byte
+	var bad map[int]string // framed records refused before Extract, by index
+	ok := false
+	if c.frames != nil {
+		var err error
+		if raws, bad, err = importRecordFrames(c.frames); err != nil {
+			return nil, err
+		}
+		ok = true
+	} else {
+		raws, ok = importRecordsBody(c.body)
+	}
 	if !ok {
 		var in importRecordsInput
 		if err := awsjson.Decode(c.body, &in); err != nil {
@@ -361,6 +372,10 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 	out := importRecordsOutput{Failed: []importFailure{}}
 	recs := make([]audit.Record, 0, len(raws))
 	for i, raw := range raws {
+		if msg, refused := bad[i]; refused {
+			out.Failed = append(out.Failed, importFailure{i, "InvalidRecord", msg})
+			continue
+		}
 		rec, err := audit.Extract(raw)
 		if err == nil {
 			err = audit.CheckImported(&rec)
