@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 )
 
@@ -227,4 +228,47 @@ func FuzzImportRecordFrames(f *testing.F) {
 			t.Fatalf("the records of %q frame back to %q", body, again)
 		}
 	})
+}
+
+// throttlingRecorder refuses every responder's records of other accounts
+// (AdmitRecords), as the pipeline does while their share is queued.
+type throttlingRecorder struct {
+	syncRecorder
+	asked *int
+}
+
+func (r throttlingRecorder) AdmitRecords(caller string, recs []audit.Record) error {
+	*r.asked++
+	for _, rec := range recs {
+		if rec.Account != caller {
+			return audit.Errorf(audit.CodeThrottling, "Rate exceeded")
+		}
+	}
+	return nil
+}
+
+// TestImportRecordsAdmitsOtherAccounts: a responder's ImportRecords of
+// other accounts' records asks the pipeline (RecordsAdmitter) and is
+// answered ThrottlingException, storing nothing, when it refuses; a
+// caller importing its own records is not asked (Admit counted them).
+func TestImportRecordsAdmitsOtherAccounts(t *testing.T) {
+	const alice, bob = "111111111111", "222222222222"
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	st := audittest.NewMemStore()
+	asked := 0
+	s := New(Config{Auth: fakeAuth{}, History: st, Recorder: throttlingRecorder{syncRecorder{st}, &asked}, Retention: 90 * 24 * time.Hour,
+		TokenKey: []byte("0123456789abcdef0123456789abcdef"), Now: func() time.Time { return now }})
+	status, out := importWith(t, s, alice, true, FramedImportContentType, framedBody(hostileRecord(bob, "b1")))
+	if status != 400 || errorType(out) != "ThrottlingException" || asked != 1 {
+		t.Errorf("a responder's import of bob's record: %d %s, AdmitRecords asked %d times; want ThrottlingException, 1", status, out, asked)
+	}
+	status, out = importWith(t, s, alice, false, FramedImportContentType, framedBody(hostileRecord(alice, "a1")))
+	if status != 200 || asked != 1 {
+		t.Errorf("alice's own record: %d %s, AdmitRecords asked %d times; want 200, not asked", status, out, asked)
+	}
+	for _, r := range storedRecords(t, st) {
+		if r.EventID == "b1" {
+			t.Errorf("stored bob's record refused")
+		}
+	}
 }

@@ -390,6 +390,13 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 			recs = append(recs, rec)
 		}
 	}
+	// A responder's records are of other accounts, whose share of the
+	// pipeline Admit did not count.
+	if ra, ok := s.cfg.Recorder.(RecordsAdmitter); ok && c.caller.Responder {
+		if err := ra.AdmitRecords(c.caller.AccountID, recs); err != nil {
+			return nil, err
+		}
+	}
 	// Record only the count: the records themselves are not parameters.
 	params, _ := json.Marshal(map[string]int{"Records": len(raws)})
 	failed := len(out.Failed)

@@ -105,6 +105,14 @@ type SelfRecorder interface {
 	SubmitRecorded(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (res audit.AppendResult, recorded bool, err error)
 }
 
+// RecordsAdmitter is a Recorder that also bounds what a call may queue
+// for accounts other than the caller's (a responder's import): it returns
+// the error to answer instead of submitting records (ThrottlingException)
+// while one of their accounts has its share of the pipeline queued.
+type RecordsAdmitter interface {
+	AdmitRecords(caller string, records []audit.Record) error
+}
+
 // Request is one verified call handed to an operation's Handler.
 type Request struct {
 	Caller Caller
