@@ -76,6 +76,9 @@ lock
 echo "through the server: load before $(load)" >&2
 c0=$(cpu_of "$spid")
 t0=$(now)
+# The journal's records acknowledged and not yet stored, every 0.5 s.
+(while sleep 0.5; do pending; done >"$work/pending.log" 2>/dev/null) &
+sampler=$!
 AWS_SHARED_CREDENTIALS_FILE=$work/served/aws-credentials AWS_DEFAULT_REGION=us-east-1 \
 	/usr/bin/time -f '%e %U %S' -o "$work/client.time" \
 	"$bin" import --endpoint-url "$ep" --no-progress --output text "${cprof[@]}" "$data" >"$work/client.out" 2>"$work/client.err"
@@ -83,6 +86,8 @@ t1=$(now)
 while [ "$(pending)" != 0 ]; do sleep 0.05; done
 t2=$(now)
 c1=$(cpu_of "$spid")
+kill "$sampler" 2>/dev/null || true
+refused=$(curl -fs "$ep/metrics" | awk '/^cairn_ingest_refused_total/ {s = s " " $0} END {print s}')
 echo "through the server: load after $(load)" >&2
 unlock
 stop_server
@@ -99,6 +104,7 @@ awk -v n="$srv_n" -v a="$(echo "$t1 - $t0" | bc)" -v s="$(echo "$t2 - $t0" | bc)
 	if (off > 0) printf "  %.2fx offline", s/off
 	printf "\nserver CPU %.1f s (%.1f us a record), client CPU %.1f s (%.1f us a record)\n", sc, sc*1e6/n, cc, cc*1e6/n
 }'
+echo "records acknowledged and not yet stored (0.5 s samples): max $(sort -n "$work/pending.log" | tail -1), mean $(awk '{s+=$1} END {printf "%.0f", s/NR}' "$work/pending.log"); refused calls:${refused:- none}"
 if [ -n "${PROFILE:-}" ]; then
 	for p in serve client; do
 		echo "--- $p profile (top, cumulative) ---"
