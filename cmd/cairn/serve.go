@@ -60,6 +60,9 @@ type serveFlags struct {
 	// (--node-id; empty: the config's cluster.node_id, else the host
 	// name).
 	nodeID string
+	// cpuProfile names a file for a CPU profile of the whole run
+	// (--cpuprofile), written when the server stops.
+	cpuProfile string
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,6 +75,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's name among the nodes sharing a PostgreSQL store, in its leases and logs\n(default: the config's cluster.node_id, else the host name)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the server's run to this file, complete once it stops (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn serve [flags]\n\nServes the CloudTrail API (and /metrics, /healthz) on --listen, recording every call;\n"+
 			"keeps Event History, trails, CloudTrail Lake and Insights in --data-dir. Without --config,\n"+
@@ -95,6 +99,14 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
 	}
 	return serve(ctx, ln, f, log, stderr)
 }

@@ -344,7 +344,18 @@ const maxImportRecords = 1000
 // are kept whatever their eventTime: Event History's retention counts
 // from their import.
 func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
-	raws, ok := importRecordsBody(c.body)
+	var raws [][]byte
+	var bad map[int]string // framed records refused before Extract, by index
+	ok := false
+	if c.frames != nil {
+		var err error
+		if raws, bad, err = importRecordFrames(c.frames); err != nil {
+			return nil, err
+		}
+		ok = true
+	} else {
+		raws, ok = importRecordsBody(c.body)
+	}
 	if !ok {
 		var in importRecordsInput
 		if err := awsjson.Decode(c.body, &in); err != nil {
@@ -361,6 +372,10 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 	out := importRecordsOutput{Failed: []importFailure{}}
 	recs := make([]audit.Record, 0, len(raws))
 	for i, raw := range raws {
+		if msg, refused := bad[i]; refused {
+			out.Failed = append(out.Failed, importFailure{i, "InvalidRecord", msg})
+			continue
+		}
 		rec, err := audit.Extract(raw)
 		if err == nil {
 			err = audit.CheckImported(&rec)
@@ -373,6 +388,13 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 				"The record belongs to account " + rec.Account + "; a caller imports into its own account only (a responder's key, responder: true in the config, imports any account's)."})
 		default:
 			recs = append(recs, rec)
+		}
+	}
+	// A responder's records are of other accounts, whose share of the
+	// pipeline Admit did not count.
+	if ra, ok := s.cfg.Recorder.(RecordsAdmitter); ok && c.caller.Responder {
+		if err := ra.AdmitRecords(c.caller.AccountID, recs); err != nil {
+			return nil, err
 		}
 	}
 	// Record only the count: the records themselves are not parameters.

@@ -45,6 +45,6 @@ func (c *Client) ListFindings(ctx context.Context, q FindingsQuery) (FindingsPag
 	}
 	body, _ := json.Marshal(in)
 	var out FindingsPage
-	err := c.Importer().call(ctx, ListFindingsTarget, body, &out)
+	err := c.Importer().call(ctx, ListFindingsTarget, jsonContentType, body, &out)
 	return out, err
 }

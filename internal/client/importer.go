@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +27,14 @@ import (
 // ImportTarget is the X-Amz-Target of cairn's ImportRecords operation, the
 // extension a running server offers for `cairn import --endpoint-url`.
 const ImportTarget = "CairnImport_20251101.ImportRecords"
+
+// FramedContentType is the Content-Type of an ImportRecords body of
+// records framed by their lengths (apiserver.FramedImportContentType):
+// each record's length as an unsigned varint, then its bytes.
+const FramedContentType = "application/x-cairn-record-frames"
+
+// jsonContentType is the Content-Type of the JSON bodies (AWS JSON 1.1).
+const jsonContentType = "application/x-amz-json-1.1"
 
 // Limits of one ImportRecords call.
 const (
@@ -58,6 +68,8 @@ type Importer struct {
 	signer *v4.Signer
 	now    func() time.Time
 	sleep  func(context.Context, time.Duration) error
+	// jsonOnly: the server refused a framed body; the records go as JSON.
+	jsonOnly atomic.Bool
 }
 
 // ImportError is an AWS JSON error the server answered with.
@@ -125,6 +137,11 @@ type importOutput struct {
 // invalid), or here when a record is not valid UTF-8 (a JSON string cannot
 // carry it unchanged). An error stops at the failing call; the calls before
 // it are stored.
+//
+// The records go framed by their lengths (FramedContentType), each as it
+// was read; a server that refuses that body (one from before it answers
+// SerializationException) gets the call again as JSON, and so do all the
+// Importer's later calls.
 func (s *Importer) AppendReport(ctx context.Context, records []audit.Record) (audit.AppendResult, []importer.Failure, error) {
 	var (
 		total audit.AppendResult
@@ -133,10 +150,11 @@ func (s *Importer) AppendReport(ctx context.Context, records []audit.Record) (au
 		index []int // batch index of each record in body
 		enc   []byte
 	)
-	// The body of the first call is sized for its records (their JSON
-	// strings are about a tenth longer than the records); a body of 1 MiB
-	// made for every call, whatever its size, was most of the CPU of the
-	// clients of BenchmarkLiveIngest (the zeroing of fresh memory).
+	framed := !s.jsonOnly.Load()
+	// The body of the first call is sized for its records (as JSON
+	// strings they are about a tenth longer than the records); a body of
+	// 1 MiB made for every call, whatever its size, was most of the CPU of
+	// the clients of BenchmarkLiveIngest (the zeroing of fresh memory).
 	size := 64
 	for _, rec := range records[:min(len(records), maxCallRecords)] {
 		if size += len(rec.Raw)*9/8 + 3; size > maxCallBody {
@@ -148,10 +166,38 @@ func (s *Importer) AppendReport(ctx context.Context, records []audit.Record) (au
 		if len(index) == 0 {
 			return nil
 		}
-		body = append(body, "]}"...)
 		var out importOutput
-		if err := s.call(ctx, ImportTarget, body, &out); err != nil {
-			return err
+		if framed {
+			err := s.call(ctx, ImportTarget, FramedContentType, body, &out)
+			if re := (*ImportError)(nil); errors.As(err, &re) && re.Code == "SerializationException" {
+				// A server from before framed bodies: these records and
+				// all that follow go as JSON.
+				s.jsonOnly.Store(true)
+				framed = false
+				sub := make([]audit.Record, len(index))
+				for j, i := range index {
+					sub[j] = records[i]
+				}
+				res, subFails, err := s.AppendReport(ctx, sub)
+				total.Inserted += res.Inserted
+				total.Duplicates += res.Duplicates
+				for _, f := range subFails {
+					if f.Index >= 0 && f.Index < len(index) {
+						f.Index = index[f.Index]
+					}
+					fails = append(fails, f)
+				}
+				body, index = body[:0], index[:0]
+				return err
+			}
+			if err != nil {
+				return err
+			}
+		} else {
+			body = append(body, "]}"...)
+			if err := s.call(ctx, ImportTarget, jsonContentType, body, &out); err != nil {
+				return err
+			}
 		}
 		total.Inserted += out.Inserted
 		total.Duplicates += out.Duplicates
@@ -171,24 +217,48 @@ func (s *Importer) AppendReport(ctx context.Context, records []audit.Record) (au
 				Message: "the record is not valid UTF-8, which a JSON string cannot carry unchanged"})
 			continue
 		}
-		enc = appendJSONString(enc[:0], rec.Raw)
-		if len(index) == maxCallRecords || len(body)+1+len(enc)+2 > maxCallBody {
+		var n int // what the record adds to the body
+		wasFramed := framed
+		if framed {
+			n = uvarintLen(uint64(len(rec.Raw))) + len(rec.Raw)
+		} else {
+			enc = appendJSONString(enc[:0], rec.Raw)
+			n = 1 + len(enc) + 2
+		}
+		if len(index) == maxCallRecords || len(index) > 0 && len(body)+n > maxCallBody {
 			if err := send(); err != nil {
 				return total, fails, err
 			}
+			if wasFramed && !framed { // the server took no framed body
+				enc = appendJSONString(enc[:0], rec.Raw)
+			}
 		}
-		if len(index) == 0 {
+		switch {
+		case framed:
+			body = binary.AppendUvarint(body, uint64(len(rec.Raw)))
+			body = append(body, rec.Raw...)
+		case len(index) == 0:
 			body = append(body, `{"Records":[`...)
-		} else {
+			body = append(body, enc...)
+		default:
 			body = append(body, ',')
+			body = append(body, enc...)
 		}
-		body = append(body, enc...)
 		index = append(index, i)
 	}
 	if err := send(); err != nil {
 		return total, fails, err
 	}
 	return total, fails, nil
+}
+
+// uvarintLen is the length of x as an unsigned varint.
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
 }
 
 // appendJSONString appends s as a JSON string that decodes to exactly s
@@ -221,10 +291,11 @@ func appendJSONString(dst, s []byte) []byte {
 	return append(dst, '"')
 }
 
-// call sends one call of cairn's extension target (Prefix.Operation) and
-// decodes its output into out, retrying throttling and server errors with
-// capped exponential backoff and full jitter.
-func (s *Importer) call(ctx context.Context, target string, body []byte, out any) error {
+// call sends one call of cairn's extension target (Prefix.Operation), its
+// body of Content-Type contentType, and decodes its output into out,
+// retrying throttling and server errors with capped exponential backoff
+// and full jitter.
+func (s *Importer) call(ctx context.Context, target, contentType string, body []byte, out any) error {
 	op := target[strings.IndexByte(target, '.')+1:]
 	if s.cfg.Credentials == nil {
 		return errors.New(op + ": no credentials")
@@ -233,7 +304,7 @@ func (s *Importer) call(ctx context.Context, target string, body []byte, out any
 	hash := hex.EncodeToString(sum[:])
 	const base, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	for attempt := 1; ; attempt++ {
-		b, err := s.try(ctx, target, body, hash)
+		b, err := s.try(ctx, target, contentType, body, hash)
 		if err == nil {
 			if err := json.Unmarshal(b, out); err != nil {
 				return fmt.Errorf("%s: malformed response: %w", op, err)
@@ -253,7 +324,7 @@ func (s *Importer) call(ctx context.Context, target string, body []byte, out any
 }
 
 // try sends one signed request and returns the body of a 200 answer.
-func (s *Importer) try(ctx context.Context, target string, body []byte, hash string) ([]byte, error) {
+func (s *Importer) try(ctx context.Context, target, contentType string, body []byte, hash string) ([]byte, error) {
 	op := target[strings.IndexByte(target, '.')+1:]
 	creds, err := s.cfg.Credentials.Retrieve(ctx)
 	if err != nil {
@@ -263,7 +334,7 @@ func (s *Importer) try(ctx context.Context, target string, body []byte, hash str
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("X-Amz-Target", target)
 	// Declared, the hash lets the server check the signature before it
 	// reads the body: the call is not held to its budget for bodies it

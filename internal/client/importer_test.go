@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,11 @@ type fakeServer struct {
 	calls  [][]string                // the records of every call
 	answer func(n int) (int, string) // status and body of call n (1-based); nil answers success
 	refuse int                       // index refused in every successful call, -1 for none
+	// old answers a framed body as a server from before framed bodies
+	// does (SerializationException); oldRefused counts those calls.
+	old        bool
+	oldRefused int
+	framed     int // calls with a framed body taken
 }
 
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -56,8 +62,9 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if got := r.Header.Get("X-Amz-Target"); got != "CairnImport_20251101.ImportRecords" {
 		t.Errorf("X-Amz-Target %q", got)
 	}
-	if got := r.Header.Get("Content-Type"); got != "application/x-amz-json-1.1" {
-		t.Errorf("Content-Type %q", got)
+	ct := r.Header.Get("Content-Type")
+	if ct != "application/x-amz-json-1.1" && ct != FramedContentType {
+		t.Errorf("Content-Type %q", ct)
 	}
 	auth := r.Header.Get("Authorization")
 	m := authRE.FindStringSubmatch(auth)
@@ -96,10 +103,34 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("a body of %d bytes; want at most 8 MiB", len(body))
 	}
 	var in struct{ Records []string }
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		t.Errorf("body is not {\"Records\":[...]}: %v", err)
+	if ct == FramedContentType {
+		if f.old {
+			f.mu.Lock()
+			f.oldRefused++
+			f.mu.Unlock()
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(400)
+			io.WriteString(w, `{"__type":"SerializationException","message":"The request body is not valid UTF-8 (at byte offset 0)."}`)
+			return
+		}
+		for b := body; len(b) > 0; {
+			n, k := binary.Uvarint(b)
+			if k <= 0 || n > uint64(len(b)-k) {
+				t.Errorf("a framed body that does not split into records at %d", len(body)-len(b))
+				break
+			}
+			in.Records = append(in.Records, string(b[k:k+int(n)]))
+			b = b[k+int(n):]
+		}
+		f.mu.Lock()
+		f.framed++
+		f.mu.Unlock()
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			t.Errorf("body is not {\"Records\":[...]}: %v", err)
+		}
 	}
 	if len(in.Records) == 0 || len(in.Records) > 1000 {
 		t.Errorf("a call with %d records; want 1 to 1000", len(in.Records))
@@ -206,6 +237,56 @@ func TestImporter(t *testing.T) {
 	}
 	if diff := cmp.Diff([]int{1, 1001, 2001}, idx); diff != "" {
 		t.Errorf("failure indexes (-want +got):\n%s", diff)
+	}
+}
+
+// TestImporterOldServer: a server from before framed bodies refuses the
+// first call's (SerializationException); the sink sends those records
+// again as JSON, and every later call as JSON, with the same records,
+// counts and failure indexes as against a server that takes frames.
+func TestImporterOldServer(t *testing.T) {
+	recs := realRecords(t, 2500)
+	var want struct {
+		res   audit.AppendResult
+		fails []importer.Failure
+	}
+	for _, old := range []bool{false, true} {
+		f := &fakeServer{t: t, refuse: 1, old: old}
+		sink, _ := newRemote(t, f)
+		for _, part := range [][]audit.Record{recs[:1200], recs[1200:]} {
+			res, fails, err := sink.AppendReport(context.Background(), part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !old {
+				want.res.Inserted += res.Inserted
+				want.fails = append(want.fails, fails...)
+				continue
+			}
+			if part[0].EventID == recs[0].EventID {
+				want.res.Inserted -= res.Inserted
+				if diff := cmp.Diff(want.fails[:2], fails); diff != "" {
+					t.Errorf("old server: failures of the first part (-framed +json):\n%s", diff)
+				}
+			} else {
+				want.res.Inserted -= res.Inserted
+				if diff := cmp.Diff(want.fails[2:], fails); diff != "" {
+					t.Errorf("old server: failures of the second part (-framed +json):\n%s", diff)
+				}
+			}
+		}
+		if !sameRaws(f.records(), raws(recs)) {
+			t.Errorf("old %v: the server did not receive the records' exact bytes", old)
+		}
+		switch {
+		case !old && (f.framed != len(f.calls) || f.framed != 4):
+			t.Errorf("new server: %d framed calls of %d; want 4 of 4", f.framed, len(f.calls))
+		case old && (f.oldRefused != 1 || f.framed != 0 || len(f.calls) != 4):
+			t.Errorf("old server: %d framed calls refused, %d taken, %d JSON calls; want 1, 0 and 4", f.oldRefused, f.framed, len(f.calls))
+		}
+	}
+	if want.res.Inserted != 0 {
+		t.Errorf("inserted differs between framed and JSON by %d", want.res.Inserted)
 	}
 }
 
@@ -371,16 +452,12 @@ func TestImporterSignsAndReportsFailures(t *testing.T) {
 		!strings.Contains(got.Header.Get("Authorization"), "/eu-west-1/cloudtrail/aws4_request") {
 		t.Errorf("request headers %v", got.Header)
 	}
-	if !strings.Contains(body, quote(rec1)) {
-		t.Errorf("body %s does not carry the record as a string", body)
+	// Framed: each record's length, then its bytes as they were.
+	want := string(binary.AppendUvarint(nil, uint64(len(rec1)))) + rec1 + string(binary.AppendUvarint(nil, uint64(len(rec2)))) + rec2
+	if got.Header.Get("Content-Type") != FramedContentType || body != want {
+		t.Errorf("Content-Type %q, body %q; want %s and %q", got.Header.Get("Content-Type"), body, FramedContentType, want)
 	}
 }
 
 const rec1 = `{"eventID":"e1","eventTime":"2024-01-01T00:00:00Z","awsRegion":"us-east-1","recipientAccountId":"111111111111","eventName":"A"}`
 const rec2 = `{"eventID":"e2","eventTime":"2024-01-01T00:00:01Z","awsRegion":"us-east-1","recipientAccountId":"111111111111","eventName":"B"}`
-
-// quote returns s as a JSON string.
-func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}

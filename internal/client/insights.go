@@ -63,7 +63,7 @@ func (c *Client) StartInsights(ctx context.Context, run InsightsRun) (string, er
 	}
 	body, _ := json.Marshal(in)
 	var started struct{ RunId string }
-	if err := c.Importer().call(ctx, StartInsightsRunTarget, body, &started); err != nil {
+	if err := c.Importer().call(ctx, StartInsightsRunTarget, jsonContentType, body, &started); err != nil {
 		return "", err
 	}
 	return started.RunId, nil
@@ -73,7 +73,7 @@ func (c *Client) StartInsights(ctx context.Context, run InsightsRun) (string, er
 func (c *Client) InsightsRunStatus(ctx context.Context, id string) (InsightsRunStatus, error) {
 	body, _ := json.Marshal(map[string]string{"RunId": id})
 	var out insightsRunOutput
-	if err := c.Importer().call(ctx, GetInsightsRunTarget, body, &out); err != nil {
+	if err := c.Importer().call(ctx, GetInsightsRunTarget, jsonContentType, body, &out); err != nil {
 		return InsightsRunStatus{}, err
 	}
 	return InsightsRunStatus{ID: out.RunId, Status: out.Status, Error: out.ErrorMessage,

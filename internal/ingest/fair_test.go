@@ -276,6 +276,22 @@ func TestAdmit(t *testing.T) {
 			}
 			refused(p, a, false)
 			admit(p, b, 1)
+			// A responder (b) importing a's records is refused while a's
+			// share is queued; its own records, and c's, are not
+			// (AdmitRecords).
+			if err := p.AdmitRecords(b, acctRecs(a, 5000, 3)); audit.ErrorCode(err) != audit.CodeThrottling {
+				t.Errorf("AdmitRecords(b, a's records) = %v; want Throttling", err)
+			}
+			mixed := append(acctRecs(c, 0, 2), acctRecs(a, 6000, 1)...)
+			if err := p.AdmitRecords(b, mixed); audit.ErrorCode(err) != audit.CodeThrottling {
+				t.Errorf("AdmitRecords(b, c's and a's records) = %v; want Throttling", err)
+			}
+			if err := p.AdmitRecords(b, append(acctRecs(b, 0, 2), acctRecs(c, 0, 2)...)); err != nil {
+				t.Errorf("AdmitRecords(b, b's and c's records) = %v; want nil", err)
+			}
+			if err := p.AdmitRecords(a, acctRecs(a, 7000, 2)); err != nil {
+				t.Errorf("AdmitRecords(a, a's records) = %v; want nil (Admit's to refuse)", err)
+			}
 		})
 	})
 	t.Run("fair share of the whole queue", func(t *testing.T) {

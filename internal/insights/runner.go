@@ -105,6 +105,15 @@ func NewRunner(cfg RunnerConfig) *Runner {
 // batchSize is how many feed records the runner reads at a time.
 const batchSize = 2000
 
+// busyPoll is how long the runner waits, in place of Poll, after a read
+// that returned records but not a full batch: the feed is moving. Waiting
+// Poll (1 s) there left it a second of appends behind each time, at an
+// import's 25–35k records/s more than the store keeps in memory for its
+// feed (duckdb's tail, 32 MiB), so it read them back from the table
+// instead, and paced (cmd/cairn's backgroundFeed) it stayed behind: 7% of
+// a server's CPU through `cairn import --endpoint-url` (issue 15).
+const busyPoll = 100 * time.Millisecond
+
 // Run reads the feed until ctx is done. It resumes from the state saved
 // at StatePath or, without one (or with one saved under other Params),
 // rebuilds the detector's state by replaying the store from its start
@@ -222,10 +231,14 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.cfg.Logger.Warn("insights: storing Insights", "err", err)
 		}
 		if len(batch) < batchSize {
+			wait := r.cfg.Poll
+			if len(batch) > 0 {
+				wait = min(wait, busyPoll)
+			}
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(r.cfg.Poll):
+			case <-time.After(wait):
 			}
 		}
 	}

@@ -363,3 +363,47 @@ func TestRunnerRunReturnsAfterItsRead(t *testing.T) {
 		t.Error("Run returned before its read")
 	}
 }
+
+// countingFeed counts the reads of its feed.
+type countingFeed struct {
+	insights.Feed
+	reads atomic.Int64
+}
+
+func (c *countingFeed) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
+	c.reads.Add(1)
+	return c.Feed.ReadAppended(ctx, after, limit)
+}
+
+// TestRunnerFollowsAMovingFeed: after a read that returned records (but
+// not a full batch) the runner reads again soon, not after Poll: it keeps
+// up with a feed being appended to; after a read that returned nothing it
+// waits Poll.
+func TestRunnerFollowsAMovingFeed(t *testing.T) {
+	for _, moving := range []bool{false, true} {
+		s := audittest.NewMemStore()
+		if moving {
+			appendAll(t, s, burstHistory(t)[:10])
+		}
+		f := &countingFeed{Feed: s}
+		r := insights.NewRunner(insights.RunnerConfig{Feed: f, Sink: s, All: true, Params: smallParams(), Poll: time.Hour})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && f.reads.Load() < 2 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !moving {
+			time.Sleep(300 * time.Millisecond) // more than busyPoll
+		}
+		cancel()
+		<-done
+		switch n := f.reads.Load(); {
+		case moving && n < 2:
+			t.Errorf("after a read of 10 records: %d reads in 10 s; want the next read before Poll (1 hour)", n)
+		case !moving && n != 1:
+			t.Errorf("after a read of nothing: %d reads; want 1 (the next after Poll, 1 hour)", n)
+		}
+	}
+}
