@@ -675,7 +675,9 @@ const (
 
 // lookupPostings answers q through the postings of drive: it reads the
 // value's postings newest first by t_max, keeps the places whose eventTime
-// is within q's bounds (and not after the cursor's time), and fetches
+// is within q's bounds (and not after the cursor's time) and, when q asks
+// for a ReadOnly and the posting holds its records' (version 10), whose
+// ReadOnly is the one asked for, and fetches
 // records once they are settled: newer than every posting not read yet
 // (whose records are at most its t_max). It fetches the newest settled
 // candidates it needs (and every candidate of the same second, which
