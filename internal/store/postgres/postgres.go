@@ -291,7 +291,7 @@ var columns = []string{"account", "region", "category", "event_time", "event_id"
 // is the next.
 const batchColumn = 11
 
-var postingColumns = []string{"account", "region", "category", "kind", "value", "batch", "received", "t_min", "t_max", "ords", "times"}
+var postingColumns = []string{"account", "region", "category", "kind", "value", "batch", "received", "t_min", "t_max", "ords", "times", "read_only"}
 
 // Kinds of postings: the attributes a lookup reads through them.
 const (
@@ -326,7 +326,8 @@ func postingKind(key audit.AttributeKey) (int16, bool) {
 // postings returns the rows of event_postings for one batch (recs[i] has
 // place i in it): one per distinct (account, region, category, kind,
 // value), with the places of the records that hold it, ascending, each
-// once however often a record holds the value, and their eventTimes.
+// once however often a record holds the value, their eventTimes and
+// their ReadOnly.
 // EventName and EventSource are posted even when empty (a lookup of ""
 // matches them, as a column comparison does); Username, AccessKeyId and
 // resources only when set (a lookup of "" matches nothing).
@@ -337,8 +338,9 @@ func postings(recs []*audit.Record, batch, received int64) [][]any {
 		value           string
 	}
 	type plist struct {
-		ords  []int32
-		times []int64
+		ords     []int32
+		times    []int64
+		readOnly []byte // audit.Tri of each place (version 10)
 	}
 	idx := make(map[pkey]int, len(recs))
 	var keys []pkey
@@ -360,6 +362,7 @@ func postings(recs []*audit.Record, batch, received int64) [][]any {
 			}
 			l.ords = append(l.ords, int32(ord))
 			l.times = append(l.times, t)
+			l.readOnly = append(l.readOnly, byte(r.ReadOnly))
 		}
 		add(kindEventName, r.EventName)
 		add(kindEventSource, r.EventSource)
@@ -387,7 +390,7 @@ func postings(recs []*audit.Record, batch, received int64) [][]any {
 		for _, t := range l.times {
 			lo, hi = min(lo, t), max(hi, t)
 		}
-		rows[i] = []any{[]byte(k.account), []byte(k.region), k.category, k.kind, []byte(k.value), batch, received, lo, hi, l.ords, l.times}
+		rows[i] = []any{[]byte(k.account), []byte(k.region), k.category, k.kind, []byte(k.value), batch, received, lo, hi, l.ords, l.times, l.readOnly}
 	}
 	return rows
 }
@@ -672,7 +675,9 @@ const (
 
 // lookupPostings answers q through the postings of drive: it reads the
 // value's postings newest first by t_max, keeps the places whose eventTime
-// is within q's bounds (and not after the cursor's time), and fetches
+// is within q's bounds (and not after the cursor's time) and, when q asks
+// for a ReadOnly and the posting holds its records' (version 10), whose
+// ReadOnly is the one asked for, and fetches
 // records once they are settled: newer than every posting not read yet
 // (whose records are at most its t_max). It fetches the newest settled
 // candidates it needs (and every candidate of the same second, which
@@ -703,6 +708,22 @@ func (s *Store) lookupPostings(ctx context.Context, q *audit.Query, drive *audit
 		return nil, nil
 	}
 
+	// The ReadOnly values q asks for: postings since version 10 hold
+	// their records' ReadOnly, so the others are left out unfetched
+	// (older postings' records are tested by the fetch's conditions).
+	var readOnly []byte
+	for _, a := range q.Attributes {
+		if a.Key == audit.AttrReadOnly {
+			switch a.Value {
+			case "true":
+				readOnly = append(readOnly, byte(audit.True))
+			case "false":
+				readOnly = append(readOnly, byte(audit.False))
+			default:
+				return nil, errNoMatch // where refused it already
+			}
+		}
+	}
 	psql, pargs := postingsSQL(q, kind, drive.Value, lo, hi)
 	order := " ORDER BY t_max DESC, batch DESC, account DESC, region DESC LIMIT "
 	var last struct {
@@ -730,19 +751,29 @@ func (s *Store) lookupPostings(ctx context.Context, q *audit.Query, drive *audit
 		read := 0
 		var ords []int32
 		var times []int64
+		var ro []byte
 		var received int64
 		for rows.Next() {
-			if err := rows.Scan(&last.tmax, &last.batch, &last.account, &last.region, &received, &ords, &times); err != nil {
+			if err := rows.Scan(&last.tmax, &last.batch, &last.account, &last.region, &received, &ords, &times, &ro); err != nil {
 				return err
 			}
-			if len(ords) != len(times) {
-				return errors.New("a posting's ords and times differ in length")
+			if len(ords) != len(times) || ro != nil && len(ro) != len(ords) {
+				return errors.New("a posting's ords, times and read_only differ in length")
 			}
 			read++
+		places:
 			for i, t := range times {
-				if t >= lo && t <= hi {
-					pending = append(pending, candidate{t, last.batch, received, ords[i]})
+				if t < lo || t > hi {
+					continue
 				}
+				if ro != nil {
+					for _, w := range readOnly {
+						if ro[i] != w {
+							continue places
+						}
+					}
+				}
+				pending = append(pending, candidate{t, last.batch, received, ords[i]})
 			}
 		}
 		if err := rows.Err(); err != nil {
@@ -828,7 +859,7 @@ func postingsSQL(q *audit.Query, kind int16, value string, lo, hi int64) (string
 	if !q.ReceivedSince.IsZero() {
 		conds = append(conds, "received >= "+arg(q.ReceivedSince.UnixMicro()))
 	}
-	return "SELECT t_max, batch, account, region, received, ords, times FROM event_postings WHERE " + strings.Join(conds, " AND "), args
+	return "SELECT t_max, batch, account, region, received, ords, times, read_only FROM event_postings WHERE " + strings.Join(conds, " AND "), args
 }
 
 // fetch returns the records of cands that meet conds (on e, the events
