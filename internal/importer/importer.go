@@ -74,18 +74,6 @@ type EachReportingSink interface {
 	AppendEachReport(ctx context.Context, records []audit.Record) (inserted []bool, refused []Failure, err error)
 }
 
-// RefusingSink is a Sink that can tell from a record alone that it refuses
-// it (a Lake event data store: another account's records). Run asks it
-// about each record read and batches only the others, counting the
-// refused ones as the Sink's refusals: the Sink's batches are then full of
-// records it may store (a Lake load's transactions fill DuckDB's row
-// groups even when most records are another account's).
-type RefusingSink interface {
-	// Refuses reports whether the Sink refuses r, with the code and
-	// message of its refusal.
-	Refuses(r audit.Record) (code, message string, refused bool)
-}
-
 // PreparingSink is an EachSink that splits AppendEach in two: PrepareEach
 // does the work that needs no lock (compression) and returns the rest,
 // which appends the batch as AppendEach would. With Appenders > 1, Run
@@ -512,7 +500,6 @@ func (r *run) sink(ctx context.Context, chunks <-chan chunk) error {
 	defer timer.Stop()
 	pool := r.appenders(ctx)
 	defer pool.wait()
-	refuser, _ := r.opts.Sink.(RefusingSink)
 	flush := func() error {
 		if len(b) == 0 {
 			return nil
@@ -546,21 +533,9 @@ func (r *run) sink(ctx context.Context, chunks <-chan chunk) error {
 			if len(b) == 0 {
 				timer.Reset(r.opts.FlushInterval)
 			}
-			if refuser == nil {
-				b = append(b, c.recs...)
-				for _, n := range c.nums {
-					from = append(from, origin{c.file, n})
-				}
-			} else {
-				for i, rec := range c.recs {
-					if code, msg, refused := refuser.Refuses(rec); refused {
-						code = cmp.Or(code, ReasonInvalidRecord)
-						r.fail(c.file, c.nums[i], rec.Account, rec.Region, code, fmt.Errorf("refused: %s: %s", code, msg))
-						continue
-					}
-					b = append(b, rec)
-					from = append(from, origin{c.file, c.nums[i]})
-				}
+			b = append(b, c.recs...)
+			for _, n := range c.nums {
+				from = append(from, origin{c.file, n})
 			}
 			if len(b) >= r.opts.BatchSize {
 				if err := flush(); err != nil {

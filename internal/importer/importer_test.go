@@ -834,28 +834,6 @@ func TestEachReportingSinkBatches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// A RefusingSink is not given the records it refuses, and the
-			// Report is the same.
-			ref := &importertest.RefusingSink{EachReportingSink: importertest.EachReportingSink{Sink: importertest.Sink{Refuse: refuse}}}
-			gotRef, err := importer.Run(context.Background(), []string{dir}, importer.Options{Sink: ref, BatchSize: batch, Workers: 1, Appenders: 2, MaxErrors: 1000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(gotRef.Groups, want.Groups) || !slices.Equal(errs(gotRef), errs(want)) || gotRef.Rejected != want.Rejected {
-				t.Errorf("RefusingSink: Groups = %+v, Errors = %q; want %+v, %q", gotRef.Groups, errs(gotRef), want.Groups, errs(want))
-			}
-			for _, r := range ref.Records() {
-				if refuse(r) != "" {
-					t.Errorf("RefusingSink was given refused record %s", r.EventID)
-				}
-			}
-			givenRef := 0
-			for _, n := range ref.BatchSizes() {
-				givenRef += n
-			}
-			if want := int(gotRef.Imported + gotRef.Duplicates); givenRef != want {
-				t.Errorf("RefusingSink given %d records; want %d (none refused)", givenRef, want)
-			}
 			if !reflect.DeepEqual(got.Groups, want.Groups) {
 				t.Errorf("Groups = %+v; want %+v", got.Groups, want.Groups)
 			}

@@ -264,22 +264,7 @@ type Sink struct {
 	AnyAccount bool
 }
 
-var (
-	_ importer.EachReportingSink = (*Sink)(nil)
-	_ importer.RefusingSink      = (*Sink)(nil)
-)
-
-// Refuses reports whether no store of the sink takes records of r's
-// account (importer.RefusingSink), with AppendReport's refusal: the
-// importer then leaves r out of the batches, which fill a row group with
-// records the stores take.
-func (k *Sink) Refuses(r audit.Record) (code, message string, refused bool) {
-	if k.Accounts(r.Account) {
-		return "", "", false
-	}
-	f := refusal(0, r.Account, k.account)
-	return f.Code, f.Message, true
-}
+var _ importer.EachReportingSink = (*Sink)(nil)
 
 // MinTime is the oldest eventTime one of the sink's stores keeps
 // (importer.Options.MinTime): older records are expired for all of them.

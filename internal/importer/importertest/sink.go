@@ -202,20 +202,3 @@ func (e *EachReportingSink) AppendEachReport(_ context.Context, records []audit.
 	}
 	return inserted, fails, nil
 }
-
-// RefusingSink is an EachReportingSink that is also an
-// importer.RefusingSink: it tells Refuse's refusals from the record alone.
-type RefusingSink struct {
-	EachReportingSink
-}
-
-// Refuses reports Refuse's answer for r.
-func (e *RefusingSink) Refuses(r audit.Record) (string, string, bool) {
-	if e.Refuse == nil {
-		return "", "", false
-	}
-	if why := e.Refuse(r); why != "" {
-		return "Refused", why, true
-	}
-	return "", "", false
-}
