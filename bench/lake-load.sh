@@ -12,6 +12,8 @@
 #   MEASURE="flock /work/measure.lock"  runs each measured command under it
 #   (builds and data generation run before, at nice 19)
 #   CAIRN=path  measure this cairn binary instead of building one
+#   LOGS=dir    load a copy of these files (bench/gen's, of EVENTS records)
+#   instead of generating them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
@@ -20,7 +22,7 @@ tmp=$(mktemp -d)
 srv=
 trap '[ -n "$srv" ] && kill $srv 2>/dev/null && wait $srv 2>/dev/null; rm -rf "$tmp"' EXIT
 if [ -n "${CAIRN:-}" ]; then cp "$CAIRN" "$tmp/cairn"; else nice -n 19 go build -o "$tmp/cairn" ./cmd/cairn; fi
-nice -n 19 go run ./bench/gen -n "$n" -out "$tmp/logs" >/dev/null
+if [ -n "${LOGS:-}" ]; then cp -r "$LOGS" "$tmp/logs"; else nice -n 19 go run ./bench/gen -n "$n" -out "$tmp/logs" >/dev/null; fi
 cat >"$tmp/cairn.yaml" <<YAML
 event_history:
   retention_days: 0
@@ -47,6 +49,9 @@ eds() { aws cloudtrail create-event-data-store --endpoint-url "$url" --name "$1"
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, clock ticks
 hz=$(getconf CLK_TCK)
 events() { grep -o 'events [0-9]*' | awk '{s += $2} END {print s + 0}'; }
+# measured CMD...: runs CMD under $measure, writing the time it started
+# (once the lock is held, so that waiting for it is not timed) to $tmp/t0.
+measured() { $measure bash -c 'date +%s.%N >"$0"; exec "$@"' "$tmp/t0" "$@"; }
 report() { # name events seconds cpu-seconds
   awk -v name="$1" -v n="$2" -v s="$3" -v c="$4" 'BEGIN {
     printf "%-14s %9d events %7.2f s %9.0f events/s %6.1f µs of CPU an event\n", name, n, s, (s > 0 ? n / s : 0), (n > 0 ? c * 1e6 / n : 0) }'
@@ -54,22 +59,21 @@ report() { # name events seconds cpu-seconds
 echo "Lake load: $n events ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 
 arn=$(eds startimport)
-c0=$(cpu $srv); t0=$(date +%s.%N)
-got=$($measure "$tmp/cairn" import --into "$arn" --endpoint-url "$url" "$tmp/logs" | events)
-t1=$(date +%s.%N); c1=$(cpu $srv)
+c0=$(cpu $srv)
+got=$(measured "$tmp/cairn" import --into "$arn" --endpoint-url "$url" "$tmp/logs" | events)
+t1=$(date +%s.%N); c1=$(cpu $srv); t0=$(cat "$tmp/t0")
 report StartImport "$got" "$(echo "$t1 - $t0" | bc)" "$(echo "($c1 - $c0) / $hz" | bc -l)"
 
 arn=$(eds offline)
 kill $srv; wait $srv 2>/dev/null || true; srv=
-t0=$(date +%s.%N)
 # Without a server the import is of one account (the config's): the
 # generated files' records of other accounts are counted and refused, not
 # loaded, and the exit status says so.
-/usr/bin/time -f '%U %S' -o "$tmp/time" $measure "$tmp/cairn" import --into "$arn" --data-dir "$tmp/dd" --config "$tmp/cairn.yaml" \
+measured /usr/bin/time -f '%U %S %M' -o "$tmp/time" "$tmp/cairn" import --into "$arn" --data-dir "$tmp/dd" --config "$tmp/cairn.yaml" \
   --no-progress --output text "$tmp/logs" >"$tmp/offline.txt" 2>&1 || true
-t1=$(date +%s.%N)
+t1=$(date +%s.%N); t0=$(cat "$tmp/t0")
 read_n=$(grep -o 'of [0-9]* read' "$tmp/offline.txt" | grep -o '[0-9]*' | tail -1)
 refused=$(grep -o '[0-9]* records rejected' "$tmp/offline.txt" | grep -o '^[0-9]*' | tail -1)
 report "import --into" "$(( ${read_n:-$n} - ${refused:-0} ))" "$(echo "$t1 - $t0" | bc)" "$(tail -1 "$tmp/time" | awk '{print $1 + $2}')"
-echo "  (${refused:-0} of ${read_n:-$n} records of other accounts refused, not loaded)"
+echo "  (${refused:-0} of ${read_n:-$n} records of other accounts refused, not loaded; peak RSS $(( $(tail -1 "$tmp/time" | awk '{print $3}') / 1024 )) MB)"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

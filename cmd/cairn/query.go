@@ -222,7 +222,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		return err
 	}
 	opts.Sink, opts.Accounts, opts.MinTime = sink, sink.Accounts, sink.MinTime()
-	opts.BatchSize = lake.LoadBatch
+	opts.BatchSize, opts.Appenders, opts.FlushInterval = lake.LoadBatch, lake.LoadAppenders, lake.LoadFlushInterval
 	var local []string
 	var outcome error
 	// each source is reported on its own; the worst outcome decides

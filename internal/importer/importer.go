@@ -60,6 +60,20 @@ type EachSink interface {
 	AppendEach(ctx context.Context, records []audit.Record) (inserted []bool, err error)
 }
 
+// EachReportingSink is a ReportingSink that takes whole batches, whatever
+// their accounts and regions, and answers for each record (a Lake event
+// data store: one transaction a batch instead of one per account and region
+// in it, so that a load's transactions fill DuckDB's row groups). Run
+// counts each record in its group from the answer.
+type EachReportingSink interface {
+	ReportingSink
+	// AppendEachReport is AppendReport answering inserted[i] for
+	// records[i] (false: a duplicate, or refused) and the records refused
+	// by their index in records. An error means nothing of the batch was
+	// stored.
+	AppendEachReport(ctx context.Context, records []audit.Record) (inserted []bool, refused []Failure, err error)
+}
+
 // PreparingSink is an EachSink that splits AppendEach in two: PrepareEach
 // does the work that needs no lock (compression) and returns the rest,
 // which appends the batch as AppendEach would. With Appenders > 1, Run
@@ -658,6 +672,9 @@ type origin struct {
 // (so that what was new is counted per account and region) unless it is an
 // EachSink, and counts the outcome.
 func (r *run) append(ctx context.Context, b []audit.Record, from []origin) error {
+	if es, ok := r.opts.Sink.(EachReportingSink); ok {
+		return r.appendEachReport(ctx, es, b, from)
+	}
 	if es, ok := r.opts.Sink.(EachSink); ok {
 		if _, reports := r.opts.Sink.(ReportingSink); !reports {
 			return r.appendEach(ctx, es, b)
@@ -697,6 +714,35 @@ func (r *run) appendEach(ctx context.Context, es EachSink, b []audit.Record) err
 	return r.countEach(b, func() ([]bool, error) { return es.AppendEach(ctx, b) })
 }
 
+// appendEachReport gives a batch to an EachReportingSink in one call and
+// counts each record in its account and region: refused, inserted or a
+// duplicate.
+func (r *run) appendEachReport(ctx context.Context, es EachReportingSink, b []audit.Record, from []origin) error {
+	inserted, fails, err := es.AppendEachReport(ctx, b)
+	if err != nil {
+		// Nothing of a failed batch is stored (one transaction).
+		return err
+	}
+	if len(inserted) != len(b) {
+		return fmt.Errorf("import: sink answered for %d records of %d", len(inserted), len(b))
+	}
+	refused := make([]bool, len(b))
+	for _, f := range fails {
+		if f.Index < 0 || f.Index >= len(b) {
+			return fmt.Errorf("import: sink refused record %d of %d", f.Index, len(b))
+		}
+		if refused[f.Index] {
+			continue
+		}
+		refused[f.Index] = true
+		rec, o := b[f.Index], from[f.Index]
+		code := cmp.Or(f.Code, ReasonInvalidRecord)
+		r.fail(o.file, o.num, rec.Account, rec.Region, code, fmt.Errorf("refused: %s: %s", code, f.Message))
+	}
+	r.count(b, inserted, refused)
+	return nil
+}
+
 // countEach appends a batch to an EachSink through appendB and counts
 // each record in its account and region.
 func (r *run) countEach(b []audit.Record, appendB func() ([]bool, error)) error {
@@ -708,6 +754,14 @@ func (r *run) countEach(b []audit.Record, appendB func() ([]bool, error)) error 
 	if len(inserted) != len(b) {
 		return fmt.Errorf("import: sink answered for %d records of %d", len(inserted), len(b))
 	}
+	r.count(b, inserted, nil)
+	return nil
+}
+
+// count counts each record of a batch in its account and region as
+// inserted (inserted[i]) or a duplicate, except those refused (refused[i],
+// when refused is not nil: counted when they were refused).
+func (r *run) count(b []audit.Record, inserted, refused []bool) {
 	type counts struct{ imported, duplicates int64 }
 	per := map[groupKey]*counts{}
 	var imported, duplicates int64
@@ -718,6 +772,9 @@ func (r *run) countEach(b []audit.Record, appendB func() ([]bool, error)) error 
 		c     *counts
 	)
 	for i := range b {
+		if refused != nil && refused[i] {
+			continue
+		}
 		if k := (groupKey{b[i].Account, b[i].Region}); c == nil || k != lastK {
 			if c = per[k]; c == nil {
 				c = &counts{}
@@ -743,7 +800,6 @@ func (r *run) countEach(b []audit.Record, appendB func() ([]bool, error)) error 
 		g.Imported += c.imported
 		g.Duplicates += c.duplicates
 	}
-	return nil
 }
 
 // appendGroup gives records of one account and region to the Sink.

@@ -792,6 +792,86 @@ func TestEachSinkBatches(t *testing.T) {
 	})
 }
 
+// TestEachReportingSinkBatches: a Sink that refuses records and answers
+// per record (a Lake event data store) gets each batch in one call, and the
+// Report counts and lists the same as with one AppendReport call per
+// account and region (the refusals with their files and record numbers).
+func TestEachReportingSinkBatches(t *testing.T) {
+	dir := t.TempDir()
+	accounts := []string{"111111111111", "222222222222", "333333333333"}
+	regions := []string{"us-east-1", "eu-west-1"}
+	var raws [][]byte
+	for i := range 120 {
+		raws = append(raws, fmt.Appendf(nil, `{"eventVersion":"1.08","eventTime":"2024-01-02T03:04:05Z","eventSource":"s3.amazonaws.com",`+
+			`"eventName":"GetObject","awsRegion":%q,"eventID":"ev-%d","recipientAccountId":%q}`, regions[i%2], i%100, accounts[i%3]))
+	}
+	raws = append(raws, []byte(`{"eventID": nope}`))
+	write(t, dir, "a.json", records(raws))
+	write(t, dir, "b.json", records(raws[:50]))
+	refuse := func(r audit.Record) string {
+		if r.Account == "222222222222" && r.Region == "eu-west-1" {
+			return "not this one"
+		}
+		return ""
+	}
+	errs := func(rep importer.Report) []string {
+		var out []string
+		for _, e := range rep.Errors {
+			out = append(out, fmt.Sprintf("%s:%d %s %v", filepath.Base(e.File), e.Record, e.Code, e.Err))
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, batch := range []int{1, 7, 1000} {
+		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
+			plain := &importertest.Sink{Refuse: refuse}
+			want, err := importer.Run(context.Background(), []string{dir}, importer.Options{Sink: plain, BatchSize: batch, Workers: 1, MaxErrors: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			each := &importertest.EachReportingSink{Sink: importertest.Sink{Refuse: refuse}}
+			got, err := importer.Run(context.Background(), []string{dir}, importer.Options{Sink: each, BatchSize: batch, Workers: 1, Appenders: 2, MaxErrors: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Groups, want.Groups) {
+				t.Errorf("Groups = %+v; want %+v", got.Groups, want.Groups)
+			}
+			if got.Imported != want.Imported || got.Duplicates != want.Duplicates || got.Rejected != want.Rejected || got.Records != want.Records {
+				t.Errorf("counts %+v; want %+v", got, want)
+			}
+			if got.Imported == 0 || got.Duplicates == 0 || got.Rejected < 2 {
+				t.Errorf("Imported %d, Duplicates %d, Rejected %d: the test needs each", got.Imported, got.Duplicates, got.Rejected)
+			}
+			if g, w := errs(got), errs(want); !slices.Equal(g, w) {
+				t.Errorf("Errors = %q; want %q", g, w)
+			}
+			if g, w := len(each.Records()), len(plain.Records()); g != w {
+				t.Errorf("%d records stored; want %d", g, w)
+			}
+			// One call a batch, never one per group of a batch.
+			given := 0
+			for _, n := range each.BatchSizes() {
+				given += n
+			}
+			if calls := len(each.BatchSizes()); calls > (given+batch-1)/batch+2 || calls >= len(plain.BatchSizes()) && batch > 1 {
+				t.Errorf("%d calls for %d records in batches of %d (%d calls per group)", calls, given, batch, len(plain.BatchSizes()))
+			}
+		})
+	}
+	t.Run("sink error", func(t *testing.T) {
+		boom := errors.New("disk full")
+		each := &importertest.EachReportingSink{Sink: importertest.Sink{FailAfter: 1, Err: boom}}
+		rep, err := importer.Run(context.Background(), []string{dir}, importer.Options{Sink: each, BatchSize: 10, Workers: 1})
+		if !errors.Is(err, boom) {
+			t.Errorf("Run = %v; want %v", err, boom)
+		}
+		if rep.Imported > 10 {
+			t.Errorf("Imported %d; want at most the 10 of the first call", rep.Imported)
+		}
+	})
+}
+
 // TestInOrder: with InOrder, the Sink gets every file's records in the
 // order of the files' names and each file's own order, although four
 // readers read the files at once and three appenders prepare batches that

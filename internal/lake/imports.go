@@ -341,11 +341,17 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 			l.log.Warn("lake: import started; its state is not saved", "import", im.ID, "err", err)
 		}
 	}
-	batch := LoadBatch
+	batch, appenders := LoadBatch, LoadAppenders
 	if l.opts.Shared {
-		batch = sharedLoadBatch
+		batch, appenders = sharedLoadBatch, 1
 	}
-	opts := importer.Options{Sink: timeSink{sink, start, end}, Logger: l.log, Accounts: sink.Accounts, MinTime: sink.MinTime(), BatchSize: batch}
+	opts := importer.Options{Sink: sink, Logger: l.log, Accounts: sink.Accounts, MinTime: sink.MinTime(), BatchSize: batch, Appenders: appenders, FlushInterval: LoadFlushInterval}
+	if start != nil || end != nil {
+		// Whole batches go to the Sink in one call (an EachReportingSink:
+		// one transaction a batch); with a time range, a batch goes in one
+		// call per account and region, as before.
+		opts.Sink = timeSink{sink, start, end}
+	}
 	var (
 		rep importer.Report
 		err error

@@ -3,6 +3,7 @@ package lake
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -255,10 +256,15 @@ type Sink struct {
 	owners  map[string]map[string]bool // by store: the accounts whose records it takes
 	seen    map[string]map[string]bool
 	cutoff  map[string]time.Time // by store: the oldest eventTime its retention keeps
+	// mu guards seen during appends (an import's appenders call
+	// AppendEachReport concurrently).
+	mu sync.Mutex
 	// AnyAccount makes the stores take every account's records: a
 	// responder's import (audit.Principal.Responder).
 	AnyAccount bool
 }
+
+var _ importer.EachReportingSink = (*Sink)(nil)
 
 // MinTime is the oldest eventTime one of the sink's stores keeps
 // (importer.Options.MinTime): older records are expired for all of them.
@@ -352,14 +358,38 @@ func (k *Sink) Append(ctx context.Context, recs []audit.Record) (audit.AppendRes
 // Inserted and Duplicates count records (a record new to any store is
 // Inserted).
 func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.AppendResult, []importer.Failure, error) {
-	if err := k.l.enter(); err != nil {
+	inserted, fails, err := k.AppendEachReport(ctx, recs)
+	if err != nil {
 		return audit.AppendResult{}, nil, err
+	}
+	var res audit.AppendResult
+	for _, ok := range inserted {
+		if ok {
+			res.Inserted++
+		}
+	}
+	res.Duplicates = len(recs) - res.Inserted - len(fails)
+	return res, fails, nil
+}
+
+// AppendEachReport is AppendReport answering for each record
+// (importer.EachReportingSink): inserted[i] when recs[i] was new to a
+// store, and the refused records (another account's, or older than the
+// retention) by their index. The records of all accounts and regions go
+// into one transaction (a load's batch fills a DuckDB row group), and
+// nothing is stored when it fails. Concurrent calls (an import's
+// appenders) each commit their own transaction; a record in two of them
+// is stored once.
+func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]bool, []importer.Failure, error) {
+	if err := k.l.enter(); err != nil {
+		return nil, nil, err
 	}
 	defer k.l.work.Done()
 	var rows []engine.Row
-	var res audit.AppendResult
 	var fails []importer.Failure
+	inserted := make([]bool, len(recs))
 	added := map[string][]string{}
+	k.mu.Lock()
 	for i, r := range recs {
 		isNew, owned, taken := false, false, false
 		for _, s := range k.stores {
@@ -385,22 +415,23 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 			fails = append(fails, refusal(i, r.Account, k.account))
 		case !taken:
 			fails = append(fails, importer.Failure{Index: i, Code: "Expired", Message: "The record is older than the event data store's retention period."})
-		case isNew:
-			res.Inserted++
 		default:
-			res.Duplicates++
+			inserted[i] = isNew
 		}
 	}
+	k.mu.Unlock()
 	if err := k.l.eng.Insert(ctx, rows, 0); err != nil {
+		k.mu.Lock()
 		for s, keys := range added {
 			for _, key := range keys {
 				delete(k.seen[s], key)
 			}
 		}
-		return audit.AppendResult{}, nil, err
+		k.mu.Unlock()
+		return nil, nil, err
 	}
 	k.l.wrote(ctx)
-	return res, fails, nil
+	return inserted, fails, nil
 }
 
 // refusal is the failure of record i, of account owner, in an import of
@@ -423,3 +454,18 @@ func refusal(i int, owner, caller string) importer.Failure {
 // 17% smaller, docs/benchmarks.md). It costs memory: a batch's records
 // are held until they are appended (about 1 KB each of real records).
 const LoadBatch = 131072
+
+// LoadAppenders is the number of a load's batches appended at once
+// (importer.Options.Appenders) into Lake's DuckDB engine: each is its own
+// transaction filling its own row group, side by side on the 2 cores
+// (issue 15). It holds one more batch in memory (LoadBatch).
+const LoadAppenders = 2
+
+// LoadFlushInterval is how long a load's read records wait for a full
+// batch (importer.Options.FlushInterval) before a partial one is appended.
+// The importer's 1 s cut a load's batches short whenever the reading fell
+// behind for a second (a busy machine, both appenders busy): such a
+// transaction holds less than a row group, so its rows go through the
+// write-ahead log and a checkpoint, which cost a load more than the rest
+// of its transaction (issue 15).
+const LoadFlushInterval = 30 * time.Second

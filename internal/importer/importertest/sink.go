@@ -162,3 +162,43 @@ func (p *PreparingSink) PrepareEach(records []audit.Record) func(context.Context
 	}
 	return func(ctx context.Context) ([]bool, error) { return p.AppendEach(ctx, records) }
 }
+
+// EachReportingSink is an in-memory importer.EachReportingSink: Sink's
+// refusals and deduplication, answered per record for whole batches.
+type EachReportingSink struct {
+	Sink
+}
+
+// AppendEachReport stores the records not seen before and not refused,
+// and says which were stored and which refused.
+func (e *EachReportingSink) AppendEachReport(_ context.Context, records []audit.Record) ([]bool, []importer.Failure, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls++
+	if e.FailAfter > 0 && e.calls > e.FailAfter {
+		return nil, nil, e.Err
+	}
+	e.sizes = append(e.sizes, len(records))
+	if e.keys == nil {
+		e.keys = map[string]bool{}
+	}
+	inserted := make([]bool, len(records))
+	var fails []importer.Failure
+	for i, r := range records {
+		if e.Refuse != nil {
+			if why := e.Refuse(r); why != "" {
+				fails = append(fails, importer.Failure{Index: i, Code: "Refused", Message: why})
+				continue
+			}
+		}
+		k := r.Account + "\x00" + r.EventID
+		if e.keys[k] {
+			continue
+		}
+		e.keys[k] = true
+		r.Raw = slices.Clone(r.Raw)
+		e.records = append(e.records, r)
+		inserted[i] = true
+	}
+	return inserted, fails, nil
+}

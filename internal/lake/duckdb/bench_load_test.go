@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,13 +18,16 @@ import (
 // the real ones repeated) in transactions of 131,072 (lake.LoadBatch) into
 // a database file: the engine's share of a Lake load, without the
 // importer's reading of the files. CAIRN_LAKE_LOAD_THREADS sets DuckDB's
-// threads (lake.threads; default 1).
+// threads (lake.threads; default 1); CAIRN_LAKE_LOAD_APPENDERS the
+// transactions appended at once (lake.LoadAppenders; default 1).
 func BenchmarkLoad(b *testing.B) {
 	n := 262144
 	if v, err := strconv.Atoi(os.Getenv("CAIRN_LAKE_LOAD_N")); err == nil && v > 0 {
 		n = v
 	}
 	threads, _ := strconv.Atoi(os.Getenv("CAIRN_LAKE_LOAD_THREADS")) // lake.threads (0: the default, 1)
+	appenders, _ := strconv.Atoi(os.Getenv("CAIRN_LAKE_LOAD_APPENDERS"))
+	appenders = max(appenders, 1)
 	real := audittest.RealRecords(b)
 	rows := make([]engine.Row, n)
 	for i := range rows {
@@ -36,14 +40,29 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 		start, cpu0, flt0 := time.Now(), cpuTime(), minorFaults()
-		for i := 0; i < n; i += 131072 {
-			if err := d.Insert(ctx, rows[i:min(n, i+131072)], 0); err != nil {
-				b.Fatal(err)
-			}
+		batches := make(chan []engine.Row)
+		var wg sync.WaitGroup
+		for range appenders {
+			wg.Go(func() {
+				for r := range batches {
+					if err := d.Insert(ctx, r, 0); err != nil {
+						b.Error(err)
+					}
+				}
+			})
 		}
+		for i := 0; i < n; i += 131072 {
+			batches <- rows[i:min(n, i+131072)]
+		}
+		close(batches)
+		wg.Wait()
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
 		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/event")
 		b.ReportMetric(float64(minorFaults()-flt0)/float64(n), "page-faults/event")
+		var got int
+		if err := d.db.QueryRow(`SELECT count(*) FROM events`).Scan(&got); err != nil || got != n {
+			b.Fatalf("events: %d, %v; want %d", got, err, n)
+		}
 		d.Close()
 	}
 }

@@ -32,8 +32,12 @@ type Options struct {
 type DB struct {
 	db   *sql.DB
 	path string
-	// wmu serializes writes to the events table and checkpoints.
-	wmu sync.Mutex
+	// wmu serializes writes to the events table and checkpoints; loads'
+	// transactions (Insert of more than journalRows rows) hold it shared,
+	// so that an import's batches are appended side by side, each in its
+	// own transaction (DuckDB appends concurrent transactions' rows
+	// without conflict).
+	wmu sync.RWMutex
 	// direct and journaled merge concurrent Insert calls into one commit:
 	// a transaction, or the journal's append (see Insert).
 	direct, journaled grouper

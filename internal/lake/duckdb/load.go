@@ -362,8 +362,10 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // the feed position in the same transaction: a restart neither loses nor
 // repeats what the feed delivered.
 //
-// Calls without a position made while another group commits share one
-// commit (group commit): each joins the pending group, and once the
+// A call of more than journalRows rows without a position (a load's
+// batch) is its own transaction, which runs beside other loads' (not
+// beside any other write). Smaller calls without a position made while
+// another group commits share one commit (group commit): each joins the pending group, and once the
 // commit under way ends one of them leads: it commits the whole group
 // and answers every member, which returns as soon as that is done. A call
 // returns only once its rows are durable, so nothing is acknowledged
@@ -371,8 +373,8 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // connections) pay one commit and fsync instead of one each. In a
 // database kept in a file, the commit of calls of at most journalRows
 // rows is the journal's append and fsync, and the writer moves the rows
-// into the table later, in large transactions (journal.go); any other
-// call's commit is a transaction of its own. If a group's commit fails,
+// into the table later, in large transactions (journal.go); without the
+// journal, a group's commit is a transaction. If a group's commit fails,
 // each member's rows are tried again alone, so a member's answer depends
 // only on its own rows.
 func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
@@ -383,6 +385,14 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	}
 	if d.jn != nil && len(rows) <= journalRows {
 		return d.journaled.do(ctx, rows, d.journalInsert)
+	}
+	if len(rows) > journalRows {
+		// A load's batch (lake.LoadBatch rows: a DuckDB row group and
+		// more) is its own transaction, beside the others' (wmu shared):
+		// two transactions fill two row groups at once, on two cores.
+		d.wmu.RLock()
+		defer d.wmu.RUnlock()
+		return d.insertLocked(ctx, rows, 0, 0)
 	}
 	return d.direct.do(ctx, rows, func(ctx context.Context, parts [][]engine.Row) error {
 		var all []engine.Row
@@ -477,7 +487,7 @@ type insertGroup struct {
 
 // insertLocked is one transaction of rows, recording the feed position
 // pos (when > 0) and the journal's last row jseq (when > 0) with them; the
-// caller holds wmu.
+// caller holds wmu (shared only for a load's rows, without pos or jseq).
 func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64, jseq uint64) (err error) {
 	d.inserts.Add(1)
 	conn, err := d.db.Conn(ctx)
