@@ -51,8 +51,8 @@ accounts:
 // filled by `cairn import` from .json.gz files of 500 records in the S3
 // layout (bench/gen: the real records repeated with fresh eventIDs). Each
 // kind's sub-benchmark asks for the first page of 50, one request after the
-// other, and reports p50 and p99 of the latency and the server process's
-// CPU time per request. Then clients-8 sends 10*b.N requests, the kinds in
+// other, and reports p50 and p99 of the latency, the server process's
+// CPU time per request and the SDK client's (this process's). Then clients-8 sends 10*b.N requests, the kinds in
 // turn, from 8 clients at once (requests/s, p50, p99, server CPU a request,
 // the server's RSS: the largest sampled while they ran, and its peak since
 // start); restart stops the server (SIGTERM), starts it again on the same
