@@ -4,9 +4,9 @@
 # import` from .json.gz files of 500 records in the S3 layout (bench/gen),
 # and on one filled live (ImportRecords through a running server), each served
 # once until the catch-up over its records is over (kept so). It prints
-# p50/p99 and the server's CPU a request per lookup kind, then the same with
-# 8 clients at once (requests/s, the clients' own CPU a request, RSS), then each kind's first lookups after
-# a restart.
+# p50/p99, the server's and the SDK client's CPU a request per lookup kind,
+# then the same with 8 clients at once (requests/s, the clients' own CPU a
+# request, RSS), then each kind's first lookups after a restart.
 #
 # Usage: bench/lookupapi.sh                      (1M records over 31 days, both stores)
 #        CAIRN_BENCH_API_EVENTS=10000000 bench/lookupapi.sh

@@ -62,11 +62,20 @@ type bucketDir struct {
 	// names and sources index strs (strs[0] is "": NULL or empty).
 	names, sources []uint32
 	strs           []string
-	readOnly       []uint8
-	user, akid     []uint64 // 0 where NULL
-	resEnd         []uint32 // row i's resource hashes are res[resEnd[i-1]:resEnd[i]]
-	res            []uint64
-	bytes          int
+	// nameRows lists the rows of each string of strs as their event
+	// name, string by string, each string's rows in order: string v's
+	// are nameRows[nameEnd[v-1]:nameEnd[v]] (span32). srcRows and
+	// srcEnd: the same for the event source. A lookup by name or source
+	// visits its rows only: a rare name's bucket holds one or two of
+	// 1,344 (the 1M bench store), which a scan of every row compared
+	// (issue 19, session 14).
+	nameRows, nameEnd []uint32
+	srcRows, srcEnd   []uint32
+	readOnly          []uint8
+	user, akid        []uint64 // 0 where NULL
+	resEnd            []uint32 // row i's resource hashes are res[resEnd[i-1]:resEnd[i]]
+	res               []uint64
+	bytes             int
 }
 
 func (d *bucketDir) len() int { return len(d.times) }
@@ -289,9 +298,33 @@ func (s *Store) readDir(ctx context.Context, k partKey, d int64) (*bucketDir, er
 	}
 	x.ids = ids.String()
 	x.frames = slices.Clip(x.frames)
-	// 8 (time) + 8 (received) + 3*4 (ends) + 2*4 (strings) + 1 + 2*8 (hashes).
-	x.bytes += 256 + len(x.times)*53 + len(x.ids) + len(x.frames) + 8*len(x.res)
+	x.nameRows, x.nameEnd = groupRows(x.names, len(x.strs))
+	x.srcRows, x.srcEnd = groupRows(x.sources, len(x.strs))
+	// 8 (time) + 8 (received) + 3*4 (ends) + 2*4 (strings) + 1 + 2*8
+	// (hashes) + 2*4 (the name and source rows).
+	x.bytes += 256 + len(x.times)*61 + len(x.ids) + len(x.frames) + 8*len(x.res) + 8*len(x.strs)
 	return x, nil
+}
+
+// groupRows lists the rows (indexes of vals) by value, values 0 to n-1
+// in turn, each value's rows in order: value v's rows are
+// rows[ends[v-1]:ends[v]] (span32).
+func groupRows(vals []uint32, n int) (rows, ends []uint32) {
+	ends = make([]uint32, n)
+	for _, v := range vals {
+		ends[v]++
+	}
+	var start uint32
+	for v, c := range ends {
+		ends[v] = start // the value's start, until the rows are placed
+		start += c
+	}
+	rows = make([]uint32, len(vals))
+	for i, v := range vals {
+		rows[ends[v]] = uint32(i)
+		ends[v]++
+	}
+	return rows, ends
 }
 
 // dirFilter is a lookup's filter over the rows of a directory.
@@ -362,38 +395,43 @@ func (f *dirFilter) matches(x *bucketDir, from, want int, out []int) ([]int, int
 	if c := f.q.After; c != nil {
 		ct, cid = c.Time.Unix(), c.EventID
 	}
+	// With a name or a source, only its rows (the fewer of the two).
+	var group []uint32
+	if name >= 0 {
+		a, b := span32(x.nameEnd, name)
+		group = x.nameRows[a:b]
+	}
+	if src >= 0 {
+		if a, b := span32(x.srcEnd, src); name < 0 || b-a < len(group) {
+			group = x.srcRows[a:b]
+		}
+	}
 	got := 0
-	for i := from; i < x.len(); i++ {
-		t := x.times[i]
-		if t > f.hi {
-			continue
-		}
-		if t < f.lo {
-			return out, x.len() // the rest are older
-		}
-		if f.q.After != nil && t == ct && x.id(i) >= cid {
-			continue
-		}
-		if x.received[i] < f.since {
-			continue
-		}
-		if name >= 0 && x.names[i] != uint32(name) || src >= 0 && x.sources[i] != uint32(src) {
-			continue
-		}
-		if f.readOnly >= 0 && int(x.readOnly[i]) != f.readOnly {
-			continue
-		}
-		if f.hasUser && x.user[i] != f.user || f.hasAkid && x.akid[i] != f.akid {
-			continue
-		}
-		if f.byEventID != "" && x.id(i) != f.byEventID {
-			continue
-		}
-		if len(f.res) > 0 {
-			rs := x.resources(i)
-			if slices.ContainsFunc(f.res, func(h uint64) bool { return !slices.Contains(rs, h) }) {
+	if name >= 0 || src >= 0 {
+		k, _ := slices.BinarySearch(group, uint32(from))
+		for _, r := range group[k:] {
+			i := int(r)
+			ok, older := f.row(x, i, ct, cid, name, src)
+			if older {
+				return out, x.len()
+			}
+			if !ok {
 				continue
 			}
+			out = append(out, i)
+			if got++; got == want {
+				return out, i + 1
+			}
+		}
+		return out, x.len()
+	}
+	for i := from; i < x.len(); i++ {
+		ok, older := f.row(x, i, ct, cid, name, src)
+		if older {
+			return out, x.len()
+		}
+		if !ok {
+			continue
 		}
 		out = append(out, i)
 		if got++; got == want {
@@ -401,6 +439,44 @@ func (f *dirFilter) matches(x *bucketDir, from, want int, out []int) ([]int, int
 		}
 	}
 	return out, x.len()
+}
+
+// row reports whether f accepts row i of x (name and src: the indexes of
+// its name and source in x.strs, or -1), and whether the row is older
+// than f's range (so are the rows after it).
+func (f *dirFilter) row(x *bucketDir, i int, ct int64, cid string, name, src int) (ok, older bool) {
+	t := x.times[i]
+	if t > f.hi {
+		return false, false
+	}
+	if t < f.lo {
+		return false, true
+	}
+	if f.q.After != nil && t == ct && x.id(i) >= cid {
+		return false, false
+	}
+	if x.received[i] < f.since {
+		return false, false
+	}
+	if name >= 0 && x.names[i] != uint32(name) || src >= 0 && x.sources[i] != uint32(src) {
+		return false, false
+	}
+	if f.readOnly >= 0 && int(x.readOnly[i]) != f.readOnly {
+		return false, false
+	}
+	if f.hasUser && x.user[i] != f.user || f.hasAkid && x.akid[i] != f.akid {
+		return false, false
+	}
+	if f.byEventID != "" && x.id(i) != f.byEventID {
+		return false, false
+	}
+	if len(f.res) > 0 {
+		rs := x.resources(i)
+		if slices.ContainsFunc(f.res, func(h uint64) bool { return !slices.Contains(rs, h) }) {
+			return false, false
+		}
+	}
+	return true, false
 }
 
 // fromDirs answers the newest candidate buckets of spans (of k) from

@@ -34,11 +34,16 @@ func TestLookupsFromDirsAsTable(t *testing.T) {
 	clock := base.Add(48 * time.Hour)
 	now := func() time.Time { return clock }
 	dir := t.TempDir()
-	paths := []string{filepath.Join(dir, "sql.duckdb"), filepath.Join(dir, "dirs.duckdb"), filepath.Join(dir, "small.duckdb")}
+	paths := []string{filepath.Join(dir, "sql.duckdb"), filepath.Join(dir, "dirs.duckdb"), filepath.Join(dir, "small.duckdb"),
+		filepath.Join(dir, "step.duckdb"), filepath.Join(dir, "tailstep.duckdb")}
 	opts := []Options{
 		{TailBytes: -1, BucketDirBytes: -1, Now: now},
 		{TailBytes: -1, Now: now},
 		{TailBytes: -1, BucketDirBytes: 24 << 10, Now: now}, // a few buckets at a time
+		// The bucket index asked for one hour at first, then 4, 16...
+		// (Lookup's maxBuckets), from the directories, and with the tail.
+		{TailBytes: -1, Now: now, firstBuckets: 1},
+		{Now: now, firstBuckets: 2},
 	}
 	stores := make([]*Store, len(paths))
 	open := func() {

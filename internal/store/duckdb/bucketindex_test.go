@@ -99,7 +99,7 @@ func TestCandidates(t *testing.T) {
 		if c.name == "other partition" {
 			key.region = "other"
 		}
-		got, _ := x.candidates([]partKey{key}, c.lo, c.hi, c.tokens, c.maxRows, c.maxGap)
+		got, _, _, _ := x.candidates([]partKey{key}, c.lo, c.hi, c.tokens, c.maxRows, c.maxGap, 0)
 		for i, sp := range got {
 			// A span's buckets run from its first to its last, newest
 			// first, and hold its records.
@@ -205,5 +205,87 @@ func TestBloomFold(t *testing.T) {
 		if !slices.Equal(direct.bits, b.bits) {
 			t.Errorf("%d tokens: the folded filter differs from one built at its size", n)
 		}
+	}
+}
+
+// TestCandidatesBounded: with maxBuckets, candidates looks at the newest
+// buckets with records only, says where it stopped, and its buckets are
+// those of the unbounded walk, in the same order; buckets made and
+// dropped after a walk are seen by the next (the sorted order is made
+// again).
+func TestCandidatesBounded(t *testing.T) {
+	k := partKey{"a", "r", audit.CategoryManagement}
+	x := newBucketIndex()
+	rare := token(audit.AttrEventName, "rare")
+	add := func(d int64) {
+		s := x.bucket(k, d)
+		s.n = 10
+		if d%5 == 0 {
+			s.bloom.add(rare)
+		}
+	}
+	for d := int64(-20); d <= 40; d += 2 {
+		add(d)
+	}
+	x.bucket(k, 41) // empty: never looked at
+	flat := func(spans []span) (out []bucketRows) {
+		for _, sp := range spans {
+			out = append(out, sp.buckets...)
+		}
+		return out
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, tokens := range [][]uint64{nil, {rare}} {
+			whole, _, all, _ := x.candidates([]partKey{k}, -100, 100, tokens, 30, 30, 0)
+			if !all {
+				t.Fatalf("%s: unbounded walk not whole", stage)
+			}
+			want := flat(whole)
+			for _, max := range []int{1, 3, 7, 100} {
+				got, _, all, next := x.candidates([]partKey{k}, -100, 100, tokens, 30, 30, max)
+				var seen []bucketRows
+				// The walk again from next down, as Lookup does.
+				for hi := int64(100); ; {
+					seen = append(seen, flat(got)...)
+					if all {
+						break
+					}
+					if next >= hi {
+						t.Fatalf("%s: next %d not below %d", stage, next, hi)
+					}
+					hi = next
+					got, _, all, next = x.candidates([]partKey{k}, -100, hi, tokens, 30, 30, max)
+				}
+				// Bounded walks cut spans short, so they may hold
+				// fewer non-candidate buckets: compare the candidates.
+				cands := func(b []bucketRows) (out []int64) {
+					for _, r := range b {
+						if r.cand {
+							out = append(out, r.d)
+						}
+					}
+					return out
+				}
+				if !slices.Equal(cands(want), cands(seen)) {
+					t.Errorf("%s: tokens %v max %d: candidates %v, unbounded %v", stage, tokens, max, cands(seen), cands(want))
+				}
+			}
+		}
+	}
+	check("first")
+	add(50)
+	add(-50)
+	add(15)
+	x.mu.Lock()
+	x.drop(k, 20)
+	x.drop(k, 40)
+	x.mu.Unlock()
+	check("after buckets made and dropped")
+	if got, _, _, _ := x.candidates([]partKey{k}, 15, 15, []uint64{rare}, 30, 30, 1); len(got) != 1 || got[0].first != 15 {
+		t.Errorf("a bucket made after a walk: %+v", got)
+	}
+	if got, _, _, _ := x.candidates([]partKey{k}, 20, 20, nil, 30, 30, 1); len(got) != 0 {
+		t.Errorf("a bucket dropped after a walk: %+v", got)
 	}
 }

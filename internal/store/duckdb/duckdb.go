@@ -97,6 +97,10 @@ type Options struct {
 	// stay within it too (SetMemoryLimit after Open left cairn serve's
 	// start-up peak at 1.4 GB on the 10M store).
 	MemoryLimit string
+
+	// firstBuckets overrides the const firstBuckets (tests: a lookup
+	// that asks the index again after every bucket or two).
+	firstBuckets int
 }
 
 // defaultRowGroupSize: a lookup reads whole row groups, so smaller groups
@@ -156,7 +160,8 @@ type Store struct {
 	// minReceived is the earliest received time stored (Unix seconds;
 	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
 	// it needs no filter on received.
-	minReceived atomic.Int64
+	minReceived  atomic.Int64
+	firstBuckets int // Options.firstBuckets or the const
 	// queries counts the lookup queries run (queryRange), for tests.
 	queries atomic.Int64
 	// keysPath is where Close saves the key filter (PATH.keys; "" for an
@@ -307,6 +312,10 @@ func Open(path string, opts Options) (*Store, error) {
 		cache = defaultBlockCacheBytes
 	}
 	s.blocks = newBlockCache(cache)
+	s.firstBuckets = firstBuckets
+	if opts.firstBuckets > 0 {
+		s.firstBuckets = opts.firstBuckets
+	}
 	switch {
 	case opts.BucketDirBytes == 0:
 		s.dirs = newBucketDirs(defaultBucketDirBytes)
@@ -1570,6 +1579,12 @@ const (
 )
 
 // Lookup returns a page of records matching q, newest first.
+// firstBuckets is how many of the newest hours with records a lookup of
+// one account and region first asks the bucket index about (Lookup).
+// Most pages fill in the newest hour or two; a rare value's page may
+// need weeks of hours, asked in 4x steps.
+const firstBuckets = 48
+
 func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	if q.Limit < 1 {
 		return audit.Page{}, errors.New("duckdb: lookup limit must be at least 1")
@@ -1619,23 +1634,50 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 		}
 		keys = s.index.keys(acct, region, q.Category)
 	}
-	spans, dens := s.index.candidates(keys, bucketOf(lo), bucketOf(hi), tokens, maxSpanRows, maxGapRows)
+	one := !q.AnyAccount && !q.AnyRegion
+	// A lookup of one account and region answers its newest buckets from
+	// the tail and the directories, and stops once its page is full: it
+	// asks the filters of the newest firstBuckets hours only, and of 4x
+	// as many below those it answered each time it needs more. The
+	// queries (the rest, when a bucket must go to SQL) get every
+	// candidate of what is left.
+	maxBuckets := 0
+	if one && s.dirs != nil {
+		maxBuckets = s.firstBuckets
+	}
+	spans, dens, all, next := s.index.candidates(keys, bucketOf(lo), bucketOf(hi), tokens, maxSpanRows, maxGapRows, maxBuckets)
 	need := q.Limit + 1
 	// An eventID names at most one record of an account: no window probe.
 	byEventID := !q.AnyAccount && slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return a.Key == audit.AttrEventID })
 	var recs []audit.Record
-	if !q.AnyAccount && !q.AnyRegion {
+	for one {
 		// The newest buckets are often the tail's (the appends since the
 		// store was opened): those it holds whole are answered without
 		// SQL, and the queries start below them.
-		recs, spans, hi = s.fromTail(&q, keys[0], spans, lo, hi, need)
+		var got []audit.Record
+		got, spans, hi = s.fromTail(&q, keys[0], spans, lo, hi, need-len(recs))
+		recs = append(recs, got...)
 		// The buckets below, from their directories while they are whole.
-		if s.dirs != nil && len(recs) < need {
+		if s.dirs != nil && len(recs) < need && !(byEventID && len(recs) > 0) {
 			var err error
 			if recs, spans, hi, err = s.fromDirs(ctx, &q, keys[0], spans, lo, hi, need, recs); err != nil {
 				return audit.Page{}, err
 			}
 		}
+		if all || len(recs) >= need || byEventID && len(recs) > 0 || lo > hi {
+			break
+		}
+		if len(spans) > 0 {
+			// Stopped at a bucket the tail and the directories cannot
+			// answer: the queries take it and every candidate below.
+			spans, dens, all, _ = s.index.candidates(keys, bucketOf(lo), bucketOf(hi), tokens, maxSpanRows, maxGapRows, 0)
+			break
+		}
+		// Every candidate looked at is answered (the others hold no
+		// match): the buckets from next down, 4x as many.
+		hi = min(hi, next*bucketSeconds+bucketSeconds-1)
+		maxBuckets *= 4
+		spans, dens, all, next = s.index.candidates(keys, bucketOf(lo), bucketOf(hi), tokens, maxSpanRows, maxGapRows, maxBuckets)
 	}
 	// Spans go in one query while they hold at most budget records, gaps
 	// included. After a query that found matches the budget grows to the
@@ -2237,19 +2279,15 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	s.dirs.clear()
 	s.index.mu.Lock()
 	for b, c := range gone {
-		days := s.index.parts[b.k]
-		sum := days[b.d]
+		sum := s.index.parts[b.k][b.d]
 		if sum == nil {
 			continue
 		}
 		if sum.n -= c; sum.n <= 0 {
-			delete(days, b.d)
+			s.index.drop(b.k, b.d)
 			emptied = append(emptied, b)
 		} else {
 			sum.dirty = true
-		}
-		if len(days) == 0 {
-			delete(s.index.parts, b.k)
 		}
 	}
 	s.index.mu.Unlock()
