@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/client"
+	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/insights"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 )
 
@@ -78,7 +80,8 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usageError{fmt.Sprintf("%s: s3:// sources are imported into CloudTrail Lake (--into STORE)", p)}
 		}
 	}
-	var compactPath string // set when the import may end with a compaction
+	var compactPath string  // set when the import may end with a compaction
+	var ins *importInsights // the Insights detector over the records stored
 	ep := *endpoint
 	if ep == "" {
 		// As query does: a server holding the data dir is gone through.
@@ -137,6 +140,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if !*noCompact {
 				compactPath = filepath.Join(*dataDir, storeFile)
 			}
+			ins = startImportInsights(ctx, cfg, *dataDir, st, log)
 		}
 		opts.Sink = store
 		// One transaction of 10,000 records costs the store about what
@@ -147,6 +151,9 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		opts.Appenders = 2
 	}
 	rep, err := importer.Run(ctx, fs.Args(), opts)
+	if ins != nil {
+		ins.finish(context.WithoutCancel(ctx))
+	}
 	// The report first: the compaction that may follow rewrites the whole
 	// store, and whatever becomes of it, the import is done.
 	out := importOutcome(stdout, stderr, *output, rep, err)
@@ -206,4 +213,58 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("cpuprofile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// importInsights runs the live Insights runner's detector over the records
+// an offline import stores (insights.Importing): the first serve after the
+// import resumes from the state it saves instead of reading every
+// imported record back through the feed (docs/insights.md, "Imports").
+type importInsights struct {
+	st  *duckdb.Store
+	im  *insights.Importing
+	log *slog.Logger
+}
+
+// startImportInsights starts it when the server would run the runner
+// (insights.live not off) and the runner's saved state stands at the
+// store's end (or the store is empty); nil otherwise, and the first serve
+// catches up through the feed as before.
+func startImportInsights(ctx context.Context, cfg *config.Config, dataDir string, st *duckdb.Store, log *slog.Logger) *importInsights {
+	if cfg.Insights.Live == "off" {
+		return nil
+	}
+	last, err := st.LastSeq(ctx)
+	if err != nil {
+		log.Warn("import: Insights are not analysed during the import; the first serve will read the records", "err", err)
+		return nil
+	}
+	im, err := insights.StartImporting(insightParams(cfg.Insights), filepath.Join(dataDir, insightsStateFile), last, nil)
+	if err != nil {
+		log.Info("import: Insights are not analysed during the import; the first serve will read the records", "err", err)
+		return nil
+	}
+	st.OnCommitted(im.Observe)
+	return &importInsights{st: st, im: im, log: log}
+}
+
+// finish saves the detector's state at the store's last sequence number,
+// once the import's appends are over.
+func (ii *importInsights) finish(ctx context.Context) {
+	ii.st.OnCommitted(nil)
+	last, err := ii.st.LastSeq(ctx)
+	if err != nil {
+		ii.im.Abandon()
+		ii.log.Warn("import: the Insights state is not saved; the first serve will read the records", "err", err)
+		return
+	}
+	saved, err := ii.im.Finish(last)
+	switch {
+	case err != nil:
+		ii.log.Warn("import: the Insights state is not saved; the first serve will read the records", "err", err)
+	case !saved:
+		ii.log.Warn("import: the Insights state is not saved (appends out of sequence); the first serve will read the records")
+	default:
+		st := ii.im.Stats()
+		ii.log.Info("import: Insights analysed", "position", last, "observed", st.Observed, "late", st.Late, "series", st.Series)
+	}
 }

@@ -21,6 +21,10 @@ import (
 	"github.com/cairn-audit/cairn/internal/insights"
 )
 
+// insightsStateFile is where the live runner saves its state in a data
+// dir (and an offline import, insights.Importing).
+const insightsStateFile = "insights.state"
+
 // insightParams maps the config's insights section to detector parameters.
 func insightParams(c config.Insights) insights.Params {
 	p := insights.Params{
@@ -44,7 +48,7 @@ func newInsightsRunner(cfg *config.Config, dataDir string, state audit.StateStor
 		return nil
 	}
 	rc := insights.RunnerConfig{Feed: feed, Sink: sink, History: history, Params: insightParams(cfg.Insights), Logger: log, Registerer: reg,
-		StatePath: filepath.Join(dataDir, "insights.state")}
+		StatePath: filepath.Join(dataDir, insightsStateFile)}
 	if shared(state) {
 		rc.StatePath, rc.State = "", state
 	}

@@ -174,6 +174,8 @@ type Detector struct {
 	scopes map[scopeKey]*scope
 	stats  Stats
 	emit   func(Insight)
+	// found: the Insights a decoded state held (savedState.Found).
+	found []Insight
 }
 
 type scopeKey struct{ account, region string }

@@ -138,7 +138,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		case err == nil:
 			pos = p
 			r.lastLate = det.stats.Late
-			r.cfg.Logger.Info("insights: resuming from the saved state", "position", pos)
+			// An offline import's Insights (Importing): stored below,
+			// as those the runner finds.
+			r.pending = append(r.pending, det.takeFound()...)
+			r.cfg.Logger.Info("insights: resuming from the saved state", "position", pos, "found", len(r.pending))
 		case !errors.Is(err, errNoState):
 			r.cfg.Logger.Warn("insights: not resuming from the saved state; replaying the store", "err", err)
 		}
@@ -167,6 +170,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				var p int64
 				if p, err = r.load(ctx, fresh); err == nil {
 					r.det, pos = fresh, p
+					r.pending = append(r.pending, fresh.takeFound()...)
 					r.lastLate = fresh.stats.Late
 					saved, savedAt = pos, r.cfg.Now()
 					r.cfg.Logger.Warn("insights: another node saved its state; resuming from it", "position", pos)

@@ -29,6 +29,11 @@ type savedState struct {
 	Late     int64
 	Dropped  int64
 	Scopes   []savedScope
+	// Found are Insights found before Position and not stored yet: an
+	// offline import's (Importing), which the runner stores when it
+	// resumes. A state saved before this field had none (gob leaves it
+	// empty).
+	Found []Insight
 }
 
 type savedScope struct {
@@ -76,13 +81,21 @@ type savedSeries struct {
 // save writes the detector's state at feed position pos to path,
 // atomically and durably.
 func (d *Detector) save(path string, pos int64) error {
-	return atomicfile.WriteFunc(path, 0o600, func(w io.Writer) error { return d.encode(w, pos) })
+	return d.saveFound(path, pos, nil)
+}
+
+// saveFound is save with Insights found and not stored yet.
+func (d *Detector) saveFound(path string, pos int64, found []Insight) error {
+	return atomicfile.WriteFunc(path, 0o600, func(w io.Writer) error { return d.encodeFound(w, pos, found) })
 }
 
 // encode writes the detector's state at feed position pos to w.
-func (d *Detector) encode(w io.Writer, pos int64) error {
+func (d *Detector) encode(w io.Writer, pos int64) error { return d.encodeFound(w, pos, nil) }
+
+// encodeFound is encode with Insights found and not stored yet.
+func (d *Detector) encodeFound(w io.Writer, pos int64, found []Insight) error {
 	st := savedState{Version: stateVersion, Params: d.p, Position: pos,
-		Observed: d.stats.Observed, Late: d.stats.Late, Dropped: d.stats.Dropped}
+		Observed: d.stats.Observed, Late: d.stats.Late, Dropped: d.stats.Dropped, Found: found}
 	for _, sc := range d.scopes {
 		ss := savedScope{Account: sc.key.account, Region: sc.key.region, First: sc.first, Max: sc.max, Closed: sc.closed,
 			Decreases: sc.decreases}
@@ -190,7 +203,16 @@ func (d *Detector) decode(r io.Reader, path string) (int64, error) {
 	}
 	d.scopes = scopes
 	d.stats = Stats{Observed: st.Observed, Late: st.Late, Dropped: st.Dropped}
+	d.found = st.Found
 	return st.Position, nil
+}
+
+// takeFound returns the Insights found before the position of the state
+// decoded and not stored yet, and forgets them.
+func (d *Detector) takeFound() []Insight {
+	f := d.found
+	d.found = nil
+	return f
 }
 
 // sameParams reports whether a and b are the same parameters (a missing

@@ -182,6 +182,9 @@ type Store struct {
 	// bulkKeys: the keys an import into an empty store appended (nil
 	// otherwise); under writeMu.
 	bulkKeys *bulkKeys
+	// onCommitted, when set (OnCommitted), is given each append's new
+	// records after its COMMIT; under writeMu.
+	onCommitted func(first int64, recs []*audit.Record)
 	// warmPath is where Close saves the block cache's ids for the next
 	// Open (PATH.blocks, warmblocks.go; "" for an in-memory store), and
 	// lookupsPath the recent lookups (PATH.lookups).
@@ -969,6 +972,23 @@ func (s *Store) BeginImport() {
 	}
 }
 
+// OnCommitted sets fn to be given the records of each append from now on,
+// once they are committed: the new ones (not the duplicates), in
+// sequence order, first the sequence number of recs[0] (those of the
+// others follow it, one each). They are what ReadAppended returns for
+// those sequence numbers, but for Time, which the store keeps in whole
+// seconds. fn runs on the writer's goroutine under its lock, so it must
+// be quick and must not call the store; recs are the caller's of Append
+// and may be reused once fn returns. An offline import runs the Insights
+// detector through it (cmd/cairn, docs/insights.md: "Imports"), so that
+// the first serve after it does not read every imported record back. nil
+// stops it.
+func (s *Store) OnCommitted(fn func(first int64, recs []*audit.Record)) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.onCommitted = fn
+}
+
 // InOrder reports whether every row was appended since BeginImport on an
 // empty store, each partition's (account, region, category) rows of an
 // append after those of the appends before in eventsOrder: then each
@@ -1209,6 +1229,9 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	}
 	committed = true
 	s.tail.add(fresh, s.lastSeq+1, received)
+	if s.onCommitted != nil && len(fresh) > 0 {
+		s.onCommitted(s.lastSeq+1, fresh)
+	}
 	if received < s.minReceived.Load() {
 		s.minReceived.Store(received) // under writeMu
 	}
