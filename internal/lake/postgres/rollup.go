@@ -246,6 +246,7 @@ DROP TRIGGER IF EXISTS lake_rollup_update ON lake_events;
 DROP TABLE IF EXISTS lake_rollup;
 `+rollupDDL()+`
 INSERT INTO lake_rollup (`+rollupColumns()+`) `+rollupGroup("lake_events", "")+`;
+ANALYZE lake_rollup;
 INSERT INTO lake_meta VALUES ('rollup_version', `+fmt.Sprint(rollupVersion)+`) ON CONFLICT (k) DO UPDATE SET v = excluded.v;`); err != nil {
 		return fmt.Errorf("lake/postgres: rollup: %w", err)
 	}
