@@ -81,7 +81,9 @@ func TestPostgresCheckBindsOnlyOwnStores(t *testing.T) {
 		// The shared mode's tables in the same database: every account's
 		// queries and results, the shared state and the leases.
 		`SELECT * FROM lake_queries`, `SELECT cells FROM public.lake_results`, `SELECT * FROM `+own+` JOIN lake_results ON true`,
-		`SELECT * FROM shared_state`, `SELECT * FROM leases`)
+		`SELECT * FROM shared_state`, `SELECT * FROM leases`,
+		// The rollup of every store's events, and its triggers' functions.
+		`SELECT * FROM lake_rollup`, `SELECT "_N" FROM public.lake_rollup`, `SELECT lake_rollup_add() FROM `+own)
 	add("EventDataStoreNotFound", `SELECT * FROM `+h.idB, `SELECT * FROM `+h.arnB)
 	t.Logf("%d hostile statements (%d relations, %d functions of PostgreSQL)", len(refused), nrel, nfn)
 	for stmt, want := range refused {

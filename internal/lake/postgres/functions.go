@@ -167,6 +167,16 @@ func (t *translator) function(b *strings.Builder, n map[string]any) error {
 	if len(args) < spec.min || spec.max >= 0 && len(args) > spec.max {
 		return unsupported("%s with %d arguments", name, len(args))
 	}
+	if t.roll != nil {
+		if spec.kind == fnAggregate {
+			return t.rollAggregate(b, lname, spec, n, args)
+		}
+		if lname == "date_trunc" {
+			if ok, err := t.rollDateTrunc(b, args); ok || err != nil {
+				return err
+			}
+		}
+	}
 	distinct, _ := n["distinct"].(bool)
 	if ob, _ := n["order_bys"].(map[string]any); ob != nil {
 		if o, _ := ob["orders"].([]any); len(o) > 0 && spec.kind != fnAggregate {

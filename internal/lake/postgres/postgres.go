@@ -41,6 +41,9 @@ type Options struct {
 	MaxConns int32
 	// WorkMem is PostgreSQL's work_mem for a statement (default "64MB").
 	WorkMem string
+	// NoRollup runs every statement over the events, none over
+	// lake_rollup (rollup.go), which is kept all the same.
+	NoRollup bool
 }
 
 // DB is Lake's PostgreSQL engine. It implements engine.Engine.
@@ -52,7 +55,12 @@ type DB struct {
 	// events is lake_events qualified by its schema (statements run with
 	// a search_path of pg_catalog only).
 	events  string
+	rollup  string // lake_rollup, qualified
 	inserts atomic.Int64
+	// noRollup is Options.NoRollup; rollups counts the statements run
+	// over lake_rollup.
+	noRollup bool
+	rollups  atomic.Int64
 }
 
 var _ engine.Engine = (*DB)(nil)
@@ -95,7 +103,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	d := &DB{pool: pool, parser: parser, schema: sc, workMem: opts.WorkMem}
+	d := &DB{pool: pool, parser: parser, schema: sc, workMem: opts.WorkMem, noRollup: opts.NoRollup}
 	if err := d.migrate(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -106,6 +114,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("lake/postgres: schema: %w", err)
 	}
 	d.events = ident(sch) + ".lake_events"
+	d.rollup = ident(sch) + ".lake_rollup"
 	return d, nil
 }
 
@@ -129,7 +138,7 @@ CREATE SCHEMA IF NOT EXISTS lake;
 		if _, err := tx.Exec(ctx, ddl); err != nil {
 			return fmt.Errorf("lake/postgres: schema: %w", err)
 		}
-		return nil
+		return migrateRollup(ctx, tx)
 	})
 }
 
@@ -268,6 +277,10 @@ func validText(b []byte) string {
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
+// Rollups returns the number of statements Run has answered from
+// lake_rollup (rollup.go) instead of the events.
+func (d *DB) Rollups() int64 { return d.rollups.Load() }
+
 // Inserts returns the number of transactions Insert has run.
 func (d *DB) Inserts() int64 { return d.inserts.Load() }
 
@@ -344,10 +357,22 @@ func (d *DB) Run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 	for _, id := range st.Stores {
 		stores[strings.ToLower(engine.TableName(id))] = id
 	}
-	tr := &translator{schema: d.schema, stores: stores, events: d.events}
-	q, err := tr.statement(tree)
-	if err != nil {
-		return 0, err
+	var q *query
+	if p := planRollup(tree, stores); p != nil && !d.noRollup {
+		// Over the rollup when the statement allows, else (any error:
+		// the general translation gives the statement's own) over the
+		// events.
+		tr := &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, roll: p}
+		if rq, err := tr.statement(tree); err == nil {
+			q = rq
+			d.rollups.Add(1)
+		}
+	}
+	if q == nil {
+		tr := &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup}
+		if q, err = tr.statement(tree); err != nil {
+			return 0, err
+		}
 	}
 	var n int64
 	err = pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {

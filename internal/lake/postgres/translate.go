@@ -43,6 +43,10 @@ type translator struct {
 	schema *schema
 	stores map[string]string // lower-case table name -> store ID
 	events string            // lake_events, qualified
+	rollup string            // lake_rollup, qualified
+	// roll, when set, translates the statement over lake_rollup
+	// (rolltranslate.go); nil: over the events.
+	roll *rollPlan
 	// unnested maps an unnest's column alias to the shape of its elements.
 	unnested map[string]*shape
 	depth    int
@@ -238,7 +242,22 @@ func (t *translator) selectNode(b *strings.Builder, n map[string]any) error {
 		}
 	}
 	b.WriteString(fromSQL.String())
-	if w := n["where_clause"]; w != nil {
+	if t.roll != nil {
+		// The conditions on eventTime are the rollup source's
+		// (rollSource).
+		for i, c := range t.roll.rest {
+			if i == 0 {
+				b.WriteString(" WHERE ")
+			} else {
+				b.WriteString(" AND ")
+			}
+			b.WriteByte('(')
+			if err := t.expr(b, c); err != nil {
+				return err
+			}
+			b.WriteByte(')')
+		}
+	} else if w := n["where_clause"]; w != nil {
 		b.WriteString(" WHERE ")
 		if err := t.expr(b, w); err != nil {
 			return err
@@ -272,7 +291,23 @@ func (t *translator) selectNode(b *strings.Builder, n map[string]any) error {
 	if n["sample"] != nil {
 		return unsupported("USING SAMPLE")
 	}
-	return t.modifiers(b, n)
+	if err := t.modifiers(b, n); err != nil {
+		return err
+	}
+	if t.roll != nil && t.roll.aggregates == 0 {
+		// Neither GROUP BY, aggregate nor DISTINCT: the statement's rows
+		// are the events'.
+		distinct := false
+		for _, m := range mods {
+			if m, _ := m.(map[string]any); m["type"] == "DISTINCT_MODIFIER" {
+				distinct = true
+			}
+		}
+		if g, _ := n["group_expressions"].([]any); len(g) == 0 && !distinct {
+			return errNoRollup
+		}
+	}
+	return nil
 }
 
 // modifiers writes ORDER BY, LIMIT and OFFSET.
@@ -345,6 +380,16 @@ func (t *translator) table(b *strings.Builder, v any) error {
 	defer func() { t.depth-- }()
 	n, _ := v.(map[string]any)
 	alias, _ := n["alias"].(string)
+	if t.roll != nil {
+		name, _ := n["table_name"].(string)
+		if n["type"] != "BASE_TABLE" || t.stores[strings.ToLower(name)] != t.roll.store {
+			return errNoRollup
+		}
+		if alias == "" {
+			alias = name
+		}
+		return t.rollSource(b, alias)
+	}
 	switch n["type"] {
 	case "BASE_TABLE":
 		name, _ := n["table_name"].(string)
@@ -503,6 +548,10 @@ func (t *translator) columnRef(n map[string]any) (string, *shape, error) {
 	if len(names) == 0 {
 		return "", nil, unsupported("an empty column reference")
 	}
+	if t.roll != nil {
+		s, err := t.rollColumn(names)
+		return s, nil, err
+	}
 	var base string
 	var sh *shape
 	var path []string
@@ -633,6 +682,9 @@ func (t *translator) expr(b *strings.Builder, v any) error {
 	}
 	cls, _ := n["class"].(string)
 	typ, _ := n["type"].(string)
+	if t.roll != nil && (cls == "STAR" || cls == "SUBQUERY" || cls == "WINDOW" || cls == "LAMBDA") {
+		return errNoRollup
+	}
 	switch cls {
 	case "COLUMN_REF":
 		s, _, err := t.columnRef(n)

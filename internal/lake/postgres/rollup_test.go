@@ -1,0 +1,149 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
+	"github.com/cairn-audit/cairn/internal/pgtest"
+)
+
+// rollupDiff counts the rows that lake_rollup and the GROUP BY of
+// lake_events (rollupGroup) do not share, either way.
+func rollupDiff(t *testing.T, d *DB) int {
+	t.Helper()
+	var n int
+	g := `SELECT ` + rollupColumns() + ` FROM (` + rollupGroup("lake_events", "") + `) AS x (` + rollupColumns() + `)`
+	r := `SELECT ` + rollupColumns() + ` FROM lake_rollup`
+	if err := d.pool.QueryRow(context.Background(), `SELECT count(*) FROM ((`+r+` EXCEPT ALL `+g+`) UNION ALL (`+g+` EXCEPT ALL `+r+`)) d`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRollupIsTheEventsGroupBy: whatever writes lake_events — Insert's
+// COPY (in batches, into rows the rollup holds already), hostile records,
+// retention's Delete mid-hour, a store's Delete, an UPDATE, concurrent
+// Inserts beside a Delete — lake_rollup is the GROUP BY of the events,
+// row for row (counts, least and greatest eventTime); and a database
+// whose rollup is missing or of another version gets it rebuilt at Open.
+func TestRollupIsTheEventsGroupBy(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Database(t)
+	d, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const s1, s2 = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
+	recs := audittest.RealRecords(t)
+	insert := func(store string, raws [][]byte) {
+		t.Helper()
+		rows := make([]engine.Row, len(raws))
+		for i, r := range raws {
+			rows[i] = engine.Row{Store: store, Raw: r}
+		}
+		if err := d.Insert(ctx, rows, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var raws [][]byte
+	for _, r := range recs {
+		raws = append(raws, r.Raw)
+	}
+	for i := 0; i < len(raws); i += 700 {
+		insert(s1, raws[i:min(i+700, len(raws))])
+	}
+	insert(s1, raws[:900])
+	insert(s2, raws[:300])
+	insert(s1, [][]byte{
+		[]byte(`not json`), []byte(`{}`),
+		[]byte(`{"eventID":"e1","userIdentity":"a string","readOnly":"yes","eventTime":12}`),
+		[]byte(`{"eventID":"e2","userIdentity":{"type":7,"arn":{"x":1}},"eventTime":"2024-13-45T00:00:00Z"}`),
+		[]byte("{\"eventID\":\"e3\",\"eventName\":\"bad \xff\xfe utf8\",\"userIdentity\":{\"arn\":\"a\\u0000b\\ud800\"}}"),
+		[]byte(`{"eventID":"e4","eventTime":"2024-01-02T03:59:59.9999999Z","eventName":"` + strings.Repeat("x", 10000) + `"}`),
+		[]byte(`{"eventID":"e5","eventTime":"2024-01-02T03:04:05Z","errorCode":"","userIdentity":{"arn":""}}`),
+		[]byte(`{"eventID":"e6","eventTime":"2024-01-02T03:04:05Z","userIdentity":{"arn":null}}`),
+	})
+	if n := rollupDiff(t, d); n != 0 {
+		t.Fatalf("after the inserts: %d rows differ", n)
+	}
+	var rolled, events int
+	d.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM lake_rollup), (SELECT count(*) FROM lake_events)`).Scan(&rolled, &events)
+	t.Logf("%d events, %d rollup rows", events, rolled)
+	// Retention cuts through the rollup's largest row that spans time:
+	// the row keeps events and must lose its least eventTime.
+	var cut time.Time
+	if err := d.pool.QueryRow(ctx, `SELECT "_MinT" + ("_MaxT" - "_MinT") / 2 FROM lake_rollup WHERE eds_id = $1 AND "_MaxT" > "_MinT" + interval '1 second' ORDER BY "_N" DESC LIMIT 1`, s1).Scan(&cut); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, s1, cut); err != nil {
+		t.Fatal(err)
+	}
+	if n := rollupDiff(t, d); n != 0 {
+		t.Fatalf("after retention mid-hour: %d rows differ", n)
+	}
+	if _, err := d.pool.Exec(ctx, `UPDATE lake_events SET "eventName" = 'Renamed', "eventTime" = "eventTime" + interval '90 minutes' WHERE "eventName" LIKE 'Get%'`); err != nil {
+		t.Fatal(err)
+	}
+	if n := rollupDiff(t, d); n != 0 {
+		t.Fatalf("after an UPDATE: %d rows differ", n)
+	}
+	// Concurrent inserts of both stores while one's hour is cut and the
+	// other is deleted.
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w * 50; i < len(raws); i += 700 {
+				rows := []engine.Row{}
+				for _, r := range raws[i:min(i+300, len(raws))] {
+					rows = append(rows, engine.Row{Store: s1, Raw: r}, engine.Row{Store: s2, Raw: r})
+				}
+				if err := d.Insert(ctx, rows, 0); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for _, del := range []struct {
+		store string
+		at    time.Time
+	}{{s1, time.Date(2023, 7, 10, 12, 30, 0, 0, time.UTC)}, {s2, time.Time{}}, {s1, time.Date(2023, 7, 10, 12, 35, 1, 0, time.UTC)}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.Delete(ctx, del.store, del.at); err != nil {
+				errs <- fmt.Errorf("delete: %w", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := rollupDiff(t, d); n != 0 {
+		t.Fatalf("after concurrent inserts and deletes: %d rows differ", n)
+	}
+	// A rollup of another version (or none) is rebuilt at Open.
+	if _, err := d.pool.Exec(ctx, `UPDATE lake_meta SET v = 0 WHERE k = 'rollup_version'; DELETE FROM lake_rollup WHERE "eventName" = 'Renamed'`); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if n := rollupDiff(t, d2); n != 0 {
+		t.Fatalf("after Open rebuilt it: %d rows differ", n)
+	}
+}
