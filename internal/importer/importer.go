@@ -84,6 +84,19 @@ type PreparingSink interface {
 	PrepareEach(records []audit.Record) func(ctx context.Context) (inserted []bool, err error)
 }
 
+// StagingSink is a PreparingSink whose prepared batches are appended in
+// two more steps: StageEach prepares (as PrepareEach), the function it
+// returns reserves the batch's place after those reserved before, and the
+// one that returns appends and commits it after them, with AppendEach's
+// answer. With Appenders > 1 and InOrder, Run reserves the batches one at
+// a time in their order and commits them concurrently, so that the Sink
+// appends a batch while the one before commits. Both functions are called
+// once, the second whenever the first succeeded.
+type StagingSink interface {
+	PreparingSink
+	StageEach(records []audit.Record) func(ctx context.Context) (commit func(context.Context) (inserted []bool, err error), err error)
+}
+
 // Failure is a record a ReportingSink refused.
 type Failure struct {
 	// Index is the record's position in the batch given to the sink.
@@ -598,13 +611,38 @@ func (r *run) appenders(ctx context.Context) *appendPool {
 // run appends one job: prepared first (when the Sink can), then appended
 // after the job before it when the pool keeps the order.
 func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingSink, preparing bool) {
-	if j.done != nil {
-		defer close(j.done)
+	// done is closed once the next job may go on: this one appended, or
+	// (a StagingSink) its place reserved.
+	signal := func() {
+		if j.done != nil {
+			close(j.done)
+			j.done = nil
+		}
 	}
+	defer signal()
 	select {
 	case <-p.failed:
 		return // after an error, nothing more is appended
 	default:
+	}
+	if ss, ok := ps.(StagingSink); ok && preparing && p.inOrder {
+		reserve := ss.StageEach(j.b)
+		if j.prev != nil {
+			select {
+			case <-j.prev:
+			case <-p.failed:
+				return
+			}
+		}
+		commit, err := reserve(ctx)
+		signal()
+		if err == nil {
+			err = r.countEach(j.b, func() ([]bool, error) { return commit(ctx) })
+		}
+		if err != nil {
+			p.once.Do(func() { p.err = err; close(p.failed) })
+		}
+		return
 	}
 	var commit func(context.Context) ([]bool, error)
 	if preparing {

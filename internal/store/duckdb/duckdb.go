@@ -185,6 +185,9 @@ type Store struct {
 	// onCommitted, when set (OnCommitted), is given each append's new
 	// records after its COMMIT; under writeMu.
 	onCommitted func(first int64, recs []*audit.Record)
+	// staged: an import's appends in stages on two connections
+	// (staged.go); nil but during an import. Under writeMu.
+	staged *stagedWriter
 	// warmPath is where Close saves the block cache's ids for the next
 	// Open (PATH.blocks, warmblocks.go; "" for an in-memory store), and
 	// lookupsPath the recent lookups (PATH.lookups).
@@ -840,6 +843,10 @@ func (s *Store) Close() error {
 	s.tail.clear()
 	var errs []error
 	if s.wconn != nil {
+		// The import's stages committed (or failed) before anything else.
+		if err := s.closeStaged(context.Background()); err != nil {
+			s.log.Warn("duckdb: staged appends at close", "err", err)
+		}
 		if s.bulk && s.indexLoaded {
 			// An import's filters were sized per batch: folded to what
 			// they hold, as Compact writes them.
@@ -965,6 +972,9 @@ func (s *Store) BeginImport() {
 		if s.lastSeq == 0 {
 			s.bulkKeys = &bulkKeys{}
 		}
+		if err := s.beginStaged(context.Background()); err != nil {
+			s.log.Warn("duckdb: the import appends on one connection", "err", err)
+		}
 		s.tail.mu.Lock()
 		s.tail.max = 0
 		s.tail.clearLocked()
@@ -998,6 +1008,7 @@ func (s *Store) OnCommitted(fn func(first int64, recs []*audit.Record)) {
 func (s *Store) InOrder() bool {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	s.waitStaged()
 	return s.bulk && s.inOrder
 }
 
@@ -1084,52 +1095,16 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	if s.wconn == nil {
 		return nil, errClosed
 	}
-	// Duplicates within the batch: the first copy wins.
-	type key struct{ a, e string }
-	seen := make(map[key]bool, len(records))
-	fresh := make([]*audit.Record, 0, len(records))
-	hashes := make([]uint64, 0, len(records))
-	idx := make([]int, 0, len(records)) // idx[j]: the index in records of fresh[j]
-	for i := range records {
-		r := &records[i]
-		k := key{r.Account, r.EventID}
-		if seen[k] {
-			continue
+	if s.staged != nil {
+		// Only the batches staged before, all committed and their
+		// grown filters rebuilt, come before this one.
+		if err := s.settleStaged(ctx); err != nil {
+			return nil, err
 		}
-		seen[k] = true
-		fresh = append(fresh, r)
-		hashes = append(hashes, keyHash(r.Account, r.EventID))
-		idx = append(idx, i)
 	}
-	// Duplicates already stored: candidates by hash, confirmed by key;
-	// only the hashes the key filter holds can be stored.
-	kf, err := s.keyFilter(ctx, len(fresh))
+	fresh, hashes, idx, kf, err := s.freshOf(ctx, records, nil)
 	if err != nil {
 		return nil, err
-	}
-	var maybe []uint64
-	s.keysMu.Lock()
-	for _, h := range hashes {
-		if kf.has(h) && (s.bulkKeys == nil || s.bulkKeys.has(h)) {
-			maybe = append(maybe, h)
-		}
-	}
-	s.keysMu.Unlock()
-	stored, err := s.storedKeys(ctx, maybe)
-	if err != nil {
-		return nil, err
-	}
-	if len(stored) > 0 {
-		kept, keptH, keptI := fresh[:0], hashes[:0], idx[:0]
-		for i, r := range fresh {
-			if stored[key{r.Account, r.EventID}] {
-				continue
-			}
-			kept = append(kept, r)
-			keptH = append(keptH, hashes[i])
-			keptI = append(keptI, idx[i])
-		}
-		fresh, hashes, idx = kept, keptH, keptI
 	}
 	inserted = make([]bool, len(records))
 	if len(fresh) == 0 {
@@ -1155,25 +1130,6 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 			}
 		}
 	}()
-	if s.bulk {
-		// Compact's order within the append; across appends, inOrder
-		// tells whether it holds.
-		ord := orderOf(len(fresh), func(j int) *audit.Record { return fresh[j] })
-		f2, h2, i2 := make([]*audit.Record, len(fresh)), make([]uint64, len(fresh)), make([]int, len(fresh))
-		for j, o := range ord {
-			f2[j], h2[j], i2[j] = fresh[o], hashes[o], idx[o]
-		}
-		fresh, hashes, idx = f2, h2, i2
-		for j, r := range fresh {
-			if j > 0 && fresh[j-1].Account == r.Account && fresh[j-1].Region == r.Region && fresh[j-1].Category == r.Category {
-				continue
-			}
-			// The partition's first row here.
-			if last, ok := s.last[partKey{r.Account, r.Region, r.Category}]; ok && compareOrder(keyOf(r), last) < 0 {
-				s.inOrder = false
-			}
-		}
-	}
 	received := s.now().Unix()
 	encs := make([]encoded, len(fresh))
 	if pre != nil {
@@ -1181,7 +1137,7 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 			encs[j] = pre[i]
 		}
 	}
-	if err := s.appendRows(fresh, hashes, encs, s.lastSeq+1, received); err != nil {
+	if err := s.appendRows(s.wconn, fresh, hashes, encs, s.lastSeq+1, received); err != nil {
 		return nil, fmt.Errorf("duckdb: append: %w", err)
 	}
 	if err := s.indexEntries(ctx, entriesOfEncoded(fresh, encs)); err != nil {
@@ -1265,6 +1221,95 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 		}
 	}
 	return inserted, nil
+}
+
+// recordKey is a record's identity: its account and event ID.
+type recordKey struct{ a, e string }
+
+// freshOf returns the records of records not stored before (the first
+// copy of each key), their key hashes, their indexes in records and the
+// key filter, under writeMu; in eventsOrder during an import. before, when
+// not nil, is called before the table is read (the key filter built or
+// grown, candidates checked): the staged appends of an import wait there
+// for the batches still committing.
+func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func() error) (fresh []*audit.Record, hashes []uint64, idx []int, kf *keyFilter, err error) {
+	// Duplicates within the batch: the first copy wins.
+	seen := make(map[recordKey]bool, len(records))
+	fresh = make([]*audit.Record, 0, len(records))
+	hashes = make([]uint64, 0, len(records))
+	idx = make([]int, 0, len(records)) // idx[j]: the index in records of fresh[j]
+	for i := range records {
+		r := &records[i]
+		k := recordKey{r.Account, r.EventID}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		fresh = append(fresh, r)
+		hashes = append(hashes, keyHash(r.Account, r.EventID))
+		idx = append(idx, i)
+	}
+	// Duplicates already stored: candidates by hash, confirmed by key;
+	// only the hashes the key filter holds can be stored.
+	if before != nil && (s.keys == nil || s.keys.keys+int64(len(fresh)) > s.keys.limit) {
+		// The filter is loaded or built (again) from the table.
+		if err := before(); err != nil {
+			return nil, nil, nil, nil, err
+		}
+	}
+	kf, err = s.keyFilter(ctx, len(fresh))
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	var maybe []uint64
+	s.keysMu.Lock()
+	for _, h := range hashes {
+		if kf.has(h) && (s.bulkKeys == nil || s.bulkKeys.has(h)) {
+			maybe = append(maybe, h)
+		}
+	}
+	s.keysMu.Unlock()
+	if before != nil && len(maybe) > 0 {
+		if err := before(); err != nil {
+			return nil, nil, nil, nil, err
+		}
+	}
+	stored, err := s.storedKeys(ctx, maybe)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if len(stored) > 0 {
+		kept, keptH, keptI := fresh[:0], hashes[:0], idx[:0]
+		for i, r := range fresh {
+			if stored[recordKey{r.Account, r.EventID}] {
+				continue
+			}
+			kept = append(kept, r)
+			keptH = append(keptH, hashes[i])
+			keptI = append(keptI, idx[i])
+		}
+		fresh, hashes, idx = kept, keptH, keptI
+	}
+	if s.bulk {
+		// Compact's order within the append; across appends, inOrder
+		// tells whether it holds.
+		ord := orderOf(len(fresh), func(j int) *audit.Record { return fresh[j] })
+		f2, h2, i2 := make([]*audit.Record, len(fresh)), make([]uint64, len(fresh)), make([]int, len(fresh))
+		for j, o := range ord {
+			f2[j], h2[j], i2[j] = fresh[o], hashes[o], idx[o]
+		}
+		fresh, hashes, idx = f2, h2, i2
+		for j, r := range fresh {
+			if j > 0 && fresh[j-1].Account == r.Account && fresh[j-1].Region == r.Region && fresh[j-1].Category == r.Category {
+				continue
+			}
+			// The partition's first row here.
+			if last, ok := s.last[partKey{r.Account, r.Region, r.Category}]; ok && compareOrder(keyOf(r), last) < 0 {
+				s.inOrder = false
+			}
+		}
+	}
+	return fresh, hashes, idx, kf, nil
 }
 
 // checkpointDue tells whether an append should checkpoint now: after
@@ -1374,7 +1419,7 @@ func (s *Store) frames(n int, rec func(j int) *audit.Record) [][]byte {
 // (encs[i] of recs[i]; encoded here where zero), and the record blocks
 // they reference. The rows get sequence numbers from first on; a block
 // gets its first row's.
-func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, encs []encoded, first, received int64) error {
+func (s *Store) appendRows(conn *sql.Conn, recs []*audit.Record, hashes []uint64, encs []encoded, first, received int64) error {
 	var missing []int
 	for i, e := range encs {
 		if e.frame == nil && e.blk == nil {
@@ -1403,7 +1448,7 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, encs []encoded
 		}
 		frames[i] = appendBlockRef(nil, e.blk.id, e.off, e.n)
 	}
-	return s.wconn.Raw(func(dc any) error {
+	return conn.Raw(func(dc any) error {
 		conn, ok := dc.(driver.Conn)
 		if !ok {
 			return fmt.Errorf("unexpected driver connection %T", dc)
@@ -1446,10 +1491,6 @@ func (s *Store) appendRows(recs []*audit.Record, hashes []uint64, encs []encoded
 // bucket_index_v1 (writeDays) when it chooses. A filter that outgrew its
 // size is rebuilt from the stored rows, which include the records.
 func (s *Store) indexEntries(ctx context.Context, ents []indexEntry) error {
-	type dk struct {
-		k partKey
-		d int64
-	}
 	grow := map[dk]bool{}
 	// A new bucket's filter is sized for twice the batch's distinct tokens
 	// in it (at least two a record, as rebuildDays sizes them), so that an
@@ -1517,8 +1558,28 @@ func (s *Store) indexEntries(ctx context.Context, ents []indexEntry) error {
 		}
 	}
 	s.index.mu.Unlock()
-	// The grown buckets are rebuilt up to 64 at a time, each query one
-	// pass over the rows of their time range.
+	if s.staged != nil {
+		// Another batch's rows may be uncommitted: rebuilt once every
+		// batch before is committed (settleStaged), until then the
+		// filter only answers more false positives.
+		for g := range grow {
+			s.staged.regrow[g] = true
+		}
+		return nil
+	}
+	return s.rebuildGrown(ctx, grow)
+}
+
+// dk is a bucket: a partition and its bucket number.
+type dk struct {
+	k partKey
+	d int64
+}
+
+// rebuildGrown rebuilds the filters of the buckets in grow from the
+// stored rows, up to 64 at a time, each query one pass over the rows of
+// their time range.
+func (s *Store) rebuildGrown(ctx context.Context, grow map[dk]bool) error {
 	var grown []dk
 	for g := range grow {
 		grown = append(grown, g)
@@ -2085,6 +2146,7 @@ func (s *Store) LastSeq(context.Context) (int64, error) {
 	if s.wconn == nil {
 		return 0, errClosed
 	}
+	s.waitStaged()
 	return s.lastSeq, nil
 }
 
@@ -2224,6 +2286,9 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	defer s.writeMu.Unlock()
 	if s.wconn == nil {
 		return 0, errClosed
+	}
+	if err := s.settleStaged(ctx); err != nil {
+		return 0, err
 	}
 	cut := t.Unix()
 	if cut <= s.minReceived.Load() {

@@ -1,0 +1,280 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+)
+
+// An offline import's batches are appended in stages (StageEach), so that
+// one batch's rows go through DuckDB's Appender while the batch before
+// commits: the writer's one goroutine was the import's limit, the readers
+// idle behind it (docs/store.md, "Imports", seventh step).
+//
+// A stage is reserved under writeMu, in the batches' order: the duplicate
+// check, the rows' order and sequence numbers, the bucket index in memory
+// and the keys in the key filters, all as appendEncoded does them. Its
+// rows are then appended, without writeMu, in a transaction of their own
+// on one of two connections, and committed after the stage before it.
+// What a reservation reads from the table (the key filter built or grown,
+// a duplicate's candidates) it reads once every stage before it has
+// committed, so it sees them all; a bucket filter that outgrew its size is
+// rebuilt from the table once they have (settleStaged), not while another
+// batch's rows may be uncommitted: until then it answers more false
+// positives, never a false negative. A stage that fails fails the stages
+// reserved after it; their keys and index entries stay in memory, which
+// costs false positives only, as a failed append's do.
+type stagedWriter struct {
+	conns chan *sql.Conn // the writer's connection and extra, when free
+	extra *sql.Conn
+	// last is the stage reserved last (nil: none yet); regrow the buckets
+	// whose filters outgrew their size meanwhile. Both under writeMu.
+	last   *stage
+	regrow map[dk]bool
+
+	mu  sync.Mutex
+	err error // the first stage's error
+}
+
+// stage is one batch's transaction; done is closed once it committed or
+// failed (err).
+type stage struct {
+	done chan struct{}
+	err  error
+}
+
+// beginStaged gives the store a second writer connection for staged
+// appends (BeginImport); under writeMu. Without it, StageEach appends as
+// AppendEach does.
+func (s *Store) beginStaged(ctx context.Context) error {
+	if s.staged != nil {
+		return nil
+	}
+	extra, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("duckdb: second writer connection: %w", err)
+	}
+	w := &stagedWriter{conns: make(chan *sql.Conn, 2), extra: extra, regrow: map[dk]bool{}}
+	w.conns <- s.wconn
+	w.conns <- extra
+	s.staged = w
+	return nil
+}
+
+// failed returns the first stage's error.
+func (w *stagedWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *stagedWriter) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// waitStaged waits until every stage reserved has committed or failed;
+// under writeMu. Both connections are free after it.
+func (s *Store) waitStaged() {
+	if w := s.staged; w != nil && w.last != nil {
+		<-w.last.done
+	}
+}
+
+// settleStaged waits for the stages reserved and rebuilds the bucket
+// filters that outgrew their size meanwhile, from the rows they all
+// committed; under writeMu.
+func (s *Store) settleStaged(ctx context.Context) error {
+	w := s.staged
+	if w == nil {
+		return nil
+	}
+	s.waitStaged()
+	if len(w.regrow) == 0 {
+		return nil
+	}
+	grow := w.regrow
+	w.regrow = map[dk]bool{}
+	return s.rebuildGrown(ctx, grow)
+}
+
+// closeStaged settles the stages and closes the second connection; under
+// writeMu, by Close.
+func (s *Store) closeStaged(ctx context.Context) error {
+	w := s.staged
+	if w == nil {
+		return nil
+	}
+	err := s.settleStaged(ctx)
+	s.staged = nil
+	return errors.Join(err, w.extra.Close())
+}
+
+// StageEach is PrepareEach in three steps: calling it prepares the records
+// (their blocks compressed, on every core), the function it returns
+// reserves their place after the batches reserved before (the caller
+// reserves batches one at a time, in their order), and the one that
+// returns appends and commits them after those batches, returning what
+// AppendEach would. An importer reserves the next batch while this one
+// commits, so that its Appender runs beside the commit. Both functions
+// must be called once, the second whenever the first succeeded. Without
+// BeginImport the reservation appends the records, as AppendEach.
+func (s *Store) StageEach(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
+	var pre []encoded
+	if len(records) > 0 {
+		pre = s.prefetchEncoded(records)
+	}
+	return func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
+		return s.reserveStaged(ctx, records, pre)
+	}
+}
+
+// reserveStaged reserves a stage for records (see stagedWriter).
+func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre []encoded) (func(context.Context) ([]bool, error), error) {
+	s.writeMu.Lock()
+	if s.staged == nil || len(records) == 0 {
+		s.writeMu.Unlock()
+		ins, err := s.appendEncoded(ctx, records, pre)
+		if err != nil {
+			return nil, err
+		}
+		return func(context.Context) ([]bool, error) { return ins, nil }, nil
+	}
+	defer s.writeMu.Unlock()
+	if s.wconn == nil {
+		return nil, errClosed
+	}
+	w := s.staged
+	if err := w.failed(); err != nil {
+		return nil, err
+	}
+	fresh, hashes, idx, kf, err := s.freshOf(ctx, records, func() error {
+		s.waitStaged()
+		return w.failed()
+	})
+	if err != nil {
+		return nil, err
+	}
+	inserted := make([]bool, len(records))
+	if len(fresh) == 0 {
+		return func(context.Context) ([]bool, error) { return inserted, nil }, nil
+	}
+	if s.checkpointDue() {
+		// No transaction may be open during a checkpoint.
+		s.waitStaged()
+		if err := w.failed(); err != nil {
+			return nil, err
+		}
+		s.rw.Lock()
+		_, err := s.wconn.ExecContext(context.WithoutCancel(ctx), "CHECKPOINT")
+		s.rw.Unlock()
+		if err != nil {
+			s.log.Warn("duckdb: checkpoint", "err", err)
+		} else {
+			s.commits = 0
+		}
+	}
+	received := s.now().Unix()
+	encs := make([]encoded, len(fresh))
+	if pre != nil {
+		for j, i := range idx {
+			encs[j] = pre[i]
+		}
+	}
+	// The index entries before the encodings the stage makes: those
+	// without prefetched values get theirs here.
+	if err := s.indexEntries(ctx, entriesOfEncoded(fresh, encs)); err != nil {
+		return nil, err
+	}
+	// Into the key filters before the commit, as appendEncoded: they may
+	// hold keys not stored, never miss one stored.
+	s.keysMu.Lock()
+	for _, h := range hashes {
+		kf.add(h)
+		if s.bulkKeys != nil {
+			s.bulkKeys.add(h)
+		}
+	}
+	s.keysMu.Unlock()
+	first := s.lastSeq + 1
+	s.lastSeq += int64(len(fresh))
+	if received < s.minReceived.Load() {
+		s.minReceived.Store(received)
+	}
+	if s.bulk {
+		for j, r := range fresh {
+			if j+1 < len(fresh) && fresh[j+1].Account == r.Account && fresh[j+1].Region == r.Region && fresh[j+1].Category == r.Category {
+				continue
+			}
+			s.last[partKey{r.Account, r.Region, r.Category}] = keyOf(r)
+		}
+	}
+	s.commits++
+	for _, i := range idx {
+		inserted[i] = true
+	}
+	st := &stage{done: make(chan struct{})}
+	prev := w.last
+	w.last = st
+	onCommitted := s.onCommitted // under writeMu
+	return func(ctx context.Context) ([]bool, error) {
+		st.err = s.commitStage(ctx, prev, fresh, hashes, encs, first, received, onCommitted)
+		close(st.done)
+		if st.err != nil {
+			w.fail(st.err)
+			return nil, st.err
+		}
+		return inserted, nil
+	}, nil
+}
+
+// commitStage appends a stage's rows on a free connection and commits
+// them once the stage before (prev, nil: none) has committed; then it
+// gives them to onCommitted (nil: none) before the next stage may commit,
+// so that it sees every stage's records once, in sequence order, as
+// appendEncoded gives them.
+func (s *Store) commitStage(ctx context.Context, prev *stage, fresh []*audit.Record, hashes []uint64, encs []encoded, first, received int64, onCommitted func(int64, []*audit.Record)) (err error) {
+	w := s.staged
+	conn := <-w.conns
+	defer func() { w.conns <- conn }()
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("duckdb: begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				s.log.Warn("duckdb: rollback", "err", err)
+			}
+		}
+	}()
+	if err := s.appendRows(conn, fresh, hashes, encs, first, received); err != nil {
+		return fmt.Errorf("duckdb: append: %w", err)
+	}
+	if prev != nil {
+		<-prev.done
+		if prev.err != nil {
+			return fmt.Errorf("duckdb: an earlier batch failed: %w", prev.err)
+		}
+	}
+	// The commit merges the rows into the table: no read runs meanwhile
+	// (see Store).
+	s.rw.Lock()
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	s.rw.Unlock()
+	if err != nil {
+		return fmt.Errorf("duckdb: commit: %w", err)
+	}
+	committed = true
+	if onCommitted != nil {
+		onCommitted(first, fresh)
+	}
+	return nil
+}
