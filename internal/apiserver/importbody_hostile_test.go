@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -39,6 +40,14 @@ func importAs(t *testing.T, s *Server, acct string, body io.Reader, contentLengt
 	r.ContentLength = contentLength
 	r.Header.Set("X-Amz-Target", importPrefix+".ImportRecords")
 	r.Header.Set("X-Test-Account", acct)
+	return serveImport(t, s, r)
+}
+
+// serveImport serves an ImportRecords request r and returns the status
+// and the answer, which must be JSON, never a 5xx, and carry __type and
+// message when it is an error.
+func serveImport(t *testing.T, s *Server, r *http.Request) (int, string) {
+	t.Helper()
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
 	var e struct {

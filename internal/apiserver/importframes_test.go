@@ -93,19 +93,60 @@ func importWith(t *testing.T, s *Server, acct string, responder bool, ct string,
 	if responder {
 		r.Header.Set("X-Test-Responder", "1")
 	}
+	return serveImport(t, s, r)
+}
+
+// TestImportRecordsFramedHostile: frames change how a body is read, not
+// who may write what. A tenant's framed records of another account are
+// AccountMismatch failures, stored nowhere; a framed body past the body
+// limit is RequestEntityTooLargeException; the framed Content-Type on
+// another operation is not frames (its body is text, checked as such).
+func TestImportRecordsFramedHostile(t *testing.T) {
+	const alice, bob = "111111111111", "222222222222"
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+	s, st := newTestServer(t, now, 90*24*time.Hour)
+	status, out := importFramed(t, s, alice, framedBody(hostileRecord(bob, "b1"), hostileRecord(alice, "a1")))
+	var res importRecordsOutput
+	if err := json.Unmarshal([]byte(out), &res); status != 200 || err != nil || res.Inserted != 1 ||
+		len(res.Failed) != 1 || res.Failed[0].Index != 0 || res.Failed[0].ErrorCode != "AccountMismatch" {
+		t.Errorf("alice's framed records of bob and alice: %d %s; want bob's refused as AccountMismatch", status, out)
+	}
+	for _, r := range storedRecords(t, st) {
+		if r.Account == bob {
+			t.Errorf("bob's record %s stored from alice's call", r.EventID)
+		}
+	}
+
+	pad := strings.Repeat("x", 8000)
+	var recs []string
+	for i := 0; i < 1100; i++ {
+		recs = append(recs, strings.Replace(hostileRecord(alice, fmt.Sprintf("big-%d", i)), `"readOnly"`, `"pad":"`+pad+`","readOnly"`, 1))
+	}
+	big := framedBody(recs...)
+	if len(big) <= maxImportBody {
+		t.Fatalf("framed body of %d bytes; want over %d", len(big), maxImportBody)
+	}
+	s, st = newTestServer(t, now, 90*24*time.Hour)
+	if status, out := importFramed(t, s, alice, big); status != 413 || errorType(out) != "RequestEntityTooLargeException" {
+		t.Errorf("a framed body over the limit: %d %.200s; want 413 RequestEntityTooLargeException", status, out)
+	}
+	for _, r := range storedRecords(t, st) {
+		if r.EventSource != "cloudtrail.amazonaws.com" {
+			t.Errorf("stored %s of a refused body", r.EventID)
+		}
+	}
+
+	s, _ = newTestServer(t, now, 90*24*time.Hour)
+	r := httptest.NewRequest("POST", "/", bytes.NewReader(framedBody(hostileRecord(alice, "l1"))))
+	r.Header.Set("X-Amz-Target", "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents")
+	r.Header.Set("Content-Type", FramedImportContentType)
+	r.Header.Set("X-Test-Account", alice)
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
-	var e struct {
-		Type    string `json:"__type"`
-		Message string `json:"message"`
+	if w.Code != 400 || errorType(w.Body.String()) != "SerializationException" {
+		t.Errorf("LookupEvents with a framed body: %d %s; want 400 SerializationException", w.Code, w.Body.String())
 	}
-	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
-		t.Fatalf("ImportRecords answered %d %q: not JSON", w.Code, w.Body.String())
-	}
-	if w.Code != 200 && (e.Type == "" || e.Message == "") || w.Code >= 500 {
-		t.Errorf("ImportRecords answered %d %q", w.Code, w.Body.String())
-	}
-	return w.Code, w.Body.String()
 }
 
 // TestImportRecordsFramed: a framed body stores what the JSON body of the
