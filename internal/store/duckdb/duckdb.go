@@ -1165,14 +1165,7 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	}
 	// Into the key filter before the commit: whatever the commit's
 	// outcome, the filter may hold keys not stored, never miss one stored.
-	s.keysMu.Lock()
-	for _, h := range hashes {
-		kf.add(h)
-		if s.bulkKeys != nil {
-			s.bulkKeys.add(h)
-		}
-	}
-	s.keysMu.Unlock()
+	s.addKeys(kf, hashes)
 	// The commit merges the transaction's rows into the table: no read
 	// runs meanwhile (see Store).
 	s.rw.RUnlock()

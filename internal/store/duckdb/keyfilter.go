@@ -294,3 +294,18 @@ func (s *Store) StoredKeys(ctx context.Context, records []audit.Record) ([]bool,
 	}
 	return stored, nil
 }
+
+// addKeys adds the keys' hashes to kf and, during an import into an empty
+// store, to bulkKeys: before the commit of their rows, so that whatever
+// the commit's outcome the filters may hold keys not stored but never miss
+// one stored.
+func (s *Store) addKeys(kf *keyFilter, hashes []uint64) {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	for _, h := range hashes {
+		kf.add(h)
+		if s.bulkKeys != nil {
+			s.bulkKeys.add(h)
+		}
+	}
+}

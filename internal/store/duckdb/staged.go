@@ -195,14 +195,7 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 	}
 	// Into the key filters before the commit, as appendEncoded: they may
 	// hold keys not stored, never miss one stored.
-	s.keysMu.Lock()
-	for _, h := range hashes {
-		kf.add(h)
-		if s.bulkKeys != nil {
-			s.bulkKeys.add(h)
-		}
-	}
-	s.keysMu.Unlock()
+	s.addKeys(kf, hashes)
 	first := s.lastSeq + 1
 	s.lastSeq += int64(len(fresh))
 	if received < s.minReceived.Load() {
