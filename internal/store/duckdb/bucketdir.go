@@ -407,35 +407,34 @@ func (f *dirFilter) matches(x *bucketDir, from, want int, out []int) ([]int, int
 		}
 	}
 	got := 0
+	// visit takes row i if f accepts it; it stops the walk when the rows
+	// are older than f's range (next: none) or the page is full (next:
+	// the row after i).
+	visit := func(i int) (next int, stop bool) {
+		ok, older := f.row(x, i, ct, cid, name, src)
+		switch {
+		case older:
+			return x.len(), true
+		case ok:
+			out = append(out, i)
+			if got++; got == want {
+				return i + 1, true
+			}
+		}
+		return 0, false
+	}
 	if name >= 0 || src >= 0 {
 		k, _ := slices.BinarySearch(group, uint32(from))
 		for _, r := range group[k:] {
-			i := int(r)
-			ok, older := f.row(x, i, ct, cid, name, src)
-			if older {
-				return out, x.len()
-			}
-			if !ok {
-				continue
-			}
-			out = append(out, i)
-			if got++; got == want {
-				return out, i + 1
+			if next, stop := visit(int(r)); stop {
+				return out, next
 			}
 		}
 		return out, x.len()
 	}
 	for i := from; i < x.len(); i++ {
-		ok, older := f.row(x, i, ct, cid, name, src)
-		if older {
-			return out, x.len()
-		}
-		if !ok {
-			continue
-		}
-		out = append(out, i)
-		if got++; got == want {
-			return out, i + 1
+		if next, stop := visit(i); stop {
+			return out, next
 		}
 	}
 	return out, x.len()
