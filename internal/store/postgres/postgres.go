@@ -694,8 +694,12 @@ func lookupSQL(q *audit.Query) (string, []any, error) {
 			args = append(args, []byte(q.Account))
 			keys += " AND k.account = $" + strconv.Itoa(len(args))
 		}
+		// OFFSET 0 keeps the row's conditions out of the subquery: with
+		// them inside, PostgreSQL may read a time index for the eventID
+		// (a constant there) instead of each key's row (1.9M records:
+		// events_every_account's whole range for the region).
 		from = "event_keys k CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.batch = k.batch AND e.received = k.received" +
-			" AND e.ord = k.ord AND e.batch IS NOT NULL) e"
+			" AND e.ord = k.ord AND e.batch IS NOT NULL OFFSET 0) e"
 		conds = append([]string{keys}, conds...)
 	}
 	sql := "SELECT " + col("raw") + ", " + col("fields") + ", " + col("raw_codec") + " FROM " + from + " WHERE " +
