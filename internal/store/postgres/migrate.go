@@ -300,6 +300,37 @@ DROP INDEX events_event_name, events_event_source, events_username, events_acces
 	`
 ALTER TABLE event_postings ADD COLUMN read_only bytea;
 `,
+	// 11: one eventID B-tree instead of two. Up to version 10 every
+	// append inserted each record's eventID into two B-trees keyed by
+	// it: event_keys' primary key (account, event_id), the duplicates'
+	// check across nodes and partitions, and events_event_id (event_id,
+	// account), EventId's lookups. The eventID is random, so each of
+	// those inserts lands on any leaf of an index as large as the store:
+	// half of an append's server time was buffer misses in them
+	// (docs/scale.md). Now event_keys is keyed (event_id, account) and
+	// holds where its record is (batch, ord, received: the row through
+	// events_batch), so that it serves EventId's lookups, with or
+	// without the account, and events_event_id goes. The table is
+	// rebuilt from events (one row a stored record, as before), its
+	// index built once, sorted. A node still on version 10 fails its
+	// appends (event_keys' batch and ord are NOT NULL) and its EventId
+	// lookups find nothing to use: upgrade every node together.
+	`
+CREATE TABLE event_keys_v11 (
+	event_id bytea  NOT NULL,
+	account  bytea  NOT NULL,
+	received bigint NOT NULL,  -- Unix microseconds: the partition of the row, and retention's
+	batch    bigint NOT NULL,  -- the row: events (batch, ord) in partition received
+	ord      int    NOT NULL
+);
+INSERT INTO event_keys_v11 (event_id, account, received, batch, ord)
+	SELECT event_id, account, received, batch, ord FROM events;
+DROP TABLE event_keys;
+ALTER TABLE event_keys_v11 RENAME TO event_keys;
+ALTER TABLE event_keys ADD CONSTRAINT event_keys_pkey PRIMARY KEY (event_id, account);
+CREATE INDEX event_keys_received ON event_keys (received);
+DROP INDEX events_event_id;
+`,
 }
 
 // migrateLock is the advisory lock that keeps two nodes from migrating at

@@ -183,16 +183,22 @@ func (s *Store) ensurePartition(ctx context.Context, d int64) error {
 	return nil
 }
 
-// Append stores records in one transaction: it inserts the keys into
-// event_keys (the ones already there are duplicates), copies the new
-// records in with COPY under a batch number of their own, and last hands
-// the batch its range of sequence numbers under store_meta's row lock,
-// held only from that statement to the commit (so ranges commit in the
-// order they are handed out, on every node). Appends from several nodes
-// (or several connections of one) do their keys, rows and indexes side by
-// side; only the last statement and the commit wait for one another. The
-// rows (the record's zstd frame, its binary fields, its resources) are made
-// before the transaction.
+// Append stores records in one transaction: it takes a batch number (a
+// sequence: no lock), inserts the keys into event_keys with the place each
+// record would have in the batch (the ones already there are duplicates),
+// copies the new records in with COPY under that batch number, and last
+// hands the batch its range of sequence numbers under store_meta's row
+// lock, held only from that statement to the commit (so ranges commit in
+// the order they are handed out, on every node). Appends from several
+// nodes (or several connections of one) do their keys, rows and indexes
+// side by side; only the last statement and the commit wait for one
+// another. The rows (the record's S2 block, its binary fields, its
+// postings) are made before the transaction.
+//
+// A batch's places are dense (a record's sequence number is its batch's
+// first plus its place): when some of the records were duplicates, the
+// new ones' keys are given their final places before the COPY, in the
+// same transaction (rare: a retried append, a journal replayed).
 func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	var res audit.AppendResult
 	if len(records) == 0 {
@@ -216,50 +222,74 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	}
 	accts := make([][]byte, len(batch))
 	ids := make([][]byte, len(batch))
+	places := make([]int32, len(batch))
 	prepared := make([][]any, len(batch))
 	for i, r := range batch {
-		accts[i], ids[i] = []byte(r.Account), []byte(r.EventID)
+		accts[i], ids[i], places[i] = []byte(r.Account), []byte(r.EventID), int32(i)
 		prepared[i] = s.row(r, received)
 	}
 	inserted := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// The keys in one order on every node: two appends of the same
-		// records wait for each other instead of deadlocking.
-		rows, err := tx.Query(ctx, `INSERT INTO event_keys (account, event_id, received)
-			SELECT a, e, $3 FROM unnest($1::bytea[], $2::bytea[]) AS k(a, e) ORDER BY a, e
-			ON CONFLICT DO NOTHING RETURNING account, event_id`, accts, ids, received)
-		if err != nil {
-			return fmt.Errorf("insert keys: %w", err)
-		}
-		fresh := map[key]bool{}
-		for rows.Next() {
-			var a, e []byte
-			if err := rows.Scan(&a, &e); err != nil {
-				rows.Close()
-				return err
-			}
-			fresh[key{string(a), string(e)}] = true
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("insert keys: %w", err)
-		}
-		if len(fresh) == 0 {
-			return nil
-		}
 		var id int64
 		if err := tx.QueryRow(ctx, `SELECT nextval('event_batch_ids')`).Scan(&id); err != nil {
 			return fmt.Errorf("batch number: %w", err)
 		}
+		// The keys in the index's order on every node: two appends of
+		// the same records wait for each other instead of deadlocking.
+		rows, err := tx.Query(ctx, `INSERT INTO event_keys (event_id, account, received, batch, ord)
+			SELECT e, a, $3, $4, o FROM unnest($1::bytea[], $2::bytea[], $5::int[]) AS k(a, e, o) ORDER BY e, a
+			ON CONFLICT DO NOTHING RETURNING ord`, accts, ids, received, id, places)
+		if err != nil {
+			return fmt.Errorf("insert keys: %w", err)
+		}
+		fresh := make([]bool, len(batch))
+		n := 0
+		for rows.Next() {
+			var o int32
+			if err := rows.Scan(&o); err != nil {
+				rows.Close()
+				return err
+			}
+			if o < 0 || int(o) >= len(batch) || fresh[o] {
+				rows.Close()
+				return fmt.Errorf("insert keys: place %d returned out of the batch of %d", o, len(batch))
+			}
+			fresh[o] = true
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("insert keys: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
 		var copyRows [][]any
-		stored := make([]*audit.Record, 0, len(fresh))
+		stored := make([]*audit.Record, 0, n)
+		var moveIDs, moveAccts [][]byte
+		var moveTo []int32
 		for i, r := range batch {
-			if !fresh[key{r.Account, r.EventID}] {
+			if !fresh[i] {
 				continue
 			}
+			o := int32(len(copyRows))
+			if o != int32(i) {
+				moveIDs, moveAccts, moveTo = append(moveIDs, ids[i]), append(moveAccts, accts[i]), append(moveTo, o)
+			}
 			prepared[i][batchColumn] = id
-			prepared[i][batchColumn+1] = int32(len(copyRows))
+			prepared[i][batchColumn+1] = o
 			copyRows = append(copyRows, prepared[i])
 			stored = append(stored, r)
+		}
+		if len(moveTo) > 0 {
+			tag, err := tx.Exec(ctx, `UPDATE event_keys k SET ord = m.o
+				FROM unnest($1::bytea[], $2::bytea[], $3::int[]) AS m(e, a, o)
+				WHERE k.event_id = m.e AND k.account = m.a AND k.batch = $4`, moveIDs, moveAccts, moveTo, id)
+			if err != nil {
+				return fmt.Errorf("renumber keys: %w", err)
+			}
+			if tag.RowsAffected() != int64(len(moveTo)) {
+				return fmt.Errorf("renumber keys: %d of %d keys", tag.RowsAffected(), len(moveTo))
+			}
 		}
 		inserted = len(copyRows)
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, columns, pgx.CopyFromRows(copyRows)); err != nil {
@@ -632,20 +662,48 @@ func cursorCond(q *audit.Query, col func(string) string, conds []string, args []
 
 // lookupSQL is the query for a q without postings to drive it (no
 // attribute, EventId, ReadOnly) and its arguments (errNoMatch when q can
-// match nothing): the time index, or EventId's.
+// match nothing): the time index, or, for an EventId, event_keys (version
+// 11: its key leads with the eventID, with or without an account), each
+// key joined to its row through events_batch.
 func lookupSQL(q *audit.Query) (string, []any, error) {
+	var id *audit.Attribute
+	for i, a := range q.Attributes {
+		if a.Key == audit.AttrEventID {
+			id = &q.Attributes[i]
+			break
+		}
+	}
 	col := func(c string) string { return c }
+	if id != nil {
+		col = func(c string) string { return "e." + c }
+	}
 	conds, args, err := where(q, col, nil)
 	if err != nil {
 		return "", nil, err
 	}
 	conds, args = cursorCond(q, col, conds, args)
-	order := "event_time DESC, event_id DESC"
+	order := col("event_time") + " DESC, " + col("event_id") + " DESC"
 	if q.AnyAccount {
-		order += ", account DESC"
+		order += ", " + col("account") + " DESC"
 	}
-	sql := "SELECT raw, fields, raw_codec FROM events WHERE " + strings.Join(conds, " AND ") +
-		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
+	from := "events"
+	if id != nil {
+		args = append(args, []byte(id.Value))
+		keys := "k.event_id = $" + strconv.Itoa(len(args))
+		if !q.AnyAccount {
+			args = append(args, []byte(q.Account))
+			keys += " AND k.account = $" + strconv.Itoa(len(args))
+		}
+		// OFFSET 0 keeps the row's conditions out of the subquery: with
+		// them inside, PostgreSQL may read a time index for the eventID
+		// (a constant there) instead of each key's row (1.9M records:
+		// events_every_account's whole range for the region).
+		from = "event_keys k CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.batch = k.batch AND e.received = k.received" +
+			" AND e.ord = k.ord AND e.batch IS NOT NULL OFFSET 0) e"
+		conds = append([]string{keys}, conds...)
+	}
+	sql := "SELECT " + col("raw") + ", " + col("fields") + ", " + col("raw_codec") + " FROM " + from + " WHERE " +
+		strings.Join(conds, " AND ") + " ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
 	return sql, args, nil
 }
 
