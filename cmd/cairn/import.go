@@ -100,6 +100,10 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// server's cores half idle (1M records: 32.7 s with one, 26.9 s
 		// with four, quiet machine; docs/benchmarks.md, session 13).
 		opts.Appenders = 4
+		// Gzip files go whole, each in its own call, from the readers
+		// (client.Importer.ImportFile): four of them for four calls in
+		// flight, as the appenders above for records.
+		opts.Workers = 4
 	} else {
 		noteDataDirInGit(*dataDir, stderr)
 		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
