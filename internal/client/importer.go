@@ -58,6 +58,11 @@ type ImporterConfig struct {
 	// MaxAttempts bounds the tries of a call that is throttled or meets a
 	// server error (default 8), with capped exponential backoff between.
 	MaxAttempts int
+	// ThrottledWait, when set, keeps a throttled call trying past
+	// MaxAttempts until its waits add up to it: a bulk import waits for a
+	// pipeline that pushes back (ThrottlingException while an account's
+	// records queue) rather than stopping.
+	ThrottledWait time.Duration
 }
 
 // Importer is an importer.Sink (and ReportingSink) that sends records to a running cairn server with
@@ -422,6 +427,7 @@ func (s *Importer) callWith(ctx context.Context, target, contentType string, hea
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
 	const base, maxBackoff = 100 * time.Millisecond, 5 * time.Second
+	var waited time.Duration // waits after throttling
 	for attempt := 1; ; attempt++ {
 		b, err := s.try(ctx, target, contentType, header, body, hash)
 		if err == nil {
@@ -431,12 +437,18 @@ func (s *Importer) callWith(ctx context.Context, target, contentType string, hea
 			return nil
 		}
 		var re *ImportError
-		retry := errors.As(err, &re) && (re.Code == "ThrottlingException" || re.Status >= 500)
-		if !retry || attempt >= s.cfg.MaxAttempts {
+		throttled := errors.As(err, &re) && re.Code == "ThrottlingException"
+		retry := throttled || re != nil && re.Status >= 500
+		patient := throttled && waited < s.cfg.ThrottledWait
+		if !retry || attempt >= s.cfg.MaxAttempts && !patient {
 			return err
 		}
-		backoff := min(base<<(attempt-1), maxBackoff)
-		if err := s.sleep(ctx, rand.N(backoff)+1); err != nil {
+		backoff := min(base<<min(attempt-1, 16), maxBackoff)
+		d := rand.N(backoff) + 1
+		if throttled {
+			waited += d
+		}
+		if err := s.sleep(ctx, d); err != nil {
 			return err
 		}
 	}
