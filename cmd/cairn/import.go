@@ -94,12 +94,21 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		opts.Sink = c.Importer()
+		// A server pushes back (ThrottlingException) while the store
+		// is behind; the import waits for it, up to 10 minutes a call,
+		// instead of stopping after 8 tries (about 6 s of backoff: 8
+		// files in flight stopped a 1M import; docs/benchmarks.md,
+		// session 15).
+		opts.Sink = c.BulkImporter(10 * time.Minute)
 		// Four batches in flight: each call waits for the server's
 		// journal group before it is answered, so one at a time left the
 		// server's cores half idle (1M records: 32.7 s with one, 26.9 s
 		// with four, quiet machine; docs/benchmarks.md, session 13).
 		opts.Appenders = 4
+		// Gzip files go whole, each in its own call, from the readers
+		// (client.Importer.ImportFile): four of them for four calls in
+		// flight, as the appenders above for records.
+		opts.Workers = 4
 	} else {
 		noteDataDirInGit(*dataDir, stderr)
 		if err := os.MkdirAll(*dataDir, 0o700); err != nil {

@@ -344,6 +344,9 @@ const maxImportRecords = 1000
 // are kept whatever their eventTime: Event History's retention counts
 // from their import.
 func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
+	if c.file != nil {
+		return s.importFile(ctx, c)
+	}
 	var raws [][]byte
 	var bad map[int]string // framed records refused before Extract, by index
 	ok := false
@@ -384,8 +387,7 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 		case err != nil:
 			out.Failed = append(out.Failed, importFailure{i, "InvalidRecord", err.Error()})
 		case !c.caller.Responder && rec.Account != c.caller.AccountID:
-			out.Failed = append(out.Failed, importFailure{i, "AccountMismatch",
-				"The record belongs to account " + rec.Account + "; a caller imports into its own account only (a responder's key, responder: true in the config, imports any account's)."})
+			out.Failed = append(out.Failed, importFailure{i, "AccountMismatch", accountMismatch(rec.Account)})
 		default:
 			recs = append(recs, rec)
 		}

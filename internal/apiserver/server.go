@@ -105,6 +105,14 @@ type SelfRecorder interface {
 	SubmitRecorded(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (res audit.AppendResult, recorded bool, err error)
 }
 
+// EachRecorder is a SelfRecorder that also answers, for each record,
+// whether it was a duplicate (ImportRecords of a log file counts them by
+// account and region in one submission). ok false: it cannot tell per
+// record, and submitted nothing.
+type EachRecorder interface {
+	SubmitRecordedEach(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (dup []bool, recorded, ok bool, err error)
+}
+
 // RecordsAdmitter is a Recorder that also bounds what a call may queue
 // for accounts other than the caller's (a responder's import): it returns
 // the error to answer instead of submitting records (ThrottlingException)
@@ -270,6 +278,9 @@ type call struct {
 	// framed by their lengths (FramedImportContentType), not JSON; body
 	// is then nil.
 	frames []byte
+	// file is the body of an ImportRecords call that is a log file's
+	// bytes (FileImportContentType); body is then nil.
+	file []byte
 }
 
 // ServeHTTP answers one API request, then records it.
@@ -387,6 +398,12 @@ func (s *Server) serve(c *call) (any, error) {
 		c.frames, c.body = c.body, nil
 		if c.frames == nil {
 			c.frames = []byte{} // no records
+		}
+	} else if c.console == nil && prefix == importPrefix && op == "ImportRecords" && isFileImport(r) {
+		// A log file's bytes (importfile.go), gzip, not text either.
+		c.file, c.body = c.body, nil
+		if c.file == nil {
+			c.file = []byte{}
 		}
 	}
 	// Every operation's input is text (issue 11 item 12): refused before

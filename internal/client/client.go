@@ -13,6 +13,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -114,4 +115,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // client's credentials, signed for its region.
 func (c *Client) Importer() *Importer {
 	return NewImporter(ImporterConfig{Endpoint: c.endpoint, Region: c.Region, Credentials: c.Credentials})
+}
+
+// BulkImporter is Importer for an import of many calls (`cairn import
+// --endpoint-url`): a throttled call keeps trying for up to wait
+// (ImporterConfig.ThrottledWait).
+func (c *Client) BulkImporter(wait time.Duration) *Importer {
+	return NewImporter(ImporterConfig{Endpoint: c.endpoint, Region: c.Region, Credentials: c.Credentials, ThrottledWait: wait})
 }

@@ -58,6 +58,11 @@ type ImporterConfig struct {
 	// MaxAttempts bounds the tries of a call that is throttled or meets a
 	// server error (default 8), with capped exponential backoff between.
 	MaxAttempts int
+	// ThrottledWait, when set, keeps a throttled call trying past
+	// MaxAttempts until its waits add up to it: a bulk import waits for a
+	// pipeline that pushes back (ThrottlingException while an account's
+	// records queue) rather than stopping.
+	ThrottledWait time.Duration
 }
 
 // Importer is an importer.Sink (and ReportingSink) that sends records to a running cairn server with
@@ -70,6 +75,9 @@ type Importer struct {
 	sleep  func(context.Context, time.Duration) error
 	// jsonOnly: the server refused a framed body; the records go as JSON.
 	jsonOnly atomic.Bool
+	// noFiles: the server took no log file (one from before them); the
+	// files' records go framed or as JSON.
+	noFiles atomic.Bool
 }
 
 // ImportError is an AWS JSON error the server answered with.
@@ -252,6 +260,117 @@ func (s *Importer) AppendReport(ctx context.Context, records []audit.Record) (au
 	return total, fails, nil
 }
 
+// FileContentType is the Content-Type of an ImportRecords body that is
+// one .json.gz log file's bytes as they are
+// (apiserver.FileImportContentType): the server reads the file and
+// answers its report.
+const FileContentType = "application/x-cairn-cloudtrail-gz"
+
+// fileKeyHeader names the file of a FileContentType call
+// (apiserver.FileKeyHeader).
+const fileKeyHeader = "X-Cairn-File-Key"
+
+// fileOutput is the answer to a FileContentType call, the file's report.
+type fileOutput struct {
+	Files, Skipped, FileErrors                       int64
+	Records, Imported, Duplicates, Rejected, Expired int64
+	Groups                                           []struct {
+		Account, Region                        string
+		Records, Imported, Duplicates, Refused int64
+		Reasons                                map[string]int64
+	}
+	Errors []struct {
+		Record  int
+		Code    string
+		Message string
+	}
+	ErrorsOmitted int64
+}
+
+// ImportFile sends one gzip log file's bytes (content, at most 8 MiB) in
+// one ImportRecords call and returns the file's report, made by the
+// server as `cairn import` makes it offline (importer.FileSink). ok is
+// false when the server did not take the file, nothing of it stored: one
+// from before files (SerializationException or
+// UnknownOperationException: no later file is sent either), or one that
+// refused this file's content (InvalidLogFileException: not gzip,
+// truncated, corrupt; RequestEntityTooLargeException: it decompresses past
+// the server's bound); the importer then reads the file here and sends
+// its records. Other errors are the call's (after its retries).
+func (s *Importer) ImportFile(ctx context.Context, name string, content []byte) (importer.Report, bool, error) {
+	if s.noFiles.Load() {
+		return importer.Report{}, false, nil
+	}
+	var out fileOutput
+	err := s.callWith(ctx, ImportTarget, FileContentType, fileKey(name), content, &out)
+	var re *ImportError
+	switch {
+	case errors.As(err, &re) && (re.Code == "SerializationException" || re.Code == "UnknownOperationException"):
+		s.noFiles.Store(true)
+		return importer.Report{}, false, nil
+	case errors.As(err, &re) && (re.Code == "InvalidLogFileException" || re.Code == "RequestEntityTooLargeException"):
+		return importer.Report{}, false, nil
+	case err != nil:
+		return importer.Report{}, false, err
+	}
+	if err := out.check(); err != nil {
+		return importer.Report{}, false, fmt.Errorf("ImportRecords: %s: malformed response: %w", name, err)
+	}
+	rep := importer.Report{Files: out.Files, Skipped: out.Skipped, FileErrors: out.FileErrors,
+		Records: out.Records, Imported: out.Imported, Duplicates: out.Duplicates, Rejected: out.Rejected,
+		Expired: out.Expired, ErrorsOmitted: out.ErrorsOmitted}
+	for _, g := range out.Groups {
+		rep.Groups = append(rep.Groups, importer.Group{Account: g.Account, Region: g.Region, Records: g.Records,
+			Imported: g.Imported, Duplicates: g.Duplicates, Refused: g.Refused, Reasons: g.Reasons})
+	}
+	for _, e := range out.Errors {
+		rep.Errors = append(rep.Errors, importer.RecordError{File: name, Record: e.Record, Code: e.Code,
+			Err: errors.New(audit.Clip(e.Message, 1024))})
+	}
+	return rep, true, nil
+}
+
+// check refuses an answer whose counts do not add up, which the report
+// would carry on.
+func (o *fileOutput) check() error {
+	neg := o.Files < 0 || o.Skipped < 0 || o.FileErrors < 0 || o.Records < 0 || o.Imported < 0 ||
+		o.Duplicates < 0 || o.Rejected < 0 || o.Expired < 0 || o.ErrorsOmitted < 0
+	if neg || o.Files+o.Skipped != 1 || o.Records != o.Imported+o.Duplicates+o.Rejected+o.Expired || len(o.Groups) > 1000 || len(o.Errors) > 1000 {
+		return errors.New("the file's counts do not add up")
+	}
+	var sum int64
+	for _, g := range o.Groups {
+		if g.Records < 0 || g.Imported < 0 || g.Duplicates < 0 || g.Refused < 0 || g.Records != g.Imported+g.Duplicates+g.Refused {
+			return errors.New("a group's counts do not add up")
+		}
+		sum += g.Records
+	}
+	for i := range o.Groups {
+		if o.Groups[i].Reasons == nil {
+			o.Groups[i].Reasons = map[string]int64{}
+		}
+	}
+	if sum != o.Records {
+		return errors.New("the groups do not add up to the file's records")
+	}
+	return nil
+}
+
+// fileKey is the X-Cairn-File-Key header of a file: its name, made text of
+// at most 1,024 bytes.
+func fileKey(name string) http.Header {
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f { // ASCII text: signed and checked alike on both sides
+			return '?'
+		}
+		return r
+	}, name)
+	if len(name) > 1024 {
+		name = name[len(name)-1024:]
+	}
+	return http.Header{fileKeyHeader: {name}}
+}
+
 // uvarintLen is the length of x as an unsigned varint.
 func uvarintLen(x uint64) int {
 	n := 1
@@ -296,6 +415,11 @@ func appendJSONString(dst, s []byte) []byte {
 // retrying throttling and server errors with capped exponential backoff
 // and full jitter.
 func (s *Importer) call(ctx context.Context, target, contentType string, body []byte, out any) error {
+	return s.callWith(ctx, target, contentType, nil, body, out)
+}
+
+// callWith is call with more headers, signed with the rest.
+func (s *Importer) callWith(ctx context.Context, target, contentType string, header http.Header, body []byte, out any) error {
 	op := target[strings.IndexByte(target, '.')+1:]
 	if s.cfg.Credentials == nil {
 		return errors.New(op + ": no credentials")
@@ -303,8 +427,9 @@ func (s *Importer) call(ctx context.Context, target, contentType string, body []
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
 	const base, maxBackoff = 100 * time.Millisecond, 5 * time.Second
+	var waited time.Duration // waits after throttling
 	for attempt := 1; ; attempt++ {
-		b, err := s.try(ctx, target, contentType, body, hash)
+		b, err := s.try(ctx, target, contentType, header, body, hash)
 		if err == nil {
 			if err := json.Unmarshal(b, out); err != nil {
 				return fmt.Errorf("%s: malformed response: %w", op, err)
@@ -312,19 +437,25 @@ func (s *Importer) call(ctx context.Context, target, contentType string, body []
 			return nil
 		}
 		var re *ImportError
-		retry := errors.As(err, &re) && (re.Code == "ThrottlingException" || re.Status >= 500)
-		if !retry || attempt >= s.cfg.MaxAttempts {
+		throttled := errors.As(err, &re) && re.Code == "ThrottlingException"
+		retry := throttled || re != nil && re.Status >= 500
+		patient := throttled && waited < s.cfg.ThrottledWait
+		if !retry || attempt >= s.cfg.MaxAttempts && !patient {
 			return err
 		}
-		backoff := min(base<<(attempt-1), maxBackoff)
-		if err := s.sleep(ctx, rand.N(backoff)+1); err != nil {
+		backoff := min(base<<min(attempt-1, 16), maxBackoff)
+		d := rand.N(backoff) + 1
+		if throttled {
+			waited += d
+		}
+		if err := s.sleep(ctx, d); err != nil {
 			return err
 		}
 	}
 }
 
 // try sends one signed request and returns the body of a 200 answer.
-func (s *Importer) try(ctx context.Context, target, contentType string, body []byte, hash string) ([]byte, error) {
+func (s *Importer) try(ctx context.Context, target, contentType string, header http.Header, body []byte, hash string) ([]byte, error) {
 	op := target[strings.IndexByte(target, '.')+1:]
 	creds, err := s.cfg.Credentials.Retrieve(ctx)
 	if err != nil {
@@ -333,6 +464,9 @@ func (s *Importer) try(ctx context.Context, target, contentType string, body []b
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.Endpoint+"/", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("X-Amz-Target", target)
@@ -374,4 +508,7 @@ func (s *Importer) try(ctx context.Context, target, contentType string, body []b
 	return nil, &ImportError{Op: op, Status: resp.StatusCode, Code: code, Message: audit.Clip(e.Message, 1024)}
 }
 
-var _ importer.ReportingSink = (*Importer)(nil)
+var (
+	_ importer.ReportingSink = (*Importer)(nil)
+	_ importer.FileSink      = (*Importer)(nil)
+)

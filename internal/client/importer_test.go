@@ -370,6 +370,41 @@ func TestImporterErrors(t *testing.T) {
 	}
 }
 
+// TestImporterThrottledWait: with ThrottledWait, a throttled call keeps
+// trying past MaxAttempts until its waits add up to it, then fails; a
+// server error still stops at MaxAttempts.
+func TestImporterThrottledWait(t *testing.T) {
+	recs := realRecords(t, 3)
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		many   bool // more than MaxAttempts calls
+	}{
+		{"throttled", 400, `{"__type":"ThrottlingException","message":"Rate exceeded"}`, true},
+		{"server error", 500, `{"__type":"InternalFailure","message":"oops"}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeServer{t: t, refuse: -1, answer: func(int) (int, string) { return tc.status, tc.body }}
+			srv := httptest.NewServer(f)
+			t.Cleanup(srv.Close)
+			s := NewImporter(ImporterConfig{Endpoint: srv.URL, Region: "eu-west-3", Credentials: testCreds, HTTPClient: srv.Client(),
+				ThrottledWait: time.Minute})
+			var waited time.Duration
+			s.sleep = func(_ context.Context, d time.Duration) error { waited += d; return nil }
+			if _, err := s.Append(context.Background(), recs); err == nil {
+				t.Fatal("Append succeeded; want the server's error")
+			}
+			switch n := len(f.calls); {
+			case tc.many && (n <= 8 || waited < time.Minute || waited > time.Minute+5*time.Second):
+				t.Errorf("%d calls, waited %v; want more than 8, about a minute", n, waited)
+			case !tc.many && n != 8:
+				t.Errorf("%d calls; want 8", n)
+			}
+		})
+	}
+}
+
 func TestImporterInvalidUTF8(t *testing.T) {
 	f := &fakeServer{t: t, refuse: -1}
 	sink, _ := newRemote(t, f)

@@ -240,6 +240,8 @@ type chunk struct {
 	file string
 	recs []audit.Record
 	nums []int // positions in the file
+	// err, from a FileSink, stops the import as a Sink error does.
+	err error
 }
 
 // maxChunk is the most records a reader hands over at once.
@@ -537,6 +539,9 @@ func (r *run) sink(ctx context.Context, chunks <-chan chunk) error {
 					return err
 				}
 				return pool.wait()
+			}
+			if c.err != nil {
+				return c.err
 			}
 			if len(b)+len(c.recs) > r.opts.BatchSize {
 				if err := flush(); err != nil {
@@ -968,7 +973,14 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 		return
 	}
 	defer f.Close()
-	rd, err := fr.open(&countingReader{r: f, n: &r.bytes})
+	var src io.Reader = f
+	if fs, ok := r.opts.Sink.(FileSink); ok {
+		var done bool
+		if src, done = r.offerFile(ctx, fs, path, f, out); done {
+			return
+		}
+	}
+	rd, err := fr.open(&countingReader{r: src, n: &r.bytes})
 	if err != nil {
 		r.files.Add(1)
 		r.failFile(path, 0, err)

@@ -292,6 +292,9 @@ type selfRecord struct {
 	// written with the group) or the caller withdraws it (selfWithdrawn:
 	// its context ended first) or make failed (selfFailed).
 	state atomic.Int32
+	// dup, once answered, tells for each of the caller's records whether
+	// it was a duplicate (SubmitRecordedEach).
+	dup []bool
 }
 
 const (
@@ -627,6 +630,26 @@ func (p *Pipeline) SubmitRecorded(ctx context.Context, records []audit.Record, s
 	return res, sr.state.Load() == selfTaken, err
 }
 
+// SubmitRecordedEach is SubmitRecorded that also tells, for each record,
+// whether it was a duplicate (dup[i] for records[i]): a caller counting
+// records by account and region (ImportRecords with a log file's bytes,
+// whose report has them) submits them all at once, in one journal write.
+// ok is false, and nothing is submitted, when the pipeline cannot tell
+// per record (no journal or Config.Keys) or there are no records.
+func (p *Pipeline) SubmitRecordedEach(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (dup []bool, recorded, ok bool, err error) {
+	if len(records) == 0 || p.flight == nil || self == nil {
+		return nil, false, false, nil
+	}
+	sr := &selfRecord{n: len(records), make: self}
+	if _, err = p.commitJournaledSelf(ctx, records, sr); err != nil {
+		return nil, sr.state.Load() == selfTaken, true, err
+	}
+	if len(sr.dup) != len(records) {
+		return nil, sr.state.Load() == selfTaken, true, errors.New("ingest: no duplicate flags for the records submitted")
+	}
+	return sr.dup, sr.state.Load() == selfTaken, true, nil
+}
+
 // Commit hands records to the writer and waits until they are durable,
 // sharing the write with whatever else is queued (group commit), and
 // reports no counts. Without a journal, durable means in the store: the
@@ -684,6 +707,9 @@ func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Reco
 		}
 		if g.dup == nil {
 			return res, nil
+		}
+		if self != nil {
+			self.dup = g.dup[off : off+len(records) : off+len(records)]
 		}
 		return counts(g.dup[off : off+len(records)]), nil
 	}
