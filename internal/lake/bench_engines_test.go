@@ -21,13 +21,19 @@ import (
 
 // BenchmarkEngines times Lake's group-bys (benchQueries) on both engines
 // over the same events: the real records repeated with fresh eventIDs,
-// CAIRN_LAKE_BENCH_N of them (default 100,000).
+// CAIRN_LAKE_BENCH_N of them (default 100,000), in the real records' own
+// hours or, with CAIRN_LAKE_BENCH_DAYS, spread evenly over that many days
+// before 2025-06-01 as bench/gen -days spreads them (trails as they
+// deliver events: few share an hour and a combination of columns).
 //
 // The data is kept between runs so that the measurement runs apart from
 // the load: CAIRN_LAKE_BENCH_ENGINES_DIR names a folder for lake.duckdb
 // and CAIRN_LAKE_BENCH_ENGINES_PG a PostgreSQL database (both reused when
 // they hold the events; without them, a temporary folder and a database of
-// pgtest). CAIRN_LAKE_BENCH_LOAD_ONLY=1 loads and stops.
+// pgtest). CAIRN_LAKE_BENCH_LOAD_ONLY=1 loads and stops; a load stopped
+// midway goes on from where it stopped (batches of 5,000 events, each
+// committed). CAIRN_LAKE_BENCH_ENGINES=duckdb or postgres runs one
+// engine only (two loads side by side).
 func BenchmarkEngines(b *testing.B) {
 	ctx := context.Background()
 	n := 100_000
@@ -38,6 +44,7 @@ func BenchmarkEngines(b *testing.B) {
 	if dir == "" {
 		dir = b.TempDir()
 	}
+	days, _ := strconv.Atoi(os.Getenv("CAIRN_LAKE_BENCH_DAYS"))
 	dsn := os.Getenv("CAIRN_LAKE_BENCH_ENGINES_PG")
 	if dsn == "" {
 		dsn = pgtest.Database(b)
@@ -52,7 +59,11 @@ func BenchmarkEngines(b *testing.B) {
 		b.Fatal(err)
 	}
 	engs := map[string]engine.Engine{"duckdb": duck, "postgres": pg}
+	answers := map[string]string{} // a statement's rows on the first engine
 	for _, kind := range engines {
+		if only := os.Getenv("CAIRN_LAKE_BENCH_ENGINES"); only != "" && only != kind {
+			continue
+		}
 		if err := os.MkdirAll(filepath.Join(dir, kind), 0o700); err != nil {
 			b.Fatal(err)
 		}
@@ -67,11 +78,11 @@ func BenchmarkEngines(b *testing.B) {
 			b.Fatal(err)
 		}
 		if have, _ := strconv.Atoi(*res.Rows[0][0]); have != n {
-			if have != 0 {
-				b.Fatalf("%s holds %d events; want 0 or %d", kind, have, n)
+			if have > n || have%5000 != 0 {
+				b.Fatalf("%s holds %d events; want at most %d, in batches of 5,000", kind, have, n)
 			}
 			start := time.Now()
-			if err := loadEvents(ctx, l.eng, id, n, b); err != nil {
+			if err := loadEvents(ctx, l.eng, id, have, n, days, b); err != nil {
 				b.Fatal(err)
 			}
 			if kind == "postgres" {
@@ -84,8 +95,17 @@ func BenchmarkEngines(b *testing.B) {
 		if os.Getenv("CAIRN_LAKE_BENCH_LOAD_ONLY") == "1" {
 			continue
 		}
-		for _, q := range benchQueries {
+		for _, q := range benchEngineQueries(days) {
 			stmt := strings.ReplaceAll(q.lake, "{T}", id)
+			res, err := l.Query(ctx, acctA, stmt)
+			if err != nil {
+				b.Fatalf("%s %s: %v", kind, q.name, err)
+			}
+			got := fmt.Sprint(rowStrings(res.Rows))
+			if want, ok := answers[q.name]; ok && got != want {
+				b.Fatalf("%s %s answers %s; the other engine %s", kind, q.name, got, want)
+			}
+			answers[q.name] = got
 			b.Run(kind+"/"+q.name, func(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					if _, err := l.Query(ctx, acctA, stmt); err != nil {
@@ -98,27 +118,90 @@ func BenchmarkEngines(b *testing.B) {
 	b.Logf("load average: %s", loadAvg())
 }
 
+// benchEngineQueries are BenchmarkEngines' statements: benchQueries and, over
+// events spread over days, a group-by of a range whose ends fall inside
+// hours (the rollup's edges read from finer levels and the events).
+func benchEngineQueries(days int) []struct{ name, lake, peer string } {
+	qs := benchQueries
+	if days > 1 {
+		from := spreadEnd.AddDate(0, 0, -days*2/3).Add(13*time.Hour + 25*time.Minute)
+		to := spreadEnd.AddDate(0, 0, -days/3).Add(8*time.Hour + 10*time.Minute)
+		qs = append(qs[:len(qs):len(qs)], struct{ name, lake, peer string }{"range-groupby-eventName",
+			`SELECT eventName, COUNT(*) AS n FROM {T} WHERE eventTime >= '` + from.Format(time.DateTime) + `' AND eventTime < '` + to.Format(time.DateTime) +
+				`' GROUP BY eventName ORDER BY n DESC, eventName`, ""})
+	}
+	return qs
+}
+
+// spreadEnd is the end of CAIRN_LAKE_BENCH_DAYS' range, as bench/gen's.
+var spreadEnd = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// rowStrings are a result's rows as strings, NULL as "<NULL>".
+func rowStrings(rows [][]*string) [][]string {
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		for _, v := range r {
+			if v == nil {
+				out[i] = append(out[i], "<NULL>")
+			} else {
+				out[i] = append(out[i], *v)
+			}
+		}
+	}
+	return out
+}
+
 // loadEvents inserts n events (the real records with fresh eventIDs) into
-// store in batches of 5,000.
-func loadEvents(ctx context.Context, eng engine.Engine, store string, n int, b *testing.B) error {
-	var base [][2][]byte
+// store in batches of 5,000, from the from-th (a multiple of 5,000: the
+// batches before it were loaded before); with days > 0 the events' times are spread
+// evenly over the days before spreadEnd, oldest first.
+func loadEvents(ctx context.Context, eng engine.Engine, store string, from, n, days int, b *testing.B) error {
+	type tmpl struct {
+		raw             []byte
+		idAt, idLen     int
+		timeAt, timeLen int
+	}
+	var base []tmpl
 	for _, rr := range audittest.RealRecordsInRealRegions(b) {
 		r, err := audit.Extract(rr.Raw)
 		if err != nil || r.EventID == "" {
 			continue
 		}
-		key := []byte(`"eventID":"` + r.EventID + `"`)
-		i := bytes.Index(rr.Raw, key)
+		i := bytes.Index(rr.Raw, []byte(`"eventID":"`+r.EventID+`"`))
 		if i < 0 {
 			continue
 		}
-		at := i + len(`"eventID":"`)
-		base = append(base, [2][]byte{rr.Raw[:at], rr.Raw[at+len(r.EventID):]})
+		t := tmpl{raw: rr.Raw, idAt: i + len(`"eventID":"`), idLen: len(r.EventID), timeAt: -1}
+		if j := bytes.Index(rr.Raw, []byte(`"eventTime":"`)); j >= 0 {
+			if k := bytes.IndexByte(rr.Raw[j+len(`"eventTime":"`):], '"'); k >= 0 {
+				t.timeAt, t.timeLen = j+len(`"eventTime":"`), k
+			}
+		}
+		base = append(base, t)
 	}
 	rows := make([]engine.Row, 0, 5000)
-	for i := 0; i < n; i++ {
+	for i := from; i < n; i++ {
 		t := base[i%len(base)]
-		raw := append(append(append([]byte{}, t[0]...), fmt.Sprintf("%08x-0000-4000-8000-%012x", i/len(base), i)...), t[1]...)
+		type cut struct {
+			at, n int
+			v     string
+		}
+		cuts := []cut{{t.idAt, t.idLen, fmt.Sprintf("%08x-0000-4000-8000-%012x", i/len(base), i)}}
+		if days > 0 && t.timeAt >= 0 {
+			span := int64(days) * 86400
+			ts := time.Unix(spreadEnd.Unix()-span+span*int64(i)/int64(n), 0).UTC().Format("2006-01-02T15:04:05Z")
+			cuts = append(cuts, cut{t.timeAt, t.timeLen, ts})
+			if cuts[1].at < cuts[0].at {
+				cuts[0], cuts[1] = cuts[1], cuts[0]
+			}
+		}
+		var raw []byte
+		prev := 0
+		for _, c := range cuts {
+			raw = append(append(raw, t.raw[prev:c.at]...), c.v...)
+			prev = c.at + c.n
+		}
+		raw = append(raw, t.raw[prev:]...)
 		rows = append(rows, engine.Row{Store: store, Raw: raw})
 		if len(rows) == cap(rows) || i == n-1 {
 			if err := eng.Insert(ctx, rows, 0); err != nil {

@@ -83,7 +83,8 @@ func TestPostgresCheckBindsOnlyOwnStores(t *testing.T) {
 		`SELECT * FROM lake_queries`, `SELECT cells FROM public.lake_results`, `SELECT * FROM `+own+` JOIN lake_results ON true`,
 		`SELECT * FROM shared_state`, `SELECT * FROM leases`,
 		// The rollup of every store's events, and its triggers' functions.
-		`SELECT * FROM lake_rollup`, `SELECT "_N" FROM public.lake_rollup`, `SELECT lake_rollup_add() FROM `+own)
+		`SELECT * FROM lake_rollup`, `SELECT "_N" FROM public.lake_rollup`, `SELECT lake_rollup_add() FROM `+own,
+		`SELECT * FROM lake_rollup_day`, `SELECT "_N" FROM public.lake_rollup_month`, `SELECT lake_rollup_wider_remove() FROM `+own)
 	add("EventDataStoreNotFound", `SELECT * FROM `+h.idB, `SELECT * FROM `+h.arnB)
 	t.Logf("%d hostile statements (%d relations, %d functions of PostgreSQL)", len(refused), nrel, nfn)
 	for stmt, want := range refused {

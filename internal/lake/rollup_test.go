@@ -44,6 +44,14 @@ var rollupQueries = []string{
 	`SELECT CASE WHEN errorCode IS NULL THEN 'ok' ELSE errorCode END AS outcome, count(*) FROM EDS GROUP BY 1 ORDER BY 2 DESC, 1`,
 	`SELECT eventName FROM EDS GROUP BY eventName HAVING count(*) > 10 ORDER BY 1`,
 	`SELECT readOnly, count(*) FROM EDS WHERE NOT managementEvent OR managementEvent IS NULL GROUP BY 1 ORDER BY 1`,
+	// The levels: months, days and hours of a range whose ends fall
+	// inside hours, days and months; date_trunc by a week (days) and by
+	// an hour beside a year (hours).
+	`SELECT eventName, count(*), min(eventTime), max(eventTime) FROM EDS WHERE eventTime >= '2021-12-05 13:25:00' AND eventTime < '2024-08-15 07:10:00' GROUP BY 1 ORDER BY 2 DESC, 1`,
+	`SELECT eventSource, count(*) FROM EDS WHERE eventTime BETWEEN '2021-04-08 23:58:00' AND '2023-07-10 12:20:00.5' AND eventTime <> '2022-02-01 00:00:00' GROUP BY 1 ORDER BY 2 DESC, 1`,
+	`SELECT date_trunc('month', eventTime) AS m, eventSource, count(*), min(eventTime), max(eventTime) FROM EDS GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2`,
+	`SELECT date_trunc('week', eventTime) AS w, count(*) FROM EDS WHERE eventTime >= '2021-04-01 06:00:00' GROUP BY 1 ORDER BY 1`,
+	`SELECT date_trunc('year', eventTime) AS y, date_trunc('hour', eventTime) AS h, count(*) FROM EDS WHERE eventTime < '2024-08-20 12:30:00' GROUP BY 1, 2 ORDER BY 2`,
 }
 
 // generalQueries are statements the rollup cannot answer: each runs over

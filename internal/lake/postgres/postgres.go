@@ -55,7 +55,7 @@ type DB struct {
 	// events is lake_events qualified by its schema (statements run with
 	// a search_path of pg_catalog only).
 	events  string
-	rollup  string // lake_rollup, qualified
+	rollup  []string // the rollup's levels' tables (rollupLevels), qualified
 	inserts atomic.Int64
 	// noRollup is Options.NoRollup; rollups counts the statements run
 	// over lake_rollup.
@@ -114,7 +114,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("lake/postgres: schema: %w", err)
 	}
 	d.events = ident(sch) + ".lake_events"
-	d.rollup = ident(sch) + ".lake_rollup"
+	for _, l := range rollupLevels {
+		d.rollup = append(d.rollup, ident(sch)+"."+l.table)
+	}
 	return d, nil
 }
 
@@ -363,7 +365,20 @@ func (d *DB) Run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 		// the general translation gives the statement's own) over the
 		// events.
 		tr := &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, roll: p}
-		if rq, err := tr.statement(tree); err == nil {
+		rq, err := tr.statement(tree)
+		if err == nil && p.need < p.level {
+			// A date_trunc finer than the level read: again, at the
+			// level it allows.
+			need := p.need
+			p = planRollup(tree, stores)
+			p.level, p.need = need, need
+			tr = &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, roll: p}
+			rq, err = tr.statement(tree)
+			if err == nil && p.need < p.level {
+				err = errNoRollup
+			}
+		}
+		if err == nil {
 			q = rq
 			d.rollups.Add(1)
 		}

@@ -23,6 +23,11 @@ type rollPlan struct {
 	rest       []any
 	timeCol    string
 	aggregates int
+	// level is the rollup's level the statement reads (rollupLevels;
+	// the coarsest unless a translation before found a date_trunc
+	// finer than it); need is the coarsest level the translation's
+	// date_trunc calls allow.
+	level, need int
 }
 
 // planRollup returns the plan of a statement the rollup may answer, or
@@ -66,7 +71,8 @@ func planRollup(tree map[string]any, stores map[string]string) *rollPlan {
 	if alias == "" {
 		alias = name
 	}
-	p := &rollPlan{store: id, alias: alias}
+	top := len(rollupLevels) - 1
+	p := &rollPlan{store: id, alias: alias, level: top, need: top}
 	if w := tree["where_clause"]; w != nil {
 		for _, c := range conjuncts(w) {
 			if m, _ := c.(map[string]any); m != nil && p.isTimeCond(m) {
@@ -173,12 +179,16 @@ func timeBounds(n map[string]any) []any {
 	return []any{n["right"]}
 }
 
-// rollSource writes the store as the rollup's rows, named alias. With
-// conditions on eventTime: the rollup's rows of the hours that hold none
-// of their times, filtered by the conditions over the hour (which each
-// condition answers alike for every event of it), and the events of the
-// hours that hold one (read through the (eds_id, eventTime) index),
-// filtered by the conditions and grouped as the rollup groups them.
+// rollSource writes the store as the rollup's rows, named alias: the rows
+// of the level p.level. With conditions on eventTime, whose times are
+// T: that level's rows of the buckets that hold no time of T, filtered
+// by the conditions over the bucket (which each condition answers alike
+// for every event of it); within each bucket that holds one, the next
+// finer level's rows of the buckets that hold none, so on down to the
+// hours; and the events of the hours that hold one (read through the
+// (eds_id, eventTime) index), filtered by the conditions and grouped as
+// the hourly rollup groups them. Each level's rows of a few buckets are
+// read through its (eds_id, bucket) index.
 func (t *translator) rollSource(b *strings.Builder, alias string) error {
 	p := t.roll
 	var dims, exprs []string
@@ -186,55 +196,77 @@ func (t *translator) rollSource(b *strings.Builder, alias string) error {
 		dims = append(dims, ident(d.name()))
 		exprs = append(exprs, d.expr())
 	}
-	b.WriteString("(SELECT " + strings.Join(dims, ", ") + ", " + rollBucket + ", " + rollN + ", " + rollMinT + ", " + rollMaxT +
-		" FROM " + t.rollup + " WHERE eds_id = " + literal(p.store))
-	if len(p.timeConds) > 0 {
-		var hours []string
-		for _, c := range p.timeConds {
-			for _, v := range timeBounds(c) {
-				var s strings.Builder
-				if err := t.expr(&s, v); err != nil {
-					return err
-				}
-				hours = append(hours, "date_trunc('hour', CAST("+s.String()+" AS timestamp))")
-			}
-		}
-		for _, h := range hours {
-			b.WriteString(" AND " + rollBucket + " IS DISTINCT FROM " + h)
-		}
-		conds := func(col string) (string, error) {
-			p.timeCol = col
-			defer func() { p.timeCol = "" }()
-			var s strings.Builder
-			for _, c := range p.timeConds {
-				s.WriteString(" AND ")
-				if err := t.expr(&s, c); err != nil {
-					return "", err
-				}
-			}
-			return s.String(), nil
-		}
-		c, err := conds(rollBucket)
-		if err != nil {
-			return err
-		}
-		b.WriteString(c)
-		var ranges []string
-		for _, h := range hours {
-			ranges = append(ranges, `("eventTime" >= `+h+` AND "eventTime" < `+h+` + interval '1 hour')`)
-		}
-		b.WriteString(` UNION ALL SELECT ` + strings.Join(exprs, ", ") + `, date_trunc('hour', "eventTime"), count(*), min("eventTime"), max("eventTime") FROM ` +
-			t.events + " WHERE eds_id = " + literal(p.store) + " AND (" + strings.Join(ranges, " OR ") + ")")
-		if c, err = conds(`"eventTime"`); err != nil {
-			return err
-		}
-		b.WriteString(c)
-		var groupBy []string
-		for i := range len(rollupDims) + 1 {
-			groupBy = append(groupBy, fmt.Sprint(i+1))
-		}
-		b.WriteString(" GROUP BY " + strings.Join(groupBy, ", "))
+	rows := func(level int) string {
+		return "SELECT " + strings.Join(dims, ", ") + ", " + rollBucket + ", " + rollN + ", " + rollMinT + ", " + rollMaxT +
+			" FROM " + t.rollup[level] + " WHERE eds_id = " + literal(p.store)
 	}
+	b.WriteString("(")
+	if len(p.timeConds) == 0 {
+		b.WriteString(rows(p.level))
+		b.WriteString(") AS " + userIdent(alias))
+		return nil
+	}
+	var times []string
+	for _, c := range p.timeConds {
+		for _, v := range timeBounds(c) {
+			var s strings.Builder
+			if err := t.expr(&s, v); err != nil {
+				return err
+			}
+			times = append(times, "CAST("+s.String()+" AS timestamp)")
+		}
+	}
+	conds := func(col string) (string, error) {
+		p.timeCol = col
+		defer func() { p.timeCol = "" }()
+		var s strings.Builder
+		for _, c := range p.timeConds {
+			s.WriteString(" AND ")
+			if err := t.expr(&s, c); err != nil {
+				return "", err
+			}
+		}
+		return s.String(), nil
+	}
+	// within are the ranges of the buckets of unit that hold a time of
+	// T, as conditions on col.
+	within := func(col, unit string) string {
+		var ranges []string
+		for _, h := range times {
+			s := "date_trunc(" + literal(unit) + ", " + h + ")"
+			ranges = append(ranges, "("+col+" >= "+s+" AND "+col+" < "+s+" + interval "+literal("1 "+unit)+")")
+		}
+		return "(" + strings.Join(ranges, " OR ") + ")"
+	}
+	c, err := conds(rollBucket)
+	if err != nil {
+		return err
+	}
+	for level := p.level; level >= 0; level-- {
+		unit := rollupLevels[level].unit
+		if level < p.level {
+			b.WriteString(" UNION ALL ")
+		}
+		b.WriteString(rows(level))
+		if level < p.level {
+			b.WriteString(" AND " + within(rollBucket, rollupLevels[level+1].unit))
+		}
+		for _, h := range times {
+			b.WriteString(" AND " + rollBucket + " IS DISTINCT FROM date_trunc(" + literal(unit) + ", " + h + ")")
+		}
+		b.WriteString(c)
+	}
+	b.WriteString(` UNION ALL SELECT ` + strings.Join(exprs, ", ") + `, date_trunc('hour', "eventTime"), count(*), min("eventTime"), max("eventTime") FROM ` +
+		t.events + " WHERE eds_id = " + literal(p.store) + " AND " + within(`"eventTime"`, "hour"))
+	if c, err = conds(`"eventTime"`); err != nil {
+		return err
+	}
+	b.WriteString(c)
+	var groupBy []string
+	for i := range len(rollupDims) + 1 {
+		groupBy = append(groupBy, fmt.Sprint(i+1))
+	}
+	b.WriteString(" GROUP BY " + strings.Join(groupBy, ", "))
 	b.WriteString(") AS " + userIdent(alias))
 	return nil
 }
@@ -326,8 +358,9 @@ func (t *translator) rollAggregate(b *strings.Builder, lname string, spec fnSpec
 }
 
 // rollDateTrunc writes date_trunc(unit, eventTime) by an hour or coarser
-// in roll mode as the same of the rollup's hour; ok is false for any other
-// call.
+// in roll mode as the same of the rollup's bucket, and lowers the plan's
+// need to the coarsest level whose buckets the unit keeps whole; ok is
+// false for any other call.
 func (t *translator) rollDateTrunc(b *strings.Builder, args []any) (bool, error) {
 	if len(args) != 2 || !t.roll.isTimeRef(args[1]) {
 		return false, nil
@@ -339,11 +372,13 @@ func (t *translator) rollDateTrunc(b *strings.Builder, args []any) (bool, error)
 	if u["class"] != "CONSTANT" || typ["id"] != "VARCHAR" {
 		return false, nil
 	}
-	switch strings.ToLower(unit) {
-	case "hour", "day", "week", "month", "quarter", "year", "decade", "century", "millennium":
-	default:
+	l := unitLevel(unit)
+	if l < 0 {
 		return false, nil
 	}
+	// A level coarser than unit cannot answer it: the statement is
+	// translated again at the level it needs (DB.Run).
+	t.roll.need = min(t.roll.need, l)
 	b.WriteString("date_trunc(" + literal(unit) + ", " + rollBucket + ")")
 	return true, nil
 }

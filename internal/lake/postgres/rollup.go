@@ -32,10 +32,49 @@ import (
 // condition, so its rollup rows are taken or left as a whole; the hours
 // that hold a constant (at most two a condition) are read from lake_events
 // through the (eds_id, eventTime) index and grouped the same way.
+//
+// Levels. When events spread over days (as trails deliver them) few share
+// an hour and a combination, and the hourly rollup nears one row an event
+// (0.45 over 31 days at 200k events). So the rollup has coarser levels
+// beside the hourly one (rollupLevels): the same rows by day and by month,
+// kept by triggers of their own that fire after the hourly ones. A
+// statement reads the coarsest level its date_trunc calls allow; with
+// conditions on eventTime, the buckets of that level that hold none of
+// the conditions' times, then within the buckets that hold one the next
+// level's buckets that hold none, down to the hours, and the events of
+// the hours that hold one (rollSource).
 
 // rollupVersion names the rollup's layout; a database whose lake_meta
 // holds another (or none) has its rollup rebuilt from lake_events at Open.
-const rollupVersion = 1
+// Version 1 was the hourly level alone (lake_rollup and its triggers,
+// which version 2 keeps as they were, so that a node of version 1 keeps
+// reading and writing it during a rolling upgrade; one that starts
+// rebuilds version 1's part only, which leaves the coarser levels exact).
+const rollupVersion = 2
+
+// rollupLevel is a level of the rollup: its buckets' unit (of date_trunc
+// and interval) and its table.
+type rollupLevel struct{ unit, table string }
+
+// rollupLevels, finest first. The hourly level is lake_rollup (version
+// 1's); each coarser level's least and greatest eventTime are read again
+// from the level below it when events are taken back.
+var rollupLevels = []rollupLevel{{"hour", "lake_rollup"}, {"day", "lake_rollup_day"}, {"month", "lake_rollup_month"}}
+
+// unitLevel is the coarsest level whose buckets date_trunc by unit
+// keeps whole: hour 0, day and week 1, month and coarser 2, anything else
+// -1.
+func unitLevel(unit string) int {
+	switch strings.ToLower(unit) {
+	case "hour":
+		return 0
+	case "day", "week":
+		return 1
+	case "month", "quarter", "year", "decade", "century", "millennium":
+		return 2
+	}
+	return -1
+}
 
 // rollupDim is a rolled-up column: a Lake column (field "" ) or a text
 // field of a struct column.
@@ -114,10 +153,10 @@ func rollupKey(b string, dims []string) string {
 }
 
 // rollupGroup is the SQL that groups the rows of lake_events in from
-// (a table or transition table, filtered by where) as rollup rows:
-// eds_id, k, the bucket, the dimensions, n, the least and greatest
-// eventTime.
-func rollupGroup(from, where string) string {
+// (a table or transition table, filtered by where) as rollup rows of
+// buckets of unit: eds_id, k, the bucket, the dimensions, n, the least
+// and greatest eventTime.
+func rollupGroup(from, where, unit string) string {
 	var exprs, names []string
 	for i, d := range rollupDims {
 		exprs = append(exprs, d.expr()+" AS d"+fmt.Sprint(i))
@@ -130,7 +169,7 @@ func rollupGroup(from, where string) string {
 	if where != "" {
 		where = " WHERE " + where
 	}
-	return `SELECT eds_id, ` + rollupKey("b", names) + ` AS k, b, ` + strings.Join(names, ", ") + `, n, lo, hi FROM (SELECT eds_id, date_trunc('hour', "eventTime") AS b, ` +
+	return `SELECT eds_id, ` + rollupKey("b", names) + ` AS k, b, ` + strings.Join(names, ", ") + `, n, lo, hi FROM (SELECT eds_id, date_trunc(` + literal(unit) + `, "eventTime") AS b, ` +
 		strings.Join(exprs, ", ") + `, count(*) AS n, min("eventTime") AS lo, max("eventTime") AS hi FROM ` + from + where +
 		` GROUP BY ` + strings.Join(groupBy, ", ") + `) g`
 }
@@ -168,7 +207,7 @@ func rollupDDL() string {
 	for _, d := range rollupDims {
 		eventDims = append(eventDims, d.expr())
 	}
-	add := `INSERT INTO lake_rollup AS r (` + rollupColumns() + `) ` + rollupGroup("new_rows", "") + ` ORDER BY 1, 2
+	add := `INSERT INTO lake_rollup AS r (` + rollupColumns() + `) ` + rollupGroup("new_rows", "", "hour") + ` ORDER BY 1, 2
     ON CONFLICT (eds_id, k) DO UPDATE SET ` + rollN + ` = r.` + rollN + ` + excluded.` + rollN + `,
       ` + rollMinT + ` = least(r.` + rollMinT + `, excluded.` + rollMinT + `), ` + rollMaxT + ` = greatest(r.` + rollMaxT + `, excluded.` + rollMaxT + `);`
 	// Taking rows back: their counts subtracted, rows left empty
@@ -225,11 +264,101 @@ func qualify(alias string, exprs []string) []string {
 	return out
 }
 
+// widerDDL creates the coarser levels' tables (rollupLevels[1:]), the
+// index of each level's buckets (which a statement's conditions on
+// eventTime and the re-reading of a coarser level's times read), and the
+// triggers that keep the coarser levels. Their names sort after the
+// hourly level's (lake_rollup_wider_*), so PostgreSQL fires them after
+// (triggers of one event fire in the order of their names): a coarser
+// level's times are read again from the level below once it is exact.
+// Adding rows: one grouped INSERT ... ON CONFLICT a level, in key order as
+// the hourly one. Taking rows back: counts subtracted, empty rows removed,
+// and the least and greatest eventTime of the rows of the buckets that
+// lost events read again from the level below, grouped as this level's
+// rows, in one pass over those buckets; the hourly level's remove trigger
+// has taken lake_rollup's SHARE ROW EXCLUSIVE lock before, so no writer
+// adds meanwhile (the lock is taken again here, which costs nothing, in
+// case the hourly trigger is gone).
+func widerDDL() string {
+	var dims, exprs []string
+	for _, d := range rollupDims {
+		dims = append(dims, ident(d.name())+" "+d.typ)
+		exprs = append(exprs, d.expr())
+	}
+	var ddl, add, remove strings.Builder
+	remove.WriteString(`LOCK TABLE lake_rollup IN SHARE ROW EXCLUSIVE MODE;
+`)
+	for i, l := range rollupLevels {
+		if i == 0 {
+			ddl.WriteString(`CREATE INDEX IF NOT EXISTS ` + l.table + `_bucket ON ` + l.table + ` (eds_id, ` + rollBucket + `);
+`)
+			continue
+		}
+		below := rollupLevels[i-1]
+		unit := literal(l.unit)
+		ddl.WriteString(`CREATE TABLE ` + l.table + ` (eds_id text NOT NULL, k bytea NOT NULL, ` + rollBucket + ` timestamp, ` + strings.Join(dims, ", ") +
+			`, ` + rollN + ` bigint NOT NULL, ` + rollMinT + ` timestamp, ` + rollMaxT + ` timestamp, PRIMARY KEY (eds_id, k)) WITH (fillfactor = 70);
+CREATE INDEX ` + l.table + `_bucket ON ` + l.table + ` (eds_id, ` + rollBucket + `);
+`)
+		add.WriteString(`INSERT INTO ` + l.table + ` AS r (` + rollupColumns() + `) ` + rollupGroup("new_rows", "", l.unit) + ` ORDER BY 1, 2
+    ON CONFLICT (eds_id, k) DO UPDATE SET ` + rollN + ` = r.` + rollN + ` + excluded.` + rollN + `,
+      ` + rollMinT + ` = least(r.` + rollMinT + `, excluded.` + rollMinT + `), ` + rollMaxT + ` = greatest(r.` + rollMaxT + `, excluded.` + rollMaxT + `);
+  `)
+		oldKeys := `SELECT eds_id, ` + rollupKey(`date_trunc(`+unit+`, "eventTime")`, exprs) + ` AS k FROM old_rows`
+		var belowDims []string
+		for _, d := range rollupDims {
+			belowDims = append(belowDims, "f."+ident(d.name()))
+		}
+		remove.WriteString(`UPDATE ` + l.table + ` r SET ` + rollN + ` = r.` + rollN + ` - d.n FROM (SELECT eds_id, k, count(*) AS n FROM (` + oldKeys + `) o GROUP BY 1, 2) d
+    WHERE r.eds_id = d.eds_id AND r.k = d.k;
+  DELETE FROM ` + l.table + ` r USING (SELECT DISTINCT eds_id, k FROM (` + oldKeys + `) o) d
+    WHERE r.eds_id = d.eds_id AND r.k = d.k AND r.` + rollN + ` <= 0;
+  UPDATE ` + l.table + ` r SET (` + rollMinT + `, ` + rollMaxT + `) = (s.lo, s.hi)
+    FROM (SELECT f.eds_id, ` + rollupKey(`date_trunc(`+unit+`, f.`+rollBucket+`)`, belowDims) + ` AS k, min(f.` + rollMinT + `) AS lo, max(f.` + rollMaxT + `) AS hi
+      FROM (SELECT DISTINCT eds_id, date_trunc(` + unit + `, "eventTime") AS b FROM old_rows WHERE "eventTime" IS NOT NULL) a
+      JOIN ` + below.table + ` f ON f.eds_id = a.eds_id AND f.` + rollBucket + ` >= a.b AND f.` + rollBucket + ` < a.b + interval ` + literal("1 "+l.unit) + `
+      GROUP BY 1, 2) s
+    WHERE r.eds_id = s.eds_id AND r.k = s.k AND (r.` + rollMinT + `, r.` + rollMaxT + `) IS DISTINCT FROM (s.lo, s.hi);
+  `)
+	}
+	return ddl.String() + `CREATE OR REPLACE FUNCTION lake_rollup_wider_add() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  ` + add.String() + `RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION lake_rollup_wider_remove() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  ` + remove.String() + `RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION lake_rollup_wider_update() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  ` + remove.String() + add.String() + `RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER lake_rollup_wider_insert AFTER INSERT ON lake_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_rollup_wider_add();
+CREATE OR REPLACE TRIGGER lake_rollup_wider_delete AFTER DELETE ON lake_events REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_rollup_wider_remove();
+CREATE OR REPLACE TRIGGER lake_rollup_wider_update AFTER UPDATE ON lake_events REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_rollup_wider_update();
+`
+}
+
+// widerFill fills a coarser level (rollupLevels[i], i > 0) from the one
+// below it.
+func widerFill(i int) string {
+	l, below := rollupLevels[i], rollupLevels[i-1]
+	var dims []string
+	for _, d := range rollupDims {
+		dims = append(dims, ident(d.name()))
+	}
+	b := `date_trunc(` + literal(l.unit) + `, ` + rollBucket + `)`
+	return `INSERT INTO ` + l.table + ` (` + rollupColumns() + `) SELECT eds_id, ` + rollupKey(b, dims) + `, ` + b + `, ` + strings.Join(dims, ", ") +
+		`, sum(` + rollN + `), min(` + rollMinT + `), max(` + rollMaxT + `) FROM ` + below.table + ` GROUP BY eds_id, ` + b + `, ` + strings.Join(dims, ", ") + `;
+`
+}
+
 // migrateRollup (in migrate's transaction, under its advisory lock)
-// creates lake_rollup and its triggers when lake_meta does not hold
-// rollupVersion, and fills it from lake_events, which it locks against
-// writers meanwhile (SHARE: they wait, and their events come in through
-// the triggers once it commits).
+// creates the rollup's levels and their triggers when lake_meta does not
+// hold rollupVersion, and fills them from lake_events (the hourly level)
+// and each from the one below, locking lake_events against writers
+// meanwhile (SHARE: they wait, and their events come in through the
+// triggers once it commits).
 func migrateRollup(ctx context.Context, tx pgx.Tx) error {
 	var v int64
 	err := tx.QueryRow(ctx, `SELECT v FROM lake_meta WHERE k = 'rollup_version'`).Scan(&v)
@@ -239,14 +368,26 @@ func migrateRollup(ctx context.Context, tx pgx.Tx) error {
 	if err != nil && err != pgx.ErrNoRows {
 		return fmt.Errorf("lake/postgres: rollup version: %w", err)
 	}
+	var drop, fill strings.Builder
+	for _, kind := range []string{"insert", "delete", "update"} {
+		drop.WriteString(`DROP TRIGGER IF EXISTS lake_rollup_` + kind + ` ON lake_events;
+DROP TRIGGER IF EXISTS lake_rollup_wider_` + kind + ` ON lake_events;
+`)
+	}
+	for i, l := range rollupLevels {
+		drop.WriteString(`DROP TABLE IF EXISTS ` + l.table + `;
+`)
+		if i == 0 {
+			fill.WriteString(`INSERT INTO lake_rollup (` + rollupColumns() + `) ` + rollupGroup("lake_events", "", "hour") + `;
+`)
+		} else {
+			fill.WriteString(widerFill(i))
+		}
+		fill.WriteString(`ANALYZE ` + l.table + `;
+`)
+	}
 	if _, err := tx.Exec(ctx, `LOCK TABLE lake_events IN SHARE MODE;
-DROP TRIGGER IF EXISTS lake_rollup_insert ON lake_events;
-DROP TRIGGER IF EXISTS lake_rollup_delete ON lake_events;
-DROP TRIGGER IF EXISTS lake_rollup_update ON lake_events;
-DROP TABLE IF EXISTS lake_rollup;
-`+rollupDDL()+`
-INSERT INTO lake_rollup (`+rollupColumns()+`) `+rollupGroup("lake_events", "")+`;
-ANALYZE lake_rollup;
+`+drop.String()+rollupDDL()+widerDDL()+fill.String()+`
 INSERT INTO lake_meta VALUES ('rollup_version', `+fmt.Sprint(rollupVersion)+`) ON CONFLICT (k) DO UPDATE SET v = excluded.v;`); err != nil {
 		return fmt.Errorf("lake/postgres: rollup: %w", err)
 	}

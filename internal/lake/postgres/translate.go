@@ -43,7 +43,7 @@ type translator struct {
 	schema *schema
 	stores map[string]string // lower-case table name -> store ID
 	events string            // lake_events, qualified
-	rollup string            // lake_rollup, qualified
+	rollup []string          // the rollup's levels' tables, qualified
 	// roll, when set, translates the statement over lake_rollup
 	// (rolltranslate.go); nil: over the events.
 	roll *rollPlan
