@@ -59,6 +59,7 @@ func BenchmarkLoad(b *testing.B) {
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
 		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/event")
 		b.ReportMetric(float64(minorFaults()-flt0)/float64(n), "page-faults/event")
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MB")
 		var got int
 		if err := d.db.QueryRow(`SELECT count(*) FROM events`).Scan(&got); err != nil || got != n {
 			b.Fatalf("events: %d, %v; want %d", got, err, n)
@@ -80,6 +81,14 @@ func minorFaults() int64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Minflt
+}
+
+// peakRSS is the largest resident set the process has had, in bytes (the
+// records the benchmark holds included).
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Maxrss << 10 // KB on Linux
 }
 
 // BenchmarkInsertCall times Insert calls of 1 and of 100 custom events

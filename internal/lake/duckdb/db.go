@@ -36,6 +36,21 @@ DROP TABLE IF EXISTS lake_staging;
 // quote returns s as a SQL string literal.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
+// blockAllocatorMemory is DuckDB's block_allocator_memory: a pool of
+// address space from which DuckDB takes its 256 KB buffer blocks (a
+// transaction's row group being filled, the Appender's collection) and to
+// which it returns them (madvise MADV_FREE: the kernel takes the pages back
+// only when it needs memory). Without it DuckDB's allocator (jemalloc)
+// gives a load's freed blocks back to the kernel, and each transaction of
+// a load faults fresh, cleared pages in again: ~1.2 page faults and ~5 KB
+// of fresh memory an event, and on a virtual machine a fault is dear (the
+// kernel's page-fault and page-clearing paths were ~20% of the load's
+// CPU). The pool is filled only as blocks are used (at most memory_limit's
+// worth: the buffer manager still counts them) and is address space, not
+// memory, until then. 512MB: as fast as 1GB in BenchmarkLoad
+// (docs/benchmarks.md, lake25).
+const blockAllocatorMemory = "512MB"
+
 // openDB opens the Lake database at path ("" = in memory) with the query
 // sandbox settings.
 func openDB(path string, memoryLimit string, threads int) (*sql.DB, *duckdb.Connector, error) {
@@ -53,7 +68,8 @@ func openDB(path string, memoryLimit string, threads int) (*sql.DB, *duckdb.Conn
 		// A new database file gets DuckDB 1.2's storage format, the first
 		// with zstd for strings (eventJson, below); an existing file keeps
 		// the format it was written in.
-		"&storage_compatibility_version=v1.2.0"
+		"&storage_compatibility_version=v1.2.0" +
+		"&block_allocator_memory=" + blockAllocatorMemory
 	if threads > 0 {
 		dsn += fmt.Sprintf("&threads=%d", threads)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,25 @@ func TestOlderLakeFileOpens(t *testing.T) {
 	d := &DB{db: db}
 	if err := d.Insert(context.Background(), []engine.Row{{Store: "eds", Raw: []byte(`{"eventName":"PutObject","vpcEndpointAccountId":"1"}`)}}, 0); err != nil {
 		t.Errorf("load into a migrated file: %v", err)
+	}
+}
+
+// TestBlockAllocatorPool: the Lake database takes its buffer blocks from
+// DuckDB's block allocator pool (blockAllocatorMemory), so a load's
+// transactions reuse the memory the previous one freed instead of faulting
+// fresh pages in.
+func TestBlockAllocatorPool(t *testing.T) {
+	db, _, err := openDB(filepath.Join(t.TempDir(), "lake.duckdb"), "1GB", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var got string
+	if err := db.QueryRow(`SELECT current_setting('block_allocator_memory')`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	// DuckDB's default is no pool ("0 bytes").
+	if got == "" || strings.HasPrefix(got, "0 ") {
+		t.Errorf("block_allocator_memory = %q; want %s (blockAllocatorMemory)", got, blockAllocatorMemory)
 	}
 }
