@@ -112,6 +112,20 @@ func (s *Store) closeStaged(ctx context.Context) error {
 	if w == nil {
 		return nil
 	}
+	s.waitStaged()
+	if len(w.regrow) > 0 {
+		// The rebuild's scan reads the rows from the file, not from
+		// DuckDB's uncheckpointed table: twice in session 15 that scan,
+		// over an import's rows spilled at its memory limit, died by
+		// SIGSEGV inside DuckDB (UncompressedStringStorage::
+		// ReadStringMarker, docs/store.md, "Imports", session 15). The
+		// checkpoint is the one Close makes anyway, made earlier.
+		if _, err := s.wconn.ExecContext(ctx, "CHECKPOINT"); err != nil {
+			s.log.Warn("duckdb: checkpoint before rebuilding the grown filters", "err", err)
+		} else {
+			s.commits = 0
+		}
+	}
 	err := s.settleStaged(ctx)
 	s.staged = nil
 	return errors.Join(err, w.extra.Close())
