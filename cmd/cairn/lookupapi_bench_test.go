@@ -115,7 +115,11 @@ func BenchmarkLookupAPI(b *testing.B) {
 	}
 	logPath := filepath.Join(b.TempDir(), "serve.log")
 	srv := startServerProcessLevel(b, dataDir, cfgPath, logPath, "info")
-	c := newCloudTrail(srv.endpoint, "us-east-1", "AKIABENCH00000000001", "bench-secret-key", 1)
+	// The kinds' client counts the bytes of the pages it is sent: the SDK
+	// client's CPU a request goes with them (decoding the page's JSON).
+	var pageBytes atomic.Int64
+	c := cloudtrail.New(newCloudTrail(srv.endpoint, "us-east-1", "AKIABENCH00000000001", "bench-secret-key", 1).Options(),
+		func(o *cloudtrail.Options) { o.HTTPClient = countingHTTPClient{o.HTTPClient, &pageBytes} })
 	ctx := context.Background()
 	first, err := c.LookupEvents(ctx, &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50)})
 	if err != nil {
@@ -147,7 +151,7 @@ func BenchmarkLookupAPI(b *testing.B) {
 				b.Fatal(err)
 			}
 			var lat []time.Duration
-			cpu0, self0 := procCPU(b, srv), statCPU(b, "/proc/self/stat")
+			cpu0, self0, bytes0 := procCPU(b, srv), statCPU(b, "/proc/self/stat"), pageBytes.Load()
 			for b.Loop() {
 				t0 := time.Now()
 				out, err := c.LookupEvents(ctx, in)
@@ -165,6 +169,7 @@ func BenchmarkLookupAPI(b *testing.B) {
 			// decoding the page's JSON): a kind whose records are
 			// larger costs the client more, whatever the server does.
 			b.ReportMetric(ms(statCPU(b, "/proc/self/stat")-self0)/float64(len(lat)), "client-cpu-ms/op")
+			b.ReportMetric(float64(pageBytes.Load()-bytes0)/1000/float64(len(lat)), "page-kB")
 		})
 	}
 	b.Run("clients-8", func(b *testing.B) {
@@ -251,6 +256,21 @@ func BenchmarkLookupAPI(b *testing.B) {
 	if err := srv.term(b); err != nil {
 		b.Errorf("stop: %v", err)
 	}
+}
+
+// countingHTTPClient adds the Content-Length of the responses it
+// receives to n.
+type countingHTTPClient struct {
+	base cloudtrail.HTTPClient
+	n    *atomic.Int64
+}
+
+func (c countingHTTPClient) Do(r *http.Request) (*http.Response, error) {
+	resp, err := c.base.Do(r)
+	if err == nil && resp.ContentLength > 0 {
+		c.n.Add(resp.ContentLength)
+	}
+	return resp, err
 }
 
 type lookupKind struct {

@@ -199,20 +199,40 @@ func (s *Store) dir(ctx context.Context, k partKey, d, n int64) (*bucketDir, err
 	if err != nil {
 		return nil, err
 	}
+	if x = s.keepDir(b, x, n); !x.ok {
+		return nil, nil
+	}
+	return x, nil
+}
+
+// keepDir keeps x, read when the index counted n records of bucket b, and
+// returns what it kept: x if it holds n rows (whole), else a directory
+// that only remembers the count (SQL answers b until it changes).
+func (s *Store) keepDir(b tailBucket, x *bucketDir, n int64) *bucketDir {
 	x.idxN = n
 	x.ok = int64(x.len()) == n
 	if !x.ok {
 		x = &bucketDir{idxN: n, bytes: 64} // remember the count only
 	}
 	s.dirs.put(b, x)
-	if !x.ok {
-		return nil, nil
-	}
-	return x, nil
+	return x
 }
 
 // readDir reads the rows of bucket d of k, newest first.
 func (s *Store) readDir(ctx context.Context, k partKey, d int64) (*bucketDir, error) {
+	xs, err := s.readDirs(ctx, k, []int64{d})
+	if err != nil {
+		return nil, err
+	}
+	return xs[0], nil
+}
+
+// readDirs reads the rows of the buckets ds of k (newest first, each
+// once) in one query, and returns their directories in the order of ds.
+// A lookup that walks many candidate hours (a rare value) reads their
+// directories a few queries at a time instead of one query an hour
+// (fromDirs, dirsAhead).
+func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketDir, error) {
 	var sb strings.Builder
 	var args []any
 	str := func(v string) {
@@ -227,16 +247,34 @@ func (s *Store) readDir(ctx context.Context, k partKey, d int64) (*bucketDir, er
 	str(k.account)
 	sb.WriteString(` AND region = `)
 	str(k.region)
-	fmt.Fprintf(&sb, ` AND category = %d AND event_time BETWEEN %d AND %d ORDER BY event_time DESC, event_id DESC`,
-		uint8(k.category), d*bucketSeconds, d*bucketSeconds+bucketSeconds-1)
+	// The range of every bucket asked prunes the row groups by their zone
+	// maps; the buckets' own ranges keep the rows of those only.
+	fmt.Fprintf(&sb, ` AND category = %d AND event_time BETWEEN %d AND %d`,
+		uint8(k.category), ds[len(ds)-1]*bucketSeconds, ds[0]*bucketSeconds+bucketSeconds-1)
+	if len(ds) > 1 {
+		sb.WriteString(` AND (`)
+		for i, d := range ds {
+			if i > 0 {
+				sb.WriteString(` OR `)
+			}
+			fmt.Fprintf(&sb, `event_time BETWEEN %d AND %d`, d*bucketSeconds, d*bucketSeconds+bucketSeconds-1)
+		}
+		sb.WriteByte(')')
+	}
+	sb.WriteString(` ORDER BY event_time DESC, event_id DESC`)
 	s.queries.Add(1)
 	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: read bucket: %w", err)
 	}
 	defer rows.Close()
-	x := &bucketDir{strs: []string{""}}
-	strIdx := map[string]uint32{"": 0}
+	out := make([]*bucketDir, len(ds))
+	var (
+		x      *bucketDir
+		strIdx map[string]uint32
+		ids    strings.Builder
+		at     = -1 // x is out[at]
+	)
 	intern := func(v sql.NullString) uint32 {
 		if !v.Valid {
 			return 0
@@ -250,7 +288,17 @@ func (s *Store) readDir(ctx context.Context, k partKey, d int64) (*bucketDir, er
 		}
 		return i
 	}
-	var ids strings.Builder
+	// next finishes the directory being read and starts those up to out[i].
+	next := func(i int) {
+		for ; at < i; at++ {
+			if x != nil {
+				finishDir(x, &ids)
+			}
+			x, strIdx = &bucketDir{strs: []string{""}}, map[string]uint32{"": 0}
+			ids.Reset()
+			out[at+1] = x
+		}
+	}
 	for rows.Next() {
 		var (
 			t             int64
@@ -264,6 +312,16 @@ func (s *Store) readDir(ctx context.Context, k partKey, d int64) (*bucketDir, er
 		if err := rows.Scan(&t, &id, &frame, &recv, &name, &src, &ro, &user, &akid, &r); err != nil {
 			return nil, fmt.Errorf("duckdb: read bucket: %w", err)
 		}
+		// The rows come newest first, so bucket by bucket in the order of
+		// ds (newest first).
+		i := max(at, 0)
+		for i < len(ds) && bucketOf(t) < ds[i] {
+			i++
+		}
+		if i == len(ds) || bucketOf(t) != ds[i] {
+			return nil, fmt.Errorf("duckdb: read bucket: a row of hour %d, not asked for", bucketOf(t))
+		}
+		next(i)
 		if ids.Len()+len(id) > math.MaxUint32 || len(x.frames)+len(frame) > math.MaxUint32 {
 			return nil, fmt.Errorf("duckdb: read bucket: too large")
 		}
@@ -296,6 +354,13 @@ func (s *Store) readDir(ctx context.Context, k partKey, d int64) (*bucketDir, er
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("duckdb: read bucket: %w", err)
 	}
+	next(len(ds) - 1)
+	finishDir(x, &ids)
+	return out, nil
+}
+
+// finishDir completes x, whose event IDs ids holds.
+func finishDir(x *bucketDir, ids *strings.Builder) {
 	x.ids = ids.String()
 	x.frames = slices.Clip(x.frames)
 	x.nameRows, x.nameEnd = groupRows(x.names, len(x.strs))
@@ -303,7 +368,6 @@ func (s *Store) readDir(ctx context.Context, k partKey, d int64) (*bucketDir, er
 	// 8 (time) + 8 (received) + 3*4 (ends) + 2*4 (strings) + 1 + 2*8
 	// (hashes) + 2*4 (the name and source rows).
 	x.bytes += 256 + len(x.times)*61 + len(x.ids) + len(x.frames) + 8*len(x.res) + 8*len(x.strs)
-	return x, nil
 }
 
 // groupRows lists the rows (indexes of vals) by value, values 0 to n-1
@@ -487,12 +551,17 @@ func (f *dirFilter) row(x *bucketDir, i int, ct int64, cid string, name, src int
 // of one account and region only.
 func (s *Store) fromDirs(ctx context.Context, q *audit.Query, k partKey, spans []span, lo, hi int64, need int, recs []audit.Record) ([]audit.Record, []span, int64, error) {
 	byEventID := slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return a.Key == audit.AttrEventID })
+	ahead := 1
+	var err error
 	for len(spans) > 0 && len(recs) < need && lo <= hi {
 		if byEventID && len(recs) > 0 {
 			break // (account, eventID) is unique
 		}
 		sp := spans[0]
 		b := sp.buckets[0] // a candidate: a span starts with one
+		if ahead, err = s.readAhead(ctx, k, spans, ahead); err != nil {
+			return nil, nil, 0, err
+		}
 		x, err := s.dir(ctx, k, b.d, b.n)
 		if err != nil {
 			return nil, nil, 0, err
@@ -529,6 +598,68 @@ func (s *Store) fromDirs(ctx context.Context, q *audit.Query, k partKey, spans [
 		spans[0] = sp
 	}
 	return recs, spans, hi, nil
+}
+
+// Directories read ahead (fromDirs): a lookup whose next candidate
+// bucket has no directory reads it with the directories of the next
+// candidates that have none, in one query: 1 bucket the first time, 4x
+// as many each time after (the page was not full), at most
+// maxDirsAhead buckets and maxDirAheadRows rows (by the index's counts),
+// and a quarter of Options.BucketDirBytes at dirRowBytes a row (so that
+// what is read ahead is not evicted before it is used).
+// A common value reads the one hour that fills its page, as before; a
+// rare value, whose page takes tens of hours, reads their directories in
+// a few queries instead of one an hour: the first lookups after a start
+// (or their replay at Open, replayBudget) and a deep page pay a query's
+// planning and its scan of the row groups once for many hours.
+const (
+	maxDirsAhead    = 64
+	maxDirAheadRows = 4 * maxSpanRows
+	dirRowBytes     = 100
+)
+
+// readAhead reads, when the first candidate bucket of spans has no
+// directory for its count, the directories of up to ahead candidates
+// without one (see maxDirsAhead) and keeps them, and returns the next
+// ahead.
+func (s *Store) readAhead(ctx context.Context, k partKey, spans []span, ahead int) (int, error) {
+	held := func(b bucketRows) bool {
+		x := s.dirs.get(tailBucket{k, b.d})
+		return x != nil && x.idxN == b.n
+	}
+	if held(spans[0].buckets[0]) {
+		return ahead, nil
+	}
+	var want []bucketRows
+	var rows int64
+gather:
+	for _, sp := range spans {
+		for _, b := range sp.buckets {
+			if len(want) == ahead || len(want) > 0 && (rows+b.n > maxDirAheadRows || (rows+b.n)*dirRowBytes > int64(s.dirs.max)/4) {
+				break gather
+			}
+			if !b.cand || len(want) > 0 && held(b) {
+				continue
+			}
+			want = append(want, b)
+			rows += b.n
+		}
+	}
+	if len(want) < 2 {
+		return min(4*ahead, maxDirsAhead), nil // dir reads the one bucket
+	}
+	ds := make([]int64, len(want))
+	for i, b := range want {
+		ds[i] = b.d
+	}
+	xs, err := s.readDirs(ctx, k, ds)
+	if err != nil {
+		return 0, err
+	}
+	for i, x := range xs {
+		s.keepDir(tailBucket{k, want[i].d}, x, want[i].n)
+	}
+	return min(4*ahead, maxDirsAhead), nil
 }
 
 // dirRecords returns the records of rows of x, decoded (their blocks from

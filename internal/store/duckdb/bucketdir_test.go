@@ -265,3 +265,90 @@ func samePage(a, b audit.Page) bool {
 	}
 	return true
 }
+
+// TestReadDirsAsOneByOne: the directories of several buckets read in one
+// query (readDirs, with hours between them not asked for, an hour without
+// rows, and the oldest and newest hours) are those read one bucket at a
+// time; and a rare value's lookup, whose candidates are many hours, reads
+// their directories ahead, several a query, and returns the pages of a
+// store without directories.
+func TestReadDirsAsOneByOne(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := Open(filepath.Join(dir, "dirs.duckdb"), Options{TailBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ref, err := Open(filepath.Join(dir, "sql.duckdb"), Options{TailBytes: -1, BucketDirBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	// Three records an hour for 300 hours; the rare key in one hour of 4
+	// (of those that name a caller).
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	g := storetest.NewGen(5, base)
+	var recs []audit.Record
+	for i := range 900 {
+		s := storetest.Spec{Time: base.Add(time.Duration(i) * 20 * time.Minute)}
+		if i%12 == 5 {
+			s.AccessKeyID = "AKIARARE"
+		}
+		recs = append(recs, g.Record(s))
+	}
+	for _, x := range []*Store{st, ref} {
+		if _, err := x.Append(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := partKey{recs[0].Account, recs[0].Region, recs[0].Category}
+	newest, oldest := bucketOf(recs[len(recs)-1].Time.Unix()), bucketOf(recs[0].Time.Unix())
+	ds := []int64{newest + 5, newest, newest - 1, newest - 3, newest - 40, oldest + 3, oldest}
+	xs, err := st.readDirs(ctx, k, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range ds {
+		one, err := st.readDir(ctx, k, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(xs[i], one) {
+			t.Errorf("bucket %d: read with others %+v, alone %+v", d, xs[i], one)
+		}
+		if want := 3; d <= newest && d >= oldest && xs[i].len() != want {
+			t.Errorf("bucket %d: %d rows, want %d", d, xs[i].len(), want)
+		}
+	}
+	st.dirs.clear()
+
+	q := audit.Query{Account: k.account, Region: k.region, Category: k.category, Limit: 50,
+		Attributes: []audit.Attribute{{Key: audit.AttrAccessKeyID, Value: "AKIARARE"}}}
+	q0, d0 := st.queries.Load(), st.dirs.loaded()
+	got := lookupAll(t, st, q)
+	queries, dirs := st.queries.Load()-q0, st.dirs.loaded()-d0
+	want := lookupAll(t, ref, q)
+	if len(want) <= 50 || !reflect.DeepEqual(recordKeys(got), recordKeys(want)) {
+		t.Fatalf("rare value: %d records from the directories, %d from SQL (want the same, more than a page)", len(got), len(want))
+	}
+	// A candidate hour for each match at least (the generator leaves
+	// the key out of its service events), read a few queries at a time
+	// (one query each before).
+	if dirs < int64(len(want)) || queries*4 > dirs {
+		t.Errorf("the rare value's pages read %d directories in %d queries", dirs, queries)
+	}
+	q.Attributes = nil
+	q.Limit = 7
+	if got, want := lookupAll(t, st, q), lookupAll(t, ref, q); len(want) != len(recs) || !reflect.DeepEqual(recordKeys(got), recordKeys(want)) {
+		t.Fatalf("every record: %d from the directories, %d from SQL", len(got), len(want))
+	}
+}
+
+func recordKeys(recs []audit.Record) []string {
+	var ks []string
+	for _, r := range recs {
+		ks = append(ks, r.EventID+" "+r.Time.UTC().String()+" "+string(r.Raw))
+	}
+	return ks
+}
