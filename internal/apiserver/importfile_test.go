@@ -252,6 +252,31 @@ func TestImportRecordsFileHostile(t *testing.T) {
 		t.Errorf("a responder's file of bob's record: %d %s, AdmitRecords asked %d times; want ThrottlingException, 1", status, out, asked)
 	}
 
+	// Even a responder's file stores no record whose region or account is
+	// not one (a path in awsRegion, an account ID that is not 12 digits).
+	s, st = newTestServer(t, now, 90*24*time.Hour)
+	badRegion := strings.Replace(hostileRecord(alice, "r1"), `"awsRegion":"us-east-1"`, `"awsRegion":"../../bob"`, 1)
+	status, out = importFile(t, s, alice, true, "f", gz(t, logFile(badRegion, hostileRecord("22222222222x", "x1"))))
+	if rep := asReport(t, out); status != 200 || rep.Imported != 0 || rep.Rejected != 2 || len(rep.Errors) != 2 {
+		t.Errorf("a responder's file of a bad region's and a bad account's records: %d %s; want both rejected", status, out)
+	}
+	for _, r := range storedRecords(t, st) {
+		if r.EventID == "r1" || r.EventID == "x1" {
+			t.Errorf("stored %s (account %q, region %q)", r.EventID, r.Account, r.Region)
+		}
+	}
+
+	// Without credentials nothing is read or stored.
+	s, st = newTestServer(t, now, 90*24*time.Hour)
+	if status, out := importFile(t, s, "", false, "f", gz(t, logFile(hostileRecord(alice, "u1")))); status != 403 || errorType(out) != "MissingAuthenticationTokenException" {
+		t.Errorf("an unsigned file: %d %s; want 403 MissingAuthenticationTokenException", status, out)
+	}
+	for _, r := range storedRecords(t, st) {
+		if r.EventID == "u1" {
+			t.Errorf("stored %s from an unsigned call", r.EventID)
+		}
+	}
+
 	good := gz(t, logFile(hostileRecord(alice, "g1"), hostileRecord(alice, "g2")))
 	var bomb bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
