@@ -165,10 +165,8 @@ func (s *Server) importFile(ctx context.Context, c *call) (any, error) {
 		}
 		recs = append(recs, *rec)
 	}
-	if ra, ok := s.cfg.Recorder.(RecordsAdmitter); ok && c.caller.Responder {
-		if err := ra.AdmitRecords(c.caller.AccountID, recs); err != nil {
-			return nil, err
-		}
+	if err := s.admitOthers(c, recs); err != nil {
+		return nil, err
 	}
 	params, _ := json.Marshal(struct {
 		Records int    `json:"Records"`

@@ -392,12 +392,8 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 			recs = append(recs, rec)
 		}
 	}
-	// A responder's records are of other accounts, whose share of the
-	// pipeline Admit did not count.
-	if ra, ok := s.cfg.Recorder.(RecordsAdmitter); ok && c.caller.Responder {
-		if err := ra.AdmitRecords(c.caller.AccountID, recs); err != nil {
-			return nil, err
-		}
+	if err := s.admitOthers(c, recs); err != nil {
+		return nil, err
 	}
 	// Record only the count: the records themselves are not parameters.
 	params, _ := json.Marshal(map[string]int{"Records": len(raws)})
@@ -427,6 +423,18 @@ func (s *Server) importRecords(ctx context.Context, c *call) (any, error) {
 	c.responseElements = importResponse(res, failed)
 	c.body = params
 	return out, nil
+}
+
+// admitOthers asks the Recorder (RecordsAdmitter) whether a responder's
+// records may be queued: they are of other accounts, whose share of the
+// pipeline Admit did not count. Every ImportRecords body (JSON, frames, a
+// log file) goes through it; a caller that is not a responder imports its
+// own account's records only, which Admit counted.
+func (s *Server) admitOthers(c *call, recs []audit.Record) error {
+	if ra, ok := s.cfg.Recorder.(RecordsAdmitter); ok && c.caller.Responder {
+		return ra.AdmitRecords(c.caller.AccountID, recs)
+	}
+	return nil
 }
 
 // importResponse is the responseElements of an ImportRecords call's record.
