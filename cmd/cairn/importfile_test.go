@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,18 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	gocmp "github.com/google/go-cmp/cmp"
 )
-
-// gzipped is b as a .json.gz log file holds it.
-func gzipped(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // TestImportFilesThroughServerReportAsOffline: `cairn import
 // --endpoint-url` sends .json.gz files whole (ImportRecords with the
@@ -58,18 +45,18 @@ func TestImportFilesThroughServerReportAsOffline(t *testing.T) {
 		}
 	}
 	// Many accounts and regions, one record twice.
-	write("a.json.gz", gzipped(t, file(append(handedRaw[:30], handedRaw[3])...)))
+	write("a.json.gz", gzipBytes(t, file(append(handedRaw[:30], handedRaw[3])...)))
 	// Invalid records between good ones: 3 named, the rest counted.
-	write("b.json.gz", gzipped(t, file(handedRaw[30], `{"eventID":"no-time"}`, `17`, `"x"`, `{"eventID":"x2"}`, `[]`, handedRaw[31])))
+	write("b.json.gz", gzipBytes(t, file(handedRaw[30], `{"eventID":"no-time"}`, `17`, `"x"`, `{"eventID":"x2"}`, `[]`, handedRaw[31])))
 	// Truncated: the records before the damage are imported.
-	trunc := gzipped(t, file(handedRaw[32:44]...))
+	trunc := gzipBytes(t, file(handedRaw[32:44]...))
 	write("c.json.gz", trunc[:len(trunc)*2/3])
 	// Not gzip, though named so; and a plain file.
 	write("d.json.gz", file(handedRaw[44:46]...))
 	write("e.json", file(handedRaw[46:]...))
 	// A digest file is skipped, and an empty gzip file is read.
-	os.WriteFile(filepath.Join(logs, "111111111111", "CloudTrail-Digest", "x.json.gz"), gzipped(t, []byte(`{}`)), 0o600)
-	write("f.json.gz", gzipped(t, nil))
+	os.WriteFile(filepath.Join(logs, "111111111111", "CloudTrail-Digest", "x.json.gz"), gzipBytes(t, []byte(`{}`)), 0o600)
+	write("f.json.gz", gzipBytes(t, nil))
 
 	imp := func(args ...string) (int, map[string]any, string) {
 		var stdout, stderr bytes.Buffer
