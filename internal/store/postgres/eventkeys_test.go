@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/pgtest"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
@@ -22,23 +19,7 @@ import (
 // accounts stays two records.
 func TestEventKeysUpgrade(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Database(t)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for v := 1; v <= 10; v++ {
-		if _, err := conn.Exec(ctx, migrations[v-1]); err != nil {
-			t.Fatalf("migration %d: %v", v, err)
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dsn, conn := databaseAtVersion(t, 10)
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	g := storetest.NewGen(31, now.Add(-48*time.Hour))
 	var all []audit.Record

@@ -88,22 +88,23 @@ func TestFeedWhileAppending(t *testing.T) {
 	}
 }
 
-// A database written by version 7 (rows numbered by their seq column)
-// migrates to version 8: its records keep their numbers and come first
-// in the feed, the new batches continue after them, pages cross the
-// boundary, and a node still writing version 7's rows is refused.
-func TestUpgradeKeepsTheFeed(t *testing.T) {
+// databaseAtVersion is a new test database migrated to version (only its
+// migrations, recorded, as a cairn of that version left it) and a
+// connection to it, closed at the test's end: a test of an upgrade writes
+// that version's rows through it, then opens the store.
+func databaseAtVersion(t *testing.T, version int) (string, *pgx.Conn) {
+	t.Helper()
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	t.Cleanup(func() { conn.Close(ctx) })
 	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
 		t.Fatal(err)
 	}
-	for v := 1; v <= 7; v++ {
+	for v := 1; v <= version; v++ {
 		if _, err := conn.Exec(ctx, migrations[v-1]); err != nil {
 			t.Fatalf("migration %d: %v", v, err)
 		}
@@ -111,6 +112,16 @@ func TestUpgradeKeepsTheFeed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return dsn, conn
+}
+
+// A database written by version 7 (rows numbered by their seq column)
+// migrates to version 8: its records keep their numbers and come first
+// in the feed, the new batches continue after them, pages cross the
+// boundary, and a node still writing version 7's rows is refused.
+func TestUpgradeKeepsTheFeed(t *testing.T) {
+	ctx := context.Background()
+	dsn, conn := databaseAtVersion(t, 7)
 	// Version 7's rows, as its Append wrote them.
 	enc, err := zstd.NewWriter(nil)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/klauspost/compress/s2"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/pgtest"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
@@ -70,23 +69,7 @@ func appendV9(t *testing.T, conn *pgx.Conn, recs []audit.Record, received int64)
 // EventSource read almost only) is the case version 10 is for.
 func TestPostingsReadOnly(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Database(t)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for v := 1; v <= 9; v++ {
-		if _, err := conn.Exec(ctx, migrations[v-1]); err != nil {
-			t.Fatalf("migration %d: %v", v, err)
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dsn, conn := databaseAtVersion(t, 9)
 
 	rng := rand.New(rand.NewPCG(3, 5))
 	base := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
