@@ -360,18 +360,23 @@ func (d *DB) Run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 		stores[strings.ToLower(engine.TableName(id))] = id
 	}
 	var q *query
+	// Parallel workers: the server's setting for a statement over the
+	// events; none for one over the rollup, which reads a few thousand
+	// rows, fewer than a worker's start costs (docs/lake.md, "Levels").
+	serial := false
 	if p := planRollup(tree, stores); p != nil && !d.noRollup {
 		// Over the rollup when the statement allows, else (any error:
 		// the general translation gives the statement's own) over the
-		// events.
+		// events. Translated twice: the first finds the level the
+		// statement's date_trunc calls allow and the dimensions it
+		// reads; the second reads that level and groups the edges'
+		// events by those dimensions only.
 		tr := &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, roll: p}
 		rq, err := tr.statement(tree)
-		if err == nil && p.need < p.level {
-			// A date_trunc finer than the level read: again, at the
-			// level it allows.
-			need := p.need
+		if err == nil {
+			need, used := p.need, p.used
 			p = planRollup(tree, stores)
-			p.level, p.need = need, need
+			p.level, p.need, p.only = need, need, used
 			tr = &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, roll: p}
 			rq, err = tr.statement(tree)
 			if err == nil && p.need < p.level {
@@ -380,6 +385,7 @@ func (d *DB) Run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 		}
 		if err == nil {
 			q = rq
+			serial = true
 			d.rollups.Add(1)
 		}
 	}
@@ -391,7 +397,8 @@ func (d *DB) Run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 	}
 	var n int64
 	err = pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', $1, true), set_config('search_path', 'pg_catalog, pg_temp', true)`, d.workMem); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT set_config('work_mem', $1, true), set_config('search_path', 'pg_catalog, pg_temp', true),
+			set_config('max_parallel_workers_per_gather', CASE WHEN $2 THEN '0' ELSE current_setting('max_parallel_workers_per_gather') END, true)`, d.workMem, serial); err != nil {
 			return err
 		}
 		var err error

@@ -28,6 +28,11 @@ type rollPlan struct {
 	// finer than it); need is the coarsest level the translation's
 	// date_trunc calls allow.
 	level, need int
+	// used are the dimensions the translation read (rollColumn); only,
+	// when not nil, the ones a translation before found it reads: the
+	// events of the edges' hours are grouped by those alone (rollSource),
+	// the others NULL.
+	used, only map[string]bool
 }
 
 // planRollup returns the plan of a statement the rollup may answer, or
@@ -72,7 +77,7 @@ func planRollup(tree map[string]any, stores map[string]string) *rollPlan {
 		alias = name
 	}
 	top := len(rollupLevels) - 1
-	p := &rollPlan{store: id, alias: alias, level: top, need: top}
+	p := &rollPlan{store: id, alias: alias, level: top, need: top, used: map[string]bool{}}
 	if w := tree["where_clause"]; w != nil {
 		for _, c := range conjuncts(w) {
 			if m, _ := c.(map[string]any); m != nil && p.isTimeCond(m) {
@@ -256,16 +261,26 @@ func (t *translator) rollSource(b *strings.Builder, alias string) error {
 		}
 		b.WriteString(c)
 	}
-	b.WriteString(` UNION ALL SELECT ` + strings.Join(exprs, ", ") + `, date_trunc('hour', "eventTime"), count(*), min("eventTime"), max("eventTime") FROM ` +
+	// The edges' events, grouped as the hourly level by the dimensions
+	// the statement reads (each of the others, a JSON field read from
+	// every event's userIdentity, is NULL: the statement's groups and
+	// counts are the same).
+	var sel, groupBy []string
+	for i, d := range rollupDims {
+		if p.only != nil && !p.only[d.name()] {
+			sel = append(sel, "NULL")
+			continue
+		}
+		sel = append(sel, exprs[i])
+		groupBy = append(groupBy, fmt.Sprint(i+1))
+	}
+	groupBy = append(groupBy, fmt.Sprint(len(rollupDims)+1))
+	b.WriteString(` UNION ALL SELECT ` + strings.Join(sel, ", ") + `, date_trunc('hour', "eventTime"), count(*), min("eventTime"), max("eventTime") FROM ` +
 		t.events + " WHERE eds_id = " + literal(p.store) + " AND " + within(`"eventTime"`, "hour"))
 	if c, err = conds(`"eventTime"`); err != nil {
 		return err
 	}
 	b.WriteString(c)
-	var groupBy []string
-	for i := range len(rollupDims) + 1 {
-		groupBy = append(groupBy, fmt.Sprint(i+1))
-	}
 	b.WriteString(" GROUP BY " + strings.Join(groupBy, ", "))
 	b.WriteString(") AS " + userIdent(alias))
 	return nil
@@ -297,10 +312,12 @@ func (t *translator) rollColumn(names []string) (string, error) {
 		return p.timeCol, nil
 	case len(names) == 1:
 		if d, ok := findDim(names[0], ""); ok {
+			p.used[d.name()] = true
 			return ident(d.name()), nil
 		}
 	case len(names) == 2:
 		if d, ok := findDim(names[0], names[1]); ok {
+			p.used[d.name()] = true
 			return ident(d.name()), nil
 		}
 	}

@@ -234,31 +234,22 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		if err := tx.QueryRow(ctx, `SELECT nextval('event_batch_ids')`).Scan(&id); err != nil {
 			return fmt.Errorf("batch number: %w", err)
 		}
-		// The keys in the index's order on every node: two appends of
-		// the same records wait for each other instead of deadlocking.
-		rows, err := tx.Query(ctx, `INSERT INTO event_keys (event_id, account, received, batch, ord)
-			SELECT e, a, $3, $4, o FROM unnest($1::bytea[], $2::bytea[], $5::int[]) AS k(a, e, o) ORDER BY e, a
-			ON CONFLICT DO NOTHING RETURNING ord`, accts, ids, received, id, places)
-		if err != nil {
-			return fmt.Errorf("insert keys: %w", err)
-		}
+		// Usually every key is new: COPY them in, in a savepoint. Only
+		// when one exists already (a retried append, a journal replayed,
+		// another node's copy) is the savepoint rolled back and the keys
+		// inserted ON CONFLICT DO NOTHING, which returns the new ones.
 		fresh := make([]bool, len(batch))
-		n := 0
-		for rows.Next() {
-			var o int32
-			if err := rows.Scan(&o); err != nil {
-				rows.Close()
-				return err
-			}
-			if o < 0 || int(o) >= len(batch) || fresh[o] {
-				rows.Close()
-				return fmt.Errorf("insert keys: place %d returned out of the batch of %d", o, len(batch))
-			}
-			fresh[o] = true
-			n++
+		n := len(batch)
+		copied, err := copyKeys(ctx, tx, accts, ids, received, id)
+		if err != nil {
+			return err
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("insert keys: %w", err)
+		if copied {
+			for i := range fresh {
+				fresh[i] = true
+			}
+		} else if n, err = insertKeys(ctx, tx, accts, ids, places, received, id, fresh); err != nil {
+			return err
 		}
 		if n == 0 {
 			return nil
@@ -312,6 +303,77 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	res.Inserted = inserted
 	res.Duplicates += len(batch) - inserted
 	return res, nil
+}
+
+// copyKeys copies a batch's keys into event_keys (the place of the i-th
+// is i), sorted in the index's order as insertKeys sorts them: two appends
+// of the same records wait for each other instead of deadlocking. It
+// runs in a savepoint and returns false, the savepoint rolled back, when
+// a key is there already (unique_violation): then insertKeys tells the
+// new ones from the others.
+func copyKeys(ctx context.Context, tx pgx.Tx, accts, ids [][]byte, received, batch int64) (bool, error) {
+	order := make([]int, len(ids))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := bytes.Compare(ids[a], ids[b]); c != 0 {
+			return c
+		}
+		return bytes.Compare(accts[a], accts[b])
+	})
+	rows := make([][]any, len(order))
+	for j, i := range order {
+		rows[j] = []any{ids[i], accts[i], received, batch, int32(i)}
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("copy keys: %w", err)
+	}
+	_, err = sp.CopyFrom(ctx, pgx.Identifier{"event_keys"}, []string{"event_id", "account", "received", "batch", "ord"}, pgx.CopyFromRows(rows))
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		if err := sp.Rollback(ctx); err != nil {
+			return false, fmt.Errorf("copy keys: %w", err)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("copy keys: %w", err)
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return false, fmt.Errorf("copy keys: %w", err)
+	}
+	return true, nil
+}
+
+// insertKeys inserts a batch's keys that event_keys does not hold (the
+// place of the i-th is places[i]), in the index's order, marks them in
+// fresh and returns how many there were.
+func insertKeys(ctx context.Context, tx pgx.Tx, accts, ids [][]byte, places []int32, received, batch int64, fresh []bool) (int, error) {
+	rows, err := tx.Query(ctx, `INSERT INTO event_keys (event_id, account, received, batch, ord)
+		SELECT e, a, $3, $4, o FROM unnest($1::bytea[], $2::bytea[], $5::int[]) AS k(a, e, o) ORDER BY e, a
+		ON CONFLICT DO NOTHING RETURNING ord`, accts, ids, received, batch, places)
+	if err != nil {
+		return 0, fmt.Errorf("insert keys: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var o int32
+		if err := rows.Scan(&o); err != nil {
+			return 0, err
+		}
+		if o < 0 || int(o) >= len(fresh) || fresh[o] {
+			return 0, fmt.Errorf("insert keys: place %d returned out of the batch of %d", o, len(fresh))
+		}
+		fresh[o] = true
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("insert keys: %w", err)
+	}
+	return n, nil
 }
 
 var columns = []string{"account", "region", "category", "event_time", "event_id", "event_name", "event_source",
