@@ -204,7 +204,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	}
 	pipe, err := ingest.Open(ctx, ingest.Config{Store: store, Keys: keys, JournalDir: filepath.Join(f.dataDir, journalDir), Logger: log, Registerer: reg,
 		QueueSize: cfg.Ingest.QueueSize, AccountMaxCalls: cfg.Ingest.AccountMaxCalls, AccountQueueRecords: cfg.Ingest.AccountQueueRecords,
-		DiskDir: f.dataDir, MinFreeBytes: minFree, JournalBatch: serveJournalBatch})
+		DiskDir: f.dataDir, MinFreeBytes: minFree})
 	if err != nil {
 		return err
 	}
@@ -469,20 +469,6 @@ type eventStore interface {
 // the data dir. serving says the store will answer lookups (cairn serve):
 // only then does a DuckDB store warm its cache from what the last server
 // read, and save its own at Close (duckdb.Options.Cold).
-// serveJournalBatch is the number of journaled records that makes the
-// pipeline's writer store a batch at once (ingest.Config.JournalBatch;
-// the package's default is 10,000). Live ingest's batches are cut by
-// JournalDelay (200 ms) long before; only a backlog fills one, and a bulk
-// import through the server keeps one (the accounts' queues at their
-// AccountQueueRecords, 20,000 each). There, appends of 30,000 records
-// cost the server about 2 CPU-s less a million records than appends of
-// 10,000: a bucket filter sized for a larger first batch is rebuilt from
-// the table less often (rebuildGrown 1.0 → 0.3 s) and fewer transactions
-// reach CheckpointCommits (docs/store.md, "Imports through a server,
-// session 16"). An append of 30,000 records takes about a second under
-// load, which a record waits beyond the backlog before lookups see it.
-const serveJournalBatch = 30000
-
 // serveCheckpointWAL is the write-ahead log a server's Event History lets
 // grow before it checkpoints (the store's default is 16 MiB). Live ingest
 // checkpoints by its transactions (CheckpointCommits, 100: 20 s of
