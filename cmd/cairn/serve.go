@@ -474,8 +474,8 @@ type eventStore interface {
 // checkpoints by its transactions (CheckpointCommits, 100: 20 s of
 // appends every 200 ms) long before; a bulk flow (`cairn import
 // --endpoint-url`: appends of 10,000 records) reached 16 MiB every five
-// appends, and the checkpoints were 3.1–3.7 of the server's 40–46 CPU-s
-// for 1M records, 1.4 at 64 MiB (docs/store.md, "Imports through a
+// appends, and the checkpoints were 3.0–3.7 of the server's 40–53 CPU-s
+// for 1M records, 1.3–1.4 at 64 MiB (docs/store.md, "Imports through a
 // server, session 16"). The cost is a longer replay after a crash: a
 // server killed at 55 MB of log answered 2.9 s after its start (load 10),
 // about 2 s more than 16 MiB's replay would take.
