@@ -241,6 +241,13 @@ func (r *recentLookups) add(q audit.Query) {
 	r.qs[0] = q
 }
 
+// set makes qs (newest first) the list.
+func (r *recentLookups) set(qs []audit.Query) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.qs = slices.Clone(qs[:min(len(qs), recentLookupsMax)])
+}
+
 func (r *recentLookups) list() []audit.Query {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -280,9 +287,22 @@ type lookupsFile struct {
 	Lookups []audit.Query
 }
 
-// replayLookups runs the lookups PATH.lookups holds, oldest first,
-// within replayBudget, and returns how many ran. A lookup that fails is
+// replayLookups runs the lookups PATH.lookups holds within
+// replayBudget, and returns how many ran. A lookup that fails is
 // skipped: the replay only warms DuckDB.
+//
+// Breadth first: every saved lookup first runs for its newest record
+// only (Limit 1), newest first, then for its page, oldest first (so that
+// the block cache ends in the order it had at Close). The
+// first pass reads what each lookup starts with (its newest candidate
+// hour's directory, its partition's newest hours, the block of its first
+// record), which is what a lookup of the newest page mostly needs; the
+// second pass the deep part of the pages (a rare value's tens of hours).
+// Run one after the other, oldest first, a rare EventName's page at 10M
+// records (18 directories read ahead in 3 queries: 3.3-4.7 s at load 7)
+// took the whole budget before the no-attribute lookup's turn, so the
+// first such lookup after the restart read its hour cold (55-145 ms in
+// the store against 0.1 ms replayed).
 func (s *Store) replayLookups(ctx context.Context) (int, error) {
 	if s.lookupsPath == "" {
 		return 0, nil
@@ -304,11 +324,26 @@ func (s *Store) replayLookups(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, replayBudget)
 	defer cancel()
 	qs := lf.Lookups[:min(len(lf.Lookups), recentLookupsMax)]
+	// The replay's own lookups must not change the list the next Close
+	// saves: it is the file's, as before the restart.
+	defer s.recent.set(qs)
+	for _, q := range qs {
+		if ctx.Err() != nil {
+			break
+		}
+		if q.Limit > 1 {
+			q.Limit = 1
+			_, _ = s.Lookup(ctx, q)
+			s.replayed = append(s.replayed, q)
+		}
+	}
 	n := 0
 	for i := len(qs) - 1; i >= 0 && ctx.Err() == nil; i-- {
-		if _, err := s.Lookup(ctx, qs[i]); err == nil {
+		q := qs[i]
+		if _, err := s.Lookup(ctx, q); err == nil {
 			n++
 		}
+		s.replayed = append(s.replayed, q)
 	}
 	return n, nil
 }
