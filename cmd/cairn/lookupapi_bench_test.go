@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -24,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
@@ -120,6 +123,17 @@ func BenchmarkLookupAPI(b *testing.B) {
 	var pageBytes atomic.Int64
 	c := cloudtrail.New(newCloudTrail(srv.endpoint, "us-east-1", "AKIABENCH00000000001", "bench-secret-key", 1).Options(),
 		func(o *cloudtrail.Options) { o.HTTPClient = countingHTTPClient{o.HTTPClient, &pageBytes} })
+	// The same client (SigV4, retries, HTTP, the SDK's middleware) but for
+	// the page's decoding: it reads each page to its last byte and hands
+	// the SDK's deserializer "{}" (wireOnly). Its latency is what the
+	// server and the wire decide; the full client's, less this, is what
+	// decoding the page into the SDK's structs adds.
+	var wireBytes atomic.Int64
+	wire := cloudtrail.New(c.Options(), func(o *cloudtrail.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Deserialize.Add(wireOnly{&wireBytes}, middleware.After)
+		})
+	})
 	ctx := context.Background()
 	first, err := c.LookupEvents(ctx, &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50)})
 	if err != nil {
@@ -163,13 +177,35 @@ func BenchmarkLookupAPI(b *testing.B) {
 					b.Fatalf("%s: no events", k.name)
 				}
 			}
+			cpu1, self1, bytes1 := procCPU(b, srv), statCPU(b, "/proc/self/stat"), pageBytes.Load()
 			reportLatency(b, "", lat)
-			b.ReportMetric(ms(procCPU(b, srv)-cpu0)/float64(len(lat)), "cpu-ms/op")
+			b.ReportMetric(ms(cpu1-cpu0)/float64(len(lat)), "cpu-ms/op")
 			// The SDK client's CPU a request (signing, reading and
 			// decoding the page's JSON): a kind whose records are
 			// larger costs the client more, whatever the server does.
-			b.ReportMetric(ms(statCPU(b, "/proc/self/stat")-self0)/float64(len(lat)), "client-cpu-ms/op")
-			b.ReportMetric(float64(pageBytes.Load()-bytes0)/1000/float64(len(lat)), "page-kB")
+			b.ReportMetric(ms(self1-self0)/float64(len(lat)), "client-cpu-ms/op")
+			b.ReportMetric(float64(bytes1-bytes0)/1000/float64(len(lat)), "page-kB")
+			// Then as many lookups again, read to the page's last byte
+			// and not decoded (wireOnly): "wire" p50 and p99, and the
+			// client's CPU a request without the decoding
+			// (CAIRN_BENCH_API_WIRE=0 leaves them out).
+			if os.Getenv("CAIRN_BENCH_API_WIRE") == "0" {
+				return
+			}
+			wlat := make([]time.Duration, 0, len(lat))
+			wbytes0 := wireBytes.Load()
+			for range len(lat) {
+				t0 := time.Now()
+				if _, err := wire.LookupEvents(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+				wlat = append(wlat, time.Since(t0))
+			}
+			if got, want := wireBytes.Load()-wbytes0, bytes1-bytes0; got < want*9/10 {
+				b.Fatalf("%s: the wire client read %d bytes, the full one %d", k.name, got, want)
+			}
+			reportLatency(b, "wire-", wlat)
+			b.ReportMetric(ms(statCPU(b, "/proc/self/stat")-self1)/float64(len(wlat)), "wire-client-cpu-ms/op")
 		})
 	}
 	b.Run("clients-8", func(b *testing.B) {
@@ -271,6 +307,36 @@ func (c countingHTTPClient) Do(r *http.Request) (*http.Response, error) {
 		c.n.Add(resp.ContentLength)
 	}
 	return resp, err
+}
+
+// wireOnly, the innermost of a client's deserialize middleware, reads the
+// body of a 200 response to its last byte (adding its length to n) and
+// hands the SDK's deserializer "{}" in its place: the client then pays
+// for the request (building, signing, retries, HTTP) and for receiving
+// every byte, not for decoding the page (docs/benchmarks.md, "wire to
+// last byte"). An error response is left to the SDK.
+type wireOnly struct{ n *atomic.Int64 }
+
+func (wireOnly) ID() string { return "cairnWireOnly" }
+
+func (m wireOnly) HandleDeserialize(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (
+	middleware.DeserializeOutput, middleware.Metadata, error) {
+	out, md, err := next.HandleDeserialize(ctx, in)
+	resp, ok := out.RawResponse.(*smithyhttp.Response)
+	if err != nil || !ok || resp.StatusCode != http.StatusOK {
+		return out, md, err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return out, md, err
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return out, md, fmt.Errorf("wireOnly: read %d bytes of a body of %d", n, resp.ContentLength)
+	}
+	m.n.Add(n)
+	resp.Body = io.NopCloser(strings.NewReader("{}"))
+	return out, md, nil
 }
 
 type lookupKind struct {

@@ -373,6 +373,7 @@ func TestFetchBlocksEach(t *testing.T) {
 	sets := [][]int64{
 		nil, ids[:1], ids[len(ids)-1:], {ids[0], ids[len(ids)/2], ids[len(ids)-1]},
 		{ids[0] + 1, -5, 1 << 62}, {ids[1], ids[1]}, ids[:maxEachBlocks], ids[:maxEachBlocks+1], ids,
+		everyOther(ids), {ids[len(ids)-1], ids[0], ids[len(ids)/2], ids[0]},
 	}
 	for _, set := range sets {
 		want, err := fetchBlocks(ctx, st.db, set)
@@ -386,5 +387,24 @@ func TestFetchBlocksEach(t *testing.T) {
 		if !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
 			t.Fatalf("ids %v: fetchBlocksEach returned %d blocks, fetchBlocks %d", set[:min(len(set), 4)], len(got), len(want))
 		}
+		// The warm start's ranges: the same blocks, none of the others
+		// the ranges hold, with one range a query or many.
+		for _, per := range []int{1, 2, warmRangesPerQuery} {
+			got, err := fetchBlockRanges(ctx, st.db, set, per)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+				t.Fatalf("ids %v: fetchBlockRanges (%d a query) returned %d blocks, fetchBlocks %d", set[:min(len(set), 4)], per, len(got), len(want))
+			}
+		}
 	}
+}
+
+func everyOther(ids []int64) []int64 {
+	var out []int64
+	for i := 0; i < len(ids); i += 2 {
+		out = append(out, ids[i])
+	}
+	return out
 }

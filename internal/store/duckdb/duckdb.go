@@ -192,7 +192,9 @@ type Store struct {
 	// Open (PATH.blocks, warmblocks.go; "" for an in-memory store), and
 	// lookupsPath the recent lookups (PATH.lookups).
 	warmPath, lookupsPath string
-	recent                recentLookups
+	// replayed lists the lookups Open's replay ran, in order (for tests).
+	replayed []audit.Query
+	recent   recentLookups
 }
 
 // eventsColumns is the column list of the events table. The record frames

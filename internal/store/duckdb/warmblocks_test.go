@@ -172,7 +172,9 @@ func TestRecentLookups(t *testing.T) {
 
 // TestLookupsReplayedAtOpen: the lookups served before Close are run
 // again by the next Open (DuckDB reads their row groups before the store
-// answers); a damaged, foreign or oversized PATH.lookups is skipped.
+// answers), each one's newest record before any page, and the list Close
+// saves is unchanged by the replay; a damaged, foreign or oversized
+// PATH.lookups is skipped.
 func TestLookupsReplayedAtOpen(t *testing.T) {
 	ctx := context.Background()
 	st, path := openWithBlockRecords(t)
@@ -200,6 +202,20 @@ func TestLookupsReplayedAtOpen(t *testing.T) {
 	}
 	if got := st.recent.list(); !cmp.Equal(got, want) {
 		t.Errorf("recent lookups after Open: %s", cmp.Diff(want, got))
+	}
+	// Breadth first: each saved lookup's newest record (Limit 1), newest
+	// first, then each page, oldest first; a deep page run before the
+	// other lookups' newest hours could take the whole budget.
+	var order []audit.Query
+	for _, q := range want {
+		q.Limit = 1
+		order = append(order, q)
+	}
+	for i := len(want) - 1; i >= 0; i-- {
+		order = append(order, want[i])
+	}
+	if got := st.replayed; !cmp.Equal(got, order) {
+		t.Errorf("the replay ran: %s", cmp.Diff(order, got))
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
