@@ -87,6 +87,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	var compactPath string  // set when the import may end with a compaction
+	appenders := 2          // an offline import's, into a store that held rows
 	var ins *importInsights // the Insights detector over the records stored
 	ep := *endpoint
 	if ep == "" {
@@ -163,6 +164,13 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				compactPath = filepath.Join(*dataDir, storeFile)
 			}
 			ins = startImportInsights(ctx, cfg, *dataDir, st, log)
+			// Into a store that held rows every batch's duplicate
+			// check waits for the batches before to commit, a
+			// transaction each: more appenders would only hold more
+			// batches (a re-import's RSS 648 MB with 16, 316 with 2).
+			if last, err := st.LastSeq(ctx); err == nil && last == 0 {
+				appenders = offlineImportAppenders
+			}
 		}
 		opts.Sink = store
 		// One transaction of 10,000 records costs the store about what
@@ -174,7 +182,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// of DuckDB's, so that its rows skip the WAL) wait for its
 		// COMMIT, each on an appender of its own: docs/store.md,
 		// "Imports", session 16.
-		opts.Appenders = offlineImportAppenders
+		opts.Appenders = appenders
 	}
 	rep, err := importer.Run(ctx, fs.Args(), opts)
 	if ins != nil {
