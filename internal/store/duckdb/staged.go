@@ -114,6 +114,12 @@ func (s *Store) beginStaged(ctx context.Context) error {
 		return fmt.Errorf("duckdb: second writer connection: %w", err)
 	}
 	w := &stagedWriter{s: s, conns: make(chan *sql.Conn, 2), extra: extra, regrow: map[dk]bool{}, txRows: bulkTxRows}
+	if s.lastSeq > 0 {
+		// Into a store that held rows every batch's duplicate check
+		// waits for the stages before it to commit (freshOf): a
+		// transaction a stage, committed once appended.
+		w.txRows = 0
+	}
 	w.conns <- s.wconn
 	w.conns <- extra
 	s.staged = w
