@@ -200,3 +200,119 @@ func TestStagedAppends(t *testing.T) {
 		t.Fatalf("LastSeq after importing again = %d, %v; want %d", n, err, len(unique))
 	}
 }
+
+// TestStagedTransactions: an import's stages share transactions of
+// txRows rows (stagedTx): batches prepared before any is reserved go
+// into transactions of at least txRows rows each but the last, every
+// batch answered only once its transaction committed, with the answers,
+// rows and records of the same batches appended one by one; a batch
+// given up (its reservation called with a cancelled context) holds back
+// none of those before it.
+func TestStagedTransactions(t *testing.T) {
+	sh := storetest.NewShapes(t, 29)
+	base := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	var batches [][]audit.Record
+	for i := range 9 {
+		from := base.Add(time.Duration(i) * 10 * time.Hour)
+		b := sh.Records(300, from, from.Add(10*time.Hour), "111111111111", "eu-west-1")
+		// Copies within the batch; none of another batch (a duplicate's
+		// check in the table waits for every stage: a transaction each).
+		b = append(b, b[:20]...)
+		batches = append(batches, b)
+	}
+	ctx := context.Background()
+	open := func() *Store {
+		st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{Cold: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		st.BeginImport()
+		return st
+	}
+	one := open()
+	var wantIns [][]bool
+	for _, b := range batches {
+		ins, err := one.AppendEach(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIns = append(wantIns, ins)
+	}
+
+	st := open()
+	st.staged.txRows = 1000 // four batches of 300 new rows
+	var reserves []func(context.Context) (func(context.Context) ([]bool, error), error)
+	for _, b := range batches {
+		reserves = append(reserves, st.StageEach(b))
+	}
+	// One more prepared and given up at the end.
+	gone := st.StageEach(batches[0])
+	got := make([][]bool, len(batches))
+	errs := make(chan error, len(batches))
+	for i, reserve := range reserves {
+		commit, err := reserve(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			ins, err := commit(ctx)
+			got[i] = ins
+			errs <- err
+		}()
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := gone(cancelled); err == nil {
+		t.Fatal("a reservation with a cancelled context succeeded")
+	}
+	for range batches {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range batches {
+		if !slices.Equal(got[i], wantIns[i]) {
+			t.Fatalf("batch %d: staged inserted %v; AppendEach %v", i, got[i], wantIns[i])
+		}
+	}
+	st.writeMu.Lock()
+	st.waitStaged()
+	txs := st.staged.txs
+	st.writeMu.Unlock()
+	// 9 x 300 new rows: transactions of 4, 4 and 1 batches.
+	if txs != 3 {
+		t.Errorf("%d transactions for %d batches; want 3", txs, len(batches))
+	}
+	rowsOf := func(st *Store) []string {
+		t.Helper()
+		rows, err := st.db.Query(`SELECT seq::VARCHAR || event_id || key_hash::VARCHAR || hex(record) FROM events ORDER BY seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	if a, b := rowsOf(one), rowsOf(st); !slices.Equal(a, b) {
+		t.Fatalf("staged rows (%d) differ from AppendEach's (%d)", len(b), len(a))
+	}
+	var unique []audit.Record
+	seen := map[string]bool{}
+	for _, b := range batches {
+		for _, r := range b {
+			if !seen[r.EventID] {
+				seen[r.EventID] = true
+				unique = append(unique, r)
+			}
+		}
+	}
+	checkAll(t, st, unique)
+}
