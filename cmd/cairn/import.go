@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -23,11 +22,6 @@ import (
 // offlineImportBatch is the records per store transaction of an offline
 // import.
 const offlineImportBatch = 10000
-
-// offlineImportAppenders is the batches of an offline import in the store
-// at once: a transaction's (duckdb's bulkTxRows, 122,880 rows: 13 batches)
-// and three more prepared meanwhile.
-const offlineImportAppenders = 16
 
 func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cairn import", flag.ContinueOnError)
@@ -87,7 +81,6 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	var compactPath string  // set when the import may end with a compaction
-	appenders := 2          // an offline import's, into a store that held rows
 	var ins *importInsights // the Insights detector over the records stored
 	ep := *endpoint
 	if ep == "" {
@@ -141,13 +134,6 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if err := st.SetMemoryLimit(context.WithoutCancel(ctx), importDuckDBMemory); err != nil {
 				return err
 			}
-			// The Go heap's soft limit: the batches of a transaction
-			// wait for its COMMIT, about 130,000 records held at once
-			// (RSS 1.16 GB at 1M records without it, 0.96 GB with it).
-			if prev := debug.SetMemoryLimit(-1); prev > importGoMemory {
-				debug.SetMemoryLimit(importGoMemory)
-				defer debug.SetMemoryLimit(prev)
-			}
 			// Files in order, each batch's rows in the store's final
 			// order: an import of a trail's logs into an empty store
 			// needs no compaction after it (docs/store.md, "Imports").
@@ -164,25 +150,14 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				compactPath = filepath.Join(*dataDir, storeFile)
 			}
 			ins = startImportInsights(ctx, cfg, *dataDir, st, log)
-			// Into a store that held rows every batch's duplicate
-			// check waits for the batches before to commit, a
-			// transaction each: more appenders would only hold more
-			// batches (a re-import's RSS 648 MB with 16, 316 with 2).
-			if last, err := st.LastSeq(ctx); err == nil && last == 0 {
-				appenders = offlineImportAppenders
-			}
 		}
 		opts.Sink = store
 		// One transaction of 10,000 records costs the store about what
 		// one of 5,000 does (its commit, duplicate check and bucket index
 		// writes are per transaction): docs/store.md, "Imports".
 		opts.BatchSize = offlineImportBatch
-		// The store compresses batches while others are appended and
-		// the batches of a transaction (about 13 of 10,000: a row group
-		// of DuckDB's, so that its rows skip the WAL) wait for its
-		// COMMIT, each on an appender of its own: docs/store.md,
-		// "Imports", session 16.
-		opts.Appenders = appenders
+		// The store compresses one batch while it commits the other.
+		opts.Appenders = 2
 	}
 	rep, err := importer.Run(ctx, fs.Args(), opts)
 	if ins != nil {
@@ -203,11 +178,6 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // then the file's blocks it read), so the limit is what DuckDB adds to the
 // Go heap's 200–370 MB; at 512MB RSS reached 0.95–1.06 GB on 3M records.
 const importDuckDBMemory = "256MB"
-
-// importGoMemory is the Go runtime's soft memory limit during an offline
-// import into the embedded store, unless GOMEMLIMIT sets a lower one
-// (docs/store.md, "Imports", session 16).
-const importGoMemory = 600 << 20
 
 // compactAfterImport compacts the store (duckdb.Compact) when the import
 // stored at least half of its records: a first import of a responder's

@@ -90,10 +90,8 @@ type PreparingSink interface {
 // one that returns appends and commits it after them, with AppendEach's
 // answer. With Appenders > 1 and InOrder, Run reserves the batches one at
 // a time in their order and commits them concurrently, so that the Sink
-// appends a batch while the one before commits (or, the embedded store,
-// while the batches before wait for the transaction they share). Both
-// functions are called once, the second whenever the first succeeded; a
-// batch given up after an error is reserved with a cancelled context.
+// appends a batch while the one before commits. Both functions are called
+// once, the second whenever the first succeeded.
 type StagingSink interface {
 	PreparingSink
 	StageEach(records []audit.Record) func(ctx context.Context) (commit func(context.Context) (inserted []bool, err error), err error)
@@ -638,14 +636,6 @@ func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingS
 			select {
 			case <-j.prev:
 			case <-p.failed:
-				// Given up: the Sink is told so by a cancelled
-				// context (a reservation it waits for may hold back
-				// the batches reserved before it).
-				gone, cancel := context.WithCancel(ctx)
-				cancel()
-				if commit, err := reserve(gone); err == nil {
-					_, _ = commit(gone)
-				}
 				return
 			}
 		}

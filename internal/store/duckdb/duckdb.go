@@ -188,8 +188,6 @@ type Store struct {
 	// staged: an import's appends in stages on two connections
 	// (staged.go); nil but during an import. Under writeMu.
 	staged *stagedWriter
-	// stagedNow is staged, read by StageEach without writeMu.
-	stagedNow atomic.Pointer[stagedWriter]
 	// warmPath is where Close saves the block cache's ids for the next
 	// Open (PATH.blocks, warmblocks.go; "" for an in-memory store), and
 	// lookupsPath the recent lookups (PATH.lookups).

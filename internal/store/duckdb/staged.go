@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -30,77 +29,23 @@ import (
 // reserved after it; their keys and index entries stay in memory, which
 // costs false positives only, as a failed append's do.
 type stagedWriter struct {
-	s     *Store
 	conns chan *sql.Conn // the writer's connection and extra, when free
 	extra *sql.Conn
 	// last is the stage reserved last (nil: none yet); regrow the buckets
 	// whose filters outgrew their size meanwhile. Both under writeMu.
 	last   *stage
 	regrow map[dk]bool
-	// txRows: a transaction takes the stages appended after each other
-	// until it holds this many rows (see stagedTx).
-	txRows int
 
 	mu  sync.Mutex
 	err error // the first stage's error
-	// open is the transaction the next stage appends to (nil: none;
-	// the next stage begins one), lastTx the last one begun.
-	open, lastTx *stagedTx
-	// pending counts the StageEach calls whose reservation has not ended;
-	// reserved the stages reserved (a stage's n is their count before it).
-	pending  int
-	reserved int64
-	// force: commit the open transaction once the last stage reserved is
-	// in it, whatever its rows (waitStaged).
-	force bool
-	txs   int // transactions committed (tests)
 }
 
-// stagedTx is one transaction of an import's stages, on one of the two
-// connections. Stages append to it one after the other, in their order,
-// and it commits once it holds txRows rows (DuckDB's row group, 122,880:
-// a transaction that appends that many writes its rows straight into the
-// file, compressed as a checkpoint would, and its COMMIT logs only where
-// they are, instead of copying every row into the WAL, keeping them in
-// memory, spilling them at the memory limit and writing them again at the
-// checkpoint), or earlier when no stage is coming: the last stage reserved
-// is in it and no StageEach waits for its reservation, or a reader or
-// Close waits for the stages (waitStaged). Transactions commit in their
-// order; their stages' answers come after their COMMIT.
-type stagedTx struct {
-	conn   *sql.Conn
-	prev   *stagedTx // committed (or failed) before this one; nil: none
-	rows   int
-	stages []*stage
-	done   chan struct{} // closed once committed or failed (err)
-	err    error
-	// timer: a look after stageGrace is due; idle: that look is running.
-	// Both under stagedWriter.mu.
-	timer, idle bool
-}
-
-// stage is one batch of an import: reserved under writeMu, then appended
-// to a transaction (appended closed, also when it failed), then committed
-// with it (done closed, err).
+// stage is one batch's transaction; done is closed once it committed or
+// failed (err).
 type stage struct {
-	n        int64
-	appended chan struct{}
-	done     chan struct{}
-	err      error
-	// The rows to append (hashes and encs dropped once appended) and what
-	// onCommitted is given after the COMMIT.
-	fresh       []*audit.Record
-	hashes      []uint64
-	encs        []encoded
-	first       int64
-	received    int64
-	onCommitted func(int64, []*audit.Record)
+	done chan struct{}
+	err  error
 }
-
-// bulkTxRows is stagedWriter.txRows: DuckDB's merge threshold (its
-// default row group, 122,880 rows; the attached file's ROW_GROUP_SIZE
-// does not change it). docs/store.md, "Imports", session 16.
-var bulkTxRows = 122880
 
 // beginStaged gives the store a second writer connection for staged
 // appends (BeginImport); under writeMu. Without it, StageEach appends as
@@ -113,17 +58,10 @@ func (s *Store) beginStaged(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("duckdb: second writer connection: %w", err)
 	}
-	w := &stagedWriter{s: s, conns: make(chan *sql.Conn, 2), extra: extra, regrow: map[dk]bool{}, txRows: bulkTxRows}
-	if s.lastSeq > 0 {
-		// Into a store that held rows every batch's duplicate check
-		// waits for the stages before it to commit (freshOf): a
-		// transaction a stage, committed once appended.
-		w.txRows = 0
-	}
+	w := &stagedWriter{conns: make(chan *sql.Conn, 2), extra: extra, regrow: map[dk]bool{}}
 	w.conns <- s.wconn
 	w.conns <- extra
 	s.staged = w
-	s.stagedNow.Store(w)
 	return nil
 }
 
@@ -143,82 +81,12 @@ func (w *stagedWriter) fail(err error) {
 }
 
 // waitStaged waits until every stage reserved has committed or failed;
-// under writeMu. The open transaction commits once the last stage
-// reserved is in it, however few its rows. Both connections are free
-// after it.
+// under writeMu. Both connections are free after it.
 func (s *Store) waitStaged() {
-	w := s.staged
-	if w == nil || w.last == nil {
-		return
+	if w := s.staged; w != nil && w.last != nil {
+		<-w.last.done
 	}
-	w.mu.Lock()
-	w.force = true
-	tx := w.dueLocked()
-	w.mu.Unlock()
-	if tx != nil {
-		s.commitTx(tx)
-	}
-	<-w.last.done
-	w.mu.Lock()
-	w.force = false
-	w.mu.Unlock()
 }
-
-// dueLocked returns the open transaction when it must commit now, taken
-// from open (see stagedTx); nil otherwise. Under w.mu. A transaction not
-// full yet whose stages are all in while no StageEach waits for its
-// reservation commits only once the transaction before it has committed
-// and nothing came for stageGrace: the importer's appenders wait for the
-// transactions they appended to, so while one commits the next one sees
-// no StageEach until the commit frees them; committed then, it would be
-// small and its rows go through the WAL.
-func (w *stagedWriter) dueLocked() *stagedTx {
-	tx := w.open
-	if tx == nil || len(tx.stages) == 0 {
-		return nil
-	}
-	allIn := tx.stages[len(tx.stages)-1].n+1 == w.reserved
-	if tx.rows >= w.txRows || (allIn && w.force) {
-		w.open = nil
-		return tx
-	}
-	if !allIn || w.pending > 0 {
-		return nil
-	}
-	if tx.prev != nil {
-		select {
-		case <-tx.prev.done:
-		default:
-			return nil // its end looks again (endTx)
-		}
-	}
-	if tx.idle {
-		w.open = nil
-		return tx
-	}
-	if !tx.timer {
-		tx.timer = true
-		time.AfterFunc(stageGrace, func() {
-			w.mu.Lock()
-			tx.timer = false
-			var due *stagedTx
-			if w.open == tx {
-				tx.idle = true
-				due = w.dueLocked()
-				tx.idle = false
-			}
-			w.mu.Unlock()
-			if due != nil {
-				w.s.commitTx(due)
-			}
-		})
-	}
-	return nil
-}
-
-// stageGrace is how long a transaction not full yet waits for more stages
-// once nothing else would come (dueLocked).
-var stageGrace = 50 * time.Millisecond
 
 // settleStaged waits for the stages reserved and rebuilds the bucket
 // filters that outgrew their size meanwhile, from the rows they all
@@ -260,7 +128,6 @@ func (s *Store) closeStaged(ctx context.Context) error {
 	}
 	err := s.settleStaged(ctx)
 	s.staged = nil
-	s.stagedNow.Store(nil)
 	return errors.Join(err, w.extra.Close())
 }
 
@@ -268,51 +135,23 @@ func (s *Store) closeStaged(ctx context.Context) error {
 // (their blocks compressed, on every core), the function it returns
 // reserves their place after the batches reserved before (the caller
 // reserves batches one at a time, in their order), and the one that
-// returns appends them after those batches and returns what AppendEach
-// would once they are committed. An importer reserves the next batch while
-// this one is appended or waits for its commit: the batches of an import
-// share transactions of about a row group (stagedTx), so the caller must
-// call the first function once (with a cancelled context when it gives the
-// batch up: then nothing waits for its reservation) and the second
-// whenever the first succeeded, without waiting for another batch's
-// answer in between. Without BeginImport the reservation appends the
-// records, as AppendEach.
+// returns appends and commits them after those batches, returning what
+// AppendEach would. An importer reserves the next batch while this one
+// commits, so that its Appender runs beside the commit. Both functions
+// must be called once, the second whenever the first succeeded. Without
+// BeginImport the reservation appends the records, as AppendEach.
 func (s *Store) StageEach(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
-	w := s.stagedNow.Load()
-	if w != nil {
-		w.mu.Lock()
-		w.pending++
-		w.mu.Unlock()
-	}
 	var pre []encoded
 	if len(records) > 0 {
 		pre = s.prefetchEncoded(records)
 	}
 	return func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
-		var st *stage
-		if w != nil {
-			defer func() {
-				// This reservation is over: the open transaction may
-				// wait for nothing else (dueLocked).
-				w.mu.Lock()
-				w.pending--
-				tx := w.dueLocked()
-				w.mu.Unlock()
-				if tx != nil {
-					go s.commitTx(tx)
-				}
-			}()
-		}
-		return s.reserveStaged(ctx, records, pre, &st)
+		return s.reserveStaged(ctx, records, pre)
 	}
 }
 
-// reserveStaged reserves a stage for records (see stagedWriter); *made is
-// set to it.
-func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre []encoded, made **stage) (func(context.Context) ([]bool, error), error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+// reserveStaged reserves a stage for records (see stagedWriter).
+func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre []encoded) (func(context.Context) ([]bool, error), error) {
 	s.writeMu.Lock()
 	if s.staged == nil || len(records) == 0 {
 		s.writeMu.Unlock()
@@ -388,147 +227,61 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 	for _, i := range idx {
 		inserted[i] = true
 	}
-	st := &stage{appended: make(chan struct{}), done: make(chan struct{}), fresh: fresh, hashes: hashes, encs: encs,
-		first: first, received: received, onCommitted: s.onCommitted} // onCommitted under writeMu
-	w.mu.Lock()
-	st.n = w.reserved
-	w.reserved++
-	w.mu.Unlock()
-	*made = st
+	st := &stage{done: make(chan struct{})}
 	prev := w.last
 	w.last = st
+	onCommitted := s.onCommitted // under writeMu
 	return func(ctx context.Context) ([]bool, error) {
-		if err := s.commitStage(ctx, prev, st); err != nil {
-			return nil, err
+		st.err = s.commitStage(ctx, prev, fresh, hashes, encs, first, received, onCommitted)
+		close(st.done)
+		if st.err != nil {
+			w.fail(st.err)
+			return nil, st.err
 		}
 		return inserted, nil
 	}, nil
 }
 
-// commitStage appends a stage's rows to the open transaction (beginning
-// one when there is none) once the stage before (prev, nil: none) has
-// appended its own, commits the transaction when it is due (dueLocked),
-// and returns once it committed or failed.
-func (s *Store) commitStage(ctx context.Context, prev *stage, st *stage) error {
+// commitStage appends a stage's rows on a free connection and commits
+// them once the stage before (prev, nil: none) has committed; then it
+// gives them to onCommitted (nil: none) before the next stage may commit,
+// so that it sees every stage's records once, in sequence order, as
+// appendEncoded gives them.
+func (s *Store) commitStage(ctx context.Context, prev *stage, fresh []*audit.Record, hashes []uint64, encs []encoded, first, received int64, onCommitted func(int64, []*audit.Record)) (err error) {
 	w := s.staged
-	if prev != nil {
-		<-prev.appended
+	conn := <-w.conns
+	defer func() { w.conns <- conn }()
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("duckdb: begin: %w", err)
 	}
-	fail := func(err error) error {
-		// The open transaction fails with it: its stages were appended
-		// before this one, and no later stage joins it.
-		w.fail(err)
-		w.mu.Lock()
-		tx := w.open
-		w.open = nil
-		w.mu.Unlock()
-		st.err = err
-		close(st.appended)
-		close(st.done)
-		if tx != nil {
-			s.endTx(tx, err)
-		}
-		return err
-	}
-	if err := w.failed(); err != nil {
-		return fail(fmt.Errorf("duckdb: an earlier batch failed: %w", err))
-	}
-	w.mu.Lock()
-	tx := w.open
-	w.mu.Unlock()
-	if tx == nil {
-		conn := <-w.conns
-		if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-			w.conns <- conn
-			return fail(fmt.Errorf("duckdb: begin: %w", err))
-		}
-		w.mu.Lock()
-		tx = &stagedTx{conn: conn, prev: w.lastTx, done: make(chan struct{})}
-		w.open, w.lastTx = tx, tx
-		w.mu.Unlock()
-	}
-	err := s.appendRows(tx.conn, st.fresh, st.hashes, st.encs, st.first, st.received)
-	st.hashes, st.encs = nil, nil
-	w.mu.Lock()
-	tx.stages = append(tx.stages, st)
-	if err != nil {
-		if w.err == nil {
-			w.err = fmt.Errorf("duckdb: append: %w", err)
-		}
-		w.open = nil
-		w.mu.Unlock()
-		close(st.appended)
-		s.endTx(tx, fmt.Errorf("duckdb: append: %w", err))
-		return st.err
-	}
-	tx.rows += len(st.fresh)
-	close(st.appended)
-	due := w.dueLocked()
-	w.mu.Unlock()
-	if due != nil {
-		s.commitTx(due)
-	}
-	<-st.done
-	return st.err
-}
-
-// commitTx commits tx after the transaction before it, gives its stages'
-// rows to their onCommitted (in sequence order, before the next
-// transaction may commit) and answers its stages.
-func (s *Store) commitTx(tx *stagedTx) {
-	var err error
-	if tx.prev != nil {
-		<-tx.prev.done
-		if tx.prev.err != nil {
-			err = fmt.Errorf("duckdb: an earlier batch failed: %w", tx.prev.err)
-		}
-	}
-	if err == nil {
-		// The commit merges the rows into the table: no read runs
-		// meanwhile (see Store).
-		s.rw.Lock()
-		_, err = tx.conn.ExecContext(context.Background(), "COMMIT")
-		s.rw.Unlock()
-		if err != nil {
-			err = fmt.Errorf("duckdb: commit: %w", err)
-		}
-	}
-	if err == nil {
-		for _, st := range tx.stages {
-			if st.onCommitted != nil {
-				st.onCommitted(st.first, st.fresh)
+	committed := false
+	defer func() {
+		if !committed {
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				s.log.Warn("duckdb: rollback", "err", err)
 			}
 		}
+	}()
+	if err := s.appendRows(conn, fresh, hashes, encs, first, received); err != nil {
+		return fmt.Errorf("duckdb: append: %w", err)
 	}
-	s.endTx(tx, err)
-}
-
-// endTx ends tx: rolled back when err is not nil; then its connection is
-// given back and its stages answered.
-func (s *Store) endTx(tx *stagedTx, err error) {
-	w := s.staged
-	if err != nil {
-		w.fail(err)
-		if _, rerr := tx.conn.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
-			s.log.Warn("duckdb: rollback", "err", rerr)
+	if prev != nil {
+		<-prev.done
+		if prev.err != nil {
+			return fmt.Errorf("duckdb: an earlier batch failed: %w", prev.err)
 		}
-	} else {
-		w.mu.Lock()
-		w.txs++
-		w.mu.Unlock()
 	}
-	w.conns <- tx.conn
-	tx.err = err
-	for _, st := range tx.stages {
-		st.err, st.fresh = err, nil
-		close(st.done)
+	// The commit merges the rows into the table: no read runs meanwhile
+	// (see Store).
+	s.rw.Lock()
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	s.rw.Unlock()
+	if err != nil {
+		return fmt.Errorf("duckdb: commit: %w", err)
 	}
-	close(tx.done)
-	// The next transaction may be due now that this one is over.
-	w.mu.Lock()
-	due := w.dueLocked()
-	w.mu.Unlock()
-	if due != nil {
-		go s.commitTx(due)
+	committed = true
+	if onCommitted != nil {
+		onCommitted(first, fresh)
 	}
+	return nil
 }
