@@ -277,6 +277,22 @@ func TestImportRecordsFileHostile(t *testing.T) {
 		}
 	}
 
+	// A file key is the report's label, not a grant: alice's file named
+	// with bob's S3 path (or a path out of the bucket) stores her own
+	// records as hers and still refuses bob's.
+	for _, key := range []string{"AWSLogs/" + bob + "/CloudTrail/us-east-1/2025/05/01/" + bob + "_CloudTrail_us-east-1_x.json.gz", "../../" + bob + "/x.json.gz"} {
+		s, st = newTestServer(t, now, 90*24*time.Hour)
+		status, out = importFile(t, s, alice, false, key, gz(t, logFile(hostileRecord(alice, "k1"), hostileRecord(bob, "k2"))))
+		if rep := asReport(t, out); status != 200 || rep.Imported != 1 || rep.Rejected != 1 || !strings.Contains(out, "AccountMismatch") {
+			t.Errorf("alice's file named %q: %d %s; want hers imported, bob's refused as AccountMismatch", key, status, out)
+		}
+		for _, r := range storedRecords(t, st) {
+			if r.EventID == "k2" || (r.EventID == "k1" && r.Account != alice) {
+				t.Errorf("file named %q: stored %s as account %s", key, r.EventID, r.Account)
+			}
+		}
+	}
+
 	good := gz(t, logFile(hostileRecord(alice, "g1"), hostileRecord(alice, "g2")))
 	var bomb bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
