@@ -222,10 +222,9 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	}
 	accts := make([][]byte, len(batch))
 	ids := make([][]byte, len(batch))
-	places := make([]int32, len(batch))
 	prepared := make([][]any, len(batch))
 	for i, r := range batch {
-		accts[i], ids[i], places[i] = []byte(r.Account), []byte(r.EventID), int32(i)
+		accts[i], ids[i] = []byte(r.Account), []byte(r.EventID)
 		prepared[i] = s.row(r, received)
 	}
 	inserted := 0
@@ -248,7 +247,7 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 			for i := range fresh {
 				fresh[i] = true
 			}
-		} else if n, err = insertKeys(ctx, tx, accts, ids, places, received, id, fresh); err != nil {
+		} else if n, err = insertKeys(ctx, tx, accts, ids, received, id, fresh); err != nil {
 			return err
 		}
 		if n == 0 {
@@ -348,12 +347,12 @@ func copyKeys(ctx context.Context, tx pgx.Tx, accts, ids [][]byte, received, bat
 }
 
 // insertKeys inserts a batch's keys that event_keys does not hold (the
-// place of the i-th is places[i]), in the index's order, marks them in
-// fresh and returns how many there were.
-func insertKeys(ctx context.Context, tx pgx.Tx, accts, ids [][]byte, places []int32, received, batch int64, fresh []bool) (int, error) {
+// place of the i-th is i, as copyKeys gives it), in the index's order,
+// marks them in fresh and returns how many there were.
+func insertKeys(ctx context.Context, tx pgx.Tx, accts, ids [][]byte, received, batch int64, fresh []bool) (int, error) {
 	rows, err := tx.Query(ctx, `INSERT INTO event_keys (event_id, account, received, batch, ord)
-		SELECT e, a, $3, $4, o FROM unnest($1::bytea[], $2::bytea[], $5::int[]) AS k(a, e, o) ORDER BY e, a
-		ON CONFLICT DO NOTHING RETURNING ord`, accts, ids, received, batch, places)
+		SELECT e, a, $3, $4, (o - 1)::int FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS k(a, e, o) ORDER BY e, a
+		ON CONFLICT DO NOTHING RETURNING ord`, accts, ids, received, batch)
 	if err != nil {
 		return 0, fmt.Errorf("insert keys: %w", err)
 	}
