@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math/bits"
 	"os"
+	"strings"
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -24,8 +25,15 @@ import (
 //
 // It is built at the first append after Open from the table, sized for
 // twice the rows stored, and rebuilt twice as large when it passes its
-// capacity. 16 bits and 4 probes per key: under 0.3% false positives,
-// 2 MB a million records. Close saves it beside the store (PATH.keys) and
+// capacity. 16 bits a key, 2 MB a million records; each key sets 8 bits
+// of one 512-bit block (a cache line), so a probe costs one cache miss
+// however large the filter. False positives: under 0.1% at capacity,
+// about 0.02% on average between half full and full, where 4 probes
+// across the whole filter gave 0.24% and 0.1%: each false positive of
+// an ImportRecords call (500 records a log file) or an append cost a
+// scan of the whole key_hash column, a quarter of a 1M import through a
+// server's duplicate checks (docs/store.md, "Imports through a server,
+// session 16"). Close saves it beside the store (PATH.keys) and
 // the first append after Open loads it from there when the table is still
 // the one it was saved for (saveKeyFilter): building it scanned the whole
 // key_hash column, which took a third of a restarted server's CPU in its
@@ -38,8 +46,10 @@ type keyFilter struct {
 
 const (
 	keyFilterBitsPerKey = 16
-	keyFilterProbes     = 4
+	keyFilterProbes     = 8
 	keyFilterMinKeys    = 1 << 16
+	// keyFilterBlockWords is a block's words: 512 bits, one cache line.
+	keyFilterBlockWords = 8
 )
 
 func newKeyFilter(keys int64) *keyFilter {
@@ -49,33 +59,46 @@ func newKeyFilter(keys int64) *keyFilter {
 	return &keyFilter{bits: make([]uint64, n/64), limit: int64(n / keyFilterBitsPerKey)}
 }
 
-// probes derives the filter's bit positions from a key hash (FNV-1a, whose
-// low bits are weak, so it is mixed first: splitmix64's finalizer).
-func (f *keyFilter) probes(h uint64) (h1, h2 uint64) {
+// probes derives a key's block and its bits in the block from its hash
+// (FNV-1a, whose low bits are weak, so it is mixed first: splitmix64's
+// finalizer, twice). The block is the low bits of the first mix; the
+// eight 9-bit positions are seven from the second mix and one from the
+// first's top bits, which the block index does not use (a filter of at
+// most 2^55 blocks).
+func (f *keyFilter) probes(h uint64) (block int, pos [keyFilterProbes]uint16) {
+	h1 := mix64(h)
+	h2 := mix64(h1 ^ 0x9e3779b97f4a7c15)
+	block = int(h1&uint64(len(f.bits)/keyFilterBlockWords-1)) * keyFilterBlockWords
+	for i := range keyFilterProbes - 1 {
+		pos[i] = uint16(h2 >> (9 * i) & 511)
+	}
+	pos[keyFilterProbes-1] = uint16(h1 >> 55)
+	return block, pos
+}
+
+func mix64(h uint64) uint64 {
 	h ^= h >> 30
 	h *= 0xbf58476d1ce4e5b9
 	h ^= h >> 27
 	h *= 0x94d049bb133111eb
 	h ^= h >> 31
-	return h, h>>32 | h<<32 | 1
+	return h
 }
 
 func (f *keyFilter) add(h uint64) {
-	h1, h2 := f.probes(h)
-	mask := uint64(len(f.bits))*64 - 1
-	for i := range uint64(keyFilterProbes) {
-		p := (h1 + i*h2) & mask
-		f.bits[p/64] |= 1 << (p % 64)
+	block, pos := f.probes(h)
+	b := f.bits[block : block+keyFilterBlockWords : block+keyFilterBlockWords]
+	for _, p := range pos {
+		b[p/64] |= 1 << (p % 64)
 	}
 	f.keys++
 }
 
 func (f *keyFilter) has(h uint64) bool {
-	h1, h2 := f.probes(h)
-	mask := uint64(len(f.bits))*64 - 1
-	for i := range uint64(keyFilterProbes) {
-		p := (h1 + i*h2) & mask
-		if f.bits[p/64]&(1<<(p%64)) == 0 {
+	block, pos := f.probes(h)
+	b := f.bits[block : block+keyFilterBlockWords : block+keyFilterBlockWords]
+	for _, p := range pos {
+		if b[p/64]&(1<<(p%64)) == 0 {
 			return false
 		}
 	}
@@ -134,7 +157,17 @@ func (s *Store) keyFilter(ctx context.Context, extra int) (*keyFilter, error) {
 // count and the XOR, and a different store file of the same size has
 // other keys. A filter that might miss a stored key is never loaded; one
 // that holds keys no longer stored only costs the duplicate check a query.
-const keyFileMagic = "cairn-keyfilter-v1\n"
+//
+// v2 (session 16) is the blocked filter of 8 probes; a v1 file (4 probes
+// over the whole filter) is not read as one: the filter is built from
+// the table once, as for a store without a file.
+const keyFileMagic = "cairn-keyfilter-v2\n"
+
+// keyFileMagicV1 starts a filter of 4 probes, which v2 reads differently.
+const keyFileMagicV1 = "cairn-keyfilter-v1\n"
+
+// errOldKeyFilter is decodeKeyFilter's error for a v1 file.
+var errOldKeyFilter = errors.New("a key filter of an earlier version")
 
 // keyFileHeader is the number of uint64s after the magic, before the words.
 const keyFileHeader = 6
@@ -188,6 +221,9 @@ func (s *Store) loadKeyFilter(ctx context.Context) *keyFilter {
 		return nil
 	}
 	f, seq, rows, xor, err := decodeKeyFilter(b)
+	if errors.Is(err, errOldKeyFilter) {
+		return nil // built again, once, in the current layout
+	}
 	if err != nil {
 		s.log.Warn("duckdb: the saved key filter is damaged; building it from the table", "err", err)
 		return nil
@@ -204,6 +240,9 @@ func (s *Store) loadKeyFilter(ctx context.Context) *keyFilter {
 
 // decodeKeyFilter parses a saved key filter.
 func decodeKeyFilter(b []byte) (f *keyFilter, seq, rows int64, xor uint64, err error) {
+	if strings.HasPrefix(string(b[:min(len(b), len(keyFileMagicV1))]), keyFileMagicV1) {
+		return nil, 0, 0, 0, errOldKeyFilter
+	}
 	if len(b) < len(keyFileMagic)+8*keyFileHeader || string(b[:len(keyFileMagic)]) != keyFileMagic {
 		return nil, 0, 0, 0, errors.New("not a key filter")
 	}
@@ -214,7 +253,7 @@ func decodeKeyFilter(b []byte) (f *keyFilter, seq, rows int64, xor uint64, err e
 	}
 	b = b[8*keyFileHeader:]
 	words := h[5]
-	if words == 0 || words&(words-1) != 0 || uint64(len(b)) != 8*words || h[4] != words*64/keyFilterBitsPerKey || h[3] > h[4] {
+	if words < keyFilterBlockWords || words&(words-1) != 0 || uint64(len(b)) != 8*words || h[4] != words*64/keyFilterBitsPerKey || h[3] > h[4] {
 		return nil, 0, 0, 0, errors.New("inconsistent sizes")
 	}
 	f = &keyFilter{bits: make([]uint64, words), keys: int64(h[3]), limit: int64(h[4])}

@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,8 +33,31 @@ func TestKeyFilterHoldsEveryKey(t *testing.T) {
 			fp++
 		}
 	}
-	if fp > 1_000 {
-		t.Errorf("%d false positives in 100,000, want under 1%%", fp)
+	// 100,000 keys fill the filter (131,072 keys) to 76%: 4 probes
+	// across the filter answered about 0.09% here, 8 in a block 0.01%.
+	if fp > 40 {
+		t.Errorf("%d false positives in 100,000, want under 0.04%%", fp)
+	}
+}
+
+// TestKeyFilterFalsePositivesFull: a filter at its capacity, where it is
+// rebuilt, answers under 0.1% false positives (4 probes across the
+// filter: 0.24%).
+func TestKeyFilterFalsePositivesFull(t *testing.T) {
+	f := newKeyFilter(keyFilterMinKeys)
+	for i := range f.limit {
+		f.add(keyHash("123456789012", fmt.Sprintf("id-%d", i)))
+	}
+	fp := 0
+	const n = 200_000
+	for i := range n {
+		if f.has(keyHash("210987654321", fmt.Sprintf("other-%d", i))) {
+			fp++
+		}
+	}
+	t.Logf("%d false positives in %d at capacity", fp, n)
+	if fp > n/1000 {
+		t.Errorf("%d false positives in %d, want under 0.1%%", fp, n)
 	}
 }
 
@@ -240,6 +264,12 @@ func TestSavedKeyFilterIsLoadedOnlyWhileItHoldsEveryKey(t *testing.T) {
 		{"sizes that do not agree", func(t *testing.T, path string, g *storetest.Gen) int {
 			b := readFile(t, path+".keys")
 			b[len(keyFileMagic)+8*5] ^= 1 // the word count
+			writeFile(t, path+".keys", b)
+			return 200
+		}, false},
+		{"a filter of 4 probes (v1)", func(t *testing.T, path string, g *storetest.Gen) int {
+			b := readFile(t, path+".keys")
+			copy(b, keyFileMagicV1)
 			writeFile(t, path+".keys", b)
 			return 200
 		}, false},
