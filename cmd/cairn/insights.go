@@ -43,12 +43,12 @@ func insightParams(c config.Insights) insights.Params {
 // or in the shared state on PostgreSQL (so that another node resumes
 // from it), and resumes from there at the next start.
 func newInsightsRunner(cfg *config.Config, dataDir string, state audit.StateStore, feed insights.Feed, history insights.Lookuper, sink insights.Sink,
-	enabled insights.Enabler, log *slog.Logger, reg prometheus.Registerer) *insights.Runner {
+	enabled insights.Enabler, log *slog.Logger, reg prometheus.Registerer, wake <-chan struct{}) *insights.Runner {
 	if cfg.Insights.Live == "off" {
 		return nil
 	}
 	rc := insights.RunnerConfig{Feed: feed, Sink: sink, History: history, Params: insightParams(cfg.Insights), Logger: log, Registerer: reg,
-		StatePath: filepath.Join(dataDir, insightsStateFile)}
+		StatePath: filepath.Join(dataDir, insightsStateFile), Wake: wake}
 	if shared(state) {
 		rc.StatePath, rc.State = "", state
 	}
@@ -58,6 +58,27 @@ func newInsightsRunner(cfg *config.Config, dataDir string, state audit.StateStor
 		rc.Enabled = enabled
 	}
 	return insights.NewRunner(rc)
+}
+
+// commitSignal returns a channel signalled (without blocking, so at most
+// one signal waits) each time store commits records, when it tells
+// (the DuckDB store's OnCommitted; nil otherwise): the live Insights
+// runner's Wake.
+func commitSignal(store any) <-chan struct{} {
+	st, ok := store.(interface {
+		OnCommitted(func(first int64, recs []*audit.Record))
+	})
+	if !ok {
+		return nil
+	}
+	wake := make(chan struct{}, 1)
+	st.OnCommitted(func(int64, []*audit.Record) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	return wake
 }
 
 func insightsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -50,6 +50,15 @@ type RunnerConfig struct {
 	// (default 1s); Now is the clock (default time.Now).
 	Poll time.Duration
 	Now  func() time.Time
+	// Wake, when set, ends the wait of an idle runner (Poll) early: the
+	// store signals it when it commits records (cmd/cairn: the DuckDB
+	// store's OnCommitted), so that the runner reads them while the
+	// store still holds them in memory (its tail, 32 MiB: about a second
+	// of a bulk import). Waiting out Poll there, an import's first
+	// second had left the tail already, and the runner read every record
+	// back from the table, paced, behind the import to its end (7% of a
+	// server's CPU through `cairn import --endpoint-url`, issue 15).
+	Wake <-chan struct{}
 	// StatePath is the file where the runner saves its feed position with
 	// the detector's state, so that a restart resumes from there instead
 	// of replaying the whole store; "" saves nothing. SaveEvery is how
@@ -235,13 +244,14 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.cfg.Logger.Warn("insights: storing Insights", "err", err)
 		}
 		if len(batch) < batchSize {
-			wait := r.cfg.Poll
+			wait, wake := r.cfg.Poll, r.cfg.Wake
 			if len(batch) > 0 {
-				wait = min(wait, busyPoll)
+				wait, wake = min(wait, busyPoll), nil
 			}
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-wake:
 			case <-time.After(wait):
 			}
 		}

@@ -407,3 +407,38 @@ func TestRunnerFollowsAMovingFeed(t *testing.T) {
 		}
 	}
 }
+
+// TestRunnerWokenByCommits: an idle runner (its last read returned
+// nothing) waits Poll, unless Wake is signalled (the store committed
+// records): it then reads them at once, and waits again for the next
+// signal.
+func TestRunnerWokenByCommits(t *testing.T) {
+	s := audittest.NewMemStore()
+	f := &countingFeed{Feed: s}
+	wake := make(chan struct{}, 1)
+	r := insights.NewRunner(insights.RunnerConfig{Feed: f, Sink: s, All: true, Params: smallParams(), Poll: time.Hour, Wake: wake})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	waitReads := func(n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && f.reads.Load() < n; {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := f.reads.Load(); got < n {
+			t.Fatalf("%d reads in 10 s; want %d", got, n)
+		}
+	}
+	waitReads(1)
+	time.Sleep(200 * time.Millisecond) // idle: no read before Poll (1 hour) without a signal
+	if n := f.reads.Load(); n != 1 {
+		t.Fatalf("idle, not woken: %d reads; want 1", n)
+	}
+	appendAll(t, s, burstHistory(t)[:10])
+	wake <- struct{}{}
+	waitReads(2)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
