@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -60,10 +61,19 @@ func newInsightsRunner(cfg *config.Config, dataDir string, state audit.StateStor
 	return insights.NewRunner(rc)
 }
 
+// wakeRecords is how many records the store commits before it wakes the
+// live Insights runner (commitSignal). A bulk import commits thousands at
+// a time and must be read from the store's tail before it leaves it; a
+// server's own API calls commit a record or a few each, and waking the
+// runner for each of those cost LookupEvents at 10M about 4% of its
+// throughput (619 against 646 requests/s, session 16): they wait for
+// the runner's Poll as before.
+const wakeRecords = 1000
+
 // commitSignal returns a channel signalled (without blocking, so at most
-// one signal waits) each time store commits records, when it tells
-// (the DuckDB store's OnCommitted; nil otherwise): the live Insights
-// runner's Wake.
+// one signal waits) each time store has committed wakeRecords records
+// since the last signal, when it tells (the DuckDB store's OnCommitted;
+// nil otherwise): the live Insights runner's Wake.
 func commitSignal(store any) <-chan struct{} {
 	st, ok := store.(interface {
 		OnCommitted(func(first int64, recs []*audit.Record))
@@ -72,7 +82,12 @@ func commitSignal(store any) <-chan struct{} {
 		return nil
 	}
 	wake := make(chan struct{}, 1)
-	st.OnCommitted(func(int64, []*audit.Record) {
+	var committed atomic.Int64
+	st.OnCommitted(func(_ int64, recs []*audit.Record) {
+		if committed.Add(int64(len(recs))) < wakeRecords {
+			return
+		}
+		committed.Store(0)
 		select {
 		case wake <- struct{}{}:
 		default:

@@ -218,3 +218,45 @@ func TestServeFindsInsightsLive(t *testing.T) {
 	}
 	t.Fatal("no ApiErrorRateInsight for the burst of failing GetTrail calls")
 }
+
+// committer is a store that tells its commits (OnCommitted), as the DuckDB
+// store does.
+type committer struct{ f func(int64, []*audit.Record) }
+
+func (c *committer) OnCommitted(f func(first int64, recs []*audit.Record)) { c.f = f }
+
+// The live Insights runner is woken by a bulk import's commits, not by each
+// of a server's own calls: a signal waits once wakeRecords records have
+// been committed since the last, and never more than one.
+func TestCommitSignal(t *testing.T) {
+	if commitSignal(struct{}{}) != nil {
+		t.Fatal("a store that does not tell its commits has a signal")
+	}
+	var st committer
+	wake := commitSignal(&st)
+	signalled := func() bool {
+		select {
+		case <-wake:
+			return true
+		default:
+			return false
+		}
+	}
+	one := []*audit.Record{{}}
+	for i := 0; i < wakeRecords-1; i++ {
+		st.f(int64(i), one)
+	}
+	if signalled() {
+		t.Fatalf("woken after %d single-record commits", wakeRecords-1)
+	}
+	st.f(wakeRecords, one)
+	if !signalled() {
+		t.Fatalf("not woken after %d records", wakeRecords)
+	}
+	bulk := make([]*audit.Record, 3*wakeRecords)
+	st.f(0, bulk)
+	st.f(0, bulk)
+	if !signalled() || signalled() {
+		t.Fatal("two bulk commits: want exactly one signal waiting")
+	}
+}
