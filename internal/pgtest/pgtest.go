@@ -13,10 +13,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"hash/fnv"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +61,7 @@ func Database(tb testing.TB) string {
 	admin := Admin(tb)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	name := "cairn_test_" + hex.EncodeToString(b[:])
+	name := prefix() + strconv.Itoa(os.Getpid()) + "_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
@@ -65,6 +69,7 @@ func Database(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	sweep(ctx, tb, conn)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		tb.Fatalf("pgtest: create database: %v", err)
 	}
@@ -87,6 +92,44 @@ func Database(tb testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// prefix is the start of the names of this host's test databases:
+// cairn_test_, then a hash of the host name, so that test processes of
+// several hosts sharing one server leave each other's databases alone.
+func prefix() string {
+	host, _ := os.Hostname()
+	h := fnv.New32a()
+	h.Write([]byte(host))
+	return fmt.Sprintf("cairn_test_%08x_", h.Sum32())
+}
+
+// sweep drops the databases that test processes of this host left when
+// they were killed before their cleanup ran (a timeout, a SIGKILL): those
+// named after a process that no longer runs. A database of a running
+// process, or named in another form, is left alone.
+func sweep(ctx context.Context, tb testing.TB, conn *pgx.Conn) {
+	pre := prefix()
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", pre)
+	if err != nil {
+		tb.Logf("pgtest: list test databases: %v", err)
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		tb.Logf("pgtest: list test databases: %v", err)
+		return
+	}
+	for _, name := range names {
+		pid, _, ok := strings.Cut(strings.TrimPrefix(name, pre), "_")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil || n <= 0 || alive(n) {
+			continue
+		}
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			tb.Logf("pgtest: drop the stale database %s: %v", name, err)
+		}
+	}
 }
 
 func ping(dsn string) error {
