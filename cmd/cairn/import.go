@@ -80,8 +80,9 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usageError{fmt.Sprintf("%s: s3:// sources are imported into CloudTrail Lake (--into STORE)", p)}
 		}
 	}
-	var compactPath string  // set when the import may end with a compaction
-	var ins *importInsights // the Insights detector over the records stored
+	var compactPath string    // set when the import may end with a compaction
+	var ins *importInsights   // the Insights detector over the records stored
+	compactLimit := func() {} // puts back Go's memory limit before a compaction
 	ep := *endpoint
 	if ep == "" {
 		// As query does: a server holding the data dir is gone through.
@@ -138,6 +139,11 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			// order: an import of a trail's logs into an empty store
 			// needs no compaction after it (docs/store.md, "Imports").
 			st.BeginImport()
+			// Go's share of the bound: the heap no more than 448 MiB
+			// while what is live leaves it room (limitGoMemory).
+			stopLimit := limitGoMemory()
+			defer stopLimit()
+			compactLimit = stopLimit
 			if *memLog != "" {
 				stop, err := startMemLog(*memLog, st)
 				if err != nil {
@@ -167,6 +173,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// store, and whatever becomes of it, the import is done.
 	out := importOutcome(stdout, stderr, *output, rep, err)
 	if err == nil && compactPath != "" {
+		compactLimit() // Compact sets its own
 		compactAfterImport(ctx, opts.Sink.(*duckdb.Store), compactPath, rep.Imported, log, stderr)
 	}
 	return out

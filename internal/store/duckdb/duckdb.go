@@ -1538,18 +1538,22 @@ func (s *Store) indexEntries(ctx context.Context, ents []indexEntry) error {
 	}
 	var sum *bucketSum
 	var sumG dk
+	sumGrown := false
 	for _, e := range ents {
 		d := bucketOf(e.t)
 		if g := (dk{e.k, d}); sum == nil || g != sumG {
-			sum, sumG = s.index.bucket(e.k, d), g
+			sum, sumG, sumGrown = s.index.bucket(e.k, d), g, false
 		}
 		sum.n++
 		sum.dirty = true
 		for _, t := range e.toks {
 			sum.bloom.add(t)
 		}
-		if sum.bloom.full() {
-			grow[dk{e.k, d}] = true
+		if !sumGrown && sum.bloom.full() {
+			// The index's own strings: a staged import keeps the grown
+			// buckets until Close (bucketIndex.names).
+			grow[dk{s.index.own(e.k), d}] = true
+			sumGrown = true
 		}
 	}
 	s.index.mu.Unlock()

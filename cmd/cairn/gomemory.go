@@ -1,0 +1,69 @@
+package main
+
+import (
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"time"
+)
+
+// importGoMemory is Go's soft memory limit during an offline import into
+// the embedded store (issue 15: RSS at most 1 GB during a 10M-record
+// import). Without it the collector let the heap grow to twice what was
+// live: at 10M records about 260 MB live (the key filters and bucket
+// filters, 17 bytes a record, and the records in flight) made a heap of
+// 520 MB, which with DuckDB's 256MB and its own beside it took RSS to
+// 1.07 GB (docs/store.md, "Memory (session 17)").
+const importGoMemory = 448 << 20
+
+// goMemoryHeadroom is the least room the limit leaves above the live heap,
+// as a fraction of it: the limit is raised while the live heap grows past
+// importGoMemory/1.5, so that the collector never runs back to back (a
+// soft limit near the live heap made session 16's import26 5.5x the page
+// faults and 70% slower at 10M).
+const goMemoryHeadroom = 0.5
+
+// limitGoMemory sets Go's soft memory limit to importGoMemory, or to
+// 1.5 times the live heap and 64 MiB for the runtime's own when that is
+// more, checked every second, until stop; stop puts back the limit there
+// was (once, however often it is called). A lower limit already set (GOMEMLIMIT) stays, and nothing runs.
+func limitGoMemory() (stop func()) {
+	prev := debug.SetMemoryLimit(-1)
+	if prev <= importGoMemory {
+		return func() {}
+	}
+	debug.SetMemoryLimit(importGoMemory)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if sample[0].Value.Kind() != metrics.KindUint64 {
+				continue
+			}
+			debug.SetMemoryLimit(goMemoryLimit(sample[0].Value.Uint64(), prev))
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(done)
+		<-finished
+		debug.SetMemoryLimit(prev)
+	})
+}
+
+// goMemoryLimit is the limit for a live heap of live bytes: importGoMemory,
+// or more to leave goMemoryHeadroom and 64 MiB above live; never above
+// ceiling (the limit before the import).
+func goMemoryLimit(live uint64, ceiling int64) int64 {
+	want := int64(float64(live)*(1+goMemoryHeadroom)) + 64<<20
+	return min(max(want, importGoMemory), ceiling)
+}

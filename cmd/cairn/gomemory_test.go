@@ -1,0 +1,57 @@
+package main
+
+import (
+	"math"
+	"runtime/debug"
+	"testing"
+)
+
+// TestGoMemoryLimit: the import's soft limit is importGoMemory while the
+// live heap leaves it room, follows the live heap up beyond that, and
+// never passes the limit set before the import.
+func TestGoMemoryLimit(t *testing.T) {
+	for _, c := range []struct {
+		live    uint64
+		ceiling int64
+		want    int64
+	}{
+		{0, math.MaxInt64, importGoMemory},
+		{200 << 20, math.MaxInt64, importGoMemory},
+		{256 << 20, math.MaxInt64, importGoMemory},
+		{400 << 20, math.MaxInt64, 600<<20 + 64<<20},
+		{1 << 30, math.MaxInt64, 3<<29 + 64<<20},
+		{1 << 30, 1 << 30, 1 << 30},
+	} {
+		if got := goMemoryLimit(c.live, c.ceiling); got != c.want {
+			t.Errorf("goMemoryLimit(%d MiB, %d) = %d MiB; want %d MiB", c.live>>20, c.ceiling, got>>20, c.want>>20)
+		}
+	}
+}
+
+// TestLimitGoMemory: the limit is set for the import and put back after;
+// a lower one set before (GOMEMLIMIT) is left alone.
+func TestLimitGoMemory(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(prev)
+
+	debug.SetMemoryLimit(math.MaxInt64)
+	stop := limitGoMemory()
+	if got := debug.SetMemoryLimit(-1); got != importGoMemory {
+		t.Errorf("during the import the limit is %d; want %d", got, int64(importGoMemory))
+	}
+	stop()
+	stop() // a second call changes nothing
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("after the import the limit is %d; want it back at %d", got, int64(math.MaxInt64))
+	}
+
+	debug.SetMemoryLimit(300 << 20)
+	stop = limitGoMemory()
+	if got := debug.SetMemoryLimit(-1); got != 300<<20 {
+		t.Errorf("a lower limit set before: %d during the import; want %d", got, 300<<20)
+	}
+	stop()
+	if got := debug.SetMemoryLimit(-1); got != 300<<20 {
+		t.Errorf("a lower limit set before: %d after the import; want %d", got, 300<<20)
+	}
+}
