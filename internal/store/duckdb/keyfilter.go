@@ -285,7 +285,7 @@ func readKeyFileHeader(r io.Reader, size int64) (keyFileHead, error) {
 // readKeyWords reads len(words) little-endian words from r, in one read.
 // Read a MiB at a time instead (no 64 MB copy beside the filter at 10M
 // records), the server's 8 clients cost it more CPU a request (0.93-1.46
-// ms against 0.62-0.82, docs/benchmarks.md, "The key filter at Open"),
+// ms against 0.62-0.84, docs/benchmarks.md, "The key filter at Open"),
 // perhaps because the copy's freed pages stay in the Go heap for the
 // lookups' allocations.
 func readKeyWords(r io.Reader, words []uint64) error {
