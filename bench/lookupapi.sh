@@ -24,6 +24,8 @@
 #            instead of building one
 #        CAIRN_BENCH_API_RESTARTS=n              restarts the server n times in the restart pass
 #            (default 1; p50/p99 over all their rounds, each restart's own in its RESTART lines)
+#        CAIRN_BENCH_API_RESTART_SECONDS=s       each restart's rounds go on until s seconds after
+#            the server answered (default 0: n/4 rounds)
 #        CAIRN_BENCH_API_MEMORY_LIMIT=512MB      event_history.memory_limit of the served store
 #        CAIRN_BENCH_LOCK=file                   take this flock(1) lock for the measurement
 #            only (building, filling and copying run at nice 19 without it)
@@ -80,7 +82,7 @@ for store in ${CAIRN_BENCH_API_STORES:-imported live}; do
 		printf "%-22s %9s %9s %11s %11s %8s %8s %8s %11s %9s %9s %11s\n", n[2], v["p50-ms"], v["p99-ms"], v["cpu-ms/op"], v["client-cpu-ms/op"], v["page-kB"], v["req/s"], v["rss-MB"], v["peak-rss-MB"],
 			v["wire-p50-ms"], v["wire-p99-ms"], v["wire-client-cpu-ms/op"]
 	}' "$out"
-	echo "first lookups after a restart (${CAIRN_BENCH_API_RESTARTS:-1} x $((iter / 4)) rounds; answering after $(awk '/^BenchmarkLookupAPI\/restart/ { for (i = 3; i < NF; i++) if ($(i+1) == "ready-s") print $i }' "$out") s):"
+	echo "first lookups after a restart (${CAIRN_BENCH_API_RESTARTS:-1} x $((iter / 4)) rounds or ${CAIRN_BENCH_API_RESTART_SECONDS:-0} s; answering after $(awk '/^BenchmarkLookupAPI\/restart/ { for (i = 3; i < NF; i++) if ($(i+1) == "ready-s") print $i }' "$out") s):"
 	awk '/^BenchmarkLookupAPI\/restart/ {
 		for (i = 3; i < NF; i++) if ($(i+1) ~ /-p50-ms$/) { k = $(i+1); sub(/-p50-ms$/, "", k); p50[k] = $i; order[++n] = k }
 		for (i = 3; i < NF; i++) if ($(i+1) ~ /-p99-ms$/) { k = $(i+1); sub(/-p99-ms$/, "", k); p99[k] = $i }
