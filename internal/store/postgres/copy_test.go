@@ -14,12 +14,15 @@ import (
 	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
-// The binary COPY that Append writes itself stores what pgx's CopyFrom
-// of row and postings stored (the values of every column, the S2 block
-// byte for byte), for batches of new records and for a batch that holds
-// duplicates (its new records renumbered): each stored row is compared
-// with the row pgx copies from the same record into a table like it.
-func TestBinaryCopyStoresTheRows(t *testing.T) {
+// The rows Append streams to its COPY (made by a goroutine, in chunks
+// whose bytes are reused) store what pgx's CopyFrom of row and postings
+// stores (the values of every column, the S2 block byte for byte), for
+// batches of new records and for a batch that holds duplicates (its new
+// records renumbered): each stored row is compared with the row pgx
+// copies from the same record into a table like it. The batches are
+// larger than a chunk, so rows are read after their chunk's bytes were
+// given back and reused.
+func TestStreamedCopyStoresTheRows(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Database(t)
 	s, err := Open(ctx, dsn, Options{})

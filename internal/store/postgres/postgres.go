@@ -243,10 +243,10 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		if err != nil {
 			return err
 		}
-		var posts []byte
+		var posts [][]any
 		if copied {
 			inserted = len(batch)
-			if err := copyIn(ctx, tx, copyEvents, rows); err != nil {
+			if _, err := tx.CopyFrom(ctx, eventsTable, columns, rows); err != nil {
 				return fmt.Errorf("copy events: %w", err)
 			}
 			if posts, err = rows.Postings(); err != nil {
@@ -287,16 +287,17 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 				}
 			}
 			inserted = len(stored)
-			data, err := s.encodeRows(stored, id, received)
-			if err != nil {
-				return err
-			}
-			if err := copyIn(ctx, tx, copyEvents, bytes.NewReader(data)); err != nil {
+			// The new records' rows with their final places.
+			again := s.streamRows(stored, id, received)
+			defer again.Close()
+			if _, err := tx.CopyFrom(ctx, eventsTable, columns, again); err != nil {
 				return fmt.Errorf("copy events: %w", err)
 			}
-			posts = append(appendPostings(append([]byte(nil), copyHeader...), stored, id, received), copyTrailer...)
+			if posts, err = again.Postings(); err != nil {
+				return fmt.Errorf("copy events: %w", err)
+			}
 		}
-		if err := copyIn(ctx, tx, copyPostings, bytes.NewReader(posts)); err != nil {
+		if _, err := tx.CopyFrom(ctx, postingsTable, postingColumns, pgx.CopyFromRows(posts)); err != nil {
 			return fmt.Errorf("copy event_postings: %w", err)
 		}
 		// The range, under the row lock until the commit.
@@ -332,14 +333,11 @@ func copyKeys(ctx context.Context, tx pgx.Tx, accts, ids [][]byte, received, bat
 		}
 		return bytes.Compare(accts[a], accts[b])
 	})
-	w := getChunk()
-	defer func() { putChunk(w) }()
-	w = append(appendKeys(append(w, copyHeader...), accts, ids, order, received, batch), copyTrailer...)
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("copy keys: %w", err)
 	}
-	err = copyIn(ctx, sp, copyKeysSQL, bytes.NewReader(w))
+	_, err = sp.CopyFrom(ctx, keysTable, keyColumns, newKeyRows(accts, ids, order, received, batch))
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		if err := sp.Rollback(ctx); err != nil {
