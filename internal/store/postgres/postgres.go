@@ -193,7 +193,8 @@ func (s *Store) ensurePartition(ctx context.Context, d int64) error {
 // nodes (or several connections of one) do their keys, rows and indexes
 // side by side; only the last statement and the commit wait for one
 // another. The rows (the record's S2 block, its binary fields, its
-// postings) are made before the transaction.
+// postings) are made by a goroutine while the server takes the keys, and
+// handed to the events COPY as they are made (streamRows).
 //
 // A batch's places are dense (a record's sequence number is its batch's
 // first plus its place): when some of the records were duplicates, the
