@@ -190,7 +190,8 @@ func (st *rowStream) Next() bool {
 	}
 	c, ok := <-st.data
 	if !ok {
-		<-st.done // (failed is set before data is closed; done orders it)
+		// failed is set before data is closed (and not after): the
+		// COPY ends without waiting for the postings being made.
 		st.err = st.failed
 		return false
 	}
