@@ -193,7 +193,8 @@ func (s *Store) ensurePartition(ctx context.Context, d int64) error {
 // nodes (or several connections of one) do their keys, rows and indexes
 // side by side; only the last statement and the commit wait for one
 // another. The rows (the record's S2 block, its binary fields, its
-// postings) are made before the transaction.
+// postings) are made by a goroutine while the server takes the keys, and
+// handed to the events COPY as they are made (streamRows).
 //
 // A batch's places are dense (a record's sequence number is its batch's
 // first plus its place): when some of the records were duplicates, the
@@ -222,10 +223,8 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 	}
 	accts := make([][]byte, len(batch))
 	ids := make([][]byte, len(batch))
-	prepared := make([][]any, len(batch))
 	for i, r := range batch {
 		accts[i], ids[i] = []byte(r.Account), []byte(r.EventID)
-		prepared[i] = s.row(r, received)
 	}
 	inserted := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -233,59 +232,73 @@ func (s *Store) Append(ctx context.Context, records []audit.Record) (audit.Appen
 		if err := tx.QueryRow(ctx, `SELECT nextval('event_batch_ids')`).Scan(&id); err != nil {
 			return fmt.Errorf("batch number: %w", err)
 		}
+		// The rows are made (record i at place i) while the server takes
+		// the keys, and streamed to the events COPY as they are made.
+		rows := s.streamRows(batch, id, received)
+		defer rows.Close()
 		// Usually every key is new: COPY them in, in a savepoint. Only
 		// when one exists already (a retried append, a journal replayed,
 		// another node's copy) is the savepoint rolled back and the keys
 		// inserted ON CONFLICT DO NOTHING, which returns the new ones.
-		fresh := make([]bool, len(batch))
-		n := len(batch)
 		copied, err := copyKeys(ctx, tx, accts, ids, received, id)
 		if err != nil {
 			return err
 		}
+		var posts [][]any
 		if copied {
-			for i := range fresh {
-				fresh[i] = true
+			inserted = len(batch)
+			if _, err := tx.CopyFrom(ctx, eventsTable, columns, rows); err != nil {
+				return fmt.Errorf("copy events: %w", err)
 			}
-		} else if n, err = insertKeys(ctx, tx, accts, ids, received, id, fresh); err != nil {
-			return err
-		}
-		if n == 0 {
-			return nil
-		}
-		var copyRows [][]any
-		stored := make([]*audit.Record, 0, n)
-		var moveIDs, moveAccts [][]byte
-		var moveTo []int32
-		for i, r := range batch {
-			if !fresh[i] {
-				continue
+			if posts, err = rows.Postings(); err != nil {
+				return fmt.Errorf("copy events: %w", err)
 			}
-			o := int32(len(copyRows))
-			if o != int32(i) {
-				moveIDs, moveAccts, moveTo = append(moveIDs, ids[i]), append(moveAccts, accts[i]), append(moveTo, o)
+		} else {
+			rows.Close() // made for places the new records do not have
+			fresh := make([]bool, len(batch))
+			n, err := insertKeys(ctx, tx, accts, ids, received, id, fresh)
+			if err != nil {
+				return err
 			}
-			prepared[i][batchColumn] = id
-			prepared[i][batchColumn+1] = o
-			copyRows = append(copyRows, prepared[i])
-			stored = append(stored, r)
-		}
-		if len(moveTo) > 0 {
-			tag, err := tx.Exec(ctx, `UPDATE event_keys k SET ord = m.o
+			if n == 0 {
+				return nil
+			}
+			stored := make([]*audit.Record, 0, n)
+			var moveIDs, moveAccts [][]byte
+			var moveTo []int32
+			for i, r := range batch {
+				if !fresh[i] {
+					continue
+				}
+				o := int32(len(stored))
+				if o != int32(i) {
+					moveIDs, moveAccts, moveTo = append(moveIDs, ids[i]), append(moveAccts, accts[i]), append(moveTo, o)
+				}
+				stored = append(stored, r)
+			}
+			if len(moveTo) > 0 {
+				tag, err := tx.Exec(ctx, `UPDATE event_keys k SET ord = m.o
 				FROM unnest($1::bytea[], $2::bytea[], $3::int[]) AS m(e, a, o)
 				WHERE k.event_id = m.e AND k.account = m.a AND k.batch = $4`, moveIDs, moveAccts, moveTo, id)
-			if err != nil {
-				return fmt.Errorf("renumber keys: %w", err)
+				if err != nil {
+					return fmt.Errorf("renumber keys: %w", err)
+				}
+				if tag.RowsAffected() != int64(len(moveTo)) {
+					return fmt.Errorf("renumber keys: %d of %d keys", tag.RowsAffected(), len(moveTo))
+				}
 			}
-			if tag.RowsAffected() != int64(len(moveTo)) {
-				return fmt.Errorf("renumber keys: %d of %d keys", tag.RowsAffected(), len(moveTo))
+			inserted = len(stored)
+			// The new records' rows with their final places.
+			again := s.streamRows(stored, id, received)
+			defer again.Close()
+			if _, err := tx.CopyFrom(ctx, eventsTable, columns, again); err != nil {
+				return fmt.Errorf("copy events: %w", err)
+			}
+			if posts, err = again.Postings(); err != nil {
+				return fmt.Errorf("copy events: %w", err)
 			}
 		}
-		inserted = len(copyRows)
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, columns, pgx.CopyFromRows(copyRows)); err != nil {
-			return fmt.Errorf("copy events: %w", err)
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_postings"}, postingColumns, pgx.CopyFromRows(postings(stored, id, received))); err != nil {
+		if _, err := tx.CopyFrom(ctx, postingsTable, postingColumns, pgx.CopyFromRows(posts)); err != nil {
 			return fmt.Errorf("copy event_postings: %w", err)
 		}
 		// The range, under the row lock until the commit.
@@ -321,15 +334,11 @@ func copyKeys(ctx context.Context, tx pgx.Tx, accts, ids [][]byte, received, bat
 		}
 		return bytes.Compare(accts[a], accts[b])
 	})
-	rows := make([][]any, len(order))
-	for j, i := range order {
-		rows[j] = []any{ids[i], accts[i], received, batch, int32(i)}
-	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("copy keys: %w", err)
 	}
-	_, err = sp.CopyFrom(ctx, pgx.Identifier{"event_keys"}, []string{"event_id", "account", "received", "batch", "ord"}, pgx.CopyFromRows(rows))
+	_, err = sp.CopyFrom(ctx, keysTable, keyColumns, newKeyRows(accts, ids, order, received, batch))
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		if err := sp.Rollback(ctx); err != nil {
@@ -423,29 +432,54 @@ func postingKind(key audit.AttributeKey) (int16, bool) {
 // matches them, as a column comparison does); Username, AccessKeyId and
 // resources only when set (a lookup of "" matches nothing).
 func postings(recs []*audit.Record, batch, received int64) [][]any {
-	type pkey struct {
-		account, region string
-		category, kind  int16
-		value           string
+	keys, lists := collectPostings(recs)
+	rows := make([][]any, len(keys))
+	for i, k := range keys {
+		l := lists[i]
+		lo, hi := l.bounds()
+		rows[i] = []any{[]byte(k.account), []byte(k.region), k.category, k.kind, []byte(k.value), batch, received, lo, hi, l.ords, l.times, l.readOnly}
 	}
-	type plist struct {
-		ords     []int32
-		times    []int64
-		readOnly []byte // audit.Tri of each place (version 10)
+	return rows
+}
+
+// A postingKey is what a posting is of; a postingList its records.
+type postingKey struct {
+	account, region string
+	category, kind  int16
+	value           string
+}
+
+type postingList struct {
+	ords     []int32
+	times    []int64
+	readOnly []byte // audit.Tri of each place (version 10)
+}
+
+// bounds are the first and last eventTime of the list.
+func (l *postingList) bounds() (lo, hi int64) {
+	lo, hi = l.times[0], l.times[0]
+	for _, t := range l.times {
+		lo, hi = min(lo, t), max(hi, t)
 	}
-	idx := make(map[pkey]int, len(recs))
-	var keys []pkey
-	var lists []*plist
+	return lo, hi
+}
+
+// collectPostings groups the places of recs (recs[i] has place i) by
+// posting, in the order the postings first occur (see postings).
+func collectPostings(recs []*audit.Record) ([]postingKey, []*postingList) {
+	idx := make(map[postingKey]int, len(recs))
+	var keys []postingKey
+	var lists []*postingList
 	for ord, r := range recs {
 		t := r.Time.Unix()
 		add := func(kind int16, v string) {
-			k := pkey{r.Account, r.Region, int16(r.Category), kind, v}
+			k := postingKey{r.Account, r.Region, int16(r.Category), kind, v}
 			i, ok := idx[k]
 			if !ok {
 				i = len(keys)
 				idx[k] = i
 				keys = append(keys, k)
-				lists = append(lists, &plist{})
+				lists = append(lists, &postingList{})
 			}
 			l := lists[i]
 			if n := len(l.ords); n > 0 && l.ords[n-1] == int32(ord) {
@@ -474,16 +508,7 @@ func postings(recs []*audit.Record, batch, received int64) [][]any {
 			}
 		}
 	}
-	rows := make([][]any, len(keys))
-	for i, k := range keys {
-		l := lists[i]
-		lo, hi := l.times[0], l.times[0]
-		for _, t := range l.times {
-			lo, hi = min(lo, t), max(hi, t)
-		}
-		rows[i] = []any{[]byte(k.account), []byte(k.region), k.category, k.kind, []byte(k.value), batch, received, lo, hi, l.ords, l.times, l.readOnly}
-	}
-	return rows
+	return keys, lists
 }
 
 func (s *Store) row(r *audit.Record, received int64) []any {
