@@ -32,8 +32,14 @@ import (
 // they hold the events; without them, a temporary folder and a database of
 // pgtest). CAIRN_LAKE_BENCH_LOAD_ONLY=1 loads and stops; a load stopped
 // midway goes on from where it stopped (batches of 5,000 events, each
-// committed). CAIRN_LAKE_BENCH_ENGINES=duckdb or postgres runs one
-// engine only (two loads side by side).
+// committed; CAIRN_LAKE_BENCH_BATCH sets another size, and a load goes on
+// from a multiple of it). CAIRN_LAKE_BENCH_ENGINES=duckdb or postgres runs
+// one engine only (two loads side by side). CAIRN_LAKE_BENCH_PG_BULK=1
+// loads PostgreSQL's events with the rollup's triggers disabled and its
+// version removed, so that the next Open builds the rollup from the events
+// in bulk, as an upgrade does (migrateRollup: the same grouping the
+// triggers keep; TestRollupRebuildIsTheTriggers checks both give the same
+// rows); the benchmark opens the engine again after the load for that.
 func BenchmarkEngines(b *testing.B) {
 	ctx := context.Background()
 	n := 100_000
@@ -45,6 +51,10 @@ func BenchmarkEngines(b *testing.B) {
 		dir = b.TempDir()
 	}
 	days, _ := strconv.Atoi(os.Getenv("CAIRN_LAKE_BENCH_DAYS"))
+	batch := 5000
+	if v, err := strconv.Atoi(os.Getenv("CAIRN_LAKE_BENCH_BATCH")); err == nil && v > 0 {
+		batch = v
+	}
 	dsn := os.Getenv("CAIRN_LAKE_BENCH_ENGINES_PG")
 	if dsn == "" {
 		dsn = pgtest.Database(b)
@@ -78,19 +88,39 @@ func BenchmarkEngines(b *testing.B) {
 			b.Fatal(err)
 		}
 		if have, _ := strconv.Atoi(*res.Rows[0][0]); have != n {
-			if have > n || have%5000 != 0 {
-				b.Fatalf("%s holds %d events; want at most %d, in batches of 5,000", kind, have, n)
+			if have > n || have%batch != 0 {
+				b.Fatalf("%s holds %d events; want at most %d, in batches of %d", kind, have, n, batch)
+			}
+			bulk := kind == "postgres" && os.Getenv("CAIRN_LAKE_BENCH_PG_BULK") == "1"
+			if bulk {
+				// The version removed first: a load stopped midway leaves
+				// a database whose next Open rebuilds the rollup.
+				if _, err := pg.Pool().Exec(ctx, `DELETE FROM lake_meta WHERE k = 'rollup_version'; ALTER TABLE lake_events DISABLE TRIGGER USER`); err != nil {
+					b.Fatal(err)
+				}
 			}
 			start := time.Now()
-			if err := loadEvents(ctx, l.eng, id, have, n, days, b); err != nil {
+			if err := loadEvents(ctx, l.eng, id, have, n, days, batch, b); err != nil {
 				b.Fatal(err)
+			}
+			b.Logf("LOAD %s: events %d..%d in %v (%.0f events/s)", kind, have, n, time.Since(start).Round(time.Millisecond), float64(n-have)/time.Since(start).Seconds())
+			if bulk {
+				rstart := time.Now()
+				if _, err := pg.Pool().Exec(ctx, `ALTER TABLE lake_events ENABLE TRIGGER USER`); err != nil {
+					b.Fatal(err)
+				}
+				again, err := postgres.Open(ctx, dsn, postgres.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				again.Close()
+				b.Logf("ROLLUP postgres: built in bulk at Open in %v", time.Since(rstart).Round(time.Millisecond))
 			}
 			if kind == "postgres" {
 				if _, err := pg.Pool().Exec(ctx, `VACUUM ANALYZE lake_events`); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.Logf("LOAD %s: %d events in %v (%.0f events/s)", kind, n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
 		}
 		if os.Getenv("CAIRN_LAKE_BENCH_LOAD_ONLY") == "1" {
 			continue
@@ -152,10 +182,10 @@ func rowStrings(rows [][]*string) [][]string {
 }
 
 // loadEvents inserts n events (the real records with fresh eventIDs) into
-// store in batches of 5,000, from the from-th (a multiple of 5,000: the
-// batches before it were loaded before); with days > 0 the events' times are spread
+// store in batches of batch events, from the from-th (a multiple of batch:
+// the batches before it were loaded before); with days > 0 the events' times are spread
 // evenly over the days before spreadEnd, oldest first.
-func loadEvents(ctx context.Context, eng engine.Engine, store string, from, n, days int, b *testing.B) error {
+func loadEvents(ctx context.Context, eng engine.Engine, store string, from, n, days, batch int, b *testing.B) error {
 	type tmpl struct {
 		raw             []byte
 		idAt, idLen     int
@@ -179,7 +209,7 @@ func loadEvents(ctx context.Context, eng engine.Engine, store string, from, n, d
 		}
 		base = append(base, t)
 	}
-	rows := make([]engine.Row, 0, 5000)
+	rows := make([]engine.Row, 0, batch)
 	for i := from; i < n; i++ {
 		t := base[i%len(base)]
 		type cut struct {
