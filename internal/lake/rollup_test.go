@@ -49,6 +49,11 @@ var rollupQueries = []string{
 	// an hour beside a year (hours).
 	`SELECT eventName, count(*), min(eventTime), max(eventTime) FROM EDS WHERE eventTime >= '2021-12-05 13:25:00' AND eventTime < '2024-08-15 07:10:00' GROUP BY 1 ORDER BY 2 DESC, 1`,
 	`SELECT eventSource, count(*) FROM EDS WHERE eventTime BETWEEN '2021-04-08 23:58:00' AND '2023-07-10 12:20:00.5' AND eventTime <> '2022-02-01 00:00:00' GROUP BY 1 ORDER BY 2 DESC, 1`,
+	// Both ends in one hour, one on a fine bucket's boundary, one inside a
+	// fine bucket: the hour's fine buckets between them, the events of
+	// the one that holds a time.
+	`SELECT eventName, count(*), min(eventTime), max(eventTime) FROM EDS WHERE eventTime >= '2023-07-10 12:10:00' AND eventTime < '2023-07-10 12:47:13' GROUP BY 1 ORDER BY 2 DESC, 1`,
+	`SELECT userIdentity.arn, count(*) FROM EDS WHERE eventTime > '2023-07-10 11:59:59.999' AND eventTime <= '2023-07-10 12:40:00' GROUP BY 1 ORDER BY 2 DESC, 1`,
 	`SELECT date_trunc('month', eventTime) AS m, eventSource, count(*), min(eventTime), max(eventTime) FROM EDS GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2`,
 	`SELECT date_trunc('week', eventTime) AS w, count(*) FROM EDS WHERE eventTime >= '2021-04-01 06:00:00' GROUP BY 1 ORDER BY 1`,
 	`SELECT date_trunc('year', eventTime) AS y, date_trunc('hour', eventTime) AS h, count(*) FROM EDS WHERE eventTime < '2024-08-20 12:30:00' GROUP BY 1, 2 ORDER BY 2`,

@@ -56,6 +56,7 @@ type DB struct {
 	// a search_path of pg_catalog only).
 	events  string
 	rollup  []string // the rollup's levels' tables (rollupLevels), qualified
+	fine    string   // fineLevel's table, qualified
 	inserts atomic.Int64
 	// noRollup is Options.NoRollup; rollups counts the statements run
 	// over lake_rollup.
@@ -117,6 +118,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	for _, l := range rollupLevels {
 		d.rollup = append(d.rollup, ident(sch)+"."+l.table)
 	}
+	d.fine = ident(sch) + "." + fineLevel.table
 	return d, nil
 }
 
@@ -140,7 +142,10 @@ CREATE SCHEMA IF NOT EXISTS lake;
 		if _, err := tx.Exec(ctx, ddl); err != nil {
 			return fmt.Errorf("lake/postgres: schema: %w", err)
 		}
-		return migrateRollup(ctx, tx)
+		if err := migrateRollup(ctx, tx); err != nil {
+			return err
+		}
+		return migrateFine(ctx, tx)
 	})
 }
 
@@ -371,13 +376,13 @@ func (d *DB) Run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 		// statement's date_trunc calls allow and the dimensions it
 		// reads; the second reads that level and groups the edges'
 		// events by those dimensions only.
-		tr := &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, roll: p}
+		tr := &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, fine: d.fine, roll: p}
 		rq, err := tr.statement(tree)
 		if err == nil {
 			need, used := p.need, p.used
 			p = planRollup(tree, stores)
 			p.level, p.need, p.only = need, need, used
-			tr = &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, roll: p}
+			tr = &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, fine: d.fine, roll: p}
 			rq, err = tr.statement(tree)
 			if err == nil && p.need < p.level {
 				err = errNoRollup
@@ -390,7 +395,7 @@ func (d *DB) Run(ctx context.Context, st engine.Statement, sink engine.RowSink) 
 		}
 	}
 	if q == nil {
-		tr := &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup}
+		tr := &translator{schema: d.schema, stores: stores, events: d.events, rollup: d.rollup, fine: d.fine}
 		if q, err = tr.statement(tree); err != nil {
 			return 0, err
 		}

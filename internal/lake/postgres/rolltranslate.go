@@ -190,9 +190,10 @@ func timeBounds(n map[string]any) []any {
 // by the conditions over the bucket (which each condition answers alike
 // for every event of it); within each bucket that holds one, the next
 // finer level's rows of the buckets that hold none, so on down to the
-// hours; and the events of the hours that hold one (read through the
-// (eds_id, eventTime) index), filtered by the conditions and grouped as
-// the hourly rollup groups them. Each level's rows of a few buckets are
+// hours, and within the hours that hold one, the fine level's (ten
+// minutes) buckets that hold none; and the events of the fine buckets
+// that hold one (read through the (eds_id, eventTime) index), filtered
+// by the conditions and grouped as the hourly rollup groups them. Each level's rows of a few buckets are
 // read through its (eds_id, bucket) index.
 func (t *translator) rollSource(b *strings.Builder, alias string) error {
 	p := t.roll
@@ -201,10 +202,11 @@ func (t *translator) rollSource(b *strings.Builder, alias string) error {
 		dims = append(dims, ident(d.name()))
 		exprs = append(exprs, d.expr())
 	}
-	rows := func(level int) string {
+	rowsOf := func(table string) string {
 		return "SELECT " + strings.Join(dims, ", ") + ", " + rollBucket + ", " + rollN + ", " + rollMinT + ", " + rollMaxT +
-			" FROM " + t.rollup[level] + " WHERE eds_id = " + literal(p.store)
+			" FROM " + table + " WHERE eds_id = " + literal(p.store)
 	}
+	rows := func(level int) string { return rowsOf(t.rollup[level]) }
 	b.WriteString("(")
 	if len(p.timeConds) == 0 {
 		b.WriteString(rows(p.level))
@@ -238,8 +240,8 @@ func (t *translator) rollSource(b *strings.Builder, alias string) error {
 	within := func(col, unit string) string {
 		var ranges []string
 		for _, h := range times {
-			s := "date_trunc(" + literal(unit) + ", " + h + ")"
-			ranges = append(ranges, "("+col+" >= "+s+" AND "+col+" < "+s+" + interval "+literal("1 "+unit)+")")
+			s := bucketOf(unit, h)
+			ranges = append(ranges, "("+col+" >= "+s+" AND "+col+" < "+s+" + "+spanOf(unit)+")")
 		}
 		return "(" + strings.Join(ranges, " OR ") + ")"
 	}
@@ -257,11 +259,19 @@ func (t *translator) rollSource(b *strings.Builder, alias string) error {
 			b.WriteString(" AND " + within(rollBucket, rollupLevels[level+1].unit))
 		}
 		for _, h := range times {
-			b.WriteString(" AND " + rollBucket + " IS DISTINCT FROM date_trunc(" + literal(unit) + ", " + h + ")")
+			b.WriteString(" AND " + rollBucket + " IS DISTINCT FROM " + bucketOf(unit, h))
 		}
 		b.WriteString(c)
 	}
-	// The edges' events, grouped as the hourly level by the dimensions
+	// Within the hours that hold a time, the fine level's buckets that
+	// hold none.
+	b.WriteString(" UNION ALL " + rowsOf(t.fine) + " AND " + within(rollBucket, "hour"))
+	for _, h := range times {
+		b.WriteString(" AND " + rollBucket + " IS DISTINCT FROM " + bucketOf(fineUnit, h))
+	}
+	b.WriteString(c)
+	// The edges' events (of the fine buckets that hold a time), grouped
+	// as the hourly level by the dimensions
 	// the statement reads (each of the others, a JSON field read from
 	// every event's userIdentity, is NULL: the statement's groups and
 	// counts are the same).
@@ -276,7 +286,7 @@ func (t *translator) rollSource(b *strings.Builder, alias string) error {
 	}
 	groupBy = append(groupBy, fmt.Sprint(len(rollupDims)+1))
 	b.WriteString(` UNION ALL SELECT ` + strings.Join(sel, ", ") + `, date_trunc('hour', "eventTime"), count(*), min("eventTime"), max("eventTime") FROM ` +
-		t.events + " WHERE eds_id = " + literal(p.store) + " AND " + within(`"eventTime"`, "hour"))
+		t.events + " WHERE eds_id = " + literal(p.store) + " AND " + within(`"eventTime"`, fineUnit))
 	if c, err = conds(`"eventTime"`); err != nil {
 		return err
 	}

@@ -76,6 +76,42 @@ func unitLevel(unit string) int {
 	return -1
 }
 
+// fineLevel is the rollup's level finer than the hour: the same rows by
+// ten minutes, kept by triggers of its own from the events (as the hourly
+// level is) and read only at a statement's edges: within an hour that
+// holds a time of the statement's conditions, its buckets that hold none,
+// and the events of the ones that hold one (rollSource). It is versioned
+// apart from the other levels (lake_meta's fine_version), so that a node
+// without it (rollup version 2) neither rebuilds nor drops it: its
+// triggers keep it exact whatever node writes.
+var fineLevel = rollupLevel{fineUnit, "lake_rollup_fine"}
+
+// fineUnit is fineLevel's unit: its buckets are the hour's six of ten
+// minutes (bucketOf), and its span interval '10 minutes'.
+const fineUnit = "10 minutes"
+
+// fineVersion names fineLevel's layout in lake_meta (fine_version).
+const fineVersion = 1
+
+// bucketOf is the SQL of the bucket of unit (a level's) that holds the
+// timestamp x.
+func bucketOf(unit, x string) string {
+	if unit == fineUnit {
+		// Not date_bin, whose buckets before its origin PostgreSQL 15
+		// rounds toward the origin.
+		return "(date_trunc('hour', " + x + ") + interval " + literal(fineUnit) + " * floor(extract(minute FROM " + x + ") / 10))"
+	}
+	return "date_trunc(" + literal(unit) + ", " + x + ")"
+}
+
+// spanOf is the SQL interval of a bucket of unit.
+func spanOf(unit string) string {
+	if unit == fineUnit {
+		return "interval " + literal(fineUnit)
+	}
+	return "interval " + literal("1 "+unit)
+}
+
 // rollupDim is a rolled-up column: a Lake column (field "" ) or a text
 // field of a struct column.
 type rollupDim struct {
@@ -169,7 +205,7 @@ func rollupGroup(from, where, unit string) string {
 	if where != "" {
 		where = " WHERE " + where
 	}
-	return `SELECT eds_id, ` + rollupKey("b", names) + ` AS k, b, ` + strings.Join(names, ", ") + `, n, lo, hi FROM (SELECT eds_id, date_trunc(` + literal(unit) + `, "eventTime") AS b, ` +
+	return `SELECT eds_id, ` + rollupKey("b", names) + ` AS k, b, ` + strings.Join(names, ", ") + `, n, lo, hi FROM (SELECT eds_id, ` + bucketOf(unit, `"eventTime"`) + ` AS b, ` +
 		strings.Join(exprs, ", ") + `, count(*) AS n, min("eventTime") AS lo, max("eventTime") AS hi FROM ` + from + where +
 		` GROUP BY ` + strings.Join(groupBy, ", ") + `) g`
 }
@@ -186,14 +222,29 @@ func rollupColumns() string {
 // rollupDDL creates lake_rollup and the triggers that keep it. The
 // triggers' functions run with the search_path of their creation (the
 // schema of lake_events), whatever the writer's.
-func rollupDDL() string {
+func rollupDDL() string { return eventsLevelDDL(rollupLevels[0], "lake_rollup", "") }
+
+// fineDDL creates fineLevel's table, its buckets' index and the triggers
+// that keep it from the events. Its functions first take lake_rollup's
+// lock of their kind (an adder ROW EXCLUSIVE, a remover SHARE ROW
+// EXCLUSIVE, as the hourly level's statements take it), so writers and
+// removers meet on lake_rollup first, whatever order their triggers fire
+// in, and a remover's re-read of the times sees every event counted.
+func fineDDL() string {
+	return eventsLevelDDL(fineLevel, "lake_rollup_fine", `LOCK TABLE lake_rollup IN ROW EXCLUSIVE MODE;
+  `) + `CREATE INDEX ` + fineLevel.table + `_bucket ON ` + fineLevel.table + ` (eds_id, ` + rollBucket + `);
+`
+}
+
+// eventsLevelDDL creates the table of a level kept from the events (l:
+// the hourly level or fineLevel) and the triggers that keep it, named
+// name_insert, name_delete and name_update (functions name_add,
+// name_remove, name_update); addLock, when set, is the first statement of
+// the adding function.
+func eventsLevelDDL(l rollupLevel, name, addLock string) string {
 	var dims []string
 	for _, d := range rollupDims {
 		dims = append(dims, ident(d.name())+" "+d.typ)
-	}
-	var keyCols []string
-	for _, d := range rollupDims {
-		keyCols = append(keyCols, ident(d.name()))
 	}
 	// The keys of a transition table's rows, as rollup rows' keys.
 	oldKeys := func(from string) string {
@@ -201,52 +252,52 @@ func rollupDDL() string {
 		for _, d := range rollupDims {
 			exprs = append(exprs, d.expr())
 		}
-		return `SELECT eds_id, ` + rollupKey(`date_trunc('hour', "eventTime")`, exprs) + ` AS k FROM ` + from
+		return `SELECT eds_id, ` + rollupKey(bucketOf(l.unit, `"eventTime"`), exprs) + ` AS k FROM ` + from
 	}
 	var eventDims []string
 	for _, d := range rollupDims {
 		eventDims = append(eventDims, d.expr())
 	}
-	add := `INSERT INTO lake_rollup AS r (` + rollupColumns() + `) ` + rollupGroup("new_rows", "", "hour") + ` ORDER BY 1, 2
+	add := addLock + `INSERT INTO ` + l.table + ` AS r (` + rollupColumns() + `) ` + rollupGroup("new_rows", "", l.unit) + ` ORDER BY 1, 2
     ON CONFLICT (eds_id, k) DO UPDATE SET ` + rollN + ` = r.` + rollN + ` + excluded.` + rollN + `,
       ` + rollMinT + ` = least(r.` + rollMinT + `, excluded.` + rollMinT + `), ` + rollMaxT + ` = greatest(r.` + rollMaxT + `, excluded.` + rollMaxT + `);`
 	// Taking rows back: their counts subtracted, rows left empty
 	// removed, and the least and greatest eventTime of the rows that keep
-	// events read again from lake_events (an hour's range of the index).
-	// The table lock makes the writers that add to the rollup wait (and
+	// events read again from lake_events (a bucket's range of the index).
+	// The lock makes the writers that add to the rollup wait (and
 	// the ones adding now finish first), so the re-read sees every event
 	// the rollup counts.
 	remove := `LOCK TABLE lake_rollup IN SHARE ROW EXCLUSIVE MODE;
-  UPDATE lake_rollup r SET ` + rollN + ` = r.` + rollN + ` - d.n FROM (SELECT eds_id, k, count(*) AS n FROM (` + oldKeys("old_rows") + `) o GROUP BY 1, 2) d
+  UPDATE ` + l.table + ` r SET ` + rollN + ` = r.` + rollN + ` - d.n FROM (SELECT eds_id, k, count(*) AS n FROM (` + oldKeys("old_rows") + `) o GROUP BY 1, 2) d
     WHERE r.eds_id = d.eds_id AND r.k = d.k;
-  DELETE FROM lake_rollup r USING (SELECT DISTINCT eds_id, k FROM (` + oldKeys("old_rows") + `) o) d
+  DELETE FROM ` + l.table + ` r USING (SELECT DISTINCT eds_id, k FROM (` + oldKeys("old_rows") + `) o) d
     WHERE r.eds_id = d.eds_id AND r.k = d.k AND r.` + rollN + ` <= 0;
-  UPDATE lake_rollup r SET (` + rollMinT + `, ` + rollMaxT + `) = (SELECT min(e."eventTime"), max(e."eventTime") FROM lake_events e
-      WHERE e.eds_id = r.eds_id AND e."eventTime" >= r.` + rollBucket + ` AND e."eventTime" < r.` + rollBucket + ` + interval '1 hour'
-      AND ` + rollupKey(`date_trunc('hour', e."eventTime")`, qualify("e", eventDims)) + ` = r.k)
+  UPDATE ` + l.table + ` r SET (` + rollMinT + `, ` + rollMaxT + `) = (SELECT min(e."eventTime"), max(e."eventTime") FROM lake_events e
+      WHERE e.eds_id = r.eds_id AND e."eventTime" >= r.` + rollBucket + ` AND e."eventTime" < r.` + rollBucket + ` + ` + spanOf(l.unit) + `
+      AND ` + rollupKey(bucketOf(l.unit, `e."eventTime"`), qualify("e", eventDims)) + ` = r.k)
     FROM (SELECT DISTINCT eds_id, k FROM (` + oldKeys("old_rows") + `) o) d
     WHERE r.eds_id = d.eds_id AND r.k = d.k AND r.` + rollBucket + ` IS NOT NULL;`
-	return `CREATE TABLE lake_rollup (eds_id text NOT NULL, k bytea NOT NULL, ` + rollBucket + ` timestamp, ` + strings.Join(dims, ", ") +
+	return `CREATE TABLE ` + l.table + ` (eds_id text NOT NULL, k bytea NOT NULL, ` + rollBucket + ` timestamp, ` + strings.Join(dims, ", ") +
 		`, ` + rollN + ` bigint NOT NULL, ` + rollMinT + ` timestamp, ` + rollMaxT + ` timestamp, PRIMARY KEY (eds_id, k)) WITH (fillfactor = 70);
-CREATE OR REPLACE FUNCTION lake_rollup_add() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+CREATE OR REPLACE FUNCTION ` + name + `_add() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
   ` + add + `
   RETURN NULL;
 END $$;
-CREATE OR REPLACE FUNCTION lake_rollup_remove() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+CREATE OR REPLACE FUNCTION ` + name + `_remove() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
   ` + remove + `
   RETURN NULL;
 END $$;
-CREATE OR REPLACE FUNCTION lake_rollup_update() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+CREATE OR REPLACE FUNCTION ` + name + `_update() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
   ` + remove + `
   ` + add + `
   RETURN NULL;
 END $$;
-CREATE OR REPLACE TRIGGER lake_rollup_insert AFTER INSERT ON lake_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_rollup_add();
-CREATE OR REPLACE TRIGGER lake_rollup_delete AFTER DELETE ON lake_events REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_rollup_remove();
-CREATE OR REPLACE TRIGGER lake_rollup_update AFTER UPDATE ON lake_events REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION lake_rollup_update();
+CREATE OR REPLACE TRIGGER ` + name + `_insert AFTER INSERT ON lake_events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + name + `_add();
+CREATE OR REPLACE TRIGGER ` + name + `_delete AFTER DELETE ON lake_events REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + name + `_remove();
+CREATE OR REPLACE TRIGGER ` + name + `_update AFTER UPDATE ON lake_events REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ` + name + `_update();
 `
 }
 
@@ -390,6 +441,33 @@ DROP TRIGGER IF EXISTS lake_rollup_wider_` + kind + ` ON lake_events;
 `+drop.String()+rollupDDL()+widerDDL()+fill.String()+`
 INSERT INTO lake_meta VALUES ('rollup_version', `+fmt.Sprint(rollupVersion)+`) ON CONFLICT (k) DO UPDATE SET v = excluded.v;`); err != nil {
 		return fmt.Errorf("lake/postgres: rollup: %w", err)
+	}
+	return nil
+}
+
+// migrateFine (in migrate's transaction, after migrateRollup) creates
+// fineLevel and its triggers when lake_meta does not hold fineVersion,
+// and fills it from lake_events, which it locks against writers meanwhile
+// as migrateRollup does.
+func migrateFine(ctx context.Context, tx pgx.Tx) error {
+	var v int64
+	err := tx.QueryRow(ctx, `SELECT v FROM lake_meta WHERE k = 'fine_version'`).Scan(&v)
+	if err == nil && v == fineVersion {
+		return nil
+	}
+	if err != nil && err != pgx.ErrNoRows {
+		return fmt.Errorf("lake/postgres: fine level version: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE lake_events IN SHARE MODE;
+DROP TRIGGER IF EXISTS lake_rollup_fine_insert ON lake_events;
+DROP TRIGGER IF EXISTS lake_rollup_fine_delete ON lake_events;
+DROP TRIGGER IF EXISTS lake_rollup_fine_update ON lake_events;
+DROP TABLE IF EXISTS `+fineLevel.table+`;
+`+fineDDL()+`
+INSERT INTO `+fineLevel.table+` (`+rollupColumns()+`) `+rollupGroup("lake_events", "", fineLevel.unit)+`;
+ANALYZE `+fineLevel.table+`;
+INSERT INTO lake_meta VALUES ('fine_version', `+fmt.Sprint(fineVersion)+`) ON CONFLICT (k) DO UPDATE SET v = excluded.v;`); err != nil {
+		return fmt.Errorf("lake/postgres: fine level: %w", err)
 	}
 	return nil
 }

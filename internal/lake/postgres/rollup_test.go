@@ -19,7 +19,7 @@ import (
 func rollupDiff(t *testing.T, d *DB) int {
 	t.Helper()
 	total := 0
-	for _, l := range rollupLevels {
+	for _, l := range append(rollupLevels[:len(rollupLevels):len(rollupLevels)], fineLevel) {
 		var n int
 		g := `SELECT ` + rollupColumns() + ` FROM (` + rollupGroup("lake_events", "", l.unit) + `) AS x (` + rollupColumns() + `)`
 		r := `SELECT ` + rollupColumns() + ` FROM ` + l.table
@@ -207,12 +207,13 @@ func TestRollupRebuildIsTheTriggers(t *testing.T) {
 	if err := d.Delete(ctx, s1, time.Date(2023, 7, 10, 12, 30, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range rollupLevels {
+	levels := append(rollupLevels[:len(rollupLevels):len(rollupLevels)], fineLevel)
+	for _, l := range levels {
 		if _, err := d.pool.Exec(ctx, `CREATE TABLE kept_`+l.table+` AS SELECT `+rollupColumns()+` FROM `+l.table); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := d.pool.Exec(ctx, `DELETE FROM lake_meta WHERE k = 'rollup_version'`); err != nil {
+	if _, err := d.pool.Exec(ctx, `DELETE FROM lake_meta WHERE k IN ('rollup_version', 'fine_version')`); err != nil {
 		t.Fatal(err)
 	}
 	d2, err := Open(ctx, dsn, Options{})
@@ -220,7 +221,7 @@ func TestRollupRebuildIsTheTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	for _, l := range rollupLevels {
+	for _, l := range levels {
 		var kept, differ int
 		r := `SELECT ` + rollupColumns() + ` FROM ` + l.table
 		k := `SELECT ` + rollupColumns() + ` FROM kept_` + l.table

@@ -44,6 +44,7 @@ type translator struct {
 	stores map[string]string // lower-case table name -> store ID
 	events string            // lake_events, qualified
 	rollup []string          // the rollup's levels' tables, qualified
+	fine   string            // the rollup's fine level's table, qualified
 	// roll, when set, translates the statement over lake_rollup
 	// (rolltranslate.go); nil: over the events.
 	roll *rollPlan
