@@ -39,7 +39,8 @@ import (
 // version removed, so that the next Open builds the rollup from the events
 // in bulk, as an upgrade does (migrateRollup: the same grouping the
 // triggers keep; TestRollupRebuildIsTheTriggers checks both give the same
-// rows); the benchmark opens the engine again after the load for that.
+// rows); the benchmark opens the engine again after the load for that
+// (nothing else may open the database during the load).
 func BenchmarkEngines(b *testing.B) {
 	ctx := context.Background()
 	n := 100_000
@@ -95,10 +96,12 @@ func BenchmarkEngines(b *testing.B) {
 			if bulk {
 				// The version removed first: a load stopped midway leaves
 				// a database whose next Open rebuilds the rollup (and
-				// creates its triggers again). Dropped, not disabled: for
-				// a disabled trigger with a transition table PostgreSQL
-				// still keeps every inserted row in a tuplestore, spilled
-				// to temporary files (BufFileWrite).
+				// creates its triggers again). Dropped, not disabled, so
+				// that no trigger and no transition table is left on the
+				// table. Nothing else may open the database meanwhile: its
+				// Open would rebuild the rollup from the events loaded so
+				// far and create the triggers again, which then fire for
+				// the rest of the load.
 				drop := `DELETE FROM lake_meta WHERE k = 'rollup_version';`
 				for _, tr := range []string{"lake_rollup", "lake_rollup_wider"} {
 					for _, kind := range []string{"insert", "delete", "update"} {
