@@ -29,9 +29,11 @@ import (
 // roll mode); any other statement runs over the events as before. A
 // condition on eventTime is exact by buckets: an hour that holds none of
 // the conditions' constants lies wholly inside or wholly outside each
-// condition, so its rollup rows are taken or left as a whole; the hours
-// that hold a constant (at most two a condition) are read from lake_events
-// through the (eds_id, eventTime) index and grouped the same way.
+// condition, so its rollup rows are taken or left as a whole; within the
+// hours that hold a constant (at most two a condition), so are the fine
+// level's ten-minute buckets (fineLevel), and the ten minutes that hold
+// one are read from lake_events through the (eds_id, eventTime) index and
+// grouped the same way.
 //
 // Levels. When events spread over days (as trails deliver them) few share
 // an hour and a combination, and the hourly rollup nears one row an event
@@ -41,8 +43,8 @@ import (
 // statement reads the coarsest level its date_trunc calls allow; with
 // conditions on eventTime, the buckets of that level that hold none of
 // the conditions' times, then within the buckets that hold one the next
-// level's buckets that hold none, down to the hours, and the events of
-// the hours that hold one (rollSource).
+// level's buckets that hold none, down to the hours, then the fine
+// level's, and the events of the ten minutes that hold one (rollSource).
 
 // rollupVersion names the rollup's layout; a database whose lake_meta
 // holds another (or none) has its rollup rebuilt from lake_events at Open.
