@@ -214,8 +214,7 @@ func (s *Store) saveKeyFilter(ctx context.Context) error {
 // The file is read as the warm start's files are (readSavedFile: a
 // symlink, a FIFO or a file others may write is refused unread), its
 // header first: the words (64 MB at 10M records) are read only for a
-// filter of the table's last sequence number, row count and XOR, and
-// straight into the filter, a chunk at a time.
+// filter of the table's last sequence number, row count and XOR.
 func (s *Store) loadKeyFilter(ctx context.Context) *keyFilter {
 	if s.keysPath == "" {
 		return nil
@@ -283,19 +282,19 @@ func readKeyFileHeader(r io.Reader, size int64) (keyFileHead, error) {
 	return keyFileHead{seq: int64(h[0]), rows: int64(h[1]), xor: h[2], keys: int64(h[3]), limit: int64(h[4]), words: int(words)}, nil
 }
 
-// readKeyWords reads len(words) little-endian words from r, a chunk at a
-// time: no copy of the whole file besides the filter.
+// readKeyWords reads len(words) little-endian words from r, in one read.
+// Read a MiB at a time instead (no 64 MB copy beside the filter at 10M
+// records), the server's 8 clients cost it more CPU a request (0.93-1.46
+// ms against 0.62-0.82, docs/benchmarks.md, "The key filter at Open"),
+// perhaps because the copy's freed pages stay in the Go heap for the
+// lookups' allocations.
 func readKeyWords(r io.Reader, words []uint64) error {
-	buf := make([]byte, 1<<20)
-	for len(words) > 0 {
-		chunk := buf[:8*min(len(words), len(buf)/8)]
-		if _, err := io.ReadFull(r, chunk); err != nil {
-			return err
-		}
-		for i := range len(chunk) / 8 {
-			words[i] = binary.LittleEndian.Uint64(chunk[8*i:])
-		}
-		words = words[len(chunk)/8:]
+	b := make([]byte, 8*len(words))
+	if _, err := io.ReadFull(r, b); err != nil {
+		return err
+	}
+	for i := range words {
+		words[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
 	return nil
 }
