@@ -199,6 +199,8 @@ type Store struct {
 	warmPath, lookupsPath string
 	// replayed lists the lookups Open's replay ran, in order (for tests).
 	replayed []audit.Query
+	// saved: the lookups PATH.lookups held at Open (SavedLookups).
+	saved []audit.Query
 	recent   recentLookups
 }
 

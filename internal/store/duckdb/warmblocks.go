@@ -344,6 +344,15 @@ func sameLookup(a, b *audit.Query) bool {
 	return a.After.Time.Equal(b.After.Time) && a.After.EventID == b.After.EventID && a.After.Account == b.After.Account
 }
 
+// SavedLookups returns the lookups Open read from PATH.lookups (the last
+// distinct lookups the store answered before its last Close, newest
+// first; nil for none or a Cold store), whatever the replay got through:
+// a server runs them through its own LookupEvents path before it answers
+// (apiserver.Server.WarmLookups).
+func (s *Store) SavedLookups() []audit.Query {
+	return slices.Clone(s.saved)
+}
+
 // saveLookups writes the recent lookups to PATH.lookups; called by Close.
 func (s *Store) saveLookups() error {
 	if s.lookupsPath == "" {
@@ -401,6 +410,7 @@ func (s *Store) replayLookups(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, replayBudget)
 	defer cancel()
 	qs := lf.Lookups[:min(len(lf.Lookups), recentLookupsMax)]
+	s.saved = slices.Clone(qs)
 	// The replay's own lookups must not change the list the next Close
 	// saves: it is the file's, as before the restart.
 	defer s.recent.set(qs)
