@@ -200,8 +200,8 @@ type Store struct {
 	// replayed lists the lookups Open's replay ran, in order (for tests).
 	replayed []audit.Query
 	// saved: the lookups PATH.lookups held at Open (SavedLookups).
-	saved []audit.Query
-	recent   recentLookups
+	saved  []audit.Query
+	recent recentLookups
 }
 
 // eventsColumns is the column list of the events table. The record frames
