@@ -86,7 +86,8 @@ type Options struct {
 	BucketDirBytes int
 	// Cold skips the warm start: Open neither reads the blocks nor
 	// replays the lookups the last Close saved (PATH.blocks,
-	// PATH.lookups), and Close leaves those files as they are. For the
+	// PATH.lookups), and Close leaves those files as they are; nor does
+	// it load the key filter, which the first append then loads. For the
 	// offline commands (import, hunt, insights), which scan or write
 	// instead of answering lookups: they would pay for the warm-up and
 	// leave the next server their own cache instead of its.
@@ -169,6 +170,10 @@ type Store struct {
 	// for tests.
 	keysPath        string
 	keyFilterBuilds atomic.Int64
+	// keysSaved: the filter was loaded from PATH.keys and neither an
+	// append nor a delete has changed the table since, so the file still
+	// describes it and Close leaves it (under writeMu).
+	keysSaved bool
 	// blocksDecoded counts the record blocks decompressed, for tests.
 	blocksDecoded atomic.Int64
 	// bulk: an offline import fills the store (BeginImport); under
@@ -194,7 +199,9 @@ type Store struct {
 	warmPath, lookupsPath string
 	// replayed lists the lookups Open's replay ran, in order (for tests).
 	replayed []audit.Query
-	recent   recentLookups
+	// saved: the lookups PATH.lookups held at Open (SavedLookups).
+	saved  []audit.Query
+	recent recentLookups
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -343,14 +350,14 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := s.init(); err != nil {
+	if err := s.init(!opts.Cold); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Store) init() error {
+func (s *Store) init(warm bool) error {
 	ctx := context.Background()
 	// DuckDB checkpoints inside a COMMIT once its log passes this
 	// threshold; the store checkpoints itself instead (see Store).
@@ -389,6 +396,23 @@ func (s *Store) init() error {
 	// restart replays.
 	if _, err := s.wconn.ExecContext(ctx, "CHECKPOINT"); err != nil {
 		s.log.Warn("duckdb: checkpoint at open", "err", err)
+	}
+	// The key filter, loaded (or built) before the store answers and
+	// before the warm start: the first append of a server is the
+	// self-record of its first call, which loaded it beside the first
+	// lookups (docs/store.md, "Appends"), and its check's scan of
+	// key_hash goes through DuckDB's buffer pool before the warm start
+	// fills it with what the lookups read.
+	if warm && s.keysPath != "" {
+		t0 := time.Now()
+		s.writeMu.Lock()
+		_, err := s.keyFilter(ctx, 0)
+		s.writeMu.Unlock()
+		if err != nil {
+			s.log.Warn("duckdb: the key filter will be loaded at the first append", "err", err)
+		} else {
+			s.log.Info("duckdb: key filter ready", "built", s.keyFilterBuilds.Load() > 0, "took", time.Since(t0).Round(time.Millisecond))
+		}
 	}
 	// The blocks the lookups before the last Close read, read again
 	// before the store answers: a cold block costs 100x a warm one.
@@ -2293,7 +2317,8 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	if cut <= s.minReceived.Load() {
 		return 0, nil // nothing was received before t
 	}
-	s.rw.Lock() // its checkpoint too (see Store)
+	s.keysSaved = false // Close saves the filter for the table left
+	s.rw.Lock()         // its checkpoint too (see Store)
 	defer s.rw.Unlock()
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return 0, fmt.Errorf("duckdb: begin: %w", err)

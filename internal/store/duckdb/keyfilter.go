@@ -5,9 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/bits"
-	"os"
 	"strings"
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
@@ -118,9 +118,11 @@ func (s *Store) keyFilter(ctx context.Context, extra int) (*keyFilter, error) {
 			s.keysMu.Lock()
 			s.keys = f
 			s.keysMu.Unlock()
+			s.keysSaved = true
 			return f, nil
 		}
 	}
+	s.keysSaved = false
 	s.keyFilterBuilds.Add(1)
 	var n int64
 	if err := s.wconn.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
@@ -186,7 +188,7 @@ func (s *Store) tableKeys(ctx context.Context) (rows int64, xor uint64, err erro
 // describes the table, or no longer matches it.
 func (s *Store) saveKeyFilter(ctx context.Context) error {
 	f := s.keys
-	if f == nil || s.keysPath == "" {
+	if f == nil || s.keysPath == "" || s.keysSaved {
 		return nil
 	}
 	rows, xor, err := s.tableKeys(ctx)
@@ -209,18 +211,23 @@ func (s *Store) saveKeyFilter(ctx context.Context) error {
 
 // loadKeyFilter returns the filter saved at PATH.keys when it matches the
 // table (see keyFileMagic), else nil: the caller builds it from the table.
+// The file is read as the warm start's files are (readSavedFile: a
+// symlink, a FIFO or a file others may write is refused unread), its
+// header first: the words (64 MB at 10M records) are read only for a
+// filter of the table's last sequence number, row count and XOR.
 func (s *Store) loadKeyFilter(ctx context.Context) *keyFilter {
 	if s.keysPath == "" {
 		return nil
 	}
-	b, err := os.ReadFile(s.keysPath)
+	file, size, err := openSavedFile(s.keysPath)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("duckdb: reading the saved key filter; building it from the table", "err", err)
 		}
 		return nil
 	}
-	f, seq, rows, xor, err := decodeKeyFilter(b)
+	defer file.Close()
+	h, err := readKeyFileHeader(file, size)
 	if errors.Is(err, errOldKeyFilter) {
 		return nil // built again, once, in the current layout
 	}
@@ -228,39 +235,68 @@ func (s *Store) loadKeyFilter(ctx context.Context) *keyFilter {
 		s.log.Warn("duckdb: the saved key filter is damaged; building it from the table", "err", err)
 		return nil
 	}
-	if seq != s.lastSeq {
+	if h.seq != s.lastSeq {
 		return nil // appended to since (a crash, or another version)
 	}
 	n, x, err := s.tableKeys(ctx)
-	if err != nil || n != rows || x != xor {
+	if err != nil || n != h.rows || x != h.xor {
+		return nil
+	}
+	f := &keyFilter{bits: make([]uint64, h.words), keys: h.keys, limit: h.limit}
+	if err := readKeyWords(file, f.bits); err != nil {
+		s.log.Warn("duckdb: the saved key filter is damaged; building it from the table", "err", err)
 		return nil
 	}
 	return f
 }
 
-// decodeKeyFilter parses a saved key filter.
-func decodeKeyFilter(b []byte) (f *keyFilter, seq, rows int64, xor uint64, err error) {
-	if strings.HasPrefix(string(b[:min(len(b), len(keyFileMagicV1))]), keyFileMagicV1) {
-		return nil, 0, 0, 0, errOldKeyFilter
+// keyFileHead is a saved key filter's header (see keyFileMagic).
+type keyFileHead struct {
+	seq, rows   int64
+	xor         uint64
+	keys, limit int64
+	words       int
+}
+
+// readKeyFileHeader reads the magic and the header of a saved key filter
+// of size bytes, and checks that the sizes agree with each other and with
+// the file's.
+func readKeyFileHeader(r io.Reader, size int64) (keyFileHead, error) {
+	b := make([]byte, len(keyFileMagic)+8*keyFileHeader)
+	n, err := io.ReadFull(r, b)
+	if strings.HasPrefix(string(b[:n]), keyFileMagicV1) {
+		return keyFileHead{}, errOldKeyFilter
 	}
-	if len(b) < len(keyFileMagic)+8*keyFileHeader || string(b[:len(keyFileMagic)]) != keyFileMagic {
-		return nil, 0, 0, 0, errors.New("not a key filter")
+	if err != nil || string(b[:len(keyFileMagic)]) != keyFileMagic {
+		return keyFileHead{}, errors.New("not a key filter")
 	}
-	b = b[len(keyFileMagic):]
 	h := make([]uint64, keyFileHeader)
 	for i := range h {
-		h[i] = binary.LittleEndian.Uint64(b[8*i:])
+		h[i] = binary.LittleEndian.Uint64(b[len(keyFileMagic)+8*i:])
 	}
-	b = b[8*keyFileHeader:]
 	words := h[5]
-	if words < keyFilterBlockWords || words&(words-1) != 0 || uint64(len(b)) != 8*words || h[4] != words*64/keyFilterBitsPerKey || h[3] > h[4] {
-		return nil, 0, 0, 0, errors.New("inconsistent sizes")
+	if words < keyFilterBlockWords || words&(words-1) != 0 || words > 1<<40 || uint64(size) != uint64(len(b))+8*words ||
+		h[4] != words*64/keyFilterBitsPerKey || h[3] > h[4] {
+		return keyFileHead{}, errors.New("inconsistent sizes")
 	}
-	f = &keyFilter{bits: make([]uint64, words), keys: int64(h[3]), limit: int64(h[4])}
-	for i := range f.bits {
-		f.bits[i] = binary.LittleEndian.Uint64(b[8*i:])
+	return keyFileHead{seq: int64(h[0]), rows: int64(h[1]), xor: h[2], keys: int64(h[3]), limit: int64(h[4]), words: int(words)}, nil
+}
+
+// readKeyWords reads len(words) little-endian words from r, in one read.
+// Read a MiB at a time instead (no 64 MB copy beside the filter at 10M
+// records), the server's 8 clients cost it more CPU a request (0.93-1.46
+// ms against 0.62-0.82, docs/benchmarks.md, "The key filter at Open"),
+// perhaps because the copy's freed pages stay in the Go heap for the
+// lookups' allocations.
+func readKeyWords(r io.Reader, words []uint64) error {
+	b := make([]byte, 8*len(words))
+	if _, err := io.ReadFull(r, b); err != nil {
+		return err
 	}
-	return f, int64(h[0]), int64(h[1]), h[2], nil
+	for i := range words {
+		words[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return nil
 }
 
 // StoredKeys reports, for each record, whether a record of its account and
@@ -339,6 +375,9 @@ func (s *Store) StoredKeys(ctx context.Context, records []audit.Record) ([]bool,
 // the commit's outcome the filters may hold keys not stored but never miss
 // one stored.
 func (s *Store) addKeys(kf *keyFilter, hashes []uint64) {
+	if len(hashes) > 0 {
+		s.keysSaved = false // under writeMu, as every append
+	}
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
 	for _, h := range hashes {

@@ -1,6 +1,7 @@
 package duckdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -243,8 +244,8 @@ func TestSavedKeyFilterIsLoadedOnlyWhileItHoldsEveryKey(t *testing.T) {
 			writeFile(t, path, readFile(t, other)) // the first store's saved filter stays
 			return 200
 		}, false},
-		{"rows deleted since", func(t *testing.T, path string, g *storetest.Gen) int {
-			st, err := Open(path, Options{})
+		{"rows deleted since, by a store that did not load the filter", func(t *testing.T, path string, g *storetest.Gen) int {
+			st, err := Open(path, Options{Cold: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -256,6 +257,31 @@ func TestSavedKeyFilterIsLoadedOnlyWhileItHoldsEveryKey(t *testing.T) {
 			}
 			return 100
 		}, false},
+		{"rows deleted by a server (the filter it loaded at Open saved again)", func(t *testing.T, path string, g *storetest.Gen) int {
+			st, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := st.DeleteReceivedBefore(ctx, received.Add(-time.Hour)); err != nil || n != 100 {
+				t.Fatalf("DeleteReceivedBefore = %d, %v; want 100", n, err)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return 100
+		}, true},
+		{"opened and closed by a server without an append", func(t *testing.T, path string, g *storetest.Gen) int {
+			before := readFile(t, path+".keys")
+			run(t, path, func(st *Store) {
+				if st.keys == nil || st.keyFilterBuilds.Load() != 0 {
+					t.Errorf("after Open: filter %v, built %d times; want it loaded", st.keys != nil, st.keyFilterBuilds.Load())
+				}
+			})
+			if !bytes.Equal(readFile(t, path+".keys"), before) {
+				t.Error("Close without an append rewrote the saved filter")
+			}
+			return 200
+		}, true},
 		{"truncated file", func(t *testing.T, path string, g *storetest.Gen) int {
 			b := readFile(t, path+".keys")
 			writeFile(t, path+".keys", b[:len(b)/2])
@@ -312,6 +338,46 @@ func TestSavedKeyFilterIsLoadedOnlyWhileItHoldsEveryKey(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestKeyFilterLoadedAtOpen: a server's Open (not Cold) loads the saved
+// key filter, or builds it, before it returns, so that its first append
+// (the self-record of its first call) does not, beside its first
+// lookups; an offline command's (Cold) leaves it to the first append.
+func TestKeyFilterLoadedAtOpen(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	g := storetest.NewGen(11, base)
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	recs := genBatch(g, base, 300)
+	run(t, path, func(st *Store) {
+		if st.keys == nil || st.keyFilterBuilds.Load() != 1 {
+			t.Errorf("a new store's Open: filter %v, built %d times; want built once", st.keys != nil, st.keyFilterBuilds.Load())
+		}
+		mustAppend(t, st, recs, 300)
+	})
+	for _, cold := range []bool{false, true} {
+		st, err := Open(path, Options{Cold: cold})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.keys != nil; got == cold {
+			t.Errorf("Open(Cold: %v): filter loaded %v", cold, got)
+		}
+		res, err := st.Append(ctx, append(genBatch(g, base, 5), recs[:50]...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Inserted != 5 || res.Duplicates != 50 {
+			t.Errorf("Open(Cold: %v): append = %+v; want 5 inserted, 50 duplicates", cold, res)
+		}
+		if b := st.keyFilterBuilds.Load(); b != 0 {
+			t.Errorf("Open(Cold: %v): filter built %d times; want loaded", cold, b)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

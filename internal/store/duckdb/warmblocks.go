@@ -208,6 +208,21 @@ func decodeWarmFile(b []byte) ([]int64, error) {
 // (which another local user could have put there) give an error; a
 // missing file gives one matching fs.ErrNotExist.
 func readSavedFile(path string, limit int64) ([]byte, int64, error) {
+	f, size, err := openSavedFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit))
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, max(size, int64(len(b))), nil
+}
+
+// openSavedFile opens a file Close saved, refusing what readSavedFile
+// refuses, and returns it with its size.
+func openSavedFile(path string) (*os.File, int64, error) {
 	before, err := os.Lstat(path)
 	if err != nil {
 		return nil, 0, err
@@ -221,22 +236,18 @@ func readSavedFile(path string, limit int64) ([]byte, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	defer f.Close()
 	st, err := f.Stat()
+	if err == nil && !os.SameFile(before, st) {
+		err = errors.New("replaced while being opened")
+	}
+	if err == nil {
+		err = checkSavedFile(st)
+	}
 	if err != nil {
+		f.Close()
 		return nil, 0, err
 	}
-	if !os.SameFile(before, st) {
-		return nil, 0, errors.New("replaced while being opened")
-	}
-	if err := checkSavedFile(st); err != nil {
-		return nil, 0, err
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit))
-	if err != nil {
-		return nil, 0, err
-	}
-	return b, max(st.Size(), int64(len(b))), nil
+	return f, st.Size(), nil
 }
 
 // checkSavedFile refuses what Close never writes (see readSavedFile).
@@ -333,6 +344,15 @@ func sameLookup(a, b *audit.Query) bool {
 	return a.After.Time.Equal(b.After.Time) && a.After.EventID == b.After.EventID && a.After.Account == b.After.Account
 }
 
+// SavedLookups returns the lookups Open read from PATH.lookups (the last
+// distinct lookups the store answered before its last Close, newest
+// first; nil for none or a Cold store), whatever the replay got through:
+// a server runs them through its own LookupEvents path before it answers
+// (apiserver.Server.WarmLookups).
+func (s *Store) SavedLookups() []audit.Query {
+	return slices.Clone(s.saved)
+}
+
 // saveLookups writes the recent lookups to PATH.lookups; called by Close.
 func (s *Store) saveLookups() error {
 	if s.lookupsPath == "" {
@@ -390,6 +410,7 @@ func (s *Store) replayLookups(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, replayBudget)
 	defer cancel()
 	qs := lf.Lookups[:min(len(lf.Lookups), recentLookupsMax)]
+	s.saved = slices.Clone(qs)
 	// The replay's own lookups must not change the list the next Close
 	// saves: it is the file's, as before the restart.
 	defer s.recent.set(qs)

@@ -217,6 +217,10 @@ func TestLookupsReplayedAtOpen(t *testing.T) {
 	if got := st.replayed; !cmp.Equal(got, order) {
 		t.Errorf("the replay ran: %s", cmp.Diff(order, got))
 	}
+	// The saved list, for the server's own run of them through its API.
+	if got := st.SavedLookups(); !cmp.Equal(got, want) {
+		t.Errorf("SavedLookups: %s", cmp.Diff(want, got))
+	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
