@@ -114,6 +114,9 @@ func (s *Store) settleStaged(ctx context.Context) error {
 		w.err = nil
 	}
 	w.mu.Unlock()
+	// Every stage is done: the next waits for none (nor fails for one
+	// that failed).
+	w.last = nil
 	if len(w.regrow) == 0 {
 		return nil
 	}
