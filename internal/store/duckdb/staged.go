@@ -13,7 +13,13 @@ import (
 // An offline import's batches are appended in stages (StageEach), so that
 // one batch's rows go through DuckDB's Appender while the batch before
 // commits: the writer's one goroutine was the import's limit, the readers
-// idle behind it (docs/store.md, "Imports", seventh step).
+// idle behind it (docs/store.md, "Imports", seventh step). So are a
+// server's (Options.StagedAppends: the ingest pipeline's writer stages its
+// next batch while the one before commits; docs/store.md, "Imports through
+// a server, session 18"). A serving store also adds each stage's records
+// to the feed's tail once committed, in sequence order, and before a
+// checkpoint, with every stage committed, rebuilds the grown filters and
+// writes the bucket index, as appendEncoded writes it.
 //
 // A stage is reserved under writeMu, in the batches' order: the duplicate
 // check, the rows' order and sequence numbers, the bucket index in memory
@@ -52,7 +58,7 @@ type stage struct {
 }
 
 // beginStaged gives the store a second writer connection for staged
-// appends (BeginImport); under writeMu. Without it, StageEach appends as
+// appends (BeginImport, Options.StagedAppends); under writeMu. Without it, StageEach appends as
 // AppendEach does.
 func (s *Store) beginStaged(ctx context.Context) error {
 	if s.staged != nil {
