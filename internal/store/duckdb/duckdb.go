@@ -851,6 +851,9 @@ func keyHash(account, eventID string) uint64 {
 func (s *Store) Close() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	// A stage still committing takes rw for its COMMIT: waited for
+	// before rw is held here.
+	s.waitStaged()
 	s.rw.Lock() // closing checkpoints
 	defer s.rw.Unlock()
 	if s.db == nil {

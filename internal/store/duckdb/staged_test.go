@@ -361,3 +361,50 @@ func TestStagedServingAppends(t *testing.T) {
 		t.Fatalf("LastSeq after reopening = %d, %v; want %d", n, err, len(unique))
 	}
 }
+
+// TestCloseWaitsForAStageCommitting: Close called while a serving store's
+// stage is reserved and not yet committed waits for its commit (which
+// takes rw for its COMMIT, so Close must not hold rw meanwhile), and the
+// stage's records are stored.
+func TestCloseWaitsForAStageCommitting(t *testing.T) {
+	sh := storetest.NewShapes(t, 31)
+	base := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	recs := sh.Records(300, base, base.Add(5*time.Hour), "111111111111", "eu-west-1")
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{Cold: true, StagedAppends: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	commit, err := st.StageEach(recs)(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, committed := make(chan error, 1), make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	time.Sleep(100 * time.Millisecond) // Close waiting, most likely
+	go func() {
+		_, err := commit(ctx)
+		committed <- err
+	}()
+	for range 2 {
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case err := <-committed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("Close and the stage's commit wait for each other")
+		}
+	}
+	re, err := Open(path, Options{Cold: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer re.Close()
+	checkAll(t, re, recs)
+}
