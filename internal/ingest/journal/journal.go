@@ -55,10 +55,6 @@ type Journal struct {
 	f    *os.File
 	size int64
 	buf  []byte
-	// chunk and payload gather a frame's records and compress them,
-	// reused from call to call.
-	chunk   chunk
-	payload []byte
 
 	mu     sync.Mutex
 	active uint64              // segment Append writes to; 0 before the first
@@ -201,9 +197,11 @@ func readSegment(path string) (recs []audit.Record, n, torn int64, err error) {
 			torn = int64(len(body)) - r.Offset()
 			break
 		}
-		if recs, err = decodeFrame(p, recs); err != nil {
+		rec, err := decodeRecord(p)
+		if err != nil {
 			return nil, 0, 0, fmt.Errorf("journal: %s at offset %d: %w", path, r.Offset(), err)
 		}
+		recs = append(recs, rec)
 	}
 	return recs, r.Offset(), torn, nil
 }
@@ -222,15 +220,13 @@ func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) 
 		}
 	}
 	j.buf = j.buf[:0]
+	var payload []byte
 	for i := range records {
-		if !j.chunk.add(&records[i]) {
-			j.chunk.plain, j.chunk.n = j.chunk.plain[:0], 0
-			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(j.chunk.enc))
+		payload = encodeRecord(payload[:0], &records[i])
+		if len(payload) > MaxFrame {
+			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(payload))
 		}
-		if len(j.chunk.plain) >= chunkBytes || i == len(records)-1 {
-			j.payload = j.chunk.payload(j.payload[:0])
-			j.buf = appendFrame(j.buf, j.payload)
-		}
+		j.buf = appendFrame(j.buf, payload)
 	}
 	seg = j.active
 	if _, err = j.f.Write(j.buf); err == nil {
