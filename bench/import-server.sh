@@ -8,7 +8,9 @@
 #      time until every record is acknowledged (durable in the journal), and
 #      until the server's store holds them all (its journal's pending
 #      records at 0, read from /metrics), the client's CPU and the server's
-#      CPU from its start to then.
+#      CPU from its start to then, and the bytes each wrote to disk
+#      (the offline import's file system outputs, the server's write_bytes
+#      from its start to then: store, log and journal).
 # Each line gives the rate and the time as a multiple of the offline import.
 #
 # Usage: bench/import-server.sh DATA_DIR      (files made by bench/gen, e.g.
@@ -40,18 +42,19 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 now() { date +%s.%N; }
 clk=$(getconf CLK_TCK)
 cpu_of() { awk -v t="$clk" '{print ($14+$15)/t}' "/proc/$1/stat"; }
+written() { awk '$1 == "write_bytes:" {print $2}' "/proc/$1/io"; }
 imported() { awk -F'\t' '$1 == "TOTAL" {print $6}' "$1"; }
 
-off_s=0 off_u=0 off_k=0 off_n=0
+off_s=0 off_u=0 off_k=0 off_n=0 off_o=0
 if [ "${OFFLINE:-1}" != 0 ]; then
 	rm -rf "$work/offline"
 	lock
 	echo "offline import: load before $(load)" >&2
-	/usr/bin/time -f '%e %U %S' -o "$work/offline.time" \
+	/usr/bin/time -f '%e %U %S %O' -o "$work/offline.time" \
 		"$offline_bin" import --data-dir "$work/offline" --no-progress --output text "$data" >"$work/offline.out" 2>"$work/offline.err"
 	echo "offline import: load after $(load)" >&2
 	unlock
-	read -r off_s off_u off_k <"$work/offline.time"
+	read -r off_s off_u off_k off_o <"$work/offline.time"
 	off_n=$(imported "$work/offline.out")
 	rm -rf "$work/offline"
 fi
@@ -75,6 +78,7 @@ cprof=()
 lock
 echo "through the server: load before $(load)" >&2
 c0=$(cpu_of "$spid")
+w0=$(written "$spid")
 t0=$(now)
 # The journal's records acknowledged and not yet stored, every 0.5 s.
 (while sleep 0.5; do pending; done >"$work/pending.log" 2>/dev/null) &
@@ -86,6 +90,7 @@ t1=$(now)
 while [ "$(pending)" != 0 ]; do sleep 0.05; done
 t2=$(now)
 c1=$(cpu_of "$spid")
+w1=$(written "$spid")
 kill "$sampler" 2>/dev/null || true
 refused=$(curl -fs "$ep/metrics" | awk '/^cairn_ingest_refused_total/ {s = s " " $0} END {print s}')
 echo "through the server: load after $(load)" >&2
@@ -95,7 +100,8 @@ read -r _ cl_u cl_k <"$work/client.time"
 srv_n=$(imported "$work/client.out")
 awk -v n="$srv_n" -v a="$(echo "$t1 - $t0" | bc)" -v s="$(echo "$t2 - $t0" | bc)" \
 	-v sc="$(echo "$c1 - $c0" | bc)" -v cc="$(echo "$cl_u + $cl_k" | bc)" -v off="$off_s" \
-	-v offc="$(echo "$off_u + $off_k" | bc)" -v offn="$off_n" -v files="$files" 'BEGIN {
+	-v offc="$(echo "$off_u + $off_k" | bc)" -v offn="$off_n" -v files="$files" \
+	-v offw="$off_o" -v sw="$(echo "$w1 - $w0" | bc)" 'BEGIN {
 	printf "%d files\n", files
 	if (off > 0) printf "offline import:             %9d records %7.2f s %9.0f records/s  CPU %6.1f s (%.1f us a record)\n", offn, off, offn/off, offc, offc*1e6/offn
 	printf "through the server, acked:  %9d records %7.2f s %9.0f records/s", n, a, n/a
@@ -103,6 +109,8 @@ awk -v n="$srv_n" -v a="$(echo "$t1 - $t0" | bc)" -v s="$(echo "$t2 - $t0" | bc)
 	printf "\nthrough the server, stored: %9d records %7.2f s %9.0f records/s", n, s, n/s
 	if (off > 0) printf "  %.2fx offline", s/off
 	printf "\nserver CPU %.1f s (%.1f us a record), client CPU %.1f s (%.1f us a record)\n", sc, sc*1e6/n, cc, cc*1e6/n
+	if (off > 0) printf "written to disk: offline %.0f MB, server %.0f MB\n", offw*512/1e6, sw/1e6
+	else printf "written to disk: server %.0f MB\n", sw/1e6
 }'
 echo "records acknowledged and not yet stored (0.5 s samples): max $(sort -n "$work/pending.log" | tail -1), mean $(awk '{s+=$1} END {printf "%.0f", s/NR}' "$work/pending.log"); refused calls:${refused:- none}"
 if [ -n "${PROFILE:-}" ]; then

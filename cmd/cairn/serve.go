@@ -518,6 +518,10 @@ func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slo
 	opts := duckdb.Options{Logger: log, BlockBytes: blocks, Cold: !serving, MemoryLimit: cfg.EventHistory.MemoryLimit}
 	if serving {
 		opts.CheckpointWALBytes = serveCheckpointWAL
+		// The ingest pipeline's writer reserves and appends its next
+		// batch while the one before commits (docs/store.md, "Imports
+		// through a server, session 18").
+		opts.StagedAppends = true
 	}
 	st, err := duckdb.Open(path, opts)
 	if err != nil {

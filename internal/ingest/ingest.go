@@ -60,6 +60,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +84,21 @@ type Appender interface {
 type EachAppender interface {
 	Appender
 	AppendEach(ctx context.Context, records []audit.Record) (inserted []bool, err error)
+}
+
+// StagingAppender is an EachAppender that appends in stages (the DuckDB
+// store with StagedAppends): StageEach prepares the records (their blocks
+// compressed, on every core) and returns the function that reserves their
+// place after the batches reserved before, which returns the function that
+// appends them and commits them after those batches, returning what
+// AppendEach would. With it the writer prepares, reserves and appends its
+// next batch while the one before commits, and answers each batch once
+// its stage has committed. A failed stage fails the stages reserved after
+// it; the writer appends each failed batch again with AppendEach, after
+// which the store takes stages again.
+type StagingAppender interface {
+	EachAppender
+	StageEach(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error)
 }
 
 // KeyChecker tells which records' keys a store holds, so that Submit can
@@ -219,7 +235,10 @@ type Pipeline struct {
 	// each is the store when it reports per-record outcomes: Submit
 	// calls then share appends.
 	each EachAppender
-	disk disk
+	// staging is the store when it appends in stages (nil: one append
+	// after the other).
+	staging StagingAppender
+	disk    disk
 
 	// Admission (Admit): calls admitted and not yet released, by
 	// account and in all.
@@ -412,6 +431,7 @@ func New(cfg Config) *Pipeline {
 		Name: "cairn_ingest_admitted_calls", Help: "Calls admitted (Admit) and not yet answered.",
 	}, func() float64 { p.amu.Lock(); defer p.amu.Unlock(); return float64(p.allCalls) })
 	p.each, _ = cfg.Store.(EachAppender)
+	p.staging, _ = cfg.Store.(StagingAppender)
 	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{p.batches, p.records, p.failures, p.latency, p.depth, p.refused, p.dropped, p.disk.gauge, p.inFlight} {
 			cfg.Registerer.MustRegister(c)
@@ -1165,8 +1185,11 @@ func (p *Pipeline) writer(ctx context.Context) {
 		plain              bool // the batch holds records not journaled
 		journaled          bool // the batch holds journaled records
 		deferred           []submission
-		retry              = time.NewTimer(time.Hour)
-		retrying           bool
+		// pending is the batch staged last and not yet answered
+		// (StagingAppender): it commits while the next is staged.
+		pending  *stagedBatch
+		retry    = time.NewTimer(time.Hour)
+		retrying bool
 		// backoff spaces the tries of deferred records while they fail:
 		// each try is also the probe that tells the disk has room.
 		backoff = p.cfg.DiskCheckInterval
@@ -1192,14 +1215,9 @@ func (p *Pipeline) writer(ctx context.Context) {
 		}
 		timer.Reset(time.Until(at))
 	}
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		deferred = append(deferred, p.write(batch, n)...)
+	// written bounds what is set aside and arms its retry.
+	written := func() {
 		deferred = p.bound(deferred)
-		batch, n, waiting, plain, journaled = batch[:0], 0, false, false, false
-		timer.Stop()
 		if len(deferred) == 0 {
 			backoff = p.cfg.DiskCheckInterval
 		} else if !retrying {
@@ -1207,6 +1225,30 @@ func (p *Pipeline) writer(ctx context.Context) {
 			retry.Reset(backoff)
 			backoff = min(2*backoff, max(2*time.Second, p.cfg.DiskCheckInterval))
 		}
+	}
+	// finishPending answers the batch staged last once it is stored.
+	finishPending := func() {
+		if pending != nil {
+			deferred = append(deferred, p.finish(pending)...)
+			pending = nil
+		}
+	}
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if p.staging != nil {
+			// Prepared, reserved and appended while the batch before
+			// commits; that one is answered once it has.
+			next := p.stage(batch, n)
+			finishPending()
+			pending = next
+		} else {
+			deferred = append(deferred, p.write(batch, n)...)
+		}
+		batch, n, waiting, plain, journaled = batch[:0], 0, false, false, false
+		timer.Stop()
+		written()
 	}
 	// journal journals the batch's queued records in place of a store
 	// append, when that can be done: it reports whether they are.
@@ -1277,9 +1319,16 @@ func (p *Pipeline) writer(ctx context.Context) {
 		}
 	}
 	for {
+		var staged <-chan struct{}
+		if pending != nil {
+			staged = pending.done
+		}
 		select {
 		case <-p.queue.ready:
 			take()
+		case <-staged:
+			finishPending()
+			written()
 		case <-timer.C:
 			// Queued records due before the journaled ones are
 			// journaled, not stored; else the batch is stored.
@@ -1302,11 +1351,13 @@ func (p *Pipeline) writer(ctx context.Context) {
 			// Drain what was queued before the stop; try what a full
 			// disk refused once more.
 			take()
-			for _, s := range deferred {
+			again := deferred
+			deferred = nil
+			for _, s := range again {
 				add(s)
 			}
-			deferred = nil
 			flush()
+			finishPending()
 			p.drop(deferred)
 			return
 		}
@@ -1422,14 +1473,88 @@ func (p *Pipeline) drop(ss []submission) {
 // journaled ones (acknowledged) and queued ones (Enqueue); the callers
 // waiting in the batch get the error.
 func (p *Pipeline) write(batch []submission, n int) (deferred []submission) {
-	records := make([]audit.Record, 0, n)
-	journaled := false
+	records, journaled := batchRecords(batch, n)
+	res, inserted, err := p.appendRetry(context.Background(), records, journaled)
+	return p.answerBatch(batch, n, res, inserted, err)
+}
+
+// batchRecords returns the records of batch (n in all) in one slice, and
+// whether any of them are journaled.
+func batchRecords(batch []submission, n int) (records []audit.Record, journaled bool) {
+	records = make([]audit.Record, 0, n)
 	for _, s := range batch {
 		records = append(records, s.records...)
 		journaled = journaled || s.seg != 0
 	}
-	res, inserted, err := p.appendRetry(context.Background(), records, journaled)
-	perRecord := err == nil && len(inserted) == len(records)
+	return records, journaled
+}
+
+// stagedBatch is a batch appended in stages (StagingAppender): done is
+// closed once its stage committed (inserted) or failed (err).
+type stagedBatch struct {
+	batch    []submission
+	n        int
+	start    time.Time
+	done     chan struct{}
+	inserted []bool
+	err      error
+}
+
+// stage prepares batch and reserves its place in the store, on the
+// writer's goroutine (the reservation is in the batches' order), and
+// appends and commits it on a goroutine of its own: the store appends it
+// while the batch before commits, and commits it after that one.
+func (p *Pipeline) stage(batch []submission, n int) *stagedBatch {
+	sb := &stagedBatch{batch: slices.Clone(batch), n: n, start: time.Now(), done: make(chan struct{})}
+	records, _ := batchRecords(batch, n)
+	ctx := context.Background()
+	commit, err := p.staging.StageEach(records)(ctx)
+	if err != nil {
+		sb.err = err
+		close(sb.done)
+		return sb
+	}
+	go func() {
+		defer close(sb.done)
+		sb.inserted, sb.err = commit(ctx)
+	}()
+	return sb
+}
+
+// finish waits for a staged batch's commit and answers it as write does.
+// A batch whose stage failed (or that follows one that failed) is written
+// again by write, with its tries and backoff: the store's AppendEach first
+// waits for every stage and drops what failed, so the batches are stored
+// in their order.
+func (p *Pipeline) finish(sb *stagedBatch) (deferred []submission) {
+	<-sb.done
+	if sb.err != nil || len(sb.inserted) != sb.n {
+		p.failures.Inc()
+		p.cfg.Logger.Warn("ingest: staged append failed; appending the batch again", "records", sb.n, "err", sb.err)
+		return p.write(sb.batch, sb.n)
+	}
+	p.latency.Observe(time.Since(sb.start).Seconds())
+	p.disk.wrote()
+	var res audit.AppendResult
+	for _, ok := range sb.inserted {
+		if ok {
+			res.Inserted++
+		} else {
+			res.Duplicates++
+		}
+	}
+	return p.answerBatch(sb.batch, sb.n, res, sb.inserted, nil)
+}
+
+// answerBatch answers every submission of a batch written with the result of
+// its append (res, and inserted per record when the store tells, or err),
+// and returns those to try again later because the disk is full.
+func (p *Pipeline) answerBatch(batch []submission, n int, res audit.AppendResult, inserted []bool, err error) (deferred []submission) {
+	journaled := false
+	for _, s := range batch {
+		journaled = journaled || s.seg != 0
+	}
+	perRecord := err == nil && len(inserted) == n
 	full := err != nil && errors.Is(err, ErrDiskFull)
 	if err == nil {
 		p.batches.Inc()

@@ -98,6 +98,12 @@ type Options struct {
 	// stay within it too (SetMemoryLimit after Open left cairn serve's
 	// start-up peak at 1.4 GB on the 10M store).
 	MemoryLimit string
+	// StagedAppends appends in stages on two connections (StageEach, as
+	// an offline import does): a server's ingest pipeline reserves and
+	// appends its next batch while the one before commits (docs/store.md,
+	// "Imports through a server, session 18"). Without it StageEach
+	// appends as AppendEach, one batch after the other.
+	StagedAppends bool
 
 	// firstBuckets overrides the const firstBuckets (tests: a lookup
 	// that asks the index again after every bucket or two).
@@ -353,6 +359,14 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := s.init(!opts.Cold); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if opts.StagedAppends {
+		s.writeMu.Lock()
+		err := s.beginStaged(context.Background())
+		s.writeMu.Unlock()
+		if err != nil {
+			s.log.Warn("duckdb: appends on one connection", "err", err)
+		}
 	}
 	return s, nil
 }
@@ -861,6 +875,9 @@ func keyHash(account, eventID string) uint64 {
 func (s *Store) Close() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	// A stage still committing takes rw for its COMMIT: waited for
+	// before rw is held here.
+	s.waitStaged()
 	s.rw.Lock() // closing checkpoints
 	defer s.rw.Unlock()
 	if s.db == nil {

@@ -13,7 +13,13 @@ import (
 // An offline import's batches are appended in stages (StageEach), so that
 // one batch's rows go through DuckDB's Appender while the batch before
 // commits: the writer's one goroutine was the import's limit, the readers
-// idle behind it (docs/store.md, "Imports", seventh step).
+// idle behind it (docs/store.md, "Imports", seventh step). So are a
+// server's (Options.StagedAppends: the ingest pipeline's writer stages its
+// next batch while the one before commits; docs/store.md, "Imports through
+// a server, session 18"). A serving store also adds each stage's records
+// to the feed's tail once committed, in sequence order, and before a
+// checkpoint, with every stage committed, rebuilds the grown filters and
+// writes the bucket index, as appendEncoded writes it.
 //
 // A stage is reserved under writeMu, in the batches' order: the duplicate
 // check, the rows' order and sequence numbers, the bucket index in memory
@@ -38,6 +44,10 @@ type stagedWriter struct {
 
 	mu  sync.Mutex
 	err error // the first stage's error
+	// rewind is the last sequence number committed before the first
+	// stage that failed (the smallest first-1 of the failed stages:
+	// stages commit in order, and those after a failed one fail too).
+	rewind int64
 }
 
 // stage is one batch's transaction; done is closed once it committed or
@@ -48,7 +58,7 @@ type stage struct {
 }
 
 // beginStaged gives the store a second writer connection for staged
-// appends (BeginImport); under writeMu. Without it, StageEach appends as
+// appends (BeginImport, Options.StagedAppends); under writeMu. Without it, StageEach appends as
 // AppendEach does.
 func (s *Store) beginStaged(ctx context.Context) error {
 	if s.staged != nil {
@@ -72,12 +82,16 @@ func (w *stagedWriter) failed() error {
 	return w.err
 }
 
-func (w *stagedWriter) fail(err error) {
+// fail records the error of the stage whose rows were numbered from
+// first on.
+func (w *stagedWriter) fail(err error, first int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err == nil {
 		w.err = err
+		w.rewind = first - 1
 	}
+	w.rewind = min(w.rewind, first-1)
 }
 
 // waitStaged waits until every stage reserved has committed or failed;
@@ -90,13 +104,25 @@ func (s *Store) waitStaged() {
 
 // settleStaged waits for the stages reserved and rebuilds the bucket
 // filters that outgrew their size meanwhile, from the rows they all
-// committed; under writeMu.
+// committed; under writeMu. After a failed stage the sequence numbers
+// go back to the last one committed (the failed stages' numbers were
+// never stored, and nothing after them committed), and stages may be
+// reserved again: a server's pipeline appends the failed batches again.
 func (s *Store) settleStaged(ctx context.Context) error {
 	w := s.staged
 	if w == nil {
 		return nil
 	}
 	s.waitStaged()
+	w.mu.Lock()
+	if w.err != nil {
+		s.lastSeq = min(s.lastSeq, w.rewind)
+		w.err = nil
+	}
+	w.mu.Unlock()
+	// Every stage is done: the next waits for none (nor fails for one
+	// that failed).
+	w.last = nil
 	if len(w.regrow) == 0 {
 		return nil
 	}
@@ -186,6 +212,20 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 		if err := w.failed(); err != nil {
 			return nil, err
 		}
+		if !s.bulk {
+			// A serving store's bucket index goes to bucket_index_v1
+			// before its checkpoints, as appendEncoded writes it (an
+			// import's at Close): its filters that outgrew their size
+			// rebuilt first, now that every stage has committed.
+			if err := s.settleStaged(ctx); err != nil {
+				return nil, err
+			}
+			if s.indexLoaded {
+				if err := s.writeIndex(ctx, false); err != nil {
+					return nil, err
+				}
+			}
+		}
 		s.rw.Lock()
 		_, err := s.wconn.ExecContext(context.WithoutCancel(ctx), "CHECKPOINT")
 		s.rw.Unlock()
@@ -232,23 +272,24 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 	w.last = st
 	onCommitted := s.onCommitted // under writeMu
 	return func(ctx context.Context) ([]bool, error) {
-		st.err = s.commitStage(ctx, prev, fresh, hashes, encs, first, received, onCommitted)
+		st.err = s.commitStage(ctx, w, prev, fresh, hashes, encs, first, received, onCommitted)
+		if st.err != nil {
+			w.fail(st.err, first)
+		}
 		close(st.done)
 		if st.err != nil {
-			w.fail(st.err)
 			return nil, st.err
 		}
 		return inserted, nil
 	}, nil
 }
 
-// commitStage appends a stage's rows on a free connection and commits
-// them once the stage before (prev, nil: none) has committed; then it
-// gives them to onCommitted (nil: none) before the next stage may commit,
-// so that it sees every stage's records once, in sequence order, as
-// appendEncoded gives them.
-func (s *Store) commitStage(ctx context.Context, prev *stage, fresh []*audit.Record, hashes []uint64, encs []encoded, first, received int64, onCommitted func(int64, []*audit.Record)) (err error) {
-	w := s.staged
+// commitStage appends a stage's rows on a free connection of w and
+// commits them once the stage before (prev, nil: none) has committed;
+// then it adds them to the feed's tail and gives them to onCommitted
+// (nil: none) before the next stage may commit, so that both see every
+// stage's records once, in sequence order, as appendEncoded gives them.
+func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, fresh []*audit.Record, hashes []uint64, encs []encoded, first, received int64, onCommitted func(int64, []*audit.Record)) (err error) {
 	conn := <-w.conns
 	defer func() { w.conns <- conn }()
 	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
@@ -280,6 +321,8 @@ func (s *Store) commitStage(ctx context.Context, prev *stage, fresh []*audit.Rec
 		return fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
+	// An import's tail keeps nothing (BeginImport).
+	s.tail.add(fresh, first, received)
 	if onCommitted != nil {
 		onCommitted(first, fresh)
 	}

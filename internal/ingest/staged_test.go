@@ -1,0 +1,143 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/duckdb"
+)
+
+// failingStages is a DuckDB store appending in stages whose every fifth
+// stage fails: its commit runs with a cancelled context, so the store's
+// transaction never begins, and the stage reserved after it fails too.
+type failingStages struct {
+	*duckdb.Store
+	n      atomic.Int64
+	failed atomic.Int64 // stages made to fail
+	errs   atomic.Int64 // stages that failed
+}
+
+func (f *failingStages) StageEach(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
+	reserve := f.Store.StageEach(records)
+	return func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
+		commit, err := reserve(ctx)
+		if err != nil {
+			f.errs.Add(1)
+			return nil, err
+		}
+		fail := f.n.Add(1)%5 == 0
+		return func(ctx context.Context) ([]bool, error) {
+			if fail {
+				f.failed.Add(1)
+				cancelled, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = cancelled
+			}
+			ins, err := commit(ctx)
+			if err != nil {
+				f.errs.Add(1)
+			}
+			return ins, err
+		}, nil
+	}
+}
+
+// A journaled pipeline over a DuckDB store appending in stages (as `cairn
+// serve` runs it): concurrent Submit calls with overlapping records count
+// each record inserted exactly once, every record is stored once with
+// dense sequence numbers, and the batches whose stage failed (and those
+// reserved after them) are appended again, in order.
+func TestStagedWriterStoresEachRecordOnce(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("failing=%v", fail), func(t *testing.T) {
+			st, err := duckdb.Open(filepath.Join(t.TempDir(), "events.duckdb"), duckdb.Options{StagedAppends: true, CheckpointCommits: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			var store StagingAppender = st
+			fs := &failingStages{Store: st}
+			if fail {
+				store = fs
+			}
+			p, cancel, done := openJournaled(t, Config{Store: store, Keys: st, JournalDir: t.TempDir(), JournalBatch: 150, JournalDelay: 1})
+			if p.staging == nil {
+				t.Fatal("the pipeline does not stage its batches")
+			}
+			const callers, calls = 6, 25
+			var mu sync.Mutex
+			total := audit.AppendResult{}
+			var wg sync.WaitGroup
+			for c := range callers {
+				wg.Go(func() {
+					for i := range calls {
+						// Every call shares 20 records with the other
+						// callers' call i, and has 10 of its own.
+						var rs []audit.Record
+						for j := range 20 {
+							rs = append(rs, crashRecord(fmt.Sprintf("shared-%d-%d", i, j)))
+						}
+						for j := range 10 {
+							rs = append(rs, crashRecord(fmt.Sprintf("own-%d-%d-%d", c, i, j)))
+						}
+						res, err := p.Submit(context.Background(), rs...)
+						if err != nil {
+							t.Errorf("Submit = %v", err)
+							return
+						}
+						mu.Lock()
+						total.Inserted += res.Inserted
+						total.Duplicates += res.Duplicates
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			unique := calls * (20 + callers*10)
+			if total.Inserted != unique || total.Duplicates != callers*calls*30-unique {
+				t.Errorf("counts over all calls = %+v; want %d inserted, %d duplicates", total, unique, callers*calls*30-unique)
+			}
+			waitFor(t, "the journal's records to be stored", func() bool { return p.journal.Pending() == 0 })
+			cancel()
+			err = <-done
+			done <- err // for openJournaled's cleanup
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fail && fs.failed.Load() == 0 {
+				t.Fatal("no stage failed: the test does not cover the retry")
+			}
+			// A failed stage fails the one reserved after it, no more:
+			// once both are appended again, stages commit again.
+			if e, f := fs.errs.Load(), fs.failed.Load(); e > 2*f {
+				t.Errorf("%d stages failed for %d made to fail", e, f)
+			}
+			n, err := st.LastSeq(context.Background())
+			if err != nil || n != int64(unique) {
+				t.Fatalf("LastSeq = %d, %v; want %d (numbers given to failed stages reused)", n, err, unique)
+			}
+			got, err := st.ReadAppended(context.Background(), 0, 2*unique)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for i, a := range got {
+				if a.Seq != int64(i+1) {
+					t.Fatalf("record %d has sequence number %d", i, a.Seq)
+				}
+				if seen[a.Record.EventID] {
+					t.Fatalf("%s stored twice", a.Record.EventID)
+				}
+				seen[a.Record.EventID] = true
+			}
+			if len(got) != unique {
+				t.Fatalf("%d records stored; want %d", len(got), unique)
+			}
+		})
+	}
+}
