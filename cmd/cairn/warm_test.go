@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 )
@@ -19,8 +20,9 @@ import (
 // TestRestartedServerWarmsItsLookupsUnrecorded: a server started on a data
 // dir whose last server answered lookups runs them through LookupEvents
 // before it answers (and logs how many), and records none of them: after
-// two restarts, each warming, the account's LookupEvents events are the
-// two calls its user made.
+// two restarts, each warming, each account's LookupEvents events are the
+// calls its own user made, none of them made with the other account's key
+// (a lookup saved for one tenant is warmed as that tenant, in its account).
 func TestRestartedServerWarmsItsLookupsUnrecorded(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -31,6 +33,10 @@ func TestRestartedServerWarmsItsLookupsUnrecorded(t *testing.T) {
 		if _, err := c.LookupEvents(ctx, in); err != nil {
 			t.Fatal(err)
 		}
+	}
+	bob := ts.client("AKIABOB0000000000001", "bob-secret-key", "us-east-1")
+	if _, err := bob.LookupEvents(ctx, &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyUsername, "alice")}); err != nil {
+		t.Fatal(err)
 	}
 	ts.stop() // graceful: the two calls' records are stored, the lookups saved
 
@@ -62,13 +68,23 @@ func TestRestartedServerWarmsItsLookupsUnrecorded(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("serve = %v", err)
 	}
-	if !strings.Contains(logs.String(), `msg="api: the saved lookups run through LookupEvents before serving" lookups=2`) {
-		t.Errorf("the restarted server did not log running the 2 saved lookups:\n%s", logs.String())
+	if !strings.Contains(logs.String(), `msg="api: the saved lookups run through LookupEvents before serving" lookups=3`) {
+		t.Errorf("the restarted server did not log running the 3 saved lookups:\n%s", logs.String())
 	}
 
 	ts = startServer(t, cfg, dir) // warms them again
 	evs := lookupAll(t, alice(ts), &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventName, "LookupEvents")})
 	if len(evs) != 2 {
 		t.Errorf("after two warmed restarts %d LookupEvents events; want the 2 calls made", len(evs))
+	}
+	for _, e := range evs {
+		if aws.ToString(e.AccessKeyId) != "AKIAALICE00000000001" {
+			t.Errorf("alice's account holds a LookupEvents event of key %q", aws.ToString(e.AccessKeyId))
+		}
+	}
+	bob = ts.client("AKIABOB0000000000001", "bob-secret-key", "us-east-1")
+	evs = lookupAll(t, bob, &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventName, "LookupEvents")})
+	if len(evs) != 1 || aws.ToString(evs[0].AccessKeyId) != "AKIABOB0000000000001" {
+		t.Errorf("after two warmed restarts bob's account holds %d LookupEvents events; want bob's 1 call", len(evs))
 	}
 }
