@@ -88,10 +88,10 @@ func (w *stagedWriter) fail(err error, first int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err == nil {
-		w.err = err
-		w.rewind = first - 1
+		w.err, w.rewind = err, first-1
+	} else {
+		w.rewind = min(w.rewind, first-1)
 	}
-	w.rewind = min(w.rewind, first-1)
 }
 
 // waitStaged waits until every stage reserved has committed or failed;
