@@ -33,6 +33,7 @@ import (
 	cairnclient "github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/mototest"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
+	"github.com/cairn-audit/cairn/internal/testproc"
 )
 
 // TestMain lets a test run this package's main as a separate process: the
@@ -151,6 +152,7 @@ func startServerProcessLevel(t testing.TB, dataDir, cfgPath, logPath, level stri
 	defer logf.Close()
 	cmd := exec.Command(os.Args[0], "serve", "--listen", addr, "--data-dir", dataDir, "--config", cfgPath, "--log-level", level)
 	cmd.Env = append(os.Environ(), "CAIRN_TEST_MAIN=1")
+	testproc.DieWithParent(cmd)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

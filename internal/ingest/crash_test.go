@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
+	"github.com/cairn-audit/cairn/internal/testproc"
 )
 
 // TestMain lets TestCrashLosesNoAcknowledgedRecord run this test binary as
@@ -88,6 +89,7 @@ func TestCrashLosesNoAcknowledgedRecord(t *testing.T) {
 	for round := range 4 {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "CAIRN_INGEST_CRASH_CHILD="+dir, fmt.Sprintf("CAIRN_INGEST_CRASH_ROUND=%d", round))
+		testproc.DieWithParent(cmd)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/testproc"
 )
 
 // Start runs moto_server on a free loopback port until the test ends and
@@ -34,6 +36,7 @@ func Start(tb testing.TB) string {
 	ln.Close()
 	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	testproc.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
