@@ -178,6 +178,25 @@ type span struct {
 	buckets []bucketRows
 }
 
+// dropAnswered returns spans without the first bucket of its first span
+// (answered from the tail or a directory) and the non-candidate buckets
+// after it; a span left without buckets goes. It may change spans[0].
+func dropAnswered(spans []span) []span {
+	sp := spans[0]
+	sp.n -= sp.buckets[0].n
+	sp.buckets = sp.buckets[1:]
+	for len(sp.buckets) > 0 && !sp.buckets[0].cand {
+		sp.n -= sp.buckets[0].n
+		sp.buckets = sp.buckets[1:]
+	}
+	if len(sp.buckets) == 0 {
+		return spans[1:]
+	}
+	sp.first = sp.buckets[0].d
+	spans[0] = sp
+	return spans
+}
+
 // bucketRows is a bucket of a lookup's range: its number, its records,
 // and whether its filters may hold every token of the lookup.
 type bucketRows struct {

@@ -1919,19 +1919,7 @@ func (s *Store) fromTail(q *audit.Query, k partKey, spans []span, lo, hi int64, 
 		}
 		recs = append(recs, got...)
 		hi = min(hi, b.d*bucketSeconds-1)
-		// Drop the bucket and the non-candidates after it from the span.
-		sp.n -= b.n
-		sp.buckets = sp.buckets[1:]
-		for len(sp.buckets) > 0 && !sp.buckets[0].cand {
-			sp.n -= sp.buckets[0].n
-			sp.buckets = sp.buckets[1:]
-		}
-		if len(sp.buckets) == 0 {
-			spans = spans[1:]
-			continue
-		}
-		sp.first = sp.buckets[0].d
-		spans[0] = sp
+		spans = dropAnswered(spans)
 	}
 	return recs, spans, hi
 }

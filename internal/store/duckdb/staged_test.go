@@ -170,23 +170,7 @@ func TestStagedAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	checkAll(t, st, unique)
-	names := map[audit.Attribute]bool{}
-	for _, r := range unique {
-		names[audit.Attribute{Key: audit.AttrEventName, Value: r.EventName}] = true
-		if r.Username != "" {
-			names[audit.Attribute{Key: audit.AttrUsername, Value: r.Username}] = true
-		}
-	}
-	for a := range names {
-		for _, acct := range []struct{ a, r string }{{"111111111111", "eu-west-1"}, {"222222222222", "us-east-1"}} {
-			q := audit.Query{Account: acct.a, Region: acct.r, Limit: 50, Attributes: []audit.Attribute{a},
-				Start: time.Unix(0, 0), End: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
-			if g, w := ids(lookupAll(t, st, q)), ids(want(unique, q)); !slices.Equal(g, w) {
-				t.Fatalf("%s %v: %d records; want %d", acct.a, a, len(g), len(w))
-			}
-		}
-	}
+	checkNamedLookups(t, st, unique)
 
 	// Again: every record a duplicate, nothing staged.
 	st.BeginImport()
@@ -324,27 +308,7 @@ func TestStagedServingAppends(t *testing.T) {
 			t.Fatalf("ReadAppended[%d] = %d %s; want %d %s", i, a.Seq, a.Record.EventID, i+1, unique[i].EventID)
 		}
 	}
-	lookups := func(st *Store) {
-		t.Helper()
-		checkAll(t, st, unique)
-		names := map[audit.Attribute]bool{}
-		for _, r := range unique {
-			names[audit.Attribute{Key: audit.AttrEventName, Value: r.EventName}] = true
-			if r.Username != "" {
-				names[audit.Attribute{Key: audit.AttrUsername, Value: r.Username}] = true
-			}
-		}
-		for a := range names {
-			for _, acct := range []struct{ a, r string }{{"111111111111", "eu-west-1"}, {"222222222222", "us-east-1"}} {
-				q := audit.Query{Account: acct.a, Region: acct.r, Limit: 50, Attributes: []audit.Attribute{a},
-					Start: time.Unix(0, 0), End: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
-				if g, w := ids(lookupAll(t, st, q)), ids(want(unique, q)); !slices.Equal(g, w) {
-					t.Fatalf("%s %v: %d records; want %d", acct.a, a, len(g), len(w))
-				}
-			}
-		}
-	}
-	lookups(st)
+	checkNamedLookups(t, st, unique)
 	if st.indexSeq == 0 {
 		t.Fatal("no bucket index written before a checkpoint: the test does not cover it")
 	}
@@ -356,7 +320,7 @@ func TestStagedServingAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer re.Close()
-	lookups(re)
+	checkNamedLookups(t, re, unique)
 	if n, err := re.LastSeq(ctx); err != nil || n != int64(len(unique)) {
 		t.Fatalf("LastSeq after reopening = %d, %v; want %d", n, err, len(unique))
 	}
@@ -407,4 +371,28 @@ func TestCloseWaitsForAStageCommitting(t *testing.T) {
 	}
 	defer re.Close()
 	checkAll(t, re, recs)
+}
+
+// checkNamedLookups checks every lookup of unique's records (checkAll),
+// then every EventName and Username lookup in both accounts the staged
+// tests write, against want.
+func checkNamedLookups(t *testing.T, st *Store, unique []audit.Record) {
+	t.Helper()
+	checkAll(t, st, unique)
+	names := map[audit.Attribute]bool{}
+	for _, r := range unique {
+		names[audit.Attribute{Key: audit.AttrEventName, Value: r.EventName}] = true
+		if r.Username != "" {
+			names[audit.Attribute{Key: audit.AttrUsername, Value: r.Username}] = true
+		}
+	}
+	for a := range names {
+		for _, acct := range []struct{ a, r string }{{"111111111111", "eu-west-1"}, {"222222222222", "us-east-1"}} {
+			q := audit.Query{Account: acct.a, Region: acct.r, Limit: 50, Attributes: []audit.Attribute{a},
+				Start: time.Unix(0, 0), End: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+			if g, w := ids(lookupAll(t, st, q)), ids(want(unique, q)); !slices.Equal(g, w) {
+				t.Fatalf("%s %v: %d records; want %d", acct.a, a, len(g), len(w))
+			}
+		}
+	}
 }
