@@ -113,6 +113,15 @@ type EachRecorder interface {
 	SubmitRecordedEach(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (dup []bool, recorded, ok bool, err error)
 }
 
+// DiskWatcher is a Recorder that refuses writes while the disk is full
+// (the ingest pipeline): a call whose own write failed for a full disk
+// (a trail's or a tag's saved state, not only the pipeline's journal and
+// store) tells it, so that the next writes are refused at admission and
+// the operator's gauge says so.
+type DiskWatcher interface {
+	WriteFailed(err error)
+}
+
 // RecordsAdmitter is a Recorder that also bounds what a call may queue
 // for accounts other than the caller's (a responder's import): it returns
 // the error to answer instead of submitting records (ThrottlingException)
@@ -572,6 +581,9 @@ func (s *Server) serveData(c *call, op string) (any, error) {
 // InternalFailure with a generic message. Causes go to the log with the
 // request ID.
 func (s *Server) wireError(c *call, err error) *awsjson.Error {
+	if w, ok := s.cfg.Recorder.(DiskWatcher); ok {
+		w.WriteFailed(err)
+	}
 	var we *awsjson.Error
 	if errors.As(err, &we) {
 		if we.Cause != nil { // the client gets the code and message only

@@ -16,10 +16,15 @@ import (
 // MinFreeBytes; cleared once the free space, read at most every
 // DiskCheckInterval, is back above MinFreeBytes and, after a failed write,
 // at least a MiB above what it was then (so that a few bytes freed do not
-// resume writes that fail again), or once a store write succeeds (the
-// writer tries the records a full disk refused again, with backoff: the
-// free space may not tell, with a quota or another process writing); where
-// the free space cannot be read, after DiskCheckInterval.
+// resume writes that fail again). A successful write clears it too, but
+// only where the free space cannot tell: when it cannot be read, or when
+// the failed write had a MiB or more free beside it (a quota, exhausted
+// inodes, another process writing). Where the reading explained the
+// failure, a write that fits in the last free bytes (a file's last page, a
+// compressed journal frame) says nothing of the room the next writes need:
+// clearing on it made the state flap while the disk stayed full. While
+// full, a write is let through every probeEvery, to find out whether it
+// has room again when the free space does not tell.
 type disk struct {
 	dir      string
 	minFree  int64
@@ -33,6 +38,12 @@ type disk struct {
 	since   time.Time // full since
 	resume  int64     // free bytes needed to clear a full state
 	probed  time.Time // when a write was last let through while full
+	// byReading: the free space explains the full state (below the
+	// floor, or under a MiB when a write failed), so only a reading
+	// clears it, not a write that fit.
+	byReading bool
+	// freeBytes reads the free space of dir (a variable for tests).
+	freeBytes func(dir string) (int64, bool)
 }
 
 // probeEvery is how often a write is let through while the disk is full,
@@ -41,6 +52,7 @@ const probeEvery = 2 * time.Second
 
 func (d *disk) init(cfg *Config) {
 	d.dir, d.minFree, d.interval, d.log = cfg.DiskDir, cfg.MinFreeBytes, cfg.DiskCheckInterval, cfg.Logger
+	d.freeBytes = freeBytes
 	d.gauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "cairn_ingest_disk_full",
 		Help: "1 while the disk of the data directory is full (writes are refused with ServiceUnavailableException), else 0.",
@@ -62,9 +74,12 @@ func (d *disk) full() bool {
 		return d.isFull
 	}
 	d.checked = now
-	free, ok := freeBytes(d.dir)
+	free, ok := d.freeBytes(d.dir)
 	switch {
 	case ok && d.minFree > 0 && free < d.minFree:
+		if !d.isFull {
+			d.byReading = true
+		}
 		d.setFullLocked("free space below ingest.min_free_bytes", "free_bytes", free, "min_free_bytes", d.minFree)
 	case ok && d.isFull && free >= d.resume:
 		d.clearLocked("free_bytes", free)
@@ -79,20 +94,28 @@ func (d *disk) setFull(cause error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.checked = time.Now() // the write was the reading
-	free, _ := freeBytes(d.dir)
+	free, ok := d.freeBytes(d.dir)
+	wasFull := d.isFull
 	d.setFullLocked("a write failed: the disk is full", "err", cause)
 	d.resume = max(d.minFree, free+1<<20)
+	explained := ok && free < 1<<20
+	if !wasFull {
+		d.byReading = explained
+	} else {
+		d.byReading = d.byReading || explained
+	}
 }
 
-// wrote records a successful store write: the disk has room again, unless
-// the free space is below the floor.
+// wrote records a successful journal or store write: the disk has room
+// again, unless the free space explains the full state (then a reading
+// clears it) or is below the floor.
 func (d *disk) wrote() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.isFull {
+	if !d.isFull || d.byReading {
 		return
 	}
-	if free, ok := freeBytes(d.dir); ok && d.minFree > 0 && free < d.minFree {
+	if free, ok := d.freeBytes(d.dir); ok && d.minFree > 0 && free < d.minFree {
 		return
 	}
 	d.clearLocked()

@@ -147,3 +147,63 @@ func admitErr(release func(), err error) error {
 	}
 	return err
 }
+
+// Where the free space explains a failed write (under a MiB free), a later
+// write that fits in the last free bytes does not clear the full state: a
+// reading with room does. Where it does not explain it (a quota, inodes:
+// plenty free by the reading), a write that succeeds does. Neither resumes
+// writes below the floor.
+func TestDiskFullClearedByWhatExplainsIt(t *testing.T) {
+	enospc := &fs.PathError{Op: "write", Path: "journal", Err: syscall.ENOSPC}
+	newDisk := func(minFree int64, free *int64) *disk {
+		d := &disk{}
+		d.init(&Config{DiskDir: "/unused", MinFreeBytes: minFree, DiskCheckInterval: time.Nanosecond,
+			Logger: slog.New(slog.DiscardHandler)})
+		d.freeBytes = func(string) (int64, bool) { return *free, true }
+		return d
+	}
+	t.Run("full by the reading", func(t *testing.T) {
+		free := int64(4096)
+		d := newDisk(0, &free)
+		d.setFull(enospc)
+		d.wrote() // a small frame fit in the journal's last page
+		if !d.full() {
+			t.Fatal("a write that fit in the last 4 KiB cleared the full state")
+		}
+		free = 512 << 10 // freed, but less than a MiB more
+		if !d.full() {
+			t.Fatal("cleared with under a MiB more free than at the failure")
+		}
+		free = 64 << 20
+		if d.full() {
+			t.Fatal("still full with 64 MiB free")
+		}
+	})
+	t.Run("full by a quota", func(t *testing.T) {
+		free := int64(10 << 30)
+		d := newDisk(0, &free)
+		d.setFull(&fs.PathError{Op: "write", Path: "journal", Err: syscall.EDQUOT})
+		if !d.full() {
+			t.Fatal("not full after a write failed")
+		}
+		d.wrote()
+		if d.full() {
+			t.Fatal("a successful write did not clear a full state the free space cannot tell")
+		}
+	})
+	t.Run("below the floor", func(t *testing.T) {
+		free := int64(8 << 20)
+		d := newDisk(16<<20, &free)
+		if !d.full() {
+			t.Fatal("not full below the floor")
+		}
+		d.wrote()
+		if !d.full() {
+			t.Fatal("a write cleared the state below the floor")
+		}
+		free = 32 << 20
+		if d.full() {
+			t.Fatal("still full above the floor")
+		}
+	})
+}

@@ -585,6 +585,16 @@ func (p *Pipeline) AdmitRecords(caller string, records []audit.Record) error {
 	return nil
 }
 
+// WriteFailed marks the disk full when err is a write failing for a full
+// disk (ENOSPC, EDQUOT, or DuckDB's message for them) elsewhere than in
+// the pipeline: the API's calls saving a trail's or a tag's state. Other
+// errors are ignored.
+func (p *Pipeline) WriteFailed(err error) {
+	if isDiskFull(err) {
+		p.disk.setFull(err)
+	}
+}
+
 // diskFullError is the error a write refused or failed for a full disk
 // answers; cause (if any) is for the log.
 func diskFullError(cause error) error {
