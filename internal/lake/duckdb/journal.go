@@ -298,9 +298,9 @@ func (d *DB) Flush(ctx context.Context) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	d.wmu.Lock()
+	unlock := d.lockSmall()
 	err := d.insertLocked(context.WithoutCancel(ctx), rows, 0, seq)
-	d.wmu.Unlock()
+	unlock()
 	if err != nil {
 		return err
 	}
