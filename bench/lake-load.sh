@@ -22,6 +22,7 @@
 #   LOGS=dir    load a copy of these files (bench/gen's, of EVENTS records)
 #   instead of generating them
 #   PEER=0      skip the DuckDB peer (to alternate cairn builds)
+#   OFFLINE=0   skip import --into without a server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
@@ -76,6 +77,7 @@ report StartImport "$got" "$(echo "$t1 - $t0" | bc)" "$(echo "($c1 - $c0) / $hz"
 
 arn=$(eds offline)
 kill $srv; wait $srv 2>/dev/null || true; srv=
+if [ "${OFFLINE:-1}" != 0 ]; then
 # Without a server the import is of one account (the config's): the
 # generated files' records of other accounts are counted and refused, not
 # loaded, and the exit status says so.
@@ -86,6 +88,7 @@ read_n=$(grep -o 'of [0-9]* read' "$tmp/offline.txt" | grep -o '[0-9]*' | tail -
 refused=$(grep -o '[0-9]* records rejected' "$tmp/offline.txt" | grep -o '^[0-9]*' | tail -1)
 report "import --into" "$(( ${read_n:-$n} - ${refused:-0} ))" "$(echo "$t1 - $t0" | bc)" "$(tail -1 "$tmp/time" | awk '{print $1 + $2}')" | tee "$tmp/offline-rate.txt"
 echo "  (${refused:-0} of ${read_n:-$n} records of other accounts refused, not loaded; peak RSS $(( $(tail -1 "$tmp/time" | awk '{print $3}') / 1024 )) MB)"
+fi
 rm -rf "$tmp/dd"
 
 if [ "$peer" != 0 ]; then
@@ -107,6 +110,7 @@ if [ "$peer" != 0 ]; then
   echo
   rate() { awk '{print $(NF-7)}' "$tmp/$1.txt"; }
   for who in startimport offline-rate; do
+    [ -f "$tmp/$who.txt" ] || continue
     for p in DuckDB DuckDB-1thread DuckDB-noJSON; do
       awk -v a="$(rate $who)" -v b="$(rate $p)" -v w="$who" -v p="$p" 'BEGIN {
         printf "%-14s %5.2fx the events/s of %s\n", (w == "startimport" ? "StartImport" : "import --into"), a / b, p }'
