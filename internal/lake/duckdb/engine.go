@@ -32,22 +32,12 @@ type Options struct {
 type DB struct {
 	db   *sql.DB
 	path string
-	// wmu orders the writes to the events table against checkpoints and
-	// deletes, which hold it exclusively. Inserts hold it shared: a load's
-	// transactions (Insert of more than journalRows rows), so that an
-	// import's batches are appended side by side, each in its own
-	// transaction, and the small writers (the feed's Insert, which
-	// records the feed position, the journal's writer, which records the
-	// journal's, and the groups of calls without the journal), which also
-	// hold smu, so that they run one at a time among themselves but
-	// beside a load's transactions (DuckDB appends concurrent
-	// transactions' rows without conflict; only these writers touch
-	// lake_meta). Until session 19 the small writers held wmu
-	// exclusively: the feed's insert each second waited for a load's
-	// transactions in progress, and no load's next batch could start
-	// meanwhile.
+	// wmu serializes writes to the events table and checkpoints; loads'
+	// transactions (Insert of more than journalRows rows) hold it shared,
+	// so that an import's batches are appended side by side, each in its
+	// own transaction (DuckDB appends concurrent transactions' rows
+	// without conflict).
 	wmu sync.RWMutex
-	smu sync.Mutex
 	// direct and journaled merge concurrent Insert calls into one commit:
 	// a transaction, or the journal's append (see Insert).
 	direct, journaled grouper

@@ -298,9 +298,9 @@ func (d *DB) Flush(ctx context.Context) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	unlock := d.lockSmall()
+	d.wmu.Lock()
 	err := d.insertLocked(context.WithoutCancel(ctx), rows, 0, seq)
-	unlock()
+	d.wmu.Unlock()
 	if err != nil {
 		return err
 	}

@@ -363,8 +363,8 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // repeats what the feed delivered.
 //
 // A call of more than journalRows rows without a position (a load's
-// batch) is its own transaction, which runs beside other loads' and
-// beside the small writers' (not beside a checkpoint or a delete). Smaller calls without a position made while
+// batch) is its own transaction, which runs beside other loads' (not
+// beside any other write). Smaller calls without a position made while
 // another group commits share one commit (group commit): each joins the pending group, and once the
 // commit under way ends one of them leads: it commits the whole group
 // and answers every member, which returns as soon as that is done. A call
@@ -379,8 +379,8 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // only on its own rows.
 func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	if pos > 0 || len(rows) == 0 {
-		unlock := d.lockSmall()
-		defer unlock()
+		d.wmu.Lock()
+		defer d.wmu.Unlock()
 		return d.insertLocked(ctx, rows, pos, 0)
 	}
 	if d.jn != nil && len(rows) <= journalRows {
@@ -403,23 +403,10 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 				all = append(all, p...)
 			}
 		}
-		unlock := d.lockSmall()
-		defer unlock()
+		d.wmu.Lock()
+		defer d.wmu.Unlock()
 		return d.insertLocked(ctx, all, 0, 0)
 	})
-}
-
-// lockSmall takes the write locks of a small writer (the feed's Insert,
-// the journal's writer, a group of calls without the journal): smu, and
-// wmu shared, beside a load's transactions (see DB.wmu). It returns the
-// function that releases them.
-func (d *DB) lockSmall() func() {
-	d.smu.Lock()
-	d.wmu.RLock()
-	return func() {
-		d.wmu.RUnlock()
-		d.smu.Unlock()
-	}
 }
 
 // grouper merges concurrent calls into one commit (Insert).
@@ -500,8 +487,7 @@ type insertGroup struct {
 
 // insertLocked is one transaction of rows, recording the feed position
 // pos (when > 0) and the journal's last row jseq (when > 0) with them; the
-// caller holds wmu: shared for a load's rows, and for the others with smu
-// (lockSmall).
+// caller holds wmu (shared only for a load's rows, without pos or jseq).
 func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64, jseq uint64) (err error) {
 	d.inserts.Add(1)
 	conn, err := d.db.Conn(ctx)
