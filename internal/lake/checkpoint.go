@@ -79,14 +79,9 @@ func (l *Lake) checkpointBlocked(err error, commits int64) {
 }
 
 // idleCheckpoint checkpoints when transactions were committed since the
-// last checkpoint but none since the previous call (Run's tick), and no
-// load's transaction is in progress: a load's transaction of a row group
-// takes seconds, so a tick without a commit is no pause then, and the
-// checkpoint (which holds the engine's write lock exclusively) would wait
-// for the transactions in progress and hold up the load's next ones; the
-// load's commits count toward the checkpoint policy (wrote) as any other.
+// last checkpoint but none since the previous call (Run's tick).
 func (l *Lake) idleCheckpoint(ctx context.Context) {
-	if l.dir == "" || l.loads.Load() > 0 || l.wroteSinceTick.Swap(false) || l.commits.Load() == 0 {
+	if l.dir == "" || l.wroteSinceTick.Swap(false) || l.commits.Load() == 0 {
 		return
 	}
 	if err := l.checkpoint(ctx); err != nil && ctx.Err() == nil {

@@ -420,10 +420,7 @@ func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]boo
 		}
 	}
 	k.mu.Unlock()
-	k.l.loads.Add(1)
-	err := k.l.eng.Insert(ctx, rows, 0)
-	k.l.loads.Add(-1)
-	if err != nil {
+	if err := k.l.eng.Insert(ctx, rows, 0); err != nil {
 		k.mu.Lock()
 		for s, keys := range added {
 			for _, key := range keys {

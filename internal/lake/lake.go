@@ -113,9 +113,6 @@ type Lake struct {
 	wroteSinceTick atomic.Bool
 	// inserts is the engine's Inserts() already counted in commits.
 	inserts atomic.Int64
-	// loads counts a load's Inserts in progress (Sink): the idle
-	// checkpoint waits for them (checkpoint.go).
-	loads atomic.Int64
 	// skipped is the feed position Sync skipped to while no store
 	// ingested, ahead of the engine's when not written since
 	// (skipWrote, Unix nanoseconds: when it last was).
