@@ -6,7 +6,14 @@
 #                        loads; the client polls GetImport); the server's
 #                        CPU time is read from /proc
 #   import --into        cairn import --into ID --data-dir, no server
-# Prints events/s (wall) and µs of CPU an event for each.
+# and, in the same run, the peer: DuckDB itself loading the same files into
+# a table of Lake's schema (bench/duckread -lake: the same columns and
+# types, eventJson zstd, one INSERT … SELECT from read_json, each record
+# parsed once by from_json, checkpointed; DuckDB's default threads, one a
+# core), the same with one thread, and without eventJson (read_json's
+# reader straight into Lake's types: the engine's ceiling for this schema).
+# Prints events/s (wall) and µs of CPU an event for each, and cairn's
+# rates as multiples of the peer's.
 #
 # Usage: bench/lake-load.sh [EVENTS]    (default 200000)
 #   MEASURE="flock /work/measure.lock"  runs each measured command under it
@@ -14,6 +21,8 @@
 #   CAIRN=path  measure this cairn binary instead of building one
 #   LOGS=dir    load a copy of these files (bench/gen's, of EVENTS records)
 #   instead of generating them
+#   PEER=0      skip the DuckDB peer (to alternate cairn builds)
+#   OFFLINE=0   skip import --into without a server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
@@ -22,6 +31,8 @@ tmp=$(mktemp -d)
 srv=
 trap '[ -n "$srv" ] && kill $srv 2>/dev/null && wait $srv 2>/dev/null; rm -rf "$tmp"' EXIT
 if [ -n "${CAIRN:-}" ]; then cp "$CAIRN" "$tmp/cairn"; else nice -n 19 go build -o "$tmp/cairn" ./cmd/cairn; fi
+peer=${PEER:-1}
+[ "$peer" = 0 ] || nice -n 19 go build -o "$tmp/duckread" ./bench/duckread
 if [ -n "${LOGS:-}" ]; then cp -r "$LOGS" "$tmp/logs"; else nice -n 19 go run ./bench/gen -n "$n" -out "$tmp/logs" >/dev/null; fi
 cat >"$tmp/cairn.yaml" <<YAML
 event_history:
@@ -62,10 +73,11 @@ arn=$(eds startimport)
 c0=$(cpu $srv)
 got=$(measured "$tmp/cairn" import --into "$arn" --endpoint-url "$url" "$tmp/logs" | events)
 t1=$(date +%s.%N); c1=$(cpu $srv); t0=$(cat "$tmp/t0")
-report StartImport "$got" "$(echo "$t1 - $t0" | bc)" "$(echo "($c1 - $c0) / $hz" | bc -l)"
+report StartImport "$got" "$(echo "$t1 - $t0" | bc)" "$(echo "($c1 - $c0) / $hz" | bc -l)" | tee "$tmp/startimport.txt"
 
 arn=$(eds offline)
 kill $srv; wait $srv 2>/dev/null || true; srv=
+if [ "${OFFLINE:-1}" != 0 ]; then
 # Without a server the import is of one account (the config's): the
 # generated files' records of other accounts are counted and refused, not
 # loaded, and the exit status says so.
@@ -74,6 +86,35 @@ measured /usr/bin/time -f '%U %S %M' -o "$tmp/time" "$tmp/cairn" import --into "
 t1=$(date +%s.%N); t0=$(cat "$tmp/t0")
 read_n=$(grep -o 'of [0-9]* read' "$tmp/offline.txt" | grep -o '[0-9]*' | tail -1)
 refused=$(grep -o '[0-9]* records rejected' "$tmp/offline.txt" | grep -o '^[0-9]*' | tail -1)
-report "import --into" "$(( ${read_n:-$n} - ${refused:-0} ))" "$(echo "$t1 - $t0" | bc)" "$(tail -1 "$tmp/time" | awk '{print $1 + $2}')"
+report "import --into" "$(( ${read_n:-$n} - ${refused:-0} ))" "$(echo "$t1 - $t0" | bc)" "$(tail -1 "$tmp/time" | awk '{print $1 + $2}')" | tee "$tmp/offline-rate.txt"
 echo "  (${refused:-0} of ${read_n:-$n} records of other accounts refused, not loaded; peak RSS $(( $(tail -1 "$tmp/time" | awk '{print $3}') / 1024 )) MB)"
+fi
+rm -rf "$tmp/dd"
+
+if [ "$peer" != 0 ]; then
+  # "duckdb lake load: N records in S.SSs: R records/s, C µs of CPU a record, B bytes"
+  # (its own clock and CPU, from the INSERT to the end of its CHECKPOINT)
+  duck() { # name duckread-flags...
+    local name=$1; shift
+    rm -f "$tmp/peer.duckdb" "$tmp/peer.duckdb.wal"
+    local out
+    out=$($measure "$tmp/duckread" -lake "$tmp/peer.duckdb" "$@" "$tmp/logs/**/*.json.gz")
+    report "$name" "$(awk '{print $4}' <<<"$out")" "$(awk '{sub(/s:$/, "", $7); print $7}' <<<"$out")" \
+      "$(awk '{print $4 * $10 / 1e6}' <<<"$out")" | tee "$tmp/$name.txt"
+    echo "  ($(awk '{printf "%.0f bytes an event", $16 / $4}' <<<"$out"))"
+  }
+  duck "DuckDB"
+  duck "DuckDB-1thread" -threads 1
+  duck "DuckDB-noJSON" -no-eventjson
+  rm -f "$tmp/peer.duckdb" "$tmp/peer.duckdb.wal"
+  echo
+  rate() { awk '{print $(NF-7)}' "$tmp/$1.txt"; }
+  for who in startimport offline-rate; do
+    [ -f "$tmp/$who.txt" ] || continue
+    for p in DuckDB DuckDB-1thread DuckDB-noJSON; do
+      awk -v a="$(rate $who)" -v b="$(rate $p)" -v w="$who" -v p="$p" 'BEGIN {
+        printf "%-14s %5.2fx the events/s of %s\n", (w == "startimport" ? "StartImport" : "import --into"), a / b, p }'
+    done
+  done
+fi
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
