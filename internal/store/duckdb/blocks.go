@@ -147,7 +147,8 @@ type groupKey struct {
 
 // encodeRecords returns how each of recs is stored: groups of at least
 // minBlockRecords records (same account, region, category, hour) as
-// blocks of up to s.blockBytes of content, the others one frame each.
+// blocks of up to s.blockBytes of content (an import's: importBlockBytes),
+// the others one frame each.
 // Blocks and frames are compressed on every core. With acrossHours (an
 // offline import, BeginImport) the hour is not part of the group: recs
 // come in eventsOrder, and a block takes consecutive records of one
