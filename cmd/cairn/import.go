@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -37,6 +38,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	into := fs.String("into", "", "import into this CloudTrail Lake event data store (ID or ARN) instead of Event History")
 	account := fs.String("account", "", "with --into and no server: the account owning the event data store (default: the config's first)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the import to this file (go tool pprof)")
+	traceFile := fs.String("trace", "", "write a runtime trace of the import to this file (go tool trace; -pprof=sync shows which stage waits on which)")
 	memLog := fs.String("memlog", "", "write the process's memory by part to this file every 15s, and Go heap profiles beside it (issue 15)")
 	noCompact := fs.Bool("no-compact", false, "do not compact the store after an offline import that made at least half of it (see cairn compact)")
 	fs.Usage = func() {
@@ -62,6 +64,13 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if *traceFile != "" {
+		stop, err := startTrace(*traceFile)
 		if err != nil {
 			return err
 		}
@@ -229,6 +238,20 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("cpuprofile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// startTrace starts writing a runtime trace (runtime/trace) to path; stop
+// ends it and closes the file.
+func startTrace(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	return func() { trace.Stop(); f.Close() }, nil
 }
 
 // importInsights runs the live Insights runner's detector over the records

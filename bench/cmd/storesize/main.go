@@ -1,6 +1,9 @@
 // Command storesize prints where the bytes of a cairn DuckDB store go:
 // DuckDB's used and free blocks, and per table and column the bytes of its
-// segments (pragma_storage_info) per record of events. It opens the file
+// segments (pragma_storage_info) and of the overflow blocks of its long
+// strings and blobs, per record of events. Column paths are DuckDB's
+// column ids (events: [9] record, [4] event_id, [5] key_hash, [13, 1]
+// res_hashes' values; duckdb_columns() names them, counting from 1). It opens the file
 // read-only; the store must not be open elsewhere.
 //
 // Usage: storesize DATA_DIR/events.duckdb
@@ -98,13 +101,40 @@ func run(path string) error {
 		sums[k] += s.size
 	}
 	slices.SortFunc(order, func(a, b key) int { return cmp.Compare(sums[b], sums[a]) })
+	// Strings and blobs past DuckDB's string limit (4 KB: a record block,
+	// a large bucket filter) live in overflow blocks of their own, which
+	// the segments name in additional_block_ids; a whole block each.
+	for _, t := range tables {
+		rows, err := db.Query(fmt.Sprintf(`SELECT column_path, count(DISTINCT b) FROM (SELECT column_path, unnest(additional_block_ids) AS b FROM pragma_storage_info('%s') WHERE persistent) GROUP BY ALL`, t))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var column string
+			var n int64
+			if err := rows.Scan(&column, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			k := key{t, column + " overflow"}
+			if _, ok := sums[k]; !ok {
+				order = append(order, k)
+			}
+			sums[k] += n * blockSize
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(order, func(a, b key) int { return cmp.Compare(sums[b], sums[a]) })
 	var all int64
 	fmt.Printf("%-16s %-28s %12s %10s\n", "table", "column (path)", "bytes", "B/record")
 	for _, k := range order {
 		all += sums[k]
 		fmt.Printf("%-16s %-28s %12d %10.1f\n", k.table, k.column, sums[k], float64(sums[k])/float64(max(records, 1)))
 	}
-	fmt.Printf("%-16s %-28s %12d %10.1f\n", "all segments", "", all, float64(all)/float64(max(records, 1)))
+	fmt.Printf("%-16s %-28s %12d %10.1f\n", "all (with overflow)", "", all, float64(all)/float64(max(records, 1)))
 	return nil
 }
 

@@ -408,3 +408,73 @@ func everyOther(ids []int64) []int64 {
 	}
 	return out
 }
+
+// TestImportBlockSize: an offline import (BeginImport) on a store of the
+// default block size fills its blocks to Compact's size (importBlockBytes),
+// live appends to the default; a store opened with another size keeps it
+// for an import too. Every record comes back byte for byte.
+func TestImportBlockSize(t *testing.T) {
+	sh := storetest.NewShapes(t, 11)
+	base := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	recs := sh.Records(3000, base, base.Add(48*time.Hour), "111111111111", "eu-west-1")
+	largest := 0
+	for _, r := range recs {
+		largest = max(largest, len(frameContent(nil, &r)))
+	}
+	for _, v := range []struct {
+		name    string
+		opts    Options
+		bulk    bool
+		limit   int // blocks hold at most limit plus one record
+		atLeast int // the largest block holds more than this
+	}{
+		{"live", Options{}, false, defaultBlockBytes, 0},
+		{"import", Options{}, true, importBlockBytes, defaultBlockBytes + largest},
+		{"import, small blocks", Options{BlockBytes: 4096}, true, 4096, 0},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), v.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if v.bulk {
+				st.BeginImport()
+			}
+			if _, err := st.Append(context.Background(), recs); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := st.db.Query(`SELECT data FROM record_blocks`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			n, most := 0, 0
+			for rows.Next() {
+				var data []byte
+				if err := rows.Scan(&data); err != nil {
+					t.Fatal(err)
+				}
+				content, err := st.codec.decompressBlock(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n++
+				most = max(most, len(content))
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				t.Fatal("no record blocks")
+			}
+			if most >= v.limit+largest {
+				t.Errorf("a block holds %d bytes; want under %d + one record (%d)", most, v.limit, largest)
+			}
+			if most <= v.atLeast {
+				t.Errorf("the largest block holds %d bytes; want more than %d", most, v.atLeast)
+			}
+			checkAll(t, st, recs)
+		})
+	}
+}

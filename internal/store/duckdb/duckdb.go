@@ -991,7 +991,8 @@ func (s *Store) PrepareEach(records []audit.Record) func(ctx context.Context) ([
 // BeginImport tells the store that an offline import fills it: no server
 // holds it, and its records come in batches in the order of the files.
 // Each append then writes its rows in eventsOrder (Compact's order) and
-// its blocks across hours (filled to BlockBytes, as Compact makes them),
+// its blocks across hours (filled to Compact's size, importBlockBytes,
+// when the store has the default block size; else to BlockBytes),
 // and Close folds the bucket filters to what they hold. InOrder tells
 // whether the store is then as Compact would write it. On an empty store
 // the duplicate check asks the table only about keys this import wrote
