@@ -27,6 +27,9 @@
 #        CAIRN_BENCH_API_RESTART_SECONDS=s       each restart's rounds go on until s seconds after
 #            the server answered (default 0: n/4 rounds)
 #        CAIRN_BENCH_API_MEMORY_LIMIT=512MB      event_history.memory_limit of the served store
+#        CAIRN_BENCH_API_SERVE_LOG=file          keeps the server's log there (every start appends)
+#        CAIRN_BENCH_API_LOG_LEVEL=debug         the server's log level (debug: each commit's
+#            wait and duration, "duckdb: commit")
 #        CAIRN_BENCH_LOCK=file                   take this flock(1) lock for the measurement
 #            only (building, filling and copying run at nice 19 without it)
 # Needs shared/testdata/real beside the repository (the record shapes).

@@ -118,7 +118,16 @@ func BenchmarkLookupAPI(b *testing.B) {
 		b.Fatal(err)
 	}
 	logPath := filepath.Join(b.TempDir(), "serve.log")
-	srv := startServerProcessLevel(b, dataDir, cfgPath, logPath, "info")
+	if p := os.Getenv("CAIRN_BENCH_API_SERVE_LOG"); p != "" {
+		logPath = p // kept after the run (every start of the server appends to it)
+	}
+	// CAIRN_BENCH_API_LOG_LEVEL=debug: the server logs each commit's wait
+	// and duration, among others.
+	logLevel := "info"
+	if v := os.Getenv("CAIRN_BENCH_API_LOG_LEVEL"); v != "" {
+		logLevel = v
+	}
+	srv := startServerProcessLevel(b, dataDir, cfgPath, logPath, logLevel)
 	// The kinds' client counts the bytes of the pages it is sent: the SDK
 	// client's CPU a request goes with them (decoding the page's JSON).
 	var pageBytes atomic.Int64
@@ -293,7 +302,7 @@ func BenchmarkLookupAPI(b *testing.B) {
 				b.Fatalf("stop: %v\n%s", err, tail(logPath))
 			}
 			t0 := time.Now()
-			srv = startServerProcessLevel(outer, dataDir, cfgPath, logPath, "info")
+			srv = startServerProcessLevel(outer, dataDir, cfgPath, logPath, logLevel)
 			up := time.Since(t0)
 			ready += up
 			b.StartTimer()
