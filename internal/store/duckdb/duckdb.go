@@ -108,21 +108,7 @@ type Options struct {
 	// firstBuckets overrides the const firstBuckets (tests: a lookup
 	// that asks the index again after every bucket or two).
 	firstBuckets int
-	// keptWALBytes overrides the const keptWALBytes (tests).
-	keptWALBytes int64
 }
-
-// keptWALBytes is the most write-ahead log a serving store (not
-// Options.Cold) leaves at Close for the next Open to replay, and the most
-// that Open replays without a checkpoint: DuckDB replays the log's appends
-// into the in-memory segments of the table's last row group, which the
-// next appends fill, where after a checkpoint that row group is on disk
-// and the first append of a new process makes a segment of every column
-// of events in fresh memory, inside its COMMIT, with lookups held (first
-// COMMITs after a restart 10–30 ms against 2–8 steady; docs/store.md,
-// "What a restarted server's first requests wait on"). Replaying 4 MiB of
-// log costs Open tens of milliseconds.
-const keptWALBytes = 4 << 20
 
 // defaultRowGroupSize: a lookup reads whole row groups, so smaller groups
 // make lookups cheaper; see docs/store.md for the measurements.
@@ -183,10 +169,6 @@ type Store struct {
 	// it needs no filter on received.
 	minReceived  atomic.Int64
 	firstBuckets int // Options.firstBuckets or the const
-	// keptWAL: a serving store leaves a log of at most this many bytes at
-	// Close and replays it at Open without a checkpoint (keptWALBytes; 0
-	// for the offline commands, whose Close checkpoints as before).
-	keptWAL int64
 	// queries counts the lookup queries run (queryRange), for tests.
 	queries atomic.Int64
 	// keysPath is where Close saves the key filter (PATH.keys; "" for an
@@ -355,12 +337,6 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.firstBuckets > 0 {
 		s.firstBuckets = opts.firstBuckets
 	}
-	if !opts.Cold && s.keysPath != "" {
-		s.keptWAL = keptWALBytes
-		if opts.keptWALBytes > 0 {
-			s.keptWAL = opts.keptWALBytes
-		}
-	}
 	switch {
 	case opts.BucketDirBytes == 0:
 		s.dirs = newBucketDirs(defaultBucketDirBytes)
@@ -429,16 +405,10 @@ func (s *Store) init(warm bool) error {
 		return err
 	}
 	s.indexLoaded = true
-	// Opening replayed the write-ahead log a crash (or a serving store's
-	// Close, keptWALBytes) left, and DuckDB keeps it: without a checkpoint
-	// now, each crash would add to what the next restart replays. A log of
-	// at most keptWAL bytes stays: its appends are in memory, in the last
-	// row group's segments, which the next appends then fill instead of
-	// making new ones inside their COMMIT (keptWALBytes); the store's own
-	// checkpoints (CheckpointCommits, CheckpointWALBytes) bound it after.
-	if wal := s.walSize(); wal > 0 && wal <= s.keptWAL {
-		s.log.Info("duckdb: replayed the log the last close left", "bytes", wal)
-	} else if _, err := s.wconn.ExecContext(ctx, "CHECKPOINT"); err != nil {
+	// Opening replayed the write-ahead log a crash left, and DuckDB keeps
+	// it: without a checkpoint now, each crash would add to what the next
+	// restart replays.
+	if _, err := s.wconn.ExecContext(ctx, "CHECKPOINT"); err != nil {
 		s.log.Warn("duckdb: checkpoint at open", "err", err)
 	}
 	// The key filter, loaded (or built) before the store answers and
@@ -936,14 +906,6 @@ func (s *Store) Close() error {
 		// costs only that scan.
 		if err := s.saveKeyFilter(context.Background()); err != nil {
 			s.log.Warn("duckdb: the next start will build the key filter from the table", "err", err)
-		}
-		// DuckDB checkpoints when the database closes; a serving store
-		// leaves a short log instead, for the next Open to replay into
-		// memory (keptWALBytes). Every commit in it was synced.
-		if wal := s.walSize(); wal > 0 && wal <= s.keptWAL && !s.bulk {
-			if _, err := s.wconn.ExecContext(context.Background(), "PRAGMA disable_checkpoint_on_shutdown"); err != nil {
-				s.log.Warn("duckdb: close checkpoints", "err", err)
-			}
 		}
 		errs = append(errs, s.wconn.Close())
 		s.wconn = nil
