@@ -25,8 +25,12 @@
 #        CAIRN_BENCH_API_RESTARTS=n              restarts the server n times in the restart pass
 #            (default 1; p50/p99 over all their rounds, each restart's own in its RESTART lines)
 #        CAIRN_BENCH_API_RESTART_SECONDS=s       each restart's rounds go on until s seconds after
-#            the server answered (default 0: n/4 rounds)
+#            the server answered (default 0: n/4 rounds); with it, the server first runs the
+#            same rounds for n x s seconds before its restarts ("steady rounds")
 #        CAIRN_BENCH_API_MEMORY_LIMIT=512MB      event_history.memory_limit of the served store
+#        CAIRN_BENCH_API_SERVE_LOG=file          keeps the server's log there (every start appends)
+#        CAIRN_BENCH_API_LOG_LEVEL=debug         the server's log level (debug: each commit's
+#            wait and duration, "duckdb: commit")
 #        CAIRN_BENCH_LOCK=file                   take this flock(1) lock for the measurement
 #            only (building, filling and copying run at nice 19 without it)
 # Needs shared/testdata/real beside the repository (the record shapes).
@@ -76,12 +80,20 @@ for store in ${CAIRN_BENCH_API_STORES:-imported live}; do
 	grep -E '^load average|LOAD|RESTART' "$out" | sed 's/^ *//'
 	printf "%-22s %9s %9s %11s %11s %8s %8s %8s %11s %9s %9s %11s\n" lookup p50-ms p99-ms cpu-ms/req client-ms/req page-kB req/s rss-MB peak-rss-MB \
 		wire-p50 wire-p99 wire-cli-ms
-	awk '/^BenchmarkLookupAPI\/.*p50-ms/ && !/restart/ {
+	awk '/^BenchmarkLookupAPI\/.*p50-ms/ && !/restart/ && !/rounds/ {
 		split($1, n, "/"); sub(/-[0-9]+$/, "", n[2]); delete v
 		for (i = 3; i < NF; i++) v[$(i+1)] = $i
 		printf "%-22s %9s %9s %11s %11s %8s %8s %8s %11s %9s %9s %11s\n", n[2], v["p50-ms"], v["p99-ms"], v["cpu-ms/op"], v["client-cpu-ms/op"], v["page-kB"], v["req/s"], v["rss-MB"], v["peak-rss-MB"],
 			v["wire-p50-ms"], v["wire-p99-ms"], v["wire-client-cpu-ms/op"]
 	}' "$out"
+	if grep -q '^BenchmarkLookupAPI/rounds' "$out"; then
+		echo "steady rounds (the restart pass's rounds on the server before its restarts, as long):"
+		awk '/^BenchmarkLookupAPI\/rounds/ {
+			for (i = 3; i < NF; i++) if ($(i+1) ~ /-p50-ms$/) { k = $(i+1); sub(/-p50-ms$/, "", k); p50[k] = $i; order[++n] = k }
+			for (i = 3; i < NF; i++) if ($(i+1) ~ /-p99-ms$/) { k = $(i+1); sub(/-p99-ms$/, "", k); p99[k] = $i }
+			for (j = 1; j <= n; j++) printf "  %-20s %9s %9s\n", order[j], p50[order[j]], p99[order[j]]
+		}' "$out"
+	fi
 	echo "first lookups after a restart (${CAIRN_BENCH_API_RESTARTS:-1} x $((iter / 4)) rounds or ${CAIRN_BENCH_API_RESTART_SECONDS:-0} s; answering after $(awk '/^BenchmarkLookupAPI\/restart/ { for (i = 3; i < NF; i++) if ($(i+1) == "ready-s") print $i }' "$out") s):"
 	awk '/^BenchmarkLookupAPI\/restart/ {
 		for (i = 3; i < NF; i++) if ($(i+1) ~ /-p50-ms$/) { k = $(i+1); sub(/-p50-ms$/, "", k); p50[k] = $i; order[++n] = k }

@@ -1213,9 +1213,13 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	// The commit merges the transaction's rows into the table: no read
 	// runs meanwhile (see Store).
 	s.rw.RUnlock()
+	t0 := time.Now()
 	s.rw.Lock()
+	t1 := time.Now()
 	_, err = s.wconn.ExecContext(ctx, "COMMIT")
 	s.rw.Unlock()
+	// What each commit held the lookups for (log level debug).
+	s.log.Debug("duckdb: commit", "records", len(fresh), "waited", t1.Sub(t0), "took", time.Since(t1))
 	s.rw.RLock()
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: commit: %w", err)

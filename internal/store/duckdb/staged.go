@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -314,9 +315,13 @@ func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, f
 	}
 	// The commit merges the rows into the table: no read runs meanwhile
 	// (see Store).
+	t0 := time.Now()
 	s.rw.Lock()
+	t1 := time.Now()
 	_, err = conn.ExecContext(ctx, "COMMIT")
 	s.rw.Unlock()
+	// What each commit held the lookups for (log level debug).
+	s.log.Debug("duckdb: commit", "records", len(fresh), "waited", t1.Sub(t0), "took", time.Since(t1))
 	if err != nil {
 		return fmt.Errorf("duckdb: commit: %w", err)
 	}
