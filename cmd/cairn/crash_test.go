@@ -152,9 +152,8 @@ func startServerProcessLevel(t testing.TB, dataDir, cfgPath, logPath, level stri
 	defer logf.Close()
 	cmd := exec.Command(os.Args[0], "serve", "--listen", addr, "--data-dir", dataDir, "--config", cfgPath, "--log-level", level)
 	cmd.Env = append(os.Environ(), "CAIRN_TEST_MAIN=1")
-	testproc.DieWithParent(cmd)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	if err := testproc.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
 	p := &serverProcess{cmd: cmd, endpoint: "http://" + addr, done: make(chan struct{})}

@@ -89,14 +89,13 @@ func TestCrashLosesNoAcknowledgedRecord(t *testing.T) {
 	for round := range 4 {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "CAIRN_INGEST_CRASH_CHILD="+dir, fmt.Sprintf("CAIRN_INGEST_CRASH_ROUND=%d", round))
-		testproc.DieWithParent(cmd)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
+		if err := testproc.Start(cmd); err != nil {
 			t.Fatal(err)
 		}
 		// Kill after a random number of acknowledgements, then keep

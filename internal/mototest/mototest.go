@@ -36,8 +36,7 @@ func Start(tb testing.TB) string {
 	ln.Close()
 	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	testproc.DieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
+	if err := testproc.Start(cmd); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })

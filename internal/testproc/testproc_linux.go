@@ -5,9 +5,8 @@ import (
 	"syscall"
 )
 
-// The signal goes when the thread that forked the child exits; Go's runtime
-// keeps its threads for the process's life unless a goroutine locked to one
-// ends, which the tests that start children do not do.
+// dieWithParent asks for SIGKILL when the thread that forks cmd ends
+// (Start forks on a thread that never does).
 func dieWithParent(cmd *exec.Cmd) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}

@@ -11,7 +11,7 @@ import (
 )
 
 // TestChildDiesWithParent starts a middle process (this test binary again)
-// that starts a long sleep with DieWithParent and prints its pid; killing the
+// that starts a long sleep with Start and prints its pid; killing the
 // middle process must take the sleep with it.
 func TestChildDiesWithParent(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -72,10 +72,41 @@ func TestMiddle(t *testing.T) {
 		t.Skip("the middle process of TestChildDiesWithParent")
 	}
 	child := exec.Command("sleep", "600")
-	DieWithParent(child)
-	if err := child.Start(); err != nil {
+	if err := Start(child); err != nil {
 		t.Fatal(err)
 	}
 	os.Stdout.WriteString(strconv.Itoa(child.Process.Pid) + "\n")
 	time.Sleep(10 * time.Minute)
+}
+
+// TestChildOutlivesItsStartersThread starts a child from a goroutine locked
+// to its thread that then returns without unlocking, so that Go ends the
+// thread: the child must live on (PR_SET_PDEATHSIG follows the forking
+// thread, not the process).
+func TestChildOutlivesItsStartersThread(t *testing.T) {
+	child := exec.Command("sleep", "600")
+	started := make(chan error, 1)
+	var try func()
+	try = func() {
+		runtime.LockOSThread()
+		if syscall.Gettid() == syscall.Getpid() {
+			// The main thread is never ended: try on another.
+			runtime.UnlockOSThread()
+			go try()
+			return
+		}
+		started <- Start(child) // then return locked: Go ends this thread
+	}
+	go try()
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = child.Process.Kill() })
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	select {
+	case err := <-exited:
+		t.Fatalf("the child died when the thread that asked for it ended: %v", err)
+	case <-time.After(2 * time.Second):
+	}
 }
