@@ -118,7 +118,7 @@ func TestImportsFromS3(t *testing.T) {
 			ImportSource: &types.ImportSource{S3: &types.S3ImportSource{S3LocationUri: aws.String(uri), S3BucketRegion: aws.String("us-east-1"),
 				S3BucketAccessRoleArn: aws.String("arn:aws:iam::111111111111:role/import")}}})
 	}
-	imp := func(into, uri string) *cloudtrail.GetImportOutput {
+	imp := func(t *testing.T, into, uri string) *cloudtrail.GetImportOutput {
 		t.Helper()
 		im, err := start(into, uri)
 		if err != nil {
@@ -130,47 +130,47 @@ func TestImportsFromS3(t *testing.T) {
 		return waitImport(t, a, im.ImportId)
 	}
 	// Group-by over what a store holds, to compare stores.
-	summary := func(id string) string {
+	summary := func(t *testing.T, id string) string {
 		t.Helper()
 		rows := runQuery(t, a, `SELECT eventSource, count(*) AS n, count(DISTINCT eventID) AS d, min(eventTime) AS lo, max(eventTime) AS hi FROM `+id+
 			` GROUP BY eventSource ORDER BY eventSource`)
 		return fmt.Sprint(rows)
 	}
-	count := func(id string) string {
+	count := func(t *testing.T, id string) string {
 		t.Helper()
 		return runQuery(t, a, `SELECT count(*) AS n FROM `+id)[0]["n"]
 	}
 
 	fromPath, fromS3, fromLocal := newStore("from-path"), newStore("from-s3"), newStore("from-local-bucket")
-	gp := imp(fromPath, real)
+	gp := imp(t, fromPath, real)
 	t.Run("s3", func(t *testing.T) {
-		g := imp(fromS3, "s3://audit-logs/AWSLogs/")
+		g := imp(t, fromS3, "s3://audit-logs/AWSLogs/")
 		if g.ImportStatus != types.ImportStatusCompleted || aws.ToInt64(g.ImportStatistics.FilesCompleted) != int64(files) ||
 			aws.ToInt64(g.ImportStatistics.EventsCompleted) != aws.ToInt64(gp.ImportStatistics.EventsCompleted) ||
 			aws.ToInt64(g.ImportStatistics.FailedEntries) != 0 {
 			t.Errorf("s3 import %s %+v; path import %+v, %d files", g.ImportStatus, g.ImportStatistics, gp.ImportStatistics, files)
 		}
-		if got, want := summary(fromS3), summary(fromPath); got != want {
+		if got, want := summary(t, fromS3), summary(t, fromPath); got != want {
 			t.Errorf("s3 import holds\n%s\nwant (path import)\n%s", got, want)
 		}
-		n := count(fromS3)
+		n := count(t, fromS3)
 		// Records in a publisher's fictional regions are taken too.
 		if want := len(audittest.RealRecords(t)); n != fmt.Sprint(want) {
 			t.Errorf("s3 import holds %s events; want every real record, %d", n, want)
 		}
 		// Again: nothing new (idempotent), the same counts.
-		g2 := imp(fromS3, "s3://audit-logs")
-		if g2.ImportStatus != types.ImportStatusCompleted || count(fromS3) != n ||
+		g2 := imp(t, fromS3, "s3://audit-logs")
+		if g2.ImportStatus != types.ImportStatusCompleted || count(t, fromS3) != n ||
 			aws.ToInt64(g2.ImportStatistics.EventsCompleted) != aws.ToInt64(g.ImportStatistics.EventsCompleted) {
-			t.Errorf("second import: %s %+v, %s events (was %s)", g2.ImportStatus, g2.ImportStatistics, count(fromS3), n)
+			t.Errorf("second import: %s %+v, %s events (was %s)", g2.ImportStatus, g2.ImportStatistics, count(t, fromS3), n)
 		}
 	})
 	t.Run("local bucket", func(t *testing.T) {
-		g := imp(fromLocal, "s3://local-logs/AWSLogs/111111111111/CloudTrail/")
+		g := imp(t, fromLocal, "s3://local-logs/AWSLogs/111111111111/CloudTrail/")
 		if g.ImportStatus != types.ImportStatusCompleted || aws.ToInt64(g.ImportStatistics.FilesCompleted) != int64(files) {
 			t.Errorf("local bucket import %s %+v", g.ImportStatus, g.ImportStatistics)
 		}
-		if got, want := summary(fromLocal), summary(fromPath); got != want {
+		if got, want := summary(t, fromLocal), summary(t, fromPath); got != want {
 			t.Errorf("local bucket import holds\n%s\nwant (path import)\n%s", got, want)
 		}
 	})
@@ -183,12 +183,12 @@ func TestImportsFromS3(t *testing.T) {
 	})
 	t.Run("empty prefix", func(t *testing.T) {
 		empty := newStore("empty")
-		g := imp(empty, "s3://audit-logs/nothing-here/")
+		g := imp(t, empty, "s3://audit-logs/nothing-here/")
 		st := g.ImportStatistics
 		if g.ImportStatus != types.ImportStatusCompleted || aws.ToInt64(st.FilesCompleted) != 0 || aws.ToInt64(st.EventsCompleted) != 0 || aws.ToInt64(st.FailedEntries) != 0 {
 			t.Errorf("empty prefix: %s %+v", g.ImportStatus, st)
 		}
-		if n := count(empty); n != "0" {
+		if n := count(t, empty); n != "0" {
 			t.Errorf("empty prefix imported %s events", n)
 		}
 	})
@@ -207,7 +207,7 @@ func TestImportsFromS3(t *testing.T) {
 		s3b.Put(ctx, "corrupt/AWSLogs/111111111111/CloudTrail/us-east-1/2023/07/10/111111111111_CloudTrail_us-east-1_20230710T1200Z_good.json.gz", good, "", nil)
 
 		id := newStore("corrupt")
-		g := imp(id, "s3://audit-logs/corrupt/")
+		g := imp(t, id, "s3://audit-logs/corrupt/")
 		if g.ImportStatus != types.ImportStatusCompleted || aws.ToInt64(g.ImportStatistics.FilesCompleted) != 2 ||
 			aws.ToInt64(g.ImportStatistics.EventsCompleted) != 18 || aws.ToInt64(g.ImportStatistics.FailedEntries) != 1 {
 			t.Errorf("corrupt: %s %+v", g.ImportStatus, g.ImportStatistics)
@@ -218,7 +218,7 @@ func TestImportsFromS3(t *testing.T) {
 			t.Fatalf("ListImportFailures = %+v, %v", f, err)
 		}
 		t.Logf("failure: %s", aws.ToString(f.Failures[0].ErrorMessage))
-		if n := count(id); n != "18" {
+		if n := count(t, id); n != "18" {
 			t.Errorf("the good object's 18 events should be in; %s are", n)
 		}
 	})
