@@ -365,8 +365,12 @@ func (d *Deliverer) begin(ctx context.Context, trails []Trail, intents map[strin
 // the intent's range of the feed (from where it began, even when
 // StartLogging moved the position since) and writes it as the trail then
 // selected it, under the same keys. It reports false when ctx ended (the
-// round stops), and the error of a fenced-off save (the lease is lost);
-// else t leaves this round (position -1), the batch delivered or failed.
+// round stops), and the error of a fenced-off save (the lease is lost).
+// A batch that failed takes t out of this round (position -1). A batch
+// delivered leaves t in it at the position that delivery saved, so that
+// the round goes on with the records after the batch: a final round
+// (shutdown) that redoes the batch it interrupted also delivers what was
+// stored after it, instead of leaving that to the next start.
 func (d *Deliverer) redo(ctx context.Context, t *Trail) (bool, error) {
 	in := t.Intent
 	from := t.intentStart()
@@ -406,7 +410,17 @@ func (d *Deliverer) redo(ctx context.Context, t *Trail) (bool, error) {
 	if err := d.settle(ctx, t, in.Upto, out, false); err != nil {
 		return false, err
 	}
-	t.Position = -1 // done or failed: not again this round
+	if out.err != nil || !t.Logging && !t.Draining {
+		t.Position = -1 // failed (retried after its backoff), or delivers no more
+		return true, nil
+	}
+	// As settle saved it. Were that save lost, begin finds the intent
+	// still there and saves no new one: nothing more this round.
+	t.Position = max(t.Position, in.Upto)
+	t.Intent = nil
+	if p := t.Pending; p != nil && p.Upto <= t.Position {
+		t.Pending = nil
+	}
 	return true, nil
 }
 
