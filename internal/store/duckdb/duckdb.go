@@ -1906,19 +1906,7 @@ func (s *Store) fromTail(q *audit.Query, k partKey, spans []span, lo, hi int64, 
 	for len(spans) > 0 && len(recs) < need {
 		sp := spans[0]
 		b := sp.buckets[0] // a candidate: a span starts with one
-		got, ok := s.tail.newestOf(k, b.d, b.n, need-len(recs), func(r *audit.Record, received int64) bool {
-			t := r.Time.Unix()
-			if t < lo || t > hi {
-				return false
-			}
-			if c := q.After; c != nil && (t > c.Time.Unix() || t == c.Time.Unix() && r.EventID >= c.EventID) {
-				return false
-			}
-			if !q.ReceivedSince.IsZero() && received < q.ReceivedSince.Unix() {
-				return false
-			}
-			return !slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return !r.HasAttribute(a) })
-		})
+		got, ok := s.tail.newestOf(k, b.d, b.n, need-len(recs), tailKeep(q, lo, hi))
 		if !ok {
 			break
 		}
@@ -1927,6 +1915,24 @@ func (s *Store) fromTail(q *audit.Query, k partKey, spans []span, lo, hi int64, 
 		spans = dropAnswered(spans)
 	}
 	return recs, spans, hi
+}
+
+// tailKeep is q's filter on a record of the tail (and its received time,
+// Unix seconds), with lo <= time <= hi (Unix seconds).
+func tailKeep(q *audit.Query, lo, hi int64) func(r *audit.Record, received int64) bool {
+	return func(r *audit.Record, received int64) bool {
+		t := r.Time.Unix()
+		if t < lo || t > hi {
+			return false
+		}
+		if c := q.After; c != nil && (t > c.Time.Unix() || t == c.Time.Unix() && r.EventID >= c.EventID) {
+			return false
+		}
+		if !q.ReceivedSince.IsZero() && received < q.ReceivedSince.Unix() {
+			return false
+		}
+		return !slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return !r.HasAttribute(a) })
+	}
 }
 
 // lookupRange returns up to limit matching records with from <= time <= to,
