@@ -52,12 +52,12 @@ type bucketDir struct {
 	// was read; ok: the read found as many rows (the directory is whole).
 	idxN int64
 	ok   bool
-	// seq is the largest sequence number of the rows read (-1: some row
-	// had none). A whole directory holds every record of the bucket up
-	// to it: commits are serialised and number their rows in order, so
-	// the snapshot that read a row of seq s holds every row before it.
-	// The bucket's records after it, when the tail holds them all, make
-	// the directory whole again after an append (dirSince).
+	// seq is the last sequence number committed when it was read (the
+	// store's committed: the read ran in a lookup, under rw, so no
+	// COMMIT ran meanwhile); -1: unknown (a row without one, or of a
+	// larger one). A whole directory holds every record of the bucket up
+	// to it. The bucket's records after it, when the tail holds them
+	// all, make the directory whole again after an append (dirSince).
 	seq int64
 
 	times    []int64
@@ -249,7 +249,7 @@ func (s *Store) dirSince(x *bucketDir, b tailBucket, n int64, need int, keep fun
 	if !x.ok || x.seq < 0 || x.idxN > n {
 		return nil, sinceNo
 	}
-	newer, held, reaches := s.tail.since(b.k, b.d, x.seq, need, keep)
+	newer, held, reaches := s.tail.since(b.k, b.d, x.seq, s.committed.Load(), need, keep)
 	switch {
 	case !reaches:
 		return nil, sinceNo
@@ -318,6 +318,7 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 		sb.WriteByte(')')
 	}
 	sb.WriteString(` ORDER BY event_time DESC, event_id DESC`)
+	committed := s.committed.Load()
 	s.queries.Add(1)
 	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
@@ -350,7 +351,7 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 			if x != nil {
 				finishDir(x, &ids)
 			}
-			x, strIdx = &bucketDir{strs: []string{""}}, map[string]uint32{"": 0}
+			x, strIdx = &bucketDir{strs: []string{""}, seq: committed}, map[string]uint32{"": 0}
 			ids.Reset()
 			out[at+1] = x
 		}
@@ -382,11 +383,8 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 		if ids.Len()+len(id) > math.MaxUint32 || len(x.frames)+len(frame) > math.MaxUint32 {
 			return nil, fmt.Errorf("duckdb: read bucket: too large")
 		}
-		switch {
-		case !seq.Valid:
-			x.seq = -1
-		case x.seq >= 0:
-			x.seq = max(x.seq, seq.Int64)
+		if !seq.Valid || seq.Int64 > committed {
+			x.seq = -1 // not the snapshot's last committed: no tail answers with it
 		}
 		x.times = append(x.times, t)
 		if recv.Valid {

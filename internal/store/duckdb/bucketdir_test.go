@@ -461,6 +461,29 @@ func TestDirWholeWithTheTailAfterRestart(t *testing.T) {
 	if loads == 0 {
 		t.Fatal("no directory was read")
 	}
+	b := tailBucket{partKey{acct, region, audit.CategoryManagement}, bucketOf(base.Unix())}
+	all := func(*audit.Record, int64) bool { return true }
+	// The index counting more records of the bucket than the table and
+	// the tail hold (an append between its index entries and its
+	// COMMIT; here the new process's first, the tail still empty): SQL
+	// answers, and the directory is not read again.
+	pending := func(stage string, n int64) {
+		t.Helper()
+		x := st.dirs.get(b)
+		if x == nil || !x.ok {
+			t.Fatalf("%s: the bucket's directory is not held", stage)
+		}
+		st.rw.RLock()
+		got, newer, err := st.dir(ctx, b.k, b.d, n, 51, all)
+		st.rw.RUnlock()
+		if err != nil || got != nil || newer != nil {
+			t.Fatalf("%s: dir with an append under way = %v, %d newer, %v; want nil (SQL)", stage, got != nil, len(newer), err)
+		}
+		if st.dirs.loaded() != loads || st.dirs.get(b) != x {
+			t.Fatalf("%s: a lookup during an append read the directory again", stage)
+		}
+	}
+	pending("the first append", 300+40)
 	// Appends to the bucket: newest records, records among the old ones,
 	// records sharing a second with old ones.
 	appends := [][]audit.Record{
@@ -476,29 +499,14 @@ func TestDirWholeWithTheTailAfterRestart(t *testing.T) {
 			t.Fatalf("append %d: %d directories read after the restart's first lookups, want %d (none again)", i, got-loads+1, 1)
 		}
 	}
-	// The index counting more records of the bucket than the table and
-	// the tail hold (an append between its index entries and its
-	// COMMIT): SQL answers, and the directory is not read again.
-	b := tailBucket{partKey{acct, region, audit.CategoryManagement}, bucketOf(base.Unix())}
 	x := st.dirs.get(b)
-	if x == nil || !x.ok {
-		t.Fatal("the bucket's directory is not held")
-	}
 	n := int64(x.len())
 	for _, recs := range appends {
 		n += int64(len(recs))
 	}
+	pending("a later append", n+7)
 	st.rw.RLock()
-	got, newer, err := st.dir(ctx, b.k, b.d, n+7, 51, func(*audit.Record, int64) bool { return true })
-	st.rw.RUnlock()
-	if err != nil || got != nil || newer != nil {
-		t.Fatalf("dir with an append under way = %v, %d newer, %v; want nil (SQL)", got != nil, len(newer), err)
-	}
-	if st.dirs.loaded() != loads || st.dirs.get(b) != x {
-		t.Fatal("a lookup during an append read the directory again")
-	}
-	st.rw.RLock()
-	got, newer, err = st.dir(ctx, b.k, b.d, n, 51, func(*audit.Record, int64) bool { return true })
+	got, newer, err := st.dir(ctx, b.k, b.d, n, 51, all)
 	st.rw.RUnlock()
 	if err != nil || got != x || len(newer) != 51 {
 		t.Fatalf("dir once committed = %v, %d newer, %v; want the directory held and 51 of the tail", got == x, len(newer), err)

@@ -167,7 +167,12 @@ type Store struct {
 	// minReceived is the earliest received time stored (Unix seconds;
 	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
 	// it needs no filter on received.
-	minReceived  atomic.Int64
+	minReceived atomic.Int64
+	// committed is the last sequence number committed, stored by the
+	// COMMIT's writer while it holds rw alone: a lookup (rw shared) reads
+	// the number of the last row its DuckDB snapshot holds (a bucket
+	// directory's, bucketDir.seq).
+	committed    atomic.Int64
 	firstBuckets int // Options.firstBuckets or the const
 	// queries counts the lookup queries run (queryRange), for tests.
 	queries atomic.Int64
@@ -467,6 +472,7 @@ func (s *Store) loadSeq(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("duckdb: read seq: %w", err)
 	}
+	s.committed.Store(s.lastSeq)
 	return nil
 }
 
@@ -1217,6 +1223,9 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	s.rw.Lock()
 	t1 := time.Now()
 	_, err = s.wconn.ExecContext(ctx, "COMMIT")
+	if err == nil {
+		s.committed.Store(s.lastSeq + int64(len(fresh)))
+	}
 	s.rw.Unlock()
 	// What each commit held the lookups for (log level debug).
 	s.log.Debug("duckdb: commit", "records", len(fresh), "waited", t1.Sub(t0), "took", time.Since(t1))

@@ -211,16 +211,21 @@ func (t *tail) newestOf(k partKey, d, n int64, need int, keep func(r *audit.Reco
 // since returns the records of bucket d of k with sequence numbers after
 // after that keep accepts, at most need of them, newest first (as
 // newestOf), how many records of the bucket after after the tail holds,
-// and whether it holds every record after after that is in the tail
-// at all: its first record is at most after+1 (it holds a run of
-// consecutive sequence numbers ending at the last appended), so no record
-// after after was dropped from it. A directory read before appends to
-// its bucket, holding the records up to after, is whole with them
-// (Store.dirSince).
-func (t *tail) since(k partKey, d, after int64, need int, keep func(r *audit.Record, received int64) bool) (out []audit.Record, held int64, reaches bool) {
+// and whether it reaches back to after: it keeps records (not an
+// import's), and its first is at most after+1 (it holds a run of
+// consecutive sequence numbers ending at the last it was given), or it
+// is empty and committed, the last sequence number committed, is at most
+// after. A directory read before appends to its bucket, holding the
+// records up to after, is whole with them (Store.dirSince).
+func (t *tail) since(k partKey, d, after, committed int64, need int, keep func(r *audit.Record, received int64) bool) (out []audit.Record, held int64, reaches bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.recs.len() == 0 || t.recs.at(0).Seq > after+1 {
+	switch {
+	case t.max <= 0:
+		return nil, 0, false
+	case t.recs.len() == 0:
+		return nil, 0, committed <= after
+	case t.recs.at(0).Seq > after+1:
 		return nil, 0, false
 	}
 	bs := t.buckets[tailBucket{k, d}]
