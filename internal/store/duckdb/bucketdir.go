@@ -35,7 +35,8 @@ import (
 // record before its append's COMMIT, appends are serialised, and a
 // lookup reads in one DuckDB snapshot, so a read that finds as many rows
 // as the index counted holds every row of the bucket; an append to the
-// bucket changes the count, and the directory is read again. Retention
+// bucket changes the count, and the directory is read again, unless the
+// tail holds the records appended since it was read (dirSince). Retention
 // (the only thing that deletes rows while the store is open) empties the
 // directories while it holds rw exclusively (DeleteReceivedBefore).
 // Compaction rewrites a closed store, whose directories start empty at
