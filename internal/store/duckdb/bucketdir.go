@@ -35,7 +35,8 @@ import (
 // record before its append's COMMIT, appends are serialised, and a
 // lookup reads in one DuckDB snapshot, so a read that finds as many rows
 // as the index counted holds every row of the bucket; an append to the
-// bucket changes the count, and the directory is read again. Retention
+// bucket changes the count, and the directory is read again, unless the
+// tail holds the records appended since it was read (dirSince). Retention
 // (the only thing that deletes rows while the store is open) empties the
 // directories while it holds rw exclusively (DeleteReceivedBefore).
 // Compaction rewrites a closed store, whose directories start empty at
@@ -52,6 +53,13 @@ type bucketDir struct {
 	// was read; ok: the read found as many rows (the directory is whole).
 	idxN int64
 	ok   bool
+	// seq is the last sequence number committed when it was read (the
+	// store's committed: the read ran in a lookup, under rw, so no
+	// COMMIT ran meanwhile); -1: unknown (a row without one, or of a
+	// larger one). A whole directory holds every record of the bucket up
+	// to it. The bucket's records after it, when the tail holds them
+	// all, make the directory whole again after an append (dirSince).
+	seq int64
 
 	times    []int64
 	received []int64  // math.MinInt64 where NULL
@@ -187,22 +195,71 @@ func (c *bucketDirs) loaded() int64 {
 // dir returns the directory of bucket d of k when it is whole for the
 // index's count n (read now if it is not held), and nil when the bucket
 // must go to SQL (an append to it is under way, or one was rolled back).
-func (s *Store) dir(ctx context.Context, k partKey, d, n int64) (*bucketDir, error) {
+// A directory read before appends to the bucket is whole again with the
+// records of those appends when the tail holds them (dirSince): newer
+// then holds those of them q takes (keep), newest first, at most need.
+func (s *Store) dir(ctx context.Context, k partKey, d, n int64, need int, keep func(*audit.Record, int64) bool) (x *bucketDir, newer []audit.Record, err error) {
 	b := tailBucket{k, d}
-	if x := s.dirs.get(b); x != nil && x.idxN == n {
-		if !x.ok {
-			return nil, nil // read for this count and not whole: SQL until it changes
+	if x := s.dirs.get(b); x != nil {
+		if x.idxN == n {
+			if !x.ok {
+				return nil, nil, nil // read for this count and not whole: SQL until it changes
+			}
+			return x, nil, nil
 		}
-		return x, nil
+		switch newer, st := s.dirSince(x, b, n, need, keep); st {
+		case sinceWhole:
+			return x, newer, nil
+		case sincePending:
+			// An append to the bucket is not committed yet (or was
+			// rolled back): a read now would find the directory not
+			// whole for n, and SQL would answer the bucket until its
+			// count changed. SQL answers this lookup; the directory
+			// stays for the lookups after the commit.
+			return nil, nil, nil
+		}
 	}
-	x, err := s.readDir(ctx, k, d)
+	x, err = s.readDir(ctx, k, d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if x = s.keepDir(b, x, n); !x.ok {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return x, nil
+	return x, nil, nil
+}
+
+// What the tail tells of a directory read before appends to its bucket
+// (dirSince).
+const (
+	sinceNo      = iota // it does not hold every record of the bucket after the directory's: read it again
+	sinceWhole          // with them the directory holds the n records the index counts
+	sincePending        // it holds them, and the index counts more: an append not committed (or rolled back)
+)
+
+// dirSince tells whether the whole directory x of bucket b, with the
+// tail's records of b after x.seq, holds the n records the index counts,
+// and returns those of them keep accepts (see tail.since). Exact as the
+// tail's own answers are (tail.newestOf): the records after x.seq are
+// not in x, the tail's are distinct and stored, and the index counts
+// every stored record, so x's rows and the tail's records make n records
+// only when they are every record of the bucket. The index counts a
+// record before its COMMIT and the tail after it: fewer means an append
+// to the bucket under way, when the tail holds every record after x.seq.
+func (s *Store) dirSince(x *bucketDir, b tailBucket, n int64, need int, keep func(*audit.Record, int64) bool) ([]audit.Record, int) {
+	if !x.ok || x.seq < 0 || x.idxN > n {
+		return nil, sinceNo
+	}
+	newer, held, reaches := s.tail.since(b.k, b.d, x.seq, s.committed.Load(), need, keep)
+	switch {
+	case !reaches:
+		return nil, sinceNo
+	case int64(x.len())+held == n:
+		return newer, sinceWhole
+	case int64(x.len())+held < n:
+		return nil, sincePending
+	}
+	return nil, sinceNo
 }
 
 // keepDir keeps x, read when the index counted n records of bucket b, and
@@ -243,7 +300,7 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 		sb.WriteByte('?')
 		args = append(args, v)
 	}
-	sb.WriteString(`SELECT event_time, event_id, record, received, event_name, event_source, read_only, user_hash, akid_hash, res_hashes FROM events WHERE account = `)
+	sb.WriteString(`SELECT event_time, event_id, record, received, event_name, event_source, read_only, user_hash, akid_hash, res_hashes, seq FROM events WHERE account = `)
 	str(k.account)
 	sb.WriteString(` AND region = `)
 	str(k.region)
@@ -262,6 +319,7 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 		sb.WriteByte(')')
 	}
 	sb.WriteString(` ORDER BY event_time DESC, event_id DESC`)
+	committed := s.committed.Load()
 	s.queries.Add(1)
 	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
@@ -294,7 +352,7 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 			if x != nil {
 				finishDir(x, &ids)
 			}
-			x, strIdx = &bucketDir{strs: []string{""}}, map[string]uint32{"": 0}
+			x, strIdx = &bucketDir{strs: []string{""}, seq: committed}, map[string]uint32{"": 0}
 			ids.Reset()
 			out[at+1] = x
 		}
@@ -308,8 +366,9 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 			name, src     sql.NullString
 			ro            uint8
 			user, akid, r any
+			seq           sql.NullInt64
 		)
-		if err := rows.Scan(&t, &id, &frame, &recv, &name, &src, &ro, &user, &akid, &r); err != nil {
+		if err := rows.Scan(&t, &id, &frame, &recv, &name, &src, &ro, &user, &akid, &r, &seq); err != nil {
 			return nil, fmt.Errorf("duckdb: read bucket: %w", err)
 		}
 		// The rows come newest first, so bucket by bucket in the order of
@@ -324,6 +383,9 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 		next(i)
 		if ids.Len()+len(id) > math.MaxUint32 || len(x.frames)+len(frame) > math.MaxUint32 {
 			return nil, fmt.Errorf("duckdb: read bucket: too large")
+		}
+		if !seq.Valid || seq.Int64 > committed {
+			x.seq = -1 // not the snapshot's last committed: no tail answers with it
 		}
 		x.times = append(x.times, t)
 		if recv.Valid {
@@ -562,7 +624,8 @@ func (s *Store) fromDirs(ctx context.Context, q *audit.Query, k partKey, spans [
 		if ahead, err = s.readAhead(ctx, k, spans, ahead); err != nil {
 			return nil, nil, 0, err
 		}
-		x, err := s.dir(ctx, k, b.d, b.n)
+		want := need - len(recs)
+		x, newer, err := s.dir(ctx, k, b.d, b.n, want, tailKeep(q, lo, hi))
 		if err != nil {
 			return nil, nil, 0, err
 		}
@@ -571,17 +634,27 @@ func (s *Store) fromDirs(ctx context.Context, q *audit.Query, k partKey, spans [
 		}
 		f := s.dirFilterOf(q, lo, hi)
 		var rows []int
-		for from := 0; from < x.len() && len(recs) < need; {
-			rows, from = f.matches(x, from, need-len(recs), rows[:0])
+		var got []audit.Record
+		for from := 0; from < x.len() && len(got) < want; {
+			rows, from = f.matches(x, from, want-len(got), rows[:0])
 			if len(rows) == 0 {
 				break
 			}
-			got, err := s.dirRecords(ctx, q, k, x, rows)
+			if len(newer) == want {
+				// The page ends at the tail's want-th match or above:
+				// the rows older than it are not decoded.
+				oldest := &newer[want-1]
+				if c := cutOlder(x, rows, oldest.Time.Unix(), oldest.EventID); c < len(rows) {
+					rows, from = rows[:c], x.len()
+				}
+			}
+			dec, err := s.dirRecords(ctx, q, k, x, rows)
 			if err != nil {
 				return nil, nil, 0, err
 			}
-			recs = append(recs, got...)
+			got = append(got, dec...)
 		}
+		recs = append(recs, mergeNewest(got, newer, want)...)
 		hi = min(hi, b.d*bucketSeconds-1)
 		spans = dropAnswered(spans)
 	}
@@ -613,7 +686,14 @@ const (
 func (s *Store) readAhead(ctx context.Context, k partKey, spans []span, ahead int) (int, error) {
 	held := func(b bucketRows) bool {
 		x := s.dirs.get(tailBucket{k, b.d})
-		return x != nil && x.idxN == b.n
+		if x == nil {
+			return false
+		}
+		if x.idxN == b.n {
+			return true
+		}
+		_, st := s.dirSince(x, tailBucket{k, b.d}, b.n, 0, nil)
+		return st != sinceNo // dir answers it, or leaves it to SQL
 	}
 	if held(spans[0].buckets[0]) {
 		return ahead, nil
@@ -683,4 +763,41 @@ func (s *Store) dirRecords(ctx context.Context, q *audit.Query, k partKey, x *bu
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// cutOlder returns how many of rows (rows of x, newest first) are newer
+// than a record of time t (Unix seconds) and event ID id, in the lookups'
+// order (time, then event ID, both descending).
+func cutOlder(x *bucketDir, rows []int, t int64, id string) int {
+	for j, i := range rows {
+		if x.times[i] < t || x.times[i] == t && x.id(i) < id {
+			return j
+		}
+	}
+	return len(rows)
+}
+
+// mergeNewest merges a and b, each newest first in the lookups' order
+// (time, then event ID, both descending), and returns the newest n.
+func mergeNewest(a, b []audit.Record, n int) []audit.Record {
+	if len(b) == 0 {
+		return a[:min(len(a), n)]
+	}
+	out := make([]audit.Record, 0, min(n, len(a)+len(b)))
+	for len(out) < n && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || len(a) > 0 && newerThan(&a[0], &b[0]) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
+}
+
+// newerThan reports whether r comes before o in the lookups' order.
+func newerThan(r, o *audit.Record) bool {
+	if t, u := r.Time.Unix(), o.Time.Unix(); t != u {
+		return t > u
+	}
+	return r.EventID > o.EventID
 }

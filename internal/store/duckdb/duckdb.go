@@ -167,7 +167,12 @@ type Store struct {
 	// minReceived is the earliest received time stored (Unix seconds;
 	// math.MaxInt64 when empty): a lookup whose ReceivedSince is not after
 	// it needs no filter on received.
-	minReceived  atomic.Int64
+	minReceived atomic.Int64
+	// committed is the last sequence number committed, stored by the
+	// COMMIT's writer while it holds rw alone: a lookup (rw shared) reads
+	// the number of the last row its DuckDB snapshot holds (a bucket
+	// directory's, bucketDir.seq).
+	committed    atomic.Int64
 	firstBuckets int // Options.firstBuckets or the const
 	// queries counts the lookup queries run (queryRange), for tests.
 	queries atomic.Int64
@@ -467,6 +472,7 @@ func (s *Store) loadSeq(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("duckdb: read seq: %w", err)
 	}
+	s.committed.Store(s.lastSeq)
 	return nil
 }
 
@@ -1217,6 +1223,9 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	s.rw.Lock()
 	t1 := time.Now()
 	_, err = s.wconn.ExecContext(ctx, "COMMIT")
+	if err == nil {
+		s.committed.Store(s.lastSeq + int64(len(fresh)))
+	}
 	s.rw.Unlock()
 	// What each commit held the lookups for (log level debug).
 	s.log.Debug("duckdb: commit", "records", len(fresh), "waited", t1.Sub(t0), "took", time.Since(t1))
@@ -1906,19 +1915,7 @@ func (s *Store) fromTail(q *audit.Query, k partKey, spans []span, lo, hi int64, 
 	for len(spans) > 0 && len(recs) < need {
 		sp := spans[0]
 		b := sp.buckets[0] // a candidate: a span starts with one
-		got, ok := s.tail.newestOf(k, b.d, b.n, need-len(recs), func(r *audit.Record, received int64) bool {
-			t := r.Time.Unix()
-			if t < lo || t > hi {
-				return false
-			}
-			if c := q.After; c != nil && (t > c.Time.Unix() || t == c.Time.Unix() && r.EventID >= c.EventID) {
-				return false
-			}
-			if !q.ReceivedSince.IsZero() && received < q.ReceivedSince.Unix() {
-				return false
-			}
-			return !slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return !r.HasAttribute(a) })
-		})
+		got, ok := s.tail.newestOf(k, b.d, b.n, need-len(recs), tailKeep(q, lo, hi))
 		if !ok {
 			break
 		}
@@ -1927,6 +1924,24 @@ func (s *Store) fromTail(q *audit.Query, k partKey, spans []span, lo, hi int64, 
 		spans = dropAnswered(spans)
 	}
 	return recs, spans, hi
+}
+
+// tailKeep is q's filter on a record of the tail (and its received time,
+// Unix seconds), with lo <= time <= hi (Unix seconds).
+func tailKeep(q *audit.Query, lo, hi int64) func(r *audit.Record, received int64) bool {
+	return func(r *audit.Record, received int64) bool {
+		t := r.Time.Unix()
+		if t < lo || t > hi {
+			return false
+		}
+		if c := q.After; c != nil && (t > c.Time.Unix() || t == c.Time.Unix() && r.EventID >= c.EventID) {
+			return false
+		}
+		if !q.ReceivedSince.IsZero() && received < q.ReceivedSince.Unix() {
+			return false
+		}
+		return !slices.ContainsFunc(q.Attributes, func(a audit.Attribute) bool { return !r.HasAttribute(a) })
+	}
 }
 
 // lookupRange returns up to limit matching records with from <= time <= to,

@@ -319,6 +319,9 @@ func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, f
 	s.rw.Lock()
 	t1 := time.Now()
 	_, err = conn.ExecContext(ctx, "COMMIT")
+	if err == nil {
+		s.committed.Store(first + int64(len(fresh)) - 1)
+	}
 	s.rw.Unlock()
 	// What each commit held the lookups for (log level debug).
 	s.log.Debug("duckdb: commit", "records", len(fresh), "waited", t1.Sub(t0), "took", time.Since(t1))

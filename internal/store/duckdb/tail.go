@@ -205,10 +205,48 @@ func (t *tail) newestOf(k partKey, d, n int64, need int, keep func(r *audit.Reco
 	if bs == nil || n <= 0 || int64(len(bs.seqs)) != n || need <= 0 {
 		return nil, false
 	}
+	return t.newestLocked(bs, 0, need, keep), true
+}
+
+// since returns the records of bucket d of k with sequence numbers after
+// after that keep accepts, at most need of them, newest first (as
+// newestOf), how many records of the bucket after after the tail holds,
+// and whether it reaches back to after: it keeps records (not an
+// import's), and its first is at most after+1 (it holds a run of
+// consecutive sequence numbers ending at the last it was given), or it
+// is empty and committed, the last sequence number committed, is at most
+// after. A directory read before appends to its bucket, holding the
+// records up to after, is whole with them (Store.dirSince).
+func (t *tail) since(k partKey, d, after, committed int64, need int, keep func(r *audit.Record, received int64) bool) (out []audit.Record, held int64, reaches bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.max <= 0:
+		return nil, 0, false
+	case t.recs.len() == 0:
+		return nil, 0, committed <= after
+	case t.recs.at(0).Seq > after+1:
+		return nil, 0, false
+	}
+	bs := t.buckets[tailBucket{k, d}]
+	if bs == nil {
+		return nil, 0, true
+	}
+	from, _ := slices.BinarySearch(bs.seqs, after+1)
+	held = int64(len(bs.seqs) - from)
+	if need > 0 && held > 0 {
+		out = t.newestLocked(bs, from, need, keep)
+	}
+	return out, held, true
+}
+
+// newestLocked returns the records of bs.seqs[from:] that keep accepts,
+// at most need, newest first (newestOf), under t.mu.
+func (t *tail) newestLocked(bs *tailSeqs, from, need int, keep func(r *audit.Record, received int64) bool) []audit.Record {
 	first := t.recs.at(0).Seq
 	var out []audit.Record
 	var cut int64 // a lower bound of the need-th newest match's time
-	for i := len(bs.seqs) - 1; i >= 0; i-- {
+	for i := len(bs.seqs) - 1; i >= from; i-- {
 		j := int(bs.seqs[i] - first)
 		r := &t.recs.at(j).Record
 		sec := r.Time.Unix()
@@ -235,7 +273,7 @@ func (t *tail) newestOf(k partKey, d, n int64, need int, keep func(r *audit.Reco
 		}
 		return strings.Compare(b.EventID, a.EventID)
 	})
-	return out[:min(len(out), need)], true
+	return out[:min(len(out), need)]
 }
 
 // read returns up to limit records after seq after, and whether the tail
