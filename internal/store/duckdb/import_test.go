@@ -1,12 +1,15 @@
 package duckdb
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
@@ -142,5 +145,77 @@ func TestOrderOf(t *testing.T) {
 	}
 	if len(seen) != len(recs) {
 		t.Fatalf("orderOf gave %d distinct indexes of %d", len(seen), len(recs))
+	}
+}
+
+// TestImportBlocksAtCompactLevel: an offline import's blocks (BeginImport)
+// are compressed at Compact's level, so that an import in order, which is
+// not compacted, stores what a compaction would; a live append's blocks
+// stay at SpeedFastest. Each stored block is compared with its content
+// compressed again by each level's encoder (the encoders are deterministic),
+// and the records come back byte for byte.
+func TestImportBlocksAtCompactLevel(t *testing.T) {
+	sh := storetest.NewShapes(t, 12)
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	fast, err := newBlockEncoder(zstd.SpeedFastest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	better, err := newBlockEncoder(compactLevel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer better.Close()
+	for _, tc := range []struct {
+		name     string
+		imported bool
+		want     *zstd.Encoder
+	}{
+		{"import", true, better},
+		{"live", false, fast},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if tc.imported {
+				st.BeginImport()
+			}
+			recs := sh.Records(400, base, base.Add(time.Hour-time.Second), "111111111111", "eu-west-1")
+			if _, err := st.Append(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := st.db.Query(`SELECT data FROM record_blocks`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			n := 0
+			for rows.Next() {
+				var data []byte
+				if err := rows.Scan(&data); err != nil {
+					t.Fatal(err)
+				}
+				content, err := st.codec.decompressBlock(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := data, compressBlockWith(tc.want, content); !bytes.Equal(got, want) {
+					t.Errorf("block of %d bytes (%d of content) is not the encoder's %d bytes", len(got), len(content), len(want))
+				}
+				n++
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				t.Fatal("no record blocks")
+			}
+			checkAll(t, st, recs)
+		})
 	}
 }
