@@ -220,7 +220,7 @@ func (s *Store) encodeRecords(recs []*audit.Record, acrossHours bool) []encoded 
 	for w := range workers {
 		wg.Go(func() {
 			for j := w; j < len(todo); j += workers {
-				todo[j].blk.data = s.compressBlock(todo[j].content, acrossHours)
+				todo[j].blk.data = s.compressBlock(todo[j].content, acrossHours && s.importLevel.Load())
 			}
 		})
 	}
@@ -234,8 +234,10 @@ func (s *Store) encodeRecords(recs []*audit.Record, acrossHours bool) []encoded 
 	return out
 }
 
-// compressBlock compresses a block's content: an offline import's
-// (imported) at importLevel, others at the appends' SpeedFastest. An
+// compressBlock compresses a block's content: an offline import's in
+// order (imported: InOrder so far, so it will not be compacted) at
+// importLevel, others at the appends' SpeedFastest (an import out of order
+// is compacted, which compresses its blocks again at compactLevel). An
 // import whose encoder could not be made (never seen: it is made as the
 // codec's own are) falls back to SpeedFastest, which every reader reads
 // alike.

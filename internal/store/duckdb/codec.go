@@ -137,9 +137,10 @@ func compressBlockWith(enc *zstd.Encoder, content []byte) []byte {
 	return enc.EncodeAll(content, make([]byte, 0, len(content)/4))
 }
 
-// compressImportBlock is compressBlock for an offline import's blocks
-// (BeginImport): at importLevel, Compact's, so that an import in order,
-// which is not compacted, stores the blocks a compaction would make.
+// compressImportBlock is compressBlock for the blocks of an offline import
+// in order (BeginImport, InOrder): at importLevel, Compact's, so that such
+// an import, which is not compacted, stores the blocks a compaction would
+// make.
 func (c *codec) compressImportBlock(content []byte) ([]byte, error) {
 	c.impOnce.Do(func() { c.imp, c.impErr = newBlockEncoder(importLevel) })
 	if c.impErr != nil {
