@@ -194,7 +194,11 @@ type Store struct {
 	// partition's greatest key.
 	bulk    bool
 	inOrder bool
-	last    map[partKey]orderKey
+	// importLevel: an import in order (bulk && inOrder, so not to be
+	// compacted) compresses its blocks at importLevel; read before the
+	// writer's lock (encodeRecords), set where inOrder is.
+	importLevel atomic.Bool
+	last        map[partKey]orderKey
 	// bulkKeys: the keys an import into an empty store appended (nil
 	// otherwise); under writeMu.
 	bulkKeys *bulkKeys
@@ -1018,6 +1022,7 @@ func (s *Store) BeginImport() {
 		// Only a store never appended to: rows written before are in no
 		// known order.
 		s.inOrder = s.lastSeq == 0
+		s.importLevel.Store(s.inOrder)
 		s.last = map[partKey]orderKey{}
 		if s.lastSeq == 0 {
 			s.bulkKeys = &bulkKeys{}
@@ -1356,6 +1361,7 @@ func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func
 			// The partition's first row here.
 			if last, ok := s.last[partKey{r.Account, r.Region, r.Category}]; ok && compareOrder(keyOf(r), last) < 0 {
 				s.inOrder = false
+				s.importLevel.Store(false)
 			}
 		}
 	}

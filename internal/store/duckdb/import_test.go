@@ -1,12 +1,15 @@
 package duckdb
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
@@ -142,5 +145,105 @@ func TestOrderOf(t *testing.T) {
 	}
 	if len(seen) != len(recs) {
 		t.Fatalf("orderOf gave %d distinct indexes of %d", len(seen), len(recs))
+	}
+}
+
+// TestImportBlocksAtCompactLevel: an offline import's blocks (BeginImport)
+// are compressed at Compact's level while the import is in order (it will
+// not be compacted), so that it stores what a compaction would; once a
+// batch goes back in time (the import will be compacted) and in a live
+// append they are SpeedFastest. Each stored block is compared with its
+// content compressed again by each level's encoder (the encoders are
+// deterministic), and the records come back byte for byte.
+func TestImportBlocksAtCompactLevel(t *testing.T) {
+	sh := storetest.NewShapes(t, 12)
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	fast, err := newBlockEncoder(zstd.SpeedFastest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	better, err := newBlockEncoder(compactLevel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer better.Close()
+	type batch struct {
+		hour int           // the batch's records: this hour after base
+		want *zstd.Encoder // its blocks' encoder; nil: not checked
+	}
+	for _, tc := range []struct {
+		name     string
+		imported bool
+		batches  []batch
+	}{
+		{"import", true, []batch{{10, better}, {11, better}}},
+		// The second batch goes back in time: it may have been encoded
+		// before the order check; the third follows it.
+		{"import out of order", true, []batch{{10, better}, {0, nil}, {20, fast}}},
+		{"live", false, []batch{{10, fast}, {11, fast}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if tc.imported {
+				st.BeginImport()
+			}
+			var all []audit.Record
+			var firstSeq []int64 // of each batch
+			for _, b := range tc.batches {
+				from := base.Add(time.Duration(b.hour) * time.Hour)
+				recs := sh.Records(400, from, from.Add(time.Hour-time.Second), "111111111111", "eu-west-1")
+				var last int64
+				if err := st.db.QueryRow(`SELECT coalesce(max(seq), 0) FROM events`).Scan(&last); err != nil {
+					t.Fatal(err)
+				}
+				firstSeq = append(firstSeq, last+1)
+				if _, err := st.Append(ctx, recs); err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, recs...)
+			}
+			rows, err := st.db.Query(`SELECT id, data FROM record_blocks`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			checked := 0
+			for rows.Next() {
+				var id int64
+				var data []byte
+				if err := rows.Scan(&id, &data); err != nil {
+					t.Fatal(err)
+				}
+				b := 0 // the batch of the block's first row
+				for b+1 < len(firstSeq) && id >= firstSeq[b+1] {
+					b++
+				}
+				want := tc.batches[b].want
+				if want == nil {
+					continue
+				}
+				content, err := st.codec.decompressBlock(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := data, compressBlockWith(want, content); !bytes.Equal(got, want) {
+					t.Errorf("batch %d: block %d of %d bytes (%d of content) is not the encoder's %d bytes", b, id, len(got), len(content), len(want))
+				}
+				checked++
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if checked == 0 {
+				t.Fatal("no record blocks checked")
+			}
+			checkAll(t, st, all)
+		})
 	}
 }
