@@ -55,6 +55,7 @@ func (r *run) offerFile(ctx context.Context, fs FileSink, path string, f io.Read
 	}
 	rep, ok, err := fs.ImportFile(ctx, path, buf)
 	if err != nil {
+		r.fileSinkFailed.Store(true)
 		select {
 		case out <- chunk{file: path, err: err}:
 		case <-ctx.Done():

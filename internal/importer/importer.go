@@ -258,6 +258,10 @@ type run struct {
 	records, rejected, expired  atomic.Int64
 	imported, duplicates, bytes atomic.Int64
 	done                        atomic.Int64 // files finished, for progress
+	// fileSinkFailed: a FileSink's error is on its way to the sink
+	// goroutine, which stops the import; no reader offers another file
+	// meanwhile (the stop reaches the readers only once it is taken).
+	fileSinkFailed atomic.Bool
 
 	mu      sync.Mutex // guards errs, omitted, perFile, omittedBy and groups
 	errs    []RecordError
@@ -967,6 +971,9 @@ func (fr *fileReader) open(f io.Reader) (*reader, error) {
 // readFile reads one file and hands its records to the sink goroutine.
 func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out chan<- chunk) {
 	defer r.done.Add(1)
+	if r.fileSinkFailed.Load() {
+		return
+	}
 	f, err := r.open(ctx, path)
 	if err != nil {
 		r.failFile(path, 0, err)
