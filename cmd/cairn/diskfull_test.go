@@ -271,3 +271,34 @@ func TestDiskFullRefusesWritesAndRecovers(t *testing.T) {
 		})
 	}
 }
+
+// TestCallerTextCannotMarkTheDiskFull: an error answer that quotes the
+// caller's input ("no space left on device" as an import source) must not
+// make cairn believe its disk is full and refuse every account's writes.
+func TestCallerTextCannotMarkTheDiskFull(t *testing.T) {
+	ts := startServer(t, fmt.Sprintf(twoAccounts, 0), "")
+	ctx := context.Background()
+	mallory := newCloudTrail(ts.endpoint, "us-east-1", "AKIABOB0000000000001", "bob-secret-key", 1)
+	eds, err := mallory.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("text"), StartIngestion: aws.Bool(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two answers that quote the caller: a trail's bucket, a Lake import's source.
+	_, err = mallory.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("text"), S3BucketName: aws.String("no space left on device")})
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("CreateTrail into a bucket named so: %v; want an error quoting it", err)
+	}
+	_, err = mallory.StartImport(ctx, &cloudtrail.StartImportInput{Destinations: []string{aws.ToString(eds.EventDataStoreArn)},
+		ImportSource: &types.ImportSource{S3: &types.S3ImportSource{S3LocationUri: aws.String("s3://no space left on device"),
+			S3BucketRegion: aws.String("us-east-1"), S3BucketAccessRoleArn: aws.String("arn:aws:iam::222222222222:role/x")}}})
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("StartImport of a source that is no S3 URI: %v; want an error quoting it", err)
+	}
+	if got := metric(t, ts, "cairn_ingest_disk_full"); got != "0" {
+		t.Fatalf("cairn_ingest_disk_full = %q after a caller's text; want 0", got)
+	}
+	sink := importSink(ts, "AKIAALICE00000000001", "alice-secret-key", 1)
+	if _, err := sink.Append(ctx, []audit.Record{accountRecord("111111111111", "text", 1, time.Now())}); err != nil {
+		t.Fatalf("another account's import after it: %v", err)
+	}
+}
