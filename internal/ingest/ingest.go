@@ -63,6 +63,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -586,11 +587,13 @@ func (p *Pipeline) AdmitRecords(caller string, records []audit.Record) error {
 }
 
 // WriteFailed marks the disk full when err is a write failing for a full
-// disk (ENOSPC, EDQUOT, or DuckDB's message for them) elsewhere than in
-// the pipeline: the API's calls saving a trail's or a tag's state. Other
-// errors are ignored.
+// disk (ENOSPC, EDQUOT) elsewhere than in the pipeline: the API's calls
+// saving a trail's or a tag's state, whose errors wrap the system's. Other
+// errors are ignored. Unlike isDiskFull it does not read messages: an API
+// error's message may quote the caller ("S3 bucket no space left on device
+// does not exist!"), and a caller's text must not refuse everyone's writes.
 func (p *Pipeline) WriteFailed(err error) {
-	if isDiskFull(err) {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		p.disk.setFull(err)
 	}
 }
