@@ -1224,16 +1224,7 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 	// The commit merges the transaction's rows into the table: no read
 	// runs meanwhile (see Store).
 	s.rw.RUnlock()
-	t0 := time.Now()
-	s.rw.Lock()
-	t1 := time.Now()
-	_, err = s.wconn.ExecContext(ctx, "COMMIT")
-	if err == nil {
-		s.committed.Store(s.lastSeq + int64(len(fresh)))
-	}
-	s.rw.Unlock()
-	// What each commit held the lookups for (log level debug).
-	s.log.Debug("duckdb: commit", "records", len(fresh), "waited", t1.Sub(t0), "took", time.Since(t1))
+	err = s.commitAlone(ctx, s.wconn, len(fresh), s.lastSeq+int64(len(fresh)))
 	s.rw.RLock()
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: commit: %w", err)
@@ -2466,3 +2457,20 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 }
 
 var _ audit.Store = (*Store)(nil)
+
+// commitAlone commits conn's transaction holding rw alone (no lookup runs
+// during a COMMIT, see Store); once it is done, last is the newest sequence
+// number committed (Store.committed). What each commit held the lookups
+// for (its wait for rw and its duration) is logged at level debug.
+func (s *Store) commitAlone(ctx context.Context, conn *sql.Conn, records int, last int64) error {
+	t0 := time.Now()
+	s.rw.Lock()
+	t1 := time.Now()
+	_, err := conn.ExecContext(ctx, "COMMIT")
+	if err == nil {
+		s.committed.Store(last)
+	}
+	s.rw.Unlock()
+	s.log.Debug("duckdb: commit", "records", records, "waited", t1.Sub(t0), "took", time.Since(t1))
+	return err
+}

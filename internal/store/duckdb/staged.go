@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -315,16 +314,7 @@ func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, f
 	}
 	// The commit merges the rows into the table: no read runs meanwhile
 	// (see Store).
-	t0 := time.Now()
-	s.rw.Lock()
-	t1 := time.Now()
-	_, err = conn.ExecContext(ctx, "COMMIT")
-	if err == nil {
-		s.committed.Store(first + int64(len(fresh)) - 1)
-	}
-	s.rw.Unlock()
-	// What each commit held the lookups for (log level debug).
-	s.log.Debug("duckdb: commit", "records", len(fresh), "waited", t1.Sub(t0), "took", time.Since(t1))
+	err = s.commitAlone(ctx, conn, len(fresh), first+int64(len(fresh))-1)
 	if err != nil {
 		return fmt.Errorf("duckdb: commit: %w", err)
 	}
