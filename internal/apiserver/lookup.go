@@ -76,18 +76,18 @@ func (o lookupEventsOutput) AppendJSON(b []byte) []byte {
 	}
 	if o.NextToken != "" {
 		b = append(b, `,"NextToken":`...)
-		b = awsjson.AppendString(b, o.NextToken)
+		b = audit.AppendJSONString(b, o.NextToken, false)
 	}
 	return append(b, '}')
 }
 
 func (e *eventOut) appendJSON(b []byte) []byte {
 	b = append(b, `{"EventId":`...)
-	b = awsjson.AppendString(b, e.EventID)
+	b = audit.AppendJSONString(b, e.EventID, false)
 	field := func(name, v string) {
 		if v != "" {
 			b = append(b, name...)
-			b = awsjson.AppendString(b, v)
+			b = audit.AppendJSONString(b, v, false)
 		}
 	}
 	field(`,"EventName":`, e.EventName)
@@ -110,19 +110,19 @@ func (e *eventOut) appendJSON(b []byte) []byte {
 			sep := ""
 			if r.ResourceType != "" {
 				b = append(b, `"ResourceType":`...)
-				b = awsjson.AppendString(b, r.ResourceType)
+				b = audit.AppendJSONString(b, r.ResourceType, false)
 				sep = ","
 			}
 			if r.ResourceName != "" {
 				b = append(b, sep+`"ResourceName":`...)
-				b = awsjson.AppendString(b, r.ResourceName)
+				b = audit.AppendJSONString(b, r.ResourceName, false)
 			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')
 	}
 	b = append(b, `,"CloudTrailEvent":`...)
-	b = awsjson.AppendString(b, e.CloudTrailEvent)
+	b = audit.AppendJSONString(b, e.CloudTrailEvent, false)
 	return append(b, '}')
 }
 

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/cairn-audit/cairn/internal/audit"
 )
 
 // maxParams is the size above which CloudTrail leaves requestParameters out
@@ -128,7 +130,7 @@ func lowerMembers(in []byte) ([]byte, error) {
 			if isName {
 				str = lowerFirstBytes(str)
 			}
-			out = appendJSONString(out, str)
+			out = audit.AppendJSONString(out, str, true)
 		}
 		if len(stack) == 0 {
 			break
@@ -141,62 +143,6 @@ func lowerMembers(in []byte) ([]byte, error) {
 }
 
 const maxDepth = 64
-
-// appendJSONString appends s quoted exactly as encoding/json's Marshal
-// quotes a string (HTML-safe): \" \\ \b \f \n \r \t, other control
-// characters and <, >, & as \u00xx, U+2028 and U+2029 escaped, bytes that
-// are not UTF-8 as \ufffd (FuzzAppendJSONString).
-func appendJSONString(out, s []byte) []byte {
-	const hex = "0123456789abcdef"
-	out = append(out, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			out = append(out, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				out = append(out, '\\', c)
-			case '\b':
-				out = append(out, '\\', 'b')
-			case '\f':
-				out = append(out, '\\', 'f')
-			case '\n':
-				out = append(out, '\\', 'n')
-			case '\r':
-				out = append(out, '\\', 'r')
-			case '\t':
-				out = append(out, '\\', 't')
-			default:
-				out = append(out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			out = append(out, s[start:i]...)
-			out = append(out, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			out = append(out, s[start:i]...)
-			out = append(out, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	out = append(out, s[start:]...)
-	return append(out, '"')
-}
 
 // lowerFirstBytes is lowerFirst on bytes (s is not kept).
 func lowerFirstBytes(s []byte) []byte {

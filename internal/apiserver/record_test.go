@@ -220,17 +220,3 @@ func BenchmarkLowerMembers(b *testing.B) {
 		})
 	}
 }
-
-// FuzzAppendJSONString: appendJSONString quotes any bytes as
-// encoding/json's Marshal quotes the string.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "\"\\/<>&\b\f\n\r\t\x00\x1f\x7f", "é日🎉\u2028\u2029", "\xff\xfe", "a\xe2\x80", "\xed\xa0\x80"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, s []byte) {
-		want, _ := json.Marshal(string(s))
-		if got := appendJSONString([]byte("x"), s); !bytes.Equal(got[1:], want) || got[0] != 'x' {
-			t.Fatalf("appendJSONString(%q) = %q; Marshal: %q", s, got[1:], want)
-		}
-	})
-}

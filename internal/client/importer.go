@@ -230,7 +230,7 @@ func (s *Importer) AppendReport(ctx context.Context, records []audit.Record) (au
 		if framed {
 			n = uvarintLen(uint64(len(rec.Raw))) + len(rec.Raw)
 		} else {
-			enc = appendJSONString(enc[:0], rec.Raw)
+			enc = audit.AppendJSONString(enc[:0], rec.Raw, false)
 			n = 1 + len(enc) + 2
 		}
 		if len(index) == maxCallRecords || len(index) > 0 && len(body)+n > maxCallBody {
@@ -238,7 +238,7 @@ func (s *Importer) AppendReport(ctx context.Context, records []audit.Record) (au
 				return total, fails, err
 			}
 			if wasFramed && !framed { // the server took no framed body
-				enc = appendJSONString(enc[:0], rec.Raw)
+				enc = audit.AppendJSONString(enc[:0], rec.Raw, false)
 			}
 		}
 		switch {
@@ -378,36 +378,6 @@ func uvarintLen(x uint64) int {
 		n++
 	}
 	return n
-}
-
-// appendJSONString appends s as a JSON string that decodes to exactly s
-// (valid UTF-8): only the quote, the backslash and control bytes are
-// escaped.
-func appendJSONString(dst, s []byte) []byte {
-	const hexDigits = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i, c := range s {
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // call sends one call of cairn's extension target (Prefix.Operation), its

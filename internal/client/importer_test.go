@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -440,25 +438,6 @@ func TestRunRemote(t *testing.T) {
 	for i, e := range rep.Errors {
 		if e.Record != 1+10*i || !strings.Contains(e.Error(), "AccountMismatch") {
 			t.Errorf("error %d: %v; want record %d refused with AccountMismatch", i, e, 1+10*i)
-		}
-	}
-}
-
-func TestAppendJSONString(t *testing.T) {
-	tests := []string{"", `plain`, `"q"`, `back\slash`, "ctl\x00\x01\x1f\t\r\n", "ünï€😀", "\u2028<>&"}
-	rng := rand.New(rand.NewPCG(3, 4))
-	for range 500 {
-		b := make([]byte, rng.IntN(40))
-		for i := range b {
-			b[i] = byte(rng.IntN(128))
-		}
-		tests = append(tests, string(b)+"é")
-	}
-	for _, s := range tests {
-		enc := appendJSONString(nil, []byte(s))
-		var got string
-		if err := json.Unmarshal(enc, &got); err != nil || got != s || !utf8.Valid(enc) {
-			t.Errorf("appendJSONString(%q) = %s, decodes to %q (%v)", s, enc, got, err)
 		}
 	}
 }

@@ -239,23 +239,6 @@ func jsonString(v jsontext.Value) (string, bool) {
 	return s, true
 }
 
-// appendJSONString appends s as encoding/json writes it without HTML
-// escaping (the stored record's strings are written as they were).
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
-			var out bytes.Buffer
-			enc := json.NewEncoder(&out)
-			enc.SetEscapeHTML(false)
-			enc.Encode(s)
-			return append(b, bytes.TrimSuffix(out.Bytes(), []byte("\n"))...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
 // auditRecord validates one event and builds the stored record, or returns
 // the per-event error code and message. eventData is read with one token
 // scan of its top level (and of userIdentity's); the answers and the
@@ -348,17 +331,17 @@ func (l *Lake) auditRecord(e AuditEvent, account, region, channelARN string, now
 	// buffer twice its size (3% of a call's CPU).
 	b := make([]byte, 0, len(data)+len(channelARN)+len(region)+len(account)+512)
 	b = append(b, `{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":"ActivityLog","eventID":`...)
-	b = appendJSONString(b, eventID)
+	b = audit.AppendJSONString(b, eventID, false)
 	b = append(b, `,"eventTime":`...)
-	b = appendJSONString(b, t.UTC().Format("2006-01-02T15:04:05Z"))
+	b = audit.AppendJSONString(b, t.UTC().Format("2006-01-02T15:04:05Z"), false)
 	b = append(b, `,"awsRegion":`...)
-	b = appendJSONString(b, region)
+	b = audit.AppendJSONString(b, region, false)
 	b = append(b, `,"recipientAccountId":`...)
-	b = appendJSONString(b, account)
+	b = audit.AppendJSONString(b, account, false)
 	b = append(b, `,"metadata":{"channelARN":`...)
-	b = appendJSONString(b, channelARN)
+	b = audit.AppendJSONString(b, channelARN, false)
 	b = append(b, `,"ingestionTime":`...)
-	b = appendJSONString(b, now.Format("2006-01-02T15:04:05Z"))
+	b = audit.AppendJSONString(b, now.Format("2006-01-02T15:04:05Z"), false)
 	b = append(b, `},"eventData":`...)
 	buf := bytes.NewBuffer(b)
 	if err := json.Compact(buf, data); err != nil {
