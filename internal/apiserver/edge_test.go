@@ -144,7 +144,7 @@ func TestUnverifiedBudget(t *testing.T) {
 	if status := <-done; status != 200 {
 		t.Errorf("the slow request: %d; want 200", status)
 	}
-	if got := s.unverified.inUse(); got != 0 {
+	if got := s.unverified.InUse(); got != 0 {
 		t.Errorf("budget in use after every request ended = %d; want 0", got)
 	}
 	b := newCountingBody(`{"MaxResults":1}`)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/awsjson"
+	"github.com/cairn-audit/cairn/internal/budget"
 	"github.com/cairn-audit/cairn/internal/clientaddr"
 	"github.com/cairn-audit/cairn/internal/cloudtrailmodel"
 )
@@ -157,6 +158,9 @@ type Request struct {
 // account.
 type Handler func(ctx context.Context, req *Request) (any, error)
 
+// DefaultMaxUnverifiedBody is Config.MaxUnverifiedBody's default.
+const DefaultMaxUnverifiedBody = 64 << 20
+
 // Config configures a Server. Auth, History and Recorder are required.
 type Config struct {
 	Auth     Authenticator
@@ -208,7 +212,7 @@ type Config struct {
 type Server struct {
 	cfg        Config
 	tokens     tokenCodec
-	unverified budget
+	unverified *budget.Bytes
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	refusals   prometheus.Counter
@@ -231,7 +235,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:        cfg,
 		tokens:     tokenCodec{key: cfg.TokenKey},
-		unverified: budget{max: cfg.MaxUnverifiedBody},
+		unverified: budget.New(cfg.MaxUnverifiedBody),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_api_requests_total", Help: "CloudTrail API requests by operation and error code (\"\" = success).",
 		}, []string{"operation", "code"}),
@@ -247,7 +251,7 @@ func New(cfg Config) *Server {
 	unverified := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_api_unverified_body_bytes",
 		Help: "Bytes of request bodies being read before their signature can be verified.",
-	}, func() float64 { return float64(s.unverified.inUse()) })
+	}, func() float64 { return float64(s.unverified.InUse()) })
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(s.requests, s.duration, s.refusals, unverified)
 	}
@@ -533,11 +537,11 @@ func (s *Server) authenticate(r *http.Request, limit int64) (bodyCaller, error) 
 		if n < 0 {
 			n = limit
 		}
-		if !s.unverified.take(n) {
+		if !s.unverified.Take(n) {
 			s.refusals.Inc()
 			return bodyCaller{}, audit.Errorf(audit.CodeThrottling, "Rate exceeded")
 		}
-		defer s.unverified.give(n)
+		defer s.unverified.Give(n)
 	}
 	body, err := awsjson.ReadBody(r, limit)
 	if err != nil {

@@ -3,44 +3,10 @@ package gateway
 import (
 	"io"
 	"net/http"
-	"sync"
 )
 
 // DefaultMaxBufferedBody is Config.MaxBufferedBody's default.
 const DefaultMaxBufferedBody = 64 << 20
-
-// bodyBudget bounds the bytes of request bodies the gateway holds at once
-// to record their parameters. The gateway authenticates no one (the
-// upstream does), so without it any client could make it hold
-// MaxParamBody per connection. It never waits: a body it cannot take is
-// forwarded unread.
-type bodyBudget struct {
-	mu   sync.Mutex
-	max  int64
-	used int64
-}
-
-func (b *bodyBudget) take(n int64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if n > b.max-b.used {
-		return false
-	}
-	b.used += n
-	return true
-}
-
-func (b *bodyBudget) give(n int64) {
-	b.mu.Lock()
-	b.used -= n
-	b.mu.Unlock()
-}
-
-func (b *bodyBudget) inUse() float64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return float64(b.used)
-}
 
 // readParams reads r's body (of known length, at most MaxParamBody) to
 // record its parameters and puts it back for the upstream. It holds the
@@ -50,11 +16,11 @@ func (b *bodyBudget) inUse() float64 {
 // parameters.
 func (g *Gateway) readParams(r *http.Request) (body []byte, release func(), ok bool, err error) {
 	n := r.ContentLength
-	if !g.bodies.take(n) {
+	if !g.bodies.Take(n) {
 		g.unbuffered.Inc()
 		return nil, func() {}, false, nil
 	}
-	release = func() { g.bodies.give(n) }
+	release = func() { g.bodies.Give(n) }
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r.Body, b); err != nil {
 		release()

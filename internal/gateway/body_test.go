@@ -139,7 +139,7 @@ func TestBufferedBodyBudget(t *testing.T) {
 	close(block)
 	(<-heldDone).Body.Close()
 	rec.lastSince(t, "ListTables", mark+1) // the held call's record: its bytes are given back after it
-	if v := gw.bodies.inUse(); v != 0 {
+	if v := gw.bodies.InUse(); v != 0 {
 		t.Errorf("bytes held after every call = %v; want 0", v)
 	}
 }

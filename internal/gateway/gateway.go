@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/budget"
 	"github.com/cairn-audit/cairn/internal/clientaddr"
 	"github.com/cairn-audit/cairn/internal/gateway/routes"
 )
@@ -94,11 +95,14 @@ type Gateway struct {
 	exclude  map[string]bool
 	sens     map[string]map[string]bool
 
-	requests   *prometheus.CounterVec
-	unmatched  prometheus.Counter
-	recErrors  prometheus.Counter
-	refused    *prometheus.CounterVec
-	bodies     bodyBudget
+	requests  *prometheus.CounterVec
+	unmatched prometheus.Counter
+	recErrors prometheus.Counter
+	refused   *prometheus.CounterVec
+	// bodies bounds the bytes of bodies held at once to record their
+	// parameters: the gateway authenticates no one (the upstream does), so
+	// without it any client could make it hold MaxParamBody per connection.
+	bodies     *budget.Bytes
 	unbuffered prometheus.Counter
 }
 
@@ -138,7 +142,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.MaxBufferedBody = DefaultMaxBufferedBody
 	}
 	g := &Gateway{cfg: cfg, exclude: map[string]bool{}, sens: map[string]map[string]bool{},
-		bodies: bodyBudget{max: cfg.MaxBufferedBody}}
+		bodies: budget.New(cfg.MaxBufferedBody)}
 	var err error
 	if g.sessions, err = newSessionCache(cfg.MaxSessions, cfg.SessionFile, cfg.SessionState, cfg.Now, cfg.Logger); err != nil {
 		return nil, err
@@ -186,7 +190,7 @@ func New(cfg Config) (*Gateway, error) {
 	})
 	buffered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_gateway_buffered_body_bytes", Help: "Bytes of request bodies held to record their parameters.",
-	}, g.bodies.inUse)
+	}, func() float64 { return float64(g.bodies.InUse()) })
 	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_gateway_sessions", Help: "STS credentials the gateway remembers (their calls are recorded as their session).",
 	}, func() float64 { return float64(g.sessions.len()) })
