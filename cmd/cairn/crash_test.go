@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -34,6 +35,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/mototest"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 	"github.com/cairn-audit/cairn/internal/testproc"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestMain lets a test run this package's main as a separate process: the
@@ -159,20 +161,22 @@ func startServerProcessLevel(t testing.TB, dataDir, cfgPath, logPath, level stri
 	p := &serverProcess{cmd: cmd, endpoint: "http://" + addr, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.kill() })
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		if resp, err := http.Get(p.endpoint + "/healthz"); err == nil {
-			resp.Body.Close()
-			return p
-		}
+	if err := testwait.Wait(t, func() error {
 		select {
 		case <-p.done:
 			t.Fatalf("cairn serve exited: %v\n%s", p.err, tail(logPath))
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cairn serve did not come up in 2 minutes\n%s", tail(logPath))
+		resp, err := http.Get(p.endpoint + "/healthz")
+		if err != nil {
+			return err
 		}
+		resp.Body.Close()
+		return nil
+	}); err != nil {
+		t.Fatalf("%s\n%s", testwait.Failure("cairn serve answering /healthz", err), tail(logPath))
 	}
+	return p
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
@@ -193,9 +197,9 @@ func (p *serverProcess) term(t testing.TB) error {
 	select {
 	case <-p.done:
 		return p.err
-	case <-time.After(3 * time.Minute):
+	case <-testwait.Context(t).Done(): // a shutdown that hangs
 		p.kill()
-		return fmt.Errorf("no exit within 3 minutes of SIGTERM")
+		return errors.New("no exit after SIGTERM before the test's deadline")
 	}
 }
 
