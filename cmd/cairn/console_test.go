@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestConsoleQuickStartKey: with no --config, the key cairn generates
@@ -73,7 +75,7 @@ func TestConsoleQuickStartKey(t *testing.T) {
 
 	api := newCloudTrail(endpoint, "eu-west-1", key, secret, 1)
 	want := map[string]string{"ConsoleLogin": "signin.amazonaws.com", "LookupEvents": "cloudtrail.amazonaws.com"}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := testwait.End(t)
 	for name, source := range want {
 		for {
 			out, err := api.LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{

@@ -468,9 +468,9 @@ delivery:
 		// (so the chain goes across the crashes), then at a random moment
 		// of the next second (a 1 s interval).
 		s3Files, localFiles, digests := s3IDs.files, localIDs.files, s3IDs.digests
-		for deadline := time.Now().Add(2 * time.Minute); s3IDs.files < s3Files+2 || localIDs.files < localFiles+2 || s3IDs.digests == digests; {
+		for deadline := testwait.End(t); s3IDs.files < s3Files+2 || localIDs.files < localFiles+2 || s3IDs.digests == digests; {
 			if time.Now().After(deadline) {
-				t.Fatalf("run %d: no delivery in 2 minutes (files: s3 %d, local %d; digests %d)", i+1, s3IDs.files, localIDs.files, s3IDs.digests)
+				t.Fatalf("run %d: no delivery before the test's deadline (files: s3 %d, local %d; digests %d)", i+1, s3IDs.files, localIDs.files, s3IDs.digests)
 			}
 			time.Sleep(200 * time.Millisecond)
 			s3IDs.readS3(t, s3c, "audit-logs")
@@ -519,7 +519,7 @@ delivery:
 		}
 	}
 	ackMu.Unlock()
-	for deadline := time.Now().Add(3 * time.Minute); ; {
+	for deadline := testwait.End(t); ; {
 		s3IDs.readS3(t, s3c, "audit-logs")
 		localIDs.readLocal(t, localDir)
 		ms, ml := s3IDs.missing(all), localIDs.missing(writes)

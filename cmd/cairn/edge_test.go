@@ -17,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // The hostile-tenant suite's edge classes (issue 11 items 4, 11 and 12):
@@ -288,7 +290,7 @@ func metricAt(t *testing.T, endpoint, name string) string {
 // append. It fails after a minute.
 func waitIngested(t *testing.T, endpoint string) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(10 * time.Millisecond) {
 		v := metricAt(t, endpoint, "cairn_ingest_journal_pending_records")
 		if v == "0" {
 			return

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/awsclient"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // The addresses of TestClientBehindProxy: every one is loopback on Linux,
@@ -140,7 +141,7 @@ func TestClientBehindProxy(t *testing.T) {
 // marker, waiting up to 10 s for it to be stored.
 func recordOf(t *testing.T, c *cloudtrail.Client, name, marker string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := testwait.End(t)
 	for {
 		out, err := c.LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{
 			{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String(name)}}})

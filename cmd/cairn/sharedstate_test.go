@@ -19,6 +19,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/pgtest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestTwoNodesShareState runs two `cairn serve` on one PostgreSQL
@@ -180,7 +181,7 @@ func TestTwoNodesShareState(t *testing.T) {
 		}
 		// Three CreateTrail calls: audit's and watched's through A, and
 		// B's refused second audit.
-		deadline := time.Now().Add(15 * time.Second)
+		deadline := testwait.End(t)
 		for {
 			onB := find(b)
 			if len(onB) >= 3 {

@@ -43,6 +43,15 @@ func Deadline(tb testing.TB) (time.Time, bool) {
 	return deadline.Add(-Margin), true
 }
 
+// End returns Deadline(tb), or a time far ahead when tb has none: for a
+// loop that checks time.Now().After(end) itself between its attempts.
+func End(tb testing.TB) time.Time {
+	if d, ok := Deadline(tb); ok {
+		return d
+	}
+	return time.Now().Add(100 * 365 * 24 * time.Hour)
+}
+
 // Context returns a context for tb's calls, cancelled at Deadline(tb) and
 // when tb ends. Use it where a test bounded a call that may hang with a
 // fixed timeout.
