@@ -51,7 +51,7 @@ func TestConsoleQuickStartKey(t *testing.T) {
 	key, secret := m[1], m[2]
 
 	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	browser := &http.Client{Jar: jar, Timeout: time.Until(testwait.End(t))}
 	resp, err := browser.Get(endpoint + "/console/signin")
 	if err != nil {
 		t.Fatal(err)

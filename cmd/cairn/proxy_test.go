@@ -113,7 +113,7 @@ func TestClientBehindProxy(t *testing.T) {
 		jar, _ := cookiejar.New(nil)
 		tr := dialFrom(clientAddr)
 		t.Cleanup(tr.CloseIdleConnections)
-		browser := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: tr}
+		browser := &http.Client{Jar: jar, Timeout: time.Until(testwait.End(t)), Transport: tr}
 		resp, err := browser.Get(trustedSrv.URL + "/console/signin")
 		if err != nil {
 			t.Fatal(err)

@@ -109,7 +109,7 @@ func TestTwoNodesShareState(t *testing.T) {
 
 	t.Run("ConsoleSessionFromAWorksOnB", func(t *testing.T) {
 		jar, _ := cookiejar.New(nil) // cookies are per host, not port: A's cookie goes to B too
-		browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+		browser := &http.Client{Jar: jar, Timeout: time.Until(testwait.End(t))}
 		page := func(endpoint, path string) (int, string, string) {
 			resp, err := browser.Get(endpoint + path)
 			if err != nil {

@@ -181,10 +181,11 @@ func TestTrailsDeliverToALocalBucket(t *testing.T) {
 		}
 	}
 	// A round writes its files before it saves the trail's status: wait
-	// (bounded) for the saved delivery time, not only for the files.
-	for i := 0; ; i++ {
+	// (until the test's deadline) for the saved delivery time, not only
+	// for the files.
+	for deadline := testwait.End(t); ; {
 		st, err = ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("audit")})
-		if err != nil || st.LatestDeliveryTime != nil || i >= 100 {
+		if err != nil || st.LatestDeliveryTime != nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
