@@ -104,7 +104,7 @@ func sendHeader(t *testing.T, ts *testServer, req edgeRequest, first string) net
 // server from hanging the suite; the body it waits for never comes.
 func response(t *testing.T, c net.Conn) (int, string) {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	c.SetReadDeadline(testwait.End(t))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatalf("no answer before the body was sent (the server waits for it): %v", err)
