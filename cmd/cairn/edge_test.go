@@ -296,19 +296,19 @@ func waitIngested(t *testing.T, endpoint string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cairn_ingest_journal_pending_records = %q after a minute; want 0", v)
+			t.Fatalf("cairn_ingest_journal_pending_records = %q at the test's deadline; want 0", v)
 		}
 	}
 }
 
 func waitForMetric(t *testing.T, ts *testServer, name, want string) {
 	t.Helper()
-	for i := 0; metric(t, ts, name) != want; i++ {
-		if i > 500 {
-			t.Fatalf("%s = %s; want %s", name, metric(t, ts, name), want)
+	testwait.UntilNil(t, name+" = "+want, func() error {
+		if got := metric(t, ts, name); got != want {
+			return fmt.Errorf("%s = %s", name, got)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestUnverifiedBodyBudget is item 4's budget: with 8 MiB of bodies being

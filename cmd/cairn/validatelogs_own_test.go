@@ -79,7 +79,7 @@ func TestValidateLogsFindsCairnBuckets(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("waited a minute for log files and two digests in each bucket")
+			t.Fatal("no log files and two digests in each bucket before the test's deadline")
 		}
 	}
 	ts.stop() // the final delivery and digests
@@ -151,7 +151,7 @@ func TestValidateLogsDataDirOnPostgres(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("waited a minute for log files and two digests")
+			t.Fatal("no log files and two digests before the test's deadline")
 		}
 	}
 	ts.stop()
