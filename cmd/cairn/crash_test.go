@@ -527,7 +527,7 @@ delivery:
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("3 minutes after the last restart, not delivered: to S3 %d of %d (e.g. %v), to the local folder %d of %d (e.g. %v)",
+			t.Fatalf("at the test's deadline, after the last restart, not delivered: to S3 %d of %d (e.g. %v), to the local folder %d of %d (e.g. %v)",
 				len(ms), len(all), ms[:min(3, len(ms))], len(ml), len(writes), ml[:min(3, len(ml))])
 		}
 		time.Sleep(500 * time.Millisecond)
