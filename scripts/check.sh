@@ -34,6 +34,10 @@ echo "== go vet"
 go vet ./...
 
 echo "== go test -race"
+# -timeout is also every wait's bound (internal/testwait: a test waits for
+# its condition until 30 s before it, never for a fixed time): a package
+# whose condition never comes fails at 29.5 minutes, not later; cmd/cairn,
+# the longest, takes ~10 minutes on a quiet machine.
 go test -race -count=1 -timeout 30m ./...
 
 echo "== benchmarks, once"

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/cairn-audit/cairn/internal/awsclient"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // refusingS3 is an S3 endpoint whose buckets exist (HeadBucket answers)
@@ -118,7 +119,7 @@ func TestCausesNeverReachTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	status := map[string]*cloudtrail.GetTrailStatusOutput{}
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := testwait.End(t); ; {
 		done := true
 		for name := range want {
 			st, err := ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("t-" + name)})

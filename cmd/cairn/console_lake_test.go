@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 var consoleCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -180,7 +182,7 @@ func TestConsoleEventDataStores(t *testing.T) {
 			// Records reach Event History within the batch deadline.
 			var ev *cloudtrail.LookupEventsOutput
 			var err error
-			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			for deadline := testwait.End(t); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 				ev, err = api.LookupEvents(bg, &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{
 					{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String(name)}}})
 				if err != nil || len(ev.Events) > 0 {

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestConsoleQuickStartKey: with no --config, the key cairn generates
@@ -49,7 +51,7 @@ func TestConsoleQuickStartKey(t *testing.T) {
 	key, secret := m[1], m[2]
 
 	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	browser := &http.Client{Jar: jar, Timeout: time.Until(testwait.End(t))}
 	resp, err := browser.Get(endpoint + "/console/signin")
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +75,7 @@ func TestConsoleQuickStartKey(t *testing.T) {
 
 	api := newCloudTrail(endpoint, "eu-west-1", key, secret, 1)
 	want := map[string]string{"ConsoleLogin": "signin.amazonaws.com", "LookupEvents": "cloudtrail.amazonaws.com"}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := testwait.End(t)
 	for name, source := range want {
 		for {
 			out, err := api.LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -34,6 +35,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/mototest"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 	"github.com/cairn-audit/cairn/internal/testproc"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestMain lets a test run this package's main as a separate process: the
@@ -159,20 +161,22 @@ func startServerProcessLevel(t testing.TB, dataDir, cfgPath, logPath, level stri
 	p := &serverProcess{cmd: cmd, endpoint: "http://" + addr, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.kill() })
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		if resp, err := http.Get(p.endpoint + "/healthz"); err == nil {
-			resp.Body.Close()
-			return p
-		}
+	if err := testwait.Wait(t, func() error {
 		select {
 		case <-p.done:
 			t.Fatalf("cairn serve exited: %v\n%s", p.err, tail(logPath))
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cairn serve did not come up in 2 minutes\n%s", tail(logPath))
+		resp, err := http.Get(p.endpoint + "/healthz")
+		if err != nil {
+			return err
 		}
+		resp.Body.Close()
+		return nil
+	}); err != nil {
+		t.Fatalf("%s\n%s", testwait.Failure("cairn serve answering /healthz", err), tail(logPath))
 	}
+	return p
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
@@ -193,9 +197,9 @@ func (p *serverProcess) term(t testing.TB) error {
 	select {
 	case <-p.done:
 		return p.err
-	case <-time.After(3 * time.Minute):
+	case <-testwait.Context(t).Done(): // a shutdown that hangs
 		p.kill()
-		return fmt.Errorf("no exit within 3 minutes of SIGTERM")
+		return errors.New("no exit after SIGTERM before the test's deadline")
 	}
 }
 
@@ -464,9 +468,9 @@ delivery:
 		// (so the chain goes across the crashes), then at a random moment
 		// of the next second (a 1 s interval).
 		s3Files, localFiles, digests := s3IDs.files, localIDs.files, s3IDs.digests
-		for deadline := time.Now().Add(2 * time.Minute); s3IDs.files < s3Files+2 || localIDs.files < localFiles+2 || s3IDs.digests == digests; {
+		for deadline := testwait.End(t); s3IDs.files < s3Files+2 || localIDs.files < localFiles+2 || s3IDs.digests == digests; {
 			if time.Now().After(deadline) {
-				t.Fatalf("run %d: no delivery in 2 minutes (files: s3 %d, local %d; digests %d)", i+1, s3IDs.files, localIDs.files, s3IDs.digests)
+				t.Fatalf("run %d: no delivery before the test's deadline (files: s3 %d, local %d; digests %d)", i+1, s3IDs.files, localIDs.files, s3IDs.digests)
 			}
 			time.Sleep(200 * time.Millisecond)
 			s3IDs.readS3(t, s3c, "audit-logs")
@@ -515,7 +519,7 @@ delivery:
 		}
 	}
 	ackMu.Unlock()
-	for deadline := time.Now().Add(3 * time.Minute); ; {
+	for deadline := testwait.End(t); ; {
 		s3IDs.readS3(t, s3c, "audit-logs")
 		localIDs.readLocal(t, localDir)
 		ms, ml := s3IDs.missing(all), localIDs.missing(writes)
@@ -523,7 +527,7 @@ delivery:
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("3 minutes after the last restart, not delivered: to S3 %d of %d (e.g. %v), to the local folder %d of %d (e.g. %v)",
+			t.Fatalf("at the test's deadline, after the last restart, not delivered: to S3 %d of %d (e.g. %v), to the local folder %d of %d (e.g. %v)",
 				len(ms), len(all), ms[:min(3, len(ms))], len(ml), len(writes), ml[:min(3, len(ml))])
 		}
 		time.Sleep(500 * time.Millisecond)

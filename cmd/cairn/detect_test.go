@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/detect"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 const trailChangeRule = `title: Trail created or stopped
@@ -156,12 +157,13 @@ func TestLiveDetection(t *testing.T) {
 			strings.Repeat("CreateTrail@111111111111 ", recorded("CreateTrail")))
 	}
 	aliceWant := want()
-	for deadline := time.Now().Add(10 * time.Second); names(listAll(aliceC, client.FindingsQuery{})) != aliceWant; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("alice's findings: %s; want %s", names(listAll(aliceC, client.FindingsQuery{})), aliceWant)
+	testwait.UntilNil(t, "alice's findings", func() error {
+		if got := names(listAll(aliceC, client.FindingsQuery{})); got != aliceWant {
+			aliceWant = want()
+			return fmt.Errorf("%s; want %s", got, aliceWant)
 		}
-		aliceWant = want()
-	}
+		return nil
+	})
 	// One per page, to the end: the same.
 	if got := names(listAll(aliceC, client.FindingsQuery{MaxResults: 1})); got != aliceWant {
 		t.Errorf("alice's findings one per page: %s", got)
@@ -222,17 +224,15 @@ func TestLiveDetection(t *testing.T) {
 	_ = bobPage
 
 	// The webhook was down for two attempts: every finding reaches it.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testwait.UntilNil(t, "4 distinct findings at the webhook", func() error {
 		mu.Lock()
 		n := len(hooked)
 		mu.Unlock()
-		if n == 4 {
-			break
+		if n != 4 {
+			return fmt.Errorf("%d", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhook got %d distinct findings; want 4", n)
-		}
-	}
+		return nil
+	})
 	if v := metric(t, ts, `cairn_detect_findings_total{level="high"}`); v != "3" {
 		t.Errorf(`cairn_detect_findings_total{level="high"} = %q; want 3`, v)
 	}
@@ -248,11 +248,10 @@ func TestLiveDetection(t *testing.T) {
 	ts = startServer(t, cfg, dir)
 	aliceC = as("AKIAALICE00000000001", "alice-secret-key", "us-east-1")
 	aliceC.ListFindings(ctx, client.FindingsQuery{}) // recorded; matches nothing
-	for deadline := time.Now().Add(5 * time.Second); metric(t, ts, "cairn_detect_events_total") == "0" || metric(t, ts, "cairn_detect_events_total") == ""; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the restarted server matched nothing")
-		}
-	}
+	testwait.Until(t, "the restarted server matching events (cairn_detect_events_total above 0)", func() bool {
+		v := metric(t, ts, "cairn_detect_events_total")
+		return v != "0" && v != ""
+	})
 	if got := names(listAll(aliceC, client.FindingsQuery{})); got != aliceWant {
 		t.Errorf("alice's findings after a restart: %s; want %s", got, aliceWant)
 	}
@@ -305,14 +304,10 @@ func BenchmarkWriteAckWithDetection(b *testing.B) {
 				acks = append(acks, time.Since(t0))
 			}
 			if mode == "on" { // the detector did its work meanwhile
-				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-					if st, err := os.Stat(filepath.Join(dir, detect.FindingsFile)); err == nil && st.Size() > 0 {
-						break
-					}
-					if time.Now().After(deadline) {
-						b.Fatal("no findings stored")
-					}
-				}
+				testwait.Until(b, "findings stored", func() bool {
+					st, err := os.Stat(filepath.Join(dir, detect.FindingsFile))
+					return err == nil && st.Size() > 0
+				})
 			}
 			slices.Sort(acks)
 			b.ReportMetric(ms(acks[len(acks)/2]), "ack-p50-ms")
@@ -346,8 +341,10 @@ func TestLiveDetectionBuiltinHunts(t *testing.T) {
 	newcomers := func(ts *testServer, eventID string) map[string]int {
 		t.Helper()
 		c := ts.cairn(t, "AKIAALICE00000000001", "alice-secret-key", "us-east-1")
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			got, found := map[string]int{}, false
+		var got map[string]int
+		testwait.UntilNil(t, "a finding on "+eventID, func() error {
+			found := false
+			got = map[string]int{}
 			for q := (client.FindingsQuery{}); ; {
 				p, err := c.ListFindings(ctx, q)
 				if err != nil {
@@ -363,13 +360,12 @@ func TestLiveDetectionBuiltinHunts(t *testing.T) {
 					break
 				}
 			}
-			if found {
-				return got
+			if !found {
+				return fmt.Errorf("new principals reported: %v", got)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no finding on %s; new principals reported: %v", eventID, got)
-			}
-		}
+			return nil
+		})
+		return got
 	}
 	ts := startServer(t, cfg, dir)
 	imp := ts.cairn(t, "AKIAALICE00000000001", "alice-secret-key", "us-east-1")

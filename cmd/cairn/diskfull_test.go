@@ -19,6 +19,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	cairnclient "github.com/cairn-audit/cairn/internal/client"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // smallDisk mounts a tmpfs of size MiB on a new temp folder for the test.
@@ -211,14 +212,14 @@ func TestDiskFullRefusesWritesAndRecovers(t *testing.T) {
 			if err := os.Remove(filler); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(30 * time.Second)
+			deadline := testwait.End(t)
 			for {
 				err := importCall()
 				if err == nil {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("writes still refused 30 s after space was freed: %v", err)
+					t.Fatalf("writes still refused at the test's deadline, space freed: %v", err)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // The hostile-tenant suite's edge classes (issue 11 items 4, 11 and 12):
@@ -102,7 +104,7 @@ func sendHeader(t *testing.T, ts *testServer, req edgeRequest, first string) net
 // server from hanging the suite; the body it waits for never comes.
 func response(t *testing.T, c net.Conn) (int, string) {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	c.SetReadDeadline(testwait.End(t))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatalf("no answer before the body was sent (the server waits for it): %v", err)
@@ -288,25 +290,25 @@ func metricAt(t *testing.T, endpoint, name string) string {
 // append. It fails after a minute.
 func waitIngested(t *testing.T, endpoint string) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(10 * time.Millisecond) {
 		v := metricAt(t, endpoint, "cairn_ingest_journal_pending_records")
 		if v == "0" {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cairn_ingest_journal_pending_records = %q after a minute; want 0", v)
+			t.Fatalf("cairn_ingest_journal_pending_records = %q at the test's deadline; want 0", v)
 		}
 	}
 }
 
 func waitForMetric(t *testing.T, ts *testServer, name, want string) {
 	t.Helper()
-	for i := 0; metric(t, ts, name) != want; i++ {
-		if i > 500 {
-			t.Fatalf("%s = %s; want %s", name, metric(t, ts, name), want)
+	testwait.UntilNil(t, name+" = "+want, func() error {
+		if got := metric(t, ts, name); got != want {
+			return fmt.Errorf("%s = %s", name, got)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestUnverifiedBodyBudget is item 4's budget: with 8 MiB of bodies being

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cairn-audit/cairn/internal/mototest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestGatewayCrashLosesNoAcknowledgedCall runs `cairn serve` with a gateway
@@ -75,9 +76,9 @@ func TestGatewayCrashLosesNoAcknowledgedCall(t *testing.T) {
 			}()
 		}
 		killAt := int64(30 + rand.IntN(60))
-		for deadline := time.Now().Add(2 * time.Minute); n.Load() < killAt; time.Sleep(5 * time.Millisecond) {
+		for deadline := testwait.End(t); n.Load() < killAt; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("round %d: %d calls in 2 minutes\n%s", round, n.Load(), tail(logPath))
+				t.Fatalf("round %d: %d calls before the test's deadline\n%s", round, n.Load(), tail(logPath))
 			}
 		}
 		p.kill()

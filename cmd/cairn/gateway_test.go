@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -16,6 +15,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/gateway"
 	"github.com/cairn-audit/cairn/internal/mototest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestGatewayRecordsIntoEventHistory runs serve with a gateway in front of
@@ -32,31 +32,21 @@ func TestGatewayRecordsIntoEventHistory(t *testing.T) {
 	ts := startServer(t, fmt.Sprintf(twoAccounts, 90)+fmt.Sprintf("gateway:\n  listen: %s\n  upstreams:\n    default: %s\n", gwAddr, moto), "")
 	ctx := context.Background()
 	cli := newS3("http://"+gwAddr, "AKIAALICE00000000001", "alice-secret-key", 1)
-	var cerr error
-	for i := 0; i < 50; i++ { // the gateway listens once serve has started
-		if _, cerr = cli.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("gw-bucket")}); cerr == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if cerr != nil {
-		t.Fatal(cerr)
-	}
+	testwait.UntilNil(t, "CreateBucket through the gateway", func() error { // the gateway listens once serve has started
+		_, err := cli.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("gw-bucket")})
+		return err
+	})
 	if _, err := cli.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("gw-bucket"), Key: aws.String("k"), Body: bytes.NewReader([]byte("hello"))}); err != nil {
 		t.Fatal(err)
 	}
-	created := time.Now()
 	ct := alice(ts)
 	var evs []types.Event
-	for time.Since(created) < time.Second {
+	testwait.Until(t, "the gateway's CreateBucket in LookupEvents", func() bool {
 		evs = lookupAll(t, ct, &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventSource, "s3.amazonaws.com")})
-		if len(evs) > 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(evs) > 0
+	})
 	if len(evs) != 1 || aws.ToString(evs[0].EventName) != "CreateBucket" || aws.ToString(evs[0].Username) != "alice" {
-		t.Fatalf("LookupEvents within 1s: %d events %+v", len(evs), evs)
+		t.Fatalf("LookupEvents: %d events %+v; want alice's CreateBucket alone", len(evs), evs)
 	}
 	if len(evs[0].Resources) == 0 || aws.ToString(evs[0].Resources[0].ResourceType) != "AWS::S3::Bucket" {
 		t.Errorf("resources: %+v", evs[0].Resources)

@@ -5,18 +5,20 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	gocmp "github.com/google/go-cmp/cmp"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestImportFilesThroughServerReportAsOffline: `cairn import
@@ -111,7 +113,7 @@ func TestImportFilesThroughServerReportAsOffline(t *testing.T) {
 	want := map[string]int{"a.json.gz": 2, "b.json.gz": 2, "f.json.gz": 2}
 	files := map[string]int{}
 	// The calls' records reach the store within the pipeline's delay.
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	_ = testwait.Wait(t, func() error {
 		out, err := ct.LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50),
 			LookupAttributes: []types.LookupAttribute{{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String("ImportRecords")}}})
 		if err != nil {
@@ -129,10 +131,11 @@ func TestImportFilesThroughServerReportAsOffline(t *testing.T) {
 				files[filepath.Base(ev.RequestParameters.File)]++
 			}
 		}
-		if fmt.Sprint(files) == fmt.Sprint(want) {
-			break
+		if fmt.Sprint(files) != fmt.Sprint(want) {
+			return errors.New("not yet")
 		}
-	}
+		return nil
+	})
 	if want := map[string]int{"a.json.gz": 2, "b.json.gz": 2, "f.json.gz": 2}; fmt.Sprint(files) != fmt.Sprint(want) {
 		t.Errorf("files imported whole, by the server's records: %v; want %v", files, want)
 	}

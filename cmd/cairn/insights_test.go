@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/insights"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // burstLog is a CloudTrail log file of 4 hours of 5 CreateBucket calls a
@@ -183,8 +185,7 @@ func TestServeFindsInsightsLive(t *testing.T) {
 			t.Fatalf("GetTrail: %v", err)
 		}
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
+	if err := testwait.Wait(t, func() error {
 		out, err := c.LookupEvents(ctx, &cloudtrail.LookupEventsInput{EventCategory: types.EventCategoryInsight})
 		if err != nil {
 			t.Fatal(err)
@@ -206,7 +207,7 @@ func TestServeFindsInsightsLive(t *testing.T) {
 						}
 						for _, r := range f.Records {
 							if strings.Contains(string(r), `"eventID":"`+aws.ToString(e.EventId)+`"`) {
-								return
+								return nil
 							}
 						}
 					}
@@ -214,9 +215,10 @@ func TestServeFindsInsightsLive(t *testing.T) {
 				t.Fatal("the trail delivered no CloudTrail-Insight file with the Insight")
 			}
 		}
-		time.Sleep(time.Second)
+		return errors.New("not yet")
+	}); err != nil {
+		t.Fatal(testwait.Failure("an ApiErrorRateInsight for the burst of failing GetTrail calls", err))
 	}
-	t.Fatal("no ApiErrorRateInsight for the burst of failing GetTrail calls")
 }
 
 // committer is a store that tells its commits (OnCommitted), as the DuckDB

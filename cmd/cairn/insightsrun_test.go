@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/client"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestInsightsRunsAreAccountScoped: the detector a server runs on request
@@ -87,16 +88,14 @@ func TestInsightsRunsAreAccountScoped(t *testing.T) {
 	}
 	// The calls are recorded in the caller's account only (stored
 	// within the pipeline's batch deadline).
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testwait.UntilNil(t, "alice's 3 StartInsightsRun calls recorded", func() error {
 		evs := lookupAll(t, alice(ts), &cloudtrail.LookupEventsInput{
 			LookupAttributes: attr(types.LookupAttributeKeyEventName, "StartInsightsRun")})
-		if len(evs) >= 3 { // two runs and the refused one; the eu-west-1 run is recorded there
-			break
+		if len(evs) < 3 { // two runs and the refused one; the eu-west-1 run is recorded there
+			return fmt.Errorf("%d recorded", len(evs))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alice's StartInsightsRun calls recorded: %d; want 3", len(evs))
-		}
-	}
+		return nil
+	})
 	bob := ts.client("AKIABOB0000000000001", "bob-secret-key", "us-east-1")
 	if evs := lookupAll(t, bob, &cloudtrail.LookupEventsInput{
 		LookupAttributes: attr(types.LookupAttributeKeyEventName, "StartInsightsRun")}); len(evs) != 1 {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestImportedRealRecordsAreFoundUnderEveryAttribute imports every real
@@ -344,24 +345,20 @@ func TestEventsSurviveARestart(t *testing.T) {
 }
 
 // waitForEvents waits until the caller's account has at least n events
-// (its recorded calls), for up to 5 s: the records are written within the
-// batch deadline, later on a loaded machine.
+// (its recorded calls): the records are written within the batch
+// deadline, later on a loaded machine (testwait).
 func waitForEvents(t *testing.T, c *cloudtrail.Client, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.UntilNil(t, fmt.Sprintf("%d events", n), func() error {
 		out, err := c.LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(out.Events) >= n {
-			return
+		if len(out.Events) < n {
+			return fmt.Errorf("%d events", len(out.Events))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events after 5 s; want %d", len(out.Events), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // A malformed file and a bad record are reported by file and record number;

@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	cairnclient "github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/importer"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // accountRecord is a record of account with a unique event ID (n, tag).
@@ -173,10 +174,8 @@ func TestNoisyNeighbourIsThrottledAlone(t *testing.T) {
 			calls, throttled, wait := flood(ctx, ts, tc.conns, tc.size)
 			// The other account starts once the flood has filled its share
 			// (a first ThrottlingException): on a loaded machine, under
-			// -race, that can take seconds. Bounded, not timed.
-			for i := 0; throttled.Load() == 0 && i < 3000; i++ {
-				time.Sleep(10 * time.Millisecond)
-			}
+			// -race, that can take seconds: waited for, not timed.
+			testwait.Until(t, "a first ThrottlingException of the flooding account", func() bool { return throttled.Load() > 0 })
 			vctx, vstop := context.WithTimeout(ctx, 1500*time.Millisecond)
 			outs := victim(vctx, t, ts, 15)
 			vstop()

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/awsclient"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // The addresses of TestClientBehindProxy: every one is loopback on Linux,
@@ -112,7 +113,7 @@ func TestClientBehindProxy(t *testing.T) {
 		jar, _ := cookiejar.New(nil)
 		tr := dialFrom(clientAddr)
 		t.Cleanup(tr.CloseIdleConnections)
-		browser := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: tr}
+		browser := &http.Client{Jar: jar, Timeout: time.Until(testwait.End(t)), Transport: tr}
 		resp, err := browser.Get(trustedSrv.URL + "/console/signin")
 		if err != nil {
 			t.Fatal(err)
@@ -140,7 +141,7 @@ func TestClientBehindProxy(t *testing.T) {
 // marker, waiting up to 10 s for it to be stored.
 func recordOf(t *testing.T, c *cloudtrail.Client, name, marker string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := testwait.End(t)
 	for {
 		out, err := c.LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{
 			{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String(name)}}})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // hostileRegions are credential-scope regions a call may not be signed
@@ -292,7 +293,7 @@ func TestUndeliverableRecordDoesNotStallTheTrail(t *testing.T) {
 	// status: wait for the files, then for the status the round that set
 	// the legacy records aside saved (the first server set none aside).
 	var names map[string]int
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := testwait.End(t)
 	for ; ; time.Sleep(50 * time.Millisecond) {
 		names = eventNames(t, logRecords(t, localFiles(t, logs)))
 		if names["DescribeTrails"] >= 3 || time.Now().After(deadline) {

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestOwnDescribeTrailsRecordedAsAWS: cairn records its own DescribeTrails
@@ -28,7 +30,7 @@ func TestOwnDescribeTrailsRecordedAsAWS(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]bool{`{"trailNameList":[],"includeShadowTrails":true}`: false, `{"trailNameList":["trail1"]}`: false}
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := testwait.End(t); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		out, err := c.LookupEvents(ctx, &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{
 			{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String("DescribeTrails")}}})
 		if err != nil {
@@ -56,5 +58,5 @@ func TestOwnDescribeTrailsRecordedAsAWS(t *testing.T) {
 		}
 		return
 	}
-	t.Fatal("DescribeTrails calls not recorded within 5 s")
+	t.Fatal("DescribeTrails calls not recorded before the test's deadline")
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/awsclient"
 	"github.com/cairn-audit/cairn/internal/client"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // testServer is a cairn server running in this process on a loopback port.
@@ -86,22 +87,20 @@ func startServer(t testing.TB, cfgYAML, dataDir string) *testServer {
 		})
 	}
 	t.Cleanup(ts.stop)
-	for i := 0; ; i++ {
-		resp, err := http.Get(ts.endpoint + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
+	testwait.UntilNil(t, "serve answering /healthz", func() error {
 		select {
 		case err := <-done:
 			done <- nil // for ts.stop in the cleanup: serve has returned
 			t.Fatalf("serve exited: %v", err)
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
-		if i > 500 {
-			t.Fatal("server did not come up")
+		resp, err := http.Get(ts.endpoint + "/healthz")
+		if err != nil {
+			return err
 		}
-	}
+		resp.Body.Close()
+		return nil
+	})
 	return ts
 }
 
@@ -191,7 +190,7 @@ func TestServeRecordsItsOwnCalls(t *testing.T) {
 
 	// Both calls become visible (the 1 s target is measured by
 	// BenchmarkCallToVisible; a loaded test machine gets more slack).
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := testwait.End(t)
 	var evs []types.Event
 	for {
 		evs = lookupAll(t, c, &cloudtrail.LookupEventsInput{LookupAttributes: attr(types.LookupAttributeKeyEventSource, "cloudtrail.amazonaws.com")})

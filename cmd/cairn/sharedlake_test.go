@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/pgtest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestTwoNodesShareLake runs two `cairn serve` on one PostgreSQL database
@@ -86,7 +87,7 @@ func TestTwoNodesShareLake(t *testing.T) {
 			}
 		}
 		stmt := `SELECT count(*) FROM ` + id + ` WHERE eventName = 'ListEventDataStores' AND userIdentity.accountId = '111111111111'`
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := testwait.End(t)
 		for {
 			_, rows := query(t, cb, stmt)
 			n := -1
@@ -99,7 +100,7 @@ func TestTwoNodesShareLake(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("node B counts %d ListEventDataStores calls in the store after 30 s; want %d", n, calls+1)
+				t.Fatalf("node B counts %d ListEventDataStores calls in the store at the test's deadline; want %d", n, calls+1)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -162,7 +163,7 @@ func TestTwoNodesShareLake(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := waitImport(t, ca, aws.ToString(im.ImportId), 60*time.Second)
+		g := waitImport(t, ca, aws.ToString(im.ImportId))
 		if g.ImportStatus != types.ImportStatusCompleted || g.ImportStatistics == nil || aws.ToInt64(g.ImportStatistics.EventsCompleted) == 0 {
 			t.Fatalf("node A's GetImport of B's import = %+v; want COMPLETED with events", g)
 		}
@@ -208,7 +209,7 @@ func TestTwoNodesShareLake(t *testing.T) {
 func results(t *testing.T, c *cloudtrail.Client, qid string) [][]map[string]string {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := testwait.End(t)
 	for {
 		out, err := c.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: aws.String(qid)})
 		if err != nil {
@@ -229,7 +230,7 @@ func results(t *testing.T, c *cloudtrail.Client, qid string) [][]map[string]stri
 			t.Fatalf("query %s: %s %s", qid, out.QueryStatus, aws.ToString(out.ErrorMessage))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("query %s still %s after 30 s", qid, out.QueryStatus)
+			t.Fatalf("query %s still %s at the test's deadline", qid, out.QueryStatus)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -237,9 +238,9 @@ func results(t *testing.T, c *cloudtrail.Client, qid string) [][]map[string]stri
 
 // waitImport waits until import id ends (as c's node sees it) and returns
 // it.
-func waitImport(t *testing.T, c *cloudtrail.Client, id string, within time.Duration) *cloudtrail.GetImportOutput {
+func waitImport(t *testing.T, c *cloudtrail.Client, id string) *cloudtrail.GetImportOutput {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := testwait.End(t)
 	for {
 		g, err := c.GetImport(context.Background(), &cloudtrail.GetImportInput{ImportId: aws.String(id)})
 		if err != nil {
@@ -249,7 +250,7 @@ func waitImport(t *testing.T, c *cloudtrail.Client, id string, within time.Durat
 			return g
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("import %s still %s after %v", id, g.ImportStatus, within)
+			t.Fatalf("import %s still %s at the test's deadline", id, g.ImportStatus)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -297,8 +298,8 @@ func TestClusterLakeImportResumes(t *testing.T) {
 		return (&testServer{endpoint: n.proc.endpoint}).client("AKIAALICE00000000001", "alice-secret-key", "us-east-1")
 	}
 	// holder returns the node holding the lake-imports lease.
-	holder := func(within time.Duration) *node {
-		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	holder := func() *node {
+		for deadline := testwait.End(t); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 			var held []*node
 			for _, n := range nodes {
 				if l, ok := leasesHeld(n.proc.endpoint); ok && slices.Contains(l, leaseLakeImports) {
@@ -309,10 +310,10 @@ func TestClusterLakeImportResumes(t *testing.T) {
 				return held[0]
 			}
 		}
-		t.Fatalf("no single holder of %s within %v", leaseLakeImports, within)
+		t.Fatalf("no single holder of %s before the test's deadline", leaseLakeImports)
 		return nil
 	}
-	victim := holder(time.Minute)
+	victim := holder()
 	var other *node
 	for _, n := range nodes {
 		if n != victim {
@@ -346,7 +347,7 @@ func TestClusterLakeImportResumes(t *testing.T) {
 	}
 	// Kill the import's node once part of it is committed.
 	var part int
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(200 * time.Millisecond) {
 		g, err := co.GetImport(ctx, &cloudtrail.GetImportInput{ImportId: im.ImportId})
 		if err != nil {
 			t.Fatal(err)
@@ -358,7 +359,7 @@ func TestClusterLakeImportResumes(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no part of the import committed within 3 minutes")
+			t.Fatal("no part of the import committed before the test's deadline")
 		}
 	}
 	victim.proc.kill()
@@ -367,10 +368,10 @@ func TestClusterLakeImportResumes(t *testing.T) {
 		t.Fatalf("the whole import (%d) was committed before the kill; make the source larger", part)
 	}
 	nodes = []*node{other}
-	if h := holder(30 * time.Second); h != other {
+	if h := holder(); h != other {
 		t.Fatalf("lake-imports held by %s; want %s", h.id, other.id)
 	}
-	g := waitImport(t, co, aws.ToString(im.ImportId), 5*time.Minute)
+	g := waitImport(t, co, aws.ToString(im.ImportId))
 	if g.ImportStatus != types.ImportStatusCompleted {
 		t.Fatalf("the resumed import ended %s; want COMPLETED: %+v", g.ImportStatus, g)
 	}

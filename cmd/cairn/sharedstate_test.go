@@ -19,6 +19,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/pgtest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestTwoNodesShareState runs two `cairn serve` on one PostgreSQL
@@ -108,7 +109,7 @@ func TestTwoNodesShareState(t *testing.T) {
 
 	t.Run("ConsoleSessionFromAWorksOnB", func(t *testing.T) {
 		jar, _ := cookiejar.New(nil) // cookies are per host, not port: A's cookie goes to B too
-		browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+		browser := &http.Client{Jar: jar, Timeout: time.Until(testwait.End(t))}
 		page := func(endpoint, path string) (int, string, string) {
 			resp, err := browser.Get(endpoint + path)
 			if err != nil {
@@ -180,7 +181,7 @@ func TestTwoNodesShareState(t *testing.T) {
 		}
 		// Three CreateTrail calls: audit's and watched's through A, and
 		// B's refused second audit.
-		deadline := time.Now().Add(15 * time.Second)
+		deadline := testwait.End(t)
 		for {
 			onB := find(b)
 			if len(onB) >= 3 {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the server's goroutines.
@@ -88,7 +90,7 @@ func TestGracefulStopDuringImportLogsNoError(t *testing.T) {
 			&impOut, &impErr)
 	}()
 	// Stop once the import has stored records (or has finished).
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(20 * time.Millisecond) {
 		out, err := ct.LookupEvents(bg, &cloudtrail.LookupEventsInput{StartTime: aws.Time(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)),
 			EndTime: aws.Time(time.Date(2024, 1, 3, 0, 0, 0, 0, time.UTC)), MaxResults: aws.Int32(1)})
 		if err == nil && len(out.Events) > 0 || time.Now().After(deadline) {

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cairn-audit/cairn/internal/mototest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // logKey is AWS's key of a log file (facts §4.1).
@@ -158,7 +159,7 @@ func TestTrailsDeliverToALocalBucket(t *testing.T) {
 	}
 	var names map[string]int
 	var recs []json.RawMessage
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	for deadline := testwait.End(t); ; {
 		recs = logRecords(t, localFiles(t, logs))
 		names = eventNames(t, recs)
 		if names["DescribeTrails"] >= 3 || time.Now().After(deadline) {
@@ -180,10 +181,11 @@ func TestTrailsDeliverToALocalBucket(t *testing.T) {
 		}
 	}
 	// A round writes its files before it saves the trail's status: wait
-	// (bounded) for the saved delivery time, not only for the files.
-	for i := 0; ; i++ {
+	// (until the test's deadline) for the saved delivery time, not only
+	// for the files.
+	for deadline := testwait.End(t); ; {
 		st, err = ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("audit")})
-		if err != nil || st.LatestDeliveryTime != nil || i >= 100 {
+		if err != nil || st.LatestDeliveryTime != nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -212,7 +214,7 @@ func TestTrailsDeliverToALocalBucket(t *testing.T) {
 	if _, err := ct.UpdateTrail(ctx, &cloudtrail.UpdateTrailInput{Name: aws.String("audit"), EnableLogFileValidation: aws.Bool(false)}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	for deadline := testwait.End(t); ; {
 		recs = logRecords(t, localFiles(t, logs))
 		names = eventNames(t, recs)
 		if names["UpdateTrail"] >= 1 || time.Now().After(deadline) {
@@ -274,7 +276,7 @@ delivery:
 		ct.ListTrails(ctx, &cloudtrail.ListTrailsInput{})
 	}
 	files := map[string][]byte{}
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	for deadline := testwait.End(t); ; {
 		list, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("audit-logs")})
 		if err != nil {
 			t.Fatal(err)
@@ -409,7 +411,7 @@ organization:
 	}
 	bobWest.ListTrails(ctx, &cloudtrail.ListTrailsInput{})
 	want := regexp.MustCompile(`^AWSLogs/o-abcdefghij/222222222222/CloudTrail/us-west-2/\d{4}/\d{2}/\d{2}/222222222222_CloudTrail_us-west-2_\d{8}T\d{4}Z_[A-Za-z0-9]{16}\.json\.gz$`)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(300 * time.Millisecond) {
 		found := false
 		for k := range localFiles(t, logs) {
 			found = found || want.MatchString(k)

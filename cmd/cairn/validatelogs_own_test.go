@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/cairn-audit/cairn/internal/pgtest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // clearAWSEnv leaves no AWS_* variable set (AWS_EC2_METADATA_DISABLED
@@ -66,7 +67,7 @@ func TestValidateLogsFindsCairnBuckets(t *testing.T) {
 		}
 		return n
 	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(200 * time.Millisecond) {
 		if _, err := ct.ListTrails(ctx, &cloudtrail.ListTrailsInput{}); err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +79,7 @@ func TestValidateLogsFindsCairnBuckets(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("waited a minute for log files and two digests in each bucket")
+			t.Fatal("no log files and two digests in each bucket before the test's deadline")
 		}
 	}
 	ts.stop() // the final delivery and digests
@@ -133,7 +134,7 @@ func TestValidateLogsDataDirOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(ts.dataDir, "buckets", "cairn-logs")
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(200 * time.Millisecond) {
 		if _, err := ct.ListTrails(ctx, &cloudtrail.ListTrailsInput{}); err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +151,7 @@ func TestValidateLogsDataDirOnPostgres(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("waited a minute for log files and two digests")
+			t.Fatal("no log files and two digests before the test's deadline")
 		}
 	}
 	ts.stop()

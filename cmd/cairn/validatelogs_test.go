@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cairn-audit/cairn/internal/mototest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestValidateLogsMatchesTheAWSCLI delivers log and digest files to
@@ -95,11 +96,7 @@ delivery:
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(2 * time.Minute); !cond(); time.Sleep(200 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("waited 2 minutes for %s", what)
-			}
-		}
+		testwait.Until(t, what, cond)
 	}
 	// Calls spread over three log files, and two digests at least.
 	for i := 0; i < 3; i++ {

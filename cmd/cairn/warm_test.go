@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestRestartedServerWarmsItsLookupsUnrecorded: a server started on a data
@@ -53,14 +55,14 @@ func TestRestartedServerWarmsItsLookupsUnrecorded(t *testing.T) {
 	go func() {
 		done <- serve(sctx, ln, serveFlags{dataDir: dir, config: filepath.Join(dir, "cairn.yaml")}, log, os.Stderr)
 	}()
-	for deadline := time.Now().Add(time.Minute); ; {
+	for deadline := testwait.End(t); ; {
 		if resp, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
 			resp.Body.Close()
 			break
 		}
 		if time.Now().After(deadline) {
 			cancel()
-			t.Fatalf("the restarted server did not answer in a minute:\n%s", logs.String())
+			t.Fatalf("the restarted server did not answer before the test's deadline:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 const stopLoggingRule = `title: CloudTrail logging stopped
@@ -285,7 +286,7 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error)
 				go func() { done <- d.Run(ctx) }()
-				for deadline := time.Now().Add(10 * time.Second); !until(d); time.Sleep(5 * time.Millisecond) {
+				for deadline := testwait.End(t); !until(d); time.Sleep(5 * time.Millisecond) {
 					if time.Now().After(deadline) {
 						t.Fatal("timed out")
 					}
@@ -396,7 +397,7 @@ func TestRunReloadsOnChangeAndSignal(t *testing.T) {
 			go func() { done <- d.Run(ctx) }()
 			defer func() { cancel(); <-done }()
 			writeRule(t, filepath.Join(rules, "root.yml"), rootRule)
-			for deadline := time.Now().Add(5 * time.Second); len(d.Rules()) != 2; time.Sleep(5 * time.Millisecond) {
+			for deadline := testwait.End(t); len(d.Rules()) != 2; time.Sleep(5 * time.Millisecond) {
 				if how == "signal" {
 					d.Reload()
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/pgtest"
 	"github.com/cairn-audit/cairn/internal/store/postgres"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestDetectionFencedOff: a detector whose detection lease passed to
@@ -88,7 +89,7 @@ func TestDetectionFencedOff(t *testing.T) {
 		if !errors.Is(err, lease.ErrFenced) {
 			t.Errorf("Run of a fenced-off detector = %v; want ErrFenced", err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-testwait.Context(t).Done():
 		t.Fatal("Run of a fenced-off detector did not return")
 	}
 	if v, n := stored(); v != v0 || n != n0 {

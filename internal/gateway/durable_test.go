@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/ingest"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // gatedStore is a real DuckDB store whose appends wait while the gate is
@@ -140,7 +141,7 @@ func (e *durableEnv) callCounting(method, key string, got *atomic.Int64) (int, i
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+	for deadline := testwait.End(t); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
@@ -168,7 +169,7 @@ func TestResponseCompletesAfterTheRecordIsStored(t *testing.T) {
 			}()
 			select {
 			case <-e.store.entered: // the record reached the store, which holds it
-			case <-time.After(30 * time.Second):
+			case <-testwait.Context(t).Done():
 				t.Fatal("the record never reached the store")
 			}
 			// The client has had all but the last byte of the body (a GET)

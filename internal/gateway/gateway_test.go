@@ -34,6 +34,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/mototest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // startMoto is mototest.Start as a URL.
@@ -77,7 +78,7 @@ func (c *collector) mark() int {
 
 func (c *collector) lastSince(t *testing.T, name string, since int) *audit.Event {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := testwait.End(t); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if ev := c.find(t, name, since); ev != nil {
 			return ev
 		}

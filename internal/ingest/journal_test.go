@@ -12,13 +12,14 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // waitFor polls cond (the writer runs on real time and real files here:
 // no synctest), failing after a generous deadline. It asserts no timing.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+	for deadline := testwait.End(t); !cond(); time.Sleep(2 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestRunReturnsAfterItsGoroutines: once a cancelled Run returns, every
@@ -44,7 +45,7 @@ func TestRunReturnsAfterItsGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A goroutine that returned may be counted for a moment more.
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(deadline); {
+	for deadline := testwait.End(t); runtime.NumGoroutine() > before && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := runtime.NumGoroutine(); n > before {

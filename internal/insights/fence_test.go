@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/pgtest"
 	"github.com/cairn-audit/cairn/internal/store/postgres"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestRunnerFencedOff: a runner whose Insights lease passed to another
@@ -60,7 +61,7 @@ func TestRunnerFencedOff(t *testing.T) {
 		return v
 	}
 	var v1 int64
-	for deadline := time.Now().Add(20 * time.Second); v1 == 0; v1 = version() {
+	for deadline := testwait.End(t); v1 == 0; v1 = version() {
 		if time.Now().After(deadline) {
 			t.Fatal("the holder saved no state")
 		}
@@ -78,7 +79,7 @@ func TestRunnerFencedOff(t *testing.T) {
 	v1 = version() // the last save a made before the lease passed
 	appendAll(t, s, hist[half:])
 	clock.Store(hist[len(hist)-1].Time.Unix())
-	deadline := time.After(20 * time.Second)
+	deadline := testwait.Context(t).Done()
 	for stopped := false; !stopped; {
 		select {
 		case err := <-done:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // gateFeed blocks ReadAppended until release is closed, then returns
@@ -65,7 +66,7 @@ func TestJobsScopeAndLimits(t *testing.T) {
 		t.Errorf("own run: %+v %v", job, ok)
 	}
 	close(feed.release)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(5 * time.Millisecond) {
 		ja, _ := j.Get("111111111111", "us-east-1", a)
 		jb, _ := j.Get("111111111111", "eu-west-1", b)
 		if ja.Status == JobFinished && jb.Status == JobFinished {

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/insights"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 var t0 = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
@@ -235,7 +236,7 @@ func TestRunnerLiveMatchesRetro(t *testing.T) {
 		i = j
 	}
 	now.Store(t0.Add(5 * time.Hour).Unix())
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := testwait.End(t)
 	var got []string
 	for time.Now().Before(deadline) {
 		if got = ids(insightRecords(t, live)); len(got) >= len(want) {
@@ -263,7 +264,7 @@ func TestRunnerOnlyEnabled(t *testing.T) {
 		Now: func() time.Time { return t0.Add(5 * time.Hour) }})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := testwait.End(t)
 	for time.Now().Before(deadline) && len(insightRecords(t, s)) < 2 {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -390,8 +391,15 @@ func TestRunnerFollowsAMovingFeed(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) && f.reads.Load() < 2 {
+		// Moving: a second read comes (waited for until the test's
+		// deadline). Not moving: none may come before Poll (1 hour), so
+		// wait for the first only, then for more than busyPoll.
+		want := int64(1)
+		if moving {
+			want = 2
+		}
+		deadline := testwait.End(t)
+		for time.Now().Before(deadline) && f.reads.Load() < want {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if !moving {
@@ -401,7 +409,7 @@ func TestRunnerFollowsAMovingFeed(t *testing.T) {
 		<-done
 		switch n := f.reads.Load(); {
 		case moving && n < 2:
-			t.Errorf("after a read of 10 records: %d reads in 10 s; want the next read before Poll (1 hour)", n)
+			t.Errorf("after a read of 10 records: %d reads by the test's deadline; want the next read before Poll (1 hour)", n)
 		case !moving && n != 1:
 			t.Errorf("after a read of nothing: %d reads; want 1 (the next after Poll, 1 hour)", n)
 		}
@@ -422,11 +430,11 @@ func TestRunnerWokenByCommits(t *testing.T) {
 	go func() { done <- r.Run(ctx) }()
 	waitReads := func(n int64) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && f.reads.Load() < n; {
+		for deadline := testwait.End(t); time.Now().Before(deadline) && f.reads.Load() < n; {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if got := f.reads.Load(); got < n {
-			t.Fatalf("%d reads in 10 s; want %d", got, n)
+			t.Fatalf("%d reads by the test's deadline; want %d", got, n)
 		}
 	}
 	waitReads(1)

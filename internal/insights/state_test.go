@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/insights"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // watchedFeed records the sequence numbers it returns and signals when a
@@ -98,7 +99,7 @@ func (tr *testRunner) catchUp(t *testing.T, now time.Time) {
 		tr.f.mu.Unlock()
 		select {
 		case <-tr.f.caught:
-		case <-time.After(20 * time.Second):
+		case <-testwait.Context(t).Done():
 			t.Fatal("the runner did not catch up")
 		}
 	}

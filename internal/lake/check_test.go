@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -14,6 +13,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/lake/duckdb"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
 	"github.com/cairn-audit/cairn/internal/lake/postgres"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // hostile is a Lake with two accounts' stores and canaries: account B's
@@ -29,7 +29,7 @@ const acctA, acctB = "111111111111", "222222222222"
 
 func newHostile(t testing.TB) *hostile {
 	t.Helper()
-	l, err := openTest(t.TempDir(), Options{QueryTimeout: 5 * time.Second, MaxResultBytes: 1 << 20})
+	l, err := openTest(t.TempDir(), Options{MaxResultBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func newHostileOn(t testing.TB, kind string) *hostile {
 	if kind == "duckdb" {
 		return newHostile(t)
 	}
-	return seedHostile(t, openLakeOn(t, kind, Options{QueryTimeout: 5 * time.Second, MaxResultBytes: 1 << 20}))
+	return seedHostile(t, openLakeOn(t, kind, Options{MaxResultBytes: 1 << 20}))
 }
 
 func seedHostile(t testing.TB, l *Lake) *hostile {
@@ -296,7 +296,7 @@ func TestCheckBindsOnlyOwnStoresAndCTEs(t *testing.T) {
 // B's data or the canaries; it returns the rows answered.
 func (h *hostile) assertClean(t *testing.T, stmt string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithCancel(testwait.Context(t))
 	defer cancel()
 	res, err := h.l.Query(ctx, acctA, stmt)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestStopEndsItsWork stops a Lake while a query runs, an import imports
@@ -97,7 +98,7 @@ func testStopEndsItsWork(t *testing.T, byClose bool) {
 			if err != nil {
 				t.Errorf("Close: %v", err)
 			}
-		case <-time.After(time.Minute):
+		case <-testwait.Context(t).Done():
 			t.Fatal("Close did not return while a query, an import and Run were running")
 		}
 	} else {
@@ -108,7 +109,7 @@ func testStopEndsItsWork(t *testing.T, byClose bool) {
 		if err != nil {
 			t.Errorf("Run: %v; want nil", err)
 		}
-	case <-time.After(time.Minute):
+	case <-testwait.Context(t).Done():
 		t.Fatal("Run still runs after the stop")
 	}
 	// Run (or Close) returned: the query and the import have ended.

@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/pgtest"
 	storepg "github.com/cairn-audit/cairn/internal/store/postgres"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // sharedPair opens two Lakes in the shared mode on one fresh database, as
@@ -159,7 +160,7 @@ func TestSharedImportResumesAndIsFenced(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.RunImports(actx) }()
 	ran := false
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := testwait.End(t)
 	for {
 		a.mu.Lock()
 		cur := a.imports[im.ID]
@@ -171,7 +172,7 @@ func TestSharedImportResumesAndIsFenced(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if !ran {
-		t.Fatal("A's RunImports did not run the import within 30 s")
+		t.Fatal("A's RunImports did not run the import before the test's deadline")
 	}
 	if err := <-done; !errors.Is(err, lease.ErrFenced) {
 		t.Fatalf("A's RunImports with a fence no longer the lease's = %v; want ErrFenced", err)
@@ -188,7 +189,7 @@ func TestSharedImportResumesAndIsFenced(t *testing.T) {
 	bctx, cancel := context.WithCancel(lease.WithFence(ctx, current))
 	defer cancel()
 	go func() { done <- b.RunImports(bctx) }()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(50 * time.Millisecond) {
 		got, err := a.Import(ctx, p, im.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -228,7 +229,7 @@ func TestSharedQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rs ResultSet
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(20 * time.Millisecond) {
 		rs, err = b.QueryResults(ctx, p, QueryRef{ID: id})
 		if err != nil {
 			t.Fatal(err)
@@ -296,7 +297,7 @@ func TestSharedQueries(t *testing.T) {
 	if info, err := b.CancelQuery(ctx, p, QueryRef{ID: waiting}); err != nil || info.State != QueryCancelled {
 		t.Fatalf("B's CancelQuery of A's waiting query = %+v, %v", info, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := testwait.End(t); ; time.Sleep(50 * time.Millisecond) {
 		info, err := a.DescribeQuery(ctx, p, QueryRef{ID: waiting})
 		if err == nil && info.State == QueryCancelled {
 			break

@@ -129,6 +129,10 @@ func start(h *Holder, name string, job func(context.Context) error) (stop func()
 // once), the holder is replaced behind its back (its renewal is refused).
 // Every new holding has a larger token, and a job stopped by a loss sees
 // Lost while one stopped by shutdown does not.
+//
+// Its times ("within 15 s") are synctest's clock, which moves only when
+// every goroutine of the bubble waits: they are the Holder's own timing
+// (TTL, TTL/3, Retry), whatever the load of the machine running the test.
 func TestHolderOneWriterAcrossNodes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tab := &memTable{}

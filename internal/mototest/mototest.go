@@ -10,9 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"testing"
-	"time"
 
 	"github.com/cairn-audit/cairn/internal/testproc"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // Start runs moto_server on a free loopback port until the test ends and
@@ -39,14 +39,25 @@ func Start(tb testing.TB) string {
 	if err := testproc.Start(cmd); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(endpoint + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			return endpoint
+	// moto_server (Python) takes seconds to start on a quiet machine and
+	// far longer on a loaded one: wait for it as long as the test may run
+	// (testwait), and fail early only when the process has exited.
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	testwait.UntilNil(tb, "moto_server answering on "+endpoint, func() error {
+		select {
+		case <-exited:
+			tb.Fatalf("moto_server exited before answering: %v", cmd.ProcessState)
+		default:
 		}
-	}
-	tb.Fatal("moto_server did not come up within 30 s")
-	return ""
+		resp, err := http.Get(endpoint + "/moto-api/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	return endpoint
 }

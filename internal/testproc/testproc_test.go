@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestChildDiesWithParent starts a middle process (this test binary again)
@@ -43,7 +45,7 @@ func TestChildDiesWithParent(t *testing.T) {
 	}
 	_ = middle.Process.Kill()
 	_ = middle.Wait()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := testwait.End(t); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		// The child is reparented; once killed it is reaped by init (or
 		// stays a zombie of a subreaper, which /proc shows as state Z).
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -52,7 +54,7 @@ func TestChildDiesWithParent(t *testing.T) {
 		}
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	t.Fatalf("the child %d outlived its parent by 10 s", pid)
+	t.Fatalf("the child %d outlived its parent until the test's deadline", pid)
 }
 
 func zombie(stat []byte) bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/pgtest"
 	"github.com/cairn-audit/cairn/internal/store/postgres"
+	"github.com/cairn-audit/cairn/internal/testwait"
 	"github.com/cairn-audit/cairn/internal/trail/chain"
 )
 
@@ -73,7 +74,7 @@ func TestDeliveryFencedOff(t *testing.T) {
 	// short holding expires on the database's clock).
 	acquire := func(holder string, ttl time.Duration) context.Context {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); ; {
+		for deadline := testwait.End(t); ; {
 			tok, ok, err := leases.Acquire(ctx, "delivery", holder, ttl)
 			if err != nil {
 				t.Fatal(err)
@@ -139,7 +140,7 @@ func TestDeliveryFencedOff(t *testing.T) {
 		if !errors.Is(err, lease.ErrFenced) {
 			t.Errorf("Run of a fenced-off deliverer = %v; want ErrFenced", err)
 		}
-	case <-time.After(30 * time.Second):
+	case <-testwait.Context(t).Done():
 		t.Fatal("Run of a fenced-off deliverer did not return")
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	localbucket "github.com/cairn-audit/cairn/internal/bucket/local"
 	"github.com/cairn-audit/cairn/internal/lease"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 var n int
@@ -467,8 +468,8 @@ func testInterruptedRound(t *testing.T, cause error, later bool, wantDelivered s
 	go func() { runErr = d.Run(runCtx); close(done) }()
 	select {
 	case <-b.started:
-	case <-time.After(time.Minute):
-		t.Fatal("no delivery started within a minute")
+	case <-testwait.Context(t).Done():
+		t.Fatal("no delivery started before the test's deadline")
 	}
 	if later {
 		// The round's write of RunInstances hangs: it read its batch.

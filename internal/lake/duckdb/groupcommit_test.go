@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/lake/engine"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // groupRows returns n rows of store "g" tagged call-i.
@@ -73,7 +74,7 @@ func TestInsertGroupCommit(t *testing.T) {
 				wg.Go(func() { errs[c] = d.Insert(ctx, groupRows(c, 10), 0) })
 				// Joined in order: the first leads (busy, its
 				// group taken), the others join the pending one.
-				for deadline := time.Now().Add(10 * time.Second); ; {
+				for deadline := testwait.End(t); ; {
 					d.direct.mu.Lock()
 					n := 0
 					if d.direct.pending != nil {

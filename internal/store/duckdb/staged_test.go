@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestStagedAppends: an import's batches staged (StageEach: each batch
@@ -361,7 +362,7 @@ func TestCloseWaitsForAStageCommitting(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-		case <-time.After(2 * time.Minute):
+		case <-testwait.Context(t).Done():
 			t.Fatal("Close and the stage's commit wait for each other")
 		}
 	}
