@@ -254,8 +254,8 @@ func (s *Store) compressBlock(content []byte, imported bool) []byte {
 // (BeginImport: blocks across hours, in Compact's order) when the store has
 // the default block size (a store opened with another Options.BlockBytes, or
 // none, keeps it): Compact's, so that an import in order, which is not
-// compacted, has the blocks' size a compaction would have made (and, since
-// session 20, its level: importLevel). On the 1M year-spread set the size
+// compacted, has the blocks' size a compaction would have made (its level
+// is importLevel's, SpeedDefault, below Compact's). On the 1M year-spread set the size
 // made the store 6% smaller and the import no slower (docs/store.md,
 // "Imports", session 19).
 const importBlockBytes = compactBlockBytes

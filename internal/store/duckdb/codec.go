@@ -138,9 +138,8 @@ func compressBlockWith(enc *zstd.Encoder, content []byte) []byte {
 }
 
 // compressImportBlock is compressBlock for the blocks of an offline import
-// in order (BeginImport, InOrder): at importLevel, Compact's, so that such
-// an import, which is not compacted, stores the blocks a compaction would
-// make.
+// in order (BeginImport, InOrder): at importLevel, in Compact's 128 KiB
+// blocks, since such an import is not compacted.
 func (c *codec) compressImportBlock(content []byte) ([]byte, error) {
 	c.impOnce.Do(func() { c.imp, c.impErr = newBlockEncoder(importLevel) })
 	if c.impErr != nil {
@@ -149,13 +148,17 @@ func (c *codec) compressImportBlock(content []byte) ([]byte, error) {
 	return compressBlockWith(c.imp, content), nil
 }
 
-// importLevel is the zstd level of an offline import's blocks: Compact's.
-// On the 1M year-spread set (records in 128 KiB blocks) it made the
-// records 126 -> 114 bytes each for about 5 µs more of encode CPU a record
-// (SpeedDefault: 123 bytes for 1.4 µs more; SpeedBestCompression: 110 for
-// 62 µs more), on every core before the writer's lock (docs/store.md,
-// "Where an imported store's bytes go", session 20).
-const importLevel = compactLevel
+// importLevel is the zstd level of an offline import's blocks:
+// SpeedDefault, between the appends' SpeedFastest and Compact's
+// SpeedBetterCompression (session 20 used Compact's). With the dictionary,
+// SpeedBetterCompression copies its 4 MiB long-match table back from the
+// dictionary's for every block (the encoder's Reset: 1.9 of 7 CPU-s of zstd
+// in the 1M year-spread import), SpeedDefault 1 MiB; on that import's
+// blocks SpeedDefault took 0.55 of Compact's level's encode time for 7.5%
+// more bytes, and the import 2-4 CPU-s less for a data dir 4% larger
+// (docs/store.md, "Imports", session 21). Compact still makes its blocks
+// at compactLevel.
+const importLevel = zstd.SpeedDefault
 
 // decompressBlock returns the content of a block.
 func (c *codec) decompressBlock(data []byte) ([]byte, error) {

@@ -148,14 +148,15 @@ func TestOrderOf(t *testing.T) {
 	}
 }
 
-// TestImportBlocksAtCompactLevel: an offline import's blocks (BeginImport)
-// are compressed at Compact's level while the import is in order (it will
-// not be compacted), so that it stores what a compaction would; once a
+// TestImportBlocksAtImportLevel: an offline import's blocks (BeginImport)
+// are compressed at SpeedDefault (importLevel, since session 21; Compact's
+// SpeedBetterCompression before) while the import is in order (it will not
+// be compacted); once a
 // batch goes back in time (the import will be compacted) and in a live
 // append they are SpeedFastest. Each stored block is compared with its
 // content compressed again by each level's encoder (the encoders are
 // deterministic), and the records come back byte for byte.
-func TestImportBlocksAtCompactLevel(t *testing.T) {
+func TestImportBlocksAtImportLevel(t *testing.T) {
 	sh := storetest.NewShapes(t, 12)
 	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	ctx := context.Background()
@@ -164,11 +165,11 @@ func TestImportBlocksAtCompactLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fast.Close()
-	better, err := newBlockEncoder(compactLevel)
+	imp, err := newBlockEncoder(zstd.SpeedDefault)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer better.Close()
+	defer imp.Close()
 	type batch struct {
 		hour int           // the batch's records: this hour after base
 		want *zstd.Encoder // its blocks' encoder; nil: not checked
@@ -178,10 +179,10 @@ func TestImportBlocksAtCompactLevel(t *testing.T) {
 		imported bool
 		batches  []batch
 	}{
-		{"import", true, []batch{{10, better}, {11, better}}},
+		{"import", true, []batch{{10, imp}, {11, imp}}},
 		// The second batch goes back in time: it may have been encoded
 		// before the order check; the third follows it.
-		{"import out of order", true, []batch{{10, better}, {0, nil}, {20, fast}}},
+		{"import out of order", true, []batch{{10, imp}, {0, nil}, {20, fast}}},
 		{"live", false, []batch{{10, fast}, {11, fast}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
