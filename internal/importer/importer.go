@@ -112,7 +112,9 @@ type Options struct {
 	// Sink receives the records. Required.
 	Sink Sink
 	// BatchSize is the most records per Append (default 5000). Batches
-	// mix files; a partial batch is appended after FlushInterval.
+	// mix files, and every batch but the last holds exactly BatchSize
+	// records (a file's records may end one batch and begin the next),
+	// unless FlushInterval cuts it short.
 	BatchSize int
 	// FlushInterval bounds how long read records wait for a full batch
 	// (default 1s).
@@ -547,21 +549,23 @@ func (r *run) sink(ctx context.Context, chunks <-chan chunk) error {
 			if c.err != nil {
 				return c.err
 			}
-			if len(b)+len(c.recs) > r.opts.BatchSize {
-				if err := flush(); err != nil {
-					return err
+			// A batch is exactly BatchSize records until the last: a
+			// chunk that does not fit is split between two batches (a
+			// Lake load's transaction is then exactly a DuckDB row group).
+			for recs, nums := c.recs, c.nums; len(recs) > 0; {
+				if len(b) == 0 {
+					timer.Reset(r.opts.FlushInterval)
 				}
-			}
-			if len(b) == 0 {
-				timer.Reset(r.opts.FlushInterval)
-			}
-			b = append(b, c.recs...)
-			for _, n := range c.nums {
-				from = append(from, origin{c.file, n})
-			}
-			if len(b) >= r.opts.BatchSize {
-				if err := flush(); err != nil {
-					return err
+				n := min(len(recs), r.opts.BatchSize-len(b))
+				b = append(b, recs[:n]...)
+				for _, k := range nums[:n] {
+					from = append(from, origin{c.file, k})
+				}
+				recs, nums = recs[n:], nums[n:]
+				if len(b) >= r.opts.BatchSize {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
 			}
 		case <-timer.C:

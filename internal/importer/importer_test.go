@@ -921,3 +921,38 @@ func TestInOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchesExact checks that every batch but the last holds exactly
+// BatchSize records, files' chunks split between batches where they do not
+// fit (a Lake load's transaction is then exactly a DuckDB row group;
+// lake.LoadBatch).
+func TestBatchesExact(t *testing.T) {
+	root := audittest.RealDataDir(t)
+	_, recs := realByID(t)
+	for _, appenders := range []int{1, 2} {
+		t.Run(fmt.Sprintf("appenders=%d", appenders), func(t *testing.T) {
+			sink := &importertest.EachSink{}
+			rep, err := importer.Run(context.Background(), []string{root}, importer.Options{Sink: sink, BatchSize: 700,
+				FlushInterval: time.Hour, Appenders: appenders, MaxErrors: 10000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Imported != int64(len(recs)) {
+				t.Fatalf("Imported = %d; want %d", rep.Imported, len(recs))
+			}
+			sizes := sink.BatchSizes()
+			short := 0
+			for _, n := range sizes {
+				if n != 700 {
+					short++
+					if n > 700 {
+						t.Errorf("a batch of %d records; want at most 700", n)
+					}
+				}
+			}
+			if short > 1 {
+				t.Errorf("batch sizes %v; want every one but the last 700", sizes)
+			}
+		})
+	}
+}
