@@ -445,15 +445,20 @@ func refusal(i int, owner, caller string) importer.Failure {
 }
 
 // LoadBatch is the number of records per transaction of a load into Lake
-// (StartImport, `cairn import --into`): just over one DuckDB row group
-// (122,880 rows). A transaction holding a full row group has DuckDB write
-// it to the database file, compressed, as the rows are appended, and log
-// only its location; in transactions of 5,000 records every row went
-// through the write-ahead log at COMMIT, which was half of the load's CPU
-// (issue 15: 200k events, 13.6-14.0k -> 24.7-26.7k events/s, and a file
-// 17% smaller, docs/benchmarks.md). It costs memory: a batch's records
-// are held until they are appended (about 1 KB each of real records).
-const LoadBatch = 131072
+// (StartImport, `cairn import --into`): exactly one DuckDB row group
+// (122,880 rows; the importer makes every batch but the last this size).
+// A transaction holding a full row group has DuckDB write it to the
+// database file, compressed, as the rows are appended, and log only its
+// location; in transactions of 5,000 records every row went through the
+// write-ahead log at COMMIT, which was half of the load's CPU (issue 15:
+// 200k events, 13.6-14.0k -> 24.7-26.7k events/s, and a file 17% smaller,
+// docs/benchmarks.md). Exactly one (duckdb.RowGroupSize), not "just
+// over" one: the 131,000 of a batch of 131,072 left a partial row group
+// after each transaction, which the load's checkpoint merged and rewrote
+// (16 s at the end of a 55 s StartImport of 1M events; session 21). It
+// costs memory: a batch's records are held until they are appended
+// (about 1 KB each of real records).
+const LoadBatch = 122880
 
 // LoadAppenders is the number of a load's batches appended at once
 // (importer.Options.Appenders) into Lake's DuckDB engine: each is its own
