@@ -74,6 +74,19 @@ type EachReportingSink interface {
 	AppendEachReport(ctx context.Context, records []audit.Record) (inserted []bool, refused []Failure, err error)
 }
 
+// RefusingSink is an EachReportingSink that tells, record by record, which
+// records it refuses (whatever the records before them): Run then leaves
+// them out of the batches, reporting each as it reports the Sink's
+// refusals, so that a batch is BatchSize records the Sink takes (a Lake
+// load's transaction then fills a DuckDB row group however many records
+// of other accounts the files hold).
+type RefusingSink interface {
+	EachReportingSink
+	// Refuses reports whether the Sink refuses rec, and why (Index is
+	// not used). Safe for concurrent use.
+	Refuses(rec audit.Record) (Failure, bool)
+}
+
 // PreparingSink is an EachSink that splits AppendEach in two: PrepareEach
 // does the work that needs no lock (compression) and returns the rest,
 // which appends the batch as AppendEach would. With Appenders > 1, Run
@@ -1026,6 +1039,13 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 			r.expired.Add(1)
 			r.refuse(rec.Account, rec.Region, ReasonExpired)
 			return true
+		}
+		if rs, ok := r.opts.Sink.(RefusingSink); ok {
+			if f, refused := rs.Refuses(rec); refused {
+				code := cmp.Or(f.Code, ReasonInvalidRecord)
+				r.fail(path, num, rec.Account, rec.Region, code, fmt.Errorf("refused: %s: %s", code, f.Message))
+				return true
+			}
 		}
 		c.recs = append(c.recs, rec)
 		c.nums = append(c.nums, num)

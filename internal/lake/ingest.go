@@ -376,6 +376,18 @@ func (k *Sink) Accounts(account string) bool {
 	return false
 }
 
+// Refuses reports whether the Sink refuses rec as AppendEachReport would:
+// a record of an account none of its stores takes (importer.RefusingSink:
+// the importer leaves such records out of a load's batches, so that each
+// fills a row group). Records past a store's retention are the importer's
+// MinTime and AppendEachReport's.
+func (k *Sink) Refuses(rec audit.Record) (importer.Failure, bool) {
+	if k.Accounts(rec.Account) {
+		return importer.Failure{}, false
+	}
+	return refusal(0, rec.Account, k.account), true
+}
+
 // Append stores the records new to each store (see AppendReport; refused
 // records are dropped).
 func (k *Sink) Append(ctx context.Context, recs []audit.Record) (audit.AppendResult, error) {
