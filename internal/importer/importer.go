@@ -74,6 +74,19 @@ type EachReportingSink interface {
 	AppendEachReport(ctx context.Context, records []audit.Record) (inserted []bool, refused []Failure, err error)
 }
 
+// RefusingSink is an EachReportingSink that tells, record by record, which
+// records it refuses (whatever the records before them): Run then leaves
+// them out of the batches, reporting each as it reports the Sink's
+// refusals, so that a batch is BatchSize records the Sink takes (a Lake
+// load's transaction then fills a DuckDB row group however many records
+// of other accounts the files hold).
+type RefusingSink interface {
+	EachReportingSink
+	// Refuses reports whether the Sink refuses rec, and why (Index is
+	// not used). Safe for concurrent use.
+	Refuses(rec audit.Record) (Failure, bool)
+}
+
 // PreparingSink is an EachSink that splits AppendEach in two: PrepareEach
 // does the work that needs no lock (compression) and returns the rest,
 // which appends the batch as AppendEach would. With Appenders > 1, Run
@@ -112,7 +125,9 @@ type Options struct {
 	// Sink receives the records. Required.
 	Sink Sink
 	// BatchSize is the most records per Append (default 5000). Batches
-	// mix files; a partial batch is appended after FlushInterval.
+	// mix files, and every batch but the last holds exactly BatchSize
+	// records (a file's records may end one batch and begin the next),
+	// unless FlushInterval cuts it short.
 	BatchSize int
 	// FlushInterval bounds how long read records wait for a full batch
 	// (default 1s).
@@ -547,21 +562,23 @@ func (r *run) sink(ctx context.Context, chunks <-chan chunk) error {
 			if c.err != nil {
 				return c.err
 			}
-			if len(b)+len(c.recs) > r.opts.BatchSize {
-				if err := flush(); err != nil {
-					return err
+			// A batch is exactly BatchSize records until the last: a
+			// chunk that does not fit is split between two batches (a
+			// Lake load's transaction is then exactly a DuckDB row group).
+			for recs, nums := c.recs, c.nums; len(recs) > 0; {
+				if len(b) == 0 {
+					timer.Reset(r.opts.FlushInterval)
 				}
-			}
-			if len(b) == 0 {
-				timer.Reset(r.opts.FlushInterval)
-			}
-			b = append(b, c.recs...)
-			for _, n := range c.nums {
-				from = append(from, origin{c.file, n})
-			}
-			if len(b) >= r.opts.BatchSize {
-				if err := flush(); err != nil {
-					return err
+				n := min(len(recs), r.opts.BatchSize-len(b))
+				b = append(b, recs[:n]...)
+				for _, k := range nums[:n] {
+					from = append(from, origin{c.file, k})
+				}
+				recs, nums = recs[n:], nums[n:]
+				if len(b) >= r.opts.BatchSize {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
 			}
 		case <-timer.C:
@@ -1022,6 +1039,13 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 			r.expired.Add(1)
 			r.refuse(rec.Account, rec.Region, ReasonExpired)
 			return true
+		}
+		if rs, ok := r.opts.Sink.(RefusingSink); ok {
+			if f, refused := rs.Refuses(rec); refused {
+				code := cmp.Or(f.Code, ReasonInvalidRecord)
+				r.fail(path, num, rec.Account, rec.Region, code, fmt.Errorf("refused: %s: %s", code, f.Message))
+				return true
+			}
 		}
 		c.recs = append(c.recs, rec)
 		c.nums = append(c.nums, num)

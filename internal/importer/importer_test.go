@@ -849,6 +849,36 @@ func TestEachReportingSinkBatches(t *testing.T) {
 			if g, w := len(each.Records()), len(plain.Records()); g != w {
 				t.Errorf("%d records stored; want %d", g, w)
 			}
+			// A Sink that tells its refusals record by record gets batches
+			// of only the records it takes, reported the same.
+			rs := &importertest.RefusingSink{EachReportingSink: importertest.EachReportingSink{Sink: importertest.Sink{Refuse: refuse}}}
+			gotR, err := importer.Run(context.Background(), []string{dir}, importer.Options{Sink: rs, BatchSize: batch, Workers: 1, Appenders: 2, MaxErrors: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(gotR.Groups, want.Groups) {
+				t.Errorf("refusing sink: Groups = %+v; want %+v", gotR.Groups, want.Groups)
+			}
+			if gotR.Imported != want.Imported || gotR.Duplicates != want.Duplicates || gotR.Rejected != want.Rejected || gotR.Records != want.Records {
+				t.Errorf("refusing sink: counts %+v; want %+v", gotR, want)
+			}
+			if g, w := errs(gotR), errs(want); !slices.Equal(g, w) {
+				t.Errorf("refusing sink: Errors = %q; want %q", g, w)
+			}
+			if g, w := len(rs.Records()), len(plain.Records()); g != w {
+				t.Errorf("refusing sink: %d records stored; want %d", g, w)
+			}
+			sizes, gave := rs.BatchSizes(), int64(0)
+			for i, n := range sizes {
+				gave += int64(n)
+				if n != batch && i != len(sizes)-1 {
+					t.Errorf("refusing sink: batch sizes %v; want every one but the last %d", sizes, batch)
+					break
+				}
+			}
+			if gave != want.Imported+want.Duplicates {
+				t.Errorf("refusing sink: %d records given; want only the %d taken", gave, want.Imported+want.Duplicates)
+			}
 			// One call a batch, never one per group of a batch.
 			given := 0
 			for _, n := range each.BatchSizes() {
@@ -918,6 +948,41 @@ func TestInOrder(t *testing.T) {
 					t.Errorf("records in the order of the files: %v; want %v\n%v", !inOrder, inOrder, got)
 				}
 			})
+		})
+	}
+}
+
+// TestBatchesExact checks that every batch but the last holds exactly
+// BatchSize records, files' chunks split between batches where they do not
+// fit (a Lake load's transaction is then exactly a DuckDB row group;
+// lake.LoadBatch).
+func TestBatchesExact(t *testing.T) {
+	root := audittest.RealDataDir(t)
+	_, recs := realByID(t)
+	for _, appenders := range []int{1, 2} {
+		t.Run(fmt.Sprintf("appenders=%d", appenders), func(t *testing.T) {
+			sink := &importertest.EachSink{}
+			rep, err := importer.Run(context.Background(), []string{root}, importer.Options{Sink: sink, BatchSize: 700,
+				FlushInterval: time.Hour, Appenders: appenders, MaxErrors: 10000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Imported != int64(len(recs)) {
+				t.Fatalf("Imported = %d; want %d", rep.Imported, len(recs))
+			}
+			sizes := sink.BatchSizes()
+			short := 0
+			for _, n := range sizes {
+				if n != 700 {
+					short++
+					if n > 700 {
+						t.Errorf("a batch of %d records; want at most 700", n)
+					}
+				}
+			}
+			if short > 1 {
+				t.Errorf("batch sizes %v; want every one but the last 700", sizes)
+			}
 		})
 	}
 }

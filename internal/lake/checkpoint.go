@@ -79,9 +79,13 @@ func (l *Lake) checkpointBlocked(err error, commits int64) {
 }
 
 // idleCheckpoint checkpoints when transactions were committed since the
-// last checkpoint but none since the previous call (Run's tick).
+// last checkpoint but none since the previous call (Run's tick), and no
+// load's transaction is in progress: a load's transactions take seconds
+// each, and a checkpoint waiting for one would hold off the load's next
+// (as the feed's insert would: feedYields). The load's own commits check
+// the policy's bounds (wrote), and the first tick after it checkpoints.
 func (l *Lake) idleCheckpoint(ctx context.Context) {
-	if l.dir == "" || l.wroteSinceTick.Swap(false) || l.commits.Load() == 0 {
+	if l.dir == "" || l.loading.Load() > 0 || l.wroteSinceTick.Swap(false) || l.commits.Load() == 0 {
 		return
 	}
 	if err := l.checkpoint(ctx); err != nil && ctx.Err() == nil {

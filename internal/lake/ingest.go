@@ -157,11 +157,7 @@ func (l *Lake) Run(ctx context.Context) error {
 func (l *Lake) loop(ctx context.Context) {
 	var lastSweep time.Time
 	l.ticking(ctx, func(ctx context.Context) error {
-		if l.opts.Feed != nil && !l.opts.Shared { // shared: RunFeed, under a lease
-			if _, err := l.Sync(ctx, l.opts.Feed); err != nil && ctx.Err() == nil {
-				l.log.Error("lake: ingest", "err", err)
-			}
-		}
+		l.feedTick(ctx)
 		l.idleCheckpoint(ctx)
 		if now := l.opts.Now(); !l.opts.Shared && now.Sub(lastSweep) >= time.Hour {
 			if err := l.Sweep(ctx); err != nil && ctx.Err() == nil {
@@ -171,6 +167,40 @@ func (l *Lake) loop(ctx context.Context) {
 		}
 		return nil
 	})
+}
+
+// feedTick is Run's reading of Options.Feed at a tick (Sync), unless the
+// feed yields to a load (feedYields). In shared mode RunFeed reads it,
+// under a lease.
+func (l *Lake) feedTick(ctx context.Context) {
+	if l.opts.Feed == nil || l.opts.Shared || l.feedYields() {
+		return
+	}
+	if _, err := l.Sync(ctx, l.opts.Feed); err != nil && ctx.Err() == nil {
+		l.log.Error("lake: ingest", "err", err)
+	}
+	l.fedAt.Store(l.opts.Now().UnixNano())
+}
+
+// feedMaxYield is how long, at most, Run's loop leaves the feed unread
+// while a load's transactions are in progress (feedYields).
+const feedMaxYield = 30 * time.Second
+
+// feedYields reports whether Run's loop skips the feed this tick: a load's
+// transaction is in progress and the feed was read less than feedMaxYield
+// ago. The feed's insert holds the engine's write lock alone, so it waits
+// for the load's transactions in progress, and while it waits no other
+// load transaction may start (sync.RWMutex lets no reader in past a
+// waiting writer): a tick's few recorded calls made a load's two
+// appenders take turns, one transaction at a time (issue 15, session 21:
+// StartImport of 1M at ~0.45x DuckDB's own load). The feed's records wait
+// in Event History meanwhile (durable there), and the next read takes
+// them all.
+func (l *Lake) feedYields() bool {
+	if l.loading.Load() == 0 {
+		return false
+	}
+	return l.opts.Now().Sub(time.Unix(0, l.fedAt.Load())) < feedMaxYield
 }
 
 // ticking runs step at once and then every Options.IngestInterval (a
@@ -346,6 +376,18 @@ func (k *Sink) Accounts(account string) bool {
 	return false
 }
 
+// Refuses reports whether the Sink refuses rec as AppendEachReport would:
+// a record of an account none of its stores takes (importer.RefusingSink:
+// the importer leaves such records out of a load's batches, so that each
+// fills a row group). Records past a store's retention are the importer's
+// MinTime and AppendEachReport's.
+func (k *Sink) Refuses(rec audit.Record) (importer.Failure, bool) {
+	if k.Accounts(rec.Account) {
+		return importer.Failure{}, false
+	}
+	return refusal(0, rec.Account, k.account), true
+}
+
 // Append stores the records new to each store (see AppendReport; refused
 // records are dropped).
 func (k *Sink) Append(ctx context.Context, recs []audit.Record) (audit.AppendResult, error) {
@@ -420,7 +462,10 @@ func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]boo
 		}
 	}
 	k.mu.Unlock()
-	if err := k.l.eng.Insert(ctx, rows, 0); err != nil {
+	k.l.loading.Add(1)
+	err := k.l.eng.Insert(ctx, rows, 0)
+	k.l.loading.Add(-1)
+	if err != nil {
 		k.mu.Lock()
 		for s, keys := range added {
 			for _, key := range keys {
@@ -445,15 +490,20 @@ func refusal(i int, owner, caller string) importer.Failure {
 }
 
 // LoadBatch is the number of records per transaction of a load into Lake
-// (StartImport, `cairn import --into`): just over one DuckDB row group
-// (122,880 rows). A transaction holding a full row group has DuckDB write
-// it to the database file, compressed, as the rows are appended, and log
-// only its location; in transactions of 5,000 records every row went
-// through the write-ahead log at COMMIT, which was half of the load's CPU
-// (issue 15: 200k events, 13.6-14.0k -> 24.7-26.7k events/s, and a file
-// 17% smaller, docs/benchmarks.md). It costs memory: a batch's records
-// are held until they are appended (about 1 KB each of real records).
-const LoadBatch = 131072
+// (StartImport, `cairn import --into`): exactly one DuckDB row group
+// (122,880 rows; the importer makes every batch but the last this size).
+// A transaction holding a full row group has DuckDB write it to the
+// database file, compressed, as the rows are appended, and log only its
+// location; in transactions of 5,000 records every row went through the
+// write-ahead log at COMMIT, which was half of the load's CPU (issue 15:
+// 200k events, 13.6-14.0k -> 24.7-26.7k events/s, and a file 17% smaller,
+// docs/benchmarks.md). Exactly one (duckdb.RowGroupSize), not "just
+// over" one: the 131,000 of a batch of 131,072 left a partial row group
+// after each transaction, which the load's checkpoint merged and rewrote
+// (16 s at the end of a 55 s StartImport of 1M events; session 21). It
+// costs memory: a batch's records are held until they are appended
+// (about 1 KB each of real records).
+const LoadBatch = 122880
 
 // LoadAppenders is the number of a load's batches appended at once
 // (importer.Options.Appenders) into Lake's DuckDB engine: each is its own

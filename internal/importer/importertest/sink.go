@@ -202,3 +202,19 @@ func (e *EachReportingSink) AppendEachReport(_ context.Context, records []audit.
 	}
 	return inserted, fails, nil
 }
+
+// RefusingSink is an EachReportingSink that also tells its refusals
+// record by record (importer.RefusingSink), as AppendEachReport gives them.
+type RefusingSink struct {
+	EachReportingSink
+}
+
+// Refuses reports whether Refuse refuses rec.
+func (s *RefusingSink) Refuses(rec audit.Record) (importer.Failure, bool) {
+	if s.Refuse != nil {
+		if why := s.Refuse(rec); why != "" {
+			return importer.Failure{Code: "Refused", Message: why}, true
+		}
+	}
+	return importer.Failure{}, false
+}

@@ -1,0 +1,121 @@
+package lake
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/lake/duckdb"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
+)
+
+// heldLoad is a DuckDB engine whose load transactions (Inserts of more
+// than 4,096 rows without a position) wait for release before they run,
+// and which counts the other writes made meanwhile.
+type heldLoad struct {
+	engine.Engine
+	release chan struct{}
+	held    atomic.Bool
+	beside  atomic.Int64 // feed inserts and checkpoints while a load is held
+}
+
+func (e *heldLoad) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
+	if pos == 0 && len(rows) > 4096 {
+		e.held.Store(true)
+		<-e.release
+		e.held.Store(false)
+	} else if pos > 0 && e.held.Load() {
+		e.beside.Add(1)
+	}
+	return e.Engine.Insert(ctx, rows, pos)
+}
+
+func (e *heldLoad) Checkpoint(ctx context.Context) error {
+	if e.held.Load() {
+		e.beside.Add(1)
+	}
+	return e.Engine.Checkpoint(ctx)
+}
+
+// TestFeedYieldsToALoad: while a load's transaction is in progress, Run's
+// tick neither inserts the feed's records nor checkpoints (either would
+// wait for the load's transaction with the engine's write lock requested,
+// and hold off the load's next transaction: a load's two appenders took
+// turns); the feed's records are stored at the first tick after.
+func TestFeedYieldsToALoad(t *testing.T) {
+	dir := t.TempDir()
+	eng, err := duckdb.Open(filepath.Join(dir, DBFile), duckdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	he := &heldLoad{Engine: eng, release: make(chan struct{})}
+	st := audittest.NewMemStore()
+	l, err := Open(dir, Options{Engine: he, Feed: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv := httptest.NewServer(NewTestAPI(l, st, keys))
+	defer srv.Close()
+	a := (&env{lake: l, store: st, url: srv.URL}).client("AKIAAAAAAAAAAAAAAAAA")
+	ctx := context.Background()
+	out, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("yields")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := storeID(out.EventDataStoreArn)
+	record := func(name string) audit.Record {
+		r, err := audit.Extract(fmt.Appendf(nil, `{"eventVersion":"1.09","eventTime":"2026-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"%s","awsRegion":"us-east-1","eventID":"%s","recipientAccountId":"111111111111"}`, name, audit.NewID()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	l.feedTick(ctx)
+
+	sink, err := l.NewSink(ctx, "111111111111", []string{id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := make([]audit.Record, 5000)
+	for i := range load {
+		load[i] = record("Loaded")
+	}
+	loaded := make(chan error, 1)
+	go func() {
+		_, _, err := sink.AppendEachReport(ctx, load)
+		loaded <- err
+	}()
+	for !he.held.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := st.Append(ctx, []audit.Record{record("Fed")}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // ticks during the load
+		l.feedTick(ctx)
+		l.idleCheckpoint(ctx)
+	}
+	close(he.release)
+	if err := <-loaded; err != nil {
+		t.Fatal(err)
+	}
+	if n := he.beside.Load(); n > 0 {
+		t.Errorf("%d feed inserts and checkpoints while a load's transaction was in progress; want none", n)
+	}
+	l.feedTick(ctx) // the first after the load
+	for name, want := range map[string]string{"Fed": "1", "Loaded": "5000"} {
+		if rows := runQuery(t, a, `SELECT COUNT(*) AS n FROM `+id+` WHERE eventName = '`+name+`'`); rows[0]["n"] != want {
+			t.Errorf("%s events stored: %s; want %s", name, rows[0]["n"], want)
+		}
+	}
+}
