@@ -119,3 +119,85 @@ func TestFeedYieldsToALoad(t *testing.T) {
 		}
 	}
 }
+
+// TestALoadDelaysOtherAccountsAtMostFeedMaxYield: hostile tenant. Account
+// A's load that never ends (one held transaction; back-to-back imports
+// look the same to the feed) keeps account B's recorded calls out of B's
+// store for at most feedMaxYield: past it, the tick reads the feed while
+// A's load is still in progress, and B can query its event at once.
+func TestALoadDelaysOtherAccountsAtMostFeedMaxYield(t *testing.T) {
+	dir := t.TempDir()
+	eng, err := duckdb.Open(filepath.Join(dir, DBFile), duckdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	he := &heldLoad{Engine: eng, release: make(chan struct{})}
+	st := audittest.NewMemStore()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
+	l, err := Open(dir, Options{Engine: he, Feed: st, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv := httptest.NewServer(NewTestAPI(l, st, keys))
+	defer srv.Close()
+	e := &env{lake: l, store: st, url: srv.URL}
+	a, b := e.client("AKIAAAAAAAAAAAAAAAAA"), e.client("AKIABBBBBBBBBBBBBBBB")
+	ctx := context.Background()
+	storeOf := func(c *cloudtrail.Client, name string) string {
+		out, err := c.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return storeID(out.EventDataStoreArn)
+	}
+	idA, idB := storeOf(a, "loader"), storeOf(b, "neighbour")
+	record := func(account, name string) audit.Record {
+		r, err := audit.Extract(fmt.Appendf(nil, `{"eventVersion":"1.09","eventTime":"2026-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"%s","awsRegion":"us-east-1","eventID":"%s","recipientAccountId":"%s"}`, name, audit.NewID(), account))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	l.feedTick(ctx)
+
+	sink, err := l.NewSink(ctx, "111111111111", []string{idA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := make([]audit.Record, 5000)
+	for i := range load {
+		load[i] = record("111111111111", "Loaded")
+	}
+	loaded := make(chan error, 1)
+	go func() {
+		_, _, err := sink.AppendEachReport(ctx, load)
+		loaded <- err
+	}()
+	defer func() {
+		close(he.release)
+		if err := <-loaded; err != nil {
+			t.Error(err)
+		}
+	}()
+	for !he.held.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := st.Append(ctx, []audit.Record{record("222222222222", "Neighbour")}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() string {
+		return runQuery(t, b, `SELECT COUNT(*) AS n FROM `+idB+` WHERE eventName = 'Neighbour'`)[0]["n"]
+	}
+	now.Add(int64(feedMaxYield - time.Second))
+	l.feedTick(ctx)
+	if n := count(); n != "0" {
+		t.Fatalf("B's event stored %s times within feedMaxYield of the last read, during A's load; the feed should have yielded", n)
+	}
+	now.Add(int64(2 * time.Second))
+	l.feedTick(ctx)
+	if n := count(); n != "1" {
+		t.Errorf("B's event stored %s times past feedMaxYield with A's load still in progress; want 1", n)
+	}
+}
