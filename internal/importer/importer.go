@@ -277,6 +277,9 @@ type run struct {
 	// goroutine, which stops the import; no reader offers another file
 	// meanwhile (the stop reaches the readers only once it is taken).
 	fileSinkFailed atomic.Bool
+	// refusing is opts.Sink when it tells its refusals record by record
+	// (RefusingSink), else nil: asked once, not for every record read.
+	refusing RefusingSink
 
 	mu      sync.Mutex // guards errs, omitted, perFile, omittedBy and groups
 	errs    []RecordError
@@ -367,8 +370,9 @@ func newRun(opts Options) (*run, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	refusing, _ := opts.Sink.(RefusingSink)
 	return &run{opts: opts, chunk: min(opts.BatchSize, maxChunk), perFile: map[string]int{},
-		omittedBy: map[string]int64{}, groups: map[groupKey]*Group{}}, nil
+		omittedBy: map[string]int64{}, groups: map[groupKey]*Group{}, refusing: refusing}, nil
 }
 
 // run reads the files that feed sends on work (feed returns when it has
@@ -1040,8 +1044,8 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 			r.refuse(rec.Account, rec.Region, ReasonExpired)
 			return true
 		}
-		if rs, ok := r.opts.Sink.(RefusingSink); ok {
-			if f, refused := rs.Refuses(rec); refused {
+		if r.refusing != nil {
+			if f, refused := r.refusing.Refuses(rec); refused {
 				code := cmp.Or(f.Code, ReasonInvalidRecord)
 				r.fail(path, num, rec.Account, rec.Region, code, fmt.Errorf("refused: %s: %s", code, f.Message))
 				return true
