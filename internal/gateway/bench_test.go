@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/ingest"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 type discard struct{}
@@ -304,8 +305,8 @@ func BenchmarkGatewayRecordRate(b *testing.B) {
 		if seq-seq0 >= int64(b.N) {
 			break
 		}
-		if time.Since(start) > 5*time.Minute {
-			b.Fatalf("%d of %d records stored after 5 minutes", seq-seq0, b.N)
+		if time.Now().After(testwait.End(b)) {
+			b.Fatalf("%d of %d records stored before the binary's deadline (-timeout less %v)", seq-seq0, b.N, testwait.Margin)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

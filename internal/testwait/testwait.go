@@ -16,10 +16,15 @@ package testwait
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"testing"
 	"time"
 )
+
+// started approximates when the test binary started (this package's
+// initialization), from which a benchmark's deadline is counted.
+var started = time.Now()
 
 // Margin is how long before the test binary's deadline a wait gives up,
 // leaving its test time to report and clean up before the binary panics.
@@ -29,18 +34,36 @@ const Margin = 30 * time.Second
 const maxPoll = 250 * time.Millisecond
 
 // Deadline returns when a wait of tb gives up: Margin before tb's deadline
-// (go test -timeout), and false when tb has none (-timeout 0, or a
-// benchmark): then only the binary's own timeout stops a wait.
+// (go test -timeout), and false when there is none (-timeout 0). A
+// benchmark has no Deadline method: its deadline is counted from the
+// binary's start and -test.timeout, as the testing package counts the
+// panic it raises then.
 func Deadline(tb testing.TB) (time.Time, bool) {
-	d, ok := tb.(interface{ Deadline() (time.Time, bool) })
+	if d, ok := tb.(interface{ Deadline() (time.Time, bool) }); ok {
+		deadline, ok := d.Deadline()
+		if !ok {
+			return time.Time{}, false
+		}
+		return deadline.Add(-Margin), true
+	}
+	return binaryDeadline(flag.Lookup("test.timeout"))
+}
+
+// binaryDeadline is Margin before started plus the timeout f holds, and
+// false when f is missing (not a test binary) or 0.
+func binaryDeadline(f *flag.Flag) (time.Time, bool) {
+	if f == nil {
+		return time.Time{}, false
+	}
+	g, ok := f.Value.(flag.Getter)
 	if !ok {
 		return time.Time{}, false
 	}
-	deadline, ok := d.Deadline()
-	if !ok {
+	timeout, ok := g.Get().(time.Duration)
+	if !ok || timeout <= 0 {
 		return time.Time{}, false
 	}
-	return deadline.Add(-Margin), true
+	return started.Add(timeout - Margin), true
 }
 
 // End returns Deadline(tb), or a time far ahead when tb has none: for a

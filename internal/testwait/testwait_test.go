@@ -2,6 +2,7 @@ package testwait
 
 import (
 	"errors"
+	"flag"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,5 +75,29 @@ func TestContext(t *testing.T) {
 	want, wok := Deadline(t)
 	if ok != wok || !d.Equal(want) {
 		t.Errorf("Context deadline = %v, %v; want %v, %v", d, ok, want, wok)
+	}
+}
+
+// TestBenchmarkDeadline: a TB without a Deadline method (a benchmark's)
+// waits until Margin before the binary's -test.timeout, counted from its
+// start, and without end when there is no timeout.
+func TestBenchmarkDeadline(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	timeout := fs.Duration("test.timeout", 0, "")
+	if _, ok := binaryDeadline(fs.Lookup("test.timeout")); ok {
+		t.Error("-test.timeout 0 gave a deadline")
+	}
+	if _, ok := binaryDeadline(nil); ok {
+		t.Error("no -test.timeout flag gave a deadline")
+	}
+	*timeout = 10 * time.Minute
+	if d, ok := binaryDeadline(fs.Lookup("test.timeout")); !ok || !d.Equal(started.Add(10*time.Minute-Margin)) {
+		t.Errorf("-test.timeout 10m: deadline %v, %v; want %v", d, ok, started.Add(10*time.Minute-Margin))
+	}
+	bench := struct{ testing.TB }{t} // no Deadline method
+	got, ok := Deadline(bench)
+	want, wok := binaryDeadline(flag.Lookup("test.timeout"))
+	if ok != wok || !got.Equal(want) {
+		t.Errorf("Deadline of a TB without one = %v, %v; want the binary's %v, %v", got, ok, want, wok)
 	}
 }
