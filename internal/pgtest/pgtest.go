@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // DefaultAdmin is the connection string used when CAIRN_TEST_POSTGRES is
@@ -39,10 +41,10 @@ func Admin(tb testing.TB) string {
 	if dsn == "" {
 		dsn = DefaultAdmin
 	}
-	err := ping(dsn)
+	err := ping(tb, dsn)
 	if err != nil && os.Geteuid() == 0 {
 		if start() {
-			err = ping(dsn)
+			err = ping(tb, dsn)
 		}
 	}
 	if err != nil {
@@ -62,7 +64,7 @@ func Database(tb testing.TB) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := prefix() + strconv.Itoa(os.Getpid()) + "_" + hex.EncodeToString(b[:])
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithDeadline(context.Background(), testwait.End(tb))
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
@@ -132,8 +134,11 @@ func sweep(ctx context.Context, tb testing.TB, conn *pgx.Conn) {
 	}
 }
 
-func ping(dsn string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// ping connects to dsn once, waiting for an answer until the test's
+// deadline (testwait): a server that refuses answers at once, and one
+// slow to answer on a loaded machine is not taken for an absent one.
+func ping(tb testing.TB, dsn string) error {
+	ctx, cancel := context.WithDeadline(context.Background(), testwait.End(tb))
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
