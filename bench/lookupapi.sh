@@ -7,7 +7,10 @@
 # p50/p99, the server's and the SDK client's CPU a request and the bytes of
 # the page (the response's Content-Length) per lookup kind, then as many
 # lookups again by the same client reading each page to its last byte
-# without decoding it ("wire": p50, p99, the client's CPU a request),
+# without decoding it ("wire": p50, p99, the client's CPU a request), and
+# as many again from a loopback server answering with that kind's page as
+# cairn sent it, stored once ("canned": the SDK client's own floor for the
+# page, whatever the server does),
 # then the same with 8 clients at once (requests/s, the clients' own CPU a
 # request, RSS), then each kind's first lookups after a restart.
 #
@@ -17,7 +20,7 @@
 #        CAIRN_BENCH_API_KEEP=DIR ...            keeps the filled data dirs in DIR and
 #            reuses them (default /tmp/cairn-lookupapi); each run serves a copy
 #        CAIRN_BENCH_API_DAYS=n                  the records' times over n days (default 31)
-#        CAIRN_BENCH_API_WIRE=0                  without the "wire" pass
+#        CAIRN_BENCH_API_WIRE=0                  without the "wire" and "canned" passes
 #        CAIRN_BENCH_ITER=n                      lookups per kind (default 200; 8 clients
 #            send 10n, the restart rounds are n/4)
 #        CAIRN_BENCH_BIN=path                    a test binary of cmd/cairn (go test -c)
@@ -78,13 +81,13 @@ for store in ${CAIRN_BENCH_API_STORES:-imported live}; do
 	echo "== $store store: $CAIRN_BENCH_API_EVENTS records over $CAIRN_BENCH_API_DAYS days ($kept)"
 	cat "$kept/filled.txt" 2>/dev/null || true
 	grep -E '^load average|LOAD|RESTART' "$out" | sed 's/^ *//'
-	printf "%-22s %9s %9s %11s %11s %8s %8s %8s %11s %9s %9s %11s\n" lookup p50-ms p99-ms cpu-ms/req client-ms/req page-kB req/s rss-MB peak-rss-MB \
-		wire-p50 wire-p99 wire-cli-ms
+	printf "%-22s %9s %9s %11s %11s %8s %8s %8s %11s %9s %9s %11s %10s %10s\n" lookup p50-ms p99-ms cpu-ms/req client-ms/req page-kB req/s rss-MB peak-rss-MB \
+		wire-p50 wire-p99 wire-cli-ms canned-p50 canned-p99
 	awk '/^BenchmarkLookupAPI\/.*p50-ms/ && !/restart/ && !/rounds/ {
 		split($1, n, "/"); sub(/-[0-9]+$/, "", n[2]); delete v
 		for (i = 3; i < NF; i++) v[$(i+1)] = $i
-		printf "%-22s %9s %9s %11s %11s %8s %8s %8s %11s %9s %9s %11s\n", n[2], v["p50-ms"], v["p99-ms"], v["cpu-ms/op"], v["client-cpu-ms/op"], v["page-kB"], v["req/s"], v["rss-MB"], v["peak-rss-MB"],
-			v["wire-p50-ms"], v["wire-p99-ms"], v["wire-client-cpu-ms/op"]
+		printf "%-22s %9s %9s %11s %11s %8s %8s %8s %11s %9s %9s %11s %10s %10s\n", n[2], v["p50-ms"], v["p99-ms"], v["cpu-ms/op"], v["client-cpu-ms/op"], v["page-kB"], v["req/s"], v["rss-MB"], v["peak-rss-MB"],
+			v["wire-p50-ms"], v["wire-p99-ms"], v["wire-client-cpu-ms/op"], v["canned-p50-ms"], v["canned-p99-ms"]
 	}' "$out"
 	if grep -q '^BenchmarkLookupAPI/rounds' "$out"; then
 		echo "steady rounds (the restart pass's rounds on the server before its restarts, as long):"
