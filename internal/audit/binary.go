@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/varbuf"
 )
 
 // cairn's binary encoding of a Record, shared by the ingest journal (every
@@ -97,90 +99,39 @@ func DecodeBinary(p []byte, r *Record) error {
 	if v != binaryV1 && v != binaryV2 {
 		return fmt.Errorf("%w: version %d", ErrBinary, v)
 	}
-	d := binaryReader{b: f[1:]}
+	d := varbuf.New(f[1:])
 	var out Record
 	out.Raw = raw
-	out.EventName, out.EventSource, out.Username, out.AccessKeyID = d.str(), d.str(), d.str(), d.str()
-	out.ReadOnly = Tri(d.byte())
-	count := d.uvarint()
-	if count > uint64(len(d.b)) { // each resource takes 3 bytes at least
+	out.EventName, out.EventSource, out.Username, out.AccessKeyID = d.String(), d.String(), d.String(), d.String()
+	out.ReadOnly = Tri(d.Byte())
+	count := d.Uvarint()
+	if count > uint64(d.Len()) { // each resource takes 3 bytes at least
 		return ErrBinary
 	}
 	if count > 0 {
 		out.Resources = make([]Resource, count)
 		for i := range out.Resources {
-			out.Resources[i] = Resource{Type: d.str(), Name: d.str(), ARN: d.str()}
+			out.Resources[i] = Resource{Type: d.String(), Name: d.String(), ARN: d.String()}
 		}
 	}
 	if v == binaryV2 {
-		out.Account, out.Region, out.EventID = d.str(), d.str(), d.str()
-		if d.byte() == 1 {
-			sec, nsec := d.varint(), d.uvarint()
+		out.Account, out.Region, out.EventID = d.String(), d.String(), d.String()
+		if d.Byte() == 1 {
+			sec, nsec := d.Varint(), d.Uvarint()
 			if nsec >= 1e9 {
-				d.bad = true
+				d.Fail()
 			}
 			out.Time = time.Unix(sec, int64(nsec)).UTC()
 		}
-		out.Category = Category(d.byte())
+		out.Category = Category(d.Byte())
 	} else {
 		out.Account, out.Region, out.EventID, out.Time, out.Category = r.Account, r.Region, r.EventID, r.Time, r.Category
 	}
-	if d.bad || len(d.b) != 0 {
+	if d.Bad() || d.Len() != 0 {
 		return ErrBinary
 	}
 	*r = out
 	return nil
-}
-
-// binaryReader reads the fields of the binary encoding; a read past the
-// end sets bad and returns zero values.
-type binaryReader struct {
-	b   []byte
-	bad bool
-}
-
-func (d *binaryReader) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.bad = true
-		d.b = nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *binaryReader) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.bad = true
-		d.b = nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *binaryReader) byte() byte {
-	if len(d.b) == 0 {
-		d.bad = true
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *binaryReader) str() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.bad = true
-		d.b = nil
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }
 
 // SplitBinary returns the JSON and the eventName of p, written by

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/varbuf"
 )
 
 // A segment file starts with magic, then holds frames back to back:
@@ -152,80 +153,31 @@ func decodeRecord(p []byte) (audit.Record, error) {
 // varint seconds and uvarint nanoseconds); readOnly and category bytes;
 // resource count, then type, name and ARN of each.
 func decodeRecordV1(p []byte) (audit.Record, error) {
-	d := decoder{p: p}
+	d := varbuf.New(p)
 	var rec audit.Record
-	rec.Raw = d.bytes()
+	rec.Raw = append([]byte(nil), d.Bytes()...)
 	for _, s := range []*string{&rec.Account, &rec.Region, &rec.EventID, &rec.EventName, &rec.EventSource, &rec.Username, &rec.AccessKeyID} {
-		*s = string(d.bytes())
+		*s = d.String()
 	}
-	if d.byte() == 1 {
-		sec := d.varint()
-		nsec := d.uvarint()
+	if d.Byte() == 1 {
+		sec := d.Varint()
+		nsec := d.Uvarint()
 		if nsec >= 1e9 {
-			d.err = true
+			d.Fail()
 		}
 		rec.Time = time.Unix(sec, int64(nsec)).UTC()
 	}
-	rec.ReadOnly = audit.Tri(d.byte())
-	rec.Category = audit.Category(d.byte())
-	n := d.uvarint()
-	if n > uint64(len(d.p)) { // each resource takes at least 3 bytes
-		d.err = true
+	rec.ReadOnly = audit.Tri(d.Byte())
+	rec.Category = audit.Category(d.Byte())
+	n := d.Uvarint()
+	if n > uint64(d.Len()) { // each resource takes at least 3 bytes
+		d.Fail()
 	}
-	for i := uint64(0); i < n && !d.err; i++ {
-		rec.Resources = append(rec.Resources, audit.Resource{Type: string(d.bytes()), Name: string(d.bytes()), ARN: string(d.bytes())})
+	for i := uint64(0); i < n && !d.Bad(); i++ {
+		rec.Resources = append(rec.Resources, audit.Resource{Type: d.String(), Name: d.String(), ARN: d.String()})
 	}
-	if d.err || len(d.p) != 0 {
+	if d.Bad() || d.Len() != 0 {
 		return audit.Record{}, errRecord
 	}
 	return rec, nil
-}
-
-type decoder struct {
-	p   []byte
-	err bool
-}
-
-func (d *decoder) byte() byte {
-	if len(d.p) == 0 {
-		d.err = true
-		return 0
-	}
-	c := d.p[0]
-	d.p = d.p[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.p)
-	if n <= 0 {
-		d.err = true
-		d.p = nil
-		return 0
-	}
-	d.p = d.p[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.p)
-	if n <= 0 {
-		d.err = true
-		d.p = nil
-		return 0
-	}
-	d.p = d.p[n:]
-	return v
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if n > uint64(len(d.p)) {
-		d.err = true
-		d.p = nil
-		return nil
-	}
-	s := append([]byte(nil), d.p[:n]...)
-	d.p = d.p[n:]
-	return s
 }

@@ -1,0 +1,64 @@
+package varbuf
+
+import (
+	"encoding/binary"
+	"testing"
+)
+
+// TestFields: the fields written by encoding/binary's appenders read back
+// in order, and the Reader ends empty and not bad.
+func TestFields(t *testing.T) {
+	var b []byte
+	b = append(b, 7)
+	b = binary.AppendUvarint(b, 300)
+	b = binary.AppendVarint(b, -5)
+	b = binary.AppendUvarint(b, 3)
+	b = append(b, "abc"...)
+	b = binary.AppendUvarint(b, 0)
+	r := New(b)
+	if got := r.Byte(); got != 7 {
+		t.Errorf("Byte = %d", got)
+	}
+	if got := r.Uvarint(); got != 300 {
+		t.Errorf("Uvarint = %d", got)
+	}
+	if got := r.Varint(); got != -5 {
+		t.Errorf("Varint = %d", got)
+	}
+	s := r.Bytes()
+	if string(s) != "abc" || cap(s) != 3 {
+		t.Errorf("Bytes = %q (cap %d); want abc, capped", s, cap(s))
+	}
+	if got := r.String(); got != "" {
+		t.Errorf("String = %q", got)
+	}
+	if r.Bad() || r.Len() != 0 {
+		t.Errorf("bad %v, %d bytes left; want neither", r.Bad(), r.Len())
+	}
+}
+
+// TestDamaged: every way of running out or of a damaged varint marks the
+// Reader bad, returns zero values from then on, and never panics.
+func TestDamaged(t *testing.T) {
+	for name, read := range map[string]func(*Reader){
+		"byte of nothing":     func(r *Reader) { r.Byte() },
+		"uvarint of nothing":  func(r *Reader) { r.Uvarint() },
+		"varint of nothing":   func(r *Reader) { r.Varint() },
+		"bytes of nothing":    func(r *Reader) { r.Bytes() },
+		"length past the end": func(r *Reader) { *r = New([]byte{5, 'a'}); r.Bytes() },
+		"varint too long": func(r *Reader) {
+			*r = New([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+			r.Uvarint()
+		},
+		"truncated varint": func(r *Reader) { *r = New([]byte{0x80}); r.Varint() },
+	} {
+		r := New(nil)
+		read(&r)
+		if !r.Bad() {
+			t.Errorf("%s: not bad", name)
+		}
+		if r.Byte() != 0 || r.Uvarint() != 0 || r.String() != "" || !r.Bad() {
+			t.Errorf("%s: reads after the damage gave values", name)
+		}
+	}
+}
