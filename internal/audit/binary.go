@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/cairn-audit/cairn/internal/varbuf"
 )
 
 // cairn's binary encoding of a Record, shared by the ingest journal (every
@@ -99,7 +97,7 @@ func DecodeBinary(p []byte, r *Record) error {
 	if v != binaryV1 && v != binaryV2 {
 		return fmt.Errorf("%w: version %d", ErrBinary, v)
 	}
-	d := varbuf.New(f[1:])
+	d := NewFieldReader(f[1:])
 	var out Record
 	out.Raw = raw
 	out.EventName, out.EventSource, out.Username, out.AccessKeyID = d.String(), d.String(), d.String(), d.String()

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/varbuf"
 )
 
 // A segment file starts with magic, then holds frames back to back:
@@ -153,7 +152,7 @@ func decodeRecord(p []byte) (audit.Record, error) {
 // varint seconds and uvarint nanoseconds); readOnly and category bytes;
 // resource count, then type, name and ARN of each.
 func decodeRecordV1(p []byte) (audit.Record, error) {
-	d := varbuf.New(p)
+	d := audit.NewFieldReader(p)
 	var rec audit.Record
 	rec.Raw = append([]byte(nil), d.Bytes()...)
 	for _, s := range []*string{&rec.Account, &rec.Region, &rec.EventID, &rec.EventName, &rec.EventSource, &rec.Username, &rec.AccessKeyID} {

@@ -1,13 +1,13 @@
-package varbuf
+package audit
 
 import (
 	"encoding/binary"
 	"testing"
 )
 
-// TestFields: the fields written by encoding/binary's appenders read back
+// TestFieldReader: the fields written by encoding/binary's appenders read back
 // in order, and the Reader ends empty and not bad.
-func TestFields(t *testing.T) {
+func TestFieldReader(t *testing.T) {
 	var b []byte
 	b = append(b, 7)
 	b = binary.AppendUvarint(b, 300)
@@ -15,7 +15,7 @@ func TestFields(t *testing.T) {
 	b = binary.AppendUvarint(b, 3)
 	b = append(b, "abc"...)
 	b = binary.AppendUvarint(b, 0)
-	r := New(b)
+	r := NewFieldReader(b)
 	if got := r.Byte(); got != 7 {
 		t.Errorf("Byte = %d", got)
 	}
@@ -37,22 +37,22 @@ func TestFields(t *testing.T) {
 	}
 }
 
-// TestDamaged: every way of running out or of a damaged varint marks the
+// TestFieldReaderDamaged: every way of running out or of a damaged varint marks the
 // Reader bad, returns zero values from then on, and never panics.
-func TestDamaged(t *testing.T) {
-	for name, read := range map[string]func(*Reader){
-		"byte of nothing":     func(r *Reader) { r.Byte() },
-		"uvarint of nothing":  func(r *Reader) { r.Uvarint() },
-		"varint of nothing":   func(r *Reader) { r.Varint() },
-		"bytes of nothing":    func(r *Reader) { r.Bytes() },
-		"length past the end": func(r *Reader) { *r = New([]byte{5, 'a'}); r.Bytes() },
-		"varint too long": func(r *Reader) {
-			*r = New([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+func TestFieldReaderDamaged(t *testing.T) {
+	for name, read := range map[string]func(*FieldReader){
+		"byte of nothing":     func(r *FieldReader) { r.Byte() },
+		"uvarint of nothing":  func(r *FieldReader) { r.Uvarint() },
+		"varint of nothing":   func(r *FieldReader) { r.Varint() },
+		"bytes of nothing":    func(r *FieldReader) { r.Bytes() },
+		"length past the end": func(r *FieldReader) { *r = NewFieldReader([]byte{5, 'a'}); r.Bytes() },
+		"varint too long": func(r *FieldReader) {
+			*r = NewFieldReader([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 			r.Uvarint()
 		},
-		"truncated varint": func(r *Reader) { *r = New([]byte{0x80}); r.Varint() },
+		"truncated varint": func(r *FieldReader) { *r = NewFieldReader([]byte{0x80}); r.Varint() },
 	} {
-		r := New(nil)
+		r := NewFieldReader(nil)
 		read(&r)
 		if !r.Bad() {
 			t.Errorf("%s: not bad", name)
