@@ -43,7 +43,7 @@ func TestWritesBesideALoad(t *testing.T) {
 		}()
 	}
 	run(func() error { return d.Insert(ctx, groupRows(0, 5), 7) }) // the feed's
-	run(func() error { // PutAuditEvents' call, then the writer's transaction
+	run(func() error {                                             // PutAuditEvents' call, then the writer's transaction
 		if err := d.Insert(ctx, groupRows(1, 3), 0); err != nil {
 			return err
 		}
