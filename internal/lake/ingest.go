@@ -169,18 +169,40 @@ func (l *Lake) loop(ctx context.Context) {
 	})
 }
 
-// feedTick is Run's reading of Options.Feed at a tick (Sync). In shared
-// mode RunFeed reads it, under a lease. It runs beside a load's
-// transactions: the engine's inserts do not wait for each other (until
-// session 21 the feed's held the write lock alone and the feed yielded to
-// a load for up to 30 s; issue 15, session 22).
+// feedTick is Run's reading of Options.Feed at a tick (Sync), unless the
+// feed yields to a load (feedYields). In shared mode RunFeed reads it,
+// under a lease.
 func (l *Lake) feedTick(ctx context.Context) {
-	if l.opts.Feed == nil || l.opts.Shared {
+	if l.opts.Feed == nil || l.opts.Shared || l.feedYields() {
 		return
 	}
 	if _, err := l.Sync(ctx, l.opts.Feed); err != nil && ctx.Err() == nil {
 		l.log.Error("lake: ingest", "err", err)
 	}
+	l.fedAt.Store(l.opts.Now().UnixNano())
+}
+
+// feedMaxYield is how long, at most, Run's loop leaves the feed unread
+// while a load's transactions are in progress (feedYields).
+const feedMaxYield = 30 * time.Second
+
+// feedYields reports whether Run's loop skips the feed this tick: a load's
+// transaction is in progress and the feed was read less than feedMaxYield
+// ago. Until session 22 the feed's insert held the engine's write lock
+// alone and made a load's two appenders take turns (session 21: StartImport
+// of 1M at ~0.45x DuckDB's own load). It now runs beside the load's
+// transactions, but a small transaction committed beside a load's costs
+// the load more than the insert itself: StartImport of 500k without the
+// yield was slower in each of four pairs alternated with it (18.5-33.9k
+// against 21.7-36.5k events/s, 49-87 against 45-73 µs of CPU an event;
+// docs/benchmarks.md, session 22), as session 19 had found. The feed's
+// records wait in Event History meanwhile (durable there), and the next
+// read takes them all.
+func (l *Lake) feedYields() bool {
+	if l.loading.Load() == 0 {
+		return false
+	}
+	return l.opts.Now().Sub(time.Unix(0, l.fedAt.Load())) < feedMaxYield
 }
 
 // ticking runs step at once and then every Options.IngestInterval (a

@@ -118,9 +118,10 @@ type Lake struct {
 	// (skipWrote, Unix nanoseconds: when it last was).
 	skipped   atomic.Int64
 	skipWrote atomic.Int64
-	// loading counts a load's transactions in progress (Sink), which
-	// checkpoints wait for (checkpoint.go).
+	// loading counts a load's transactions in progress (Sink); fedAt is
+	// when Run's loop last read the feed (Unix nanoseconds; feedYields).
 	loading atomic.Int32
+	fedAt   atomic.Int64
 
 	// state keeps the registry (nil: nowhere, a Lake without data dir);
 	// version is the stored registry's version this node read last.
