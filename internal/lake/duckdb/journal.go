@@ -45,15 +45,12 @@ const (
 	// larger ones (loads: lake.LoadBatch rows) are their own transaction.
 	journalRows = 4096
 	// flushRows is the number of waiting rows at which the writer starts
-	// a transaction: a DuckDB row group, which DuckDB writes compressed to
-	// the file instead of its log (custom events: 28 µs of CPU a row in
-	// transactions of 131,072, 36 µs in transactions of 32,768). The
-	// writer's transactions are whole row groups while a row group or
-	// more waits (the rest waits for the next), as a load's are: a
-	// transaction of 131,072, or of whatever waited, left a partial row
-	// group, logged and then merged and rewritten by the checkpoint
-	// (session 22). flushBytes starts one sooner for large records.
-	flushRows  = RowGroupSize
+	// a transaction: a DuckDB row group (122,880 rows) and a bit, which
+	// DuckDB writes compressed to the file instead of its log (custom
+	// events: 28 µs of CPU a row in transactions of 131,072, 36 µs in
+	// transactions of 32,768). flushBytes starts one sooner for large
+	// records.
+	flushRows  = 131072
 	flushBytes = 64 << 20
 	// flushDelay bounds how long a row waits for the writer when no query
 	// asks for it.
@@ -226,10 +223,10 @@ func (d *DB) signal() {
 	}
 }
 
-// writer moves journaled rows into the table: whole row groups (a
-// multiple of flushRows) while flushRows wait, all of them when flushBytes
-// wait or flushDelay after the first waiting row. A failed transaction is
-// retried (capped backoff); the rows stay waiting, and in the journal.
+// writer moves journaled rows into the table: when flushRows (or
+// flushBytes) wait, or flushDelay after the first waiting row. A failed
+// transaction is retried (capped backoff); the rows stay waiting, and in
+// the journal.
 func (d *DB) writer() {
 	defer close(d.writerDone)
 	backoff := 100 * time.Millisecond
@@ -238,17 +235,18 @@ func (d *DB) writer() {
 		d.pmu.Lock()
 		n, bytes, since := len(d.pend), d.pendBytes, d.pendSince
 		d.pmu.Unlock()
-		take := 0 // all
+		var wait time.Duration
 		switch {
-		case n >= d.lim.flushRows && bytes < d.lim.flushBytes:
-			take = n / d.lim.flushRows * d.lim.flushRows
-		case n > 0 && (bytes >= d.lim.flushBytes || time.Since(since) >= d.lim.flushDelay):
+		case n == 0:
+			wait = -1
+		case n >= d.lim.flushRows || bytes >= d.lim.flushBytes:
+			wait = 0
 		default:
-			// Nothing waits, or not for flushDelay yet: until then,
-			// or a kick.
+			wait = d.lim.flushDelay - time.Since(since)
+		}
+		if wait > 0 || wait < 0 {
 			var tc <-chan time.Time
-			if n > 0 {
-				wait := d.lim.flushDelay - time.Since(since)
+			if wait > 0 {
 				if timer == nil {
 					timer = time.NewTimer(wait)
 				} else {
@@ -266,11 +264,11 @@ func (d *DB) writer() {
 					default:
 					}
 				}
+				continue
 			case <-tc:
 			}
-			continue
 		}
-		if err := d.flush(context.Background(), take); err != nil {
+		if err := d.Flush(context.Background()); err != nil {
 			select {
 			case <-d.stopw:
 				return
@@ -291,29 +289,11 @@ func (d *DB) Flush(ctx context.Context) error {
 	if d.jn == nil {
 		return nil
 	}
-	return d.flush(ctx, 0)
-}
-
-// flush inserts the first take of the waiting rows (all of them when take
-// is 0) in one transaction.
-func (d *DB) flush(ctx context.Context, take int) error {
 	d.fmu.Lock()
 	defer d.fmu.Unlock()
-	start := time.Now()
 	d.pmu.Lock()
-	rows := d.pend
-	if take > 0 && take < len(rows) {
-		rows = rows[:take:take]
-	}
-	// The waiting rows' sequence numbers are consecutive, the last
-	// pendSeq; so are their segments' counts, in order.
-	seq := d.pendSeq - uint64(len(d.pend)-len(rows))
-	var segs []segCount
-	for i, left := 0, len(rows); left > 0; i++ {
-		k := min(d.pendSegs[i].n, left)
-		segs = append(segs, segCount{d.pendSegs[i].seg, k})
-		left -= k
-	}
+	rows, seq := d.pend, d.pendSeq
+	segs := append([]segCount(nil), d.pendSegs...)
 	d.pmu.Unlock()
 	if len(rows) == 0 {
 		return nil
@@ -337,12 +317,6 @@ func (d *DB) flush(ctx context.Context, take int) error {
 		if d.pendSegs[0].n -= s.n; d.pendSegs[0].n == 0 {
 			d.pendSegs = d.pendSegs[1:]
 		}
-	}
-	// The rows left waiting count their flushDelay from this
-	// transaction's start at the earliest (the first of them may have
-	// come before it, when a row group and more waited).
-	if start.After(d.pendSince) {
-		d.pendSince = start
 	}
 	close(d.room)
 	d.room = make(chan struct{})

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/lake/engine"
-	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // crash ends d as a crash would: the writer stops without inserting what
@@ -248,70 +247,5 @@ func TestBackloggedWithoutJournal(t *testing.T) {
 	}
 	if d.Backlogged() {
 		t.Error("an in-memory database is backlogged")
-	}
-}
-
-// TestWriterWholeRowGroups: while a row group or more waits, the writer's
-// transaction takes whole row groups (flushRows rows, a multiple), and the
-// rest waits for the next: a transaction of whatever waited left a
-// partial row group, which DuckDB logs and its checkpoint rewrites.
-func TestWriterWholeRowGroups(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	d.lim.flushRows, d.lim.flushDelay = 100, time.Hour
-	ctx := context.Background()
-	if err := d.Insert(ctx, groupRows(0, 250), 0); err != nil {
-		t.Fatal(err)
-	}
-	testwait.Until(t, "the writer's transaction", func() bool { return d.Pending() < 250 })
-	if got := d.Pending(); got != 50 {
-		t.Errorf("%d of 250 rows left waiting; want 50 (two row groups of 100 taken)", got)
-	}
-	var seq int64
-	if err := d.db.QueryRow(`SELECT v FROM lake_meta WHERE k = ?`, journalSeqKey).Scan(&seq); err != nil || seq != 200 {
-		t.Errorf("journal_seq %d (%v); want 200", seq, err)
-	}
-	if _, n := countByCall(t, d, 1); n != 250 {
-		t.Errorf("%d rows in the table after a query's flush; want 250", n)
-	}
-}
-
-// TestWriterDeadlineAfterAFlush: rows journaled while the writer's
-// transaction runs are moved into the table flushDelay after it at most,
-// without a query or more rows asking. (The writer took their deadline from
-// the rows before them, already past, and then waited for a wake-up that
-// only a full batch, a backlog or a first row into an empty queue sent.)
-func TestWriterDeadlineAfterAFlush(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	d.lim.flushDelay = 20 * time.Millisecond
-	ctx := context.Background()
-	d.wmu.Lock() // the writer's transaction waits (a checkpoint runs)
-	if err := d.Insert(ctx, groupRows(0, 5), 0); err != nil {
-		d.wmu.Unlock()
-		t.Fatal(err)
-	}
-	testwait.Until(t, "the writer's flush of the first rows", func() bool {
-		if d.fmu.TryLock() {
-			d.fmu.Unlock()
-			return false
-		}
-		return true
-	})
-	err = d.Insert(ctx, groupRows(1, 3), 0) // during the writer's transaction
-	d.wmu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testwait.Until(t, "the writer moving the rows journaled during its transaction", func() bool { return d.Pending() == 0 })
-	var seq int64
-	if err := d.db.QueryRow(`SELECT v FROM lake_meta WHERE k = ?`, journalSeqKey).Scan(&seq); err != nil || seq != 8 {
-		t.Errorf("journal_seq %d (%v); want 8", seq, err)
 	}
 }
