@@ -21,8 +21,8 @@ import (
 // turns). So while a load's transaction is in progress the policy's
 // checkpoint waits (up to twice its bounds: maxBlockedCommits, twice
 // CheckpointWALBytes) and the idle one is not tried; the first commit or
-// tick after the load checkpoints. The writes beside a load (the feed, the
-// journal's writer) do not wait for it.
+// tick after the load checkpoints. The writes beside a load (the journal's
+// writer; the feed past feedMaxYield) do not wait for it.
 //
 // A running query can block checkpoints ("Cannot CHECKPOINT: there are other
 // write transactions active"), and while it runs each small write
