@@ -23,16 +23,21 @@
 #   instead of generating them
 #   PEER=0      skip the DuckDB peer (to alternate cairn builds)
 #   OFFLINE=0   skip import --into without a server
+#   PUT=N       PutAuditEvents calls (of 100 events, 4 clients) at N events/s
+#   beside StartImport (bench/cmd/putaudit; a busy channel during a load);
+#   the server's CPU then includes them (PUT=0, the default: none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
 measure=${MEASURE:-}
 tmp=$(mktemp -d)
 srv=
-trap '[ -n "$srv" ] && kill $srv 2>/dev/null && wait $srv 2>/dev/null; rm -rf "$tmp"' EXIT
+put=
+trap '[ -n "$put" ] && kill $put 2>/dev/null; [ -n "$srv" ] && kill $srv 2>/dev/null && wait $srv 2>/dev/null; rm -rf "$tmp"' EXIT
 if [ -n "${CAIRN:-}" ]; then cp "$CAIRN" "$tmp/cairn"; else nice -n 19 go build -o "$tmp/cairn" ./cmd/cairn; fi
 peer=${PEER:-1}
 [ "$peer" = 0 ] || nice -n 19 go build -o "$tmp/duckread" ./bench/duckread
+[ "${PUT:-0}" = 0 ] || nice -n 19 go build -o "$tmp/putaudit" ./bench/cmd/putaudit
 if [ -n "${LOGS:-}" ]; then cp -r "$LOGS" "$tmp/logs"; else nice -n 19 go run ./bench/gen -n "$n" -out "$tmp/logs" >/dev/null; fi
 cat >"$tmp/cairn.yaml" <<YAML
 event_history:
@@ -70,10 +75,20 @@ report() { # name events seconds cpu-seconds
 echo "Lake load: $n events ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 
 arn=$(eds startimport)
-c0=$(cpu $srv)
-got=$(measured "$tmp/cairn" import --into "$arn" --endpoint-url "$url" "$tmp/logs" | events)
+if [ "${PUT:-0}" != 0 ]; then
+  # Started inside the measured command, once the lock is held.
+  beside() { "$tmp/putaudit" -endpoint "$url" -key AKIABENCH00000000001:bench-secret -account 123837392027 -rate "$PUT" >"$tmp/put.txt" 2>&1 & p=$!
+    "$@"; kill -TERM $p; wait $p || true; }
+  export -f beside; export tmp url PUT
+  c0=$(cpu $srv)
+  got=$(measured bash -c 'beside "$@"' _ "$tmp/cairn" import --into "$arn" --endpoint-url "$url" "$tmp/logs" | events)
+else
+  c0=$(cpu $srv)
+  got=$(measured "$tmp/cairn" import --into "$arn" --endpoint-url "$url" "$tmp/logs" | events)
+fi
 t1=$(date +%s.%N); c1=$(cpu $srv); t0=$(cat "$tmp/t0")
 report StartImport "$got" "$(echo "$t1 - $t0" | bc)" "$(echo "($c1 - $c0) / $hz" | bc -l)" | tee "$tmp/startimport.txt"
+[ "${PUT:-0}" = 0 ] || echo "  beside it, $(cat "$tmp/put.txt")"
 
 arn=$(eds offline)
 kill $srv; wait $srv 2>/dev/null || true; srv=

@@ -14,6 +14,16 @@ import (
 // Close. The engine checkpoints under its write lock: no write waits on it for
 // longer than the checkpoint itself.
 //
+// Writes run side by side, a checkpoint alone: it waits for the write
+// transactions in progress, and no write starts while it waits. A load's
+// transactions take seconds each, so a checkpoint requested during one
+// would hold off the load's next transaction (its two appenders would take
+// turns). So while a load's transaction is in progress the policy's
+// checkpoint waits (up to twice its bounds: maxBlockedCommits, twice
+// CheckpointWALBytes) and the idle one is not tried; the first commit or
+// tick after the load checkpoints. The writes beside a load (the journal's
+// writer; the feed past feedMaxYield) do not wait for it.
+//
 // A running query can block checkpoints ("Cannot CHECKPOINT: there are other
 // write transactions active"), and while it runs each small write
 // transaction costs ~700 KB of log instead of ~5 KB (400 PutAuditEvents
@@ -47,8 +57,12 @@ func (l *Lake) wrote(ctx context.Context) {
 		}
 	}
 	l.wroteSinceTick.Store(true)
-	if n < int64(l.opts.CheckpointCommits) && l.eng.LogSize() < l.opts.CheckpointWALBytes {
+	logSize := l.eng.LogSize()
+	if n < int64(l.opts.CheckpointCommits) && logSize < l.opts.CheckpointWALBytes {
 		return
+	}
+	if l.loading.Load() > 0 && n < l.maxBlockedCommits() && logSize < 2*l.opts.CheckpointWALBytes {
+		return // after the load's transaction in progress
 	}
 	if err := l.checkpoint(context.WithoutCancel(ctx)); err != nil {
 		l.checkpointBlocked(err, n)
@@ -81,9 +95,9 @@ func (l *Lake) checkpointBlocked(err error, commits int64) {
 // idleCheckpoint checkpoints when transactions were committed since the
 // last checkpoint but none since the previous call (Run's tick), and no
 // load's transaction is in progress: a load's transactions take seconds
-// each, and a checkpoint waiting for one would hold off the load's next
-// (as the feed's insert would: feedYields). The load's own commits check
-// the policy's bounds (wrote), and the first tick after it checkpoints.
+// each, and a checkpoint waiting for one would hold off the load's next.
+// The load's own commits check the policy's bounds (wrote), and the first
+// tick after it checkpoints.
 func (l *Lake) idleCheckpoint(ctx context.Context) {
 	if l.dir == "" || l.loading.Load() > 0 || l.wroteSinceTick.Swap(false) || l.commits.Load() == 0 {
 		return

@@ -188,14 +188,16 @@ const feedMaxYield = 30 * time.Second
 
 // feedYields reports whether Run's loop skips the feed this tick: a load's
 // transaction is in progress and the feed was read less than feedMaxYield
-// ago. The feed's insert holds the engine's write lock alone, so it waits
-// for the load's transactions in progress, and while it waits no other
-// load transaction may start (sync.RWMutex lets no reader in past a
-// waiting writer): a tick's few recorded calls made a load's two
-// appenders take turns, one transaction at a time (issue 15, session 21:
-// StartImport of 1M at ~0.45x DuckDB's own load). The feed's records wait
-// in Event History meanwhile (durable there), and the next read takes
-// them all.
+// ago. Until session 22 the feed's insert held the engine's write lock
+// alone and made a load's two appenders take turns (session 21: StartImport
+// of 1M at ~0.45x DuckDB's own load). It now runs beside the load's
+// transactions, but a small transaction committed beside a load's costs
+// the load more than the insert itself: StartImport of 500k without the
+// yield was slower in each of four pairs alternated with it (18.5-33.9k
+// against 21.7-36.5k events/s, 49-87 against 45-73 µs of CPU an event;
+// docs/benchmarks.md, session 22), as session 19 had found. The feed's
+// records wait in Event History meanwhile (durable there), and the next
+// read takes them all.
 func (l *Lake) feedYields() bool {
 	if l.loading.Load() == 0 {
 		return false

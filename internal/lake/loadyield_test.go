@@ -47,10 +47,11 @@ func (e *heldLoad) Checkpoint(ctx context.Context) error {
 }
 
 // TestFeedYieldsToALoad: while a load's transaction is in progress, Run's
-// tick neither inserts the feed's records nor checkpoints (either would
+// tick neither inserts the feed's records (a small transaction committed
+// beside a load's costs the load; feedYields) nor checkpoints (it would
 // wait for the load's transaction with the engine's write lock requested,
-// and hold off the load's next transaction: a load's two appenders took
-// turns); the feed's records are stored at the first tick after.
+// and hold off the load's next transaction); the feed's records are
+// stored at the first tick after.
 func TestFeedYieldsToALoad(t *testing.T) {
 	dir := t.TempDir()
 	eng, err := duckdb.Open(filepath.Join(dir, DBFile), duckdb.Options{})
@@ -199,5 +200,67 @@ func TestALoadDelaysOtherAccountsAtMostFeedMaxYield(t *testing.T) {
 	l.feedTick(ctx)
 	if n := count(); n != "1" {
 		t.Errorf("B's event stored %s times past feedMaxYield with A's load still in progress; want 1", n)
+	}
+}
+
+// TestPolicyCheckpointWaitsForALoad: while a load's transaction is in
+// progress, a commit that reaches the checkpoint policy's bound does not
+// checkpoint (the checkpoint runs alone: it would wait for the load's
+// transaction and hold off the load's next one), up to twice the bound,
+// past which it does.
+func TestPolicyCheckpointWaitsForALoad(t *testing.T) {
+	dir := t.TempDir()
+	eng, err := duckdb.Open(filepath.Join(dir, DBFile), duckdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	he := &heldLoad{Engine: eng, release: make(chan struct{})}
+	st := audittest.NewMemStore()
+	l, err := Open(dir, Options{Engine: he, CheckpointCommits: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv := httptest.NewServer(NewTestAPI(l, st, keys))
+	defer srv.Close()
+	a := (&env{lake: l, store: st, url: srv.URL}).client("AKIAAAAAAAAAAAAAAAAA")
+	ctx := context.Background()
+	out, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("policy")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := l.NewSink(ctx, "111111111111", []string{storeID(out.EventDataStoreArn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := make([]audit.Record, 5000)
+	for i := range load {
+		r, err := audit.Extract(fmt.Appendf(nil, `{"eventVersion":"1.09","eventTime":"2026-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"Loaded","awsRegion":"us-east-1","eventID":"%s","recipientAccountId":"111111111111"}`, audit.NewID()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		load[i] = r
+	}
+	loaded := make(chan error, 1)
+	go func() {
+		_, _, err := sink.AppendEachReport(ctx, load)
+		loaded <- err
+	}()
+	for !he.held.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	l.commits.Store(1) // the policy's bound
+	l.wrote(ctx)
+	if n := he.beside.Load(); n != 0 {
+		t.Errorf("%d checkpoints at the policy's bound during a load's transaction; want none", n)
+	}
+	l.commits.Store(l.maxBlockedCommits())
+	l.wrote(ctx)
+	if n := he.beside.Load(); n != 1 {
+		t.Errorf("%d checkpoints at twice the policy's bound during a load's transaction; want 1", n)
+	}
+	close(he.release)
+	if err := <-loaded; err != nil {
+		t.Fatal(err)
 	}
 }

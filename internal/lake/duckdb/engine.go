@@ -32,12 +32,23 @@ type Options struct {
 type DB struct {
 	db   *sql.DB
 	path string
-	// wmu serializes writes to the events table and checkpoints; loads'
-	// transactions (Insert of more than journalRows rows) hold it shared,
-	// so that an import's batches are appended side by side, each in its
-	// own transaction (DuckDB appends concurrent transactions' rows
-	// without conflict).
+	// wmu keeps CHECKPOINT and Delete apart from every write: they hold
+	// it alone, and every write transaction (a load's batch, the feed's
+	// insert, the journal's writer, a direct insert) holds it shared, so
+	// that writes run side by side, each in its own transaction (DuckDB
+	// appends concurrent transactions' rows without conflict). No write
+	// takes it alone: a sync.RWMutex lets no reader in past a waiting
+	// writer, so a small insert waiting for a load's transaction in
+	// progress held off the load's next one, and a load's two appenders
+	// took turns (issue 15, session 22).
 	wmu sync.RWMutex
+	// posmu orders the feed's inserts, which record the feed position
+	// (lake_meta's 'feed_position'): two of them side by side would both
+	// write that row, a write-write conflict in DuckDB, and a later
+	// position could be overwritten by an earlier one. The journal's
+	// writer records 'journal_seq', a row of its own, and is ordered by
+	// fmu (Flush).
+	posmu sync.Mutex
 	// direct and journaled merge concurrent Insert calls into one commit:
 	// a transaction, or the journal's append (see Insert).
 	direct, journaled grouper
@@ -157,8 +168,11 @@ func (d *DB) Delete(ctx context.Context, store string, before time.Time) error {
 	return err
 }
 
-// Checkpoint runs DuckDB's CHECKPOINT under the write lock: no write waits
-// on it for longer than the checkpoint itself.
+// Checkpoint runs DuckDB's CHECKPOINT under the write lock, held alone: it
+// waits for the write transactions in progress, and no write waits on it
+// for longer than the checkpoint itself. While it waits no write starts
+// (sync.RWMutex), so during a load a caller should checkpoint between the
+// load's transactions, not beside one (lake's checkpoint policy).
 func (d *DB) Checkpoint(ctx context.Context) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()

@@ -298,9 +298,11 @@ func (d *DB) Flush(ctx context.Context) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	d.wmu.Lock()
+	// Beside a load's transactions and the feed's (wmu shared); fmu
+	// orders the writes of journal_seq.
+	d.wmu.RLock()
 	err := d.insertLocked(context.WithoutCancel(ctx), rows, 0, seq)
-	d.wmu.Unlock()
+	d.wmu.RUnlock()
 	if err != nil {
 		return err
 	}

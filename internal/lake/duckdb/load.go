@@ -372,9 +372,11 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // the feed position in the same transaction: a restart neither loses nor
 // repeats what the feed delivered.
 //
-// A call of more than journalRows rows without a position (a load's
-// batch) is its own transaction, which runs beside other loads' (not
-// beside any other write). Smaller calls without a position made while
+// Every call's transaction runs beside the others' (DuckDB appends
+// concurrent transactions' rows without conflict); only a checkpoint and
+// Delete wait for them, and calls with a position wait for each other
+// (the position's row). A call of more than journalRows rows without a
+// position (a load's batch) is its own transaction. Smaller calls without a position made while
 // another group commits share one commit (group commit): each joins the pending group, and once the
 // commit under way ends one of them leads: it commits the whole group
 // and answers every member, which returns as soon as that is done. A call
@@ -389,8 +391,12 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 // only on its own rows.
 func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 	if pos > 0 || len(rows) == 0 {
-		d.wmu.Lock()
-		defer d.wmu.Unlock()
+		// Beside other writes (wmu shared), after the feed's previous
+		// insert (posmu).
+		d.wmu.RLock()
+		defer d.wmu.RUnlock()
+		d.posmu.Lock()
+		defer d.posmu.Unlock()
 		return d.insertLocked(ctx, rows, pos, 0)
 	}
 	if d.jn != nil && len(rows) <= journalRows {
@@ -413,8 +419,8 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 				all = append(all, p...)
 			}
 		}
-		d.wmu.Lock()
-		defer d.wmu.Unlock()
+		d.wmu.RLock()
+		defer d.wmu.RUnlock()
 		return d.insertLocked(ctx, all, 0, 0)
 	})
 }
@@ -497,7 +503,7 @@ type insertGroup struct {
 
 // insertLocked is one transaction of rows, recording the feed position
 // pos (when > 0) and the journal's last row jseq (when > 0) with them; the
-// caller holds wmu (shared only for a load's rows, without pos or jseq).
+// caller holds wmu (shared), and posmu when pos > 0 or fmu when jseq > 0.
 func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64, jseq uint64) (err error) {
 	d.inserts.Add(1)
 	conn, err := d.db.Conn(ctx)
