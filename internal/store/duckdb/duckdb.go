@@ -291,20 +291,35 @@ func Open(path string, opts Options) (*Store, error) {
 	// anew. Lookups' pages are small, so the plain top-N is right.
 	attach := fmt.Sprintf("ATTACH IF NOT EXISTS %s AS events_db (ROW_GROUP_SIZE %d)", lit, rg)
 	init := []string{attach, "USE events_db", "SET late_materialization_max_rows = 0"}
+	// Settings of the database, not of a connection: made by the first
+	// connection only, so that one changed since (an offline import's
+	// SetMemoryLimit) holds when the pool opens another.
+	var once []string
 	if opts.MemoryLimit != "" {
 		if !memoryLimitRE.MatchString(opts.MemoryLimit) {
 			return nil, fmt.Errorf("duckdb: memory limit %q: want a size such as 512MB", opts.MemoryLimit)
 		}
-		init = append([]string{"SET memory_limit = '" + opts.MemoryLimit + "'"}, init...)
+		once = append(once, "SET memory_limit = '"+opts.MemoryLimit+"'")
 	}
-	// The limit is the database's, not a connection's: set by the first
-	// connection only, so that one SetMemoryLimit made since (an offline
-	// import's) holds when the pool opens another.
-	var limited atomic.Bool
+	if path != "" && path != ":memory:" {
+		// What DuckDB spills at its memory limit goes beside the store
+		// (PATH.tmp, as Compact's), not into the process's working
+		// directory: the database the file is attached to is in memory,
+		// whose temp_directory is ".tmp" there. An offline import of 1M
+		// records spilled about 300 MB into the directory cairn was
+		// started from (docs/store.md, "Imports", session 22).
+		spill, ok := sqlString(path + ".tmp")
+		if !ok {
+			return nil, fmt.Errorf("duckdb: open %q: the path is not valid UTF-8 without NUL", path)
+		}
+		once = append(once, "SET temp_directory = "+spill)
+	}
+	init = append(once, init...)
+	var first atomic.Bool
 	connector, err := duckdb.NewConnector(dsn, func(ex driver.ExecerContext) error {
 		qs := init
-		if opts.MemoryLimit != "" && limited.Swap(true) {
-			qs = init[1:]
+		if first.Swap(true) {
+			qs = init[len(once):]
 		}
 		for _, q := range qs {
 			if _, err := ex.ExecContext(context.Background(), q, nil); err != nil {

@@ -3,6 +3,9 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -151,5 +154,66 @@ func TestImportMemory(t *testing.T) {
 	}
 	if _, err := st.MemoryUse(ctx); err == nil {
 		t.Error("MemoryUse after Close: no error")
+	}
+}
+
+// TestSpillBesideStore: what DuckDB spills at its memory limit goes to
+// PATH.tmp beside the store, not to the process's working directory
+// (where the in-memory database the file is attached to would put it:
+// ".tmp"); an offline import spilled there, wherever cairn was started.
+func TestSpillBesideStore(t *testing.T) {
+	ctx := context.Background()
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, err := Open(path, Options{MemoryLimit: "16MB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var dir string
+	if err := st.db.QueryRowContext(ctx, `SELECT current_setting('temp_directory')`).Scan(&dir); err != nil {
+		t.Fatal(err)
+	}
+	if want := path + ".tmp"; dir != want {
+		t.Errorf("temp_directory = %q; want %q", dir, want)
+	}
+	// An import's rows stay in memory until its checkpoint: past the
+	// limit, DuckDB spills them.
+	st.BeginImport()
+	sh := storetest.NewShapes(t, 5)
+	spilled := false
+	for i := 0; i < 40 && !spilled; i++ {
+		from := time.Date(2025, 4, 1+i/4, 6*(i%4), 0, 0, 0, time.UTC)
+		if _, err := st.Append(ctx, sh.Records(2000, from, from.Add(6*time.Hour), "111111111111", "eu-west-1")); err != nil {
+			t.Fatal(err)
+		}
+		var files []string
+		rows, err := st.db.QueryContext(ctx, `SELECT path FROM duckdb_temporary_files()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, p)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range files {
+			spilled = true
+			if filepath.Dir(p) != path+".tmp" {
+				t.Errorf("DuckDB spilled to %s; want it in %s", p, path+".tmp")
+			}
+		}
+	}
+	if !spilled {
+		t.Fatal("nothing spilled at a 16MB limit: the test no longer tests the spill")
+	}
+	if _, err := os.Stat(filepath.Join(cwd, ".tmp")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the working directory holds DuckDB's .tmp (stat: %v); want nothing there", err)
 	}
 }
