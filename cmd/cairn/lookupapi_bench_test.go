@@ -214,8 +214,13 @@ func BenchmarkLookupAPI(b *testing.B) {
 				}
 				wlat = append(wlat, time.Since(t0))
 			}
-			if got, want := wireBytes.Load()-wbytes0, bytes1-bytes0; got < want*9/10 {
-				b.Fatalf("%s: the wire client read %d bytes, the full one %d", k.name, got, want)
+			// wireOnly fails a response it did not read to its
+			// Content-Length; its count shows it was in the stack. (The
+			// pages need not be those of the full pass: the newest
+			// events, "none"'s page, are by then the server's own
+			// records of that pass's lookups.)
+			if wireBytes.Load() == wbytes0 {
+				b.Fatalf("%s: the wire client read no page", k.name)
 			}
 			reportLatency(b, "wire-", wlat)
 			self2 := statCPU(b, "/proc/self/stat")
