@@ -20,6 +20,8 @@
 #   LOCK=file          hold `flock file` for the measurements only
 #   PROFILE=prefix     CPU profiles: prefix.serve (the server's run, with
 #                      --cpuprofile) and prefix.client, with their top entries
+#   TRACE=file         a runtime trace of the server's run (go tool trace;
+#                      -pprof=sync: which stage waits on which)
 #   OFFLINE=0          skip the offline import (ratios then not printed)
 #   WORK=dir           keep the data dirs there (default: a temporary dir)
 set -euo pipefail
@@ -64,6 +66,7 @@ port=$((20000 + RANDOM % 20000))
 ep=http://127.0.0.1:$port
 prof=()
 [ -z "${PROFILE:-}" ] || prof=(--cpuprofile "$PROFILE.serve")
+[ -z "${TRACE:-}" ] || prof+=(--trace "$TRACE")
 "$bin" serve --data-dir "$work/served" --listen "127.0.0.1:$port" --log-level warn "${prof[@]}" 2>"$work/serve.err" &
 spid=$!
 stop_server() { kill -INT "$spid" 2>/dev/null && wait "$spid" 2>/dev/null || true; }
