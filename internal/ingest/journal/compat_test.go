@@ -82,7 +82,7 @@ func TestReplaysMixedSegments(t *testing.T) {
 }
 
 // TestReplaysV2Frames: frames of one uncompressed record each
-// (payloadV2, written before session 18), then a call's records as
+// (payloadV2, written before session 22), then a call's records as
 // Append writes them now (payloadV3, several to a frame), in one segment
 // as a crash of the earlier cairn and a restart leave them, are replayed
 // in order, every record exactly as it was appended; the compressed

@@ -114,8 +114,8 @@ func (r *Reader) Next() ([]byte, error) {
 // records at once: the journal of an import through a server was 1.5 GB
 // of records' JSON and fields at 1M records, as many bytes as the store
 // wrote, and its callers waited for their fsyncs (docs/store.md,
-// "Imports through a server, session 18"). payloadV2 is still read: a
-// journal left by a cairn from before session 18 is replayed.
+// "Imports through a server", sessions 18 and 22). payloadV2 is still
+// read: a journal left by a cairn from before session 22 is replayed.
 const (
 	payloadV1 = 1
 	payloadV2 = 2
