@@ -20,6 +20,8 @@
 #   LOCK=file          hold `flock file` for the measurements only
 #   PROFILE=prefix     CPU profiles: prefix.serve (the server's run, with
 #                      --cpuprofile) and prefix.client, with their top entries
+#   TRACE=file         a runtime trace of the server's run (go tool trace;
+#                      -pprof=sync: which stage waits on which)
 #   OFFLINE=0          skip the offline import (ratios then not printed)
 #   WORK=dir           keep the data dirs there (default: a temporary dir)
 set -euo pipefail
@@ -64,6 +66,7 @@ port=$((20000 + RANDOM % 20000))
 ep=http://127.0.0.1:$port
 prof=()
 [ -z "${PROFILE:-}" ] || prof=(--cpuprofile "$PROFILE.serve")
+[ -z "${TRACE:-}" ] || prof+=(--trace "$TRACE")
 "$bin" serve --data-dir "$work/served" --listen "127.0.0.1:$port" --log-level warn "${prof[@]}" 2>"$work/serve.err" &
 spid=$!
 stop_server() { kill -INT "$spid" 2>/dev/null && wait "$spid" 2>/dev/null || true; }
@@ -93,6 +96,12 @@ c1=$(cpu_of "$spid")
 w1=$(written "$spid")
 kill "$sampler" 2>/dev/null || true
 refused=$(curl -fs "$ep/metrics" | awk '/^cairn_ingest_refused_total/ {s = s " " $0} END {print s}')
+# The journal's writes: bytes, fsyncs and the seconds spent in them.
+journal=$(curl -fs "$ep/metrics" | awk '
+	/^cairn_ingest_journal_bytes_total / {b = $2}
+	/^cairn_ingest_journal_fsyncs_total / {n = $2}
+	/^cairn_ingest_journal_write_duration_seconds_sum / {s = $2}
+	END {if (n > 0) printf "%.0f MB in %d writes and fsyncs, %.1f s in them (%.1f ms each)", b/1e6, n, s, s*1e3/n}')
 echo "through the server: load after $(load)" >&2
 unlock
 stop_server
@@ -112,6 +121,7 @@ awk -v n="$srv_n" -v a="$(echo "$t1 - $t0" | bc)" -v s="$(echo "$t2 - $t0" | bc)
 	if (off > 0) printf "written to disk: offline %.0f MB, server %.0f MB\n", offw*512/1e6, sw/1e6
 	else printf "written to disk: server %.0f MB\n", sw/1e6
 }'
+echo "journal: ${journal:-no writes}"
 echo "records acknowledged and not yet stored (0.5 s samples): max $(sort -n "$work/pending.log" | tail -1), mean $(awk '{s+=$1} END {printf "%.0f", s/NR}' "$work/pending.log"); refused calls:${refused:- none}"
 if [ -n "${PROFILE:-}" ]; then
 	for p in serve client; do

@@ -63,6 +63,9 @@ type serveFlags struct {
 	// cpuProfile names a file for a CPU profile of the whole run
 	// (--cpuprofile), written when the server stops.
 	cpuProfile string
+	// traceFile names a file for a runtime trace of the whole run
+	// (--trace), complete once the server stops.
+	traceFile string
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -76,6 +79,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's name among the nodes sharing a PostgreSQL store, in its leases and logs\n(default: the config's cluster.node_id, else the host name)")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the server's run to this file, complete once it stops (go tool pprof)")
+	fs.StringVar(&f.traceFile, "trace", "", "write a runtime trace of the server's run to this file, complete once it stops (go tool trace; -pprof=sync shows which stage waits on which)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn serve [flags]\n\nServes the CloudTrail API (and /metrics, /healthz) on --listen, recording every call;\n"+
 			"keeps Event History, trails, CloudTrail Lake and Insights in --data-dir. Without --config,\n"+
@@ -102,6 +106,14 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if f.cpuProfile != "" {
 		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
+	if f.traceFile != "" {
+		stop, err := startTrace(f.traceFile)
 		if err != nil {
 			ln.Close()
 			return err

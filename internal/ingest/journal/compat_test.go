@@ -80,3 +80,40 @@ func TestReplaysMixedSegments(t *testing.T) {
 		t.Errorf("replayed records of a mixed segment differ (-want +got):\n%s", diff)
 	}
 }
+
+// TestReplaysV2Frames: frames of one uncompressed record each
+// (payloadV2, written before session 22), then a call's records as
+// Append writes them now (payloadV3, several to a frame), in one segment
+// as a crash of the earlier cairn and a restart leave them, are replayed
+// in order, every record exactly as it was appended; the compressed
+// frames are smaller.
+func TestReplaysV2Frames(t *testing.T) {
+	want := append(compatRecords(), records(0, 200)...)
+	dir := t.TempDir()
+	seg := []byte(magic)
+	v2 := 0
+	for i := range want {
+		p := audit.AppendBinary([]byte{payloadV2}, &want[i])
+		v2 += len(p)
+		seg = appendFrame(seg, p)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00000000000000000001.seg"), seg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, v3, err := j.Append(want); err != nil {
+		t.Fatal(err)
+	} else if v3 >= v2/2 {
+		t.Errorf("Append wrote %d bytes for records of %d uncompressed", v3, v2)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := replayAll(t, dir)
+	if diff := cmp.Diff(append(want, want...), got); diff != "" {
+		t.Errorf("replayed records of v2 and v3 frames differ (-want +got):\n%s", diff)
+	}
+}

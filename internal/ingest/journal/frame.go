@@ -9,6 +9,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
@@ -16,7 +18,7 @@ import (
 //
 //	length  uint32 little-endian: the payload's length
 //	crc     uint32 little-endian: CRC-32C of the length's 4 bytes and the payload
-//	payload length bytes: one record (encodeRecord)
+//	payload length bytes: a call's records, compressed (payloadV3), or one record (earlier versions)
 //
 // The CRC covers the length, so a torn or zeroed tail (length 0 and CRC 0)
 // is detected like a damaged payload.
@@ -104,30 +106,129 @@ func (r *Reader) Next() ([]byte, error) {
 // so that a journal left by a crash of an earlier cairn is replayed
 // (decodeRecordV1). Nothing writes payloadV1 any more: its reader can go
 // once no journal of a release before issue 12 can be left.
+//
+// payloadV3 holds several records: one S2 block (no dictionary) of, for
+// each, its length (uvarint) and its payloadV2 encoding without the
+// version byte. Append writes a call's records in frames of this kind, a
+// frame closed once its records pass chunkBytes, so that S2 sees many
+// records at once: the journal of an import through a server was 1.5 GB
+// of records' JSON and fields at 1M records, as many bytes as the store
+// wrote, and its callers waited for their fsyncs (docs/store.md,
+// "Imports through a server", sessions 18 and 22). payloadV2 is still
+// read: a journal left by a cairn from before session 22 is replayed.
 const (
 	payloadV1 = 1
 	payloadV2 = 2
+	payloadV3 = 3
 )
 
-// encodeRecord appends rec to b: the record's bytes as recorded and every
-// field of audit.Record, so that the record is rebuilt exactly as it was
-// committed (not re-extracted).
+// chunkBytes is the plain size past which Append closes a frame of
+// records: S2 compresses CloudTrail records' JSON well across records, and
+// a frame stays far below MaxFrame (a record's encoding is at most
+// MaxFrame, checked before it joins a frame).
+const chunkBytes = 1 << 20
+
+// encodeRecord returns the payload of a frame holding rec alone: the
+// record's bytes as recorded and every field of audit.Record, so that the
+// record is rebuilt exactly as it was committed (not re-extracted).
 func encodeRecord(b []byte, rec *audit.Record) []byte {
-	return audit.AppendBinary(append(b, payloadV2), rec)
+	var c chunk
+	c.add(rec)
+	return c.payload(b)
+}
+
+// chunk gathers the records of one payloadV3 frame.
+type chunk struct {
+	plain []byte // each record's length and encoding
+	enc   []byte // scratch: one record's encoding
+	n     int
+}
+
+// add adds rec; it returns false, adding nothing, when the record's
+// encoding is larger than MaxFrame.
+func (c *chunk) add(rec *audit.Record) bool {
+	c.enc = audit.AppendBinary(c.enc[:0], rec)
+	if len(c.enc) > MaxFrame {
+		return false
+	}
+	c.plain = binary.AppendUvarint(c.plain, uint64(len(c.enc)))
+	c.plain = append(c.plain, c.enc...)
+	c.n++
+	return true
+}
+
+// payload appends the frame payload of the records added to b and
+// empties the chunk.
+func (c *chunk) payload(b []byte) []byte {
+	n := s2.MaxEncodedLen(len(c.plain))
+	start := len(b)
+	if cap(b)-start < 1+n {
+		b = append(make([]byte, 0, start+1+n), b...)
+	}
+	b = append(b, payloadV3)
+	// Encode writes from the start of the slice it is given, which has
+	// the capacity it needs: the block lands right after the tag.
+	block := s2.Encode(b[start+1:start+1+n], c.plain)
+	c.plain, c.n = c.plain[:0], 0
+	return b[:start+1+len(block)]
+}
+
+// decodeFrame appends the records of a frame's payload to out; they do
+// not share memory with p.
+func decodeFrame(p []byte, out []audit.Record) ([]audit.Record, error) {
+	if len(p) == 0 || p[0] != payloadV3 {
+		rec, err := decodeRecord(p)
+		if err != nil {
+			return out, err
+		}
+		return append(out, rec), nil
+	}
+	n, err := s2.DecodedLen(p[1:])
+	if err != nil || n > chunkBytes+MaxFrame+binary.MaxVarintLen64 {
+		return out, fmt.Errorf("%w: compressed records of invalid length", errRecord)
+	}
+	b, err := s2.Decode(make([]byte, n), p[1:])
+	if err != nil {
+		return out, fmt.Errorf("%w: %w", errRecord, err)
+	}
+	for len(b) > 0 {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return out, fmt.Errorf("%w: compressed records cut short", errRecord)
+		}
+		var rec audit.Record
+		if err := audit.DecodeBinary(b[k:k+int(l)], &rec); err != nil {
+			return out, fmt.Errorf("%w: %w", errRecord, err)
+		}
+		audit.AddDerivedResources(&rec)
+		out = append(out, rec)
+		b = b[k+int(l):]
+	}
+	return out, nil
 }
 
 // errRecord reports a frame whose payload is not an encoded record (its
 // CRC matched: a bug or a foreign file, not a torn write).
 var errRecord = errors.New("journal: frame is not a record")
 
-// decodeRecord rebuilds the record encodeRecord (or an earlier cairn's)
-// wrote. The record does not share memory with p.
+// decodeRecord rebuilds the record of a payload of one record: one
+// encodeRecord wrote, or an earlier cairn's. The record does not share
+// memory with p.
 func decodeRecord(p []byte) (audit.Record, error) {
 	if len(p) == 0 {
 		return audit.Record{}, errRecord
 	}
 	var rec audit.Record
 	switch p[0] {
+	case payloadV3:
+		recs, err := decodeFrame(p, nil)
+		if err != nil {
+			return audit.Record{}, err
+		}
+		if len(recs) != 1 {
+			return audit.Record{}, fmt.Errorf("%w: %d records in one", errRecord, len(recs))
+		}
+		return recs[0], nil
 	case payloadV1:
 		var err error
 		if rec, err = decodeRecordV1(p[1:]); err != nil {

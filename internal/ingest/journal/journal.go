@@ -55,6 +55,10 @@ type Journal struct {
 	f    *os.File
 	size int64
 	buf  []byte
+	// chunk and payload gather a frame's records and compress them,
+	// reused from call to call.
+	chunk   chunk
+	payload []byte
 
 	mu     sync.Mutex
 	active uint64              // segment Append writes to; 0 before the first
@@ -197,11 +201,9 @@ func readSegment(path string) (recs []audit.Record, n, torn int64, err error) {
 			torn = int64(len(body)) - r.Offset()
 			break
 		}
-		rec, err := decodeRecord(p)
-		if err != nil {
+		if recs, err = decodeFrame(p, recs); err != nil {
 			return nil, 0, 0, fmt.Errorf("journal: %s at offset %d: %w", path, r.Offset(), err)
 		}
-		recs = append(recs, rec)
 	}
 	return recs, r.Offset(), torn, nil
 }
@@ -220,13 +222,15 @@ func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) 
 		}
 	}
 	j.buf = j.buf[:0]
-	var payload []byte
 	for i := range records {
-		payload = encodeRecord(payload[:0], &records[i])
-		if len(payload) > MaxFrame {
-			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(payload))
+		if !j.chunk.add(&records[i]) {
+			j.chunk.plain, j.chunk.n = j.chunk.plain[:0], 0
+			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(j.chunk.enc))
 		}
-		j.buf = appendFrame(j.buf, payload)
+		if len(j.chunk.plain) >= chunkBytes || i == len(records)-1 {
+			j.payload = j.chunk.payload(j.payload[:0])
+			j.buf = appendFrame(j.buf, j.payload)
+		}
 	}
 	seg = j.active
 	if _, err = j.f.Write(j.buf); err == nil {
