@@ -46,13 +46,11 @@ func (e *heldLoad) Checkpoint(ctx context.Context) error {
 	return e.Engine.Checkpoint(ctx)
 }
 
-// TestFeedYieldsToALoad: while a load's transaction is in progress, Run's
-// tick neither inserts the feed's records (a small transaction committed
-// beside a load's costs the load; feedYields) nor checkpoints (it would
-// wait for the load's transaction with the engine's write lock requested,
-// and hold off the load's next transaction); the feed's records are
-// stored at the first tick after.
-func TestFeedYieldsToALoad(t *testing.T) {
+// heldLake opens a Lake in a temporary folder on a DuckDB engine whose
+// loads wait for release (heldLoad), with opts (its Engine set here, and
+// with feed its Feed: the env's store), and serves its API on loopback.
+func heldLake(t *testing.T, feed bool, opts Options) (*heldLoad, *env) {
+	t.Helper()
 	dir := t.TempDir()
 	eng, err := duckdb.Open(filepath.Join(dir, DBFile), duckdb.Options{})
 	if err != nil {
@@ -60,27 +58,48 @@ func TestFeedYieldsToALoad(t *testing.T) {
 	}
 	he := &heldLoad{Engine: eng, release: make(chan struct{})}
 	st := audittest.NewMemStore()
-	l, err := Open(dir, Options{Engine: he, Feed: st})
+	opts.Engine = he
+	if feed {
+		opts.Feed = st
+	}
+	l, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	srv := httptest.NewServer(NewTestAPI(l, st, keys))
-	defer srv.Close()
-	a := (&env{lake: l, store: st, url: srv.URL}).client("AKIAAAAAAAAAAAAAAAAA")
+	t.Cleanup(srv.Close)
+	return he, &env{lake: l, store: st, url: srv.URL}
+}
+
+// heldRecord is a management event of account named name, with a fresh
+// eventID.
+func heldRecord(t *testing.T, account, name string) audit.Record {
+	t.Helper()
+	r, err := audit.Extract(fmt.Appendf(nil, `{"eventVersion":"1.09","eventTime":"2026-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"%s","awsRegion":"us-east-1","eventID":"%s","recipientAccountId":"%s"}`, name, audit.NewID(), account))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestFeedYieldsToALoad: while a load's transaction is in progress, Run's
+// tick neither inserts the feed's records (a small transaction committed
+// beside a load's costs the load; feedYields) nor checkpoints (it would
+// wait for the load's transaction with the engine's write lock requested,
+// and hold off the load's next transaction); the feed's records are
+// stored at the first tick after.
+func TestFeedYieldsToALoad(t *testing.T) {
+	he, e := heldLake(t, true, Options{})
+	l, st := e.lake, e.store
+	a := e.client("AKIAAAAAAAAAAAAAAAAA")
 	ctx := context.Background()
 	out, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("yields")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := storeID(out.EventDataStoreArn)
-	record := func(name string) audit.Record {
-		r, err := audit.Extract(fmt.Appendf(nil, `{"eventVersion":"1.09","eventTime":"2026-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"%s","awsRegion":"us-east-1","eventID":"%s","recipientAccountId":"111111111111"}`, name, audit.NewID()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	record := func(name string) audit.Record { return heldRecord(t, "111111111111", name) }
 	l.feedTick(ctx)
 
 	sink, err := l.NewSink(ctx, "111111111111", []string{id})
@@ -127,23 +146,10 @@ func TestFeedYieldsToALoad(t *testing.T) {
 // store for at most feedMaxYield: past it, the tick reads the feed while
 // A's load is still in progress, and B can query its event at once.
 func TestALoadDelaysOtherAccountsAtMostFeedMaxYield(t *testing.T) {
-	dir := t.TempDir()
-	eng, err := duckdb.Open(filepath.Join(dir, DBFile), duckdb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	he := &heldLoad{Engine: eng, release: make(chan struct{})}
-	st := audittest.NewMemStore()
 	var now atomic.Int64
 	now.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
-	l, err := Open(dir, Options{Engine: he, Feed: st, Now: func() time.Time { return time.Unix(0, now.Load()) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	srv := httptest.NewServer(NewTestAPI(l, st, keys))
-	defer srv.Close()
-	e := &env{lake: l, store: st, url: srv.URL}
+	he, e := heldLake(t, true, Options{Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	l, st := e.lake, e.store
 	a, b := e.client("AKIAAAAAAAAAAAAAAAAA"), e.client("AKIABBBBBBBBBBBBBBBB")
 	ctx := context.Background()
 	storeOf := func(c *cloudtrail.Client, name string) string {
@@ -154,13 +160,7 @@ func TestALoadDelaysOtherAccountsAtMostFeedMaxYield(t *testing.T) {
 		return storeID(out.EventDataStoreArn)
 	}
 	idA, idB := storeOf(a, "loader"), storeOf(b, "neighbour")
-	record := func(account, name string) audit.Record {
-		r, err := audit.Extract(fmt.Appendf(nil, `{"eventVersion":"1.09","eventTime":"2026-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"%s","awsRegion":"us-east-1","eventID":"%s","recipientAccountId":"%s"}`, name, audit.NewID(), account))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	record := func(account, name string) audit.Record { return heldRecord(t, account, name) }
 	l.feedTick(ctx)
 
 	sink, err := l.NewSink(ctx, "111111111111", []string{idA})
@@ -209,21 +209,9 @@ func TestALoadDelaysOtherAccountsAtMostFeedMaxYield(t *testing.T) {
 // transaction and hold off the load's next one), up to twice the bound,
 // past which it does.
 func TestPolicyCheckpointWaitsForALoad(t *testing.T) {
-	dir := t.TempDir()
-	eng, err := duckdb.Open(filepath.Join(dir, DBFile), duckdb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	he := &heldLoad{Engine: eng, release: make(chan struct{})}
-	st := audittest.NewMemStore()
-	l, err := Open(dir, Options{Engine: he, CheckpointCommits: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	srv := httptest.NewServer(NewTestAPI(l, st, keys))
-	defer srv.Close()
-	a := (&env{lake: l, store: st, url: srv.URL}).client("AKIAAAAAAAAAAAAAAAAA")
+	he, e := heldLake(t, false, Options{CheckpointCommits: 1})
+	l := e.lake
+	a := e.client("AKIAAAAAAAAAAAAAAAAA")
 	ctx := context.Background()
 	out, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("policy")})
 	if err != nil {
@@ -235,11 +223,7 @@ func TestPolicyCheckpointWaitsForALoad(t *testing.T) {
 	}
 	load := make([]audit.Record, 5000)
 	for i := range load {
-		r, err := audit.Extract(fmt.Appendf(nil, `{"eventVersion":"1.09","eventTime":"2026-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"Loaded","awsRegion":"us-east-1","eventID":"%s","recipientAccountId":"111111111111"}`, audit.NewID()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		load[i] = r
+		load[i] = heldRecord(t, "111111111111", "Loaded")
 	}
 	loaded := make(chan error, 1)
 	go func() {
