@@ -123,9 +123,10 @@ const (
 )
 
 // chunkBytes is the plain size past which Append closes a frame of
-// records: S2 compresses CloudTrail records' JSON well across records, and
-// a frame stays far below MaxFrame (a record's encoding is at most
-// MaxFrame, checked before it joins a frame).
+// records: S2 compresses CloudTrail records' JSON well across records.
+// A record joins a frame only if the frame cannot then compress past
+// MaxFrame, however S2 fares (chunk.add); one that cannot be bound so
+// even alone gets a payloadV2 frame of its own, as before session 22.
 const chunkBytes = 1 << 20
 
 // encodeRecord returns the payload of a frame holding rec alone: the
@@ -133,27 +134,28 @@ const chunkBytes = 1 << 20
 // record is rebuilt exactly as it was committed (not re-extracted).
 func encodeRecord(b []byte, rec *audit.Record) []byte {
 	var c chunk
-	c.add(rec)
+	if !c.add(rec) {
+		return append(append(b, payloadV2), c.enc...)
+	}
 	return c.payload(b)
 }
 
 // chunk gathers the records of one payloadV3 frame.
 type chunk struct {
 	plain []byte // each record's length and encoding
-	enc   []byte // scratch: one record's encoding
-	n     int
+	enc   []byte // scratch: the last record's encoding (add)
 }
 
-// add adds rec; it returns false, adding nothing, when the record's
-// encoding is larger than MaxFrame.
+// add encodes rec into c.enc and adds it, unless the frame's payload
+// could then be larger than MaxFrame (S2's bound for incompressible
+// bytes is above their size): then it returns false and adds nothing.
 func (c *chunk) add(rec *audit.Record) bool {
 	c.enc = audit.AppendBinary(c.enc[:0], rec)
-	if len(c.enc) > MaxFrame {
+	if 1+s2.MaxEncodedLen(len(c.plain)+binary.MaxVarintLen64+len(c.enc)) > MaxFrame {
 		return false
 	}
 	c.plain = binary.AppendUvarint(c.plain, uint64(len(c.enc)))
 	c.plain = append(c.plain, c.enc...)
-	c.n++
 	return true
 }
 
@@ -169,7 +171,7 @@ func (c *chunk) payload(b []byte) []byte {
 	// Encode writes from the start of the slice it is given, which has
 	// the capacity it needs: the block lands right after the tag.
 	block := s2.Encode(b[start+1:start+1+n], c.plain)
-	c.plain, c.n = c.plain[:0], 0
+	c.plain = c.plain[:0]
 	return b[:start+1+len(block)]
 }
 

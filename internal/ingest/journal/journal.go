@@ -222,16 +222,35 @@ func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) 
 		}
 	}
 	j.buf = j.buf[:0]
-	for i := range records {
-		if !j.chunk.add(&records[i]) {
-			j.chunk.plain, j.chunk.n = j.chunk.plain[:0], 0
-			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(j.chunk.enc))
-		}
-		if len(j.chunk.plain) >= chunkBytes || i == len(records)-1 {
-			j.payload = j.chunk.payload(j.payload[:0])
+	c := &j.chunk
+	flush := func() {
+		if len(c.plain) > 0 {
+			j.payload = c.payload(j.payload[:0])
 			j.buf = appendFrame(j.buf, j.payload)
 		}
 	}
+	for i := range records {
+		if c.add(&records[i]) {
+			if len(c.plain) >= chunkBytes {
+				flush()
+			}
+			continue
+		}
+		// The frame with this record could compress past MaxFrame: close
+		// it, and give the record a frame of its own, uncompressed, when
+		// it cannot be bound in one compressed either.
+		flush()
+		if c.add(&records[i]) {
+			continue
+		}
+		if 1+len(c.enc) > MaxFrame {
+			c.plain = c.plain[:0]
+			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(c.enc))
+		}
+		j.payload = append(append(j.payload[:0], payloadV2), c.enc...)
+		j.buf = appendFrame(j.buf, j.payload)
+	}
+	flush()
 	seg = j.active
 	if _, err = j.f.Write(j.buf); err == nil {
 		err = j.f.Sync()
