@@ -95,9 +95,10 @@ t2=$(now)
 c1=$(cpu_of "$spid")
 w1=$(written "$spid")
 kill "$sampler" 2>/dev/null || true
-refused=$(curl -fs "$ep/metrics" | awk '/^cairn_ingest_refused_total/ {s = s " " $0} END {print s}')
+metrics=$(curl -fs "$ep/metrics")
+refused=$(echo "$metrics" | awk '/^cairn_ingest_refused_total/ {s = s " " $0} END {print s}')
 # The journal's writes: bytes, fsyncs and the seconds spent in them.
-journal=$(curl -fs "$ep/metrics" | awk '
+journal=$(echo "$metrics" | awk '
 	/^cairn_ingest_journal_bytes_total / {b = $2}
 	/^cairn_ingest_journal_fsyncs_total / {n = $2}
 	/^cairn_ingest_journal_write_duration_seconds_sum / {s = $2}
