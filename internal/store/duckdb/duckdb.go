@@ -2207,6 +2207,15 @@ func (s *Store) LastSeq(context.Context) (int64, error) {
 		return 0, errClosed
 	}
 	s.waitStaged()
+	if w := s.staged; w != nil {
+		// A failed stage's numbers were never stored (settleStaged
+		// takes them back at the next append).
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.err != nil {
+			return min(s.lastSeq, w.rewind), nil
+		}
+	}
 	return s.lastSeq, nil
 }
 

@@ -42,6 +42,12 @@ type stagedWriter struct {
 	last   *stage
 	regrow map[dk]bool
 
+	// open is the group of batches whose transaction is still open
+	// (StageGrouped; nil: none), lastBatch the batch reserved last in a
+	// group: each batch appends after it. Both under writeMu.
+	open      *group
+	lastBatch *grouped
+
 	mu  sync.Mutex
 	err error // the first stage's error
 	// rewind is the last sequence number committed before the first
@@ -95,10 +101,15 @@ func (w *stagedWriter) fail(err error, first int64) {
 }
 
 // waitStaged waits until every stage reserved has committed or failed;
-// under writeMu. Both connections are free after it.
+// under writeMu. Both connections are free after it. An open group is
+// committed with the batches it holds (their appends are under way: a
+// reserved batch is always appended).
 func (s *Store) waitStaged() {
-	if w := s.staged; w != nil && w.last != nil {
-		<-w.last.done
+	if w := s.staged; w != nil {
+		s.closeGroup()
+		if w.last != nil {
+			<-w.last.done
+		}
 	}
 }
 
@@ -176,6 +187,16 @@ func (s *Store) StageEach(records []audit.Record) func(ctx context.Context) (fun
 	}
 }
 
+// reservation is a staged batch's place: its new records, in the order
+// and with the sequence numbers (from first on) their rows get.
+type reservation struct {
+	fresh    []*audit.Record
+	hashes   []uint64
+	encs     []encoded
+	first    int64
+	received int64
+}
+
 // reserveStaged reserves a stage for records (see stagedWriter).
 func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre []encoded) (func(context.Context) ([]bool, error), error) {
 	s.writeMu.Lock()
@@ -188,29 +209,58 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 		return func(context.Context) ([]bool, error) { return ins, nil }, nil
 	}
 	defer s.writeMu.Unlock()
+	// A stage commits alone, after the batches of a group before it.
+	s.closeGroup()
+	res, inserted, err := s.reserve(ctx, records, pre)
+	if err != nil || res == nil {
+		return func(context.Context) ([]bool, error) { return inserted, nil }, err
+	}
+	w := s.staged
+	st := &stage{done: make(chan struct{})}
+	prev := w.last
+	w.last = st
+	onCommitted := s.onCommitted // under writeMu
+	return func(ctx context.Context) ([]bool, error) {
+		st.err = s.commitStage(ctx, w, prev, res.fresh, res.hashes, res.encs, res.first, res.received, onCommitted)
+		if st.err != nil {
+			w.fail(st.err, res.first)
+		}
+		close(st.done)
+		if st.err != nil {
+			return nil, st.err
+		}
+		return inserted, nil
+	}, nil
+}
+
+// reserve does a staged batch's work under writeMu (see stagedWriter):
+// its new records' order, sequence numbers, index entries and keys. It
+// returns what records[i] is (inserted[i]: new), and no reservation
+// when none is.
+func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encoded) (*reservation, []bool, error) {
 	if s.wconn == nil {
-		return nil, errClosed
+		return nil, nil, errClosed
 	}
 	w := s.staged
 	if err := w.failed(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fresh, hashes, idx, kf, err := s.freshOf(ctx, records, func() error {
 		s.waitStaged()
 		return w.failed()
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	inserted := make([]bool, len(records))
 	if len(fresh) == 0 {
-		return func(context.Context) ([]bool, error) { return inserted, nil }, nil
+		return nil, inserted, nil
 	}
 	if s.checkpointDue() {
 		// No transaction may be open during a checkpoint.
 		s.waitStaged()
 		if err := w.failed(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !s.bulk {
 			// A serving store's bucket index goes to bucket_index_v1
@@ -218,11 +268,11 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 			// import's at Close): its filters that outgrew their size
 			// rebuilt first, now that every stage has committed.
 			if err := s.settleStaged(ctx); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if s.indexLoaded {
 				if err := s.writeIndex(ctx, false); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 		}
@@ -245,7 +295,7 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 	// The index entries before the encodings the stage makes: those
 	// without prefetched values get theirs here.
 	if err := s.indexEntries(ctx, entriesOfEncoded(fresh, encs)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Into the key filters before the commit, as appendEncoded: they may
 	// hold keys not stored, never miss one stored.
@@ -267,21 +317,7 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 	for _, i := range idx {
 		inserted[i] = true
 	}
-	st := &stage{done: make(chan struct{})}
-	prev := w.last
-	w.last = st
-	onCommitted := s.onCommitted // under writeMu
-	return func(ctx context.Context) ([]bool, error) {
-		st.err = s.commitStage(ctx, w, prev, fresh, hashes, encs, first, received, onCommitted)
-		if st.err != nil {
-			w.fail(st.err, first)
-		}
-		close(st.done)
-		if st.err != nil {
-			return nil, st.err
-		}
-		return inserted, nil
-	}, nil
+	return &reservation{fresh: fresh, hashes: hashes, encs: encs, first: first, received: received}, inserted, nil
 }
 
 // commitStage appends a stage's rows on a free connection of w and
