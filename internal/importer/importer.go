@@ -110,6 +110,22 @@ type StagingSink interface {
 	StageEach(records []audit.Record) func(ctx context.Context) (commit func(context.Context) (inserted []bool, err error), err error)
 }
 
+// GroupingSink is a StagingSink that can hold several batches in one
+// transaction (DuckDB writes a transaction of a row group or more straight
+// to its file): StageGrouped's last function appends the batch and
+// returns before it is committed, with its answer and committed, which
+// waits until the batch's transaction committed and returns its error.
+// With Appenders > 1 and InOrder, Run uses it instead of StageEach: it
+// keeps of a batch only its counts until committed returns nil, and
+// counts it then (a failed transaction's batches are not counted), and
+// calls EndGroup after the last batch (even when interrupted), so that
+// the last transaction commits.
+type GroupingSink interface {
+	StagingSink
+	StageGrouped(records []audit.Record) func(ctx context.Context) (commit func(context.Context) (inserted []bool, committed func() error, err error), err error)
+	EndGroup()
+}
+
 // Failure is a record a ReportingSink refused.
 type Failure struct {
 	// Index is the record's position in the batch given to the sink.
@@ -607,6 +623,10 @@ type appendPool struct {
 	// last is closed once the last batch given has been.
 	inOrder bool
 	last    chan struct{}
+	// grouping: the Sink's batches share transactions (GroupingSink);
+	// committing waits for their commits and counts them.
+	grouping   GroupingSink
+	committing sync.WaitGroup
 }
 
 type appendJob struct {
@@ -627,6 +647,9 @@ func (r *run) appenders(ctx context.Context) *appendPool {
 	ps, preparing := r.opts.Sink.(PreparingSink)
 	if _, reports := r.opts.Sink.(ReportingSink); reports {
 		preparing = false
+	}
+	if gs, ok := ps.(GroupingSink); ok && preparing && p.inOrder {
+		p.grouping = gs
 	}
 	for range r.opts.Appenders {
 		p.wg.Go(func() {
@@ -654,6 +677,42 @@ func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingS
 	case <-p.failed:
 		return // after an error, nothing more is appended
 	default:
+	}
+	if p.grouping != nil {
+		reserve := p.grouping.StageGrouped(j.b)
+		if j.prev != nil {
+			select {
+			case <-j.prev:
+			case <-p.failed:
+				return
+			}
+		}
+		commit, err := reserve(ctx)
+		signal()
+		var (
+			inserted  []bool
+			committed func() error
+		)
+		if err == nil {
+			inserted, committed, err = commit(ctx)
+		}
+		if err == nil && len(inserted) != len(j.b) {
+			err = fmt.Errorf("import: sink answered for %d records of %d", len(inserted), len(j.b))
+		}
+		if err != nil {
+			p.once.Do(func() { p.err = err; close(p.failed) })
+			return
+		}
+		// Counted once committed; the batch's records are not kept.
+		t := r.tally(j.b, inserted, nil)
+		p.committing.Go(func() {
+			if err := committed(); err != nil {
+				p.once.Do(func() { p.err = err; close(p.failed) })
+				return
+			}
+			r.add(t)
+		})
+		return
 	}
 	if ss, ok := ps.(StagingSink); ok && preparing && p.inOrder {
 		reserve := ss.StageEach(j.b)
@@ -725,8 +784,15 @@ func (p *appendPool) wait() error {
 	if !p.closed {
 		p.closed = true
 		close(p.jobs)
+		p.wg.Wait()
+		if p.grouping != nil {
+			// The last transaction commits what was appended, also when
+			// the import is interrupted: the report counts it.
+			p.grouping.EndGroup()
+		}
 	}
 	p.wg.Wait()
+	p.committing.Wait()
 	return p.err
 }
 
@@ -830,7 +896,19 @@ func (r *run) countEach(b []audit.Record, appendB func() ([]bool, error)) error 
 // inserted (inserted[i]) or a duplicate, except those refused (refused[i],
 // when refused is not nil: counted when they were refused).
 func (r *run) count(b []audit.Record, inserted, refused []bool) {
-	type counts struct{ imported, duplicates int64 }
+	r.add(r.tally(b, inserted, refused))
+}
+
+// tally is what count adds to the report for a batch.
+type tally struct {
+	per                  map[groupKey]*counts
+	imported, duplicates int64
+}
+
+type counts struct{ imported, duplicates int64 }
+
+// tally counts a batch's records as count does, for add.
+func (r *run) tally(b []audit.Record, inserted, refused []bool) tally {
 	per := map[groupKey]*counts{}
 	var imported, duplicates int64
 	// A batch comes in runs of one account and region: the map is asked
@@ -858,11 +936,16 @@ func (r *run) count(b []audit.Record, inserted, refused []bool) {
 			duplicates++
 		}
 	}
-	r.imported.Add(imported)
-	r.duplicates.Add(duplicates)
+	return tally{per: per, imported: imported, duplicates: duplicates}
+}
+
+// add adds a batch's tally to the report.
+func (r *run) add(t tally) {
+	r.imported.Add(t.imported)
+	r.duplicates.Add(t.duplicates)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, c := range per {
+	for k, c := range t.per {
 		g := r.group(k.account, k.region)
 		g.Records += c.imported + c.duplicates
 		g.Imported += c.imported

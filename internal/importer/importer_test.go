@@ -992,3 +992,43 @@ func TestBatchesExact(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupedCountsOnlyCommitted: with a GroupingSink (batches that share
+// transactions, committed later) an import counts a batch only once its
+// transaction committed: the last, part-full one at the end (EndGroup),
+// and none of a transaction that failed, nor of those after it, so that
+// Imported is what the Sink stored.
+func TestGroupedCountsOnlyCommitted(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	for f := range 20 {
+		var raws [][]byte
+		for i := range 13 {
+			raws = append(raws, fmt.Appendf(nil, `{"eventVersion":"1.08","eventTime":"2024-01-02T03:04:05Z",`+
+				`"eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1",`+
+				`"eventID":"f%02d-%03d","recipientAccountId":"111111111111"}`, f, i))
+			n++
+		}
+		write(t, dir, fmt.Sprintf("f%02d.json", f), records(raws))
+	}
+	for _, fail := range []int{0, 1, 2, 4} {
+		t.Run(fmt.Sprintf("FailGroup=%d", fail), func(t *testing.T) {
+			sink := &importertest.GroupingSink{Group: 3, FailGroup: fail, Err: errors.New("commit failed")}
+			rep, err := importer.Run(context.Background(), []string{dir},
+				importer.Options{Sink: sink, BatchSize: 10, Appenders: 2, Workers: 2, InOrder: true})
+			if (err != nil) != (fail > 0) {
+				t.Fatalf("Run: %v", err)
+			}
+			stored := int64(len(sink.Records()))
+			if rep.Imported != stored {
+				t.Errorf("Imported %d; the sink stored %d", rep.Imported, stored)
+			}
+			if want := int64(n); fail == 0 && stored != want {
+				t.Errorf("stored %d; want %d", stored, want)
+			}
+			if want := int64((fail - 1) * 30); fail > 0 && stored != want {
+				t.Errorf("stored %d; want %d (the transactions before the failed one)", stored, want)
+			}
+		})
+	}
+}

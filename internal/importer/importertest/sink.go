@@ -3,6 +3,7 @@
 package importertest
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -217,4 +218,113 @@ func (s *RefusingSink) Refuses(rec audit.Record) (importer.Failure, bool) {
 		}
 	}
 	return importer.Failure{}, false
+}
+
+// GroupingSink is an EachSink that is also an importer.GroupingSink: the
+// batches it is given share transactions of Group batches (at least 1),
+// stored only when theirs commits, after Group batches or at EndGroup.
+// FailGroup, when positive, makes the transaction of that number (1 the
+// first) fail with Err: none of its batches is stored, nor any after it.
+type GroupingSink struct {
+	EachSink
+	Group     int
+	FailGroup int
+	Err       error
+
+	gmu     sync.Mutex
+	open    *sinkGroup
+	groups  int
+	failed  error
+	pending map[string]bool
+}
+
+type sinkGroup struct {
+	batches int
+	records []audit.Record
+	done    chan struct{}
+	err     error
+}
+
+// PrepareEach returns AppendEach of the records.
+func (g *GroupingSink) PrepareEach(records []audit.Record) func(context.Context) ([]bool, error) {
+	return func(ctx context.Context) ([]bool, error) { return g.AppendEach(ctx, records) }
+}
+
+// StageEach returns AppendEach of the records, in two steps.
+func (g *GroupingSink) StageEach(records []audit.Record) func(context.Context) (func(context.Context) ([]bool, error), error) {
+	return func(context.Context) (func(context.Context) ([]bool, error), error) {
+		return func(ctx context.Context) ([]bool, error) { return g.AppendEach(ctx, records) }, nil
+	}
+}
+
+// StageGrouped adds the records not stored nor pending to the open
+// transaction; committed waits for its end.
+func (g *GroupingSink) StageGrouped(records []audit.Record) func(context.Context) (func(context.Context) ([]bool, func() error, error), error) {
+	return func(context.Context) (func(context.Context) ([]bool, func() error, error), error) {
+		g.gmu.Lock()
+		defer g.gmu.Unlock()
+		if g.failed != nil {
+			return nil, g.failed
+		}
+		if g.open == nil {
+			g.open = &sinkGroup{done: make(chan struct{})}
+		}
+		if g.pending == nil {
+			g.pending = map[string]bool{}
+		}
+		sg := g.open
+		inserted := make([]bool, len(records))
+		g.s.mu.Lock()
+		for i, r := range records {
+			k := r.Account + "\x00" + r.EventID
+			if g.s.keys[k] || g.pending[k] {
+				continue
+			}
+			g.pending[k] = true
+			r.Raw = slices.Clone(r.Raw)
+			sg.records = append(sg.records, r)
+			inserted[i] = true
+		}
+		g.s.mu.Unlock()
+		if sg.batches++; sg.batches >= max(g.Group, 1) {
+			g.commitLocked()
+		}
+		return func(context.Context) ([]bool, func() error, error) {
+			return inserted, func() error { <-sg.done; return sg.err }, nil
+		}, nil
+	}
+}
+
+// EndGroup commits the open transaction.
+func (g *GroupingSink) EndGroup() {
+	g.gmu.Lock()
+	defer g.gmu.Unlock()
+	if g.open != nil {
+		g.commitLocked()
+	}
+}
+
+// commitLocked ends the open transaction: stored, or failed; under gmu.
+func (g *GroupingSink) commitLocked() {
+	sg := g.open
+	g.open = nil
+	g.groups++
+	if g.groups == g.FailGroup || g.failed != nil {
+		sg.err = cmp.Or(g.failed, g.Err)
+		g.failed = sg.err
+	} else {
+		g.s.mu.Lock()
+		if g.s.keys == nil {
+			g.s.keys = map[string]bool{}
+		}
+		for _, r := range sg.records {
+			g.s.keys[r.Account+"\x00"+r.EventID] = true
+			g.s.records = append(g.s.records, r)
+		}
+		g.s.mu.Unlock()
+	}
+	for _, r := range sg.records {
+		delete(g.pending, r.Account+"\x00"+r.EventID)
+	}
+	close(sg.done)
 }
