@@ -20,9 +20,11 @@ import (
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 )
 
-// offlineImportBatch is the records per store transaction of an offline
-// import.
-const offlineImportBatch = 10000
+// offlineImportBatch is the records per batch of an offline import: twelve
+// of them make the store's transaction of DuckDB's row group (122,880
+// rows, duckdb.Store.StageGrouped), which DuckDB writes straight to the
+// file.
+const offlineImportBatch = 10240
 
 func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cairn import", flag.ContinueOnError)
@@ -167,9 +169,9 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			ins = startImportInsights(ctx, cfg, *dataDir, st, log)
 		}
 		opts.Sink = store
-		// One transaction of 10,000 records costs the store about what
-		// one of 5,000 does (its commit, duplicate check and bucket index
-		// writes are per transaction): docs/store.md, "Imports".
+		// A batch of 10,240 records costs the store about what one of
+		// 5,000 does (its duplicate check and bucket index are per
+		// batch): docs/store.md, "Imports".
 		opts.BatchSize = offlineImportBatch
 		// The store compresses one batch while it commits the other.
 		opts.Appenders = 2
