@@ -3,6 +3,9 @@ package duckdb
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -15,9 +18,10 @@ import (
 
 // stageGrouped stages batches as the importer does with a GroupingSink:
 // reserved one after the other, appended concurrently (two at a time),
-// EndGroup after the last; it returns each batch's answer once every
+// EndGroup after the last (beforeEnd, when not nil, called before it with
+// each batch's committed); it returns each batch's answer once every
 // batch's transaction committed, and the first error of a commit.
-func stageGrouped(t *testing.T, st *Store, batches [][]audit.Record) ([][]bool, error) {
+func stageGrouped(t *testing.T, st *Store, batches [][]audit.Record, beforeEnd func(committed []func() error)) ([][]bool, error) {
 	t.Helper()
 	ctx := context.Background()
 	got := make([][]bool, len(batches))
@@ -41,6 +45,9 @@ func stageGrouped(t *testing.T, st *Store, batches [][]audit.Record) ([][]bool, 
 		})
 	}
 	wg.Wait()
+	if beforeEnd != nil {
+		beforeEnd(committed)
+	}
 	st.EndGroup()
 	var first error
 	for _, c := range committed {
@@ -60,7 +67,10 @@ func stageGrouped(t *testing.T, st *Store, batches [][]audit.Record) ([][]bool, 
 // segments before any checkpoint), not held in DuckDB's memory and its
 // log until Close's checkpoint (one transaction a batch, StageEach, holds
 // them all there); every record comes back byte for byte, once, after a
-// reopen, and importing again finds them all.
+// reopen. The files as a crash would
+// leave them with the last transaction open (its row groups written,
+// not committed) hold the first transaction's rows, and importing every
+// batch into them again stores each record once.
 func TestGroupedImportWritesRowGroupsToTheFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("imports over a row group of records")
@@ -81,7 +91,26 @@ func TestGroupedImportWritesRowGroupsToTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.BeginImport()
-	got, err := stageGrouped(t, st, batches)
+	crash := filepath.Join(t.TempDir(), "events.duckdb")
+	got, err := stageGrouped(t, st, batches, func(committed []func() error) {
+		// Every batch appended, the first transaction committed, the
+		// last still open.
+		if err := committed[0](); err != nil {
+			t.Fatal(err)
+		}
+		for _, ext := range []string{"", ".wal"} {
+			b, err := os.ReadFile(path + ext)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(crash+ext, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,36 +143,57 @@ func TestGroupedImportWritesRowGroupsToTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	want := map[string][]byte{}
-	for _, b := range batches {
-		for _, r := range b {
-			want[r.EventID] = r.Raw
+	readBack := func(st *Store) {
+		t.Helper()
+		want := map[string][]byte{}
+		for _, b := range batches {
+			for _, r := range b {
+				want[r.EventID] = r.Raw
+			}
+		}
+		app, err := st.ReadAppended(context.Background(), 0, n+10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(app) != n {
+			t.Fatalf("read back %d records; want %d", len(app), n)
+		}
+		for _, a := range app {
+			raw, ok := want[a.Record.EventID]
+			if !ok || !bytes.Equal(raw, a.Record.Raw) {
+				t.Fatalf("record %s (seq %d) read back differs or twice", a.Record.EventID, a.Seq)
+			}
+			delete(want, a.Record.EventID)
 		}
 	}
-	app, err := st.ReadAppended(context.Background(), 0, n+10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(app) != n {
-		t.Fatalf("read back %d records; want %d", len(app), n)
-	}
-	for _, a := range app {
-		raw, ok := want[a.Record.EventID]
-		if !ok || !bytes.Equal(raw, a.Record.Raw) {
-			t.Fatalf("record %s (seq %d) read back differs or twice", a.Record.EventID, a.Seq)
-		}
-		delete(want, a.Record.EventID)
-	}
+	readBack(st)
 
-	// Again: every record a duplicate.
-	st.BeginImport()
-	got, err = stageGrouped(t, st, batches)
+	// After the crash: the first transaction's rows, and the rest once
+	// imported again.
+	cst, err := Open(crash, Options{Cold: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, ins := range got {
-		if slices.Contains(ins, true) {
-			t.Fatalf("importing again: batch %d inserted records", i)
+	defer cst.Close()
+	last, err := cst.LastSeq(context.Background())
+	if err != nil || last < int64(len(batches[0])) || last >= int64(n) {
+		t.Fatalf("after the crash LastSeq = %d, %v; want the first transaction's rows, not all %d", last, err, n)
+	}
+	cst.BeginImport()
+	got, err = stageGrouped(t, cst, batches, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := 0
+	for _, ins := range got {
+		for _, ok := range ins {
+			if ok {
+				added++
+			}
 		}
 	}
+	if int64(added) != int64(n)-last {
+		t.Errorf("importing again after the crash added %d; want %d", added, int64(n)-last)
+	}
+	readBack(cst)
 }
