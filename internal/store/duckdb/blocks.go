@@ -277,6 +277,63 @@ func appendBlockRef(dst []byte, id int64, off, n int) []byte {
 	return binary.AppendUvarint(dst, uint64(n))
 }
 
+// Block references as integer columns (issue 15, session 23). A row
+// appended since holds its reference in blk_id, blk_off and blk_len and an
+// empty record; a row with a frame of its own holds the frame in record
+// and NULLs there. As a BLOB in record (stored uncompressed) a reference
+// cost 16 bytes a record; as integers DuckDB keeps the id, which repeats
+// for a block's rows, run-length encoded and the offset and length
+// bit-packed (about 4 bytes), besides the 4 bytes the empty record still
+// takes in the uncompressed column (docs/store.md). Rows written before
+// keep their references in record: every reader selects refColumns and
+// takes the frame from refFrame, which gives the reference of either form
+// as appendBlockRef makes it, so the paths after it are those of before.
+
+// refColumns are the columns a row's frame is read from, in refTargets'
+// order.
+const refColumns = `record, blk_id, blk_off, blk_len`
+
+// rowRef holds the integer reference columns of one row (NULL for a row
+// with a frame of its own and for rows written before them).
+type rowRef struct{ id, off, n sql.NullInt64 }
+
+// targets are rowRef's scan destinations, after record's.
+func (r *rowRef) targets() []any { return []any{&r.id, &r.off, &r.n} }
+
+// appendFrame appends to dst the row's frame: record when it holds one
+// (a frame of its own or a reference written before), else the reference
+// the integer columns hold, in appendBlockRef's form. Values parseBlockRef
+// would refuse (negative, or past its bounds) are an error here.
+func (r *rowRef) appendFrame(dst, record []byte) ([]byte, error) {
+	if len(record) > 0 || !r.id.Valid {
+		return append(dst, record...), nil
+	}
+	if !r.off.Valid || !r.n.Valid || r.id.Int64 < 0 || r.id.Int64 > 1<<62 ||
+		r.off.Int64 < 0 || r.off.Int64 > maxBlockContent || r.n.Int64 < 0 || r.n.Int64 > maxBlockContent {
+		return nil, errors.New("duckdb: block reference: out of range")
+	}
+	return appendBlockRef(dst, r.id.Int64, int(r.off.Int64), int(r.n.Int64)), nil
+}
+
+// frame returns the row's frame (appendFrame), record itself when it
+// holds one.
+func (r *rowRef) frame(record []byte) ([]byte, error) {
+	if len(record) > 0 || !r.id.Valid {
+		return record, nil
+	}
+	return r.appendFrame(record[:0:0], nil)
+}
+
+// refValues are the values Append writes in refColumns for a record
+// stored as e: its frame and NULLs, or an empty record and the place in
+// its block (whose id is set).
+func refValues(e *encoded) (record []byte, id, off, n any) {
+	if e.blk == nil {
+		return e.frame, nil, nil, nil
+	}
+	return []byte{}, e.blk.id, int32(e.off), int32(e.n)
+}
+
 // parseBlockRef reads a reference frame.
 func parseBlockRef(frame []byte) (id int64, off, n int, err error) {
 	if len(frame) == 0 || frame[0] != frameBlockV1 {

@@ -280,30 +280,47 @@ func TestBlocksExpireWithTheirRecords(t *testing.T) {
 
 // TestDamagedBlockReferences: a row whose block reference is damaged (a
 // truncated varint, a place past its block's end, a block that is not
-// there, trailing bytes, a huge length) makes a lookup and ReadAppended
+// there, trailing bytes, a huge length; in the integer columns negative,
+// out-of-range or missing values) makes a lookup, ReadAppended and ReadRaw
 // fail with an error, never a panic or a record cut wrongly.
 func TestDamagedBlockReferences(t *testing.T) {
 	sh := storetest.NewShapes(t, 5)
 	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	recs := sh.Records(200, base, base.Add(time.Hour), "111111111111", "eu-west-1")
+	blob := func(ref []byte) string {
+		lit := ""
+		for _, b := range ref {
+			lit += fmt.Sprintf(`\x%02x`, b)
+		}
+		return fmt.Sprintf(`record = '%s'::BLOB`, lit)
+	}
 	for _, c := range []struct {
 		name string
-		ref  []byte
+		set  string // the damage, an UPDATE's SET
 	}{
-		{"truncated", []byte{frameBlockV1, 0x80}},
-		{"past the end", appendBlockRef(nil, 1, 1<<20, 10)},
-		{"no such block", appendBlockRef(nil, 1<<40, 0, 10)},
-		{"trailing bytes", append(appendBlockRef(nil, 1, 0, 10), 0)},
-		{"huge length", appendBlockRef(nil, 1, 0, 1<<62)},
-		{"empty", []byte{}},
+		// References in the record column (written before session 23).
+		{"truncated", blob([]byte{frameBlockV1, 0x80})},
+		{"past the end", blob(appendBlockRef(nil, 1, 1<<20, 10))},
+		{"no such block", blob(appendBlockRef(nil, 1<<40, 0, 10))},
+		{"trailing bytes", blob(append(appendBlockRef(nil, 1, 0, 10), 0))},
+		{"huge length", blob(appendBlockRef(nil, 1, 0, 1<<62))},
+		{"empty", blob([]byte{}) + `, blk_id = NULL, blk_off = NULL, blk_len = NULL`},
+		// References in the integer columns.
+		{"negative offset", `blk_off = -1`},
+		{"negative length", `blk_len = -5`},
+		{"negative id", `blk_id = -1`},
+		{"offset past the end", `blk_off = 1 << 20`},
+		{"offset out of range", `blk_off = 2147483647`},
+		{"length out of range", `blk_len = 2147483647`},
+		{"id out of range", `blk_id = 9223372036854775807`},
+		{"id of no block", `blk_id = 1099511627776`},
+		{"no offset", `blk_off = NULL`},
+		{"no length", `blk_len = NULL`},
+		{"no id", `blk_id = NULL`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st, path := openTemp(t, recs)
-			lit := ""
-			for _, b := range c.ref {
-				lit += fmt.Sprintf(`\x%02x`, b)
-			}
-			st = reopenAfter(t, st, path, fmt.Sprintf(`UPDATE events SET record = '%s'::BLOB WHERE seq = 17`, lit))
+			st = reopenAfter(t, st, path, `UPDATE events SET `+c.set+` WHERE seq = 17`)
 			q := audit.Query{Account: "111111111111", Region: "eu-west-1", Category: audit.CategoryManagement, Limit: 1000,
 				Start: base, End: base.Add(2 * time.Hour)}
 			if _, err := st.Lookup(context.Background(), q); err == nil {
@@ -311,6 +328,9 @@ func TestDamagedBlockReferences(t *testing.T) {
 			}
 			if _, err := st.ReadAppended(context.Background(), 0, 1000); err == nil {
 				t.Error("ReadAppended of a damaged reference: no error")
+			}
+			if _, err := st.ReadRaw(context.Background(), 0, 1000); err == nil {
+				t.Error("ReadRaw of a damaged reference: no error")
 			}
 			// The other rows still read.
 			if got, err := st.ReadAppended(context.Background(), 17, 1000); err != nil || len(got) != len(recs)-17 {

@@ -300,7 +300,7 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 		sb.WriteByte('?')
 		args = append(args, v)
 	}
-	sb.WriteString(`SELECT event_time, event_id, record, received, event_name, event_source, read_only, user_hash, akid_hash, res_hashes, seq FROM events WHERE account = `)
+	sb.WriteString(`SELECT event_time, event_id, ` + refColumns + `, received, event_name, event_source, read_only, user_hash, akid_hash, res_hashes, seq FROM events WHERE account = `)
 	str(k.account)
 	sb.WriteString(` AND region = `)
 	str(k.region)
@@ -367,8 +367,9 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 			ro            uint8
 			user, akid, r any
 			seq           sql.NullInt64
+			ref           rowRef
 		)
-		if err := rows.Scan(&t, &id, &frame, &recv, &name, &src, &ro, &user, &akid, &r, &seq); err != nil {
+		if err := rows.Scan(&t, &id, &frame, &ref.id, &ref.off, &ref.n, &recv, &name, &src, &ro, &user, &akid, &r, &seq); err != nil {
 			return nil, fmt.Errorf("duckdb: read bucket: %w", err)
 		}
 		// The rows come newest first, so bucket by bucket in the order of
@@ -395,7 +396,9 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 		}
 		ids.WriteString(id)
 		x.idEnd = append(x.idEnd, uint32(ids.Len()))
-		x.frames = append(x.frames, frame...)
+		if x.frames, err = ref.appendFrame(x.frames, frame); err != nil {
+			return nil, fmt.Errorf("duckdb: read bucket: record %q: %w", id, err)
+		}
 		x.frEnd = append(x.frEnd, uint32(len(x.frames)))
 		x.names = append(x.names, intern(name))
 		x.sources = append(x.sources, intern(src))

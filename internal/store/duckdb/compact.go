@@ -370,18 +370,27 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 	// pieces, in eventsOrder themselves, make the whole order.
 	for _, p := range pieces {
 		rows, err := scan.QueryContext(ctx, `SELECT account, region, category, event_time, event_id, key_hash, event_name,
-			event_source, read_only, record, seq, akid_hash, user_hash, res_hashes, received
+			event_source, read_only, `+refColumns+`, seq, akid_hash, user_hash, res_hashes, received
 			FROM src.events WHERE `+p.where()+` ORDER BY `+eventsOrder)
 		if err != nil {
 			return fmt.Errorf("duckdb: compact: %w", err)
 		}
 		var n int64
 		for rows.Next() {
-			var r compactRow
+			var (
+				r   compactRow
+				ref rowRef
+			)
 			if err := rows.Scan(&r.account, &r.region, &r.category, &r.eventTime, &r.eventID, &r.keyHash, &r.eventName,
-				&r.eventSource, &r.readOnly, &r.record, &r.seq, &r.akid, &r.user, &r.res, &r.received); err != nil {
+				&r.eventSource, &r.readOnly, &r.record, &ref.id, &ref.off, &ref.n, &r.seq, &r.akid, &r.user, &r.res, &r.received); err != nil {
 				rows.Close()
 				return fmt.Errorf("duckdb: compact: %w", err)
+			}
+			// Rows of either form (refColumns); the copy writes every
+			// row's reference as integers.
+			if r.record, err = ref.frame(r.record); err != nil {
+				rows.Close()
+				return fmt.Errorf("duckdb: compact: record %d: %w", r.seq, err)
 			}
 			n++
 			batch = append(batch, r)
@@ -582,7 +591,8 @@ type compactRow struct {
 	eventID                string
 	keyHash                uint64
 	eventName, eventSource sql.NullString
-	record                 []byte
+	record                 []byte // the row's frame as read; nil once in a new block
+	off, n                 int    // the row's place in its new block
 	akid, user, res        any
 	received               sql.NullInt64
 	content                []byte
@@ -629,7 +639,7 @@ func (cw *compactWriter) add(ctx context.Context, r *compactRow) error {
 	b.minRecv, b.maxRecv = min(b.minRecv, recv), max(b.maxRecv, recv)
 	off := len(b.content)
 	b.content = append(b.content, r.content...)
-	r.record = appendBlockRef(nil, 0, off, len(r.content)) // the id is set when the block closes
+	r.record, r.off, r.n = nil, off, len(r.content) // the block's id is set when it closes
 	r.content = nil
 	return nil
 }
@@ -641,13 +651,6 @@ func (cw *compactWriter) close(ctx context.Context) error {
 	cw.cur = nil
 	if b == nil {
 		return nil
-	}
-	for _, r := range b.rows {
-		_, off, n, err := parseBlockRef(r.record)
-		if err != nil {
-			return fmt.Errorf("duckdb: compact: %w", err)
-		}
-		r.record = appendBlockRef(r.record[:0], b.id, off, n)
 	}
 	cw.done = append(cw.done, b)
 	cw.pending += len(b.content)
@@ -697,8 +700,8 @@ func (cw *compactWriter) write(ctx context.Context) error {
 					recv = r.received.Int64
 				}
 				if err := app.AppendRow(r.account, r.region, r.category, r.eventTime, r.eventID, r.keyHash,
-					nullString(r.eventName), nullString(r.eventSource), r.readOnly, r.record, r.seq,
-					r.akid, r.user, r.res, recv); err != nil {
+					nullString(r.eventName), nullString(r.eventSource), r.readOnly, []byte{}, r.seq,
+					r.akid, r.user, r.res, recv, b.id, int32(r.off), int32(r.n)); err != nil {
 					return errors.Join(err, app.Close())
 				}
 			}

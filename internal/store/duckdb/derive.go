@@ -75,7 +75,7 @@ func (s *Store) deriveStoredResources(ctx context.Context) error {
 // after: it returns how many rows it read, the last one's sequence number
 // and how many it rewrote.
 func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n int, last int64, changed int, err error) {
-	rows, err := s.wconn.QueryContext(ctx, `SELECT seq, record FROM events
+	rows, err := s.wconn.QueryContext(ctx, `SELECT seq, `+refColumns+` FROM events
 		WHERE seq > ? AND (res_hashes IS NULL OR len(res_hashes) = 0) AND event_source IN (`+sources+`)
 		ORDER BY seq LIMIT `+fmt.Sprint(deriveBatch), after)
 	if err != nil {
@@ -93,10 +93,14 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 		var (
 			seq   int64
 			frame []byte
+			ref   rowRef
 		)
-		if err := rows.Scan(&seq, &frame); err != nil {
+		if err := rows.Scan(append([]any{&seq, &frame}, ref.targets()...)...); err != nil {
 			rows.Close()
 			return 0, 0, 0, fmt.Errorf("duckdb: derive resources: %w", err)
+		}
+		if frame, err = ref.frame(frame); err != nil {
+			frame = nil // an unreadable row stays as it is (below)
 		}
 		n++
 		last = seq
@@ -107,7 +111,8 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 		return 0, 0, 0, fmt.Errorf("duckdb: derive resources: %w", err)
 	}
 	// Rows in record blocks are read from them; a rewritten row gets a
-	// frame of its own, and its block keeps the old bytes unreferenced.
+	// frame of its own (and NULL reference columns), and its block keeps
+	// the old bytes unreferenced.
 	bs, err := s.blocksOf(frames)
 	if err != nil {
 		return 0, 0, 0, err
@@ -165,7 +170,7 @@ func (s *Store) deriveStep(ctx context.Context, sources string, after int64) (n 
 		return 0, 0, 0, fmt.Errorf("duckdb: derive resources: %w", err)
 	}
 	stmts = []string{`BEGIN TRANSACTION`,
-		`UPDATE events SET record = d.record, res_hashes = d.res_hashes FROM events_derived d WHERE events.seq = d.seq`,
+		`UPDATE events SET record = d.record, res_hashes = d.res_hashes, blk_id = NULL, blk_off = NULL, blk_len = NULL FROM events_derived d WHERE events.seq = d.seq`,
 		`DELETE FROM bucket_index_v1`, `COMMIT`, `DROP TABLE events_derived`}
 	for _, q := range stmts {
 		if _, err := s.wconn.ExecContext(ctx, q); err != nil {

@@ -222,7 +222,8 @@ type Store struct {
 // eventsColumns is the column list of the events table. The record frames
 // are stored uncompressed: they are zstd already, and DuckDB chose FSST
 // for some of their segments, which cost a lookup 2x as much to read
-// them (see docs/store.md).
+// them (see docs/store.md). A row of a record block holds its reference
+// in blk_id, blk_off and blk_len and an empty record (refColumns).
 const eventsColumns = `(
 	account        VARCHAR  NOT NULL,
 	region         VARCHAR  NOT NULL,
@@ -238,7 +239,10 @@ const eventsColumns = `(
 	akid_hash      UBIGINT,
 	user_hash      UBIGINT,
 	res_hashes     UBIGINT[],
-	received       BIGINT
+	received       BIGINT,
+	blk_id         BIGINT,
+	blk_off        INTEGER,
+	blk_len        INTEGER
 )`
 
 const schema = `
@@ -1501,18 +1505,12 @@ func (s *Store) appendRows(conn *sql.Conn, recs []*audit.Record, hashes []uint64
 			encs[missing[j]] = e
 		}
 	}
-	frames := make([][]byte, len(recs))
 	var blocks []*block
 	for i, e := range encs {
-		if e.blk == nil {
-			frames[i] = e.frame
-			continue
-		}
-		if e.blk.id == 0 {
+		if e.blk != nil && e.blk.id == 0 {
 			e.blk.id = first + int64(i)
 			blocks = append(blocks, e.blk)
 		}
-		frames[i] = appendBlockRef(nil, e.blk.id, e.off, e.n)
 	}
 	return conn.Raw(func(dc any) error {
 		conn, ok := dc.(driver.Conn)
@@ -1529,9 +1527,10 @@ func (s *Store) appendRows(conn *sql.Conn, recs []*audit.Record, hashes []uint64
 				v, _ = valuesOf(r, nil)
 			}
 			akid, user, res := v.akid, v.user, v.res
+			record, bid, off, n := refValues(&encs[i])
 			if err := app.AppendRow(r.Account, r.Region, uint8(r.Category), r.Time.Unix(), r.EventID, hashes[i],
 				nullable(r.EventName), nullable(r.EventSource), uint8(r.ReadOnly),
-				frames[i], first+int64(i), akid, user, res, received); err != nil {
+				record, first+int64(i), akid, user, res, received, bid, off, n); err != nil {
 				return errors.Join(err, app.Close())
 			}
 		}
@@ -2107,6 +2106,9 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 		if err := rows.Scan(dst...); err != nil {
 			return nil, 0, last, fmt.Errorf("duckdb: lookup scan: %w", err)
 		}
+		if err := p.row.scanned(); err != nil {
+			return nil, 0, last, err
+		}
 		read = append(read, p)
 	}
 	if err := rows.Err(); err != nil {
@@ -2182,16 +2184,30 @@ func sqlString(v string) (string, bool) {
 }
 
 // recordColumns are the columns a recordRow scans.
-const recordColumns = `event_time, event_id, record`
+const recordColumns = `event_time, event_id, ` + refColumns
 
 // recordRow holds the recordColumns of one row.
 type recordRow struct {
 	t     int64
 	id    string
 	frame []byte
+	ref   rowRef
 }
 
-func (w *recordRow) targets() []any { return []any{&w.t, &w.id, &w.frame} }
+func (w *recordRow) targets() []any {
+	return append([]any{&w.t, &w.id, &w.frame}, w.ref.targets()...)
+}
+
+// scanned makes frame the row's frame once its columns are scanned: the
+// reference its integer columns hold when record is empty (rowRef.frame).
+func (w *recordRow) scanned() error {
+	f, err := w.ref.frame(w.frame)
+	if err != nil {
+		return fmt.Errorf("duckdb: record %q: %w", w.id, err)
+	}
+	w.frame = f
+	return nil
+}
 
 // record returns the row's record, without Account, Region and Category,
 // from its frame's content (Store.contents).
@@ -2341,6 +2357,9 @@ func (s *Store) scanAppended(ctx context.Context, out *[]appendedRow, query stri
 		var a appendedRow
 		if err := rows.Scan(append([]any{&a.seq, &a.acct, &a.region, &a.cat}, a.row.targets()...)...); err != nil {
 			return fmt.Errorf("duckdb: read appended: %w", err)
+		}
+		if err := a.row.scanned(); err != nil {
+			return err
 		}
 		*out = append(*out, a)
 	}

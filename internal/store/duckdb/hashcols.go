@@ -121,7 +121,13 @@ func (f frameUDF) Executor() duckdb.ScalarFuncExecutor {
 
 // columns are the columns of events in the order Append writes them.
 var columns = []string{"account", "region", "category", "event_time", "event_id", "key_hash", "event_name",
-	"event_source", "read_only", "record", "seq", "akid_hash", "user_hash", "res_hashes", "received"}
+	"event_source", "read_only", "record", "seq", "akid_hash", "user_hash", "res_hashes", "received",
+	"blk_id", "blk_off", "blk_len"}
+
+// refCols are the columns of the integer block references (refColumns),
+// added at Open to a store written before them (ensureLayout), NULL in
+// its rows.
+var refCols = []string{"blk_id BIGINT", "blk_off INTEGER", "blk_len INTEGER"}
 
 // droppedColumns are the string columns of earlier versions that no lookup
 // reads: lookups filter on the hash columns, and the bucket index is built
@@ -161,22 +167,30 @@ func (s *Store) ensureLayout(ctx context.Context) error {
 	if slices.Equal(have, columns) {
 		return nil
 	}
-	// The layout of the version before: this one's columns, in this
-	// order, and the string columns no lookup reads. DROP COLUMN rewrites
-	// no other column, all of them in one transaction.
+	// The layouts of the versions before: this one's columns, in this
+	// order, perhaps without the reference columns (added, NULL in every
+	// row, which then reads its record column as before), and the string
+	// columns no lookup reads. DROP COLUMN and ADD COLUMN rewrite no other
+	// column, all of them in one transaction.
 	kept := slices.DeleteFunc(slices.Clone(have), func(c string) bool { return slices.Contains(droppedColumns, c) })
-	if slices.Equal(kept, columns) {
+	noRefs := columns[:len(columns)-len(refCols)]
+	if slices.Equal(kept, columns) || slices.Equal(kept, noRefs) {
 		stmts := []string{`BEGIN TRANSACTION`}
 		for _, c := range have {
 			if slices.Contains(droppedColumns, c) {
 				stmts = append(stmts, `ALTER TABLE events DROP COLUMN `+c)
 			}
 		}
+		if slices.Equal(kept, noRefs) {
+			for _, c := range refCols {
+				stmts = append(stmts, `ALTER TABLE events ADD COLUMN `+c)
+			}
+		}
 		stmts = append(stmts, `COMMIT`)
 		if err := s.runLayout(ctx, stmts); err != nil {
-			return fmt.Errorf("duckdb: drop the string columns: %w", err)
+			return fmt.Errorf("duckdb: drop the string columns, add the reference columns: %w", err)
 		}
-		s.log.Info("duckdb: dropped the string columns lookups no longer read (once)", "columns", len(have)-len(kept))
+		s.log.Info("duckdb: the columns of this version (once)", "dropped", len(have)-len(kept), "added", len(columns)-len(kept))
 		return s.checkpointLayout(ctx)
 	}
 	computed := map[string]string{
@@ -190,6 +204,9 @@ func (s *Store) ensureLayout(ctx context.Context) error {
 			list_transform(coalesce(resource_arns, []), x -> cairn_token('%[2]s', x))), h -> h IS NOT NULL), [])`,
 			audit.AttrResourceType, audit.AttrResourceName),
 	}
+	computed["blk_id"] = `NULL::BIGINT`
+	computed["blk_off"] = `NULL::INTEGER`
+	computed["blk_len"] = `NULL::INTEGER`
 	var sel []string
 	for _, c := range columns {
 		if e, ok := computed[c]; ok && !slices.Contains(have, c) {

@@ -58,7 +58,7 @@ func (s *Store) ReadRaw(ctx context.Context, after int64, limit int) ([]audit.Ra
 		s.rw.RLock()
 		defer s.rw.RUnlock()
 		rows = make([]rawRow, 0, limit)
-		if err := readSeqPage(after, limit, `seq, event_time, record`, func(query string) (int, error) {
+		if err := readSeqPage(after, limit, `seq, event_time, `+refColumns, func(query string) (int, error) {
 			err := scanRaw(ctx, s.db, &rows, query)
 			return len(rows), err
 		}); err != nil {
@@ -223,19 +223,29 @@ func contains(ids []int64, id int64) bool {
 	return false
 }
 
-// scanRaw appends the rows of query (seq, event_time, record) to out,
-// block references parsed.
+// scanRaw appends the rows of query (seq, event_time and refColumns) to
+// out, block references parsed.
 func scanRaw(ctx context.Context, q queryer, out *[]rawRow, query string) error {
 	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return fmt.Errorf("duckdb: read raw: %w", err)
 	}
 	defer rows.Close()
-	var frame sql.RawBytes
+	var (
+		frame sql.RawBytes
+		ref   rowRef
+		buf   []byte
+	)
 	for rows.Next() {
 		var r rawRow
-		if err := rows.Scan(&r.seq, &r.t, &frame); err != nil {
+		if err := rows.Scan(append([]any{&r.seq, &r.t, &frame}, ref.targets()...)...); err != nil {
 			return fmt.Errorf("duckdb: read raw: %w", err)
+		}
+		if len(frame) == 0 && ref.id.Valid {
+			if buf, err = ref.appendFrame(buf[:0], nil); err != nil {
+				return fmt.Errorf("duckdb: record %d: %w", r.seq, err)
+			}
+			frame = buf
 		}
 		if len(frame) > 0 && frame[0] == frameBlockV1 {
 			if r.blk, r.off, r.n, err = parseBlockRef(frame); err != nil {
