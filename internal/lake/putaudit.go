@@ -108,7 +108,7 @@ func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN
 		if err := l.eng.Insert(ctx, rows, 0); err != nil {
 			return PutResult{}, err
 		}
-		l.wrote(ctx)
+		l.wroteBehind(ctx)
 	}
 	out.Successful = append(out.Successful, okIDs...)
 	l.mu.Lock()
