@@ -35,6 +35,11 @@ var dataStatus = map[audit.Code]int{
 	audit.CodeChannelInsufficientPermission: http.StatusForbidden,
 }
 
+// putAuditEventsIn is PutAuditEvents' body.
+type putAuditEventsIn struct {
+	AuditEvents []auditEventIn `json:"auditEvents"`
+}
+
 type auditEventIn struct {
 	ID                *string `json:"id"`
 	EventData         *string `json:"eventData"`
@@ -71,10 +76,10 @@ func putAuditEvents(l AuditEvents) Handler {
 		if x, ok := req.Query["externalId"]; ok && (len(x) != 1 || !externalIDRE.MatchString(x[0]) || len(x[0]) < 2 || len(x[0]) > 1224) {
 			return nil, dataErr("ValidationException", http.StatusBadRequest, "externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-_.")
 		}
-		var in struct {
-			AuditEvents []auditEventIn `json:"auditEvents"`
-		}
-		if err := awsjson.Decode(req.Body, &in); err != nil {
+		var in putAuditEventsIn
+		if evs, ok := putAuditEventsBody(req.Body); ok {
+			in.AuditEvents = evs
+		} else if err := awsjson.Decode(req.Body, &in); err != nil {
 			return nil, err
 		}
 		if len(in.AuditEvents) < 1 || len(in.AuditEvents) > 100 {

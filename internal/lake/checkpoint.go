@@ -41,30 +41,78 @@ func (l *Lake) maxBlockedCommits() int64 { return 2 * int64(l.opts.CheckpointCom
 // the caller's Insert shared a transaction a concurrent caller counted
 // already) and checkpoints when the log has reached the policy's bounds.
 func (l *Lake) wrote(ctx context.Context) {
-	if l.dir == "" {
+	if l.count() {
+		l.policyCheckpoint(context.WithoutCancel(ctx))
+	}
+}
+
+// wroteBehind is wrote for a caller that does not wait for the checkpoint:
+// PutAuditEvents, whose events are durable in the engine's journal when
+// its Insert returns, and whose transactions (the journal's writer's) the
+// checkpoint follows. Each call used to wait for it (seconds after a
+// writer's transaction of ~100k events, while no call was answered), and
+// each of the concurrent calls that saw the bound ran one of its own
+// after the first, their counts of the transactions taken off the total
+// as often (it went below zero). The checkpoint runs in its own goroutine
+// (Close waits for it), one at a time: calls meanwhile start none.
+func (l *Lake) wroteBehind(ctx context.Context) {
+	if !l.count() || !l.ckptBehind.CompareAndSwap(false, true) {
 		return
 	}
-	var n int64
+	l.work.Add(1) // the caller's work is not done: Close has not begun waiting
+	go func() {
+		defer l.work.Done()
+		defer l.ckptBehind.Store(false)
+		l.policyCheckpoint(context.WithoutCancel(ctx))
+	}()
+}
+
+// count adds the engine's transactions not yet counted to commits and
+// reports whether the policy's bounds ask for a checkpoint (due).
+func (l *Lake) count() bool {
+	if l.dir == "" {
+		return false
+	}
 	for t := l.eng.Inserts(); ; {
 		seen := l.inserts.Load()
 		if t <= seen {
-			n = l.commits.Load()
 			break
 		}
 		if l.inserts.CompareAndSwap(seen, t) {
-			n = l.commits.Add(t - seen)
+			l.commits.Add(t - seen)
 			break
 		}
 	}
 	l.wroteSinceTick.Store(true)
-	logSize := l.eng.LogSize()
+	return l.due()
+}
+
+// due reports whether the policy's bounds ask for a checkpoint: the
+// transactions or the log since the last one, and while a load's
+// transaction is in progress, twice those.
+func (l *Lake) due() bool {
+	n, logSize := l.commits.Load(), l.eng.LogSize()
 	if n < int64(l.opts.CheckpointCommits) && logSize < l.opts.CheckpointWALBytes {
-		return
+		return false
 	}
 	if l.loading.Load() > 0 && n < l.maxBlockedCommits() && logSize < 2*l.opts.CheckpointWALBytes {
-		return // after the load's transaction in progress
+		return false // after the load's transaction in progress
 	}
-	if err := l.checkpoint(context.WithoutCancel(ctx)); err != nil {
+	return true
+}
+
+// policyCheckpoint checkpoints if the policy's bounds still ask for it
+// once the checkpoints before it are done (one of them may have emptied
+// the log this one was asked for).
+func (l *Lake) policyCheckpoint(ctx context.Context) {
+	l.ckptMu.Lock()
+	if !l.due() {
+		l.ckptMu.Unlock()
+		return
+	}
+	n, err := l.checkpointLocked(ctx)
+	l.ckptMu.Unlock()
+	if err != nil {
 		l.checkpointBlocked(err, n)
 	}
 }
@@ -119,9 +167,18 @@ func (l *Lake) Checkpoint(ctx context.Context) error {
 
 // checkpoint is Checkpoint, for callers that entered (or Close).
 func (l *Lake) checkpoint(ctx context.Context) error {
-	n := l.commits.Load()
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	_, err := l.checkpointLocked(ctx)
+	return err
+}
+
+// checkpointLocked checkpoints; the caller holds ckptMu. n is the commits
+// counted when it began.
+func (l *Lake) checkpointLocked(ctx context.Context) (n int64, err error) {
+	n = l.commits.Load()
 	if err := l.eng.Checkpoint(ctx); err != nil {
-		return err
+		return n, err
 	}
 	l.commits.Add(-n)
 	l.metrics.checkpoints.WithLabelValues("ok").Inc()
@@ -131,5 +188,5 @@ func (l *Lake) checkpoint(ctx context.Context) error {
 		l.admitLocked()
 	}
 	l.mu.Unlock()
-	return nil
+	return n, nil
 }

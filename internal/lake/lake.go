@@ -113,6 +113,10 @@ type Lake struct {
 	wroteSinceTick atomic.Bool
 	// inserts is the engine's Inserts() already counted in commits.
 	inserts atomic.Int64
+	// ckptMu orders checkpoints (each subtracts the commits it saw);
+	// ckptBehind is set while a checkpoint started by wroteBehind runs.
+	ckptMu     sync.Mutex
+	ckptBehind atomic.Bool
 	// skipped is the feed position Sync skipped to while no store
 	// ingested, ahead of the engine's when not written since
 	// (skipWrote, Unix nanoseconds: when it last was).

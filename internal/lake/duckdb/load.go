@@ -210,7 +210,9 @@ func recordRow(dec *jsontext.Decoder, raw []byte, vals []driver.Value) {
 		vals[i] = nil
 	}
 	vals[posJSON+len(columns)] = validBytes(raw)
-	dec.Reset(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	// A bytes.Buffer's bytes are parsed where they are: a bytes.Reader's
+	// were first copied into the decoder's own buffer, grown as it read.
+	dec.Reset(bytes.NewBuffer(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return
 	}

@@ -1,6 +1,7 @@
 package duckdb
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -22,8 +23,10 @@ func TestLoadMatchesTheRecords(t *testing.T) {
 	defer d.Close()
 	ctx := context.Background()
 	var rows []engine.Row
+	var copies [][]byte
 	for _, rr := range audittest.RealRecords(t) {
 		rows = append(rows, engine.Row{Store: "s", Raw: rr.Raw})
+		copies = append(copies, bytes.Clone(rr.Raw))
 	}
 	if err := d.Insert(ctx, rows, 0); err != nil {
 		t.Fatal(err)
@@ -31,6 +34,32 @@ func TestLoadMatchesTheRecords(t *testing.T) {
 	var n int
 	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE eds_id = 's'`).Scan(&n); err != nil || n != len(rows) {
 		t.Fatalf("stored %d of %d (%v)", n, len(rows), err)
+	}
+	// The records are read where they are (recordRow's decoder parses
+	// each in place): none of their bytes changed, and each is stored
+	// as it was.
+	for i, r := range rows {
+		if !bytes.Equal(r.Raw, copies[i]) {
+			t.Fatalf("record %d changed by its insert", i)
+		}
+	}
+	stored := map[string]int{}
+	js, err := d.db.QueryContext(ctx, `SELECT eventJson FROM events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for js.Next() {
+		var s string
+		if err := js.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		stored[s]++
+	}
+	js.Close()
+	for i, c := range copies {
+		if stored[string(c)]--; stored[string(c)] < 0 {
+			t.Fatalf("record %d is not stored as it was: %.200s", i, c)
+		}
 	}
 	checks := []struct{ name, cond string }{}
 	for _, c := range columns {
