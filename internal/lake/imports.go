@@ -362,6 +362,12 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 		opts.FS = root.FS()
 		rep, err = importer.Run(ictx, []string{path}, opts)
 	}
+	// The load's last transactions (Sink.Finish): committed whether the
+	// import ran to its end, was stopped, or failed (what it appended is
+	// stored; a re-import skips it). Their failure fails the import.
+	if ferr := sink.Finish(ictx); ferr != nil && err == nil {
+		err = ferr
+	}
 	if l.opts.Shared && ictx.Err() != nil && !errors.Is(err, lease.ErrFenced) {
 		l.mu.Lock()
 		stopped := im.Status == ImportStopped

@@ -271,6 +271,9 @@ func TestSinkKeepsEachStoresRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep, err := importer.Run(ctx, []string{filepath.Join(root, "aged.json")}, importer.Options{Sink: sink, Accounts: sink.Accounts, MinTime: sink.MinTime()})
+		if err == nil {
+			err = sink.Finish(ctx)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -286,11 +286,14 @@ type Sink struct {
 	account string
 	stores  []string
 	owners  map[string]map[string]bool // by store: the accounts whose records it takes
-	seen    map[string]map[string]bool
-	cutoff  map[string]time.Time // by store: the oldest eventTime its retention keeps
-	// mu guards seen during appends (an import's appenders call
+	seen    map[string]*idSet          // by store: the keys of its events and of the records taken
+	cutoff  map[string]time.Time       // by store: the oldest eventTime its retention keeps
+	// mu guards seen and load during appends (an import's appenders call
 	// AppendEachReport concurrently).
 	mu sync.Mutex
+	// load is the load in progress on an engine that streams loads
+	// (engine.Loader), begun by the first append; Finish ends it.
+	load engine.Load
 	// AnyAccount makes the stores take every account's records: a
 	// responder's import (audit.Principal.Responder).
 	AnyAccount bool
@@ -319,7 +322,7 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 	if len(stores) == 0 {
 		return nil, invalidParam("Destinations must name at least one event data store.")
 	}
-	k := &Sink{l: l, account: account, owners: map[string]map[string]bool{}, seen: map[string]map[string]bool{}, cutoff: map[string]time.Time{}}
+	k := &Sink{l: l, account: account, owners: map[string]map[string]bool{}, seen: map[string]*idSet{}, cutoff: map[string]time.Time{}}
 	now := l.opts.Now()
 	for _, ref := range stores {
 		l.mu.Lock()
@@ -341,8 +344,8 @@ func (l *Lake) NewSink(ctx context.Context, account string, stores []string) (*S
 		if k.seen[s.ID] != nil {
 			continue
 		}
-		ids, err := l.eng.EventIDs(ctx, s.ID)
-		if err != nil {
+		ids := newIDSet()
+		if err := l.eng.EachEventID(ctx, s.ID, func(key []byte) { ids.add(ids.keyBytes(key)) }); err != nil {
 			return nil, err
 		}
 		k.stores = append(k.stores, s.ID)
@@ -420,10 +423,17 @@ func (k *Sink) AppendReport(ctx context.Context, recs []audit.Record) (audit.App
 // (importer.EachReportingSink): inserted[i] when recs[i] was new to a
 // store, and the refused records (another account's, or older than the
 // retention) by their index. The records of all accounts and regions go
-// into one transaction (a load's batch fills a DuckDB row group), and
-// nothing is stored when it fails. Concurrent calls (an import's
-// appenders) each commit their own transaction; a record in two of them
-// is stored once.
+// into one transaction, and nothing is stored when it fails; concurrent
+// calls (an import's appenders) each commit their own transaction, and a
+// record in two of them is stored once.
+//
+// On an engine that streams loads (engine.Loader: DuckDB), the records go
+// into the load's open transactions instead, which commit at whole row
+// groups and at Finish: a record answered inserted is in the store once
+// its transaction commits. If a commit fails, the call that made it, or
+// Finish, fails, and the import with it; what the failed transaction held
+// is not stored, and importing the same files again stores it (the
+// records of the committed transactions are duplicates then).
 func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]bool, []importer.Failure, error) {
 	if err := k.l.enter(); err != nil {
 		return nil, nil, err
@@ -432,7 +442,7 @@ func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]boo
 	var rows []engine.Row
 	var fails []importer.Failure
 	inserted := make([]bool, len(recs))
-	added := map[string][]string{}
+	added := map[string][][2]uint64{}
 	k.mu.Lock()
 	for i, r := range recs {
 		isNew, owned, taken := false, false, false
@@ -445,11 +455,11 @@ func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]boo
 				continue
 			}
 			taken = true
-			key := r.Account + "/" + r.EventID
-			if k.seen[s][key] {
+			seen := k.seen[s]
+			key := seen.key(r.Account, r.EventID)
+			if !seen.add(key) {
 				continue
 			}
-			k.seen[s][key] = true
 			added[s] = append(added[s], key)
 			rows = append(rows, engine.Row{Store: s, Raw: r.Raw})
 			isNew = true
@@ -463,22 +473,61 @@ func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]boo
 			inserted[i] = isNew
 		}
 	}
+	load := k.load
+	if ld, ok := k.l.eng.(engine.Loader); ok && load == nil && len(rows) > 0 {
+		// The load counts as in progress (the checkpoint policy's wait,
+		// the feed's yield) from its first transaction to Finish.
+		load = ld.BeginLoad(LoadAppenders)
+		k.load = load
+		k.l.loading.Add(1)
+	}
 	k.mu.Unlock()
-	k.l.loading.Add(1)
-	err := k.l.eng.Insert(ctx, rows, 0)
-	k.l.loading.Add(-1)
+	var err error
+	if load != nil {
+		if len(rows) > 0 {
+			err = load.Append(ctx, rows)
+		}
+	} else {
+		k.l.loading.Add(1)
+		err = k.l.eng.Insert(ctx, rows, 0)
+		k.l.loading.Add(-1)
+	}
 	if err != nil {
 		k.mu.Lock()
 		for s, keys := range added {
 			for _, key := range keys {
-				delete(k.seen[s], key)
+				k.seen[s].remove(key)
 			}
 		}
 		k.mu.Unlock()
 		return nil, nil, err
 	}
-	k.l.wrote(ctx)
+	if load == nil {
+		// A load's commits are counted at Finish: a checkpoint now would
+		// wait for the load's own open transactions.
+		k.l.wrote(ctx)
+	}
 	return inserted, fails, nil
+}
+
+// Finish ends the sink's load (engine.Loader): it commits the load's open
+// transactions, the records of its last, partial row groups. StartImport
+// and `cairn import --into` call it once the importer returned, whether or
+// not the import failed (a stopped import keeps what it appended). An
+// error means those records are not stored; the import has failed. On
+// another engine, and after the first call, it does nothing.
+func (k *Sink) Finish(ctx context.Context) error {
+	k.mu.Lock()
+	load := k.load
+	k.load = nil
+	k.mu.Unlock()
+	if load == nil {
+		return nil
+	}
+	err := load.Finish(context.WithoutCancel(ctx))
+	k.l.loading.Add(-1)
+	k.l.wrote(context.WithoutCancel(ctx))
+	return err
 }
 
 // refusal is the failure of record i, of account owner, in an import of
@@ -491,26 +540,25 @@ func refusal(i int, owner, caller string) importer.Failure {
 		" takes its own account's records (and its organization's, into an organization event data store of the management account)."}
 }
 
-// LoadBatch is the number of records per transaction of a load into Lake
-// (StartImport, `cairn import --into`): exactly one DuckDB row group
-// (122,880 rows; the importer makes every batch but the last this size).
-// A transaction holding a full row group has DuckDB write it to the
-// database file, compressed, as the rows are appended, and log only its
-// location; in transactions of 5,000 records every row went through the
-// write-ahead log at COMMIT, which was half of the load's CPU (issue 15:
-// 200k events, 13.6-14.0k -> 24.7-26.7k events/s, and a file 17% smaller,
-// docs/benchmarks.md). Exactly one (duckdb.RowGroupSize), not "just
-// over" one: the 131,000 of a batch of 131,072 left a partial row group
-// after each transaction, which the load's checkpoint merged and rewrote
-// (16 s at the end of a 55 s StartImport of 1M events; session 21). It
-// costs memory: a batch's records are held until they are appended
-// (about 1 KB each of real records).
-const LoadBatch = 122880
+// LoadBatch is the number of records the importer gives Lake's Sink at
+// once in a load (StartImport, `cairn import --into`): an eighth of a
+// DuckDB row group. The DuckDB engine streams a load into transactions of
+// exactly one row group (duckdb.RowGroupSize, 122,880 rows; duckdb.Load),
+// so that DuckDB writes each to the file as a whole row group while its
+// rows are appended, and logs only its location; in transactions of 5,000
+// records every row went through the write-ahead log at COMMIT, half of
+// the load's CPU (issue 15: 200k events, 13.6-14.0k -> 24.7-26.7k
+// events/s, docs/benchmarks.md). Until session 23 a batch was a whole row
+// group, held in memory until appended: with LoadAppenders and the batch
+// being filled, ~370k records (~700 MB of Go heap). A divisor of the row
+// group, so a load of records the store takes splits none at a
+// transaction's boundary.
+const LoadBatch = 15360
 
 // LoadAppenders is the number of a load's batches appended at once
-// (importer.Options.Appenders) into Lake's DuckDB engine: each is its own
-// transaction filling its own row group, side by side on the 2 cores
-// (issue 15). It holds one more batch in memory (LoadBatch).
+// (importer.Options.Appenders) into Lake's DuckDB engine: each into its
+// own transaction, filling its own row group, side by side on the 2 cores
+// (issue 15); a load keeps that many transactions open.
 const LoadAppenders = 2
 
 // LoadFlushInterval is how long a load's read records wait for a full
@@ -519,5 +567,7 @@ const LoadAppenders = 2
 // behind for a second (a busy machine, both appenders busy): such a
 // transaction holds less than a row group, so its rows go through the
 // write-ahead log and a checkpoint, which cost a load more than the rest
-// of its transaction (issue 15).
+// of its transaction (issue 15). Since session 23 that holds on PostgreSQL's
+// engine only: on DuckDB's a partial batch joins an open transaction
+// (duckdb.Load), so the wait only keeps batches whole; it was not changed.
 const LoadFlushInterval = 30 * time.Second

@@ -6,13 +6,12 @@ import (
 	"github.com/cairn-audit/cairn/internal/lake/duckdb"
 )
 
-// TestLoadBatchIsRowGroups: a load's transaction is whole DuckDB row
-// groups (TestRowGroupSize in lake/duckdb checks what that gives; the
-// importer makes every batch but the last exactly LoadBatch,
-// TestBatchesExact). 131,072, just over one, left a partial row group
-// after each transaction, which the load's checkpoint rewrote.
+// TestLoadBatchIsRowGroups: a load's batches divide a DuckDB row group,
+// so that a load of records the store takes splits no batch at the
+// boundary of its transactions, which are whole row groups (duckdb.Load;
+// TestLoadStreamsRowGroups checks what that gives).
 func TestLoadBatchIsRowGroups(t *testing.T) {
-	if LoadBatch%duckdb.RowGroupSize != 0 {
-		t.Errorf("LoadBatch = %d; want a multiple of DuckDB's row group (%d)", LoadBatch, duckdb.RowGroupSize)
+	if duckdb.RowGroupSize%LoadBatch != 0 {
+		t.Errorf("LoadBatch = %d; want a divisor of DuckDB's row group (%d)", LoadBatch, duckdb.RowGroupSize)
 	}
 }

@@ -130,25 +130,33 @@ func (d *DB) Position(ctx context.Context) (int64, error) {
 	return p, err
 }
 
-// EventIDs returns the account/eventID keys of store's events.
-func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error) {
+// EachEventID calls each with the account/eventID key of each of store's
+// events.
+func (d *DB) EachEventID(ctx context.Context, store string, each func(key []byte)) error {
 	if err := d.Flush(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	rs, err := d.db.QueryContext(ctx, `SELECT coalesce(recipientAccountId, userIdentity.accountId, '') || '/' || eventID FROM events WHERE eds_id = ? AND eventID IS NOT NULL`, store)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rs.Close()
-	m := map[string]bool{}
+	var id sql.RawBytes
 	for rs.Next() {
-		var id string
 		if err := rs.Scan(&id); err != nil {
-			return nil, err
+			return err
 		}
-		m[id] = true
+		each(id)
 	}
-	return m, rs.Err()
+	return rs.Err()
+}
+
+// EventIDs returns the account/eventID keys of store's events as a set
+// (EachEventID), for tests.
+func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error) {
+	m := map[string]bool{}
+	err := d.EachEventID(ctx, store, func(key []byte) { m[string(key)] = true })
+	return m, err
 }
 
 // Delete removes store's events older than before (all when before is

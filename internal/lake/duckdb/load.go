@@ -570,3 +570,210 @@ func Columns() []Column {
 	}
 	return out
 }
+
+// A load streamed into its transactions
+//
+// A load (lake's Sink: StartImport, `cairn import --into`) comes in small
+// batches (lake.LoadBatch), and each is appended to one of the load's open
+// transactions as it comes: a transaction commits at exactly RowGroupSize
+// rows (a batch is split at the boundary), so that DuckDB writes its rows
+// to the file as one whole row group while they are appended ("optimistic
+// writes": no copy in the write-ahead log, no rewrite at the checkpoint),
+// and only the load's last transactions (Finish) hold less. Until session
+// 23 a transaction was one Insert of a whole row group, which the importer
+// had to hold in memory first: with two appenders and a batch being
+// filled, ~370k records (~700 MB of heap) at once (issue 15).
+//
+// Each open transaction holds the engine's write lock shared, from its
+// BEGIN to its COMMIT, across Append calls. A CHECKPOINT or Delete (the
+// lock held alone) waits for them, and no write starts while one waits
+// (sync.RWMutex). So an Append that must open a transaction while a
+// writer waits for the lock first commits the load's idle transactions
+// (less than a row group: the price of the checkpoint) and makes the
+// load's Appends commit rather than keep theirs open until it has the
+// lock: a load never waits for the lock while holding it, and the writer
+// waits at most for the appends in progress.
+
+// Load is a load in progress (engine.Load): BeginLoad.
+type Load struct {
+	d *DB
+	// slots holds a token for each transaction open (idle or in an
+	// Append); idle holds the open transactions no Append uses.
+	slots chan struct{}
+	idle  chan *loadTx
+	// mu guards waiting, the Appends of the load waiting for the write
+	// lock: while there are any, no transaction is left idle.
+	mu      sync.Mutex
+	waiting int
+}
+
+// loadTx is one of a load's open transactions: its connection, and the
+// rows appended to it.
+type loadTx struct {
+	conn *sql.Conn
+	rows int
+}
+
+var _ engine.Loader = (*DB)(nil)
+
+// BeginLoad starts a load of up to txs transactions open at once (at
+// least 1): as many as Appends run concurrently (lake.LoadAppenders),
+// each filling its own row group on its own connection.
+func (d *DB) BeginLoad(txs int) engine.Load {
+	txs = max(txs, 1)
+	return &Load{d: d, slots: make(chan struct{}, txs), idle: make(chan *loadTx, txs)}
+}
+
+// Append appends rows to an open transaction of the load (opening one
+// when none is idle and fewer than the load's are open), committing each
+// transaction when it holds RowGroupSize rows and going on in another. The
+// rows are in the table once their transaction commits (at a row group's
+// end, or Finish). On an error the transaction it appended to is rolled
+// back (the load's others stay open, for Finish).
+func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
+	for len(rows) > 0 {
+		tx, err := ld.take(ctx)
+		if err != nil {
+			return err
+		}
+		n := min(len(rows), RowGroupSize-tx.rows)
+		if err := appendRows(tx.conn, rows[:n]); err != nil {
+			ld.end(ctx, tx, false)
+			return fmt.Errorf("lake/duckdb: load: %w", err)
+		}
+		tx.rows += n
+		rows = rows[n:]
+		if tx.rows == RowGroupSize {
+			if err := ld.end(ctx, tx, true); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := ld.put(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Finish commits the load's open transactions (once no Append runs); the
+// first failure is returned, and the transactions after it are rolled
+// back.
+func (ld *Load) Finish(ctx context.Context) error {
+	var err error
+	for {
+		select {
+		case tx := <-ld.idle:
+			if err != nil {
+				ld.end(ctx, tx, false)
+			} else {
+				err = ld.end(ctx, tx, true)
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// take returns an idle transaction of the load, or opens one.
+func (ld *Load) take(ctx context.Context) (*loadTx, error) {
+	select {
+	case tx := <-ld.idle:
+		return tx, nil
+	default:
+	}
+	select {
+	case tx := <-ld.idle:
+		return tx, nil
+	case ld.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	tx, err := ld.open(ctx)
+	if err != nil {
+		<-ld.slots
+		return nil, err
+	}
+	return tx, nil
+}
+
+// open begins a transaction, under the write lock (shared) until end.
+func (ld *Load) open(ctx context.Context) (*loadTx, error) {
+	d := ld.d
+	if !d.wmu.TryRLock() {
+		// A checkpoint or Delete waits for the lock (or holds it): it
+		// waits for the load's open transactions, so those idle commit
+		// now, and the load keeps none idle until this one has it.
+		ld.mu.Lock()
+		ld.waiting++
+		var idle []*loadTx
+		for len(ld.idle) > 0 {
+			idle = append(idle, <-ld.idle)
+		}
+		ld.mu.Unlock()
+		var err error
+		for _, tx := range idle {
+			if e := ld.end(ctx, tx, err == nil); err == nil {
+				err = e
+			}
+		}
+		if err == nil {
+			d.wmu.RLock()
+		}
+		ld.mu.Lock()
+		ld.waiting--
+		ld.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		d.wmu.RUnlock()
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, `BEGIN TRANSACTION`); err != nil {
+		conn.Close()
+		d.wmu.RUnlock()
+		return nil, err
+	}
+	return &loadTx{conn: conn}, nil
+}
+
+// put leaves tx open for the load's next Append, unless an Append of the
+// load waits for the write lock (then it commits, and a failure is the
+// Append's).
+func (ld *Load) put(ctx context.Context, tx *loadTx) error {
+	ld.mu.Lock()
+	if ld.waiting == 0 {
+		ld.idle <- tx // never blocks: at most cap(idle) are open
+		ld.mu.Unlock()
+		return nil
+	}
+	ld.mu.Unlock()
+	return ld.end(ctx, tx, true)
+}
+
+// end commits tx (or rolls it back) and releases its connection, its
+// share of the write lock and its slot.
+func (ld *Load) end(ctx context.Context, tx *loadTx, commit bool) error {
+	d := ld.d
+	defer func() {
+		tx.conn.Close()
+		d.wmu.RUnlock()
+		<-ld.slots
+	}()
+	// A transaction's end does not depend on the caller's context: a
+	// load stopped mid-way commits what it appended (Finish).
+	ctx = context.WithoutCancel(ctx)
+	if commit {
+		d.inserts.Add(1)
+		if _, err := tx.conn.ExecContext(ctx, `COMMIT`); err != nil {
+			tx.conn.ExecContext(ctx, `ROLLBACK`)
+			return fmt.Errorf("lake/duckdb: load: commit: %w", err)
+		}
+		return nil
+	}
+	_, err := tx.conn.ExecContext(ctx, `ROLLBACK`)
+	return err
+}

@@ -58,10 +58,12 @@ type Engine interface {
 	// Position returns the feed position the last Insert recorded (0:
 	// none).
 	Position(ctx context.Context) (int64, error)
-	// EventIDs returns the keys "account/eventID" of the events of store
-	// (the account being recipientAccountId, else userIdentity.accountId,
-	// else empty), for imports to skip what a store holds.
-	EventIDs(ctx context.Context, store string) (map[string]bool, error)
+	// EachEventID calls each with the key "account/eventID" of every
+	// event of store (the account being recipientAccountId, else
+	// userIdentity.accountId, else empty), for imports to skip what a
+	// store holds. The key's bytes are valid only during the call: a
+	// store of 10M events is not held as 10M strings.
+	EachEventID(ctx context.Context, store string, each func(key []byte)) error
 	// Delete removes the events of store whose eventTime is before
 	// before, or all of them when before is zero.
 	Delete(ctx context.Context, store string, before time.Time) error
@@ -90,6 +92,30 @@ type Engine interface {
 	LogSize() int64
 	// Close releases the engine.
 	Close() error
+}
+
+// Loader is an Engine that streams a load (an import into event data
+// stores) into its transactions instead of taking it in one Insert per
+// transaction: the DuckDB engine, whose load transactions must hold
+// whole row groups (internal/lake/duckdb, BeginLoad). An engine without it
+// gets a load's batches through Insert.
+type Loader interface {
+	// BeginLoad starts a load of at most txs transactions open at once
+	// (one per concurrent Append).
+	BeginLoad(txs int) Load
+}
+
+// Load is a load in progress (Loader). Its rows are stored when Finish
+// returns nil; a failed Append or Finish leaves those of the transactions
+// committed before it, and nothing of the others.
+type Load interface {
+	// Append adds rows to one of the load's open transactions, committing
+	// those it fills. It is safe for concurrent use (up to the txs
+	// BeginLoad was given).
+	Append(ctx context.Context, rows []Row) error
+	// Finish commits the load's open transactions, once no Append runs.
+	// After it the Load is done, whatever it returned.
+	Finish(ctx context.Context) error
 }
 
 // TableName is the name a store's ID takes in a statement the engine runs.

@@ -301,22 +301,19 @@ func (d *DB) Position(ctx context.Context) (int64, error) {
 	return p, err
 }
 
-// EventIDs returns the account/eventID keys of store's events.
-func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error) {
+// EachEventID calls each with the account/eventID key of each of store's
+// events.
+func (d *DB) EachEventID(ctx context.Context, store string, each func(key []byte)) error {
 	rows, err := d.pool.Query(ctx, `SELECT coalesce("recipientAccountId", "userIdentity"->>'accountId', '') || '/' || "eventID" FROM lake_events WHERE eds_id = $1 AND "eventID" IS NOT NULL`, store)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	m := map[string]bool{}
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		m[id] = true
+		// RawValues: the row's bytes, valid until Next (text format).
+		each(rows.RawValues()[0])
 	}
-	return m, rows.Err()
+	return rows.Err()
 }
 
 // Delete removes store's events older than before (all when before is

@@ -1,0 +1,165 @@
+package duckdb
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/lake/engine"
+)
+
+// streamRows are n small records of store s, their eventIDs prefixed p.
+func streamRows(s, p string, n int) []engine.Row {
+	rows := make([]engine.Row, n)
+	for i := range rows {
+		rows[i] = engine.Row{Store: s, Raw: fmt.Appendf(nil, `{"eventVersion":"1.08","eventID":"%s-%d","eventTime":"2025-01-02T03:04:05Z","eventName":"GetObject","recipientAccountId":"111111111111"}`, p, i)}
+	}
+	return rows
+}
+
+// rowGroups returns the rows of each of the events table's row groups.
+func rowGroups(t *testing.T, d *DB) []int64 {
+	t.Helper()
+	rs, err := d.db.Query(`SELECT row_group_id, sum(count) FROM pragma_storage_info('events') WHERE column_name = 'eventID' AND segment_type = 'VARCHAR' GROUP BY ALL ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var groups []int64
+	for rs.Next() {
+		var id, n int64
+		if err := rs.Scan(&id, &n); err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, n)
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return groups
+}
+
+// TestLoadStreamsRowGroups: a load given in small batches by two
+// concurrent appenders (batches split at a transaction's boundary) stores
+// every row once, in transactions of whole row groups but its last two
+// (Finish): the table's row groups are full but at most two.
+func TestLoadStreamsRowGroups(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	all := streamRows("s", "e", 2*RowGroupSize+RowGroupSize/2+77)
+	ld := d.BeginLoad(2)
+	var batches [][]engine.Row
+	for rest, i := all, 0; len(rest) > 0; i++ {
+		n := min(len(rest), []int{15360, 10000, 7001}[i%3])
+		batches = append(batches, rest[:n])
+		rest = rest[n:]
+	}
+	next := make(chan []engine.Row)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Go(func() {
+			for b := range next {
+				if err := ld.Append(ctx, b); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for _, b := range batches {
+		next <- b
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	before := d.Inserts()
+	if err := ld.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.Inserts() - before; n < 1 || n > 2 {
+		t.Errorf("Finish committed %d transactions; want the 1 or 2 left open", n)
+	}
+	var n, distinct int
+	if err := d.db.QueryRow(`SELECT count(*), count(DISTINCT eventID) FROM events`).Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(all) || distinct != len(all) {
+		t.Errorf("stored %d rows, %d distinct; want each of the %d once", n, distinct, len(all))
+	}
+	groups := rowGroups(t, d)
+	partial := 0
+	var sum int64
+	for _, g := range groups {
+		sum += g
+		if g != RowGroupSize {
+			partial++
+		}
+	}
+	if sum != int64(len(all)) || partial > 2 || len(groups) < 2 {
+		t.Errorf("row groups %v; want %d rows, all but at most 2 groups of %d", groups, len(all), RowGroupSize)
+	}
+}
+
+// TestLoadCheckpointBeside: a checkpoint requested while a load holds an
+// idle open transaction waits for it without stopping the load: an Append
+// that must open a transaction meanwhile commits the idle one first (no
+// deadlock on the write lock), and Finish ends the rest.
+func TestLoadCheckpointBeside(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	ld := d.BeginLoad(2)
+	if err := ld.Append(ctx, streamRows("s", "a", 1000)); err != nil { // an open transaction, idle
+		t.Fatal(err)
+	}
+	ckpt := make(chan error, 1)
+	go func() { ckpt <- d.Checkpoint(ctx) }()
+	for d.wmu.TryRLock() { // until the checkpoint waits for the lock
+		d.wmu.RUnlock()
+		time.Sleep(time.Millisecond)
+	}
+	// Two Appends at once: one takes the idle transaction, the other
+	// opens one, which the waiting checkpoint holds off until the idle
+	// ones are committed.
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, p := range []string{"b", "c"} {
+		wg.Go(func() { errs <- ld.Append(ctx, streamRows("s", p, 1000)) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ld.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ckpt:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the checkpoint still waits after the load finished")
+	}
+	var n int
+	if err := d.db.QueryRow(`SELECT count(DISTINCT eventID) FROM events`).Scan(&n); err != nil || n != 3000 {
+		t.Errorf("stored %d distinct (%v); want 3000", n, err)
+	}
+}

@@ -1,0 +1,50 @@
+package lake
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestIDSet: keys added are found, repeated adds are duplicates, removed
+// keys are gone while the others stay (linear probing's deletion), and a
+// key hashes the same from its parts and from its text (NewSink reads the
+// store's keys as text).
+func TestIDSet(t *testing.T) {
+	s := newIDSet()
+	const n = 200000
+	for i := range n {
+		if !s.add(s.key("111111111111", fmt.Sprint("e", i))) {
+			t.Fatalf("add of new key %d reported a duplicate", i)
+		}
+	}
+	for i := range n {
+		if s.add(s.keyBytes(fmt.Appendf(nil, "111111111111/e%d", i))) {
+			t.Fatalf("add of key %d again (as text) reported it new", i)
+		}
+	}
+	if s.has(s.key("222222222222", "e1")) {
+		t.Error("another account's eventID found")
+	}
+	for i := 0; i < n; i += 2 {
+		s.remove(s.key("111111111111", fmt.Sprint("e", i)))
+	}
+	for i := range n {
+		if got, want := s.has(s.key("111111111111", fmt.Sprint("e", i))), i%2 == 1; got != want {
+			t.Fatalf("after removing the even keys, has(e%d) = %v; want %v", i, got, want)
+		}
+	}
+	if s.len() != n/2 {
+		t.Errorf("len = %d; want %d", s.len(), n/2)
+	}
+}
+
+// BenchmarkIDSetBytes adds b.N keys and reports the set's bytes a key
+// (-benchtime=10000000x: the seen set of a 10M-event load).
+func BenchmarkIDSetBytes(b *testing.B) {
+	s := newIDSet()
+	for i := range b.N {
+		s.add(s.key("111111111111", fmt.Sprintf("%08x-0000-4000-8000-000000000000", i)))
+	}
+	b.ReportMetric(float64(s.bytes())/float64(b.N), "B/key")
+	b.ReportMetric(float64(s.bytes())/1e6, "MB")
+}
