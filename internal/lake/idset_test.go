@@ -2,6 +2,7 @@ package lake
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -47,4 +48,46 @@ func BenchmarkIDSetBytes(b *testing.B) {
 	}
 	b.ReportMetric(float64(s.bytes())/float64(b.N), "B/key")
 	b.ReportMetric(float64(s.bytes())/1e6, "MB")
+}
+
+// TestIDSetAgainstAMap: random adds and removes of keys crowded into one
+// shard, most of them sharing a few home slots near the table's end (long
+// runs that wrap around to its start), answer as a Go map does.
+func TestIDSetAgainstAMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	s := newIDSet()
+	want := map[[2]uint64]bool{}
+	key := func() [2]uint64 {
+		// Shard 7; k[1] near 2^64 has its home at the table's last slots.
+		hi := ^uint64(0) - uint64(r.IntN(4))<<58
+		return [2]uint64{7<<56 | uint64(r.IntN(300)), hi}
+	}
+	for i := range 200000 {
+		k := key()
+		if r.IntN(3) == 0 {
+			if want[k] {
+				s.remove(k)
+				delete(want, k)
+			}
+		} else if got := s.add(k); got == want[k] {
+			t.Fatalf("op %d: add(%x) = %v with the key %v in the map", i, k, got, want[k])
+		} else {
+			want[k] = true
+		}
+		if i%1000 == 0 {
+			for k := range want {
+				if !s.has(k) {
+					t.Fatalf("op %d: %x lost", i, k)
+				}
+			}
+		}
+	}
+	if s.len() != len(want) {
+		t.Errorf("len = %d; want %d", s.len(), len(want))
+	}
+	for range 1000 {
+		if k := key(); s.has(k) != want[k] {
+			t.Fatalf("has(%x) = %v; want %v", k, s.has(k), want[k])
+		}
+	}
 }
