@@ -49,6 +49,15 @@ type DB struct {
 	// writer records 'journal_seq', a row of its own, and is ordered by
 	// fmu (Flush).
 	posmu sync.Mutex
+	// loads are the streamed loads in progress (BeginLoad to Finish), and
+	// aloneWaiting counts the callers of lockAlone waiting for wmu: a
+	// load's transaction stays open between its Appends, holding wmu
+	// shared, so a CHECKPOINT or Delete has the loads commit their idle
+	// transactions first and their Appends meanwhile commit rather than
+	// keep theirs open (lockAlone).
+	loadsMu      sync.Mutex
+	loads        map[*Load]struct{}
+	aloneWaiting atomic.Int32
 	// direct and journaled merge concurrent Insert calls into one commit:
 	// a transaction, or the journal's append (see Insert).
 	direct, journaled grouper
@@ -165,7 +174,7 @@ func (d *DB) Delete(ctx context.Context, store string, before time.Time) error {
 	if err := d.Flush(ctx); err != nil {
 		return err
 	}
-	d.wmu.Lock()
+	d.lockAlone()
 	defer d.wmu.Unlock()
 	q := `DELETE FROM events WHERE eds_id = ? AND eventTime < ?`
 	args := []any{store, before}
@@ -182,7 +191,7 @@ func (d *DB) Delete(ctx context.Context, store string, before time.Time) error {
 // (sync.RWMutex), so during a load a caller should checkpoint between the
 // load's transactions, not beside one (lake's checkpoint policy).
 func (d *DB) Checkpoint(ctx context.Context) error {
-	d.wmu.Lock()
+	d.lockAlone()
 	defer d.wmu.Unlock()
 	_, err := d.db.ExecContext(ctx, `CHECKPOINT`)
 	return err

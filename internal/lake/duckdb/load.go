@@ -591,8 +591,13 @@ func Columns() []Column {
 // writer waits for the lock first commits the load's idle transactions
 // (less than a row group: the price of the checkpoint) and makes the
 // load's Appends commit rather than keep theirs open until it has the
-// lock: a load never waits for the lock while holding it, and the writer
-// waits at most for the appends in progress.
+// lock: a load never waits for the lock while holding it. And a
+// CHECKPOINT or Delete itself has every load commit its idle transactions
+// before it waits for the lock, and the loads' Appends in progress commit
+// theirs rather than leave them idle while it waits (lockAlone): so it
+// waits at most for the appends in progress, never for a load's next
+// batch to be read (a slow source held a transaction open, and every
+// other account's writes queued behind the waiting CHECKPOINT).
 
 // Load is a load in progress (engine.Load): BeginLoad.
 type Load struct {
@@ -605,6 +610,10 @@ type Load struct {
 	// lock: while there are any, no transaction is left idle.
 	mu      sync.Mutex
 	waiting int
+	// err is the first failure of a commit that lockAlone made for the
+	// load (its rows were appended by Appends that returned nil): the
+	// load's next Append and Finish return it. Under mu.
+	err error
 }
 
 // loadTx is one of a load's open transactions: its connection, and the
@@ -621,7 +630,56 @@ var _ engine.Loader = (*DB)(nil)
 // each filling its own row group on its own connection.
 func (d *DB) BeginLoad(txs int) engine.Load {
 	txs = max(txs, 1)
-	return &Load{d: d, slots: make(chan struct{}, txs), idle: make(chan *loadTx, txs)}
+	ld := &Load{d: d, slots: make(chan struct{}, txs), idle: make(chan *loadTx, txs)}
+	d.loadsMu.Lock()
+	if d.loads == nil {
+		d.loads = map[*Load]struct{}{}
+	}
+	d.loads[ld] = struct{}{}
+	d.loadsMu.Unlock()
+	return ld
+}
+
+// lockAlone takes wmu alone (CHECKPOINT, Delete), having the streamed
+// loads commit their idle transactions first, and their Appends commit
+// theirs while it waits (Load.put).
+func (d *DB) lockAlone() {
+	d.aloneWaiting.Add(1)
+	defer d.aloneWaiting.Add(-1)
+	d.loadsMu.Lock()
+	loads := make([]*Load, 0, len(d.loads))
+	for ld := range d.loads {
+		loads = append(loads, ld)
+	}
+	d.loadsMu.Unlock()
+	for _, ld := range loads {
+		ld.commitIdle()
+	}
+	d.wmu.Lock()
+}
+
+// commitIdle commits the load's idle transactions (lockAlone); a failure
+// is the load's (err).
+func (ld *Load) commitIdle() {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	for {
+		select {
+		case tx := <-ld.idle:
+			if err := ld.end(context.Background(), tx, true); err != nil && ld.err == nil {
+				ld.err = err
+			}
+		default:
+			return
+		}
+	}
+}
+
+// failed returns the failure of a commit lockAlone made for the load.
+func (ld *Load) failed() error {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	return ld.err
 }
 
 // Append appends rows to an open transaction of the load (opening one
@@ -631,6 +689,9 @@ func (d *DB) BeginLoad(txs int) engine.Load {
 // end, or Finish). On an error the transaction it appended to is rolled
 // back (the load's others stay open, for Finish).
 func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
+	if err := ld.failed(); err != nil {
+		return err
+	}
 	for len(rows) > 0 {
 		tx, err := ld.take(ctx)
 		if err != nil {
@@ -660,7 +721,15 @@ func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
 // first failure is returned, and the transactions after it are rolled
 // back.
 func (ld *Load) Finish(ctx context.Context) error {
-	var err error
+	d := ld.d
+	d.loadsMu.Lock()
+	delete(d.loads, ld)
+	d.loadsMu.Unlock()
+	// Under mu: after a commitIdle in progress, whose failure is the
+	// load's, and none takes a transaction from under it.
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	err := ld.err
 	for {
 		select {
 		case tx := <-ld.idle:
@@ -741,11 +810,11 @@ func (ld *Load) open(ctx context.Context) (*loadTx, error) {
 }
 
 // put leaves tx open for the load's next Append, unless an Append of the
-// load waits for the write lock (then it commits, and a failure is the
-// Append's).
+// load waits for the write lock or a CHECKPOINT or Delete does (then it
+// commits, and a failure is the Append's).
 func (ld *Load) put(ctx context.Context, tx *loadTx) error {
 	ld.mu.Lock()
-	if ld.waiting == 0 {
+	if ld.waiting == 0 && ld.d.aloneWaiting.Load() == 0 {
 		ld.idle <- tx // never blocks: at most cap(idle) are open
 		ld.mu.Unlock()
 		return nil

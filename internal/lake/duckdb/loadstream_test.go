@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/lake/engine"
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // streamRows are n small records of store s, their eventIDs prefixed p.
@@ -111,10 +112,13 @@ func TestLoadStreamsRowGroups(t *testing.T) {
 	}
 }
 
-// TestLoadCheckpointBeside: a checkpoint requested while a load holds an
-// idle open transaction waits for it without stopping the load: an Append
-// that must open a transaction meanwhile commits the idle one first (no
-// deadlock on the write lock), and Finish ends the rest.
+// TestLoadCheckpointBeside: a CHECKPOINT (or Delete) requested while a
+// load holds an idle open transaction does not wait for the load's next
+// Append or its Finish: it has the load commit that transaction and goes
+// on (lockAlone). A load's transaction stays open while its next batch is
+// read, so a slow source held the checkpoint off, and behind it every
+// other account's writes (the journal's writer, the feed). The load then
+// goes on, and Finish stores the rest.
 func TestLoadCheckpointBeside(t *testing.T) {
 	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
 	if err != nil {
@@ -128,13 +132,60 @@ func TestLoadCheckpointBeside(t *testing.T) {
 	}
 	ckpt := make(chan error, 1)
 	go func() { ckpt <- d.Checkpoint(ctx) }()
-	for d.wmu.TryRLock() { // until the checkpoint waits for the lock
+	select {
+	case err := <-ckpt:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-testwait.Context(t).Done():
+		t.Fatal("the checkpoint waits for the load's idle transaction")
+	}
+	var n int
+	if err := d.db.QueryRow(`SELECT count(DISTINCT eventID) FROM events`).Scan(&n); err != nil || n != 1000 {
+		t.Errorf("after the checkpoint: %d rows (%v); want the 1000 its idle transaction held, committed", n, err)
+	}
+	for _, p := range []string{"b", "c"} {
+		if err := ld.Append(ctx, streamRows("s", p, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ld.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.db.QueryRow(`SELECT count(DISTINCT eventID) FROM events`).Scan(&n); err != nil || n != 3000 {
+		t.Errorf("stored %d distinct (%v); want 3000", n, err)
+	}
+}
+
+// TestLoadOpensBesideAWaitingWriter: while a writer waits for the write
+// lock without committing the load's transactions first (the journal's
+// replay takes it so), an Append that must open a transaction commits the
+// load's idle one first instead of waiting for the lock while holding it
+// (no deadlock), and Finish ends the rest.
+func TestLoadOpensBesideAWaitingWriter(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	ld := d.BeginLoad(2)
+	if err := ld.Append(ctx, streamRows("s", "a", 1000)); err != nil { // an open transaction, idle
+		t.Fatal(err)
+	}
+	locked := make(chan struct{})
+	go func() {
+		d.wmu.Lock()
+		d.wmu.Unlock()
+		close(locked)
+	}()
+	for d.wmu.TryRLock() { // until the writer waits for the lock
 		d.wmu.RUnlock()
 		time.Sleep(time.Millisecond)
 	}
 	// Two Appends at once: one takes the idle transaction, the other
-	// opens one, which the waiting checkpoint holds off until the idle
-	// ones are committed.
+	// opens one, which the waiting writer holds off until the idle ones
+	// are committed.
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	for _, p := range []string{"b", "c"} {
@@ -151,12 +202,9 @@ func TestLoadCheckpointBeside(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-ckpt:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the checkpoint still waits after the load finished")
+	case <-locked:
+	case <-testwait.Context(t).Done():
+		t.Fatal("the writer still waits after the load finished")
 	}
 	var n int
 	if err := d.db.QueryRow(`SELECT count(DISTINCT eventID) FROM events`).Scan(&n); err != nil || n != 3000 {
