@@ -244,13 +244,18 @@ func TestCompactedBlocksExpire(t *testing.T) {
 	checkLookups(t, st, all[3*80:])
 	// Every block left is referenced by a record left.
 	refs := map[int64]bool{}
-	rows, err := st.db.Query(`SELECT record FROM events`)
+	rows, err := st.db.Query(`SELECT ` + refColumns + ` FROM events`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
-		var f []byte
-		if err := rows.Scan(&f); err != nil {
+		var rec []byte
+		var ref rowRef
+		if err := rows.Scan(append([]any{&rec}, ref.targets()...)...); err != nil {
+			t.Fatal(err)
+		}
+		f, err := ref.frame(rec)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if id, _, _, err := parseBlockRef(f); err == nil {
