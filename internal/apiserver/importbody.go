@@ -24,48 +24,81 @@ import (
 // 15), so the body's few tokens are read here and only each string's
 // unquoting is jsontext's.
 func importRecordsBody(body []byte) (records [][]byte, ok bool) {
-	if !utf8.Valid(body) {
+	sc, ok := newBodyScanner(body, `"Records"`)
+	if !ok {
 		return nil, false
 	}
-	i := 0
-	expect := func(lit string) bool {
-		i = skipSpace(body, i)
-		if len(body)-i < len(lit) || string(body[i:i+len(lit)]) != lit {
-			return false
-		}
-		i += len(lit)
-		return true
-	}
-	if !expect("{") || !expect(`"Records"`) || !expect(":") || !expect("[") {
-		return nil, false
-	}
-	out := make([]byte, 0, len(body))
 	records = make([][]byte, 0, 128)
-	if !expect("]") {
+	if !sc.expect("]") {
 		for {
-			i = skipSpace(body, i)
-			if i >= len(body) || body[i] != '"' {
+			start, end, ok := sc.str()
+			if !ok {
 				return nil, false
 			}
-			start := len(out)
-			var ok bool
-			if out, i, ok = appendUnquoted(out, body, i+1); !ok {
-				return nil, false
-			}
-			records = append(records, out[start:len(out):len(out)])
-			if expect(",") {
+			records = append(records, sc.out[start:end:end])
+			if sc.expect(",") {
 				continue
 			}
-			if !expect("]") {
+			if !sc.expect("]") {
 				return nil, false
 			}
 			break
 		}
 	}
-	if !expect("}") || skipSpace(body, i) != len(body) {
+	if !sc.end() {
 		return nil, false
 	}
 	return records, true
+}
+
+// bodyScanner reads the few tokens of a request body of one known shape,
+// {"Member":[...]} (importRecordsBody, putAuditEventsBody), unquoting its
+// strings into out, one buffer the size of the body.
+type bodyScanner struct {
+	body []byte
+	i    int
+	out  []byte
+}
+
+// newBodyScanner checks that body is UTF-8 and opens its object up to the
+// array of member (quoted, unescaped): `{"member":[`.
+func newBodyScanner(body []byte, member string) (*bodyScanner, bool) {
+	if !utf8.Valid(body) {
+		return nil, false
+	}
+	sc := &bodyScanner{body: body, out: make([]byte, 0, len(body))}
+	return sc, sc.expect("{") && sc.expect(member) && sc.expect(":") && sc.expect("[")
+}
+
+// expect reads lit after any whitespace, and reports whether it was there
+// (the position stays where it was when it was not, but for whitespace).
+func (sc *bodyScanner) expect(lit string) bool {
+	sc.i = skipSpace(sc.body, sc.i)
+	if len(sc.body)-sc.i < len(lit) || string(sc.body[sc.i:sc.i+len(lit)]) != lit {
+		return false
+	}
+	sc.i += len(lit)
+	return true
+}
+
+// str reads a string after any whitespace, unquoted into out[start:end]
+// (appendUnquoted: ok is false for one the general decoder must answer).
+func (sc *bodyScanner) str() (start, end int, ok bool) {
+	sc.i = skipSpace(sc.body, sc.i)
+	if sc.i >= len(sc.body) || sc.body[sc.i] != '"' {
+		return 0, 0, false
+	}
+	start = len(sc.out)
+	if sc.out, sc.i, ok = appendUnquoted(sc.out, sc.body, sc.i+1); !ok {
+		return 0, 0, false
+	}
+	return start, len(sc.out), true
+}
+
+// end reads the object's closing brace and reports whether nothing but
+// whitespace follows it.
+func (sc *bodyScanner) end() bool {
+	return sc.expect("}") && skipSpace(sc.body, sc.i) == len(sc.body)
 }
 
 // skipSpace returns the index of the first byte at or after i that is not

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"bytes"
-	"unicode/utf8"
 )
 
 // putAuditEventsBody reads the events of a PutAuditEvents body of the one
@@ -21,58 +20,35 @@ import (
 // of the PutAuditEvents benchmark's CPU (issue 15, session 23), for
 // calls of 100 events of ~600 bytes each.
 func putAuditEventsBody(body []byte) (events []auditEventIn, ok bool) {
-	if !utf8.Valid(body) {
+	sc, ok := newBodyScanner(body, `"auditEvents"`)
+	if !ok {
 		return nil, false
 	}
-	i := 0
-	expect := func(lit string) bool {
-		i = skipSpace(body, i)
-		if len(body)-i < len(lit) || string(body[i:i+len(lit)]) != lit {
-			return false
-		}
-		i += len(lit)
-		return true
-	}
-	if !expect("{") || !expect(`"auditEvents"`) || !expect(":") || !expect("[") {
-		return nil, false
-	}
-	// Each event's fields as spans of out (start, end; -1: absent), in
+	// Each event's fields as spans of sc.out (start, end; -1: absent), in
 	// auditEventIn's order.
 	type spans [3][2]int
 	var evs []spans
-	out := make([]byte, 0, len(body))
-	str := func() (start, end int, ok bool) {
-		i = skipSpace(body, i)
-		if i >= len(body) || body[i] != '"' {
-			return 0, 0, false
-		}
-		start = len(out)
-		if out, i, ok = appendUnquoted(out, body, i+1); !ok {
-			return 0, 0, false
-		}
-		return start, len(out), true
-	}
-	if !expect("]") {
+	if !sc.expect("]") {
 		evs = make([]spans, 0, 100)
 		for {
-			if !expect("{") {
+			if !sc.expect("{") {
 				return nil, false
 			}
 			sp := spans{{-1, -1}, {-1, -1}, {-1, -1}}
-			if !expect("}") {
+			if !sc.expect("}") {
 				for {
 					// A member name as written: one with an escape is
 					// the general decoder's.
-					i = skipSpace(body, i)
-					if i >= len(body) || body[i] != '"' {
+					sc.i = skipSpace(sc.body, sc.i)
+					if sc.i >= len(sc.body) || sc.body[sc.i] != '"' {
 						return nil, false
 					}
-					j := bytes.IndexByte(body[i+1:], '"')
+					j := bytes.IndexByte(sc.body[sc.i+1:], '"')
 					if j < 0 {
 						return nil, false
 					}
-					name := body[i+1 : i+1+j]
-					i += j + 2
+					name := sc.body[sc.i+1 : sc.i+1+j]
+					sc.i += j + 2
 					f := -1
 					switch string(name) {
 					case "id":
@@ -82,37 +58,37 @@ func putAuditEventsBody(body []byte) (events []auditEventIn, ok bool) {
 					case "eventDataChecksum":
 						f = 2
 					}
-					if f < 0 || sp[f][0] >= 0 || !expect(":") {
+					if f < 0 || sp[f][0] >= 0 || !sc.expect(":") {
 						return nil, false
 					}
-					s, e, ok := str()
+					s, e, ok := sc.str()
 					if !ok {
 						return nil, false
 					}
 					sp[f] = [2]int{s, e}
-					if expect(",") {
+					if sc.expect(",") {
 						continue
 					}
-					if !expect("}") {
+					if !sc.expect("}") {
 						return nil, false
 					}
 					break
 				}
 			}
 			evs = append(evs, sp)
-			if expect(",") {
+			if sc.expect(",") {
 				continue
 			}
-			if !expect("]") {
+			if !sc.expect("]") {
 				return nil, false
 			}
 			break
 		}
 	}
-	if !expect("}") || skipSpace(body, i) != len(body) {
+	if !sc.end() {
 		return nil, false
 	}
-	all := string(out)
+	all := string(sc.out)
 	n := 0
 	for _, sp := range evs {
 		for _, f := range sp {
