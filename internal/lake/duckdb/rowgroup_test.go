@@ -28,23 +28,7 @@ func TestRowGroupSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	q := `SELECT row_group_id, sum(count) FROM pragma_storage_info('events') WHERE column_name = 'eventID' AND segment_type = 'VARCHAR' GROUP BY ALL ORDER BY 1`
-	rs, err := d.db.QueryContext(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	var groups []int64
-	for rs.Next() {
-		var id, n int64
-		if err := rs.Scan(&id, &n); err != nil {
-			t.Fatal(err)
-		}
-		groups = append(groups, n)
-	}
-	if err := rs.Err(); err != nil {
-		t.Fatal(err)
-	}
+	groups := rowGroups(t, d)
 	if len(groups) != 2 || groups[0] != RowGroupSize || groups[1] != RowGroupSize {
 		t.Errorf("row groups of %v rows after two transactions of %d; want two full ones", groups, RowGroupSize)
 	}
