@@ -193,6 +193,16 @@ func (s *Store) ensureLayout(ctx context.Context) error {
 		s.log.Info("duckdb: the columns of this version (once)", "dropped", len(have)-len(kept), "added", len(columns)-len(kept))
 		return s.checkpointLayout(ctx)
 	}
+	// The rewrite below copies the columns it knows and computes the
+	// others from the first layout's (raw and the strings): a column it
+	// knows neither way is a later version's, whose rows it would copy
+	// without it (a cairn before the integer references did so, leaving
+	// every block's row an empty frame): refused, the file untouched.
+	for _, c := range have {
+		if !slices.Contains(columns, c) && !slices.Contains(droppedColumns, c) && c != "raw" {
+			return fmt.Errorf("duckdb: the store's events table has the column %s, which this version does not know: it was written by a later cairn; open it with that version (this one leaves the file as it is)", c)
+		}
+	}
 	computed := map[string]string{
 		"record": `cairn_frame(raw, event_name, event_source, read_only, username, access_key_id,
 			resource_types, resource_names, resource_arns)`,

@@ -162,6 +162,39 @@ func TestFailedMigrationLeavesTheOldLayout(t *testing.T) {
 	}
 }
 
+// TestLaterLayoutRefused: a store whose events table has a column this
+// version does not know (a later version's) is refused at Open and left
+// as it is, rows and columns: rewriting it into this version's columns
+// would drop what the later version keeps there (an earlier cairn did
+// that to the integer block references).
+func TestLaterLayoutRefused(t *testing.T) {
+	g := storetest.NewGen(37, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	recs := g.Records(50)
+	st, path := openTemp(t, recs)
+	if _, err := st.db.Exec(`ALTER TABLE events ADD COLUMN later_col BIGINT`); err != nil {
+		t.Fatal(err)
+	}
+	later := eventsColumnNames(t, st)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "later_col") {
+		t.Fatalf("Open of a later version's store: %v; want it refused, naming the column", err)
+	}
+	raw, err := openRaw(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if got := eventsColumnNames(t, &Store{db: raw}); !slices.Equal(got, later) {
+		t.Errorf("columns after the refusal: %v; want %v", got, later)
+	}
+	var n int
+	if err := raw.QueryRow(`SELECT count(*) FROM events WHERE octet_length(record) > 0 OR blk_id IS NOT NULL`).Scan(&n); err != nil || n != len(recs) {
+		t.Errorf("rows with their frames after the refusal: %d, %v; want %d", n, err, len(recs))
+	}
+}
+
 // TestIndexRebuiltFromHashes: a bucket index rebuilt from the table (from
 // the hash columns, without the strings) holds every token of every
 // record, and lookups by every attribute find each record.
