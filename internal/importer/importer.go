@@ -680,12 +680,8 @@ func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingS
 	}
 	if p.grouping != nil {
 		reserve := p.grouping.StageGrouped(j.b)
-		if j.prev != nil {
-			select {
-			case <-j.prev:
-			case <-p.failed:
-				return
-			}
+		if !p.after(j) {
+			return
 		}
 		commit, err := reserve(ctx)
 		signal()
@@ -700,14 +696,14 @@ func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingS
 			err = fmt.Errorf("import: sink answered for %d records of %d", len(inserted), len(j.b))
 		}
 		if err != nil {
-			p.once.Do(func() { p.err = err; close(p.failed) })
+			p.fail(err)
 			return
 		}
 		// Counted once committed; the batch's records are not kept.
 		t := r.tally(j.b, inserted, nil)
 		p.committing.Go(func() {
 			if err := committed(); err != nil {
-				p.once.Do(func() { p.err = err; close(p.failed) })
+				p.fail(err)
 				return
 			}
 			r.add(t)
@@ -716,12 +712,8 @@ func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingS
 	}
 	if ss, ok := ps.(StagingSink); ok && preparing && p.inOrder {
 		reserve := ss.StageEach(j.b)
-		if j.prev != nil {
-			select {
-			case <-j.prev:
-			case <-p.failed:
-				return
-			}
+		if !p.after(j) {
+			return
 		}
 		commit, err := reserve(ctx)
 		signal()
@@ -729,7 +721,7 @@ func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingS
 			err = r.countEach(j.b, func() ([]bool, error) { return commit(ctx) })
 		}
 		if err != nil {
-			p.once.Do(func() { p.err = err; close(p.failed) })
+			p.fail(err)
 		}
 		return
 	}
@@ -737,12 +729,8 @@ func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingS
 	if preparing {
 		commit = ps.PrepareEach(j.b)
 	}
-	if j.prev != nil {
-		select {
-		case <-j.prev:
-		case <-p.failed:
-			return
-		}
+	if !p.after(j) {
+		return
 	}
 	var err error
 	if preparing {
@@ -751,8 +739,27 @@ func (p *appendPool) run(ctx context.Context, r *run, j appendJob, ps PreparingS
 		err = r.append(ctx, j.b, j.from)
 	}
 	if err != nil {
-		p.once.Do(func() { p.err = err; close(p.failed) })
+		p.fail(err)
 	}
+}
+
+// after waits until the batch before j (j.prev, nil: none) is appended,
+// and reports false when an append failed meanwhile.
+func (p *appendPool) after(j appendJob) bool {
+	if j.prev == nil {
+		return true
+	}
+	select {
+	case <-j.prev:
+		return true
+	case <-p.failed:
+		return false
+	}
+}
+
+// fail records err as the pool's error, unless one was recorded first.
+func (p *appendPool) fail(err error) {
+	p.once.Do(func() { p.err = err; close(p.failed) })
 }
 
 // give hands a batch to a free appender; it returns an earlier append's
