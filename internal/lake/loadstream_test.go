@@ -34,21 +34,29 @@ func countStored(t *testing.T, l *Lake, store string) (n, distinct int) {
 	return n, distinct
 }
 
+// lakeWithStore opens a Lake in a temporary dir (closed at the test's
+// end) with one event data store of account acct.
+func lakeWithStore(t *testing.T, acct, name string) (*Lake, EventDataStore) {
+	t.Helper()
+	l, err := openTest(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	s, err := l.CreateEventDataStore(context.Background(), audit.Principal{AccountID: acct, Region: "us-east-1"}, CreateStoreRequest{Name: ptr(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, s
+}
+
 // TestSinkDuplicates: a record is stored once whether it repeats within a
 // load (in one call or two), across loads, or is already in the store:
 // the seen set (idSet) answers each repeat as a duplicate.
 func TestSinkDuplicates(t *testing.T) {
 	const acct = "111111111111"
 	ctx := context.Background()
-	l, err := openTest(t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := l.CreateEventDataStore(ctx, audit.Principal{AccountID: acct, Region: "us-east-1"}, CreateStoreRequest{Name: ptr("dups")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, s := lakeWithStore(t, acct, "dups")
 	recs := func(ids ...string) []audit.Record {
 		var out []audit.Record
 		for _, id := range ids {
@@ -103,15 +111,7 @@ func TestSinkDuplicates(t *testing.T) {
 func TestLoadStreamYields(t *testing.T) {
 	const acct = "111111111111"
 	ctx := context.Background()
-	l, err := openTest(t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := l.CreateEventDataStore(ctx, audit.Principal{AccountID: acct, Region: "us-east-1"}, CreateStoreRequest{Name: ptr("yield")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, s := lakeWithStore(t, acct, "yield")
 	sink, err := l.NewSink(ctx, acct, []string{s.ID})
 	if err != nil {
 		t.Fatal(err)
