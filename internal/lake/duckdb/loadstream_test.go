@@ -211,3 +211,43 @@ func TestLoadOpensBesideAWaitingWriter(t *testing.T) {
 		t.Errorf("stored %d distinct (%v); want 3000", n, err)
 	}
 }
+
+// TestLoadDeleteBeside: one account's load, idle between its batches (its
+// next file still being read), does not hold off another account's Delete
+// of its own store (DeleteEventDataStore, retention): the Delete has the
+// load commit what it appended and goes on; neither store loses a row.
+func TestLoadDeleteBeside(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	if err := d.Insert(ctx, streamRows("theirs", "t", 500), 0); err != nil {
+		t.Fatal(err)
+	}
+	ld := d.BeginLoad(2)
+	if err := ld.Append(ctx, streamRows("mine", "m", 1000)); err != nil { // open, idle
+		t.Fatal(err)
+	}
+	del := make(chan error, 1)
+	go func() { del <- d.Delete(ctx, "theirs", time.Time{}) }()
+	select {
+	case err := <-del:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-testwait.Context(t).Done():
+		t.Fatal("another store's Delete waits for the load's idle transaction")
+	}
+	if err := ld.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mine, theirs int
+	if err := d.db.QueryRow(`SELECT count(*) FILTER (WHERE eds_id = 'mine'), count(*) FILTER (WHERE eds_id = 'theirs') FROM events`).Scan(&mine, &theirs); err != nil {
+		t.Fatal(err)
+	}
+	if mine != 1000 || theirs != 0 {
+		t.Errorf("after the Delete and the load: %d rows of the load's store, %d of the deleted one; want 1000 and 0", mine, theirs)
+	}
+}
