@@ -160,14 +160,6 @@ func (d *DB) EachEventID(ctx context.Context, store string, each func(key []byte
 	return rs.Err()
 }
 
-// EventIDs returns the account/eventID keys of store's events as a set
-// (EachEventID), for tests.
-func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error) {
-	m := map[string]bool{}
-	err := d.EachEventID(ctx, store, func(key []byte) { m[string(key)] = true })
-	return m, err
-}
-
 // Delete removes store's events older than before (all when before is
 // zero).
 func (d *DB) Delete(ctx context.Context, store string, before time.Time) error {

@@ -26,7 +26,7 @@ import (
 // frames, fsynced before Insert returns), and a writer moves them into
 // the table in large transactions: when flushRows rows wait, flushDelay
 // after the first of them, or whenever something reads the table (Run,
-// EventIDs, Delete, SQL, Close each flush first). So a query started after
+// EachEventID, Delete, SQL, Close each flush first). So a query started after
 // an Insert returned sees its rows, as before: the journal changes the
 // cost, not what a query sees.
 //

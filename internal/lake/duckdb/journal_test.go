@@ -249,3 +249,11 @@ func TestBackloggedWithoutJournal(t *testing.T) {
 		t.Error("an in-memory database is backlogged")
 	}
 }
+
+// EventIDs returns the account/eventID keys of store's events as a set
+// (EachEventID), for tests.
+func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error) {
+	m := map[string]bool{}
+	err := d.EachEventID(ctx, store, func(key []byte) { m[string(key)] = true })
+	return m, err
+}

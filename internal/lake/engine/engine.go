@@ -48,7 +48,7 @@ type Engine interface {
 	// so a crash neither loses nor repeats what the feed delivered.
 	// Concurrent calls without a position may share one transaction; each
 	// returns once its rows are durable, and they are in every Run,
-	// EventIDs and Delete that starts after it returns (an engine may
+	// EachEventID and Delete that starts after it returns (an engine may
 	// keep small calls in a journal first and move them into its tables
 	// later: the DuckDB engine does).
 	Insert(ctx context.Context, rows []Row, pos int64) error
