@@ -53,8 +53,14 @@ const (
 	flushRows  = 131072
 	flushBytes = 64 << 20
 	// flushDelay bounds how long a row waits for the writer when no query
-	// asks for it.
-	flushDelay = 2 * time.Second
+	// asks for it (a query, Delete and Close move the waiting rows first,
+	// so no reader sees the delay). It was 2 s: under a steady stream of
+	// PutAuditEvents calls (17k events/s at load 9-11) that cut the
+	// writer's transactions to 30-100k rows, less than a row group, which
+	// DuckDB then wrote to its log and a checkpoint wrote again (issue
+	// 15, session 24; docs/benchmarks.md). From 13k events/s a
+	// transaction now holds a row group.
+	flushDelay = 10 * time.Second
 	// maxPending and maxPendingBytes bound the waiting rows: past them,
 	// Insert waits for the writer (backpressure, not an unbounded queue).
 	maxPending      = 2 * flushRows
@@ -292,7 +298,7 @@ func (d *DB) Flush(ctx context.Context) error {
 	d.fmu.Lock()
 	defer d.fmu.Unlock()
 	d.pmu.Lock()
-	rows, seq := d.pend, d.pendSeq
+	rows, seq, taken := d.pend, d.pendSeq, time.Now()
 	segs := append([]segCount(nil), d.pendSegs...)
 	d.pmu.Unlock()
 	if len(rows) == 0 {
@@ -310,6 +316,13 @@ func (d *DB) Flush(ctx context.Context) error {
 	// Rows journaled meanwhile came after these (and may have added to
 	// the last segment's count).
 	d.pend = append([]engine.Row(nil), d.pend[len(rows):]...)
+	if len(d.pend) > 0 {
+		// The rows left came after this transaction took its rows: their
+		// deadline runs from then, not from the first of the rows taken
+		// (already past, so the writer started the next transaction at
+		// once, however few rows it had).
+		d.pendSince = taken
+	}
 	for _, r := range rows {
 		d.pendBytes -= len(r.Raw)
 	}

@@ -234,6 +234,59 @@ func TestJournalBacklogged(t *testing.T) {
 	}
 }
 
+// TestJournalDeadlineAfterFlush: rows journaled while the writer's
+// transaction runs wait for the writer from when that transaction took its
+// rows, not from when the first of the rows it took came: with that stale
+// deadline (already past) the writer started its next transaction at once,
+// however few rows waited, and under a steady stream every transaction
+// held only what came during the one before (session 23: 29k-98k rows, each
+// then rewritten by a checkpoint instead of written once as row groups).
+func TestJournalDeadlineAfterFlush(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// The writer flushes only when asked.
+	d.lim.flushRows, d.lim.flushDelay = 1<<30, time.Hour
+	ctx := context.Background()
+	for attempt := 0; ; attempt++ {
+		if err := d.Insert(ctx, groupRows(2*attempt, 100), 0); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // the first row's time before the flush's
+		start := time.Now()
+		// The transaction waits for the write lock after taking the
+		// waiting rows; rows journaled meanwhile stay waiting.
+		d.wmu.Lock()
+		done := make(chan error)
+		go func() { done <- d.Flush(ctx) }()
+		time.Sleep(50 * time.Millisecond)
+		if err := d.Insert(ctx, groupRows(2*attempt+1, 100), 0); err != nil {
+			t.Fatal(err)
+		}
+		d.wmu.Unlock()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if d.Pending() == 0 {
+			// The flush took the second rows too (it had not begun
+			// when they came): try again.
+			if attempt == 10 {
+				t.Fatal("the flush never began before the second insert")
+			}
+			continue
+		}
+		d.pmu.Lock()
+		since := d.pendSince
+		d.pmu.Unlock()
+		if since.Before(start) {
+			t.Errorf("rows journaled during a flush wait from %v, before the flush began (%v)", since.Format(time.StampMicro), start.Format(time.StampMicro))
+		}
+		break
+	}
+}
+
 // TestBackloggedWithoutJournal: a database in memory has no journal and
 // is never backlogged.
 func TestBackloggedWithoutJournal(t *testing.T) {
