@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,7 @@ func TestEventGolden(t *testing.T) {
 		c       call
 		ua      string
 		remote  string
+		query   string // the URL's query
 		tls     bool
 		errResp error
 	}
@@ -50,7 +52,11 @@ func TestEventGolden(t *testing.T) {
 		{name: "long-error", c: call{requestID: "req-4", caller: alice, op: "PutEventSelectors", body: []byte(`not json`)},
 			errResp: &awsjson.Error{Code: strings.Repeat("C", 1100), Message: "x" + strings.Repeat("é", 600), Status: 400}},
 		{name: "data-event", c: call{requestID: "req-5", caller: alice, op: "PutAuditEvents", data: true,
-			body: []byte(`{"AuditEvents":[{"Id":"1","EventData":"{}"}]}`)}, tls: true, ua: "x" + strings.Repeat("€", 400)},
+			body: []byte(`{"AuditEvents":[{"Id":"1","EventData":"{}"}]}`)}, tls: true, ua: "x" + strings.Repeat("€", 400),
+			query: "?channelArn=" + url.QueryEscape("arn:aws:cloudtrail:eu-west-1:123456789012:channel/<c>") + "&externalId=secret"},
+		{name: "data-event-without-channel", c: call{requestID: "req-8", caller: alice, op: "PutAuditEvents", data: true,
+			body: []byte(`{"auditEvents":[{"id":"1","eventData":"{}"}]}`)},
+			errResp: &awsjson.Error{Code: "ValidationException", Message: "channelArn is required.", Status: 400}},
 		{name: "unknown-op", c: call{requestID: "req-6", caller: alice, op: ""},
 			errResp: &awsjson.Error{Code: "UnknownOperationException", Message: "Missing or malformed X-Amz-Target header.", Status: 400}},
 		{name: "tls-readonly-lookup", c: call{requestID: "req-7", caller: alice, op: "LookupEvents", readOnly: true,
@@ -58,7 +64,7 @@ func TestEventGolden(t *testing.T) {
 	}
 	var got bytes.Buffer
 	for _, r := range rows {
-		req := httptest.NewRequest(http.MethodPost, "https://cloudtrail.eu-west-1.amazonaws.com/", nil)
+		req := httptest.NewRequest(http.MethodPost, "https://cloudtrail.eu-west-1.amazonaws.com/"+r.query, nil)
 		req.Header.Set("User-Agent", r.ua)
 		if r.ua == "" {
 			req.Header.Del("User-Agent")

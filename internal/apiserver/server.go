@@ -690,21 +690,23 @@ func (s *Server) event(c *call, errResp error) *audit.Event {
 		// made"), the time the operation itself saw (Request.Time): a
 		// StopLogging that answers in the next second is still before the
 		// trail's StopLoggingTime.
-		Time:              c.start,
-		Source:            "cloudtrail.amazonaws.com",
-		Name:              c.op,
-		Region:            c.caller.Region,
-		SourceIP:          c.source,
-		UserAgent:         c.r.UserAgent(),
-		RequestParameters: operationParameters(c.op, c.body),
-		RequestID:         c.requestID,
-		EventID:           s.cfg.NewID(),
-		ReadOnly:          c.readOnly,
-		Data:              c.data,
-		FromConsole:       c.console != nil,
+		Time:        c.start,
+		Source:      "cloudtrail.amazonaws.com",
+		Name:        c.op,
+		Region:      c.caller.Region,
+		SourceIP:    c.source,
+		UserAgent:   c.r.UserAgent(),
+		RequestID:   c.requestID,
+		EventID:     s.cfg.NewID(),
+		ReadOnly:    c.readOnly,
+		Data:        c.data,
+		FromConsole: c.console != nil,
 	}
 	if c.data {
 		rc.Source = "cloudtrail-data.amazonaws.com"
+		rc.RequestParameters = dataParameters(c.op, c.r.URL.Query())
+	} else {
+		rc.RequestParameters = operationParameters(c.op, c.body)
 	}
 	var we *awsjson.Error
 	if errors.As(errResp, &we) {
