@@ -291,6 +291,10 @@ func (rb *recordBuilder) record(e AuditEvent) (raw []byte, eventID, code, msg st
 	if m := readObject(dec, data, eventFieldIndex, ev[:]); m != "" {
 		return nil, "", "InvalidData", m
 	}
+	// Where the object ends: only whitespace after it means the decoder
+	// has read all of eventData as valid JSON.
+	end := int(dec.InputOffset())
+	whole := len(bytes.TrimLeft(data[end:], " \t\r\n")) == 0
 	var strs [len(fieldLimits)]string
 	for i, f := range fieldLimits {
 		v := ev[i]
@@ -368,12 +372,51 @@ func (rb *recordBuilder) record(e AuditEvent) (raw []byte, eventID, code, msg st
 	b = append(b, `,"eventTime":`...)
 	b = audit.AppendJSONString(b, t.UTC().Format("2006-01-02T15:04:05Z"), false)
 	b = append(b, rb.shared...)
+	if whole {
+		b = appendCompact(b, data[:end])
+		return append(b, '}'), eventID, "", ""
+	}
 	buf := bytes.NewBuffer(b)
 	if err := json.Compact(buf, data); err != nil {
 		return nil, "", "InvalidData", "eventData is not valid JSON."
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), eventID, "", ""
+}
+
+// appendCompact appends data, JSON text the decoder has read as valid,
+// without the whitespace between its tokens: json.Compact's bytes without
+// its validation, which repeated the decoder's byte by byte through
+// encoding/json's scanner (2.9% of the PutAuditEvents benchmark's CPU,
+// session 24). Strings are copied as they are.
+func appendCompact(b, data []byte) []byte {
+	from := 0 // the start of the bytes not yet copied
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '"':
+			// To the closing quote: the first one after an even run of
+			// backslashes.
+			for i++; ; {
+				j := bytes.IndexByte(data[i:], '"')
+				if j < 0 {
+					return append(b, data[from:]...) // not reached: data is valid
+				}
+				i += j
+				k := i
+				for k > 0 && data[k-1] == '\\' {
+					k--
+				}
+				if (i-k)%2 == 0 {
+					break
+				}
+				i++
+			}
+		case ' ', '\t', '\r', '\n':
+			b = append(b, data[from:i]...)
+			from = i + 1
+		}
+	}
+	return append(b, data[from:]...)
 }
 
 // identityFieldIndex indexes userIdentity's checked fields.
