@@ -556,10 +556,18 @@ func refusal(i int, owner, caller string) importer.Failure {
 const LoadBatch = 15360
 
 // LoadAppenders is the number of a load's batches appended at once
-// (importer.Options.Appenders) into Lake's DuckDB engine: each into its
-// own transaction, filling its own row group, side by side on the 2 cores
-// (issue 15); a load keeps that many transactions open.
-const LoadAppenders = 2
+// (importer.Options.Appenders) into Lake's DuckDB engine, each into its own
+// open transaction: a load keeps that many open (duckdb.Load). One (two
+// until session 24): an open transaction holds its row group in DuckDB's
+// memory uncompressed until it commits (~2.9 KB a real-shaped record,
+// ~360 MB at 122,880), and two, filled side by side, reached their full
+// row groups together: DuckDB's share of a 1M offline load peaked at
+// ~760 MB against ~420 MB with one, and its RSS at 1.24 GB (issue 15's
+// target: 1 GB at 10M). A load of less than two row groups also ended
+// with two partial transactions, whose rows go through the write-ahead
+// log and the checkpoint (~20% more CPU an event at 200k, session 23);
+// now only the last transaction is partial.
+const LoadAppenders = 1
 
 // LoadFlushInterval is how long a load's read records wait for a full
 // batch (importer.Options.FlushInterval) before a partial one is appended.

@@ -226,3 +226,63 @@ func TestLoadFailedMidwayReimported(t *testing.T) {
 		t.Errorf("after the re-import: %d events, %d distinct; want each of %d once", n, d, total)
 	}
 }
+
+// TestLoadOneTransactionOpen: a load keeps one transaction open however
+// many of the importer's appenders call at once (LoadAppenders), so that
+// DuckDB holds one row group of it uncompressed, not one an appender
+// (issue 15: a Lake load's RSS), and a load of less than a row group
+// commits one partial transaction at Finish, not one an appender. With
+// two open (session 23) this load committed two.
+func TestLoadOneTransactionOpen(t *testing.T) {
+	const (
+		acct    = "111111111111"
+		callers = 4
+		calls   = 2
+		per     = 2000
+	)
+	ctx := context.Background()
+	l, s := lakeWithStore(t, acct, "one")
+	eng := l.eng.(interface{ Inserts() int64 })
+	var batches [callers][calls][]audit.Record
+	for c := range callers {
+		for k := range calls {
+			for i := range per {
+				batches[c][k] = append(batches[c][k], loadRecord(t, acct, fmt.Sprintf("e-%d-%d-%d", c, k, i)))
+			}
+		}
+	}
+	sink, err := l.NewSink(ctx, acct, []string{s.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := eng.Inserts()
+	start := make(chan struct{})
+	errs := make(chan error, callers)
+	for c := range callers {
+		go func() {
+			<-start
+			for k := range calls {
+				if _, _, err := sink.AppendEachReport(ctx, batches[c][k]); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	close(start)
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sink.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := eng.Inserts() - before; got != 1 {
+		t.Errorf("a load of %d records from %d concurrent callers committed %d transactions; want 1 (one open at a time)", callers*calls*per, callers, got)
+	}
+	if n, d := countStored(t, l, s.ID); n != callers*calls*per || d != n {
+		t.Errorf("store holds %d events, %d distinct; want %d once each", n, d, callers*calls*per)
+	}
+}
