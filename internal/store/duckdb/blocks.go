@@ -255,7 +255,7 @@ func (s *Store) compressBlock(content []byte, imported bool) []byte {
 // the default block size (a store opened with another Options.BlockBytes, or
 // none, keeps it): Compact's, so that an import in order, which is not
 // compacted, has the blocks' size a compaction would have made (its level
-// is importLevel's, SpeedDefault, below Compact's). On the 1M year-spread set the size
+// is importLevel's, SpeedFastest, below Compact's). On the 1M year-spread set the size
 // made the store 6% smaller and the import no slower (docs/store.md,
 // "Imports", session 19).
 const importBlockBytes = compactBlockBytes

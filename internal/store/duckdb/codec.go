@@ -148,17 +148,21 @@ func (c *codec) compressImportBlock(content []byte) ([]byte, error) {
 	return compressBlockWith(c.imp, content), nil
 }
 
-// importLevel is the zstd level of an offline import's blocks:
-// SpeedDefault, between the appends' SpeedFastest and Compact's
-// SpeedBetterCompression (session 20 used Compact's). With the dictionary,
-// SpeedBetterCompression copies its 4 MiB long-match table back from the
-// dictionary's for every block (the encoder's Reset: 1.9 of 7 CPU-s of zstd
-// in the 1M year-spread import), SpeedDefault 1 MiB; on that import's
-// blocks SpeedDefault took 0.55 of Compact's level's encode time for 7.5%
-// more bytes, and the import 2-4 CPU-s less for a data dir 4% larger
-// (docs/store.md, "Imports", session 21). Compact still makes its blocks
-// at compactLevel.
-const importLevel = zstd.SpeedDefault
+// importLevel is the zstd level of an offline import's blocks: the
+// appends' SpeedFastest, in Compact's 128 KiB blocks (session 24; session
+// 21's SpeedDefault before, session 20's Compact level before that). With
+// the dictionary, SpeedBetterCompression copies its 4 MiB long-match table
+// back from the dictionary's for every block (the encoder's Reset: 1.9 of
+// 7 CPU-s of zstd in the 1M year-spread import), SpeedDefault 1 MiB.
+// SpeedFastest encodes an import's 128 KiB blocks in 0.55-0.70 of
+// SpeedDefault's time for 2.6% more block bytes (3,000 blocks of the 1M
+// year-spread import: 31.56 -> 32.38 MB): 4.3 -> 2.7 CPU-s of that
+// import's profile, its data dir about 1% larger (docs/store.md,
+// "Imports", session 24). The import's rate is the target further from
+// its mark. Compact still makes its blocks at compactLevel. The level
+// stays its own constant (and encoder) so that an import can be given
+// another again.
+const importLevel = zstd.SpeedFastest
 
 // decompressBlock returns the content of a block.
 func (c *codec) decompressBlock(data []byte) ([]byte, error) {

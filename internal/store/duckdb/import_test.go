@@ -149,11 +149,11 @@ func TestOrderOf(t *testing.T) {
 }
 
 // TestImportBlocksAtImportLevel: an offline import's blocks (BeginImport)
-// are compressed at SpeedDefault (importLevel, since session 21; Compact's
-// SpeedBetterCompression before) while the import is in order (it will not
-// be compacted); once a
-// batch goes back in time (the import will be compacted) and in a live
-// append they are SpeedFastest. Each stored block is compared with its
+// are compressed at SpeedFastest (importLevel, since session 24;
+// SpeedDefault in session 21, Compact's SpeedBetterCompression before)
+// while the import is in order (it will not be compacted), in 128 KiB
+// blocks; once a batch goes back in time (the import will be compacted)
+// and in a live append they are SpeedFastest too. Each stored block is compared with its
 // content compressed again by each level's encoder (the encoders are
 // deterministic), and the records come back byte for byte.
 func TestImportBlocksAtImportLevel(t *testing.T) {
@@ -165,7 +165,7 @@ func TestImportBlocksAtImportLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fast.Close()
-	imp, err := newBlockEncoder(zstd.SpeedDefault)
+	imp, err := newBlockEncoder(zstd.SpeedFastest)
 	if err != nil {
 		t.Fatal(err)
 	}
