@@ -47,13 +47,19 @@ func requestParameters(body []byte) json.RawMessage {
 // shared secret.
 func dataParameters(op string, q url.Values) json.RawMessage {
 	arn := q.Get("channelArn")
-	if op != "PutAuditEvents" || arn == "" || len(arn) > maxParams-32 {
+	if op != "PutAuditEvents" || arn == "" || len(arn) > maxParams {
 		return nil
 	}
 	out := make([]byte, 0, len(arn)+32)
 	out = append(out, `{"channelArn":`...)
 	out = audit.AppendJSONString(out, arn, true)
-	return append(out, '}')
+	if out = append(out, '}'); len(out) > maxParams {
+		// Escaping can make an ARN of maxParams' size six times larger
+		// ('<' is \u003c): bounded as the encoded value, as CloudTrail
+		// bounds requestParameters.
+		return nil
+	}
+	return out
 }
 
 // memberlessParameters are the requestParameters AWS records for a call

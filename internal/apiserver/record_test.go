@@ -226,3 +226,22 @@ func BenchmarkLowerMembers(b *testing.B) {
 		})
 	}
 }
+
+// A data call's recorded channel is bounded by its encoded size: an ARN
+// of characters JSON escapes (a caller's, refused or not) is left out
+// rather than recorded six times its size.
+func TestDataParametersBounded(t *testing.T) {
+	q := func(arn string) url.Values { return url.Values{"channelArn": {arn}, "externalId": {"secret"}} }
+	if got := string(dataParameters("PutAuditEvents", q("arn:aws:cloudtrail:us-east-1:123456789012:channel/c\""))); got != `{"channelArn":"arn:aws:cloudtrail:us-east-1:123456789012:channel/c\""}` {
+		t.Errorf("dataParameters = %s", got)
+	}
+	if got := dataParameters("PutAuditEvents", q(strings.Repeat("<", maxParams/6))); got != nil {
+		t.Errorf("an ARN of %d escaped bytes recorded (%d bytes); want null", maxParams, len(got))
+	}
+	if got := dataParameters("PutAuditEvents", q(strings.Repeat("a", maxParams/2))); len(got) != maxParams/2+len(`{"channelArn":""}`) {
+		t.Errorf("an ARN of %d plain bytes recorded as %d bytes; want it whole", maxParams/2, len(got))
+	}
+	if got := dataParameters("ListChannels", q("x")); got != nil {
+		t.Errorf("another operation's parameters = %s; want null", got)
+	}
+}
