@@ -23,11 +23,7 @@ func loadRows(call int) []engine.Row { return groupRows(call, journalRows+1) }
 // meanwhile (sync.RWMutex lets no reader in past a waiting writer): a
 // load's two appenders took turns.
 func TestWritesBesideALoad(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{})
 	ctx := context.Background()
 
 	d.wmu.RLock() // a load's transaction in progress

@@ -118,3 +118,15 @@ func TestBlockAllocatorPool(t *testing.T) {
 		t.Errorf("block_allocator_memory = %q; want %s (blockAllocatorMemory)", got, blockAllocatorMemory)
 	}
 }
+
+// openTemp opens a database in a temporary dir with opts, closed at the
+// test's end.
+func openTemp(t *testing.T, opts Options) *DB {
+	t.Helper()
+	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}

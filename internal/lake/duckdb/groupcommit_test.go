@@ -3,7 +3,6 @@ package duckdb
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -53,11 +52,7 @@ func TestInsertGroupCommit(t *testing.T) {
 		{"alone canceled", 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{NoJournal: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
+			d := openTemp(t, Options{NoJournal: true})
 			// Hold the writer: the first call leads and waits for
 			// it, the others join the next group.
 			d.wmu.Lock()
@@ -120,11 +115,7 @@ func TestInsertGroupCommitConcurrent(t *testing.T) {
 }
 
 func testInsertGroupCommitConcurrent(t *testing.T, noJournal bool) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{NoJournal: noJournal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{NoJournal: noJournal})
 	const workers, perWorker = 6, 15
 	calls := workers * perWorker
 	errs := make([]error, calls)

@@ -120,11 +120,7 @@ func TestJournalReplay(t *testing.T) {
 // TestJournalVisibility: a row acknowledged by Insert is seen by the next
 // query (Run), by EventIDs and by Delete, without waiting for the writer.
 func TestJournalVisibility(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{})
 	ctx := context.Background()
 	raw := []byte(`{"eventID":"e1","recipientAccountId":"111111111111","eventName":"Op","eventTime":"2026-12-03T10:00:00Z"}`)
 	if err := d.Insert(ctx, []engine.Row{{Store: "v", Raw: raw}}, 0); err != nil {
@@ -171,11 +167,7 @@ func (s *countSink) AddRow([]*string) error    { s.rows++; return nil }
 // TestJournalBackpressure: past maxPending waiting rows, Insert waits for
 // the writer instead of queueing more; every row ends in the table.
 func TestJournalBackpressure(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{})
 	d.lim.flushRows, d.lim.maxPending = 2000, 5000
 	ctx := context.Background()
 	const per = 1000
@@ -204,11 +196,7 @@ func TestJournalBackpressure(t *testing.T) {
 // for the writer, and false again once the writer has moved them into the
 // table; every row is there.
 func TestJournalBacklogged(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{})
 	// The writer flushes only when asked.
 	d.lim.flushRows, d.lim.flushDelay, d.lim.maxPending = 1<<30, time.Hour, 3000
 	ctx := context.Background()
@@ -242,11 +230,7 @@ func TestJournalBacklogged(t *testing.T) {
 // held only what came during the one before (session 23: 29k-98k rows, each
 // then rewritten by a checkpoint instead of written once as row groups).
 func TestJournalDeadlineAfterFlush(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{})
 	// The writer flushes only when asked.
 	d.lim.flushRows, d.lim.flushDelay = 1<<30, time.Hour
 	ctx := context.Background()

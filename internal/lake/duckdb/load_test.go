@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
@@ -16,11 +15,7 @@ import (
 // so the Go top-level reader and the per-field from_json give what one
 // from_json over the whole record gave.
 func TestLoadMatchesTheRecords(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{})
 	ctx := context.Background()
 	var rows []engine.Row
 	var copies [][]byte

@@ -3,7 +3,6 @@ package duckdb
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -48,11 +47,7 @@ func rowGroups(t *testing.T, d *DB) []int64 {
 // every row once, in transactions of whole row groups but its last two
 // (Finish): the table's row groups are full but at most two.
 func TestLoadStreamsRowGroups(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{Threads: 1})
 	ctx := context.Background()
 	all := streamRows("s", "e", 2*RowGroupSize+RowGroupSize/2+77)
 	ld := d.BeginLoad(2)
@@ -120,11 +115,7 @@ func TestLoadStreamsRowGroups(t *testing.T) {
 // other account's writes (the journal's writer, the feed). The load then
 // goes on, and Finish stores the rest.
 func TestLoadCheckpointBeside(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{Threads: 1})
 	ctx := context.Background()
 	ld := d.BeginLoad(2)
 	if err := ld.Append(ctx, streamRows("s", "a", 1000)); err != nil { // an open transaction, idle
@@ -163,11 +154,7 @@ func TestLoadCheckpointBeside(t *testing.T) {
 // load's idle one first instead of waiting for the lock while holding it
 // (no deadlock), and Finish ends the rest.
 func TestLoadOpensBesideAWaitingWriter(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{Threads: 1})
 	ctx := context.Background()
 	ld := d.BeginLoad(2)
 	if err := ld.Append(ctx, streamRows("s", "a", 1000)); err != nil { // an open transaction, idle
@@ -217,11 +204,7 @@ func TestLoadOpensBesideAWaitingWriter(t *testing.T) {
 // of its own store (DeleteEventDataStore, retention): the Delete has the
 // load commit what it appended and goes on; neither store loses a row.
 func TestLoadDeleteBeside(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{Threads: 1})
 	ctx := context.Background()
 	if err := d.Insert(ctx, streamRows("theirs", "t", 500), 0); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package duckdb
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/lake/engine"
@@ -13,11 +12,7 @@ import (
 // transactions of that many rows each fill one, which the table keeps as
 // it is: no partial row group for a checkpoint to merge and rewrite.
 func TestRowGroupSize(t *testing.T) {
-	d, err := Open(filepath.Join(t.TempDir(), "lake.duckdb"), Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t, Options{Threads: 1})
 	ctx := context.Background()
 	for b := range 2 {
 		rows := make([]engine.Row, RowGroupSize)
