@@ -24,8 +24,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
@@ -282,18 +280,8 @@ func BenchmarkPutAuditEvents(b *testing.B) {
 	ctx := context.Background()
 	const key = "AKIAAAAAAAAAAAAAAAAA"
 	a := e.client(key)
-	field, cat := "eventCategory", "ActivityAuditLog"
-	st, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("custom"),
-		AdvancedEventSelectors: []types.AdvancedEventSelector{{FieldSelectors: []types.AdvancedFieldSelector{{Field: &field, Equals: []string{cat}}}}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ch, err := a.CreateChannel(ctx, &cloudtrail.CreateChannelInput{Name: aws.String("bench"), Source: aws.String("Custom"),
-		Destinations: []types.Destination{{Type: types.DestinationTypeEventDataStore, Location: st.EventDataStoreArn}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	endpoint := e.url + "/PutAuditEvents?channelArn=" + url.QueryEscape(aws.ToString(ch.ChannelArn))
+	_, channel := customChannel(b, a, "bench")
+	endpoint := e.url + "/PutAuditEvents?channelArn=" + url.QueryEscape(channel)
 	signer := v4.NewSigner()
 	creds := aws.Credentials{AccessKeyID: key, SecretAccessKey: "secret" + key}
 	var seq, stored, throttled atomic.Int64

@@ -22,25 +22,32 @@ type channelTenant struct {
 // custom events ("custom") and a channel ("chan") to it.
 func channelTenants(t *testing.T, e *env) []channelTenant {
 	t.Helper()
-	ctx := context.Background()
-	field, cat := "eventCategory", "ActivityAuditLog"
 	tenants := []channelTenant{{key: "AKIAAAAAAAAAAAAAAAAA", account: "111111111111"}, {key: "AKIABBBBBBBBBBBBBBBB", account: "222222222222"}}
 	for i, tn := range tenants {
-		c := e.client(tn.key)
-		st, err := c.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("custom"),
-			AdvancedEventSelectors: []types.AdvancedEventSelector{{FieldSelectors: []types.AdvancedFieldSelector{{Field: &field, Equals: []string{cat}}}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch, err := c.CreateChannel(ctx, &cloudtrail.CreateChannelInput{Name: aws.String("chan"), Source: aws.String("Custom"),
-			Destinations: []types.Destination{{Type: types.DestinationTypeEventDataStore, Location: st.EventDataStoreArn}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		arn := aws.ToString(st.EventDataStoreArn)
-		tenants[i].store, tenants[i].channel = arn[strings.LastIndex(arn, "/")+1:], aws.ToString(ch.ChannelArn)
+		arn, channel := customChannel(t, e.client(tn.key), "chan")
+		tenants[i].store, tenants[i].channel = arn[strings.LastIndex(arn, "/")+1:], channel
 	}
 	return tenants
+}
+
+// customChannel makes, for the account c signs for, an event data store of
+// custom events ("custom") and a channel named name to it, and returns
+// their ARNs.
+func customChannel(tb testing.TB, c *cloudtrail.Client, name string) (store, channel string) {
+	tb.Helper()
+	ctx := context.Background()
+	field := "eventCategory"
+	st, err := c.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("custom"),
+		AdvancedEventSelectors: []types.AdvancedEventSelector{{FieldSelectors: []types.AdvancedFieldSelector{{Field: &field, Equals: []string{"ActivityAuditLog"}}}}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ch, err := c.CreateChannel(ctx, &cloudtrail.CreateChannelInput{Name: aws.String(name), Source: aws.String("Custom"),
+		Destinations: []types.Destination{{Type: types.DestinationTypeEventDataStore, Location: st.EventDataStoreArn}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return aws.ToString(st.EventDataStoreArn), aws.ToString(ch.ChannelArn)
 }
 
 // TestPutAuditEventsConcurrentCalls: calls of two accounts on many

@@ -8,10 +8,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 )
 
 // TestPutAuditEventsCallRecordsHostile: what a PutAuditEvents call's own
@@ -24,20 +20,8 @@ import (
 func TestPutAuditEventsCallRecordsHostile(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	const keyA, keyB = "AKIAAAAAAAAAAAAAAAAA", "AKIABBBBBBBBBBBBBBBB"
-	a := e.client(keyA)
-	field := "eventCategory"
-	st, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("custom"),
-		AdvancedEventSelectors: []types.AdvancedEventSelector{{FieldSelectors: []types.AdvancedFieldSelector{{Field: &field, Equals: []string{"ActivityAuditLog"}}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := a.CreateChannel(ctx, &cloudtrail.CreateChannelInput{Name: aws.String("chan"), Source: aws.String("Custom"),
-		Destinations: []types.Destination{{Type: types.DestinationTypeEventDataStore, Location: st.EventDataStoreArn}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	arnA := aws.ToString(ch.ChannelArn)
+	const keyB = "AKIABBBBBBBBBBBBBBBB"
+	arnA := channelTenants(t, e)[0].channel
 	body, _ := json.Marshal(map[string]any{"auditEvents": []map[string]any{{"id": "x", "eventData": eventData("PayloadMarker", "111111111111")}}})
 	send := func(channel string) (int, map[string]any) {
 		r, _ := http.NewRequest("POST", e.url+"/PutAuditEvents?channelArn="+url.QueryEscape(channel)+"&externalId=SharedSecret", bytes.NewReader(body))

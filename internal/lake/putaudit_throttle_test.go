@@ -1,16 +1,11 @@
 package lake
 
 import (
-	"context"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/lake/duckdb"
@@ -44,21 +39,9 @@ func TestPutAuditEventsThrottledWhenBacklogged(t *testing.T) {
 	srv := httptest.NewServer(NewTestAPI(l, audittest.NewMemStore(), keys))
 	t.Cleanup(srv.Close)
 	e := &env{lake: l, url: srv.URL}
-	ctx := context.Background()
 	const key = "AKIAAAAAAAAAAAAAAAAA"
 	a := e.client(key)
-	field, cat := "eventCategory", "ActivityAuditLog"
-	st, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("custom"),
-		AdvancedEventSelectors: []types.AdvancedEventSelector{{FieldSelectors: []types.AdvancedFieldSelector{{Field: &field, Equals: []string{cat}}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := a.CreateChannel(ctx, &cloudtrail.CreateChannelInput{Name: aws.String("chan"), Source: aws.String("Custom"),
-		Destinations: []types.Destination{{Type: types.DestinationTypeEventDataStore, Location: st.EventDataStoreArn}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	arn := aws.ToString(ch.ChannelArn)
+	id, arn := customChannel(t, a, "chan")
 	body := map[string]any{"auditEvents": []map[string]any{{"id": "e1", "eventData": eventData("Open", "111111111111")}}}
 
 	be.full.Store(true)
@@ -68,7 +51,6 @@ func TestPutAuditEventsThrottledWhenBacklogged(t *testing.T) {
 	if status, out := e.put(t, key, "cloudtrail-data", strings.Replace(arn, "channel/", "channel/0", 1), body); status != 404 || out["__type"] != "ChannelNotFound" {
 		t.Errorf("backlogged, unknown channel: %d %v; want 404 ChannelNotFound", status, out)
 	}
-	id := aws.ToString(st.EventDataStoreArn)
 	id = id[strings.LastIndex(id, "/")+1:]
 	if rows := runQuery(t, a, `SELECT eventData.eventName AS name FROM `+id); len(rows) != 0 {
 		t.Errorf("a throttled call stored %v", rows)
