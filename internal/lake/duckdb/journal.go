@@ -1,12 +1,17 @@
 package duckdb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/ingest/journal"
@@ -376,4 +381,95 @@ func (d *DB) closeJournal() error {
 		d.jn.Close()
 	})
 	return err
+}
+
+// The journal's rows through a narrow Appender
+//
+// The journal holds small inserts, which are PutAuditEvents' custom events
+// (a load's last batch of at most journalRows rows aside). A custom
+// event's record has 9 of Lake's 34 columns (customColumns); through
+// appendRows' Appender each row still carried 36 values, 25 of them NULL,
+// each NULL one call into DuckDB (its validity mask) and 10 of them a
+// try(from_json) over a NULL vector in the INSERT (issue 15, session 25:
+// AppendRow and the Appender's flush were ~11 µs of the writer's ~19 µs an
+// event, on the one goroutine that caps the table's rate). So the writer
+// appends the rows that have no other column through an Appender of those
+// columns only, whose INSERT ... BY NAME leaves the others NULL, as the
+// full one stored them; the other rows go through appendRows after them.
+
+// customColumns are the columns a custom event's record fills (lake's
+// recordBuilder), by index in columns, in table order.
+var customColumns = func() []int {
+	var out []int
+	for i, c := range columns {
+		switch c.name {
+		case "eventVersion", "eventTime", "awsRegion", "eventID", "eventType", "recipientAccountId",
+			"eventCategory", "metadata", "eventData":
+			out = append(out, i)
+		}
+	}
+	return out
+}()
+
+// customColumn reports by index in columns whether it is one of
+// customColumns.
+var customColumn = func() []bool {
+	in := make([]bool, len(columns))
+	for _, i := range customColumns {
+		in[i] = true
+	}
+	return in
+}()
+
+// appendJournaled appends rows to events in conn's current transaction as
+// appendRows does: those with values in customColumns only through a
+// narrow query Appender, then the others through appendRows.
+func appendJournaled(conn *sql.Conn, rows []engine.Row) error {
+	types, names, err := appendedTypesOf(customColumns)
+	if err != nil {
+		return err
+	}
+	insert := `INSERT INTO main.events BY NAME SELECT ` + conversionOf(customColumns) + ` FROM appended_data`
+	var wide []engine.Row
+	err = conn.Raw(func(dc any) error {
+		a, err := duckdb.NewQueryAppender(dc.(driver.Conn), insert, "appended_data", types, names)
+		if err != nil {
+			return err
+		}
+		dec := jsontext.NewDecoder(bytes.NewReader(nil))
+		vals := make([]driver.Value, posJSON+len(columns)+1)
+		narrow := make([]driver.Value, len(names))
+		n := 0
+	rows:
+		for _, r := range rows {
+			recordRow(dec, r.Raw, vals)
+			for i, v := range vals[posJSON : posJSON+len(columns)] {
+				if v != nil && !customColumn[i] {
+					wide = append(wide, r)
+					continue rows
+				}
+			}
+			if n > 0 && n%appendFlush == 0 {
+				if err := a.Flush(); err != nil {
+					a.Close()
+					return err
+				}
+			}
+			n++
+			narrow[posEDS] = r.Store
+			for k, i := range customColumns {
+				narrow[posJSON+k] = vals[posJSON+i]
+			}
+			narrow[len(narrow)-1] = vals[posJSON+len(columns)]
+			if err := a.AppendRow(narrow...); err != nil {
+				a.Close()
+				return err
+			}
+		}
+		return a.Close()
+	})
+	if err != nil || len(wide) == 0 {
+		return err
+	}
+	return appendRows(conn, wide)
 }

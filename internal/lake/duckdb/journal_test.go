@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,4 +294,106 @@ func (d *DB) EventIDs(ctx context.Context, store string) (map[string]bool, error
 	m := map[string]bool{}
 	err := d.EachEventID(ctx, store, func(key []byte) { m[string(key)] = true })
 	return m, err
+}
+
+// TestJournaledRowsAsInserted: the journal's writer stores custom events
+// through an Appender of their columns only (appendJournaled), and every
+// other row as a direct insert does; each row is stored exactly as the
+// full Appender stores it (the same columns and values, NULL where the
+// record has no field), whatever mix a transaction holds.
+func TestJournaledRowsAsInserted(t *testing.T) {
+	custom := func(id, data string) string {
+		return `{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":"ActivityLog","eventID":"` + id +
+			`","eventTime":"2026-12-03T10:00:00Z","awsRegion":"us-east-1","recipientAccountId":"111111111111",` +
+			`"metadata":{"channelARN":"arn:aws:cloudtrail:us-east-1:111111111111:channel/c","ingestionTime":"2026-12-03T10:00:01Z"},"eventData":` + data + `}`
+	}
+	raws := []string{
+		custom("c1", `{"version":"1.0","userIdentity":{"type":"CustomUser","principalId":"alice","details":{"team":"blue","n":2}},"userAgent":"app/1","eventSource":"myapp.example.com","eventName":"Op","eventTime":"2026-01-02T03:04:05Z","UID":"u1","requestParameters":{"doc":"a","n":2},"responseElements":{"ok":true},"errorCode":"E","sourceIPAddress":"10.0.0.1","recipientAccountId":"111111111111","additionalEventData":{"x":[1,2]}}`),
+		custom("c2", `{"version":"1.0","userIdentity":{"type":"CustomUser","principalId":"bob"},"eventSource":"s","eventName":"Op2","eventTime":"2026-01-02T03:04:05","UID":"u2","recipientAccountId":"111111111111","unknown":{"deep":[1]}}`),
+		// A lone surrogate DuckDB's JSON reader refuses: eventData NULL.
+		custom("c3", `{"version":"1.0","UID":"\ud800","eventSource":"s","eventName":"Op"}`),
+		// Fields of the wrong JSON type, and an unreadable eventTime.
+		`{"eventVersion":1.08,"eventTime":"yesterday","eventID":"c4","metadata":[1],"eventData":"text","eventCategory":null}`,
+		// An AWS Config configuration item's eventData.
+		custom("c5", `{"configurationItemVersion":"1.3","resourceType":"AWS::S3::Bucket","configuration":{"a":{"b":1}},"relationships":[{"name":"Is attached to","resourceId":"r1"}],"tags":{"k":"v"}}`),
+		// AWS records, which have other columns.
+		`{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AID1","arn":"arn:aws:iam::111111111111:user/u","accountId":"111111111111","sessionContext":{"attributes":{"creationDate":"2026-12-03T09:00:00Z","mfaAuthenticated":"false"}}},"eventTime":"2026-12-03T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"eu-west-1","sourceIPAddress":"192.0.2.1","userAgent":"aws-cli","requestParameters":{"bucketName":"b","key":"k"},"responseElements":null,"requestID":"R1","eventID":"a1","readOnly":true,"resources":[{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::b/k"}],"eventType":"AwsApiCall","managementEvent":false,"recipientAccountId":"111111111111","eventCategory":"Data","tlsDetails":{"tlsVersion":"TLSv1.3"}}`,
+		`{"eventVersion":"1.08","eventID":"a2","errorCode":"AccessDenied","readOnly":"false","eventCategory":"Management"}`,
+		// Not an object: only eventJson.
+		`[1,2]`,
+		`"text"`,
+		custom("c6", `{"version":"2.0","userIdentity":{"type":"T","principalId":"p"},"eventSource":"s","eventName":"Op","eventTime":"2026-01-02T03:04:05Z","UID":"u6","recipientAccountId":"111111111111"}`),
+	}
+	var rows []engine.Row
+	for _, r := range raws {
+		rows = append(rows, engine.Row{Store: "s", Raw: []byte(r)})
+	}
+	ctx := context.Background()
+	stored := func(d *DB) []string {
+		t.Helper()
+		q, err := d.SQL().QueryContext(ctx, `SELECT to_json(e)::VARCHAR FROM events e ORDER BY eventJson`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		var out []string
+		for q.Next() {
+			var s string
+			if err := q.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		if err := q.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	direct := openTemp(t, Options{NoJournal: true})
+	if err := direct.Insert(ctx, rows, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := stored(direct)
+	if len(want) != len(raws) {
+		t.Fatalf("%d rows inserted directly; want %d", len(want), len(raws))
+	}
+	for _, tc := range []struct {
+		name string
+		rows []engine.Row
+	}{
+		{"mixed", rows},
+		{"custom only", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := openTemp(t, Options{})
+			in, w := tc.rows, want
+			if in == nil {
+				for _, r := range rows {
+					if strings.Contains(string(r.Raw), `"ActivityAuditLog"`) {
+						in = append(in, r)
+					}
+				}
+				direct := openTemp(t, Options{NoJournal: true})
+				if err := direct.Insert(ctx, in, 0); err != nil {
+					t.Fatal(err)
+				}
+				w = stored(direct)
+			}
+			if err := d.Insert(ctx, in, 0); err != nil {
+				t.Fatal(err)
+			}
+			if d.Pending() != len(in) {
+				t.Fatalf("%d rows journaled; want %d", d.Pending(), len(in))
+			}
+			got := stored(d) // the query moves them into the table first
+			if len(got) != len(w) {
+				t.Fatalf("%d rows stored; want %d", len(got), len(w))
+			}
+			for i := range w {
+				if got[i] != w[i] {
+					t.Errorf("row %d stored from the journal:\n%s\nwant (inserted directly):\n%s", i, got[i], w[i])
+				}
+			}
+		})
+	}
 }

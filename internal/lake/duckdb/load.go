@@ -126,10 +126,24 @@ const (
 
 // appendedTypes are the DuckDB types of the appended rows: the nested
 // columns arrive as VARCHAR (their JSON text).
-func appendedTypes() ([]duckdb.TypeInfo, []string, error) {
+func appendedTypes() ([]duckdb.TypeInfo, []string, error) { return appendedTypesOf(allColumns) }
+
+// allColumns are the indexes of every column, in table order.
+var allColumns = func() []int {
+	c := make([]int, len(columns))
+	for i := range c {
+		c[i] = i
+	}
+	return c
+}()
+
+// appendedTypesOf are the types of appended rows of eds_id, the columns
+// cols (indexes into columns, in table order) and eventJson.
+func appendedTypesOf(cols []int) ([]duckdb.TypeInfo, []string, error) {
 	names := []string{"eds_id"}
 	kinds := []duckdb.Type{duckdb.TYPE_VARCHAR}
-	for _, c := range columns {
+	for _, i := range cols {
+		c := columns[i]
 		names = append(names, c.name)
 		switch c.kind {
 		case kBool:
@@ -155,10 +169,16 @@ func appendedTypes() ([]duckdb.TypeInfo, []string, error) {
 
 // conversion is the SELECT list turning appended rows (or a row of typed
 // NULLs) into events rows.
-func conversion() string {
+func conversion() string { return conversionOf(allColumns) }
+
+// conversionOf is conversion for appended rows of the columns cols only
+// (with eds_id and eventJson); an INSERT ... BY NAME leaves the others
+// NULL.
+func conversionOf(cols []int) string {
 	var b strings.Builder
 	b.WriteString("eds_id")
-	for _, c := range columns {
+	for _, i := range cols {
+		c := columns[i]
 		b.WriteString(", ")
 		if c.kind == kJSON {
 			// try: a value DuckDB's JSON reader refuses (a lone UTF-16
@@ -524,7 +544,11 @@ func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64, jse
 		}
 	}()
 	if len(rows) > 0 {
-		if err := appendRows(conn, rows); err != nil {
+		add := appendRows
+		if jseq > 0 {
+			add = appendJournaled // the journal's rows: mostly custom events
+		}
+		if err := add(conn, rows); err != nil {
 			return fmt.Errorf("lake/duckdb: insert: %w", err)
 		}
 	}
