@@ -50,13 +50,19 @@ const (
 	// larger ones (loads: lake.LoadBatch rows) are their own transaction.
 	journalRows = 4096
 	// flushRows is the number of waiting rows at which the writer starts
-	// a transaction: a DuckDB row group (122,880 rows) and a bit, which
-	// DuckDB writes compressed to the file instead of its log (custom
-	// events: 28 µs of CPU a row in transactions of 131,072, 36 µs in
-	// transactions of 32,768). flushBytes starts one sooner for large
-	// records.
-	flushRows  = 131072
-	flushBytes = 64 << 20
+	// a transaction: a DuckDB row group (RowGroupSize), and the writer's
+	// transaction then takes whole row groups only, which DuckDB writes
+	// compressed to the file as they are appended (custom events: 28 µs
+	// of CPU a row in transactions of 131,072, 36 µs in transactions of
+	// 32,768). Until session 25 it was 131,072 and a transaction took
+	// every waiting row: a row group and a part, which DuckDB appended to
+	// the table's last row group through its log, and the policy's
+	// checkpoint rewrote (issue 15; docs/benchmarks.md). flushBytes starts
+	// one sooner, with every waiting row, for records larger than ~1 KB
+	// (a custom event's is ~700 bytes; at 64 MB a transaction held
+	// ~93k of them).
+	flushRows  = RowGroupSize
+	flushBytes = 128 << 20
 	// flushDelay bounds how long a row waits for the writer when no query
 	// asks for it (a query, Delete and Close move the waiting rows first,
 	// so no reader sees the delay). It was 2 s: under a steady stream of
@@ -69,7 +75,7 @@ const (
 	// maxPending and maxPendingBytes bound the waiting rows: past them,
 	// Insert waits for the writer (backpressure, not an unbounded queue).
 	maxPending      = 2 * flushRows
-	maxPendingBytes = 4 * flushBytes
+	maxPendingBytes = 256 << 20
 )
 
 // journalLimits are the writer's thresholds (the constants above; tests
@@ -279,7 +285,11 @@ func (d *DB) writer() {
 			case <-tc:
 			}
 		}
-		if err := d.Flush(context.Background()); err != nil {
+		unit := 0 // every waiting row: past the deadline, or flushBytes
+		if n >= d.lim.flushRows && bytes < d.lim.flushBytes {
+			unit = d.lim.flushRows // whole row groups
+		}
+		if err := d.flush(context.Background(), unit); err != nil {
 			select {
 			case <-d.stopw:
 				return
@@ -296,7 +306,11 @@ func (d *DB) writer() {
 // transaction. It returns once every row journaled before the call is in
 // the table (or the transaction failed: they then stay journaled and
 // waiting). Without a journal it does nothing.
-func (d *DB) Flush(ctx context.Context) error {
+func (d *DB) Flush(ctx context.Context) error { return d.flush(ctx, 0) }
+
+// flush is Flush of the waiting rows in multiples of unit (the first
+// ones; unit 0: all).
+func (d *DB) flush(ctx context.Context, unit int) error {
 	if d.jn == nil {
 		return nil
 	}
@@ -306,6 +320,20 @@ func (d *DB) Flush(ctx context.Context) error {
 	rows, seq, taken := d.pend, d.pendSeq, time.Now()
 	segs := append([]segCount(nil), d.pendSegs...)
 	d.pmu.Unlock()
+	if unit > 0 && len(rows) > unit {
+		// The waiting rows' sequence numbers are consecutive, and segs
+		// count them from the first.
+		n := len(rows) / unit * unit
+		seq -= uint64(len(rows) - n)
+		rows = rows[:n]
+		for i, left := 0, n; i < len(segs); i++ {
+			if segs[i].n >= left {
+				segs[i].n, segs = left, segs[:i+1]
+				break
+			}
+			left -= segs[i].n
+		}
+	}
 	if len(rows) == 0 {
 		return nil
 	}

@@ -397,3 +397,68 @@ func TestJournaledRowsAsInserted(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalWholeRowGroups: the writer's transactions take whole row
+// groups (flushRows at a time, here 100) and leave the rest waiting, so
+// that DuckDB writes each as a row group instead of appending a part to
+// the table's last one through its log; the rest keeps its place in the
+// journal, and a crash then neither loses nor repeats a row.
+func TestJournalWholeRowGroups(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lake.duckdb")
+	d, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.lim.flushRows, d.lim.flushDelay = 100, time.Hour
+	ctx := context.Background()
+	inTable := func() int {
+		var n int
+		if err := d.db.QueryRow(`SELECT count(*) FROM events WHERE eds_id = 'g'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// waitPending waits for the writer's transaction (fewer than 100 rows
+	// waiting), which should leave want rows waiting.
+	waitPending := func(want int) {
+		t.Helper()
+		for start := time.Now(); d.Pending() >= 100; time.Sleep(10 * time.Millisecond) {
+			if time.Since(start) > time.Minute {
+				t.Fatalf("%d rows waiting a minute after a group was complete", d.Pending())
+			}
+		}
+		if got := d.Pending(); got != want {
+			t.Fatalf("%d rows waiting after the writer's transaction; want %d", got, want)
+		}
+	}
+	const calls = 3
+	for c := range calls {
+		if err := d.Insert(ctx, groupRows(c, 70), 0); err != nil {
+			t.Fatal(err)
+		}
+		if c > 0 {
+			waitPending(70*(c+1) - 100*c)
+		}
+	}
+	if got := inTable(); got != 200 {
+		t.Errorf("%d rows in the table; want 200 (two whole groups)", got)
+	}
+	if got := d.Inserts(); got != 2 {
+		t.Errorf("%d transactions; want 2", got)
+	}
+	d.crash()
+	d, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, total := countByCall(t, d, calls)
+	for c, n := range got {
+		if n != 70 {
+			t.Errorf("call %d: %d rows after the replay; want 70", c, n)
+		}
+	}
+	if total != calls*70 {
+		t.Errorf("%d rows after the replay; want %d", total, calls*70)
+	}
+}
