@@ -23,6 +23,9 @@ import (
 // remoteFlags are the flags of commands that can work through a server.
 type remoteFlags struct {
 	dataDir, config, endpoint, region, account string
+	// memLog is import's --memlog: with --into and no server, where the
+	// load's memory by part goes (startLakeMemLog).
+	memLog string
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
@@ -222,6 +225,13 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		return err
 	}
 	opts.Sink, opts.Accounts, opts.MinTime = sink, sink.Accounts, sink.MinTime()
+	if r.memLog != "" {
+		stop, err := startLakeMemLog(r.memLog, sink)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	// Go's share of issue 15's 1 GB, as an offline import into Event
 	// History's: the heap no more than 448 MiB while what is live (the
 	// seen set, 21 bytes an event of the store and the load; the records
