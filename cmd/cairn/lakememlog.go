@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"runtime/metrics"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,14 +26,14 @@ const lakeMemLogEvery = 5 * time.Second
 // file-backed, freed but not yet taken back (LazyFree)), Go's heap (live,
 // the collector's goal, what the runtime holds mapped and what it gave
 // back to the kernel), and what the load holds by part
-// (lake.Sink.MemoryUse: DuckDB's memory by tag and its temporary files,
-// the seen set): where a Lake load's memory goes (issue 15).
+// (lake.Sink.MemoryUse: DuckDB's memory by tag, its temporary files and
+// its memory_limit, the seen set): where a Lake load's memory goes (issue 15).
 func startLakeMemLog(path string, sink *lake.Sink) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("memlog: %w", err)
 	}
-	fmt.Fprintln(f, "elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb duckdb_mb duckdb_temp_mb seen_mb seen_keys duckdb_tags")
+	fmt.Fprintln(f, "elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb duckdb_mb duckdb_temp_mb seen_mb seen_keys duckdb_limit duckdb_tags")
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/heap/goal:bytes"},
@@ -60,9 +62,9 @@ func startLakeMemLog(path string, sink *lake.Sink) (stop func(), err error) {
 		}
 		sort.Strings(tags)
 		sm := smapsRollup()
-		fmt.Fprintf(f, "%.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %d %v\n",
+		fmt.Fprintf(f, "%.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %d %s %v\n",
 			time.Since(start).Seconds(), mb(sm["Rss"]), mb(sm["Anonymous"]), mb(sm["Rss"]-sm["Anonymous"]), mb(sm["LazyFree"]),
-			mb(g[0]), mb(g[1]), mb(g[2]), mb(g[3]), mb(total), mb(u.EngineTemp), mb(u.Seen), u.SeenKeys, tags)
+			mb(g[0]), mb(g[1]), mb(g[2]), mb(g[3]), mb(total), mb(u.EngineTemp), mb(u.Seen), u.SeenKeys, strings.ReplaceAll(cmp.Or(u.EngineLimit, "-"), " ", ""), tags)
 	}
 	wg.Add(1)
 	go func() {

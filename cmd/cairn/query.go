@@ -26,6 +26,9 @@ type remoteFlags struct {
 	// memLog is import's --memlog: with --into and no server, where the
 	// load's memory by part goes (startLakeMemLog).
 	memLog string
+	// lakeMemory, when set, bounds lake.memory_limit (an offline load:
+	// loadMemoryLimit).
+	lakeMemory string
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
@@ -48,6 +51,9 @@ func (r *remoteFlags) local(stderr io.Writer) (lk *lake.Lake, acct string, bks b
 	cfg, err := loadConfig(r.config, r.dataDir, log, stderr)
 	if err != nil {
 		return nil, "", nil, err
+	}
+	if r.lakeMemory != "" {
+		cfg.Lake.MemoryLimit = lowerSize(cfg.Lake.MemoryLimit, r.lakeMemory)
 	}
 	acct = r.account
 	if acct == "" && len(cfg.Accounts) > 0 {
@@ -211,6 +217,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 	if _, err := os.Stat(r.dataDir); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	r.lakeMemory = loadMemoryLimit
 	lk, acct, bks, err := r.local(stderr)
 	if err != nil {
 		return err

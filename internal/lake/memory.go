@@ -10,6 +10,9 @@ type LoadMemory struct {
 	// EngineTemp its temporary files (spilled buffers).
 	Engine     map[string]int64
 	EngineTemp int64
+	// EngineLimit is the engine's memory limit as it shows it ("" when
+	// not reported).
+	EngineLimit string
 	// Seen is the Sink's seen set: a key of every event of its stores and
 	// of the records it took.
 	Seen int64
@@ -19,7 +22,7 @@ type LoadMemory struct {
 
 // memoryReporter is an engine that reports its memory (lake/duckdb).
 type memoryReporter interface {
-	MemoryUse(ctx context.Context) (map[string]int64, int64, error)
+	MemoryUse(ctx context.Context) (map[string]int64, int64, string, error)
 }
 
 // MemoryUse reports what the sink's load holds in memory. The engine's part
@@ -33,8 +36,8 @@ func (k *Sink) MemoryUse(ctx context.Context) LoadMemory {
 	}
 	k.mu.Unlock()
 	if r, ok := k.l.eng.(memoryReporter); ok {
-		if tags, temp, err := r.MemoryUse(ctx); err == nil {
-			m.Engine, m.EngineTemp = tags, temp
+		if tags, temp, limit, err := r.MemoryUse(ctx); err == nil {
+			m.Engine, m.EngineTemp, m.EngineLimit = tags, temp, limit
 		}
 	}
 	return m
