@@ -91,6 +91,9 @@ func nonZero(k [2]uint64) [2]uint64 {
 
 // add adds k and reports whether it was new.
 func (s *idSet) add(k [2]uint64) bool {
+	// s stays reachable while its tables are used: the cleanup that
+	// unmaps them runs once s is not (newIDSet).
+	defer runtime.KeepAlive(s)
 	if s.shards[k[0]>>56].add(k) {
 		s.n++
 		return true
@@ -100,6 +103,7 @@ func (s *idSet) add(k [2]uint64) bool {
 
 // remove removes k (a key add returned true for).
 func (s *idSet) remove(k [2]uint64) {
+	defer runtime.KeepAlive(s) // as in add
 	if s.shards[k[0]>>56].remove(k) {
 		s.n--
 	}
@@ -107,6 +111,7 @@ func (s *idSet) remove(k [2]uint64) {
 
 // has reports whether k is in the set.
 func (s *idSet) has(k [2]uint64) bool {
+	defer runtime.KeepAlive(s) // as in add
 	sh := &s.shards[k[0]>>56]
 	if len(sh.slots) == 0 {
 		return false
