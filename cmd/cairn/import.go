@@ -41,7 +41,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	account := fs.String("account", "", "with --into and no server: the account owning the event data store (default: the config's first)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the import to this file (go tool pprof)")
 	traceFile := fs.String("trace", "", "write a runtime trace of the import to this file (go tool trace; -pprof=sync shows which stage waits on which)")
-	memLog := fs.String("memlog", "", "write the process's memory by part to this file every 15s, and Go heap profiles beside it (issue 15)")
+	memLog := fs.String("memlog", "", "write the process's memory by part to this file every 15s, and Go heap profiles beside it (with --into and no server: every 5s, the load's parts; issue 15)")
 	noCompact := fs.Bool("no-compact", false, "do not compact the store after an offline import that made at least half of it (see cairn compact)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn import [flags] PATH...\n\nImports CloudTrail log files (.json, .json.gz, one record per line, lookup-events output)\nand folders of them, recursively, into Event History (or a Lake event data store with\n--into), then prints per account and region what was imported, already there or refused,\nand why. Importing twice adds nothing. With --into, a PATH may also be\ns3://BUCKET/PREFIX, BUCKET one of the config's buckets. When a server holds the data dir,\nthe records go through it (as with --endpoint-url).\n\nFlags:\n")
@@ -83,7 +83,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		opts.Progress = stderr
 	}
 	if *into != "" {
-		r := remoteFlags{dataDir: *dataDir, config: *cfgPath, endpoint: *endpoint, region: *region, account: *account}
+		r := remoteFlags{dataDir: *dataDir, config: *cfgPath, endpoint: *endpoint, region: *region, account: *account, memLog: *memLog}
 		return importInto(ctx, r, *into, fs.Args(), opts, *output, stdout, stderr)
 	}
 	for _, p := range fs.Args() {

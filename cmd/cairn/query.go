@@ -23,6 +23,12 @@ import (
 // remoteFlags are the flags of commands that can work through a server.
 type remoteFlags struct {
 	dataDir, config, endpoint, region, account string
+	// memLog is import's --memlog: with --into and no server, where the
+	// load's memory by part goes (startLakeMemLog).
+	memLog string
+	// lakeMemory, when set, bounds lake.memory_limit (an offline load:
+	// loadMemoryLimit).
+	lakeMemory string
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
@@ -45,6 +51,9 @@ func (r *remoteFlags) local(stderr io.Writer) (lk *lake.Lake, acct string, bks b
 	cfg, err := loadConfig(r.config, r.dataDir, log, stderr)
 	if err != nil {
 		return nil, "", nil, err
+	}
+	if r.lakeMemory != "" {
+		cfg.Lake.MemoryLimit = lowerSize(cfg.Lake.MemoryLimit, r.lakeMemory)
 	}
 	acct = r.account
 	if acct == "" && len(cfg.Accounts) > 0 {
@@ -208,6 +217,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 	if _, err := os.Stat(r.dataDir); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	r.lakeMemory = loadMemoryLimit
 	lk, acct, bks, err := r.local(stderr)
 	if err != nil {
 		return err
@@ -222,6 +232,13 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		return err
 	}
 	opts.Sink, opts.Accounts, opts.MinTime = sink, sink.Accounts, sink.MinTime()
+	if r.memLog != "" {
+		stop, err := startLakeMemLog(r.memLog, sink)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	// Go's share of issue 15's 1 GB, as an offline import into Event
 	// History's: the heap no more than 448 MiB while what is live (the
 	// seen set, 21 bytes an event of the store and the load; the records

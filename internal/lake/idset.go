@@ -3,6 +3,7 @@ package lake
 import (
 	"hash/maphash"
 	"math/bits"
+	"runtime"
 )
 
 // idSet is the set of account/eventID keys an import checks its records
@@ -14,6 +15,13 @@ import (
 // keys of 10M events took about 1 GB; as [2]uint64 keys of a Go map, 28-45
 // bytes (a Go map doubles).
 //
+// The tables are kept outside Go's heap (slotMemory: anonymous memory
+// mapped from the kernel where the system allows), freed as a table grows
+// and when the set is collected: in the heap, the collector counted them
+// as live and let the heap grow to twice that (GOGC), so a 10M-event
+// load's 128 MB of keys took ~250 MB of Go's memory (issue 15: a Lake
+// load's RSS at most 1 GB; docs/lake.md).
+//
 // Two different keys share a hash with probability 2^-128; among n keys
 // some two do with probability under n²/2^129: 1.5e-25 for 10M, 1.5e-19
 // for 10 billion. Such a collision would make a record a "duplicate" and
@@ -21,7 +29,7 @@ import (
 // collide cannot be made in advance.
 type idSet struct {
 	seed0, seed1 maphash.Seed
-	shards       [idShards]idShard
+	shards       *[idShards]idShard
 	n            int
 }
 
@@ -30,14 +38,28 @@ type idSet struct {
 // the set.
 const idShards = 256
 
-// idShard is one open-addressing table; a zero slot is empty.
+// idShard is one open-addressing table; a zero slot is empty. slots is
+// mem's bytes (slotMemory).
 type idShard struct {
 	slots [][2]uint64
+	mem   slotMemory
 	n     int
 }
 
 func newIDSet() *idSet {
-	return &idSet{seed0: maphash.MakeSeed(), seed1: maphash.MakeSeed()}
+	s := &idSet{seed0: maphash.MakeSeed(), seed1: maphash.MakeSeed(), shards: new([idShards]idShard)}
+	// The tables' memory is not the collector's: it is given back once
+	// the set is unreachable.
+	runtime.AddCleanup(s, freeShards, s.shards)
+	return s
+}
+
+// freeShards frees the tables of a set no longer reachable.
+func freeShards(shards *[idShards]idShard) {
+	for i := range shards {
+		shards[i].mem.free()
+		shards[i] = idShard{}
+	}
 }
 
 // key is the hash of "account/eventID" (never zero).
@@ -69,6 +91,9 @@ func nonZero(k [2]uint64) [2]uint64 {
 
 // add adds k and reports whether it was new.
 func (s *idSet) add(k [2]uint64) bool {
+	// s stays reachable while its tables are used: the cleanup that
+	// unmaps them runs once s is not (newIDSet).
+	defer runtime.KeepAlive(s)
 	if s.shards[k[0]>>56].add(k) {
 		s.n++
 		return true
@@ -78,6 +103,7 @@ func (s *idSet) add(k [2]uint64) bool {
 
 // remove removes k (a key add returned true for).
 func (s *idSet) remove(k [2]uint64) {
+	defer runtime.KeepAlive(s) // as in add
 	if s.shards[k[0]>>56].remove(k) {
 		s.n--
 	}
@@ -85,6 +111,7 @@ func (s *idSet) remove(k [2]uint64) {
 
 // has reports whether k is in the set.
 func (s *idSet) has(k [2]uint64) bool {
+	defer runtime.KeepAlive(s) // as in add
 	sh := &s.shards[k[0]>>56]
 	if len(sh.slots) == 0 {
 		return false
@@ -169,8 +196,10 @@ func (sh *idShard) remove(k [2]uint64) bool {
 // grow makes the table a quarter larger (at least 64 slots) and puts its
 // keys back.
 func (sh *idShard) grow() {
-	old := sh.slots
-	sh.slots = make([][2]uint64, max(64, len(old)+len(old)/4))
+	old, oldMem := sh.slots, sh.mem
+	sh.mem = allocSlots(max(64, len(old)+len(old)/4))
+	sh.slots = sh.mem.slots()
+	defer oldMem.free()
 	for _, k := range old {
 		if k == ([2]uint64{}) {
 			continue

@@ -3,7 +3,9 @@ package lake
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // TestIDSet: keys added are found, repeated adds are duplicates, removed
@@ -90,4 +92,43 @@ func TestIDSetAgainstAMap(t *testing.T) {
 			t.Fatalf("has(%x) = %v; want %v", k, s.has(k), want[k])
 		}
 	}
+}
+
+// TestIDSetOutsideHeap: the set's tables are not in Go's heap (where they
+// were counted live and the heap let grow to twice them: issue 15), and
+// they are given back once the set is unreachable.
+func TestIDSetOutsideHeap(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("the tables are in Go's heap on " + runtime.GOOS)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	s := newIDSet()
+	for i := range 1000000 {
+		s.add(s.key("111111111111", fmt.Sprint("e", i)))
+	}
+	grown := int64(heap()) - int64(before)
+	if tables := s.bytes(); grown > int64(tables)/8 {
+		t.Errorf("the heap grew %d bytes with a set of %d bytes of tables; want it outside the heap", grown, tables)
+	}
+	if !s.has(s.key("111111111111", "e999999")) {
+		t.Fatal("the last key is not found")
+	}
+	freed := make(chan struct{})
+	runtime.AddCleanup(s, func(ch chan struct{}) { close(ch) }, freed)
+	s = nil
+	for range 50 {
+		runtime.GC()
+		select {
+		case <-freed:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Error("the set was not collected")
 }

@@ -477,7 +477,7 @@ func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]boo
 	if ld, ok := k.l.eng.(engine.Loader); ok && load == nil && len(rows) > 0 {
 		// The load counts as in progress (the checkpoint policy's wait,
 		// the feed's yield) from its first transaction to Finish.
-		load = ld.BeginLoad(LoadAppenders)
+		load = ld.BeginLoad()
 		k.load = load
 		k.l.loading.Add(1)
 	}

@@ -147,8 +147,8 @@ type failingLoads struct {
 
 var errInjected = errors.New("injected load failure")
 
-func (e *failingLoads) BeginLoad(txs int) engine.Load {
-	return &failingLoad{Load: e.DB.BeginLoad(txs), e: e}
+func (e *failingLoads) BeginLoad() engine.Load {
+	return &failingLoad{Load: e.DB.BeginLoad(), e: e}
 }
 
 type failingLoad struct {

@@ -598,12 +598,18 @@ func Columns() []Column {
 // A load streamed into its transactions
 //
 // A load (lake's Sink: StartImport, `cairn import --into`) comes in small
-// batches (lake.LoadBatch), and each is appended to one of the load's open
-// transactions as it comes: a transaction commits at exactly RowGroupSize
+// batches (lake.LoadBatch), and each is appended to the load's open
+// transaction as it comes (one at a time: a load keeps one transaction
+// open, so concurrent Appends take turns): a transaction commits at exactly RowGroupSize
 // rows (a batch is split at the boundary), so that DuckDB writes its rows
 // to the file as one whole row group while they are appended ("optimistic
 // writes": no copy in the write-ahead log, no rewrite at the checkpoint),
-// and only the load's last transactions (Finish) hold less. Until session
+// and only the load's last transaction (Finish) holds less. Until session
+// 25 a load kept up to n transactions open (BeginLoad(n), one per
+// concurrent Append, each filling its own row group): two, filled side by
+// side, reached their full row groups together, each held uncompressed in
+// DuckDB's memory (~360 MB), and on the 2 cores one was as fast (session
+// 24: lake.LoadAppenders 1, 5-27% less CPU at 10M). Until session
 // 23 a transaction was one Insert of a whole row group, which the importer
 // had to hold in memory first: with two appenders and a batch being
 // filled, ~370k records (~700 MB of heap) at once (issue 15).
@@ -611,12 +617,9 @@ func Columns() []Column {
 // Each open transaction holds the engine's write lock shared, from its
 // BEGIN to its COMMIT, across Append calls. A CHECKPOINT or Delete (the
 // lock held alone) waits for them, and no write starts while one waits
-// (sync.RWMutex). So an Append that must open a transaction while a
-// writer waits for the lock first commits the load's idle transactions
-// (less than a row group: the price of the checkpoint) and makes the
-// load's Appends commit rather than keep theirs open until it has the
-// lock: a load never waits for the lock while holding it. And a
-// CHECKPOINT or Delete itself has every load commit its idle transactions
+// (sync.RWMutex). An Append opens the load's transaction only when the
+// load holds none, so it never waits for the lock while holding it. And a
+// CHECKPOINT or Delete has every load commit its idle transaction
 // before it waits for the lock, and the loads' Appends in progress commit
 // theirs rather than leave them idle while it waits (lockAlone): so it
 // waits at most for the appends in progress, never for a load's next
@@ -626,14 +629,14 @@ func Columns() []Column {
 // Load is a load in progress (engine.Load): BeginLoad.
 type Load struct {
 	d *DB
-	// slots holds a token for each transaction open (idle or in an
-	// Append); idle holds the open transactions no Append uses.
+	// slots holds a token while the load's transaction is open (idle or
+	// in an Append); idle holds it while no Append uses it.
 	slots chan struct{}
 	idle  chan *loadTx
-	// mu guards waiting, the Appends of the load waiting for the write
-	// lock: while there are any, no transaction is left idle.
-	mu      sync.Mutex
-	waiting int
+	// mu orders commitIdle with put (a transaction put back idle while a
+	// CHECKPOINT or Delete waits is committed by one or the other) and
+	// Finish after a commitIdle in progress.
+	mu sync.Mutex
 	// err is the first failure of a commit that lockAlone made for the
 	// load (its rows were appended by Appends that returned nil): the
 	// load's next Append and Finish return it. Under mu.
@@ -649,12 +652,10 @@ type loadTx struct {
 
 var _ engine.Loader = (*DB)(nil)
 
-// BeginLoad starts a load of up to txs transactions open at once (at
-// least 1): as many as Appends run concurrently (lake.LoadAppenders),
-// each filling its own row group on its own connection.
-func (d *DB) BeginLoad(txs int) engine.Load {
-	txs = max(txs, 1)
-	ld := &Load{d: d, slots: make(chan struct{}, txs), idle: make(chan *loadTx, txs)}
+// BeginLoad starts a load: one transaction open at a time, on its own
+// connection, filled by the load's Appends in turn.
+func (d *DB) BeginLoad() engine.Load {
+	ld := &Load{d: d, slots: make(chan struct{}, 1), idle: make(chan *loadTx, 1)}
 	d.loadsMu.Lock()
 	if d.loads == nil {
 		d.loads = map[*Load]struct{}{}
@@ -682,8 +683,8 @@ func (d *DB) lockAlone() {
 	d.wmu.Lock()
 }
 
-// commitIdle commits the load's idle transactions (lockAlone); a failure
-// is the load's (err).
+// commitIdle commits the load's transaction if it is idle (lockAlone); a
+// failure is the load's (err).
 func (ld *Load) commitIdle() {
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
@@ -706,12 +707,12 @@ func (ld *Load) failed() error {
 	return ld.err
 }
 
-// Append appends rows to an open transaction of the load (opening one
-// when none is idle and fewer than the load's are open), committing each
-// transaction when it holds RowGroupSize rows and going on in another. The
-// rows are in the table once their transaction commits (at a row group's
-// end, or Finish). On an error the transaction it appended to is rolled
-// back (the load's others stay open, for Finish).
+// Append appends rows to the load's open transaction (opening one when
+// the load holds none; a concurrent Append waits for its turn), committing
+// the transaction when it holds RowGroupSize rows and going on in another.
+// The rows are in the table once their transaction commits (at a row
+// group's end, or Finish). On an error the transaction it appended to is
+// rolled back.
 func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
 	if err := ld.failed(); err != nil {
 		return err
@@ -741,9 +742,9 @@ func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
 	return nil
 }
 
-// Finish commits the load's open transactions (once no Append runs); the
-// first failure is returned, and the transactions after it are rolled
-// back.
+// Finish commits the load's open transaction (once no Append runs); a
+// failure of an earlier commit lockAlone made for the load is returned,
+// and the open transaction is then rolled back.
 func (ld *Load) Finish(ctx context.Context) error {
 	d := ld.d
 	d.loadsMu.Lock()
@@ -768,7 +769,8 @@ func (ld *Load) Finish(ctx context.Context) error {
 	}
 }
 
-// take returns an idle transaction of the load, or opens one.
+// take returns the load's idle transaction, or opens one when the load
+// holds none (else it waits for the Append using it).
 func (ld *Load) take(ctx context.Context) (*loadTx, error) {
 	select {
 	case tx := <-ld.idle:
@@ -790,36 +792,12 @@ func (ld *Load) take(ctx context.Context) (*loadTx, error) {
 	return tx, nil
 }
 
-// open begins a transaction, under the write lock (shared) until end.
+// open begins a transaction, under the write lock (shared) until end. The
+// load holds no other (its one slot), so waiting for the lock here holds
+// nothing a writer waits for.
 func (ld *Load) open(ctx context.Context) (*loadTx, error) {
 	d := ld.d
-	if !d.wmu.TryRLock() {
-		// A checkpoint or Delete waits for the lock (or holds it): it
-		// waits for the load's open transactions, so those idle commit
-		// now, and the load keeps none idle until this one has it.
-		ld.mu.Lock()
-		ld.waiting++
-		var idle []*loadTx
-		for len(ld.idle) > 0 {
-			idle = append(idle, <-ld.idle)
-		}
-		ld.mu.Unlock()
-		var err error
-		for _, tx := range idle {
-			if e := ld.end(ctx, tx, err == nil); err == nil {
-				err = e
-			}
-		}
-		if err == nil {
-			d.wmu.RLock()
-		}
-		ld.mu.Lock()
-		ld.waiting--
-		ld.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-	}
+	d.wmu.RLock()
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		d.wmu.RUnlock()
@@ -833,13 +811,14 @@ func (ld *Load) open(ctx context.Context) (*loadTx, error) {
 	return &loadTx{conn: conn}, nil
 }
 
-// put leaves tx open for the load's next Append, unless an Append of the
-// load waits for the write lock or a CHECKPOINT or Delete does (then it
-// commits, and a failure is the Append's).
+// put leaves tx open for the load's next Append, unless a CHECKPOINT or
+// Delete waits for the write lock (then it commits, and a failure is the
+// Append's).
 func (ld *Load) put(ctx context.Context, tx *loadTx) error {
+	// Under mu: a commitIdle that starts after the check finds tx idle.
 	ld.mu.Lock()
-	if ld.waiting == 0 && ld.d.aloneWaiting.Load() == 0 {
-		ld.idle <- tx // never blocks: at most cap(idle) are open
+	if ld.d.aloneWaiting.Load() == 0 {
+		ld.idle <- tx // never blocks: the load's one transaction
 		ld.mu.Unlock()
 		return nil
 	}

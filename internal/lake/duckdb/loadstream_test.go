@@ -43,14 +43,15 @@ func rowGroups(t *testing.T, d *DB) []int64 {
 }
 
 // TestLoadStreamsRowGroups: a load given in small batches by two
-// concurrent appenders (batches split at a transaction's boundary) stores
-// every row once, in transactions of whole row groups but its last two
-// (Finish): the table's row groups are full but at most two.
+// concurrent appenders (taking turns with its one transaction; batches
+// split at a transaction's boundary) stores every row once, in
+// transactions of whole row groups but its last (Finish): the table's row
+// groups are full but one.
 func TestLoadStreamsRowGroups(t *testing.T) {
 	d := openTemp(t, Options{Threads: 1})
 	ctx := context.Background()
 	all := streamRows("s", "e", 2*RowGroupSize+RowGroupSize/2+77)
-	ld := d.BeginLoad(2)
+	ld := d.BeginLoad()
 	var batches [][]engine.Row
 	for rest, i := all, 0; len(rest) > 0; i++ {
 		n := min(len(rest), []int{15360, 10000, 7001}[i%3])
@@ -83,8 +84,8 @@ func TestLoadStreamsRowGroups(t *testing.T) {
 	if err := ld.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := d.Inserts() - before; n < 1 || n > 2 {
-		t.Errorf("Finish committed %d transactions; want the 1 or 2 left open", n)
+	if n := d.Inserts() - before; n != 1 {
+		t.Errorf("Finish committed %d transactions; want the 1 left open", n)
 	}
 	var n, distinct int
 	if err := d.db.QueryRow(`SELECT count(*), count(DISTINCT eventID) FROM events`).Scan(&n, &distinct); err != nil {
@@ -102,8 +103,8 @@ func TestLoadStreamsRowGroups(t *testing.T) {
 			partial++
 		}
 	}
-	if sum != int64(len(all)) || partial > 2 || len(groups) < 2 {
-		t.Errorf("row groups %v; want %d rows, all but at most 2 groups of %d", groups, len(all), RowGroupSize)
+	if sum != int64(len(all)) || partial > 1 || len(groups) < 2 {
+		t.Errorf("row groups %v; want %d rows, all but at most 1 group of %d", groups, len(all), RowGroupSize)
 	}
 }
 
@@ -117,7 +118,7 @@ func TestLoadStreamsRowGroups(t *testing.T) {
 func TestLoadCheckpointBeside(t *testing.T) {
 	d := openTemp(t, Options{Threads: 1})
 	ctx := context.Background()
-	ld := d.BeginLoad(2)
+	ld := d.BeginLoad()
 	if err := ld.Append(ctx, streamRows("s", "a", 1000)); err != nil { // an open transaction, idle
 		t.Fatal(err)
 	}
@@ -149,14 +150,14 @@ func TestLoadCheckpointBeside(t *testing.T) {
 }
 
 // TestLoadOpensBesideAWaitingWriter: while a writer waits for the write
-// lock without committing the load's transactions first (the journal's
-// replay takes it so), an Append that must open a transaction commits the
-// load's idle one first instead of waiting for the lock while holding it
-// (no deadlock), and Finish ends the rest.
+// lock without committing the load's transaction first (the journal's
+// replay takes it so), concurrent Appends go on in the load's one open
+// transaction (no deadlock: none waits for the lock while holding one),
+// and once Finish commits it the writer has the lock.
 func TestLoadOpensBesideAWaitingWriter(t *testing.T) {
 	d := openTemp(t, Options{Threads: 1})
 	ctx := context.Background()
-	ld := d.BeginLoad(2)
+	ld := d.BeginLoad()
 	if err := ld.Append(ctx, streamRows("s", "a", 1000)); err != nil { // an open transaction, idle
 		t.Fatal(err)
 	}
@@ -170,9 +171,7 @@ func TestLoadOpensBesideAWaitingWriter(t *testing.T) {
 		d.wmu.RUnlock()
 		time.Sleep(time.Millisecond)
 	}
-	// Two Appends at once: one takes the idle transaction, the other
-	// opens one, which the waiting writer holds off until the idle ones
-	// are committed.
+	// Two Appends at once: they take the idle transaction in turn.
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	for _, p := range []string{"b", "c"} {
@@ -209,7 +208,7 @@ func TestLoadDeleteBeside(t *testing.T) {
 	if err := d.Insert(ctx, streamRows("theirs", "t", 500), 0); err != nil {
 		t.Fatal(err)
 	}
-	ld := d.BeginLoad(2)
+	ld := d.BeginLoad()
 	if err := ld.Append(ctx, streamRows("mine", "m", 1000)); err != nil { // open, idle
 		t.Fatal(err)
 	}

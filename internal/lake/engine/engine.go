@@ -100,20 +100,20 @@ type Engine interface {
 // whole row groups (internal/lake/duckdb, BeginLoad). An engine without it
 // gets a load's batches through Insert.
 type Loader interface {
-	// BeginLoad starts a load of at most txs transactions open at once
-	// (one per concurrent Append).
-	BeginLoad(txs int) Load
+	// BeginLoad starts a load: one transaction open at a time, which
+	// concurrent Appends take in turn.
+	BeginLoad() Load
 }
 
 // Load is a load in progress (Loader). Its rows are stored when Finish
 // returns nil; a failed Append or Finish leaves those of the transactions
 // committed before it, and nothing of the others.
 type Load interface {
-	// Append adds rows to one of the load's open transactions, committing
-	// those it fills. It is safe for concurrent use (up to the txs
-	// BeginLoad was given).
+	// Append adds rows to the load's open transaction, committing it when
+	// full and going on in another. It is safe for concurrent use (the
+	// calls take turns).
 	Append(ctx context.Context, rows []Row) error
-	// Finish commits the load's open transactions, once no Append runs.
+	// Finish commits the load's open transaction, once no Append runs.
 	// After it the Load is done, whatever it returned.
 	Finish(ctx context.Context) error
 }

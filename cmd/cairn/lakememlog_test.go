@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+)
+
+// TestLakeLoadMemory: an offline cairn import --into runs DuckDB under
+// loadMemoryLimit, below the config's lake.memory_limit (1GB), and
+// --memlog writes the load's memory by part (issue 15).
+func TestLakeLoadMemory(t *testing.T) {
+	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
+	logs := t.TempDir()
+	if err := os.CopyFS(filepath.Join(logs, "plaso"), os.DirFS(filepath.Join(real, "plaso"))); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(twoAccounts, 0) + "lake:\n  memory_limit: 1GB\n"
+	ts := startServer(t, cfg, "")
+	ctx := context.Background()
+	st, err := alice(ts).CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("mem"), RetentionPeriod: aws.Int32(3653), StartIngestion: aws.Bool(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.stop()
+	memlog := filepath.Join(t.TempDir(), "mem.log")
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"import", "--data-dir", ts.dataDir, "--config", ts.config, "--no-progress", "--memlog", memlog, "--into", aws.ToString(st.EventDataStoreArn), logs}, &out, &errb); code != 0 {
+		t.Fatalf("import --into: %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	b, err := os.ReadFile(memlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("memlog:\n%s\nwant a header and a line at least", b)
+	}
+	head, last := strings.Fields(lines[0]), strings.Fields(lines[len(lines)-1])
+	if len(last) < len(head)-1 {
+		t.Fatalf("memlog line %q; want the header's fields %q", lines[len(lines)-1], lines[0])
+	}
+	row := map[string]string{}
+	for i, h := range head[:len(head)-1] { // duckdb_tags: a list
+		row[h] = last[i]
+	}
+	if got, want := row["duckdb_limit"], "488.2MiB"; got != want { // 512MB
+		t.Errorf("DuckDB's memory_limit during the load = %s; want %s (loadMemoryLimit, below the config's 1GB)", got, want)
+	}
+	if row["seen_keys"] == "0" || row["rss_mb"] == "0" {
+		t.Errorf("memlog's last line %q: no keys in the seen set, or no RSS", lines[len(lines)-1])
+	}
+}
+
+func TestLowerSize(t *testing.T) {
+	for _, c := range []struct{ a, b, want string }{
+		{"1GB", "512MB", "512MB"},
+		{"384MB", "512MB", "384MB"},
+		{"0.5GiB", "512MB", "512MB"}, // 536.9 MB
+		{"500MiB", "512MB", "512MB"}, // 524.3 MB
+		{"500MB", "512MB", "500MB"},
+		{"", "512MB", "512MB"},
+		{"2 GB", "512MB", "512MB"},
+	} {
+		if got := lowerSize(c.a, c.b); got != c.want {
+			t.Errorf("lowerSize(%q, %q) = %q; want %q", c.a, c.b, got, c.want)
+		}
+	}
+}
