@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/client"
+	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/importer"
 	"github.com/cairn-audit/cairn/internal/lake"
 )
@@ -53,7 +54,7 @@ func (r *remoteFlags) local(stderr io.Writer) (lk *lake.Lake, acct string, bks b
 		return nil, "", nil, err
 	}
 	if r.lakeMemory != "" {
-		cfg.Lake.MemoryLimit = lowerSize(cfg.Lake.MemoryLimit, r.lakeMemory)
+		cfg.Lake.MemoryLimit = config.LowerSize(cfg.Lake.MemoryLimit, r.lakeMemory)
 	}
 	acct = r.account
 	if acct == "" && len(cfg.Accounts) > 0 {

@@ -3,6 +3,8 @@ package config
 import (
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -51,7 +53,40 @@ func DefaultLake() Lake {
 		CheckpointCommits: 100, CheckpointWALMB: 32}
 }
 
-var memoryLimitRE = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,3})?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
+// memoryLimitRE is a DuckDB size as lake.memory_limit takes it (512MB,
+// 1.5GiB).
+var memoryLimitRE = regexp.MustCompile(`^([0-9]{1,6}(?:\.[0-9]{1,3})?)\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
+
+// sizeUnits are the bytes of memoryLimitRE's units.
+var sizeUnits = map[string]float64{"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+// SizeBytes is the bytes of a size as lake.memory_limit takes it, false if
+// s is not one.
+func SizeBytes(s string) (float64, bool) {
+	m := memoryLimitRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, false
+	}
+	return f * sizeUnits[m[2]], true
+}
+
+// LowerSize returns the smaller of two sizes as lake.memory_limit takes
+// them; a that cannot be read (or is empty: the engine's default) gives b.
+func LowerSize(a, b string) string {
+	x, ok := SizeBytes(a)
+	if !ok {
+		return b
+	}
+	if y, ok := SizeBytes(b); ok && y < x {
+		return b
+	}
+	return a
+}
 
 func (d *decoder) lake(n *yaml.Node, path string, l *Lake) {
 	d.mapping(n, path,

@@ -59,3 +59,19 @@ func TestLake(t *testing.T) {
 		}
 	}
 }
+
+func TestLowerSize(t *testing.T) {
+	for _, c := range []struct{ a, b, want string }{
+		{"1GB", "512MB", "512MB"},
+		{"384MB", "512MB", "384MB"},
+		{"0.5GiB", "512MB", "512MB"}, // 536.9 MB
+		{"500MiB", "512MB", "512MB"}, // 524.3 MB
+		{"500MB", "512MB", "500MB"},
+		{"", "512MB", "512MB"},
+		{"2 GB", "512MB", "512MB"},
+	} {
+		if got := LowerSize(c.a, c.b); got != c.want {
+			t.Errorf("LowerSize(%q, %q) = %q; want %q", c.a, c.b, got, c.want)
+		}
+	}
+}
