@@ -197,3 +197,73 @@ func TestGroupedImportWritesRowGroupsToTheFile(t *testing.T) {
 	}
 	readBack(cst)
 }
+
+// TestGroupedAppendsWhileObserved: a grouped batch's append does not wait
+// for the batch before it to be given to OnCommitted's function (the
+// Insights detector of an import, on the chain of appends until session
+// 25), and that function still has the batches in their order.
+func TestGroupedAppendsWhileObserved(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(filepath.Join(t.TempDir(), "events.duckdb"), Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.BeginImport()
+	observing, release := make(chan struct{}), make(chan struct{})
+	var firsts []int64
+	st.OnCommitted(func(first int64, recs []*audit.Record) {
+		firsts = append(firsts, first)
+		if first == 1 {
+			close(observing)
+			<-release
+		}
+	})
+	g := storetest.NewGen(3, time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC))
+	b1, b2 := g.Records(100), g.Records(100)
+	c1, err := st.StageGrouped(b1)(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := st.StageGrouped(b2)(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.writeMu.Lock()
+	second := st.staged.lastBatch
+	st.writeMu.Unlock()
+	var wg sync.WaitGroup
+	committed := make([]func() error, 2)
+	for i, c := range []func(context.Context) ([]bool, func() error, error){c1, c2} {
+		wg.Go(func() {
+			_, cm, err := c(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			committed[i] = cm
+		})
+	}
+	<-observing
+	select {
+	case <-second.appended:
+	case <-time.After(time.Minute):
+		t.Error("the second batch was not appended while the first was being observed")
+	}
+	close(release)
+	wg.Wait()
+	st.EndGroup()
+	for i, cm := range committed {
+		if cm == nil {
+			t.Fatalf("batch %d failed", i)
+		}
+		if err := cm(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []int64{1, 101}; !slices.Equal(firsts, want) {
+		t.Errorf("OnCommitted from %v; want %v", firsts, want)
+	}
+	if last, err := st.LastSeq(ctx); err != nil || last != 200 {
+		t.Errorf("LastSeq = %d, %v; want 200", last, err)
+	}
+}
