@@ -1061,10 +1061,8 @@ func (s *Store) BeginImport() {
 // sequence order, first the sequence number of recs[0] (those of the
 // others follow it, one each). They are what ReadAppended returns for
 // those sequence numbers, but for Time, which the store keeps in whole
-// seconds. fn runs on the writer's goroutine under its lock (an import's
-// grouped batches: on the goroutine that appended them, after the append,
-// one batch at a time in their order; StageGrouped), so it must be quick
-// and must not call the store; recs are the caller's of Append
+// seconds. fn runs on the writer's goroutine under its lock, so it must
+// be quick and must not call the store; recs are the caller's of Append
 // and may be reused once fn returns. An offline import runs the Insights
 // detector through it (cmd/cairn, docs/insights.md: "Imports"), so that
 // the first serve after it does not read every imported record back. nil

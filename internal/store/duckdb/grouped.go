@@ -53,12 +53,10 @@ func (g *group) failure() error {
 }
 
 // grouped is one batch of a group; appended is closed once its rows are
-// appended or it failed (err), observed once OnCommitted's function has
-// had its records (or was not to have them).
+// appended or it failed (err).
 type grouped struct {
 	g        *group
 	appended chan struct{}
-	observed chan struct{}
 	err      error
 }
 
@@ -77,11 +75,7 @@ type grouped struct {
 // OnCommitted's function is given a grouped batch's records once they are
 // appended, before their COMMIT: the Insights detector of an import saves
 // its state only when its records end at LastSeq, which counts committed
-// rows only. It is called in the batches' order, but after the batch's
-// append is done, so that the next batch appends meanwhile: the appends
-// follow one another, and the detector's reading of each batch (about 5%
-// of an import's CPU) was on that chain (docs/store.md, "Imports",
-// session 25).
+// rows only.
 func (s *Store) StageGrouped(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, func() error, error), error) {
 	var pre []encoded
 	if len(records) > 0 {
@@ -120,7 +114,7 @@ func (s *Store) reserveGrouped(ctx context.Context, records []audit.Record, pre 
 		g = &group{st: &stage{done: make(chan struct{})}, prev: w.last, first: res.first}
 		w.open, w.last = g, g.st
 	}
-	b := &grouped{g: g, appended: make(chan struct{}), observed: make(chan struct{})}
+	b := &grouped{g: g, appended: make(chan struct{})}
 	prevB := w.lastBatch
 	w.lastBatch, g.last = b, b
 	g.rows += len(res.fresh)
@@ -133,19 +127,13 @@ func (s *Store) reserveGrouped(ctx context.Context, records []audit.Record, pre 
 			<-prevB.appended
 		}
 		b.err = s.appendGrouped(w, b, prevB, res)
+		if b.err == nil && onCommitted != nil {
+			onCommitted(res.first, res.fresh)
+		}
 		if b.err != nil {
 			g.failed(b.err)
 		}
 		close(b.appended)
-		// The next batch appends while this one's records go to
-		// onCommitted, after those of the batch before.
-		if prevB != nil {
-			<-prevB.observed
-		}
-		if b.err == nil && onCommitted != nil {
-			onCommitted(res.first, res.fresh)
-		}
-		close(b.observed)
 		if b.err != nil {
 			return nil, nil, b.err
 		}
