@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -24,73 +25,87 @@ const memLogEvery = 15 * time.Second
 // (duckdb.Store.MemoryUse; st may be nil, or closed by then), and the Go
 // heap profile to path.NNN.heap: where an import's memory goes (issue 15).
 func startMemLog(path string, st *duckdb.Store) (stop func(), err error) {
+	n := 0
+	return tickLog(path, memLogEvery,
+		"elapsed_s rss_mb go_heap_inuse_mb go_sys_mb duckdb_mb keyfilter_mb bucketindex_mb buckets blockcache_mb tail_mb partitions duckdb_tags",
+		func(f io.Writer, elapsed time.Duration) {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			var u duckdb.MemoryUse
+			if st != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				u, _ = st.MemoryUse(ctx) // a closed store: its parts stay 0
+				cancel()
+			}
+			fmt.Fprintf(f, "%.0f %.0f %.0f %.0f %.0f %.1f %.1f %d %.1f %.1f %d %v\n",
+				elapsed.Seconds(), mb(procKB("/proc/self/status")["VmRSS"]), mb(int64(ms.HeapInuse)), mb(int64(ms.Sys)),
+				mb(u.DuckDBTotal), mb(u.KeyFilter), mb(u.BucketIndex), u.Buckets, mb(u.BlockCache), mb(u.Tail), u.Partitions, tagsMB(u.DuckDB))
+			if hf, err := os.Create(fmt.Sprintf("%s.%03d.heap", path, n)); err == nil {
+				pprof.Lookup("heap").WriteTo(hf, 0)
+				hf.Close()
+			}
+			n++
+		})
+}
+
+// tickLog writes header and then, every every until stop (and once more
+// at stop), a line written by line to a file made at path.
+func tickLog(path string, every time.Duration, header string, line func(f io.Writer, elapsed time.Duration)) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("memlog: %w", err)
 	}
-	fmt.Fprintln(f, "elapsed_s rss_mb go_heap_inuse_mb go_sys_mb duckdb_mb keyfilter_mb bucketindex_mb buckets blockcache_mb tail_mb partitions duckdb_tags")
+	fmt.Fprintln(f, header)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	start := time.Now()
-	n := 0
-	write := func() {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		var u duckdb.MemoryUse
-		if st != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			u, _ = st.MemoryUse(ctx) // a closed store: its parts stay 0
-			cancel()
-		}
-		tags := make([]string, 0, len(u.DuckDB))
-		for t, b := range u.DuckDB {
-			tags = append(tags, fmt.Sprintf("%s=%.0f", t, mb(b)))
-		}
-		sort.Strings(tags)
-		fmt.Fprintf(f, "%.0f %.0f %.0f %.0f %.0f %.1f %.1f %d %.1f %.1f %d %v\n",
-			time.Since(start).Seconds(), mb(rssBytes()), mb(int64(ms.HeapInuse)), mb(int64(ms.Sys)),
-			mb(u.DuckDBTotal), mb(u.KeyFilter), mb(u.BucketIndex), u.Buckets, mb(u.BlockCache), mb(u.Tail), u.Partitions, tags)
-		if hf, err := os.Create(fmt.Sprintf("%s.%03d.heap", path, n)); err == nil {
-			pprof.Lookup("heap").WriteTo(hf, 0)
-			hf.Close()
-		}
-		n++
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(memLogEvery)
+	wg.Go(func() {
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
-				write()
+				line(f, time.Since(start))
 				return
 			case <-t.C:
-				write()
+				line(f, time.Since(start))
 			}
 		}
-	}()
-	return func() { close(done); wg.Wait(); f.Close() }, nil
+	})
+	return sync.OnceFunc(func() { close(done); wg.Wait(); f.Close() }), nil
+}
+
+// tagsMB is an engine's memory by tag as sorted tag=MiB.
+func tagsMB(by map[string]int64) []string {
+	tags := make([]string, 0, len(by))
+	for t, b := range by {
+		tags = append(tags, fmt.Sprintf("%s=%.0f", t, mb(b)))
+	}
+	sort.Strings(tags)
+	return tags
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
-// rssBytes is the process's resident set (VmRSS), 0 where /proc is not.
-func rssBytes() int64 {
-	p, err := os.ReadFile("/proc/self/status")
+// procKB is a /proc file's "Name: N kB" lines as bytes by name (empty
+// where /proc is not): VmRSS of /proc/self/status, Anonymous of
+// /proc/self/smaps_rollup.
+func procKB(path string) map[string]int64 {
+	m := map[string]int64{}
+	p, err := os.ReadFile(path)
 	if err != nil {
-		return 0
+		return m
 	}
 	sc := bufio.NewScanner(bytes.NewReader(p))
 	for sc.Scan() {
-		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("VmRSS:")); ok {
-			fs := bytes.Fields(v)
-			if len(fs) > 0 {
-				kb, _ := strconv.ParseInt(string(fs[0]), 10, 64)
-				return kb << 10
-			}
+		name, v, ok := bytes.Cut(sc.Bytes(), []byte(":"))
+		if !ok {
+			continue
+		}
+		if fs := bytes.Fields(v); len(fs) == 2 && string(fs[1]) == "kB" {
+			kb, _ := strconv.ParseInt(string(fs[0]), 10, 64)
+			m[string(name)] = kb << 10
 		}
 	}
-	return 0
+	return m
 }
