@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/chromedp/chromedp"
 
-	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/insights"
 	"github.com/cairn-audit/cairn/internal/testwait"
 )
@@ -89,13 +88,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // start a trail's logging from the trails page.
 func TestConsoleInBrowser(t *testing.T) {
 	ctx := newBrowser(t)
-	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
-	logs := t.TempDir()
-	for _, src := range []string{"opensearch-catalog", "invictus-ir-aws_dataset", "plaso"} {
-		if err := os.CopyFS(filepath.Join(logs, src), os.DirFS(filepath.Join(real, src))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	logs := aliceLogs(t, "opensearch-catalog", "invictus-ir-aws_dataset", "plaso")
 	ts := startServer(t, fmt.Sprintf(twoAccounts, 0)+"lake:\n  import_roots: ["+logs+"]\n", "")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAALICE00000000001")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "alice-secret-key")

@@ -25,16 +25,9 @@ import (
 func TestLakeImportAndQuery(t *testing.T) {
 	// Real logs, owned by the importing account (cairn imports only the
 	// caller's own records).
-	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
-	logs := t.TempDir()
-	if err := os.CopyFS(filepath.Join(logs, "plaso"), os.DirFS(filepath.Join(real, "plaso"))); err != nil {
-		t.Fatal(err)
-	}
 	// Not datadog-stratus-red-team: its publisher made its regions up,
 	// and imports refuse those records (regions_test.go).
-	if err := os.CopyFS(filepath.Join(logs, "opensearch"), os.DirFS(filepath.Join(real, "opensearch-catalog"))); err != nil {
-		t.Fatal(err)
-	}
+	logs := aliceLogs(t, "plaso", "opensearch-catalog")
 	cfg := fmt.Sprintf(twoAccounts, 0) + "lake:\n  import_roots: [" + logs + "]\n  ingest_interval: 50ms\n"
 	ts := startServer(t, cfg, "")
 	ctx := context.Background()
@@ -178,4 +171,19 @@ func TestLakeImportFromS3(t *testing.T) {
 		!strings.Contains(errb.String(), "not one of the buckets") {
 		t.Errorf("local import from a bucket not in the config: %d %s", code, errb.String())
 	}
+}
+
+// aliceLogs is a temporary folder holding the real records' folders srcs
+// (shared/testdata/real), their records rehomed to alice's account
+// 111111111111 (imports take only the caller's own records).
+func aliceLogs(t *testing.T, srcs ...string) string {
+	t.Helper()
+	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
+	logs := t.TempDir()
+	for _, src := range srcs {
+		if err := os.CopyFS(filepath.Join(logs, src), os.DirFS(filepath.Join(real, src))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return logs
 }

@@ -11,19 +11,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-
-	"github.com/cairn-audit/cairn/internal/audit/audittest"
 )
 
 // TestLakeLoadMemory: an offline cairn import --into runs DuckDB under
 // loadMemoryLimit, below the config's lake.memory_limit (1GB), and
 // --memlog writes the load's memory by part (issue 15).
 func TestLakeLoadMemory(t *testing.T) {
-	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
-	logs := t.TempDir()
-	if err := os.CopyFS(filepath.Join(logs, "plaso"), os.DirFS(filepath.Join(real, "plaso"))); err != nil {
-		t.Fatal(err)
-	}
+	logs := aliceLogs(t, "plaso")
 	cfg := fmt.Sprintf(twoAccounts, 0) + "lake:\n  memory_limit: 1GB\n"
 	ts := startServer(t, cfg, "")
 	ctx := context.Background()

@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
-	"github.com/cairn-audit/cairn/internal/audit/audittest"
 	"github.com/cairn-audit/cairn/internal/pgtest"
 	"github.com/cairn-audit/cairn/internal/testwait"
 )
@@ -32,11 +31,7 @@ import (
 // created on both nodes at once are all kept (compare-and-swap).
 func TestTwoNodesShareLake(t *testing.T) {
 	dsn := pgtest.Database(t)
-	real := audittest.Rehome(t, audittest.RealDataDir(t), "111111111111")
-	logs := t.TempDir()
-	if err := os.CopyFS(filepath.Join(logs, "plaso"), os.DirFS(filepath.Join(real, "plaso"))); err != nil {
-		t.Fatal(err)
-	}
+	logs := aliceLogs(t, "plaso")
 	cfg := fmt.Sprintf(twoAccounts, 0) + fmt.Sprintf("store:\n  postgres: %q\n", dsn) +
 		"lake:\n  import_roots: [" + logs + "]\n  ingest_interval: 50ms\n"
 	a := startServer(t, cfg, "")
