@@ -324,9 +324,11 @@ func TestJournaledRowsAsInserted(t *testing.T) {
 		`"text"`,
 		custom("c6", `{"version":"2.0","userIdentity":{"type":"T","principalId":"p"},"eventSource":"s","eventName":"Op","eventTime":"2026-01-02T03:04:05Z","UID":"u6","recipientAccountId":"111111111111"}`),
 	}
+	// Two tenants' stores, alternating: each row stays in its own (eds_id
+	// is in to_json(e) below).
 	var rows []engine.Row
-	for _, r := range raws {
-		rows = append(rows, engine.Row{Store: "s", Raw: []byte(r)})
+	for i, r := range raws {
+		rows = append(rows, engine.Row{Store: []string{"s", "t"}[i%2], Raw: []byte(r)})
 	}
 	ctx := context.Background()
 	stored := func(d *DB) []string {
