@@ -556,9 +556,10 @@ func refusal(i int, owner, caller string) importer.Failure {
 const LoadBatch = 15360
 
 // LoadAppenders is the number of a load's batches appended at once
-// (importer.Options.Appenders) into Lake's DuckDB engine, each into its own
-// open transaction: a load keeps that many open (duckdb.Load). One (two
-// until session 24): an open transaction holds its row group in DuckDB's
+// (importer.Options.Appenders) into Lake's DuckDB engine. Since session 25
+// the engine keeps one transaction open a load and concurrent Appends take
+// turns in it (duckdb.Load); until then each took its own. One (two until
+// session 24): an open transaction holds its row group in DuckDB's
 // memory uncompressed until it commits (~2.9 KB a real-shaped record,
 // ~360 MB at 122,880), and two, filled side by side, reached their full
 // row groups together: DuckDB's share of a 1M offline load peaked at
