@@ -25,9 +25,24 @@ func TestLakeLoadMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.stop()
 	memlog := filepath.Join(t.TempDir(), "mem.log")
 	var out, errb bytes.Buffer
+	// Through the server the load is the server's: --memlog says it
+	// writes nothing, and does not (whatever the import's outcome: a key
+	// the server does not know is refused).
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIANOTKNOWN00000001")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	run(ctx, []string{"import", "--endpoint-url", ts.endpoint, "--memlog", memlog, "--into", aws.ToString(st.EventDataStoreArn), logs}, &out, &errb)
+	if !strings.Contains(errb.String(), "--memlog: the load runs in the server") {
+		t.Errorf("import --into --endpoint-url --memlog: stderr %q; want it to say --memlog writes nothing", errb.String())
+	}
+	if _, err := os.Stat(memlog); !os.IsNotExist(err) {
+		t.Errorf("--memlog through a server wrote %s (%v)", memlog, err)
+	}
+	ts.stop()
+	out.Reset()
+	errb.Reset()
 	if code := run(ctx, []string{"import", "--data-dir", ts.dataDir, "--config", ts.config, "--no-progress", "--memlog", memlog, "--into", aws.ToString(st.EventDataStoreArn), logs}, &out, &errb); code != 0 {
 		t.Fatalf("import --into: %d\n%s\n%s", code, out.String(), errb.String())
 	}

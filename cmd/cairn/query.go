@@ -184,6 +184,11 @@ func printResult(w io.Writer, format string, res *lake.Result) error {
 // or straight into the data dir's Lake.
 func importInto(ctx context.Context, r remoteFlags, into string, paths []string, opts importer.Options, output string, stdout, stderr io.Writer) error {
 	if ep := r.endpointFor(); ep != "" {
+		if r.memLog != "" {
+			// The load runs in the server, whose memory this process
+			// cannot see: say so rather than write nothing silently.
+			fmt.Fprintf(stderr, "cairn: --memlog: the load runs in the server at %s; %s is not written (run the import with --data-dir and no server to log its memory)\n", ep, r.memLog)
+		}
 		c, err := r.client(ctx, ep)
 		if err != nil {
 			return err
