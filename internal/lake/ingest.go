@@ -541,11 +541,9 @@ func refusal(i int, owner, caller string) importer.Failure {
 }
 
 // LoadBatch is the number of records the importer gives Lake's Sink at
-// once in a load (StartImport, `cairn import --into`): half of a row
-// group of Lake's file (an eighth of DuckDB's default row group, which the
-// file had until session 26). The DuckDB engine streams a load into
-// transactions of exactly one row group (duckdb.RowGroupSize, 30,720 rows;
-// duckdb.Load),
+// once in a load (StartImport, `cairn import --into`): an eighth of a
+// DuckDB row group. The DuckDB engine streams a load into transactions of
+// exactly one row group (duckdb.RowGroupSize, 122,880 rows; duckdb.Load),
 // so that DuckDB writes each to the file as a whole row group while its
 // rows are appended, and logs only its location; in transactions of 5,000
 // records every row went through the write-ahead log at COMMIT, half of

@@ -19,7 +19,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync/atomic"
 
@@ -50,7 +49,7 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 // worth: the buffer manager still counts them) and is address space, not
 // memory, until then. 512MB: as fast as 1GB in BenchmarkLoad
 // (docs/benchmarks.md, lake25).
-const blockAllocatorMemory = "256MB"
+const blockAllocatorMemory = "512MB"
 
 // openDB opens the Lake database at path ("" = in memory) with the query
 // sandbox settings.
@@ -64,7 +63,7 @@ func openDB(path string, memoryLimit string, threads int) (*sql.DB, *duckdb.Conn
 	// checkpoint_threshold=512MB: with DuckDB's 16MB, each checkpoint during
 	// a long load rewrote the table's partly filled last row group, and the
 	// load's CPU per event grew 2-3x (a crash replays at most 512MB of WAL).
-	dsn := "?autoinstall_known_extensions=false&autoload_known_extensions=false" +
+	dsn := path + "?enable_external_access=false&autoinstall_known_extensions=false&autoload_known_extensions=false" +
 		"&allow_community_extensions=false&integer_division=true&preserve_insertion_order=false&checkpoint_threshold=512MB&memory_limit=" + memoryLimit +
 		// A new database file gets DuckDB 1.2's storage format, the first
 		// with zstd for strings (eventJson, below); an existing file keeps
@@ -74,41 +73,19 @@ func openDB(path string, memoryLimit string, threads int) (*sql.DB, *duckdb.Conn
 	if threads > 0 {
 		dsn += fmt.Sprintf("&threads=%d", threads)
 	}
-	// The file is attached to an in-memory database, as Event History's
-	// is (internal/store/duckdb), because the row group size is an ATTACH
-	// option: it is not kept in the file, so it applies at every open, and
-	// a file written with DuckDB's 122,880 keeps those row groups and gets
-	// new ones of RowGroupSize (TestOlderRowGroupsKept). A load's open
-	// transaction holds its rows uncompressed until it commits, and DuckDB
-	// writes a transaction's rows straight into the file only when they
-	// fill at least one of the table's row groups (else row by row through
-	// the write-ahead log): smaller row groups let a load commit smaller
-	// transactions (RowGroupSize). The attach, and so the file access it
-	// needs, comes before enable_external_access is turned off; spills go
-	// beside the file (PATH.tmp), where DuckDB puts them for a database
-	// opened by its path.
-	file := ":memory:"
-	if path != "" {
-		file = path
-		dsn += "&temp_directory=" + url.QueryEscape(path+".tmp")
-	}
-	attach := fmt.Sprintf("ATTACH IF NOT EXISTS %s AS lake (ROW_GROUP_SIZE %d)", quote(file), RowGroupSize)
 	// lock_configuration is global: the first connection sets it; setting
 	// it again (on the pool's next connection) would be refused as a
-	// configuration change. Every connection uses the attached file.
+	// configuration change.
 	var locked atomic.Bool
 	connector, err := duckdb.NewConnector(dsn, func(ex driver.ExecerContext) error {
 		if locked.Load() {
-			_, err := ex.ExecContext(context.Background(), "USE lake", nil)
-			return err
+			return nil
 		}
-		for _, q := range []string{attach, "USE lake", "SET enable_external_access = false", "SET lock_configuration = true"} {
-			if _, err := ex.ExecContext(context.Background(), q, nil); err != nil {
-				return err
-			}
+		_, err := ex.ExecContext(context.Background(), "SET lock_configuration = true", nil)
+		if err == nil {
+			locked.Store(true)
 		}
-		locked.Store(true)
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("lake/duckdb: open %s: %w", path, err)

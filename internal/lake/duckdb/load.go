@@ -339,22 +339,15 @@ func validBytes(b []byte) []byte {
 	return bytes.ToValidUTF8(b, []byte("\uFFFD"))
 }
 
-// RowGroupSize is the number of rows in one of the events table's row
-// groups (the file's ATTACH ... ROW_GROUP_SIZE, openDB; DuckDB's default is
-// 122,880) and in each of a load's transactions. A transaction of exactly
-// that many rows (or a multiple) has DuckDB write them to the file as whole
-// row groups, compressed, and its COMMIT logs only where they are; a
-// transaction of fewer rows goes through the write-ahead log, and one just
-// over it leaves a partial row group, which the load's checkpoint merges
-// and rewrites (in a diagnostic at nice 19, session 21: 2.5 s of CPU after
-// two transactions of 131,072 real records, 6 ms after two of 122,880).
-// The journal's writer takes whole row groups too (flushRows).
-//
-// 30,720 since session 26 (was DuckDB's 122,880): a load's open
-// transaction holds its rows uncompressed until it commits (~2.9 KB a
-// real-shaped record: ~400 MB at 122,880, the largest part of a 10M
-// load's RSS; issue 15, docs/lake.md "Loads: memory").
-const RowGroupSize = 30720
+// RowGroupSize is the number of rows in one of DuckDB's row groups (its
+// default row_group_size). A transaction of exactly that many rows (or a
+// multiple: a load's, lake.LoadBatch) has DuckDB write them to the file as
+// whole row groups while they are appended; a transaction just over it
+// leaves a partial row group, and the load's checkpoint merges and rewrites
+// the partial ones (in a diagnostic at nice 19, session 21: 2.5 s of CPU
+// after two transactions of 131,072 real records, 6 ms after two of
+// 122,880).
+const RowGroupSize = 122880
 
 // appendFlush is the number of appended rows after which the Appender runs
 // its INSERT (the rest of the transaction's rows follow in later runs).
