@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
@@ -178,9 +181,19 @@ func FuzzAuditEventData(f *testing.F) {
 	rb := newRecordBuilder(acct, "us-east-1", "arn:aws:cloudtrail:us-east-1:"+acct+":channel/c", now)
 	f.Fuzz(func(t *testing.T, data string) {
 		raw, eventID, code, msg := l.auditRecord(AuditEvent{Data: data}, acct, "us-east-1", "arn:aws:cloudtrail:us-east-1:"+acct+":channel/c", now)
-		if raw2, id2, code2, msg2 := rb.record(AuditEvent{Data: data}); code2 != code || msg2 != msg ||
+		raw2, id2, code2, msg2 := rb.record(AuditEvent{Data: data})
+		if code2 != code || msg2 != msg ||
 			!bytes.Equal(bytes.Replace(raw2, []byte(id2), []byte(eventID), 1), raw) {
 			t.Fatalf("%q: the call's builder %s %q\n%s\na fresh one %s %q\n%s", data, code2, msg2, raw2, code, msg, raw)
+		}
+		// The members the builder hands the engine (which stores them in
+		// place of reading the record) are the record's, in its order.
+		if code2 == "" {
+			names, at := topMembers(t, raw2)
+			got := rb.members(raw2, nil)
+			if !slices.Equal(recordNames, names) || !slices.Equal(got, at) {
+				t.Fatalf("%q: members given %v at %v; the record's are %v at %v", data, recordNames, got, names, at)
+			}
 		}
 		// The same answer, and the same record, as the encoding/json
 		// version it replaced.
@@ -243,4 +256,32 @@ func FuzzAuditEventData(f *testing.F) {
 			t.Fatalf("record %q stored as eventCategory %q, eventTime set %v (%v)", raw, cat, timed, err)
 		}
 	})
+}
+
+// topMembers returns the names of raw's top-level members and where their
+// values are in raw (engine.Row's Names and At).
+func topMembers(t *testing.T, raw []byte) ([]string, []int32) {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		t.Fatalf("record %q is not an object", raw)
+	}
+	var names []string
+	var at []int32
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := tok.String()
+		v, err := dec.ReadValue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := int(dec.InputOffset())
+		names, at = append(names, name), append(at, int32(end-len(v)), int32(end))
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		t.Fatalf("record %q: %v", raw, err)
+	}
+	return names, at
 }

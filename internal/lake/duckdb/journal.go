@@ -449,6 +449,30 @@ var customColumn = func() []bool {
 	return in
 }()
 
+// journaledRow reads r into the values of one appended row as recordRow
+// does: from r.Names and r.At when the code that wrote the record gave
+// them (lake's PutAuditEvents: the record is not read a second time, on
+// the writer's one goroutine), else from r.Raw (a replayed journal's rows,
+// a load's). Each member's value goes through fieldValue as recordRow's
+// do, so the two give the same values for the same record
+// (TestJournaledRowsAsInserted).
+func journaledRow(dec *jsontext.Decoder, r engine.Row, vals []driver.Value) {
+	if r.Names == nil || len(r.At) != 2*len(r.Names) {
+		recordRow(dec, r.Raw, vals)
+		return
+	}
+	for i := range vals {
+		vals[i] = nil
+	}
+	vals[posJSON+len(columns)] = validBytes(r.Raw)
+	for k, name := range r.Names {
+		if i, ok := columnIndex[name]; ok {
+			start, end := r.At[2*k], r.At[2*k+1]
+			vals[posJSON+i] = fieldValue(columns[i], jsontext.Value(r.Raw[start:end:end]))
+		}
+	}
+}
+
 // appendJournaled appends rows to events in conn's current transaction as
 // appendRows does: those with values in customColumns only through a
 // narrow query Appender, then the others through appendRows.
@@ -470,7 +494,7 @@ func appendJournaled(conn *sql.Conn, rows []engine.Row) error {
 		n := 0
 	rows:
 		for _, r := range rows {
-			recordRow(dec, r.Raw, vals)
+			journaledRow(dec, r, vals)
 			for i, v := range vals[posJSON : posJSON+len(columns)] {
 				if v != nil && !customColumn[i] {
 					wide = append(wide, r)

@@ -1,6 +1,7 @@
 package duckdb
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
@@ -359,12 +362,21 @@ func TestJournaledRowsAsInserted(t *testing.T) {
 	if len(want) != len(raws) {
 		t.Fatalf("%d rows inserted directly; want %d", len(want), len(raws))
 	}
+	// The same rows with their members given (Names, At), as lake's
+	// PutAuditEvents gives them: the writer takes the columns from them
+	// and stores exactly what it stores reading Raw.
+	var withFields []engine.Row
+	for _, r := range rows {
+		r.Names, r.At = topFields(t, r.Raw)
+		withFields = append(withFields, r)
+	}
 	for _, tc := range []struct {
 		name string
 		rows []engine.Row
 	}{
 		{"mixed", rows},
 		{"custom only", nil},
+		{"fields given", withFields},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := openTemp(t, Options{})
@@ -398,6 +410,32 @@ func TestJournaledRowsAsInserted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// topFields returns the names of raw's top-level members and where their
+// values are in raw, as engine.Row's Names and At (nil: raw is not an
+// object).
+func topFields(t *testing.T, raw []byte) ([]string, []int32) {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, nil
+	}
+	var names []string
+	var at []int32
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := tok.String()
+		v, err := dec.ReadValue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := int(dec.InputOffset())
+		names, at = append(names, name), append(at, int32(end-len(v)), int32(end))
+	}
+	return names, at
 }
 
 // TestJournalWholeRowGroups: the writer's transactions take whole row
