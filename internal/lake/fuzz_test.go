@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,10 +188,14 @@ func FuzzAuditEventData(f *testing.F) {
 		// The members the builder hands the engine (which stores them in
 		// place of reading the record) are the record's, in its order.
 		if code2 == "" {
-			names, at := topMembers(t, raw2)
-			got := rb.members(raw2, nil)
-			if !slices.Equal(recordNames, names) || !slices.Equal(got, at) {
-				t.Fatalf("%q: members given %v at %v; the record's are %v at %v", data, recordNames, got, names, at)
+			got, want := rb.fields(raw2, nil), topMembers(t, raw2)
+			if len(got) != len(want) {
+				t.Fatalf("%q: %d fields given; the record has %d members", data, len(got), len(want))
+			}
+			for i := range want {
+				if got[i].Name != want[i].Name || !bytes.Equal(got[i].Value, want[i].Value) {
+					t.Fatalf("%q: field %d given as %s=%s; the record's is %s=%s", data, i, got[i].Name, got[i].Value, want[i].Name, want[i].Value)
+				}
 			}
 		}
 		// The same answer, and the same record, as the encoding/json
@@ -258,15 +261,14 @@ func FuzzAuditEventData(f *testing.F) {
 	})
 }
 
-// topMembers returns the names of raw's top-level members and where their
-// values are in raw (engine.Row's Names and At).
-func topMembers(t *testing.T, raw []byte) ([]string, []int32) {
+// topMembers returns the members of raw's top-level object, each value as
+// raw's bytes.
+func topMembers(t *testing.T, raw []byte) []engine.Field {
 	dec := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		t.Fatalf("record %q is not an object", raw)
 	}
-	var names []string
-	var at []int32
+	var out []engine.Field
 	for dec.PeekKind() == '"' {
 		tok, err := dec.ReadToken()
 		if err != nil {
@@ -278,10 +280,10 @@ func topMembers(t *testing.T, raw []byte) ([]string, []int32) {
 			t.Fatal(err)
 		}
 		end := int(dec.InputOffset())
-		names, at = append(names, name), append(at, int32(end-len(v)), int32(end))
+		out = append(out, engine.Field{Name: name, Value: raw[end-len(v) : end]})
 	}
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
 		t.Fatalf("record %q: %v", raw, err)
 	}
-	return names, at
+	return out
 }

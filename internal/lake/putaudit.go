@@ -96,17 +96,17 @@ func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN
 	// Each record's members, as its builder wrote them: the engine takes
 	// its columns from them instead of reading the record again (the
 	// journal's writer, one goroutine, did: issue 15).
-	at := make([]int32, 0, len(events)*2*len(recordNames))
+	fields := make([]engine.Field, 0, len(events)*recordFields)
 	for _, e := range events {
 		raw, eventID, code, msg := rb.record(e)
 		if code != "" {
 			out.Failed = append(out.Failed, PutFailure{e.ID, code, msg})
 			continue
 		}
-		at = rb.members(raw, at)
-		a := at[len(at)-2*len(recordNames) : len(at) : len(at)]
+		fields = rb.fields(raw, fields)
+		f := fields[len(fields)-recordFields : len(fields) : len(fields)]
 		for _, s := range stores {
-			rows = append(rows, engine.Row{Store: s, Raw: raw, Names: recordNames, At: a})
+			rows = append(rows, engine.Row{Store: s, Raw: raw, Fields: f})
 		}
 		okIDs = append(okIDs, PutSuccess{e.ID, eventID})
 	}
@@ -274,32 +274,32 @@ type recordBuilder struct {
 	at struct{ id, time, shared, data int }
 }
 
-// recordNames are the members of a record record builds, in its order.
-var recordNames = []string{"eventVersion", "eventCategory", "eventType", "eventID", "eventTime",
-	"awsRegion", "recipientAccountId", "metadata", "eventData"}
+// recordFields is the number of members in a record record builds.
+const recordFields = 9
 
 // recordHead is the start of every record, to eventID's value.
 const recordHead = `{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":"ActivityLog","eventID":`
 
-// members appends to dst where the values of recordNames are in raw, the
-// record record last built: each value's start and end (engine.Row's At).
-func (rb *recordBuilder) members(raw []byte, dst []int32) []int32 {
+// fields appends to dst the members of raw, the record record last built,
+// in raw's order, each value a slice of raw.
+func (rb *recordBuilder) fields(raw []byte, dst []engine.Field) []engine.Field {
 	at, sh := rb.at, rb.sharedAt
+	v := func(start, end int) []byte { return raw[start:end:end] }
 	const (
-		version  int32 = int32(len(`{"eventVersion":`))
-		category int32 = int32(len(`{"eventVersion":"1.0","eventCategory":`))
-		typ      int32 = int32(len(`{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":`))
+		version  = len(`{"eventVersion":`)
+		category = len(`{"eventVersion":"1.0","eventCategory":`)
+		typ      = len(`{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":`)
 	)
 	return append(dst,
-		version, version+int32(len(`"1.0"`)),
-		category, category+int32(len(`"ActivityAuditLog"`)),
-		typ, typ+int32(len(`"ActivityLog"`)),
-		int32(at.id), int32(at.time-len(`,"eventTime":`)),
-		int32(at.time), int32(at.shared),
-		int32(at.shared+sh[0][0]), int32(at.shared+sh[0][1]),
-		int32(at.shared+sh[1][0]), int32(at.shared+sh[1][1]),
-		int32(at.shared+sh[2][0]), int32(at.shared+sh[2][1]),
-		int32(at.data), int32(len(raw)-1),
+		engine.Field{Name: "eventVersion", Value: v(version, version+len(`"1.0"`))},
+		engine.Field{Name: "eventCategory", Value: v(category, category+len(`"ActivityAuditLog"`))},
+		engine.Field{Name: "eventType", Value: v(typ, typ+len(`"ActivityLog"`))},
+		engine.Field{Name: "eventID", Value: v(at.id, at.time-len(`,"eventTime":`))},
+		engine.Field{Name: "eventTime", Value: v(at.time, at.shared)},
+		engine.Field{Name: "awsRegion", Value: v(at.shared+sh[0][0], at.shared+sh[0][1])},
+		engine.Field{Name: "recipientAccountId", Value: v(at.shared+sh[1][0], at.shared+sh[1][1])},
+		engine.Field{Name: "metadata", Value: v(at.shared+sh[2][0], at.shared+sh[2][1])},
+		engine.Field{Name: "eventData", Value: v(at.data, len(raw)-1)},
 	)
 }
 

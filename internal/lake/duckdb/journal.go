@@ -450,14 +450,13 @@ var customColumn = func() []bool {
 }()
 
 // journaledRow reads r into the values of one appended row as recordRow
-// does: from r.Names and r.At when the code that wrote the record gave
-// them (lake's PutAuditEvents: the record is not read a second time, on
-// the writer's one goroutine), else from r.Raw (a replayed journal's rows,
-// a load's). Each member's value goes through fieldValue as recordRow's
-// do, so the two give the same values for the same record
-// (TestJournaledRowsAsInserted).
+// does: from r.Fields when the code that wrote the record gave them (lake's
+// PutAuditEvents: the record is not read a second time, on the writer's
+// one goroutine), else from r.Raw (a replayed journal's rows, a load's).
+// Each field's value goes through fieldValue as recordRow's do, so the two
+// give the same values for the same record (TestJournaledFieldsAsRaw).
 func journaledRow(dec *jsontext.Decoder, r engine.Row, vals []driver.Value) {
-	if r.Names == nil || len(r.At) != 2*len(r.Names) {
+	if r.Fields == nil {
 		recordRow(dec, r.Raw, vals)
 		return
 	}
@@ -465,10 +464,9 @@ func journaledRow(dec *jsontext.Decoder, r engine.Row, vals []driver.Value) {
 		vals[i] = nil
 	}
 	vals[posJSON+len(columns)] = validBytes(r.Raw)
-	for k, name := range r.Names {
-		if i, ok := columnIndex[name]; ok {
-			start, end := r.At[2*k], r.At[2*k+1]
-			vals[posJSON+i] = fieldValue(columns[i], jsontext.Value(r.Raw[start:end:end]))
+	for _, f := range r.Fields {
+		if i, ok := columnIndex[f.Name]; ok {
+			vals[posJSON+i] = fieldValue(columns[i], jsontext.Value(f.Value))
 		}
 	}
 }

@@ -362,12 +362,12 @@ func TestJournaledRowsAsInserted(t *testing.T) {
 	if len(want) != len(raws) {
 		t.Fatalf("%d rows inserted directly; want %d", len(want), len(raws))
 	}
-	// The same rows with their members given (Names, At), as lake's
+	// The same rows with their members given (Fields), as lake's
 	// PutAuditEvents gives them: the writer takes the columns from them
 	// and stores exactly what it stores reading Raw.
 	var withFields []engine.Row
 	for _, r := range rows {
-		r.Names, r.At = topFields(t, r.Raw)
+		r.Fields = topFields(t, r.Raw)
 		withFields = append(withFields, r)
 	}
 	for _, tc := range []struct {
@@ -412,16 +412,14 @@ func TestJournaledRowsAsInserted(t *testing.T) {
 	}
 }
 
-// topFields returns the names of raw's top-level members and where their
-// values are in raw, as engine.Row's Names and At (nil: raw is not an
-// object).
-func topFields(t *testing.T, raw []byte) ([]string, []int32) {
+// topFields returns the members of raw's top-level object (nil: raw is not
+// an object), each value a slice of raw.
+func topFields(t *testing.T, raw []byte) []engine.Field {
 	dec := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return nil, nil
+		return nil
 	}
-	var names []string
-	var at []int32
+	var out []engine.Field
 	for dec.PeekKind() == '"' {
 		tok, err := dec.ReadToken()
 		if err != nil {
@@ -433,9 +431,9 @@ func topFields(t *testing.T, raw []byte) ([]string, []int32) {
 			t.Fatal(err)
 		}
 		end := int(dec.InputOffset())
-		names, at = append(names, name), append(at, int32(end-len(v)), int32(end))
+		out = append(out, engine.Field{Name: name, Value: raw[end-len(v) : end]})
 	}
-	return names, at
+	return out
 }
 
 // TestJournalWholeRowGroups: the writer's transactions take whole row

@@ -19,16 +19,19 @@ type Row struct {
 	Store string
 	// Raw is the CloudTrail record (or custom event) unchanged.
 	Raw []byte
-	// Names, when not nil, name every member of Raw's top-level object,
-	// in Raw's order, and At gives where each member's value is in Raw:
-	// member i's JSON text is Raw[At[2*i]:At[2*i+1]]. The code that wrote
-	// Raw knows them (lake's record of a PutAuditEvents event), and an
-	// engine may take the columns' values from them instead of reading
-	// Raw again. Names is shared between rows; At holds no pointers, so
-	// the rows waiting in a journal cost the GC nothing more to scan.
+	// Fields, when not nil, are every member of Raw's top-level object,
+	// each value's JSON text a slice of Raw, as the code that wrote Raw
+	// knows them (lake's record of a PutAuditEvents event): an engine may
+	// take the columns' values from them instead of reading Raw again.
 	// Nil: the engine reads Raw.
-	Names []string
-	At    []int32
+	Fields []Field
+}
+
+// Field is one member of a record's top-level object: its name and its
+// value's JSON text.
+type Field struct {
+	Name  string
+	Value []byte
 }
 
 // RowSink receives a statement's columns, then its rows (a nil cell is
