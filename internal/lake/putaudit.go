@@ -93,20 +93,14 @@ func (l *Lake) PutAuditEvents(ctx context.Context, p audit.Principal, channelARN
 	rows := make([]engine.Row, 0, len(events)*len(stores))
 	okIDs := make([]PutSuccess, 0, len(events))
 	rb := newRecordBuilder(account, region, channelARN, now)
-	// Each record's members, as its builder wrote them: the engine takes
-	// its columns from them instead of reading the record again (the
-	// journal's writer, one goroutine, did: issue 15).
-	fields := make([]engine.Field, 0, len(events)*recordFields)
 	for _, e := range events {
 		raw, eventID, code, msg := rb.record(e)
 		if code != "" {
 			out.Failed = append(out.Failed, PutFailure{e.ID, code, msg})
 			continue
 		}
-		fields = rb.fields(raw, fields)
-		f := fields[len(fields)-recordFields : len(fields) : len(fields)]
 		for _, s := range stores {
-			rows = append(rows, engine.Row{Store: s, Raw: raw, Fields: f})
+			rows = append(rows, engine.Row{Store: s, Raw: raw})
 		}
 		okIDs = append(okIDs, PutSuccess{e.ID, eventID})
 	}
@@ -266,62 +260,19 @@ type recordBuilder struct {
 	account string
 	shared  []byte // ,"awsRegion":... to "eventData": (the call's fields)
 	room    int    // a record's capacity beyond its eventData
-	// sharedAt are the values' offsets in shared: awsRegion's,
-	// recipientAccountId's and metadata's, each [start, end).
-	sharedAt [3][2]int
-	// at are the offsets in the last record built of its eventID's value,
-	// its eventTime's, shared's start and its eventData's.
-	at struct{ id, time, shared, data int }
-}
-
-// recordFields is the number of members in a record record builds.
-const recordFields = 9
-
-// recordHead is the start of every record, to eventID's value.
-const recordHead = `{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":"ActivityLog","eventID":`
-
-// fields appends to dst the members of raw, the record record last built,
-// in raw's order, each value a slice of raw.
-func (rb *recordBuilder) fields(raw []byte, dst []engine.Field) []engine.Field {
-	at, sh := rb.at, rb.sharedAt
-	v := func(start, end int) []byte { return raw[start:end:end] }
-	const (
-		version  = len(`{"eventVersion":`)
-		category = len(`{"eventVersion":"1.0","eventCategory":`)
-		typ      = len(`{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":`)
-	)
-	return append(dst,
-		engine.Field{Name: "eventVersion", Value: v(version, version+len(`"1.0"`))},
-		engine.Field{Name: "eventCategory", Value: v(category, category+len(`"ActivityAuditLog"`))},
-		engine.Field{Name: "eventType", Value: v(typ, typ+len(`"ActivityLog"`))},
-		engine.Field{Name: "eventID", Value: v(at.id, at.time-len(`,"eventTime":`))},
-		engine.Field{Name: "eventTime", Value: v(at.time, at.shared)},
-		engine.Field{Name: "awsRegion", Value: v(at.shared+sh[0][0], at.shared+sh[0][1])},
-		engine.Field{Name: "recipientAccountId", Value: v(at.shared+sh[1][0], at.shared+sh[1][1])},
-		engine.Field{Name: "metadata", Value: v(at.shared+sh[2][0], at.shared+sh[2][1])},
-		engine.Field{Name: "eventData", Value: v(at.data, len(raw)-1)},
-	)
 }
 
 func newRecordBuilder(account, region, channelARN string, now time.Time) *recordBuilder {
 	rb := &recordBuilder{dec: jsontext.NewDecoder(bytes.NewReader(nil)), account: account}
 	b := append([]byte(nil), `,"awsRegion":`...)
-	rb.sharedAt[0][0] = len(b)
 	b = audit.AppendJSONString(b, region, false)
-	rb.sharedAt[0][1] = len(b)
 	b = append(b, `,"recipientAccountId":`...)
-	rb.sharedAt[1][0] = len(b)
 	b = audit.AppendJSONString(b, account, false)
-	rb.sharedAt[1][1] = len(b)
-	b = append(b, `,"metadata":`...)
-	rb.sharedAt[2][0] = len(b)
-	b = append(b, `{"channelARN":`...)
+	b = append(b, `,"metadata":{"channelARN":`...)
 	b = audit.AppendJSONString(b, channelARN, false)
 	b = append(b, `,"ingestionTime":`...)
 	b = audit.AppendJSONString(b, now.Format("2006-01-02T15:04:05Z"), false)
-	b = append(b, '}')
-	rb.sharedAt[2][1] = len(b)
-	b = append(b, `,"eventData":`...)
+	b = append(b, `},"eventData":`...)
 	rb.shared, rb.room = b, len(channelARN)+len(region)+len(account)+512
 	return rb
 }
@@ -416,15 +367,11 @@ func (rb *recordBuilder) record(e AuditEvent) (raw []byte, eventID, code, msg st
 	// len(data) first, which with less room copied the record into a
 	// buffer twice its size (3% of a call's CPU).
 	b := make([]byte, 0, len(data)+rb.room)
-	b = append(b, recordHead...)
-	rb.at.id = len(b)
+	b = append(b, `{"eventVersion":"1.0","eventCategory":"ActivityAuditLog","eventType":"ActivityLog","eventID":`...)
 	b = audit.AppendJSONString(b, eventID, false)
 	b = append(b, `,"eventTime":`...)
-	rb.at.time = len(b)
 	b = audit.AppendJSONString(b, t.UTC().Format("2006-01-02T15:04:05Z"), false)
-	rb.at.shared = len(b)
 	b = append(b, rb.shared...)
-	rb.at.data = len(b)
 	if whole {
 		b = appendCompact(b, data[:end])
 		return append(b, '}'), eventID, "", ""

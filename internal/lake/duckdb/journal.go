@@ -449,28 +449,6 @@ var customColumn = func() []bool {
 	return in
 }()
 
-// journaledRow reads r into the values of one appended row as recordRow
-// does: from r.Fields when the code that wrote the record gave them (lake's
-// PutAuditEvents: the record is not read a second time, on the writer's
-// one goroutine), else from r.Raw (a replayed journal's rows, a load's).
-// Each field's value goes through fieldValue as recordRow's do, so the two
-// give the same values for the same record (TestJournaledFieldsAsRaw).
-func journaledRow(dec *jsontext.Decoder, r engine.Row, vals []driver.Value) {
-	if r.Fields == nil {
-		recordRow(dec, r.Raw, vals)
-		return
-	}
-	for i := range vals {
-		vals[i] = nil
-	}
-	vals[posJSON+len(columns)] = validBytes(r.Raw)
-	for _, f := range r.Fields {
-		if i, ok := columnIndex[f.Name]; ok {
-			vals[posJSON+i] = fieldValue(columns[i], jsontext.Value(f.Value))
-		}
-	}
-}
-
 // appendJournaled appends rows to events in conn's current transaction as
 // appendRows does: those with values in customColumns only through a
 // narrow query Appender, then the others through appendRows.
@@ -492,7 +470,7 @@ func appendJournaled(conn *sql.Conn, rows []engine.Row) error {
 		n := 0
 	rows:
 		for _, r := range rows {
-			journaledRow(dec, r, vals)
+			recordRow(dec, r.Raw, vals)
 			for i, v := range vals[posJSON : posJSON+len(columns)] {
 				if v != nil && !customColumn[i] {
 					wide = append(wide, r)

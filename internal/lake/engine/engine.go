@@ -19,19 +19,6 @@ type Row struct {
 	Store string
 	// Raw is the CloudTrail record (or custom event) unchanged.
 	Raw []byte
-	// Fields, when not nil, are every member of Raw's top-level object,
-	// each value's JSON text a slice of Raw, as the code that wrote Raw
-	// knows them (lake's record of a PutAuditEvents event): an engine may
-	// take the columns' values from them instead of reading Raw again.
-	// Nil: the engine reads Raw.
-	Fields []Field
-}
-
-// Field is one member of a record's top-level object: its name and its
-// value's JSON text.
-type Field struct {
-	Name  string
-	Value []byte
 }
 
 // RowSink receives a statement's columns, then its rows (a nil cell is
