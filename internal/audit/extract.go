@@ -121,17 +121,16 @@ func extract(raw []byte, scan bool) (Record, error) {
 // record builds the Record the scanner read (Extract checks it).
 func (v *scanned) record(raw []byte) Record {
 	r := Record{
-		Raw:          raw,
-		Account:      v.recipientAccountID,
-		Region:       v.awsRegion,
-		EventID:      v.eventID,
-		EventName:    v.eventName,
-		EventSource:  v.eventSource,
-		AccessKeyID:  v.id.AccessKeyID,
-		Username:     Username(v.id.Type, v.id.UserName, v.id.ARN, v.id.PrincipalID, v.onBehalfOf),
-		ReadOnly:     rawBool(v.readOnly),
-		Category:     categoryOf(v.eventCategory, v.eventType, v.managementEvent),
-		HasErrorCode: TriOf(v.errorCode),
+		Raw:         raw,
+		Account:     v.recipientAccountID,
+		Region:      v.awsRegion,
+		EventID:     v.eventID,
+		EventName:   v.eventName,
+		EventSource: v.eventSource,
+		AccessKeyID: v.id.AccessKeyID,
+		Username:    Username(v.id.Type, v.id.UserName, v.id.ARN, v.id.PrincipalID, v.onBehalfOf),
+		ReadOnly:    rawBool(v.readOnly),
+		Category:    categoryOf(v.eventCategory, v.eventType, v.managementEvent),
 	}
 	if r.Account == "" {
 		r.Account = v.id.AccountID

@@ -118,10 +118,4 @@ type Record struct {
 	Category Category
 	// Resources are the record's resources, as LookupEvents reports them.
 	Resources []Resource
-	// HasErrorCode tells whether the record has a top-level errorCode
-	// member, when Extract's scanner read the record: True or False;
-	// Unset when it did not (the decoder read it, or the Record was made
-	// otherwise). It spares the Insights detector a search of the record
-	// for one when it has none.
-	HasErrorCode Tri
 }

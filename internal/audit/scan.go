@@ -36,7 +36,6 @@ type scanned struct {
 	resources                                             []resourceView
 	resourcesMember                                       bool // a resources member of any value
 	requestParameters, responseElements                   []byte
-	errorCode                                             bool // a top-level errorCode member
 }
 
 // recordScanner walks one record. s aliases b.
@@ -163,9 +162,6 @@ func (sc *recordScanner) top(v *scanned) bool {
 	return sc.object(func(name string) bool {
 		bit := memberBit(name)
 		if bit == 0 {
-			if name == "errorCode" {
-				v.errorCode = true
-			}
 			return sc.skip()
 		}
 		if seen&bit != 0 {

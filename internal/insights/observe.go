@@ -28,9 +28,7 @@ func Observe(r audit.Record) (o Observation, ok bool) {
 	}
 	o = Observation{Time: r.Time, Account: r.Account, Region: r.Region, EventSource: r.EventSource,
 		EventName: r.EventName, Write: r.ReadOnly == audit.False}
-	// Extract's scanner tells whether there is one: no search of the
-	// record for it then (most records have none).
-	if r.HasErrorCode == audit.True || r.HasErrorCode == audit.Unset && hasErrorCode(r.Raw) {
+	if hasErrorCode(r.Raw) {
 		o.ErrorCode = errorCode(r.Raw)
 	}
 	return o, o.Write || o.ErrorCode != ""

@@ -4,9 +4,6 @@ import (
 	"testing"
 
 	"github.com/go-json-experiment/json"
-
-	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/audit/audittest"
 )
 
 var errorCodeCases = []string{
@@ -53,42 +50,3 @@ func FuzzErrorCode(f *testing.F) {
 }
 
 func jsonValid(raw []byte, v *map[string]any) error { return json.Unmarshal(raw, v, lenient) }
-
-// TestObserveTrustsTheScannerOnErrorCode: on every real record (and a few
-// made to mislead a search), Observe of the record as audit.Extract reads
-// it (HasErrorCode True or False: no search of the record when False)
-// gives what it gives the same record with HasErrorCode Unset (the record
-// searched as before), and some real records have an errorCode.
-func TestObserveTrustsTheScannerOnErrorCode(t *testing.T) {
-	raws := [][]byte{
-		[]byte(`{"eventID":"e","eventTime":"2024-01-01T00:00:00Z","awsRegion":"r","recipientAccountId":"1","eventName":"GetObject","readOnly":true,"responseElements":{"errorCode":"x"}}`),
-		[]byte(`{"eventID":"e","eventTime":"2024-01-01T00:00:00Z","awsRegion":"r","recipientAccountId":"1","eventName":"GetObject","readOnly":true,"errorCode":"AccessDenied"}`),
-		[]byte(`{"eventID":"e","eventTime":"2024-01-01T00:00:00Z","awsRegion":"r","recipientAccountId":"1","eventName":"GetObject","readOnly":true,"error\u0043ode":"AccessDenied"}`),
-	}
-	for _, rr := range audittest.RealRecords(t) {
-		raws = append(raws, rr.Raw)
-	}
-	known, errored := 0, 0
-	for _, raw := range raws {
-		r, err := audit.Extract(raw)
-		if err != nil {
-			continue
-		}
-		if r.HasErrorCode != audit.Unset {
-			known++
-		}
-		got, gotOK := Observe(r)
-		r.HasErrorCode = audit.Unset
-		want, wantOK := Observe(r)
-		if got != want || gotOK != wantOK {
-			t.Fatalf("Observe = %+v, %v; searched: %+v, %v\nrecord: %.300q", got, gotOK, want, wantOK, raw)
-		}
-		if got.ErrorCode != "" {
-			errored++
-		}
-	}
-	if known < len(raws)*9/10 || errored == 0 {
-		t.Errorf("%d of %d records with HasErrorCode known, %d with an errorCode; want most known and some errored", known, len(raws), errored)
-	}
-	t.Logf("%d of %d records with HasErrorCode known, %d with an errorCode", known, len(raws), errored)
-}

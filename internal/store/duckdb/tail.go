@@ -79,7 +79,6 @@ func (t *tail) add(recs []*audit.Record, first, received int64) {
 		c.Resources = slices.Clip(r.Resources)
 		sec := r.Time.Unix()
 		c.Time = time.Unix(sec, 0).UTC()
-		c.HasErrorCode = audit.Unset // the table does not keep it
 		t.bytes += int64(len(c.Raw))
 		b := tailBucket{partKey{c.Account, c.Region, c.Category}, bucketOf(sec)}
 		bs := t.buckets[b]
