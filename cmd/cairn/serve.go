@@ -509,6 +509,13 @@ const serveCheckpointWAL = 64 << 20
 const warmBudget = time.Second
 
 func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving bool) (eventStore, error) {
+	return openStoreLogged(ctx, cfg, dataDir, log, serving, true)
+}
+
+// openStoreLogged is openStore; logged false attaches the embedded store
+// without its write-ahead log (duckdb.Options.Unlogged): for the offline
+// import only, which checkpoints before it reports.
+func openStoreLogged(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving, logged bool) (eventStore, error) {
 	if dsn := cfg.Store.Postgres; dsn != "" {
 		st, err := postgres.Open(ctx, dsn, postgres.Options{Logger: log})
 		if err != nil {
@@ -527,7 +534,8 @@ func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slo
 	// 19: RSS at most 1 GB at 10M events; docs/store.md, "Memory of a
 	// server"), set before the file is attached so that Open's replay and
 	// warm start keep within it. An offline import lowers it again.
-	opts := duckdb.Options{Logger: log, BlockBytes: blocks, Cold: !serving, MemoryLimit: cfg.EventHistory.MemoryLimit}
+	opts := duckdb.Options{Logger: log, BlockBytes: blocks, Cold: !serving, MemoryLimit: cfg.EventHistory.MemoryLimit,
+		Unlogged: !serving && !logged}
 	if serving {
 		opts.CheckpointWALBytes = serveCheckpointWAL
 		// The ingest pipeline's writer reserves and appends its next

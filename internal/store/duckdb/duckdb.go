@@ -104,6 +104,14 @@ type Options struct {
 	// "Imports through a server, session 18"). Without it StageEach
 	// appends as AppendEach, one batch after the other.
 	StagedAppends bool
+	// Unlogged attaches the file without a write-ahead log (DuckDB's
+	// RECOVERY_MODE no_wal_writes): a COMMIT is then durable only at the
+	// next checkpoint, and a crash leaves the store as of its last
+	// checkpoint. For an offline import only, which acknowledges nothing
+	// before it ends and makes itself durable with Checkpoint before its
+	// report; never for a server. A log left by an earlier crash is still
+	// replayed at Open. See docs/store.md, "Imports", session 26.
+	Unlogged bool
 
 	// firstBuckets overrides the const firstBuckets (tests: a lookup
 	// that asks the index again after every bucket or two).
@@ -158,6 +166,11 @@ type Store struct {
 	indexLoaded   bool
 	walPath       string
 	checkpointWAL int64
+	// unlogged: the file has no write-ahead log (Options.Unlogged);
+	// unloggedBytes counts the record blocks appended since the last
+	// checkpoint, which stand for the log an import checkpoints at.
+	unlogged      bool
+	unloggedBytes atomic.Int64
 	zstdRecords   bool // new frames in zstd (Options.ZstdRecords)
 	blockBytes    int  // Options.BlockBytes; 0: no blocks
 	blocks        *blockCache
@@ -294,6 +307,9 @@ func Open(path string, opts Options) (*Store, error) {
 	// 6x slower (24 vs 3.7 ms): each fetched row decompressed its vectors
 	// anew. Lookups' pages are small, so the plain top-N is right.
 	attach := fmt.Sprintf("ATTACH IF NOT EXISTS %s AS events_db (ROW_GROUP_SIZE %d)", lit, rg)
+	if opts.Unlogged {
+		attach = fmt.Sprintf("ATTACH IF NOT EXISTS %s AS events_db (ROW_GROUP_SIZE %d, RECOVERY_MODE no_wal_writes)", lit, rg)
+	}
 	init := []string{attach, "USE events_db", "SET late_materialization_max_rows = 0"}
 	// Settings of the database, not of a connection: made by the first
 	// connection only, so that one changed since (an offline import's
@@ -337,7 +353,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	db := sql.OpenDB(connector)
 	s := &Store{db: db, connector: connector, log: log, index: newBucketIndex(), checkpointCommits: opts.CheckpointCommits,
-		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes, zstdRecords: opts.ZstdRecords}
+		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes, zstdRecords: opts.ZstdRecords, unlogged: opts.Unlogged}
 	if path != "" && path != ":memory:" {
 		s.keysPath = path + ".keys"
 		if !opts.Cold {
@@ -957,6 +973,28 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// Checkpoint writes every committed append into the file (DuckDB's
+// CHECKPOINT), after the staged batches: with Options.Unlogged a COMMIT is
+// durable only then. An offline import calls it before it reports, and
+// before the Insights detector saves a state naming the records it saw.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.waitStaged()
+	if s.wconn == nil {
+		return errClosed
+	}
+	s.rw.Lock()
+	_, err := s.wconn.ExecContext(ctx, "CHECKPOINT")
+	s.rw.Unlock()
+	if err != nil {
+		return fmt.Errorf("duckdb: checkpoint: %w", err)
+	}
+	s.commits = 0
+	s.unloggedBytes.Store(0)
+	return nil
+}
+
 var errClosed = errors.New("duckdb: store closed")
 
 // foldFilters folds every bucket filter to the size of what it holds
@@ -1283,6 +1321,7 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 			s.log.Warn("duckdb: checkpoint", "err", err)
 		} else {
 			s.commits = 0
+			s.unloggedBytes.Store(0)
 		}
 	}
 	return inserted, nil
@@ -1383,7 +1422,7 @@ func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func
 // import (BeginImport) after bulkCheckpointWAL of log only.
 func (s *Store) checkpointDue() bool {
 	if s.bulk {
-		return s.walSize() >= bulkCheckpointWAL
+		return s.walSize()+s.unloggedBytes.Load() >= bulkCheckpointWAL
 	}
 	return s.commits >= s.checkpointCommits || s.walSize() >= s.checkpointWAL
 }
@@ -1541,10 +1580,16 @@ func (s *Store) appendRows(conn *sql.Conn, recs []*audit.Record, hashes []uint64
 		if err != nil {
 			return err
 		}
+		var n int64
 		for _, b := range blocks {
 			if err := bapp.AppendRow(b.id, received, b.data); err != nil {
 				return errors.Join(err, bapp.Close())
 			}
+			n += int64(len(b.data))
+		}
+		if s.unlogged {
+			// What the log would have held (checkpointDue).
+			s.unloggedBytes.Add(n)
 		}
 		return bapp.Close()
 	})

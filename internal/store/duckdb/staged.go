@@ -161,6 +161,7 @@ func (s *Store) closeStaged(ctx context.Context) error {
 			s.log.Warn("duckdb: checkpoint before rebuilding the grown filters", "err", err)
 		} else {
 			s.commits = 0
+			s.unloggedBytes.Store(0)
 		}
 	}
 	err := s.settleStaged(ctx)
@@ -283,6 +284,7 @@ func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encod
 			s.log.Warn("duckdb: checkpoint", "err", err)
 		} else {
 			s.commits = 0
+			s.unloggedBytes.Store(0)
 		}
 	}
 	received := s.now().Unix()
