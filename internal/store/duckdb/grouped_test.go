@@ -75,16 +75,7 @@ func TestGroupedImportWritesRowGroupsToTheFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("imports over a row group of records")
 	}
-	sh := storetest.NewShapes(t, 33)
-	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	const batch = 10240
-	n := txRowGroup + 3*batch + 77
-	var batches [][]audit.Record
-	for from := 0; from < n; from += batch {
-		k := min(batch, n-from)
-		t0 := base.Add(time.Duration(from) * time.Minute)
-		batches = append(batches, sh.Records(k, t0, t0.Add(time.Duration(k)*time.Minute), "111111111111", "eu-west-1"))
-	}
+	batches, n := overRowGroup(t, 33)
 	path := filepath.Join(t.TempDir(), "events.duckdb")
 	st, err := Open(path, Options{Cold: true})
 	if err != nil {
@@ -196,4 +187,21 @@ func TestGroupedImportWritesRowGroupsToTheFile(t *testing.T) {
 		t.Errorf("importing again after the crash added %d; want %d", added, int64(n)-last)
 	}
 	readBack(cst)
+}
+
+// overRowGroup is an offline import's batches (10,240 records, a minute
+// apart) of one partition, a row group of records and three batches and 77
+// more in all (the last batch short), and their number.
+func overRowGroup(t *testing.T, seed uint64) ([][]audit.Record, int) {
+	sh := storetest.NewShapes(t, seed)
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	const batch = 10240
+	n := txRowGroup + 3*batch + 77
+	var batches [][]audit.Record
+	for from := 0; from < n; from += batch {
+		k := min(batch, n-from)
+		t0 := base.Add(time.Duration(from) * time.Minute)
+		batches = append(batches, sh.Records(k, t0, t0.Add(time.Duration(k)*time.Minute), "111111111111", "eu-west-1"))
+	}
+	return batches, n
 }

@@ -8,10 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/cairn-audit/cairn/internal/audit"
-	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
 // TestUnloggedImportCrash: an offline import into a store opened without
@@ -27,16 +23,7 @@ func TestUnloggedImportCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("imports over a row group of records")
 	}
-	sh := storetest.NewShapes(t, 34)
-	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	const batch = 10240
-	n := txRowGroup + 3*batch + 77
-	var batches [][]audit.Record
-	for from := 0; from < n; from += batch {
-		k := min(batch, n-from)
-		t0 := base.Add(time.Duration(from) * time.Minute)
-		batches = append(batches, sh.Records(k, t0, t0.Add(time.Duration(k)*time.Minute), "111111111111", "eu-west-1"))
-	}
+	batches, n := overRowGroup(t, 34)
 	const before = 2 // batches imported (and the store closed) before the import that crashes
 	nBefore := int64(len(batches[0]) + len(batches[1]))
 	want := map[string][]byte{}
