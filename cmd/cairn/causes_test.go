@@ -104,7 +104,12 @@ func TestCausesNeverReachTheWire(t *testing.T) {
 		RetryMaxAttempts: 1, HTTPClient: rec})
 	ctx := context.Background()
 
-	// The local folder cannot hold the trail's keys: AWSLogs is a file.
+	// The local folder cannot hold the trail's keys: AWSLogs is a file,
+	// made before the trails log (delivering every second, a trail made
+	// first could make the folder before this test wrote its file).
+	if err := os.WriteFile(filepath.Join(local, "AWSLogs"), []byte("not a folder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]string{"refusing": "AccessDenied", "vanished": "NoSuchBucket", "broken": "", "folder-logs": ""}
 	for name := range want {
 		if _, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("t-" + name), S3BucketName: aws.String(name),
@@ -114,9 +119,6 @@ func TestCausesNeverReachTheWire(t *testing.T) {
 		if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("t-" + name)}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := os.WriteFile(filepath.Join(local, "AWSLogs"), []byte("not a folder"), 0o600); err != nil {
-		t.Fatal(err)
 	}
 	status := map[string]*cloudtrail.GetTrailStatusOutput{}
 	for deadline := testwait.End(t); ; {

@@ -242,7 +242,7 @@ print(json.dumps(out))
 			l, _ := m[c.key].([]any)
 			items += len(l)
 			tok, _ := m["NextToken"].(string)
-			if tok == "" || pages > 10 {
+			if tok == "" || pages > c.n+10 {
 				break
 			}
 			args = append(slices.Clone(c.args), "--next-token", tok)
