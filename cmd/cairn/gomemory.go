@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
@@ -13,20 +14,27 @@ import (
 // live: at 10M records about 260 MB live (the key filters and bucket
 // filters, 17 bytes a record, and the records in flight) made a heap of
 // 520 MB, which with DuckDB's 256MB and its own beside it took RSS to
-// 1.07 GB (docs/store.md, "Memory (session 17)").
-const importGoMemory = 448 << 20
+// 1.07 GB (docs/store.md, "Memory (session 17)"). 384 MiB since session
+// 26 (was 448, with the limit lifted to 1.5x the live heap and 64 MiB):
+// at 10M records the live heap peaks near 300 MB, which the old rule
+// followed with a heap of up to 550 MB (peak RSS 956–980 MiB); held at
+// 384 MiB the heap stayed within 367 MB, the collector took 3% of the
+// CPU instead of 2%, and the peak RSS was 823–839 MiB (docs/benchmarks.md,
+// "Session 26 at its end, quiet").
+const importGoMemory = 384 << 20
 
 // goMemoryHeadroom is the least room the limit leaves above the live heap,
-// as a fraction of it: the limit is raised while the live heap grows past
-// importGoMemory/1.5, so that the collector never runs back to back (a
-// soft limit near the live heap made session 16's import26 5.5x the page
-// faults and 70% slower at 10M).
-const goMemoryHeadroom = 0.5
+// as a fraction of it (and at least 64 MiB): the limit is raised while the
+// live heap grows past importGoMemory/1.25, so that the collector never
+// runs back to back (a soft limit near the live heap made session 16's
+// import26 5.5x the page faults and 70% slower at 10M).
+const goMemoryHeadroom = 0.25
 
 // limitGoMemory sets Go's soft memory limit to importGoMemory, or to
-// 1.5 times the live heap and 64 MiB for the runtime's own when that is
-// more, checked every second, until stop; stop puts back the limit there
-// was (once, however often it is called). A lower limit already set (GOMEMLIMIT) stays, and nothing runs.
+// 1.25 times the live heap (at least 64 MiB above it) when that is more,
+// checked every second, until stop; stop puts back the limit there was
+// (once, however often it is called). A lower limit already set
+// (GOMEMLIMIT) stays, and nothing runs.
 func limitGoMemory() (stop func()) {
 	prev := debug.SetMemoryLimit(-1)
 	if prev <= importGoMemory {
@@ -61,9 +69,20 @@ func limitGoMemory() (stop func()) {
 }
 
 // goMemoryLimit is the limit for a live heap of live bytes: importGoMemory,
-// or more to leave goMemoryHeadroom and 64 MiB above live; never above
+// or more to leave goMemoryHeadroom (at least 64 MiB) above live; never above
 // ceiling (the limit before the import).
 func goMemoryLimit(live uint64, ceiling int64) int64 {
-	want := int64(float64(live)*(1+goMemoryHeadroom)) + 64<<20
+	want := int64(live) + max(int64(float64(live)*goMemoryHeadroom), 64<<20)
 	return min(max(want, importGoMemory), ceiling)
+}
+
+// closeUnderLimit closes c, then puts back Go's memory limit (stop): an
+// import's store closes under the limit. Its Close rebuilds the bucket
+// filters that grew, folds and writes the bucket index and writes the key
+// filter: at 10M records a burst that took the heap from ~290 to 550 MB
+// when the limit was put back first (session 26; c's Close runs again, as
+// a no-op, where it was deferred before).
+func closeUnderLimit(c io.Closer, stop func()) {
+	c.Close()
+	stop()
 }

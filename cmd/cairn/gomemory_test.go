@@ -17,9 +17,10 @@ func TestGoMemoryLimit(t *testing.T) {
 	}{
 		{0, math.MaxInt64, importGoMemory},
 		{200 << 20, math.MaxInt64, importGoMemory},
-		{256 << 20, math.MaxInt64, importGoMemory},
-		{400 << 20, math.MaxInt64, 600<<20 + 64<<20},
-		{1 << 30, math.MaxInt64, 3<<29 + 64<<20},
+		{300 << 20, math.MaxInt64, importGoMemory},
+		{320 << 20, math.MaxInt64, 400 << 20},
+		{400 << 20, math.MaxInt64, 500 << 20},
+		{1 << 30, math.MaxInt64, 5 << 28},
 		{1 << 30, 1 << 30, 1 << 30},
 	} {
 		if got := goMemoryLimit(c.live, c.ceiling); got != c.want {
@@ -53,5 +54,30 @@ func TestLimitGoMemory(t *testing.T) {
 	stop()
 	if got := debug.SetMemoryLimit(-1); got != 300<<20 {
 		t.Errorf("a lower limit set before: %d after the import; want %d", got, 300<<20)
+	}
+}
+
+// limitCloser records Go's memory limit when it is closed.
+type limitCloser struct{ at int64 }
+
+func (c *limitCloser) Close() error {
+	c.at = debug.SetMemoryLimit(-1)
+	return nil
+}
+
+// TestCloseUnderLimit: an import's store is closed while the import's
+// limit holds, and the limit before it is back after.
+func TestCloseUnderLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(prev)
+
+	debug.SetMemoryLimit(math.MaxInt64)
+	c := &limitCloser{}
+	closeUnderLimit(c, limitGoMemory())
+	if c.at != importGoMemory {
+		t.Errorf("the store closed under a limit of %d; want %d", c.at, int64(importGoMemory))
+	}
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("after the import the limit is %d; want it back at %d", got, int64(math.MaxInt64))
 	}
 }

@@ -153,10 +153,10 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			// order: an import of a trail's logs into an empty store
 			// needs no compaction after it (docs/store.md, "Imports").
 			st.BeginImport()
-			// Go's share of the bound: the heap no more than 448 MiB
+			// Go's share of the bound: the heap no more than 384 MiB
 			// while what is live leaves it room (limitGoMemory).
 			stopLimit := limitGoMemory()
-			defer stopLimit()
+			defer closeUnderLimit(st, stopLimit)
 			compactLimit = stopLimit
 			if *memLog != "" {
 				stop, err := startMemLog(*memLog, st)
@@ -195,8 +195,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// store, and whatever becomes of it, the import is done.
 	out := importOutcome(stdout, stderr, *output, rep, err)
 	if err == nil && compactPath != "" {
-		compactLimit() // Compact sets its own
-		compactAfterImport(ctx, opts.Sink.(*duckdb.Store), compactPath, rep.Imported, log, stderr)
+		compactAfterImport(ctx, opts.Sink.(*duckdb.Store), compactPath, rep.Imported, log, stderr, compactLimit)
 	}
 	return out
 }
@@ -213,10 +212,11 @@ const importDuckDBMemory = "256MB"
 // logs, whose blocks and filters were made batch by batch; not when the
 // import wrote them in the compacted order already (duckdb.Store.InOrder). A compaction
 // rewrites the whole store, so an import that added a little to a large
-// store skips it (cairn compact does it on demand). It closes st. A
-// failed compaction leaves the store as the import left it: a warning,
-// not a failed import.
-func compactAfterImport(ctx context.Context, st *duckdb.Store, path string, imported int64, log *slog.Logger, stderr io.Writer) {
+// store skips it (cairn compact does it on demand). It closes st when it
+// compacts, then calls release (Go's memory limit of the import put back:
+// Compact sets its own). A failed compaction leaves the store as the
+// import left it: a warning, not a failed import.
+func compactAfterImport(ctx context.Context, st *duckdb.Store, path string, imported int64, log *slog.Logger, stderr io.Writer, release func()) {
 	last, err := st.LastSeq(ctx)
 	if err != nil || imported == 0 || 2*imported < last {
 		return
@@ -230,6 +230,7 @@ func compactAfterImport(ctx context.Context, st *duckdb.Store, path string, impo
 		fmt.Fprintf(stderr, "cairn: the store was not compacted: %v\n", err)
 		return
 	}
+	release() // Compact sets its own
 	res, err := compactStore(ctx, path, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "cairn: the store was not compacted (it is as the import left it): %v\n", err)

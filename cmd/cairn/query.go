@@ -246,7 +246,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		defer stop()
 	}
 	// Go's share of issue 15's 1 GB, as an offline import into Event
-	// History's: the heap no more than 448 MiB while what is live (the
+	// History's: the heap no more than 384 MiB while what is live (the
 	// seen set, 21 bytes an event of the store and the load; the records
 	// in flight) leaves it room (limitGoMemory).
 	defer limitGoMemory()()
