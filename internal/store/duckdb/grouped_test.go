@@ -89,18 +89,7 @@ func TestGroupedImportWritesRowGroupsToTheFile(t *testing.T) {
 		if err := committed[0](); err != nil {
 			t.Fatal(err)
 		}
-		for _, ext := range []string{"", ".wal"} {
-			b, err := os.ReadFile(path + ext)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(crash+ext, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		copyAsCrashed(t, path, crash)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -204,4 +193,22 @@ func overRowGroup(t *testing.T, seed uint64) ([][]audit.Record, int) {
 		batches = append(batches, sh.Records(k, t0, t0.Add(time.Duration(k)*time.Minute), "111111111111", "eu-west-1"))
 	}
 	return batches, n
+}
+
+// copyAsCrashed copies the store at from (the file and its write-ahead log,
+// where there is one) to to, as a SIGKILL would leave them.
+func copyAsCrashed(t *testing.T, from, to string) {
+	t.Helper()
+	for _, ext := range []string{"", ".wal"} {
+		b, err := os.ReadFile(from + ext)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to+ext, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -64,21 +64,6 @@ func TestUnloggedImportCrash(t *testing.T) {
 		}
 		return k
 	}
-	copyStore := func(t *testing.T, from, to string) {
-		t.Helper()
-		for _, ext := range []string{"", ".wal"} {
-			b, err := os.ReadFile(from + ext)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(to+ext, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	// importBefore makes the store the crashed import starts from.
 	importBefore := func(t *testing.T) string {
 		t.Helper()
@@ -125,7 +110,7 @@ func TestUnloggedImportCrash(t *testing.T) {
 				if _, err := os.Stat(path + ".wal"); !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("an unlogged import has a write-ahead log (%v)", err)
 				}
-				copyStore(t, path, crash)
+				copyAsCrashed(t, path, crash)
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -187,7 +172,7 @@ func TestUnloggedImportCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		crash := filepath.Join(t.TempDir(), "events.duckdb")
-		copyStore(t, path, crash)
+		copyAsCrashed(t, path, crash)
 		cst, err := Open(crash, Options{Cold: true})
 		if err != nil {
 			t.Fatal(err)
