@@ -11,8 +11,28 @@ fail() { echo "e2e: FAIL: $*" >&2; [ -f "$work/serve.log" ] && tail -20 "$work/s
 pass=0
 ok() { pass=$((pass+1)); echo "e2e: ok: $*"; }
 
+# freeport prints a free loopback port below the kernel's ephemeral range,
+# which outgoing connections draw from (internal/testaddr says why).
+freeport() {
+  python3 - <<'PY'
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    p = random.randint(10000, lo - 1)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+PY
+}
+
 go build -o "$work/cairn" ./cmd/cairn
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(freeport)
 endpoint=http://127.0.0.1:$port
 cd "$work"
 
@@ -237,8 +257,8 @@ stop
 # (journaled; kill -9 right after it, and the restart stores it), and a 1 GiB upload streaming
 # through with cairn's memory flat.
 if command -v moto_server >/dev/null; then
-motoport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-gwport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+motoport=$(freeport)
+gwport=$(freeport)
 moto_server -H 127.0.0.1 -p "$motoport" >moto.log 2>&1 &
 motopid=$!
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; kill $motopid 2>/dev/null || true; wait $motopid 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -368,7 +388,7 @@ stop
 # after a log file is added, modified or deleted and a digest is removed it reports exactly that, with the
 # same lines and exit status as `cairn validate-logs`. Waits on conditions (files, digests), not on time.
 if command -v moto_server >/dev/null; then
-vport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+vport=$(freeport)
 moto_server -H 127.0.0.1 -p "$vport" >moto-trails.log 2>&1 &
 vmotopid=$!
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; kill ${motopid:-} ${vmotopid:-} 2>/dev/null || true; rm -rf "$work"' EXIT

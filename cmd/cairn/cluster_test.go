@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -32,6 +31,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/lease"
 	"github.com/cairn-audit/cairn/internal/mototest"
 	"github.com/cairn-audit/cairn/internal/pgtest"
+	"github.com/cairn-audit/cairn/internal/testaddr"
 	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
@@ -121,12 +121,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	for i := range nodes {
 		n := &node{id: fmt.Sprintf("node-%d", i+1)}
 		n.dataDir, n.cfgPath, n.logPath = filepath.Join(work, n.id), filepath.Join(work, n.id+".yaml"), filepath.Join(work, n.id+".log")
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.gateway = ln.Addr().String()
-		ln.Close()
+		n.gateway = testaddr.Free(t)
 		writeFile(t, n.cfgPath, fmt.Sprintf(twoAccounts, 90)+fmt.Sprintf(`buckets:
   - name: audit-logs
     s3: {endpoint: %q, region: us-east-1, access_key_id: x, secret_access_key: y, path_style: true}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,6 +33,7 @@ import (
 	cairnclient "github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/mototest"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
+	"github.com/cairn-audit/cairn/internal/testaddr"
 	"github.com/cairn-audit/cairn/internal/testproc"
 	"github.com/cairn-audit/cairn/internal/testwait"
 )
@@ -141,12 +141,7 @@ func startServerProcess(t testing.TB, dataDir, cfgPath, logPath string) *serverP
 // benchmark's server logs at info, as an operator's would).
 func startServerProcessLevel(t testing.TB, dataDir, cfgPath, logPath, level string) *serverProcess {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testaddr.Free(t)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)

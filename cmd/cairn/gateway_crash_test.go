@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/cairn-audit/cairn/internal/mototest"
+	"github.com/cairn-audit/cairn/internal/testaddr"
 	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
@@ -31,12 +31,7 @@ import (
 func TestGatewayCrashLosesNoAcknowledgedCall(t *testing.T) {
 	moto := mototest.Start(t)
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwAddr := ln.Addr().String()
-	ln.Close()
+	gwAddr := testaddr.Free(t)
 	cfgPath := filepath.Join(dir, "cairn.yaml")
 	cfg := fmt.Sprintf(twoAccounts, 90) + fmt.Sprintf("gateway:\n  listen: %s\n  upstreams:\n    default: %s\n", gwAddr, moto)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

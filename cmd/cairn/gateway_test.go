@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +14,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/config"
 	"github.com/cairn-audit/cairn/internal/gateway"
 	"github.com/cairn-audit/cairn/internal/mototest"
+	"github.com/cairn-audit/cairn/internal/testaddr"
 	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
@@ -23,12 +23,7 @@ import (
 // within a second, and data events (PutObject) are not.
 func TestGatewayRecordsIntoEventHistory(t *testing.T) {
 	moto := mototest.Start(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwAddr := ln.Addr().String()
-	ln.Close()
+	gwAddr := testaddr.Free(t)
 	ts := startServer(t, fmt.Sprintf(twoAccounts, 90)+fmt.Sprintf("gateway:\n  listen: %s\n  upstreams:\n    default: %s\n", gwAddr, moto), "")
 	ctx := context.Background()
 	cli := newS3("http://"+gwAddr, "AKIAALICE00000000001", "alice-secret-key", 1)

@@ -3,7 +3,6 @@
 package mototest
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/cairn-audit/cairn/internal/testaddr"
 	"github.com/cairn-audit/cairn/internal/testproc"
 	"github.com/cairn-audit/cairn/internal/testwait"
 )
@@ -28,18 +28,13 @@ func Start(tb testing.TB) string {
 		}
 		tb.Skip("moto_server is not installed (CI installs it; CAIRN_REQUIRE_MOTO=1 makes this a failure)")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	_, port, _ := net.SplitHostPort(testaddr.Free(tb))
+	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", port)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := testproc.Start(cmd); err != nil {
 		tb.Fatal(err)
 	}
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	endpoint := "http://127.0.0.1:" + port
 	// moto_server (Python) takes seconds to start on a quiet machine and
 	// far longer on a loaded one: wait for it as long as the test may run
 	// (testwait), and fail early only when the process has exited.
