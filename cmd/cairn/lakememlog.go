@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/lake"
+	lakeduckdb "github.com/cairn-audit/cairn/internal/lake/duckdb"
 )
 
 // lakeMemLogEvery is how often --memlog writes a line during an offline
@@ -31,7 +32,7 @@ func startLakeMemLog(path string, sink *lake.Sink) (stop func(), err error) {
 		{Name: "/memory/classes/heap/released:bytes"},
 	}
 	return tickLog(path, lakeMemLogEvery,
-		"elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb duckdb_mb duckdb_temp_mb seen_mb seen_keys duckdb_limit duckdb_tags",
+		"elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb duckdb_mb duckdb_temp_mb seen_mb seen_keys duckdb_limit je_allocated_mb je_active_mb je_resident_mb je_mapped_mb je_retained_mb duckdb_tags",
 		func(f io.Writer, elapsed time.Duration) {
 			metrics.Read(samples)
 			var g [4]int64
@@ -48,8 +49,19 @@ func startLakeMemLog(path string, sink *lake.Sink) (stop func(), err error) {
 				total += b
 			}
 			sm := procKB("/proc/self/smaps_rollup")
-			fmt.Fprintf(f, "%.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %d %s %v\n",
+			fmt.Fprintf(f, "%.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %d %s %s %v\n",
 				elapsed.Seconds(), mb(sm["Rss"]), mb(sm["Anonymous"]), mb(sm["Rss"]-sm["Anonymous"]), mb(sm["LazyFree"]),
-				mb(g[0]), mb(g[1]), mb(g[2]), mb(g[3]), mb(total), mb(u.EngineTemp), mb(u.Seen), u.SeenKeys, strings.ReplaceAll(cmp.Or(u.EngineLimit, "-"), " ", ""), tagsMB(u.Engine))
+				mb(g[0]), mb(g[1]), mb(g[2]), mb(g[3]), mb(total), mb(u.EngineTemp), mb(u.Seen), u.SeenKeys, strings.ReplaceAll(cmp.Or(u.EngineLimit, "-"), " ", ""), allocatorMB(), tagsMB(u.Engine))
 		})
+}
+
+// allocatorMB is DuckDB's allocator's counters (lakeduckdb.Allocator) as
+// the memlogs' last five columns in MiB: allocated, active, resident,
+// mapped, retained ("- - - - -" where they cannot be read).
+func allocatorMB() string {
+	a, ok := lakeduckdb.Allocator()
+	if !ok {
+		return "- - - - -"
+	}
+	return fmt.Sprintf("%.0f %.0f %.0f %.0f %.0f", mb(a.Allocated), mb(a.Active), mb(a.Resident), mb(a.Mapped), mb(a.Retained))
 }

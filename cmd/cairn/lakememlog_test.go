@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+
+	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestLakeLoadMemory: an offline cairn import --into runs DuckDB under
@@ -67,5 +74,63 @@ func TestLakeLoadMemory(t *testing.T) {
 	}
 	if row["seen_keys"] == "0" || row["rss_mb"] == "0" {
 		t.Errorf("memlog's last line %q: no keys in the seen set, or no RSS", lines[len(lines)-1])
+	}
+}
+
+// TestServeMemLog: cairn serve --memlog writes the server's memory by
+// part, Lake's DuckDB limit as configured among them (issue 15: where a
+// StartImport's memory goes).
+func TestServeMemLog(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "cairn.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(twoAccounts, 0)+"lake:\n  memory_limit: 300MB\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	memlog := filepath.Join(dir, "serve.memlog")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, ln, serveFlags{dataDir: filepath.Join(dir, "dd"), config: cfgPath, memLog: memlog}, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
+	}()
+	testwait.UntilNil(t, "serve answering /healthz", func() error {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve = %v", err)
+	}
+	b, err := os.ReadFile(memlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("memlog:\n%s\nwant a header and a line at least (the one written at stop)", b)
+	}
+	head, last := strings.Fields(lines[0]), strings.Fields(lines[len(lines)-1])
+	if len(last) < len(head) {
+		t.Fatalf("memlog line %q; want the header's fields %q", lines[len(lines)-1], lines[0])
+	}
+	row := map[string]string{}
+	for i, h := range head[:len(head)-2] { // lake_tags, eh_tags: lists
+		row[h] = last[i]
+	}
+	if got, want := row["lake_limit"], "286.1MiB"; got != want { // 300MB
+		t.Errorf("Lake's DuckDB memory_limit in the memlog = %s; want %s (the config's)", got, want)
+	}
+	if row["rss_mb"] == "0" || row["go_mapped_mb"] == "0" {
+		t.Errorf("memlog's last line %q: no RSS or no Go memory", lines[len(lines)-1])
+	}
+	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" && row["je_mapped_mb"] == "-" {
+		t.Errorf("memlog's last line %q: no jemalloc counters on linux/amd64", lines[len(lines)-1])
 	}
 }

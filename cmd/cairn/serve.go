@@ -66,6 +66,9 @@ type serveFlags struct {
 	// traceFile names a file for a runtime trace of the whole run
 	// (--trace), complete once the server stops.
 	traceFile string
+	// memLog names a file for the server's memory by part every 5 s
+	// (--memlog): where a StartImport's memory goes (issue 15).
+	memLog string
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -79,6 +82,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's name among the nodes sharing a PostgreSQL store, in its leases and logs\n(default: the config's cluster.node_id, else the host name)")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the server's run to this file, complete once it stops (go tool pprof)")
+	fs.StringVar(&f.memLog, "memlog", "", "write the server's memory by part (RSS by kind, Go's heap, CloudTrail Lake's and Event History's DuckDB by tag) to this file every 5s (issue 15)")
 	fs.StringVar(&f.traceFile, "trace", "", "write a runtime trace of the server's run to this file, complete once it stops (go tool trace; -pprof=sync shows which stage waits on which)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn serve [flags]\n\nServes the CloudTrail API (and /metrics, /healthz) on --listen, recording every call;\n"+
@@ -198,6 +202,13 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return err
 	}
 	defer lk.Close() // after the group: nothing runs under it then
+	if f.memLog != "" {
+		stop, err := startServeMemLog(f.memLog, lk, store)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	maps.Copy(handlers, apiserver.LakeHandlers(lk))
 	maps.Copy(handlers, apiserver.TagHandlers(trailSvc, lk))
 	// Records a previous run journaled but did not store go into the

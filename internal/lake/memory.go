@@ -42,3 +42,17 @@ func (k *Sink) MemoryUse(ctx context.Context) LoadMemory {
 	}
 	return m
 }
+
+// EngineMemory reports what the engine holds in memory (a running
+// server's, cairn serve --memlog): the Engine parts of LoadMemory, nil on
+// an engine that does not report them. The seen sets of running imports
+// are not in it.
+func (l *Lake) EngineMemory(ctx context.Context) LoadMemory {
+	var m LoadMemory
+	if r, ok := l.eng.(memoryReporter); ok {
+		if tags, temp, limit, err := r.MemoryUse(ctx); err == nil {
+			m.Engine, m.EngineTemp, m.EngineLimit = tags, temp, limit
+		}
+	}
+	return m
+}

@@ -39,3 +39,18 @@ func (d *DB) MemoryUse(ctx context.Context) (tags map[string]int64, temp int64, 
 	}
 	return tags, temp, limit, nil
 }
+
+// AllocatorStats is what DuckDB's allocator (jemalloc) holds, in bytes,
+// for the whole process: Allocated is live in allocations, Active in the
+// pages those use, Resident in pages jemalloc keeps resident (its dirty,
+// freed-and-kept pages included), Mapped its mapped extents, Retained
+// address space it keeps for reuse, Metadata its own bookkeeping. DuckDB's
+// block pool (block_allocator_memory) is outside it.
+type AllocatorStats struct {
+	Allocated, Active, Resident, Mapped, Retained, Metadata int64
+}
+
+// Allocator returns DuckDB's allocator's counters (ok false where they
+// cannot be read): a diagnostic (issue 15: what DuckDB allocates beyond
+// its own count during a load).
+func Allocator() (AllocatorStats, bool) { return allocatorStats() }
