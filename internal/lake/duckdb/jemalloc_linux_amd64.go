@@ -50,4 +50,3 @@ func allocatorStats() (s AllocatorStats, ok bool) {
 	}
 	return s, true
 }
-
