@@ -1,7 +1,8 @@
 package main
 
-// loadMemoryLimit bounds DuckDB's memory_limit (lake.memory_limit, 1GB by
-// default) during an offline `import --into`: a load's own transaction
+// loadMemoryLimit bounds DuckDB's memory_limit (lake.memory_limit, 512MB by
+// default since session 27, config.DefaultLakeMemoryLimit; a file may set
+// more for its server's queries) during an offline `import --into`: a load's own transaction
 // holds its row group uncompressed (~400 MB), and with 1GB DuckDB also
 // kept the blocks of every row group the load had written (BASE_TABLE,
 // ~55 bytes an event: ~400 MB at 7.2M stored), which it evicts at no cost

@@ -13,7 +13,7 @@ import (
 // Lake configures CloudTrail Lake (docs/lake.md).
 //
 //	lake:
-//	  memory_limit: 1GB        # DuckDB memory_limit of lake.duckdb
+//	  memory_limit: 512MB      # DuckDB memory_limit of lake.duckdb (queries and loads; it spills beyond)
 //	  threads: 1               # DuckDB threads (0: one per core); 1 runs each query on one low-priority thread
 //	  query_timeout: 1h        # a longer query ends TIMED_OUT (queue time included)
 //	  max_result_mb: 256       # a larger result fails the query
@@ -46,9 +46,18 @@ type Lake struct {
 	ImportRoots       []string      `yaml:"import_roots"`
 }
 
+// DefaultLakeMemoryLimit is lake.memory_limit when the file sets none: a
+// server's StartImport loads under it as an offline `import --into` does
+// (cmd/cairn's loadMemoryLimit), since DuckDB's limit is one for the whole
+// database and is locked once it is open (lock_configuration). With 1GB a
+// 10M StartImport's server peaked at 1,684 MiB RSS, with 512MB at
+// 1,234 (issue 15; docs/lake.md, "A server's StartImport under the
+// offline load's limit").
+const DefaultLakeMemoryLimit = "512MB"
+
 // DefaultLake is the lake section's defaults.
 func DefaultLake() Lake {
-	return Lake{MemoryLimit: "1GB", Threads: 1, QueryTimeout: time.Hour, MaxResultMB: 256, MaxEventDataStores: 10, IngestInterval: time.Second,
+	return Lake{MemoryLimit: DefaultLakeMemoryLimit, Threads: 1, QueryTimeout: time.Hour, MaxResultMB: 256, MaxEventDataStores: 10, IngestInterval: time.Second,
 		MaxConcurrentQueries: 10, MaxRunningQueries: 2, MaxRunningQueriesPerAccount: 1, MaxHeldResults: 100, MaxHeldResultsMB: 1024,
 		CheckpointCommits: 100, CheckpointWALMB: 32}
 }

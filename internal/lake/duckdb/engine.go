@@ -18,7 +18,8 @@ import (
 
 // Options configures a DB; the zero value works.
 type Options struct {
-	// MemoryLimit is DuckDB's memory_limit (default "1GB").
+	// MemoryLimit is DuckDB's memory_limit (default "512MB", as
+	// config.DefaultLakeMemoryLimit).
 	MemoryLimit string
 	// Threads is DuckDB's threads (default 1: a query runs on the one
 	// thread that runs it, which Lake gives a low CPU priority).
@@ -96,7 +97,7 @@ var _ engine.Engine = (*DB)(nil)
 // memory) with the query sandbox settings.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.MemoryLimit == "" {
-		opts.MemoryLimit = "1GB"
+		opts.MemoryLimit = "512MB"
 	}
 	if opts.Threads <= 0 {
 		opts.Threads = 1
