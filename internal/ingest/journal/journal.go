@@ -94,10 +94,12 @@ type Journal struct {
 	segs   map[uint64]*segment // segments written by this Journal
 }
 
-// segment counts the records of a segment written by this Journal.
+// segment counts the records of a segment written by this Journal: those
+// written (a sealed segment is deleted once they are all done), those of
+// them durable (acknowledged by Wait), and those done.
 type segment struct {
-	written, done int
-	sealed        bool
+	written, acked, done int
+	sealed               bool
 }
 
 // Open opens the journal in dir, creating dir if needed. The segments it
@@ -370,6 +372,11 @@ func (j *Journal) Wait(t Ticket) error {
 			return fmt.Errorf("journal: %w", err)
 		}
 		if j.covered(t.Seg, t.end) {
+			j.mu.Lock()
+			if s := j.segs[t.Seg]; s != nil {
+				s.acked += t.recs
+			}
+			j.mu.Unlock()
 			return nil
 		}
 		if !j.syncing {
@@ -500,14 +507,15 @@ func (j *Journal) collect(seg uint64, s *segment) {
 	}
 }
 
-// Pending returns the number of records written by this Journal and not
-// yet reported stored (Done): how far the store is behind the journal.
+// Pending returns the number of records this Journal has made durable
+// (Append or Wait returned) and not yet reported stored (Done): how far
+// the store is behind the journal.
 func (j *Journal) Pending() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	n := 0
 	for _, s := range j.segs {
-		n += max(0, s.written-s.done)
+		n += max(0, s.acked-s.done)
 	}
 	return n
 }
