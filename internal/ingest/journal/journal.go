@@ -18,13 +18,8 @@
 // crash, or failing its CRC, ends its segment's replay: it was never
 // acknowledged (Append had not returned).
 //
-// Append is Write and Wait: Write puts the records in the segment, Wait
-// returns once a sync that started after they were written has returned.
-// Writes are serialised, and one sync runs at a time, covering every Write
-// before it: so the next Writes go on while a sync runs, and their Waits
-// share the sync after it (a pipelined group commit, as PostgreSQL's WAL
-// flush and etcd's WAL). Every method may be called concurrently, but
-// Close must not overlap the others.
+// Calls of Append (and Close) must not overlap: the pipeline serialises
+// them. Done and Segments may be called concurrently with them.
 package journal
 
 import (
@@ -75,18 +70,6 @@ type Journal struct {
 	// count or fail it).
 	sync func(*os.File) error
 
-	// smu guards the group commit: the last Write's file and position
-	// (wf, wseg, wend), whether a sync is under way, how far the syncs
-	// have covered (sseg, send) and the segments whose sync failed;
-	// synced is signalled when a sync ends.
-	smu        sync.Mutex
-	synced     *sync.Cond
-	wf         *os.File
-	wseg, sseg uint64
-	wend, send int64
-	syncing    bool
-	failed     map[uint64]error
-
 	mu     sync.Mutex
 	active uint64              // segment Append writes to; 0 before the first
 	next   uint64              // sequence number of the next segment
@@ -94,12 +77,10 @@ type Journal struct {
 	segs   map[uint64]*segment // segments written by this Journal
 }
 
-// segment counts the records of a segment written by this Journal: those
-// written (a sealed segment is deleted once they are all done), those of
-// them durable (acknowledged by Wait), and those done.
+// segment counts the records of a segment written by this Journal.
 type segment struct {
-	written, acked, done int
-	sealed               bool
+	written, done int
+	sealed        bool
 }
 
 // Open opens the journal in dir, creating dir if needed. The segments it
@@ -115,8 +96,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Journal{dir: dir, opts: opts, old: old, next: 1, segs: map[uint64]*segment{}, sync: datasync, failed: map[uint64]error{}}
-	j.synced = sync.NewCond(&j.smu)
+	j := &Journal{dir: dir, opts: opts, old: old, next: 1, segs: map[uint64]*segment{}, sync: datasync}
 	if len(old) > 0 {
 		j.next = old[len(old)-1] + 1
 	}
@@ -256,49 +236,17 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// Append writes records to the journal and makes them durable (Write,
-// then Wait), returning the segment that holds them (for Done) and the
-// bytes written. On an error the records may or may not be in the journal
-// (a later Replay may find them).
+// Append writes records to the journal and fsyncs it, returning the
+// segment that holds them (for Done) and the bytes written. Concurrent
+// calls are written one after the other. On an error
+// the records may or may not be in the journal (a later Replay may find
+// them); the segment is sealed and the next Append starts a new one.
 func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) {
-	t, err := j.Write(records)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := j.Wait(t); err != nil {
-		return 0, 0, err
-	}
-	return t.Seg, t.N, nil
-}
-
-// Ticket is where a Write put its records, for Wait.
-type Ticket struct {
-	Seg uint64 // the segment that holds the records (for Done)
-	N   int    // bytes written
-
-	end  int64 // the segment's size after them
-	recs int
-}
-
-// Write writes records to the journal, without waiting for them to be
-// durable: Wait does. Concurrent calls are written one after the other,
-// and a Write may run while an earlier one's Wait syncs (a pipelined group
-// commit). On an error the records may or may not be in the journal; the
-// segment is sealed and the next Write starts a new one.
-func (j *Journal) Write(records []audit.Record) (Ticket, error) {
 	j.amu.Lock()
 	defer j.amu.Unlock()
-	if j.f != nil {
-		j.smu.Lock()
-		failed := j.failed[j.active] != nil
-		j.smu.Unlock()
-		if failed { // a sync of it failed: nothing more goes in
-			j.seal()
-		}
-	}
 	if j.f == nil {
 		if err := j.create(); err != nil {
-			return Ticket{}, err
+			return 0, 0, err
 		}
 	}
 	j.buf = j.buf[:0]
@@ -325,92 +273,31 @@ func (j *Journal) Write(records []audit.Record) (Ticket, error) {
 		}
 		if 1+len(c.enc) > MaxFrame {
 			c.plain = c.plain[:0]
-			return Ticket{}, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(c.enc))
+			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(c.enc))
 		}
 		j.payload = append(append(j.payload[:0], payloadV2), c.enc...)
 		j.buf = appendFrame(j.buf, j.payload)
 	}
 	flush()
-	seg := j.active
-	if _, err := j.f.WriteAt(j.buf, j.size); err != nil {
+	seg = j.active
+	// The segment's blocks are allocated (create): fdatasync writes the
+	// frames without the file system's journal, unless they run past
+	// SegmentSize and the file grows, which it then also makes durable.
+	if _, err = j.f.WriteAt(j.buf, j.size); err == nil {
+		err = j.sync(j.f)
+	}
+	if err != nil {
 		j.seal()
-		return Ticket{}, fmt.Errorf("journal: %w", err)
+		return 0, 0, fmt.Errorf("journal: %w", err)
 	}
 	j.size += int64(len(j.buf))
 	j.mu.Lock()
 	j.segs[seg].written += len(records)
 	j.mu.Unlock()
-	t := Ticket{Seg: seg, N: len(j.buf), end: j.size, recs: len(records)}
-	j.smu.Lock()
-	j.wf, j.wseg, j.wend = j.f, seg, j.size
-	j.smu.Unlock()
 	if j.size >= j.opts.SegmentSize {
 		j.seal()
 	}
-	return t, nil
-}
-
-// Wait returns once the records of t are durable: a sync that started
-// after they were written has returned. One sync runs at a time, and it
-// covers everything written before it started, so a Wait whose records a
-// sync under way (or ended) covers does not sync again; otherwise the
-// first waiter to find no sync under way syncs for every waiter. If the
-// sync that was to cover t failed, Wait returns its error (the records
-// may or may not be in the journal; the segment takes no more Writes).
-func (j *Journal) Wait(t Ticket) error {
-	j.smu.Lock()
-	defer j.smu.Unlock()
-	for {
-		// Failed first: a later segment's sync does not cover this one's.
-		if err := j.failed[t.Seg]; err != nil {
-			j.mu.Lock()
-			if s := j.segs[t.Seg]; s != nil {
-				s.written -= t.recs
-				j.collect(t.Seg, s)
-			}
-			j.mu.Unlock()
-			return fmt.Errorf("journal: %w", err)
-		}
-		if j.covered(t.Seg, t.end) {
-			j.mu.Lock()
-			if s := j.segs[t.Seg]; s != nil {
-				s.acked += t.recs
-			}
-			j.mu.Unlock()
-			return nil
-		}
-		if !j.syncing {
-			// Only the active segment can hold records not covered: a
-			// segment is synced before it is sealed.
-			j.syncLocked(j.wf, j.wseg, j.wend)
-			continue
-		}
-		j.synced.Wait()
-	}
-}
-
-// covered reports whether a sync has covered seg up to end. The caller
-// holds smu.
-func (j *Journal) covered(seg uint64, end int64) bool {
-	return seg < j.sseg || seg == j.sseg && end <= j.send
-}
-
-// syncLocked syncs f, which holds segment seg up to end, as the one
-// syncer, with smu released meanwhile, and wakes the waiters. The caller
-// holds smu and no sync is under way.
-func (j *Journal) syncLocked(f *os.File, seg uint64, end int64) {
-	j.syncing = true
-	j.smu.Unlock()
-	err := j.sync(f)
-	j.smu.Lock()
-	j.syncing = false
-	switch {
-	case err != nil:
-		j.failed[seg] = err
-	case seg > j.sseg || seg == j.sseg && end > j.send:
-		j.sseg, j.send = seg, end
-	}
-	j.synced.Broadcast()
+	return seg, len(j.buf), nil
 }
 
 // create starts a new segment: its magic written, the rest of
@@ -465,16 +352,6 @@ func (j *Journal) seal() {
 	if j.f == nil {
 		return
 	}
-	// Its records are made durable before it is closed: waiters of
-	// records in it sync no more once another segment is active.
-	j.smu.Lock()
-	for j.syncing {
-		j.synced.Wait()
-	}
-	if seg := j.active; j.failed[seg] == nil && !j.covered(seg, j.size) {
-		j.syncLocked(j.f, seg, j.size)
-	}
-	j.smu.Unlock()
 	j.f.Close()
 	j.f = nil
 	j.mu.Lock()
@@ -507,15 +384,14 @@ func (j *Journal) collect(seg uint64, s *segment) {
 	}
 }
 
-// Pending returns the number of records this Journal has made durable
-// (Append or Wait returned) and not yet reported stored (Done): how far
-// the store is behind the journal.
+// Pending returns the number of records written by this Journal and not
+// yet reported stored (Done): how far the store is behind the journal.
 func (j *Journal) Pending() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	n := 0
 	for _, s := range j.segs {
-		n += max(0, s.acked-s.done)
+		n += max(0, s.written-s.done)
 	}
 	return n
 }

@@ -66,24 +66,20 @@ type DB struct {
 	inserts atomic.Int64
 
 	// The journal (journal.go); nil for a database in memory or with
-	// Options.NoJournal. jmu orders the journal's writes (and guards seq,
-	// the last row's sequence number, and writes, the writes so far);
-	// pmu guards the rows waiting for the writer (pend, their size
-	// pendBytes, their sequence numbers pendSeqs, their journal segments
-	// pendSegs, the time the first of them came pendSince, room, closed
-	// whenever the writer has taken some, and published, the writes whose
-	// rows have joined them, signalled by publish); fmu serializes Flush.
+	// Options.NoJournal. jmu orders appends (and guards seq, the last
+	// row's sequence number); pmu guards the rows waiting for the writer
+	// (pend, their size pendBytes, the last one's sequence number pendSeq, their journal
+	// segments pendSegs, the time the first of them came pendSince, and
+	// room, closed whenever the writer has taken some); fmu serializes
+	// Flush.
 	jn         *journal.Journal
 	lim        journalLimits
 	jmu        sync.Mutex
 	seq        uint64
-	writes     uint64
 	pmu        sync.Mutex
 	pend       []engine.Row
 	pendBytes  int
-	pendSeqs   []uint64
-	published  uint64
-	publish    *sync.Cond
+	pendSeq    uint64
 	pendSegs   []segCount
 	pendSince  time.Time
 	room       chan struct{}

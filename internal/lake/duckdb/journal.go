@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -156,7 +155,6 @@ func (d *DB) openJournal(path string) error {
 		return fmt.Errorf("lake/duckdb: replay the journal: %w", err)
 	}
 	d.jn, d.seq = j, last
-	d.publish = sync.NewCond(&d.pmu)
 	d.kick = make(chan struct{}, 1)
 	d.stopw = make(chan struct{})
 	d.writerDone = make(chan struct{})
@@ -172,12 +170,10 @@ func max2(a, b uint64) uint64 {
 	return b
 }
 
-// journalInsert journals the rows of several Insert calls in one write
-// and hands them to the writer once the journal has synced them (finish).
-// The caller leads their group (Insert), and releases the lead once the
-// write is done: the next group writes while this one's sync runs, and
-// the groups' finishes share syncs (journal.Wait).
-func (d *DB) journalInsert(ctx context.Context, parts [][]engine.Row) (finish func() error, err error) {
+// journalInsert journals the rows of several Insert calls in one append
+// (one fsync) and hands them to the writer. The caller leads their group
+// (Insert).
+func (d *DB) journalInsert(ctx context.Context, parts [][]engine.Row) error {
 	// Backpressure: wait while the writer is maxPending rows (or
 	// maxPendingBytes) behind.
 	for {
@@ -191,67 +187,49 @@ func (d *DB) journalInsert(ctx context.Context, parts [][]engine.Row) (finish fu
 		select {
 		case <-room:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-d.stopw:
-			return nil, errors.New("lake/duckdb: closed")
+			return errors.New("lake/duckdb: closed")
 		}
 	}
 	var rows []engine.Row
 	for _, p := range parts {
 		rows = append(rows, p...)
 	}
-	// jmu keeps the sequence numbers and the journal's order the same,
-	// and numbers the writes (order) so that their rows join the waiting
-	// rows in that order too. A write that fails keeps its sequence
-	// numbers: no later row takes one that a replay could find in the
-	// journal with other rows.
+	// jmu keeps the sequence numbers, the journal's order and the waiting
+	// rows' order the same.
 	d.jmu.Lock()
-	first := d.seq + 1
 	recs := make([]audit.Record, len(rows))
 	for i, r := range rows {
-		recs[i] = journalRecord(r, first+uint64(i))
+		recs[i] = journalRecord(r, d.seq+uint64(i)+1)
 	}
-	d.seq += uint64(len(rows))
-	t, err := d.jn.Write(recs)
+	seg, _, err := d.jn.Append(recs)
 	if err != nil {
 		d.jmu.Unlock()
-		return nil, fmt.Errorf("lake/duckdb: %w", err)
+		return fmt.Errorf("lake/duckdb: %w", err)
 	}
-	order := d.writes
-	d.writes++
+	d.seq += uint64(len(rows))
+	d.pmu.Lock()
+	if len(d.pend) == 0 {
+		d.pendSince = time.Now()
+	}
+	d.pend = append(d.pend, rows...)
+	for _, r := range rows {
+		d.pendBytes += len(r.Raw)
+	}
+	d.pendSeq = d.seq
+	if k := len(d.pendSegs); k > 0 && d.pendSegs[k-1].seg == seg {
+		d.pendSegs[k-1].n += len(rows)
+	} else {
+		d.pendSegs = append(d.pendSegs, segCount{seg, len(rows)})
+	}
+	n, full := len(d.pend), d.pendBytes >= d.lim.flushBytes
+	d.pmu.Unlock()
 	d.jmu.Unlock()
-	return func() error {
-		err := d.jn.Wait(t)
-		d.pmu.Lock()
-		for d.published != order {
-			d.publish.Wait()
-		}
-		d.published++
-		d.publish.Broadcast()
-		if err != nil {
-			d.pmu.Unlock()
-			return fmt.Errorf("lake/duckdb: %w", err)
-		}
-		if len(d.pend) == 0 {
-			d.pendSince = time.Now()
-		}
-		d.pend = append(d.pend, rows...)
-		for i, r := range rows {
-			d.pendBytes += len(r.Raw)
-			d.pendSeqs = append(d.pendSeqs, first+uint64(i))
-		}
-		if k := len(d.pendSegs); k > 0 && d.pendSegs[k-1].seg == t.Seg {
-			d.pendSegs[k-1].n += len(rows)
-		} else {
-			d.pendSegs = append(d.pendSegs, segCount{t.Seg, len(rows)})
-		}
-		n, full := len(d.pend), d.pendBytes >= d.lim.flushBytes
-		d.pmu.Unlock()
-		if n >= d.lim.flushRows || full || n == len(rows) {
-			d.signal() // a full batch, or the first row: start the deadline
-		}
-		return nil
-	}, nil
+	if n >= d.lim.flushRows || full || n == len(rows) {
+		d.signal() // a full batch, or the first row: start the deadline
+	}
+	return nil
 }
 
 // signal wakes the writer.
@@ -339,12 +317,14 @@ func (d *DB) flush(ctx context.Context, unit int) error {
 	d.fmu.Lock()
 	defer d.fmu.Unlock()
 	d.pmu.Lock()
-	rows, seqs, taken := d.pend, d.pendSeqs, time.Now()
+	rows, seq, taken := d.pend, d.pendSeq, time.Now()
 	segs := append([]segCount(nil), d.pendSegs...)
 	d.pmu.Unlock()
 	if unit > 0 && len(rows) > unit {
-		// segs count the waiting rows from the first.
+		// The waiting rows' sequence numbers are consecutive, and segs
+		// count them from the first.
 		n := len(rows) / unit * unit
+		seq -= uint64(len(rows) - n)
 		rows = rows[:n]
 		for i, left := 0, n; i < len(segs); i++ {
 			if segs[i].n >= left {
@@ -357,9 +337,6 @@ func (d *DB) flush(ctx context.Context, unit int) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	// The last row's sequence number: they rise from row to row, not
-	// always by one (a failed write's rows are not there).
-	seq := seqs[len(rows)-1]
 	// Beside a load's transactions and the feed's (wmu shared); fmu
 	// orders the writes of journal_seq.
 	d.wmu.RLock()
@@ -372,7 +349,6 @@ func (d *DB) flush(ctx context.Context, unit int) error {
 	// Rows journaled meanwhile came after these (and may have added to
 	// the last segment's count).
 	d.pend = append([]engine.Row(nil), d.pend[len(rows):]...)
-	d.pendSeqs = append([]uint64(nil), d.pendSeqs[len(rows):]...)
 	if len(d.pend) > 0 {
 		// The rows left came after this transaction took its rows: their
 		// deadline runs from then, not from the first of the rows taken

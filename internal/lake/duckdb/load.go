@@ -432,7 +432,7 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 		defer d.wmu.RUnlock()
 		return d.insertLocked(ctx, rows, 0, 0)
 	}
-	return d.direct.do(ctx, rows, func(ctx context.Context, parts [][]engine.Row) (func() error, error) {
+	return d.direct.do(ctx, rows, func(ctx context.Context, parts [][]engine.Row) error {
 		var all []engine.Row
 		if len(parts) == 1 {
 			all = parts[0]
@@ -443,12 +443,9 @@ func (d *DB) Insert(ctx context.Context, rows []engine.Row, pos int64) error {
 		}
 		d.wmu.RLock()
 		defer d.wmu.RUnlock()
-		return committed, d.insertLocked(ctx, all, 0, 0)
+		return d.insertLocked(ctx, all, 0, 0)
 	})
 }
-
-// committed is the finish of a commit done when it returns.
-func committed() error { return nil }
 
 // grouper merges concurrent calls into one commit (Insert).
 type grouper struct {
@@ -463,11 +460,8 @@ type grouper struct {
 
 // do adds rows to the pending group and returns once the group is
 // committed: by another member, or by this call leading it with commit.
-// commit starts the group's commit and returns its finish, which ends it:
-// the next group's leader starts its commit once commit has returned,
-// while this one's finish runs (the journal's write, then its sync). A
-// group whose commit failed is committed again member by member.
-func (g0 *grouper) do(ctx context.Context, rows []engine.Row, commit func(context.Context, [][]engine.Row) (func() error, error)) error {
+// A group whose commit failed is committed again member by member.
+func (g0 *grouper) do(ctx context.Context, rows []engine.Row, commit func(context.Context, [][]engine.Row) error) error {
 	g0.mu.Lock()
 	g := g0.pending
 	if g == nil {
@@ -476,53 +470,41 @@ func (g0 *grouper) do(ctx context.Context, rows []engine.Row, commit func(contex
 	}
 	me := len(g.parts)
 	g.parts = append(g.parts, rows)
-	for {
-		if g.led { // by another member: its commit is under way or done
-			g0.mu.Unlock()
-			<-g.done
-			return g.errs[me]
-		}
-		if !g0.busy {
-			break
-		}
+	for g0.busy {
 		ready := g0.ready
 		g0.mu.Unlock()
-		<-ready
+		select {
+		case <-ready:
+		case <-g.done: // committed by another member
+			return g.errs[me]
+		}
 		g0.mu.Lock()
 	}
-	// No commit starting: this call leads g.
-	g.led = true
+	// No commit under way: g is done (its leader ended) or still pending.
+	select {
+	case <-g.done:
+		g0.mu.Unlock()
+		return g.errs[me]
+	default:
+	}
 	g0.busy, g0.ready, g0.pending = true, make(chan struct{}), nil // later callers form the next group
 	parts := g.parts
 	g0.mu.Unlock()
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			g0.mu.Lock()
-			g0.busy = false
-			close(g0.ready)
-			g0.mu.Unlock()
-		}
-	}
-	defer release()
-	run := func(ctx context.Context, parts [][]engine.Row) error {
-		finish, err := commit(ctx, parts)
-		release()
-		if err != nil {
-			return err
-		}
-		return finish()
-	}
+	defer func() {
+		g0.mu.Lock()
+		g0.busy = false
+		close(g0.ready)
+		g0.mu.Unlock()
+	}()
 	g.errs = make([]error, len(parts))
 	if len(parts) == 1 {
-		g.errs[0] = run(ctx, parts)
+		g.errs[0] = commit(ctx, parts)
 	} else {
 		// The others' rows do not depend on this caller's context.
 		gctx := context.WithoutCancel(ctx)
-		if err := run(gctx, parts); err != nil {
+		if err := commit(gctx, parts); err != nil {
 			for i, p := range parts {
-				g.errs[i] = run(gctx, [][]engine.Row{p})
+				g.errs[i] = commit(gctx, [][]engine.Row{p})
 			}
 		}
 	}
@@ -537,7 +519,6 @@ func (d *DB) Inserts() int64 { return d.inserts.Load() }
 // insertGroup is the Insert calls committed together.
 type insertGroup struct {
 	parts [][]engine.Row
-	led   bool          // a member leads it (grouper.mu)
 	done  chan struct{} // closed once committed; errs is then set
 	errs  []error       // by member
 }
