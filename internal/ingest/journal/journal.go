@@ -5,7 +5,12 @@
 // The journal is a directory of segment files named by a sequence number
 // (00000000000000000001.seg, ...). Append writes records to the newest
 // segment as CRC-checked frames and fsyncs it; once a segment has reached
-// its size it is sealed and a new one starts. Done tells the journal that
+// its size it is sealed and a new one starts. A segment is created at its
+// full size, zero-filled and fsynced, so that an Append overwrites blocks
+// already allocated and its fdatasync flushes the data alone, without a
+// commit of the file system's journal (which on ext4 also waits for other
+// files' data, such as a DuckDB file's row groups); the zeros after the
+// last frame are the segment's clean end. Done tells the journal that
 // records of a segment are in the store; a sealed segment whose records
 // are all in the store is deleted. At start, Replay hands the records of
 // the segments left by an earlier run to the store (which drops the ones
@@ -19,6 +24,7 @@ package journal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +66,10 @@ type Journal struct {
 	chunk   chunk
 	payload []byte
 
+	// sync makes a segment's appended frames durable: datasync (tests
+	// count or fail it).
+	sync func(*os.File) error
+
 	mu     sync.Mutex
 	active uint64              // segment Append writes to; 0 before the first
 	next   uint64              // sequence number of the next segment
@@ -86,7 +96,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Journal{dir: dir, opts: opts, old: old, next: 1, segs: map[uint64]*segment{}}
+	j := &Journal{dir: dir, opts: opts, old: old, next: 1, segs: map[uint64]*segment{}, sync: datasync}
 	if len(old) > 0 {
 		j.next = old[len(old)-1] + 1
 	}
@@ -198,7 +208,9 @@ func readSegment(path string) (recs []audit.Record, n, torn int64, err error) {
 			break
 		}
 		if err != nil { // ErrTorn: the end of what was acknowledged
-			torn = int64(len(body)) - r.Offset()
+			if rest := body[r.Offset():]; !allZero(rest) {
+				torn = int64(len(rest))
+			} // else the zeros a segment is created with: its clean end
 			break
 		}
 		if recs, err = decodeFrame(p, recs); err != nil {
@@ -206,6 +218,22 @@ func readSegment(path string) (recs []audit.Record, n, torn int64, err error) {
 		}
 	}
 	return recs, r.Offset(), torn, nil
+}
+
+// allZero reports whether b holds zeros only.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Append writes records to the journal and fsyncs it, returning the
@@ -252,8 +280,11 @@ func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) 
 	}
 	flush()
 	seg = j.active
-	if _, err = j.f.Write(j.buf); err == nil {
-		err = j.f.Sync()
+	// The segment's blocks are allocated (create): fdatasync writes the
+	// frames without the file system's journal, unless they run past
+	// SegmentSize and the file grows, which it then also makes durable.
+	if _, err = j.f.WriteAt(j.buf, j.size); err == nil {
+		err = j.sync(j.f)
 	}
 	if err != nil {
 		j.seal()
@@ -269,20 +300,22 @@ func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) 
 	return seg, len(j.buf), nil
 }
 
-// create starts a new segment: its magic written and the file and the
-// directory entry fsynced.
+// create starts a new segment: its magic written, the rest of
+// SegmentSize zero-filled, and the file and the directory entry fsynced.
 func (j *Journal) create() error {
 	j.mu.Lock()
 	seg := j.next
 	j.next++
 	j.mu.Unlock()
-	f, err := os.OpenFile(j.path(seg), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(j.path(seg), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	if _, err = f.WriteString(magic); err == nil {
-		if err = f.Sync(); err == nil {
-			err = syncDir(j.dir)
+		if err = zeroFill(f, int64(len(magic)), j.opts.SegmentSize); err == nil {
+			if err = f.Sync(); err == nil {
+				err = syncDir(j.dir)
+			}
 		}
 	}
 	if err != nil {
@@ -295,6 +328,21 @@ func (j *Journal) create() error {
 	j.active = seg
 	j.segs[seg] = &segment{}
 	j.mu.Unlock()
+	return nil
+}
+
+// zeros is what zeroFill writes.
+var zeros = make([]byte, 1<<20)
+
+// zeroFill writes zeros to f from off up to size.
+func zeroFill(f *os.File, off, size int64) error {
+	for off < size {
+		n := min(size-off, int64(len(zeros)))
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +65,24 @@ func segFiles(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// written returns the segment at path up to the end of its frames,
+// without the zeros it was created with after them.
+func written(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n, torn, err := readSegment(path)
+	if err != nil || torn != 0 {
+		t.Fatalf("readSegment(%s): %d torn bytes, %v", path, torn, err)
+	}
+	if end := len(magic) + int(n); len(b) > end && allZero(b[end:]) {
+		b = b[:end]
+	}
+	return b
 }
 
 // copyDir copies the segment files of dir to a new directory: the
@@ -145,10 +164,7 @@ func TestTornTailIsIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := segFiles(t, src)
-	full, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	full := written(t, files[0])
 	last := len(appendFrame(nil, encodeRecord(nil, &want[2])))
 	for cut := len(full) - last; cut < len(full); cut++ {
 		dir := t.TempDir()
@@ -163,11 +179,27 @@ func TestTornTailIsIgnored(t *testing.T) {
 			t.Errorf("cut at %d: stats = %+v; want %d torn bytes", cut, st, torn)
 		}
 	}
-	// A tail of zeros (a file extended but not written) is torn too.
+	// A tail of zeros (the rest of a segment as create fills it) is the
+	// segment's clean end; a frame cut short before it is torn.
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, filepath.Base(files[0])), append(bytes.Clone(full), make([]byte, 64)...), 0o600)
-	if got, st := replayAll(t, dir); len(got) != 3 || st.Torn != 1 {
-		t.Errorf("zero tail: %d records, stats %+v; want 3 records and a torn tail", len(got), st)
+	if got, st := replayAll(t, dir); len(got) != 3 || st.Torn != 0 || st.TornBytes != 0 {
+		t.Errorf("zero tail: %d records, stats %+v; want 3 records and no torn tail", len(got), st)
+	}
+	for _, cut := range []int{len(full) - last + 3, len(full) - last + headerLen + 1, len(full) - 1} {
+		if allZero(full[cut:]) {
+			continue // as written
+		}
+		b := append(bytes.Clone(full[:cut]), make([]byte, len(full)-cut+64)...)
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, filepath.Base(files[0])), b, 0o600)
+		got, st := replayAll(t, dir)
+		if diff := cmp.Diff(want[:2], got); diff != "" {
+			t.Fatalf("zeros from %d: replayed records differ (-want +got):\n%s", cut, diff)
+		}
+		if st.Torn != 1 || st.TornBytes != int64(last+64) {
+			t.Errorf("zeros from %d: stats = %+v; want a torn segment of %d bytes", cut, st, last+64)
+		}
 	}
 	// A segment created but whose magic was not written holds nothing.
 	dir = t.TempDir()
@@ -190,7 +222,7 @@ func TestCorruptFrameEndsTheSegment(t *testing.T) {
 		}
 	}
 	files := segFiles(t, src)
-	full, _ := os.ReadFile(files[0])
+	full := written(t, files[0])
 	first := len(magic) + len(appendFrame(nil, encodeRecord(nil, &want[0])))
 	second := len(appendFrame(nil, encodeRecord(nil, &want[1])))
 	for off := first; off < first+second; off++ {
@@ -465,4 +497,103 @@ func TestLargeRecordsAreReplayed(t *testing.T) {
 	if st.Torn != 0 {
 		t.Errorf("stats = %+v; want none torn", st)
 	}
+}
+
+// syncWatch replaces j's sync: each sync notes the records on disk when it
+// starts (read back from the segment), and once it has returned they are
+// durable. fail makes the n-th sync (from 1) fail instead.
+type syncWatch struct {
+	t       *testing.T
+	mu      sync.Mutex
+	syncs   int
+	fail    int
+	durable map[string]bool
+}
+
+func watchSyncs(t *testing.T, j *Journal, fail int) *syncWatch {
+	w := &syncWatch{t: t, fail: fail, durable: map[string]bool{}}
+	j.sync = func(f *os.File) error {
+		recs, _, _, err := readSegment(f.Name())
+		if err != nil {
+			t.Errorf("reading %s at a sync: %v", f.Name(), err)
+		}
+		w.mu.Lock()
+		w.syncs++
+		n := w.syncs
+		w.mu.Unlock()
+		if n == w.fail {
+			return errors.New("injected sync failure")
+		}
+		if err := datasync(f); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		for _, r := range recs {
+			w.durable[r.EventID] = true
+		}
+		w.mu.Unlock()
+		return nil
+	}
+	return w
+}
+
+// check fails the test unless every record of recs is durable.
+func (w *syncWatch) check(recs []audit.Record) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range recs {
+		if !w.durable[r.EventID] {
+			w.t.Errorf("Append returned with record %s not covered by a sync that started after it was written", r.EventID)
+		}
+	}
+}
+
+// An Append returns only once a sync that started after its records were
+// written has returned, whatever the concurrency; a failed sync fails the
+// Appends it was to cover, and the journal goes on in a new segment.
+func TestAppendReturnsAfterItsSync(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir, Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := watchSyncs(t, j, 7)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var acked []audit.Record
+	failed := 0
+	for c := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				recs := records((c*25+i)*4, 4)
+				_, _, err := j.Append(recs)
+				if err != nil {
+					mu.Lock()
+					failed++
+					mu.Unlock()
+					continue
+				}
+				w.check(recs)
+				mu.Lock()
+				acked = append(acked, recs...)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if failed == 0 {
+		t.Error("no Append failed; want the one(s) the failed sync was to cover")
+	}
+	j.Close()
+	got, _ := replayAll(t, dir)
+	have := map[string]bool{}
+	for _, r := range got {
+		have[r.EventID] = true
+	}
+	for _, r := range acked {
+		if !have[r.EventID] {
+			t.Errorf("acknowledged record %s not replayed", r.EventID)
+		}
+	}
+	t.Logf("%d syncs for 100 appends, %d failed", w.syncs, failed)
 }
