@@ -69,18 +69,19 @@ type DB struct {
 	// The journal (journal.go); nil for a database in memory or with
 	// Options.NoJournal. jmu orders appends (and guards seq, the last
 	// row's sequence number); pmu guards the rows waiting for the writer
-	// (pend, their size pendBytes, the last one's sequence number pendSeq, their journal
+	// (pend, their size pendBytes, their sequence numbers pendSeqs, their journal
 	// segments pendSegs, the time the first of them came pendSince, and
 	// room, closed whenever the writer has taken some); fmu serializes
-	// Flush.
+	// Flush. jappend is the journal's Append (tests make it fail).
 	jn         *journal.Journal
+	jappend    func([]audit.Record) (uint64, int, error)
 	lim        journalLimits
 	jmu        sync.Mutex
 	seq        uint64
 	pmu        sync.Mutex
 	pend       []engine.Row
 	pendBytes  int
-	pendSeq    uint64
+	pendSeqs   []uint64
 	pendSegs   []segCount
 	pendSince  time.Time
 	room       chan struct{}

@@ -154,7 +154,7 @@ func (d *DB) openJournal(path string) error {
 		j.Close()
 		return fmt.Errorf("lake/duckdb: replay the journal: %w", err)
 	}
-	d.jn, d.seq = j, last
+	d.jn, d.jappend, d.seq = j, j.Append, last
 	d.kick = make(chan struct{}, 1)
 	d.stopw = make(chan struct{})
 	d.writerDone = make(chan struct{})
@@ -203,21 +203,27 @@ func (d *DB) journalInsert(ctx context.Context, parts [][]engine.Row) error {
 	for i, r := range rows {
 		recs[i] = journalRecord(r, d.seq+uint64(i)+1)
 	}
-	seg, _, err := d.jn.Append(recs)
+	first := d.seq + 1
+	seg, _, err := d.jappend(recs)
+	// The numbers are used even when the append failed: its rows may be
+	// in the journal all the same (a write that went through, a failed
+	// sync), and the next rows must not share their numbers, or a replay
+	// that inserted these unacknowledged rows would skip the acknowledged
+	// ones as applied. So the waiting rows' numbers may have gaps.
+	d.seq += uint64(len(rows))
 	if err != nil {
 		d.jmu.Unlock()
 		return fmt.Errorf("lake/duckdb: %w", err)
 	}
-	d.seq += uint64(len(rows))
 	d.pmu.Lock()
 	if len(d.pend) == 0 {
 		d.pendSince = time.Now()
 	}
 	d.pend = append(d.pend, rows...)
-	for _, r := range rows {
+	for i, r := range rows {
 		d.pendBytes += len(r.Raw)
+		d.pendSeqs = append(d.pendSeqs, first+uint64(i))
 	}
-	d.pendSeq = d.seq
 	if k := len(d.pendSegs); k > 0 && d.pendSegs[k-1].seg == seg {
 		d.pendSegs[k-1].n += len(rows)
 	} else {
@@ -317,14 +323,12 @@ func (d *DB) flush(ctx context.Context, unit int) error {
 	d.fmu.Lock()
 	defer d.fmu.Unlock()
 	d.pmu.Lock()
-	rows, seq, taken := d.pend, d.pendSeq, time.Now()
+	rows, seqs, taken := d.pend, d.pendSeqs, time.Now()
 	segs := append([]segCount(nil), d.pendSegs...)
 	d.pmu.Unlock()
 	if unit > 0 && len(rows) > unit {
-		// The waiting rows' sequence numbers are consecutive, and segs
-		// count them from the first.
+		// segs count the waiting rows from the first.
 		n := len(rows) / unit * unit
-		seq -= uint64(len(rows) - n)
 		rows = rows[:n]
 		for i, left := 0, n; i < len(segs); i++ {
 			if segs[i].n >= left {
@@ -337,6 +341,7 @@ func (d *DB) flush(ctx context.Context, unit int) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	seq := seqs[len(rows)-1] // the last of the rows taken
 	// Beside a load's transactions and the feed's (wmu shared); fmu
 	// orders the writes of journal_seq.
 	d.wmu.RLock()
@@ -349,6 +354,7 @@ func (d *DB) flush(ctx context.Context, unit int) error {
 	// Rows journaled meanwhile came after these (and may have added to
 	// the last segment's count).
 	d.pend = append([]engine.Row(nil), d.pend[len(rows):]...)
+	d.pendSeqs = append([]uint64(nil), d.pendSeqs[len(rows):]...)
 	if len(d.pend) > 0 {
 		// The rows left came after this transaction took its rows: their
 		// deadline runs from then, not from the first of the rows taken

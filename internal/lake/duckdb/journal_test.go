@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/lake/engine"
 )
 
@@ -462,5 +464,72 @@ func TestJournalWholeRowGroups(t *testing.T) {
 	}
 	if total != calls*70 {
 		t.Errorf("%d rows after the replay; want %d", total, calls*70)
+	}
+}
+
+// TestJournalFailedAppendKeepsNumbers: an append that failed may have left
+// its rows in the journal (written, its sync failed); the rows after it
+// must not reuse its sequence numbers, and a flush of part of the waiting
+// rows records the number of the last row it took, gaps and all. After a
+// crash, the replay (in batches of 7, so that each call's rows are a batch
+// of their own) has every acknowledged call in the table once; the failed
+// one whole or not at all.
+func TestJournalFailedAppendKeepsNumbers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lake.duckdb")
+	d, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.lim.flushRows, d.lim.flushDelay = 1000, time.Hour
+	ctx := context.Background()
+	const calls, failed = 4, 2
+	for c := range calls {
+		if c == failed {
+			d.jappend = func(recs []audit.Record) (uint64, int, error) {
+				if _, _, err := d.jn.Append(recs); err != nil {
+					return 0, 0, err
+				}
+				return 0, 0, errors.New("injected: the sync failed")
+			}
+		}
+		err := d.Insert(ctx, groupRows(c, 7), 0)
+		if c == failed {
+			if err == nil {
+				t.Fatal("Insert with a failing journal append succeeded")
+			}
+			d.jappend = d.jn.Append
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 11 of the 21 waiting rows into the table (the writer's whole row
+	// groups: a multiple of the unit), the first call and part of the
+	// second.
+	if err := d.flush(ctx, 11); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Pending(); got != 10 {
+		t.Fatalf("%d rows waiting after a flush of 11; want 10", got)
+	}
+	d.crash()
+
+	saved := defaultJournalLimits
+	defaultJournalLimits.flushRows = 7
+	t.Cleanup(func() { defaultJournalLimits = saved })
+	d, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, _ := countByCall(t, d, calls)
+	for c, n := range got {
+		switch {
+		case c == failed && (n == 0 || n == 7):
+		case c != failed && n == 7:
+		default:
+			t.Errorf("call %d: %d rows after the replay; want 7%s", c, n, map[bool]string{true: " or 0 (its append failed)"}[c == failed])
+		}
 	}
 }
