@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -76,46 +77,146 @@ func extract(raw []byte, scan bool) (Record, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Record{}, fmt.Errorf("%w: not a JSON object", ErrInvalidRecord)
 	}
-	var (
-		r         Record
-		eventTime string
-		sv        scanned
-	)
-	fast := scan && scanRecord(raw, &sv)
-	if fast {
-		r, eventTime = sv.record(raw), sv.eventTime
-	} else {
-		var err error
-		if r, eventTime, err = decodeRecord(raw); err != nil {
+	var sv scanned
+	if scan && scanRecord(raw, &sv) {
+		r := sv.record(raw)
+		if err := checkRecord(&r, sv.eventTime); err != nil {
 			return Record{}, err
 		}
+		sv.derive(&r)
+		return r, nil
 	}
+	r, eventTime, err := decodeRecord(raw)
+	if err != nil {
+		return Record{}, err
+	}
+	if err := checkRecord(&r, eventTime); err != nil {
+		return Record{}, err
+	}
+	AddDerivedResources(&r)
+	return r, nil
+}
+
+// ExtractLeading is Extract of the record b starts with, in the same pass
+// that finds where it ends: b holds the record's first byte ('{') and
+// possibly more after its end (a reader's buffer). It returns the record
+// and the number of bytes it took from b; before the Record is built, keep
+// is given those bytes and returns the memory the Record is to hold as Raw
+// (a copy, when b is a buffer reused later; the Record's strings share
+// it). ok is false, and keep not called, when the record is not all in b,
+// is larger than MaxRecordSize, or is one the scanner leaves to the
+// decoder or Extract refuses: the caller then finds the record's end
+// itself and calls Extract, which decides (and words any error) as
+// always. What it returns for a record is what Extract returns for the
+// same bytes (TestExtractLeading, FuzzExtractLeading).
+func ExtractLeading(b []byte, keep func(raw []byte) []byte) (r Record, n int, ok bool) {
+	if len(b) == 0 || b[0] != '{' {
+		return Record{}, 0, false
+	}
+	var sv scanned
+	sc := recordScanner{b: b, s: unsafe.String(unsafe.SliceData(b), len(b))}
+	if !sc.top(&sv) || sc.i > MaxRecordSize {
+		return Record{}, 0, false
+	}
+	n = sc.i
+	// Checked before keep, on what record would take from sv.
+	check := Record{EventID: sv.eventID, Region: sv.awsRegion, Account: sv.recipientAccountID}
+	if check.Account == "" {
+		check.Account = sv.id.AccountID
+	}
+	if checkRecord(&check, sv.eventTime) != nil {
+		return Record{}, 0, false
+	}
+	raw := keep(b[:n:n])
+	if len(raw) != n {
+		panic("audit: ExtractLeading's keep returned bytes of another length")
+	}
+	sv.rebase(b[:n], raw)
+	r = sv.record(raw)
+	r.Time = check.Time
+	sv.derive(&r)
+	return r, n, true
+}
+
+// checkRecord refuses a record without what every record has and sets its
+// Time from eventTime.
+func checkRecord(r *Record, eventTime string) error {
 	switch {
 	case r.EventID == "":
-		return Record{}, fmt.Errorf("%w: no eventID", ErrInvalidRecord)
+		return fmt.Errorf("%w: no eventID", ErrInvalidRecord)
 	case len(r.EventID) > 256:
-		return Record{}, fmt.Errorf("%w: eventID longer than 256 bytes", ErrInvalidRecord)
+		return fmt.Errorf("%w: eventID longer than 256 bytes", ErrInvalidRecord)
 	case r.Region == "":
-		return Record{}, fmt.Errorf("%w: no awsRegion", ErrInvalidRecord)
+		return fmt.Errorf("%w: no awsRegion", ErrInvalidRecord)
 	case r.Account == "":
-		return Record{}, fmt.Errorf("%w: no recipientAccountId or userIdentity.accountId", ErrInvalidRecord)
+		return fmt.Errorf("%w: no recipientAccountId or userIdentity.accountId", ErrInvalidRecord)
 	}
 	t, err := time.Parse(time.RFC3339, eventTime)
 	if err != nil {
-		return Record{}, fmt.Errorf("%w: eventTime %q is not an ISO-8601 time", ErrInvalidRecord, eventTime)
+		return fmt.Errorf("%w: eventTime %q is not an ISO-8601 time", ErrInvalidRecord, eventTime)
 	}
 	// CloudTrail times have whole seconds; the index keeps seconds so that
 	// cursors are exact even for records written with fractions.
 	r.Time = t.UTC().Truncate(time.Second)
-	if fast {
-		if !sv.resourcesMember && len(r.Resources) == 0 && r.Category == CategoryManagement {
-			// AddDerivedResources without a second pass over the record.
-			r.Resources = DeriveResources(r.EventSource, r.ReadOnly, sv.requestParameters, sv.responseElements)
-		}
-	} else {
-		AddDerivedResources(&r)
+	return nil
+}
+
+// derive adds the resources LookupEvents derives to r, the record the
+// scanner read (AddDerivedResources without a second pass over it).
+func (v *scanned) derive(r *Record) {
+	if !v.resourcesMember && len(r.Resources) == 0 && r.Category == CategoryManagement {
+		r.Resources = DeriveResources(r.EventSource, r.ReadOnly, v.requestParameters, v.responseElements)
 	}
-	return r, nil
+}
+
+// rebase points every string and slice v holds within from at the same
+// bytes of to, a copy of from.
+func (v *scanned) rebase(from, to []byte) {
+	for _, s := range []*string{
+		&v.eventTime, &v.eventSource, &v.eventName, &v.awsRegion, &v.eventID,
+		&v.eventType, &v.eventCategory, &v.recipientAccountID,
+		&v.id.Type, &v.id.PrincipalID, &v.id.ARN, &v.id.AccountID, &v.id.AccessKeyID, &v.id.UserName,
+		&v.onBehalfOf, &v.insightSource, &v.insightName,
+	} {
+		*s = rebaseString(*s, from, to)
+	}
+	for i := range v.resources {
+		x := &v.resources[i]
+		x.ARN = rebaseString(x.ARN, from, to)
+		x.ARNPrefix = rebaseString(x.ARNPrefix, from, to)
+		x.Type = rebaseString(x.Type, from, to)
+	}
+	for _, b := range []*[]byte{&v.readOnly, &v.managementEvent, &v.requestParameters, &v.responseElements} {
+		*b = rebaseBytes(*b, from, to)
+	}
+}
+
+// offsetIn returns where p lies within from, false when outside it.
+func offsetIn(p unsafe.Pointer, n int, from []byte) (int, bool) {
+	if n == 0 || len(from) == 0 {
+		return 0, false
+	}
+	off := uintptr(p) - uintptr(unsafe.Pointer(unsafe.SliceData(from)))
+	if off >= uintptr(len(from)) || off+uintptr(n) > uintptr(len(from)) {
+		return 0, false
+	}
+	return int(off), true
+}
+
+func rebaseString(s string, from, to []byte) string {
+	off, ok := offsetIn(unsafe.Pointer(unsafe.StringData(s)), len(s), from)
+	if !ok {
+		return s
+	}
+	return unsafe.String(&to[off], len(s))
+}
+
+func rebaseBytes(b []byte, from, to []byte) []byte {
+	off, ok := offsetIn(unsafe.Pointer(unsafe.SliceData(b)), len(b), from)
+	if !ok {
+		return b
+	}
+	return to[off : off+len(b) : off+len(b)]
 }
 
 // record builds the Record the scanner read (Extract checks it).

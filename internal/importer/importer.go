@@ -1107,21 +1107,18 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 	c := chunk{file: path}
 	var slab []byte
 	slabSize := 16 << 10
-	err = parseWith(rd, func(num int, raw []byte, err error) bool {
-		r.records.Add(1)
-		if err != nil {
-			r.fail(path, num, "", "", ReasonInvalidRecord, err)
-			return true
-		}
-		// Copy the record out of the reader's buffer, into a slab shared
-		// by the records around it (fewer allocations than one each).
+	// keep copies a record out of the reader's buffer, into a slab shared
+	// by the records around it (fewer allocations than one each).
+	keep := func(raw []byte) []byte {
 		if len(raw) > cap(slab)-len(slab) {
 			slab = make([]byte, 0, max(slabSize, len(raw)))
 			slabSize = min(2*slabSize, 256<<10)
 		}
 		slab = append(slab, raw...)
-		raw = slab[len(slab)-len(raw) : len(slab) : len(slab)]
-		rec, err := extract(raw)
+		return slab[len(slab)-len(raw) : len(slab) : len(slab)]
+	}
+	// take passes on record num, extracted (err: why it is refused).
+	take := func(num int, rec audit.Record, err error) bool {
 		if err != nil {
 			// A record with a bad region still names its account and
 			// the region it claims (clipped: it is anyone's text).
@@ -1153,7 +1150,28 @@ func (r *run) readFile(ctx context.Context, fr *fileReader, path string, out cha
 		}
 		c = chunk{file: path, recs: make([]audit.Record, 0, r.chunk), nums: make([]int, 0, r.chunk)}
 		return true
-	})
+	}
+	yield := func(num int, raw []byte, err error) bool {
+		r.records.Add(1)
+		if err != nil {
+			r.fail(path, num, "", "", ReasonInvalidRecord, err)
+			return true
+		}
+		rec, err := extract(keep(raw))
+		return take(num, rec, err)
+	}
+	// A record of a Records array is extracted in the pass that finds its
+	// end (audit.ExtractLeading), not scanned for its end and then again
+	// by Extract; what it leaves goes to yield as before.
+	lead := func(num int, b []byte) (int, bool) {
+		rec, n, ok := audit.ExtractLeading(b, keep)
+		if !ok {
+			return 0, true
+		}
+		r.records.Add(1)
+		return n, take(num, rec, audit.CheckImported(&rec))
+	}
+	err = parseLeading(rd, yield, lead)
 	if errors.Is(err, errDigest) {
 		r.skipped.Add(1)
 		return

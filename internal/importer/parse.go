@@ -65,7 +65,13 @@ func parse(src io.Reader, yield yieldFunc) error {
 
 // parseWith is parse reading through rd, whose buffer it reuses.
 func parseWith(rd *reader, yield yieldFunc) error {
-	p := &parser{rd: rd, yield: yield}
+	return parseLeading(rd, yield, nil)
+}
+
+// parseLeading is parseWith offering each record of a Records array to
+// lead first.
+func parseLeading(rd *reader, yield yieldFunc, lead leadFunc) error {
+	p := &parser{rd: rd, yield: yield, lead: lead}
 	if bytes.HasPrefix(rd.head(3), []byte("\xef\xbb\xbf")) {
 		rd.r += 3 // a UTF-8 byte order mark, as some Windows tools write
 	}
@@ -111,10 +117,17 @@ func parseWith(rd *reader, yield yieldFunc) error {
 	return errNotCloudTrail
 }
 
+// leadFunc takes record num of a Records array in one pass where it can:
+// b holds the buffered bytes from the record's first byte ('{') on, and
+// it returns how many of them the record took (0: it left the record,
+// which the parser then reads and yields as always) and false to stop.
+type leadFunc func(num int, b []byte) (n int, more bool)
+
 type parser struct {
 	rd    *reader
 	yield yieldFunc
-	num   int // records yielded
+	lead  leadFunc // nil: every record is yielded
+	num   int      // records yielded or taken
 }
 
 // emit yields the next record.
@@ -246,18 +259,7 @@ func (p *parser) array(events bool) error {
 		limit = maxEntry
 	}
 	for {
-		v, err := rd.value(limit)
-		switch {
-		case errors.Is(err, errTooBig):
-			err = p.emit(nil, fmt.Errorf("%w: larger than %d bytes", audit.ErrInvalidRecord, limit))
-		case err != nil:
-			return p.broken(err)
-		case events:
-			err = p.emit(unwrapEvent(v))
-		default:
-			err = p.emit(v, nil)
-		}
-		if err != nil {
+		if err := p.record(events, limit); err != nil {
 			return err
 		}
 		c, err := rd.peek()
@@ -273,6 +275,35 @@ func (p *parser) array(events bool) error {
 			return p.broken(fmt.Errorf("found %s where ',' or ']' was expected", describe(c)))
 		}
 	}
+}
+
+// record reads one element of an array of records (or of lookup-events
+// entries), offering a record to p.lead first.
+func (p *parser) record(events bool, limit int) error {
+	rd := p.rd
+	if p.lead != nil && !events {
+		if c, err := rd.peek(); err == nil && c == '{' {
+			n, more := p.lead(p.num+1, rd.buf[rd.r:rd.w])
+			if n > 0 {
+				rd.r += n
+				p.num++
+				if !more {
+					return errStop
+				}
+				return nil
+			}
+		}
+	}
+	v, err := rd.value(limit)
+	switch {
+	case errors.Is(err, errTooBig):
+		return p.emit(nil, fmt.Errorf("%w: larger than %d bytes", audit.ErrInvalidRecord, limit))
+	case err != nil:
+		return p.broken(err)
+	case events:
+		return p.emit(unwrapEvent(v))
+	}
+	return p.emit(v, nil)
 }
 
 // lines reads one record per line; blank lines are not records.

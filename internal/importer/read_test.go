@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +31,8 @@ func (m *memSink) Append(_ context.Context, rs []audit.Record) (audit.AppendResu
 
 func TestEveryRealRecordArrivesUnchanged(t *testing.T) {
 	want := map[string]string{}
-	fictional := 0 // records a publisher gave fictional regions: taken as the others
+	wantRec := map[string]audit.Record{} // as Extract and CheckImported read them, field by field
+	fictional := 0                       // records a publisher gave fictional regions: taken as the others
 	for _, r := range audittest.RealRecords(t) {
 		rec, err := audit.Extract(r.Raw)
 		if err != nil {
@@ -40,6 +42,10 @@ func TestEveryRealRecordArrivesUnchanged(t *testing.T) {
 			fictional++
 		}
 		want[rec.EventID] = string(r.Raw)
+		if rec, err = extract(bytes.Clone(r.Raw)); err != nil {
+			t.Fatal(err)
+		}
+		wantRec[rec.EventID] = rec
 	}
 	if fictional == 0 {
 		t.Fatal("no record in a fictional region: their import is not tested")
@@ -55,6 +61,9 @@ func TestEveryRealRecordArrivesUnchanged(t *testing.T) {
 	for _, r := range sink.recs {
 		if string(r.Raw) != want[r.EventID] {
 			t.Errorf("record %s arrived altered", r.EventID)
+		}
+		if !reflect.DeepEqual(r, wantRec[r.EventID]) {
+			t.Errorf("record %s arrived as %+v; Extract reads %+v", r.EventID, r, wantRec[r.EventID])
 		}
 	}
 }
