@@ -118,7 +118,7 @@ func (d *DB) openJournal(path string) error {
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("lake/duckdb: journal position: %w", err)
 	}
-	j, err := journal.Open(journalDir(path), journal.Options{})
+	j, err := journal.Open(journalDir(path), journal.Options{Preallocate: true})
 	if err != nil {
 		return fmt.Errorf("lake/duckdb: %w", err)
 	}
