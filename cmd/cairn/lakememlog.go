@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -25,33 +24,15 @@ const lakeMemLogEvery = 5 * time.Second
 // (lake.Sink.MemoryUse: DuckDB's memory by tag, its temporary files and
 // its memory_limit, the seen set): where a Lake load's memory goes (issue 15).
 func startLakeMemLog(path string, sink *lake.Sink) (stop func(), err error) {
-	samples := []metrics.Sample{
-		{Name: "/gc/heap/live:bytes"},
-		{Name: "/gc/heap/goal:bytes"},
-		{Name: "/memory/classes/total:bytes"},
-		{Name: "/memory/classes/heap/released:bytes"},
-	}
 	return tickLog(path, lakeMemLogEvery,
 		"elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb duckdb_mb duckdb_temp_mb seen_mb seen_keys duckdb_limit je_allocated_mb je_active_mb je_resident_mb je_mapped_mb je_retained_mb duckdb_tags",
 		func(f io.Writer, elapsed time.Duration) {
-			metrics.Read(samples)
-			var g [4]int64
-			for i, s := range samples {
-				if s.Value.Kind() == metrics.KindUint64 {
-					g[i] = int64(s.Value.Uint64())
-				}
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			u := sink.MemoryUse(ctx)
 			cancel()
-			var total int64
-			for _, b := range u.Engine {
-				total += b
-			}
-			sm := procKB("/proc/self/smaps_rollup")
-			fmt.Fprintf(f, "%.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %d %s %s %v\n",
-				elapsed.Seconds(), mb(sm["Rss"]), mb(sm["Anonymous"]), mb(sm["Rss"]-sm["Anonymous"]), mb(sm["LazyFree"]),
-				mb(g[0]), mb(g[1]), mb(g[2]), mb(g[3]), mb(total), mb(u.EngineTemp), mb(u.Seen), u.SeenKeys, strings.ReplaceAll(cmp.Or(u.EngineLimit, "-"), " ", ""), allocatorMB(), tagsMB(u.Engine))
+			fmt.Fprintf(f, "%.0f %s %.0f %.0f %.0f %d %s %s %v\n",
+				elapsed.Seconds(), processColumns(), mb(sumBytes(u.Engine)), mb(u.EngineTemp), mb(u.Seen), u.SeenKeys,
+				strings.ReplaceAll(cmp.Or(u.EngineLimit, "-"), " ", ""), allocatorMB(), tagsMB(u.Engine))
 		})
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -86,6 +87,39 @@ func tagsMB(by map[string]int64) []string {
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// processColumns is the memlogs' "rss_mb anon_mb file_mb lazyfree_mb
+// go_live_mb go_goal_mb go_mapped_mb go_released_mb": the resident set by
+// kind (/proc/self/smaps_rollup: anonymous, file-backed, freed but not yet
+// taken back) and Go's heap (live, the collector's goal, what the runtime
+// holds mapped and what it gave back to the kernel), in MiB.
+func processColumns() string {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/heap/goal:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+	}
+	metrics.Read(samples)
+	var g [4]int64
+	for i, s := range samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			g[i] = int64(s.Value.Uint64())
+		}
+	}
+	sm := procKB("/proc/self/smaps_rollup")
+	return fmt.Sprintf("%.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f",
+		mb(sm["Rss"]), mb(sm["Anonymous"]), mb(sm["Rss"]-sm["Anonymous"]), mb(sm["LazyFree"]), mb(g[0]), mb(g[1]), mb(g[2]), mb(g[3]))
+}
+
+// sumBytes is the total of an engine's memory by tag.
+func sumBytes(by map[string]int64) int64 {
+	var total int64
+	for _, b := range by {
+		total += b
+	}
+	return total
+}
 
 // procKB is a /proc file's "Name: N kB" lines as bytes by name (empty
 // where /proc is not): VmRSS of /proc/self/status, Anonymous of

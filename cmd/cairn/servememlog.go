@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -21,38 +20,19 @@ import (
 // StartImport's memory goes in a server (issue 15). The seen sets of
 // running imports are not sampled: they are in "anon" beside Go's part.
 func startServeMemLog(path string, lk *lake.Lake, st eventStore) (stop func(), err error) {
-	samples := []metrics.Sample{
-		{Name: "/gc/heap/live:bytes"},
-		{Name: "/gc/heap/goal:bytes"},
-		{Name: "/memory/classes/total:bytes"},
-		{Name: "/memory/classes/heap/released:bytes"},
-	}
 	eh, _ := st.(*duckdb.Store)
 	return tickLog(path, lakeMemLogEvery,
 		"elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb lake_duckdb_mb lake_temp_mb lake_limit eh_duckdb_mb je_allocated_mb je_active_mb je_resident_mb je_mapped_mb je_retained_mb lake_tags eh_tags",
 		func(f io.Writer, elapsed time.Duration) {
-			metrics.Read(samples)
-			var g [4]int64
-			for i, s := range samples {
-				if s.Value.Kind() == metrics.KindUint64 {
-					g[i] = int64(s.Value.Uint64())
-				}
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			u := lk.EngineMemory(ctx)
-			var total int64
-			for _, b := range u.Engine {
-				total += b
-			}
 			var ehu duckdb.MemoryUse
 			if eh != nil {
 				ehu, _ = eh.MemoryUse(ctx)
 			}
-			sm := procKB("/proc/self/smaps_rollup")
-			fmt.Fprintf(f, "%.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %.0f %s %.0f %s %v %v\n",
-				elapsed.Seconds(), mb(sm["Rss"]), mb(sm["Anonymous"]), mb(sm["Rss"]-sm["Anonymous"]), mb(sm["LazyFree"]),
-				mb(g[0]), mb(g[1]), mb(g[2]), mb(g[3]), mb(total), mb(u.EngineTemp), strings.ReplaceAll(cmp.Or(u.EngineLimit, "-"), " ", ""),
+			fmt.Fprintf(f, "%.0f %s %.0f %.0f %s %.0f %s %v %v\n",
+				elapsed.Seconds(), processColumns(), mb(sumBytes(u.Engine)), mb(u.EngineTemp), strings.ReplaceAll(cmp.Or(u.EngineLimit, "-"), " ", ""),
 				mb(ehu.DuckDBTotal), allocatorMB(), tagsMB(u.Engine), tagsMB(ehu.DuckDB))
 		})
 }
