@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# bench/lake-rss.sh server|offline BIN LABEL [LAKE_MEMORY_LIMIT] (issue 15): a Lake load of $LOGS into a fresh
+# data dir and its peak memory, wall and CPU.
+#   server:  StartImport (cairn import --into --endpoint-url) into a fresh cairn serve: the server's VmHWM, end
+#            RSS, wall, server CPU, events read a second; --memlog when the binary has it. NOINGEST=1 creates the
+#            store without ingestion.
+#   offline: cairn import --into of a store created by a server that is then stopped: /usr/bin/time -v's peak
+#            RSS, wall, CPU, and --memlog.
+# LOGS=dir (required: bench/gen -n 10000000 -per-file 500 -days 365), WORK=dir for the results (default /tmp).
+# Run it under a lock to measure: flock /work/measure.lock bench/lake-rss.sh ...
+set -euo pipefail
+mode=$1; bin=$2; label=$3; mem=${4:-}
+case $mode in server | offline) ;; *) echo "usage: bench/lake-rss.sh server|offline BIN LABEL [LIMIT]" >&2; exit 2 ;; esac
+logs=${LOGS:?the files to load: bench/gen -n 10000000 -per-file 500 -days 365}
+work=${WORK:-/tmp}; out=$work/$label-$(date +%H%M%S)
+mkdir -p $out
+tmp=$(mktemp -d "$work/tmp.XXXX")
+srv=
+trap '[ -n "$srv" ] && { kill $srv 2>/dev/null; wait $srv 2>/dev/null; }; rm -rf $tmp' EXIT
+{
+echo "event_history:"
+echo "  retention_days: 0"
+echo "lake:"
+echo "  import_roots: [\"$logs\"]"
+[ -n "$mem" ] && echo "  memory_limit: $mem"
+cat <<YAML
+accounts:
+  - id: "123837392027"
+    users:
+      - name: responder
+        responder: true
+        access_keys:
+          - id: AKIABENCH00000000001
+            secret: bench-secret
+YAML
+} >$tmp/cairn.yaml
+export AWS_ACCESS_KEY_ID=AKIABENCH00000000001 AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+# A port below the ephemeral range (internal/testaddr says why).
+port=$((10000 + RANDOM % 20000)); url=http://127.0.0.1:$port
+ml=
+[ $mode = server ] && $bin serve -h 2>&1 | grep -q -- -memlog && ml="--memlog $out/memlog"
+$bin serve --data-dir $tmp/dd --config $tmp/cairn.yaml --listen 127.0.0.1:$port --log-level warn $ml 2>$out/serve.log &
+srv=$!
+until curl -sf $url/healthz >/dev/null; do sleep 0.2; done
+arn=$(aws cloudtrail create-event-data-store --endpoint-url $url --name lakerss --retention-period 3653 ${NOINGEST:+--no-start-ingestion} --query EventDataStoreArn --output text)
+if [ $mode = offline ]; then
+	kill $srv; wait $srv || true; srv=
+fi
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee $out/summary
+if [ $mode = offline ]; then
+	/usr/bin/time -v -o $out/time $bin import --into "$arn" --data-dir $tmp/dd --config $tmp/cairn.yaml --no-progress --output text --memlog $out/memlog "$logs" >$out/import.out 2>&1 || true
+	awk -v l=$label -F': ' '/Maximum resident/{r=$2} /Elapsed/{w=$2} /User time/{u=$2} /System time/{s=$2} END{printf "%s: peak RSS %.0f MiB, wall %s, user %s + sys %s CPU-s\n", l, r/1024, w, u, s}' $out/time | tee -a $out/summary
+else
+	c0=$(awk '{print $14+$15}' /proc/$srv/stat); t0=$(date +%s.%N)
+	$bin import --into "$arn" --endpoint-url $url --region us-east-1 "$logs" >$out/import.out 2>&1 || true
+	t1=$(date +%s.%N); c1=$(awk '{print $14+$15}' /proc/$srv/stat)
+	hwm=$(awk '/VmHWM/{print $2}' /proc/$srv/status); rss=$(awk '/VmRSS/{print $2}' /proc/$srv/status)
+	ev=$(grep -o 'events [0-9]*' $out/import.out | awk '{s+=$2} END {print s+0}')
+	hz=$(getconf CLK_TCK)
+	awk -v l="$label" -v h=$hwm -v r=$rss -v a=$t0 -v b=$t1 -v c0=$c0 -v c1=$c1 -v hz=$hz -v ev=$ev 'BEGIN{w=b-a; printf "%s: VmHWM %.0f MiB, end RSS %.0f MiB, wall %.1f s, server CPU %.1f s, events read %d, %.0f events read/s\n", l, h/1024, r/1024, w, (c1-c0)/hz, ev, ev/w}' | tee -a $out/summary
+fi
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a $out/summary
+tail -3 $out/import.out
