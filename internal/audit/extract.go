@@ -120,10 +120,7 @@ func ExtractLeading(b []byte, keep func(raw []byte) []byte) (r Record, n int, ok
 	}
 	n = sc.i
 	// Checked before keep, on what record would take from sv.
-	check := Record{EventID: sv.eventID, Region: sv.awsRegion, Account: sv.recipientAccountID}
-	if check.Account == "" {
-		check.Account = sv.id.AccountID
-	}
+	check := Record{EventID: sv.eventID, Region: sv.awsRegion, Account: sv.account()}
 	if checkRecord(&check, sv.eventTime) != nil {
 		return Record{}, 0, false
 	}
@@ -219,11 +216,20 @@ func rebaseBytes(b []byte, from, to []byte) []byte {
 	return to[off : off+len(b) : off+len(b)]
 }
 
+// account is the record's account: recipientAccountId, else
+// userIdentity.accountId.
+func (v *scanned) account() string {
+	if v.recipientAccountID != "" {
+		return v.recipientAccountID
+	}
+	return v.id.AccountID
+}
+
 // record builds the Record the scanner read (Extract checks it).
 func (v *scanned) record(raw []byte) Record {
 	r := Record{
 		Raw:         raw,
-		Account:     v.recipientAccountID,
+		Account:     v.account(),
 		Region:      v.awsRegion,
 		EventID:     v.eventID,
 		EventName:   v.eventName,
@@ -232,9 +238,6 @@ func (v *scanned) record(raw []byte) Record {
 		Username:    Username(v.id.Type, v.id.UserName, v.id.ARN, v.id.PrincipalID, v.onBehalfOf),
 		ReadOnly:    rawBool(v.readOnly),
 		Category:    categoryOf(v.eventCategory, v.eventType, v.managementEvent),
-	}
-	if r.Account == "" {
-		r.Account = v.id.AccountID
 	}
 	if v.insight && r.EventName == "" {
 		r.EventName = v.insightName
