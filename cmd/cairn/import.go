@@ -136,7 +136,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		// Without DuckDB's write-ahead log: checkpointed before the
 		// report (docs/store.md, "Imports", session 26).
-		store, err := openStoreLogged(ctx, cfg, *dataDir, log, false, false)
+		store, err := openImportStore(ctx, cfg, *dataDir, log)
 		if err != nil {
 			return err
 		}

@@ -520,13 +520,18 @@ const serveCheckpointWAL = 64 << 20
 const warmBudget = time.Second
 
 func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving bool) (eventStore, error) {
-	return openStoreLogged(ctx, cfg, dataDir, log, serving, true)
+	return openStoreAs(ctx, cfg, dataDir, log, serving, false)
 }
 
-// openStoreLogged is openStore; logged false attaches the embedded store
-// without its write-ahead log (duckdb.Options.Unlogged): for the offline
-// import only, which checkpoints before it reports.
-func openStoreLogged(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving, logged bool) (eventStore, error) {
+// openImportStore is openStore for the offline import: the embedded store
+// attached without its write-ahead log (duckdb.Options.Unlogged), which
+// the import replaces with a checkpoint before it reports. A server never
+// opens a store so.
+func openImportStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger) (eventStore, error) {
+	return openStoreAs(ctx, cfg, dataDir, log, false, true)
+}
+
+func openStoreAs(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving, unlogged bool) (eventStore, error) {
 	if dsn := cfg.Store.Postgres; dsn != "" {
 		st, err := postgres.Open(ctx, dsn, postgres.Options{Logger: log})
 		if err != nil {
@@ -546,7 +551,7 @@ func openStoreLogged(ctx context.Context, cfg *config.Config, dataDir string, lo
 	// server"), set before the file is attached so that Open's replay and
 	// warm start keep within it. An offline import lowers it again.
 	opts := duckdb.Options{Logger: log, BlockBytes: blocks, Cold: !serving, MemoryLimit: cfg.EventHistory.MemoryLimit,
-		Unlogged: !serving && !logged}
+		Unlogged: unlogged}
 	if serving {
 		opts.CheckpointWALBytes = serveCheckpointWAL
 		// The ingest pipeline's writer reserves and appends its next
