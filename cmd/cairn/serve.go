@@ -498,11 +498,6 @@ type eventStore interface {
 	LastSeq(ctx context.Context) (int64, error)
 }
 
-// openStore opens Event History's store: PostgreSQL when the config names
-// one (store.postgres, migrated at open), else the embedded DuckDB store of
-// the data dir. serving says the store will answer lookups (cairn serve):
-// only then does a DuckDB store warm its cache from what the last server
-// read, and save its own at Close (duckdb.Options.Cold).
 // serveCheckpointWAL is the write-ahead log a server's Event History lets
 // grow before it checkpoints (the store's default is 16 MiB). Live ingest
 // checkpoints by its transactions (CheckpointCommits, 100: 20 s of
@@ -519,6 +514,11 @@ const serveCheckpointWAL = 64 << 20
 // lookups through the API before it answers (apiserver.WarmLookups).
 const warmBudget = time.Second
 
+// openStore opens Event History's store: PostgreSQL when the config names
+// one (store.postgres, migrated at open), else the embedded DuckDB store of
+// the data dir. serving says the store will answer lookups (cairn serve):
+// only then does a DuckDB store warm its cache from what the last server
+// read, and save its own at Close (duckdb.Options.Cold).
 func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving bool) (eventStore, error) {
 	return openStoreAs(ctx, cfg, dataDir, log, serving, false)
 }
