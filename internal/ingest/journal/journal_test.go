@@ -631,3 +631,91 @@ func TestPreallocate(t *testing.T) {
 		j.Close()
 	}
 }
+
+// Records encoded by their callers (Encode) and written with others by
+// AppendEncoded are the bytes Append writes for the same records, are
+// replayed exactly, and count in their segment like Append's: the segment
+// goes once they are all done.
+func TestAppendEncoded(t *testing.T) {
+	big := records(0, 3)
+	big[1].Raw = bytes.Repeat([]byte("x"), 2<<20) // a chunk's frame closed early
+	calls := [][]audit.Record{records(100, 70), big, records(200, 1)}
+	var want []audit.Record
+	for _, c := range calls {
+		want = append(want, c...)
+	}
+	rest := records(300, 5)
+	want = append(want, rest...)
+
+	for _, c := range calls {
+		e, err := Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Len() != len(c) {
+			t.Errorf("Encode(%d records).Len() = %d", len(c), e.Len())
+		}
+		var ch chunk
+		var payload []byte
+		plain, err := encodeFrames(nil, &ch, &payload, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(e.frames, plain) {
+			t.Errorf("Encode of %d records differs from the frames Append writes", len(c))
+		}
+	}
+
+	dir := t.TempDir()
+	j, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pre []Encoded
+	for _, c := range calls {
+		e, err := Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pre = append(pre, e)
+	}
+	seg, _, err := j.AppendEncoded(pre, rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, st := replayAll(t, copyDir(t, dir))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("replayed records differ (-want +got):\n%s", diff)
+	}
+	if st.Records != len(want) || st.Torn != 0 {
+		t.Errorf("stats = %+v; want %d records, none torn", st, len(want))
+	}
+	// Counted whole: done with all but one, the segment stays; with all,
+	// it goes (sealed at Close).
+	j.Done(seg, len(want)-1)
+	j.Close()
+	if f := segFiles(t, dir); len(f) != 1 {
+		t.Errorf("segment files with a record not done = %v; want 1", f)
+	}
+	j.Done(seg, 1)
+	if f := segFiles(t, dir); len(f) != 0 {
+		t.Errorf("segment files once all are done = %v; want none", f)
+	}
+}
+
+// Encode refuses a record larger than a frame, as Append does.
+func TestEncodeRefusesRecordLargerThanAFrame(t *testing.T) {
+	recs := records(0, 2)
+	recs[1].Raw = bytes.Repeat([]byte("y"), MaxFrame)
+	if _, err := Encode(recs); err == nil {
+		t.Error("Encode of a record larger than a frame succeeded; want an error")
+	}
+	j, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, _, err := j.Append(recs); err == nil {
+		t.Error("Append of a record larger than a frame succeeded; want an error")
+	}
+}
