@@ -268,14 +268,27 @@ func (e Encoded) Len() int { return e.n }
 // Encode encodes records into frames as Append would write them. It fails
 // for a record larger than a frame, as Append does.
 func Encode(records []audit.Record) (Encoded, error) {
-	var c chunk
-	var payload []byte
-	b, err := encodeFrames(nil, &c, &payload, records)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	b, err := encodeFrames(sc.frames[:0], &sc.c, &sc.payload, records)
 	if err != nil {
 		return Encoded{}, err
 	}
-	return Encoded{frames: b, n: len(records)}, nil
+	sc.frames = b
+	// Only the compressed frames are kept (a tenth of the encodings or
+	// less); the scratch, up to a chunk's plain bytes and its compression,
+	// serves the next call.
+	return Encoded{frames: bytes.Clone(b), n: len(records)}, nil
 }
+
+// scratch is Encode's reusable buffers.
+type scratch struct {
+	c       chunk
+	payload []byte
+	frames  []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // encodeFrames appends records to b as frames of at most chunkBytes of
 // their encodings each, compressed (payloadV3), with c and payload as
