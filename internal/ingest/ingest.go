@@ -300,28 +300,7 @@ type group struct {
 	// made by the leader once the counts are known and written with
 	// the records.
 	selfs []*selfRecord
-	// encs are the members' records that their callers encoded for the
-	// journal before joining (preEncodeRecords), each at its offset in
-	// records.
-	encs []encodedCall
 }
-
-// encodedCall is a caller's records (records[off:off+enc.Len()] of its
-// group) as journal frames, encoded and compressed by the caller itself.
-type encodedCall struct {
-	off int
-	enc journal.Encoded
-}
-
-// preEncodeRecords is the size of a call whose caller encodes and
-// compresses its records for the journal itself, before it joins a group
-// (journal.Encode), instead of the group's leader doing it during the
-// journal's one write at a time: an import's calls (a log file, hundreds
-// of records) are encoded in parallel, outside the path every call waits
-// on (issue 15, session 28). Smaller calls (live ingest, a call's own
-// record) are encoded by the leader, their records sharing frames across
-// the group's calls as before.
-const preEncodeRecords = 64
 
 // selfRecord is the record a SubmitRecorded caller's call makes of
 // itself, made from the counts of its records (off and n in the group's
@@ -742,19 +721,10 @@ func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Reco
 		return audit.AppendResult{}, ErrClosed
 	}
 	acct := key(records)
-	var enc journal.Encoded
-	if len(records) >= preEncodeRecords {
-		// A record too large for a frame is left to the leader, whose
-		// write then fails as it did.
-		enc, _ = journal.Encode(records)
-	}
 	p.jmu.Lock()
 	g := p.jcur
 	off := len(g.records)
 	g.records = append(g.records, records...)
-	if enc.Len() > 0 {
-		g.encs = append(g.encs, encodedCall{off: off, enc: enc})
-	}
 	g.waiters++
 	if self != nil {
 		self.off = off
@@ -870,10 +840,9 @@ func (p *Pipeline) leave(g *group) {
 // disk is full: then the group fails at once (the store is on that disk).
 func (p *Pipeline) writeGroup(g *group) error {
 	records := g.records
-	var keep []bool // nil: every record of the group is written
 	if p.flight != nil {
 		var err error
-		g.dup, keep, records, err = p.classify(g.records)
+		g.dup, records, err = p.classify(g.records)
 		if err != nil {
 			return err
 		}
@@ -886,9 +855,8 @@ func (p *Pipeline) writeGroup(g *group) error {
 			return nil // all duplicates: nothing to write
 		}
 	}
-	pre, rest := journalParts(g, keep, records)
 	start := time.Now()
-	seg, size, err := p.journal.AppendEncoded(pre, rest)
+	seg, size, err := p.journal.Append(records)
 	if err != nil {
 		p.jErrors.Inc()
 		if isDiskFull(err) {
@@ -941,46 +909,6 @@ func (p *Pipeline) writeGroup(g *group) error {
 	return nil
 }
 
-// journalParts splits what writeGroup writes (records: g's records that
-// keep marks, or all of them when keep is nil, then the calls' own
-// records) into the calls encoded by their callers (pre) and the records
-// the journal encodes itself (rest). A call is written from its own
-// encoding only when all its records are written; one with duplicates
-// among them is encoded again without those.
-func journalParts(g *group, keep []bool, records []audit.Record) (pre []journal.Encoded, rest []audit.Record) {
-	if len(g.encs) == 0 {
-		return nil, records
-	}
-	kept := len(g.records)
-	if keep != nil {
-		kept = 0
-		for _, k := range keep {
-			if k {
-				kept++
-			}
-		}
-	}
-	rest = make([]audit.Record, 0, len(records)-kept)
-	e := 0
-	for i := 0; i < len(g.records); {
-		if e < len(g.encs) && g.encs[e].off == i {
-			c := g.encs[e]
-			e++
-			n := c.enc.Len()
-			if keep == nil || !slices.Contains(keep[i:i+n], false) {
-				pre = append(pre, c.enc)
-				i += n
-				continue
-			}
-		}
-		if keep == nil || keep[i] {
-			rest = append(rest, g.records[i])
-		}
-		i++
-	}
-	return pre, append(rest, records[kept:]...)
-}
-
 // addSelfs makes the own records of g's SubmitRecorded callers from
 // their counts (g.dup), puts them in flight and returns records (the
 // group's new records, in flight) with them. If that fails, records are
@@ -1004,7 +932,7 @@ func (p *Pipeline) addSelfs(g *group, records []audit.Record) ([]audit.Record, e
 	if len(own) == 0 {
 		return records, nil
 	}
-	_, _, write, err := p.classify(own)
+	_, write, err := p.classify(own)
 	if err != nil {
 		p.release(records, true)
 		for _, sr := range taken {
@@ -1022,12 +950,11 @@ func (p *Pipeline) addSelfs(g *group, records []audit.Record) ([]audit.Record, e
 // releases them), and the duplicates whose only copies in flight are not
 // durable (queued by Enqueue, or a failed journal write's): those are
 // written all the same, so that a record acknowledged is never lost with
-// a copy that was not. keep[i] tells that records[i] is among those to
-// write. The calls of classify do not overlap (one journal write at a
-// time): a key is put in flight by one of them only.
-func (p *Pipeline) classify(records []audit.Record) (dup, keep []bool, write []audit.Record, err error) {
+// a copy that was not. The calls of classify do not overlap (one journal
+// write at a time): a key is put in flight by one of them only.
+func (p *Pipeline) classify(records []audit.Record) (dup []bool, write []audit.Record, err error) {
 	dup = make([]bool, len(records))
-	keep = make([]bool, len(records))
+	keep := make([]bool, len(records))
 	seen := make(map[flightKey]struct{}, len(records))
 	var ask []audit.Record
 	var askIdx []int
@@ -1054,10 +981,10 @@ func (p *Pipeline) classify(records []audit.Record) (dup, keep []bool, write []a
 	if len(ask) > 0 {
 		stored, err := p.cfg.Keys.StoredKeys(context.Background(), ask)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("ingest: duplicate check: %w", err)
+			return nil, nil, fmt.Errorf("ingest: duplicate check: %w", err)
 		}
 		if len(stored) != len(ask) {
-			return nil, nil, nil, fmt.Errorf("ingest: duplicate check: %d answers for %d records", len(stored), len(ask))
+			return nil, nil, fmt.Errorf("ingest: duplicate check: %d answers for %d records", len(stored), len(ask))
 		}
 		for j, i := range askIdx {
 			if stored[j] {
@@ -1079,7 +1006,7 @@ func (p *Pipeline) classify(records []audit.Record) (dup, keep []bool, write []a
 	}
 	p.dups.Add(float64(ndup))
 	p.hold(write, true)
-	return dup, keep, write, nil
+	return dup, write, nil
 }
 
 // hold puts the keys of records in flight (durable: journaled).

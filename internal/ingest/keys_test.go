@@ -7,11 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
-	"github.com/cairn-audit/cairn/internal/ingest/journal"
 )
 
 // keyedStore is a gatedEach that also answers StoredKeys from the keys of
@@ -248,72 +245,6 @@ func TestSubmittedRecordsAreReplayedAndStayDuplicates(t *testing.T) {
 	for i := range rs {
 		if rs[i].EventID != fmt.Sprintf("111111111111-%d", i) {
 			t.Fatalf("Submit changed its caller's records")
-		}
-	}
-}
-
-// A call large enough to encode its records for the journal itself
-// (preEncodeRecords) is written from that encoding only when every record
-// of it is new: one with duplicates among them (in flight, or twice in
-// the call) is written without them, so the journal holds each new record
-// once, exactly as submitted, and no duplicate.
-func TestEncodedCallsWriteOnlyTheirNewRecords(t *testing.T) {
-	dir := t.TempDir()
-	bad := newKeyedStore()
-	bad.err = errors.New("disk on fire") // the records stay in the journal
-	p, cancel, done := openJournaled(t, Config{Store: bad, Keys: bad, JournalDir: dir, MaxAttempts: 1})
-	const acct = "111111111111"
-	recs := func(from, n int) []audit.Record {
-		rs := acctRecs(acct, from, n)
-		for i := range rs {
-			rs[i].Raw = []byte(`{"eventID":"` + rs[i].EventID + `"}`)
-		}
-		return rs
-	}
-	first := recs(0, 100)
-	res, err := p.Submit(t.Context(), first...)
-	wantCounts(t, "new records", res, err, 100, 0)
-	// 50 in flight, 50 new, 10 of them twice in the call.
-	mixed := append(recs(50, 100), recs(100, 10)...)
-	res, err = p.Submit(t.Context(), mixed...)
-	wantCounts(t, "a mixed batch", res, err, 50, 60)
-	// A small call, encoded by the leader.
-	res, err = p.Submit(t.Context(), recs(150, 3)...)
-	wantCounts(t, "a small call", res, err, 3, 0)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	done <- nil
-
-	j, err := journal.Open(dir, journal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	var got []audit.Record
-	if _, err := j.Replay(1000, func(rs []audit.Record) error {
-		got = append(got, rs...)
-		return errors.New("kept") // not stored: the segments stay
-	}); err == nil {
-		t.Fatal("Replay succeeded with a store that fails")
-	}
-	want := recs(0, 153)
-	byID := map[string]audit.Record{}
-	for _, r := range got {
-		if _, ok := byID[r.EventID]; ok {
-			t.Errorf("record %s is in the journal twice", r.EventID)
-		}
-		byID[r.EventID] = r
-	}
-	if len(got) != len(want) {
-		t.Errorf("the journal holds %d records; want %d", len(got), len(want))
-	}
-	for _, w := range want {
-		if g, ok := byID[w.EventID]; !ok {
-			t.Errorf("record %s is not in the journal", w.EventID)
-		} else if diff := cmp.Diff(w, g); diff != "" {
-			t.Errorf("record %s differs (-want +got):\n%s", w.EventID, diff)
 		}
 	}
 }

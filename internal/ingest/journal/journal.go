@@ -250,54 +250,19 @@ func allZero(b []byte) bool {
 // the records may or may not be in the journal (a later Replay may find
 // them); the segment is sealed and the next Append starts a new one.
 func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) {
-	return j.AppendEncoded(nil, records)
-}
-
-// Encoded is records encoded and compressed into the journal's frames
-// (Encode) by a caller before its turn to write: the same bytes Append
-// writes for them, made in parallel with the other callers' and outside
-// the journal's one write at a time (issue 15, session 28).
-type Encoded struct {
-	frames []byte
-	n      int
-}
-
-// Len is the number of records e holds.
-func (e Encoded) Len() int { return e.n }
-
-// Encode encodes records into frames as Append would write them. It fails
-// for a record larger than a frame, as Append does.
-func Encode(records []audit.Record) (Encoded, error) {
-	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
-	b, err := encodeFrames(sc.frames[:0], &sc.c, &sc.payload, records)
-	if err != nil {
-		return Encoded{}, err
+	j.amu.Lock()
+	defer j.amu.Unlock()
+	if j.f == nil {
+		if err := j.create(); err != nil {
+			return 0, 0, err
+		}
 	}
-	sc.frames = b
-	// Only the compressed frames are kept (a tenth of the encodings or
-	// less); the scratch, up to a chunk's plain bytes and its compression,
-	// serves the next call.
-	return Encoded{frames: bytes.Clone(b), n: len(records)}, nil
-}
-
-// scratch is Encode's reusable buffers.
-type scratch struct {
-	c       chunk
-	payload []byte
-	frames  []byte
-}
-
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
-
-// encodeFrames appends records to b as frames of at most chunkBytes of
-// their encodings each, compressed (payloadV3), with c and payload as
-// scratch.
-func encodeFrames(b []byte, c *chunk, payload *[]byte, records []audit.Record) ([]byte, error) {
+	j.buf = j.buf[:0]
+	c := &j.chunk
 	flush := func() {
 		if len(c.plain) > 0 {
-			*payload = c.payload((*payload)[:0])
-			b = appendFrame(b, *payload)
+			j.payload = c.payload(j.payload[:0])
+			j.buf = appendFrame(j.buf, j.payload)
 		}
 	}
 	for i := range records {
@@ -316,35 +281,12 @@ func encodeFrames(b []byte, c *chunk, payload *[]byte, records []audit.Record) (
 		}
 		if 1+len(c.enc) > MaxFrame {
 			c.plain = c.plain[:0]
-			return b, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(c.enc))
+			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(c.enc))
 		}
-		*payload = append(append((*payload)[:0], payloadV2), c.enc...)
-		b = appendFrame(b, *payload)
+		j.payload = append(append(j.payload[:0], payloadV2), c.enc...)
+		j.buf = appendFrame(j.buf, j.payload)
 	}
 	flush()
-	return b, nil
-}
-
-// AppendEncoded is Append of the records encoded in pre (each Encode's
-// frames as they are) and of records, in one write and fsync: the segment
-// that holds them all and the bytes written.
-func (j *Journal) AppendEncoded(pre []Encoded, records []audit.Record) (seg uint64, n int, err error) {
-	j.amu.Lock()
-	defer j.amu.Unlock()
-	if j.f == nil {
-		if err := j.create(); err != nil {
-			return 0, 0, err
-		}
-	}
-	j.buf = j.buf[:0]
-	count := len(records)
-	for _, e := range pre {
-		j.buf = append(j.buf, e.frames...)
-		count += e.n
-	}
-	if j.buf, err = encodeFrames(j.buf, &j.chunk, &j.payload, records); err != nil {
-		return 0, 0, err
-	}
 	seg = j.active
 	// With Preallocate the segment's blocks are allocated (create):
 	// fdatasync writes the frames without the file system's journal,
@@ -359,7 +301,7 @@ func (j *Journal) AppendEncoded(pre []Encoded, records []audit.Record) (seg uint
 	}
 	j.size += int64(len(j.buf))
 	j.mu.Lock()
-	j.segs[seg].written += count
+	j.segs[seg].written += len(records)
 	j.mu.Unlock()
 	if j.size >= j.opts.SegmentSize {
 		j.seal()
