@@ -59,12 +59,6 @@ type DB struct {
 	loadsMu      sync.Mutex
 	loads        map[*Load]struct{}
 	aloneWaiting atomic.Int32
-	// purger purges DuckDB's allocator while loads are in progress
-	// (allocatorPurger; under loadsMu), every purgeEvery
-	// (allocatorPurgeEvery unless a test sets it), counted in purges.
-	purger     *allocatorPurger
-	purgeEvery time.Duration
-	purges     atomic.Int64
 	// direct and journaled merge concurrent Insert calls into one commit:
 	// a transaction, or the journal's append (see Insert).
 	direct, journaled grouper
@@ -125,11 +119,6 @@ func Open(path string, opts Options) (*DB, error) {
 
 // Close moves the journaled rows into the table and closes the database.
 func (d *DB) Close() error {
-	// A load never finished stops purging here.
-	d.loadsMu.Lock()
-	d.purger.Stop()
-	d.purger = nil
-	d.loadsMu.Unlock()
 	jerr := d.closeJournal()
 	return errors.Join(jerr, d.db.Close())
 }

@@ -13,11 +13,6 @@ static int cairn_je_size(const char *name, size_t *v) {
 	return duckdb_je_mallctl(name, v, &n, NULL, 0);
 }
 
-static int cairn_je_purge(void) {
-	// MALLCTL_ARENAS_ALL: every arena's dirty and muzzy pages.
-	return duckdb_je_mallctl("arena.4096.purge", NULL, NULL, NULL, 0);
-}
-
 static int cairn_je_refresh(void) {
 	uint64_t epoch = 1;
 	size_t n = sizeof(epoch);
@@ -56,11 +51,3 @@ func allocatorStats() (s AllocatorStats, ok bool) {
 	}
 	return s, true
 }
-
-// allocatorPurgeable is whether purgeAllocator reaches DuckDB's jemalloc.
-const allocatorPurgeable = true
-
-// purgeAllocator has jemalloc give every arena's unused dirty and muzzy
-// pages back to the kernel (mallctl "arena.<MALLCTL_ARENAS_ALL>.purge",
-// what DuckDB's Allocator::FlushAll does); false if the call failed.
-func purgeAllocator() bool { return C.cairn_je_purge() == 0 }

@@ -5,8 +5,3 @@ package duckdb
 // allocatorStats reports nothing where DuckDB's bundled jemalloc is not
 // reached from Go (jemalloc_linux_amd64.go).
 func allocatorStats() (AllocatorStats, bool) { return AllocatorStats{}, false }
-
-// allocatorPurgeable is false: no allocator to purge (jemalloc_linux_amd64.go).
-const allocatorPurgeable = false
-
-func purgeAllocator() bool { return false }

@@ -2,7 +2,6 @@ package duckdb
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -654,9 +653,7 @@ type loadTx struct {
 var _ engine.Loader = (*DB)(nil)
 
 // BeginLoad starts a load: one transaction open at a time, on its own
-// connection, filled by the load's Appends in turn. While loads are in
-// progress DuckDB's allocator gives back the pages it freed every second
-// (allocatorPurger).
+// connection, filled by the load's Appends in turn.
 func (d *DB) BeginLoad() engine.Load {
 	ld := &Load{d: d, slots: make(chan struct{}, 1), idle: make(chan *loadTx, 1)}
 	d.loadsMu.Lock()
@@ -664,9 +661,6 @@ func (d *DB) BeginLoad() engine.Load {
 		d.loads = map[*Load]struct{}{}
 	}
 	d.loads[ld] = struct{}{}
-	if d.purger == nil {
-		d.purger = startAllocatorPurger(cmp.Or(d.purgeEvery, allocatorPurgeEvery), &d.purges)
-	}
 	d.loadsMu.Unlock()
 	return ld
 }
@@ -756,9 +750,6 @@ func (ld *Load) Finish(ctx context.Context) error {
 	d.loadsMu.Lock()
 	delete(d.loads, ld)
 	d.loadsMu.Unlock()
-	// The purges end after the last load's last commit (Finish's partial
-	// transaction goes through the write-ahead log, a burst of its own).
-	defer d.stopPurgerIdle()
 	// Under mu: after a commitIdle in progress, whose failure is the
 	// load's, and none takes a transaction from under it.
 	ld.mu.Lock()
@@ -775,17 +766,6 @@ func (ld *Load) Finish(ctx context.Context) error {
 		default:
 			return err
 		}
-	}
-}
-
-// stopPurgerIdle stops purging the allocator when no load is in
-// progress.
-func (d *DB) stopPurgerIdle() {
-	d.loadsMu.Lock()
-	defer d.loadsMu.Unlock()
-	if len(d.loads) == 0 {
-		d.purger.Stop()
-		d.purger = nil
 	}
 }
 
