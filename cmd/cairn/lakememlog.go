@@ -25,7 +25,7 @@ const lakeMemLogEvery = 5 * time.Second
 // its memory_limit, the seen set): where a Lake load's memory goes (issue 15).
 func startLakeMemLog(path string, sink *lake.Sink) (stop func(), err error) {
 	return tickLog(path, lakeMemLogEvery,
-		"elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb duckdb_mb duckdb_temp_mb seen_mb seen_keys duckdb_limit je_allocated_mb je_active_mb je_resident_mb je_mapped_mb je_retained_mb duckdb_tags",
+		"elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb duckdb_mb duckdb_temp_mb seen_mb seen_keys duckdb_limit je_allocated_mb je_active_mb je_resident_mb je_mapped_mb je_retained_mb je_dirty_mb je_muzzy_mb duckdb_tags",
 		func(f io.Writer, elapsed time.Duration) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			u := sink.MemoryUse(ctx)
@@ -42,7 +42,7 @@ func startLakeMemLog(path string, sink *lake.Sink) (stop func(), err error) {
 func allocatorMB() string {
 	a, ok := lakeduckdb.Allocator()
 	if !ok {
-		return "- - - - -"
+		return "- - - - - - -"
 	}
-	return fmt.Sprintf("%.0f %.0f %.0f %.0f %.0f", mb(a.Allocated), mb(a.Active), mb(a.Resident), mb(a.Mapped), mb(a.Retained))
+	return fmt.Sprintf("%.0f %.0f %.0f %.0f %.0f %.0f %.0f", mb(a.Allocated), mb(a.Active), mb(a.Resident), mb(a.Mapped), mb(a.Retained), mb(4096*a.Dirty), mb(4096*a.Muzzy))
 }

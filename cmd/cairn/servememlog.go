@@ -22,7 +22,7 @@ import (
 func startServeMemLog(path string, lk *lake.Lake, st eventStore) (stop func(), err error) {
 	eh, _ := st.(*duckdb.Store)
 	return tickLog(path, lakeMemLogEvery,
-		"elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb lake_duckdb_mb lake_temp_mb lake_limit eh_duckdb_mb je_allocated_mb je_active_mb je_resident_mb je_mapped_mb je_retained_mb lake_tags eh_tags",
+		"elapsed_s rss_mb anon_mb file_mb lazyfree_mb go_live_mb go_goal_mb go_mapped_mb go_released_mb lake_duckdb_mb lake_temp_mb lake_limit eh_duckdb_mb je_allocated_mb je_active_mb je_resident_mb je_mapped_mb je_retained_mb je_dirty_mb je_muzzy_mb lake_tags eh_tags",
 		func(f io.Writer, elapsed time.Duration) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

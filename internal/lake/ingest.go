@@ -541,8 +541,13 @@ func refusal(i int, owner, caller string) importer.Failure {
 }
 
 // LoadBatch is the number of records the importer gives Lake's Sink at
-// once in a load (StartImport, `cairn import --into`): an eighth of a
-// DuckDB row group. The DuckDB engine streams a load into transactions of
+// once in a load (StartImport, `cairn import --into`): a sixteenth of a
+// DuckDB row group (an eighth, 15,360, until session 28: the batch being
+// read and the one being appended were most of Go's live heap during a
+// load, ~45-55 MB, which the collector let grow to twice that; at 7,680
+// the live heap is ~25-32 MB and Go's resident share of a 10M load ~45 MB
+// less, and each Append's INSERT in DuckDB holds half the rows: issue 15,
+// docs/lake.md). The DuckDB engine streams a load into transactions of
 // exactly one row group (duckdb.RowGroupSize, 122,880 rows; duckdb.Load),
 // so that DuckDB writes each to the file as a whole row group while its
 // rows are appended, and logs only its location; in transactions of 5,000
@@ -553,7 +558,7 @@ func refusal(i int, owner, caller string) importer.Failure {
 // being filled, ~370k records (~700 MB of Go heap). A divisor of the row
 // group, so a load of records the store takes splits none at a
 // transaction's boundary.
-const LoadBatch = 15360
+const LoadBatch = 7680
 
 // LoadAppenders is the number of a load's batches appended at once
 // (importer.Options.Appenders) into Lake's DuckDB engine. Since session 25

@@ -38,6 +38,7 @@ func allocatorStats() (s AllocatorStats, ok bool) {
 	}{
 		{"stats.allocated", &s.Allocated}, {"stats.active", &s.Active}, {"stats.resident", &s.Resident},
 		{"stats.mapped", &s.Mapped}, {"stats.retained", &s.Retained}, {"stats.metadata", &s.Metadata},
+		{"stats.arenas.4096.pdirty", &s.Dirty}, {"stats.arenas.4096.pmuzzy", &s.Muzzy},
 	} {
 		name := C.CString(f.name)
 		var v C.size_t
