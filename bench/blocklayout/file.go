@@ -21,16 +21,21 @@ const schema = `CREATE TABLE blocks(
 	tmin BIGINT, tmax BIGINT, n INTEGER, ro_true INTEGER, ro_false INTEGER,
 	filter BLOB USING COMPRESSION uncompressed,
 	id_filter BLOB USING COMPRESSION uncompressed,
-	data BLOB USING COMPRESSION uncompressed)`
+	data BLOB USING COMPRESSION uncompressed,
+	data_off BIGINT, data_len INTEGER)`
 
 // writer groups records into blocks and writes them as rows.
 type writer struct {
-	opts  Options
-	enc   *zstd.Encoder
-	tx    *sql.Tx
-	ins   *sql.Stmt
-	open  map[groupKey]*group
-	next  int64
+	opts Options
+	enc  *zstd.Encoder
+	tx   *sql.Tx
+	ins  *sql.Stmt
+	open map[groupKey]*group
+	next int64
+	// side, with Options.SideFile, holds the blocks' bytes (the rows
+	// their place); off is its length.
+	side  *os.File
+	off   int64
 	stats writeStats
 }
 
@@ -49,7 +54,14 @@ type writeStats struct {
 	flaggedID, flaggedTime                                   int64
 }
 
-func newWriter(ctx context.Context, db *sql.DB, opts Options) (*writer, error) {
+func newWriter(ctx context.Context, db *sql.DB, side string, opts Options) (*writer, error) {
+	var f *os.File
+	if opts.SideFile {
+		var err error
+		if f, err = os.OpenFile(side, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		return nil, err
 	}
@@ -61,12 +73,12 @@ func newWriter(ctx context.Context, db *sql.DB, opts Options) (*writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		tx.Rollback()
 		return nil, err
 	}
-	return &writer{opts: opts, enc: enc, tx: tx, ins: ins, open: map[groupKey]*group{}, next: 1}, nil
+	return &writer{opts: opts, enc: enc, tx: tx, ins: ins, open: map[groupKey]*group{}, next: 1, side: f}, nil
 }
 
 // add takes one record (a copy of it is kept until its block is written).
@@ -126,8 +138,16 @@ func (w *writer) write(ctx context.Context, g *group) error {
 	w.stats.compressed += int64(len(data))
 	w.stats.filters += int64(len(f))
 	w.stats.idFilters += int64(len(idf))
+	var blob, off, n any = data, nil, nil
+	if w.side != nil {
+		if _, err := w.side.Write(data); err != nil {
+			return err
+		}
+		blob, off, n = nil, w.off, len(data)
+		w.off += int64(len(data))
+	}
 	_, err := w.ins.ExecContext(ctx, m.id, m.key.account, m.key.region, uint8(m.key.category), m.hour,
-		m.tmin, m.tmax, m.n, m.roTrue, m.roFalse, f, idf, data)
+		m.tmin, m.tmax, m.n, m.roTrue, m.roFalse, f, idf, blob, off, n)
 	return err
 }
 
@@ -138,6 +158,12 @@ func (w *writer) close(ctx context.Context) error {
 	}
 	w.ins.Close()
 	w.enc.Close()
+	if w.side != nil {
+		if err := w.side.Close(); err != nil {
+			w.tx.Rollback()
+			return err
+		}
+	}
 	return w.tx.Commit()
 }
 
@@ -149,6 +175,8 @@ type reader struct {
 	get   *sql.Stmt
 	dec   *zstd.Decoder
 	parts map[partKey][]*blockMeta
+	// side holds the blocks' bytes when the rows hold their place.
+	side *os.File
 	// metaBytes: the filters held in memory.
 	metaBytes int64
 	cache     *blockCache
@@ -165,7 +193,7 @@ func openReader(ctx context.Context, path string, cacheBytes int) (*reader, erro
 		return nil, err
 	}
 	rd := &reader{db: db, parts: map[partKey][]*blockMeta{}, cache: newBlockCache(cacheBytes)}
-	rows, err := db.QueryContext(ctx, `SELECT id, account, region, category, hour, tmin, tmax, n, ro_true, ro_false, filter, id_filter FROM blocks`)
+	rows, err := db.QueryContext(ctx, `SELECT id, account, region, category, hour, tmin, tmax, n, ro_true, ro_false, filter, id_filter, data_off, data_len FROM blocks`)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -174,7 +202,7 @@ func openReader(ctx context.Context, path string, cacheBytes int) (*reader, erro
 		m := &blockMeta{}
 		var cat uint8
 		var f, idf []byte
-		if err := rows.Scan(&m.id, &m.key.account, &m.key.region, &cat, &m.hour, &m.tmin, &m.tmax, &m.n, &m.roTrue, &m.roFalse, &f, &idf); err != nil {
+		if err := rows.Scan(&m.id, &m.key.account, &m.key.region, &cat, &m.hour, &m.tmin, &m.tmax, &m.n, &m.roTrue, &m.roFalse, &f, &idf, &m.off, &m.len); err != nil {
 			rows.Close()
 			db.Close()
 			return nil, err
@@ -200,6 +228,9 @@ func openReader(ctx context.Context, path string, cacheBytes int) (*reader, erro
 	for _, bs := range rd.parts {
 		slices.SortFunc(bs, func(a, b *blockMeta) int { return cmp.Or(cmp.Compare(b.tmax, a.tmax), cmp.Compare(b.id, a.id)) })
 	}
+	if f, err := os.Open(path + ".data"); err == nil {
+		rd.side = f
+	}
 	if rd.get, err = db.PrepareContext(ctx, `SELECT data FROM blocks WHERE id = ?`); err != nil {
 		db.Close()
 		return nil, err
@@ -214,6 +245,9 @@ func openReader(ctx context.Context, path string, cacheBytes int) (*reader, erro
 func (rd *reader) Close() error {
 	rd.dec.Close()
 	rd.get.Close()
+	if rd.side != nil {
+		rd.side.Close()
+	}
 	return rd.db.Close()
 }
 
@@ -304,7 +338,15 @@ func (rd *reader) block(ctx context.Context, b *blockMeta, st *lookupStats) ([]a
 	var data []byte
 	t0 := time.Now()
 	defer func() { st.fetch += time.Since(t0) }()
-	if err := rd.get.QueryRowContext(ctx, b.id).Scan(&data); err != nil {
+	if b.off.Valid {
+		if rd.side == nil {
+			return nil, fmt.Errorf("blocklayout: block %d: no side file", b.id)
+		}
+		data = make([]byte, b.len.Int64)
+		if _, err := rd.side.ReadAt(data, b.off.Int64); err != nil {
+			return nil, fmt.Errorf("blocklayout: block %d: %w", b.id, err)
+		}
+	} else if err := rd.get.QueryRowContext(ctx, b.id).Scan(&data); err != nil {
 		return nil, fmt.Errorf("blocklayout: block %d: %w", b.id, err)
 	}
 	st.fetched++

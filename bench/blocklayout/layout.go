@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -53,6 +54,9 @@ type Options struct {
 	// IDColumn stores every ID and time in the block even when the JSON
 	// holds them.
 	IDColumn bool
+	// SideFile keeps the blocks' bytes in a file beside the DuckDB file
+	// (FILE.data), the rows holding their place, instead of a BLOB.
+	SideFile bool
 }
 
 // partKey is what a lookup reads: one account's region and category.
@@ -71,8 +75,9 @@ type blockMeta struct {
 	n          int
 	roTrue     int
 	roFalse    int
-	filter     bloom // the values but event IDs
-	idFilter   bloom // the event IDs
+	off, len   sql.NullInt64 // the block's place in the side file
+	filter     bloom         // the values but event IDs
+	idFilter   bloom         // the event IDs
 }
 
 // token is the store's token of (attribute, value): xxhash of key, 0, value.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -102,37 +103,44 @@ func TestSameAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := filepath.Join(dir, "blocks.duckdb")
-	smp, err := build(ctx, st, out, false, testOpts, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if smp.records != 3400 {
-		t.Fatalf("read %d records; want 3400", smp.records)
-	}
-	rd, err := openReader(ctx, out, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	full := 0
-	for _, x := range smp.queries(10, 1) {
-		page, err := st.Lookup(ctx, x.q)
+	for _, side := range []bool{false, true} {
+		opts := testOpts
+		opts.SideFile = side
+		out := filepath.Join(dir, fmt.Sprintf("blocks-%v.duckdb", side))
+		smp, err := build(ctx, st, out, false, opts, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _, err := rd.lookup(ctx, &x.q)
+		if smp.records != 3400 {
+			t.Fatalf("read %d records; want 3400", smp.records)
+		}
+		rd, err := openReader(ctx, out, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := samePage(got, page.Records); err != nil {
-			t.Errorf("%s %+v: %v", x.kind, x.q.Attributes, err)
+		full := 0
+		for _, x := range smp.queries(10, 1) {
+			page, err := st.Lookup(ctx, x.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := rd.lookup(ctx, &x.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := samePage(got, page.Records); err != nil {
+				t.Errorf("side file %v, %s %+v: %v", side, x.kind, x.q.Attributes, err)
+			}
+			if len(got) > 0 {
+				full++
+			}
 		}
-		if len(got) > 0 {
-			full++
+		rd.Close()
+		if full < 50 {
+			t.Errorf("side file %v: %d pages not empty; want at least 50", side, full)
 		}
-	}
-	if full < 50 {
-		t.Errorf("%d pages not empty; want at least 50", full)
+		if got := fileSize(out + ".data"); side != (got > 0) {
+			t.Errorf("side file %v: FILE.data of %d bytes", side, got)
+		}
 	}
 }

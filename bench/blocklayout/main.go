@@ -41,13 +41,22 @@ func main() {
 		bits      = flag.Float64("bits", 10, "filter bits per distinct value of a block (event IDs apart)")
 		idBits    = flag.Float64("id-bits", 10, "filter bits per event ID of a block")
 		level     = flag.String("level", "default", "zstd level: fastest, default, better, best")
+		side      = flag.Bool("side-file", false, "keep the blocks' bytes in FILE.data beside the DuckDB file, the rows holding their place")
 		group     = flag.Int("group-hours", 1, "hours a block may span")
 		idColumn  = flag.Bool("id-column", false, "keep every event ID and time in the block even when its JSON holds them")
 		perKind   = flag.Int("queries", 20, "queries of each kind (and each with and without a time range)")
 		rounds    = flag.Int("rounds", 3, "times each query runs on each side")
 		seed      = flag.Uint64("seed", 1, "seed of the queries' choice")
+		probe     = flag.Int("probe-fetch", 0, "only time this many single-block reads of -out, three ways")
 	)
 	flag.Parse()
+	if *probe > 0 {
+		if err := probeFetch(context.Background(), *out, *probe, *seed); err != nil {
+			fmt.Fprintln(os.Stderr, "blocklayout:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *storePath == "" || *out == "" {
 		flag.Usage()
 		os.Exit(2)
@@ -58,7 +67,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "blocklayout: unknown -level", *level)
 		os.Exit(2)
 	}
-	opts := Options{BlockBytes: *blockKiB << 10, BitsPerValue: *bits, IDBits: *idBits, Level: lv, IDColumn: *idColumn, GroupHours: *group}
+	opts := Options{BlockBytes: *blockKiB << 10, BitsPerValue: *bits, IDBits: *idBits, Level: lv, IDColumn: *idColumn, GroupHours: *group, SideFile: *side}
 	if err := run(context.Background(), *storePath, *out, *reuse, *gzBytes, opts, *perKind, *rounds, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "blocklayout:", err)
 		os.Exit(1)
@@ -110,7 +119,7 @@ func build(ctx context.Context, st *duckdb.Store, out string, reuse bool, opts O
 			return nil, err
 		}
 		defer db.Close()
-		if w, err = newWriter(ctx, db, opts); err != nil {
+		if w, err = newWriter(ctx, db, out+".data", opts); err != nil {
 			return nil, err
 		}
 	}
@@ -234,8 +243,8 @@ func report(ctx context.Context, path string, records, gzBytes, storeBytes int64
 	for _, c := range cols {
 		fmt.Printf("  %-22s %12d B %8.1f B a record\n", c, sums[c], float64(sums[c])/rec)
 	}
-	size := fileSize(path)
-	fmt.Printf("file %d B (%d blocks of %d used, %d free): %.1f B a record", size, used, blockSize, free, float64(size)/rec)
+	size := fileSize(path) + fileSize(path+".data")
+	fmt.Printf("file %d B (%d blocks of %d used, %d free; with FILE.data's %d B): %.1f B a record", size, used, blockSize, free, fileSize(path+".data"), float64(size)/rec)
 	if gzBytes > 0 {
 		fmt.Printf(", %.3fx the .json.gz (%d B); the store's file %d B, %.3fx", float64(size)/float64(gzBytes), gzBytes, storeBytes, float64(storeBytes)/float64(gzBytes))
 	}
