@@ -114,6 +114,14 @@ func TestSameAnswers(t *testing.T) {
 		if smp.records != 3400 {
 			t.Fatalf("read %d records; want 3400", smp.records)
 		}
+		// A run with -reuse takes the same queries from the saved sample.
+		again, err := loadSample(out + ".sample")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := fmt.Sprint(again.queries(10, 1)), fmt.Sprint(smp.queries(10, 1)); a != b || again.records != smp.records {
+			t.Errorf("the saved sample's queries differ")
+		}
 		rd, err := openReader(ctx, out, 1<<20)
 		if err != nil {
 			t.Fatal(err)
