@@ -391,7 +391,7 @@ func (s *sample) queries(perKind int, seed uint64) []query {
 // the other, rounds times, checks the pages are equal and prints p50 and
 // p99 of each side by kind.
 func compare(ctx context.Context, st *duckdb.Store, rd *reader, qs []query, rounds int) error {
-	type times struct{ store, blocks []time.Duration }
+	type times struct{ store, blocks, warmStore, warmBlocks []time.Duration }
 	by := map[string]*times{}
 	var kinds []string
 	var decoded, considered, fetched, runs int
@@ -411,6 +411,9 @@ func compare(ctx context.Context, st *duckdb.Store, rd *reader, qs []query, roun
 				return err
 			}
 			t.store = append(t.store, d)
+			if round > 0 {
+				t.warmStore = append(t.warmStore, d)
+			}
 			t0 = time.Now()
 			got, ls, err := rd.lookup(ctx, &x.q)
 			d = time.Since(t0)
@@ -418,6 +421,9 @@ func compare(ctx context.Context, st *duckdb.Store, rd *reader, qs []query, roun
 				return err
 			}
 			t.blocks = append(t.blocks, d)
+			if round > 0 {
+				t.warmBlocks = append(t.warmBlocks, d)
+			}
 			decoded += ls.decoded
 			fetched += ls.fetched
 			fetch += ls.fetch
@@ -430,10 +436,11 @@ func compare(ctx context.Context, st *duckdb.Store, rd *reader, qs []query, roun
 	}
 	fmt.Printf("%d lookups a side, every page equal to the store's; blocks file: %.1f blocks decoded, %.1f considered a lookup; %d fetched, %.2f ms each\n",
 		runs, float64(decoded)/float64(runs), float64(considered)/float64(runs), fetched, ms(fetch)/float64(max(fetched, 1)))
-	fmt.Printf("%-20s %6s %12s %12s %12s %12s\n", "kind", "n", "store p50", "store p99", "blocks p50", "blocks p99")
+	fmt.Printf("%-20s %6s %12s %12s %12s %12s   %s\n", "kind", "n", "store p50", "store p99", "blocks p50", "blocks p99", "rounds after the first: n, store p50 p99, blocks p50 p99")
 	for _, k := range kinds {
 		t := by[k]
-		fmt.Printf("%-20s %6d %10.2fms %10.2fms %10.2fms %10.2fms\n", k, len(t.store), ms(pct(t.store, 50)), ms(pct(t.store, 99)), ms(pct(t.blocks, 50)), ms(pct(t.blocks, 99)))
+		fmt.Printf("%-20s %6d %10.2fms %10.2fms %10.2fms %10.2fms   %4d %8.2f %8.2f %8.2f %8.2f\n", k, len(t.store), ms(pct(t.store, 50)), ms(pct(t.store, 99)), ms(pct(t.blocks, 50)), ms(pct(t.blocks, 99)),
+			len(t.warmStore), ms(pct(t.warmStore, 50)), ms(pct(t.warmStore, 99)), ms(pct(t.warmBlocks, 50)), ms(pct(t.warmBlocks, 99)))
 	}
 	return nil
 }
