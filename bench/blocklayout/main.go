@@ -366,6 +366,21 @@ func (s *sample) queries(perKind int, seed uint64) []query {
 			return audit.AttrReadOnly, r.ReadOnly.String()
 		}},
 	}
+	type rareName struct {
+		k    partKey
+		name string
+	}
+	var rare []rareName
+	for k, m := range s.names {
+		for n, c := range m {
+			if n != "" && c >= 20 && c <= 300 {
+				rare = append(rare, rareName{k, n})
+			}
+		}
+	}
+	slices.SortFunc(rare, func(a, b rareName) int {
+		return cmp.Or(cmp.Compare(a.k.account, b.k.account), cmp.Compare(a.k.region, b.k.region), cmp.Compare(a.k.category, b.k.category), cmp.Compare(a.name, b.name))
+	})
 	for range perKind {
 		for _, k := range kinds {
 			var key audit.AttributeKey
@@ -375,12 +390,16 @@ func (s *sample) queries(perKind int, seed uint64) []query {
 				add(k.name, r, audit.Attribute{Key: key, Value: v})
 			}
 		}
-		// A rare event name: one its partition holds 20 to 300 times.
-		if r := pick(func(r *audit.Record) bool {
-			n := s.names[partKey{r.Account, r.Region, r.Category}][r.EventName]
-			return r.EventName != "" && n >= 20 && n <= 300
-		}); r != nil {
-			add("EventName rare", r, audit.Attribute{Key: audit.AttrEventName, Value: r.EventName})
+		// A rare event name: one its partition holds 20 to 300 times,
+		// chosen from the counts (a sample of 4,000 seldom holds one at
+		// 10M), the range ending at a sampled record of its partition.
+		if r := pick(func(r *audit.Record) bool { return true }); r != nil && len(rare) > 0 {
+			x := rare[rng.IntN(len(rare))]
+			if p := pick(func(o *audit.Record) bool { return partKey{o.Account, o.Region, o.Category} == x.k }); p != nil {
+				r = p
+			}
+			q := audit.Record{Account: x.k.account, Region: x.k.region, Category: x.k.category, Time: r.Time}
+			add("EventName rare", &q, audit.Attribute{Key: audit.AttrEventName, Value: x.name})
 		}
 		add("none", &s.recs[rng.IntN(len(s.recs))])
 	}
