@@ -38,7 +38,8 @@ export AWS_ACCESS_KEY_ID=AKIABENCH00000000001 AWS_SECRET_ACCESS_KEY=bench-secret
 # A port below the ephemeral range (internal/testaddr says why).
 port=$((10000 + RANDOM % 20000)); url=http://127.0.0.1:$port
 ml=
-[ $mode = server ] && $bin serve -h 2>&1 | grep -q -- -memlog && ml="--memlog $out/memlog"
+# (not `serve -h | grep -q`: grep's early exit can fail the pipe under pipefail)
+if [ $mode = server ]; then case $($bin serve -h 2>&1 || true) in *-memlog*) ml="--memlog $out/memlog" ;; esac; fi
 $bin serve --data-dir $tmp/dd --config $tmp/cairn.yaml --listen 127.0.0.1:$port --log-level warn $ml 2>$out/serve.log &
 srv=$!
 until curl -sf $url/healthz >/dev/null; do sleep 0.2; done
