@@ -44,5 +44,5 @@ func allocatorMB() string {
 	if !ok {
 		return "- - - - - - -"
 	}
-	return fmt.Sprintf("%.0f %.0f %.0f %.0f %.0f %.0f %.0f", mb(a.Allocated), mb(a.Active), mb(a.Resident), mb(a.Mapped), mb(a.Retained), mb(4096*a.Dirty), mb(4096*a.Muzzy))
+	return fmt.Sprintf("%.0f %.0f %.0f %.0f %.0f %.0f %.0f", mb(a.Allocated), mb(a.Active), mb(a.Resident), mb(a.Mapped), mb(a.Retained), mb(a.Dirty), mb(a.Muzzy))
 }

@@ -26,9 +26,11 @@ import "unsafe"
 // allocatorStats reads the process's jemalloc counters (DuckDB's
 // allocator on Linux/amd64, linked into this binary with the duckdb-go
 // bindings): bytes allocated and live, in active pages, resident, mapped
-// and retained (address space kept unmapped-from-use). ok is false when
-// they cannot be read.
+// and retained (address space kept unmapped-from-use), and the pages it
+// freed and keeps (dirty, muzzy) in bytes. ok is false when they cannot be
+// read.
 func allocatorStats() (s AllocatorStats, ok bool) {
+	var page int64 // jemalloc's page size: pdirty and pmuzzy count pages
 	if C.cairn_je_refresh() != 0 {
 		return s, false
 	}
@@ -39,6 +41,7 @@ func allocatorStats() (s AllocatorStats, ok bool) {
 		{"stats.allocated", &s.Allocated}, {"stats.active", &s.Active}, {"stats.resident", &s.Resident},
 		{"stats.mapped", &s.Mapped}, {"stats.retained", &s.Retained}, {"stats.metadata", &s.Metadata},
 		{"stats.arenas.4096.pdirty", &s.Dirty}, {"stats.arenas.4096.pmuzzy", &s.Muzzy},
+		{"arenas.page", &page},
 	} {
 		name := C.CString(f.name)
 		var v C.size_t
@@ -49,5 +52,7 @@ func allocatorStats() (s AllocatorStats, ok bool) {
 		}
 		*f.v = int64(v)
 	}
+	s.Dirty *= page
+	s.Muzzy *= page
 	return s, true
 }

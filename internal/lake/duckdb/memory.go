@@ -48,7 +48,7 @@ func (d *DB) MemoryUse(ctx context.Context) (tags map[string]int64, temp int64, 
 // block pool (block_allocator_memory) is outside it.
 type AllocatorStats struct {
 	Allocated, Active, Resident, Mapped, Retained, Metadata int64
-	// Dirty and Muzzy are the pages (4 KiB) it freed and keeps: dirty
+	// Dirty and Muzzy are the bytes of pages it freed and keeps: dirty
 	// still resident, muzzy handed back lazily (MADV_FREE: resident, as
 	// LazyFree, until the kernel needs them).
 	Dirty, Muzzy int64

@@ -38,6 +38,11 @@ func TestAllocatorStats(t *testing.T) {
 	if a.Allocated <= 0 || a.Active < a.Allocated || a.Resident < a.Active || a.Mapped < a.Active {
 		t.Errorf("Allocator() = %+v; want 0 < allocated <= active <= resident, active <= mapped", a)
 	}
+	// Freed pages kept are bytes, whole pages of jemalloc's (4 KiB here),
+	// within what it mapped.
+	if a.Dirty < 0 || a.Muzzy < 0 || a.Dirty%4096 != 0 || a.Muzzy%4096 != 0 || a.Dirty+a.Muzzy > a.Mapped {
+		t.Errorf("Allocator() = %+v; want dirty and muzzy in whole pages' bytes within mapped", a)
+	}
 	if a == a0 {
 		t.Errorf("Allocator() = %+v before and after a load of %d records; want the counters moved", a, len(rows))
 	}
