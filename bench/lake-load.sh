@@ -39,24 +39,8 @@ peer=${PEER:-1}
 [ "$peer" = 0 ] || nice -n 19 go build -o "$tmp/duckread" ./bench/duckread
 [ "${PUT:-0}" = 0 ] || nice -n 19 go build -o "$tmp/putaudit" ./bench/cmd/putaudit
 if [ -n "${LOGS:-}" ]; then cp -r "$LOGS" "$tmp/logs"; else nice -n 19 go run ./bench/gen -n "$n" -out "$tmp/logs" >/dev/null; fi
-cat >"$tmp/cairn.yaml" <<YAML
-event_history:
-  retention_days: 0
-lake:
-  import_roots: ["$tmp/logs"]
-accounts:
-  - id: "123837392027"
-    users:
-      - name: responder
-        responder: true
-        access_keys:
-          - id: AKIABENCH00000000001
-            secret: bench-secret
-YAML
-export AWS_ACCESS_KEY_ID=AKIABENCH00000000001 AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
-  AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-port=$((40000 + RANDOM % 20000))
-url=http://127.0.0.1:$port
+. bench/lakebench.sh
+lakebench_config "$tmp/cairn.yaml" "$tmp/logs"
 "$tmp/cairn" serve --data-dir "$tmp/dd" --config "$tmp/cairn.yaml" --listen "127.0.0.1:$port" --log-level warn 2>"$tmp/serve.log" &
 srv=$!
 until curl -sf "$url/healthz" >/dev/null; do sleep 0.2; done

@@ -17,26 +17,8 @@ mkdir -p $out
 tmp=$(mktemp -d "$work/tmp.XXXX")
 srv=
 trap '[ -n "$srv" ] && { kill $srv 2>/dev/null; wait $srv 2>/dev/null; }; rm -rf $tmp' EXIT
-{
-echo "event_history:"
-echo "  retention_days: 0"
-echo "lake:"
-echo "  import_roots: [\"$logs\"]"
-[ -n "$mem" ] && echo "  memory_limit: $mem"
-cat <<YAML
-accounts:
-  - id: "123837392027"
-    users:
-      - name: responder
-        responder: true
-        access_keys:
-          - id: AKIABENCH00000000001
-            secret: bench-secret
-YAML
-} >$tmp/cairn.yaml
-export AWS_ACCESS_KEY_ID=AKIABENCH00000000001 AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-# A port below the ephemeral range (internal/testaddr says why).
-port=$((10000 + RANDOM % 20000)); url=http://127.0.0.1:$port
+. "$(dirname "$0")/lakebench.sh"
+lakebench_config $tmp/cairn.yaml "$logs" "$mem"
 ml=
 # (not `serve -h | grep -q`: grep's early exit can fail the pipe under pipefail)
 if [ $mode = server ]; then case $($bin serve -h 2>&1 || true) in *-memlog*) ml="--memlog $out/memlog" ;; esac; fi
