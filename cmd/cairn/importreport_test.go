@@ -240,3 +240,44 @@ func TestImportErrorsStayFew(t *testing.T) {
 		t.Errorf("exit %d, %d lines of errors for 2,000 refused records in 40 files:\n%s", code, lines, stderr.String())
 	}
 }
+
+// TestImportThroughServerDuplicateAccountMembers: a hostile tenant's record
+// that names recipientAccountId twice belongs to the account its last member
+// names (as encoding/json and the one-pass reader read it, TestLeadHostileRecords):
+// alice, not a responder, cannot plant a record in bob's account by naming
+// hers first, and one that names bob's first and hers last is stored as hers.
+func TestImportThroughServerDuplicateAccountMembers(t *testing.T) {
+	dir := t.TempDir()
+	twice := func(id, first, last string) string {
+		return `{"recipientAccountId":"` + first + `",` + strings.TrimPrefix(importRecord(id, last, "us-east-1"), "{")
+	}
+	logs := filepath.Join(dir, "logs")
+	os.MkdirAll(logs, 0o755)
+	writeFile(t, filepath.Join(logs, "dup.json"), `{"Records":[`+twice("dup-bob", "111111111111", "222222222222")+`,`+
+		twice("dup-alice", "222222222222", "111111111111")+`]}`)
+	ts := startServer(t, fmt.Sprintf(twoAccounts, 0), "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAALICE00000000001")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "alice-secret-key")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"import", "--no-progress", "--endpoint-url", ts.endpoint, "--region", "us-east-1", "--output", "json", logs}, &stdout, &stderr)
+	rep := decodeImportReport(t, stdout.Bytes())
+	if code != exitRefused || rep.Imported != 1 || rep.Rejected != 1 {
+		t.Fatalf("exit %d, %+v; want 1 imported, 1 rejected\n%s", code, rep, stderr.String())
+	}
+	for _, g := range rep.Groups {
+		switch g.Account {
+		case "222222222222":
+			if g.Imported != 0 || g.Refused != 1 || g.Reasons["AccountMismatch"] != 1 {
+				t.Errorf("bob's group through alice: %+v; want 1 refused as AccountMismatch", g)
+			}
+		case "111111111111":
+			if g.Imported != 1 || g.Refused != 0 {
+				t.Errorf("alice's group: %+v; want 1 imported", g)
+			}
+		default:
+			t.Errorf("a group of account %q", g.Account)
+		}
+	}
+}
