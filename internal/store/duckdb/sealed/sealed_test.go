@@ -1,0 +1,223 @@
+package sealed
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+)
+
+// realEntries returns the real records extracted, cut into blocks by
+// Split, each with a sequence number and a received time.
+func realEntries(t testing.TB) [][]Entry {
+	t.Helper()
+	var es []Entry
+	for i, rr := range audittest.RealRecords(t) {
+		r, err := audit.Extract(rr.Raw)
+		if err != nil {
+			continue // the few the store refuses
+		}
+		es = append(es, Entry{Record: r, Seq: int64(i + 1), Received: 1_700_000_000 + int64(i%7)})
+	}
+	if len(es) == 0 {
+		t.Fatal("no real records")
+	}
+	return Split(es)
+}
+
+func equalEntries(t *testing.T, got, want []Entry) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if d := sameRecord(&got[i].Record, &want[i].Record); d != "" {
+			t.Fatalf("entry %d (%s): %s differs", i, want[i].Record.EventID, d)
+		}
+		if got[i].Seq != want[i].Seq || got[i].Received != want[i].Received {
+			t.Fatalf("entry %d: seq %d received %d, want %d %d", i, got[i].Seq, got[i].Received, want[i].Seq, want[i].Received)
+		}
+	}
+}
+
+// TestBlockRoundTrip encodes every real record, grouped as the tier groups
+// them, and decodes each block back to the same records in newest-first
+// order, with filters that hold every value and ID of the block.
+func TestBlockRoundTrip(t *testing.T) {
+	enc, err := NewEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, records := 0, 0
+	for _, es := range realEntries(t) {
+		want := slices.Clone(es)
+		slices.SortFunc(want, func(a, b Entry) int { return Newer(&a, &b) })
+		data, m, err := enc.Encode(es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.ID = int64(blocks + 1)
+		got, err := dec.Decode(data, &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equalEntries(t, got, want)
+		if m.N != len(want) || m.TMax != want[0].Record.Time.Unix() || m.TMin != want[len(want)-1].Record.Time.Unix() {
+			t.Fatalf("meta %+v for %d records", m, len(want))
+		}
+		var toks []uint64
+		for i := range want {
+			r := &want[i].Record
+			if !m.IDFilter.Has(Token(audit.AttrEventID, r.EventID)) {
+				t.Fatalf("ID filter lacks %s", r.EventID)
+			}
+			for _, tok := range ValueTokens(toks[:0], r) {
+				if !m.Filter.Has(tok) {
+					t.Fatalf("filter lacks a token of %s", r.EventID)
+				}
+			}
+			if want[i].Seq < m.SeqMin || want[i].Seq > m.SeqMax || want[i].Received < m.RecvMin || want[i].Received > m.RecvMax {
+				t.Fatalf("meta %+v does not bound entry %d", m, i)
+			}
+		}
+		blocks++
+		records += len(want)
+	}
+	t.Logf("%d records in %d blocks", records, blocks)
+}
+
+// TestBlockKeepsWhatTheJSONDoesNotSay: a record whose JSON names another
+// eventID first, or whose ID or time differ from the JSON's, keeps its own
+// in the block and decodes exactly.
+func TestBlockKeepsWhatTheJSONDoesNotSay(t *testing.T) {
+	base := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	mk := func(id string, at time.Time, raw string) Entry {
+		return Entry{Record: audit.Record{Raw: []byte(raw), Account: "111122223333", Region: "us-east-1", EventID: id,
+			Time: at, EventName: "PutObject", ReadOnly: audit.False}, Seq: 9, Received: 5}
+	}
+	es := []Entry{
+		mk("b", base, `{"requestParameters":{"eventID":"zzz"},"eventID":"b","eventTime":"2026-03-04T10:00:00Z"}`),
+		mk("a", base.Add(time.Hour), `{"eventID":"other","eventTime":"2026-03-04T10:00:00Z"}`),
+		mk("c", base.Add(2*time.Hour), `{"eventID":"c\u0041","eventTime":"bad"}`),
+		mk("d", base.Add(3*time.Hour), `{}`),
+	}
+	es[1].Seq, es[2].Seq, es[3].Seq = 7, 100, 8
+	want := slices.Clone(es)
+	slices.SortFunc(want, func(a, b Entry) int { return Newer(&a, &b) })
+	enc, _ := NewEncoder()
+	dec, _ := NewDecoder()
+	data, m, err := enc.Encode(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := dec.Decode(data, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalEntries(t, got, want)
+}
+
+// TestEncodeRefusesMixedBlocks: a block is one Part and one day.
+func TestEncodeRefusesMixedBlocks(t *testing.T) {
+	enc, _ := NewEncoder()
+	base := time.Date(2026, 3, 4, 23, 59, 59, 0, time.UTC)
+	r := audit.Record{Raw: []byte(`{}`), Account: "111122223333", Region: "us-east-1", EventID: "x", Time: base}
+	for name, other := range map[string]func(*audit.Record){
+		"account":  func(o *audit.Record) { o.Account = "444455556666" },
+		"region":   func(o *audit.Record) { o.Region = "eu-west-1" },
+		"category": func(o *audit.Record) { o.Category = audit.CategoryData },
+		"day":      func(o *audit.Record) { o.Time = base.Add(time.Second) },
+	} {
+		o := r
+		o.EventID = "y"
+		other(&o)
+		if _, _, err := enc.Encode([]Entry{{Record: r, Seq: 1}, {Record: o, Seq: 2}}); err == nil {
+			t.Errorf("%s: a mixed block encoded", name)
+		}
+	}
+	if _, _, err := enc.Encode(nil); err == nil {
+		t.Error("an empty block encoded")
+	}
+	if _, _, err := enc.Encode([]Entry{{Record: r}}); err == nil {
+		t.Error("a record without a sequence number encoded")
+	}
+}
+
+// TestBloomFalsePositives checks the filters' rates are near their design.
+func TestBloomFalsePositives(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, bits := range []float64{BitsPerValue, BitsPerID} {
+		b := NewBloom(1000, bits)
+		for range 1000 {
+			b.Add(rng.Uint64())
+		}
+		fp := 0
+		const probes = 1_000_000
+		for range probes {
+			if b.Has(rng.Uint64()) {
+				fp++
+			}
+		}
+		if rate := float64(fp) / probes; rate > 1e-3 {
+			t.Errorf("%v bits: false positive rate %g", bits, rate)
+		}
+		c, err := UnmarshalBloom(b.Marshal())
+		if err != nil || c.K != b.K || !bytes.Equal(c.Bits, b.Bits) {
+			t.Errorf("%v bits: marshal round trip: %v", bits, err)
+		}
+	}
+	var zero Bloom
+	if zero.Has(1) {
+		t.Error("the zero filter has a token")
+	}
+	for _, p := range [][]byte{nil, {0, 1}, {3}, {65, 0}} {
+		if _, err := UnmarshalBloom(p); err == nil {
+			t.Errorf("filter %v unmarshalled", p)
+		}
+	}
+}
+
+// FuzzDecode: damaged blocks are errors, never panics or huge allocations.
+func FuzzDecode(f *testing.F) {
+	enc, _ := NewEncoder()
+	base := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	var es []Entry
+	for i := range 5 {
+		id := fmt.Sprintf("id-%d", i)
+		es = append(es, Entry{Record: audit.Record{
+			Raw:     []byte(fmt.Sprintf(`{"eventID":"%s","eventTime":"%s"}`, id, base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339))),
+			Account: "111122223333", Region: "us-east-1", EventID: id, Time: base.Add(time.Duration(i) * time.Minute),
+			Resources: []audit.Resource{{Type: "AWS::S3::Bucket", Name: "b"}},
+		}, Seq: int64(10 + i), Received: 3})
+	}
+	data, m, err := enc.Encode(es)
+	if err != nil {
+		f.Fatal(err)
+	}
+	dec, err := NewDecoder()
+	if err != nil {
+		f.Fatal(err)
+	}
+	content, err := dec.zdec.DecodeAll(data, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(content)
+	f.Add([]byte{5})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, content []byte) {
+		es, err := decodeContent(content, &m)
+		if err == nil && len(es) != m.N {
+			t.Fatalf("%d entries decoded, meta says %d", len(es), m.N)
+		}
+	})
+}
