@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
 )
 
 // CompactResult tells what Compact did.
@@ -57,6 +58,11 @@ const eventsOrder = `account, region, category, event_time, event_id`
 // new one, and at most a PATH.compact file, which the next Compact
 // removes. See docs/store.md, "Compaction".
 func Compact(ctx context.Context, path string, opts Options) (CompactResult, error) {
+	return compact(ctx, path, opts, nil)
+}
+
+// compact is Compact, sealing as plan says (nil: nothing).
+func compact(ctx context.Context, path string, opts Options, plan *sealPlan) (CompactResult, error) {
 	var res CompactResult
 	t0 := time.Now()
 	// Go's share of the memory bound (issue 15: RSS at most 1 GB, DuckDB's
@@ -101,7 +107,7 @@ func Compact(ctx context.Context, path string, opts Options) (CompactResult, err
 	case bb > maxBlockBytes:
 		bb = maxBlockBytes
 	}
-	if err := copyCompacted(ctx, path, tmp, rg, bb, &res); err != nil {
+	if err := copyCompacted(ctx, path, tmp, rg, bb, plan, &res); err != nil {
 		_ = os.Remove(tmp)
 		_ = os.Remove(tmp + ".wal")
 		_ = os.RemoveAll(tmp + ".tmp")
@@ -117,7 +123,7 @@ func Compact(ctx context.Context, path string, opts Options) (CompactResult, err
 
 // copyCompacted copies the store at path into a new file tmp and renames
 // it over path, holding path read-only meanwhile.
-func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes int, res *CompactResult) error {
+func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes int, plan *sealPlan, res *CompactResult) error {
 	src, ok1 := sqlString(path)
 	dst, ok2 := sqlString(tmp)
 	spill, ok3 := sqlString(tmp + ".tmp")
@@ -153,7 +159,7 @@ func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes i
 		"ATTACH " + src + " AS src (READ_ONLY)",
 		fmt.Sprintf("ATTACH %s AS dst (ROW_GROUP_SIZE %d)", dst, rowGroup),
 		"USE dst",
-		schema + blocksSchema + `CREATE TABLE IF NOT EXISTS store_migrations (name VARCHAR NOT NULL);`,
+		schema + blocksSchema + sealedSchema + `CREATE TABLE IF NOT EXISTS store_migrations (name VARCHAR NOT NULL);`,
 	} {
 		if err := exec(q); err != nil {
 			return err
@@ -208,11 +214,13 @@ func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes i
 			return err
 		}
 	}
-	if err := compactEvents(ctx, db, blockBytes); err != nil {
+	sw, err := compactEvents(ctx, db, blockBytes, plan)
+	if err != nil {
 		return err
 	}
-	// Every record is there, with its key and sequence number.
-	if err := sameRows(ctx, conn, "events", "SELECT count(*), bit_xor(key_hash)::VARCHAR, sum(seq)::VARCHAR FROM "); err != nil {
+	// Every record is there, with its key and sequence number: in dst's
+	// events, or in the blocks sealed.
+	if err := sameRecords(ctx, conn, sw); err != nil {
 		return err
 	}
 	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM dst.events`).Scan(&res.Records); err != nil {
@@ -301,32 +309,42 @@ func sameRows(ctx context.Context, conn *sql.Conn, table, check string) error {
 // so that retention deletes it only after every row that references it.
 // A block closes too when its rows' received times would span more than a
 // day, so that it does not hold space long after most of its rows expired.
-func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
+func compactEvents(ctx context.Context, db *sql.DB, blockBytes int, plan *sealPlan) (*sealWriter, error) {
 	scan, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("duckdb: compact: %w", err)
+		return nil, fmt.Errorf("duckdb: compact: %w", err)
 	}
 	defer scan.Close()
 	w, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("duckdb: compact: %w", err)
+		return nil, fmt.Errorf("duckdb: compact: %w", err)
 	}
 	defer w.Close()
+	var sw *sealWriter
+	if plan != nil {
+		var first int64
+		if err := w.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM src.sealed_blocks`).Scan(&first); err != nil {
+			return nil, fmt.Errorf("duckdb: compact: %w", err)
+		}
+		if sw, err = newSealWriter(w, "dst", plan.sink, first); err != nil {
+			return nil, err
+		}
+	}
 	// Unqualified names (the block reads) are src's. One transaction:
 	// DuckDB writes its row groups to their blocks once.
 	for _, q := range []string{"USE src", "BEGIN TRANSACTION"} {
 		if _, err := w.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("duckdb: compact: %w", err)
+			return nil, fmt.Errorf("duckdb: compact: %w", err)
 		}
 	}
 	c, err := newCodec(false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.close()
 	enc, err := newBlockEncoder(compactLevel)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer enc.Close()
 	// The rows come in about the order of the old blocks, so a few blocks
@@ -334,7 +352,7 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 	rd := &Store{codec: c, blocks: newBlockCache(compactCacheBytes)}
 	pieces, err := compactPieces(ctx, scan, compactPieceRows)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cw := &compactWriter{conn: w, enc: enc, blockBytes: blockBytes}
 	var batch []compactRow
@@ -359,7 +377,12 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 		}
 		for i := range batch {
 			batch[i].content = contents[i]
-			if err := cw.add(ctx, &batch[i]); err != nil {
+			if sw != nil && sealed.Day(batch[i].eventTime) < plan.before {
+				err = sw.add(ctx, &batch[i])
+			} else {
+				err = cw.add(ctx, &batch[i])
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -373,7 +396,7 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 			event_source, read_only, `+refColumns+`, seq, akid_hash, user_hash, res_hashes, received
 			FROM src.events WHERE `+p.where()+` ORDER BY `+eventsOrder)
 		if err != nil {
-			return fmt.Errorf("duckdb: compact: %w", err)
+			return nil, fmt.Errorf("duckdb: compact: %w", err)
 		}
 		var n int64
 		for rows.Next() {
@@ -384,42 +407,47 @@ func compactEvents(ctx context.Context, db *sql.DB, blockBytes int) error {
 			if err := rows.Scan(&r.account, &r.region, &r.category, &r.eventTime, &r.eventID, &r.keyHash, &r.eventName,
 				&r.eventSource, &r.readOnly, &r.record, &ref.id, &ref.off, &ref.n, &r.seq, &r.akid, &r.user, &r.res, &r.received); err != nil {
 				rows.Close()
-				return fmt.Errorf("duckdb: compact: %w", err)
+				return nil, fmt.Errorf("duckdb: compact: %w", err)
 			}
 			// Rows of either form (refColumns); the copy writes every
 			// row's reference as integers.
 			if r.record, err = ref.frame(r.record); err != nil {
 				rows.Close()
-				return fmt.Errorf("duckdb: compact: record %d: %w", r.seq, err)
+				return nil, fmt.Errorf("duckdb: compact: record %d: %w", r.seq, err)
 			}
 			n++
 			batch = append(batch, r)
 			if len(batch) == compactBatch {
 				if err := flush(); err != nil {
 					rows.Close()
-					return err
+					return nil, err
 				}
 			}
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return fmt.Errorf("duckdb: compact: %w", err)
+			return nil, fmt.Errorf("duckdb: compact: %w", err)
 		}
 		if n != p.rows {
-			return fmt.Errorf("duckdb: compact: piece %s read %d rows of %d", p.where(), n, p.rows)
+			return nil, fmt.Errorf("duckdb: compact: piece %s read %d rows of %d", p.where(), n, p.rows)
 		}
 	}
 	if err := flush(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := cw.finish(ctx); err != nil {
-		return err
+		return nil, err
+	}
+	if sw != nil {
+		if err := sw.finish(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := w.ExecContext(ctx, "COMMIT"); err != nil {
-		return fmt.Errorf("duckdb: compact: %w", err)
+		return nil, fmt.Errorf("duckdb: compact: %w", err)
 	}
-	return nil
+	return sw, nil
 }
 
 // compactFetchGap is the widest gap between two ids of blocks that

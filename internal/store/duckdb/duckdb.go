@@ -422,7 +422,7 @@ func (s *Store) init(warm bool) error {
 	if _, err := s.db.ExecContext(ctx, "SET checkpoint_threshold = '1000TB'"); err != nil {
 		return fmt.Errorf("duckdb: settings: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, schema+blocksSchema); err != nil {
+	if _, err := s.db.ExecContext(ctx, schema+blocksSchema+sealedSchema); err != nil {
 		return fmt.Errorf("duckdb: schema: %w", err)
 	}
 	c, err := newCodec(s.zstdRecords)
