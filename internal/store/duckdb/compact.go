@@ -77,8 +77,27 @@ func compact(ctx context.Context, path string, opts Options, plan *sealPlan) (Co
 	if err != nil {
 		return res, err
 	}
+	ends := st.sealedEnds()
 	if err := st.Close(); err != nil {
 		return res, fmt.Errorf("duckdb: compact: close: %w", err)
+	}
+	if plan == nil && opts.Seal && path != "" && path != ":memory:" {
+		// The blocks go to the store's segments; the rows go to the new
+		// file only, so until its rename a crash leaves blocks no row
+		// references, which the next Open cuts away.
+		segs, err := sealed.OpenSegments(path+sealedSuffix, 0)
+		if err != nil {
+			return res, fmt.Errorf("duckdb: compact: %w", err)
+		}
+		defer segs.Close()
+		if err := segs.Recover(ends); err != nil {
+			return res, fmt.Errorf("duckdb: compact: %w", err)
+		}
+		now := time.Now
+		if opts.Now != nil {
+			now = opts.Now
+		}
+		plan = &sealPlan{sink: segs, before: sealed.Day(now().Unix()) - 1}
 	}
 	// A clean Close checkpoints and removes the log; the new file must not
 	// inherit a log written for the old one.

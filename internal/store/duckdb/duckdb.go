@@ -92,6 +92,10 @@ type Options struct {
 	// instead of answering lookups: they would pay for the warm-up and
 	// leave the next server their own cache instead of its.
 	Cold bool
+	// Seal makes Compact move the records of every UTC day that ended at
+	// least a day before Now into the sealed tier (docs/store.md, "The
+	// sealed tier"). Other calls ignore it.
+	Seal bool
 	// MemoryLimit is DuckDB's memory_limit (a size such as 256MB; empty:
 	// DuckDB's default, 80% of the machine's memory), set before the file
 	// is attached, so that the log's replay and the warm start at Open
@@ -230,6 +234,10 @@ type Store struct {
 	// saved: the lookups PATH.lookups held at Open (SavedLookups).
 	saved  []audit.Query
 	recent recentLookups
+	// sealed is the sealed tier (sealedtier.go), set at Open;
+	// sealedPath the folder of its segments ("" for an in-memory store).
+	sealed     *sealedTier
+	sealedPath string
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -356,6 +364,7 @@ func Open(path string, opts Options) (*Store, error) {
 		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes, zstdRecords: opts.ZstdRecords, unlogged: opts.Unlogged}
 	if path != "" && path != ":memory:" {
 		s.keysPath = path + ".keys"
+		s.sealedPath = path + sealedSuffix
 		if !opts.Cold {
 			s.warmPath = path + ".blocks"
 			s.lookupsPath = path + ".lookups"
@@ -434,6 +443,9 @@ func (s *Store) init(warm bool) error {
 		return fmt.Errorf("duckdb: writer connection: %w", err)
 	}
 	if err := s.loadSeq(ctx); err != nil {
+		return err
+	}
+	if err := s.openSealed(ctx, s.sealedPath); err != nil {
 		return err
 	}
 	if err := s.loadReceived(ctx); err != nil {
@@ -964,6 +976,9 @@ func (s *Store) Close() error {
 	}
 	errs = append(errs, s.db.Close(), s.connector.Close())
 	s.db = nil
+	if s.sealed != nil && s.sealed.segs != nil {
+		errs = append(errs, s.sealed.segs.Close())
+	}
 	s.codecMu.Lock()
 	s.codecClosed = true
 	if s.codec != nil {
@@ -1365,11 +1380,15 @@ func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	var maybe []uint64
+	var (
+		maybe []uint64
+		cand  []int // the indexes in fresh of maybe's
+	)
 	s.keysMu.Lock()
-	for _, h := range hashes {
+	for i, h := range hashes {
 		if kf.has(h) && (s.bulkKeys == nil || s.bulkKeys.has(h)) {
 			maybe = append(maybe, h)
+			cand = append(cand, i)
 		}
 	}
 	s.keysMu.Unlock()
@@ -1380,6 +1399,10 @@ func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func
 	}
 	stored, err := s.storedKeys(ctx, maybe)
 	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	// The candidates the table does not hold may be sealed.
+	if stored, err = s.sealedKeys(ctx, stored, len(cand), func(j int) *audit.Record { return fresh[cand[j]] }); err != nil {
 		return nil, nil, nil, nil, err
 	}
 	if len(stored) > 0 {
@@ -1954,9 +1977,20 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 		}
 		i = j + 1
 	}
+	// The sealed tier's page, merged (a record is in one tier only).
+	more := false
+	if s.hasSealed() {
+		srecs, smore, err := s.sealed.dir.Lookup(ctx, &q, s.fetchSealed)
+		if err != nil {
+			return audit.Page{}, err
+		}
+		recs, more = mergeTiers(recs, srecs), smore
+	}
 	var p audit.Page
 	if len(recs) > q.Limit {
 		recs = recs[:q.Limit]
+		p.Next = q.CursorOf(&recs[len(recs)-1])
+	} else if more && len(recs) > 0 {
 		p.Next = q.CursorOf(&recs[len(recs)-1])
 	}
 	p.Records = recs
@@ -2291,6 +2325,23 @@ func (s *Store) LastSeq(context.Context) (int64, error) {
 // (Lake, Insights, trails) may run at a low priority, which must not hold
 // a commit, and the lookups queued behind it, on a descheduled thread.
 func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
+	hot, err := s.readAppendedHot(ctx, after, limit)
+	if err != nil || limit <= 0 || !s.sealedAfter(after) {
+		return hot, err
+	}
+	es, err := s.readSealed(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	cold := make([]audit.Appended, len(es))
+	for i := range es {
+		cold[i] = audit.Appended{Seq: es[i].Seq, Record: es[i].Record}
+	}
+	return mergeSeq(hot, cold, func(a *audit.Appended) int64 { return a.Seq }, limit), nil
+}
+
+// readAppendedHot is ReadAppended over the table (the hot tier).
+func (s *Store) readAppendedHot(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -2428,7 +2479,7 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 		return 0, err
 	}
 	cut := t.Unix()
-	if cut <= s.minReceived.Load() {
+	if cut <= s.minReceived.Load() && !s.sealedBefore(cut) {
 		return 0, nil // nothing was received before t
 	}
 	s.keysSaved = false // Close saves the filter for the table left
@@ -2493,7 +2544,11 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	if err != nil {
 		return 0, fmt.Errorf("duckdb: delete: %w", err)
 	}
-	if n == 0 {
+	sn, sealedDone, err := s.deleteSealed(ctx, cut)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 && sn == 0 {
 		return 0, nil
 	}
 	var emptied []bk
@@ -2537,6 +2592,7 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 		return 0, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
+	sealedDone()
 	s.indexSeq = s.lastSeq
 	s.tail.clear()
 	if err := s.loadMinReceived(ctx); err != nil {
@@ -2545,7 +2601,7 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	if _, err := s.wconn.ExecContext(ctx, `CHECKPOINT`); err != nil {
 		s.log.Warn("duckdb: checkpoint after delete", "err", err)
 	}
-	return n, nil
+	return n + sn, nil
 }
 
 var _ audit.Store = (*Store)(nil)

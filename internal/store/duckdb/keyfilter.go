@@ -128,6 +128,9 @@ func (s *Store) keyFilter(ctx context.Context, extra int) (*keyFilter, error) {
 	if err := s.wconn.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
 		return nil, fmt.Errorf("duckdb: key filter: %w", err)
 	}
+	if s.sealed != nil {
+		n += s.sealed.records
+	}
 	f := newKeyFilter(2 * (n + int64(extra)))
 	rows, err := s.wconn.QueryContext(ctx, `SELECT key_hash FROM events`)
 	if err != nil {
@@ -143,6 +146,9 @@ func (s *Store) keyFilter(ctx context.Context, extra int) (*keyFilter, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("duckdb: key filter: %w", err)
+	}
+	if err := s.addSealedKeys(ctx, f); err != nil {
+		return nil, err
 	}
 	s.keysMu.Lock()
 	s.keys = f
@@ -179,6 +185,12 @@ const keyFileHeader = 6
 // rows took a third of a second at 1M records).
 func (s *Store) tableKeys(ctx context.Context) (rows int64, xor uint64, err error) {
 	err = s.wconn.QueryRowContext(ctx, `SELECT count(*), coalesce(bit_xor(key_hash), 0) FROM events`).Scan(&rows, &xor)
+	if t := s.sealed; err == nil && t != nil {
+		// The sealed tier's records too: a filter saved before a seal
+		// still holds their keys, and one built after holds them
+		// (keyFilter).
+		rows, xor = rows+t.records, xor^t.keyXor
+	}
 	return rows, xor, err
 }
 
@@ -330,12 +342,16 @@ func (s *Store) StoredKeys(ctx context.Context, records []audit.Record) ([]bool,
 			return nil, err
 		}
 	}
-	var maybe []uint64
+	var (
+		maybe []uint64
+		cand  []int
+	)
 	s.keysMu.Lock()
 	kf := s.keys
 	for i := range records {
 		if h := keyHash(records[i].Account, records[i].EventID); kf.has(h) {
 			maybe = append(maybe, h)
+			cand = append(cand, i)
 		}
 	}
 	s.keysMu.Unlock()
@@ -363,6 +379,9 @@ func (s *Store) StoredKeys(ctx context.Context, records []audit.Record) ([]bool,
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("duckdb: key check: %w", err)
+	}
+	if found, err = s.sealedKeys(ctx, found, len(cand), func(j int) *audit.Record { return &records[cand[j]] }); err != nil {
+		return nil, err
 	}
 	for i := range records {
 		stored[i] = found[struct{ a, e string }{records[i].Account, records[i].EventID}]

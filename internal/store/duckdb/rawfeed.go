@@ -39,6 +39,24 @@ type rawRow struct {
 // The blocks it decompresses do not go to the block cache: a sequential
 // reader would evict from it the blocks lookups reread, for nothing.
 func (s *Store) ReadRaw(ctx context.Context, after int64, limit int) ([]audit.RawAppended, error) {
+	hot, err := s.readRawHot(ctx, after, limit)
+	if err != nil || limit <= 0 || !s.sealedAfter(after) {
+		return hot, err
+	}
+	es, err := s.readSealed(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	cold := make([]audit.RawAppended, len(es))
+	for i := range es {
+		r := &es[i].Record
+		cold[i] = audit.RawAppended{Seq: es[i].Seq, Time: r.Time, EventName: r.EventName, Raw: r.Raw}
+	}
+	return mergeSeq(hot, cold, func(a *audit.RawAppended) int64 { return a.Seq }, limit), nil
+}
+
+// readRawHot is ReadRaw over the table (the hot tier).
+func (s *Store) readRawHot(ctx context.Context, after int64, limit int) ([]audit.RawAppended, error) {
 	if limit <= 0 {
 		return nil, nil
 	}

@@ -1,0 +1,417 @@
+package duckdb
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"sync"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
+)
+
+// sealedSuffix names the folder of the sealed tier's segments beside the
+// store (PATH.sealed).
+const sealedSuffix = ".sealed"
+
+// sealedCacheBytes bounds the decoded sealed blocks kept in memory (the
+// record blocks' cache is the same size).
+const sealedCacheBytes = 16 << 20
+
+// sealedTier is the store's sealed tier (docs/store.md, "The sealed
+// tier"): the blocks' rows in memory (dir), their bytes (segs, nil while
+// the store has none), and a cache of decoded blocks. Its records are
+// counted in records and keyXor (the count and XOR of their key_hash), so
+// that the key filter's check covers both tiers; those two and the rows
+// change under the store's writeMu with rw held alone.
+type sealedTier struct {
+	dir     *sealed.Dir
+	segs    *sealed.Segments
+	dec     *sealed.Decoder
+	cache   *entryCache
+	records int64
+	keyXor  uint64
+}
+
+// openSealed loads the sealed tier whose segments are in folder ("" for
+// an in-memory store: none). The segments are opened only when the store's
+// rows reference blocks or the folder exists, and made what the rows
+// reference (Segments.Recover: a crash between a seal's writes and its
+// commit leaves bytes no row references).
+func (s *Store) openSealed(ctx context.Context, folder string) error {
+	dec, err := sealed.NewDecoder()
+	if err != nil {
+		return err
+	}
+	t := &sealedTier{dir: sealed.NewDir(), dec: dec, cache: newEntryCache(sealedCacheBytes)}
+	ms, n, kx, err := loadSealed(ctx, s.wconn)
+	if err != nil {
+		return err
+	}
+	t.records, t.keyXor = n, kx
+	if folder != "" {
+		_, statErr := os.Stat(folder)
+		if len(ms) > 0 || statErr == nil {
+			if statErr != nil && errors.Is(statErr, fs.ErrNotExist) {
+				return fmt.Errorf("duckdb: the store has %d sealed blocks but %s is missing", len(ms), folder)
+			}
+			if t.segs, err = sealed.OpenSegments(folder, 0); err != nil {
+				return err
+			}
+			ends := map[uint32]int64{}
+			for _, m := range ms {
+				ends[m.Loc.Seg] = max(ends[m.Loc.Seg], m.Loc.End())
+			}
+			if err := t.segs.Recover(ends); err != nil {
+				t.segs.Close()
+				return err
+			}
+		}
+	} else if len(ms) > 0 {
+		return errors.New("duckdb: an in-memory store with sealed blocks")
+	}
+	t.dir.Add(ms...)
+	s.sealed = t
+	s.lastSeq = max(s.lastSeq, t.dir.MaxSeq())
+	return nil
+}
+
+// fetchSealed returns a sealed block's entries, newest first: from the
+// cache, or read and decoded. The entries are shared: never changed.
+func (s *Store) fetchSealed(_ context.Context, m *sealed.Meta) ([]sealed.Entry, error) {
+	t := s.sealed
+	if es, ok := t.cache.get(m.ID); ok {
+		return es, nil
+	}
+	if t.segs == nil {
+		return nil, fmt.Errorf("duckdb: sealed block %d: no segments", m.ID)
+	}
+	data, err := t.segs.Read(m.Loc, nil)
+	if err != nil {
+		return nil, err
+	}
+	es, err := t.dec.Decode(data, m)
+	if err != nil {
+		return nil, err
+	}
+	size := 0
+	for i := range es {
+		size += len(es[i].Record.Raw) + 256
+	}
+	t.cache.put(m.ID, es, size)
+	return es, nil
+}
+
+// hasSealed reports whether the store holds sealed records.
+func (s *Store) hasSealed() bool { return s.sealed != nil && s.sealed.dir.Len() > 0 }
+
+// mergeTiers merges two lists in newest-first order (audit.Newer, the
+// account included: a lookup of every account).
+func mergeTiers(a, b []audit.Record) []audit.Record {
+	if len(b) == 0 {
+		return a
+	}
+	if len(a) == 0 {
+		return b
+	}
+	out := make([]audit.Record, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if audit.Newer(&a[i], &b[j]) <= 0 {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// mergeSeq merges two lists in sequence order and keeps the first limit.
+func mergeSeq[T any](a, b []T, seq func(*T) int64, limit int) []T {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]T, 0, min(limit, len(a)+len(b)))
+	i, j := 0, 0
+	for len(out) < limit && (i < len(a) || j < len(b)) {
+		if j == len(b) || i < len(a) && seq(&a[i]) < seq(&b[j]) {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	return out
+}
+
+// entryCache keeps recently decoded sealed blocks, least recently used
+// out first, within a byte budget. Blocks never change and their ids are
+// never reused while the store is open.
+type entryCache struct {
+	mu    sync.Mutex
+	max   int
+	size  int
+	ll    *list.List
+	items map[int64]*list.Element
+}
+
+type entryItem struct {
+	id   int64
+	es   []sealed.Entry
+	size int
+}
+
+func newEntryCache(max int) *entryCache {
+	return &entryCache{max: max, ll: list.New(), items: map[int64]*list.Element{}}
+}
+
+func (c *entryCache) get(id int64) ([]sealed.Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[id]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*entryItem).es, true
+	}
+	return nil, false
+}
+
+func (c *entryCache) put(id int64, es []sealed.Entry, size int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[id]; ok || size > c.max {
+		return
+	}
+	c.items[id] = c.ll.PushFront(&entryItem{id: id, es: es, size: size})
+	c.size += size
+	for c.size > c.max {
+		e := c.ll.Back()
+		it := e.Value.(*entryItem)
+		c.ll.Remove(e)
+		delete(c.items, it.id)
+		c.size -= it.size
+	}
+}
+
+func (c *entryCache) drop(ids ...int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if e, ok := c.items[id]; ok {
+			c.ll.Remove(e)
+			delete(c.items, id)
+			c.size -= e.Value.(*entryItem).size
+		}
+	}
+}
+
+// addSealedKeys adds the key of every sealed record to f: the blocks are
+// read and decoded (a key filter is built from the tables only when none
+// was saved or the saved one no longer matches).
+func (s *Store) addSealedKeys(ctx context.Context, f *keyFilter) error {
+	if !s.hasSealed() {
+		return nil
+	}
+	all, _ := s.sealed.dir.ReceivedBefore(math.MaxInt64) // every block
+	for _, m := range all {
+		es, err := s.fetchSealed(ctx, m)
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			return fmt.Errorf("duckdb: key filter: %w", err)
+		}
+		for i := range es {
+			f.add(keyHash(es[i].Record.Account, es[i].Record.EventID))
+		}
+	}
+	return nil
+}
+
+// sealedKeys adds to found the keys of the n candidates (rec(j)) that
+// the sealed tier holds and found does not (the table's answer): a
+// candidate of the key filter is stored in one tier or the other, or not
+// at all. Under writeMu or rw, which keep retention from removing blocks
+// meanwhile.
+func (s *Store) sealedKeys(ctx context.Context, found map[struct{ a, e string }]bool, n int, rec func(j int) *audit.Record) (map[struct{ a, e string }]bool, error) {
+	if !s.hasSealed() {
+		return found, nil
+	}
+	for j := range n {
+		r := rec(j)
+		k := struct{ a, e string }{r.Account, r.EventID}
+		if found[k] {
+			continue
+		}
+		ok, err := s.sealed.dir.Find(ctx, r.Account, r.EventID, r.Time, s.fetchSealed)
+		if err != nil {
+			return nil, fmt.Errorf("duckdb: duplicate check: %w", err)
+		}
+		if ok {
+			if found == nil {
+				found = map[struct{ a, e string }]bool{}
+			}
+			found[k] = true
+		}
+	}
+	return found, nil
+}
+
+// sealedAfter reports whether the sealed tier holds records appended
+// after sequence number after: a feed's reader at the head never reads it.
+func (s *Store) sealedAfter(after int64) bool {
+	return s.hasSealed() && after < s.sealed.dir.MaxSeq()
+}
+
+// readSealed returns the sealed tier's part of a feed's page, under rw
+// (shared), which keeps retention from removing its blocks meanwhile.
+func (s *Store) readSealed(ctx context.Context, after int64, limit int) ([]sealed.Entry, error) {
+	s.rw.RLock()
+	defer s.rw.RUnlock()
+	if s.db == nil {
+		return nil, errClosed
+	}
+	return s.sealed.dir.ReadAppended(ctx, after, limit, s.fetchSealed)
+}
+
+// sealedBefore reports whether the sealed tier holds records received
+// before cut (Unix seconds).
+func (s *Store) sealedBefore(cut int64) bool {
+	if !s.hasSealed() {
+		return false
+	}
+	whole, straddling := s.sealed.dir.ReceivedBefore(cut)
+	return len(whole)+len(straddling) > 0
+}
+
+// deleteSealed is DeleteReceivedBefore's part in the sealed tier, in the
+// writer's open transaction (under writeMu and rw held alone): the blocks
+// received wholly before cut lose their rows; those that straddle it are
+// written again with the records received since (their bytes durable
+// before the commit) and lose theirs. It returns the records removed and
+// what to do once the transaction has committed: the directory, the cache
+// and the counts brought up to date, and the segments no block references
+// any more removed. A failure or a rollback leaves the rows as they were
+// (bytes written for nothing are cut at the next Open).
+func (s *Store) deleteSealed(ctx context.Context, cut int64) (int64, func(), error) {
+	nothing := func() {}
+	if !s.hasSealed() {
+		return 0, nothing, nil
+	}
+	t := s.sealed
+	whole, straddling := t.dir.ReceivedBefore(cut)
+	if len(whole)+len(straddling) == 0 {
+		return 0, nothing, nil
+	}
+	var removed int64
+	gone := make([]int64, 0, len(whole)+len(straddling))
+	for _, m := range whole {
+		gone = append(gone, m.ID)
+		removed += int64(m.N)
+	}
+	var (
+		keep  []sealed.Entry
+		added []*sealed.Meta
+	)
+	for _, m := range straddling {
+		es, err := s.fetchSealed(ctx, m)
+		if err != nil {
+			return 0, nil, fmt.Errorf("duckdb: retention: %w", err)
+		}
+		gone = append(gone, m.ID)
+		for i := range es {
+			if es[i].Received >= cut {
+				keep = append(keep, es[i])
+			} else {
+				removed++
+			}
+		}
+	}
+	if len(keep) > 0 {
+		enc, err := sealed.NewEncoder()
+		if err != nil {
+			return 0, nil, err
+		}
+		var nextID int64
+		if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM sealed_blocks`).Scan(&nextID); err != nil {
+			return 0, nil, fmt.Errorf("duckdb: retention: %w", err)
+		}
+		var (
+			data [][]byte
+			rows []sealedRow
+		)
+		for _, b := range sealed.Split(keep) {
+			d, m, err := enc.Encode(b)
+			if err != nil {
+				return 0, nil, fmt.Errorf("duckdb: retention: %w", err)
+			}
+			var kx uint64
+			for i := range b {
+				kx ^= keyHash(b[i].Record.Account, b[i].Record.EventID)
+			}
+			m.ID = nextID
+			nextID++
+			data = append(data, d)
+			rows = append(rows, sealedRow{m: m, keyXor: kx})
+		}
+		locs, err := t.segs.Write(data)
+		if err != nil {
+			return 0, nil, fmt.Errorf("duckdb: retention: %w", err)
+		}
+		for i := range rows {
+			rows[i].m.Loc = locs[i]
+			added = append(added, &rows[i].m)
+		}
+		if err := appendSealed(s.wconn, "", rows); err != nil {
+			return 0, nil, fmt.Errorf("duckdb: retention: %w", err)
+		}
+	}
+	if _, err := s.wconn.ExecContext(ctx, `DELETE FROM sealed_blocks WHERE id IN (SELECT unnest(?::BIGINT[]))`, gone); err != nil {
+		return 0, nil, fmt.Errorf("duckdb: retention: %w", err)
+	}
+	var (
+		records int64
+		keyXor  uint64
+	)
+	if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(sum(n), 0), coalesce(bit_xor(key_xor), 0) FROM sealed_blocks`).Scan(&records, &keyXor); err != nil {
+		return 0, nil, fmt.Errorf("duckdb: retention: %w", err)
+	}
+	done := func() {
+		t.dir.Remove(gone...)
+		t.dir.Add(added...)
+		t.cache.drop(gone...)
+		t.records, t.keyXor = records, keyXor
+		live := t.dir.LiveBytes()
+		for seg := range t.segs.Sizes() {
+			if live[seg] == 0 {
+				// The active segment stays (Remove refuses it): later
+				// seals append to it.
+				if err := t.segs.Remove(seg); err != nil {
+					s.log.Debug("duckdb: sealed segment kept", "segment", seg, "err", err)
+				}
+			}
+		}
+	}
+	return removed, done, nil
+}
+
+// sealedEnds returns, for each segment the sealed blocks reference, the
+// end of the bytes referenced (what Segments.Recover takes).
+func (s *Store) sealedEnds() map[uint32]int64 {
+	ends := map[uint32]int64{}
+	if !s.hasSealed() {
+		return ends
+	}
+	all, _ := s.sealed.dir.ReceivedBefore(math.MaxInt64) // every block
+	for _, m := range all {
+		ends[m.Loc.Seg] = max(ends[m.Loc.Seg], m.Loc.End())
+	}
+	return ends
+}
