@@ -99,7 +99,7 @@ func writeCompactResult(w io.Writer, output string, res duckdb.CompactResult) er
 }
 
 func compactStore(ctx context.Context, path string, log *slog.Logger) (duckdb.CompactResult, error) {
-	res, err := duckdb.Compact(ctx, path, duckdb.Options{Logger: log, Cold: true})
+	res, err := duckdb.Compact(ctx, path, duckdb.Options{Logger: log, Cold: true, Seal: true})
 	if err != nil {
 		return res, fmt.Errorf("compact %s: %w", path, err)
 	}

@@ -237,6 +237,13 @@ func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes i
 	if err != nil {
 		return err
 	}
+	if plan != nil {
+		// The bucket index is of the table: the hours sealed leave it,
+		// every record of theirs having left the table.
+		if err := exec(fmt.Sprintf(`DELETE FROM dst.bucket_index_v1 WHERE day < %d`, plan.before*86400/bucketSeconds)); err != nil {
+			return err
+		}
+	}
 	// Every record is there, with its key and sequence number: in dst's
 	// events, or in the blocks sealed.
 	if err := sameRecords(ctx, conn, sw); err != nil {

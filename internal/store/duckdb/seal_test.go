@@ -4,9 +4,17 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"hash/crc32"
+	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
@@ -189,3 +197,127 @@ var errSinkDown = errorString("the sink is down")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// TestCompactSealsThroughSegments: Options.Seal seals into the store's
+// segments (PATH.sealed); the store opened after holds every record once,
+// answers from both tiers, and did not rebuild its bucket index. A
+// compaction stopped before its rename (as a crash) leaves the store as it
+// was, and the bytes it wrote are cut at the next Open.
+func TestCompactSealsThroughSegments(t *testing.T) {
+	ctx := context.Background()
+	batches := liveFilled()
+	st, path := openTemp(t, batches...)
+	want, err := st.ReadAppended(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// liveFilled's newest records are of 2026-12-01: a clock of
+	// 2026-12-01 12:00 seals every day before 2026-11-30.
+	now := func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) }
+	compactHook = func() error { return errors.New("crash") }
+	_, err = Compact(ctx, path, Options{Seal: true, Now: now})
+	compactHook = nil
+	if err == nil {
+		t.Fatal("the compaction stopped before its rename succeeded")
+	}
+	written := segmentBytes(t, path)
+	if written == 0 {
+		t.Fatal("the stopped compaction wrote no sealed block")
+	}
+	st, err = Open(path, Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.SealedRecords(); n != 0 {
+		t.Fatalf("%d records sealed after a stopped compaction", n)
+	}
+	if b := segmentBytes(t, path); b != 0 {
+		t.Errorf("%d bytes of segments left after Open; want the stopped compaction's %d cut", b, written)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compact(ctx, path, Options{Seal: true, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	st, err = Open(path, Options{Now: now, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if strings.Contains(log.String(), "rebuilding the bucket index") {
+		t.Errorf("Open after a seal rebuilt the bucket index:\n%s", log.String())
+	}
+	sealedN := st.SealedRecords()
+	if sealedN == 0 || sealedN == len(want) {
+		t.Fatalf("%d of %d records sealed; want some", sealedN, len(want))
+	}
+	got, err := st.ReadAppended(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := gocmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("the feed after sealing (-before +after):\n%s", diff)
+	}
+	// Every record by its event ID, and every record again a duplicate.
+	for _, a := range want {
+		r := a.Record
+		p, err := st.Lookup(ctx, audit.Query{Account: r.Account, Region: r.Region, Category: r.Category, Limit: 5,
+			Attributes: []audit.Attribute{{Key: audit.AttrEventID, Value: r.EventID}}})
+		if err != nil || len(p.Records) != 1 || !bytes.Equal(p.Records[0].Raw, r.Raw) {
+			t.Fatalf("lookup of %s: %d records, %v", r.EventID, len(p.Records), err)
+		}
+	}
+	all := make([]audit.Record, len(want))
+	for i := range want {
+		all[i] = want[i].Record
+	}
+	res, err := st.Append(ctx, all)
+	if err != nil || res.Inserted != 0 || res.Duplicates != len(all) {
+		t.Errorf("appending every record again = %+v, %v; want all duplicates", res, err)
+	}
+	if last, _ := st.LastSeq(ctx); last != want[len(want)-1].Seq {
+		t.Errorf("LastSeq = %d, want %d", last, want[len(want)-1].Seq)
+	}
+}
+
+// TestSealedSegmentsMissing: a store whose rows reference sealed blocks
+// does not open without their segments.
+func TestSealedSegmentsMissing(t *testing.T) {
+	ctx := context.Background()
+	st, path := openTemp(t, liveFilled()...)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compact(ctx, path, Options{Seal: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(path + sealedSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := Open(path, Options{}); err == nil {
+		st.Close()
+		t.Fatal("a store without its sealed blocks' segments opened")
+	}
+}
+
+func segmentBytes(t *testing.T, path string) int64 {
+	t.Helper()
+	ents, err := os.ReadDir(path + sealedSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
+}
