@@ -66,6 +66,7 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // compactReport is `cairn compact --output json`'s object.
 type compactReport struct {
 	Records         int64   `json:"records"`
+	Sealed          int64   `json:"sealed"`
 	BytesBefore     int64   `json:"bytesBefore"`
 	BytesAfter      int64   `json:"bytesAfter"`
 	RowGroupsBefore int64   `json:"rowGroupsBefore"`
@@ -76,7 +77,7 @@ type compactReport struct {
 // writeCompactResult prints a compaction's result as one line of text, a
 // JSON object or a table of two columns, as --output says.
 func writeCompactResult(w io.Writer, output string, res duckdb.CompactResult) error {
-	r := compactReport{Records: res.Records, BytesBefore: res.BytesBefore, BytesAfter: res.BytesAfter,
+	r := compactReport{Records: res.Records, Sealed: res.Sealed, BytesBefore: res.BytesBefore, BytesAfter: res.BytesAfter,
 		RowGroupsBefore: res.RowGroupsFrom, RowGroupsAfter: res.RowGroupsTo, Seconds: res.Took.Seconds()}
 	switch output {
 	case "json":
@@ -86,6 +87,7 @@ func writeCompactResult(w io.Writer, output string, res duckdb.CompactResult) er
 	case "table":
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "records\t%d\n", r.Records)
+		fmt.Fprintf(tw, "sealed\t%d\n", r.Sealed)
 		fmt.Fprintf(tw, "bytes before\t%d\n", r.BytesBefore)
 		fmt.Fprintf(tw, "bytes after\t%d\n", r.BytesAfter)
 		fmt.Fprintf(tw, "row groups before\t%d\n", r.RowGroupsBefore)
@@ -93,7 +95,7 @@ func writeCompactResult(w io.Writer, output string, res duckdb.CompactResult) er
 		fmt.Fprintf(tw, "seconds\t%.3f\n", r.Seconds)
 		return tw.Flush()
 	}
-	_, err := fmt.Fprintf(w, "compacted %d records: %.1f MB -> %.1f MB, %d -> %d row groups, in %s\n", res.Records,
+	_, err := fmt.Fprintf(w, "compacted %d records (%d sealed): %.1f MB -> %.1f MB, %d -> %d row groups, in %s\n", res.Records, res.Sealed,
 		float64(res.BytesBefore)/1e6, float64(res.BytesAfter)/1e6, res.RowGroupsFrom, res.RowGroupsTo, res.Took.Round(1e6))
 	return err
 }

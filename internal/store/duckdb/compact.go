@@ -28,7 +28,8 @@ import (
 // CompactResult tells what Compact did.
 type CompactResult struct {
 	Records       int64 // records in the store
-	BytesBefore   int64 // the file's size before
+	Sealed        int64 // of them, in the sealed tier after
+	BytesBefore   int64 // the file's size and its sealed segments' before
 	BytesAfter    int64 // and after
 	Took          time.Duration
 	RowGroupsFrom int64 // row groups of events before
@@ -108,7 +109,7 @@ func compact(ctx context.Context, path string, opts Options, plan *sealPlan) (Co
 	if err != nil {
 		return res, fmt.Errorf("duckdb: compact: %w", err)
 	}
-	res.BytesBefore = fi.Size()
+	res.BytesBefore = fi.Size() + dirBytes(path+sealedSuffix)
 	tmp := path + compactSuffix
 	for _, p := range []string{tmp, tmp + ".wal", tmp + ".tmp"} {
 		if err := os.RemoveAll(p); err != nil {
@@ -134,7 +135,7 @@ func compact(ctx context.Context, path string, opts Options, plan *sealPlan) (Co
 	}
 	_ = os.RemoveAll(tmp + ".tmp")
 	if fi, err := os.Stat(path); err == nil {
-		res.BytesAfter = fi.Size()
+		res.BytesAfter = fi.Size() + dirBytes(path+sealedSuffix)
 	}
 	res.Took = time.Since(t0)
 	return res, nil
@@ -249,9 +250,10 @@ func copyCompacted(ctx context.Context, path, tmp string, rowGroup, blockBytes i
 	if err := sameRecords(ctx, conn, sw); err != nil {
 		return err
 	}
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM dst.events`).Scan(&res.Records); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM dst.events), (SELECT coalesce(sum(n), 0) FROM dst.sealed_blocks)`).Scan(&res.Records, &res.Sealed); err != nil {
 		return fmt.Errorf("duckdb: compact: %w", err)
 	}
+	res.Records += res.Sealed
 	if err := conn.QueryRowContext(ctx, `SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('dst.events')`).Scan(&res.RowGroupsTo); err != nil {
 		return fmt.Errorf("duckdb: compact: %w", err)
 	}

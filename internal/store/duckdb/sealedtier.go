@@ -415,3 +415,18 @@ func (s *Store) sealedEnds() map[uint32]int64 {
 	}
 	return ends
 }
+
+// dirBytes is the bytes of the files in dir (0 when it does not exist).
+func dirBytes(dir string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
