@@ -20,6 +20,8 @@
 #        CAIRN_BENCH_API_KEEP=DIR ...            keeps the filled data dirs in DIR and
 #            reuses them (default /tmp/cairn-lookupapi); each run serves a copy
 #        CAIRN_BENCH_API_DAYS=n                  the records' times over n days (default 31)
+#        CAIRN_BENCH_API_SEAL=1                  `cairn compact` after the fill: the complete days
+#            sealed (docs/store.md, "The sealed tier"); kept apart from the unsealed stores
 #        CAIRN_BENCH_API_WIRE=0                  without the "wire" and "canned" passes
 #        CAIRN_BENCH_ITER=n                      lookups per kind (default 200; 8 clients
 #            send 10n, the restart rounds are n/4)

@@ -567,6 +567,9 @@ func lookupAPIStore(b *testing.B, n, days int, live bool) string {
 		if live {
 			kind = "live"
 		}
+		if lookupAPISeal() {
+			kind += "-sealed"
+		}
 		dir = filepath.Join(keep, fmt.Sprintf("%s-%d-days%d", kind, n, days))
 		if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 			if _, err := os.Stat(filepath.Join(dir, "insights.state")); err != nil {
@@ -605,6 +608,13 @@ func lookupAPIStore(b *testing.B, n, days int, live bool) string {
 			b.Fatalf("import: %v\n%s", err, errs.String())
 		}
 	}
+	if lookupAPISeal() {
+		var out, errs strings.Builder
+		if err := compactCmd(context.Background(), []string{"--data-dir", dir}, &out, &errs); err != nil {
+			b.Fatalf("compact: %v\n%s", err, errs.String())
+		}
+		b.Logf("SEAL %s", strings.TrimSpace(out.String()))
+	}
 	settleStore(b, dir, cfg)
 	if os.Getenv("CAIRN_BENCH_API_KEEP") != "" {
 		if err := os.WriteFile(filepath.Join(dir, "complete"), nil, 0o644); err != nil {
@@ -613,6 +623,11 @@ func lookupAPIStore(b *testing.B, n, days int, live bool) string {
 	}
 	return dir
 }
+
+// lookupAPISeal: CAIRN_BENCH_API_SEAL=1 compacts the filled store with
+// `cairn compact`, which seals its complete days (docs/store.md, "The
+// sealed tier"), before it is served.
+func lookupAPISeal() bool { return os.Getenv("CAIRN_BENCH_API_SEAL") == "1" }
 
 // settleStore serves dir until the server's start-up catch-up over what
 // was just stored is over (the Insights runner's feed position has not
