@@ -1979,8 +1979,16 @@ func (s *Store) Lookup(ctx context.Context, q audit.Query) (audit.Page, error) {
 	}
 	// The sealed tier's page, merged (a record is in one tier only).
 	more := false
-	if s.hasSealed() {
-		srecs, smore, err := s.sealed.dir.Lookup(ctx, &q, s.fetchSealed)
+	if s.hasSealed() && !(byEventID && len(recs) > 0) {
+		sq := q
+		if len(recs) > q.Limit {
+			// The table filled the page and one more: a sealed record
+			// older than that one cannot be in the page (a live store's
+			// lookups, whose newest days are in the table, skip the
+			// sealed tier by its blocks' times).
+			sq.Start = recs[q.Limit].Time
+		}
+		srecs, smore, err := s.sealed.dir.Lookup(ctx, &sq, s.fetchSealed)
 		if err != nil {
 			return audit.Page{}, err
 		}

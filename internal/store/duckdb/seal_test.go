@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
+	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
 // memSink keeps sealed blocks in memory, one segment.
@@ -91,8 +93,8 @@ func TestCompactSeals(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*) FROM events`).Scan(&hot); err != nil {
 		t.Fatal(err)
 	}
-	if res.Records != hot {
-		t.Errorf("Compact says %d records in events, the table holds %d", res.Records, hot)
+	if res.Records != hot+n || res.Sealed != n {
+		t.Errorf("Compact says %d records, %d sealed; the table holds %d, the blocks %d", res.Records, res.Sealed, hot, n)
 	}
 	bySeq := map[int64]audit.Record{}
 	for _, a := range want {
@@ -276,6 +278,42 @@ func TestCompactSealsThroughSegments(t *testing.T) {
 	for i := range want {
 		all[i] = want[i].Record
 	}
+	// Pages across both tiers, for one account and for every account.
+	for _, anyAccount := range []bool{false, true} {
+		for _, limit := range []int{1, 3, 7, 50} {
+			q := audit.Query{Account: all[0].Account, AnyAccount: anyAccount, Region: all[0].Region, Category: all[0].Category, Limit: limit}
+			var ref []audit.Record
+			for i := range all {
+				if q.Matches(&all[i]) {
+					ref = append(ref, all[i])
+				}
+			}
+			slices.SortFunc(ref, func(a, b audit.Record) int { return audit.Newer(&a, &b) })
+			if len(ref) < 20 {
+				t.Fatalf("%d records to page through: the test is wrong", len(ref))
+			}
+			var got []audit.Record
+			for {
+				p, err := st.Lookup(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, p.Records...)
+				if p.Next == nil {
+					break
+				}
+				q.After = p.Next
+			}
+			if len(got) != len(ref) {
+				t.Fatalf("any account %v, limit %d: %d records paged, want %d", anyAccount, limit, len(got), len(ref))
+			}
+			for i := range ref {
+				if got[i].EventID != ref[i].EventID || got[i].Account != ref[i].Account {
+					t.Fatalf("any account %v, limit %d: record %d is %s, want %s", anyAccount, limit, i, got[i].EventID, ref[i].EventID)
+				}
+			}
+		}
+	}
 	res, err := st.Append(ctx, all)
 	if err != nil || res.Inserted != 0 || res.Duplicates != len(all) {
 		t.Errorf("appending every record again = %+v, %v; want all duplicates", res, err)
@@ -320,4 +358,81 @@ func segmentBytes(t *testing.T, path string) int64 {
 		n += fi.Size()
 	}
 	return n
+}
+
+// TestSealedAndHotSameSeconds: records of a sealed day that arrive later
+// stay in the table, many in the very seconds of sealed ones; pages of
+// every size, for one account and every account, merge the two tiers in
+// the lookups' order (time, event ID, account) without losing or
+// repeating a record.
+func TestSealedAndHotSameSeconds(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2025, 5, 1, 10, 0, 0, 0, time.UTC)
+	g := storetest.NewGen(41, base)
+	mk := func(n int) []audit.Record {
+		var recs []audit.Record
+		for i := range n {
+			s := storetest.Spec{Time: base.Add(time.Duration(i%9) * time.Second)}
+			if i%4 == 1 {
+				s.Account = "222222222222"
+			}
+			recs = append(recs, g.Record(s))
+		}
+		return recs
+	}
+	first, later := mk(60), mk(60)
+	st, path := openTemp(t, first)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compact(ctx, path, Options{Seal: true}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Append(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.SealedRecords(); n != len(first) {
+		t.Fatalf("%d records sealed, want %d", n, len(first))
+	}
+	all := append(slices.Clone(first), later...)
+	for _, anyAccount := range []bool{false, true} {
+		for limit := 1; limit <= 13; limit++ {
+			q := audit.Query{Account: "111111111111", AnyAccount: anyAccount, Region: all[0].Region, Category: audit.CategoryManagement, Limit: limit}
+			var ref []audit.Record
+			for i := range all {
+				if q.Matches(&all[i]) {
+					ref = append(ref, all[i])
+				}
+			}
+			slices.SortFunc(ref, func(a, b audit.Record) int { return audit.Newer(&a, &b) })
+			if len(ref) < 20 {
+				t.Fatalf("%d records to page through: the test is wrong", len(ref))
+			}
+			var got []audit.Record
+			for pages := 0; ; pages++ {
+				p, err := st.Lookup(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, p.Records...)
+				if p.Next == nil || pages > len(all) {
+					break
+				}
+				q.After = p.Next
+			}
+			if len(got) != len(ref) {
+				t.Fatalf("any account %v, limit %d: %d records paged, want %d", anyAccount, limit, len(got), len(ref))
+			}
+			for i := range ref {
+				if got[i].EventID != ref[i].EventID || got[i].Account != ref[i].Account {
+					t.Fatalf("any account %v, limit %d: record %d is %s, want %s", anyAccount, limit, i, got[i].EventID, ref[i].EventID)
+				}
+			}
+		}
+	}
 }
