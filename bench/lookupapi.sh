@@ -60,7 +60,9 @@ cd cmd/cairn # bench/gen and the real records are found from here
 for store in ${CAIRN_BENCH_API_STORES:-imported live}; do
 	live=
 	[ "$store" = live ] && live=1
-	kept=$CAIRN_BENCH_API_KEEP/$store-$CAIRN_BENCH_API_EVENTS-days$CAIRN_BENCH_API_DAYS
+	sealed=
+	[ "${CAIRN_BENCH_API_SEAL:-}" = 1 ] && sealed=-sealed
+	kept=$CAIRN_BENCH_API_KEEP/$store$sealed-$CAIRN_BENCH_API_EVENTS-days$CAIRN_BENCH_API_DAYS
 	if [ ! -e "$kept/complete" ]; then
 		echo "filling $kept (nice 19)..." >&2
 		CAIRN_BENCH_API_LIVE=$live CAIRN_BENCH_API_FILL_ONLY=1 nice -n 19 "$bin" -test.run '^$' \
