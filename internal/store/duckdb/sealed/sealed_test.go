@@ -221,3 +221,66 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEncode encodes the real records cut into blocks as the tier
+// cuts them; it reports the bytes a record takes compressed.
+func BenchmarkEncode(b *testing.B) {
+	blocks := realEntries(b)
+	enc, err := NewEncoder()
+	if err != nil {
+		b.Fatal(err)
+	}
+	records, size := 0, 0
+	b.ResetTimer()
+	for b.Loop() {
+		records, size = 0, 0
+		for _, es := range blocks {
+			data, _, err := enc.Encode(es)
+			if err != nil {
+				b.Fatal(err)
+			}
+			records += len(es)
+			size += len(data)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*records), "ns/record")
+	b.ReportMetric(float64(size)/float64(records), "B/record")
+}
+
+// BenchmarkDecode decodes the same blocks: what a lookup pays for a block
+// it has not cached.
+func BenchmarkDecode(b *testing.B) {
+	blocks := realEntries(b)
+	enc, err := NewEncoder()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dec, err := NewDecoder()
+	if err != nil {
+		b.Fatal(err)
+	}
+	type block struct {
+		data []byte
+		m    Meta
+	}
+	var bs []block
+	records := 0
+	for _, es := range blocks {
+		data, m, err := enc.Encode(es)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bs = append(bs, block{data, m})
+		records += len(es)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		for i := range bs {
+			if _, err := dec.Decode(bs[i].data, &bs[i].m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*records), "ns/record")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(bs)), "µs/block")
+}
