@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -155,7 +156,12 @@ func ValueTokens(dst []uint64, r *audit.Record) []uint64 {
 }
 
 // Bloom is a Bloom filter of tokens: a whole number of bytes of bits and K
-// probes by double hashing. The zero Bloom holds nothing.
+// probes, each a bit of its own hash of the token (splitmix64 of the token
+// plus the probe's number, reduced to the filter's size by a multiply).
+// Double hashing (h1 + i*h2 mod m) gave 5-10x the false positives designed
+// for in the small filters of a block's IDs (session 29: 5e-5 to 1.1e-4
+// against 1e-5): its probes fall into few cycles when h2 mod m is small.
+// The zero Bloom holds nothing.
 type Bloom struct {
 	K    int
 	Bits []byte
@@ -171,9 +177,12 @@ func NewBloom(distinct int, bitsPer float64) Bloom {
 
 func (b *Bloom) probes(t uint64, f func(bit uint64) bool) bool {
 	m := uint64(len(b.Bits)) * 8
-	h1, h2 := t, (t>>32|t<<32)|1
 	for i := 0; i < b.K; i++ {
-		if !f((h1 + uint64(i)*h2) % m) {
+		x := t + uint64(i+1)*0x9e3779b97f4a7c15
+		x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+		x = (x ^ x>>27) * 0x94d049bb133111eb
+		x ^= x >> 31
+		if hi, _ := bits.Mul64(x, m); !f(hi) {
 			return false
 		}
 	}
