@@ -675,8 +675,21 @@ func TestSegmentsCrash(t *testing.T) {
 // BenchmarkRead reads random 128 KiB blocks of a 512 MiB segment written
 // once (CAIRN_SEGMENTS_BENCH_DIR: where, default a temporary folder). The
 // machine's page cache holds the file: this is a read's cost without the
-// disk, as a lookup's warm reads.
+// disk, as a lookup's warm reads. BenchmarkReadCold (Linux) evicts each
+// block from the page cache before its read.
 func BenchmarkRead(b *testing.B) {
+	s, locs, buf := benchSegment(b)
+	rng := rand.New(rand.NewPCG(10, 11))
+	for b.Loop() {
+		if _, err := s.Read(locs[rng.IntN(len(locs))], buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchSegment writes BenchmarkRead's segment: 4,096 blocks of 128 KiB of
+// random bytes.
+func benchSegment(b *testing.B) (*Segments, []Loc, []byte) {
 	const blockLen, blocks = 128 << 10, 4096
 	s := openSegs(b, benchDir(b), 1<<30)
 	var locs []Loc
@@ -695,14 +708,8 @@ func BenchmarkRead(b *testing.B) {
 		}
 		locs = append(locs, l...)
 	}
-	buf := make([]byte, blockLen)
 	b.SetBytes(blockLen)
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := s.Read(locs[rng.IntN(len(locs))], buf); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return s, locs, make([]byte, blockLen)
 }
 
 // BenchmarkWrite measures a Write of 20 blocks of 40 KiB with its
