@@ -546,6 +546,48 @@ func TestSegmentsConcurrent(t *testing.T) {
 	readAll(t, s, ws)
 }
 
+func TestSegmentsReadBesideRemove(t *testing.T) {
+	s := openSegs(t, t.TempDir(), 64<<10)
+	rng := rand.New(rand.NewPCG(12, 13))
+	ws := writeRandom(t, s, rng, 40, 8, 8000, "rm")
+	last := ws[len(ws)-1].loc.Seg
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for r := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 14))
+			for range 3000 {
+				w := ws[rng.IntN(len(ws))]
+				got, err := s.Read(w.loc, nil)
+				switch {
+				case err != nil && !strings.Contains(err.Error(), SegmentName(w.loc.Seg)):
+					errs <- fmt.Errorf("Read(%+v): %v; want an error naming its segment", w.loc, err)
+					return
+				case err == nil && !bytes.Equal(got, w.data):
+					errs <- fmt.Errorf("Read(%+v): other bytes than written", w.loc)
+					return
+				}
+			}
+		})
+	}
+	for seg := uint32(1); seg < last; seg++ {
+		if err := s.Remove(seg); err != nil {
+			t.Error(err)
+		}
+		runtime.Gosched()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, w := range ws {
+		if _, err := s.Read(w.loc, nil); (err == nil) != (w.loc.Seg == last) {
+			t.Errorf("Read(%+v) after the others' Remove: %v", w.loc, err)
+		}
+	}
+}
+
 // TestSegmentsCrashChild is TestSegmentsCrash's child (it runs only with
 // CAIRN_SEGMENTS_CRASH_CHILD set): it writes blocks in a loop and prints
 // each one's Loc once Write has returned it, until it is killed.
