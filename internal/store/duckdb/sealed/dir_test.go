@@ -1,11 +1,15 @@
 package sealed
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
 )
 
 // The oracle's values: few of each, so that lookups match many records
@@ -664,4 +669,245 @@ func TestDirConcurrent(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// benchTier is the benchmarks' tier: the real records replicated with
+// fresh IDs and times over a year (most in one account and region, as a
+// busy account's), encoded as the tier keeps them; the fetch decodes a
+// block from memory each time (no cache).
+type benchTier struct {
+	dir     *Dir
+	data    map[int64][]byte
+	dec     *Decoder
+	fetches atomic.Int64
+	// cache holds the blocks decoded by cached (the store's cache, grown
+	// without bound here).
+	cache map[int64][]Entry
+	main  Part
+	// sample are records of the main part, for the lookups' values.
+	sample []audit.Record
+}
+
+var (
+	benchOnce sync.Once
+	benchT    *benchTier
+)
+
+// benchEntries is the benchmarks' records (CAIRN_BENCH_SEALED_N, default
+// 200,000).
+func benchEntries(b *testing.B) int {
+	n := 200_000
+	if v := os.Getenv("CAIRN_BENCH_SEALED_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return n
+}
+
+func loadBenchTier(b *testing.B) *benchTier {
+	benchOnce.Do(func() {
+		var real []audit.Record
+		for _, rr := range audittest.RealRecords(b) {
+			if r, err := audit.Extract(rr.Raw); err == nil && r.Category == audit.CategoryManagement {
+				real = append(real, r)
+			}
+		}
+		n := benchEntries(b)
+		rng := rand.New(rand.NewPCG(29, 29))
+		const main = "123456789012"
+		others := []string{"210987654321", "555555555555", "666666666666", "777777777777"}
+		start := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC).Unix()
+		es := make([]Entry, n)
+		for i := range es {
+			r := real[rng.IntN(len(real))]
+			r.Account, r.Region = main, "us-east-1"
+			if rng.IntN(100) < 15 {
+				r.Account = others[rng.IntN(len(others))]
+			}
+			if rng.IntN(100) < 10 {
+				r.Region = "eu-west-1"
+			}
+			t := time.Unix(start+int64(i)*365*86400/int64(n)+rng.Int64N(60), 0).UTC()
+			id := fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<16), rng.IntN(1<<16), rng.Int64N(1<<48))
+			raw := bytes.Replace(r.Raw, []byte(`"eventID":"`+r.EventID+`"`), []byte(`"eventID":"`+id+`"`), 1)
+			raw = bytes.Replace(raw, []byte(`"eventTime":"`+r.Time.Format(time.RFC3339)+`"`), []byte(`"eventTime":"`+t.Format(time.RFC3339)+`"`), 1)
+			r.Raw, r.EventID, r.Time = raw, id, t
+			es[i] = Entry{Record: r, Seq: int64(i + 1), Received: start + int64(i)}
+		}
+		enc, err := NewEncoder()
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec, err := NewDecoder()
+		if err != nil {
+			b.Fatal(err)
+		}
+		bt := &benchTier{dir: NewDir(), data: map[int64][]byte{}, dec: dec, cache: map[int64][]Entry{}, main: Part{main, "us-east-1", audit.CategoryManagement}}
+		var size int
+		for i, blk := range Split(es) {
+			data, m, err := enc.Encode(blk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.ID = int64(i + 1)
+			m.Loc = Loc{Off: int64(size), Len: uint32(len(data))}
+			size += len(data)
+			bt.data[m.ID] = data
+			bt.dir.Add(&m)
+			if m.Part == bt.main && rng.IntN(4) == 0 {
+				bt.sample = append(bt.sample, blk[rng.IntN(len(blk))].Record)
+			}
+		}
+		b.Logf("%d records in %d blocks (%d of the main part), %.1f MB compressed", n, bt.dir.Len(), len(bt.dir.parts[bt.main]), float64(size)/1e6)
+		benchT = bt
+	})
+	if benchT == nil {
+		b.Fatal("no tier")
+	}
+	return benchT
+}
+
+func (bt *benchTier) fetch(ctx context.Context, m *Meta) ([]Entry, error) {
+	bt.fetches.Add(1)
+	return bt.dec.Decode(bt.data[m.ID], m)
+}
+
+// cached is fetch with every block decoded once: what the lookups cost
+// beside the blocks' decoding.
+func (bt *benchTier) cached(ctx context.Context, m *Meta) ([]Entry, error) {
+	bt.fetches.Add(1)
+	if es, ok := bt.cache[m.ID]; ok {
+		return es, nil
+	}
+	es, err := bt.dec.Decode(bt.data[m.ID], m)
+	if err == nil {
+		bt.cache[m.ID] = es
+	}
+	return es, err
+}
+
+// BenchmarkLookup is a first page of 50 of the main part's lookups, by
+// kind, over 20 values each, cycled; fetches/op counts the blocks asked
+// for. decode decodes every block asked for, cached each once (its first
+// round's decodes included).
+func BenchmarkLookup(b *testing.B) {
+	bt := loadBenchTier(b)
+	// The event names by their count in the sample: the commonest and
+	// the rarest seen at least twice.
+	counts := map[string]int{}
+	for _, r := range bt.sample {
+		counts[r.EventName]++
+	}
+	names := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(names, func(x, y string) int { return counts[y] - counts[x] })
+	rare := slices.DeleteFunc(slices.Clone(names), func(s string) bool { return counts[s] < 2 })
+	rare = rare[max(0, len(rare)-20):]
+	value := func(i int, f func(r *audit.Record) (audit.Attribute, bool)) (audit.Attribute, *audit.Record) {
+		for j := 0; ; j++ {
+			r := &bt.sample[(i*7919+j)%len(bt.sample)]
+			if a, ok := f(r); ok {
+				return a, r
+			}
+		}
+	}
+	week := func(q *audit.Query, r *audit.Record) {
+		q.Start, q.End = r.Time.Add(-84*time.Hour), r.Time.Add(84*time.Hour)
+	}
+	for _, k := range []struct {
+		name  string
+		query func(i int, q *audit.Query)
+	}{
+		{"EventId", func(i int, q *audit.Query) {
+			q.Attributes = []audit.Attribute{{Key: audit.AttrEventID, Value: bt.sample[(i*7919)%len(bt.sample)].EventID}}
+		}},
+		{"EventName-common", func(i int, q *audit.Query) {
+			q.Attributes = []audit.Attribute{{Key: audit.AttrEventName, Value: names[i%min(3, len(names))]}}
+		}},
+		{"EventName-rare", func(i int, q *audit.Query) {
+			q.Attributes = []audit.Attribute{{Key: audit.AttrEventName, Value: rare[i%len(rare)]}}
+		}},
+		{"EventName-rare-7days", func(i int, q *audit.Query) {
+			a, r := value(i, func(r *audit.Record) (audit.Attribute, bool) {
+				return audit.Attribute{Key: audit.AttrEventName, Value: r.EventName}, slices.Contains(rare, r.EventName)
+			})
+			q.Attributes = []audit.Attribute{a}
+			week(q, r)
+		}},
+		{"Username", func(i int, q *audit.Query) {
+			a, _ := value(i, func(r *audit.Record) (audit.Attribute, bool) {
+				return audit.Attribute{Key: audit.AttrUsername, Value: r.Username}, r.Username != ""
+			})
+			q.Attributes = []audit.Attribute{a}
+		}},
+		{"ResourceName", func(i int, q *audit.Query) {
+			a, _ := value(i, func(r *audit.Record) (audit.Attribute, bool) {
+				if len(r.Resources) == 0 || r.Resources[0].Name == "" {
+					return audit.Attribute{}, false
+				}
+				return audit.Attribute{Key: audit.AttrResourceName, Value: r.Resources[0].Name}, true
+			})
+			q.Attributes = []audit.Attribute{a}
+		}},
+		{"none", func(i int, q *audit.Query) {}},
+		{"none-7days", func(i int, q *audit.Query) { week(q, &bt.sample[(i*7919)%len(bt.sample)]) }},
+		{"AnyAccount-AccessKeyId", func(i int, q *audit.Query) {
+			a, _ := value(i, func(r *audit.Record) (audit.Attribute, bool) {
+				return audit.Attribute{Key: audit.AttrAccessKeyID, Value: r.AccessKeyID}, r.AccessKeyID != ""
+			})
+			q.Attributes, q.AnyAccount, q.AnyRegion = []audit.Attribute{a}, true, true
+		}},
+	} {
+		qs := make([]audit.Query, 20)
+		for i := range qs {
+			qs[i] = audit.Query{Account: bt.main.Account, Region: bt.main.Region, Category: bt.main.Category, Limit: 50}
+			k.query(i, &qs[i])
+		}
+		for _, f := range []struct {
+			name  string
+			fetch Fetch
+		}{{"decode", bt.fetch}, {"cached", bt.cached}} {
+			b.Run(k.name+"/"+f.name, func(b *testing.B) {
+				bt.fetches.Store(0)
+				recs := 0
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					got, _, err := bt.dir.Lookup(context.Background(), &qs[i%len(qs)], f.fetch)
+					if err != nil {
+						b.Fatal(err)
+					}
+					recs += len(got)
+				}
+				b.ReportMetric(float64(bt.fetches.Load())/float64(b.N), "fetches/op")
+				b.ReportMetric(float64(recs)/float64(b.N), "records/op")
+			})
+		}
+	}
+}
+
+// BenchmarkFindMiss is the duplicate check of an ID the main account does
+// not hold: every block of the account's ID filter tested; fetches/op are
+// the filters' false positives.
+func BenchmarkFindMiss(b *testing.B) {
+	bt := loadBenchTier(b)
+	var blocks int
+	for _, p := range bt.dir.accounts[bt.main.Account] {
+		blocks += len(bt.dir.parts[p])
+	}
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i*7919)
+	}
+	at := bt.sample[0].Time
+	bt.fetches.Store(0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ok, err := bt.dir.Find(context.Background(), bt.main.Account, ids[i%len(ids)], at, bt.fetch)
+		if err != nil || ok {
+			b.Fatal(ok, err)
+		}
+	}
+	b.ReportMetric(float64(bt.fetches.Load())/float64(b.N), "fetches/op")
+	b.ReportMetric(float64(blocks), "blocks")
 }
