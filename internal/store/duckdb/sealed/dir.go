@@ -19,10 +19,6 @@ import (
 // share their memory.
 type Fetch func(ctx context.Context, m *Meta) ([]Entry, error)
 
-// dayLimit bounds a block's span: its records share one UTC day, so
-// TMax - TMin < dayLimit.
-const dayLimit = 86400
-
 // Dir is the sealed tier's directory: every block's Meta, in memory, and
 // the lookups, the append-order feed, the duplicate check and retention's
 // plan answered from them, fetching only the blocks they cannot rule out.
@@ -46,6 +42,9 @@ type Dir struct {
 	seqMax  []int64
 	records int
 	live    map[uint32]int64
+	// span is the largest TMax - TMin of a block ever added (under a day:
+	// a block's records share one UTC day).
+	span int64
 }
 
 // NewDir returns an empty directory.
@@ -106,6 +105,7 @@ func (d *Dir) Add(ms ...*Meta) {
 			added[old.Part] = slices.DeleteFunc(added[old.Part], func(x *Meta) bool { return x == old })
 		}
 		d.byID[m.ID] = m
+		d.span = max(d.span, m.TMax-m.TMin)
 		d.records += m.N
 		d.live[m.Loc.Seg] += int64(m.Loc.Len)
 		added[m.Part] = append(added[m.Part], m)
@@ -383,6 +383,7 @@ func (d *Dir) Lookup(ctx context.Context, q *audit.Query, fetch Fetch) (recs []a
 		return nil, false, nil // no record can match
 	}
 	d.mu.RLock()
+	span := d.span
 	var lists [][]*Meta
 	want := func(p Part) bool {
 		return p.Category == q.Category && (q.AnyRegion || p.Region == q.Region)
@@ -402,13 +403,13 @@ func (d *Dir) Lookup(ctx context.Context, q *audit.Query, fetch Fetch) (recs []a
 	}
 	d.mu.RUnlock()
 
-	// A part's blocks that end dayLimit or more after the newest time a
-	// record may have start after it: skip them by their TMax.
+	// A part's blocks that end more than the longest span after the newest
+	// time a record may have start after it: skip them by their TMax.
 	w := &walk{}
 	for _, bs := range lists {
 		i := 0
-		if pr.hi < maxTime {
-			i = sort.Search(len(bs), func(i int) bool { return bs[i].TMax < pr.hi+dayLimit })
+		if pr.hi < maxTime-span {
+			i = sort.Search(len(bs), func(i int) bool { return bs[i].TMax <= pr.hi+span })
 		}
 		if i < len(bs) {
 			w.heads = append(w.heads, head{bs, i})
