@@ -420,7 +420,7 @@ func (d *Dir) Lookup(ctx context.Context, q *audit.Query, fetch Fetch) (recs []a
 	if !q.ReceivedSince.IsZero() {
 		since = q.ReceivedSince.Unix()
 	}
-	page := make([]audit.Record, 0, min(limit+1, 64))
+	page := make([]audit.Record, 0, min(limit, 63)+1)
 	full := func() bool { return len(page) > limit }
 	for w.Len() > 0 {
 		m := w.heads[0].bs[w.heads[0].i]

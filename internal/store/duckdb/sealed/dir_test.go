@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -139,6 +140,19 @@ func (s *store) entries(held map[int64]bool) []Entry {
 		}
 	}
 	return out
+}
+
+// partRecords counts the records q matches.
+func (s *store) partRecords(q audit.Query) int {
+	n := 0
+	for _, es := range s.blocks {
+		for i := range es {
+			if q.Matches(&es[i].Record) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // bruteLookup is Lookup's reference: every entry filtered, sorted, paged.
@@ -467,9 +481,15 @@ func TestDirFetchesOnlyWhatItMust(t *testing.T) {
 			t.Errorf("%s: %d fetches, %d records; want %d, %d", c.name, n, len(recs), c.want, c.recs)
 		}
 	}
+	// A limit of any size answers every record of the part.
+	q := base
+	q.Limit = math.MaxInt
+	if n, recs := count(q); len(recs) != s.partRecords(q) || n != partBlocks {
+		t.Errorf("every record: %d fetches of %d blocks, %d records; want %d", n, partBlocks, len(recs), s.partRecords(q))
+	}
 	// A page of the newest records reads the newest blocks only (those up
 	// to the one that ends before the page's last, equal times read).
-	q := base
+	q = base
 	q.Limit = 5
 	n, recs := count(q)
 	if len(recs) != 5 || n > 3 {
