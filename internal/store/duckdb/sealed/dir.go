@@ -33,6 +33,9 @@ type Dir struct {
 	// descending). A slice stored here is never changed: Add and Remove
 	// store a new one, so a lookup can walk it without the lock.
 	parts map[Part][]*Meta
+	// idFilters holds each part's blocks' ID filters in its parts order,
+	// side by side: Find reads them without each block's Meta.
+	idFilters map[Part][]Bloom
 	// accounts lists each account's parts, sorted (a new slice on change).
 	accounts map[string][]Part
 	byID     map[int64]*Meta
@@ -50,10 +53,11 @@ type Dir struct {
 // NewDir returns an empty directory.
 func NewDir() *Dir {
 	return &Dir{
-		parts:    map[Part][]*Meta{},
-		accounts: map[string][]Part{},
-		byID:     map[int64]*Meta{},
-		live:     map[uint32]int64{},
+		parts:     map[Part][]*Meta{},
+		idFilters: map[Part][]Bloom{},
+		accounts:  map[string][]Part{},
+		byID:      map[int64]*Meta{},
+		live:      map[uint32]int64{},
 	}
 }
 
@@ -117,7 +121,7 @@ func (d *Dir) Add(ms ...*Meta) {
 		bs := make([]*Meta, 0, len(old)+len(ns))
 		bs = append(append(bs, old...), ns...)
 		slices.SortFunc(bs, newestFirst)
-		d.parts[p] = bs
+		d.setPart(p, bs)
 		if !had {
 			ps := append(slices.Clone(d.accounts[p.Account]), p)
 			slices.SortFunc(ps, comparePart)
@@ -137,6 +141,15 @@ func (d *Dir) Add(ms ...*Meta) {
 		}
 	}
 	d.setSeq(seq)
+}
+
+// setPart stores p's blocks, newest first, and their ID filters.
+func (d *Dir) setPart(p Part, bs []*Meta) {
+	fs := make([]Bloom, len(bs))
+	for i, m := range bs {
+		fs[i] = m.IDFilter
+	}
+	d.parts[p], d.idFilters[p] = bs, fs
 }
 
 // unaccount takes m out of the counts (Records, LiveBytes).
@@ -188,10 +201,11 @@ func (d *Dir) remove(ids []int64) {
 	for p := range parts {
 		bs := slices.DeleteFunc(slices.Clone(d.parts[p]), drop)
 		if len(bs) > 0 {
-			d.parts[p] = bs
+			d.setPart(p, bs)
 			continue
 		}
 		delete(d.parts, p)
+		delete(d.idFilters, p)
 		ps := slices.DeleteFunc(slices.Clone(d.accounts[p.Account]), func(q Part) bool { return q == p })
 		if len(ps) > 0 {
 			d.accounts[p.Account] = ps
@@ -322,8 +336,10 @@ func (d *Dir) Find(ctx context.Context, account, eventID string, t time.Time, fe
 	tok := Token(audit.AttrEventID, eventID)
 	d.mu.RLock()
 	lists := make([][]*Meta, 0, len(d.accounts[account]))
+	filters := make([][]Bloom, 0, len(d.accounts[account]))
 	for _, p := range d.accounts[account] {
 		lists = append(lists, d.parts[p])
+		filters = append(filters, d.idFilters[p])
 	}
 	d.mu.RUnlock()
 	ts := t.Unix()
@@ -331,9 +347,11 @@ func (d *Dir) Find(ctx context.Context, account, eventID string, t time.Time, fe
 	for pass := 0; pass < 2; pass++ {
 		var cands []*Meta
 		if pass == 0 {
-			for _, bs := range lists {
-				for _, m := range bs {
-					if m.IDFilter.Has(tok) {
+			for j, bs := range lists {
+				fs := filters[j]
+				for i := range fs {
+					if fs[i].Has(tok) {
+						m := bs[i]
 						if m.TMin <= ts && ts <= m.TMax {
 							cands = append(cands, m)
 						} else {
