@@ -398,7 +398,7 @@ func TestSegmentsRecover(t *testing.T) {
 		if _, err := os.Stat(extra); err != nil {
 			t.Errorf("a failed Recover removed the unreferenced segment: %v", err)
 		}
-		missing := maps(old, map[uint32]int64{last.Seg + 5: 10})
+		missing := unionEnds(old, map[uint32]int64{last.Seg + 5: 10})
 		if err := s.Recover(missing); err == nil || !strings.Contains(err.Error(), SegmentName(last.Seg+5)) {
 			t.Errorf("Recover with a missing segment: %v; want an error naming it", err)
 		}
@@ -435,7 +435,7 @@ func TestSegmentsRecover(t *testing.T) {
 	})
 }
 
-func maps(a, b map[uint32]int64) map[uint32]int64 {
+func unionEnds(a, b map[uint32]int64) map[uint32]int64 {
 	m := map[uint32]int64{}
 	for k, v := range a {
 		m[k] = v
