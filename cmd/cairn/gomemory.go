@@ -96,34 +96,35 @@ func closeUnderLimit(c io.Closer, stop func()) {
 // soft limit (docs/lake.md, "Loads: memory at 10M").
 const loadGoGC = 25
 
-// loadGC counts the loads running (a server may run several at once:
-// imports of different accounts) and keeps the GOGC there was before the
-// first.
-var loadGC struct {
+// loadGC lowers GOGC while loads run: it counts the loads running (a
+// server may run several at once: imports of different accounts) and
+// keeps the GOGC there was before the first. GOGC is the process's: one
+// loadGC a process (cairn serve's, or an offline import's).
+type loadGC struct {
 	mu   sync.Mutex
 	n    int
 	prev int
 }
 
-// lowerGoGC sets GOGC to loadGoGC while a load runs; what it returns ends
-// the load (once, however often it is called), and the last load to end
-// puts back the GOGC there was. A GOGC already at or below loadGoGC, or
-// off, stays.
-func lowerGoGC() (ended func()) {
-	loadGC.mu.Lock()
-	defer loadGC.mu.Unlock()
-	if loadGC.n == 0 {
-		loadGC.prev = debug.SetGCPercent(loadGoGC)
-		if loadGC.prev < 0 || loadGC.prev <= loadGoGC {
-			debug.SetGCPercent(loadGC.prev)
+// lower sets GOGC to loadGoGC while a load runs; what it returns ends the
+// load (once, however often it is called), and the last load to end puts
+// back the GOGC there was. A GOGC already at or below loadGoGC, or off,
+// stays.
+func (g *loadGC) lower() (ended func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == 0 {
+		g.prev = debug.SetGCPercent(loadGoGC)
+		if g.prev < 0 || g.prev <= loadGoGC {
+			debug.SetGCPercent(g.prev)
 		}
 	}
-	loadGC.n++
+	g.n++
 	return sync.OnceFunc(func() {
-		loadGC.mu.Lock()
-		defer loadGC.mu.Unlock()
-		if loadGC.n--; loadGC.n == 0 {
-			debug.SetGCPercent(loadGC.prev)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.n--; g.n == 0 {
+			debug.SetGCPercent(g.prev)
 		}
 	})
 }

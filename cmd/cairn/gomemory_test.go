@@ -82,10 +82,10 @@ func TestCloseUnderLimit(t *testing.T) {
 	}
 }
 
-// TestLowerGoGC: GOGC is loadGoGC while loads run, however they overlap,
+// TestLoadGC: GOGC is loadGoGC while loads run, however they overlap,
 // and back to what it was once the last ended; a lower GOGC, or none
 // (off), is left alone.
-func TestLowerGoGC(t *testing.T) {
+func TestLoadGC(t *testing.T) {
 	prev := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(prev)
 	gogc := func() int {
@@ -93,8 +93,9 @@ func TestLowerGoGC(t *testing.T) {
 		debug.SetGCPercent(p)
 		return p
 	}
-	a := lowerGoGC()
-	b := lowerGoGC()
+	var g loadGC
+	a := g.lower()
+	b := g.lower()
 	if got := gogc(); got != loadGoGC {
 		t.Fatalf("during two loads GOGC is %d; want %d", got, loadGoGC)
 	}
@@ -109,7 +110,7 @@ func TestLowerGoGC(t *testing.T) {
 	}
 	for _, set := range []int{loadGoGC / 2, -1} {
 		debug.SetGCPercent(set)
-		end := lowerGoGC()
+		end := g.lower()
 		if got := gogc(); got != set {
 			t.Errorf("GOGC %d set before: %d during a load; want it left", set, got)
 		}

@@ -251,7 +251,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 	// in flight) leaves it room (limitGoMemory).
 	defer limitGoMemory()()
 	// and collected at GOGC loadGoGC: the load's live heap is small.
-	defer lowerGoGC()()
+	defer new(loadGC).lower()()
 	// Each source's load ends with its last transactions committed
 	// (lake.Sink.Finish); their failure is the source's.
 	finished := func(rep importer.Report, err error) (importer.Report, error) {

@@ -101,7 +101,7 @@ type Options struct {
 	// LoadBegins, when set, is called as an import's load begins; what it
 	// returns is called once the load ended (its last transaction
 	// committed or failed). cairn serve lowers Go's GOGC with it while
-	// loads run (issue 15: a load's RSS; cmd/cairn's lowerGoGC). Loads
+	// loads run (issue 15: a load's RSS; cmd/cairn's loadGC). Loads
 	// may overlap (imports of different accounts).
 	LoadBegins func() (ended func())
 }
