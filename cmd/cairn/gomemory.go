@@ -86,3 +86,45 @@ func closeUnderLimit(c io.Closer, stop func()) {
 	c.Close()
 	stop()
 }
+
+// loadGoGC is Go's GOGC while a Lake load runs, offline (`import --into`)
+// or in a server (StartImport), instead of Go's 100 (issue 15: a 10M
+// load's RSS at most 1 GB). A load's live heap is small (26-37 MiB: the
+// batch being read and the one being appended; the seen set is outside
+// the heap), and GOGC 100 let the heap grow to twice it, with Go's
+// resident share 57-76 MiB offline and more in a server, which sets no
+// soft limit (docs/lake.md, "Loads: memory at 10M").
+const loadGoGC = 25
+
+// loadGC lowers GOGC while loads run: it counts the loads running (a
+// server may run several at once: imports of different accounts) and
+// keeps the GOGC there was before the first. GOGC is the process's: one
+// loadGC a process (cairn serve's, or an offline import's).
+type loadGC struct {
+	mu   sync.Mutex
+	n    int
+	prev int
+}
+
+// lower sets GOGC to loadGoGC while a load runs; what it returns ends the
+// load (once, however often it is called), and the last load to end puts
+// back the GOGC there was. A GOGC already at or below loadGoGC, or off,
+// stays.
+func (g *loadGC) lower() (ended func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == 0 {
+		g.prev = debug.SetGCPercent(loadGoGC)
+		if g.prev < 0 || g.prev <= loadGoGC {
+			debug.SetGCPercent(g.prev)
+		}
+	}
+	g.n++
+	return sync.OnceFunc(func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.n--; g.n == 0 {
+			debug.SetGCPercent(g.prev)
+		}
+	})
+}

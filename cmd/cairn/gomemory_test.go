@@ -81,3 +81,42 @@ func TestCloseUnderLimit(t *testing.T) {
 		t.Errorf("after the import the limit is %d; want it back at %d", got, int64(math.MaxInt64))
 	}
 }
+
+// TestLoadGC: GOGC is loadGoGC while loads run, however they overlap,
+// and back to what it was once the last ended; a lower GOGC, or none
+// (off), is left alone.
+func TestLoadGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	gogc := func() int {
+		p := debug.SetGCPercent(-1)
+		debug.SetGCPercent(p)
+		return p
+	}
+	var g loadGC
+	a := g.lower()
+	b := g.lower()
+	if got := gogc(); got != loadGoGC {
+		t.Fatalf("during two loads GOGC is %d; want %d", got, loadGoGC)
+	}
+	a()
+	a() // a second call changes nothing
+	if got := gogc(); got != loadGoGC {
+		t.Errorf("with one load still running GOGC is %d; want %d", got, loadGoGC)
+	}
+	b()
+	if got := gogc(); got != 100 {
+		t.Errorf("after the loads GOGC is %d; want it back at 100", got)
+	}
+	for _, set := range []int{loadGoGC / 2, -1} {
+		debug.SetGCPercent(set)
+		end := g.lower()
+		if got := gogc(); got != set {
+			t.Errorf("GOGC %d set before: %d during a load; want it left", set, got)
+		}
+		end()
+		if got := gogc(); got != set {
+			t.Errorf("GOGC %d set before: %d after a load; want it left", set, got)
+		}
+	}
+}

@@ -69,7 +69,7 @@ func TestLakeLoadMemory(t *testing.T) {
 	for i, h := range head[:len(head)-1] { // duckdb_tags: a list
 		row[h] = last[i]
 	}
-	if got, want := row["duckdb_limit"], "488.2MiB"; got != want { // 512MB
+	if got, want := row["duckdb_limit"], "427.2MiB"; got != want { // 448MB
 		t.Errorf("DuckDB's memory_limit during the load = %s; want %s (loadMemoryLimit, below the config's 1GB)", got, want)
 	}
 	if row["seen_keys"] == "0" || row["rss_mb"] == "0" {

@@ -250,6 +250,8 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 	// seen set, 21 bytes an event of the store and the load; the records
 	// in flight) leaves it room (limitGoMemory).
 	defer limitGoMemory()()
+	// and collected at GOGC loadGoGC: the load's live heap is small.
+	defer new(loadGC).lower()()
 	// Each source's load ends with its last transactions committed
 	// (lake.Sink.Finish); their failure is the source's.
 	finished := func(rep importer.Report, err error) (importer.Report, error) {

@@ -818,7 +818,8 @@ func openLake(ctx context.Context, dataDir string, cfg *config.Config, log *slog
 		MaxHeldResults:              cfg.Lake.MaxHeldResults, MaxHeldResultBytes: int64(cfg.Lake.MaxHeldResultsMB) << 20,
 		CheckpointCommits: cfg.Lake.CheckpointCommits, CheckpointWALBytes: int64(cfg.Lake.CheckpointWALMB) << 20,
 		MaxStores: cfg.Lake.MaxEventDataStores, ImportRoots: cfg.Lake.ImportRoots, Logger: log, Registerer: reg,
-		Buckets: func(name string) (lake.Bucket, bool) { b, ok := bks[name]; return b, ok }})
+		Buckets:    func(name string) (lake.Bucket, bool) { b, ok := bks[name]; return b, ok },
+		LoadBegins: new(loadGC).lower})
 	if err != nil {
 		if held := serverHolding(dataDir); held != "" {
 			return nil, fmt.Errorf("the data dir %s is in use by the cairn server at %s", dataDir, held)

@@ -14,20 +14,20 @@ type slotMemory []byte
 
 // allocSlots maps the memory of a table of n slots.
 func allocSlots(n int) slotMemory {
-	b, err := syscall.Mmap(-1, 0, 16*n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	b, err := syscall.Mmap(-1, 0, idSlotBytes*n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		// As make would fail: the process is out of memory.
-		panic(fmt.Sprintf("lake: seen set: mapping %d bytes: %v", 16*n, err))
+		panic(fmt.Sprintf("lake: seen set: mapping %d bytes: %v", idSlotBytes*n, err))
 	}
 	return b
 }
 
 // slots is m as a table's slots.
-func (m slotMemory) slots() [][2]uint64 {
+func (m slotMemory) slots() []idSlot {
 	if len(m) == 0 {
 		return nil
 	}
-	return unsafe.Slice((*[2]uint64)(unsafe.Pointer(&m[0])), len(m)/16)
+	return unsafe.Slice((*idSlot)(unsafe.Pointer(&m[0])), len(m)/idSlotBytes)
 }
 
 // free unmaps m (nothing for none); its slots are gone.

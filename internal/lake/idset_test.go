@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestIDSet: keys added are found, repeated adds are duplicates, removed
@@ -131,4 +132,45 @@ func TestIDSetOutsideHeap(t *testing.T) {
 		}
 	}
 	t.Error("the set was not collected")
+}
+
+// TestIDSetSlots: a slot keeps the 104 bits of a key the set tells apart
+// (k[0]'s top byte chose the table, its low 32 bits and k[1] are in the
+// slot), and no key's slot is the empty one.
+func TestIDSetSlots(t *testing.T) {
+	if got := idSlotBytes; got != int(unsafe.Sizeof(idSlot{})) {
+		t.Fatalf("idSlotBytes %d; a slot takes %d", got, unsafe.Sizeof(idSlot{}))
+	}
+	s := newIDSet()
+	base := [2]uint64{3<<56 | 0xdeadbeef, 0x0123456789abcdef}
+	// Each differs from base in one bit the set keeps.
+	var others [][2]uint64
+	for b := range 64 {
+		others = append(others, [2]uint64{base[0], base[1] ^ 1<<b})
+	}
+	for b := range 32 {
+		others = append(others, [2]uint64{base[0] ^ 1<<b, base[1]})
+	}
+	for b := 56; b < 64; b++ {
+		others = append(others, [2]uint64{base[0] ^ 1<<b, base[1]})
+	}
+	if !s.add(base) {
+		t.Fatal("add of the first key reported a duplicate")
+	}
+	for _, k := range others {
+		if s.has(k) {
+			t.Fatalf("%x found after adding only %x", k, base)
+		}
+		if !s.add(k) {
+			t.Fatalf("add of %x reported a duplicate", k)
+		}
+	}
+	if s.len() != 1+len(others) {
+		t.Errorf("len = %d; want %d", s.len(), 1+len(others))
+	}
+	for _, k := range [][2]uint64{{0, 0}, {5 << 56, 0}, {1 << 40, 0}} {
+		if slotOf(nonZero(k)) == (idSlot{}) {
+			t.Errorf("nonZero(%x)'s slot is the empty one", k)
+		}
+	}
 }

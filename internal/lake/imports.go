@@ -341,6 +341,10 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 			l.log.Warn("lake: import started; its state is not saved", "import", im.ID, "err", err)
 		}
 	}
+	if l.opts.LoadBegins != nil {
+		ended := l.opts.LoadBegins()
+		defer ended()
+	}
 	batch, appenders := LoadBatch, LoadAppenders
 	if l.opts.Shared {
 		batch, appenders = sharedLoadBatch, 1

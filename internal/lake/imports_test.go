@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,4 +92,61 @@ func TestImports(t *testing.T) {
 		t.Errorf("other account's import: %v", err)
 	}
 	t.Logf("imported %s events", n[0]["n"])
+}
+
+// TestImportLoadBegins: Options.LoadBegins is called as each import's load
+// begins and what it returned once the load ended (cairn serve lowers
+// Go's GOGC with it while loads run).
+func TestImportLoadBegins(t *testing.T) {
+	real := audittest.RealDataDir(t)
+	dir := t.TempDir()
+	src := audittest.Rehome(t, filepath.Join(real, "invictus-ir-aws_dataset"), "111111111111")
+	if err := os.CopyFS(filepath.Join(dir, "real"), os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	begun, ended := 0, 0
+	e := newEnvWith(t, Options{ImportRoots: []string{dir}, LoadBegins: func() func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if begun != ended {
+			t.Errorf("a load began with %d begun and %d ended; imports of one account do not overlap", begun, ended)
+		}
+		begun++
+		return func() {
+			mu.Lock()
+			defer mu.Unlock()
+			ended++
+		}
+	}})
+	ctx := context.Background()
+	a := e.client("AKIAAAAAAAAAAAAAAAAA")
+	st, err := a.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("imported"), RetentionPeriod: aws.Int32(3653), StartIngestion: aws.Bool(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(st.EventDataStoreArn)
+	id = id[strings.LastIndex(id, "/")+1:]
+	for i := range 2 {
+		im, err := a.StartImport(ctx, &cloudtrail.StartImportInput{Destinations: []string{id},
+			ImportSource: &types.ImportSource{S3: &types.S3ImportSource{S3LocationUri: aws.String("file://" + dir), S3BucketRegion: aws.String("us-east-1"), S3BucketAccessRoleArn: aws.String("arn:aws:iam::111111111111:role/x")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := waitImport(t, a, im.ImportId); g.ImportStatus != types.ImportStatusCompleted {
+			t.Fatalf("import %d: %s", i, g.ImportStatus)
+		}
+		// The load ends (its function returns) just after its status is saved.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			b, d := begun, ended
+			mu.Unlock()
+			if b == i+1 && d == i+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after import %d: %d loads begun, %d ended; want %d and %d", i, b, d, i+1, i+1)
+			}
+		}
+	}
 }

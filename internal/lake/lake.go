@@ -98,6 +98,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives Lake's metrics (metrics.go); nil keeps none.
 	Registerer prometheus.Registerer
+	// LoadBegins, when set, is called as an import's load begins; what it
+	// returns is called once the load ended (its last transaction
+	// committed or failed). cairn serve lowers Go's GOGC with it while
+	// loads run (issue 15: a load's RSS; cmd/cairn's loadGC). Loads
+	// may overlap (imports of different accounts).
+	LoadBegins func() (ended func())
 }
 
 // Lake holds the event data stores, channels and queries of every account.
