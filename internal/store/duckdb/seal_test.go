@@ -89,6 +89,18 @@ func TestCompactSeals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The file holds no free blocks (the sealed hours' index rows are
+	// not copied, rather than copied and deleted).
+	var free, indexed int64
+	if err := db.QueryRow(`SELECT free_blocks FROM pragma_database_size()`).Scan(&free); err != nil {
+		t.Fatal(err)
+	}
+	if free != 0 {
+		t.Errorf("%d free blocks in the compacted file", free)
+	}
+	if err := db.QueryRow(`SELECT coalesce(sum(n), 0) FROM bucket_index_v1`).Scan(&indexed); err != nil {
+		t.Fatal(err)
+	}
 	var hot int64
 	if err := db.QueryRow(`SELECT count(*) FROM events`).Scan(&hot); err != nil {
 		t.Fatal(err)
@@ -152,6 +164,9 @@ func TestCompactSeals(t *testing.T) {
 	}
 	if rows.Err() != nil {
 		t.Fatal(rows.Err())
+	}
+	if indexed != hot {
+		t.Errorf("the bucket index counts %d records, the table holds %d", indexed, hot)
 	}
 	if len(seen) != len(want) || n+hot != int64(len(want)) {
 		t.Fatalf("%d records sealed or hot (%d + %d), want %d", len(seen), n, hot, len(want))
