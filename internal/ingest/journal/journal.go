@@ -36,6 +36,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
@@ -104,7 +105,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Journal{dir: dir, opts: opts, old: old, next: 1, segs: map[uint64]*segment{}, sync: datasync}
+	j := &Journal{dir: dir, opts: opts, old: old, next: 1, segs: map[uint64]*segment{}, sync: atomicfile.Datasync}
 	if len(old) > 0 {
 		j.next = old[len(old)-1] + 1
 	}

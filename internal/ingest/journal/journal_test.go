@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/audit"
 )
 
@@ -524,7 +525,7 @@ func watchSyncs(t *testing.T, j *Journal, fail int) *syncWatch {
 		if n == w.fail {
 			return errors.New("injected sync failure")
 		}
-		if err := datasync(f); err != nil {
+		if err := atomicfile.Datasync(f); err != nil {
 			return err
 		}
 		w.mu.Lock()

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cairn-audit/cairn/internal/atomicfile"
 )
 
 // DefaultSegmentBytes is the size at which Write starts a new segment when
@@ -490,7 +492,7 @@ func (s *Segments) segs() []uint32 {
 
 func (s *Segments) sync(f *os.File) error {
 	s.stats.syncs.Add(1)
-	return fdatasync(f)
+	return atomicfile.Datasync(f)
 }
 
 func (s *Segments) syncDir() error {

@@ -1,13 +1,13 @@
-package sealed
+package atomicfile
 
 import (
 	"os"
 	"syscall"
 )
 
-// fdatasync flushes f's bytes and the metadata needed to read them (its
-// length), not its times.
-func fdatasync(f *os.File) error {
+// Datasync makes f's data durable with fdatasync: the file's size and
+// blocks too when they changed, but not its times.
+func Datasync(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
