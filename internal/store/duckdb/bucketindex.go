@@ -9,9 +9,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
 )
 
 // bucketSeconds is the width of a bucket of the index: an hour. A lookup
@@ -395,23 +394,11 @@ func (d density) sparseBudget(need int) (int64, bool) {
 	return int64(buckets * float64(d.rows) / float64(d.buckets)), true
 }
 
-// Tokens: one 64-bit hash per (attribute, value). ReadOnly has two values
-// and is never selective, so it has no token.
+// Tokens: one 64-bit hash per (attribute, value), the sealed tier's
+// (sealed.Token). ReadOnly has two values and is never selective, so it
+// has no token.
 func token(k audit.AttributeKey, v string) uint64 {
-	// xxhash of key, 0, value; on the stack when short (a Digest copied
-	// each of its three writes into its buffer: memmove was 0.5 s of an
-	// import's 20 CPU-s).
-	var buf [192]byte
-	if n := len(k) + 1 + len(v); n <= len(buf) {
-		copy(buf[copy(buf[:], k)+1:], v)
-		return xxhash.Sum64(buf[:n]) & tokenMask
-	}
-	var d xxhash.Digest
-	d.Reset()
-	d.WriteString(string(k))
-	d.Write([]byte{0})
-	d.WriteString(v)
-	return d.Sum64() & tokenMask
+	return sealed.Token(k, v) & tokenMask
 }
 
 // tokenMask is all ones; tests narrow it to make tokens collide.
@@ -419,20 +406,13 @@ var tokenMask = ^uint64(0)
 
 // recordTokens returns the tokens of r, appended to dst.
 func recordTokens(dst []uint64, r *audit.Record) []uint64 {
-	add := func(k audit.AttributeKey, v string) {
-		if v != "" {
-			dst = append(dst, token(k, v))
-		}
+	start := len(dst)
+	if r.EventID != "" {
+		dst = append(dst, sealed.Token(audit.AttrEventID, r.EventID))
 	}
-	add(audit.AttrEventID, r.EventID)
-	add(audit.AttrEventName, r.EventName)
-	add(audit.AttrEventSource, r.EventSource)
-	add(audit.AttrUsername, r.Username)
-	add(audit.AttrAccessKeyID, r.AccessKeyID)
-	for _, res := range r.Resources {
-		add(audit.AttrResourceType, res.Type)
-		add(audit.AttrResourceName, res.Name)
-		add(audit.AttrResourceName, res.ARN)
+	dst = sealed.ValueTokens(dst, r)
+	for i := start; i < len(dst); i++ {
+		dst[i] &= tokenMask
 	}
 	return dst
 }
