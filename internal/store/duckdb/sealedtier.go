@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"sync"
 
@@ -219,8 +218,7 @@ func (s *Store) addSealedKeys(ctx context.Context, f *keyFilter) error {
 	if !s.hasSealed() {
 		return nil
 	}
-	all, _ := s.sealed.dir.ReceivedBefore(math.MaxInt64) // every block
-	for _, m := range all {
+	for _, m := range s.sealed.dir.Blocks() {
 		es, err := s.fetchSealed(ctx, m)
 		if err == nil {
 			err = ctx.Err()
@@ -409,8 +407,7 @@ func (s *Store) sealedEnds() map[uint32]int64 {
 	if !s.hasSealed() {
 		return ends
 	}
-	all, _ := s.sealed.dir.ReceivedBefore(math.MaxInt64) // every block
-	for _, m := range all {
+	for _, m := range s.sealed.dir.Blocks() {
 		ends[m.Loc.Seg] = max(ends[m.Loc.Seg], m.Loc.End())
 	}
 	return ends

@@ -241,6 +241,15 @@ func (d *Dir) MaxSeq() int64 {
 	return d.seqMax[len(d.seqMax)-1]
 }
 
+// Blocks returns every block held, by SeqMin. The slice is the
+// directory's own and is never changed by it (Add and Remove store a new
+// one): read it, never change it.
+func (d *Dir) Blocks() []*Meta {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.seq
+}
+
 // LiveBytes returns the bytes the blocks held reference in each segment
 // (the sum of their Loc.Len by Loc.Seg): what a segment's reclaiming
 // compares with its size.

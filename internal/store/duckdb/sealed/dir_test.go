@@ -2,6 +2,7 @@ package sealed
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -404,6 +405,16 @@ func TestDirOracle(t *testing.T) {
 	}
 	if d.Len() != len(held) || d.Records() != len(kept) {
 		t.Fatalf("after Remove: Len() = %d, Records() = %d; want %d, %d", d.Len(), d.Records(), len(held), len(kept))
+	}
+	blocks := d.Blocks()
+	if len(blocks) != len(held) || !slices.IsSortedFunc(blocks, func(a, b *Meta) int { return cmp.Compare(a.SeqMin, b.SeqMin) }) {
+		t.Fatalf("after Remove: Blocks() holds %d blocks (sorted by SeqMin: %v), want %d", len(blocks),
+			slices.IsSortedFunc(blocks, func(a, b *Meta) int { return cmp.Compare(a.SeqMin, b.SeqMin) }), len(held))
+	}
+	for _, m := range blocks {
+		if !held[m.ID] {
+			t.Fatalf("Blocks() holds removed block %d", m.ID)
+		}
 	}
 	checkLookups(t, rng, d, s, kept, 300)
 	checkFeed(t, rng, d, s, kept)
