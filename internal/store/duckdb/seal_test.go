@@ -297,36 +297,7 @@ func TestCompactSealsThroughSegments(t *testing.T) {
 	for _, anyAccount := range []bool{false, true} {
 		for _, limit := range []int{1, 3, 7, 50} {
 			q := audit.Query{Account: all[0].Account, AnyAccount: anyAccount, Region: all[0].Region, Category: all[0].Category, Limit: limit}
-			var ref []audit.Record
-			for i := range all {
-				if q.Matches(&all[i]) {
-					ref = append(ref, all[i])
-				}
-			}
-			slices.SortFunc(ref, func(a, b audit.Record) int { return audit.Newer(&a, &b) })
-			if len(ref) < 20 {
-				t.Fatalf("%d records to page through: the test is wrong", len(ref))
-			}
-			var got []audit.Record
-			for {
-				p, err := st.Lookup(ctx, q)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, p.Records...)
-				if p.Next == nil {
-					break
-				}
-				q.After = p.Next
-			}
-			if len(got) != len(ref) {
-				t.Fatalf("any account %v, limit %d: %d records paged, want %d", anyAccount, limit, len(got), len(ref))
-			}
-			for i := range ref {
-				if got[i].EventID != ref[i].EventID || got[i].Account != ref[i].Account {
-					t.Fatalf("any account %v, limit %d: record %d is %s, want %s", anyAccount, limit, i, got[i].EventID, ref[i].EventID)
-				}
-			}
+			checkPaging(t, st, q, all)
 		}
 	}
 	res, err := st.Append(ctx, all)
@@ -418,36 +389,44 @@ func TestSealedAndHotSameSeconds(t *testing.T) {
 	for _, anyAccount := range []bool{false, true} {
 		for limit := 1; limit <= 13; limit++ {
 			q := audit.Query{Account: "111111111111", AnyAccount: anyAccount, Region: all[0].Region, Category: audit.CategoryManagement, Limit: limit}
-			var ref []audit.Record
-			for i := range all {
-				if q.Matches(&all[i]) {
-					ref = append(ref, all[i])
-				}
-			}
-			slices.SortFunc(ref, func(a, b audit.Record) int { return audit.Newer(&a, &b) })
-			if len(ref) < 20 {
-				t.Fatalf("%d records to page through: the test is wrong", len(ref))
-			}
-			var got []audit.Record
-			for pages := 0; ; pages++ {
-				p, err := st.Lookup(ctx, q)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, p.Records...)
-				if p.Next == nil || pages > len(all) {
-					break
-				}
-				q.After = p.Next
-			}
-			if len(got) != len(ref) {
-				t.Fatalf("any account %v, limit %d: %d records paged, want %d", anyAccount, limit, len(got), len(ref))
-			}
-			for i := range ref {
-				if got[i].EventID != ref[i].EventID || got[i].Account != ref[i].Account {
-					t.Fatalf("any account %v, limit %d: record %d is %s, want %s", anyAccount, limit, i, got[i].EventID, ref[i].EventID)
-				}
-			}
+			checkPaging(t, st, q, all)
+		}
+	}
+}
+
+// checkPaging pages through q to its end and checks the records are
+// those of all that q matches, in the lookups' order, none lost or
+// repeated.
+func checkPaging(t *testing.T, st *Store, q audit.Query, all []audit.Record) {
+	t.Helper()
+	var ref []audit.Record
+	for i := range all {
+		if q.Matches(&all[i]) {
+			ref = append(ref, all[i])
+		}
+	}
+	slices.SortFunc(ref, func(a, b audit.Record) int { return audit.Newer(&a, &b) })
+	if len(ref) < 20 {
+		t.Fatalf("%d records to page through: the test is wrong", len(ref))
+	}
+	var got []audit.Record
+	for pages := 0; ; pages++ {
+		p, err := st.Lookup(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.Records...)
+		if p.Next == nil || pages > len(all) {
+			break
+		}
+		q.After = p.Next
+	}
+	if len(got) != len(ref) {
+		t.Fatalf("any account %v, limit %d: %d records paged, want %d", q.AnyAccount, q.Limit, len(got), len(ref))
+	}
+	for i := range ref {
+		if got[i].EventID != ref[i].EventID || got[i].Account != ref[i].Account {
+			t.Fatalf("any account %v, limit %d: record %d is %s, want %s", q.AnyAccount, q.Limit, i, got[i].EventID, ref[i].EventID)
 		}
 	}
 }
