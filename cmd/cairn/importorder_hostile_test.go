@@ -155,8 +155,27 @@ func TestInOrderImportKeepsAccountsApart(t *testing.T) {
 		}
 		return out
 	}
+	// The in-order store sealed by cairn compact (its records are of
+	// 2025: every one sealed), then imported again: the sealed tier keeps
+	// the accounts apart too, and its duplicate check is by account.
+	sealedDir := t.TempDir()
+	if err := os.CopyFS(sealedDir, os.DirFS(inOrder)); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"compact", "--data-dir", sealedDir, "--config", cfgPath}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "sealed)") || strings.Contains(stdout.String(), "(0 sealed)") {
+		t.Fatalf("cairn compact: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"import", "--no-progress", "--data-dir", sealedDir, "--config", cfgPath, "--output", "json", logs}, &stdout, &stderr); code != exitRefused ||
+		decodeImportReport(t, stdout.Bytes()).Imported != 0 {
+		t.Fatalf("cairn import into the sealed store again: exit %d; want %d and nothing imported\n%s\n%s", code, exitRefused, stdout.String(), stderr.String())
+	}
 	got, other := lookups(inOrder), lookups(notInOrder)
-	for name, dir := range map[string]string{"cairn import": inOrder, "in order, batches of 50": inOrderBatches} {
+	for name, dir := range map[string]string{"cairn import": inOrder, "in order, batches of 50": inOrderBatches, "sealed, imported again": sealedDir} {
 		got := got
 		if dir != inOrder {
 			got = lookups(dir)
