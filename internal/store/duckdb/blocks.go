@@ -521,7 +521,7 @@ func (s *Store) contents(frames [][]byte, bs *blockSet) ([][]byte, error) {
 			}
 			s.blocksDecoded.Add(1)
 			bs.plain[id] = plain
-			s.blocks.put(id, plain)
+			s.blocks.put(id, plain, len(plain))
 		}
 		if off+n > len(plain) {
 			return nil, fmt.Errorf("duckdb: record block %d: reference past its end", id)
@@ -535,53 +535,78 @@ func (s *Store) contents(frames [][]byte, bs *blockSet) ([][]byte, error) {
 // blockCache keeps recently decoded blocks, least recently used out
 // first, within a byte budget. Blocks never change and their ids are
 // never reused, so an entry is never stale.
-type blockCache struct {
+type blockCache = lruCache[[]byte]
+
+func newBlockCache(max int) *blockCache { return newLRUCache[[]byte](max) }
+
+// lruCache keeps values by id, least recently used out first, within a
+// budget of the sizes put gives: the record blocks' cache (blockCache)
+// and the sealed tier's decoded blocks' (sealedTier.cache).
+type lruCache[V any] struct {
 	mu       sync.Mutex
 	max, cur int
 	ll       *list.List
 	m        map[int64]*list.Element
 }
 
-type cachedBlock struct {
-	id    int64
-	plain []byte
+type lruEntry[V any] struct {
+	id   int64
+	v    V
+	size int
 }
 
-func newBlockCache(max int) *blockCache {
-	return &blockCache{max: max, ll: list.New(), m: map[int64]*list.Element{}}
+func newLRUCache[V any](max int) *lruCache[V] {
+	return &lruCache[V]{max: max, ll: list.New(), m: map[int64]*list.Element{}}
 }
 
-func (c *blockCache) has(id int64) bool {
+func (c *lruCache[V]) has(id int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.m[id]
 	return ok
 }
 
-func (c *blockCache) get(id int64) ([]byte, bool) {
+func (c *lruCache[V]) get(id int64) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
 	if !ok {
-		return nil, false
+		var zero V
+		return zero, false
 	}
 	c.ll.MoveToFront(e)
-	return e.Value.(*cachedBlock).plain, true
+	return e.Value.(*lruEntry[V]).v, true
 }
 
-func (c *blockCache) put(id int64, plain []byte) {
+// put keeps v, of size bytes, unless id is held or v alone passes the
+// budget.
+func (c *lruCache[V]) put(id int64, v V, size int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[id]; ok || len(plain) > c.max {
+	if _, ok := c.m[id]; ok || size > c.max {
 		return
 	}
-	c.m[id] = c.ll.PushFront(&cachedBlock{id, plain})
-	c.cur += len(plain)
+	c.m[id] = c.ll.PushFront(&lruEntry[V]{id, v, size})
+	c.cur += size
 	for c.cur > c.max {
-		e := c.ll.Back()
-		b := e.Value.(*cachedBlock)
-		c.ll.Remove(e)
-		delete(c.m, b.id)
-		c.cur -= len(b.plain)
+		c.remove(c.ll.Back())
 	}
+}
+
+// drop removes ids' values.
+func (c *lruCache[V]) drop(ids ...int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if e, ok := c.m[id]; ok {
+			c.remove(e)
+		}
+	}
+}
+
+func (c *lruCache[V]) remove(e *list.Element) {
+	x := e.Value.(*lruEntry[V])
+	c.ll.Remove(e)
+	delete(c.m, x.id)
+	c.cur -= x.size
 }

@@ -1,13 +1,11 @@
 package duckdb
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"sync"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
@@ -31,7 +29,7 @@ type sealedTier struct {
 	dir     *sealed.Dir
 	segs    *sealed.Segments
 	dec     *sealed.Decoder
-	cache   *entryCache
+	cache   *lruCache[[]sealed.Entry]
 	records int64
 	keyXor  uint64
 }
@@ -46,7 +44,7 @@ func (s *Store) openSealed(ctx context.Context, folder string) error {
 	if err != nil {
 		return err
 	}
-	t := &sealedTier{dir: sealed.NewDir(), dec: dec, cache: newEntryCache(sealedCacheBytes)}
+	t := &sealedTier{dir: sealed.NewDir(), dec: dec, cache: newLRUCache[[]sealed.Entry](sealedCacheBytes)}
 	ms, n, kx, err := loadSealed(ctx, s.wconn)
 	if err != nil {
 		return err
@@ -149,66 +147,6 @@ func mergeSeq[T any](a, b []T, seq func(*T) int64, limit int) []T {
 		}
 	}
 	return out
-}
-
-// entryCache keeps recently decoded sealed blocks, least recently used
-// out first, within a byte budget. Blocks never change and their ids are
-// never reused while the store is open.
-type entryCache struct {
-	mu    sync.Mutex
-	max   int
-	size  int
-	ll    *list.List
-	items map[int64]*list.Element
-}
-
-type entryItem struct {
-	id   int64
-	es   []sealed.Entry
-	size int
-}
-
-func newEntryCache(max int) *entryCache {
-	return &entryCache{max: max, ll: list.New(), items: map[int64]*list.Element{}}
-}
-
-func (c *entryCache) get(id int64) ([]sealed.Entry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.items[id]; ok {
-		c.ll.MoveToFront(e)
-		return e.Value.(*entryItem).es, true
-	}
-	return nil, false
-}
-
-func (c *entryCache) put(id int64, es []sealed.Entry, size int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.items[id]; ok || size > c.max {
-		return
-	}
-	c.items[id] = c.ll.PushFront(&entryItem{id: id, es: es, size: size})
-	c.size += size
-	for c.size > c.max {
-		e := c.ll.Back()
-		it := e.Value.(*entryItem)
-		c.ll.Remove(e)
-		delete(c.items, it.id)
-		c.size -= it.size
-	}
-}
-
-func (c *entryCache) drop(ids ...int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, id := range ids {
-		if e, ok := c.items[id]; ok {
-			c.ll.Remove(e)
-			delete(c.items, id)
-			c.size -= e.Value.(*entryItem).size
-		}
-	}
 }
 
 // addSealedKeys adds the key of every sealed record to f: the blocks are

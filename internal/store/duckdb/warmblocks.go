@@ -104,7 +104,7 @@ func (s *Store) warmBlockCache(ctx context.Context) (int, error) {
 	n := 0
 	for i := len(ids) - 1; i >= 0; i-- {
 		if p, ok := plain[ids[i]]; ok {
-			s.blocks.put(ids[i], p)
+			s.blocks.put(ids[i], p, len(p))
 			n++
 		}
 	}
@@ -262,12 +262,12 @@ func checkSavedFile(fi fs.FileInfo) error {
 }
 
 // ids returns the ids of the cached blocks, most recently used first.
-func (c *blockCache) ids() []int64 {
+func (c *lruCache[V]) ids() []int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]int64, 0, c.ll.Len())
 	for e := c.ll.Front(); e != nil; e = e.Next() {
-		out = append(out, e.Value.(*cachedBlock).id)
+		out = append(out, e.Value.(*lruEntry[V]).id)
 	}
 	return out
 }
