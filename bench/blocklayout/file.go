@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
 )
 
 const schema = `CREATE TABLE blocks(
@@ -131,7 +132,7 @@ func (w *writer) write(ctx context.Context, g *group) error {
 	data := w.enc.EncodeAll(content, nil)
 	m.id = w.next
 	w.next++
-	f, idf := m.filter.marshal(), m.idFilter.marshal()
+	f, idf := m.filter.Marshal(), m.idFilter.Marshal()
 	w.stats.records += int64(m.n)
 	w.stats.blocks++
 	w.stats.content += int64(len(content))
@@ -208,9 +209,9 @@ func openReader(ctx context.Context, path string, cacheBytes int) (*reader, erro
 			return nil, err
 		}
 		m.key.category = audit.Category(cat)
-		m.filter, err = unmarshalBloom(f)
+		m.filter, err = sealed.UnmarshalBloom(f)
 		if err == nil {
-			m.idFilter, err = unmarshalBloom(idf)
+			m.idFilter, err = sealed.UnmarshalBloom(idf)
 		}
 		if err != nil {
 			rows.Close()
@@ -272,10 +273,10 @@ func (rd *reader) lookup(ctx context.Context, q *audit.Query) ([]audit.Record, l
 		case a.Key == audit.AttrReadOnly || a.Value == "" || !a.Key.Valid():
 			return nil, st, nil
 		case a.Key == audit.AttrEventID:
-			ids = append(ids, token(a.Key, a.Value))
+			ids = append(ids, sealed.Token(a.Key, a.Value))
 			eventID = true
 		default:
-			toks = append(toks, token(a.Key, a.Value))
+			toks = append(toks, sealed.Token(a.Key, a.Value))
 		}
 	}
 	var lo, hi int64 = -1 << 62, 1 << 62
@@ -296,13 +297,13 @@ func (rd *reader) lookup(ctx context.Context, q *audit.Query) ([]audit.Record, l
 		}
 		hit := true
 		for _, t := range toks {
-			if !b.filter.has(t) {
+			if !b.filter.Has(t) {
 				hit = false
 				break
 			}
 		}
 		for _, t := range ids {
-			if !b.idFilter.has(t) {
+			if !b.idFilter.Has(t) {
 				hit = false
 				break
 			}

@@ -4,18 +4,16 @@ import (
 	"bytes"
 	"database/sql"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/dict"
+	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
 )
 
 // The row-per-block layout measured here (issue 15, session 28). A block
@@ -76,81 +74,8 @@ type blockMeta struct {
 	roTrue     int
 	roFalse    int
 	off, len   sql.NullInt64 // the block's place in the side file
-	filter     bloom         // the values but event IDs
-	idFilter   bloom         // the event IDs
-}
-
-// token is the store's token of (attribute, value): xxhash of key, 0, value.
-func token(k audit.AttributeKey, v string) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	d.WriteString(string(k))
-	d.Write([]byte{0})
-	d.WriteString(v)
-	return d.Sum64()
-}
-
-func recordTokens(dst []uint64, r *audit.Record) []uint64 {
-	add := func(k audit.AttributeKey, v string) {
-		if v != "" {
-			dst = append(dst, token(k, v))
-		}
-	}
-	add(audit.AttrEventName, r.EventName)
-	add(audit.AttrEventSource, r.EventSource)
-	add(audit.AttrUsername, r.Username)
-	add(audit.AttrAccessKeyID, r.AccessKeyID)
-	for _, res := range r.Resources {
-		add(audit.AttrResourceType, res.Type)
-		add(audit.AttrResourceName, res.Name)
-		add(audit.AttrResourceName, res.ARN)
-	}
-	return dst
-}
-
-// bloom is a Bloom filter over tokens: m bits, k probes by double hashing.
-type bloom struct {
-	k    int
-	bits []byte
-}
-
-func newBloom(distinct int, bitsPerValue float64) bloom {
-	m := int(math.Ceil(float64(max(distinct, 1)) * bitsPerValue))
-	m = (m + 7) / 8 * 8
-	k := max(1, int(math.Round(bitsPerValue*math.Ln2)))
-	return bloom{k: k, bits: make([]byte, m/8)}
-}
-
-func (b *bloom) probes(t uint64, f func(bit uint64) bool) bool {
-	m := uint64(len(b.bits)) * 8
-	h1, h2 := t, (t>>32|t<<32)|1
-	for i := 0; i < b.k; i++ {
-		if !f((h1 + uint64(i)*h2) % m) {
-			return false
-		}
-	}
-	return true
-}
-
-func (b *bloom) add(t uint64) {
-	b.probes(t, func(bit uint64) bool { b.bits[bit/8] |= 1 << (bit % 8); return true })
-}
-
-func (b *bloom) has(t uint64) bool {
-	if len(b.bits) == 0 {
-		return false
-	}
-	return b.probes(t, func(bit uint64) bool { return b.bits[bit/8]&(1<<(bit%8)) != 0 })
-}
-
-// marshal: k, then the bits.
-func (b *bloom) marshal() []byte { return append([]byte{byte(b.k)}, b.bits...) }
-
-func unmarshalBloom(p []byte) (bloom, error) {
-	if len(p) < 2 || p[0] == 0 {
-		return bloom{}, errors.New("blocklayout: damaged filter")
-	}
-	return bloom{k: int(p[0]), bits: p[1:]}, nil
+	filter     sealed.Bloom  // the values but event IDs
+	idFilter   sealed.Bloom  // the event IDs
 }
 
 // jsonID and jsonTime read the record's top-level eventID and eventTime
@@ -213,7 +138,7 @@ func encodeBlock(recs []*audit.Record, opts Options) (content []byte, m blockMet
 		case audit.False:
 			m.roFalse++
 		}
-		toks = recordTokens(toks[:0], r)
+		toks = sealed.ValueTokens(toks[:0], r)
 		for _, t := range toks {
 			seen[t] = struct{}{}
 		}
@@ -247,13 +172,13 @@ func encodeBlock(recs []*audit.Record, opts Options) (content []byte, m blockMet
 		content = binary.AppendUvarint(content, uint64(len(frame)))
 		content = append(content, frame...)
 	}
-	m.filter = newBloom(len(seen), opts.BitsPerValue)
+	m.filter = sealed.NewBloom(len(seen), opts.BitsPerValue)
 	for t := range seen {
-		m.filter.add(t)
+		m.filter.Add(t)
 	}
-	m.idFilter = newBloom(len(recs), opts.IDBits)
+	m.idFilter = sealed.NewBloom(len(recs), opts.IDBits)
 	for _, r := range recs {
-		m.idFilter.add(token(audit.AttrEventID, r.EventID))
+		m.idFilter.Add(sealed.Token(audit.AttrEventID, r.EventID))
 	}
 	return content, m, keptIDs, keptTimes
 }

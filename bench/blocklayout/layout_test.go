@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
+	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
@@ -71,7 +72,7 @@ func TestBlockRoundTrip(t *testing.T) {
 			t.Errorf("idColumn %v: %v", idColumn, err)
 		}
 		for _, r := range recs {
-			if !m.idFilter.has(token(audit.AttrEventID, r.EventID)) || !m.filter.has(token(audit.AttrEventName, r.EventName)) {
+			if !m.idFilter.Has(sealed.Token(audit.AttrEventID, r.EventID)) || !m.filter.Has(sealed.Token(audit.AttrEventName, r.EventName)) {
 				t.Errorf("filter misses %s %s", r.EventID, r.EventName)
 			}
 		}
