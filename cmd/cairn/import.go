@@ -44,6 +44,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	traceFile := fs.String("trace", "", "write a runtime trace of the import to this file (go tool trace; -pprof=sync shows which stage waits on which)")
 	memLog := fs.String("memlog", "", "write the process's memory by part to this file every 15s, and Go heap profiles beside it (with --into and no server: every 5s, the load's parts; issue 15)")
 	noCompact := fs.Bool("no-compact", false, "do not compact the store after an offline import that made at least half of it (see cairn compact)")
+	noSeal := fs.Bool("no-seal", false, "offline: keep every record in Event History's table instead of sealing the complete days' records into blocks as they are imported (see cairn compact)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cairn import [flags] PATH...\n\nImports CloudTrail log files (.json, .json.gz, one record per line, lookup-events output)\nand folders of them, recursively, into Event History (or a Lake event data store with\n--into), then prints per account and region what was imported, already there or refused,\nand why. Importing twice adds nothing. With --into, a PATH may also be\ns3://BUCKET/PREFIX, BUCKET one of the config's buckets. When a server holds the data dir,\nthe records go through it (as with --endpoint-url).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -136,7 +137,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		// Without DuckDB's write-ahead log: checkpointed before the
 		// report (docs/store.md, "Imports", session 26).
-		store, err := openImportStore(ctx, cfg, *dataDir, log)
+		store, err := openImportStore(ctx, cfg, *dataDir, log, !*noSeal)
 		if err != nil {
 			return err
 		}
@@ -195,7 +196,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// store, and whatever becomes of it, the import is done.
 	out := importOutcome(stdout, stderr, *output, rep, err)
 	if err == nil && compactPath != "" {
-		compactAfterImport(ctx, opts.Sink.(*duckdb.Store), compactPath, rep.Imported, log, stderr, compactLimit)
+		compactAfterImport(ctx, opts.Sink.(*duckdb.Store), compactPath, rep.Imported, !*noSeal, log, stderr, compactLimit)
 	}
 	return out
 }
@@ -216,15 +217,21 @@ const importDuckDBMemory = "256MB"
 // compacts, then calls release (Go's memory limit of the import put back:
 // Compact sets its own). A failed compaction leaves the store as the
 // import left it: a warning, not a failed import.
-func compactAfterImport(ctx context.Context, st *duckdb.Store, path string, imported int64, log *slog.Logger, stderr io.Writer, release func()) {
+func compactAfterImport(ctx context.Context, st *duckdb.Store, path string, imported int64, sealed bool, log *slog.Logger, stderr io.Writer, release func()) {
 	last, err := st.LastSeq(ctx)
 	if err != nil || imported == 0 || 2*imported < last {
 		return
 	}
 	if st.InOrder() {
-		// Its rows are in Compact's order and its blocks full already.
-		fmt.Fprintf(stderr, "cairn: the import wrote the store in its compacted order; not compacted "+
-			"(cairn compact seals its complete days into about 1.0x the .json.gz: docs/store.md, \"The sealed tier\")\n")
+		// Its rows are in Compact's order and its blocks full already;
+		// the complete days' records sealed as they came, unless
+		// --no-seal.
+		if sealed {
+			fmt.Fprintf(stderr, "cairn: the import sealed the complete days' records and wrote the rest in its compacted order; not compacted\n")
+		} else {
+			fmt.Fprintf(stderr, "cairn: the import wrote the store in its compacted order; not compacted "+
+				"(cairn compact seals its complete days into about 1.0x the .json.gz: docs/store.md, \"The sealed tier\")\n")
+		}
 		return
 	}
 	if err := st.Close(); err != nil {

@@ -95,10 +95,12 @@ func TestInOrderImportKeepsAccountsApart(t *testing.T) {
 		t.Fatalf("cairn import: exit %d; want %d (4 records refused)\n%s\n%s", code, exitRefused, stdout.String(), stderr.String())
 	}
 	// importInto imports the files into a new store, begun as an import
-	// (in order) or not, in batches of 50.
-	importInto := func(begin bool) string {
+	// (in order) or not, in batches of 50, sealing as it imports or not
+	// (the records are of 2025: each batch's are sealed, and the
+	// duplicates of 2.json are in blocks of earlier batches).
+	importInto := func(begin, seal bool) string {
 		dir := t.TempDir()
-		st, err := duckdb.Open(filepath.Join(dir, storeFile), duckdb.Options{Cold: true})
+		st, err := duckdb.Open(filepath.Join(dir, storeFile), duckdb.Options{Cold: true, Seal: seal})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +120,11 @@ func TestInOrderImportKeepsAccountsApart(t *testing.T) {
 		}
 		return dir
 	}
-	inOrderBatches, notInOrder := importInto(true), importInto(false)
+	inOrderBatches, notInOrder := importInto(true, false), importInto(false, false)
+	sealedBatches := importInto(true, true)
+	if fi, err := os.ReadDir(filepath.Join(sealedBatches, storeFile+".sealed")); err != nil || len(fi) == 0 {
+		t.Fatalf("the import that seals left no segments: %v", err)
+	}
 
 	lookups := func(dir string) map[string][]string {
 		st, err := duckdb.Open(filepath.Join(dir, storeFile), duckdb.Options{Cold: true})
@@ -175,7 +181,8 @@ func TestInOrderImportKeepsAccountsApart(t *testing.T) {
 		t.Fatalf("cairn import into the sealed store again: exit %d; want %d and nothing imported\n%s\n%s", code, exitRefused, stdout.String(), stderr.String())
 	}
 	got, other := lookups(inOrder), lookups(notInOrder)
-	for name, dir := range map[string]string{"cairn import": inOrder, "in order, batches of 50": inOrderBatches, "sealed, imported again": sealedDir} {
+	for name, dir := range map[string]string{"cairn import": inOrder, "in order, batches of 50": inOrderBatches, "sealed, imported again": sealedDir,
+		"sealed as imported, batches of 50": sealedBatches} {
 		got := got
 		if dir != inOrder {
 			got = lookups(dir)

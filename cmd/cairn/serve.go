@@ -520,18 +520,20 @@ const warmBudget = time.Second
 // only then does a DuckDB store warm its cache from what the last server
 // read, and save its own at Close (duckdb.Options.Cold).
 func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving bool) (eventStore, error) {
-	return openStoreAs(ctx, cfg, dataDir, log, serving, false)
+	return openStoreAs(ctx, cfg, dataDir, log, serving, false, false)
 }
 
 // openImportStore is openStore for the offline import: the embedded store
 // attached without its write-ahead log (duckdb.Options.Unlogged), which
 // the import replaces with a checkpoint before it reports. A server never
-// opens a store so.
-func openImportStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger) (eventStore, error) {
-	return openStoreAs(ctx, cfg, dataDir, log, false, true)
+// opens a store so. With seal, the import seals the records of complete
+// days as it appends them (duckdb.Options.Seal; docs/store.md, "Sealing
+// during an import").
+func openImportStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, seal bool) (eventStore, error) {
+	return openStoreAs(ctx, cfg, dataDir, log, false, true, seal)
 }
 
-func openStoreAs(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving, unlogged bool) (eventStore, error) {
+func openStoreAs(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving, unlogged, seal bool) (eventStore, error) {
 	if dsn := cfg.Store.Postgres; dsn != "" {
 		st, err := postgres.Open(ctx, dsn, postgres.Options{Logger: log})
 		if err != nil {
@@ -551,7 +553,7 @@ func openStoreAs(ctx context.Context, cfg *config.Config, dataDir string, log *s
 	// server"), set before the file is attached so that Open's replay and
 	// warm start keep within it. An offline import lowers it again.
 	opts := duckdb.Options{Logger: log, BlockBytes: blocks, Cold: !serving, MemoryLimit: cfg.EventHistory.MemoryLimit,
-		Unlogged: unlogged}
+		Unlogged: unlogged, Seal: seal}
 	if serving {
 		opts.CheckpointWALBytes = serveCheckpointWAL
 		// The ingest pipeline's writer reserves and appends its next

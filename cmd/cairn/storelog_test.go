@@ -28,7 +28,7 @@ func TestOnlyTheOfflineImportDropsTheLog(t *testing.T) {
 	}{
 		{"serve", func(dir string) (eventStore, error) { return openStore(ctx, &config.Config{}, dir, log, true) }, true},
 		{"hunt", func(dir string) (eventStore, error) { return openStore(ctx, &config.Config{}, dir, log, false) }, true},
-		{"import", func(dir string) (eventStore, error) { return openImportStore(ctx, &config.Config{}, dir, log) }, false},
+		{"import", func(dir string) (eventStore, error) { return openImportStore(ctx, &config.Config{}, dir, log, true) }, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -94,7 +94,9 @@ type Options struct {
 	Cold bool
 	// Seal makes Compact move the records of every UTC day that ended at
 	// least a day before Now into the sealed tier (docs/store.md, "The
-	// sealed tier"). Other calls ignore it.
+	// sealed tier"), and an offline import (BeginImport) append the
+	// records of those days to it instead of the table (importseal.go).
+	// Other calls ignore it.
 	Seal bool
 	// MemoryLimit is DuckDB's memory_limit (a size such as 256MB; empty:
 	// DuckDB's default, 80% of the machine's memory), set before the file
@@ -238,6 +240,11 @@ type Store struct {
 	// sealedPath the folder of its segments ("" for an in-memory store).
 	sealed     *sealedTier
 	sealedPath string
+	// seal: Options.Seal; impSeal an offline import's sealing
+	// (importseal.go; nil but during one), set by BeginImport under
+	// writeMu and keysMu.
+	seal    bool
+	impSeal *importSeal
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -361,7 +368,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	db := sql.OpenDB(connector)
 	s := &Store{db: db, connector: connector, log: log, index: newBucketIndex(), checkpointCommits: opts.CheckpointCommits,
-		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes, zstdRecords: opts.ZstdRecords, unlogged: opts.Unlogged}
+		walPath: path + ".wal", checkpointWAL: opts.CheckpointWALBytes, zstdRecords: opts.ZstdRecords, unlogged: opts.Unlogged, seal: opts.Seal}
 	if path != "" && path != ":memory:" {
 		s.keysPath = path + ".keys"
 		s.sealedPath = path + sealedSuffix
@@ -1101,6 +1108,10 @@ func (s *Store) BeginImport() {
 		}
 		if err := s.beginStaged(context.Background()); err != nil {
 			s.log.Warn("duckdb: the import appends on one connection", "err", err)
+		} else if err := s.beginImportSeal(context.Background()); err != nil {
+			// Sealing is only the store's size: the records go to the
+			// table, as Compact found them before import sealing.
+			s.log.Warn("duckdb: the import does not seal", "err", err)
 		}
 		s.tail.mu.Lock()
 		s.tail.max = 0
@@ -1486,9 +1497,14 @@ func (s *Store) prefetchEncoded(records []audit.Record) []encoded {
 	seen := make(map[uint64]struct{}, len(records))
 	s.keysMu.Lock()
 	kf := s.keys
+	is := s.impSeal
 	var todo []int
 	if kf != nil {
 		for i := range records {
+			if is.sealable(&records[i]) {
+				// Sealed as its batch is appended (writeSealed).
+				continue
+			}
 			h := keyHash(records[i].Account, records[i].EventID)
 			if _, ok := seen[h]; ok {
 				continue

@@ -26,8 +26,11 @@ const txRowGroup = 122880
 type group struct {
 	st    *stage // done once committed or failed
 	prev  *stage // the stage or group before (nil: none)
-	first int64  // the sequence number of its first row
-	rows  int
+	first int64  // the sequence number of its first record
+	// rows: the rows it appends to the events table; lastSeq the sequence
+	// number of its last record (its batches' sealed records included).
+	rows    int
+	lastSeq int64
 	last  *grouped // the batch reserved last in it
 	// conn holds the transaction from its first batch's append on; read
 	// by the batches after it and the commit, each after the one before
@@ -117,16 +120,24 @@ func (s *Store) reserveGrouped(ctx context.Context, records []audit.Record, pre 
 	b := &grouped{g: g, appended: make(chan struct{})}
 	prevB := w.lastBatch
 	w.lastBatch, g.last = b, b
-	g.rows += len(res.fresh)
+	// The rows the transaction writes to the table (its sealed records'
+	// blocks are not rows of it).
+	g.rows += len(res.fresh) - res.sealed
+	g.lastSeq = res.first + int64(len(res.fresh)) - 1
 	if g.rows >= txRowGroup {
 		s.closeGroup()
 	}
 	onCommitted := s.onCommitted // under writeMu
 	return func(context.Context) ([]bool, func() error, error) {
+		// Its sealed blocks encoded while the batch before appends.
+		encErr := s.encodeSealed(res.sealedB)
 		if prevB != nil {
 			<-prevB.appended
 		}
-		b.err = s.appendGrouped(w, b, prevB, res)
+		b.err = encErr
+		if b.err == nil {
+			b.err = s.appendGrouped(w, b, prevB, res)
+		}
 		if b.err == nil && onCommitted != nil {
 			onCommitted(res.first, res.fresh)
 		}
@@ -165,10 +176,7 @@ func (s *Store) appendGrouped(w *stagedWriter, b *grouped, prevB *grouped, res *
 		}
 		g.conn = conn
 	}
-	if err := s.appendRows(g.conn, res.fresh, res.hashes, res.encs, res.first, res.received); err != nil {
-		return fmt.Errorf("duckdb: append: %w", err)
-	}
-	return nil
+	return s.appendReserved(context.Background(), g.conn, res)
 }
 
 // closeGroup closes the open group, if any: no batch joins it after, and
@@ -199,7 +207,7 @@ func (s *Store) commitGroup(w *stagedWriter, g *group) {
 	if err == nil {
 		// The COMMIT of what the import appended is not given up when the
 		// import is interrupted: the report counts what committed.
-		if cerr := s.commitAlone(context.Background(), g.conn, g.rows, g.first+int64(g.rows)-1); cerr != nil {
+		if cerr := s.commitAlone(context.Background(), g.conn, g.rows, g.lastSeq); cerr != nil {
 			err = fmt.Errorf("duckdb: commit: %w", cerr)
 		}
 	}

@@ -151,12 +151,20 @@ func mergeSeq[T any](a, b []T, seq func(*T) int64, limit int) []T {
 
 // addSealedKeys adds the key of every sealed record to f: the blocks are
 // read and decoded (a key filter is built from the tables only when none
-// was saved or the saved one no longer matches).
+// was saved or the saved one no longer matches, or when an import's
+// filter grows), but for the blocks an import sealed, whose keys it keeps
+// (importSeal.hashes). Under writeMu.
 func (s *Store) addSealedKeys(ctx context.Context, f *keyFilter) error {
 	if !s.hasSealed() {
 		return nil
 	}
+	for _, h := range s.importSealedKeys() {
+		f.add(h)
+	}
 	for _, m := range s.sealed.dir.Blocks() {
+		if s.sealedHashed(m.ID) {
+			continue
+		}
 		es, err := s.fetchSealed(ctx, m)
 		if err == nil {
 			err = ctx.Err()

@@ -196,6 +196,17 @@ type reservation struct {
 	encs     []encoded
 	first    int64
 	received int64
+	// The first sealed of fresh are sealed (importseal.go), in the
+	// blocks of sealedB; the rest are the rows.
+	sealed  int
+	sealedB *sealBatch
+}
+
+// rows returns the records of res that go to the table, their hashes
+// and encodings, and the sequence number of the first.
+func (res *reservation) rows() ([]*audit.Record, []uint64, []encoded, int64) {
+	n := res.sealed
+	return res.fresh[n:], res.hashes[n:], res.encs[n:], res.first + int64(n)
 }
 
 // reserveStaged reserves a stage for records (see stagedWriter).
@@ -222,7 +233,10 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 	w.last = st
 	onCommitted := s.onCommitted // under writeMu
 	return func(ctx context.Context) ([]bool, error) {
-		st.err = s.commitStage(ctx, w, prev, res.fresh, res.hashes, res.encs, res.first, res.received, onCommitted)
+		st.err = s.encodeSealed(res.sealedB)
+		if st.err == nil {
+			st.err = s.commitStage(ctx, w, prev, res, onCommitted)
+		}
 		if st.err != nil {
 			w.fail(st.err, res.first)
 		}
@@ -257,6 +271,9 @@ func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encod
 	if len(fresh) == 0 {
 		return nil, inserted, nil
 	}
+	// An import's records of complete days first: they are sealed, the
+	// rest go to the table (importseal.go).
+	nSealed := s.splitSealable(fresh, hashes, idx)
 	if s.checkpointDue() {
 		// No transaction may be open during a checkpoint.
 		s.waitStaged()
@@ -296,7 +313,7 @@ func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encod
 	}
 	// The index entries before the encodings the stage makes: those
 	// without prefetched values get theirs here.
-	if err := s.indexEntries(ctx, entriesOfEncoded(fresh, encs)); err != nil {
+	if err := s.indexEntries(ctx, entriesOfEncoded(fresh[nSealed:], encs[nSealed:])); err != nil {
 		return nil, nil, err
 	}
 	// Into the key filters before the commit, as appendEncoded: they may
@@ -304,6 +321,7 @@ func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encod
 	s.addKeys(kf, hashes)
 	first := s.lastSeq + 1
 	s.lastSeq += int64(len(fresh))
+	sb := s.reserveSealed(fresh, hashes, nSealed, first, received)
 	if received < s.minReceived.Load() {
 		s.minReceived.Store(received)
 	}
@@ -319,7 +337,22 @@ func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encod
 	for _, i := range idx {
 		inserted[i] = true
 	}
-	return &reservation{fresh: fresh, hashes: hashes, encs: encs, first: first, received: received}, inserted, nil
+	return &reservation{fresh: fresh, hashes: hashes, encs: encs, first: first, received: received,
+		sealed: nSealed, sealedB: sb}, inserted, nil
+}
+
+// appendReserved appends a reservation's rows and its sealed blocks'
+// (encoded by encodeSealed) in conn's open transaction.
+func (s *Store) appendReserved(ctx context.Context, conn *sql.Conn, res *reservation) error {
+	if err := s.addSealed(conn, res.sealedB); err != nil {
+		return err
+	}
+	if recs, hashes, encs, first := res.rows(); len(recs) > 0 {
+		if err := s.appendRows(conn, recs, hashes, encs, first, res.received); err != nil {
+			return fmt.Errorf("duckdb: append: %w", err)
+		}
+	}
+	return nil
 }
 
 // commitStage appends a stage's rows on a free connection of w and
@@ -327,7 +360,8 @@ func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encod
 // then it adds them to the feed's tail and gives them to onCommitted
 // (nil: none) before the next stage may commit, so that both see every
 // stage's records once, in sequence order, as appendEncoded gives them.
-func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, fresh []*audit.Record, hashes []uint64, encs []encoded, first, received int64, onCommitted func(int64, []*audit.Record)) (err error) {
+func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, res *reservation, onCommitted func(int64, []*audit.Record)) (err error) {
+	fresh, first, received := res.fresh, res.first, res.received
 	conn := <-w.conns
 	defer func() { w.conns <- conn }()
 	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
@@ -341,8 +375,8 @@ func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, f
 			}
 		}
 	}()
-	if err := s.appendRows(conn, fresh, hashes, encs, first, received); err != nil {
-		return fmt.Errorf("duckdb: append: %w", err)
+	if err := s.appendReserved(ctx, conn, res); err != nil {
+		return err
 	}
 	if prev != nil {
 		<-prev.done

@@ -1,0 +1,225 @@
+package duckdb
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/storetest"
+)
+
+// importInto opens a store at path with opts, imports batches into it as
+// an offline import does (BeginImport, StageGrouped) and returns it open,
+// with each batch's answer.
+func importInto(t *testing.T, path string, opts Options, batches [][]audit.Record) (*Store, [][]bool) {
+	t.Helper()
+	st, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	st.BeginImport()
+	got, err := stageGrouped(t, st, batches, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, got
+}
+
+// TestImportSeals: an offline import into a store opened with Seal puts
+// the records of the days that ended a day before its clock straight into
+// the sealed tier, the rest into the table; the store then answers as the
+// same import without sealing does: the feed (records, sequence numbers,
+// received times), each record by its event ID, every page of a part's
+// lookups, LastSeq, and every record imported again a duplicate, before
+// and after a reopen. Without sealing's rows in the import's transactions
+// (or its blocks in the directory), the comparisons fail.
+func TestImportSeals(t *testing.T) {
+	ctx := context.Background()
+	batches := liveFilled()
+	// liveFilled's newest records are of 2026-12-01: a clock of
+	// 2026-12-01 12:00 seals every day before 2026-11-30.
+	now := func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) }
+	dir := t.TempDir()
+	ref, _ := importInto(t, filepath.Join(dir, "ref.duckdb"), Options{Now: now}, batches)
+	want, err := ref.ReadAppended(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.SealedRecords() != 0 {
+		t.Fatalf("the import without Seal sealed %d records", ref.SealedRecords())
+	}
+	path := filepath.Join(dir, "events.duckdb")
+	st, answers := importInto(t, path, Options{Now: now, Seal: true}, batches)
+	for i, b := range answers {
+		for j, ins := range b {
+			if !ins {
+				t.Fatalf("batch %d record %d not inserted", i, j)
+			}
+		}
+	}
+	total := 0
+	for _, b := range batches {
+		total += len(b)
+	}
+	if n := st.SealedRecords(); n == 0 || n == total {
+		t.Fatalf("%d of %d records sealed; want the old days' (all but the 40 of 2026-12-01)", n, total)
+	}
+	if n := st.SealedRecords(); n != total-40 {
+		t.Errorf("%d records sealed, want %d", n, total-40)
+	}
+	if segmentBytes(t, path) == 0 {
+		t.Fatal("no segment bytes after an import that sealed")
+	}
+	all := make([]audit.Record, len(want))
+	for i := range want {
+		all[i] = want[i].Record
+	}
+	check := func(st *Store, when string) {
+		t.Helper()
+		got, err := st.ReadAppended(ctx, 0, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A batch's sealed records take its first sequence numbers (the
+		// numbers are the feed's order, which within a batch is the
+		// store's choice): the same records, each batch's with the same
+		// numbers, in another order within the batch.
+		if len(got) != len(want) {
+			t.Fatalf("%s: the feed holds %d records, want %d", when, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Seq != want[i].Seq {
+				t.Fatalf("%s: the feed's record %d has sequence number %d, want %d", when, i, got[i].Seq, want[i].Seq)
+			}
+		}
+		byKey := func(a []audit.Appended) map[string]audit.Appended {
+			m := map[string]audit.Appended{}
+			for _, x := range a {
+				x.Seq = 0
+				m[x.Record.Account+"/"+x.Record.EventID] = x
+			}
+			return m
+		}
+		if diff := gocmp.Diff(byKey(want), byKey(got), cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("%s: the feed (-without sealing +with):\n%s", when, diff)
+		}
+		seqOf := func(a []audit.Appended) map[string]int {
+			m := map[string]int{}
+			for _, x := range a {
+				m[x.Record.Account+"/"+x.Record.EventID] = int((x.Seq - 1) / int64(len(batches[0])))
+			}
+			return m
+		}
+		if diff := gocmp.Diff(seqOf(want), seqOf(got)); diff != "" {
+			t.Fatalf("%s: the batches' sequence numbers (-without sealing +with):\n%s", when, diff)
+		}
+		for _, a := range want {
+			r := a.Record
+			p, err := st.Lookup(ctx, audit.Query{Account: r.Account, Region: r.Region, Category: r.Category, Limit: 5,
+				Attributes: []audit.Attribute{{Key: audit.AttrEventID, Value: r.EventID}}})
+			if err != nil || len(p.Records) != 1 || !bytes.Equal(p.Records[0].Raw, r.Raw) {
+				t.Fatalf("%s: lookup of %s: %d records, %v", when, r.EventID, len(p.Records), err)
+			}
+		}
+		for _, anyAccount := range []bool{false, true} {
+			for _, limit := range []int{1, 7, 50} {
+				q := audit.Query{Account: all[0].Account, AnyAccount: anyAccount, Region: all[0].Region, Category: all[0].Category, Limit: limit}
+				checkPaging(t, st, q, all)
+			}
+		}
+		if last, _ := st.LastSeq(ctx); last != want[len(want)-1].Seq {
+			t.Errorf("%s: LastSeq = %d, want %d", when, last, want[len(want)-1].Seq)
+		}
+	}
+	check(st, "after the import")
+	// The same files again: every record a duplicate, sealed or not.
+	again, err := stageGrouped(t, st, batches, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range again {
+		for j, ins := range b {
+			if ins {
+				t.Fatalf("imported again: batch %d record %d (%s) inserted twice", i, j, batches[i][j].EventID)
+			}
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := Open(path, Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	check(st2, "after a reopen")
+	res, err := st2.Append(ctx, all)
+	if err != nil || res.Inserted != 0 || res.Duplicates != len(all) {
+		t.Errorf("appending every record after a reopen = %+v, %v; want all duplicates", res, err)
+	}
+	if b := st2.keyFilterBuilds.Load(); b != 0 {
+		t.Errorf("the key filter was built %d times after a reopen; the import's saved one should match both tiers", b)
+	}
+}
+
+// TestImportSealsPastTheKeyFilter: an import that seals more records than
+// its key filter first holds, with copies of earlier batches' records in
+// later batches, stores each record once. The key filter is built again
+// as it grows, with the sealed records' keys from the import's list, not
+// from their blocks; without them, the copies of records sealed before a
+// rebuild would pass the duplicate check.
+func TestImportSealsPastTheKeyFilter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports 150k records")
+	}
+	ctx := context.Background()
+	sh := storetest.NewShapes(t, 91)
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	const batch = 10240
+	n := 2*keyFilterMinKeys + 3*batch
+	var batches [][]audit.Record
+	for from := 0; from < n; from += batch {
+		k := min(batch, n-from)
+		t0 := base.Add(time.Duration(from) * time.Minute)
+		batches = append(batches, sh.Records(k, t0, t0.Add(time.Duration(k)*time.Minute), "111111111111", "eu-west-1"))
+	}
+	// Copies of the first batch's records in the last ones (as a trail
+	// delivers a record twice).
+	last := len(batches) - 1
+	dups := 0
+	for i := 0; i < len(batches[0]); i += 97 {
+		batches[last] = append(batches[last], batches[0][i])
+		batches[last-1] = append(batches[last-1], batches[0][i+1])
+		dups += 2
+	}
+	now := func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) }
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, answers := importInto(t, path, Options{Now: now, Seal: true}, batches)
+	inserted := 0
+	for _, b := range answers {
+		for _, ins := range b {
+			if ins {
+				inserted++
+			}
+		}
+	}
+	if inserted != n {
+		t.Errorf("%d records inserted of %d, with %d copies among them", inserted, n, dups)
+	}
+	if b := st.keyFilterBuilds.Load(); b < 2 {
+		t.Errorf("the key filter was built %d times; the test wants it grown during the import", b)
+	}
+	if got := st.SealedRecords(); got != n {
+		t.Errorf("%d records sealed, want %d", got, n)
+	}
+	if last, _ := st.LastSeq(ctx); last != int64(n) {
+		t.Errorf("LastSeq = %d, want %d", last, n)
+	}
+}
