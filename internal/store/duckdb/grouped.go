@@ -31,7 +31,7 @@ type group struct {
 	// number of its last record (its batches' sealed records included).
 	rows    int
 	lastSeq int64
-	last  *grouped // the batch reserved last in it
+	last    *grouped // the batch reserved last in it
 	// conn holds the transaction from its first batch's append on; read
 	// by the batches after it and the commit, each after the one before
 	// (grouped.appended).
