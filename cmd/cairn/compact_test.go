@@ -5,10 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 )
@@ -101,5 +108,72 @@ func TestImportCompacts(t *testing.T) {
 	}
 	if code, _, _ := cli("compact", "--data-dir", t.TempDir()); code == 0 {
 		t.Error("cairn compact of a data dir without a store succeeded")
+	}
+}
+
+// TestImportSealsThenServes: an offline import seals the complete days'
+// records as it appends them (here all of them, of 2024); a server over
+// the data dir answers LookupEvents for them through the SDK, and its
+// /metrics shows the sealed tier: the records, the blocks, the segment
+// bytes and the reads the lookups made.
+func TestImportSealsThenServes(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	os.MkdirAll(logs, 0o755)
+	var recs []string
+	for i := range 40 {
+		recs = append(recs, importRecord(fmt.Sprintf("s%d", i), "111111111111", "us-east-1"))
+	}
+	writeFile(t, filepath.Join(logs, "first.json"), `{"Records":[`+strings.Join(recs, ",")+`]}`)
+	dataDir := t.TempDir()
+	cfg := fmt.Sprintf(twoAccounts, 0)
+	cfgPath := filepath.Join(dataDir, "cairn.yaml")
+	writeFile(t, cfgPath, cfg)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"import", "--no-progress", "--data-dir", dataDir, "--config", cfgPath, logs}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stderr.String(), "sealed the complete days' records") {
+		t.Fatalf("cairn import: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	ts := startServer(t, cfg, dataDir)
+	evs := lookupAll(t, alice(ts), &cloudtrail.LookupEventsInput{
+		StartTime: aws.Time(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)), EndTime: aws.Time(time.Date(2024, 1, 3, 0, 0, 0, 0, time.UTC))})
+	got := map[string]bool{}
+	for _, e := range evs {
+		got[aws.ToString(e.EventId)] = true
+	}
+	for i := range 40 {
+		if !got[fmt.Sprintf("s%d", i)] {
+			t.Fatalf("LookupEvents answered %d events, without s%d", len(evs), i)
+		}
+	}
+	resp, err := http.Get(ts.endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	metric := func(name string) float64 {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("/metrics has no %s:\n%s", name, body)
+		}
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if n := metric("cairn_store_sealed_records"); n != 40 {
+		t.Errorf("cairn_store_sealed_records %v, want 40", n)
+	}
+	if n := metric("cairn_store_sealed_blocks"); n < 1 {
+		t.Errorf("cairn_store_sealed_blocks %v", n)
+	}
+	if n, live := metric("cairn_store_sealed_segment_bytes"), metric("cairn_store_sealed_live_bytes"); n <= 0 || live <= 0 || live > n {
+		t.Errorf("cairn_store_sealed_segment_bytes %v, cairn_store_sealed_live_bytes %v", n, live)
+	}
+	if n := metric("cairn_store_sealed_reads_total"); n < 1 {
+		t.Errorf("cairn_store_sealed_reads_total %v after lookups of sealed records", n)
 	}
 }

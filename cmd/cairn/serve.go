@@ -190,6 +190,9 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	maps.Copy(handlers, apiserver.PublicKeyHandlers(keyring))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if st, ok := store.(sealedStatser); ok {
+		reg.MustRegister(sealedCollectors(st)...)
+	}
 	// Work that must have one writer runs under a lease: in PostgreSQL
 	// when nodes share it, else always held (docs/scale.md).
 	var leases lease.Table = &lease.Local{}
@@ -861,4 +864,30 @@ func checkService(service string) error {
 			Message: "Credential should be scoped to correct service: 'cloudtrail'. "}
 	}
 	return nil
+}
+
+// sealedStatser is an Event History store with a sealed tier (the
+// embedded DuckDB store).
+type sealedStatser interface{ SealedStats() duckdb.SealedStats }
+
+// sealedCollectors are /metrics' figures of Event History's sealed tier
+// (docs/store.md, "The sealed tier"): what it holds and what its segment
+// files read and write.
+func sealedCollectors(st sealedStatser) []prometheus.Collector {
+	gauge := func(name, help string, f func(s duckdb.SealedStats) int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f(st.SealedStats())) })
+	}
+	counter := func(name, help string, f func(s duckdb.SealedStats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(st.SealedStats())) })
+	}
+	return []prometheus.Collector{
+		gauge("cairn_store_sealed_blocks", "Blocks in Event History's sealed tier.", func(s duckdb.SealedStats) int64 { return s.Blocks }),
+		gauge("cairn_store_sealed_records", "Records in Event History's sealed tier.", func(s duckdb.SealedStats) int64 { return s.Records }),
+		gauge("cairn_store_sealed_segment_bytes", "Bytes of the sealed tier's segment files.", func(s duckdb.SealedStats) int64 { return s.SegmentBytes }),
+		gauge("cairn_store_sealed_live_bytes", "Bytes of the segment files that blocks reference (the rest is dead until rewritten).", func(s duckdb.SealedStats) int64 { return s.LiveBytes }),
+		counter("cairn_store_sealed_reads_total", "Sealed blocks read from the segment files since the server started.", func(s duckdb.SealedStats) int64 { return s.Reads }),
+		counter("cairn_store_sealed_read_bytes_total", "Bytes of sealed blocks read from the segment files since the server started.", func(s duckdb.SealedStats) int64 { return s.BytesRead }),
+		counter("cairn_store_sealed_read_errors_total", "Sealed block reads that failed (a damaged or missing block among them).", func(s duckdb.SealedStats) int64 { return s.ReadErrors }),
+		counter("cairn_store_sealed_writes_total", "Writes of sealed blocks to the segment files since the server started (retention's rewrites).", func(s duckdb.SealedStats) int64 { return s.Writes }),
+	}
 }

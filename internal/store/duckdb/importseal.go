@@ -71,7 +71,9 @@ func (s *Store) beginImportSeal(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.rw.Lock() // SealedStats reads it under rw
 		t.segs = segs
+		s.rw.Unlock()
 	}
 	var nextID int64
 	if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM sealed_blocks`).Scan(&nextID); err != nil {

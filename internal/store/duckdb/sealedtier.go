@@ -373,3 +373,37 @@ func dirBytes(dir string) int64 {
 	}
 	return n
 }
+
+// SealedStats is what the sealed tier holds and what its segment files
+// have done since Open, for /metrics.
+type SealedStats struct {
+	// Blocks and Records held; SegmentBytes the segment files' bytes and
+	// LiveBytes those the blocks reference (the rest dead, until a
+	// rewrite).
+	Blocks, Records, SegmentBytes, LiveBytes int64
+	sealed.SegmentStats
+}
+
+// SealedStats returns the sealed tier's figures (zero for a store
+// without one).
+func (s *Store) SealedStats() SealedStats {
+	var st SealedStats
+	t := s.sealed
+	if t == nil {
+		return st
+	}
+	st.Blocks, st.Records = int64(t.dir.Len()), int64(t.dir.Records())
+	for _, n := range t.dir.LiveBytes() {
+		st.LiveBytes += n
+	}
+	s.rw.RLock()
+	segs := t.segs
+	s.rw.RUnlock()
+	if segs != nil {
+		for _, n := range segs.Sizes() {
+			st.SegmentBytes += n
+		}
+		st.SegmentStats = segs.Stats()
+	}
+	return st
+}
