@@ -95,11 +95,11 @@ func closeUnderLimit(c io.Closer, stop func()) {
 // load's RSS at most 1 GB). A load's live heap is small (26-37 MiB: the
 // batch being read and the one being appended; the seen set is outside
 // the heap), and GOGC 100 let the heap grow to twice it. 50 since
-// session 30 (was 25): at 10M offline, alternated, 50 peaked at 925 and
-// 942 MiB at the CPU of 100 (244.6 and 236.5 user CPU-s against 251.1
-// and 231.3), whose peaks were 948 and 953 (6 and 1 MiB under the 954
-// line); 25 took 13-29% more user CPU than 50 for peaks of 931 and 916,
-// within the runs' spread (docs/lake.md, "The GOGC a load sets"). CAIRN_LOAD_GOGC overrides it
+// session 30 (was 25): at 10M offline, alternated, 50 peaked at 925-942
+// MiB within a few percent of 100's CPU (user CPU -3%, +2%, +3% in three
+// pairs), whose peaks were 946-953 (1-8 MiB under the 954 line); 25 took
+// 13-29% more user CPU than 50 for peaks of 931 and 916, within the
+// runs' spread (docs/lake.md, "The GOGC a load sets"). CAIRN_LOAD_GOGC overrides it
 // (loadGoGCFromEnv).
 const loadGoGC = 50
 
