@@ -2,8 +2,11 @@ package main
 
 import (
 	"io"
+	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -91,39 +94,79 @@ func closeUnderLimit(c io.Closer, stop func()) {
 // or in a server (StartImport), instead of Go's 100 (issue 15: a 10M
 // load's RSS at most 1 GB). A load's live heap is small (26-37 MiB: the
 // batch being read and the one being appended; the seen set is outside
-// the heap), and GOGC 100 let the heap grow to twice it, with Go's
-// resident share 57-76 MiB offline and more in a server, which sets no
-// soft limit (docs/lake.md, "Loads: memory at 10M").
-const loadGoGC = 25
+// the heap), and GOGC 100 let the heap grow to twice it. 50 since
+// session 30 (was 25): at 10M offline, alternated, 50 peaked at 925-942
+// MiB within a few percent of 100's CPU (user CPU -3%, +2%, +3% in three
+// pairs), whose peaks were 946-953 (1-8 MiB under the 954 line); 25 took
+// 13-29% more user CPU than 50 for peaks of 931 and 916, within the
+// runs' spread (docs/lake.md, "The GOGC a load sets"). CAIRN_LOAD_GOGC overrides it
+// (loadGoGCFromEnv).
+const loadGoGC = 50
+
+// loadGoGCEnv is the environment variable that sets the GOGC a load
+// runs at in place of loadGoGC: a tuning knob (docs/lake.md). 0 or 100
+// (or more) leaves GOGC alone; it is read once, at the first load.
+const loadGoGCEnv = "CAIRN_LOAD_GOGC"
+
+// loadGoGCFromEnv is the GOGC loads run at: loadGoGC, or the positive
+// whole number in CAIRN_LOAD_GOGC (0 and 100 or more: GOGC left alone,
+// returned as 0). Anything else is ignored, with loadGoGC kept.
+var loadGoGCFromEnv = sync.OnceValue(func() int {
+	return parseLoadGoGC(os.Getenv(loadGoGCEnv))
+})
+
+// parseLoadGoGC is the GOGC a load sets for CAIRN_LOAD_GOGC's value v:
+// loadGoGC when v is empty or not a whole number at least 0; 0 (leave
+// GOGC alone) for 0 and for 100 or more.
+func parseLoadGoGC(v string) int {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	switch {
+	case v == "" || err != nil || n < 0:
+		return loadGoGC
+	case n == 0 || n >= 100:
+		return 0
+	}
+	return n
+}
 
 // loadGC lowers GOGC while loads run: it counts the loads running (a
 // server may run several at once: imports of different accounts) and
 // keeps the GOGC there was before the first. GOGC is the process's: one
 // loadGC a process (cairn serve's, or an offline import's).
 type loadGC struct {
-	mu   sync.Mutex
-	n    int
-	prev int
+	// gogc is the GOGC a load sets (0: leave it); nil: loadGoGCFromEnv
+	gogc    func() int
+	mu      sync.Mutex
+	n       int
+	prev    int
+	lowered bool // GOGC set at the first load (not left alone)
 }
 
-// lower sets GOGC to loadGoGC while a load runs; what it returns ends the
-// load (once, however often it is called), and the last load to end puts
+// lower sets GOGC to loadGoGC (or CAIRN_LOAD_GOGC's) while a load runs;
+// what it returns ends the load (once, however often it is called), and the last load to end puts
 // back the GOGC there was. A GOGC already at or below loadGoGC, or off,
 // stays.
 func (g *loadGC) lower() (ended func()) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.n == 0 {
-		g.prev = debug.SetGCPercent(loadGoGC)
-		if g.prev < 0 || g.prev <= loadGoGC {
-			debug.SetGCPercent(g.prev)
+		to := loadGoGCFromEnv()
+		if g.gogc != nil {
+			to = g.gogc()
+		}
+		g.lowered = to > 0
+		if g.lowered {
+			g.prev = debug.SetGCPercent(to)
+			if g.prev < 0 || g.prev <= to {
+				debug.SetGCPercent(g.prev)
+			}
 		}
 	}
 	g.n++
 	return sync.OnceFunc(func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if g.n--; g.n == 0 {
+		if g.n--; g.n == 0 && g.lowered {
 			debug.SetGCPercent(g.prev)
 		}
 	})

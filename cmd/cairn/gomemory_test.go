@@ -93,7 +93,7 @@ func TestLoadGC(t *testing.T) {
 		debug.SetGCPercent(p)
 		return p
 	}
-	var g loadGC
+	g := loadGC{gogc: func() int { return loadGoGC }}
 	a := g.lower()
 	b := g.lower()
 	if got := gogc(); got != loadGoGC {
@@ -118,5 +118,49 @@ func TestLoadGC(t *testing.T) {
 		if got := gogc(); got != set {
 			t.Errorf("GOGC %d set before: %d after a load; want it left", set, got)
 		}
+	}
+}
+
+// TestLoadGCLeftAlone: a load whose GOGC is 0 (CAIRN_LOAD_GOGC 0 or 100)
+// leaves GOGC as it was, during the load and after it.
+func TestLoadGCLeftAlone(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	g := loadGC{gogc: func() int { return 0 }}
+	for _, set := range []int{100, 30, -1} {
+		debug.SetGCPercent(set)
+		end := g.lower()
+		if got := debug.SetGCPercent(set); got != set {
+			t.Errorf("GOGC %d set before: %d during a load; want it left", set, got)
+		}
+		end()
+		if got := debug.SetGCPercent(set); got != set {
+			t.Errorf("GOGC %d set before: %d after a load; want it left", set, got)
+		}
+	}
+}
+
+// TestLoadGCSetting: CAIRN_LOAD_GOGC's values and the GOGC a load sets
+// for each; a load at 50 sets 50 and puts back what there was.
+func TestLoadGCSetting(t *testing.T) {
+	for v, want := range map[string]int{
+		"": loadGoGC, "25": 25, " 50 ": 50, "1": 1, "99": 99,
+		"0": 0, "100": 0, "400": 0,
+		"-1": loadGoGC, "off": loadGoGC, "50%": loadGoGC,
+	} {
+		if got := parseLoadGoGC(v); got != want {
+			t.Errorf("CAIRN_LOAD_GOGC=%q: %d; want %d", v, got, want)
+		}
+	}
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	g := loadGC{gogc: func() int { return parseLoadGoGC("50") }}
+	end := g.lower()
+	if got := debug.SetGCPercent(50); got != 50 {
+		t.Errorf("during a load at CAIRN_LOAD_GOGC=50 GOGC is %d; want 50", got)
+	}
+	end()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("after the load GOGC is %d; want it back at 100", got)
 	}
 }
