@@ -1502,7 +1502,7 @@ func (s *Store) prefetchEncoded(records []audit.Record) []encoded {
 	if kf != nil {
 		for i := range records {
 			if is.sealable(&records[i]) {
-				// Sealed as its batch is appended (writeSealed).
+				// Sealed as its batch is appended (encodeSealed).
 				continue
 			}
 			h := keyHash(records[i].Account, records[i].EventID)
