@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"unsafe"
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -76,6 +77,21 @@ func TestImportSeals(t *testing.T) {
 	}
 	if segmentBytes(t, path) == 0 {
 		t.Fatal("no segment bytes after an import that sealed")
+	}
+	// The directory keeps every block's Meta for as long as the store:
+	// its part's strings must not be the records' (an importer's records
+	// are substrings of its read slabs, which they would pin).
+	imported := map[*byte]bool{}
+	for _, b := range batches {
+		for i := range b {
+			imported[unsafe.StringData(b[i].Account)] = true
+			imported[unsafe.StringData(b[i].Region)] = true
+		}
+	}
+	for _, m := range st.sealed.dir.Blocks() {
+		if imported[unsafe.StringData(m.Part.Account)] || imported[unsafe.StringData(m.Part.Region)] {
+			t.Fatalf("block %d's part %+v shares its strings with an imported record", m.ID, m.Part)
+		}
 	}
 	all := make([]audit.Record, len(want))
 	for i := range want {
