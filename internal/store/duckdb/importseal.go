@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -38,7 +37,7 @@ type importSeal struct {
 	before int64
 	// nextID is the next block's ID; under writeMu.
 	nextID int64
-	encs   chan *sealed.Encoder
+	encs   encoderPool
 
 	// hashes holds the key_hash of every record this import sealed, and
 	// hashed the IDs of their blocks, so that the key filter, when it is
@@ -99,17 +98,12 @@ func (s *Store) beginImportSeal(ctx context.Context) error {
 	if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM sealed_blocks`).Scan(&nextID); err != nil {
 		return fmt.Errorf("duckdb: import seal: %w", err)
 	}
-	n := runtime.GOMAXPROCS(0)
-	is := &importSeal{before: sealed.Day(s.now().Unix()) - 1, nextID: nextID,
-		encs: make(chan *sealed.Encoder, n), hashed: map[int64]bool{}, parts: map[sealed.Part]sealed.Part{}}
-	for range n {
-		enc, err := sealed.NewEncoder()
-		if err != nil {
-			return err
-		}
-		is.encs <- enc
+	encs, err := newEncoderPool()
+	if err != nil {
+		return err
 	}
-	s.impSeal = is
+	s.impSeal = &importSeal{before: sealed.Day(s.now().Unix()) - 1, nextID: nextID, encs: encs,
+		hashed: map[int64]bool{}, parts: map[sealed.Part]sealed.Part{}}
 	return nil
 }
 
@@ -190,37 +184,14 @@ func (s *Store) encodeSealed(b *sealBatch) error {
 		return nil
 	}
 	is, t := s.impSeal, s.sealed
-	data := make([][]byte, len(b.blocks))
-	rows := make([]sealedRow, len(b.blocks))
-	errs := make([]error, len(b.blocks))
-	var (
-		wg   sync.WaitGroup
-		next = make(chan int, len(b.blocks))
-	)
-	for j := range b.blocks {
-		next <- j
+	data, metas, err := is.encs.encode(b.blocks)
+	if err != nil {
+		return fmt.Errorf("duckdb: import seal: %w", err)
 	}
-	close(next)
-	for range min(cap(is.encs), len(b.blocks)) {
-		wg.Go(func() {
-			enc := <-is.encs
-			defer func() { is.encs <- enc }()
-			for j := range next {
-				d, m, err := enc.Encode(b.blocks[j])
-				if err != nil {
-					errs[j] = err
-					continue
-				}
-				m.ID = b.ids[j]
-				data[j], rows[j] = d, sealedRow{m: m, keyXor: b.keyXor[j]}
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return fmt.Errorf("duckdb: import seal: %w", err)
-		}
+	rows := make([]sealedRow, len(metas))
+	for j := range metas {
+		metas[j].ID = b.ids[j]
+		rows[j] = sealedRow{m: metas[j], keyXor: b.keyXor[j]}
 	}
 	locs, err := t.segs.Write(data)
 	if err != nil {

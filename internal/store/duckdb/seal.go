@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/big"
 	"runtime"
@@ -24,6 +25,52 @@ type blockSink interface {
 // that tests make it small.
 var sealWriteBytes = 6 << 20
 
+// encoderPool holds one sealed.Encoder a core: Compact's sealWriter and
+// an import's sealing (importseal.go), whose two batches may encode at
+// once, take them from it.
+type encoderPool chan *sealed.Encoder
+
+func newEncoderPool() (encoderPool, error) {
+	n := runtime.GOMAXPROCS(0)
+	p := make(encoderPool, n)
+	for range n {
+		enc, err := sealed.NewEncoder()
+		if err != nil {
+			return nil, err
+		}
+		p <- enc
+	}
+	return p, nil
+}
+
+// encode encodes blocks on every core, returning each block's bytes and
+// Meta (without ID and Loc).
+func (p encoderPool) encode(blocks [][]sealed.Entry) ([][]byte, []sealed.Meta, error) {
+	data := make([][]byte, len(blocks))
+	metas := make([]sealed.Meta, len(blocks))
+	errs := make([]error, len(blocks))
+	next := make(chan int, len(blocks))
+	for j := range blocks {
+		next <- j
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(cap(p), len(blocks)) {
+		wg.Go(func() {
+			enc := <-p
+			defer func() { p <- enc }()
+			for j := range next {
+				data[j], metas[j], errs[j] = enc.Encode(blocks[j])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return data, metas, nil
+}
+
 // sealWriter gathers compactEvents' rows of complete days into sealed
 // blocks (docs/store.md, "The sealed tier"): the rows come in eventsOrder,
 // so a block is the consecutive rows of one account, region, category and
@@ -33,7 +80,7 @@ type sealWriter struct {
 	conn   *sql.Conn
 	db     string
 	sink   blockSink
-	encs   []*sealed.Encoder
+	encs   encoderPool
 	nextID int64
 
 	cur      []sealed.Entry
@@ -56,15 +103,11 @@ type sealWriter struct {
 }
 
 func newSealWriter(conn *sql.Conn, db string, sink blockSink, firstID int64) (*sealWriter, error) {
-	sw := &sealWriter{conn: conn, db: db, sink: sink, nextID: firstID}
-	for range runtime.GOMAXPROCS(0) {
-		enc, err := sealed.NewEncoder()
-		if err != nil {
-			return nil, err
-		}
-		sw.encs = append(sw.encs, enc)
+	encs, err := newEncoderPool()
+	if err != nil {
+		return nil, err
 	}
-	return sw, nil
+	return &sealWriter{conn: conn, db: db, sink: sink, encs: encs, nextID: firstID}, nil
 }
 
 // add takes a row whose content (its frame's) it keeps until written.
@@ -128,27 +171,13 @@ func (sw *sealWriter) write(ctx context.Context) error {
 	if len(sw.done) == 0 {
 		return nil
 	}
-	data := make([][]byte, len(sw.done))
-	rows := make([]sealedRow, len(sw.done))
-	errs := make([]error, len(sw.encs))
-	var wg sync.WaitGroup
-	for w, enc := range sw.encs {
-		wg.Go(func() {
-			for j := w; j < len(sw.done); j += len(sw.encs) {
-				d, m, err := enc.Encode(sw.done[j])
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				data[j], rows[j] = d, sealedRow{m: m, keyXor: sw.doneKeys[j]}
-			}
-		})
+	data, metas, err := sw.encs.encode(sw.done)
+	if err != nil {
+		return fmt.Errorf("duckdb: seal: %w", err)
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return fmt.Errorf("duckdb: seal: %w", err)
-		}
+	rows := make([]sealedRow, len(metas))
+	for j := range metas {
+		rows[j] = sealedRow{m: metas[j], keyXor: sw.doneKeys[j]}
 	}
 	locs, err := sw.sink.Write(data)
 	if err != nil {
