@@ -191,7 +191,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if st, ok := store.(sealedStatser); ok {
-		reg.MustRegister(sealedCollectors(st)...)
+		reg.MustRegister(sealedCollector{st})
 	}
 	// Work that must have one writer runs under a lease: in PostgreSQL
 	// when nodes share it, else always held (docs/scale.md).
@@ -870,24 +870,39 @@ func checkService(service string) error {
 // embedded DuckDB store).
 type sealedStatser interface{ SealedStats() duckdb.SealedStats }
 
-// sealedCollectors are /metrics' figures of Event History's sealed tier
+// sealedCollector is /metrics' figures of Event History's sealed tier
 // (docs/store.md, "The sealed tier"): what it holds and what its segment
-// files read and write.
-func sealedCollectors(st sealedStatser) []prometheus.Collector {
-	gauge := func(name, help string, f func(s duckdb.SealedStats) int64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f(st.SealedStats())) })
+// files read and write, from one SealedStats a scrape.
+type sealedCollector struct{ st sealedStatser }
+
+var sealedMetrics = []struct {
+	desc    *prometheus.Desc
+	counter bool
+	value   func(s duckdb.SealedStats) int64
+}{
+	{prometheus.NewDesc("cairn_store_sealed_blocks", "Blocks in Event History's sealed tier.", nil, nil), false, func(s duckdb.SealedStats) int64 { return s.Blocks }},
+	{prometheus.NewDesc("cairn_store_sealed_records", "Records in Event History's sealed tier.", nil, nil), false, func(s duckdb.SealedStats) int64 { return s.Records }},
+	{prometheus.NewDesc("cairn_store_sealed_segment_bytes", "Bytes of the sealed tier's segment files.", nil, nil), false, func(s duckdb.SealedStats) int64 { return s.SegmentBytes }},
+	{prometheus.NewDesc("cairn_store_sealed_live_bytes", "Bytes of the segment files that blocks reference (the rest is dead until rewritten).", nil, nil), false, func(s duckdb.SealedStats) int64 { return s.LiveBytes }},
+	{prometheus.NewDesc("cairn_store_sealed_reads_total", "Sealed blocks read from the segment files since the server started.", nil, nil), true, func(s duckdb.SealedStats) int64 { return s.Reads }},
+	{prometheus.NewDesc("cairn_store_sealed_read_bytes_total", "Bytes of sealed blocks read from the segment files since the server started.", nil, nil), true, func(s duckdb.SealedStats) int64 { return s.BytesRead }},
+	{prometheus.NewDesc("cairn_store_sealed_read_errors_total", "Sealed block reads that failed (a damaged or missing block among them).", nil, nil), true, func(s duckdb.SealedStats) int64 { return s.ReadErrors }},
+	{prometheus.NewDesc("cairn_store_sealed_writes_total", "Writes of sealed blocks to the segment files since the server started (retention's rewrites).", nil, nil), true, func(s duckdb.SealedStats) int64 { return s.Writes }},
+}
+
+func (c sealedCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range sealedMetrics {
+		ch <- m.desc
 	}
-	counter := func(name, help string, f func(s duckdb.SealedStats) int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(st.SealedStats())) })
-	}
-	return []prometheus.Collector{
-		gauge("cairn_store_sealed_blocks", "Blocks in Event History's sealed tier.", func(s duckdb.SealedStats) int64 { return s.Blocks }),
-		gauge("cairn_store_sealed_records", "Records in Event History's sealed tier.", func(s duckdb.SealedStats) int64 { return s.Records }),
-		gauge("cairn_store_sealed_segment_bytes", "Bytes of the sealed tier's segment files.", func(s duckdb.SealedStats) int64 { return s.SegmentBytes }),
-		gauge("cairn_store_sealed_live_bytes", "Bytes of the segment files that blocks reference (the rest is dead until rewritten).", func(s duckdb.SealedStats) int64 { return s.LiveBytes }),
-		counter("cairn_store_sealed_reads_total", "Sealed blocks read from the segment files since the server started.", func(s duckdb.SealedStats) int64 { return s.Reads }),
-		counter("cairn_store_sealed_read_bytes_total", "Bytes of sealed blocks read from the segment files since the server started.", func(s duckdb.SealedStats) int64 { return s.BytesRead }),
-		counter("cairn_store_sealed_read_errors_total", "Sealed block reads that failed (a damaged or missing block among them).", func(s duckdb.SealedStats) int64 { return s.ReadErrors }),
-		counter("cairn_store_sealed_writes_total", "Writes of sealed blocks to the segment files since the server started (retention's rewrites).", func(s duckdb.SealedStats) int64 { return s.Writes }),
+}
+
+func (c sealedCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.st.SealedStats()
+	for _, m := range sealedMetrics {
+		kind := prometheus.GaugeValue
+		if m.counter {
+			kind = prometheus.CounterValue
+		}
+		ch <- prometheus.MustNewConstMetric(m.desc, kind, float64(m.value(st)))
 	}
 }
