@@ -239,3 +239,74 @@ func TestImportSealsPastTheKeyFilter(t *testing.T) {
 		t.Errorf("LastSeq = %d, want %d", last, n)
 	}
 }
+
+// TestImportSealsEdgeTimes: records of day 0 and the days before it
+// (1969-12-31, the year 1), one a second before midnight, one at
+// midnight, and one whose eventID is another account's, are sealed by
+// the import and found as they were: each by its event ID in its own
+// account only, by a time range around it, and a duplicate when imported
+// again.
+func TestImportSealsEdgeTimes(t *testing.T) {
+	ctx := context.Background()
+	g := storetest.NewGen(7, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	times := []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC),
+		time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC),
+	}
+	var batch []audit.Record
+	for _, tm := range times {
+		batch = append(batch, g.Record(storetest.Spec{Time: tm}))
+	}
+	// bob's record under alice's event ID: a record of its own.
+	batch = append(batch, g.Record(storetest.Spec{Account: "222222222222", EventID: batch[0].EventID, Time: times[0]}))
+	now := func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) }
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, _ := importInto(t, path, Options{Now: now, Seal: true}, [][]audit.Record{batch})
+	if n := st.SealedRecords(); n != len(batch) {
+		t.Fatalf("%d records sealed, want %d", n, len(batch))
+	}
+	for _, r := range batch {
+		for _, acct := range []string{"111111111111", "222222222222"} {
+			p, err := st.Lookup(ctx, audit.Query{Account: acct, Region: r.Region, Category: r.Category, Limit: 5,
+				Attributes: []audit.Attribute{{Key: audit.AttrEventID, Value: r.EventID}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if acct != r.Account {
+				for _, x := range p.Records {
+					if x.Account != acct {
+						t.Fatalf("%s's lookup of %s answered %s's record", acct, r.EventID, x.Account)
+					}
+				}
+				continue
+			}
+			if len(p.Records) != 1 || !bytes.Equal(p.Records[0].Raw, r.Raw) || !p.Records[0].Time.Equal(r.Time) {
+				t.Fatalf("lookup of %s (%s) in %s: %d records", r.EventID, r.Time, acct, len(p.Records))
+			}
+		}
+		p, err := st.Lookup(ctx, audit.Query{Account: r.Account, Region: r.Region, Category: r.Category, Limit: 50,
+			Start: r.Time, End: r.Time.Add(time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, x := range p.Records {
+			found = found || x.EventID == r.EventID && x.Account == r.Account
+		}
+		if !found {
+			t.Errorf("a lookup from %s to a second later does not find %s", r.Time, r.EventID)
+		}
+	}
+	again, err := stageGrouped(t, st, [][]audit.Record{batch}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, ins := range again[0] {
+		if ins {
+			t.Errorf("record %d (%s) inserted twice", j, batch[j].EventID)
+		}
+	}
+}
