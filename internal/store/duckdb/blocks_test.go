@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
@@ -137,7 +136,7 @@ func checkAll(t *testing.T, st *Store, recs []audit.Record) {
 		}
 		// Raw compared above; cmp walks a byte slice by reflection.
 		w.Raw, got.Raw = nil, nil
-		if diff := cmp.Diff(w, got, cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(w, got, equateRecords); diff != "" {
 			t.Fatalf("%s: record %q differs (-want +got):\n%s", how, got.EventID, diff)
 		}
 	}
@@ -404,7 +403,7 @@ func TestFetchBlocksEach(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+		if !cmp.Equal(got, want, equateRecords) {
 			t.Fatalf("ids %v: fetchBlocksEach returned %d blocks, fetchBlocks %d", set[:min(len(set), 4)], len(got), len(want))
 		}
 		// The warm start's ranges: the same blocks, none of the others
@@ -414,7 +413,7 @@ func TestFetchBlocksEach(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+			if !cmp.Equal(got, want, equateRecords) {
 				t.Fatalf("ids %v: fetchBlockRanges (%d a query) returned %d blocks, fetchBlocks %d", set[:min(len(set), 4)], per, len(got), len(want))
 			}
 		}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
@@ -166,7 +165,7 @@ func TestLookupsFromDirsAsTable(t *testing.T) {
 							if samePage(want, got) {
 								continue
 							}
-							if diff := gocmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+							if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
 								t.Fatalf("%s: store %d query %d %v limit %d page %d: (-sql +dirs):\n%s", stage, j+1, i, part, limit, page, diff)
 							}
 						}
@@ -446,7 +445,7 @@ func TestDirWholeWithTheTailAfterRestart(t *testing.T) {
 					}
 					if !samePage(want, got) {
 						t.Fatalf("%s: query %d limit %d page %d: (-sql +dirs):\n%s", stage, i, limit, page,
-							gocmp.Diff(want, got, cmpopts.EquateEmpty()))
+							gocmp.Diff(want, got, equateRecords))
 					}
 					if want.Next == nil {
 						break

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
@@ -88,7 +87,7 @@ func TestCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := gocmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
 		t.Errorf("the feed after compaction (-before +after):\n%s", diff)
 	}
 	// Stored in lookup order.
@@ -166,7 +165,7 @@ func TestCompactCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := gocmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
 		t.Errorf("the store after a failed compaction (-before +after):\n%s", diff)
 	}
 	if err := st.Close(); err != nil {
@@ -184,7 +183,7 @@ func TestCompactCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := gocmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
 		t.Errorf("the store after compaction (-before +after):\n%s", diff)
 	}
 }

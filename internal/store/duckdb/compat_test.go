@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -59,7 +58,7 @@ func TestFramesOfEarlierVersions(t *testing.T) {
 		if err := splitFields(content, &got); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		if diff := cmp.Diff(want[i], got, cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(want[i], got, equateRecords); diff != "" {
 			t.Errorf("frame %d splits differently (-want +got):\n%s", i, diff)
 		}
 		if !bytes.Equal(enc[i], content) {

@@ -9,7 +9,6 @@ import (
 	"unsafe"
 
 	gocmp "github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
@@ -123,7 +122,7 @@ func TestImportSeals(t *testing.T) {
 			}
 			return m
 		}
-		if diff := gocmp.Diff(byKey(want), byKey(got), cmpopts.EquateEmpty()); diff != "" {
+		if diff := gocmp.Diff(byKey(want), byKey(got), equateRecords); diff != "" {
 			t.Fatalf("%s: the feed (-without sealing +with):\n%s", when, diff)
 		}
 		seqOf := func(a []audit.Appended) map[string]int {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
@@ -118,7 +117,7 @@ func TestStringColumnsDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, got, equateRecords); diff != "" {
 		t.Errorf("records after the migration (-before +after):\n%s", diff)
 	}
 	checkLookups(t, st, recs)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -94,10 +93,10 @@ func readFeeds(t *testing.T, st *Store) ([]audit.Appended, []audit.RawAppended) 
 func sameFeeds(t *testing.T, st *Store, when string, want []audit.Appended, wantRaw []audit.RawAppended) {
 	t.Helper()
 	got, raw := readFeeds(t, st)
-	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, got, equateRecords); diff != "" {
 		t.Errorf("ReadAppended %s (-want +got):\n%s", when, diff)
 	}
-	if diff := cmp.Diff(wantRaw, raw, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(wantRaw, raw, equateRecords); diff != "" {
 		t.Errorf("ReadRaw %s (-want +got):\n%s", when, diff)
 	}
 }
@@ -181,7 +180,7 @@ func TestBlobReferencesOfBefore(t *testing.T) {
 	if len(mixed) != len(all) || len(mixedRaw) != len(all) {
 		t.Fatalf("the mixed store's feeds: %d and %d records; want %d", len(mixed), len(mixedRaw), len(all))
 	}
-	if diff := cmp.Diff(want, mixed[:len(want)], cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, mixed[:len(want)], equateRecords); diff != "" {
 		t.Errorf("the old rows in the mixed store (-want +got):\n%s", diff)
 	}
 	for i, a := range mixed[len(want):] {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
@@ -277,7 +276,7 @@ func TestCompactSealsThroughSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := gocmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
 		t.Errorf("the feed after sealing (-before +after):\n%s", diff)
 	}
 	// Every record by its event ID, and every record again a duplicate.

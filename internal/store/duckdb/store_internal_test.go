@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
@@ -89,7 +88,7 @@ func TestBucketIndexRecovery(t *testing.T) {
 				{{Key: audit.AttrEventID, Value: recs[42].EventID}},
 			} {
 				q := audit.Query{Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 20, Attributes: attrs}
-				if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), cmpopts.EquateEmpty()); diff != "" {
+				if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), equateRecords); diff != "" {
 					t.Errorf("%v: (-want +got):\n%s", attrs, diff)
 				}
 			}
@@ -295,7 +294,7 @@ func TestOldLayoutRewritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, got, equateRecords); diff != "" {
 		t.Errorf("records after the rewrite (-before +after):\n%s", diff)
 	}
 	var withResources int
@@ -482,7 +481,7 @@ func TestBucketIndexBatchedWrites(t *testing.T) {
 			r := recs[i]
 			for _, a := range []audit.Attribute{{Key: audit.AttrAccessKeyID, Value: r.AccessKeyID}, {Key: audit.AttrEventName, Value: r.EventName}} {
 				q := audit.Query{Account: r.Account, Region: r.Region, Category: r.Category, Limit: 50, Attributes: []audit.Attribute{a}}
-				if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), cmpopts.EquateEmpty()); diff != "" {
+				if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), equateRecords); diff != "" {
 					t.Fatalf("%s/%s %v: (-want +got):\n%s", r.Account, r.Region, a, diff)
 				}
 			}

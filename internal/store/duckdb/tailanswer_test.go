@@ -10,7 +10,6 @@ import (
 	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
@@ -124,7 +123,7 @@ func TestLookupsFromTailAsTable(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if diff := gocmp.Diff(b, a, cmpopts.EquateEmpty()); diff != "" {
+						if diff := gocmp.Diff(b, a, equateRecords); diff != "" {
 							t.Fatalf("%s: query %d %v limit %d page %d: (-sql +tail):\n%s", stage, i, part, limit, page, diff)
 						}
 						if a.Next == nil || page > pages {
