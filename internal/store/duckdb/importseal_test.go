@@ -191,9 +191,7 @@ func TestImportSeals(t *testing.T) {
 // from their blocks; without them, the copies of records sealed before a
 // rebuild would pass the duplicate check.
 func TestImportSealsPastTheKeyFilter(t *testing.T) {
-	if testing.Short() {
-		t.Skip("imports 150k records")
-	}
+	bigImport(t)
 	ctx := context.Background()
 	sh := storetest.NewShapes(t, 91)
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)

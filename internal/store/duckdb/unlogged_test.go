@@ -20,9 +20,7 @@ import (
 // which the same import run again adds exactly what is missing, and a third
 // run nothing. Checkpoint makes every committed batch durable.
 func TestUnloggedImportCrash(t *testing.T) {
-	if testing.Short() {
-		t.Skip("imports over a row group of records")
-	}
+	bigImport(t)
 	batches, n := overRowGroup(t, 34)
 	const before = 2 // batches imported (and the store closed) before the import that crashes
 	nBefore := int64(len(batches[0]) + len(batches[1]))
