@@ -33,6 +33,14 @@ func stageGrouped(t *testing.T, st *Store, batches [][]audit.Record, beforeEnd f
 		if err != nil {
 			t.Fatal(err)
 		}
+		// No group stays open with a row group of records, sealed
+		// ones counted: what waits for its COMMIT (an importer's count
+		// of each batch, in the batch's memory) would wait for the end.
+		st.writeMu.Lock()
+		if w := st.staged; w != nil && w.open != nil && w.open.records >= txRowGroup {
+			t.Errorf("batch %d: a group still open with %d records (%d table rows); want it closed at %d", i, w.open.records, w.open.rows, txRowGroup)
+		}
+		st.writeMu.Unlock()
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
