@@ -145,8 +145,9 @@ func (s *Store) splitSealable(fresh []*audit.Record, hashes []uint64, idx []int)
 }
 
 // reserveSealed cuts the first n records of fresh (numbered from first
-// on, received at received) into blocks and gives them their IDs; their
-// keys go to the import's list (importSeal.hashes). Under writeMu.
+// on, received at received; hashes[j] is fresh[j]'s key_hash) into blocks
+// and gives them their IDs; their keys go to the import's list
+// (importSeal.hashes). Under writeMu.
 func (s *Store) reserveSealed(fresh []*audit.Record, hashes []uint64, n int, first, received int64) *sealBatch {
 	if n == 0 {
 		return nil
@@ -162,7 +163,9 @@ func (s *Store) reserveSealed(fresh []*audit.Record, hashes []uint64, n int, fir
 	for _, blk := range b.blocks {
 		var kx uint64
 		for i := range blk {
-			kx ^= keyHash(blk[i].Record.Account, blk[i].Record.EventID)
+			// Split reorders the entries; each one's sequence number
+			// says which of fresh (and of hashes) it is.
+			kx ^= hashes[blk[i].Seq-first]
 		}
 		b.ids = append(b.ids, is.nextID)
 		b.keyXor = append(b.keyXor, kx)

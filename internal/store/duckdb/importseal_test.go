@@ -92,6 +92,37 @@ func TestImportSeals(t *testing.T) {
 			t.Fatalf("block %d's part %+v shares its strings with an imported record", m.ID, m.Part)
 		}
 	}
+	// Each block's row holds the XOR of its records' keys (the key
+	// filter's check that the store is the one it was saved for).
+	xors := map[int64]uint64{}
+	rows, err := st.wconn.QueryContext(ctx, `SELECT id, key_xor FROM sealed_blocks`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		var kx uint64
+		if err := rows.Scan(&id, &kx); err != nil {
+			t.Fatal(err)
+		}
+		xors[id] = kx
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.sealed.dir.Blocks() {
+		es, err := st.fetchSealed(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kx uint64
+		for i := range es {
+			kx ^= keyHash(es[i].Record.Account, es[i].Record.EventID)
+		}
+		if got, ok := xors[m.ID]; !ok || got != kx {
+			t.Errorf("block %d: key_xor %x (a row: %v), its records' keys %x", m.ID, got, ok, kx)
+		}
+	}
 	all := make([]audit.Record, len(want))
 	for i := range want {
 		all[i] = want[i].Record
