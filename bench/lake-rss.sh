@@ -43,4 +43,13 @@ else
 	awk -v l="$label" -v h=$hwm -v r=$rss -v a=$t0 -v b=$t1 -v c0=$c0 -v c1=$c1 -v hz=$hz -v ev=$ev 'BEGIN{w=b-a; printf "%s: VmHWM %.0f MiB, end RSS %.0f MiB, wall %.1f s, server CPU %.1f s, events read %d, %.0f events read/s\n", l, h/1024, r/1024, w, (c1-c0)/hz, ev, ev/w}' | tee -a $out/summary
 fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a $out/summary
+# Lake's bytes (lake.duckdb and its WAL) against the .json.gz's, for the
+# share of the records the load took (an offline load refuses the records
+# of accounts other than the store's: its TOTAL line's read and imported).
+lake=$(find $tmp/dd -maxdepth 1 -name 'lake.duckdb*' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+gz=$(find -L "$logs" -name '*.json.gz' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+read_imported=$(awk -F'\t' '$1 == "TOTAL" {print $5, $6}' $out/import.out)
+awk -v l="$label" -v a=$lake -v b=$gz -v ri="$read_imported" 'BEGIN{split(ri, x, " ");
+	if (x[1] > 0 && x[2] > 0) printf "%s: lake.duckdb %d bytes, %.1f bytes an event of %d loaded, %.3fx the .json.gz (%d bytes for %d records, prorated)\n", l, a, a/x[2], x[2], a/(b*x[2]/x[1]), b, x[1];
+	else printf "%s: lake.duckdb %d bytes (%d bytes of .json.gz)\n", l, a, b}' | tee -a $out/summary
 tail -3 $out/import.out
