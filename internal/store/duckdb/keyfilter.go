@@ -27,7 +27,9 @@ import (
 // twice the rows stored, and rebuilt twice as large when it passes its
 // capacity. 16 bits a key, 2 MB a million records; each key sets 8 bits
 // of one 512-bit block (a cache line), so a probe costs one cache miss
-// however large the filter. False positives: under 0.1% at capacity,
+// however large the filter. Its blocks are as many as its keys need (v3,
+// session 31): a v2 filter's were a power of two, up to twice that (32
+// MiB at 10M records where 10.9M keys need 21.8 MB). False positives: under 0.1% at capacity,
 // about 0.02% on average between half full and full, where 4 probes
 // across the whole filter gave 0.24% and 0.1%: each false positive of
 // an ImportRecords call (500 records a log file) or an append cost a
@@ -39,9 +41,13 @@ import (
 // key_hash column, which took a third of a restarted server's CPU in its
 // first second at 1M records, beside its first lookups.
 type keyFilter struct {
-	bits  []uint64
-	keys  int64 // keys added
-	limit int64 // keys it is sized for
+	bits   []uint64
+	blocks uint64 // len(bits) / keyFilterBlockWords
+	keys   int64  // keys added
+	limit  int64  // keys it is sized for
+	// pow2: a v2 filter (loaded from a v2 file; a power of two of blocks,
+	// picked by the hash's low bits), whose probes differ (probes).
+	pow2 bool
 }
 
 const (
@@ -52,27 +58,37 @@ const (
 	keyFilterBlockWords = 8
 )
 
+// keyFilterBlockKeys is the keys a block holds at capacity.
+const keyFilterBlockKeys = keyFilterBlockWords * 64 / keyFilterBitsPerKey
+
 func newKeyFilter(keys int64) *keyFilter {
 	keys = max(keys, keyFilterMinKeys)
-	n := uint64(keys * keyFilterBitsPerKey)
-	n = uint64(1) << bits.Len64(n-1)
-	return &keyFilter{bits: make([]uint64, n/64), limit: int64(n / keyFilterBitsPerKey)}
+	blocks := uint64((keys + keyFilterBlockKeys - 1) / keyFilterBlockKeys)
+	return &keyFilter{bits: make([]uint64, blocks*keyFilterBlockWords), blocks: blocks, limit: int64(blocks * keyFilterBlockKeys)}
 }
 
 // probes derives a key's block and its bits in the block from its hash
 // (FNV-1a, whose low bits are weak, so it is mixed first: splitmix64's
-// finalizer, twice). The block is the low bits of the first mix; the
-// eight 9-bit positions are seven from the second mix and one from the
-// first's top bits, which the block index does not use (a filter of at
-// most 2^55 blocks).
+// finalizer, twice). The block is the first mix scaled to the number of
+// blocks (the high word of h1 × blocks: Lemire's multiply-shift, for any
+// number of blocks); the eight 9-bit positions are seven from the second
+// mix and one from the first's low bits, which the block index hardly
+// uses. A v2 filter (pow2) takes the block from h1's low bits and the
+// eighth position from its top bits.
 func (f *keyFilter) probes(h uint64) (block int, pos [keyFilterProbes]uint16) {
 	h1 := mix64(h)
 	h2 := mix64(h1 ^ 0x9e3779b97f4a7c15)
-	block = int(h1&uint64(len(f.bits)/keyFilterBlockWords-1)) * keyFilterBlockWords
 	for i := range keyFilterProbes - 1 {
 		pos[i] = uint16(h2 >> (9 * i) & 511)
 	}
-	pos[keyFilterProbes-1] = uint16(h1 >> 55)
+	if f.pow2 {
+		block = int(h1&(f.blocks-1)) * keyFilterBlockWords
+		pos[keyFilterProbes-1] = uint16(h1 >> 55)
+		return block, pos
+	}
+	hi, _ := bits.Mul64(h1, f.blocks)
+	block = int(hi) * keyFilterBlockWords
+	pos[keyFilterProbes-1] = uint16(h1 & 511)
 	return block, pos
 }
 
@@ -166,10 +182,15 @@ func (s *Store) keyFilter(ctx context.Context, extra int) (*keyFilter, error) {
 // other keys. A filter that might miss a stored key is never loaded; one
 // that holds keys no longer stored only costs the duplicate check a query.
 //
-// v2 (session 16) is the blocked filter of 8 probes; a v1 file (4 probes
-// over the whole filter) is not read as one: the filter is built from
-// the table once, as for a store without a file.
-const keyFileMagic = "cairn-keyfilter-v2\n"
+// v3 (session 31) is the blocked filter of 8 probes with as many blocks
+// as its keys need; v2 (session 16) the same with a power of two of
+// blocks, read as one (pow2) and saved as one while it lasts; a v1 file
+// (4 probes over the whole filter) is not read as one: the filter is
+// built from the table once, as for a store without a file.
+const keyFileMagic = "cairn-keyfilter-v3\n"
+
+// keyFileMagicV2 starts a filter of a power of two of blocks.
+const keyFileMagicV2 = "cairn-keyfilter-v2\n"
 
 // keyFileMagicV1 starts a filter of 4 probes, which v2 reads differently.
 const keyFileMagicV1 = "cairn-keyfilter-v1\n"
@@ -208,7 +229,11 @@ func (s *Store) saveKeyFilter(ctx context.Context) error {
 		return fmt.Errorf("duckdb: save key filter: %w", err)
 	}
 	b := make([]byte, 0, len(keyFileMagic)+8*(keyFileHeader+len(f.bits)))
-	b = append(b, keyFileMagic...)
+	if f.pow2 {
+		b = append(b, keyFileMagicV2...)
+	} else {
+		b = append(b, keyFileMagic...)
+	}
 	for _, v := range []uint64{uint64(s.lastSeq), uint64(rows), xor, uint64(f.keys), uint64(f.limit), uint64(len(f.bits))} {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
@@ -225,7 +250,7 @@ func (s *Store) saveKeyFilter(ctx context.Context) error {
 // table (see keyFileMagic), else nil: the caller builds it from the table.
 // The file is read as the warm start's files are (readSavedFile: a
 // symlink, a FIFO or a file others may write is refused unread), its
-// header first: the words (64 MB at 10M records) are read only for a
+// header first: the words (20–40 MB at 10M records) are read only for a
 // filter of the table's last sequence number, row count and XOR.
 func (s *Store) loadKeyFilter(ctx context.Context) *keyFilter {
 	if s.keysPath == "" {
@@ -254,7 +279,7 @@ func (s *Store) loadKeyFilter(ctx context.Context) *keyFilter {
 	if err != nil || n != h.rows || x != h.xor {
 		return nil
 	}
-	f := &keyFilter{bits: make([]uint64, h.words), keys: h.keys, limit: h.limit}
+	f := &keyFilter{bits: make([]uint64, h.words), blocks: uint64(h.words / keyFilterBlockWords), keys: h.keys, limit: h.limit, pow2: h.pow2}
 	if err := readKeyWords(file, f.bits); err != nil {
 		s.log.Warn("duckdb: the saved key filter is damaged; building it from the table", "err", err)
 		return nil
@@ -268,6 +293,7 @@ type keyFileHead struct {
 	xor         uint64
 	keys, limit int64
 	words       int
+	pow2        bool // a v2 file
 }
 
 // readKeyFileHeader reads the magic and the header of a saved key filter
@@ -279,7 +305,9 @@ func readKeyFileHeader(r io.Reader, size int64) (keyFileHead, error) {
 	if strings.HasPrefix(string(b[:n]), keyFileMagicV1) {
 		return keyFileHead{}, errOldKeyFilter
 	}
-	if err != nil || string(b[:len(keyFileMagic)]) != keyFileMagic {
+	magic := string(b[:n])[:min(n, len(keyFileMagic))]
+	pow2 := magic == keyFileMagicV2
+	if err != nil || (magic != keyFileMagic && !pow2) {
 		return keyFileHead{}, errors.New("not a key filter")
 	}
 	h := make([]uint64, keyFileHeader)
@@ -287,15 +315,15 @@ func readKeyFileHeader(r io.Reader, size int64) (keyFileHead, error) {
 		h[i] = binary.LittleEndian.Uint64(b[len(keyFileMagic)+8*i:])
 	}
 	words := h[5]
-	if words < keyFilterBlockWords || words&(words-1) != 0 || words > 1<<40 || uint64(size) != uint64(len(b))+8*words ||
-		h[4] != words*64/keyFilterBitsPerKey || h[3] > h[4] {
+	if words < keyFilterBlockWords || words%keyFilterBlockWords != 0 || (pow2 && words&(words-1) != 0) || words > 1<<40 ||
+		uint64(size) != uint64(len(b))+8*words || h[4] != words*64/keyFilterBitsPerKey || h[3] > h[4] {
 		return keyFileHead{}, errors.New("inconsistent sizes")
 	}
-	return keyFileHead{seq: int64(h[0]), rows: int64(h[1]), xor: h[2], keys: int64(h[3]), limit: int64(h[4]), words: int(words)}, nil
+	return keyFileHead{seq: int64(h[0]), rows: int64(h[1]), xor: h[2], keys: int64(h[3]), limit: int64(h[4]), words: int(words), pow2: pow2}, nil
 }
 
 // readKeyWords reads len(words) little-endian words from r, in one read.
-// Read a MiB at a time instead (no 64 MB copy beside the filter at 10M
+// Read a MiB at a time instead (no copy of the filter beside it at 10M
 // records), the server's 8 clients cost it more CPU a request (0.93-1.46
 // ms against 0.62-0.82, docs/benchmarks.md, "The key filter at Open"),
 // perhaps because the copy's freed pages stay in the Go heap for the

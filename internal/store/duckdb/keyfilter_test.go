@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +20,7 @@ import (
 // TestKeyFilterHoldsEveryKey: no key added is ever reported absent, and
 // few others are reported present.
 func TestKeyFilterHoldsEveryKey(t *testing.T) {
-	f := newKeyFilter(100_000)
+	f := newKeyFilter(131_072)
 	for i := range uint64(100_000) {
 		f.add(keyHash("123456789012", string(rune(i))+"-id"))
 	}
@@ -299,6 +300,35 @@ func TestSavedKeyFilterIsLoadedOnlyWhileItHoldsEveryKey(t *testing.T) {
 			writeFile(t, path+".keys", b)
 			return 200
 		}, false},
+		{"a v2 filter (a power of two of blocks)", func(t *testing.T, path string, g *storetest.Gen) int {
+			// The store's keys in a filter of the v2 layout, saved by
+			// Close as before session 31.
+			run(t, path, func(st *Store) {
+				f := newKeyFilterV2(2 * 200)
+				rows, err := st.wconn.QueryContext(ctx, `SELECT key_hash FROM events`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var h uint64
+					if err := rows.Scan(&h); err != nil {
+						t.Fatal(err)
+					}
+					f.add(h)
+				}
+				if err := rows.Err(); err != nil {
+					t.Fatal(err)
+				}
+				rows.Close()
+				st.writeMu.Lock()
+				st.keys, st.keysSaved = f, false
+				st.writeMu.Unlock()
+			})
+			if b := readFile(t, path+".keys"); !bytes.HasPrefix(b, []byte(keyFileMagicV2)) {
+				t.Fatalf("the saved filter starts %q, want %q", b[:min(len(b), len(keyFileMagicV2))], keyFileMagicV2)
+			}
+			return 200
+		}, true},
 		{"not a key filter", func(t *testing.T, path string, g *storetest.Gen) int {
 			writeFile(t, path+".keys", []byte("{}"))
 			return 200
@@ -498,4 +528,50 @@ func TestStoredKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(st, both, func(i int) bool { return i < len(first)+50 })
+}
+
+// newKeyFilterV2 is newKeyFilter as it was before session 31: a power of
+// two of blocks (v2).
+func newKeyFilterV2(keys int64) *keyFilter {
+	keys = max(keys, keyFilterMinKeys)
+	n := uint64(1) << bits.Len64(uint64(keys*keyFilterBitsPerKey)-1)
+	return &keyFilter{bits: make([]uint64, n/64), blocks: n / 512, limit: int64(n / keyFilterBitsPerKey), pow2: true}
+}
+
+// TestKeyFilterSizes: a filter has as many blocks as its keys need (v3),
+// and a v2 filter's layout holds every key and few others too.
+func TestKeyFilterSizes(t *testing.T) {
+	for _, keys := range []int64{keyFilterMinKeys, 100_001, 10_000_000} {
+		f := newKeyFilter(keys)
+		if f.limit < keys || f.limit-keys >= keyFilterBlockKeys || uint64(len(f.bits)) != f.blocks*keyFilterBlockWords {
+			t.Errorf("newKeyFilter(%d): limit %d, %d blocks, %d words", keys, f.limit, f.blocks, len(f.bits))
+		}
+	}
+	for _, f := range []*keyFilter{newKeyFilter(100_001), newKeyFilterV2(100_001)} {
+		for i := range 100_001 {
+			f.add(keyHash("123456789012", fmt.Sprintf("id-%d", i)))
+		}
+		used := map[int]bool{}
+		for i := range 100_001 {
+			h := keyHash("123456789012", fmt.Sprintf("id-%d", i))
+			if !f.has(h) {
+				t.Fatalf("pow2 %v: key %d added but not held", f.pow2, i)
+			}
+			b, _ := f.probes(h)
+			used[b] = true
+		}
+		fp := 0
+		const n = 200_000
+		for i := range n {
+			if f.has(keyHash("210987654321", fmt.Sprintf("other-%d", i))) {
+				fp++
+			}
+		}
+		t.Logf("pow2 %v: %d blocks, %d used, %d false positives in %d", f.pow2, f.blocks, len(used), fp, n)
+		// At capacity (v3, 100,001 keys in 3,126 blocks) under 0.1%;
+		// every block takes keys.
+		if fp > n/1000 || len(used) != int(f.blocks) {
+			t.Errorf("pow2 %v: %d false positives in %d, %d of %d blocks used", f.pow2, fp, n, len(used), f.blocks)
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
@@ -60,7 +59,7 @@ func NewShapes(tb testing.TB, seed uint64) *Shapes {
 		if err != nil {
 			tb.Fatalf("storetest: a synthetic record does not extract: %v", err)
 		}
-		if diff := cmp.Diff(want, r, cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(want, r, EquateRecords); diff != "" {
 			tb.Fatalf("storetest: a synthetic record's index differs from Extract (-extract +made):\n%s", diff)
 		}
 	}
