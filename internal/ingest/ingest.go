@@ -952,72 +952,49 @@ func (p *Pipeline) addSelfs(g *group, records []audit.Record) ([]audit.Record, e
 // written all the same, so that a record acknowledged is never lost with
 // a copy that was not. The calls of classify do not overlap (one journal
 // write at a time): a key is put in flight by one of them only.
-//
-// Each key is looked up in the flight set once and put there at once,
-// before Keys is asked (a key Keys then finds stored is taken out again):
-// a later copy in records finds its first copy in flight, durable, and is
-// a duplicate, as it was with a set of the keys seen. Two map operations a
-// record where a set of the keys seen, the lookup and the hold after were
-// five (issue 15, session 31: the flight set's hashing was 0.4 CPU-s of a
-// server's 1M import).
 func (p *Pipeline) classify(records []audit.Record) (dup []bool, write []audit.Record, err error) {
 	dup = make([]bool, len(records))
 	keep := make([]bool, len(records))
-	var askIdx []int  // records not in flight: put in flight, Keys to ask
-	var heldIdx []int // duplicates of queued copies only: put in flight, kept
+	seen := make(map[flightKey]struct{}, len(records))
+	var ask []audit.Record
+	var askIdx []int
 	// In flight first, the store second: a key leaves the flight set
 	// only after its append has returned, so one not found in flight
 	// is found by StoredKeys if it is stored.
 	p.fmu.Lock()
 	for i := range records {
 		k := flightKey{records[i].Account, records[i].EventID}
-		c, ok := p.flight[k]
-		switch {
-		case !ok:
-			askIdx = append(askIdx, i)
-		case c.durable == 0:
-			// Only queued copies (not durable) in flight: written
-			// all the same; later copies in records are duplicates.
-			dup[i], keep[i] = true, true
-			heldIdx = append(heldIdx, i)
-		default:
-			dup[i] = true // in flight durably, or earlier in records
+		if _, ok := seen[k]; ok {
+			dup[i] = true
 			continue
 		}
-		c.n++
-		c.durable++
-		p.flight[k] = c
+		seen[k] = struct{}{}
+		if c, ok := p.flight[k]; ok {
+			dup[i] = true
+			keep[i] = c.durable == 0
+			continue
+		}
+		ask = append(ask, records[i])
+		askIdx = append(askIdx, i)
 	}
 	p.fmu.Unlock()
-	if len(askIdx) > 0 {
-		ask := records
-		if len(askIdx) < len(records) {
-			ask = make([]audit.Record, len(askIdx))
-			for j, i := range askIdx {
-				ask[j] = records[i]
-			}
-		}
+	if len(ask) > 0 {
 		stored, err := p.cfg.Keys.StoredKeys(context.Background(), ask)
-		if err == nil && len(stored) != len(ask) {
-			err = fmt.Errorf("%d answers for %d records", len(stored), len(ask))
-		}
 		if err != nil {
-			p.unhold(records, askIdx)
-			p.unhold(records, heldIdx)
 			return nil, nil, fmt.Errorf("ingest: duplicate check: %w", err)
 		}
-		var gone []int // stored: out of flight again
+		if len(stored) != len(ask) {
+			return nil, nil, fmt.Errorf("ingest: duplicate check: %d answers for %d records", len(stored), len(ask))
+		}
 		for j, i := range askIdx {
 			if stored[j] {
 				dup[i] = true
-				gone = append(gone, i)
 			} else {
 				keep[i] = true
 			}
 		}
-		p.unhold(records, gone)
 	}
-	write = make([]audit.Record, 0, len(askIdx)+len(heldIdx))
+	write = make([]audit.Record, 0, len(ask))
 	ndup := 0
 	for i := range records {
 		if keep[i] {
@@ -1028,28 +1005,8 @@ func (p *Pipeline) classify(records []audit.Record) (dup []bool, write []audit.R
 		}
 	}
 	p.dups.Add(float64(ndup))
+	p.hold(write, true)
 	return dup, write, nil
-}
-
-// unhold takes the keys of records[i] for each i of idx out of flight,
-// durable: the classify that put them there does not write them.
-func (p *Pipeline) unhold(records []audit.Record, idx []int) {
-	if len(idx) == 0 {
-		return
-	}
-	p.fmu.Lock()
-	defer p.fmu.Unlock()
-	for _, i := range idx {
-		k := flightKey{records[i].Account, records[i].EventID}
-		c := p.flight[k]
-		c.n--
-		c.durable--
-		if c.n <= 0 {
-			delete(p.flight, k)
-		} else {
-			p.flight[k] = c
-		}
-	}
 }
 
 // hold puts the keys of records in flight (durable: journaled).

@@ -198,7 +198,7 @@ func (s *Store) encodeRecords(recs []*audit.Record, acrossHours bool) []encoded 
 			var p *pending
 			for _, i := range idx {
 				if p == nil || len(p.content) >= blockBytes {
-					p = &pending{blk: &block{}, content: s.contentBuf(blockBytes + 4096)}
+					p = &pending{blk: &block{}, content: make([]byte, 0, blockBytes+4096)}
 					todo = append(todo, p)
 				}
 				off := len(p.content)
@@ -231,31 +231,7 @@ func (s *Store) encodeRecords(recs []*audit.Record, acrossHours bool) []encoded 
 		}
 	}
 	wg.Wait()
-	for _, p := range todo {
-		s.putContentBuf(p.content, blockBytes+4096)
-	}
 	return out
-}
-
-// contentBuf returns an empty buffer for a block's content of capacity at
-// least size, one used before when there is one. A new one is a large
-// allocation, zeroed by Go: 0.45 CPU-s of a server's 1M import (about
-// 17,000 blocks of 68 KB) before they were used again (issue 15, session
-// 31).
-func (s *Store) contentBuf(size int) []byte {
-	if b, ok := s.blockBufs.Get().(*[]byte); ok && cap(*b) >= size {
-		return (*b)[:0]
-	}
-	return make([]byte, 0, size)
-}
-
-// putContentBuf keeps b, a block's content compressed already, for
-// contentBuf; one that grew past twice size (a large record) is dropped.
-func (s *Store) putContentBuf(b []byte, size int) {
-	if cap(b) > 2*size {
-		return
-	}
-	s.blockBufs.Put(&b)
 }
 
 // compressBlock compresses a block's content: an offline import's in

@@ -146,9 +146,6 @@ type Store struct {
 	log       *slog.Logger
 	codec     *codec
 	index     *bucketIndex
-	// blockBufs are the buffers of blocks' contents before compression
-	// (encodeRecords), used again: see contentBuf.
-	blockBufs sync.Pool
 
 	writeMu sync.Mutex // one writer
 	// rw keeps DuckDB reads (Lookup, ReadAppended) apart from writes
