@@ -214,9 +214,50 @@ func TestSubmitFailsWithTheKeyCheck(t *testing.T) {
 	if _, err := p.Submit(t.Context(), rs...); err == nil {
 		t.Fatal("Submit succeeded although the key check failed")
 	}
+	p.fmu.Lock()
+	if n := len(p.flight); n != 0 {
+		t.Errorf("%d keys in flight after the key check failed; want none", n)
+	}
+	p.fmu.Unlock()
 	st.setAskErr(nil)
 	res, err := p.Submit(t.Context(), rs...)
 	wantCounts(t, "after the key check recovered", res, err, 5, 0)
+	waitFor(t, "the records to be stored", func() bool { return st.Len() == 5 })
+}
+
+// A failed key check leaves the flight set as it was: keys only queued
+// (Enqueue) stay in flight, not durable, once each; the new keys of the
+// call and its later copies of them are not held.
+func TestFailedKeyCheckLeavesTheFlightSetAsItWas(t *testing.T) {
+	st := newKeyedStore()
+	st.gate = make(chan struct{})
+	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir()})
+	queued := acctRecs("111111111111", 0, 3)
+	if err := p.Enqueue(t.Context(), queued...); err != nil {
+		t.Fatal(err)
+	}
+	fresh := acctRecs("111111111111", 10, 2)
+	call := append(append(append([]audit.Record{}, queued...), fresh...), fresh[0], queued[1])
+	st.setAskErr(errors.New("store unreadable"))
+	if _, err := p.Submit(t.Context(), call...); err == nil {
+		t.Fatal("Submit succeeded although the key check failed")
+	}
+	p.fmu.Lock()
+	for _, r := range queued {
+		if c := p.flight[flightKey{r.Account, r.EventID}]; c.n != 1 || c.durable != 0 {
+			t.Errorf("queued record %s in flight %+v; want 1 copy, not durable", r.EventID, c)
+		}
+	}
+	for _, r := range fresh {
+		if c, ok := p.flight[flightKey{r.Account, r.EventID}]; ok {
+			t.Errorf("new record %s of the failed call in flight %+v; want it out", r.EventID, c)
+		}
+	}
+	p.fmu.Unlock()
+	st.setAskErr(nil)
+	res, err := p.Submit(t.Context(), call...)
+	wantCounts(t, "after the key check recovered", res, err, 2, 5)
+	close(st.gate)
 	waitFor(t, "the records to be stored", func() bool { return st.Len() == 5 })
 }
 
