@@ -233,3 +233,55 @@ func TestLoadDeleteBeside(t *testing.T) {
 		t.Errorf("after the Delete and the load: %d rows of the load's store, %d of the deleted one; want 1000 and 0", mine, theirs)
 	}
 }
+
+// TestLoadCheckpointsSmallBeside: a small transaction (the feed's) that
+// commits rows beside a load leaves them in a row group of their own
+// between the load's, which DuckDB keeps in memory (a block of each
+// column: ~78 MiB for three small records) until a checkpoint; the load
+// checkpoints at its next row group's end, so that memory is given back
+// (issue 15: a 10M StartImport's server spilled ~600 MiB of such row
+// groups). Every row is stored once.
+func TestLoadCheckpointsSmallBeside(t *testing.T) {
+	d := openTemp(t, Options{Threads: 1})
+	ctx := context.Background()
+	inMemory := func() int64 {
+		tags, _, _, err := d.MemoryUse(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tags["IN_MEMORY_TABLE"]
+	}
+	ld := d.BeginLoad()
+	for g := range 2 {
+		rows := streamRows("s", fmt.Sprintf("g%d", g), RowGroupSize)
+		for i := 0; i < len(rows); i += 7680 {
+			if err := ld.Append(ctx, rows[i:i+7680]); err != nil {
+				t.Fatal(err)
+			}
+			if g == 1 && i == 4*7680 {
+				if err := d.Insert(ctx, streamRows("s", "feed", 3), 10); err != nil { // the feed's
+					t.Fatal(err)
+				}
+				if m := inMemory(); m < 8<<20 {
+					t.Fatalf("IN_MEMORY_TABLE %d bytes beside a load's open transaction and a small commit; the test expects DuckDB to hold the small row group (and the open one) in memory", m)
+				}
+			}
+		}
+		if m := inMemory(); m > 1<<20 {
+			t.Errorf("after the load's row group %d, DuckDB holds %d bytes of IN_MEMORY_TABLE; want the small transaction's row group checkpointed", g, m)
+		}
+	}
+	if err := ld.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := d.db.QueryRow(`SELECT count(*) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(2*RowGroupSize + 3); n != want {
+		t.Errorf("%d rows stored; want %d", n, want)
+	}
+	if d.smallBeside.Load() {
+		t.Error("smallBeside still set after the checkpoint")
+	}
+}
