@@ -59,11 +59,6 @@ type DB struct {
 	loadsMu      sync.Mutex
 	loads        map[*Load]struct{}
 	aloneWaiting atomic.Int32
-	// smallBeside is set when a transaction of fewer rows than a row group
-	// (the feed's, the journal writer's) committed rows to the events table
-	// while a load ran: its rows are a row group of their own between the
-	// load's, held in memory until a checkpoint (see Load.Append).
-	smallBeside atomic.Bool
 	// direct and journaled merge concurrent Insert calls into one commit:
 	// a transaction, or the journal's append (see Insert).
 	direct, journaled grouper

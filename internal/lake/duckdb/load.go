@@ -562,21 +562,8 @@ func (d *DB) insertLocked(ctx context.Context, rows []engine.Row, pos int64, jse
 			return err
 		}
 	}
-	if _, err = conn.ExecContext(ctx, `COMMIT`); err != nil {
-		return err
-	}
-	if n := len(rows); n > 0 && n < RowGroupSize && d.loading() {
-		d.smallBeside.Store(true)
-	}
-	return nil
-}
-
-// loading reports whether a streamed load is in progress (BeginLoad to
-// Finish).
-func (d *DB) loading() bool {
-	d.loadsMu.Lock()
-	defer d.loadsMu.Unlock()
-	return len(d.loads) > 0
+	_, err = conn.ExecContext(ctx, `COMMIT`)
+	return err
 }
 
 // Column is one of Lake's columns as another engine needs to store it.
@@ -746,7 +733,6 @@ func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
 			if err := ld.end(ctx, tx, true); err != nil {
 				return err
 			}
-			ld.checkpointSmall(ctx)
 			continue
 		}
 		if err := ld.put(ctx, tx); err != nil {
@@ -754,30 +740,6 @@ func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
 		}
 	}
 	return nil
-}
-
-// checkpointSmall checkpoints the database, between two of the load's
-// transactions (it holds none), when a small transaction committed rows
-// beside the load since the last (smallBeside): the feed's few records,
-// every 30 s at most while a load runs (lake's feedMaxYield). DuckDB keeps
-// such a transaction's rows as a row group of their own, in memory (a
-// block of each of the table's columns: ~78 MiB for a few rows) until a
-// checkpoint writes it: the load's next row groups follow it, so the next
-// small transaction cannot append to it and starts another. Through a
-// 10M StartImport the server's DuckDB thus held a row group's worth more
-// every 30 s and wrote it to its temporary files (issue 15; docs/lake.md,
-// "The feed's row groups beside a load"). The checkpoint writes them
-// (compressed: a few KB); the load's rows are in the file already
-// (optimistic writes), so it writes little else. A failure is left to the
-// next checkpoint (the policy's, Close's): the rows are committed.
-func (ld *Load) checkpointSmall(ctx context.Context) {
-	d := ld.d
-	if !d.smallBeside.Swap(false) {
-		return
-	}
-	if err := d.Checkpoint(context.WithoutCancel(ctx)); err != nil {
-		d.smallBeside.Store(true) // try again at the next boundary
-	}
 }
 
 // Finish commits the load's open transaction (once no Append runs); a
