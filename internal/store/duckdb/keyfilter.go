@@ -29,17 +29,18 @@ import (
 // of one 512-bit block (a cache line), so a probe costs one cache miss
 // however large the filter. Its blocks are as many as its keys need (v3,
 // session 31): a v2 filter's were a power of two, up to twice that (32
-// MiB at 10M records where 10.9M keys need 21.8 MB). False positives: under 0.1% at capacity,
-// about 0.02% on average between half full and full, where 4 probes
-// across the whole filter gave 0.24% and 0.1%: each false positive of
-// an ImportRecords call (500 records a log file) or an append cost a
-// scan of the whole key_hash column, a quarter of a 1M import through a
-// server's duplicate checks (docs/store.md, "Imports through a server,
-// session 16"). Close saves it beside the store (PATH.keys) and
-// the first append after Open loads it from there when the table is still
-// the one it was saved for (saveKeyFilter): building it scanned the whole
-// key_hash column, which took a third of a restarted server's CPU in its
-// first second at 1M records, beside its first lookups.
+// MiB at 10M records where 10.9M keys need 21.8 MB). False positives:
+// under 0.1% at capacity, about 0.02% on average between half full and
+// full, where 4 probes across the whole filter gave 0.24% and 0.1%: each
+// false positive of an ImportRecords call (500 records a log file) or an
+// append cost a scan of the whole key_hash column, a quarter of a 1M
+// import through a server's duplicate checks (docs/store.md, "Imports
+// through a server, session 16"). Close saves it beside the store
+// (PATH.keys) and the first append after Open loads it from there when
+// the table is still the one it was saved for (saveKeyFilter): building
+// it scanned the whole key_hash column, which took a third of a
+// restarted server's CPU in its first second at 1M records, beside its
+// first lookups.
 type keyFilter struct {
 	bits   []uint64
 	blocks uint64 // len(bits) / keyFilterBlockWords
