@@ -149,20 +149,8 @@ func (s *Store) keyFilter(ctx context.Context, extra int) (*keyFilter, error) {
 		n += s.sealed.records
 	}
 	f := newKeyFilter(2 * (n + int64(extra)))
-	rows, err := s.wconn.QueryContext(ctx, `SELECT key_hash FROM events`)
-	if err != nil {
-		return nil, fmt.Errorf("duckdb: key filter: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var h uint64
-		if err := rows.Scan(&h); err != nil {
-			return nil, fmt.Errorf("duckdb: key filter: %w", err)
-		}
-		f.add(h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("duckdb: key filter: %w", err)
+	if err := s.addTableKeys(ctx, f); err != nil {
+		return nil, err
 	}
 	if err := s.addSealedKeys(ctx, f); err != nil {
 		return nil, err
@@ -171,6 +159,26 @@ func (s *Store) keyFilter(ctx context.Context, extra int) (*keyFilter, error) {
 	s.keys = f
 	s.keysMu.Unlock()
 	return f, nil
+}
+
+// addTableKeys adds the key_hash of every row of the table to f.
+func (s *Store) addTableKeys(ctx context.Context, f *keyFilter) error {
+	rows, err := s.wconn.QueryContext(ctx, `SELECT key_hash FROM events`)
+	if err != nil {
+		return fmt.Errorf("duckdb: key filter: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h uint64
+		if err := rows.Scan(&h); err != nil {
+			return fmt.Errorf("duckdb: key filter: %w", err)
+		}
+		f.add(h)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("duckdb: key filter: %w", err)
+	}
+	return nil
 }
 
 // A saved key filter (PATH.keys) is the magic, then little-endian uint64s:
