@@ -136,7 +136,7 @@ func checkAll(t *testing.T, st *Store, recs []audit.Record) {
 		}
 		// Raw compared above; cmp walks a byte slice by reflection.
 		w.Raw, got.Raw = nil, nil
-		if diff := cmp.Diff(w, got, equateRecords); diff != "" {
+		if diff := cmp.Diff(w, got, storetest.EquateRecords); diff != "" {
 			t.Fatalf("%s: record %q differs (-want +got):\n%s", how, got.EventID, diff)
 		}
 	}
@@ -403,7 +403,7 @@ func TestFetchBlocksEach(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !cmp.Equal(got, want, equateRecords) {
+		if !cmp.Equal(got, want, storetest.EquateRecords) {
 			t.Fatalf("ids %v: fetchBlocksEach returned %d blocks, fetchBlocks %d", set[:min(len(set), 4)], len(got), len(want))
 		}
 		// The warm start's ranges: the same blocks, none of the others
@@ -413,7 +413,7 @@ func TestFetchBlocksEach(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !cmp.Equal(got, want, equateRecords) {
+			if !cmp.Equal(got, want, storetest.EquateRecords) {
 				t.Fatalf("ids %v: fetchBlockRanges (%d a query) returned %d blocks, fetchBlocks %d", set[:min(len(set), 4)], per, len(got), len(want))
 			}
 		}

@@ -165,7 +165,7 @@ func TestLookupsFromDirsAsTable(t *testing.T) {
 							if samePage(want, got) {
 								continue
 							}
-							if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
+							if diff := gocmp.Diff(want, got, storetest.EquateRecords); diff != "" {
 								t.Fatalf("%s: store %d query %d %v limit %d page %d: (-sql +dirs):\n%s", stage, j+1, i, part, limit, page, diff)
 							}
 						}
@@ -445,7 +445,7 @@ func TestDirWholeWithTheTailAfterRestart(t *testing.T) {
 					}
 					if !samePage(want, got) {
 						t.Fatalf("%s: query %d limit %d page %d: (-sql +dirs):\n%s", stage, i, limit, page,
-							gocmp.Diff(want, got, equateRecords))
+							gocmp.Diff(want, got, storetest.EquateRecords))
 					}
 					if want.Next == nil {
 						break

@@ -123,7 +123,7 @@ func checkIndex(t *testing.T, st *Store, recs []audit.Record, table bool) {
 		t.Fatalf("%d rows stored; want %d", sum(fromRows), len(recs))
 	}
 	if table {
-		if diff := cmp.Diff(fromRows, counts(`SELECT account, region, category, day, n FROM bucket_index_v1`), equateRecords); diff != "" {
+		if diff := cmp.Diff(fromRows, counts(`SELECT account, region, category, day, n FROM bucket_index_v1`), storetest.EquateRecords); diff != "" {
 			t.Errorf("bucket_index_v1 counts (-rows +table):\n%s", diff)
 		}
 	}
@@ -135,14 +135,14 @@ func checkIndex(t *testing.T, st *Store, recs []audit.Record, table bool) {
 		}
 	}
 	st.index.mu.RUnlock()
-	if diff := cmp.Diff(fromRows, mem, equateRecords); diff != "" {
+	if diff := cmp.Diff(fromRows, mem, storetest.EquateRecords); diff != "" {
 		t.Errorf("in-memory counts (-rows +memory):\n%s", diff)
 	}
 	for i := 0; i < len(recs); i += 97 {
 		r := recs[i]
 		for _, a := range []audit.Attribute{{Key: audit.AttrAccessKeyID, Value: r.AccessKeyID}, {Key: audit.AttrEventName, Value: r.EventName}} {
 			q := audit.Query{Account: r.Account, Region: r.Region, Category: r.Category, Limit: 50, Attributes: []audit.Attribute{a}}
-			if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), equateRecords); diff != "" {
+			if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), storetest.EquateRecords); diff != "" {
 				t.Fatalf("%s/%s %v: (-want +got):\n%s", r.Account, r.Region, a, diff)
 			}
 		}

@@ -87,7 +87,7 @@ func TestCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
+	if diff := gocmp.Diff(want, got, storetest.EquateRecords); diff != "" {
 		t.Errorf("the feed after compaction (-before +after):\n%s", diff)
 	}
 	// Stored in lookup order.
@@ -165,7 +165,7 @@ func TestCompactCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
+	if diff := gocmp.Diff(want, got, storetest.EquateRecords); diff != "" {
 		t.Errorf("the store after a failed compaction (-before +after):\n%s", diff)
 	}
 	if err := st.Close(); err != nil {
@@ -183,7 +183,7 @@ func TestCompactCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
+	if diff := gocmp.Diff(want, got, storetest.EquateRecords); diff != "" {
 		t.Errorf("the store after compaction (-before +after):\n%s", diff)
 	}
 }

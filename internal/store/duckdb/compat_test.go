@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
 // compatRecords are the records of testdata/frames-v1.hex: the fields a
@@ -58,7 +59,7 @@ func TestFramesOfEarlierVersions(t *testing.T) {
 		if err := splitFields(content, &got); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		if diff := cmp.Diff(want[i], got, equateRecords); diff != "" {
+		if diff := cmp.Diff(want[i], got, storetest.EquateRecords); diff != "" {
 			t.Errorf("frame %d splits differently (-want +got):\n%s", i, diff)
 		}
 		if !bytes.Equal(enc[i], content) {

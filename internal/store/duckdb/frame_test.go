@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
 func TestFieldsRoundTrip(t *testing.T) {
@@ -21,7 +22,7 @@ func TestFieldsRoundTrip(t *testing.T) {
 		if err := splitFields(content, &got); err != nil {
 			t.Fatalf("%+v: %v", r, err)
 		}
-		if diff := cmp.Diff(r, got, equateRecords); diff != "" {
+		if diff := cmp.Diff(r, got, storetest.EquateRecords); diff != "" {
 			t.Errorf("round trip (-want +got):\n%s", diff)
 		}
 	}
@@ -45,7 +46,7 @@ func FuzzSplitFields(f *testing.F) {
 		if err := splitFields(again, &back); err != nil {
 			t.Fatalf("re-encoded fields do not split: %v", err)
 		}
-		if diff := cmp.Diff(got, back, equateRecords); diff != "" {
+		if diff := cmp.Diff(got, back, storetest.EquateRecords); diff != "" {
 			t.Errorf("re-encoded (-first +second):\n%s", diff)
 		}
 	})

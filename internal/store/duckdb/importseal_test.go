@@ -153,7 +153,7 @@ func TestImportSeals(t *testing.T) {
 			}
 			return m
 		}
-		if diff := gocmp.Diff(byKey(want), byKey(got), equateRecords); diff != "" {
+		if diff := gocmp.Diff(byKey(want), byKey(got), storetest.EquateRecords); diff != "" {
 			t.Fatalf("%s: the feed (-without sealing +with):\n%s", when, diff)
 		}
 		seqOf := func(a []audit.Appended) map[string]int {

@@ -117,7 +117,7 @@ func TestStringColumnsDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got, equateRecords); diff != "" {
+	if diff := cmp.Diff(want, got, storetest.EquateRecords); diff != "" {
 		t.Errorf("records after the migration (-before +after):\n%s", diff)
 	}
 	checkLookups(t, st, recs)

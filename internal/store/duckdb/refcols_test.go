@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
 // toBlobReferences leaves st's table as the versions before the integer
@@ -93,10 +94,10 @@ func readFeeds(t *testing.T, st *Store) ([]audit.Appended, []audit.RawAppended) 
 func sameFeeds(t *testing.T, st *Store, when string, want []audit.Appended, wantRaw []audit.RawAppended) {
 	t.Helper()
 	got, raw := readFeeds(t, st)
-	if diff := cmp.Diff(want, got, equateRecords); diff != "" {
+	if diff := cmp.Diff(want, got, storetest.EquateRecords); diff != "" {
 		t.Errorf("ReadAppended %s (-want +got):\n%s", when, diff)
 	}
-	if diff := cmp.Diff(wantRaw, raw, equateRecords); diff != "" {
+	if diff := cmp.Diff(wantRaw, raw, storetest.EquateRecords); diff != "" {
 		t.Errorf("ReadRaw %s (-want +got):\n%s", when, diff)
 	}
 }
@@ -180,7 +181,7 @@ func TestBlobReferencesOfBefore(t *testing.T) {
 	if len(mixed) != len(all) || len(mixedRaw) != len(all) {
 		t.Fatalf("the mixed store's feeds: %d and %d records; want %d", len(mixed), len(mixedRaw), len(all))
 	}
-	if diff := cmp.Diff(want, mixed[:len(want)], equateRecords); diff != "" {
+	if diff := cmp.Diff(want, mixed[:len(want)], storetest.EquateRecords); diff != "" {
 		t.Errorf("the old rows in the mixed store (-want +got):\n%s", diff)
 	}
 	for i, a := range mixed[len(want):] {

@@ -276,7 +276,7 @@ func TestCompactSealsThroughSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := gocmp.Diff(want, got, equateRecords); diff != "" {
+	if diff := gocmp.Diff(want, got, storetest.EquateRecords); diff != "" {
 		t.Errorf("the feed after sealing (-before +after):\n%s", diff)
 	}
 	// Every record by its event ID, and every record again a duplicate.

@@ -88,7 +88,7 @@ func TestBucketIndexRecovery(t *testing.T) {
 				{{Key: audit.AttrEventID, Value: recs[42].EventID}},
 			} {
 				q := audit.Query{Account: "111111111111", Region: "us-east-1", Category: audit.CategoryManagement, Limit: 20, Attributes: attrs}
-				if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), equateRecords); diff != "" {
+				if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), storetest.EquateRecords); diff != "" {
 					t.Errorf("%v: (-want +got):\n%s", attrs, diff)
 				}
 			}
@@ -294,7 +294,7 @@ func TestOldLayoutRewritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got, equateRecords); diff != "" {
+	if diff := cmp.Diff(want, got, storetest.EquateRecords); diff != "" {
 		t.Errorf("records after the rewrite (-before +after):\n%s", diff)
 	}
 	var withResources int
@@ -481,7 +481,7 @@ func TestBucketIndexBatchedWrites(t *testing.T) {
 			r := recs[i]
 			for _, a := range []audit.Attribute{{Key: audit.AttrAccessKeyID, Value: r.AccessKeyID}, {Key: audit.AttrEventName, Value: r.EventName}} {
 				q := audit.Query{Account: r.Account, Region: r.Region, Category: r.Category, Limit: 50, Attributes: []audit.Attribute{a}}
-				if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), equateRecords); diff != "" {
+				if diff := cmp.Diff(want(recs, q), lookupAll(t, st, q), storetest.EquateRecords); diff != "" {
 					t.Fatalf("%s/%s %v: (-want +got):\n%s", r.Account, r.Region, a, diff)
 				}
 			}

@@ -123,7 +123,7 @@ func TestLookupsFromTailAsTable(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if diff := gocmp.Diff(b, a, equateRecords); diff != "" {
+						if diff := gocmp.Diff(b, a, storetest.EquateRecords); diff != "" {
 							t.Fatalf("%s: query %d %v limit %d page %d: (-sql +tail):\n%s", stage, i, part, limit, page, diff)
 						}
 						if a.Next == nil || page > pages {
