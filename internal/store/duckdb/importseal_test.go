@@ -92,37 +92,7 @@ func TestImportSeals(t *testing.T) {
 			t.Fatalf("block %d's part %+v shares its strings with an imported record", m.ID, m.Part)
 		}
 	}
-	// Each block's row holds the XOR of its records' keys (the key
-	// filter's check that the store is the one it was saved for).
-	xors := map[int64]uint64{}
-	rows, err := st.wconn.QueryContext(ctx, `SELECT id, key_xor FROM sealed_blocks`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id int64
-		var kx uint64
-		if err := rows.Scan(&id, &kx); err != nil {
-			t.Fatal(err)
-		}
-		xors[id] = kx
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range st.sealed.dir.Blocks() {
-		es, err := st.fetchSealed(ctx, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var kx uint64
-		for i := range es {
-			kx ^= keyHash(es[i].Record.Account, es[i].Record.EventID)
-		}
-		if got, ok := xors[m.ID]; !ok || got != kx {
-			t.Errorf("block %d: key_xor %x (a row: %v), its records' keys %x", m.ID, got, ok, kx)
-		}
-	}
+	checkKeyXor(t, st)
 	all := make([]audit.Record, len(want))
 	for i := range want {
 		all[i] = want[i].Record
@@ -297,6 +267,8 @@ func TestImportSealsEdgeTimes(t *testing.T) {
 	now := func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) }
 	path := filepath.Join(t.TempDir(), "events.duckdb")
 	st, _ := importInto(t, path, Options{Now: now, Seal: true}, [][]audit.Record{batch})
+	// bob's block and alice's each hold their own record's key.
+	checkKeyXor(t, st)
 	if n := st.SealedRecords(); n != len(batch) {
 		t.Fatalf("%d records sealed, want %d", n, len(batch))
 	}
@@ -339,6 +311,43 @@ func TestImportSealsEdgeTimes(t *testing.T) {
 	for j, ins := range again[0] {
 		if ins {
 			t.Errorf("record %d (%s) inserted twice", j, batch[j].EventID)
+		}
+	}
+}
+
+// checkKeyXor checks that each sealed block's row holds the XOR of its
+// own records' keys, account and event ID (the key filter's check that
+// the store is the one it was saved for).
+func checkKeyXor(t *testing.T, st *Store) {
+	t.Helper()
+	ctx := context.Background()
+	xors := map[int64]uint64{}
+	rows, err := st.wconn.QueryContext(ctx, `SELECT id, key_xor FROM sealed_blocks`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		var kx uint64
+		if err := rows.Scan(&id, &kx); err != nil {
+			t.Fatal(err)
+		}
+		xors[id] = kx
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.sealed.dir.Blocks() {
+		es, err := st.fetchSealed(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kx uint64
+		for i := range es {
+			kx ^= keyHash(es[i].Record.Account, es[i].Record.EventID)
+		}
+		if got, ok := xors[m.ID]; !ok || got != kx {
+			t.Errorf("block %d: key_xor %x (a row: %v), its records' keys %x", m.ID, got, ok, kx)
 		}
 	}
 }
