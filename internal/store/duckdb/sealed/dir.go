@@ -335,12 +335,15 @@ func (d *Dir) ReadAppended(ctx context.Context, after int64, limit int, fetch Fe
 }
 
 // Find reports whether the tier holds a record of account with eventID,
-// whatever its time: the duplicate check's confirmation. It tests the ID
-// filter of every block of the account's parts, fetches the blocks whose
-// filter may hold the ID, those whose [TMin, TMax] holds t first, and
-// answers from their records. A miss tests every block of the account
-// (and fetches only its filters' false positives). Its errors are fetch's
-// and ctx's.
+// whatever its time: the duplicate check's confirmation. It first tests
+// the ID filters of the blocks whose [TMin, TMax] holds t, found in each
+// of the account's parts by TMax (no block spans more than the Dir's
+// span), and fetches those whose filter may hold the ID: a duplicate is
+// found there, in a few filters however many blocks the account holds.
+// Only then does it test the ID filter of every other block of the
+// account and fetch its candidates. So a miss tests every block (and
+// fetches only its filters' false positives). Its errors are fetch's and
+// ctx's.
 func (d *Dir) Find(ctx context.Context, account, eventID string, t time.Time, fetch Fetch) (bool, error) {
 	tok := Token(audit.AttrEventID, eventID)
 	d.mu.RLock()
@@ -350,28 +353,19 @@ func (d *Dir) Find(ctx context.Context, account, eventID string, t time.Time, fe
 		lists = append(lists, d.parts[p])
 		filters = append(filters, d.idFilters[p])
 	}
+	span := d.span
 	d.mu.RUnlock()
 	ts := t.Unix()
-	var later []*Meta
-	for pass := 0; pass < 2; pass++ {
-		var cands []*Meta
-		if pass == 0 {
-			for j, bs := range lists {
-				fs := filters[j]
-				for i := range fs {
-					if fs[i].Has(tok) {
-						m := bs[i]
-						if m.TMin <= ts && ts <= m.TMax {
-							cands = append(cands, m)
-						} else {
-							later = append(later, m)
-						}
-					}
-				}
-			}
-		} else {
-			cands = later
-		}
+	// A part's blocks are newest first by TMax; those that may hold ts
+	// have TMax in [ts, ts+span]: bs[lo[j]:hi[j]].
+	lo := make([]int, len(lists))
+	hi := make([]int, len(lists))
+	for j, bs := range lists {
+		lo[j] = sort.Search(len(bs), func(i int) bool { return bs[i].TMax <= ts+span })
+		hi[j] = lo[j] + sort.Search(len(bs)-lo[j], func(i int) bool { return bs[lo[j]+i].TMax < ts })
+	}
+	holds := func(j, i int) bool { return lo[j] <= i && i < hi[j] && lists[j][i].TMin <= ts }
+	find := func(cands []*Meta) (bool, error) {
 		for _, m := range cands {
 			if err := ctx.Err(); err != nil {
 				return false, err
@@ -386,8 +380,30 @@ func (d *Dir) Find(ctx context.Context, account, eventID string, t time.Time, fe
 				}
 			}
 		}
+		return false, nil
 	}
-	return false, nil
+	var cands []*Meta
+	for j, bs := range lists {
+		fs := filters[j]
+		for i := lo[j]; i < hi[j]; i++ {
+			if holds(j, i) && fs[i].Has(tok) {
+				cands = append(cands, bs[i])
+			}
+		}
+	}
+	if ok, err := find(cands); ok || err != nil {
+		return ok, err
+	}
+	cands = cands[:0]
+	for j, bs := range lists {
+		fs := filters[j]
+		for i := range fs {
+			if !holds(j, i) && fs[i].Has(tok) {
+				cands = append(cands, bs[i])
+			}
+		}
+	}
+	return find(cands)
 }
 
 // Lookup answers q over the records held: up to q.Limit records that

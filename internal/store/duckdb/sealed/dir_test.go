@@ -942,3 +942,26 @@ func BenchmarkFindMiss(b *testing.B) {
 	b.ReportMetric(float64(bt.fetches.Load())/float64(b.N), "fetches/op")
 	b.ReportMetric(float64(blocks), "blocks")
 }
+
+// BenchmarkFindHit is the duplicate check of a record the main account
+// holds, asked with its own time (as an import of the same file again
+// asks): the blocks that hold that time are tested first, not every block
+// of the account.
+func BenchmarkFindHit(b *testing.B) {
+	bt := loadBenchTier(b)
+	var blocks int
+	for _, p := range bt.dir.accounts[bt.main.Account] {
+		blocks += len(bt.dir.parts[p])
+	}
+	bt.fetches.Store(0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := &bt.sample[i%len(bt.sample)]
+		ok, err := bt.dir.Find(context.Background(), r.Account, r.EventID, r.Time, bt.cached)
+		if err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+	b.ReportMetric(float64(bt.fetches.Load())/float64(b.N), "fetches/op")
+	b.ReportMetric(float64(blocks), "blocks")
+}
