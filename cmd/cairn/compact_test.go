@@ -177,4 +177,39 @@ func TestImportSealsThenServes(t *testing.T) {
 	if n := metric("cairn_store_sealed_reads_total"); n < 1 {
 		t.Errorf("cairn_store_sealed_reads_total %v after lookups of sealed records", n)
 	}
+	// The import's block, written at its faster level, is compressed
+	// again by the server in the background: none left pending, the
+	// block written again, its records answered as before.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(ts.endpoint + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if metric("cairn_store_sealed_pending_blocks") == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cairn_store_sealed_pending_blocks %v after 30 s", metric("cairn_store_sealed_pending_blocks"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := metric("cairn_store_sealed_writes_total"); n < 1 {
+		t.Errorf("cairn_store_sealed_writes_total %v after the recompression", n)
+	}
+	if n, live := metric("cairn_store_sealed_segment_bytes"), metric("cairn_store_sealed_live_bytes"); n != live {
+		t.Errorf("cairn_store_sealed_segment_bytes %v, cairn_store_sealed_live_bytes %v after the recompression: the import's segment should be gone", n, live)
+	}
+	again := lookupAll(t, alice(ts), &cloudtrail.LookupEventsInput{
+		StartTime: aws.Time(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)), EndTime: aws.Time(time.Date(2024, 1, 3, 0, 0, 0, 0, time.UTC))})
+	if len(again) != len(evs) {
+		t.Fatalf("LookupEvents answered %d events after the recompression, %d before", len(again), len(evs))
+	}
+	for i := range evs {
+		if aws.ToString(again[i].CloudTrailEvent) != aws.ToString(evs[i].CloudTrailEvent) {
+			t.Fatalf("event %d after the recompression: %s, before: %s", i, aws.ToString(again[i].CloudTrailEvent), aws.ToString(evs[i].CloudTrailEvent))
+		}
+	}
 }

@@ -343,6 +343,9 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return g.Run(ctx)
 	}))
 	group.Add("retention", holder.Run(leaseRetention, retention.New(retention.Config{Store: store, Retention: cfg.Retention(), Logger: log}).Run))
+	if st, ok := store.(*duckdb.Store); ok && st.PendingSealed() > 0 {
+		group.Add("sealed recompression", recompressSealed(st, log))
+	}
 	group.Add("ingest", pipe.Run)
 	// runs of `cairn insights --endpoint-url` stop before the drain: a run
 	// stopped before its end stores nothing
@@ -884,10 +887,11 @@ var sealedMetrics = []struct {
 	{prometheus.NewDesc("cairn_store_sealed_records", "Records in Event History's sealed tier.", nil, nil), false, func(s duckdb.SealedStats) int64 { return s.Records }},
 	{prometheus.NewDesc("cairn_store_sealed_segment_bytes", "Bytes of the sealed tier's segment files.", nil, nil), false, func(s duckdb.SealedStats) int64 { return s.SegmentBytes }},
 	{prometheus.NewDesc("cairn_store_sealed_live_bytes", "Bytes of the segment files that blocks reference (the rest is dead until rewritten).", nil, nil), false, func(s duckdb.SealedStats) int64 { return s.LiveBytes }},
+	{prometheus.NewDesc("cairn_store_sealed_pending_blocks", "Sealed blocks an offline import wrote at its faster zstd level that the server has yet to compress again.", nil, nil), false, func(s duckdb.SealedStats) int64 { return s.Pending }},
 	{prometheus.NewDesc("cairn_store_sealed_reads_total", "Sealed blocks read from the segment files since the server started.", nil, nil), true, func(s duckdb.SealedStats) int64 { return s.Reads }},
 	{prometheus.NewDesc("cairn_store_sealed_read_bytes_total", "Bytes of sealed blocks read from the segment files since the server started.", nil, nil), true, func(s duckdb.SealedStats) int64 { return s.BytesRead }},
 	{prometheus.NewDesc("cairn_store_sealed_read_errors_total", "Sealed block reads that failed (a damaged or missing block among them).", nil, nil), true, func(s duckdb.SealedStats) int64 { return s.ReadErrors }},
-	{prometheus.NewDesc("cairn_store_sealed_writes_total", "Writes of sealed blocks to the segment files since the server started (retention's rewrites).", nil, nil), true, func(s duckdb.SealedStats) int64 { return s.Writes }},
+	{prometheus.NewDesc("cairn_store_sealed_writes_total", "Writes of sealed blocks to the segment files since the server started (retention's rewrites, the recompression of an import's blocks).", nil, nil), true, func(s duckdb.SealedStats) int64 { return s.Writes }},
 }
 
 func (c sealedCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -904,5 +908,42 @@ func (c sealedCollector) Collect(ch chan<- prometheus.Metric) {
 			kind = prometheus.CounterValue
 		}
 		ch <- prometheus.MustNewConstMetric(m.desc, kind, float64(m.value(st)))
+	}
+}
+
+// recompressSealed encodes again, in the background, the sealed blocks an
+// offline import wrote at its faster level (duckdb.Store.RecompressSealed;
+// docs/store.md, "Sealing at import speed, compressed later"), in batches,
+// sleeping after each three times what it took: at most about a quarter
+// of a core, beside lookups and ingest. It returns once none is left; an
+// error is logged and ends it (the blocks stay readable as they are, and
+// the next start tries again), never the server.
+func recompressSealed(st *duckdb.Store, log *slog.Logger) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		total := st.PendingSealed()
+		log.Info("recompressing the sealed blocks of an import", "blocks", total)
+		t0 := time.Now()
+		done, before := 0, total
+		for {
+			t1 := time.Now()
+			n, left, err := st.RecompressSealed(ctx, 16)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("recompressing sealed blocks stopped", "done", done, "err", err)
+				}
+				return nil
+			}
+			done += n
+			if left == 0 || left >= before { // none left, or none it can do
+				log.Info("recompressed the sealed blocks of an import", "blocks", done, "left", left, "took", time.Since(t0).Round(time.Millisecond))
+				return nil
+			}
+			before = left
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(3 * time.Since(t1)):
+			}
+		}
 	}
 }

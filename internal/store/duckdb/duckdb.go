@@ -971,6 +971,7 @@ func (s *Store) Close() error {
 		if err := s.saveKeyFilter(context.Background()); err != nil {
 			s.log.Warn("duckdb: the next start will build the key filter from the table", "err", err)
 		}
+		s.closeImportSeal()
 		errs = append(errs, s.wconn.Close())
 		s.wconn = nil
 	}

@@ -35,8 +35,10 @@ import (
 type importSeal struct {
 	// before: the records of UTC days (sealed.Day) before it are sealed.
 	before int64
-	// nextID is the next block's ID; under writeMu.
-	nextID int64
+	// nextID is the next block's ID; under writeMu. The import's blocks
+	// are firstID to nextID-1, at sealed.ImportLevel: Close lists them
+	// for RecompressSealed.
+	firstID, nextID int64
 	encs   encoderPool
 
 	// hashes holds the key_hash of every record this import sealed, and
@@ -98,11 +100,11 @@ func (s *Store) beginImportSeal(ctx context.Context) error {
 	if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM sealed_blocks`).Scan(&nextID); err != nil {
 		return fmt.Errorf("duckdb: import seal: %w", err)
 	}
-	encs, err := newEncoderPool()
+	encs, err := newEncoderPool(sealed.ImportLevel)
 	if err != nil {
 		return err
 	}
-	s.impSeal = &importSeal{before: sealed.Day(s.now().Unix()) - 1, nextID: nextID, encs: encs,
+	s.impSeal = &importSeal{before: sealed.Day(s.now().Unix()) - 1, firstID: nextID, nextID: nextID, encs: encs,
 		hashed: map[int64]bool{}, parts: map[sealed.Part]sealed.Part{}}
 	return nil
 }

@@ -3,14 +3,18 @@ package duckdb
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
 
 	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
 	"github.com/cairn-audit/cairn/internal/store/storetest"
 )
 
@@ -182,6 +186,85 @@ func TestImportSeals(t *testing.T) {
 	}
 	if b := st2.keyFilterBuilds.Load(); b != 0 {
 		t.Errorf("the key filter was built %d times after a reopen; the import's saved one should match both tiers", b)
+	}
+	// The import's blocks are at sealed.ImportLevel and pending; encoded
+	// again, they are at sealed.Level, the old segment gone, and the
+	// store answers as before, also after a reopen.
+	blocks := st2.sealed.dir.Len()
+	if p := st2.PendingSealed(); p != blocks || p < 3 {
+		t.Fatalf("%d blocks pending of %d after the import; want all (and at least 3)", p, blocks)
+	}
+	checkBlockLevel(t, st2, sealed.ImportLevel)
+	before := segmentBytes(t, path)
+	calls := 0
+	for {
+		n, left, err := st2.RecompressSealed(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		if n == 0 || left == 0 {
+			if left != 0 || st2.PendingSealed() != 0 {
+				t.Fatalf("RecompressSealed stopped with %d left", left)
+			}
+			break
+		}
+	}
+	if calls < blocks/2 {
+		t.Errorf("%d calls of at most 2 blocks recompressed %d blocks", calls, blocks)
+	}
+	checkBlockLevel(t, st2, sealed.Level)
+	if after := segmentBytes(t, path); after >= before {
+		t.Errorf("the segments hold %d bytes after the recompression, %d before", after, before)
+	}
+	if ents, err := os.ReadDir(path + sealedSuffix); err != nil || len(ents) != 1 || ents[0].Name() == sealed.SegmentName(1) {
+		t.Errorf("the segments after the recompression: %v, %v; want one new segment", ents, err)
+	}
+	checkKeyXor(t, st2)
+	check(st2, "after the recompression")
+	if err := st2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st3, err := Open(path, Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st3.Close()
+	if p := st3.PendingSealed(); p != 0 {
+		t.Errorf("%d blocks pending after a reopen", p)
+	}
+	checkBlockLevel(t, st3, sealed.Level)
+	check(st3, "after the recompression and a reopen")
+	if b := st3.keyFilterBuilds.Load(); b != 0 {
+		t.Errorf("the key filter was built %d times after the recompression; its check should hold", b)
+	}
+}
+
+// checkBlockLevel checks that every sealed block's bytes are what an
+// encoder at level makes of its records (zstd's output is deterministic).
+func checkBlockLevel(t *testing.T, st *Store, level zstd.EncoderLevel) {
+	t.Helper()
+	ctx := context.Background()
+	enc, err := sealed.NewEncoderAt(level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.sealed.dir.Blocks() {
+		data, err := st.sealed.segs.Read(m.Loc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := st.fetchSealed(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := enc.Encode(slices.Clone(es))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data, want) {
+			t.Fatalf("block %d (%d bytes) is not at level %v (%d bytes there)", m.ID, len(data), level, len(want))
+		}
 	}
 }
 

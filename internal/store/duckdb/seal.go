@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
 )
@@ -30,11 +32,11 @@ var sealWriteBytes = 6 << 20
 // once, take them from it.
 type encoderPool chan *sealed.Encoder
 
-func newEncoderPool() (encoderPool, error) {
+func newEncoderPool(level zstd.EncoderLevel) (encoderPool, error) {
 	n := runtime.GOMAXPROCS(0)
 	p := make(encoderPool, n)
 	for range n {
-		enc, err := sealed.NewEncoder()
+		enc, err := sealed.NewEncoderAt(level)
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +105,7 @@ type sealWriter struct {
 }
 
 func newSealWriter(conn *sql.Conn, db string, sink blockSink, firstID int64) (*sealWriter, error) {
-	encs, err := newEncoderPool()
+	encs, err := newEncoderPool(sealed.Level)
 	if err != nil {
 		return nil, err
 	}

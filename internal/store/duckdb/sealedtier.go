@@ -32,6 +32,13 @@ type sealedTier struct {
 	cache   *lruCache[[]sealed.Entry]
 	records int64
 	keyXor  uint64
+	// pending lists the blocks an offline import wrote at
+	// sealed.ImportLevel that RecompressSealed has not yet encoded again
+	// (the file pendingFile in the segments' folder); pendingN counts
+	// those the directory holds. Both under rw.
+	pending      idRanges
+	pendingN     int
+	pendingSaves int // RecompressSealed's batches (under writeMu)
 }
 
 // openSealed loads the sealed tier whose segments are in folder ("" for
@@ -72,6 +79,18 @@ func (s *Store) openSealed(ctx context.Context, folder string) error {
 		return errors.New("duckdb: an in-memory store with sealed blocks")
 	}
 	t.dir.Add(ms...)
+	if t.segs != nil {
+		var top int64
+		for _, m := range ms {
+			top = max(top, m.ID)
+		}
+		t.pending = s.loadPending(folder).clamp(top)
+		for _, m := range ms {
+			if t.pending.has(m.ID) {
+				t.pendingN++
+			}
+		}
+	}
 	s.sealed = t
 	s.lastSeq = max(s.lastSeq, t.dir.MaxSeq())
 	return nil
@@ -332,6 +351,11 @@ func (s *Store) deleteSealed(ctx context.Context, cut int64) (int64, func(), err
 		t.dir.Add(added...)
 		t.cache.drop(gone...)
 		t.records, t.keyXor = records, keyXor
+		for _, id := range gone {
+			if t.pending.has(id) {
+				t.pendingN--
+			}
+		}
 		live := t.dir.LiveBytes()
 		for seg := range t.segs.Sizes() {
 			if live[seg] == 0 {
@@ -381,6 +405,9 @@ type SealedStats struct {
 	// LiveBytes those the blocks reference (the rest dead, until a
 	// rewrite).
 	Blocks, Records, SegmentBytes, LiveBytes int64
+	// Pending: the blocks an offline import wrote at its faster level
+	// that wait to be encoded again (Store.RecompressSealed).
+	Pending int64
 	sealed.SegmentStats
 }
 
@@ -392,18 +419,21 @@ func (s *Store) SealedStats() SealedStats {
 	if t == nil {
 		return st
 	}
+	// Under rw, as the directory and the segments change together
+	// (retention, RecompressSealed): the live bytes never pass the
+	// segments' here.
+	s.rw.RLock()
+	defer s.rw.RUnlock()
 	st.Blocks, st.Records = int64(t.dir.Len()), int64(t.dir.Records())
 	for _, n := range t.dir.LiveBytes() {
 		st.LiveBytes += n
 	}
-	s.rw.RLock()
-	segs := t.segs
-	s.rw.RUnlock()
-	if segs != nil {
-		for _, n := range segs.Sizes() {
+	st.Pending = int64(max(0, t.pendingN))
+	if t.segs != nil {
+		for _, n := range t.segs.Sizes() {
 			st.SegmentBytes += n
 		}
-		st.SegmentStats = segs.Stats()
+		st.SegmentStats = t.segs.Stats()
 	}
 	return st
 }

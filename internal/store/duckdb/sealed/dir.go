@@ -216,6 +216,14 @@ func (d *Dir) remove(ids []int64) {
 	d.setSeq(slices.DeleteFunc(slices.Clone(d.seq), drop))
 }
 
+// Block returns the Meta of block id, when the Dir holds it.
+func (d *Dir) Block(id int64) (*Meta, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	m, ok := d.byID[id]
+	return m, ok
+}
+
 // Len returns the number of blocks held.
 func (d *Dir) Len() int {
 	d.mu.RLock()

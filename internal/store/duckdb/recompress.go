@@ -1,0 +1,334 @@
+package duckdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/cairn-audit/cairn/internal/atomicfile"
+	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
+)
+
+// recompressBatch is how many blocks RecompressSealed encodes again at
+// most per call: about 10 ms of encoding on one core, so that a server's
+// appends wait for its commit only briefly.
+const recompressBatch = 16
+
+// recompressJob is a block encoded again: m its Meta when read (nil when
+// the Dir no longer held it), data its new bytes.
+type recompressJob struct {
+	id   int64
+	m    *sealed.Meta
+	data []byte
+}
+
+// PendingSealed returns how many sealed blocks wait to be encoded again
+// at sealed.Level (RecompressSealed).
+func (s *Store) PendingSealed() int {
+	if s.sealed == nil {
+		return 0
+	}
+	s.rw.RLock()
+	defer s.rw.RUnlock()
+	return max(0, s.sealed.pendingN)
+}
+
+// RecompressSealed encodes again, at sealed.Level, up to max of the sealed
+// blocks an offline import wrote at sealed.ImportLevel (pendingFile;
+// docs/store.md, "Sealing at import speed, compressed later"), and returns
+// how many it did and how many are left. The records, their order and
+// every Meta but its Loc stay as they were; only the bytes change.
+//
+// The blocks are read and encoded under rw shared (beside lookups;
+// retention waits), outside the writer's lock. Then, under writeMu, the
+// blocks retention removed meanwhile are left out, the new bytes are
+// written to the segments (durable before the commit; the first segment
+// they go to is a new one, so that the segments the import filled empty
+// out and are removed whole), and each block's row takes its new place
+// in one transaction, committed with rw held alone; the pending list
+// loses them. A crash before the commit leaves the rows where they were and
+// the new bytes unreferenced (Segments.Recover cuts them at the next
+// Open); after it, the old segment no row references is removed then.
+func (s *Store) RecompressSealed(ctx context.Context, max int) (done, left int, err error) {
+	if s.sealed == nil || max <= 0 {
+		return 0, s.PendingSealed(), nil
+	}
+	t := s.sealed
+	var jobs []recompressJob
+	var last int64 // the last ID looked at
+	err = func() error {
+		s.rw.RLock()
+		defer s.rw.RUnlock()
+		if len(t.pending) == 0 || t.segs == nil {
+			return nil
+		}
+		var ids []int64
+	pick:
+		for _, r := range t.pending {
+			for id := r[0]; id <= r[1]; id++ {
+				if len(ids) == max {
+					break pick
+				}
+				last = id
+				if _, ok := t.dir.Block(id); ok {
+					ids = append(ids, id)
+				}
+			}
+		}
+		enc, err := sealed.NewEncoder()
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			m, _ := t.dir.Block(id)
+			es, ok := t.cache.get(id)
+			if !ok {
+				data, err := t.segs.Read(m.Loc, nil)
+				if err != nil {
+					return err
+				}
+				if es, err = t.dec.Decode(data, m); err != nil {
+					return err
+				}
+			}
+			// Encode sorts in place: not the cache's shared entries.
+			data, meta, err := enc.Encode(slices.Clone(es))
+			if err != nil {
+				return err
+			}
+			if meta.N != m.N || meta.TMin != m.TMin || meta.TMax != m.TMax || meta.SeqMin != m.SeqMin || meta.SeqMax != m.SeqMax {
+				return fmt.Errorf("block %d encodes to other bounds", id)
+			}
+			jobs = append(jobs, recompressJob{id: id, m: m, data: data})
+		}
+		return nil
+	}()
+	if err != nil {
+		return 0, 0, fmt.Errorf("duckdb: recompress sealed blocks: %w", err)
+	}
+	if last == 0 {
+		return 0, s.PendingSealed(), nil
+	}
+	n, err := s.relocateSealed(ctx, jobs, last)
+	if err != nil {
+		return 0, 0, fmt.Errorf("duckdb: recompress sealed blocks: %w", err)
+	}
+	return n, s.PendingSealed(), nil
+}
+
+// relocateSealed writes the jobs' bytes and moves their blocks' rows to
+// them (RecompressSealed), then takes the IDs up to last off the pending
+// list; it returns how many blocks moved.
+func (s *Store) relocateSealed(ctx context.Context, jobs []recompressJob, last int64) (int, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.wconn == nil {
+		return 0, errClosed
+	}
+	if err := s.settleStaged(ctx); err != nil {
+		return 0, err
+	}
+	t := s.sealed
+	var (
+		data  [][]byte
+		moved []recompressJob
+	)
+	active := uint32(0)
+	for seg := range t.segs.Sizes() {
+		active = max(active, seg)
+	}
+	rotate := false
+	for _, j := range jobs {
+		if cur, ok := t.dir.Block(j.id); j.m == nil || !ok || cur != j.m {
+			continue // retention removed or wrote it again meanwhile
+		}
+		data = append(data, j.data)
+		moved = append(moved, j)
+		rotate = rotate || j.m.Loc.Seg == active
+	}
+	var locs []sealed.Loc
+	if len(moved) > 0 {
+		if rotate {
+			if err := t.segs.Rotate(); err != nil {
+				return 0, err
+			}
+		}
+		var err error
+		if locs, err = t.segs.Write(data); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				s.log.Warn("duckdb: rollback", "err", err)
+			}
+		}
+	}()
+	for i, j := range moved {
+		l := locs[i]
+		if _, err := s.wconn.ExecContext(ctx, `UPDATE sealed_blocks SET seg = ?, off = ?, len = ?, crc = ? WHERE id = ?`,
+			l.Seg, l.Off, l.Len, l.CRC, j.id); err != nil {
+			return 0, err
+		}
+	}
+	ms := make([]*sealed.Meta, len(moved))
+	for i, j := range moved {
+		m := *j.m
+		m.Loc = locs[i]
+		ms[i] = &m
+	}
+	s.rw.Lock()
+	defer s.rw.Unlock()
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	committed = true
+	t.dir.Add(ms...) // the same IDs: each replaces its block
+	for _, id := range t.pending.upTo(last) {
+		if _, ok := t.dir.Block(id); ok {
+			t.pendingN--
+		}
+	}
+	t.pending = t.pending.after(last)
+	t.pendingSaves++
+	if len(t.pending) == 0 || t.pendingSaves%pendingSaveEvery == 0 {
+		// Not an error: a list behind the blocks only costs their
+		// encoding again after a restart.
+		if err := s.savePending(); err != nil {
+			s.log.Warn("duckdb: saving the sealed blocks left to recompress", "err", err)
+		}
+	}
+	live := t.dir.LiveBytes()
+	for seg := range t.segs.Sizes() {
+		if live[seg] == 0 {
+			// The active segment stays (Remove refuses it).
+			if err := t.segs.Remove(seg); err != nil {
+				s.log.Debug("duckdb: sealed segment kept", "segment", seg, "err", err)
+			}
+		}
+	}
+	return len(moved), nil
+}
+
+// pendingFile is the list of the sealed blocks left to recompress, in the
+// segments' folder: lines of "FIRST LAST" block IDs, ascending. It is a
+// hint, not a record: a block listed that is at sealed.Level already is
+// only encoded again, and one left off stays at sealed.ImportLevel, both
+// readable; so it is written outside the store's transactions (by an
+// import's Close, and every pendingSaveEvery batches RecompressSealed
+// does), and removed once empty.
+const (
+	pendingFile      = "pending"
+	pendingSaveEvery = 8
+)
+
+// idRanges are inclusive ranges of block IDs, ascending and apart.
+type idRanges [][2]int64
+
+func (r idRanges) has(id int64) bool {
+	for _, x := range r {
+		if x[0] <= id && id <= x[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// upTo returns the IDs of r up to last (the blocks it may hold).
+func (r idRanges) upTo(last int64) []int64 {
+	var ids []int64
+	for _, x := range r {
+		for id := x[0]; id <= min(x[1], last); id++ {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// after returns the ranges of r past last.
+func (r idRanges) after(last int64) idRanges {
+	var out idRanges
+	for _, x := range r {
+		if x[1] > last {
+			out = append(out, [2]int64{max(x[0], last+1), x[1]})
+		}
+	}
+	return out
+}
+
+// clamp returns r without the IDs past top (the largest block ID held):
+// a list is never walked past the blocks.
+func (r idRanges) clamp(top int64) idRanges {
+	var out idRanges
+	for _, x := range r {
+		if x[0] <= top {
+			out = append(out, [2]int64{x[0], min(x[1], top)})
+		}
+	}
+	return out
+}
+
+// loadPending reads folder's pendingFile (none: nothing pending). A
+// damaged file is logged and taken as empty.
+func (s *Store) loadPending(folder string) idRanges {
+	b, err := os.ReadFile(filepath.Join(folder, pendingFile))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("duckdb: the sealed blocks left to recompress", "err", err)
+		}
+		return nil
+	}
+	var r idRanges
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var lo, hi int64
+		if _, err := fmt.Sscanf(line, "%d %d", &lo, &hi); err != nil || lo <= 0 || hi < lo || len(r) > 0 && lo <= r[len(r)-1][1] {
+			s.log.Warn("duckdb: the sealed blocks left to recompress: a damaged list, left alone", "line", line)
+			return nil
+		}
+		r = append(r, [2]int64{lo, hi})
+	}
+	return r
+}
+
+// savePending writes the tier's pending list (removes the file when it is
+// empty). Under writeMu.
+func (s *Store) savePending() error {
+	t := s.sealed
+	path := filepath.Join(s.sealedPath, pendingFile)
+	if len(t.pending) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	var b strings.Builder
+	for _, x := range t.pending {
+		fmt.Fprintf(&b, "%d %d\n", x[0], x[1])
+	}
+	return atomicfile.Write(path, []byte(b.String()), 0o600)
+}
+
+// closeImportSeal adds the blocks an import sealed (at
+// sealed.ImportLevel) to the pending list and saves it: at Close, once
+// they are durable. Under writeMu and rw (Close holds both).
+func (s *Store) closeImportSeal() {
+	is, t := s.impSeal, s.sealed
+	if is == nil || t == nil || is.nextID <= is.firstID {
+		return
+	}
+	t.pending = append(t.pending, [2]int64{is.firstID, is.nextID - 1})
+	t.pendingN += int(is.nextID - is.firstID)
+	if err := s.savePending(); err != nil {
+		s.log.Warn("duckdb: the import's sealed blocks stay at its faster level", "err", err)
+	}
+}
