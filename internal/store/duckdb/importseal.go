@@ -39,7 +39,7 @@ type importSeal struct {
 	// are firstID to nextID-1, at sealed.ImportLevel: Close lists them
 	// for RecompressSealed.
 	firstID, nextID int64
-	encs   encoderPool
+	encs            encoderPool
 
 	// hashes holds the key_hash of every record this import sealed, and
 	// hashed the IDs of their blocks, so that the key filter, when it is
