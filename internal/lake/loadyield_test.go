@@ -188,11 +188,19 @@ func TestALoadDelaysOtherAccountsAtMostFeedMaxYield(t *testing.T) {
 	for !he.held.Load() {
 		time.Sleep(time.Millisecond)
 	}
+	// A's own recorded call first, then B's: B's waits at most
+	// feedMaxYield, and takes A's with it (the feed is read in order).
+	if _, err := st.Append(ctx, []audit.Record{record("111111111111", "Own")}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := st.Append(ctx, []audit.Record{record("222222222222", "Neighbour")}); err != nil {
 		t.Fatal(err)
 	}
 	count := func() string {
 		return runQuery(t, b, `SELECT COUNT(*) AS n FROM `+idB+` WHERE eventName = 'Neighbour'`)[0]["n"]
+	}
+	own := func() string {
+		return runQuery(t, a, `SELECT COUNT(*) AS n FROM `+idA+` WHERE eventName = 'Own'`)[0]["n"]
 	}
 	now.Add(int64(feedMaxYield - time.Second))
 	l.feedTick(ctx)
@@ -203,6 +211,14 @@ func TestALoadDelaysOtherAccountsAtMostFeedMaxYield(t *testing.T) {
 	l.feedTick(ctx)
 	if n := count(); n != "1" {
 		t.Errorf("B's event stored %s times past feedMaxYield with A's load still in progress; want 1", n)
+	}
+	if n := own(); n != "1" {
+		t.Errorf("A's own event, before B's in the feed, stored %s times with B's; want 1", n)
+	}
+	now.Add(int64(2 * feedMaxYield))
+	l.feedTick(ctx)
+	if n, m := count(), own(); n != "1" || m != "1" {
+		t.Errorf("after another read: B's event stored %s times, A's %s; want each once", n, m)
 	}
 }
 
