@@ -147,7 +147,9 @@ func TestFeedYieldsToALoad(t *testing.T) {
 // A's load that never ends (one held transaction; back-to-back imports
 // look the same to the feed) keeps account B's recorded calls out of B's
 // store for at most feedMaxYield: past it, the tick reads the feed while
-// A's load is still in progress, and B can query its event at once.
+// A's load is still in progress, and B can query its event at once; A's
+// own recorded call before it in the feed is stored with it, once (the
+// feed waits for A's load only while all that waits is A's).
 func TestALoadDelaysOtherAccountsAtMostFeedMaxYield(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
