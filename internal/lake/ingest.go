@@ -173,7 +173,7 @@ func (l *Lake) loop(ctx context.Context) {
 // feed yields to a load (feedYields). In shared mode RunFeed reads it,
 // under a lease.
 func (l *Lake) feedTick(ctx context.Context) {
-	if l.opts.Feed == nil || l.opts.Shared || l.feedYields() {
+	if l.opts.Feed == nil || l.opts.Shared || l.feedYields(ctx) {
 		return
 	}
 	if _, err := l.Sync(ctx, l.opts.Feed); err != nil && ctx.Err() == nil {
@@ -183,26 +183,119 @@ func (l *Lake) feedTick(ctx context.Context) {
 }
 
 // feedMaxYield is how long, at most, Run's loop leaves the feed unread
-// while a load's transactions are in progress (feedYields).
+// while a load's transactions are in progress (feedYields), unless every
+// record waiting goes to a store being loaded.
 const feedMaxYield = 30 * time.Second
+
+// feedHoldScan is how many of the feed's records, at most, feedYields
+// reads to find out whether every record waiting goes to a store being
+// loaded: past it the feed is read (its transactions are then large).
+const feedHoldScan = 2 * 61440
 
 // feedYields reports whether Run's loop skips the feed this tick: a load's
 // transaction is in progress and the feed was read less than feedMaxYield
-// ago. Until session 22 the feed's insert held the engine's write lock
-// alone and made a load's two appenders take turns (session 21: StartImport
-// of 1M at ~0.45x DuckDB's own load). It now runs beside the load's
-// transactions, but a small transaction committed beside a load's costs
-// the load more than the insert itself: StartImport of 500k without the
-// yield was slower in each of four pairs alternated with it (18.5-33.9k
-// against 21.7-36.5k events/s, 49-87 against 45-73 µs of CPU an event;
-// docs/benchmarks.md, session 22), as session 19 had found. The feed's
-// records wait in Event History meanwhile (durable there), and the next
-// read takes them all.
-func (l *Lake) feedYields() bool {
+// ago, or every record waiting in it goes to a store being loaded
+// (feedWaitsForLoads). Until session 22 the feed's insert held the
+// engine's write lock alone and made a load's two appenders take turns
+// (session 21: StartImport of 1M at ~0.45x DuckDB's own load). It now runs
+// beside the load's transactions, but a small transaction committed beside
+// a load's costs the load more than the insert itself: StartImport of 500k
+// without the yield was slower in each of four pairs alternated with it
+// (18.5-33.9k against 21.7-36.5k events/s, 49-87 against 45-73 µs of CPU
+// an event; docs/benchmarks.md, session 22), as session 19 had found; and
+// DuckDB keeps each such commit as a row group of its own (~78 MiB, the
+// load's next row group merged after it), spilled and read again by the
+// checkpoint after the load (session 31: 1.4-3.3 GB of temporary files
+// through a 10M StartImport, the server's RSS 1,224 MiB in that
+// checkpoint). So the feed waits for the whole load while what it would
+// store is the loaded stores' own (the load's caller's recorded calls,
+// such as its GetImport polls); another store's record is stored within
+// feedMaxYield, with everything before it. Session 32 (issue 15,
+// docs/lake.md, "The feed waits for a load"; four pairs at 10M): the
+// server's peak the same (1,067-1,086 MiB against 1,044-1,103), temporary
+// files 0 against 322-864 MiB, faster in three pairs of four. The feed's
+// records wait in Event History meanwhile (durable there; Lake's position
+// is not moved), and the first read after the load takes them all, in
+// order, once each.
+func (l *Lake) feedYields(ctx context.Context) bool {
 	if l.loading.Load() == 0 {
 		return false
 	}
-	return l.opts.Now().Sub(time.Unix(0, l.fedAt.Load())) < feedMaxYield
+	if l.opts.Now().Sub(time.Unix(0, l.fedAt.Load())) < feedMaxYield {
+		return true
+	}
+	hold, err := l.feedWaitsForLoads(ctx)
+	if err != nil || !hold {
+		return false // read (Sync logs the error if it recurs)
+	}
+	l.fedAt.Store(l.opts.Now().UnixNano()) // look again in feedMaxYield
+	return true
+}
+
+// feedWaitsForLoads reports whether every record after Lake's position in
+// Options.Feed that a store would take goes to a store into which a load
+// is in progress (loadStores), reading at most feedHoldScan records.
+func (l *Lake) feedWaitsForLoads(ctx context.Context) (bool, error) {
+	l.mu.Lock()
+	held := len(l.loadStores) > 0
+	l.mu.Unlock()
+	if !held {
+		return false, nil
+	}
+	pos, err := l.eng.Position(ctx)
+	if err != nil {
+		return false, err
+	}
+	pos = max(pos, l.skipped.Load())
+	for read := 0; read < feedHoldScan; {
+		batch, err := l.opts.Feed.ReadAppended(ctx, pos, 5000)
+		if err != nil {
+			return false, err
+		}
+		if len(batch) == 0 {
+			return true, nil
+		}
+		now := l.opts.Now()
+		l.mu.Lock()
+		for i := range batch {
+			r := &batch[i].Record
+			for _, s := range l.stores {
+				if l.loadStores[s.ID] == 0 && batch[i].Seq > s.FromSeq && s.selects(r) && !r.Time.Before(s.oldestKept(now)) {
+					l.mu.Unlock()
+					return false, nil
+				}
+			}
+		}
+		l.mu.Unlock()
+		pos = batch[len(batch)-1].Seq
+		read += len(batch)
+	}
+	return false, nil
+}
+
+// loadBegins and loadEnds count a load (a Sink's) into stores in
+// loadStores, and its transaction in loading.
+func (l *Lake) loadBegins(stores []string) {
+	l.mu.Lock()
+	if l.loadStores == nil {
+		l.loadStores = map[string]int{}
+	}
+	for _, s := range stores {
+		l.loadStores[s]++
+	}
+	l.mu.Unlock()
+	l.loading.Add(1)
+}
+
+func (l *Lake) loadEnds(stores []string) {
+	l.loading.Add(-1)
+	l.mu.Lock()
+	for _, s := range stores {
+		if l.loadStores[s]--; l.loadStores[s] <= 0 {
+			delete(l.loadStores, s)
+		}
+	}
+	l.mu.Unlock()
 }
 
 // ticking runs step at once and then every Options.IngestInterval (a
@@ -479,7 +572,7 @@ func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]boo
 		// the feed's yield) from its first transaction to Finish.
 		load = ld.BeginLoad()
 		k.load = load
-		k.l.loading.Add(1)
+		k.l.loadBegins(k.stores)
 	}
 	k.mu.Unlock()
 	var err error
@@ -488,9 +581,9 @@ func (k *Sink) AppendEachReport(ctx context.Context, recs []audit.Record) ([]boo
 			err = load.Append(ctx, rows)
 		}
 	} else {
-		k.l.loading.Add(1)
+		k.l.loadBegins(k.stores)
 		err = k.l.eng.Insert(ctx, rows, 0)
-		k.l.loading.Add(-1)
+		k.l.loadEnds(k.stores)
 	}
 	if err != nil {
 		k.mu.Lock()
@@ -525,7 +618,7 @@ func (k *Sink) Finish(ctx context.Context) error {
 		return nil
 	}
 	err := load.Finish(context.WithoutCancel(ctx))
-	k.l.loading.Add(-1)
+	k.l.loadEnds(k.stores)
 	k.l.wrote(context.WithoutCancel(ctx))
 	return err
 }

@@ -132,6 +132,9 @@ type Lake struct {
 	// when Run's loop last read the feed (Unix nanoseconds; feedYields).
 	loading atomic.Int32
 	fedAt   atomic.Int64
+	// loadStores counts, by store ID, the loads (Sinks) in progress into
+	// it (guarded by mu; feedWaitsForLoads).
+	loadStores map[string]int
 
 	// state keeps the registry (nil: nowhere, a Lake without data dir);
 	// version is the stored registry's version this node read last.

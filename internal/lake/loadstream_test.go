@@ -120,8 +120,8 @@ func TestLoadStreamYields(t *testing.T) {
 	if _, _, err := sink.AppendEachReport(ctx, []audit.Record{loadRecord(t, acct, "x"), loadRecord(t, acct, "y")}); err != nil {
 		t.Fatal(err)
 	}
-	if l.loading.Load() == 0 || !l.feedYields() {
-		t.Errorf("between a load's calls: loading %d, feed yields %v; want the load in progress", l.loading.Load(), l.feedYields())
+	if l.loading.Load() == 0 || !l.feedYields(ctx) {
+		t.Errorf("between a load's calls: loading %d, feed yields %v; want the load in progress", l.loading.Load(), l.feedYields(ctx))
 	}
 	if n, _ := countStored(t, l, s.ID); n != 0 {
 		t.Errorf("%d events visible before the load's transaction committed; want 0", n)
@@ -129,8 +129,8 @@ func TestLoadStreamYields(t *testing.T) {
 	if err := sink.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if l.loading.Load() != 0 {
-		t.Errorf("after Finish: loading %d; want 0", l.loading.Load())
+	if l.loading.Load() != 0 || len(l.loadStores) != 0 {
+		t.Errorf("after Finish: loading %d, stores being loaded %v; want none", l.loading.Load(), l.loadStores)
 	}
 	if n, _ := countStored(t, l, s.ID); n != 2 {
 		t.Errorf("after Finish: %d events; want 2", n)
