@@ -86,7 +86,7 @@ func compact(ctx context.Context, path string, opts Options, plan *sealPlan) (Co
 		// The blocks go to the store's segments; the rows go to the new
 		// file only, so until its rename a crash leaves blocks no row
 		// references, which the next Open cuts away.
-		segs, err := sealed.OpenSegments(path+sealedSuffix, 0)
+		segs, err := sealed.OpenSegments(path+sealedSuffix, sealedSegmentBytes)
 		if err != nil {
 			return res, fmt.Errorf("duckdb: compact: %w", err)
 		}

@@ -88,7 +88,7 @@ func (s *Store) beginImportSeal(ctx context.Context) error {
 	}
 	t := s.sealed
 	if t.segs == nil {
-		segs, err := sealed.OpenSegments(s.sealedPath, 0)
+		segs, err := sealed.OpenSegments(s.sealedPath, sealedSegmentBytes)
 		if err != nil {
 			return err
 		}

@@ -142,7 +142,10 @@ func (s *Store) relocateSealed(ctx context.Context, jobs []recompressJob, last i
 	for seg := range t.segs.Sizes() {
 		active = max(active, seg)
 	}
-	rotate := false
+	// The first batch of a process starts a segment of its own: the
+	// active one may hold pending blocks of the import that are not in
+	// this batch, and new bytes beside them would keep it from emptying.
+	rotate := !t.rotated
 	for _, j := range jobs {
 		if cur, ok := t.dir.Block(j.id); j.m == nil || !ok || cur != j.m {
 			continue // retention removed or wrote it again meanwhile
@@ -157,6 +160,7 @@ func (s *Store) relocateSealed(ctx context.Context, jobs []recompressJob, last i
 			if err := t.segs.Rotate(); err != nil {
 				return 0, err
 			}
+			t.rotated = true
 		}
 		var err error
 		if locs, err = t.segs.Write(data); err != nil {

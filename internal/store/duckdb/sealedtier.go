@@ -19,6 +19,10 @@ const sealedSuffix = ".sealed"
 // record blocks' cache is the same size).
 const sealedCacheBytes = 16 << 20
 
+// sealedSegmentBytes is the size past which the segments start a new file (0:
+// sealed.DefaultSegmentBytes); a variable, so that tests make it small.
+var sealedSegmentBytes int64
+
 // sealedTier is the store's sealed tier (docs/store.md, "The sealed
 // tier"): the blocks' rows in memory (dir), their bytes (segs, nil while
 // the store has none), and a cache of decoded blocks. Its records are
@@ -39,6 +43,9 @@ type sealedTier struct {
 	pending      idRanges
 	pendingN     int
 	pendingSaves int // RecompressSealed's batches (under writeMu)
+	// rotated: RecompressSealed has started a segment of its own in this
+	// process (under writeMu).
+	rotated bool
 }
 
 // openSealed loads the sealed tier whose segments are in folder ("" for
@@ -63,7 +70,7 @@ func (s *Store) openSealed(ctx context.Context, folder string) error {
 			if statErr != nil && errors.Is(statErr, fs.ErrNotExist) {
 				return fmt.Errorf("duckdb: the store has %d sealed blocks but %s is missing", len(ms), folder)
 			}
-			if t.segs, err = sealed.OpenSegments(folder, 0); err != nil {
+			if t.segs, err = sealed.OpenSegments(folder, sealedSegmentBytes); err != nil {
 				return err
 			}
 			ends := map[uint32]int64{}
