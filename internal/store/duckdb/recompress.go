@@ -44,8 +44,8 @@ func (s *Store) PendingSealed() int {
 // how many it did and how many are left. The records, their order and
 // every Meta but its Loc stay as they were; only the bytes change.
 //
-// The blocks are read and encoded under rw shared (beside lookups;
-// retention waits), outside the writer's lock. Then, under writeMu, the
+// The blocks are read under rw shared (beside lookups; retention waits)
+// and encoded outside it and the writer's lock. Then, under writeMu, the
 // blocks retention removed meanwhile are left out, the new bytes are
 // written to the segments (durable before the commit; the first segment
 // they go to is a new one, so that the segments the import filled empty
@@ -61,53 +61,70 @@ func (s *Store) RecompressSealed(ctx context.Context, max int) (done, left int, 
 	t := s.sealed
 	var jobs []recompressJob
 	var last int64 // the last ID looked at
+	type block struct {
+		m  *sealed.Meta
+		es []sealed.Entry
+	}
+	var blocks []block
+	// Read under rw (retention removes segments under it alone), encoded
+	// outside it: the entries are never changed (decoded here, or the
+	// cache's), and a block retention removes meanwhile is left out by
+	// relocateSealed.
 	err = func() error {
 		s.rw.RLock()
 		defer s.rw.RUnlock()
 		if len(t.pending) == 0 || t.segs == nil {
 			return nil
 		}
-		var ids []int64
 	pick:
 		for _, r := range t.pending {
 			for id := r[0]; id <= r[1]; id++ {
-				if len(ids) == max {
+				if len(blocks) == max {
 					break pick
 				}
 				last = id
-				if _, ok := t.dir.Block(id); ok {
-					ids = append(ids, id)
+				m, ok := t.dir.Block(id)
+				if !ok {
+					continue
 				}
-			}
-		}
-		enc, err := sealed.NewEncoder()
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			m, _ := t.dir.Block(id)
-			es, ok := t.cache.get(id)
-			if !ok {
-				data, err := t.segs.Read(m.Loc, nil)
-				if err != nil {
-					return err
+				es, ok := t.cache.get(id)
+				if !ok {
+					data, err := t.segs.Read(m.Loc, nil)
+					if err != nil {
+						return err
+					}
+					if es, err = t.dec.Decode(data, m); err != nil {
+						return err
+					}
 				}
-				if es, err = t.dec.Decode(data, m); err != nil {
-					return err
-				}
+				blocks = append(blocks, block{m, es})
 			}
-			// Encode sorts in place: not the cache's shared entries.
-			data, meta, err := enc.Encode(slices.Clone(es))
-			if err != nil {
-				return err
-			}
-			if meta.N != m.N || meta.TMin != m.TMin || meta.TMax != m.TMax || meta.SeqMin != m.SeqMin || meta.SeqMax != m.SeqMax {
-				return fmt.Errorf("block %d encodes to other bounds", id)
-			}
-			jobs = append(jobs, recompressJob{id: id, m: m, data: data})
 		}
 		return nil
 	}()
+	if err == nil && len(blocks) > 0 {
+		t.recMu.Lock()
+		if t.recEnc == nil {
+			t.recEnc, err = sealed.NewEncoder()
+		}
+		for _, b := range blocks {
+			if err != nil {
+				break
+			}
+			// Encode sorts in place: not the shared entries.
+			var (
+				data []byte
+				meta sealed.Meta
+			)
+			data, meta, err = t.recEnc.Encode(slices.Clone(b.es))
+			m := b.m
+			if err == nil && (meta.N != m.N || meta.TMin != m.TMin || meta.TMax != m.TMax || meta.SeqMin != m.SeqMin || meta.SeqMax != m.SeqMax) {
+				err = fmt.Errorf("block %d encodes to other bounds", m.ID)
+			}
+			jobs = append(jobs, recompressJob{id: m.ID, m: m, data: data})
+		}
+		t.recMu.Unlock()
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("duckdb: recompress sealed blocks: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
@@ -46,6 +47,9 @@ type sealedTier struct {
 	// rotated: RecompressSealed has started a segment of its own in this
 	// process (under writeMu).
 	rotated bool
+	// recEnc is RecompressSealed's encoder, made at its first block.
+	recMu  sync.Mutex
+	recEnc *sealed.Encoder
 }
 
 // openSealed loads the sealed tier whose segments are in folder ("" for
