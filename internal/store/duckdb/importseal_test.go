@@ -459,3 +459,54 @@ func checkKeyXor(t *testing.T, st *Store) {
 		}
 	}
 }
+
+// TestPendingListIsAHint: the list of blocks left to recompress is the
+// data dir's own file, but a damaged or hostile one never stops the store:
+// a range far past the blocks is cut at the largest block ID (the walk
+// does not run to it), and a list out of order is ignored.
+func TestPendingListIsAHint(t *testing.T) {
+	ctx := context.Background()
+	now := func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) }
+	path := filepath.Join(t.TempDir(), "events.duckdb")
+	st, _ := importInto(t, path, Options{Now: now, Seal: true}, liveFilled())
+	blocks := st.sealed.dir.Len()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(path+sealedSuffix, pendingFile)
+	for _, c := range []struct {
+		name, list string
+		pending    int
+	}{
+		{"a range far past the blocks", "1 9223372036854775000\n", blocks},
+		{"ranges out of order", "5 9\n1 3\n", 0},
+		{"an empty range", "9 5\n", 0},
+		{"not numbers", "'; DROP TABLE sealed_blocks; --\n", 0},
+	} {
+		if err := os.WriteFile(list, []byte(c.list), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		st, err := Open(path, Options{Now: now})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if p := st.PendingSealed(); p != c.pending {
+			t.Errorf("%s: %d blocks pending, want %d", c.name, p, c.pending)
+		}
+		for {
+			n, left, err := st.RecompressSealed(ctx, 1000)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if n == 0 || left == 0 {
+				break
+			}
+		}
+		if n := st.SealedRecords(); n == 0 {
+			t.Errorf("%s: the sealed records are gone", c.name)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
