@@ -24,7 +24,7 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfgPath := fs.String("config", "", "config file (YAML), checked as serve checks it")
 	output := fs.String("output", "text", "report format: text, json or table")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: cairn compact [flags]\n\nRewrites the embedded Event History store (DATA_DIR/%s) ordered by account,\nregion, category and time, without the free space earlier writes left, and puts it\nin place of the old file once complete. Lookups of a store filled through a server\nread fewer row groups afterwards. The records of every UTC day that ended at least\na day ago are sealed: kept as compressed blocks of a day's records in\nDATA_DIR/%s.sealed, about 1.0x the .json.gz they came from (docs/store.md,\n\"The sealed tier\"). The server must be stopped; a crash leaves the old store or\nthe new one.\n\nFlags:\n", storeFile, storeFile)
+		fmt.Fprintf(fs.Output(), "Usage: cairn compact [flags]\n\nRewrites the embedded Event History store (DATA_DIR/%s) ordered by account,\nregion, category and time, without the free space earlier writes left, and puts it\nin place of the old file once complete. Lookups of a store filled through a server\nread fewer row groups afterwards. The records of every UTC day that ended at least\na day ago are sealed: kept as compressed blocks of a day's records in\nDATA_DIR/%s.sealed, about 1.0x the .json.gz they came from (docs/store.md,\n\"The sealed tier\"); the blocks an offline import sealed at its faster level stay so\nuntil a server compresses them again. The server must be stopped; a crash leaves the old store or\nthe new one.\n\nFlags:\n", storeFile, storeFile)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
