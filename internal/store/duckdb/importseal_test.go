@@ -44,8 +44,19 @@ func importInto(t *testing.T, path string, opts Options, batches [][]audit.Recor
 // received times), each record by its event ID, every page of a part's
 // lookups, LastSeq, and every record imported again a duplicate, before
 // and after a reopen. Without sealing's rows in the import's transactions
-// (or its blocks in the directory), the comparisons fail.
+// (or its blocks in the directory), the comparisons fail. Then the
+// blocks are compressed again as a server does it (RecompressSealed, two
+// blocks a call), or as `cairn compact` does (RecompressAllSealed, on
+// every core).
 func TestImportSeals(t *testing.T) {
+	for _, every := range []bool{false, true} {
+		t.Run(map[bool]string{false: "RecompressSealed", true: "RecompressAllSealed"}[every], func(t *testing.T) {
+			testImportSeals(t, every)
+		})
+	}
+}
+
+func testImportSeals(t *testing.T, every bool) {
 	ctx := context.Background()
 	batches := liveFilled()
 	// liveFilled's newest records are of 2026-12-01: a clock of
@@ -212,22 +223,38 @@ func TestImportSeals(t *testing.T) {
 	}
 	checkBlockLevel(t, st2, sealed.ImportLevel)
 	before := segmentBytes(t, path)
-	calls := 0
-	for {
-		n, left, err := st2.RecompressSealed(ctx, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		calls++
-		if n == 0 || left == 0 {
-			if left != 0 || st2.PendingSealed() != 0 {
-				t.Fatalf("RecompressSealed stopped with %d left", left)
+	if every {
+		var seen []int
+		n, err := st2.RecompressAllSealed(ctx, func(done, left int) {
+			seen = append(seen, done)
+			if done+left != blocks {
+				t.Errorf("progress: %d done and %d left of %d", done, left, blocks)
 			}
-			break
+		})
+		if err != nil || n != blocks || st2.PendingSealed() != 0 {
+			t.Fatalf("RecompressAllSealed = %d, %v with %d left; want %d", n, err, st2.PendingSealed(), blocks)
 		}
-	}
-	if calls < blocks/2 {
-		t.Errorf("%d calls of at most 2 blocks recompressed %d blocks", calls, blocks)
+		if len(seen) == 0 || seen[len(seen)-1] != blocks {
+			t.Errorf("progress reported %v", seen)
+		}
+	} else {
+		calls := 0
+		for {
+			n, left, err := st2.RecompressSealed(ctx, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls++
+			if n == 0 || left == 0 {
+				if left != 0 || st2.PendingSealed() != 0 {
+					t.Fatalf("RecompressSealed stopped with %d left", left)
+				}
+				break
+			}
+		}
+		if calls < blocks/2 {
+			t.Errorf("%d calls of at most 2 blocks recompressed %d blocks", calls, blocks)
+		}
 	}
 	checkBlockLevel(t, st2, sealed.Level)
 	if after := segmentBytes(t, path); after >= before {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cairn-audit/cairn/internal/atomicfile"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
@@ -55,6 +56,45 @@ func (s *Store) PendingSealed() int {
 // the new bytes unreferenced (Segments.Recover cuts them at the next
 // Open); after it, the old segment no row references is removed then.
 func (s *Store) RecompressSealed(ctx context.Context, max int) (done, left int, err error) {
+	return s.recompressSealed(ctx, max, nil)
+}
+
+// RecompressAllSealed is RecompressSealed until no pending block is left,
+// encoding on every core (`cairn compact`, with no server: nothing else
+// waits for the store); progress, when not nil, is called after each
+// batch with the blocks done so far and those left. It returns how many
+// blocks it encoded again.
+func (s *Store) RecompressAllSealed(ctx context.Context, progress func(done, left int)) (int, error) {
+	if s.PendingSealed() == 0 {
+		return 0, nil
+	}
+	pool, err := newEncoderPool(sealed.Level)
+	if err != nil {
+		return 0, err
+	}
+	// 32 blocks a core: each holds up to 128 KiB of content decoded, and
+	// a batch's rows move in one transaction.
+	batch := 32 * cap(pool)
+	done, before := 0, s.PendingSealed()
+	for {
+		n, left, err := s.recompressSealed(ctx, batch, pool)
+		if err != nil {
+			return done, err
+		}
+		done += n
+		if progress != nil {
+			progress(done, left)
+		}
+		if left == 0 || left >= before { // none left, or none it can do
+			return done, nil
+		}
+		before = left
+	}
+}
+
+// recompressSealed is RecompressSealed, encoding on pool's cores when pool
+// is not nil, else on the caller's goroutine with the tier's one encoder.
+func (s *Store) recompressSealed(ctx context.Context, max int, pool encoderPool) (done, left int, err error) {
 	if s.sealed == nil || max <= 0 {
 		return 0, s.PendingSealed(), nil
 	}
@@ -87,22 +127,58 @@ func (s *Store) RecompressSealed(ctx context.Context, max int) (done, left int, 
 				if !ok {
 					continue
 				}
-				es, ok := t.cache.get(id)
-				if !ok {
-					data, err := t.segs.Read(m.Loc, nil)
-					if err != nil {
-						return err
-					}
-					if es, err = t.dec.Decode(data, m); err != nil {
-						return err
-					}
-				}
+				es, _ := t.cache.get(id)
 				blocks = append(blocks, block{m, es})
 			}
 		}
-		return nil
+		// The blocks the cache did not hold, read and decoded: on every
+		// core with a pool (the decoder is safe for concurrent use).
+		workers := 1
+		if pool != nil {
+			workers = cap(pool)
+		}
+		next := make(chan int, len(blocks))
+		for i, b := range blocks {
+			if b.es == nil {
+				next <- i
+			}
+		}
+		close(next)
+		errs := make([]error, len(blocks))
+		var wg sync.WaitGroup
+		for range min(workers, len(next)) {
+			wg.Go(func() {
+				for i := range next {
+					b := &blocks[i]
+					data, err := t.segs.Read(b.m.Loc, nil)
+					if err == nil {
+						b.es, err = t.dec.Decode(data, b.m)
+					}
+					errs[i] = err
+				}
+			})
+		}
+		wg.Wait()
+		return errors.Join(errs...)
 	}()
-	if err == nil && len(blocks) > 0 {
+	if err == nil && len(blocks) > 0 && pool != nil {
+		es := make([][]sealed.Entry, len(blocks))
+		for i, b := range blocks {
+			es[i] = slices.Clone(b.es) // Encode sorts in place: not the shared entries
+		}
+		var (
+			data  [][]byte
+			metas []sealed.Meta
+		)
+		if data, metas, err = pool.encode(es); err == nil {
+			for i, b := range blocks {
+				if err = sameBounds(&metas[i], b.m); err != nil {
+					break
+				}
+				jobs = append(jobs, recompressJob{id: b.m.ID, m: b.m, data: data[i]})
+			}
+		}
+	} else if err == nil && len(blocks) > 0 {
 		t.recMu.Lock()
 		if t.recEnc == nil {
 			t.recEnc, err = sealed.NewEncoder()
@@ -117,11 +193,10 @@ func (s *Store) RecompressSealed(ctx context.Context, max int) (done, left int, 
 				meta sealed.Meta
 			)
 			data, meta, err = t.recEnc.Encode(slices.Clone(b.es))
-			m := b.m
-			if err == nil && (meta.N != m.N || meta.TMin != m.TMin || meta.TMax != m.TMax || meta.SeqMin != m.SeqMin || meta.SeqMax != m.SeqMax) {
-				err = fmt.Errorf("block %d encodes to other bounds", m.ID)
+			if err == nil {
+				err = sameBounds(&meta, b.m)
 			}
-			jobs = append(jobs, recompressJob{id: m.ID, m: m, data: data})
+			jobs = append(jobs, recompressJob{id: b.m.ID, m: b.m, data: data})
 		}
 		t.recMu.Unlock()
 	}
@@ -136,6 +211,15 @@ func (s *Store) RecompressSealed(ctx context.Context, max int) (done, left int, 
 		return 0, 0, fmt.Errorf("duckdb: recompress sealed blocks: %w", err)
 	}
 	return n, s.PendingSealed(), nil
+}
+
+// sameBounds checks that a block encoded again (meta) has its old Meta's
+// counts and bounds: its records, not others.
+func sameBounds(meta, m *sealed.Meta) error {
+	if meta.N != m.N || meta.TMin != m.TMin || meta.TMax != m.TMax || meta.SeqMin != m.SeqMin || meta.SeqMax != m.SeqMax {
+		return fmt.Errorf("block %d encodes to other bounds", m.ID)
+	}
+	return nil
 }
 
 // relocateSealed writes the jobs' bytes and moves their blocks' rows to
@@ -195,11 +279,25 @@ func (s *Store) relocateSealed(ctx context.Context, jobs []recompressJob, last i
 			}
 		}
 	}()
-	for i, j := range moved {
-		l := locs[i]
-		if _, err := s.wconn.ExecContext(ctx, `UPDATE sealed_blocks SET seg = ?, off = ?, len = ?, crc = ? WHERE id = ?`,
-			l.Seg, l.Off, l.Len, l.CRC, j.id); err != nil {
+	if len(moved) > 0 {
+		// One statement for the batch: an UPDATE a block cost about 0.5 ms
+		// (half of `cairn compact`'s time at 1M). The values are integers.
+		var q strings.Builder
+		q.WriteString(`UPDATE sealed_blocks SET seg = v.seg, off = v.off, len = v.len, crc = v.crc FROM (VALUES `)
+		for i, j := range moved {
+			l := locs[i]
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "(%d::BIGINT, %d::UINTEGER, %d::BIGINT, %d::UINTEGER, %d::UINTEGER)", j.id, l.Seg, l.Off, l.Len, l.CRC)
+		}
+		q.WriteString(`) AS v(id, seg, off, len, crc) WHERE sealed_blocks.id = v.id`)
+		res, err := s.wconn.ExecContext(ctx, q.String())
+		if err != nil {
 			return 0, err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(len(moved)) {
+			return 0, fmt.Errorf("moved %d blocks' rows of %d (%v)", n, len(moved), err)
 		}
 	}
 	ms := make([]*sealed.Meta, len(moved))
