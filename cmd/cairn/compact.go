@@ -62,6 +62,7 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if !*noProgress {
 		progress = stderr
 	}
+	before := duckdb.StoreBytes(path)
 	recompressed, err := recompressPending(ctx, path, log, progress)
 	if err != nil {
 		return err
@@ -70,6 +71,7 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	res.BytesBefore = before // before the blocks were compressed again
 	return writeCompactResult(stdout, *output, res, recompressed)
 }
 

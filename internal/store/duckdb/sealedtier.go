@@ -394,6 +394,16 @@ func (s *Store) sealedEnds() map[uint32]int64 {
 	return ends
 }
 
+// StoreBytes is the bytes of the store at path: its file and its sealed
+// blocks' segments (what Compact reports before and after).
+func StoreBytes(path string) int64 {
+	var n int64
+	if fi, err := os.Stat(path); err == nil {
+		n = fi.Size()
+	}
+	return n + dirBytes(path+sealedSuffix)
+}
+
 // dirBytes is the bytes of the files in dir (0 when it does not exist).
 func dirBytes(dir string) int64 {
 	ents, err := os.ReadDir(dir)
