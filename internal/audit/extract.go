@@ -159,10 +159,14 @@ func checkRecord(r *Record, eventTime string) error {
 }
 
 // derive adds the resources LookupEvents derives to r, the record the
-// scanner read (AddDerivedResources without a second pass over it).
+// scanner read (AddDerivedResources without a second pass over it): read
+// by deriveScan, decoded by DeriveResources where that gives up.
 func (v *scanned) derive(r *Record) {
 	if !v.resourcesMember && len(r.Resources) == 0 && r.Category == CategoryManagement {
-		r.Resources = DeriveResources(r.EventSource, r.ReadOnly, v.requestParameters, v.responseElements)
+		var ok bool
+		if r.Resources, ok = deriveScan(r.EventSource, r.ReadOnly, v.requestParameters, v.responseElements); !ok {
+			r.Resources = DeriveResources(r.EventSource, r.ReadOnly, v.requestParameters, v.responseElements)
+		}
 	}
 }
 

@@ -62,7 +62,7 @@ func errorCode(raw []byte) string {
 						end := bytes.IndexByte(raw[j+1:], '"')
 						if end >= 0 {
 							v := raw[j+1 : j+1+end]
-							if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) && !bytes.Contains(raw[j+1+end+1:], []byte(key)) {
+							if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) && audit.IndexAt(raw[j+1+end+1:], key, keyAnchor) < 0 {
 								return string(v)
 							}
 						}
@@ -94,5 +94,9 @@ func slowErrorCode(raw []byte) string {
 // hasErrorCode is a cheap pre-check: most records have no errorCode and are
 // not parsed again.
 func hasErrorCode(raw []byte) bool {
-	return bytes.Contains(raw, []byte(`"errorCode"`))
+	return audit.IndexAt(raw, `"errorCode"`, keyAnchor) >= 0
 }
+
+// keyAnchor is the index of the C of "errorCode", the byte audit.IndexAt
+// looks for (bytes.Contains took 4% of an import's CPU, session 33).
+const keyAnchor = 6
