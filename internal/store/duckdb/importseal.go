@@ -129,7 +129,7 @@ func (s *Store) beginImportSeal(ctx context.Context) error {
 // (PutAuditEvents, a gateway's clock behind, a trail's late file) would
 // make blocks of a few records each, whose rows, filters and zstd frames
 // cost more than the records; they stay in the table, for Compact.
-const serveMinRun = 64
+var serveMinRun = 64
 
 // beginServeSeal makes a serving store (Options.Seal with StagedAppends)
 // seal the records of complete days in its staged appends; under

@@ -110,6 +110,7 @@ func (s *Store) openSealed(ctx context.Context, folder string) error {
 	}
 	s.sealed = t
 	s.lastSeq = max(s.lastSeq, t.dir.MaxSeq())
+	s.committed.Store(s.lastSeq)
 	return nil
 }
 
