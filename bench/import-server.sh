@@ -10,7 +10,8 @@
 #      records at 0, read from /metrics), the client's CPU and the server's
 #      CPU from its start to then, and the bytes each wrote to disk
 #      (the offline import's file system outputs, the server's write_bytes
-#      from its start to then: store, log and journal).
+#      from its start to then: store, log and journal), and the server's
+#      peak RSS (VmHWM) by then.
 # Each line gives the rate and the time as a multiple of the offline import.
 #
 # Usage: bench/import-server.sh DATA_DIR      (files made by bench/gen, e.g.
@@ -105,6 +106,8 @@ journal=$(echo "$metrics" | awk '
 	END {if (n > 0) printf "%.0f MB in %d writes and fsyncs, %.1f s in them (%.1f ms each)", b/1e6, n, s, s*1e3/n}')
 echo "through the server: load after $(load)" >&2
 unlock
+# The server's peak RSS from its start to the import's end.
+hwm=$(awk '$1 == "VmHWM:" {printf "%.0f MiB", $2/1024}' "/proc/$spid/status")
 stop_server
 read -r _ cl_u cl_k <"$work/client.time"
 srv_n=$(imported "$work/client.out")
@@ -122,7 +125,7 @@ awk -v n="$srv_n" -v a="$(echo "$t1 - $t0" | bc)" -v s="$(echo "$t2 - $t0" | bc)
 	if (off > 0) printf "written to disk: offline %.0f MB, server %.0f MB\n", offw*512/1e6, sw/1e6
 	else printf "written to disk: server %.0f MB\n", sw/1e6
 }'
-echo "journal: ${journal:-no writes}"
+echo "journal: ${journal:-no writes}; server peak RSS (VmHWM) ${hwm:-unknown}"
 echo "records acknowledged and not yet stored (0.5 s samples): max $(sort -n "$work/pending.log" | tail -1), mean $(awk '{s+=$1} END {printf "%.0f", s/NR}' "$work/pending.log"); refused calls:${refused:- none}"
 if [ -n "${PROFILE:-}" ]; then
 	for p in serve client; do

@@ -216,3 +216,80 @@ func TestImportSealsThenServes(t *testing.T) {
 		}
 	}
 }
+
+// TestServerImportSeals: `cairn import --endpoint-url` of a day that ended
+// long ago into a running server: the server's store seals the records
+// as it appends them (docs/store.md, "Sealing during a server's import"),
+// LookupEvents answers each once, the same files imported again add
+// nothing, and the server compresses the blocks again in the background,
+// answering the same events after.
+func TestServerImportSeals(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	os.MkdirAll(logs, 0o755)
+	const files, per = 3, 100
+	for f := range files {
+		var recs []string
+		for i := range per {
+			recs = append(recs, importRecord(fmt.Sprintf("v%d-%d", f, i), "111111111111", "us-east-1"))
+		}
+		writeFile(t, filepath.Join(logs, fmt.Sprintf("f%d.json", f)), `{"Records":[`+strings.Join(recs, ",")+`]}`)
+	}
+	ts := startServer(t, fmt.Sprintf(twoAccounts, 0), "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAALICE00000000001")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "alice-secret-key")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	metric := func(name string) float64 {
+		t.Helper()
+		v, err := strconv.ParseFloat(metricAt(t, ts.endpoint, name), 64)
+		if err != nil {
+			t.Fatalf("/metrics %s: %v", name, err)
+		}
+		return v
+	}
+	lookup := func(when string) []string {
+		t.Helper()
+		evs := lookupAll(t, alice(ts), &cloudtrail.LookupEventsInput{
+			StartTime: aws.Time(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)), EndTime: aws.Time(time.Date(2024, 1, 3, 0, 0, 0, 0, time.UTC))})
+		got := map[string]bool{}
+		var raw []string
+		for _, e := range evs {
+			id := aws.ToString(e.EventId)
+			if got[id] {
+				t.Fatalf("%s: LookupEvents answered %s twice", when, id)
+			}
+			got[id] = true
+			raw = append(raw, aws.ToString(e.CloudTrailEvent))
+		}
+		if len(got) != files*per {
+			t.Fatalf("%s: LookupEvents answered %d events; want %d", when, len(got), files*per)
+		}
+		return raw
+	}
+	for _, when := range []string{"the import", "the import again"} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"import", "--no-progress", "--endpoint-url", ts.endpoint, logs}, &out, &errb); code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", when, code, out.String(), errb.String())
+		}
+		waitIngested(t, ts.endpoint)
+		if n := metric("cairn_store_sealed_records"); n != files*per {
+			t.Fatalf("after %s: cairn_store_sealed_records %v; want %d", when, n, files*per)
+		}
+	}
+	before := lookup("after the imports")
+	// The blocks, written at the import's faster level, are compressed
+	// again once the server's appends stop sealing.
+	for deadline := time.Now().Add(30 * time.Second); metric("cairn_store_sealed_pending_blocks") != 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("cairn_store_sealed_pending_blocks %v after 30 s", metric("cairn_store_sealed_pending_blocks"))
+		}
+	}
+	if n := metric("cairn_store_sealed_writes_total"); n < 2 {
+		t.Errorf("cairn_store_sealed_writes_total %v after the recompression", n)
+	}
+	if after := lookup("after the recompression"); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Fatal("LookupEvents answers other events after the recompression")
+	}
+}

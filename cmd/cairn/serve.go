@@ -343,7 +343,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 		return g.Run(ctx)
 	}))
 	group.Add("retention", holder.Run(leaseRetention, retention.New(retention.Config{Store: store, Retention: cfg.Retention(), Logger: log}).Run))
-	if st, ok := store.(*duckdb.Store); ok && st.PendingSealed() > 0 {
+	if st, ok := store.(*duckdb.Store); ok {
 		group.Add("sealed recompression", recompressSealed(st, log))
 	}
 	group.Add("ingest", pipe.Run)
@@ -524,9 +524,11 @@ const warmBudget = time.Second
 // one (store.postgres, migrated at open), else the embedded DuckDB store of
 // the data dir. serving says the store will answer lookups (cairn serve):
 // only then does a DuckDB store warm its cache from what the last server
-// read, and save its own at Close (duckdb.Options.Cold).
+// read, and save its own at Close (duckdb.Options.Cold), and does it seal
+// the records of complete days its imports bring (duckdb.Options.Seal;
+// docs/store.md, "Sealing during a server's import").
 func openStore(ctx context.Context, cfg *config.Config, dataDir string, log *slog.Logger, serving bool) (eventStore, error) {
-	return openStoreAs(ctx, cfg, dataDir, log, serving, false, false)
+	return openStoreAs(ctx, cfg, dataDir, log, serving, false, serving)
 }
 
 // openImportStore is openStore for the offline import: the embedded store
@@ -912,38 +914,62 @@ func (c sealedCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // recompressSealed encodes again, in the background, the sealed blocks an
-// offline import wrote at its faster level (duckdb.Store.RecompressSealed;
-// docs/store.md, "Sealing at import speed, compressed later"), in batches,
+// offline import or the server's own appends wrote at the faster level
+// (duckdb.Store.RecompressSealed; docs/store.md, "Sealing at import speed,
+// compressed later" and "Sealing during a server's import"), in batches,
 // sleeping after each three times what it took: at most about a quarter
-// of a core, beside lookups and ingest. It returns once none is left; an
-// error is logged and ends it (the blocks stay readable as they are, and
-// the next start tries again), never the server.
+// of a core, beside lookups and ingest. It waits while the server's
+// appends seal (an import through it: they would share a segment) and
+// while none is pending. An error is logged and ends it (the blocks stay
+// readable as they are, and the next start tries again), never the
+// server.
 func recompressSealed(st *duckdb.Store, log *slog.Logger) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		total := st.PendingSealed()
-		log.Info("recompressing the sealed blocks of an import", "blocks", total)
-		t0 := time.Now()
-		done, before := 0, total
+		var (
+			t0          time.Time
+			done, total int
+		)
 		for {
-			t1 := time.Now()
-			n, left, err := st.RecompressSealed(ctx, 16)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("recompressing sealed blocks stopped", "done", done, "err", err)
+			wait := recompressIdle
+			switch left := st.PendingSealed(); {
+			case left == 0:
+				if total > 0 {
+					log.Info("recompressed the sealed blocks", "blocks", done, "took", time.Since(t0).Round(time.Millisecond))
+					done, total = 0, 0
 				}
-				return nil
+			case time.Since(st.LastSealed()) < recompressAfterSeal:
+				// An import through the server is sealing.
+			default:
+				if total == 0 {
+					total, t0 = left, time.Now()
+					log.Info("recompressing sealed blocks", "blocks", total)
+				}
+				t1 := time.Now()
+				n, left2, err := st.RecompressSealed(ctx, 16)
+				if err != nil {
+					if ctx.Err() == nil {
+						log.Warn("recompressing sealed blocks stopped", "done", done, "err", err)
+					}
+					return nil
+				}
+				done += n
+				if left2 < left {
+					wait = 3 * time.Since(t1)
+				}
 			}
-			done += n
-			if left == 0 || left >= before { // none left, or none it can do
-				log.Info("recompressed the sealed blocks of an import", "blocks", done, "left", left, "took", time.Since(t0).Round(time.Millisecond))
-				return nil
-			}
-			before = left
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(3 * time.Since(t1)):
+			case <-time.After(wait):
 			}
 		}
 	}
 }
+
+// recompressIdle is how often recompressSealed looks for blocks when none
+// is pending or the server's appends seal; recompressAfterSeal how long
+// after their last seal it starts.
+const (
+	recompressIdle      = time.Second
+	recompressAfterSeal = 2 * time.Second
+)

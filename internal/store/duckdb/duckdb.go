@@ -245,6 +245,9 @@ type Store struct {
 	// writeMu and keysMu.
 	seal    bool
 	impSeal *importSeal
+	// lastSealed is when a serving store's stage last wrote sealed
+	// blocks (Unix nanoseconds; LastSealed).
+	lastSealed atomic.Int64
 }
 
 // eventsColumns is the column list of the events table. The record frames
@@ -423,10 +426,14 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.StagedAppends {
 		s.writeMu.Lock()
 		err := s.beginStaged(context.Background())
-		s.writeMu.Unlock()
 		if err != nil {
 			s.log.Warn("duckdb: appends on one connection", "err", err)
+		} else if err := s.beginServeSeal(context.Background()); err != nil {
+			// Sealing is only the store's size: the records go to the
+			// table, as before.
+			s.log.Warn("duckdb: the server's appends do not seal", "err", err)
 		}
+		s.writeMu.Unlock()
 	}
 	return s, nil
 }
@@ -1314,7 +1321,7 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 		return nil, fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
-	s.tail.add(fresh, s.lastSeq+1, received)
+	s.tail.add(fresh, s.lastSeq+1, received, 0)
 	if s.onCommitted != nil && len(fresh) > 0 {
 		s.onCommitted(s.lastSeq+1, fresh)
 	}
@@ -2349,29 +2356,43 @@ func (s *Store) LastSeq(context.Context) (int64, error) {
 // decoded after it: decoding is most of the call's CPU, and its callers
 // (Lake, Insights, trails) may run at a low priority, which must not hold
 // a commit, and the lookups queued behind it, on a descheduled thread.
+//
+// The tail, when it holds the record after after, answers alone: it holds
+// the records of both tiers a serving store appended (a stage's sealed
+// ones too). Otherwise the table and the sealed tier are read one after
+// the other, and a stage may commit between the two reads, its sealed
+// records seen but not its rows: so both are cut at the last sequence
+// number committed before the first read, which both hold in full.
 func (s *Store) ReadAppended(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	if recs, ok := s.tail.read(after, limit); ok {
+		return recs, nil
+	}
+	upTo := s.committed.Load()
 	hot, err := s.readAppendedHot(ctx, after, limit)
-	if err != nil || limit <= 0 || !s.sealedAfter(after) {
+	if err != nil || !s.sealedAfter(after) {
 		return hot, err
 	}
 	es, err := s.readSealed(ctx, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	cold := make([]audit.Appended, len(es))
+	cold := make([]audit.Appended, 0, len(es))
 	for i := range es {
-		cold[i] = audit.Appended{Seq: es[i].Seq, Record: es[i].Record}
+		if es[i].Seq <= upTo {
+			cold = append(cold, audit.Appended{Seq: es[i].Seq, Record: es[i].Record})
+		}
 	}
-	return mergeSeq(hot, cold, func(a *audit.Appended) int64 { return a.Seq }, limit), nil
+	return mergeSeq(seqUpTo(hot, upTo, func(a *audit.Appended) int64 { return a.Seq }), cold,
+		func(a *audit.Appended) int64 { return a.Seq }, limit), nil
 }
 
 // readAppendedHot is ReadAppended over the table (the hot tier).
 func (s *Store) readAppendedHot(ctx context.Context, after int64, limit int) ([]audit.Appended, error) {
 	if limit <= 0 {
 		return nil, nil
-	}
-	if recs, ok := s.tail.read(after, limit); ok {
-		return recs, nil
 	}
 	var bs *blockSet
 	read := func() ([]appendedRow, error) {
@@ -2636,11 +2657,21 @@ var _ audit.Store = (*Store)(nil)
 // number committed (Store.committed). What each commit held the lookups
 // for (its wait for rw and its duration) is logged at level debug.
 func (s *Store) commitAlone(ctx context.Context, conn *sql.Conn, records int, last int64) error {
+	return s.commitAloneThen(ctx, conn, records, last, nil)
+}
+
+// commitAloneThen is commitAlone that runs then (nil: nothing) after a
+// successful COMMIT, before rw is released: what a lookup must see
+// together with the commit's rows (a stage's sealed blocks).
+func (s *Store) commitAloneThen(ctx context.Context, conn *sql.Conn, records int, last int64, then func()) error {
 	t0 := time.Now()
 	s.rw.Lock()
 	t1 := time.Now()
 	_, err := conn.ExecContext(ctx, "COMMIT")
 	if err == nil {
+		if then != nil {
+			then()
+		}
 		s.committed.Store(last)
 	}
 	s.rw.Unlock()

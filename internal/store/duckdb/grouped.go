@@ -183,7 +183,7 @@ func (s *Store) appendGrouped(w *stagedWriter, b *grouped, prevB *grouped, res *
 		}
 		g.conn = conn
 	}
-	return s.appendReserved(context.Background(), g.conn, res)
+	return s.appendReserved(context.Background(), g.conn, res, true)
 }
 
 // closeGroup closes the open group, if any: no batch joins it after, and

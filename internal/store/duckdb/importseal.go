@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -34,7 +35,18 @@ import (
 // makes (one more at each batch's edge).
 type importSeal struct {
 	// before: the records of UTC days (sealed.Day) before it are sealed.
-	before int64
+	// Fixed at BeginImport for an import; a serving store's moves with
+	// its clock (set under writeMu at each reservation, read outside it
+	// by prefetchEncoded as a hint).
+	before atomic.Int64
+	// serving: a serving store's sealing (its staged appends, Options.
+	// Seal with StagedAppends; docs/store.md, "Sealing during a server's
+	// import"): its blocks join the directory and the pending list when
+	// their stage commits, under rw with the COMMIT, instead of before;
+	// minRun is then the records of one part and day a batch must hold
+	// for them to be sealed (fewer stay in the table).
+	serving bool
+	minRun  int
 	// nextID is the next block's ID; under writeMu. The import's blocks
 	// are firstID to nextID-1, at sealed.ImportLevel: Close lists them
 	// for RecompressSealed.
@@ -104,15 +116,70 @@ func (s *Store) beginImportSeal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.impSeal = &importSeal{before: sealed.Day(s.now().Unix()) - 1, firstID: nextID, nextID: nextID, encs: encs,
+	is := &importSeal{firstID: nextID, nextID: nextID, encs: encs,
 		hashed: map[int64]bool{}, parts: map[sealed.Part]sealed.Part{}}
+	is.before.Store(sealed.Day(s.now().Unix()) - 1)
+	s.impSeal = is // under keysMu too: prefetchEncoded reads it so
+	return nil
+}
+
+// serveMinRun is the records of one part (account, region, category) and
+// day a serving store's batch must hold for them to be sealed: a file of
+// an import brings hundreds, while the few late records of a live batch
+// (PutAuditEvents, a gateway's clock behind, a trail's late file) would
+// make blocks of a few records each, whose rows, filters and zstd frames
+// cost more than the records; they stay in the table, for Compact.
+var serveMinRun = 64
+
+// beginServeSeal makes a serving store (Options.Seal with StagedAppends)
+// seal the records of complete days in its staged appends; under
+// writeMu, by Open. The store's sealed tier needs its segment files (not
+// in memory).
+func (s *Store) beginServeSeal(ctx context.Context) error {
+	if s.staged == nil {
+		return nil
+	}
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	if err := s.beginImportSeal(ctx); err != nil || s.impSeal == nil {
+		return err
+	}
+	s.impSeal.serving = true
+	s.impSeal.minRun = serveMinRun
 	return nil
 }
 
 // sealable reports whether an import seals r (beginImportSeal); read
 // outside writeMu by prefetchEncoded, so before is set once.
 func (is *importSeal) sealable(r *audit.Record) bool {
-	return is != nil && sealed.Day(r.Time.Unix()) < is.before
+	return is != nil && sealed.Day(r.Time.Unix()) < is.before.Load()
+}
+
+// partDay is one part and UTC day of records.
+type partDay struct {
+	k partKey
+	d int64
+}
+
+// sealableIn returns what of fresh the store seals: records of complete
+// days, and for a serving store only those of a part and day fresh holds
+// at least minRun of. Under writeMu.
+func (is *importSeal) sealableIn(fresh []*audit.Record) func(*audit.Record) bool {
+	if is.minRun <= 1 {
+		return is.sealable
+	}
+	var runs map[partDay]int
+	for _, r := range fresh {
+		if is.sealable(r) {
+			if runs == nil {
+				runs = map[partDay]int{}
+			}
+			runs[partDay{partKey{r.Account, r.Region, r.Category}, sealed.Day(r.Time.Unix())}]++
+		}
+	}
+	return func(r *audit.Record) bool {
+		return is.sealable(r) && runs[partDay{partKey{r.Account, r.Region, r.Category}, sealed.Day(r.Time.Unix())}] >= is.minRun
+	}
 }
 
 // splitSealable moves fresh's records that the import seals to its
@@ -123,9 +190,15 @@ func (s *Store) splitSealable(fresh []*audit.Record, hashes []uint64, idx []int)
 	if is == nil {
 		return 0
 	}
+	if is.serving {
+		// Compact's rule at this batch's time: a live record is never
+		// sealed.
+		is.before.Store(sealed.Day(s.now().Unix()) - 1)
+	}
+	sealable := is.sealableIn(fresh)
 	n := 0
 	for _, r := range fresh {
-		if is.sealable(r) {
+		if sealable(r) {
 			n++
 		}
 	}
@@ -135,7 +208,7 @@ func (s *Store) splitSealable(fresh []*audit.Record, hashes []uint64, idx []int)
 	f2, h2, i2 := make([]*audit.Record, 0, len(fresh)), make([]uint64, 0, len(fresh)), make([]int, 0, len(fresh))
 	for pass := range 2 {
 		for j, r := range fresh {
-			if is.sealable(r) == (pass == 0) {
+			if sealable(r) == (pass == 0) {
 				f2, h2, i2 = append(f2, r), append(h2, hashes[j]), append(i2, idx[j])
 			}
 		}
@@ -188,7 +261,7 @@ func (s *Store) encodeSealed(b *sealBatch) error {
 	if b == nil {
 		return nil
 	}
-	is, t := s.impSeal, s.sealed
+	is := s.impSeal
 	data, metas, err := is.encs.encode(b.blocks)
 	if err != nil {
 		return fmt.Errorf("duckdb: import seal: %w", err)
@@ -198,7 +271,7 @@ func (s *Store) encodeSealed(b *sealBatch) error {
 		metas[j].ID = b.ids[j]
 		rows[j] = sealedRow{m: metas[j], keyXor: b.keyXor[j]}
 	}
-	locs, err := t.segs.Write(data)
+	locs, err := s.writeSealedSegs(data)
 	if err != nil {
 		return fmt.Errorf("duckdb: import seal: %w", err)
 	}
@@ -207,20 +280,68 @@ func (s *Store) encodeSealed(b *sealBatch) error {
 		rows[j].m.Part = is.own(rows[j].m.Part)
 	}
 	b.rows = rows
+	if is.serving {
+		s.lastSealed.Store(s.now().UnixNano())
+	}
 	return nil
 }
 
+// writeSealedSegs writes an import's or a server's blocks to the
+// segments. A server's blocks (at sealed.ImportLevel, pending) do not go
+// beside the ones RecompressSealed wrote (at sealed.Level, for good), nor
+// its beside them (relocateSealed): a segment of pending blocks empties
+// out as they are encoded again, and is removed whole then, which one
+// that also held blocks for good would never be.
+func (s *Store) writeSealedSegs(data [][]byte) ([]sealed.Loc, error) {
+	t := s.sealed
+	if !s.impSeal.serving {
+		return t.segs.Write(data)
+	}
+	t.segMu.Lock()
+	defer t.segMu.Unlock()
+	if t.activeLevel {
+		if err := t.segs.Rotate(); err != nil {
+			return nil, err
+		}
+		t.activeLevel = false
+	}
+	locs, err := t.segs.Write(data)
+	if err == nil {
+		t.activePending = true
+	}
+	return locs, err
+}
+
 // addSealed appends the rows of a batch's blocks (encodeSealed) to
-// sealed_blocks in conn's open transaction, then adds them to the
-// directory and the tier's counts.
-func (s *Store) addSealed(conn *sql.Conn, b *sealBatch) error {
+// sealed_blocks in conn's open transaction, then, with publish, adds them
+// to the directory and the tier's counts (an offline import's grouped
+// batches: a later batch's duplicate check waits for their COMMIT all the
+// same). A stage publishes its blocks with its COMMIT instead
+// (publishSealed): before it, a lookup would find records the table does
+// not yet show beside them, and after a failed COMMIT ones never stored.
+func (s *Store) addSealed(conn *sql.Conn, b *sealBatch, publish bool) error {
 	if b == nil {
 		return nil
 	}
-	t := s.sealed
 	if err := appendSealed(conn, "", b.rows); err != nil {
 		return fmt.Errorf("duckdb: import seal: %w", err)
 	}
+	if publish {
+		s.rw.Lock()
+		s.publishSealed(b)
+		s.rw.Unlock()
+	}
+	return nil
+}
+
+// publishSealed adds a batch's blocks, their rows committed, to the
+// directory and the tier's counts, and a serving store's to the pending
+// list (their IDs ascend from stage to stage). Under rw held alone.
+func (s *Store) publishSealed(b *sealBatch) {
+	if b == nil {
+		return
+	}
+	t := s.sealed
 	ms := make([]*sealed.Meta, len(b.rows))
 	var (
 		records int64
@@ -231,12 +352,18 @@ func (s *Store) addSealed(conn *sql.Conn, b *sealBatch) error {
 		records += int64(b.rows[j].m.N)
 		keyXor ^= b.rows[j].keyXor
 	}
-	s.rw.Lock()
 	t.dir.Add(ms...)
 	t.records += records
 	t.keyXor ^= keyXor
-	s.rw.Unlock()
-	return nil
+	if s.impSeal.serving && len(b.ids) > 0 {
+		lo, hi := b.ids[0], b.ids[len(b.ids)-1]
+		if n := len(t.pending); n > 0 && t.pending[n-1][1]+1 >= lo {
+			t.pending[n-1][1] = max(t.pending[n-1][1], hi)
+		} else {
+			t.pending = append(t.pending, [2]int64{lo, hi})
+		}
+		t.pendingN += len(b.ids)
+	}
 }
 
 // sealedHashed reports whether the import sealed block id and holds its
@@ -251,4 +378,17 @@ func (s *Store) importSealedKeys() []uint64 {
 		return nil
 	}
 	return slices.Clip(s.impSeal.hashes)
+}
+
+// LastSealed returns when a serving store's appends last wrote sealed
+// blocks (the zero time: never since Open). A server's recompression
+// waits while they do (cmd/cairn's recompressSealed): both write to the
+// segments, and each starts a segment of its own when the other wrote
+// last (writeSealedSegs).
+func (s *Store) LastSealed() time.Time {
+	ns := s.lastSealed.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }

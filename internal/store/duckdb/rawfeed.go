@@ -38,25 +38,9 @@ type rawRow struct {
 //
 // The blocks it decompresses do not go to the block cache: a sequential
 // reader would evict from it the blocks lookups reread, for nothing.
+//
+// The tail and the two tiers answer as for ReadAppended.
 func (s *Store) ReadRaw(ctx context.Context, after int64, limit int) ([]audit.RawAppended, error) {
-	hot, err := s.readRawHot(ctx, after, limit)
-	if err != nil || limit <= 0 || !s.sealedAfter(after) {
-		return hot, err
-	}
-	es, err := s.readSealed(ctx, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	cold := make([]audit.RawAppended, len(es))
-	for i := range es {
-		r := &es[i].Record
-		cold[i] = audit.RawAppended{Seq: es[i].Seq, Time: r.Time, EventName: r.EventName, Raw: r.Raw}
-	}
-	return mergeSeq(hot, cold, func(a *audit.RawAppended) int64 { return a.Seq }, limit), nil
-}
-
-// readRawHot is ReadRaw over the table (the hot tier).
-func (s *Store) readRawHot(ctx context.Context, after int64, limit int) ([]audit.RawAppended, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -66,6 +50,31 @@ func (s *Store) readRawHot(ctx context.Context, after int64, limit int) ([]audit
 			out[i] = audit.RawAppended{Seq: a.Seq, Time: a.Record.Time, EventName: a.Record.EventName, Raw: a.Record.Raw}
 		}
 		return out, nil
+	}
+	upTo := s.committed.Load()
+	hot, err := s.readRawHot(ctx, after, limit)
+	if err != nil || !s.sealedAfter(after) {
+		return hot, err
+	}
+	es, err := s.readSealed(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	cold := make([]audit.RawAppended, 0, len(es))
+	for i := range es {
+		if es[i].Seq <= upTo {
+			r := &es[i].Record
+			cold = append(cold, audit.RawAppended{Seq: es[i].Seq, Time: r.Time, EventName: r.EventName, Raw: r.Raw})
+		}
+	}
+	return mergeSeq(seqUpTo(hot, upTo, func(a *audit.RawAppended) int64 { return a.Seq }), cold,
+		func(a *audit.RawAppended) int64 { return a.Seq }, limit), nil
+}
+
+// readRawHot is ReadRaw over the table (the hot tier).
+func (s *Store) readRawHot(ctx context.Context, after int64, limit int) ([]audit.RawAppended, error) {
+	if limit <= 0 {
+		return nil, nil
 	}
 	var (
 		rows    []rawRow

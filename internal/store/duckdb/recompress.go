@@ -257,14 +257,24 @@ func (s *Store) relocateSealed(ctx context.Context, jobs []recompressJob, last i
 	}
 	var locs []sealed.Loc
 	if len(moved) > 0 {
+		// Not beside a serving store's pending blocks either
+		// (writeSealedSegs); its stages are settled (no Write meanwhile).
+		t.segMu.Lock()
+		rotate = rotate || t.activePending
 		if rotate {
 			if err := t.segs.Rotate(); err != nil {
+				t.segMu.Unlock()
 				return 0, err
 			}
 			t.rotated = true
 		}
 		var err error
-		if locs, err = t.segs.Write(data); err != nil {
+		locs, err = t.segs.Write(data)
+		if err == nil {
+			t.activeLevel, t.activePending = true, false
+		}
+		t.segMu.Unlock()
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -443,6 +453,13 @@ func (s *Store) savePending() error {
 func (s *Store) closeImportSeal() {
 	is, t := s.impSeal, s.sealed
 	if is == nil || t == nil || is.nextID <= is.firstID {
+		return
+	}
+	if is.serving {
+		// Its blocks joined the list as their stages committed.
+		if err := s.savePending(); err != nil {
+			s.log.Warn("duckdb: the sealed blocks left to recompress", "err", err)
+		}
 		return
 	}
 	t.pending = append(t.pending, [2]int64{is.firstID, is.nextID - 1})

@@ -47,6 +47,12 @@ type sealedTier struct {
 	// rotated: RecompressSealed has started a segment of its own in this
 	// process (under writeMu).
 	rotated bool
+	// activeLevel: the active segment holds blocks RecompressSealed
+	// wrote; activePending: blocks a serving store's stages wrote
+	// (pending). Each writer starts a segment of its own before writing
+	// beside the other's (writeSealedSegs, relocateSealed). Under segMu.
+	segMu                      sync.Mutex
+	activeLevel, activePending bool
 	// recEnc is RecompressSealed's encoder, made at its first block.
 	recMu  sync.Mutex
 	recEnc *sealed.Encoder
@@ -104,6 +110,7 @@ func (s *Store) openSealed(ctx context.Context, folder string) error {
 	}
 	s.sealed = t
 	s.lastSeq = max(s.lastSeq, t.dir.MaxSeq())
+	s.committed.Store(s.lastSeq)
 	return nil
 }
 
@@ -177,6 +184,15 @@ func mergeSeq[T any](a, b []T, seq func(*T) int64, limit int) []T {
 		}
 	}
 	return out
+}
+
+// seqUpTo returns the start of a, in sequence order, up to upTo.
+func seqUpTo[T any](a []T, upTo int64, seq func(*T) int64) []T {
+	n := len(a)
+	for n > 0 && seq(&a[n-1]) > upTo {
+		n--
+	}
+	return a[:n]
 }
 
 // addSealedKeys adds the key of every sealed record to f: the blocks are
@@ -316,6 +332,12 @@ func (s *Store) deleteSealed(ctx context.Context, cut int64) (int64, func(), err
 		var nextID int64
 		if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM sealed_blocks`).Scan(&nextID); err != nil {
 			return 0, nil, fmt.Errorf("duckdb: retention: %w", err)
+		}
+		if is := s.impSeal; is != nil {
+			// A serving store's stages number their blocks from
+			// is.nextID (under writeMu, held here): no ID twice.
+			nextID = max(nextID, is.nextID)
+			defer func() { is.nextID = max(is.nextID, nextID) }()
 		}
 		var (
 			data [][]byte

@@ -188,6 +188,12 @@ func (s *Store) StageEach(records []audit.Record) func(ctx context.Context) (fun
 	}
 }
 
+// stageSealedHook, when set (by tests), runs in a stage whose sealed
+// blocks are written to the segments and appended to its transaction,
+// before its COMMIT; an error fails the stage there, as a crash would
+// stop it.
+var stageSealedHook func() error
+
 // reservation is a staged batch's place: its new records, in the order
 // and with the sequence numbers (from first on) their rows get.
 type reservation struct {
@@ -343,8 +349,8 @@ func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encod
 
 // appendReserved appends a reservation's rows and its sealed blocks'
 // (encoded by encodeSealed) in conn's open transaction.
-func (s *Store) appendReserved(ctx context.Context, conn *sql.Conn, res *reservation) error {
-	if err := s.addSealed(conn, res.sealedB); err != nil {
+func (s *Store) appendReserved(ctx context.Context, conn *sql.Conn, res *reservation, publish bool) error {
+	if err := s.addSealed(conn, res.sealedB, publish); err != nil {
 		return err
 	}
 	if recs, hashes, encs, first := res.rows(); len(recs) > 0 {
@@ -375,8 +381,13 @@ func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, r
 			}
 		}
 	}()
-	if err := s.appendReserved(ctx, conn, res); err != nil {
+	if err := s.appendReserved(ctx, conn, res, false); err != nil {
 		return err
+	}
+	if stageSealedHook != nil && res.sealedB != nil {
+		if err := stageSealedHook(); err != nil {
+			return err
+		}
 	}
 	if prev != nil {
 		<-prev.done
@@ -386,13 +397,16 @@ func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, r
 	}
 	// The commit merges the rows into the table: no read runs meanwhile
 	// (see Store).
-	err = s.commitAlone(ctx, conn, len(fresh), first+int64(len(fresh))-1)
+	// Its sealed blocks join the directory with the rows, under rw.
+	err = s.commitAloneThen(ctx, conn, len(fresh), first+int64(len(fresh))-1, func() { s.publishSealed(res.sealedB) })
 	if err != nil {
 		return fmt.Errorf("duckdb: commit: %w", err)
 	}
 	committed = true
-	// An import's tail keeps nothing (BeginImport).
-	s.tail.add(fresh, first, received)
+	// An import's tail keeps nothing (BeginImport). A server's keeps the
+	// sealed records too, for the feed, but not in its buckets: the
+	// bucket index does not count them (tail.add).
+	s.tail.add(fresh, first, received, res.sealed)
 	if onCommitted != nil {
 		onCommitted(first, fresh)
 	}

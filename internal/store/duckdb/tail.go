@@ -59,7 +59,14 @@ type tailBucket struct {
 // the caller's memory: Append's callers do not change records once handed
 // over (their strings point into Raw, audit.Extract), so no copy is made;
 // slices are clipped so that a reader's append cannot reach them.
-func (t *tail) add(recs []*audit.Record, first, received int64) {
+//
+// The first sealed of recs went to the sealed tier (a serving store's
+// stage, importseal.go): the tail keeps them for the feed (read), in their
+// place in the sequence, but not in its buckets, which answer for the
+// records the bucket index counts, and it counts no sealed record
+// (newestOf, since): a bucket of sealed and hot records is then answered
+// by the table and the sealed tier, each record by one.
+func (t *tail) add(recs []*audit.Record, first, received int64, sealed int) {
 	if t.max <= 0 || len(recs) == 0 {
 		return
 	}
@@ -80,6 +87,9 @@ func (t *tail) add(recs []*audit.Record, first, received int64) {
 		sec := r.Time.Unix()
 		c.Time = time.Unix(sec, 0).UTC()
 		t.bytes += int64(len(c.Raw))
+		if i < sealed {
+			continue
+		}
 		b := tailBucket{partKey{c.Account, c.Region, c.Category}, bucketOf(sec)}
 		bs := t.buckets[b]
 		switch {
@@ -96,11 +106,14 @@ func (t *tail) add(recs []*audit.Record, first, received int64) {
 	for t.bytes > t.max && t.recs.len() > 0 {
 		r := &t.recs.at(0).Record
 		t.bytes -= int64(len(r.Raw))
-		// The oldest record of its bucket: the first of its seqs.
+		// The oldest record of its bucket: the first of its seqs (a
+		// sealed record is in none).
 		b := tailBucket{partKey{r.Account, r.Region, r.Category}, bucketOf(r.Time.Unix())}
-		if bs := t.buckets[b]; len(bs.seqs) <= 1 {
+		switch bs := t.buckets[b]; {
+		case bs == nil || bs.seqs[0] != t.recs.at(0).Seq:
+		case len(bs.seqs) <= 1:
 			delete(t.buckets, b)
-		} else {
+		default:
 			bs.seqs = bs.seqs[1:]
 		}
 		t.recs.pop()
