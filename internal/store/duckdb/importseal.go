@@ -235,6 +235,10 @@ func (s *Store) reserveSealed(fresh []*audit.Record, hashes []uint64, n int, fir
 		es[j].Record.Time = time.Unix(fresh[j].Time.Unix(), 0).UTC()
 	}
 	b := &sealBatch{blocks: sealed.Split(es)}
+	// Kept up to maxSealedHashes keys (a server lives on: the list must
+	// not grow with every record it ever seals); a block whose keys are
+	// not kept is decoded by the key filter's rebuild instead.
+	keep := len(is.hashes)+n <= maxSealedHashes
 	for _, blk := range b.blocks {
 		var kx uint64
 		for i := range blk {
@@ -244,12 +248,20 @@ func (s *Store) reserveSealed(fresh []*audit.Record, hashes []uint64, n int, fir
 		}
 		b.ids = append(b.ids, is.nextID)
 		b.keyXor = append(b.keyXor, kx)
-		is.hashed[is.nextID] = true
+		if keep {
+			is.hashed[is.nextID] = true
+		}
 		is.nextID++
 	}
-	is.hashes = append(is.hashes, hashes[:n]...)
+	if keep {
+		is.hashes = append(is.hashes, hashes[:n]...)
+	}
 	return b
 }
+
+// maxSealedHashes bounds importSeal.hashes: 16M keys, 128 MiB (a var for
+// tests).
+var maxSealedHashes = 1 << 24
 
 // encodeSealed encodes a batch's blocks on every core and writes their
 // bytes to the segments (durable once Write returns): before the batch

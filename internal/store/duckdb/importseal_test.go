@@ -3,6 +3,7 @@ package duckdb
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -332,6 +333,18 @@ func checkBlockLevel(t *testing.T, st *Store, level zstd.EncoderLevel) {
 // than a row group (it fails when a group counts table rows only).
 func TestImportSealsPastTheKeyFilter(t *testing.T) {
 	bigImport(t)
+	// And with the import's list of keys cut short (maxSealedHashes): the
+	// blocks whose keys it does not hold are decoded by the rebuilds.
+	for _, limit := range []int{maxSealedHashes, 0} {
+		t.Run(fmt.Sprintf("keys kept %d", limit), func(t *testing.T) {
+			defer func(v int) { maxSealedHashes = v }(maxSealedHashes)
+			maxSealedHashes = limit
+			testImportSealsPastTheKeyFilter(t, limit)
+		})
+	}
+}
+
+func testImportSealsPastTheKeyFilter(t *testing.T, limit int) {
 	ctx := context.Background()
 	sh := storetest.NewShapes(t, 91)
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -374,6 +387,9 @@ func TestImportSealsPastTheKeyFilter(t *testing.T) {
 	}
 	if last, _ := st.LastSeq(ctx); last != int64(n) {
 		t.Errorf("LastSeq = %d, want %d", last, n)
+	}
+	if kept := len(st.importSealedKeys()); kept > limit {
+		t.Errorf("the import kept %d keys; want at most %d", kept, limit)
 	}
 }
 
