@@ -181,26 +181,7 @@ func (sc *recordScanner) paths(n *pathNode, hits *[]pathHit) bool {
 		if n.each == nil {
 			return sc.skipUnique()
 		}
-		if empty, ok := sc.enter(']'); !ok || empty {
-			return ok
-		}
-		for {
-			sc.ws()
-			if !sc.paths(n.each, hits) {
-				return false
-			}
-			sc.ws()
-			switch sc.peek() {
-			case ',':
-				sc.i++
-			case ']':
-				sc.i++
-				sc.depth--
-				return true
-			default:
-				return false
-			}
-		}
+		return sc.array(func() bool { return sc.paths(n.each, hits) })
 	}
 	return sc.skipUnique()
 }
@@ -216,26 +197,7 @@ func (sc *recordScanner) skipUnique() bool {
 		var ns objectNames
 		return sc.object(func(name string) bool { return ns.add(name) && sc.skipUnique() })
 	case '[':
-		if empty, ok := sc.enter(']'); !ok || empty {
-			return ok
-		}
-		for {
-			sc.ws()
-			if !sc.skipUnique() {
-				return false
-			}
-			sc.ws()
-			switch sc.peek() {
-			case ',':
-				sc.i++
-			case ']':
-				sc.i++
-				sc.depth--
-				return true
-			default:
-				return false
-			}
-		}
+		return sc.array(sc.skipUnique)
 	}
 	return sc.skip()
 }

@@ -250,11 +250,7 @@ func (sc *recordScanner) identity(v *scanned) bool {
 }
 
 func (sc *recordScanner) resources(v *scanned) bool {
-	if empty, ok := sc.enter(']'); !ok || empty {
-		return ok
-	}
-	for {
-		sc.ws()
+	return sc.array(func() bool {
 		if sc.peek() != '{' {
 			return false
 		}
@@ -279,18 +275,8 @@ func (sc *recordScanner) resources(v *scanned) bool {
 			return false
 		}
 		v.resources = append(v.resources, x)
-		sc.ws()
-		switch sc.peek() {
-		case ',':
-			sc.i++
-		case ']':
-			sc.i++
-			sc.depth--
-			return true
-		default:
-			return false
-		}
-	}
+		return true
+	})
 }
 
 // enter steps into the object or array that starts at sc.i, no deeper
@@ -309,6 +295,31 @@ func (sc *recordScanner) enter(end byte) (empty, ok bool) {
 		return true, true
 	}
 	return false, true
+}
+
+// array reads an array at sc.i (the scanner at its '['), calling each
+// with the scanner at each element, which each must read.
+func (sc *recordScanner) array(each func() bool) bool {
+	if empty, ok := sc.enter(']'); !ok || empty {
+		return ok
+	}
+	for {
+		sc.ws()
+		if !each() {
+			return false
+		}
+		sc.ws()
+		switch sc.peek() {
+		case ',':
+			sc.i++
+		case ']':
+			sc.i++
+			sc.depth--
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // object reads an object at sc.i, calling member with each name (the
@@ -465,26 +476,7 @@ func (sc *recordScanner) skip() bool {
 	case c == '{':
 		return sc.skipObject()
 	case c == '[':
-		if empty, ok := sc.enter(']'); !ok || empty {
-			return ok
-		}
-		for {
-			sc.ws()
-			if !sc.skip() {
-				return false
-			}
-			sc.ws()
-			switch sc.peek() {
-			case ',':
-				sc.i++
-			case ']':
-				sc.i++
-				sc.depth--
-				return true
-			default:
-				return false
-			}
-		}
+		return sc.array(sc.skip)
 	case c == 't':
 		return sc.literal("true")
 	case c == 'f':
