@@ -145,10 +145,10 @@ func writeCompactResult(w io.Writer, output string, res duckdb.CompactResult, re
 	}
 	again := ""
 	if recompressed > 0 {
-		again = fmt.Sprintf(", %d blocks compressed again", recompressed)
+		again = fmt.Sprintf("; %d sealed blocks compressed again first", recompressed)
 	}
-	_, err := fmt.Fprintf(w, "compacted %d records (%d sealed%s): %.1f MB -> %.1f MB, %d -> %d row groups, in %s\n", res.Records, res.Sealed, again,
-		float64(res.BytesBefore)/1e6, float64(res.BytesAfter)/1e6, res.RowGroupsFrom, res.RowGroupsTo, res.Took.Round(1e6))
+	_, err := fmt.Fprintf(w, "compacted %d records (%d sealed): %.1f MB -> %.1f MB, %d -> %d row groups, in %s%s\n", res.Records, res.Sealed,
+		float64(res.BytesBefore)/1e6, float64(res.BytesAfter)/1e6, res.RowGroupsFrom, res.RowGroupsTo, res.Took.Round(1e6), again)
 	return err
 }
 
