@@ -110,10 +110,10 @@ func TestServeMemLog(t *testing.T) {
 		resp.Body.Close()
 		return nil
 	})
-	// The server runs under Go's soft memory limit (limitGoMemory), put
+	// The server runs under Go's soft memory limit (limitGoMemoryAt), put
 	// back when it stops.
-	if got := debug.SetMemoryLimit(-1); got != importGoMemory {
-		t.Errorf("Go's memory limit while serving = %d; want %d", got, int64(importGoMemory))
+	if got := debug.SetMemoryLimit(-1); got != serveGoMemory {
+		t.Errorf("Go's memory limit while serving = %d; want %d", got, int64(serveGoMemory))
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -148,7 +148,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// was live, 876 MB of goal at 438 MB live at the end of a 10M import
 	// (peak RSS 1,078 MiB; docs/store.md, "Memory of a server's import").
 	// Put back after the store is closed (deferred first, runs last).
-	defer limitGoMemory()()
+	defer limitGoMemoryAt(serveGoMemory)()
 	store, err := openStore(ctx, cfg, f.dataDir, log, true)
 	if err != nil {
 		return err
