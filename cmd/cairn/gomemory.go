@@ -29,9 +29,10 @@ const importGoMemory = 384 << 20
 // serveGoMemory is the least soft memory limit `cairn serve` runs under
 // (limitGoMemoryAt, for the server's life; issue 15: RSS at most 1 GB
 // during a 10M import through a server). Above the offline import's
-// 384 MiB: a 1M import through the server keeps 200-300 MB live, which
-// 384 MiB would make the collector chase; at 10M the limit follows the
-// live heap at 1.25x either way (docs/store.md, "Memory of a server's
+// 384 MiB: with 384 a 10M import through the server took 22-28% more
+// server CPU (the limit bound from its second minute), with 512 5-17%
+// (peak RSS 719-729 and 712-747 MiB, main's 1,033-1,078); past 410 MiB
+// live the limit follows the live heap at 1.25x either way (docs/store.md, "Memory of a server's
 // import").
 const serveGoMemory = 512 << 20
 
