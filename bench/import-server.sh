@@ -23,6 +23,8 @@
 #                      --cpuprofile) and prefix.client, with their top entries
 #   TRACE=file         a runtime trace of the server's run (go tool trace;
 #                      -pprof=sync: which stage waits on which)
+#   MEMLOG=file        the server's --memlog (its memory by part every 5 s,
+#                      Go heap profiles beside it every 15 s)
 #   OFFLINE=0          skip the offline import (ratios then not printed)
 #   WORK=dir           keep the data dirs there (default: a temporary dir)
 set -euo pipefail
@@ -68,6 +70,7 @@ ep=http://127.0.0.1:$port
 prof=()
 [ -z "${PROFILE:-}" ] || prof=(--cpuprofile "$PROFILE.serve")
 [ -z "${TRACE:-}" ] || prof+=(--trace "$TRACE")
+[ -z "${MEMLOG:-}" ] || prof+=(--memlog "$MEMLOG")
 "$bin" serve --data-dir "$work/served" --listen "127.0.0.1:$port" --log-level warn "${prof[@]}" 2>"$work/serve.err" &
 spid=$!
 stop_server() { kill -INT "$spid" 2>/dev/null && wait "$spid" 2>/dev/null || true; }

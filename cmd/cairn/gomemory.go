@@ -26,6 +26,16 @@ import (
 // "Session 26 at its end, quiet").
 const importGoMemory = 384 << 20
 
+// serveGoMemory is the least soft memory limit `cairn serve` runs under
+// (limitGoMemoryAt, for the server's life; issue 15: RSS at most 1 GB
+// during a 10M import through a server). Above the offline import's
+// 384 MiB: with 384 a 10M import through the server took 22-28% more
+// server CPU (the limit bound from its second minute), with 512 5-17%
+// (peak RSS 719-729 and 712-747 MiB, main's 1,033-1,078); past 410 MiB
+// live the limit follows the live heap at 1.25x either way (docs/store.md, "Memory of a server's
+// import").
+const serveGoMemory = 512 << 20
+
 // goMemoryHeadroom is the least room the limit leaves above the live heap,
 // as a fraction of it (and at least 64 MiB): the limit is raised while the
 // live heap grows past importGoMemory/1.25, so that the collector never
@@ -38,12 +48,15 @@ const goMemoryHeadroom = 0.25
 // checked every second, until stop; stop puts back the limit there was
 // (once, however often it is called). A lower limit already set
 // (GOMEMLIMIT) stays, and nothing runs.
-func limitGoMemory() (stop func()) {
+func limitGoMemory() (stop func()) { return limitGoMemoryAt(importGoMemory) }
+
+// limitGoMemoryAt is limitGoMemory with floor in place of importGoMemory.
+func limitGoMemoryAt(floor int64) (stop func()) {
 	prev := debug.SetMemoryLimit(-1)
-	if prev <= importGoMemory {
+	if prev <= floor {
 		return func() {}
 	}
-	debug.SetMemoryLimit(importGoMemory)
+	debug.SetMemoryLimit(floor)
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -61,7 +74,7 @@ func limitGoMemory() (stop func()) {
 			if sample[0].Value.Kind() != metrics.KindUint64 {
 				continue
 			}
-			debug.SetMemoryLimit(goMemoryLimit(sample[0].Value.Uint64(), prev))
+			debug.SetMemoryLimit(goMemoryLimitAt(sample[0].Value.Uint64(), floor, prev))
 		}
 	}()
 	return sync.OnceFunc(func() {
@@ -75,8 +88,13 @@ func limitGoMemory() (stop func()) {
 // or more to leave goMemoryHeadroom (at least 64 MiB) above live; never above
 // ceiling (the limit before the import).
 func goMemoryLimit(live uint64, ceiling int64) int64 {
+	return goMemoryLimitAt(live, importGoMemory, ceiling)
+}
+
+// goMemoryLimitAt is goMemoryLimit with floor in place of importGoMemory.
+func goMemoryLimitAt(live uint64, floor, ceiling int64) int64 {
 	want := int64(live) + max(int64(float64(live)*goMemoryHeadroom), 64<<20)
-	return min(max(want, importGoMemory), ceiling)
+	return min(max(want, floor), ceiling)
 }
 
 // closeUnderLimit closes c, then puts back Go's memory limit (stop): an

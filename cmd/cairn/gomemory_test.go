@@ -164,3 +164,26 @@ func TestLoadGCSetting(t *testing.T) {
 		t.Errorf("after the load GOGC is %d; want it back at 100", got)
 	}
 }
+
+// TestGoMemoryLimitAt: a server's floor (serveGoMemory) holds while the
+// live heap leaves it room, then the limit follows the live heap at 1.25x
+// as the import's does.
+func TestGoMemoryLimitAt(t *testing.T) {
+	for _, c := range []struct {
+		live uint64
+		want int64
+	}{
+		{0, serveGoMemory},
+		{300 << 20, serveGoMemory},
+		{400 << 20, serveGoMemory},
+		{440 << 20, 550 << 20},
+		{1 << 30, 5 << 28},
+	} {
+		if got := goMemoryLimitAt(c.live, serveGoMemory, math.MaxInt64); got != c.want {
+			t.Errorf("goMemoryLimitAt(%d MiB, %d MiB) = %d MiB; want %d MiB", c.live>>20, serveGoMemory>>20, got>>20, c.want>>20)
+		}
+	}
+	if got := goMemoryLimitAt(440<<20, serveGoMemory, 500<<20); got != 500<<20 {
+		t.Errorf("goMemoryLimitAt under a ceiling of 500 MiB = %d MiB; want 500", got>>20)
+	}
+}

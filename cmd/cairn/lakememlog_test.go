@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -91,6 +94,9 @@ func TestServeMemLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	memlog := filepath.Join(dir, "serve.memlog")
+	prevLimit := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(prevLimit)
+	debug.SetMemoryLimit(math.MaxInt64)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -104,9 +110,20 @@ func TestServeMemLog(t *testing.T) {
 		resp.Body.Close()
 		return nil
 	})
+	// The server runs under Go's soft memory limit (limitGoMemoryAt), put
+	// back when it stops.
+	if got := debug.SetMemoryLimit(-1); got != serveGoMemory {
+		t.Errorf("Go's memory limit while serving = %d; want %d", got, int64(serveGoMemory))
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("serve = %v", err)
+	}
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("Go's memory limit after serve = %d; want it back at %d", got, int64(math.MaxInt64))
+	}
+	if _, err := os.Stat(memlog + ".000.heap"); err != nil {
+		t.Errorf("no heap profile beside the memlog: %v", err)
 	}
 	b, err := os.ReadFile(memlog)
 	if err != nil {
@@ -126,6 +143,11 @@ func TestServeMemLog(t *testing.T) {
 	}
 	if got, want := row["lake_limit"], "286.1MiB"; got != want { // 300MB
 		t.Errorf("Lake's DuckDB memory_limit in the memlog = %s; want %s (the config's)", got, want)
+	}
+	for _, c := range []string{"eh_keyfilter_mb", "eh_bucketindex_mb", "eh_blockcache_mb", "eh_tail_mb"} {
+		if _, err := strconv.ParseFloat(row[c], 64); err != nil {
+			t.Errorf("memlog's %s = %q; want MiB", c, row[c])
+		}
 	}
 	if row["rss_mb"] == "0" || row["go_mapped_mb"] == "0" {
 		t.Errorf("memlog's last line %q: no RSS or no Go memory", lines[len(lines)-1])
