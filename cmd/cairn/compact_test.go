@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/store/duckdb"
 )
@@ -291,5 +292,96 @@ func TestServerImportSeals(t *testing.T) {
 	}
 	if after := lookup("after the recompression"); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Fatal("LookupEvents answers other events after the recompression")
+	}
+}
+
+// TestServerImportSealsKeepsAccountsApart: a hostile tenant (bob) imports
+// through the server, which seals them, records of an old day with the
+// very event IDs another account (alice) imported and the server sealed
+// before. Each account's copies are its own: bob's are stored, not taken
+// for duplicates of alice's; each sees only its own, by time range, by
+// EventId and when naming the other account; records bob sends in
+// alice's account are refused and stored nowhere; alice's answers do not
+// change.
+func TestServerImportSealsKeepsAccountsApart(t *testing.T) {
+	const files, per = 2, 100 // runs of 200 of a part and day: sealed
+	write := func(dir, account, prefix string) string {
+		os.MkdirAll(dir, 0o755)
+		for f := range files {
+			var recs []string
+			for i := range per {
+				recs = append(recs, importRecord(fmt.Sprintf("%s%d-%d", prefix, f, i), account, "us-east-1"))
+			}
+			writeFile(t, filepath.Join(dir, fmt.Sprintf("f%d.json", f)), `{"Records":[`+strings.Join(recs, ",")+`]}`)
+		}
+		return dir
+	}
+	root := t.TempDir()
+	aliceLogs := write(filepath.Join(root, "alice"), "111111111111", "v")
+	bobLogs := write(filepath.Join(root, "bob"), "222222222222", "v")    // alice's IDs, bob's account
+	intoAlice := write(filepath.Join(root, "into"), "111111111111", "x") // bob sending alice's account
+	ts := startServer(t, fmt.Sprintf(twoAccounts, 0), "")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	importAs := func(key, secret, logs string) (int, string) {
+		t.Helper()
+		t.Setenv("AWS_ACCESS_KEY_ID", key)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"import", "--no-progress", "--endpoint-url", ts.endpoint, logs}, &out, &errb)
+		waitIngested(t, ts.endpoint)
+		return code, out.String() + errb.String()
+	}
+	bobClient := ts.client("AKIABOB0000000000001", "bob-secret-key", "us-east-1")
+	// own returns the events a client sees of the day, failing on any of
+	// another account.
+	own := func(who string, c *cloudtrail.Client, account string, attrs ...types.LookupAttribute) []string {
+		t.Helper()
+		evs := lookupAll(t, c, &cloudtrail.LookupEventsInput{LookupAttributes: attrs,
+			StartTime: aws.Time(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)), EndTime: aws.Time(time.Date(2024, 1, 3, 0, 0, 0, 0, time.UTC))})
+		var raw []string
+		for _, e := range evs {
+			r := aws.ToString(e.CloudTrailEvent)
+			if !strings.Contains(r, `"recipientAccountId":"`+account+`"`) {
+				t.Fatalf("%s sees another account's event: %s", who, r)
+			}
+			raw = append(raw, r)
+		}
+		return raw
+	}
+	if code, out := importAs("AKIAALICE00000000001", "alice-secret-key", aliceLogs); code != 0 {
+		t.Fatalf("alice's import: exit %d\n%s", code, out)
+	}
+	before := own("alice", alice(ts), "111111111111")
+	if len(before) != files*per {
+		t.Fatalf("alice sees %d events; want %d", len(before), files*per)
+	}
+	if code, out := importAs("AKIABOB0000000000001", "bob-secret-key", bobLogs); code != 0 {
+		t.Fatalf("bob's import of alice's IDs in his own account: exit %d (taken for duplicates?)\n%s", code, out)
+	}
+	if code, out := importAs("AKIABOB0000000000001", "bob-secret-key", intoAlice); code != exitRefused {
+		t.Fatalf("bob's import into alice's account: exit %d; want %d\n%s", code, exitRefused, out)
+	}
+	v, err := strconv.ParseFloat(metricAt(t, ts.endpoint, "cairn_store_sealed_records"), 64)
+	if err != nil || v != 2*files*per {
+		t.Fatalf("cairn_store_sealed_records %v, %v; want %d (both accounts' copies sealed, nothing of bob's in alice's)", v, err, 2*files*per)
+	}
+	if got := own("bob", bobClient, "222222222222"); len(got) != files*per {
+		t.Errorf("bob sees %d events; want his %d", len(got), files*per)
+	}
+	id := types.LookupAttribute{AttributeKey: types.LookupAttributeKeyEventId, AttributeValue: aws.String("v0-0")}
+	if got := own("bob by EventId", bobClient, "222222222222", id); len(got) != 1 {
+		t.Errorf("bob's EventId lookup of a shared ID: %d events; want his one", len(got))
+	}
+	acct := types.LookupAttribute{AttributeKey: types.LookupAttributeKey("AccountId"), AttributeValue: aws.String("111111111111")}
+	if got := own("bob naming alice's account", bobClient, "222222222222", acct); len(got) != 0 {
+		t.Errorf("bob naming alice's account sees %d events; want none", len(got))
+	}
+	if got := own("alice by EventId", alice(ts), "111111111111", id); len(got) != 1 {
+		t.Errorf("alice's EventId lookup of a shared ID: %d events; want her one", len(got))
+	}
+	if after := own("alice", alice(ts), "111111111111"); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Error("alice's events changed after bob's imports")
 	}
 }
