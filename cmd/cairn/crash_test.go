@@ -397,11 +397,9 @@ delivery:
 	// records itself. A call that fails (the server is down) is retried
 	// by nobody; only acknowledged records must survive.
 	var (
-		wg      sync.WaitGroup
-		stop    = make(chan struct{})
-		ackMu   sync.Mutex
-		acked   = map[string]bool{}
-		written atomic.Int64
+		wg   sync.WaitGroup
+		stop = make(chan struct{})
+		acks = &ackedImports{ids: map[string]bool{}}
 	)
 	wg.Add(2)
 	go func() {
@@ -413,9 +411,6 @@ delivery:
 				return
 			default:
 			}
-			sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: *endpoint.Load(), Region: "us-east-1", MaxAttempts: 1,
-				HTTPClient:  &http.Client{Timeout: 30 * time.Second},
-				Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
 			recs := make([]audit.Record, 20)
 			ids := make([]string, len(recs))
 			for i := range recs {
@@ -423,16 +418,7 @@ delivery:
 				recs[i].Raw = crashRecord(n, time.Now())
 				ids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", n, n)
 			}
-			res, fails, err := sink.AppendReport(ctx, recs)
-			if err == nil && len(fails) == 0 && res.Inserted == len(recs) {
-				ackMu.Lock()
-				for _, id := range ids {
-					acked[id] = true
-				}
-				ackMu.Unlock()
-				written.Add(int64(len(recs)))
-			} else if err == nil {
-				t.Errorf("ImportRecords: %+v %+v", res, fails)
+			if !acks.send(ctx, t, *endpoint.Load(), recs, ids) {
 				return
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -473,12 +459,12 @@ delivery:
 		}
 		time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
 		proc.kill()
-		t.Logf("run %d: SIGKILL after %d records acknowledged; files so far: s3 %d (and %d digests), local %d", i+1, written.Load(), s3IDs.files, s3IDs.digests, localIDs.files)
+		t.Logf("run %d: SIGKILL after %d records acknowledged; files so far: s3 %d (and %d digests), local %d", i+1, acks.written.Load(), s3IDs.files, s3IDs.digests, localIDs.files)
 		proc = startServerProcess(t, dataDir, cfgPath, logPath)
 		endpoint.Store(&proc.endpoint)
 	}
 	// Writes go on for a while after the last restart, then stop.
-	for deadline := written.Load() + 200; written.Load() < deadline; {
+	for deadline := acks.written.Load() + 200; acks.written.Load() < deadline; {
 		time.Sleep(100 * time.Millisecond)
 	}
 	stopWriters()
@@ -507,13 +493,13 @@ delivery:
 	}
 	waitIngested(t, proc.endpoint)
 	all, writes := selectedNow()
-	ackMu.Lock()
-	for id := range acked {
+	acks.mu.Lock()
+	for id := range acks.ids {
 		if !all[id] {
 			t.Errorf("acknowledged record %s is not in the store after the crashes", id)
 		}
 	}
-	ackMu.Unlock()
+	acks.mu.Unlock()
 	for deadline := testwait.End(t); ; {
 		s3IDs.readS3(t, s3c, "audit-logs")
 		localIDs.readLocal(t, localDir)
@@ -592,10 +578,43 @@ delivery:
 		return nil
 	})
 	t.Logf("%d crashes; %d records acknowledged, %d selected by the S3 trail, %d by the local trail (write events)",
-		crashes, written.Load(), len(all), len(writes))
+		crashes, acks.written.Load(), len(all), len(writes))
 	t.Logf("S3 trail: %d files, %d duplicate deliveries; local trail: %d files, %d duplicate deliveries; %d temporary files left in the folder",
 		s3IDs.files, s3IDs.duplicates(), localIDs.files, localIDs.duplicates(), tmp)
 	if n, m := s3IDs.duplicates(), localIDs.duplicates(); n != 0 || m != 0 {
 		t.Errorf("%d events delivered twice to S3, %d to the local folder; want each in exactly one log file", n, m)
 	}
+}
+
+// ackedImports is what ImportRecords acknowledged to a crash test's
+// writer: the records' event IDs, and how many.
+type ackedImports struct {
+	mu      sync.Mutex
+	ids     map[string]bool
+	written atomic.Int64
+}
+
+// send imports recs (ids their event IDs) into endpoint as alice, in one
+// attempt, and keeps them once acknowledged. A call that fails (the
+// server killed under it) is not acknowledged; one answered with records
+// not stored is the test's error, and send returns false.
+func (a *ackedImports) send(ctx context.Context, t *testing.T, endpoint string, recs []audit.Record, ids []string) bool {
+	sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: endpoint, Region: "us-east-1", MaxAttempts: 1,
+		HTTPClient:  &http.Client{Timeout: 30 * time.Second},
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
+	res, fails, err := sink.AppendReport(ctx, recs)
+	if err != nil {
+		return true
+	}
+	if len(fails) != 0 || res.Inserted != len(recs) {
+		t.Errorf("ImportRecords: %+v %+v", res, fails)
+		return false
+	}
+	a.mu.Lock()
+	for _, id := range ids {
+		a.ids[id] = true
+	}
+	a.mu.Unlock()
+	a.written.Add(int64(len(recs)))
+	return true
 }

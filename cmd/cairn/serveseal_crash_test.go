@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -13,11 +12,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/cairn-audit/cairn/internal/audit"
-	cairnclient "github.com/cairn-audit/cairn/internal/client"
 	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
@@ -45,11 +42,9 @@ func TestServerSealCrashLosesNothing(t *testing.T) {
 	endpoint.Store(&proc.endpoint)
 	day := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
 	var (
-		wg      sync.WaitGroup
-		stop    = make(chan struct{})
-		ackMu   sync.Mutex
-		acked   = map[string]bool{}
-		written atomic.Int64
+		wg   sync.WaitGroup
+		stop = make(chan struct{})
+		acks = &ackedImports{ids: map[string]bool{}}
 	)
 	wg.Go(func() {
 		n := 0
@@ -59,9 +54,6 @@ func TestServerSealCrashLosesNothing(t *testing.T) {
 				return
 			default:
 			}
-			sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: *endpoint.Load(), Region: "us-east-1", MaxAttempts: 1,
-				HTTPClient:  &http.Client{Timeout: 30 * time.Second},
-				Credentials: credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")})
 			recs := make([]audit.Record, 200)
 			ids := make([]string, len(recs))
 			for i := range recs {
@@ -69,16 +61,7 @@ func TestServerSealCrashLosesNothing(t *testing.T) {
 				recs[i].Raw = crashRecord(n, day.Add(time.Duration(n%80000)*time.Second))
 				ids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", n, n)
 			}
-			res, fails, err := sink.AppendReport(ctx, recs)
-			if err == nil && len(fails) == 0 && res.Inserted == len(recs) {
-				ackMu.Lock()
-				for _, id := range ids {
-					acked[id] = true
-				}
-				ackMu.Unlock()
-				written.Add(int64(len(recs)))
-			} else if err == nil {
-				t.Errorf("ImportRecords: %+v %+v", res, fails)
+			if !acks.send(ctx, t, *endpoint.Load(), recs, ids) {
 				return
 			}
 		}
@@ -86,18 +69,18 @@ func TestServerSealCrashLosesNothing(t *testing.T) {
 	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer stopWriters()
 	for i := range 3 {
-		for deadline, from := testwait.End(t), written.Load(); written.Load() < from+4000; time.Sleep(20 * time.Millisecond) {
+		for deadline, from := testwait.End(t), acks.written.Load(); acks.written.Load() < from+4000; time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("run %d: %d records acknowledged by the deadline", i+1, written.Load()-from)
+				t.Fatalf("run %d: %d records acknowledged by the deadline", i+1, acks.written.Load()-from)
 			}
 		}
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 		proc.kill()
-		t.Logf("run %d: SIGKILL after %d records acknowledged", i+1, written.Load())
+		t.Logf("run %d: SIGKILL after %d records acknowledged", i+1, acks.written.Load())
 		proc = startServerProcess(t, dataDir, cfgPath, logPath)
 		endpoint.Store(&proc.endpoint)
 	}
-	for from := written.Load(); written.Load() < from+2000; {
+	for from := acks.written.Load(); acks.written.Load() < from+2000; {
 		time.Sleep(20 * time.Millisecond)
 	}
 	stopWriters()
@@ -114,9 +97,9 @@ func TestServerSealCrashLosesNothing(t *testing.T) {
 		}
 		got[id] = true
 	}
-	ackMu.Lock()
-	defer ackMu.Unlock()
-	for id := range acked {
+	acks.mu.Lock()
+	defer acks.mu.Unlock()
+	for id := range acks.ids {
 		if !got[id] {
 			t.Errorf("acknowledged record %s is not in the store after the crashes", id)
 		}
@@ -125,5 +108,5 @@ func TestServerSealCrashLosesNothing(t *testing.T) {
 	if err != nil || sealed == 0 {
 		t.Errorf("cairn_store_sealed_records %v, %v: nothing sealed, the test does not cover sealing", sealed, err)
 	}
-	t.Logf("%d records acknowledged, %d answered, %.0f sealed", len(acked), len(got), sealed)
+	t.Logf("%d records acknowledged, %d answered, %.0f sealed", len(acks.ids), len(got), sealed)
 }
