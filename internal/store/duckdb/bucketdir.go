@@ -290,16 +290,8 @@ func (s *Store) readDir(ctx context.Context, k partKey, d int64) (*bucketDir, er
 // directories a few queries at a time instead of one query an hour
 // (fromDirs, dirsAhead).
 func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketDir, error) {
-	var sb strings.Builder
-	var args []any
-	str := func(v string) {
-		if lit, ok := sqlString(v); ok {
-			sb.WriteString(lit)
-			return
-		}
-		sb.WriteByte('?')
-		args = append(args, v)
-	}
+	var sb sqlQuery
+	str := sb.str
 	sb.WriteString(`SELECT event_time, event_id, ` + refColumns + `, received, event_name, event_source, read_only, user_hash, akid_hash, res_hashes, seq FROM events WHERE account = `)
 	str(k.account)
 	sb.WriteString(` AND region = `)
@@ -321,7 +313,7 @@ func (s *Store) readDirs(ctx context.Context, k partKey, ds []int64) ([]*bucketD
 	sb.WriteString(` ORDER BY event_time DESC, event_id DESC`)
 	committed := s.committed.Load()
 	s.queries.Add(1)
-	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
+	rows, err := s.db.QueryContext(ctx, sb.String(), sb.args...)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: read bucket: %w", err)
 	}

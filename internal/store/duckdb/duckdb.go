@@ -1015,17 +1015,44 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		return errClosed
 	}
 	s.rw.Lock()
-	_, err := s.wconn.ExecContext(ctx, "CHECKPOINT")
+	err := s.checkpoint(ctx)
 	s.rw.Unlock()
 	if err != nil {
 		return fmt.Errorf("duckdb: checkpoint: %w", err)
+	}
+	return nil
+}
+
+var errClosed = errors.New("duckdb: store closed")
+
+// checkpoint runs CHECKPOINT on the writer's connection and, once it is
+// done, starts the checkpoint policy's counts again. The caller holds
+// writeMu, and rw alone where lookups may run.
+func (s *Store) checkpoint(ctx context.Context) error {
+	if _, err := s.wconn.ExecContext(ctx, "CHECKPOINT"); err != nil {
+		return err
 	}
 	s.commits = 0
 	s.unloggedBytes.Store(0)
 	return nil
 }
 
-var errClosed = errors.New("duckdb: store closed")
+// beginTx begins a transaction on conn and returns what its caller defers:
+// a ROLLBACK unless *committed was set once its COMMIT succeeded, so that
+// no failed step leaves the connection in a transaction.
+func (s *Store) beginTx(ctx context.Context, conn *sql.Conn, committed *bool) (func(), error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return nil, fmt.Errorf("duckdb: begin: %w", err)
+	}
+	return func() {
+		if *committed {
+			return
+		}
+		if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+			s.log.Warn("duckdb: rollback", "err", err)
+		}
+	}, nil
+}
 
 // foldFilters folds every bucket filter to the size of what it holds
 // (bloom.fold), marking those that shrank to be written.
@@ -1265,17 +1292,12 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 			s.rw.RUnlock()
 		}
 	}()
-	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return nil, fmt.Errorf("duckdb: begin: %w", err)
-	}
 	committed := false
-	defer func() {
-		if !committed {
-			if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-				s.log.Warn("duckdb: rollback", "err", err)
-			}
-		}
-	}()
+	rollback, err := s.beginTx(ctx, s.wconn, &committed)
+	if err != nil {
+		return nil, err
+	}
+	defer rollback()
 	received := s.now().Unix()
 	encs := make([]encoded, len(fresh))
 	if pre != nil {
@@ -1349,13 +1371,10 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 		// The append is durable already; a failed checkpoint only leaves
 		// the log longer.
 		s.rw.Lock()
-		_, err := s.wconn.ExecContext(context.WithoutCancel(ctx), "CHECKPOINT")
+		err := s.checkpoint(context.WithoutCancel(ctx))
 		s.rw.Unlock()
 		if err != nil {
 			s.log.Warn("duckdb: checkpoint", "err", err)
-		} else {
-			s.commits = 0
-			s.unloggedBytes.Store(0)
 		}
 	}
 	return inserted, nil
@@ -2107,16 +2126,8 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 	// with constants at 1M records. Integers are formatted; strings are
 	// quoted by sqlString, and a string it cannot quote exactly (NUL,
 	// invalid UTF-8) goes in as a parameter.
-	var sb strings.Builder
-	var args []any
-	str := func(v string) {
-		if lit, ok := sqlString(v); ok {
-			sb.WriteString(lit)
-			return
-		}
-		sb.WriteByte('?')
-		args = append(args, v)
-	}
+	var sb sqlQuery
+	str := sb.str
 	// Every account's or region's records: the account and region are
 	// read back, and the account orders records with the same time and
 	// eventID (two accounts may hold the same eventID). One account's
@@ -2196,7 +2207,7 @@ func (s *Store) queryRange(ctx context.Context, q *audit.Query, after *audit.Cur
 	}
 	fmt.Fprintf(&sb, ` ORDER BY event_time DESC, event_id DESC%s LIMIT %d`, order, limit)
 	s.queries.Add(1)
-	rows, err := s.db.QueryContext(ctx, sb.String(), args...)
+	rows, err := s.db.QueryContext(ctx, sb.String(), sb.args...)
 	if err != nil {
 		return nil, 0, last, fmt.Errorf("duckdb: lookup: %w", err)
 	}
@@ -2292,6 +2303,24 @@ func sqlString(v string) (string, bool) {
 		return "", false
 	}
 	return "'" + strings.ReplaceAll(v, "'", "''") + "'", true
+}
+
+// sqlQuery is a query written with its values as constants (queryRange
+// says why): a string goes in quoted by sqlString, or as a parameter when
+// sqlString cannot quote it exactly.
+type sqlQuery struct {
+	strings.Builder
+	args []any
+}
+
+// str writes v as a string constant, or as a parameter.
+func (q *sqlQuery) str(v string) {
+	if lit, ok := sqlString(v); ok {
+		q.WriteString(lit)
+		return
+	}
+	q.WriteByte('?')
+	q.args = append(q.args, v)
 }
 
 // recordColumns are the columns a recordRow scans.
@@ -2531,17 +2560,12 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	s.keysSaved = false // Close saves the filter for the table left
 	s.rw.Lock()         // its checkpoint too (see Store)
 	defer s.rw.Unlock()
-	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return 0, fmt.Errorf("duckdb: begin: %w", err)
-	}
 	committed := false
-	defer func() {
-		if !committed {
-			if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-				s.log.Warn("duckdb: rollback", "err", err)
-			}
-		}
-	}()
+	rollback, err := s.beginTx(ctx, s.wconn, &committed)
+	if err != nil {
+		return 0, err
+	}
+	defer rollback()
 	// The newest records may go: keep their number so it is never given again.
 	if _, err := s.wconn.ExecContext(ctx, `DELETE FROM store_meta`); err != nil {
 		return 0, fmt.Errorf("duckdb: save seq: %w", err)
@@ -2644,7 +2668,7 @@ func (s *Store) DeleteReceivedBefore(ctx context.Context, t time.Time) (int64, e
 	if err := s.loadMinReceived(ctx); err != nil {
 		s.log.Warn("duckdb: after delete", "err", err)
 	}
-	if _, err := s.wconn.ExecContext(ctx, `CHECKPOINT`); err != nil {
+	if err := s.checkpoint(ctx); err != nil {
 		s.log.Warn("duckdb: checkpoint after delete", "err", err)
 	}
 	return n + sn, nil

@@ -275,7 +275,7 @@ func (s *Store) runLayout(ctx context.Context, stmts []string) error {
 // checkpointLayout checkpoints after a layout migration, so that the old
 // columns' blocks are free for the next appends.
 func (s *Store) checkpointLayout(ctx context.Context) error {
-	if _, err := s.wconn.ExecContext(ctx, `CHECKPOINT`); err != nil {
+	if err := s.checkpoint(ctx); err != nil {
 		return fmt.Errorf("duckdb: checkpoint: %w", err)
 	}
 	return nil

@@ -278,17 +278,12 @@ func (s *Store) relocateSealed(ctx context.Context, jobs []recompressJob, last i
 			return 0, err
 		}
 	}
-	if _, err := s.wconn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return 0, fmt.Errorf("begin: %w", err)
-	}
 	committed := false
-	defer func() {
-		if !committed {
-			if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-				s.log.Warn("duckdb: rollback", "err", err)
-			}
-		}
-	}()
+	rollback, err := s.beginTx(ctx, s.wconn, &committed)
+	if err != nil {
+		return 0, err
+	}
+	defer rollback()
 	if len(moved) > 0 {
 		// One statement for the batch: an UPDATE a block cost about 0.5 ms
 		// (half of `cairn compact`'s time at 1M). The values are integers.

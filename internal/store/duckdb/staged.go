@@ -157,11 +157,8 @@ func (s *Store) closeStaged(ctx context.Context) error {
 		// SIGSEGV inside DuckDB (UncompressedStringStorage::
 		// ReadStringMarker, docs/store.md, "Imports", session 15). The
 		// checkpoint is the one Close makes anyway, made earlier.
-		if _, err := s.wconn.ExecContext(ctx, "CHECKPOINT"); err != nil {
+		if err := s.checkpoint(ctx); err != nil {
 			s.log.Warn("duckdb: checkpoint before rebuilding the grown filters", "err", err)
-		} else {
-			s.commits = 0
-			s.unloggedBytes.Store(0)
 		}
 	}
 	err := s.settleStaged(ctx)
@@ -301,13 +298,10 @@ func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encod
 			}
 		}
 		s.rw.Lock()
-		_, err := s.wconn.ExecContext(context.WithoutCancel(ctx), "CHECKPOINT")
+		err := s.checkpoint(context.WithoutCancel(ctx))
 		s.rw.Unlock()
 		if err != nil {
 			s.log.Warn("duckdb: checkpoint", "err", err)
-		} else {
-			s.commits = 0
-			s.unloggedBytes.Store(0)
 		}
 	}
 	received := s.now().Unix()
@@ -370,17 +364,12 @@ func (s *Store) commitStage(ctx context.Context, w *stagedWriter, prev *stage, r
 	fresh, first, received := res.fresh, res.first, res.received
 	conn := <-w.conns
 	defer func() { w.conns <- conn }()
-	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return fmt.Errorf("duckdb: begin: %w", err)
-	}
 	committed := false
-	defer func() {
-		if !committed {
-			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-				s.log.Warn("duckdb: rollback", "err", err)
-			}
-		}
-	}()
+	rollback, err := s.beginTx(ctx, conn, &committed)
+	if err != nil {
+		return err
+	}
+	defer rollback()
 	if err := s.appendReserved(ctx, conn, res, false); err != nil {
 		return err
 	}
