@@ -257,27 +257,15 @@ type Pipeline struct {
 	jSegs    prometheus.GaugeFunc
 	jPending prometheus.GaugeFunc
 
-	// Group commit to the journal (commitJournaled): one group at a time
-	// is written; callers arriving meanwhile join the next group, whose
-	// first member leads it: it tells the duplicates of each member's
-	// records and encodes them as they arrive, while the write before
-	// is under way, and writes the group once that write ends.
+	// Group commit to the journal (commitJournaled): one caller at a time
+	// leads, writing its group; callers arriving meanwhile join the next
+	// group, which one of them leads once the write ends.
 	jmu     sync.Mutex
-	jcur    *group        // the group callers join
-	jbusy   bool          // a group is closed and being written
-	jready  chan struct{} // closed when the current write ends
-	jclosed bool          // Run has ended: no more writes
-	// pmu orders the leaders' preparing (classify, addSelfs, Encode): a
-	// group's last members are classified before the next group's first.
-	pmu sync.Mutex
-	// jfails counts the groups whose records were put in flight and then
-	// not stored (a full disk, a failed fallback): a group prepared
-	// meanwhile may have counted its records duplicates of theirs, and
-	// fails instead of being acknowledged.
-	jfails atomic.Uint64
-	// jbufs holds encoded groups' buffers for reuse.
-	jbufs   sync.Pool
-	pushers sync.WaitGroup // goroutines queueing a journal group's records for a full lane, and leaders whose caller stopped waiting (lead); Run waits for them
+	jcur    *group         // the group callers join
+	jbusy   bool           // a leader is writing
+	jready  chan struct{}  // closed when the current write ends
+	jclosed bool           // Run has ended: no more writes
+	pushers sync.WaitGroup // goroutines queueing a journal group's records for a full lane, and stand-in leaders (leave); Run waits for them
 
 	// The keys of the records queued and not yet stored (or given up),
 	// when Submit is answered from the journal (Config.Keys): a record
@@ -300,10 +288,6 @@ type group struct {
 	waiters int           // callers waiting to lead it or for its write
 	done    chan struct{} // closed once written; err, dup and queued are then set
 	err     error
-	// led tells that a member leads the group (its first); more wakes
-	// the leader when a member joins.
-	led  bool
-	more chan struct{}
 	// dup[i] tells that records[i] is a duplicate (Config.Keys): stored
 	// already, in flight, or earlier in the group. Nil without Keys.
 	dup []bool
@@ -316,10 +300,6 @@ type group struct {
 	// made by the leader once the counts are known and written with
 	// the records.
 	selfs []*selfRecord
-}
-
-func newGroup() *group {
-	return &group{done: make(chan struct{}), more: make(chan struct{}, 1)}
 }
 
 // selfRecord is the record a SubmitRecorded caller's call makes of
@@ -498,7 +478,7 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 			"duration", time.Since(start).Round(time.Millisecond))
 	}
 	p.journal = j
-	p.jcur = newGroup()
+	p.jcur = &group{done: make(chan struct{})}
 	if cfg.Keys != nil {
 		p.flight = map[flightKey]flightCount{}
 		p.dups = prometheus.NewCounter(prometheus.CounterOpts{
@@ -778,13 +758,11 @@ func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Reco
 			}
 		}
 	}
-	if g.led { // another member leads it
-		select {
-		case g.more <- struct{}{}:
-		default:
-		}
+	for p.jbusy {
+		ready := p.jready
 		p.jmu.Unlock()
 		select {
+		case <-ready:
 		case <-g.done:
 			return answer()
 		case <-ctx.Done():
@@ -792,200 +770,98 @@ func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Reco
 			p.leave(g) // the group is written all the same
 			return audit.AppendResult{}, ctx.Err()
 		}
-	}
-	g.led = true
-	p.jmu.Unlock()
-	if p.lead(ctx, g) {
-		return answer()
-	}
-	// ctx ended while waiting for the write before: a goroutine leads
-	// the group on.
-	withdraw()
-	p.leave(g)
-	return audit.AppendResult{}, ctx.Err()
-}
-
-// leave takes a caller whose context ended out of g. The group is
-// written all the same: its leader (or the goroutine it handed the
-// group to) leads it to the end.
-func (p *Pipeline) leave(g *group) {
-	p.jmu.Lock()
-	g.waiters--
-	p.jmu.Unlock()
-}
-
-// leading is what a group's leader has done so far: the members'
-// records it has classified and encoded (g.records[:taken], g.selfs[:selfs]),
-// the records to write (in flight), their frames, and the first error.
-type leading struct {
-	taken, selfs int
-	write        []audit.Record
-	frames       *[]byte
-	encodeErr    error
-	err          error
-	fails        uint64
-}
-
-// lead leads g: it prepares (classifies and encodes) the members' records
-// as they join while an earlier group is written, then closes g (later
-// callers join the next group), prepares the last members, writes g with
-// one write and fsync and answers its members (g.done). It returns false
-// if ctx ended while it waited for the earlier write: a goroutine then
-// leads g on (Run waits for it), and the caller's records are written
-// all the same.
-func (p *Pipeline) lead(ctx context.Context, g *group) bool {
-	st := &leading{fails: p.jfails.Load()}
-	if b, ok := p.jbufs.Get().(*[]byte); ok {
-		st.frames = b
-	} else {
-		st.frames = new([]byte)
-	}
-	return p.leadFrom(ctx, g, st)
-}
-
-func (p *Pipeline) leadFrom(ctx context.Context, g *group, st *leading) bool {
-	for {
-		p.pmu.Lock()
 		p.jmu.Lock()
-		recs, selfs := g.records[st.taken:], g.selfs[st.selfs:]
-		st.taken, st.selfs = len(g.records), len(g.selfs)
-		closing := !p.jbusy
-		ready := p.jready
-		if closing {
-			if p.jclosed {
-				p.jcur = newGroup() // g is answered below
-				p.jmu.Unlock()
-				p.pmu.Unlock()
-				p.giveUp(st)
-				g.err = ErrClosed
-				close(g.done)
-				return true
-			}
-			p.jbusy = true
-			p.jcur = newGroup()
-			p.jready = make(chan struct{})
-		}
-		p.jmu.Unlock()
-		if len(recs) > 0 {
-			p.prepare(g, st, recs, selfs)
-		}
-		p.pmu.Unlock()
-		if closing {
-			break
-		}
-		if len(recs) > 0 {
-			continue // more may have joined meanwhile
-		}
-		select {
-		case <-ready:
-		case <-g.more:
-		case <-ctx.Done():
-			p.jmu.Lock()
-			if !p.jclosed {
-				p.pushers.Add(1) // Run waits for it (added before jclosed is set)
-				p.jmu.Unlock()
-				go func() {
-					defer p.pushers.Done()
-					p.leadFrom(context.Background(), g, st)
-				}()
-				return false
-			}
+		if g != p.jcur { // another member leads it
 			p.jmu.Unlock()
-			ctx = context.Background() // Run waits for the write under way: it ends soon
+			select {
+			case <-g.done:
+				return answer()
+			case <-ctx.Done():
+				withdraw()
+				return audit.AppendResult{}, ctx.Err()
+			}
 		}
 	}
+	if len(g.records) == 0 { // a stand-in (leave) with nothing left to write
+		g.waiters--
+		p.jmu.Unlock()
+		return audit.AppendResult{}, nil
+	}
+	if p.jclosed {
+		p.jcur = &group{done: make(chan struct{})} // g is answered below
+		p.jmu.Unlock()
+		g.err = ErrClosed
+		close(g.done)
+		return audit.AppendResult{}, ErrClosed
+	}
+	p.jbusy = true
+	p.jcur = &group{done: make(chan struct{})}
+	p.jready = make(chan struct{})
+	p.jmu.Unlock()
 
-	g.err = p.writeGroup(g, st)
-	*st.frames = (*st.frames)[:0]
-	p.jbufs.Put(st.frames)
+	g.err = p.writeGroup(g)
 	close(g.done)
 
 	p.jmu.Lock()
 	p.jbusy = false
 	close(p.jready)
 	p.jmu.Unlock()
-	return true
+	return answer()
 }
 
-// giveUp takes the records a leader put in flight out again: its group
-// is not written. The next group may have counted some of them as its
-// duplicates, so it fails too (jfails).
-func (p *Pipeline) giveUp(st *leading) {
-	if p.flight != nil && len(st.write) > 0 {
-		p.release(st.write, true)
-		p.jfails.Add(1)
+// leave takes a caller whose context ended out of g, which waits for a
+// leader. If it was the last, a goroutine takes its place, so that the
+// group's records are written all the same.
+func (p *Pipeline) leave(g *group) {
+	p.jmu.Lock()
+	g.waiters--
+	// Once Run closed the journal nothing is written: the group's
+	// callers all left unanswered, so nothing acknowledged is lost.
+	orphan := g.waiters == 0 && g == p.jcur && !p.jclosed
+	if orphan {
+		p.pushers.Add(1) // Run waits for it (added before jclosed is set)
 	}
-	st.write = nil
+	p.jmu.Unlock()
+	if orphan {
+		go func() {
+			defer p.pushers.Done()
+			p.commitJournaled(context.Background(), nil)
+		}()
+	}
 }
 
-// prepare classifies recs (the members' records g.records[st.taken-len(recs):],
-// with Config.Keys), makes the own records of selfs from their counts,
-// and encodes the records to write into st.frames. After an error it
-// does nothing: the group fails (st.err).
-func (p *Pipeline) prepare(g *group, st *leading, recs []audit.Record, selfs []*selfRecord) {
-	if st.err != nil {
-		return
-	}
-	write := recs
+// writeGroup writes g's records to the journal with one fsync and queues
+// them for the writer, which stores them and tells the journal. With
+// Config.Keys, it first tells the duplicates (g.dup) and writes only the
+// new records. The records of an account whose lane is full are queued as
+// soon as it has room, its callers waiting until then (g.queued): the
+// backpressure on Commit, on that account only. If the journal write
+// fails, the records are committed through the store instead, unless the
+// disk is full: then the group fails at once (the store is on that disk).
+func (p *Pipeline) writeGroup(g *group) error {
+	records := g.records
 	if p.flight != nil {
-		dup, w, err := p.classify(recs)
+		var err error
+		g.dup, records, err = p.classify(g.records)
 		if err != nil {
-			st.err = err
-			return
+			return err
 		}
-		g.dup = append(g.dup, dup...)
-		if len(selfs) > 0 {
-			if w, err = p.addSelfs(g, selfs, w); err != nil {
-				st.err = err
-				return
+		if len(g.selfs) > 0 {
+			if records, err = p.addSelfs(g, records); err != nil {
+				return err
 			}
 		}
-		write = w
-	}
-	if len(write) == 0 {
-		return
-	}
-	st.write = append(st.write, write...)
-	if st.encodeErr == nil {
-		*st.frames, st.encodeErr = p.journal.Encode(*st.frames, write)
-	}
-}
-
-// writeGroup writes the records lead prepared for g (st.write, encoded in
-// st.frames) to the journal with one fsync and queues them for the
-// writer, which stores them and tells the journal. With Config.Keys,
-// they are g's new records (g.dup tells the duplicates). The records of
-// an account whose lane is full are queued as soon as it has room, its
-// callers waiting until then (g.queued): the backpressure on Commit, on
-// that account only. If the journal write fails, the records are
-// committed through the store instead, unless the disk is full: then the
-// group fails at once (the store is on that disk).
-func (p *Pipeline) writeGroup(g *group, st *leading) error {
-	if st.err != nil {
-		p.giveUp(st)
-		return st.err
-	}
-	if p.jfails.Load() != st.fails {
-		// A group written before this one lost records it had put in
-		// flight, which this one may have counted as its duplicates.
-		p.giveUp(st)
-		return errors.New("ingest: an earlier journal write failed")
-	}
-	records := st.write
-	if len(records) == 0 {
-		return nil // all duplicates: nothing to write
+		if len(records) == 0 {
+			return nil // all duplicates: nothing to write
+		}
 	}
 	start := time.Now()
-	seg, size, err := uint64(0), 0, st.encodeErr
-	if err == nil {
-		seg, size, err = p.journal.Write(*st.frames, len(records))
-	}
+	seg, size, err := p.journal.Append(records)
 	if err != nil {
 		p.jErrors.Inc()
 		if isDiskFull(err) {
 			p.disk.setFull(err)
 			p.release(records, true)
-			p.jfails.Add(1)
 			return diskFullError(err)
 		}
 		p.cfg.Logger.Error("ingest: journal write failed; committing through the store", "records", len(records), "err", err)
@@ -1003,11 +879,7 @@ func (p *Pipeline) writeGroup(g *group, st *leading) error {
 			p.fmu.Unlock()
 			s.flight = true
 		}
-		err := p.wait(context.Background(), s).err
-		if err != nil {
-			p.jfails.Add(1)
-		}
-		return err
+		return p.wait(context.Background(), s).err
 	}
 	p.disk.wrote()
 	p.jLatency.Observe(time.Since(start).Seconds())
@@ -1041,10 +913,10 @@ func (p *Pipeline) writeGroup(g *group, st *leading) error {
 // their counts (g.dup), puts them in flight and returns records (the
 // group's new records, in flight) with them. If that fails, records are
 // taken out of flight again: the group is not written.
-func (p *Pipeline) addSelfs(g *group, selfs []*selfRecord, records []audit.Record) ([]audit.Record, error) {
+func (p *Pipeline) addSelfs(g *group, records []audit.Record) ([]audit.Record, error) {
 	var own []audit.Record
 	var taken []*selfRecord
-	for _, sr := range selfs {
+	for _, sr := range g.selfs {
 		if !sr.state.CompareAndSwap(selfPending, selfTaken) {
 			continue // its caller stopped waiting
 		}
