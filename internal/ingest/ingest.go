@@ -943,7 +943,7 @@ type writeSet struct {
 	n         int
 }
 
-// add appends rec to its account's records.
+// addOne appends rec to its account's records.
 func (w *writeSet) addOne(rec *audit.Record) {
 	w.n++
 	for i := range w.byAccount {
@@ -1177,34 +1177,6 @@ func (p *Pipeline) release(records []audit.Record, durable bool) {
 			p.flight[k] = c
 		}
 	}
-}
-
-// byAccount splits records into runs of one account each, in order of
-// first appearance.
-func byAccount(records []audit.Record) [][]audit.Record {
-	first := key(records)
-	same := true
-	for i := range records {
-		if records[i].Account != first {
-			same = false
-			break
-		}
-	}
-	if same {
-		return [][]audit.Record{records}
-	}
-	idx := map[string]int{}
-	var out [][]audit.Record
-	for _, r := range records {
-		i, ok := idx[r.Account]
-		if !ok {
-			i = len(out)
-			idx[r.Account] = i
-			out = append(out, nil)
-		}
-		out[i] = append(out[i], r)
-	}
-	return out
 }
 
 // wait queues s and waits for its write.
