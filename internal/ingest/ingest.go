@@ -1012,22 +1012,17 @@ func (p *Pipeline) addSelfs(g *group, w *writeSet) error {
 // duplicates whose only copies in flight are not durable (queued by
 // Enqueue, or a failed journal write's): those are written all the same,
 // so that a record acknowledged is never lost with a copy that was not.
-// On an error it adds nothing and leaves the flight set as it was. The
-// calls of classify do not overlap (one journal write at a time): a key
-// is put in flight by one of them only.
-//
-// A key not in flight is put there at once, as durable, before the store
-// is asked about it, and taken out again if the store holds it: a later
-// copy in the list then finds it in flight, a duplicate (as a set of the
-// keys seen in the list made it), with one map operation a record where
-// that set and a second pass putting the new keys in flight took four.
+// On an error it adds nothing and puts nothing in flight. The calls of
+// classify do not overlap (one journal write at a time): a key is put in
+// flight by one of them only.
 func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet) (dup []bool, err error) {
 	n := 0
 	for _, part := range parts {
 		n += len(part)
 	}
 	dup = make([]bool, n)
-	keep := make([]bool, n) // put in flight here: to write, unless stored
+	keep := make([]bool, n)
+	seen := make(map[flightKey]struct{}, n)
 	// The records asked of the store: a part whose every record is asked
 	// (a file's, when none of its keys is in flight) as it is, else the
 	// records asked copied; askIdx lists their indexes in the list.
@@ -1042,19 +1037,17 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet) (dup []bool, er
 		first := len(askIdx)
 		for i := range part {
 			k := flightKey{part[i].Account, part[i].EventID}
-			c, ok := p.flight[k]
-			if ok {
+			if _, ok := seen[k]; ok {
 				dup[base+i] = true
-				if c.durable > 0 {
-					continue // durable in flight, or earlier in the list
-				}
-			} else {
-				askIdx = append(askIdx, base+i)
+				continue
 			}
-			keep[base+i] = true
-			c.n++
-			c.durable++
-			p.flight[k] = c
+			seen[k] = struct{}{}
+			if c, ok := p.flight[k]; ok {
+				dup[base+i] = true
+				keep[base+i] = c.durable == 0
+				continue
+			}
+			askIdx = append(askIdx, base+i)
 		}
 		if asked := len(askIdx) - first; asked == len(part) {
 			asks = append(asks, part)
@@ -1068,38 +1061,30 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet) (dup []bool, er
 		base += len(part)
 	}
 	p.fmu.Unlock()
-	var stored []bool
+	j := 0
 	for _, ask := range asks {
-		st, err := p.cfg.Keys.StoredKeys(context.Background(), ask)
-		if err == nil && len(st) != len(ask) {
-			err = fmt.Errorf("%d answers for %d records", len(st), len(ask))
-		}
+		stored, err := p.cfg.Keys.StoredKeys(context.Background(), ask)
 		if err != nil {
-			p.unhold(parts, keep)
 			return nil, fmt.Errorf("ingest: duplicate check: %w", err)
 		}
-		stored = append(stored, st...)
-	}
-	anyStored := false
-	for j, i := range askIdx {
-		if stored[j] {
-			dup[i] = true
-			anyStored = true
+		if len(stored) != len(ask) {
+			return nil, fmt.Errorf("ingest: duplicate check: %d answers for %d records", len(stored), len(ask))
 		}
-	}
-	if anyStored {
-		// Held above, stored already: out of flight again, not written.
-		gone := make([]bool, n)
-		for j, i := range askIdx {
-			if stored[j] {
-				gone[i] = true
-				keep[i] = false
+		for _, st := range stored {
+			if i := askIdx[j]; st {
+				dup[i] = true
+			} else {
+				keep[i] = true
 			}
+			j++
 		}
-		p.unhold(parts, gone)
 	}
 	ndup := 0
 	base = 0
+	had := make([]int, len(w.byAccount))
+	for i, part := range w.byAccount {
+		had[i] = len(part)
+	}
 	for _, part := range parts {
 		for i := range part {
 			if keep[base+i] {
@@ -1112,33 +1097,13 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet) (dup []bool, er
 		base += len(part)
 	}
 	p.dups.Add(float64(ndup))
-	return dup, nil
-}
-
-// unhold takes out of flight (as durable) the records of parts (as one
-// list) whose which[i] is set: put there by classify, and not to be
-// written.
-func (p *Pipeline) unhold(parts [][]audit.Record, which []bool) {
-	p.fmu.Lock()
-	defer p.fmu.Unlock()
-	base := 0
-	for _, part := range parts {
-		for i := range part {
-			if !which[base+i] {
-				continue
-			}
-			k := flightKey{part[i].Account, part[i].EventID}
-			c := p.flight[k]
-			c.n--
-			c.durable--
-			if c.n <= 0 {
-				delete(p.flight, k)
-			} else {
-				p.flight[k] = c
-			}
+	for i, part := range w.byAccount {
+		if i < len(had) {
+			part = part[had[i]:]
 		}
-		base += len(part)
+		p.hold(part, true)
 	}
+	return dup, nil
 }
 
 // hold puts the keys of records in flight (durable: journaled).
