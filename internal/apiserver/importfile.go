@@ -155,15 +155,19 @@ func (s *Server) importFile(ctx context.Context, c *call) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// The same rules as the records of a framed or JSON call.
-	recs := make([]audit.Record, 0, len(f.Records))
-	for i := range f.Records {
-		rec := &f.Records[i]
-		if !c.caller.Responder && rec.Account != c.caller.AccountID {
-			f.Refuse(i, "AccountMismatch", fmt.Errorf("refused: AccountMismatch: %s", accountMismatch(rec.Account)))
-			continue
+	// The same rules as the records of a framed or JSON call. A
+	// responder's records are all taken, as read (not copied).
+	recs := f.Records
+	if !c.caller.Responder {
+		recs = make([]audit.Record, 0, len(f.Records))
+		for i := range f.Records {
+			rec := &f.Records[i]
+			if rec.Account != c.caller.AccountID {
+				f.Refuse(i, "AccountMismatch", fmt.Errorf("refused: AccountMismatch: %s", accountMismatch(rec.Account)))
+				continue
+			}
+			recs = append(recs, *rec)
 		}
-		recs = append(recs, *rec)
 	}
 	if err := s.admitOthers(c, recs); err != nil {
 		return nil, err

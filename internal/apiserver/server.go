@@ -101,7 +101,9 @@ type Recorder interface {
 // write and fsync, not two. self makes the call's record from the counts,
 // possibly in another goroutine; recorded tells whether that record was
 // written (durable) with the records. When it is false the call is
-// recorded as any other.
+// recorded as any other. The records may be read until they are written,
+// after SubmitRecorded returns if ctx ended: the caller does not change
+// them.
 type SelfRecorder interface {
 	SubmitRecorded(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (res audit.AppendResult, recorded bool, err error)
 }

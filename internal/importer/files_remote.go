@@ -135,6 +135,10 @@ func ReadFile(ctx context.Context, name string, content io.Reader, opts Options)
 		r.readFile(ctx, &fr, name, out)
 	}()
 	for c := range out {
+		if f.Records == nil { // the first chunk (a file's only one, mostly): taken as it is
+			f.Records, f.Nums = c.recs, c.nums
+			continue
+		}
 		f.Records = append(f.Records, c.recs...)
 		f.Nums = append(f.Nums, c.nums...)
 	}

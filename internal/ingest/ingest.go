@@ -265,6 +265,7 @@ type Pipeline struct {
 	jbusy   bool           // a leader is writing
 	jready  chan struct{}  // closed when the current write ends
 	jclosed bool           // Run has ended: no more writes
+	jframes []byte         // the group's journal frames (a leader at a time)
 	pushers sync.WaitGroup // goroutines queueing a journal group's records for a full lane, and stand-in leaders (leave); Run waits for them
 
 	// The keys of the records queued and not yet stored (or given up),
@@ -284,12 +285,16 @@ type flightCount struct{ n, durable int32 }
 
 // group is the records of Commit calls written by one journal write.
 type group struct {
-	records []audit.Record
+	// parts are the members' records, each call's as it passed them (not
+	// copied: SubmitRecorded's callers do not change them); n counts them.
+	parts   [][]audit.Record
+	n       int
 	waiters int           // callers waiting to lead it or for its write
 	done    chan struct{} // closed once written; err, dup and queued are then set
 	err     error
-	// dup[i] tells that records[i] is a duplicate (Config.Keys): stored
-	// already, in flight, or earlier in the group. Nil without Keys.
+	// dup[i] tells that the group's record i (in the order of parts) is
+	// a duplicate (Config.Keys): stored already, in flight, or earlier in
+	// the group. Nil without Keys.
 	dup []bool
 	// queued holds, for each account whose records could not be queued
 	// at once (its lane was full), a channel closed once they are: its
@@ -652,7 +657,9 @@ func (p *Pipeline) Submit(ctx context.Context, records ...audit.Record) (audit.A
 // with the records; when it is false (no journal or Config.Keys, no
 // records, self failed, ctx ended before the write took it, or the
 // pipeline stopped) the caller records its call as it would without this
-// method. self must not keep or change records.
+// method. self must not keep or change records, nor may the caller: the
+// journal group reads them (not a copy) until it is written, which may be
+// after SubmitRecorded returns (ctx ended).
 func (p *Pipeline) SubmitRecorded(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (res audit.AppendResult, recorded bool, err error) {
 	if len(records) == 0 || p.flight == nil || self == nil {
 		res, err = p.Submit(ctx, records...)
@@ -668,7 +675,8 @@ func (p *Pipeline) SubmitRecorded(ctx context.Context, records []audit.Record, s
 // records by account and region (ImportRecords with a log file's bytes,
 // whose report has them) submits them all at once, in one journal write.
 // ok is false, and nothing is submitted, when the pipeline cannot tell
-// per record (no journal or Config.Keys) or there are no records.
+// per record (no journal or Config.Keys) or there are no records. As for
+// SubmitRecorded, the caller must not change records.
 func (p *Pipeline) SubmitRecordedEach(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (dup []bool, recorded, ok bool, err error) {
 	if len(records) == 0 || p.flight == nil || self == nil {
 		return nil, false, false, nil
@@ -711,7 +719,9 @@ func (p *Pipeline) Commit(ctx context.Context, records ...audit.Record) error {
 // end and then leads its group, or finds that another member does. The
 // counts are those of the caller's records (with Config.Keys; else zero).
 func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
-	return p.commitJournaledSelf(ctx, records, nil)
+	// The group reads them until it is written, which may be after ctx
+	// ends: a copy, as Submit's and Commit's callers may reuse theirs.
+	return p.commitJournaledSelf(ctx, slices.Clone(records), nil)
 }
 
 // commitJournaledSelf is commitJournaled with the caller's own record
@@ -723,8 +733,9 @@ func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Reco
 	acct := key(records)
 	p.jmu.Lock()
 	g := p.jcur
-	off := len(g.records)
-	g.records = append(g.records, records...)
+	off := g.n
+	g.parts = append(g.parts, records)
+	g.n += len(records)
 	g.waiters++
 	if self != nil {
 		self.off = off
@@ -782,7 +793,7 @@ func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Reco
 			}
 		}
 	}
-	if len(g.records) == 0 { // a stand-in (leave) with nothing left to write
+	if g.n == 0 { // a stand-in (leave) with nothing left to write
 		g.waiters--
 		p.jmu.Unlock()
 		return audit.AppendResult{}, nil
@@ -839,25 +850,39 @@ func (p *Pipeline) leave(g *group) {
 // fails, the records are committed through the store instead, unless the
 // disk is full: then the group fails at once (the store is on that disk).
 func (p *Pipeline) writeGroup(g *group) error {
-	records := g.records
+	var w writeSet
 	if p.flight != nil {
 		var err error
-		g.dup, records, err = p.classify(g.records)
-		if err != nil {
+		if g.dup, err = p.classify(g.parts, &w); err != nil {
 			return err
 		}
 		if len(g.selfs) > 0 {
-			if records, err = p.addSelfs(g, records); err != nil {
+			if err = p.addSelfs(g, &w); err != nil {
 				return err
 			}
 		}
-		if len(records) == 0 {
+		if w.n == 0 {
 			return nil // all duplicates: nothing to write
+		}
+	} else {
+		for _, part := range g.parts {
+			w.add(part)
 		}
 	}
 	start := time.Now()
-	seg, size, err := p.journal.Append(records)
+	frames, err := p.jframes[:0], error(nil)
+	for _, part := range w.byAccount {
+		if frames, err = p.journal.Encode(frames, part); err != nil {
+			break
+		}
+	}
+	p.jframes = frames
+	seg, size := uint64(0), 0
+	if err == nil {
+		seg, size, err = p.journal.Write(frames, w.n)
+	}
 	if err != nil {
+		records := w.flat()
 		p.jErrors.Inc()
 		if isDiskFull(err) {
 			p.disk.setFull(err)
@@ -885,9 +910,9 @@ func (p *Pipeline) writeGroup(g *group) error {
 	p.jLatency.Observe(time.Since(start).Seconds())
 	p.jSyncs.Inc()
 	p.jBytes.Add(float64(size))
-	p.jPerSync.Observe(float64(len(records)))
+	p.jPerSync.Observe(float64(w.n))
 	// One submission per account, each in its account's lane.
-	for _, part := range byAccount(records) {
+	for _, part := range w.byAccount {
 		k, s := key(part), submission{records: part, seg: seg, flight: p.flight != nil, durable: true}
 		if p.queue.tryPush(k, s) {
 			continue
@@ -909,11 +934,48 @@ func (p *Pipeline) writeGroup(g *group) error {
 	return nil
 }
 
+// writeSet is the records a journal group writes, by account (in order
+// of first appearance, each account's in their order): the group's
+// journal frames and its submissions to the lanes, one an account, are
+// made from it without another copy of the records.
+type writeSet struct {
+	byAccount [][]audit.Record
+	n         int
+}
+
+// addOne appends rec to its account's records.
+func (w *writeSet) addOne(rec *audit.Record) {
+	w.n++
+	for i := range w.byAccount {
+		if w.byAccount[i][0].Account == rec.Account {
+			w.byAccount[i] = append(w.byAccount[i], *rec)
+			return
+		}
+	}
+	w.byAccount = append(w.byAccount, append(make([]audit.Record, 0, 64), *rec))
+}
+
+// add appends records to their accounts' records.
+func (w *writeSet) add(records []audit.Record) {
+	for i := range records {
+		w.addOne(&records[i])
+	}
+}
+
+// flat returns the records in one slice (a failed write's fallback).
+func (w *writeSet) flat() []audit.Record {
+	out := make([]audit.Record, 0, w.n)
+	for _, part := range w.byAccount {
+		out = append(out, part...)
+	}
+	return out
+}
+
 // addSelfs makes the own records of g's SubmitRecorded callers from
-// their counts (g.dup), puts them in flight and returns records (the
-// group's new records, in flight) with them. If that fails, records are
-// taken out of flight again: the group is not written.
-func (p *Pipeline) addSelfs(g *group, records []audit.Record) ([]audit.Record, error) {
+// their counts (g.dup), puts them in flight and adds them to w (the
+// group's new records, in flight). If that fails, w's records are taken
+// out of flight again: the group is not written.
+func (p *Pipeline) addSelfs(g *group, w *writeSet) error {
 	var own []audit.Record
 	var taken []*selfRecord
 	for _, sr := range g.selfs {
@@ -930,83 +992,118 @@ func (p *Pipeline) addSelfs(g *group, records []audit.Record) ([]audit.Record, e
 		taken = append(taken, sr)
 	}
 	if len(own) == 0 {
-		return records, nil
+		return nil
 	}
-	_, write, err := p.classify(own)
-	if err != nil {
-		p.release(records, true)
+	if _, err := p.classify([][]audit.Record{own}, w); err != nil {
+		p.release(w.flat(), true)
 		for _, sr := range taken {
 			sr.state.Store(selfFailed)
 		}
-		return nil, err
+		return err
 	}
-	return append(records, write...), nil
+	return nil
 }
 
-// classify tells which of records are duplicates: earlier in records, in
-// flight, or stored (asked of Config.Keys, only for the keys not in
-// flight). It returns the records to write, the new ones, whose keys it
-// puts in flight as durable (the caller writes them to the journal or
-// releases them), and the duplicates whose only copies in flight are not
-// durable (queued by Enqueue, or a failed journal write's): those are
-// written all the same, so that a record acknowledged is never lost with
-// a copy that was not. The calls of classify do not overlap (one journal
-// write at a time): a key is put in flight by one of them only.
-func (p *Pipeline) classify(records []audit.Record) (dup []bool, write []audit.Record, err error) {
-	dup = make([]bool, len(records))
-	keep := make([]bool, len(records))
-	seen := make(map[flightKey]struct{}, len(records))
-	var ask []audit.Record
+// classify tells which of the records of parts (taken in order, as one
+// list) are duplicates: earlier in the list, in flight, or stored (asked
+// of Config.Keys, only for the keys not in flight). It adds to w the
+// records to write, the new ones, whose keys it puts in flight as durable
+// (the caller writes them to the journal or releases them), and the
+// duplicates whose only copies in flight are not durable (queued by
+// Enqueue, or a failed journal write's): those are written all the same,
+// so that a record acknowledged is never lost with a copy that was not.
+// On an error it adds nothing and puts nothing in flight. The calls of
+// classify do not overlap (one journal write at a time): a key is put in
+// flight by one of them only.
+func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet) (dup []bool, err error) {
+	n := 0
+	for _, part := range parts {
+		n += len(part)
+	}
+	dup = make([]bool, n)
+	keep := make([]bool, n)
+	seen := make(map[flightKey]struct{}, n)
+	// The records asked of the store: a part whose every record is asked
+	// (a file's, when none of its keys is in flight) as it is, else the
+	// records asked copied; askIdx lists their indexes in the list.
+	var asks [][]audit.Record
 	var askIdx []int
 	// In flight first, the store second: a key leaves the flight set
 	// only after its append has returned, so one not found in flight
 	// is found by StoredKeys if it is stored.
 	p.fmu.Lock()
-	for i := range records {
-		k := flightKey{records[i].Account, records[i].EventID}
-		if _, ok := seen[k]; ok {
-			dup[i] = true
-			continue
+	base := 0
+	for _, part := range parts {
+		first := len(askIdx)
+		for i := range part {
+			k := flightKey{part[i].Account, part[i].EventID}
+			if _, ok := seen[k]; ok {
+				dup[base+i] = true
+				continue
+			}
+			seen[k] = struct{}{}
+			if c, ok := p.flight[k]; ok {
+				dup[base+i] = true
+				keep[base+i] = c.durable == 0
+				continue
+			}
+			askIdx = append(askIdx, base+i)
 		}
-		seen[k] = struct{}{}
-		if c, ok := p.flight[k]; ok {
-			dup[i] = true
-			keep[i] = c.durable == 0
-			continue
+		if asked := len(askIdx) - first; asked == len(part) {
+			asks = append(asks, part)
+		} else if asked > 0 {
+			ask := make([]audit.Record, 0, asked)
+			for _, i := range askIdx[first:] {
+				ask = append(ask, part[i-base])
+			}
+			asks = append(asks, ask)
 		}
-		ask = append(ask, records[i])
-		askIdx = append(askIdx, i)
+		base += len(part)
 	}
 	p.fmu.Unlock()
-	if len(ask) > 0 {
+	j := 0
+	for _, ask := range asks {
 		stored, err := p.cfg.Keys.StoredKeys(context.Background(), ask)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ingest: duplicate check: %w", err)
+			return nil, fmt.Errorf("ingest: duplicate check: %w", err)
 		}
 		if len(stored) != len(ask) {
-			return nil, nil, fmt.Errorf("ingest: duplicate check: %d answers for %d records", len(stored), len(ask))
+			return nil, fmt.Errorf("ingest: duplicate check: %d answers for %d records", len(stored), len(ask))
 		}
-		for j, i := range askIdx {
-			if stored[j] {
+		for _, st := range stored {
+			if i := askIdx[j]; st {
 				dup[i] = true
 			} else {
 				keep[i] = true
 			}
+			j++
 		}
 	}
-	write = make([]audit.Record, 0, len(ask))
 	ndup := 0
-	for i := range records {
-		if keep[i] {
-			write = append(write, records[i])
+	base = 0
+	had := make([]int, len(w.byAccount))
+	for i, part := range w.byAccount {
+		had[i] = len(part)
+	}
+	for _, part := range parts {
+		for i := range part {
+			if keep[base+i] {
+				w.addOne(&part[i])
+			}
+			if dup[base+i] {
+				ndup++
+			}
 		}
-		if dup[i] {
-			ndup++
-		}
+		base += len(part)
 	}
 	p.dups.Add(float64(ndup))
-	p.hold(write, true)
-	return dup, write, nil
+	for i, part := range w.byAccount {
+		if i < len(had) {
+			part = part[had[i]:]
+		}
+		p.hold(part, true)
+	}
+	return dup, nil
 }
 
 // hold puts the keys of records in flight (durable: journaled).
@@ -1045,34 +1142,6 @@ func (p *Pipeline) release(records []audit.Record, durable bool) {
 			p.flight[k] = c
 		}
 	}
-}
-
-// byAccount splits records into runs of one account each, in order of
-// first appearance.
-func byAccount(records []audit.Record) [][]audit.Record {
-	first := key(records)
-	same := true
-	for i := range records {
-		if records[i].Account != first {
-			same = false
-			break
-		}
-	}
-	if same {
-		return [][]audit.Record{records}
-	}
-	idx := map[string]int{}
-	var out [][]audit.Record
-	for _, r := range records {
-		i, ok := idx[r.Account]
-		if !ok {
-			i = len(out)
-			idx[r.Account] = i
-			out = append(out, nil)
-		}
-		out[i] = append(out[i], r)
-	}
-	return out
 }
 
 // wait queues s and waits for its write.

@@ -289,3 +289,58 @@ func TestSubmittedRecordsAreReplayedAndStayDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// classify takes a group's members' records as they were passed (parts):
+// a record is a duplicate if an earlier part or record holds its key, it
+// is in flight or stored; the records to write come out by account, each
+// account's in their order; a part whose keys are all new is asked of the
+// store as it is, one partly in flight only for the keys not in flight.
+func TestClassifyPartsByAccount(t *testing.T) {
+	st := newKeyedStore()
+	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir()})
+	const a, b = "111111111111", "222222222222"
+	st.kmu.Lock()
+	st.stored[flightKey{a, a + "-1"}] = true // stored
+	st.kmu.Unlock()
+	p.hold(acctRecs(b, 0, 1), true) // b-0 in flight, durable
+	defer p.release(acctRecs(b, 0, 1), true)
+
+	one := append(acctRecs(a, 0, 3), acctRecs(b, 1, 2)...) // a-0 a-1 a-2 b-1 b-2
+	two := append(acctRecs(b, 0, 2), acctRecs(a, 2, 2)...) // b-0 b-1 a-2 a-3
+	var w writeSet
+	dup, err := p.classify([][]audit.Record{one, two}, &w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDup := []bool{false, true, false, false, false, true, true, true, false}
+	if fmt.Sprint(dup) != fmt.Sprint(wantDup) {
+		t.Errorf("dup = %v; want %v", dup, wantDup)
+	}
+	var got []string
+	for _, part := range w.byAccount {
+		var ids []string
+		for _, r := range part {
+			ids = append(ids, r.EventID)
+		}
+		got = append(got, fmt.Sprint(ids))
+	}
+	want := []string{"[111111111111-0 111111111111-2 111111111111-3]", "[222222222222-1 222222222222-2]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) || w.n != 5 {
+		t.Errorf("to write %v (%d); want %v (5)", got, w.n, want)
+	}
+	// Asked: the first part's 5 keys, the second's one key not in flight
+	// nor earlier (a-3).
+	if n := st.askedKeys(); n != 6 {
+		t.Errorf("the store was asked about %d keys; want 6", n)
+	}
+	p.fmu.Lock()
+	held := p.flight[flightKey{a, a + "-3"}].durable == 1 && p.flight[flightKey{b, b + "-2"}].durable == 1
+	_, stored := p.flight[flightKey{a, a + "-1"}]
+	p.fmu.Unlock()
+	if !held || stored {
+		t.Errorf("the records to write are not all in flight as durable (%v), or a stored one is (%v)", held, stored)
+	}
+	for _, part := range w.byAccount {
+		p.release(part, true)
+	}
+}

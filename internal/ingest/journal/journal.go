@@ -70,8 +70,11 @@ type Journal struct {
 	f    *os.File
 	size int64
 	buf  []byte
-	// chunk and payload gather a frame's records and compress them,
-	// reused from call to call.
+	// emu serializes Encode: chunk and payload gather a frame's records
+	// and compress them, reused from call to call. Append takes it
+	// under amu; the pipeline's group leaders take it alone, encoding a
+	// group while an earlier group's Write is under way.
+	emu     sync.Mutex
 	chunk   chunk
 	payload []byte
 
@@ -250,20 +253,31 @@ func allZero(b []byte) bool {
 // calls are written one after the other. On an error
 // the records may or may not be in the journal (a later Replay may find
 // them); the segment is sealed and the next Append starts a new one.
+// It is Encode and Write in one call.
 func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) {
 	j.amu.Lock()
 	defer j.amu.Unlock()
-	if j.f == nil {
-		if err := j.create(); err != nil {
-			return 0, 0, err
-		}
+	j.buf, err = j.Encode(j.buf[:0], records)
+	if err != nil {
+		return 0, 0, err
 	}
-	j.buf = j.buf[:0]
+	return j.write(j.buf, len(records))
+}
+
+// Encode appends the frames of records to dst, as Append writes them,
+// for Write. It writes nothing; a record too large for a frame is an
+// error (and dst is then to be dropped). Encode may run while a Write
+// or an Append is under way (the pipeline's leaders encode a group while
+// the one before it is written), not beside another Encode's use of the
+// same scratch: calls are serialized.
+func (j *Journal) Encode(dst []byte, records []audit.Record) ([]byte, error) {
+	j.emu.Lock()
+	defer j.emu.Unlock()
 	c := &j.chunk
 	flush := func() {
 		if len(c.plain) > 0 {
 			j.payload = c.payload(j.payload[:0])
-			j.buf = appendFrame(j.buf, j.payload)
+			dst = appendFrame(dst, j.payload)
 		}
 	}
 	for i := range records {
@@ -282,32 +296,52 @@ func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) 
 		}
 		if 1+len(c.enc) > MaxFrame {
 			c.plain = c.plain[:0]
-			return 0, 0, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(c.enc))
+			return dst, fmt.Errorf("journal: record %q of %d bytes is larger than a frame", records[i].EventID, len(c.enc))
 		}
 		j.payload = append(append(j.payload[:0], payloadV2), c.enc...)
-		j.buf = appendFrame(j.buf, j.payload)
+		dst = appendFrame(dst, j.payload)
 	}
 	flush()
+	return dst, nil
+}
+
+// Write writes frames made by Encode, which hold n records, and fsyncs
+// them, as Append does, returning the segment that holds them (for Done)
+// and the bytes written. Calls of Write and Append are written one after
+// the other; an error is Append's.
+func (j *Journal) Write(frames []byte, n int) (seg uint64, size int, err error) {
+	j.amu.Lock()
+	defer j.amu.Unlock()
+	return j.write(frames, n)
+}
+
+// write is Write under amu.
+func (j *Journal) write(frames []byte, n int) (seg uint64, size int, err error) {
+	if j.f == nil {
+		if err := j.create(); err != nil {
+			return 0, 0, err
+		}
+	}
 	seg = j.active
 	// With Preallocate the segment's blocks are allocated (create):
 	// fdatasync writes the frames without the file system's journal,
 	// unless they run past SegmentSize and the file grows, which it then
 	// also makes durable (as it does every append without Preallocate).
-	if _, err = j.f.WriteAt(j.buf, j.size); err == nil {
+	if _, err = j.f.WriteAt(frames, j.size); err == nil {
 		err = j.sync(j.f)
 	}
 	if err != nil {
 		j.seal()
 		return 0, 0, fmt.Errorf("journal: %w", err)
 	}
-	j.size += int64(len(j.buf))
+	j.size += int64(len(frames))
 	j.mu.Lock()
-	j.segs[seg].written += len(records)
+	j.segs[seg].written += n
 	j.mu.Unlock()
 	if j.size >= j.opts.SegmentSize {
 		j.seal()
 	}
-	return seg, len(j.buf), nil
+	return seg, len(frames), nil
 }
 
 // create starts a new segment: its magic written, the rest of
