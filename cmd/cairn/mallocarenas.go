@@ -60,8 +60,10 @@ import "C"
 // is jemalloc's) with malloc, on whatever OS thread Go's scheduler runs a
 // call on, and glibc gives each new thread an arena of its own up to 8 a
 // core, each keeping what was freed in it: a server's arenas held ~40 MiB
-// during a load. Two: a 10M StartImport's server peaked 44-60 MiB lower
-// at the same wall time (docs/benchmarks.md, "Session 34").
+// during a load. Two (with jemallocConf's one arena): a 10M StartImport's
+// server peaked at 956 and 982 MiB against 1,000-1,016 with one jemalloc
+// arena alone, and 982 against main's 1,092 in one alternated pair, at
+// +2.3% wall time (docs/benchmarks.md, "Session 34").
 const mallocArenas = 2
 
 // mallocArenasAfter starts n threads (at most 64) that allocate with
