@@ -13,7 +13,6 @@ import (
 	"unsafe"
 
 	gocmp "github.com/google/go-cmp/cmp"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
@@ -204,7 +203,7 @@ func testImportSeals(t *testing.T, every bool) {
 	if b := st2.keyFilterBuilds.Load(); b != 0 {
 		t.Errorf("the key filter was built %d times after a reopen; the import's saved one should match both tiers", b)
 	}
-	// The import's blocks are at sealed.ImportLevel and pending; encoded
+	// The import's blocks are S2 (sealed.NewImportEncoder) and pending; encoded
 	// again, they are at sealed.Level, the old segment gone, and the
 	// store answers as before, also after a reopen.
 	blocks := st2.sealed.dir.Len()
@@ -222,7 +221,7 @@ func testImportSeals(t *testing.T, every bool) {
 	if len(segsImported) < 3 {
 		t.Fatalf("the import wrote %d segments; want at least 3 (sealedSegmentBytes)", len(segsImported))
 	}
-	checkBlockLevel(t, st2, sealed.ImportLevel)
+	checkBlockLevel(t, st2, "the import's S2", sealed.NewImportEncoder)
 	before := segmentBytes(t, path)
 	if every {
 		var seen []int
@@ -257,7 +256,7 @@ func testImportSeals(t *testing.T, every bool) {
 			t.Errorf("%d calls of at most 2 blocks recompressed %d blocks", calls, blocks)
 		}
 	}
-	checkBlockLevel(t, st2, sealed.Level)
+	checkBlockLevel(t, st2, "sealed.Level", sealed.NewEncoder)
 	if after := segmentBytes(t, path); after >= before {
 		t.Errorf("the segments hold %d bytes after the recompression, %d before", after, before)
 	}
@@ -286,7 +285,7 @@ func testImportSeals(t *testing.T, every bool) {
 	if p := st3.PendingSealed(); p != 0 {
 		t.Errorf("%d blocks pending after a reopen", p)
 	}
-	checkBlockLevel(t, st3, sealed.Level)
+	checkBlockLevel(t, st3, "sealed.Level", sealed.NewEncoder)
 	check(st3, "after the recompression and a reopen")
 	if b := st3.keyFilterBuilds.Load(); b != 0 {
 		t.Errorf("the key filter was built %d times after the recompression; its check should hold", b)
@@ -294,11 +293,12 @@ func testImportSeals(t *testing.T, every bool) {
 }
 
 // checkBlockLevel checks that every sealed block's bytes are what an
-// encoder at level makes of its records (zstd's output is deterministic).
-func checkBlockLevel(t *testing.T, st *Store, level zstd.EncoderLevel) {
+// encoder newEnc makes of its records (zstd's and S2's output is
+// deterministic).
+func checkBlockLevel(t *testing.T, st *Store, level string, newEnc func() (*sealed.Encoder, error)) {
 	t.Helper()
 	ctx := context.Background()
-	enc, err := sealed.NewEncoderAt(level)
+	enc, err := newEnc()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func checkBlockLevel(t *testing.T, st *Store, level zstd.EncoderLevel) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(data, want) {
-			t.Fatalf("block %d (%d bytes) is not at level %v (%d bytes there)", m.ID, len(data), level, len(want))
+			t.Fatalf("block %d (%d bytes) is not %s (%d bytes there)", m.ID, len(data), level, len(want))
 		}
 	}
 }
