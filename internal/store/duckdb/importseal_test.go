@@ -245,6 +245,14 @@ func testImportSeals(t *testing.T, every bool) {
 				t.Fatal(err)
 			}
 			calls++
+			if calls == 1 {
+				// Two blocks at sealed.Level, the others the import's S2:
+				// the same feed, lookups and pages.
+				if s2n, zn := blockKinds(t, st2); s2n != blocks-n || zn != n || n == 0 {
+					t.Fatalf("after recompressing %d blocks: %d S2 blocks and %d zstd of %d", n, s2n, zn, blocks)
+				}
+				check(st2, "with blocks of both kinds")
+			}
 			if n == 0 || left == 0 {
 				if left != 0 || st2.PendingSealed() != 0 {
 					t.Fatalf("RecompressSealed stopped with %d left", left)
@@ -290,6 +298,27 @@ func testImportSeals(t *testing.T, every bool) {
 	if b := st3.keyFilterBuilds.Load(); b != 0 {
 		t.Errorf("the key filter was built %d times after the recompression; its check should hold", b)
 	}
+}
+
+// blockKinds counts the sealed blocks whose bytes are an S2 block (first
+// byte 0x01, the import's) and a zstd frame (0x28, at sealed.Level).
+func blockKinds(t *testing.T, st *Store) (s2n, zn int) {
+	t.Helper()
+	for _, m := range st.sealed.dir.Blocks() {
+		data, err := st.sealed.segs.Read(m.Loc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch data[0] {
+		case 0x01:
+			s2n++
+		case 0x28:
+			zn++
+		default:
+			t.Fatalf("block %d begins with %#x", m.ID, data[0])
+		}
+	}
+	return s2n, zn
 }
 
 // checkBlockLevel checks that every sealed block's bytes are what an
