@@ -26,7 +26,7 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	output := fs.String("output", "text", "report format: text, json or table")
 	noProgress := fs.Bool("no-progress", false, "do not show progress on stderr (a line every 5s while sealed blocks are compressed again)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: cairn compact [flags]\n\nRewrites the embedded Event History store (DATA_DIR/%s) ordered by account,\nregion, category and time, without the free space earlier writes left, and puts it\nin place of the old file once complete. Lookups of a store filled through a server\nread fewer row groups afterwards. The records of every UTC day that ended at least\na day ago are sealed: kept as compressed blocks of a day's records in\nDATA_DIR/%s.sealed, about 1.0x the .json.gz they came from (docs/store.md,\n\"The sealed tier\"); the blocks an offline import sealed at its faster level are compressed\nagain first, on every core. The server must be stopped; a crash leaves the old store or\nthe new one.\n\nFlags:\n", storeFile, storeFile)
+		fmt.Fprintf(fs.Output(), "Usage: cairn compact [flags]\n\nRewrites the embedded Event History store (DATA_DIR/%s) ordered by account,\nregion, category and time, without the free space earlier writes left, and puts it\nin place of the old file once complete. Lookups of a store filled through a server\nread fewer row groups afterwards. The records of every UTC day that ended at least\na day ago are sealed: kept as compressed blocks of a day's records in\nDATA_DIR/%s.sealed, about 1.0x the .json.gz they came from (docs/store.md,\n\"The sealed tier\"); the blocks an offline import sealed in its faster encoding (S2) are compressed\nagain first, on every core. The server must be stopped; a crash leaves the old store or\nthe new one.\n\nFlags:\n", storeFile, storeFile)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -76,7 +76,7 @@ func compactCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // recompressPending encodes again, on every core, the sealed blocks an
-// offline import wrote at its faster level (duckdb.Store.RecompressAllSealed;
+// offline import wrote in its faster encoding (duckdb.Store.RecompressAllSealed;
 // docs/store.md, "Sealing at import speed, compressed later"), before the
 // copy, so that the copy leaves no free blocks behind the blocks' rows'
 // updates. It returns how many it encoded again; progress, when not nil,
@@ -102,7 +102,7 @@ func recompressPending(ctx context.Context, path string, log *slog.Logger, progr
 		return n, fmt.Errorf("compact %s: %w", path, err)
 	}
 	if progress != nil && n > 0 {
-		fmt.Fprintf(progress, "compact: compressed %d sealed blocks again (the import's faster level) in %s\n", n, time.Since(t0).Round(time.Millisecond))
+		fmt.Fprintf(progress, "compact: compressed %d sealed blocks again (sealed by the import in S2) in %s\n", n, time.Since(t0).Round(time.Millisecond))
 	}
 	return n, nil
 }
@@ -116,8 +116,8 @@ type compactReport struct {
 	RowGroupsBefore int64   `json:"rowGroupsBefore"`
 	RowGroupsAfter  int64   `json:"rowGroupsAfter"`
 	Seconds         float64 `json:"seconds"`
-	// Recompressed: the sealed blocks an offline import wrote at its
-	// faster level, compressed again at the tier's before the copy.
+	// Recompressed: the sealed blocks an offline import wrote in its
+	// faster encoding, compressed again at the tier's before the copy.
 	Recompressed int `json:"recompressed"`
 }
 

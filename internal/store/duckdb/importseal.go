@@ -48,8 +48,8 @@ type importSeal struct {
 	serving bool
 	minRun  int
 	// nextID is the next block's ID; under writeMu. The import's blocks
-	// are firstID to nextID-1, at sealed.ImportLevel: Close lists them
-	// for RecompressSealed.
+	// are firstID to nextID-1, S2 blocks (sealed.NewImportEncoder):
+	// Close lists them for RecompressSealed.
 	firstID, nextID int64
 	encs            encoderPool
 
@@ -112,7 +112,7 @@ func (s *Store) beginImportSeal(ctx context.Context) error {
 	if err := s.wconn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM sealed_blocks`).Scan(&nextID); err != nil {
 		return fmt.Errorf("duckdb: import seal: %w", err)
 	}
-	encs, err := newEncoderPool(sealed.ImportLevel)
+	encs, err := newEncoderPool(sealed.NewImportEncoder)
 	if err != nil {
 		return err
 	}
@@ -299,7 +299,7 @@ func (s *Store) encodeSealed(b *sealBatch) error {
 }
 
 // writeSealedSegs writes an import's or a server's blocks to the
-// segments. A server's blocks (at sealed.ImportLevel, pending) do not go
+// segments. A server's blocks (the import's S2, pending) do not go
 // beside the ones RecompressSealed wrote (at sealed.Level, for good), nor
 // its beside them (relocateSealed): a segment of pending blocks empties
 // out as they are encoded again, and is removed whole then, which one

@@ -13,7 +13,6 @@ import (
 	"unsafe"
 
 	gocmp "github.com/google/go-cmp/cmp"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
@@ -204,7 +203,7 @@ func testImportSeals(t *testing.T, every bool) {
 	if b := st2.keyFilterBuilds.Load(); b != 0 {
 		t.Errorf("the key filter was built %d times after a reopen; the import's saved one should match both tiers", b)
 	}
-	// The import's blocks are at sealed.ImportLevel and pending; encoded
+	// The import's blocks are S2 (sealed.NewImportEncoder) and pending; encoded
 	// again, they are at sealed.Level, the old segment gone, and the
 	// store answers as before, also after a reopen.
 	blocks := st2.sealed.dir.Len()
@@ -222,7 +221,7 @@ func testImportSeals(t *testing.T, every bool) {
 	if len(segsImported) < 3 {
 		t.Fatalf("the import wrote %d segments; want at least 3 (sealedSegmentBytes)", len(segsImported))
 	}
-	checkBlockLevel(t, st2, sealed.ImportLevel)
+	checkBlockLevel(t, st2, "the import's S2", sealed.NewImportEncoder)
 	before := segmentBytes(t, path)
 	if every {
 		var seen []int
@@ -246,6 +245,14 @@ func testImportSeals(t *testing.T, every bool) {
 				t.Fatal(err)
 			}
 			calls++
+			if calls == 1 {
+				// Two blocks at sealed.Level, the others the import's S2:
+				// the same feed, lookups and pages.
+				if s2n, zn := blockKinds(t, st2); s2n != blocks-n || zn != n || n == 0 {
+					t.Fatalf("after recompressing %d blocks: %d S2 blocks and %d zstd of %d", n, s2n, zn, blocks)
+				}
+				check(st2, "with blocks of both kinds")
+			}
 			if n == 0 || left == 0 {
 				if left != 0 || st2.PendingSealed() != 0 {
 					t.Fatalf("RecompressSealed stopped with %d left", left)
@@ -257,7 +264,7 @@ func testImportSeals(t *testing.T, every bool) {
 			t.Errorf("%d calls of at most 2 blocks recompressed %d blocks", calls, blocks)
 		}
 	}
-	checkBlockLevel(t, st2, sealed.Level)
+	checkBlockLevel(t, st2, "sealed.Level", sealed.NewEncoder)
 	if after := segmentBytes(t, path); after >= before {
 		t.Errorf("the segments hold %d bytes after the recompression, %d before", after, before)
 	}
@@ -286,19 +293,41 @@ func testImportSeals(t *testing.T, every bool) {
 	if p := st3.PendingSealed(); p != 0 {
 		t.Errorf("%d blocks pending after a reopen", p)
 	}
-	checkBlockLevel(t, st3, sealed.Level)
+	checkBlockLevel(t, st3, "sealed.Level", sealed.NewEncoder)
 	check(st3, "after the recompression and a reopen")
 	if b := st3.keyFilterBuilds.Load(); b != 0 {
 		t.Errorf("the key filter was built %d times after the recompression; its check should hold", b)
 	}
 }
 
+// blockKinds counts the sealed blocks whose bytes are an S2 block (first
+// byte 0x01, the import's) and a zstd frame (0x28, at sealed.Level).
+func blockKinds(t *testing.T, st *Store) (s2n, zn int) {
+	t.Helper()
+	for _, m := range st.sealed.dir.Blocks() {
+		data, err := st.sealed.segs.Read(m.Loc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch data[0] {
+		case 0x01:
+			s2n++
+		case 0x28:
+			zn++
+		default:
+			t.Fatalf("block %d begins with %#x", m.ID, data[0])
+		}
+	}
+	return s2n, zn
+}
+
 // checkBlockLevel checks that every sealed block's bytes are what an
-// encoder at level makes of its records (zstd's output is deterministic).
-func checkBlockLevel(t *testing.T, st *Store, level zstd.EncoderLevel) {
+// encoder newEnc makes of its records (zstd's and S2's output is
+// deterministic).
+func checkBlockLevel(t *testing.T, st *Store, level string, newEnc func() (*sealed.Encoder, error)) {
 	t.Helper()
 	ctx := context.Background()
-	enc, err := sealed.NewEncoderAt(level)
+	enc, err := newEnc()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +345,7 @@ func checkBlockLevel(t *testing.T, st *Store, level zstd.EncoderLevel) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(data, want) {
-			t.Fatalf("block %d (%d bytes) is not at level %v (%d bytes there)", m.ID, len(data), level, len(want))
+			t.Fatalf("block %d (%d bytes) is not %s (%d bytes there)", m.ID, len(data), level, len(want))
 		}
 	}
 }

@@ -40,7 +40,7 @@ func (s *Store) PendingSealed() int {
 }
 
 // RecompressSealed encodes again, at sealed.Level, up to max of the sealed
-// blocks an offline import wrote at sealed.ImportLevel (pendingFile;
+// blocks an offline import wrote as S2 (sealed.NewImportEncoder; pendingFile;
 // docs/store.md, "Sealing at import speed, compressed later"), and returns
 // how many it did and how many are left. The records, their order and
 // every Meta but its Loc stay as they were; only the bytes change.
@@ -68,7 +68,7 @@ func (s *Store) RecompressAllSealed(ctx context.Context, progress func(done, lef
 	if s.PendingSealed() == 0 {
 		return 0, nil
 	}
-	pool, err := newEncoderPool(sealed.Level)
+	pool, err := newEncoderPool(sealed.NewEncoder)
 	if err != nil {
 		return 0, err
 	}
@@ -347,7 +347,7 @@ func (s *Store) relocateSealed(ctx context.Context, jobs []recompressJob, last i
 // pendingFile is the list of the sealed blocks left to recompress, in the
 // segments' folder: lines of "FIRST LAST" block IDs, ascending. It is a
 // hint, not a record: a block listed that is at sealed.Level already is
-// only encoded again, and one left off stays at sealed.ImportLevel, both
+// only encoded again, and one left off stays the import's S2, both
 // readable; so it is written outside the store's transactions (by an
 // import's Close, and every pendingSaveEvery batches RecompressSealed
 // does), and removed once empty.
@@ -443,7 +443,7 @@ func (s *Store) savePending() error {
 }
 
 // closeImportSeal adds the blocks an import sealed (at
-// sealed.ImportLevel) to the pending list and saves it: at Close, once
+// the import's S2) to the pending list and saves it: at Close, once
 // they are durable. Under writeMu and rw (Close holds both).
 func (s *Store) closeImportSeal() {
 	is, t := s.impSeal, s.sealed

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
 )
@@ -32,11 +30,14 @@ var sealWriteBytes = 6 << 20
 // once, take them from it.
 type encoderPool chan *sealed.Encoder
 
-func newEncoderPool(level zstd.EncoderLevel) (encoderPool, error) {
+// newEncoderPool returns a pool of encoders made by newEnc: zstd at
+// sealed.Level (sealed.NewEncoder) or an import's S2
+// (sealed.NewImportEncoder).
+func newEncoderPool(newEnc func() (*sealed.Encoder, error)) (encoderPool, error) {
 	n := runtime.GOMAXPROCS(0)
 	p := make(encoderPool, n)
 	for range n {
-		enc, err := sealed.NewEncoderAt(level)
+		enc, err := newEnc()
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +106,7 @@ type sealWriter struct {
 }
 
 func newSealWriter(conn *sql.Conn, db string, sink blockSink, firstID int64) (*sealWriter, error) {
-	encs, err := newEncoderPool(sealed.Level)
+	encs, err := newEncoderPool(sealed.NewEncoder)
 	if err != nil {
 		return nil, err
 	}

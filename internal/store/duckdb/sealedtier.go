@@ -38,7 +38,7 @@ type sealedTier struct {
 	records int64
 	keyXor  uint64
 	// pending lists the blocks an offline import wrote at
-	// sealed.ImportLevel that RecompressSealed has not yet encoded again
+	// S2 (sealed.NewImportEncoder) that RecompressSealed has not yet encoded again
 	// (the file pendingFile in the segments' folder); pendingN counts
 	// those the directory holds. Both under rw.
 	pending      idRanges

@@ -314,7 +314,7 @@ func TestServeSeals(t *testing.T) {
 	if p := st.PendingSealed(); p != 0 {
 		t.Fatalf("%d blocks pending after RecompressSealed", p)
 	}
-	checkBlockLevel(t, st, sealed.Level)
+	checkBlockLevel(t, st, "sealed.Level", sealed.NewEncoder)
 	checkServed(t, st, unique, "after the recompression")
 
 	// Retention: the first two stages' records (received at serveNow)

@@ -7,9 +7,9 @@
 // A block holds the records of one account, region and category within one
 // UTC day, newest first (time, then event ID, descending), up to BlockBytes
 // of content. Its bytes live in segment files beside the DuckDB file
-// (Segments), compressed with zstd at SpeedBetterCompression (Level; an
-// offline import's at ImportLevel until the store encodes them again)
-// and the store's dictionary; its Meta (the bounds, counts and filters a lookup
+// (Segments), compressed with zstd at SpeedBetterCompression (Level) and
+// the store's dictionary (an import's with S2 and the dictionary's last
+// 64 KiB, NewImportEncoder, until the store encodes them again at Level); its Meta (the bounds, counts and filters a lookup
 // selects blocks by, and the bytes' Loc) is a row of the store's DuckDB
 // file, written in the transaction that removes the records' rows, and held
 // in memory by a Dir.
@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
@@ -62,14 +63,6 @@ const (
 	// Level is the blocks' zstd level: Compact's. SpeedDefault or hour
 	// blocks measured 1.05–1.09x.
 	Level = zstd.SpeedBetterCompression
-	// ImportLevel is the level an offline import seals at: its encode is
-	// about a third of Level's (the import's 1M set 7.5 s against 11.6,
-	// the data dir 1.09x against 1.00x, session 32). The store encodes
-	// such blocks again at Level later (duckdb: RecompressSealed, run by
-	// a server), as the issue's "compression chosen for speed at ingest
-	// and recompressed later" has it. A frame does not say its level: a
-	// Decoder reads both.
-	ImportLevel = zstd.SpeedFastest
 	// MaxContent bounds a block's decoded content: BlockBytes plus one
 	// record of the largest size, with room for its fields.
 	MaxContent = BlockBytes + 2*audit.MaxRecordSize
@@ -309,9 +302,14 @@ func frameSize(r *audit.Record) int {
 	return n
 }
 
-// Encoder compresses blocks. Not safe for concurrent use.
+// Encoder compresses blocks: zstd frames at a level (NewEncoderAt) or S2
+// blocks (NewImportEncoder). Not safe for concurrent use.
 type Encoder struct {
-	zenc    *zstd.Encoder
+	zenc *zstd.Encoder
+	// s2d is set in an import's encoder (NewImportEncoder): blocks are
+	// blockS2 and an S2 block made in s2buf.
+	s2d     *s2.Dict
+	s2buf   []byte
 	content []byte
 	frame   []byte
 	toks    []uint64
@@ -330,6 +328,44 @@ func NewEncoderAt(level zstd.EncoderLevel) (*Encoder, error) {
 		return nil, fmt.Errorf("sealed: zstd encoder: %w", err)
 	}
 	return &Encoder{zenc: z, seen: map[uint64]struct{}{}}, nil
+}
+
+// A block's bytes come in two kinds, told apart by their first byte: a
+// zstd frame (magic 28 B5 2F FD) with the store's dictionary, at whatever
+// level, or blockS2 followed by one S2 block made with the S2 dictionary
+// (s2Dict). No zstd frame starts with blockS2 (its frames start with 0x28,
+// its skippable frames with 0x50–0x5F), so a Decoder reads both and the
+// segments hold any mix: the raw records' frames of the store (package
+// duckdb, codec.go) are told apart the same way.
+const blockS2 = 0x01
+
+// s2Dict returns the S2 dictionary of blockS2 blocks: the last 64 KiB of
+// the zstd dictionary's content (dict.S2V1) with repeat offset 0, the raw
+// records' S2 dictionary (package duckdb's s2DictV1). Derived from the
+// never-changing zstd dictionary, so it never changes either.
+func s2Dict() (*s2.Dict, error) {
+	d := s2.NewDict(append([]byte{0}, dict.S2V1()...))
+	if d == nil {
+		return nil, errors.New("sealed: S2 dictionary refused")
+	}
+	return d, nil
+}
+
+// NewImportEncoder returns the encoder an import seals with: its blocks
+// are S2 blocks with the S2 dictionary (blockS2), which an import makes at
+// about half of zstd SpeedFastest's CPU and 1.47 times its bytes (the 1M
+// year-spread set's 12,991 blocks: 1.3 against 2.4–2.6 CPU-s, 194 against
+// 132 MB; docs/store.md "Sealing with S2 at import"). The store encodes
+// them again at Level later (package duckdb: RecompressSealed, run by a
+// server, and `cairn compact`), as the issue's "compression chosen for
+// speed at ingest and recompressed later" has it; a Decoder reads both
+// kinds meanwhile.
+func NewImportEncoder() (*Encoder, error) {
+	d, err := s2Dict()
+	if err != nil {
+		return nil, err
+	}
+	return &Encoder{s2d: d, seen: map[uint64]struct{}{}}, nil
 }
 
 // Encode returns the compressed block of es and its Meta (without ID and
@@ -428,14 +464,28 @@ func (e *Encoder) Encode(es []Entry) ([]byte, Meta, error) {
 	for _, t := range e.idToks {
 		m.IDFilter.Add(t)
 	}
+	if e.s2d != nil {
+		// S2 writes into a destination of its largest size (more than
+		// the content), so the block is made in s2buf, kept, and copied
+		// out at its size (about an eighth of the content).
+		if n := s2.MaxEncodedLen(len(c)); cap(e.s2buf) < n {
+			e.s2buf = make([]byte, n)
+		}
+		blk := e.s2d.Encode(e.s2buf, c)
+		out := make([]byte, 1+len(blk))
+		out[0] = blockS2
+		copy(out[1:], blk)
+		return out, m, nil
+	}
 	// Room for the block as it compresses (about 9x): zstd sizes a nil
 	// destination to the whole content, zeroed, for each block.
 	return e.zenc.EncodeAll(c, make([]byte, 0, len(c)/4+64)), m, nil
 }
 
-// Decoder decodes blocks. Safe for concurrent use.
+// Decoder decodes blocks of both kinds (blockS2). Safe for concurrent use.
 type Decoder struct {
 	zdec *zstd.Decoder
+	s2d  *s2.Dict
 }
 
 // NewDecoder returns a decoder with the store's dictionary.
@@ -445,13 +495,30 @@ func NewDecoder() (*Decoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealed: zstd decoder: %w", err)
 	}
-	return &Decoder{zdec: z}, nil
+	d, err := s2Dict()
+	if err != nil {
+		z.Close()
+		return nil, err
+	}
+	return &Decoder{zdec: z, s2d: d}, nil
 }
 
 // Decode returns the entries of the block data whose Meta is m, newest
 // first. The entries' Raw shares memory with one buffer of their own (not
 // with data). Damaged data is an error, never a panic.
 func (d *Decoder) Decode(data []byte, m *Meta) ([]Entry, error) {
+	if len(data) > 0 && data[0] == blockS2 {
+		blk := data[1:]
+		n, k := binary.Uvarint(blk)
+		if k <= 0 || n > MaxContent {
+			return nil, fmt.Errorf("sealed: block %d: S2 block of invalid length", m.ID)
+		}
+		content, err := d.s2d.Decode(make([]byte, 0, n), blk)
+		if err != nil {
+			return nil, fmt.Errorf("sealed: block %d: %w", m.ID, err)
+		}
+		return decodeContent(content, m)
+	}
 	content, err := d.zdec.DecodeAll(data, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sealed: block %d: %w", m.ID, err)

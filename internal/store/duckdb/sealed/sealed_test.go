@@ -2,11 +2,15 @@ package sealed
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/audit/audittest"
@@ -45,18 +49,47 @@ func equalEntries(t *testing.T, got, want []Entry) {
 	}
 }
 
+// encoders are the blocks' encodings: the tier's, zstd's fastest (an
+// import's before session 34) and an import's S2.
+var encoders = []struct {
+	name  string
+	new   func() (*Encoder, error)
+	first byte // the blocks' first byte
+}{
+	{"Level", NewEncoder, 0x28},
+	{"SpeedFastest", func() (*Encoder, error) { return NewEncoderAt(zstd.SpeedFastest) }, 0x28},
+	{"import S2", NewImportEncoder, blockS2},
+}
+
 // TestBlockRoundTrip encodes every real record, grouped as the tier groups
-// them, and decodes each block back to the same records in newest-first
-// order, with filters that hold every value and ID of the block.
+// them, with each encoder, and decodes each block back to the same records
+// in newest-first order, with filters that hold every value and ID of the
+// block; one Decoder reads every kind, and the kinds differ only in their
+// bytes (the same Meta).
 func TestBlockRoundTrip(t *testing.T) {
-	enc, err := NewEncoder()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dec, err := NewDecoder()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var metas [][]Meta // by encoder, block
+	for _, e := range encoders {
+		t.Run(e.name, func(t *testing.T) {
+			enc, err := e.new()
+			if err != nil {
+				t.Fatal(err)
+			}
+			metas = append(metas, roundTrip(t, enc, dec, e.first))
+		})
+	}
+	for i := 1; i < len(metas); i++ {
+		if diff := gocmp.Diff(metas[0], metas[i]); diff != "" {
+			t.Errorf("%s's Metas differ from %s's:\n%s", encoders[i].name, encoders[0].name, diff)
+		}
+	}
+}
+
+func roundTrip(t *testing.T, enc *Encoder, dec *Decoder, first byte) []Meta {
+	var metas []Meta
 	blocks, records := 0, 0
 	for _, es := range realEntries(t) {
 		want := slices.Clone(es)
@@ -64,6 +97,13 @@ func TestBlockRoundTrip(t *testing.T) {
 		data, m, err := enc.Encode(es)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if data[0] != first {
+			t.Fatalf("a block begins with %#x, want %#x", data[0], first)
+		}
+		again, _, err := enc.Encode(slices.Clone(want))
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("the same block encoded again: %d bytes, %v; want the same %d", len(again), err, len(data))
 		}
 		m.ID = int64(blocks + 1)
 		got, err := dec.Decode(data, &m)
@@ -91,8 +131,10 @@ func TestBlockRoundTrip(t *testing.T) {
 		}
 		blocks++
 		records += len(want)
+		metas = append(metas, m)
 	}
 	t.Logf("%d records in %d blocks", records, blocks)
+	return metas
 }
 
 // TestBlockKeepsWhatTheJSONDoesNotSay: a record whose JSON names another
@@ -256,6 +298,121 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, content []byte) {
 		es, err := decodeContent(content, &m)
+		if err == nil && len(es) != m.N {
+			t.Fatalf("%d entries decoded, meta says %d", len(es), m.N)
+		}
+	})
+}
+
+// TestImportBlockOfTheLargestContent: an S2 block whose content is near
+// MaxContent (records of audit.MaxRecordSize, past the S2 dictionary's
+// reach) decodes to the same records.
+func TestImportBlockOfTheLargestContent(t *testing.T) {
+	enc, err := NewImportEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var es []Entry
+	for i := range 2 {
+		id := fmt.Sprintf("id-%d", i)
+		at := base.Add(time.Duration(i) * time.Minute)
+		head := fmt.Sprintf(`{"eventID":"%s","eventTime":"%s","requestParameters":{"p":"`, id, at.Format(time.RFC3339))
+		pad := make([]byte, audit.MaxRecordSize-len(head)-4-200)
+		for j := range pad {
+			pad[j] = "abcdefghijklmnopqrstuvwxyz0123456789"[rng.IntN(36)]
+		}
+		raw := append(append([]byte(head), pad...), `"}}`...)
+		es = append(es, Entry{Record: audit.Record{Raw: raw, Account: "111122223333", Region: "us-east-1",
+			EventID: id, Time: at}, Seq: int64(1 + i), Received: 3})
+	}
+	want := slices.Clone(es)
+	slices.SortFunc(want, func(a, b Entry) int { return Newer(&a, &b) })
+	data, m, err := enc.Encode(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data[0] != blockS2 || len(data) < audit.MaxRecordSize {
+		t.Fatalf("a block of %d bytes beginning with %#x", len(data), data[0])
+	}
+	got, err := dec.Decode(data, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalEntries(t, got, want)
+}
+
+// TestDecodeDamagedS2Blocks: an S2 block cut short, with a byte changed or
+// declaring more content than MaxContent is an error (or, a byte changed,
+// a block of the same records' count), never a panic.
+func TestDecodeDamagedS2Blocks(t *testing.T) {
+	enc, _ := NewImportEncoder()
+	dec, _ := NewDecoder()
+	blocks := realEntries(t)
+	data, m, err := enc.Encode(blocks[len(blocks)/2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 2, 5, len(data) / 2, len(data) - 1} {
+		if _, err := dec.Decode(data[:n], &m); err == nil {
+			t.Errorf("a block cut to %d of %d bytes decoded", n, len(data))
+		}
+	}
+	for i := 1; i < len(data); i += 97 {
+		bad := slices.Clone(data)
+		bad[i] ^= 0x5a
+		if es, err := dec.Decode(bad, &m); err == nil && len(es) != m.N {
+			t.Errorf("byte %d changed: %d entries, meta says %d", i, len(es), m.N)
+		}
+	}
+	huge := append([]byte{blockS2}, binary.AppendUvarint(nil, MaxContent+1)...)
+	_, k := binary.Uvarint(data[1:])
+	huge = append(huge, data[1+k:]...)
+	if _, err := dec.Decode(huge, &m); err == nil {
+		t.Error("a block declaring more than MaxContent decoded")
+	}
+	if _, err := dec.Decode([]byte{blockS2}, &m); err == nil {
+		t.Error("an empty S2 block decoded")
+	}
+}
+
+// FuzzDecodeBlock: damaged blocks of either kind are errors, never panics
+// or huge allocations.
+func FuzzDecodeBlock(f *testing.F) {
+	base := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	var es []Entry
+	for i := range 5 {
+		id := fmt.Sprintf("id-%d", i)
+		es = append(es, Entry{Record: audit.Record{
+			Raw:     []byte(fmt.Sprintf(`{"eventID":"%s","eventTime":"%s"}`, id, base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339))),
+			Account: "111122223333", Region: "us-east-1", EventID: id, Time: base.Add(time.Duration(i) * time.Minute),
+		}, Seq: int64(10 + i), Received: 3})
+	}
+	var m Meta
+	for _, e := range encoders {
+		enc, err := e.new()
+		if err != nil {
+			f.Fatal(err)
+		}
+		data, mm, err := enc.Encode(slices.Clone(es))
+		if err != nil {
+			f.Fatal(err)
+		}
+		m = mm
+		f.Add(data)
+	}
+	f.Add([]byte{blockS2, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	dec, err := NewDecoder()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		es, err := dec.Decode(data, &m)
 		if err == nil && len(es) != m.N {
 			t.Fatalf("%d entries decoded, meta says %d", len(es), m.N)
 		}
