@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,12 +53,11 @@ type importSeal struct {
 	firstID, nextID int64
 	encs            encoderPool
 
-	// keys holds the key_hash of every record this import sealed, and
+	// hashes holds the key_hash of every record this import sealed, and
 	// hashed the IDs of their blocks, so that the key filter, when it is
-	// built again (it grows with the import), takes their keys from there
-	// instead of decoding the blocks (addSealedKeys); keys are in a file
-	// beside the store, not in Go's heap (keptKeys). Under writeMu.
-	keys   *keptKeys
+	// built again (it grows with the import), takes their keys from here
+	// instead of decoding the blocks (addSealedKeys). Under writeMu.
+	hashes []uint64
 	hashed map[int64]bool
 
 	// parts holds each part with strings of its own: a record's account
@@ -118,7 +117,6 @@ func (s *Store) beginImportSeal(ctx context.Context) error {
 		return err
 	}
 	is := &importSeal{firstID: nextID, nextID: nextID, encs: encs,
-		keys:   newKeptKeys(filepath.Dir(s.sealedPath)),
 		hashed: map[int64]bool{}, parts: map[sealed.Part]sealed.Part{}}
 	is.before.Store(sealed.Day(s.now().Unix()) - 1)
 	s.impSeal = is // under keysMu too: prefetchEncoded reads it so
@@ -240,7 +238,7 @@ func (s *Store) reserveSealed(fresh []*audit.Record, hashes []uint64, n int, fir
 	// Kept up to maxSealedHashes keys (a server lives on: the list must
 	// not grow with every record it ever seals); a block whose keys are
 	// not kept is decoded by the key filter's rebuild instead.
-	keep := is.keys.len()+n <= maxSealedHashes
+	keep := len(is.hashes)+n <= maxSealedHashes
 	for _, blk := range b.blocks {
 		var kx uint64
 		for i := range blk {
@@ -255,16 +253,14 @@ func (s *Store) reserveSealed(fresh []*audit.Record, hashes []uint64, n int, fir
 		}
 		is.nextID++
 	}
-	if keep && !is.keys.add(hashes[:n]) {
-		// The file could not be written: no block's keys are held now,
-		// and the rebuilds decode the blocks.
-		clear(is.hashed)
+	if keep {
+		is.hashes = append(is.hashes, hashes[:n]...)
 	}
 	return b
 }
 
-// maxSealedHashes bounds importSeal.keys: 16M keys, 128 MiB of the file
-// (a var for tests).
+// maxSealedHashes bounds importSeal.hashes: 16M keys, 128 MiB (a var for
+// tests).
 var maxSealedHashes = 1 << 24
 
 // encodeSealed encodes a batch's blocks on every core and writes their
@@ -383,31 +379,17 @@ func (s *Store) publishSealed(b *sealBatch) {
 }
 
 // sealedHashed reports whether the import sealed block id and holds its
-// keys (importSeal.keys).
+// keys (importSeal.hashes).
 func (s *Store) sealedHashed(id int64) bool {
 	return s.impSeal != nil && s.impSeal.hashed[id]
 }
 
-// importSealedKeys calls fn with the keys of the records the import
-// sealed. On an error reading them back the import holds no block's keys
-// from then on (the next rebuild decodes the blocks).
-func (s *Store) importSealedKeys(fn func(uint64)) error {
+// importSealedKeys returns the keys of the records the import sealed.
+func (s *Store) importSealedKeys() []uint64 {
 	if s.impSeal == nil {
 		return nil
 	}
-	err := s.impSeal.keys.each(fn)
-	if err != nil {
-		clear(s.impSeal.hashed)
-	}
-	return err
-}
-
-// importSealedKeyCount is the keys the import holds (importSeal.keys).
-func (s *Store) importSealedKeyCount() int {
-	if s.impSeal == nil {
-		return 0
-	}
-	return s.impSeal.keys.len()
+	return slices.Clip(s.impSeal.hashes)
 }
 
 // LastSealed returns when a serving store's appends last wrote sealed

@@ -452,9 +452,6 @@ func (s *Store) savePending() error {
 // they are durable. Under writeMu and rw (Close holds both).
 func (s *Store) closeImportSeal() {
 	is, t := s.impSeal, s.sealed
-	if is != nil {
-		is.keys.close()
-	}
 	if is == nil || t == nil || is.nextID <= is.firstID {
 		return
 	}

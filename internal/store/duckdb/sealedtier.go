@@ -199,13 +199,13 @@ func seqUpTo[T any](a []T, upTo int64, seq func(*T) int64) []T {
 // read and decoded (a key filter is built from the tables only when none
 // was saved or the saved one no longer matches, or when an import's
 // filter grows), but for the blocks an import sealed, whose keys it keeps
-// (importSeal.keys). Under writeMu.
+// (importSeal.hashes). Under writeMu.
 func (s *Store) addSealedKeys(ctx context.Context, f *keyFilter) error {
 	if !s.hasSealed() {
 		return nil
 	}
-	if err := s.importSealedKeys(f.add); err != nil {
-		return fmt.Errorf("duckdb: key filter: %w", err)
+	for _, h := range s.importSealedKeys() {
+		f.add(h)
 	}
 	for _, m := range s.sealed.dir.Blocks() {
 		if s.sealedHashed(m.ID) {
