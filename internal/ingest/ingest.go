@@ -941,18 +941,31 @@ func (p *Pipeline) writeGroup(g *group) error {
 type writeSet struct {
 	byAccount [][]audit.Record
 	n         int
+	// idx is byAccount's index by account, last the index of the last
+	// record's: records come in runs of one account, and a responder's
+	// file of an organization's trail may hold hundreds of accounts.
+	idx  map[string]int
+	last int
 }
 
 // addOne appends rec to its account's records.
 func (w *writeSet) addOne(rec *audit.Record) {
 	w.n++
-	for i := range w.byAccount {
-		if w.byAccount[i][0].Account == rec.Account {
-			w.byAccount[i] = append(w.byAccount[i], *rec)
-			return
-		}
+	if w.last < len(w.byAccount) && w.byAccount[w.last][0].Account == rec.Account {
+		w.byAccount[w.last] = append(w.byAccount[w.last], *rec)
+		return
 	}
-	w.byAccount = append(w.byAccount, append(make([]audit.Record, 0, 64), *rec))
+	i, ok := w.idx[rec.Account]
+	if !ok {
+		if w.idx == nil {
+			w.idx = make(map[string]int)
+		}
+		i = len(w.byAccount)
+		w.idx[rec.Account] = i
+		w.byAccount = append(w.byAccount, make([]audit.Record, 0, 64))
+	}
+	w.byAccount[i] = append(w.byAccount[i], *rec)
+	w.last = i
 }
 
 // add appends records to their accounts' records.

@@ -344,3 +344,76 @@ func TestClassifyPartsByAccount(t *testing.T) {
 		p.release(part, true)
 	}
 }
+
+// A hostile tenant's records that carry another account's event IDs are
+// that tenant's: not duplicates of the other account's stored, in-flight
+// or same-group records, and written in the tenant's own list, never the
+// other account's, however the accounts interleave in a group.
+func TestClassifyKeepsAccountsApart(t *testing.T) {
+	st := newKeyedStore()
+	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir()})
+	const alice, bob = "111111111111", "222222222222"
+	st.kmu.Lock()
+	st.stored[flightKey{alice, alice + "-0"}] = true
+	st.kmu.Unlock()
+	p.hold(acctRecs(alice, 1, 1), true) // alice-1 in flight
+	defer p.release(acctRecs(alice, 1, 1), true)
+
+	// Bob sends alice's IDs 0 (stored), 1 (in flight) and 2 (in the
+	// same group, alice's own), interleaved with alice's record 2.
+	forged := acctRecs(alice, 0, 3)
+	for i := range forged {
+		forged[i].Account = bob
+	}
+	mixed := []audit.Record{forged[0], acctRecs(alice, 2, 1)[0], forged[1], forged[2]}
+	var w writeSet
+	dup, err := p.classify([][]audit.Record{mixed}, &w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(dup) != "[false false false false]" {
+		t.Errorf("dup = %v; want none: bob's records are bob's", dup)
+	}
+	got := map[string][]string{}
+	for _, part := range w.byAccount {
+		for _, r := range part {
+			got[part[0].Account] = append(got[part[0].Account], r.Account+"/"+r.EventID)
+		}
+	}
+	want := map[string][]string{
+		alice: {alice + "/" + alice + "-2"},
+		bob:   {bob + "/" + alice + "-0", bob + "/" + alice + "-1", bob + "/" + alice + "-2"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(w.byAccount) != 2 || w.n != 4 {
+		t.Errorf("to write %v in %d lists; want %v in 2", got, len(w.byAccount), want)
+	}
+	for _, part := range w.byAccount {
+		p.release(part, true)
+	}
+}
+
+// writeSet keeps each account's records together and in order, with
+// many accounts interleaved (a responder's file of an organization).
+func TestWriteSetManyAccounts(t *testing.T) {
+	var w writeSet
+	var in []audit.Record
+	for i := range 1000 {
+		for a := range 300 {
+			in = append(in, audit.Record{Account: fmt.Sprintf("%012d", (a*7+i)%300), EventID: fmt.Sprint(i)})
+		}
+	}
+	w.add(in)
+	if len(w.byAccount) != 300 || w.n != len(in) || len(w.flat()) != len(in) {
+		t.Fatalf("%d lists, n %d, flat %d; want 300, %d", len(w.byAccount), w.n, len(w.flat()), len(in))
+	}
+	for _, part := range w.byAccount {
+		if len(part) != 1000 {
+			t.Fatalf("account %s: %d records; want 1000", part[0].Account, len(part))
+		}
+		for i, r := range part {
+			if r.Account != part[0].Account || r.EventID != fmt.Sprint(i) {
+				t.Fatalf("account %s: record %d is %s/%s", part[0].Account, i, r.Account, r.EventID)
+			}
+		}
+	}
+}

@@ -72,8 +72,8 @@ type Journal struct {
 	buf  []byte
 	// emu serializes Encode: chunk and payload gather a frame's records
 	// and compress them, reused from call to call. Append takes it
-	// under amu; the pipeline's group leaders take it alone, encoding a
-	// group while an earlier group's Write is under way.
+	// under amu; the pipeline's group leader calls Encode, then Write,
+	// outside amu (one leader at a time, so without another Encode).
 	emu     sync.Mutex
 	chunk   chunk
 	payload []byte
@@ -266,10 +266,8 @@ func (j *Journal) Append(records []audit.Record) (seg uint64, n int, err error) 
 
 // Encode appends the frames of records to dst, as Append writes them,
 // for Write. It writes nothing; a record too large for a frame is an
-// error (and dst is then to be dropped). Encode may run while a Write
-// or an Append is under way (the pipeline's leaders encode a group while
-// the one before it is written), not beside another Encode's use of the
-// same scratch: calls are serialized.
+// error (and dst is then to be dropped). Calls are serialized (they
+// share the scratch), and one may run while a Write is under way.
 func (j *Journal) Encode(dst []byte, records []audit.Record) ([]byte, error) {
 	j.emu.Lock()
 	defer j.emu.Unlock()
