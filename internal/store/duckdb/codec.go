@@ -12,12 +12,13 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/audit"
 	"github.com/cairn-audit/cairn/internal/store/dict"
+	"github.com/cairn-audit/cairn/internal/store/duckdb/sealed"
 )
 
 // dictV1 is the zstd dictionary both stores share (package dict), ID
 // dictV1ID, written in the header of every frame compressed with it, so a
 // later dictionary gets a new ID and file and both decode side by side.
-// Its last 64 KiB are also the S2 dictionary, s2DictV1.
+// Its last 64 KiB are also the S2 dictionary, sealed.S2Dict.
 var dictV1 = dict.ZstdV1
 
 // dictV1ID is the ID inside dictV1.
@@ -25,24 +26,12 @@ const dictV1ID = dict.ZstdV1ID
 
 // Frames come in two kinds, told apart by their first byte:
 //   - a zstd frame (magic 28 B5 2F FD) made with dictV1 or no dictionary,
-//   - frameS2V1 followed by one S2 block made with s2DictV1.
+//   - frameS2V1 followed by one S2 block made with sealed.S2Dict.
 //
 // No zstd frame starts with frameS2V1 (zstd's frames start with 0x28 and
 // its skippable frames with 0x50-0x5F), so both kinds live in one column
 // and a store holds any mix of them.
 const frameS2V1 = 0x01
-
-// s2DictV1 is the S2 dictionary of frameS2V1 frames: the last 64 KiB
-// (S2's largest dictionary) of dictV1's content, the most frequent record
-// shapes, with repeat offset 0. Derived from the never-changing dictV1, so
-// it never changes either.
-func s2DictV1() (*s2.Dict, error) {
-	d := s2.NewDict(append([]byte{0}, dict.S2V1()...))
-	if d == nil {
-		return nil, errors.New("duckdb: S2 dictionary refused")
-	}
-	return d, nil
-}
 
 // codec compresses raw records, one frame per record, and decompresses
 // frames of either kind. Both directions are safe for concurrent use.
@@ -67,7 +56,7 @@ type codec struct {
 }
 
 func newCodec(small bool) (*codec, error) {
-	s2d, err := s2DictV1()
+	s2d, err := sealed.S2Dict()
 	if err != nil {
 		return nil, err
 	}

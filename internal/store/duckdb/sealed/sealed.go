@@ -333,17 +333,18 @@ func NewEncoderAt(level zstd.EncoderLevel) (*Encoder, error) {
 // A block's bytes come in two kinds, told apart by their first byte: a
 // zstd frame (magic 28 B5 2F FD) with the store's dictionary, at whatever
 // level, or blockS2 followed by one S2 block made with the S2 dictionary
-// (s2Dict). No zstd frame starts with blockS2 (its frames start with 0x28,
+// (S2Dict). No zstd frame starts with blockS2 (its frames start with 0x28,
 // its skippable frames with 0x50–0x5F), so a Decoder reads both and the
 // segments hold any mix: the raw records' frames of the store (package
 // duckdb, codec.go) are told apart the same way.
 const blockS2 = 0x01
 
-// s2Dict returns the S2 dictionary of blockS2 blocks: the last 64 KiB of
-// the zstd dictionary's content (dict.S2V1) with repeat offset 0, the raw
-// records' S2 dictionary (package duckdb's s2DictV1). Derived from the
-// never-changing zstd dictionary, so it never changes either.
-func s2Dict() (*s2.Dict, error) {
+// S2Dict returns the store's S2 dictionary: the last 64 KiB of the zstd
+// dictionary's content (dict.S2V1) with repeat offset 0. blockS2 blocks
+// and the raw records' S2 frames (package duckdb, codec.go) both use it.
+// Derived from the never-changing zstd dictionary, so it never changes
+// either.
+func S2Dict() (*s2.Dict, error) {
 	d := s2.NewDict(append([]byte{0}, dict.S2V1()...))
 	if d == nil {
 		return nil, errors.New("sealed: S2 dictionary refused")
@@ -361,7 +362,7 @@ func s2Dict() (*s2.Dict, error) {
 // speed at ingest and recompressed later" has it; a Decoder reads both
 // kinds meanwhile.
 func NewImportEncoder() (*Encoder, error) {
-	d, err := s2Dict()
+	d, err := S2Dict()
 	if err != nil {
 		return nil, err
 	}
@@ -495,7 +496,7 @@ func NewDecoder() (*Decoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealed: zstd decoder: %w", err)
 	}
-	d, err := s2Dict()
+	d, err := S2Dict()
 	if err != nil {
 		z.Close()
 		return nil, err
