@@ -8,7 +8,9 @@
 #            the store without ingestion.
 #   offline: cairn import --into of a store created by a server that is then stopped: /usr/bin/time -v's peak
 #            RSS, wall, CPU, and --memlog.
-# LOGS=dir (required: bench/gen -n 10000000 -per-file 500 -days 365), WORK=dir for the results (default /tmp).
+# LOGS=dir (required: bench/gen -n 10000000 -per-file 500 -days 365), WORK=dir for the results (default /tmp),
+# KEEP=dir moves the loaded data dir and its config there at the end (a Lake database for the query benchmarks:
+# bench/lake-limit.sh).
 # Run it under a lock to measure: flock /work/measure.lock bench/lake-rss.sh ...
 set -euo pipefail
 mode=$1; bin=$2; label=$3; mem=${4:-}
@@ -69,3 +71,7 @@ awk -v l="$label" -v a=$lake -v b=$gz -v ri="$read_imported" 'BEGIN{split(ri, x,
 	if (x[1] > 0 && x[2] > 0) printf "%s: lake.duckdb %d bytes, %.1f bytes an event of %d loaded, %.3fx the .json.gz (%d bytes for %d records, prorated)\n", l, a, a/x[2], x[2], a/(b*x[2]/x[1]), b, x[1];
 	else printf "%s: lake.duckdb %d bytes (%d bytes of .json.gz)\n", l, a, b}' | tee -a $out/summary
 tail -3 $out/import.out
+if [ -n "${KEEP:-}" ]; then
+	[ -n "$srv" ] && { kill $srv; wait $srv || true; srv=; }
+	rm -rf "$KEEP" && mkdir -p "$KEEP" && mv $tmp/dd $tmp/cairn.yaml "$KEEP"/
+fi
