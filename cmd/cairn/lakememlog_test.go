@@ -80,13 +80,14 @@ func TestLakeLoadMemory(t *testing.T) {
 	}
 }
 
-// TestServeMemLog: cairn serve --memlog writes the server's memory by
-// part, Lake's DuckDB limit as configured among them (issue 15: where a
-// StartImport's memory goes).
-func TestServeMemLog(t *testing.T) {
+// serveMemLogRow runs cairn serve --memlog with twoAccounts and extra in
+// its config file until it answers /healthz, stops it, and returns the
+// memlog's last line (written at stop) by the header's names, and the line.
+func serveMemLogRow(t *testing.T, extra string) (map[string]string, string) {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "cairn.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(twoAccounts, 0)+"lake:\n  memory_limit: 300MB\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(twoAccounts, 0)+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -141,6 +142,14 @@ func TestServeMemLog(t *testing.T) {
 	for i, h := range head[:len(head)-2] { // lake_tags, eh_tags: lists
 		row[h] = last[i]
 	}
+	return row, lines[len(lines)-1]
+}
+
+// TestServeMemLog: cairn serve --memlog writes the server's memory by
+// part, Lake's DuckDB limit as configured among them (issue 15: where a
+// StartImport's memory goes).
+func TestServeMemLog(t *testing.T) {
+	row, line := serveMemLogRow(t, "lake:\n  memory_limit: 300MB\n")
 	if got, want := row["lake_limit"], "286.1MiB"; got != want { // 300MB
 		t.Errorf("Lake's DuckDB memory_limit in the memlog = %s; want %s (the config's)", got, want)
 	}
@@ -150,9 +159,27 @@ func TestServeMemLog(t *testing.T) {
 		}
 	}
 	if row["rss_mb"] == "0" || row["go_mapped_mb"] == "0" {
-		t.Errorf("memlog's last line %q: no RSS or no Go memory", lines[len(lines)-1])
+		t.Errorf("memlog's last line %q: no RSS or no Go memory", line)
 	}
 	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" && row["je_mapped_mb"] == "-" {
-		t.Errorf("memlog's last line %q: no jemalloc counters on linux/amd64", lines[len(lines)-1])
+		t.Errorf("memlog's last line %q: no jemalloc counters on linux/amd64", line)
+	}
+}
+
+// TestServeLakeMemoryDefault: a server whose file sets no lake.memory_limit
+// runs Lake's DuckDB at config.DefaultLakeMemoryLimit, 480MB (issue 15: a
+// 10M StartImport's server within 954 MiB; docs/lake.md, "A server's
+// memory_limit of 480MB"), and the operator's lake.memory_limit wins over
+// it, above it as below.
+func TestServeLakeMemoryDefault(t *testing.T) {
+	for _, c := range []struct{ extra, want string }{
+		{"", "457.7MiB"}, // 480MB
+		{"lake:\n  memory_limit: 512MB\n", "488.2MiB"},
+		{"lake:\n  memory_limit: 448MB\n", "427.2MiB"},
+	} {
+		row, _ := serveMemLogRow(t, c.extra)
+		if got := row["lake_limit"]; got != c.want {
+			t.Errorf("config %q: Lake's DuckDB memory_limit in the memlog = %s; want %s", c.extra, got, c.want)
+		}
 	}
 }
