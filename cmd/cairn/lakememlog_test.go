@@ -167,15 +167,15 @@ func TestServeMemLog(t *testing.T) {
 }
 
 // TestServeLakeMemoryDefault: a server whose file sets no lake.memory_limit
-// runs Lake's DuckDB at config.DefaultLakeMemoryLimit, 480MB (issue 15: a
+// runs Lake's DuckDB at config.DefaultLakeMemoryLimit, 448MB (issue 15: a
 // 10M StartImport's server within 954 MiB; docs/lake.md, "A server's
-// memory_limit of 480MB"), and the operator's lake.memory_limit wins over
+// memory_limit of 448MB"), and the operator's lake.memory_limit wins over
 // it, above it as below.
 func TestServeLakeMemoryDefault(t *testing.T) {
 	for _, c := range []struct{ extra, want string }{
-		{"", "457.7MiB"}, // 480MB
+		{"", "427.2MiB"}, // 448MB
 		{"lake:\n  memory_limit: 512MB\n", "488.2MiB"},
-		{"lake:\n  memory_limit: 448MB\n", "427.2MiB"},
+		{"lake:\n  memory_limit: 384MB\n", "366.2MiB"},
 	} {
 		row, _ := serveMemLogRow(t, c.extra)
 		if got := row["lake_limit"]; got != c.want {

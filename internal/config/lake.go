@@ -13,7 +13,7 @@ import (
 // Lake configures CloudTrail Lake (docs/lake.md).
 //
 //	lake:
-//	  memory_limit: 480MB      # DuckDB memory_limit of lake.duckdb (queries and loads; it spills beyond)
+//	  memory_limit: 448MB      # DuckDB memory_limit of lake.duckdb (queries and loads; it spills beyond)
 //	  threads: 1               # DuckDB threads (0: one per core); 1 runs each query on one low-priority thread
 //	  query_timeout: 1h        # a longer query ends TIMED_OUT (queue time included)
 //	  max_result_mb: 256       # a larger result fails the query
@@ -47,15 +47,16 @@ type Lake struct {
 }
 
 // DefaultLakeMemoryLimit is lake.memory_limit when the file sets none: a
-// server's StartImport loads under it as an offline `import --into` does
-// (cmd/cairn's loadMemoryLimit), since DuckDB's limit is one for the whole
-// database and is locked once it is open (lock_configuration). With 1GB a
-// 10M StartImport's server peaked at 1,684 MiB RSS, with 512MB at
-// 1,234 (issue 15; docs/lake.md, "A server's StartImport under the
-// offline load's limit"), and since session 34's allocator arenas at
-// 968-982 MiB. 480MB since session 35 (issue 15's 954 MiB): MEASURED
-// (docs/lake.md, "A server's memory_limit of 480MB").
-const DefaultLakeMemoryLimit = "480MB"
+// server's StartImport loads under it, and it is the offline `import
+// --into`'s limit too (cmd/cairn's loadMemoryLimit), since DuckDB's limit
+// is one for the whole database and is locked once it is open
+// (lock_configuration): a load cannot have a lower one than the queries.
+// With 1GB a 10M StartImport's server peaked at 1,684 MiB RSS, with 512MB
+// at 1,234 (session 27), 968-982 after session 34's allocator arenas;
+// 448MB since session 35 (issue 15: at most 954 MiB), where it peaks at
+// ~920 with Lake's queries as fast as at 512MB at 10M, the ones that spill
+// included (docs/lake.md, "A server's memory_limit of 448MB").
+const DefaultLakeMemoryLimit = "448MB"
 
 // DefaultLake is the lake section's defaults.
 func DefaultLake() Lake {

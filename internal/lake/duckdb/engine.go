@@ -18,7 +18,7 @@ import (
 
 // Options configures a DB; the zero value works.
 type Options struct {
-	// MemoryLimit is DuckDB's memory_limit (default "480MB", as
+	// MemoryLimit is DuckDB's memory_limit (default "448MB", as
 	// config.DefaultLakeMemoryLimit).
 	MemoryLimit string
 	// Threads is DuckDB's threads (default 1: a query runs on the one
@@ -98,7 +98,7 @@ var _ engine.Engine = (*DB)(nil)
 // memory) with the query sandbox settings.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.MemoryLimit == "" {
-		opts.MemoryLimit = "480MB"
+		opts.MemoryLimit = "448MB"
 	}
 	if opts.Threads <= 0 {
 		opts.Threads = 1
