@@ -53,9 +53,10 @@ type Lake struct {
 // (lock_configuration): a load cannot have a lower one than the queries.
 // With 1GB a 10M StartImport's server peaked at 1,684 MiB RSS, with 512MB
 // at 1,234 (session 27), 968-982 after session 34's allocator arenas;
-// 448MB since session 35 (issue 15: at most 954 MiB), where it peaks at
-// ~920 with Lake's queries as fast as at 512MB at 10M, the ones that spill
-// included (docs/lake.md, "A server's memory_limit of 448MB").
+// 448MB since session 35 (issue 15: at most 954 MiB), where it peaked at
+// 921-934 against 966-992 in four pairs, with Lake's queries at 10M as
+// fast as at 512MB, the ones that spill included (docs/lake.md, "A
+// server's memory_limit of 448MB").
 const DefaultLakeMemoryLimit = "448MB"
 
 // DefaultLake is the lake section's defaults.
