@@ -359,8 +359,67 @@ const RowGroupSize = 122880
 const appendFlush = 16384
 
 // appendRows appends rows to events through a query Appender on conn, in
-// conn's current transaction.
+// conn's current transaction, reading each record as it goes (the rows of
+// an Insert or of the journal's writer, which may be many: their values
+// are not all held at once).
 func appendRows(conn *sql.Conn, rows []engine.Row) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(nil))
+	return appendEach(conn, len(rows), func(i int, vals []driver.Value) []driver.Value {
+		recordRow(dec, rows[i].Raw, vals)
+		vals[posEDS] = rows[i].Store
+		return vals
+	})
+}
+
+// preparedRows are rows read into the values of their appended rows
+// (prepareRows), width values a row, ready for a query Appender.
+type preparedRows struct {
+	vals  []driver.Value
+	width int
+}
+
+// len is the number of rows.
+func (p preparedRows) len() int { return len(p.vals) / p.width }
+
+// slice returns rows i to j.
+func (p preparedRows) slice(i, j int) preparedRows {
+	return preparedRows{vals: p.vals[i*p.width : j*p.width : j*p.width], width: p.width}
+}
+
+// prepareRows reads each row's record (recordRow) into its appended
+// values, with no connection or lock: a load's concurrent Appends
+// (lake.LoadAppenders) read theirs while another appends to the load's
+// one transaction. The values share the records' bytes (see recordRow):
+// rows' Raw must not change until the values are appended.
+func prepareRows(rows []engine.Row) preparedRows {
+	width := posJSON + len(columns) + 1
+	p := preparedRows{vals: make([]driver.Value, len(rows)*width), width: width}
+	dec := jsontext.NewDecoder(bytes.NewReader(nil))
+	var store driver.Value
+	for i, r := range rows {
+		vals := p.vals[i*width : (i+1)*width : (i+1)*width]
+		recordRow(dec, r.Raw, vals)
+		// A batch is mostly one store's: its ID boxed once.
+		if s, ok := store.(string); !ok || s != r.Store {
+			store = r.Store
+		}
+		vals[posEDS] = store
+	}
+	return p
+}
+
+// appendPrepared appends prepared rows to events through a query Appender
+// on conn, in conn's current transaction.
+func appendPrepared(conn *sql.Conn, p preparedRows) error {
+	return appendEach(conn, p.len(), func(i int, _ []driver.Value) []driver.Value {
+		return p.vals[i*p.width : (i+1)*p.width]
+	})
+}
+
+// appendEach appends n rows to events through a query Appender on conn, in
+// conn's current transaction: row(i, vals) returns row i's values, in vals
+// (one row's, reused) or its own.
+func appendEach(conn *sql.Conn, n int, row func(i int, vals []driver.Value) []driver.Value) error {
 	types, names, err := appendedTypes()
 	if err != nil {
 		return err
@@ -370,18 +429,15 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 		if err != nil {
 			return err
 		}
-		dec := jsontext.NewDecoder(bytes.NewReader(nil))
 		vals := make([]driver.Value, len(names))
-		for i, r := range rows {
+		for i := range n {
 			if i > 0 && i%appendFlush == 0 {
 				if err := a.Flush(); err != nil {
 					a.Close()
 					return err
 				}
 			}
-			recordRow(dec, r.Raw, vals)
-			vals[posEDS] = r.Store
-			if err := a.AppendRow(vals...); err != nil {
+			if err := a.AppendRow(row(i, vals)...); err != nil {
 				a.Close()
 				return err
 			}
@@ -717,18 +773,21 @@ func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
 	if err := ld.failed(); err != nil {
 		return err
 	}
-	for len(rows) > 0 {
+	// The records are read before the turn at the transaction: an Append
+	// waiting for it reads its own meanwhile, on another core.
+	p := prepareRows(rows)
+	for p.len() > 0 {
 		tx, err := ld.take(ctx)
 		if err != nil {
 			return err
 		}
-		n := min(len(rows), RowGroupSize-tx.rows)
-		if err := appendRows(tx.conn, rows[:n]); err != nil {
+		n := min(p.len(), RowGroupSize-tx.rows)
+		if err := appendPrepared(tx.conn, p.slice(0, n)); err != nil {
 			ld.end(ctx, tx, false)
 			return fmt.Errorf("lake/duckdb: load: %w", err)
 		}
 		tx.rows += n
-		rows = rows[n:]
+		p = p.slice(n, p.len())
 		if tx.rows == RowGroupSize {
 			if err := ld.end(ctx, tx, true); err != nil {
 				return err
