@@ -1,0 +1,193 @@
+package duckdb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cairn-audit/cairn/internal/audit/audittest"
+	"github.com/cairn-audit/cairn/internal/lake/engine"
+)
+
+// hostileRecords are records whose fields have the wrong JSON types, odd
+// text, or are oversize, with the eventIDs p-0, p-1, ...
+func hostileRecords(p string) []string {
+	big := strings.Repeat("x", 1<<20)
+	var wide strings.Builder
+	wide.WriteString(`{`)
+	for i := range 5000 {
+		if i > 0 {
+			wide.WriteString(",")
+		}
+		fmt.Fprintf(&wide, `"k%d":"%s"`, i, strings.Repeat("v", 40))
+	}
+	wide.WriteString(`}`)
+	recs := []string{
+		`{"eventName":7,"readOnly":"true","managementEvent":1,"eventTime":"2024-05-06T07:08:09.123+02:00","userIdentity":"root","requestParameters":[1,2],"resources":{"ARN":"x"}}`,
+		`{"eventName":{"x":1},"readOnly":"yes","eventTime":20240101,"requestParameters":{"a":"b","n":{"x":[1]},"k":3},"tlsDetails":null}`,
+		`{"eventName":"dup","eventName":"last","eventSource":"caf\u00e9 \ud83d\ude00","errorMessage":"bad ` + "\xff" + ` utf8"}`,
+		`{"eventName":"\ud800","requestParameters":{"k":"\ud800x"}}`,
+		`{"errorMessage":"` + big + `","userAgent":"` + big[:70000] + `"}`,
+		`{"requestParameters":` + wide.String() + `,"userIdentity":{"type":"IAMUser","sessionContext":{"attributes":{"creationDate":"not a time"}}}}`,
+		`{"eventTime":"2024-13-45T99:99:99Z","readOnly":null,"resources":[{"ARN":1},"x",null]}`,
+	}
+	for i, r := range recs {
+		recs[i] = fmt.Sprintf(`{"eventID":"%s-%d",`, p, i) + r[1:]
+	}
+	return recs
+}
+
+// TestLoadPreparedLikeInsert: rows read before their turn at the load's
+// transaction (prepareRows), by several concurrent Appends, land each
+// exactly once, every column as an Insert of the same records stores it
+// (the records read as they are appended, appendRows), and eventJson byte
+// for byte; the records' bytes are not changed. Hostile records (wrong
+// JSON types, invalid text, oversize fields) are stored, not refused.
+func TestLoadPreparedLikeInsert(t *testing.T) {
+	d := openTemp(t, Options{Threads: 1})
+	ctx := context.Background()
+	var raws [][]byte
+	for _, rr := range audittest.RealRecords(t) {
+		raws = append(raws, rr.Raw)
+	}
+	for _, s := range hostileRecords("h") {
+		raws = append(raws, []byte(s))
+	}
+	copies := make([][]byte, len(raws))
+	for i, r := range raws {
+		copies[i] = bytes.Clone(r)
+	}
+	rowsOf := func(store string) []engine.Row {
+		rows := make([]engine.Row, len(raws))
+		for i, r := range raws {
+			rows[i] = engine.Row{Store: store, Raw: r}
+		}
+		return rows
+	}
+	if err := d.Insert(ctx, rowsOf("inserted"), 0); err != nil {
+		t.Fatal(err)
+	}
+	ld := d.BeginLoad()
+	loaded := rowsOf("loaded")
+	next := make(chan []engine.Row)
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for b := range next {
+				if err := ld.Append(ctx, b); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for rest := loaded; len(rest) > 0; {
+		n := min(len(rest), 7)
+		next <- rest[:n]
+		rest = rest[n:]
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := ld.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range raws {
+		if !bytes.Equal(r, copies[i]) {
+			t.Fatalf("record %d changed by its load", i)
+		}
+	}
+	var n, distinct int
+	if err := d.db.QueryRow(`SELECT count(*), count(DISTINCT eventJson) FROM events WHERE eds_id = 'loaded'`).Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(raws) || distinct != n {
+		t.Errorf("loaded %d rows, %d distinct; want each of the %d once", n, distinct, len(raws))
+	}
+	// Every column of every row as the Insert stored it.
+	for _, q := range []string{
+		`SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = 'loaded' EXCEPT ALL SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = 'inserted'`,
+		`SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = 'inserted' EXCEPT ALL SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = 'loaded'`,
+	} {
+		var diff int
+		if err := d.db.QueryRow(`SELECT count(*) FROM (` + q + `)`).Scan(&diff); err != nil {
+			t.Fatal(err)
+		}
+		if diff != 0 {
+			t.Errorf("%d rows of the load and the Insert differ", diff)
+		}
+	}
+	// eventJson is each valid record byte for byte.
+	rs, err := d.db.Query(`SELECT eventJson FROM events WHERE eds_id = 'loaded'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]int{}
+	for rs.Next() {
+		var s string
+		if err := rs.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		stored[s]++
+	}
+	rs.Close()
+	for i, c := range copies {
+		if !bytes.Contains(c, []byte("\xff")) && stored[string(c)] != 1 {
+			t.Errorf("record %d is not stored once as it was: %.200s", i, c)
+		}
+	}
+	var wrongTypes int
+	if err := d.db.QueryRow(`SELECT count(*) FROM events WHERE eds_id = 'loaded' AND eventID LIKE 'h-%' AND (eventTime IS NOT NULL AND eventID <> 'h-0' OR readOnly IS NOT NULL AND eventID <> 'h-0')`).Scan(&wrongTypes); err != nil {
+		t.Fatal(err)
+	}
+	if wrongTypes != 0 {
+		t.Errorf("%d hostile records have a typed column from a value of the wrong type", wrongTypes)
+	}
+}
+
+// TestLoadAppendFailsInTurn: an Append that fails waiting for its turn at
+// the load's transaction (its context ends) stores nothing of its batch,
+// and the load's other batches are stored as before: those appended
+// before it and after it commit with the load.
+func TestLoadAppendFailsInTurn(t *testing.T) {
+	d := openTemp(t, Options{Threads: 1})
+	ctx := context.Background()
+	ld := d.BeginLoad()
+	if err := ld.Append(ctx, streamRows("s", "a", 100)); err != nil {
+		t.Fatal(err)
+	}
+	l := ld.(*Load)
+	tx, err := l.take(ctx) // another Append's turn, held
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := ld.Append(stopped, streamRows("s", "b", 100)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append while another holds the turn, its context ended: %v; want context.Canceled", err)
+	}
+	if err := l.put(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ld.Append(ctx, streamRows("s", "c", 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ld.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var a, b, c int
+	if err := d.db.QueryRow(`SELECT count(*) FILTER (WHERE eventID LIKE 'a-%'), count(*) FILTER (WHERE eventID LIKE 'b-%'), count(*) FILTER (WHERE eventID LIKE 'c-%') FROM events`).Scan(&a, &b, &c); err != nil {
+		t.Fatal(err)
+	}
+	if a != 100 || b != 0 || c != 100 {
+		t.Errorf("stored %d, %d, %d of the batches before, failed and after; want 100, 0, 100", a, b, c)
+	}
+}
