@@ -660,7 +660,12 @@ func Columns() []Column {
 // rows (a batch is split at the boundary), so that DuckDB writes its rows
 // to the file as one whole row group while they are appended ("optimistic
 // writes": no copy in the write-ahead log, no rewrite at the checkpoint),
-// and only the load's last transaction (Finish) holds less. Until session
+// and only the load's last transaction (Finish) holds less. An Append reads
+// its batch's records into the Appender's values (prepareRows) before it
+// waits for its turn: with two Appends at once (lake.LoadAppenders), one
+// batch is read on one core while the other is in DuckDB (its INSERT, and
+// at a row group's end its COMMIT) on the other, where one goroutine had
+// done both in turn (session 35). Until session
 // 25 a load kept up to n transactions open (BeginLoad(n), one per
 // concurrent Append, each filling its own row group): two, filled side by
 // side, reached their full row groups together, each held uncompressed in
@@ -768,7 +773,8 @@ func (ld *Load) failed() error {
 // the transaction when it holds RowGroupSize rows and going on in another.
 // The rows are in the table once their transaction commits (at a row
 // group's end, or Finish). On an error the transaction it appended to is
-// rolled back.
+// rolled back. rows' Raw must not change until Append returns (their
+// values share its bytes).
 func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
 	if err := ld.failed(); err != nil {
 		return err

@@ -72,31 +72,13 @@ func TestLoadPreparedLikeInsert(t *testing.T) {
 		t.Fatal(err)
 	}
 	ld := d.BeginLoad()
-	loaded := rowsOf("loaded")
-	next := make(chan []engine.Row)
-	errs := make(chan error, 4)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for b := range next {
-				if err := ld.Append(ctx, b); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	for rest := loaded; len(rest) > 0; {
+	var batches [][]engine.Row
+	for rest := rowsOf("loaded"); len(rest) > 0; {
 		n := min(len(rest), 7)
-		next <- rest[:n]
+		batches = append(batches, rest[:n])
 		rest = rest[n:]
 	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	appendConcurrently(t, ld, batches, 4)
 	if err := ld.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -126,19 +108,7 @@ func TestLoadPreparedLikeInsert(t *testing.T) {
 		}
 	}
 	// eventJson is each valid record byte for byte.
-	rs, err := d.db.Query(`SELECT eventJson FROM events WHERE eds_id = 'loaded'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := map[string]int{}
-	for rs.Next() {
-		var s string
-		if err := rs.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		stored[s]++
-	}
-	rs.Close()
+	stored := storedJSON(t, d, "loaded")
 	for i, c := range copies {
 		if !bytes.Contains(c, []byte("\xff")) && stored[string(c)] != 1 {
 			t.Errorf("record %d is not stored once as it was: %.200s", i, c)
@@ -189,5 +159,54 @@ func TestLoadAppendFailsInTurn(t *testing.T) {
 	}
 	if a != 100 || b != 0 || c != 100 {
 		t.Errorf("stored %d, %d, %d of the batches before, failed and after; want 100, 0, 100", a, b, c)
+	}
+}
+
+// storedJSON counts the eventJson texts of store's rows.
+func storedJSON(t *testing.T, d *DB, store string) map[string]int {
+	t.Helper()
+	rs, err := d.db.Query(`SELECT eventJson FROM events WHERE eds_id = ?`, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	stored := map[string]int{}
+	for rs.Next() {
+		var s string
+		if err := rs.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		stored[s]++
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+// appendConcurrently appends batches to ld from n goroutines at once.
+func appendConcurrently(t *testing.T, ld engine.Load, batches [][]engine.Row, n int) {
+	t.Helper()
+	next := make(chan []engine.Row)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for b := range next {
+				if err := ld.Append(context.Background(), b); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for _, b := range batches {
+		next <- b
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
