@@ -387,9 +387,8 @@ func (p preparedRows) slice(i, j int) preparedRows {
 }
 
 // prepareRows reads each row's record (recordRow) into its appended
-// values, with no connection or lock: a load's concurrent Appends
-// (lake.LoadAppenders) read theirs while another appends to the load's
-// one transaction. The values share the records' bytes (see recordRow):
+// values, with no connection or lock: a load's Append waiting for its turn
+// reads its rows while another appends to the load's one transaction. The values share the records' bytes (see recordRow):
 // rows' Raw must not change until the values are appended.
 func prepareRows(rows []engine.Row) preparedRows {
 	width := posJSON + len(columns) + 1
@@ -660,12 +659,13 @@ func Columns() []Column {
 // rows (a batch is split at the boundary), so that DuckDB writes its rows
 // to the file as one whole row group while they are appended ("optimistic
 // writes": no copy in the write-ahead log, no rewrite at the checkpoint),
-// and only the load's last transaction (Finish) holds less. An Append reads
-// its batch's records into the Appender's values (prepareRows) before it
-// waits for its turn: with two Appends at once (lake.LoadAppenders), one
-// batch is read on one core while the other is in DuckDB (its INSERT, and
-// at a row group's end its COMMIT) on the other, where one goroutine had
-// done both in turn (session 35). Until session
+// and only the load's last transaction (Finish) holds less. An Append that
+// must wait for its turn reads its batch's records into the Appender's
+// values (prepareRows) meanwhile: with two Appends at once
+// (lake.LoadAppenders), one batch is read on one core while the other is
+// in DuckDB (its INSERT, and at a row group's end its COMMIT) on the other;
+// an Append that has the turn at once reads each record as it appends it,
+// as before (its values are not all held at once; session 35). Until session
 // 25 a load kept up to n transactions open (BeginLoad(n), one per
 // concurrent Append, each filling its own row group): two, filled side by
 // side, reached their full row groups together, each held uncompressed in
@@ -779,21 +779,33 @@ func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
 	if err := ld.failed(); err != nil {
 		return err
 	}
-	// The records are read before the turn at the transaction: an Append
-	// waiting for it reads its own meanwhile, on another core.
-	p := prepareRows(rows)
-	for p.len() > 0 {
-		tx, err := ld.take(ctx)
+	var p preparedRows // rows' values, once read while waiting for the turn
+	for len(rows) > 0 {
+		tx, err := ld.tryTake(ctx)
+		if tx == nil && err == nil {
+			// Another Append has the turn: this one reads its records
+			// meanwhile (on another core), then waits.
+			if p.vals == nil {
+				p = prepareRows(rows)
+			}
+			tx, err = ld.take(ctx)
+		}
 		if err != nil {
 			return err
 		}
-		n := min(p.len(), RowGroupSize-tx.rows)
-		if err := appendPrepared(tx.conn, p.slice(0, n)); err != nil {
+		n := min(len(rows), RowGroupSize-tx.rows)
+		if p.vals != nil {
+			err = appendPrepared(tx.conn, p.slice(0, n))
+			p = p.slice(n, p.len())
+		} else {
+			err = appendRows(tx.conn, rows[:n])
+		}
+		if err != nil {
 			ld.end(ctx, tx, false)
 			return fmt.Errorf("lake/duckdb: load: %w", err)
 		}
 		tx.rows += n
-		p = p.slice(n, p.len())
+		rows = rows[n:]
 		if tx.rows == RowGroupSize {
 			if err := ld.end(ctx, tx, true); err != nil {
 				return err
@@ -837,6 +849,22 @@ func (ld *Load) Finish(ctx context.Context) error {
 // take returns the load's idle transaction, or opens one when the load
 // holds none (else it waits for the Append using it).
 func (ld *Load) take(ctx context.Context) (*loadTx, error) {
+	if tx, err := ld.tryTake(ctx); tx != nil || err != nil {
+		return tx, err
+	}
+	select {
+	case tx := <-ld.idle:
+		return tx, nil
+	case ld.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return ld.openSlot(ctx)
+}
+
+// tryTake is take without waiting for another Append's turn: nil (and no
+// error) while one holds the load's transaction.
+func (ld *Load) tryTake(ctx context.Context) (*loadTx, error) {
 	select {
 	case tx := <-ld.idle:
 		return tx, nil
@@ -846,9 +874,15 @@ func (ld *Load) take(ctx context.Context) (*loadTx, error) {
 	case tx := <-ld.idle:
 		return tx, nil
 	case ld.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ld.openSlot(ctx)
+	default:
+		return nil, nil
 	}
+}
+
+// openSlot opens the load's transaction in the slot just taken, releasing
+// the slot if it cannot.
+func (ld *Load) openSlot(ctx context.Context) (*loadTx, error) {
 	tx, err := ld.open(ctx)
 	if err != nil {
 		<-ld.slots

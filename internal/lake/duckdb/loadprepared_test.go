@@ -41,11 +41,11 @@ func hostileRecords(p string) []string {
 	return recs
 }
 
-// TestLoadPreparedLikeInsert: rows read before their turn at the load's
-// transaction (prepareRows), by several concurrent Appends, land each
-// exactly once, every column as an Insert of the same records stores it
-// (the records read as they are appended, appendRows), and eventJson byte
-// for byte; the records' bytes are not changed. Hostile records (wrong
+// TestLoadPreparedLikeInsert: rows a load's concurrent Appends append (read
+// while waiting for their turn at the load's transaction, prepareRows, or as
+// they are appended) land each exactly once, every column as an Insert of
+// the same records stores it (appendRows), and eventJson byte for byte, as
+// do rows read by prepareRows alone; the records' bytes are not changed. Hostile records (wrong
 // JSON types, invalid text, oversize fields) are stored, not refused.
 func TestLoadPreparedLikeInsert(t *testing.T) {
 	d := openTemp(t, Options{Threads: 1})
@@ -71,6 +71,15 @@ func TestLoadPreparedLikeInsert(t *testing.T) {
 	if err := d.Insert(ctx, rowsOf("inserted"), 0); err != nil {
 		t.Fatal(err)
 	}
+	// The values an Append reads while it waits for its turn, appended.
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := appendPrepared(conn, prepareRows(rowsOf("prepared"))); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
 	ld := d.BeginLoad()
 	var batches [][]engine.Row
 	for rest := rowsOf("loaded"); len(rest) > 0; {
@@ -95,16 +104,16 @@ func TestLoadPreparedLikeInsert(t *testing.T) {
 		t.Errorf("loaded %d rows, %d distinct; want each of the %d once", n, distinct, len(raws))
 	}
 	// Every column of every row as the Insert stored it.
-	for _, q := range []string{
-		`SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = 'loaded' EXCEPT ALL SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = 'inserted'`,
-		`SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = 'inserted' EXCEPT ALL SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = 'loaded'`,
-	} {
-		var diff int
-		if err := d.db.QueryRow(`SELECT count(*) FROM (` + q + `)`).Scan(&diff); err != nil {
-			t.Fatal(err)
-		}
-		if diff != 0 {
-			t.Errorf("%d rows of the load and the Insert differ", diff)
+	for _, store := range []string{"loaded", "prepared"} {
+		for _, pair := range [][2]string{{store, "inserted"}, {"inserted", store}} {
+			q := fmt.Sprintf(`SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = '%s' EXCEPT ALL SELECT * EXCLUDE (eds_id) FROM events WHERE eds_id = '%s'`, pair[0], pair[1])
+			var diff int
+			if err := d.db.QueryRow(`SELECT count(*) FROM (` + q + `)`).Scan(&diff); err != nil {
+				t.Fatal(err)
+			}
+			if diff != 0 {
+				t.Errorf("%d rows of %s are not in %s", diff, pair[0], pair[1])
+			}
 		}
 	}
 	// eventJson is each valid record byte for byte.
