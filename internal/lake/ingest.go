@@ -661,8 +661,8 @@ const LoadBatch = 7680
 // meanwhile. With two, one batch is read on one core while the other is in
 // DuckDB's INSERT or COMMIT on the other (session 35: a load used ~1.15 of
 // the 2 cores, its one goroutine doing both in turn): a 10M StartImport
-// 19% faster, but its server's VmHWM ~90 MiB higher (Go's heap holds a
-// batch more and its values; issue 15's 954 MiB), so one stays the
+// 14-19% faster, but its server's VmHWM 85-106 MiB higher (Go's heap holds
+// a batch more and its values; issue 15's 954 MiB), so one stays the
 // default. Until session 24 each of two took its own transaction: two row
 // groups, filled side by side, were held in DuckDB's memory uncompressed
 // (~360 MB each) until they committed together (DuckDB's share of a 1M
