@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -260,7 +261,7 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		}
 		return rep, err
 	}
-	opts.BatchSize, opts.Appenders, opts.FlushInterval = lake.LoadBatch, lake.LoadAppenders, lake.LoadFlushInterval
+	opts.BatchSize, opts.Appenders, opts.FlushInterval = lake.LoadBatch, cmp.Or(loadAppendersFromEnv(), lake.LoadAppenders), lake.LoadFlushInterval
 	var local []string
 	var outcome error
 	// each source is reported on its own; the worst outcome decides

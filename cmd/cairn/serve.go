@@ -827,7 +827,7 @@ func openLake(ctx context.Context, dataDir string, cfg *config.Config, log *slog
 	if sharedLake {
 		state = cl.state
 	}
-	lk, err := lake.Open(dataDir, lake.Options{Engine: eng, State: state, Shared: sharedLake, Queries: queries, Node: cl.node,
+	lk, err := lake.Open(dataDir, lake.Options{Engine: eng, State: state, Shared: sharedLake, LoadAppenders: loadAppendersFromEnv(), Queries: queries, Node: cl.node,
 		Organization: org, Feed: feed, IngestInterval: cfg.Lake.IngestInterval,
 		QueryTimeout: cfg.Lake.QueryTimeout, MaxResultBytes: cfg.Lake.MaxResultMB << 20,
 		MaxConcurrentQueries: cfg.Lake.MaxConcurrentQueries, MaxRunningQueries: cfg.Lake.MaxRunningQueries,

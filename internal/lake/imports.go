@@ -1,6 +1,7 @@
 package lake
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -345,7 +346,7 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 		ended := l.opts.LoadBegins()
 		defer ended()
 	}
-	batch, appenders := LoadBatch, LoadAppenders
+	batch, appenders := LoadBatch, cmp.Or(l.opts.LoadAppenders, LoadAppenders)
 	if l.opts.Shared {
 		batch, appenders = sharedLoadBatch, 1
 	}

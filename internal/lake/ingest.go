@@ -654,18 +654,21 @@ func refusal(i int, owner, caller string) importer.Failure {
 const LoadBatch = 7680
 
 // LoadAppenders is the number of a load's batches appended at once
-// (importer.Options.Appenders) into Lake's DuckDB engine. Since session 25
-// the engine keeps one transaction open a load and concurrent Appends take
-// turns in it (duckdb.Load); until then each took its own. One (two until
-// session 24): an open transaction holds its row group in DuckDB's
-// memory uncompressed until it commits (~2.9 KB a real-shaped record,
-// ~360 MB at 122,880), and two, filled side by side, reached their full
-// row groups together: DuckDB's share of a 1M offline load peaked at
-// ~760 MB against ~420 MB with one, and its RSS at 1.24 GB (issue 15's
-// target: 1 GB at 10M). A load of less than two row groups also ended
-// with two partial transactions, whose rows go through the write-ahead
-// log and the checkpoint (~20% more CPU an event at 200k, session 23);
-// now only the last transaction is partial.
+// (importer.Options.Appenders) into Lake's DuckDB engine (Options.
+// LoadAppenders, cairn's CAIRN_LOAD_APPENDERS, sets another). The engine
+// keeps one transaction open a load and concurrent Appends take turns in
+// it (duckdb.Load); one waiting for its turn reads its batch's records
+// meanwhile. With two, one batch is read on one core while the other is in
+// DuckDB's INSERT or COMMIT on the other (session 35: a load used ~1.15 of
+// the 2 cores, its one goroutine doing both in turn): a 10M StartImport
+// 14-19% faster, but its server's VmHWM 85-106 MiB higher (Go's heap holds
+// a batch more and its values; issue 15's 954 MiB), so one stays the
+// default. Until session 24 each of two took its own transaction: two row
+// groups, filled side by side, were held in DuckDB's memory uncompressed
+// (~360 MB each) until they committed together (DuckDB's share of a 1M
+// offline load ~760 MB against ~420 MB with one, its RSS 1.24 GB), and a
+// load of less than two row groups ended with two partial transactions,
+// whose rows go through the write-ahead log and the checkpoint.
 const LoadAppenders = 1
 
 // LoadFlushInterval is how long a load's read records wait for a full

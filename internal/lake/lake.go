@@ -88,6 +88,9 @@ type Options struct {
 	// lease, runs it (resuming those a dead node left), and each read
 	// of the registry first checks its stored version.
 	Shared bool
+	// LoadAppenders is the batches of a load (StartImport) appended at
+	// once into DuckDB's engine (0: LoadAppenders).
+	LoadAppenders int
 	// Queries keeps queries' states and results where every node reads
 	// them (internal/lake/postgres); nil keeps them on this node only.
 	Queries SharedQueries

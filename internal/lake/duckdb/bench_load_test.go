@@ -19,7 +19,8 @@ import (
 // a database file: the engine's share of a Lake load, without the
 // importer's reading of the files. CAIRN_LAKE_LOAD_THREADS sets DuckDB's
 // threads (lake.threads; default 1); CAIRN_LAKE_LOAD_APPENDERS the
-// transactions appended at once (lake.LoadAppenders; default 1).
+// Inserts at once (default 1), each its own transaction (a load's
+// concurrent Appends, lake.LoadAppenders, take turns in one: Load).
 func BenchmarkLoad(b *testing.B) {
 	n := 262144
 	if v, err := strconv.Atoi(os.Getenv("CAIRN_LAKE_LOAD_N")); err == nil && v > 0 {

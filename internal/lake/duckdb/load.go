@@ -359,8 +359,66 @@ const RowGroupSize = 122880
 const appendFlush = 16384
 
 // appendRows appends rows to events through a query Appender on conn, in
-// conn's current transaction.
+// conn's current transaction, reading each record as it goes (the rows of
+// an Insert or of the journal's writer, which may be many: their values
+// are not all held at once).
 func appendRows(conn *sql.Conn, rows []engine.Row) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(nil))
+	return appendEach(conn, len(rows), func(i int, vals []driver.Value) []driver.Value {
+		recordRow(dec, rows[i].Raw, vals)
+		vals[posEDS] = rows[i].Store
+		return vals
+	})
+}
+
+// preparedRows are rows read into the values of their appended rows
+// (prepareRows), width values a row, ready for a query Appender.
+type preparedRows struct {
+	vals  []driver.Value
+	width int
+}
+
+// len is the number of rows.
+func (p preparedRows) len() int { return len(p.vals) / p.width }
+
+// slice returns rows i to j.
+func (p preparedRows) slice(i, j int) preparedRows {
+	return preparedRows{vals: p.vals[i*p.width : j*p.width : j*p.width], width: p.width}
+}
+
+// prepareRows reads each row's record (recordRow) into its appended
+// values, with no connection or lock: a load's Append waiting for its turn
+// reads its rows while another appends to the load's one transaction. The values share the records' bytes (see recordRow):
+// rows' Raw must not change until the values are appended.
+func prepareRows(rows []engine.Row) preparedRows {
+	width := posJSON + len(columns) + 1
+	p := preparedRows{vals: make([]driver.Value, len(rows)*width), width: width}
+	dec := jsontext.NewDecoder(bytes.NewReader(nil))
+	var store driver.Value
+	for i, r := range rows {
+		vals := p.vals[i*width : (i+1)*width : (i+1)*width]
+		recordRow(dec, r.Raw, vals)
+		// A batch is mostly one store's: its ID boxed once.
+		if s, ok := store.(string); !ok || s != r.Store {
+			store = r.Store
+		}
+		vals[posEDS] = store
+	}
+	return p
+}
+
+// appendPrepared appends prepared rows to events through a query Appender
+// on conn, in conn's current transaction.
+func appendPrepared(conn *sql.Conn, p preparedRows) error {
+	return appendEach(conn, p.len(), func(i int, _ []driver.Value) []driver.Value {
+		return p.vals[i*p.width : (i+1)*p.width]
+	})
+}
+
+// appendEach appends n rows to events through a query Appender on conn, in
+// conn's current transaction: row(i, vals) returns row i's values, in vals
+// (one row's, reused) or its own.
+func appendEach(conn *sql.Conn, n int, row func(i int, vals []driver.Value) []driver.Value) error {
 	types, names, err := appendedTypes()
 	if err != nil {
 		return err
@@ -370,18 +428,15 @@ func appendRows(conn *sql.Conn, rows []engine.Row) error {
 		if err != nil {
 			return err
 		}
-		dec := jsontext.NewDecoder(bytes.NewReader(nil))
 		vals := make([]driver.Value, len(names))
-		for i, r := range rows {
+		for i := range n {
 			if i > 0 && i%appendFlush == 0 {
 				if err := a.Flush(); err != nil {
 					a.Close()
 					return err
 				}
 			}
-			recordRow(dec, r.Raw, vals)
-			vals[posEDS] = r.Store
-			if err := a.AppendRow(vals...); err != nil {
+			if err := a.AppendRow(row(i, vals)...); err != nil {
 				a.Close()
 				return err
 			}
@@ -604,7 +659,13 @@ func Columns() []Column {
 // rows (a batch is split at the boundary), so that DuckDB writes its rows
 // to the file as one whole row group while they are appended ("optimistic
 // writes": no copy in the write-ahead log, no rewrite at the checkpoint),
-// and only the load's last transaction (Finish) holds less. Until session
+// and only the load's last transaction (Finish) holds less. An Append that
+// must wait for its turn reads its batch's records into the Appender's
+// values (prepareRows) meanwhile: with two Appends at once
+// (lake.LoadAppenders), one batch is read on one core while the other is
+// in DuckDB (its INSERT, and at a row group's end its COMMIT) on the other;
+// an Append that has the turn at once reads each record as it appends it,
+// as before (its values are not all held at once; session 35). Until session
 // 25 a load kept up to n transactions open (BeginLoad(n), one per
 // concurrent Append, each filling its own row group): two, filled side by
 // side, reached their full row groups together, each held uncompressed in
@@ -712,18 +773,34 @@ func (ld *Load) failed() error {
 // the transaction when it holds RowGroupSize rows and going on in another.
 // The rows are in the table once their transaction commits (at a row
 // group's end, or Finish). On an error the transaction it appended to is
-// rolled back.
+// rolled back. rows' Raw must not change until Append returns (their
+// values share its bytes).
 func (ld *Load) Append(ctx context.Context, rows []engine.Row) error {
 	if err := ld.failed(); err != nil {
 		return err
 	}
+	var p preparedRows // rows' values, once read while waiting for the turn
 	for len(rows) > 0 {
-		tx, err := ld.take(ctx)
+		tx, err := ld.tryTake(ctx)
+		if tx == nil && err == nil {
+			// Another Append has the turn: this one reads its records
+			// meanwhile (on another core), then waits.
+			if p.vals == nil {
+				p = prepareRows(rows)
+			}
+			tx, err = ld.take(ctx)
+		}
 		if err != nil {
 			return err
 		}
 		n := min(len(rows), RowGroupSize-tx.rows)
-		if err := appendRows(tx.conn, rows[:n]); err != nil {
+		if p.vals != nil {
+			err = appendPrepared(tx.conn, p.slice(0, n))
+			p = p.slice(n, p.len())
+		} else {
+			err = appendRows(tx.conn, rows[:n])
+		}
+		if err != nil {
 			ld.end(ctx, tx, false)
 			return fmt.Errorf("lake/duckdb: load: %w", err)
 		}
@@ -772,6 +849,22 @@ func (ld *Load) Finish(ctx context.Context) error {
 // take returns the load's idle transaction, or opens one when the load
 // holds none (else it waits for the Append using it).
 func (ld *Load) take(ctx context.Context) (*loadTx, error) {
+	if tx, err := ld.tryTake(ctx); tx != nil || err != nil {
+		return tx, err
+	}
+	select {
+	case tx := <-ld.idle:
+		return tx, nil
+	case ld.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return ld.openSlot(ctx)
+}
+
+// tryTake is take without waiting for another Append's turn: nil (and no
+// error) while one holds the load's transaction.
+func (ld *Load) tryTake(ctx context.Context) (*loadTx, error) {
 	select {
 	case tx := <-ld.idle:
 		return tx, nil
@@ -781,9 +874,15 @@ func (ld *Load) take(ctx context.Context) (*loadTx, error) {
 	case tx := <-ld.idle:
 		return tx, nil
 	case ld.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ld.openSlot(ctx)
+	default:
+		return nil, nil
 	}
+}
+
+// openSlot opens the load's transaction in the slot just taken, releasing
+// the slot if it cannot.
+func (ld *Load) openSlot(ctx context.Context) (*loadTx, error) {
 	tx, err := ld.open(ctx)
 	if err != nil {
 		<-ld.slots

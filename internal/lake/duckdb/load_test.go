@@ -38,19 +38,7 @@ func TestLoadMatchesTheRecords(t *testing.T) {
 			t.Fatalf("record %d changed by its insert", i)
 		}
 	}
-	stored := map[string]int{}
-	js, err := d.db.QueryContext(ctx, `SELECT eventJson FROM events`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for js.Next() {
-		var s string
-		if err := js.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		stored[s]++
-	}
-	js.Close()
+	stored := storedJSON(t, d, "s")
 	for i, c := range copies {
 		if stored[string(c)]--; stored[string(c)] < 0 {
 			t.Fatalf("record %d is not stored as it was: %.200s", i, c)

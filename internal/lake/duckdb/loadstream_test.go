@@ -58,28 +58,7 @@ func TestLoadStreamsRowGroups(t *testing.T) {
 		batches = append(batches, rest[:n])
 		rest = rest[n:]
 	}
-	next := make(chan []engine.Row)
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	for range 2 {
-		wg.Go(func() {
-			for b := range next {
-				if err := ld.Append(ctx, b); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	for _, b := range batches {
-		next <- b
-	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	appendConcurrently(t, ld, batches, 2)
 	before := d.Inserts()
 	if err := ld.Finish(ctx); err != nil {
 		t.Fatal(err)
