@@ -190,9 +190,15 @@ func (s *Server) importFile(ctx context.Context, c *call) (any, error) {
 		}
 	}
 	if er, ok := s.cfg.Recorder.(EachRecorder); ok && c.durableRecord() && len(recs) > 0 {
-		// All at once, with the call's own record, in one journal write;
+		// All at once, with the call's own record, in one write: the
+		// store's (answered once its stage has committed; no journal
+		// write of them) when the pipeline can, else the journal's;
 		// counted by account and region from each record's answer.
-		dup, recorded, ok, err := er.SubmitRecordedEach(ctx, recs, self(audit.AppendResult{}))
+		each := er.SubmitRecordedEach
+		if sr, ok := s.cfg.Recorder.(StoredRecorder); ok {
+			each = sr.SubmitStoredEach
+		}
+		dup, recorded, ok, err := each(ctx, recs, self(audit.AppendResult{}))
 		if ok {
 			c.recorded = recorded
 			if err != nil {

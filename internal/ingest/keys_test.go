@@ -308,7 +308,7 @@ func TestClassifyPartsByAccount(t *testing.T) {
 	one := append(acctRecs(a, 0, 3), acctRecs(b, 1, 2)...) // a-0 a-1 a-2 b-1 b-2
 	two := append(acctRecs(b, 0, 2), acctRecs(a, 2, 2)...) // b-0 b-1 a-2 a-3
 	var w writeSet
-	dup, err := p.classify([][]audit.Record{one, two}, &w)
+	dup, err := p.classify([][]audit.Record{one, two}, &w, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestClassifyKeepsAccountsApart(t *testing.T) {
 	}
 	mixed := []audit.Record{forged[0], acctRecs(alice, 2, 1)[0], forged[1], forged[2]}
 	var w writeSet
-	dup, err := p.classify([][]audit.Record{mixed}, &w)
+	dup, err := p.classify([][]audit.Record{mixed}, &w, true)
 	if err != nil {
 		t.Fatal(err)
 	}
