@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+
+	cairnclient "github.com/cairn-audit/cairn/internal/client"
+	"github.com/cairn-audit/cairn/internal/testwait"
+)
+
+// TestServerFileImportCrashLosesNothing kills `cairn serve` with SIGKILL,
+// three times, while four clients send log files of 200 records of a day
+// long ended (ImportRecords with a file's bytes, as `cairn import
+// --endpoint-url` sends them), and restarts it on the same data dir. A
+// file's records are not journaled: the call is answered once the stage
+// holding them has committed (docs/store.md, "A server's import without
+// the journal"). Every acknowledged record is then answered by
+// LookupEvents exactly once, and importing every file sent again (those
+// acknowledged and those a kill cut) adds exactly the records not stored,
+// counted once each, after which every record sent is there once.
+func TestServerFileImportCrashLosesNothing(t *testing.T) {
+	work := t.TempDir()
+	dataDir := filepath.Join(work, "data")
+	cfgPath, logPath := filepath.Join(work, "cairn.yaml"), filepath.Join(work, "serve.log")
+	writeFile(t, cfgPath, fmt.Sprintf(twoAccounts, 0))
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve log:\n%s", tail(logPath))
+		}
+	}()
+	ctx := context.Background()
+	var endpoint atomic.Pointer[string]
+	proc := startServerProcess(t, dataDir, cfgPath, logPath)
+	endpoint.Store(&proc.endpoint)
+	day := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
+	const perFile = 200
+	var (
+		wg    sync.WaitGroup
+		stop  = make(chan struct{})
+		mu    sync.Mutex
+		files [][]byte            // every file sent, acknowledged or not
+		acked = map[string]bool{} // the event IDs of acknowledged files
+		n     atomic.Int64        // records made
+		ackN  atomic.Int64        // records acknowledged
+	)
+	creds := credentials.NewStaticCredentialsProvider("AKIAALICE00000000001", "alice-secret-key", "")
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var body bytes.Buffer
+				zw := gzip.NewWriter(&body)
+				ids := make([]string, perFile)
+				fmt.Fprint(zw, `{"Records":[`)
+				for i := range ids {
+					k := int(n.Add(1))
+					if i > 0 {
+						fmt.Fprint(zw, ",")
+					}
+					zw.Write(crashRecord(k, day.Add(time.Duration(k%80000)*time.Second)))
+					ids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", k, k)
+				}
+				fmt.Fprint(zw, `]}`)
+				zw.Close()
+				mu.Lock()
+				files = append(files, body.Bytes())
+				mu.Unlock()
+				sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: *endpoint.Load(), Region: "us-east-1",
+					MaxAttempts: 1, HTTPClient: &http.Client{Timeout: 30 * time.Second}, Credentials: creds})
+				rep, ok, err := sink.ImportFile(ctx, "f.json.gz", body.Bytes())
+				if err != nil {
+					time.Sleep(20 * time.Millisecond) // the server restarting
+					continue                          // cut by a kill: sent again below
+				}
+				if !ok || rep.Imported != perFile || rep.Duplicates != 0 || rep.Rejected != 0 {
+					t.Errorf("ImportFile: ok %v, %+v; want %d imported", ok, rep, perFile)
+					return
+				}
+				mu.Lock()
+				for _, id := range ids {
+					acked[id] = true
+				}
+				mu.Unlock()
+				ackN.Add(perFile)
+			}
+		})
+	}
+	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopWriters()
+	for i := range 3 {
+		for deadline, from := testwait.End(t), ackN.Load(); ackN.Load() < from+4000; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) || t.Failed() {
+				t.Fatalf("run %d: %d records acknowledged by the deadline", i+1, ackN.Load()-from)
+			}
+		}
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+		proc.kill()
+		t.Logf("run %d: SIGKILL after %d records acknowledged", i+1, ackN.Load())
+		proc = startServerProcess(t, dataDir, cfgPath, logPath)
+		endpoint.Store(&proc.endpoint)
+	}
+	for from := ackN.Load(); ackN.Load() < from+2000 && !t.Failed(); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopWriters()
+	if t.Failed() {
+		return
+	}
+	waitIngested(t, proc.endpoint)
+	client := newCloudTrail(proc.endpoint, "us-east-1", "AKIAALICE00000000001", "alice-secret-key", 3)
+	stored := func() map[string]bool {
+		got := map[string]bool{}
+		for _, e := range lookupAll(t, client, &cloudtrail.LookupEventsInput{StartTime: aws.Time(day), EndTime: aws.Time(day.Add(24 * time.Hour))}) {
+			id := aws.ToString(e.EventId)
+			if got[id] {
+				t.Fatalf("LookupEvents answered %s twice", id)
+			}
+			got[id] = true
+		}
+		return got
+	}
+	got := stored()
+	for id := range acked {
+		if !got[id] {
+			t.Errorf("acknowledged record %s is not in the store after the crashes", id)
+		}
+	}
+	sealed, err := strconv.ParseFloat(metricAt(t, proc.endpoint, "cairn_store_sealed_records"), 64)
+	if err != nil || sealed == 0 {
+		t.Errorf("cairn_store_sealed_records %v, %v: nothing sealed, the test does not cover sealing", sealed, err)
+	}
+	// Every file again: the records a kill cut are added, once.
+	sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: proc.endpoint, Region: "us-east-1", Credentials: creds})
+	var imported, dups int64
+	for _, f := range files {
+		rep, ok, err := sink.ImportFile(ctx, "f.json.gz", f)
+		if err != nil || !ok {
+			t.Fatalf("ImportFile again: ok %v, %v", ok, err)
+		}
+		imported += rep.Imported
+		dups += rep.Duplicates
+	}
+	sent := int64(len(files) * perFile)
+	if want := sent - int64(len(got)); imported != want || dups != int64(len(got)) {
+		t.Errorf("imported again: %d new, %d duplicates; want %d new (of %d sent, %d stored), %d duplicates", imported, dups, want, sent, len(got), len(got))
+	}
+	if all := stored(); int64(len(all)) != sent {
+		t.Errorf("after importing every file again: %d records stored; want the %d sent", len(all), sent)
+	}
+	t.Logf("%d records sent in %d files, %d acknowledged, %d stored after the kills (%.0f sealed), %d added again", sent, len(files), len(acked), len(got), sealed, imported)
+}
