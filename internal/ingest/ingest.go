@@ -1071,6 +1071,34 @@ func (w *writeSet) addOne(rec *audit.Record) {
 	w.last = i
 }
 
+// addAll appends records, all to be written, to their accounts' records:
+// a run of one account not in w yet is taken as it is (capped, so that
+// what is appended to it later is a copy), not copied: a file's records,
+// in the common case.
+func (w *writeSet) addAll(records []audit.Record) {
+	if len(records) == 0 {
+		return
+	}
+	acct := records[0].Account
+	if _, ok := w.idx[acct]; ok { // every account in byAccount is in idx
+		w.add(records)
+		return
+	}
+	for i := range records {
+		if records[i].Account != acct {
+			w.add(records)
+			return
+		}
+	}
+	if w.idx == nil {
+		w.idx = make(map[string]int)
+	}
+	w.last = len(w.byAccount)
+	w.idx[acct] = w.last
+	w.byAccount = append(w.byAccount, records[:len(records):len(records)])
+	w.n += len(records)
+}
+
 // add appends records to their accounts' records.
 func (w *writeSet) add(records []audit.Record) {
 	for i := range records {
@@ -1203,12 +1231,22 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 		had[i] = len(part)
 	}
 	for _, part := range parts {
+		kept := 0
 		for i := range part {
 			if keep[base+i] {
-				w.addOne(&part[i])
+				kept++
 			}
 			if dup[base+i] {
 				ndup++
+			}
+		}
+		if kept == len(part) {
+			w.addAll(part)
+		} else {
+			for i := range part {
+				if keep[base+i] {
+					w.addOne(&part[i])
+				}
 			}
 		}
 		base += len(part)
