@@ -48,6 +48,39 @@ func (f *failingStages) StageEach(records []audit.Record) func(ctx context.Conte
 	}
 }
 
+// openStaged opens a journaled pipeline over a DuckDB store appending in
+// stages (as `cairn serve` runs it), whose every fifth stage fails when
+// fail (fs counts them).
+func openStaged(t *testing.T, fail bool) (*duckdb.Store, *failingStages, *Pipeline, context.CancelFunc, chan error) {
+	st, err := duckdb.Open(filepath.Join(t.TempDir(), "events.duckdb"), duckdb.Options{StagedAppends: true, CheckpointCommits: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var store StagingAppender = st
+	fs := &failingStages{Store: st}
+	if fail {
+		store = fs
+	}
+	p, cancel, done := openJournaled(t, Config{Store: store, Keys: st, JournalDir: t.TempDir(), JournalBatch: 150, JournalDelay: 1})
+	return st, fs, p, cancel, done
+}
+
+// stopStaged waits for the journal's records to be stored and stops the
+// pipeline of openStaged, failing if no stage failed when fail.
+func stopStaged(t *testing.T, p *Pipeline, fs *failingStages, fail bool, cancel context.CancelFunc, done chan error) {
+	waitFor(t, "the journal's records to be stored", func() bool { return p.journal.Pending() == 0 })
+	cancel()
+	err := <-done
+	done <- err // for openJournaled's cleanup
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fail && fs.failed.Load() == 0 {
+		t.Fatal("no stage failed: the test does not cover the retry")
+	}
+}
+
 // A journaled pipeline over a DuckDB store appending in stages (as `cairn
 // serve` runs it): concurrent Submit calls with overlapping records count
 // each record inserted exactly once, every record is stored once with
@@ -56,17 +89,7 @@ func (f *failingStages) StageEach(records []audit.Record) func(ctx context.Conte
 func TestStagedWriterStoresEachRecordOnce(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		t.Run(fmt.Sprintf("failing=%v", fail), func(t *testing.T) {
-			st, err := duckdb.Open(filepath.Join(t.TempDir(), "events.duckdb"), duckdb.Options{StagedAppends: true, CheckpointCommits: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			var store StagingAppender = st
-			fs := &failingStages{Store: st}
-			if fail {
-				store = fs
-			}
-			p, cancel, done := openJournaled(t, Config{Store: store, Keys: st, JournalDir: t.TempDir(), JournalBatch: 150, JournalDelay: 1})
+			st, fs, p, cancel, done := openStaged(t, fail)
 			if p.staging == nil {
 				t.Fatal("the pipeline does not stage its batches")
 			}
@@ -103,16 +126,7 @@ func TestStagedWriterStoresEachRecordOnce(t *testing.T) {
 			if total.Inserted != unique || total.Duplicates != callers*calls*30-unique {
 				t.Errorf("counts over all calls = %+v; want %d inserted, %d duplicates", total, unique, callers*calls*30-unique)
 			}
-			waitFor(t, "the journal's records to be stored", func() bool { return p.journal.Pending() == 0 })
-			cancel()
-			err = <-done
-			done <- err // for openJournaled's cleanup
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fail && fs.failed.Load() == 0 {
-				t.Fatal("no stage failed: the test does not cover the retry")
-			}
+			stopStaged(t, p, fs, fail, cancel, done)
 			// A failed stage fails the one reserved after it, no more:
 			// once both are appended again, stages commit again.
 			if e, f := fs.errs.Load(), fs.failed.Load(); e > 2*f {
@@ -156,17 +170,7 @@ func TestStagedWriterStoresEachRecordOnce(t *testing.T) {
 func TestStoredSubmitsCountEachRecordOnce(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		t.Run(fmt.Sprintf("failing=%v", fail), func(t *testing.T) {
-			st, err := duckdb.Open(filepath.Join(t.TempDir(), "events.duckdb"), duckdb.Options{StagedAppends: true, CheckpointCommits: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			var store StagingAppender = st
-			fs := &failingStages{Store: st}
-			if fail {
-				store = fs
-			}
-			p, cancel, done := openJournaled(t, Config{Store: store, Keys: st, JournalDir: t.TempDir(), JournalBatch: 150, JournalDelay: 1})
+			st, fs, p, cancel, done := openStaged(t, fail)
 			const callers, calls = 6, 25
 			var selfs atomic.Int64
 			for _, mixed := range []bool{false, true} {
@@ -228,16 +232,7 @@ func TestStoredSubmitsCountEachRecordOnce(t *testing.T) {
 					t.Errorf("mixed %v: counts over all calls = %+v; want %d inserted, %d duplicates", mixed, total, unique, callers*calls*30-unique)
 				}
 			}
-			waitFor(t, "the journal's records to be stored", func() bool { return p.journal.Pending() == 0 })
-			cancel()
-			err = <-done
-			done <- err // for openJournaled's cleanup
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fail && fs.failed.Load() == 0 {
-				t.Fatal("no stage failed: the test does not cover the retry")
-			}
+			stopStaged(t, p, fs, fail, cancel, done)
 			want := 2*calls*(20+callers*10) + int(selfs.Load())
 			got, err := st.ReadAppended(context.Background(), 0, 2*want)
 			if err != nil {
