@@ -5,21 +5,15 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	cairnclient "github.com/cairn-audit/cairn/internal/client"
-	"github.com/cairn-audit/cairn/internal/testwait"
 )
 
 // TestServerFileImportCrashLosesNothing kills `cairn serve` with SIGKILL,
@@ -33,19 +27,9 @@ import (
 // acknowledged and those a kill cut) adds exactly the records not stored,
 // counted once each, after which every record sent is there once.
 func TestServerFileImportCrashLosesNothing(t *testing.T) {
-	work := t.TempDir()
-	dataDir := filepath.Join(work, "data")
-	cfgPath, logPath := filepath.Join(work, "cairn.yaml"), filepath.Join(work, "serve.log")
-	writeFile(t, cfgPath, fmt.Sprintf(twoAccounts, 0))
-	defer func() {
-		if t.Failed() {
-			t.Logf("serve log:\n%s", tail(logPath))
-		}
-	}()
 	ctx := context.Background()
-	var endpoint atomic.Pointer[string]
-	proc := startServerProcess(t, dataDir, cfgPath, logPath)
-	endpoint.Store(&proc.endpoint)
+	run := startCrashRun(t)
+	endpoint := &run.endpoint
 	day := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
 	const perFile = 200
 	var (
@@ -105,50 +89,14 @@ func TestServerFileImportCrashLosesNothing(t *testing.T) {
 	}
 	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer stopWriters()
-	for i := range 3 {
-		for deadline, from := testwait.End(t), ackN.Load(); ackN.Load() < from+4000; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) || t.Failed() {
-				t.Fatalf("run %d: %d records acknowledged by the deadline", i+1, ackN.Load()-from)
-			}
-		}
-		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
-		proc.kill()
-		t.Logf("run %d: SIGKILL after %d records acknowledged", i+1, ackN.Load())
-		proc = startServerProcess(t, dataDir, cfgPath, logPath)
-		endpoint.Store(&proc.endpoint)
-	}
-	for from := ackN.Load(); ackN.Load() < from+2000 && !t.Failed(); {
-		time.Sleep(20 * time.Millisecond)
-	}
+	run.killThrice(t, ackN.Load)
 	stopWriters()
 	if t.Failed() {
 		return
 	}
-	waitIngested(t, proc.endpoint)
-	client := newCloudTrail(proc.endpoint, "us-east-1", "AKIAALICE00000000001", "alice-secret-key", 3)
-	stored := func() map[string]bool {
-		got := map[string]bool{}
-		for _, e := range lookupAll(t, client, &cloudtrail.LookupEventsInput{StartTime: aws.Time(day), EndTime: aws.Time(day.Add(24 * time.Hour))}) {
-			id := aws.ToString(e.EventId)
-			if got[id] {
-				t.Fatalf("LookupEvents answered %s twice", id)
-			}
-			got[id] = true
-		}
-		return got
-	}
-	got := stored()
-	for id := range acked {
-		if !got[id] {
-			t.Errorf("acknowledged record %s is not in the store after the crashes", id)
-		}
-	}
-	sealed, err := strconv.ParseFloat(metricAt(t, proc.endpoint, "cairn_store_sealed_records"), 64)
-	if err != nil || sealed == 0 {
-		t.Errorf("cairn_store_sealed_records %v, %v: nothing sealed, the test does not cover sealing", sealed, err)
-	}
+	got, sealed := run.storedSealed(t, day, acked)
 	// Every file again: the records a kill cut are added, once.
-	sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: proc.endpoint, Region: "us-east-1", Credentials: creds})
+	sink := cairnclient.NewImporter(cairnclient.ImporterConfig{Endpoint: run.proc.endpoint, Region: "us-east-1", Credentials: creds})
 	var imported, dups int64
 	for _, f := range files {
 		rep, ok, err := sink.ImportFile(ctx, "f.json.gz", f)
@@ -162,7 +110,7 @@ func TestServerFileImportCrashLosesNothing(t *testing.T) {
 	if want := sent - int64(len(got)); imported != want || dups != int64(len(got)) {
 		t.Errorf("imported again: %d new, %d duplicates; want %d new (of %d sent, %d stored), %d duplicates", imported, dups, want, sent, len(got), len(got))
 	}
-	if all := stored(); int64(len(all)) != sent {
+	if all := run.storedOnce(t, day); int64(len(all)) != sent {
 		t.Errorf("after importing every file again: %d records stored; want the %d sent", len(all), sent)
 	}
 	t.Logf("%d records sent in %d files, %d acknowledged, %d stored after the kills (%.0f sealed), %d added again", sent, len(files), len(acked), len(got), sealed, imported)
