@@ -23,8 +23,10 @@ import (
 // "Imports through a server, session 15"): the server gunzips and reads it
 // with the offline import's reader (importer.ReadFile), checks and stores
 // its records as for any ImportRecords call (the caller's account only
-// unless a responder's; RecordsAdmitter; one journal write with the call's
-// own record), and answers the file's report (fileImportOutput). The
+// unless a responder's; RecordsAdmitter; one write with the call's own
+// record: the store's, answered once its stage has committed, when the
+// Recorder is a StoredRecorder, else the journal's), and answers the
+// file's report (fileImportOutput). The
 // X-Cairn-File-Key header may name the file (its key in the bucket or its
 // path, at most 1,024 bytes of text): it is recorded in the call's
 // requestParameters. cairn's client sends .json.gz files so; a server from
