@@ -150,18 +150,33 @@ func TestConcurrentSubmitsCountEachRecordOnce(t *testing.T) {
 	st := newKeyedStore()
 	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir()})
 	const acct, callers, calls = "111111111111", 8, 20
+	unique := callsShareRecords(t, callers, calls, func(c, i int) (audit.AppendResult, bool) {
+		// Every call shares 20 records with every other caller's call
+		// of the same i, and has 10 of its own.
+		rs := append(acctRecs(acct, i*1000, 20), acctRecs(acct, i*1000+100+c*10, 10)...)
+		res, err := p.Submit(context.Background(), rs...)
+		if err != nil {
+			t.Errorf("Submit = %v", err)
+		}
+		return res, err == nil
+	})
+	waitFor(t, "the records to be stored", func() bool { return st.Len() == unique })
+}
+
+// callsShareRecords makes calls calls from each of callers goroutines:
+// call(c, i) is caller c's i-th, of 30 records, 20 shared with every
+// caller's i-th call and 10 its own, and answers its counts (ok false
+// stops the caller). It fails unless every record is counted inserted by
+// exactly one call, and returns how many records there are.
+func callsShareRecords(t *testing.T, callers, calls int, call func(c, i int) (res audit.AppendResult, ok bool)) int {
 	var mu sync.Mutex
-	total := audit.AppendResult{}
+	var total audit.AppendResult
 	var wg sync.WaitGroup
 	for c := range callers {
 		wg.Go(func() {
 			for i := range calls {
-				// Every call shares 20 records with every other caller's
-				// call of the same i, and has 10 of its own.
-				rs := append(acctRecs(acct, i*1000, 20), acctRecs(acct, i*1000+100+c*10, 10)...)
-				res, err := p.Submit(context.Background(), rs...)
-				if err != nil {
-					t.Errorf("Submit = %v", err)
+				res, ok := call(c, i)
+				if !ok {
 					return
 				}
 				mu.Lock()
@@ -176,7 +191,7 @@ func TestConcurrentSubmitsCountEachRecordOnce(t *testing.T) {
 	if total.Inserted != unique || total.Duplicates != callers*calls*30-unique {
 		t.Errorf("counts over all calls = %+v; want %d inserted, %d duplicates", total, unique, callers*calls*30-unique)
 	}
-	waitFor(t, "the records to be stored", func() bool { return st.Len() == unique })
+	return unique
 }
 
 // A record queued by Enqueue (not durable) and then sent by Submit is

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -81,6 +80,19 @@ func stopStaged(t *testing.T, p *Pipeline, fs *failingStages, fail bool, cancel 
 	}
 }
 
+// sharingRecords is caller c's i-th call of callsShareRecords (run: what
+// sets the records of a run of calls apart).
+func sharingRecords(run string, c, i int) []audit.Record {
+	var rs []audit.Record
+	for j := range 20 {
+		rs = append(rs, crashRecord(fmt.Sprintf("shared-%s-%d-%d", run, i, j)))
+	}
+	for j := range 10 {
+		rs = append(rs, crashRecord(fmt.Sprintf("own-%s-%d-%d-%d", run, c, i, j)))
+	}
+	return rs
+}
+
 // A journaled pipeline over a DuckDB store appending in stages (as `cairn
 // serve` runs it): concurrent Submit calls with overlapping records count
 // each record inserted exactly once, every record is stored once with
@@ -94,38 +106,13 @@ func TestStagedWriterStoresEachRecordOnce(t *testing.T) {
 				t.Fatal("the pipeline does not stage its batches")
 			}
 			const callers, calls = 6, 25
-			var mu sync.Mutex
-			total := audit.AppendResult{}
-			var wg sync.WaitGroup
-			for c := range callers {
-				wg.Go(func() {
-					for i := range calls {
-						// Every call shares 20 records with the other
-						// callers' call i, and has 10 of its own.
-						var rs []audit.Record
-						for j := range 20 {
-							rs = append(rs, crashRecord(fmt.Sprintf("shared-%d-%d", i, j)))
-						}
-						for j := range 10 {
-							rs = append(rs, crashRecord(fmt.Sprintf("own-%d-%d-%d", c, i, j)))
-						}
-						res, err := p.Submit(context.Background(), rs...)
-						if err != nil {
-							t.Errorf("Submit = %v", err)
-							return
-						}
-						mu.Lock()
-						total.Inserted += res.Inserted
-						total.Duplicates += res.Duplicates
-						mu.Unlock()
-					}
-				})
-			}
-			wg.Wait()
-			unique := calls * (20 + callers*10)
-			if total.Inserted != unique || total.Duplicates != callers*calls*30-unique {
-				t.Errorf("counts over all calls = %+v; want %d inserted, %d duplicates", total, unique, callers*calls*30-unique)
-			}
+			unique := callsShareRecords(t, callers, calls, func(c, i int) (audit.AppendResult, bool) {
+				res, err := p.Submit(context.Background(), sharingRecords("", c, i)...)
+				if err != nil {
+					t.Errorf("Submit = %v", err)
+				}
+				return res, err == nil
+			})
 			stopStaged(t, p, fs, fail, cancel, done)
 			// A failed stage fails the one reserved after it, no more:
 			// once both are appended again, stages commit again.
@@ -174,63 +161,36 @@ func TestStoredSubmitsCountEachRecordOnce(t *testing.T) {
 			const callers, calls = 6, 25
 			var selfs atomic.Int64
 			for _, mixed := range []bool{false, true} {
-				var mu sync.Mutex
-				var total audit.AppendResult
-				var wg sync.WaitGroup
-				for c := range callers {
-					wg.Go(func() {
-						for i := range calls {
-							// Every call shares 20 records with the other
-							// callers' call i, and has 10 of its own; when
-							// mixed, odd callers' calls are journaled.
-							var rs []audit.Record
-							for j := range 20 {
-								rs = append(rs, crashRecord(fmt.Sprintf("shared-%v-%d-%d", mixed, i, j)))
-							}
-							for j := range 10 {
-								rs = append(rs, crashRecord(fmt.Sprintf("own-%v-%d-%d-%d", mixed, c, i, j)))
-							}
-							var res audit.AppendResult
-							if mixed && c%2 == 1 {
-								var err error
-								if res, err = p.Submit(context.Background(), rs...); err != nil {
-									t.Errorf("Submit = %v", err)
-									return
-								}
-							} else {
-								own := crashRecord(fmt.Sprintf("self-%v-%d-%d", mixed, c, i))
-								self := func(audit.AppendResult) (audit.Record, error) { return own, nil }
-								dup, recorded, ok, err := p.SubmitStoredEach(context.Background(), rs, self)
-								if err != nil || !ok || !recorded || len(dup) != len(rs) {
-									t.Errorf("SubmitStoredEach = %d flags, recorded %v, ok %v, %v; want %d flags, recorded", len(dup), recorded, ok, err, len(rs))
-									return
-								}
-								selfs.Add(1)
-								res = counts(dup)
-								held, err := st.StoredKeys(context.Background(), append(slices.Clone(rs), own))
-								if err != nil {
-									t.Error(err)
-									return
-								}
-								for k, ok := range held {
-									if !ok && !mixed {
-										t.Errorf("caller %d call %d: record %d not in the store once answered", c, i, k)
-										return
-									}
-								}
-							}
-							mu.Lock()
-							total.Inserted += res.Inserted
-							total.Duplicates += res.Duplicates
-							mu.Unlock()
+				callsShareRecords(t, callers, calls, func(c, i int) (audit.AppendResult, bool) {
+					rs := sharingRecords(fmt.Sprint(mixed), c, i)
+					if mixed && c%2 == 1 { // journaled
+						res, err := p.Submit(context.Background(), rs...)
+						if err != nil {
+							t.Errorf("Submit = %v", err)
 						}
-					})
-				}
-				wg.Wait()
-				unique := calls * (20 + callers*10)
-				if total.Inserted != unique || total.Duplicates != callers*calls*30-unique {
-					t.Errorf("mixed %v: counts over all calls = %+v; want %d inserted, %d duplicates", mixed, total, unique, callers*calls*30-unique)
-				}
+						return res, err == nil
+					}
+					own := crashRecord(fmt.Sprintf("self-%v-%d-%d", mixed, c, i))
+					self := func(audit.AppendResult) (audit.Record, error) { return own, nil }
+					dup, recorded, ok, err := p.SubmitStoredEach(context.Background(), rs, self)
+					if err != nil || !ok || !recorded || len(dup) != len(rs) {
+						t.Errorf("SubmitStoredEach = %d flags, recorded %v, ok %v, %v; want %d flags, recorded", len(dup), recorded, ok, err, len(rs))
+						return audit.AppendResult{}, false
+					}
+					selfs.Add(1)
+					held, err := st.StoredKeys(context.Background(), append(slices.Clone(rs), own))
+					if err != nil {
+						t.Error(err)
+						return audit.AppendResult{}, false
+					}
+					for k, ok := range held {
+						if !ok && !mixed {
+							t.Errorf("caller %d call %d: record %d not in the store once answered", c, i, k)
+							return audit.AppendResult{}, false
+						}
+					}
+					return counts(dup), true
+				})
 			}
 			stopStaged(t, p, fs, fail, cancel, done)
 			want := 2*calls*(20+callers*10) + int(selfs.Load())
