@@ -120,9 +120,15 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// with four, quiet machine; docs/benchmarks.md, session 13).
 		opts.Appenders = 4
 		// Gzip files go whole, each in its own call, from the readers
-		// (client.Importer.ImportFile): four of them for four calls in
-		// flight, as the appenders above for records.
-		opts.Workers = 4
+		// (client.Importer.ImportFile). A server answers a file once its
+		// records are stored (no journal write of them), a stage's time
+		// rather than an fsync's, so more files are in flight than the
+		// four calls of records above: up to 24, as long as they hold
+		// at most 128 MiB decompressed (what the server holds for them;
+		// 4 files of 64 MiB held up to 256 MiB before; issue 15,
+		// session 35, docs/store.md).
+		opts.Workers = importFilesInFlight
+		opts.FileBytesInFlight = importFileBytesInFlight
 	} else {
 		noteDataDirInGit(*dataDir, stderr)
 		if err := os.MkdirAll(*dataDir, 0o700); err != nil {
@@ -206,6 +212,14 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // its limit through an import (the rows a checkpoint has not written yet,
 // then the file's blocks it read), so the limit is what DuckDB adds to the
 // Go heap's 200–370 MB; at 512MB RSS reached 0.95–1.06 GB on 3M records.
+// importFilesInFlight and importFileBytesInFlight bound the files
+// `cairn import --endpoint-url` has in flight: by count, and by their
+// bytes decompressed (importer.Options.FileBytesInFlight).
+const (
+	importFilesInFlight     = 24
+	importFileBytesInFlight = 128 << 20
+)
+
 const importDuckDBMemory = "256MB"
 
 // compactAfterImport compacts the store (duckdb.Compact) when the import

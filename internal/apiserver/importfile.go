@@ -23,8 +23,10 @@ import (
 // "Imports through a server, session 15"): the server gunzips and reads it
 // with the offline import's reader (importer.ReadFile), checks and stores
 // its records as for any ImportRecords call (the caller's account only
-// unless a responder's; RecordsAdmitter; one journal write with the call's
-// own record), and answers the file's report (fileImportOutput). The
+// unless a responder's; RecordsAdmitter; one write with the call's own
+// record: the store's, answered once its stage has committed, when the
+// Recorder is a StoredRecorder, else the journal's), and answers the
+// file's report (fileImportOutput). The
 // X-Cairn-File-Key header may name the file (its key in the bucket or its
 // path, at most 1,024 bytes of text): it is recorded in the call's
 // requestParameters. cairn's client sends .json.gz files so; a server from
@@ -190,9 +192,15 @@ func (s *Server) importFile(ctx context.Context, c *call) (any, error) {
 		}
 	}
 	if er, ok := s.cfg.Recorder.(EachRecorder); ok && c.durableRecord() && len(recs) > 0 {
-		// All at once, with the call's own record, in one journal write;
+		// All at once, with the call's own record, in one write: the
+		// store's (answered once its stage has committed; no journal
+		// write of them) when the pipeline can, else the journal's;
 		// counted by account and region from each record's answer.
-		dup, recorded, ok, err := er.SubmitRecordedEach(ctx, recs, self(audit.AppendResult{}))
+		each := er.SubmitRecordedEach
+		if sr, ok := s.cfg.Recorder.(StoredRecorder); ok {
+			each = sr.SubmitStoredEach
+		}
+		dup, recorded, ok, err := each(ctx, recs, self(audit.AppendResult{}))
 		if ok {
 			c.recorded = recorded
 			if err != nil {

@@ -116,6 +116,15 @@ type EachRecorder interface {
 	SubmitRecordedEach(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (dup []bool, recorded, ok bool, err error)
 }
 
+// StoredRecorder is an EachRecorder that can also answer once a call's
+// records and its own record are in the store rather than in the
+// journal (the ingest pipeline's SubmitStoredEach): ImportRecords of a
+// log file's bytes takes it, its records then not written to the
+// journal as well (issue 15, session 35).
+type StoredRecorder interface {
+	SubmitStoredEach(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (dup []bool, recorded, ok bool, err error)
+}
+
 // DiskWatcher is a Recorder that refuses writes while the disk is full
 // (the ingest pipeline): a call whose own write failed for a full disk
 // (a trail's or a tag's saved state, not only the pipeline's journal and

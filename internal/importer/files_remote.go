@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -53,7 +54,14 @@ func (r *run) offerFile(ctx context.Context, fs FileSink, path string, f io.Read
 		binary.LittleEndian.Uint32(buf[len(buf)-4:]) > MaxFileDecompressed {
 		return src, false
 	}
+	// What the server holds for it: the records decompressed (the
+	// trailer's hint) besides the body.
+	weight := max(int64(len(buf)), int64(binary.LittleEndian.Uint32(buf[len(buf)-4:])))
+	if err := r.window.acquire(ctx, weight); err != nil {
+		return nil, true // ctx ended: the import stops, nothing of it counted
+	}
 	rep, ok, err := fs.ImportFile(ctx, path, buf)
+	r.window.release(weight)
 	if err != nil {
 		r.fileSinkFailed.Store(true)
 		select {
@@ -179,4 +187,54 @@ type discard struct{}
 
 func (discard) Append(context.Context, []audit.Record) (audit.AppendResult, error) {
 	return audit.AppendResult{}, errors.New("importer: ReadFile appends nothing")
+}
+
+// window bounds the bytes of the files offered to a FileSink at once
+// (Options.FileBytesInFlight): a file waits while the files in flight
+// hold max bytes or more with it, unless none is in flight. The zero
+// window (max 0) bounds nothing.
+type window struct {
+	mu    sync.Mutex
+	max   int64
+	used  int64
+	freed chan struct{} // closed and renewed at each release
+}
+
+// acquire waits until n bytes fit in the window, or ctx ends.
+func (w *window) acquire(ctx context.Context, n int64) error {
+	if w.max <= 0 {
+		return nil
+	}
+	for {
+		w.mu.Lock()
+		if w.used == 0 || w.used+n <= w.max {
+			w.used += n
+			w.mu.Unlock()
+			return nil
+		}
+		if w.freed == nil {
+			w.freed = make(chan struct{})
+		}
+		freed := w.freed
+		w.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release gives back n bytes acquired.
+func (w *window) release(n int64) {
+	if w.max <= 0 {
+		return
+	}
+	w.mu.Lock()
+	w.used -= n
+	if w.freed != nil {
+		close(w.freed)
+		w.freed = nil
+	}
+	w.mu.Unlock()
 }

@@ -159,6 +159,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Workers is the number of files read at once (default GOMAXPROCS).
 	Workers int
+	// FileBytesInFlight, when positive, bounds the files offered to a
+	// FileSink at once (up to Workers of them) by their bytes,
+	// decompressed by their gzip trailers: a file waits while those in
+	// flight and it would hold more, unless none is in flight. A server
+	// that answers a file once its records are stored takes more files
+	// at once than one answering from its journal, but each holds its
+	// records in memory meanwhile.
+	FileBytesInFlight int64
 	// Appenders is the number of batches given to the Sink at once
 	// (default 1). A Sink that serializes its writes but compresses or
 	// checks a batch before taking its lock (the DuckDB store) gets
@@ -289,6 +297,9 @@ type run struct {
 	records, rejected, expired  atomic.Int64
 	imported, duplicates, bytes atomic.Int64
 	done                        atomic.Int64 // files finished, for progress
+	// window bounds the files offered to a FileSink at once
+	// (Options.FileBytesInFlight).
+	window window
 	// fileSinkFailed: a FileSink's error is on its way to the sink
 	// goroutine, which stops the import; no reader offers another file
 	// meanwhile (the stop reaches the readers only once it is taken).
@@ -387,7 +398,7 @@ func newRun(opts Options) (*run, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	refusing, _ := opts.Sink.(RefusingSink)
-	return &run{opts: opts, chunk: min(opts.BatchSize, maxChunk), perFile: map[string]int{},
+	return &run{opts: opts, chunk: min(opts.BatchSize, maxChunk), perFile: map[string]int{}, window: window{max: opts.FileBytesInFlight},
 		omittedBy: map[string]int64{}, groups: map[groupKey]*Group{}, refusing: refusing}, nil
 }
 

@@ -201,6 +201,11 @@ type submission struct {
 	// wait marks a caller waiting for the write (Commit): its batch is
 	// written as soon as the writer has taken what is queued.
 	wait bool
+	// store marks a caller waiting for its records to be stored, not
+	// journaled (SubmitStoredEach): its batch is written once the
+	// stage before it has committed (at once when none is under way),
+	// taking what is queued by then, so that the stages stay large.
+	store bool
 	// seg is the journal segment of journaled records (0: none). Their
 	// callers have been answered; the writer tells the journal once they
 	// are stored. done is nil.
@@ -222,6 +227,7 @@ type Pipeline struct {
 	cfg     Config
 	queue   *lanes
 	stopped chan struct{} // closed when Run starts its final drain
+	written chan struct{} // closed when the writer has returned (after the final drain)
 	drained chan struct{} // closed when Run has returned
 	once    sync.Once
 
@@ -305,6 +311,14 @@ type group struct {
 	// made by the leader once the counts are known and written with
 	// the records.
 	selfs []*selfRecord
+	// journaled: a member needs its records in the journal (every call
+	// but SubmitStoredEach's). A group of SubmitStoredEach calls alone
+	// is not journaled: its records go to the writer, and stored (set
+	// before done is closed) is closed once the store has them all or
+	// failed (storeErr).
+	journaled bool
+	stored    chan struct{}
+	storeErr  error
 }
 
 // selfRecord is the record a SubmitRecorded caller's call makes of
@@ -348,6 +362,14 @@ func counts(dup []bool) audit.AppendResult {
 func (p *Pipeline) answer(ctx context.Context, g *group, account string) error {
 	if g.err != nil {
 		return g.err
+	}
+	if g.stored != nil {
+		select {
+		case <-g.stored:
+			return g.storeErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if ch := g.queued[account]; ch != nil {
 		select {
@@ -407,6 +429,7 @@ func New(cfg Config) *Pipeline {
 		cfg:     cfg,
 		queue:   newLanes(cfg.QueueSize),
 		stopped: make(chan struct{}),
+		written: make(chan struct{}),
 		drained: make(chan struct{}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_ingest_batches_total", Help: "Batches written to the store.",
@@ -666,7 +689,7 @@ func (p *Pipeline) SubmitRecorded(ctx context.Context, records []audit.Record, s
 		return res, false, err
 	}
 	sr := &selfRecord{n: len(records), make: self}
-	res, err = p.commitJournaledSelf(ctx, records, sr)
+	res, err = p.commitJournaledSelf(ctx, records, sr, true)
 	return res, sr.state.Load() == selfTaken, err
 }
 
@@ -678,11 +701,34 @@ func (p *Pipeline) SubmitRecorded(ctx context.Context, records []audit.Record, s
 // per record (no journal or Config.Keys) or there are no records. As for
 // SubmitRecorded, the caller must not change records.
 func (p *Pipeline) SubmitRecordedEach(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (dup []bool, recorded, ok bool, err error) {
+	return p.submitEach(ctx, records, self, true)
+}
+
+// SubmitStoredEach is SubmitRecordedEach answered once the records (and
+// the call's own record) are in the store, not in the journal: a
+// file's records are durable once the stage holding them has committed
+// (its sealed blocks fdatasynced before the COMMIT), so the journal's
+// encoding, write and fsync of them are skipped (issue 15, session 35;
+// docs/store.md). The counts are worked out as for SubmitRecordedEach,
+// before the store's append, from the keys in flight and Config.Keys;
+// the new records' keys are in flight as not durable until stored, so
+// that a later copy of one (in any call) is written all the same: a
+// record acknowledged is never lost with a copy that failed. The call
+// waits for the writer's stage (tenths of a second where the journal's
+// fsync takes milliseconds): a client gets through with more calls in
+// flight. Calls of other kinds in the same journal group make it
+// journaled, as SubmitRecordedEach.
+func (p *Pipeline) SubmitStoredEach(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error)) (dup []bool, recorded, ok bool, err error) {
+	return p.submitEach(ctx, records, self, false)
+}
+
+// submitEach is SubmitRecordedEach (journaled) or SubmitStoredEach.
+func (p *Pipeline) submitEach(ctx context.Context, records []audit.Record, self func(audit.AppendResult) (audit.Record, error), journaled bool) (dup []bool, recorded, ok bool, err error) {
 	if len(records) == 0 || p.flight == nil || self == nil {
 		return nil, false, false, nil
 	}
 	sr := &selfRecord{n: len(records), make: self}
-	if _, err = p.commitJournaledSelf(ctx, records, sr); err != nil {
+	if _, err = p.commitJournaledSelf(ctx, records, sr, journaled); err != nil {
 		return nil, sr.state.Load() == selfTaken, true, err
 	}
 	if len(sr.dup) != len(records) {
@@ -721,12 +767,14 @@ func (p *Pipeline) Commit(ctx context.Context, records ...audit.Record) error {
 func (p *Pipeline) commitJournaled(ctx context.Context, records []audit.Record) (audit.AppendResult, error) {
 	// The group reads them until it is written, which may be after ctx
 	// ends: a copy, as Submit's and Commit's callers may reuse theirs.
-	return p.commitJournaledSelf(ctx, slices.Clone(records), nil)
+	return p.commitJournaledSelf(ctx, slices.Clone(records), nil, true)
 }
 
 // commitJournaledSelf is commitJournaled with the caller's own record
-// (SubmitRecorded), or without it (self nil).
-func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Record, self *selfRecord) (audit.AppendResult, error) {
+// (SubmitRecorded), or without it (self nil). journaled false: the
+// caller is answered once its records are in the store (SubmitStoredEach),
+// unless another member of its group needs the journal.
+func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Record, self *selfRecord, journaled bool) (audit.AppendResult, error) {
 	if p.stopping() {
 		return audit.AppendResult{}, ErrClosed
 	}
@@ -737,6 +785,7 @@ func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Reco
 	g.parts = append(g.parts, records)
 	g.n += len(records)
 	g.waiters++
+	g.journaled = g.journaled || journaled
 	if self != nil {
 		self.off = off
 		g.selfs = append(g.selfs, self)
@@ -747,6 +796,9 @@ func (p *Pipeline) commitJournaledSelf(ctx context.Context, records []audit.Reco
 			self.state.CompareAndSwap(selfTaken, selfFailed) // not written
 		}
 		if err := p.answer(ctx, g, acct); err != nil {
+			if g.stored != nil && self != nil && ctx.Err() == nil {
+				self.state.CompareAndSwap(selfTaken, selfFailed) // not stored
+			}
 			return res, err
 		}
 		if g.dup == nil {
@@ -836,7 +888,7 @@ func (p *Pipeline) leave(g *group) {
 	if orphan {
 		go func() {
 			defer p.pushers.Done()
-			p.commitJournaled(context.Background(), nil)
+			p.commitJournaledSelf(context.Background(), nil, nil, false)
 		}()
 	}
 }
@@ -853,7 +905,7 @@ func (p *Pipeline) writeGroup(g *group) error {
 	var w writeSet
 	if p.flight != nil {
 		var err error
-		if g.dup, err = p.classify(g.parts, &w); err != nil {
+		if g.dup, err = p.classify(g.parts, &w, g.journaled); err != nil {
 			return err
 		}
 		if len(g.selfs) > 0 {
@@ -863,6 +915,10 @@ func (p *Pipeline) writeGroup(g *group) error {
 		}
 		if w.n == 0 {
 			return nil // all duplicates: nothing to write
+		}
+		if !g.journaled {
+			p.storeGroup(g, &w)
+			return nil
 		}
 	} else {
 		for _, part := range g.parts {
@@ -934,6 +990,53 @@ func (p *Pipeline) writeGroup(g *group) error {
 	return nil
 }
 
+// storeGroup hands the records of a group that is not journaled (w, in
+// flight as not durable) to the writer, one submission an account, and
+// sets g.stored, closed once every one is stored
+// or has failed. A submission never taken by the writer (the pipeline
+// stopped) fails with ErrClosed and its keys leave the flight set.
+func (p *Pipeline) storeGroup(g *group, w *writeSet) {
+	subs := make([]submission, len(w.byAccount))
+	for i, part := range w.byAccount {
+		subs[i] = submission{records: part, done: make(chan result, 1), store: true, flight: true}
+	}
+	g.stored = make(chan struct{})
+	go func() {
+		defer close(g.stored)
+		var err error
+		pushed := 0
+		for _, s := range subs {
+			if p.stopping() {
+				err = ErrClosed
+				break
+			}
+			if err = p.queue.push(context.Background(), p.stopped, key(s.records), s); err != nil {
+				break
+			}
+			pushed++
+		}
+		for _, s := range subs[pushed:] {
+			p.release(s.records, false)
+		}
+		for _, s := range subs[:pushed] {
+			var r result
+			select {
+			case r = <-s.done:
+			case <-p.written:
+				select {
+				case r = <-s.done:
+				default:
+					r.err = ErrClosed // queued after the final drain
+				}
+			}
+			if r.err != nil && err == nil {
+				err = r.err
+			}
+		}
+		g.storeErr = err
+	}()
+}
+
 // writeSet is the records a journal group writes, by account (in order
 // of first appearance, each account's in their order): the group's
 // journal frames and its submissions to the lanes, one an account, are
@@ -966,6 +1069,34 @@ func (w *writeSet) addOne(rec *audit.Record) {
 	}
 	w.byAccount[i] = append(w.byAccount[i], *rec)
 	w.last = i
+}
+
+// addAll appends records, all to be written, to their accounts' records:
+// a run of one account not in w yet is taken as it is (capped, so that
+// what is appended to it later is a copy), not copied: a file's records,
+// in the common case.
+func (w *writeSet) addAll(records []audit.Record) {
+	if len(records) == 0 {
+		return
+	}
+	acct := records[0].Account
+	if _, ok := w.idx[acct]; ok { // every account in byAccount is in idx
+		w.add(records)
+		return
+	}
+	for i := range records {
+		if records[i].Account != acct {
+			w.add(records)
+			return
+		}
+	}
+	if w.idx == nil {
+		w.idx = make(map[string]int)
+	}
+	w.last = len(w.byAccount)
+	w.idx[acct] = w.last
+	w.byAccount = append(w.byAccount, records[:len(records):len(records)])
+	w.n += len(records)
 }
 
 // add appends records to their accounts' records.
@@ -1007,8 +1138,8 @@ func (p *Pipeline) addSelfs(g *group, w *writeSet) error {
 	if len(own) == 0 {
 		return nil
 	}
-	if _, err := p.classify([][]audit.Record{own}, w); err != nil {
-		p.release(w.flat(), true)
+	if _, err := p.classify([][]audit.Record{own}, w, g.journaled); err != nil {
+		p.release(w.flat(), g.journaled)
 		for _, sr := range taken {
 			sr.state.Store(selfFailed)
 		}
@@ -1020,15 +1151,16 @@ func (p *Pipeline) addSelfs(g *group, w *writeSet) error {
 // classify tells which of the records of parts (taken in order, as one
 // list) are duplicates: earlier in the list, in flight, or stored (asked
 // of Config.Keys, only for the keys not in flight). It adds to w the
-// records to write, the new ones, whose keys it puts in flight as durable
-// (the caller writes them to the journal or releases them), and the
+// records to write, the new ones, whose keys it puts in flight, as
+// durable when journaled (the caller writes them to the journal or
+// releases them; else the writer stores them, the caller waiting), and the
 // duplicates whose only copies in flight are not durable (queued by
 // Enqueue, or a failed journal write's): those are written all the same,
 // so that a record acknowledged is never lost with a copy that was not.
 // On an error it adds nothing and puts nothing in flight. The calls of
 // classify do not overlap (one journal write at a time): a key is put in
 // flight by one of them only.
-func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet) (dup []bool, err error) {
+func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool) (dup []bool, err error) {
 	n := 0
 	for _, part := range parts {
 		n += len(part)
@@ -1099,12 +1231,22 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet) (dup []bool, er
 		had[i] = len(part)
 	}
 	for _, part := range parts {
+		kept := 0
 		for i := range part {
 			if keep[base+i] {
-				w.addOne(&part[i])
+				kept++
 			}
 			if dup[base+i] {
 				ndup++
+			}
+		}
+		if kept == len(part) {
+			w.addAll(part)
+		} else {
+			for i := range part {
+				if keep[base+i] {
+					w.addOne(&part[i])
+				}
 			}
 		}
 		base += len(part)
@@ -1114,7 +1256,7 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet) (dup []bool, er
 		if i < len(had) {
 			part = part[had[i]:]
 		}
-		p.hold(part, true)
+		p.hold(part, journaled)
 	}
 	return dup, nil
 }
@@ -1221,6 +1363,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	go func() { defer close(announced); <-ctx.Done(); p.stop() }()
 	defer func() { <-announced }()
 	p.writer(ctx)
+	close(p.written)
 	if p.journal == nil {
 		return nil
 	}
@@ -1277,6 +1420,7 @@ func (p *Pipeline) writer(ctx context.Context) {
 		// not journaled (plain) and of those journaled.
 		plainAt, journalAt time.Time
 		waiting            bool // a Commit or Submit caller is in the batch
+		storing            bool // a SubmitStoredEach caller is in the batch
 		plain              bool // the batch holds records not journaled
 		journaled          bool // the batch holds journaled records
 		deferred           []submission
@@ -1341,7 +1485,7 @@ func (p *Pipeline) writer(ctx context.Context) {
 		} else {
 			deferred = append(deferred, p.write(batch, n)...)
 		}
-		batch, n, waiting, plain, journaled = batch[:0], 0, false, false, false
+		batch, n, waiting, storing, plain, journaled = batch[:0], 0, false, false, false, false
 		timer.Stop()
 		written()
 	}
@@ -1371,8 +1515,12 @@ func (p *Pipeline) writer(ctx context.Context) {
 		batch = append(batch, s)
 		n += len(s.records)
 		waiting = waiting || s.wait || s.exact
-		// The batch is written by the earliest deadline of its records.
-		if s.seg != 0 {
+		// The batch is written by the earliest deadline of its records;
+		// records to store only (not journaled) when the stage before
+		// commits, or at JournalBatch.
+		if s.store {
+			storing = true
+		} else if s.seg != 0 {
 			if at := time.Now().Add(p.cfg.JournalDelay); !journaled || at.Before(journalAt) {
 				journaled, journalAt = true, at
 				arm()
@@ -1409,7 +1557,7 @@ func (p *Pipeline) writer(ctx context.Context) {
 			inBatch[k] = true
 			add(s)
 		}
-		if waiting {
+		if waiting || storing && pending == nil {
 			flush()
 		}
 	}
@@ -1424,6 +1572,9 @@ func (p *Pipeline) writer(ctx context.Context) {
 		case <-staged:
 			finishPending()
 			written()
+			if storing {
+				flush()
+			}
 		case <-timer.C:
 			// Queued records due before the journaled ones are
 			// journaled, not stored; else the batch is stored.
@@ -1471,7 +1622,7 @@ func (p *Pipeline) journalQueued(batch []submission) bool {
 	}
 	var records []audit.Record
 	for i := range batch {
-		if s := &batch[i]; s.seg == 0 && !s.wait && !s.exact {
+		if s := &batch[i]; s.seg == 0 && !s.wait && !s.exact && !s.store {
 			records = append(records, s.records...)
 		}
 	}
@@ -1496,7 +1647,7 @@ func (p *Pipeline) journalQueued(batch []submission) bool {
 	p.jPerSync.Observe(float64(len(records)))
 	for i := range batch {
 		s := &batch[i]
-		if s.seg != 0 || s.wait || s.exact {
+		if s.seg != 0 || s.wait || s.exact || s.store {
 			continue
 		}
 		s.seg = seg
@@ -1677,7 +1828,7 @@ func (p *Pipeline) answerBatch(batch []submission, n int, res audit.AppendResult
 			// flight (the next Open stores them).
 			continue
 		}
-		if full && !s.wait && !s.exact {
+		if full && !s.wait && !s.exact && !s.store {
 			deferred = append(deferred, s)
 			continue
 		}

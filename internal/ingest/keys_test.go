@@ -150,18 +150,33 @@ func TestConcurrentSubmitsCountEachRecordOnce(t *testing.T) {
 	st := newKeyedStore()
 	p, _, _ := openJournaled(t, Config{Store: st, Keys: st, JournalDir: t.TempDir()})
 	const acct, callers, calls = "111111111111", 8, 20
+	unique := callsShareRecords(t, callers, calls, func(c, i int) (audit.AppendResult, bool) {
+		// Every call shares 20 records with every other caller's call
+		// of the same i, and has 10 of its own.
+		rs := append(acctRecs(acct, i*1000, 20), acctRecs(acct, i*1000+100+c*10, 10)...)
+		res, err := p.Submit(context.Background(), rs...)
+		if err != nil {
+			t.Errorf("Submit = %v", err)
+		}
+		return res, err == nil
+	})
+	waitFor(t, "the records to be stored", func() bool { return st.Len() == unique })
+}
+
+// callsShareRecords makes calls calls from each of callers goroutines:
+// call(c, i) is caller c's i-th, of 30 records, 20 shared with every
+// caller's i-th call and 10 its own, and answers its counts (ok false
+// stops the caller). It fails unless every record is counted inserted by
+// exactly one call, and returns how many records there are.
+func callsShareRecords(t *testing.T, callers, calls int, call func(c, i int) (res audit.AppendResult, ok bool)) int {
 	var mu sync.Mutex
-	total := audit.AppendResult{}
+	var total audit.AppendResult
 	var wg sync.WaitGroup
 	for c := range callers {
 		wg.Go(func() {
 			for i := range calls {
-				// Every call shares 20 records with every other caller's
-				// call of the same i, and has 10 of its own.
-				rs := append(acctRecs(acct, i*1000, 20), acctRecs(acct, i*1000+100+c*10, 10)...)
-				res, err := p.Submit(context.Background(), rs...)
-				if err != nil {
-					t.Errorf("Submit = %v", err)
+				res, ok := call(c, i)
+				if !ok {
 					return
 				}
 				mu.Lock()
@@ -176,7 +191,7 @@ func TestConcurrentSubmitsCountEachRecordOnce(t *testing.T) {
 	if total.Inserted != unique || total.Duplicates != callers*calls*30-unique {
 		t.Errorf("counts over all calls = %+v; want %d inserted, %d duplicates", total, unique, callers*calls*30-unique)
 	}
-	waitFor(t, "the records to be stored", func() bool { return st.Len() == unique })
+	return unique
 }
 
 // A record queued by Enqueue (not durable) and then sent by Submit is
@@ -308,7 +323,7 @@ func TestClassifyPartsByAccount(t *testing.T) {
 	one := append(acctRecs(a, 0, 3), acctRecs(b, 1, 2)...) // a-0 a-1 a-2 b-1 b-2
 	two := append(acctRecs(b, 0, 2), acctRecs(a, 2, 2)...) // b-0 b-1 a-2 a-3
 	var w writeSet
-	dup, err := p.classify([][]audit.Record{one, two}, &w)
+	dup, err := p.classify([][]audit.Record{one, two}, &w, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +382,7 @@ func TestClassifyKeepsAccountsApart(t *testing.T) {
 	}
 	mixed := []audit.Record{forged[0], acctRecs(alice, 2, 1)[0], forged[1], forged[2]}
 	var w writeSet
-	dup, err := p.classify([][]audit.Record{mixed}, &w)
+	dup, err := p.classify([][]audit.Record{mixed}, &w, true)
 	if err != nil {
 		t.Fatal(err)
 	}

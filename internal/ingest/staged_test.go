@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -47,6 +47,52 @@ func (f *failingStages) StageEach(records []audit.Record) func(ctx context.Conte
 	}
 }
 
+// openStaged opens a journaled pipeline over a DuckDB store appending in
+// stages (as `cairn serve` runs it), whose every fifth stage fails when
+// fail (fs counts them).
+func openStaged(t *testing.T, fail bool) (*duckdb.Store, *failingStages, *Pipeline, context.CancelFunc, chan error) {
+	st, err := duckdb.Open(filepath.Join(t.TempDir(), "events.duckdb"), duckdb.Options{StagedAppends: true, CheckpointCommits: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var store StagingAppender = st
+	fs := &failingStages{Store: st}
+	if fail {
+		store = fs
+	}
+	p, cancel, done := openJournaled(t, Config{Store: store, Keys: st, JournalDir: t.TempDir(), JournalBatch: 150, JournalDelay: 1})
+	return st, fs, p, cancel, done
+}
+
+// stopStaged waits for the journal's records to be stored and stops the
+// pipeline of openStaged, failing if no stage failed when fail.
+func stopStaged(t *testing.T, p *Pipeline, fs *failingStages, fail bool, cancel context.CancelFunc, done chan error) {
+	waitFor(t, "the journal's records to be stored", func() bool { return p.journal.Pending() == 0 })
+	cancel()
+	err := <-done
+	done <- err // for openJournaled's cleanup
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fail && fs.failed.Load() == 0 {
+		t.Fatal("no stage failed: the test does not cover the retry")
+	}
+}
+
+// sharingRecords is caller c's i-th call of callsShareRecords (run: what
+// sets the records of a run of calls apart).
+func sharingRecords(run string, c, i int) []audit.Record {
+	var rs []audit.Record
+	for j := range 20 {
+		rs = append(rs, crashRecord(fmt.Sprintf("shared-%s-%d-%d", run, i, j)))
+	}
+	for j := range 10 {
+		rs = append(rs, crashRecord(fmt.Sprintf("own-%s-%d-%d-%d", run, c, i, j)))
+	}
+	return rs
+}
+
 // A journaled pipeline over a DuckDB store appending in stages (as `cairn
 // serve` runs it): concurrent Submit calls with overlapping records count
 // each record inserted exactly once, every record is stored once with
@@ -55,63 +101,19 @@ func (f *failingStages) StageEach(records []audit.Record) func(ctx context.Conte
 func TestStagedWriterStoresEachRecordOnce(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		t.Run(fmt.Sprintf("failing=%v", fail), func(t *testing.T) {
-			st, err := duckdb.Open(filepath.Join(t.TempDir(), "events.duckdb"), duckdb.Options{StagedAppends: true, CheckpointCommits: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			var store StagingAppender = st
-			fs := &failingStages{Store: st}
-			if fail {
-				store = fs
-			}
-			p, cancel, done := openJournaled(t, Config{Store: store, Keys: st, JournalDir: t.TempDir(), JournalBatch: 150, JournalDelay: 1})
+			st, fs, p, cancel, done := openStaged(t, fail)
 			if p.staging == nil {
 				t.Fatal("the pipeline does not stage its batches")
 			}
 			const callers, calls = 6, 25
-			var mu sync.Mutex
-			total := audit.AppendResult{}
-			var wg sync.WaitGroup
-			for c := range callers {
-				wg.Go(func() {
-					for i := range calls {
-						// Every call shares 20 records with the other
-						// callers' call i, and has 10 of its own.
-						var rs []audit.Record
-						for j := range 20 {
-							rs = append(rs, crashRecord(fmt.Sprintf("shared-%d-%d", i, j)))
-						}
-						for j := range 10 {
-							rs = append(rs, crashRecord(fmt.Sprintf("own-%d-%d-%d", c, i, j)))
-						}
-						res, err := p.Submit(context.Background(), rs...)
-						if err != nil {
-							t.Errorf("Submit = %v", err)
-							return
-						}
-						mu.Lock()
-						total.Inserted += res.Inserted
-						total.Duplicates += res.Duplicates
-						mu.Unlock()
-					}
-				})
-			}
-			wg.Wait()
-			unique := calls * (20 + callers*10)
-			if total.Inserted != unique || total.Duplicates != callers*calls*30-unique {
-				t.Errorf("counts over all calls = %+v; want %d inserted, %d duplicates", total, unique, callers*calls*30-unique)
-			}
-			waitFor(t, "the journal's records to be stored", func() bool { return p.journal.Pending() == 0 })
-			cancel()
-			err = <-done
-			done <- err // for openJournaled's cleanup
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fail && fs.failed.Load() == 0 {
-				t.Fatal("no stage failed: the test does not cover the retry")
-			}
+			unique := callsShareRecords(t, callers, calls, func(c, i int) (audit.AppendResult, bool) {
+				res, err := p.Submit(context.Background(), sharingRecords("", c, i)...)
+				if err != nil {
+					t.Errorf("Submit = %v", err)
+				}
+				return res, err == nil
+			})
+			stopStaged(t, p, fs, fail, cancel, done)
 			// A failed stage fails the one reserved after it, no more:
 			// once both are appended again, stages commit again.
 			if e, f := fs.errs.Load(), fs.failed.Load(); e > 2*f {
@@ -137,6 +139,74 @@ func TestStagedWriterStoresEachRecordOnce(t *testing.T) {
 			}
 			if len(got) != unique {
 				t.Fatalf("%d records stored; want %d", len(got), unique)
+			}
+		})
+	}
+}
+
+// SubmitStoredEach over a DuckDB store appending in stages (an
+// ImportRecords call of a file, as `cairn serve` runs it): concurrent
+// calls sharing records are each answered once the store holds every
+// one of their records and their own record (none of them journaled);
+// then the same beside journaled Submit calls sharing records with them
+// (a call of either kind in a group makes it journaled: durable, not
+// stored, when answered). In both, each record is counted inserted
+// exactly once over all the calls and stored once, with stages made to
+// fail or not (a failed stage's batch is appended again before its
+// callers are answered).
+func TestStoredSubmitsCountEachRecordOnce(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("failing=%v", fail), func(t *testing.T) {
+			st, fs, p, cancel, done := openStaged(t, fail)
+			const callers, calls = 6, 25
+			var selfs atomic.Int64
+			for _, mixed := range []bool{false, true} {
+				callsShareRecords(t, callers, calls, func(c, i int) (audit.AppendResult, bool) {
+					rs := sharingRecords(fmt.Sprint(mixed), c, i)
+					if mixed && c%2 == 1 { // journaled
+						res, err := p.Submit(context.Background(), rs...)
+						if err != nil {
+							t.Errorf("Submit = %v", err)
+						}
+						return res, err == nil
+					}
+					own := crashRecord(fmt.Sprintf("self-%v-%d-%d", mixed, c, i))
+					self := func(audit.AppendResult) (audit.Record, error) { return own, nil }
+					dup, recorded, ok, err := p.SubmitStoredEach(context.Background(), rs, self)
+					if err != nil || !ok || !recorded || len(dup) != len(rs) {
+						t.Errorf("SubmitStoredEach = %d flags, recorded %v, ok %v, %v; want %d flags, recorded", len(dup), recorded, ok, err, len(rs))
+						return audit.AppendResult{}, false
+					}
+					selfs.Add(1)
+					held, err := st.StoredKeys(context.Background(), append(slices.Clone(rs), own))
+					if err != nil {
+						t.Error(err)
+						return audit.AppendResult{}, false
+					}
+					for k, ok := range held {
+						if !ok && !mixed {
+							t.Errorf("caller %d call %d: record %d not in the store once answered", c, i, k)
+							return audit.AppendResult{}, false
+						}
+					}
+					return counts(dup), true
+				})
+			}
+			stopStaged(t, p, fs, fail, cancel, done)
+			want := 2*calls*(20+callers*10) + int(selfs.Load())
+			got, err := st.ReadAppended(context.Background(), 0, 2*want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, a := range got {
+				if seen[a.Record.EventID] {
+					t.Fatalf("%s stored twice", a.Record.EventID)
+				}
+				seen[a.Record.EventID] = true
+			}
+			if len(got) != want {
+				t.Fatalf("%d records stored; want %d (%d calls' own)", len(got), want, selfs.Load())
 			}
 		})
 	}
