@@ -6,9 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"sync"
 
 	"github.com/cairn-audit/cairn/internal/audit"
+	"golang.org/x/sync/semaphore"
 )
 
 // FileSink is a Sink that takes whole log files and reads them itself: a
@@ -191,50 +191,32 @@ func (discard) Append(context.Context, []audit.Record) (audit.AppendResult, erro
 
 // window bounds the bytes of the files offered to a FileSink at once
 // (Options.FileBytesInFlight): a file waits while the files in flight
-// hold max bytes or more with it, unless none is in flight. The zero
-// window (max 0) bounds nothing.
+// hold max bytes or more with it; a file larger than max takes the whole
+// window, so it goes alone once none is in flight. The zero window (max
+// 0) bounds nothing.
 type window struct {
-	mu    sync.Mutex
-	max   int64
-	used  int64
-	freed chan struct{} // closed and renewed at each release
+	max int64
+	sem *semaphore.Weighted // nil when max <= 0
+}
+
+func newWindow(max int64) window {
+	if max <= 0 {
+		return window{}
+	}
+	return window{max: max, sem: semaphore.NewWeighted(max)}
 }
 
 // acquire waits until n bytes fit in the window, or ctx ends.
-func (w *window) acquire(ctx context.Context, n int64) error {
-	if w.max <= 0 {
+func (w window) acquire(ctx context.Context, n int64) error {
+	if w.sem == nil {
 		return nil
 	}
-	for {
-		w.mu.Lock()
-		if w.used == 0 || w.used+n <= w.max {
-			w.used += n
-			w.mu.Unlock()
-			return nil
-		}
-		if w.freed == nil {
-			w.freed = make(chan struct{})
-		}
-		freed := w.freed
-		w.mu.Unlock()
-		select {
-		case <-freed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return w.sem.Acquire(ctx, min(n, w.max))
 }
 
 // release gives back n bytes acquired.
-func (w *window) release(n int64) {
-	if w.max <= 0 {
-		return
+func (w window) release(n int64) {
+	if w.sem != nil {
+		w.sem.Release(min(n, w.max))
 	}
-	w.mu.Lock()
-	w.used -= n
-	if w.freed != nil {
-		close(w.freed)
-		w.freed = nil
-	}
-	w.mu.Unlock()
 }

@@ -398,7 +398,7 @@ func newRun(opts Options) (*run, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	refusing, _ := opts.Sink.(RefusingSink)
-	return &run{opts: opts, chunk: min(opts.BatchSize, maxChunk), perFile: map[string]int{}, window: window{max: opts.FileBytesInFlight},
+	return &run{opts: opts, chunk: min(opts.BatchSize, maxChunk), perFile: map[string]int{}, window: newWindow(opts.FileBytesInFlight),
 		omittedBy: map[string]int64{}, groups: map[groupKey]*Group{}, refusing: refusing}, nil
 }
 

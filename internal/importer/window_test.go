@@ -14,10 +14,10 @@ func TestWindowBoundsTheBytesInFlight(t *testing.T) {
 	ctx := context.Background()
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
-	w := &window{max: 10}
+	w := newWindow(10)
 	for _, n := range []int64{6, 4} {
 		if err := w.acquire(ctx, n); err != nil {
-			t.Fatalf("acquire(%d) with %d of %d used = %v; want it to fit", n, w.used, w.max, err)
+			t.Fatalf("acquire(%d) within a window of 10 = %v; want it to fit", n, err)
 		}
 	}
 	if err := w.acquire(ended, 1); !errors.Is(err, context.Canceled) {
@@ -39,8 +39,8 @@ func TestWindowBoundsTheBytesInFlight(t *testing.T) {
 		t.Fatalf("acquire(1) beside a file larger than the window = %v; want it to wait", err)
 	}
 	w.release(25)
-	if w.used != 0 {
-		t.Fatalf("%d bytes in flight after every release", w.used)
+	if !w.sem.TryAcquire(10) {
+		t.Fatal("the window is not whole after every release")
 	}
 	var zero window
 	for range 3 {
