@@ -212,6 +212,8 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // its limit through an import (the rows a checkpoint has not written yet,
 // then the file's blocks it read), so the limit is what DuckDB adds to the
 // Go heap's 200–370 MB; at 512MB RSS reached 0.95–1.06 GB on 3M records.
+const importDuckDBMemory = "256MB"
+
 // importFilesInFlight and importFileBytesInFlight bound the files
 // `cairn import --endpoint-url` has in flight: by count, and by their
 // bytes decompressed (importer.Options.FileBytesInFlight).
@@ -219,8 +221,6 @@ const (
 	importFilesInFlight     = 24
 	importFileBytesInFlight = 128 << 20
 )
-
-const importDuckDBMemory = "256MB"
 
 // compactAfterImport compacts the store (duckdb.Compact) when the import
 // stored at least half of its records: a first import of a responder's
