@@ -66,6 +66,10 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatalf("events: %d, %v; want %d", got, err, n)
 		}
 		d.Close()
+		// The database file once closed (checkpointed): Lake's size.
+		if st, err := os.Stat(d.path); err == nil {
+			b.ReportMetric(float64(st.Size())/(1<<20), "file-MB")
+		}
 	}
 }
 
