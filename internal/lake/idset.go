@@ -17,10 +17,10 @@ import (
 //   - its sorted part: the shard's keys as 11-byte records in order, in
 //     256 buckets chosen by the hash's next byte (not stored either: the
 //     bucket's place in the order says it), each bucket found from a table
-//     of where it starts: ~11.1 bytes a key (issue 15: at 10M keys 149.5
-//     MiB as open-addressing tables of 12-byte slots, grown by a quarter at
-//     7/8 full, until session 36; docs/lake.md, "The seen set in 11-byte
-//     records");
+//     of where it starts: with the tables below 11.9 bytes a key at 10M
+//     keys, 119.0 MB (issue 15: 156.8 MB as open-addressing tables of
+//     12-byte slots, grown by a quarter at 7/8 full, until session 36;
+//     docs/lake.md, "The seen set in 11-byte records");
 //   - its table: the keys added since its last merge, in a small
 //     open-addressing table of 12-byte slots (linear probing); at idMerge
 //     keys they are sorted and merged into the sorted part.
