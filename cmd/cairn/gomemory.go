@@ -200,8 +200,14 @@ const loadAppendersEnv = "CAIRN_LOAD_APPENDERS"
 // loadAppendersFromEnv is CAIRN_LOAD_APPENDERS's whole number from 1 to 4,
 // or 0 (lake.LoadAppenders) when it is unset or anything else.
 var loadAppendersFromEnv = sync.OnceValue(func() int {
-	if n, err := strconv.Atoi(strings.TrimSpace(os.Getenv(loadAppendersEnv))); err == nil && n >= 1 && n <= 4 {
+	return parseLoadAppenders(os.Getenv(loadAppendersEnv))
+})
+
+// parseLoadAppenders is the Appends of a load for CAIRN_LOAD_APPENDERS's
+// value v: its whole number from 1 to 4, else 0 (lake.LoadAppenders).
+func parseLoadAppenders(v string) int {
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 1 && n <= 4 {
 		return n
 	}
 	return 0
-})
+}

@@ -140,6 +140,19 @@ func TestLoadGCLeftAlone(t *testing.T) {
 	}
 }
 
+// TestLoadAppendersSetting: CAIRN_LOAD_APPENDERS's values and the Appends
+// a load takes for each (0: lake.LoadAppenders).
+func TestLoadAppendersSetting(t *testing.T) {
+	for v, want := range map[string]int{
+		"": 0, "1": 1, "2": 2, " 2 ": 2, "4": 4,
+		"0": 0, "5": 0, "-1": 0, "two": 0, "2.5": 0,
+	} {
+		if got := parseLoadAppenders(v); got != want {
+			t.Errorf("CAIRN_LOAD_APPENDERS=%q: %d; want %d", v, got, want)
+		}
+	}
+}
+
 // TestLoadGCSetting: CAIRN_LOAD_GOGC's values and the GOGC a load sets
 // for each; a load at 50 sets 50 and puts back what there was.
 func TestLoadGCSetting(t *testing.T) {

@@ -3,7 +3,9 @@ package lake
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 	"unsafe"
@@ -14,33 +16,51 @@ import (
 // key hashes the same from its parts and from its text (NewSink reads the
 // store's keys as text).
 func TestIDSet(t *testing.T) {
-	s := newIDSet()
-	const n = 200000
-	for i := range n {
-		if !s.add(s.key("111111111111", fmt.Sprint("e", i))) {
-			t.Fatalf("add of new key %d reported a duplicate", i)
-		}
-	}
-	for i := range n {
-		if s.add(s.keyBytes(fmt.Appendf(nil, "111111111111/e%d", i))) {
-			t.Fatalf("add of key %d again (as text) reported it new", i)
-		}
-	}
-	if s.has(s.key("222222222222", "e1")) {
-		t.Error("another account's eventID found")
-	}
-	for i := 0; i < n; i += 2 {
-		s.remove(s.key("111111111111", fmt.Sprint("e", i)))
-	}
-	for i := range n {
-		if got, want := s.has(s.key("111111111111", fmt.Sprint("e", i))), i%2 == 1; got != want {
-			t.Fatalf("after removing the even keys, has(e%d) = %v; want %v", i, got, want)
-		}
-	}
-	if s.len() != n/2 {
-		t.Errorf("len = %d; want %d", s.len(), n/2)
+	for _, merge := range idMerges {
+		t.Run(fmt.Sprint("merge=", merge), func(t *testing.T) {
+			s := newIDSet()
+			s.merge = merge
+			const n = 200000
+			for i := range n {
+				if !s.add(s.key("111111111111", fmt.Sprint("e", i))) {
+					t.Fatalf("add of new key %d reported a duplicate", i)
+				}
+			}
+			for i := range n {
+				if s.add(s.keyBytes(fmt.Appendf(nil, "111111111111/e%d", i))) {
+					t.Fatalf("add of key %d again (as text) reported it new", i)
+				}
+			}
+			if s.has(s.key("222222222222", "e1")) {
+				t.Error("another account's eventID found")
+			}
+			for i := 0; i < n; i += 2 {
+				s.remove(s.key("111111111111", fmt.Sprint("e", i)))
+			}
+			for i := range n {
+				if got, want := s.has(s.key("111111111111", fmt.Sprint("e", i))), i%2 == 1; got != want {
+					t.Fatalf("after removing the even keys, has(e%d) = %v; want %v", i, got, want)
+				}
+			}
+			if s.len() != n/2 {
+				t.Errorf("len = %d; want %d", s.len(), n/2)
+			}
+			for i := 0; i < n; i += 2 {
+				if !s.add(s.key("111111111111", fmt.Sprint("e", i))) {
+					t.Fatalf("add of removed key %d reported a duplicate", i)
+				}
+			}
+			if s.len() != n {
+				t.Errorf("len = %d; want %d", s.len(), n)
+			}
+		})
 	}
 }
+
+// idMerges are the merge thresholds the tests run the set with: its own,
+// and small ones that put most keys in the shards' sorted parts (the
+// default merges only from ~262k keys on).
+var idMerges = []int{idMerge, 1, 7}
 
 // BenchmarkIDSetBytes adds b.N keys and reports the set's bytes a key
 // (-benchtime=10000000x: the seen set of a 10M-event load).
@@ -53,17 +73,71 @@ func BenchmarkIDSetBytes(b *testing.B) {
 	b.ReportMetric(float64(s.bytes())/1e6, "MB")
 }
 
+// BenchmarkIDSetCPU: the CPU of a 10M-key seen set (IDSET_KEYS sets
+// another count): each op adds every key to a new set (ns/new), then adds
+// them all again (ns/dup: a reimport's duplicates) and looks up as many
+// keys not in it (ns/miss). The keys are hashed before the timing.
+func BenchmarkIDSetCPU(b *testing.B) {
+	n := 10_000_000
+	if v, err := strconv.Atoi(os.Getenv("IDSET_KEYS")); err == nil && v > 0 {
+		n = v
+	}
+	s := newIDSet()
+	keys := make([][2]uint64, n)
+	others := make([][2]uint64, n)
+	for i := range keys {
+		keys[i] = s.key("111111111111", fmt.Sprintf("%08x-0000-4000-8000-000000000000", i))
+		others[i] = s.key("222222222222", fmt.Sprintf("%08x-0000-4000-8000-000000000000", i))
+	}
+	var tNew, tDup, tMiss time.Duration
+	for b.Loop() {
+		s := newIDSet()
+		t0 := time.Now()
+		for _, k := range keys {
+			s.add(k)
+		}
+		t1 := time.Now()
+		for _, k := range keys {
+			if s.add(k) {
+				b.Fatal("a key added twice")
+			}
+		}
+		t2 := time.Now()
+		for _, k := range others {
+			if s.has(k) {
+				b.Fatal("a key not added found")
+			}
+		}
+		t3 := time.Now()
+		tNew, tDup, tMiss = tNew+t1.Sub(t0), tDup+t2.Sub(t1), tMiss+t3.Sub(t2)
+		b.ReportMetric(float64(s.bytes())/1e6, "MB")
+	}
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) / float64(n) }
+	b.ReportMetric(per(tNew), "ns/new")
+	b.ReportMetric(per(tDup), "ns/dup")
+	b.ReportMetric(per(tMiss), "ns/miss")
+}
+
 // TestIDSetAgainstAMap: random adds and removes of keys crowded into one
 // shard, most of them sharing a few home slots near the table's end (long
 // runs that wrap around to its start), answer as a Go map does.
 func TestIDSetAgainstAMap(t *testing.T) {
+	for _, merge := range idMerges {
+		t.Run(fmt.Sprint("merge=", merge), func(t *testing.T) { testIDSetAgainstAMap(t, merge) })
+	}
+}
+
+func testIDSetAgainstAMap(t *testing.T, merge int) {
 	r := rand.New(rand.NewPCG(1, 2))
 	s := newIDSet()
+	s.merge = merge
 	want := map[[2]uint64]bool{}
 	key := func() [2]uint64 {
 		// Shard 7; k[1] near 2^64 has its home at the table's last slots.
+		// Its low 32 bits: a few buckets of the sorted part, keys
+		// equal in them but k[1].
 		hi := ^uint64(0) - uint64(r.IntN(4))<<58
-		return [2]uint64{7<<56 | uint64(r.IntN(300)), hi}
+		return [2]uint64{7<<56 | uint64(r.IntN(3))<<30 | uint64(r.IntN(100)), hi}
 	}
 	for i := range 200000 {
 		k := key()
@@ -134,14 +208,27 @@ func TestIDSetOutsideHeap(t *testing.T) {
 	t.Error("the set was not collected")
 }
 
-// TestIDSetSlots: a slot keeps the 104 bits of a key the set tells apart
-// (k[0]'s top byte chose the table, its low 32 bits and k[1] are in the
-// slot), and no key's slot is the empty one.
+// TestIDSetSlots: a slot and a sorted part's record keep the 104 bits of a
+// key the set tells apart (k[0]'s top byte chose the shard, its low 32
+// bits and k[1] are in the slot; the record keeps them but the bucket's
+// byte, k[0]'s bits 24-31), and no key's slot is the empty one.
 func TestIDSetSlots(t *testing.T) {
 	if got := idSlotBytes; got != int(unsafe.Sizeof(idSlot{})) {
 		t.Fatalf("idSlotBytes %d; a slot takes %d", got, unsafe.Sizeof(idSlot{}))
 	}
+	for _, merge := range idMerges {
+		t.Run(fmt.Sprint("merge=", merge), func(t *testing.T) { testIDSetSlots(t, merge) })
+	}
+	for _, k := range [][2]uint64{{0, 0}, {5 << 56, 0}, {1 << 40, 0}} {
+		if slotOf(nonZero(k)) == (idSlot{}) {
+			t.Errorf("nonZero(%x)'s slot is the empty one", k)
+		}
+	}
+}
+
+func testIDSetSlots(t *testing.T, merge int) {
 	s := newIDSet()
+	s.merge = merge
 	base := [2]uint64{3<<56 | 0xdeadbeef, 0x0123456789abcdef}
 	// Each differs from base in one bit the set keeps.
 	var others [][2]uint64
@@ -168,9 +255,9 @@ func TestIDSetSlots(t *testing.T) {
 	if s.len() != 1+len(others) {
 		t.Errorf("len = %d; want %d", s.len(), 1+len(others))
 	}
-	for _, k := range [][2]uint64{{0, 0}, {5 << 56, 0}, {1 << 40, 0}} {
-		if slotOf(nonZero(k)) == (idSlot{}) {
-			t.Errorf("nonZero(%x)'s slot is the empty one", k)
+	for _, k := range append(others, base) {
+		if !s.has(k) || s.add(k) {
+			t.Fatalf("%x lost", k)
 		}
 	}
 }

@@ -663,7 +663,8 @@ const LoadBatch = 7680
 // the 2 cores, its one goroutine doing both in turn): a 10M StartImport
 // 14-19% faster, but its server's VmHWM 85-106 MiB higher (Go's heap holds
 // a batch more and its values; issue 15's 954 MiB), so one stays the
-// default. Until session 24 each of two took its own transaction: two row
+// default; with the seen set in 11-byte records (session 36) two peaked at
+// 945 and 948 MiB, under 954 but not by the 20 MiB margin, so still one. Until session 24 each of two took its own transaction: two row
 // groups, filled side by side, were held in DuckDB's memory uncompressed
 // (~360 MB each) until they committed together (DuckDB's share of a 1M
 // offline load ~760 MB against ~420 MB with one, its RSS 1.24 GB), and a
