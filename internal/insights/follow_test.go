@@ -39,8 +39,8 @@ func names(obs []Observation) string {
 // read from the feed.
 func TestFollowingTake(t *testing.T) {
 	f := NewFollowing()
-	f.Committed(1, followRecs(1, 4))  // 1..4: observations 1 2 4
-	f.Committed(5, followRecs(5, 3))  // 5..7: 5 7
+	f.Committed(1, followRecs(1, 4))   // 1..4: observations 1 2 4
+	f.Committed(5, followRecs(5, 3))   // 5..7: 5 7
 	f.Committed(20, followRecs(20, 2)) // a gap: 1..7 forgotten
 	if _, _, ok := f.take(0); ok {
 		t.Fatal("took records forgotten at a gap")
