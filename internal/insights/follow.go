@@ -1,6 +1,7 @@
 package insights
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,19 +27,34 @@ import (
 // commits, dropping the oldest (the runner reads those from the feed): a
 // runner that does not run (another node holds the Insights lease) costs
 // a bounded amount of memory.
+//
+// A commit's records are turned into observations by the runner when it
+// takes them, not on the store's commit path (which the next commit waits
+// for), as long as the commits held so unconverted reference at most
+// maxFollowedRaw bytes of raw JSON (the records the store's tail holds as
+// well) and maxFollowedObs records; past that the oldest are converted at the commit, and what they
+// referenced is let go.
 type Following struct {
 	mu     sync.Mutex
 	chunks []followed
 	next   int64 // the sequence number expected next; 0: none yet
 	obs    int   // observations in chunks
-	intern map[string]string
+	raw    int64 // raw bytes of the records of the chunks not converted
+	pend   int   // records of the chunks not converted
+	conv   int   // chunks[:conv] are converted
+	intern interner
+	// own is the runner's interner (take converts on its goroutine,
+	// outside mu).
+	own interner
 }
 
-// followed is one commit's observations: the records first..last, of which
-// obs[i] is the one of sequence number seqs[i] (the records Observe takes
-// only).
+// followed is one commit: the records first..last; recs until converted
+// (raw bytes of raw JSON), then obs, of which obs[i] is the observation of
+// sequence number seqs[i] (of the records Observe takes only).
 type followed struct {
 	first, last int64
+	recs        []*audit.Record
+	raw         int64
 	seqs        []int64
 	obs         []Observation
 }
@@ -49,6 +65,9 @@ const (
 	maxFollowedObs = 256 << 10
 	// maxFollowedChunks bounds the commits it holds.
 	maxFollowedChunks = 16 << 10
+	// maxFollowedRaw bounds the raw JSON of the records held
+	// unconverted: as much as the store's tail keeps (32 MiB).
+	maxFollowedRaw = 32 << 20
 	// maxInterned bounds the strings it shares; past it the map starts
 	// again (hostile variety costs copies, not memory).
 	maxInterned = 64 << 10
@@ -56,64 +75,89 @@ const (
 
 // NewFollowing returns an empty Following.
 func NewFollowing() *Following {
-	return &Following{intern: map[string]string{}}
+	return &Following{}
 }
 
 // Committed takes the records an append committed, at sequence numbers
-// first, first+1, …, in the order of the store's commits. It keeps nothing
-// of recs (the strings it keeps are copies).
+// first, first+1, …, in the order of the store's commits. It keeps recs'
+// records (not the slice) until they are converted: the store's callers
+// do not change records once handed over.
 func (f *Following) Committed(first int64, recs []*audit.Record) {
 	if len(recs) == 0 {
 		return
 	}
-	c := followed{first: first, last: first + int64(len(recs)) - 1}
+	c := followed{first: first, last: first + int64(len(recs)) - 1, recs: slices.Clone(recs)}
+	for _, r := range recs {
+		c.raw += int64(len(r.Raw))
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i, r := range recs {
+	if first != f.next {
+		f.dropLocked(len(f.chunks)) // not consecutive: start again
+	}
+	f.chunks = append(f.chunks, c)
+	f.raw += c.raw
+	f.pend += len(c.recs)
+	f.next = c.last + 1
+	for (f.raw > maxFollowedRaw || f.pend > maxFollowedObs) && f.conv < len(f.chunks) {
+		c := &f.chunks[f.conv]
+		f.raw -= c.raw
+		f.pend -= len(c.recs)
+		c.convert(&f.intern)
+		f.obs += len(c.obs)
+		f.conv++
+	}
+	for len(f.chunks) > 1 && (f.obs > maxFollowedObs || len(f.chunks) > maxFollowedChunks) {
+		f.dropLocked(1)
+	}
+}
+
+// convert turns c's records into observations, its strings copied by in.
+func (c *followed) convert(in *interner) {
+	for i, r := range c.recs {
 		o, ok := Observe(*r)
 		if !ok {
 			continue
 		}
 		// The feed gives whole seconds.
 		o.Time = time.Unix(o.Time.Unix(), 0).UTC()
-		o.Account, o.Region = f.str(o.Account), f.str(o.Region)
-		o.EventSource, o.EventName, o.ErrorCode = f.str(o.EventSource), f.str(o.EventName), f.str(o.ErrorCode)
-		c.seqs = append(c.seqs, first+int64(i))
+		o.Account, o.Region = in.str(o.Account), in.str(o.Region)
+		o.EventSource, o.EventName, o.ErrorCode = in.str(o.EventSource), in.str(o.EventName), in.str(o.ErrorCode)
+		c.seqs = append(c.seqs, c.first+int64(i))
 		c.obs = append(c.obs, o)
 	}
-	if first != f.next {
-		f.dropLocked(len(f.chunks)) // not consecutive: start again
-	}
-	f.chunks = append(f.chunks, c)
-	f.obs += len(c.obs)
-	f.next = c.last + 1
-	for len(f.chunks) > 1 && (f.obs > maxFollowedObs || len(f.chunks) > maxFollowedChunks) {
-		f.dropLocked(1)
-	}
+	c.recs, c.raw = nil, 0
 }
 
 // dropLocked forgets the n oldest commits.
 func (f *Following) dropLocked(n int) {
 	for i := range f.chunks[:n] {
 		f.obs -= len(f.chunks[i].obs)
+		f.raw -= f.chunks[i].raw
+		f.pend -= len(f.chunks[i].recs)
 		f.chunks[i] = followed{}
 	}
 	f.chunks = f.chunks[n:]
+	f.conv = max(f.conv-n, 0)
 }
 
+// interner shares the strings of observations: the detector keeps its
+// series' names, and the records' strings point into their files' bytes.
+type interner map[string]string
+
 // str returns s as a string of its own, shared by equal ones.
-func (f *Following) str(s string) string {
+func (in *interner) str(s string) string {
 	if s == "" {
 		return ""
 	}
-	if v, ok := f.intern[s]; ok {
+	if v, ok := (*in)[s]; ok {
 		return v
 	}
-	if len(f.intern) >= maxInterned {
-		clear(f.intern)
+	if *in == nil || len(*in) >= maxInterned {
+		*in = make(interner) // hostile variety: start again
 	}
 	v := strings.Clone(s)
-	f.intern[v] = v
+	(*in)[v] = v
 	return v
 }
 
@@ -126,6 +170,23 @@ func (f *Following) take(after int64) (obs []Observation, last int64, ok bool) {
 	if f == nil {
 		return nil, 0, false
 	}
+	c, ok := f.pop(after)
+	if !ok {
+		return nil, 0, false
+	}
+	if c.recs != nil {
+		c.convert(&f.own)
+	}
+	i := 0
+	for i < len(c.seqs) && c.seqs[i] <= after {
+		i++
+	}
+	return c.obs[i:], c.last, true
+}
+
+// pop forgets the commits up to after and returns the one holding the
+// record after after, if held.
+func (f *Following) pop(after int64) (followed, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
@@ -134,15 +195,11 @@ func (f *Following) take(after int64) (obs []Observation, last int64, ok bool) {
 	}
 	f.dropLocked(n)
 	if len(f.chunks) == 0 || f.chunks[0].first > after+1 {
-		return nil, 0, false
+		return followed{}, false
 	}
 	c := f.chunks[0]
 	f.dropLocked(1)
-	i := 0
-	for i < len(c.seqs) && c.seqs[i] <= after {
-		i++
-	}
-	return c.obs[i:], c.last, true
+	return c, true
 }
 
 // ready reports whether take(after) would return observations.

@@ -73,17 +73,18 @@ func TestFollowingTake(t *testing.T) {
 }
 
 // TestFollowingBounded: a runner that takes nothing (another node holds
-// the lease) leaves at most maxFollowedObs observations held, the oldest
-// dropped; the runner then reads those from the feed.
+// the lease) leaves at most maxFollowedObs records unconverted (and
+// maxFollowedRaw bytes of them) and maxFollowedObs observations held, the
+// oldest dropped; the runner then reads those from the feed.
 func TestFollowingBounded(t *testing.T) {
 	f := NewFollowing()
 	seq := int64(1)
-	for seq < 2*maxFollowedObs {
+	for seq < 4*maxFollowedObs {
 		f.Committed(seq, followRecs(seq, 3000))
 		seq += 3000
 	}
-	if f.obs > maxFollowedObs || f.obs < maxFollowedObs/2 {
-		t.Fatalf("holds %d observations; want at most %d, and most of them", f.obs, maxFollowedObs)
+	if f.obs > maxFollowedObs || f.obs < maxFollowedObs/2 || f.pend > maxFollowedObs || f.pend < maxFollowedObs/2 {
+		t.Fatalf("holds %d observations and %d records; want at most %d of each, and most of them", f.obs, f.pend, maxFollowedObs)
 	}
 	if _, _, ok := f.take(0); ok {
 		t.Fatal("took dropped commits")
@@ -91,6 +92,19 @@ func TestFollowingBounded(t *testing.T) {
 	first := f.chunks[0].first
 	if obs, _, ok := f.take(first - 1); !ok || len(obs) != 2000 {
 		t.Fatalf("the oldest held: %d observations, %v; want 2000", len(obs), ok)
+	}
+	if last := f.chunks[len(f.chunks)-1]; last.recs == nil {
+		t.Fatal("the newest commit was converted")
+	}
+	// Records of 1 MiB each: maxFollowedRaw of them at most unconverted.
+	big := followRecs(seq, 64)
+	for _, r := range big {
+		r.Raw = make([]byte, 1<<20)
+	}
+	f.Committed(seq, big)
+	seq += 64
+	if f.raw > maxFollowedRaw {
+		t.Fatalf("holds %d bytes of records unconverted; want at most %d", f.raw, maxFollowedRaw)
 	}
 	for range 3 * maxFollowedChunks {
 		f.Committed(seq, followRecs(seq, 1))
