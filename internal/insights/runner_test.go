@@ -208,6 +208,24 @@ func TestRetro(t *testing.T) {
 // TestRunnerLiveMatchesRetro feeds the same history live, in time order and
 // batch by batch, and checks the runner stores the same records as Retro.
 func TestRunnerLiveMatchesRetro(t *testing.T) {
+	live := audittest.NewMemStore()
+	feed := &readTo{Feed: live}
+	liveMatchesRetro(t, live, feed, func(*insights.RunnerConfig) {}, feed.after.Load)
+}
+
+// liveStore is what a live runner reads and writes.
+type liveStore interface {
+	insights.Sink
+	insights.Lookuper
+	LastSeq(context.Context) (int64, error)
+}
+
+// liveMatchesRetro appends burstHistory to live minute by minute, the
+// runner (its config set by with) reading feed, and checks that it stores
+// the Insights Retro finds in the same records. read tells up to which
+// sequence number the runner has read.
+func liveMatchesRetro(t *testing.T, live liveStore, feed insights.Feed, with func(*insights.RunnerConfig), read func() int64) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	hist := burstHistory(t)
@@ -221,12 +239,12 @@ func TestRunnerLiveMatchesRetro(t *testing.T) {
 	}
 	want := ids(insightRecords(t, ref))
 
-	live := audittest.NewMemStore()
-	feed := &readTo{Feed: live}
 	var now atomic.Int64 // the wall clock follows the records, a minute behind
 	now.Store(t0.Unix())
-	r := insights.NewRunner(insights.RunnerConfig{Feed: feed, Sink: live, History: live, All: true, Params: smallParams(), Poll: time.Millisecond,
-		Now: func() time.Time { return time.Unix(now.Load(), 0) }})
+	rc := insights.RunnerConfig{Feed: feed, Sink: live, History: live, All: true, Params: smallParams(), Poll: time.Millisecond,
+		Now: func() time.Time { return time.Unix(now.Load(), 0) }}
+	with(&rc)
+	r := insights.NewRunner(rc)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	deadline := testwait.End(t)
@@ -248,7 +266,7 @@ func TestRunnerLiveMatchesRetro(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for feed.after.Load() < last && time.Now().Before(deadline) {
+		for read() < last && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 		i = j
@@ -516,69 +534,18 @@ func feedPosition(t testing.TB, reg *prometheus.Registry) int64 {
 // bulk append left the store's tail before the runner read it, and the
 // runner read it back from the table).
 func TestRunnerFollowingMatchesRetro(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	hist := burstHistory(t)
-	ordered := slices.Clone(hist)
-	slices.SortStableFunc(ordered, func(a, b audit.Record) int { return a.Time.Compare(b.Time) })
-
-	ref := audittest.NewMemStore()
-	appendAll(t, ref, hist)
-	if _, err := insights.Retro(ctx, ref, ref, ref, insights.RetroOptions{Params: smallParams()}); err != nil {
-		t.Fatal(err)
-	}
-	want := ids(insightRecords(t, ref))
-
 	live := openStore(t)
 	follow := insights.NewFollowing()
 	live.OnCommitted(follow.Committed)
 	feed := &recordsFeed{Feed: live}
 	reg := prometheus.NewRegistry()
-	var now atomic.Int64 // the wall clock follows the records, a minute behind
-	now.Store(t0.Unix())
-	r := insights.NewRunner(insights.RunnerConfig{Feed: feed, Sink: live, History: live, All: true, Params: smallParams(), Poll: time.Millisecond,
-		Now: func() time.Time { return time.Unix(now.Load(), 0) }, Following: follow, Registerer: reg})
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	deadline := testwait.End(t)
-	for i := 0; i < len(ordered); {
-		j := i
-		for j < len(ordered) && ordered[j].Time.Before(ordered[i].Time.Add(time.Minute)) {
-			j++
-		}
-		now.Store(ordered[i].Time.Add(time.Minute).Unix())
-		appendAll(t, live, ordered[i:j])
-		// The clock moves on once the runner has read this minute (see
-		// TestRunnerLiveMatchesRetro). The Insights the runner stores
-		// move the store's last sequence number on: the runner has read
-		// this minute once its position is at or past the minute's last.
-		last, err := live.LastSeq(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for feedPosition(t, reg) < last && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		i = j
-	}
-	now.Store(t0.Add(5 * time.Hour).Unix())
-	var got []string
-	for time.Now().Before(deadline) {
-		if got = ids(insightRecords(t, live)); len(got) >= len(want) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if len(want) != 4 || fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("live stored %v, retro %v", got, want)
-	}
+	// The runner has read a minute once its position is at or past the
+	// minute's last record.
+	liveMatchesRetro(t, live, feed, func(rc *insights.RunnerConfig) { rc.Following, rc.Registerer = follow, reg },
+		func() int64 { return feedPosition(t, reg) })
 	// A commit the runner finds in the feed before the store has handed it
 	// over is read there: a few, not most.
-	if n := feed.records.Load(); n > int64(len(hist)/2) {
-		t.Errorf("the runner read %d of %d records from the feed; want them from the commits", n, len(hist))
+	if n, all := feed.records.Load(), len(burstHistory(t)); n > int64(all/2) {
+		t.Errorf("the runner read %d of %d records from the feed; want them from the commits", n, all)
 	}
 }
