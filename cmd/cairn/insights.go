@@ -42,14 +42,21 @@ func insightParams(c config.Insights) insights.Params {
 // newInsightsRunner returns the live detector the config asks for (nil
 // for "off"). It saves its position and state in dataDir/insights.state,
 // or in the shared state on PostgreSQL (so that another node resumes
-// from it), and resumes from there at the next start.
+// from it), and resumes from there at the next start. The
+// store's commits, when it tells them (the DuckDB store's OnCommitted),
+// wake the runner and hand it their observations (commitSignal).
 func newInsightsRunner(cfg *config.Config, dataDir string, state audit.StateStore, feed insights.Feed, history insights.Lookuper, sink insights.Sink,
-	enabled insights.Enabler, log *slog.Logger, reg prometheus.Registerer, wake <-chan struct{}) *insights.Runner {
+	enabled insights.Enabler, log *slog.Logger, reg prometheus.Registerer, store any) *insights.Runner {
 	if cfg.Insights.Live == "off" {
 		return nil
 	}
+	follow := insights.NewFollowing()
+	wake := commitSignal(store, follow)
+	if wake == nil {
+		follow = nil
+	}
 	rc := insights.RunnerConfig{Feed: feed, Sink: sink, History: history, Params: insightParams(cfg.Insights), Logger: log, Registerer: reg,
-		StatePath: filepath.Join(dataDir, insightsStateFile), Wake: wake}
+		StatePath: filepath.Join(dataDir, insightsStateFile), Wake: wake, Following: follow}
 	if shared(state) {
 		rc.StatePath, rc.State = "", state
 	}
@@ -73,8 +80,9 @@ const wakeRecords = 1000
 // commitSignal returns a channel signalled (without blocking, so at most
 // one signal waits) each time store has committed wakeRecords records
 // since the last signal, when it tells (the DuckDB store's OnCommitted;
-// nil otherwise): the live Insights runner's Wake.
-func commitSignal(store any) <-chan struct{} {
+// nil otherwise): the live Insights runner's Wake. follow (nil: none) is
+// given every commit: the runner's Following.
+func commitSignal(store any, follow *insights.Following) <-chan struct{} {
 	st, ok := store.(interface {
 		OnCommitted(func(first int64, recs []*audit.Record))
 	})
@@ -83,7 +91,10 @@ func commitSignal(store any) <-chan struct{} {
 	}
 	wake := make(chan struct{}, 1)
 	var committed atomic.Int64
-	st.OnCommitted(func(_ int64, recs []*audit.Record) {
+	st.OnCommitted(func(first int64, recs []*audit.Record) {
+		if follow != nil {
+			follow.Committed(first, recs)
+		}
 		if committed.Add(int64(len(recs))) < wakeRecords {
 			return
 		}

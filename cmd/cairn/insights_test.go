@@ -231,11 +231,11 @@ func (c *committer) OnCommitted(f func(first int64, recs []*audit.Record)) { c.f
 // of a server's own calls: a signal waits once wakeRecords records have
 // been committed since the last, and never more than one.
 func TestCommitSignal(t *testing.T) {
-	if commitSignal(struct{}{}) != nil {
+	if commitSignal(struct{}{}, nil) != nil {
 		t.Fatal("a store that does not tell its commits has a signal")
 	}
 	var st committer
-	wake := commitSignal(&st)
+	wake := commitSignal(&st, nil)
 	signalled := func() bool {
 		select {
 		case <-wake:

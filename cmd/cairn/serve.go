@@ -357,7 +357,7 @@ func serve(ctx context.Context, ln net.Listener, f serveFlags, log *slog.Logger,
 	// runs of `cairn insights --endpoint-url` stop before the drain: a run
 	// stopped before its end stores nothing
 	group.Add("insights runs", func(ctx context.Context) error { <-ctx.Done(); insJobs.Close(); return nil })
-	if r := newInsightsRunner(cfg, f.dataDir, state, backgroundFeed{feed: store}, store, pipe, trails, log, reg, commitSignal(store)); r != nil {
+	if r := newInsightsRunner(cfg, f.dataDir, state, backgroundFeed{feed: store}, store, pipe, trails, log, reg, store); r != nil {
 		group.Add("insights", holder.Run(leaseInsights, r.Run))
 	}
 	if gw != nil {

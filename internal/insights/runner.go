@@ -59,6 +59,11 @@ type RunnerConfig struct {
 	// back from the table, paced, behind the import to its end (7% of a
 	// server's CPU through `cairn import --endpoint-url`, issue 15).
 	Wake <-chan struct{}
+	// Following, when set, is given the store's commits (cmd/cairn: the
+	// DuckDB store's OnCommitted, beside Wake): the runner takes their
+	// observations from it while it holds the records after the runner's
+	// position, and reads the feed otherwise.
+	Following *Following
 	// StatePath is the file where the runner saves its feed position with
 	// the detector's state, so that a restart resumes from there instead
 	// of replaying the whole store; "" saves nothing. SaveEvery is how
@@ -201,31 +206,33 @@ func (r *Runner) Run(ctx context.Context) error {
 				return fenced
 			}
 		}
-		batch, err := r.cfg.Feed.ReadAppended(ctx, pos, batchSize)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			r.cfg.Logger.Warn("insights: reading the feed", "err", err)
-			batch = nil
-		}
+		// read: records taken (0: none new); more: more are waiting.
+		var read int
+		var more bool
 		now := r.cfg.Now()
-		for _, a := range batch {
-			pos = a.Seq
-			o, ok := Observe(a.Record)
-			if !ok {
-				continue
+		if obs, last, ok := r.cfg.Following.take(pos); ok {
+			read, pos = int(last-pos), last
+			for _, o := range obs {
+				r.observe(o, now)
 			}
-			if o.Time.After(now.Add(5 * time.Minute)) {
-				if r.metrics.future != nil { // it would move its scope's clock ahead of every other record
-					r.metrics.future.Inc()
+			more = r.cfg.Following.ready(pos)
+		} else {
+			batch, err := r.cfg.Feed.ReadAppended(ctx, pos, batchSize)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
 				}
-				continue
+				r.cfg.Logger.Warn("insights: reading the feed", "err", err)
+				batch = nil
 			}
-			r.det.Observe(o)
-			if r.metrics.records != nil {
-				r.metrics.records.Inc()
+			now = r.cfg.Now()
+			for _, a := range batch {
+				pos = a.Seq
+				if o, ok := Observe(a.Record); ok {
+					r.observe(o, now)
+				}
 			}
+			read, more = len(batch), len(batch) == batchSize
 		}
 		if r.metrics.position != nil {
 			st := r.det.Stats()
@@ -234,7 +241,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.metrics.late.Add(float64(st.Late - r.lastLate))
 			r.lastLate = st.Late
 		}
-		if len(batch) < batchSize {
+		if !more {
 			r.det.Flush(now.Add(-r.cfg.Params.Lateness))
 		}
 		if err := r.store(ctx); err != nil {
@@ -243,9 +250,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			r.cfg.Logger.Warn("insights: storing Insights", "err", err)
 		}
-		if len(batch) < batchSize {
+		if !more {
 			wait, wake := r.cfg.Poll, r.cfg.Wake
-			if len(batch) > 0 {
+			if read > 0 {
 				wait, wake = min(wait, busyPoll), nil
 			}
 			select {
@@ -255,6 +262,22 @@ func (r *Runner) Run(ctx context.Context) error {
 			case <-time.After(wait):
 			}
 		}
+	}
+}
+
+// observe gives the detector o, read at now, unless o is more than 5
+// minutes in the future: it would move its scope's clock ahead of every
+// other record.
+func (r *Runner) observe(o Observation, now time.Time) {
+	if o.Time.After(now.Add(5 * time.Minute)) {
+		if r.metrics.future != nil {
+			r.metrics.future.Inc()
+		}
+		return
+	}
+	r.det.Observe(o)
+	if r.metrics.records != nil {
+		r.metrics.records.Inc()
 	}
 }
 
