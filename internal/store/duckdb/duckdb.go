@@ -1161,8 +1161,12 @@ func (s *Store) BeginImport() {
 // others follow it, one each). They are what ReadAppended returns for
 // those sequence numbers, but for Time, which the store keeps in whole
 // seconds. fn runs on the writer's goroutine under its lock, so it must
-// be quick and must not call the store; recs are the caller's of Append
-// and may be reused once fn returns. An offline import runs the Insights
+// be quick and must not call the store; the slice recs may be reused once
+// fn returns. The records it points to are the Append caller's: a
+// server's (the ingest pipeline's groups, each with records of its own)
+// are not changed after, which the live Insights runner's Following
+// relies on as it keeps them until it converts them (cmd/cairn, serve);
+// an offline import's may be reused. An offline import runs the Insights
 // detector through it (cmd/cairn, docs/insights.md: "Imports"), so that
 // the first serve after it does not read every imported record back. nil
 // stops it.
