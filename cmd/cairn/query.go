@@ -261,7 +261,8 @@ func importInto(ctx context.Context, r remoteFlags, into string, paths []string,
 		}
 		return rep, err
 	}
-	opts.BatchSize, opts.Appenders, opts.FlushInterval = lake.LoadBatch, cmp.Or(loadAppendersFromEnv(), lake.LoadAppenders), lake.LoadFlushInterval
+	opts.Appenders, opts.FlushInterval = cmp.Or(loadAppendersFromEnv(), lake.LoadAppenders), lake.LoadFlushInterval
+	opts.BatchSize = lake.LoadBatchOf(opts.Appenders)
 	var local []string
 	var outcome error
 	// each source is reported on its own; the worst outcome decides

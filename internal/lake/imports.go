@@ -346,7 +346,8 @@ func (l *Lake) runImport(ictx context.Context, im *lakeImport, sink *Sink, root 
 		ended := l.opts.LoadBegins()
 		defer ended()
 	}
-	batch, appenders := LoadBatch, cmp.Or(l.opts.LoadAppenders, LoadAppenders)
+	appenders := cmp.Or(l.opts.LoadAppenders, LoadAppenders)
+	batch := LoadBatchOf(appenders)
 	if l.opts.Shared {
 		batch, appenders = sharedLoadBatch, 1
 	}

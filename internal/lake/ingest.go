@@ -653,6 +653,24 @@ func refusal(i int, owner, caller string) importer.Failure {
 // transaction's boundary.
 const LoadBatch = 7680
 
+// LoadBatchOf is the records of a load's batch with appenders Appends at
+// once (importer.Options.Appenders): LoadBatch with one, half of it (3,840,
+// a thirty-second of a row group) with more. With two, the importer holds
+// three batches at once (one in DuckDB, one read and waiting for its turn,
+// one being filled), and the waiting one its Appender's values too, against
+// one batch and the next one's start with one: at 7,680 that was most of
+// what two added to Go's heap (session 36: live 70-84 MiB against 37-47,
+// mapped 147 against 78), and halved the three hold fewer records than
+// LoadBatch and a half. Each batch's INSERT has a fixed cost, and there
+// are twice as many (session 28: halving from 15,360 cost 2-7% more user
+// CPU). Every value divides a row group, as LoadBatch does.
+func LoadBatchOf(appenders int) int {
+	if appenders > 1 {
+		return LoadBatch / 2
+	}
+	return LoadBatch
+}
+
 // LoadAppenders is the number of a load's batches appended at once
 // (importer.Options.Appenders) into Lake's DuckDB engine (Options.
 // LoadAppenders, cairn's CAIRN_LOAD_APPENDERS, sets another). The engine
