@@ -191,10 +191,11 @@ func (g *loadGC) lower() (ended func()) {
 }
 
 // loadAppendersEnv is the environment variable that sets the batches of a
-// Lake load appended at once (lake.LoadAppenders when unset): a tuning
-// knob. 2 read one batch's records while another is in DuckDB: 14-19%
-// faster at 10M through a server for 85-106 MiB more VmHWM (docs/lake.md,
-// "Two Appends, one transaction"); read once.
+// Lake load appended at once (lake.LoadAppenders, 2, when unset): a tuning
+// knob. 2 read one batch's records while another is in DuckDB (14-19%
+// faster at 10M through a server, session 35); 1 appends each batch as it
+// is read, in batches twice as large (lake.LoadBatchOf; docs/lake.md, "Two
+// Appends, one transaction"); read once.
 const loadAppendersEnv = "CAIRN_LOAD_APPENDERS"
 
 // loadAppendersFromEnv is CAIRN_LOAD_APPENDERS's whole number from 1 to 4,

@@ -679,16 +679,18 @@ func LoadBatchOf(appenders int) int {
 // meanwhile. With two, one batch is read on one core while the other is in
 // DuckDB's INSERT or COMMIT on the other (session 35: a load used ~1.15 of
 // the 2 cores, its one goroutine doing both in turn): a 10M StartImport
-// 14-19% faster, but its server's VmHWM 85-106 MiB higher (Go's heap holds
-// a batch more and its values; issue 15's 954 MiB), so one stays the
-// default; with the seen set in 11-byte records (session 36) two peaked at
-// 945 and 948 MiB, under 954 but not by the 20 MiB margin, so still one. Until session 24 each of two took its own transaction: two row
+// 14-19% faster, but its server's VmHWM 85-106 MiB higher (Go's heap held
+// two batches more and the waiting one's values; issue 15's 954 MiB), so
+// one was the default until session 36: with the seen set in 11-byte
+// records two peaked at 945 and 948 MiB, and with their batches halved
+// (LoadBatchOf) under one's peak (docs/lake.md, "Two Appends, one
+// transaction"), so two are the default since. Until session 24 each of two took its own transaction: two row
 // groups, filled side by side, were held in DuckDB's memory uncompressed
 // (~360 MB each) until they committed together (DuckDB's share of a 1M
 // offline load ~760 MB against ~420 MB with one, its RSS 1.24 GB), and a
 // load of less than two row groups ended with two partial transactions,
 // whose rows go through the write-ahead log and the checkpoint.
-const LoadAppenders = 1
+const LoadAppenders = 2
 
 // LoadFlushInterval is how long a load's read records wait for a full
 // batch (importer.Options.FlushInterval) before a partial one is appended.

@@ -89,7 +89,8 @@ type Options struct {
 	// of the registry first checks its stored version.
 	Shared bool
 	// LoadAppenders is the batches of a load (StartImport) appended at
-	// once into DuckDB's engine (0: LoadAppenders).
+	// once into DuckDB's engine (0: LoadAppenders); its batches are
+	// LoadBatchOf it.
 	LoadAppenders int
 	// Queries keeps queries' states and results where every node reads
 	// them (internal/lake/postgres); nil keeps them on this node only.
