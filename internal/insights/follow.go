@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cairn-audit/cairn/internal/audit"
 )
@@ -23,8 +24,9 @@ import (
 // It holds runs of consecutive sequence numbers: a commit that does not
 // follow the one before (an append that did not tell, a restart) starts
 // the run again, and what the run does not hold the runner reads from the
-// feed, as before. It keeps at most maxObs observations and maxChunks
-// commits, dropping the oldest (the runner reads those from the feed): a
+// feed, as before. It keeps at most maxFollowedObs observations (and
+// maxFollowedObsBytes of them, their strings counted: a record's fields
+// may be long) and maxFollowedChunks commits, dropping the oldest (the runner reads those from the feed): a
 // runner that does not run (another node holds the Insights lease) costs
 // a bounded amount of memory.
 //
@@ -39,6 +41,7 @@ type Following struct {
 	chunks []followed
 	next   int64 // the sequence number expected next; 0: none yet
 	obs    int   // observations in chunks
+	obsB   int64 // their bytes (obsBytes)
 	raw    int64 // raw bytes of the records of the chunks not converted
 	pend   int   // records of the chunks not converted
 	conv   int   // chunks[:conv] are converted
@@ -57,12 +60,17 @@ type followed struct {
 	raw         int64
 	seqs        []int64
 	obs         []Observation
+	obsB        int64 // obs's bytes (obsBytes), once converted
 }
 
 const (
 	// maxFollowedObs bounds the observations a Following holds: about
 	// 120 bytes each, 30 MiB, as the store's tail.
 	maxFollowedObs = 256 << 10
+	// maxFollowedObsBytes bounds their bytes, each one's strings counted
+	// whole (obsBytes: ~190 bytes for AWS's names, so maxFollowedObs
+	// binds first), against records whose fields are long.
+	maxFollowedObsBytes = 64 << 20
 	// maxFollowedChunks bounds the commits it holds.
 	maxFollowedChunks = 16 << 10
 	// maxFollowedRaw bounds the raw JSON of the records held
@@ -105,9 +113,10 @@ func (f *Following) Committed(first int64, recs []*audit.Record) {
 		f.pend -= len(c.recs)
 		c.convert(&f.intern)
 		f.obs += len(c.obs)
+		f.obsB += c.obsB
 		f.conv++
 	}
-	for len(f.chunks) > 1 && (f.obs > maxFollowedObs || len(f.chunks) > maxFollowedChunks) {
+	for len(f.chunks) > 1 && (f.obs > maxFollowedObs || f.obsB > maxFollowedObsBytes || len(f.chunks) > maxFollowedChunks) {
 		f.dropLocked(1)
 	}
 }
@@ -125,14 +134,22 @@ func (c *followed) convert(in *interner) {
 		o.EventSource, o.EventName, o.ErrorCode = in.str(o.EventSource), in.str(o.EventName), in.str(o.ErrorCode)
 		c.seqs = append(c.seqs, c.first+int64(i))
 		c.obs = append(c.obs, o)
+		c.obsB += obsBytes(o)
 	}
 	c.recs, c.raw = nil, 0
+}
+
+// obsBytes is what holding o costs at most: the observation, its sequence
+// number and its strings (counted whole, although equal ones are shared).
+func obsBytes(o Observation) int64 {
+	return int64(unsafe.Sizeof(o)) + 8 + int64(len(o.Account)+len(o.Region)+len(o.EventSource)+len(o.EventName)+len(o.ErrorCode))
 }
 
 // dropLocked forgets the n oldest commits.
 func (f *Following) dropLocked(n int) {
 	for i := range f.chunks[:n] {
 		f.obs -= len(f.chunks[i].obs)
+		f.obsB -= f.chunks[i].obsB
 		f.raw -= f.chunks[i].raw
 		f.pend -= len(f.chunks[i].recs)
 		f.chunks[i] = followed{}

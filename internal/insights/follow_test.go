@@ -106,6 +106,22 @@ func TestFollowingBounded(t *testing.T) {
 	if f.raw > maxFollowedRaw {
 		t.Fatalf("holds %d bytes of records unconverted; want at most %d", f.raw, maxFollowedRaw)
 	}
+	// Records whose event names are 1 MiB each (a hostile file's): their
+	// observations' strings count, maxFollowedObsBytes of them at most.
+	for range 3 * maxFollowedObsBytes >> 20 {
+		r := followRecs(seq, 1)
+		r[0].ReadOnly = audit.False
+		r[0].EventName = string(make([]byte, 1<<20))
+		r[0].Raw = []byte(r[0].EventName)
+		f.Committed(seq, r)
+		seq++
+	}
+	if f.obsB > maxFollowedObsBytes+2<<20 {
+		t.Fatalf("holds %d bytes of observations; want at most %d and a commit", f.obsB, maxFollowedObsBytes)
+	}
+	if f.obsB < maxFollowedObsBytes/2 {
+		t.Fatalf("holds %d bytes of observations; want most of %d", f.obsB, maxFollowedObsBytes)
+	}
 	for range 3 * maxFollowedChunks {
 		f.Committed(seq, followRecs(seq, 1))
 		seq++
