@@ -100,6 +100,7 @@ c1=$(cpu_of "$spid")
 w1=$(written "$spid")
 kill "$sampler" 2>/dev/null || true
 metrics=$(curl -fs "$ep/metrics")
+echo "$metrics" >"$work/metrics.txt"
 refused=$(echo "$metrics" | awk '/^cairn_ingest_refused_total/ {s = s " " $0} END {print s}')
 # The journal's writes: bytes, fsyncs and the seconds spent in them.
 journal=$(echo "$metrics" | awk '

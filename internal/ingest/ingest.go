@@ -102,6 +102,17 @@ type StagingAppender interface {
 	StageEach(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error)
 }
 
+// CheckedStager is a StagingAppender that can leave out its own duplicate
+// check for records the pipeline has checked: StageChecked is StageEach
+// for records whose keys are distinct, not stored (Config.Keys said so
+// after every append of them had returned) and in no other append until
+// this one has returned, as the in-flight set makes those a writeSet
+// marks checked. Every record is then new: inserted[i] is true for each.
+type CheckedStager interface {
+	StagingAppender
+	StageChecked(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error)
+}
+
 // KeyChecker tells which records' keys a store holds, so that Submit can
 // be answered once its records are in the journal, with exact counts,
 // instead of after the store's append.
@@ -214,6 +225,11 @@ type submission struct {
 	// released once they are stored or given up; durable: counted there
 	// as journaled.
 	flight, durable bool
+	// checked: every record is new and held by this submission alone
+	// (writeSet.checked), so the store need not look for its key, as
+	// long as Pipeline.contested is still contested.
+	checked   bool
+	contested uint64
 }
 
 type result struct {
@@ -245,6 +261,8 @@ type Pipeline struct {
 	// staging is the store when it appends in stages (nil: one append
 	// after the other).
 	staging StagingAppender
+	// checker is staging when it takes checked batches (nil: not).
+	checker CheckedStager
 	disk    disk
 
 	// Admission (Admit): calls admitted and not yet released, by
@@ -280,14 +298,26 @@ type Pipeline struct {
 	fmu    sync.Mutex
 	flight map[flightKey]flightCount
 	dups   prometheus.Counter
+	// classifyGen numbers the calls of classify (under fmu): a key it
+	// finds with its own number was earlier in the same call.
+	classifyGen uint32
+	// contested counts the keys hold found in flight already: a record
+	// queued (Enqueue) while a copy held by classify was in flight. A
+	// checked submission is staged as checked only if it did not move
+	// since classify put its keys in flight (submission.contested).
+	contested atomic.Uint64
 }
 
 // flightKey is a record's key: its account and event ID.
 type flightKey struct{ account, eventID string }
 
 // flightCount counts the queued submissions holding a key, and how many
-// of them are journaled (durable).
-type flightCount struct{ n, durable int32 }
+// of them are journaled (durable); gen is the number of the classify call
+// that last met it.
+type flightCount struct {
+	n, durable int32
+	gen        uint32
+}
 
 // group is the records of Commit calls written by one journal write.
 type group struct {
@@ -461,6 +491,7 @@ func New(cfg Config) *Pipeline {
 	}, func() float64 { p.amu.Lock(); defer p.amu.Unlock(); return float64(p.allCalls) })
 	p.each, _ = cfg.Store.(EachAppender)
 	p.staging, _ = cfg.Store.(StagingAppender)
+	p.checker, _ = cfg.Store.(CheckedStager)
 	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{p.batches, p.records, p.failures, p.latency, p.depth, p.refused, p.dropped, p.disk.gauge, p.inFlight} {
 			cfg.Registerer.MustRegister(c)
@@ -969,7 +1000,7 @@ func (p *Pipeline) writeGroup(g *group) error {
 	p.jPerSync.Observe(float64(w.n))
 	// One submission per account, each in its account's lane.
 	for _, part := range w.byAccount {
-		k, s := key(part), submission{records: part, seg: seg, flight: p.flight != nil, durable: true}
+		k, s := key(part), submission{records: part, seg: seg, flight: p.flight != nil, durable: true, checked: w.checked(), contested: w.contested}
 		if p.queue.tryPush(k, s) {
 			continue
 		}
@@ -998,7 +1029,7 @@ func (p *Pipeline) writeGroup(g *group) error {
 func (p *Pipeline) storeGroup(g *group, w *writeSet) {
 	subs := make([]submission, len(w.byAccount))
 	for i, part := range w.byAccount {
-		subs[i] = submission{records: part, done: make(chan result, 1), store: true, flight: true}
+		subs[i] = submission{records: part, done: make(chan result, 1), store: true, flight: true, checked: w.checked(), contested: w.contested}
 	}
 	g.stored = make(chan struct{})
 	go func() {
@@ -1044,12 +1075,23 @@ func (p *Pipeline) storeGroup(g *group, w *writeSet) {
 type writeSet struct {
 	byAccount [][]audit.Record
 	n         int
+	// classified: classify made every record's key in flight; unsure: it
+	// kept a copy of a key already in flight (not durable there), which
+	// another append may store too; contested: Pipeline.contested when
+	// its first call had put its keys in flight.
+	classified, unsure bool
+	contested          uint64
 	// idx is byAccount's index by account, last the index of the last
 	// record's: records come in runs of one account, and a responder's
 	// file of an organization's trail may hold hundreds of accounts.
 	idx  map[string]int
 	last int
 }
+
+// checked tells whether each record of w is new and held by w alone: its
+// key found neither in flight nor stored by classify, which put it in
+// flight (see CheckedStager).
+func (w *writeSet) checked() bool { return w.classified && !w.unsure }
 
 // addOne appends rec to its account's records.
 func (w *writeSet) addOne(rec *audit.Record) {
@@ -1167,7 +1209,6 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 	}
 	dup = make([]bool, n)
 	keep := make([]bool, n)
-	seen := make(map[flightKey]struct{}, n)
 	// The records asked of the store: a part whose every record is asked
 	// (a file's, when none of its keys is in flight) as it is, else the
 	// records asked copied; askIdx lists their indexes in the list.
@@ -1175,24 +1216,41 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 	var askIdx []int
 	// In flight first, the store second: a key leaves the flight set
 	// only after its append has returned, so one not found in flight
-	// is found by StoredKeys if it is stored.
+	// is found by StoredKeys if it is stored. A key not in flight is put
+	// there at once, held as the records kept are (hold), and released
+	// if the store holds it: one map access finds and holds it, and marks
+	// it met by this call (gen), so that a later copy in the call is a
+	// duplicate. A key queued meanwhile (Enqueue) then finds it in flight
+	// (contested).
+	d := int32(0)
+	if journaled {
+		d = 1
+	}
+	var unsure []int // the kept copies of keys in flight elsewhere
 	p.fmu.Lock()
+	p.classifyGen++
+	gen := p.classifyGen
 	base := 0
 	for _, part := range parts {
 		first := len(askIdx)
 		for i := range part {
 			k := flightKey{part[i].Account, part[i].EventID}
-			if _, ok := seen[k]; ok {
-				dup[base+i] = true
+			c, ok := p.flight[k]
+			if !ok {
+				p.flight[k] = flightCount{n: 1, durable: d, gen: gen}
+				askIdx = append(askIdx, base+i)
 				continue
 			}
-			seen[k] = struct{}{}
-			if c, ok := p.flight[k]; ok {
-				dup[base+i] = true
-				keep[base+i] = c.durable == 0
-				continue
+			dup[base+i] = true
+			if c.gen == gen {
+				continue // earlier in this call
 			}
-			askIdx = append(askIdx, base+i)
+			if c.durable == 0 {
+				keep[base+i] = true
+				unsure = append(unsure, base+i)
+			}
+			c.gen = gen
+			p.flight[k] = c
 		}
 		if asked := len(askIdx) - first; asked == len(part) {
 			asks = append(asks, part)
@@ -1205,15 +1263,37 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 		}
 		base += len(part)
 	}
+	if !w.classified {
+		w.contested = p.contested.Load()
+	}
 	p.fmu.Unlock()
+	// at returns the record of index i in the list.
+	at := func(i int) *audit.Record {
+		for _, part := range parts {
+			if i < len(part) {
+				return &part[i]
+			}
+			i -= len(part)
+		}
+		panic("ingest: classify: index out of the list")
+	}
+	// On an error, the keys put in flight above are released.
+	undo := func() {
+		p.fmu.Lock()
+		defer p.fmu.Unlock()
+		for _, i := range askIdx {
+			p.unhold(at(i), journaled)
+		}
+	}
 	j := 0
 	for _, ask := range asks {
 		stored, err := p.cfg.Keys.StoredKeys(context.Background(), ask)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: duplicate check: %w", err)
+		if err == nil && len(stored) != len(ask) {
+			err = fmt.Errorf("%d answers for %d records", len(stored), len(ask))
 		}
-		if len(stored) != len(ask) {
-			return nil, fmt.Errorf("ingest: duplicate check: %d answers for %d records", len(stored), len(ask))
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("ingest: duplicate check: %w", err)
 		}
 		for _, st := range stored {
 			if i := askIdx[j]; st {
@@ -1224,6 +1304,26 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 			j++
 		}
 	}
+	// The stored keys out of flight, the kept copies of keys in flight
+	// elsewhere held.
+	if len(askIdx) > 0 || len(unsure) > 0 {
+		p.fmu.Lock()
+		for _, i := range askIdx {
+			if dup[i] {
+				p.unhold(at(i), journaled)
+			}
+		}
+		for _, i := range unsure {
+			r := at(i)
+			k := flightKey{r.Account, r.EventID}
+			c := p.flight[k]
+			c.n++
+			c.durable += d
+			p.flight[k] = c
+		}
+		p.fmu.Unlock()
+	}
+	w.unsure = w.unsure || len(unsure) > 0
 	ndup := 0
 	base = 0
 	had := make([]int, len(w.byAccount))
@@ -1252,22 +1352,40 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 		base += len(part)
 	}
 	p.dups.Add(float64(ndup))
-	for i, part := range w.byAccount {
-		if i < len(had) {
-			part = part[had[i]:]
-		}
-		p.hold(part, journaled)
-	}
+	w.classified = true
 	return dup, nil
 }
 
-// hold puts the keys of records in flight (durable: journaled).
+// unhold takes one hold of rec's key out of flight (durable: a journaled
+// one), under fmu.
+func (p *Pipeline) unhold(rec *audit.Record, durable bool) {
+	k := flightKey{rec.Account, rec.EventID}
+	c, ok := p.flight[k]
+	if !ok {
+		return
+	}
+	c.n--
+	if durable {
+		c.durable--
+	}
+	if c.n <= 0 {
+		delete(p.flight, k)
+	} else {
+		p.flight[k] = c
+	}
+}
+
+// hold puts the keys of records in flight (durable: journaled), counting
+// those in flight already as contested.
 func (p *Pipeline) hold(records []audit.Record, durable bool) {
 	p.fmu.Lock()
 	defer p.fmu.Unlock()
 	for i := range records {
 		k := flightKey{records[i].Account, records[i].EventID}
 		c := p.flight[k]
+		if c.n > 0 {
+			p.contested.Add(1)
+		}
 		c.n++
 		if durable {
 			c.durable++
@@ -1282,20 +1400,7 @@ func (p *Pipeline) release(records []audit.Record, durable bool) {
 	p.fmu.Lock()
 	defer p.fmu.Unlock()
 	for i := range records {
-		k := flightKey{records[i].Account, records[i].EventID}
-		c, ok := p.flight[k]
-		if !ok {
-			continue
-		}
-		c.n--
-		if durable {
-			c.durable--
-		}
-		if c.n <= 0 {
-			delete(p.flight, k)
-		} else {
-			p.flight[k] = c
-		}
+		p.unhold(&records[i], durable)
 	}
 }
 
@@ -1754,7 +1859,11 @@ func (p *Pipeline) stage(batch []submission, n int) *stagedBatch {
 	sb := &stagedBatch{batch: slices.Clone(batch), n: n, start: time.Now(), done: make(chan struct{})}
 	records, _ := batchRecords(batch, n)
 	ctx := context.Background()
-	commit, err := p.staging.StageEach(records)(ctx)
+	stageOf := p.staging.StageEach
+	if p.checker != nil && p.allChecked(batch) {
+		stageOf = p.checker.StageChecked
+	}
+	commit, err := stageOf(records)(ctx)
 	if err != nil {
 		sb.err = err
 		close(sb.done)
@@ -1765,6 +1874,19 @@ func (p *Pipeline) stage(batch []submission, n int) *stagedBatch {
 		sb.inserted, sb.err = commit(ctx)
 	}()
 	return sb
+}
+
+// allChecked tells whether every submission of batch is checked, and no
+// key was queued since (contested) that might be in flight beside one of
+// theirs: such a copy may be staged before them.
+func (p *Pipeline) allChecked(batch []submission) bool {
+	contested := p.contested.Load()
+	for _, s := range batch {
+		if !s.checked || s.contested != contested {
+			return false
+		}
+	}
+	return true
 }
 
 // finish waits for a staged batch's commit and answers it as write does.
@@ -1822,6 +1944,8 @@ func (p *Pipeline) answerBatch(batch []submission, n int, res audit.AppendResult
 					p.release(s.records, true)
 				}
 			} else if full {
+				// Tried again with the store's own check.
+				s.checked = false
 				deferred = append(deferred, s)
 			}
 			// Else stopping: they stay in the journal, and in

@@ -13,24 +13,35 @@ import (
 )
 
 // failingStages is a DuckDB store appending in stages whose every fifth
-// stage fails: its commit runs with a cancelled context, so the store's
-// transaction never begins, and the stage reserved after it fails too.
+// stage fails when fail: its commit runs with a cancelled context, so the
+// store's transaction never begins, and the stage reserved after it fails
+// too. It counts the stages of checked batches (StageChecked).
 type failingStages struct {
 	*duckdb.Store
-	n      atomic.Int64
-	failed atomic.Int64 // stages made to fail
-	errs   atomic.Int64 // stages that failed
+	fail    bool
+	n       atomic.Int64
+	failed  atomic.Int64 // stages made to fail
+	errs    atomic.Int64 // stages that failed
+	checked atomic.Int64 // stages of checked batches
 }
 
 func (f *failingStages) StageEach(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
-	reserve := f.Store.StageEach(records)
+	return f.stage(f.Store.StageEach(records))
+}
+
+func (f *failingStages) StageChecked(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
+	f.checked.Add(1)
+	return f.stage(f.Store.StageChecked(records))
+}
+
+func (f *failingStages) stage(reserve func(ctx context.Context) (func(context.Context) ([]bool, error), error)) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
 	return func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
 		commit, err := reserve(ctx)
 		if err != nil {
 			f.errs.Add(1)
 			return nil, err
 		}
-		fail := f.n.Add(1)%5 == 0
+		fail := f.fail && f.n.Add(1)%5 == 0
 		return func(ctx context.Context) ([]bool, error) {
 			if fail {
 				f.failed.Add(1)
@@ -49,19 +60,15 @@ func (f *failingStages) StageEach(records []audit.Record) func(ctx context.Conte
 
 // openStaged opens a journaled pipeline over a DuckDB store appending in
 // stages (as `cairn serve` runs it), whose every fifth stage fails when
-// fail (fs counts them).
+// fail (fs counts them, and the checked batches' stages).
 func openStaged(t *testing.T, fail bool) (*duckdb.Store, *failingStages, *Pipeline, context.CancelFunc, chan error) {
 	st, err := duckdb.Open(filepath.Join(t.TempDir(), "events.duckdb"), duckdb.Options{StagedAppends: true, CheckpointCommits: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	var store StagingAppender = st
-	fs := &failingStages{Store: st}
-	if fail {
-		store = fs
-	}
-	p, cancel, done := openJournaled(t, Config{Store: store, Keys: st, JournalDir: t.TempDir(), JournalBatch: 150, JournalDelay: 1})
+	fs := &failingStages{Store: st, fail: fail}
+	p, cancel, done := openJournaled(t, Config{Store: fs, Keys: st, JournalDir: t.TempDir(), JournalBatch: 150, JournalDelay: 1})
 	return st, fs, p, cancel, done
 }
 
@@ -193,6 +200,11 @@ func TestStoredSubmitsCountEachRecordOnce(t *testing.T) {
 				})
 			}
 			stopStaged(t, p, fs, fail, cancel, done)
+			// Files' records new to the store and in no other call
+			// skip the store's own check (StageChecked).
+			if fs.checked.Load() == 0 {
+				t.Error("no batch was staged checked")
+			}
 			want := 2*calls*(20+callers*10) + int(selfs.Load())
 			got, err := st.ReadAppended(context.Background(), 0, 2*want)
 			if err != nil {
@@ -210,4 +222,52 @@ func TestStoredSubmitsCountEachRecordOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// classify holds a new key from the moment it finds it not in flight: a
+// record of that key queued (Enqueue) while the checked records are in
+// flight finds it there, and a batch of theirs is then no longer staged
+// checked (the queued copy may be staged first, and the store's own check
+// must see it). Within one call a later copy of a key is a duplicate, and a
+// stored key leaves the flight set.
+func TestClassifyHoldsAndContests(t *testing.T) {
+	st, _, p, cancel, done := openStaged(t, false)
+	defer func() {
+		cancel()
+		done <- <-done
+	}()
+	stored := crashRecord("contest-stored")
+	if _, err := st.AppendEach(context.Background(), []audit.Record{stored}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := crashRecord("contest-a"), crashRecord("contest-b")
+	var w writeSet
+	dup, err := p.classify([][]audit.Record{{a, b, a, stored}}, &w, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, false, true, true}; !slices.Equal(dup, want) {
+		t.Fatalf("dup = %v; want %v", dup, want)
+	}
+	if w.n != 2 || !w.checked() {
+		t.Fatalf("writeSet of %d records, checked %v; want 2, checked", w.n, w.checked())
+	}
+	p.fmu.Lock()
+	inFlight := len(p.flight)
+	ca := p.flight[flightKey{a.Account, a.EventID}]
+	p.fmu.Unlock()
+	if inFlight != 2 || ca.n != 1 {
+		t.Fatalf("%d keys in flight, a's held %d times; want 2, once (the stored key released)", inFlight, ca.n)
+	}
+	sub := []submission{{records: w.byAccount[0], checked: w.checked(), contested: w.contested}}
+	if !p.allChecked(sub) {
+		t.Fatal("the classified batch is not staged checked")
+	}
+	if err := p.Enqueue(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if p.allChecked(sub) {
+		t.Fatal("a batch is staged checked although a copy of one of its keys was queued after classify")
+	}
+	p.release(w.byAccount[0], false)
 }

@@ -1279,7 +1279,7 @@ func (s *Store) appendEncoded(ctx context.Context, records []audit.Record, pre [
 			return nil, err
 		}
 	}
-	fresh, hashes, idx, kf, err := s.freshOf(ctx, records, nil)
+	fresh, hashes, idx, kf, err := s.freshOf(ctx, records, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -1392,23 +1392,33 @@ type recordKey struct{ a, e string }
 // key filter, under writeMu; in eventsOrder during an import. before, when
 // not nil, is called before the table is read (the key filter built or
 // grown, candidates checked): the staged appends of an import wait there
-// for the batches still committing.
-func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func() error) (fresh []*audit.Record, hashes []uint64, idx []int, kf *keyFilter, err error) {
-	// Duplicates within the batch: the first copy wins.
-	seen := make(map[recordKey]bool, len(records))
+// for the batches still committing. checked records are all new, their
+// keys distinct (StageChecked): none is looked for.
+func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func() error, checked bool) (fresh []*audit.Record, hashes []uint64, idx []int, kf *keyFilter, err error) {
 	fresh = make([]*audit.Record, 0, len(records))
 	hashes = make([]uint64, 0, len(records))
 	idx = make([]int, 0, len(records)) // idx[j]: the index in records of fresh[j]
-	for i := range records {
-		r := &records[i]
-		k := recordKey{r.Account, r.EventID}
-		if seen[k] {
-			continue
+	if checked {
+		for i := range records {
+			r := &records[i]
+			fresh = append(fresh, r)
+			hashes = append(hashes, keyHash(r.Account, r.EventID))
+			idx = append(idx, i)
 		}
-		seen[k] = true
-		fresh = append(fresh, r)
-		hashes = append(hashes, keyHash(r.Account, r.EventID))
-		idx = append(idx, i)
+	} else {
+		// Duplicates within the batch: the first copy wins.
+		seen := make(map[recordKey]bool, len(records))
+		for i := range records {
+			r := &records[i]
+			k := recordKey{r.Account, r.EventID}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			fresh = append(fresh, r)
+			hashes = append(hashes, keyHash(r.Account, r.EventID))
+			idx = append(idx, i)
+		}
 	}
 	// Duplicates already stored: candidates by hash, confirmed by key;
 	// only the hashes the key filter holds can be stored.
@@ -1421,6 +1431,9 @@ func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func
 	kf, err = s.keyFilter(ctx, len(fresh))
 	if err != nil {
 		return nil, nil, nil, nil, err
+	}
+	if checked {
+		return s.freshOrdered(fresh, hashes, idx, kf)
 	}
 	var (
 		maybe []uint64
@@ -1459,6 +1472,12 @@ func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func
 		}
 		fresh, hashes, idx = kept, keptH, keptI
 	}
+	return s.freshOrdered(fresh, hashes, idx, kf)
+}
+
+// freshOrdered ends freshOf: during an import, the new records in
+// compact's order.
+func (s *Store) freshOrdered(fresh []*audit.Record, hashes []uint64, idx []int, kf *keyFilter) ([]*audit.Record, []uint64, []int, *keyFilter, error) {
 	if s.bulk {
 		// Compact's order within the append; across appends, inOrder
 		// tells whether it holds.

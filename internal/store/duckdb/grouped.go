@@ -99,7 +99,7 @@ func (s *Store) reserveGrouped(ctx context.Context, records []audit.Record, pre 
 	s.writeMu.Lock()
 	if s.staged == nil || !s.bulk || len(records) == 0 {
 		s.writeMu.Unlock()
-		commit, err := s.reserveStaged(ctx, records, pre)
+		commit, err := s.reserveStaged(ctx, records, pre, false)
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +109,7 @@ func (s *Store) reserveGrouped(ctx context.Context, records []audit.Record, pre 
 		}, nil
 	}
 	defer s.writeMu.Unlock()
-	res, inserted, err := s.reserve(ctx, records, pre)
+	res, inserted, err := s.reserve(ctx, records, pre, false)
 	if err != nil || res == nil {
 		return func(context.Context) ([]bool, func() error, error) { return inserted, committedNow, nil }, err
 	}

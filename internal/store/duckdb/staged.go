@@ -181,7 +181,24 @@ func (s *Store) StageEach(records []audit.Record) func(ctx context.Context) (fun
 		pre = s.prefetchEncoded(records)
 	}
 	return func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
-		return s.reserveStaged(ctx, records, pre)
+		return s.reserveStaged(ctx, records, pre, false)
+	}
+}
+
+// StageChecked is StageEach for records the caller has checked (the
+// ingest pipeline's in-flight set, ingest.CheckedStager): their keys are
+// distinct, not stored, and in no other append until this one returns.
+// Its reservation looks for none of them, in the batch or the store: the
+// pipeline's check already did, and the store's would find nothing. Every
+// record is inserted. Without StagedAppends the records are appended as by
+// AppendEach, checked.
+func (s *Store) StageChecked(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
+	var pre []encoded
+	if len(records) > 0 {
+		pre = s.prefetchEncoded(records)
+	}
+	return func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
+		return s.reserveStaged(ctx, records, pre, true)
 	}
 }
 
@@ -213,7 +230,7 @@ func (res *reservation) rows() ([]*audit.Record, []uint64, []encoded, int64) {
 }
 
 // reserveStaged reserves a stage for records (see stagedWriter).
-func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre []encoded) (func(context.Context) ([]bool, error), error) {
+func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre []encoded, checked bool) (func(context.Context) ([]bool, error), error) {
 	s.writeMu.Lock()
 	if s.staged == nil || len(records) == 0 {
 		s.writeMu.Unlock()
@@ -226,7 +243,7 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 	defer s.writeMu.Unlock()
 	// A stage commits alone, after the batches of a group before it.
 	s.closeGroup()
-	res, inserted, err := s.reserve(ctx, records, pre)
+	res, inserted, err := s.reserve(ctx, records, pre, checked)
 	if err != nil || res == nil {
 		return func(context.Context) ([]bool, error) { return inserted, nil }, err
 	}
@@ -254,8 +271,8 @@ func (s *Store) reserveStaged(ctx context.Context, records []audit.Record, pre [
 // reserve does a staged batch's work under writeMu (see stagedWriter):
 // its new records' order, sequence numbers, index entries and keys. It
 // returns what records[i] is (inserted[i]: new), and no reservation
-// when none is.
-func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encoded) (*reservation, []bool, error) {
+// when none is. checked records are not looked for (StageChecked).
+func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encoded, checked bool) (*reservation, []bool, error) {
 	if s.wconn == nil {
 		return nil, nil, errClosed
 	}
@@ -266,7 +283,7 @@ func (s *Store) reserve(ctx context.Context, records []audit.Record, pre []encod
 	fresh, hashes, idx, kf, err := s.freshOf(ctx, records, func() error {
 		s.waitStaged()
 		return w.failed()
-	})
+	}, checked)
 	if err != nil {
 		return nil, nil, err
 	}
