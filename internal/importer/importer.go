@@ -28,6 +28,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -1032,6 +1033,9 @@ type fileReader struct {
 	// account and region are those of the last record read: the records
 	// after it with the same ones share these strings (same).
 	account, region string
+	// ids holds the event IDs of the records read, one after another
+	// (same).
+	ids []byte
 }
 
 // same returns the account and region of rec as the strings of the
@@ -1039,6 +1043,15 @@ type fileReader struct {
 // partitions of every row (sorting a batch, runs of a bucket) on its one
 // writer's goroutine, and strings that share their bytes compare equal
 // by pointer, without reading them (memeqbody was 3% of an import's CPU).
+//
+// It also moves the record's eventID out of its bytes into ids, beside the
+// IDs of the records before it: the pipeline and the store read every
+// record's key several times after its bytes have left the caches (a
+// server's in-flight set, the key filters, the duplicate checks, the
+// release once stored), each time a cache miss when the IDs lie in the
+// records, ~1.3 KB apart, and a sixtieth of one when they follow each
+// other. The bytes of ids are never written again once a string holds
+// them.
 func (fr *fileReader) same(rec *audit.Record) {
 	if rec.Account == fr.account {
 		rec.Account = fr.account
@@ -1050,7 +1063,18 @@ func (fr *fileReader) same(rec *audit.Record) {
 	} else {
 		fr.region = rec.Region
 	}
+	if id := rec.EventID; id != "" {
+		if len(id) > cap(fr.ids)-len(fr.ids) {
+			fr.ids = make([]byte, 0, max(idsSlab, len(id)))
+		}
+		fr.ids = append(fr.ids, id...)
+		rec.EventID = unsafe.String(&fr.ids[len(fr.ids)-len(id)], len(id))
+	}
 }
+
+// idsSlab is the size of fileReader's slabs of event IDs: 16 KiB, about
+// 450 IDs of 36 bytes.
+const idsSlab = 16 << 10
 
 // open returns a parse reader for a file's content, gunzipped when it
 // starts with the gzip magic bytes.
