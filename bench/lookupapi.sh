@@ -33,6 +33,7 @@
 #            the server answered (default 0: n/4 rounds); with it, the server first runs the
 #            same rounds for n x s seconds before its restarts ("steady rounds")
 #        CAIRN_BENCH_API_MEMORY_LIMIT=512MB      event_history.memory_limit of the served store
+#        CAIRN_BENCH_API_THREADS=n               event_history.threads of the served store (DuckDB threads)
 #        CAIRN_BENCH_API_SERVE_LOG=file          keeps the server's log there (every start appends)
 #        CAIRN_BENCH_API_LOG_LEVEL=debug         the server's log level (debug: each commit's
 #            wait and duration, "duckdb: commit")

@@ -117,6 +117,11 @@ func BenchmarkLookupAPI(b *testing.B) {
 	if lim := os.Getenv("CAIRN_BENCH_API_MEMORY_LIMIT"); lim != "" {
 		benchCfg = strings.Replace(benchCfg, "event_history:\n", "event_history:\n  memory_limit: "+lim+"\n", 1)
 	}
+	// CAIRN_BENCH_API_THREADS sets event_history.threads (the store's
+	// DuckDB threads in the server).
+	if n := os.Getenv("CAIRN_BENCH_API_THREADS"); n != "" {
+		benchCfg = strings.Replace(benchCfg, "event_history:\n", "event_history:\n  threads: "+n+"\n", 1)
+	}
 	if err := os.WriteFile(cfgPath, []byte(benchCfg), 0o600); err != nil {
 		b.Fatal(err)
 	}

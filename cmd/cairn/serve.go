@@ -575,6 +575,7 @@ func openStoreAs(ctx context.Context, cfg *config.Config, dataDir string, log *s
 		// batch while the one before commits (docs/store.md, "Imports
 		// through a server, session 18").
 		opts.StagedAppends = true
+		opts.Threads = cfg.EventHistory.Threads
 	}
 	st, err := duckdb.Open(path, opts)
 	if err != nil {

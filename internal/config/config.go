@@ -85,6 +85,13 @@ type EventHistory struct {
 	// machine's memory. Parse sets DefaultEventHistoryMemoryLimit when the
 	// file does not say (docs/store.md, "Memory of a server").
 	MemoryLimit string `yaml:"memory_limit"`
+	// Threads is DuckDB's worker threads for the embedded store in a
+	// server (0: one per core, DuckDB's default). Parse sets
+	// DefaultEventHistoryThreads, 1, when the file does not say: a
+	// server's store runs many small statements (each stage's appends and
+	// COMMIT, the duplicate checks), whose tasks a second thread only
+	// hands back and forth (docs/store.md, "DuckDB's threads in a server").
+	Threads int `yaml:"threads"`
 }
 
 // Account is one AWS-style account: the owner of the records its users make.
@@ -138,6 +145,9 @@ const (
 	// 891 MB RSS at 256MB, 1,210 MB at 512MB, 2,624 MB at DuckDB's default
 	// (docs/store.md, "Memory of a server").
 	DefaultEventHistoryMemoryLimit = "256MB"
+	// DefaultEventHistoryThreads is the embedded store's DuckDB threads
+	// in a server (EventHistory.Threads).
+	DefaultEventHistoryThreads = 1
 	// MinEventHistoryMemoryMB is the least memory_limit a file may set:
 	// DuckDB needs room for a lookup's scan and the appends' transaction.
 	MinEventHistoryMemoryMB = 64

@@ -77,20 +77,20 @@ func TestGoodFiles(t *testing.T) {
 		want Config
 	}{
 		{"testdata/readme.yaml", Config{
-			EventHistory: EventHistory{RetentionDays: 90, RecordBlockKiB: DefaultRecordBlockKiB, MemoryLimit: DefaultEventHistoryMemoryLimit},
+			EventHistory: EventHistory{RetentionDays: 90, RecordBlockKiB: DefaultRecordBlockKiB, MemoryLimit: DefaultEventHistoryMemoryLimit, Threads: DefaultEventHistoryThreads},
 			Accounts: []Account{{ID: "111111111111", Users: []User{{Name: "alice",
 				AccessKeys: []AccessKey{{ID: "AKIAALICE00000000001", Secret: "alice-secret-key"}}},
 				{Name: "ir", Responder: true, AccessKeys: []AccessKey{{ID: "AKIARESPONDER0000001", Secret: "responder-secret-key"}}}}}},
 		}},
 		{"testdata/good.yaml", Config{
-			EventHistory: EventHistory{RetentionDays: 0, RecordBlockKiB: 0, MemoryLimit: "2GB"},
+			EventHistory: EventHistory{RetentionDays: 0, RecordBlockKiB: 0, MemoryLimit: "2GB", Threads: DefaultEventHistoryThreads},
 			Accounts: []Account{{ID: "111111111111", Users: []User{
 				{Name: "alice", AccessKeys: []AccessKey{{ID: "AKIAALICE00000000001", Secret: "alice-secret-key"}}},
 				{Name: "bob", AccessKeys: []AccessKey{}},
 			}}},
 		}},
 		{"testdata/several.yaml", Config{
-			EventHistory: EventHistory{RetentionDays: DefaultRetentionDays, RecordBlockKiB: DefaultRecordBlockKiB, MemoryLimit: DefaultEventHistoryMemoryLimit},
+			EventHistory: EventHistory{RetentionDays: DefaultRetentionDays, RecordBlockKiB: DefaultRecordBlockKiB, MemoryLimit: DefaultEventHistoryMemoryLimit, Threads: DefaultEventHistoryThreads},
 			Accounts: []Account{
 				{ID: "111111111111", Users: []User{
 					{Name: "alice", AccessKeys: []AccessKey{

@@ -135,7 +135,7 @@ func decode(name string, data []byte) (*Config, ErrorList) {
 // method like eventHistory, and a line here.
 func (d *decoder) config(n *yaml.Node) *Config {
 	c := &Config{EventHistory: EventHistory{RetentionDays: DefaultRetentionDays, RecordBlockKiB: DefaultRecordBlockKiB,
-		MemoryLimit: DefaultEventHistoryMemoryLimit},
+		MemoryLimit: DefaultEventHistoryMemoryLimit, Threads: DefaultEventHistoryThreads},
 		Delivery: Delivery{Interval: DefaultDeliveryInterval, DigestInterval: DefaultDigestInterval, DigestKeyRotation: DefaultDigestKeyRotation},
 		Trails:   Trails{MaxPerRegion: DefaultMaxTrails}, Insights: DefaultInsights(), Lake: DefaultLake(),
 		API: DefaultAPI(), Ingest: DefaultIngest(), Console: DefaultConsole()}
@@ -201,6 +201,11 @@ func (d *decoder) eventHistory(n *yaml.Node, path string, eh *EventHistory) {
 					return
 				}
 				eh.MemoryLimit = s
+			}
+		}},
+		field{"threads", false, func(v *yaml.Node, path string) {
+			if i, ok := d.integer(v, path, 0, 1024, "threads", "0: one per core"); ok {
+				eh.Threads = i
 			}
 		}},
 	)

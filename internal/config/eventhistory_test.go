@@ -39,3 +39,30 @@ func TestEventHistoryMemoryLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestEventHistoryThreads: event_history.threads takes 0 (one per core)
+// to 1024, DefaultEventHistoryThreads when unset, and nothing else.
+func TestEventHistoryThreads(t *testing.T) {
+	const head = "accounts:\n  - id: \"111111111111\"\n    users:\n      - name: a\n        access_keys:\n          - {id: AKIAAAAAAAAAAAAAAAA1, secret: s}\n"
+	for _, c := range []struct {
+		yaml string
+		want int
+	}{
+		{"", DefaultEventHistoryThreads},
+		{"event_history:\n  threads: 0\n", 0},
+		{"event_history:\n  threads: 4\n", 4},
+	} {
+		cfg, err := Parse("c.yaml", []byte(head+c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if cfg.EventHistory.Threads != c.want {
+			t.Errorf("%q: threads %d, want %d", c.yaml, cfg.EventHistory.Threads, c.want)
+		}
+	}
+	for _, yaml := range []string{"event_history:\n  threads: -1\n", "event_history:\n  threads: 1025\n", "event_history:\n  threads: two\n"} {
+		if _, err := Parse("c.yaml", []byte(head+yaml)); err == nil || !strings.Contains(err.Error(), "event_history.threads") {
+			t.Errorf("%q: err = %v; want one about event_history.threads", yaml, err)
+		}
+	}
+}
