@@ -118,10 +118,12 @@ func (d *Dir) Add(ms ...*Meta) {
 	for p, ns := range added {
 		fresh = append(fresh, ns...)
 		old, had := d.parts[p]
-		bs := make([]*Meta, 0, len(old)+len(ns))
-		bs = append(append(bs, old...), ns...)
-		slices.SortFunc(bs, newestFirst)
-		d.setPart(p, bs)
+		// old is sorted: the new blocks sorted and merged into it, not
+		// the whole part sorted again (a server's import adds a stage's
+		// blocks to every part at a time: at 10M records that sort was
+		// 13 of the server's 137 CPU-s).
+		slices.SortFunc(ns, newestFirst)
+		d.setPart(p, mergeSorted(old, ns, newestFirst))
 		if !had {
 			ps := append(slices.Clone(d.accounts[p.Account]), p)
 			slices.SortFunc(ps, comparePart)
@@ -129,18 +131,36 @@ func (d *Dir) Add(ms ...*Meta) {
 		}
 	}
 	slices.SortFunc(fresh, bySeqMin)
-	seq := make([]*Meta, 0, len(d.seq)+len(fresh))
-	i, j := 0, 0
-	for i < len(d.seq) || j < len(fresh) {
-		if j == len(fresh) || i < len(d.seq) && bySeqMin(d.seq[i], fresh[j]) <= 0 {
-			seq = append(seq, d.seq[i])
+	d.setSeq(mergeSorted(d.seq, fresh, bySeqMin))
+}
+
+// mergeSorted returns a new slice of the elements of a and b, both sorted
+// by cmp, sorted by cmp (a's first among equals). The run of a before b's
+// first element is copied without comparing: new blocks mostly follow the
+// old ones by SeqMin.
+func mergeSorted(a, b []*Meta, cmp func(x, y *Meta) int) []*Meta {
+	out := make([]*Meta, 0, len(a)+len(b))
+	i := 0
+	if len(b) > 0 {
+		i, _ = slices.BinarySearchFunc(a, b[0], func(x, y *Meta) int {
+			if cmp(x, y) <= 0 {
+				return -1
+			}
+			return 1
+		})
+	}
+	out = append(out, a[:i]...)
+	j := 0
+	for j < len(b) {
+		if i < len(a) && cmp(a[i], b[j]) <= 0 {
+			out = append(out, a[i])
 			i++
 		} else {
-			seq = append(seq, fresh[j])
+			out = append(out, b[j])
 			j++
 		}
 	}
-	d.setSeq(seq)
+	return append(out, a[i:]...)
 }
 
 // setPart stores p's blocks, newest first, and their ID filters.

@@ -965,3 +965,37 @@ func BenchmarkFindHit(b *testing.B) {
 	b.ReportMetric(float64(bt.fetches.Load())/float64(b.N), "fetches/op")
 	b.ReportMetric(float64(blocks), "blocks")
 }
+
+// TestMergeSorted: mergeSorted of two sorted lists is their concatenation
+// sorted, the first list's element first among equals, for every split.
+func TestMergeSorted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 500 {
+		var a, b []*Meta
+		id := int64(0)
+		for range rng.IntN(20) {
+			id++
+			a = append(a, &Meta{ID: id, SeqMin: rng.Int64N(10)})
+		}
+		for range rng.IntN(20) {
+			id++
+			b = append(b, &Meta{ID: id, SeqMin: rng.Int64N(10)})
+		}
+		bySeq := func(x, y *Meta) int { return cmp.Compare(x.SeqMin, y.SeqMin) }
+		slices.SortStableFunc(a, bySeq)
+		slices.SortStableFunc(b, bySeq)
+		want := slices.Concat(a, b)
+		slices.SortStableFunc(want, bySeq)
+		if got := mergeSorted(a, b, bySeq); !slices.Equal(got, want) {
+			t.Fatalf("mergeSorted(%v, %v) = %v; want %v", seqs(a), seqs(b), seqs(got), seqs(want))
+		}
+	}
+}
+
+func seqs(ms []*Meta) []int64 {
+	var s []int64
+	for _, m := range ms {
+		s = append(s, m.SeqMin)
+	}
+	return s
+}
