@@ -176,13 +176,7 @@ func (s *Store) closeStaged(ctx context.Context) error {
 // must be called once, the second whenever the first succeeded. Without
 // BeginImport the reservation appends the records, as AppendEach.
 func (s *Store) StageEach(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
-	var pre []encoded
-	if len(records) > 0 {
-		pre = s.prefetchEncoded(records)
-	}
-	return func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
-		return s.reserveStaged(ctx, records, pre, false)
-	}
+	return s.stage(records, false)
 }
 
 // StageChecked is StageEach for records the caller has checked (the
@@ -193,12 +187,18 @@ func (s *Store) StageEach(records []audit.Record) func(ctx context.Context) (fun
 // record is inserted. Without StagedAppends the records are appended as by
 // AppendEach, checked.
 func (s *Store) StageChecked(records []audit.Record) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
+	return s.stage(records, true)
+}
+
+// stage prepares records and returns the function that reserves them
+// (StageEach, StageChecked).
+func (s *Store) stage(records []audit.Record, checked bool) func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
 	var pre []encoded
 	if len(records) > 0 {
 		pre = s.prefetchEncoded(records)
 	}
 	return func(ctx context.Context) (func(context.Context) ([]bool, error), error) {
-		return s.reserveStaged(ctx, records, pre, true)
+		return s.reserveStaged(ctx, records, pre, checked)
 	}
 }
 
