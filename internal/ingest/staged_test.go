@@ -200,11 +200,6 @@ func TestStoredSubmitsCountEachRecordOnce(t *testing.T) {
 				})
 			}
 			stopStaged(t, p, fs, fail, cancel, done)
-			// Files' records new to the store and in no other call
-			// skip the store's own check (StageChecked).
-			if fs.checked.Load() == 0 {
-				t.Error("no batch was staged checked")
-			}
 			want := 2*calls*(20+callers*10) + int(selfs.Load())
 			got, err := st.ReadAppended(context.Background(), 0, 2*want)
 			if err != nil {
@@ -231,11 +226,25 @@ func TestStoredSubmitsCountEachRecordOnce(t *testing.T) {
 // must see it). Within one call a later copy of a key is a duplicate, and a
 // stored key leaves the flight set.
 func TestClassifyHoldsAndContests(t *testing.T) {
-	st, _, p, cancel, done := openStaged(t, false)
+	st, fs, p, cancel, done := openStaged(t, false)
 	defer func() {
 		cancel()
 		done <- <-done
 	}()
+	// A call's records new to the store and in no other call skip the
+	// store's own check (StageChecked), and are stored.
+	lone := []audit.Record{crashRecord("lone-1"), crashRecord("lone-2")}
+	own := crashRecord("lone-self")
+	dupOf, recorded, ok, err := p.SubmitStoredEach(context.Background(), lone, func(audit.AppendResult) (audit.Record, error) { return own, nil })
+	if err != nil || !ok || !recorded || slices.Contains(dupOf, true) {
+		t.Fatalf("SubmitStoredEach = %v, recorded %v, ok %v, %v; want two new records, recorded", dupOf, recorded, ok, err)
+	}
+	if fs.checked.Load() == 0 {
+		t.Fatal("a lone call's batch was not staged checked")
+	}
+	if held, err := st.StoredKeys(context.Background(), append(lone, own)); err != nil || slices.Contains(held, false) {
+		t.Fatalf("StoredKeys = %v, %v; want the call's records and its own stored", held, err)
+	}
 	stored := crashRecord("contest-stored")
 	if _, err := st.AppendEach(context.Background(), []audit.Record{stored}); err != nil {
 		t.Fatal(err)
