@@ -1226,7 +1226,10 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 	if journaled {
 		d = 1
 	}
-	var unsure []int // the kept copies of keys in flight elsewhere
+	var (
+		asked  []*audit.Record // the records of askIdx
+		unsure []*audit.Record // the kept copies of keys in flight elsewhere
+	)
 	p.fmu.Lock()
 	p.classifyGen++
 	gen := p.classifyGen
@@ -1239,6 +1242,7 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 			if !ok {
 				p.flight[k] = flightCount{n: 1, durable: d, gen: gen}
 				askIdx = append(askIdx, base+i)
+				asked = append(asked, &part[i])
 				continue
 			}
 			dup[base+i] = true
@@ -1247,7 +1251,7 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 			}
 			if c.durable == 0 {
 				keep[base+i] = true
-				unsure = append(unsure, base+i)
+				unsure = append(unsure, &part[i])
 			}
 			c.gen = gen
 			p.flight[k] = c
@@ -1267,22 +1271,12 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 		w.contested = p.contested.Load()
 	}
 	p.fmu.Unlock()
-	// at returns the record of index i in the list.
-	at := func(i int) *audit.Record {
-		for _, part := range parts {
-			if i < len(part) {
-				return &part[i]
-			}
-			i -= len(part)
-		}
-		panic("ingest: classify: index out of the list")
-	}
 	// On an error, the keys put in flight above are released.
 	undo := func() {
 		p.fmu.Lock()
 		defer p.fmu.Unlock()
-		for _, i := range askIdx {
-			p.unhold(at(i), journaled)
+		for _, r := range asked {
+			p.unhold(r, journaled)
 		}
 	}
 	j := 0
@@ -1306,30 +1300,21 @@ func (p *Pipeline) classify(parts [][]audit.Record, w *writeSet, journaled bool)
 	}
 	// The stored keys out of flight, the kept copies of keys in flight
 	// elsewhere held.
-	if len(askIdx) > 0 || len(unsure) > 0 {
+	if len(asked) > 0 || len(unsure) > 0 {
 		p.fmu.Lock()
-		for _, i := range askIdx {
-			if dup[i] {
-				p.unhold(at(i), journaled)
+		for j, r := range asked {
+			if dup[askIdx[j]] {
+				p.unhold(r, journaled)
 			}
 		}
-		for _, i := range unsure {
-			r := at(i)
-			k := flightKey{r.Account, r.EventID}
-			c := p.flight[k]
-			c.n++
-			c.durable += d
-			p.flight[k] = c
+		for _, r := range unsure {
+			p.holdOne(r, journaled)
 		}
 		p.fmu.Unlock()
 	}
 	w.unsure = w.unsure || len(unsure) > 0
 	ndup := 0
 	base = 0
-	had := make([]int, len(w.byAccount))
-	for i, part := range w.byAccount {
-		had[i] = len(part)
-	}
 	for _, part := range parts {
 		kept := 0
 		for i := range part {
@@ -1381,17 +1366,24 @@ func (p *Pipeline) hold(records []audit.Record, durable bool) {
 	p.fmu.Lock()
 	defer p.fmu.Unlock()
 	for i := range records {
-		k := flightKey{records[i].Account, records[i].EventID}
-		c := p.flight[k]
-		if c.n > 0 {
+		if p.holdOne(&records[i], durable) {
 			p.contested.Add(1)
 		}
-		c.n++
-		if durable {
-			c.durable++
-		}
-		p.flight[k] = c
 	}
+}
+
+// holdOne puts one more hold of rec's key in flight (durable: a journaled
+// one), under fmu, and tells whether the key was in flight already.
+func (p *Pipeline) holdOne(rec *audit.Record, durable bool) (held bool) {
+	k := flightKey{rec.Account, rec.EventID}
+	c := p.flight[k]
+	held = c.n > 0
+	c.n++
+	if durable {
+		c.durable++
+	}
+	p.flight[k] = c
+	return held
 }
 
 // release takes the keys of records out of flight, once stored or given

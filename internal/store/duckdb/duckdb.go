@@ -1398,27 +1398,24 @@ func (s *Store) freshOf(ctx context.Context, records []audit.Record, before func
 	fresh = make([]*audit.Record, 0, len(records))
 	hashes = make([]uint64, 0, len(records))
 	idx = make([]int, 0, len(records)) // idx[j]: the index in records of fresh[j]
-	if checked {
-		for i := range records {
-			r := &records[i]
-			fresh = append(fresh, r)
-			hashes = append(hashes, keyHash(r.Account, r.EventID))
-			idx = append(idx, i)
-		}
-	} else {
-		// Duplicates within the batch: the first copy wins.
-		seen := make(map[recordKey]bool, len(records))
-		for i := range records {
-			r := &records[i]
+	// Duplicates within the batch: the first copy wins (checked records
+	// are distinct).
+	var seen map[recordKey]bool
+	if !checked {
+		seen = make(map[recordKey]bool, len(records))
+	}
+	for i := range records {
+		r := &records[i]
+		if seen != nil {
 			k := recordKey{r.Account, r.EventID}
 			if seen[k] {
 				continue
 			}
 			seen[k] = true
-			fresh = append(fresh, r)
-			hashes = append(hashes, keyHash(r.Account, r.EventID))
-			idx = append(idx, i)
 		}
+		fresh = append(fresh, r)
+		hashes = append(hashes, keyHash(r.Account, r.EventID))
+		idx = append(idx, i)
 	}
 	// Duplicates already stored: candidates by hash, confirmed by key;
 	// only the hashes the key filter holds can be stored.
